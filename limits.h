@@ -1,0 +1,43 @@
+/* limits.h: every limit xmppd enforces and its default, in one place.
+ * Each one has a config key (see config.c / xmppd.conf.example) unless noted as
+ * a compile-time bound. Nothing here allocates; the modules that own the
+ * buffers enforce the numbers. */
+#ifndef XMPPD_LIMITS_H
+#define XMPPD_LIMITS_H
+
+/* XML (RFC 6120 §13.12: servers must accept at least 10000 bytes per stanza). */
+#define LIMIT_STANZA_SIZE 65536     /* max_stanza_size: bytes of one top-level stanza */
+#define LIMIT_XML_DEPTH 32          /* max_xml_depth: element nesting inside a stanza */
+#define LIMIT_XML_ATTRS 32          /* max_xml_attrs: attributes per element */
+#define LIMIT_XML_NAME 256          /* max_xml_name: bytes of an element/attribute name */
+
+/* Addresses (RFC 7622 §3.1: each part at most 1023 bytes). Compile-time. */
+#define JID_PART_MAX 1023
+#define JID_MAX (3 * JID_PART_MAX + 2)
+
+/* Connections. */
+#define LIMIT_MAX_CONNECTIONS 19500   /* max_connections: total open client sockets */
+#define LIMIT_MAX_UNAUTH 256          /* max_unauth: connections not yet authenticated */
+#define LIMIT_MAX_UNAUTH_PER_IP 16    /* max_unauth_per_ip */
+#define LIMIT_OUTQ_SOFT (256 * 1024)  /* outq_soft: stop reading senders into this conn */
+#define LIMIT_OUTQ_HARD (1024 * 1024) /* outq_hard: disconnect the slow reader */
+#define LIMIT_PREAUTH_TIMEOUT 30      /* preauth_timeout: seconds to authenticate */
+#define LIMIT_PING_INTERVAL 300       /* ping_interval: seconds of silence before a ping */
+#define LIMIT_PING_TIMEOUT 60         /* ping_timeout: seconds to answer that ping */
+
+/* Authentication throttling: per source address. */
+#define LIMIT_AUTH_FAIL_DELAY_MAX 8   /* seconds; the delay doubles per failure up to this */
+#define LIMIT_AUTH_FAIL_BAN 10        /* failures before refusing the address for a while */
+#define LIMIT_AUTH_BAN_SECONDS 300
+
+/* IM. */
+#define LIMIT_ROSTER_SIZE 1000        /* max_roster_items */
+#define LIMIT_OFFLINE_MSGS 500        /* max_offline_messages per account */
+#define LIMIT_VCARD_SIZE 32768        /* max_vcard_size (bytes) */
+#define LIMIT_PRIVATE_SIZE 65536      /* max_private_size (bytes per account) */
+#define LIMIT_BLOCKLIST 1000          /* max_blocklist_items */
+
+/* SCRAM. */
+#define SCRAM_DEFAULT_ITER 4096       /* scram_iterations (RFC 7677 recommends >= 4096) */
+
+#endif
