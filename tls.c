@@ -1,0 +1,944 @@
+/* tls.c: everything that touches mbedTLS (see tls.h): the DRBG, hash/HMAC/PBKDF2,
+ * the self-signed certificate, and the TLS server side over non-blocking fds.
+ * Builds against mbedTLS 2.28 (Debian 12) and 3.x (OpenWrt 3.6); every version
+ * guard lives in the small "compat" helpers below, nowhere else in the tree.
+ * Single-threaded by design: one global DRBG serves all callers. */
+#include "tls.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* version.h pulls in the build configuration on both 2.x (config.h) and 3.x
+ * (build_info.h), so the feature tests below see the library's real options. */
+#include <mbedtls/version.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/md.h>
+#include <mbedtls/net_sockets.h> /* MBEDTLS_ERR_NET_* codes only; no mbedtls_net_* calls */
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+#if defined(MBEDTLS_ERROR_C)
+#include <mbedtls/error.h>
+#endif
+#if defined(MBEDTLS_PKCS5_C)
+#include <mbedtls/pkcs5.h>
+#endif
+#if defined(MBEDTLS_ECP_C)
+#include <mbedtls/ecp.h>
+#endif
+#if defined(MBEDTLS_ASN1_WRITE_C)
+#include <mbedtls/asn1write.h>
+#include <mbedtls/oid.h>
+#endif
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_PSA_CRYPTO_C)
+#include <psa/crypto.h>
+#endif
+
+/* Self-signed generation needs these modules; OpenWrt builds may drop some. */
+#if defined(MBEDTLS_X509_CRT_WRITE_C) && defined(MBEDTLS_PK_WRITE_C) &&                            \
+    defined(MBEDTLS_PEM_WRITE_C) && defined(MBEDTLS_ECP_C) && defined(MBEDTLS_ECDSA_C) &&          \
+    defined(MBEDTLS_ECP_DP_SECP256R1_ENABLED) && defined(MBEDTLS_ASN1_WRITE_C)
+#define TLS_HAVE_CERT_WRITE 1
+#endif
+
+/* Certificate and key files larger than this are refused: a chain is a few KiB. */
+#define TLS_MAX_PEM_FILE (1024 * 1024)
+
+/* ---- global state ---- */
+
+static struct {
+    int ready;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+} g;
+
+struct tls_server {
+    int refs;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt chain;
+    mbedtls_pk_context key;
+};
+
+/* Only the ssl context and what the bio callbacks need: per-connection memory is
+ * dominated by the record buffers mbedtls_ssl_setup allocates (STYLE.md §5). */
+struct tls_conn {
+    mbedtls_ssl_context ssl;
+    struct tls_server *srv;
+    int fd;
+    int last_err;  /* last fatal mbedTLS code, for tls_conn_error */
+    int sys_errno; /* errno behind an MBEDTLS_ERR_NET_* code */
+};
+
+/* Server-side suites, in server preference order (mbedTLS honours the server's
+ * order by default). Only ephemeral ECDH + AEAD: forward secrecy, no CBC/RSA kx.
+ * Suites the library was built without are skipped at handshake time. */
+static const int tls_ciphersuites[] = {
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    /* TLS 1.3 suites share this list on 3.x; all are AEAD with (EC)DHE. */
+    MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+#endif
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    0,
+};
+
+/* ---- error strings ---- */
+
+static void set_err(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errsz, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || errsz == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err, errsz, fmt, ap);
+    va_end(ap);
+}
+
+/* Text for an mbedTLS error code; MBEDTLS_ERROR_C is optional in small builds. */
+static const char *mbed_str(int code, char *buf, size_t bufsz)
+{
+#if defined(MBEDTLS_ERROR_C)
+    mbedtls_strerror(code, buf, bufsz);
+#else
+    snprintf(buf, bufsz, "mbedTLS error -0x%04x", (unsigned)-code);
+#endif
+    return buf;
+}
+
+static void set_mbed_err(char *err, size_t errsz, const char *what, int code)
+{
+    char tmp[160];
+    set_err(err, errsz, "%s: %s", what, mbed_str(code, tmp, sizeof(tmp)));
+}
+
+/* ---- version compatibility helpers (the only MBEDTLS_VERSION_NUMBER guards) ---- */
+
+static int rng(void *ctx, unsigned char *out, size_t len)
+{
+    return mbedtls_ctr_drbg_random(ctx, out, len);
+}
+
+/* 3.0 added an RNG argument (used for blinding while parsing). */
+static int compat_parse_key(mbedtls_pk_context *key, const unsigned char *buf, size_t len)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    return mbedtls_pk_parse_key(key, buf, len, NULL, 0, rng, &g.drbg);
+#else
+    return mbedtls_pk_parse_key(key, buf, len, NULL, 0);
+#endif
+}
+
+/* 3.0 added an RNG argument here too. */
+static int compat_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context *prv)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    return mbedtls_pk_check_pair(pub, prv, rng, &g.drbg);
+#else
+    return mbedtls_pk_check_pair(pub, prv);
+#endif
+}
+
+/* 3.2 replaced (major, minor) pairs with mbedtls_ssl_protocol_version. Before
+ * 3.2 there is no usable TLS 1.3 server, so the default maximum stays. */
+static void compat_conf_versions(mbedtls_ssl_config *conf)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000
+    mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
+#else
+    mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#endif
+#else
+    mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+}
+
+/* 2.x prefers the largest curve (secp521r1) for ECDHE: needlessly slow for a
+ * router and its clients. 3.x's default list already starts with X25519, P-256. */
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+static const mbedtls_ecp_group_id tls_curves[] = {
+#if defined(MBEDTLS_ECP_DP_CURVE25519_ENABLED)
+    MBEDTLS_ECP_DP_CURVE25519,
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP256R1_ENABLED)
+    MBEDTLS_ECP_DP_SECP256R1,
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP384R1_ENABLED)
+    MBEDTLS_ECP_DP_SECP384R1,
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP521R1_ENABLED)
+    MBEDTLS_ECP_DP_SECP521R1,
+#endif
+    MBEDTLS_ECP_DP_NONE,
+};
+#endif
+
+static void compat_conf_curves(mbedtls_ssl_config *conf)
+{
+#if MBEDTLS_VERSION_NUMBER < 0x03000000
+    mbedtls_ssl_conf_curves(conf, tls_curves);
+#else
+    (void)conf;
+#endif
+}
+
+#if defined(MBEDTLS_PKCS5_C)
+/* 3.3 added the _ext form taking the hash type; the context form is deprecated. */
+static int compat_pbkdf2(mbedtls_md_type_t type, const unsigned char *pw, size_t pwlen,
+                         const unsigned char *salt, size_t saltlen, unsigned iter, uint32_t outlen,
+                         unsigned char *out)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03030000
+    return mbedtls_pkcs5_pbkdf2_hmac_ext(type, pw, pwlen, salt, saltlen, iter, outlen, out);
+#else
+    mbedtls_md_context_t md;
+    int ret;
+    mbedtls_md_init(&md);
+    ret = mbedtls_md_setup(&md, mbedtls_md_info_from_type(type), 1);
+    if (ret == 0) {
+        ret = mbedtls_pkcs5_pbkdf2_hmac(&md, pw, pwlen, salt, saltlen, iter, outlen, out);
+    }
+    mbedtls_md_free(&md);
+    return ret;
+#endif
+}
+#endif
+
+#if defined(TLS_HAVE_CERT_WRITE)
+/* 3.4 takes the serial as raw big-endian bytes; the mpi setter is deprecated. */
+static int compat_set_serial(mbedtls_x509write_cert *crt, unsigned char *serial, size_t len)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03040000
+    return mbedtls_x509write_crt_set_serial_raw(crt, serial, len);
+#else
+    mbedtls_mpi mpi;
+    int ret;
+    mbedtls_mpi_init(&mpi);
+    ret = mbedtls_mpi_read_binary(&mpi, serial, len);
+    if (ret == 0) {
+        ret = mbedtls_x509write_crt_set_serial(crt, &mpi);
+    }
+    mbedtls_mpi_free(&mpi);
+    return ret;
+#endif
+}
+#endif
+
+/* 3.x routes parts of TLS 1.3 and X.509 through PSA; 3.6.0 fails TLS 1.3
+ * handshakes unless psa_crypto_init() ran first. */
+static int compat_psa_init(void)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_PSA_CRYPTO_C)
+    return psa_crypto_init() == PSA_SUCCESS ? 0 : -1;
+#else
+    return 0;
+#endif
+}
+
+static void compat_psa_free(void)
+{
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_PSA_CRYPTO_C)
+    mbedtls_psa_crypto_free();
+#endif
+}
+
+/* ---- crypto helpers ---- */
+
+int tls_global_init(void)
+{
+    static const char pers[] = "tls.c ctr_drbg";
+    if (g.ready) {
+        return 0;
+    }
+    if (compat_psa_init() != 0) {
+        return -1;
+    }
+    mbedtls_entropy_init(&g.entropy);
+    mbedtls_ctr_drbg_init(&g.drbg);
+    if (mbedtls_ctr_drbg_seed(&g.drbg, mbedtls_entropy_func, &g.entropy,
+                              (const unsigned char *)pers, sizeof(pers) - 1) != 0) {
+        mbedtls_ctr_drbg_free(&g.drbg);
+        mbedtls_entropy_free(&g.entropy);
+        compat_psa_free();
+        return -1;
+    }
+    g.ready = 1;
+    return 0;
+}
+
+void tls_global_free(void)
+{
+    if (!g.ready) {
+        return;
+    }
+    mbedtls_ctr_drbg_free(&g.drbg);
+    mbedtls_entropy_free(&g.entropy);
+    compat_psa_free();
+    g.ready = 0;
+}
+
+int tls_random(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    if (!g.ready) {
+        return -1;
+    }
+    /* The DRBG serves at most MBEDTLS_CTR_DRBG_MAX_REQUEST bytes per call. */
+    while (len > 0) {
+        size_t n = len < MBEDTLS_CTR_DRBG_MAX_REQUEST ? len : MBEDTLS_CTR_DRBG_MAX_REQUEST;
+        if (mbedtls_ctr_drbg_random(&g.drbg, p, n) != 0) {
+            return -1;
+        }
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static const mbedtls_md_info_t *md_info(enum tls_hash h)
+{
+    switch (h) {
+    case TLS_SHA1:
+        return mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
+    case TLS_SHA256:
+        return mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    }
+    return NULL;
+}
+
+size_t tls_hash_len(enum tls_hash h)
+{
+    switch (h) {
+    case TLS_SHA1:
+        return 20;
+    case TLS_SHA256:
+        return 32;
+    }
+    return 0;
+}
+
+int tls_hash(enum tls_hash h, const void *data, size_t len, unsigned char *out)
+{
+    const mbedtls_md_info_t *info = md_info(h);
+    if (!info || mbedtls_md(info, data, len, out) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int tls_hmac(enum tls_hash h, const void *key, size_t keylen, const void *data, size_t len,
+             unsigned char *out)
+{
+    const mbedtls_md_info_t *info = md_info(h);
+    if (!info || mbedtls_md_hmac(info, key, keylen, data, len, out) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+#if !defined(MBEDTLS_PKCS5_C)
+/* RFC 8018 §5.2 over mbedTLS HMAC, for builds without the PKCS#5 module.
+ * T_i = U_1 ^ ... ^ U_c, U_1 = PRF(P, S || INT(i)), U_j = PRF(P, U_{j-1}). */
+static int own_pbkdf2(const mbedtls_md_info_t *info, const unsigned char *pw, size_t pwlen,
+                      const unsigned char *salt, size_t saltlen, unsigned iter, unsigned char *out,
+                      size_t outlen)
+{
+    mbedtls_md_context_t md;
+    unsigned char u[MBEDTLS_MD_MAX_SIZE], t[MBEDTLS_MD_MAX_SIZE], ctr[4];
+    size_t hlen = mbedtls_md_get_size(info);
+    uint32_t block = 1;
+    int ret;
+
+    mbedtls_md_init(&md);
+    ret = mbedtls_md_setup(&md, info, 1);
+    if (ret == 0) {
+        ret = mbedtls_md_hmac_starts(&md, pw, pwlen);
+    }
+    while (ret == 0 && outlen > 0) {
+        size_t n = outlen < hlen ? outlen : hlen;
+        ctr[0] = (unsigned char)(block >> 24);
+        ctr[1] = (unsigned char)(block >> 16);
+        ctr[2] = (unsigned char)(block >> 8);
+        ctr[3] = (unsigned char)block;
+        ret = mbedtls_md_hmac_update(&md, salt, saltlen);
+        ret = ret ? ret : mbedtls_md_hmac_update(&md, ctr, sizeof(ctr));
+        ret = ret ? ret : mbedtls_md_hmac_finish(&md, u);
+        ret = ret ? ret : mbedtls_md_hmac_reset(&md);
+        memcpy(t, u, hlen);
+        for (unsigned i = 1; ret == 0 && i < iter; i++) {
+            ret = mbedtls_md_hmac_update(&md, u, hlen);
+            ret = ret ? ret : mbedtls_md_hmac_finish(&md, u);
+            ret = ret ? ret : mbedtls_md_hmac_reset(&md);
+            for (size_t k = 0; k < hlen; k++) {
+                t[k] ^= u[k];
+            }
+        }
+        memcpy(out, t, n);
+        out += n;
+        outlen -= n;
+        block++;
+    }
+    mbedtls_md_free(&md);
+    mbedtls_platform_zeroize(u, sizeof(u));
+    mbedtls_platform_zeroize(t, sizeof(t));
+    return ret;
+}
+#endif
+
+int tls_pbkdf2(enum tls_hash h, const void *pw, size_t pwlen, const unsigned char *salt,
+               size_t saltlen, int iter, unsigned char *out, size_t outlen)
+{
+    const mbedtls_md_info_t *info = md_info(h);
+    if (!info || iter < 1 || outlen == 0 || outlen > UINT32_MAX) {
+        return -1;
+    }
+#if defined(MBEDTLS_PKCS5_C)
+    int ret = compat_pbkdf2(mbedtls_md_get_type(info), pw, pwlen, salt, saltlen, (unsigned)iter,
+                            (uint32_t)outlen, out);
+#else
+    int ret = own_pbkdf2(info, pw, pwlen, salt, saltlen, (unsigned)iter, out, outlen);
+#endif
+    return ret == 0 ? 0 : -1;
+}
+
+/* ---- self-signed certificate ---- */
+
+#if defined(TLS_HAVE_CERT_WRITE)
+/* We put the domain unescaped into "CN=..." (mbedTLS parses ',', '=', '\\') and
+ * into a dNSName, which must be an ASCII (A-label) host name: allow only that. */
+static int domain_ok(const char *d)
+{
+    size_t len = strlen(d);
+    if (len == 0 || len > 253 || d[0] == '.' || d[0] == '-') {
+        return 0;
+    }
+    for (const char *p = d; *p; p++) {
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.' || ch == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* subjectAltName ::= SEQUENCE { [2] IMPLICIT IA5String dNSName } (RFC 5280
+ * §4.2.1.6). Written by hand because the SAN setter only exists in 3.x; one code
+ * path, tested here on 2.28, serves both. ASN.1 writers fill from the end. */
+static int add_san_dns(mbedtls_x509write_cert *crt, const char *domain)
+{
+    unsigned char buf[300];
+    unsigned char *p = buf + sizeof(buf);
+    size_t dlen = strlen(domain), len = 0;
+    int ret;
+
+    ret = mbedtls_asn1_write_raw_buffer(&p, buf, (const unsigned char *)domain, dlen);
+    if (ret < 0) {
+        return ret;
+    }
+    len += (size_t)ret;
+    if ((ret = mbedtls_asn1_write_len(&p, buf, len)) < 0) {
+        return ret;
+    }
+    len += (size_t)ret;
+    ret =
+        mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME);
+    if (ret < 0) {
+        return ret;
+    }
+    len += (size_t)ret;
+    if ((ret = mbedtls_asn1_write_len(&p, buf, len)) < 0) {
+        return ret;
+    }
+    len += (size_t)ret;
+    ret = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE);
+    if (ret < 0) {
+        return ret;
+    }
+    len += (size_t)ret;
+    return mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
+                                               MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, p,
+                                               len);
+}
+
+/* notBefore is backdated a day so a client whose clock lags still accepts it.
+ * Routers without an RTC may run before NTP sync with a clock in 1970: notAfter
+ * counts from no earlier than 2024-01-01 so the cert is not born expired. */
+static int validity(char *not_before, char *not_after)
+{
+    const time_t floor_2024 = 1704067200;
+    time_t now = time(NULL), nb = now - 86400, na = now < floor_2024 ? floor_2024 : now;
+    struct tm tm;
+
+    if (!gmtime_r(&nb, &tm) || strftime(not_before, 15, "%Y%m%d%H%M%S", &tm) != 14) {
+        return -1;
+    }
+    if (!gmtime_r(&na, &tm)) {
+        return -1;
+    }
+    /* Add years in struct tm, not time_t: no overflow with a 32-bit time_t. */
+    tm.tm_year += 10;
+    if (tm.tm_mon == 1 && tm.tm_mday == 29) {
+        tm.tm_mday = 28; /* Feb 29 + 10 years is not a date */
+    }
+    if (strftime(not_after, 15, "%Y%m%d%H%M%S", &tm) != 14) {
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+int tls_make_selfsigned(const char *domain, char **cert_pem, char **key_pem, char *err,
+                        size_t errsz)
+{
+#if !defined(TLS_HAVE_CERT_WRITE)
+    (void)domain;
+    *cert_pem = *key_pem = NULL;
+    set_err(err, errsz, "this mbedTLS build cannot write certificates");
+    return -1;
+#else
+    mbedtls_pk_context key;
+    mbedtls_x509write_cert crt;
+    unsigned char serial[16];
+    unsigned char *cbuf = NULL, *kbuf = NULL;
+    char subject[8 + 256], not_before[16], not_after[16];
+    const size_t cbufsz = 4096, kbufsz = 1024;
+    int ret, rc = -1;
+
+    *cert_pem = *key_pem = NULL;
+    mbedtls_pk_init(&key);
+    mbedtls_x509write_crt_init(&crt);
+
+    if (!g.ready) {
+        set_err(err, errsz, "tls_global_init was not called");
+        goto out;
+    }
+    if (!domain || !domain_ok(domain)) {
+        set_err(err, errsz, "invalid domain for a certificate (ASCII host name expected)");
+        goto out;
+    }
+    cbuf = malloc(cbufsz);
+    kbuf = malloc(kbufsz);
+    if (!cbuf || !kbuf) {
+        set_err(err, errsz, "out of memory");
+        goto out;
+    }
+    ret = mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+    if (ret == 0) {
+        ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(key), rng, &g.drbg);
+    }
+    if (ret != 0) {
+        set_mbed_err(err, errsz, "generating P-256 key", ret);
+        goto out;
+    }
+
+    /* RFC 5280 §4.1.2.2: positive, at most 20 octets, unpredictable. Clearing the top
+     * bit keeps it positive; setting bit 0 of the first byte keeps DER minimal. */
+    if (tls_random(serial, sizeof(serial)) != 0) {
+        set_err(err, errsz, "random number generator failed");
+        goto out;
+    }
+    serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x01);
+
+    snprintf(subject, sizeof(subject), "CN=%s", domain);
+    if (validity(not_before, not_after) != 0) {
+        set_err(err, errsz, "cannot format certificate validity");
+        goto out;
+    }
+    mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
+    mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
+    mbedtls_x509write_crt_set_subject_key(&crt, &key);
+    mbedtls_x509write_crt_set_issuer_key(&crt, &key);
+    if ((ret = compat_set_serial(&crt, serial, sizeof(serial))) != 0 ||
+        (ret = mbedtls_x509write_crt_set_subject_name(&crt, subject)) != 0 ||
+        (ret = mbedtls_x509write_crt_set_issuer_name(&crt, subject)) != 0 ||
+        (ret = mbedtls_x509write_crt_set_validity(&crt, not_before, not_after)) != 0 ||
+        (ret = mbedtls_x509write_crt_set_basic_constraints(&crt, 0, -1)) != 0 ||
+        (ret = mbedtls_x509write_crt_set_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE)) != 0 ||
+        (ret = add_san_dns(&crt, domain)) != 0) {
+        set_mbed_err(err, errsz, "building certificate", ret);
+        goto out;
+    }
+    if ((ret = mbedtls_x509write_crt_pem(&crt, cbuf, cbufsz, rng, &g.drbg)) != 0) {
+        set_mbed_err(err, errsz, "writing certificate", ret);
+        goto out;
+    }
+    if ((ret = mbedtls_pk_write_key_pem(&key, kbuf, kbufsz)) != 0) {
+        set_mbed_err(err, errsz, "writing key", ret);
+        goto out;
+    }
+    *cert_pem = strdup((char *)cbuf);
+    *key_pem = strdup((char *)kbuf);
+    if (!*cert_pem || !*key_pem) {
+        free(*cert_pem);
+        free(*key_pem);
+        *cert_pem = *key_pem = NULL;
+        set_err(err, errsz, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (kbuf) {
+        mbedtls_platform_zeroize(kbuf, kbufsz); /* held the private key */
+    }
+    free(kbuf);
+    free(cbuf);
+    mbedtls_x509write_crt_free(&crt);
+    mbedtls_pk_free(&key);
+    return rc;
+#endif
+}
+
+/* ---- TLS server ---- */
+
+/* Whole file plus a NUL: the PEM parsers want the terminator counted in the length. */
+static unsigned char *read_file(const char *path, size_t *len, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    size_t n = 0, cap = 0;
+
+    if (!f) {
+        set_err(err, errsz, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            unsigned char *nb;
+            if (cap >= TLS_MAX_PEM_FILE) {
+                set_err(err, errsz, "%s: file too large", path);
+                goto fail;
+            }
+            cap = cap ? cap * 2 : 4096;
+            nb = realloc(buf, cap);
+            if (!nb) {
+                set_err(err, errsz, "%s: out of memory", path);
+                goto fail;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        set_err(err, errsz, "%s: read error", path);
+        goto fail;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n + 1;
+    return buf;
+fail:
+    if (buf) {
+        mbedtls_platform_zeroize(buf, cap); /* may be a key file */
+    }
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+struct tls_server *tls_server_new(const char *cert_file, const char *key_file, char *err,
+                                  size_t errsz)
+{
+    struct tls_server *s = NULL;
+    unsigned char *pem = NULL;
+    size_t len = 0;
+    int ret;
+
+    if (!g.ready) {
+        set_err(err, errsz, "tls_global_init was not called");
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        set_err(err, errsz, "out of memory");
+        return NULL;
+    }
+    s->refs = 1;
+    mbedtls_ssl_config_init(&s->conf);
+    mbedtls_x509_crt_init(&s->chain);
+    mbedtls_pk_init(&s->key);
+
+    pem = read_file(cert_file, &len, err, errsz);
+    if (!pem) {
+        goto fail;
+    }
+    ret = mbedtls_x509_crt_parse(&s->chain, pem, len);
+    free(pem);
+    pem = NULL;
+    if (ret < 0) {
+        set_mbed_err(err, errsz, cert_file, ret);
+        goto fail;
+    }
+    if (ret > 0) {
+        /* A positive return counts certificates that failed to parse: refuse a
+         * half-loaded chain rather than serve one clients cannot verify. */
+        set_err(err, errsz, "%s: %d certificate(s) could not be parsed", cert_file, ret);
+        goto fail;
+    }
+
+    pem = read_file(key_file, &len, err, errsz);
+    if (!pem) {
+        goto fail;
+    }
+    ret = compat_parse_key(&s->key, pem, len);
+    mbedtls_platform_zeroize(pem, len);
+    free(pem);
+    pem = NULL;
+    if (ret != 0) {
+        set_mbed_err(err, errsz, key_file, ret);
+        goto fail;
+    }
+    /* The first certificate is the leaf; catch a mismatched pair at start-up
+     * instead of at every handshake. */
+    if ((ret = compat_check_pair(&s->chain.pk, &s->key)) != 0) {
+        set_err(err, errsz, "%s does not match the certificate in %s", key_file, cert_file);
+        goto fail;
+    }
+
+    ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                      MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret != 0) {
+        set_mbed_err(err, errsz, "TLS configuration", ret);
+        goto fail;
+    }
+    compat_conf_versions(&s->conf);
+    compat_conf_curves(&s->conf);
+    mbedtls_ssl_conf_ciphersuites(&s->conf, tls_ciphersuites);
+    mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
+    /* No client certificates (SASL EXTERNAL is not offered) and no session
+     * cache: XMPP streams are long-lived, resumption would only cost memory. */
+    mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_NONE);
+    if ((ret = mbedtls_ssl_conf_own_cert(&s->conf, &s->chain, &s->key)) != 0) {
+        set_mbed_err(err, errsz, "TLS certificate", ret);
+        goto fail;
+    }
+    return s;
+fail:
+    tls_server_unref(s);
+    return NULL;
+}
+
+void tls_server_unref(struct tls_server *s)
+{
+    if (!s || --s->refs > 0) {
+        return;
+    }
+    mbedtls_ssl_config_free(&s->conf);
+    mbedtls_x509_crt_free(&s->chain);
+    mbedtls_pk_free(&s->key);
+    free(s);
+}
+
+/* ---- per-connection I/O ---- */
+
+/* bio callbacks: our own, not mbedtls_net_*, because the event loop owns the fd.
+ * MSG_NOSIGNAL: a peer reset must be an error return, not a SIGPIPE. */
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    struct tls_conn *c = ctx;
+    if (len > INT_MAX) {
+        len = INT_MAX;
+    }
+    for (;;) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0) {
+            return (int)n;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return MBEDTLS_ERR_SSL_WANT_WRITE;
+        }
+        c->sys_errno = errno;
+        return errno == ECONNRESET || errno == EPIPE ? MBEDTLS_ERR_NET_CONN_RESET
+                                                     : MBEDTLS_ERR_NET_SEND_FAILED;
+    }
+}
+
+/* Returning 0 tells mbedTLS the peer closed the transport (MBEDTLS_ERR_SSL_CONN_EOF). */
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    struct tls_conn *c = ctx;
+    if (len > INT_MAX) {
+        len = INT_MAX;
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, len, 0);
+        if (n >= 0) {
+            return (int)n;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return MBEDTLS_ERR_SSL_WANT_READ;
+        }
+        c->sys_errno = errno;
+        return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+    }
+}
+
+/* Any mbedTLS call may want either direction (a write can need to read a
+ * handshake record, a read can need to flush an alert), so map both everywhere. */
+static int map_ret(struct tls_conn *c, int ret)
+{
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
+        return TLS_WANT_READ;
+    }
+    if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        return TLS_WANT_WRITE;
+    }
+    c->last_err = ret;
+    return TLS_ERROR;
+}
+
+struct tls_conn *tls_conn_new(struct tls_server *s, int fd)
+{
+    struct tls_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return NULL;
+    }
+    mbedtls_ssl_init(&c->ssl);
+    if (mbedtls_ssl_setup(&c->ssl, &s->conf) != 0) {
+        mbedtls_ssl_free(&c->ssl);
+        free(c);
+        return NULL;
+    }
+    c->fd = fd;
+    c->srv = s;
+    s->refs++;
+    mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+    return c;
+}
+
+/* Does not close fd: the caller owns it. */
+void tls_conn_free(struct tls_conn *c)
+{
+    if (!c) {
+        return;
+    }
+    mbedtls_ssl_free(&c->ssl);
+    tls_server_unref(c->srv);
+    free(c);
+}
+
+int tls_conn_handshake(struct tls_conn *c)
+{
+    int ret = mbedtls_ssl_handshake(&c->ssl);
+    return ret == 0 ? 0 : map_ret(c, ret);
+}
+
+ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len)
+{
+    if (len == 0) {
+        return TLS_ERROR; /* 0 would read as EOF; callers always offer room */
+    }
+    for (;;) {
+        int ret = mbedtls_ssl_read(&c->ssl, buf, len);
+        if (ret > 0) {
+            return ret;
+        }
+        /* A TCP close without close_notify counts as EOF too: the XMPP layer
+         * notices truncation itself (no closing stream tag). */
+        if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
+            ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+            return 0;
+        }
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+        /* 3.x TLS 1.3: a post-handshake ticket is not data; just read on. */
+        if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+            continue;
+        }
+#endif
+        return map_ret(c, ret);
+    }
+}
+
+ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    for (;;) {
+        int ret = mbedtls_ssl_write(&c->ssl, buf, len);
+        if (ret >= 0) {
+            return ret;
+        }
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+        if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+            continue;
+        }
+#endif
+        return map_ret(c, ret);
+    }
+}
+
+/* Besides decrypted bytes, count 1 when a whole record sits undecrypted in
+ * mbedTLS's input buffer: poll() will not report that either, and
+ * mbedtls_ssl_check_pending() is the library's documented test for it. */
+size_t tls_conn_pending(struct tls_conn *c)
+{
+    size_t n = mbedtls_ssl_get_bytes_avail(&c->ssl);
+    if (n == 0 && mbedtls_ssl_check_pending(&c->ssl)) {
+        n = 1;
+    }
+    return n;
+}
+
+void tls_conn_close(struct tls_conn *c)
+{
+    /* One attempt: if the socket is full the peer simply sees the TCP close. */
+    (void)mbedtls_ssl_close_notify(&c->ssl);
+}
+
+const char *tls_conn_info(struct tls_conn *c, char *out, size_t outsz)
+{
+    const char *suite = mbedtls_ssl_get_ciphersuite(&c->ssl);
+    snprintf(out, outsz, "%s / %s", mbedtls_ssl_get_version(&c->ssl), suite ? suite : "none");
+    return out;
+}
+
+const char *tls_conn_error(struct tls_conn *c, char *out, size_t outsz)
+{
+    char tmp[160];
+    switch (c->last_err) {
+    case 0:
+        snprintf(out, outsz, "no error");
+        break;
+    case MBEDTLS_ERR_NET_SEND_FAILED:
+    case MBEDTLS_ERR_NET_RECV_FAILED:
+    case MBEDTLS_ERR_NET_CONN_RESET:
+        snprintf(out, outsz, "%s", strerror(c->sys_errno));
+        break;
+    default:
+        snprintf(out, outsz, "%s", mbed_str(c->last_err, tmp, sizeof(tmp)));
+        break;
+    }
+    return out;
+}
