@@ -1,0 +1,473 @@
+/* config.c: the configuration file parser and the struct config it fills.
+ * Table driven (STYLE §9, after redis static_configs[]): one row per option
+ * gives its name, type, bounds, default, field and whether SIGHUP may change it.
+ * Every mistake is an error "file:line: what is wrong", never a silent default:
+ * a typo must not weaken security. No I/O besides reading the file, no logging. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "jid.h"
+#include "limits.h"
+#include "log.h"
+
+enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL };
+
+struct option {
+    const char *name;
+    enum opt_type type;
+    long min, max;       /* OPT_INT bounds (inclusive) */
+    long def_int;        /* default of OPT_INT, OPT_BOOL, OPT_LOGLEVEL */
+    const char *def_str; /* default of OPT_STR */
+    size_t offset;       /* of the field in struct config */
+    size_t size;         /* of the field (OPT_STR: buffer size, NUL included) */
+    int reloadable;      /* 1 = SIGHUP applies it; 0 = needs a restart */
+    /* Extra check for a string, may rewrite it (domain is lower-cased). Returns
+     * NULL or what is wrong. */
+    const char *(*check)(char *val, size_t size);
+};
+
+static const char *check_domain(char *val, size_t size);
+static const char *check_address(char *val, size_t size);
+static const char *check_nonempty(char *val, size_t size);
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define STR(f, def, reload, chk) {#f, OPT_STR, 0, 0, 0, def, FIELD(f), reload, chk}
+#define INT(f, lo, hi, def, reload) {#f, OPT_INT, lo, hi, def, NULL, FIELD(f), reload, NULL}
+#define BOOL(f, def, reload) {#f, OPT_BOOL, 0, 1, def, NULL, FIELD(f), reload, NULL}
+#define LEVEL(f, def, reload)                                                                \
+    {#f, OPT_LOGLEVEL, L_ERROR, L_DEBUG, def, NULL, FIELD(f), reload, NULL}
+
+/* What a restart is needed for: the listeners are bound, privileges dropped
+ * and the connection table sized once at start-up; domain and data_dir name
+ * everything stored. Everything else applies to connections made after a
+ * SIGHUP (TLS files build a new context for new connections, STYLE §5). */
+static const struct option options[] = {
+    STR(domain, "localhost", 0, check_domain),
+    STR(data_dir, "./data", 0, check_nonempty),
+    STR(listen_address, "127.0.0.1", 0, check_address),
+    INT(c2s_port, 0, 65535, 5222, 0),
+    INT(c2s_tls_port, 0, 65535, 5223, 0),
+    STR(tls_cert, "", 1, NULL),
+    STR(tls_key, "", 1, NULL),
+    BOOL(require_tls, 1, 1),
+    BOOL(plain_without_tls, 0, 1),
+    STR(user, "", 0, NULL),
+    STR(group, "", 0, NULL),
+    BOOL(allow_root, 0, 0),
+    LEVEL(log_level, L_INFO, 1),
+    BOOL(log_syslog, -1, 0), /* -1 = not set: syslog unless running with -f */
+
+    /* RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
+     * The upper bound keeps one stanza within an offline record (store.h). */
+    INT(max_stanza_size, 10000, 1048576, LIMIT_STANZA_SIZE, 1),
+    INT(max_xml_depth, 8, 256, LIMIT_XML_DEPTH, 1),
+    INT(max_xml_attrs, 8, 256, LIMIT_XML_ATTRS, 1),
+    INT(max_xml_name, 64, 4096, LIMIT_XML_NAME, 1),
+    INT(max_connections, 1, 1000000, LIMIT_MAX_CONNECTIONS, 0),
+    INT(max_unauth, 1, 1000000, LIMIT_MAX_UNAUTH, 1),
+    INT(max_unauth_per_ip, 1, 1000000, LIMIT_MAX_UNAUTH_PER_IP, 1),
+    INT(outq_soft, 4096, 1073741824, LIMIT_OUTQ_SOFT, 1),
+    INT(outq_hard, 4096, 1073741824, LIMIT_OUTQ_HARD, 1),
+    INT(preauth_timeout, 1, 3600, LIMIT_PREAUTH_TIMEOUT, 1),
+    INT(ping_interval, 10, 86400, LIMIT_PING_INTERVAL, 1),
+    INT(ping_timeout, 1, 3600, LIMIT_PING_TIMEOUT, 1),
+    /* RFC 5802 §5.1 / RFC 7677 §4: at least 4096 iterations. */
+    INT(scram_iterations, 4096, 10000000, SCRAM_DEFAULT_ITER, 1),
+
+    INT(max_roster_items, 0, 100000, LIMIT_ROSTER_SIZE, 1),
+    INT(max_offline_messages, 0, 100000, LIMIT_OFFLINE_MSGS, 1),
+    INT(max_vcard_size, 0, 1048576, LIMIT_VCARD_SIZE, 1),
+    INT(max_private_size, 0, 1048576, LIMIT_PRIVATE_SIZE, 1),
+    INT(max_blocklist_items, 0, 100000, LIMIT_BLOCKLIST, 1),
+    BOOL(allow_registration, 0, 1),
+    BOOL(allow_password_change, 1, 1),
+    BOOL(hide_version, 0, 1),
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+#define LINE_MAX_LEN 1024
+
+static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
+
+static int *int_field(struct config *c, const struct option *o)
+{
+    return (int *)((char *)c + o->offset);
+}
+
+static const int *int_field_c(const struct config *c, const struct option *o)
+{
+    return (const int *)((const char *)c + o->offset);
+}
+
+static char *str_field(struct config *c, const struct option *o)
+{
+    return (char *)c + o->offset;
+}
+
+static const char *str_field_c(const struct config *c, const struct option *o)
+{
+    return (const char *)c + o->offset;
+}
+
+/* The domain is a JID with neither localpart nor resource; jid_parse also
+ * lower-cases it and strips a trailing dot, so it compares like a JID domain. */
+static const char *check_domain(char *val, size_t size)
+{
+    char norm[JID_MAX + 1];
+    struct jid j;
+    if (jid_parse(val, norm, sizeof(norm), &j) < 0 || j.local_len != 0 || j.resource_len != 0 ||
+        j.domain_len == 0) {
+        return "is not a valid domain name";
+    }
+    if (strlen(norm) >= size) {
+        return "is too long";
+    }
+    memcpy(val, norm, strlen(norm) + 1);
+    return NULL;
+}
+
+static const char *check_nonempty(char *val, size_t size)
+{
+    (void)size;
+    return val[0] ? NULL : "must not be empty";
+}
+
+static const char *check_address(char *val, size_t size)
+{
+    unsigned char addr[16];
+    (void)size;
+    if (inet_pton(AF_INET, val, addr) != 1 && inet_pton(AF_INET6, val, addr) != 1) {
+        return "must be an IPv4 or IPv6 address";
+    }
+    return NULL;
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        if (o->type == OPT_STR) {
+            /* Defaults are short literals; snprintf keeps the NUL regardless. */
+            snprintf(str_field(c, o), o->size, "%s", o->def_str);
+        } else {
+            *int_field(c, o) = (int)o->def_int;
+        }
+    }
+}
+
+__attribute__((format(printf, 5, 6))) static int fail(char *err, size_t errsz, const char *path,
+                                                      int line, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (err && errsz) {
+        snprintf(err, errsz, "%s:%d: %s", path, line, what);
+    }
+    return -1;
+}
+
+static const struct option *find_option(const char *name)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (strcmp(options[i].name, name) == 0) {
+            return &options[i];
+        }
+    }
+    return NULL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Store val into the option's field; returns NULL or what is wrong (static or
+ * in msg). */
+static const char *set_value(struct config *c, const struct option *o, char *val, char *msg,
+                             size_t msgsz)
+{
+    switch (o->type) {
+    case OPT_STR: {
+        size_t n = strlen(val);
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)val[i] < 0x20 || val[i] == 0x7f) {
+                return "contains a control character";
+            }
+        }
+        if (n >= o->size) {
+            snprintf(msg, msgsz, "is too long (at most %zu bytes)", o->size - 1);
+            return msg;
+        }
+        if (o->check) {
+            const char *why = o->check(val, o->size);
+            if (why) {
+                return why;
+            }
+        }
+        memcpy(str_field(c, o), val, strlen(val) + 1);
+        return NULL;
+    }
+    case OPT_INT: {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        /* strtol skips leading blanks and takes '+': insist on plain digits. */
+        if (!(val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) || *end != '\0' ||
+            errno == ERANGE || v < o->min || v > o->max) {
+            snprintf(msg, msgsz, "must be an integer from %ld to %ld", o->min, o->max);
+            return msg;
+        }
+        *int_field(c, o) = (int)v;
+        return NULL;
+    }
+    case OPT_BOOL: {
+        int b;
+        if (parse_bool(val, &b) < 0) {
+            return "must be yes or no (also true/false, on/off, 1/0)";
+        }
+        *int_field(c, o) = b;
+        return NULL;
+    }
+    case OPT_LOGLEVEL:
+        for (int i = L_ERROR; i <= L_DEBUG; i++) {
+            if (strcasecmp(val, level_names[i]) == 0) {
+                *int_field(c, o) = i;
+                return NULL;
+            }
+        }
+        return "must be error, warning, notice, info or debug";
+    }
+    return "has an unknown type";
+}
+
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* Split one line into key and value in place. Returns 0 (blank or comment:
+ * *key = NULL), 1 (key and value), or -1 with what is wrong in msg. */
+static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
+{
+    *key = *val = NULL;
+    while (is_blank(*s)) {
+        s++;
+    }
+    if (*s == '\0' || *s == '#') {
+        return 0;
+    }
+    *key = s;
+    while (*s && !is_blank(*s)) {
+        s++;
+    }
+    if (*s == '\0') {
+        snprintf(msg, msgsz, "missing value for '%.64s'", *key);
+        return -1;
+    }
+    *s++ = '\0';
+    while (is_blank(*s)) {
+        s++;
+    }
+    if (*s == '\0') {
+        snprintf(msg, msgsz, "missing value for '%.64s'", *key);
+        return -1;
+    }
+    if (*s == '"') {
+        /* Quoted: \" and \\ stand for " and \; every other byte is literal. */
+        char *out = ++s;
+        *val = out;
+        for (;;) {
+            if (*s == '\0') {
+                snprintf(msg, msgsz, "unterminated quoted value for '%.64s'", *key);
+                return -1;
+            }
+            if (*s == '"') {
+                s++;
+                break;
+            }
+            if (*s == '\\' && (s[1] == '"' || s[1] == '\\')) {
+                s++;
+            }
+            *out++ = *s++;
+        }
+        *out = '\0';
+    } else {
+        *val = s;
+        while (*s && !is_blank(*s)) {
+            s++;
+        }
+        if (*s) {
+            *s++ = '\0';
+        }
+    }
+    while (is_blank(*s)) {
+        s++;
+    }
+    if (*s) {
+        /* Not even a '#' comment: mosquitto users lose settings to inline
+         * comments silently; here it is an error (STYLE §9). */
+        snprintf(msg, msgsz, "unexpected text after the value of '%.64s': \"%.40s\"", *key, s);
+        return -1;
+    }
+    return 1;
+}
+
+/* Checks across options, reported at the line that set the later of them. */
+static int check_whole(const struct config *c, const int *lines, const char *path, char *err,
+                       size_t errsz)
+{
+    const struct option *cert = find_option("tls_cert"), *key = find_option("tls_key");
+    const struct option *soft = find_option("outq_soft"), *hard = find_option("outq_hard");
+    const struct option *p1 = find_option("c2s_port"), *p2 = find_option("c2s_tls_port");
+#define LINE_OF(o) lines[(o) - options]
+#define LATER(a, b) (LINE_OF(a) > LINE_OF(b) ? LINE_OF(a) : LINE_OF(b))
+    if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+        return fail(err, errsz, path, LATER(cert, key),
+                    "tls_cert and tls_key must be set together");
+    }
+    if (c->outq_soft > c->outq_hard) {
+        return fail(err, errsz, path, LATER(soft, hard),
+                    "outq_soft (%d) must not be greater than outq_hard (%d)", c->outq_soft,
+                    c->outq_hard);
+    }
+    if (c->c2s_port == 0 && c->c2s_tls_port == 0) {
+        return fail(err, errsz, path, LATER(p1, p2),
+                    "c2s_port and c2s_tls_port are both 0: nothing to listen on");
+    }
+    if (c->c2s_port == c->c2s_tls_port) {
+        return fail(err, errsz, path, LATER(p1, p2), "c2s_port and c2s_tls_port must differ");
+    }
+#undef LATER
+#undef LINE_OF
+    return 0;
+}
+
+int config_load(const char *path, struct config *c, char *err, size_t errsz)
+{
+    /* Parse into a copy so a failed load (SIGHUP) leaves *c as it was. */
+    struct config tmp;
+    int lines[N_OPTIONS] = {0}; /* where each option was set, 0 = not set */
+    char line[LINE_MAX_LEN + 2];
+    char msg[256];
+    int lineno = 0, rc = 0;
+
+    if (err && errsz) {
+        err[0] = '\0';
+    }
+    config_defaults(&tmp);
+    FILE *f = fopen(path, "re"); /* "e": O_CLOEXEC (glibc, musl) */
+    if (!f) {
+        return fail(err, errsz, path, 0, "cannot open: %s", strerror(errno));
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *key, *val;
+        size_t n = strlen(line);
+        lineno++;
+        if (n > 0 && line[n - 1] == '\n') {
+            line[--n] = '\0';
+        } else if (!feof(f)) {
+            rc = fail(err, errsz, path, lineno, "line too long (at most %d bytes)", LINE_MAX_LEN);
+            break;
+        }
+        if (n > 0 && line[n - 1] == '\r') {
+            line[--n] = '\0'; /* tolerate a file edited on Windows */
+        }
+        if (strlen(line) != n) {
+            rc = fail(err, errsz, path, lineno, "NUL byte in line");
+            break;
+        }
+        int r = split_line(line, &key, &val, msg, sizeof(msg));
+        if (r < 0) {
+            rc = fail(err, errsz, path, lineno, "%s", msg);
+            break;
+        }
+        if (r == 0) {
+            continue;
+        }
+        const struct option *o = find_option(key);
+        if (!o) {
+            rc = fail(err, errsz, path, lineno, "unknown option '%.64s'", key);
+            break;
+        }
+        /* A second line for the same key is most likely an edit gone wrong;
+         * letting the later one win silently could weaken a setting. */
+        if (lines[o - options]) {
+            rc = fail(err, errsz, path, lineno, "'%s' is already set on line %d", o->name,
+                      lines[o - options]);
+            break;
+        }
+        const char *why = set_value(&tmp, o, val, msg, sizeof(msg));
+        if (why) {
+            rc = fail(err, errsz, path, lineno, "'%s' %s", o->name, why);
+            break;
+        }
+        lines[o - options] = lineno;
+    }
+    if (rc == 0 && ferror(f)) {
+        rc = fail(err, errsz, path, lineno, "read error: %s", strerror(errno));
+    }
+    fclose(f);
+    if (rc == 0) {
+        rc = check_whole(&tmp, lines, path, err, errsz);
+    }
+    if (rc == 0) {
+        *c = tmp;
+    }
+    return rc;
+}
+
+void config_restart_needed(const struct config *a, const struct config *b, char *out,
+                           size_t outsz)
+{
+    size_t used = 0;
+    if (!out || outsz == 0) {
+        return;
+    }
+    out[0] = '\0';
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        int differs;
+        if (o->reloadable) {
+            continue;
+        }
+        if (o->type == OPT_STR) {
+            differs = strcmp(str_field_c(a, o), str_field_c(b, o)) != 0;
+        } else {
+            differs = *int_field_c(a, o) != *int_field_c(b, o);
+        }
+        if (!differs) {
+            continue;
+        }
+        int n = snprintf(out + used, outsz - used, "%s%s", used ? ", " : "", o->name);
+        if (n < 0 || (size_t)n >= outsz - used) {
+            out[used] = '\0'; /* drop a name that does not fit rather than cut it */
+            return;
+        }
+        used += (size_t)n;
+    }
+}

@@ -1,0 +1,64 @@
+/* config.h: the configuration file and the struct it fills.
+ * Format: one "key value" per line, '#' starts a comment line, blank lines
+ * ignored, values may be double-quoted when they contain spaces; anything after
+ * the value is an error. The parser is table driven (config.c: one row per
+ * option with type, bounds, default, and whether SIGHUP may change it).
+ * Must not: open sockets or data files, or log (errors go to the caller). */
+#ifndef XMPPD_CONFIG_H
+#define XMPPD_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_STR_MAX 256
+
+struct config {
+    char domain[CONFIG_STR_MAX];         /* domain: the XMPP domain served */
+    char data_dir[CONFIG_STR_MAX];       /* data_dir */
+    char listen_address[64];             /* listen_address: IPv4 or IPv6 literal */
+    int c2s_port;                        /* c2s_port (STARTTLS); 0 disables */
+    int c2s_tls_port;                    /* c2s_tls_port (direct TLS, XEP-0368); 0 disables */
+    char tls_cert[CONFIG_STR_MAX];       /* tls_cert: PEM chain; empty = self-signed in data_dir */
+    char tls_key[CONFIG_STR_MAX];        /* tls_key */
+    int require_tls;                     /* require_tls: STARTTLS before authentication */
+    int plain_without_tls;               /* plain_without_tls: allow PLAIN in clear (benchmarks) */
+    char user[64];                       /* user: drop to this user after binding */
+    char group[64];                      /* group: and this group (default: user's group) */
+    int allow_root;                      /* allow_root: run as root without "user" */
+    int log_level;                       /* log_level: error|warning|notice|info|debug */
+    int log_syslog;                      /* log_syslog: yes/no (default: no with -f, else yes) */
+
+    int max_stanza_size;
+    int max_xml_depth;
+    int max_xml_attrs;
+    int max_xml_name;
+    int max_connections;
+    int max_unauth;
+    int max_unauth_per_ip;
+    int outq_soft;
+    int outq_hard;
+    int preauth_timeout;
+    int ping_interval;
+    int ping_timeout;
+    int scram_iterations;
+
+    int max_roster_items;
+    int max_offline_messages;
+    int max_vcard_size;
+    int max_private_size;
+    int max_blocklist_items;
+    int allow_registration;              /* allow_registration: XEP-0077 in-band sign-up */
+    int allow_password_change;           /* allow_password_change: XEP-0077 for logged-in users */
+    int hide_version;                    /* hide_version: XEP-0092 answers without version/os */
+};
+
+/* Fill every field with its default. */
+void config_defaults(struct config *c);
+/* Parse path over the defaults. Returns 0, or -1 with "file:line: what is
+ * wrong" written into err. Unknown keys and bad values are errors. */
+int config_load(const char *path, struct config *c, char *err, size_t errsz);
+/* Names of options whose value differs between a and b but which only take
+ * effect after a restart (for the SIGHUP log line), comma separated into out. */
+void config_restart_needed(const struct config *a, const struct config *b, char *out,
+                           size_t outsz);
+
+#endif

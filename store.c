@@ -1,0 +1,1292 @@
+/* store.c: every byte that touches the data directory (see store.h, STORAGE.md).
+ * Whole files are replaced with temp + fsync + rename + directory fsync; offline
+ * messages go to an append-only log of checksummed records; accounts appear and
+ * disappear with one directory rename each, so a crash never leaves half an account.
+ * Payloads are opaque bytes: no XML, no connections, no policy beyond quotas. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define ACCOUNT_FILE "account"
+#define ACCOUNT_VERSION_LINE "xmppd-account 1"
+#define ACCOUNT_VERSION_PREFIX "xmppd-account "
+#define ACCOUNT_FILE_MAX 4096
+#define ACCOUNT_ITER_MAX 100000000 /* sanity bound for a parsed iteration count */
+
+#define DOC_PREFIX "doc-"
+#define DOC_NAME_MAX 64
+#define DOC_HEADER_PREFIX "xmppd-doc "
+#define DOC_HEADER_MAX 64 /* "xmppd-doc 1 <20 digits> <8 hex>\n" fits easily */
+
+#define OFFLINE_FILE "offline.log"
+#define OFFLINE_HEADER "xmppd-offline 1\n" /* 16 bytes, the log's version line */
+#define OFFLINE_HEADER_LEN 16
+#define OFFLINE_VERSION_PREFIX "xmppd-offline "
+#define OFFLINE_REC_HDR 12 /* magic[4] len[4] crc[4] */
+static const unsigned char offline_magic[4] = {'O', 'F', 'F', 'L'};
+
+/* Entries of accounts/ that start with '.' are never accounts (escaping makes a
+ * leading '.' into %2E): in-progress creations and tombstones of deletions. */
+#define NEW_PREFIX ".new."
+#define DEL_PREFIX ".del."
+
+static char data_dir[PATH_MAX];
+static char accounts_dir[PATH_MAX];
+static unsigned tmp_counter; /* makes .new./.del. names unique within this process */
+
+/* ---- small helpers ---- */
+
+/* CRC-32 (IEEE 802.3, reflected 0xEDB88320) with a 16-entry nibble table: 64
+ * bytes of rodata instead of 1 KiB, plenty fast for offline messages. */
+uint32_t store_crc32(uint32_t crc, const void *data, size_t len)
+{
+    static const uint32_t tab[16] = {
+        0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
+        0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+        0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
+    };
+    const unsigned char *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ tab[crc & 15];
+        crc = (crc >> 4) ^ tab[crc & 15];
+    }
+    return ~crc;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* snprintf into a path buffer; truncation is an error, never a shorter path. */
+__attribute__((format(printf, 3, 4))) static int path_fmt(char *out, size_t outsz,
+                                                         const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, outsz, fmt, ap);
+    va_end(ap);
+    return (n < 0 || (size_t)n >= outsz) ? -1 : 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Returns the number of bytes read (less than len only at end of file) or -1. */
+static ssize_t read_full(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, p + got, len - got);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* Make a rename/unlink/create in dir durable: the directory entry itself must
+ * reach the disk, or a power cut can bring back the old name (STYLE §11). */
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        log_error("store: open directory %s: %s", dir, strerror(errno));
+        return STORE_EIO;
+    }
+    int rc = 0;
+    /* Some filesystems cannot fsync a directory (EINVAL); there is nothing more
+     * we could do there, so that is not an error. */
+    if (fsync(fd) < 0 && errno != EINVAL) {
+        log_error("store: fsync directory %s: %s", dir, strerror(errno));
+        rc = STORE_EIO;
+    }
+    close(fd);
+    return rc;
+}
+
+/* fsync the directory that holds path. */
+static int fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        return fsync_dir(".");
+    }
+    size_t n = (size_t)(slash - path);
+    if (n == 0) {
+        return fsync_dir("/");
+    }
+    if (n >= sizeof(dir)) {
+        return STORE_EINVAL;
+    }
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return fsync_dir(dir);
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A file failed to parse: keep it for a human as name.bad (replacing an older
+ * .bad of the same file), log, and let the server carry on (STYLE §11). */
+static void quarantine(const char *path, const char *why)
+{
+    char bad[PATH_MAX];
+    if (path_fmt(bad, sizeof(bad), "%s.bad", path) < 0) {
+        log_error("store: %s is damaged (%s) and its name is too long to rename", path, why);
+        return;
+    }
+    if (rename(path, bad) < 0) {
+        log_error("store: %s is damaged (%s); rename to %s failed: %s", path, why, bad,
+                  strerror(errno));
+        return;
+    }
+    fsync_parent(path);
+    log_error("store: %s is damaged (%s); renamed aside to %s", path, why, bad);
+}
+
+/* ---- directory names for bare JIDs ---- */
+
+static int name_char_plain(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '@' || c == '_' ||
+           c == '-';
+}
+
+/* Escape a bare JID into one directory name: bytes outside [a-z0-9.@_-] become
+ * %XX (upper-case hex), and so does a leading '.', so no name is ".", ".." or
+ * hidden (names starting with '.' are ours: .new.* and .del.*). Returns -1 when
+ * bare is empty or the result would pass NAME_MAX. */
+static int escape_name(const char *bare, char *out, size_t outsz)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    if (!bare || !*bare) {
+        return -1;
+    }
+    for (size_t i = 0; bare[i]; i++) {
+        unsigned char c = (unsigned char)bare[i];
+        if (name_char_plain(c) && !(i == 0 && c == '.')) {
+            if (o + 1 >= outsz || o + 1 > NAME_MAX) {
+                return -1;
+            }
+            out[o++] = (char)c;
+        } else {
+            if (o + 3 >= outsz || o + 3 > NAME_MAX) {
+                return -1;
+            }
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Inverse of escape_name. Accepts only the canonical form (so every account has
+ * exactly one directory name): re-escaping the result must give name back. */
+static int unescape_name(const char *name, char *out, size_t outsz)
+{
+    size_t o = 0;
+    for (size_t i = 0; name[i]; i++) {
+        int c = (unsigned char)name[i];
+        if (c == '%') {
+            int hi = hex_val(name[i + 1]);
+            int lo = hi < 0 ? -1 : hex_val(name[i + 2]);
+            if (lo < 0) {
+                return -1;
+            }
+            c = hi << 4 | lo;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= outsz) {
+            return -1;
+        }
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    char check[NAME_MAX + 1];
+    if (escape_name(out, check, sizeof(check)) < 0 || strcmp(check, name) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* DATADIR/accounts/<escaped bare>. */
+static int account_dir(const char *bare, char *out, size_t outsz)
+{
+    char esc[NAME_MAX + 1];
+    if (!accounts_dir[0] || escape_name(bare, esc, sizeof(esc)) < 0) {
+        return -1;
+    }
+    return path_fmt(out, outsz, "%s/%s", accounts_dir, esc);
+}
+
+/* Remove every file in dir, then dir. Used for tombstones and failed creations
+ * only: account directories hold no subdirectories. */
+static int remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        log_error("store: open directory %s: %s", dir, strerror(errno));
+        return STORE_EIO;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char p[PATH_MAX];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        if (path_fmt(p, sizeof(p), "%s/%s", dir, e->d_name) < 0 || unlink(p) < 0) {
+            log_error("store: remove %s/%s: %s", dir, e->d_name, strerror(errno));
+            rc = STORE_EIO;
+        }
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(dir) < 0) {
+        log_error("store: remove directory %s: %s", dir, strerror(errno));
+        rc = STORE_EIO;
+    }
+    return rc;
+}
+
+/* Make a fresh, unique directory accounts/<prefix><pid>.<n>. */
+static int make_temp_dir(const char *prefix, char *out, size_t outsz)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        if (path_fmt(out, outsz, "%s/%s%ld.%u", accounts_dir, prefix, (long)getpid(),
+                     tmp_counter++) < 0) {
+            return STORE_EINVAL;
+        }
+        if (mkdir(out, 0700) == 0) {
+            return 0;
+        }
+        if (errno != EEXIST) {
+            log_error("store: mkdir %s: %s", out, strerror(errno));
+            return STORE_EIO;
+        }
+    }
+    log_error("store: cannot find a free temporary name in %s", accounts_dir);
+    return STORE_EIO;
+}
+
+/* ---- start-up and whole files ---- */
+
+static int ensure_dir(const char *path, const char *parent)
+{
+    if (mkdir(path, 0700) == 0) {
+        /* A new directory entry must reach the disk before anything inside it
+         * is trusted to be durable. */
+        return fsync_dir(parent);
+    }
+    if (errno == EEXIST && is_dir(path)) {
+        return 0;
+    }
+    log_error("store: create directory %s: %s", path, errno == EEXIST ? "not a directory"
+                                                                      : strerror(errno));
+    return STORE_EIO;
+}
+
+int store_init(const char *datadir)
+{
+    char parent[PATH_MAX];
+    data_dir[0] = accounts_dir[0] = '\0';
+    if (!datadir || !*datadir || path_fmt(data_dir, sizeof(data_dir), "%s", datadir) < 0 ||
+        path_fmt(accounts_dir, sizeof(accounts_dir), "%s/accounts", datadir) < 0 ||
+        path_fmt(parent, sizeof(parent), "%s/..", datadir) < 0) {
+        data_dir[0] = accounts_dir[0] = '\0';
+        return STORE_EINVAL;
+    }
+    if (ensure_dir(data_dir, parent) < 0 || ensure_dir(accounts_dir, data_dir) < 0) {
+        data_dir[0] = accounts_dir[0] = '\0';
+        return STORE_EIO;
+    }
+    /* Finish what a crash interrupted: a .new.* directory is an account that
+     * was never published, a .del.* one an account already deleted. Neither is
+     * visible to any lookup, so removing them now changes nothing observable. */
+    DIR *d = opendir(accounts_dir);
+    if (!d) {
+        log_error("store: open directory %s: %s", accounts_dir, strerror(errno));
+        return STORE_EIO;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0 ||
+            strncmp(e->d_name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0) {
+            char p[PATH_MAX];
+            if (path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) == 0) {
+                log_notice("store: removing leftover %s", p);
+                remove_tree(p);
+            }
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+const char *store_dir(void)
+{
+    return data_dir;
+}
+
+/* Hazard: a stale path.tmp may be a hard link to some other file (a crashed
+ * earlier run, or a hostile local user); writing through it would change that
+ * file. So unlink it and create the temp with O_EXCL, which also refuses to
+ * follow a symlink. Returns STORE_ENOENT (not logged) when the directory is
+ * gone, e.g. an account deleted concurrently. */
+int store_write_atomic(const char *path, const void *data, size_t len, int mode)
+{
+    char tmp[PATH_MAX];
+    if (path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
+        return STORE_EINVAL;
+    }
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        log_error("store: remove stale %s: %s", tmp, strerror(errno));
+        return STORE_EIO;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return STORE_ENOENT;
+        }
+        log_error("store: create %s: %s", tmp, strerror(errno));
+        return STORE_EIO;
+    }
+    if (write_all(fd, data, len) < 0) {
+        log_error("store: write %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (fsync(fd) < 0) {
+        log_error("store: fsync %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        log_error("store: close %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        log_error("store: rename %s to %s: %s", tmp, path, strerror(errno));
+        goto fail;
+    }
+    return fsync_parent(path);
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    unlink(tmp);
+    return STORE_EIO;
+}
+
+int store_read_file(const char *path, char **data, size_t *len, size_t maxlen)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return STORE_ENOENT;
+        }
+        log_error("store: open %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        log_error("store: stat %s: %s", path, strerror(errno));
+        close(fd);
+        return STORE_EIO;
+    }
+    if (!S_ISREG(st.st_mode) || (uintmax_t)st.st_size > maxlen) {
+        close(fd);
+        return STORE_EINVAL;
+    }
+    /* Read one byte more than allowed to notice a file that grew since fstat. */
+    size_t cap = (size_t)st.st_size + 1;
+    char *p = malloc(cap + 1);
+    if (!p) {
+        close(fd);
+        return STORE_EIO;
+    }
+    ssize_t n = read_full(fd, p, cap);
+    int err = errno;
+    close(fd);
+    if (n < 0) {
+        log_error("store: read %s: %s", path, strerror(err));
+        free(p);
+        return STORE_EIO;
+    }
+    if ((size_t)n > maxlen) {
+        free(p);
+        return STORE_EINVAL;
+    }
+    p[n] = '\0';
+    *data = p;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* ---- accounts ---- */
+
+/* Key length each slot must have when set (0 = unset). */
+static int creds_valid(const struct scram_creds *c, size_t key_len)
+{
+    if (c->key_len == 0) {
+        return 1;
+    }
+    return c->key_len == key_len && c->iter >= 1 && c->iter <= ACCOUNT_ITER_MAX &&
+           c->salt_len >= 1 && c->salt_len <= SCRAM_SALT_LEN;
+}
+
+static int account_valid(const struct store_account *a)
+{
+    return a && creds_valid(&a->sha1, 20) && creds_valid(&a->sha256, 32) &&
+           (a->sha1.key_len || a->sha256.key_len);
+}
+
+static int format_creds(char *out, size_t outsz, const char *tag, const struct scram_creds *c)
+{
+    char salt[64], sk[64], svk[64];
+    if (c->key_len == 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (sasl_b64_encode(c->salt, c->salt_len, salt, sizeof(salt)) < 0 ||
+        sasl_b64_encode(c->stored_key, c->key_len, sk, sizeof(sk)) < 0 ||
+        sasl_b64_encode(c->server_key, c->key_len, svk, sizeof(svk)) < 0) {
+        return -1;
+    }
+    return path_fmt(out, outsz, "%s %d %s %s %s\n", tag, c->iter, salt, sk, svk);
+}
+
+static int account_format(const struct store_account *a, char *out, size_t outsz)
+{
+    char l1[256], l2[256];
+    if (format_creds(l1, sizeof(l1), "scram-sha-1", &a->sha1) < 0 ||
+        format_creds(l2, sizeof(l2), "scram-sha-256", &a->sha256) < 0) {
+        return -1;
+    }
+    int n = snprintf(out, outsz, "%s\n%s%s", ACCOUNT_VERSION_LINE, l1, l2);
+    return (n < 0 || (size_t)n >= outsz) ? -1 : n;
+}
+
+/* Next space-separated token of line [*p, end); returns its length, 0 at end. */
+static size_t next_token(const char **p, const char *end, const char **tok)
+{
+    const char *s = *p;
+    if (s < end && *s == ' ') {
+        s++;
+    }
+    *tok = s;
+    while (s < end && *s != ' ') {
+        s++;
+    }
+    *p = s;
+    return (size_t)(s - *tok);
+}
+
+static int parse_b64(const char *tok, size_t n, unsigned char *out, size_t outsz)
+{
+    if (n == 0 || n > 64) {
+        return -1;
+    }
+    return sasl_b64_decode(tok, n, out, outsz);
+}
+
+/* "<iter> <salt> <stored_key> <server_key>" with exactly single spaces. */
+static int parse_creds(const char *p, const char *end, size_t key_len, struct scram_creds *c)
+{
+    const char *tok;
+    size_t n = next_token(&p, end, &tok);
+    long iter = 0;
+    if (n == 0 || n > 9) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (tok[i] < '0' || tok[i] > '9') {
+            return -1;
+        }
+        iter = iter * 10 + (tok[i] - '0');
+    }
+    if (iter < 1 || iter > ACCOUNT_ITER_MAX) {
+        return -1;
+    }
+    c->iter = (int)iter;
+    n = next_token(&p, end, &tok);
+    int r = parse_b64(tok, n, c->salt, sizeof(c->salt));
+    if (r < 1) {
+        return -1;
+    }
+    c->salt_len = (size_t)r;
+    n = next_token(&p, end, &tok);
+    if (parse_b64(tok, n, c->stored_key, sizeof(c->stored_key)) != (int)key_len) {
+        return -1;
+    }
+    n = next_token(&p, end, &tok);
+    if (parse_b64(tok, n, c->server_key, sizeof(c->server_key)) != (int)key_len) {
+        return -1;
+    }
+    if (p != end) {
+        return -1;
+    }
+    c->key_len = key_len;
+    return 0;
+}
+
+/* Returns 0, -1 (damaged) or -2 (a newer format version we must not touch). */
+static int account_parse(const char *data, size_t len, struct store_account *a)
+{
+    const char *p = data, *end = data + len;
+    int line = 0;
+    memset(a, 0, sizeof(*a));
+    if (memchr(data, '\0', len)) {
+        return -1;
+    }
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            return -1; /* every line ends with '\n'; a missing one means a cut file */
+        }
+        size_t n = (size_t)(nl - p);
+        if (line == 0) {
+            if (n != strlen(ACCOUNT_VERSION_LINE) || memcmp(p, ACCOUNT_VERSION_LINE, n) != 0) {
+                size_t pl = strlen(ACCOUNT_VERSION_PREFIX);
+                return (n > pl && memcmp(p, ACCOUNT_VERSION_PREFIX, pl) == 0) ? -2 : -1;
+            }
+        } else if (n > 12 && memcmp(p, "scram-sha-1 ", 12) == 0) {
+            if (a->sha1.key_len || parse_creds(p + 12, nl, 20, &a->sha1) < 0) {
+                return -1;
+            }
+        } else if (n > 14 && memcmp(p, "scram-sha-256 ", 14) == 0) {
+            if (a->sha256.key_len || parse_creds(p + 14, nl, 32, &a->sha256) < 0) {
+                return -1;
+            }
+        } else {
+            return -1;
+        }
+        line++;
+        p = nl + 1;
+    }
+    return account_valid(a) ? 0 : -1;
+}
+
+static int write_account_file(const char *dir, const struct store_account *a)
+{
+    char path[PATH_MAX];
+    char text[1024];
+    int n = account_format(a, text, sizeof(text));
+    if (n < 0 || path_fmt(path, sizeof(path), "%s/%s", dir, ACCOUNT_FILE) < 0) {
+        return STORE_EINVAL;
+    }
+    int rc = store_write_atomic(path, text, (size_t)n, 0600);
+    memset(text, 0, sizeof(text));
+    return rc;
+}
+
+/* Build the account in a hidden .new.* directory and publish it with one
+ * rename: the account is either absent or complete, never half made. rename()
+ * refuses a non-empty target, so of two racing creators exactly one wins (the
+ * target always holds "account" once published). */
+int store_account_create(const char *bare, const struct store_account *a)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX];
+    if (!account_valid(a) || account_dir(bare, dir, sizeof(dir)) < 0) {
+        return STORE_EINVAL;
+    }
+    if (is_dir(dir)) {
+        return STORE_EEXIST;
+    }
+    int rc = make_temp_dir(NEW_PREFIX, tmp, sizeof(tmp));
+    if (rc < 0) {
+        return rc;
+    }
+    rc = write_account_file(tmp, a);
+    if (rc < 0) {
+        remove_tree(tmp);
+        return rc == STORE_ENOENT ? STORE_EIO : rc;
+    }
+    if (rename(tmp, dir) < 0) {
+        int err = errno;
+        remove_tree(tmp);
+        if (err == EEXIST || err == ENOTEMPTY || err == ENOTDIR || err == EISDIR) {
+            return STORE_EEXIST;
+        }
+        log_error("store: rename %s to %s: %s", tmp, dir, strerror(err));
+        return STORE_EIO;
+    }
+    return fsync_dir(accounts_dir);
+}
+
+int store_account_put(const char *bare, const struct store_account *a)
+{
+    char dir[PATH_MAX];
+    if (!account_valid(a) || account_dir(bare, dir, sizeof(dir)) < 0) {
+        return STORE_EINVAL;
+    }
+    /* Two tries: the account may appear (racing create) or vanish (racing
+     * delete) between the check and the write. */
+    for (int tries = 0; tries < 2; tries++) {
+        int rc;
+        if (is_dir(dir)) {
+            rc = write_account_file(dir, a);
+            if (rc != STORE_ENOENT) {
+                return rc;
+            }
+        } else {
+            rc = store_account_create(bare, a);
+            if (rc != STORE_EEXIST) {
+                return rc;
+            }
+        }
+    }
+    return STORE_EIO;
+}
+
+int store_account_get(const char *bare, struct store_account *a)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    char *data = NULL;
+    size_t len = 0;
+    memset(a, 0, sizeof(*a));
+    if (account_dir(bare, dir, sizeof(dir)) < 0 ||
+        path_fmt(path, sizeof(path), "%s/%s", dir, ACCOUNT_FILE) < 0) {
+        return STORE_ENOENT; /* a name we cannot store cannot exist */
+    }
+    int rc = store_read_file(path, &data, &len, ACCOUNT_FILE_MAX);
+    if (rc == STORE_ENOENT) {
+        /* The directory only ever appears with its account file inside, so a
+         * directory without one had that file renamed aside as damaged. */
+        return is_dir(dir) ? STORE_ECORRUPT : STORE_ENOENT;
+    }
+    if (rc == STORE_EINVAL) {
+        quarantine(path, "too large");
+        return STORE_ECORRUPT;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    rc = account_parse(data, len, a);
+    memset(data, 0, len);
+    free(data);
+    if (rc == -2) {
+        /* Written by a newer xmppd (a downgrade): refuse it, but leave the file
+         * alone so upgrading again loses nothing. */
+        log_error("store: %s has a newer format version; not touching it", path);
+        memset(a, 0, sizeof(*a));
+        return STORE_ECORRUPT;
+    }
+    if (rc < 0) {
+        memset(a, 0, sizeof(*a));
+        quarantine(path, "does not parse");
+        return STORE_ECORRUPT;
+    }
+    return 0;
+}
+
+int store_account_exists(const char *bare)
+{
+    char dir[PATH_MAX];
+    if (account_dir(bare, dir, sizeof(dir)) < 0) {
+        return 0;
+    }
+    return is_dir(dir);
+}
+
+/* Rename the account to a hidden tombstone first: from then on it does not
+ * exist for any lookup, and a crash mid-removal leaves only a tombstone that
+ * store_init finishes off, never half an account that looks valid. */
+int store_account_delete(const char *bare)
+{
+    char dir[PATH_MAX], tomb[PATH_MAX];
+    if (account_dir(bare, dir, sizeof(dir)) < 0) {
+        return STORE_ENOENT;
+    }
+    if (!is_dir(dir)) {
+        return STORE_ENOENT;
+    }
+    for (int tries = 0; tries < 100; tries++) {
+        if (path_fmt(tomb, sizeof(tomb), "%s/%s%ld.%u", accounts_dir, DEL_PREFIX, (long)getpid(),
+                     tmp_counter++) < 0) {
+            return STORE_EINVAL;
+        }
+        /* rename() would replace an empty directory, so check first; a name
+         * with our pid and counter is only ever a leftover of a dead process. */
+        if (access(tomb, F_OK) == 0) {
+            continue;
+        }
+        if (rename(dir, tomb) == 0) {
+            break;
+        }
+        if (errno == ENOENT) {
+            return STORE_ENOENT; /* deleted concurrently */
+        }
+        log_error("store: rename %s to %s: %s", dir, tomb, strerror(errno));
+        return STORE_EIO;
+    }
+    int rc = fsync_dir(accounts_dir);
+    if (rc < 0) {
+        return rc;
+    }
+    /* The account is gone now; failing to free its space is logged, and the
+     * tombstone is retried by store_init on the next start. */
+    if (remove_tree(tomb) == 0) {
+        fsync_dir(accounts_dir);
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
+{
+    if (!accounts_dir[0]) {
+        return STORE_EINVAL;
+    }
+    DIR *d = opendir(accounts_dir);
+    if (!d) {
+        log_error("store: open directory %s: %s", accounts_dir, strerror(errno));
+        return STORE_EIO;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char bare[NAME_MAX + 1], p[PATH_MAX];
+        if (e->d_name[0] == '.') {
+            continue; /* ".", "..", in-progress creations and tombstones */
+        }
+        if (unescape_name(e->d_name, bare, sizeof(bare)) < 0) {
+            log_warn("store: ignoring %s/%s: not an account name", accounts_dir, e->d_name);
+            continue;
+        }
+        if (path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) < 0 || !is_dir(p)) {
+            continue;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, ncap * sizeof(*names));
+            if (!nn) {
+                rc = STORE_EIO;
+                break;
+            }
+            names = nn;
+            cap = ncap;
+        }
+        names[n] = strdup(bare);
+        if (!names[n]) {
+            rc = STORE_EIO;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (rc == 0 && n > 0) {
+        qsort(names, n, sizeof(*names), cmp_str);
+        for (size_t i = 0; i < n; i++) {
+            if (fn(names[i], ud) != 0) {
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* ---- documents ---- */
+
+static int doc_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > DOC_NAME_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Resolve account dir and document path; STORE_ENOENT when the account is absent. */
+static int doc_path(const char *bare, const char *name, char *dir, char *path, size_t sz)
+{
+    if (!doc_name_valid(name)) {
+        return STORE_EINVAL;
+    }
+    if (account_dir(bare, dir, sz) < 0) {
+        return STORE_ENOENT;
+    }
+    if (!is_dir(dir)) {
+        return STORE_ENOENT;
+    }
+    if (path_fmt(path, sz, "%s/%s%s", dir, DOC_PREFIX, name) < 0) {
+        return STORE_EINVAL;
+    }
+    return 0;
+}
+
+/* Document file: "xmppd-doc 1 <len> <crc32 as 8 hex digits>\n" then len payload
+ * bytes. The rename makes a torn write impossible; the length and checksum
+ * catch truncation and bit rot, which would otherwise hand garbage to a client. */
+int store_doc_get(const char *bare, const char *name, char **data, size_t *len, size_t maxlen)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    char *raw = NULL;
+    size_t rawlen = 0;
+    *data = NULL;
+    *len = 0;
+    int rc = doc_path(bare, name, dir, path, sizeof(dir));
+    if (rc < 0) {
+        return rc;
+    }
+    if (maxlen > SIZE_MAX - DOC_HEADER_MAX) {
+        maxlen = SIZE_MAX - DOC_HEADER_MAX;
+    }
+    rc = store_read_file(path, &raw, &rawlen, maxlen + DOC_HEADER_MAX);
+    if (rc < 0) {
+        return rc;
+    }
+    char *nl = memchr(raw, '\n', rawlen < DOC_HEADER_MAX ? rawlen : DOC_HEADER_MAX);
+    unsigned long long plen = 0;
+    unsigned long crc = 0;
+    int version = 0;
+    char canon[DOC_HEADER_MAX];
+    if (!nl) {
+        goto bad;
+    }
+    *nl = '\0';
+    if (sscanf(raw, DOC_HEADER_PREFIX "%d", &version) != 1 || version < 1) {
+        goto bad;
+    }
+    if (version > 1) {
+        log_error("store: %s has a newer format version; not touching it", path);
+        free(raw);
+        return STORE_ECORRUPT;
+    }
+    /* Parse loosely, then insist the header is byte for byte what put writes. */
+    if (sscanf(raw, DOC_HEADER_PREFIX "1 %llu %lx", &plen, &crc) != 2 ||
+        path_fmt(canon, sizeof(canon), DOC_HEADER_PREFIX "1 %llu %08lx", plen, crc) < 0 ||
+        strcmp(canon, raw) != 0) {
+        goto bad;
+    }
+    size_t hdr = (size_t)(nl - raw) + 1;
+    if (plen != rawlen - hdr) {
+        goto bad;
+    }
+    if (plen > maxlen) {
+        free(raw);
+        return STORE_EINVAL;
+    }
+    if (store_crc32(0, raw + hdr, (size_t)plen) != (uint32_t)crc) {
+        goto bad;
+    }
+    /* Hand back the payload in place: shift it over the header. */
+    memmove(raw, raw + hdr, (size_t)plen);
+    raw[plen] = '\0';
+    *data = raw;
+    *len = (size_t)plen;
+    return 0;
+bad:
+    free(raw);
+    quarantine(path, "bad header, length or checksum");
+    return STORE_ECORRUPT;
+}
+
+int store_doc_put(const char *bare, const char *name, const void *data, size_t len)
+{
+    char dir[PATH_MAX], path[PATH_MAX], hdr[DOC_HEADER_MAX];
+    int rc = doc_path(bare, name, dir, path, sizeof(dir));
+    if (rc < 0) {
+        return rc;
+    }
+    int h = snprintf(hdr, sizeof(hdr), "xmppd-doc 1 %zu %08lx\n", len,
+                     (unsigned long)store_crc32(0, data, len));
+    if (h < 0 || (size_t)h >= sizeof(hdr)) {
+        return STORE_EINVAL;
+    }
+    char *buf = malloc((size_t)h + len);
+    if (!buf) {
+        return STORE_EIO;
+    }
+    memcpy(buf, hdr, (size_t)h);
+    if (len) {
+        memcpy(buf + h, data, len);
+    }
+    rc = store_write_atomic(path, buf, (size_t)h + len, 0600);
+    free(buf);
+    return rc;
+}
+
+/* Returns STORE_ENOENT when the account or the document is absent. */
+int store_doc_delete(const char *bare, const char *name)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    int rc = doc_path(bare, name, dir, path, sizeof(dir));
+    if (rc < 0) {
+        return rc;
+    }
+    if (unlink(path) < 0) {
+        if (errno == ENOENT) {
+            return STORE_ENOENT;
+        }
+        log_error("store: remove %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    return fsync_dir(dir);
+}
+
+/* ---- offline messages ----
+ * offline.log = "xmppd-offline 1\n", then records:
+ *   magic "OFFL" | len (u32 big-endian) | crc32(len bytes + payload) (u32 BE) | payload
+ * A crash during an append can leave a torn record at the end; a scan stops at
+ * the first record that is incomplete or fails its checksum. */
+
+struct olog_scan {
+    off_t good_end;  /* end of the last intact record (0: no valid header yet) */
+    off_t file_size; /* bytes in the file */
+    int count;       /* intact records */
+};
+
+enum { OLOG_OK = 0, OLOG_BAD_HEADER = 1, OLOG_NEWER = 2, OLOG_STOPPED = 3 };
+
+/* Walk the log from the start, calling fn (may be NULL) for each intact record.
+ * Returns OLOG_* or STORE_EIO. Never writes. */
+static int olog_scan(int fd, const char *path, struct olog_scan *s,
+                     int (*fn)(const void *rec, size_t len, void *ud), void *ud)
+{
+    unsigned char hdr[OFFLINE_HEADER_LEN];
+    unsigned char rh[OFFLINE_REC_HDR];
+    unsigned char *buf = NULL;
+    size_t bufcap = 0;
+    struct stat st;
+    int rc = OLOG_OK;
+
+    memset(s, 0, sizeof(*s));
+    if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+        log_error("store: stat %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    s->file_size = st.st_size;
+    ssize_t n = read_full(fd, hdr, sizeof(hdr));
+    if (n < 0) {
+        log_error("store: read %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    if (n < OFFLINE_HEADER_LEN) {
+        /* A header cut short by a crash while creating the file is a torn tail
+         * like any other; anything else is not our file. */
+        return memcmp(hdr, OFFLINE_HEADER, (size_t)n) == 0 ? OLOG_OK : OLOG_BAD_HEADER;
+    }
+    if (memcmp(hdr, OFFLINE_HEADER, OFFLINE_HEADER_LEN) != 0) {
+        /* "xmppd-offline N" with N > 1: written by a newer xmppd. */
+        size_t pl = strlen(OFFLINE_VERSION_PREFIX);
+        int v = 0;
+        for (size_t i = pl; i < sizeof(hdr) && hdr[i] >= '0' && hdr[i] <= '9' && v < 1000; i++) {
+            v = v * 10 + (hdr[i] - '0');
+        }
+        return memcmp(hdr, OFFLINE_VERSION_PREFIX, pl) == 0 && v > 1 ? OLOG_NEWER
+                                                                     : OLOG_BAD_HEADER;
+    }
+    s->good_end = OFFLINE_HEADER_LEN;
+    for (;;) {
+        n = read_full(fd, rh, sizeof(rh));
+        if (n < 0) {
+            log_error("store: read %s: %s", path, strerror(errno));
+            rc = STORE_EIO;
+            break;
+        }
+        if (n < OFFLINE_REC_HDR || memcmp(rh, offline_magic, 4) != 0) {
+            break;
+        }
+        uint32_t len = get_be32(rh + 4);
+        if (len > STORE_RECORD_MAX || (off_t)len > s->file_size - s->good_end - OFFLINE_REC_HDR) {
+            break; /* runs past the end of the file: torn */
+        }
+        if (len + 1 > bufcap) {
+            unsigned char *nb = realloc(buf, len + 1);
+            if (!nb) {
+                rc = STORE_EIO;
+                break;
+            }
+            buf = nb;
+            bufcap = len + 1;
+        }
+        n = read_full(fd, buf, len);
+        if (n < 0) {
+            log_error("store: read %s: %s", path, strerror(errno));
+            rc = STORE_EIO;
+            break;
+        }
+        uint32_t crc = store_crc32(store_crc32(0, rh + 4, 4), buf, (size_t)n);
+        if ((size_t)n < len || crc != get_be32(rh + 8)) {
+            break;
+        }
+        s->good_end += OFFLINE_REC_HDR + (off_t)len;
+        s->count++;
+        if (fn && fn(buf, len, ud) != 0) {
+            rc = OLOG_STOPPED;
+            break;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* Open the account's log for reading; STORE_ENOENT for no account, 1 for no log. */
+static int olog_open_read(const char *bare, char *path, size_t sz, int *fd)
+{
+    char dir[PATH_MAX];
+    *fd = -1;
+    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
+        return STORE_ENOENT;
+    }
+    if (path_fmt(path, sz, "%s/%s", dir, OFFLINE_FILE) < 0) {
+        return STORE_EINVAL;
+    }
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
+        if (errno == ENOENT) {
+            return is_dir(dir) ? 1 : STORE_ENOENT;
+        }
+        log_error("store: open %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    return 0;
+}
+
+static int olog_scan_result(int rc, const char *path)
+{
+    if (rc == OLOG_BAD_HEADER) {
+        quarantine(path, "bad header");
+        return STORE_ECORRUPT;
+    }
+    if (rc == OLOG_NEWER) {
+        log_error("store: %s has a newer format version; not touching it", path);
+        return STORE_ECORRUPT;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+int store_offline_count(const char *bare)
+{
+    char path[PATH_MAX];
+    int fd;
+    int rc = olog_open_read(bare, path, sizeof(path), &fd);
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    struct olog_scan s;
+    rc = olog_scan(fd, path, &s, NULL, NULL);
+    close(fd);
+    rc = olog_scan_result(rc, path);
+    return rc < 0 ? rc : s.count;
+}
+
+int store_offline_read(const char *bare, int (*fn)(const void *rec, size_t len, void *ud),
+                       void *ud)
+{
+    char path[PATH_MAX];
+    int fd;
+    int rc = olog_open_read(bare, path, sizeof(path), &fd);
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    struct olog_scan s;
+    rc = olog_scan(fd, path, &s, fn, ud);
+    close(fd);
+    return olog_scan_result(rc, path);
+}
+
+int store_offline_append(const char *bare, const void *rec, size_t len, int max_msgs)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    int created = 0;
+    if (len > STORE_RECORD_MAX || (len && !rec)) {
+        return STORE_EINVAL;
+    }
+    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
+        return STORE_ENOENT;
+    }
+    if (path_fmt(path, sizeof(path), "%s/%s", dir, OFFLINE_FILE) < 0) {
+        return STORE_EINVAL;
+    }
+    /* O_APPEND: every write lands at the end whatever the offset, so the scan
+     * below can read from the start on the same descriptor. */
+    int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (max_msgs <= 0) {
+            return STORE_EQUOTA; /* no need to create a file to refuse */
+        }
+        fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        created = 1;
+    }
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return STORE_ENOENT; /* the account was deleted meanwhile */
+        }
+        log_error("store: open %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    struct olog_scan s;
+    int rc = olog_scan(fd, path, &s, NULL, NULL);
+    if (rc == OLOG_BAD_HEADER) {
+        /* Keep the damaged log for a human and start a new one, so this
+         * message is stored rather than bounced. */
+        close(fd);
+        quarantine(path, "bad header");
+        fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            log_error("store: create %s: %s", path, strerror(errno));
+            return errno == ENOENT ? STORE_ENOENT : STORE_EIO;
+        }
+        created = 1;
+        rc = olog_scan(fd, path, &s, NULL, NULL);
+    }
+    if (rc != OLOG_OK) {
+        close(fd);
+        return rc == OLOG_NEWER ? olog_scan_result(rc, path) : STORE_EIO;
+    }
+    if (s.count >= max_msgs) {
+        close(fd);
+        return STORE_EQUOTA;
+    }
+    if (s.file_size > s.good_end) {
+        log_warn("store: %s: dropping %lld bytes of torn or corrupt tail", path,
+                 (long long)(s.file_size - s.good_end));
+        if (ftruncate(fd, s.good_end) < 0) {
+            log_error("store: truncate %s: %s", path, strerror(errno));
+            close(fd);
+            return STORE_EIO;
+        }
+    }
+    /* One write() for header (if new) + record keeps a crash's damage to one
+     * torn tail, which the next scan ignores and the next append cuts off. */
+    size_t head = s.good_end == 0 ? OFFLINE_HEADER_LEN : 0;
+    size_t total = head + OFFLINE_REC_HDR + len;
+    unsigned char *out = malloc(total);
+    if (!out) {
+        close(fd);
+        return STORE_EIO;
+    }
+    memcpy(out, OFFLINE_HEADER, head);
+    unsigned char *r = out + head;
+    memcpy(r, offline_magic, 4);
+    put_be32(r + 4, (uint32_t)len);
+    put_be32(r + 8, store_crc32(store_crc32(0, r + 4, 4), rec, len));
+    if (len) {
+        memcpy(r + OFFLINE_REC_HDR, rec, len);
+    }
+    rc = 0;
+    if (write_all(fd, out, total) < 0) {
+        log_error("store: append to %s: %s", path, strerror(errno));
+        /* Best effort: cut off what part of the record made it (e.g. ENOSPC). */
+        if (ftruncate(fd, s.good_end) < 0) {
+            log_warn("store: truncate %s: %s", path, strerror(errno));
+        }
+        rc = STORE_EIO;
+    } else if (fsync(fd) < 0) {
+        log_error("store: fsync %s: %s", path, strerror(errno));
+        rc = STORE_EIO;
+    }
+    free(out);
+    if (close(fd) < 0 && rc == 0) {
+        log_error("store: close %s: %s", path, strerror(errno));
+        rc = STORE_EIO;
+    }
+    if (rc == 0 && created) {
+        rc = fsync_dir(dir);
+    }
+    return rc;
+}
+
+/* One unlink is atomic: after a crash either the whole log or none of it is
+ * there. The directory fsync makes the removal itself durable. */
+int store_offline_clear(const char *bare)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
+        return STORE_ENOENT;
+    }
+    if (path_fmt(path, sizeof(path), "%s/%s", dir, OFFLINE_FILE) < 0) {
+        return STORE_EINVAL;
+    }
+    if (unlink(path) < 0) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        log_error("store: remove %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    return fsync_dir(dir);
+}

@@ -1,0 +1,79 @@
+/* store.h: every byte that touches the data directory.
+ * Layout: DATADIR/accounts/<escaped bare JID>/ holds one account's files.
+ * Owns: file formats (see STORAGE.md), crash safety (temp + fsync + rename +
+ * directory fsync; checksummed append log for offline messages), on-disk quotas.
+ * Must not: know about connections or parse XML. Payloads are opaque bytes.
+ * All functions return 0 on success and a negative STORE_E* code on failure. */
+#ifndef XMPPD_STORE_H
+#define XMPPD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sasl.h"
+
+enum {
+    STORE_OK = 0,
+    STORE_ENOENT = -1,   /* no such account / file */
+    STORE_EIO = -2,      /* I/O error (disk full, permissions): logged by store.c */
+    STORE_ECORRUPT = -3, /* file failed to parse; it was renamed aside to *.bad */
+    STORE_EQUOTA = -4,   /* a quota would be passed */
+    STORE_EEXIST = -5,   /* account already exists */
+    STORE_EINVAL = -6,
+};
+
+/* Create DATADIR (and DATADIR/accounts) if missing. Returns 0 or STORE_EIO. */
+int store_init(const char *datadir);
+const char *store_dir(void);
+
+/* Write a whole file crash-safely: path.tmp, fsync, rename, fsync dir.
+ * mode is the permission of the new file (0600 for secrets). */
+int store_write_atomic(const char *path, const void *data, size_t len, int mode);
+/* Read a whole file (at most maxlen bytes, else STORE_EINVAL). *data is malloc'd
+ * and NUL-terminated; the caller frees it. */
+int store_read_file(const char *path, char **data, size_t *len, size_t maxlen);
+
+/* ---- accounts (bare JID, normalised by the caller) ---- */
+struct store_account {
+    struct scram_creds sha1;
+    struct scram_creds sha256;
+};
+/* create: STORE_EEXIST if present. put: create or replace. */
+int store_account_create(const char *bare, const struct store_account *a);
+int store_account_put(const char *bare, const struct store_account *a);
+int store_account_get(const char *bare, struct store_account *a);
+int store_account_exists(const char *bare); /* 1 or 0 */
+/* Remove the account and everything stored for it. */
+int store_account_delete(const char *bare);
+/* Calls fn for each account's bare JID (sorted). Stops early if fn returns non-zero. */
+int store_account_list(int (*fn)(const char *bare, void *ud), void *ud);
+
+/* ---- per-account documents (roster, vcard, private, blocklist, ...) ----
+ * name is a short [a-z0-9_-] identifier chosen by the caller. The account
+ * must exist (STORE_ENOENT otherwise): no file is ever created for a
+ * non-existent account. get returns STORE_ENOENT when the document is absent. */
+int store_doc_get(const char *bare, const char *name, char **data, size_t *len, size_t maxlen);
+int store_doc_put(const char *bare, const char *name, const void *data, size_t len);
+int store_doc_delete(const char *bare, const char *name);
+
+/* ---- offline messages: append-only log with a checksum per record ----
+ * append is durable (fsync) before it returns 0; STORE_EQUOTA when the account
+ * already holds max_msgs records. */
+int store_offline_append(const char *bare, const void *rec, size_t len, int max_msgs);
+int store_offline_count(const char *bare);
+/* Calls fn for every intact record in order. A torn or corrupt tail is
+ * ignored (and truncated away on the next append). */
+int store_offline_read(const char *bare, int (*fn)(const void *rec, size_t len, void *ud),
+                       void *ud);
+/* Remove all records (atomically: after a crash, either all or none remain). */
+int store_offline_clear(const char *bare);
+
+/* Largest offline record append accepts (STORE_EINVAL above); a scan treats a
+ * larger length field as damage. Well above any sane max_stanza_size. */
+#define STORE_RECORD_MAX (1024 * 1024)
+
+/* CRC-32 (IEEE, as zlib's crc32): start with crc = 0, chain calls over pieces.
+ * Exported for the unit test and any other checksummed format. */
+uint32_t store_crc32(uint32_t crc, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,302 @@
+/* test_config.c: unit tests for config.c. Writes small config files into a
+ * mkdtemp directory and checks defaults, every value type, quoting, comments,
+ * bounds, the exact "file:line: what is wrong" errors, that a failed load
+ * leaves the struct untouched, and config_restart_needed. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../../config.h"
+#include "../../limits.h"
+#include "../../log.h"
+#include "test.h"
+
+static char dir[256];
+static char path[300];
+static char err[512];
+
+/* Write text to the test file and load it into c. */
+static int load(const char *text, struct config *c)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        return -99;
+    }
+    fputs(text, f);
+    fclose(f);
+    err[0] = '\0';
+    return config_load(path, c, err, sizeof(err));
+}
+
+/* Load text expecting failure with "PATH:" + suffix as the exact message. */
+static void expect_error(const char *text, const char *suffix)
+{
+    struct config c;
+    char want[600];
+    config_defaults(&c);
+    snprintf(want, sizeof(want), "%s:%s", path, suffix);
+    CHECK(load(text, &c) == -1);
+    CHECK_STR(err, want);
+}
+
+static void test_defaults(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK_STR(c.domain, "localhost");
+    CHECK_STR(c.data_dir, "./data");
+    CHECK_STR(c.listen_address, "127.0.0.1");
+    CHECK(c.c2s_port == 5222);
+    CHECK(c.c2s_tls_port == 5223);
+    CHECK_STR(c.tls_cert, "");
+    CHECK_STR(c.tls_key, "");
+    CHECK(c.require_tls == 1);
+    CHECK(c.plain_without_tls == 0);
+    CHECK_STR(c.user, "");
+    CHECK_STR(c.group, "");
+    CHECK(c.allow_root == 0);
+    CHECK(c.log_level == L_INFO && c.log_level == 3);
+    CHECK(c.log_syslog == -1);
+    CHECK(c.max_stanza_size == LIMIT_STANZA_SIZE);
+    CHECK(c.max_xml_depth == LIMIT_XML_DEPTH);
+    CHECK(c.max_xml_attrs == LIMIT_XML_ATTRS);
+    CHECK(c.max_xml_name == LIMIT_XML_NAME);
+    CHECK(c.max_connections == LIMIT_MAX_CONNECTIONS);
+    CHECK(c.max_unauth == LIMIT_MAX_UNAUTH);
+    CHECK(c.max_unauth_per_ip == LIMIT_MAX_UNAUTH_PER_IP);
+    CHECK(c.outq_soft == LIMIT_OUTQ_SOFT);
+    CHECK(c.outq_hard == LIMIT_OUTQ_HARD);
+    CHECK(c.preauth_timeout == LIMIT_PREAUTH_TIMEOUT);
+    CHECK(c.ping_interval == LIMIT_PING_INTERVAL);
+    CHECK(c.ping_timeout == LIMIT_PING_TIMEOUT);
+    CHECK(c.scram_iterations == SCRAM_DEFAULT_ITER);
+    CHECK(c.max_roster_items == LIMIT_ROSTER_SIZE);
+    CHECK(c.max_offline_messages == LIMIT_OFFLINE_MSGS);
+    CHECK(c.max_vcard_size == LIMIT_VCARD_SIZE);
+    CHECK(c.max_private_size == LIMIT_PRIVATE_SIZE);
+    CHECK(c.max_blocklist_items == LIMIT_BLOCKLIST);
+    CHECK(c.allow_registration == 0);
+    CHECK(c.allow_password_change == 1);
+    CHECK(c.hide_version == 0);
+
+    /* An empty file (or only comments) gives exactly the defaults. */
+    struct config d;
+    memset(&d, 0x55, sizeof(d));
+    CHECK(load("", &d) == 0);
+    CHECK(memcmp(&c, &d, sizeof(c)) == 0);
+    memset(&d, 0x55, sizeof(d));
+    CHECK(load("# just a comment\n\n   \n\t# indented comment\n", &d) == 0);
+    CHECK(memcmp(&c, &d, sizeof(c)) == 0);
+}
+
+static void test_values(void)
+{
+    struct config c;
+    CHECK(load("domain Example.ORG.\n"
+               "data_dir /var/lib/xmppd\n"
+               "listen_address ::\n"
+               "c2s_port 0\n"
+               "c2s_tls_port 65535\n"
+               "tls_cert \"/etc/xmppd/my cert.pem\"\n"
+               "tls_key /etc/xmppd/key.pem\n"
+               "require_tls no\n"
+               "plain_without_tls YES\n"
+               "user xmppd\n"
+               "group nogroup\n"
+               "allow_root on\n"
+               "log_level debug\n"
+               "log_syslog false\n"
+               "max_stanza_size 10000\n"
+               "max_offline_messages 0\n"
+               "scram_iterations 10000000\n"
+               "allow_registration true\n"
+               "allow_password_change 0\n"
+               "hide_version 1\n",
+               &c) == 0);
+    CHECK_STR(err, "");
+    CHECK_STR(c.domain, "example.org");
+    CHECK_STR(c.data_dir, "/var/lib/xmppd");
+    CHECK_STR(c.listen_address, "::");
+    CHECK(c.c2s_port == 0 && c.c2s_tls_port == 65535);
+    CHECK_STR(c.tls_cert, "/etc/xmppd/my cert.pem");
+    CHECK_STR(c.tls_key, "/etc/xmppd/key.pem");
+    CHECK(c.require_tls == 0 && c.plain_without_tls == 1);
+    CHECK_STR(c.user, "xmppd");
+    CHECK_STR(c.group, "nogroup");
+    CHECK(c.allow_root == 1);
+    CHECK(c.log_level == L_DEBUG);
+    CHECK(c.log_syslog == 0);
+    CHECK(c.max_stanza_size == 10000);
+    CHECK(c.max_offline_messages == 0);
+    CHECK(c.scram_iterations == 10000000);
+    CHECK(c.allow_registration == 1 && c.allow_password_change == 0 && c.hide_version == 1);
+    /* Untouched options keep their defaults. */
+    CHECK(c.max_xml_depth == LIMIT_XML_DEPTH);
+
+    /* Every boolean spelling, and every log level. */
+    static const char *yes[] = {"yes", "true", "on", "1", "Yes", "TRUE"};
+    static const char *no[] = {"no", "false", "off", "0", "No", "OFF"};
+    for (size_t i = 0; i < 6; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "hide_version %s\n", yes[i]);
+        CHECK(load(text, &c) == 0 && c.hide_version == 1);
+        snprintf(text, sizeof(text), "hide_version %s\n", no[i]);
+        CHECK(load(text, &c) == 0 && c.hide_version == 0);
+    }
+    static const char *levels[] = {"error", "warning", "notice", "info", "debug"};
+    for (int i = 0; i < 5; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "log_level %s\n", levels[i]);
+        CHECK(load(text, &c) == 0 && c.log_level == i);
+    }
+
+    /* Blanks around, tabs, CRLF, a last line without newline. */
+    CHECK(load("  \tc2s_port\t\t6222   \r\nmax_xml_depth 9", &c) == 0);
+    CHECK(c.c2s_port == 6222 && c.max_xml_depth == 9);
+
+    /* Quoting: spaces, escaped quote and backslash, empty string, blanks after. */
+    CHECK(load("user \"a \\\"b\\\" \\\\c\"  \n", &c) == 0);
+    CHECK_STR(c.user, "a \"b\" \\c");
+    CHECK(load("tls_cert \"\"\ntls_key \"\"\n", &c) == 0);
+    CHECK_STR(c.tls_cert, "");
+    CHECK(load("user \"#not a comment\"\n", &c) == 0);
+    CHECK_STR(c.user, "#not a comment");
+    CHECK(load("data_dir \"C:\\dir\"\n", &c) == 0); /* other backslashes are literal */
+    CHECK_STR(c.data_dir, "C:\\dir");
+    CHECK(load("listen_address \"::1\"\nc2s_port \"5000\"\n", &c) == 0);
+    CHECK_STR(c.listen_address, "::1");
+    CHECK(c.c2s_port == 5000);
+
+    /* Bounds are inclusive. */
+    CHECK(load("max_stanza_size 1048576\nping_interval 10\n", &c) == 0);
+    CHECK(c.max_stanza_size == 1048576 && c.ping_interval == 10);
+    CHECK(load("outq_soft 4096\noutq_hard 4096\n", &c) == 0);
+}
+
+static void test_errors(void)
+{
+    expect_error("c2s_port 5222\nbogus_option 1\n", "2: unknown option 'bogus_option'");
+    expect_error("# comment\n\nmax_stanza_size 9999\n",
+                 "3: 'max_stanza_size' must be an integer from 10000 to 1048576");
+    expect_error("max_stanza_size 1048577\n",
+                 "1: 'max_stanza_size' must be an integer from 10000 to 1048576");
+    expect_error("c2s_port -1\n", "1: 'c2s_port' must be an integer from 0 to 65535");
+    expect_error("c2s_port 12abc\n", "1: 'c2s_port' must be an integer from 0 to 65535");
+    expect_error("c2s_port +5\n", "1: 'c2s_port' must be an integer from 0 to 65535");
+    expect_error("c2s_port 99999999999999999999\n",
+                 "1: 'c2s_port' must be an integer from 0 to 65535");
+    expect_error("require_tls maybe\n",
+                 "1: 'require_tls' must be yes or no (also true/false, on/off, 1/0)");
+    expect_error("log_level verbose\n",
+                 "1: 'log_level' must be error, warning, notice, info or debug");
+    expect_error("require_tls yes # comment\n",
+                 "1: unexpected text after the value of 'require_tls': \"# comment\"");
+    expect_error("user \"xmppd\" extra\n",
+                 "1: unexpected text after the value of 'user': \"extra\"");
+    expect_error("data_dir /var/lib/my dir\n",
+                 "1: unexpected text after the value of 'data_dir': \"dir\"");
+    expect_error("user \"unterminated\n", "1: unterminated quoted value for 'user'");
+    expect_error("\n\ndomain\n", "3: missing value for 'domain'");
+    expect_error("domain   \n", "1: missing value for 'domain'");
+    expect_error("domain user@example.org\n", "1: 'domain' is not a valid domain name");
+    expect_error("domain example.org/res\n", "1: 'domain' is not a valid domain name");
+    expect_error("domain \"\"\n", "1: 'domain' is not a valid domain name");
+    expect_error("domain \"a b\"\n", "1: 'domain' is not a valid domain name");
+    expect_error("data_dir \"\"\n", "1: 'data_dir' must not be empty");
+    expect_error("listen_address localhost\n",
+                 "1: 'listen_address' must be an IPv4 or IPv6 address");
+    expect_error("user \"a\tb\"\n", "1: 'user' contains a control character");
+    expect_error("user aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+                 "1: 'user' is too long (at most 63 bytes)");
+    expect_error("c2s_port 5222\nc2s_port 5223\n", "2: 'c2s_port' is already set on line 1");
+    expect_error("Domain example.org\n", "1: unknown option 'Domain'");
+    expect_error("domain=example.org\n", "1: missing value for 'domain=example.org'");
+
+    /* Checks across options, at the line of the later one. */
+    expect_error("tls_cert /a.pem\nc2s_port 1\n", "1: tls_cert and tls_key must be set together");
+    expect_error("c2s_port 1\ntls_key /a.pem\n", "2: tls_cert and tls_key must be set together");
+    expect_error("outq_hard 8192\n\noutq_soft 16384\n",
+                 "3: outq_soft (16384) must not be greater than outq_hard (8192)");
+    expect_error("c2s_port 0\nc2s_tls_port 0\n",
+                 "2: c2s_port and c2s_tls_port are both 0: nothing to listen on");
+    expect_error("c2s_tls_port 5222\n", "1: c2s_port and c2s_tls_port must differ");
+
+    /* A line longer than the parser takes. */
+    char longline[1200];
+    memset(longline, 'x', sizeof(longline));
+    memcpy(longline, "user ", 5);
+    longline[sizeof(longline) - 2] = '\n';
+    longline[sizeof(longline) - 1] = '\0';
+    expect_error(longline, "1: line too long (at most 1024 bytes)");
+
+    /* A missing file names the file. */
+    struct config c;
+    char want[400];
+    snprintf(want, sizeof(want), "%s/missing.conf:0: cannot open: No such file or directory",
+             dir);
+    char missing[300];
+    snprintf(missing, sizeof(missing), "%s/missing.conf", dir);
+    CHECK(config_load(missing, &c, err, sizeof(err)) == -1);
+    CHECK_STR(err, want);
+
+    /* A failed load leaves the struct as it was (SIGHUP keeps the old one). */
+    config_defaults(&c);
+    c.c2s_port = 1234;
+    CHECK(load("c2s_port 4000\nbogus 1\n", &c) == -1);
+    CHECK(c.c2s_port == 1234);
+
+    /* A tiny error buffer is cut, never overrun. */
+    char small[8];
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("bogus 1\n", f);
+        fclose(f);
+    }
+    CHECK(config_load(path, &c, small, sizeof(small)) == -1);
+    CHECK(strlen(small) == 7);
+}
+
+static void test_restart_needed(void)
+{
+    struct config a, b;
+    char out[256];
+    config_defaults(&a);
+    config_defaults(&b);
+    config_restart_needed(&a, &b, out, sizeof(out));
+    CHECK_STR(out, "");
+    /* Reloadable changes are not listed. */
+    b.log_level = L_DEBUG;
+    b.require_tls = 0;
+    snprintf(b.tls_cert, sizeof(b.tls_cert), "/x.pem");
+    b.max_stanza_size = 20000;
+    config_restart_needed(&a, &b, out, sizeof(out));
+    CHECK_STR(out, "");
+    b.c2s_port = 6000;
+    snprintf(b.domain, sizeof(b.domain), "example.net");
+    b.max_connections = 10;
+    snprintf(b.user, sizeof(b.user), "nobody");
+    config_restart_needed(&a, &b, out, sizeof(out));
+    CHECK_STR(out, "domain, c2s_port, user, max_connections");
+    char small[20];
+    config_restart_needed(&a, &b, small, sizeof(small));
+    CHECK_STR(small, "domain, c2s_port");
+}
+
+int main(void)
+{
+    char tmpl[] = "/tmp/xmppd-config-XXXXXX";
+    if (!mkdtemp(tmpl)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(dir, sizeof(dir), "%s", tmpl);
+    snprintf(path, sizeof(path), "%s/xmppd.conf", dir);
+
+    test_defaults();
+    test_values();
+    test_errors();
+    test_restart_needed();
+
+    unlink(path);
+    rmdir(dir);
+    TEST_REPORT();
+}

@@ -1,0 +1,643 @@
+/* test_store.c: unit tests for store.c in a fresh mkdtemp data directory.
+ * Covers accounts (create/get/put/exists/delete/list), name escaping, documents,
+ * the offline log (append/read/count/clear/quota, torn and corrupt tails),
+ * damaged files renamed aside, and that nothing is created for unknown accounts. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../store.h"
+#include "test.h"
+
+static char root[256];
+
+static void path_of(char *out, size_t sz, const char *rel)
+{
+    snprintf(out, sz, "%s/%s", root, rel);
+}
+
+static int exists_rel(const char *rel)
+{
+    char p[512];
+    struct stat st;
+    path_of(p, sizeof(p), rel);
+    return lstat(p, &st) == 0;
+}
+
+static long size_rel(const char *rel)
+{
+    char p[512];
+    struct stat st;
+    path_of(p, sizeof(p), rel);
+    return stat(p, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static int mode_rel(const char *rel)
+{
+    char p[512];
+    struct stat st;
+    path_of(p, sizeof(p), rel);
+    return stat(p, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+static void write_rel(const char *rel, const void *data, size_t len)
+{
+    char p[512];
+    path_of(p, sizeof(p), rel);
+    FILE *f = fopen(p, "wb");
+    if (f) {
+        fwrite(data, 1, len, f);
+        fclose(f);
+    }
+}
+
+static void append_rel(const char *rel, const void *data, size_t len)
+{
+    char p[512];
+    path_of(p, sizeof(p), rel);
+    FILE *f = fopen(p, "ab");
+    if (f) {
+        fwrite(data, 1, len, f);
+        fclose(f);
+    }
+}
+
+static void truncate_rel(const char *rel, long len)
+{
+    char p[512];
+    path_of(p, sizeof(p), rel);
+    CHECK(truncate(p, len) == 0);
+}
+
+/* Entries in a directory, "." and ".." excluded. */
+static int count_entries(const char *rel)
+{
+    char p[512];
+    path_of(p, sizeof(p), rel);
+    DIR *d = opendir(p);
+    int n = 0;
+    struct dirent *e;
+    if (!d) {
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static void make_account(struct store_account *a, unsigned char seed)
+{
+    memset(a, 0, sizeof(*a));
+    a->sha1.iter = 4096;
+    a->sha1.salt_len = 16;
+    a->sha1.key_len = 20;
+    a->sha256.iter = 8192;
+    a->sha256.salt_len = 12;
+    a->sha256.key_len = 32;
+    for (int i = 0; i < 32; i++) {
+        if (i < 16) {
+            a->sha1.salt[i] = (unsigned char)(seed + i);
+            a->sha256.salt[i] = i < 12 ? (unsigned char)(seed * 3 + i) : 0;
+        }
+        if (i < 20) {
+            a->sha1.stored_key[i] = (unsigned char)(seed ^ (i * 7));
+            a->sha1.server_key[i] = (unsigned char)(seed ^ (i * 11));
+        }
+        a->sha256.stored_key[i] = (unsigned char)(seed + i * 13);
+        a->sha256.server_key[i] = (unsigned char)(seed + i * 17);
+    }
+}
+
+static int creds_equal(const struct scram_creds *x, const struct scram_creds *y)
+{
+    return x->iter == y->iter && x->salt_len == y->salt_len && x->key_len == y->key_len &&
+           memcmp(x->salt, y->salt, x->salt_len) == 0 &&
+           memcmp(x->stored_key, y->stored_key, x->key_len) == 0 &&
+           memcmp(x->server_key, y->server_key, x->key_len) == 0;
+}
+
+static int account_equal(const struct store_account *x, const struct store_account *y)
+{
+    return creds_equal(&x->sha1, &y->sha1) && creds_equal(&x->sha256, &y->sha256);
+}
+
+/* ---- list collection ---- */
+struct names {
+    char v[16][64];
+    int n;
+    int stop_after;
+};
+
+static int collect_name(const char *bare, void *ud)
+{
+    struct names *ns = ud;
+    if (ns->n < 16) {
+        snprintf(ns->v[ns->n], sizeof(ns->v[0]), "%s", bare);
+    }
+    ns->n++;
+    return ns->stop_after && ns->n >= ns->stop_after;
+}
+
+/* ---- offline record collection ---- */
+struct recs {
+    char v[16][64];
+    size_t len[16];
+    int n;
+    int stop_after;
+};
+
+static int collect_rec(const void *rec, size_t len, void *ud)
+{
+    struct recs *r = ud;
+    if (r->n < 16 && len < sizeof(r->v[0])) {
+        memcpy(r->v[r->n], rec, len);
+        r->v[r->n][len] = '\0';
+        r->len[r->n] = len;
+    }
+    r->n++;
+    return r->stop_after && r->n >= r->stop_after;
+}
+
+static void test_crc(void)
+{
+    CHECK(store_crc32(0, "123456789", 9) == 0xCBF43926u);
+    CHECK(store_crc32(0, "", 0) == 0);
+    /* Chaining over pieces gives the same result as one call. */
+    CHECK(store_crc32(store_crc32(0, "1234", 4), "56789", 5) == 0xCBF43926u);
+}
+
+static void test_files(void)
+{
+    char p[512], victim[512], tmp[512];
+    char *data = NULL;
+    size_t len = 0;
+
+    path_of(p, sizeof(p), "file.txt");
+    CHECK(store_write_atomic(p, "hello", 5, 0600) == 0);
+    CHECK(mode_rel("file.txt") == 0600);
+    CHECK(!exists_rel("file.txt.tmp"));
+    CHECK(store_read_file(p, &data, &len, 100) == 0);
+    CHECK(len == 5 && data && strcmp(data, "hello") == 0);
+    free(data);
+    CHECK(store_read_file(p, &data, &len, 4) == STORE_EINVAL);
+    CHECK(data == NULL);
+    path_of(tmp, sizeof(tmp), "nope");
+    CHECK(store_read_file(tmp, &data, &len, 100) == STORE_ENOENT);
+
+    /* A stale .tmp hard-linked to another file must not be written through. */
+    write_rel("victim", "keep", 4);
+    path_of(victim, sizeof(victim), "victim");
+    path_of(tmp, sizeof(tmp), "file.txt.tmp");
+    CHECK(link(victim, tmp) == 0);
+    CHECK(store_write_atomic(p, "world!", 6, 0600) == 0);
+    CHECK(store_read_file(victim, &data, &len, 100) == 0);
+    CHECK(data && strcmp(data, "keep") == 0);
+    free(data);
+    CHECK(store_read_file(p, &data, &len, 100) == 0);
+    CHECK(data && strcmp(data, "world!") == 0);
+    free(data);
+
+    /* Missing directory: ENOENT, nothing created. */
+    path_of(p, sizeof(p), "nodir/file");
+    CHECK(store_write_atomic(p, "x", 1, 0600) == STORE_ENOENT);
+    CHECK(!exists_rel("nodir"));
+}
+
+static void test_accounts(void)
+{
+    struct store_account a, b, got;
+    make_account(&a, 1);
+    make_account(&b, 77);
+
+    CHECK(store_account_exists("alice@example.org") == 0);
+    CHECK(store_account_get("alice@example.org", &got) == STORE_ENOENT);
+    CHECK(store_account_create("alice@example.org", &a) == 0);
+    CHECK(store_account_exists("alice@example.org") == 1);
+    CHECK(store_account_create("alice@example.org", &b) == STORE_EEXIST);
+    CHECK(store_account_get("alice@example.org", &got) == 0);
+    CHECK(account_equal(&a, &got));
+    CHECK(mode_rel("accounts/alice@example.org") == 0700);
+    CHECK(mode_rel("accounts/alice@example.org/account") == 0600);
+    CHECK(count_entries("accounts/alice@example.org") == 1); /* no .tmp left */
+
+    /* The file starts with its version line. */
+    char p[512];
+    char *data = NULL;
+    size_t len = 0;
+    path_of(p, sizeof(p), "accounts/alice@example.org/account");
+    CHECK(store_read_file(p, &data, &len, 4096) == 0);
+    CHECK(data && strncmp(data, "xmppd-account 1\nscram-sha-1 4096 ", 33) == 0);
+    free(data);
+
+    /* put replaces; put also creates. */
+    CHECK(store_account_put("alice@example.org", &b) == 0);
+    CHECK(store_account_get("alice@example.org", &got) == 0);
+    CHECK(account_equal(&b, &got));
+    CHECK(store_account_put("bob@example.org", &a) == 0);
+    CHECK(store_account_get("bob@example.org", &got) == 0);
+    CHECK(account_equal(&a, &got));
+
+    /* Only one hash set is fine; none, or a wrong key length, is not. */
+    struct store_account only256 = a;
+    memset(&only256.sha1, 0, sizeof(only256.sha1));
+    CHECK(store_account_create("carol@example.org", &only256) == 0);
+    CHECK(store_account_get("carol@example.org", &got) == 0);
+    CHECK(got.sha1.key_len == 0 && account_equal(&only256, &got));
+    struct store_account none;
+    memset(&none, 0, sizeof(none));
+    CHECK(store_account_create("dave@example.org", &none) == STORE_EINVAL);
+    struct store_account badlen = a;
+    badlen.sha1.key_len = 32;
+    CHECK(store_account_put("dave@example.org", &badlen) == STORE_EINVAL);
+    CHECK(store_account_create("", &a) == STORE_EINVAL);
+    CHECK(store_account_exists("dave@example.org") == 0);
+    CHECK(count_entries("accounts") == 3);
+
+    /* list is sorted. */
+    struct names ns;
+    memset(&ns, 0, sizeof(ns));
+    CHECK(store_account_list(collect_name, &ns) == 0);
+    CHECK(ns.n == 3);
+    CHECK_STR(ns.v[0], "alice@example.org");
+    CHECK_STR(ns.v[1], "bob@example.org");
+    CHECK_STR(ns.v[2], "carol@example.org");
+    memset(&ns, 0, sizeof(ns));
+    ns.stop_after = 2;
+    CHECK(store_account_list(collect_name, &ns) == 0);
+    CHECK(ns.n == 2);
+
+    /* delete removes everything, leaves no tombstone. */
+    CHECK(store_doc_put("bob@example.org", "roster", "r", 1) == 0);
+    CHECK(store_offline_append("bob@example.org", "m", 1, 10) == 0);
+    CHECK(store_account_delete("bob@example.org") == 0);
+    CHECK(store_account_exists("bob@example.org") == 0);
+    CHECK(store_account_get("bob@example.org", &got) == STORE_ENOENT);
+    CHECK(!exists_rel("accounts/bob@example.org"));
+    CHECK(count_entries("accounts") == 2);
+    CHECK(store_account_delete("bob@example.org") == STORE_ENOENT);
+    /* Re-created, it starts empty. */
+    CHECK(store_account_create("bob@example.org", &a) == 0);
+    CHECK(store_offline_count("bob@example.org") == 0);
+    CHECK(store_doc_get("bob@example.org", "roster", &data, &len, 100) == STORE_ENOENT);
+    CHECK(store_account_delete("bob@example.org") == 0);
+    CHECK(store_account_delete("carol@example.org") == 0);
+}
+
+static void test_leftovers(void)
+{
+    /* A crash mid-create or mid-delete leaves hidden directories: invisible to
+     * lookups and the list, removed by the next store_init. */
+    char p[512];
+    path_of(p, sizeof(p), "accounts/.del.1.2");
+    CHECK(mkdir(p, 0700) == 0);
+    write_rel("accounts/.del.1.2/account", "xmppd-account 1\n", 16);
+    write_rel("accounts/.del.1.2/offline.log", "junk", 4);
+    path_of(p, sizeof(p), "accounts/.new.3.4");
+    CHECK(mkdir(p, 0700) == 0);
+    write_rel("accounts/.new.3.4/account.tmp", "xmppd-acc", 9);
+    struct names ns;
+    memset(&ns, 0, sizeof(ns));
+    CHECK(store_account_list(collect_name, &ns) == 0);
+    CHECK(ns.n == 1); /* alice only */
+    CHECK(store_init(root) == 0);
+    CHECK(!exists_rel("accounts/.del.1.2"));
+    CHECK(!exists_rel("accounts/.new.3.4"));
+    CHECK(store_account_exists("alice@example.org") == 1);
+}
+
+static void test_escaping(void)
+{
+    struct store_account a, got;
+    make_account(&a, 5);
+    static const char *odd[] = {
+        ".", "..", ".hidden@example.org", "a b%c@example.org", "Upper@Example.org",
+        "\303\274nic\303\270de@example.org", "x:y@example.org", "..%2E",
+    };
+    static const char *on_disk[] = {
+        "%2E", "%2E.", "%2Ehidden@example.org", "a%20b%25c@example.org", "%55pper@%45xample.org",
+        "%C3%BCnic%C3%B8de@example.org", "x%3Ay@example.org", "%2E.%252%45",
+    };
+    size_t n = sizeof(odd) / sizeof(odd[0]);
+    for (size_t i = 0; i < n; i++) {
+        char rel[256];
+        CHECK(store_account_create(odd[i], &a) == 0);
+        snprintf(rel, sizeof(rel), "accounts/%s", on_disk[i]);
+        if (!exists_rel(rel)) {
+            fprintf(stderr, "missing %s\n", rel);
+        }
+        CHECK(exists_rel(rel));
+        CHECK(store_account_get(odd[i], &got) == 0);
+        CHECK(account_equal(&a, &got));
+    }
+    /* "." and ".." did not touch the accounts dir or its parent. */
+    CHECK(exists_rel("accounts/alice@example.org/account"));
+    CHECK(!exists_rel("accounts/account"));
+    CHECK(!exists_rel("account"));
+
+    /* The list gives back the original names, sorted by strcmp. */
+    struct names ns;
+    memset(&ns, 0, sizeof(ns));
+    CHECK(store_account_list(collect_name, &ns) == 0);
+    CHECK(ns.n == (int)n + 1);
+    for (int i = 1; i < ns.n && i < 16; i++) {
+        CHECK(strcmp(ns.v[i - 1], ns.v[i]) < 0);
+    }
+    int found = 0;
+    for (int i = 0; i < ns.n && i < 16; i++) {
+        for (size_t j = 0; j < n; j++) {
+            found += strcmp(ns.v[i], odd[j]) == 0;
+        }
+    }
+    CHECK(found == (int)n);
+
+    /* A non-canonical directory (made by hand) is not listed. */
+    char p[512];
+    path_of(p, sizeof(p), "accounts/Bad%2e");
+    CHECK(mkdir(p, 0700) == 0);
+    memset(&ns, 0, sizeof(ns));
+    CHECK(store_account_list(collect_name, &ns) == 0);
+    CHECK(ns.n == (int)n + 1);
+    CHECK(rmdir(p) == 0);
+
+    /* A name too long for one directory entry cannot be stored. */
+    char longname[400];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    CHECK(store_account_create(longname, &a) == STORE_EINVAL);
+    CHECK(store_account_exists(longname) == 0);
+    CHECK(store_account_get(longname, &got) == STORE_ENOENT);
+
+    for (size_t i = 0; i < n; i++) {
+        CHECK(store_account_delete(odd[i]) == 0);
+    }
+    CHECK(count_entries("accounts") == 1);
+}
+
+static void test_docs(void)
+{
+    const char *u = "alice@example.org";
+    char *data = NULL;
+    size_t len = 0;
+
+    CHECK(store_doc_get(u, "roster", &data, &len, 1000) == STORE_ENOENT);
+    CHECK(store_doc_put(u, "roster", "<query/>", 8) == 0);
+    CHECK(mode_rel("accounts/alice@example.org/doc-roster") == 0600);
+    CHECK(store_doc_get(u, "roster", &data, &len, 1000) == 0);
+    CHECK(len == 8 && data && strcmp(data, "<query/>") == 0);
+    free(data);
+    CHECK(store_doc_put(u, "roster", "new\0bin", 7) == 0);
+    CHECK(store_doc_get(u, "roster", &data, &len, 1000) == 0);
+    CHECK(len == 7 && data && memcmp(data, "new\0bin", 7) == 0 && data[7] == '\0');
+    free(data);
+    CHECK(store_doc_get(u, "roster", &data, &len, 6) == STORE_EINVAL);
+    CHECK(data == NULL);
+    CHECK(store_doc_put(u, "empty", "", 0) == 0);
+    CHECK(store_doc_get(u, "empty", &data, &len, 10) == 0);
+    CHECK(len == 0 && data && data[0] == '\0');
+    free(data);
+
+    CHECK(store_doc_put(u, "Bad", "x", 1) == STORE_EINVAL);
+    CHECK(store_doc_put(u, "../account", "x", 1) == STORE_EINVAL);
+    CHECK(store_doc_put(u, "", "x", 1) == STORE_EINVAL);
+
+    CHECK(store_doc_delete(u, "empty") == 0);
+    CHECK(store_doc_delete(u, "empty") == STORE_ENOENT);
+    CHECK(store_doc_get(u, "empty", &data, &len, 10) == STORE_ENOENT);
+
+    /* Bit rot in the payload: checksum fails, file renamed aside. */
+    CHECK(store_doc_put(u, "vcard", "<vCard/>", 8) == 0);
+    long sz = size_rel("accounts/alice@example.org/doc-vcard");
+    char p[512];
+    path_of(p, sizeof(p), "accounts/alice@example.org/doc-vcard");
+    int fd = open(p, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "X", 1, sz - 3) == 1);
+    close(fd);
+    CHECK(store_doc_get(u, "vcard", &data, &len, 100) == STORE_ECORRUPT);
+    CHECK(exists_rel("accounts/alice@example.org/doc-vcard.bad"));
+    CHECK(!exists_rel("accounts/alice@example.org/doc-vcard"));
+    CHECK(store_doc_get(u, "vcard", &data, &len, 100) == STORE_ENOENT);
+
+    /* Truncated document: length mismatch. */
+    CHECK(store_doc_put(u, "private", "abcdef", 6) == 0);
+    const char *priv = "accounts/alice@example.org/doc-private";
+    truncate_rel(priv, size_rel(priv) - 2);
+    CHECK(store_doc_get(u, "private", &data, &len, 100) == STORE_ECORRUPT);
+    CHECK(exists_rel("accounts/alice@example.org/doc-private.bad"));
+
+    /* A newer version is refused but left in place. */
+    write_rel("accounts/alice@example.org/doc-future", "xmppd-doc 2 1 00000000\nx", 24);
+    CHECK(store_doc_get(u, "future", &data, &len, 100) == STORE_ECORRUPT);
+    CHECK(exists_rel("accounts/alice@example.org/doc-future"));
+    CHECK(!exists_rel("accounts/alice@example.org/doc-future.bad"));
+}
+
+static void test_unknown_account(void)
+{
+    const char *u = "ghost@example.org";
+    char *data = NULL;
+    size_t len = 0;
+    struct recs r;
+    int before = count_entries("accounts");
+    CHECK(store_doc_put(u, "roster", "x", 1) == STORE_ENOENT);
+    CHECK(store_doc_get(u, "roster", &data, &len, 10) == STORE_ENOENT);
+    CHECK(store_doc_delete(u, "roster") == STORE_ENOENT);
+    CHECK(store_offline_append(u, "x", 1, 10) == STORE_ENOENT);
+    CHECK(store_offline_count(u) == STORE_ENOENT);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == STORE_ENOENT);
+    CHECK(store_offline_clear(u) == STORE_ENOENT);
+    CHECK(store_account_delete(u) == STORE_ENOENT);
+    CHECK(count_entries("accounts") == before);
+    CHECK(!exists_rel("accounts/ghost@example.org"));
+}
+
+static void test_offline(void)
+{
+    const char *u = "alice@example.org";
+    const char *log = "accounts/alice@example.org/offline.log";
+    struct recs r;
+
+    CHECK(store_offline_count(u) == 0);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == 0 && r.n == 0);
+    CHECK(store_offline_clear(u) == 0);
+    CHECK(store_offline_append(u, "one", 3, 0) == STORE_EQUOTA);
+    CHECK(!exists_rel(log)); /* refused without creating the file */
+
+    CHECK(store_offline_append(u, "one", 3, 3) == 0);
+    CHECK(mode_rel(log) == 0600);
+    CHECK(store_offline_append(u, "two", 3, 3) == 0);
+    CHECK(store_offline_append(u, "", 0, 3) == 0);
+    CHECK(store_offline_append(u, "four", 4, 3) == STORE_EQUOTA);
+    CHECK(store_offline_count(u) == 3);
+    CHECK(size_rel(log) == 16 + 3 * 12 + 6);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == 0);
+    CHECK(r.n == 3);
+    CHECK_STR(r.v[0], "one");
+    CHECK_STR(r.v[1], "two");
+    CHECK(r.len[2] == 0);
+    memset(&r, 0, sizeof(r));
+    r.stop_after = 1;
+    CHECK(store_offline_read(u, collect_rec, &r) == 0 && r.n == 1);
+    CHECK(store_offline_append(u, "x", STORE_RECORD_MAX + 1, 100) == STORE_EINVAL);
+
+    CHECK(store_offline_clear(u) == 0);
+    CHECK(!exists_rel(log));
+    CHECK(store_offline_count(u) == 0);
+
+    /* Torn tail: cut the last record short by hand. */
+    CHECK(store_offline_append(u, "first", 5, 10) == 0);
+    CHECK(store_offline_append(u, "second", 6, 10) == 0);
+    long full = size_rel(log);
+    truncate_rel(log, full - 3);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == 0);
+    CHECK(r.n == 1);
+    CHECK_STR(r.v[0], "first");
+    CHECK(store_offline_count(u) == 1);
+    CHECK(size_rel(log) == full - 3); /* reading never writes */
+    CHECK(store_offline_append(u, "third", 5, 10) == 0);
+    CHECK(size_rel(log) == 16 + 12 + 5 + 12 + 5); /* the garbage was cut off */
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == 0);
+    CHECK(r.n == 2);
+    CHECK_STR(r.v[0], "first");
+    CHECK_STR(r.v[1], "third");
+
+    /* Torn inside a record header, and a record whose checksum fails. */
+    truncate_rel(log, 16 + 12 + 5 + 7);
+    CHECK(store_offline_count(u) == 1);
+    CHECK(store_offline_append(u, "fourth", 6, 10) == 0);
+    CHECK(store_offline_count(u) == 2);
+    char p[512];
+    path_of(p, sizeof(p), log);
+    int fd = open(p, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "F", 1, 16 + 12 + 5 + 12) == 1); /* flip "fourth" */
+    close(fd);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == 0 && r.n == 1);
+    CHECK(store_offline_append(u, "fifth", 5, 10) == 0);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == 0 && r.n == 2);
+    CHECK_STR(r.v[1], "fifth");
+
+    /* Garbage appended after intact records (e.g. zeroes after a crash). */
+    static const char zeros[40];
+    append_rel(log, zeros, sizeof(zeros));
+    CHECK(store_offline_count(u) == 2);
+    CHECK(store_offline_append(u, "sixth", 5, 10) == 0);
+    CHECK(store_offline_count(u) == 3);
+    CHECK(size_rel(log) == 16 + 3 * 12 + 15);
+
+    /* A header torn while the file was created. */
+    CHECK(store_offline_clear(u) == 0);
+    write_rel(log, "xmppd-off", 9);
+    CHECK(store_offline_count(u) == 0);
+    CHECK(exists_rel(log) && size_rel(log) == 9);
+    CHECK(store_offline_append(u, "a", 1, 10) == 0);
+    CHECK(store_offline_count(u) == 1);
+    CHECK(size_rel(log) == 16 + 12 + 1);
+
+    /* Not our file at all: read renames it aside; append starts a new log. */
+    write_rel(log, "this is not an offline log at all", 33);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == STORE_ECORRUPT);
+    CHECK(exists_rel("accounts/alice@example.org/offline.log.bad"));
+    CHECK(store_offline_count(u) == 0);
+    write_rel(log, "garbage garbage garbage", 23);
+    CHECK(store_offline_append(u, "b", 1, 10) == 0);
+    CHECK(store_offline_count(u) == 1);
+
+    /* Written by a newer version: refused, left untouched. */
+    write_rel(log, "xmppd-offline 2\nwhatever", 24);
+    CHECK(store_offline_count(u) == STORE_ECORRUPT);
+    CHECK(store_offline_append(u, "c", 1, 10) == STORE_ECORRUPT);
+    CHECK(size_rel(log) == 24);
+    CHECK(store_offline_clear(u) == 0);
+}
+
+static void test_corrupt_account(void)
+{
+    const char *u = "alice@example.org";
+    const char *f = "accounts/alice@example.org/account";
+    struct store_account a, got;
+    make_account(&a, 9);
+    CHECK(store_account_put(u, &a) == 0);
+
+    write_rel(f, "xmppd-account 1\nscram-sha-1 4096 AAAA AAAA AAAA\n", 48);
+    CHECK(store_account_get(u, &got) == STORE_ECORRUPT);
+    CHECK(got.sha1.key_len == 0 && got.sha256.key_len == 0);
+    CHECK(exists_rel("accounts/alice@example.org/account.bad"));
+    CHECK(!exists_rel(f));
+    /* Still an account (its data stays); get keeps saying corrupt until put. */
+    CHECK(store_account_exists(u) == 1);
+    CHECK(store_account_get(u, &got) == STORE_ECORRUPT);
+    CHECK(store_account_create(u, &a) == STORE_EEXIST);
+    CHECK(store_account_put(u, &a) == 0);
+    CHECK(store_account_get(u, &got) == 0 && account_equal(&a, &got));
+
+    /* A missing final newline (cut file), an unknown line, a duplicate line. */
+    char p[512], *data = NULL;
+    size_t len = 0;
+    path_of(p, sizeof(p), f);
+    CHECK(store_read_file(p, &data, &len, 4096) == 0);
+    write_rel(f, data, len - 1);
+    CHECK(store_account_get(u, &got) == STORE_ECORRUPT);
+    write_rel(f, data, len);
+    append_rel(f, "password hunter2\n", 17);
+    CHECK(store_account_get(u, &got) == STORE_ECORRUPT);
+    write_rel(f, data, len);
+    char *second = strchr(data, '\n') + 1;
+    append_rel(f, second, (size_t)(strchr(second, '\n') + 1 - second));
+    CHECK(store_account_get(u, &got) == STORE_ECORRUPT);
+    write_rel(f, data, len);
+    CHECK(store_account_get(u, &got) == 0 && account_equal(&a, &got));
+    free(data);
+
+    /* A newer version is refused but not renamed aside. */
+    write_rel(f, "xmppd-account 2\nsomething new\n", 30);
+    CHECK(store_account_get(u, &got) == STORE_ECORRUPT);
+    CHECK(exists_rel(f));
+    CHECK(store_account_put(u, &a) == 0);
+}
+
+int main(void)
+{
+    char tmpl[] = "/tmp/xmppd-store-XXXXXX";
+    if (!mkdtemp(tmpl)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(root, sizeof(root), "%s", tmpl);
+    CHECK(store_init("") == STORE_EINVAL);
+    CHECK(store_account_exists("x") == 0);
+    CHECK(store_init(root) == 0);
+    CHECK(strcmp(store_dir(), root) == 0);
+    CHECK(mode_rel("accounts") == 0700);
+    CHECK(store_init(root) == 0); /* idempotent */
+
+    test_crc();
+    test_files();
+    test_accounts();
+    test_leftovers();
+    test_escaping();
+    test_docs();
+    test_unknown_account();
+    test_offline();
+    test_corrupt_account();
+
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", root);
+    }
+    TEST_REPORT();
+}
