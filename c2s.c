@@ -1,0 +1,787 @@
+/* c2s.c: the client stream state machine (RFC 6120 §4-§7): stream header and
+ * errors, stream features, STARTTLS, SASL (PLAIN, SCRAM-SHA-1/-256), stream
+ * restart, resource binding and the legacy session iq. Once a resource is
+ * bound every stanza goes to router.c. Sockets are reached only through
+ * server.h (conn_send, conn_close, conn_starttls); accounts through store.c. */
+#include "c2s.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "im.h"
+#include "jid.h"
+#include "log.h"
+#include "router.h"
+#include "sasl.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+#include "version.h"
+#include "xml.h"
+
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_PING "urn:xmpp:ping"
+
+struct c2s {
+    struct conn *conn;
+    struct xml_parser *parser;
+    int header_sent;
+    char stream_id[20];
+    struct scram_state *scram; /* only while a SCRAM exchange runs */
+    char *user;                /* bare JID once authenticated */
+    struct session *sess;      /* once bound */
+    time_t opened;             /* monotonic time of accept */
+    char *delayed;             /* a SASL failure held back by the throttle */
+    time_t delayed_until;
+};
+
+/* ---- per-address SASL failure throttle ----
+ * A small fixed table (bounded memory whatever the number of attackers): a
+ * failure doubles the delay before the next answer to that address; after
+ * LIMIT_AUTH_FAIL_BAN failures the address is refused for a while. Entries
+ * age out, so other addresses are unaffected. */
+#define THROTTLE_SLOTS 256
+
+struct throttle {
+    char addr[48];
+    int fails;
+    time_t last;
+};
+static struct throttle throttle[THROTTLE_SLOTS];
+
+static struct throttle *throttle_find(const char *addr, int create)
+{
+    unsigned h = 5381;
+    for (const char *p = addr; *p; p++) {
+        h = h * 33 + (unsigned char)*p;
+    }
+    struct throttle *t = &throttle[h % THROTTLE_SLOTS];
+    if (strcmp(t->addr, addr) == 0) {
+        if (g_now - t->last > LIMIT_AUTH_BAN_SECONDS) {
+            t->fails = 0;
+        }
+        return t;
+    }
+    if (!create) {
+        return NULL;
+    }
+    /* Collisions evict: an attacker can reset someone's counter only by
+     * hashing to the same slot, which costs them their own history. */
+    snprintf(t->addr, sizeof(t->addr), "%s", addr);
+    t->fails = 0;
+    t->last = g_now;
+    return t;
+}
+
+int c2s_auth_banned(const char *addr)
+{
+    struct throttle *t = throttle_find(addr, 0);
+    return t && t->fails >= LIMIT_AUTH_FAIL_BAN;
+}
+
+static int throttle_delay(const char *addr)
+{
+    struct throttle *t = throttle_find(addr, 1);
+    t->fails++;
+    t->last = g_now;
+    int d = 1 << (t->fails < 5 ? t->fails - 1 : 4);
+    return d > LIMIT_AUTH_FAIL_DELAY_MAX ? LIMIT_AUTH_FAIL_DELAY_MAX : d;
+}
+
+static void throttle_clear(const char *addr)
+{
+    struct throttle *t = throttle_find(addr, 0);
+    if (t) {
+        t->fails = 0;
+    }
+}
+
+/* ---- output helpers ---- */
+
+static void send_str(struct c2s *s, const char *str)
+{
+    conn_send(s->conn, str, strlen(str));
+}
+
+static void send_header(struct c2s *s, const char *to)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    unsigned char rnd[8];
+    tls_random(rnd, sizeof(rnd));
+    for (int i = 0; i < 8; i++) {
+        snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
+    }
+    buf_printf(&b,
+               "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+               "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='",
+               s->stream_id);
+    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    if (to) {
+        buf_puts(&b, "' to='");
+        buf_append_xml(&b, to, strlen(to));
+    }
+    buf_puts(&b, "' version='1.0' xml:lang='en'>");
+    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+    s->header_sent = 1;
+}
+
+void c2s_stream_error(struct conn *c, const char *cond, const char *text)
+{
+    struct c2s *s = c->c2s;
+    if (!s || c->state == CONN_CLOSING) {
+        return;
+    }
+    log_notice("%s stream error: %s%s%s", conn_label(c), cond, text ? ": " : "", text ? text : "");
+    if (!s->header_sent) {
+        send_header(s, NULL);
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/>", cond);
+    if (text) {
+        buf_puts(&b, "<text xmlns='" NS_STREAMS "'>");
+        buf_append_xml(&b, text, strlen(text));
+        buf_puts(&b, "</text>");
+    }
+    buf_puts(&b, "</stream:error></stream:stream>");
+    conn_send(c, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+    conn_close(c, 1);
+}
+
+void c2s_shutdown(struct conn *c)
+{
+    if (c->c2s && c->state != CONN_CLOSING) {
+        c2s_stream_error(c, "system-shutdown", NULL);
+    }
+}
+
+static void send_features(struct c2s *s)
+{
+    struct conn *c = s->conn;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<stream:features>");
+    if (c->state == CONN_AUTHENTICATED) {
+        /* RFC 6120 §7; the session element is optional (RFC 6121 has no
+         * session establishment) but old clients still look for it. */
+        buf_puts(&b, "<bind xmlns='" NS_BIND "'/>"
+                     "<session xmlns='" NS_SESSION "'><optional/></session>"
+                     "<ver xmlns='urn:xmpp:features:rosterver'/>");
+        /* XEP-0115 §6.3: the server's own capabilities in its features. */
+        buf_printf(&b, "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/>",
+                   XMPPD_CAPS_NODE, disco_caps_ver());
+    } else {
+        int tls = conn_is_tls(c);
+        int must_tls = !tls && g_config->require_tls;
+        if (!tls) {
+            buf_printf(&b, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
+                       must_tls ? "<required/>" : "");
+        }
+        /* RFC 6120 §5.3.1: when TLS is mandatory, offer nothing else before it. */
+        if (!must_tls) {
+            buf_puts(&b, "<mechanisms xmlns='" NS_SASL "'>"
+                         "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>");
+            if (tls || g_config->plain_without_tls) {
+                buf_puts(&b, "<mechanism>PLAIN</mechanism>");
+            }
+            buf_puts(&b, "</mechanisms>");
+            if (g_config->allow_registration) {
+                buf_puts(&b, "<register xmlns='http://jabber.org/features/iq-register'/>");
+            }
+        }
+    }
+    buf_puts(&b, "</stream:features>");
+    conn_send(c, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+/* ---- stream open ---- */
+
+static int on_stream_open(void *ud, const struct xml_node *root)
+{
+    struct c2s *s = ud;
+    struct conn *c = s->conn;
+    const char *to = xml_attr(root, "to");
+    const char *from = xml_attr(root, "from");
+    char norm[JID_MAX + 1];
+    /* RFC 6120 §4.7.2: echo the client's from as our to when it is valid. */
+    const char *echo = (from && jid_parse(from, norm, sizeof(norm), NULL) == 0) ? from : NULL;
+    send_header(s, echo);
+    if (strcmp(xml_name(root), "stream") != 0 || strcmp(xml_ns(root), XML_NS_STREAM) != 0) {
+        c2s_stream_error(c, "invalid-namespace", NULL);
+        return -1;
+    }
+    if (strcmp(xml_default_ns(root), NS_CLIENT) != 0) {
+        c2s_stream_error(c, "invalid-namespace", NULL);
+        return -1;
+    }
+    const char *ver = xml_attr(root, "version");
+    if (!ver || strncmp(ver, "1.", 2) != 0) {
+        c2s_stream_error(c, "unsupported-version", NULL);
+        return -1;
+    }
+    if (to) {
+        if (jid_parse(to, norm, sizeof(norm), NULL) < 0 ||
+            strcmp(norm, g_config->domain) != 0) {
+            c2s_stream_error(c, "host-unknown", NULL);
+            return -1;
+        }
+    }
+    if (c->state == CONN_CONNECTED) {
+        c->state = CONN_STREAM_OPEN;
+    }
+    send_features(s);
+    return 0;
+}
+
+static int on_stream_close(void *ud)
+{
+    struct c2s *s = ud;
+    log_debug("%s stream closed by peer", conn_label(s->conn));
+    if (s->conn->state != CONN_CLOSING) {
+        send_str(s, "</stream:stream>");
+        conn_close(s->conn, 1);
+    }
+    return -1;
+}
+
+/* ---- SASL ---- */
+
+static void sasl_reply(struct c2s *s, const char *elem, const char *b64)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (b64 && *b64) {
+        buf_printf(&b, "<%s xmlns='" NS_SASL "'>%s</%s>", elem, b64, elem);
+    } else {
+        buf_printf(&b, "<%s xmlns='" NS_SASL "'/>", elem);
+    }
+    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+static void sasl_end(struct c2s *s)
+{
+    free(s->scram);
+    s->scram = NULL;
+}
+
+/* Failure answers are held back by the per-address throttle (c2s_tick sends
+ * them), which turns a brute-force loop into a crawl for that address only. */
+static void sasl_fail(struct c2s *s, const char *cond)
+{
+    struct conn *c = s->conn;
+    sasl_end(s);
+    char xml[160];
+    snprintf(xml, sizeof(xml), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
+    if (strcmp(cond, "not-authorized") != 0) {
+        conn_send(c, xml, strlen(xml));
+        return;
+    }
+    log_notice("%s authentication failed", conn_label(c));
+    int delay = throttle_delay(c->addr);
+    free(s->delayed);
+    s->delayed = strdup(xml);
+    s->delayed_until = g_now + delay;
+    c->held = 1;
+}
+
+static void sasl_success(struct c2s *s, const char *bare, const char *b64)
+{
+    struct conn *c = s->conn;
+    sasl_end(s);
+    free(s->user);
+    s->user = strdup(bare);
+    if (!s->user) {
+        c2s_stream_error(c, "internal-server-error", NULL);
+        return;
+    }
+    throttle_clear(c->addr);
+    sasl_reply(s, "success", b64);
+    c->state = CONN_AUTHENTICATED;
+    conn_authenticated(c);
+    s->header_sent = 0;
+    /* RFC 6120 §6.4.6: the client restarts the stream; the parser starts over. */
+    xml_parser_reset(s->parser);
+    log_info("%s authenticated as %s", conn_label(c), bare);
+}
+
+/* Username from SASL (a localpart, or a bare JID of our domain) -> bare JID. */
+static int user_to_bare(const char *user, char *bare, size_t baresz)
+{
+    char local[JID_PART_MAX + 1];
+    const char *at = strchr(user, '@');
+    if (at) {
+        char norm[JID_MAX + 1];
+        struct jid j;
+        if (jid_parse(user, norm, sizeof(norm), &j) < 0 || j.resource_len ||
+            j.domain_len != strlen(g_config->domain) ||
+            strncmp(j.domain, g_config->domain, j.domain_len) != 0) {
+            return -1;
+        }
+        snprintf(bare, baresz, "%s", norm);
+        return 0;
+    }
+    if (jid_local_valid(user, local, sizeof(local)) < 0) {
+        return -1;
+    }
+    if ((size_t)snprintf(bare, baresz, "%s@%s", local, g_config->domain) >= baresz) {
+        return -1;
+    }
+    return 0;
+}
+
+/* authzid, when given, must name the authenticated account (no proxy auth). */
+static int authzid_ok(const char *authzid, const char *bare)
+{
+    char norm[JID_MAX + 1];
+    if (!authzid || !*authzid) {
+        return 1;
+    }
+    return jid_parse(authzid, norm, sizeof(norm), NULL) == 0 && strcmp(norm, bare) == 0;
+}
+
+static int decode_payload(const char *text, unsigned char *out, size_t outsz)
+{
+    /* RFC 6120 §6.4.2: "=" is an empty response. */
+    if (strcmp(text, "=") == 0 || !*text) {
+        return 0;
+    }
+    return sasl_b64_decode(text, strlen(text), out, outsz - 1);
+}
+
+static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
+{
+    char authzid[SASL_USER_MAX + 1], authcid[SASL_USER_MAX + 1], bare[JID_MAX + 1];
+    const char *pw = NULL;
+    size_t pwlen = 0;
+    struct store_account acct;
+    if (sasl_plain_parse((const char *)msg, (size_t)len, authzid, sizeof(authzid), authcid,
+                         sizeof(authcid), &pw, &pwlen) < 0) {
+        sasl_fail(s, "malformed-request");
+        return;
+    }
+    if (user_to_bare(authcid, bare, sizeof(bare)) < 0 || store_account_get(bare, &acct) < 0 ||
+        !sasl_scram_check_password(SASL_SCRAM_SHA256, &acct.sha256, pw, pwlen)) {
+        sasl_fail(s, "not-authorized");
+        return;
+    }
+    if (!authzid_ok(authzid, bare)) {
+        sasl_fail(s, "invalid-authzid");
+        return;
+    }
+    sasl_success(s, bare, NULL);
+}
+
+static void scram_first(struct c2s *s, enum sasl_mech mech, const unsigned char *msg, int len)
+{
+    char bare[JID_MAX + 1], out[600], b64[820];
+    struct store_account acct;
+    free(s->scram); /* the empty-challenge path made one already */
+    s->scram = calloc(1, sizeof(*s->scram));
+    if (!s->scram) {
+        sasl_fail(s, "temporary-auth-failure");
+        return;
+    }
+    if (sasl_scram_client_first(s->scram, mech, (const char *)msg, (size_t)len) != SASL_CONTINUE) {
+        sasl_fail(s, "malformed-request");
+        return;
+    }
+    const struct scram_creds *cr = NULL;
+    if (user_to_bare(s->scram->user, bare, sizeof(bare)) == 0 &&
+        store_account_get(bare, &acct) == 0) {
+        cr = mech == SASL_SCRAM_SHA1 ? &acct.sha1 : &acct.sha256;
+    }
+    /* Unknown user: go on with throw-away credentials so that the exchange
+     * fails only at the proof and does not reveal which accounts exist. */
+    struct scram_creds fake;
+    if (!cr || cr->key_len == 0) {
+        char pw[16];
+        tls_random(pw, sizeof(pw));
+        if (sasl_scram_make_creds(mech, pw, sizeof(pw), 1, &fake) < 0) {
+            sasl_fail(s, "temporary-auth-failure");
+            return;
+        }
+        fake.iter = g_config->scram_iterations;
+        cr = &fake;
+    }
+    int n = sasl_scram_server_first(s->scram, cr, out, sizeof(out));
+    if (n < 0 || sasl_b64_encode((unsigned char *)out, (size_t)n, b64, sizeof(b64)) < 0) {
+        sasl_fail(s, "temporary-auth-failure");
+        return;
+    }
+    sasl_reply(s, "challenge", b64);
+}
+
+static void scram_final(struct c2s *s, const unsigned char *msg, int len)
+{
+    char out[200], b64[280], bare[JID_MAX + 1];
+    size_t outlen = 0;
+    int r = sasl_scram_client_final(s->scram, (const char *)msg, (size_t)len, out, sizeof(out),
+                                    &outlen);
+    if (r == SASL_FAIL_MALFORMED) {
+        sasl_fail(s, "malformed-request");
+        return;
+    }
+    if (r != SASL_OK || user_to_bare(s->scram->user, bare, sizeof(bare)) < 0) {
+        sasl_fail(s, "not-authorized");
+        return;
+    }
+    if (!authzid_ok(s->scram->authzid, bare)) {
+        sasl_fail(s, "invalid-authzid");
+        return;
+    }
+    if (sasl_b64_encode((unsigned char *)out, outlen, b64, sizeof(b64)) < 0) {
+        sasl_fail(s, "temporary-auth-failure");
+        return;
+    }
+    sasl_success(s, bare, b64);
+}
+
+static void handle_auth(struct c2s *s, struct xml_node *st)
+{
+    struct conn *c = s->conn;
+    unsigned char msg[4096];
+    const char *name = xml_name(st);
+    if (c2s_auth_banned(c->addr)) {
+        sasl_fail(s, "temporary-auth-failure");
+        return;
+    }
+    if (strcmp(name, "abort") == 0) {
+        sasl_fail(s, "aborted");
+        return;
+    }
+    int len = decode_payload(xml_text(st), msg, sizeof(msg));
+    if (len < 0) {
+        sasl_fail(s, "incorrect-encoding");
+        return;
+    }
+    msg[len] = '\0';
+    if (strcmp(name, "response") == 0) {
+        if (!s->scram) {
+            sasl_fail(s, "malformed-request");
+        } else if (s->scram->step == 0) {
+            scram_first(s, s->scram->mech, msg, len);
+        } else {
+            scram_final(s, msg, len);
+        }
+        return;
+    }
+    if (strcmp(name, "auth") != 0) {
+        c2s_stream_error(c, "unsupported-stanza-type", NULL);
+        return;
+    }
+    sasl_end(s);
+    enum sasl_mech mech = sasl_mech_from_name(xml_attr(st, "mechanism") ? xml_attr(st, "mechanism")
+                                                                        : "");
+    int tls = conn_is_tls(c);
+    if (mech == SASL_NONE || (mech == SASL_PLAIN && !tls && !g_config->plain_without_tls)) {
+        sasl_fail(s, mech == SASL_PLAIN ? "encryption-required" : "invalid-mechanism");
+        return;
+    }
+    if (!tls && g_config->require_tls) {
+        sasl_fail(s, "encryption-required");
+        return;
+    }
+    int has_initial = *xml_text(st) != '\0';
+    if (mech == SASL_PLAIN) {
+        if (!has_initial) {
+            /* No initial response: ask for it with an empty challenge, and
+             * take the answer as a PLAIN message (scram stays NULL). */
+            sasl_fail(s, "malformed-request");
+            return;
+        }
+        sasl_plain(s, msg, len);
+        return;
+    }
+    if (!has_initial) {
+        s->scram = calloc(1, sizeof(*s->scram));
+        if (!s->scram) {
+            sasl_fail(s, "temporary-auth-failure");
+            return;
+        }
+        s->scram->mech = mech;
+        sasl_reply(s, "challenge", NULL);
+        return;
+    }
+    scram_first(s, mech, msg, len);
+}
+
+/* ---- binding ---- */
+
+static void iq_error(struct c2s *s, struct xml_node *iq, const char *type, const char *cond)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    const char *id = xml_attr(iq, "id");
+    buf_puts(&b, "<iq type='error' id='");
+    buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
+    buf_printf(&b, "'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>", type, cond);
+    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+static void iq_bind_result(struct c2s *s, struct xml_node *iq, const char *jid)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    const char *id = xml_attr(iq, "id");
+    buf_puts(&b, "<iq type='result' id='");
+    buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
+    buf_puts(&b, "'><bind xmlns='" NS_BIND "'><jid>");
+    buf_append_xml(&b, jid, strlen(jid));
+    buf_puts(&b, "</jid></bind></iq>");
+    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bind)
+{
+    struct conn *c = s->conn;
+    char res[64], full[JID_MAX + 1], norm[JID_MAX + 1];
+    const char *want = "";
+    struct xml_node *r = xml_child(bind, "resource", NS_BIND);
+    if (r) {
+        want = xml_text(r);
+    }
+    if (!*want) {
+        /* RFC 6120 §7.6: the server generates a resource the client did not ask for. */
+        unsigned char rnd[6];
+        tls_random(rnd, sizeof(rnd));
+        snprintf(res, sizeof(res), "xmppd-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+                 rnd[3], rnd[4], rnd[5]);
+        want = res;
+    } else if (jid_resource_valid(want) < 0) {
+        iq_error(s, iq, "modify", "bad-request");
+        return;
+    }
+    if ((size_t)snprintf(full, sizeof(full), "%s/%s", s->user, want) >= sizeof(full) ||
+        jid_parse(full, norm, sizeof(norm), NULL) < 0) {
+        iq_error(s, iq, "modify", "bad-request");
+        return;
+    }
+    struct session *sess = router_session_new(c, norm);
+    if (!sess) {
+        iq_error(s, iq, "wait", "resource-constraint");
+        return;
+    }
+    struct session *old = NULL;
+    router_bind(sess, &old);
+    if (old) {
+        /* RFC 6120 §7.7.2.2: we let the new session win; the old one is told why. */
+        log_info("%s resource conflict: replacing %s", conn_label(c), conn_label(old->conn));
+        c2s_stream_error(old->conn, "conflict", "Replaced by new connection");
+    }
+    s->sess = sess;
+    c->state = CONN_BOUND;
+    iq_bind_result(s, iq, norm);
+    log_info("%s bound", conn_label(c));
+}
+
+static void handle_session_iq(struct c2s *s, struct xml_node *iq)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    const char *id = xml_attr(iq, "id");
+    buf_puts(&b, "<iq type='result' id='");
+    buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
+    buf_puts(&b, "'/>");
+    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+/* ---- stanza dispatch by state ---- */
+
+static void stanza_preauth(struct c2s *s, struct xml_node *st)
+{
+    struct conn *c = s->conn;
+    const char *ns = xml_ns(st);
+    if (strcmp(ns, NS_TLS) == 0 && strcmp(xml_name(st), "starttls") == 0 && !conn_is_tls(c) &&
+        !s->scram && !s->user) {
+        send_str(s, "<proceed xmlns='" NS_TLS "'/>");
+        conn_starttls(c);
+        s->header_sent = 0;
+        xml_parser_reset(s->parser);
+        return;
+    }
+    if (strcmp(ns, NS_SASL) == 0) {
+        handle_auth(s, st);
+        return;
+    }
+    /* XEP-0077 in-band registration happens before authentication, and only
+     * where authentication itself would be allowed (after TLS when required). */
+    if (strcmp(xml_name(st), "iq") == 0 && strcmp(ns, NS_CLIENT) == 0 &&
+        (conn_is_tls(c) || !g_config->require_tls) && register_preauth_iq(c, st) == 0) {
+        return;
+    }
+    /* RFC 6120 §4.9.3.12: stanzas before authentication. */
+    c2s_stream_error(c, "not-authorized", NULL);
+}
+
+static void stanza_bind(struct c2s *s, struct xml_node *st)
+{
+    const char *type = xml_attr(st, "type");
+    struct xml_node *bind = xml_child(st, "bind", NS_BIND);
+    if (strcmp(xml_name(st), "iq") == 0 && strcmp(xml_ns(st), NS_CLIENT) == 0 && bind && type &&
+        strcmp(type, "set") == 0) {
+        handle_bind(s, st, bind);
+        return;
+    }
+    if (strcmp(xml_name(st), "iq") == 0 && strcmp(xml_ns(st), NS_CLIENT) == 0) {
+        iq_error(s, st, "auth", "not-authorized");
+        return;
+    }
+    c2s_stream_error(s->conn, "not-authorized", NULL);
+}
+
+static int on_stanza(void *ud, struct xml_node *st)
+{
+    struct c2s *s = ud;
+    struct conn *c = s->conn;
+    if (c->state == CONN_CLOSING) {
+        xml_free(st);
+        return -1;
+    }
+    if (c->state == CONN_BOUND) {
+        const char *name = xml_name(st);
+        if (strcmp(xml_ns(st), NS_CLIENT) != 0 ||
+            (strcmp(name, "message") != 0 && strcmp(name, "presence") != 0 &&
+             strcmp(name, "iq") != 0)) {
+            xml_free(st);
+            c2s_stream_error(c, "unsupported-stanza-type", NULL);
+            return -1;
+        }
+        if (strcmp(name, "iq") == 0 && xml_child(st, "session", NS_SESSION) && !xml_attr(st, "to")) {
+            handle_session_iq(s, st);
+            xml_free(st);
+            return 0;
+        }
+        router_route(s->sess, st);
+    } else if (c->state == CONN_AUTHENTICATED) {
+        stanza_bind(s, st);
+        xml_free(st);
+    } else {
+        stanza_preauth(s, st);
+        xml_free(st);
+    }
+    /* Stop parsing this chunk at a TLS switch, a close or a throttled answer;
+     * a stream restart (state change) continues with the same bytes. */
+    if (c->state == CONN_CLOSING || c->start_tls || c->held) {
+        return -1;
+    }
+    return 0;
+}
+
+static const struct xml_callbacks callbacks = {on_stream_open, on_stanza, on_stream_close};
+
+void c2s_init(void)
+{
+    memset(throttle, 0, sizeof(throttle));
+}
+
+int c2s_attach(struct conn *c)
+{
+    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                             g_config->max_xml_attrs, g_config->max_xml_name};
+    struct c2s *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -1;
+    }
+    s->conn = c;
+    s->opened = g_now;
+    s->parser = xml_parser_new(&lim, &callbacks, s);
+    if (!s->parser) {
+        free(s);
+        return -1;
+    }
+    c->c2s = s;
+    return 0;
+}
+
+static const char *xml_err_condition(enum xml_err e)
+{
+    switch (e) {
+    case XML_ERR_RESTRICTED: return "restricted-xml";
+    case XML_ERR_BAD_PREFIX: return "bad-namespace-prefix";
+    case XML_ERR_LIMIT: return "policy-violation";
+    case XML_ERR_NOMEM: return "resource-constraint";
+    default: return "not-well-formed";
+    }
+}
+
+void c2s_feed(struct conn *c, const char *data, size_t len)
+{
+    struct c2s *s = c->c2s;
+    if (!s || c->state == CONN_CLOSING) {
+        return;
+    }
+    enum xml_err e = xml_parser_feed(s->parser, data, len);
+    if (e != XML_OK && e != XML_ERR_STOPPED) {
+        c2s_stream_error(c, xml_err_condition(e), xml_err_str(e));
+    }
+}
+
+void c2s_detach(struct conn *c)
+{
+    struct c2s *s = c->c2s;
+    if (!s) {
+        return;
+    }
+    if (s->sess) {
+        router_unbind(s->sess);
+        s->sess = NULL;
+    }
+    xml_parser_free(s->parser);
+    sasl_end(s);
+    free(s->user);
+    free(s->delayed);
+    free(s);
+    c->c2s = NULL;
+}
+
+static void send_ping(struct c2s *s)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<iq type='get' id='xmppd-ping' from='");
+    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    buf_puts(&b, "'><ping xmlns='" NS_PING "'/></iq>");
+    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+void c2s_tick(struct conn *c)
+{
+    struct c2s *s = c->c2s;
+    if (!s || c->state == CONN_CLOSING) {
+        return;
+    }
+    if (s->delayed && g_now >= s->delayed_until) {
+        send_str(s, s->delayed);
+        free(s->delayed);
+        s->delayed = NULL;
+        c->held = 0;
+    }
+    if (c->state != CONN_BOUND) {
+        if (g_now - s->opened > g_config->preauth_timeout) {
+            c2s_stream_error(c, "connection-timeout", NULL);
+        }
+        return;
+    }
+    /* XEP-0199 §4.2: ping a silent client, drop it when the ping goes unanswered. */
+    time_t idle = g_now - c->last_read;
+    if (c->ping_sent && idle > g_config->ping_interval + g_config->ping_timeout) {
+        c2s_stream_error(c, "connection-timeout", NULL);
+    } else if (!c->ping_sent && idle > g_config->ping_interval) {
+        c->ping_sent = 1;
+        send_ping(s);
+    }
+}

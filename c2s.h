@@ -1,0 +1,32 @@
+/* c2s.h: the client-to-server stream state machine of one connection: stream
+ * open and errors, feature negotiation, STARTTLS, SASL, resource binding.
+ * Owns: struct c2s (parser, SASL exchange state, the session once bound).
+ * Must not: touch sockets (it uses conn_send/conn_close from server.h) or
+ * files (accounts come through store.c). */
+#ifndef XMPPD_C2S_H
+#define XMPPD_C2S_H
+
+#include <stddef.h>
+
+struct conn;
+struct xml_node;
+
+/* Global set-up once the config is loaded (stream id secret, auth throttle). */
+void c2s_init(void);
+/* Attach stream state to a new connection. Returns 0 or -1 (out of memory). */
+int c2s_attach(struct conn *c);
+/* Bytes received from the peer (already decrypted). */
+void c2s_feed(struct conn *c, const char *data, size_t len);
+/* The peer went away or the server is closing c: leave the router, free state. */
+void c2s_detach(struct conn *c);
+/* One-second housekeeping: pre-auth timeout, pings, delayed SASL failures. */
+void c2s_tick(struct conn *c);
+/* Close the stream with a stream error (RFC 6120 §4.9) and close the conn.
+ * cond is the defined condition, e.g. "not-well-formed"; text may be NULL. */
+void c2s_stream_error(struct conn *c, const char *cond, const char *text);
+/* Server shutdown: send </stream:stream> (with system-shutdown) and close. */
+void c2s_shutdown(struct conn *c);
+/* Per-address SASL failure bookkeeping size, for tests and logs. */
+int c2s_auth_banned(const char *addr);
+
+#endif

@@ -1,0 +1,555 @@
+/* router.c: the table of bound sessions and the delivery rules.
+ * Every stanza from a bound client comes through router_route(): its `from`
+ * is stamped, then it goes to the server's own handlers (iq dispatch table,
+ * presence and roster logic in im.h modules), to local sessions, to offline
+ * storage, or back to the sender as a stanza error (RFC 6120 §8.3,
+ * RFC 6121 §8.5). Output is only ever queued with conn_send. */
+#include "router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "im.h"
+#include "jid.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+#include "xml.h"
+
+/* bare JID -> its bound resources. Chained hash that doubles when full. */
+struct route {
+    char *bare;
+    struct session *resources;
+    struct route *next;
+};
+
+static struct route **buckets;
+static size_t nbuckets, nroutes;
+static int nsessions;
+static struct buf scratch; /* serialisation buffer reused for every delivery */
+
+static size_t hash_str(const char *s, size_t len)
+{
+    size_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+int router_init(void)
+{
+    nbuckets = 256;
+    buckets = calloc(nbuckets, sizeof(*buckets));
+    buf_init(&scratch, 0);
+    return buckets ? 0 : -1;
+}
+
+void router_free(void)
+{
+    free(buckets);
+    buckets = NULL;
+    buf_free(&scratch);
+}
+
+static struct route *route_find(const char *bare, size_t len)
+{
+    for (struct route *r = buckets[hash_str(bare, len) % nbuckets]; r; r = r->next) {
+        if (strlen(r->bare) == len && memcmp(r->bare, bare, len) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void grow(void)
+{
+    size_t n = nbuckets * 2;
+    struct route **nb = calloc(n, sizeof(*nb));
+    if (!nb) {
+        return; /* chains get longer; still correct */
+    }
+    for (size_t i = 0; i < nbuckets; i++) {
+        struct route *r = buckets[i];
+        while (r) {
+            struct route *next = r->next;
+            size_t k = hash_str(r->bare, strlen(r->bare)) % n;
+            r->next = nb[k];
+            nb[k] = r;
+            r = next;
+        }
+    }
+    free(buckets);
+    buckets = nb;
+    nbuckets = n;
+}
+
+struct session *router_session_new(struct conn *c, const char *jid)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return NULL;
+    }
+    s->jid = strdup(jid);
+    if (!s->jid) {
+        free(s);
+        return NULL;
+    }
+    const char *slash = strchr(jid, '/');
+    s->bare_len = slash ? (size_t)(slash - jid) : strlen(jid);
+    s->conn = c;
+    return s;
+}
+
+int router_bind(struct session *s, struct session **old)
+{
+    *old = NULL;
+    struct route *r = route_find(s->jid, s->bare_len);
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r || !(r->bare = strndup(s->jid, s->bare_len))) {
+            free(r);
+            return -1;
+        }
+        if (nroutes >= nbuckets) {
+            grow();
+        }
+        size_t k = hash_str(r->bare, s->bare_len) % nbuckets;
+        r->next = buckets[k];
+        buckets[k] = r;
+        nroutes++;
+    }
+    for (struct session *o = r->resources; o; o = o->next_res) {
+        if (strcmp(o->jid, s->jid) == 0) {
+            *old = o;
+        }
+    }
+    if (*old) {
+        /* Take the old one off the table now, so that nothing is routed to
+         * it while its stream closes; it is freed by its own c2s_detach. */
+        im_session_end(*old);
+        struct session **pp = &r->resources;
+        while (*pp != *old) {
+            pp = &(*pp)->next_res;
+        }
+        *pp = (*old)->next_res;
+        (*old)->route = NULL;
+        nsessions--;
+    }
+    s->route = r;
+    s->next_res = r->resources;
+    r->resources = s;
+    nsessions++;
+    return 0;
+}
+
+static void route_remove(struct route *r)
+{
+    size_t k = hash_str(r->bare, strlen(r->bare)) % nbuckets;
+    struct route **pp = &buckets[k];
+    while (*pp && *pp != r) {
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = r->next;
+    }
+    nroutes--;
+    free(r->bare);
+    free(r);
+}
+
+void router_unbind(struct session *s)
+{
+    struct route *r = s->route;
+    if (r) {
+        im_session_end(s);
+        struct session **pp = &r->resources;
+        while (*pp && *pp != s) {
+            pp = &(*pp)->next_res;
+        }
+        if (*pp) {
+            *pp = s->next_res;
+            nsessions--;
+        }
+        if (!r->resources) {
+            route_remove(r);
+        }
+    }
+    im_session_free(s);
+    free(s->jid);
+    free(s);
+}
+
+struct session *router_find_full(const char *jid)
+{
+    const char *slash = strchr(jid, '/');
+    if (!slash) {
+        return NULL;
+    }
+    struct route *r = route_find(jid, (size_t)(slash - jid));
+    for (struct session *s = r ? r->resources : NULL; s; s = s->next_res) {
+        if (strcmp(s->jid, jid) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+struct session *router_first_resource(const char *bare)
+{
+    struct route *r = route_find(bare, strlen(bare));
+    return r ? r->resources : NULL;
+}
+
+int router_online_count(void)
+{
+    return nsessions;
+}
+
+/* ---- output ---- */
+
+int router_send_raw(struct session *to, const char *xml, size_t len)
+{
+    if (!to || !to->conn) {
+        return -1;
+    }
+    return conn_send(to->conn, xml, len);
+}
+
+int router_send(struct session *to, const struct xml_node *stanza)
+{
+    buf_clear(&scratch);
+    if (xml_serialize(stanza, NS_CLIENT, &scratch) < 0) {
+        return -1;
+    }
+    return router_send_raw(to, buf_ptr(&scratch), buf_len(&scratch));
+}
+
+/* Build the error version of a stanza (RFC 6120 §8.3.1): same name and id,
+ * from/to swapped, type="error", the original payload kept, plus <error/>. */
+static struct xml_node *make_error(const struct xml_node *stanza, const char *type,
+                                   const char *cond)
+{
+    struct xml_node *e = xml_copy(stanza);
+    if (!e) {
+        return NULL;
+    }
+    const char *from = xml_attr(stanza, "from");
+    const char *to = xml_attr(stanza, "to");
+    char *f = from ? strdup(from) : NULL;
+    char *t = to ? strdup(to) : NULL;
+    /* RFC 6120 §10.3: a stanza without 'to' was handled for the sender's own
+     * account, so the error carries no 'from' either. */
+    xml_set_attr(e, "from", t);
+    xml_set_attr(e, "to", f);
+    xml_set_attr(e, "type", "error");
+    free(f);
+    free(t);
+    struct xml_node *err = xml_add_child(e, "error", NS_CLIENT);
+    if (err) {
+        xml_set_attr(err, "type", type);
+        xml_add_child(err, cond, NS_STANZAS);
+    }
+    return e;
+}
+
+static int is_error(const struct xml_node *stanza)
+{
+    const char *type = xml_attr(stanza, "type");
+    return type && strcmp(type, "error") == 0;
+}
+
+void router_bounce(struct session *s, const struct xml_node *stanza, const char *type,
+                   const char *cond)
+{
+    if (is_error(stanza)) {
+        return; /* RFC 6120 §8.3.1: never answer an error with an error */
+    }
+    struct xml_node *e = make_error(stanza, type, cond);
+    if (e) {
+        router_send(s, e);
+        xml_free(e);
+    }
+}
+
+/* Bounce to whoever `from` names (a local session), when there is no
+ * session pointer at hand (stanzas the server delivers on someone's behalf). */
+static void bounce_to_sender(const struct xml_node *stanza, const char *type, const char *cond)
+{
+    const char *from = xml_attr(stanza, "from");
+    if (is_error(stanza) || !from) {
+        return;
+    }
+    struct xml_node *e = make_error(stanza, type, cond);
+    if (e) {
+        router_deliver(e);
+        xml_free(e);
+    }
+}
+
+void router_iq_result(struct session *s, const struct xml_node *iq, struct xml_node *payload)
+{
+    struct xml_node *r = xml_node_new("iq", NS_CLIENT);
+    if (!r) {
+        return;
+    }
+    const char *id = xml_attr(iq, "id");
+    const char *to = xml_attr(iq, "to");
+    xml_set_attr(r, "type", "result");
+    xml_set_attr(r, "id", id ? id : "");
+    if (to) {
+        xml_set_attr(r, "from", to);
+    }
+    xml_set_attr(r, "to", s->jid);
+    if (payload) {
+        xml_append(r, payload);
+    }
+    router_send(s, r);
+    xml_free(r);
+}
+
+/* ---- addresses ---- */
+
+enum dest_kind { DEST_SERVER, DEST_LOCAL_BARE, DEST_LOCAL_FULL, DEST_REMOTE, DEST_BAD };
+
+struct dest {
+    enum dest_kind kind;
+    char jid[JID_MAX + 1];  /* normalised */
+    char bare[JID_MAX + 1];
+};
+
+static enum dest_kind classify(const char *to, struct dest *d)
+{
+    struct jid j;
+    if (jid_parse(to, d->jid, sizeof(d->jid), &j) < 0) {
+        return d->kind = DEST_BAD;
+    }
+    jid_bare(d->jid, d->bare, sizeof(d->bare));
+    size_t dl = strlen(g_config->domain);
+    if (j.domain_len != dl || memcmp(j.domain, g_config->domain, dl) != 0) {
+        return d->kind = DEST_REMOTE;
+    }
+    if (!j.local_len) {
+        /* domain/resource is the server too (no components yet). */
+        return d->kind = DEST_SERVER;
+    }
+    return d->kind = j.resource_len ? DEST_LOCAL_FULL : DEST_LOCAL_BARE;
+}
+
+/* ---- messages (RFC 6121 §8.5) ---- */
+
+static const char *msg_type(const struct xml_node *m)
+{
+    const char *t = xml_attr(m, "type");
+    return t ? t : "normal";
+}
+
+/* Resources that get a message sent to the bare JID: the available ones with
+ * the highest non-negative priority (RFC 6121 §8.5.2.1.1; like Prosody and
+ * ejabberd, ties all get a copy). headline goes to every non-negative one. */
+static int deliver_to_bare(const char *bare, const struct xml_node *m, int all_nonneg)
+{
+    int best = -1, n = 0;
+    for (struct session *s = router_first_resource(bare); s; s = s->next_res) {
+        if (s->available && s->priority >= 0 && s->priority > best) {
+            best = s->priority;
+        }
+    }
+    if (best < 0) {
+        return 0;
+    }
+    for (struct session *s = router_first_resource(bare); s; s = s->next_res) {
+        if (s->available && s->priority >= 0 && (all_nonneg || s->priority == best)) {
+            router_send(s, m);
+            n++;
+        }
+    }
+    return n;
+}
+
+static void message_to_bare(const struct dest *d, const struct xml_node *m)
+{
+    const char *type = msg_type(m);
+    if (strcmp(type, "error") == 0) {
+        deliver_to_bare(d->bare, m, 0);
+        return;
+    }
+    if (!store_account_exists(d->bare)) {
+        /* RFC 6121 §8.5.2.2.1; headlines are silently dropped (§8.5.2.2.1). */
+        if (strcmp(type, "headline") != 0) {
+            bounce_to_sender(m, "cancel", "service-unavailable");
+        }
+        return;
+    }
+    if (strcmp(type, "groupchat") == 0) {
+        bounce_to_sender(m, "cancel", "service-unavailable");
+        return;
+    }
+    if (im_blocked(d->bare, xml_attr(m, "from"))) {
+        bounce_to_sender(m, "cancel", "service-unavailable");
+        return;
+    }
+    int headline = strcmp(type, "headline") == 0;
+    if (deliver_to_bare(d->bare, m, headline) > 0 || headline) {
+        return;
+    }
+    /* chat and normal with no available resource: XEP-0160 offline storage. */
+    if (im_offline_store(d->bare, m) < 0) {
+        bounce_to_sender(m, "cancel", "service-unavailable");
+    }
+}
+
+static void message_to_full(const struct dest *d, const struct xml_node *m)
+{
+    struct session *s = router_find_full(d->jid);
+    const char *type = msg_type(m);
+    if (s && !im_blocked(d->bare, xml_attr(m, "from"))) {
+        router_send(s, m);
+        return;
+    }
+    if (s) {
+        bounce_to_sender(m, "cancel", "service-unavailable");
+        return;
+    }
+    /* RFC 6121 §8.5.3.2.1: the resource is gone. */
+    if (strcmp(type, "groupchat") == 0) {
+        bounce_to_sender(m, "cancel", "service-unavailable");
+    } else if (strcmp(type, "error") != 0) {
+        message_to_bare(d, m);
+    }
+}
+
+/* ---- iq ---- */
+
+static void iq_to_server(struct session *s, struct xml_node *iq, const char *to_bare)
+{
+    const char *type = xml_attr(iq, "type");
+    if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
+        if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0)) {
+            return; /* answers to our pings and pushes */
+        }
+        router_bounce(s, iq, "modify", "bad-request");
+        return;
+    }
+    struct xml_node *payload = xml_first_child(iq);
+    if (!payload || xml_next(payload)) {
+        /* RFC 6120 §8.2.3: exactly one payload element in get and set. */
+        router_bounce(s, iq, "modify", "bad-request");
+        return;
+    }
+    if (im_iq(s, iq, payload, to_bare) < 0) {
+        router_bounce(s, iq, "cancel", "service-unavailable");
+    }
+}
+
+static void route_iq(struct session *s, struct xml_node *iq, const struct dest *d)
+{
+    const char *type = xml_attr(iq, "type");
+    int request = type && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
+    switch (d->kind) {
+    case DEST_SERVER:
+        iq_to_server(s, iq, NULL);
+        return;
+    case DEST_LOCAL_BARE:
+        /* RFC 6120 §10.5.3.2: an iq to a bare JID is answered by the server on
+         * behalf of the account. */
+        if (!store_account_exists(d->bare)) {
+            if (request) {
+                router_bounce(s, iq, "cancel", "service-unavailable");
+            }
+            return;
+        }
+        iq_to_server(s, iq, d->bare);
+        return;
+    case DEST_LOCAL_FULL: {
+        struct session *to = router_find_full(d->jid);
+        if (to && !im_blocked(d->bare, s->jid)) {
+            router_send(to, iq);
+        } else if (request) {
+            router_bounce(s, iq, "cancel", "service-unavailable");
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+/* ---- entry points ---- */
+
+/* Deliver a stanza whose from/to are already set, as the server would on
+ * behalf of its sender (used by the IM modules and for errors). */
+void router_deliver(struct xml_node *stanza)
+{
+    const char *to = xml_attr(stanza, "to");
+    const char *name = xml_name(stanza);
+    struct dest d;
+    if (!to || classify(to, &d) == DEST_BAD || d.kind == DEST_REMOTE || d.kind == DEST_SERVER) {
+        return;
+    }
+    if (strcmp(name, "message") == 0) {
+        if (d.kind == DEST_LOCAL_FULL) {
+            message_to_full(&d, stanza);
+        } else {
+            message_to_bare(&d, stanza);
+        }
+    } else if (d.kind == DEST_LOCAL_FULL) {
+        struct session *s = router_find_full(d.jid);
+        if (s) {
+            router_send(s, stanza);
+        }
+    } else {
+        for (struct session *s = router_first_resource(d.bare); s; s = s->next_res) {
+            router_send(s, stanza);
+        }
+    }
+}
+
+void router_route(struct session *s, struct xml_node *st)
+{
+    const char *name = xml_name(st);
+    struct dest d;
+    /* RFC 6120 §8.1.2.1: the server stamps the full JID of the sender. A forged
+     * from is overwritten (as Prosody does) rather than trusted. */
+    xml_set_attr(st, "from", s->jid);
+    const char *to = xml_attr(st, "to");
+    if (strcmp(name, "presence") == 0) {
+        im_presence(s, st);
+        xml_free(st);
+        return;
+    }
+    if (!to) {
+        /* RFC 6120 §10.3: no 'to' means the sender's own account. */
+        if (strcmp(name, "iq") == 0) {
+            char bare[JID_MAX + 1];
+            snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+            iq_to_server(s, st, bare);
+        } else {
+            char bare[JID_MAX + 1];
+            snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+            xml_set_attr(st, "to", bare);
+            router_deliver(st);
+        }
+        xml_free(st);
+        return;
+    }
+    classify(to, &d);
+    if (d.kind == DEST_BAD) {
+        router_bounce(s, st, "modify", "jid-malformed");
+    } else if (d.kind == DEST_REMOTE) {
+        /* No server-to-server yet (RFC 6120 §8.3.3.16). */
+        router_bounce(s, st, "cancel", "remote-server-not-found");
+    } else if (strcmp(name, "iq") == 0) {
+        route_iq(s, st, &d);
+    } else if (d.kind == DEST_SERVER) {
+        if (strcmp(msg_type(st), "error") != 0 && strcmp(msg_type(st), "headline") != 0) {
+            router_bounce(s, st, "cancel", "service-unavailable");
+        }
+    } else if (d.kind == DEST_LOCAL_FULL) {
+        message_to_full(&d, st);
+    } else {
+        message_to_bare(&d, st);
+    }
+    xml_free(st);
+}

@@ -1,0 +1,74 @@
+/* router.h: who is online and where a stanza goes.
+ * Owns: the table of bound sessions (bare JID -> resources), delivery rules
+ * (RFC 6120 §8, RFC 6121 §8.5), `from` stamping, stanza errors, and dispatch
+ * of iqs addressed to the server or to an account (a table of handlers).
+ * Must not: write to sockets (it queues through conn_send) or to files (it
+ * calls store.c and the IM modules). */
+#ifndef XMPPD_ROUTER_H
+#define XMPPD_ROUTER_H
+
+#include <stddef.h>
+
+struct conn;
+struct xml_node;
+
+#define NS_CLIENT "jabber:client"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+/* One bound resource. */
+struct session {
+    struct conn *conn;
+    char *jid;                 /* full JID, normalised; jid[0..bare_len) is the bare JID */
+    size_t bare_len;
+    int available;             /* has sent available presence (RFC 6121 §4.2) */
+    int priority;
+    int interested;            /* requested the roster (RFC 6121 §2.1.6) */
+    int blocklist_wanted;      /* asked for the block list (XEP-0191 pushes) */
+    struct xml_node *presence; /* last available presence broadcast, for probes */
+    struct directed *directed; /* JIDs that got directed presence (RFC 6121 §4.6) */
+    struct session *next_res;  /* other resources of the same account */
+    struct route *route;
+};
+
+/* iq handler: returns 0 when it answered (result or error), -1 when the
+ * router should answer service-unavailable. to_bare is the account the iq is
+ * addressed to (NULL = the server itself). The stanza stays owned by the router. */
+typedef int (*iq_fn)(struct session *s, struct xml_node *iq, const char *to_bare);
+
+int router_init(void);
+void router_free(void);
+
+/* Make a session for c with full JID jid. NULL when out of memory. */
+struct session *router_session_new(struct conn *c, const char *jid);
+/* Put s online. If the same full JID is bound already, that older session is
+ * returned through *old (the caller closes it with a conflict error). */
+int router_bind(struct session *s, struct session **old);
+/* Take s offline (unavailable presence to whom it concerns) and free it. */
+void router_unbind(struct session *s);
+
+/* A stanza from a bound client; ownership passes to the router. */
+void router_route(struct session *s, struct xml_node *stanza);
+
+/* Lookups (bare/full JIDs normalised). */
+struct session *router_find_full(const char *jid);
+struct session *router_first_resource(const char *bare);
+int router_online_count(void);
+
+/* Queue a stanza to one session (serialised; the node stays the caller's).
+ * Returns 0, -1 when the session's queue overflowed. */
+int router_send(struct session *to, const struct xml_node *stanza);
+/* Queue raw, already serialised XML to one session. */
+int router_send_raw(struct session *to, const char *xml, size_t len);
+/* Answer stanza with an error (RFC 6120 §8.3): swaps from/to, sets type=error,
+ * appends <error type=...><cond xmlns=NS_STANZAS/></error>, and sends it to
+ * the session that sent it. Errors are never answered with errors. */
+void router_bounce(struct session *s, const struct xml_node *stanza, const char *type,
+                   const char *cond);
+/* Deliver a stanza addressed to a local or remote JID, as if the server sent
+ * it on behalf of stanza's `from` (presence broadcast, roster pushes, errors
+ * to other users). Applies the same rules as router_route; node stays the caller's. */
+void router_deliver(struct xml_node *stanza);
+/* An iq result with no payload, and an iq result with a payload built by the caller. */
+void router_iq_result(struct session *s, const struct xml_node *iq, struct xml_node *payload);
+
+#endif

@@ -1,0 +1,1088 @@
+/* server.c: main(), command-line tools (adduser, passwd, deluser, users),
+ * daemon start-up and privileges, signals, listeners, the event loop and its
+ * one-second housekeeping tick, the fd-indexed connection table, socket (or
+ * TLS) reads and writes, and output queue limits. It never parses XML or opens
+ * data files itself: bytes go to c2s.c, files are store.c's. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "c2s.h"
+#include "config.h"
+#include "jid.h"
+#include "log.h"
+#include "loop.h"
+#include "router.h"
+#include "sasl.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+#include "version.h"
+
+#define READ_CHUNK 16384
+#define READS_PER_EVENT 4 /* fairness: at most this many reads per conn per turn */
+
+struct config *g_config;
+time_t g_now;
+
+static struct config config_storage;
+static const char *config_path;
+static struct conn **conns; /* indexed by fd */
+static int max_fds;
+static int nconns, nunauth;
+static uint32_t next_conn_id = 1;
+static struct conn *pending_head; /* conns with queued output this turn */
+static struct tls_server *tls_srv;
+static int listen_fds[2] = {-1, -1};
+static int spare_fd = -1;
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t sig_term, sig_hup;
+
+/* Unauthenticated connections per address (dropbear's MAX_UNAUTH_PER_IP). A
+ * small open-addressing table: entries exist only while count > 0. */
+#define UNAUTH_SLOTS 1024
+static struct {
+    char addr[48];
+    int count;
+} unauth_tab[UNAUTH_SLOTS];
+
+static int *unauth_slot(const char *addr, int create)
+{
+    unsigned h = 5381;
+    int free_slot = -1;
+    for (const char *p = addr; *p; p++) {
+        h = h * 33 + (unsigned char)*p;
+    }
+    /* Slots whose count fell to 0 keep their address as a tombstone so that
+     * probing goes on past them; only a never-used slot ends the search. */
+    for (int i = 0; i < UNAUTH_SLOTS; i++) {
+        unsigned k = (h + (unsigned)i) % UNAUTH_SLOTS;
+        if (unauth_tab[k].addr[0] == '\0') {
+            if (free_slot < 0) {
+                free_slot = (int)k;
+            }
+            break;
+        }
+        if (strcmp(unauth_tab[k].addr, addr) == 0) {
+            return &unauth_tab[k].count;
+        }
+        if (unauth_tab[k].count == 0 && free_slot < 0) {
+            free_slot = (int)k;
+        }
+    }
+    if (!create || free_slot < 0) {
+        return NULL;
+    }
+    snprintf(unauth_tab[free_slot].addr, sizeof(unauth_tab[free_slot].addr), "%s", addr);
+    unauth_tab[free_slot].count = 0;
+    return &unauth_tab[free_slot].count;
+}
+
+static void monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    g_now = ts.tv_sec;
+}
+
+/* ---- connection API (server.h) ---- */
+
+const char *conn_label(const struct conn *c)
+{
+    static char label[160];
+    snprintf(label, sizeof(label), "[%u %s]", c->id, c->addr);
+    return label;
+}
+
+int conn_is_tls(const struct conn *c)
+{
+    return c->tls != NULL || c->start_tls;
+}
+
+void conn_authenticated(struct conn *c)
+{
+    if (!c->unauth) {
+        return;
+    }
+    c->unauth = 0;
+    int *n = unauth_slot(c->addr, 0);
+    if (n && *n > 0) {
+        (*n)--;
+    }
+    nunauth--;
+}
+
+static void mark_pending(struct conn *c)
+{
+    if (!c->pending_write) {
+        c->pending_write = 1;
+        c->next_pending = pending_head;
+        pending_head = c;
+    }
+}
+
+int conn_send(struct conn *c, const char *data, size_t len)
+{
+    if (c->closed || (c->state == CONN_CLOSING && c->close_after_flush == 0)) {
+        return -1;
+    }
+    if (buf_append(&c->out, data, len) < 0) {
+        /* Past the hard limit: a reader that does not read (redis's client
+         * output buffer hard limit). Its stream is beyond repair. */
+        log_warn("%s output queue over %d bytes: disconnecting", conn_label(c),
+                 g_config->outq_hard);
+        conn_close(c, 0);
+        return -1;
+    }
+    mark_pending(c);
+    return 0;
+}
+
+int conn_over_soft_limit(const struct conn *c)
+{
+    return buf_len(&c->out) > (size_t)g_config->outq_soft;
+}
+
+void conn_pause_for(struct conn *c, const struct conn *dest)
+{
+    c->paused = 1;
+    c->paused_fd = dest->fd;
+    c->paused_on = dest->id;
+}
+
+void conn_starttls(struct conn *c)
+{
+    c->start_tls = 1;
+}
+
+static void update_interest(struct conn *c)
+{
+    int ev = 0;
+    if (c->closed) {
+        return;
+    }
+    if (c->tls && c->tls_want) {
+        ev = c->tls_want;
+    } else {
+        if (!c->paused && !c->held && c->state != CONN_CLOSING && !c->start_tls) {
+            ev |= LOOP_READ;
+        }
+        if (buf_len(&c->out) > 0) {
+            ev |= LOOP_WRITE;
+        }
+    }
+    /* During a TLS handshake and while closing we still read to notice EOF. */
+    if (c->state == CONN_CLOSING) {
+        ev |= LOOP_READ;
+    }
+    loop_set(c->fd, ev);
+}
+
+void conn_close(struct conn *c, int flush_first)
+{
+    if (c->closed) {
+        return;
+    }
+    if (flush_first && buf_len(&c->out) > 0 && c->state != CONN_TLS_HANDSHAKE) {
+        c->state = CONN_CLOSING;
+        c->close_after_flush = 1;
+        mark_pending(c);
+        return;
+    }
+    c->state = CONN_CLOSING;
+    c->closed = 1;
+    c->next_pending = NULL;
+    /* Freed at the end of the turn: callers up the stack may still hold c. */
+    loop_del(c->fd);
+    c2s_detach(c);
+}
+
+static void conn_free(struct conn *c)
+{
+    if (c->tls) {
+        tls_conn_close(c->tls);
+        tls_conn_free(c->tls);
+    }
+    close(c->fd);
+    conn_authenticated(c); /* leaves the unauthenticated count if still in it */
+    buf_free(&c->out);
+    conns[c->fd] = NULL;
+    nconns--;
+    free(c);
+}
+
+/* ---- reading and writing ---- */
+
+static ssize_t conn_raw_read(struct conn *c, char *buf, size_t len)
+{
+    if (c->tls) {
+        ssize_t n = tls_conn_read(c->tls, buf, len);
+        if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+            c->tls_want = n == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE;
+            errno = EAGAIN;
+            return -1;
+        }
+        c->tls_want = 0;
+        if (n == TLS_ERROR) {
+            errno = EPROTO;
+            return -1;
+        }
+        return n;
+    }
+    ssize_t n;
+    do {
+        n = recv(c->fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static void do_handshake(struct conn *c)
+{
+    int r = tls_conn_handshake(c->tls);
+    if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+        c->tls_want = r == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE;
+        update_interest(c);
+        return;
+    }
+    c->tls_want = 0;
+    if (r != 0) {
+        char why[128];
+        log_info("%s TLS handshake failed: %s", conn_label(c),
+                 tls_conn_error(c->tls, why, sizeof(why)));
+        conn_close(c, 0);
+        return;
+    }
+    char info[96];
+    log_debug("%s TLS established: %s", conn_label(c), tls_conn_info(c->tls, info, sizeof(info)));
+    c->state = c->direct_tls ? CONN_CONNECTED : CONN_STREAM_OPEN;
+    update_interest(c);
+}
+
+static void conn_read(struct conn *c)
+{
+    char buf[READ_CHUNK];
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        if (c->closed || c->paused || c->held || c->start_tls) {
+            return;
+        }
+        ssize_t n = conn_raw_read(c, buf, sizeof(buf));
+        if (n == 0) {
+            log_debug("%s connection closed by peer", conn_label(c));
+            conn_close(c, 0);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return;
+            }
+            log_debug("%s read error: %s", conn_label(c), strerror(errno));
+            conn_close(c, 0);
+            return;
+        }
+        c->last_read = g_now;
+        c->ping_sent = 0;
+        if (c->state == CONN_CLOSING) {
+            continue; /* draining: the stream is over, discard */
+        }
+        c2s_feed(c, buf, (size_t)n);
+        /* TLS may hold decrypted bytes poll() cannot see: keep going. */
+        if ((size_t)n < sizeof(buf) && !(c->tls && tls_conn_pending(c->tls) > 0)) {
+            return;
+        }
+    }
+    /* More may be waiting; come back next turn rather than starve others. */
+}
+
+/* Write as much of the queue as the socket takes. Returns -1 if c closed. */
+static int conn_flush(struct conn *c)
+{
+    while (buf_len(&c->out) > 0) {
+        ssize_t n;
+        size_t len = buf_len(&c->out);
+        if (c->tls) {
+            if (c->tls_write_len) {
+                len = c->tls_write_len; /* mbedTLS wants the same length again */
+            } else if (len > 16384) {
+                len = 16384;
+            }
+            n = tls_conn_write(c->tls, buf_ptr(&c->out), len);
+            if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+                c->tls_write_len = len;
+                c->tls_want = n == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE;
+                return 0;
+            }
+            c->tls_write_len = 0;
+            c->tls_want = 0;
+            if (n < 0) {
+                conn_close(c, 0);
+                return -1;
+            }
+        } else {
+            n = send(c->fd, buf_ptr(&c->out), len, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    return 0;
+                }
+                conn_close(c, 0);
+                return -1;
+            }
+        }
+        buf_consume(&c->out, (size_t)n);
+    }
+    buf_shrink(&c->out); /* idle connections hold no output buffer */
+    if (c->close_after_flush) {
+        c->close_after_flush = 0;
+        conn_close(c, 0);
+        return -1;
+    }
+    if (c->start_tls && !c->tls) {
+        c->tls = tls_conn_new(tls_srv, c->fd);
+        c->start_tls = 0;
+        if (!c->tls) {
+            conn_close(c, 0);
+            return -1;
+        }
+        c->state = CONN_TLS_HANDSHAKE;
+        do_handshake(c);
+    }
+    return 0;
+}
+
+static void flush_pending(void)
+{
+    while (pending_head) {
+        struct conn *c = pending_head;
+        pending_head = c->next_pending;
+        c->next_pending = NULL;
+        c->pending_write = 0;
+        if (c->closed) {
+            continue;
+        }
+        if (conn_flush(c) == 0) {
+            update_interest(c);
+        }
+    }
+}
+
+static void on_conn_event(int fd, int events, void *ud)
+{
+    struct conn *c = ud;
+    (void)fd;
+    if (c->closed) {
+        return;
+    }
+    if (c->state == CONN_TLS_HANDSHAKE) {
+        do_handshake(c);
+        return;
+    }
+    if (events & LOOP_WRITE) {
+        if (conn_flush(c) < 0) {
+            return;
+        }
+    }
+    if (events & LOOP_READ) {
+        conn_read(c);
+    }
+    if (!c->closed) {
+        update_interest(c);
+    }
+}
+
+/* ---- accepting ---- */
+
+static void peer_string(const struct sockaddr_storage *ss, char *out, size_t outsz)
+{
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)outsz);
+    } else {
+        const struct sockaddr_in *s4 = (const void *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)outsz);
+    }
+}
+
+/* EMFILE: close the spare descriptor, accept and drop the waiting peer (so
+ * poll() stops waking us for it), then take the spare back. */
+static void accept_emfile(int lfd)
+{
+    static time_t last_log;
+    if (g_now != last_log) {
+        log_warn("out of file descriptors: refusing new connections");
+        last_log = g_now;
+    }
+    if (spare_fd >= 0) {
+        close(spare_fd);
+        int fd = accept(lfd, NULL, NULL);
+        if (fd >= 0) {
+            close(fd);
+        }
+        spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+}
+
+static int admit(const char *addr)
+{
+    if (nconns >= g_config->max_connections) {
+        log_warn("connection from %s refused: max_connections reached", addr);
+        return 0;
+    }
+    if (nunauth >= g_config->max_unauth) {
+        log_warn("connection from %s refused: max_unauth reached", addr);
+        return 0;
+    }
+    int *n = unauth_slot(addr, 1);
+    if (!n || *n >= g_config->max_unauth_per_ip) {
+        log_warn("connection from %s refused: max_unauth_per_ip reached", addr);
+        return 0;
+    }
+    if (c2s_auth_banned(addr)) {
+        log_notice("connection from %s refused: too many failed logins", addr);
+        return 0;
+    }
+    (*n)++;
+    nunauth++;
+    return 1;
+}
+
+static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
+{
+    char addr[48];
+    peer_string(ss, addr, sizeof(addr));
+    if (fd >= max_fds || !admit(addr)) {
+        close(fd);
+        return;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        int *n = unauth_slot(addr, 0);
+        if (n) {
+            (*n)--;
+        }
+        nunauth--;
+        close(fd);
+        return;
+    }
+    c->unauth = 1;
+    c->fd = fd;
+    c->id = next_conn_id++;
+    c->last_read = g_now;
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    buf_init(&c->out, (size_t)g_config->outq_hard);
+    conns[fd] = c;
+    nconns++;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c2s_attach(c) < 0 || loop_add(fd, LOOP_READ, on_conn_event, c) < 0) {
+        conn_close(c, 0);
+        return;
+    }
+    if (lfd == listen_fds[1]) {
+        c->direct_tls = 1;
+        c->tls = tls_conn_new(tls_srv, fd);
+        if (!c->tls) {
+            conn_close(c, 0);
+            return;
+        }
+        c->state = CONN_TLS_HANDSHAKE;
+    }
+    log_debug("%s connected%s", conn_label(c), c->direct_tls ? " (direct TLS)" : "");
+}
+
+static void on_listen_event(int lfd, int events, void *ud)
+{
+    (void)events;
+    (void)ud;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno == EMFILE || errno == ENFILE) {
+                accept_emfile(lfd);
+            }
+            return;
+        }
+        accept_one(lfd, fd, &ss);
+    }
+}
+
+static int listen_on(const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *s4 = (void *)&ss;
+    struct sockaddr_in6 *s6 = (void *)&ss;
+    if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        sl = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        sl = sizeof(*s6);
+    } else {
+        log_error("listen_address %s is not an IP address", addr);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0) {
+        log_error("socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 1024) < 0) {
+        log_error("cannot listen on %s port %d: %s", addr, port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- signals ---- */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (sig == SIGHUP) {
+        sig_hup = 1;
+    } else {
+        sig_term = 1;
+    }
+    if (sig_pipe[1] >= 0) {
+        ssize_t r = write(sig_pipe[1], "x", 1);
+        (void)r;
+    }
+    errno = saved;
+}
+
+static void on_sig_pipe(int fd, int events, void *ud)
+{
+    char b[64];
+    (void)events;
+    (void)ud;
+    while (read(fd, b, sizeof(b)) > 0) {
+    }
+}
+
+static void setup_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- TLS certificate ---- */
+
+static void cert_paths(const struct config *cfg, char *cert, char *key, size_t sz)
+{
+    if (cfg->tls_cert[0]) {
+        snprintf(cert, sz, "%s", cfg->tls_cert);
+        snprintf(key, sz, "%s", cfg->tls_key[0] ? cfg->tls_key : cfg->tls_cert);
+    } else {
+        snprintf(cert, sz, "%s/cert.pem", cfg->data_dir);
+        snprintf(key, sz, "%s/key.pem", cfg->data_dir);
+    }
+}
+
+/* No certificate configured: make a self-signed one once, so the quick start
+ * works out of the box. Clients will have to accept it. */
+static int ensure_selfsigned(const char *cert, const char *key)
+{
+    if (g_config->tls_cert[0] || access(cert, R_OK) == 0) {
+        return 0;
+    }
+    char *cpem = NULL, *kpem = NULL, err[200];
+    if (tls_make_selfsigned(g_config->domain, &cpem, &kpem, err, sizeof(err)) < 0) {
+        log_error("cannot make a self-signed certificate: %s", err);
+        return -1;
+    }
+    int r = store_write_atomic(key, kpem, strlen(kpem), 0600);
+    if (r == 0) {
+        r = store_write_atomic(cert, cpem, strlen(cpem), 0644);
+    }
+    free(cpem);
+    free(kpem);
+    if (r < 0) {
+        log_error("cannot write %s", cert);
+        return -1;
+    }
+    log_notice("generated a self-signed certificate for %s in %s", g_config->domain, cert);
+    return 0;
+}
+
+static struct tls_server *load_tls(const struct config *cfg)
+{
+    char cert[CONFIG_STR_MAX + 16], key[CONFIG_STR_MAX + 16], err[256];
+    cert_paths(cfg, cert, key, sizeof(cert));
+    if (ensure_selfsigned(cert, key) < 0) {
+        return NULL;
+    }
+    struct tls_server *s = tls_server_new(cert, key, err, sizeof(err));
+    if (!s) {
+        log_error("TLS: %s", err);
+    }
+    return s;
+}
+
+/* ---- SIGHUP ---- */
+
+static void reload(void)
+{
+    static struct config fresh;
+    char err[512], restart[512];
+    config_defaults(&fresh);
+    if (config_path && config_load(config_path, &fresh, err, sizeof(err)) < 0) {
+        log_error("reload refused: %s", err);
+        return;
+    }
+    config_restart_needed(g_config, &fresh, restart, sizeof(restart));
+    if (restart[0]) {
+        log_warn("reload: these options need a restart and keep their old value: %s", restart);
+    }
+    struct tls_server *t = load_tls(&fresh);
+    if (!t) {
+        log_error("reload refused: TLS certificate or key did not load");
+        return;
+    }
+    /* Options that need a restart keep their running value. */
+    snprintf(fresh.domain, sizeof(fresh.domain), "%s", g_config->domain);
+    snprintf(fresh.data_dir, sizeof(fresh.data_dir), "%s", g_config->data_dir);
+    snprintf(fresh.listen_address, sizeof(fresh.listen_address), "%s", g_config->listen_address);
+    fresh.c2s_port = g_config->c2s_port;
+    fresh.c2s_tls_port = g_config->c2s_tls_port;
+    fresh.log_syslog = g_config->log_syslog;
+    snprintf(fresh.user, sizeof(fresh.user), "%s", g_config->user);
+    snprintf(fresh.group, sizeof(fresh.group), "%s", g_config->group);
+    config_storage = fresh;
+    log_set_level((enum log_level)g_config->log_level);
+    tls_server_unref(tls_srv); /* live connections keep their own reference */
+    tls_srv = t;
+    log_notice("configuration and certificates reloaded");
+}
+
+/* ---- housekeeping ---- */
+
+static void tick(void)
+{
+    for (int fd = 0; fd < max_fds; fd++) {
+        struct conn *c = conns[fd];
+        if (!c || c->closed) {
+            continue;
+        }
+        if (c->paused) {
+            /* Resume once the destination drained to half its soft limit or left. */
+            struct conn *d = conns[c->paused_fd];
+            if (d && (d->id != c->paused_on || d->closed)) {
+                d = NULL;
+            }
+            if (!d || buf_len(&d->out) < (size_t)g_config->outq_soft / 2) {
+                c->paused = 0;
+                update_interest(c);
+            }
+        }
+        int held = c->held;
+        c2s_tick(c);
+        if (held != c->held) {
+            update_interest(c);
+        }
+    }
+}
+
+static void free_closed(void)
+{
+    for (int fd = 0; fd < max_fds; fd++) {
+        if (conns[fd] && conns[fd]->closed) {
+            conn_free(conns[fd]);
+        }
+    }
+}
+
+static void shutdown_all(void)
+{
+    log_notice("shutting down");
+    for (int fd = 0; fd < max_fds; fd++) {
+        if (conns[fd] && !conns[fd]->closed) {
+            c2s_shutdown(conns[fd]);
+        }
+    }
+    /* Give the closing streams a moment to flush, bounded. */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        flush_pending();
+        int left = 0;
+        for (int fd = 0; fd < max_fds; fd++) {
+            if (conns[fd] && !conns[fd]->closed) {
+                left++;
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (!left || now.tv_sec - start.tv_sec >= 2) {
+            break;
+        }
+        loop_run_once(100);
+    }
+    for (int fd = 0; fd < max_fds; fd++) {
+        if (conns[fd] && !conns[fd]->closed) {
+            conn_close(conns[fd], 0);
+        }
+    }
+    free_closed();
+}
+
+/* ---- privileges and daemon ---- */
+
+/* Bind first, then drop to the configured user: initgroups, setgid, setuid,
+ * in that order, each checked (umurmur's switch_user). */
+static int drop_privileges(void)
+{
+    if (geteuid() != 0) {
+        return 0;
+    }
+    if (!g_config->user[0]) {
+        if (g_config->allow_root) {
+            log_warn("running as root (allow_root yes)");
+            return 0;
+        }
+        log_error("refusing to run as root: set 'user' (or 'allow_root yes')");
+        return -1;
+    }
+    struct passwd *pw = getpwnam(g_config->user);
+    if (!pw) {
+        log_error("user %s not found", g_config->user);
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (g_config->group[0]) {
+        struct group *gr = getgrnam(g_config->group);
+        if (!gr) {
+            log_error("group %s not found", g_config->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    /* The data directory must stay writable for the unprivileged user. */
+    if (chown(g_config->data_dir, pw->pw_uid, gid) < 0) {
+        log_warn("chown %s: %s", g_config->data_dir, strerror(errno));
+    }
+    if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+        log_error("cannot drop privileges to %s: %s", g_config->user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        log_error("privileges could be regained after dropping them");
+        return -1;
+    }
+    log_notice("running as user %s", g_config->user);
+    return 0;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid > 0) {
+        _exit(0);
+    }
+    setsid();
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2) {
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+/* ---- command-line account tools ---- */
+
+static int read_password(const char *prompt, char *pw, size_t pwsz)
+{
+    struct termios old, quiet;
+    int tty = isatty(0) && tcgetattr(0, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(0, TCSAFLUSH, &quiet);
+    }
+    char *r = fgets(pw, (int)pwsz, stdin);
+    if (tty) {
+        tcsetattr(0, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (!r) {
+        return -1;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    return pw[0] ? 0 : -1;
+}
+
+/* "alice" or "alice@domain" -> normalised bare JID of our domain. */
+static int cli_bare(const char *arg, char *bare, size_t sz)
+{
+    char tmp[JID_MAX + 1], norm[JID_MAX + 1];
+    struct jid j;
+    if (!strchr(arg, '@')) {
+        snprintf(tmp, sizeof(tmp), "%s@%s", arg, g_config->domain);
+        arg = tmp;
+    }
+    if (jid_parse(arg, norm, sizeof(norm), &j) < 0 || j.resource_len || !j.local_len) {
+        fprintf(stderr, "xmppd: %s: not a valid bare JID\n", arg);
+        return -1;
+    }
+    if (j.domain_len != strlen(g_config->domain) ||
+        strncmp(j.domain, g_config->domain, j.domain_len) != 0) {
+        fprintf(stderr, "xmppd: %s: this server's domain is %s\n", arg, g_config->domain);
+        return -1;
+    }
+    snprintf(bare, sz, "%s", norm);
+    return 0;
+}
+
+int server_make_account(const char *password, struct store_account *a)
+{
+    size_t len = strlen(password);
+    int iter = g_config->scram_iterations;
+    memset(a, 0, sizeof(*a));
+    if (sasl_scram_make_creds(SASL_SCRAM_SHA1, password, len, iter, &a->sha1) < 0 ||
+        sasl_scram_make_creds(SASL_SCRAM_SHA256, password, len, iter, &a->sha256) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int print_user(const char *bare, void *ud)
+{
+    (void)ud;
+    printf("%s\n", bare);
+    return 0;
+}
+
+static int cli_command(int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    char bare[JID_MAX + 1], pw[1024];
+    struct store_account a;
+    if (strcmp(cmd, "users") == 0) {
+        return store_account_list(print_user, NULL) < 0 ? 1 : 0;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "usage: xmppd [-c FILE] %s JID\n", cmd);
+        return 2;
+    }
+    if (cli_bare(argv[1], bare, sizeof(bare)) < 0) {
+        return 1;
+    }
+    if (strcmp(cmd, "deluser") == 0) {
+        int r = store_account_delete(bare);
+        if (r < 0) {
+            fprintf(stderr, "xmppd: %s: %s\n", bare, r == STORE_ENOENT ? "no such user" : "failed");
+            return 1;
+        }
+        return 0;
+    }
+    int add = strcmp(cmd, "adduser") == 0;
+    if (!add && !store_account_exists(bare)) {
+        fprintf(stderr, "xmppd: %s: no such user\n", bare);
+        return 1;
+    }
+    if (add && store_account_exists(bare)) {
+        fprintf(stderr, "xmppd: %s: user exists\n", bare);
+        return 1;
+    }
+    if (read_password("Password: ", pw, sizeof(pw)) < 0) {
+        fprintf(stderr, "xmppd: no password given\n");
+        return 1;
+    }
+    int r = server_make_account(pw, &a);
+    memset(pw, 0, sizeof(pw));
+    if (r == 0) {
+        r = add ? store_account_create(bare, &a) : store_account_put(bare, &a);
+    }
+    if (r < 0) {
+        fprintf(stderr, "xmppd: %s: %s\n", bare, r == STORE_EEXIST ? "user exists" : "failed");
+        return 1;
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "xmppd " XMPPD_VERSION " - a small XMPP server\n"
+            "usage: xmppd [-c FILE] [-f] [-v]         run the server\n"
+            "       xmppd [-c FILE] adduser JID       add an account (password from the\n"
+            "                                         terminal or one line of stdin)\n"
+            "       xmppd [-c FILE] passwd JID        change an account's password\n"
+            "       xmppd [-c FILE] deluser JID       delete an account and all its data\n"
+            "       xmppd [-c FILE] users             list accounts\n"
+            "options:\n"
+            "  -c FILE  configuration file (default: built-in defaults; see xmppd.conf.example)\n"
+            "  -f       stay in the foreground and log to stderr\n"
+            "  -v       debug logging\n"
+            "  -h       this help\n"
+            "  -V       print the version\n"
+            "Account commands work while the server runs.\n");
+}
+
+/* ---- main ---- */
+
+static int open_listeners(void)
+{
+    int ports[2] = {g_config->c2s_port, g_config->c2s_tls_port};
+    for (int i = 0; i < 2; i++) {
+        if (ports[i] == 0) {
+            continue;
+        }
+        listen_fds[i] = listen_on(g_config->listen_address, ports[i]);
+        if (listen_fds[i] < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int setup_loop(void)
+{
+    struct rlimit rl;
+    max_fds = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max; /* use what we are allowed */
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        max_fds = rl.rlim_cur > 1048576 ? 1048576 : (int)rl.rlim_cur;
+    }
+    conns = calloc((size_t)max_fds, sizeof(*conns));
+    if (!conns || loop_init(max_fds) < 0 || pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        return -1;
+    }
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    loop_add(sig_pipe[0], LOOP_READ, on_sig_pipe, NULL);
+    for (int i = 0; i < 2; i++) {
+        if (listen_fds[i] >= 0) {
+            loop_add(listen_fds[i], LOOP_READ, on_listen_event, NULL);
+        }
+    }
+    return 0;
+}
+
+static void run(void)
+{
+    time_t last_tick = g_now;
+    while (!sig_term) {
+        flush_pending();
+        loop_run_once(1000);
+        monotonic_now();
+        if (sig_hup) {
+            sig_hup = 0;
+            reload();
+        }
+        if (g_now != last_tick) {
+            last_tick = g_now;
+            tick();
+        }
+        flush_pending();
+        free_closed();
+    }
+    shutdown_all();
+}
+
+int main(int argc, char **argv)
+{
+    int foreground = 0, verbose = 0, opt;
+    char err[512];
+    while ((opt = getopt(argc, argv, "+c:fvhV")) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'f': foreground = 1; break;
+        case 'v': verbose = 1; break;
+        case 'V': printf("xmppd " XMPPD_VERSION "\n"); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    g_config = &config_storage;
+    config_defaults(g_config);
+    if (config_path && config_load(config_path, g_config, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (verbose) {
+        g_config->log_level = L_DEBUG;
+    }
+    monotonic_now();
+    int cli = optind < argc;
+    if (cli && strcmp(argv[optind], "adduser") && strcmp(argv[optind], "passwd") &&
+        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users")) {
+        usage(stderr);
+        return 2;
+    }
+    int use_syslog = g_config->log_syslog >= 0 ? g_config->log_syslog : !foreground && !cli;
+    log_init(use_syslog, (enum log_level)g_config->log_level);
+    if (tls_global_init() < 0) {
+        fprintf(stderr, "xmppd: cannot initialise the random generator\n");
+        return 1;
+    }
+    if (store_init(g_config->data_dir) < 0) {
+        fprintf(stderr, "xmppd: cannot use data_dir %s\n", g_config->data_dir);
+        return 1;
+    }
+    if (cli) {
+        return cli_command(argc - optind, argv + optind);
+    }
+    tls_srv = load_tls(g_config);
+    if (!tls_srv || open_listeners() < 0 || setup_loop() < 0 || router_init() < 0) {
+        return 1;
+    }
+    c2s_init();
+    setup_signals();
+    if (drop_privileges() < 0) {
+        return 1;
+    }
+    if (!foreground && daemonize() < 0) {
+        log_error("cannot daemonize: %s", strerror(errno));
+        return 1;
+    }
+    log_notice("xmppd " XMPPD_VERSION " serving %s on %s port %d (STARTTLS) and %d (TLS)",
+               g_config->domain, g_config->listen_address, g_config->c2s_port,
+               g_config->c2s_tls_port);
+    run();
+    router_free();
+    tls_server_unref(tls_srv);
+    tls_global_free();
+    log_notice("stopped");
+    return 0;
+}

@@ -1,0 +1,80 @@
+/* server.h: connections as c2s.c and router.c see them.
+ * server.c owns fds, the poll set, timers, connection lifetime, raw bytes in
+ * and out, and output queue limits. Others queue bytes with conn_send() and
+ * ask for a close with conn_close(); nothing else touches a socket. */
+#ifndef XMPPD_SERVER_H
+#define XMPPD_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "config.h"
+
+enum conn_state {
+    CONN_CONNECTED,     /* TCP up, waiting for the stream header */
+    CONN_TLS_HANDSHAKE, /* direct TLS or after <proceed/> */
+    CONN_STREAM_OPEN,   /* stream open, not authenticated */
+    CONN_AUTHENTICATED, /* SASL done, waiting for restart and bind */
+    CONN_BOUND,         /* resource bound: stanzas are routed */
+    CONN_CLOSING,       /* flushing the last bytes, then freed */
+};
+
+struct c2s;
+struct tls_conn;
+
+struct conn {
+    int fd;
+    uint32_t id;            /* for log lines; fds are reused, ids are not */
+    enum conn_state state;
+    int direct_tls;         /* accepted on the direct-TLS port */
+    struct tls_conn *tls;
+    int tls_want;           /* LOOP_READ/LOOP_WRITE the TLS layer waits for */
+    size_t tls_write_len;   /* length of a TLS write to retry after WANT_* */
+    int start_tls;          /* switch to TLS once the output queue is flushed */
+    int paused;             /* reading stopped: a destination is over its soft limit */
+    int held;               /* reading stopped by c2s (a delayed SASL failure) */
+    int paused_fd;          /* that destination's fd ... */
+    uint32_t paused_on;     /* ... and id (fds are reused) */
+    int unauth;             /* counted against the unauthenticated caps */
+    int pending_write;      /* on the flush list this turn */
+    int close_after_flush;
+    int closed;             /* freed at the end of the turn */
+    struct buf out;
+    time_t last_read;       /* monotonic seconds */
+    time_t deadline;        /* pre-auth or ping deadline; 0 = none */
+    int ping_sent;
+    char addr[48];          /* peer address for logs and per-address caps */
+    struct c2s *c2s;        /* stream state, owned by c2s.c */
+    struct conn *next_pending;
+};
+
+extern struct config *g_config;
+extern time_t g_now; /* monotonic seconds, read once per loop turn */
+
+/* Queue bytes for the peer. If the queue passes the hard limit the connection
+ * is closed (a reader that never reads). Returns 0, or -1 when the conn is
+ * closing or was just closed for overflow. */
+int conn_send(struct conn *c, const char *data, size_t len);
+/* Queue-level check for senders: 1 when c's queue is over the soft limit. */
+int conn_over_soft_limit(const struct conn *c);
+/* Stop reading from c until dest drains below half its soft limit. */
+void conn_pause_for(struct conn *c, const struct conn *dest);
+/* Close after the queued bytes are flushed (or immediately when hard). The
+ * conn stays valid until the end of this loop turn. */
+void conn_close(struct conn *c, int flush_first);
+/* Switch to TLS once the queued <proceed/> has been written. */
+void conn_starttls(struct conn *c);
+int conn_is_tls(const struct conn *c);
+/* Log prefix "[id addr]" or "[id jid]". */
+const char *conn_label(const struct conn *c);
+/* c authenticated: it no longer counts against the unauthenticated caps. */
+void conn_authenticated(struct conn *c);
+
+struct store_account;
+/* Derive SCRAM-SHA-1 and SCRAM-SHA-256 credentials for a new password (account
+ * creation by the CLI and by in-band registration). Returns 0 or -1. */
+int server_make_account(const char *password, struct store_account *a);
+
+#endif
