@@ -1,0 +1,101 @@
+# xmppd - one flat Makefile, GNU make.
+#
+# User-facing variables (override on the command line):
+#   CC, CFLAGS (default -O2 -g), LDFLAGS, PREFIX (/usr/local), DESTDIR, BINDIR,
+#   SYSCONFDIR, MANDIR, STRIP
+#   SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer
+#   SMALL=1      optimise for size, drop unused sections
+# Cross-compiling: make CC=mipsel-linux-gnu-gcc CFLAGS="-Os -I/path/to/mbedtls/include"
+#   LDFLAGS=-L/path/to/mbedtls/lib   (the target is whatever CC produces)
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+LDFLAGS ?=
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+MANDIR ?= $(PREFIX)/share/man
+STRIP ?= strip
+PYTHON ?= /usr/bin/python3
+
+# Project flags stay even when CFLAGS is overridden.
+XCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -iquote .
+LIBS = -lmbedtls -lmbedx509 -lmbedcrypto
+
+ifeq ($(SANITIZE),1)
+XCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SMALL),1)
+XCFLAGS += -Os -ffunction-sections -fdata-sections
+LDFLAGS += -Wl,--gc-sections
+endif
+
+SRCS = server.c loop_poll.c c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
+       register.c disco.c vcard.c private.c xml.c jid.c sasl.c tls.c store.c config.c log.c buf.c
+OBJS = $(SRCS:.c=.o)
+
+UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls
+UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
+# Each unit test links the modules it covers (and what they need).
+LIB_OBJS = xml.o jid.o sasl.o tls.o store.o config.o log.o buf.o
+
+.PHONY: all run check unit integration install uninstall clean deps test-deps
+
+all: xmppd
+
+xmppd: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+%.o: %.c
+	$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
+
+tests/unit/%: tests/unit/%.c $(LIB_OBJS)
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
+
+# Build dependencies (a C compiler and mbedTLS headers) when missing.
+deps:
+	@tools/install-deps.sh build
+
+test-deps:
+	@tools/install-deps.sh test
+
+# Start a server on the default configuration (domain localhost, 127.0.0.1:5222
+# STARTTLS and :5223 direct TLS, data in ./data). As root it runs with
+# allow_root, since a quick start has no service user to drop to.
+run: deps
+	@$(MAKE) --no-print-directory xmppd
+	@if [ "$$(id -u)" = 0 ]; then \
+		printf 'allow_root yes\n' > .run-as-root.conf; \
+		echo "starting ./xmppd -f -c .run-as-root.conf (root: allow_root yes)"; \
+		exec ./xmppd -f -c .run-as-root.conf; \
+	else \
+		echo "starting ./xmppd -f"; exec ./xmppd -f; \
+	fi
+
+check: deps test-deps
+	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS)
+	@$(MAKE) --no-print-directory unit integration
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do ./$$t || fail=1; done; \
+	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
+
+integration: xmppd
+	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/xmppd PYTHON=$(PYTHON) tests/run-integration.sh -q
+
+install: xmppd
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xmppd $(DESTDIR)$(MANDIR)/man8
+	install -m 755 xmppd $(DESTDIR)$(BINDIR)/xmppd
+	$(STRIP) $(DESTDIR)$(BINDIR)/xmppd || true
+	install -m 644 xmppd.conf.example $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
+	install -m 644 xmppd.8 $(DESTDIR)$(MANDIR)/man8/xmppd.8
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/xmppd $(DESTDIR)$(MANDIR)/man8/xmppd.8
+	rm -f $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
+
+clean:
+	rm -f xmppd $(OBJS) $(OBJS:.o=.d) $(UNIT_BINS) tests/unit/*.d .run-as-root.conf
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,26 @@
+#!/bin/sh
+# install-deps.sh build|test: install the Debian packages xmppd needs to build
+# or to run its tests, only when something is missing. Called by make run and
+# make check; safe to run again.
+set -e
+what=${1:-build}
+need=""
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+case "$what" in
+build) pkgs="gcc make libc6-dev libmbedtls-dev" ;;
+test) pkgs="python3 python3-pytest python3-slixmpp go-sendxmpp xmppc" ;;
+*) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+for p in $pkgs; do
+	have_pkg "$p" || need="$need $p"
+done
+[ -z "$need" ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "missing packages:$need (no apt-get here: install them by hand)" >&2
+	exit 1
+fi
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+echo "installing:$need"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need
