@@ -1,0 +1,61 @@
+/* im.c: wires the IM modules to the router. One table row per iq payload
+ * namespace (jabberd2's module table, flattened); the hooks router.c calls
+ * forward to the module that owns the concern. */
+#include "im.h"
+
+#include <string.h>
+
+#include "xml.h"
+
+static const struct {
+    const char *ns;
+    im_iq_fn fn;
+} iq_table[] = {
+    {"jabber:iq:roster", roster_iq},
+    {"urn:xmpp:blocking", blocking_iq},
+    {"jabber:iq:register", register_iq},
+    {"http://jabber.org/protocol/disco#info", disco_info_iq},
+    {"http://jabber.org/protocol/disco#items", disco_items_iq},
+    {"jabber:iq:version", version_iq},
+    {"urn:xmpp:time", time_iq},
+    {"jabber:iq:last", last_iq},
+    {"urn:xmpp:ping", ping_iq},
+    {"vcard-temp", vcard_iq},
+    {"jabber:iq:private", private_iq},
+};
+
+int im_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
+{
+    const char *ns = xml_ns(payload);
+    for (size_t i = 0; i < sizeof(iq_table) / sizeof(iq_table[0]); i++) {
+        if (strcmp(iq_table[i].ns, ns) == 0) {
+            return iq_table[i].fn(s, iq, payload, to_bare);
+        }
+    }
+    return -1;
+}
+
+void im_presence(struct session *s, struct xml_node *p)
+{
+    presence_outbound(s, p);
+}
+
+void im_session_end(struct session *s)
+{
+    presence_session_end(s);
+}
+
+void im_session_free(struct session *s)
+{
+    presence_session_free(s);
+}
+
+int im_blocked(const char *bare, const char *jid)
+{
+    return jid && blocking_is_blocked(bare, jid);
+}
+
+int im_offline_store(const char *bare, const struct xml_node *m)
+{
+    return offline_store(bare, m);
+}

@@ -1,0 +1,93 @@
+/* im.h: the instant-messaging layer above the router (RFC 6121 and the
+ * everyday XEPs). router.c calls these hooks; each concern lives in its own
+ * module (presence.c, roster.c, offline.c, disco.c, ...), and im.c holds the
+ * table that dispatches iq payloads to them by namespace.
+ * Must not: write to sockets (router_send*) or touch files other than through
+ * store.c. Stanzas passed in stay owned by the caller. */
+#ifndef XMPPD_IM_H
+#define XMPPD_IM_H
+
+struct session;
+struct xml_node;
+
+/* A presence stanza from a bound client (from already stamped). */
+void im_presence(struct session *s, struct xml_node *p);
+/* s is leaving the table (stream end or replaced): broadcast unavailable
+ * presence where RFC 6121 §4.5.2 / §4.6.3 say. Called once per session. */
+void im_session_end(struct session *s);
+/* Free the IM state hanging off s (last presence, directed-presence list). */
+void im_session_free(struct session *s);
+/* An iq get/set with exactly one payload addressed to the server (to_bare
+ * NULL) or to an account (to_bare; the sender's own account when the iq had
+ * no 'to'). Returns 0 when answered, -1 for service-unavailable. */
+int im_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare);
+/* 1 when account bare has blocked jid (XEP-0191), else 0. */
+int im_blocked(const char *bare, const char *jid);
+/* Store a chat/normal message for an account with no available resource
+ * (XEP-0160). Returns 0 when stored, -1 when it cannot be (quota, error). */
+int im_offline_store(const char *bare, const struct xml_node *m);
+
+
+/* ---- what the IM modules offer each other and im.c ----
+ * Each iq handler: returns 0 when it answered, -1 for service-unavailable. */
+typedef int (*im_iq_fn)(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                        const char *to_bare);
+
+/* presence.c (RFC 6121 §3, §4): subscriptions, broadcast, probes, directed. */
+void presence_outbound(struct session *s, struct xml_node *p);
+void presence_session_end(struct session *s);
+void presence_session_free(struct session *s);
+
+/* roster.c (RFC 6121 §2, XEP-0237 versioning): jabber:iq:roster. */
+int roster_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+              const char *to_bare);
+
+/* offline.c (XEP-0160, XEP-0203 delay). */
+int offline_store(const char *bare, const struct xml_node *m);
+/* Deliver and remove stored messages; called on initial presence with a
+ * non-negative priority (RFC 6121 §8.5.2.1.1, XEP-0160 §3). */
+void offline_deliver(struct session *s);
+
+/* blocking.c (XEP-0191). */
+int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                const char *to_bare);
+int blocking_is_blocked(const char *bare, const char *jid);
+/* Drop the cached block list of an account that was created or removed. */
+void blocking_forget(const char *bare);
+
+/* register.c (XEP-0077): password change and cancel for a bound session. Pre-
+ * authentication registration goes through register_preauth_iq from c2s.c,
+ * which answers on the connection directly. */
+int register_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                const char *to_bare);
+struct conn;
+/* Returns 0 when it answered (result or error), -1 when the iq is not a
+ * registration request. */
+int register_preauth_iq(struct conn *c, struct xml_node *iq);
+
+/* disco.c: XEP-0030 disco#info/#items, XEP-0115 caps hash, XEP-0092 version,
+ * XEP-0202 time, XEP-0012 last activity, XEP-0199 ping. */
+int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                  const char *to_bare);
+int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                   const char *to_bare);
+int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+               const char *to_bare);
+int time_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+            const char *to_bare);
+int last_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+            const char *to_bare);
+int ping_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+            const char *to_bare);
+/* The XEP-0115 'ver' for the server's stream features (stable string). */
+const char *disco_caps_ver(void);
+/* Record that the last resource of bare went offline (for XEP-0012). */
+void last_activity_record(const char *bare, const char *status);
+
+/* vcard.c (XEP-0054) and private.c (XEP-0049). */
+int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+             const char *to_bare);
+int private_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+               const char *to_bare);
+
+#endif
