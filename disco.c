@@ -1,0 +1,482 @@
+/* disco.c: what the server says about itself and about its accounts.
+ * XEP-0030 disco#info/#items (one static feature table, from which the
+ * XEP-0115 caps 'ver' is also computed), XEP-0092 software version, XEP-0202
+ * entity time, XEP-0012 last activity (server uptime; an account's last
+ * logout, kept in the store doc "last"), and XEP-0199 ping. */
+#include "im.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "jid.h"
+#include "log.h"
+#include "roster.h"
+#include "router.h"
+#include "sasl.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+#include "version.h"
+#include "xml.h"
+
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+
+/* The server's identity (XEP-0030 §3.1; category/type from the registry). */
+#define IDENT_CATEGORY "server"
+#define IDENT_TYPE "im"
+#define IDENT_NAME "xmppd"
+
+/* What the server implements, each answered by a module in im.c's table or
+ * handled by router.c. This is the only list: disco#info and the caps hash
+ * both come from it, so they cannot disagree. Stream features (rosterver,
+ * register, caps) are not listed: they are advertised in <stream:features>.
+ * Subscription pre-approval is not supported, so it is not here either. */
+static const char *const features[] = {
+    NS_DISCO_INFO,        /* XEP-0030 */
+    NS_DISCO_ITEMS,       /* XEP-0030 */
+    "jabber:iq:last",     /* XEP-0012 */
+    "jabber:iq:private",  /* XEP-0049 */
+    "jabber:iq:register", /* XEP-0077 */
+    "jabber:iq:version",  /* XEP-0092 */
+    "msgoffline",         /* XEP-0160 §6 */
+    "urn:xmpp:blocking",  /* XEP-0191 */
+    "urn:xmpp:ping",      /* XEP-0199 */
+    "urn:xmpp:time",      /* XEP-0202 */
+    "vcard-temp",         /* XEP-0054 */
+};
+#define NFEATURES (sizeof(features) / sizeof(features[0]))
+
+/* What the server answers on behalf of an account (XEP-0030 §4: the bare JID
+ * is handled by the server, RFC 6120 §10.5.3.2). */
+static const char *const account_features[] = {
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    "jabber:iq:last",
+    "vcard-temp",
+};
+#define NACCOUNT_FEATURES (sizeof(account_features) / sizeof(account_features[0]))
+
+/* Longest status text kept for XEP-0012 (a presence <status/> can be long;
+ * the last-activity answer needs only a line). */
+#define LAST_STATUS_MAX 1024
+#define LAST_DOC "last"
+
+/* ---- helpers ---- */
+
+static int is_get(const struct xml_node *iq)
+{
+    const char *type = xml_attr(iq, "type");
+    return type && strcmp(type, "get") == 0;
+}
+
+/* 1 when to_bare is the sender's own account. */
+static int is_owner(const struct session *s, const char *to_bare)
+{
+    return to_bare && strncmp(s->jid, to_bare, s->bare_len) == 0 && to_bare[s->bare_len] == '\0';
+}
+
+/* May the sender of s see to_bare's presence? XEP-0012 §8 and XEP-0030 (as
+ * Prosody does for both) allow it to the account itself and to contacts with
+ * a presence subscription ('from' or 'both' in the account's roster, RFC 6121
+ * §2.1.2.5), unless the account blocks them (XEP-0191). */
+static int may_see_presence(const struct session *s, const char *to_bare)
+{
+    if (is_owner(s, to_bare)) {
+        return 1;
+    }
+    char from[JID_MAX + 1];
+    snprintf(from, sizeof(from), "%.*s", (int)s->bare_len, s->jid);
+    struct roster r;
+    int ok = 0;
+    memset(&r, 0, sizeof(r));
+    if (roster_load(to_bare, &r) == 0) {
+        const struct roster_item *it = roster_find(&r, from);
+        ok = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
+    }
+    roster_free(&r);
+    return ok && !im_blocked(to_bare, s->jid);
+}
+
+static void reply_or_fail(struct session *s, struct xml_node *iq, struct xml_node *q)
+{
+    if (!q) {
+        router_bounce(s, iq, "wait", "internal-server-error");
+        return;
+    }
+    router_iq_result(s, iq, q);
+}
+
+/* A new <query xmlns=ns/> with node copied from the request (when set). */
+static struct xml_node *new_query(const char *ns, const char *node)
+{
+    struct xml_node *q = xml_node_new("query", ns);
+    if (q && node && *node && xml_set_attr(q, "node", node) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+static int add_feature(struct xml_node *q, const char *var)
+{
+    struct xml_node *f = xml_add_child(q, "feature", NS_DISCO_INFO);
+    return f ? xml_set_attr(f, "var", var) : -1;
+}
+
+/* ---- XEP-0115 caps ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* XEP-0115 §5.1: S = "category/type/lang/name<" for each identity, then
+ * "feature<" for each feature, both sorted (i;octet), SHA-1, base64. */
+static void caps_compute(char *out, size_t outsz)
+{
+    const char *sorted[NFEATURES];
+    char s[1024];
+    size_t n = 0;
+    memcpy(sorted, features, sizeof(sorted));
+    qsort(sorted, NFEATURES, sizeof(sorted[0]), cmp_str);
+    n += (size_t)snprintf(s, sizeof(s), "%s/%s//%s<", IDENT_CATEGORY, IDENT_TYPE, IDENT_NAME);
+    for (size_t i = 0; i < NFEATURES && n < sizeof(s); i++) {
+        n += (size_t)snprintf(s + n, sizeof(s) - n, "%s<", sorted[i]);
+    }
+    unsigned char md[20];
+    if (n >= sizeof(s) || tls_hash(TLS_SHA1, s, n, md) < 0 ||
+        sasl_b64_encode(md, sizeof(md), out, outsz) < 0) {
+        /* Cannot happen with the static table above; an empty ver only
+         * makes clients ask disco#info instead of using their cache. */
+        log_error("disco: cannot compute the caps hash");
+        out[0] = '\0';
+    }
+}
+
+const char *disco_caps_ver(void)
+{
+    static char ver[32];
+    static int done;
+    if (!done) {
+        caps_compute(ver, sizeof(ver));
+        done = 1;
+    }
+    return ver;
+}
+
+/* 1 when node names our own caps node ("<node>#<ver>", XEP-0115 §6.2). */
+static int is_caps_node(const char *node)
+{
+    size_t len = strlen(XMPPD_CAPS_NODE);
+    return strncmp(node, XMPPD_CAPS_NODE, len) == 0 && node[len] == '#' &&
+           strcmp(node + len + 1, disco_caps_ver()) == 0;
+}
+
+/* ---- XEP-0030 disco#info / disco#items ---- */
+
+static struct xml_node *server_info(const char *node)
+{
+    struct xml_node *q = new_query(NS_DISCO_INFO, node);
+    struct xml_node *id = q ? xml_add_child(q, "identity", NS_DISCO_INFO) : NULL;
+    if (!id || xml_set_attr(id, "category", IDENT_CATEGORY) < 0 ||
+        xml_set_attr(id, "type", IDENT_TYPE) < 0 || xml_set_attr(id, "name", IDENT_NAME) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    for (size_t i = 0; i < NFEATURES; i++) {
+        if (add_feature(q, features[i]) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+/* XEP-0030 §3.1 with the account/registered identity of the registry. */
+static struct xml_node *account_info(void)
+{
+    struct xml_node *q = new_query(NS_DISCO_INFO, NULL);
+    struct xml_node *id = q ? xml_add_child(q, "identity", NS_DISCO_INFO) : NULL;
+    if (!id || xml_set_attr(id, "category", "account") < 0 ||
+        xml_set_attr(id, "type", "registered") < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    for (size_t i = 0; i < NACCOUNT_FEATURES; i++) {
+        if (add_feature(q, account_features[i]) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                  const char *to_bare)
+{
+    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+        return -1;
+    }
+    const char *node = xml_attr(payload, "node");
+    if (to_bare && !may_see_presence(s, to_bare)) {
+        /* Prosody's policy: a stranger learns nothing about an account, not
+         * even that it exists (same answer as for an unknown account). */
+        return -1;
+    }
+    if (node && *node && (to_bare || !is_caps_node(node))) {
+        /* XEP-0030 §3.2: a node we do not know. */
+        router_bounce(s, iq, "cancel", "item-not-found");
+        return 0;
+    }
+    reply_or_fail(s, iq, to_bare ? account_info() : server_info(node));
+    return 0;
+}
+
+/* The owner's available resources (XEP-0030 §4.2: items of an account). */
+static struct xml_node *account_items(const char *bare)
+{
+    struct xml_node *q = new_query(NS_DISCO_ITEMS, NULL);
+    for (struct session *r = router_first_resource(bare); q && r; r = r->next_res) {
+        if (!r->available) {
+            continue;
+        }
+        struct xml_node *it = xml_add_child(q, "item", NS_DISCO_ITEMS);
+        if (!it || xml_set_attr(it, "jid", r->jid) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                   const char *to_bare)
+{
+    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+        return -1;
+    }
+    const char *node = xml_attr(payload, "node");
+    if (to_bare && !may_see_presence(s, to_bare)) {
+        return -1;
+    }
+    if (node && *node) {
+        router_bounce(s, iq, "cancel", "item-not-found");
+        return 0;
+    }
+    if (!to_bare) {
+        /* No components or services yet: an empty list (XEP-0030 §4.1). */
+        reply_or_fail(s, iq, new_query(NS_DISCO_ITEMS, NULL));
+    } else if (is_owner(s, to_bare)) {
+        reply_or_fail(s, iq, account_items(to_bare));
+    } else {
+        /* A contact sees no resources through disco; presence tells it. */
+        reply_or_fail(s, iq, new_query(NS_DISCO_ITEMS, NULL));
+    }
+    return 0;
+}
+
+/* ---- XEP-0092 software version ---- */
+
+static int add_text_child(struct xml_node *q, const char *name, const char *text)
+{
+    struct xml_node *c = xml_add_child(q, name, xml_ns(q));
+    return c ? xml_add_text(c, text, strlen(text)) : -1;
+}
+
+int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+               const char *to_bare)
+{
+    if (to_bare || !is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+        /* An account's client answers for itself at its full JID. */
+        return -1;
+    }
+    struct xml_node *q = new_query("jabber:iq:version", NULL);
+    int rc = q ? add_text_child(q, "name", IDENT_NAME) : -1;
+    /* hide_version: name only. XEP-0092 §4 lets an entity withhold version
+     * and os; answering keeps clients that probe it happy. */
+    if (rc == 0 && !g_config->hide_version) {
+        struct utsname u;
+        rc = add_text_child(q, "version", XMPPD_VERSION);
+        if (rc == 0 && uname(&u) == 0) {
+            rc = add_text_child(q, "os", u.sysname);
+        }
+    }
+    if (rc < 0) {
+        xml_free(q);
+        q = NULL;
+    }
+    reply_or_fail(s, iq, q);
+    return 0;
+}
+
+/* ---- XEP-0202 entity time ---- */
+
+int time_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
+{
+    if (to_bare || !is_get(iq) || strcmp(xml_name(payload), "time") != 0) {
+        return -1;
+    }
+    time_t now = time(NULL);
+    struct tm utc, local;
+    char tzo[8], stamp[32];
+    if (!gmtime_r(&now, &utc) || !localtime_r(&now, &local)) {
+        router_bounce(s, iq, "wait", "internal-server-error");
+        return 0;
+    }
+    /* XEP-0202 §3: tzo is the offset from UTC as [+-]hh:mm (XEP-0082). */
+    long off = local.tm_gmtoff;
+    char sign = off < 0 ? '-' : '+';
+    off = off < 0 ? -off : off;
+    snprintf(tzo, sizeof(tzo), "%c%02ld:%02ld", sign, (off / 3600) % 100, (off / 60) % 60);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc);
+    struct xml_node *t = xml_node_new("time", "urn:xmpp:time");
+    if (t && (add_text_child(t, "tzo", tzo) < 0 || add_text_child(t, "utc", stamp) < 0)) {
+        xml_free(t);
+        t = NULL;
+    }
+    reply_or_fail(s, iq, t);
+    return 0;
+}
+
+/* ---- XEP-0012 last activity ---- */
+
+/* Start of the process on the monotonic clock, for the server's uptime
+ * (XEP-0012 §5). Taken before main() runs, since im.h has no init hook. */
+static time_t started;
+
+__attribute__((constructor)) static void note_start(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+        started = ts.tv_sec;
+    }
+}
+
+/* Store doc "last" (see STORAGE.md): "last 1 <unix seconds>\n<status>".
+ * One small write per logout of the last resource. */
+void last_activity_record(const char *bare, const char *status)
+{
+    char doc[64 + LAST_STATUS_MAX];
+    size_t slen = status ? strlen(status) : 0;
+    if (slen > LAST_STATUS_MAX) {
+        slen = LAST_STATUS_MAX;
+        /* Do not cut a UTF-8 sequence in half: back off continuation bytes. */
+        while (slen > 0 && ((unsigned char)status[slen] & 0xC0) == 0x80) {
+            slen--;
+        }
+    }
+    int n = snprintf(doc, sizeof(doc), "last 1 %lld\n", (long long)time(NULL));
+    if (n < 0 || (size_t)n + slen > sizeof(doc)) {
+        return;
+    }
+    if (slen) {
+        memcpy(doc + n, status, slen);
+    }
+    int rc = store_doc_put(bare, LAST_DOC, doc, (size_t)n + slen);
+    if (rc < 0 && rc != STORE_ENOENT) {
+        log_warn("disco: cannot record last activity of %s (%d)", bare, rc);
+    }
+}
+
+/* Parse the "last" doc: *when is the logout time, *status points into doc. */
+static int last_parse(char *doc, size_t len, long long *when, const char **status)
+{
+    char *nl = memchr(doc, '\n', len);
+    int used = 0;
+    if (!nl) {
+        return -1;
+    }
+    *nl = '\0';
+    if (sscanf(doc, "last 1 %lld%n", when, &used) != 1 || doc + used != nl) {
+        return -1;
+    }
+    *status = nl + 1; /* doc is NUL-terminated by store_doc_get */
+    return 0;
+}
+
+static struct xml_node *last_query(long long seconds, const char *status)
+{
+    char num[24];
+    struct xml_node *q = xml_node_new("query", "jabber:iq:last");
+    snprintf(num, sizeof(num), "%lld", seconds < 0 ? 0 : seconds);
+    if (q && (xml_set_attr(q, "seconds", num) < 0 ||
+              (status && *status && xml_add_text(q, status, strlen(status)) < 0))) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+static int account_available(const char *bare)
+{
+    for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
+        if (r->available) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int last_of_account(struct session *s, struct xml_node *iq, const char *bare)
+{
+    if (!may_see_presence(s, bare)) {
+        /* XEP-0012 §3: only to those allowed to see the user's presence. */
+        router_bounce(s, iq, "auth", "forbidden");
+        return 0;
+    }
+    if (account_available(bare)) {
+        /* XEP-0012 §3: online now, so seconds='0'. */
+        reply_or_fail(s, iq, last_query(0, NULL));
+        return 0;
+    }
+    char *doc = NULL;
+    size_t len = 0;
+    long long when = 0;
+    const char *status = NULL;
+    int rc = store_doc_get(bare, LAST_DOC, &doc, &len, 64 + LAST_STATUS_MAX);
+    if (rc == STORE_OK && last_parse(doc, len, &when, &status) == 0) {
+        reply_or_fail(s, iq, last_query((long long)time(NULL) - when, status));
+    } else if (rc == STORE_OK || rc == STORE_ENOENT) {
+        /* Never logged out (or a record we cannot read): nothing to tell,
+         * which is what ejabberd answers too. */
+        router_bounce(s, iq, "cancel", "service-unavailable");
+    } else {
+        router_bounce(s, iq, "wait", "internal-server-error");
+    }
+    free(doc);
+    return 0;
+}
+
+int last_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
+{
+    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+        return -1;
+    }
+    if (to_bare) {
+        return last_of_account(s, iq, to_bare);
+    }
+    /* XEP-0012 §5: to the server, its uptime. */
+    reply_or_fail(s, iq, last_query((long long)(g_now - started), NULL));
+    return 0;
+}
+
+/* ---- XEP-0199 ping ---- */
+
+int ping_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
+{
+    if (!is_get(iq) || strcmp(xml_name(payload), "ping") != 0) {
+        return -1;
+    }
+    /* XEP-0199 §4.2 (client to server) and pinging one's own account. A ping
+     * to someone else's bare JID gets service-unavailable, as in Prosody:
+     * the server does not answer for other users. */
+    if (to_bare && !is_owner(s, to_bare)) {
+        return -1;
+    }
+    router_iq_result(s, iq, NULL);
+    return 0;
+}

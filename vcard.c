@@ -1,0 +1,170 @@
+/* vcard.c: XEP-0054 vcard-temp. Each account may store one vCard (at most
+ * max_vcard_size bytes, serialised) in the store doc "vcard"; anyone on the
+ * server may read it (vCards are public profile data). The doc holds the
+ * serialised <vCard/> element; it is parsed again on every read so that a
+ * damaged or hand-edited file can never put malformed XML on a reader's stream. */
+#include "im.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "limits.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "store.h"
+#include "xml.h"
+
+#define NS_VCARD "vcard-temp"
+#define VCARD_DOC "vcard"
+
+/* ---- the stored element ---- */
+
+struct one_elem {
+    struct xml_node *node;
+};
+
+static int take_one(void *ud, struct xml_node *n)
+{
+    struct one_elem *o = ud;
+    if (o->node) {
+        xml_free(n);
+        return 1; /* a second element: not what we wrote */
+    }
+    o->node = n;
+    return 0;
+}
+
+/* Parse stored bytes that must be exactly one <vCard xmlns='vcard-temp'/>.
+ * Returns the element (caller frees) or NULL. */
+static struct xml_node *parse_vcard(const char *data, size_t len)
+{
+    static const char open[] = "<r xmlns='jabber:client'>", close[] = "</r>";
+    struct xml_limits lim = {
+        .max_stanza = len + 1,
+        .max_depth = g_config->max_xml_depth,
+        .max_attrs = g_config->max_xml_attrs,
+        .max_name = g_config->max_xml_name,
+    };
+    struct xml_callbacks cb = {.stanza = take_one};
+    struct one_elem o = {NULL};
+    struct xml_parser *p = xml_parser_new(&lim, &cb, &o);
+    if (!p) {
+        return NULL;
+    }
+    int ok = xml_parser_feed(p, open, sizeof(open) - 1) == XML_OK &&
+             xml_parser_feed(p, data, len) == XML_OK &&
+             xml_parser_feed(p, close, sizeof(close) - 1) == XML_OK;
+    xml_parser_free(p);
+    if (!ok || !o.node || strcmp(xml_name(o.node), "vCard") != 0 ||
+        strcmp(xml_ns(o.node), NS_VCARD) != 0) {
+        xml_free(o.node);
+        return NULL;
+    }
+    return o.node;
+}
+
+/* What store_doc_get may read: a vCard stored before max_vcard_size was
+ * lowered must still be readable. */
+static size_t read_bound(void)
+{
+    int lim = g_config->max_vcard_size;
+    return (size_t)(lim > LIMIT_VCARD_SIZE ? lim : LIMIT_VCARD_SIZE);
+}
+
+/* ---- get ---- */
+
+static int vcard_get(struct session *s, struct xml_node *iq, const char *bare)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = bare ? store_doc_get(bare, VCARD_DOC, &data, &len, read_bound()) : STORE_ENOENT;
+    struct xml_node *v = NULL;
+    if (rc == STORE_OK) {
+        v = parse_vcard(data, len);
+        if (!v) {
+            log_error("vcard: stored vCard of %s does not parse; not serving it", bare);
+        }
+    } else if (rc != STORE_ENOENT) {
+        router_bounce(s, iq, "wait", "internal-server-error");
+        free(data);
+        return 0;
+    }
+    free(data);
+    /* XEP-0054 §3.1: no vCard is answered with an empty <vCard/>. The server
+     * itself (bare NULL) has none. */
+    if (!v) {
+        v = xml_node_new("vCard", NS_VCARD);
+    }
+    if (!v) {
+        router_bounce(s, iq, "wait", "internal-server-error");
+        return 0;
+    }
+    router_iq_result(s, iq, v);
+    return 0;
+}
+
+/* ---- set ---- */
+
+/* 1 when the stored doc is byte for byte data (saves a flash write when a
+ * client re-publishes the same vCard at every login, as many do). */
+static int unchanged(const char *bare, const char *data, size_t len)
+{
+    char *old = NULL;
+    size_t oldlen = 0;
+    int same = store_doc_get(bare, VCARD_DOC, &old, &oldlen, read_bound()) == STORE_OK &&
+               oldlen == len && memcmp(old, data, len) == 0;
+    free(old);
+    return same;
+}
+
+static int vcard_set(struct session *s, struct xml_node *iq, struct xml_node *v, const char *bare)
+{
+    int rc;
+    if (!xml_first_child(v)) {
+        /* An empty vCard erases it: a get answers the same empty element. */
+        rc = store_doc_delete(bare, VCARD_DOC);
+        rc = rc == STORE_ENOENT ? STORE_OK : rc;
+    } else {
+        struct buf b;
+        buf_init(&b, (size_t)g_config->max_vcard_size);
+        if (xml_serialize(v, NS_CLIENT, &b) < 0) {
+            /* Over the limit. XEP-0054 names no error for this; RFC 6120
+             * §8.3.3.12 not-acceptable ("does not meet criteria defined by
+             * the server"), type modify: a smaller vCard (e.g. photo) works. */
+            buf_free(&b);
+            router_bounce(s, iq, "modify", "not-acceptable");
+            return 0;
+        }
+        rc = unchanged(bare, buf_ptr(&b), buf_len(&b))
+                 ? STORE_OK
+                 : store_doc_put(bare, VCARD_DOC, buf_ptr(&b), buf_len(&b));
+        buf_free(&b);
+    }
+    if (rc < 0) {
+        router_bounce(s, iq, "wait", "internal-server-error");
+        return 0;
+    }
+    router_iq_result(s, iq, NULL);
+    return 0;
+}
+
+int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
+{
+    const char *type = xml_attr(iq, "type");
+    if (strcmp(xml_name(payload), "vCard") != 0) {
+        router_bounce(s, iq, "modify", "bad-request");
+        return 0;
+    }
+    if (type && strcmp(type, "get") == 0) {
+        return vcard_get(s, iq, to_bare);
+    }
+    /* XEP-0054 §3.2: a user may publish only its own vCard. */
+    int own = to_bare && strncmp(s->jid, to_bare, s->bare_len) == 0 && !to_bare[s->bare_len];
+    if (!own) {
+        router_bounce(s, iq, "auth", "forbidden");
+        return 0;
+    }
+    return vcard_set(s, iq, payload, to_bare);
+}
