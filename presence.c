@@ -79,29 +79,6 @@ static struct xml_node *make_presence(const char *from, const char *to, const ch
     return p;
 }
 
-/* XEP-0191 §3.3: a stanza from the user to a contact the user blocked is not
- * routed; the user gets not-acceptable with the blocking error element
- * (router_bounce cannot add that element, hence this copy of its work). */
-static void bounce_blocked(struct session *s, const struct xml_node *p)
-{
-    char to[JID_MAX + 1];
-    snprintf(to, sizeof(to), "%s", xml_attr(p, "to") ? xml_attr(p, "to") : "");
-    struct xml_node *e = xml_copy(p);
-    struct xml_node *err = e ? xml_add_child(e, "error", NS_CLIENT) : NULL;
-    if (err) {
-        xml_set_attr(e, "from", to);
-        xml_set_attr(e, "to", s->jid);
-        xml_set_attr(e, "type", "error");
-        xml_set_attr(err, "type", "cancel");
-        xml_add_child(err, "not-acceptable", NS_STANZAS);
-        xml_add_child(err, "blocked", "urn:xmpp:blocking:errors");
-        router_send(s, e);
-    }
-    if (e) {
-        xml_free(e);
-    }
-}
-
 /* ---- delivery ---- */
 
 /* Deliver st to a local JID as the contact's server would: a full JID goes to
@@ -453,7 +430,7 @@ static void subscription_outbound(struct session *s, struct xml_node *p, enum pt
         return; /* one's own presence needs no subscription (§4.2.2) */
     }
     if (im_blocked(user, contact)) {
-        bounce_blocked(s, p);
+        router_bounce_blocked(s, p);
         return;
     }
     int route = outbound_state(user, contact, t, &had_from);
@@ -659,7 +636,7 @@ static void presence_directed(struct session *s, struct xml_node *p, enum ptype 
     own_bare(s, bare, sizeof(bare));
     if (strcmp(to_bare, bare) != 0 && im_blocked(bare, to)) {
         if (t == P_AVAILABLE) {
-            bounce_blocked(s, p);
+            router_bounce_blocked(s, p);
         }
         return;
     }

@@ -273,6 +273,20 @@ void router_bounce(struct session *s, const struct xml_node *stanza, const char 
     }
 }
 
+void router_bounce_blocked(struct session *s, const struct xml_node *stanza)
+{
+    if (is_error(stanza)) {
+        return;
+    }
+    struct xml_node *e = make_error(stanza, "cancel", "not-acceptable");
+    struct xml_node *err = e ? xml_child(e, "error", NS_CLIENT) : NULL;
+    if (err) {
+        xml_add_child(err, "blocked", "urn:xmpp:blocking:errors");
+        router_send(s, e);
+    }
+    xml_free(e);
+}
+
 /* Bounce to whoever `from` names (a local session), when there is no
  * session pointer at hand (stanzas the server delivers on someone's behalf). */
 static void bounce_to_sender(const struct xml_node *stanza, const char *type, const char *cond)
@@ -535,8 +549,13 @@ void router_route(struct session *s, struct xml_node *st)
         return;
     }
     classify(to, &d);
+    char own[JID_MAX + 1];
+    snprintf(own, sizeof(own), "%.*s", (int)s->bare_len, s->jid);
     if (d.kind == DEST_BAD) {
         router_bounce(s, st, "modify", "jid-malformed");
+    } else if (d.kind != DEST_SERVER && im_blocked(own, d.jid)) {
+        /* XEP-0191 §3.3: the user may not talk to someone they blocked. */
+        router_bounce_blocked(s, st);
     } else if (d.kind == DEST_REMOTE) {
         /* No server-to-server yet (RFC 6120 §8.3.3.16). */
         router_bounce(s, st, "cancel", "remote-server-not-found");

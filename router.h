@@ -64,6 +64,9 @@ int router_send_raw(struct session *to, const char *xml, size_t len);
  * the session that sent it. Errors are never answered with errors. */
 void router_bounce(struct session *s, const struct xml_node *stanza, const char *type,
                    const char *cond);
+/* Answer a stanza the user sent to someone they blocked (XEP-0191 §3.3):
+ * not-acceptable with <blocked xmlns='urn:xmpp:blocking:errors'/>. */
+void router_bounce_blocked(struct session *s, const struct xml_node *stanza);
 /* Deliver a stanza addressed to a local or remote JID, as if the server sent
  * it on behalf of stanza's `from` (presence broadcast, roster pushes, errors
  * to other users). Applies the same rules as router_route; node stays the caller's. */

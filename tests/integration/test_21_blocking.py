@@ -250,3 +250,22 @@ def test_persists_across_restart(server):
             assert docs == [], docs
 
     run(phase2())
+
+
+def test_user_cannot_message_whom_they_blocked(server):
+    """XEP-0191 §3.3: a message or iq from the user to an entity the user has
+    blocked is not routed; the user gets not-acceptable with <blocked/>."""
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            bob = await cl.login("bob")
+            assert (await block(alice, [server.jid("bob")]))["type"] == "result"
+            send_message(alice, bob.jid, "should not arrive")
+            err = await alice.next_message(5.0, pred=is_error)
+            assert stanza_error(err) == ("cancel", "not-acceptable")
+            assert err.xml.find("{jabber:client}error/{urn:xmpp:blocking:errors}blocked") is not None
+            ans = await iq(alice, "<query xmlns='jabber:iq:version'/>", to=bob.jid)
+            assert_error(ans, "not-acceptable")
+            got = await collect_messages(bob, 1.0, pred=chat_only)
+            assert got == []
+    run(scenario())
