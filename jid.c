@@ -9,53 +9,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "utf8.h"
+
 enum jid_part { PART_LOCAL, PART_DOMAIN, PART_RESOURCE };
 
 /* RFC 1034 §3.1 / RFC 5890 §2.3.1: a DNS label is at most 63 octets. */
 #define DNS_LABEL_MAX 63
-
-/* Decode one UTF-8 sequence from s[0..len) (RFC 3629 §3-4). Returns its length
- * and stores the code point in *cp, or 0 when the sequence is invalid:
- * truncated, bad continuation byte, overlong form, surrogate, or > U+10FFFF. */
-static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
-{
-    uint32_t c = s[0];
-    uint32_t min;
-    size_t n;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        n = 2;
-        min = 0x80;
-        c &= 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3;
-        min = 0x800;
-        c &= 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4;
-        min = 0x10000;
-        c &= 0x07;
-    } else {
-        return 0; /* continuation byte or 0xF8..0xFF as a lead byte */
-    }
-    if (n > len) {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
-        return 0;
-    }
-    *cp = c;
-    return n;
-}
 
 /* Unicode Cc: C0 controls, DEL and C1 controls. PRECIS (RFC 8264 §9.12)
  * disallows them in every class, so in every part of a JID. */

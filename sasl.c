@@ -11,6 +11,7 @@
 
 #include "limits.h"
 #include "tls.h"
+#include "utf8.h"
 
 /* Longest PLAIN / SCRAM password we accept. RFC 4616 §2 only asks for at
  * least 255 octets; a bound keeps PBKDF2 input (and peer influence) small. */
@@ -52,50 +53,12 @@ static int ct_equal(const unsigned char *a, const unsigned char *b, size_t n)
     return d == 0;
 }
 
-/* Length of a valid UTF-8 sequence at s (RFC 3629 §4: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    uint32_t c = s[0], min;
-    size_t n;
-
-    if (c < 0x80) {
-        return 1;
-    } else if ((c & 0xE0) == 0xC0) {
-        n = 2;
-        min = 0x80;
-        c &= 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3;
-        min = 0x800;
-        c &= 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4;
-        min = 0x10000;
-        c &= 0x07;
-    } else {
-        return 0;
-    }
-    if (n > len) {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
-        return 0;
-    }
-    return n;
-}
-
 static int utf8_valid(const char *p, size_t len)
 {
     const unsigned char *s = (const unsigned char *)p;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(s + i, len - i);
+        uint32_t cp;
+        size_t n = utf8_next(s + i, len - i, &cp);
         if (n == 0) {
             return 0;
         }

@@ -21,48 +21,13 @@
 
 /* ---- the stored element ---- */
 
-struct one_elem {
-    struct xml_node *node;
-};
-
-static int take_one(void *ud, struct xml_node *n)
-{
-    struct one_elem *o = ud;
-    if (o->node) {
-        xml_free(n);
-        return 1; /* a second element: not what we wrote */
-    }
-    o->node = n;
-    return 0;
-}
-
 /* Parse stored bytes that must be exactly one <vCard xmlns='vcard-temp'/>.
  * Returns the element (caller frees) or NULL. */
 static struct xml_node *parse_vcard(const char *data, size_t len)
 {
-    static const char open[] = "<r xmlns='jabber:client'>", close[] = "</r>";
-    struct xml_limits lim = {
-        .max_stanza = len + 1,
-        .max_depth = g_config->max_xml_depth,
-        .max_attrs = g_config->max_xml_attrs,
-        .max_name = g_config->max_xml_name,
-    };
-    struct xml_callbacks cb = {.stanza = take_one};
-    struct one_elem o = {NULL};
-    struct xml_parser *p = xml_parser_new(&lim, &cb, &o);
-    if (!p) {
-        return NULL;
-    }
-    int ok = xml_parser_feed(p, open, sizeof(open) - 1) == XML_OK &&
-             xml_parser_feed(p, data, len) == XML_OK &&
-             xml_parser_feed(p, close, sizeof(close) - 1) == XML_OK;
-    xml_parser_free(p);
-    if (!ok || !o.node || strcmp(xml_name(o.node), "vCard") != 0 ||
-        strcmp(xml_ns(o.node), NS_VCARD) != 0) {
-        xml_free(o.node);
-        return NULL;
-    }
-    return o.node;
+    struct xml_limits lim = {len + 1, g_config->max_xml_depth, g_config->max_xml_attrs,
+                             g_config->max_xml_name};
+    return xml_parse_one(data, len, &lim, "vCard", NS_VCARD);
 }
 
 /* What store_doc_get may read: a vCard stored before max_vcard_size was

@@ -2070,3 +2070,46 @@ fail:
     }
     return -1;
 }
+
+/* ---- parsing a stored element ---- */
+
+struct one_elem {
+    struct xml_node *node;
+};
+
+static int take_one(void *ud, struct xml_node *n)
+{
+    struct one_elem *o = ud;
+    if (o->node) {
+        xml_free(n);
+        return 1; /* a second element: not what was stored */
+    }
+    o->node = n;
+    return 0;
+}
+
+struct xml_node *xml_parse_one(const char *data, size_t len, const struct xml_limits *limits,
+                               const char *name, const char *ns)
+{
+    /* Wrapped in a root so the stream machinery applies unchanged. */
+    static const char open[] = "<r xmlns='jabber:client'>", close[] = "</r>";
+    struct xml_limits lim = *limits;
+    if (lim.max_stanza < len + 1) {
+        lim.max_stanza = len + 1;
+    }
+    struct xml_callbacks cb = {.stanza = take_one};
+    struct one_elem o = {NULL};
+    struct xml_parser *p = xml_parser_new(&lim, &cb, &o);
+    if (!p) {
+        return NULL;
+    }
+    int ok = xml_parser_feed(p, open, sizeof(open) - 1) == XML_OK &&
+             xml_parser_feed(p, data, len) == XML_OK &&
+             xml_parser_feed(p, close, sizeof(close) - 1) == XML_OK;
+    xml_parser_free(p);
+    if (!ok || !o.node || strcmp(xml_name(o.node), name) != 0 || strcmp(xml_ns(o.node), ns) != 0) {
+        xml_free(o.node);
+        return NULL;
+    }
+    return o.node;
+}

@@ -108,6 +108,12 @@ void xml_append(struct xml_node *parent, struct xml_node *child);
 struct xml_node *xml_copy(const struct xml_node *n);
 void xml_free(struct xml_node *n);
 
+/* Parse bytes that must hold exactly one element named name in namespace ns
+ * (e.g. a stored vCard), within the given limits (max_stanza is raised to len
+ * as needed). Returns the element (the caller frees it) or NULL. */
+struct xml_node *xml_parse_one(const char *data, size_t len, const struct xml_limits *limits,
+                               const char *name, const char *ns);
+
 /* Serialize n and its subtree into out with correct escaping. default_ns is the
  * default namespace in scope where n will be written (e.g. "jabber:client" for
  * a stanza on a client stream): an element whose ns equals the inherited default
