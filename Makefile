@@ -5,6 +5,7 @@
 #   SYSCONFDIR, MANDIR, STRIP
 #   SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer
 #   SMALL=1      optimise for size, drop unused sections
+#   WITH_EPOLL=yes  use the Linux epoll loop backend (default: portable poll())
 # Cross-compiling: make CC=mipsel-linux-gnu-gcc CFLAGS="-Os -I/path/to/mbedtls/include"
 #   LDFLAGS=-L/path/to/mbedtls/lib   (the target is whatever CC produces)
 
@@ -31,7 +32,13 @@ XCFLAGS += -Os -ffunction-sections -fdata-sections
 LDFLAGS += -Wl,--gc-sections
 endif
 
-SRCS = server.c loop_poll.c c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
+ifeq ($(WITH_EPOLL),yes)
+LOOP_SRC = loop_epoll.c
+else
+LOOP_SRC = loop_poll.c
+endif
+
+SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
        register.c disco.c vcard.c private.c xml.c jid.c sasl.c tls.c store.c config.c log.c buf.c
 OBJS = $(SRCS:.c=.o)
 
@@ -96,6 +103,6 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
 
 clean:
-	rm -f xmppd $(OBJS) $(OBJS:.o=.d) $(UNIT_BINS) tests/unit/*.d .run-as-root.conf
+	rm -f xmppd *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf
 
 -include $(OBJS:.o=.d)
