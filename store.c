@@ -437,7 +437,11 @@ fail:
     if (fd >= 0) {
         close(fd);
     }
-    unlink(tmp);
+    /* Never leave the temp behind: on a full disk it holds the space the
+     * next write needs. */
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        log_error("store: remove %s: %s", tmp, strerror(errno));
+    }
     return STORE_EIO;
 }
 
@@ -1250,24 +1254,115 @@ int store_offline_append(const char *bare, const void *rec, size_t len, int max_
     rc = 0;
     if (write_all(fd, out, total) < 0) {
         log_error("store: append to %s: %s", path, strerror(errno));
-        /* Best effort: cut off what part of the record made it (e.g. ENOSPC). */
-        if (ftruncate(fd, s.good_end) < 0) {
-            log_warn("store: truncate %s: %s", path, strerror(errno));
-        }
         rc = STORE_EIO;
     } else if (fsync(fd) < 0) {
         log_error("store: fsync %s: %s", path, strerror(errno));
         rc = STORE_EIO;
+    } else if (created) {
+        rc = fsync_dir(dir); /* logs */
     }
     free(out);
-    if (close(fd) < 0 && rc == 0) {
-        log_error("store: close %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+    if (rc < 0) {
+        /* The caller tells the sender this message was not stored, so it must
+         * not be delivered later either: take back whatever reached the file
+         * (part of the record after ENOSPC/EFBIG, all of it when fsync failed).
+         * A log we created goes away whole. If that fails too, a partial
+         * record is a torn tail the next append cuts off. */
+        if (created ? unlink(path) < 0 : ftruncate(fd, s.good_end) < 0) {
+            log_error("store: %s: cannot take back the failed append: %s", path,
+                      strerror(errno));
+        }
     }
-    if (rc == 0 && created) {
-        rc = fsync_dir(dir);
+    /* After a successful fsync the record is on disk whatever close says
+     * (Linux closes the descriptor in any case): log, but report it stored,
+     * or the sender would get an error for a message that is delivered. */
+    if (close(fd) < 0) {
+        log_warn("store: close %s: %s", path, strerror(errno));
     }
     return rc;
+}
+
+struct olog_head {
+    int want;     /* records to drop */
+    int seen;
+    uint32_t crc; /* over the payloads of those records */
+};
+
+static int olog_head_cb(const void *rec, size_t len, void *ud)
+{
+    struct olog_head *h = ud;
+    h->crc = store_crc32(h->crc, rec, len);
+    return ++h->seen == h->want;
+}
+
+/* Copy from[off, size) into a fresh log at tmp: the records after the head. */
+static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -1;
+    }
+    char buf[16384];
+    int rc = write_all(fd, OFFLINE_HEADER, OFFLINE_HEADER_LEN);
+    while (rc == 0 && off < size) {
+        size_t want = size - off > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)(size - off);
+        ssize_t n = pread(from, buf, want, off);
+        if (n <= 0) {
+            rc = -1;
+            break;
+        }
+        rc = write_all(fd, buf, (size_t)n);
+        off += n;
+    }
+    if (rc == 0 && fsync(fd) < 0) {
+        rc = -1;
+    }
+    if (close(fd) < 0) {
+        rc = -1;
+    }
+    return rc;
+}
+
+int store_offline_drop_head(const char *bare, int n, uint32_t crc)
+{
+    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    int fd;
+    int rc = olog_open_read(bare, path, sizeof(path), &fd);
+    if (rc != 0 || n <= 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return rc == 1 ? 0 : rc;
+    }
+    struct olog_scan s;
+    struct olog_head h = {n, 0, 0};
+    rc = olog_scan(fd, path, &s, olog_head_cb, &h);
+    if (rc != OLOG_STOPPED || h.crc != crc) {
+        /* Not the records that were delivered (or fewer of them): drop
+         * nothing. At worst they come again; nothing is lost. */
+        close(fd);
+        return rc < 0 ? rc : STORE_EINVAL;
+    }
+    if (s.good_end >= s.file_size) {
+        close(fd);
+        return store_offline_clear(bare);
+    }
+    if (account_dir(bare, dir, sizeof(dir)) < 0 ||
+        path_fmt(tmp, sizeof(tmp), "%s/%s.tmp", dir, OFFLINE_FILE) < 0) {
+        close(fd);
+        return STORE_EINVAL;
+    }
+    unlink(tmp);
+    /* A rename replaces the log whole: after a crash either every record is
+     * still there (the head comes again) or only the rest is. */
+    if (olog_write_rest(fd, s.good_end, s.file_size, tmp) < 0 || rename(tmp, path) < 0) {
+        log_error("store: rewrite %s: %s", path, strerror(errno));
+        unlink(tmp);
+        close(fd);
+        return STORE_EIO;
+    }
+    close(fd);
+    return fsync_dir(dir);
 }
 
 /* One unlink is atomic: after a crash either the whole log or none of it is

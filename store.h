@@ -65,6 +65,10 @@ int store_offline_count(const char *bare);
  * ignored (and truncated away on the next append). */
 int store_offline_read(const char *bare, int (*fn)(const void *rec, size_t len, void *ud),
                        void *ud);
+/* Remove the first n records, provided their payloads' store_crc32 is crc
+ * (the batch that was delivered); anything appended since stays. Atomic.
+ * STORE_EINVAL when the head is not that batch (then nothing is removed). */
+int store_offline_drop_head(const char *bare, int n, uint32_t crc);
 /* Remove all records (atomically: after a crash, either all or none remain). */
 int store_offline_clear(const char *bare);
 

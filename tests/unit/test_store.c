@@ -1,11 +1,14 @@
 /* test_store.c: unit tests for store.c in a fresh mkdtemp data directory.
  * Covers accounts (create/get/put/exists/delete/list), name escaping, documents,
  * the offline log (append/read/count/clear/quota, torn and corrupt tails),
- * damaged files renamed aside, and that nothing is created for unknown accounts. */
+ * damaged files renamed aside, that nothing is created for unknown accounts, and
+ * failed writes on a full disk (simulated with RLIMIT_FSIZE). */
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -609,6 +612,129 @@ static void test_corrupt_account(void)
     CHECK(store_account_put(u, &a) == 0);
 }
 
+/* A full disk, simulated: with RLIMIT_FSIZE and SIGXFSZ ignored, a write that
+ * passes the limit stores what fits and returns the count, and the next write
+ * fails (EFBIG), just like a write that runs into ENOSPC. */
+static int set_fsize(rlim_t lim)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) < 0) {
+        return -1;
+    }
+    rl.rlim_cur = lim;
+    return setrlimit(RLIMIT_FSIZE, &rl);
+}
+
+static void test_full_disk(void)
+{
+    const char *u = "dave@example.org", *u2 = "erin@example.org";
+    const char *log = "accounts/dave@example.org/offline.log";
+    const char *log2 = "accounts/erin@example.org/offline.log";
+    struct store_account a;
+    struct recs r;
+    char big[400];
+    char *data = NULL;
+    size_t len = 0;
+    memset(big, 'm', sizeof(big));
+    struct rlimit saved;
+    CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    make_account(&a, 4);
+    CHECK(store_account_create(u, &a) == 0);
+    CHECK(store_account_create(u2, &a) == 0);
+    int entries = count_entries("accounts");
+    CHECK(store_offline_append(u, big, 100, 100) == 0);
+    CHECK(store_offline_append(u, big, 100, 100) == 0);
+    CHECK(size_rel(log) == 16 + 2 * 112);
+    CHECK(store_doc_put(u, "roster", "small", 5) == 0);
+
+    signal(SIGXFSZ, SIG_IGN);
+    if (set_fsize(300) < 0) {
+        fprintf(stderr, "test_full_disk: cannot lower RLIMIT_FSIZE\n");
+        test_failed++;
+        signal(SIGXFSZ, SIG_DFL);
+        return;
+    }
+    /* Half a record fits: it is cut off again, the log stays intact. */
+    CHECK(store_offline_append(u, big, 100, 100) == STORE_EIO);
+    CHECK(size_rel(log) == 16 + 2 * 112);
+    CHECK(store_offline_count(u) == 2);
+    CHECK(store_offline_append(u, big, 48, 100) == 0); /* exactly up to the limit */
+    CHECK(size_rel(log) == 300);
+    CHECK(store_offline_append(u, "x", 1, 100) == STORE_EIO); /* nothing fits */
+    CHECK(size_rel(log) == 300);
+    /* A torn tail, then a failed append: the tail is gone, the rest intact. */
+    truncate_rel(log, 300 - 5);
+    CHECK(store_offline_append(u, big, 100, 100) == STORE_EIO);
+    CHECK(size_rel(log) == 16 + 2 * 112);
+    CHECK(store_offline_count(u) == 2);
+
+    /* A new log whose first record does not fit is not left behind. */
+    set_fsize(20);
+    CHECK(store_offline_append(u2, big, 100, 100) == STORE_EIO);
+    CHECK(!exists_rel(log2));
+    CHECK(store_offline_count(u2) == 0);
+
+    /* A document that does not fit: the old one stays, no temp is left. */
+    CHECK(store_doc_put(u, "roster", big, sizeof(big)) == STORE_EIO);
+    CHECK(!exists_rel("accounts/dave@example.org/doc-roster.tmp"));
+    CHECK(store_doc_get(u, "roster", &data, &len, 1024) == 0 && len == 5 &&
+          memcmp(data, "small", 5) == 0);
+    free(data);
+    data = NULL;
+
+    /* An account that cannot be written does not appear, half made or not. */
+    CHECK(store_account_create("frank@example.org", &a) == STORE_EIO);
+    CHECK(store_account_exists("frank@example.org") == 0);
+    CHECK(count_entries("accounts") == entries);
+
+    /* Space again: everything works, nothing was damaged. */
+    CHECK(set_fsize(saved.rlim_cur) == 0);
+    signal(SIGXFSZ, SIG_DFL);
+    CHECK(store_offline_append(u, "after", 5, 100) == 0);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == 0 && r.n == 3);
+    CHECK_STR(r.v[2], "after");
+    CHECK(store_offline_append(u2, "first", 5, 100) == 0);
+    CHECK(store_offline_count(u2) == 1);
+    CHECK(store_doc_put(u, "roster", big, sizeof(big)) == 0);
+    CHECK(store_doc_get(u, "roster", &data, &len, 1024) == 0 && len == sizeof(big));
+    free(data);
+    CHECK(store_account_create("frank@example.org", &a) == 0);
+    CHECK(store_account_delete("frank@example.org") == 0);
+    CHECK(store_account_delete(u) == 0);
+    CHECK(store_account_delete(u2) == 0);
+}
+
+/* Delivered batches leave the head of the log; later appends stay. */
+static void test_offline_drop_head(void)
+{
+    const char *u = "alice@example.org";
+    const char *log = "accounts/alice@example.org/offline.log";
+    struct recs r;
+    uint32_t crc2 = store_crc32(store_crc32(0, "m1", 2), "m2", 2);
+
+    CHECK(store_offline_clear(u) == 0);
+    CHECK(store_offline_drop_head(u, 2, crc2) == 0); /* no log: nothing to do */
+    CHECK(store_offline_append(u, "m1", 2, 10) == 0);
+    CHECK(store_offline_append(u, "m2", 2, 10) == 0);
+    CHECK(store_offline_append(u, "m3", 2, 10) == 0);
+    /* A wrong checksum or count removes nothing. */
+    CHECK(store_offline_drop_head(u, 2, crc2 ^ 1) == STORE_EINVAL);
+    CHECK(store_offline_drop_head(u, 4, crc2) == STORE_EINVAL);
+    CHECK(store_offline_count(u) == 3);
+    CHECK(store_offline_drop_head(u, 2, crc2) == 0);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(u, collect_rec, &r) == 0 && r.n == 1);
+    CHECK_STR(r.v[0], "m3");
+    CHECK(!exists_rel("accounts/alice@example.org/offline.log.tmp"));
+    CHECK(store_offline_append(u, "m4", 2, 10) == 0); /* the rewritten log takes appends */
+    CHECK(store_offline_count(u) == 2);
+    /* Dropping everything removes the file. */
+    CHECK(store_offline_drop_head(u, 2, store_crc32(store_crc32(0, "m3", 2), "m4", 2)) == 0);
+    CHECK(!exists_rel(log));
+    CHECK(store_offline_drop_head("nobody@example.org", 1, 0) == STORE_ENOENT);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -632,7 +758,9 @@ int main(void)
     test_docs();
     test_unknown_account();
     test_offline();
+    test_offline_drop_head();
     test_corrupt_account();
+    test_full_disk();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
