@@ -747,6 +747,14 @@ void c2s_detach(struct conn *c)
     c->c2s = NULL;
 }
 
+void c2s_drained(struct conn *c)
+{
+    struct c2s *s = c->c2s;
+    if (s && s->sess && c->state == CONN_BOUND) {
+        offline_written(s->sess);
+    }
+}
+
 static void send_ping(struct c2s *s)
 {
     struct buf b;

@@ -19,6 +19,9 @@ int c2s_attach(struct conn *c);
 void c2s_feed(struct conn *c, const char *data, size_t len);
 /* The peer went away or the server is closing c: leave the router, free state. */
 void c2s_detach(struct conn *c);
+/* Everything queued on c has been written to the socket (asked for with
+ * conn_notify_drained). */
+void c2s_drained(struct conn *c);
 /* One-second housekeeping: pre-auth timeout, pings, delayed SASL failures. */
 void c2s_tick(struct conn *c);
 /* Close the stream with a stream error (RFC 6120 §4.9) and close the conn.

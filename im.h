@@ -47,6 +47,9 @@ int offline_store(const char *bare, const struct xml_node *m);
 /* Deliver and remove stored messages; called on initial presence with a
  * non-negative priority (RFC 6121 §8.5.2.1.1, XEP-0160 §3). */
 void offline_deliver(struct session *s);
+/* s's output queue was written out: the batch offline_deliver queued is
+ * delivered, so it leaves the log (and the next batch, if any, goes out). */
+void offline_written(struct session *s);
 
 /* blocking.c (XEP-0191). */
 int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,

@@ -7,7 +7,6 @@
 #include "im.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,19 +20,6 @@
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_HINTS "urn:xmpp:hints"
-
-/* Accounts whose log was delivered in part (see offline_deliver). Losing an
- * entry only means re-delivering some messages, so a small table will do. */
-#define OFFLINE_PROGRESS_SLOTS 32
-
-struct progress {
-    char *bare;   /* NULL = free slot */
-    int done;     /* records at the head of the log already queued */
-    uint32_t crc; /* CRC-32 over those records, to see that the log is the same */
-    time_t used;  /* for eviction of the oldest entry */
-};
-
-static struct progress progress[OFFLINE_PROGRESS_SLOTS];
 
 /* ---- storing ---- */
 
@@ -146,73 +132,20 @@ done:
 }
 
 /* ---- delivery ----
- * Everything queued in one turn must fit the connection's output queue: past
- * outq_hard the server drops the connection, the log would not be cleared,
- * and the user could never log in (500 records of 64 KiB is 32 MiB). So one
- * call queues at most half of outq_hard (leaving room for live traffic) and
- * remembers how many head records it sent. The log is cleared only when
- * every record has been queued; the rest goes out at the next call (next
- * initial presence). The store can only clear the whole log, so the sent head
- * stays on disk until then: a restart in between re-delivers it, the same
- * "at least once" STORAGE.md already accepts for a crash before the clear. */
-
-static struct progress *progress_find(const char *bare)
-{
-    for (int i = 0; i < OFFLINE_PROGRESS_SLOTS; i++) {
-        if (progress[i].bare && strcmp(progress[i].bare, bare) == 0) {
-            return &progress[i];
-        }
-    }
-    return NULL;
-}
-
-static void progress_forget(const char *bare)
-{
-    struct progress *p = progress_find(bare);
-    if (p) {
-        free(p->bare);
-        memset(p, 0, sizeof(*p));
-    }
-}
-
-static void progress_save(const char *bare, int done, uint32_t crc)
-{
-    struct progress *p = progress_find(bare);
-    if (!p) {
-        p = &progress[0];
-        for (int i = 0; i < OFFLINE_PROGRESS_SLOTS; i++) {
-            if (!progress[i].bare) {
-                p = &progress[i];
-                break;
-            }
-            if (progress[i].used < p->used) {
-                p = &progress[i];
-            }
-        }
-        free(p->bare);
-        memset(p, 0, sizeof(*p));
-        p->bare = strdup(bare);
-        if (!p->bare) {
-            return; /* forgetting is safe: it only re-delivers */
-        }
-    }
-    p->done = done;
-    p->crc = crc;
-    p->used = g_now;
-}
+ * A batch is queued to the session, and removed from the log only once the
+ * connection's output queue has been written to the socket (offline_written,
+ * called by server.c through c2s): a crash before that leaves the log whole,
+ * so a message is never lost, at worst delivered again (STORAGE.md). One batch
+ * is at most half of outq_hard, so a large backlog cannot get the recipient
+ * disconnected; the next batch follows when the previous one is written. */
 
 struct deliver_ctx {
     struct session *s;
-    int skip;          /* head records sent by an earlier call */
-    uint32_t skip_crc; /* their CRC as recorded then */
-    int index;         /* records seen so far */
-    uint32_t crc;      /* CRC over the records seen so far */
-    size_t budget;     /* bytes this call may queue */
+    int index;     /* records taken */
+    uint32_t crc;  /* store_crc32 over their payloads */
+    size_t budget; /* bytes this batch may queue */
     size_t queued;
-    int sent;
-    int mismatch; /* the head is not what we sent: start over */
-    int more;     /* stopped at the budget with records left */
-    int failed;   /* the connection refused bytes */
+    int failed;    /* the connection refused bytes */
 };
 
 /* Records were written by offline_store, but a disk can rot and a data dir
@@ -227,18 +160,8 @@ static int looks_like_message(const char *rec, size_t len)
 static int deliver_one(const void *rec, size_t len, void *ud)
 {
     struct deliver_ctx *d = ud;
-    if (d->index < d->skip) {
-        d->crc = store_crc32(d->crc, rec, len);
-        d->index++;
-        if (d->index == d->skip && d->crc != d->skip_crc) {
-            d->mismatch = 1;
-            return 1;
-        }
-        return 0;
-    }
-    if (d->sent > 0 && d->queued + len > d->budget) {
-        d->more = 1;
-        return 1;
+    if (d->index > 0 && d->queued + len > d->budget) {
+        return 1; /* the rest goes in the next batch */
     }
     if (!looks_like_message(rec, len)) {
         log_warn("offline: skipping a damaged record for %.*s", (int)d->s->bare_len, d->s->jid);
@@ -247,7 +170,6 @@ static int deliver_one(const void *rec, size_t len, void *ud)
         return 1;
     }
     d->queued += len;
-    d->sent++;
     d->crc = store_crc32(d->crc, rec, len);
     d->index++;
     return 0;
@@ -260,53 +182,55 @@ static size_t delivery_budget(const struct conn *c)
     return used < half ? half - used : 0;
 }
 
+static void session_bare(const struct session *s, char *bare)
+{
+    memcpy(bare, s->jid, s->bare_len);
+    bare[s->bare_len] = '\0';
+}
+
 void offline_deliver(struct session *s)
 {
     char bare[JID_MAX + 1];
     if (!s || !s->conn || s->bare_len >= sizeof(bare)) {
         return;
     }
-    memcpy(bare, s->jid, s->bare_len);
-    bare[s->bare_len] = '\0';
-    struct deliver_ctx d;
-    memset(&d, 0, sizeof(d));
-    d.s = s;
-    d.budget = delivery_budget(s->conn);
-    struct progress *p = progress_find(bare);
-    if (p) {
-        d.skip = p->done;
-        d.skip_crc = p->crc;
-    }
-    int rc = store_offline_read(bare, deliver_one, &d);
-    if (rc == 0 && (d.mismatch || d.index < d.skip)) {
-        /* The log was cleared or replaced since (account deleted and made
-         * again, a damaged log set aside): everything in it is new to us. */
-        struct deliver_ctx again = {.s = s, .budget = d.budget};
-        d = again;
-        rc = store_offline_read(bare, deliver_one, &d);
-    }
-    if (rc < 0 || d.failed) {
-        /* Nothing is removed: the next login gets the whole log again. */
-        progress_forget(bare);
-        if (rc < 0 && rc != STORE_ENOENT) {
-            log_warn("offline: cannot read messages for %s (%d)", bare, rc);
+    session_bare(s, bare);
+    /* One batch in flight per account: another resource taking delivery
+     * would get the same head records again. */
+    for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
+        if (r->offline_inflight) {
+            return;
         }
+    }
+    struct deliver_ctx d = {.s = s, .budget = delivery_budget(s->conn)};
+    int rc = store_offline_read(bare, deliver_one, &d);
+    if (rc < 0 && rc != STORE_ENOENT) {
+        log_warn("offline: cannot read messages for %s (%d)", bare, rc);
+    }
+    if (d.failed || d.index == 0) {
+        return; /* nothing removed: the next login gets the whole log again */
+    }
+    s->offline_inflight = d.index;
+    s->offline_crc = d.crc;
+    conn_notify_drained(s->conn);
+    log_debug("offline: queued %d messages to %s", d.index, s->jid);
+}
+
+void offline_written(struct session *s)
+{
+    char bare[JID_MAX + 1];
+    int n = s->offline_inflight;
+    if (!n || s->bare_len >= sizeof(bare)) {
         return;
     }
-    if (d.more) {
-        progress_save(bare, d.index, d.crc);
-        log_info("offline: %s: queued %d messages, more at the next login", bare, d.sent);
-        return;
-    }
-    progress_forget(bare);
-    if (d.index == 0) {
-        return; /* no log, or an empty one: nothing to clear (no flash write) */
-    }
-    /* The single-threaded loop guarantees that nothing was appended between the
-     * read and this clear (STORAGE.md). */
-    rc = store_offline_clear(bare);
+    s->offline_inflight = 0;
+    session_bare(s, bare);
+    int rc = store_offline_drop_head(bare, n, s->offline_crc);
     if (rc < 0) {
-        log_warn("offline: cannot clear messages for %s (%d): they will come again", bare, rc);
+        log_warn("offline: cannot remove %d delivered messages for %s (%d): they will come again",
+                 n, bare, rc);
+        return;
     }
-    log_debug("offline: delivered %d messages to %s", d.sent, s->jid);
+    log_debug("offline: delivered %d messages to %s", n, s->jid);
+    offline_deliver(s); /* the next batch, if the log holds more */
 }

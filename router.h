@@ -8,6 +8,7 @@
 #define XMPPD_ROUTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct conn;
 struct xml_node;
@@ -26,6 +27,8 @@ struct session {
     int blocklist_wanted;      /* asked for the block list (XEP-0191 pushes) */
     struct xml_node *presence; /* last available presence broadcast, for probes */
     struct directed *directed; /* JIDs that got directed presence (RFC 6121 §4.6) */
+    int offline_inflight;      /* offline records queued, not yet written out */
+    uint32_t offline_crc;      /* their checksum, to remove exactly them */
     struct session *next_res;  /* other resources of the same account */
     struct route *route;
 };

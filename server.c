@@ -163,6 +163,11 @@ void conn_pause_for(struct conn *c, const struct conn *dest)
     c->paused_on = dest->id;
 }
 
+void conn_notify_drained(struct conn *c)
+{
+    c->notify_drained = 1;
+}
+
 void conn_starttls(struct conn *c)
 {
     c->start_tls = 1;
@@ -346,6 +351,10 @@ static int conn_flush(struct conn *c)
         buf_consume(&c->out, (size_t)n);
     }
     buf_shrink(&c->out); /* idle connections hold no output buffer */
+    if (c->notify_drained && !c->close_after_flush) {
+        c->notify_drained = 0;
+        c2s_drained(c); /* may queue more: flush_pending picks it up */
+    }
     if (c->close_after_flush) {
         c->close_after_flush = 0;
         conn_close(c, 0);

@@ -40,6 +40,7 @@ struct conn {
     int unauth;             /* counted against the unauthenticated caps */
     int pending_write;      /* on the flush list this turn */
     int close_after_flush;
+    int notify_drained;     /* tell c2s once the output queue is written out */
     int closed;             /* freed at the end of the turn */
     struct buf out;
     time_t last_read;       /* monotonic seconds */
@@ -64,6 +65,9 @@ void conn_pause_for(struct conn *c, const struct conn *dest);
 /* Close after the queued bytes are flushed (or immediately when hard). The
  * conn stays valid until the end of this loop turn. */
 void conn_close(struct conn *c, int flush_first);
+/* Call c2s_drained(c) once everything queued so far has been written to the
+ * socket (offline messages leave the store only then). */
+void conn_notify_drained(struct conn *c);
 /* Switch to TLS once the queued <proceed/> has been written. */
 void conn_starttls(struct conn *c);
 int conn_is_tls(const struct conn *c);

@@ -267,6 +267,25 @@ class Server:
                 break
         return problems
 
+    def kill9(self):
+        """Crash the server: SIGKILL (unless it is already dead, e.g. killed by
+        the test from another thread) and reap it; start() brings it back.
+        Returns the exit status (-9 when our SIGKILL ended it)."""
+        self.require_managed()
+        if self.proc is None:
+            return None
+        try:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            rc = self.proc.wait(5)
+        finally:
+            self.proc = None
+            if self._log is not None:
+                self._log.write(b"==== SIGKILL ====\n")
+                self._log.close()
+                self._log = None
+        return rc
+
     def restart(self):
         problems = self.stop()
         assert not problems, "; ".join(problems)
