@@ -42,9 +42,9 @@ struct c2s {
 
 /* ---- per-address SASL failure throttle ----
  * A small fixed table (bounded memory whatever the number of attackers): a
- * failure doubles the delay before the next answer to that address; after
- * LIMIT_AUTH_FAIL_BAN failures the address is refused for a while. Entries
- * age out, so other addresses are unaffected. */
+ * failure doubles the delay before the next answer to that address, up to
+ * auth_fail_delay_max; after auth_fail_ban failures the address is refused
+ * for auth_ban_seconds. Entries age out, so other addresses are unaffected. */
 #define THROTTLE_SLOTS 256
 
 struct throttle {
@@ -62,7 +62,7 @@ static struct throttle *throttle_find(const char *addr, int create)
     }
     struct throttle *t = &throttle[h % THROTTLE_SLOTS];
     if (strcmp(t->addr, addr) == 0) {
-        if (g_now - t->last > LIMIT_AUTH_BAN_SECONDS) {
+        if (g_now - t->last > g_config->auth_ban_seconds) {
             t->fails = 0;
         }
         return t;
@@ -81,7 +81,7 @@ static struct throttle *throttle_find(const char *addr, int create)
 int c2s_auth_banned(const char *addr)
 {
     struct throttle *t = throttle_find(addr, 0);
-    return t && t->fails >= LIMIT_AUTH_FAIL_BAN;
+    return t && t->fails >= g_config->auth_fail_ban;
 }
 
 static int throttle_delay(const char *addr)
@@ -89,8 +89,8 @@ static int throttle_delay(const char *addr)
     struct throttle *t = throttle_find(addr, 1);
     t->fails++;
     t->last = g_now;
-    int d = 1 << (t->fails < 5 ? t->fails - 1 : 4);
-    return d > LIMIT_AUTH_FAIL_DELAY_MAX ? LIMIT_AUTH_FAIL_DELAY_MAX : d;
+    int d = 1 << (t->fails < 13 ? t->fails - 1 : 12); /* 4096 s, more than the cap's max */
+    return d > g_config->auth_fail_delay_max ? g_config->auth_fail_delay_max : d;
 }
 
 static void throttle_clear(const char *addr)

@@ -80,6 +80,9 @@ static const struct option options[] = {
     INT(preauth_timeout, 1, 3600, LIMIT_PREAUTH_TIMEOUT, 1),
     INT(ping_interval, 10, 86400, LIMIT_PING_INTERVAL, 1),
     INT(ping_timeout, 1, 3600, LIMIT_PING_TIMEOUT, 1),
+    INT(auth_fail_delay_max, 1, 3600, LIMIT_AUTH_FAIL_DELAY_MAX, 1),
+    INT(auth_fail_ban, 1, 1000000, LIMIT_AUTH_FAIL_BAN, 1),
+    INT(auth_ban_seconds, 1, 86400, LIMIT_AUTH_BAN_SECONDS, 1),
     /* RFC 5802 §5.1 / RFC 7677 §4: at least 4096 iterations. */
     INT(scram_iterations, 4096, 10000000, SCRAM_DEFAULT_ITER, 1),
 

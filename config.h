@@ -39,6 +39,9 @@ struct config {
     int preauth_timeout;
     int ping_interval;
     int ping_timeout;
+    int auth_fail_delay_max;
+    int auth_fail_ban;
+    int auth_ban_seconds;
     int scram_iterations;
 
     int max_roster_items;

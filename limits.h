@@ -24,11 +24,14 @@
 #define LIMIT_PREAUTH_TIMEOUT 30      /* preauth_timeout: seconds to authenticate */
 #define LIMIT_PING_INTERVAL 300       /* ping_interval: seconds of silence before a ping */
 #define LIMIT_PING_TIMEOUT 60         /* ping_timeout: seconds to answer that ping */
+#define LIMIT_FD_RESERVE 16           /* compile-time: descriptors never given to clients, so
+                                         the store can still open files at RLIMIT_NOFILE */
 
 /* Authentication throttling: per source address. */
-#define LIMIT_AUTH_FAIL_DELAY_MAX 8   /* seconds; the delay doubles per failure up to this */
-#define LIMIT_AUTH_FAIL_BAN 10        /* failures before refusing the address for a while */
-#define LIMIT_AUTH_BAN_SECONDS 300
+#define LIMIT_AUTH_FAIL_DELAY_MAX 8   /* auth_fail_delay_max: seconds; the delay doubles per
+                                         failure up to this */
+#define LIMIT_AUTH_FAIL_BAN 10        /* auth_fail_ban: failures before refusing the address */
+#define LIMIT_AUTH_BAN_SECONDS 300    /* auth_ban_seconds: for this long after the last one */
 
 /* IM. */
 #define LIMIT_ROSTER_SIZE 1000        /* max_roster_items */

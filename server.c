@@ -23,6 +23,7 @@
 #include "c2s.h"
 #include "config.h"
 #include "jid.h"
+#include "limits.h"
 #include "log.h"
 #include "loop.h"
 #include "router.h"
@@ -45,6 +46,8 @@ static int max_fds;
 static int nconns, nunauth;
 static uint32_t next_conn_id = 1;
 static struct conn *pending_head; /* conns with queued output this turn */
+static struct conn *reading;      /* whose bytes c2s is parsing right now (throttling) */
+static int close_pending;         /* a conn closed or started closing this turn */
 static struct tls_server *tls_srv;
 static int listen_fds[2] = {-1, -1};
 static int spare_fd = -1;
@@ -136,7 +139,9 @@ static void mark_pending(struct conn *c)
 
 int conn_send(struct conn *c, const char *data, size_t len)
 {
-    if (c->closed || (c->state == CONN_CLOSING && c->close_after_flush == 0)) {
+    /* A closing stream has queued its </stream:stream> already (c2s sends its
+     * last bytes before conn_close): nothing may follow it. */
+    if (c->closed || c->state == CONN_CLOSING) {
         return -1;
     }
     if (buf_append(&c->out, data, len) < 0) {
@@ -148,6 +153,20 @@ int conn_send(struct conn *c, const char *data, size_t len)
         return -1;
     }
     mark_pending(c);
+    if (!conn_over_soft_limit(c)) {
+        return 0;
+    }
+    if (!c->soft_since) {
+        c->soft_since = g_now;
+    }
+    /* STYLE §4: a destination over its soft limit stops the sender being read
+     * until it drains (tick() resumes it). Never the sender itself: a client
+     * that does not read its own answers runs into the hard limit instead. */
+    if (reading && reading != c && !reading->paused && !reading->closed) {
+        conn_pause_for(reading, c);
+        log_info("%s reading paused: connection %u is over outq_soft (%zu bytes queued)",
+                 conn_label(reading), c->id, buf_len(&c->out));
+    }
     return 0;
 }
 
@@ -179,14 +198,17 @@ static void update_interest(struct conn *c)
     if (c->closed) {
         return;
     }
-    if (c->tls && c->tls_want) {
-        ev = c->tls_want;
+    if (c->state == CONN_TLS_HANDSHAKE) {
+        ev = c->tls_want ? c->tls_want : LOOP_READ;
     } else {
         if (!c->paused && !c->held && c->state != CONN_CLOSING && !c->start_tls) {
             ev |= LOOP_READ;
         }
+        /* A TLS write that waits for the socket does not stop us reading: a
+         * peer that never reads must still be read, or it would never reach
+         * its hard limit and would sit here for ever. */
         if (buf_len(&c->out) > 0) {
-            ev |= LOOP_WRITE;
+            ev |= c->tls_write_len && c->tls_want ? c->tls_want : LOOP_WRITE;
         }
     }
     /* During a TLS handshake and while closing we still read to notice EOF. */
@@ -201,7 +223,12 @@ void conn_close(struct conn *c, int flush_first)
     if (c->closed) {
         return;
     }
+    close_pending = 1;
     if (flush_first && buf_len(&c->out) > 0 && c->state != CONN_TLS_HANDSHAKE) {
+        if (c->state != CONN_CLOSING) {
+            /* A peer that does not read gets ping_timeout to take its last bytes. */
+            c->deadline = g_now + g_config->ping_timeout;
+        }
         c->state = CONN_CLOSING;
         c->close_after_flush = 1;
         mark_pending(c);
@@ -209,23 +236,35 @@ void conn_close(struct conn *c, int flush_first)
     }
     c->state = CONN_CLOSING;
     c->closed = 1;
-    c->next_pending = NULL;
-    /* Freed at the end of the turn: callers up the stack may still hold c. */
     loop_del(c->fd);
-    c2s_detach(c);
+    /* It stops counting against the caps now, although its fd goes only at the
+     * end of the turn: a peer accepted later in this turn must not be refused
+     * for it. */
+    conn_authenticated(c);
+    nconns--;
+    /* Everything else waits for the end of the turn (free_closed): the parser
+     * may be running for c right now, or the router walking its session. */
 }
 
 static void conn_free(struct conn *c)
 {
+    c2s_detach(c); /* leaves the router: unavailable presence to the others */
+    if (c->pending_write) {
+        /* Queued-to after the last flush (by that detach, say): unlink it. */
+        for (struct conn **pp = &pending_head; *pp; pp = &(*pp)->next_pending) {
+            if (*pp == c) {
+                *pp = c->next_pending;
+                break;
+            }
+        }
+    }
     if (c->tls) {
         tls_conn_close(c->tls);
         tls_conn_free(c->tls);
     }
     close(c->fd);
-    conn_authenticated(c); /* leaves the unauthenticated count if still in it */
     buf_free(&c->out);
     conns[c->fd] = NULL;
-    nconns--;
     free(c);
 }
 
@@ -234,13 +273,14 @@ static void conn_free(struct conn *c)
 static ssize_t conn_raw_read(struct conn *c, char *buf, size_t len)
 {
     if (c->tls) {
+        /* tls_want is left alone: it belongs to a pending write. A read that
+         * must write first (an alert into a full socket) is retried on the
+         * next event; a pending write flushes those bytes too. */
         ssize_t n = tls_conn_read(c->tls, buf, len);
         if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
-            c->tls_want = n == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE;
             errno = EAGAIN;
             return -1;
         }
-        c->tls_want = 0;
         if (n == TLS_ERROR) {
             errno = EPROTO;
             return -1;
@@ -302,7 +342,9 @@ static void conn_read(struct conn *c)
         if (c->state == CONN_CLOSING) {
             continue; /* draining: the stream is over, discard */
         }
+        reading = c;
         c2s_feed(c, buf, (size_t)n);
+        reading = NULL;
         /* TLS may hold decrypted bytes poll() cannot see: keep going. */
         if ((size_t)n < sizeof(buf) && !(c->tls && tls_conn_pending(c->tls) > 0)) {
             return;
@@ -349,6 +391,9 @@ static int conn_flush(struct conn *c)
             }
         }
         buf_consume(&c->out, (size_t)n);
+        if (c->soft_since && !conn_over_soft_limit(c)) {
+            c->soft_since = 0;
+        }
     }
     buf_shrink(&c->out); /* idle connections hold no output buffer */
     if (c->notify_drained && !c->close_after_flush) {
@@ -400,7 +445,8 @@ static void on_conn_event(int fd, int events, void *ud)
         do_handshake(c);
         return;
     }
-    if (events & LOOP_WRITE) {
+    /* A TLS write may wait for the socket to become readable (renegotiation). */
+    if ((events & LOOP_WRITE) || (c->tls_write_len && c->tls_want == LOOP_READ)) {
         if (conn_flush(c) < 0) {
             return;
         }
@@ -426,15 +472,20 @@ static void peer_string(const struct sockaddr_storage *ss, char *out, size_t out
     }
 }
 
-/* EMFILE: close the spare descriptor, accept and drop the waiting peer (so
- * poll() stops waking us for it), then take the spare back. */
-static void accept_emfile(int lfd)
+static void log_fd_shortage(void)
 {
     static time_t last_log;
     if (g_now != last_log) {
         log_warn("out of file descriptors: refusing new connections");
         last_log = g_now;
     }
+}
+
+/* EMFILE: close the spare descriptor, accept and drop the waiting peer (so
+ * poll() stops waking us for it), then take the spare back. */
+static void accept_emfile(int lfd)
+{
+    log_fd_shortage();
     if (spare_fd >= 0) {
         close(spare_fd);
         int fd = accept(lfd, NULL, NULL);
@@ -445,23 +496,43 @@ static void accept_emfile(int lfd)
     }
 }
 
+/* At most one refusal line a second: a connection flood must not become a
+ * log flood (STYLE §10). The next line says how many went unlogged. */
+static void log_refusal(enum log_level lvl, const char *addr, const char *why)
+{
+    static time_t last;
+    static unsigned unlogged;
+    if (last == g_now) {
+        unlogged++;
+        return;
+    }
+    last = g_now;
+    if (unlogged) {
+        log_msg(lvl, "connection from %s refused: %s (%u more refusals not logged)", addr, why,
+                unlogged);
+    } else {
+        log_msg(lvl, "connection from %s refused: %s", addr, why);
+    }
+    unlogged = 0;
+}
+
 static int admit(const char *addr)
 {
     if (nconns >= g_config->max_connections) {
-        log_warn("connection from %s refused: max_connections reached", addr);
+        log_refusal(L_WARNING, addr, "max_connections reached");
         return 0;
     }
     if (nunauth >= g_config->max_unauth) {
-        log_warn("connection from %s refused: max_unauth reached", addr);
+        log_refusal(L_WARNING, addr, "max_unauth reached");
         return 0;
     }
     int *n = unauth_slot(addr, 1);
     if (!n || *n >= g_config->max_unauth_per_ip) {
-        log_warn("connection from %s refused: max_unauth_per_ip reached", addr);
+        log_refusal(L_WARNING, addr, "max_unauth_per_ip reached");
         return 0;
     }
     if (c2s_auth_banned(addr)) {
-        log_notice("connection from %s refused: too many failed logins", addr);
+        log_refusal(L_NOTICE, addr, "too many failed logins");
         return 0;
     }
     (*n)++;
@@ -473,7 +544,15 @@ static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
 {
     char addr[48];
     peer_string(ss, addr, sizeof(addr));
-    if (fd >= max_fds || !admit(addr)) {
+    /* The kernel hands out the lowest free fd: one this high means fewer than
+     * LIMIT_FD_RESERVE are left, and those are for the store (a roster read, a
+     * login), not for one more client. */
+    if (fd >= max_fds - LIMIT_FD_RESERVE) {
+        log_fd_shortage();
+        close(fd);
+        return;
+    }
+    if (!admit(addr)) {
         close(fd);
         return;
     }
@@ -704,15 +783,35 @@ static void tick(void)
         if (!c || c->closed) {
             continue;
         }
+        if (c->state == CONN_CLOSING) {
+            if (c->deadline && g_now >= c->deadline) {
+                log_debug("%s peer did not take its last bytes: closing", conn_label(c));
+                conn_close(c, 0);
+            }
+            continue;
+        }
+        /* redis's soft limit with a time: a queue that stays over outq_soft for
+         * ping_timeout seconds belongs to a reader that does not keep up (a
+         * peer must take our bytes as promptly as it must answer a ping), and
+         * it keeps its senders paused. */
+        if (c->soft_since && g_now - c->soft_since >= g_config->ping_timeout) {
+            log_warn("%s output queue over outq_soft for %d s: disconnecting", conn_label(c),
+                     (int)(g_now - c->soft_since));
+            conn_close(c, 0);
+            continue;
+        }
         if (c->paused) {
             /* Resume once the destination drained to half its soft limit or left. */
             struct conn *d = conns[c->paused_fd];
-            if (d && (d->id != c->paused_on || d->closed)) {
+            if (d && (d->id != c->paused_on || d->closed || d->state == CONN_CLOSING)) {
                 d = NULL;
             }
             if (!d || buf_len(&d->out) < (size_t)g_config->outq_soft / 2) {
                 c->paused = 0;
+                log_info("%s reading resumed", conn_label(c));
                 update_interest(c);
+            } else {
+                c->last_read = g_now; /* the silence is ours: no ping timeout for it */
             }
         }
         int held = c->held;
@@ -723,11 +822,24 @@ static void tick(void)
     }
 }
 
+/* End of a turn: free what closed, and take streams that are closing (their
+ * last bytes still going out) off the router now, so that their unavailable
+ * presence does not wait for a peer that may never read. */
 static void free_closed(void)
 {
+    if (!close_pending) {
+        return;
+    }
+    close_pending = 0;
     for (int fd = 0; fd < max_fds; fd++) {
-        if (conns[fd] && conns[fd]->closed) {
-            conn_free(conns[fd]);
+        struct conn *c = conns[fd];
+        if (!c) {
+            continue;
+        }
+        if (c->closed) {
+            conn_free(c);
+        } else if (c->state == CONN_CLOSING && c->c2s) {
+            c2s_detach(c);
         }
     }
 }
@@ -768,13 +880,20 @@ static void shutdown_all(void)
 /* ---- privileges and daemon ---- */
 
 /* Bind first, then drop to the configured user: initgroups, setgid, setuid,
- * in that order, each checked (umurmur's switch_user). */
-static int drop_privileges(void)
+ * in that order, each checked (umurmur's switch_user). This happens before
+ * anything in data_dir is opened, so every file there (accounts, the
+ * self-signed certificate) is the user's: made as root, the server could not
+ * read it back once it runs as that user. The command-line tools (cli) switch
+ * too when a user is configured, and otherwise stay what they were started as. */
+static int drop_privileges(int cli)
 {
     if (geteuid() != 0) {
         return 0;
     }
     if (!g_config->user[0]) {
+        if (cli) {
+            return 0;
+        }
         if (g_config->allow_root) {
             log_warn("running as root (allow_root yes)");
             return 0;
@@ -796,7 +915,13 @@ static int drop_privileges(void)
         }
         gid = gr->gr_gid;
     }
-    /* The data directory must stay writable for the unprivileged user. */
+    /* The data directory must be the unprivileged user's: create it (mode as
+     * store.c makes it) if it is missing, since its parent may be root's. Only
+     * the top: a recursive chown by root through a tree the user can write is
+     * a way to take over files that are hard-linked into it. */
+    if (mkdir(g_config->data_dir, 0700) < 0 && errno != EEXIST) {
+        log_warn("mkdir %s: %s", g_config->data_dir, strerror(errno));
+    }
     if (chown(g_config->data_dir, pw->pw_uid, gid) < 0) {
         log_warn("chown %s: %s", g_config->data_dir, strerror(errno));
     }
@@ -808,7 +933,9 @@ static int drop_privileges(void)
         log_error("privileges could be regained after dropping them");
         return -1;
     }
-    log_notice("running as user %s", g_config->user);
+    if (!cli) {
+        log_notice("running as user %s", g_config->user);
+    }
     return 0;
 }
 
@@ -1065,6 +1192,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "xmppd: cannot initialise the random generator\n");
         return 1;
     }
+    /* Bind as root, then become the service user before data_dir is touched. */
+    if (!cli && open_listeners() < 0) {
+        return 1;
+    }
+    if (drop_privileges(cli) < 0) {
+        return 1;
+    }
     if (store_init(g_config->data_dir) < 0) {
         fprintf(stderr, "xmppd: cannot use data_dir %s\n", g_config->data_dir);
         return 1;
@@ -1073,14 +1207,11 @@ int main(int argc, char **argv)
         return cli_command(argc - optind, argv + optind);
     }
     tls_srv = load_tls(g_config);
-    if (!tls_srv || open_listeners() < 0 || setup_loop() < 0 || router_init() < 0) {
+    if (!tls_srv || setup_loop() < 0 || router_init() < 0) {
         return 1;
     }
     c2s_init();
     setup_signals();
-    if (drop_privileges() < 0) {
-        return 1;
-    }
     if (!foreground && daemonize() < 0) {
         log_error("cannot daemonize: %s", strerror(errno));
         return 1;

@@ -30,7 +30,8 @@ struct conn {
     enum conn_state state;
     int direct_tls;         /* accepted on the direct-TLS port */
     struct tls_conn *tls;
-    int tls_want;           /* LOOP_READ/LOOP_WRITE the TLS layer waits for */
+    int tls_want;           /* LOOP_READ/LOOP_WRITE the handshake, or a pending
+                               write (tls_write_len), waits for */
     size_t tls_write_len;   /* length of a TLS write to retry after WANT_* */
     int start_tls;          /* switch to TLS once the output queue is flushed */
     int paused;             /* reading stopped: a destination is over its soft limit */
@@ -44,7 +45,8 @@ struct conn {
     int closed;             /* freed at the end of the turn */
     struct buf out;
     time_t last_read;       /* monotonic seconds */
-    time_t deadline;        /* pre-auth or ping deadline; 0 = none */
+    time_t soft_since;      /* the output queue went over outq_soft then; 0 = it is not */
+    time_t deadline;        /* CLOSING: give up flushing the last bytes then; 0 = none */
     int ping_sent;
     char addr[48];          /* peer address for logs and per-address caps */
     struct c2s *c2s;        /* stream state, owned by c2s.c */

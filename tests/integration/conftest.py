@@ -127,7 +127,8 @@ def pytest_runtest_makereport(item, call):
 
 class Server:
     """The server under test. Attributes: domain, host, c2s_port, c2s_tls_port,
-    data_dir, conf_path, log_path, users ({local: password}), external."""
+    data_dir, conf_path, log_path, users ({local: password}), external,
+    nofile (None, or an RLIMIT_NOFILE soft and hard limit for the next start())."""
 
     def __init__(self, tmp, binary=None, external=None):
         self.external = external is not None
@@ -135,6 +136,7 @@ class Server:
         self.proc = None
         self._log = None
         self.tmp = tmp
+        self.nofile = None
         if self.external:
             host, p1, p2 = external.rsplit(":", 2)
             self.host = host
@@ -173,10 +175,13 @@ class Server:
             "require_tls yes",
             "log_level debug",
         ]
-        if os.geteuid() == 0:
+        # As root, allow_root yes unless the test sets allow_root itself; a
+        # value of None leaves that key out altogether.
+        if os.geteuid() == 0 and "allow_root" not in (extra or {}):
             lines.append("allow_root yes")
         for k, v in (extra or {}).items():
-            lines.append("%s %s" % (k, v))
+            if v is not None:
+                lines.append("%s %s" % (k, v))
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -217,9 +222,17 @@ class Server:
         self._log = open(self.log_path, "ab")
         self._log.write(b"==== start ====\n")
         self._log.flush()
+        preexec = None
+        if self.nofile is not None:
+            import resource
+            lim = (self.nofile, self.nofile)  # hard too: xmppd raises soft to hard
+
+            def preexec():
+                resource.setrlimit(resource.RLIMIT_NOFILE, lim)
         self.proc = subprocess.Popen([self.binary, "-f", "-c", self.conf_path],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log, start_new_session=True)
+                                     stderr=self._log, start_new_session=True,
+                                     preexec_fn=preexec)
         ok = wait_port(self.host, self.c2s_port, timeout, self.proc) and \
             wait_port(self.host, self.c2s_tls_port, timeout, self.proc, tls_hostname=self.domain)
         if not ok:
