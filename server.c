@@ -47,7 +47,7 @@ static int nconns, nunauth;
 static uint32_t next_conn_id = 1;
 static struct conn *pending_head; /* conns with queued output this turn */
 static struct conn *reading;      /* whose bytes c2s is parsing right now (throttling) */
-static int close_pending;         /* a conn closed or started closing this turn */
+static struct conn *close_list;    /* conns that closed or started closing this turn */
 static struct tls_server *tls_srv;
 static int listen_fds[2] = {-1, -1};
 static int spare_fd = -1;
@@ -223,7 +223,11 @@ void conn_close(struct conn *c, int flush_first)
     if (c->closed) {
         return;
     }
-    close_pending = 1;
+    if (!c->on_close_list) {
+        c->on_close_list = 1;
+        c->next_close = close_list;
+        close_list = c;
+    }
     if (flush_first && buf_len(&c->out) > 0 && c->state != CONN_TLS_HANDSHAKE) {
         if (c->state != CONN_CLOSING) {
             /* A peer that does not read gets ping_timeout to take its last bytes. */
@@ -827,19 +831,20 @@ static void tick(void)
  * presence does not wait for a peer that may never read. */
 static void free_closed(void)
 {
-    if (!close_pending) {
-        return;
-    }
-    close_pending = 0;
-    for (int fd = 0; fd < max_fds; fd++) {
-        struct conn *c = conns[fd];
-        if (!c) {
-            continue;
-        }
-        if (c->closed) {
-            conn_free(c);
-        } else if (c->state == CONN_CLOSING && c->c2s) {
-            c2s_detach(c);
+    /* Freeing one conn can close others (its unavailable presence overflows
+     * a queue): those join a fresh list, taken in the next round. */
+    while (close_list) {
+        struct conn *c = close_list;
+        close_list = NULL;
+        while (c) {
+            struct conn *next = c->next_close;
+            c->on_close_list = 0;
+            if (c->closed) {
+                conn_free(c);
+            } else if (c->state == CONN_CLOSING && c->c2s) {
+                c2s_detach(c);
+            }
+            c = next;
         }
     }
 }

@@ -51,6 +51,8 @@ struct conn {
     char addr[48];          /* peer address for logs and per-address caps */
     struct c2s *c2s;        /* stream state, owned by c2s.c */
     struct conn *next_pending;
+    struct conn *next_close; /* on the end-of-turn close list */
+    int on_close_list;
 };
 
 extern struct config *g_config;
