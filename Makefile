@@ -24,7 +24,7 @@ XCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -iquote .
 LIBS = -lmbedtls -lmbedx509 -lmbedcrypto
 
 ifeq ($(SANITIZE),1)
-XCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+XCFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(SMALL),1)
@@ -54,10 +54,17 @@ all: xmppd
 xmppd: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
-%.o: %.c
+# Objects remember the flags they were built with: switching SANITIZE, SMALL
+# or CC rebuilds everything instead of silently linking stale objects.
+BUILD_FLAGS = $(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS)
+.build-flags: FORCE
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+FORCE:
+
+%.o: %.c .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
 
-tests/unit/%: tests/unit/%.c $(LIB_OBJS)
+tests/unit/%: tests/unit/%.c $(LIB_OBJS) .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
 
 # Build dependencies (a C compiler and mbedTLS headers) when missing.
@@ -103,6 +110,14 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
 
 clean:
-	rm -f xmppd *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf
+	rm -f xmppd *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf .build-flags
+	rm -rf .fuzz
 
 -include $(OBJS:.o=.d)
+
+# libFuzzer harnesses (tests/fuzz/, clang): see fuzz.mk. Included last so that
+# 'all' stays the default target.
+include fuzz.mk
+.PHONY: fuzz fuzz-run
+fuzz: fuzz-build
+fuzz-run: fuzz-run-all

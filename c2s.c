@@ -38,6 +38,7 @@ struct c2s {
     time_t opened;             /* monotonic time of accept */
     char *delayed;             /* a SASL failure held back by the throttle */
     time_t delayed_until;
+    struct buf held_input;     /* the rest of the read that brought that failure */
 };
 
 /* ---- per-address SASL failure throttle ----
@@ -724,7 +725,17 @@ void c2s_feed(struct conn *c, const char *data, size_t len)
         return;
     }
     enum xml_err e = xml_parser_feed(s->parser, data, len);
-    if (e != XML_OK && e != XML_ERR_STOPPED) {
+    if (e == XML_ERR_STOPPED && c->held && c->state != CONN_CLOSING) {
+        /* A client may pipeline its next attempt behind a failed one: keep
+         * the rest of this read (one read, so bounded) for when the held
+         * answer goes out. Bytes after <starttls/> are dropped on purpose:
+         * they were sent in the clear (CVE-2011-0411-style injection). */
+        size_t used = xml_parser_consumed(s->parser);
+        buf_clear(&s->held_input);
+        if (used < len && buf_append(&s->held_input, data + used, len - used) < 0) {
+            c2s_stream_error(c, "resource-constraint", NULL);
+        }
+    } else if (e != XML_OK && e != XML_ERR_STOPPED) {
         c2s_stream_error(c, xml_err_condition(e), xml_err_str(e));
     }
 }
@@ -743,6 +754,7 @@ void c2s_detach(struct conn *c)
     sasl_end(s);
     free(s->user);
     free(s->delayed);
+    buf_free(&s->held_input);
     free(s);
     c->c2s = NULL;
 }
@@ -777,6 +789,12 @@ void c2s_tick(struct conn *c)
         free(s->delayed);
         s->delayed = NULL;
         c->held = 0;
+        if (buf_len(&s->held_input) > 0) {
+            struct buf rest = s->held_input;
+            buf_init(&s->held_input, 0);
+            c2s_feed(c, buf_ptr(&rest), buf_len(&rest));
+            buf_free(&rest);
+        }
     }
     if (c->state != CONN_BOUND) {
         if (g_now - s->opened > g_config->preauth_timeout) {

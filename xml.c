@@ -80,7 +80,8 @@ struct xml_parser {
     void *ud;
     enum xml_err failed;
     uint8_t state;
-    uint8_t decl_ok;  /* nothing consumed yet but "<": an XML declaration may follow */
+    uint8_t decl_ok;
+    size_t consumed;     /* bytes of the last feed taken before it returned */  /* nothing consumed yet but "<": an XML declaration may follow */
     uint8_t counting; /* bytes go towards max_stanza (stream header or a stanza) */
     uint8_t cr;       /* last text byte was '\r' at a window end: drop a following '\n' */
     uint8_t rb;       /* ']' run in text (for "]]>") or pending ']' in CDATA */
@@ -1856,8 +1857,9 @@ enum xml_err xml_parser_feed(struct xml_parser *p, const char *data, size_t len)
     if (!e && valid < len) {
         e = XML_ERR_NOT_WELL_FORMED;
     }
+    p->consumed = i;
     if (e == XML_ERR_STOPPED) {
-        memset(&p->u8, 0, sizeof(p->u8)); /* the rest of this feed is dropped */
+        memset(&p->u8, 0, sizeof(p->u8)); /* the caller may feed data + consumed again */
     } else if (e) {
         p->failed = e;
     } else {
@@ -1867,6 +1869,11 @@ enum xml_err xml_parser_feed(struct xml_parser *p, const char *data, size_t len)
         idle_trim(p);
     }
     return e;
+}
+
+size_t xml_parser_consumed(const struct xml_parser *p)
+{
+    return p->consumed;
 }
 
 size_t xml_parser_pending(const struct xml_parser *p)

@@ -67,6 +67,10 @@ enum xml_err xml_parser_feed(struct xml_parser *p, const char *data, size_t len)
  * STARTTLS or SASL). Safe to call from inside a callback: the rest of the
  * bytes of the current feed are then parsed as the start of the new stream. */
 void xml_parser_reset(struct xml_parser *p);
+/* After XML_ERR_STOPPED: how many bytes of that feed were consumed (up to and
+ * including the tag whose callback stopped). Feeding the rest later continues
+ * exactly where the parser stopped. */
+size_t xml_parser_consumed(const struct xml_parser *p);
 /* Bytes held for an incomplete stanza: its tree plus a tag split across feeds (to
  * report memory). The input is bounded by max_stanza; the tree by 16 * max_stanza
  * (XML_ERR_LIMIT past that, which only piles of tiny empty elements reach). */
