@@ -36,6 +36,7 @@ struct c2s {
     char *user;                /* bare JID once authenticated */
     struct session *sess;      /* once bound */
     time_t opened;             /* monotonic time of accept */
+    char lang[36];             /* xml:lang of the stream header, if valid */
     char *delayed;             /* a SASL failure held back by the throttle */
     time_t delayed_until;
     struct buf held_input;     /* the rest of the read that brought that failure */
@@ -235,6 +236,15 @@ static int on_stream_open(void *ud, const struct xml_node *root)
             c2s_stream_error(c, "host-unknown", NULL);
             return -1;
         }
+    }
+    /* RFC 6120 §4.7.4: the stream's default language, kept for §8.1.5
+     * (only a plausible language tag: letters, digits and '-'). */
+    const char *lang = xml_attr_ns(root, "lang", XML_NS_XML);
+    s->lang[0] = '\0';
+    if (lang && *lang && strlen(lang) < sizeof(s->lang) &&
+        strspn(lang, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") ==
+            strlen(lang)) {
+        strcpy(s->lang, lang);
     }
     if (c->state == CONN_CONNECTED) {
         c->state = CONN_STREAM_OPEN;
@@ -581,6 +591,7 @@ static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bin
         log_info("%s resource conflict: replacing %s", conn_label(c), conn_label(old->conn));
         c2s_stream_error(old->conn, "conflict", "Replaced by new connection");
     }
+    memcpy(sess->lang, s->lang, sizeof(sess->lang));
     s->sess = sess;
     c->state = CONN_BOUND;
     iq_bind_result(s, iq, norm);

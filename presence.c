@@ -179,11 +179,27 @@ static void broadcast_own(struct session *s, struct xml_node *st, int include_se
 static void inbound_subscription(const char *contact, const char *user, enum ptype t,
                                  struct xml_node *st);
 
+/* RFC 6121 §3.1.3: "the complete presence stanza comprising the
+ * subscription request, including any extended content" is kept for
+ * delivery at the next login; one past ROSTER_REQUEST_MAX keeps its status. */
 static void set_status(struct roster_item *it, const struct xml_node *st)
 {
     struct xml_node *status = st ? xml_child(st, "status", NULL) : NULL;
     free(it->status);
     it->status = NULL;
+    it->raw = 0;
+    if (st) {
+        struct buf b;
+        buf_init(&b, ROSTER_REQUEST_MAX);
+        if (xml_serialize(st, NS_CLIENT, &b) == 0 && buf_append(&b, "", 1) == 0 &&
+            (it->status = strdup(buf_ptr(&b)))) {
+            it->raw = 1;
+        }
+        buf_free(&b);
+        if (it->raw) {
+            return;
+        }
+    }
     if (status && *xml_text(status)) {
         it->status = strndup(xml_text(status), ROSTER_STATUS_MAX);
     }
@@ -444,13 +460,15 @@ static void subscription_outbound(struct session *s, struct xml_node *p, enum pt
     /* §3.1.2, §3.2.2, §3.3.2: stamped with bare JIDs on both ends. */
     xml_set_attr(p, "from", user);
     xml_set_attr(p, "to", contact);
+    if (t == P_UNSUBSCRIBED && had_from) {
+        /* §3.2.2: "while the user is still subscribed" (i.e. before the
+         * unsubscribed), an unavailable from each of the contact's resources. */
+        send_resources_presence(user, contact, 1, NULL);
+    }
     inbound_subscription(contact, user, t, p);
     if (t == P_SUBSCRIBED) {
         /* §3.1.5: the approver's current presence goes to the new subscriber. */
         send_resources_presence(user, contact, 0, NULL);
-    } else if (t == P_UNSUBSCRIBED && had_from) {
-        /* §3.2.2: and an unavailable from each resource when it is cancelled. */
-        send_resources_presence(user, contact, 1, NULL);
     }
 }
 
@@ -470,13 +488,13 @@ void presence_item_removed(const char *user_bare, const struct roster_item *old)
         }
     }
     if ((old->sub & ROSTER_SUB_FROM) || old->pending_in) {
+        if (old->sub & ROSTER_SUB_FROM) {
+            send_resources_presence(user_bare, old->jid, 1, NULL); /* §3.2.2: first */
+        }
         struct xml_node *u = make_presence(user_bare, old->jid, "unsubscribed");
         if (u) {
             inbound_subscription(old->jid, user_bare, P_UNSUBSCRIBED, u);
             xml_free(u);
-        }
-        if (old->sub & ROSTER_SUB_FROM) {
-            send_resources_presence(user_bare, old->jid, 1, NULL); /* §3.2.2 */
         }
     }
 }
@@ -557,6 +575,10 @@ static void deliver_pending(struct session *s, const char *bare)
     for (size_t i = 0; i < r.n; i++) {
         const struct roster_item *it = &r.items[i];
         if (!it->pending_in || im_blocked(bare, it->jid)) {
+            continue;
+        }
+        if (it->raw && it->status) {
+            router_send_raw(s, it->status, strlen(it->status));
             continue;
         }
         struct xml_node *p = make_presence(it->jid, bare, "subscribe");

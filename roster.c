@@ -167,7 +167,7 @@ static const char *sub_name(unsigned sub)
 
 static int put_item(struct buf *b, const struct roster_item *it)
 {
-    char flags[4] = "-";
+    char flags[5] = "-";
     size_t k = 0;
     if (it->ask) {
         flags[k++] = 'a';
@@ -177,6 +177,9 @@ static int put_item(struct buf *b, const struct roster_item *it)
     }
     if (it->hidden) {
         flags[k++] = 'h';
+    }
+    if (it->raw && it->status) {
+        flags[k++] = 'x';
     }
     flags[k ? k : 1] = '\0';
     if (put_field(b, it->jid) < 0 || buf_printf(b, "\t%s\t%s\t", sub_name(it->sub), flags) < 0 ||
@@ -261,6 +264,8 @@ static int parse_flags(struct roster_item *it, const char *f)
             it->pending_in = 1;
         } else if (*f == 'h') {
             it->hidden = 1;
+        } else if (*f == 'x') {
+            it->raw = 1;
         } else {
             return -1;
         }

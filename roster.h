@@ -23,12 +23,15 @@ struct session;
 #define ROSTER_GROUP_MAX 256         /* bytes of one group name */
 #define ROSTER_GROUPS_MAX 32         /* groups per item */
 #define ROSTER_STATUS_MAX 256        /* bytes of <status/> kept with a pending request */
+#define ROSTER_REQUEST_MAX 2048      /* bytes of a whole request stanza kept instead */
 #define ROSTER_DOC_MAX (1024 * 1024) /* bytes of the stored document */
 
 struct roster_item {
     char *jid;    /* normalised bare JID */
     char *name;   /* NULL when none */
-    char *status; /* status text of a stored inbound request, or NULL */
+    char *status; /* a stored inbound request: its status text, or (raw set)
+                   * the whole serialised <presence type='subscribe'/>; or NULL */
+    int raw;      /* status holds the serialised request stanza (RFC 6121 §3.1.3) */
     char **groups;
     int ngroups;
     unsigned sub;   /* ROSTER_SUB_* bits */

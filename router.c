@@ -386,8 +386,7 @@ static void message_to_bare(const struct dest *d, const struct xml_node *m)
 {
     const char *type = msg_type(m);
     if (strcmp(type, "error") == 0) {
-        deliver_to_bare(d->bare, m, 0);
-        return;
+        return; /* RFC 6121 §8.5.2.1.1, §8.5.2.2.1: silently ignored */
     }
     if (!store_account_exists(d->bare)) {
         /* RFC 6121 §8.5.2.2.1; headlines are silently dropped (§8.5.2.2.1). */
@@ -520,6 +519,22 @@ void router_deliver(struct xml_node *stanza)
     }
 }
 
+/* RFC 6120 §8.2.3: an iq has an id and a type among get/set/result/error,
+ * and a get or set exactly one child element. Checked for every address, as
+ * Prosody does: an invalid iq is answered with bad-request, never routed. */
+static int iq_valid(const struct xml_node *iq)
+{
+    const char *type = xml_attr(iq, "type");
+    if (!xml_attr(iq, "id") || !type) {
+        return 0;
+    }
+    if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0) {
+        const struct xml_node *c = xml_first_child(iq);
+        return c && !xml_next(c);
+    }
+    return strcmp(type, "result") == 0 || strcmp(type, "error") == 0;
+}
+
 void router_route(struct session *s, struct xml_node *st)
 {
     const char *name = xml_name(st);
@@ -527,6 +542,15 @@ void router_route(struct session *s, struct xml_node *st)
     /* RFC 6120 §8.1.2.1: the server stamps the full JID of the sender. A forged
      * from is overwritten (as Prosody does) rather than trusted. */
     xml_set_attr(st, "from", s->jid);
+    /* RFC 6120 §8.1.5: a stanza without xml:lang gets the stream's. */
+    if (s->lang[0] && !xml_attr_ns(st, "lang", XML_NS_XML)) {
+        xml_set_attr(st, "xml:lang", s->lang);
+    }
+    if (strcmp(name, "iq") == 0 && !iq_valid(st)) {
+        router_bounce(s, st, "modify", "bad-request");
+        xml_free(st);
+        return;
+    }
     const char *to = xml_attr(st, "to");
     if (strcmp(name, "presence") == 0) {
         im_presence(s, st);

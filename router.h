@@ -31,6 +31,7 @@ struct session {
     uint32_t offline_crc;      /* their checksum, to remove exactly them */
     struct session *next_res;  /* other resources of the same account */
     struct route *route;
+    char lang[36];             /* xml:lang of the client's stream ("" = none) */
 };
 
 /* iq handler: returns 0 when it answered (result or error), -1 when the

@@ -165,6 +165,7 @@ class Server:
     # -- configuration --------------------------------------------------------
 
     def write_config(self, extra=None):
+        self.require_managed()  # tests that reconfigure skip in external mode
         lines = [
             "# written by tests/integration/conftest.py",
             "domain %s" % self.domain,

@@ -140,8 +140,12 @@ def test_unsubscribe_and_unsubscribed(server):
             assert (item["subscription"], item["ask"]) == ("none", None)
             _, item = await next_push(bob, A)
             assert (item["subscription"], item["ask"]) == ("none", None)
-            await next_presence(bob, lambda p: is_from(p, A, "unsubscribed"))
+            # §3.2.2: the unavailable comes first, "while the user is still
+            # subscribed (i.e., before ... the presence stanza of type
+            # 'unsubscribed')" (next_presence drops what does not match, so
+            # the wrong order fails here).
             await next_presence(bob, lambda p: is_from(p, alice.jid, "unavailable"))
+            await next_presence(bob, lambda p: is_from(p, A, "unsubscribed"))
 
             # Nothing is broadcast any more either way.
             send_presence(alice, show="away")
@@ -160,8 +164,9 @@ def test_roster_remove_cancels_both_subscriptions(server):
             _, item = await next_push(alice, bob.bare)
             assert item["subscription"] == "remove"
             await next_presence(bob, lambda p: is_from(p, alice.bare, "unsubscribe"))
-            await next_presence(bob, lambda p: is_from(p, alice.bare, "unsubscribed"))
+            # §3.2.2: unavailable before unsubscribed.
             await next_presence(bob, lambda p: is_from(p, alice.jid, "unavailable"))
+            await next_presence(bob, lambda p: is_from(p, alice.bare, "unsubscribed"))
             assert await state(bob, alice.bare) == ("none", None)
             assert await state(alice, bob.bare) is None
     run(scenario())
