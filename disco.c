@@ -358,6 +358,50 @@ __attribute__((constructor)) static void note_start(void)
 
 /* Store doc "last" (see STORAGE.md): "last 1 <unix seconds>\n<status>".
  * One small write per logout of the last resource. */
+/* Logouts are recorded in memory and written a few per second (im_tick),
+ * not with two fsyncs on the event loop at every logout: 19,000 sessions
+ * ending at once must not stall the server for minutes, and a router's flash
+ * need not see a write per logout burst. The table is bounded; when it is
+ * full the oldest record is written at once. A crash loses at most the
+ * records not yet written (last activity is informational, XEP-0012). */
+#define LAST_PENDING_MAX 256
+
+struct last_pending {
+    char *bare;
+    char *doc;
+    size_t len;
+};
+
+static struct last_pending last_pending[LAST_PENDING_MAX];
+static int last_npending;
+
+static struct last_pending *pending_find(const char *bare)
+{
+    for (int i = 0; i < last_npending; i++) {
+        if (strcmp(last_pending[i].bare, bare) == 0) {
+            return &last_pending[i];
+        }
+    }
+    return NULL;
+}
+
+void last_activity_flush(int max)
+{
+    int n = 0;
+    while (last_npending > 0 && (max < 0 || n < max)) {
+        struct last_pending *p = &last_pending[0];
+        int rc = store_doc_put(p->bare, LAST_DOC, p->doc, p->len);
+        if (rc < 0 && rc != STORE_ENOENT) {
+            log_warn("disco: cannot record last activity of %s (%d)", p->bare, rc);
+        }
+        free(p->bare);
+        free(p->doc);
+        last_npending--;
+        memmove(&last_pending[0], &last_pending[1], (size_t)last_npending * sizeof(*p));
+        n++;
+    }
+}
+
 void last_activity_record(const char *bare, const char *status)
 {
     char doc[64 + LAST_STATUS_MAX];
@@ -376,10 +420,32 @@ void last_activity_record(const char *bare, const char *status)
     if (slen) {
         memcpy(doc + n, status, slen);
     }
-    int rc = store_doc_put(bare, LAST_DOC, doc, (size_t)n + slen);
-    if (rc < 0 && rc != STORE_ENOENT) {
-        log_warn("disco: cannot record last activity of %s (%d)", bare, rc);
+    size_t len = (size_t)n + slen;
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        return;
     }
+    memcpy(copy, doc, len);
+    copy[len] = '\0';
+    struct last_pending *p = pending_find(bare);
+    if (p) {
+        free(p->doc);
+        p->doc = copy;
+        p->len = len;
+        return;
+    }
+    if (last_npending == LAST_PENDING_MAX) {
+        last_activity_flush(1);
+    }
+    p = &last_pending[last_npending];
+    p->bare = strdup(bare);
+    if (!p->bare) {
+        free(copy);
+        return;
+    }
+    p->doc = copy;
+    p->len = len;
+    last_npending++;
 }
 
 /* Parse the "last" doc: *when is the logout time, *status points into doc. */
@@ -437,7 +503,14 @@ static int last_of_account(struct session *s, struct xml_node *iq, const char *b
     size_t len = 0;
     long long when = 0;
     const char *status = NULL;
-    int rc = store_doc_get(bare, LAST_DOC, &doc, &len, 64 + LAST_STATUS_MAX);
+    struct last_pending *p = pending_find(bare);
+    int rc = p ? STORE_OK : store_doc_get(bare, LAST_DOC, &doc, &len, 64 + LAST_STATUS_MAX);
+    if (p) {
+        /* Not written yet: answer from memory (last_parse writes a NUL). */
+        doc = strdup(p->doc);
+        len = p->len;
+        rc = doc ? STORE_OK : STORE_EIO;
+    }
     if (rc == STORE_OK && last_parse(doc, len, &when, &status) == 0) {
         reply_or_fail(s, iq, last_query((long long)time(NULL) - when, status));
     } else if (rc == STORE_OK || rc == STORE_ENOENT) {

@@ -59,3 +59,17 @@ int im_offline_store(const char *bare, const struct xml_node *m)
 {
     return offline_store(bare, m);
 }
+
+/* A few deferred last-activity writes per second keep a mass logout from
+ * stalling the loop; shutdown writes the rest. */
+#define LAST_FLUSH_PER_TICK 16
+
+void im_tick(void)
+{
+    last_activity_flush(LAST_FLUSH_PER_TICK);
+}
+
+void im_shutdown(void)
+{
+    last_activity_flush(-1);
+}

@@ -84,8 +84,14 @@ int ping_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
             const char *to_bare);
 /* The XEP-0115 'ver' for the server's stream features (stable string). */
 const char *disco_caps_ver(void);
-/* Record that the last resource of bare went offline (for XEP-0012). */
+/* Record that the last resource of bare went offline (for XEP-0012); written
+ * to the store later, by last_activity_flush (at most max records; -1 = all). */
 void last_activity_record(const char *bare, const char *status);
+void last_activity_flush(int max);
+
+/* Once a second (deferred writes), and once at shutdown (write everything). */
+void im_tick(void);
+void im_shutdown(void);
 
 /* vcard.c (XEP-0054) and private.c (XEP-0049). */
 int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,

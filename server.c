@@ -22,6 +22,7 @@
 
 #include "c2s.h"
 #include "config.h"
+#include "im.h"
 #include "jid.h"
 #include "limits.h"
 #include "log.h"
@@ -782,6 +783,7 @@ static void reload(void)
 
 static void tick(void)
 {
+    im_tick();
     for (int fd = 0; fd < max_fds; fd++) {
         struct conn *c = conns[fd];
         if (!c || c->closed) {
@@ -880,6 +882,7 @@ static void shutdown_all(void)
         }
     }
     free_closed();
+    im_shutdown(); /* after the streams ended: their logouts are recorded */
 }
 
 /* ---- privileges and daemon ---- */
