@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +350,19 @@ static int ensure_dir(const char *path, const char *parent)
     return STORE_EIO;
 }
 
+/* ".new.<pid>.<n>" / ".del.<pid>.<n>": is the process that made it still
+ * running? Then it is another xmppd (an adduser beside the server, two
+ * adduser at once) in the middle of its work, not a crash's leftover. */
+static int owner_alive(const char *pid_part)
+{
+    char *end = NULL;
+    long pid = strtol(pid_part, &end, 10);
+    if (end == pid_part || *end != '.' || pid <= 0 || pid == (long)getpid()) {
+        return 0;
+    }
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 int store_init(const char *datadir)
 {
     char parent[PATH_MAX];
@@ -373,8 +387,9 @@ int store_init(const char *datadir)
     }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0 ||
-            strncmp(e->d_name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0) {
+        if ((strncmp(e->d_name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0 ||
+             strncmp(e->d_name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0) &&
+            !owner_alive(e->d_name + strlen(NEW_PREFIX))) {
             char p[PATH_MAX];
             if (path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) == 0) {
                 log_notice("store: removing leftover %s", p);

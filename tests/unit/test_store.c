@@ -298,21 +298,29 @@ static void test_leftovers(void)
     /* A crash mid-create or mid-delete leaves hidden directories: invisible to
      * lookups and the list, removed by the next store_init. */
     char p[512];
-    path_of(p, sizeof(p), "accounts/.del.1.2");
+    path_of(p, sizeof(p), "accounts/.del.999999998.2");
     CHECK(mkdir(p, 0700) == 0);
-    write_rel("accounts/.del.1.2/account", "xmppd-account 1\n", 16);
-    write_rel("accounts/.del.1.2/offline.log", "junk", 4);
-    path_of(p, sizeof(p), "accounts/.new.3.4");
+    write_rel("accounts/.del.999999998.2/account", "xmppd-account 1\n", 16);
+    write_rel("accounts/.del.999999998.2/offline.log", "junk", 4);
+    path_of(p, sizeof(p), "accounts/.new.999999999.4");
     CHECK(mkdir(p, 0700) == 0);
-    write_rel("accounts/.new.3.4/account.tmp", "xmppd-acc", 9);
+    write_rel("accounts/.new.999999999.4/account.tmp", "xmppd-acc", 9);
     struct names ns;
     memset(&ns, 0, sizeof(ns));
     CHECK(store_account_list(collect_name, &ns) == 0);
     CHECK(ns.n == 1); /* alice only */
     CHECK(store_init(root) == 0);
-    CHECK(!exists_rel("accounts/.del.1.2"));
-    CHECK(!exists_rel("accounts/.new.3.4"));
+    CHECK(!exists_rel("accounts/.del.999999998.2"));
+    CHECK(!exists_rel("accounts/.new.999999999.4"));
     CHECK(store_account_exists("alice@example.org") == 1);
+    /* One whose maker still runs (an adduser beside us) is left alone. */
+    char live[64];
+    snprintf(live, sizeof(live), "accounts/.new.%ld.7", (long)getppid());
+    path_of(p, sizeof(p), live);
+    CHECK(mkdir(p, 0700) == 0);
+    CHECK(store_init(root) == 0);
+    CHECK(exists_rel(live));
+    CHECK(rmdir(p) == 0);
 }
 
 static void test_escaping(void)
