@@ -47,7 +47,7 @@ UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o sasl.o tls.o store.o config.o log.o buf.o
 
-.PHONY: all run check unit integration install uninstall clean deps test-deps
+.PHONY: all run check unit integration bench bench-smoke install uninstall clean deps test-deps
 
 all: xmppd
 
@@ -88,8 +88,8 @@ run: deps
 	fi
 
 check: deps test-deps
-	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS)
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tools/xmpp-bench
+	@$(MAKE) --no-print-directory unit integration bench-smoke
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do ./$$t || fail=1; done; \
@@ -97,6 +97,16 @@ unit: $(UNIT_BINS)
 
 integration: xmppd
 	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/xmppd PYTHON=$(PYTHON) tests/run-integration.sh -q
+
+# The load generator (tools/xmpp-bench.c): never linked into xmppd.
+bench: tools/xmpp-bench
+
+tools/xmpp-bench: tools/xmpp-bench.c
+	$(CC) -std=c11 -O2 -Wall -Wextra $(LDFLAGS) -o $@ tools/xmpp-bench.c $(LIBS)
+
+# Functional smoke test of the benchmark scenarios (no timing thresholds).
+bench-smoke: xmppd tools/xmpp-bench
+	tools/bench-smoke.sh ./xmppd tools/xmpp-bench
 
 install: xmppd
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xmppd $(DESTDIR)$(MANDIR)/man8
@@ -110,7 +120,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
 
 clean:
-	rm -f xmppd *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf .build-flags
+	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf .build-flags
 	rm -rf .fuzz
 
 -include $(OBJS:.o=.d)

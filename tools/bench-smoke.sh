@@ -1,0 +1,78 @@
+#!/bin/sh
+# bench-smoke.sh: functional check of xmpp-bench against a throw-away xmppd (no timing
+# thresholds): each scenario must do what it says (messages delivered, logins bound,
+# presence fanned out, offline messages stored and drained). For `make check`.
+#
+# usage: tools/bench-smoke.sh [XMPPD [XMPP_BENCH]]   (./xmppd, tools/xmpp-bench)
+# Uses a temp dir and the first free loopback port from 18900; ends the xmppd it started.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+xmppd=${1:-./xmppd}
+bench=${2:-$here/xmpp-bench}
+for f in "$xmppd" "$bench"; do
+	[ -x "$f" ] || { echo "bench-smoke.sh: $f is not executable" >&2; exit 2; }
+done
+dir=$(mktemp -d /tmp/xmpp-bench-smoke.XXXXXX) || exit 2
+pid=""
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null
+		i=0
+		while [ -d "/proc/$pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+		[ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null
+	fi
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port=18900
+started=0
+while [ $port -lt 18999 ] && [ $started = 0 ]; do
+	{
+		echo "domain localhost"
+		echo "data_dir $dir/data"
+		echo "listen_address 127.0.0.1"
+		echo "c2s_port $port"
+		echo "c2s_tls_port 0"
+		echo "require_tls no"
+		echo "plain_without_tls yes"
+		echo "log_level warning"
+		[ "$(id -u)" = 0 ] && echo "allow_root yes"
+	} > "$dir/xmppd.conf"
+	if [ ! -d "$dir/data" ]; then
+		"$here/mkusers.sh" -j 1 -x "$xmppd" -c "$dir/xmppd.conf" 1 12 >/dev/null || exit 1
+	fi
+	line=$("$bench" coldstart --port "$port" --timeout 20 --server-log "$dir/xmppd.log" -- \
+		"$xmppd" -f -c "$dir/xmppd.conf" 2>/dev/null | tail -1)
+	case $line in
+	*status=ok*)
+		started=1
+		pid=$(echo "$line" | sed 's/.* pid=\([0-9]*\).*/\1/') ;;
+	*) port=$((port + 1)) ;;
+	esac
+done
+[ $started = 1 ] || { echo "bench-smoke.sh: xmppd did not start" >&2; cat "$dir/xmppd.log" >&2; exit 1; }
+
+passed=0 failed=0
+check() { # check NAME ARGS...: one xmpp-bench run must exit 0
+	name=$1
+	shift
+	if out=$("$bench" "$@" --port "$port" --pid "$pid" --timeout 60 2>&1); then
+		passed=$((passed + 1))
+		echo "ok   $name"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $name"
+		echo "$out" | tail -5 | sed 's/^/     /'
+	fi
+}
+check "msg, plaintext PLAIN" msg --pairs 2 --window 2 --duration 1
+check "msg, STARTTLS" msg --pairs 1 --window 2 --duration 1 --starttls
+check "login, SCRAM-SHA-1" login -n 8 -c 4 --mech SCRAM-SHA-1
+check "login, STARTTLS PLAIN" login -n 2 -c 2 --starttls
+check "hold" hold -n 4 --settle 0
+check "presence fan-out" presence --contacts 3 --duration 1 --first 5
+check "offline store and drain" offline --messages 20 --senders 1 --recipients 2 --first 9
+echo "bench-smoke: $passed passed, $failed failed"
+[ $failed = 0 ]

@@ -1,0 +1,533 @@
+#!/bin/bash
+# compare.sh: run the same XMPP benchmark against xmppd, Prosody and ejabberd on this
+# machine and print one table (markdown). Every server runs as our own process on
+# loopback, with its own config, data and ports (18100-18399) in a work directory; the
+# system services are not used or touched. Benchmark-only settings: plaintext and PLAIN
+# without TLS allowed, rate limits and shapers off (see BENCHMARKS.md for the list).
+#
+# usage: tools/compare.sh [-q] [-k] [-a] [-r ROUNDS] [-n MAX] [-s "SERVERS"] [-S "SCENARIOS"]
+#                         [-x XMPPD] [-b XMPP_BENCH] [-w WORKDIR] [-o RESULTS] [-Q SECONDS]
+#   -q          quick run (small numbers, a few minutes): checks the whole pipeline
+#   -r ROUNDS   repeat the timed scenarios ROUNDS times, report the median (1)
+#   -n MAX      sessions for the big hold (19000; the per-process fd limit is 20000)
+#   -s SERVERS  which servers, in this order (default "xmppd prosody ejabberd")
+#   -S LIST     which parts to run (default all): memory login_plain login_scram
+#               login_tls msg msg_tls presence offline
+#   -a          add to the results already in RESULTS/raw.txt (more rounds of some
+#               scenarios); the table takes the median over all of them
+#   -x XMPPD    xmppd binary (default: build one from this checkout in WORKDIR/build)
+#   -b BENCH    xmpp-bench binary (default: build tools/xmpp-bench.c in WORKDIR)
+#   -w WORKDIR  work directory (default: a new /tmp/xmpp-compare.XXXXXX, removed at the
+#               end); an existing one is reused with its accounts, which saves creating
+#               them again (xmppd: ~20 accounts/s through `xmppd adduser`)
+#   -k          keep the work directory (configs, server logs, data)
+#   -o RESULTS  where to write table.md and raw.txt (default WORKDIR/results)
+#   -Q SECONDS  before each timed run wait up to SECONDS for the rest of the machine
+#               to be nearly idle (< 25% of one core busy), then measure anyway (120;
+#               0 = do not wait). Every RESULT line reports other_cpu_pct as well.
+# Needs root for apt-get when Prosody or ejabberd is missing (Debian packages).
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+quick=0 rounds=1 max=19000 servers="xmppd prosody ejabberd" xmppd_bin="" bench=""
+work="" keep=0 results="" quiet_max=120 quiet_pct=25 quiet_phase=0 append=0
+parts="memory login_plain login_scram login_tls msg msg_tls presence offline"
+while getopts qar:n:s:S:x:b:w:ko:Q:h o; do
+	case $o in
+	q) quick=1 ;;
+	r) rounds=$OPTARG ;;
+	n) max=$OPTARG ;;
+	s) servers=$OPTARG ;;
+	S) parts=$OPTARG ;;
+	a) append=1 ;;
+	x) xmppd_bin=$OPTARG ;;
+	b) bench=$OPTARG ;;
+	w) work=$OPTARG ;;
+	k) keep=1 ;;
+	o) results=$OPTARG ;;
+	Q) quiet_max=$OPTARG ;;
+	*) sed -n '2,24p' "$0"; exit 2 ;;
+	esac
+done
+
+# ---- sizes ----
+small=1000 login_n=2000 login_c=100 tls_n=1000 pairs=100 window=10 duration=10
+contacts=500 off_m=20000 off_s=10 off_r=100
+if [ "$quick" = 1 ]; then
+	[ "$max" = 19000 ] && max=2000
+	small=500 login_n=500 tls_n=200 duration=3 contacts=100 off_m=2000 off_r=50
+fi
+accounts=$((max + 500))
+# Disjoint account ranges at the top for the scenarios that leave state behind.
+off_first=$((accounts - off_s - off_r + 1))
+pres_first=$((off_first - contacts - 1))
+msg_first=$((pres_first - 2 * pairs))
+if [ "$msg_first" -le "$login_n" ]; then
+	echo "compare.sh: -n $max is too small for the scenario account ranges" >&2
+	exit 2
+fi
+sources=4 # loopback source addresses 127.0.0.1-4 for the generator
+
+log() { printf '%s compare.sh: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# ---- dependencies ----
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+need=""
+for p in prosody ejabberd openssl gcc libc6-dev libmbedtls-dev rsync; do
+	have_pkg "$p" || need="$need $p"
+done
+if [ -n "$need" ]; then
+	[ "$(id -u)" = 0 ] || die "missing packages:$need (run as root, or install them)"
+	log "installing:$need"
+	# Keep the packages' own services from starting: this script runs its own.
+	before=$(pgrep -f '/usr/bin/prosody|beam.smp' | sort)
+	made_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+	rc=$?
+	[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+	[ $rc = 0 ] || die "apt-get install failed"
+	# A postinst may still have started a server: stop only those that are new.
+	for p in $(pgrep -f '/usr/bin/prosody|beam.smp' | sort); do
+		echo "$before" | grep -qx "$p" || { log "stopping $p started by the install"; kill "$p"; }
+	done
+fi
+
+# ---- work directory and cleanup ----
+if [ -z "$work" ]; then
+	work=$(mktemp -d /tmp/xmpp-compare.XXXXXX) || die "mktemp failed"
+	fresh_work=1
+else
+	mkdir -p "$work" || die "cannot create $work"
+	work=$(cd "$work" && pwd)
+	fresh_work=0
+fi
+[ -z "$results" ] && results="$work/results"
+mkdir -p "$results"
+raw="$results/raw.txt"
+if [ "$append" = 0 ]; then
+	: > "$raw"
+	rm -f "$work"/*.coldstart "$work"/*.idle
+fi
+want() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
+declare -A PID
+cleanup() {
+	for s in "${!PID[@]}"; do
+		srv_stop "$s"
+	done
+	if [ "$keep" = 0 ] && [ "$fresh_work" = 1 ]; then
+		case $results in "$work"/*) cp -r "$results" "/tmp/xmpp-compare-results.$$" &&
+			log "results kept in /tmp/xmpp-compare-results.$$" ;; esac
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT TERM
+
+# ---- binaries ----
+if [ -z "$bench" ]; then
+	bench="$work/xmpp-bench"
+	cc -std=c11 -O2 -Wall -Wextra -o "$bench" "$here/xmpp-bench.c" \
+		-lmbedtls -lmbedx509 -lmbedcrypto || die "cannot build xmpp-bench"
+fi
+if [ -z "$xmppd_bin" ] && echo " $servers " | grep -q ' xmppd '; then
+	log "building xmppd in $work/build"
+	mkdir -p "$work/build"
+	rsync -a --delete --exclude .git --exclude tests "$repo/" "$work/build/" &&
+		make -s -C "$work/build" xmppd >"$work/build.log" 2>&1 ||
+		die "cannot build xmppd (see $work/build.log)"
+	xmppd_bin="$work/build/xmppd"
+fi
+
+# ---- certificates (Prosody and ejabberd; xmppd makes its own) ----
+mkdir -p "$work/certs"
+if [ ! -f "$work/certs/bench.pem" ]; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+		-subj /CN=localhost -keyout "$work/certs/bench.key" -out "$work/certs/bench.crt" \
+		2>/dev/null || die "openssl failed"
+	cat "$work/certs/bench.crt" "$work/certs/bench.key" > "$work/certs/bench.pem"
+fi
+
+# ---- server configurations ----
+declare -A PORT=([xmppd]=18122 [prosody]=18222 [ejabberd]=18322)
+declare -A LABEL=([xmppd]=xmppd [prosody]=Prosody [ejabberd]=ejabberd)
+
+mkdir -p "$work/xmppd/data" "$work/prosody/data" "$work/ejabberd/spool" "$work/ejabberd/log"
+cat > "$work/xmppd/xmppd.conf" <<EOF
+# benchmark only: PLAIN without TLS, raised connection limits
+domain localhost
+data_dir $work/xmppd/data
+listen_address 127.0.0.1
+c2s_port ${PORT[xmppd]}
+c2s_tls_port 18123
+require_tls no
+plain_without_tls yes
+max_connections 19500
+max_unauth 20000
+max_unauth_per_ip 20000
+max_roster_items 5000
+log_level warning
+allow_root yes
+EOF
+
+cat > "$work/prosody/prosody.cfg.lua" <<EOF
+-- benchmark only: plaintext allowed, mod_limits off, loopback
+run_as_root = true
+pidfile = "$work/prosody/prosody.pid"
+data_path = "$work/prosody/data"
+interfaces = { "127.0.0.1" }
+c2s_ports = { ${PORT[prosody]} }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+c2s_direct_tls_ports = { }
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register" }
+modules_disabled = { "limits", "s2s" }
+network_settings = { tcp_backlog = 4096 }
+allow_registration = true
+c2s_require_encryption = false
+s2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_hashed"
+default_iteration_count = 4096
+storage = "internal"
+log = { { levels = { min = "warn" }, to = "file", filename = "$work/prosody/prosody.log" } }
+certificates = "$work/certs"
+ssl = { certificate = "$work/certs/bench.crt", key = "$work/certs/bench.key" }
+VirtualHost "localhost"
+EOF
+
+cat > "$work/ejabberd/ejabberd.yml" <<EOF
+# benchmark only: plaintext allowed, shapers off, loopback
+loglevel: warning
+log_rotate_count: 0
+hosts:
+  - localhost
+certfiles:
+  - "$work/certs/bench.pem"
+listen:
+  -
+    port: ${PORT[ejabberd]}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 262144
+    shaper: none
+    access: c2s
+    starttls: true
+    starttls_required: false
+    backlog: 4096
+auth_method: internal
+auth_password_format: scram
+auth_scram_hash: sha
+registration_timeout: infinity
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  c2s:
+    allow: all
+  register:
+    allow: all
+shaper_rules:
+  max_user_sessions: 10
+  max_user_offline_messages: 100000
+  c2s_shaper: none
+modules:
+  mod_disco: {}
+  mod_offline:
+    access_max_user_messages: max_user_offline_messages
+  mod_ping: {}
+  mod_register:
+    access: register
+    ip_access: all
+    welcome_message: {subject: "", body: ""}
+  mod_roster: {}
+EOF
+
+server_cmd() { # server_cmd NAME: sets CMD to the command line that runs it in the foreground
+	case $1 in
+	xmppd) CMD=("$xmppd_bin" -f -c "$work/xmppd/xmppd.conf") ;;
+	prosody) CMD=(prosody --config "$work/prosody/prosody.cfg.lua" -F) ;;
+	ejabberd)
+		# erl execs erlexec, which execs beam.smp: the pid stays the same. No -sname:
+		# no Erlang distribution, so neither epmd nor a cookie is needed.
+		CMD=(env HOME="$work/ejabberd" EJABBERD_CONFIG_PATH="$work/ejabberd/ejabberd.yml"
+			EJABBERD_LOG_PATH="$work/ejabberd/log/ejabberd.log"
+			ERL_LIBS=/usr/lib/x86_64-linux-gnu ERL_MAX_PORTS=32000 ERL_CRASH_DUMP_BYTES=0
+			ERL_INETRC=/etc/ejabberd/inetrc erl +K true +P 250000 -noinput -noshell
+			-mnesia dir "\"$work/ejabberd/spool\"" -s ejabberd) ;;
+	esac
+}
+
+kv() { # kv KEY LINE -> value of key=value in a RESULT line
+	printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1
+}
+
+srv_start() { # srv_start NAME [norecord]: start it, wait until it accepts TCP, set PID[NAME]
+	local s=$1 line
+	server_cmd "$s"
+	line=$(cd "$work/$s" && "$bench" coldstart --port "${PORT[$s]}" --label "$s" \
+		--timeout 120 --server-log "$work/$s/server.log" -- "${CMD[@]}" | tail -1)
+	echo "$s start $line" >> "$raw"
+	[ "$(kv status "$line")" = ok ] || { log "$s did not start: $line"; return 1; }
+	PID[$s]=$(kv pid "$line")
+	# first starts (certificate, database schema) are not cold-start samples
+	[ "${2:-}" = norecord ] || kv start_ms "$line" >> "$work/$s.coldstart"
+	log "$s started, pid ${PID[$s]}, accepting after $(kv start_ms "$line") ms"
+}
+
+srv_stop() {
+	local s=$1 p=${PID[$1]:-} i
+	[ -n "$p" ] || return 0
+	kill -TERM "$p" 2>/dev/null
+	for i in $(seq 1 300); do
+		[ -d "/proc/$p" ] || break
+		sleep 0.1
+	done
+	[ -d "/proc/$p" ] && { log "$s (pid $p) did not stop: killing it"; kill -KILL "$p"; sleep 0.5; }
+	unset "PID[$s]"
+}
+
+rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null; }
+
+# Other jobs on the machine skew the numbers: wait (a bounded time) until the machine,
+# apart from our idle servers, is nearly idle.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+wait_quiet() {
+	local start=$SECONDS a b pct hz
+	hz=$(getconf CLK_TCK)
+	[ "$quiet_max" -gt 0 ] && [ "$quiet_phase" = 1 ] || return 0
+	while :; do
+		a=$(busy_ticks)
+		sleep 1
+		b=$(busy_ticks)
+		pct=$(((b - a) * 100 / hz)) # % of one core, the whole machine
+		[ "$pct" -le "$quiet_pct" ] && break
+		if [ $((SECONDS - start)) -ge "$quiet_max" ]; then
+			log "machine still busy (${pct}% of a core) after ${quiet_max} s: measuring anyway"
+			break
+		fi
+		sleep 2
+	done
+	[ $((SECONDS - start)) -gt 2 ] && log "waited $((SECONDS - start)) s for a quiet machine"
+	return 0
+}
+
+# run NAME SCENARIO-ID TIMEOUT ARGS... : one xmpp-bench run, its RESULT line kept
+run() {
+	local s=$1 id=$2 t=$3 line
+	shift 3
+	wait_quiet
+	line=$(timeout -k 10 $((t + 30)) "$bench" "$@" --port "${PORT[$s]}" --label "$s" \
+		--pid "${PID[$s]}" --timeout "$t" 2>>"$work/bench-errors.log" | grep '^RESULT' | tail -1)
+	[ -z "$line" ] && line="RESULT scenario=$id status=no-result"
+	echo "$s $id $line" >> "$raw"
+	log "$s $id: $(echo "$line" | cut -c1-220)"
+}
+
+# ---- accounts user1..user$accounts, password benchpass ----
+make_accounts() {
+	local s=$1 mark="$work/$1/accounts.$accounts"
+	[ -f "$mark" ] && return 0
+	log "creating $accounts accounts on $s"
+	case $s in
+	xmppd)
+		# adduser one at a time: concurrent adduser processes race in the store
+		"$here/mkusers.sh" -j 1 -x "$xmppd_bin" -c "$work/xmppd/xmppd.conf" 1 "$accounts" \
+			>/dev/null || return 1 ;;
+	*)
+		srv_start "$s" norecord || return 1
+		local line
+		line=$(timeout 3600 "$bench" register -n "$accounts" -c 50 --port "${PORT[$s]}" \
+			--timeout 3500 | tail -1)
+		srv_stop "$s"
+		[ "$(kv status "$line")" = ok ] || { log "registration on $s: $line"; return 1; } ;;
+	esac
+	touch "$mark"
+}
+
+log "work directory $work; servers: $servers; max sessions $max; rounds $rounds"
+# xmppd makes its certificate on the first start: do that start unmeasured
+if echo " $servers " | grep -q ' xmppd ' && [ ! -f "$work/xmppd/started" ]; then
+	srv_start xmppd norecord && srv_stop xmppd && touch "$work/xmppd/started"
+fi
+log "load before the run: $(cat /proc/loadavg)"
+active=""
+for s in $servers; do
+	if make_accounts "$s"; then active="$active $s"; else log "skipping $s"; fi
+done
+[ -n "$active" ] || die "no server is ready"
+
+rotate() { # rotate N WORDS... : the words, starting at the N-th (mod count)
+	local n=$1
+	shift
+	local a=("$@") i c=$#
+	for ((i = 0; i < c; i++)); do printf '%s ' "${a[$(((n + i) % c))]}"; done
+}
+
+# ---- phase A: memory on fresh servers (idle, then N idle sessions) ----
+# Sessions log in with SCRAM-SHA-1. With PLAIN, ejabberd keeps the garbage of its
+# server-side PBKDF2 in every idle session process (~0.5 MB each), hence the extra row.
+turn=0
+holds=()
+want memory && holds=("$small SCRAM-SHA-1" "$small PLAIN" "$max SCRAM-SHA-1")
+for hold in "${holds[@]}"; do
+	set -- $hold
+	for s in $(rotate $turn $active); do
+		srv_start "$s" || continue
+		sleep 3
+		rss_kb "${PID[$s]}" >> "$work/$s.idle"
+		run "$s" "hold$1$2" 1800 hold -n "$1" -c 200 --sources "$sources" --settle 5 --mech "$2"
+		srv_stop "$s"
+	done
+	turn=$((turn + 1))
+done
+
+# ---- phase B: each scenario on freshly started servers, the servers in turn ----
+# Fresh servers for every scenario: Prosody, for one, needs about twice the CPU per
+# message after a few thousand logins and logouts, so the order would skew the results.
+quiet_phase=1 # timed runs: wait for a quiet machine first (memory was not time-critical)
+for r in $(seq 1 "$rounds"); do
+	for sc in login_plain login_scram login_tls msg msg_tls presence offline; do
+		want "$sc" || continue
+		for s in $active; do
+			srv_start "$s"
+		done
+		sleep 3
+		for s in $(rotate $turn $active); do
+			[ -n "${PID[$s]:-}" ] || continue
+			case $sc in
+			login_plain) run "$s" $sc 600 login -n "$login_n" -c "$login_c" --mech PLAIN ;;
+			login_scram) run "$s" $sc 600 login -n "$login_n" -c "$login_c" --mech SCRAM-SHA-1 ;;
+			login_tls) run "$s" $sc 600 login -n "$tls_n" -c "$login_c" --mech PLAIN --starttls ;;
+			msg) run "$s" $sc 300 msg --pairs "$pairs" --window "$window" \
+				--duration "$duration" --first "$msg_first" ;;
+			msg_tls) run "$s" $sc 300 msg --pairs "$pairs" --window "$window" \
+				--duration "$duration" --first "$msg_first" --starttls ;;
+			presence) run "$s" $sc 600 presence --contacts "$contacts" --window 10 \
+				--duration "$duration" --first "$pres_first" ;;
+			offline) run "$s" $sc 600 offline --messages "$off_m" --senders "$off_s" \
+				--recipients "$off_r" --first "$off_first" ;;
+			esac
+			sleep 1
+		done
+		for s in $active; do srv_stop "$s"; done
+		turn=$((turn + 1))
+	done
+done
+
+# ---- the table ----
+median() { sort -n | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print ""}'; }
+get() { # get SERVER SCENARIO KEY -> median over the rounds that succeeded
+	grep "^$1 $2 " "$raw" | grep 'status=ok' | while read -r line; do kv "$3" "$line"; done |
+		grep -v '^$' | median
+}
+get_any() { # the same over every round, failed ones too (holds: a few failed logins)
+	grep "^$1 $2 " "$raw" | while read -r line; do kv "$3" "$line"; done | grep -v '^$' | median
+}
+fmt() { [ -n "$1" ] && printf "%s" "$1" || printf -- "-"; }
+size_of() {
+	case $1 in
+	xmppd)
+		local t="$work/xmppd.stripped"
+		cp "$xmppd_bin" "$t" && strip "$t" 2>/dev/null
+		echo "$(($(stat -c %s "$t") / 1024)) KiB (stripped binary)" ;;
+	prosody)
+		echo "$(dpkg-query -W -f='${Installed-Size}\n' prosody 'lua5.4' 'liblua5.4-0' \
+			'lua-*' 2>/dev/null | awk '{s+=$1} END {printf "%.1f MiB", s/1024}') (prosody + lua packages)" ;;
+	ejabberd)
+		echo "$(dpkg-query -W -f='${Installed-Size}\n' ejabberd 'erlang-*' 2>/dev/null |
+			awk '{s+=$1} END {printf "%.1f MiB", s/1024}') (ejabberd + erlang packages)" ;;
+	esac
+}
+{
+	echo "| | $(for s in $active; do printf '%s | ' "${LABEL[$s]}"; done)"
+	echo "|---|$(for s in $active; do printf -- '---|'; done)"
+	row() { # row TITLE FUNCTION
+		printf '| %s |' "$1"
+		for s in $active; do printf ' %s |' "$($2 "$s")"; done
+		echo
+	}
+	c_size() { size_of "$1"; }
+	c_cold() { fmt "$(median < "$work/$1.coldstart")"; }
+	c_idle() { fmt "$(median < "$work/$1.idle")"; }
+	c_small() { fmt "$(get_any "$1" "hold${small}SCRAM-SHA-1" bytes_per_session)"; }
+	c_smallp() { fmt "$(get_any "$1" "hold${small}PLAIN" bytes_per_session)"; }
+	c_big() {
+		local b h r
+		b=$(get_any "$1" "hold${max}SCRAM-SHA-1" bytes_per_session)
+		h=$(get_any "$1" "hold${max}SCRAM-SHA-1" held)
+		r=$(get_any "$1" "hold${max}SCRAM-SHA-1" rss_after_kb)
+		[ -n "$b" ] && printf '%s (%s held, RSS %s MiB)' "$b" "$h" "$((r / 1024))" || printf -- '-'
+	}
+	cpu_note() { # SERVER SCENARIO: where the CPU went during the measured interval
+		printf '(srv %s%%, gen %s%%, other %s%%)' "$(get "$1" "$2" srv_cpu_pct)" \
+			"$(get "$1" "$2" gen_cpu_pct)" "$(get "$1" "$2" other_cpu_pct)"
+	}
+	c_login() { # scenario
+		local v
+		v=$(get "$1" "$2" logins_per_s)
+		[ -n "$v" ] && printf '%s %s' "$v" "$(cpu_note "$1" "$2")" || printf -- '-'
+	}
+	c_lp() { c_login "$1" login_plain; }
+	c_ls() { c_login "$1" login_scram; }
+	c_lt() { c_login "$1" login_tls; }
+	c_msg() { # scenario
+		local v
+		v=$(get "$1" "$2" msgs_per_s)
+		[ -n "$v" ] && printf '%s %s' "$v" "$(cpu_note "$1" "$2")" || printf -- '-'
+	}
+	c_lat() { printf '%s / %s' "$(fmt "$(get "$1" "$2" p50_ms)")" "$(fmt "$(get "$1" "$2" p99_ms)")"; }
+	c_m() { c_msg "$1" msg; }
+	c_ml() { c_lat "$1" msg; }
+	c_mc() { fmt "$(get "$1" msg srv_cpu_s_per_100k)"; }
+	c_t() { c_msg "$1" msg_tls; }
+	c_tl() { c_lat "$1" msg_tls; }
+	c_tc() { fmt "$(get "$1" msg_tls srv_cpu_s_per_100k)"; }
+	c_p() {
+		local v
+		v=$(get "$1" presence fanout_per_s)
+		[ -n "$v" ] && printf '%s %s' "$v" "$(cpu_note "$1" presence)" || printf -- '-'
+	}
+	c_o() {
+		printf '%s / %s' "$(fmt "$(get "$1" offline stored_per_s)")" \
+			"$(fmt "$(get "$1" offline delivered_per_s)")"
+	}
+	row "install size" c_size
+	row "cold start, exec to accepting TCP (ms)" c_cold
+	row "idle RSS (KiB)" c_idle
+	row "RSS per idle session at $small (bytes)" c_small
+	row "RSS per idle session at $max (bytes)" c_big
+	row "RSS per idle session at $small, PLAIN logins (bytes)" c_smallp
+	row "logins/s, PLAIN ($login_n, $login_c at once)" c_lp
+	row "logins/s, SCRAM-SHA-1" c_ls
+	row "logins/s, PLAIN + STARTTLS ($tls_n)" c_lt
+	row "messages/s ($pairs pairs x $window in flight, ${duration} s)" c_m
+	row "latency p50 / p99 (ms)" c_ml
+	row "server CPU s per 100,000 messages" c_mc
+	row "messages/s with STARTTLS" c_t
+	row "latency p50 / p99 with STARTTLS (ms)" c_tl
+	row "server CPU s per 100,000 messages, STARTTLS" c_tc
+	row "presence fan-out deliveries/s ($contacts contacts, 10 changes in flight)" c_p
+	row "offline: stored/s / delivered/s ($off_m messages)" c_o
+} > "$results/table.md"
+{
+	echo
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
+		"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); load after: $(cat /proc/loadavg)"
+	echo "versions: xmppd $("$xmppd_bin" -V 2>/dev/null | head -1)," \
+		"Prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null)," \
+		"ejabberd $(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null)," \
+		"mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev 2>/dev/null)"
+	echo "srv / gen / other = CPU used by the server process, by the (single-threaded) generator and"
+	echo "by everything else on the machine during the measured interval, in % of one core (the"
+	echo "machine has $(nproc) cores, so the three add up to at most $(($(nproc) * 100))%)."
+} >> "$results/table.md"
+cat "$results/table.md"
+log "raw results: $raw"
