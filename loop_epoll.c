@@ -11,8 +11,10 @@
 
 #define EVENTS_PER_TURN 256
 
+/* interest is stored plus one so that 0 (calloc's zero) means "not watched"
+ * and the fd-sized table stays untouched, out of an idle server's RSS. */
 struct slot {
-    int interest; /* -1 when not watched */
+    int interest;
     loop_cb cb;
     void *ud;
 };
@@ -29,9 +31,6 @@ int loop_init(int max_fds)
         return -1;
     }
     nslots = max_fds;
-    for (int i = 0; i < max_fds; i++) {
-        slots[i].interest = -1;
-    }
     return 0;
 }
 
@@ -53,43 +52,43 @@ static uint32_t to_epoll(int interest)
 
 int loop_add(int fd, int interest, loop_cb cb, void *ud)
 {
-    if (fd < 0 || fd >= nslots || slots[fd].interest >= 0) {
+    if (fd < 0 || fd >= nslots || slots[fd].interest) {
         return -1;
     }
     struct epoll_event ev = {.events = to_epoll(interest), .data.fd = fd};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         return -1;
     }
-    slots[fd] = (struct slot){interest, cb, ud};
+    slots[fd] = (struct slot){interest + 1, cb, ud};
     return 0;
 }
 
 void loop_set(int fd, int interest)
 {
-    if (fd < 0 || fd >= nslots || slots[fd].interest < 0 || slots[fd].interest == interest) {
+    if (fd < 0 || fd >= nslots || !slots[fd].interest || slots[fd].interest == interest + 1) {
         return; /* unchanged interest costs no system call */
     }
     struct epoll_event ev = {.events = to_epoll(interest), .data.fd = fd};
     if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0) {
-        slots[fd].interest = interest;
+        slots[fd].interest = interest + 1;
     }
 }
 
 int loop_interest(int fd)
 {
-    if (fd < 0 || fd >= nslots || slots[fd].interest < 0) {
+    if (fd < 0 || fd >= nslots || !slots[fd].interest) {
         return 0;
     }
-    return slots[fd].interest;
+    return slots[fd].interest - 1;
 }
 
 void loop_del(int fd)
 {
-    if (fd < 0 || fd >= nslots || slots[fd].interest < 0) {
+    if (fd < 0 || fd >= nslots || !slots[fd].interest) {
         return;
     }
     epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-    slots[fd].interest = -1;
+    slots[fd].interest = 0;
 }
 
 int loop_run_once(int timeout_ms)
@@ -102,8 +101,8 @@ int loop_run_once(int timeout_ms)
     for (int i = 0; i < n; i++) {
         int fd = evs[i].data.fd;
         /* A callback earlier in this batch may have removed (or even reused)
-         * this fd; a removed one has interest -1 and is skipped. */
-        if (slots[fd].interest < 0) {
+         * this fd; a removed one has interest 0 and is skipped. */
+        if (!slots[fd].interest) {
             continue;
         }
         int ev = 0;

@@ -7,8 +7,11 @@
 #include <poll.h>
 #include <stdlib.h>
 
+/* pos is the index into pfds plus one, so that 0 (calloc's zero) means "not
+ * watched": the table is sized for every possible fd, and leaving it untouched
+ * keeps those pages out of an idle server's RSS. */
 struct slot {
-    int index; /* into pfds, -1 when not watched */
+    int pos;
     loop_cb cb;
     void *ud;
 };
@@ -26,9 +29,6 @@ int loop_init(int max_fds)
         return -1;
     }
     nslots = max_fds;
-    for (int i = 0; i < max_fds; i++) {
-        slots[i].index = -1;
-    }
     return 0;
 }
 
@@ -48,10 +48,10 @@ static short to_poll(int interest)
 
 int loop_add(int fd, int interest, loop_cb cb, void *ud)
 {
-    if (fd < 0 || fd >= nslots || slots[fd].index >= 0) {
+    if (fd < 0 || fd >= nslots || slots[fd].pos) {
         return -1;
     }
-    slots[fd] = (struct slot){npfds, cb, ud};
+    slots[fd] = (struct slot){npfds + 1, cb, ud};
     pfds[npfds] = (struct pollfd){fd, to_poll(interest), 0};
     npfds++;
     return 0;
@@ -59,33 +59,33 @@ int loop_add(int fd, int interest, loop_cb cb, void *ud)
 
 void loop_set(int fd, int interest)
 {
-    if (fd >= 0 && fd < nslots && slots[fd].index >= 0) {
-        pfds[slots[fd].index].events = to_poll(interest);
+    if (fd >= 0 && fd < nslots && slots[fd].pos) {
+        pfds[slots[fd].pos - 1].events = to_poll(interest);
     }
 }
 
 int loop_interest(int fd)
 {
-    if (fd < 0 || fd >= nslots || slots[fd].index < 0) {
+    if (fd < 0 || fd >= nslots || !slots[fd].pos) {
         return 0;
     }
-    short ev = pfds[slots[fd].index].events;
+    short ev = pfds[slots[fd].pos - 1].events;
     return ((ev & POLLIN) ? LOOP_READ : 0) | ((ev & POLLOUT) ? LOOP_WRITE : 0);
 }
 
 void loop_del(int fd)
 {
-    if (fd < 0 || fd >= nslots || slots[fd].index < 0) {
+    if (fd < 0 || fd >= nslots || !slots[fd].pos) {
         return;
     }
     /* Move the last entry into the hole to keep the array dense. */
-    int i = slots[fd].index;
+    int i = slots[fd].pos - 1;
     npfds--;
     if (i != npfds) {
         pfds[i] = pfds[npfds];
-        slots[pfds[i].fd].index = i;
+        slots[pfds[i].fd].pos = i + 1;
     }
-    slots[fd].index = -1;
+    slots[fd].pos = 0;
 }
 
 int loop_run_once(int timeout_ms)
