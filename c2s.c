@@ -539,29 +539,41 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
 
 /* ---- binding ---- */
 
-static void iq_error(struct c2s *s, struct xml_node *iq, const char *type, const char *cond)
+/* One iq answer on the connection itself (before binding the router cannot
+ * send for us): type, the request's id escaped, and an optional pre-escaped
+ * payload; NULL payload gives an empty element. */
+static void iq_reply(struct c2s *s, struct xml_node *iq, const char *type, const char *payload)
 {
     struct buf b;
     buf_init(&b, 0);
     const char *id = xml_attr(iq, "id");
-    buf_puts(&b, "<iq type='error' id='");
+    buf_printf(&b, "<iq type='%s' id='", type);
     buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
-    buf_printf(&b, "'><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>", type, cond);
+    buf_puts(&b, payload ? "'>" : "'/>");
+    if (payload) {
+        buf_puts(&b, payload);
+        buf_puts(&b, "</iq>");
+    }
     conn_send(s->conn, buf_ptr(&b), buf_len(&b));
     buf_free(&b);
+}
+
+static void iq_error(struct c2s *s, struct xml_node *iq, const char *type, const char *cond)
+{
+    char err[200];
+    snprintf(err, sizeof(err), "<error type='%s'><%s xmlns='" NS_STANZAS "'/></error>", type,
+             cond);
+    iq_reply(s, iq, "error", err);
 }
 
 static void iq_bind_result(struct c2s *s, struct xml_node *iq, const char *jid)
 {
     struct buf b;
     buf_init(&b, 0);
-    const char *id = xml_attr(iq, "id");
-    buf_puts(&b, "<iq type='result' id='");
-    buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
-    buf_puts(&b, "'><bind xmlns='" NS_BIND "'><jid>");
+    buf_puts(&b, "<bind xmlns='" NS_BIND "'><jid>");
     buf_append_xml(&b, jid, strlen(jid));
-    buf_puts(&b, "</jid></bind></iq>");
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_puts(&b, "</jid></bind>");
+    iq_reply(s, iq, "result", buf_ptr(&b));
     buf_free(&b);
 }
 
@@ -607,18 +619,6 @@ static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bin
     c->state = CONN_BOUND;
     iq_bind_result(s, iq, norm);
     log_info("%s bound", conn_label(c));
-}
-
-static void handle_session_iq(struct c2s *s, struct xml_node *iq)
-{
-    struct buf b;
-    buf_init(&b, 0);
-    const char *id = xml_attr(iq, "id");
-    buf_puts(&b, "<iq type='result' id='");
-    buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
-    buf_puts(&b, "'/>");
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
 }
 
 /* ---- stanza dispatch by state ---- */
@@ -683,7 +683,7 @@ static int on_stanza(void *ud, struct xml_node *st)
             return -1;
         }
         if (strcmp(name, "iq") == 0 && xml_child(st, "session", NS_SESSION) && !xml_attr(st, "to")) {
-            handle_session_iq(s, st);
+            iq_reply(s, st, "result", NULL);
             xml_free(st);
             return 0;
         }

@@ -178,7 +178,7 @@ static int deliver_one(const void *rec, size_t len, void *ud)
 static size_t delivery_budget(const struct conn *c)
 {
     size_t half = (size_t)g_config->outq_hard / 2;
-    size_t used = buf_len(&c->out);
+    size_t used = conn_queued(c);
     return used < half ? half - used : 0;
 }
 

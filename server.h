@@ -64,6 +64,8 @@ extern time_t g_now; /* monotonic seconds, read once per loop turn */
 int conn_send(struct conn *c, const char *data, size_t len);
 /* Queue-level check for senders: 1 when c's queue is over the soft limit. */
 int conn_over_soft_limit(const struct conn *c);
+/* Bytes queued for the peer and not yet written. */
+size_t conn_queued(const struct conn *c);
 /* Stop reading from c until dest drains below half its soft limit. */
 void conn_pause_for(struct conn *c, const struct conn *dest);
 /* Close after the queued bytes are flushed (or immediately when hard). The

@@ -86,6 +86,11 @@ int conn_send(struct conn *c, const char *data, size_t len)
     return 0;
 }
 
+size_t conn_queued(const struct conn *c)
+{
+    return buf_len(&c->out);
+}
+
 int conn_over_soft_limit(const struct conn *c)
 {
     return buf_len(&c->out) > (size_t)g_config->outq_soft;
