@@ -357,13 +357,13 @@ __attribute__((constructor)) static void note_start(void)
 }
 
 /* Store doc "last" (see STORAGE.md): "last 1 <unix seconds>\n<status>".
- * One small write per logout of the last resource. */
-/* Logouts are recorded in memory and written a few per second (im_tick),
- * not with two fsyncs on the event loop at every logout: 19,000 sessions
- * ending at once must not stall the server for minutes, and a router's flash
- * need not see a write per logout burst. The table is bounded; when it is
- * full the oldest record is written at once. A crash loses at most the
- * records not yet written (last activity is informational, XEP-0012). */
+ * Logouts are recorded in memory and written a few per second (im_tick),
+ * never with fsyncs on the event loop: 19,000 sessions ending at once must
+ * not stall the server, and a router's flash need not see a write per logout
+ * burst. The table is bounded; when it is full the oldest record is written
+ * at once. The write is the lazy kind (no fsync): a crash loses at most the
+ * records of the last seconds, and a torn one reads as "never logged out"
+ * (last activity is informational, XEP-0012). */
 #define LAST_PENDING_MAX 256
 
 struct last_pending {
@@ -390,7 +390,7 @@ void last_activity_flush(int max)
     int n = 0;
     while (last_npending > 0 && (max < 0 || n < max)) {
         struct last_pending *p = &last_pending[0];
-        int rc = store_doc_put(p->bare, LAST_DOC, p->doc, p->len);
+        int rc = store_doc_put_lazy(p->bare, LAST_DOC, p->doc, p->len);
         if (rc < 0 && rc != STORE_ENOENT) {
             log_warn("disco: cannot record last activity of %s (%d)", p->bare, rc);
         }
@@ -513,8 +513,8 @@ static int last_of_account(struct session *s, struct xml_node *iq, const char *b
     }
     if (rc == STORE_OK && last_parse(doc, len, &when, &status) == 0) {
         reply_or_fail(s, iq, last_query((long long)time(NULL) - when, status));
-    } else if (rc == STORE_OK || rc == STORE_ENOENT) {
-        /* Never logged out (or a record we cannot read): nothing to tell,
+    } else if (rc == STORE_OK || rc == STORE_ENOENT || rc == STORE_ECORRUPT) {
+        /* Never logged out (or a record a crash tore): nothing to tell,
          * which is what ejabberd answers too. */
         router_bounce(s, iq, "cancel", "service-unavailable");
     } else {

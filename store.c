@@ -411,7 +411,11 @@ const char *store_dir(void)
  * file. So unlink it and create the temp with O_EXCL, which also refuses to
  * follow a symlink. Returns STORE_ENOENT (not logged) when the directory is
  * gone, e.g. an account deleted concurrently. */
-int store_write_atomic(const char *path, const void *data, size_t len, int mode)
+/* durable: fsync the file before the rename and the directory after it.
+ * Without, the rename still replaces the old file in one step, but a power
+ * cut may leave the old file, or (on some filesystems) an empty one, which
+ * the document checksum then rejects. */
+static int write_replace(const char *path, const void *data, size_t len, int mode, int durable)
 {
     char tmp[PATH_MAX];
     if (path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
@@ -433,7 +437,7 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
         log_error("store: write %s: %s", tmp, strerror(errno));
         goto fail;
     }
-    if (fsync(fd) < 0) {
+    if (durable && fsync(fd) < 0) {
         log_error("store: fsync %s: %s", tmp, strerror(errno));
         goto fail;
     }
@@ -447,7 +451,7 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
         log_error("store: rename %s to %s: %s", tmp, path, strerror(errno));
         goto fail;
     }
-    return fsync_parent(path);
+    return durable ? fsync_parent(path) : 0;
 fail:
     if (fd >= 0) {
         close(fd);
@@ -458,6 +462,11 @@ fail:
         log_error("store: remove %s: %s", tmp, strerror(errno));
     }
     return STORE_EIO;
+}
+
+int store_write_atomic(const char *path, const void *data, size_t len, int mode)
+{
+    return write_replace(path, data, len, mode, 1);
 }
 
 int store_read_file(const char *path, char **data, size_t *len, size_t maxlen)
@@ -982,7 +991,8 @@ bad:
     return STORE_ECORRUPT;
 }
 
-int store_doc_put(const char *bare, const char *name, const void *data, size_t len)
+static int doc_write(const char *bare, const char *name, const void *data, size_t len,
+                     int durable)
 {
     char dir[PATH_MAX], path[PATH_MAX], hdr[DOC_HEADER_MAX];
     int rc = doc_path(bare, name, dir, path, sizeof(dir));
@@ -1002,9 +1012,19 @@ int store_doc_put(const char *bare, const char *name, const void *data, size_t l
     if (len) {
         memcpy(buf + h, data, len);
     }
-    rc = store_write_atomic(path, buf, (size_t)h + len, 0600);
+    rc = write_replace(path, buf, (size_t)h + len, 0600, durable);
     free(buf);
     return rc;
+}
+
+int store_doc_put(const char *bare, const char *name, const void *data, size_t len)
+{
+    return doc_write(bare, name, data, len, 1);
+}
+
+int store_doc_put_lazy(const char *bare, const char *name, const void *data, size_t len)
+{
+    return doc_write(bare, name, data, len, 0);
 }
 
 /* Returns STORE_ENOENT when the account or the document is absent. */

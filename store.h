@@ -54,6 +54,10 @@ int store_account_list(int (*fn)(const char *bare, void *ud), void *ud);
  * non-existent account. get returns STORE_ENOENT when the document is absent. */
 int store_doc_get(const char *bare, const char *name, char **data, size_t *len, size_t maxlen);
 int store_doc_put(const char *bare, const char *name, const void *data, size_t len);
+/* Like put, without the fsyncs: for documents whose loss in a power cut is
+ * harmless (last activity). A reader sees the old or the new document, or,
+ * when the checksum fails after a crash, none. */
+int store_doc_put_lazy(const char *bare, const char *name, const void *data, size_t len);
 int store_doc_delete(const char *bare, const char *name);
 
 /* ---- offline messages: append-only log with a checksum per record ----
