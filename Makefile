@@ -39,13 +39,14 @@ LOOP_SRC = loop_poll.c
 endif
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
-       register.c disco.c vcard.c private.c xml.c jid.c sasl.c tls.c store.c config.c log.c buf.c
+       register.c disco.c vcard.c private.c xml.c jid.c sasl.c tls.c sha_ni.c store.c config.c \
+       log.c buf.c
 OBJS = $(SRCS:.c=.o)
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
-LIB_OBJS = xml.o jid.o sasl.o tls.o store.o config.o log.o buf.o
+LIB_OBJS = xml.o jid.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
 
 .PHONY: all run check unit integration bench bench-smoke install uninstall clean deps test-deps
 

@@ -4,16 +4,20 @@
  * guard lives in the small "compat" helpers below, nowhere else in the tree.
  * Single-threaded by design: one global DRBG serves all callers. */
 #include "tls.h"
+#include "sha_ni.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* version.h pulls in the build configuration on both 2.x (config.h) and 3.x
  * (build_info.h), so the feature tests below see the library's real options. */
@@ -25,6 +29,8 @@
 #include <mbedtls/net_sockets.h> /* MBEDTLS_ERR_NET_* codes only; no mbedtls_net_* calls */
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/sha1.h>
+#include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 #if defined(MBEDTLS_ERROR_C)
@@ -129,6 +135,13 @@ static void set_mbed_err(char *err, size_t errsz, const char *what, int code)
 }
 
 /* ---- version compatibility helpers (the only MBEDTLS_VERSION_NUMBER guards) ---- */
+
+/* 3.x renames context members it calls private; PBKDF2 reads the hash state. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define TLS_PRIV(member) MBEDTLS_PRIVATE(member)
+#else
+#define TLS_PRIV(member) member
+#endif
 
 static int rng(void *ctx, unsigned char *out, size_t len)
 {
@@ -333,105 +346,186 @@ int tls_hmac(enum tls_hash h, const void *key, size_t keylen, const void *data, 
 }
 
 /* RFC 8018 §5.2 PBKDF2 with HMAC (RFC 2104), T_i = U_1 ^ ... ^ U_c,
- * U_1 = PRF(P, S || INT(i)), U_j = PRF(P, U_{j-1}). mbedTLS's own PBKDF2 hashes
- * the key pads again in every iteration (four compressions per round); here
- * the hash states after the inner and outer pads are computed once and cloned
- * (two per round), which halves the CPU of every PLAIN login and of account
- * creation. Both SHA-1 and SHA-256 have 64-byte blocks. */
-#define HMAC_BLOCK 64
+ * U_1 = PRF(P, S || INT(i)), U_j = PRF(P, U_{j-1}). Nearly all of a PLAIN
+ * login is this loop, so it works on hash blocks directly: the states after
+ * the inner and outer key pads are computed once, and each later round is
+ * exactly two block compressions of one pre-padded 64-byte block (U_{j-1},
+ * then the inner digest), with no per-round context copies or finalisation.
+ * SHA-1 blocks use the CPU's SHA instructions where there are any (sha_ni.c);
+ * otherwise, and for SHA-256, mbedTLS's block functions. */
+#define HASH_BLOCK 64
 
-static int hmac_pad_state(mbedtls_md_context_t *st, const unsigned char *key, unsigned char x)
+struct pbkdf2_hash {
+    size_t words; /* digest length in 32-bit words: 5 or 8 */
+    void (*block)(uint32_t *state, const unsigned char *blk);
+    uint32_t iv[8];
+};
+
+static void sha1_block_portable(uint32_t *state, const unsigned char *blk)
 {
-    unsigned char pad[HMAC_BLOCK];
-    for (size_t k = 0; k < HMAC_BLOCK; k++) {
+    mbedtls_sha1_context c;
+    memcpy(c.TLS_PRIV(state), state, 5 * sizeof(uint32_t));
+    mbedtls_internal_sha1_process(&c, blk);
+    memcpy(state, c.TLS_PRIV(state), 5 * sizeof(uint32_t));
+    mbedtls_platform_zeroize(&c, sizeof(c));
+}
+
+static void sha256_block(uint32_t *state, const unsigned char *blk)
+{
+    mbedtls_sha256_context c;
+    mbedtls_sha256_init(&c); /* 3.x keeps more than the state in it (is224) */
+    memcpy(c.TLS_PRIV(state), state, 8 * sizeof(uint32_t));
+    mbedtls_internal_sha256_process(&c, blk);
+    memcpy(state, c.TLS_PRIV(state), 8 * sizeof(uint32_t));
+    mbedtls_sha256_free(&c);
+}
+
+static int use_cpu_sha = 1;
+
+void tls_use_cpu_sha(int on)
+{
+    use_cpu_sha = on;
+}
+
+static int pbkdf2_hash_of(enum tls_hash h, struct pbkdf2_hash *ph)
+{
+    static const uint32_t iv1[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    static const uint32_t iv256[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    static int have_ni = -1;
+    if (have_ni < 0) {
+        have_ni = sha_ni_available();
+    }
+    if (h == TLS_SHA1) {
+        ph->words = 5;
+        ph->block = have_ni && use_cpu_sha ? sha_ni_sha1_block : sha1_block_portable;
+        memcpy(ph->iv, iv1, sizeof(iv1));
+        return 0;
+    }
+    if (h == TLS_SHA256) {
+        ph->words = 8;
+        ph->block = sha256_block;
+        memcpy(ph->iv, iv256, sizeof(iv256));
+        return 0;
+    }
+    return -1;
+}
+
+static void put_words(unsigned char *out, const uint32_t *w, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        out[4 * k] = (unsigned char)(w[k] >> 24);
+        out[4 * k + 1] = (unsigned char)(w[k] >> 16);
+        out[4 * k + 2] = (unsigned char)(w[k] >> 8);
+        out[4 * k + 3] = (unsigned char)w[k];
+    }
+}
+
+/* The state after hashing one block of key ^ x (the HMAC inner or outer pad). */
+static void pad_state(const struct pbkdf2_hash *ph, const unsigned char *key, unsigned char x,
+                      uint32_t *state)
+{
+    unsigned char pad[HASH_BLOCK];
+    for (size_t k = 0; k < HASH_BLOCK; k++) {
         pad[k] = (unsigned char)(key[k] ^ x);
     }
-    int ret = mbedtls_md_starts(st);
-    ret = ret ? ret : mbedtls_md_update(st, pad, HMAC_BLOCK);
+    memcpy(state, ph->iv, ph->words * sizeof(uint32_t));
+    ph->block(state, pad);
     mbedtls_platform_zeroize(pad, sizeof(pad));
-    return ret;
 }
 
-/* One HMAC with the precomputed pad states: out = H(opad || H(ipad || a || b)). */
-static int hmac_fast(mbedtls_md_context_t *w, const mbedtls_md_context_t *ist,
-                     const mbedtls_md_context_t *ost, const unsigned char *a, size_t alen,
-                     const unsigned char *b, size_t blen, size_t hlen, unsigned char *out)
+/* blk holds U_{j-1} in its first hlen bytes and the SHA padding for a
+ * 64 + hlen byte message after them; both hashes of HMAC(P, U_{j-1}) reuse it.
+ * On return blk holds U_j, and t ^= U_j. */
+static void pbkdf2_rounds(const struct pbkdf2_hash *ph, const uint32_t *ist, const uint32_t *ost,
+                          unsigned char *blk, uint32_t *t, unsigned rounds)
 {
-    int ret = mbedtls_md_clone(w, ist);
-    ret = ret ? ret : mbedtls_md_update(w, a, alen);
-    if (blen) {
-        ret = ret ? ret : mbedtls_md_update(w, b, blen);
+    uint32_t st[8];
+    size_t n = ph->words;
+    for (unsigned j = 0; j < rounds; j++) {
+        memcpy(st, ist, n * sizeof(uint32_t));
+        ph->block(st, blk);
+        put_words(blk, st, n);
+        memcpy(st, ost, n * sizeof(uint32_t));
+        ph->block(st, blk);
+        put_words(blk, st, n);
+        for (size_t k = 0; k < n; k++) {
+            t[k] ^= st[k];
+        }
     }
-    ret = ret ? ret : mbedtls_md_finish(w, out);
-    ret = ret ? ret : mbedtls_md_clone(w, ost);
-    ret = ret ? ret : mbedtls_md_update(w, out, hlen);
-    return ret ? ret : mbedtls_md_finish(w, out);
+    mbedtls_platform_zeroize(st, sizeof(st));
 }
 
-static int own_pbkdf2(const mbedtls_md_info_t *info, const unsigned char *pw, size_t pwlen,
+static int own_pbkdf2(enum tls_hash h, const unsigned char *pw, size_t pwlen,
                       const unsigned char *salt, size_t saltlen, unsigned iter, unsigned char *out,
                       size_t outlen)
 {
-    mbedtls_md_context_t ist, ost, w;
-    unsigned char key[HMAC_BLOCK] = {0}, u[MBEDTLS_MD_MAX_SIZE], t[MBEDTLS_MD_MAX_SIZE], ctr[4];
-    size_t hlen = mbedtls_md_get_size(info);
-    uint32_t block = 1;
-    int ret = 0;
-
-    mbedtls_md_type_t type = mbedtls_md_get_type(info);
-    if (type != MBEDTLS_MD_SHA1 && type != MBEDTLS_MD_SHA256) {
-        return -1; /* HMAC_BLOCK holds for these two only */
+    struct pbkdf2_hash ph;
+    unsigned char key[HASH_BLOCK] = {0}, blk[HASH_BLOCK], ctr[4], tb[32];
+    uint32_t ist[8], ost[8], t[8];
+    if (pbkdf2_hash_of(h, &ph) < 0) {
+        return -1;
     }
-    if (pwlen > HMAC_BLOCK) {
-        ret = mbedtls_md(info, pw, pwlen, key); /* RFC 2104 §2: long keys are hashed */
+    size_t hlen = ph.words * 4;
+    if (pwlen > HASH_BLOCK) {
+        if (tls_hash(h, pw, pwlen, key) < 0) { /* RFC 2104 §2: long keys are hashed */
+            return -1;
+        }
     } else if (pwlen) {
         memcpy(key, pw, pwlen);
     }
-    mbedtls_md_init(&ist);
-    mbedtls_md_init(&ost);
-    mbedtls_md_init(&w);
-    ret = ret ? ret : mbedtls_md_setup(&ist, info, 0);
-    ret = ret ? ret : mbedtls_md_setup(&ost, info, 0);
-    ret = ret ? ret : mbedtls_md_setup(&w, info, 0);
-    ret = ret ? ret : hmac_pad_state(&ist, key, 0x36);
-    ret = ret ? ret : hmac_pad_state(&ost, key, 0x5c);
-    while (ret == 0 && outlen > 0) {
-        size_t n = outlen < hlen ? outlen : hlen;
-        ctr[0] = (unsigned char)(block >> 24);
-        ctr[1] = (unsigned char)(block >> 16);
-        ctr[2] = (unsigned char)(block >> 8);
-        ctr[3] = (unsigned char)block;
-        ret = hmac_fast(&w, &ist, &ost, salt, saltlen, ctr, sizeof(ctr), hlen, u);
-        memcpy(t, u, hlen);
-        for (unsigned i = 1; ret == 0 && i < iter; i++) {
-            ret = hmac_fast(&w, &ist, &ost, u, hlen, NULL, 0, hlen, u);
-            for (size_t k = 0; k < hlen; k++) {
-                t[k] ^= u[k];
-            }
+    pad_state(&ph, key, 0x36, ist);
+    pad_state(&ph, key, 0x5c, ost);
+    int ret = 0;
+    for (uint32_t i = 1; ret == 0 && outlen > 0; i++) {
+        ctr[0] = (unsigned char)(i >> 24);
+        ctr[1] = (unsigned char)(i >> 16);
+        ctr[2] = (unsigned char)(i >> 8);
+        ctr[3] = (unsigned char)i;
+        /* U_1 = HMAC(P, S || INT(i)): once per output block, not worth a fast path. */
+        mbedtls_md_context_t c;
+        mbedtls_md_init(&c);
+        ret = mbedtls_md_setup(&c, md_info(h), 1);
+        ret = ret ? ret : mbedtls_md_hmac_starts(&c, pw, pwlen);
+        ret = ret ? ret : mbedtls_md_hmac_update(&c, salt, saltlen);
+        ret = ret ? ret : mbedtls_md_hmac_update(&c, ctr, sizeof(ctr));
+        ret = ret ? ret : mbedtls_md_hmac_finish(&c, blk);
+        mbedtls_md_free(&c);
+        if (ret != 0) {
+            break;
         }
-        memcpy(out, t, n);
+        for (size_t k = 0; k < ph.words; k++) {
+            t[k] = (uint32_t)blk[4 * k] << 24 | (uint32_t)blk[4 * k + 1] << 16 |
+                   (uint32_t)blk[4 * k + 2] << 8 | blk[4 * k + 3];
+        }
+        /* SHA padding of a 64 + hlen byte message: 0x80, zeros, bit length. */
+        memset(blk + hlen, 0, HASH_BLOCK - hlen);
+        blk[hlen] = 0x80;
+        blk[HASH_BLOCK - 2] = (unsigned char)(((HASH_BLOCK + hlen) * 8) >> 8);
+        blk[HASH_BLOCK - 1] = (unsigned char)((HASH_BLOCK + hlen) * 8);
+        pbkdf2_rounds(&ph, ist, ost, blk, t, iter - 1);
+        put_words(tb, t, ph.words);
+        size_t n = outlen < hlen ? outlen : hlen;
+        memcpy(out, tb, n);
         out += n;
         outlen -= n;
-        block++;
     }
-    mbedtls_md_free(&ist);
-    mbedtls_md_free(&ost);
-    mbedtls_md_free(&w);
     mbedtls_platform_zeroize(key, sizeof(key));
-    mbedtls_platform_zeroize(u, sizeof(u));
+    mbedtls_platform_zeroize(blk, sizeof(blk));
+    mbedtls_platform_zeroize(tb, sizeof(tb));
     mbedtls_platform_zeroize(t, sizeof(t));
-    return ret;
+    mbedtls_platform_zeroize(ist, sizeof(ist));
+    mbedtls_platform_zeroize(ost, sizeof(ost));
+    return ret == 0 ? 0 : -1;
 }
 
 int tls_pbkdf2(enum tls_hash h, const void *pw, size_t pwlen, const unsigned char *salt,
                size_t saltlen, int iter, unsigned char *out, size_t outlen)
 {
-    const mbedtls_md_info_t *info = md_info(h);
-    if (!info || iter < 1 || outlen == 0 || outlen > UINT32_MAX) {
+    if (iter < 1 || outlen == 0 || outlen > UINT32_MAX || !md_info(h)) {
         return -1;
     }
-    int ret = own_pbkdf2(info, pw, pwlen, salt, saltlen, (unsigned)iter, out, outlen);
-    return ret == 0 ? 0 : -1;
+    return own_pbkdf2(h, pw, pwlen, salt, saltlen, (unsigned)iter, out, outlen);
 }
 
 /* ---- self-signed certificate ---- */

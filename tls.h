@@ -17,6 +17,8 @@ int tls_hmac(enum tls_hash h, const void *key, size_t keylen, const void *data, 
              unsigned char *out);
 int tls_pbkdf2(enum tls_hash h, const void *pw, size_t pwlen, const unsigned char *salt,
                size_t saltlen, int iter, unsigned char *out, size_t outlen);
+/* 0: PBKDF2 ignores the CPU's SHA instructions (tests compare both paths). */
+void tls_use_cpu_sha(int on);
 /* Cryptographically strong random bytes. Returns 0 or -1. */
 int tls_random(void *buf, size_t len);
 /* Call once at start-up before anything else here (seeds the DRBG; on mbedTLS

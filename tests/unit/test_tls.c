@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -45,6 +46,61 @@ static void check_pbkdf2(enum tls_hash h, const char *pw, size_t pwlen, const ch
     CHECK_STR(hex, want);
 }
 
+/* PBKDF2 straight from RFC 8018 §5.2 on top of tls_hmac: the reference the
+ * block-level implementation is compared with. */
+static void naive_pbkdf2(enum tls_hash h, const unsigned char *pw, size_t pwlen,
+                         const unsigned char *salt, size_t saltlen, int iter, unsigned char *out,
+                         size_t outlen)
+{
+    size_t hl = tls_hash_len(h);
+    unsigned char msg[300], u[32], t[32];
+    for (uint32_t i = 1; outlen > 0; i++) {
+        memcpy(msg, salt, saltlen);
+        msg[saltlen] = (unsigned char)(i >> 24);
+        msg[saltlen + 1] = (unsigned char)(i >> 16);
+        msg[saltlen + 2] = (unsigned char)(i >> 8);
+        msg[saltlen + 3] = (unsigned char)i;
+        CHECK(tls_hmac(h, pw, pwlen, msg, saltlen + 4, u) == 0);
+        memcpy(t, u, hl);
+        for (int j = 1; j < iter; j++) {
+            CHECK(tls_hmac(h, pw, pwlen, u, hl, u) == 0);
+            for (size_t k = 0; k < hl; k++) {
+                t[k] ^= u[k];
+            }
+        }
+        size_t n = outlen < hl ? outlen : hl;
+        memcpy(out, t, n);
+        out += n;
+        outlen -= n;
+    }
+}
+
+/* Random lengths around the block size (passwords longer than 64 bytes are
+ * hashed first), both hashes, and both SHA-1 block functions. */
+static void test_pbkdf2_against_reference(void)
+{
+    unsigned char pw[150], salt[200], a[80], b[80];
+    unsigned seed = 12345;
+    for (int round = 0; round < 300; round++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t pwlen = (seed >> 8) % sizeof(pw), saltlen = (seed >> 16) % sizeof(salt);
+        size_t outlen = 1 + (seed >> 3) % sizeof(a);
+        int iter = 1 + (int)((seed >> 20) % 40);
+        enum tls_hash h = (seed & 1) ? TLS_SHA1 : TLS_SHA256;
+        for (size_t k = 0; k < pwlen; k++) {
+            pw[k] = (unsigned char)(seed >> (k % 24));
+        }
+        for (size_t k = 0; k < saltlen; k++) {
+            salt[k] = (unsigned char)(k * 7 + round);
+        }
+        naive_pbkdf2(h, pw, pwlen, salt, saltlen, iter, a, outlen);
+        tls_use_cpu_sha(round & 2);
+        CHECK(tls_pbkdf2(h, pw, pwlen, salt, saltlen, iter, b, outlen) == 0);
+        CHECK(memcmp(a, b, outlen) == 0);
+    }
+    tls_use_cpu_sha(1);
+}
+
 static void test_crypto(void)
 {
     unsigned char key[20], out[64], a[64], b[64];
@@ -67,17 +123,23 @@ static void test_crypto(void)
     to_hex(out, 20, hex);
     CHECK_STR(hex, "b617318655057264e28bc0b6fb378c8ef146be00");
 
-    /* RFC 6070: PBKDF2-HMAC-SHA1. */
-    check_pbkdf2(TLS_SHA1, "password", 8, "salt", 4, 1, 20,
-                 "0c60c80f961f0e71f3a9b524af6012062fe037a6");
-    check_pbkdf2(TLS_SHA1, "password", 8, "salt", 4, 2, 20,
-                 "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957");
-    check_pbkdf2(TLS_SHA1, "password", 8, "salt", 4, 4096, 20,
-                 "4b007901b765489abead49d926f721d065a429c1");
-    check_pbkdf2(TLS_SHA1, "passwordPASSWORDpassword", 24, "saltSALTsaltSALTsaltSALTsaltSALTsalt",
-                 36, 4096, 25, "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038");
-    check_pbkdf2(TLS_SHA1, "pass\0word", 9, "sa\0lt", 5, 4096, 16,
-                 "56fa6aa75548099dcc37d7f03425e0c3");
+    /* RFC 6070: PBKDF2-HMAC-SHA1, with the CPU's SHA instructions (where the
+     * CPU has them) and with the portable block function. */
+    for (int cpu = 1; cpu >= 0; cpu--) {
+        tls_use_cpu_sha(cpu);
+        check_pbkdf2(TLS_SHA1, "password", 8, "salt", 4, 1, 20,
+                     "0c60c80f961f0e71f3a9b524af6012062fe037a6");
+        check_pbkdf2(TLS_SHA1, "password", 8, "salt", 4, 2, 20,
+                     "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957");
+        check_pbkdf2(TLS_SHA1, "password", 8, "salt", 4, 4096, 20,
+                     "4b007901b765489abead49d926f721d065a429c1");
+        check_pbkdf2(TLS_SHA1, "passwordPASSWORDpassword", 24,
+                     "saltSALTsaltSALTsaltSALTsaltSALTsalt", 36, 4096, 25,
+                     "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038");
+        check_pbkdf2(TLS_SHA1, "pass\0word", 9, "sa\0lt", 5, 4096, 16,
+                     "56fa6aa75548099dcc37d7f03425e0c3");
+    }
+    tls_use_cpu_sha(1);
     /* PBKDF2-HMAC-SHA256: RFC 7914 §11 and the widely used "password"/"salt" set. */
     check_pbkdf2(TLS_SHA256, "passwd", 6, "salt", 4, 1, 64,
                  "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
@@ -86,6 +148,8 @@ static void test_crypto(void)
                  "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a");
     CHECK(tls_pbkdf2(TLS_SHA256, "pw", 2, (const unsigned char *)"s", 1, 0, out, 32) == -1);
     CHECK(tls_pbkdf2((enum tls_hash)7, "pw", 2, (const unsigned char *)"s", 1, 1, out, 32) == -1);
+    tls_use_cpu_sha(1);
+    test_pbkdf2_against_reference();
 
     /* Randomness: works past the DRBG's per-call limit, and is not constant. */
     {
