@@ -24,7 +24,6 @@
 #include <mbedtls/version.h>
 
 #include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/md.h>
 #include <mbedtls/net_sockets.h> /* MBEDTLS_ERR_NET_* codes only; no mbedtls_net_* calls */
 #include <mbedtls/pk.h>
@@ -61,7 +60,6 @@
 
 static struct {
     int ready;
-    mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
 } g;
 
@@ -253,6 +251,34 @@ static void compat_psa_free(void)
 
 /* ---- crypto helpers ---- */
 
+/* The DRBG is seeded and reseeded straight from the kernel's generator, the
+ * source mbedTLS's entropy module would poll on Linux anyway: that module's
+ * pool is 38 KB of state, more than a tenth of an idle server's private
+ * memory. /dev/urandom covers kernels older than getrandom (3.17). */
+static int os_entropy(void *ctx, unsigned char *out, size_t len)
+{
+    (void)ctx;
+    while (len > 0) {
+        ssize_t n = getrandom(out, len, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == ENOSYS) {
+            int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+            n = fd < 0 ? -1 : read(fd, out, len);
+            if (fd >= 0) {
+                close(fd);
+            }
+        }
+        if (n <= 0) {
+            return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
+        }
+        out += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int tls_global_init(void)
 {
     static const char pers[] = "tls.c ctr_drbg";
@@ -262,12 +288,10 @@ int tls_global_init(void)
     if (compat_psa_init() != 0) {
         return -1;
     }
-    mbedtls_entropy_init(&g.entropy);
     mbedtls_ctr_drbg_init(&g.drbg);
-    if (mbedtls_ctr_drbg_seed(&g.drbg, mbedtls_entropy_func, &g.entropy,
-                              (const unsigned char *)pers, sizeof(pers) - 1) != 0) {
+    if (mbedtls_ctr_drbg_seed(&g.drbg, os_entropy, NULL, (const unsigned char *)pers,
+                              sizeof(pers) - 1) != 0) {
         mbedtls_ctr_drbg_free(&g.drbg);
-        mbedtls_entropy_free(&g.entropy);
         compat_psa_free();
         return -1;
     }
@@ -281,7 +305,6 @@ void tls_global_free(void)
         return;
     }
     mbedtls_ctr_drbg_free(&g.drbg);
-    mbedtls_entropy_free(&g.entropy);
     compat_psa_free();
     g.ready = 0;
 }
