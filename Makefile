@@ -21,7 +21,7 @@ PYTHON ?= /usr/bin/python3
 
 # Project flags stay even when CFLAGS is overridden.
 XCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -iquote .
-LIBS = -lmbedtls -lmbedx509 -lmbedcrypto
+LIBS = -lmbedtls -lmbedx509 -lmbedcrypto -pthread
 
 ifeq ($(SANITIZE),1)
 XCFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -40,7 +40,7 @@ endif
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
        register.c disco.c vcard.c private.c xml.c jid.c sasl.c tls.c sha_ni.c store.c config.c \
-       log.c buf.c
+       log.c buf.c worker.c
 OBJS = $(SRCS:.c=.o)
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls

@@ -18,6 +18,7 @@
 #include "store.h"
 #include "tls.h"
 #include "version.h"
+#include "worker.h"
 #include "xml.h"
 
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -39,7 +40,9 @@ struct c2s {
     char lang[36];             /* xml:lang of the stream header, if valid */
     char *delayed;             /* a SASL failure held back by the throttle */
     time_t delayed_until;
-    struct buf held_input;     /* the rest of the read that brought that failure */
+    struct buf held_input;     /* the rest of the read that brought that failure,
+                                  or that arrived behind a PLAIN check */
+    int plain_pending;         /* a PLAIN password check runs on the worker */
 };
 
 /* ---- per-address SASL failure throttle ----
@@ -304,7 +307,7 @@ static void sasl_fail(struct c2s *s, const char *cond)
     free(s->delayed);
     s->delayed = strdup(xml);
     s->delayed_until = g_now + delay;
-    c->held = 1;
+    conn_hold(c, 1);
 }
 
 static void sasl_success(struct c2s *s, const char *bare, const char *b64)
@@ -371,38 +374,91 @@ static int decode_payload(const char *text, unsigned char *out, size_t outsz)
     return sasl_b64_decode(text, strlen(text), out, outsz - 1);
 }
 
+/* The PLAIN password check, a PBKDF2, runs on the worker thread (worker.h):
+ * the stream is held meanwhile, and the answer continues it if it is still
+ * there. The job carries copies, never pointers into the connection. */
+struct plain_job {
+    struct worker_job w;
+    int fd;
+    uint32_t conn_id;
+    enum sasl_mech mech;
+    struct scram_creds creds;
+    int ok;
+    char bare[JID_MAX + 1];
+    char authzid[SASL_USER_MAX + 1];
+    size_t pwlen;
+    char pw[SASL_PASS_MAX];
+};
+
 /* PLAIN is checked against the SCRAM-SHA-1 keys when the account has them:
  * one PBKDF2 of 4096 HMAC-SHA-1 rounds costs half the SHA-256 one, and is as
  * strong as what a SCRAM-SHA-1 login proves anyway. */
-static int plain_password_ok(const struct store_account *a, const char *pw, size_t pwlen)
+static void plain_check(struct worker_job *w)
 {
-    if (a->sha1.key_len) {
-        return sasl_scram_check_password(SASL_SCRAM_SHA1, &a->sha1, pw, pwlen);
+    struct plain_job *j = (struct plain_job *)w;
+    j->ok = sasl_scram_check_password(j->mech, &j->creds, j->pw, j->pwlen);
+}
+
+static void resume_held(struct c2s *s);
+
+static void plain_checked(struct worker_job *w)
+{
+    struct plain_job *j = (struct plain_job *)w;
+    struct conn *c = w->cancelled ? NULL : conn_find(j->fd, j->conn_id);
+    struct c2s *s = c ? c->c2s : NULL;
+    if (s && s->plain_pending && c->state == CONN_STREAM_OPEN) {
+        s->plain_pending = 0;
+        conn_hold(c, 0);
+        if (!j->ok) {
+            sasl_fail(s, "not-authorized");
+        } else if (!authzid_ok(j->authzid, j->bare)) {
+            sasl_fail(s, "invalid-authzid");
+        } else {
+            sasl_success(s, j->bare, NULL);
+        }
+        if (!c->held) {
+            resume_held(s);
+        }
     }
-    return sasl_scram_check_password(SASL_SCRAM_SHA256, &a->sha256, pw, pwlen);
+    sasl_wipe(j, sizeof(*j));
+    free(j);
 }
 
 static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
 {
-    char authzid[SASL_USER_MAX + 1], authcid[SASL_USER_MAX + 1], bare[JID_MAX + 1];
+    char authcid[SASL_USER_MAX + 1];
     const char *pw = NULL;
     size_t pwlen = 0;
     struct store_account acct;
-    if (sasl_plain_parse((const char *)msg, (size_t)len, authzid, sizeof(authzid), authcid,
+    struct plain_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        sasl_fail(s, "temporary-auth-failure");
+        return;
+    }
+    if (sasl_plain_parse((const char *)msg, (size_t)len, j->authzid, sizeof(j->authzid), authcid,
                          sizeof(authcid), &pw, &pwlen) < 0) {
+        free(j);
         sasl_fail(s, "malformed-request");
         return;
     }
-    if (user_to_bare(authcid, bare, sizeof(bare)) < 0 || store_account_get(bare, &acct) < 0 ||
-        !plain_password_ok(&acct, pw, pwlen)) {
+    if (user_to_bare(authcid, j->bare, sizeof(j->bare)) < 0 ||
+        store_account_get(j->bare, &acct) < 0 || pwlen > sizeof(j->pw)) {
+        sasl_wipe(j, sizeof(*j));
+        free(j);
         sasl_fail(s, "not-authorized");
         return;
     }
-    if (!authzid_ok(authzid, bare)) {
-        sasl_fail(s, "invalid-authzid");
-        return;
-    }
-    sasl_success(s, bare, NULL);
+    j->mech = acct.sha1.key_len ? SASL_SCRAM_SHA1 : SASL_SCRAM_SHA256;
+    j->creds = acct.sha1.key_len ? acct.sha1 : acct.sha256;
+    memcpy(j->pw, pw, pwlen);
+    j->pwlen = pwlen;
+    j->fd = s->conn->fd;
+    j->conn_id = s->conn->id;
+    j->w.fn = plain_check;
+    j->w.done = plain_checked;
+    s->plain_pending = 1;
+    conn_hold(s->conn, 1);
+    worker_run(&j->w); /* without a thread, plain_checked has run on return */
 }
 
 static void scram_first(struct c2s *s, enum sasl_mech mech, const unsigned char *msg, int len)
@@ -807,6 +863,17 @@ static void send_ping(struct c2s *s)
     buf_free(&b);
 }
 
+/* Reading resumed: parse what arrived behind the held SASL exchange. */
+static void resume_held(struct c2s *s)
+{
+    if (buf_len(&s->held_input) > 0) {
+        struct buf rest = s->held_input;
+        buf_init(&s->held_input, 0);
+        c2s_feed(s->conn, buf_ptr(&rest), buf_len(&rest));
+        buf_free(&rest);
+    }
+}
+
 void c2s_tick(struct conn *c)
 {
     struct c2s *s = c->c2s;
@@ -817,13 +884,8 @@ void c2s_tick(struct conn *c)
         send_str(s, s->delayed);
         free(s->delayed);
         s->delayed = NULL;
-        c->held = 0;
-        if (buf_len(&s->held_input) > 0) {
-            struct buf rest = s->held_input;
-            buf_init(&s->held_input, 0);
-            c2s_feed(c, buf_ptr(&rest), buf_len(&rest));
-            buf_free(&rest);
-        }
+        conn_hold(c, 0);
+        resume_held(s);
     }
     if (c->state != CONN_BOUND) {
         if (g_now - s->opened > g_config->preauth_timeout) {

@@ -17,7 +17,7 @@ FUZZ_CC ?= clang
 FUZZ_CFLAGS ?= -O1 -g
 FUZZ_SECONDS ?= 10
 FUZZ_FLAGS ?=
-FUZZ_LIBS ?= -lmbedtls -lmbedx509 -lmbedcrypto
+FUZZ_LIBS ?= -lmbedtls -lmbedx509 -lmbedcrypto -pthread
 FUZZ_HARNESSES ?= fuzz_xml fuzz_jid fuzz_sasl fuzz_store fuzz_config fuzz_stream
 
 FUZZ_OUT = .fuzz
@@ -28,7 +28,7 @@ FUZZ_XCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -iquote . $(FUZZ_SA
 # Modules under test (no server.c, loop_poll.c or log.c: fake_server.c and
 # fuzz_log.c stand in for them), plus the harness helpers.
 FUZZ_MODULES = c2s router im presence roster offline blocking register disco vcard private \
-               xml jid sasl tls sha_ni store config buf
+               xml jid sasl tls sha_ni store config buf worker
 FUZZ_HELPERS = fuzz_common fuzz_log fake_server
 FUZZ_LIB_OBJS = $(addprefix $(FUZZ_OUT)/obj/,$(addsuffix .o,xml jid sasl tls sha_ni store config buf \
                                                 fuzz_common fuzz_log))

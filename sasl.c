@@ -13,9 +13,6 @@
 #include "tls.h"
 #include "utf8.h"
 
-/* Longest PLAIN / SCRAM password we accept. RFC 4616 §2 only asks for at
- * least 255 octets; a bound keeps PBKDF2 input (and peer influence) small. */
-#define SASL_PASS_MAX 1023
 /* PBKDF2 iteration bound: stored credentials outside it are treated as bad
  * rather than letting a corrupt file pin the CPU for minutes. */
 #define SCRAM_ITER_MAX 10000000
@@ -32,8 +29,7 @@
 
 /* ---- small helpers ---- */
 
-/* Clear secrets in a way the compiler may not drop as a dead store. */
-static void wipe(void *p, size_t n)
+void sasl_wipe(void *p, size_t n)
 {
     volatile unsigned char *v = p;
     while (n--) {
@@ -256,8 +252,8 @@ static int derive_keys(enum tls_hash h, const char *password, size_t pwlen,
     }
     rc = 0;
 out:
-    wipe(salted, sizeof(salted));
-    wipe(client_key, sizeof(client_key));
+    sasl_wipe(salted, sizeof(salted));
+    sasl_wipe(client_key, sizeof(client_key));
     return rc;
 }
 
@@ -276,7 +272,7 @@ int sasl_scram_make_creds_salt(enum sasl_mech mech, const char *password, size_t
     memset(out, 0, sizeof(*out));
     if (derive_keys(h, password, pwlen, salt, salt_len, iter, out->stored_key, out->server_key) !=
         0) {
-        wipe(out, sizeof(*out));
+        sasl_wipe(out, sizeof(*out));
         return -1;
     }
     out->iter = iter;
@@ -324,8 +320,8 @@ int sasl_scram_check_password(enum sasl_mech mech, const struct scram_creds *c,
     if (derive_keys(h, password, pwlen, c->salt, c->salt_len, c->iter, stored, server) == 0) {
         ok = ct_equal(stored, c->stored_key, c->key_len);
     }
-    wipe(stored, sizeof(stored));
-    wipe(server, sizeof(server));
+    sasl_wipe(stored, sizeof(stored));
+    sasl_wipe(server, sizeof(server));
     return ok;
 }
 
@@ -729,11 +725,11 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
     rc = SASL_OK;
 out:
     /* The exchange is over either way; the caller still needs user/authzid. */
-    wipe(&st->creds, sizeof(st->creds));
-    wipe(proof, sizeof(proof));
-    wipe(client_sig, sizeof(client_sig));
-    wipe(client_key, sizeof(client_key));
-    wipe(stored, sizeof(stored));
-    wipe(server_sig, sizeof(server_sig));
+    sasl_wipe(&st->creds, sizeof(st->creds));
+    sasl_wipe(proof, sizeof(proof));
+    sasl_wipe(client_sig, sizeof(client_sig));
+    sasl_wipe(client_key, sizeof(client_key));
+    sasl_wipe(stored, sizeof(stored));
+    sasl_wipe(server_sig, sizeof(server_sig));
     return rc;
 }

@@ -13,6 +13,9 @@ enum sasl_mech { SASL_NONE = 0, SASL_PLAIN, SASL_SCRAM_SHA1, SASL_SCRAM_SHA256 }
 #define SCRAM_SALT_LEN 16
 #define SCRAM_KEY_MAX 32
 #define SASL_USER_MAX 1023
+/* Longest PLAIN / SCRAM password we accept. RFC 4616 §2 only asks for at
+ * least 255 octets; a bound keeps PBKDF2 input (and peer influence) small. */
+#define SASL_PASS_MAX 1023
 
 /* Stored credentials for one hash: never the password (RFC 5802 §3). */
 struct scram_creds {
@@ -42,6 +45,8 @@ int sasl_scram_make_creds_salt(enum sasl_mech mech, const char *password, size_t
  * and points *pw and *pwlen into msg. Returns 0, or -1 (malformed-request). */
 int sasl_plain_parse(const char *msg, size_t len, char *authzid, size_t azsz, char *authcid,
                      size_t acsz, const char **pw, size_t *pwlen);
+/* Clear secrets in a way the compiler may not drop as a dead store. */
+void sasl_wipe(void *p, size_t n);
 /* Check a clear password against stored credentials in constant time. 1 = match. */
 int sasl_scram_check_password(enum sasl_mech mech, const struct scram_creds *c,
                               const char *password, size_t pwlen);

@@ -32,6 +32,7 @@
 #include "server.h"
 #include "store.h"
 #include "tls.h"
+#include "worker.h"
 #include "version.h"
 
 #define READ_CHUNK 16384
@@ -222,6 +223,20 @@ static void update_interest(struct conn *c)
         ev |= LOOP_READ;
     }
     loop_set(c->fd, ev);
+}
+
+void conn_hold(struct conn *c, int on)
+{
+    c->held = on;
+    update_interest(c);
+}
+
+struct conn *conn_find(int fd, uint32_t id)
+{
+    if (fd < 0 || fd >= max_fds || !conns[fd] || conns[fd]->id != id || conns[fd]->closed) {
+        return NULL;
+    }
+    return conns[fd];
 }
 
 void conn_close(struct conn *c, int flush_first)
@@ -674,6 +689,14 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+static void on_worker(int fd, int events, void *ud)
+{
+    (void)fd;
+    (void)events;
+    (void)ud;
+    worker_collect();
+}
+
 static void on_sig_pipe(int fd, int events, void *ud)
 {
     char b[64];
@@ -887,6 +910,7 @@ static void shutdown_all(void)
         }
     }
     free_closed();
+    worker_stop();
     im_shutdown(); /* after the streams ended: their logouts are recorded */
 }
 
@@ -1140,6 +1164,10 @@ static int setup_loop(void)
     }
     spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     loop_add(sig_pipe[0], LOOP_READ, on_sig_pipe, NULL);
+    int wfd = worker_start();
+    if (wfd >= 0 && loop_add(wfd, LOOP_READ, on_worker, NULL) < 0) {
+        worker_stop(); /* PBKDF2 then runs on the loop */
+    }
     for (int i = 0; i < 2; i++) {
         if (listen_fds[i] >= 0) {
             loop_add(listen_fds[i], LOOP_READ, on_listen_event, NULL);

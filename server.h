@@ -35,7 +35,7 @@ struct conn {
     size_t tls_write_len;   /* length of a TLS write to retry after WANT_* */
     int start_tls;          /* switch to TLS once the output queue is flushed */
     int paused;             /* reading stopped: a destination is over its soft limit */
-    int held;               /* reading stopped by c2s (a delayed SASL failure) */
+    int held;               /* reading stopped by c2s (SASL answer pending) */
     int paused_fd;          /* that destination's fd ... */
     uint32_t paused_on;     /* ... and id (fds are reused) */
     int unauth;             /* counted against the unauthenticated caps */
@@ -74,6 +74,11 @@ void conn_close(struct conn *c, int flush_first);
 /* Call c2s_drained(c) once everything queued so far has been written to the
  * socket (offline messages leave the store only then). */
 void conn_notify_drained(struct conn *c);
+/* c2s stops (1) or resumes (0) reading from c while it holds back a SASL
+ * answer. */
+void conn_hold(struct conn *c, int on);
+/* The open conn with this fd and id, or NULL (it closed; fds are reused). */
+struct conn *conn_find(int fd, uint32_t id);
 /* Switch to TLS once the queued <proceed/> has been written. */
 void conn_starttls(struct conn *c);
 int conn_is_tls(const struct conn *c);

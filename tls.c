@@ -63,6 +63,12 @@ static struct {
     mbedtls_ctr_drbg_context drbg;
 } g;
 
+/* PBKDF2's SHA-1 block function: the CPU's SHA instructions when present
+ * (have_sha_ni, -1 until known) unless a test turned them off. Set by
+ * tls_global_init, before the worker thread exists: that thread only reads. */
+static int use_cpu_sha = 1;
+static int have_sha_ni = -1;
+
 struct tls_server {
     int refs;
     mbedtls_ssl_config conf;
@@ -288,6 +294,7 @@ int tls_global_init(void)
     if (compat_psa_init() != 0) {
         return -1;
     }
+    have_sha_ni = sha_ni_available();
     mbedtls_ctr_drbg_init(&g.drbg);
     if (mbedtls_ctr_drbg_seed(&g.drbg, os_entropy, NULL, (const unsigned char *)pers,
                               sizeof(pers) - 1) != 0) {
@@ -403,7 +410,6 @@ static void sha256_block(uint32_t *state, const unsigned char *blk)
     mbedtls_sha256_free(&c);
 }
 
-static int use_cpu_sha = 1;
 
 void tls_use_cpu_sha(int on)
 {
@@ -415,13 +421,12 @@ static int pbkdf2_hash_of(enum tls_hash h, struct pbkdf2_hash *ph)
     static const uint32_t iv1[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
     static const uint32_t iv256[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    static int have_ni = -1;
-    if (have_ni < 0) {
-        have_ni = sha_ni_available();
+    if (have_sha_ni < 0) {
+        have_sha_ni = sha_ni_available();
     }
     if (h == TLS_SHA1) {
         ph->words = 5;
-        ph->block = have_ni && use_cpu_sha ? sha_ni_sha1_block : sha1_block_portable;
+        ph->block = have_sha_ni && use_cpu_sha ? sha_ni_sha1_block : sha1_block_portable;
         memcpy(ph->iv, iv1, sizeof(iv1));
         return 0;
     }

@@ -113,6 +113,23 @@ void conn_starttls(struct conn *c)
     c->start_tls = 1;
 }
 
+/* No worker thread here (worker_start is never called): PLAIN checks run
+ * inline, so a hold is released before the parser looks at c->held again. */
+void conn_hold(struct conn *c, int on)
+{
+    c->held = on;
+}
+
+struct conn *conn_find(int fd, uint32_t id)
+{
+    for (int i = 0; i < FAKE_SLOTS; i++) {
+        if (slots[i] && slots[i]->c.fd == fd && slots[i]->c.id == id && !slots[i]->c.closed) {
+            return &slots[i]->c;
+        }
+    }
+    return NULL;
+}
+
 void conn_close(struct conn *c, int flush_first)
 {
     struct fake_conn *fc = fc_of(c);

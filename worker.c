@@ -1,0 +1,169 @@
+/* worker.c: see worker.h. One thread, two lists under one mutex: jobs to do
+ * and jobs done. The thread writes a byte to a pipe for each finished job;
+ * the loop reads the pipe and runs the done callbacks, so every connection
+ * and store access stays on the loop thread. */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* PBKDF2 needs a few hundred bytes of stack; the default 8 MiB reservation
+ * would only cost address space, but keep it small for 32-bit routers. */
+#define WORKER_STACK (128 * 1024)
+
+static struct {
+    int pipe[2];
+    int started; /* thread running */
+    int stopping;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct worker_job *todo, **todo_tail;
+    struct worker_job *done;
+} w = {.pipe = {-1, -1}, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&w.lock);
+    for (;;) {
+        while (!w.todo && !w.stopping) {
+            pthread_cond_wait(&w.wake, &w.lock);
+        }
+        if (w.stopping) {
+            break;
+        }
+        struct worker_job *job = w.todo;
+        w.todo = job->next;
+        if (!w.todo) {
+            w.todo_tail = &w.todo;
+        }
+        pthread_mutex_unlock(&w.lock);
+        job->fn(job);
+        pthread_mutex_lock(&w.lock);
+        job->next = w.done;
+        w.done = job;
+        /* A full pipe already holds a wake-up for the loop: nothing is lost. */
+        ssize_t r = write(w.pipe[1], "", 1);
+        (void)r;
+    }
+    pthread_mutex_unlock(&w.lock);
+    return NULL;
+}
+
+int worker_start(void)
+{
+    if (w.pipe[0] >= 0) {
+        return w.pipe[0];
+    }
+    if (pipe2(w.pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        log_warn("worker: pipe: %s; hashing on the event loop", strerror(errno));
+        w.pipe[0] = w.pipe[1] = -1;
+        return -1;
+    }
+    w.todo_tail = &w.todo;
+    return w.pipe[0];
+}
+
+/* The thread starts with the first job: an idle server never pays for it. */
+static int start_thread(void)
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        return -1;
+    }
+    pthread_attr_setstacksize(&attr, WORKER_STACK);
+    int rc = pthread_create(&w.thread, &attr, worker_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        log_warn("worker: cannot start a thread (%s); hashing on the event loop", strerror(rc));
+        close(w.pipe[0]);
+        close(w.pipe[1]);
+        w.pipe[0] = w.pipe[1] = -1;
+        return -1;
+    }
+    w.started = 1;
+    return 0;
+}
+
+void worker_run(struct worker_job *job)
+{
+    job->cancelled = 0;
+    job->next = NULL;
+    if (w.pipe[0] < 0 || w.stopping || (!w.started && start_thread() < 0)) {
+        job->fn(job);
+        job->done(job);
+        return;
+    }
+    pthread_mutex_lock(&w.lock);
+    *w.todo_tail = job;
+    w.todo_tail = &job->next;
+    pthread_cond_signal(&w.wake);
+    pthread_mutex_unlock(&w.lock);
+}
+
+/* Oldest first: the done list is pushed at its head. */
+static void run_done(struct worker_job *list)
+{
+    struct worker_job *rev = NULL;
+    while (list) {
+        struct worker_job *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    while (rev) {
+        struct worker_job *next = rev->next;
+        rev->done(rev);
+        rev = next;
+    }
+}
+
+void worker_collect(void)
+{
+    char sink[256];
+    while (read(w.pipe[0], sink, sizeof(sink)) > 0) {
+    }
+    pthread_mutex_lock(&w.lock);
+    struct worker_job *list = w.done;
+    w.done = NULL;
+    pthread_mutex_unlock(&w.lock);
+    run_done(list);
+}
+
+void worker_stop(void)
+{
+    if (w.pipe[0] < 0) {
+        return;
+    }
+    pthread_mutex_lock(&w.lock);
+    w.stopping = 1;
+    pthread_cond_signal(&w.wake);
+    pthread_mutex_unlock(&w.lock);
+    if (w.started) {
+        pthread_join(w.thread, NULL);
+        w.started = 0;
+    }
+    /* Shutting down: no job's outcome is acted on any more. */
+    for (int pass = 0; pass < 2; pass++) {
+        struct worker_job *job = pass ? w.todo : w.done, *next;
+        for (; job; job = next) {
+            next = job->next;
+            job->cancelled = 1;
+            job->done(job);
+        }
+    }
+    w.done = NULL;
+    w.todo = NULL;
+    w.todo_tail = &w.todo;
+    close(w.pipe[0]);
+    close(w.pipe[1]);
+    w.pipe[0] = w.pipe[1] = -1;
+    w.stopping = 0;
+}
