@@ -411,11 +411,7 @@ const char *store_dir(void)
  * file. So unlink it and create the temp with O_EXCL, which also refuses to
  * follow a symlink. Returns STORE_ENOENT (not logged) when the directory is
  * gone, e.g. an account deleted concurrently. */
-/* durable: fsync the file before the rename and the directory after it.
- * Without, the rename still replaces the old file in one step, but a power
- * cut may leave the old file, or (on some filesystems) an empty one, which
- * the document checksum then rejects. */
-static int write_replace(const char *path, const void *data, size_t len, int mode, int durable)
+int store_write_atomic(const char *path, const void *data, size_t len, int mode)
 {
     char tmp[PATH_MAX];
     if (path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
@@ -437,7 +433,7 @@ static int write_replace(const char *path, const void *data, size_t len, int mod
         log_error("store: write %s: %s", tmp, strerror(errno));
         goto fail;
     }
-    if (durable && fsync(fd) < 0) {
+    if (fsync(fd) < 0) {
         log_error("store: fsync %s: %s", tmp, strerror(errno));
         goto fail;
     }
@@ -451,7 +447,7 @@ static int write_replace(const char *path, const void *data, size_t len, int mod
         log_error("store: rename %s to %s: %s", tmp, path, strerror(errno));
         goto fail;
     }
-    return durable ? fsync_parent(path) : 0;
+    return fsync_parent(path);
 fail:
     if (fd >= 0) {
         close(fd);
@@ -464,9 +460,30 @@ fail:
     return STORE_EIO;
 }
 
-int store_write_atomic(const char *path, const void *data, size_t len, int mode)
+/* Rewrite a file in place, no temp, no rename, no fsync: for documents whose
+ * loss is harmless (store_doc_put_lazy). A crash can leave it empty or torn;
+ * the reader's checksum then rejects it. A logout burst costs one open and
+ * one write per file instead of a directory update for each rename. */
+static int overwrite_file(const char *path, const void *data, size_t len)
 {
-    return write_replace(path, data, len, mode, 1);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return STORE_ENOENT;
+        }
+        log_error("store: open %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    int rc = 0;
+    if (write_all(fd, data, len) < 0) {
+        log_error("store: write %s: %s", path, strerror(errno));
+        rc = STORE_EIO;
+    }
+    if (close(fd) < 0 && rc == 0) {
+        log_error("store: close %s: %s", path, strerror(errno));
+        rc = STORE_EIO;
+    }
+    return rc;
 }
 
 int store_read_file(const char *path, char **data, size_t *len, size_t maxlen)
@@ -915,13 +932,20 @@ static int doc_path(const char *bare, const char *name, char *dir, char *path, s
     if (account_dir(bare, dir, sz) < 0) {
         return STORE_ENOENT;
     }
-    if (!is_dir(dir)) {
-        return STORE_ENOENT;
-    }
     if (path_fmt(path, sz, "%s/%s%s", dir, DOC_PREFIX, name) < 0) {
         return STORE_EINVAL;
     }
     return 0;
+}
+
+/* Writers check that the account exists first: a document is never created
+ * for an account that does not exist. Readers and the lazy writer need not:
+ * opening a file in a missing directory fails with ENOENT just the same,
+ * which saves a stat on every roster, vCard or last-activity access. */
+static int doc_path_checked(const char *bare, const char *name, char *dir, char *path, size_t sz)
+{
+    int rc = doc_path(bare, name, dir, path, sz);
+    return rc == 0 && !is_dir(dir) ? STORE_ENOENT : rc;
 }
 
 /* Document file: "xmppd-doc 1 <len> <crc32 as 8 hex digits>\n" then len payload
@@ -995,7 +1019,8 @@ static int doc_write(const char *bare, const char *name, const void *data, size_
                      int durable)
 {
     char dir[PATH_MAX], path[PATH_MAX], hdr[DOC_HEADER_MAX];
-    int rc = doc_path(bare, name, dir, path, sizeof(dir));
+    int rc = durable ? doc_path_checked(bare, name, dir, path, sizeof(dir))
+                     : doc_path(bare, name, dir, path, sizeof(dir));
     if (rc < 0) {
         return rc;
     }
@@ -1012,7 +1037,8 @@ static int doc_write(const char *bare, const char *name, const void *data, size_
     if (len) {
         memcpy(buf + h, data, len);
     }
-    rc = write_replace(path, buf, (size_t)h + len, 0600, durable);
+    rc = durable ? store_write_atomic(path, buf, (size_t)h + len, 0600)
+                 : overwrite_file(path, buf, (size_t)h + len);
     free(buf);
     return rc;
 }
@@ -1031,7 +1057,7 @@ int store_doc_put_lazy(const char *bare, const char *name, const void *data, siz
 int store_doc_delete(const char *bare, const char *name)
 {
     char dir[PATH_MAX], path[PATH_MAX];
-    int rc = doc_path(bare, name, dir, path, sizeof(dir));
+    int rc = doc_path_checked(bare, name, dir, path, sizeof(dir));
     if (rc < 0) {
         return rc;
     }

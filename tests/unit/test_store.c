@@ -442,6 +442,21 @@ static void test_docs(void)
     CHECK(store_doc_get(u, "private", &data, &len, 100) == STORE_ECORRUPT);
     CHECK(exists_rel("accounts/alice@example.org/doc-private.bad"));
 
+    /* Lazy writes (last activity): rewritten in place, same format; a write
+     * a crash cut short (here: emptied) reads as corrupt, not as garbage. */
+    CHECK(store_doc_put_lazy(u, "last", "last 1 100\n", 11) == 0);
+    CHECK(mode_rel("accounts/alice@example.org/doc-last") == 0600);
+    CHECK(store_doc_put_lazy(u, "last", "last 1 2\naway", 13) == 0);
+    CHECK(store_doc_get(u, "last", &data, &len, 100) == 0);
+    CHECK(len == 13 && data && memcmp(data, "last 1 2\naway", 13) == 0);
+    free(data);
+    CHECK(!exists_rel("accounts/alice@example.org/doc-last.tmp"));
+    truncate_rel("accounts/alice@example.org/doc-last", 0);
+    CHECK(store_doc_get(u, "last", &data, &len, 100) == STORE_ECORRUPT);
+    CHECK(store_doc_put_lazy(u, "last", "last 1 3\n", 9) == 0);
+    CHECK(store_doc_get(u, "last", &data, &len, 100) == 0);
+    free(data);
+
     /* A newer version is refused but left in place. */
     write_rel("accounts/alice@example.org/doc-future", "xmppd-doc 2 1 00000000\nx", 24);
     CHECK(store_doc_get(u, "future", &data, &len, 100) == STORE_ECORRUPT);
@@ -457,6 +472,7 @@ static void test_unknown_account(void)
     struct recs r;
     int before = count_entries("accounts");
     CHECK(store_doc_put(u, "roster", "x", 1) == STORE_ENOENT);
+    CHECK(store_doc_put_lazy(u, "last", "x", 1) == STORE_ENOENT);
     CHECK(store_doc_get(u, "roster", &data, &len, 10) == STORE_ENOENT);
     CHECK(store_doc_delete(u, "roster") == STORE_ENOENT);
     CHECK(store_offline_append(u, "x", 1, 10) == STORE_ENOENT);
