@@ -399,6 +399,16 @@ static void plain_check(struct worker_job *w)
     j->ok = sasl_scram_check_password(j->mech, &j->creds, j->pw, j->pwlen);
 }
 
+static void plain_check_pair(struct worker_job *wa, struct worker_job *wb)
+{
+    struct plain_job *a = (struct plain_job *)wa, *b = (struct plain_job *)wb;
+    struct sasl_password_check ka = {a->mech, &a->creds, a->pw, a->pwlen, 0};
+    struct sasl_password_check kb = {b->mech, &b->creds, b->pw, b->pwlen, 0};
+    sasl_scram_check_password_pair(&ka, &kb);
+    a->ok = ka.ok;
+    b->ok = kb.ok;
+}
+
 static void resume_held(struct c2s *s);
 
 static void plain_checked(struct worker_job *w)
@@ -455,6 +465,7 @@ static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
     j->fd = s->conn->fd;
     j->conn_id = s->conn->id;
     j->w.fn = plain_check;
+    j->w.fn_pair = plain_check_pair;
     j->w.done = plain_checked;
     s->plain_pending = 1;
     conn_hold(s->conn, 1);

@@ -231,29 +231,36 @@ int sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz
  * is used as its raw UTF-8 bytes. Clients that map (e.g. NFKC of a non-ASCII
  * password) may then disagree with us; that only affects non-ASCII passwords
  * whose SASLprep form differs from the bytes the user typed. */
+static int keys_from_salted(enum tls_hash h, const unsigned char *salted, unsigned char *stored_key,
+                            unsigned char *server_key)
+{
+    unsigned char client_key[SCRAM_KEY_MAX];
+    size_t hl = tls_hash_len(h);
+    int rc = 0;
+    if (tls_hmac(h, salted, hl, "Client Key", 10, client_key) != 0 ||
+        tls_hash(h, client_key, hl, stored_key) != 0 ||
+        tls_hmac(h, salted, hl, "Server Key", 10, server_key) != 0) {
+        rc = -1;
+    }
+    sasl_wipe(client_key, sizeof(client_key));
+    return rc;
+}
+
 static int derive_keys(enum tls_hash h, const char *password, size_t pwlen,
                        const unsigned char *salt, size_t salt_len, int iter,
                        unsigned char *stored_key, unsigned char *server_key)
 {
-    unsigned char salted[SCRAM_KEY_MAX], client_key[SCRAM_KEY_MAX];
+    unsigned char salted[SCRAM_KEY_MAX];
     size_t hl = tls_hash_len(h);
     int rc = -1;
 
     if (hl == 0 || hl > SCRAM_KEY_MAX) {
         return -1;
     }
-    if (tls_pbkdf2(h, password, pwlen, salt, salt_len, iter, salted, hl) != 0) {
-        goto out;
+    if (tls_pbkdf2(h, password, pwlen, salt, salt_len, iter, salted, hl) == 0) {
+        rc = keys_from_salted(h, salted, stored_key, server_key);
     }
-    if (tls_hmac(h, salted, hl, "Client Key", 10, client_key) != 0 ||
-        tls_hash(h, client_key, hl, stored_key) != 0 ||
-        tls_hmac(h, salted, hl, "Server Key", 10, server_key) != 0) {
-        goto out;
-    }
-    rc = 0;
-out:
     sasl_wipe(salted, sizeof(salted));
-    sasl_wipe(client_key, sizeof(client_key));
     return rc;
 }
 
@@ -304,6 +311,54 @@ static int creds_ok(enum sasl_mech mech, const struct scram_creds *c)
     }
     return c->key_len == tls_hash_len(h) && c->iter >= 1 && c->iter <= SCRAM_ITER_MAX &&
            c->salt_len >= 1 && c->salt_len <= SCRAM_SALT_LEN;
+}
+
+/* Is the SaltedPassword right for the stored credentials? */
+static int salted_matches(enum tls_hash h, const struct scram_creds *c, const unsigned char *salted)
+{
+    unsigned char stored[SCRAM_KEY_MAX], server[SCRAM_KEY_MAX];
+    int ok = keys_from_salted(h, salted, stored, server) == 0 &&
+             ct_equal(stored, c->stored_key, c->key_len);
+    sasl_wipe(stored, sizeof(stored));
+    sasl_wipe(server, sizeof(server));
+    return ok;
+}
+
+static int check_usable(const struct sasl_password_check *k, enum tls_hash *h)
+{
+    return creds_ok(k->mech, k->creds) && k->password != NULL && k->pwlen > 0 &&
+           k->pwlen <= SASL_PASS_MAX && mech_hash(k->mech, h) == 0;
+}
+
+void sasl_scram_check_password_pair(struct sasl_password_check *a, struct sasl_password_check *b)
+{
+    struct sasl_password_check *k[2] = {a, b};
+    unsigned char salted[2][SCRAM_KEY_MAX];
+    struct tls_pbkdf2_req q[2];
+    enum tls_hash h[2];
+    int usable[2];
+    for (int i = 0; i < 2; i++) {
+        k[i]->ok = 0;
+        h[i] = TLS_SHA1;
+        usable[i] = check_usable(k[i], &h[i]);
+        /* An unusable one still goes through tls_pbkdf2_pair, which fails it
+         * (iter 0), so the other is computed as usual. */
+        q[i] = (struct tls_pbkdf2_req){
+            .h = h[i], .pw = k[i]->password, .pwlen = k[i]->pwlen, .out = salted[i], .rc = -1};
+        if (usable[i]) {
+            q[i].salt = k[i]->creds->salt;
+            q[i].saltlen = k[i]->creds->salt_len;
+            q[i].iter = k[i]->creds->iter;
+            q[i].outlen = tls_hash_len(h[i]);
+        }
+    }
+    tls_pbkdf2_pair(&q[0], &q[1]);
+    for (int i = 0; i < 2; i++) {
+        if (usable[i] && q[i].rc == 0) {
+            k[i]->ok = salted_matches(h[i], k[i]->creds, salted[i]);
+        }
+    }
+    sasl_wipe(salted, sizeof(salted));
 }
 
 int sasl_scram_check_password(enum sasl_mech mech, const struct scram_creds *c,

@@ -47,6 +47,16 @@ int sasl_plain_parse(const char *msg, size_t len, char *authzid, size_t azsz, ch
                      size_t acsz, const char **pw, size_t *pwlen);
 /* Clear secrets in a way the compiler may not drop as a dead store. */
 void sasl_wipe(void *p, size_t n);
+/* Two checks at once, as the worker thread pairs PLAIN logins: with the
+ * CPU's SHA instructions two SCRAM-SHA-1 checks cost about one. */
+struct sasl_password_check {
+    enum sasl_mech mech;
+    const struct scram_creds *creds;
+    const char *password;
+    size_t pwlen;
+    int ok; /* out: 1 = match */
+};
+void sasl_scram_check_password_pair(struct sasl_password_check *a, struct sasl_password_check *b);
 /* Check a clear password against stored credentials in constant time. 1 = match. */
 int sasl_scram_check_password(enum sasl_mech mech, const struct scram_creds *c,
                               const char *password, size_t pwlen);

@@ -410,7 +410,6 @@ static void sha256_block(uint32_t *state, const unsigned char *blk)
     mbedtls_sha256_free(&c);
 }
 
-
 void tls_use_cpu_sha(int on)
 {
     use_cpu_sha = on;
@@ -462,39 +461,29 @@ static void pad_state(const struct pbkdf2_hash *ph, const unsigned char *key, un
     mbedtls_platform_zeroize(pad, sizeof(pad));
 }
 
-/* blk holds U_{j-1} in its first hlen bytes and the SHA padding for a
- * 64 + hlen byte message after them; both hashes of HMAC(P, U_{j-1}) reuse it.
- * On return blk holds U_j, and t ^= U_j. */
-static void pbkdf2_rounds(const struct pbkdf2_hash *ph, const uint32_t *ist, const uint32_t *ost,
-                          unsigned char *blk, uint32_t *t, unsigned rounds)
+/* One PBKDF2 output block in progress. blk holds U_{j-1} in its first hlen
+ * bytes and the SHA padding for a 64 + hlen byte message after them; both
+ * hashes of HMAC(P, U_{j-1}) reuse it. t is the XOR of the U_j so far. */
+struct pbkdf2_run {
+    struct pbkdf2_hash ph;
+    uint32_t ist[8], ost[8], t[8];
+    unsigned char blk[HASH_BLOCK];
+    size_t hlen;
+};
+
+static void pbkdf2_wipe(struct pbkdf2_run *r)
 {
-    uint32_t st[8];
-    size_t n = ph->words;
-    for (unsigned j = 0; j < rounds; j++) {
-        memcpy(st, ist, n * sizeof(uint32_t));
-        ph->block(st, blk);
-        put_words(blk, st, n);
-        memcpy(st, ost, n * sizeof(uint32_t));
-        ph->block(st, blk);
-        put_words(blk, st, n);
-        for (size_t k = 0; k < n; k++) {
-            t[k] ^= st[k];
-        }
-    }
-    mbedtls_platform_zeroize(st, sizeof(st));
+    mbedtls_platform_zeroize(r, sizeof(*r));
 }
 
-static int own_pbkdf2(enum tls_hash h, const unsigned char *pw, size_t pwlen,
-                      const unsigned char *salt, size_t saltlen, unsigned iter, unsigned char *out,
-                      size_t outlen)
+/* The key pads: the states after hashing one block of key ^ 0x36 / ^ 0x5c. */
+static int pbkdf2_keys(struct pbkdf2_run *r, enum tls_hash h, const unsigned char *pw, size_t pwlen)
 {
-    struct pbkdf2_hash ph;
-    unsigned char key[HASH_BLOCK] = {0}, blk[HASH_BLOCK], ctr[4], tb[32];
-    uint32_t ist[8], ost[8], t[8];
-    if (pbkdf2_hash_of(h, &ph) < 0) {
+    unsigned char key[HASH_BLOCK] = {0};
+    if (pbkdf2_hash_of(h, &r->ph) < 0) {
         return -1;
     }
-    size_t hlen = ph.words * 4;
+    r->hlen = r->ph.words * 4;
     if (pwlen > HASH_BLOCK) {
         if (tls_hash(h, pw, pwlen, key) < 0) { /* RFC 2104 §2: long keys are hashed */
             return -1;
@@ -502,58 +491,162 @@ static int own_pbkdf2(enum tls_hash h, const unsigned char *pw, size_t pwlen,
     } else if (pwlen) {
         memcpy(key, pw, pwlen);
     }
-    pad_state(&ph, key, 0x36, ist);
-    pad_state(&ph, key, 0x5c, ost);
-    int ret = 0;
-    for (uint32_t i = 1; ret == 0 && outlen > 0; i++) {
-        ctr[0] = (unsigned char)(i >> 24);
-        ctr[1] = (unsigned char)(i >> 16);
-        ctr[2] = (unsigned char)(i >> 8);
-        ctr[3] = (unsigned char)i;
-        /* U_1 = HMAC(P, S || INT(i)): once per output block, not worth a fast path. */
-        mbedtls_md_context_t c;
-        mbedtls_md_init(&c);
-        ret = mbedtls_md_setup(&c, md_info(h), 1);
-        ret = ret ? ret : mbedtls_md_hmac_starts(&c, pw, pwlen);
-        ret = ret ? ret : mbedtls_md_hmac_update(&c, salt, saltlen);
-        ret = ret ? ret : mbedtls_md_hmac_update(&c, ctr, sizeof(ctr));
-        ret = ret ? ret : mbedtls_md_hmac_finish(&c, blk);
-        mbedtls_md_free(&c);
-        if (ret != 0) {
-            break;
-        }
-        for (size_t k = 0; k < ph.words; k++) {
-            t[k] = (uint32_t)blk[4 * k] << 24 | (uint32_t)blk[4 * k + 1] << 16 |
-                   (uint32_t)blk[4 * k + 2] << 8 | blk[4 * k + 3];
-        }
-        /* SHA padding of a 64 + hlen byte message: 0x80, zeros, bit length. */
-        memset(blk + hlen, 0, HASH_BLOCK - hlen);
-        blk[hlen] = 0x80;
-        blk[HASH_BLOCK - 2] = (unsigned char)(((HASH_BLOCK + hlen) * 8) >> 8);
-        blk[HASH_BLOCK - 1] = (unsigned char)((HASH_BLOCK + hlen) * 8);
-        pbkdf2_rounds(&ph, ist, ost, blk, t, iter - 1);
-        put_words(tb, t, ph.words);
-        size_t n = outlen < hlen ? outlen : hlen;
-        memcpy(out, tb, n);
-        out += n;
-        outlen -= n;
-    }
+    pad_state(&r->ph, key, 0x36, r->ist);
+    pad_state(&r->ph, key, 0x5c, r->ost);
     mbedtls_platform_zeroize(key, sizeof(key));
-    mbedtls_platform_zeroize(blk, sizeof(blk));
+    return 0;
+}
+
+/* U_1 = HMAC(P, S || INT(i)) into blk and t: once per output block, not
+ * worth a fast path. */
+static int pbkdf2_first(struct pbkdf2_run *r, enum tls_hash h, const unsigned char *pw,
+                        size_t pwlen, const unsigned char *salt, size_t saltlen, uint32_t i)
+{
+    unsigned char ctr[4] = {(unsigned char)(i >> 24), (unsigned char)(i >> 16),
+                            (unsigned char)(i >> 8), (unsigned char)i};
+    mbedtls_md_context_t c;
+    mbedtls_md_init(&c);
+    int ret = mbedtls_md_setup(&c, md_info(h), 1);
+    ret = ret ? ret : mbedtls_md_hmac_starts(&c, pw, pwlen);
+    ret = ret ? ret : mbedtls_md_hmac_update(&c, salt, saltlen);
+    ret = ret ? ret : mbedtls_md_hmac_update(&c, ctr, sizeof(ctr));
+    ret = ret ? ret : mbedtls_md_hmac_finish(&c, r->blk);
+    mbedtls_md_free(&c);
+    if (ret != 0) {
+        return -1;
+    }
+    for (size_t k = 0; k < r->ph.words; k++) {
+        const unsigned char *b = r->blk + 4 * k;
+        r->t[k] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    }
+    /* SHA padding of a 64 + hlen byte message: 0x80, zeros, bit length. */
+    memset(r->blk + r->hlen, 0, HASH_BLOCK - r->hlen);
+    r->blk[r->hlen] = 0x80;
+    r->blk[HASH_BLOCK - 2] = (unsigned char)(((HASH_BLOCK + r->hlen) * 8) >> 8);
+    r->blk[HASH_BLOCK - 1] = (unsigned char)((HASH_BLOCK + r->hlen) * 8);
+    return 0;
+}
+
+static void pbkdf2_rounds(struct pbkdf2_run *r, unsigned rounds)
+{
+    uint32_t st[8];
+    size_t n = r->ph.words;
+    for (unsigned j = 0; j < rounds; j++) {
+        memcpy(st, r->ist, n * sizeof(uint32_t));
+        r->ph.block(st, r->blk);
+        put_words(r->blk, st, n);
+        memcpy(st, r->ost, n * sizeof(uint32_t));
+        r->ph.block(st, r->blk);
+        put_words(r->blk, st, n);
+        for (size_t k = 0; k < n; k++) {
+            r->t[k] ^= st[k];
+        }
+    }
+    mbedtls_platform_zeroize(st, sizeof(st));
+}
+
+/* Two SHA-1 runs in step: the SHA unit does both blocks in about the time
+ * of one (sha_ni_sha1_block2). */
+static void pbkdf2_rounds_pair(struct pbkdf2_run *a, struct pbkdf2_run *b, unsigned rounds)
+{
+    uint32_t sa[5], sb[5];
+    for (unsigned j = 0; j < rounds; j++) {
+        memcpy(sa, a->ist, sizeof(sa));
+        memcpy(sb, b->ist, sizeof(sb));
+        sha_ni_sha1_block2(sa, a->blk, sb, b->blk);
+        put_words(a->blk, sa, 5);
+        put_words(b->blk, sb, 5);
+        memcpy(sa, a->ost, sizeof(sa));
+        memcpy(sb, b->ost, sizeof(sb));
+        sha_ni_sha1_block2(sa, a->blk, sb, b->blk);
+        put_words(a->blk, sa, 5);
+        put_words(b->blk, sb, 5);
+        for (size_t k = 0; k < 5; k++) {
+            a->t[k] ^= sa[k];
+            b->t[k] ^= sb[k];
+        }
+    }
+    mbedtls_platform_zeroize(sa, sizeof(sa));
+    mbedtls_platform_zeroize(sb, sizeof(sb));
+}
+
+static int req_ok(const struct tls_pbkdf2_req *q)
+{
+    return q->iter >= 1 && q->outlen > 0 && q->outlen <= UINT32_MAX && md_info(q->h);
+}
+
+static int own_pbkdf2(const struct tls_pbkdf2_req *q)
+{
+    struct pbkdf2_run r;
+    unsigned char tb[32];
+    unsigned char *out = q->out;
+    size_t outlen = q->outlen;
+    int ret = pbkdf2_keys(&r, q->h, q->pw, q->pwlen);
+    for (uint32_t i = 1; ret == 0 && outlen > 0; i++) {
+        ret = pbkdf2_first(&r, q->h, q->pw, q->pwlen, q->salt, q->saltlen, i);
+        if (ret == 0) {
+            pbkdf2_rounds(&r, (unsigned)q->iter - 1);
+            put_words(tb, r.t, r.ph.words);
+            size_t n = outlen < r.hlen ? outlen : r.hlen;
+            memcpy(out, tb, n);
+            out += n;
+            outlen -= n;
+        }
+    }
+    pbkdf2_wipe(&r);
     mbedtls_platform_zeroize(tb, sizeof(tb));
-    mbedtls_platform_zeroize(t, sizeof(t));
-    mbedtls_platform_zeroize(ist, sizeof(ist));
-    mbedtls_platform_zeroize(ost, sizeof(ost));
-    return ret == 0 ? 0 : -1;
+    return ret;
 }
 
 int tls_pbkdf2(enum tls_hash h, const void *pw, size_t pwlen, const unsigned char *salt,
                size_t saltlen, int iter, unsigned char *out, size_t outlen)
 {
-    if (iter < 1 || outlen == 0 || outlen > UINT32_MAX || !md_info(h)) {
-        return -1;
+    struct tls_pbkdf2_req q = {h, pw, pwlen, salt, saltlen, iter, out, outlen, -1};
+    return req_ok(&q) ? own_pbkdf2(&q) : -1;
+}
+
+/* Pairs only what fits the two-lane block function: SHA-1, one output block. */
+static int pairable(const struct tls_pbkdf2_req *q)
+{
+    return q->h == TLS_SHA1 && q->outlen <= 20 && have_sha_ni > 0 && use_cpu_sha;
+}
+
+void tls_pbkdf2_pair(struct tls_pbkdf2_req *a, struct tls_pbkdf2_req *b)
+{
+    if (have_sha_ni < 0) {
+        have_sha_ni = sha_ni_available();
     }
-    return own_pbkdf2(h, pw, pwlen, salt, saltlen, (unsigned)iter, out, outlen);
+    if (!req_ok(a) || !req_ok(b) || !pairable(a) || !pairable(b)) {
+        a->rc = req_ok(a) ? own_pbkdf2(a) : -1;
+        b->rc = req_ok(b) ? own_pbkdf2(b) : -1;
+        return;
+    }
+    struct pbkdf2_run ra, rb;
+    unsigned char tb[20];
+    a->rc = pbkdf2_keys(&ra, a->h, a->pw, a->pwlen) == 0 &&
+                    pbkdf2_first(&ra, a->h, a->pw, a->pwlen, a->salt, a->saltlen, 1) == 0
+                ? 0
+                : -1;
+    b->rc = pbkdf2_keys(&rb, b->h, b->pw, b->pwlen) == 0 &&
+                    pbkdf2_first(&rb, b->h, b->pw, b->pwlen, b->salt, b->saltlen, 1) == 0
+                ? 0
+                : -1;
+    if (a->rc == 0 && b->rc == 0) {
+        unsigned both = (unsigned)(a->iter < b->iter ? a->iter : b->iter) - 1;
+        pbkdf2_rounds_pair(&ra, &rb, both);
+        pbkdf2_rounds(&ra, (unsigned)a->iter - 1 - both);
+        pbkdf2_rounds(&rb, (unsigned)b->iter - 1 - both);
+        put_words(tb, ra.t, 5);
+        memcpy(a->out, tb, a->outlen);
+        put_words(tb, rb.t, 5);
+        memcpy(b->out, tb, b->outlen);
+    } else {
+        a->rc = own_pbkdf2(a);
+        b->rc = own_pbkdf2(b);
+    }
+    pbkdf2_wipe(&ra);
+    pbkdf2_wipe(&rb);
+    mbedtls_platform_zeroize(tb, sizeof(tb));
 }
 
 /* ---- self-signed certificate ---- */

@@ -17,6 +17,21 @@ int tls_hmac(enum tls_hash h, const void *key, size_t keylen, const void *data, 
              unsigned char *out);
 int tls_pbkdf2(enum tls_hash h, const void *pw, size_t pwlen, const unsigned char *salt,
                size_t saltlen, int iter, unsigned char *out, size_t outlen);
+/* Two PBKDF2s at once. With the CPU's SHA instructions, two SHA-1 ones of at
+ * most one output block (SCRAM-SHA-1 keys) take about the time of one; any
+ * others run one after the other. Each request's rc is 0 or -1. */
+struct tls_pbkdf2_req {
+    enum tls_hash h;
+    const void *pw;
+    size_t pwlen;
+    const unsigned char *salt;
+    size_t saltlen;
+    int iter;
+    unsigned char *out;
+    size_t outlen;
+    int rc;
+};
+void tls_pbkdf2_pair(struct tls_pbkdf2_req *a, struct tls_pbkdf2_req *b);
 /* 0: PBKDF2 ignores the CPU's SHA instructions (tests compare both paths). */
 void tls_use_cpu_sha(int on);
 /* Cryptographically strong random bytes. Returns 0 or -1. */

@@ -28,6 +28,26 @@ static struct {
     struct worker_job *done;
 } w = {.pipe = {-1, -1}, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
+/* Both with w.lock held. */
+static struct worker_job *take(void)
+{
+    struct worker_job *job = w.todo;
+    w.todo = job->next;
+    if (!w.todo) {
+        w.todo_tail = &w.todo;
+    }
+    return job;
+}
+
+static void finished(struct worker_job *job)
+{
+    job->next = w.done;
+    w.done = job;
+    /* A full pipe already holds a wake-up for the loop: nothing is lost. */
+    ssize_t r = write(w.pipe[1], "", 1);
+    (void)r;
+}
+
 static void *worker_main(void *arg)
 {
     (void)arg;
@@ -39,19 +59,21 @@ static void *worker_main(void *arg)
         if (w.stopping) {
             break;
         }
-        struct worker_job *job = w.todo;
-        w.todo = job->next;
-        if (!w.todo) {
-            w.todo_tail = &w.todo;
+        struct worker_job *job = take(), *other = NULL;
+        if (job->fn_pair && w.todo && w.todo->fn_pair == job->fn_pair) {
+            other = take();
         }
         pthread_mutex_unlock(&w.lock);
-        job->fn(job);
+        if (other) {
+            job->fn_pair(job, other);
+        } else {
+            job->fn(job);
+        }
         pthread_mutex_lock(&w.lock);
-        job->next = w.done;
-        w.done = job;
-        /* A full pipe already holds a wake-up for the loop: nothing is lost. */
-        ssize_t r = write(w.pipe[1], "", 1);
-        (void)r;
+        finished(job);
+        if (other) {
+            finished(other);
+        }
     }
     pthread_mutex_unlock(&w.lock);
     return NULL;

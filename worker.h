@@ -14,6 +14,9 @@
 
 struct worker_job {
     void (*fn)(struct worker_job *job);   /* helper thread */
+    /* Optional, helper thread: two queued jobs with the same fn_pair are
+     * done together (two PBKDF2s cost about one on CPUs with SHA units). */
+    void (*fn_pair)(struct worker_job *a, struct worker_job *b);
     void (*done)(struct worker_job *job); /* loop thread; frees the job */
     int cancelled; /* set for done by worker_stop: free the job, nothing more */
     struct worker_job *next;

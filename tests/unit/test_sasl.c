@@ -216,6 +216,38 @@ static void test_creds(void)
     c.key_len = 0; /* "not set" */
     CHECK(sasl_scram_check_password(SASL_SCRAM_SHA256, &c, "pencil", 6) == 0);
 
+    /* Pairs (the worker's PLAIN checks): each answer as if checked alone,
+     * right or wrong, SHA-1 with SHA-1 (the two-lane path) or with SHA-256,
+     * different iteration counts, and an unusable one next to a good one. */
+    {
+        struct scram_creds s1, s1b, s256;
+        CHECK(sasl_scram_make_creds(SASL_SCRAM_SHA1, "alpha", 5, 4096, &s1) == 0);
+        CHECK(sasl_scram_make_creds(SASL_SCRAM_SHA1, "beta", 4, 100, &s1b) == 0);
+        CHECK(sasl_scram_make_creds(SASL_SCRAM_SHA256, "gamma", 5, 64, &s256) == 0);
+        struct {
+            enum sasl_mech m;
+            const struct scram_creds *c;
+            const char *pw;
+            int ok;
+        } cases[] = {
+            {SASL_SCRAM_SHA1, &s1, "alpha", 1},    {SASL_SCRAM_SHA1, &s1b, "beta", 1},
+            {SASL_SCRAM_SHA1, &s1, "alphA", 0},    {SASL_SCRAM_SHA256, &s256, "gamma", 1},
+            {SASL_SCRAM_SHA256, &s256, "gamm", 0}, {SASL_SCRAM_SHA256, &s1, "alpha", 0},
+            {SASL_PLAIN, &s1, "alpha", 0},
+        };
+        size_t n = sizeof(cases) / sizeof(cases[0]);
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < n; j++) {
+                struct sasl_password_check a = {cases[i].m, cases[i].c, cases[i].pw,
+                                                strlen(cases[i].pw), -1};
+                struct sasl_password_check b = {cases[j].m, cases[j].c, cases[j].pw,
+                                                strlen(cases[j].pw), -1};
+                sasl_scram_check_password_pair(&a, &b);
+                CHECK(a.ok == cases[i].ok && b.ok == cases[j].ok);
+            }
+        }
+    }
+
     /* non-ASCII passwords are used as raw UTF-8 bytes */
     CHECK(sasl_scram_make_creds(SASL_SCRAM_SHA1, "p\xc3\xa4ss", 5, 16, &c) == 0);
     CHECK(sasl_scram_check_password(SASL_SCRAM_SHA1, &c, "p\xc3\xa4ss", 5) == 1);

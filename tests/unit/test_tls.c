@@ -101,6 +101,48 @@ static void test_pbkdf2_against_reference(void)
     tls_use_cpu_sha(1);
 }
 
+/* tls_pbkdf2_pair against two single runs: SHA-1 pairs of one output block
+ * (the two-lane path, with different iteration counts, password and salt
+ * lengths) and everything it must fall back on (SHA-256, longer outputs,
+ * the portable block function), plus a request that must fail alone. */
+static void test_pbkdf2_pair(void)
+{
+    unsigned char pw[2][100], salt[2][40], want[2][64], got[2][64];
+    unsigned seed = 777;
+    for (int round = 0; round < 200; round++) {
+        struct tls_pbkdf2_req q[2];
+        for (int i = 0; i < 2; i++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t pwlen = 1 + (seed >> 8) % sizeof(pw[i]);
+            size_t saltlen = 1 + (seed >> 16) % sizeof(salt[i]);
+            int iter = 1 + (int)((seed >> 4) % 300);
+            enum tls_hash h = round % 5 == 4 && i ? TLS_SHA256 : TLS_SHA1;
+            size_t outlen = round % 7 == 6 ? 40 : (h == TLS_SHA1 ? 20 : 32);
+            for (size_t k = 0; k < pwlen; k++) {
+                pw[i][k] = (unsigned char)(seed >> (k % 20)) ^ (unsigned char)k;
+            }
+            for (size_t k = 0; k < saltlen; k++) {
+                salt[i][k] = (unsigned char)(k + round + 31 * i);
+            }
+            CHECK(tls_pbkdf2(h, pw[i], pwlen, salt[i], saltlen, iter, want[i], outlen) == 0);
+            q[i] = (struct tls_pbkdf2_req){h,    pw[i],  pwlen,  salt[i], saltlen,
+                                           iter, got[i], outlen, -1};
+        }
+        if (round % 11 == 10) {
+            q[1].iter = 0; /* invalid: fails, the other is still right */
+        }
+        tls_use_cpu_sha(round % 13 != 12);
+        tls_pbkdf2_pair(&q[0], &q[1]);
+        CHECK(q[0].rc == 0 && memcmp(got[0], want[0], q[0].outlen) == 0);
+        if (round % 11 == 10) {
+            CHECK(q[1].rc == -1);
+        } else {
+            CHECK(q[1].rc == 0 && memcmp(got[1], want[1], q[1].outlen) == 0);
+        }
+    }
+    tls_use_cpu_sha(1);
+}
+
 static void test_crypto(void)
 {
     unsigned char key[20], out[64], a[64], b[64];
@@ -150,6 +192,7 @@ static void test_crypto(void)
     CHECK(tls_pbkdf2((enum tls_hash)7, "pw", 2, (const unsigned char *)"s", 1, 1, out, 32) == -1);
     tls_use_cpu_sha(1);
     test_pbkdf2_against_reference();
+    test_pbkdf2_pair();
 
     /* Randomness: works past the DRBG's per-call limit, and is not constant. */
     {
