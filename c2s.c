@@ -384,11 +384,34 @@ struct plain_job {
     enum sasl_mech mech;
     struct scram_creds creds;
     int ok;
-    char bare[JID_MAX + 1];
-    char authzid[SASL_USER_MAX + 1];
-    size_t pwlen;
-    char pw[SASL_PASS_MAX];
+    size_t pwlen, size;
+    char *bare, *authzid, *pw; /* point into text */
+    char text[];               /* bare NUL authzid NUL password: sized to fit, as
+                                  a login storm may queue a job per connection */
 };
+
+static struct plain_job *plain_job_new(const char *bare, const char *authzid, const char *pw,
+                                       size_t pwlen)
+{
+    size_t blen = strlen(bare) + 1, alen = strlen(authzid) + 1;
+    size_t size = sizeof(struct plain_job) + blen + alen + pwlen;
+    struct plain_job *j = calloc(1, size);
+    if (!j) {
+        return NULL;
+    }
+    j->size = size;
+    j->bare = memcpy(j->text, bare, blen);
+    j->authzid = memcpy(j->text + blen, authzid, alen);
+    j->pw = memcpy(j->text + blen + alen, pw, pwlen);
+    j->pwlen = pwlen;
+    return j;
+}
+
+static void plain_job_free(struct plain_job *j)
+{
+    sasl_wipe(j, j->size);
+    free(j);
+}
 
 /* PLAIN is checked against the SCRAM-SHA-1 keys when the account has them:
  * one PBKDF2 of 4096 HMAC-SHA-1 rounds costs half the SHA-256 one, and is as
@@ -430,38 +453,33 @@ static void plain_checked(struct worker_job *w)
             resume_held(s);
         }
     }
-    sasl_wipe(j, sizeof(*j));
-    free(j);
+    plain_job_free(j);
 }
 
 static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
 {
-    char authcid[SASL_USER_MAX + 1];
+    char authzid[SASL_USER_MAX + 1], authcid[SASL_USER_MAX + 1], bare[JID_MAX + 1];
     const char *pw = NULL;
     size_t pwlen = 0;
     struct store_account acct;
-    struct plain_job *j = calloc(1, sizeof(*j));
-    if (!j) {
-        sasl_fail(s, "temporary-auth-failure");
-        return;
-    }
-    if (sasl_plain_parse((const char *)msg, (size_t)len, j->authzid, sizeof(j->authzid), authcid,
+    if (sasl_plain_parse((const char *)msg, (size_t)len, authzid, sizeof(authzid), authcid,
                          sizeof(authcid), &pw, &pwlen) < 0) {
-        free(j);
         sasl_fail(s, "malformed-request");
         return;
     }
-    if (user_to_bare(authcid, j->bare, sizeof(j->bare)) < 0 ||
-        store_account_get(j->bare, &acct) < 0 || pwlen > sizeof(j->pw)) {
-        sasl_wipe(j, sizeof(*j));
-        free(j);
+    if (user_to_bare(authcid, bare, sizeof(bare)) < 0 || store_account_get(bare, &acct) < 0) {
         sasl_fail(s, "not-authorized");
+        return;
+    }
+    struct plain_job *j = plain_job_new(bare, authzid, pw, pwlen);
+    if (!j) {
+        sasl_wipe(&acct, sizeof(acct));
+        sasl_fail(s, "temporary-auth-failure");
         return;
     }
     j->mech = acct.sha1.key_len ? SASL_SCRAM_SHA1 : SASL_SCRAM_SHA256;
     j->creds = acct.sha1.key_len ? acct.sha1 : acct.sha256;
-    memcpy(j->pw, pw, pwlen);
-    j->pwlen = pwlen;
+    sasl_wipe(&acct, sizeof(acct));
     j->fd = s->conn->fd;
     j->conn_id = s->conn->id;
     j->w.fn = plain_check;

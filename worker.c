@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
@@ -96,6 +99,12 @@ int worker_start(void)
 /* The thread starts with the first job: an idle server never pays for it. */
 static int start_thread(void)
 {
+#if defined(M_ARENA_MAX)
+    /* glibc would give the thread its own malloc arena (a few hundred KiB
+     * resident for the few small contexts mbedTLS allocates there): share
+     * the main one, the lock is uncontended at this rate. */
+    mallopt(M_ARENA_MAX, 1);
+#endif
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0) {
         return -1;
