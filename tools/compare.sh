@@ -113,7 +113,7 @@ mkdir -p "$results"
 raw="$results/raw.txt"
 if [ "$append" = 0 ]; then
 	: > "$raw"
-	rm -f "$work"/*.coldstart "$work"/*.idle
+	rm -f "$work"/*.coldstart "$work"/*.idle "$work"/*.idle_anon "$work"/*.idle_pss
 fi
 want() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 declare -A PID
@@ -295,6 +295,10 @@ srv_stop() {
 }
 
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null; }
+# RssAnon: memory the process alone holds; Pss: its fair share of the pages it
+# shares (libraries, runtimes), the rest of VmRSS being counted in full.
+anon_kb() { sed -n 's/^RssAnon:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null; }
+pss_kb() { sed -n 's/^Pss:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/smaps_rollup" 2>/dev/null; }
 
 # Other jobs on the machine skew the numbers: wait (a bounded time) until the machine,
 # apart from our idle servers, is nearly idle.
@@ -383,6 +387,8 @@ for hold in "${holds[@]}"; do
 		srv_start "$s" || continue
 		sleep 3
 		rss_kb "${PID[$s]}" >> "$work/$s.idle"
+		anon_kb "${PID[$s]}" >> "$work/$s.idle_anon"
+		pss_kb "${PID[$s]}" >> "$work/$s.idle_pss"
 		run "$s" "hold$1$2" 1800 hold -n "$1" -c 200 --sources "$sources" --settle 5 --mech "$2"
 		srv_stop "$s"
 	done
@@ -457,6 +463,12 @@ size_of() {
 	c_size() { size_of "$1"; }
 	c_cold() { fmt "$(median < "$work/$1.coldstart")"; }
 	c_idle() { fmt "$(median < "$work/$1.idle")"; }
+	c_idle_parts() {
+		local a p
+		a=$(median 2>/dev/null < "$work/$1.idle_anon")
+		p=$(median 2>/dev/null < "$work/$1.idle_pss")
+		[ -n "$a" ] && [ -n "$p" ] && printf '%s / %s' "$a" "$p" || printf -- '-'
+	}
 	c_small() { fmt "$(get_any "$1" "hold${small}SCRAM-SHA-1" bytes_per_session)"; }
 	c_smallp() { fmt "$(get_any "$1" "hold${small}PLAIN" bytes_per_session)"; }
 	c_big() {
@@ -502,6 +514,7 @@ size_of() {
 	row "install size" c_size
 	row "cold start, exec to accepting TCP (ms)" c_cold
 	row "idle RSS (KiB)" c_idle
+	row "idle, private (RssAnon) / PSS (KiB)" c_idle_parts
 	row "RSS per idle session at $small (bytes)" c_small
 	row "RSS per idle session at $max (bytes)" c_big
 	row "RSS per idle session at $small, PLAIN logins (bytes)" c_smallp
