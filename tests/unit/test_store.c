@@ -520,6 +520,22 @@ static void test_offline(void)
     CHECK(!exists_rel(log));
     CHECK(store_offline_count(u) == 0);
 
+    /* Bytes added behind our back (a torn append of an earlier run, say):
+     * the remembered count is not used, the scan finds and cuts them. */
+    CHECK(store_offline_append(u, "a", 1, 10) == 0);
+    CHECK(store_offline_append(u, "b", 1, 10) == 0);
+    {
+        char p[512];
+        path_of(p, sizeof(p), log);
+        int fd = open(p, O_WRONLY | O_APPEND);
+        CHECK(fd >= 0 && write(fd, "OFFLxx", 6) == 6);
+        close(fd);
+    }
+    CHECK(store_offline_append(u, "c", 1, 3) == 0);
+    CHECK(store_offline_append(u, "d", 1, 3) == STORE_EQUOTA);
+    CHECK(size_rel(log) == 16 + 3 * 13);
+    CHECK(store_offline_clear(u) == 0);
+
     /* Torn tail: cut the last record short by hand. */
     CHECK(store_offline_append(u, "first", 5, 10) == 0);
     CHECK(store_offline_append(u, "second", 6, 10) == 0);
