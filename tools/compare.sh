@@ -11,8 +11,8 @@
 #   -r ROUNDS   repeat the timed scenarios ROUNDS times, report the median (1)
 #   -n MAX      sessions for the big hold (19000; the per-process fd limit is 20000)
 #   -s SERVERS  which servers, in this order (default "xmppd prosody ejabberd")
-#   -S LIST     which parts to run (default all): memory login_plain login_scram
-#               login_tls msg msg_tls presence offline
+#   -S LIST     which parts to run (default all): memory memory_tls login_plain
+#               login_scram login_tls msg msg_tls presence offline
 #   -a          add to the results already in RESULTS/raw.txt (more rounds of some
 #               scenarios); the table takes the median over all of them
 #   -x XMPPD    xmppd binary (default: build one from this checkout in WORKDIR/build)
@@ -32,7 +32,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 quick=0 rounds=1 max=19000 servers="xmppd prosody ejabberd" xmppd_bin="" bench=""
 work="" keep=0 results="" quiet_max=120 quiet_pct=25 quiet_phase=0 append=0
-parts="memory login_plain login_scram login_tls msg msg_tls presence offline"
+parts="memory memory_tls login_plain login_scram login_tls msg msg_tls presence offline"
 while getopts qar:n:s:S:x:b:w:ko:Q:h o; do
 	case $o in
 	q) quick=1 ;;
@@ -381,15 +381,22 @@ rotate() { # rotate N WORDS... : the words, starting at the N-th (mod count)
 turn=0
 holds=()
 want memory && holds=("$small SCRAM-SHA-1" "$small PLAIN" "$max SCRAM-SHA-1")
+# TLS sessions: mostly the TLS library's record buffers, reported on their own.
+want memory_tls && holds+=("$small SCRAM-SHA-1 tls")
 for hold in "${holds[@]}"; do
 	set -- $hold
+	tls_opt=() tag=""
+	[ "${3:-}" = tls ] && tls_opt=(--starttls) tag=TLS
 	for s in $(rotate $turn $active); do
 		srv_start "$s" || continue
 		sleep 3
-		rss_kb "${PID[$s]}" >> "$work/$s.idle"
-		anon_kb "${PID[$s]}" >> "$work/$s.idle_anon"
-		pss_kb "${PID[$s]}" >> "$work/$s.idle_pss"
-		run "$s" "hold$1$2" 1800 hold -n "$1" -c 200 --sources "$sources" --settle 5 --mech "$2"
+		if [ -z "$tag" ]; then
+			rss_kb "${PID[$s]}" >> "$work/$s.idle"
+			anon_kb "${PID[$s]}" >> "$work/$s.idle_anon"
+			pss_kb "${PID[$s]}" >> "$work/$s.idle_pss"
+		fi
+		run "$s" "hold$1$2$tag" 1800 hold -n "$1" -c 200 --sources "$sources" --settle 5 \
+			--mech "$2" "${tls_opt[@]}"
 		srv_stop "$s"
 	done
 	turn=$((turn + 1))
@@ -471,6 +478,7 @@ size_of() {
 	}
 	c_small() { fmt "$(get_any "$1" "hold${small}SCRAM-SHA-1" bytes_per_session)"; }
 	c_smallp() { fmt "$(get_any "$1" "hold${small}PLAIN" bytes_per_session)"; }
+	c_smallt() { fmt "$(get_any "$1" "hold${small}SCRAM-SHA-1TLS" bytes_per_session)"; }
 	c_big() {
 		local b h r
 		b=$(get_any "$1" "hold${max}SCRAM-SHA-1" bytes_per_session)
@@ -518,6 +526,7 @@ size_of() {
 	row "RSS per idle session at $small (bytes)" c_small
 	row "RSS per idle session at $max (bytes)" c_big
 	row "RSS per idle session at $small, PLAIN logins (bytes)" c_smallp
+	row "RSS per idle session at $small, STARTTLS (bytes)" c_smallt
 	row "logins/s, PLAIN ($login_n, $login_c at once)" c_lp
 	row "logins/s, SCRAM-SHA-1" c_ls
 	row "logins/s, PLAIN + STARTTLS ($tls_n)" c_lt
