@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "roster.h"
 #include "xml.h"
 
 static const struct {
@@ -67,6 +68,11 @@ int im_offline_store(const char *bare, const struct xml_node *m)
 void im_tick(void)
 {
     last_activity_flush(LAST_FLUSH_PER_TICK);
+}
+
+void im_turn_end(void)
+{
+    roster_turn_end();
 }
 
 void im_shutdown(void)

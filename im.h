@@ -91,6 +91,8 @@ void last_activity_flush(int max);
 
 /* Once a second (deferred writes), and once at shutdown (write everything). */
 void im_tick(void);
+/* At the end of every loop turn: drop what was cached for the turn only. */
+void im_turn_end(void);
 void im_shutdown(void);
 
 /* vcard.c (XEP-0054) and private.c (XEP-0049). */

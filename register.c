@@ -14,6 +14,7 @@
 #include "jid.h"
 #include "limits.h"
 #include "log.h"
+#include "roster.h"
 #include "router.h"
 #include "server.h"
 #include "store.h"
@@ -182,7 +183,8 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
         return;
     }
     reg_count(c->addr);
-    blocking_forget(bare); /* a list cached for an earlier account of that name */
+    blocking_forget(bare);
+    roster_turn_end(); /* no cached roster may outlive the account */ /* a list cached for an earlier account of that name */
     log_notice("%s registered %s", conn_label(c), bare);
     preauth_reply(c, iq, NULL);
 }

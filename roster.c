@@ -194,6 +194,93 @@ static int put_item(struct buf *b, const struct roster_item *it)
     return buf_puts(b, "\n");
 }
 
+/* One loop turn reads the same roster several times (a login: the initial
+ * presence's probes and broadcast, the offline check, ...; four file reads
+ * before this cache). The last few documents read stay here until the end of
+ * the turn (roster_turn_end), and any write through this file drops its
+ * copy, so a read never returns older data than this process wrote. */
+#define ROSTER_CACHE 4
+
+static struct {
+    char *bare;
+    char *data; /* NULL: there is no roster document */
+    size_t len;
+} rcache[ROSTER_CACHE];
+static unsigned rcache_next;
+
+static int rcache_find(const char *bare)
+{
+    for (int i = 0; i < ROSTER_CACHE; i++) {
+        if (rcache[i].bare && strcmp(rcache[i].bare, bare) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void rcache_drop(int i)
+{
+    free(rcache[i].bare);
+    free(rcache[i].data);
+    rcache[i].bare = rcache[i].data = NULL;
+    rcache[i].len = 0;
+}
+
+static void rcache_forget(const char *bare)
+{
+    int i = rcache_find(bare);
+    if (i >= 0) {
+        rcache_drop(i);
+    }
+}
+
+void roster_turn_end(void)
+{
+    for (int i = 0; i < ROSTER_CACHE; i++) {
+        rcache_drop(i);
+    }
+}
+
+static void rcache_put(const char *bare, const char *data, size_t len)
+{
+    int i = (int)(rcache_next++ % ROSTER_CACHE);
+    rcache_drop(i);
+    rcache[i].bare = strdup(bare);
+    if (data && rcache[i].bare) {
+        rcache[i].data = malloc(len + 1);
+        if (!rcache[i].data) {
+            rcache_drop(i);
+            return;
+        }
+        memcpy(rcache[i].data, data, len);
+        rcache[i].data[len] = '\0';
+        rcache[i].len = len;
+    }
+}
+
+/* store_doc_get through the cache: a malloc'd copy in *data, or ENOENT. */
+static int roster_doc_get(const char *bare, char **data, size_t *len)
+{
+    int i = rcache_find(bare);
+    if (i >= 0) {
+        if (!rcache[i].data) {
+            return STORE_ENOENT;
+        }
+        *data = malloc(rcache[i].len + 1);
+        if (!*data) {
+            return STORE_EIO;
+        }
+        memcpy(*data, rcache[i].data, rcache[i].len + 1);
+        *len = rcache[i].len;
+        return STORE_OK;
+    }
+    int rc = store_doc_get(bare, ROSTER_DOC, data, len, ROSTER_DOC_MAX);
+    if (rc == STORE_OK || rc == STORE_ENOENT) {
+        rcache_put(bare, rc == STORE_OK ? *data : NULL, rc == STORE_OK ? *len : 0);
+    }
+    return rc;
+}
+
 int roster_save(struct roster *r)
 {
     struct buf b;
@@ -207,6 +294,7 @@ int roster_save(struct roster *r)
     for (size_t i = 0; i < r->n && rc == 0; i++) {
         rc = put_item(&b, &r->items[i]);
     }
+    rcache_forget(r->bare);
     if (rc < 0) {
         log_warn("roster of %s: over %d bytes, not saved", r->bare, ROSTER_DOC_MAX);
     } else if (store_doc_put(r->bare, ROSTER_DOC, buf_ptr(&b), buf_len(&b)) != STORE_OK) {
@@ -363,6 +451,7 @@ static int parse_doc(struct roster *r, char *data)
 static void set_aside(const char *bare, const char *data, size_t len)
 {
     log_error("roster of %s is damaged; kept as document roster-bad, starting empty", bare);
+    rcache_forget(bare);
     if (store_doc_put(bare, "roster-bad", data, len) == STORE_OK) {
         store_doc_delete(bare, ROSTER_DOC);
     }
@@ -374,7 +463,7 @@ int roster_load(const char *bare, struct roster *r)
     snprintf(r->bare, sizeof(r->bare), "%s", bare);
     char *data = NULL;
     size_t len = 0;
-    int rc = store_doc_get(bare, ROSTER_DOC, &data, &len, ROSTER_DOC_MAX);
+    int rc = roster_doc_get(bare, &data, &len);
     if (rc == STORE_ENOENT) {
         return 0; /* none yet: the empty roster */
     }

@@ -53,6 +53,8 @@ struct roster {
  * -1 when it cannot be read (I/O error, a newer format): the caller answers
  * internal-server-error and writes nothing. r is then empty but valid. */
 int roster_load(const char *bare, struct roster *r);
+/* End of a loop turn: forget the roster documents read during it. */
+void roster_turn_end(void);
 /* Bump the version and write the whole document. 0, or -1 (nothing changed
  * on disk; the in-memory copy must then be thrown away). */
 int roster_save(struct roster *r);

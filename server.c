@@ -1193,6 +1193,7 @@ static void run(void)
         }
         flush_pending();
         free_closed();
+        im_turn_end();
     }
     shutdown_all();
 }

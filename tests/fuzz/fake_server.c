@@ -11,6 +11,7 @@
 
 #include "c2s.h"
 #include "fuzz_common.h"
+#include "im.h"
 #include "sasl.h"
 #include "store.h"
 #include "xml.h"
@@ -396,6 +397,7 @@ void fake_end_turn(void)
         }
     }
     free_closed();
+    im_turn_end();
 }
 
 /* server.c tick(), once per second. */
