@@ -7,9 +7,11 @@
 
 #define LOOP_READ 1
 #define LOOP_WRITE 2
+#define LOOP_ERR 4 /* reported only with LOOP_READ */
 
 /* Called with the events that fired (LOOP_READ/LOOP_WRITE; errors and hang-ups
- * are reported as LOOP_READ so the reader sees EOF or the error). */
+ * are reported as LOOP_READ | LOOP_ERR, whatever the interest, so the reader
+ * sees EOF or the error). */
 typedef void (*loop_cb)(int fd, int events, void *ud);
 
 /* max_fds bounds the fd numbers the loop accepts. Returns 0 or -1. */

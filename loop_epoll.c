@@ -109,6 +109,9 @@ int loop_run_once(int timeout_ms)
         if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
             ev |= LOOP_READ;
         }
+        if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+            ev |= LOOP_ERR;
+        }
         if (evs[i].events & EPOLLOUT) {
             ev |= LOOP_WRITE;
         }

@@ -112,6 +112,9 @@ int loop_run_once(int timeout_ms)
         if (re & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) {
             ev |= LOOP_READ;
         }
+        if (re & (POLLERR | POLLHUP | POLLNVAL)) {
+            ev |= LOOP_ERR;
+        }
         if (re & POLLOUT) {
             ev |= LOOP_WRITE;
         }

@@ -470,6 +470,15 @@ static void on_conn_event(int fd, int events, void *ud)
         do_handshake(c);
         return;
     }
+    if ((events & LOOP_ERR) && !(loop_interest(c->fd) & LOOP_READ)) {
+        /* Not asked for: an error or hang-up, which the backends report
+         * whatever the interest. The peer left while we were not reading
+         * (a held SASL answer, a paused sender); left alone, the event would
+         * come back every turn and spin the loop. */
+        log_debug("%s connection lost while not reading", conn_label(c));
+        conn_close(c, 0);
+        return;
+    }
     /* A TLS write may wait for the socket to become readable (renegotiation). */
     if ((events & LOOP_WRITE) || (c->tls_write_len && c->tls_want == LOOP_READ)) {
         if (conn_flush(c) < 0) {

@@ -6,6 +6,8 @@ else by then), many checks at once, and SIGTERM with checks still queued.
 Run them with `make check SANITIZE=1` too (leaks of dropped jobs)."""
 
 import base64
+import socket
+import struct
 import time
 
 from xmpp_helpers import NS_BIND, NS_SASL, RawConn, local, stream_header
@@ -135,5 +137,31 @@ def test_sigterm_with_checks_in_flight(server):
     server.start()
     c = tls_conn(server)
     ans = c.sasl_plain("alice", server.password("alice"))
+    assert ans is not None and local(ans.tag) == "success", c.describe()
+    c.close()
+
+
+def test_reset_while_the_check_runs(server):
+    """A client that resets its connection while its password check runs: the
+    server notices the hang-up although it is not reading from that stream
+    (before, the event came back every turn and spun the loop), closes it,
+    and drops the answer when it comes."""
+    server.require_managed()
+    server.write_config({"scram_iterations": 3000000})  # ~0.2-0.5 s per check
+    server.adduser("slow", "slow-password")
+    server.restart()
+    for _ in range(3):
+        c = tls_conn(server)
+        c.send(plain_auth("slow", "slow-password"))
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # RST
+    deadline = time.monotonic() + 15
+    while (server.log_text().count("connection lost while not reading") < 3
+           and time.monotonic() < deadline):
+        time.sleep(0.1)
+    assert server.log_text().count("connection lost while not reading") >= 3, \
+        server.log_text()[-3000:]
+    c = tls_conn(server)
+    ans = c.sasl_plain("slow", "slow-password", timeout=30)
     assert ans is not None and local(ans.tag) == "success", c.describe()
     c.close()
