@@ -484,6 +484,10 @@ static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
     j->conn_id = s->conn->id;
     j->w.fn = plain_check;
     j->w.fn_pair = plain_check_pair;
+    /* Paired only with a check of the same cost that really runs alongside. */
+    if (j->mech == SASL_SCRAM_SHA1 && tls_pbkdf2_pair_gains(TLS_SHA1)) {
+        j->w.pair_key = j->creds.iter;
+    }
     j->w.done = plain_checked;
     s->plain_pending = 1;
     conn_hold(s->conn, 1);

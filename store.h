@@ -54,9 +54,10 @@ int store_account_list(int (*fn)(const char *bare, void *ud), void *ud);
  * non-existent account. get returns STORE_ENOENT when the document is absent. */
 int store_doc_get(const char *bare, const char *name, char **data, size_t *len, size_t maxlen);
 int store_doc_put(const char *bare, const char *name, const void *data, size_t len);
-/* Like put, without the fsyncs: for documents whose loss in a power cut is
- * harmless (last activity). A reader sees the old or the new document, or,
- * when the checksum fails after a crash, none. */
+/* Like put, but rewritten in place without fsync: for documents whose loss in
+ * a crash is harmless (last activity). After a crash the file holds the new
+ * document, or is empty or torn; then the checksum fails and the reader gets
+ * STORE_ECORRUPT once (the file is set aside as *.bad and logged). */
 int store_doc_put_lazy(const char *bare, const char *name, const void *data, size_t len);
 int store_doc_delete(const char *bare, const char *name);
 

@@ -2,7 +2,10 @@
  * the self-signed certificate, and the TLS server side over non-blocking fds.
  * Builds against mbedTLS 2.28 (Debian 12) and 3.x (OpenWrt 3.6); every version
  * guard lives in the small "compat" helpers below, nowhere else in the tree.
- * Single-threaded by design: one global DRBG serves all callers. */
+ * One global DRBG serves all callers, on the loop thread only. The worker
+ * thread (worker.c) calls nothing here but the hash, HMAC and PBKDF2
+ * functions, which keep their state on the stack or in their own contexts;
+ * the SHA-NI flag they read is set by tls_global_init before it starts. */
 #include "tls.h"
 #include "sha_ni.h"
 
@@ -609,6 +612,14 @@ int tls_pbkdf2(enum tls_hash h, const void *pw, size_t pwlen, const unsigned cha
 static int pairable(const struct tls_pbkdf2_req *q)
 {
     return q->h == TLS_SHA1 && q->outlen <= 20 && have_sha_ni > 0 && use_cpu_sha;
+}
+
+int tls_pbkdf2_pair_gains(enum tls_hash h)
+{
+    if (have_sha_ni < 0) {
+        have_sha_ni = sha_ni_available();
+    }
+    return h == TLS_SHA1 && have_sha_ni > 0 && use_cpu_sha;
 }
 
 void tls_pbkdf2_pair(struct tls_pbkdf2_req *a, struct tls_pbkdf2_req *b)

@@ -32,6 +32,9 @@ struct tls_pbkdf2_req {
     int rc;
 };
 void tls_pbkdf2_pair(struct tls_pbkdf2_req *a, struct tls_pbkdf2_req *b);
+/* 1 when tls_pbkdf2_pair does two requests of hash h (one output block each)
+ * in about the time of one; otherwise it runs them one after the other. */
+int tls_pbkdf2_pair_gains(enum tls_hash h);
 /* 0: PBKDF2 ignores the CPU's SHA instructions (tests compare both paths). */
 void tls_use_cpu_sha(int on);
 /* Cryptographically strong random bytes. Returns 0 or -1. */

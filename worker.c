@@ -10,6 +10,7 @@
 #include <malloc.h>
 #endif
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,7 +23,8 @@
 
 static struct {
     int pipe[2];
-    int started; /* thread running */
+    int started;   /* thread running */
+    int no_thread; /* creating it failed: jobs run inline from then on */
     int stopping;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -63,7 +65,8 @@ static void *worker_main(void *arg)
             break;
         }
         struct worker_job *job = take(), *other = NULL;
-        if (job->fn_pair && w.todo && w.todo->fn_pair == job->fn_pair) {
+        if (job->fn_pair && job->pair_key && w.todo && w.todo->fn_pair == job->fn_pair &&
+            w.todo->pair_key == job->pair_key) {
             other = take();
         }
         pthread_mutex_unlock(&w.lock);
@@ -106,17 +109,23 @@ static int start_thread(void)
     mallopt(M_ARENA_MAX, 1);
 #endif
     pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0) {
-        return -1;
+    sigset_t all, old;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setstacksize(&attr, WORKER_STACK);
+        /* Signals are the loop's business (its self-pipe): the thread
+         * inherits a mask that blocks them all. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        rc = pthread_create(&w.thread, &attr, worker_main, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
     }
-    pthread_attr_setstacksize(&attr, WORKER_STACK);
-    int rc = pthread_create(&w.thread, &attr, worker_main, NULL);
-    pthread_attr_destroy(&attr);
     if (rc != 0) {
+        /* The pipe stays open: the loop watches it and must not be left
+         * with a closed (or reused) descriptor. */
         log_warn("worker: cannot start a thread (%s); hashing on the event loop", strerror(rc));
-        close(w.pipe[0]);
-        close(w.pipe[1]);
-        w.pipe[0] = w.pipe[1] = -1;
+        w.no_thread = 1;
         return -1;
     }
     w.started = 1;
@@ -127,7 +136,7 @@ void worker_run(struct worker_job *job)
 {
     job->cancelled = 0;
     job->next = NULL;
-    if (w.pipe[0] < 0 || w.stopping || (!w.started && start_thread() < 0)) {
+    if (w.pipe[0] < 0 || w.stopping || w.no_thread || (!w.started && start_thread() < 0)) {
         job->fn(job);
         job->done(job);
         return;
@@ -197,4 +206,5 @@ void worker_stop(void)
     close(w.pipe[1]);
     w.pipe[0] = w.pipe[1] = -1;
     w.stopping = 0;
+    w.no_thread = 0;
 }

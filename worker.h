@@ -14,9 +14,12 @@
 
 struct worker_job {
     void (*fn)(struct worker_job *job);   /* helper thread */
-    /* Optional, helper thread: two queued jobs with the same fn_pair are
-     * done together (two PBKDF2s cost about one on CPUs with SHA units). */
+    /* Optional, helper thread: two queued jobs with the same fn_pair and the
+     * same non-zero pair_key are done together (two PBKDF2s cost about one on
+     * CPUs with SHA units). Set a key only where pairing gains: the first job
+     * waits for the second one's work too. */
     void (*fn_pair)(struct worker_job *a, struct worker_job *b);
+    long pair_key;
     void (*done)(struct worker_job *job); /* loop thread; frees the job */
     int cancelled; /* set for done by worker_stop: free the job, nothing more */
     struct worker_job *next;
