@@ -183,8 +183,8 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
         return;
     }
     reg_count(c->addr);
-    blocking_forget(bare);
-    roster_turn_end(); /* no cached roster may outlive the account */ /* a list cached for an earlier account of that name */
+    blocking_forget(bare); /* a list cached for an earlier account of that name */
+    roster_turn_end();     /* and no cached roster may outlive the account */
     log_notice("%s registered %s", conn_label(c), bare);
     preauth_reply(c, iq, NULL);
 }
