@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -263,12 +263,19 @@ static void compat_psa_free(void)
 /* The DRBG is seeded and reseeded straight from the kernel's generator, the
  * source mbedTLS's entropy module would poll on Linux anyway: that module's
  * pool is 38 KB of state, more than a tenth of an idle server's private
- * memory. /dev/urandom covers kernels older than getrandom (3.17). */
+ * memory. The system call is made directly, as mbedTLS does, since C
+ * libraries of older router SDKs lack the getrandom() wrapper; /dev/urandom
+ * covers kernels older than the call (3.17). */
 static int os_entropy(void *ctx, unsigned char *out, size_t len)
 {
     (void)ctx;
     while (len > 0) {
-        ssize_t n = getrandom(out, len, 0);
+#if defined(SYS_getrandom)
+        ssize_t n = syscall(SYS_getrandom, out, len, 0);
+#else
+        ssize_t n = -1;
+        errno = ENOSYS;
+#endif
         if (n < 0 && errno == EINTR) {
             continue;
         }
