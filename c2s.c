@@ -42,7 +42,7 @@ struct c2s {
     time_t delayed_until;
     struct buf held_input;     /* the rest of the read that brought that failure,
                                   or that arrived behind a PLAIN check */
-    int plain_pending;         /* a PLAIN password check runs on the worker */
+    struct plain_job *plain;   /* the PLAIN password check queued on the worker */
 };
 
 /* ---- per-address SASL failure throttle ----
@@ -439,8 +439,12 @@ static void plain_checked(struct worker_job *w)
     struct plain_job *j = (struct plain_job *)w;
     struct conn *c = w->cancelled ? NULL : conn_find(j->fd, j->conn_id);
     struct c2s *s = c ? c->c2s : NULL;
-    if (s && s->plain_pending && c->state == CONN_STREAM_OPEN) {
-        s->plain_pending = 0;
+    if (s && s->plain == j) {
+        s->plain = NULL; /* the job is freed below, whatever happens */
+    } else {
+        s = NULL; /* the stream is gone (or restarted): nobody to answer */
+    }
+    if (s && !c->closed && c->state == CONN_STREAM_OPEN) {
         conn_hold(c, 0);
         if (!j->ok) {
             sasl_fail(s, "not-authorized");
@@ -489,7 +493,7 @@ static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
         j->w.pair_key = j->creds.iter;
     }
     j->w.done = plain_checked;
-    s->plain_pending = 1;
+    s->plain = j;
     conn_hold(s->conn, 1);
     worker_run(&j->w); /* without a thread, plain_checked has run on return */
 }
@@ -867,6 +871,9 @@ void c2s_detach(struct conn *c)
     if (s->sess) {
         router_unbind(s->sess);
         s->sess = NULL;
+    }
+    if (s->plain) {
+        worker_abandon(&s->plain->w); /* its answer would go nowhere */
     }
     xml_parser_free(s->parser);
     sasl_end(s);

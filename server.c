@@ -233,7 +233,7 @@ void conn_hold(struct conn *c, int on)
 
 struct conn *conn_find(int fd, uint32_t id)
 {
-    if (fd < 0 || fd >= max_fds || !conns[fd] || conns[fd]->id != id || conns[fd]->closed) {
+    if (fd < 0 || fd >= max_fds || !conns[fd] || conns[fd]->id != id) {
         return NULL;
     }
     return conns[fd];

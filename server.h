@@ -77,7 +77,8 @@ void conn_notify_drained(struct conn *c);
 /* c2s stops (1) or resumes (0) reading from c while it holds back a SASL
  * answer. */
 void conn_hold(struct conn *c, int on);
-/* The open conn with this fd and id, or NULL (it closed; fds are reused). */
+/* The conn with this fd and id, closed or not, until it is freed at the end
+ * of its turn; NULL after that (fds are reused, ids are not). */
 struct conn *conn_find(int fd, uint32_t id);
 /* Switch to TLS once the queued <proceed/> has been written. */
 void conn_starttls(struct conn *c);

@@ -53,6 +53,24 @@ static void finished(struct worker_job *job)
     (void)r;
 }
 
+/* On the helper thread: the work of one job, or of a pair; abandoned jobs
+ * are skipped. */
+static void run_jobs(struct worker_job *job, struct worker_job *other)
+{
+    int skip = atomic_load(&job->abandoned);
+    int skip_other = other && atomic_load(&other->abandoned);
+    if (other && !skip && !skip_other) {
+        job->fn_pair(job, other);
+        return;
+    }
+    if (!skip) {
+        job->fn(job);
+    }
+    if (other && !skip_other) {
+        other->fn(other);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     (void)arg;
@@ -70,11 +88,7 @@ static void *worker_main(void *arg)
             other = take();
         }
         pthread_mutex_unlock(&w.lock);
-        if (other) {
-            job->fn_pair(job, other);
-        } else {
-            job->fn(job);
-        }
+        run_jobs(job, other);
         pthread_mutex_lock(&w.lock);
         finished(job);
         if (other) {
@@ -132,9 +146,15 @@ static int start_thread(void)
     return 0;
 }
 
+void worker_abandon(struct worker_job *job)
+{
+    atomic_store(&job->abandoned, 1);
+}
+
 void worker_run(struct worker_job *job)
 {
     job->cancelled = 0;
+    atomic_init(&job->abandoned, 0);
     job->next = NULL;
     if (w.pipe[0] < 0 || w.stopping || w.no_thread || (!w.started && start_thread() < 0)) {
         job->fn(job);

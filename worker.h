@@ -12,8 +12,10 @@
 #ifndef XMPPD_WORKER_H
 #define XMPPD_WORKER_H
 
+#include <stdatomic.h>
+
 struct worker_job {
-    void (*fn)(struct worker_job *job);   /* helper thread */
+    void (*fn)(struct worker_job *job); /* helper thread */
     /* Optional, helper thread: two queued jobs with the same fn_pair and the
      * same non-zero pair_key are done together (two PBKDF2s cost about one on
      * CPUs with SHA units). Set a key only where pairing gains: the first job
@@ -21,7 +23,8 @@ struct worker_job {
     void (*fn_pair)(struct worker_job *a, struct worker_job *b);
     long pair_key;
     void (*done)(struct worker_job *job); /* loop thread; frees the job */
-    int cancelled; /* set for done by worker_stop: free the job, nothing more */
+    int cancelled;        /* set for done by worker_stop: free the job, nothing more */
+    atomic_int abandoned; /* worker_abandon: fn need not run */
     struct worker_job *next;
 };
 
@@ -29,6 +32,10 @@ struct worker_job {
  * caller then runs without the thread). The thread starts with the first job. */
 int worker_start(void);
 void worker_run(struct worker_job *job);
+/* On the loop thread, before the job's done has run: its result is no longer
+ * wanted (the client left), so fn is skipped if it has not started. done is
+ * still called, and frees the job. */
+void worker_abandon(struct worker_job *job);
 /* On the loop thread, when the fd is readable: calls done for finished jobs. */
 void worker_collect(void);
 /* Stop the thread after the job in hand; every job not yet collected gets

@@ -124,7 +124,7 @@ void conn_hold(struct conn *c, int on)
 struct conn *conn_find(int fd, uint32_t id)
 {
     for (int i = 0; i < FAKE_SLOTS; i++) {
-        if (slots[i] && slots[i]->c.fd == fd && slots[i]->c.id == id && !slots[i]->c.closed) {
+        if (slots[i] && slots[i]->c.fd == fd && slots[i]->c.id == id) {
             return &slots[i]->c;
         }
     }
