@@ -364,19 +364,16 @@ void sasl_scram_check_password_pair(struct sasl_password_check *a, struct sasl_p
 int sasl_scram_check_password(enum sasl_mech mech, const struct scram_creds *c,
                               const char *password, size_t pwlen)
 {
-    unsigned char stored[SCRAM_KEY_MAX], server[SCRAM_KEY_MAX];
+    struct sasl_password_check k = {mech, c, password, pwlen, 0};
+    unsigned char salted[SCRAM_KEY_MAX];
     enum tls_hash h;
-    int ok = 0;
-
-    if (!creds_ok(mech, c) || password == NULL || pwlen == 0 || pwlen > SASL_PASS_MAX ||
-        mech_hash(mech, &h) != 0) {
+    if (!check_usable(&k, &h)) {
         return 0;
     }
-    if (derive_keys(h, password, pwlen, c->salt, c->salt_len, c->iter, stored, server) == 0) {
-        ok = ct_equal(stored, c->stored_key, c->key_len);
-    }
-    sasl_wipe(stored, sizeof(stored));
-    sasl_wipe(server, sizeof(server));
+    int ok = tls_pbkdf2(h, password, pwlen, c->salt, c->salt_len, c->iter, salted,
+                        tls_hash_len(h)) == 0 &&
+             salted_matches(h, c, salted);
+    sasl_wipe(salted, sizeof(salted));
     return ok;
 }
 
