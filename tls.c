@@ -425,17 +425,24 @@ void tls_use_cpu_sha(int on)
     use_cpu_sha = on;
 }
 
+/* SHA-1 blocks on the CPU's SHA instructions? (Known after tls_global_init;
+ * the lazy test serves unit tests and tools that hash without it.) */
+static int cpu_sha1(void)
+{
+    if (have_sha_ni < 0) {
+        have_sha_ni = sha_ni_available();
+    }
+    return have_sha_ni > 0 && use_cpu_sha;
+}
+
 static int pbkdf2_hash_of(enum tls_hash h, struct pbkdf2_hash *ph)
 {
     static const uint32_t iv1[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
     static const uint32_t iv256[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    if (have_sha_ni < 0) {
-        have_sha_ni = sha_ni_available();
-    }
     if (h == TLS_SHA1) {
         ph->words = 5;
-        ph->block = have_sha_ni && use_cpu_sha ? sha_ni_sha1_block : sha1_block_portable;
+        ph->block = cpu_sha1() ? sha_ni_sha1_block : sha1_block_portable;
         memcpy(ph->iv, iv1, sizeof(iv1));
         return 0;
     }
@@ -618,22 +625,25 @@ int tls_pbkdf2(enum tls_hash h, const void *pw, size_t pwlen, const unsigned cha
 /* Pairs only what fits the two-lane block function: SHA-1, one output block. */
 static int pairable(const struct tls_pbkdf2_req *q)
 {
-    return q->h == TLS_SHA1 && q->outlen <= 20 && have_sha_ni > 0 && use_cpu_sha;
+    return q->h == TLS_SHA1 && q->outlen <= 20 && cpu_sha1();
 }
 
 int tls_pbkdf2_pair_gains(enum tls_hash h)
 {
-    if (have_sha_ni < 0) {
-        have_sha_ni = sha_ni_available();
-    }
-    return h == TLS_SHA1 && have_sha_ni > 0 && use_cpu_sha;
+    return h == TLS_SHA1 && cpu_sha1();
+}
+
+/* Key pads and U_1 of one paired request: 0 or -1. */
+static int pair_start(struct pbkdf2_run *r, const struct tls_pbkdf2_req *q)
+{
+    return pbkdf2_keys(r, q->h, q->pw, q->pwlen) == 0 &&
+                   pbkdf2_first(r, q->h, q->pw, q->pwlen, q->salt, q->saltlen, 1) == 0
+               ? 0
+               : -1;
 }
 
 void tls_pbkdf2_pair(struct tls_pbkdf2_req *a, struct tls_pbkdf2_req *b)
 {
-    if (have_sha_ni < 0) {
-        have_sha_ni = sha_ni_available();
-    }
     if (!req_ok(a) || !req_ok(b) || !pairable(a) || !pairable(b)) {
         a->rc = req_ok(a) ? own_pbkdf2(a) : -1;
         b->rc = req_ok(b) ? own_pbkdf2(b) : -1;
@@ -641,14 +651,8 @@ void tls_pbkdf2_pair(struct tls_pbkdf2_req *a, struct tls_pbkdf2_req *b)
     }
     struct pbkdf2_run ra, rb;
     unsigned char tb[20];
-    a->rc = pbkdf2_keys(&ra, a->h, a->pw, a->pwlen) == 0 &&
-                    pbkdf2_first(&ra, a->h, a->pw, a->pwlen, a->salt, a->saltlen, 1) == 0
-                ? 0
-                : -1;
-    b->rc = pbkdf2_keys(&rb, b->h, b->pw, b->pwlen) == 0 &&
-                    pbkdf2_first(&rb, b->h, b->pw, b->pwlen, b->salt, b->saltlen, 1) == 0
-                ? 0
-                : -1;
+    a->rc = pair_start(&ra, a);
+    b->rc = pair_start(&rb, b);
     if (a->rc == 0 && b->rc == 0) {
         unsigned both = (unsigned)(a->iter < b->iter ? a->iter : b->iter) - 1;
         pbkdf2_rounds_pair(&ra, &rb, both);
