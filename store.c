@@ -802,8 +802,11 @@ int store_account_exists(const char *bare)
 /* Rename the account to a hidden tombstone first: from then on it does not
  * exist for any lookup, and a crash mid-removal leaves only a tombstone that
  * store_init finishes off, never half an account that looks valid. */
+static void olog_settle(void);
+
 int store_account_delete(const char *bare)
 {
+    olog_settle(); /* no waiting log may point into the removed tree */
     char dir[PATH_MAX], tomb[PATH_MAX];
     if (account_dir(bare, dir, sizeof(dir)) < 0) {
         return STORE_ENOENT;
@@ -1205,6 +1208,7 @@ static int olog_scan_result(int rc, const char *path)
 
 int store_offline_count(const char *bare)
 {
+    olog_settle();
     char path[PATH_MAX];
     int fd;
     int rc = olog_open_read(bare, path, sizeof(path), &fd);
@@ -1221,6 +1225,7 @@ int store_offline_count(const char *bare)
 int store_offline_read(const char *bare, int (*fn)(const void *rec, size_t len, void *ud),
                        void *ud)
 {
+    olog_settle();
     char path[PATH_MAX];
     int fd;
     int rc = olog_open_read(bare, path, sizeof(path), &fd);
@@ -1315,7 +1320,114 @@ static void olog_remember(const char *path, int fd, int count)
     k->count = count;
 }
 
-int store_offline_append(const char *bare, const void *rec, size_t len, int max_msgs)
+/* Deferred appends: a group commit. The server appends a loop turn's offline
+ * messages without fsync and syncs each log they went to once, before that
+ * turn's output is written (server.c -> im_before_output): nobody hears
+ * anything from the server after a message before it is on disk, at one fsync
+ * per log and turn instead of one per message (perf: fsync was nine tenths of
+ * the offline benchmark's time). Each waiting log keeps its descriptor, and
+ * where it ended before, so that a failed fsync can take the records back. */
+#define OLOG_PENDING_MAX 64
+
+struct olog_pending {
+    char *bare;
+    char *path;
+    int fd;
+    off_t start; /* the log's length before the first deferred append */
+    int created; /* that append made the file: a failure removes it */
+};
+static struct olog_pending olog_pending[OLOG_PENDING_MAX];
+static int olog_npending;
+static store_synced_fn olog_synced;
+static void *olog_synced_ud;
+
+void store_offline_on_sync(store_synced_fn fn, void *ud)
+{
+    olog_synced = fn;
+    olog_synced_ud = ud;
+}
+
+int store_offline_unsynced(void)
+{
+    return olog_npending;
+}
+
+static struct olog_pending *olog_pending_find(const char *path)
+{
+    for (int i = 0; i < olog_npending; i++) {
+        if (strcmp(olog_pending[i].path, path) == 0) {
+            return &olog_pending[i];
+        }
+    }
+    return NULL;
+}
+
+static int olog_pending_add(const char *bare, const char *path, int fd, off_t start, int created)
+{
+    struct olog_pending *p = &olog_pending[olog_npending];
+    p->bare = strdup(bare);
+    p->path = strdup(path);
+    if (!p->bare || !p->path) {
+        free(p->bare);
+        free(p->path);
+        return -1;
+    }
+    p->fd = fd;
+    p->start = start;
+    p->created = created;
+    olog_npending++;
+    return 0;
+}
+
+static int olog_sync_one(struct olog_pending *p)
+{
+    int rc = 0;
+    if (fsync(p->fd) < 0) {
+        log_error("store: fsync %s: %s", p->path, strerror(errno));
+        rc = -1;
+    } else if (p->created) {
+        rc = fsync_parent(p->path); /* logs */
+    }
+    if (rc < 0) {
+        /* Their senders will hear these messages were not stored (the
+         * callback), so they must not come out later either. */
+        olog_forget(p->path);
+        if (p->created ? unlink(p->path) < 0 : ftruncate(p->fd, p->start) < 0) {
+            log_error("store: %s: cannot take back the unsynced appends: %s", p->path,
+                      strerror(errno));
+        }
+    }
+    close(p->fd);
+    return rc;
+}
+
+int store_offline_sync(void)
+{
+    int failed = 0;
+    while (olog_npending > 0) {
+        /* Off the table before the callback, which may route more stanzas. */
+        struct olog_pending p = olog_pending[--olog_npending];
+        int ok = olog_sync_one(&p) == 0;
+        failed += !ok;
+        if (olog_synced) {
+            olog_synced(p.bare, ok, olog_synced_ud);
+        }
+        free(p.bare);
+        free(p.path);
+    }
+    return failed;
+}
+
+/* Whatever reads, rewrites or removes a log sees only synced records: a
+ * message delivered, or moved to a new file, could not be taken back. */
+static void olog_settle(void)
+{
+    if (olog_npending > 0) {
+        store_offline_sync();
+    }
+}
+
+static int olog_append(const char *bare, const void *rec, size_t len, int max_msgs, int defer)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     int created = 0;
@@ -1327,6 +1439,10 @@ int store_offline_append(const char *bare, const void *rec, size_t len, int max_
     }
     if (path_fmt(path, sizeof(path), "%s/%s", dir, OFFLINE_FILE) < 0) {
         return STORE_EINVAL;
+    }
+    struct olog_pending *pending = defer ? olog_pending_find(path) : NULL;
+    if (defer && !pending && olog_npending == OLOG_PENDING_MAX) {
+        store_offline_sync();
     }
     /* O_APPEND: every write lands at the end whatever the offset, so the scan
      * below can read from the start on the same descriptor. */
@@ -1358,6 +1474,9 @@ int store_offline_append(const char *bare, const void *rec, size_t len, int max_
             return errno == ENOENT ? STORE_ENOENT : STORE_EIO;
         }
         created = 1;
+        /* A new file under a waiting log's name: sync this one at once
+         * rather than keep two descriptors for one name. */
+        defer = 0;
         rc = olog_scan(fd, path, &s, NULL, NULL);
     }
     if (rc != OLOG_OK) {
@@ -1395,9 +1514,15 @@ int store_offline_append(const char *bare, const void *rec, size_t len, int max_
         memcpy(r + OFFLINE_REC_HDR, rec, len);
     }
     rc = 0;
+    int kept = 0; /* fd now belongs to the pending table */
     if (write_all(fd, out, total) < 0) {
         log_error("store: append to %s: %s", path, strerror(errno));
         rc = STORE_EIO;
+    } else if (defer) {
+        kept = !pending && olog_pending_add(bare, path, fd, s.good_end, created) == 0;
+        if (!pending && !kept) {
+            rc = STORE_EIO;
+        }
     } else if (fsync(fd) < 0) {
         log_error("store: fsync %s: %s", path, strerror(errno));
         rc = STORE_EIO;
@@ -1424,10 +1549,20 @@ int store_offline_append(const char *bare, const void *rec, size_t len, int max_
     /* After a successful fsync the record is on disk whatever close says
      * (Linux closes the descriptor in any case): log, but report it stored,
      * or the sender would get an error for a message that is delivered. */
-    if (close(fd) < 0) {
+    if (!kept && close(fd) < 0) {
         log_warn("store: close %s: %s", path, strerror(errno));
     }
     return rc;
+}
+
+int store_offline_append(const char *bare, const void *rec, size_t len, int max_msgs)
+{
+    return olog_append(bare, rec, len, max_msgs, 0);
+}
+
+int store_offline_append_deferred(const char *bare, const void *rec, size_t len, int max_msgs)
+{
+    return olog_append(bare, rec, len, max_msgs, 1);
 }
 
 struct olog_head {
@@ -1473,6 +1608,7 @@ static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
 
 int store_offline_drop_head(const char *bare, int n, uint32_t crc)
 {
+    olog_settle();
     char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
     int fd;
     int rc = olog_open_read(bare, path, sizeof(path), &fd);
@@ -1518,6 +1654,7 @@ int store_offline_drop_head(const char *bare, int n, uint32_t crc)
  * there. The directory fsync makes the removal itself durable. */
 int store_offline_clear(const char *bare)
 {
+    olog_settle();
     char dir[PATH_MAX], path[PATH_MAX];
     if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
         return STORE_ENOENT;

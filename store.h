@@ -65,6 +65,19 @@ int store_doc_delete(const char *bare, const char *name);
  * append is durable (fsync) before it returns 0; STORE_EQUOTA when the account
  * already holds max_msgs records. */
 int store_offline_append(const char *bare, const void *rec, size_t len, int max_msgs);
+/* The same without the fsync, left to store_offline_sync, which makes every
+ * log appended to since durable with one fsync each (a group commit). Until
+ * then the record is in the file but would not survive a power cut. Reads,
+ * head drops, clears and account removal sync first, and so does a deferred
+ * append when 64 logs wait. */
+int store_offline_append_deferred(const char *bare, const void *rec, size_t len, int max_msgs);
+/* Hears of every log store_offline_sync synced: ok, or not, when the records
+ * deferred since its last sync were taken back (the caller tells their senders). */
+typedef void (*store_synced_fn)(const char *bare, int ok, void *ud);
+void store_offline_on_sync(store_synced_fn fn, void *ud);
+/* Returns the number of logs whose sync failed. */
+int store_offline_sync(void);
+int store_offline_unsynced(void); /* logs waiting for store_offline_sync */
 int store_offline_count(const char *bare);
 /* Calls fn for every intact record in order. A torn or corrupt tail is
  * ignored (and truncated away on the next append). */

@@ -1,21 +1,38 @@
 /* test_store.c: unit tests for store.c in a fresh mkdtemp data directory.
  * Covers accounts (create/get/put/exists/delete/list), name escaping, documents,
  * the offline log (append/read/count/clear/quota, torn and corrupt tails),
- * damaged files renamed aside, that nothing is created for unknown accounts, and
- * failed writes on a full disk (simulated with RLIMIT_FSIZE). */
+ * damaged files renamed aside, that nothing is created for unknown accounts,
+ * failed writes on a full disk (simulated with RLIMIT_FSIZE) and deferred
+ * appends whose fsync fails (this program's own fsync). */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../../store.h"
 #include "test.h"
 
 static char root[256];
+
+/* This program's fsync stands in for the C library's (store.o calls it), so
+ * that a disk that fails one file's fsync can be simulated. */
+static ino_t fsync_fail_ino;
+
+int fsync(int fd)
+{
+    struct stat st;
+    if (fsync_fail_ino && fstat(fd, &st) == 0 && st.st_ino == fsync_fail_ino) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
 
 static void path_of(char *out, size_t sz, const char *rel)
 {
@@ -775,6 +792,139 @@ static void test_offline_drop_head(void)
     CHECK(store_offline_drop_head("nobody@example.org", 1, 0) == STORE_ENOENT);
 }
 
+/* ---- deferred appends (group commit) ---- */
+struct synced {
+    int n;
+    char bare[80][32];
+    int ok[80];
+};
+
+static void record_synced(const char *bare, int ok, void *ud)
+{
+    struct synced *sy = ud;
+    if (sy->n < 80) {
+        snprintf(sy->bare[sy->n], sizeof(sy->bare[0]), "%s", bare);
+        sy->ok[sy->n] = ok;
+    }
+    sy->n++;
+}
+
+/* ok for bare in the last sync: 1, 0, or -1 when it was not synced. */
+static int synced_ok(const struct synced *sy, const char *bare)
+{
+    for (int i = 0; i < sy->n && i < 80; i++) {
+        if (strcmp(sy->bare[i], bare) == 0) {
+            return sy->ok[i];
+        }
+    }
+    return -1;
+}
+
+static ino_t ino_rel(const char *rel)
+{
+    char p[512];
+    struct stat st;
+    path_of(p, sizeof(p), rel);
+    return stat(p, &st) == 0 ? st.st_ino : 0;
+}
+
+static void test_offline_deferred(void)
+{
+    const char *a = "alice@example.org", *d = "dora@example.org";
+    const char *alog = "accounts/alice@example.org/offline.log";
+    const char *dlog = "accounts/dora@example.org/offline.log";
+    struct store_account acc;
+    struct synced sy;
+    struct recs r;
+    make_account(&acc, 7);
+    CHECK(store_account_create(d, &acc) == 0);
+    CHECK(store_offline_clear(a) == 0);
+    memset(&sy, 0, sizeof(sy));
+    store_offline_on_sync(record_synced, &sy);
+
+    /* In the file at once, counted for the quota, synced once per log. */
+    CHECK(store_offline_append(a, "old", 3, 10) == 0);
+    CHECK(store_offline_append_deferred(a, "d1", 2, 10) == 0);
+    CHECK(store_offline_append_deferred(a, "d2", 2, 10) == 0);
+    CHECK(store_offline_append_deferred(d, "n1", 2, 10) == 0); /* creates dora's log */
+    CHECK(store_offline_unsynced() == 2);
+    CHECK(size_rel(alog) == 16 + 3 * 12 + 3 + 2 + 2);
+    CHECK(store_offline_append_deferred(a, "d3", 2, 4) == 0);
+    CHECK(store_offline_append_deferred(a, "d4", 2, 4) == STORE_EQUOTA);
+    CHECK(sy.n == 0);
+    CHECK(store_offline_sync() == 0);
+    CHECK(sy.n == 2 && synced_ok(&sy, a) == 1 && synced_ok(&sy, d) == 1);
+    CHECK(store_offline_unsynced() == 0);
+    CHECK(store_offline_sync() == 0 && sy.n == 2); /* nothing left to sync */
+
+    /* A read syncs first: what it hands out cannot be taken back. */
+    memset(&sy, 0, sizeof(sy));
+    CHECK(store_offline_append_deferred(d, "n2", 2, 10) == 0);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(d, collect_rec, &r) == 0 && r.n == 2);
+    CHECK(sy.n == 1 && synced_ok(&sy, d) == 1);
+
+    /* A failed fsync takes back exactly the unsynced records of that log. */
+    memset(&sy, 0, sizeof(sy));
+    long before = size_rel(alog);
+    CHECK(store_offline_append_deferred(a, "e1", 2, 10) == 0);
+    CHECK(store_offline_append_deferred(d, "n3", 2, 10) == 0);
+    CHECK(store_offline_append_deferred(a, "e2", 2, 10) == 0);
+    fsync_fail_ino = ino_rel(alog);
+    CHECK(store_offline_sync() == 1);
+    fsync_fail_ino = 0;
+    CHECK(sy.n == 2 && synced_ok(&sy, a) == 0 && synced_ok(&sy, d) == 1);
+    CHECK(size_rel(alog) == before);
+    CHECK(store_offline_count(a) == 4);
+    CHECK(store_offline_append(a, "f", 1, 10) == 0);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(a, collect_rec, &r) == 0 && r.n == 5);
+    CHECK_STR(r.v[3], "d3");
+    CHECK_STR(r.v[4], "f");
+    CHECK(store_offline_count(d) == 3);
+
+    /* A log the deferred appends created goes away whole. */
+    memset(&sy, 0, sizeof(sy));
+    CHECK(store_offline_clear(d) == 0);
+    CHECK(store_offline_append_deferred(d, "x1", 2, 10) == 0);
+    CHECK(store_offline_append_deferred(d, "x2", 2, 10) == 0);
+    fsync_fail_ino = ino_rel(dlog);
+    CHECK(store_offline_sync() == 1);
+    fsync_fail_ino = 0;
+    CHECK(sy.n == 1 && synced_ok(&sy, d) == 0);
+    CHECK(!exists_rel(dlog));
+    CHECK(store_offline_count(d) == 0);
+
+    /* Removing an account syncs first. */
+    memset(&sy, 0, sizeof(sy));
+    CHECK(store_offline_append_deferred(d, "y", 1, 10) == 0);
+    CHECK(store_account_delete(d) == 0);
+    CHECK(sy.n == 1 && synced_ok(&sy, d) == 1 && store_offline_unsynced() == 0);
+
+    /* At most 64 logs wait: the next one syncs them first. */
+    char names[65][32];
+    for (int i = 0; i < 65; i++) {
+        snprintf(names[i], sizeof(names[i]), "q%d@example.org", i);
+        CHECK(store_account_create(names[i], &acc) == 0);
+    }
+    memset(&sy, 0, sizeof(sy));
+    for (int i = 0; i < 64; i++) {
+        CHECK(store_offline_append_deferred(names[i], "z", 1, 10) == 0);
+    }
+    CHECK(store_offline_unsynced() == 64 && sy.n == 0);
+    CHECK(store_offline_append_deferred(names[0], "z", 1, 10) == 0); /* a waiting log */
+    CHECK(store_offline_unsynced() == 64 && sy.n == 0);
+    CHECK(store_offline_append_deferred(names[64], "z", 1, 10) == 0);
+    CHECK(store_offline_unsynced() == 1 && sy.n == 64 && synced_ok(&sy, names[63]) == 1);
+    CHECK(store_offline_sync() == 0 && sy.n == 65);
+    CHECK(store_offline_count(names[0]) == 2 && store_offline_count(names[64]) == 1);
+    for (int i = 0; i < 65; i++) {
+        CHECK(store_account_delete(names[i]) == 0);
+    }
+    store_offline_on_sync(NULL, NULL);
+    CHECK(store_offline_clear(a) == 0);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -799,6 +949,7 @@ int main(void)
     test_unknown_account();
     test_offline();
     test_offline_drop_head();
+    test_offline_deferred();
     test_corrupt_account();
     test_full_disk();
 
