@@ -70,12 +70,19 @@ void im_tick(void)
     last_activity_flush(LAST_FLUSH_PER_TICK);
 }
 
+void im_before_output(void)
+{
+    offline_sync();
+}
+
 void im_turn_end(void)
 {
+    offline_sync();
     roster_turn_end();
 }
 
 void im_shutdown(void)
 {
+    offline_sync();
     last_activity_flush(-1);
 }

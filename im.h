@@ -50,6 +50,9 @@ void offline_deliver(struct session *s);
 /* s's output queue was written out: the batch offline_deliver queued is
  * delivered, so it leaves the log (and the next batch, if any, goes out). */
 void offline_written(struct session *s);
+/* Make the messages offline_store appended durable (one fsync per log);
+ * those whose log cannot be synced are bounced to their senders. */
+void offline_sync(void);
 
 /* blocking.c (XEP-0191). */
 int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
@@ -91,7 +94,11 @@ void last_activity_flush(int max);
 
 /* Once a second (deferred writes), and once at shutdown (write everything). */
 void im_tick(void);
-/* At the end of every loop turn: drop what was cached for the turn only. */
+/* Before any queued output is written (server.c conn_flush): what the output
+ * may follow has to be on disk first (offline messages of this turn). */
+void im_before_output(void);
+/* At the end of every loop turn: sync what is left, drop what was cached for
+ * the turn only. */
 void im_turn_end(void);
 void im_shutdown(void);
 

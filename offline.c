@@ -1,12 +1,14 @@
 /* offline.c: XEP-0160 offline messages. A chat/normal message for an account
  * with no available resource is serialised with a XEP-0203 <delay/> stamp and
- * appended to the account's offline log (store.c makes it durable); on the
- * next initial presence with a non-negative priority the records are queued to
- * that session as they are and the log is cleared (STORAGE.md, "Delivering").
+ * appended to the account's offline log, durable before anything the server
+ * writes after it (offline_sync); on the next initial presence with a
+ * non-negative priority the records are queued to that session as they are
+ * and the log is cleared (STORAGE.md, "Delivering").
  * Must not: parse stored records (they are opaque bytes) or touch files itself. */
 #include "im.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -95,6 +97,102 @@ static int is_storable_type(const struct xml_node *m)
     return !type || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0;
 }
 
+/* Messages appended this turn whose logs store.c has not synced yet (its group
+ * commit): kept until it has, to be bounced if the sync fails, since the
+ * sender heard nothing of them. Bounded: past either limit the logs are
+ * synced at once. */
+#define UNSYNCED_MAX 256
+#define UNSYNCED_BYTES (256 * 1024)
+
+struct unsynced {
+    struct xml_node *msg; /* as stored, with our <delay/> */
+    size_t len;
+    char bare[]; /* the recipient */
+};
+static struct unsynced *unsynced[UNSYNCED_MAX];
+static int n_unsynced;
+static size_t unsynced_bytes;
+
+static void unsynced_free(struct unsynced *u)
+{
+    unsynced_bytes -= u->len;
+    xml_free(u->msg);
+    free(u);
+}
+
+static void bounce_unstored(struct xml_node *m)
+{
+    drop_forged_delays(m); /* ours, now: the sender never saw it */
+    log_warn("offline: a message stored for %s was lost before it reached the disk; bouncing it",
+             xml_attr(m, "to") ? xml_attr(m, "to") : "?");
+    router_bounce_sender(m, "cancel", "service-unavailable"); /* as when the append fails */
+}
+
+/* store.c synced bare's log (ok) or took its unsynced records back. */
+static void on_synced(const char *bare, int ok, void *ud)
+{
+    (void)ud;
+    int i = 0;
+    while (i < n_unsynced) {
+        struct unsynced *u = unsynced[i];
+        if (strcmp(u->bare, bare) != 0) {
+            i++;
+            continue;
+        }
+        /* Out of the table first: the bounce routes a stanza. */
+        memmove(&unsynced[i], &unsynced[i + 1], (size_t)(n_unsynced - i - 1) * sizeof(*unsynced));
+        n_unsynced--;
+        if (!ok) {
+            bounce_unstored(u->msg);
+        }
+        unsynced_free(u);
+    }
+}
+
+void offline_sync(void)
+{
+    store_offline_sync();
+    /* Whatever is left was synced by a read or an account removal. */
+    while (n_unsynced > 0) {
+        unsynced_free(unsynced[--n_unsynced]);
+    }
+}
+
+static int keep_unsynced(const char *bare, struct xml_node *m, size_t len)
+{
+    size_t blen = strlen(bare) + 1;
+    struct unsynced *u = malloc(sizeof(*u) + blen);
+    if (!u) {
+        return -1;
+    }
+    u->msg = m;
+    u->len = len;
+    memcpy(u->bare, bare, blen);
+    unsynced[n_unsynced++] = u;
+    unsynced_bytes += len;
+    return 0;
+}
+
+/* Append to bare's log; the fsync comes with the turn's others (offline_sync). */
+static int append_deferred(const char *bare, struct xml_node **copy, const struct buf *out)
+{
+    size_t len = buf_len(out);
+    if (n_unsynced == UNSYNCED_MAX || unsynced_bytes + len > UNSYNCED_BYTES) {
+        offline_sync();
+    }
+    store_offline_on_sync(on_synced, NULL);
+    int r = store_offline_append_deferred(bare, buf_ptr(out), len, g_config->max_offline_messages);
+    if (r < 0) {
+        return r;
+    }
+    if (keep_unsynced(bare, *copy, len) == 0) {
+        *copy = NULL; /* the table has it */
+        return 0;
+    }
+    /* No memory to remember it by: sync now, and fail it if anything failed. */
+    return store_offline_sync() == 0 ? 0 : STORE_EIO;
+}
+
 int offline_store(const char *bare, const struct xml_node *m)
 {
     if (strcmp(xml_name(m), "message") != 0 || !is_storable_type(m)) {
@@ -116,8 +214,7 @@ int offline_store(const char *bare, const struct xml_node *m)
     if (add_delay(copy) < 0 || xml_serialize(copy, NS_CLIENT, &out) < 0) {
         goto done;
     }
-    int r =
-        store_offline_append(bare, buf_ptr(&out), buf_len(&out), g_config->max_offline_messages);
+    int r = append_deferred(bare, &copy, &out);
     if (r == STORE_EQUOTA) {
         log_info("offline: %s is at its quota of %d messages", bare,
                  g_config->max_offline_messages);

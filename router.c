@@ -289,7 +289,7 @@ void router_bounce_blocked(struct session *s, const struct xml_node *stanza)
 
 /* Bounce to whoever `from` names (a local session), when there is no
  * session pointer at hand (stanzas the server delivers on someone's behalf). */
-static void bounce_to_sender(const struct xml_node *stanza, const char *type, const char *cond)
+void router_bounce_sender(const struct xml_node *stanza, const char *type, const char *cond)
 {
     const char *from = xml_attr(stanza, "from");
     if (is_error(stanza) || !from) {
@@ -391,16 +391,16 @@ static void message_to_bare(const struct dest *d, const struct xml_node *m)
     if (!store_account_exists(d->bare)) {
         /* RFC 6121 §8.5.2.2.1; headlines are silently dropped (§8.5.2.2.1). */
         if (strcmp(type, "headline") != 0) {
-            bounce_to_sender(m, "cancel", "service-unavailable");
+            router_bounce_sender(m, "cancel", "service-unavailable");
         }
         return;
     }
     if (strcmp(type, "groupchat") == 0) {
-        bounce_to_sender(m, "cancel", "service-unavailable");
+        router_bounce_sender(m, "cancel", "service-unavailable");
         return;
     }
     if (im_blocked(d->bare, xml_attr(m, "from"))) {
-        bounce_to_sender(m, "cancel", "service-unavailable");
+        router_bounce_sender(m, "cancel", "service-unavailable");
         return;
     }
     int headline = strcmp(type, "headline") == 0;
@@ -409,7 +409,7 @@ static void message_to_bare(const struct dest *d, const struct xml_node *m)
     }
     /* chat and normal with no available resource: XEP-0160 offline storage. */
     if (im_offline_store(d->bare, m) < 0) {
-        bounce_to_sender(m, "cancel", "service-unavailable");
+        router_bounce_sender(m, "cancel", "service-unavailable");
     }
 }
 
@@ -422,12 +422,12 @@ static void message_to_full(const struct dest *d, const struct xml_node *m)
         return;
     }
     if (s) {
-        bounce_to_sender(m, "cancel", "service-unavailable");
+        router_bounce_sender(m, "cancel", "service-unavailable");
         return;
     }
     /* RFC 6121 §8.5.3.2.1: the resource is gone. */
     if (strcmp(type, "groupchat") == 0) {
-        bounce_to_sender(m, "cancel", "service-unavailable");
+        router_bounce_sender(m, "cancel", "service-unavailable");
     } else if (strcmp(type, "error") != 0) {
         message_to_bare(d, m);
     }

@@ -71,6 +71,9 @@ void router_bounce(struct session *s, const struct xml_node *stanza, const char 
 /* Answer a stanza the user sent to someone they blocked (XEP-0191 §3.3):
  * not-acceptable with <blocked xmlns='urn:xmpp:blocking:errors'/>. */
 void router_bounce_blocked(struct session *s, const struct xml_node *stanza);
+/* The same, routed to the stanza's sender by its 'from' (who may have left):
+ * for stanzas from other sessions, and failures found later (offline_sync). */
+void router_bounce_sender(const struct xml_node *stanza, const char *type, const char *cond);
 /* Deliver a stanza addressed to a local or remote JID, as if the server sent
  * it on behalf of stanza's `from` (presence broadcast, roster pushes, errors
  * to other users). Applies the same rules as router_route; node stays the caller's. */

@@ -381,6 +381,13 @@ static void conn_read(struct conn *c)
 /* Write as much of the queue as the socket takes. Returns -1 if c closed. */
 static int conn_flush(struct conn *c)
 {
+    /* Offline messages of this turn reach the disk before anything written
+     * after them: the group commit's one promise. A failure bounces stanzas,
+     * which can close c (outq_hard). */
+    im_before_output();
+    if (c->closed) {
+        return -1;
+    }
     while (buf_len(&c->out) > 0) {
         ssize_t n;
         size_t len = buf_len(&c->out);

@@ -361,6 +361,7 @@ static void free_closed(void)
 /* server.c flush_pending() (the peer reads unless it is slow) + free_closed(). */
 void fake_end_turn(void)
 {
+    im_before_output(); /* server.c conn_flush */
     int again = 1;
     for (int round = 0; again && round < 16; round++) {
         again = 0;

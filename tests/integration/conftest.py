@@ -128,7 +128,8 @@ def pytest_runtest_makereport(item, call):
 class Server:
     """The server under test. Attributes: domain, host, c2s_port, c2s_tls_port,
     data_dir, conf_path, log_path, users ({local: password}), external,
-    nofile (None, or an RLIMIT_NOFILE soft and hard limit for the next start())."""
+    nofile (None, or an RLIMIT_NOFILE soft and hard limit for the next start()),
+    env (None, or the environment of the next start())."""
 
     def __init__(self, tmp, binary=None, external=None):
         self.external = external is not None
@@ -137,6 +138,7 @@ class Server:
         self._log = None
         self.tmp = tmp
         self.nofile = None
+        self.env = None  # environment of the next start() (None: ours)
         if self.external:
             host, p1, p2 = external.rsplit(":", 2)
             self.host = host
@@ -233,7 +235,7 @@ class Server:
         self.proc = subprocess.Popen([self.binary, "-f", "-c", self.conf_path],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=self._log, start_new_session=True,
-                                     preexec_fn=preexec)
+                                     preexec_fn=preexec, env=self.env)
         ok = wait_port(self.host, self.c2s_port, timeout, self.proc) and \
             wait_port(self.host, self.c2s_tls_port, timeout, self.proc, tls_hostname=self.domain)
         if not ok:

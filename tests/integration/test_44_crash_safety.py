@@ -4,9 +4,10 @@ are being delivered, and a full disk.
 
 "Acknowledged" here means: the sender got the answer to a XEP-0199 ping sent
 right after the stanza on the same stream. The server handles one stream's
-stanzas in order and store_offline_append fsyncs before it returns (roster
-writes are whole-file atomic writes, fsync'd before the answer), so an
-acknowledged message or roster change is on disk.
+stanzas in order and syncs the offline logs a loop turn appended to before it
+writes any of that turn's output (roster writes are whole-file atomic writes,
+fsync'd before the answer), so an acknowledged message or roster change is on
+disk.
 
 Guarantees checked:
 - every acknowledged offline message is delivered after any number of kill -9,
@@ -28,6 +29,9 @@ Guarantees checked:
   stored is bounced with service-unavailable, a roster change answers an
   error and keeps the old roster, nothing is torn or left behind, online
   traffic keeps flowing, and storage works again once space is freed.
+- a failing fsync (the real server with a preloaded fsync that fails for
+  offline logs): the messages it covered are bounced with service-unavailable,
+  taken back from the log, never delivered; the others are.
 
 Clients here are raw streams (direct TLS, SASL PLAIN): fast to open, and they
 record exactly the bytes that arrived before a kill. The kill moments are
@@ -904,4 +908,92 @@ def _full_disk_scenario(server):
     assert [e.get("id") for e in drain(server, "dave", "drain")] == ["d1"]
     alice.close()
     carol.close()
+    scan_store(server.data_dir, server.domain, crashed=False)
+
+
+FSYNC_SHIM = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* fsync fails with EIO for offline logs while the file $XMPPD_TEST_FSYNC_FAIL
+ * exists: a disk that loses writes. */
+int fsync(int fd)
+{
+    const char *flag = getenv("XMPPD_TEST_FSYNC_FAIL");
+    if (flag && access(flag, F_OK) == 0) {
+        char link[64], path[4096];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, path, sizeof(path) - 1);
+        if (n > 0) {
+            path[n] = '\0';
+            if (strstr(path, "/offline.log")) {
+                errno = EIO;
+                return -1;
+            }
+        }
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+"""
+
+
+def build_fsync_shim(tmp):
+    cc = os.environ.get("CC") or "cc"
+    src = os.path.join(tmp, "fsync_shim.c")
+    lib = os.path.join(tmp, "fsync_shim.so")
+    with open(src, "w") as f:
+        f.write(FSYNC_SHIM)
+    r = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", lib, src],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, "cannot build the fsync shim with %s: %s" % (cc, r.stderr)
+    return lib
+
+
+def test_fsync_failure_bounces(server):
+    """Offline appends are synced once per loop turn; when that fsync fails the
+    messages it covered are taken back and bounced, and never delivered."""
+    server.require_managed()
+    flag = os.path.join(server.tmp, "fail-fsync")
+    problems = server.stop()
+    assert not problems, problems
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = build_fsync_shim(server.tmp)
+    env["XMPPD_TEST_FSYNC_FAIL"] = flag
+    # A sanitizer build wants its runtime first in the library list.
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                 "verify_asan_link_order=0"]))
+    server.env = env
+    server.start()
+    bob = server.jid("bob")
+    alice = Session(server, "alice", "sender")
+    try:
+        assert bounced(send_acked(alice, msg_xml(bob, "m1", "m1"), "a1"), "m1") is None
+        open(flag, "w").close()
+        # Two messages and a ping in one write: one loop turn, one failed sync.
+        start = len(alice.conn.reader.children)
+        alice.send(msg_xml(bob, "m2", "m2") + msg_xml(bob, "m3", "m3") +
+                   ping_xml(server, "a2"))
+        assert alice.wait_iq("a2") is not None
+        # The bounces are queued when the sync fails, just before the turn's
+        # output is written, so they may follow the ping's answer (in the same
+        # write: wait_iq may have read them already).
+        deadline = time.monotonic() + 5
+        got = alice.conn.reader.children[start:]
+        while time.monotonic() < deadline and not (bounced(got, "m2") and bounced(got, "m3")):
+            alice.poll(0.1)
+            got = alice.conn.reader.children[start:]
+        assert bounced(got, "m2") == ("cancel", "service-unavailable"), got
+        assert bounced(got, "m3") == ("cancel", "service-unavailable"), got
+        os.unlink(flag)
+        assert bounced(send_acked(alice, msg_xml(bob, "m4", "m4"), "a4"), "m4") is None
+    finally:
+        alice.close()
+    assert [e.get("id") for e in drain(server, "bob", "drain")] == ["m1", "m4"]
+    log = server.log_text()
+    assert "Input/output error" in log and "bouncing it" in log, log[-2000:]
     scan_store(server.data_dir, server.domain, crashed=False)
