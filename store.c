@@ -1465,8 +1465,14 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
     int rc = olog_count(fd, path, &s);
     if (rc == OLOG_BAD_HEADER) {
         /* Keep the damaged log for a human and start a new one, so this
-         * message is stored rather than bounced. */
+         * message is stored rather than bounced. A waiting descriptor of
+         * this file is settled first: nothing may be taken back from the
+         * file set aside, or bounced for it, later. */
         close(fd);
+        if (pending) {
+            store_offline_sync();
+            pending = NULL;
+        }
         quarantine(path, "bad header");
         fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
@@ -1474,10 +1480,13 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
             return errno == ENOENT ? STORE_ENOENT : STORE_EIO;
         }
         created = 1;
-        /* A new file under a waiting log's name: sync this one at once
-         * rather than keep two descriptors for one name. */
-        defer = 0;
         rc = olog_scan(fd, path, &s, NULL, NULL);
+    }
+    if (created && pending) {
+        /* The waiting log's file went away behind our back (a tool removed
+         * the account): the waiting descriptor is not this file's, so this
+         * append is synced on its own. */
+        defer = 0;
     }
     if (rc != OLOG_OK) {
         close(fd);

@@ -23,11 +23,18 @@ static char root[256];
 /* This program's fsync stands in for the C library's (store.o calls it), so
  * that a disk that fails one file's fsync can be simulated. */
 static ino_t fsync_fail_ino;
+static ino_t fsync_count_ino; /* fsync_count counts the fsyncs of this inode */
+static int fsync_count, fsync_calls;
 
 int fsync(int fd)
 {
     struct stat st;
-    if (fsync_fail_ino && fstat(fd, &st) == 0 && st.st_ino == fsync_fail_ino) {
+    int have = fstat(fd, &st) == 0;
+    fsync_calls++;
+    if (have && fsync_count_ino && st.st_ino == fsync_count_ino) {
+        fsync_count++;
+    }
+    if (have && fsync_fail_ino && st.st_ino == fsync_fail_ino) {
         errno = EIO;
         return -1;
     }
@@ -852,7 +859,11 @@ static void test_offline_deferred(void)
     CHECK(store_offline_append_deferred(a, "d3", 2, 4) == 0);
     CHECK(store_offline_append_deferred(a, "d4", 2, 4) == STORE_EQUOTA);
     CHECK(sy.n == 0);
+    fsync_count_ino = ino_rel(alog);
+    fsync_count = 0;
     CHECK(store_offline_sync() == 0);
+    CHECK(fsync_count == 1); /* three appends, one fsync */
+    fsync_count_ino = 0;
     CHECK(sy.n == 2 && synced_ok(&sy, a) == 1 && synced_ok(&sy, d) == 1);
     CHECK(store_offline_unsynced() == 0);
     CHECK(store_offline_sync() == 0 && sy.n == 2); /* nothing left to sync */
@@ -894,6 +905,24 @@ static void test_offline_deferred(void)
     CHECK(sy.n == 1 && synced_ok(&sy, d) == 0);
     CHECK(!exists_rel(dlog));
     CHECK(store_offline_count(d) == 0);
+
+    /* The file of a waiting log removed behind the store's back (a tool):
+     * the append that makes a new one syncs it at once. */
+    memset(&sy, 0, sizeof(sy));
+    CHECK(store_offline_append_deferred(d, "w1", 2, 10) == 0);
+    {
+        char p[512];
+        path_of(p, sizeof(p), dlog);
+        CHECK(unlink(p) == 0);
+    }
+    int calls = fsync_calls;
+    CHECK(store_offline_append_deferred(d, "w2", 2, 10) == 0);
+    CHECK(fsync_calls == calls + 2); /* the file and its directory */
+    CHECK(store_offline_unsynced() == 1); /* the old file's descriptor */
+    CHECK(store_offline_sync() == 0 && sy.n == 1 && synced_ok(&sy, d) == 1);
+    memset(&r, 0, sizeof(r));
+    CHECK(store_offline_read(d, collect_rec, &r) == 0 && r.n == 1);
+    CHECK_STR(r.v[0], "w2");
 
     /* Removing an account syncs first. */
     memset(&sy, 0, sizeof(sy));
