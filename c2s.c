@@ -139,10 +139,20 @@ static void send_header(struct c2s *s, const char *to)
     s->header_sent = 1;
 }
 
+/* A stream's last bytes are about to be queued, and nothing can follow them:
+ * first make this turn's offline messages durable, so that the bounce for one
+ * the disk refused still reaches its sender (offline_sync). -1 when that bounce
+ * ended the stream itself (outq_hard). */
+static int before_last_bytes(struct conn *c)
+{
+    im_before_output();
+    return c->closed || c->state == CONN_CLOSING ? -1 : 0;
+}
+
 void c2s_stream_error(struct conn *c, const char *cond, const char *text)
 {
     struct c2s *s = c->c2s;
-    if (!s || c->state == CONN_CLOSING) {
+    if (!s || c->state == CONN_CLOSING || before_last_bytes(c) < 0) {
         return;
     }
     log_notice("%s stream error: %s%s%s", conn_label(c), cond, text ? ": " : "", text ? text : "");
@@ -262,7 +272,7 @@ static int on_stream_close(void *ud)
 {
     struct c2s *s = ud;
     log_debug("%s stream closed by peer", conn_label(s->conn));
-    if (s->conn->state != CONN_CLOSING) {
+    if (s->conn->state != CONN_CLOSING && before_last_bytes(s->conn) == 0) {
         send_str(s, "</stream:stream>");
         conn_close(s->conn, 1);
     }

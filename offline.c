@@ -151,26 +151,17 @@ static void on_synced(const char *bare, int ok, void *ud)
 
 void offline_sync(void)
 {
+    static int syncing;
+    if (syncing) {
+        return; /* a bounce got here: the sync under way covers it */
+    }
+    syncing = 1;
     store_offline_sync();
     /* Whatever is left was synced by a read or an account removal. */
     while (n_unsynced > 0) {
         unsynced_free(unsynced[--n_unsynced]);
     }
-}
-
-static int keep_unsynced(const char *bare, struct xml_node *m, size_t len)
-{
-    size_t blen = strlen(bare) + 1;
-    struct unsynced *u = malloc(sizeof(*u) + blen);
-    if (!u) {
-        return -1;
-    }
-    u->msg = m;
-    u->len = len;
-    memcpy(u->bare, bare, blen);
-    unsynced[n_unsynced++] = u;
-    unsynced_bytes += len;
-    return 0;
+    syncing = 0;
 }
 
 /* Append to bare's log; the fsync comes with the turn's others (offline_sync). */
@@ -180,17 +171,25 @@ static int append_deferred(const char *bare, struct xml_node **copy, const struc
     if (n_unsynced == UNSYNCED_MAX || unsynced_bytes + len > UNSYNCED_BYTES) {
         offline_sync();
     }
+    size_t blen = strlen(bare) + 1;
+    struct unsynced *u = n_unsynced < UNSYNCED_MAX ? malloc(sizeof(*u) + blen) : NULL;
+    if (!u) {
+        /* No room or memory to remember it by: this one is synced on its own. */
+        return store_offline_append(bare, buf_ptr(out), len, g_config->max_offline_messages);
+    }
     store_offline_on_sync(on_synced, NULL);
     int r = store_offline_append_deferred(bare, buf_ptr(out), len, g_config->max_offline_messages);
     if (r < 0) {
+        free(u);
         return r;
     }
-    if (keep_unsynced(bare, *copy, len) == 0) {
-        *copy = NULL; /* the table has it */
-        return 0;
-    }
-    /* No memory to remember it by: sync now, and fail it if anything failed. */
-    return store_offline_sync() == 0 ? 0 : STORE_EIO;
+    u->msg = *copy;
+    u->len = len;
+    memcpy(u->bare, bare, blen);
+    unsynced[n_unsynced++] = u;
+    unsynced_bytes += len;
+    *copy = NULL; /* the table has it */
+    return 0;
 }
 
 int offline_store(const char *bare, const struct xml_node *m)

@@ -914,30 +914,59 @@ def _full_disk_scenario(server):
 FSYNC_SHIM = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
-/* fsync fails with EIO for offline logs while the file $XMPPD_TEST_FSYNC_FAIL
- * exists: a disk that loses writes. */
+/* For offline logs only: fsync fails with EIO while the file $XMPPD_TEST_FSYNC_FAIL
+ * exists (a disk that loses writes); while $XMPPD_TEST_FSYNC_SLOW exists it takes
+ * 300 ms, and then appends a line to $XMPPD_TEST_FSYNC_DONE once it is done. */
+static int exists(const char *env)
+{
+    const char *p = getenv(env);
+    return p && access(p, F_OK) == 0;
+}
+
+static int is_offline_log(int fd)
+{
+    char link[64], path[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n <= 0) {
+        return 0;
+    }
+    path[n] = '\0';
+    return strstr(path, "/offline.log") != NULL;
+}
+
 int fsync(int fd)
 {
-    const char *flag = getenv("XMPPD_TEST_FSYNC_FAIL");
-    if (flag && access(flag, F_OK) == 0) {
-        char link[64], path[4096];
-        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, path, sizeof(path) - 1);
-        if (n > 0) {
-            path[n] = '\0';
-            if (strstr(path, "/offline.log")) {
-                errno = EIO;
-                return -1;
-            }
+    if (!is_offline_log(fd)) {
+        return (int)syscall(SYS_fsync, fd);
+    }
+    if (exists("XMPPD_TEST_FSYNC_FAIL")) {
+        errno = EIO;
+        return -1;
+    }
+    int slow = exists("XMPPD_TEST_FSYNC_SLOW");
+    if (slow) {
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int rc = (int)syscall(SYS_fsync, fd);
+    const char *done = getenv("XMPPD_TEST_FSYNC_DONE");
+    if (slow && done) {
+        int d = open(done, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (d >= 0) {
+            (void)write(d, "synced\n", 7);
+            close(d);
         }
     }
-    return (int)syscall(SYS_fsync, fd);
+    return rc;
 }
 """
 
@@ -954,21 +983,38 @@ def build_fsync_shim(tmp):
     return lib
 
 
-def test_fsync_failure_bounces(server):
-    """Offline appends are synced once per loop turn; when that fsync fails the
-    messages it covered are taken back and bounced, and never delivered."""
+def start_with_fsync_shim(server):
+    """Restart the server with the fsync shim preloaded. Returns the paths of
+    its fail flag, slow flag and done file."""
     server.require_managed()
-    flag = os.path.join(server.tmp, "fail-fsync")
     problems = server.stop()
     assert not problems, problems
+    paths = [os.path.join(server.tmp, n) for n in ("fsync-fail", "fsync-slow", "fsync-done")]
     env = dict(os.environ)
     env["LD_PRELOAD"] = build_fsync_shim(server.tmp)
-    env["XMPPD_TEST_FSYNC_FAIL"] = flag
+    for key, path in zip(("FAIL", "SLOW", "DONE"), paths):
+        env["XMPPD_TEST_FSYNC_" + key] = path
     # A sanitizer build wants its runtime first in the library list.
     env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
                                                  "verify_asan_link_order=0"]))
     server.env = env
     server.start()
+    return paths
+
+
+def arrived_since(sess, start, wait):
+    """Everything sess received after its first `start` elements, reading `wait`
+    seconds more."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and not sess.dead:
+        sess.poll(0.05)
+    return sess.conn.reader.children[start:]
+
+
+def test_fsync_failure_bounces(server):
+    """Offline appends are synced once per loop turn; when that fsync fails the
+    messages it covered are taken back and bounced, and never delivered."""
+    flag, _, _ = start_with_fsync_shim(server)
     bob = server.jid("bob")
     alice = Session(server, "alice", "sender")
     try:
@@ -990,10 +1036,44 @@ def test_fsync_failure_bounces(server):
         assert bounced(got, "m2") == ("cancel", "service-unavailable"), got
         assert bounced(got, "m3") == ("cancel", "service-unavailable"), got
         os.unlink(flag)
-        assert bounced(send_acked(alice, msg_xml(bob, "m4", "m4"), "a4"), "m4") is None
+        start = len(alice.conn.reader.children)
+        send_acked(alice, msg_xml(bob, "m4", "m4"), "a4")
+        assert bounced(arrived_since(alice, start, 0.5), "m4") is None
+        # A client that ends its stream right after a message still hears of
+        # the failure: the sync comes before the stream's last bytes.
+        open(flag, "w").close()
+        start = len(alice.conn.reader.children)
+        alice.send(msg_xml(bob, "m5", "m5") + "</stream:stream>")
+        got = arrived_since(alice, start, 5)
+        assert alice.dead, "the server did not end the stream"
+        assert bounced(got, "m5") == ("cancel", "service-unavailable"), got
+        os.unlink(flag)
     finally:
         alice.close()
     assert [e.get("id") for e in drain(server, "bob", "drain")] == ["m1", "m4"]
     log = server.log_text()
     assert "Input/output error" in log and "bouncing it" in log, log[-2000:]
     scan_store(server.data_dir, server.domain, crashed=False)
+
+
+def test_sync_before_answer(server):
+    """The ping answer after an offline message leaves only once the message's
+    fsync has returned (the shim makes that fsync take 300 ms and notes when it
+    is done)."""
+    _, slow, done = start_with_fsync_shim(server)
+    bob = server.jid("bob")
+    alice = Session(server, "alice", "sender")
+    try:
+        open(slow, "w").close()
+        for k in range(3):
+            alice.send(msg_xml(bob, "s%d" % k, "s%d" % k) + ping_xml(server, "p%d" % k))
+            assert alice.wait_iq("p%d" % k) is not None
+            synced = 0
+            if os.path.exists(done):
+                with open(done) as f:
+                    synced = f.read().count("synced")
+            assert synced >= k + 1, "ping %d answered before the message's fsync returned" % k
+        os.unlink(slow)
+    finally:
+        alice.close()
+    assert [e.get("id") for e in drain(server, "bob", "drain")] == ["s0", "s1", "s2"]
