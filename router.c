@@ -362,6 +362,13 @@ static const char *msg_type(const struct xml_node *m)
 /* Resources that get a message sent to the bare JID: the available ones with
  * the highest non-negative priority (RFC 6121 §8.5.2.1.1; like Prosody and
  * ejabberd, ties all get a copy). headline goes to every non-negative one. */
+/* An account with a bound session exists: no need to ask the disk (a stat()
+ * per message to a bare JID otherwise). */
+static int account_exists(const char *bare)
+{
+    return router_first_resource(bare) || store_account_exists(bare);
+}
+
 static int deliver_to_bare(const char *bare, const struct xml_node *m, int all_nonneg)
 {
     int best = -1, n = 0;
@@ -388,7 +395,7 @@ static void message_to_bare(const struct dest *d, const struct xml_node *m)
     if (strcmp(type, "error") == 0) {
         return; /* RFC 6121 §8.5.2.1.1, §8.5.2.2.1: silently ignored */
     }
-    if (!store_account_exists(d->bare)) {
+    if (!account_exists(d->bare)) {
         /* RFC 6121 §8.5.2.2.1; headlines are silently dropped (§8.5.2.2.1). */
         if (strcmp(type, "headline") != 0) {
             router_bounce_sender(m, "cancel", "service-unavailable");
@@ -467,7 +474,7 @@ static void route_iq(struct session *s, struct xml_node *iq, const struct dest *
     case DEST_LOCAL_BARE:
         /* RFC 6120 §10.5.3.2: an iq to a bare JID is answered by the server on
          * behalf of the account. */
-        if (!store_account_exists(d->bare)) {
+        if (!account_exists(d->bare)) {
             if (request) {
                 router_bounce(s, iq, "cancel", "service-unavailable");
             }
