@@ -69,6 +69,7 @@ check() { # check NAME ARGS...: one xmpp-bench run must exit 0
 }
 check "msg, plaintext PLAIN" msg --pairs 2 --window 2 --duration 1
 check "msg, STARTTLS" msg --pairs 1 --window 2 --duration 1 --starttls
+check "msg to bare JIDs" msg --pairs 2 --window 2 --duration 1 --bare
 check "login, SCRAM-SHA-1" login -n 8 -c 4 --mech SCRAM-SHA-1
 check "login, STARTTLS PLAIN" login -n 2 -c 2 --starttls
 check "hold" hold -n 4 --settle 0

@@ -91,6 +91,7 @@ static struct {
     int messages, senders, recipients;
     double settle, hold_seconds, timeout;
     bool presence; /* send initial presence after binding */
+    bool bare;     /* msg: address the partner's bare JID (the server picks the resource) */
     int warmup;    /* -1 = auto (SCRAM: yes) */
     bool verbose;
     const char *server_log; /* coldstart: the server's stdout and stderr */
@@ -1800,8 +1801,10 @@ static void hold_tick(void)
 
 static void msg_send(struct conn *s, struct conn *r)
 {
-    conn_sendf(s, "<message to='%s' type='chat' id='m%lu'><body>t=%" PRIu64 "</body></message>",
-               r->jid, ++msg_seq, now_ns());
+    const char *slash = strchr(r->jid, '/');
+    int len = opt.bare && slash ? (int)(slash - r->jid) : (int)strlen(r->jid);
+    conn_sendf(s, "<message to='%.*s' type='chat' id='m%lu'><body>t=%" PRIu64 "</body></message>",
+               len, r->jid, ++msg_seq, now_ns());
     s->inflight++;
     g.sent++;
 }
@@ -1885,9 +1888,10 @@ static void msg_tick(void)
         double wall = secs(g.t0, g.t1);
         uint64_t lost = g.sent - g.delivered;
         result_begin();
-        result_add("pairs=%d window=%d duration_s=%.2f sent=%" PRIu64 " delivered=%" PRIu64
+        result_add("to=%s pairs=%d window=%d duration_s=%.2f sent=%" PRIu64 " delivered=%" PRIu64
                    " undelivered=%" PRIu64 " bounced=%" PRIu64,
-                   g.na, opt.window, wall, g.sent, g.delivered, lost, g.errors);
+                   opt.bare ? "bare" : "full", g.na, opt.window, wall, g.sent, g.delivered, lost,
+                   g.errors);
         result_add("msgs_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
                    wall > 0 ? g.delivered_in_window / wall : 0.0,
                    lat_pct_ms(&g.lat, 50, &g.lat_sorted), lat_pct_ms(&g.lat, 99, &g.lat_sorted),
@@ -2528,6 +2532,7 @@ static void usage(FILE *f)
         "  --user-count U     login: cycle over U accounts (N)\n"
         "  -c, --concurrency C  logins in progress at once (100)\n"
         "  --pairs P --window W --duration D   msg (100, 10, 10)\n"
+        "  --bare             msg: send to the partner's bare JID, not its full JID\n"
         "  --contacts R --changes K            presence (100, 0 = no cap; W and D apply)\n"
         "  --messages M --senders S --recipients R   offline (10000, 10, 50)\n"
         "  --settle S         hold: seconds before reading RSS (2)\n"
@@ -2607,6 +2612,7 @@ int main(int argc, char **argv)
         O_SETTLE,
         O_HOLD,
         O_NOPRES,
+        O_BARE,
         O_WARMUP,
         O_NOWARMUP,
         O_TIMEOUT,
@@ -2638,6 +2644,7 @@ int main(int argc, char **argv)
         {"settle", required_argument, NULL, O_SETTLE},
         {"hold-seconds", required_argument, NULL, O_HOLD},
         {"no-presence", no_argument, NULL, O_NOPRES},
+        {"bare", no_argument, NULL, O_BARE},
         {"warmup", no_argument, NULL, O_WARMUP},
         {"no-warmup", no_argument, NULL, O_NOWARMUP},
         {"timeout", required_argument, NULL, O_TIMEOUT},
@@ -2730,6 +2737,9 @@ int main(int argc, char **argv)
             break;
         case O_NOPRES:
             opt.presence = false;
+            break;
+        case O_BARE:
+            opt.bare = true;
             break;
         case O_WARMUP:
             opt.warmup = 1;
