@@ -12,7 +12,7 @@
 #   -n MAX      sessions for the big hold (19000; the per-process fd limit is 20000)
 #   -s SERVERS  which servers, in this order (default "xmppd prosody ejabberd")
 #   -S LIST     which parts to run (default all): memory memory_tls login_plain
-#               login_scram login_tls msg msg_tls presence offline
+#               login_scram login_tls msg msg_tls msg_bare presence offline tsung
 #   -a          add to the results already in RESULTS/raw.txt (more rounds of some
 #               scenarios); the table takes the median over all of them
 #   -x XMPPD    xmppd binary (default: build one from this checkout in WORKDIR/build)
@@ -32,7 +32,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 quick=0 rounds=1 max=19000 servers="xmppd prosody ejabberd" xmppd_bin="" bench=""
 work="" keep=0 results="" quiet_max=120 quiet_pct=25 quiet_phase=0 append=0
-parts="memory memory_tls login_plain login_scram login_tls msg msg_tls presence offline"
+parts="memory memory_tls login_plain login_scram login_tls msg msg_tls msg_bare presence offline tsung"
 while getopts qar:n:s:S:x:b:w:ko:Q:h o; do
 	case $o in
 	q) quick=1 ;;
@@ -53,17 +53,19 @@ done
 
 # ---- sizes ----
 small=1000 login_n=2000 login_c=100 tls_n=1000 pairs=100 window=10 duration=10
-contacts=500 off_m=20000 off_s=10 off_r=100
+contacts=500 off_m=20000 off_s=10 off_r=100 tsung_n=2000 tsung_rate=200
 if [ "$quick" = 1 ]; then
 	[ "$max" = 19000 ] && max=2000
 	small=500 login_n=500 tls_n=200 duration=3 contacts=100 off_m=2000 off_r=50
+	tsung_n=200 tsung_rate=100
 fi
 accounts=$((max + 500))
 # Disjoint account ranges at the top for the scenarios that leave state behind.
 off_first=$((accounts - off_s - off_r + 1))
 pres_first=$((off_first - contacts - 1))
 msg_first=$((pres_first - 2 * pairs))
-if [ "$msg_first" -le "$login_n" ]; then
+tsung_first=$((msg_first - tsung_n))
+if [ "$tsung_first" -le "$login_n" ]; then
 	echo "compare.sh: -n $max is too small for the scenario account ranges" >&2
 	exit 2
 fi
@@ -75,7 +77,9 @@ die() { log "$*"; exit 1; }
 # ---- dependencies ----
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 need=""
-for p in prosody ejabberd openssl gcc libc6-dev libmbedtls-dev rsync; do
+pkgs="prosody ejabberd openssl gcc libc6-dev libmbedtls-dev rsync"
+case " $parts " in *" tsung "*) pkgs="$pkgs tsung" ;; esac
+for p in $pkgs; do
 	have_pkg "$p" || need="$need $p"
 done
 if [ -n "$need" ]; then
@@ -334,6 +338,16 @@ run() {
 	echo "$s $id $line" >> "$raw"
 	log "$s $id: $(echo "$line" | cut -c1-220)"
 }
+run_tsung() { # the same with Tsung as the generator (tools/tsung-run.sh)
+	local s=$1 line
+	wait_quiet
+	line=$("$here/tsung-run.sh" -p "${PORT[$s]}" -l "$s" -i "${PID[$s]}" -n "$tsung_n" \
+		-r "$tsung_rate" -f "$tsung_first" -w "$work/tsung/$s.$turn" 2>>"$work/bench-errors.log" |
+		grep '^RESULT' | tail -1)
+	[ -z "$line" ] && line="RESULT scenario=tsung status=no-result"
+	echo "$s tsung $line" >> "$raw"
+	log "$s tsung: $(echo "$line" | cut -c1-220)"
+}
 
 # ---- accounts user1..user$accounts, password benchpass ----
 make_accounts() {
@@ -407,7 +421,7 @@ done
 # message after a few thousand logins and logouts, so the order would skew the results.
 quiet_phase=1 # timed runs: wait for a quiet machine first (memory was not time-critical)
 for r in $(seq 1 "$rounds"); do
-	for sc in login_plain login_scram login_tls msg msg_tls presence offline; do
+	for sc in login_plain login_scram login_tls msg msg_tls msg_bare presence offline tsung; do
 		want "$sc" || continue
 		for s in $active; do
 			srv_start "$s"
@@ -423,10 +437,13 @@ for r in $(seq 1 "$rounds"); do
 				--duration "$duration" --first "$msg_first" ;;
 			msg_tls) run "$s" $sc 300 msg --pairs "$pairs" --window "$window" \
 				--duration "$duration" --first "$msg_first" --starttls ;;
+			msg_bare) run "$s" $sc 300 msg --pairs "$pairs" --window "$window" \
+				--duration "$duration" --first "$msg_first" --bare ;;
 			presence) run "$s" $sc 600 presence --contacts "$contacts" --window 10 \
 				--duration "$duration" --first "$pres_first" ;;
 			offline) run "$s" $sc 600 offline --messages "$off_m" --senders "$off_s" \
 				--recipients "$off_r" --first "$off_first" ;;
+			tsung) run_tsung "$s" ;;
 			esac
 			sleep 1
 		done
@@ -510,6 +527,8 @@ size_of() {
 	c_t() { c_msg "$1" msg_tls; }
 	c_tl() { c_lat "$1" msg_tls; }
 	c_tc() { fmt "$(get "$1" msg_tls srv_cpu_s_per_100k)"; }
+	c_b() { c_msg "$1" msg_bare; }
+	c_bl() { c_lat "$1" msg_bare; }
 	c_p() {
 		local v
 		v=$(get "$1" presence fanout_per_s)
@@ -519,6 +538,13 @@ size_of() {
 		printf '%s / %s' "$(fmt "$(get "$1" offline stored_per_s)")" \
 			"$(fmt "$(get "$1" offline delivered_per_s)")"
 	}
+	c_ts() {
+		local e
+		e=$(get_any "$1" tsung errors)
+		[ -n "$e" ] && printf '%s; %s / %s' "$e" "$(get_any "$1" tsung auth_ms)" \
+			"$(get_any "$1" tsung auth_max_ms)" || printf -- '-'
+	}
+	c_tsc() { fmt "$(get_any "$1" tsung srv_cpu_s)"; }
 	row "install size" c_size
 	row "cold start, exec to accepting TCP (ms)" c_cold
 	row "idle RSS (KiB)" c_idle
@@ -536,8 +562,12 @@ size_of() {
 	row "messages/s with STARTTLS" c_t
 	row "latency p50 / p99 with STARTTLS (ms)" c_tl
 	row "server CPU s per 100,000 messages, STARTTLS" c_tc
+	row "messages/s to bare JIDs (the server picks the resource)" c_b
+	row "latency p50 / p99 to bare JIDs (ms)" c_bl
 	row "presence fan-out deliveries/s ($contacts contacts, 10 changes in flight)" c_p
 	row "offline: stored/s / delivered/s ($off_m messages)" c_o
+	row "Tsung ($tsung_n users, $tsung_rate/s): errors; SASL to session, mean / max (ms)" c_ts
+	row "Tsung: server CPU s for the run" c_tsc
 } > "$results/table.md"
 {
 	echo
@@ -546,7 +576,8 @@ size_of() {
 	echo "versions: xmppd $("$xmppd_bin" -V 2>/dev/null | head -1)," \
 		"Prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null)," \
 		"ejabberd $(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null)," \
-		"mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev 2>/dev/null)"
+		"mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev 2>/dev/null)," \
+		"Tsung $(dpkg-query -W -f='${Version}' tsung 2>/dev/null)"
 	echo "srv / gen / other = CPU used by the server process, by the (single-threaded) generator and"
 	echo "by everything else on the machine during the measured interval, in % of one core (the"
 	echo "machine has $(nproc) cores, so the three add up to at most $(($(nproc) * 100))%)."
