@@ -68,6 +68,7 @@ int im_offline_store(const char *bare, const struct xml_node *m)
 void im_tick(void)
 {
     last_activity_flush(LAST_FLUSH_PER_TICK);
+    register_tick();
 }
 
 void im_before_output(void)

@@ -70,6 +70,8 @@ struct conn;
 /* Returns 0 when it answered (result or error), -1 when the iq is not a
  * registration request. */
 int register_preauth_iq(struct conn *c, struct xml_node *iq);
+/* Once a second: end the sessions of accounts removed from outside. */
+void register_tick(void);
 
 /* disco.c: XEP-0030 disco#info/#items, XEP-0115 caps hash, XEP-0092 version,
  * XEP-0202 time, XEP-0012 last activity, XEP-0199 ping. */

@@ -305,6 +305,30 @@ static void cancel_account(struct session *s, struct xml_node *iq, struct xml_no
     }
 }
 
+/* An account removed from outside (xmppd deluser) ends its sessions too, as an
+ * in-band cancel does: whoever removed it meant to shut its user out. */
+static void end_if_removed(const char *bare, struct session *first, void *ud)
+{
+    (void)ud;
+    if (store_account_exists(bare)) {
+        return;
+    }
+    log_notice("account %s was removed: ending its sessions", bare);
+    blocking_forget(bare);
+    for (struct session *r = first; r; r = r->next_res) {
+        c2s_stream_error(r->conn, "not-authorized", "account removed");
+    }
+}
+
+void register_tick(void)
+{
+    /* The accounts directory changes only when an account is made or
+     * removed: only then is every online account looked up. */
+    if (store_accounts_changed()) {
+        router_foreach_bare(end_if_removed, NULL);
+    }
+}
+
 static void change_password(struct session *s, struct xml_node *iq, struct xml_node *q,
                             const char *bare)
 {

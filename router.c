@@ -207,6 +207,17 @@ int router_online_count(void)
     return nsessions;
 }
 
+void router_foreach_bare(void (*fn)(const char *bare, struct session *first, void *ud), void *ud)
+{
+    for (size_t i = 0; i < nbuckets; i++) {
+        for (struct route *r = buckets[i]; r; r = r->next) {
+            if (r->resources) {
+                fn(r->bare, r->resources, ud);
+            }
+        }
+    }
+}
+
 /* ---- output ---- */
 
 int router_send_raw(struct session *to, const char *xml, size_t len)

@@ -57,6 +57,9 @@ void router_route(struct session *s, struct xml_node *stanza);
 struct session *router_find_full(const char *jid);
 struct session *router_first_resource(const char *bare);
 int router_online_count(void);
+/* Calls fn for each bare JID with a bound session. fn may end those sessions
+ * (they stay in the table until the end of the turn). */
+void router_foreach_bare(void (*fn)(const char *bare, struct session *first, void *ud), void *ud);
 
 /* Queue a stanza to one session (serialised; the node stays the caller's).
  * Returns 0, -1 when the session's queue overflowed. */

@@ -398,6 +398,7 @@ int store_init(const char *datadir)
         }
     }
     closedir(d);
+    store_accounts_changed(); /* what there is now is the baseline */
     return 0;
 }
 
@@ -788,6 +789,25 @@ int store_account_get(const char *bare, struct store_account *a)
         return STORE_ECORRUPT;
     }
     return 0;
+}
+
+int store_accounts_changed(void)
+{
+    static struct timespec seen;
+    static nlink_t seen_links;
+    static int have;
+    struct stat st;
+    if (!accounts_dir[0] || stat(accounts_dir, &st) < 0) {
+        return 0;
+    }
+    /* The link count too: two changes within one tick of the file system's
+     * clock can leave the modification time as it was. */
+    int changed = have && (st.st_mtim.tv_sec != seen.tv_sec ||
+                           st.st_mtim.tv_nsec != seen.tv_nsec || st.st_nlink != seen_links);
+    seen = st.st_mtim;
+    seen_links = st.st_nlink;
+    have = 1;
+    return changed;
 }
 
 int store_account_exists(const char *bare)

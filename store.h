@@ -43,6 +43,9 @@ int store_account_create(const char *bare, const struct store_account *a);
 int store_account_put(const char *bare, const struct store_account *a);
 int store_account_get(const char *bare, struct store_account *a);
 int store_account_exists(const char *bare); /* 1 or 0 */
+/* 1 when an account was made or removed (by anyone: the directory of accounts
+ * changed) since the last call; the first call only takes note. */
+int store_accounts_changed(void);
 /* Remove the account and everything stored for it. */
 int store_account_delete(const char *bare);
 /* Calls fn for each account's bare JID (sorted). Stops early if fn returns non-zero. */

@@ -102,6 +102,31 @@ def test_deluser_while_running(managed):
     run(scenario())
 
 
+def test_deluser_ends_live_sessions(managed):
+    """An account removed while its user is online: every session of it ends
+    (stream error not-authorized, as after an in-band cancel) within a few
+    seconds; other accounts' sessions, and an account made meanwhile, stay."""
+    async def scenario():
+        async with Clients(managed) as cl:
+            alice = await cl.login("alice")
+            bob1 = await cl.login("bob", resource="one")
+            bob2 = await cl.login("bob", resource="two")
+            managed.adduser("dave", "dave-Secret-4")  # a change that removes nobody
+            assert not await bob1.wait_disconnected(2.5), "bob lost his session to an adduser"
+            r = managed.cli("deluser", managed.jid("bob"))
+            assert r.returncode == 0, "deluser failed (%d): %s" % (r.returncode, r.stderr)
+            for b in (bob1, bob2):
+                assert await b.wait_disconnected(10.0), "bob's session outlived his account"
+                assert b.stream_errors == ["not-authorized"], b.stream_errors
+            assert alice.connected, "alice's session ended too"
+            alice.xmpp.send_message(mto=managed.jid("alice"), mbody="still here", mtype="chat")
+            got = await alice.next_message(pred=lambda m: m["type"] != "error")
+            assert got["body"] == "still here"
+    run(scenario())
+    assert "account bob@%s was removed: ending its sessions" % managed.domain in \
+        managed.log_text()
+
+
 def test_deluser_unknown_account_fails(managed):
     r = managed.cli("deluser", managed.jid("nosuchuser"))
     assert r.returncode != 0
