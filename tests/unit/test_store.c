@@ -300,6 +300,12 @@ static void test_accounts(void)
     CHECK(store_account_list(collect_name, &ns) == 0);
     CHECK(ns.n == 2);
 
+    /* Made and removed accounts change the accounts directory; reads do not. */
+    store_accounts_changed(); /* takes note of the present */
+    CHECK(store_accounts_changed() == 0);
+    CHECK(store_account_exists("alice@example.org") == 1);
+    CHECK(store_accounts_changed() == 0);
+
     /* delete removes everything, leaves no tombstone. */
     CHECK(store_doc_put("bob@example.org", "roster", "r", 1) == 0);
     CHECK(store_offline_append("bob@example.org", "m", 1, 10) == 0);
@@ -308,9 +314,12 @@ static void test_accounts(void)
     CHECK(store_account_get("bob@example.org", &got) == STORE_ENOENT);
     CHECK(!exists_rel("accounts/bob@example.org"));
     CHECK(count_entries("accounts") == 2);
+    CHECK(store_accounts_changed() == 1);
+    CHECK(store_accounts_changed() == 0);
     CHECK(store_account_delete("bob@example.org") == STORE_ENOENT);
     /* Re-created, it starts empty. */
     CHECK(store_account_create("bob@example.org", &a) == 0);
+    CHECK(store_accounts_changed() == 1);
     CHECK(store_offline_count("bob@example.org") == 0);
     CHECK(store_doc_get("bob@example.org", "roster", &data, &len, 100) == STORE_ENOENT);
     CHECK(store_account_delete("bob@example.org") == 0);
