@@ -707,6 +707,12 @@ static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bin
         iq_error(s, iq, "modify", "bad-request");
         return;
     }
+    if (!store_account_exists(s->user)) {
+        /* Removed since the password was checked (xmppd deluser): a session
+         * bound now would outlive the account. */
+        c2s_stream_error(c, "not-authorized", "account removed");
+        return;
+    }
     struct session *sess = router_session_new(c, norm);
     if (!sess) {
         iq_error(s, iq, "wait", "resource-constraint");
