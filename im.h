@@ -70,7 +70,12 @@ struct conn;
 /* Returns 0 when it answered (result or error), -1 when the iq is not a
  * registration request. */
 int register_preauth_iq(struct conn *c, struct xml_node *iq);
-/* Once a second: end the sessions of accounts removed from outside. */
+/* Accounts removed from outside (xmppd deluser) lose their sessions: server.c
+ * reports each removal the store's watch sees, or that events were lost
+ * (check_all); without a watch, register_tick looks once a second. */
+void register_account_removed(const char *bare);
+void register_check_all(void);
+void register_removals_watched(void);
 void register_tick(void);
 
 /* disco.c: XEP-0030 disco#info/#items, XEP-0115 caps hash, XEP-0092 version,

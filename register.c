@@ -307,10 +307,9 @@ static void cancel_account(struct session *s, struct xml_node *iq, struct xml_no
 
 /* An account removed from outside (xmppd deluser) ends its sessions too, as an
  * in-band cancel does: whoever removed it meant to shut its user out. */
-static void end_if_removed(const char *bare, struct session *first, void *ud)
+static void end_sessions(const char *bare, struct session *first)
 {
-    (void)ud;
-    if (store_account_exists(bare)) {
+    if (!first) {
         return;
     }
     log_notice("account %s was removed: ending its sessions", bare);
@@ -320,12 +319,40 @@ static void end_if_removed(const char *bare, struct session *first, void *ud)
     }
 }
 
+void register_account_removed(const char *bare)
+{
+    /* Whatever exists under the name now (made again at once?), the sessions
+     * bound before the removal belonged to the account removed. */
+    end_sessions(bare, router_first_resource(bare));
+}
+
+static void end_if_removed(const char *bare, struct session *first, void *ud)
+{
+    (void)ud;
+    if (!store_account_exists(bare)) {
+        end_sessions(bare, first);
+    }
+}
+
+void register_check_all(void)
+{
+    router_foreach_bare(end_if_removed, NULL);
+}
+
+static int removals_watched;
+
+void register_removals_watched(void)
+{
+    removals_watched = 1;
+}
+
 void register_tick(void)
 {
-    /* The accounts directory changes only when an account is made or
-     * removed: only then is every online account looked up. */
-    if (store_accounts_changed()) {
-        router_foreach_bare(end_if_removed, NULL);
+    /* Without a watch (not Linux, no inotify): the accounts directory changes
+     * only when an account is made or removed, and only then is every online
+     * account looked up. */
+    if (!removals_watched && store_accounts_changed()) {
+        register_check_all();
     }
 }
 

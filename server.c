@@ -705,6 +705,22 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+static void account_removed(const char *bare, void *ud)
+{
+    (void)ud;
+    register_account_removed(bare);
+}
+
+static void on_removals(int fd, int events, void *ud)
+{
+    (void)events;
+    (void)ud;
+    if (store_removals_read(fd, account_removed, NULL)) {
+        log_warn("store: account removal events were lost: checking every online account");
+        register_check_all();
+    }
+}
+
 static void on_worker(int fd, int events, void *ud)
 {
     (void)fd;
@@ -1183,6 +1199,12 @@ static int setup_loop(void)
     int wfd = worker_start();
     if (wfd >= 0 && loop_add(wfd, LOOP_READ, on_worker, NULL) < 0) {
         worker_stop(); /* PBKDF2 then runs on the loop */
+    }
+    int afd = store_watch_removals();
+    if (afd >= 0 && loop_add(afd, LOOP_READ, on_removals, NULL) == 0) {
+        register_removals_watched();
+    } else if (afd >= 0) {
+        close(afd);
     }
     for (int i = 0; i < 2; i++) {
         if (listen_fds[i] >= 0) {

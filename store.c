@@ -18,6 +18,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#endif
 
 #include "log.h"
 
@@ -790,6 +793,64 @@ int store_account_get(const char *bare, struct store_account *a)
     }
     return 0;
 }
+
+#ifdef __linux__
+int store_watch_removals(void)
+{
+    if (!accounts_dir[0]) {
+        return -1;
+    }
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) {
+        log_warn("store: inotify: %s", strerror(errno));
+        return -1;
+    }
+    /* A removal renames the account's directory to a tombstone (moved from);
+     * a directory removed by hand is deleted. */
+    if (inotify_add_watch(fd, accounts_dir, IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR) < 0) {
+        log_warn("store: inotify watch on %s: %s", accounts_dir, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud)
+{
+    _Alignas(struct inotify_event) char ev[4096];
+    int lost = 0;
+    for (;;) {
+        ssize_t n = read(fd, ev, sizeof(ev));
+        if (n <= 0) {
+            return lost; /* EAGAIN: all read */
+        }
+        for (char *p = ev; p < ev + n;) {
+            const struct inotify_event *e = (const struct inotify_event *)p;
+            char bare[NAME_MAX + 1];
+            if (e->mask & IN_Q_OVERFLOW) {
+                lost = 1;
+            } else if (e->len && e->name[0] != '.' && (e->mask & IN_ISDIR) &&
+                       unescape_name(e->name, bare, sizeof(bare)) == 0) {
+                fn(bare, ud);
+            }
+            p += sizeof(*e) + e->len;
+        }
+    }
+}
+#else
+int store_watch_removals(void)
+{
+    return -1;
+}
+
+int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud)
+{
+    (void)fd;
+    (void)fn;
+    (void)ud;
+    return 1;
+}
+#endif
 
 int store_accounts_changed(void)
 {

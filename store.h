@@ -46,6 +46,13 @@ int store_account_exists(const char *bare); /* 1 or 0 */
 /* 1 when an account was made or removed (by anyone: the directory of accounts
  * changed) since the last call; the first call only takes note. */
 int store_accounts_changed(void);
+/* Account removals as they happen, whoever removes them (Linux inotify on the
+ * accounts directory): a descriptor for the event loop, or -1 where there is
+ * none (then use store_accounts_changed). store_removals_read calls fn for
+ * each account removed since; it returns 1 when events were lost (the kernel's
+ * queue overflowed: check every account) and 0 otherwise. */
+int store_watch_removals(void);
+int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud);
 /* Remove the account and everything stored for it. */
 int store_account_delete(const char *bare);
 /* Calls fn for each account's bare JID (sorted). Stops early if fn returns non-zero. */

@@ -406,6 +406,7 @@ void fake_advance(int seconds)
 {
     for (int s = 0; s < seconds; s++) {
         g_now++;
+        im_tick();
         for (int i = 0; i < FAKE_SLOTS; i++) {
             struct fake_conn *fc = slots[i];
             if (!fc || fc->c.closed) {

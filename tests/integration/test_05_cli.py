@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from xmpp_helpers import MECHS, Clients, insecure_ssl_context, run
+from xmpp_helpers import NS_BIND, MECHS, Clients, RawConn, insecure_ssl_context, local, run
 
 
 @pytest.fixture
@@ -125,6 +125,42 @@ def test_deluser_ends_live_sessions(managed):
     run(scenario())
     assert "account bob@%s was removed: ending its sessions" % managed.domain in \
         managed.log_text()
+
+
+def test_deluser_then_adduser_ends_old_sessions(managed):
+    """Removed and made again at once (to shut out whoever holds the old
+    password): the sessions of the removed account end all the same."""
+    async def scenario():
+        async with Clients(managed) as cl:
+            bob = await cl.login("bob", resource="old")
+            r = managed.cli("deluser", managed.jid("bob"))
+            assert r.returncode == 0, r.stderr
+            managed.adduser("bob", "bob-New-Secret-9")
+            assert await bob.wait_disconnected(10.0), "the old account's session survived"
+            assert bob.stream_errors == ["not-authorized"], bob.stream_errors
+            assert (await cl.attempt("bob", password="bob-New-Secret-9")).kind == "session"
+    run(scenario())
+
+
+def test_deluser_between_auth_and_bind(managed):
+    """Authenticated, then the account is removed, then the client binds: no
+    session for an account that is gone."""
+    conn = RawConn(managed.host, managed.c2s_tls_port, timeout=10, direct_tls=True,
+                   server_hostname=managed.domain)
+    try:
+        conn.open_stream(to=managed.domain, timeout=10)
+        ans = conn.sasl_plain("bob", managed.password("bob"), timeout=10)
+        assert ans is not None and local(ans.tag) == "success", conn.describe()
+        conn.restart_stream()
+        conn.open_stream(to=managed.domain, timeout=10)
+        r = managed.cli("deluser", managed.jid("bob"))
+        assert r.returncode == 0, r.stderr
+        conn.send("<iq type='set' id='b'><bind xmlns='%s'><resource>late</resource></bind></iq>"
+                  % NS_BIND)
+        assert conn.wait_closed(10), "the stream stayed open: %s" % conn.describe()
+        assert conn.reader.stream_error == "not-authorized", conn.describe()
+    finally:
+        conn.close()
 
 
 def test_deluser_unknown_account_fails(managed):
