@@ -370,17 +370,15 @@ static const char *msg_type(const struct xml_node *m)
     return t ? t : "normal";
 }
 
-/* Resources that get a message sent to the bare JID: the available ones with
- * the highest non-negative priority (RFC 6121 §8.5.2.1.1; like Prosody and
- * ejabberd, ties all get a copy). headline goes to every non-negative one. */
+/* Closing sessions stay in the table until the turn ends (an in-band cancel,
+ * a stream error): they take nothing and prove nothing. */
 static int session_live(const struct session *s)
 {
     return s->conn && !s->conn->closed && s->conn->state != CONN_CLOSING;
 }
 
 /* An account with a live bound session exists: no need to ask the disk (a
- * stat() per message to a bare JID otherwise). Closing sessions do not count:
- * an in-band cancel closes them, and they stay in the table until the turn ends. */
+ * stat() per message to a bare JID otherwise). */
 static int account_exists(const char *bare)
 {
     for (struct session *s = router_first_resource(bare); s; s = s->next_res) {
@@ -391,11 +389,14 @@ static int account_exists(const char *bare)
     return store_account_exists(bare);
 }
 
+/* Resources that get a message sent to the bare JID: the available ones with
+ * the highest non-negative priority (RFC 6121 §8.5.2.1.1; like Prosody and
+ * ejabberd, ties all get a copy). headline goes to every non-negative one. */
 static int deliver_to_bare(const char *bare, const struct xml_node *m, int all_nonneg)
 {
     int best = -1, n = 0;
     for (struct session *s = router_first_resource(bare); s; s = s->next_res) {
-        if (s->available && s->priority >= 0 && s->priority > best) {
+        if (session_live(s) && s->available && s->priority >= 0 && s->priority > best) {
             best = s->priority;
         }
     }
@@ -403,9 +404,9 @@ static int deliver_to_bare(const char *bare, const struct xml_node *m, int all_n
         return 0;
     }
     for (struct session *s = router_first_resource(bare); s; s = s->next_res) {
-        if (s->available && s->priority >= 0 && (all_nonneg || s->priority == best) &&
-            router_send(s, m) == 0) {
-            n++; /* a closing session takes nothing: then the message is stored */
+        if (session_live(s) && s->available && s->priority >= 0 &&
+            (all_nonneg || s->priority == best) && router_send(s, m) == 0) {
+            n++;
         }
     }
     return n;
