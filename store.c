@@ -880,11 +880,11 @@ int store_account_exists(const char *bare)
     return is_dir(dir);
 }
 
+static void olog_settle(void);
+
 /* Rename the account to a hidden tombstone first: from then on it does not
  * exist for any lookup, and a crash mid-removal leaves only a tombstone that
  * store_init finishes off, never half an account that looks valid. */
-static void olog_settle(void);
-
 int store_account_delete(const char *bare)
 {
     olog_settle(); /* no waiting log may point into the removed tree */
@@ -1401,6 +1401,30 @@ static void olog_remember(const char *path, int fd, int count)
     k->count = count;
 }
 
+/* fsync a log, and for a log just made the directory that names it. */
+static int olog_fsync(int fd, const char *path, int created)
+{
+    if (fsync(fd) < 0) {
+        log_error("store: fsync %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    return created ? fsync_parent(path) : 0; /* logs */
+}
+
+/* The senders of records that failed are told they were not stored, so the
+ * records must not be delivered later either: cut the log back to where it
+ * ended before them (all of a record after a short write or a failed fsync),
+ * or remove it if they made it. If that fails too, what remains is a torn
+ * tail (cut at the next append) or whole records (STORAGE.md). */
+static void olog_take_back(int fd, const char *path, off_t end, int created)
+{
+    olog_forget(path);
+    if (created ? unlink(path) < 0 : ftruncate(fd, end) < 0) {
+        log_error("store: %s: cannot take back records that were not stored: %s", path,
+                  strerror(errno));
+    }
+}
+
 /* Deferred appends: a group commit. The server appends a loop turn's offline
  * messages without fsync and syncs each log they went to once, before that
  * turn's output is written (server.c -> im_before_output): nobody hears
@@ -1462,21 +1486,9 @@ static int olog_pending_add(const char *bare, const char *path, int fd, off_t st
 
 static int olog_sync_one(struct olog_pending *p)
 {
-    int rc = 0;
-    if (fsync(p->fd) < 0) {
-        log_error("store: fsync %s: %s", p->path, strerror(errno));
-        rc = -1;
-    } else if (p->created) {
-        rc = fsync_parent(p->path); /* logs */
-    }
+    int rc = olog_fsync(p->fd, p->path, p->created);
     if (rc < 0) {
-        /* Their senders will hear these messages were not stored (the
-         * callback), so they must not come out later either. */
-        olog_forget(p->path);
-        if (p->created ? unlink(p->path) < 0 : ftruncate(p->fd, p->start) < 0) {
-            log_error("store: %s: cannot take back the unsynced appends: %s", p->path,
-                      strerror(errno));
-        }
+        olog_take_back(p->fd, p->path, p->start, p->created); /* the callback bounces */
     }
     close(p->fd);
     return rc;
@@ -1613,28 +1625,14 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         if (!pending && !kept) {
             rc = STORE_EIO;
         }
-    } else if (fsync(fd) < 0) {
-        log_error("store: fsync %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
-    } else if (created) {
-        rc = fsync_dir(dir); /* logs */
+    } else {
+        rc = olog_fsync(fd, path, created);
     }
     free(out);
     if (rc == 0) {
         olog_remember(path, fd, s.count + 1);
     } else {
-        olog_forget(path);
-    }
-    if (rc < 0) {
-        /* The caller tells the sender this message was not stored, so it must
-         * not be delivered later either: take back whatever reached the file
-         * (part of the record after ENOSPC/EFBIG, all of it when fsync failed).
-         * A log we created goes away whole. If that fails too, a partial
-         * record is a torn tail the next append cuts off. */
-        if (created ? unlink(path) < 0 : ftruncate(fd, s.good_end) < 0) {
-            log_error("store: %s: cannot take back the failed append: %s", path,
-                      strerror(errno));
-        }
+        olog_take_back(fd, path, s.good_end, created); /* the caller bounces */
     }
     /* After a successful fsync the record is on disk whatever close says
      * (Linux closes the descriptor in any case): log, but report it stored,
