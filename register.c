@@ -282,6 +282,19 @@ static void registered_info(struct session *s, struct xml_node *iq, const char *
 
 /* XEP-0077 §3.2: the account goes, then every session of it is closed with a
  * not-authorized stream error, after the result has been queued. */
+/* A removed account's sessions end (not-authorized), however it was removed:
+ * in-band (cancel_account) or from outside (xmppd deluser), whoever removed it
+ * meant to shut its user out. They stay in the router table until their conns
+ * are freed at the end of the turn, so the walk is safe; closing ones are
+ * skipped by c2s_stream_error. */
+static void end_sessions(const char *bare, struct session *first)
+{
+    blocking_forget(bare);
+    for (struct session *r = first; r; r = r->next_res) {
+        c2s_stream_error(r->conn, "not-authorized", "account removed");
+    }
+}
+
 static void cancel_account(struct session *s, struct xml_node *iq, struct xml_node *q,
                            const char *bare)
 {
@@ -295,27 +308,16 @@ static void cancel_account(struct session *s, struct xml_node *iq, struct xml_no
         bound_error(s, iq, "wait", "internal-server-error");
         return;
     }
-    blocking_forget(bare);
     log_notice("%s cancelled account %s", conn_label(s->conn), bare);
     router_iq_result(s, iq, NULL);
-    /* The sessions stay in the router table until their conns are freed at
-     * the end of this turn, so the walk is safe; a closing conn is skipped. */
-    for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
-        c2s_stream_error(r->conn, "not-authorized", NULL);
-    }
+    end_sessions(bare, router_first_resource(bare));
 }
 
-/* An account removed from outside (xmppd deluser) ends its sessions too, as an
- * in-band cancel does: whoever removed it meant to shut its user out. */
-static void end_sessions(const char *bare, struct session *first)
+static void end_removed(const char *bare, struct session *first)
 {
-    if (!first) {
-        return;
-    }
-    log_notice("account %s was removed: ending its sessions", bare);
-    blocking_forget(bare);
-    for (struct session *r = first; r; r = r->next_res) {
-        c2s_stream_error(r->conn, "not-authorized", "account removed");
+    if (first) {
+        log_notice("account %s was removed: ending its sessions", bare);
+        end_sessions(bare, first);
     }
 }
 
@@ -323,14 +325,14 @@ void register_account_removed(const char *bare)
 {
     /* Whatever exists under the name now (made again at once?), the sessions
      * bound before the removal belonged to the account removed. */
-    end_sessions(bare, router_first_resource(bare));
+    end_removed(bare, router_first_resource(bare));
 }
 
 static void end_if_removed(const char *bare, struct session *first, void *ud)
 {
     (void)ud;
     if (!store_account_exists(bare)) {
-        end_sessions(bare, first);
+        end_removed(bare, first);
     }
 }
 
