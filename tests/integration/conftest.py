@@ -175,9 +175,10 @@ class Server:
             "listen_address %s" % self.host,
             "c2s_port %d" % self.c2s_port,
             "c2s_tls_port %d" % self.c2s_tls_port,
-            "require_tls yes",
             "log_level debug",
         ]
+        if "require_tls" not in (extra or {}):
+            lines.append("require_tls yes")
         # As root, allow_root yes unless the test sets allow_root itself; a
         # value of None leaves that key out altogether.
         if os.geteuid() == 0 and "allow_root" not in (extra or {}):

@@ -67,12 +67,7 @@ def test_nothing_after_stream_close(server):
     over TLS the server stops reading him while a TLS write is pending.)"""
     server.require_managed()
     server.write_config({"outq_soft": 8 * 1024 * 1024, "outq_hard": 16 * 1024 * 1024,
-                         "plain_without_tls": "yes"})
-    # conftest always writes "require_tls yes" and a key may appear only once.
-    with open(server.conf_path) as f:
-        text = f.read()
-    with open(server.conf_path, "w") as f:
-        f.write(text.replace("require_tls yes", "require_tls no"))
+                         "plain_without_tls": "yes", "require_tls": "no"})
     server.restart()
     bob = login(server, "bob", "slow", tls=False)
     alice = login(server, "alice", "fast")
