@@ -1,6 +1,7 @@
 /* c2s.c: the client stream state machine (RFC 6120 §4-§7): stream header and
  * errors, stream features, STARTTLS, SASL (PLAIN, SCRAM-SHA-1/-256), stream
- * restart, resource binding and the legacy session iq. Once a resource is
+ * restart, resource binding, the legacy session iq and, when configured, the
+ * obsolete XEP-0078 login (jabber:iq:auth). Once a resource is
  * bound every stanza goes to router.c. Sockets are reached only through
  * server.h (conn_send, conn_close, conn_starttls); accounts through store.c. */
 #include "c2s.h"
@@ -27,6 +28,8 @@
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_PING "urn:xmpp:ping"
+#define NS_IQAUTH "jabber:iq:auth"
+#define NS_IQAUTH_FEATURE "http://jabber.org/features/iq-auth"
 
 struct c2s {
     struct conn *conn;
@@ -180,6 +183,12 @@ void c2s_shutdown(struct conn *c)
     }
 }
 
+/* XEP-0078 sends the password itself: only where SASL PLAIN may be used. */
+static int legacy_auth_offered(const struct conn *c)
+{
+    return g_config->legacy_auth && (conn_is_tls(c) || g_config->plain_without_tls);
+}
+
 static void send_features(struct c2s *s)
 {
     struct conn *c = s->conn;
@@ -210,6 +219,9 @@ static void send_features(struct c2s *s)
                 buf_puts(&b, "<mechanism>PLAIN</mechanism>");
             }
             buf_puts(&b, "</mechanisms>");
+            if (legacy_auth_offered(c)) {
+                buf_puts(&b, "<auth xmlns='" NS_IQAUTH_FEATURE "'/>");
+            }
             if (g_config->allow_registration) {
                 buf_puts(&b, "<register xmlns='http://jabber.org/features/iq-register'/>");
             }
@@ -302,16 +314,9 @@ static void sasl_end(struct c2s *s)
 
 /* Failure answers are held back by the per-address throttle (c2s_tick sends
  * them), which turns a brute-force loop into a crawl for that address only. */
-static void sasl_fail(struct c2s *s, const char *cond)
+static void answer_wrong_password(struct c2s *s, const char *xml)
 {
     struct conn *c = s->conn;
-    sasl_end(s);
-    char xml[160];
-    snprintf(xml, sizeof(xml), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
-    if (strcmp(cond, "not-authorized") != 0) {
-        conn_send(c, xml, strlen(xml));
-        return;
-    }
     log_notice("%s authentication failed", conn_label(c));
     int delay = throttle_delay(c->addr);
     free(s->delayed);
@@ -320,20 +325,42 @@ static void sasl_fail(struct c2s *s, const char *cond)
     conn_hold(c, 1);
 }
 
-static void sasl_success(struct c2s *s, const char *bare, const char *b64)
+static void sasl_fail(struct c2s *s, const char *cond)
+{
+    sasl_end(s);
+    char xml[160];
+    snprintf(xml, sizeof(xml), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
+    if (strcmp(cond, "not-authorized") != 0) {
+        conn_send(s->conn, xml, strlen(xml));
+        return;
+    }
+    answer_wrong_password(s, xml);
+}
+
+/* The account is proven: the stream belongs to bare from now on. */
+static int authenticated(struct c2s *s, const char *bare)
 {
     struct conn *c = s->conn;
-    sasl_end(s);
     free(s->user);
     s->user = strdup(bare);
     if (!s->user) {
         c2s_stream_error(c, "internal-server-error", NULL);
-        return;
+        return -1;
     }
     throttle_clear(c->addr);
-    sasl_reply(s, "success", b64);
     c->state = CONN_AUTHENTICATED;
     conn_authenticated(c);
+    return 0;
+}
+
+static void sasl_success(struct c2s *s, const char *bare, const char *b64)
+{
+    struct conn *c = s->conn;
+    sasl_end(s);
+    if (authenticated(s, bare) < 0) {
+        return;
+    }
+    sasl_reply(s, "success", b64);
     s->header_sent = 0;
     /* RFC 6120 §6.4.6: the client restarts the stream; the parser starts over. */
     xml_parser_reset(s->parser);
@@ -396,24 +423,43 @@ struct plain_job {
     int ok;
     size_t pwlen, size;
     char *bare, *authzid, *pw; /* point into text */
-    char text[];               /* bare NUL authzid NUL password: sized to fit, as
-                                  a login storm may queue a job per connection */
+    char *resource, *iq_id;    /* XEP-0078 only (else NULL): what to bind, what to answer */
+    char text[];               /* the strings: sized to fit, as a login storm
+                                  may queue a job per connection */
 };
 
-static struct plain_job *plain_job_new(const char *bare, const char *authzid, const char *pw,
-                                       size_t pwlen)
+/* A legacy login is a SASL PLAIN one with a resource and an iq to answer. */
+struct plain_login {
+    const char *bare, *authzid, *pw;
+    size_t pwlen;
+    const char *resource, *iq_id; /* NULL for SASL */
+};
+
+static char *job_copy(char **at, const char *str, size_t len)
 {
-    size_t blen = strlen(bare) + 1, alen = strlen(authzid) + 1;
-    size_t size = sizeof(struct plain_job) + blen + alen + pwlen;
+    char *p = memcpy(*at, str, len);
+    *at += len;
+    return p;
+}
+
+static struct plain_job *plain_job_new(const struct plain_login *l)
+{
+    size_t blen = strlen(l->bare) + 1, alen = strlen(l->authzid) + 1;
+    size_t rlen = l->resource ? strlen(l->resource) + 1 : 0;
+    size_t ilen = l->iq_id ? strlen(l->iq_id) + 1 : 0;
+    size_t size = sizeof(struct plain_job) + blen + alen + rlen + ilen + l->pwlen;
     struct plain_job *j = calloc(1, size);
     if (!j) {
         return NULL;
     }
+    char *at = j->text;
     j->size = size;
-    j->bare = memcpy(j->text, bare, blen);
-    j->authzid = memcpy(j->text + blen, authzid, alen);
-    j->pw = memcpy(j->text + blen + alen, pw, pwlen);
-    j->pwlen = pwlen;
+    j->bare = job_copy(&at, l->bare, blen);
+    j->authzid = job_copy(&at, l->authzid, alen);
+    j->resource = l->resource ? job_copy(&at, l->resource, rlen) : NULL;
+    j->iq_id = l->iq_id ? job_copy(&at, l->iq_id, ilen) : NULL;
+    j->pw = job_copy(&at, l->pw, l->pwlen);
+    j->pwlen = l->pwlen;
     return j;
 }
 
@@ -443,6 +489,7 @@ static void plain_check_pair(struct worker_job *wa, struct worker_job *wb)
 }
 
 static void resume_held(struct c2s *s);
+static void legacy_checked(struct c2s *s, const struct plain_job *j);
 
 static void plain_checked(struct worker_job *w)
 {
@@ -456,7 +503,9 @@ static void plain_checked(struct worker_job *w)
     }
     if (s && !c->closed && c->state == CONN_STREAM_OPEN) {
         conn_hold(c, 0);
-        if (!j->ok) {
+        if (j->resource) {
+            legacy_checked(s, j);
+        } else if (!j->ok) {
             sasl_fail(s, "not-authorized");
         } else if (!authzid_ok(j->authzid, j->bare)) {
             sasl_fail(s, "invalid-authzid");
@@ -470,26 +519,18 @@ static void plain_checked(struct worker_job *w)
     plain_job_free(j);
 }
 
-static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
+/* Queues the password check of l on the worker and holds the stream. -1
+ * when the account does not exist, -2 when out of memory. */
+static int plain_queue(struct c2s *s, const struct plain_login *l)
 {
-    char authzid[SASL_USER_MAX + 1], authcid[SASL_USER_MAX + 1], bare[JID_MAX + 1];
-    const char *pw = NULL;
-    size_t pwlen = 0;
     struct store_account acct;
-    if (sasl_plain_parse((const char *)msg, (size_t)len, authzid, sizeof(authzid), authcid,
-                         sizeof(authcid), &pw, &pwlen) < 0) {
-        sasl_fail(s, "malformed-request");
-        return;
+    if (store_account_get(l->bare, &acct) < 0) {
+        return -1;
     }
-    if (user_to_bare(authcid, bare, sizeof(bare)) < 0 || store_account_get(bare, &acct) < 0) {
-        sasl_fail(s, "not-authorized");
-        return;
-    }
-    struct plain_job *j = plain_job_new(bare, authzid, pw, pwlen);
+    struct plain_job *j = plain_job_new(l);
     if (!j) {
         sasl_wipe(&acct, sizeof(acct));
-        sasl_fail(s, "temporary-auth-failure");
-        return;
+        return -2;
     }
     j->mech = acct.sha1.key_len ? SASL_SCRAM_SHA1 : SASL_SCRAM_SHA256;
     j->creds = acct.sha1.key_len ? acct.sha1 : acct.sha256;
@@ -506,6 +547,22 @@ static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
     s->plain = j;
     conn_hold(s->conn, 1);
     worker_run(&j->w); /* without a thread, plain_checked has run on return */
+    return 0;
+}
+
+static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
+{
+    char authzid[SASL_USER_MAX + 1], authcid[SASL_USER_MAX + 1], bare[JID_MAX + 1];
+    struct plain_login l = {bare, authzid, NULL, 0, NULL, NULL};
+    if (sasl_plain_parse((const char *)msg, (size_t)len, authzid, sizeof(authzid), authcid,
+                         sizeof(authcid), &l.pw, &l.pwlen) < 0) {
+        sasl_fail(s, "malformed-request");
+        return;
+    }
+    int r = user_to_bare(authcid, bare, sizeof(bare)) < 0 ? -1 : plain_queue(s, &l);
+    if (r < 0) {
+        sasl_fail(s, r == -1 ? "not-authorized" : "temporary-auth-failure");
+    }
 }
 
 static void scram_first(struct c2s *s, enum sasl_mech mech, const unsigned char *msg, int len)
@@ -647,11 +704,10 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
 /* One iq answer on the connection itself (before binding the router cannot
  * send for us): type, the request's id escaped, and an optional pre-escaped
  * payload; NULL payload gives an empty element. */
-static void iq_reply(struct c2s *s, struct xml_node *iq, const char *type, const char *payload)
+static void iq_reply_id(struct c2s *s, const char *id, const char *type, const char *payload)
 {
     struct buf b;
     buf_init(&b, 0);
-    const char *id = xml_attr(iq, "id");
     buf_printf(&b, "<iq type='%s' id='", type);
     buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
     buf_puts(&b, payload ? "'>" : "'/>");
@@ -661,6 +717,11 @@ static void iq_reply(struct c2s *s, struct xml_node *iq, const char *type, const
     }
     conn_send(s->conn, buf_ptr(&b), buf_len(&b));
     buf_free(&b);
+}
+
+static void iq_reply(struct c2s *s, struct xml_node *iq, const char *type, const char *payload)
+{
+    iq_reply_id(s, xml_attr(iq, "id"), type, payload);
 }
 
 static void iq_error(struct c2s *s, struct xml_node *iq, const char *type, const char *cond)
@@ -682,15 +743,14 @@ static void iq_bind_result(struct c2s *s, struct xml_node *iq, const char *jid)
     buf_free(&b);
 }
 
-static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bind)
+/* Binds the resource want (one the server makes up when it is empty) to a
+ * new session; norm gets the session's JID. -1 on failure with *cond the iq
+ * error condition, or NULL when the stream was ended instead. */
+static int bind_session(struct c2s *s, const char *want, char norm[JID_MAX + 1], const char **cond)
 {
     struct conn *c = s->conn;
-    char res[64], full[JID_MAX + 1], norm[JID_MAX + 1];
-    const char *want = "";
-    struct xml_node *r = xml_child(bind, "resource", NS_BIND);
-    if (r) {
-        want = xml_text(r);
-    }
+    char res[64], full[JID_MAX + 1];
+    *cond = "bad-request";
     if (!*want) {
         /* RFC 6120 §7.6: the server generates a resource the client did not ask for. */
         unsigned char rnd[6];
@@ -699,24 +759,23 @@ static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bin
                  rnd[3], rnd[4], rnd[5]);
         want = res;
     } else if (jid_resource_valid(want) < 0) {
-        iq_error(s, iq, "modify", "bad-request");
-        return;
+        return -1;
     }
     if ((size_t)snprintf(full, sizeof(full), "%s/%s", s->user, want) >= sizeof(full) ||
-        jid_parse(full, norm, sizeof(norm), NULL) < 0) {
-        iq_error(s, iq, "modify", "bad-request");
-        return;
+        jid_parse(full, norm, JID_MAX + 1, NULL) < 0) {
+        return -1;
     }
     if (!store_account_exists(s->user)) {
         /* Removed since the password was checked (xmppd deluser): a session
          * bound now would outlive the account. */
         c2s_stream_error(c, "not-authorized", "account removed");
-        return;
+        *cond = NULL;
+        return -1;
     }
     struct session *sess = router_session_new(c, norm);
     if (!sess) {
-        iq_error(s, iq, "wait", "resource-constraint");
-        return;
+        *cond = "resource-constraint";
+        return -1;
     }
     struct session *old = NULL;
     router_bind(sess, &old);
@@ -728,8 +787,148 @@ static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bin
     memcpy(sess->lang, s->lang, sizeof(sess->lang));
     s->sess = sess;
     c->state = CONN_BOUND;
-    iq_bind_result(s, iq, norm);
     log_info("%s bound", conn_label(c));
+    return 0;
+}
+
+static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bind)
+{
+    char norm[JID_MAX + 1];
+    const char *cond;
+    struct xml_node *r = xml_child(bind, "resource", NS_BIND);
+    if (bind_session(s, r ? xml_text(r) : "", norm, &cond) == 0) {
+        iq_bind_result(s, iq, norm);
+    } else if (cond) {
+        iq_error(s, iq, strcmp(cond, "bad-request") == 0 ? "modify" : "wait", cond);
+    }
+}
+
+/* ---- XEP-0078 (jabber:iq:auth): obsolete, off unless legacy_auth is set ----
+ * Old clients and load generators (Tsung's stock scenarios) log in with one
+ * iq that carries username, password and resource. The password is checked
+ * as a SASL PLAIN one (same worker, same failure throttle) and the resource
+ * is bound at once, without a stream restart. There is no digest method: it
+ * needs the password in the clear, which is never stored. */
+
+/* XEP-0078 §3.1 gives each error its legacy code (XEP-0086) too, for the
+ * old clients this is for; policy-violation is younger than the codes. */
+static void legacy_error(struct c2s *s, const char *id, const char *cond)
+{
+    static const struct {
+        const char *cond, *type, *code;
+    } errs[] = {
+        {"not-authorized", "auth", " code='401'"},
+        {"not-acceptable", "modify", " code='406'"},
+        {"bad-request", "modify", " code='400'"},
+        {"policy-violation", "wait", ""},
+        {"resource-constraint", "wait", " code='500'"},
+        {"internal-server-error", "wait", " code='500'"},
+    };
+    size_t i = 0;
+    while (i + 1 < sizeof(errs) / sizeof(errs[0]) && strcmp(errs[i].cond, cond) != 0) {
+        i++;
+    }
+    char err[200];
+    snprintf(err, sizeof(err), "<error%s type='%s'><%s xmlns='" NS_STANZAS "'/></error>",
+             errs[i].code, errs[i].type, errs[i].cond);
+    iq_reply_id(s, id, "error", err);
+}
+
+/* Which fields a login needs (§3.1): no <digest/>, see above. */
+static void legacy_form(struct c2s *s, struct xml_node *iq, const char *user)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<query xmlns='" NS_IQAUTH "'><username>");
+    buf_append_xml(&b, user ? user : "", user ? strlen(user) : 0);
+    buf_puts(&b, "</username><password/><resource/></query>");
+    iq_reply(s, iq, "result", buf_ptr(&b));
+    buf_free(&b);
+}
+
+/* Held back by the failure throttle, as a SASL not-authorized is. */
+static void legacy_wrong_password(struct c2s *s, const char *id)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<iq type='error' id='");
+    buf_append_xml(&b, id, strlen(id));
+    buf_puts(&b, "'><error code='401' type='auth'><not-authorized xmlns='" NS_STANZAS
+                 "'/></error></iq>");
+    answer_wrong_password(s, buf_ptr(&b));
+    buf_free(&b);
+}
+
+static const char *legacy_field(const struct xml_node *q, const char *name)
+{
+    struct xml_node *n = xml_child(q, name, NS_IQAUTH);
+    return n ? xml_text(n) : NULL;
+}
+
+static void legacy_login(struct c2s *s, struct xml_node *iq, struct xml_node *q)
+{
+    const char *id = xml_attr(iq, "id") ? xml_attr(iq, "id") : "";
+    const char *user = legacy_field(q, "username"), *pw = legacy_field(q, "password");
+    const char *res = legacy_field(q, "resource");
+    char local[JID_PART_MAX + 1], bare[JID_MAX + 1];
+    if (!user || !*user || !pw || !res || !*res) {
+        legacy_error(s, id, "not-acceptable");
+        return;
+    }
+    if (jid_resource_valid(res) < 0) {
+        legacy_error(s, id, "bad-request");
+        return;
+    }
+    if (c2s_auth_banned(s->conn->addr)) {
+        legacy_error(s, id, "policy-violation");
+        return;
+    }
+    struct plain_login l = {bare, "", pw, strlen(pw), res, id};
+    int r = -1;
+    if (jid_local_valid(user, local, sizeof(local)) == 0 &&
+        (size_t)snprintf(bare, sizeof(bare), "%s@%s", local, g_config->domain) < sizeof(bare)) {
+        r = plain_queue(s, &l);
+    }
+    if (r == -1) {
+        legacy_wrong_password(s, id);
+    } else if (r < 0) {
+        legacy_error(s, id, "internal-server-error");
+    }
+}
+
+static void legacy_auth_iq(struct c2s *s, struct xml_node *iq, struct xml_node *q)
+{
+    const char *type = xml_attr(iq, "type");
+    if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
+        return; /* RFC 6120 §8.2.3: a result or error is never answered */
+    }
+    if (!legacy_auth_offered(s->conn)) {
+        legacy_error(s, xml_attr(iq, "id"), "not-acceptable"); /* encryption needed first */
+    } else if (strcmp(type, "get") == 0) {
+        legacy_form(s, iq, legacy_field(q, "username"));
+    } else {
+        legacy_login(s, iq, q);
+    }
+}
+
+static void legacy_checked(struct c2s *s, const struct plain_job *j)
+{
+    if (!j->ok) {
+        legacy_wrong_password(s, j->iq_id);
+        return;
+    }
+    sasl_end(s);
+    if (authenticated(s, j->bare) < 0) {
+        return;
+    }
+    log_info("%s authenticated as %s (jabber:iq:auth)", conn_label(s->conn), j->bare);
+    char norm[JID_MAX + 1];
+    const char *cond;
+    if (bind_session(s, j->resource, norm, &cond) == 0) {
+        iq_reply_id(s, j->iq_id, "result", NULL);
+    } else if (cond) {
+        legacy_error(s, j->iq_id, cond);
+    }
 }
 
 /* ---- stanza dispatch by state ---- */
@@ -750,10 +949,17 @@ static void stanza_preauth(struct c2s *s, struct xml_node *st)
         handle_auth(s, st);
         return;
     }
-    /* XEP-0077 in-band registration happens before authentication, and only
-     * where authentication itself would be allowed (after TLS when required). */
-    if (strcmp(xml_name(st), "iq") == 0 && strcmp(ns, NS_CLIENT) == 0 &&
-        (conn_is_tls(c) || !g_config->require_tls) && register_preauth_iq(c, st) == 0) {
+    /* XEP-0077 in-band registration and XEP-0078 logins happen before
+     * authentication, and only where authentication itself would be allowed
+     * (after TLS when required). */
+    int iq_ok = strcmp(xml_name(st), "iq") == 0 && strcmp(ns, NS_CLIENT) == 0 &&
+                (conn_is_tls(c) || !g_config->require_tls);
+    struct xml_node *q = iq_ok && g_config->legacy_auth ? xml_child(st, "query", NS_IQAUTH) : NULL;
+    if (q) {
+        legacy_auth_iq(s, st, q);
+        return;
+    }
+    if (iq_ok && register_preauth_iq(c, st) == 0) {
         return;
     }
     /* RFC 6120 §4.9.3.12: stanzas before authentication. */

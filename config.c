@@ -60,6 +60,7 @@ static const struct option options[] = {
     STR(tls_key, "", 1, NULL),
     BOOL(require_tls, 1, 1),
     BOOL(plain_without_tls, 0, 1),
+    BOOL(legacy_auth, 0, 1),
     STR(user, "", 0, NULL),
     STR(group, "", 0, NULL),
     BOOL(allow_root, 0, 0),

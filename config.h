@@ -21,6 +21,7 @@ struct config {
     char tls_key[CONFIG_STR_MAX];        /* tls_key */
     int require_tls;                     /* require_tls: STARTTLS before authentication */
     int plain_without_tls;               /* plain_without_tls: allow PLAIN in clear (benchmarks) */
+    int legacy_auth;                     /* legacy_auth: XEP-0078 jabber:iq:auth logins */
     char user[64];                       /* user: drop to this user after binding */
     char group[64];                      /* group: and this group (default: user's group) */
     int allow_root;                      /* allow_root: run as root without "user" */
