@@ -13,6 +13,7 @@
 #   -s SERVERS  which servers, in this order (default "xmppd prosody ejabberd")
 #   -S LIST     which parts to run (default all): memory memory_tls login_plain
 #               login_scram login_tls msg msg_tls msg_bare presence offline tsung
+#               tsung_legacy
 #   -a          add to the results already in RESULTS/raw.txt (more rounds of some
 #               scenarios); the table takes the median over all of them
 #   -x XMPPD    xmppd binary (default: build one from this checkout in WORKDIR/build)
@@ -32,7 +33,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 quick=0 rounds=1 max=19000 servers="xmppd prosody ejabberd" xmppd_bin="" bench=""
 work="" keep=0 results="" quiet_max=120 quiet_pct=25 quiet_phase=0 append=0
-parts="memory memory_tls login_plain login_scram login_tls msg msg_tls msg_bare presence offline tsung"
+parts="memory memory_tls login_plain login_scram login_tls msg msg_tls msg_bare presence offline \
+tsung tsung_legacy"
 while getopts qar:n:s:S:x:b:w:ko:Q:h o; do
 	case $o in
 	q) quick=1 ;;
@@ -78,7 +80,7 @@ die() { log "$*"; exit 1; }
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 need=""
 pkgs="prosody ejabberd openssl gcc libc6-dev libmbedtls-dev rsync"
-case " $parts " in *" tsung "*) pkgs="$pkgs tsung" ;; esac
+case " $parts " in *" tsung"*) pkgs="$pkgs tsung" ;; esac
 for p in $pkgs; do
 	have_pkg "$p" || need="$need $p"
 done
@@ -164,7 +166,8 @@ declare -A LABEL=([xmppd]=xmppd [prosody]=Prosody [ejabberd]=ejabberd)
 
 mkdir -p "$work/xmppd/data" "$work/prosody/data" "$work/ejabberd/spool" "$work/ejabberd/log"
 cat > "$work/xmppd/xmppd.conf" <<EOF
-# benchmark only: PLAIN without TLS, raised connection limits
+# benchmark only: PLAIN without TLS, XEP-0078 logins (Tsung's stock scenarios), raised
+# connection limits
 domain localhost
 data_dir $work/xmppd/data
 listen_address 127.0.0.1
@@ -172,9 +175,11 @@ c2s_port ${PORT[xmppd]}
 c2s_tls_port 18123
 require_tls no
 plain_without_tls yes
+legacy_auth yes
 max_connections 19500
 max_unauth 20000
 max_unauth_per_ip 20000
+auth_fail_ban 1000000
 max_roster_items 5000
 log_level warning
 allow_root yes
@@ -191,7 +196,7 @@ s2s_ports = { }
 http_ports = { }
 https_ports = { }
 c2s_direct_tls_ports = { }
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register" }
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register", "legacyauth" }
 modules_disabled = { "limits", "s2s" }
 network_settings = { tcp_backlog = 4096 }
 allow_registration = true
@@ -244,6 +249,7 @@ shaper_rules:
   c2s_shaper: none
 modules:
   mod_disco: {}
+  mod_legacy_auth: {}
   mod_offline:
     access_max_user_messages: max_user_offline_messages
   mod_ping: {}
@@ -338,15 +344,15 @@ run() {
 	echo "$s $id $line" >> "$raw"
 	log "$s $id: $(echo "$line" | cut -c1-220)"
 }
-run_tsung() { # the same with Tsung as the generator (tools/tsung-run.sh)
-	local s=$1 line
+run_tsung() { # run_tsung NAME PART AUTH: Tsung as the generator (tools/tsung-run.sh)
+	local s=$1 id=$2 line
 	wait_quiet
 	line=$("$here/tsung-run.sh" -p "${PORT[$s]}" -l "$s" -i "${PID[$s]}" -n "$tsung_n" \
-		-r "$tsung_rate" -f "$tsung_first" -w "$work/tsung/$s.$turn" 2>>"$work/bench-errors.log" |
-		grep '^RESULT' | tail -1)
+		-r "$tsung_rate" -f "$tsung_first" -a "$3" -w "$work/tsung/$s.$id.$turn" \
+		2>>"$work/bench-errors.log" | grep '^RESULT' | tail -1)
 	[ -z "$line" ] && line="RESULT scenario=tsung status=no-result"
-	echo "$s tsung $line" >> "$raw"
-	log "$s tsung: $(echo "$line" | cut -c1-220)"
+	echo "$s $id $line" >> "$raw"
+	log "$s $id: $(echo "$line" | cut -c1-220)"
 }
 
 # ---- accounts user1..user$accounts, password benchpass ----
@@ -421,7 +427,8 @@ done
 # message after a few thousand logins and logouts, so the order would skew the results.
 quiet_phase=1 # timed runs: wait for a quiet machine first (memory was not time-critical)
 for r in $(seq 1 "$rounds"); do
-	for sc in login_plain login_scram login_tls msg msg_tls msg_bare presence offline tsung; do
+	for sc in login_plain login_scram login_tls msg msg_tls msg_bare presence offline tsung \
+		tsung_legacy; do
 		want "$sc" || continue
 		for s in $active; do
 			srv_start "$s"
@@ -443,7 +450,8 @@ for r in $(seq 1 "$rounds"); do
 				--duration "$duration" --first "$pres_first" ;;
 			offline) run "$s" $sc 600 offline --messages "$off_m" --senders "$off_s" \
 				--recipients "$off_r" --first "$off_first" ;;
-			tsung) run_tsung "$s" ;;
+			tsung) run_tsung "$s" tsung sasl ;;
+			tsung_legacy) run_tsung "$s" tsung_legacy legacy ;;
 			esac
 			sleep 1
 		done
@@ -538,13 +546,15 @@ size_of() {
 		printf '%s / %s' "$(fmt "$(get "$1" offline stored_per_s)")" \
 			"$(fmt "$(get "$1" offline delivered_per_s)")"
 	}
-	c_ts() {
-		local e
-		e=$(get_any "$1" tsung errors)
-		[ -n "$e" ] && printf '%s; %s / %s' "$e" "$(get_any "$1" tsung auth_ms)" \
-			"$(get_any "$1" tsung auth_max_ms)" || printf -- '-'
+	c_ts() { # c_ts SERVER [PART]
+		local e p=${2:-tsung}
+		e=$(get_any "$1" "$p" errors)
+		[ -n "$e" ] && printf '%s; %s; %s / %s' "$e" "$(fmt "$(get_any "$1" "$p" logins_refused)")" \
+			"$(get_any "$1" "$p" auth_ms)" "$(get_any "$1" "$p" auth_max_ms)" || printf -- '-'
 	}
-	c_tsc() { fmt "$(get_any "$1" tsung srv_cpu_s)"; }
+	c_tsc() { fmt "$(get_any "$1" "${2:-tsung}" srv_cpu_s)"; }
+	c_tsl() { c_ts "$1" tsung_legacy; }
+	c_tslc() { c_tsc "$1" tsung_legacy; }
 	row "install size" c_size
 	row "cold start, exec to accepting TCP (ms)" c_cold
 	row "idle RSS (KiB)" c_idle
@@ -566,8 +576,10 @@ size_of() {
 	row "latency p50 / p99 to bare JIDs (ms)" c_bl
 	row "presence fan-out deliveries/s ($contacts contacts, 10 changes in flight)" c_p
 	row "offline: stored/s / delivered/s ($off_m messages)" c_o
-	row "Tsung ($tsung_n users, $tsung_rate/s): errors; SASL to session, mean / max (ms)" c_ts
+	row "Tsung ($tsung_n users, $tsung_rate/s): errors; logins refused; SASL to session, mean / max (ms)" c_ts
 	row "Tsung: server CPU s for the run" c_tsc
+	row "Tsung, XEP-0078 login as in its stock jabber.xml: errors; logins refused; login, mean / max (ms)" c_tsl
+	row "Tsung, XEP-0078: server CPU s for the run" c_tslc
 } > "$results/table.md"
 {
 	echo

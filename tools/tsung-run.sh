@@ -5,26 +5,30 @@
 # was not written against xmppd.
 #
 # usage: tools/tsung-run.sh [-H HOST] [-p PORT] [-d DOMAIN] [-u PATTERN] [-f FIRST]
-#                           [-n USERS] [-r RATE] [-P PASSWORD] [-l LABEL] [-i PID] [-w DIR]
+#                           [-n USERS] [-r RATE] [-P PASSWORD] [-a AUTH] [-l LABEL] [-i PID]
+#                           [-w DIR]
 #   -H HOST      server address (127.0.0.1)     -p PORT   client port (5222)
 #   -d DOMAIN    XMPP domain (localhost)        -P PW     common password (benchpass)
 #   -u PATTERN   account names, one %d (user%d) -f FIRST  number of the first (1)
 #   -n USERS     Tsung users, one account each (1000)
 #   -r RATE      new users per second (200)
+#   -a AUTH      sasl: SASL PLAIN, restart, bind, session (default); legacy: the
+#                XEP-0078 login of Tsung's stock jabber.xml (auth_get, auth_set_plain)
 #   -l LABEL     server name in the RESULT line  -i PID   server process: its CPU
 #   -w DIR       where Tsung writes its logs (a new temporary directory)
-# Every user, once: connect, SASL PLAIN, stream restart, bind, session, initial presence,
-# roster get, 10 chat messages to users online at that moment (0.1 s apart), 2 s pause,
-# close. Plaintext: the server must allow PLAIN without TLS (the benchmark configs do).
+# Every user, once: connect, log in (-a), initial presence, roster get, 10 chat messages
+# to users online at that moment (0.1 s apart), 2 s pause, close. Plaintext: the server
+# must allow PLAIN without TLS (the benchmark configs do), and XEP-0078 for -a legacy.
 # RESULT: users started and finished, errors (Tsung's error_* counters, summed, and
-# which), mean and max time of the connect, authenticate (SASL to session) and roster
-# transactions as Tsung measured them, chat messages sent (requests without an answer
-# less one initial presence per user), server CPU seconds.
+# which), logins the server refused (Tsung counts them as answers, not errors: a
+# <match/> on the answer counts them), mean and max time of the connect, authenticate
+# (login to session) and roster transactions as Tsung measured them, chat messages sent
+# (requests without an answer less one initial presence per user), server CPU seconds.
 set -u
 
 host=127.0.0.1 port=5222 domain=localhost users_pat='user%d' first=1 n=1000 rate=200
-password=benchpass label="" pid="" dir=""
-while getopts H:p:d:u:f:n:r:P:l:i:w:h o; do
+password=benchpass label="" pid="" dir="" auth=sasl
+while getopts H:p:d:u:f:n:r:P:a:l:i:w:h o; do
 	case $o in
 	H) host=$OPTARG ;;
 	p) port=$OPTARG ;;
@@ -34,12 +38,24 @@ while getopts H:p:d:u:f:n:r:P:l:i:w:h o; do
 	n) n=$OPTARG ;;
 	r) rate=$OPTARG ;;
 	P) password=$OPTARG ;;
+	a) auth=$OPTARG ;;
 	l) label=$OPTARG ;;
 	i) pid=$OPTARG ;;
 	w) dir=$OPTARG ;;
-	*) sed -n '2,21p' "$0"; exit 2 ;;
+	*) sed -n '2,27p' "$0"; exit 2 ;;
 	esac
 done
+case $auth in
+sasl) login='<request><match do="log" when="match">&lt;failure</match>
+          <jabber type="auth_sasl" ack="local"/></request>
+        <request><jabber type="connect" ack="local"/></request>
+        <request><jabber type="auth_sasl_bind" ack="local"/></request>
+        <request><jabber type="auth_sasl_session" ack="local"/></request>' ;;
+legacy) login='<request><jabber type="auth_get" ack="local"/></request>
+        <request><match do="log" when="match">type=.error.</match>
+          <jabber type="auth_set_plain" ack="local"/></request>' ;;
+*) echo "tsung-run.sh: -a is sasl or legacy" >&2; exit 2 ;;
+esac
 command -v tsung >/dev/null || { echo "tsung-run.sh: tsung is not installed (apt-get install tsung)" >&2; exit 2; }
 [ -n "$dir" ] || dir=$(mktemp -d /tmp/tsung-run.XXXXXX)
 mkdir -p "$dir"
@@ -79,10 +95,7 @@ cat > "$dir/scenario.xml" <<EOF
         <request subst="true"><jabber type="connect" ack="local"><xmpp_authenticate username="%%_username%%" passwd="%%_password%%"/></jabber></request>
       </transaction>
       <transaction name="authenticate">
-        <request><jabber type="auth_sasl" ack="local"/></request>
-        <request><jabber type="connect" ack="local"/></request>
-        <request><jabber type="auth_sasl_bind" ack="local"/></request>
-        <request><jabber type="auth_sasl_session" ack="local"/></request>
+        $login
       </transaction>
       <request><jabber type="presence:initial" ack="no_ack"/></request>
       <transaction name="roster">
@@ -132,9 +145,12 @@ if [ -n "${t0:-}" ] && [ -n "${t1:-}" ]; then
 	cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}')
 fi
 status=ok
-[ "$nerr" = 0 ] && [ "$(total finish_users_count)" = "$n" ] || status=errors
-echo "RESULT scenario=tsung server=$label users=$n rate=$rate started=$(total users_count)" \
+refused=$(total match)
+refused=${refused:-0} # no line at all when nothing matched
+[ "$nerr" = 0 ] && [ "$refused" = 0 ] && [ "$(total finish_users_count)" = "$n" ] || status=errors
+echo "RESULT scenario=tsung server=$label auth=$auth users=$n rate=$rate started=$(total users_count)" \
 	"finished=$(total finish_users_count) errors=$nerr error_kinds=${kinds:-none}" \
+	"logins_refused=$refused" \
 	"connect_ms=$c_mean connect_max_ms=$c_max auth_ms=$a_mean auth_max_ms=$a_max" \
 	"authenticated=$a_n roster_ms=$r_mean roster_max_ms=$r_max" \
 	"chats_sent=$(( $(total request_noack) - $(total users_count) )) srv_cpu_s=${cpu:--}" \
