@@ -46,6 +46,7 @@ struct c2s {
     struct buf held_input;     /* the rest of the read that brought that failure,
                                   or that arrived behind a PLAIN check */
     struct plain_job *plain;   /* the PLAIN password check queued on the worker */
+    int sasl_tried;            /* an <auth/> was sent: no XEP-0078 login after it */
 };
 
 /* ---- per-address SASL failure throttle ----
@@ -424,6 +425,7 @@ struct plain_job {
     size_t pwlen, size;
     char *bare, *authzid, *pw; /* point into text */
     char *resource, *iq_id;    /* XEP-0078 only (else NULL): what to bind, what to answer */
+    int unknown;               /* no such account: checked against made-up keys */
     char text[];               /* the strings: sized to fit, as a login storm
                                   may queue a job per connection */
 };
@@ -494,6 +496,9 @@ static void legacy_checked(struct c2s *s, const struct plain_job *j);
 static void plain_checked(struct worker_job *w)
 {
     struct plain_job *j = (struct plain_job *)w;
+    if (j->unknown) {
+        j->ok = 0;
+    }
     struct conn *c = w->cancelled ? NULL : conn_find(j->fd, j->conn_id);
     struct c2s *s = c ? c->c2s : NULL;
     if (s && s->plain == j) {
@@ -519,19 +524,36 @@ static void plain_checked(struct worker_job *w)
     plain_job_free(j);
 }
 
+/* An unknown user's password is checked too, against keys made up for the
+ * occasion: the answer takes as long as for an account, so its timing does
+ * not tell which accounts exist (scram_first does the same). */
+static int made_up_account(struct store_account *acct)
+{
+    char pw[16];
+    memset(acct, 0, sizeof(*acct));
+    tls_random(pw, sizeof(pw));
+    if (sasl_scram_make_creds(SASL_SCRAM_SHA1, pw, sizeof(pw), 1, &acct->sha1) < 0) {
+        return -1;
+    }
+    acct->sha1.iter = g_config->scram_iterations;
+    return 0;
+}
+
 /* Queues the password check of l on the worker and holds the stream. -1
- * when the account does not exist, -2 when out of memory. */
+ * when out of memory. */
 static int plain_queue(struct c2s *s, const struct plain_login *l)
 {
     struct store_account acct;
-    if (store_account_get(l->bare, &acct) < 0) {
+    int unknown = store_account_get(l->bare, &acct) < 0;
+    if (unknown && made_up_account(&acct) < 0) {
         return -1;
     }
     struct plain_job *j = plain_job_new(l);
     if (!j) {
         sasl_wipe(&acct, sizeof(acct));
-        return -2;
+        return -1;
     }
+    j->unknown = unknown;
     j->mech = acct.sha1.key_len ? SASL_SCRAM_SHA1 : SASL_SCRAM_SHA256;
     j->creds = acct.sha1.key_len ? acct.sha1 : acct.sha256;
     sasl_wipe(&acct, sizeof(acct));
@@ -559,9 +581,10 @@ static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
         sasl_fail(s, "malformed-request");
         return;
     }
-    int r = user_to_bare(authcid, bare, sizeof(bare)) < 0 ? -1 : plain_queue(s, &l);
-    if (r < 0) {
-        sasl_fail(s, r == -1 ? "not-authorized" : "temporary-auth-failure");
+    if (user_to_bare(authcid, bare, sizeof(bare)) < 0) {
+        sasl_fail(s, "not-authorized");
+    } else if (plain_queue(s, &l) < 0) {
+        sasl_fail(s, "temporary-auth-failure");
     }
 }
 
@@ -663,6 +686,7 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
         c2s_stream_error(c, "unsupported-stanza-type", NULL);
         return;
     }
+    s->sasl_tried = 1;
     sasl_end(s);
     enum sasl_mech mech = sasl_mech_from_name(xml_attr(st, "mechanism") ? xml_attr(st, "mechanism")
                                                                         : "");
@@ -812,7 +836,7 @@ static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bin
 
 /* XEP-0078 §3.1 gives each error its legacy code (XEP-0086) too, for the
  * old clients this is for; policy-violation is younger than the codes. */
-static void legacy_error(struct c2s *s, const char *id, const char *cond)
+static void legacy_error(struct c2s *s, const char *id, const char *cond, const char *text)
 {
     static const struct {
         const char *cond, *type, *code;
@@ -823,14 +847,16 @@ static void legacy_error(struct c2s *s, const char *id, const char *cond)
         {"policy-violation", "wait", ""},
         {"resource-constraint", "wait", " code='500'"},
         {"internal-server-error", "wait", " code='500'"},
+        {"service-unavailable", "cancel", " code='503'"},
     };
     size_t i = 0;
     while (i + 1 < sizeof(errs) / sizeof(errs[0]) && strcmp(errs[i].cond, cond) != 0) {
         i++;
     }
-    char err[200];
-    snprintf(err, sizeof(err), "<error%s type='%s'><%s xmlns='" NS_STANZAS "'/></error>",
-             errs[i].code, errs[i].type, errs[i].cond);
+    char err[300];
+    snprintf(err, sizeof(err), "<error%s type='%s'><%s xmlns='" NS_STANZAS "'/>%s%s%s</error>",
+             errs[i].code, errs[i].type, errs[i].cond, text ? "<text xmlns='" NS_STANZAS "'>" : "",
+             text ? text : "", text ? "</text>" : "");
     iq_reply_id(s, id, "error", err);
 }
 
@@ -865,46 +891,61 @@ static const char *legacy_field(const struct xml_node *q, const char *name)
     return n ? xml_text(n) : NULL;
 }
 
+/* user@domain/res, when it makes a valid full JID (else -1). */
+static int legacy_jid(const char *user, const char *res, char bare[JID_MAX + 1])
+{
+    char local[JID_PART_MAX + 1], full[JID_MAX + 1], norm[JID_MAX + 1];
+    if (jid_local_valid(user, local, sizeof(local)) < 0 || jid_resource_valid(res) < 0 ||
+        (size_t)snprintf(full, sizeof(full), "%s@%s/%s", local, g_config->domain, res) >=
+            sizeof(full) ||
+        jid_parse(full, norm, sizeof(norm), NULL) < 0) {
+        return -1;
+    }
+    snprintf(bare, JID_MAX + 1, "%s@%s", local, g_config->domain);
+    return 0;
+}
+
 static void legacy_login(struct c2s *s, struct xml_node *iq, struct xml_node *q)
 {
     const char *id = xml_attr(iq, "id") ? xml_attr(iq, "id") : "";
     const char *user = legacy_field(q, "username"), *pw = legacy_field(q, "password");
     const char *res = legacy_field(q, "resource");
-    char local[JID_PART_MAX + 1], bare[JID_MAX + 1];
+    char bare[JID_MAX + 1];
     if (!user || !*user || !pw || !res || !*res) {
-        legacy_error(s, id, "not-acceptable");
-        return;
-    }
-    if (jid_resource_valid(res) < 0) {
-        legacy_error(s, id, "bad-request");
+        legacy_error(s, id, "not-acceptable", NULL); /* §3.1: a field is missing */
         return;
     }
     if (c2s_auth_banned(s->conn->addr)) {
-        legacy_error(s, id, "policy-violation");
+        legacy_error(s, id, "policy-violation", NULL);
+        return;
+    }
+    if (legacy_jid(user, res, bare) < 0) {
+        /* A username that cannot be an account's is a wrong login (as in
+         * SASL); a resource that cannot be bound is the client's error. */
+        if (jid_local_valid(user, bare, sizeof(bare)) < 0) {
+            legacy_wrong_password(s, id);
+        } else {
+            legacy_error(s, id, "bad-request", NULL);
+        }
         return;
     }
     struct plain_login l = {bare, "", pw, strlen(pw), res, id};
-    int r = -1;
-    if (jid_local_valid(user, local, sizeof(local)) == 0 &&
-        (size_t)snprintf(bare, sizeof(bare), "%s@%s", local, g_config->domain) < sizeof(bare)) {
-        r = plain_queue(s, &l);
-    }
-    if (r == -1) {
-        legacy_wrong_password(s, id);
-    } else if (r < 0) {
-        legacy_error(s, id, "internal-server-error");
+    if (l.pwlen > SASL_PASS_MAX) {
+        legacy_wrong_password(s, id); /* no stored password is that long */
+    } else if (plain_queue(s, &l) < 0) {
+        legacy_error(s, id, "internal-server-error", NULL);
     }
 }
 
 static void legacy_auth_iq(struct c2s *s, struct xml_node *iq, struct xml_node *q)
 {
-    const char *type = xml_attr(iq, "type");
-    if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
-        return; /* RFC 6120 §8.2.3: a result or error is never answered */
-    }
-    if (!legacy_auth_offered(s->conn)) {
-        legacy_error(s, xml_attr(iq, "id"), "not-acceptable"); /* encryption needed first */
-    } else if (strcmp(type, "get") == 0) {
+    if (s->sasl_tried || s->scram) {
+        /* XEP-0078 §3.1: no second chance through iq:auth after SASL. */
+        c2s_stream_error(s->conn, "policy-violation", NULL);
+    } else if (!legacy_auth_offered(s->conn)) {
+        /* §3.1: not supported here (it needs TLS first). */
+        legacy_error(s, xml_attr(iq, "id"), "service-unavailable", "Encryption required");
+    } else if (strcmp(xml_attr(iq, "type"), "get") == 0) {
         legacy_form(s, iq, legacy_field(q, "username"));
     } else {
         legacy_login(s, iq, q);
@@ -927,8 +968,28 @@ static void legacy_checked(struct c2s *s, const struct plain_job *j)
     if (bind_session(s, j->resource, norm, &cond) == 0) {
         iq_reply_id(s, j->iq_id, "result", NULL);
     } else if (cond) {
-        legacy_error(s, j->iq_id, cond);
+        /* Out of memory (the JID was checked before): the client has no
+         * other way to bind, so the stream ends rather than stay half in. */
+        legacy_error(s, j->iq_id, cond, NULL);
+        c2s_stream_error(s->conn, "resource-constraint", NULL);
     }
+}
+
+struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns)
+{
+    struct xml_node *q = xml_first_child(iq);
+    const char *type = xml_attr(iq, "type");
+    const char *to = xml_attr(iq, "to");
+    char norm[JID_MAX + 1];
+    if (!q || xml_next(q) || strcmp(xml_name(q), "query") != 0 || strcmp(xml_ns(q), ns) != 0 ||
+        !type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
+        return NULL;
+    }
+    if (to &&
+        (jid_parse(to, norm, sizeof(norm), NULL) < 0 || strcmp(norm, g_config->domain) != 0)) {
+        return NULL;
+    }
+    return q;
 }
 
 /* ---- stanza dispatch by state ---- */
@@ -954,7 +1015,7 @@ static void stanza_preauth(struct c2s *s, struct xml_node *st)
      * (after TLS when required). */
     int iq_ok = strcmp(xml_name(st), "iq") == 0 && strcmp(ns, NS_CLIENT) == 0 &&
                 (conn_is_tls(c) || !g_config->require_tls);
-    struct xml_node *q = iq_ok && g_config->legacy_auth ? xml_child(st, "query", NS_IQAUTH) : NULL;
+    struct xml_node *q = iq_ok && g_config->legacy_auth ? c2s_preauth_query(st, NS_IQAUTH) : NULL;
     if (q) {
         legacy_auth_iq(s, st, q);
         return;

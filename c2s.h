@@ -31,5 +31,9 @@ void c2s_stream_error(struct conn *c, const char *cond, const char *text);
 void c2s_shutdown(struct conn *c);
 /* Per-address SASL failure bookkeeping size, for tests and logs. */
 int c2s_auth_banned(const char *addr);
+/* The payload of an iq sent before authentication when it is what RFC 6120
+ * §8.2.3 allows there: a get or set to no one or to our domain, with exactly
+ * one child, a <query/> in namespace ns. Else NULL. */
+struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns);
 
 #endif

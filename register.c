@@ -191,22 +191,11 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
 
 int register_preauth_iq(struct conn *c, struct xml_node *iq)
 {
-    struct xml_node *q = xml_first_child(iq);
-    const char *type = xml_attr(iq, "type");
-    const char *to = xml_attr(iq, "to");
-    char norm[JID_MAX + 1];
-    if (!q || xml_next(q) || strcmp(xml_name(q), "query") != 0 ||
-        strcmp(xml_ns(q), NS_REGISTER) != 0 || !type) {
+    struct xml_node *q = c2s_preauth_query(iq, NS_REGISTER);
+    if (!q) {
         return -1;
     }
-    if (to &&
-        (jid_parse(to, norm, sizeof(norm), NULL) < 0 || strcmp(norm, g_config->domain) != 0)) {
-        return -1;
-    }
-    int get = strcmp(type, "get") == 0;
-    if (!get && strcmp(type, "set") != 0) {
-        return -1;
-    }
+    int get = strcmp(xml_attr(iq, "type"), "get") == 0;
     if (!g_config->allow_registration) {
         /* No XEP-0077 condition for "sign-up is off"; its tables answer
          * not-allowed where an operation is disabled for everyone (§3.2,

@@ -79,8 +79,9 @@ def test_offered_only_where_plain_is(server):
                  % login_iq("alice", server.password("alice"), "clear"))
         ans = raw.wait_child("iq")
         assert ans is not None and ans.get("id") == "a1", raw.describe()
-        assert raw_error(ans) == ("modify", "not-acceptable")
+        assert raw_error(ans) == ("cancel", "service-unavailable")  # XEP-0078 §3.1
         assert raw.reader.stream_error is None
+        assert b"authenticated" not in raw.all_data
     # With plain_without_tls (the benchmark setting) it is offered in the clear.
     enable_legacy(server, require_tls="no", plain_without_tls="yes")
     with RawConn(server.host, server.c2s_port) as raw:
@@ -111,6 +112,9 @@ def test_login_then_chat_with_a_sasl_client(server):
                 assert len(ans) == 0
                 roster = c.iq("get", "<query xmlns='jabber:iq:roster'/>")
                 assert roster.get("type") == "result"
+                # Old clients still send the RFC 3921 session iq: it is answered.
+                sess = c.iq("set", "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/>")
+                assert sess.get("type") == "result"
                 c.conn.send("<message to='%s' type='chat' id='m1'><body>from old</body>"
                             "</message>" % server.jid("bob"))
                 m = await bob.next_message(pred=lambda m: m["body"] == "from old")
@@ -198,3 +202,55 @@ def test_failures_count_towards_the_address_ban(server):
             assert raw_error(ans) == ("auth", "not-authorized")
         ans = legacy_login(c, "alice", server.password("alice"), "r")
         assert raw_error(ans) == ("wait", "policy-violation")
+
+
+def test_no_legacy_login_after_sasl(server):
+    """XEP-0078 §3.1: after a failed SASL attempt (or during one) the server
+    must not allow iq:auth, and ends the stream with policy-violation."""
+    enable_legacy(server)
+    pw = server.password("alice")
+    with PreauthConn(server) as c:
+        ans = c.conn.sasl_plain("alice", "not-her-password", timeout=30)
+        assert ans is not None and local(ans.tag) == "failure"
+        c.conn.send("<iq type='set' id='late'>%s</iq>" % login_iq("alice", pw, "late"))
+        c.conn.read_until(lambda r: r.stream_error is not None, 10)
+        assert c.conn.reader.stream_error == "policy-violation"
+        assert b"id='late'" not in c.conn.all_data
+    with PreauthConn(server) as c:
+        c.conn.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'/>")
+        ch = c.conn.wait_child("challenge")
+        assert ch is not None, c.conn.describe()
+        c.conn.send("<iq type='set' id='mid'>%s</iq>" % login_iq("alice", pw, "mid"))
+        c.conn.read_until(lambda r: r.stream_error is not None, 10)
+        assert c.conn.reader.stream_error == "policy-violation"
+
+
+def test_only_a_plain_login_iq_is_taken(server):
+    """As for XEP-0077 before login (RFC 6120 §8.2.3): one <query/> child, to
+    no one or to the server. Anything else before login ends the stream."""
+    enable_legacy(server)
+    pw = server.password("alice")
+    for attrs, extra in ((" to='elsewhere.example'", ""), ("", "<x xmlns='urn:example'/>")):
+        with PreauthConn(server) as c:
+            c.conn.send("<iq type='set' id='odd'%s>%s%s</iq>"
+                        % (attrs, login_iq("alice", pw, "odd"), extra))
+            c.conn.read_until(lambda r: r.stream_error is not None, 10)
+            assert c.conn.reader.stream_error == "not-authorized", (attrs, extra)
+            assert b"id='odd'" not in c.conn.all_data
+
+
+def test_wrong_then_right_login_pipelined(server):
+    """Two logins in one write: the second waits behind the first one's
+    (throttled) failure and is then checked on its own."""
+    enable_legacy(server)
+    with PreauthConn(server) as c:
+        c.conn.send("<iq type='set' id='w1'>%s</iq><iq type='set' id='w2'>%s</iq>"
+                    % (login_iq("alice", "wrong", "pipe"),
+                       login_iq("alice", server.password("alice"), "pipe")))
+
+        def answered(r):
+            return {"w1", "w2"} <= {x.get("id") for x in r.children if local(x.tag) == "iq"}
+        c.conn.read_until(answered, 30)
+        got = {x.get("id"): x for x in c.conn.reader.children if local(x.tag) == "iq"}
+        assert raw_error(got["w1"]) == ("auth", "not-authorized"), c.conn.describe()
+        assert got["w2"].get("type") == "result", c.conn.describe()
