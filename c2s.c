@@ -526,16 +526,15 @@ static void plain_checked(struct worker_job *w)
 
 /* An unknown user's password is checked too, against keys made up for the
  * occasion: the answer takes as long as for an account, so its timing does
- * not tell which accounts exist (scram_first does the same). */
-static int made_up_account(struct store_account *acct)
+ * not tell which accounts exist. scram_first goes on with them too. */
+static int made_up_creds(enum sasl_mech mech, struct scram_creds *cr)
 {
     char pw[16];
-    memset(acct, 0, sizeof(*acct));
     tls_random(pw, sizeof(pw));
-    if (sasl_scram_make_creds(SASL_SCRAM_SHA1, pw, sizeof(pw), 1, &acct->sha1) < 0) {
+    if (sasl_scram_make_creds(mech, pw, sizeof(pw), 1, cr) < 0) {
         return -1;
     }
-    acct->sha1.iter = g_config->scram_iterations;
+    cr->iter = g_config->scram_iterations;
     return 0;
 }
 
@@ -545,8 +544,11 @@ static int plain_queue(struct c2s *s, const struct plain_login *l)
 {
     struct store_account acct;
     int unknown = store_account_get(l->bare, &acct) < 0;
-    if (unknown && made_up_account(&acct) < 0) {
-        return -1;
+    if (unknown) {
+        memset(&acct, 0, sizeof(acct));
+        if (made_up_creds(SASL_SCRAM_SHA1, &acct.sha1) < 0) {
+            return -1;
+        }
     }
     struct plain_job *j = plain_job_new(l);
     if (!j) {
@@ -611,13 +613,10 @@ static void scram_first(struct c2s *s, enum sasl_mech mech, const unsigned char 
      * fails only at the proof and does not reveal which accounts exist. */
     struct scram_creds fake;
     if (!cr || cr->key_len == 0) {
-        char pw[16];
-        tls_random(pw, sizeof(pw));
-        if (sasl_scram_make_creds(mech, pw, sizeof(pw), 1, &fake) < 0) {
+        if (made_up_creds(mech, &fake) < 0) {
             sasl_fail(s, "temporary-auth-failure");
             return;
         }
-        fake.iter = g_config->scram_iterations;
         cr = &fake;
     }
     int n = sasl_scram_server_first(s->scram, cr, out, sizeof(out));
