@@ -835,7 +835,7 @@ static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bin
 
 /* XEP-0078 §3.1 gives each error its legacy code (XEP-0086) too, for the
  * old clients this is for; policy-violation is younger than the codes. */
-static void legacy_error(struct c2s *s, const char *id, const char *cond, const char *text)
+static void legacy_error_iq(struct buf *b, const char *id, const char *cond, const char *text)
 {
     static const struct {
         const char *cond, *type, *code;
@@ -852,11 +852,23 @@ static void legacy_error(struct c2s *s, const char *id, const char *cond, const 
     while (i + 1 < sizeof(errs) / sizeof(errs[0]) && strcmp(errs[i].cond, cond) != 0) {
         i++;
     }
-    char err[300];
-    snprintf(err, sizeof(err), "<error%s type='%s'><%s xmlns='" NS_STANZAS "'/>%s%s%s</error>",
-             errs[i].code, errs[i].type, errs[i].cond, text ? "<text xmlns='" NS_STANZAS "'>" : "",
-             text ? text : "", text ? "</text>" : "");
-    iq_reply_id(s, id, "error", err);
+    buf_puts(b, "<iq type='error' id='");
+    buf_append_xml(b, id ? id : "", id ? strlen(id) : 0);
+    buf_printf(b, "'><error%s type='%s'><%s xmlns='" NS_STANZAS "'/>", errs[i].code, errs[i].type,
+               errs[i].cond);
+    if (text) {
+        buf_printf(b, "<text xmlns='" NS_STANZAS "'>%s</text>", text);
+    }
+    buf_puts(b, "</error></iq>");
+}
+
+static void legacy_error(struct c2s *s, const char *id, const char *cond, const char *text)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    legacy_error_iq(&b, id, cond, text);
+    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
 }
 
 /* Which fields a login needs (§3.1): no <digest/>, see above. */
@@ -876,10 +888,7 @@ static void legacy_wrong_password(struct c2s *s, const char *id)
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_puts(&b, "<iq type='error' id='");
-    buf_append_xml(&b, id, strlen(id));
-    buf_puts(&b, "'><error code='401' type='auth'><not-authorized xmlns='" NS_STANZAS
-                 "'/></error></iq>");
+    legacy_error_iq(&b, id, "not-authorized", NULL);
     answer_wrong_password(s, buf_ptr(&b));
     buf_free(&b);
 }
@@ -890,15 +899,19 @@ static const char *legacy_field(const struct xml_node *q, const char *name)
     return n ? xml_text(n) : NULL;
 }
 
-/* user@domain/res, when it makes a valid full JID (else -1). */
+/* user@domain/res as a bare JID, when it makes a valid full JID: -1 when
+ * user cannot be an account's name, -2 when res cannot be bound with it. */
 static int legacy_jid(const char *user, const char *res, char bare[JID_MAX + 1])
 {
     char local[JID_PART_MAX + 1], full[JID_MAX + 1], norm[JID_MAX + 1];
-    if (jid_local_valid(user, local, sizeof(local)) < 0 || jid_resource_valid(res) < 0 ||
+    if (jid_local_valid(user, local, sizeof(local)) < 0) {
+        return -1;
+    }
+    if (jid_resource_valid(res) < 0 ||
         (size_t)snprintf(full, sizeof(full), "%s@%s/%s", local, g_config->domain, res) >=
             sizeof(full) ||
         jid_parse(full, norm, sizeof(norm), NULL) < 0) {
-        return -1;
+        return -2;
     }
     snprintf(bare, JID_MAX + 1, "%s@%s", local, g_config->domain);
     return 0;
@@ -906,7 +919,7 @@ static int legacy_jid(const char *user, const char *res, char bare[JID_MAX + 1])
 
 static void legacy_login(struct c2s *s, struct xml_node *iq, struct xml_node *q)
 {
-    const char *id = xml_attr(iq, "id") ? xml_attr(iq, "id") : "";
+    const char *id = xml_attr(iq, "id");
     const char *user = legacy_field(q, "username"), *pw = legacy_field(q, "password");
     const char *res = legacy_field(q, "resource");
     char bare[JID_MAX + 1];
@@ -918,17 +931,18 @@ static void legacy_login(struct c2s *s, struct xml_node *iq, struct xml_node *q)
         legacy_error(s, id, "policy-violation", NULL);
         return;
     }
-    if (legacy_jid(user, res, bare) < 0) {
+    int r = legacy_jid(user, res, bare);
+    if (r < 0) {
         /* A username that cannot be an account's is a wrong login (as in
          * SASL); a resource that cannot be bound is the client's error. */
-        if (jid_local_valid(user, bare, sizeof(bare)) < 0) {
+        if (r == -1) {
             legacy_wrong_password(s, id);
         } else {
             legacy_error(s, id, "bad-request", NULL);
         }
         return;
     }
-    struct plain_login l = {bare, "", pw, strlen(pw), res, id};
+    struct plain_login l = {bare, "", pw, strlen(pw), res, id ? id : ""};
     if (l.pwlen > SASL_PASS_MAX) {
         legacy_wrong_password(s, id); /* no stored password is that long */
     } else if (plain_queue(s, &l) < 0) {
@@ -938,8 +952,9 @@ static void legacy_login(struct c2s *s, struct xml_node *iq, struct xml_node *q)
 
 static void legacy_auth_iq(struct c2s *s, struct xml_node *iq, struct xml_node *q)
 {
-    if (s->sasl_tried || s->scram) {
-        /* XEP-0078 §3.1: no second chance through iq:auth after SASL. */
+    if (s->sasl_tried) {
+        /* XEP-0078 §3.1: no second chance through iq:auth after (or during)
+         * a SASL attempt. */
         c2s_stream_error(s->conn, "policy-violation", NULL);
     } else if (!legacy_auth_offered(s->conn)) {
         /* §3.1: not supported here (it needs TLS first). */
