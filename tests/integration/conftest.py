@@ -3,7 +3,7 @@
 Managed mode (default): each test gets a fresh xmppd with its own temp data
 dir and config, accounts created through the `adduser` CLI, stderr captured
 to a file (attached to the report of a failing test), SIGTERM at teardown
-(SIGKILL after 5 s, which fails the test), and a check that the process was
+(SIGKILL after patience(), which fails the test), and a check that the process was
 still alive and did not report sanitizer errors.
 
 External mode (to validate the scenarios against a reference server):
@@ -15,7 +15,10 @@ call server.require_managed() and are skipped in this mode.
 
 Environment:
   XMPPD_BIN             binary to test (default: <repo>/xmppd)
-  XMPPD_START_TIMEOUT   seconds to wait for the listening socket (default 5)
+  XMPPD_START_TIMEOUT   seconds to wait for the listening socket (default:
+                        patience(), 30 s times XMPPD_TEST_SLOWDOWN)
+  XMPPD_TEST_SLOWDOWN   factor for every deadline and the per-phase backstop
+                        (default 1; make SANITIZE=1 check sets 3)
   XMPPD_KEEP_LOGS       set to keep temp dirs (pytest keeps the last 3 anyway)
 """
 
@@ -29,7 +32,7 @@ import pytest
 # Keep the source tree clean: no __pycache__ for the test modules.
 sys.dont_write_bytecode = True
 
-from xmpp_helpers import free_ports, wait_port
+from xmpp_helpers import SLOWDOWN, free_ports, patience, wait_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -61,7 +64,7 @@ class FixtureTimeout(Exception):
 
 
 def _with_alarm(item, exc):
-    seconds = int(item.config.getini("xmppd_test_timeout") or 0)
+    seconds = int(float(item.config.getini("xmppd_test_timeout") or 0) * SLOWDOWN)
     if seconds <= 0 or not hasattr(signal, "SIGALRM"):
         return None
 
@@ -208,7 +211,7 @@ class Server:
         self.require_managed()
         return subprocess.run([self.binary, "-c", self.conf_path] + list(args),
                               input=input if input is not None else "",
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=patience(timeout))
 
     def adduser(self, user, password):
         r = self.cli("adduser", self.jid(user), input=password + "\n")
@@ -222,7 +225,7 @@ class Server:
     def start(self, timeout=None):
         self.require_managed()
         if timeout is None:
-            timeout = float(os.environ.get("XMPPD_START_TIMEOUT", "5"))
+            timeout = float(os.environ.get("XMPPD_START_TIMEOUT") or patience())
         self._log = open(self.log_path, "ab")
         self._log.write(b"==== start ====\n")
         self._log.flush()
@@ -252,7 +255,7 @@ class Server:
             self.proc.wait(5)
 
     def stop(self):
-        """SIGTERM, wait up to 5 s, SIGKILL. Returns a list of problems."""
+        """SIGTERM, wait up to patience(), SIGKILL. Returns a list of problems."""
         problems = []
         if self.proc is None:
             return problems
@@ -263,13 +266,14 @@ class Server:
             else:
                 self.proc.send_signal(signal.SIGTERM)
                 try:
-                    rc = self.proc.wait(5)
+                    rc = self.proc.wait(patience())
                     if rc not in (0, -signal.SIGTERM):
                         problems.append("xmppd exited with code %d after SIGTERM" % rc)
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait(5)
-                    problems.append("xmppd did not exit within 5 s of SIGTERM (SIGKILLed)")
+                    problems.append("xmppd did not exit within %.0f s of SIGTERM (SIGKILLed)"
+                                    % patience())
         finally:
             # Whatever interrupted us, never leave a server behind.
             self._kill()

@@ -8,7 +8,7 @@ error condition. Every wait is bounded.
 
 import xml.etree.ElementTree as ET
 
-from xmpp_helpers import NS_BIND, NS_STANZAS, RawConn, local
+from xmpp_helpers import NS_BIND, NS_STANZAS, RawConn, local, patience
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
@@ -36,7 +36,7 @@ async def iq(client, payload, to=None, itype="get", timeout=IQ_TIMEOUT):
         payload = ET.fromstring(payload)
     stanza.append(payload)
     try:
-        return await stanza.send(timeout=timeout)
+        return await stanza.send(timeout=patience(timeout))
     except IqError as e:
         return e.iq
 
@@ -107,6 +107,7 @@ async def subscribe_both(a, b, timeout=10.0):
     import asyncio
 
     loop = asyncio.get_running_loop()
+    timeout = patience(timeout)
     for x, y in ((a, b), (b, a)):
         x.xmpp.send_presence(pto=y.bare, ptype="subscribe")
         deadline = loop.time() + timeout

@@ -9,7 +9,7 @@ Every wait has an explicit timeout.
 import asyncio
 import xml.etree.ElementTree as ET
 
-from xmpp_helpers import NS_CLIENT, NS_STANZAS
+from xmpp_helpers import NS_CLIENT, NS_STANZAS, patience, settle
 
 NS_ROSTER = "jabber:iq:roster"
 NS_BLOCKING = "urn:xmpp:blocking"
@@ -69,7 +69,7 @@ async def roster_get(c, ver=None, timeout=5.0):
     iq = c.xmpp.make_iq_get(queryxmlns=NS_ROSTER)
     if ver is not None:
         iq.xml.find("{%s}query" % NS_ROSTER).set("ver", ver)
-    res = await iq.send(timeout=timeout)
+    res = await iq.send(timeout=patience(timeout))
     q = res.xml.find("{%s}query" % NS_ROSTER)
     if q is None:
         return None, None
@@ -92,7 +92,7 @@ async def iq_error(c, iq, timeout=5.0):
     """Send iq; return None on a result, else (error type, condition)."""
     from slixmpp.exceptions import IqError
     try:
-        await iq.send(timeout=timeout)
+        await iq.send(timeout=patience(timeout))
         return None
     except IqError as e:
         return e.iq["error"]["type"], e.iq["error"]["condition"]
@@ -118,6 +118,7 @@ async def roster_remove(c, jid, timeout=5.0):
 async def next_push(c, jid=None, timeout=5.0):
     """Next roster push (for jid when given): (ver, item dict)."""
     loop = asyncio.get_running_loop()
+    timeout = patience(timeout)
     deadline = loop.time() + timeout
     while True:
         left = deadline - loop.time()
@@ -133,11 +134,12 @@ async def next_push(c, jid=None, timeout=5.0):
             return ver, items[key]
 
 
-async def no_push(c, wait=1.0):
-    try:
-        ver, items = await asyncio.wait_for(c.pushes.get(), wait)
-    except asyncio.TimeoutError:
+async def no_push(c, wait=None):
+    """No roster push has come by the end of a settle() (`wait` is ignored)."""
+    await settle(c)
+    if c.pushes.empty():
         return
+    ver, items = c.pushes.get_nowait()
     raise AssertionError("%s: unexpected roster push %r" % (c.requested, items))
 
 
@@ -152,8 +154,18 @@ def send_presence(c, to=None, type_=None, priority=None, status=None, show=None)
     p.send()
 
 
-async def next_presence(c, pred=None, timeout=5.0):
+async def next_presence(c, pred=None, timeout=5.0, settled=False):
+    """Next (matching) presence within patience(timeout); with settled=True,
+    the next one of those that came before a settle()."""
+    if settled:
+        await settle(c)
+        while not c.presences.empty():
+            p = c.presences.get_nowait()
+            if pred is None or pred(p):
+                return p
+        raise AssertionError("%s: no matching presence" % c.requested)
     loop = asyncio.get_running_loop()
+    timeout = patience(timeout)
     deadline = loop.time() + timeout
     while True:
         left = deadline - loop.time()
@@ -168,9 +180,11 @@ async def next_presence(c, pred=None, timeout=5.0):
             return p
 
 
-async def no_presence(c, pred=None, wait=1.0):
+async def no_presence(c, pred=None, wait=None):
+    """No (matching) presence has come by the end of a settle() (`wait` is
+    ignored)."""
     try:
-        p = await next_presence(c, pred, wait)
+        p = await next_presence(c, pred, settled=True)
     except AssertionError:
         return
     raise AssertionError("%s: unexpected presence %s" % (c.requested, p))
@@ -210,7 +224,9 @@ async def subscribe_both(a, b):
     assert items[b.bare]["subscription"] == "both", items
     _, items = await roster_get(b)
     assert items[a.bare]["subscription"] == "both", items
-    await asyncio.sleep(0.2)
+    # Let the last presences of the handshake arrive before forgetting them.
+    await settle(a)
+    await settle(b)
     drain(a)
     drain(b)
 

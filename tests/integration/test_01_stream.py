@@ -4,7 +4,7 @@ before TLS: stream-level checks happen before any feature negotiation."""
 import pytest
 
 from xmpp_helpers import (NS_CLIENT, NS_STREAM, NS_TLS, RawConn, features_mechanisms, local,
-                          stream_header)
+                          patience, stream_header)
 
 
 def raw(server, **kw):
@@ -21,7 +21,7 @@ def assert_alive(server):
 def expect_stream_error(c, condition, timeout=10.0):
     """Read until the server closes; assert it sent this stream error (or one
     of a tuple of them), then </stream:stream>, then closed the TCP connection."""
-    closed = c.wait_closed(timeout)
+    closed = c.wait_closed(patience(timeout))
     r = c.reader
     assert r.error is None, "server output is not well-formed XML: " + c.describe()
     assert r.root is not None, "no stream header before the error: " + c.describe()

@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from xmpp_helpers import (MECHS, NS_BIND, NS_SASL, Clients, RawConn, features_mechanisms, local,
-                          run, scram_exchange, stream_header)
+                          patience, run, scram_exchange, stream_header)
 
 
 def raw(server, **kw):
@@ -135,7 +135,7 @@ def test_auth_before_tls_refused(server, mech):
         start = len(c.reader.children)
         c.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
                % (NS_SASL, mech, base64.b64encode(payload).decode()))
-        c.read_until(lambda r: len(r.children) > start, timeout=15)
+        c.read_until(lambda r: len(r.children) > start, timeout=patience(15))
         got = c.reader.children[start:]
         assert got, "no answer to <auth/> before TLS: " + c.describe()
         name = local(got[0].tag)
@@ -167,12 +167,12 @@ def test_stream_restart_after_sasl(server, trailer, xml_decl):
         msg = ("\0alice\0%s" % server.password("alice")).encode()
         c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>%s"
                % (NS_SASL, base64.b64encode(msg).decode(), trailer))
-        c.read_until(lambda r: len(r.children) > start, timeout=15)
+        c.read_until(lambda r: len(r.children) > start, timeout=patience(15))
         got = c.reader.children[start:]
         assert got and local(got[0].tag) == "success", c.describe()
         c.restart_stream()
         c.send(stream_header(to=server.domain, xml_decl=xml_decl) + trailer)
-        ok = c.read_until(lambda r: r.features is not None, timeout=10)
+        ok = c.read_until(lambda r: r.features is not None, timeout=patience(10))
         assert ok, "no features after the post-SASL stream restart: " + c.describe()
         assert c.reader.stream_error is None, c.describe()
         assert c.reader.features.find("{%s}bind" % NS_BIND) is not None, c.describe()
@@ -185,7 +185,7 @@ def test_stream_restart_after_starttls_with_whitespace(server, xml_decl):
         c.open_stream(to=server.domain)
         start = len(c.reader.children)
         c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n")
-        c.read_until(lambda r: len(r.children) > start, timeout=10)
+        c.read_until(lambda r: len(r.children) > start, timeout=patience(10))
         got = c.reader.children[start:]
         assert got and local(got[0].tag) == "proceed", c.describe()
         c._wrap_tls(server.domain, 10)

@@ -6,7 +6,7 @@ import pytest
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import ET
 
-from xmpp_helpers import Clients, run, unique
+from xmpp_helpers import Clients, patience, run, unique
 
 UNKNOWN_NS = "urn:xmppd:test:no-such-namespace"
 
@@ -86,7 +86,7 @@ async def _iq_error(client, to, ns=UNKNOWN_NS, itype="get"):
     iq = client.xmpp.make_iq(ito=to, itype=itype)
     iq.append(ET.Element("{%s}query" % ns))
     try:
-        res = await iq.send(timeout=10)
+        res = await iq.send(timeout=patience(10))
     except IqError as e:
         return e.iq
     except IqTimeout:
@@ -162,7 +162,7 @@ def test_iq_result_not_bounced(server):
             # the result would already have arrived (one stream, in order).
             ping = alice.xmpp.make_iq_get(queryxmlns="urn:xmpp:ping", ito=server.domain)
             try:
-                await ping.send(timeout=10)
+                await ping.send(timeout=patience(10))
             except IqError:
                 pass  # ping support is not required here, only an answer
             assert not [x for x in seen if x["id"] == iq_id], "iq result bounced: %s" % seen

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from xmpp_helpers import NS_BIND, MECHS, Clients, RawConn, insecure_ssl_context, local, run
+from xmpp_helpers import (NS_BIND, MECHS, Clients, RawConn, insecure_ssl_context, local, patience,
+                          run)
 
 
 @pytest.fixture
@@ -157,7 +158,7 @@ def test_deluser_between_auth_and_bind(managed):
         assert r.returncode == 0, r.stderr
         conn.send("<iq type='set' id='b'><bind xmlns='%s'><resource>late</resource></bind></iq>"
                   % NS_BIND)
-        assert conn.wait_closed(10), "the stream stayed open: %s" % conn.describe()
+        assert conn.wait_closed(patience(10)), "the stream stayed open: %s" % conn.describe()
         assert conn.reader.stream_error == "not-authorized", conn.describe()
     finally:
         conn.close()

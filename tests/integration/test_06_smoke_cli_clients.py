@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from xmpp_helpers import Clients, run, unique
+from xmpp_helpers import Clients, patience, run, unique
 
 
 def need(binary):
@@ -19,6 +19,7 @@ def need(binary):
 
 
 async def _run_cli(argv, stdin_text, home, timeout=30):
+    timeout = patience(timeout)
     env = dict(os.environ, HOME=home)
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -6,7 +6,7 @@ import pytest
 
 from im_helpers import (NS_ROSTER, item_xml, next_push, no_push, online, roster_get,
                         roster_remove, roster_set, roster_set_raw)
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, patience, run
 
 
 def test_empty_roster_has_a_version(server):
@@ -102,7 +102,7 @@ def test_set_is_stored_exactly(server):
                                name="name with \\ & <odd> 'bits' \"ü\"")
             for g in odd:
                 ET.SubElement(it, "{%s}group" % NS_ROSTER).text = g
-            await iq.send(timeout=5)
+            await iq.send(timeout=patience(5))
             await next_push(a, server.jid("bob"))
             # slixmpp writes tabs and newlines in attributes raw (XML turns
             # them into spaces): send character references by hand.

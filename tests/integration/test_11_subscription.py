@@ -7,7 +7,7 @@ import os
 from im_helpers import (error_condition, is_from, next_presence, next_push, no_presence,
                         no_push, online, ptype, roster_get, roster_remove, send_presence,
                         subscribe_both, write_doc)
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, run, settle
 
 
 async def state(c, jid):
@@ -298,7 +298,7 @@ def test_subscription_state_survives_restart(server):
             await subscribe_both(alice, bob)
             send_presence(carol, to=alice.bare, type_="subscribe")
             await next_presence(alice, lambda p: is_from(p, carol.bare, "subscribe"))
-            await asyncio.sleep(0.1)
+            await settle(alice)
 
     run(make())
     server.restart()

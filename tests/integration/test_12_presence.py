@@ -5,7 +5,7 @@ import asyncio
 
 from im_helpers import (NS_BLOCKING, drain, error_condition, is_from, next_presence, no_presence,
                         online, ptype, send_presence, subscribe_both)
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, patience, run, settle
 
 
 async def pair(cl):
@@ -208,8 +208,8 @@ def test_blocked_contact_gets_no_presence(server):
             import xml.etree.ElementTree as ET
             blk = ET.SubElement(iq.xml, "{%s}block" % NS_BLOCKING)
             ET.SubElement(blk, "{%s}item" % NS_BLOCKING, jid=alice.bare)
-            await iq.send(timeout=5)
-            await asyncio.sleep(0.3)
+            await iq.send(timeout=patience(5))
+            await settle(alice)  # the unavailable the block sends has come
             drain(alice)  # XEP-0191 §3.3: the block itself sends bob's unavailable
             drain(bob)
             send_presence(alice, show="away")

@@ -14,7 +14,7 @@ import pytest
 from disco_helpers import assert_error
 from xep_helpers import (NS_CHATSTATES, NS_DELAY, STAMP_RE, barrier, body_of, collect_messages,
                          delays, is_error, send_message, stanza_error)
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, patience, run
 
 
 def chat_only(m):
@@ -270,7 +270,7 @@ def test_cli_client_to_offline_user(server):
     cmd, stdin = _sendxmpp_cmd(server, server.jid("bob"), "from the command line")
     if cmd is None:
         pytest.skip("neither go-sendxmpp nor xmppc is installed")
-    r = subprocess.run(cmd, input=stdin or "", capture_output=True, text=True, timeout=30,
+    r = subprocess.run(cmd, input=stdin or "", capture_output=True, text=True, timeout=patience(30),
                        env=dict(os.environ, HOME=server.tmp))
     assert r.returncode == 0, "%s failed (%d): %s %s" % (cmd[0], r.returncode, r.stdout, r.stderr)
 

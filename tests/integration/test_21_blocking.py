@@ -7,7 +7,7 @@ from disco_helpers import assert_error, iq
 from xep_helpers import (NS_BLOCKING, IqCatcher, barrier, block, blocklist, body_of,
                          collect_messages, is_error, push_items, send_message, stanza_error,
                          unblock)
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, patience, run
 
 
 def chat_only(m):
@@ -154,6 +154,7 @@ def _drain(q):
 async def _next_presence(client, pred, timeout=5.0):
     import asyncio
     loop = asyncio.get_running_loop()
+    timeout = patience(timeout)
     deadline = loop.time() + timeout
     while True:
         left = deadline - loop.time()

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 from disco_helpers import assert_error, iq, payload
 from xep_helpers import NS_REGISTER, PreauthConn, raw_error
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, run, patience
 
 
 def enable_registration(server, **extra):
@@ -39,7 +39,7 @@ def test_not_a_registration_iq_is_not_authorized(server):
     enable_registration(server)
     with PreauthConn(server) as c:
         c.conn.send("<iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>")
-        assert c.conn.read_until(lambda r: r.stream_error is not None, 5.0)
+        assert c.conn.read_until(lambda r: r.stream_error is not None, patience(5.0))
         assert c.conn.reader.stream_error == "not-authorized"
 
 

@@ -5,7 +5,7 @@ import asyncio
 
 from disco_helpers import (NS_CAPS, NS_DISCO_INFO, NS_DISCO_ITEMS, assert_error,
                            disco_info_parts, error_of, iq, payload, raw_login)
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, run, tries
 
 CAPS_NODE = "https://xmppd.invalid/caps"
 
@@ -168,7 +168,7 @@ def test_disco_items(server):
             # initial presence at login; allow the server a moment for a2's.)
             want = sorted([a1.jid, a2.jid])
             for to in (None, a1.bare):
-                for _ in range(50):
+                for _ in tries():
                     items = payload(await iq(a1, q, to=to))
                     jids = sorted(i.get("jid")
                                   for i in items.findall("{%s}item" % NS_DISCO_ITEMS))

@@ -9,7 +9,7 @@ import time
 
 from disco_helpers import (NS_LAST, NS_PING, NS_TIME, NS_VERSION, assert_error, iq, payload,
                            subscribe_both)
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, run, tries
 
 XMPPD_VERSION = "0.1.0"
 
@@ -92,7 +92,7 @@ def test_last_online_account_is_zero(server):
     async def scenario():
         async with Clients(server) as cl:
             c = await cl.login("alice")
-            for _ in range(50):  # the initial presence may still be in flight
+            for _ in tries():  # the initial presence may still be in flight
                 q = payload(await iq(c, "<query xmlns='%s'/>" % NS_LAST, to=c.bare))
                 if q.get("seconds") == "0":
                     break
@@ -113,7 +113,7 @@ def test_last_offline_contact(server):
             await a.close()
             await asyncio.sleep(1.2)
             ans = None
-            for _ in range(50):  # alice's logout may still be in flight
+            for _ in tries():  # alice's logout may still be in flight
                 ans = await iq(b, "<query xmlns='%s'/>" % NS_LAST, to=server.jid("alice"))
                 q = payload(ans)
                 if q.get("seconds") != "0":

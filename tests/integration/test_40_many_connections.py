@@ -6,7 +6,9 @@ Afterwards the server must be healthy: every connection's file descriptor is
 closed again, new clients log in and exchange messages, and SIGTERM shuts it
 down cleanly. Under `make check SANITIZE=1` the same SIGTERM runs
 LeakSanitizer (ASAN_OPTIONS=detect_leaks=1 is set here) and conftest fails the
-test on any sanitizer report in the server's stderr. Bounded to well under 60 s.
+test on any sanitizer report in the server's stderr. The first MIN_STORM
+connections always run, however long a slow machine takes; the rest stop at
+BUDGET seconds (times XMPPD_TEST_SLOWDOWN). Nothing asserts a rate.
 
 XMPPD_MANY_CONNECTIONS overrides the number of connections (default 3000)."""
 
@@ -19,14 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from xmpp_helpers import NS_SASL, RawConn, local, stream_header
+from xmpp_helpers import SLOWDOWN, NS_SASL, RawConn, local, stream_header, patience
 
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 
 TOTAL = int(os.environ.get("XMPPD_MANY_CONNECTIONS", "3000"))
 WORKERS = 24
-BUDGET = 40.0  # seconds for the storm itself; the rest of the test is a few more
+MIN_STORM = min(TOTAL, 1000)  # connections that run whatever the time
+BUDGET = 40.0 * SLOWDOWN  # seconds after which the ones past MIN_STORM are skipped
 
 # How often each kind of connection appears, per 100.
 MIX = [
@@ -182,7 +185,8 @@ def kind_login_quit(server, n=0):
     c.open_stream(to=server.domain)
     finish_login(server, c, ("alice", "bob", "carol")[n % 3], "storm-%d" % n)
     c.send("<presence/></stream:stream>")
-    assert c.wait_closed(10), "server did not close after </stream:stream>: " + c.describe()
+    assert c.wait_closed(patience(10)), \
+        "server did not close after </stream:stream>: " + c.describe()
     c.close()
 
 
@@ -192,7 +196,8 @@ def kind_starttls_login_quit(server, n=0):
     c.starttls(server.domain)
     finish_login(server, c, "carol", "storm-st-%d" % n)
     c.send("</stream:stream>")
-    assert c.wait_closed(10), "server did not close after </stream:stream>: " + c.describe()
+    assert c.wait_closed(patience(10)), \
+        "server did not close after </stream:stream>: " + c.describe()
     c.close()
 
 
@@ -200,7 +205,7 @@ LOGINS = ("login_quit", "starttls_login_quit")
 
 
 def run_one(server, i, deadline):
-    if time.monotonic() > deadline:
+    if i >= MIN_STORM and time.monotonic() > deadline:
         return "skipped", None
     kind = KINDS[(i * 37) % len(KINDS)]
     fn = globals()["kind_" + kind]
@@ -265,9 +270,7 @@ def test_many_connections(leak_checking, server):
     errors = ["%s: %s" % (k, e) for k, e in results if e]
     assert not errors, "%d login(s) failed during the storm, first: %s" % (len(errors),
                                                                         errors[:3])
-    # Under a slow sanitizer build the budget may cut the storm short; it still
-    # has to have been a storm.
-    assert len(done) >= min(TOTAL, 1000), "only %d connections in %.0f s" % (len(done), elapsed)
+    assert len(done) >= MIN_STORM
     print("%d connections in %.1f s (%s)" % (len(done), elapsed,
                                             ", ".join("%s %d" % (k, done.count(k))
                                                       for k, _ in MIX)))
@@ -277,9 +280,8 @@ def test_many_connections(leak_checking, server):
     # Every connection's descriptor is closed again (the server closes at the
     # end of a loop turn, so give it a moment).
     fds = open_fds(pid)
-    for _ in range(100):
-        if fds <= base_fds:
-            break
+    fd_deadline = time.monotonic() + patience()
+    while fds > base_fds and time.monotonic() < fd_deadline:
         time.sleep(0.1)
         fds = open_fds(pid)
     assert fds <= base_fds, "xmppd holds %d fds after the storm, %d before" % (fds, base_fds)

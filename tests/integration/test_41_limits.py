@@ -8,7 +8,7 @@ extend them.)"""
 import pytest
 
 from limits_helpers import LogWatch, conn, expect_stream_error, raw_session, reconfigure
-from xmpp_helpers import NS_CLIENT, NS_STANZAS, local, stream_header
+from xmpp_helpers import NS_CLIENT, NS_STANZAS, local, stream_header, patience
 
 DEPTH, ATTRS, NAME, STANZA = 8, 8, 64, 10000
 LIMITS = dict(max_xml_depth=DEPTH, max_xml_attrs=ATTRS, max_xml_name=NAME,
@@ -34,7 +34,7 @@ def echo_ok(c, payload, ident, timeout=10.0):
     start = len(c.reader.children)
     c.send("<message to='%s' id='%s' type='chat'>%s</message>" % (c.jid, ident, payload))
     got = c.read_until(lambda r: any(local(x.tag) == "message" and x.get("id") == ident
-                                     for x in r.children[start:]), timeout)
+                                     for x in r.children[start:]), patience(timeout))
     return got
 
 
@@ -102,7 +102,8 @@ def test_stanza_size_boundary(limited):
         assert len(exact.encode()) == STANZA
         start = len(c.reader.children)
         c.send(exact)
-        assert c.read_until(lambda r: any(x.get("id") == "exact" for x in r.children[start:])), \
+        assert c.read_until(lambda r: any(x.get("id") == "exact" for x in r.children[start:]),
+                            patience()), \
             "a stanza of exactly max_stanza_size was not routed: " + c.describe()
         c.send(stanza("over", STANZA + 1))
         expect_stream_error(c, "policy-violation")
@@ -118,7 +119,7 @@ def test_pile_of_empty_elements(limited):
         c.send("<message to='%s' id='pile'><x xmlns='urn:t'>%s</x></message>"
                % (c.jid, "<a/>" * ((STANZA - 200) // 4)))
         c.read_until(lambda r: r.stream_error is not None or
-                     any(x.get("id") == "pile" for x in r.children), 10)
+                     any(x.get("id") == "pile" for x in r.children), patience(10))
         assert c.reader.stream_error in (None, "policy-violation"), c.describe()
     assert_serving(limited)
 
@@ -223,7 +224,8 @@ def test_invalid_utf8_split_across_reads(server):
         c.send(("<message to='%s' id='snow'><body>" % c.jid).encode() + snow[:1])
         c.read_until(lambda r: False, 0.3)
         c.send(snow[1:] + b"</body></message>")
-        assert c.read_until(lambda r: any(x.get("id") == "snow" for x in r.children[start:])), \
+        assert c.read_until(lambda r: any(x.get("id") == "snow" for x in r.children[start:]),
+                            patience()), \
             "valid UTF-8 split across segments was not accepted: " + c.describe()
         c.send(b"<message><body>" + snow[:2])
         c.read_until(lambda r: False, 0.3)

@@ -13,12 +13,14 @@ import time
 
 import pytest
 
-from limits_helpers import (Drainer, Flooder, LogWatch, conn, expect_stream_error, latencies,
-                            percentile, raw_session, read_ids, reconfigure, rss_kib, sanitized,
-                            sasl_plain_raw)
-from xmpp_helpers import NS_CLIENT, NS_SASL, RawConn, local
+from limits_helpers import (Drainer, Flooder, LogWatch, conn, expect_stream_error, exchange,
+                            raw_session, read_ids, reconfigure, rss_kib, sanitized,
+                            sasl_plain_raw, try_session, until)
+from xmpp_helpers import NS_CLIENT, NS_SASL, SLOWDOWN, RawConn, local, patience
 
-PREAUTH = 3  # preauth_timeout for the slowloris tests, seconds
+# preauth_timeout for the slowloris tests, seconds: short, so the tests are,
+# but long enough for a STARTTLS handshake on a slow (sanitizer) build.
+PREAUTH = max(3, round(3 * SLOWDOWN))
 
 
 # ---------------------------------------------------------------------------
@@ -29,27 +31,27 @@ PREAUTH = 3  # preauth_timeout for the slowloris tests, seconds
 def test_silent_client_times_out(server, port):
     """A client that connects and sends nothing is told <connection-timeout/>
     (RFC 6120 §4.9.3.4) and disconnected once preauth_timeout has passed, and
-    not before. On the direct-TLS port it never finishes a handshake, so it is
-    just closed."""
+    not before (the server's clock: nothing here bounds how late). On the
+    direct-TLS port it never finishes a handshake, so it is just closed."""
     reconfigure(server, preauth_timeout=PREAUTH)
     log = LogWatch(server)
     p = server.c2s_port if port == "starttls" else server.c2s_tls_port
     t0 = time.monotonic()
     with RawConn(server.host, p) as c:
         assert not c.wait_closed(PREAUTH - 0.5), "closed before preauth_timeout"
-        assert c.wait_closed(4), "still connected %.1f s after preauth_timeout" % (
+        assert c.wait_closed(patience()), "still connected %.1f s after preauth_timeout" % (
             time.monotonic() - t0 - PREAUTH)
-        elapsed = time.monotonic() - t0
         if port == "starttls":
             assert c.reader.stream_error == "connection-timeout", c.describe()
-    assert PREAUTH - 0.5 <= elapsed <= PREAUTH + 2.5, elapsed
     log.wait(r"stream error: connection-timeout")
 
 
 @pytest.mark.parametrize("stage", ["header", "tls-handshake", "after-starttls"])
 def test_dribbling_client_times_out(server, stage):
     """One byte a second does not extend the deadline: preauth_timeout counts
-    from the connection, not from the last byte."""
+    from the connection, not from the last byte. (The dribble lasts far longer
+    than preauth_timeout: a deadline that each byte pushed back would let it
+    end, however slow the machine.)"""
     reconfigure(server, preauth_timeout=PREAUTH)
     log = LogWatch(server)
     t0 = time.monotonic()
@@ -65,15 +67,18 @@ def test_dribbling_client_times_out(server, stage):
     else:
         c = conn(server)
         dribble = b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0'"
+    assert len(dribble) > 4 * PREAUTH
     with c:
-        for i in range(len(dribble)):
-            if not c.send(dribble[i:i + 1]) or c.wait_closed(1.0):
+        sent = 0
+        while sent < len(dribble):
+            if not c.send(dribble[sent:sent + 1]) or c.wait_closed(1.0):
                 break
+            sent += 1
         elapsed = time.monotonic() - t0
-        assert c.eof, "still connected after %.1f s of dribbling" % elapsed
+        assert c.eof and sent < len(dribble), \
+            "still connected after %.1f s of dribbling (%d bytes)" % (elapsed, sent)
         if stage != "tls-handshake":
             assert c.reader.stream_error == "connection-timeout", c.describe()
-    assert elapsed <= PREAUTH + 2.5, "dribbling kept the connection for %.1f s" % elapsed
     if stage != "tls-handshake":
         log.wait(r"stream error: connection-timeout")
 
@@ -110,16 +115,16 @@ def test_unauth_per_address_cap(server):
     finally:
         for c in first:
             c.close()
-    # Closing them gives the places back (no leak in the per-address count).
-    for _ in range(30):
+    # Closing them gives the places back (no leak in the per-address count),
+    # once the server has seen the closes.
+    def places_back():
         again = [conn(server) for _ in range(n)]
-        ok = all(not c.refused(0.2) for c in again)
-        for c in again:
-            c.close()
-        if ok:
-            break
-        time.sleep(0.1)
-    assert ok, "places of closed connections were not given back"
+        try:
+            return all(c.opens(server.domain) for c in again)
+        finally:
+            for c in again:
+                c.close()
+    until(places_back, "places of closed connections were not given back")
     # An authenticated connection does not count.
     with raw_session(server, "alice", "cap") as s:
         more = [conn(server) for _ in range(n)]
@@ -144,30 +149,30 @@ def test_unauth_counts_do_not_leak(server):
         # stream error before the header is complete
         with conn(server) as c:
             c.send("<<<")
-            c.wait_closed(5)
+            c.wait_closed(patience(5))
         # stream error after STARTTLS
         with conn(server) as c:
             c.open_stream(to=server.domain)
             c.starttls(server.domain)
             c.send("<bogus/>")
-            c.wait_closed(5)
+            c.wait_closed(patience(5))
         # failed TLS handshake on the direct-TLS port
         with RawConn(server.host, server.c2s_tls_port) as c:
             c.send(b"\x16\x03\x01\x00\x05hello")
-            c.wait_closed(5)
+            c.wait_closed(patience(5))
         # failed TLS handshake after STARTTLS
         with conn(server) as c:
             c.open_stream(to=server.domain)
             c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
             c.wait_child("proceed", timeout=5)
             c.send(b"GET / HTTP/1.0\r\n\r\n")
-            c.wait_closed(5)
+            c.wait_closed(patience(5))
         # authenticated, then a stream error; and a resource conflict
         a = raw_session(server, "alice", "leak")
         b = raw_session(server, "alice", "leak")  # replaces a: conflict
         expect_stream_error(a, "conflict")
         b.send("<junk xmlns='urn:x'/>")
-        b.wait_closed(5)
+        b.wait_closed(patience(5))
         a.close()
         b.close()
         # wrong password, then the peer goes away
@@ -177,22 +182,19 @@ def test_unauth_counts_do_not_leak(server):
             sasl_plain_raw(c, "alice", "wrong")
         # preauth timeout
         with conn(server) as c:
-            c.wait_closed(PREAUTH + 3)
+            c.wait_closed(patience(PREAUTH + 3))
 
     for _ in range(2):
         ends()
     # Every place is free again: n connections from 127.0.0.1 are admitted.
-    deadline = time.monotonic() + 10
-    while True:
+    def all_admitted():
         cs = [conn(server) for _ in range(n)]
         try:
-            if all(c.opens(server.domain, timeout=2) for c in cs):
-                break
+            return all(c.opens(server.domain) for c in cs)
         finally:
             for c in cs:
                 c.close()
-        assert time.monotonic() < deadline, "unauthenticated places leaked:\n" + log.since()
-        time.sleep(0.2)
+    until(all_admitted, lambda: "unauthenticated places leaked:\n" + log.since())
 
 
 def test_unauth_total_cap(server):
@@ -208,14 +210,8 @@ def test_unauth_total_cap(server):
         log.wait(r"refused: max_unauth reached")
         # A bound session is not unauthenticated; it gets in once a place frees.
         cs[0].close()
-        for _ in range(20):
-            try:
-                s = raw_session(server, "alice", "total")
-                break
-            except AssertionError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("no place after closing an unauthenticated connection")
+        s = until(lambda: try_session(server, "alice", "total"),
+                  "no place after closing an unauthenticated connection")
         s.close()
     finally:
         for c in cs:
@@ -240,14 +236,11 @@ def test_max_connections(server):
         a.send("<message to='%s' id='cap'><body>hi</body></message>" % b.jid)
         assert b.wait_child("message", NS_CLIENT, timeout=5, start=start) is not None
         c.close()
-        for _ in range(30):
+
+        def room():
             with conn(server, source="127.0.0.2") as d:
-                if not d.refused(0.2):
-                    assert d.opens(server.domain)
-                    break
-            time.sleep(0.1)
-        else:
-            raise AssertionError("no room after closing a connection")
+                return d.opens(server.domain)
+        until(room, "no room after closing a connection")
     finally:
         for x in (a, b, c):
             x.close()
@@ -257,7 +250,6 @@ def test_max_connections(server):
 # floods and slow readers
 # ---------------------------------------------------------------------------
 
-LATENCY_P99 = 0.5  # seconds: bound on other clients' delivery time during a flood
 BODY = "y" * 400
 
 
@@ -268,7 +260,7 @@ def flood_to(jid):
 
 def wait_blocked(flooder, seconds=1.0, timeout=30.0):
     """Wait until the flooder's socket has taken nothing for `seconds`."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while flooder.blocked_for() < seconds:
         assert flooder.error is None, flooder.error
         assert not flooder.closed, "flooder was disconnected"
@@ -283,9 +275,9 @@ def test_flood_to_slow_reader_throttles_sender(server):
     the sender's socket stops taking bytes and the server's memory stays
     bounded; the recipient is not disconnected (its queue stays under
     outq_hard). Meanwhile a second flood to a fast reader keeps the server
-    busy, and a third pair's delivery time stays under LATENCY_P99 (p99).
-    When the recipient reads again, the sender resumes and every stanza
-    arrives, in order, none lost."""
+    busy, and a third pair's messages all get through (how fast is for the
+    benchmark: tools/xmpp-bench, BENCHMARKS.md). When the recipient reads
+    again, the sender resumes and every stanza arrives, in order, none lost."""
     soft, hard = 65536, 1048576
     reconfigure(server, outq_soft=soft, outq_hard=hard)
     log = LogWatch(server)
@@ -304,7 +296,7 @@ def test_flood_to_slow_reader_throttles_sender(server):
         sink.start()
         fl2.start()
         fl.start()
-        lat = latencies(carol, dave, duration=4.0)
+        assert exchange(carol, dave, 50, "during"), "a bystander's message was lost"
         log.wait(r"\] reading paused: connection \d+ is over outq_soft", timeout=15)
         wait_blocked(fl, 1.5)
         # The flood is stuck in the sender's own buffers, not in the server.
@@ -312,13 +304,12 @@ def test_flood_to_slow_reader_throttles_sender(server):
         grown = rss_kib(server.proc.pid) - rss0
         assert grown < 16 * 1024 or sanitized(server.proc.pid), \
             "server grew by %d KiB during the flood" % grown
-        lat += latencies(carol, dave, duration=1.0)
-        assert fl2.sent > 1024 * 1024 and not fl2.closed, "the second flood did not run"
+        assert exchange(carol, dave, 20, "paused"), "a bystander's message was lost"
+        until(lambda: fl2.sent > 1024 * 1024 or fl2.closed or fl2.error,
+              "the second flood did not get 1 MiB through")
+        assert not fl2.closed and fl2.error is None, "the second flood was cut"
         fl2.stop()
         sink.stop()
-        assert percentile(lat, 99) < LATENCY_P99, \
-            "p99 delivery time %.3f s during the flood (max %.3f s, n=%d)" % (
-                percentile(lat, 99), max(lat), len(lat))
         assert log.count(r"output queue over") == 0, "someone was disconnected:\n" + log.since()
         blocked_at = fl.sent
         # The reader comes back (with a normal receive window, for speed): the
@@ -326,18 +317,16 @@ def test_flood_to_slow_reader_throttles_sender(server):
         bob.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         got, total = [], [10 ** 9]
         reader = threading.Thread(target=read_ids, daemon=True, args=(
-            bob, r"<message[^>]* id='f(\d+)'", lambda: total[0], 40, got))
+            bob, r"<message[^>]* id='f(\d+)'", lambda: total[0], patience(120), got))
         reader.start()
-        deadline = time.monotonic() + 10
-        while fl.sent < blocked_at + 4 * 1024 * 1024:
-            assert time.monotonic() < deadline, \
-                "sender did not resume: %d bytes more in 10 s" % (fl.sent - blocked_at)
-            assert not fl.closed and fl.error is None
-            time.sleep(0.05)
+        until(lambda: fl.sent >= blocked_at + 4 * 1024 * 1024 or fl.closed or fl.error,
+              lambda: "sender did not resume: %d bytes more" % (fl.sent - blocked_at),
+              timeout=120)
+        assert not fl.closed and fl.error is None
         fl.stop()
         total[0] = fl.complete
         # Everything the flooder wrote in full reaches bob, in order.
-        reader.join(40)
+        reader.join(patience(120))
         n = total[0]
         assert len(got) >= n, "bob got %d of %d stanzas" % (len(got), n)
         assert got[:n] == [str(i) for i in range(n)], "stanzas lost or reordered"
@@ -368,14 +357,15 @@ def test_slow_reader_disconnected_at_hard_limit(server):
         carol.send("<message to='%s' id='big'><body>%s</body></message>"
                    % (bob.jid, "z" * 40000))
         log.wait(r"output queue over %d bytes: disconnecting" % hard, timeout=10)
-        assert bob.wait_closed(20), "slow reader still connected"
+        assert bob.wait_closed(patience(20)), "slow reader still connected"
         # The flooder is no longer held back by a recipient that is gone
         # (bob's messages now go to offline storage or bounce).
+        # (An event with a generous deadline, not a rate: bob's share now goes
+        # through offline storage, slow on a busy disk.)
         before = fl.sent
-        deadline = time.monotonic() + 10
-        while fl.sent < before + 1024 * 1024:
-            assert time.monotonic() < deadline, "flooder still paused after bob left"
-            time.sleep(0.05)
+        until(lambda: fl.sent >= before + 1024 * 1024 or fl.closed or fl.error,
+              lambda: "flooder still paused after bob left (%d bytes more)" % (fl.sent - before),
+              timeout=120)
         assert not fl.closed, "the flooder was disconnected"
         fl.stop()
         # carol is fine.
@@ -399,7 +389,7 @@ def test_client_that_never_reads_its_answers(server):
     with raw_session(server, "alice", "deaf", rcvbuf=16384) as c:
         ping = ("<iq type='get' id='p' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
                 % server.domain).encode() * 200
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + patience(30)
         while time.monotonic() < deadline:
             _, w, _ = select.select([], [c.sock], [], 0.2)
             if not w:
@@ -445,7 +435,7 @@ def test_overflow_while_routing_to_several_resources(server):
                    % (server.domain, "z" * 100000))
         log.wait(r"output queue over 98304 bytes: disconnecting", timeout=10, n=2)
         for b in (b1, b2):
-            assert b.wait_closed(20)
+            assert b.wait_closed(patience(20))
         start = len(carol.reader.children)
         carol.send("<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>")
         assert carol.wait_child("iq", NS_CLIENT, timeout=10, start=start) is not None
@@ -458,7 +448,8 @@ def test_overflow_while_routing_to_several_resources(server):
 def test_reader_stalled_over_soft_limit_is_disconnected(server):
     """A recipient that stays over outq_soft without taking a byte holds its
     senders paused; after ping_timeout seconds it is disconnected (logged),
-    and the paused sender goes on."""
+    and the paused sender goes on. (How long it stayed over is the server's
+    own count, in its log line: the test's clock would be a timing assert.)"""
     reconfigure(server, outq_soft=65536, outq_hard=1048576, ping_timeout=2)
     log = LogWatch(server)
     bob = raw_session(server, "bob", "stalled", rcvbuf=16384)
@@ -467,16 +458,13 @@ def test_reader_stalled_over_soft_limit_is_disconnected(server):
     try:
         fl.start()
         log.wait(r"\] reading paused", timeout=15)
-        t0 = time.monotonic()
-        log.wait(r"output queue over outq_soft for \d+ s: disconnecting", timeout=10)
-        assert time.monotonic() - t0 >= 1.0, "disconnected before ping_timeout"
+        held = log.wait(r"output queue over outq_soft for (\d+) s: disconnecting", timeout=10)
+        assert int(held) >= 2, "disconnected after %s s, before ping_timeout" % held
         log.wait(r"\] reading resumed", timeout=5)
-        assert bob.wait_closed(20), "stalled reader still connected"
+        assert bob.wait_closed(patience(20)), "stalled reader still connected"
         before = fl.sent
-        deadline = time.monotonic() + 10
-        while fl.sent < before + 256 * 1024:
-            assert time.monotonic() < deadline, "sender still paused"
-            time.sleep(0.05)
+        until(lambda: fl.sent >= before + 256 * 1024 or fl.closed or fl.error,
+              "sender still paused", timeout=60)
         assert not fl.closed
     finally:
         fl.stop()
@@ -506,10 +494,10 @@ def test_sasl_brute_force_throttled_then_banned(server):
         assert el is not None and local(el.tag) == "failure", c.describe()
         assert el.find("{%s}not-authorized" % NS_SASL) is not None, c.describe()
     # The delay doubles up to the cap; each is a whole number of seconds
-    # counted by the one-second tick, so it lies in (d - 1, d].
+    # counted by the one-second tick, so it is at least d - 1 (a busy machine
+    # only adds to it: no upper bound here).
     for got, want in zip(delays, (1, 2, 4, 4)):
-        assert want - 1.1 <= got <= want + 0.6, "delays %r, wanted ~(1, 2, 4, 4)" % delays
-    assert delays[2] > delays[1] > 0.9
+        assert got >= want - 1.1, "delays %r, wanted at least ~(0, 1, 3, 3)" % delays
     log.wait(r"authentication failed", n=4)
     # Banned: even the right password on this stream gets a temporary failure...
     el = c.sasl_plain("alice", server.password("alice"), timeout=5)
@@ -520,24 +508,16 @@ def test_sasl_brute_force_throttled_then_banned(server):
     with conn(server) as d:
         assert d.refused(), "banned address admitted"
     log.wait(r"connection from 127\.0\.0\.1 refused: too many failed logins")
-    # Another address is not affected: no delay, no ban.
+    # Another address is not affected: no ban.
     with conn(server, source="127.0.0.2") as e:
         e.open_stream(to=server.domain)
         e.starttls(server.domain)
-        t0 = time.monotonic()
         el = e.sasl_plain("alice", server.password("alice"))
         assert el is not None and local(el.tag) == "success", e.describe()
-        assert time.monotonic() - t0 < 1.0
     # The ban ends auth_ban_seconds after the last failure (not after its
     # delayed answer), counted in whole seconds.
-    deadline = last_failure + 5 + 4
-    while True:
-        try:
-            s = raw_session(server, "alice", "after-ban", timeout=5)
-            break
-        except (AssertionError, OSError):
-            assert time.monotonic() < deadline, "still banned:\n" + log.since()[-2000:]
-            time.sleep(0.5)
+    s = until(lambda: try_session(server, "alice", "after-ban"),
+              lambda: "still banned:\n" + log.since()[-2000:])
     assert time.monotonic() - last_failure >= 5 - 1.1, "ban lifted too early"
     s.close()
 
@@ -573,7 +553,7 @@ def test_vanished_peer_is_pinged_then_dropped(server, pending):
     mark = len(watch.reader.children)
     gone.send("<presence/>")
     assert watch.read_until(lambda r: any(x.get("from") == gone.jid
-                                          for x in r.children[mark:]), 5)
+                                          for x in r.children[mark:]), patience(5))
     t0 = time.monotonic()
     if pending:
         # More than the kernel's buffers hold, so some stays queued in xmppd.
@@ -585,7 +565,7 @@ def test_vanished_peer_is_pinged_then_dropped(server, pending):
     start = len(watch.reader.children)
     try:
         # Keep the watcher's own stream alive meanwhile (it is not silent).
-        deadline = t0 + interval + timeout + 6
+        deadline = t0 + patience(interval + timeout + 6)
         while not unavailable_from(watch, gone.jid, start, 1.0):
             assert time.monotonic() < deadline, \
                 "no unavailable presence for the vanished resource:\n" + log.since()[-3000:]
@@ -597,7 +577,7 @@ def test_vanished_peer_is_pinged_then_dropped(server, pending):
             log.wait(r"peer did not take its last bytes: closing", timeout=timeout + 2)
         # What the vanished client would have read: a ping, then the error.
         gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        assert gone.wait_closed(20), "the vanished client's socket is still open"
+        assert gone.wait_closed(patience(20)), "the vanished client's socket is still open"
         if not pending:
             assert b"<ping xmlns='urn:xmpp:ping'/>" in gone.all_data, gone.describe()
             assert gone.reader.stream_error == "connection-timeout", gone.describe()
@@ -651,14 +631,8 @@ def test_fd_exhaustion(server):
         for c in idle[:10]:
             c.close()
         del idle[:10]
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                s = raw_session(server, "carol", "fd-after", timeout=5)
-                break
-            except (AssertionError, OSError):
-                assert time.monotonic() < deadline, "no connection after closing some"
-                time.sleep(0.2)
+        s = until(lambda: try_session(server, "carol", "fd-after"),
+                  "no connection after closing some")
         s.close()
     finally:
         for c in idle:

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from limits_helpers import LogWatch, conn, raw_session
-from xmpp_helpers import NS_CLIENT
+from xmpp_helpers import NS_CLIENT, patience
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -90,7 +90,8 @@ def test_data_dir_usable_after_dropping(unprivileged):
             start = len(c.reader.children)
             c.send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
                    "<item jid='carol@%s' name='Carol'/></query></iq>" % srv.domain)
-            c.read_until(lambda r: any(x.get("id") == "r1" for x in r.children[start:]), 5)
+            c.read_until(lambda r: any(x.get("id") == "r1" for x in r.children[start:]),
+                         patience(5))
             res = [x for x in c.reader.children[start:] if x.get("id") == "r1"]
             assert res and res[0].get("type") == "result", c.describe()
     uid = pwd.getpwnam(USER).pw_uid

@@ -9,7 +9,8 @@ import base64
 import select
 import time
 
-from xmpp_helpers import NS_SASL, RawConn, local
+from limits_helpers import LogWatch
+from xmpp_helpers import NS_SASL, RawConn, local, patience
 
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 
@@ -54,7 +55,7 @@ def test_queue_overflow_while_parsing_own_input(server):
     pings = "".join("<iq type='get' id='p%d' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
                     % (i, server.domain) for i in range(200))
     c.send(pings)
-    c.wait_closed(10)
+    c.wait_closed(patience(10))
     c.close()
     assert_healthy(server)
 
@@ -81,8 +82,9 @@ def test_nothing_after_stream_close(server):
         alice.send(burst)
     time.sleep(0.5)
     # Bob's stream ends with a stream error (not-well-formed) ...
+    log = LogWatch(server)
     bob.send("<message><<</message>")
-    time.sleep(0.5)
+    log.wait(r"stream error: not-well-formed")
     # ... and alice keeps writing to him.
     alice.send("<message to='%s' id='late'><body>after the end</body></message>"
                % server.jid("bob", "slow"))
@@ -90,7 +92,7 @@ def test_nothing_after_stream_close(server):
     alice.wait_child("iq", timeout=10)
     # Now bob reads everything (raw: the data is large).
     chunks = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while time.monotonic() < deadline:
         r, _, _ = select.select([bob.sock], [], [], 1.0)
         if not r:
@@ -133,7 +135,7 @@ def test_input_after_throttled_sasl_failure(server):
     c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>%s" % (NS_SASL, bad, second[:40]))
     time.sleep(0.3)
     c.send(second[40:])
-    c.read_until(lambda r: len(r.children) >= start + 2 or r.stream_error, timeout=15)
+    c.read_until(lambda r: len(r.children) >= start + 2 or r.stream_error, timeout=patience(15))
     got = [local(x.tag) for x in c.reader.children[start:]]
     assert c.reader.stream_error is None, "stream error %s after a pipelined <auth/>: %s" % (
         c.reader.stream_error, c.describe())

@@ -8,7 +8,7 @@ a login pipelined with the stanzas behind it."""
 import asyncio
 
 from xep_helpers import PreauthConn, raw_error, xml_escape
-from xmpp_helpers import Clients, RawConn, local, run
+from xmpp_helpers import Clients, RawConn, local, run, patience
 
 NS_AUTH = "jabber:iq:auth"
 FEATURE = "{http://jabber.org/features/iq-auth}auth"
@@ -44,7 +44,7 @@ def wait_message(conn, body, timeout=10.0):
     def pred(r):
         return any(local(c.tag) == "message" and c.findtext("{jabber:client}body") == body
                    for c in r.children)
-    conn.read_until(pred, timeout)
+    conn.read_until(pred, patience(timeout))
     for c in conn.reader.children:
         if local(c.tag) == "message" and c.findtext("{jabber:client}body") == body:
             return c
@@ -57,7 +57,7 @@ def test_off_by_default(server):
     with PreauthConn(server) as c:
         assert c.features.find(FEATURE) is None
         c.conn.send("<iq type='get' id='a1'><query xmlns='%s'/></iq>" % NS_AUTH)
-        c.conn.read_until(lambda r: r.stream_error is not None, 10)
+        c.conn.read_until(lambda r: r.stream_error is not None, patience(10))
         assert c.conn.reader.stream_error == "not-authorized", c.conn.describe()
 
 
@@ -155,7 +155,7 @@ def test_missing_fields_and_bad_resource(server):
         assert c.conn.reader.stream_error is None
         # Still not logged in: a message ends the stream.
         c.conn.send("<message to='%s'><body>x</body></message>" % server.jid("bob"))
-        c.conn.read_until(lambda r: r.stream_error is not None, 10)
+        c.conn.read_until(lambda r: r.stream_error is not None, patience(10))
         assert c.conn.reader.stream_error == "not-authorized"
 
 
@@ -167,7 +167,7 @@ def test_same_resource_takes_over(server):
     with PreauthConn(server) as first, PreauthConn(server) as second:
         assert legacy_login(first, "alice", pw, "desk").get("type") == "result"
         assert legacy_login(second, "alice", pw, "desk").get("type") == "result"
-        first.conn.read_until(lambda r: r.stream_error is not None, 10)
+        first.conn.read_until(lambda r: r.stream_error is not None, patience(10))
         assert first.conn.reader.stream_error == "conflict"
         assert second.conn.reader.stream_error is None
 
@@ -213,7 +213,7 @@ def test_no_legacy_login_after_sasl(server):
         ans = c.conn.sasl_plain("alice", "not-her-password", timeout=30)
         assert ans is not None and local(ans.tag) == "failure"
         c.conn.send("<iq type='set' id='late'>%s</iq>" % login_iq("alice", pw, "late"))
-        c.conn.read_until(lambda r: r.stream_error is not None, 10)
+        c.conn.read_until(lambda r: r.stream_error is not None, patience(10))
         assert c.conn.reader.stream_error == "policy-violation"
         assert b"id='late'" not in c.conn.all_data
     with PreauthConn(server) as c:
@@ -221,7 +221,7 @@ def test_no_legacy_login_after_sasl(server):
         ch = c.conn.wait_child("challenge")
         assert ch is not None, c.conn.describe()
         c.conn.send("<iq type='set' id='mid'>%s</iq>" % login_iq("alice", pw, "mid"))
-        c.conn.read_until(lambda r: r.stream_error is not None, 10)
+        c.conn.read_until(lambda r: r.stream_error is not None, patience(10))
         assert c.conn.reader.stream_error == "policy-violation"
 
 
@@ -234,7 +234,7 @@ def test_only_a_plain_login_iq_is_taken(server):
         with PreauthConn(server) as c:
             c.conn.send("<iq type='set' id='odd'%s>%s%s</iq>"
                         % (attrs, login_iq("alice", pw, "odd"), extra))
-            c.conn.read_until(lambda r: r.stream_error is not None, 10)
+            c.conn.read_until(lambda r: r.stream_error is not None, patience(10))
             assert c.conn.reader.stream_error == "not-authorized", (attrs, extra)
             assert b"id='odd'" not in c.conn.all_data
 
@@ -250,7 +250,7 @@ def test_wrong_then_right_login_pipelined(server):
 
         def answered(r):
             return {"w1", "w2"} <= {x.get("id") for x in r.children if local(x.tag) == "iq"}
-        c.conn.read_until(answered, 30)
+        c.conn.read_until(answered, patience(30))
         got = {x.get("id"): x for x in c.conn.reader.children if local(x.tag) == "iq"}
         assert raw_error(got["w1"]) == ("auth", "not-authorized"), c.conn.describe()
         assert got["w2"].get("type") == "result", c.conn.describe()

@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 
+from xmpp_helpers import SLOWDOWN
+
 TSUNG_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
                          "tsung-run.sh")
 USERS = 12
@@ -43,7 +45,7 @@ def test_tsung_users_log_in_and_chat(tsung_server, tmp_path, auth):
         ["bash", TSUNG_RUN, "-H", srv.host, "-p", str(srv.c2s_port), "-d", srv.domain,
          "-u", "tsung%d", "-P", PASSWORD, "-n", str(USERS), "-r", str(USERS), "-a", auth,
          "-w", str(tmp_path / "tsung")],
-        capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=180 * SLOWDOWN)
     r = result_fields(proc.stdout + proc.stderr)
     assert r.get("status") == "ok", r
     assert r["finished"] == str(USERS) and r["errors"] == "0" and r["logins_refused"] == "0", r

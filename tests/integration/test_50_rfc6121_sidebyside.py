@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xmpp_helpers import NS_BIND, NS_CLIENT, NS_STANZAS, RawConn, local, ns_of
+from xmpp_helpers import NS_BIND, NS_CLIENT, NS_STANZAS, RawConn, local, ns_of, patience
 
 NS_ROSTER = "jabber:iq:roster"
 NS_PING = "urn:xmpp:ping"
@@ -44,6 +44,8 @@ def q(s):
 
 
 class Peer:
+    live = []  # logged-in peers, for settle()
+
     def __init__(self, server, user, resource=None, lang=None):
         self.server = server
         self.user = user
@@ -63,6 +65,7 @@ class Peer:
         extra = " xml:lang='%s'" % self.lang if self.lang else ""
         c = RawConn(s.host, s.c2s_port, timeout=10)
         self.conn = c
+        Peer.live.append(self)
         c.open_stream(to=s.domain, extra=extra)
         c.starttls(s.domain)
         # open_stream inside starttls() had no xml:lang; that is fine for TLS,
@@ -77,7 +80,7 @@ class Peer:
         c.send("<iq type='set' id='%s'><bind xmlns='%s'><resource>%s</resource></bind></iq>"
                % (bid, NS_BIND, self.resource))
         c.read_until(lambda r: any(local(x.tag) == "iq" and x.get("id") == bid
-                                   for x in r.children[start:]), 10)
+                                   for x in r.children[start:]), patience(10))
         iq = [x for x in c.reader.children[start:] if local(x.tag) == "iq"
               and x.get("id") == bid]
         assert iq and iq[0].get("type") == "result", "bind failed: " + c.describe()
@@ -86,6 +89,8 @@ class Peer:
         return self
 
     def close(self, graceful=True):
+        if self in Peer.live:
+            Peer.live.remove(self)
         if self.conn is None:
             return
         if graceful and not self.conn.eof:
@@ -103,7 +108,8 @@ class Peer:
         assert self.conn.send(xml), "%s: the server closed the connection" % self.full
 
     def pump(self, wait=0.0):
-        """Read whatever arrives within `wait` seconds."""
+        """Read whatever arrives within `wait` seconds (a poll step: to see all
+        the server has sent by now, settle())."""
         c = self.conn
         deadline = time.monotonic() + wait
         while True:
@@ -116,6 +122,7 @@ class Peer:
                 return
 
     def expect(self, pred, timeout=5.0, what="a matching stanza"):
+        timeout = patience(timeout)
         deadline = time.monotonic() + timeout
         while True:
             for i, el in enumerate(self.inbox):
@@ -126,19 +133,37 @@ class Peer:
                                      % (self.full, what, timeout, self.dump()))
             self.pump(min(0.2, max(0.0, deadline - time.monotonic())))
 
-    def none(self, pred, wait=1.0, what="stanza"):
-        deadline = time.monotonic() + wait
-        while True:
-            for el in self.inbox:
-                if pred(el):
-                    raise AssertionError("%s: unexpected %s: %s\nreceived since login:\n%s"
-                                         % (self.full, what, tostr(el), self.dump()))
-            if time.monotonic() >= deadline or self.conn.eof:
-                return
-            self.pump(min(0.2, max(0.0, deadline - time.monotonic())))
+    def settle(self):
+        """Ping round trips to the server: from every other live peer (the
+        server reads each stream in order, in one loop: what they sent before
+        has been routed once they have the answer), then from this one (its
+        stream is in order: what was routed to it came before the answer).
+        No clock involved, so a slow machine cannot make none() pass."""
+        for p in list(Peer.live):
+            if p is not self and p.server is self.server and p.conn and not p.conn.eof:
+                try:
+                    p.ping_server()
+                except AssertionError:
+                    pass  # a peer the test left without a working stream
+        if not self.conn.eof:
+            self.ping_server()
+        self.pump(0)
 
-    def drain(self, wait=0.3):
-        self.pump(wait)
+    def ping_server(self):
+        self.iq("get", "<ping xmlns='%s'/>" % NS_PING, to=self.server.domain)
+
+    def none(self, pred, wait=None, what="stanza"):
+        """Nothing matching pred has come by the end of a settle() (`wait`
+        is ignored)."""
+        self.settle()
+        for el in self.inbox:
+            if pred(el):
+                raise AssertionError("%s: unexpected %s: %s\nreceived since login:\n%s"
+                                     % (self.full, what, tostr(el), self.dump()))
+
+    def drain(self, wait=None):
+        """Forget what has come by the end of a settle()."""
+        self.settle()
         self.inbox.clear()
 
     def dump(self):
@@ -281,9 +306,9 @@ def _reset_accounts(server):
                     p.presence(to=server.jid(other), type_="unsubscribed")
             p.iq("set", "<unblock xmlns='%s'/>" % NS_BLOCKING)
             p.presence(children="<priority>1</priority>")  # flushes offline storage
-            p.pump(0.3)
+            p.settle()
             p.presence(type_="unavailable")
-            p.pump(0.1)
+            p.settle()
         finally:
             p.close()
 
@@ -411,11 +436,11 @@ def test_subscribe_repeated_while_pending(peers):
     bob.expect(lambda e: is_presence(e, frm=alice.bare, type_="subscribe"))
     alice.expect(is_push(bob.bare))
     alice.presence(to=bob.bare, type_="subscribe")
-    alice.pump(0.5)
+    alice.settle()
     assert alice.roster()[bob.bare] == ("none", "subscribe")
     bob.presence(to=alice.bare, type_="subscribed")
     alice.expect(lambda e: is_presence(e, frm=bob.bare, type_="subscribed"))
-    alice.pump(0.5)
+    alice.settle()
     # Exactly one 'subscribed' reaches the user (§3.1.6: a second one, with no
     # request pending, is ignored by the user's server).
     alice.none(lambda e: is_presence(e, type_="subscribed"), 0.5, "second subscribed")
@@ -430,7 +455,7 @@ def test_subscribe_to_self_is_harmless(peers):
     the user is subscribed to an entity that never approved anything."""
     alice = online(peers, "alice")
     alice.presence(to=alice.bare, type_="subscribe", id_="self-sub")
-    alice.pump(1.0)
+    alice.settle()
     errors = [e for e in alice.inbox if local(e.tag) == "presence" and e.get("type") == "error"]
     for e in errors:
         assert e.get("id") == "self-sub", tostr(e)
@@ -519,7 +544,7 @@ def test_unsubscribed_sends_unavailable_before_unsubscribed(peers):
     uns = alice.expect(lambda e: is_presence(e, frm=bob.bare, type_="unsubscribed"), 5,
                        "unsubscribed")
     assert uns.get("id") == "cancel-1", tostr(uns)
-    alice.pump(0.5)
+    alice.settle()
     order = [(e.get("from"), e.get("type")) for e in alice.seen if local(e.tag) == "presence"]
     assert (bob.full, "unavailable") in order, "no unavailable from %s: %r" % (bob.full, order)
     assert order.index((bob.full, "unavailable")) < order.index((bob.bare, "unsubscribed")), \
@@ -568,7 +593,7 @@ def test_roster_remove_cancels_both_ways(peers):
     bob.expect(lambda e: is_presence(e, frm=alice.bare, type_="unsubscribe"), 5, "unsubscribe")
     bob.expect(lambda e: is_presence(e, frm=alice.bare, type_="unsubscribed"), 5,
                "unsubscribed")
-    bob.pump(0.5)
+    bob.settle()
     assert bob.roster()[alice.bare] == ("none", None)
     alice.presence(children="<status>x</status>")
     bob.none(lambda e: is_presence(e, frm=alice.full, type_=None), 0.7, "presence from alice")
@@ -613,7 +638,7 @@ def test_probe_of_offline_contact_answer_is_unavailable_or_nothing(peers):
     a2 = peers("alice")
     a2.roster()
     a2.available()
-    a2.pump(1.0)
+    a2.settle()
     from_bob = [e for e in a2.inbox if local(e.tag) == "presence"
                 and (e.get("from") or "").split("/")[0] == bob.bare]
     for e in from_bob:
@@ -708,8 +733,8 @@ def test_message_to_bare_equal_priority(peers):
     b2 = online(peers, "bob", priority=1)
     alice = online(peers, "alice")
     alice.send("<message to='%s' type='chat' id='m-eq'><body>equal</body></message>" % b1.bare)
-    b1.pump(1.0)
-    b2.pump(0.1)
+    b1.settle()
+    b2.settle()
     got = [m for p in (b1, b2) for m in p.inbox if is_message(m, "equal")]
     assert got, "message to the bare JID reached no resource"
     for m in got:
@@ -737,7 +762,7 @@ def test_negative_priority_never_gets_bare_messages(peers):
     alice.send("<message to='%s' type='chat' id='neg-1'><body>to-bare</body></message>"
                % neg.bare)
     neg.none(lambda e: is_message(e, "to-bare"), 1.0, "bare message on a negative resource")
-    alice.pump(0.2)
+    alice.settle()
     bounced = [e for e in alice.inbox if is_message(e, type_="error")]
     alice.send("<message to='%s' type='chat' id='neg-2'><body>to-full</body></message>"
                % neg.full)
@@ -799,7 +824,7 @@ def test_chat_to_offline_full_jid_falls_back_to_bare(peers):
     alice = online(peers, "alice")
     gone = bob.bare + "/no-such-resource"
     alice.send("<message to='%s' type='chat' id='fb-1'><body>fallback</body></message>" % gone)
-    alice.pump(0.5)
+    alice.settle()
     errs = [e for e in alice.inbox if is_message(e, type_="error")]
     if errs:
         check_error_stanza(errs[0], "message", "fb-1", gone, alice.full, "service-unavailable")
@@ -846,7 +871,7 @@ def test_message_to_nonexistent_user(peers):
     alice = online(peers, "alice")
     ghost = "nosuchuser-%s@%s" % (uuid.uuid4().hex[:6], alice.server.domain)
     alice.send("<message to='%s' type='chat' id='gm-1'><body>hello?</body></message>" % ghost)
-    alice.pump(1.0)
+    alice.settle()
     errs = [e for e in alice.inbox if is_message(e, type_="error")]
     for e in errs:
         check_error_stanza(e, "message", "gm-1", ghost, alice.full, "service-unavailable")
@@ -966,7 +991,7 @@ def test_iq_without_id_is_refused(peers, to_kind):
     alice = online(peers, "alice")
     to = {"server": alice.server.domain, "other-full": bob.full}[to_kind]
     alice.send("<iq type='get' to='%s'><ping xmlns='%s'/></iq>" % (to, NS_PING))
-    alice.pump(1.0)
+    alice.settle()
     answers = [e for e in alice.inbox if local(e.tag) == "iq"]
     bob.none(lambda e: local(e.tag) == "iq" and e.find("{%s}ping" % NS_PING) is not None,
              0.3, "iq without id delivered")
@@ -1018,10 +1043,10 @@ def test_unknown_top_level_element(peers, element):
     level that the server does not support ends the stream with that error."""
     alice = online(peers, "alice")
     alice.send(element)
-    alice.conn.read_until(lambda r: r.stream_error is not None, 5)
+    alice.conn.read_until(lambda r: r.stream_error is not None, patience(5))
     assert alice.conn.reader.stream_error == "unsupported-stanza-type", \
         alice.conn.describe()
-    assert alice.conn.wait_closed(5), "stream not closed after the stream error"
+    assert alice.conn.wait_closed(patience(5)), "stream not closed after the stream error"
 
 
 def test_ids_preserved_on_every_stanza_kind(peers):

@@ -9,7 +9,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from disco_helpers import error_of, iq
-from xmpp_helpers import NS_CLIENT, NS_STANZAS, RawConn, local
+from xmpp_helpers import NS_CLIENT, NS_STANZAS, RawConn, local, patience, settle
 
 NS_DELAY = "urn:xmpp:delay"
 NS_BLOCKING = "urn:xmpp:blocking"
@@ -68,21 +68,17 @@ def stanza_error(stanza):
     return error_of(stanza)
 
 
-async def collect_messages(client, wait=1.5, pred=None):
-    """Every message (matching pred) that arrives within `wait` seconds."""
+async def collect_messages(client, wait=None, pred=None):
+    """Every message (matching pred) that has come by the end of a settle():
+    all the server routed to `client` for what the test's clients sent so far
+    (`wait` is ignored)."""
+    await settle(client)
     got = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        left = deadline - loop.time()
-        if left <= 0:
-            return got
-        try:
-            m = await asyncio.wait_for(client.messages.get(), left)
-        except asyncio.TimeoutError:
-            return got
+    while not client.messages.empty():
+        m = client.messages.get_nowait()
         if pred is None or pred(m):
             got.append(m)
+    return got
 
 
 class IqCatcher:
@@ -93,6 +89,7 @@ class IqCatcher:
         from slixmpp.xmlstream.matcher import MatchXPath
 
         self.queue = asyncio.Queue()
+        self.client = client
         path = "{%s}iq/{%s}%s" % (NS_CLIENT, ns, name)
         client.xmpp.register_handler(
             Callback("test: %s push" % name, MatchXPath(path), self._on_iq))
@@ -102,16 +99,18 @@ class IqCatcher:
             self.queue.put_nowait(stanza)
 
     async def next(self, timeout=5.0):
+        timeout = patience(timeout)
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
         except asyncio.TimeoutError:
             raise AssertionError("no push within %.0f s" % timeout) from None
 
-    async def none(self, wait=1.0):
-        try:
-            got = await asyncio.wait_for(self.queue.get(), wait)
-        except asyncio.TimeoutError:
+    async def none(self, wait=None):
+        """No push has come by the end of a settle() (`wait` is ignored)."""
+        await settle(self.client)
+        if self.queue.empty():
             return
+        got = self.queue.get_nowait()
         raise AssertionError("unexpected push: %s" % got)
 
 
@@ -175,7 +174,7 @@ class PreauthConn:
         def pred(r):
             return any(local(c.tag) == "iq" and c.get("id") == iq_id for c in r.children[start:])
 
-        self.conn.read_until(lambda r: pred(r) or r.stream_error is not None, timeout)
+        self.conn.read_until(lambda r: pred(r) or r.stream_error is not None, patience(timeout))
         for c in self.conn.reader.children[start:]:
             if local(c.tag) == "iq" and c.get("id") == iq_id:
                 return c

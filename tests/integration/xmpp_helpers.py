@@ -14,6 +14,7 @@ Every wait here has an explicit timeout so no test can hang.
 import asyncio
 import base64
 import logging
+import os
 import select
 import socket
 import ssl
@@ -30,6 +31,31 @@ NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 MECHS = ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256")
+
+# A test never asserts speed. A wait for something that must happen gets a
+# generous deadline: at least EVENT_WAIT seconds (it only costs time when the
+# test fails anyway), times XMPPD_TEST_SLOWDOWN for slow builds and machines
+# (make SANITIZE=1 check sets it to 3). A check that something does NOT happen
+# first settles (settle(): ping round trips, no clock involved).
+SLOWDOWN = max(1.0, float(os.environ.get("XMPPD_TEST_SLOWDOWN") or 1))
+EVENT_WAIT = 30.0
+
+
+def patience(timeout=0.0):
+    """Deadline in seconds for an event that must happen (see SLOWDOWN)."""
+    return max(float(timeout), EVENT_WAIT) * SLOWDOWN
+
+
+def tries(timeout=0.0):
+    """Iterations of a poll loop (`for _ in tries(): ... break`, with a short
+    sleep in the body): at least one, then until patience(timeout) is over."""
+    deadline = time.monotonic() + patience(timeout)
+    yield 0
+    n = 1
+    while time.monotonic() < deadline:
+        yield n
+        n += 1
+
 
 # slixmpp is chatty at INFO/WARNING about things the tests provoke on purpose.
 logging.getLogger("slixmpp").setLevel(logging.ERROR)
@@ -159,7 +185,7 @@ class RawConn:
     def __init__(self, host, port, timeout=10.0, direct_tls=False, server_hostname=None):
         self.host = host
         self.port = port
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=patience(timeout))
         self.sock.setblocking(False)
         self.eof = False
         self.reset_error = None
@@ -173,7 +199,7 @@ class RawConn:
 
     def _wrap_tls(self, server_hostname, timeout):
         self.sock.setblocking(True)
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(patience(timeout))
         self.sock = insecure_ssl_context().wrap_socket(self.sock,
                                                        server_hostname=server_hostname)
         self.sock.setblocking(False)
@@ -209,7 +235,7 @@ class RawConn:
         """Send all of data. Returns False if the peer closed/reset first."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         view = memoryview(data)
         while view:
             if time.monotonic() > deadline:
@@ -233,7 +259,7 @@ class RawConn:
         Returns the number of bytes sent."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         sent = 0
         while sent < len(data) and not self.eof and not stop(self.reader):
             if time.monotonic() > deadline:
@@ -255,7 +281,9 @@ class RawConn:
 
     def read_until(self, pred, timeout=10.0):
         """Read until pred(reader) is true, EOF, a parse error, or timeout.
-        Returns the final value of pred(reader)."""
+        Returns the final value of pred(reader). The timeout is taken as is
+        (a short one reads what is there): callers waiting for an event that
+        must come pass patience()."""
         deadline = time.monotonic() + timeout
         while True:
             if pred(self.reader):
@@ -268,7 +296,8 @@ class RawConn:
             self._recv_some(min(left, 0.5))
 
     def wait_closed(self, timeout=10.0):
-        """Read until the peer closes the TCP connection. True if it did."""
+        """Read until the peer closes the TCP connection. True if it did.
+        The timeout is taken as is (see read_until)."""
         deadline = time.monotonic() + timeout
         while not self.eof:
             left = deadline - time.monotonic()
@@ -303,16 +332,17 @@ class RawConn:
     def open_stream(self, to="localhost", timeout=10.0, **kw):
         """Send a stream header and wait for the server's <stream:features/>."""
         self.send(stream_header(to=to, **kw))
-        if not self.read_until(lambda r: r.features is not None, timeout):
+        if not self.read_until(lambda r: r.features is not None, patience(timeout)):
             raise AssertionError("no <stream:features/> after stream header; " + self.describe())
         return self.reader.features
 
     def wait_child(self, name, ns=None, timeout=10.0, start=0):
-        """Wait for a top-level element (index >= start) with this name."""
+        """Wait (patience(timeout)) for a top-level element (index >= start)
+        with this name; None if none came."""
         def pred(r):
             return any(local(c.tag) == name and (ns is None or ns_of(c.tag) == ns)
                        for c in r.children[start:])
-        self.read_until(pred, timeout)
+        self.read_until(pred, patience(timeout))
         for c in self.reader.children[start:]:
             if local(c.tag) == name and (ns is None or ns_of(c.tag) == ns):
                 return c
@@ -323,7 +353,7 @@ class RawConn:
         open a new stream over TLS and return its features."""
         start = len(self.reader.children)
         self.send("<starttls xmlns='%s'/>" % NS_TLS)
-        self.read_until(lambda r: len(r.children) > start, timeout)
+        self.read_until(lambda r: len(r.children) > start, patience(timeout))
         got = self.reader.children[start:]
         if not got or local(got[0].tag) != "proceed":
             raise AssertionError("STARTTLS not answered with <proceed/>; " + self.describe())
@@ -338,7 +368,7 @@ class RawConn:
         msg = ("%s\0%s\0%s" % (authzid, user, password)).encode("utf-8")
         self.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
                   % (NS_SASL, base64.b64encode(msg).decode("ascii")))
-        self.read_until(lambda r: len(r.children) > start, timeout)
+        self.read_until(lambda r: len(r.children) > start, patience(timeout))
         got = self.reader.children[start:]
         return got[0] if got else None
 
@@ -383,7 +413,9 @@ def free_ports(n, host="127.0.0.1"):
 
 
 def run(coro, timeout=60.0):
-    """Run one async scenario with a hard time limit."""
+    """Run one async scenario with a hard time limit (scaled by SLOWDOWN)."""
+    timeout = max(timeout, 60.0) * SLOWDOWN
+
     async def bounded():
         try:
             return await asyncio.wait_for(coro, timeout)
@@ -427,6 +459,7 @@ class XMPPClient:
         # Never follow a see-other-host or reconnect on our own.
         self.xmpp.reconnect_max_attempts = 0
         loop = asyncio.get_running_loop()
+        self.loop = loop
         self.session_fut = loop.create_future()
         self.auth_failed_fut = loop.create_future()
         self.disconnected_fut = loop.create_future()
@@ -461,6 +494,7 @@ class XMPPClient:
     def _on_session(self, _):
         if self.send_presence:
             self.xmpp.send_presence()
+        LIVE.append(self)
         self._set(self.session_fut, Outcome("session", self.xmpp.boundjid))
 
     def _on_failed_auth(self, failure):
@@ -478,6 +512,8 @@ class XMPPClient:
         self.stream_errors.append(err["condition"])
 
     def _on_disconnected(self, reason=None):
+        if self in LIVE:
+            LIVE.remove(self)
         self._set(self.disconnected_fut, reason)
 
     def _on_connection_failed(self, err=None):
@@ -517,6 +553,7 @@ class XMPPClient:
     async def attempt(self, timeout=25.0):
         """Connect and wait for the first of: session started, authentication
         failed, disconnected. Returns an Outcome."""
+        timeout = patience(timeout)
         port = self.server.c2s_tls_port if self.direct_tls else self.server.c2s_port
         self.xmpp.connect(address=(self.server.host, port), use_ssl=self.direct_tls,
                           force_starttls=not self.direct_tls, disable_starttls=False)
@@ -539,8 +576,18 @@ class XMPPClient:
             self.requested, self.mech, self.direct_tls, out)
         return self
 
-    async def next_message(self, timeout=10.0, pred=None):
-        """Next <message/> (optionally the next matching pred), or AssertionError."""
+    async def next_message(self, timeout=10.0, pred=None, settled=False):
+        """Next <message/> (optionally the next matching pred), or AssertionError.
+        Waits patience(timeout); with settled=True only looks at what arrived
+        before a settle() (see no_message)."""
+        if settled:
+            await settle(self)
+            while not self.messages.empty():
+                msg = self.messages.get_nowait()
+                if pred is None or pred(msg):
+                    return msg
+            raise AssertionError("%s: no matching message" % self.requested)
+        timeout = patience(timeout)
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             left = deadline - asyncio.get_running_loop().time()
@@ -555,17 +602,32 @@ class XMPPClient:
             if pred is None or pred(msg):
                 return msg
 
-    async def no_message(self, wait=1.0, pred=None):
-        """Assert that no (matching) message arrives within `wait` seconds."""
+    async def no_message(self, wait=None, pred=None):
+        """Assert that no (matching) message has come by the end of a settle():
+        whatever the server did with every stanza sent so far by any client of
+        this test has reached us by then, however slow the machine. (`wait` is
+        ignored: kept so old calls read the same.)"""
         try:
-            msg = await self.next_message(wait, pred)
+            msg = await self.next_message(pred=pred, settled=True)
         except AssertionError:
             return
         raise AssertionError("%s: unexpected message: %s" % (self.requested, msg))
 
+    async def ping_server(self, timeout=10.0):
+        """One XEP-0199 ping round trip to our own server."""
+        from slixmpp.exceptions import IqError
+        iq = self.xmpp.Iq()
+        iq["type"] = "get"
+        iq["to"] = self.server.domain
+        iq.append(ET.fromstring("<ping xmlns='urn:xmpp:ping'/>"))
+        try:
+            await iq.send(timeout=patience(timeout))
+        except IqError:
+            pass  # an error answer is an answer: the stream is in order
+
     async def wait_disconnected(self, timeout=10.0):
         try:
-            await asyncio.wait_for(asyncio.shield(self.disconnected_fut), timeout)
+            await asyncio.wait_for(asyncio.shield(self.disconnected_fut), patience(timeout))
             return True
         except asyncio.TimeoutError:
             return False
@@ -577,9 +639,33 @@ class XMPPClient:
             self.xmpp.disconnect(wait=1.0)
         except Exception:
             pass
-        if not await self.wait_disconnected(3.0):
-            self.xmpp.abort()
-            await self.wait_disconnected(2.0)
+        # Cleanup, not a check: a short wait, then the socket is dropped.
+        for wait in (3.0, 2.0):
+            try:
+                await asyncio.wait_for(asyncio.shield(self.disconnected_fut), wait)
+                return
+            except asyncio.TimeoutError:
+                self.xmpp.abort()
+
+
+# Clients with a session, for settle(); they leave when disconnected.
+LIVE = []
+
+
+async def settle(receiver):
+    """Wait until the server has done everything the test asked of it so far,
+    as far as `receiver` can see: a ping round trip from every other client
+    with a session on the same server (the server reads each stream in order
+    and is one event loop, so whatever those clients sent before is routed
+    once the answer comes), then one from `receiver` (its queue is in order,
+    so all that was routed to it has arrived before the answer). Nothing here
+    depends on how fast the machine is."""
+    loop = asyncio.get_running_loop()
+    others = [c for c in list(LIVE) if c is not receiver and c.server is receiver.server
+              and c.loop is loop and c.connected]
+    await asyncio.gather(*(c.ping_server() for c in others), return_exceptions=True)
+    if receiver.connected:
+        await receiver.ping_server()
 
 
 class Clients:
@@ -647,7 +733,7 @@ def scram_exchange(conn, mech, user, password, cbind_flag="n", tamper_nonce=Fals
               % (NS_SASL, mech, base64.b64encode((gs2 + first_bare).encode()).decode()))
 
     def next_elem(idx):
-        conn.read_until(lambda r: len(r.children) > idx, timeout)
+        conn.read_until(lambda r: len(r.children) > idx, patience(timeout))
         got = conn.reader.children[idx:]
         return got[0] if got else None
 
