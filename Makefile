@@ -20,7 +20,8 @@ STRIP ?= strip
 PYTHON ?= /usr/bin/python3
 
 # Project flags stay even when CFLAGS is overridden.
-XCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -iquote .
+PPFLAGS = -std=c11 -D_GNU_SOURCE -iquote .
+XCFLAGS = $(PPFLAGS) -Wall -Wextra -MMD -MP
 LIBS = -lmbedtls -lmbedx509 -lmbedcrypto -pthread
 
 ifeq ($(SANITIZE),1)
@@ -48,7 +49,8 @@ UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
 
-.PHONY: all run check unit integration bench bench-smoke install uninstall clean deps test-deps
+.PHONY: all run check unit build-tests integration bench bench-smoke install uninstall clean deps \
+	test-deps
 
 all: xmppd
 
@@ -62,7 +64,23 @@ BUILD_FLAGS = $(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS)
 	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
 FORCE:
 
-%.o: %.c .build-flags
+# The mbedTLS headers, looked for the way the compiler will look for them
+# ($(CC) and $(CFLAGS): a cross build checks its own include path, not the
+# build host's /usr/include). Before any object is compiled, once per change
+# of compiler or flags (the stamp follows .build-flags), so a fresh machine
+# gets what to install instead of a compiler error.
+MBEDTLS_PROBE = printf '\043include <mbedtls/version.h>\n' | $(CC) $(PPFLAGS) $(CFLAGS) -E -o /dev/null -x c -
+.build-deps: .build-flags
+	@if ! err=$$($(MBEDTLS_PROBE) 2>&1); then \
+		echo "$$err" | sed -n '1,3s/^/  /p' >&2; \
+		echo "xmppd: '$(CC) $(CFLAGS)' does not find the mbedTLS headers (mbedtls/version.h)." >&2; \
+		echo "  Debian/Ubuntu: apt-get install libmbedtls-dev   (or: make deps)" >&2; \
+		echo "  Cross build: add -I<mbedTLS include dir> to CFLAGS (and -L<lib dir> to LDFLAGS)." >&2; \
+		exit 1; \
+	fi
+	@touch $@
+
+%.o: %.c .build-flags | .build-deps
 	$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
 
 tests/unit/%: tests/unit/%.c $(LIB_OBJS) .build-flags
@@ -90,11 +108,22 @@ run: deps
 
 check: deps test-deps
 	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tools/xmpp-bench
-	@$(MAKE) --no-print-directory unit integration bench-smoke
+	@$(MAKE) --no-print-directory unit build-tests integration bench-smoke
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do ./$$t || fail=1; done; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
+
+# Tests of the build itself (tests/build/*.sh; each exits non-zero on failure).
+build-tests:
+	@fail=0; for t in tests/build/*.sh; do sh $$t || fail=1; done; \
+	if [ $$fail -ne 0 ]; then echo "build tests FAILED"; exit 1; fi
+
+# A sanitizer build is slower: every test deadline is stretched (conftest.py).
+ifeq ($(SANITIZE),1)
+XMPPD_TEST_SLOWDOWN ?= 3
+endif
+export XMPPD_TEST_SLOWDOWN
 
 integration: xmppd
 	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/xmppd PYTHON=$(PYTHON) tests/run-integration.sh -q
@@ -102,7 +131,7 @@ integration: xmppd
 # The load generator (tools/xmpp-bench.c): never linked into xmppd.
 bench: tools/xmpp-bench
 
-tools/xmpp-bench: tools/xmpp-bench.c
+tools/xmpp-bench: tools/xmpp-bench.c | .build-deps
 	$(CC) -std=c11 -O2 -Wall -Wextra $(LDFLAGS) -o $@ tools/xmpp-bench.c $(LIBS)
 
 # Functional smoke test of the benchmark scenarios (no timing thresholds).
@@ -121,7 +150,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
 
 clean:
-	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf .build-flags
+	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf .build-flags \
+		.build-deps
 	rm -rf .fuzz
 
 -include $(OBJS:.o=.d)
