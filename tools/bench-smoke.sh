@@ -5,6 +5,7 @@
 #
 # usage: tools/bench-smoke.sh [XMPPD [XMPP_BENCH]]   (./xmppd, tools/xmpp-bench)
 # Uses a temp dir and the first free loopback port from 18900; ends the xmppd it started.
+# XMPPD_TEST_SLOWDOWN (as for the integration tests) stretches the time limits.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 xmppd=${1:-./xmppd}
@@ -12,6 +13,10 @@ bench=${2:-$here/xmpp-bench}
 for f in "$xmppd" "$bench"; do
 	[ -x "$f" ] || { echo "bench-smoke.sh: $f is not executable" >&2; exit 2; }
 done
+# Time limits, generous: they only end a run that is stuck.
+scaled() { awk -v t="$1" -v f="${XMPPD_TEST_SLOWDOWN:-1}" 'BEGIN { f += 0; if (f < 1) f = 1; printf "%d", t * f }'; }
+start_timeout=$(scaled 30)
+run_timeout=$(scaled 120)
 dir=$(mktemp -d /tmp/xmpp-bench-smoke.XXXXXX) || exit 2
 pid=""
 cleanup() {
@@ -43,7 +48,7 @@ while [ $port -lt 18999 ] && [ $started = 0 ]; do
 	if [ ! -d "$dir/data" ]; then
 		"$here/mkusers.sh" -j 1 -x "$xmppd" -c "$dir/xmppd.conf" 1 12 >/dev/null || exit 1
 	fi
-	line=$("$bench" coldstart --port "$port" --timeout 20 --server-log "$dir/xmppd.log" -- \
+	line=$("$bench" coldstart --port "$port" --timeout "$start_timeout" --server-log "$dir/xmppd.log" -- \
 		"$xmppd" -f -c "$dir/xmppd.conf" 2>/dev/null | tail -1)
 	case $line in
 	*status=ok*)
@@ -58,7 +63,7 @@ passed=0 failed=0
 check() { # check NAME ARGS...: one xmpp-bench run must exit 0
 	name=$1
 	shift
-	if out=$("$bench" "$@" --port "$port" --pid "$pid" --timeout 60 2>&1); then
+	if out=$("$bench" "$@" --port "$port" --pid "$pid" --timeout "$run_timeout" 2>&1); then
 		passed=$((passed + 1))
 		echo "ok   $name"
 	else

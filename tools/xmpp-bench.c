@@ -1901,7 +1901,9 @@ static void msg_tick(void)
                        (g.cpu1 - g.cpu0) * 100000.0 / (double)g.delivered_in_window);
         }
         result_cpu(wall);
-        result_end(g.delivered_in_window > 0 && g.errors == 0 && login_failures == 0 ? 0 : 1);
+        /* Success is functional (messages got through, none bounced), not a rate:
+         * on a busy machine the first may arrive after the measured window. */
+        result_end(g.delivered > 0 && g.errors == 0 && login_failures == 0 ? 0 : 1);
     }
 }
 
