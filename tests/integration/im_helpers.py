@@ -9,7 +9,7 @@ Every wait has an explicit timeout.
 import asyncio
 import xml.etree.ElementTree as ET
 
-from xmpp_helpers import NS_CLIENT, NS_STANZAS, patience, settle
+from xmpp_helpers import NS_CLIENT, NS_STANZAS, patience, settle, settled
 
 NS_ROSTER = "jabber:iq:roster"
 NS_BLOCKING = "urn:xmpp:blocking"
@@ -136,10 +136,10 @@ async def next_push(c, jid=None, timeout=5.0):
 
 async def no_push(c, wait=None):
     """No roster push has come by the end of a settle() (`wait` is ignored)."""
-    await settle(c)
-    if c.pushes.empty():
+    got = await settled(c, c.pushes)
+    if not got:
         return
-    ver, items = c.pushes.get_nowait()
+    ver, items = got[0]
     raise AssertionError("%s: unexpected roster push %r" % (c.requested, items))
 
 
@@ -154,15 +154,13 @@ def send_presence(c, to=None, type_=None, priority=None, status=None, show=None)
     p.send()
 
 
-async def next_presence(c, pred=None, timeout=5.0, settled=False):
-    """Next (matching) presence within patience(timeout); with settled=True,
+async def next_presence(c, pred=None, timeout=5.0, settled_=False):
+    """Next (matching) presence within patience(timeout); with settled_=True,
     the next one of those that came before a settle()."""
-    if settled:
-        await settle(c)
-        while not c.presences.empty():
-            p = c.presences.get_nowait()
-            if pred is None or pred(p):
-                return p
+    if settled_:
+        got = await settled(c, c.presences, pred)
+        if got:
+            return got[0]
         raise AssertionError("%s: no matching presence" % c.requested)
     loop = asyncio.get_running_loop()
     timeout = patience(timeout)
@@ -184,7 +182,7 @@ async def no_presence(c, pred=None, wait=None):
     """No (matching) presence has come by the end of a settle() (`wait` is
     ignored)."""
     try:
-        p = await next_presence(c, pred, settled=True)
+        p = await next_presence(c, pred, settled_=True)
     except AssertionError:
         return
     raise AssertionError("%s: unexpected presence %s" % (c.requested, p))

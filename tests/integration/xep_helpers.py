@@ -9,7 +9,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from disco_helpers import error_of, iq
-from xmpp_helpers import NS_CLIENT, NS_STANZAS, RawConn, local, patience, settle
+from xmpp_helpers import NS_CLIENT, NS_STANZAS, RawConn, local, patience, settled
 
 NS_DELAY = "urn:xmpp:delay"
 NS_BLOCKING = "urn:xmpp:blocking"
@@ -72,13 +72,7 @@ async def collect_messages(client, wait=None, pred=None):
     """Every message (matching pred) that has come by the end of a settle():
     all the server routed to `client` for what the test's clients sent so far
     (`wait` is ignored)."""
-    await settle(client)
-    got = []
-    while not client.messages.empty():
-        m = client.messages.get_nowait()
-        if pred is None or pred(m):
-            got.append(m)
-    return got
+    return await settled(client, client.messages, pred)
 
 
 class IqCatcher:
@@ -107,11 +101,9 @@ class IqCatcher:
 
     async def none(self, wait=None):
         """No push has come by the end of a settle() (`wait` is ignored)."""
-        await settle(self.client)
-        if self.queue.empty():
-            return
-        got = self.queue.get_nowait()
-        raise AssertionError("unexpected push: %s" % got)
+        got = await settled(self.client, self.queue)
+        if got:
+            raise AssertionError("unexpected push: %s" % got[0])
 
 
 def push_items(stanza, name):

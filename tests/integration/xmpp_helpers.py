@@ -576,16 +576,14 @@ class XMPPClient:
             self.requested, self.mech, self.direct_tls, out)
         return self
 
-    async def next_message(self, timeout=10.0, pred=None, settled=False):
+    async def next_message(self, timeout=10.0, pred=None, settled_=False):
         """Next <message/> (optionally the next matching pred), or AssertionError.
-        Waits patience(timeout); with settled=True only looks at what arrived
+        Waits patience(timeout); with settled_=True only looks at what arrived
         before a settle() (see no_message)."""
-        if settled:
-            await settle(self)
-            while not self.messages.empty():
-                msg = self.messages.get_nowait()
-                if pred is None or pred(msg):
-                    return msg
+        if settled_:
+            got = await settled(self, self.messages, pred)
+            if got:
+                return got[0]
             raise AssertionError("%s: no matching message" % self.requested)
         timeout = patience(timeout)
         deadline = asyncio.get_running_loop().time() + timeout
@@ -608,7 +606,7 @@ class XMPPClient:
         this test has reached us by then, however slow the machine. (`wait` is
         ignored: kept so old calls read the same.)"""
         try:
-            msg = await self.next_message(pred=pred, settled=True)
+            msg = await self.next_message(pred=pred, settled_=True)
         except AssertionError:
             return
         raise AssertionError("%s: unexpected message: %s" % (self.requested, msg))
@@ -666,6 +664,18 @@ async def settle(receiver):
     await asyncio.gather(*(c.ping_server() for c in others), return_exceptions=True)
     if receiver.connected:
         await receiver.ping_server()
+
+
+async def settled(client, queue, pred=None):
+    """settle(client), then empty `queue` (one of client's asyncio queues) and
+    return what it held that matches pred (everything when None), in order."""
+    await settle(client)
+    got = []
+    while not queue.empty():
+        x = queue.get_nowait()
+        if pred is None or pred(x):
+            got.append(x)
+    return got
 
 
 class Clients:
