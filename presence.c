@@ -564,6 +564,23 @@ static void probe_contacts(struct session *s, const char *bare)
     free(jids);
 }
 
+/* A request kept whole (it->raw) is parsed again before it is sent: the roster
+ * file may come from an older xmppd that stored ill-formed names, or have been
+ * edited, and a client that cannot parse it would be disconnected at every
+ * login (security issue 17). One that does not parse is logged and skipped;
+ * the pending flag stays, so the contact can still be approved or denied. */
+static void send_stored_request(struct session *s, const char *bare, const struct roster_item *it)
+{
+    struct xml_node *p = im_parse_stored(it->status, strlen(it->status), "presence", NS_CLIENT);
+    if (!p) {
+        log_warn("presence: stored subscription request from %s to %s does not parse; not sent",
+                 it->jid, bare);
+        return;
+    }
+    router_send(s, p);
+    xml_free(p);
+}
+
 /* §3.1.3: requests that arrived while the user was offline (or are still
  * unanswered) are delivered again with each initial presence, as Prosody. */
 static void deliver_pending(struct session *s, const char *bare)
@@ -578,7 +595,7 @@ static void deliver_pending(struct session *s, const char *bare)
             continue;
         }
         if (it->raw && it->status) {
-            router_send_raw(s, it->status, strlen(it->status));
+            send_stored_request(s, bare, it);
             continue;
         }
         struct xml_node *p = make_presence(it->jid, bare, "subscribe");
