@@ -567,18 +567,20 @@ static void probe_contacts(struct session *s, const char *bare)
 /* A request kept whole (it->raw) is parsed again before it is sent: the roster
  * file may come from an older xmppd that stored ill-formed names, or have been
  * edited, and a client that cannot parse it would be disconnected at every
- * login (security issue 17). One that does not parse is logged and skipped;
- * the pending flag stays, so the contact can still be approved or denied. */
-static void send_stored_request(struct session *s, const char *bare, const struct roster_item *it)
+ * login (security issue 17). Returns -1 (logged) when it does not parse: the
+ * caller then sends a plain request, so the user can still answer it. */
+static int send_stored_request(struct session *s, const char *bare, const struct roster_item *it)
 {
     struct xml_node *p = im_parse_stored(it->status, strlen(it->status), "presence", NS_CLIENT);
     if (!p) {
-        log_warn("presence: stored subscription request from %s to %s does not parse; not sent",
+        log_warn("presence: stored subscription request from %s to %s does not parse; "
+                 "sending it without its content",
                  it->jid, bare);
-        return;
+        return -1;
     }
     router_send(s, p);
     xml_free(p);
+    return 0;
 }
 
 /* §3.1.3: requests that arrived while the user was offline (or are still
@@ -594,14 +596,14 @@ static void deliver_pending(struct session *s, const char *bare)
         if (!it->pending_in || im_blocked(bare, it->jid)) {
             continue;
         }
-        if (it->raw && it->status) {
-            send_stored_request(s, bare, it);
+        if (it->raw && it->status && send_stored_request(s, bare, it) == 0) {
             continue;
         }
+        const char *status = it->raw ? NULL : it->status;
         struct xml_node *p = make_presence(it->jid, bare, "subscribe");
-        struct xml_node *st = p && it->status ? xml_add_child(p, "status", NS_CLIENT) : NULL;
+        struct xml_node *st = p && status ? xml_add_child(p, "status", NS_CLIENT) : NULL;
         if (st) {
-            xml_add_text(st, it->status, strlen(it->status));
+            xml_add_text(st, status, strlen(status));
         }
         if (p) {
             router_send(s, p);
