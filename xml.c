@@ -520,12 +520,31 @@ struct xml_node *xml_parent(const struct xml_node *n)
 
 /* Tree building ----------------------------------------------------------------------- */
 
+/* The builder checks what it is given as the parser checks its input, so that every tree
+ * serialises to XML that any client parses, whatever the strings came from (a store
+ * document, a JID): security issue 17. */
+static int valid_chars(const char *s, size_t n)
+{
+    struct utf8_state u = {0};
+    return utf8_scan(&u, (const unsigned char *)s, n) == n && u.need == 0;
+}
+
+static int valid_ncname(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && ncname_len(s, n) == n;
+}
+
 struct xml_node *xml_node_new(const char *name, const char *ns)
 {
     if (!ns) {
         ns = "";
     }
-    return node_alloc(name, strlen(name), ns, strlen(ns), NULL, 0, 0, NULL);
+    size_t nslen = strlen(ns);
+    if (!valid_ncname(name) || !valid_chars(ns, nslen)) {
+        return NULL;
+    }
+    return node_alloc(name, strlen(name), ns, nslen, NULL, 0, 0, NULL);
 }
 
 struct xml_node *xml_add_child(struct xml_node *parent, const char *name, const char *ns)
@@ -539,6 +558,9 @@ struct xml_node *xml_add_child(struct xml_node *parent, const char *name, const 
 
 int xml_add_text(struct xml_node *n, const char *text, size_t len)
 {
+    if (!valid_chars(text, len)) {
+        return -1;
+    }
     return text_append(n, text, len);
 }
 
@@ -548,6 +570,9 @@ int xml_set_attr(struct xml_node *n, const char *name, const char *value)
     if (strncmp(name, "xml:", 4) == 0) {
         ns = XML_NS_XML;
         name += 4;
+    }
+    if (!valid_ncname(name) || (value && !valid_chars(value, strlen(value)))) {
+        return -1;
     }
     size_t off = 0, elen = 0;
     const char *old = attr_find(n, name, ns, &off, &elen);

@@ -840,6 +840,42 @@ static void test_names(void)
     ROUNDTRIP("<\xe4\xb8\xad xmlns:\xe6\x96\x87='u' \xe6\x96\x87:\xc3\xa8='1'/>", NULL);
 }
 
+/* The builder refuses what the parser would: a tree always serialises to XML that clients
+ * parse, whatever its strings came from (a store document read back, say). */
+static void test_builder_checks(void)
+{
+    CHECK(xml_node_new("x\xc3\x97", NULL) == NULL);
+    CHECK(xml_node_new("p:x", NULL) == NULL);
+    CHECK(xml_node_new("", NULL) == NULL);
+    CHECK(xml_node_new("a", "urn:\x01") == NULL);
+    struct xml_node *n = xml_node_new("\xc3\xa9t\xc3\xa9", "urn:\xc3\xa9");
+    CHECK(n != NULL);
+    if (!n) {
+        return;
+    }
+    CHECK(xml_add_child(n, "1a", NULL) == NULL);
+    CHECK(xml_set_attr(n,
+                       "a\xc3\xb7"
+                       "b",
+                       "1") == -1);
+    CHECK(xml_set_attr(n, "a b", "1") == -1);
+    CHECK(xml_set_attr(n, "xml:\xc2\xb7", "1") == -1);
+    CHECK(xml_set_attr(n, "a", "\x1b[0m") == -1);
+    CHECK(xml_set_attr(n, "a", "\xc3") == -1);         /* truncated sequence */
+    CHECK(xml_set_attr(n, "a", "\xef\xbf\xbf") == -1); /* U+FFFF */
+    CHECK(xml_add_text(n, "\xed\xa0\x80", 3) == -1);   /* surrogate */
+    CHECK(xml_add_text(n, "a\0b", 3) == -1);
+    CHECK(xml_add_text(n, "\xc0\xaf", 2) == -1); /* overlong */
+    CHECK(xml_set_attr(n, "a\xc2\xb7", "\xc3\xa9\t") == 0);
+    CHECK(xml_set_attr(n, "xml:lang", "fr") == 0);
+    CHECK(xml_add_text(n, "\xe4\xb8\xad\r\n", 5) == 0);
+    char *s = ser(n, "jabber:client");
+    CHECK_STR(s, "<\xc3\xa9t\xc3\xa9 xmlns='urn:\xc3\xa9' a\xc2\xb7='\xc3\xa9&#9;' "
+                 "xml:lang='fr'>\xe4\xb8\xad&#13;\n</\xc3\xa9t\xc3\xa9>");
+    free(s);
+    xml_free(n);
+}
+
 int main(void)
 {
     test_stream();
@@ -849,6 +885,7 @@ int main(void)
     test_markup_errors();
     test_utf8();
     test_names();
+    test_builder_checks();
     test_limits();
     test_serializer();
     test_builder();
