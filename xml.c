@@ -155,15 +155,11 @@ static int in_ranges(const uint16_t (*r)[2], size_t n, uint32_t c)
 
 #define NRANGES(t) (sizeof(t) / sizeof((t)[0]))
 
-/* Length of the name character at s[0, n) (n >= 1), or 0 when there is none: first asks for
- * a NameStartChar. */
-static size_t name_len(const char *s, size_t n, int first)
+/* Length of the non-ASCII name character at s[0, n) (s[0] >= 0x80), or 0 when there is
+ * none: first asks for a NameStartChar. */
+static size_t wide_name_len(const char *s, size_t n, int first)
 {
-    unsigned char b = (unsigned char)s[0];
     uint32_t c = 0;
-    if (b < 0x80) {
-        return (name_class[b] & (first ? NC_START : NC_START | NC_MORE)) ? 1 : 0;
-    }
     size_t len = utf8_next((const unsigned char *)s, n, &c);
     if (len == 0 || c > 0xFFFF) {
         return 0;
@@ -175,14 +171,34 @@ static size_t name_len(const char *s, size_t n, int first)
     return 0;
 }
 
-/* Length of the NCName at s[0, n), 0 when s does not start with one. */
-static size_t ncname_len(const char *s, size_t n)
+/* Length of the name character at s[0, n) (n >= 1), or 0 when there is none. */
+static inline size_t name_len(const char *s, size_t n, int first)
 {
-    size_t j = n ? name_len(s, n, 1) : 0, k;
+    unsigned char b = (unsigned char)s[0];
+    if (b >= 0x80) {
+        return wide_name_len(s, n, first);
+    }
+    return (name_class[b] & (first ? NC_START : NC_START | NC_MORE)) ? 1 : 0;
+}
+
+/* Length of the NCName at s[0, n), 0 when s does not start with one. The inner loop is
+ * the tokenizer's hot path: one table lookup per ASCII byte. */
+static inline size_t ncname_len(const char *s, size_t n)
+{
+    size_t j = n ? name_len(s, n, 1) : 0;
     if (j == 0) {
         return 0;
     }
-    while (j < n && (k = name_len(s + j, n - j, 0)) > 0) {
+    while (j < n) {
+        unsigned char b = (unsigned char)s[j];
+        if (b < 0x80 && name_class[b]) {
+            j++;
+            continue;
+        }
+        size_t k = b >= 0x80 ? wide_name_len(s + j, n - j, 0) : 0;
+        if (k == 0) {
+            break;
+        }
         j += k;
     }
     return j;
