@@ -21,7 +21,8 @@ import zlib
 import pytest
 
 from disco_helpers import NS_PRIVATE, NS_VCARD, assert_error, iq, payload
-from im_helpers import next_presence, online, ptype, quiet, send_presence, write_doc
+from im_helpers import (next_presence, online, ptype, quiet, roster_get, send_presence,
+                        write_doc)
 from limits_helpers import LogWatch, expect_stream_error, raw_session
 from xmpp_helpers import Clients, run
 
@@ -237,3 +238,23 @@ def test_stored_data_with_bad_names_is_not_replayed(server):
     watch.wait(r"stored subscription request from \S+ to \S+ does not parse")
     # The batch, bad record included, left the log.
     assert not os.path.exists(log) or open(log, "rb").read() == b"xmppd-offline 1\n"
+
+
+def test_stored_roster_strings_are_checked(server):
+    """A roster document edited by hand with a control character in an item's
+    name and group: the roster result leaves them out instead of writing them
+    onto the owner's stream (the tree builder checks what it is given)."""
+    server.require_managed()
+    bob = server.jid("bob")
+    server.stop()
+    write_doc(server, "alice", "roster",
+              "xmppd-roster 1\nver 1 1\n%s\tnone\t-\tBad\x1bName\t\tG\x01\tFriends\n" % bob)
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await online(cl, "alice")
+            _, items = await roster_get(alice)
+            assert bob in items and items[bob]["name"] is None, items
+            assert_connected(alice)
+    run(scenario())
