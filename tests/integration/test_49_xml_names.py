@@ -256,5 +256,6 @@ def test_stored_roster_strings_are_checked(server):
             alice = await online(cl, "alice")
             _, items = await roster_get(alice)
             assert bob in items and items[bob]["name"] is None, items
+            assert items[bob]["groups"] == ["Friends"], items
             assert_connected(alice)
     run(scenario())
