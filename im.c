@@ -5,7 +5,9 @@
 
 #include <string.h>
 
+#include "config.h"
 #include "roster.h"
+#include "server.h"
 #include "xml.h"
 
 static const struct {
@@ -34,6 +36,13 @@ int im_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, cons
         }
     }
     return -1;
+}
+
+struct xml_node *im_parse_stored(const char *data, size_t len, const char *name, const char *ns)
+{
+    struct xml_limits lim = {len + 1, g_config->max_xml_depth, g_config->max_xml_attrs,
+                             g_config->max_xml_name};
+    return xml_parse_one(data, len, &lim, name, ns);
 }
 
 void im_presence(struct session *s, struct xml_node *p)

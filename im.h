@@ -7,6 +7,8 @@
 #ifndef XMPPD_IM_H
 #define XMPPD_IM_H
 
+#include <stddef.h>
+
 struct session;
 struct xml_node;
 
@@ -26,6 +28,13 @@ int im_blocked(const char *bare, const char *jid);
 /* Store a chat/normal message for an account with no available resource
  * (XEP-0160). Returns 0 when stored, -1 when it cannot be (quota, error). */
 int im_offline_store(const char *bare, const struct xml_node *m);
+/* Parse bytes read back from the store (once written by xml_serialize) into
+ * exactly one element name in namespace ns, within the configured XML limits.
+ * Nothing read from disk goes on a stream without passing the parser again: a
+ * file written by an older xmppd, damaged or edited by hand must not relay
+ * what a client's parser refuses (security issue 17). Returns the element
+ * (the caller frees it) or NULL. */
+struct xml_node *im_parse_stored(const char *data, size_t len, const char *name, const char *ns);
 
 
 /* ---- what the IM modules offer each other and im.c ----

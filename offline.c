@@ -244,24 +244,24 @@ struct deliver_ctx {
     int failed;    /* the connection refused bytes */
 };
 
-/* Records were written by offline_store, but a disk can rot and a data dir
- * can be edited: never put something on the stream that is not at least
- * shaped like one complete message element. */
-static int looks_like_message(const char *rec, size_t len)
-{
-    return len >= 10 && memcmp(rec, "<message", 8) == 0 &&
-           (rec[8] == ' ' || rec[8] == '>' || rec[8] == '/') && rec[len - 1] == '>';
-}
-
+/* Records were written by offline_store, but a log can come from an older
+ * xmppd that let ill-formed names through, a disk can rot and a data dir can
+ * be edited: each record is parsed again and what goes on the stream is the
+ * serialisation of that tree, never the stored bytes (security issue 17). A
+ * record that does not parse as one message is dropped with the batch. */
 static int deliver_one(const void *rec, size_t len, void *ud)
 {
     struct deliver_ctx *d = ud;
     if (d->index > 0 && d->queued + len > d->budget) {
         return 1; /* the rest goes in the next batch */
     }
-    if (!looks_like_message(rec, len)) {
-        log_warn("offline: skipping a damaged record for %.*s", (int)d->s->bare_len, d->s->jid);
-    } else if (router_send_raw(d->s, rec, len) < 0) {
+    struct xml_node *m = im_parse_stored(rec, len, "message", NS_CLIENT);
+    int rc = m ? router_send(d->s, m) : 0;
+    xml_free(m);
+    if (!m) {
+        log_warn("offline: dropping a stored message for %.*s that does not parse",
+                 (int)d->s->bare_len, d->s->jid);
+    } else if (rc < 0) {
         d->failed = 1;
         return 1;
     }

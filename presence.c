@@ -564,6 +564,25 @@ static void probe_contacts(struct session *s, const char *bare)
     free(jids);
 }
 
+/* A request kept whole (it->raw) is parsed again before it is sent: the roster
+ * file may come from an older xmppd that stored ill-formed names, or have been
+ * edited, and a client that cannot parse it would be disconnected at every
+ * login (security issue 17). Returns -1 (logged) when it does not parse: the
+ * caller then sends a plain request, so the user can still answer it. */
+static int send_stored_request(struct session *s, const char *bare, const struct roster_item *it)
+{
+    struct xml_node *p = im_parse_stored(it->status, strlen(it->status), "presence", NS_CLIENT);
+    if (!p) {
+        log_warn("presence: stored subscription request from %s to %s does not parse; "
+                 "sending it without its content",
+                 it->jid, bare);
+        return -1;
+    }
+    router_send(s, p);
+    xml_free(p);
+    return 0;
+}
+
 /* §3.1.3: requests that arrived while the user was offline (or are still
  * unanswered) are delivered again with each initial presence, as Prosody. */
 static void deliver_pending(struct session *s, const char *bare)
@@ -577,14 +596,14 @@ static void deliver_pending(struct session *s, const char *bare)
         if (!it->pending_in || im_blocked(bare, it->jid)) {
             continue;
         }
-        if (it->raw && it->status) {
-            router_send_raw(s, it->status, strlen(it->status));
+        if (it->raw && it->status && send_stored_request(s, bare, it) == 0) {
             continue;
         }
+        const char *status = it->raw ? NULL : it->status;
         struct xml_node *p = make_presence(it->jid, bare, "subscribe");
-        struct xml_node *st = p && it->status ? xml_add_child(p, "status", NS_CLIENT) : NULL;
+        struct xml_node *st = p && status ? xml_add_child(p, "status", NS_CLIENT) : NULL;
         if (st) {
-            xml_add_text(st, it->status, strlen(it->status));
+            xml_add_text(st, status, strlen(status));
         }
         if (p) {
             router_send(s, p);

@@ -38,15 +38,6 @@ static int is_reserved(const char *ns)
 
 /* ---- the stored doc ---- */
 
-/* Parse stored bytes that must be exactly one <query xmlns='jabber:iq:private'/>.
- * Returns the element (caller frees) or NULL. */
-static struct xml_node *parse_doc(const char *data, size_t len)
-{
-    struct xml_limits lim = {len + 1, g_config->max_xml_depth, g_config->max_xml_attrs,
-                             g_config->max_xml_name};
-    return xml_parse_one(data, len, &lim, "query", NS_PRIVATE);
-}
-
 /* A doc stored before max_private_size was lowered must stay readable. */
 static size_t read_bound(void)
 {
@@ -65,7 +56,7 @@ static int load(const char *bare, struct xml_node **q, char **raw, size_t *rawle
     if (rc == STORE_ENOENT) {
         *q = xml_node_new("query", NS_PRIVATE);
     } else if (rc == STORE_OK) {
-        *q = parse_doc(*raw, *rawlen);
+        *q = im_parse_stored(*raw, *rawlen, "query", NS_PRIVATE);
         if (!*q) {
             log_error("private: stored data of %s does not parse; left as is", bare);
         }

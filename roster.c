@@ -512,8 +512,10 @@ static struct xml_node *item_xml(struct xml_node *query, const struct roster_ite
     }
     for (int i = 0; i < it->ngroups; i++) {
         struct xml_node *g = xml_add_child(x, "group", NS_ROSTER);
-        if (g) {
-            xml_add_text(g, it->groups[i], strlen(it->groups[i]));
+        if (g && xml_add_text(g, it->groups[i], strlen(it->groups[i])) < 0) {
+            /* Not XML text (a document edited by hand): no empty <group/> instead. */
+            xml_detach(g);
+            xml_free(g);
         }
     }
     return x;

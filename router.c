@@ -220,7 +220,9 @@ void router_foreach_bare(void (*fn)(const char *bare, struct session *first, voi
 
 /* ---- output ---- */
 
-int router_send_raw(struct session *to, const char *xml, size_t len)
+/* Only serialised trees reach a stream: no raw bytes from a peer or a file
+ * (security issue 17), hence no raw variant in router.h. */
+static int send_bytes(struct session *to, const char *xml, size_t len)
 {
     if (!to || !to->conn) {
         return -1;
@@ -234,7 +236,7 @@ int router_send(struct session *to, const struct xml_node *stanza)
     if (xml_serialize(stanza, NS_CLIENT, &scratch) < 0) {
         return -1;
     }
-    return router_send_raw(to, buf_ptr(&scratch), buf_len(&scratch));
+    return send_bytes(to, buf_ptr(&scratch), buf_len(&scratch));
 }
 
 /* Build the error version of a stanza (RFC 6120 §8.3.1): same name and id,

@@ -64,8 +64,6 @@ void router_foreach_bare(void (*fn)(const char *bare, struct session *first, voi
 /* Queue a stanza to one session (serialised; the node stays the caller's).
  * Returns 0, -1 when the session's queue overflowed. */
 int router_send(struct session *to, const struct xml_node *stanza);
-/* Queue raw, already serialised XML to one session. */
-int router_send_raw(struct session *to, const char *xml, size_t len);
 /* Answer stanza with an error (RFC 6120 §8.3): swaps from/to, sets type=error,
  * appends <error type=...><cond xmlns=NS_STANZAS/></error>, and sends it to
  * the session that sent it. Errors are never answered with errors. */

@@ -21,15 +21,6 @@
 
 /* ---- the stored element ---- */
 
-/* Parse stored bytes that must be exactly one <vCard xmlns='vcard-temp'/>.
- * Returns the element (caller frees) or NULL. */
-static struct xml_node *parse_vcard(const char *data, size_t len)
-{
-    struct xml_limits lim = {len + 1, g_config->max_xml_depth, g_config->max_xml_attrs,
-                             g_config->max_xml_name};
-    return xml_parse_one(data, len, &lim, "vCard", NS_VCARD);
-}
-
 /* What store_doc_get may read: a vCard stored before max_vcard_size was
  * lowered must still be readable. */
 static size_t read_bound(void)
@@ -47,7 +38,7 @@ static int vcard_get(struct session *s, struct xml_node *iq, const char *bare)
     int rc = bare ? store_doc_get(bare, VCARD_DOC, &data, &len, read_bound()) : STORE_ENOENT;
     struct xml_node *v = NULL;
     if (rc == STORE_OK) {
-        v = parse_vcard(data, len);
+        v = im_parse_stored(data, len, "vCard", NS_VCARD);
         if (!v) {
             log_error("vcard: stored vCard of %s does not parse; not serving it", bare);
         }

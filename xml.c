@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+#include "xml_names.h"
+
 /* A stanza being built may hold at most XML_MEM_FACTOR * max_stanza bytes of nodes and text
  * (counted logically: struct + strings + NODE_OVERHEAD per element). Input bytes alone are
  * not enough of a bound: "<a/>" is 4 bytes of input but ~120 bytes of node. Real stanzas
@@ -80,8 +83,8 @@ struct xml_parser {
     void *ud;
     enum xml_err failed;
     uint8_t state;
-    uint8_t decl_ok;
-    size_t consumed;     /* bytes of the last feed taken before it returned */  /* nothing consumed yet but "<": an XML declaration may follow */
+    uint8_t decl_ok;  /* nothing consumed yet but "<": an XML declaration may follow */
+    size_t consumed;  /* bytes of the last feed taken before it returned */
     uint8_t counting; /* bytes go towards max_stanza (stream header or a stanza) */
     uint8_t cr;       /* last text byte was '\r' at a window end: drop a following '\n' */
     uint8_t rb;       /* ']' run in text (for "]]>") or pending ']' in CDATA */
@@ -111,16 +114,94 @@ static inline int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* NCName characters. Non-ASCII bytes are accepted as name characters (UTF-8 is already
- * validated); checking the XML NameChar tables is not worth their size here. */
-static inline int name_start(unsigned char c)
+/* Name characters, XML 1.0 Fifth Edition §2.3 as restricted by xml_names.h (what expat
+ * also accepts; a name one client cannot parse disconnects it, security issue 17). ASCII is
+ * one lookup in name_class; only a byte >= 0x80 makes us decode a UTF-8 sequence. ':' is not
+ * a name character here: with Namespaces in XML a name is one or two NCNames, and
+ * parse_qname handles the colon between them. */
+enum { NC_START = 1, NC_MORE = 2 };
+
+static const unsigned char name_class[128] = {
+    ['-'] = NC_MORE,  ['.'] = NC_MORE,  ['0'] = NC_MORE,  ['1'] = NC_MORE,  ['2'] = NC_MORE,
+    ['3'] = NC_MORE,  ['4'] = NC_MORE,  ['5'] = NC_MORE,  ['6'] = NC_MORE,  ['7'] = NC_MORE,
+    ['8'] = NC_MORE,  ['9'] = NC_MORE,  ['A'] = NC_START, ['B'] = NC_START, ['C'] = NC_START,
+    ['D'] = NC_START, ['E'] = NC_START, ['F'] = NC_START, ['G'] = NC_START, ['H'] = NC_START,
+    ['I'] = NC_START, ['J'] = NC_START, ['K'] = NC_START, ['L'] = NC_START, ['M'] = NC_START,
+    ['N'] = NC_START, ['O'] = NC_START, ['P'] = NC_START, ['Q'] = NC_START, ['R'] = NC_START,
+    ['S'] = NC_START, ['T'] = NC_START, ['U'] = NC_START, ['V'] = NC_START, ['W'] = NC_START,
+    ['X'] = NC_START, ['Y'] = NC_START, ['Z'] = NC_START, ['_'] = NC_START, ['a'] = NC_START,
+    ['b'] = NC_START, ['c'] = NC_START, ['d'] = NC_START, ['e'] = NC_START, ['f'] = NC_START,
+    ['g'] = NC_START, ['h'] = NC_START, ['i'] = NC_START, ['j'] = NC_START, ['k'] = NC_START,
+    ['l'] = NC_START, ['m'] = NC_START, ['n'] = NC_START, ['o'] = NC_START, ['p'] = NC_START,
+    ['q'] = NC_START, ['r'] = NC_START, ['s'] = NC_START, ['t'] = NC_START, ['u'] = NC_START,
+    ['v'] = NC_START, ['w'] = NC_START, ['x'] = NC_START, ['y'] = NC_START, ['z'] = NC_START,
+};
+
+static int in_ranges(const uint16_t (*r)[2], size_t n, uint32_t c)
 {
-    return (unsigned)((c | 0x20) - 'a') < 26u || c == '_' || c >= 0x80;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c < r[mid][0]) {
+            hi = mid;
+        } else if (c > r[mid][1]) {
+            lo = mid + 1;
+        } else {
+            return 1;
+        }
+    }
+    return 0;
 }
 
-static inline int name_char(unsigned char c)
+#define NRANGES(t) (sizeof(t) / sizeof((t)[0]))
+
+/* Length of the non-ASCII name character at s[0, n) (s[0] >= 0x80), or 0 when there is
+ * none: first asks for a NameStartChar. */
+static size_t wide_name_len(const char *s, size_t n, int first)
 {
-    return name_start(c) || (unsigned)(c - '0') < 10u || c == '-' || c == '.';
+    uint32_t c = 0;
+    size_t len = utf8_next((const unsigned char *)s, n, &c);
+    if (len == 0 || c > 0xFFFF) {
+        return 0;
+    }
+    if (in_ranges(xml_name_start, NRANGES(xml_name_start), c) ||
+        (!first && in_ranges(xml_name_more, NRANGES(xml_name_more), c))) {
+        return len;
+    }
+    return 0;
+}
+
+/* Length of the name character at s[0, n) (n >= 1), or 0 when there is none. */
+static inline size_t name_len(const char *s, size_t n, int first)
+{
+    unsigned char b = (unsigned char)s[0];
+    if (b >= 0x80) {
+        return wide_name_len(s, n, first);
+    }
+    return (name_class[b] & (first ? NC_START : NC_START | NC_MORE)) ? 1 : 0;
+}
+
+/* Length of the NCName at s[0, n), 0 when s does not start with one. The inner loop is
+ * the tokenizer's hot path: one table lookup per ASCII byte. */
+static inline size_t ncname_len(const char *s, size_t n)
+{
+    size_t j = n ? name_len(s, n, 1) : 0;
+    if (j == 0) {
+        return 0;
+    }
+    while (j < n) {
+        unsigned char b = (unsigned char)s[j];
+        if (b < 0x80 && name_class[b]) {
+            j++;
+            continue;
+        }
+        size_t k = b >= 0x80 ? wide_name_len(s + j, n - j, 0) : 0;
+        if (k == 0) {
+            break;
+        }
+        j += k;
+    }
+    return j;
 }
 
 /* Bytes that end a plain run of character data. */
@@ -455,12 +536,31 @@ struct xml_node *xml_parent(const struct xml_node *n)
 
 /* Tree building ----------------------------------------------------------------------- */
 
+/* The builder checks what it is given as the parser checks its input, so that every tree
+ * serialises to XML that any client parses, whatever the strings came from (a store
+ * document, a JID): security issue 17. */
+static int valid_chars(const char *s, size_t n)
+{
+    struct utf8_state u = {0};
+    return utf8_scan(&u, (const unsigned char *)s, n) == n && u.need == 0;
+}
+
+static int valid_ncname(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && ncname_len(s, n) == n;
+}
+
 struct xml_node *xml_node_new(const char *name, const char *ns)
 {
     if (!ns) {
         ns = "";
     }
-    return node_alloc(name, strlen(name), ns, strlen(ns), NULL, 0, 0, NULL);
+    size_t nslen = strlen(ns);
+    if (!valid_ncname(name) || !valid_chars(ns, nslen)) {
+        return NULL;
+    }
+    return node_alloc(name, strlen(name), ns, nslen, NULL, 0, 0, NULL);
 }
 
 struct xml_node *xml_add_child(struct xml_node *parent, const char *name, const char *ns)
@@ -474,6 +574,9 @@ struct xml_node *xml_add_child(struct xml_node *parent, const char *name, const 
 
 int xml_add_text(struct xml_node *n, const char *text, size_t len)
 {
+    if (!valid_chars(text, len)) {
+        return -1;
+    }
     return text_append(n, text, len);
 }
 
@@ -483,6 +586,9 @@ int xml_set_attr(struct xml_node *n, const char *name, const char *value)
     if (strncmp(name, "xml:", 4) == 0) {
         ns = XML_NS_XML;
         name += 4;
+    }
+    if (!valid_ncname(name) || (value && !valid_chars(value, strlen(value)))) {
+        return -1;
     }
     size_t off = 0, elen = 0;
     const char *old = attr_find(n, name, ns, &off, &elen);
@@ -693,11 +799,10 @@ static enum xml_err ref_decode(const char *r, size_t n, uint32_t *cp)
             return XML_OK;
         }
     }
-    if (!name_start((unsigned char)r[0])) {
-        return XML_ERR_NOT_WELL_FORMED;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if (!name_char((unsigned char)r[i]) && r[i] != ':') {
+    /* XML 1.0 §4.1 EntityRef: a Name, colons allowed. */
+    for (size_t i = 0, k = 0; i < n; i += k) {
+        k = r[i] == ':' ? 1 : name_len(r + i, n - i, i == 0);
+        if (k == 0) {
             return XML_ERR_NOT_WELL_FORMED;
         }
     }
@@ -759,22 +864,19 @@ static enum xml_err parse_qname(const struct xml_parser *p, const char *t, size_
 {
     size_t start = *pos, j = start;
     *colon = 0;
-    if (j >= n || !name_start((unsigned char)t[j])) {
+    size_t k = j < n ? ncname_len(t + j, n - j) : 0;
+    if (k == 0) {
         return XML_ERR_NOT_WELL_FORMED;
     }
-    for (j++; j < n; j++) {
-        unsigned char c = (unsigned char)t[j];
-        if (name_char(c)) {
-            continue;
-        }
-        if (c != ':') {
-            break;
-        }
-        /* Namespaces in XML §3: at most one colon, with a name on each side. */
-        if (*colon || j + 1 >= n || !name_start((unsigned char)t[j + 1])) {
+    j += k;
+    if (t[j] == ':') {
+        /* Namespaces in XML §3: at most one colon, with an NCName on each side. */
+        k = ncname_len(t + j + 1, n - j - 1);
+        if (k == 0 || t[j + 1 + k] == ':') {
             return XML_ERR_NOT_WELL_FORMED;
         }
         *colon = j - start;
+        j += 1 + k;
     }
     if (j - start > (size_t)p->lim.max_name) {
         return XML_ERR_LIMIT;
@@ -1537,7 +1639,7 @@ static enum xml_err step_ent(struct xml_parser *p, const char *s, size_t *ip, si
             p->state = S_TEXT;
             return put_text(p, u, utf8_put(u, cp));
         }
-        if (!name_char(c) && c != '#' && c != ':') {
+        if (c < 0x80 && !name_class[c] && c != '#' && c != ':') {
             *ip = i;
             return XML_ERR_NOT_WELL_FORMED;
         }

@@ -94,7 +94,9 @@ struct xml_node *xml_child(const struct xml_node *n, const char *name, const cha
 const char *xml_text(const struct xml_node *n);
 struct xml_node *xml_parent(const struct xml_node *n);
 
-/* Tree building. All return NULL / -1 when out of memory.
+/* Tree building. All return NULL / -1 when out of memory, or when a name is not an NCName
+ * (XML names as in the parser) or a string is not UTF-8 made of XML Chars: a tree built
+ * here always serialises to XML that clients parse.
  * xml_node_new: a detached element (ns NULL = ""). xml_add_child: append a new
  * element child (ns NULL = the parent's ns).
  * xml_add_text: append character data (raw, unescaped). xml_set_attr: set or

@@ -153,7 +153,8 @@ static void reparse_check(const struct xml_node *st, const char *first)
     }
     FUZZ_CHECK(xml_set_attr(cp, "id", xml_text(cp)) == 0);
     FUZZ_CHECK(xml_set_attr(cp, "xml:lang", "en") == 0);
-    FUZZ_CHECK(xml_add_text(cp, "<&>\r\n\t'\"", 9) == 0);
+    FUZZ_CHECK(xml_add_text(cp, "<&>\r\n\t'\"", 8) == 0);
+    FUZZ_CHECK(xml_add_text(cp, "\0", 1) == -1); /* not an XML Char */
     FUZZ_CHECK(xml_add_child(cp, "x", "urn:fuzz") != NULL);
     buf_clear(&again);
     FUZZ_CHECK(xml_serialize(cp, "jabber:server", &again) == 0);

@@ -227,6 +227,38 @@ write("fuzz_stream", "byte-by-byte-login", stream(1,
 write("fuzz_stream", "split-reads", stream(1,
     (ctl(0, op=2, direct=True), login("alice") + ROSTER_GET + PRESENCE + END)))
 
+# Security issue 17: names that are not XML names (as expat reads them) in each place a
+# stanza is relayed or stored. The bad stanza ends alice's stream with not-well-formed;
+# what follows on other slots must still parse on bob's side (the output oracle).
+BAD_NAME = "<x\u00d7 xmlns='urn:x' a\u00f7b='1'/>"
+GOOD_NAMES = "<\u00e9t\u00e9 xmlns='urn:x' \u4e2d\u6587='1'><a\u00b7b/><c\u0300/></\u00e9t\u00e9>"
+write("fuzz_stream", "names-message", stream(0,
+    (ctl(1, direct=True), login("bob", "b") + PRESENCE),
+    (ctl(0, direct=True), login("alice", "a") + msg("bob@localhost/b", "bad", extra=BAD_NAME)),
+    (ctl(2, direct=True), login("alice", "g") + msg("bob@localhost/b", "ok", extra=GOOD_NAMES)
+     + END)))
+write("fuzz_stream", "names-subscribe", stream(0,
+    (ctl(0, direct=True), login("alice", "a") + "<presence to='bob@localhost' type='subscribe'>"
+     + BAD_NAME + "</presence>"),
+    (ctl(1, direct=True), login("bob", "b") + PRESENCE),
+    (ctl(2, direct=True), login("alice", "g") + SUB + msg("bob@localhost", "ok") + END)))
+write("fuzz_stream", "names-vcard", stream(0,
+    (ctl(0, direct=True), login("alice", "a") + "<iq type='set' id='v1'><vCard "
+     "xmlns='vcard-temp'><FN>A</FN></vCard></iq>"),
+    (ctl(1, direct=True), login("alice", "b") + "<iq type='set' id='v2'><vCard "
+     "xmlns='vcard-temp'>" + BAD_NAME + "</vCard></iq>"),
+    (ctl(2, direct=True), login("bob", "c") + "<iq type='get' id='v3' to='alice@localhost'>"
+     "<vCard xmlns='vcard-temp'/></iq>" + END)))
+write("fuzz_stream", "names-private", stream(0,
+    (ctl(0, direct=True), login("alice", "a") + "<iq type='set' id='p1'><query "
+     "xmlns='jabber:iq:private'><n xmlns='urn:n'>" + BAD_NAME + "</n></query></iq>"),
+    (ctl(1, direct=True), login("alice", "b") + "<iq type='get' id='p2'><query "
+     "xmlns='jabber:iq:private'><n xmlns='urn:n'/></query></iq>" + END)))
+write("fuzz_stream", "names-offline", stream(0,
+    (ctl(0, direct=True), login("alice", "a") + msg("bob@localhost", "bad", extra=BAD_NAME)),
+    (ctl(2, direct=True), login("alice", "g") + msg("bob@localhost", "ok", extra=GOOD_NAMES)),
+    (ctl(1, direct=True), login("bob", "b") + PRESENCE + END)))
+
 # ------------------------------------------------------------------- fuzz_xml
 # byte 0: limits (&3), reset on <r/> (&4), stop on <s/> (&8); byte 1: split seed.
 
@@ -250,6 +282,19 @@ XML += [
     "<message to='a@b'><body>x</body></message>",
     "<vCard xmlns='vcard-temp'/></r><x/>",
 ]
+# Names: one ill-formed family per seed (the first error ends the stream), then good ones.
+XML += [HDR + x + END for x in [
+    "<m><x\u00d7 xmlns='urn:x' a\u00f7b='1'/></m>",
+    "<m><p\u00d7:x xmlns:p\u00d7='urn:x'/></m>",
+    "<m xmlns:q='urn:q' q:\u00f7='1'/>",
+    "<m><\u0300x/><\u00b7x/></m>",
+    "<m><a\u203fb/><\U00010000/></m>",
+    "<m a\u00a0b='1'/>",
+    "<m>&a\u00d7;</m>",
+    "<m></m\u00d7>",
+    "<\u00e9t\u00e9 xmlns='urn:x' \u4e2d\u6587='1' xmlns:\u00e9='urn:e' \u00e9:\u00e8='2'>"
+    "<a\u00b7b/><c\u0300/><\u0660/><d\u0660-.\u0e46/></\u00e9t\u00e9>",
+]]
 for i, x in enumerate(XML):
     for flags in (0, 1, 4 | 8):
         write("fuzz_xml", "x%02d-%d" % (i, flags), bytes([flags, 7 * i + 3]) + x.encode())

@@ -773,6 +773,109 @@ static void test_misc(void)
     buf_free(&r.log);
 }
 
+/* Names: XML 1.0 Fifth Edition §2.3 NameStartChar/NameChar, restricted to what expat also
+ * accepts (xml_names.h), for element names, attribute names, prefixes and entity references.
+ * Security issue 17: a name that a client's parser refuses must never be relayed. */
+static void test_names(void)
+{
+    /* The reported stanza: U+00D7 in an element name, U+00F7 in an attribute name. */
+    STANZA("<message to='bob@example.com'><x\xc3\x97 xmlns='urn:x' a\xc3\xb7"
+           "b='1'/></message>",
+           E_NWF);
+    STANZA("<x\xc3\x97 xmlns='urn:x'/>", E_NWF);
+    STANZA("<a b\xc3\xb7='1'/>", E_NWF);
+    STANZA("<\xc3\x97/>", E_NWF); /* U+00D7 first */
+    STANZA("<a\xc2\xa0"
+           "b='1'/>",
+           E_NWF);                      /* U+00A0 is no name character */
+    STANZA("<a \xc2\xab='1'/>", E_NWF); /* U+00AB */
+    STANZA("<\xc2\xb7"
+           "a/>",
+           E_NWF); /* U+00B7 may not start a name */
+    STANZA("<\xcc\x80"
+           "a/>",
+           E_NWF); /* nor U+0300 (combining) */
+    STANZA("<a \xcc\x80"
+           "b='1'/>",
+           E_NWF);
+    STANZA("<a\xe2\x80\xbf/>", E_NWF);     /* U+203F: Fifth Edition, not expat */
+    STANZA("<\xe2\x81\xb0/>", E_NWF);      /* U+2070: the same */
+    STANZA("<\xe3\x80\x81/>", E_NWF);      /* U+3001: the same */
+    STANZA("<\xf0\x90\x80\x80/>", E_NWF);  /* U+10000: the same */
+    STANZA("<a\xf0\xa0\x80\x80/>", E_NWF); /* U+20000 (CJK ext. B) */
+    STANZA("<a\xef\xbf\xbd/>", E_NWF);     /* U+FFFD */
+    STANZA("<a\xe2\x80\x8c/>", E_NWF);     /* U+200C */
+    /* Prefixes: on elements, on attributes, in declarations. */
+    STANZA("<p\xc3\x97:a xmlns:p\xc3\x97='u'/>", E_NWF);
+    STANZA("<a xmlns:p\xc3\x97='u'/>", E_NWF);
+    STANZA("<a xmlns:\xc2\xb7='u'/>", E_NWF);
+    STANZA("<a xmlns:p='u' p:\xc3\xb7='1'/>", E_NWF);
+    STANZA("<p:\xc3\x97 xmlns:p='u'/>", E_NWF);
+    STANZA("<a:b:c xmlns:a='u'/>", E_NWF);
+    STANZA("<a xmlns:p='u' p:b:c='1'/>", E_NWF);
+    STANZA("<:a/>", E_NWF);
+    STANZA("<a: xmlns:a='u'/>", E_NWF);
+    /* End tags and entity references. */
+    STANZA("<a></a\xc3\x97>", E_NWF);
+    STANZA("<a>&a\xc3\x97;</a>", E_NWF);
+    STANZA("<a>&\xc2\xb7;</a>", E_NWF);
+    STANZA("<a x='&\xc3\x97;'/>", E_NWF);
+    STANZA("<a>&\xc3\xa9t\xc3\xa9;</a>", E_RES); /* a good name, but no DTD declares it */
+    /* Good names go through, byte for byte, in every split. */
+    STANZA("<\xc3\xa9t\xc3\xa9 \xc3\xa9='1'/>", "stanza <\xc3\xa9t\xc3\xa9 \xc3\xa9='1'/>|ok");
+    STANZA("<\xe4\xb8\xad\xe6\x96\x87 xmlns='urn:x'/>",
+           "stanza <\xe4\xb8\xad\xe6\x96\x87 xmlns='urn:x'/>|ok"); /* CJK */
+    STANZA("<a\xc2\xb7"
+           "b/>",
+           "stanza <a\xc2\xb7"
+           "b/>|ok");                                     /* U+00B7 inside */
+    STANZA("<a\xcc\x80/>", "stanza <a\xcc\x80/>|ok");     /* U+0300 inside */
+    STANZA("<\xc3\x80\xc3\x96\xc3\x98\xc3\xb6\xc3\xb8/>", /* range edges */
+           "stanza <\xc3\x80\xc3\x96\xc3\x98\xc3\xb6\xc3\xb8/>|ok");
+    STANZA("<\xd0\xb4 \xce\xb1-1.\xd9\xa0='x'/>", /* Cyrillic, Greek, U+0660 */
+           "stanza <\xd0\xb4 \xce\xb1-1.\xd9\xa0='x'/>|ok");
+    STANZA("<\xc3\xa9:x xmlns:\xc3\xa9='u' \xc3\xa9:\xc3\xa8='1'/>",
+           "stanza <x xmlns='u' xmlns:ns0='u' ns0:\xc3\xa8='1'/>|ok");
+    STANZA("<a_b-c.d e_1='1'/>", "stanza <a_b-c.d e_1='1'/>|ok");
+    ROUNDTRIP("<\xe4\xb8\xad xmlns:\xe6\x96\x87='u' \xe6\x96\x87:\xc3\xa8='1'/>", NULL);
+}
+
+/* The builder refuses what the parser would: a tree always serialises to XML that clients
+ * parse, whatever its strings came from (a store document read back, say). */
+static void test_builder_checks(void)
+{
+    CHECK(xml_node_new("x\xc3\x97", NULL) == NULL);
+    CHECK(xml_node_new("p:x", NULL) == NULL);
+    CHECK(xml_node_new("", NULL) == NULL);
+    CHECK(xml_node_new("a", "urn:\x01") == NULL);
+    struct xml_node *n = xml_node_new("\xc3\xa9t\xc3\xa9", "urn:\xc3\xa9");
+    CHECK(n != NULL);
+    if (!n) {
+        return;
+    }
+    CHECK(xml_add_child(n, "1a", NULL) == NULL);
+    CHECK(xml_set_attr(n,
+                       "a\xc3\xb7"
+                       "b",
+                       "1") == -1);
+    CHECK(xml_set_attr(n, "a b", "1") == -1);
+    CHECK(xml_set_attr(n, "xml:\xc2\xb7", "1") == -1);
+    CHECK(xml_set_attr(n, "a", "\x1b[0m") == -1);
+    CHECK(xml_set_attr(n, "a", "\xc3") == -1);         /* truncated sequence */
+    CHECK(xml_set_attr(n, "a", "\xef\xbf\xbf") == -1); /* U+FFFF */
+    CHECK(xml_add_text(n, "\xed\xa0\x80", 3) == -1);   /* surrogate */
+    CHECK(xml_add_text(n, "a\0b", 3) == -1);
+    CHECK(xml_add_text(n, "\xc0\xaf", 2) == -1); /* overlong */
+    CHECK(xml_set_attr(n, "a\xc2\xb7", "\xc3\xa9\t") == 0);
+    CHECK(xml_set_attr(n, "xml:lang", "fr") == 0);
+    CHECK(xml_add_text(n, "\xe4\xb8\xad\r\n", 5) == 0);
+    char *s = ser(n, "jabber:client");
+    CHECK_STR(s, "<\xc3\xa9t\xc3\xa9 xmlns='urn:\xc3\xa9' a\xc2\xb7='\xc3\xa9&#9;' "
+                 "xml:lang='fr'>\xe4\xb8\xad&#13;\n</\xc3\xa9t\xc3\xa9>");
+    free(s);
+    xml_free(n);
+}
+
 int main(void)
 {
     test_stream();
@@ -781,6 +884,8 @@ int main(void)
     test_text_entities();
     test_markup_errors();
     test_utf8();
+    test_names();
+    test_builder_checks();
     test_limits();
     test_serializer();
     test_builder();
