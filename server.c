@@ -1137,7 +1137,10 @@ static int cli_command(int argc, char **argv)
         r = add ? store_account_create(bare, &a) : store_account_put(bare, &a);
     }
     if (r < 0) {
-        fprintf(stderr, "xmppd: %s: %s\n", bare, r == STORE_EEXIST ? "user exists" : "failed");
+        fprintf(stderr, "xmppd: %s: %s\n", bare,
+                r == STORE_EEXIST   ? "user exists"
+                : r == STORE_ENOENT ? "no such user" /* deleted meanwhile */
+                                    : "failed");
         return 1;
     }
     return 0;
@@ -1291,6 +1294,9 @@ int main(int argc, char **argv)
         return 1;
     }
     c2s_init();
+    /* Accounts deleted while the server was not running (xmppd deluser):
+     * their contacts' subscriptions end now, before anyone can log in. */
+    register_tidy_removed();
     setup_signals();
     if (!foreground && daemonize() < 0) {
         log_error("cannot daemonize: %s", strerror(errno));
