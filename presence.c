@@ -837,7 +837,12 @@ static void presence_addressed(struct session *s, struct xml_node *p, enum ptype
         break;
     case P_PROBE:
         /* §4.3: clients should leave probing to the server; answer it as the
-         * contact's server would (as Prosody). */
+         * contact's server would (as Prosody). XEP-0191 §3.3: not to
+         * someone the user blocked (the answer would not get through). */
+        if (strcmp(to_bare, bare) != 0 && im_blocked(bare, to)) {
+            router_bounce_blocked(s, p);
+            break;
+        }
         answer_probe(to_bare, s->jid, bare);
         break;
     default:

@@ -298,3 +298,22 @@ def test_blocked_entity_gets_nothing_the_server_answers_for_the_user(server):
             ans = await iq(alice, queries[0], to=server.jid("alice"))
             assert ans["type"] == "result" and "Alice" in str(ans), str(ans)
     run(scenario())
+
+
+def test_user_probing_whom_they_blocked_gets_blocked_error(server):
+    """XEP-0191 §3.3: an outbound stanza to a blocked entity is not routed
+    and gets not-acceptable with <blocked/>; a presence probe too."""
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            await cl.login("bob")
+            assert (await block(alice, [server.jid("bob")]))["type"] == "result"
+            while not alice.presences.empty():
+                alice.presences.get_nowait()
+            alice.xmpp.send_presence(pto=server.jid("bob"), ptype="probe")
+            p = await _next_presence(alice, lambda p: p["type"] == "error")
+            err = p.xml.find("{jabber:client}error")
+            assert err is not None and err.find(
+                "{urn:ietf:params:xml:ns:xmpp-stanzas}not-acceptable") is not None, str(p)
+            assert err.find("{urn:xmpp:blocking:errors}blocked") is not None, str(p)
+    run(scenario())
