@@ -988,6 +988,8 @@ int store_account_exists(const char *bare)
 
 static void olog_settle(void);
 static int doc_read(const char *path, char **data, size_t *len, size_t maxlen);
+static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
+                         size_t *count);
 
 /* Rename the account to a hidden tombstone first: from then on it does not
  * exist for any lookup, and a crash mid-removal leaves only a tombstone that
@@ -1078,50 +1080,31 @@ static void removed_one(const char *tomb, void (*fn)(const char *, char *, size_
     remove_files(tomb, NULL); /* non-empty: its deleter is still at work, and finishes */
 }
 
+/* A tombstone with an owner: work for store_removed_each. */
+static int pick_tomb(const char *name, char *out, size_t outsz)
+{
+    char owner[PATH_MAX];
+    return strncmp(name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0 &&
+           path_fmt(out, outsz, "%s/%s", accounts_dir, name) == 0 &&
+           path_fmt(owner, sizeof(owner), "%s/" OWNER_FILE, out) == 0 && access(owner, F_OK) == 0;
+}
+
 int store_removed_each(void (*fn)(const char *bare, char *roster, size_t len, void *ud), void *ud)
 {
-    if (!accounts_dir[0]) {
-        return STORE_EINVAL;
-    }
-    DIR *d = opendir(accounts_dir);
-    if (!d) {
-        log_error("store: open directory %s: %s", accounts_dir, strerror(errno));
-        return STORE_EIO;
-    }
     char **tombs = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char p[PATH_MAX], owner[PATH_MAX];
-        if (strncmp(e->d_name, DEL_PREFIX, strlen(DEL_PREFIX)) != 0 ||
-            path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) < 0 ||
-            path_fmt(owner, sizeof(owner), "%s/" OWNER_FILE, p) < 0 || access(owner, F_OK) < 0) {
-            continue;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            char **nt = realloc(tombs, ncap * sizeof(*tombs));
-            if (!nt) {
-                break;
-            }
-            tombs = nt;
-            cap = ncap;
-        }
-        if ((tombs[n] = strdup(p)) == NULL) {
-            break;
-        }
-        n++;
-    }
-    closedir(d);
+    size_t n = 0;
+    int rc = accounts_scan(pick_tomb, &tombs, &n);
     for (size_t i = 0; i < n; i++) {
-        removed_one(tombs[i], fn, ud);
+        if (rc == 0) {
+            removed_one(tombs[i], fn, ud);
+        }
         free(tombs[i]);
     }
     free(tombs);
-    if (n) {
+    if (rc == 0 && n) {
         fsync_dir(accounts_dir);
     }
-    return 0;
+    return rc;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1129,8 +1112,16 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
+/* The entries of accounts/ that pick accepts, each as the string pick wrote
+ * (malloc'd, in *names; the caller frees them and the array). */
+static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
+                         size_t *count)
 {
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    *names = NULL;
+    *count = 0;
     if (!accounts_dir[0]) {
         return STORE_EINVAL;
     }
@@ -1139,40 +1130,53 @@ int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
         log_error("store: open directory %s: %s", accounts_dir, strerror(errno));
         return STORE_EIO;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        char bare[NAME_MAX + 1], p[PATH_MAX];
-        if (e->d_name[0] == '.') {
-            continue; /* ".", "..", in-progress creations and tombstones */
-        }
-        if (unescape_name(e->d_name, bare, sizeof(bare)) < 0) {
-            log_warn("store: ignoring %s/%s: not an account name", accounts_dir, e->d_name);
-            continue;
-        }
-        if (path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) < 0 || !is_dir(p)) {
+        char out[PATH_MAX];
+        if (!pick(e->d_name, out, sizeof(out))) {
             continue;
         }
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, ncap * sizeof(*names));
-            if (!nn) {
+            char **nv = realloc(v, ncap * sizeof(*v));
+            if (!nv) {
                 rc = STORE_EIO;
                 break;
             }
-            names = nn;
+            v = nv;
             cap = ncap;
         }
-        names[n] = strdup(bare);
-        if (!names[n]) {
+        if ((v[n] = strdup(out)) == NULL) {
             rc = STORE_EIO;
             break;
         }
         n++;
     }
     closedir(d);
+    *names = v;
+    *count = n;
+    return rc;
+}
+
+/* A visible account directory: its bare JID. */
+static int pick_account(const char *name, char *out, size_t outsz)
+{
+    char p[PATH_MAX];
+    if (name[0] == '.') {
+        return 0; /* ".", "..", in-progress creations and tombstones */
+    }
+    if (unescape_name(name, out, outsz) < 0) {
+        log_warn("store: ignoring %s/%s: not an account name", accounts_dir, name);
+        return 0;
+    }
+    return path_fmt(p, sizeof(p), "%s/%s", accounts_dir, name) == 0 && is_dir(p);
+}
+
+int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = accounts_scan(pick_account, &names, &n);
     if (rc == 0 && n > 0) {
         qsort(names, n, sizeof(*names), cmp_str);
         for (size_t i = 0; i < n; i++) {
