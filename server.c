@@ -705,6 +705,8 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+static int removals_fd = -1; /* the store's watch on account removals */
+
 static void account_removed(const char *bare, void *ud)
 {
     (void)ud;
@@ -843,6 +845,12 @@ static void reload(void)
 
 static void tick(void)
 {
+    /* Account removals first (xmppd deluser): the deferred writes of this
+     * tick must not go to a name whose account was just removed and made
+     * again (STORAGE.md, "Deleting an account"). */
+    if (removals_fd >= 0) {
+        on_removals(removals_fd, 0, NULL);
+    }
     im_tick();
     for (int fd = 0; fd < max_fds; fd++) {
         struct conn *c = conns[fd];
@@ -1206,6 +1214,7 @@ static int setup_loop(void)
     int afd = store_watch_removals();
     if (afd >= 0 && loop_add(afd, LOOP_READ, on_removals, NULL) == 0) {
         register_removals_watched();
+        removals_fd = afd;
     } else if (afd >= 0) {
         close(afd);
     }
