@@ -402,6 +402,17 @@ void last_activity_flush(int max)
     }
 }
 
+void last_activity_forget(const char *bare)
+{
+    struct last_pending *p = pending_find(bare);
+    if (p) {
+        free(p->bare);
+        free(p->doc);
+        last_npending--;
+        memmove(p, p + 1, (size_t)(&last_pending[last_npending] - p) * sizeof(*p));
+    }
+}
+
 void last_activity_record(const char *bare, const char *status)
 {
     char doc[64 + LAST_STATUS_MAX];

@@ -84,6 +84,9 @@ int register_preauth_iq(struct conn *c, struct xml_node *iq);
  * (check_all); without a watch, register_tick looks once a second. */
 void register_account_removed(const char *bare);
 void register_check_all(void);
+/* Tell the contacts of every deleted account whose roster waits in its
+ * tombstone (store_removed_each); at start-up and after each removal. */
+void register_tidy_removed(void);
 void register_removals_watched(void);
 void register_tick(void);
 
@@ -106,6 +109,8 @@ const char *disco_caps_ver(void);
 /* Record that the last resource of bare went offline (for XEP-0012); written
  * to the store later, by last_activity_flush (at most max records; -1 = all). */
 void last_activity_record(const char *bare, const char *status);
+/* The account was deleted: drop its record if not written yet. */
+void last_activity_forget(const char *bare);
 void last_activity_flush(int max);
 
 /* Once a second (deferred writes), and once at shutdown (write everything). */

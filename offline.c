@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jid.h"
 #include "limits.h"
 #include "log.h"
 #include "router.h"
@@ -54,6 +55,22 @@ static int worth_storing(const struct xml_node *m)
     return content;
 }
 
+/* Does a delay's 'from' name this server? Compared as JIDs, not bytes
+ * (RFC 7622 §3.2: case-folded, a trailing dot stripped), so "LOCALHOST" and
+ * "localhost." are the server too, and so is domain/resource (the server, as
+ * router.c addresses it). A 'from' that is not a JID at all proves nothing
+ * and is dropped as well. */
+static int claims_server(const char *from)
+{
+    char norm[JID_MAX + 1];
+    struct jid j;
+    if (jid_parse(from, norm, sizeof(norm), &j) < 0) {
+        return 1;
+    }
+    return !j.local_len && j.domain_len == strlen(g_config->domain) &&
+           memcmp(j.domain, g_config->domain, j.domain_len) == 0;
+}
+
 /* XEP-0203 §3: the entity that delayed the stanza stamps its own JID. A
  * <delay/> claiming to come from this server was forged by the sender: drop it
  * so that clients can trust ours. Stamps from other entities stay. */
@@ -64,7 +81,7 @@ static void drop_forged_delays(struct xml_node *m)
         struct xml_node *next = xml_next(c);
         const char *from = xml_attr(c, "from");
         if (strcmp(xml_name(c), "delay") == 0 && strcmp(xml_ns(c), NS_DELAY) == 0 && from &&
-            strcmp(from, g_config->domain) == 0) {
+            claims_server(from)) {
             xml_detach(c);
             xml_free(c);
         }

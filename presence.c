@@ -311,16 +311,18 @@ static int apply_inbound(struct roster *r, const char *user, enum ptype t,
     }
 }
 
-/* The contact's server receives t from user (st: from/to are bare JIDs). */
-static void inbound_subscription(const char *contact, const char *user, enum ptype t,
-                                 struct xml_node *st)
+/* The contact's server receives t from user (st: from/to are bare JIDs).
+ * deleted: user's account was deleted; the contact's roster is tidied even if
+ * the contact blocked user (the stanza itself is still not delivered then). */
+static void inbound_apply(const char *contact, const char *user, enum ptype t, struct xml_node *st,
+                          int deleted)
 {
     struct roster r;
     struct inbound_result res = {0, 0, 0};
     /* RFC 6121 §8.5.1: subscription stanzas to an account that does not
      * exist are ignored. XEP-0191 §3.3: from a blocked entity, dropped. */
     if (!roster_jid_is_local(contact) || !store_account_exists(contact) ||
-        im_blocked(contact, user) || roster_load(contact, &r) < 0) {
+        (!deleted && im_blocked(contact, user)) || roster_load(contact, &r) < 0) {
         return;
     }
     struct shown before = shown_state(&r, user);
@@ -352,6 +354,12 @@ static void inbound_subscription(const char *contact, const char *user, enum pty
         /* §3.3.3: the user no longer gets the contact's presence. */
         send_resources_presence(contact, user, 1, NULL);
     }
+}
+
+static void inbound_subscription(const char *contact, const char *user, enum ptype t,
+                                 struct xml_node *st)
+{
+    inbound_apply(contact, user, t, st, 0);
 }
 
 /* The user's side, state table A.2 (RFC 6121 §3.1.2, §3.1.5, §3.2.2,
@@ -494,6 +502,40 @@ void presence_item_removed(const char *user_bare, const struct roster_item *old)
         struct xml_node *u = make_presence(user_bare, old->jid, "unsubscribed");
         if (u) {
             inbound_subscription(old->jid, user_bare, P_UNSUBSCRIBED, u);
+            xml_free(u);
+        }
+    }
+}
+
+/* A deleted account leaves no subscription behind (RFC 6121 §2.5.2 for each
+ * item, as Prosody does on user deletion): each local contact gets
+ * "unsubscribe" (ends its From and any request pending from the user, hidden
+ * ones included) and "unsubscribed" (ends its To and its own pending request),
+ * after an unavailable from each resource of the user still online, so
+ * nobody keeps the old account's presence, and whoever registers the name
+ * next inherits none of it. Both are sent whatever the deleted roster says
+ * of the item: a no-op where the contact holds nothing, so a roster that
+ * drifted out of step is tidied too. */
+void presence_account_deleted(const char *user_bare, const struct roster *old)
+{
+    for (size_t i = 0; i < old->n; i++) {
+        const struct roster_item *it = &old->items[i];
+        if (!roster_jid_is_local(it->jid)) {
+            /* TODO(s2s): route both stanzas to the contact's server once there
+             * is server-to-server; until then a remote contact keeps its side. */
+            continue;
+        }
+        struct xml_node *u = make_presence(user_bare, it->jid, "unsubscribe");
+        if (u) {
+            inbound_apply(it->jid, user_bare, P_UNSUBSCRIBE, u, 1);
+            xml_free(u);
+        }
+        if (it->sub & ROSTER_SUB_FROM) {
+            send_resources_presence(user_bare, it->jid, 1, NULL); /* §3.2.2: first */
+        }
+        u = make_presence(user_bare, it->jid, "unsubscribed");
+        if (u) {
+            inbound_apply(it->jid, user_bare, P_UNSUBSCRIBED, u, 1);
             xml_free(u);
         }
     }
@@ -766,7 +808,7 @@ static void presence_unavailable(struct session *s, struct xml_node *p, int endi
         xml_free(s->presence);
         s->presence = NULL;
     }
-    if (was_available && !other_available(s, bare)) {
+    if (was_available && !other_available(s, bare) && !s->account_removed) {
         last_activity_record(bare, status); /* XEP-0012: the last one went */
     }
     free(status);
@@ -814,7 +856,12 @@ static void presence_addressed(struct session *s, struct xml_node *p, enum ptype
         break;
     case P_PROBE:
         /* §4.3: clients should leave probing to the server; answer it as the
-         * contact's server would (as Prosody). */
+         * contact's server would (as Prosody). XEP-0191 §3.3: not to
+         * someone the user blocked (the answer would not get through). */
+        if (strcmp(to_bare, bare) != 0 && im_blocked(bare, to)) {
+            router_bounce_blocked(s, p);
+            break;
+        }
         answer_probe(to_bare, s->jid, bare);
         break;
     default:

@@ -269,17 +269,45 @@ static void registered_info(struct session *s, struct xml_node *iq, const char *
     router_iq_result(s, iq, q);
 }
 
-/* XEP-0077 §3.2: the account goes, then every session of it is closed with a
- * not-authorized stream error, after the result has been queued. */
+/* What a deleted account leaves in its tombstone is its roster: each contact
+ * it had is told (RFC 6121 §2.5.2, as Prosody does on user deletion), whoever
+ * deleted it (in-band here, xmppd deluser in another process, or while the
+ * server was not running: then at the next start). */
+static void tidy_one(const char *bare, char *roster, size_t len, void *ud)
+{
+    struct roster r;
+    (void)ud;
+    if (roster_parse(bare, roster, len, &r) < 0) {
+        log_error("roster of deleted account %s does not parse: its contacts keep their "
+                  "subscriptions",
+                  bare);
+        return;
+    }
+    log_notice("account %s was deleted: cancelling the subscriptions of its %zu contacts", bare,
+               r.n);
+    presence_account_deleted(bare, &r);
+    roster_free(&r);
+}
+
+void register_tidy_removed(void)
+{
+    store_removed_each(tidy_one, NULL);
+}
+
 /* A removed account's sessions end (not-authorized), however it was removed:
  * in-band (cancel_account) or from outside (xmppd deluser), whoever removed it
  * meant to shut its user out. They stay in the router table until their conns
  * are freed at the end of the turn, so the walk is safe; closing ones are
- * skipped by c2s_stream_error. */
+ * skipped by c2s_stream_error. Nothing kept in memory for the name may reach
+ * an account made again under it: the cached block list and rosters, and the
+ * last activity waiting to be written (these sessions record none). */
 static void end_sessions(const char *bare, struct session *first)
 {
     blocking_forget(bare);
+    roster_turn_end();
+    last_activity_forget(bare);
     for (struct session *r = first; r; r = r->next_res) {
+        r->account_removed = 1;
         c2s_stream_error(r->conn, "not-authorized", "account removed");
     }
 }
@@ -299,6 +327,7 @@ static void cancel_account(struct session *s, struct xml_node *iq, struct xml_no
     }
     log_notice("%s cancelled account %s", conn_label(s->conn), bare);
     router_iq_result(s, iq, NULL);
+    register_tidy_removed(); /* while its sessions are still online */
     end_sessions(bare, router_first_resource(bare));
 }
 
@@ -306,14 +335,16 @@ static void end_removed(const char *bare, struct session *first)
 {
     if (first) {
         log_notice("account %s was removed: ending its sessions", bare);
-        end_sessions(bare, first);
     }
+    end_sessions(bare, first);
 }
 
 void register_account_removed(const char *bare)
 {
     /* Whatever exists under the name now (made again at once?), the sessions
-     * bound before the removal belonged to the account removed. */
+     * bound before the removal belonged to the account removed. Its contacts
+     * are told first, while those sessions are still online. */
+    register_tidy_removed();
     end_removed(bare, router_first_resource(bare));
 }
 
@@ -327,6 +358,7 @@ static void end_if_removed(const char *bare, struct session *first, void *ud)
 
 void register_check_all(void)
 {
+    register_tidy_removed();
     router_foreach_bare(end_if_removed, NULL);
 }
 

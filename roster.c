@@ -494,6 +494,17 @@ int roster_load(const char *bare, struct roster *r)
     return 0;
 }
 
+int roster_parse(const char *bare, char *data, size_t len, struct roster *r)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->bare, sizeof(r->bare), "%s", bare);
+    if (memchr(data, '\0', len) != NULL || parse_doc(r, data) < 0) {
+        roster_free(r);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- XML ---- */
 
 static struct xml_node *item_xml(struct xml_node *query, const struct roster_item *it)

@@ -53,6 +53,10 @@ struct roster {
  * -1 when it cannot be read (I/O error, a newer format): the caller answers
  * internal-server-error and writes nothing. r is then empty but valid. */
 int roster_load(const char *bare, struct roster *r);
+/* Parse a roster document's payload (data: NUL-terminated, len bytes, changed
+ * in place) as the roster of bare, with no store access: for the roster a
+ * deleted account leaves behind. 0, or -1 when it does not parse. */
+int roster_parse(const char *bare, char *data, size_t len, struct roster *r);
 /* End of a loop turn: forget the roster documents read during it. */
 void roster_turn_end(void);
 /* Bump the version and write the whole document. 0, or -1 (nothing changed
@@ -80,6 +84,11 @@ void roster_push(const struct roster *r, const struct roster_item *it, const cha
 /* presence.c: after a roster item was removed by the user (RFC 6121 §2.5.2),
  * cancel the subscriptions it carried. old is the removed item's state. */
 void presence_item_removed(const char *user_bare, const struct roster_item *old);
+
+/* presence.c: the account user_bare was deleted; old is the roster it had.
+ * Each contact is told as if every item had been removed (RFC 6121 §2.5.2),
+ * whatever it blocked (XEP-0191 does not keep a deleted account's rights). */
+void presence_account_deleted(const char *user_bare, const struct roster *old);
 
 /* 1 when a normalised JID's domain is the one this server serves. */
 int roster_jid_is_local(const char *norm);

@@ -488,6 +488,11 @@ static void iq_to_server(struct session *s, struct xml_node *iq, const char *to_
     }
 }
 
+static int own_account(const struct session *s, const char *bare)
+{
+    return strncmp(bare, s->jid, s->bare_len) == 0 && bare[s->bare_len] == '\0';
+}
+
 static void route_iq(struct session *s, struct xml_node *iq, const struct dest *d)
 {
     const char *type = xml_attr(iq, "type");
@@ -499,7 +504,11 @@ static void route_iq(struct session *s, struct xml_node *iq, const struct dest *
     case DEST_LOCAL_BARE:
         /* RFC 6120 §10.5.3.2: an iq to a bare JID is answered by the server on
          * behalf of the account. */
-        if (!account_exists(d->bare)) {
+        /* XEP-0191 §3.3: an iq get/set from a blocked entity gets
+         * service-unavailable, whoever would answer it: what the server says
+         * for the account (vCard, last activity, version, disco) is the
+         * account's too. Other iqs are dropped. */
+        if (!account_exists(d->bare) || (!own_account(s, d->bare) && im_blocked(d->bare, s->jid))) {
             if (request) {
                 router_bounce(s, iq, "cancel", "service-unavailable");
             }

@@ -32,6 +32,8 @@ struct session {
     struct session *next_res;  /* other resources of the same account */
     struct route *route;
     char lang[36];             /* xml:lang of the client's stream ("" = none) */
+    int account_removed;       /* its account was deleted: it ends, and records
+                                * no last activity (XEP-0012) for the name */
 };
 
 /* iq handler: returns 0 when it answered (result or error), -1 when the

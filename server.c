@@ -705,6 +705,8 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+static int removals_fd = -1; /* the store's watch on account removals */
+
 static void account_removed(const char *bare, void *ud)
 {
     (void)ud;
@@ -843,6 +845,12 @@ static void reload(void)
 
 static void tick(void)
 {
+    /* Account removals first (xmppd deluser): the deferred writes of this
+     * tick must not go to a name whose account was just removed and made
+     * again (STORAGE.md, "Deleting an account"). */
+    if (removals_fd >= 0) {
+        on_removals(removals_fd, 0, NULL);
+    }
     im_tick();
     for (int fd = 0; fd < max_fds; fd++) {
         struct conn *c = conns[fd];
@@ -1137,7 +1145,10 @@ static int cli_command(int argc, char **argv)
         r = add ? store_account_create(bare, &a) : store_account_put(bare, &a);
     }
     if (r < 0) {
-        fprintf(stderr, "xmppd: %s: %s\n", bare, r == STORE_EEXIST ? "user exists" : "failed");
+        fprintf(stderr, "xmppd: %s: %s\n", bare,
+                r == STORE_EEXIST   ? "user exists"
+                : r == STORE_ENOENT ? "no such user" /* deleted meanwhile */
+                                    : "failed");
         return 1;
     }
     return 0;
@@ -1203,6 +1214,7 @@ static int setup_loop(void)
     int afd = store_watch_removals();
     if (afd >= 0 && loop_add(afd, LOOP_READ, on_removals, NULL) == 0) {
         register_removals_watched();
+        removals_fd = afd;
     } else if (afd >= 0) {
         close(afd);
     }
@@ -1291,6 +1303,9 @@ int main(int argc, char **argv)
         return 1;
     }
     c2s_init();
+    /* Accounts deleted while the server was not running (xmppd deluser):
+     * their contacts' subscriptions end now, before anyone can log in. */
+    register_tidy_removed();
     setup_signals();
     if (!foreground && daemonize() < 0) {
         log_error("cannot daemonize: %s", strerror(errno));

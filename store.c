@@ -287,12 +287,28 @@ static int account_dir(const char *bare, char *out, size_t outsz)
     return path_fmt(out, outsz, "%s/%s", accounts_dir, esc);
 }
 
-/* Remove every file in dir, then dir. Used for tombstones and failed creations
- * only: account directories hold no subdirectories. */
-static int remove_tree(const char *dir)
+/* The files a tombstone keeps for the server while its roster is still to be
+ * tidied (STORAGE.md, "Deleting an account"): whose it was, and the roster. */
+#define OWNER_FILE "owner"
+#define ROSTER_DOC "doc-roster"
+
+static int tomb_keeps(const char *name)
+{
+    return strcmp(name, OWNER_FILE) == 0 || strcmp(name, ROSTER_DOC) == 0;
+}
+
+/* Remove every file in dir (but those keep() names, when keep is set), then
+ * dir if it is empty. Used for tombstones and failed creations only: account
+ * directories hold no subdirectories. A file that vanished meanwhile (another
+ * process tidying the same tombstone) is not an error, nor is a directory
+ * left non-empty by a kept file or by another process's write. */
+static int remove_files(const char *dir, int (*keep)(const char *name))
 {
     DIR *d = opendir(dir);
     if (!d) {
+        if (errno == ENOENT) {
+            return 0;
+        }
         log_error("store: open directory %s: %s", dir, strerror(errno));
         return STORE_EIO;
     }
@@ -300,17 +316,44 @@ static int remove_tree(const char *dir)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         char p[PATH_MAX];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            (keep && keep(e->d_name))) {
             continue;
         }
-        if (path_fmt(p, sizeof(p), "%s/%s", dir, e->d_name) < 0 || unlink(p) < 0) {
+        if (path_fmt(p, sizeof(p), "%s/%s", dir, e->d_name) < 0 ||
+            (unlink(p) < 0 && errno != ENOENT)) {
             log_error("store: remove %s/%s: %s", dir, e->d_name, strerror(errno));
             rc = STORE_EIO;
         }
     }
     closedir(d);
-    if (rc == 0 && rmdir(dir) < 0) {
+    if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT) {
+        if (errno == ENOTEMPTY || errno == EEXIST) {
+            return 1; /* kept files, or a write that landed after the scan */
+        }
         log_error("store: remove directory %s: %s", dir, strerror(errno));
+        rc = STORE_EIO;
+    }
+    return rc;
+}
+
+/* remove_files, again while a write that was under way when the directory
+ * became a tombstone (store_write_atomic in another process) adds its file
+ * after the scan: each such write adds at most one entry and then fails. */
+static int remove_files_retry(const char *dir, int (*keep)(const char *name))
+{
+    int rc = 1;
+    for (int pass = 0; pass < 3 && rc == 1; pass++) {
+        rc = remove_files(dir, keep);
+    }
+    return rc;
+}
+
+static int remove_tree(const char *dir)
+{
+    int rc = remove_files_retry(dir, NULL);
+    if (rc == 1) {
+        log_error("store: remove directory %s: not empty", dir);
         rc = STORE_EIO;
     }
     return rc;
@@ -390,13 +433,15 @@ int store_init(const char *datadir)
     }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if ((strncmp(e->d_name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0 ||
-             strncmp(e->d_name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0) &&
+        int del = strncmp(e->d_name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0;
+        if ((del || strncmp(e->d_name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0) &&
             !owner_alive(e->d_name + strlen(NEW_PREFIX))) {
             char p[PATH_MAX];
             if (path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) == 0) {
+                /* A tombstone still holding a roster waits for the server
+                 * (store_removed_each); everything else in it goes. */
                 log_notice("store: removing leftover %s", p);
-                remove_tree(p);
+                remove_files(p, del ? tomb_keeps : NULL);
             }
         }
     }
@@ -410,27 +455,81 @@ const char *store_dir(void)
     return data_dir;
 }
 
+/* Split path into its directory (opened, O_DIRECTORY) and its last name. */
+static int open_parent(const char *path, const char **name)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    *name = slash ? slash + 1 : path;
+    if (!slash) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (slash == path) {
+        snprintf(dir, sizeof(dir), "/");
+    } else if ((size_t)(slash - path) >= sizeof(dir)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    } else {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    }
+    return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Is the directory open as dfd still the one its path names? Not when an
+ * account was deleted meanwhile (renamed to a tombstone, and maybe made again). */
+static int dir_still_there(int dfd, const char *path)
+{
+    char dir[PATH_MAX];
+    struct stat a, b;
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path || (size_t)(slash - path) >= sizeof(dir)) {
+        return 1;
+    }
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    return fstat(dfd, &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
 /* Hazard: a stale path.tmp may be a hard link to some other file (a crashed
  * earlier run, or a hostile local user); writing through it would change that
  * file. So unlink it and create the temp with O_EXCL, which also refuses to
- * follow a symlink. Returns STORE_ENOENT (not logged) when the directory is
- * gone, e.g. an account deleted concurrently. */
+ * follow a symlink. Every step works on the directory opened once: if the
+ * account is deleted meanwhile (xmppd deluser in another process renames the
+ * directory away), the temp and the rename stay inside the tombstone, never
+ * outside it nor in an account made again under the same name, and a failure
+ * removes the temp from where it really is. Returns STORE_ENOENT (not logged)
+ * when the directory is gone, e.g. an account deleted concurrently. */
 int store_write_atomic(const char *path, const void *data, size_t len, int mode)
 {
     char tmp[PATH_MAX];
+    const char *name = NULL;
+    int fd = -1;
     if (path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
         return STORE_EINVAL;
     }
-    if (unlink(tmp) < 0 && errno != ENOENT) {
-        log_error("store: remove stale %s: %s", tmp, strerror(errno));
-        return STORE_EIO;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
-    if (fd < 0) {
+    int dfd = open_parent(path, &name);
+    if (dfd < 0) {
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: create %s: %s", tmp, strerror(errno));
+        log_error("store: open directory of %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    const char *tname = strrchr(tmp, '/') ? strrchr(tmp, '/') + 1 : tmp;
+    if (unlinkat(dfd, tname, 0) < 0 && errno != ENOENT) {
+        log_error("store: remove stale %s: %s", tmp, strerror(errno));
+        close(dfd);
+        return STORE_EIO;
+    }
+    fd = openat(dfd, tname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    if (fd < 0) {
+        int err = errno;
+        close(dfd);
+        if (err == ENOENT) {
+            return STORE_ENOENT; /* the directory was removed (rmdir) meanwhile */
+        }
+        log_error("store: create %s: %s", tmp, strerror(err));
         return STORE_EIO;
     }
     if (write_all(fd, data, len) < 0) {
@@ -447,20 +546,36 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
         goto fail;
     }
     fd = -1;
-    if (rename(tmp, path) < 0) {
+    if (renameat(dfd, tname, dfd, name) < 0) {
+        if (errno == ENOENT && !dir_still_there(dfd, path)) {
+            /* The tombstone's remover took the temp first: the account is gone. */
+            unlinkat(dfd, tname, 0);
+            close(dfd);
+            return STORE_ENOENT;
+        }
         log_error("store: rename %s to %s: %s", tmp, path, strerror(errno));
         goto fail;
     }
-    return fsync_parent(path);
+    int rc = 0;
+    if (fsync(dfd) < 0 && errno != EINVAL) {
+        log_error("store: fsync directory of %s: %s", path, strerror(errno));
+        rc = STORE_EIO;
+    }
+    if (rc == 0 && !dir_still_there(dfd, path)) {
+        rc = STORE_ENOENT; /* written into a tombstone: the account is gone */
+    }
+    close(dfd);
+    return rc;
 fail:
     if (fd >= 0) {
         close(fd);
     }
     /* Never leave the temp behind: on a full disk it holds the space the
      * next write needs. */
-    if (unlink(tmp) < 0 && errno != ENOENT) {
+    if (unlinkat(dfd, tname, 0) < 0 && errno != ENOENT) {
         log_error("store: remove %s: %s", tmp, strerror(errno));
     }
+    close(dfd);
     return STORE_EIO;
 }
 
@@ -728,29 +843,20 @@ int store_account_create(const char *bare, const struct store_account *a)
     return fsync_dir(accounts_dir);
 }
 
+/* Replace the credentials of an existing account; never create one: a
+ * password change racing a deletion (xmppd passwd beside xmppd deluser, or
+ * beside an in-band cancel) must not bring the deleted account back.
+ * STORE_ENOENT when there is no such account (or it went meanwhile). */
 int store_account_put(const char *bare, const struct store_account *a)
 {
     char dir[PATH_MAX];
     if (!account_valid(a) || account_dir(bare, dir, sizeof(dir)) < 0) {
         return STORE_EINVAL;
     }
-    /* Two tries: the account may appear (racing create) or vanish (racing
-     * delete) between the check and the write. */
-    for (int tries = 0; tries < 2; tries++) {
-        int rc;
-        if (is_dir(dir)) {
-            rc = write_account_file(dir, a);
-            if (rc != STORE_ENOENT) {
-                return rc;
-            }
-        } else {
-            rc = store_account_create(bare, a);
-            if (rc != STORE_EEXIST) {
-                return rc;
-            }
-        }
+    if (!is_dir(dir)) {
+        return STORE_ENOENT;
     }
-    return STORE_EIO;
+    return write_account_file(dir, a);
 }
 
 int store_account_get(const char *bare, struct store_account *a)
@@ -881,19 +987,33 @@ int store_account_exists(const char *bare)
 }
 
 static void olog_settle(void);
+static int doc_read(const char *path, char **data, size_t *len, size_t maxlen);
+static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
+                         size_t *count);
 
 /* Rename the account to a hidden tombstone first: from then on it does not
  * exist for any lookup, and a crash mid-removal leaves only a tombstone that
- * store_init finishes off, never half an account that looks valid. */
+ * store_init finishes off, never half an account that looks valid. Before
+ * that, an account with a roster gets an "owner" file naming it, so that the
+ * tombstone can keep the roster for the server: the contacts' rosters are
+ * tidied from it (RFC 6121 subscriptions cancelled) by whoever runs the server,
+ * now or at its next start (store_removed_each). */
 int store_account_delete(const char *bare)
 {
     olog_settle(); /* no waiting log may point into the removed tree */
-    char dir[PATH_MAX], tomb[PATH_MAX];
+    char dir[PATH_MAX], tomb[PATH_MAX], path[PATH_MAX];
     if (account_dir(bare, dir, sizeof(dir)) < 0) {
         return STORE_ENOENT;
     }
     if (!is_dir(dir)) {
         return STORE_ENOENT;
+    }
+    if (path_fmt(path, sizeof(path), "%s/" ROSTER_DOC, dir) == 0 && access(path, F_OK) == 0 &&
+        path_fmt(path, sizeof(path), "%s/" OWNER_FILE, dir) == 0) {
+        int rc = store_write_atomic(path, bare, strlen(bare), 0600);
+        if (rc < 0) {
+            return rc; /* ENOENT: deleted concurrently */
+        }
     }
     for (int tries = 0; tries < 100; tries++) {
         if (path_fmt(tomb, sizeof(tomb), "%s/%s%ld.%u", accounts_dir, DEL_PREFIX, (long)getpid(),
@@ -920,10 +1040,71 @@ int store_account_delete(const char *bare)
     }
     /* The account is gone now; failing to free its space is logged, and the
      * tombstone is retried by store_init on the next start. */
-    if (remove_tree(tomb) == 0) {
+    if (remove_files_retry(tomb, tomb_keeps) == 0) {
         fsync_dir(accounts_dir);
     }
     return 0;
+}
+
+/* One tombstone waiting with a roster: hand it to fn, then let it go. */
+static void removed_one(const char *tomb, void (*fn)(const char *, char *, size_t, void *),
+                        void *ud)
+{
+    char owner_path[PATH_MAX], roster_path[PATH_MAX], bare[NAME_MAX + 1], esc[NAME_MAX + 1];
+    char *owner = NULL, *roster = NULL;
+    size_t olen = 0, rlen = 0;
+    if (path_fmt(owner_path, sizeof(owner_path), "%s/" OWNER_FILE, tomb) < 0 ||
+        path_fmt(roster_path, sizeof(roster_path), "%s/" ROSTER_DOC, tomb) < 0) {
+        return;
+    }
+    int rc = store_read_file(owner_path, &owner, &olen, sizeof(bare) - 1);
+    if (rc == 0 && olen > 0 && strlen(owner) == olen && !strchr(owner, '\n') &&
+        escape_name(owner, esc, sizeof(esc)) == 0) {
+        snprintf(bare, sizeof(bare), "%s", owner);
+        rc = doc_read(roster_path, &roster, &rlen, STORE_RECORD_MAX);
+        if (rc == 0) {
+            fn(bare, roster, rlen, ud);
+        } else if (rc != STORE_ENOENT) {
+            log_error("store: roster of deleted account %s unreadable (%d): its contacts "
+                      "keep their subscriptions",
+                      bare, rc);
+        }
+    } else if (rc != STORE_ENOENT) {
+        log_error("store: %s names no account; its roster is dropped", owner_path);
+    }
+    free(owner);
+    free(roster);
+    if (rc == STORE_ENOENT && access(tomb, F_OK) < 0) {
+        return; /* another process took it meanwhile */
+    }
+    remove_files(tomb, NULL); /* non-empty: its deleter is still at work, and finishes */
+}
+
+/* A tombstone with an owner: work for store_removed_each. */
+static int pick_tomb(const char *name, char *out, size_t outsz)
+{
+    char owner[PATH_MAX];
+    return strncmp(name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0 &&
+           path_fmt(out, outsz, "%s/%s", accounts_dir, name) == 0 &&
+           path_fmt(owner, sizeof(owner), "%s/" OWNER_FILE, out) == 0 && access(owner, F_OK) == 0;
+}
+
+int store_removed_each(void (*fn)(const char *bare, char *roster, size_t len, void *ud), void *ud)
+{
+    char **tombs = NULL;
+    size_t n = 0;
+    int rc = accounts_scan(pick_tomb, &tombs, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            removed_one(tombs[i], fn, ud);
+        }
+        free(tombs[i]);
+    }
+    free(tombs);
+    if (rc == 0 && n) {
+        fsync_dir(accounts_dir);
+    }
+    return rc;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -931,8 +1112,16 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
+/* The entries of accounts/ that pick accepts, each as the string pick wrote
+ * (malloc'd, in *names; the caller frees them and the array). */
+static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
+                         size_t *count)
 {
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    *names = NULL;
+    *count = 0;
     if (!accounts_dir[0]) {
         return STORE_EINVAL;
     }
@@ -941,40 +1130,53 @@ int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
         log_error("store: open directory %s: %s", accounts_dir, strerror(errno));
         return STORE_EIO;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        char bare[NAME_MAX + 1], p[PATH_MAX];
-        if (e->d_name[0] == '.') {
-            continue; /* ".", "..", in-progress creations and tombstones */
-        }
-        if (unescape_name(e->d_name, bare, sizeof(bare)) < 0) {
-            log_warn("store: ignoring %s/%s: not an account name", accounts_dir, e->d_name);
-            continue;
-        }
-        if (path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) < 0 || !is_dir(p)) {
+        char out[PATH_MAX];
+        if (!pick(e->d_name, out, sizeof(out))) {
             continue;
         }
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, ncap * sizeof(*names));
-            if (!nn) {
+            char **nv = realloc(v, ncap * sizeof(*v));
+            if (!nv) {
                 rc = STORE_EIO;
                 break;
             }
-            names = nn;
+            v = nv;
             cap = ncap;
         }
-        names[n] = strdup(bare);
-        if (!names[n]) {
+        if ((v[n] = strdup(out)) == NULL) {
             rc = STORE_EIO;
             break;
         }
         n++;
     }
     closedir(d);
+    *names = v;
+    *count = n;
+    return rc;
+}
+
+/* A visible account directory: its bare JID. */
+static int pick_account(const char *name, char *out, size_t outsz)
+{
+    char p[PATH_MAX];
+    if (name[0] == '.') {
+        return 0; /* ".", "..", in-progress creations and tombstones */
+    }
+    if (unescape_name(name, out, outsz) < 0) {
+        log_warn("store: ignoring %s/%s: not an account name", accounts_dir, name);
+        return 0;
+    }
+    return path_fmt(p, sizeof(p), "%s/%s", accounts_dir, name) == 0 && is_dir(p);
+}
+
+int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = accounts_scan(pick_account, &names, &n);
     if (rc == 0 && n > 0) {
         qsort(names, n, sizeof(*names), cmp_str);
         for (size_t i = 0; i < n; i++) {
@@ -1035,17 +1237,15 @@ static int doc_path_checked(const char *bare, const char *name, char *dir, char 
 /* Document file: "xmppd-doc 1 <len> <crc32 as 8 hex digits>\n" then len payload
  * bytes. The rename makes a torn write impossible; the length and checksum
  * catch truncation and bit rot, which would otherwise hand garbage to a client. */
-int store_doc_get(const char *bare, const char *name, char **data, size_t *len, size_t maxlen)
+/* Read and check one document file (path): the payload, malloc'd and
+ * NUL-terminated, into *data. A damaged file is set aside as *.bad. */
+static int doc_read(const char *path, char **data, size_t *len, size_t maxlen)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
     char *raw = NULL;
     size_t rawlen = 0;
     *data = NULL;
     *len = 0;
-    int rc = doc_path(bare, name, dir, path, sizeof(dir));
-    if (rc < 0) {
-        return rc;
-    }
+    int rc;
     if (maxlen > SIZE_MAX - DOC_HEADER_MAX) {
         maxlen = SIZE_MAX - DOC_HEADER_MAX;
     }
@@ -1097,6 +1297,15 @@ bad:
     free(raw);
     quarantine(path, "bad header, length or checksum");
     return STORE_ECORRUPT;
+}
+
+int store_doc_get(const char *bare, const char *name, char **data, size_t *len, size_t maxlen)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    *data = NULL;
+    *len = 0;
+    int rc = doc_path(bare, name, dir, path, sizeof(dir));
+    return rc < 0 ? rc : doc_read(path, data, len, maxlen);
 }
 
 static int doc_write(const char *bare, const char *name, const void *data, size_t len,

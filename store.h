@@ -38,7 +38,8 @@ struct store_account {
     struct scram_creds sha1;
     struct scram_creds sha256;
 };
-/* create: STORE_EEXIST if present. put: create or replace. */
+/* create: STORE_EEXIST if present. put: replace; STORE_ENOENT if absent (it
+ * never creates: a password change racing a deletion must not revive it). */
 int store_account_create(const char *bare, const struct store_account *a);
 int store_account_put(const char *bare, const struct store_account *a);
 int store_account_get(const char *bare, struct store_account *a);
@@ -53,8 +54,15 @@ int store_accounts_changed(void);
  * queue overflowed: check every account) and 0 otherwise. */
 int store_watch_removals(void);
 int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud);
-/* Remove the account and everything stored for it. */
+/* Remove the account and everything stored for it, but its roster: that is
+ * kept in the tombstone for store_removed_each (contacts to tell). */
 int store_account_delete(const char *bare);
+/* For each deleted account whose roster is still kept (deleted in this
+ * process or another, now or before this start): fn(bare, roster payload as
+ * store_doc_get returns it, len, ud); then the tombstone goes. fn may change
+ * roster. An unreadable roster is logged and dropped. */
+int store_removed_each(void (*fn)(const char *bare, char *roster, size_t len, void *ud),
+                       void *ud);
 /* Calls fn for each account's bare JID (sorted). Stops early if fn returns non-zero. */
 int store_account_list(int (*fn)(const char *bare, void *ud), void *ud);
 

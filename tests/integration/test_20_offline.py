@@ -142,6 +142,29 @@ def test_forged_server_delay_is_replaced(server):
     run(scenario())
 
 
+def test_forged_server_delay_in_other_spellings_is_dropped(server):
+    """XEP-0203: a client may not forge the server's stamp by spelling the
+    domain another way: the 'from' is compared as a JID (RFC 7622 §3.2: case
+    folded, trailing dot stripped; domain/resource is the server too)."""
+    forged = [server.domain.upper(), server.domain + ".", server.domain + "/x",
+              server.domain.upper() + "."]
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            send_message(alice, server.jid("bob"), "forged", extra=[
+                "<delay xmlns='%s' from='%s' stamp='2001-01-01T00:00:00Z'/>" % (NS_DELAY, f)
+                for f in forged])
+            await barrier(alice)
+            bob = await cl.login("bob")
+            m = (await collect_messages(bob, 2.0, pred=chat_only))[0]
+            ds = delays(m)
+            assert len(ds) == 1, str(m)
+            assert ds[0].get("from") == server.domain, str(m)
+            assert not ds[0].get("stamp").startswith("2001"), str(m)
+    run(scenario())
+
+
 def test_quota(server):
     server.write_config({"max_offline_messages": 3})
     server.restart()

@@ -270,3 +270,51 @@ def test_user_cannot_message_whom_they_blocked(server):
             got = await collect_messages(bob, 1.0, pred=chat_only)
             assert got == []
     run(scenario())
+
+
+def test_blocked_entity_gets_nothing_the_server_answers_for_the_user(server):
+    """XEP-0191 §3.3: an iq get/set from a blocked entity gets
+    service-unavailable, also when it is addressed to the user's bare JID and
+    the server would answer for the account (vCard, last activity, version,
+    disco#info): bob, blocked by alice, learns nothing about her. The same iqs
+    to her own account from alice, and from carol, are answered as before."""
+    vcard = "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>"
+    queries = ["<vCard xmlns='vcard-temp'/>", "<query xmlns='jabber:iq:last'/>",
+               "<query xmlns='jabber:iq:version'/>",
+               "<query xmlns='http://jabber.org/protocol/disco#info'/>"]
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            bob = await cl.login("bob")
+            carol = await cl.login("carol")
+            assert (await iq(alice, vcard, itype="set"))["type"] == "result"
+            assert (await block(alice, [server.jid("bob")]))["type"] == "result"
+            for q in queries:
+                ans = await iq(bob, q, to=server.jid("alice"))
+                assert_error(ans, "service-unavailable", "cancel")
+                assert "Alice" not in str(ans), str(ans)
+            ans = await iq(carol, queries[0], to=server.jid("alice"))
+            assert ans["type"] == "result" and "Alice" in str(ans), str(ans)
+            ans = await iq(alice, queries[0], to=server.jid("alice"))
+            assert ans["type"] == "result" and "Alice" in str(ans), str(ans)
+    run(scenario())
+
+
+def test_user_probing_whom_they_blocked_gets_blocked_error(server):
+    """XEP-0191 §3.3: an outbound stanza to a blocked entity is not routed
+    and gets not-acceptable with <blocked/>; a presence probe too."""
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            await cl.login("bob")
+            assert (await block(alice, [server.jid("bob")]))["type"] == "result"
+            while not alice.presences.empty():
+                alice.presences.get_nowait()
+            alice.xmpp.send_presence(pto=server.jid("bob"), ptype="probe")
+            p = await _next_presence(alice, lambda p: p["type"] == "error")
+            err = p.xml.find("{jabber:client}error")
+            assert err is not None and err.find(
+                "{urn:ietf:params:xml:ns:xmpp-stanzas}not-acceptable") is not None, str(p)
+            assert err.find("{urn:xmpp:blocking:errors}blocked") is not None, str(p)
+    run(scenario())

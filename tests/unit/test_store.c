@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../store.h"
@@ -237,6 +238,20 @@ static void test_files(void)
     CHECK(!exists_rel("nodir"));
 }
 
+struct removed {
+    int n;
+    char bare[64];
+    char roster[64];
+};
+
+static void collect_removed(const char *bare, char *roster, size_t len, void *ud)
+{
+    struct removed *rm = ud;
+    rm->n++;
+    snprintf(rm->bare, sizeof(rm->bare), "%s", bare);
+    snprintf(rm->roster, sizeof(rm->roster), "%.*s", (int)len, roster);
+}
+
 static void test_accounts(void)
 {
     struct store_account a, b, got;
@@ -263,11 +278,14 @@ static void test_accounts(void)
     CHECK(data && strncmp(data, "xmppd-account 1\nscram-sha-1 4096 ", 33) == 0);
     free(data);
 
-    /* put replaces; put also creates. */
+    /* put replaces; it never creates (a password change racing a deletion
+     * must not bring the account back). */
     CHECK(store_account_put("alice@example.org", &b) == 0);
     CHECK(store_account_get("alice@example.org", &got) == 0);
     CHECK(account_equal(&b, &got));
-    CHECK(store_account_put("bob@example.org", &a) == 0);
+    CHECK(store_account_put("bob@example.org", &a) == STORE_ENOENT);
+    CHECK(!exists_rel("accounts/bob@example.org"));
+    CHECK(store_account_create("bob@example.org", &a) == 0);
     CHECK(store_account_get("bob@example.org", &got) == 0);
     CHECK(account_equal(&a, &got));
 
@@ -306,14 +324,27 @@ static void test_accounts(void)
     CHECK(store_account_exists("alice@example.org") == 1);
     CHECK(store_accounts_changed() == 0);
 
-    /* delete removes everything, leaves no tombstone. */
+    /* delete removes everything but the roster, which waits in a hidden
+     * tombstone for store_removed_each (the contacts are still to be told);
+     * after that nothing is left. */
     CHECK(store_doc_put("bob@example.org", "roster", "r", 1) == 0);
     CHECK(store_offline_append("bob@example.org", "m", 1, 10) == 0);
     CHECK(store_account_delete("bob@example.org") == 0);
     CHECK(store_account_exists("bob@example.org") == 0);
     CHECK(store_account_get("bob@example.org", &got) == STORE_ENOENT);
     CHECK(!exists_rel("accounts/bob@example.org"));
+    CHECK(count_entries("accounts") == 3);
+    CHECK(store_init(root) == 0); /* a restart keeps it too */
+    CHECK(count_entries("accounts") == 3);
+    struct removed rm;
+    memset(&rm, 0, sizeof(rm));
+    CHECK(store_removed_each(collect_removed, &rm) == 0);
+    CHECK(rm.n == 1);
+    CHECK_STR(rm.bare, "bob@example.org");
+    CHECK_STR(rm.roster, "r");
     CHECK(count_entries("accounts") == 2);
+    CHECK(store_removed_each(collect_removed, &rm) == 0);
+    CHECK(rm.n == 1);
     CHECK(store_accounts_changed() == 1);
     CHECK(store_accounts_changed() == 0);
     CHECK(store_account_delete("bob@example.org") == STORE_ENOENT);
@@ -963,6 +994,53 @@ static void test_offline_deferred(void)
     CHECK(store_offline_clear(a) == 0);
 }
 
+/* Two processes at once, as xmppd deluser beside the server or beside
+ * xmppd passwd: a password change racing a deletion never brings the account
+ * back, and a document write racing it leaves nothing behind (no tombstone,
+ * no temp file) and reports the account gone. */
+static int race_writer(const char *u, int doc)
+{
+    struct store_account a;
+    make_account(&a, 6);
+    int rc = 0;
+    for (int n = 0; n < 2000 && rc == 0; n++) {
+        rc = doc ? store_doc_put(u, "vcard", "v", 1) : store_account_put(u, &a);
+    }
+    return rc;
+}
+
+static void test_delete_races(void)
+{
+    const char *u = "race@example.org";
+    struct store_account a;
+    make_account(&a, 5);
+    int base = count_entries("accounts");
+    for (int round = 0; round < 16; round++) {
+        int doc = round % 2;
+        CHECK(store_account_create(u, &a) == 0);
+        int pipefd[2];
+        CHECK(pipe(pipefd) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(pipefd[0]);
+            int rc = race_writer(u, doc);
+            ssize_t w = write(pipefd[1], &rc, sizeof(rc));
+            _exit(w == sizeof(rc) ? 0 : 1);
+        }
+        close(pipefd[1]);
+        usleep(2000 + 500 * (useconds_t)round);
+        CHECK(store_account_delete(u) == 0);
+        int rc = 1, status = 0;
+        CHECK(read(pipefd[0], &rc, sizeof(rc)) == sizeof(rc));
+        close(pipefd[0]);
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(rc == STORE_ENOENT);
+        CHECK(store_account_exists(u) == 0);
+        CHECK(count_entries("accounts") == base); /* no tombstone, no account */
+    }
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -990,6 +1068,7 @@ int main(void)
     test_offline_deferred();
     test_corrupt_account();
     test_full_disk();
+    test_delete_races();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
