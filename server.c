@@ -1287,10 +1287,9 @@ int main(int argc, char **argv)
         return cli_command(argc - optind, argv + optind);
     }
     tls_srv = load_tls(g_config);
-    if (!tls_srv || setup_loop() < 0 || router_init() < 0) {
+    if (!tls_srv || setup_loop() < 0 || router_init() < 0 || c2s_init() < 0) {
         return 1;
     }
-    c2s_init();
     setup_signals();
     if (!foreground && daemonize() < 0) {
         log_error("cannot daemonize: %s", strerror(errno));
