@@ -781,7 +781,9 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
     if (strcmp(name, "abort") == 0) {
         /* An abort after the server-first message has seen the salt and
          * iteration count of the account named: a failure like a wrong
-         * password, else probing names would be free. */
+         * password, so probing names costs throttle. (A connection that
+         * just drops there is not counted: mobile clients do that, and
+         * the made-up salt no longer tells a probe anything.) */
         if (s->scram && s->scram->step == 1) {
             sasl_end(s);
             answer_wrong_password(s, "<failure xmlns='" NS_SASL "'><aborted/></failure>",
@@ -1313,11 +1315,6 @@ void c2s_detach(struct conn *c)
     }
     if (s->plain) {
         worker_abandon(&s->plain->w); /* its answer would go nowhere */
-    }
-    if (s->scram && s->scram->step == 1) {
-        /* Gone after the server-first message: an abort by other means
-         * (see handle_auth), counted as one. */
-        throttle_delay(c->addr, s->who);
     }
     xml_parser_free(s->parser);
     sasl_end(s);

@@ -62,7 +62,7 @@ def server_first(c, mech, user):
 
 def probe(server, mech, user):
     """Salt and iteration count the server gives user (the connection then
-    closes, which the server counts as an abort)."""
+    closes)."""
     with tls_stream(server) as c:
         sf = server_first(c, mech, user)
         return sf["s"], sf["i"]
