@@ -47,66 +47,132 @@ struct c2s {
                                   or that arrived behind a PLAIN check */
     struct plain_job *plain;   /* the PLAIN password check queued on the worker */
     int sasl_tried;            /* an <auth/> was sent: no XEP-0078 login after it */
+    int plain_wait;            /* PLAIN sent without initial response: the empty
+                                  challenge is out, the next <response/> is it */
+    int failures;              /* failed attempts on this stream (RFC 6120 §6.4.5) */
+    unsigned char who[16];     /* note_who: the account being tried */
 };
 
-/* ---- per-address SASL failure throttle ----
- * A small fixed table (bounded memory whatever the number of attackers): a
- * failure doubles the delay before the next answer to that address, up to
- * auth_fail_delay_max; after auth_fail_ban failures the address is refused
- * for auth_ban_seconds. Entries age out, so other addresses are unaffected. */
-#define THROTTLE_SLOTS 256
+/* ---- the login failure throttle ----
+ * Two kinds of counters, in one small fixed table (bounded memory whatever
+ * the number of attackers):
+ * - per (address, account): each failed guess at an account doubles the
+ *   delay before the next answer to that address, up to auth_fail_delay_max;
+ *   after auth_fail_ban failures that address may not try that account for
+ *   auth_ban_seconds. A success clears only this counter: interleaving good
+ *   logins to one's own account with guesses at another gains nothing.
+ * - per address, over all accounts: after auth_fail_ban_address failures
+ *   the address is refused altogether (a spray of a few guesses at many
+ *   accounts). A success does not clear it; it ages out.
+ * Entries age out auth_ban_seconds after their last failure. Accounts are
+ * named by a digest keyed with the server's secret (note_who), and the
+ * table is indexed by a keyed digest too, so an attacker can neither choose
+ * which set its entries fall into nor forge another account's entry. */
+#define THROTTLE_SETS 128
+#define THROTTLE_WAYS 4
+#define DIGEST_LEN 16
 
 struct throttle {
-    char addr[48];
+    unsigned char tag[DIGEST_LEN]; /* keyed digest of the address (and account) */
     int fails;
     time_t last;
 };
-static struct throttle throttle[THROTTLE_SLOTS];
+static struct throttle throttle[THROTTLE_SETS * THROTTLE_WAYS];
 static int throttle_used;
+static unsigned char secret[32]; /* DATADIR/secret, read by c2s_init */
 
-static struct throttle *throttle_find(const char *addr, int create)
+/* HMAC-SHA-256 under the server's secret of what, label, cut to DIGEST_LEN. */
+static void keyed_digest(const char *label, const void *what, size_t len,
+                         unsigned char out[DIGEST_LEN])
 {
-    unsigned h = 5381;
-    for (const char *p = addr; *p; p++) {
-        h = h * 33 + (unsigned char)*p;
+    unsigned char in[64 + JID_MAX + 1], full[32] = {0};
+    size_t ll = strlen(label) + 1;
+    if (len > sizeof(in) - ll) {
+        len = sizeof(in) - ll;
     }
-    struct throttle *t = &throttle[h % THROTTLE_SLOTS];
-    if (strcmp(t->addr, addr) == 0) {
-        if (g_now - t->last > g_config->auth_ban_seconds) {
-            t->fails = 0;
+    memcpy(in, label, ll); /* the NUL separates label and data */
+    memcpy(in + ll, what, len);
+    tls_hmac(TLS_SHA256, secret, sizeof(secret), in, ll + len, full);
+    memcpy(out, full, DIGEST_LEN);
+}
+
+/* An entry that no longer counts: empty, or its last failure too long ago. */
+static int throttle_stale(const struct throttle *t)
+{
+    return t->fails == 0 || g_now - t->last > g_config->auth_ban_seconds;
+}
+
+/* The entry of addr (who NULL) or of (addr, who): NULL when it has none
+ * and create is 0. A new entry takes the set's way that is stale, else the
+ * one with the fewest failures (the oldest of those): evicting a hot entry
+ * takes as many failures of one's own, each of them counted. */
+static struct throttle *throttle_find(const char *addr, const unsigned char *who, int create)
+{
+    unsigned char key[48 + DIGEST_LEN], tag[DIGEST_LEN];
+    size_t al = strnlen(addr, 47);
+    memcpy(key, addr, al);
+    if (who) {
+        memcpy(key + al, who, DIGEST_LEN);
+    }
+    keyed_digest(who ? "throttle-account" : "throttle-address", key, al + (who ? DIGEST_LEN : 0),
+                 tag);
+    struct throttle *set =
+        &throttle[(tag[0] | (unsigned)tag[1] << 8) % THROTTLE_SETS * THROTTLE_WAYS];
+    struct throttle *victim = &set[0];
+    for (int i = 0; i < THROTTLE_WAYS; i++) {
+        struct throttle *t = &set[i];
+        if (memcmp(t->tag, tag, DIGEST_LEN) == 0) {
+            if (throttle_stale(t)) {
+                t->fails = 0;
+            }
+            return t;
         }
-        return t;
+        int vs = throttle_stale(victim), ts = throttle_stale(t);
+        if ((ts && !vs) || (ts == vs && (t->fails < victim->fails ||
+                                         (t->fails == victim->fails && t->last < victim->last)))) {
+            victim = t;
+        }
     }
     if (!create) {
         return NULL;
     }
-    /* Collisions evict: an attacker can reset someone's counter only by
-     * hashing to the same slot, which costs them their own history. */
-    snprintf(t->addr, sizeof(t->addr), "%s", addr);
-    t->fails = 0;
-    t->last = g_now;
+    memcpy(victim->tag, tag, DIGEST_LEN);
+    victim->fails = 0;
+    victim->last = g_now;
     throttle_used = 1;
-    return t;
+    return victim;
 }
 
 int c2s_auth_banned(const char *addr)
 {
-    struct throttle *t = throttle_find(addr, 0);
-    return t && t->fails >= g_config->auth_fail_ban;
+    struct throttle *t = throttle_find(addr, NULL, 0);
+    return t && t->fails >= g_config->auth_fail_ban_address;
 }
 
-static int throttle_delay(const char *addr)
+/* The address may not try the account who (see note_who) just now. */
+static int account_banned(const char *addr, const unsigned char *who)
 {
-    struct throttle *t = throttle_find(addr, 1);
+    struct throttle *t = throttle_find(addr, who, 0);
+    return c2s_auth_banned(addr) || (t && t->fails >= g_config->auth_fail_ban);
+}
+
+/* Counts a failed login at who from addr; returns the delay (seconds) before
+ * the answer. */
+static int throttle_delay(const char *addr, const unsigned char *who)
+{
+    struct throttle *a = throttle_find(addr, NULL, 1);
+    a->fails++;
+    a->last = g_now;
+    struct throttle *t = throttle_find(addr, who, 1);
     t->fails++;
     t->last = g_now;
     int d = 1 << (t->fails < 13 ? t->fails - 1 : 12); /* 4096 s, more than the cap's max */
     return d > g_config->auth_fail_delay_max ? g_config->auth_fail_delay_max : d;
 }
 
-static void throttle_clear(const char *addr)
+static void throttle_clear(const char *addr, const unsigned char *who)
 {
-    struct throttle *t = throttle_find(addr, 0);
+    struct throttle *t = throttle_find(addr, who, 0);
     if (t) {
         t->fails = 0;
     }
@@ -311,15 +377,29 @@ static void sasl_end(struct c2s *s)
 {
     free(s->scram);
     s->scram = NULL;
+    s->plain_wait = 0;
 }
 
-/* Failure answers are held back by the per-address throttle (c2s_tick sends
- * them), which turns a brute-force loop into a crawl for that address only. */
-static void answer_wrong_password(struct c2s *s, const char *xml)
+/* RFC 6120 §6.4.5: a configurable number of retries (sasl_max_retries, 2 to
+ * 5), then a stream error. The stream is closed right after the failure that
+ * used up the last retry (the client gets that failure first): no further
+ * attempt could be allowed, and waiting for one would only keep an
+ * unauthenticated connection open until the pre-auth timeout. */
+static void after_failure(struct c2s *s)
+{
+    if (s->failures > g_config->sasl_max_retries) {
+        c2s_stream_error(s->conn, "policy-violation", "Too many failed authentication attempts");
+    }
+}
+
+/* Failure answers are held back by the throttle (c2s_tick sends them), which
+ * turns a brute-force loop into a crawl for that address and account only. */
+static void answer_wrong_password(struct c2s *s, const char *xml, const char *what)
 {
     struct conn *c = s->conn;
-    log_notice("%s authentication failed", conn_label(c));
-    int delay = throttle_delay(c->addr);
+    log_notice("%s authentication %s", conn_label(c), what);
+    int delay = throttle_delay(c->addr, s->who);
+    s->failures++;
     free(s->delayed);
     s->delayed = strdup(xml);
     s->delayed_until = g_now + delay;
@@ -333,10 +413,14 @@ static void sasl_fail(struct c2s *s, const char *cond)
     snprintf(xml, sizeof(xml), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
     if (strcmp(cond, "not-authorized") != 0) {
         conn_send(s->conn, xml, strlen(xml));
+        s->failures++;
+        after_failure(s);
         return;
     }
-    answer_wrong_password(s, xml);
+    answer_wrong_password(s, xml, "failed");
 }
+
+static void note_who(struct c2s *s, const char *name);
 
 /* The account is proven: the stream belongs to bare from now on. */
 static int authenticated(struct c2s *s, const char *bare)
@@ -348,7 +432,8 @@ static int authenticated(struct c2s *s, const char *bare)
         c2s_stream_error(c, "internal-server-error", NULL);
         return -1;
     }
-    throttle_clear(c->addr);
+    note_who(s, bare);
+    throttle_clear(c->addr, s->who);
     c->state = CONN_AUTHENTICATED;
     conn_authenticated(c);
     return 0;
@@ -391,6 +476,18 @@ static int user_to_bare(const char *user, char *bare, size_t baresz)
         return -1;
     }
     return 0;
+}
+
+/* The account a login tries, as a digest keyed with the server's secret: of
+ * its normalised bare JID, so that every spelling of one account is one
+ * name, or of the name as given when it cannot be an account's. */
+static void note_who(struct c2s *s, const char *name)
+{
+    char bare[JID_MAX + 1];
+    if (user_to_bare(name, bare, sizeof(bare)) == 0) {
+        name = bare;
+    }
+    keyed_digest("account", name, strlen(name), s->who);
 }
 
 /* authzid, when given, must name the authenticated account (no proxy auth). */
@@ -524,17 +621,29 @@ static void plain_checked(struct worker_job *w)
     plain_job_free(j);
 }
 
-/* An unknown user's password is checked too, against keys made up for the
- * occasion: the answer takes as long as for an account, so its timing does
- * not tell which accounts exist. scram_first goes on with them too. */
-static int made_up_creds(enum sasl_mech mech, struct scram_creds *cr)
+/* An unknown user (who, see note_who) gets credentials made up for the
+ * occasion, which look like an account's: a salt as long, the same for
+ * every attempt (derived from the name under the server's secret, so it
+ * survives a restart), one per hash as adduser makes them, and the
+ * iteration count new accounts get. scram_first sends them, so the
+ * exchange fails only at the proof; PLAIN checks the password against them
+ * so that the answer takes as long as for an account. The keys are random:
+ * no proof or password matches them (and j->unknown fails PLAIN anyway). */
+_Static_assert(SCRAM_SALT_LEN <= DIGEST_LEN, "a salt is cut from one digest");
+static int made_up_creds(enum sasl_mech mech, const unsigned char *who, struct scram_creds *cr)
 {
-    char pw[16];
-    tls_random(pw, sizeof(pw));
-    if (sasl_scram_make_creds(mech, pw, sizeof(pw), 1, cr) < 0) {
+    memset(cr, 0, sizeof(*cr));
+    cr->key_len = mech == SASL_SCRAM_SHA1 ? 20 : 32;
+    unsigned char salt[DIGEST_LEN];
+    keyed_digest(mech == SASL_SCRAM_SHA1 ? "salt-scram-sha-1" : "salt-scram-sha-256", who,
+                 DIGEST_LEN, salt);
+    memcpy(cr->salt, salt, SCRAM_SALT_LEN);
+    cr->salt_len = SCRAM_SALT_LEN;
+    cr->iter = g_config->scram_iterations;
+    if (tls_random(cr->stored_key, cr->key_len) < 0 ||
+        tls_random(cr->server_key, cr->key_len) < 0) {
         return -1;
     }
-    cr->iter = g_config->scram_iterations;
     return 0;
 }
 
@@ -546,7 +655,7 @@ static int plain_queue(struct c2s *s, const struct plain_login *l)
     int unknown = store_account_get(l->bare, &acct) < 0;
     if (unknown) {
         memset(&acct, 0, sizeof(acct));
-        if (made_up_creds(SASL_SCRAM_SHA1, &acct.sha1) < 0) {
+        if (made_up_creds(SASL_SCRAM_SHA1, s->who, &acct.sha1) < 0) {
             return -1;
         }
     }
@@ -583,7 +692,10 @@ static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
         sasl_fail(s, "malformed-request");
         return;
     }
-    if (user_to_bare(authcid, bare, sizeof(bare)) < 0) {
+    note_who(s, authcid);
+    if (account_banned(s->conn->addr, s->who)) {
+        sasl_fail(s, "temporary-auth-failure");
+    } else if (user_to_bare(authcid, bare, sizeof(bare)) < 0) {
         sasl_fail(s, "not-authorized");
     } else if (plain_queue(s, &l) < 0) {
         sasl_fail(s, "temporary-auth-failure");
@@ -604,6 +716,11 @@ static void scram_first(struct c2s *s, enum sasl_mech mech, const unsigned char 
         sasl_fail(s, "malformed-request");
         return;
     }
+    note_who(s, s->scram->user);
+    if (account_banned(s->conn->addr, s->who)) {
+        sasl_fail(s, "temporary-auth-failure");
+        return;
+    }
     const struct scram_creds *cr = NULL;
     if (user_to_bare(s->scram->user, bare, sizeof(bare)) == 0 &&
         store_account_get(bare, &acct) == 0) {
@@ -613,7 +730,7 @@ static void scram_first(struct c2s *s, enum sasl_mech mech, const unsigned char 
      * fails only at the proof and does not reveal which accounts exist. */
     struct scram_creds fake;
     if (!cr || cr->key_len == 0) {
-        if (made_up_creds(mech, &fake) < 0) {
+        if (made_up_creds(mech, s->who, &fake) < 0) {
             sasl_fail(s, "temporary-auth-failure");
             return;
         }
@@ -662,7 +779,18 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
         return;
     }
     if (strcmp(name, "abort") == 0) {
-        sasl_fail(s, "aborted");
+        /* An abort after the server-first message has seen the salt and
+         * iteration count of the account named: a failure like a wrong
+         * password, so probing names costs throttle. (A connection that
+         * just drops there is not counted: mobile clients do that, and
+         * the made-up salt no longer tells a probe anything.) */
+        if (s->scram && s->scram->step == 1) {
+            sasl_end(s);
+            answer_wrong_password(s, "<failure xmlns='" NS_SASL "'><aborted/></failure>",
+                                  "aborted after the challenge");
+        } else {
+            sasl_fail(s, "aborted");
+        }
         return;
     }
     int len = decode_payload(xml_text(st), msg, sizeof(msg));
@@ -672,7 +800,10 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
     }
     msg[len] = '\0';
     if (strcmp(name, "response") == 0) {
-        if (!s->scram) {
+        if (s->plain_wait) {
+            s->plain_wait = 0;
+            sasl_plain(s, msg, len);
+        } else if (!s->scram) {
             sasl_fail(s, "malformed-request");
         } else if (s->scram->step == 0) {
             scram_first(s, s->scram->mech, msg, len);
@@ -701,9 +832,11 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
     int has_initial = *xml_text(st) != '\0';
     if (mech == SASL_PLAIN) {
         if (!has_initial) {
-            /* No initial response: ask for it with an empty challenge, and
-             * take the answer as a PLAIN message (scram stays NULL). */
-            sasl_fail(s, "malformed-request");
+            /* RFC 6120 §6.4.2, RFC 4422 §5: no initial response (as opposed
+             * to an empty one, "="): ask for it with an empty challenge and
+             * take the <response/> as the PLAIN message. */
+            s->plain_wait = 1;
+            sasl_reply(s, "challenge", NULL);
             return;
         }
         sasl_plain(s, msg, len);
@@ -889,7 +1022,7 @@ static void legacy_wrong_password(struct c2s *s, const char *id)
     struct buf b;
     buf_init(&b, 0);
     legacy_error_iq(&b, id, "not-authorized", NULL);
-    answer_wrong_password(s, buf_ptr(&b));
+    answer_wrong_password(s, buf_ptr(&b), "failed (jabber:iq:auth)");
     buf_free(&b);
 }
 
@@ -927,8 +1060,11 @@ static void legacy_login(struct c2s *s, struct xml_node *iq, struct xml_node *q)
         legacy_error(s, id, "not-acceptable", NULL); /* §3.1: a field is missing */
         return;
     }
-    if (c2s_auth_banned(s->conn->addr)) {
+    note_who(s, user);
+    if (account_banned(s->conn->addr, s->who)) {
         legacy_error(s, id, "policy-violation", NULL);
+        s->failures++;
+        after_failure(s);
         return;
     }
     int r = legacy_jid(user, res, bare);
@@ -1013,7 +1149,7 @@ static void stanza_preauth(struct c2s *s, struct xml_node *st)
     struct conn *c = s->conn;
     const char *ns = xml_ns(st);
     if (strcmp(ns, NS_TLS) == 0 && strcmp(xml_name(st), "starttls") == 0 && !conn_is_tls(c) &&
-        !s->scram && !s->user) {
+        !s->scram && !s->plain_wait && !s->user) {
         send_str(s, "<proceed xmlns='" NS_TLS "'/>");
         conn_starttls(c);
         s->header_sent = 0;
@@ -1097,14 +1233,22 @@ static int on_stanza(void *ud, struct xml_node *st)
 
 static const struct xml_callbacks callbacks = {on_stream_open, on_stanza, on_stream_close};
 
-void c2s_init(void)
+int c2s_init(void)
 {
     /* For a restart within one process (tests); a fresh one has a zeroed
-     * table, and writing it would turn 12 KiB of untouched pages resident. */
+     * table, and writing it would turn 16 KiB of untouched pages resident. */
     if (throttle_used) {
         memset(throttle, 0, sizeof(throttle));
         throttle_used = 0;
     }
+    unsigned char fresh[sizeof(secret)];
+    int r = tls_random(fresh, sizeof(fresh)) < 0 ? -1 : store_secret(secret, sizeof(secret), fresh);
+    sasl_wipe(fresh, sizeof(fresh));
+    if (r < 0) {
+        log_error("cannot read or make the server secret in %s", store_dir());
+        return -1;
+    }
+    return 0;
 }
 
 int c2s_attach(struct conn *c)
@@ -1222,6 +1366,10 @@ void c2s_tick(struct conn *c)
         free(s->delayed);
         s->delayed = NULL;
         conn_hold(c, 0);
+        after_failure(s);
+        if (c->state == CONN_CLOSING) {
+            return;
+        }
         resume_held(s);
     }
     if (c->state != CONN_BOUND) {

@@ -11,8 +11,10 @@
 struct conn;
 struct xml_node;
 
-/* Global set-up once the config is loaded (stream id secret, auth throttle). */
-void c2s_init(void);
+/* Global set-up once the config and the store are ready: the login failure
+ * throttle, and the server's secret (store_secret: made on first start).
+ * Returns 0, or -1 (logged) when the secret can be neither read nor made. */
+int c2s_init(void);
 /* Attach stream state to a new connection. Returns 0 or -1 (out of memory). */
 int c2s_attach(struct conn *c);
 /* Bytes received from the peer (already decrypted). */

@@ -84,6 +84,9 @@ static const struct option options[] = {
     INT(auth_fail_delay_max, 1, 3600, LIMIT_AUTH_FAIL_DELAY_MAX, 1),
     INT(auth_fail_ban, 1, 1000000, LIMIT_AUTH_FAIL_BAN, 1),
     INT(auth_ban_seconds, 1, 86400, LIMIT_AUTH_BAN_SECONDS, 1),
+    INT(auth_fail_ban_address, 1, 1000000, LIMIT_AUTH_FAIL_BAN_ADDRESS, 1),
+    /* RFC 6120 §6.4.5: at least 2 retries and no more than 5. */
+    INT(sasl_max_retries, 2, 5, LIMIT_SASL_MAX_RETRIES, 1),
     /* RFC 5802 §5.1 / RFC 7677 §4: at least 4096 iterations. */
     INT(scram_iterations, 4096, 10000000, SCRAM_DEFAULT_ITER, 1),
 

@@ -43,6 +43,8 @@ struct config {
     int auth_fail_delay_max;
     int auth_fail_ban;
     int auth_ban_seconds;
+    int auth_fail_ban_address;
+    int sasl_max_retries;
     int scram_iterations;
 
     int max_roster_items;

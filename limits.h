@@ -27,11 +27,15 @@
 #define LIMIT_FD_RESERVE 16           /* compile-time: descriptors never given to clients, so
                                          the store can still open files at RLIMIT_NOFILE */
 
-/* Authentication throttling: per source address. */
+/* Authentication throttling: per source address and account (c2s.c). */
 #define LIMIT_AUTH_FAIL_DELAY_MAX 8   /* auth_fail_delay_max: seconds; the delay doubles per
                                          failure up to this */
-#define LIMIT_AUTH_FAIL_BAN 10        /* auth_fail_ban: failures before refusing the address */
+#define LIMIT_AUTH_FAIL_BAN 10        /* auth_fail_ban: failures at one account before refusing it
+                                         to that address */
 #define LIMIT_AUTH_BAN_SECONDS 300    /* auth_ban_seconds: for this long after the last one */
+#define LIMIT_SASL_MAX_RETRIES 3      /* sasl_max_retries: per stream, RFC 6120 §6.4.5 */
+/* auth_fail_ban_address: failed logins at any accounts before refusing the address. */
+#define LIMIT_AUTH_FAIL_BAN_ADDRESS 30
 
 /* IM. */
 #define LIMIT_ROSTER_SIZE 1000        /* max_roster_items */

@@ -1299,10 +1299,9 @@ int main(int argc, char **argv)
         return cli_command(argc - optind, argv + optind);
     }
     tls_srv = load_tls(g_config);
-    if (!tls_srv || setup_loop() < 0 || router_init() < 0) {
+    if (!tls_srv || setup_loop() < 0 || router_init() < 0 || c2s_init() < 0) {
         return 1;
     }
-    c2s_init();
     /* Accounts deleted while the server was not running (xmppd deluser):
      * their contacts' subscriptions end now, before anyone can log in. */
     register_tidy_removed();

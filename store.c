@@ -248,6 +248,68 @@ static int hex_val(char c)
     return -1;
 }
 
+/* ---- the server's secret ----
+ * "xmppd-secret 1\n" then the secret as upper-case hex and "\n"; mode 0600. */
+#define SECRET_FILE "secret"
+#define SECRET_HEADER "xmppd-secret 1\n"
+
+static int secret_parse(const char *text, size_t tlen, unsigned char *out, size_t len)
+{
+    size_t hl = strlen(SECRET_HEADER);
+    if (tlen != hl + 2 * len + 1 || memcmp(text, SECRET_HEADER, hl) != 0 ||
+        text[tlen - 1] != '\n') {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        int hi = hex_val(text[hl + 2 * i]), lo = hex_val(text[hl + 2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int store_secret(unsigned char *out, size_t len, const unsigned char *fresh)
+{
+    char path[PATH_MAX], *text = NULL;
+    size_t tlen = 0;
+    if (len == 0 || len > STORE_SECRET_MAX ||
+        path_fmt(path, sizeof(path), "%s/" SECRET_FILE, data_dir) < 0) {
+        return STORE_EINVAL;
+    }
+    int r = store_read_file(path, &text, &tlen, 2 * STORE_SECRET_MAX + 64);
+    if (r == 0 && secret_parse(text, tlen, out, len) == 0) {
+        free(text);
+        return 0;
+    }
+    if (r == 0 && strncmp(text, "xmppd-secret ", 13) == 0 && atoi(text + 13) > 1) {
+        log_error("store: %s has a newer format version; not touching it", path);
+        free(text);
+        return STORE_ECORRUPT;
+    }
+    free(text);
+    if (r == 0 || r == STORE_EINVAL) {
+        quarantine(path, "not a secret of the expected size");
+    } else if (r != STORE_ENOENT) {
+        return r;
+    }
+    char buf[sizeof(SECRET_HEADER) + 2 * STORE_SECRET_MAX + 1];
+    size_t n = strlen(SECRET_HEADER);
+    memcpy(buf, SECRET_HEADER, n);
+    for (size_t i = 0; i < len; i++) {
+        n += (size_t)snprintf(buf + n, 3, "%02X", fresh[i]);
+    }
+    buf[n++] = '\n';
+    r = store_write_atomic(path, buf, n, 0600);
+    sasl_wipe(buf, sizeof(buf));
+    if (r < 0) {
+        return r;
+    }
+    memcpy(out, fresh, len);
+    return 0;
+}
+
 /* Inverse of escape_name. Accepts only the canonical form (so every account has
  * exactly one directory name): re-escaping the result must give name back. */
 static int unescape_name(const char *name, char *out, size_t outsz)

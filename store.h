@@ -33,6 +33,14 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
  * and NUL-terminated; the caller frees it. */
 int store_read_file(const char *path, char **data, size_t *len, size_t maxlen);
 
+/* The server's own secret (at most STORE_SECRET_MAX bytes), kept in
+ * DATADIR/secret, 0600: read into out, or, on first start (or when the file
+ * is damaged, which is set aside as .bad), made from fresh (len random bytes
+ * from the caller) and written. Returns 0 or STORE_EIO / STORE_EINVAL, or
+ * STORE_ECORRUPT for a file of a newer format (left alone). */
+#define STORE_SECRET_MAX 64
+int store_secret(unsigned char *out, size_t len, const unsigned char *fresh);
+
 /* ---- accounts (bare JID, normalised by the caller) ---- */
 struct store_account {
     struct scram_creds sha1;

@@ -94,7 +94,7 @@ static void setup(uint8_t flags)
     /* Time moves on by more than any window (bans, registration limits) between
      * inputs, so one input cannot change how the next one runs. */
     g_now += 1000000;
-    c2s_init();
+    FUZZ_CHECK(c2s_init() == 0);
     fake_reset();
     store_account_list(forget, NULL);
     FUZZ_CHECK(fuzz_rm_tree(accounts_dir, 0) == 0);

@@ -478,10 +478,12 @@ def test_reader_stalled_over_soft_limit_is_disconnected(server):
 
 def test_sasl_brute_force_throttled_then_banned(server):
     """Failed logins from one address: each answer is held back longer (1, 2,
-    4 s, up to auth_fail_delay_max), after auth_fail_ban failures the address
-    is refused (new connections closed, logged) for auth_ban_seconds; another
-    address logs in at once meanwhile; after the ban the address is welcome."""
-    reconfigure(server, auth_fail_delay_max=4, auth_fail_ban=4, auth_ban_seconds=5)
+    4 s, up to auth_fail_delay_max), after auth_fail_ban_address failures the
+    address is refused (new connections closed, logged) for auth_ban_seconds;
+    another address logs in at once meanwhile; after the ban the address is
+    welcome. (sasl_max_retries 5 keeps the one stream open throughout.)"""
+    reconfigure(server, auth_fail_delay_max=4, auth_fail_ban=4, auth_fail_ban_address=4,
+                auth_ban_seconds=5, sasl_max_retries=5)
     log = LogWatch(server)
     c = conn(server)
     c.open_stream(to=server.domain)

@@ -194,6 +194,14 @@ def parse_pem(data):
         raise Damaged("not PEM")
 
 
+def parse_secret(data):
+    """The server's secret (STORAGE.md): a version line, 32 bytes in hex."""
+    lines = data.split(b"\n")
+    if (len(lines) != 3 or lines[0] != b"xmppd-secret 1" or lines[2] != b""
+            or len(lines[1]) != 64 or lines[1].strip(b"0123456789ABCDEF")):
+        raise Damaged("not a server secret")
+
+
 class StoreScan:
     def __init__(self):
         self.accounts = []
@@ -228,6 +236,8 @@ def scan_store(data_dir, domain, crashed):
             continue
         if name in ("cert.pem", "key.pem"):
             check(p, parse_pem)
+        elif name == "secret":
+            check(p, parse_secret)
         elif name.endswith(".tmp") and crashed:
             s.tmp.append(p)
         elif name == "lost+found":

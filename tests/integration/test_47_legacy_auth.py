@@ -254,3 +254,16 @@ def test_wrong_then_right_login_pipelined(server):
         got = {x.get("id"): x for x in c.conn.reader.children if local(x.tag) == "iq"}
         assert raw_error(got["w1"]) == ("auth", "not-authorized"), c.conn.describe()
         assert got["w2"].get("type") == "result", c.conn.describe()
+
+
+def test_failures_count_towards_the_retry_cap(server):
+    """RFC 6120 §6.4.5 (sasl_max_retries, default 3) counts XEP-0078 failures
+    too: the fourth wrong login is answered, then the stream ends with
+    policy-violation."""
+    enable_legacy(server, auth_fail_ban=100, auth_fail_delay_max=1)
+    with PreauthConn(server) as c:
+        for i in range(4):
+            ans = legacy_login(c, "alice", "wrong-%d" % i, "r", timeout=30)
+            assert raw_error(ans) == ("auth", "not-authorized"), c.conn.describe()
+        c.conn.read_until(lambda r: r.stream_error is not None, 10)
+        assert c.conn.reader.stream_error == "policy-violation", c.conn.describe()

@@ -281,6 +281,24 @@ static void test_restart_needed(void)
     CHECK_STR(small, "domain, c2s_port");
 }
 
+/* The login throttle's options: RFC 6120 §6.4.5 bounds sasl_max_retries to
+ * 2..5 retries, and auth_fail_ban_address has its own default. */
+static void test_auth_limits(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK(c.sasl_max_retries == LIMIT_SASL_MAX_RETRIES);
+    CHECK(c.auth_fail_ban_address == LIMIT_AUTH_FAIL_BAN_ADDRESS);
+    CHECK(load("sasl_max_retries 2\nauth_fail_ban_address 1\n", &c) == 0);
+    CHECK(c.sasl_max_retries == 2 && c.auth_fail_ban_address == 1);
+    CHECK(load("sasl_max_retries 5\n", &c) == 0);
+    CHECK(c.sasl_max_retries == 5);
+    expect_error("sasl_max_retries 1\n", "1: 'sasl_max_retries' must be an integer from 2 to 5");
+    expect_error("\nsasl_max_retries 6\n", "2: 'sasl_max_retries' must be an integer from 2 to 5");
+    expect_error("auth_fail_ban_address 0\n",
+                 "1: 'auth_fail_ban_address' must be an integer from 1 to 1000000");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -295,6 +313,7 @@ int main(void)
     test_values();
     test_errors();
     test_restart_needed();
+    test_auth_limits();
 
     unlink(path);
     rmdir(dir);

@@ -1041,6 +1041,33 @@ static void test_delete_races(void)
     }
 }
 
+/* The server's secret: made from the caller's bytes once, 0600, then read
+ * back unchanged; a damaged file is set aside and replaced. */
+static void test_secret(void)
+{
+    unsigned char a[32], b[32], fresh[32], out[32];
+    memset(a, 0xA5, sizeof(a));
+    memset(b, 0x5A, sizeof(b));
+    CHECK(store_secret(out, sizeof(out), a) == 0);
+    CHECK(memcmp(out, a, sizeof(a)) == 0);
+    CHECK(mode_rel("secret") == 0600);
+    memset(out, 0, sizeof(out));
+    CHECK(store_secret(out, sizeof(out), b) == 0);
+    CHECK(memcmp(out, a, sizeof(a)) == 0); /* read back, fresh ignored */
+    CHECK(store_secret(out, 0, b) == STORE_EINVAL);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/secret", root);
+    CHECK(store_write_atomic(path, "xmppd-secret 1\nZZ\n", 18, 0600) == 0);
+    memset(fresh, 0x11, sizeof(fresh));
+    CHECK(store_secret(out, sizeof(out), fresh) == 0);
+    CHECK(memcmp(out, fresh, sizeof(fresh)) == 0);
+    CHECK(mode_rel("secret.bad") == 0600);
+    /* A newer format (a downgrade) is left alone. */
+    CHECK(store_write_atomic(path, "xmppd-secret 2\nAB\n", 18, 0600) == 0);
+    CHECK(store_secret(out, sizeof(out), fresh) == STORE_ECORRUPT);
+    CHECK(size_rel("secret") == 18);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1069,6 +1096,7 @@ int main(void)
     test_corrupt_account();
     test_full_disk();
     test_delete_races();
+    test_secret();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
