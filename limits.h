@@ -40,6 +40,16 @@
 #define LIMIT_PRIVATE_SIZE 65536      /* max_private_size (bytes per account) */
 #define LIMIT_BLOCKLIST 1000          /* max_blocklist_items */
 
+/* In-band registration (XEP-0077) throttle. */
+#define LIMIT_REGISTER_PER_ADDR 5     /* registration_throttle: accounts per address ... */
+#define LIMIT_REGISTER_WINDOW 600     /* ... per this many seconds */
+#define LIMIT_REGISTER_TOTAL 30       /* registration_throttle_total: accounts from all
+                                         addresses together ... */
+#define LIMIT_REGISTER_TOTAL_WINDOW 600 /* ... per this many seconds */
+#define LIMIT_REGISTER_SLOTS 64       /* compile-time: addresses tracked at once (a fixed
+                                         table; a collision evicts, the total cap still holds) */
+#define LIMIT_PREFIX_LIST 16          /* compile-time: prefixes in one address list option */
+
 /* SCRAM. */
 #define SCRAM_DEFAULT_ITER 4096       /* scram_iterations (RFC 7677 recommends >= 4096) */
 
