@@ -258,12 +258,17 @@ static int on_stream_open(void *ud, const struct xml_node *root)
         c2s_stream_error(c, "unsupported-version", NULL);
         return -1;
     }
-    if (to) {
-        if (jid_parse(to, norm, sizeof(norm), NULL) < 0 ||
-            strcmp(norm, g_config->domain) != 0) {
-            c2s_stream_error(c, "host-unknown", NULL);
-            return -1;
-        }
+    /* RFC 6120 §4.7.2: the initiating entity MUST include 'to' in an initial
+     * stream header, and the header after STARTTLS or SASL is one again
+     * (§5.4.3.3, §6.4.6). Without it, <improper-addressing/> (§4.9.3.8), as
+     * Prosody answers, also on a restart. */
+    if (!to) {
+        c2s_stream_error(c, "improper-addressing", "a 'to' attribute is required");
+        return -1;
+    }
+    if (jid_parse(to, norm, sizeof(norm), NULL) < 0 || strcmp(norm, g_config->domain) != 0) {
+        c2s_stream_error(c, "host-unknown", NULL);
+        return -1;
     }
     /* RFC 6120 §4.7.4: the stream's default language, kept for §8.1.5
      * (only a plausible language tag: letters, digits and '-'). */
