@@ -73,6 +73,7 @@ static const struct option options[] = {
     STR(group, "", 0, NULL),
     BOOL(allow_root, 0, 0),
     LEVEL(log_level, L_INFO, 1),
+    INT(log_repeat_window, 1, 3600, LIMIT_LOG_REPEAT_WINDOW, 1),
     BOOL(log_syslog, -1, 0), /* -1 = not set: syslog unless running with -f */
 
     /* RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.

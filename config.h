@@ -48,6 +48,7 @@ struct config {
     int allow_root;                      /* allow_root: run as root without "user" */
     int log_level;                       /* log_level: error|warning|notice|info|debug */
     int log_syslog;                      /* log_syslog: yes/no (default: no with -f, else yes) */
+    int log_repeat_window;               /* log_repeat_window: seconds per limited-log window */
 
     int max_stanza_size;
     int max_xml_depth;

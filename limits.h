@@ -27,6 +27,12 @@
 #define LIMIT_FD_RESERVE 16           /* compile-time: descriptors never given to clients, so
                                          the store can still open files at RLIMIT_NOFILE */
 
+/* Logging: lines a peer can repeat at will are limited per kind and peer. */
+#define LIMIT_LOG_REPEAT_WINDOW 60    /* log_repeat_window: seconds; after the first lines of
+                                         a window, one summary line when it closes */
+#define LIMIT_LOG_REPEAT_BURST 5      /* compile-time: lines logged per window, kind and peer */
+#define LIMIT_LOG_REPEAT_SLOTS 256    /* compile-time: (kind, peer) pairs tracked at once */
+
 /* Authentication throttling: per source address. */
 #define LIMIT_AUTH_FAIL_DELAY_MAX 8   /* auth_fail_delay_max: seconds; the delay doubles per
                                          failure up to this */

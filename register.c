@@ -172,7 +172,8 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
     if (!reg_allowed(c->addr)) {
         /* XEP-0077 §3.1.1: not-acceptable for too many registrations; 'wait'
          * because it works again later (as Prosody answers). */
-        log_notice("%s registration refused: too many sign-ups", conn_label(c));
+        log_limited("refused sign-ups", c->addr, L_NOTICE,
+                    "%s registration refused: too many sign-ups", conn_label(c));
         preauth_error(c, iq, "wait", "not-acceptable", "Too many registrations, try later");
         return;
     }

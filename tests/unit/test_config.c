@@ -362,6 +362,13 @@ static void test_rates_and_prefixes(void)
                  "1: 'registration_exempt' has more than 16 prefixes");
     expect_error("registration_exempt\n", "1: missing value for 'registration_exempt'");
 
+    config_defaults(&c);
+    CHECK(c.log_repeat_window == LIMIT_LOG_REPEAT_WINDOW);
+    CHECK(load("log_repeat_window 5\n", &c) == 0 && c.log_repeat_window == 5);
+    expect_error("log_repeat_window 0\n", "1: 'log_repeat_window' must be an integer from 1 to 3600");
+    expect_error("log_repeat_window 3601\n",
+                 "1: 'log_repeat_window' must be an integer from 1 to 3600");
+
     /* A failed load leaves the list as it was. */
     CHECK(load("registration_exempt 10.0.0.0/8\n", &c) == 0);
     CHECK(load("registration_exempt 10.0.0.0/8\nbogus 1\n", &c) == -1);
