@@ -44,7 +44,7 @@ SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c bl
        log.c buf.c worker.c
 OBJS = $(SRCS:.c=.o)
 
-UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls
+UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_log
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o

@@ -219,13 +219,22 @@ static int before_last_bytes(struct conn *c)
     return c->closed || c->state == CONN_CLOSING ? -1 : 0;
 }
 
+/* Whose a line that a peer can repeat at will is (log_limited): the address
+ * before authentication, the account after. */
+static const char *log_key(const struct conn *c)
+{
+    const struct c2s *s = c->c2s;
+    return s && s->user ? s->user : c->addr;
+}
+
 void c2s_stream_error(struct conn *c, const char *cond, const char *text)
 {
     struct c2s *s = c->c2s;
     if (!s || c->state == CONN_CLOSING || before_last_bytes(c) < 0) {
         return;
     }
-    log_notice("%s stream error: %s%s%s", conn_label(c), cond, text ? ": " : "", text ? text : "");
+    log_limited("stream errors", log_key(c), L_NOTICE, "%s stream error: %s%s%s", conn_label(c),
+                cond, text ? ": " : "", text ? text : "");
     if (!s->header_sent) {
         send_header(s, NULL);
     }
@@ -324,12 +333,17 @@ static int on_stream_open(void *ud, const struct xml_node *root)
         c2s_stream_error(c, "unsupported-version", NULL);
         return -1;
     }
-    if (to) {
-        if (jid_parse(to, norm, sizeof(norm), NULL) < 0 ||
-            strcmp(norm, g_config->domain) != 0) {
-            c2s_stream_error(c, "host-unknown", NULL);
-            return -1;
-        }
+    /* RFC 6120 §4.7.2: the initiating entity MUST include 'to' in an initial
+     * stream header, and the header after STARTTLS or SASL is one again
+     * (§5.4.3.3, §6.4.6). Without it, <improper-addressing/> (§4.9.3.8), as
+     * Prosody answers, also on a restart. */
+    if (!to) {
+        c2s_stream_error(c, "improper-addressing", "a 'to' attribute is required");
+        return -1;
+    }
+    if (jid_parse(to, norm, sizeof(norm), NULL) < 0 || strcmp(norm, g_config->domain) != 0) {
+        c2s_stream_error(c, "host-unknown", NULL);
+        return -1;
     }
     /* RFC 6120 §4.7.4: the stream's default language, kept for §8.1.5
      * (only a plausible language tag: letters, digits and '-'). */
@@ -397,7 +411,7 @@ static void after_failure(struct c2s *s)
 static void answer_wrong_password(struct c2s *s, const char *xml, const char *what)
 {
     struct conn *c = s->conn;
-    log_notice("%s authentication %s", conn_label(c), what);
+    log_limited("failed logins", c->addr, L_NOTICE, "%s authentication %s", conn_label(c), what);
     int delay = throttle_delay(c->addr, s->who);
     s->failures++;
     free(s->delayed);
@@ -450,7 +464,7 @@ static void sasl_success(struct c2s *s, const char *bare, const char *b64)
     s->header_sent = 0;
     /* RFC 6120 §6.4.6: the client restarts the stream; the parser starts over. */
     xml_parser_reset(s->parser);
-    log_info("%s authenticated as %s", conn_label(c), bare);
+    log_limited("logins", bare, L_INFO, "%s authenticated as %s", conn_label(c), bare);
 }
 
 /* Username from SASL (a localpart, or a bare JID of our domain) -> bare JID. */
@@ -937,13 +951,14 @@ static int bind_session(struct c2s *s, const char *want, char norm[JID_MAX + 1],
     router_bind(sess, &old);
     if (old) {
         /* RFC 6120 §7.7.2.2: we let the new session win; the old one is told why. */
-        log_info("%s resource conflict: replacing %s", conn_label(c), conn_label(old->conn));
+        log_limited("resource conflicts", log_key(c), L_INFO,
+                    "%s resource conflict: replacing connection %u", conn_label(c), old->conn->id);
         c2s_stream_error(old->conn, "conflict", "Replaced by new connection");
     }
     memcpy(sess->lang, s->lang, sizeof(sess->lang));
     s->sess = sess;
     c->state = CONN_BOUND;
-    log_info("%s bound", conn_label(c));
+    log_limited("binds", log_key(c), L_INFO, "%s bound", conn_label(c));
     return 0;
 }
 
@@ -1112,7 +1127,8 @@ static void legacy_checked(struct c2s *s, const struct plain_job *j)
     if (authenticated(s, j->bare) < 0) {
         return;
     }
-    log_info("%s authenticated as %s (jabber:iq:auth)", conn_label(s->conn), j->bare);
+    log_limited("logins", j->bare, L_INFO, "%s authenticated as %s (jabber:iq:auth)",
+                conn_label(s->conn), j->bare);
     char norm[JID_MAX + 1];
     const char *cond;
     if (bind_session(s, j->resource, norm, &cond) == 0) {

@@ -19,7 +19,7 @@
 #include "limits.h"
 #include "log.h"
 
-enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL };
+enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES };
 
 struct option {
     const char *name;
@@ -33,6 +33,7 @@ struct option {
     /* Extra check for a string, may rewrite it (domain is lower-cased). Returns
      * NULL or what is wrong. */
     const char *(*check)(char *val, size_t size);
+    long min2, max2, def2; /* OPT_RATE: bounds and default of the seconds */
 };
 
 static const char *check_domain(char *val, size_t size);
@@ -40,11 +41,18 @@ static const char *check_address(char *val, size_t size);
 static const char *check_nonempty(char *val, size_t size);
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
-#define STR(f, def, reload, chk) {#f, OPT_STR, 0, 0, 0, def, FIELD(f), reload, chk}
-#define INT(f, lo, hi, def, reload) {#f, OPT_INT, lo, hi, def, NULL, FIELD(f), reload, NULL}
-#define BOOL(f, def, reload) {#f, OPT_BOOL, 0, 1, def, NULL, FIELD(f), reload, NULL}
+#define STR(f, def, reload, chk) {#f, OPT_STR, 0, 0, 0, def, FIELD(f), reload, chk, 0, 0, 0}
+#define INT(f, lo, hi, def, reload)                                                          \
+    {#f, OPT_INT, lo, hi, def, NULL, FIELD(f), reload, NULL, 0, 0, 0}
+#define BOOL(f, def, reload) {#f, OPT_BOOL, 0, 1, def, NULL, FIELD(f), reload, NULL, 0, 0, 0}
 #define LEVEL(f, def, reload)                                                                \
-    {#f, OPT_LOGLEVEL, L_ERROR, L_DEBUG, def, NULL, FIELD(f), reload, NULL}
+    {#f, OPT_LOGLEVEL, L_ERROR, L_DEBUG, def, NULL, FIELD(f), reload, NULL, 0, 0, 0}
+/* COUNT SECONDS: two integers on one line, each with its bounds. */
+#define RATE(f, lo, hi, def, lo2, hi2, def2, reload)                                         \
+    {#f, OPT_RATE, lo, hi, def, NULL, FIELD(f), reload, NULL, lo2, hi2, def2}
+/* Address prefixes separated by blanks, or "none"; def is a string in that syntax. */
+#define PREFIXES(f, def, reload)                                                             \
+    {#f, OPT_PREFIXES, 0, 0, 0, def, FIELD(f), reload, NULL, 0, 0, 0}
 
 /* What a restart is needed for: the listeners are bound, privileges dropped
  * and the connection table sized once at start-up; domain and data_dir name
@@ -65,6 +73,7 @@ static const struct option options[] = {
     STR(group, "", 0, NULL),
     BOOL(allow_root, 0, 0),
     LEVEL(log_level, L_INFO, 1),
+    INT(log_repeat_window, 1, 3600, LIMIT_LOG_REPEAT_WINDOW, 1),
     BOOL(log_syslog, -1, 0), /* -1 = not set: syslog unless running with -f */
 
     /* RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
@@ -98,6 +107,12 @@ static const struct option options[] = {
     BOOL(allow_registration, 0, 1),
     BOOL(allow_password_change, 1, 1),
     BOOL(hide_version, 0, 1),
+    RATE(registration_throttle, 1, 1000000, LIMIT_REGISTER_PER_ADDR, 1, 604800,
+         LIMIT_REGISTER_WINDOW, 1),
+    RATE(registration_throttle_total, 1, 1000000, LIMIT_REGISTER_TOTAL, 1, 604800,
+         LIMIT_REGISTER_TOTAL_WINDOW, 1),
+    /* Loopback by default, as Prosody exempts it: local tools and tests. */
+    PREFIXES(registration_exempt, "127.0.0.0/8 ::1", 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -158,6 +173,160 @@ static const char *check_address(char *val, size_t size)
     return NULL;
 }
 
+/* ---- COUNT SECONDS and address prefixes ---- */
+
+static int is_blank(char ch);
+
+static struct config_rate *rate_field(struct config *c, const struct option *o)
+{
+    return (struct config_rate *)((char *)c + o->offset);
+}
+
+static struct config_prefixes *prefixes_field(struct config *c, const struct option *o)
+{
+    return (struct config_prefixes *)((char *)c + o->offset);
+}
+
+/* A plain decimal number (digits only) after optional blanks; moves *s past it. */
+static int next_number(const char **s, long *out)
+{
+    char *end = NULL;
+    while (is_blank(**s)) {
+        (*s)++;
+    }
+    if (!(**s >= '0' && **s <= '9')) {
+        return -1;
+    }
+    errno = 0;
+    long v = strtol(*s, &end, 10);
+    if (errno == ERANGE || (*end != '\0' && !is_blank(*end))) {
+        return -1;
+    }
+    *s = end;
+    *out = v;
+    return 0;
+}
+
+static const char *set_rate(struct config *c, const struct option *o, const char *val, char *msg,
+                            size_t msgsz)
+{
+    const char *s = val;
+    long count = 0, secs = 0;
+    int ok = next_number(&s, &count) == 0 && next_number(&s, &secs) == 0;
+    while (is_blank(*s)) {
+        s++;
+    }
+    if (!ok || *s != '\0' || count < o->min || count > o->max || secs < o->min2 ||
+        secs > o->max2) {
+        snprintf(msg, msgsz, "must be COUNT SECONDS (COUNT from %ld to %ld, SECONDS from %ld to %ld)",
+                 o->min, o->max, o->min2, o->max2);
+        return msg;
+    }
+    rate_field(c, o)->count = (int)count;
+    rate_field(c, o)->seconds = (int)secs;
+    return NULL;
+}
+
+/* An IPv4 or IPv6 literal into 16 bytes, IPv4 as ::ffff:a.b.c.d. Returns the
+ * address's own length in bits (32 or 128), or -1. */
+static int parse_addr16(const char *text, unsigned char out[16])
+{
+    unsigned char v4[4];
+    memset(out, 0, 16);
+    if (inet_pton(AF_INET, text, v4) == 1) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, v4, 4);
+        return 32;
+    }
+    return inet_pton(AF_INET6, text, out) == 1 ? 128 : -1;
+}
+
+static int bit_set(const unsigned char a[16], int i)
+{
+    return (a[i / 8] >> (7 - i % 8)) & 1;
+}
+
+/* "address" or "address/length" into p. Returns NULL or what is wrong. */
+static const char *parse_prefix(const char *text, struct config_prefix *p)
+{
+    char addr[INET6_ADDRSTRLEN];
+    const char *slash = strchr(text, '/');
+    size_t len = slash ? (size_t)(slash - text) : strlen(text);
+    if (len == 0 || len >= sizeof(addr)) {
+        return "is not an IPv4 or IPv6 address";
+    }
+    memcpy(addr, text, len);
+    addr[len] = '\0';
+    int max = parse_addr16(addr, p->addr);
+    if (max < 0) {
+        return "is not an IPv4 or IPv6 address";
+    }
+    long bits = max;
+    if (slash) {
+        const char *s = slash + 1;
+        if (next_number(&s, &bits) < 0 || *s != '\0' || bits > max || s - slash > 4) {
+            return max == 32 ? "has a bad length (0 to 32)" : "has a bad length (0 to 128)";
+        }
+    }
+    p->bits = (int)bits + (128 - max);
+    /* 10.0.0.1/8 is more likely a typo for /32 than a way to write 10.0.0.0/8;
+     * taken as written it would exempt a whole network. */
+    for (int i = p->bits; i < 128; i++) {
+        if (bit_set(p->addr, i)) {
+            return "has address bits set after its length";
+        }
+    }
+    return NULL;
+}
+
+static const char *set_prefixes(struct config *c, const struct option *o, char *val, char *msg,
+                                size_t msgsz)
+{
+    struct config_prefixes l;
+    char *save = NULL;
+    memset(&l, 0, sizeof(l));
+    if (strcmp(val, "none") == 0) {
+        *prefixes_field(c, o) = l;
+        return NULL;
+    }
+    for (char *tok = strtok_r(val, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        if (l.n == LIMIT_PREFIX_LIST) {
+            snprintf(msg, msgsz, "has more than %d prefixes", LIMIT_PREFIX_LIST);
+            return msg;
+        }
+        const char *why = strcmp(tok, "none") == 0 ? "must stand alone" : parse_prefix(tok, &l.p[l.n]);
+        if (why) {
+            snprintf(msg, msgsz, "prefix '%.64s' %s", tok, why);
+            return msg;
+        }
+        l.n++;
+    }
+    if (l.n == 0) {
+        return "needs a prefix, or none";
+    }
+    *prefixes_field(c, o) = l;
+    return NULL;
+}
+
+int config_prefixes_match(const struct config_prefixes *l, const char *addr)
+{
+    unsigned char a[16];
+    if (parse_addr16(addr, a) < 0) {
+        return 0;
+    }
+    for (int k = 0; k < l->n; k++) {
+        const struct config_prefix *p = &l->p[k];
+        int i = 0;
+        while (i < p->bits && bit_set(a, i) == bit_set(p->addr, i)) {
+            i++;
+        }
+        if (i == p->bits) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof(*c));
@@ -166,6 +335,13 @@ void config_defaults(struct config *c)
         if (o->type == OPT_STR) {
             /* Defaults are short literals; snprintf keeps the NUL regardless. */
             snprintf(str_field(c, o), o->size, "%s", o->def_str);
+        } else if (o->type == OPT_RATE) {
+            rate_field(c, o)->count = (int)o->def_int;
+            rate_field(c, o)->seconds = (int)o->def2;
+        } else if (o->type == OPT_PREFIXES) {
+            char def[LINE_MAX_LEN], msg[128];
+            snprintf(def, sizeof(def), "%s", o->def_str);
+            set_prefixes(c, o, def, msg, sizeof(msg)); /* the table's defaults parse */
         } else {
             *int_field(c, o) = (int)o->def_int;
         }
@@ -268,6 +444,10 @@ static const char *set_value(struct config *c, const struct option *o, char *val
             }
         }
         return "must be error, warning, notice, info or debug";
+    case OPT_RATE:
+        return set_rate(c, o, val, msg, msgsz);
+    case OPT_PREFIXES:
+        return set_prefixes(c, o, val, msg, msgsz);
     }
     return "has an unknown type";
 }
@@ -303,6 +483,13 @@ static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
     if (*s == '\0') {
         snprintf(msg, msgsz, "missing value for '%.64s'", *key);
         return -1;
+    }
+    const struct option *o = find_option(*key);
+    if (*s != '"' && o && (o->type == OPT_RATE || o->type == OPT_PREFIXES)) {
+        /* These values are several words: the rest of the line, which the
+         * option's own parser checks word by word. */
+        *val = s;
+        return 1;
     }
     if (*s == '"') {
         /* Quoted: \" and \\ stand for " and \; every other byte is literal. */
@@ -465,7 +652,7 @@ void config_restart_needed(const struct config *a, const struct config *b, char 
         if (o->type == OPT_STR) {
             differs = strcmp(str_field_c(a, o), str_field_c(b, o)) != 0;
         } else {
-            differs = *int_field_c(a, o) != *int_field_c(b, o);
+            differs = memcmp(int_field_c(a, o), int_field_c(b, o), o->size) != 0;
         }
         if (!differs) {
             continue;

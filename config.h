@@ -9,7 +9,28 @@
 
 #include <stddef.h>
 
+#include "limits.h"
+
 #define CONFIG_STR_MAX 256
+
+/* A limit of COUNT events per SECONDS (registration_throttle). */
+struct config_rate {
+    int count;
+    int seconds;
+};
+
+/* An address prefix. IPv4 is kept as its IPv4-mapped IPv6 form
+ * (::ffff:a.b.c.d, bits + 96), so ::ffff:127.0.0.1 matches 127.0.0.0/8. */
+struct config_prefix {
+    unsigned char addr[16];
+    int bits;
+};
+
+/* A bounded list of prefixes (registration_exempt); n == 0 is "none". */
+struct config_prefixes {
+    int n;
+    struct config_prefix p[LIMIT_PREFIX_LIST];
+};
 
 struct config {
     char domain[CONFIG_STR_MAX];         /* domain: the XMPP domain served */
@@ -27,6 +48,7 @@ struct config {
     int allow_root;                      /* allow_root: run as root without "user" */
     int log_level;                       /* log_level: error|warning|notice|info|debug */
     int log_syslog;                      /* log_syslog: yes/no (default: no with -f, else yes) */
+    int log_repeat_window;               /* log_repeat_window: seconds per limited-log window */
 
     int max_stanza_size;
     int max_xml_depth;
@@ -55,6 +77,9 @@ struct config {
     int allow_registration;              /* allow_registration: XEP-0077 in-band sign-up */
     int allow_password_change;           /* allow_password_change: XEP-0077 for logged-in users */
     int hide_version;                    /* hide_version: XEP-0092 answers without version/os */
+    struct config_rate registration_throttle;       /* per address */
+    struct config_rate registration_throttle_total; /* all addresses together */
+    struct config_prefixes registration_exempt;     /* addresses neither counted nor limited */
 };
 
 /* Fill every field with its default. */
@@ -62,6 +87,9 @@ void config_defaults(struct config *c);
 /* Parse path over the defaults. Returns 0, or -1 with "file:line: what is
  * wrong" written into err. Unknown keys and bad values are errors. */
 int config_load(const char *path, struct config *c, char *err, size_t errsz);
+/* 1 when addr (an IPv4 or IPv6 literal, as inet_ntop writes it) falls in one
+ * of the prefixes of l; 0 otherwise, also for an address that does not parse. */
+int config_prefixes_match(const struct config_prefixes *l, const char *addr);
 /* Names of options whose value differs between a and b but which only take
  * effect after a restart (for the SIGHUP log line), comma separated into out. */
 void config_restart_needed(const struct config *a, const struct config *b, char *out,

@@ -27,6 +27,12 @@
 #define LIMIT_FD_RESERVE 16           /* compile-time: descriptors never given to clients, so
                                          the store can still open files at RLIMIT_NOFILE */
 
+/* Logging: lines a peer can repeat at will are limited per kind and peer. */
+#define LIMIT_LOG_REPEAT_WINDOW 60    /* log_repeat_window: seconds; after the first lines of
+                                         a window, one summary line when it closes */
+#define LIMIT_LOG_REPEAT_BURST 5      /* compile-time: lines logged per window, kind and peer */
+#define LIMIT_LOG_REPEAT_SLOTS 256    /* compile-time: (kind, peer) pairs tracked at once */
+
 /* Authentication throttling: per source address and account (c2s.c). */
 #define LIMIT_AUTH_FAIL_DELAY_MAX 8   /* auth_fail_delay_max: seconds; the delay doubles per
                                          failure up to this */
@@ -43,6 +49,16 @@
 #define LIMIT_VCARD_SIZE 32768        /* max_vcard_size (bytes) */
 #define LIMIT_PRIVATE_SIZE 65536      /* max_private_size (bytes per account) */
 #define LIMIT_BLOCKLIST 1000          /* max_blocklist_items */
+
+/* In-band registration (XEP-0077) throttle. */
+#define LIMIT_REGISTER_PER_ADDR 5     /* registration_throttle: accounts per address ... */
+#define LIMIT_REGISTER_WINDOW 600     /* ... per this many seconds */
+#define LIMIT_REGISTER_TOTAL 30       /* registration_throttle_total: accounts from all
+                                         addresses together ... */
+#define LIMIT_REGISTER_TOTAL_WINDOW 600 /* ... per this many seconds */
+#define LIMIT_REGISTER_SLOTS 64       /* compile-time: addresses tracked at once (a fixed
+                                         table; a collision evicts, the total cap still holds) */
+#define LIMIT_PREFIX_LIST 16          /* compile-time: prefixes in one address list option */
 
 /* SCRAM. */
 #define SCRAM_DEFAULT_ITER 4096       /* scram_iterations (RFC 7677 recommends >= 4096) */

@@ -232,10 +232,13 @@ int offline_store(const char *bare, const struct xml_node *m)
     }
     int r = append_deferred(bare, &copy, &out);
     if (r == STORE_EQUOTA) {
-        log_info("offline: %s is at its quota of %d messages", bare,
-                 g_config->max_offline_messages);
+        /* Any sender can keep writing to a full account: one line per
+         * message would flood the log (log_limited), keyed by the recipient. */
+        log_limited("offline quota", bare, L_INFO, "offline: %s is at its quota of %d messages",
+                    bare, g_config->max_offline_messages);
     } else if (r < 0) {
-        log_warn("offline: cannot store a message for %s (%d)", bare, r);
+        log_limited("offline store errors", bare, L_WARNING,
+                    "offline: cannot store a message for %s (%d)", bare, r);
     }
     rc = r < 0 ? -1 : 0;
 done:

@@ -269,8 +269,9 @@ static int apply_inbound(struct roster *r, const char *user, enum ptype t,
             return 0; /* already pending: no state change, not delivered again */
         }
         if (!it && !(it = roster_add(r, user, 1))) {
-            log_notice("subscription request from %s to %s dropped: too many pending", user,
-                       r->bare);
+            log_limited("dropped subscription requests", r->bare, L_NOTICE,
+                        "subscription request from %s to %s dropped: too many pending", user,
+                        r->bare);
             return 0;
         }
         it->pending_in = 1; /* kept until answered, re-delivered at login */

@@ -23,24 +23,21 @@
 #define NS_REGISTER "jabber:iq:register"
 #define PASSWORD_MAX 1023 /* what "xmppd adduser" accepts too */
 
-/* Sign-up throttle: at most REGISTER_PER_ADDR accounts per address and
- * REGISTER_GLOBAL in all per REGISTER_WINDOW seconds. The per-address table is
- * fixed (bounded whatever the number of peers); a collision evicts, and the
- * global cap is what still holds against many addresses. */
-#define REGISTER_SLOTS 64
-#define REGISTER_PER_ADDR 5
-#define REGISTER_GLOBAL 30
-#define REGISTER_WINDOW 600
-
+/* Sign-up throttle (registration_throttle, registration_throttle_total):
+ * at most COUNT accounts per address per SECONDS, and a cap on all addresses
+ * together; addresses in registration_exempt are neither limited nor counted.
+ * The per-address table is fixed (bounded whatever the number of peers); a
+ * collision evicts, and the total cap is what still holds against many
+ * addresses. Both read g_config at each use, so SIGHUP applies new values. */
 struct reg_slot {
     char addr[48];
     int count;
     time_t start;
 };
 
-static struct reg_slot reg_slots[REGISTER_SLOTS];
-static int reg_global;
-static time_t reg_global_start;
+static struct reg_slot reg_slots[LIMIT_REGISTER_SLOTS];
+static int reg_total;
+static time_t reg_total_start;
 
 static const char instructions[] = "Choose a username and password for use with this server.";
 
@@ -52,8 +49,8 @@ static struct reg_slot *reg_slot(const char *addr)
     for (const char *p = addr; *p; p++) {
         h = h * 33 + (unsigned char)*p;
     }
-    struct reg_slot *t = &reg_slots[h % REGISTER_SLOTS];
-    if (strcmp(t->addr, addr) != 0 || g_now - t->start >= REGISTER_WINDOW) {
+    struct reg_slot *t = &reg_slots[h % LIMIT_REGISTER_SLOTS];
+    if (strcmp(t->addr, addr) != 0 || g_now - t->start >= g_config->registration_throttle.seconds) {
         snprintf(t->addr, sizeof(t->addr), "%s", addr);
         t->count = 0;
         t->start = g_now;
@@ -61,19 +58,30 @@ static struct reg_slot *reg_slot(const char *addr)
     return t;
 }
 
+static int reg_exempt(const char *addr)
+{
+    return config_prefixes_match(&g_config->registration_exempt, addr);
+}
+
 static int reg_allowed(const char *addr)
 {
-    if (g_now - reg_global_start >= REGISTER_WINDOW) {
-        reg_global = 0;
-        reg_global_start = g_now;
+    if (reg_exempt(addr)) {
+        return 1;
     }
-    return reg_global < REGISTER_GLOBAL && reg_slot(addr)->count < REGISTER_PER_ADDR;
+    if (g_now - reg_total_start >= g_config->registration_throttle_total.seconds) {
+        reg_total = 0;
+        reg_total_start = g_now;
+    }
+    return reg_total < g_config->registration_throttle_total.count &&
+           reg_slot(addr)->count < g_config->registration_throttle.count;
 }
 
 static void reg_count(const char *addr)
 {
-    reg_global++;
-    reg_slot(addr)->count++;
+    if (!reg_exempt(addr)) {
+        reg_total++;
+        reg_slot(addr)->count++;
+    }
 }
 
 /* ---- answers on an unauthenticated connection (no router session yet) ---- */
@@ -164,7 +172,8 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
     if (!reg_allowed(c->addr)) {
         /* XEP-0077 §3.1.1: not-acceptable for too many registrations; 'wait'
          * because it works again later (as Prosody answers). */
-        log_notice("%s registration refused: too many sign-ups", conn_label(c));
+        log_limited("refused sign-ups", c->addr, L_NOTICE,
+                    "%s registration refused: too many sign-ups", conn_label(c));
         preauth_error(c, iq, "wait", "not-acceptable", "Too many registrations, try later");
         return;
     }

@@ -296,7 +296,8 @@ int roster_save(struct roster *r)
     }
     rcache_forget(r->bare);
     if (rc < 0) {
-        log_warn("roster of %s: over %d bytes, not saved", r->bare, ROSTER_DOC_MAX);
+        log_limited("oversized rosters", r->bare, L_WARNING, "roster of %s: over %d bytes, not saved",
+                    r->bare, ROSTER_DOC_MAX);
     } else if (store_doc_put(r->bare, ROSTER_DOC, buf_ptr(&b), buf_len(&b)) != STORE_OK) {
         rc = -1; /* store.c logged the reason; no file for unknown accounts */
     }

@@ -149,8 +149,9 @@ int conn_send(struct conn *c, const char *data, size_t len)
     if (buf_append(&c->out, data, len) < 0) {
         /* Past the hard limit: a reader that does not read (redis's client
          * output buffer hard limit). Its stream is beyond repair. */
-        log_warn("%s output queue over %d bytes: disconnecting", conn_label(c),
-                 g_config->outq_hard);
+        log_limited("slow readers", c->addr, L_WARNING,
+                    "%s output queue over %d bytes: disconnecting", conn_label(c),
+                    g_config->outq_hard);
         conn_close(c, 0);
         return -1;
     }
@@ -166,8 +167,9 @@ int conn_send(struct conn *c, const char *data, size_t len)
      * that does not read its own answers runs into the hard limit instead. */
     if (reading && reading != c && !reading->paused && !reading->closed) {
         conn_pause_for(reading, c);
-        log_info("%s reading paused: connection %u is over outq_soft (%zu bytes queued)",
-                 conn_label(reading), c->id, buf_len(&c->out));
+        log_limited("paused senders", reading->addr, L_INFO,
+                    "%s reading paused: connection %u is over outq_soft (%zu bytes queued)",
+                    conn_label(reading), c->id, buf_len(&c->out));
     }
     return 0;
 }
@@ -330,8 +332,8 @@ static void do_handshake(struct conn *c)
     c->tls_want = 0;
     if (r != 0) {
         char why[128];
-        log_info("%s TLS handshake failed: %s", conn_label(c),
-                 tls_conn_error(c->tls, why, sizeof(why)));
+        log_limited("failed TLS handshakes", c->addr, L_INFO, "%s TLS handshake failed: %s",
+                    conn_label(c), tls_conn_error(c->tls, why, sizeof(why)));
         conn_close(c, 0);
         return;
     }
@@ -515,11 +517,7 @@ static void peer_string(const struct sockaddr_storage *ss, char *out, size_t out
 
 static void log_fd_shortage(void)
 {
-    static time_t last_log;
-    if (g_now != last_log) {
-        log_warn("out of file descriptors: refusing new connections");
-        last_log = g_now;
-    }
+    log_limited("fd shortage", NULL, L_WARNING, "out of file descriptors: refusing new connections");
 }
 
 /* EMFILE: close the spare descriptor, accept and drop the waiting peer (so
@@ -537,43 +535,31 @@ static void accept_emfile(int lfd)
     }
 }
 
-/* At most one refusal line a second: a connection flood must not become a
- * log flood (STYLE §10). The next line says how many went unlogged. */
-static void log_refusal(enum log_level lvl, const char *addr, const char *why)
+/* A connection flood must not become a log flood (STYLE §10): limited per
+ * reason, and per address for the per-address reasons (addr NULL: one
+ * counter for all addresses, as the cap is global). */
+static void log_refusal(enum log_level lvl, const char *addr, const char *key, const char *why)
 {
-    static time_t last;
-    static unsigned unlogged;
-    if (last == g_now) {
-        unlogged++;
-        return;
-    }
-    last = g_now;
-    if (unlogged) {
-        log_msg(lvl, "connection from %s refused: %s (%u more refusals not logged)", addr, why,
-                unlogged);
-    } else {
-        log_msg(lvl, "connection from %s refused: %s", addr, why);
-    }
-    unlogged = 0;
+    log_limited(why, key, lvl, "connection from %s refused: %s", addr, why);
 }
 
 static int admit(const char *addr)
 {
     if (nconns >= g_config->max_connections) {
-        log_refusal(L_WARNING, addr, "max_connections reached");
+        log_refusal(L_WARNING, addr, NULL, "max_connections reached");
         return 0;
     }
     if (nunauth >= g_config->max_unauth) {
-        log_refusal(L_WARNING, addr, "max_unauth reached");
+        log_refusal(L_WARNING, addr, NULL, "max_unauth reached");
         return 0;
     }
     int *n = unauth_slot(addr, 1);
     if (!n || *n >= g_config->max_unauth_per_ip) {
-        log_refusal(L_WARNING, addr, "max_unauth_per_ip reached");
+        log_refusal(L_WARNING, addr, addr, "max_unauth_per_ip reached");
         return 0;
     }
     if (c2s_auth_banned(addr)) {
-        log_refusal(L_NOTICE, addr, "too many failed logins");
+        log_refusal(L_NOTICE, addr, addr, "too many failed logins");
         return 0;
     }
     (*n)++;
@@ -836,6 +822,7 @@ static void reload(void)
     snprintf(fresh.group, sizeof(fresh.group), "%s", g_config->group);
     config_storage = fresh;
     log_set_level((enum log_level)g_config->log_level);
+    log_set_repeat_window(g_config->log_repeat_window);
     tls_server_unref(tls_srv); /* live connections keep their own reference */
     tls_srv = t;
     log_notice("configuration and certificates reloaded");
@@ -851,6 +838,7 @@ static void tick(void)
     if (removals_fd >= 0) {
         on_removals(removals_fd, 0, NULL);
     }
+    log_tick(g_now);
     im_tick();
     for (int fd = 0; fd < max_fds; fd++) {
         struct conn *c = conns[fd];
@@ -869,8 +857,9 @@ static void tick(void)
          * peer must take our bytes as promptly as it must answer a ping), and
          * it keeps its senders paused. */
         if (c->soft_since && g_now - c->soft_since >= g_config->ping_timeout) {
-            log_warn("%s output queue over outq_soft for %d s: disconnecting", conn_label(c),
-                     (int)(g_now - c->soft_since));
+            log_limited("slow readers", c->addr, L_WARNING,
+                        "%s output queue over outq_soft for %d s: disconnecting", conn_label(c),
+                        (int)(g_now - c->soft_since));
             conn_close(c, 0);
             continue;
         }
@@ -882,7 +871,8 @@ static void tick(void)
             }
             if (!d || buf_len(&d->out) < (size_t)g_config->outq_soft / 2) {
                 c->paused = 0;
-                log_info("%s reading resumed", conn_label(c));
+                log_limited("resumed senders", c->addr, L_INFO, "%s reading resumed",
+                            conn_label(c));
                 update_interest(c);
             } else {
                 c->last_read = g_now; /* the silence is ours: no ping timeout for it */
@@ -1280,6 +1270,8 @@ int main(int argc, char **argv)
     }
     int use_syslog = g_config->log_syslog >= 0 ? g_config->log_syslog : !foreground && !cli;
     log_init(use_syslog, (enum log_level)g_config->log_level);
+    log_set_repeat_window(g_config->log_repeat_window);
+    log_tick(g_now);
     if (tls_global_init() < 0) {
         fprintf(stderr, "xmppd: cannot initialise the random generator\n");
         return 1;
@@ -1317,6 +1309,7 @@ int main(int argc, char **argv)
     router_free();
     tls_server_unref(tls_srv);
     tls_global_free();
+    log_repeat_flush();
     log_notice("stopped");
     return 0;
 }

@@ -135,6 +135,45 @@ def test_host_unknown(server):
     assert_alive(server)
 
 
+def test_missing_to(server):
+    """RFC 6120 §4.7.2: 'to' is mandatory in an initial stream header; without
+    it, a header of ours, then <improper-addressing/> (as Prosody answers),
+    and no features."""
+    with raw(server) as c:
+        c.send(stream_header(to=None))
+        expect_stream_error(c, "improper-addressing")
+        assert c.reader.features is None, c.describe()
+    assert_alive(server)
+
+
+def test_missing_to_after_starttls(server):
+    """The header after STARTTLS is an initial stream header again (§5.4.3.3)."""
+    with raw(server) as c:
+        c.open_stream(to=server.domain)
+        start = len(c.reader.children)
+        c.send("<starttls xmlns='%s'/>" % NS_TLS)
+        c.read_until(lambda r: len(r.children) > start, 10)
+        assert local(c.reader.children[start].tag) == "proceed", c.describe()
+        c._wrap_tls(server.domain, 10)
+        c.restart_stream()
+        c.send(stream_header(to=None))
+        expect_stream_error(c, "improper-addressing")
+    assert_alive(server)
+
+
+def test_missing_to_after_sasl(server):
+    """And so is the header after SASL success (§6.4.6)."""
+    with RawConn(server.host, server.c2s_tls_port, direct_tls=True,
+                 server_hostname=server.domain) as c:
+        c.open_stream(to=server.domain)
+        got = c.sasl_plain("alice", server.password("alice"))
+        assert got is not None and local(got.tag) == "success", c.describe()
+        c.restart_stream()
+        c.send(stream_header(to=None))
+        expect_stream_error(c, "improper-addressing")
+    assert_alive(server)
+
+
 def test_oversized_stanza_before_auth(server):
     body = "A" * (200 * 1024)
     with raw(server) as c:

@@ -5,9 +5,11 @@ closes every session."""
 
 import glob
 import os
+import signal
 import xml.etree.ElementTree as ET
 
 from disco_helpers import assert_error, iq, payload
+from limits_helpers import LogWatch
 from xep_helpers import NS_REGISTER, PreauthConn, raw_error
 from xmpp_helpers import Clients, run, patience
 
@@ -108,7 +110,9 @@ def test_conflict_and_bad_input(server):
 
 
 def test_throttle(server):
-    enable_registration(server)
+    """The default throttle (5 per address per 10 minutes), once loopback is
+    not exempt (registration_exempt none)."""
+    enable_registration(server, registration_exempt="none")
     with PreauthConn(server) as c:
         for i in range(5):
             assert c.register("user%d" % i, "pw%d" % i).get("type") == "result"
@@ -118,6 +122,55 @@ def test_throttle(server):
     with PreauthConn(server) as c:
         assert raw_error(c.register("user6", "pw6")) == ("wait", "not-acceptable")
     assert server.jid("user5") not in server.cli("users").stdout.split()
+
+
+def test_loopback_exempt_by_default(server):
+    """registration_exempt defaults to loopback: a local tool or test suite
+    signs up as many accounts as it likes."""
+    enable_registration(server)
+    with PreauthConn(server) as c:
+        for i in range(8):
+            assert c.register("local%d" % i, "pw%d" % i).get("type") == "result", i
+    users = server.cli("users").stdout.split()
+    assert all(server.jid("local%d" % i) in users for i in range(8))
+
+
+def test_throttle_configured(server):
+    """registration_throttle per address, registration_throttle_total for all
+    addresses together, registration_exempt for chosen prefixes; told apart by
+    loopback source addresses."""
+    enable_registration(server, registration_throttle="2 600",
+                        registration_throttle_total="3 600",
+                        registration_exempt="127.0.0.4/32")
+    with PreauthConn(server, source="127.0.0.2") as c:
+        assert c.register("a1", "pw").get("type") == "result"
+        assert c.register("a2", "pw").get("type") == "result"
+        assert raw_error(c.register("a3", "pw")) == ("wait", "not-acceptable")  # per address
+    with PreauthConn(server, source="127.0.0.3") as c:
+        assert c.register("b1", "pw").get("type") == "result"
+        assert raw_error(c.register("b2", "pw")) == ("wait", "not-acceptable")  # total
+    with PreauthConn(server, source="127.0.0.4") as c:
+        for i in range(4):  # exempt: past both caps, and not counted
+            assert c.register("e%d" % i, "pw").get("type") == "result", i
+    users = server.cli("users").stdout.split()
+    for u in ("a1", "a2", "b1", "e0", "e3"):
+        assert server.jid(u) in users, u
+    for u in ("a3", "b2"):
+        assert server.jid(u) not in users, u
+
+
+def test_throttle_reload(server):
+    """SIGHUP applies new throttle values without a restart."""
+    enable_registration(server, registration_exempt="none", registration_throttle="1 600")
+    with PreauthConn(server, source="127.0.0.5") as c:
+        assert c.register("r1", "pw").get("type") == "result"
+        assert raw_error(c.register("r2", "pw")) == ("wait", "not-acceptable")
+    log = LogWatch(server)
+    server.write_config({"allow_registration": "yes", "registration_exempt": "127.0.0.5"})
+    server.proc.send_signal(signal.SIGHUP)
+    log.wait(r"configuration and certificates reloaded")
+    with PreauthConn(server, source="127.0.0.5") as c:
+        assert c.register("r2", "pw").get("type") == "result"
 
 
 def test_registered_info(server):

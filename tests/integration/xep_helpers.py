@@ -145,11 +145,17 @@ def xml_escape(s):
 
 
 class PreauthConn:
-    """Direct-TLS connection with the stream open and not authenticated."""
+    """Direct-TLS connection with the stream open and not authenticated,
+    from a given loopback source address (127.0.0.2, ...) when source is set."""
 
-    def __init__(self, server, timeout=10.0):
-        self.conn = RawConn(server.host, server.c2s_tls_port, timeout=timeout, direct_tls=True,
-                            server_hostname=server.domain)
+    def __init__(self, server, timeout=10.0, source=None):
+        if source:
+            from limits_helpers import SrcConn
+            self.conn = SrcConn(server.host, server.c2s_tls_port, source=source, timeout=timeout,
+                                direct_tls=True, server_hostname=server.domain)
+        else:
+            self.conn = RawConn(server.host, server.c2s_tls_port, timeout=timeout,
+                                direct_tls=True, server_hostname=server.domain)
         self.features = self.conn.open_stream(to=server.domain, timeout=timeout)
         self.seq = 0
 

@@ -299,6 +299,100 @@ static void test_auth_limits(void)
                  "1: 'auth_fail_ban_address' must be an integer from 1 to 1000000");
 }
 
+/* registration_throttle(_total): COUNT SECONDS; registration_exempt: prefixes. */
+static void test_rates_and_prefixes(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK(c.registration_throttle.count == LIMIT_REGISTER_PER_ADDR);
+    CHECK(c.registration_throttle.seconds == LIMIT_REGISTER_WINDOW);
+    CHECK(c.registration_throttle_total.count == LIMIT_REGISTER_TOTAL);
+    CHECK(c.registration_throttle_total.seconds == LIMIT_REGISTER_TOTAL_WINDOW);
+    /* Default: loopback, IPv4 (also as IPv4-mapped IPv6) and IPv6. */
+    CHECK(c.registration_exempt.n == 2);
+    CHECK(config_prefixes_match(&c.registration_exempt, "127.0.0.1"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "127.200.3.4"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "::ffff:127.0.0.1"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "::1"));
+    CHECK(!config_prefixes_match(&c.registration_exempt, "128.0.0.1"));
+    CHECK(!config_prefixes_match(&c.registration_exempt, "::2"));
+    CHECK(!config_prefixes_match(&c.registration_exempt, "::ffff:10.0.0.1"));
+    CHECK(!config_prefixes_match(&c.registration_exempt, "not an address"));
+
+    CHECK(load("registration_throttle 100   3600  \nregistration_throttle_total \"7 60\"\n"
+               "registration_exempt 10.1.0.0/16\t2001:db8::/32 192.0.2.7 ::ffff:198.51.100.0/120 "
+               "fe80::1\n",
+               &c) == 0);
+    CHECK(c.registration_throttle.count == 100 && c.registration_throttle.seconds == 3600);
+    CHECK(c.registration_throttle_total.count == 7 && c.registration_throttle_total.seconds == 60);
+    CHECK(c.registration_exempt.n == 5);
+    CHECK(config_prefixes_match(&c.registration_exempt, "10.1.255.3"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "::ffff:10.1.0.9"));
+    CHECK(!config_prefixes_match(&c.registration_exempt, "10.2.0.1"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "2001:db8:ffff::1"));
+    CHECK(!config_prefixes_match(&c.registration_exempt, "2001:db9::1"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "192.0.2.7"));
+    CHECK(!config_prefixes_match(&c.registration_exempt, "192.0.2.8"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "198.51.100.200"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "fe80::1"));
+    CHECK(!config_prefixes_match(&c.registration_exempt, "127.0.0.1"));
+
+    CHECK(load("registration_exempt none\n", &c) == 0);
+    CHECK(c.registration_exempt.n == 0);
+    CHECK(!config_prefixes_match(&c.registration_exempt, "127.0.0.1"));
+    CHECK(load("registration_exempt 0.0.0.0/0 ::/0\n", &c) == 0);
+    CHECK(config_prefixes_match(&c.registration_exempt, "203.0.113.1"));
+    CHECK(config_prefixes_match(&c.registration_exempt, "2001:db8::1"));
+    CHECK(load("registration_throttle 1 1\nregistration_throttle_total 1000000 604800\n", &c) == 0);
+
+    const char *rate = "1: 'registration_throttle' must be COUNT SECONDS (COUNT from 1 to 1000000, "
+                       "SECONDS from 1 to 604800)";
+    expect_error("registration_throttle 5\n", rate);
+    expect_error("registration_throttle 5 600 7\n", rate);
+    expect_error("registration_throttle 0 600\n", rate);
+    expect_error("registration_throttle 5 604801\n", rate);
+    expect_error("registration_throttle 5 -1\n", rate);
+    expect_error("registration_throttle 5x 600\n", rate);
+    expect_error("registration_throttle 5 600 # ten minutes\n", rate);
+    expect_error("registration_throttle_total 1000001 60\n",
+                 "1: 'registration_throttle_total' must be COUNT SECONDS (COUNT from 1 to 1000000, "
+                 "SECONDS from 1 to 604800)");
+    expect_error("registration_exempt 10.0.0.0/33\n",
+                 "1: 'registration_exempt' prefix '10.0.0.0/33' has a bad length (0 to 32)");
+    expect_error("registration_exempt ::/129\n",
+                 "1: 'registration_exempt' prefix '::/129' has a bad length (0 to 128)");
+    expect_error("registration_exempt 10.0.0.0/\n",
+                 "1: 'registration_exempt' prefix '10.0.0.0/' has a bad length (0 to 32)");
+    expect_error("registration_exempt 10.0.0.0/-8\n",
+                 "1: 'registration_exempt' prefix '10.0.0.0/-8' has a bad length (0 to 32)");
+    expect_error("registration_exempt 10.0.0.1/8\n",
+                 "1: 'registration_exempt' prefix '10.0.0.1/8' has address bits set after its "
+                 "length");
+    expect_error("registration_exempt localhost\n",
+                 "1: 'registration_exempt' prefix 'localhost' is not an IPv4 or IPv6 address");
+    expect_error("registration_exempt ::1 # loopback\n",
+                 "1: 'registration_exempt' prefix '#' is not an IPv4 or IPv6 address");
+    expect_error("registration_exempt ::1 none\n",
+                 "1: 'registration_exempt' prefix 'none' must stand alone");
+    expect_error("registration_exempt \"\"\n", "1: 'registration_exempt' needs a prefix, or none");
+    expect_error("registration_exempt 1::1 1::2 1::3 1::4 1::5 1::6 1::7 1::8 1::9 1::a 1::b 1::c "
+                 "1::d 1::e 1::f 1::10 1::11\n",
+                 "1: 'registration_exempt' has more than 16 prefixes");
+    expect_error("registration_exempt\n", "1: missing value for 'registration_exempt'");
+
+    config_defaults(&c);
+    CHECK(c.log_repeat_window == LIMIT_LOG_REPEAT_WINDOW);
+    CHECK(load("log_repeat_window 5\n", &c) == 0 && c.log_repeat_window == 5);
+    expect_error("log_repeat_window 0\n", "1: 'log_repeat_window' must be an integer from 1 to 3600");
+    expect_error("log_repeat_window 3601\n",
+                 "1: 'log_repeat_window' must be an integer from 1 to 3600");
+
+    /* A failed load leaves the list as it was. */
+    CHECK(load("registration_exempt 10.0.0.0/8\n", &c) == 0);
+    CHECK(load("registration_exempt 10.0.0.0/8\nbogus 1\n", &c) == -1);
+    CHECK(c.registration_exempt.n == 1 && config_prefixes_match(&c.registration_exempt, "10.9.9.9"));
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -314,6 +408,7 @@ int main(void)
     test_errors();
     test_restart_needed();
     test_auth_limits();
+    test_rates_and_prefixes();
 
     unlink(path);
     rmdir(dir);
