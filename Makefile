@@ -39,14 +39,14 @@ LOOP_SRC = loop_poll.c
 endif
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
-       register.c disco.c vcard.c private.c xml.c jid.c sasl.c tls.c sha_ni.c store.c config.c \
+       register.c disco.c vcard.c private.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
        log.c buf.c worker.c
 OBJS = $(SRCS:.c=.o)
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
-LIB_OBJS = xml.o jid.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
+LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
 
 .PHONY: all run check unit integration bench bench-smoke install uninstall clean deps test-deps
 
@@ -92,8 +92,11 @@ check: deps test-deps
 	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tools/xmpp-bench
 	@$(MAKE) --no-print-directory unit integration bench-smoke
 
+# precis_table.c is generated and committed; the check regenerates it from
+# the Unicode data (unicode-data) when that is installed.
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do ./$$t || fail=1; done; \
+	PYTHON=$(PYTHON) tests/unit/check-unicode-table.sh || fail=1; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
 
 integration: xmppd
