@@ -1,0 +1,196 @@
+"""Look-alike JIDs (RFC 8264/8265 PRECIS, RFC 7622): fullwidth, invisible and
+bidi-control spellings of a name are the same account or refused, never a new
+one; mixed-script names are refused at registration (UTS #39 single script).
+
+slixmpp applies its own stringprep to JIDs, which would hide what the server
+does, so every look-alike goes over a raw stream (RawConn / PreauthConn);
+slixmpp only plays the honest peer."""
+
+import os
+import shutil
+import xml.etree.ElementTree as ET
+
+from xep_helpers import NS_REGISTER, PreauthConn, raw_error
+from xmpp_helpers import NS_BIND, NS_CLIENT, Clients, local, run, unique
+
+FW_ALICE = "\uff41\uff4c\uff49\uff43\uff45"      # ａｌｉｃｅ
+FW_ALICE_UP = "\uff21\uff2c\uff29\uff23\uff25"   # ＡＬＩＣＥ
+FW_BOB_UP = "\uff22\uff2f\uff22"                 # ＢＯＢ
+CYR_ALICE = "\u0430lice"                          # Cyrillic а + "lice"
+NS_ROSTER = "jabber:iq:roster"
+
+
+def enable_registration(server):
+    server.require_managed()
+    server.write_config({"allow_registration": "yes"})
+    server.restart()
+
+
+class RawSession:
+    """A raw direct-TLS stream logged in with SASL PLAIN and bound."""
+
+    def __init__(self, server, user, password, resource=None):
+        self.pre = PreauthConn(server)
+        self.conn = self.pre.conn
+        got = self.conn.sasl_plain(user, password)
+        assert got is not None and local(got.tag) == "success", self.conn.describe()
+        self.conn.restart_stream()
+        self.conn.open_stream(to=server.domain)
+        self.seq = 0
+        self.jid = None
+        self.bind_answer = self.iq("set", "<bind xmlns='%s'>%s</bind>" % (
+            NS_BIND, "" if resource is None else "<resource>%s</resource>" % resource))
+        j = self.bind_answer.find("{%s}bind/{%s}jid" % (NS_BIND, NS_BIND))
+        self.jid = j.text if j is not None else None
+
+    def iq(self, itype, inner, to=None):
+        self.seq += 1
+        iq_id = "p-%d" % self.seq
+        start = len(self.conn.reader.children)
+        self.conn.send("<iq type='%s' id='%s'%s>%s</iq>" % (
+            itype, iq_id, "" if to is None else " to='%s'" % to, inner))
+
+        def pred(r):
+            return any(local(c.tag) == "iq" and c.get("id") == iq_id for c in r.children[start:])
+        self.conn.read_until(lambda r: pred(r) or r.stream_error is not None, 10.0)
+        for c in self.conn.reader.children[start:]:
+            if local(c.tag) == "iq" and c.get("id") == iq_id:
+                return c
+        raise AssertionError("no answer to iq %s; %s" % (iq_id, self.conn.describe()))
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_register_look_alikes_of_alice(server):
+    enable_registration(server)
+    with PreauthConn(server) as c:
+        # Fullwidth letters are alice once width-mapped (RFC 8264 §9.11).
+        assert raw_error(c.register(FW_ALICE, "pw-x")) == ("cancel", "conflict")
+        assert raw_error(c.register(FW_ALICE_UP, "pw-x")) == ("cancel", "conflict")
+        # Invisible and bidi-control code points are disallowed (RFC 8264 §9.13).
+        for name in ("ali\u200bce", "\u202eecila", "ali\u00adce", "alice\ufeff", "a\u0378"):
+            assert raw_error(c.register(name, "pw-x")) == ("modify", "not-acceptable"), name
+        # A Cyrillic 'а' among Latin letters: PRECIS allows it, the
+        # single-script guard does not.
+        assert raw_error(c.register(CYR_ALICE, "pw-x")) == ("modify", "not-acceptable")
+        # One script is fine, Latin or not.
+        assert c.register("\u0430\u043d\u044f", "anya-pw").get("type") == "result"
+    users = server.cli("users").stdout.split()
+    assert not any("lice" in u and u != server.jid("alice") for u in users), users
+    assert server.jid("\u0430\u043d\u044f") in users
+
+
+def test_register_fullwidth_name_is_ascii_account(server):
+    enable_registration(server)
+    with PreauthConn(server) as c:
+        ans = c.register("\uff3a\uff4f\uff45", "zoe-pw")  # ＺｏＥ
+        assert ans.get("type") == "result", ET.tostring(ans)
+    assert server.jid("zoe") in server.cli("users").stdout.split()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            z = await cl.login("zoe", "zoe-pw")
+            assert z.bare == server.jid("zoe")
+    run(scenario())
+
+
+def test_login_as_fullwidth_alice_is_alice(server):
+    pw = server.password("alice")
+    with RawSession(server, FW_ALICE_UP, pw, resource="desk") as s:
+        assert s.jid == server.jid("alice", "desk"), ET.tostring(s.bind_answer)
+    with RawSession(server, FW_ALICE_UP + "@" + server.domain, pw) as s:
+        assert s.jid and s.jid.startswith(server.jid("alice") + "/"), s.jid
+    # A zero-width space is not a spelling of alice.
+    with PreauthConn(server) as c:
+        got = c.conn.sasl_plain("ali\u200bce", pw)
+        assert got is not None and local(got.tag) == "failure", c.conn.describe()
+
+
+def test_message_to_fullwidth_bob_reaches_bob(server):
+    body = unique("fw-msg")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob")
+            with RawSession(server, "alice", server.password("alice"), resource="r1") as s:
+                s.conn.send("<message to='%s@%s' type='chat'><body>%s</body></message>" % (
+                    FW_BOB_UP, server.domain, body))
+                m = await bob.next_message(pred=lambda m: m["body"] == body)
+                assert str(m["from"]) == server.jid("alice", "r1")
+    run(scenario())
+
+
+def test_message_to_look_alike_is_jid_malformed(server):
+    with RawSession(server, "alice", server.password("alice")) as s:
+        start = len(s.conn.reader.children)
+        s.conn.send("<message id='m1' to='b\u200bob@%s' type='chat'><body>x</body></message>"
+                    % server.domain)
+        got = s.conn.wait_child("message", NS_CLIENT, start=start)
+        assert got is not None and got.get("type") == "error", s.conn.describe()
+        err = got.find("{%s}error" % NS_CLIENT)
+        assert err is not None and any(local(e.tag) == "jid-malformed" for e in err), \
+            ET.tostring(got)
+
+
+def test_bind_resource_with_bidi_override_is_bad_request(server):
+    with RawSession(server, "alice", server.password("alice"), resource="a\u202eb") as s:
+        assert s.bind_answer.get("type") == "error", ET.tostring(s.bind_answer)
+        err = s.bind_answer.find("{%s}error" % NS_CLIENT)
+        assert any(local(e.tag) == "bad-request" for e in err), ET.tostring(s.bind_answer)
+        assert s.jid is None
+
+
+def test_bind_resource_is_nfc(server):
+    """RFC 8265 §4.2 OpaqueString: e + U+0301 is bound as U+00E9."""
+    with RawSession(server, "alice", server.password("alice"), resource="caf" + "e\u0301") as s:
+        assert s.jid == server.jid("alice", "caf\u00e9"), s.jid
+
+
+def test_roster_item_is_normalised(server):
+    with RawSession(server, "alice", server.password("alice")) as s:
+        ans = s.iq("set", "<query xmlns='%s'><item jid='%s@%s'/></query>" % (
+            NS_ROSTER, FW_BOB_UP, server.domain))
+        assert ans.get("type") == "result", ET.tostring(ans)
+        ans = s.iq("get", "<query xmlns='%s'/>" % NS_ROSTER)
+        jids = [i.get("jid") for i in ans.iter("{%s}item" % NS_ROSTER)]
+        assert server.jid("bob") in jids and not any("\uff22" in j for j in jids), jids
+
+
+def test_cli_refuses_look_alikes(server):
+    server.require_managed()
+    r = server.cli("adduser", FW_ALICE + "@" + server.domain, input="pw-123456\n")
+    assert r.returncode != 0 and "exists" in r.stderr, r
+    r = server.cli("adduser", CYR_ALICE + "@" + server.domain, input="pw-123456\n")
+    assert r.returncode != 0 and "scripts" in r.stderr, r
+    r = server.cli("adduser", "ali\u200bce@" + server.domain, input="pw-123456\n")
+    assert r.returncode != 0, r
+    r = server.cli("passwd", FW_ALICE_UP + "@" + server.domain, input="alice-New-pw\n")
+    assert r.returncode == 0, r
+    assert server.cli("users").stdout.split().count(server.jid("alice")) == 1
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await cl.login("alice", "alice-New-pw")
+            assert a.bare == server.jid("alice")
+    run(scenario())
+
+
+def test_existing_mixed_script_account_still_logs_in(server):
+    """The guard is for new names only: an account made before it (here, a
+    copy of alice's directory under the escaped name, STORAGE.md) logs in."""
+    server.require_managed()
+    acc = os.path.join(server.data_dir, "accounts")
+    esc = "".join(ch if ch.isascii() and (ch.isalnum() or ch in ".@_-") and not ch.isupper()
+                  else "".join("%%%02X" % b for b in ch.encode("utf-8"))
+                  for ch in server.jid(CYR_ALICE))
+    shutil.copytree(os.path.join(acc, server.jid("alice")), os.path.join(acc, esc))
+    with RawSession(server, CYR_ALICE, server.password("alice"), resource="old") as s:
+        assert s.jid == server.jid(CYR_ALICE, "old"), s.jid
+
