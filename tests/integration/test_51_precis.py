@@ -194,3 +194,34 @@ def test_existing_mixed_script_account_still_logs_in(server):
     with RawSession(server, CYR_ALICE, server.password("alice"), resource="old") as s:
         assert s.jid == server.jid(CYR_ALICE, "old"), s.jid
 
+
+def put_doc(server, user, name, payload):
+    """Write doc-<name> of an account as store.c does (STORAGE.md)."""
+    import zlib
+    path = os.path.join(server.data_dir, "accounts", server.jid(user), "doc-" + name)
+    with open(path, "wb") as f:
+        f.write(b"xmppd-doc 1 %d %08x\n" % (len(payload), zlib.crc32(payload)) + payload)
+
+
+def test_lists_saved_before_precis_are_read_in_todays_form(server):
+    """A block list and a roster written by an older xmppd hold JIDs in the
+    old normal form (non-ASCII capitals kept) or JIDs PRECIS refuses; they
+    load in today's form and the rest of the list stays in force."""
+    server.require_managed()
+    server.stop()
+    d = server.domain
+    put_doc(server, "alice", "blocklist", (
+        "xmppd-blocklist 1\n\u00c9lise@%s\nb\u200bob@%s\ncarol@%s\n" % (d, d, d)).encode())
+    put_doc(server, "alice", "roster", (
+        "xmppd-roster 1\nver 1700000000 1\n\u00c9lise@%s\tnone\t-\tE\t\n" % d).encode())
+    server.start()
+    with RawSession(server, "alice", server.password("alice")) as s:
+        ans = s.iq("get", "<blocklist xmlns='urn:xmpp:blocking'/>")
+        items = [i.get("jid") for i in ans.iter("{urn:xmpp:blocking}item")]
+        assert items == ["carol@%s" % d, "\u00e9lise@%s" % d], ET.tostring(ans)
+        ans = s.iq("get", "<query xmlns='%s'/>" % NS_ROSTER)
+        jids = [i.get("jid") for i in ans.iter("{%s}item" % NS_ROSTER)]
+        assert jids == ["\u00e9lise@%s" % d], jids
+        # The list is not "broken": changes are accepted.
+        ans = s.iq("set", "<block xmlns='urn:xmpp:blocking'><item jid='dave@%s'/></block>" % d)
+        assert ans.get("type") == "result", ET.tostring(ans)
