@@ -9,9 +9,10 @@ slixmpp only plays the honest peer."""
 import os
 import shutil
 import xml.etree.ElementTree as ET
+import zlib
 
-from xep_helpers import NS_REGISTER, PreauthConn, raw_error
-from xmpp_helpers import NS_BIND, NS_CLIENT, Clients, local, run, unique
+from xep_helpers import PreauthConn, raw_error
+from xmpp_helpers import NS_BIND, NS_CLIENT, Clients, local, run, scram_exchange, unique
 
 FW_ALICE = "\uff41\uff4c\uff49\uff43\uff45"      # ａｌｉｃｅ
 FW_ALICE_UP = "\uff21\uff2c\uff29\uff23\uff25"   # ＡＬＩＣＥ
@@ -26,46 +27,29 @@ def enable_registration(server):
     server.restart()
 
 
-class RawSession:
+class RawSession(PreauthConn):
     """A raw direct-TLS stream logged in with SASL PLAIN and bound."""
 
     def __init__(self, server, user, password, resource=None):
-        self.pre = PreauthConn(server)
-        self.conn = self.pre.conn
+        super().__init__(server)
         got = self.conn.sasl_plain(user, password)
         assert got is not None and local(got.tag) == "success", self.conn.describe()
         self.conn.restart_stream()
         self.conn.open_stream(to=server.domain)
-        self.seq = 0
         self.jid = None
         self.bind_answer = self.iq("set", "<bind xmlns='%s'>%s</bind>" % (
             NS_BIND, "" if resource is None else "<resource>%s</resource>" % resource))
         j = self.bind_answer.find("{%s}bind/{%s}jid" % (NS_BIND, NS_BIND))
         self.jid = j.text if j is not None else None
 
-    def iq(self, itype, inner, to=None):
-        self.seq += 1
-        iq_id = "p-%d" % self.seq
-        start = len(self.conn.reader.children)
-        self.conn.send("<iq type='%s' id='%s'%s>%s</iq>" % (
-            itype, iq_id, "" if to is None else " to='%s'" % to, inner))
 
-        def pred(r):
-            return any(local(c.tag) == "iq" and c.get("id") == iq_id for c in r.children[start:])
-        self.conn.read_until(lambda r: pred(r) or r.stream_error is not None, 10.0)
-        for c in self.conn.reader.children[start:]:
-            if local(c.tag) == "iq" and c.get("id") == iq_id:
-                return c
-        raise AssertionError("no answer to iq %s; %s" % (iq_id, self.conn.describe()))
-
-    def close(self):
-        self.conn.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+def login_is(server, user, password):
+    """A slixmpp login as user with password ends up as user's bare JID."""
+    async def scenario():
+        async with Clients(server) as cl:
+            c = await cl.login(user, password)
+            assert c.bare == server.jid(user)
+    run(scenario())
 
 
 def test_register_look_alikes_of_alice(server):
@@ -93,12 +77,7 @@ def test_register_fullwidth_name_is_ascii_account(server):
         ans = c.register("\uff3a\uff4f\uff45", "zoe-pw")  # ＺｏＥ
         assert ans.get("type") == "result", ET.tostring(ans)
     assert server.jid("zoe") in server.cli("users").stdout.split()
-
-    async def scenario():
-        async with Clients(server) as cl:
-            z = await cl.login("zoe", "zoe-pw")
-            assert z.bare == server.jid("zoe")
-    run(scenario())
+    login_is(server, "zoe", "zoe-pw")
 
 
 def test_login_as_fullwidth_alice_is_alice(server):
@@ -174,12 +153,7 @@ def test_cli_refuses_look_alikes(server):
     r = server.cli("passwd", FW_ALICE_UP + "@" + server.domain, input="alice-New-pw\n")
     assert r.returncode == 0, r
     assert server.cli("users").stdout.split().count(server.jid("alice")) == 1
-
-    async def scenario():
-        async with Clients(server) as cl:
-            a = await cl.login("alice", "alice-New-pw")
-            assert a.bare == server.jid("alice")
-    run(scenario())
+    login_is(server, "alice", "alice-New-pw")
 
 
 def test_existing_mixed_script_account_still_logs_in(server):
@@ -197,7 +171,6 @@ def test_existing_mixed_script_account_still_logs_in(server):
 
 def put_doc(server, user, name, payload):
     """Write doc-<name> of an account as store.c does (STORAGE.md)."""
-    import zlib
     path = os.path.join(server.data_dir, "accounts", server.jid(user), "doc-" + name)
     with open(path, "wb") as f:
         f.write(b"xmppd-doc 1 %d %08x\n" % (len(payload), zlib.crc32(payload)) + payload)
@@ -225,3 +198,14 @@ def test_lists_saved_before_precis_are_read_in_todays_form(server):
         # The list is not "broken": changes are accepted.
         ans = s.iq("set", "<block xmlns='urn:xmpp:blocking'><item jid='dave@%s'/></block>" % d)
         assert ans.get("type") == "result", ET.tostring(ans)
+
+
+def test_scram_login_as_fullwidth_alice(server):
+    """SCRAM usernames go through the same preparation as PLAIN ones."""
+    for mech in ("SCRAM-SHA-1", "SCRAM-SHA-256"):
+        with PreauthConn(server) as c:
+            res = scram_exchange(c.conn, mech, FW_ALICE_UP, server.password("alice"))
+            assert res["answer"] == "success" and res["server_signature_ok"], (mech, res)
+        with PreauthConn(server) as c:
+            res = scram_exchange(c.conn, mech, "\u202eecila", server.password("alice"))
+            assert res["answer"] == "failure", (mech, res)

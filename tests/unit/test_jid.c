@@ -120,27 +120,32 @@ static const struct jid_case cases[] = {
     {"u@ex\342\202ample.com", NULL},
 };
 
-static void test_table(void)
+/* Each case through jid_parse: the normalised form, or a rejection. */
+static void check_cases(const struct jid_case *cs, size_t n, const char *what)
 {
     char out[JID_MAX + 1];
-    size_t n = sizeof(cases) / sizeof(cases[0]);
 
     for (size_t i = 0; i < n; i++) {
-        int rc = jid_parse(cases[i].in, out, sizeof(out), NULL);
-        if (cases[i].want) {
+        int rc = jid_parse(cs[i].in, out, sizeof(out), NULL);
+        if (cs[i].want) {
             CHECK(rc == 0);
             if (rc == 0) {
-                CHECK_STR(out, cases[i].want);
+                CHECK_STR(out, cs[i].want);
             } else {
-                fprintf(stderr, "  rejected valid case %zu: \"%s\"\n", i, cases[i].in);
+                fprintf(stderr, "  rejected valid %s case %zu: \"%s\"\n", what, i, cs[i].in);
             }
         } else {
             CHECK(rc == -1);
             if (rc != -1) {
-                fprintf(stderr, "  accepted invalid case %zu: \"%s\"\n", i, cases[i].in);
+                fprintf(stderr, "  accepted invalid %s case %zu: \"%s\"\n", what, i, cs[i].in);
             }
         }
     }
+}
+
+static void test_table(void)
+{
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]), "table");
 }
 
 static void test_views(void)
@@ -398,22 +403,7 @@ static void test_precis(void)
     char out[JID_MAX + 1];
     size_t n = sizeof(precis_cases) / sizeof(precis_cases[0]);
 
-    for (size_t i = 0; i < n; i++) {
-        int rc = jid_parse(precis_cases[i].in, out, sizeof(out), NULL);
-        if (precis_cases[i].want) {
-            CHECK(rc == 0);
-            if (rc == 0) {
-                CHECK_STR(out, precis_cases[i].want);
-            } else {
-                fprintf(stderr, "  rejected valid precis case %zu\n", i);
-            }
-        } else {
-            CHECK(rc == -1);
-            if (rc != -1) {
-                fprintf(stderr, "  accepted invalid precis case %zu: \"%s\"\n", i, out);
-            }
-        }
-    }
+    check_cases(precis_cases, n, "precis");
     /* look-alikes of one account compare equal once normalised */
     CHECK(jid_local_valid("\xef\xbc\xa1\xef\xbc\xac\xef\xbc\xa9\xef\xbc\xa3\xef\xbc\xa5", out,
                           sizeof(out)) == 0);
