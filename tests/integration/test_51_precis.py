@@ -4,7 +4,14 @@ one; mixed-script names are refused at registration (UTS #39 single script).
 
 slixmpp applies its own stringprep to JIDs, which would hide what the server
 does, so every look-alike goes over a raw stream (RawConn / PreauthConn);
-slixmpp only plays the honest peer."""
+slixmpp only plays the honest peer.
+
+These are xmppd's answers. Prosody 0.12 (stringprep, not PRECIS), run with
+XMPPD_EXTERNAL, passes the fullwidth message, NFC resource and roster tests
+and differs where stringprep does: it maps U+200B to nothing (so b\u200Bob is
+bob) instead of refusing it, refuses a PLAIN login as ＡＬＩＣＥ instead of
+preparing it, binds a generated resource when the requested one has U+202E,
+and offers no SCRAM-SHA-256."""
 
 import os
 import shutil
