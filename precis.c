@@ -17,13 +17,16 @@
 #define P_BIDI(p) (((p) >> 6) & 15)
 #define P_CCC(p) (((p) >> 10) & 255)
 #define P_QC(p) (((p) >> 18) & 1)
-#define P_SCRIPT(p) ((p) >> 19)
+#define P_SCRIPT(p) (((p) >> 19) & 255)
+#define P_JOINING(p) (((p) >> 27) & 7)
 
 /* Derived property values (RFC 8264 §8, RFC 5892 §2). ID_DIS is FREE_PVAL. */
 enum { CL_PVALID, CL_FREE, CL_CONTEXTJ, CL_CONTEXTO, CL_DISALLOWED };
 /* Bidi classes as the bidi rule (RFC 5893 §2) tells them apart: R stands for
  * R and AL, N for ES, CS, ET, ON and BN, OTHER for every other class. */
 enum { BD_L, BD_R, BD_AN, BD_EN, BD_N, BD_NSM, BD_OTHER };
+/* Joining types (ArabicShaping.txt) that RFC 5892 A.1 names. */
+enum { JT_U, JT_L, JT_R, JT_D, JT_T, JT_C };
 /* Script ids fixed by the generator. */
 enum { SC_NONE, SC_LATIN, SC_GREEK, SC_CYRILLIC, SC_HEBREW, SC_HAN, SC_HIRAGANA, SC_KATAKANA,
        SC_HANGUL, SC_BOPOMOFO };
@@ -326,18 +329,37 @@ static uint32_t script_at(const struct cps *s, size_t i)
     return i < s->n ? P_SCRIPT(props(s->c[i])) : SC_NONE;
 }
 
+/* RFC 5892 A.1: a ZERO WIDTH NON-JOINER at i sits between a letter that
+ * joins to the left (L, D) and one that joins to the right (R, D), with only
+ * transparent marks (T) in between: (L|D) T* ZWNJ T* (R|D). */
+static int zwnj_joins(const struct cps *s, size_t from, size_t to, size_t i)
+{
+    size_t k = i;
+    uint32_t jt = JT_T;
+
+    while (k > from && (jt = P_JOINING(props(s->c[k - 1]))) == JT_T) {
+        k--;
+    }
+    if (k == from || (jt != JT_L && jt != JT_D)) {
+        return 0;
+    }
+    for (k = i + 1; k < to && (jt = P_JOINING(props(s->c[k]))) == JT_T; k++) {
+    }
+    return k < to && (jt == JT_R || jt == JT_D);
+}
+
 /* RFC 5892 Appendix A contextual rules for the code point at i of the label
- * s[from..to). ZERO WIDTH NON-JOINER is allowed after a virama only: its
- * second rule (Arabic joining types) is not implemented, so it is refused,
- * which errs on the side of fewer invisible characters. */
+ * s[from..to). */
 static int context_ok(const struct cps *s, size_t from, size_t to, size_t i)
 {
     uint32_t c = s->c[i];
+    int virama = i > from && P_CCC(props(s->c[i - 1])) == 9;
 
     switch (c) {
-    case 0x200C:
-    case 0x200D: /* A.1, A.2: Virama before */
-        return i > from && P_CCC(props(s->c[i - 1])) == 9;
+    case 0x200C: /* A.1: Virama before, or between joining letters */
+        return virama || zwnj_joins(s, from, to, i);
+    case 0x200D: /* A.2: Virama before */
+        return virama;
     case 0x00B7: /* A.3: between two 'l' (Catalan) */
         return i > from && i + 1 < to && s->c[i - 1] == 'l' && s->c[i + 1] == 'l';
     case 0x0375: /* A.4: followed by Greek */

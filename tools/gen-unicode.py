@@ -10,9 +10,10 @@ Tables (all sorted, searched by binary search in precis.c):
   prop_runs[]   cp << 11 | combo: runs of code points sharing one combo of
                 properties; code points whose properties no rule reads (disallowed
                 everywhere) join the run before them.
-  prop_combo[]  PRECIS class (RFC 8264 §9), IDNA2008 class (RFC 5892 §3),
-                bidi class (RFC 5893), canonical combining class, NFC_QC != Yes,
-                script (for the UTS #39 single-script guard).
+  prop_combo[]  bits 0-2 PRECIS class (RFC 8264 §9), 3-5 IDNA2008 class
+                (RFC 5892 §3), 6-9 bidi class (RFC 5893), 10-17 canonical
+                combining class, 18 NFC_QC != Yes, 19-26 script (UTS #39
+                single-script guard), 27-29 joining type (RFC 5892 A.1).
   lower_map[], width_map[]  delta ranges: toLowerCase (simple mappings, RFC 8265
                 §3.3.2) and <wide>/<narrow> decompositions (RFC 8264 §9.11).
   dc_key[], dc_first[]  canonical decompositions (NFC), Hangul done in code.
@@ -89,6 +90,12 @@ bidi = ["L"] * MAXCP
 for f in lines("extracted/DerivedBidiClass.txt"):
     for c in cprange(f[0]):
         bidi[c] = f[1]
+# Joining types (RFC 5892 A.1: ZERO WIDTH NON-JOINER between joining letters).
+JT = {"U": 0, "L": 1, "R": 2, "D": 3, "T": 4, "C": 5}
+joining = [0] * MAXCP
+for f in lines("extracted/DerivedJoiningType.txt"):
+    for c in cprange(f[0]):
+        joining[c] = JT[f[1]]
 script = ["Unknown"] * MAXCP
 for f in lines("Scripts.txt"):
     for c in cprange(f[0]):
@@ -216,7 +223,8 @@ def cp_props(c):
     mask = 0xFFFFFFFF
     if lower.get(c, c) != c:
         mask &= ~(7 << 3)  # domains are lowercased before their class is read
-    return pc | ic << 3 | b << 6 | ccc[c] << 10 | qc << 18 | sid << 19, mask
+    val = pc | ic << 3 | b << 6 | ccc[c] << 10 | qc << 18 | sid << 19 | joining[c] << 27
+    return val, mask
 
 
 # Greedy runs: a code point joins the current run when they agree on every bit
@@ -237,7 +245,7 @@ for c, val in zip(run_start, run_val):
         combo_id[val] = len(combos)
         combos.append(val)
     runs.append(c << 11 | combo_id[val])
-assert len(combos) < 2048 and len(scripts) < 256
+assert len(combos) < 2048 and len(scripts) < 256 and max(combos) < 1 << 30
 
 
 def delta_ranges(m):

@@ -365,6 +365,10 @@ static const struct jid_case precis_cases[] = {
     {"\xe2\x99\x9a@x", NULL},           /* U+265A chess king: symbol */
     {"a\xe2\x80\x8d" "b@x", NULL},      /* ZWJ outside a virama context */
     {"\xe0\xa4\x95\xe0\xa5\x8d\xe2\x80\x8d@x", "\xe0\xa4\x95\xe0\xa5\x8d\xe2\x80\x8d@x"},
+    /* ZWNJ between Arabic-script letters that join (Persian: مي‌خ), not elsewhere */
+    {"\xd9\x85\xdb\x8c\xe2\x80\x8c\xd8\xae@x", "\xd9\x85\xdb\x8c\xe2\x80\x8c\xd8\xae@x"},
+    {"\xd8\xa7\xe2\x80\x8c\xd8\xae@x", NULL}, /* after ا (R only): nothing to break */
+    {"a\xe2\x80\x8c" "b@x", NULL},
     {"l\xc2\xb7l@x", "l\xc2\xb7l@x"},   /* U+00B7 between l and l (RFC 5892 A.3) */
     {"a\xc2\xb7" "b@x", NULL},
     /* RFC 5893 bidi rule */
