@@ -28,8 +28,18 @@ enum { BD_L, BD_R, BD_AN, BD_EN, BD_N, BD_NSM, BD_OTHER };
 /* Joining types (ArabicShaping.txt) that RFC 5892 A.1 names. */
 enum { JT_U, JT_L, JT_R, JT_D, JT_T, JT_C };
 /* Script ids fixed by the generator. */
-enum { SC_NONE, SC_LATIN, SC_GREEK, SC_CYRILLIC, SC_HEBREW, SC_HAN, SC_HIRAGANA, SC_KATAKANA,
-       SC_HANGUL, SC_BOPOMOFO };
+enum {
+    SC_NONE,
+    SC_LATIN,
+    SC_GREEK,
+    SC_CYRILLIC,
+    SC_HEBREW,
+    SC_HAN,
+    SC_HIRAGANA,
+    SC_KATAKANA,
+    SC_HANGUL,
+    SC_BOPOMOFO
+};
 
 /* Hangul syllables are composed and decomposed by arithmetic (Unicode §3.12). */
 #define H_SBASE 0xAC00
@@ -195,8 +205,8 @@ static uint32_t compose_pair(uint32_t a, uint32_t b)
     if (a >= H_LBASE && a < H_LBASE + H_LCOUNT && b >= H_VBASE && b < H_VBASE + H_VCOUNT) {
         return H_SBASE + ((a - H_LBASE) * H_VCOUNT + (b - H_VBASE)) * H_TCOUNT;
     }
-    if (a >= H_SBASE && a < H_SBASE + H_SCOUNT && (a - H_SBASE) % H_TCOUNT == 0 &&
-        b > H_TBASE && b < H_TBASE + H_TCOUNT) {
+    if (a >= H_SBASE && a < H_SBASE + H_SCOUNT && (a - H_SBASE) % H_TCOUNT == 0 && b > H_TBASE &&
+        b < H_TBASE + H_TCOUNT) {
         return a + (b - H_TBASE);
     }
     size_t lo = 0, hi = precis_comp_len;
@@ -378,7 +388,8 @@ static int context_ok(const struct cps *s, size_t from, size_t to, size_t i)
     default: /* A.8, A.9: the two sets of Arabic-Indic digits do not mix */
         for (size_t k = from; k < to; k++) {
             uint32_t o = s->c[k];
-            if ((c <= 0x669 && o >= 0x6F0 && o <= 0x6F9) || (c >= 0x6F0 && o >= 0x660 && o <= 0x669)) {
+            if ((c <= 0x669 && o >= 0x6F0 && o <= 0x6F9) ||
+                (c >= 0x6F0 && o >= 0x660 && o <= 0x669)) {
                 return 0;
             }
         }
@@ -410,8 +421,7 @@ static int bidi_ok(const struct cps *s, size_t from, size_t to)
         }
     }
     if (rtl) {
-        return (last == BD_R || last == BD_EN || last == BD_AN) &&
-               !(en && an); /* rules 3 and 4 */
+        return (last == BD_R || last == BD_EN || last == BD_AN) && !(en && an); /* rules 3 and 4 */
     }
     return last == BD_L || last == BD_EN; /* rule 6 */
 }
@@ -491,8 +501,7 @@ static int check(const struct cps *s, enum precis_profile prof)
 /* ASCII-only input needs no table: ASCII is stable under NFC and width
  * mapping, and the bidi rule has nothing to say. Printable ASCII is PVALID in
  * IdentifierClass (RFC 8264 §9.11 ASCII7), space is valid in OpaqueString. */
-static int ascii_fast(enum precis_profile prof, const char *in, size_t len, char *out,
-                      size_t outsz)
+static int ascii_fast(enum precis_profile prof, const char *in, size_t len, char *out, size_t outsz)
 {
     if (len == 0 || len + 1 > outsz) {
         return -1;
@@ -546,8 +555,7 @@ static int enforce_once(enum precis_profile prof, const char *in, size_t len, ch
     return encode(&b, out, outsz);
 }
 
-int precis_enforce(enum precis_profile prof, const char *in, size_t len, char *out,
-                   size_t outsz)
+int precis_enforce(enum precis_profile prof, const char *in, size_t len, char *out, size_t outsz)
 {
     char again[4 * PRECIS_CP_MAX + 1];
     int n, m;
@@ -569,8 +577,15 @@ int precis_enforce(enum precis_profile prof, const char *in, size_t len, char *o
     return n;
 }
 
-enum { SB_LATIN = 1, SB_HAN = 2, SB_HIRAGANA = 4, SB_KATAKANA = 8, SB_HANGUL = 16,
-       SB_BOPOMOFO = 32, SB_OTHER = 64 };
+enum {
+    SB_LATIN = 1,
+    SB_HAN = 2,
+    SB_HIRAGANA = 4,
+    SB_KATAKANA = 8,
+    SB_HANGUL = 16,
+    SB_BOPOMOFO = 32,
+    SB_OTHER = 64
+};
 
 static uint32_t script_bit(uint32_t sc)
 {

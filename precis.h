@@ -19,8 +19,7 @@ enum precis_profile {
  * is invalid UTF-8, holds a code point the profile disallows, breaks the bidi
  * rule, maps to the empty string, needs more than outsz - 1 bytes, or is too
  * long to prepare within the fixed work buffers (PRECIS_CP_MAX code points). */
-int precis_enforce(enum precis_profile prof, const char *in, size_t len, char *out,
-                   size_t outsz);
+int precis_enforce(enum precis_profile prof, const char *in, size_t len, char *out, size_t outsz);
 
 /* 1 when the (enforced) UTF-8 string s[0..len) uses letters of one script
  * only, where Common and Inherited characters go with any script and the
