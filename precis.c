@@ -168,8 +168,29 @@ static int map_lower(struct cps *dst, const struct cps *src)
     return 0;
 }
 
+/* NFC of a CJK compatibility ideograph: its unified ideograph, or 0. */
+static uint32_t cjk_unified(uint32_t c)
+{
+    uint32_t idx = 0;
+
+    for (unsigned r = 0; r < precis_cjk_runs_len; r++) {
+        uint32_t start = precis_cjk_runs[r] & 0x1FFFFF, n = (precis_cjk_runs[r] >> 21) + 1;
+        if (c >= start && c < start + n) {
+            idx += c - start;
+            return precis_cjk_lo[idx] | (uint32_t)((precis_cjk_hi[idx / 8] >> (idx % 8)) & 1) << 17;
+        }
+        idx += n;
+    }
+    return 0;
+}
+
 static int decompose_one(struct cps *dst, uint32_t c, int depth)
 {
+    uint32_t u;
+
+    if (c >= 0xF900 && (u = cjk_unified(c)) != 0) {
+        return push(dst, u);
+    }
     if (c >= H_SBASE && c < H_SBASE + H_SCOUNT) {
         uint32_t s = c - H_SBASE;
         if (push(dst, H_LBASE + s / H_NCOUNT) < 0 ||

@@ -18,6 +18,10 @@ extern const uint32_t precis_dc_key[];
 extern const uint16_t precis_dc_first[];
 extern const unsigned precis_dc_len;
 extern const uint32_t precis_dc_second[];
+extern const uint32_t precis_cjk_runs[];
+extern const unsigned precis_cjk_runs_len;
+extern const uint16_t precis_cjk_lo[];
+extern const uint8_t precis_cjk_hi[];
 extern const uint16_t precis_comp_idx[];
 extern const unsigned precis_comp_len;
 

@@ -16,7 +16,9 @@ Tables (all sorted, searched by binary search in precis.c):
                 single-script guard), 27-29 joining type (RFC 5892 A.1).
   lower_map[], width_map[]  delta ranges: toLowerCase (simple mappings, RFC 8265
                 §3.3.2) and <wide>/<narrow> decompositions (RFC 8264 §9.11).
-  dc_key[], dc_first[]  canonical decompositions (NFC), Hangul done in code.
+  dc_key[], dc_first[]  canonical decompositions (NFC), Hangul done in code,
+                CJK compatibility ideographs in cjk_runs[] (start | (count-1) << 21),
+                cjk_lo[] (target & 0xFFFF) and cjk_hi[] (bit set: target in plane 2).
   comp_idx[]    indices of dc entries that compose, sorted by (first, second).
 """
 import os
@@ -129,17 +131,14 @@ def unassigned(c):
 
 def cjk_compat(c):
     """CJK compatibility ideographs: NFC maps each to a unified ideograph, one
-    by one (about 1000 pairs, 6 KB). They are never IdentifierClass or IDNA
-    PVALID (NFKC changes them), so precis.c rejects them in resources too
-    rather than carry the pairs: a deliberate, documented narrowing."""
+    by one. About 1000 of them, so they get a table of their own (cjk_runs,
+    cjk_lo, cjk_hi) that costs 2 bytes each instead of 6 in dc_key/dc_first."""
     return c in decomp and decomp[c][0] is None and len(decomp[c][1]) == 1 and \
         script[decomp[c][1][0]] == "Han"
 
 
 def precis_class(c):
     """RFC 8264 §8: 0 PVALID, 1 FREE_PVAL (ID_DIS), 2 CONTEXTJ, 3 CONTEXTO, 4 DISALLOWED."""
-    if cjk_compat(c):
-        return 4
     if c in EXC:
         return {"PVALID": 0, "CONTEXTO": 3, "DISALLOWED": 4}[EXC[c]]
     if unassigned(c):
@@ -191,7 +190,7 @@ BIDI = {"L": 0, "R": 1, "AL": 1, "AN": 2, "EN": 3, "ES": 4, "CS": 4, "ET": 4, "O
 # when disallowed: NFC reorders and composes them before the class is checked.
 in_decomp = set()
 for c, (tag, cps) in decomp.items():
-    if tag is None and not cjk_compat(c):
+    if tag is None:
         in_decomp.update(cps)
         in_decomp.add(c)
 # Conjoining jamo compose by arithmetic (Unicode §3.12), not by table.
@@ -278,6 +277,19 @@ for c, cps in dcs:
     assert cps[0] >> 16 < 4
     dc_key.append(c | (cps[0] >> 16) << 21 | b << 23)
     dc_first.append(cps[0] & 0xFFFF)
+cjk = sorted(c for c in decomp if cjk_compat(c))
+cjk_runs = []
+for c in cjk:
+    if cjk_runs and cjk_runs[-1][0] + cjk_runs[-1][1] == c:
+        cjk_runs[-1][1] += 1
+    else:
+        cjk_runs.append([c, 1])
+cjk_target = [decomp[c][1][0] for c in cjk]
+assert all(t >> 16 in (0, 2) for t in cjk_target) and all(n <= 2048 for _, n in cjk_runs)
+cjk_hi = [0] * ((len(cjk) + 7) // 8)
+for i, t in enumerate(cjk_target):
+    if t >> 16:
+        cjk_hi[i // 8] |= 1 << (i % 8)
 comp = [i for i, (c, cps) in enumerate(dcs)
         if len(cps) == 2 and c not in dnp["Full_Composition_Exclusion"]]
 comp.sort(key=lambda i: (dcs[i][1][0], dcs[i][1][1]))
@@ -321,7 +333,12 @@ emit("precis_dc_key", "uint32_t", dc_key, 6, "0x%08x")
 emit("precis_dc_first", "uint16_t", dc_first, 8, "0x%04x")
 print("const unsigned precis_dc_len = %d;" % len(dc_key))
 emit("precis_dc_second", "uint32_t", [0] + seconds, 8, "0x%05x")
+emit("precis_cjk_runs", "uint32_t", [c | (n - 1) << 21 for c, n in cjk_runs], 6, "0x%08x")
+print("const unsigned precis_cjk_runs_len = %d;" % len(cjk_runs))
+emit("precis_cjk_lo", "uint16_t", [t & 0xFFFF for t in cjk_target], 8, "0x%04x")
+emit("precis_cjk_hi", "uint8_t", cjk_hi, 12, "0x%02x")
 emit("precis_comp_idx", "uint16_t", comp, 10, "%d")
 print("const unsigned precis_comp_len = %d;" % len(comp))
-print("/* sizes: runs %d, combos %d, lower %d, width %d, dc %d, comp %d entries */" % (
-    len(runs), len(combos), len(lower_r), len(width_r), len(dc_key), len(comp)), file=sys.stderr)
+print("/* sizes: runs %d, combos %d, lower %d, width %d, dc %d, cjk %d/%d, comp %d */" % (
+    len(runs), len(combos), len(lower_r), len(width_r), len(dc_key), len(cjk_runs), len(cjk),
+    len(comp)), file=sys.stderr)

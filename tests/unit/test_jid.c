@@ -392,7 +392,10 @@ static const struct jid_case precis_cases[] = {
     {"u@x/a\xe2\x80\xae" "b", NULL},                       /* U+202E */
     {"u@x/a\xe2\x80\x8b" "b", NULL},                       /* U+200B */
     {"u@x/a\xcd\xb8", NULL},                               /* unassigned */
-    {"u@x/\xef\xa4\x80", NULL}, /* U+F900: CJK compatibility ideograph, refused (precis.c) */
+    {"u@x/\xef\xa4\x80", "u@x/\xe8\xb1\x88"}, /* U+F900 CJK compatibility -> U+8C48 */
+    {"\xef\xa4\x80@x", "\xe8\xb1\x88@x"},
+    {"\xf0\xaf\xa0\x80@x", "\xe4\xb8\xbd@x"},       /* U+2F800 -> U+4E3D */
+    {"\xf0\xaf\xa0\x9c@x", "\xf0\xa9\x87\x9f@x"},  /* U+2F81C -> U+291DF (plane 2) */
     /* domainpart: IDNA2008 */
     {"u@\xef\xbc\xa5\xef\xbc\xb8\xe3\x80\x82\xef\xbd\x83\xef\xbd\x8f", "u@ex.co"}, /* ＥＸ。ｃｏ */
     {"u@B\xc3\x9c" "CHER.example", "u@b\xc3\xbc" "cher.example"},
