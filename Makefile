@@ -89,14 +89,16 @@ run: deps
 	fi
 
 check: deps test-deps
-	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tools/xmpp-bench
+	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tests/unit/precis_filter tools/xmpp-bench
 	@$(MAKE) --no-print-directory unit integration bench-smoke
 
 # precis_table.c is generated and committed; the check regenerates it from
-# the Unicode data (unicode-data) when that is installed.
-unit: $(UNIT_BINS)
+# the Unicode data (unicode-data) when that is installed. precis.c is also
+# compared with another PRECIS implementation (python3-precis-i18n).
+unit: $(UNIT_BINS) tests/unit/precis_filter
 	@fail=0; for t in $(UNIT_BINS); do ./$$t || fail=1; done; \
 	PYTHON=$(PYTHON) tests/unit/check-unicode-table.sh || fail=1; \
+	$(PYTHON) tests/unit/check-precis-reference.py tests/unit/precis_filter || fail=1; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
 
 integration: xmppd
@@ -124,7 +126,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
 
 clean:
-	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf .build-flags
+	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/precis_filter tests/unit/*.d \
+		.run-as-root.conf .build-flags
 	rm -rf .fuzz
 
 -include $(OBJS:.o=.d)
