@@ -40,14 +40,14 @@ LOOP_SRC = loop_poll.c
 endif
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
-       register.c disco.c vcard.c private.c xml.c jid.c sasl.c tls.c sha_ni.c store.c config.c \
+       register.c disco.c vcard.c private.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
        log.c buf.c worker.c
 OBJS = $(SRCS:.c=.o)
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_log
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
-LIB_OBJS = xml.o jid.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
+LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
 
 .PHONY: all run check unit build-tests integration bench bench-smoke install uninstall clean deps \
 	test-deps
@@ -107,11 +107,16 @@ run: deps
 	fi
 
 check: deps test-deps
-	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tools/xmpp-bench
+	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tests/unit/precis_filter tools/xmpp-bench
 	@$(MAKE) --no-print-directory unit build-tests integration bench-smoke
 
-unit: $(UNIT_BINS)
+# precis_table.c is generated and committed; the check regenerates it from
+# the Unicode data (unicode-data) when that is installed. precis.c is also
+# compared with another PRECIS implementation (python3-precis-i18n).
+unit: $(UNIT_BINS) tests/unit/precis_filter
 	@fail=0; for t in $(UNIT_BINS); do ./$$t || fail=1; done; \
+	PYTHON=$(PYTHON) tests/unit/check-unicode-table.sh || fail=1; \
+	$(PYTHON) tests/unit/check-precis-reference.py tests/unit/precis_filter || fail=1; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
 
 # Tests of the build itself (tests/build/*.sh; each exits non-zero on failure).
@@ -150,8 +155,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
 
 clean:
-	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/*.d .run-as-root.conf .build-flags \
-		.build-deps
+	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/precis_filter tests/unit/*.d \
+		.run-as-root.conf .build-flags .build-deps
 	rm -rf .fuzz
 
 -include $(OBJS:.o=.d)

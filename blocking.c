@@ -18,6 +18,7 @@
 #include "router.h"
 #include "server.h"
 #include "store.h"
+#include "utf8.h"
 #include "xml.h"
 
 #define NS_BLOCKING "urn:xmpp:blocking"
@@ -190,6 +191,24 @@ static struct blist *blist_new(const char *bare)
     return b;
 }
 
+/* A line an xmppd from before PRECIS preparation could have written: valid
+ * UTF-8 without control characters (what jid.c then accepted). */
+static int old_spelling(const char *p)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    size_t len = strlen(p);
+
+    for (size_t i = 0; i < len;) {
+        uint32_t c;
+        size_t n = utf8_next(s + i, len - i, &c);
+        if (n == 0 || c < 0x20 || (c >= 0x7F && c <= 0x9F)) {
+            return 0;
+        }
+        i += n;
+    }
+    return len > 0;
+}
+
 /* Parse a document body; text is taken over by the list. A line that is not
  * a normalised JID, or a newer version, makes the list "broken". */
 static struct blist *blist_parse(const char *bare, char *text, size_t len)
@@ -223,7 +242,21 @@ static struct blist *blist_parse(const char *bare, char *text, size_t len)
     for (char *p = text + hl; p < text + len;) {
         char *nl = memchr(p, '\n', (size_t)(text + len - p));
         *nl = '\0';
-        if (jid_parse(p, norm, sizeof(norm), NULL) < 0 || strcmp(norm, p) != 0) {
+        int ok = jid_parse(p, norm, sizeof(norm), NULL) == 0;
+        if (ok && strcmp(norm, p) != 0 && strlen(norm) <= strlen(p)) {
+            /* Saved before JIDs got PRECIS preparation (RFC 7622): keep the
+             * item in today's form; the next change writes that form. */
+            log_notice("blocking: %s: item %s now reads %s", bare, p, norm);
+            memcpy(p, norm, strlen(norm) + 1);
+        } else if (!ok && old_spelling(p)) {
+            /* An item older rules accepted and PRECIS refuses (U+200B ...):
+             * no address can be spelled that way any more, so it blocks
+             * nothing; the rest of the list stays in force. */
+            log_warn("blocking: %s: item %s is no longer a valid JID; dropped", bare, p);
+            p = nl + 1;
+            continue;
+        }
+        if (!ok || strcmp(norm, p) != 0) {
             log_error("blocking: %s: bad line in block list; ignoring the list", bare);
             b->broken = 1;
             b->n = 0;

@@ -1,38 +1,22 @@
 /* jid.c: XMPP addresses (RFC 7622): split, validate, normalise and compare.
  * Pure functions over caller buffers (see jid.h): no allocation, no I/O.
- * Normalisation is ASCII lower-casing of localpart and domainpart plus removal
- * of one trailing dot from the domain; non-ASCII UTF-8 is validated but not
- * mapped (full PRECIS / IDNA2008 processing is out of scope). */
+ * Each part is prepared by precis.c (UsernameCaseMapped, OpaqueString, IDNA2008
+ * rules for the domain); this file adds what RFC 7622 says on top: the
+ * characters a localpart may not hold, DNS label shape, IP literals, lengths,
+ * and the trailing dot of a domain. */
 #include "jid.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "utf8.h"
-
-enum jid_part { PART_LOCAL, PART_DOMAIN, PART_RESOURCE };
+#include "precis.h"
 
 /* RFC 1034 §3.1 / RFC 5890 §2.3.1: a DNS label is at most 63 octets. */
 #define DNS_LABEL_MAX 63
 
-/* Unicode Cc: C0 controls, DEL and C1 controls. PRECIS (RFC 8264 §9.12)
- * disallows them in every class, so in every part of a JID. */
-static int is_control(uint32_t c)
-{
-    return c < 0x20 || (c >= 0x7F && c <= 0x9F);
-}
-
-/* Unicode Zs, Zl and Zp. The IdentifierClass used by localpart and domainpart
- * (RFC 7622 §3.2-3.3, RFC 8264 §4.2) disallows spaces; the resourcepart's
- * OpaqueString class allows them. */
-static int is_space(uint32_t c)
-{
-    return c == 0x20 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-static int is_ascii_alnum(uint32_t c)
+static int is_ascii_alnum(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
@@ -45,40 +29,22 @@ static char ascii_lower(char c)
     return c;
 }
 
-/* Check length and characters of one part. Domain labels and IP literals are
- * checked separately in check_domain. Returns 0 or -1. */
-static int check_part(const char *p, size_t len, enum jid_part kind)
+/* Localpart: RFC 7622 §3.3 (UsernameCaseMapped), then §3.3.1: these ASCII
+ * characters are forbidden. out holds JID_PART_MAX + 1 bytes. Returns the
+ * length or -1. */
+static int prep_local(const char *p, size_t len, char *out)
 {
-    const unsigned char *s = (const unsigned char *)p;
-
-    /* RFC 7622 §3.1: every part present is 1..1023 octets. */
-    if (len == 0 || len > JID_PART_MAX) {
+    int n = precis_enforce(PRECIS_USERNAME, p, len, out, JID_PART_MAX + 1);
+    if (n < 0 || strpbrk(out, "\"&'/:<>@") != NULL) {
         return -1;
     }
-    for (size_t i = 0; i < len;) {
-        uint32_t c;
-        size_t n = utf8_next(s + i, len - i, &c);
-        if (n == 0) {
-            return -1;
-        }
-        if (is_control(c)) {
-            return -1;
-        }
-        if (kind != PART_RESOURCE && is_space(c)) {
-            return -1;
-        }
-        /* RFC 7622 §3.3.1: these characters are forbidden in a localpart. */
-        if (kind == PART_LOCAL && c < 0x80 && strchr("\"&'/:<>@", (int)c) != NULL) {
-            return -1;
-        }
-        /* RFC 7622 §3.2 + RFC 5890 (LDH rule for ASCII labels); non-ASCII
-         * (U-label) characters pass through as validated UTF-8. */
-        if (kind == PART_DOMAIN && c < 0x80 && !is_ascii_alnum(c) && c != '-' && c != '.') {
-            return -1;
-        }
-        i += n;
-    }
-    return 0;
+    return n;
+}
+
+/* Resourcepart: RFC 7622 §3.4 (OpaqueString). */
+static int prep_resource(const char *p, size_t len, char *out)
+{
+    return precis_enforce(PRECIS_OPAQUE, p, len, out, JID_PART_MAX + 1);
 }
 
 /* "[...]" holding an IPv6 address (RFC 7622 §3.2, RFC 3986 §3.2.2). */
@@ -95,7 +61,7 @@ static int check_ipv6_literal(const char *d, size_t len)
     return inet_pton(AF_INET6, tmp, addr) == 1 ? 0 : -1;
 }
 
-/* Validate a domainpart whose trailing dot has already been removed. */
+/* Validate a prepared domainpart whose trailing dot has already been removed. */
 static int check_domain(const char *d, size_t len)
 {
     size_t label = 0;
@@ -107,8 +73,12 @@ static int check_domain(const char *d, size_t len)
     if (d[0] == '[') {
         return check_ipv6_literal(d, len);
     }
-    if (check_part(d, len, PART_DOMAIN) != 0) {
-        return -1;
+    /* RFC 7622 §3.2 + RFC 5890 (LDH rule for ASCII labels); non-ASCII
+     * (U-label) code points were checked by precis.c. */
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)d[i] < 0x80 && !is_ascii_alnum(d[i]) && d[i] != '-' && d[i] != '.') {
+            return -1;
+        }
     }
     /* Labels: no empty label (leading dot, "a..b") and at most 63 octets. */
     for (size_t i = 0; i <= len; i++) {
@@ -145,20 +115,40 @@ static int check_domain(const char *d, size_t len)
     return 0;
 }
 
-/* Copy n bytes, ASCII-lowercasing when fold is set. Copies left to right, so
- * dst may equal src or lie before it (in-place normalisation in jid_parse). */
-static void copy_part(char *dst, const char *src, size_t n, int fold)
+/* Domainpart: an IPv6 literal is lowercased; anything else is prepared as
+ * IDNA2008 U-labels (RFC 7622 §3.2, precis.c), then loses one trailing dot
+ * (ideographic full stops are dots by then) and must be a valid name. */
+static int prep_domain(const char *d, size_t len, char *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        dst[i] = fold ? ascii_lower(src[i]) : src[i];
+    int n;
+
+    if (len > 0 && d[0] == '[') {
+        if (len > JID_PART_MAX) {
+            return -1;
+        }
+        for (size_t i = 0; i < len; i++) {
+            out[i] = ascii_lower(d[i]);
+        }
+        out[len] = '\0';
+        return check_ipv6_literal(out, len) == 0 ? (int)len : -1;
     }
+    n = precis_enforce(PRECIS_DOMAIN, d, len, out, JID_PART_MAX + 2);
+    if (n > 0 && out[n - 1] == '.') {
+        out[--n] = '\0';
+    }
+    if (n <= 0 || n > JID_PART_MAX || check_domain(out, (size_t)n) != 0) {
+        return -1;
+    }
+    return n;
 }
 
-/* out may be the same buffer as s: normalisation never moves a byte right. */
+/* Each part is prepared into its own buffer first, so out may be s. */
 int jid_parse(const char *s, char *out, size_t outsz, struct jid *j)
 {
-    const char *local = NULL, *dom, *res = NULL, *slash, *at;
-    size_t slen, head_len, local_len = 0, dom_len, res_len = 0, total, pos = 0;
+    const char *dom, *res = NULL, *slash, *at;
+    char lbuf[JID_PART_MAX + 1], dbuf[JID_PART_MAX + 2], rbuf[JID_PART_MAX + 1];
+    size_t slen, head_len, dom_len, res_len = 0, total;
+    int local_len = 0, dlen, rlen = 0;
 
     if (s == NULL || out == NULL) {
         return -1;
@@ -173,10 +163,10 @@ int jid_parse(const char *s, char *out, size_t outsz, struct jid *j)
     head_len = slash ? (size_t)(slash - s) : slen;
     at = memchr(s, '@', head_len);
     if (at) {
-        local = s;
-        local_len = (size_t)(at - s);
-        if (local_len == 0) {
-            return -1; /* "@domain": '@' present means the localpart must be too */
+        /* "@domain": '@' present means the localpart must be too */
+        local_len = at == s ? -1 : prep_local(s, (size_t)(at - s), lbuf);
+        if (local_len < 0) {
+            return -1;
         }
         dom = at + 1;
     } else {
@@ -186,52 +176,33 @@ int jid_parse(const char *s, char *out, size_t outsz, struct jid *j)
     if (slash) {
         res = slash + 1;
         res_len = slen - head_len - 1;
-        if (res_len == 0) {
-            return -1; /* "domain/": RFC 7622 §3.4 resourcepart is 1*1023 octets */
+        /* "domain/": RFC 7622 §3.4 resourcepart is 1*1023 octets */
+        rlen = res_len == 0 ? -1 : prep_resource(res, res_len, rbuf);
+        if (rlen < 0) {
+            return -1;
         }
     }
-
     /* RFC 7622 §3.2: a final label separator (dot) MUST be stripped before
      * the JID is compared or routed; the rest must still be a valid domain.
      * An IPv6 literal has no labels, so "[::1]." stays invalid. */
-    if (dom_len > 0 && dom[0] != '[' && dom[dom_len - 1] == '.') {
-        dom_len--;
-    }
-    if (local && check_part(local, local_len, PART_LOCAL) != 0) {
-        return -1;
-    }
-    if (check_domain(dom, dom_len) != 0) {
-        return -1;
-    }
-    if (res && check_part(res, res_len, PART_RESOURCE) != 0) {
+    dlen = prep_domain(dom, dom_len, dbuf);
+    if (dlen < 0) {
         return -1;
     }
 
-    total = (local ? local_len + 1 : 0) + dom_len + (res ? res_len + 1 : 0);
+    total = (at ? (size_t)local_len + 1 : 0) + (size_t)dlen + (res ? (size_t)rlen + 1 : 0);
     if (total + 1 > outsz) {
         return -1;
     }
-    if (local) {
-        copy_part(out, local, local_len, 1);
-        pos = local_len;
-        out[pos++] = '@';
-    }
-    copy_part(out + pos, dom, dom_len, 1);
-    pos += dom_len;
-    if (res) {
-        out[pos++] = '/';
-        copy_part(out + pos, res, res_len, 0); /* RFC 7622 §3.4: case preserved */
-        pos += res_len;
-    }
-    out[pos] = '\0';
-
+    snprintf(out, outsz, "%s%s%s%s%s", at ? lbuf : "", at ? "@" : "", dbuf, res ? "/" : "",
+             res ? rbuf : "");
     if (j) {
         j->local = out;
-        j->local_len = local_len;
-        j->domain = out + (local ? local_len + 1 : 0);
-        j->domain_len = dom_len;
-        j->resource = res ? j->domain + dom_len + 1 : out + pos;
-        j->resource_len = res_len;
+        j->local_len = (size_t)local_len;
+        j->domain = out + (at ? local_len + 1 : 0);
+        j->domain_len = (size_t)dlen;
+        j->resource = res ? j->domain + dlen + 1 : out + total;
+        j->resource_len = res ? (size_t)rlen : 0;
     }
     return 0;
 }
@@ -256,26 +227,33 @@ int jid_bare(const char *norm, char *out, size_t outsz)
 
 int jid_local_valid(const char *local, char *out, size_t outsz)
 {
-    size_t n;
+    char buf[JID_PART_MAX + 1];
+    int n;
 
     if (local == NULL || out == NULL) {
         return -1;
     }
-    n = strlen(local);
-    if (check_part(local, n, PART_LOCAL) != 0 || n + 1 > outsz) {
+    n = prep_local(local, strlen(local), buf);
+    if (n < 0 || (size_t)n + 1 > outsz) {
         return -1;
     }
-    copy_part(out, local, n, 1);
-    out[n] = '\0';
+    memcpy(out, buf, (size_t)n + 1);
     return 0;
 }
 
 int jid_resource_valid(const char *res)
 {
+    char buf[JID_PART_MAX + 1];
+
     if (res == NULL) {
         return -1;
     }
-    return check_part(res, strlen(res), PART_RESOURCE);
+    return prep_resource(res, strlen(res), buf) < 0 ? -1 : 0;
+}
+
+int jid_local_new_ok(const char *local)
+{
+    return local != NULL && precis_single_script(local, strlen(local));
 }
 
 int jid_same_bare(const char *a, const char *b)

@@ -1,8 +1,9 @@
 /* jid.h: XMPP addresses (RFC 7622): parse, validate, normalise, compare.
  * Pure functions over caller buffers: no allocation, no I/O.
- * Normalisation here is ASCII case folding of localpart and domainpart (full
- * PRECIS/IDNA mapping is out of scope; non-ASCII UTF-8 is kept as is), removal
- * of a trailing dot in the domain, and rejection of what RFC 7622 forbids. */
+ * Normalisation is PRECIS (precis.h): UsernameCaseMapped for the localpart,
+ * OpaqueString for the resourcepart, IDNA2008 U-label rules for the domainpart
+ * (width and case mapping, NFC), removal of a trailing dot in the domain, and
+ * rejection of what RFC 7622 forbids. */
 #ifndef XMPPD_JID_H
 #define XMPPD_JID_H
 
@@ -32,6 +33,11 @@ int jid_bare(const char *norm, char *out, size_t outsz);
 int jid_local_valid(const char *local, char *out, size_t outsz);
 /* Validate a resourcepart alone (resource binding). Returns 0 or -1. */
 int jid_resource_valid(const char *res);
+/* For a new account only (in-band registration, "xmppd adduser"): 1 when the
+ * normalised localpart uses one script (UTS #39 "highly restrictive", see
+ * precis_single_script), 0 for a mixed-script look-alike such as a Cyrillic
+ * 'а' among Latin letters. Existing accounts are never checked with it. */
+int jid_local_new_ok(const char *local);
 /* 1 when two normalised JIDs have the same bare part, else 0. */
 int jid_same_bare(const char *a, const char *b);
 

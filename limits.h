@@ -14,6 +14,13 @@
 /* Addresses (RFC 7622 §3.1: each part at most 1023 bytes). Compile-time. */
 #define JID_PART_MAX 1023
 #define JID_MAX (3 * JID_PART_MAX + 2)
+/* PRECIS preparation (precis.c) works in fixed code point arrays on the stack:
+ * a part whose decomposed form (NFD) needs more code points is refused; twice
+ * the part limit covers any part that fits 1023 bytes once composed. */
+#define PRECIS_CP_MAX (2 * JID_PART_MAX)
+/* UAX #15 §13 (stream-safe text): at most 30 combining marks in a row. Bounds
+ * the canonical reordering; longer runs are refused as malformed. */
+#define PRECIS_MARKS_MAX 30
 
 /* Connections. */
 #define LIMIT_MAX_CONNECTIONS 19500   /* max_connections: total open client sockets */

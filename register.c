@@ -169,6 +169,13 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
         preauth_error(c, iq, "cancel", "conflict", NULL);
         return;
     }
+    /* A new name must not mix scripts (UTS #39 single-script guard): "аlice"
+     * with a Cyrillic 'а' would pass for alice. */
+    if (!jid_local_new_ok(local)) {
+        log_notice("%s registration refused: mixed-script username", conn_label(c));
+        preauth_error(c, iq, "modify", "not-acceptable", "This username mixes scripts");
+        return;
+    }
     if (!reg_allowed(c->addr)) {
         /* XEP-0077 §3.1.1: not-acceptable for too many registrations; 'wait'
          * because it works again later (as Prosody answers). */

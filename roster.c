@@ -400,8 +400,13 @@ static int parse_item(struct roster *r, char *line)
     if (!it) {
         return -1;
     }
+    /* An item saved before JIDs got PRECIS preparation may be spelled in a
+     * form that is no longer normal (a non-ASCII capital): load it in today's
+     * form, so lookups by normalised JID find it. */
+    char norm[JID_MAX + 1];
+    const char *jid = jid_parse(f[0], norm, sizeof(norm), NULL) == 0 ? norm : f[0];
     if (!*f[0] || parse_sub(f[1], &it->sub) < 0 || parse_flags(it, f[2]) < 0 ||
-        !(it->jid = strdup(f[0]))) {
+        !(it->jid = strdup(jid))) {
         return -1;
     }
     it->name = dup_or_null(f[3]);

@@ -1074,6 +1074,20 @@ static int cli_bare(const char *arg, char *bare, size_t sz)
     return 0;
 }
 
+/* The localpart of a normalised bare JID passes the single-script guard that
+ * every new account name passes (jid_local_new_ok). */
+static int cli_local_new_ok(const char *bare)
+{
+    char local[JID_PART_MAX + 1];
+    size_t n = strcspn(bare, "@");
+    if (n >= sizeof(local)) {
+        return 0;
+    }
+    memcpy(local, bare, n);
+    local[n] = '\0';
+    return jid_local_new_ok(local);
+}
+
 int server_make_account(const char *password, struct store_account *a)
 {
     size_t len = strlen(password);
@@ -1123,6 +1137,11 @@ static int cli_command(int argc, char **argv)
     }
     if (add && store_account_exists(bare)) {
         fprintf(stderr, "xmppd: %s: user exists\n", bare);
+        return 1;
+    }
+    if (add && !cli_local_new_ok(bare)) {
+        fprintf(stderr, "xmppd: %s: the name mixes scripts (a look-alike of another name)\n",
+                bare);
         return 1;
     }
     if (read_password("Password: ", pw, sizeof(pw)) < 0) {

@@ -8,7 +8,8 @@ need=""
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 case "$what" in
 build) pkgs="gcc make libc6-dev libmbedtls-dev" ;;
-test) pkgs="python3 python3-pytest python3-slixmpp go-sendxmpp xmppc sendxmpp tsung" ;;
+test) pkgs="python3 python3-pytest python3-slixmpp go-sendxmpp xmppc sendxmpp tsung unicode-data
+	python3-precis-i18n" ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 for p in $pkgs; do

@@ -305,7 +305,12 @@ for i, j in enumerate(["alice@localhost", "Alice@LocalHost./Res/x@y", "localhost
                        "a@[::1]/r", "a@127.0.0.1", "@x", "x/", "a@b@c",
                        "\u00e9t\u00e9@x.org/\u00e9",
                        "a" * 1023 + "@" + "b" * 63 + "." + "c" * 63 + "/" + "r" * 1023,
-                       "a b@c", "a@-bad-.com", "a@x..y", "domain.example/res with space"]):
+                       "a b@c", "a@-bad-.com", "a@x..y", "domain.example/res with space",
+                       # PRECIS: width, case, NFC, bidi, contextual rules, ideographic dot
+                       "\uff21\uff2c\uff29\uff23\uff25@\uff25\uff38\u3002\uff43\uff4f/e\u0301",
+                       "\u0130\u03a3\u1112\u1161\u11ab@b\u00dccher.x/\u00a0\u212b",
+                       "\u05e9\u05dc1@x/\u202e", "\u0645\u06cc\u200c\u062e@x",
+                       "s\u0307\u0323\u0301@x", "\u0430lice@x/\uf900"]):
     write("fuzz_jid", "j%02d" % i, bytes([(i * 37) % 256 or 1]) + j.encode())
 
 # ------------------------------------------------------------------ fuzz_sasl
