@@ -77,7 +77,8 @@ def test_failed_login_flood_from_one_address(server):
     the first lines, then a summary with the count."""
     n = 40
     reconfigure(server, log_repeat_window=WINDOW, auth_fail_ban=1000000,
-                auth_fail_delay_max=1, max_unauth_per_ip=n + 5)
+                auth_fail_ban_address=1000000, auth_fail_delay_max=1,
+                max_unauth_per_ip=n + 5)
     log = LogWatch(server)
     conns = []
     try:
