@@ -39,9 +39,13 @@ else
 LOOP_SRC = loop_poll.c
 endif
 
+# Services plug in through hooks.h from their own files: each WITH_... switch
+# adds or leaves out files, nothing else.
+SERVICE_SRCS =
+
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
        register.c disco.c vcard.c private.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
-       log.c buf.c worker.c
+       log.c buf.c worker.c hooks.c $(SERVICE_SRCS)
 OBJS = $(SRCS:.c=.o)
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_log

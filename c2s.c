@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hooks.h"
 #include "im.h"
 #include "jid.h"
 #include "log.h"
@@ -280,6 +281,7 @@ static void send_features(struct c2s *s)
         /* XEP-0115 §6.3: the server's own capabilities in its features. */
         buf_printf(&b, "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/>",
                    XMPPD_CAPS_NODE, disco_caps_ver());
+        hook_run_stream_features(c, &b);
     } else {
         int tls = conn_is_tls(c);
         int must_tls = !tls && g_config->require_tls;
@@ -959,6 +961,7 @@ static int bind_session(struct c2s *s, const char *want, char norm[JID_MAX + 1],
     s->sess = sess;
     c->state = CONN_BOUND;
     log_limited("binds", log_key(c), L_INFO, "%s bound", conn_label(c));
+    hook_run(HOOK_SESSION_BOUND, sess, NULL, NULL);
     return 0;
 }
 
@@ -1209,6 +1212,15 @@ static void stanza_bind(struct c2s *s, struct xml_node *st)
     c2s_stream_error(s->conn, "not-authorized", NULL);
 }
 
+/* A top-level element after authentication that is not a stanza (XEP-0198
+ * <enable/>, <r/>; XEP-0352 <active/>): to the service that registered its
+ * namespace (hooks.h). -1 when none did. */
+static int nonza(struct c2s *s, struct xml_node *el)
+{
+    hook_nonza_fn fn = hook_find_nonza(xml_ns(el));
+    return fn ? fn(s->conn, s->sess, el) : -1;
+}
+
 static int on_stanza(void *ud, struct xml_node *st)
 {
     struct c2s *s = ud;
@@ -1217,7 +1229,10 @@ static int on_stanza(void *ud, struct xml_node *st)
         xml_free(st);
         return -1;
     }
-    if (c->state == CONN_BOUND) {
+    if ((c->state == CONN_BOUND || c->state == CONN_AUTHENTICATED) &&
+        strcmp(xml_ns(st), NS_CLIENT) != 0 && nonza(s, st) == 0) {
+        xml_free(st);
+    } else if (c->state == CONN_BOUND) {
         const char *name = xml_name(st);
         if (strcmp(xml_ns(st), NS_CLIENT) != 0 ||
             (strcmp(name, "message") != 0 && strcmp(name, "presence") != 0 &&

@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 
+#include "hooks.h"
 #include "jid.h"
 #include "log.h"
 #include "roster.h"
@@ -134,23 +135,41 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The features services registered (hooks.h) after the static ones. */
+static struct xml_node *add_hooked_features(struct xml_node *q, enum hook_disco where)
+{
+    size_t n;
+    const char *const *vars = hook_features(where, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (add_feature(q, vars[i]) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
 /* XEP-0115 §5.1: S = "category/type/lang/name<" for each identity, then
  * "feature<" for each feature, both sorted (i;octet), SHA-1, base64. */
 static void caps_compute(char *out, size_t outsz)
 {
-    const char *sorted[NFEATURES];
-    char s[1024];
+    size_t nhooked;
+    const char *const *hooked = hook_features(HOOK_DISCO_SERVER, &nhooked);
+    const char *sorted[NFEATURES + nhooked];
+    size_t nall = NFEATURES + nhooked;
+    char s[2048];
     size_t n = 0;
-    memcpy(sorted, features, sizeof(sorted));
-    qsort(sorted, NFEATURES, sizeof(sorted[0]), cmp_str);
+    memcpy(sorted, features, sizeof(features));
+    memcpy(sorted + NFEATURES, hooked, nhooked * sizeof(hooked[0]));
+    qsort(sorted, nall, sizeof(sorted[0]), cmp_str);
     n += (size_t)snprintf(s, sizeof(s), "%s/%s//%s<", IDENT_CATEGORY, IDENT_TYPE, IDENT_NAME);
-    for (size_t i = 0; i < NFEATURES && n < sizeof(s); i++) {
+    for (size_t i = 0; i < nall && n < sizeof(s); i++) {
         n += (size_t)snprintf(s + n, sizeof(s) - n, "%s<", sorted[i]);
     }
     unsigned char md[20];
     if (n >= sizeof(s) || tls_hash(TLS_SHA1, s, n, md) < 0 ||
         sasl_b64_encode(md, sizeof(md), out, outsz) < 0) {
-        /* Cannot happen with the static table above; an empty ver only
+        /* Cannot happen with the tables above; an empty ver only
          * makes clients ask disco#info instead of using their cache. */
         log_error("disco: cannot compute the caps hash");
         out[0] = '\0';
@@ -193,7 +212,7 @@ static struct xml_node *server_info(const char *node)
             return NULL;
         }
     }
-    return q;
+    return add_hooked_features(q, HOOK_DISCO_SERVER);
 }
 
 /* XEP-0030 §3.1 with the account/registered identity of the registry. */
@@ -212,7 +231,7 @@ static struct xml_node *account_info(void)
             return NULL;
         }
     }
-    return q;
+    return add_hooked_features(q, HOOK_DISCO_ACCOUNT);
 }
 
 int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,

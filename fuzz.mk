@@ -28,7 +28,8 @@ FUZZ_XCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -iquote . $(FUZZ_SA
 # Modules under test (no server.c, loop_poll.c or log.c: fake_server.c and
 # fuzz_log.c stand in for them), plus the harness helpers.
 FUZZ_MODULES = c2s router im presence roster offline blocking register disco vcard private \
-               xml jid precis precis_table sasl tls sha_ni store config buf worker
+               xml jid precis precis_table sasl tls sha_ni store config buf worker hooks \
+               $(SERVICE_SRCS:.c=)
 FUZZ_HELPERS = fuzz_common fuzz_log fake_server
 FUZZ_LIB_OBJS = $(addprefix $(FUZZ_OUT)/obj/,$(addsuffix .o,xml jid precis precis_table sasl tls sha_ni store config buf \
                                                 fuzz_common fuzz_log))

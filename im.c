@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "hooks.h"
 #include "roster.h"
 #include "server.h"
 #include "xml.h"
@@ -35,7 +36,8 @@ int im_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, cons
             return iq_table[i].fn(s, iq, payload, to_bare);
         }
     }
-    return -1;
+    hook_iq_fn fn = hook_find_iq(ns);
+    return fn ? fn(s, iq, payload, to_bare) : -1;
 }
 
 struct xml_node *im_parse_stored(const char *data, size_t len, const char *name, const char *ns)
@@ -47,11 +49,13 @@ struct xml_node *im_parse_stored(const char *data, size_t len, const char *name,
 
 void im_presence(struct session *s, struct xml_node *p)
 {
+    hook_run(HOOK_PRESENCE_OUT, s, p, NULL);
     presence_outbound(s, p);
 }
 
 void im_session_end(struct session *s)
 {
+    hook_run(HOOK_SESSION_END, s, NULL, NULL);
     presence_session_end(s);
 }
 
@@ -78,6 +82,7 @@ void im_tick(void)
 {
     last_activity_flush(LAST_FLUSH_PER_TICK);
     register_tick();
+    hook_run(HOOK_TICK, NULL, NULL, NULL);
 }
 
 void im_before_output(void)
@@ -89,10 +94,12 @@ void im_turn_end(void)
 {
     offline_sync();
     roster_turn_end();
+    hook_run(HOOK_TURN_END, NULL, NULL, NULL);
 }
 
 void im_shutdown(void)
 {
     offline_sync();
     last_activity_flush(-1);
+    hook_run(HOOK_SHUTDOWN, NULL, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hooks.h"
 #include "im.h"
 #include "jid.h"
 #include "log.h"
@@ -394,7 +395,7 @@ static int account_exists(const char *bare)
 /* Resources that get a message sent to the bare JID: the available ones with
  * the highest non-negative priority (RFC 6121 §8.5.2.1.1; like Prosody and
  * ejabberd, ties all get a copy). headline goes to every non-negative one. */
-static int deliver_to_bare(const char *bare, const struct xml_node *m, int all_nonneg)
+static int deliver_to_bare(const char *bare, struct xml_node *m, int all_nonneg)
 {
     int best = -1, n = 0;
     for (struct session *s = router_first_resource(bare); s; s = s->next_res) {
@@ -408,13 +409,14 @@ static int deliver_to_bare(const char *bare, const struct xml_node *m, int all_n
     for (struct session *s = router_first_resource(bare); s; s = s->next_res) {
         if (session_live(s) && s->available && s->priority >= 0 &&
             (all_nonneg || s->priority == best) && router_send(s, m) == 0) {
+            hook_run(HOOK_MSG_DELIVERED, s, m, bare);
             n++;
         }
     }
     return n;
 }
 
-static void message_to_bare(const struct dest *d, const struct xml_node *m)
+static void message_to_bare(const struct dest *d, struct xml_node *m)
 {
     const char *type = msg_type(m);
     if (strcmp(type, "error") == 0) {
@@ -436,21 +438,32 @@ static void message_to_bare(const struct dest *d, const struct xml_node *m)
         return;
     }
     int headline = strcmp(type, "headline") == 0;
+    /* Services see it first (XEP-0359 stanza-id, XEP-0313 archive). */
+    if (hook_run(HOOK_MSG_TO_ACCOUNT, NULL, m, d->bare) == 1) {
+        return;
+    }
     if (deliver_to_bare(d->bare, m, headline) > 0 || headline) {
         return;
     }
     /* chat and normal with no available resource: XEP-0160 offline storage. */
     if (im_offline_store(d->bare, m) < 0) {
         router_bounce_sender(m, "cancel", "service-unavailable");
+    } else {
+        hook_run(HOOK_MSG_OFFLINE, NULL, m, d->bare);
     }
 }
 
-static void message_to_full(const struct dest *d, const struct xml_node *m)
+static void message_to_full(const struct dest *d, struct xml_node *m)
 {
     struct session *s = router_find_full(d->jid);
     const char *type = msg_type(m);
     if (s && !im_blocked(d->bare, xml_attr(m, "from"))) {
-        router_send(s, m);
+        if (strcmp(type, "error") != 0 && hook_run(HOOK_MSG_TO_ACCOUNT, NULL, m, d->bare) == 1) {
+            return;
+        }
+        if (router_send(s, m) == 0) {
+            hook_run(HOOK_MSG_DELIVERED, s, m, d->bare);
+        }
         return;
     }
     if (s) {
@@ -589,6 +602,10 @@ void router_route(struct session *s, struct xml_node *st)
     }
     if (strcmp(name, "iq") == 0 && !iq_valid(st)) {
         router_bounce(s, st, "modify", "bad-request");
+        xml_free(st);
+        return;
+    }
+    if (strcmp(name, "message") == 0 && hook_run(HOOK_MSG_FROM_CLIENT, s, st, NULL) == 1) {
         xml_free(st);
         return;
     }

@@ -22,6 +22,7 @@
 
 #include "c2s.h"
 #include "config.h"
+#include "hooks.h"
 #include "im.h"
 #include "jid.h"
 #include "limits.h"
@@ -1316,6 +1317,9 @@ int main(int argc, char **argv)
     /* Accounts deleted while the server was not running (xmppd deluser):
      * their contacts' subscriptions end now, before anyone can log in. */
     register_tidy_removed();
+    if (hook_run(HOOK_INIT, NULL, NULL, NULL) == 1) {
+        return 1; /* a service could not start (it logged why) */
+    }
     setup_signals();
     if (!foreground && daemonize() < 0) {
         log_error("cannot daemonize: %s", strerror(errno));

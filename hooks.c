@@ -1,0 +1,118 @@
+/* hooks.c: fixed tables filled by the services' constructors (hooks.h).
+ * Overflowing a table is a programming error caught by the first start of
+ * any build: abort() with the table's name, before a socket is open. */
+#include "hooks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOOK_ROWS 16
+
+struct ns_row {
+    const char *ns;
+    void (*fn)(void);
+};
+
+static struct ns_row iq_rows[HOOK_ROWS], nonza_rows[HOOK_ROWS];
+static size_t n_iq, n_nonza;
+static const char *features[HOOK_DISCO_N][2 * HOOK_ROWS];
+static size_t n_features[HOOK_DISCO_N];
+static hook_stream_feature_fn feature_writers[HOOK_ROWS];
+static size_t n_writers;
+static hook_fn events[HOOK_EVENT_N][HOOK_ROWS];
+static size_t n_events[HOOK_EVENT_N];
+
+static void full(const char *table)
+{
+    fprintf(stderr, "xmppd: hook table %s is full (HOOK_ROWS in hooks.c)\n", table);
+    abort();
+}
+
+/* Function pointers of different types share one row type: each table is
+ * read back only through the type it was filled with. */
+static void ns_add(struct ns_row *rows, size_t *n, const char *ns, void (*fn)(void), const char *t)
+{
+    if (*n == HOOK_ROWS) {
+        full(t);
+    }
+    rows[*n].ns = ns;
+    rows[(*n)++].fn = fn;
+}
+
+static void (*ns_find(const struct ns_row *rows, size_t n, const char *ns))(void)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rows[i].ns, ns) == 0) {
+            return rows[i].fn;
+        }
+    }
+    return NULL;
+}
+
+void hook_iq(const char *ns, hook_iq_fn fn)
+{
+    ns_add(iq_rows, &n_iq, ns, (void (*)(void))fn, "iq");
+}
+
+hook_iq_fn hook_find_iq(const char *ns)
+{
+    return (hook_iq_fn)ns_find(iq_rows, n_iq, ns);
+}
+
+void hook_nonza(const char *ns, hook_nonza_fn fn)
+{
+    ns_add(nonza_rows, &n_nonza, ns, (void (*)(void))fn, "nonza");
+}
+
+hook_nonza_fn hook_find_nonza(const char *ns)
+{
+    return (hook_nonza_fn)ns_find(nonza_rows, n_nonza, ns);
+}
+
+void hook_feature(enum hook_disco where, const char *var)
+{
+    if (n_features[where] == 2 * HOOK_ROWS) {
+        full("feature");
+    }
+    features[where][n_features[where]++] = var;
+}
+
+const char *const *hook_features(enum hook_disco where, size_t *n)
+{
+    *n = n_features[where];
+    return features[where];
+}
+
+void hook_stream_feature(hook_stream_feature_fn fn)
+{
+    if (n_writers == HOOK_ROWS) {
+        full("stream feature");
+    }
+    feature_writers[n_writers++] = fn;
+}
+
+void hook_run_stream_features(struct conn *c, struct buf *out)
+{
+    for (size_t i = 0; i < n_writers; i++) {
+        feature_writers[i](c, out);
+    }
+}
+
+void hook_add(enum hook_event ev, hook_fn fn)
+{
+    if (n_events[ev] == HOOK_ROWS) {
+        full("event");
+    }
+    events[ev][n_events[ev]++] = fn;
+}
+
+int hook_run(enum hook_event ev, struct session *s, struct xml_node *st, const char *bare)
+{
+    for (size_t i = 0; i < n_events[ev]; i++) {
+        if (events[ev][i](s, st, bare) == 1) {
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,75 @@
+/* hooks.h: the tables through which services (carbons, MAM, PEP, CSI, stream
+ * management, push, ...) plug into the layers below them at start-up, so that
+ * router.c, im.c and c2s.c never name a service.
+ * Owns: the handler tables (fixed size, filled before main() runs).
+ * Must not: know any service, allocate, or do I/O.
+ *
+ * A service registers its rows from a constructor:
+ *     HOOK_SERVICE(mam) { hook_iq("urn:xmpp:mam:2", mam_iq); hook_add(HOOK_MSG_TO_ACCOUNT, mam_archive); }
+ * so linking its file in (the Makefile's WITH_... switches) is all it takes to
+ * switch it on, and leaving it out leaves nothing of it behind. Rows run in
+ * registration order; nothing may depend on the order between services. */
+#ifndef XMPPD_HOOKS_H
+#define XMPPD_HOOKS_H
+
+#include <stddef.h>
+
+struct buf;
+struct conn;
+struct session;
+struct xml_node;
+
+#define HOOK_SERVICE(name)                                                                         \
+    static void name##_hooks(void) __attribute__((constructor));                                   \
+    static void name##_hooks(void)
+
+/* ---- iq payloads: get/set to the server (to_bare NULL) or to an account ----
+ * Same contract as im.h's handlers: 0 = answered, -1 = service-unavailable. */
+typedef int (*hook_iq_fn)(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                          const char *to_bare);
+void hook_iq(const char *ns, hook_iq_fn fn);
+hook_iq_fn hook_find_iq(const char *ns);
+
+/* ---- XEP-0030 features, on the server's JID or on every account's ---- */
+enum hook_disco { HOOK_DISCO_SERVER, HOOK_DISCO_ACCOUNT, HOOK_DISCO_N };
+void hook_feature(enum hook_disco where, const char *var);
+/* The registered features of where; *n gets their count. */
+const char *const *hook_features(enum hook_disco where, size_t *n);
+
+/* ---- c2s: stream features and top-level elements that are not stanzas ----
+ * A feature writer appends its element to <stream:features> after
+ * authentication (XEP-0198 <sm/>, XEP-0352 <csi/>). */
+typedef void (*hook_stream_feature_fn)(struct conn *c, struct buf *out);
+void hook_stream_feature(hook_stream_feature_fn fn);
+void hook_run_stream_features(struct conn *c, struct buf *out);
+/* A top-level element in namespace ns from an authenticated client (s is NULL
+ * before resource binding). Returns 0 when handled (the element stays the
+ * caller's), -1 when not: c2s answers unsupported-stanza-type. */
+typedef int (*hook_nonza_fn)(struct conn *c, struct session *s, struct xml_node *el);
+void hook_nonza(const char *ns, hook_nonza_fn fn);
+hook_nonza_fn hook_find_nonza(const char *ns);
+
+/* ---- events ----
+ * Every event callback has one shape; what each argument is depends on the
+ * event (listed below). A callback returns 0 to let the others run, 1 to say
+ * it consumed the event (hook_run stops and returns 1). */
+enum hook_event {
+    HOOK_INIT,            /* (NULL, NULL, NULL): config and store are ready */
+    HOOK_MSG_FROM_CLIENT, /* (sender, message, NULL): from stamped, before routing */
+    HOOK_MSG_TO_ACCOUNT,  /* (sender or NULL, message, bare): m goes to local
+                           * account bare (delivered or stored offline); may edit m */
+    HOOK_MSG_DELIVERED,   /* (recipient, message, bare): m was queued to that resource */
+    HOOK_MSG_OFFLINE,     /* (NULL, message, bare): m was stored offline for bare */
+    HOOK_SESSION_BOUND,   /* (session, NULL, NULL): a resource was bound */
+    HOOK_PRESENCE_OUT,    /* (session, presence, NULL): a client sent presence */
+    HOOK_SESSION_END,     /* (session, NULL, NULL): s leaves the table */
+    HOOK_TICK,            /* once a second */
+    HOOK_TURN_END,        /* end of every loop turn */
+    HOOK_SHUTDOWN,        /* the server stops: write what is deferred */
+    HOOK_EVENT_N
+};
+typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);
+void hook_add(enum hook_event ev, hook_fn fn);
+int hook_run(enum hook_event ev, struct session *s, struct xml_node *st, const char *bare);
+
+#endif
