@@ -60,6 +60,8 @@ enum hook_event {
                            * account bare (delivered or stored offline); may edit m */
     HOOK_MSG_DELIVERED,   /* (recipient, message, bare): m was queued to that resource */
     HOOK_MSG_OFFLINE,     /* (NULL, message, bare): m was stored offline for bare */
+    HOOK_MSG_HELD,        /* (recipient, message, bare): m waits for a resource that
+                           * is disconnected but resumable (XEP-0198) */
     HOOK_SESSION_BOUND,   /* (session, NULL, NULL): a resource was bound */
     HOOK_PRESENCE_OUT,    /* (session, presence, NULL): a client sent presence */
     HOOK_SESSION_END,     /* (session, NULL, NULL): s leaves the table */
