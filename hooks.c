@@ -99,6 +99,15 @@ void hook_run_stream_features(struct conn *c, struct buf *out)
     }
 }
 
+int hook_slot(void)
+{
+    static int n_slots;
+    if (n_slots == HOOK_SLOTS) {
+        full("session slot");
+    }
+    return n_slots++;
+}
+
 void hook_add(enum hook_event ev, hook_fn fn)
 {
     if (n_events[ev] == HOOK_ROWS) {

@@ -49,6 +49,12 @@ typedef int (*hook_nonza_fn)(struct conn *c, struct session *s, struct xml_node 
 void hook_nonza(const char *ns, hook_nonza_fn fn);
 hook_nonza_fn hook_find_nonza(const char *ns);
 
+/* ---- per-session state of a service ----
+ * A service takes a slot index once, from its constructor, and keeps its state
+ * for a session in s->slot[index] (router.h); it frees it on HOOK_SESSION_FREE. */
+#define HOOK_SLOTS 8
+int hook_slot(void);
+
 /* ---- events ----
  * Every event callback has one shape; what each argument is depends on the
  * event (listed below). A callback returns 0 to let the others run, 1 to say
@@ -65,6 +71,7 @@ enum hook_event {
     HOOK_SESSION_BOUND,   /* (session, NULL, NULL): a resource was bound */
     HOOK_PRESENCE_OUT,    /* (session, presence, NULL): a client sent presence */
     HOOK_SESSION_END,     /* (session, NULL, NULL): s leaves the table */
+    HOOK_SESSION_FREE,    /* (session, NULL, NULL): s is freed: free its slots */
     HOOK_TICK,            /* once a second */
     HOOK_TURN_END,        /* end of every loop turn */
     HOOK_SHUTDOWN,        /* the server stops: write what is deferred */

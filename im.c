@@ -62,6 +62,7 @@ void im_session_end(struct session *s)
 void im_session_free(struct session *s)
 {
     presence_session_free(s);
+    hook_run(HOOK_SESSION_FREE, s, NULL, NULL);
 }
 
 int im_blocked(const char *bare, const char *jid)

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hooks.h"
+
 struct conn;
 struct xml_node;
 
@@ -34,6 +36,7 @@ struct session {
     char lang[36];             /* xml:lang of the client's stream ("" = none) */
     int account_removed;       /* its account was deleted: it ends, and records
                                 * no last activity (XEP-0012) for the name */
+    void *slot[HOOK_SLOTS];    /* services' state (hooks.h hook_slot) */
 };
 
 /* iq handler: returns 0 when it answered (result or error), -1 when the
