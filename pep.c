@@ -121,6 +121,20 @@ static size_t serialized_len(const struct xml_node *n)
     return len;
 }
 
+/* Append a deep copy of what (nothing when NULL) to parent. 0, or -1 when
+ * out of memory. */
+static int append_copy(struct xml_node *parent, const struct xml_node *what)
+{
+    struct xml_node *copy = what ? xml_copy(what) : NULL;
+    if (what && !copy) {
+        return -1;
+    }
+    if (copy) {
+        xml_append(parent, copy);
+    }
+    return 0;
+}
+
 /* ---- the stored doc ---- */
 
 static size_t read_bound(void)
@@ -234,15 +248,23 @@ static int acct_save(struct acct *a, struct xml_node *doc)
     return rc;
 }
 
-static struct xml_node *node_find(const struct xml_node *doc, const char *name)
+/* The child of parent whose attribute attr is value (a node by name, an
+ * item by id). */
+static struct xml_node *child_with(const struct xml_node *parent, const char *attr,
+                                   const char *value)
 {
-    for (struct xml_node *n = xml_first_child(doc); n; n = xml_next(n)) {
-        const char *nn = xml_attr(n, "name");
-        if (nn && strcmp(nn, name) == 0) {
-            return n;
+    for (struct xml_node *c = xml_first_child(parent); c; c = xml_next(c)) {
+        const char *v = xml_attr(c, attr);
+        if (v && strcmp(v, value) == 0) {
+            return c;
         }
     }
     return NULL;
+}
+
+static struct xml_node *node_find(const struct xml_node *doc, const char *name)
+{
+    return child_with(doc, "name", name);
 }
 
 static size_t count_children(const struct xml_node *n)
@@ -256,13 +278,7 @@ static size_t count_children(const struct xml_node *n)
 
 static struct xml_node *item_find(const struct xml_node *node, const char *id)
 {
-    for (struct xml_node *it = xml_first_child(node); it; it = xml_next(it)) {
-        const char *iid = xml_attr(it, "id");
-        if (iid && strcmp(iid, id) == 0) {
-            return it;
-        }
-    }
-    return NULL;
+    return child_with(node, "id", id);
 }
 
 /* ---- node configuration ---- */
@@ -472,16 +488,11 @@ static struct xml_node *event_message(const char *owner, const char *full, const
     struct xml_node *m = xml_node_new("message", NS_CLIENT);
     struct xml_node *ev = m ? xml_add_child(m, "event", NS_PUBSUB_EVENT) : NULL;
     struct xml_node *w = ev ? xml_add_child(ev, wrapper, NS_PUBSUB_EVENT) : NULL;
-    struct xml_node *copy = what ? xml_copy(what) : NULL;
-    if (!w || (what && !copy) || xml_set_attr(m, "from", owner) < 0 ||
-        xml_set_attr(m, "to", full) < 0 || xml_set_attr(m, "type", "headline") < 0 ||
-        xml_set_attr(m, "id", id) < 0 || xml_set_attr(w, "node", name) < 0) {
-        xml_free(copy);
+    if (!w || xml_set_attr(m, "from", owner) < 0 || xml_set_attr(m, "to", full) < 0 ||
+        xml_set_attr(m, "type", "headline") < 0 || xml_set_attr(m, "id", id) < 0 ||
+        xml_set_attr(w, "node", name) < 0 || append_copy(w, what) < 0) {
         xml_free(m);
         return NULL;
-    }
-    if (copy) {
-        xml_append(w, copy);
     }
     return m;
 }
@@ -533,15 +544,10 @@ static void notify_all(const char *owner, const struct xml_node *node, const str
 static struct xml_node *event_item(const struct xml_node *stored)
 {
     struct xml_node *it = xml_node_new("item", NS_PUBSUB_EVENT);
-    struct xml_node *payload = xml_first_child(stored);
-    struct xml_node *copy = payload ? xml_copy(payload) : NULL;
-    if (!it || (payload && !copy) || xml_set_attr(it, "id", xml_attr(stored, "id")) < 0) {
-        xml_free(copy);
+    if (!it || xml_set_attr(it, "id", xml_attr(stored, "id")) < 0 ||
+        append_copy(it, xml_first_child(stored)) < 0) {
         xml_free(it);
         return NULL;
-    }
-    if (copy) {
-        xml_append(it, copy);
     }
     return it;
 }
@@ -755,14 +761,11 @@ static void do_publish(struct session *s, struct xml_node *iq, struct xml_node *
         xml_free(same);
     }
     struct xml_node *item = xml_add_child(node, "item", NS_STORE);
-    struct xml_node *copy = xml_copy(payload);
-    if (!item || !copy || xml_set_attr(item, "id", id) < 0) {
-        xml_free(copy);
+    if (!item || xml_set_attr(item, "id", id) < 0 || append_copy(item, payload) < 0) {
         xml_free(doc);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
-    xml_append(item, copy);
     struct xml_node *ev = event_item(item);
     trim_items(node);
     if (save_or_fail(s, iq, a, doc) == 0) {
@@ -884,14 +887,9 @@ static int add_items(struct xml_node *items, const struct xml_node *node,
             continue;
         }
         struct xml_node *out = xml_add_child(items, "item", NS_PUBSUB);
-        struct xml_node *payload = xml_first_child(it);
-        struct xml_node *copy = payload ? xml_copy(payload) : NULL;
-        if (!out || (payload && !copy) || xml_set_attr(out, "id", xml_attr(it, "id")) < 0) {
-            xml_free(copy);
+        if (!out || xml_set_attr(out, "id", xml_attr(it, "id")) < 0 ||
+            append_copy(out, xml_first_child(it)) < 0) {
             return -1;
-        }
-        if (copy) {
-            xml_append(out, copy);
         }
     }
     return 0;
