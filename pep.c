@@ -504,8 +504,9 @@ static void notify_account(const char *owner, const char *bare, const char *name
                            const struct xml_node *what, const char *wrapper)
 {
     for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
-        if (!r->available || !caps_wants(r, name)) {
-            continue;
+        if (!r->available || !caps_wants(r, name) ||
+            (strcmp(owner, bare) != 0 && im_blocked(owner, r->jid))) {
+            continue; /* XEP-0191 §3.3: nothing of the owner to whom it blocked */
         }
         struct xml_node *m = event_message(owner, r->jid, name, what, wrapper);
         if (m) {

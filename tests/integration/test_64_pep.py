@@ -509,3 +509,22 @@ def test_limits(server):
             assert ans["type"] == "result"
             assert items_of(await get_items(a, a.bare, "urn:test:a")) == []
     run(scenario())
+
+
+def test_blocked_contact_gets_nothing(server):
+    """XEP-0191: a contact the owner blocked reads none of its nodes and gets
+    no notification, whatever the roster still says."""
+    async def scenario():
+        from xep_helpers import block
+        async with Clients(server) as cl:
+            a = await pep_client(cl, "alice")
+            b = await pep_client(cl, "bob", interests=[NS_NICK, DEVICELIST])
+            await subscribe(a, b)
+            await block(a, [b.bare])
+            await collect_messages(b)
+            await publish(a, NS_NICK, nick("Alice"))
+            await publish(a, DEVICELIST, devicelist(5), options=OPEN)
+            msgs = await collect_messages(b)
+            assert events_in(msgs, NS_NICK) == [] and events_in(msgs, DEVICELIST) == []
+            assert_error(await get_items(b, a.bare, NS_NICK), "service-unavailable")
+    run(scenario())
