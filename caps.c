@@ -38,8 +38,8 @@ struct caps_sess {
     char ver[CAPS_VER_MAX + 1]; /* of the last presence <c/>, "" = none */
     int known;                  /* set is the answer for ver */
     struct notify_set set;
-    char query_id[32];          /* our disco#info to it, "" = none in flight */
-    int sent_last;              /* pep_send_last was run for it */
+    char query_id[32]; /* our disco#info to it, "" = none in flight */
+    int sent_last;     /* pep_send_last was run for it */
 };
 
 struct cache_entry {

@@ -124,8 +124,8 @@ int caps_ver(const struct xml_node *q, char *out, size_t outsz)
         if (strcmp(name, "identity") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
             const char *cat = xml_attr(c, "category"), *type = xml_attr(c, "type");
             const char *lang = xml_attr_ns(c, "lang", XML_NS_XML), *nm = xml_attr(c, "name");
-            rc |= buf_printf(&b, "%s/%s/%s/%s<", cat ? cat : "", type ? type : "",
-                             lang ? lang : "", nm ? nm : "") |
+            rc |= buf_printf(&b, "%s/%s/%s/%s<", cat ? cat : "", type ? type : "", lang ? lang : "",
+                             nm ? nm : "") |
                   strs_add(&ids, &b);
         } else if (strcmp(name, "feature") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
             const char *var = xml_attr(c, "var");

@@ -88,8 +88,8 @@ static void bare_of(const struct session *s, char *out, size_t outsz)
     snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
 }
 
-/* An error answer with an optional XEP-0060 §7/§6 pubsub#errors condition
- * (feature names the unsupported one, XEP-0060 §7.1.3.?). The request's
+/* An error answer with an optional pubsub#errors condition (XEP-0060 §14;
+ * feature names what <unsupported/> is about). The request's
  * payload is not echoed (RFC 6120 §8.3.1 makes that optional). */
 static void reply_error(struct session *s, const struct xml_node *iq, const char *type,
                         const char *cond, const char *app, const char *feature)
@@ -228,8 +228,8 @@ static int acct_save(struct acct *a, struct xml_node *doc)
              ? STORE_OK
              : STORE_EIO;
     size_t limit = (size_t)g_config->pep_max_account_bytes;
-    if (rc != STORE_OK || (buf_len(&b) == buf_len(&old) &&
-                           memcmp(buf_ptr(&b), buf_ptr(&old), buf_len(&b)) == 0)) {
+    if (rc != STORE_OK ||
+        (buf_len(&b) == buf_len(&old) && memcmp(buf_ptr(&b), buf_ptr(&old), buf_len(&b)) == 0)) {
         /* unchanged (a non-persistent node's item): nothing to write */
     } else if (!xml_first_child(doc)) {
         rc = store_doc_delete(a->bare, PEP_DOC);
@@ -470,7 +470,7 @@ static void refuse_read(struct session *s, const struct xml_node *iq, const stru
         /* XEP-0060 §6.5.9 (presence subscription required). */
         reply_error(s, iq, "auth", "not-authorized", "presence-subscription-required", NULL);
     } else {
-        /* Whitelist (XEP-0060 §6.5.10 "not in whitelist": closed-node); open
+        /* Whitelist (XEP-0060 §6.5.9 "not in whitelist": closed-node); open
          * nodes only refuse blocked readers, who hear the same. */
         reply_error(s, iq, "cancel", "not-allowed", "closed-node", NULL);
     }
@@ -553,7 +553,7 @@ static struct xml_node *event_item(const struct xml_node *stored)
     return it;
 }
 
-/* XEP-0163 §4.3.4 / XEP-0060 §12.? : the last item of each of owner's nodes
+/* XEP-0163 §4.3.4: the last item of each of owner's nodes
  * that s may read and asked for, to s alone. */
 static void send_last_of(struct session *s, const char *owner)
 {
@@ -710,8 +710,8 @@ static void publish_result(struct session *s, const struct xml_node *iq, const c
 }
 
 /* Options of <publish-options/> (§7.1.5); 0, or -1 after answering. */
-static int publish_options(struct session *s, const struct xml_node *iq,
-                           const struct xml_node *ps, struct node_cfg *opts)
+static int publish_options(struct session *s, const struct xml_node *iq, const struct xml_node *ps,
+                           struct node_cfg *opts)
 {
     opts->access = NULL;
     opts->persist = opts->max = -1;
@@ -797,7 +797,7 @@ static void do_retract(struct session *s, struct xml_node *iq, struct xml_node *
     }
     struct xml_node *node = node_find(a->doc, name);
     if (!node || !item_find(node, id)) {
-        reply_error(s, iq, "cancel", "item-not-found", NULL, NULL); /* §7.2.3.3, .5 */
+        reply_error(s, iq, "cancel", "item-not-found", NULL, NULL); /* §7.2.3 */
         return;
     }
     struct xml_node *doc = xml_copy(a->doc);
@@ -913,7 +913,7 @@ static void do_items(struct session *s, struct xml_node *iq, struct xml_node *re
     char reader[JID_MAX + 1];
     bare_of(s, reader, sizeof(reader));
     if (!node) {
-        reply_error(s, iq, "cancel", "item-not-found", NULL, NULL); /* §6.5.9.11 */
+        reply_error(s, iq, "cancel", "item-not-found", NULL, NULL); /* §6.5.9: no such node */
     } else if (!may_read(owner, reader, s->jid, node)) {
         log_info("%s: PEP read of %s/%s refused", conn_label(s->conn), owner, name);
         refuse_read(s, iq, node);
@@ -975,7 +975,8 @@ static int pubsub_iq(struct session *s, struct xml_node *iq, struct xml_node *ps
                          strcmp(what, "create") == 0);
     if (!write) {
         /* Explicit subscriptions, affiliations, ...: XEP-0163 §4 uses
-         * presence instead. XEP-0060 §7.1.3.? feature-not-implemented. */
+         * presence instead. XEP-0060 §14: feature-not-implemented with
+         * <unsupported feature=.../>. */
         reply_error(s, iq, "cancel", "feature-not-implemented", "unsupported", what);
         return 0;
     }
@@ -1035,8 +1036,7 @@ static void configure_get(struct session *s, struct xml_node *iq, const struct x
     rc |= x ? add_field(x, "pubsub#access_model", "list-single", c.access, access_models,
                         sizeof(access_models) / sizeof(access_models[0]))
             : -1;
-    rc |= x ? add_field(x, "pubsub#persist_items", "boolean", c.persist ? "1" : "0", NULL, 0)
-            : -1;
+    rc |= x ? add_field(x, "pubsub#persist_items", "boolean", c.persist ? "1" : "0", NULL, 0) : -1;
     rc |= x ? add_field(x, "pubsub#max_items", "text-single", max, NULL, 0) : -1;
     rc |= x ? add_field(x, "pubsub#send_last_published_item", "list-single", c.send, send_values,
                         sizeof(send_values) / sizeof(send_values[0]))
@@ -1061,7 +1061,7 @@ static void configure_set(struct session *s, struct xml_node *iq, struct xml_nod
         return;
     }
     if (!x || cfg_parse_form(x, FORM_NODE_CONFIG, &c) < 0) {
-        reply_error(s, iq, "modify", "not-acceptable", NULL, NULL); /* §8.2.5.3 */
+        reply_error(s, iq, "modify", "not-acceptable", NULL, NULL); /* §8.2.5 */
         return;
     }
     struct xml_node *doc = xml_copy(a->doc);
@@ -1122,14 +1122,14 @@ static int owner_iq(struct session *s, struct xml_node *iq, struct xml_node *ps,
         reply_error(s, iq, "modify", "bad-request", NULL, NULL);
         return 0;
     }
-    int known = strcmp(what, "configure") == 0 || (!get && (strcmp(what, "delete") == 0 ||
-                                                            strcmp(what, "purge") == 0));
+    int known = strcmp(what, "configure") == 0 ||
+                (!get && (strcmp(what, "delete") == 0 || strcmp(what, "purge") == 0));
     if (!known) {
         reply_error(s, iq, "cancel", "feature-not-implemented", "unsupported", what);
         return 0;
     }
     if (!same_bare(s, to_bare)) {
-        reply_error(s, iq, "auth", "forbidden", NULL, NULL); /* §8.2.3.2, §8.4.3.1 */
+        reply_error(s, iq, "auth", "forbidden", NULL, NULL); /* §8.2.3, §8.4.3 */
         return 0;
     }
     if (!name || !*name) {
@@ -1212,13 +1212,20 @@ static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
 }
 
 static const char *const pep_features[] = {
-    NS_PUBSUB "#publish",        NS_PUBSUB "#publish-options",
-    NS_PUBSUB "#retrieve-items", NS_PUBSUB "#retract-items",
-    NS_PUBSUB "#create-nodes",   NS_PUBSUB "#auto-create",
-    NS_PUBSUB "#config-node",    NS_PUBSUB "#delete-nodes",
-    NS_PUBSUB "#purge-nodes",    NS_PUBSUB "#persistent-items",
-    NS_PUBSUB "#access-presence", NS_PUBSUB "#access-open",
-    NS_PUBSUB "#access-whitelist", NS_PUBSUB "#last-published",
+    NS_PUBSUB "#publish",
+    NS_PUBSUB "#publish-options",
+    NS_PUBSUB "#retrieve-items",
+    NS_PUBSUB "#retract-items",
+    NS_PUBSUB "#create-nodes",
+    NS_PUBSUB "#auto-create",
+    NS_PUBSUB "#config-node",
+    NS_PUBSUB "#delete-nodes",
+    NS_PUBSUB "#purge-nodes",
+    NS_PUBSUB "#persistent-items",
+    NS_PUBSUB "#access-presence",
+    NS_PUBSUB "#access-open",
+    NS_PUBSUB "#access-whitelist",
+    NS_PUBSUB "#last-published",
     NS_PUBSUB "#filtered-notifications",
 };
 

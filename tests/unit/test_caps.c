@@ -11,8 +11,8 @@ static const struct xml_limits lim = {65536, 32, 32, 256};
 
 static void check_ver(const char *xml, const char *want)
 {
-    struct xml_node *q = xml_parse_one(xml, strlen(xml), &lim, "query",
-                                       "http://jabber.org/protocol/disco#info");
+    struct xml_node *q =
+        xml_parse_one(xml, strlen(xml), &lim, "query", "http://jabber.org/protocol/disco#info");
     char ver[64] = "";
     CHECK(q != NULL);
     CHECK(q && caps_ver(q, ver, sizeof(ver)) == 0);
@@ -21,13 +21,12 @@ static void check_ver(const char *xml, const char *want)
 }
 
 /* XEP-0115 §5.2. */
-static const char simple[] =
-    "<query xmlns='http://jabber.org/protocol/disco#info'>"
-    "<identity category='client' name='Exodus 0.9.1' type='pc'/>"
-    "<feature var='http://jabber.org/protocol/caps'/>"
-    "<feature var='http://jabber.org/protocol/disco#info'/>"
-    "<feature var='http://jabber.org/protocol/disco#items'/>"
-    "<feature var='http://jabber.org/protocol/muc'/></query>";
+static const char simple[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                             "<identity category='client' name='Exodus 0.9.1' type='pc'/>"
+                             "<feature var='http://jabber.org/protocol/caps'/>"
+                             "<feature var='http://jabber.org/protocol/disco#info'/>"
+                             "<feature var='http://jabber.org/protocol/disco#items'/>"
+                             "<feature var='http://jabber.org/protocol/muc'/></query>";
 
 /* XEP-0115 §5.3: two identities with xml:lang, an extended form; the
  * elements in another order than sorted. */
@@ -48,10 +47,9 @@ static const char complex_[] =
     "<field var='software_version'><value>0.11</value></field></x></query>";
 
 /* "a" sorts before "a#b" and "a-c" ('<' is no part of the sort key). */
-static const char prefix[] =
-    "<query xmlns='http://jabber.org/protocol/disco#info'>"
-    "<identity category='client' type='bot' name='x'/>"
-    "<feature var='a-c'/><feature var='a#b'/><feature var='a'/></query>";
+static const char prefix[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                             "<identity category='client' type='bot' name='x'/>"
+                             "<feature var='a-c'/><feature var='a#b'/><feature var='a'/></query>";
 
 int main(void)
 {
