@@ -528,3 +528,72 @@ def test_blocked_contact_gets_nothing(server):
             assert events_in(msgs, NS_NICK) == [] and events_in(msgs, DEVICELIST) == []
             assert_error(await get_items(b, a.bare, NS_NICK), "service-unavailable")
     run(scenario())
+
+
+def _raw_caps_session(server, resource, ver):
+    """bob logged in over a raw socket, his presence claiming caps ver; the
+    server's disco#info query for it (or None when none came)."""
+    from disco_helpers import raw_login
+    c, _ = raw_login(server, "bob", resource=resource)
+    start = len(c.reader.children)
+    c.send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
+           "node='urn:test:forger' ver='%s'/></presence>" % ver)
+    ask = c.wait_child("iq", timeout=5, start=start)
+    return c, ask
+
+
+def test_forged_caps_answer_not_cached(server):
+    """XEP-0115 §5.4: an answer that does not hash to the ver it claims serves
+    the resource that gave it, and is never reused for anyone else."""
+    async def befriend():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            b = await plain_client(cl, "bob")
+            await subscribe(a, b)
+    run(befriend())
+    fake = "AAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    one, ask = _raw_caps_session(server, "one", fake)
+    two = None
+    try:
+        assert ask is not None and ask.get("type") == "get", one.describe()
+        q = ask.find("{%s}query" % NS_DISCO_INFO)
+        assert q is not None and q.get("node") == "urn:test:forger#" + fake
+        one.send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s'>"
+                 "<identity category='client' type='pc'/><feature var='%s+notify'/>"
+                 "</query></iq>" % (ask.get("id"), server.domain, NS_DISCO_INFO, q.get("node"),
+                                    NS_NICK))
+        # The same ver from another resource: asked again, not taken from a cache.
+        two, ask2 = _raw_caps_session(server, "two", fake)
+        assert ask2 is not None and ask2.find("{%s}query" % NS_DISCO_INFO) is not None
+
+        async def publish_nick():
+            async with Clients(server) as cl:
+                a = await plain_client(cl, "alice")
+                assert (await publish(a, NS_NICK, nick("Alice")))["type"] == "result"
+        start = len(one.reader.children)
+        run(publish_nick())
+        ev = one.wait_child("message", timeout=5, start=start)
+        assert ev is not None and ev.find("{%s}event" % NS_EVENT) is not None, one.describe()
+    finally:
+        one.close()
+        if two is not None:
+            two.close()
+
+
+def test_damaged_store_doc_left_alone(server):
+    """A doc-pep that does not parse: internal-server-error, a log line, and
+    the file is kept as it is for an administrator (STORAGE.md "pep")."""
+    from im_helpers import read_doc, write_doc
+    server.require_managed()
+    server.stop()
+    write_doc(server, "alice", "pep", "<pep xmlns='urn:xmppd:pep:1'><node name='x'>")
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            assert_error(await get_items(a, a.bare, NS_NICK), "internal-server-error", "wait")
+            assert_error(await publish(a, NS_NICK, nick("x")), "internal-server-error")
+    run(scenario())
+    assert read_doc(server, "alice", "pep") == "<pep xmlns='urn:xmppd:pep:1'><node name='x'>"
+    assert "stored nodes of alice@localhost do not parse" in server.log_text()
