@@ -597,3 +597,28 @@ def test_damaged_store_doc_left_alone(server):
     run(scenario())
     assert read_doc(server, "alice", "pep") == "<pep xmlns='urn:xmppd:pep:1'><node name='x'>"
     assert "stored nodes of alice@localhost do not parse" in server.log_text()
+
+
+def test_avatar_with_slixmpp(server):
+    """XEP-0084 through slixmpp's plugin: the data node (a 20 kB image as
+    base64), then the metadata node; a contact that asked for metadata+notify
+    hears of it and fetches the data by id."""
+    async def scenario():
+        import base64
+        async with Clients(server) as cl:
+            a = await pep_client(cl, "alice")
+            b = await pep_client(cl, "bob", interests=[NS_AVATAR_META])
+            await subscribe(a, b)
+            await collect_messages(b)
+            a.xmpp.register_plugin("xep_0084")
+            data = os.urandom(20000)
+            aid = a.xmpp["xep_0084"].generate_id(data)
+            await a.xmpp["xep_0084"].publish_avatar(data)
+            await a.xmpp["xep_0084"].publish_avatar_metadata(
+                [{"id": aid, "type": "image/png", "bytes": len(data)}])
+            evs = await events(b, NS_AVATAR_META)
+            assert len(evs) == 1 and evs[0].find("{%s}item" % NS_EVENT).get("id") == aid
+            res = await b.xmpp["xep_0060"].get_item(a.bare, "urn:xmpp:avatar:data", aid)
+            el = res.xml.find(".//{urn:xmpp:avatar:data}data")
+            assert base64.b64decode(el.text) == data
+    run(scenario())
