@@ -436,29 +436,46 @@ static struct xml_node *node_new(struct xml_node *doc, const char *name, const s
 
 /* ---- access (XEP-0060 §4.5, XEP-0163 §4.1) ---- */
 
-/* 1 when reader (a bare JID; full, for blocking) may read owner's node. */
-static int may_read(const char *owner, const char *reader, const char *reader_full,
-                    const struct xml_node *node)
+/* What a reader is to an owner, looked up once for all of its nodes. */
+struct rights {
+    int owner;    /* the account itself */
+    int blocked;  /* the owner blocks the reader (XEP-0191) */
+    int presence; /* the owner's roster: 'from' or 'both' for the reader */
+};
+
+/* reader: a bare JID; reader_full: the full one, for blocking. */
+static void rights_of(const char *owner, const char *reader, const char *reader_full,
+                      struct rights *rt)
 {
+    memset(rt, 0, sizeof(*rt));
     if (strcmp(owner, reader) == 0) {
-        return 1;
+        rt->owner = 1;
+        return;
     }
-    struct node_cfg c;
-    cfg_of(node, &c);
-    if (strcmp(c.access, "whitelist") == 0 || im_blocked(owner, reader_full)) {
-        return 0; /* whitelist: the owner alone (no one else can be listed) */
-    }
-    if (strcmp(c.access, "open") == 0) {
-        return 1;
+    rt->blocked = im_blocked(owner, reader_full);
+    if (rt->blocked) {
+        return;
     }
     struct roster r;
-    int ok = 0;
     if (roster_load(owner, &r) == 0) {
         const struct roster_item *it = roster_find(&r, reader);
-        ok = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
+        rt->presence = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
     }
-    roster_free(&r);
-    return ok;
+    roster_free(&r); /* empty but valid after a failed load too */
+}
+
+/* 1 when rt allows reading node (XEP-0060 §4.5 access models). */
+static int rights_allow(const struct rights *rt, const struct xml_node *node)
+{
+    struct node_cfg c;
+    cfg_of(node, &c);
+    if (rt->owner) {
+        return 1;
+    }
+    if (rt->blocked || strcmp(c.access, "whitelist") == 0) {
+        return 0; /* whitelist: the owner alone (no one else can be listed) */
+    }
+    return strcmp(c.access, "open") == 0 || rt->presence;
 }
 
 /* The error a reader without access gets. */
@@ -558,7 +575,9 @@ static struct xml_node *event_item(const struct xml_node *stored)
 static void send_last_of(struct session *s, const char *owner)
 {
     char reader[JID_MAX + 1];
+    struct rights rt;
     bare_of(s, reader, sizeof(reader));
+    rights_of(owner, reader, s->jid, &rt);
     struct acct *a = acct_get(owner);
     for (struct xml_node *n = a ? xml_first_child(a->doc) : NULL; n; n = xml_next(n)) {
         struct node_cfg c;
@@ -569,7 +588,7 @@ static void send_last_of(struct session *s, const char *owner)
             last = xml_next(last);
         }
         if (!last || strcmp(c.send, "never") == 0 || !caps_wants(s, name) ||
-            !may_read(owner, reader, s->jid, n)) {
+            !rights_allow(&rt, n)) {
             continue;
         }
         struct xml_node *it = event_item(last);
@@ -911,10 +930,12 @@ static void do_items(struct session *s, struct xml_node *iq, struct xml_node *re
     }
     struct xml_node *node = node_find(a->doc, name);
     char reader[JID_MAX + 1];
+    struct rights rt;
     bare_of(s, reader, sizeof(reader));
+    rights_of(owner, reader, s->jid, &rt);
     if (!node) {
         reply_error(s, iq, "cancel", "item-not-found", NULL, NULL); /* §6.5.9: no such node */
-    } else if (!may_read(owner, reader, s->jid, node)) {
+    } else if (!rights_allow(&rt, node)) {
         log_info("%s: PEP read of %s/%s refused", conn_label(s->conn), owner, name);
         refuse_read(s, iq, node);
     } else {
@@ -1157,10 +1178,12 @@ static int owner_iq(struct session *s, struct xml_node *iq, struct xml_node *ps,
 static int list_nodes(struct session *s, const char *bare, struct xml_node *q)
 {
     char reader[JID_MAX + 1];
+    struct rights rt;
     bare_of(s, reader, sizeof(reader));
+    rights_of(bare, reader, s->jid, &rt);
     struct acct *a = acct_get(bare);
     for (struct xml_node *n = a ? xml_first_child(a->doc) : NULL; n; n = xml_next(n)) {
-        if (!may_read(bare, reader, s->jid, n)) {
+        if (!rights_allow(&rt, n)) {
             continue;
         }
         struct xml_node *it = xml_add_child(q, "item", "http://jabber.org/protocol/disco#items");
