@@ -443,10 +443,12 @@ struct rights {
     int presence; /* the owner's roster: 'from' or 'both' for the reader */
 };
 
-/* reader: a bare JID; reader_full: the full one, for blocking. */
-static void rights_of(const char *owner, const char *reader, const char *reader_full,
-                      struct rights *rt)
+/* The rights of s's account (its full JID, for blocking) on owner's nodes. */
+static void rights_of(const char *owner, const struct session *s, struct rights *rt)
 {
+    char reader[JID_MAX + 1];
+    const char *reader_full = s->jid;
+    bare_of(s, reader, sizeof(reader));
     memset(rt, 0, sizeof(*rt));
     if (strcmp(owner, reader) == 0) {
         rt->owner = 1;
@@ -574,10 +576,8 @@ static struct xml_node *event_item(const struct xml_node *stored)
  * that s may read and asked for, to s alone. */
 static void send_last_of(struct session *s, const char *owner)
 {
-    char reader[JID_MAX + 1];
     struct rights rt;
-    bare_of(s, reader, sizeof(reader));
-    rights_of(owner, reader, s->jid, &rt);
+    rights_of(owner, s, &rt);
     struct acct *a = acct_get(owner);
     for (struct xml_node *n = a ? xml_first_child(a->doc) : NULL; n; n = xml_next(n)) {
         struct node_cfg c;
@@ -929,10 +929,8 @@ static void do_items(struct session *s, struct xml_node *iq, struct xml_node *re
         return;
     }
     struct xml_node *node = node_find(a->doc, name);
-    char reader[JID_MAX + 1];
     struct rights rt;
-    bare_of(s, reader, sizeof(reader));
-    rights_of(owner, reader, s->jid, &rt);
+    rights_of(owner, s, &rt);
     if (!node) {
         reply_error(s, iq, "cancel", "item-not-found", NULL, NULL); /* §6.5.9: no such node */
     } else if (!rights_allow(&rt, node)) {
@@ -1177,10 +1175,8 @@ static int owner_iq(struct session *s, struct xml_node *iq, struct xml_node *ps,
 
 static int list_nodes(struct session *s, const char *bare, struct xml_node *q)
 {
-    char reader[JID_MAX + 1];
     struct rights rt;
-    bare_of(s, reader, sizeof(reader));
-    rights_of(bare, reader, s->jid, &rt);
+    rights_of(bare, s, &rt);
     struct acct *a = acct_get(bare);
     for (struct xml_node *n = a ? xml_first_child(a->doc) : NULL; n; n = xml_next(n)) {
         if (!rights_allow(&rt, n)) {
