@@ -42,6 +42,7 @@ endif
 # Services plug in through hooks.h from their own files: each WITH_... switch
 # adds or leaves out files, nothing else.
 SERVICE_SRCS =
+SERVICE_SRCS += pep.c caps.c caps_ver.c
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
        register.c disco.c vcard.c private.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
@@ -49,6 +50,7 @@ SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c bl
 OBJS = $(SRCS:.c=.o)
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_log
+UNIT_TESTS += test_caps # PEP (XEP-0163): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -171,3 +173,7 @@ include fuzz.mk
 .PHONY: fuzz fuzz-run
 fuzz: fuzz-build
 fuzz-run: fuzz-run-all
+
+# PEP (XEP-0163): the XEP-0115 verification string is tested alone.
+tests/unit/test_caps: tests/unit/test_caps.c caps_ver.o $(LIB_OBJS) .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< caps_ver.o $(LIB_OBJS) $(LIBS)

@@ -113,6 +113,12 @@ static const struct option options[] = {
          LIMIT_REGISTER_TOTAL_WINDOW, 1),
     /* Loopback by default, as Prosody exempts it: local tools and tests. */
     PREFIXES(registration_exempt, "127.0.0.0/8 ::1", 1),
+    /* PEP (XEP-0163, pep.c) */
+    INT(pep_max_item_bytes, 256, 1048576, LIMIT_PEP_ITEM_BYTES, 1),
+    INT(pep_max_items, 1, 10000, LIMIT_PEP_MAX_ITEMS, 1),
+    INT(pep_max_nodes, 0, 10000, LIMIT_PEP_NODES, 1),
+    INT(pep_max_account_bytes, 0, 67108864, LIMIT_PEP_ACCOUNT_BYTES, 1),
+    INT(pep_caps_cache, 1, 100000, LIMIT_PEP_CAPS_CACHE, 0),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -80,6 +80,12 @@ struct config {
     struct config_rate registration_throttle;       /* per address */
     struct config_rate registration_throttle_total; /* all addresses together */
     struct config_prefixes registration_exempt;     /* addresses neither counted nor limited */
+    /* PEP (XEP-0163, pep.c) */
+    int pep_max_item_bytes;
+    int pep_max_items;
+    int pep_max_nodes;
+    int pep_max_account_bytes;
+    int pep_caps_cache;
 };
 
 /* Fill every field with its default. */

@@ -225,6 +225,16 @@ static struct xml_node *account_info(void)
         xml_free(q);
         return NULL;
     }
+    size_t nid;
+    const char *const *ids = hook_account_identities(&nid);
+    for (size_t i = 0; i < nid; i++) {
+        id = xml_add_child(q, "identity", NS_DISCO_INFO);
+        if (!id || xml_set_attr(id, "category", ids[2 * i]) < 0 ||
+            xml_set_attr(id, "type", ids[2 * i + 1]) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < NACCOUNT_FEATURES; i++) {
         if (add_feature(q, account_features[i]) < 0) {
             xml_free(q);
@@ -289,12 +299,17 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
     if (!to_bare) {
         /* No components or services yet: an empty list (XEP-0030 §4.1). */
         reply_or_fail(s, iq, new_query(NS_DISCO_ITEMS, NULL));
-    } else if (is_owner(s, to_bare)) {
-        reply_or_fail(s, iq, account_items(to_bare));
-    } else {
-        /* A contact sees no resources through disco; presence tells it. */
-        reply_or_fail(s, iq, new_query(NS_DISCO_ITEMS, NULL));
+        return 0;
     }
+    /* A contact sees no resources through disco; presence tells it. */
+    struct xml_node *q = is_owner(s, to_bare) ? account_items(to_bare)
+                                              : new_query(NS_DISCO_ITEMS, NULL);
+    /* Services list what they hold for the account (XEP-0163 §6.1 nodes). */
+    if (q && hook_run_disco_items(s, to_bare, q) < 0) {
+        xml_free(q);
+        q = NULL;
+    }
+    reply_or_fail(s, iq, q);
     return 0;
 }
 

@@ -125,3 +125,43 @@ int hook_run(enum hook_event ev, struct session *s, struct xml_node *st, const c
     }
     return 0;
 }
+
+/* ---- PEP (XEP-0163): account identities and disco#items writers ---- */
+
+static const char *identities[2 * HOOK_ROWS];
+static size_t n_identities;
+static hook_items_fn items_writers[HOOK_ROWS];
+static size_t n_items_writers;
+
+void hook_account_identity(const char *category, const char *type)
+{
+    if (n_identities == 2 * HOOK_ROWS) {
+        full("identity");
+    }
+    identities[n_identities++] = category;
+    identities[n_identities++] = type;
+}
+
+const char *const *hook_account_identities(size_t *n)
+{
+    *n = n_identities / 2;
+    return identities;
+}
+
+void hook_disco_items(hook_items_fn fn)
+{
+    if (n_items_writers == HOOK_ROWS) {
+        full("disco items");
+    }
+    items_writers[n_items_writers++] = fn;
+}
+
+int hook_run_disco_items(struct session *s, const char *bare, struct xml_node *q)
+{
+    for (size_t i = 0; i < n_items_writers; i++) {
+        if (items_writers[i](s, bare, q) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -75,10 +75,27 @@ enum hook_event {
     HOOK_TICK,            /* once a second */
     HOOK_TURN_END,        /* end of every loop turn */
     HOOK_SHUTDOWN,        /* the server stops: write what is deferred */
+    /* PEP (XEP-0163): */
+    HOOK_IQ_ANSWER,       /* (sender, iq, bare or NULL): an iq result/error to the
+                           * server (bare NULL) or to account bare: the answer to
+                           * an iq a service sent, matched by its id */
+    HOOK_ACCOUNT_REMOVED, /* (NULL, NULL, bare): the account was deleted; drop
+                           * what is cached for the name */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);
 void hook_add(enum hook_event ev, hook_fn fn);
 int hook_run(enum hook_event ev, struct session *s, struct xml_node *st, const char *bare);
+
+/* ---- PEP (XEP-0163): what an account's disco#info/#items also list ----
+ * hook_account_identity adds an identity to every account's disco#info
+ * (XEP-0163 §6.1: pubsub/pep). A disco#items writer appends <item/>s to q,
+ * the answer to s for the items of account bare (no node); it may only add
+ * what s may see. Returns 0, or -1 when out of memory. */
+void hook_account_identity(const char *category, const char *type);
+const char *const *hook_account_identities(size_t *n); /* category, type pairs */
+typedef int (*hook_items_fn)(struct session *s, const char *bare, struct xml_node *q);
+void hook_disco_items(hook_items_fn fn);
+int hook_run_disco_items(struct session *s, const char *bare, struct xml_node *q);
 
 #endif

@@ -70,4 +70,13 @@
 /* SCRAM. */
 #define SCRAM_DEFAULT_ITER 4096       /* scram_iterations (RFC 7677 recommends >= 4096) */
 
+/* PEP (XEP-0163): personal eventing nodes per account (pep.c). */
+#define LIMIT_PEP_ITEM_BYTES 65536     /* pep_max_item_bytes: bytes of one item's payload */
+#define LIMIT_PEP_MAX_ITEMS 256        /* pep_max_items: items kept per node; what
+                                          pubsub#max_items 'max' means */
+#define LIMIT_PEP_NODES 64             /* pep_max_nodes: nodes per account */
+#define LIMIT_PEP_ACCOUNT_BYTES (1024 * 1024) /* pep_max_account_bytes: stored per account */
+#define LIMIT_PEP_CAPS_CACHE 256       /* pep_caps_cache: XEP-0115 ver hashes remembered */
+#define LIMIT_PEP_CAPS_NOTIFY 64       /* compile-time: +notify features kept per ver */
+
 #endif

@@ -322,6 +322,7 @@ static void end_sessions(const char *bare, struct session *first)
     blocking_forget(bare);
     roster_turn_end();
     last_activity_forget(bare);
+    hook_run(HOOK_ACCOUNT_REMOVED, NULL, NULL, bare);
     for (struct session *r = first; r; r = r->next_res) {
         r->account_removed = 1;
         c2s_stream_error(r->conn, "not-authorized", "account removed");

@@ -485,7 +485,9 @@ static void iq_to_server(struct session *s, struct xml_node *iq, const char *to_
     const char *type = xml_attr(iq, "type");
     if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
         if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0)) {
-            return; /* answers to our pings and pushes */
+            /* Answers to our pings and pushes, and to services' queries. */
+            hook_run(HOOK_IQ_ANSWER, s, iq, to_bare);
+            return;
         }
         router_bounce(s, iq, "modify", "bad-request");
         return;

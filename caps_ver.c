@@ -1,0 +1,149 @@
+/* caps_ver.c: the XEP-0115 §5.1 verification string of a disco#info answer
+ * and its base64 SHA-1 (the 'ver' a client puts in its presence <c/>).
+ * Owns: nothing but the computation (a pure function, unit-tested against
+ * the XEP's §5.2 and §5.3 examples).
+ * Must not: keep state, do I/O or know sessions (caps.c does). */
+#include "pep.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "sasl.h"
+#include "tls.h"
+#include "xml.h"
+
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_XDATA "jabber:x:data"
+
+/* Every string in the lists below ends in '<' and starts with its sort key
+ * (a feature, "category/type/lang/name", a field's var, a FORM_TYPE), which
+ * §5.1 sorts as is: '<' counts as the end, so "shim" sorts before "shim#x". */
+static int cmp_key(const void *a, const void *b)
+{
+    const unsigned char *x = *(unsigned char *const *)a, *y = *(unsigned char *const *)b;
+    for (;; x++, y++) {
+        int cx = *x == '<' ? 0 : *x, cy = *y == '<' ? 0 : *y;
+        if (cx != cy) {
+            return cx - cy;
+        }
+        if (!cx) {
+            return strcmp((const char *)x, (const char *)y); /* same key: the rest */
+        }
+    }
+}
+
+/* A growable list of strings, sorted and joined at the end. */
+struct strs {
+    char **v;
+    size_t n, cap;
+};
+
+static int strs_add(struct strs *l, struct buf *b)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, cap * sizeof(char *));
+        if (!v) {
+            return -1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(buf_ptr(b)))) {
+        return -1;
+    }
+    l->n++;
+    buf_clear(b);
+    return 0;
+}
+
+static void strs_free(struct strs *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i]);
+    }
+    free(l->v);
+}
+
+/* Sort l and append each string (they already end in '<') to out. */
+static int strs_join(struct strs *l, struct buf *out)
+{
+    if (l->n) {
+        qsort(l->v, l->n, sizeof(char *), cmp_key);
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (buf_puts(out, l->v[i]) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* §5.4 step 3.3.4: "var<" then each value, sorted, with "<"; FORM_TYPE's
+ * value alone goes first (into form_type). */
+static int form_string(const struct xml_node *x, struct buf *out)
+{
+    struct strs fields = {0}, values = {0};
+    struct buf b, form_type;
+    int rc = 0;
+    buf_init(&b, 0);
+    buf_init(&form_type, 0);
+    for (struct xml_node *f = xml_child(x, "field", NS_XDATA); f && rc == 0; f = xml_next(f)) {
+        const char *var = xml_attr(f, "var");
+        if (!var || strcmp(xml_name(f), "field") != 0) {
+            continue;
+        }
+        for (struct xml_node *v = xml_child(f, "value", NS_XDATA); v && rc == 0; v = xml_next(v)) {
+            rc |= buf_printf(&b, "%s<", xml_text(v)) | strs_add(&values, &b);
+        }
+        if (strcmp(var, "FORM_TYPE") == 0) {
+            rc |= strs_join(&values, &form_type);
+        } else {
+            rc |= buf_printf(&b, "%s<", var) | strs_join(&values, &b) | strs_add(&fields, &b);
+        }
+        strs_free(&values);
+        memset(&values, 0, sizeof(values));
+    }
+    rc |= buf_puts(out, buf_ptr(&form_type)) | strs_join(&fields, out);
+    strs_free(&fields);
+    buf_free(&b);
+    buf_free(&form_type);
+    return rc ? -1 : 0;
+}
+
+int caps_ver(const struct xml_node *q, char *out, size_t outsz)
+{
+    struct strs ids = {0}, feats = {0}, forms = {0};
+    struct buf b, s;
+    int rc = 0;
+    buf_init(&b, 0);
+    buf_init(&s, 0);
+    for (struct xml_node *c = xml_first_child(q); c && rc == 0; c = xml_next(c)) {
+        const char *name = xml_name(c);
+        if (strcmp(name, "identity") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
+            const char *cat = xml_attr(c, "category"), *type = xml_attr(c, "type");
+            const char *lang = xml_attr_ns(c, "lang", XML_NS_XML), *nm = xml_attr(c, "name");
+            rc |= buf_printf(&b, "%s/%s/%s/%s<", cat ? cat : "", type ? type : "", lang ? lang : "",
+                             nm ? nm : "") |
+                  strs_add(&ids, &b);
+        } else if (strcmp(name, "feature") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
+            const char *var = xml_attr(c, "var");
+            rc |= buf_printf(&b, "%s<", var ? var : "") | strs_add(&feats, &b);
+        } else if (strcmp(name, "x") == 0 && strcmp(xml_ns(c), NS_XDATA) == 0) {
+            rc |= form_string(c, &b) | strs_add(&forms, &b);
+        }
+    }
+    rc |= strs_join(&ids, &s) | strs_join(&feats, &s) | strs_join(&forms, &s);
+    unsigned char md[20];
+    if (rc == 0 && (tls_hash(TLS_SHA1, buf_ptr(&s), buf_len(&s), md) < 0 ||
+                    sasl_b64_encode(md, sizeof(md), out, outsz) < 0)) {
+        rc = -1;
+    }
+    strs_free(&ids);
+    strs_free(&feats);
+    strs_free(&forms);
+    buf_free(&b);
+    buf_free(&s);
+    return rc ? -1 : 0;
+}
