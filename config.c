@@ -113,6 +113,8 @@ static const struct option options[] = {
          LIMIT_REGISTER_TOTAL_WINDOW, 1),
     /* Loopback by default, as Prosody exempts it: local tools and tests. */
     PREFIXES(registration_exempt, "127.0.0.0/8 ::1", 1),
+    /* client state indication (XEP-0352, csi.c) */
+    INT(csi_max_held, 0, 10000, LIMIT_CSI_MAX_HELD, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -80,6 +80,8 @@ struct config {
     struct config_rate registration_throttle;       /* per address */
     struct config_rate registration_throttle_total; /* all addresses together */
     struct config_prefixes registration_exempt;     /* addresses neither counted nor limited */
+    /* client state indication (XEP-0352, csi.c) */
+    int csi_max_held;                    /* csi_max_held: stanzas held while inactive */
 };
 
 /* Fill every field with its default. */

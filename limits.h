@@ -70,4 +70,8 @@
 /* SCRAM. */
 #define SCRAM_DEFAULT_ITER 4096       /* scram_iterations (RFC 7677 recommends >= 4096) */
 
+/* Client state indication (XEP-0352, csi.c). */
+#define LIMIT_CSI_MAX_HELD 100        /* csi_max_held: stanzas held for an inactive client;
+                                         one more flushes them all */
+
 #endif

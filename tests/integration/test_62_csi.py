@@ -1,0 +1,189 @@
+"""XEP-0352 Client State Indication: the <csi/> stream feature after
+authentication; while a client is inactive, presence updates (the newest per
+sender full JID) and chat-state-only messages are held; a message with a
+body, an iq or any other stanza first sends what is held, in order; <active/>
+sends it; csi_max_held bounds what is held (one more sends everything).
+
+The inactive client is a raw socket, so that the order of what it receives
+is exact. "Nothing arrived" is checked after ping round trips of the senders
+(settle): the server queues and writes a stanza to its recipient in the same
+loop turn as or before the answer to a ping sent after it."""
+
+import xml.etree.ElementTree as ET
+
+from disco_helpers import raw_login
+from limits_helpers import raw_session, reconfigure
+from xep_helpers import send_message
+from xmpp_helpers import NS_CLIENT, Clients, local, patience, run
+
+NS_CSI = "urn:xmpp:csi:0"
+NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
+
+
+def composing(n):
+    return ET.fromstring("<composing xmlns='%s' n='%d'/>" % (NS_CHATSTATES, n))
+
+
+def new_since(c, start, wait=0.5):
+    """What c received from index start on, after reading for up to `wait`
+    seconds (the senders settled first: anything sent is already there)."""
+    c.read_until(lambda r: False, wait)
+    return c.reader.children[start:]
+
+
+def until_count(c, start, n):
+    assert c.read_until(lambda r: len(r.children) >= start + n, patience()), c.describe()
+    return c.reader.children[start:]
+
+
+def describe(els):
+    out = []
+    for e in els:
+        status = e.find("{%s}status" % NS_CLIENT)
+        body = e.find("{%s}body" % NS_CLIENT)
+        state = e.find("{%s}composing" % NS_CHATSTATES)
+        out.append((local(e.tag), e.get("from"),
+                    status.text if status is not None else
+                    body.text if body is not None else
+                    "composing-%s" % state.get("n") if state is not None else e.get("type")))
+    return out
+
+
+def inactive(server, resource="phone", available=False):
+    """alice on a raw socket, inactive; with available, after her initial
+    presence has come back to her (RFC 6121 §4.2.2)."""
+    c = raw_session(server, "alice", resource)
+    if available:
+        start = len(c.reader.children)
+        c.send("<presence/>")
+        assert c.wait_child("presence", NS_CLIENT, start=start) is not None, c.describe()
+    c.send("<inactive xmlns='%s'/>" % NS_CSI)
+    return c
+
+
+async def settle_senders(*clients):
+    for s in clients:
+        await s.ping_server()
+
+
+def test_stream_feature_after_auth(server):
+    c, features = raw_login(server, "alice")
+    try:
+        assert features.find("{%s}csi" % NS_CSI) is not None, ET.tostring(features)
+    finally:
+        c.close()
+
+
+def test_presence_held_newest_per_sender_wins(server):
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob", resource="b")
+            carol = await cl.login("carol", resource="c")
+            alice = inactive(server)
+            try:
+                await settle_senders(bob)
+                start = len(alice.reader.children)
+                bob.xmpp.send_presence(pto=alice.jid, pstatus="one")
+                carol.xmpp.send_presence(pto=alice.jid, pstatus="c1")
+                await settle_senders(carol)
+                bob.xmpp.send_presence(pto=alice.jid, pstatus="two")
+                await settle_senders(bob, carol)
+                assert new_since(alice, start) == [], describe(alice.reader.children[start:])
+                alice.send("<active xmlns='%s'/>" % NS_CSI)
+                got = until_count(alice, start, 2)
+                assert describe(got) == [("presence", carol.jid, "c1"),
+                                         ("presence", bob.jid, "two")]
+                # Active again: nothing is held any more.
+                bob.xmpp.send_presence(pto=alice.jid, pstatus="three")
+                await settle_senders(bob)
+                assert describe(until_count(alice, start, 3))[2:] == [
+                    ("presence", bob.jid, "three")]
+                assert len(new_since(alice, start)) == 3
+            finally:
+                alice.close()
+    run(scenario())
+
+
+def test_chat_states_held_body_flushes_in_order(server):
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob", resource="b")
+            alice = inactive(server)
+            try:
+                await settle_senders(bob)
+                start = len(alice.reader.children)
+                send_message(bob, alice.jid, None, extra=[composing(1)])
+                bob.xmpp.send_presence(pto=alice.jid, pstatus="away a bit")
+                send_message(bob, alice.jid, None, extra=[composing(2)])
+                await settle_senders(bob)
+                assert new_since(alice, start) == [], describe(alice.reader.children[start:])
+                send_message(bob, alice.jid, "hello")
+                await settle_senders(bob)  # slixmpp writes while we await
+                got = until_count(alice, start, 4)
+                assert describe(got) == [("message", bob.jid, "composing-1"),
+                                         ("presence", bob.jid, "away a bit"),
+                                         ("message", bob.jid, "composing-2"),
+                                         ("message", bob.jid, "hello")]
+                # Still inactive: the next chat state waits again.
+                send_message(bob, alice.jid, None, extra=[composing(3)])
+                await settle_senders(bob)
+                assert len(new_since(alice, start)) == 4
+            finally:
+                alice.close()
+    run(scenario())
+
+
+def test_iq_and_subscription_flush(server):
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob", resource="b")
+            alice = inactive(server, available=True)
+            try:
+                await settle_senders(bob)
+                start = len(alice.reader.children)
+                bob.xmpp.send_presence(pto=alice.jid, pstatus="p1")
+                await settle_senders(bob)
+                assert new_since(alice, start) == []
+                # An iq (here the answer to alice's own ping) sends what waits first.
+                alice.send("<iq type='get' id='ping1' to='%s'><ping xmlns='urn:xmpp:ping'/>"
+                           "</iq>" % server.domain)
+                got = until_count(alice, start, 2)
+                assert describe(got) == [("presence", bob.jid, "p1"), ("iq", server.domain,
+                                                                      "result")]
+                # A subscription request is not a presence update: it flushes.
+                bob.xmpp.send_presence(pto=alice.jid, pstatus="p2")
+                bob.xmpp.send_presence(pto=server.jid("alice"), ptype="subscribe")
+                await settle_senders(bob)
+                got = until_count(alice, start, 4)[2:]
+                assert describe(got) == [("presence", bob.jid, "p2"),
+                                         ("presence", server.jid("bob"), "subscribe")]
+            finally:
+                alice.close()
+    run(scenario())
+
+
+def test_held_limit_flushes_everything(server):
+    reconfigure(server, csi_max_held=3)
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob", resource="b")
+            alice = inactive(server)
+            try:
+                await settle_senders(bob)
+                start = len(alice.reader.children)
+                for n in (1, 2, 3):
+                    send_message(bob, alice.jid, None, extra=[composing(n)])
+                await settle_senders(bob)
+                assert new_since(alice, start) == []
+                send_message(bob, alice.jid, None, extra=[composing(4)])
+                await settle_senders(bob)
+                got = until_count(alice, start, 4)
+                assert [x[2] for x in describe(got)] == ["composing-%d" % n for n in (1, 2, 3, 4)]
+                # The count starts again from nothing.
+                send_message(bob, alice.jid, None, extra=[composing(5)])
+                await settle_senders(bob)
+                assert len(new_since(alice, start)) == 4
+            finally:
+                alice.close()
+    run(scenario())
