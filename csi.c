@@ -26,17 +26,20 @@
 struct held {
     char *from;            /* presence: its sender (newest wins); NULL otherwise */
     struct xml_node *st;   /* a copy */
+    size_t bytes;          /* its serialised size */
 };
 
 /* Per session, in its hook slot, from the first <inactive/>. */
 struct csi {
     int inactive;
     size_t n, cap;         /* cap: csi_max_held when the array was made */
+    size_t bytes;          /* serialised size of what is held */
     struct held *q;
 };
 
 static int slot;
-static int flushing; /* router_send from flush(): let it through */
+static int flushing;      /* router_send from flush(): let it through */
+static struct buf sizing; /* to measure a stanza before holding it */
 
 /* ---- what waits ---- */
 
@@ -91,6 +94,7 @@ static void drop_presence_from(struct csi *c, const char *from)
 {
     for (size_t i = 0; i < c->n; i++) {
         if (c->q[i].from && strcmp(c->q[i].from, from) == 0) {
+            c->bytes -= c->q[i].bytes;
             held_free(&c->q[i]);
             memmove(&c->q[i], &c->q[i + 1], (c->n - i - 1) * sizeof(c->q[0]));
             c->n--;
@@ -112,10 +116,14 @@ static void flush(struct session *s, struct csi *c)
     }
     flushing = 0;
     c->n = 0;
+    c->bytes = 0;
 }
 
-/* Keep a copy of st; 0 when kept, -1 when it has to go now (queue full or
- * out of memory: everything goes, so nothing is lost). */
+/* Keep a copy of st; 0 when kept, -1 when it has to go now: everything
+ * goes then, so nothing is lost. Past csi_max_held stanzas, or past outq_soft
+ * bytes: what an inactive client is owed may not take more memory than its
+ * output queue could (a contact's big chat states would otherwise pile up
+ * under the output limits, STYLE §4). Also when out of memory. */
 static int hold(struct csi *c, const struct xml_node *st, int presence)
 {
     const char *from = xml_attr(st, "from");
@@ -126,15 +134,18 @@ static int hold(struct csi *c, const struct xml_node *st, int presence)
         c->cap = (size_t)g_config->csi_max_held;
         c->q = c->cap ? calloc(c->cap, sizeof(c->q[0])) : NULL;
     }
-    if (c->n == c->cap || !c->q) {
+    buf_clear(&sizing);
+    if (c->n == c->cap || !c->q || xml_serialize(st, NS_CLIENT, &sizing) < 0 ||
+        c->bytes + buf_len(&sizing) > (size_t)g_config->outq_soft) {
         return -1;
     }
-    struct held h = {presence ? strdup(from ? from : "") : NULL, xml_copy(st)};
+    struct held h = {presence ? strdup(from ? from : "") : NULL, xml_copy(st), buf_len(&sizing)};
     if (!h.st || (presence && !h.from)) {
         held_free(&h);
         return -1;
     }
     c->q[c->n++] = h;
+    c->bytes += h.bytes;
     return 0;
 }
 
@@ -212,9 +223,20 @@ static int on_session_free(struct session *s, struct xml_node *unused, const cha
     return 0;
 }
 
+static int on_shutdown(struct session *unused, struct xml_node *unused2, const char *unused3)
+{
+    (void)unused;
+    (void)unused2;
+    (void)unused3;
+    buf_free(&sizing);
+    return 0;
+}
+
 HOOK_SERVICE(csi)
 {
     slot = hook_slot();
+    buf_init(&sizing, 0);
+    hook_add(HOOK_SHUTDOWN, on_shutdown);
     hook_stream_feature(csi_feature);
     hook_nonza(NS_CSI, csi_nonza);
     hook_add(HOOK_SEND, on_send);

@@ -187,3 +187,28 @@ def test_held_limit_flushes_everything(server):
             finally:
                 alice.close()
     run(scenario())
+
+
+def test_held_bytes_bounded_by_outq_soft(server):
+    # What is held for an inactive client may not outgrow what its output
+    # queue may hold: big chat states are sent on, not piled up.
+    reconfigure(server, outq_soft=4096)
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob", resource="b")
+            alice = inactive(server)
+            try:
+                await settle_senders(bob)
+                start = len(alice.reader.children)
+                thread = "<thread xmlns='%s'>%s</thread>" % (NS_CLIENT, "t" * 2500)
+                send_message(bob, alice.jid, None, extra=[composing(1), thread])
+                await settle_senders(bob)
+                assert new_since(alice, start) == []
+                send_message(bob, alice.jid, None, extra=[composing(2), thread])
+                await settle_senders(bob)
+                got = until_count(alice, start, 2)
+                assert [x[2] for x in describe(got)] == ["composing-1", "composing-2"]
+            finally:
+                alice.close()
+    run(scenario())
