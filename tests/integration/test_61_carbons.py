@@ -38,15 +38,15 @@ def inner_body(el):
 
 
 async def three(cl, enabled=("a2", "a3"), priorities=(5, 0, 0)):
-    """alice on a1, a2, a3 (the given priorities) and bob on b; carbons
-    enabled on the resources named in `enabled`."""
+    """alice on a1, a2, a3 (the given priorities) and bob on b, as
+    (a1, a2, a3, bob); carbons enabled on the resources named in `enabled`."""
     alice = {}
     for res, prio in zip(("a1", "a2", "a3"), priorities):
         alice[res] = await online(cl, "alice", res, priority=prio)
         if res in enabled:
             await enable(alice[res])
     bob = await online(cl, "bob", "b")
-    return alice, bob
+    return alice["a1"], alice["a2"], alice["a3"], bob
 
 
 def check_carbon(m, kind, server, to):
@@ -57,6 +57,13 @@ def check_carbon(m, kind, server, to):
     inner = copied(m, kind)
     assert inner is not None, "expected a <%s/> carbon: %s" % (kind, m)
     return inner
+
+
+async def next_carbon(c, kind, server):
+    """The next carbon c gets, checked as one of this kind for it: (the
+    carbon, the message it carries)."""
+    m = await c.next_message(pred=is_carbon)
+    return m, check_carbon(m, kind, server, c.jid)
 
 
 def test_feature_and_enable_errors(server):
@@ -87,15 +94,13 @@ def test_feature_and_enable_errors(server):
 def test_received_copies_to_the_others(server):
     async def scenario():
         async with Clients(server) as cl:
-            alice, bob = await three(cl)
-            a1, a2, a3 = alice["a1"], alice["a2"], alice["a3"]
+            a1, a2, a3, bob = await three(cl)
             # To a full JID: the others get <received/>.
             send_message(bob, a1.jid, "to a1")
             got = await a1.next_message(pred=lambda m: body_of(m) == "to a1")
             assert not is_carbon(got)
             for c in (a2, a3):
-                m = await c.next_message(pred=is_carbon)
-                inner = check_carbon(m, "received", server, c.jid)
+                m, inner = await next_carbon(c, "received", server)
                 assert m["type"] == "chat"
                 assert inner.get("from") == bob.jid and inner.get("to") == a1.jid
                 assert inner_body(inner) == "to a1"
@@ -103,9 +108,9 @@ def test_received_copies_to_the_others(server):
             send_message(bob, server.jid("alice"), "to bare", mtype="normal")
             await a1.next_message(pred=lambda m: body_of(m) == "to bare")
             for c in (a2, a3):
-                m = await c.next_message(pred=is_carbon)
+                m, inner = await next_carbon(c, "received", server)
                 assert m["type"] == "normal"
-                assert inner_body(check_carbon(m, "received", server, c.jid)) == "to bare"
+                assert inner_body(inner) == "to bare"
             for c in (a1, a2, a3):
                 await c.no_message()
     run(scenario())
@@ -116,9 +121,9 @@ def test_no_copy_for_whom_got_the_original(server):
         async with Clients(server) as cl:
             # Equal priorities: every resource gets the message to the bare
             # JID (RFC 6121 §8.5.2.1.1), so nobody gets a carbon of it.
-            alice, bob = await three(cl, enabled=("a1", "a2", "a3"), priorities=(0, 0, 0))
+            *alice, bob = await three(cl, enabled=("a1", "a2", "a3"), priorities=(0, 0, 0))
             send_message(bob, server.jid("alice"), "for all")
-            for c in alice.values():
+            for c in alice:
                 m = await c.next_message()
                 assert body_of(m) == "for all" and not is_carbon(m), m
                 await c.no_message()
@@ -128,23 +133,21 @@ def test_no_copy_for_whom_got_the_original(server):
 def test_sent_copies(server):
     async def scenario():
         async with Clients(server) as cl:
-            alice, bob = await three(cl)
-            a1, a2, a3 = alice["a1"], alice["a2"], alice["a3"]
+            a1, a2, a3, bob = await three(cl)
             # a1 has no carbons itself: §8 copies irrespective of that.
             send_message(a1, bob.jid, "from a1")
             assert body_of(await bob.next_message()) == "from a1"
             for c in (a2, a3):
-                m = await c.next_message(pred=is_carbon)
-                inner = check_carbon(m, "sent", server, c.jid)
+                m, inner = await next_carbon(c, "sent", server)
                 assert inner.get("from") == a1.jid and inner.get("to") == bob.jid
                 assert inner_body(inner) == "from a1"
             # Also to an account that is not online and to a remote server.
             send_message(a2, server.jid("carol"), "to carol")
             send_message(a2, "someone@elsewhere.example", "far away")
-            m = await a3.next_message(pred=is_carbon)
-            assert inner_body(check_carbon(m, "sent", server, a3.jid)) == "to carol"
-            m = await a3.next_message(pred=is_carbon)
-            assert inner_body(check_carbon(m, "sent", server, a3.jid)) == "far away"
+            _, inner = await next_carbon(a3, "sent", server)
+            assert inner_body(inner) == "to carol"
+            _, inner = await next_carbon(a3, "sent", server)
+            assert inner_body(inner) == "far away"
             await a2.no_message(pred=is_carbon)  # never to the sender itself
             await a1.no_message(pred=is_carbon)  # not enabled
     run(scenario())
@@ -153,8 +156,7 @@ def test_sent_copies(server):
 def test_private_and_no_copy(server):
     async def scenario():
         async with Clients(server) as cl:
-            alice, bob = await three(cl)
-            a1, a2, a3 = alice["a1"], alice["a2"], alice["a3"]
+            a1, a2, a3, bob = await three(cl)
             private = "<private xmlns='%s'/>" % NS_CARBONS
             no_copy = "<no-copy xmlns='%s'/>" % NS_HINTS
             send_message(bob, a1.jid, "secret in", extra=[private])
@@ -176,18 +178,17 @@ def test_private_and_no_copy(server):
 def test_disable_stops_copies(server):
     async def scenario():
         async with Clients(server) as cl:
-            alice, bob = await three(cl)
-            a1, a2, a3 = alice["a1"], alice["a2"], alice["a3"]
+            a1, a2, a3, bob = await three(cl)
             await enable(a2, False)
             send_message(bob, a1.jid, "after disable")
             await a1.next_message(pred=lambda m: body_of(m) == "after disable")
-            m = await a3.next_message(pred=is_carbon)
-            assert inner_body(check_carbon(m, "received", server, a3.jid)) == "after disable"
+            _, inner = await next_carbon(a3, "received", server)
+            assert inner_body(inner) == "after disable"
             await a2.no_message()
             await enable(a2)
             send_message(bob, a1.jid, "enabled again")
-            m = await a2.next_message(pred=is_carbon)
-            assert inner_body(check_carbon(m, "received", server, a2.jid)) == "enabled again"
+            _, inner = await next_carbon(a2, "received", server)
+            assert inner_body(inner) == "enabled again"
     run(scenario())
 
 
@@ -200,8 +201,8 @@ def test_received_copy_when_stored_offline(server):
             await enable(a)
             bob = await online(cl, "bob", "b")
             send_message(bob, server.jid("alice"), "stored")
-            m = await a.next_message(pred=is_carbon)
-            assert inner_body(check_carbon(m, "received", server, a.jid)) == "stored"
+            _, inner = await next_carbon(a, "received", server)
+            assert inner_body(inner) == "stored"
             await bob.no_message(pred=is_error)
     run(scenario())
 
@@ -209,8 +210,7 @@ def test_received_copy_when_stored_offline(server):
 def test_not_copied(server):
     async def scenario():
         async with Clients(server) as cl:
-            alice, bob = await three(cl)
-            a1, a2, a3 = alice["a1"], alice["a2"], alice["a3"]
+            a1, a2, a3, bob = await three(cl)
             receipt = "<received xmlns='urn:xmpp:receipts' id='x1'/>"
             send_message(bob, a1.jid, "news", mtype="headline")
             send_message(bob, a1.jid, None, mtype="normal", extra=[receipt])
@@ -231,8 +231,7 @@ def test_not_copied(server):
 def test_forged_carbons_refused(server):
     async def scenario():
         async with Clients(server) as cl:
-            alice, bob = await three(cl)
-            a1, a2, a3 = alice["a1"], alice["a2"], alice["a3"]
+            a1, a2, a3, bob = await three(cl)
             # bob wraps words of carol's in a carbon for alice; relayed or
             # copied, it would sit in an envelope from alice's bare JID.
             for kind in ("received", "sent"):
@@ -255,20 +254,19 @@ def test_forged_carbons_refused(server):
                 await c.no_message(pred=lambda m: not is_error(m))
             # Every carbon a client gets comes from its own bare JID.
             send_message(bob, a1.jid, "real")
-            m = await a2.next_message(pred=is_carbon)
-            check_carbon(m, "received", server, a2.jid)
+            await next_carbon(a2, "received", server)
     run(scenario())
 
 
 def test_no_to_is_own_account(server):
     async def scenario():
         async with Clients(server) as cl:
-            alice, _ = await three(cl)
-            m = alice["a1"].xmpp.Message()
+            a1, a2, _, _ = await three(cl)
+            m = a1.xmpp.Message()
             m["type"] = "chat"
             m["body"] = "note to self"
             m.send()
-            c = await alice["a2"].next_message(pred=lambda m: copied(m, "sent") is not None)
-            inner = check_carbon(c, "sent", server, alice["a2"].jid)
+            c = await a2.next_message(pred=lambda m: copied(m, "sent") is not None)
+            inner = check_carbon(c, "sent", server, a2.jid)
             assert inner.get("to") == server.jid("alice"), ET.tostring(inner)
     run(scenario())

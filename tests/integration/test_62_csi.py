@@ -9,6 +9,7 @@ is exact. "Nothing arrived" is checked after ping round trips of the senders
 (settle): the server queues and writes a stanza to its recipient in the same
 loop turn as or before the answer to a ping sent after it."""
 
+import contextlib
 import xml.etree.ElementTree as ET
 
 from disco_helpers import raw_login
@@ -66,6 +67,27 @@ async def settle_senders(*clients):
         await s.ping_server()
 
 
+@contextlib.asynccontextmanager
+async def bob_and_inactive_alice(cl, server, available=False):
+    """bob on slixmpp, alice inactive on a raw socket; alice.start indexes
+    what she receives from then on."""
+    bob = await cl.login("bob", resource="b")
+    alice = inactive(server, available=available)
+    try:
+        await settle_senders(bob)
+        alice.start = len(alice.reader.children)
+        yield bob, alice
+    finally:
+        alice.close()
+
+
+async def nothing_yet(alice, *senders):
+    """Once the senders settled, alice has received nothing new."""
+    await settle_senders(*senders)
+    got = new_since(alice, alice.start)
+    assert got == [], describe(got)
+
+
 def test_stream_feature_after_auth(server):
     c, features = raw_login(server, "alice")
     try:
@@ -77,18 +99,14 @@ def test_stream_feature_after_auth(server):
 def test_presence_held_newest_per_sender_wins(server):
     async def scenario():
         async with Clients(server) as cl:
-            bob = await cl.login("bob", resource="b")
             carol = await cl.login("carol", resource="c")
-            alice = inactive(server)
-            try:
-                await settle_senders(bob)
-                start = len(alice.reader.children)
+            async with bob_and_inactive_alice(cl, server) as (bob, alice):
+                start = alice.start
                 bob.xmpp.send_presence(pto=alice.jid, pstatus="one")
                 carol.xmpp.send_presence(pto=alice.jid, pstatus="c1")
                 await settle_senders(carol)
                 bob.xmpp.send_presence(pto=alice.jid, pstatus="two")
-                await settle_senders(bob, carol)
-                assert new_since(alice, start) == [], describe(alice.reader.children[start:])
+                await nothing_yet(alice, bob, carol)
                 alice.send("<active xmlns='%s'/>" % NS_CSI)
                 got = until_count(alice, start, 2)
                 assert describe(got) == [("presence", carol.jid, "c1"),
@@ -99,24 +117,18 @@ def test_presence_held_newest_per_sender_wins(server):
                 assert describe(until_count(alice, start, 3))[2:] == [
                     ("presence", bob.jid, "three")]
                 assert len(new_since(alice, start)) == 3
-            finally:
-                alice.close()
     run(scenario())
 
 
 def test_chat_states_held_body_flushes_in_order(server):
     async def scenario():
         async with Clients(server) as cl:
-            bob = await cl.login("bob", resource="b")
-            alice = inactive(server)
-            try:
-                await settle_senders(bob)
-                start = len(alice.reader.children)
+            async with bob_and_inactive_alice(cl, server) as (bob, alice):
+                start = alice.start
                 send_message(bob, alice.jid, None, extra=[composing(1)])
                 bob.xmpp.send_presence(pto=alice.jid, pstatus="away a bit")
                 send_message(bob, alice.jid, None, extra=[composing(2)])
-                await settle_senders(bob)
-                assert new_since(alice, start) == [], describe(alice.reader.children[start:])
+                await nothing_yet(alice, bob)
                 send_message(bob, alice.jid, "hello")
                 await settle_senders(bob)  # slixmpp writes while we await
                 got = until_count(alice, start, 4)
@@ -128,22 +140,16 @@ def test_chat_states_held_body_flushes_in_order(server):
                 send_message(bob, alice.jid, None, extra=[composing(3)])
                 await settle_senders(bob)
                 assert len(new_since(alice, start)) == 4
-            finally:
-                alice.close()
     run(scenario())
 
 
 def test_iq_and_subscription_flush(server):
     async def scenario():
         async with Clients(server) as cl:
-            bob = await cl.login("bob", resource="b")
-            alice = inactive(server, available=True)
-            try:
-                await settle_senders(bob)
-                start = len(alice.reader.children)
+            async with bob_and_inactive_alice(cl, server, available=True) as (bob, alice):
+                start = alice.start
                 bob.xmpp.send_presence(pto=alice.jid, pstatus="p1")
-                await settle_senders(bob)
-                assert new_since(alice, start) == []
+                await nothing_yet(alice, bob)
                 # An iq (here the answer to alice's own ping) sends what waits first.
                 alice.send("<iq type='get' id='ping1' to='%s'><ping xmlns='urn:xmpp:ping'/>"
                            "</iq>" % server.domain)
@@ -157,8 +163,6 @@ def test_iq_and_subscription_flush(server):
                 got = until_count(alice, start, 4)[2:]
                 assert describe(got) == [("presence", bob.jid, "p2"),
                                          ("presence", server.jid("bob"), "subscribe")]
-            finally:
-                alice.close()
     run(scenario())
 
 
@@ -167,15 +171,11 @@ def test_held_limit_flushes_everything(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            bob = await cl.login("bob", resource="b")
-            alice = inactive(server)
-            try:
-                await settle_senders(bob)
-                start = len(alice.reader.children)
+            async with bob_and_inactive_alice(cl, server) as (bob, alice):
+                start = alice.start
                 for n in (1, 2, 3):
                     send_message(bob, alice.jid, None, extra=[composing(n)])
-                await settle_senders(bob)
-                assert new_since(alice, start) == []
+                await nothing_yet(alice, bob)
                 send_message(bob, alice.jid, None, extra=[composing(4)])
                 await settle_senders(bob)
                 got = until_count(alice, start, 4)
@@ -184,8 +184,6 @@ def test_held_limit_flushes_everything(server):
                 send_message(bob, alice.jid, None, extra=[composing(5)])
                 await settle_senders(bob)
                 assert len(new_since(alice, start)) == 4
-            finally:
-                alice.close()
     run(scenario())
 
 
@@ -196,19 +194,13 @@ def test_held_bytes_bounded_by_outq_soft(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            bob = await cl.login("bob", resource="b")
-            alice = inactive(server)
-            try:
-                await settle_senders(bob)
-                start = len(alice.reader.children)
+            async with bob_and_inactive_alice(cl, server) as (bob, alice):
+                start = alice.start
                 thread = "<thread xmlns='%s'>%s</thread>" % (NS_CLIENT, "t" * 2500)
                 send_message(bob, alice.jid, None, extra=[composing(1), thread])
-                await settle_senders(bob)
-                assert new_since(alice, start) == []
+                await nothing_yet(alice, bob)
                 send_message(bob, alice.jid, None, extra=[composing(2), thread])
                 await settle_senders(bob)
                 got = until_count(alice, start, 2)
                 assert [x[2] for x in describe(got)] == ["composing-1", "composing-2"]
-            finally:
-                alice.close()
     run(scenario())
