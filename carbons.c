@@ -30,6 +30,7 @@ static int slot;
  * and its serial number (hooks run synchronously, one message at a time). */
 static const struct xml_node *current;
 static unsigned long seq;
+static int stored; /* current went to offline storage */
 
 static struct carbons *state(const struct session *s)
 {
@@ -79,12 +80,14 @@ static struct xml_node *wrap(const struct xml_node *m, const char *which, const 
     return c;
 }
 
-/* Send carbon c to every carbons-enabled resource of bare except skip and
- * those that got the original (got == seq). */
-static void send_copies(struct xml_node *c, const char *bare, const struct session *skip)
+/* Send carbon c to every carbons-enabled resource of bare except skip,
+ * those that got the original (got == seq) and, when only_available, those
+ * that have not sent available presence. */
+static void send_copies(struct xml_node *c, const char *bare, const struct session *skip,
+                        int only_available)
 {
     for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
-        if (r == skip || !enabled(r) || state(r)->got == seq) {
+        if (r == skip || !enabled(r) || state(r)->got == seq || (only_available && !r->available)) {
             continue;
         }
         if (xml_set_attr(c, "to", r->jid) == 0) {
@@ -185,7 +188,7 @@ static int on_from_client(struct session *s, struct xml_node *m, const char *unu
         xml_set_attr(orig, "to", bare);
     }
     seq++; /* no resource is marked with a fresh number */
-    send_copies(c, bare, s);
+    send_copies(c, bare, s, 0);
     xml_free(c);
     return 0;
 }
@@ -206,6 +209,7 @@ static int on_to_account(struct session *unused, struct xml_node *m, const char 
         return 0;
     }
     current = m;
+    stored = 0;
     seq++;
     return 0;
 }
@@ -220,9 +224,22 @@ static int on_delivered(struct session *r, struct xml_node *m, const char *bare)
     return 0;
 }
 
+static int on_offline(struct session *unused, struct xml_node *m, const char *bare)
+{
+    (void)unused;
+    (void)bare;
+    if (m == current) {
+        stored = 1;
+    }
+    return 0;
+}
+
 /* §7: <received/> copies to the carbons-enabled resources that did not get
  * the original: addressed to another resource, or not among those of
- * highest priority, or the message went to offline storage. */
+ * highest priority (a negative one too), or the message went to offline
+ * storage. In that last case not to a resource that has not sent presence
+ * yet: its initial presence brings it the stored message (XEP-0160), and a
+ * copy now would show it twice (Prosody does the same). */
 static int on_routed(struct session *unused, struct xml_node *m, const char *bare)
 {
     (void)unused;
@@ -232,7 +249,7 @@ static int on_routed(struct session *unused, struct xml_node *m, const char *bar
     current = NULL;
     struct xml_node *c = wrap(m, "received", bare);
     if (c) {
-        send_copies(c, bare, NULL);
+        send_copies(c, bare, NULL, stored);
         xml_free(c);
     }
     return 0;
@@ -256,6 +273,7 @@ HOOK_SERVICE(carbons)
     hook_add(HOOK_MSG_TO_ACCOUNT, on_to_account);
     hook_add(HOOK_MSG_DELIVERED, on_delivered);
     hook_add(HOOK_MSG_HELD, on_delivered);
+    hook_add(HOOK_MSG_OFFLINE, on_offline);
     hook_add(HOOK_MSG_ROUTED, on_routed);
     hook_add(HOOK_SESSION_FREE, on_session_free);
 }

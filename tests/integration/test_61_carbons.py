@@ -195,15 +195,24 @@ def test_disable_stops_copies(server):
 def test_received_copy_when_stored_offline(server):
     async def scenario():
         async with Clients(server) as cl:
-            # §7: a carbons-enabled resource that would not get the message
-            # (no available presence) gets a copy; the message is stored.
-            a = await online(cl, "alice", "quiet", presence=False)
-            await enable(a)
+            # No resource may take a message to the bare JID: it is stored
+            # (XEP-0160). §7: the carbons-enabled resource of negative
+            # priority, which would never get it, gets a copy; the one that
+            # has not sent presence yet gets it, once, with that presence.
+            neg = await online(cl, "alice", "neg", priority=-1)
+            await enable(neg)
+            quiet = await online(cl, "alice", "quiet", presence=False)
+            await enable(quiet)
             bob = await online(cl, "bob", "b")
             send_message(bob, server.jid("alice"), "stored")
-            _, inner = await next_carbon(a, "received", server)
+            _, inner = await next_carbon(neg, "received", server)
             assert inner_body(inner) == "stored"
+            await quiet.no_message()
             await bob.no_message(pred=is_error)
+            quiet.xmpp.send_presence()
+            m = await quiet.next_message(pred=lambda m: body_of(m) == "stored")
+            assert not is_carbon(m), m
+            await quiet.no_message(pred=lambda m: body_of(m) == "stored" or is_carbon(m))
     run(scenario())
 
 
