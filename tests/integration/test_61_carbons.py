@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from disco_helpers import NS_DISCO_INFO, assert_error, disco_info_parts, iq, payload
 from im_helpers import online
 from xep_helpers import body_of, is_error, send_message
-from xmpp_helpers import NS_CLIENT, Clients, run
+from xmpp_helpers import NS_CLIENT, Clients, patience, run
 
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
@@ -278,4 +278,29 @@ def test_no_to_is_own_account(server):
             c = await a2.next_message(pred=lambda m: copied(m, "sent") is not None)
             inner = check_carbon(c, "sent", server, a2.jid)
             assert inner.get("to") == server.jid("alice"), ET.tostring(inner)
+    run(scenario())
+
+
+def test_slixmpp_plugin(server):
+    """A real client's XEP-0280 support: slixmpp enables carbons and accepts
+    the copies as carbons (it checks they come from its own bare JID)."""
+    import asyncio
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a1 = await online(cl, "alice", "a1", priority=5)
+            a2 = cl.new("alice", resource="a2")
+            a2.xmpp.register_plugin("xep_0280")
+            events = asyncio.Queue()
+            for ev in ("carbon_received", "carbon_sent"):
+                a2.xmpp.add_event_handler(ev, lambda m, ev=ev: events.put_nowait((ev, m)))
+            await a2.login()
+            await a2.xmpp["xep_0280"].enable()
+            bob = await online(cl, "bob", "b")
+            send_message(bob, a1.jid, "in")
+            send_message(a1, bob.jid, "out")
+            got = [await asyncio.wait_for(events.get(), patience()) for _ in range(2)]
+            kinds = {ev: m for ev, m in got}
+            assert kinds["carbon_received"]["carbon_received"]["body"] == "in"
+            assert kinds["carbon_sent"]["carbon_sent"]["body"] == "out"
     run(scenario())

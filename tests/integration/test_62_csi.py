@@ -204,3 +204,32 @@ def test_held_bytes_bounded_by_outq_soft(server):
                 got = until_count(alice, start, 2)
                 assert [x[2] for x in describe(got)] == ["composing-1", "composing-2"]
     run(scenario())
+
+
+def test_slixmpp_plugin(server):
+    """A real client's XEP-0352 support: slixmpp sees <csi/> among the stream
+    features and goes inactive and active again."""
+    import asyncio
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = cl.new("alice", resource="phone")
+            alice.xmpp.register_plugin("xep_0352")
+            await alice.login()
+            assert alice.xmpp["xep_0352"].enabled, "no <csi/> stream feature seen"
+            bob = await cl.login("bob", resource="b")
+            await alice.ping_server()  # alice's initial presence is through
+            while not alice.presences.empty():
+                alice.presences.get_nowait()
+            alice.xmpp["xep_0352"].send_inactive()
+            await alice.ping_server()
+            for status in ("one", "two"):
+                bob.xmpp.send_presence(pto=alice.jid, pstatus=status)
+            await settle_senders(bob)
+            assert alice.presences.empty()
+            alice.xmpp["xep_0352"].send_active()
+            p = await asyncio.wait_for(alice.presences.get(), patience())
+            assert p["status"] == "two", p
+            await alice.ping_server()
+            assert alice.presences.empty()
+    run(scenario())
