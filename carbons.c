@@ -45,7 +45,7 @@ static int enabled(const struct session *s)
 
 /* XEP-0280 §6, the suggested rules: chat, and normal with a body; not
  * groupchat, headline or error; not from a MUC (XEP-0045 private messages
- * carry muc#user). <private/> (§8) and XEP-0334 <no-copy/> opt out. */
+ * carry muc#user). <private/> (§9) and XEP-0334 <no-copy/> opt out. */
 static int eligible(const struct xml_node *m)
 {
     const char *type = xml_attr(m, "type");
@@ -122,7 +122,7 @@ static int carbons_iq(struct session *s, struct xml_node *iq, struct xml_node *p
         }
         s->slot[slot] = c;
     }
-    /* §9.1: a repeated enable or disable is no error. */
+    /* §10.1: a repeated enable or disable is no error. */
     if (c) {
         c->enabled = on;
     }
@@ -193,7 +193,7 @@ static int on_from_client(struct session *s, struct xml_node *m, const char *unu
     return 0;
 }
 
-/* A message to local account bare, before delivery. §8: the receiving
+/* A message to local account bare, before delivery. §9: the receiving
  * server strips <private/>, and copies nothing of it. */
 static int on_to_account(struct session *unused, struct xml_node *m, const char *bare)
 {

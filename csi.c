@@ -75,7 +75,8 @@ static int chat_state_only(const struct xml_node *m)
 }
 
 /* A presence update (available or unavailable) may wait, the newest per
- * sender; subscription requests and errors may not (XEP-0352 §5). */
+ * sender, as XEP-0352's "Server behaviour" suggests; subscription requests
+ * and errors may not. */
 static int presence_update(const struct xml_node *st)
 {
     const char *type = xml_attr(st, "type");
@@ -169,6 +170,8 @@ static int on_send(struct session *s, struct xml_node *st, const char *unused)
 
 /* ---- the client's state ---- */
 
+/* <inactive/> and <active/> have no answer. XEP-0352 "In-order processing":
+ * what <active/> sends goes out before anything the client sends after it. */
 static int csi_nonza(struct conn *conn, struct session *s, struct xml_node *el)
 {
     const char *name = xml_name(el);

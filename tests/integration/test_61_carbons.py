@@ -74,7 +74,7 @@ def test_feature_and_enable_errors(server):
                 a, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=server.domain)))
             assert NS_CARBONS in feats
             await enable(a)
-            await enable(a)  # §9.1: a second enable is no error
+            await enable(a)  # §10.1: a second enable is no error
             await enable(a, False)
             await enable(a, False)
             assert_error(await iq(a, "<enable xmlns='%s'/>" % NS_CARBONS, itype="get"),
@@ -161,7 +161,7 @@ def test_private_and_no_copy(server):
             no_copy = "<no-copy xmlns='%s'/>" % NS_HINTS
             send_message(bob, a1.jid, "secret in", extra=[private])
             m = await a1.next_message(pred=lambda m: body_of(m) == "secret in")
-            # §8: the receiving server strips <private/>.
+            # §9: the receiving server strips <private/>.
             assert m.xml.find("{%s}private" % NS_CARBONS) is None, m
             send_message(bob, a1.jid, "hint in", extra=[no_copy])
             await a1.next_message(pred=lambda m: body_of(m) == "hint in")
