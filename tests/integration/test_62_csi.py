@@ -233,3 +233,55 @@ def test_slixmpp_plugin(server):
             await alice.ping_server()
             assert alice.presences.empty()
     run(scenario())
+
+
+def test_carbons_judged_by_what_they_carry(server):
+    """A XEP-0280 copy of a chat state waits like the chat state; a copy of
+    a message with a body sends what waits, then itself."""
+    async def scenario():
+        async with Clients(server) as cl:
+            desk = await cl.login("alice", resource="desk")
+            alice = raw_session(server, "alice", "phone")
+            try:
+                start = len(alice.reader.children)
+                alice.send("<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+                assert alice.wait_child("iq", NS_CLIENT, start=start) is not None
+                alice.send("<inactive xmlns='%s'/>" % NS_CSI)
+                bob = await cl.login("bob", resource="b")
+                alice.start = len(alice.reader.children)
+                send_message(bob, desk.jid, None, extra=[composing(1)])
+                await nothing_yet(alice, bob)
+                send_message(bob, desk.jid, "for the desk")
+                await settle_senders(bob)
+                got = until_count(alice, alice.start, 2)
+                fwd = "{urn:xmpp:carbons:2}received/{urn:xmpp:forward:0}forwarded/{%s}message"
+                inner = [m.find(fwd % NS_CLIENT) for m in got]
+                assert inner[0].find("{%s}composing" % NS_CHATSTATES) is not None, describe(got)
+                assert inner[1].find("{%s}body" % NS_CLIENT).text == "for the desk"
+            finally:
+                alice.close()
+    run(scenario())
+
+
+def test_state_before_bind_ignored(server):
+    """<inactive/> after authentication but before resource binding has no
+    session to hold for: ignored, the stream goes on."""
+    from disco_helpers import NS_BIND
+    from limits_helpers import conn
+
+    c = conn(server)
+    try:
+        c.open_stream(to=server.domain)
+        c.starttls(server.domain)
+        first = c.sasl_plain("alice", server.password("alice"))
+        assert first is not None and local(first.tag) == "success", c.describe()
+        c.restart_stream()
+        c.open_stream(to=server.domain)
+        start = len(c.reader.children)
+        c.send("<inactive xmlns='%s'/><iq type='set' id='b1'><bind xmlns='%s'/></iq>"
+               % (NS_CSI, NS_BIND))
+        iq = c.wait_child("iq", NS_CLIENT, start=start)
+        assert iq is not None and iq.get("type") == "result", c.describe()
+        assert c.reader.stream_error is None, c.describe()
+    finally:
+        c.close()
