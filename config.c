@@ -119,6 +119,8 @@ static const struct option options[] = {
     INT(pep_max_nodes, 0, 10000, LIMIT_PEP_NODES, 1),
     INT(pep_max_account_bytes, 0, 67108864, LIMIT_PEP_ACCOUNT_BYTES, 1),
     INT(pep_caps_cache, 1, 100000, LIMIT_PEP_CAPS_CACHE, 0),
+    /* client state indication (XEP-0352, csi.c) */
+    INT(csi_max_held, 0, 10000, LIMIT_CSI_MAX_HELD, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -86,6 +86,8 @@ struct config {
     int pep_max_nodes;
     int pep_max_account_bytes;
     int pep_caps_cache;
+    /* client state indication (XEP-0352, csi.c) */
+    int csi_max_held;                    /* csi_max_held: stanzas held while inactive */
 };
 
 /* Fill every field with its default. */

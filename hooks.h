@@ -81,6 +81,14 @@ enum hook_event {
                            * an iq a service sent, matched by its id */
     HOOK_ACCOUNT_REMOVED, /* (NULL, NULL, bare): the account was deleted; drop
                            * what is cached for the name */
+    /* carbons (XEP-0280) and client state indication (XEP-0352): */
+    HOOK_MSG_ROUTED,      /* (NULL, message, bare): routing of m to local account bare
+                           * is over: HOOK_MSG_DELIVERED (or _HELD) ran for every
+                           * resource that got it, none if stored offline or refused */
+    HOOK_SEND,            /* (recipient, stanza, NULL): stanza is about to be queued to
+                           * recipient (router_send, above any stream-level counting).
+                           * Read-only: a callback must not edit it. 1 = the callback
+                           * keeps a copy and sends it later; router_send returns 0. */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);

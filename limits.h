@@ -79,4 +79,8 @@
 #define LIMIT_PEP_CAPS_CACHE 256       /* pep_caps_cache: XEP-0115 ver hashes remembered */
 #define LIMIT_PEP_CAPS_NOTIFY 64       /* compile-time: +notify features kept per ver */
 
+/* Client state indication (XEP-0352, csi.c). */
+#define LIMIT_CSI_MAX_HELD 100        /* csi_max_held: stanzas held for an inactive client;
+                                         one more flushes them all */
+
 #endif

@@ -233,6 +233,12 @@ static int send_bytes(struct session *to, const char *xml, size_t len)
 
 int router_send(struct session *to, const struct xml_node *stanza)
 {
+    /* Before scratch is touched: a service may send held stanzas from here
+     * (XEP-0352 flush). hook_fn takes a mutable node; HOOK_SEND's contract
+     * (hooks.h) forbids editing it. */
+    if (to && hook_run(HOOK_SEND, to, (struct xml_node *)stanza, NULL) == 1) {
+        return 0;
+    }
     buf_clear(&scratch);
     if (xml_serialize(stanza, NS_CLIENT, &scratch) < 0) {
         return -1;
@@ -478,6 +484,18 @@ static void message_to_full(const struct dest *d, struct xml_node *m)
     }
 }
 
+/* A message to a local account's full or bare JID; services learn when its
+ * routing is over (XEP-0280 copies to the resources that did not get it). */
+static void message_to_local(const struct dest *d, struct xml_node *m)
+{
+    if (d->kind == DEST_LOCAL_FULL) {
+        message_to_full(d, m);
+    } else {
+        message_to_bare(d, m);
+    }
+    hook_run(HOOK_MSG_ROUTED, NULL, m, d->bare);
+}
+
 /* ---- iq ---- */
 
 static void iq_to_server(struct session *s, struct xml_node *iq, const char *to_bare)
@@ -558,11 +576,7 @@ void router_deliver(struct xml_node *stanza)
         return;
     }
     if (strcmp(name, "message") == 0) {
-        if (d.kind == DEST_LOCAL_FULL) {
-            message_to_full(&d, stanza);
-        } else {
-            message_to_bare(&d, stanza);
-        }
+        message_to_local(&d, stanza);
     } else if (d.kind == DEST_LOCAL_FULL) {
         struct session *s = router_find_full(d.jid);
         if (s) {
@@ -649,10 +663,8 @@ void router_route(struct session *s, struct xml_node *st)
         if (strcmp(msg_type(st), "error") != 0 && strcmp(msg_type(st), "headline") != 0) {
             router_bounce(s, st, "cancel", "service-unavailable");
         }
-    } else if (d.kind == DEST_LOCAL_FULL) {
-        message_to_full(&d, st);
     } else {
-        message_to_bare(&d, st);
+        message_to_local(&d, st);
     }
     xml_free(st);
 }

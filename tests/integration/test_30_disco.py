@@ -25,6 +25,8 @@ PROBES = {
     "jabber:iq:register": (None, "<query xmlns='jabber:iq:register'/>"),
     # msgoffline (XEP-0160) has no iq: see test_msgoffline_is_served.
     "msgoffline": None,
+    # carbons (XEP-0280): enable is an iq set: see test_61_carbons.py.
+    "urn:xmpp:carbons:2": None,
 }
 
 # Never to be advertised: pre-approval is not supported, and these are

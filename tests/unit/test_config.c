@@ -393,6 +393,20 @@ static void test_rates_and_prefixes(void)
     CHECK(c.registration_exempt.n == 1 && config_prefixes_match(&c.registration_exempt, "10.9.9.9"));
 }
 
+/* client state indication (XEP-0352, csi.c) */
+static void test_csi(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK(c.csi_max_held == LIMIT_CSI_MAX_HELD);
+    CHECK(load("csi_max_held 0\n", &c) == 0);
+    CHECK(c.csi_max_held == 0);
+    CHECK(load("csi_max_held 10000\n", &c) == 0);
+    CHECK(c.csi_max_held == 10000);
+    expect_error("csi_max_held 10001\n", "1: 'csi_max_held' must be an integer from 0 to 10000");
+    expect_error("csi_max_held -1\n", "1: 'csi_max_held' must be an integer from 0 to 10000");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -409,6 +423,7 @@ int main(void)
     test_restart_needed();
     test_auth_limits();
     test_rates_and_prefixes();
+    test_csi();
 
     unlink(path);
     rmdir(dir);

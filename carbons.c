@@ -1,0 +1,279 @@
+/* carbons.c: XEP-0280 Message Carbons (urn:xmpp:carbons:2).
+ * Owns: which resources enabled carbons, and the <sent/>/<received/> copies
+ * (wrapped per XEP-0297) of one-to-one messages to a user's other resources.
+ * Must not: route by itself (copies go out through router_send to resources
+ * of the same account only), store anything, or be named by router/c2s/im:
+ * it plugs in through hooks.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks.h"
+#include "jid.h"
+#include "log.h"
+#include "router.h"
+#include "xml.h"
+
+#define NS_CARBONS "urn:xmpp:carbons:2"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_HINTS "urn:xmpp:hints"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+
+/* Per session, in its hook slot, once the client sent <enable/>. */
+struct carbons {
+    int enabled;
+    unsigned long got; /* == seq: the message being routed reached this resource */
+};
+
+static int slot;
+/* The message to a local account being routed now, if it is to be copied,
+ * and its serial number (hooks run synchronously, one message at a time). */
+static const struct xml_node *current;
+static unsigned long seq;
+static int stored; /* current went to offline storage */
+
+static struct carbons *state(const struct session *s)
+{
+    return s->slot[slot];
+}
+
+static int enabled(const struct session *s)
+{
+    const struct carbons *c = state(s);
+    return c && c->enabled;
+}
+
+/* XEP-0280 §6, the suggested rules: chat, and normal with a body; not
+ * groupchat, headline or error; not from a MUC (XEP-0045 private messages
+ * carry muc#user). <private/> (§9) and XEP-0334 <no-copy/> opt out. */
+static int eligible(const struct xml_node *m)
+{
+    const char *type = xml_attr(m, "type");
+    if (!type) {
+        type = "normal";
+    }
+    if (xml_child(m, "private", NS_CARBONS) || xml_child(m, "no-copy", NS_HINTS) ||
+        xml_child(m, "x", NS_MUC_USER)) {
+        return 0;
+    }
+    if (strcmp(type, "chat") == 0) {
+        return 1;
+    }
+    return strcmp(type, "normal") == 0 && xml_child(m, "body", NS_CLIENT) != NULL;
+}
+
+/* <message from=bare type=...><which><forwarded><m/></forwarded></which></message>
+ * (XEP-0280 §7, §8; XEP-0297 §3). NULL when out of memory. */
+static struct xml_node *wrap(const struct xml_node *m, const char *which, const char *bare)
+{
+    struct xml_node *c = xml_node_new("message", NS_CLIENT);
+    struct xml_node *w = c ? xml_add_child(c, which, NS_CARBONS) : NULL;
+    struct xml_node *f = w ? xml_add_child(w, "forwarded", NS_FORWARD) : NULL;
+    struct xml_node *copy = f ? xml_copy(m) : NULL;
+    const char *type = xml_attr(m, "type");
+    if (!copy || xml_set_attr(c, "from", bare) < 0 || (type && xml_set_attr(c, "type", type) < 0)) {
+        xml_free(copy);
+        xml_free(c);
+        return NULL;
+    }
+    xml_append(f, copy);
+    return c;
+}
+
+/* Send carbon c to every carbons-enabled resource of bare except skip,
+ * those that got the original (got == seq) and, when only_available, those
+ * that have not sent available presence. */
+static void send_copies(struct xml_node *c, const char *bare, const struct session *skip,
+                        int only_available)
+{
+    for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
+        if (r == skip || !enabled(r) || state(r)->got == seq || (only_available && !r->available)) {
+            continue;
+        }
+        if (xml_set_attr(c, "to", r->jid) == 0) {
+            router_send(r, c);
+        }
+    }
+}
+
+/* ---- enable / disable (XEP-0280 §4, §5) ---- */
+
+static int carbons_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                      const char *to_bare)
+{
+    const char *type = xml_attr(iq, "type");
+    const char *name = xml_name(payload);
+    int on = strcmp(name, "enable") == 0;
+    if (to_bare && !(strncmp(to_bare, s->jid, s->bare_len) == 0 && !to_bare[s->bare_len])) {
+        /* §4.1, §5.1: nobody enables or disables carbons for someone else. */
+        router_bounce(s, iq, "cancel", "not-allowed");
+        return 0;
+    }
+    if (strcmp(type, "set") != 0 || (!on && strcmp(name, "disable") != 0)) {
+        router_bounce(s, iq, "modify", "bad-request");
+        return 0;
+    }
+    struct carbons *c = state(s);
+    if (!c && on) {
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+            router_bounce(s, iq, "wait", "resource-constraint");
+            return 0;
+        }
+        s->slot[slot] = c;
+    }
+    /* §10.1: a repeated enable or disable is no error. */
+    if (c) {
+        c->enabled = on;
+    }
+    log_debug("%s %s carbons", s->jid, on ? "enabled" : "disabled");
+    router_iq_result(s, iq, NULL);
+    return 0;
+}
+
+/* ---- copies ---- */
+
+/* §11: copies are trusted by the user's clients because they come from the
+ * user's bare JID. A client's own <sent/> or <received/> wrapper, relayed or
+ * copied, would put the words of whoever sent it inside such an envelope
+ * (a carbon of a carbon): only the server makes them. */
+static int forged(const struct xml_node *m)
+{
+    return xml_child(m, "sent", NS_CARBONS) || xml_child(m, "received", NS_CARBONS);
+}
+
+/* not-acceptable without the wrapper: the error to a message the user sent
+ * to its own bare JID comes from that JID, and would carry it back as if it
+ * were a carbon (RFC 6120 §8.3.1 lets an error leave the payload out). */
+static void refuse(struct session *s, const struct xml_node *m)
+{
+    struct xml_node *e = xml_copy(m);
+    struct xml_node *w;
+    if (!e) {
+        return;
+    }
+    while ((w = xml_child(e, "sent", NS_CARBONS)) != NULL ||
+           (w = xml_child(e, "received", NS_CARBONS)) != NULL) {
+        xml_detach(w);
+        xml_free(w);
+    }
+    router_bounce(s, e, "modify", "not-acceptable");
+    xml_free(e);
+}
+
+/* A message from one of the user's clients: <sent/> copies to the user's
+ * other carbons-enabled resources (§8), whatever its destination. */
+static int on_from_client(struct session *s, struct xml_node *m, const char *unused)
+{
+    (void)unused;
+    char bare[JID_MAX + 1];
+    if (forged(m)) {
+        log_limited("forged carbons", s->jid, L_INFO,
+                    "%s sent a message with a carbons wrapper: refused (XEP-0280 §11)", s->jid);
+        refuse(s, m);
+        return 1;
+    }
+    if (!eligible(m)) {
+        return 0;
+    }
+    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    struct xml_node *c = wrap(m, "sent", bare);
+    if (!c) {
+        return 0;
+    }
+    struct xml_node *orig = xml_first_child(xml_child(xml_child(c, "sent", NS_CARBONS),
+                                                      "forwarded", NS_FORWARD));
+    /* RFC 6120 §10.3: no 'to' is the sender's own account. */
+    if (!xml_attr(orig, "to")) {
+        xml_set_attr(orig, "to", bare);
+    }
+    seq++; /* no resource is marked with a fresh number */
+    send_copies(c, bare, s, 0);
+    xml_free(c);
+    return 0;
+}
+
+/* A message to local account bare, before delivery. §9: the receiving
+ * server strips <private/>, and copies nothing of it. */
+static int on_to_account(struct session *unused, struct xml_node *m, const char *bare)
+{
+    (void)unused;
+    (void)bare;
+    current = NULL;
+    if (!eligible(m)) {
+        struct xml_node *p;
+        while ((p = xml_child(m, "private", NS_CARBONS)) != NULL) {
+            xml_detach(p);
+            xml_free(p);
+        }
+        return 0;
+    }
+    current = m;
+    stored = 0;
+    seq++;
+    return 0;
+}
+
+/* The original reached r (queued, or held for a resumable session). */
+static int on_delivered(struct session *r, struct xml_node *m, const char *bare)
+{
+    (void)bare;
+    if (m == current && enabled(r)) {
+        state(r)->got = seq;
+    }
+    return 0;
+}
+
+static int on_offline(struct session *unused, struct xml_node *m, const char *bare)
+{
+    (void)unused;
+    (void)bare;
+    if (m == current) {
+        stored = 1;
+    }
+    return 0;
+}
+
+/* §7: <received/> copies to the carbons-enabled resources that did not get
+ * the original: addressed to another resource, or not among those of
+ * highest priority (a negative one too), or the message went to offline
+ * storage. In that last case not to a resource that has not sent presence
+ * yet: its initial presence brings it the stored message (XEP-0160), and a
+ * copy now would show it twice (Prosody does the same). */
+static int on_routed(struct session *unused, struct xml_node *m, const char *bare)
+{
+    (void)unused;
+    if (m != current) {
+        return 0;
+    }
+    current = NULL;
+    struct xml_node *c = wrap(m, "received", bare);
+    if (c) {
+        send_copies(c, bare, NULL, stored);
+        xml_free(c);
+    }
+    return 0;
+}
+
+static int on_session_free(struct session *s, struct xml_node *unused, const char *unused2)
+{
+    (void)unused;
+    (void)unused2;
+    free(s->slot[slot]);
+    s->slot[slot] = NULL;
+    return 0;
+}
+
+HOOK_SERVICE(carbons)
+{
+    slot = hook_slot();
+    hook_iq(NS_CARBONS, carbons_iq);
+    hook_feature(HOOK_DISCO_SERVER, NS_CARBONS);
+    hook_add(HOOK_MSG_FROM_CLIENT, on_from_client);
+    hook_add(HOOK_MSG_TO_ACCOUNT, on_to_account);
+    hook_add(HOOK_MSG_DELIVERED, on_delivered);
+    hook_add(HOOK_MSG_HELD, on_delivered);
+    hook_add(HOOK_MSG_OFFLINE, on_offline);
+    hook_add(HOOK_MSG_ROUTED, on_routed);
+    hook_add(HOOK_SESSION_FREE, on_session_free);
+}
