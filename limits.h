@@ -70,4 +70,15 @@
 /* SCRAM. */
 #define SCRAM_DEFAULT_ITER 4096       /* scram_iterations (RFC 7677 recommends >= 4096) */
 
+/* push: XEP-0114 external components and XEP-0357 push notifications. */
+#define LIMIT_COMPONENT_PORT 5347     /* component_port: XEP-0114 listener; 0 disables */
+#define LIMIT_COMPONENTS 16           /* compile-time: "component" lines in the config */
+#define LIMIT_COMPONENT_SECRET 128    /* compile-time: bytes of one component secret */
+#define LIMIT_PUSH_REGISTRATIONS 5    /* max_push_registrations: XEP-0357 enables per account */
+#define LIMIT_PUSH_INTERVAL 10        /* push_interval: seconds between two pushes to one
+                                         app server node; messages in between coalesce */
+#define LIMIT_PUSH_TIMEOUT 60         /* push_timeout: seconds to wait for the app server's
+                                         answer before the next push may go */
+#define LIMIT_PUSH_FORM 4096          /* compile-time: bytes of one stored publish-options form */
+
 #endif
