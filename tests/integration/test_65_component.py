@@ -1,0 +1,220 @@
+"""XEP-0114 external components: handshake, routing both ways through the
+router's domain table, the checks on what a component may send, and what
+senders hear while a component is not connected."""
+
+import xml.etree.ElementTree as ET
+
+from component_helpers import (NS_ACCEPT, Component, handshake_digest, raw_component,
+                               with_components)
+from xmpp_helpers import NS_STANZAS, Clients, patience, run
+
+GW = "gw.localhost"
+SECRET = "gw-Secret-9"
+
+
+def error_cond(stanza):
+    err = stanza.xml.find("{jabber:client}error")
+    if err is None:
+        err = stanza.xml.find("{%s}error" % NS_ACCEPT)
+    if err is None:
+        return None
+    for c in err:
+        if c.tag.startswith("{%s}" % NS_STANZAS) and not c.tag.endswith("}text"):
+            return c.tag.split("}", 1)[1]
+    return None
+
+
+def test_handshake_and_stanzas_both_ways(server):
+    port = with_components(server, {GW: SECRET})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            comp = await Component(server, GW, SECRET, port).connect()
+            alice = await cl.login("alice")
+            alice.xmpp.send_message(mto="bot@" + GW, mbody="hello gateway")
+            m = await comp.next(comp.messages)
+            assert m["body"] == "hello gateway"
+            assert str(m["from"]) == alice.jid
+            assert str(m["to"]) == "bot@" + GW
+            # The component speaks for JIDs under its domain.
+            comp.xmpp.send_message(mto=alice.jid, mbody="hello alice", mfrom="bot@" + GW)
+            got = await alice.next_message(pred=lambda x: x["body"] == "hello alice")
+            assert str(got["from"]) == "bot@" + GW
+            # An iq round trip: the component answers the client.
+            iq = alice.xmpp.Iq()
+            iq["type"] = "get"
+            iq["to"] = GW
+            iq.append(ET.fromstring("<query xmlns='http://jabber.org/protocol/disco#info'/>"))
+            res = await iq.send(timeout=patience(10))
+            assert res["type"] == "result"
+            assert str(res["from"]) == GW
+            await comp.close()
+
+    run(scenario())
+    assert SECRET not in server.log_text()
+
+
+def test_offline_user_gets_component_message(server):
+    port = with_components(server, {GW: SECRET})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            comp = await Component(server, GW, SECRET, port).connect()
+            comp.xmpp.send_message(mto=server.jid("bob"), mbody="stored for bob",
+                                   mfrom="news@" + GW)
+            # The component's stanzas go through the router like any other
+            # sender's: bob is offline, the message is stored.
+            await comp.close()
+            bob = await cl.login("bob")
+            m = await bob.next_message(pred=lambda x: x["body"] == "stored for bob")
+            assert str(m["from"]) == "news@" + GW
+
+    run(scenario())
+
+
+def test_wrong_secret_not_authorized(server):
+    port = with_components(server, {GW: SECRET})
+
+    async def scenario():
+        comp = Component(server, GW, "not-the-secret", port)
+        assert not await comp.attempt()
+        assert "not-authorized" in comp.stream_errors
+        await comp.close()
+
+    run(scenario())
+
+
+def test_unknown_domain_host_unknown(server):
+    port = with_components(server, {GW: SECRET})
+    with raw_component(server, port, "other.localhost") as c:
+        c.read_until(lambda r: r.stream_error is not None, patience(10))
+        assert c.reader.stream_error == "host-unknown", c.describe()
+        assert c.wait_closed(patience(10))
+
+
+def test_wrong_digest_raw_not_authorized(server):
+    port = with_components(server, {GW: SECRET})
+    with raw_component(server, port, GW) as c:
+        c.send("<handshake>%s</handshake>" % handshake_digest("not-the-id", SECRET))
+        c.read_until(lambda r: r.stream_error is not None, patience(10))
+        assert c.reader.stream_error == "not-authorized", c.describe()
+
+
+def test_second_connection_conflict(server):
+    port = with_components(server, {GW: SECRET})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            first = await Component(server, GW, SECRET, port).connect()
+            second = Component(server, GW, SECRET, port)
+            assert not await second.attempt()
+            assert "conflict" in second.stream_errors
+            # The first one keeps its domain.
+            alice = await cl.login("alice")
+            alice.xmpp.send_message(mto=GW, mbody="still there?")
+            m = await first.next(first.messages)
+            assert m["body"] == "still there?"
+            await first.close()
+            await second.close()
+
+    run(scenario())
+
+
+def test_invalid_from_ends_stream(server):
+    port = with_components(server, {GW: SECRET})
+    with raw_component(server, port, GW, SECRET) as c:
+        c.send("<message from='alice@localhost' to='bob@localhost'><body>spoof</body></message>")
+        c.read_until(lambda r: r.stream_error is not None, patience(10))
+        assert c.reader.stream_error == "invalid-from", c.describe()
+    with raw_component(server, port, GW, SECRET) as c:
+        c.send("<message to='bob@localhost'><body>no from</body></message>")
+        c.read_until(lambda r: r.stream_error is not None, patience(10))
+        assert c.reader.stream_error == "invalid-from", c.describe()
+
+
+def test_missing_to_improper_addressing(server):
+    port = with_components(server, {GW: SECRET})
+    with raw_component(server, port, GW, SECRET) as c:
+        c.send("<message from='x@%s'><body>to whom?</body></message>" % GW)
+        c.read_until(lambda r: r.stream_error is not None, patience(10))
+        assert c.reader.stream_error == "improper-addressing", c.describe()
+
+
+def test_stanza_before_handshake_not_authorized(server):
+    port = with_components(server, {GW: SECRET})
+    with raw_component(server, port, GW) as c:
+        c.send("<message from='%s' to='alice@localhost'><body>early</body></message>" % GW)
+        c.read_until(lambda r: r.stream_error is not None, patience(10))
+        assert c.reader.stream_error == "not-authorized", c.describe()
+
+
+def test_component_down_bounces(server):
+    port = with_components(server, {GW: SECRET})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            # Configured, not connected: RFC 6120 §8.3.3.19.
+            alice.xmpp.send_message(mto="bot@" + GW, mbody="anyone?")
+            err = await alice.next_message(pred=lambda m: m["type"] == "error")
+            assert error_cond(err) == "service-unavailable"
+            assert str(err["from"]) == "bot@" + GW
+            # Up, then down again.
+            comp = await Component(server, GW, SECRET, port).connect()
+            await comp.close()
+            await alice.ping_server()
+            alice.xmpp.send_message(mto=GW, mbody="gone?")
+            err = await alice.next_message(pred=lambda m: m["type"] == "error")
+            assert error_cond(err) == "service-unavailable"
+            # A domain nobody serves: no s2s, RFC 6120 §8.3.3.16.
+            alice.xmpp.send_message(mto="x@nowhere.example", mbody="far")
+            err = await alice.next_message(pred=lambda m: m["type"] == "error")
+            assert error_cond(err) == "remote-server-not-found"
+
+    run(scenario())
+
+
+def test_component_error_from_router(server):
+    """Bad stanzas from a component bounce back to it, never elsewhere."""
+    port = with_components(server, {GW: SECRET})
+
+    async def scenario():
+        comp = await Component(server, GW, SECRET, port).connect()
+        comp.xmpp.send_message(mto="nobody@localhost", mbody="who?", mfrom="bot@" + GW)
+        err = await comp.next(comp.messages, pred=lambda m: m["type"] == "error")
+        assert error_cond(err) == "service-unavailable"
+        assert str(err["to"]) == "bot@" + GW
+        await comp.close()
+
+    run(scenario())
+
+
+def test_oversized_stanza_policy_violation(server):
+    port = with_components(server, {GW: SECRET}, {"max_stanza_size": 10000})
+    with raw_component(server, port, GW, SECRET) as c:
+        big = "<message from='%s' to='alice@localhost'><body>%s</body></message>" % (
+            GW, "x" * 20000)
+        c.send_while_reading(big, lambda r: r.stream_error is not None)
+        c.read_until(lambda r: r.stream_error is not None, patience(10))
+        assert c.reader.stream_error == "policy-violation", c.describe()
+
+
+def test_preauth_timeout(server):
+    port = with_components(server, {GW: SECRET}, {"preauth_timeout": 1})
+    with raw_component(server, port, GW) as c:
+        c.read_until(lambda r: r.stream_error is not None, patience(20))
+        assert c.reader.stream_error == "connection-timeout", c.describe()
+
+
+def test_no_listener_without_components(server):
+    """The component port is opened only when a component is configured."""
+    import socket
+    from xmpp_helpers import free_ports
+    port = free_ports(1, server.host)[0]
+    server.write_config({"component_port": port})
+    server.restart()
+    s = socket.socket()
+    try:
+        assert s.connect_ex((server.host, port)) != 0
+    finally:
+        s.close()
