@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "c2s.h"
 #include "jid.h"
 #include "log.h"
 #include "router.h"
@@ -244,10 +245,16 @@ static int is_stanza(const struct xml_node *st)
 /* The router works on jabber:client trees: write the stanza with the
  * stream's namespace as the default and read it back in jabber:client, so
  * that its <body/> and <error/> are where every module looks for them. */
-static struct xml_node *to_client_ns(const struct xml_node *st)
+static struct xml_limits limits(void)
 {
     struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return lim;
+}
+
+static struct xml_node *to_client_ns(const struct xml_node *st)
+{
+    struct xml_limits lim = limits();
     buf_clear(&scratch);
     if (xml_serialize(st, xml_ns(st), &scratch) < 0) {
         return NULL;
@@ -316,8 +323,7 @@ int component_init(void)
 
 int component_attach(struct conn *c)
 {
-    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                             g_config->max_xml_attrs, g_config->max_xml_name};
+    struct xml_limits lim = limits();
     struct component_stream *cs = calloc(1, sizeof(*cs));
     if (!cs) {
         return -1;
@@ -333,17 +339,6 @@ int component_attach(struct conn *c)
     return 0;
 }
 
-static const char *xml_err_condition(enum xml_err e)
-{
-    switch (e) {
-    case XML_ERR_RESTRICTED: return "restricted-xml";
-    case XML_ERR_BAD_PREFIX: return "bad-namespace-prefix";
-    case XML_ERR_LIMIT: return "policy-violation";
-    case XML_ERR_NOMEM: return "resource-constraint";
-    default: return "not-well-formed";
-    }
-}
-
 void component_feed(struct conn *c, const char *data, size_t len)
 {
     struct component_stream *cs = c->comp;
@@ -352,7 +347,7 @@ void component_feed(struct conn *c, const char *data, size_t len)
     }
     enum xml_err e = xml_parser_feed(cs->parser, data, len);
     if (e != XML_OK && e != XML_ERR_STOPPED) {
-        stream_error(c, xml_err_condition(e));
+        stream_error(c, c2s_xml_error(e));
     }
 }
 
