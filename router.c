@@ -602,6 +602,13 @@ void router_domain_del(const char *domain)
     domains[i] = domains[--ndomains];
 }
 
+void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
+{
+    for (int i = 0; i < ndomains; i++) {
+        fn(domains[i].domain, ud);
+    }
+}
+
 /* The destination that serves d's domain takes st, or the sender hears that
  * it is not there now (RFC 6120 §8.3.3.19); presence is only dropped. */
 static void to_domain(const struct dest *d, struct xml_node *st)
@@ -653,8 +660,10 @@ void router_route_domain(struct xml_node *st)
             router_bounce_sender(st, "cancel", "service-unavailable");
         }
     } else if (strcmp(name, "presence") == 0) {
-        /* XEP-0191 §3.4: presence from a blocked entity is not delivered. */
-        if (!im_blocked(d.bare, xml_attr(st, "from"))) {
+        /* XEP-0191 §3.4: presence from a blocked entity is not delivered;
+         * probes are the server's to answer (RFC 6121 §4.3), not clients'. */
+        if (!im_blocked(d.bare, xml_attr(st, "from")) &&
+            strcmp(msg_type(st), "probe") != 0) {
             router_deliver(st);
         }
     } else {

@@ -2,6 +2,7 @@
 router's domain table, the checks on what a component may send, and what
 senders hear while a component is not connected."""
 
+import asyncio
 import xml.etree.ElementTree as ET
 
 from component_helpers import (NS_ACCEPT, Component, handshake_digest, raw_component,
@@ -218,3 +219,43 @@ def test_no_listener_without_components(server):
         assert s.connect_ex((server.host, port)) != 0
     finally:
         s.close()
+
+
+def test_components_listed_in_disco_items(server):
+    with_components(server, {GW: SECRET, "push.localhost": "other-Secret"})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            iq = alice.xmpp.Iq()
+            iq["type"] = "get"
+            iq["to"] = server.domain
+            iq.append(ET.fromstring("<query xmlns='http://jabber.org/protocol/disco#items'/>"))
+            res = await iq.send(timeout=patience(10))
+            jids = sorted(i.get("jid") for i in
+                          res.xml.iter("{http://jabber.org/protocol/disco#items}item"))
+            assert jids == [GW, "push.localhost"]
+
+    run(scenario())
+
+
+def test_probe_from_component_not_relayed(server):
+    port = with_components(server, {GW: SECRET})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            comp = await Component(server, GW, SECRET, port).connect()
+            comp.xmpp.send_presence(pto=alice.jid, pfrom="bot@" + GW, ptype="probe")
+            comp.xmpp.send_presence(pto=alice.jid, pfrom="bot@" + GW, pstatus="here")
+            got = []
+            while True:
+                x = await asyncio.wait_for(alice.presences.get(), patience(10))
+                if str(x["from"]).startswith("bot@"):
+                    got.append(x)
+                    if x["type"] != "probe":
+                        break
+            assert [x["type"] for x in got] == ["available"]
+            await comp.close()
+
+    run(scenario())
