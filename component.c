@@ -367,12 +367,39 @@ void component_detach(struct conn *c)
     c->comp = NULL;
 }
 
+/* XEP-0199 §4.2, as for clients: a component whose link died silently
+ * would hold its domain (a reconnect gets conflict) until it is found out. */
+static void send_ping(struct component_stream *cs)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<iq type='get' id='xmppd-ping' from='");
+    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    buf_puts(&b, "' to='");
+    buf_append_xml(&b, cs->claimed->domain, strlen(cs->claimed->domain));
+    buf_puts(&b, "'><ping xmlns='urn:xmpp:ping'/></iq>");
+    conn_send(cs->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
 void component_tick(struct conn *c)
 {
     struct component_stream *cs = c->comp;
-    if (cs && c->state != CONN_BOUND && c->state != CONN_CLOSING &&
-        g_now - cs->opened > g_config->preauth_timeout) {
+    if (!cs || c->state == CONN_CLOSING) {
+        return;
+    }
+    if (c->state != CONN_BOUND) {
+        if (g_now - cs->opened > g_config->preauth_timeout) {
+            stream_error(c, "connection-timeout");
+        }
+        return;
+    }
+    time_t idle = g_now - c->last_read;
+    if (c->ping_sent && idle > g_config->ping_interval + g_config->ping_timeout) {
         stream_error(c, "connection-timeout");
+    } else if (!c->ping_sent && idle > g_config->ping_interval) {
+        c->ping_sent = 1;
+        send_ping(cs);
     }
 }
 

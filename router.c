@@ -630,8 +630,20 @@ static void iq_from_domain(struct xml_node *iq, const struct dest *d)
     const char *type = xml_attr(iq, "type");
     int request = strcmp(type, "get") == 0 || strcmp(type, "set") == 0;
     struct session *to = d->kind == DEST_LOCAL_FULL ? router_find_full(d->jid) : NULL;
+    struct xml_node *q = xml_first_child(iq);
     if (to && !im_blocked(d->bare, xml_attr(iq, "from"))) {
         router_send(to, iq);
+    } else if (d->kind == DEST_SERVER && strcmp(type, "get") == 0 &&
+               strcmp(xml_name(q), "ping") == 0 && strcmp(xml_ns(q), "urn:xmpp:ping") == 0) {
+        /* XEP-0199 §4.1: the keepalive of components. */
+        struct xml_node *r = xml_node_new("iq", NS_CLIENT);
+        if (r && xml_set_attr(r, "type", "result") == 0 &&
+            xml_set_attr(r, "id", xml_attr(iq, "id")) == 0 &&
+            xml_set_attr(r, "from", g_config->domain) == 0 &&
+            xml_set_attr(r, "to", xml_attr(iq, "from")) == 0) {
+            router_deliver(r);
+        }
+        xml_free(r);
     } else if (request) {
         router_bounce_sender(iq, "cancel", "service-unavailable");
     } else if (d->kind == DEST_SERVER) {

@@ -259,3 +259,22 @@ def test_probe_from_component_not_relayed(server):
             await comp.close()
 
     run(scenario())
+
+
+def test_ping_both_ways(server):
+    """The server answers a component's XEP-0199 ping, and pings a silent
+    component, which is dropped when it does not answer (so that its domain
+    is free again for a reconnect)."""
+    port = with_components(server, {GW: SECRET}, {"ping_interval": 10, "ping_timeout": 1})
+    with raw_component(server, port, GW, SECRET) as c:
+        c.send("<iq type='get' id='p1' from='%s' to='localhost'>"
+               "<ping xmlns='urn:xmpp:ping'/></iq>" % GW)
+        c.read_until(lambda r: any(x.get("id") == "p1" for x in r.children), patience(10))
+        answer = [x for x in c.reader.children if x.get("id") == "p1"][0]
+        assert answer.get("type") == "result", c.describe()
+        assert answer.get("to") == GW
+        # Now silent: the server's ping, then the end of the stream.
+        c.read_until(lambda r: any(x.find("{urn:xmpp:ping}ping") is not None
+                                   for x in r.children), patience(30))
+        c.read_until(lambda r: r.stream_error is not None, patience(30))
+        assert c.reader.stream_error == "connection-timeout", c.describe()
