@@ -278,3 +278,41 @@ def test_ping_both_ways(server):
                                    for x in r.children), patience(30))
         c.read_until(lambda r: r.stream_error is not None, patience(30))
         assert c.reader.stream_error == "connection-timeout", c.describe()
+
+
+def test_slow_component_is_disconnected(server):
+    """A component that does not read: its senders are paused at outq_soft,
+    and it is dropped (its domain then bounces) rather than queue forever."""
+    import socket
+    port = with_components(server, {GW: SECRET},
+                           {"outq_soft": 16384, "ping_timeout": 1})
+    c = raw_component(server, port, GW, SECRET)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            body = "y" * 8000
+            # More than the kernel's socket buffers take (4 MiB and more).
+            for i in range(1000):
+                alice.xmpp.send_message(mto="sink@" + GW, mbody=body)
+                if i % 50 == 49:
+                    await asyncio.sleep(0)
+            # The server gave up on the component (over outq_soft too long,
+            # or past outq_hard): its domain answers service-unavailable.
+            deadline = asyncio.get_running_loop().time() + patience(60)
+            while "component %s disconnected" % GW not in server.log_text():
+                assert asyncio.get_running_loop().time() < deadline, "component never dropped"
+                await asyncio.sleep(0.2)
+            # bob: alice may be busy with the bounces of her flood.
+            bob = await cl.login("bob")
+            bob.xmpp.send_message(mto=GW, mbody="after")
+            err = await bob.next_message(
+                pred=lambda m: m["type"] == "error" and m["body"] == "after", timeout=30)
+            assert error_cond(err) == "service-unavailable"
+
+    try:
+        run(scenario())
+    finally:
+        c.close()
+    assert "reading paused" in server.log_text()  # alice waited for the component
