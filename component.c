@@ -210,8 +210,8 @@ static void handshake(struct component_stream *cs, struct xml_node *el)
     }
     /* XEP-0114 §3: one connection per component name; the first one stays. */
     if (cs->claimed->conn) {
-        log_limited("component logins", c->addr, L_NOTICE,
-                    "%s component %s is connected already", conn_label(c), cs->claimed->domain);
+        log_limited("component logins", c->addr, L_NOTICE, "%s component %s is connected already",
+                    conn_label(c), cs->claimed->domain);
         stream_error(c, "conflict");
         return;
     }

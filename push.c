@@ -498,8 +498,7 @@ static void on_answer(const struct xml_node *iq)
 
 static int own(const struct session *s, const char *to_bare)
 {
-    return !to_bare ||
-           (strncmp(s->jid, to_bare, s->bare_len) == 0 && to_bare[s->bare_len] == '\0');
+    return !to_bare || (strncmp(s->jid, to_bare, s->bare_len) == 0 && to_bare[s->bare_len] == '\0');
 }
 
 /* The app server's JID, normalised; not our own domain: the server must not

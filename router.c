@@ -674,8 +674,7 @@ void router_route_domain(struct xml_node *st)
     } else if (strcmp(name, "presence") == 0) {
         /* XEP-0191 §3.4: presence from a blocked entity is not delivered;
          * probes are the server's to answer (RFC 6121 §4.3), not clients'. */
-        if (!im_blocked(d.bare, xml_attr(st, "from")) &&
-            strcmp(msg_type(st), "probe") != 0) {
+        if (!im_blocked(d.bare, xml_attr(st, "from")) && strcmp(msg_type(st), "probe") != 0) {
             router_deliver(st);
         }
     } else {
