@@ -80,5 +80,9 @@
 #define LIMIT_PUSH_TIMEOUT 60         /* push_timeout: seconds to wait for the app server's
                                          answer before the next push may go */
 #define LIMIT_PUSH_FORM 4096          /* compile-time: bytes of one stored publish-options form */
+#define LIMIT_PUSH_BODY 256           /* compile-time: bytes of a body in a notification (only
+                                         when the client asked for bodies), cut at a character */
+#define LIMIT_ROUTER_DOMAINS 32       /* compile-time: domains in the router's domain table
+                                         (components now; s2s and MUC later) */
 
 #endif

@@ -34,7 +34,6 @@
  * its notifications (XEP-0357 §8: not without the user's consent). The server
  * takes it out of the form it sends on. */
 #define PUSH_FIELD_BODY "include-body"
-#define PUSH_BODY_MAX 256 /* bytes of a body in a notification, cut at a character */
 
 /* One registration's pacing. */
 struct push_run {
@@ -51,7 +50,7 @@ struct push_acct {
     char *bare;
     int pending;  /* messages since the account was last online (message-count) */
     char *sender; /* bare JID of the last one's sender */
-    char *body;   /* its body, cut to PUSH_BODY_MAX; sent only where asked for */
+    char *body;   /* its body, cut to LIMIT_PUSH_BODY; sent only where asked for */
     struct push_run *runs;
     struct push_acct *next;
 };
@@ -359,8 +358,8 @@ static char *cut_body(const struct xml_node *m)
     }
     const char *t = xml_text(b);
     size_t n = strlen(t);
-    if (n > PUSH_BODY_MAX) {
-        n = PUSH_BODY_MAX;
+    if (n > LIMIT_PUSH_BODY) {
+        n = LIMIT_PUSH_BODY;
         while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80) {
             n--; /* not inside a UTF-8 sequence */
         }

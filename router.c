@@ -565,7 +565,7 @@ static struct {
     char *domain;
     router_domain_fn deliver;
     void *ud;
-} domains[ROUTER_DOMAINS];
+} domains[LIMIT_ROUTER_DOMAINS];
 static int ndomains;
 
 static int domain_find(const char *domain, size_t len)
@@ -580,7 +580,7 @@ static int domain_find(const char *domain, size_t len)
 
 int router_domain_add(const char *domain, router_domain_fn deliver, void *ud)
 {
-    if (ndomains == ROUTER_DOMAINS || domain_find(domain, strlen(domain)) >= 0) {
+    if (ndomains == LIMIT_ROUTER_DOMAINS || domain_find(domain, strlen(domain)) >= 0) {
         return -1;
     }
     domains[ndomains].domain = strdup(domain);

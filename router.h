@@ -95,9 +95,8 @@ void router_iq_result(struct session *s, const struct xml_node *iq, struct xml_n
  * node stays the router's: serialise or copy it), -1 when it cannot take it
  * now (not connected): the router then bounces the stanza with
  * service-unavailable (RFC 6120 §8.3.3.19; presence and errors are dropped).
- * add returns 0, or -1 when the table (ROUTER_DOMAINS) is full or the domain
- * is registered already. domain must be normalised (jid_parse). */
-#define ROUTER_DOMAINS 32
+ * add returns 0, or -1 when the table (LIMIT_ROUTER_DOMAINS) is full or the
+ * domain is registered already. domain must be normalised (jid_parse). */
 typedef int (*router_domain_fn)(const struct xml_node *stanza, void *ud);
 int router_domain_add(const char *domain, router_domain_fn deliver, void *ud);
 void router_domain_del(const char *domain);

@@ -153,6 +153,21 @@ def test_body_only_when_asked(server):
     run(scenario())
 
 
+def test_body_is_cut_at_a_character(server):
+    port = push_server(server)
+
+    async def scenario():
+        async with Clients(server) as cl:
+            comp, bob = await offline_alice(cl, server, port, fields={"include-body": "1"})
+            bob.xmpp.send_message(mto=server.jid("alice"), mbody="\u00e9" * 300)
+            iq = await comp.next(comp.iqs)
+            # LIMIT_PUSH_BODY is 256 bytes: 128 two-byte characters.
+            assert summary(iq)["last-message-body"] == "\u00e9" * 128
+            await comp.close()
+
+    run(scenario())
+
+
 def test_disable_stops_pushes(server):
     port = push_server(server)
 
@@ -364,9 +379,11 @@ def test_held_for_resumable_session_publishes(server):
             comp = await Component(server, PUSH, SECRET, port).connect()
             alice = cl.new("alice")
             alice.xmpp.register_plugin("xep_0198")
+            enabled = asyncio.get_running_loop().create_future()
+            alice.xmpp.add_event_handler(
+                "sm_enabled", lambda _: enabled.done() or enabled.set_result(True))
             await alice.login()
-            await asyncio.wait_for(alice.xmpp["xep_0198"].enabled_in.wait(), patience(10)) \
-                if hasattr(alice.xmpp["xep_0198"], "enabled_in") else None
+            await asyncio.wait_for(enabled, patience(10))
             assert await enable(alice) == ("result", None)
             alice.xmpp.transport.abort()  # the link is cut: resumable, not gone
             bob = await cl.login("bob")
