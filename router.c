@@ -602,6 +602,13 @@ void router_domain_del(const char *domain)
     domains[i] = domains[--ndomains];
 }
 
+int router_domain_serves(const char *jid)
+{
+    struct jid j;
+    char norm[JID_MAX + 1];
+    return jid_parse(jid, norm, sizeof(norm), &j) == 0 && domain_find(j.domain, j.domain_len) >= 0;
+}
+
 void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
 {
     for (int i = 0; i < ndomains; i++) {
@@ -672,11 +679,7 @@ void router_route_domain(struct xml_node *st)
             router_bounce_sender(st, "cancel", "service-unavailable");
         }
     } else if (strcmp(name, "presence") == 0) {
-        /* XEP-0191 §3.4: presence from a blocked entity is not delivered;
-         * probes are the server's to answer (RFC 6121 §4.3), not clients'. */
-        if (!im_blocked(d.bare, xml_attr(st, "from")) && strcmp(msg_type(st), "probe") != 0) {
-            router_deliver(st);
-        }
+        im_presence_inbound(st); /* subscriptions, probes: RFC 6121 as for a local contact */
     } else {
         router_deliver(st);
     }

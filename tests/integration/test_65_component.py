@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 from component_helpers import (NS_ACCEPT, Component, handshake_digest, raw_component,
                                with_components)
+from im_helpers import next_presence, online, ptype, roster_get, send_presence
 from xmpp_helpers import NS_STANZAS, Clients, patience, run
 
 GW = "gw.localhost"
@@ -239,23 +240,59 @@ def test_components_listed_in_disco_items(server):
     run(scenario())
 
 
-def test_probe_from_component_not_relayed(server):
+def comp_presence(comp, pred):
+    return comp.next(comp.presences, pred=pred)
+
+
+def test_presence_and_subscriptions_with_component(server):
+    """A component is a contact like a local one (RFC 6121): subscriptions
+    both ways change the user's roster, probes are answered to it, directed
+    and broadcast presence reach it, and a probe never reaches the client."""
     port = with_components(server, {GW: SECRET})
+    bot = "bot@" + GW
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await cl.login("alice")
             comp = await Component(server, GW, SECRET, port).connect()
-            comp.xmpp.send_presence(pto=alice.jid, pfrom="bot@" + GW, ptype="probe")
-            comp.xmpp.send_presence(pto=alice.jid, pfrom="bot@" + GW, pstatus="here")
-            got = []
-            while True:
-                x = await asyncio.wait_for(alice.presences.get(), patience(10))
-                if str(x["from"]).startswith("bot@"):
-                    got.append(x)
-                    if x["type"] != "probe":
-                        break
-            assert [x["type"] for x in got] == ["available"]
+            alice = await online(cl, "alice")
+            # alice subscribes to the bot; the bot approves.
+            send_presence(alice, to=bot, type_="subscribe")
+            p = await comp_presence(comp, lambda x: x["type"] == "subscribe")
+            assert str(p["from"]) == server.jid("alice") and str(p["to"]) == bot
+            comp.xmpp.send_presence(pto=server.jid("alice"), pfrom=bot, ptype="subscribed")
+            comp.xmpp.send_presence(pto=server.jid("alice"), pfrom=bot + "/x", pstatus="on")
+            p = await next_presence(alice, lambda x: str(x["from"]) == bot + "/x")
+            assert ptype(p) is None
+            _, items = await roster_get(alice)
+            assert items[bot]["subscription"] == "to"
+            # The bot subscribes to alice; alice approves: the bot gets her presence.
+            comp.xmpp.send_presence(pto=server.jid("alice"), pfrom=bot, ptype="subscribe")
+            await next_presence(alice, lambda x: ptype(x) == "subscribe")
+            send_presence(alice, to=bot, type_="subscribed")
+            await comp_presence(comp, lambda x: x["type"] == "subscribed")
+            await comp_presence(comp, lambda x: str(x["from"]) == alice.jid and
+                                x["type"] == "available")
+            _, items = await roster_get(alice)
+            assert items[bot]["subscription"] == "both"
+            # A probe from the bot is answered by the server, not relayed.
+            comp.xmpp.send_presence(pto=server.jid("alice"), pfrom=bot, ptype="probe")
+            await comp_presence(comp, lambda x: str(x["from"]) == alice.jid and
+                                x["type"] == "available")
+            await alice.ping_server()
+            while not alice.presences.empty():
+                assert ptype(alice.presences.get_nowait()) != "probe"
+            # Directed presence (a gateway's groupchat join) and its end.
+            carol = await online(cl, "carol")
+            send_presence(carol, to="room@" + GW + "/carol")
+            p = await comp_presence(comp, lambda x: str(x["from"]) == carol.jid)
+            assert p["type"] == "available"
+            await carol.close()
+            p = await comp_presence(comp, lambda x: str(x["from"]) == carol.jid)
+            assert p["type"] == "unavailable"
+            # alice leaves: her subscriber, the bot, hears it.
+            await alice.close()
+            await comp_presence(comp, lambda x: str(x["from"]) == alice.jid and
+                                x["type"] == "unavailable")
             await comp.close()
 
     run(scenario())
