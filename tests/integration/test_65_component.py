@@ -3,10 +3,10 @@ router's domain table, the checks on what a component may send, and what
 senders hear while a component is not connected."""
 
 import asyncio
-import xml.etree.ElementTree as ET
 
 from component_helpers import (NS_ACCEPT, Component, handshake_digest, raw_component,
                                with_components)
+from disco_helpers import iq as disco_iq
 from im_helpers import next_presence, online, ptype, roster_get, send_presence
 from xmpp_helpers import NS_STANZAS, Clients, patience, run
 
@@ -43,11 +43,8 @@ def test_handshake_and_stanzas_both_ways(server):
             got = await alice.next_message(pred=lambda x: x["body"] == "hello alice")
             assert str(got["from"]) == "bot@" + GW
             # An iq round trip: the component answers the client.
-            iq = alice.xmpp.Iq()
-            iq["type"] = "get"
-            iq["to"] = GW
-            iq.append(ET.fromstring("<query xmlns='http://jabber.org/protocol/disco#info'/>"))
-            res = await iq.send(timeout=patience(10))
+            res = await disco_iq(alice, "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+                                 to=GW)
             assert res["type"] == "result"
             assert str(res["from"]) == GW
             await comp.close()
@@ -228,11 +225,8 @@ def test_components_listed_in_disco_items(server):
     async def scenario():
         async with Clients(server) as cl:
             alice = await cl.login("alice")
-            iq = alice.xmpp.Iq()
-            iq["type"] = "get"
-            iq["to"] = server.domain
-            iq.append(ET.fromstring("<query xmlns='http://jabber.org/protocol/disco#items'/>"))
-            res = await iq.send(timeout=patience(10))
+            res = await disco_iq(alice, "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+                                 to=server.domain)
             jids = sorted(i.get("jid") for i in
                           res.xml.iter("{http://jabber.org/protocol/disco#items}item"))
             assert jids == [GW, "push.localhost"]

@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from component_helpers import Component, with_components
-from xmpp_helpers import NS_STANZAS, Clients, RawConn, patience, run
+from disco_helpers import disco_info_parts, error_of, iq as disco_iq, payload
+from xmpp_helpers import Clients, RawConn, patience, run
 
 PUSH = "push.localhost"
 SECRET = "push-Secret-7"
@@ -28,17 +29,10 @@ def form_xml(fields):
     return "".join(out)
 
 
-async def push_iq(client, payload):
-    """Send an iq set with payload; returns (type, error condition or None)."""
-    from slixmpp.exceptions import IqError
-    iq = client.xmpp.Iq()
-    iq["type"] = "set"
-    iq.append(ET.fromstring(payload))
-    try:
-        await iq.send(timeout=patience(10))
-        return "result", None
-    except IqError as e:
-        return "error", e.iq["error"]["condition"]
+async def push_iq(client, xml):
+    """Send an iq set with xml; returns (type, error condition or None)."""
+    err = error_of(await disco_iq(client, xml, itype="set"))
+    return ("result", None) if err is None else ("error", err[1])
 
 
 async def enable(client, node="node-1", jid=PUSH, fields=None):
@@ -342,13 +336,9 @@ def test_disco_feature_on_account(server):
     async def scenario():
         async with Clients(server) as cl:
             alice = await cl.login("alice")
-            iq = alice.xmpp.Iq()
-            iq["type"] = "get"
-            iq["to"] = alice.bare
-            iq.append(ET.fromstring("<query xmlns='http://jabber.org/protocol/disco#info'/>"))
-            res = await iq.send(timeout=patience(10))
-            feats = [f.get("var") for f in
-                     res.xml.iter("{http://jabber.org/protocol/disco#info}feature")]
+            res = await disco_iq(alice, "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+                                 to=alice.bare)
+            _, feats = disco_info_parts(payload(res))
             assert NS_PUSH in feats
 
     run(scenario())
