@@ -129,6 +129,28 @@ def test_invalid_from_ends_stream(server):
         c.send("<message to='bob@localhost'><body>no from</body></message>")
         c.read_until(lambda r: r.stream_error is not None, patience(10))
         assert c.reader.stream_error == "invalid-from", c.describe()
+    # Look-alike domains are not its domain.
+    for bad in ("x@evil" + GW, "x@" + GW + ".evil", "x@" + GW[1:], "localhost"):
+        with raw_component(server, port, GW, SECRET) as c:
+            c.send("<message from='%s' to='bob@localhost'><body>spoof</body></message>" % bad)
+            c.read_until(lambda r: r.stream_error is not None, patience(10))
+            assert c.reader.stream_error == "invalid-from", (bad, c.describe())
+
+
+def test_from_normalised(server):
+    """Its domain in capitals is still its domain (RFC 7622 §3.2)."""
+    port = with_components(server, {GW: SECRET})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            with raw_component(server, port, GW, SECRET) as c:
+                c.send("<message from='Bot@%s' to='%s'><body>caps</body></message>"
+                       % (GW.upper(), alice.jid))
+                m = await alice.next_message(pred=lambda x: x["body"] == "caps")
+                assert str(m["from"]) == "bot@" + GW
+
+    run(scenario())
 
 
 def test_missing_to_improper_addressing(server):
