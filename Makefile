@@ -53,9 +53,6 @@ UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_lo
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
-# push: the hooks' iq-answer table.
-UNIT_TESTS += test_hooks
-LIB_OBJS += hooks.o
 
 .PHONY: all run check unit build-tests integration bench bench-smoke install uninstall clean deps \
 	test-deps

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xml.h"
-
 #define HOOK_ROWS 16
 
 struct ns_row {
@@ -122,28 +120,6 @@ int hook_run(enum hook_event ev, struct session *s, struct xml_node *st, const c
 {
     for (size_t i = 0; i < n_events[ev]; i++) {
         if (events[ev][i](s, st, bare) == 1) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* ---- push: answers to the server's own iqs, by id prefix ---- */
-
-static struct ns_row answer_rows[HOOK_ROWS];
-static size_t n_answer;
-
-void hook_iq_answer(const char *id_prefix, hook_iq_answer_fn fn)
-{
-    ns_add(answer_rows, &n_answer, id_prefix, (void (*)(void))fn, "iq answer");
-}
-
-int hook_run_iq_answer(const struct xml_node *iq)
-{
-    const char *id = xml_attr(iq, "id");
-    for (size_t i = 0; id && i < n_answer; i++) {
-        if (strncmp(id, answer_rows[i].ns, strlen(answer_rows[i].ns)) == 0) {
-            ((hook_iq_answer_fn)answer_rows[i].fn)(iq);
             return 1;
         }
     }

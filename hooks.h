@@ -75,21 +75,16 @@ enum hook_event {
     HOOK_TICK,            /* once a second */
     HOOK_TURN_END,        /* end of every loop turn */
     HOOK_SHUTDOWN,        /* the server stops: write what is deferred */
+    /* PEP (XEP-0163): */
+    HOOK_IQ_ANSWER,       /* (sender, iq, bare or NULL): an iq result/error to the
+                           * server (bare NULL) or to account bare: the answer to
+                           * an iq a service sent, matched by its id */
+    HOOK_ACCOUNT_REMOVED, /* (NULL, NULL, bare): the account was deleted; drop
+                           * what is cached for the name */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);
 void hook_add(enum hook_event ev, hook_fn fn);
 int hook_run(enum hook_event ev, struct session *s, struct xml_node *st, const char *bare);
-
-/* ---- push: answers to iqs the server sent on its own ----
- * An iq result or error addressed to the server itself (no localpart, no
- * resource), from any sender (client, component, later s2s), whose id starts
- * with id_prefix goes to fn: a XEP-0357 publish, later a disco#info query.
- * fn must check 'from' against whom it asked (ids can be guessed); the
- * stanza stays the caller's. Prefixes must not be prefixes of each other. */
-typedef void (*hook_iq_answer_fn)(const struct xml_node *iq);
-void hook_iq_answer(const char *id_prefix, hook_iq_answer_fn fn);
-/* Returns 1 when a handler's prefix matched, 0 when none did. */
-int hook_run_iq_answer(const struct xml_node *iq);
 
 #endif

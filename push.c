@@ -461,16 +461,19 @@ static void disable_reg(const char *bare, const char *jid, const char *node)
     xml_free(root);
 }
 
-/* The app server's answer to a publish (hooks.h hook_iq_answer). Only the
- * JID it went to may answer it: ids are guessable. */
-static void on_answer(const struct xml_node *iq)
+/* The app server's answer to a publish (HOOK_IQ_ANSWER, addressed to the
+ * server). Only the JID it went to may answer it: ids are guessable. */
+static int on_answer(struct session *s, struct xml_node *iq, const char *bare)
 {
-    unsigned long id = strtoul(xml_attr(iq, "id") + strlen(PUSH_ID_PREFIX), NULL, 10);
+    const char *id_attr = xml_attr(iq, "id");
     const char *from = xml_attr(iq, "from");
     char norm[JID_MAX + 1];
-    if (!from || jid_parse(from, norm, sizeof(norm), NULL) < 0) {
-        return;
+    (void)s;
+    if (bare || !id_attr || strncmp(id_attr, PUSH_ID_PREFIX, strlen(PUSH_ID_PREFIX)) != 0 ||
+        !from || jid_parse(from, norm, sizeof(norm), NULL) < 0) {
+        return 0;
     }
+    unsigned long id = strtoul(id_attr + strlen(PUSH_ID_PREFIX), NULL, 10);
     for (struct push_acct *a = accts; a; a = a->next) {
         for (struct push_run *r = a->runs; r; r = r->next) {
             if (!r->inflight_since || r->inflight_id != id || strcmp(r->jid, norm) != 0) {
@@ -488,9 +491,10 @@ static void on_answer(const struct xml_node *iq)
                 run_unlink(a, r);
             }
             pump(a);
-            return;
+            return 1;
         }
     }
+    return 0;
 }
 
 /* ---- enable / disable (XEP-0357 §5, §6) ---- */
@@ -601,6 +605,24 @@ static int push_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
     return 0;
 }
 
+/* The account is gone (its registrations went with its files): a new
+ * account of the same name must not inherit the pacing or the last sender. */
+static int on_account_removed(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s;
+    (void)st;
+    for (struct push_acct **pp = &accts; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->bare, bare) == 0) {
+            struct push_acct *a = *pp;
+            *pp = a->next;
+            acct_free_fields(a);
+            free(a);
+            return 0;
+        }
+    }
+    return 0;
+}
+
 static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s;
@@ -624,5 +646,6 @@ HOOK_SERVICE(push)
     hook_add(HOOK_SESSION_BOUND, on_bound);
     hook_add(HOOK_TICK, on_tick);
     hook_add(HOOK_SHUTDOWN, on_shutdown);
-    hook_iq_answer(PUSH_ID_PREFIX, on_answer);
+    hook_add(HOOK_IQ_ANSWER, on_answer);
+    hook_add(HOOK_ACCOUNT_REMOVED, on_account_removed);
 }

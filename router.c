@@ -497,10 +497,8 @@ static void iq_to_server(struct session *s, struct xml_node *iq, const char *to_
     const char *type = xml_attr(iq, "type");
     if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
         if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0)) {
-            /* Answers to our pings and pushes; those of services by id. */
-            if (!to_bare) {
-                hook_run_iq_answer(iq);
-            }
+            /* Answers to our pings and pushes, and to services' queries. */
+            hook_run(HOOK_IQ_ANSWER, s, iq, to_bare);
             return;
         }
         router_bounce(s, iq, "modify", "bad-request");
@@ -630,8 +628,8 @@ static void to_domain(const struct dest *d, struct xml_node *st)
 
 /* An iq from a domain's stream to a local account or the server. The server's
  * own answers need a session to answer to (im.h handlers), which a domain
- * does not have: requests get service-unavailable, answers go to the
- * services that asked (hook_run_iq_answer). */
+ * does not have: requests get service-unavailable (but XEP-0199 pings),
+ * answers go to the services that asked (HOOK_IQ_ANSWER, no sender session). */
 static void iq_from_domain(struct xml_node *iq, const struct dest *d)
 {
     const char *type = xml_attr(iq, "type");
@@ -653,8 +651,8 @@ static void iq_from_domain(struct xml_node *iq, const struct dest *d)
         xml_free(r);
     } else if (request) {
         router_bounce_sender(iq, "cancel", "service-unavailable");
-    } else if (d->kind == DEST_SERVER) {
-        hook_run_iq_answer(iq);
+    } else if (d->kind == DEST_SERVER || d->kind == DEST_LOCAL_BARE) {
+        hook_run(HOOK_IQ_ANSWER, NULL, iq, d->kind == DEST_SERVER ? NULL : d->bare);
     }
 }
 
