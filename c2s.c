@@ -1418,3 +1418,9 @@ void c2s_tick(struct conn *c)
         send_ping(s);
     }
 }
+
+/* push: component.c ends its streams with the same conditions. */
+const char *c2s_xml_error(enum xml_err e)
+{
+    return xml_err_condition(e);
+}

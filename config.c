@@ -19,7 +19,7 @@
 #include "limits.h"
 #include "log.h"
 
-enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES };
+enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_COMPONENT };
 
 struct option {
     const char *name;
@@ -53,6 +53,10 @@ static const char *check_nonempty(char *val, size_t size);
 /* Address prefixes separated by blanks, or "none"; def is a string in that syntax. */
 #define PREFIXES(f, def, reload)                                                             \
     {#f, OPT_PREFIXES, 0, 0, 0, def, FIELD(f), reload, NULL, 0, 0, 0}
+
+/* push: "DOMAIN SECRET", one line per component; the only option that may
+ * appear on several lines. */
+#define COMPONENT(f) {#f, OPT_COMPONENT, 0, 0, 0, NULL, FIELD(f), 0, NULL, 0, 0, 0}
 
 /* What a restart is needed for: the listeners are bound, privileges dropped
  * and the connection table sized once at start-up; domain and data_dir name
@@ -121,6 +125,15 @@ static const struct option options[] = {
     INT(pep_caps_cache, 1, 100000, LIMIT_PEP_CAPS_CACHE, 0),
     /* client state indication (XEP-0352, csi.c) */
     INT(csi_max_held, 0, 10000, LIMIT_CSI_MAX_HELD, 1),
+
+    /* push: XEP-0114 components (listener only when a component is
+     * configured) and XEP-0357 push notifications. */
+    INT(component_port, 0, 65535, LIMIT_COMPONENT_PORT, 0),
+    STR(component_interface, "127.0.0.1", 0, check_address),
+    COMPONENT(component),
+    INT(max_push_registrations, 0, 100, LIMIT_PUSH_REGISTRATIONS, 1),
+    INT(push_interval, 1, 86400, LIMIT_PUSH_INTERVAL, 1),
+    INT(push_timeout, 1, 3600, LIMIT_PUSH_TIMEOUT, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -316,6 +329,46 @@ static const char *set_prefixes(struct config *c, const struct option *o, char *
     return NULL;
 }
 
+/* push: "DOMAIN SECRET". No message repeats the secret: config errors go to
+ * stderr and logs. */
+static const char *set_component(struct config *c, const struct option *o, char *val, char *msg,
+                                 size_t msgsz)
+{
+    struct config_components *l = (struct config_components *)((char *)c + o->offset);
+    char *save = NULL;
+    char *domain = strtok_r(val, " \t", &save);
+    char *secret = domain ? strtok_r(NULL, " \t", &save) : NULL;
+    if (!domain || !secret || strtok_r(NULL, " \t", &save)) {
+        return "must be DOMAIN SECRET";
+    }
+    if (l->n == LIMIT_COMPONENTS) {
+        snprintf(msg, msgsz, "is given more than %d times", LIMIT_COMPONENTS);
+        return msg;
+    }
+    struct config_component *e = &l->c[l->n];
+    if (strlen(domain) >= sizeof(e->domain) || check_domain(domain, sizeof(e->domain))) {
+        return "has a DOMAIN that is not a valid domain name";
+    }
+    for (const char *p = secret; *p; p++) {
+        if ((unsigned char)*p < 0x21 || *p == 0x7f) {
+            return "has a SECRET with a control character";
+        }
+    }
+    if (strlen(secret) >= sizeof(e->secret)) {
+        snprintf(msg, msgsz, "has a SECRET longer than %d bytes", LIMIT_COMPONENT_SECRET);
+        return msg;
+    }
+    for (int i = 0; i < l->n; i++) {
+        if (strcmp(l->c[i].domain, domain) == 0) {
+            return "names a DOMAIN that is already a component";
+        }
+    }
+    snprintf(e->domain, sizeof(e->domain), "%s", domain);
+    snprintf(e->secret, sizeof(e->secret), "%s", secret);
+    l->n++;
+    return NULL;
+}
+
 int config_prefixes_match(const struct config_prefixes *l, const char *addr)
 {
     unsigned char a[16];
@@ -456,6 +509,8 @@ static const char *set_value(struct config *c, const struct option *o, char *val
         return set_rate(c, o, val, msg, msgsz);
     case OPT_PREFIXES:
         return set_prefixes(c, o, val, msg, msgsz);
+    case OPT_COMPONENT:
+        return set_component(c, o, val, msg, msgsz);
     }
     return "has an unknown type";
 }
@@ -493,7 +548,8 @@ static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
         return -1;
     }
     const struct option *o = find_option(*key);
-    if (*s != '"' && o && (o->type == OPT_RATE || o->type == OPT_PREFIXES)) {
+    if (*s != '"' && o &&
+        (o->type == OPT_RATE || o->type == OPT_PREFIXES || o->type == OPT_COMPONENT)) {
         /* These values are several words: the rest of the line, which the
          * option's own parser checks word by word. */
         *val = s;
@@ -564,6 +620,18 @@ static int check_whole(const struct config *c, const int *lines, const char *pat
     if (c->c2s_port == c->c2s_tls_port) {
         return fail(err, errsz, path, LATER(p1, p2), "c2s_port and c2s_tls_port must differ");
     }
+    /* push: a component serves a domain of its own (XEP-0114). */
+    const struct option *comp = find_option("component");
+    for (int i = 0; i < c->component.n; i++) {
+        if (strcmp(c->component.c[i].domain, c->domain) == 0) {
+            return fail(err, errsz, path, LATER(comp, find_option("domain")),
+                        "component %s is the server's own domain", c->domain);
+        }
+    }
+    if (c->component.n && (c->component_port == c->c2s_port || c->component_port == c->c2s_tls_port)) {
+        return fail(err, errsz, path, LATER(comp, find_option("component_port")),
+                    "component_port must differ from c2s_port and c2s_tls_port");
+    }
 #undef LATER
 #undef LINE_OF
     return 0;
@@ -618,7 +686,7 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
         }
         /* A second line for the same key is most likely an edit gone wrong;
          * letting the later one win silently could weaken a setting. */
-        if (lines[o - options]) {
+        if (lines[o - options] && o->type != OPT_COMPONENT) {
             rc = fail(err, errsz, path, lineno, "'%s' is already set on line %d", o->name,
                       lines[o - options]);
             break;

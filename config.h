@@ -32,6 +32,16 @@ struct config_prefixes {
     struct config_prefix p[LIMIT_PREFIX_LIST];
 };
 
+/* push: XEP-0114 components, "component DOMAIN SECRET" lines (several). */
+struct config_component {
+    char domain[CONFIG_STR_MAX];
+    char secret[LIMIT_COMPONENT_SECRET + 1];
+};
+struct config_components {
+    int n;
+    struct config_component c[LIMIT_COMPONENTS];
+};
+
 struct config {
     char domain[CONFIG_STR_MAX];         /* domain: the XMPP domain served */
     char data_dir[CONFIG_STR_MAX];       /* data_dir */
@@ -88,6 +98,14 @@ struct config {
     int pep_caps_cache;
     /* client state indication (XEP-0352, csi.c) */
     int csi_max_held;                    /* csi_max_held: stanzas held while inactive */
+
+    /* push: XEP-0114 external components and XEP-0357 push notifications. */
+    int component_port;                  /* component_port; 0 disables */
+    char component_interface[64];        /* component_interface: IPv4 or IPv6 literal */
+    struct config_components component;  /* component DOMAIN SECRET (repeatable) */
+    int max_push_registrations;
+    int push_interval;
+    int push_timeout;
 };
 
 /* Fill every field with its default. */

@@ -282,6 +282,14 @@ static struct xml_node *account_items(const char *bare)
     return q;
 }
 
+static void add_domain_item(const char *domain, void *ud)
+{
+    struct xml_node *item = xml_add_child(ud, "item", NS_DISCO_ITEMS);
+    if (item) {
+        xml_set_attr(item, "jid", domain);
+    }
+}
+
 int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                    const char *to_bare)
 {
@@ -297,8 +305,12 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
         return 0;
     }
     if (!to_bare) {
-        /* No components or services yet: an empty list (XEP-0030 §4.1). */
-        reply_or_fail(s, iq, new_query(NS_DISCO_ITEMS, NULL));
+        /* XEP-0030 §4.1: the services the server hosts (XEP-0114 components). */
+        struct xml_node *q = new_query(NS_DISCO_ITEMS, NULL);
+        if (q) {
+            router_domain_each(add_domain_item, q);
+        }
+        reply_or_fail(s, iq, q);
         return 0;
     }
     /* A contact sees no resources through disco; presence tells it. */

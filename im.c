@@ -53,6 +53,11 @@ void im_presence(struct session *s, struct xml_node *p)
     presence_outbound(s, p);
 }
 
+void im_presence_inbound(struct xml_node *p)
+{
+    presence_inbound(p);
+}
+
 void im_session_end(struct session *s)
 {
     hook_run(HOOK_SESSION_END, s, NULL, NULL);

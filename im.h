@@ -14,6 +14,9 @@ struct xml_node;
 
 /* A presence stanza from a bound client (from already stamped). */
 void im_presence(struct session *s, struct xml_node *p);
+/* push: presence from another domain's entity (a XEP-0114 component), its
+ * from checked by that domain's stream: RFC 6121 inbound handling. */
+void im_presence_inbound(struct xml_node *p);
 /* s is leaving the table (stream end or replaced): broadcast unavailable
  * presence where RFC 6121 §4.5.2 / §4.6.3 say. Called once per session. */
 void im_session_end(struct session *s);
@@ -46,6 +49,7 @@ typedef int (*im_iq_fn)(struct session *s, struct xml_node *iq, struct xml_node 
 void presence_outbound(struct session *s, struct xml_node *p);
 void presence_session_end(struct session *s);
 void presence_session_free(struct session *s);
+void presence_inbound(struct xml_node *p); /* push: im_presence_inbound */
 
 /* roster.c (RFC 6121 §2, XEP-0237 versioning): jabber:iq:roster. */
 int roster_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,

@@ -83,4 +83,19 @@
 #define LIMIT_CSI_MAX_HELD 100        /* csi_max_held: stanzas held for an inactive client;
                                          one more flushes them all */
 
+/* push: XEP-0114 external components and XEP-0357 push notifications. */
+#define LIMIT_COMPONENT_PORT 5347     /* component_port: XEP-0114 listener; 0 disables */
+#define LIMIT_COMPONENTS 16           /* compile-time: "component" lines in the config */
+#define LIMIT_COMPONENT_SECRET 128    /* compile-time: bytes of one component secret */
+#define LIMIT_PUSH_REGISTRATIONS 5    /* max_push_registrations: XEP-0357 enables per account */
+#define LIMIT_PUSH_INTERVAL 10        /* push_interval: seconds between two pushes to one
+                                         app server node; messages in between coalesce */
+#define LIMIT_PUSH_TIMEOUT 60         /* push_timeout: seconds to wait for the app server's
+                                         answer before the next push may go */
+#define LIMIT_PUSH_FORM 4096          /* compile-time: bytes of one stored publish-options form */
+#define LIMIT_PUSH_BODY 256           /* compile-time: bytes of a body in a notification (only
+                                         when the client asked for bodies), cut at a character */
+#define LIMIT_ROUTER_DOMAINS 32       /* compile-time: domains in the router's domain table
+                                         (components now; s2s and MUC later) */
+
 #endif

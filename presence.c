@@ -90,6 +90,12 @@ static int deliver_local(struct xml_node *st, const char *to, const char *from_j
 {
     char bare[JID_MAX + 1];
     int n = 0;
+    if (!roster_jid_is_local(to)) {
+        /* push: a component's JID (router_domain_serves): the router takes it. */
+        xml_set_attr(st, "to", to);
+        router_deliver(st);
+        return 1;
+    }
     if (jid_bare(to, bare, sizeof(bare)) < 0 || im_blocked(bare, from_jid)) {
         return 0;
     }
@@ -109,6 +115,12 @@ static int deliver_local(struct xml_node *st, const char *to, const char *from_j
         }
     }
     return n;
+}
+
+/* push: a contact whose server is this one, or a component's JID. */
+static int reachable(const char *jid)
+{
+    return roster_jid_is_local(jid) || router_domain_serves(jid);
 }
 
 /* Send the current presence of each available resource of from_bare (or an
@@ -151,7 +163,7 @@ static void broadcast_contacts(const char *bare, const char *from_full, struct x
     }
     for (size_t i = 0; i < r.n; i++) {
         const struct roster_item *it = &r.items[i];
-        if (!it->hidden && (it->sub & ROSTER_SUB_FROM) && roster_jid_is_local(it->jid) &&
+        if (!it->hidden && (it->sub & ROSTER_SUB_FROM) && reachable(it->jid) &&
             !im_blocked(bare, it->jid)) {
             deliver_local(st, it->jid, from_full);
         }
@@ -360,6 +372,13 @@ static void inbound_apply(const char *contact, const char *user, enum ptype t, s
 static void inbound_subscription(const char *contact, const char *user, enum ptype t,
                                  struct xml_node *st)
 {
+    if (!roster_jid_is_local(contact)) {
+        /* push: a component keeps its own side of the subscription. */
+        if (router_domain_serves(contact)) {
+            deliver_local(st, contact, user);
+        }
+        return;
+    }
     inbound_apply(contact, user, t, st, 0);
 }
 
@@ -486,7 +505,7 @@ void presence_item_removed(const char *user_bare, const struct roster_item *old)
     /* RFC 6121 §2.5.2: unsubscribe when the user had To (or, as Prosody,
      * a pending request out), unsubscribed when the contact had From (or, as
      * Prosody, a request pending in, which is thereby denied). */
-    if (!roster_jid_is_local(old->jid)) {
+    if (!reachable(old->jid)) {
         return;
     }
     if ((old->sub & ROSTER_SUB_TO) || old->ask) {
@@ -594,8 +613,16 @@ static void probe_contacts(struct session *s, const char *bare)
     char **jids = calloc(r.n ? r.n : 1, sizeof(char *));
     for (size_t i = 0; jids && i < r.n; i++) {
         const struct roster_item *it = &r.items[i];
-        if (!it->hidden && (it->sub & ROSTER_SUB_TO) && roster_jid_is_local(it->jid) &&
-            !im_blocked(bare, it->jid) && (jids[n] = strdup(it->jid))) {
+        if (!it->hidden && (it->sub & ROSTER_SUB_TO) && !roster_jid_is_local(it->jid) &&
+            reachable(it->jid) && !im_blocked(bare, it->jid)) {
+            /* push: a component answers its own probes (RFC 6121 §4.3). */
+            struct xml_node *pr = make_presence(bare, it->jid, "probe");
+            if (pr) {
+                deliver_local(pr, it->jid, bare);
+                xml_free(pr);
+            }
+        } else if (!it->hidden && (it->sub & ROSTER_SUB_TO) && roster_jid_is_local(it->jid) &&
+                   !im_blocked(bare, it->jid) && (jids[n] = strdup(it->jid))) {
             n++;
         }
     }
@@ -837,7 +864,7 @@ static void presence_addressed(struct session *s, struct xml_node *p, enum ptype
     char bare[JID_MAX + 1];
     jid_bare(to, to_bare, sizeof(to_bare));
     own_bare(s, bare, sizeof(bare));
-    if (!roster_jid_is_local(to)) {
+    if (!reachable(to)) {
         /* No server-to-server yet (RFC 6120 §8.3.3.16). The roster is left as
          * it is; an unavailable or error has nothing to undo and is dropped. */
         if (t != P_UNAVAILABLE && t != P_ERROR) {
@@ -845,7 +872,7 @@ static void presence_addressed(struct session *s, struct xml_node *p, enum ptype
         }
         return;
     }
-    if (!j->local_len) {
+    if (!j->local_len && roster_jid_is_local(to)) {
         return; /* presence to the server itself: nothing to do */
     }
     switch (t) {
@@ -861,6 +888,10 @@ static void presence_addressed(struct session *s, struct xml_node *p, enum ptype
          * someone the user blocked (the answer would not get through). */
         if (strcmp(to_bare, bare) != 0 && im_blocked(bare, to)) {
             router_bounce_blocked(s, p);
+            break;
+        }
+        if (!roster_jid_is_local(to)) {
+            deliver_local(p, to, s->jid); /* push: a component answers itself */
             break;
         }
         answer_probe(to_bare, s->jid, bare);
@@ -917,5 +948,37 @@ void presence_session_free(struct session *s)
         struct directed *d = s->directed;
         s->directed = d->next;
         free(d);
+    }
+}
+
+/* push: presence from a component (router_route_domain), whose from its
+ * stream checked. Subscription stanzas change the local account's roster as
+ * a local contact's would (RFC 6121 §3.1.3 etc., bare JIDs on both ends),
+ * probes are answered (§4.3.2), the rest is delivered (§4.2.3, §4.6.3). */
+void presence_inbound(struct xml_node *p)
+{
+    enum ptype t = ptype_of(p);
+    const char *from = xml_attr(p, "from"), *to_attr = xml_attr(p, "to");
+    char to[JID_MAX + 1], to_bare[JID_MAX + 1], from_bare[JID_MAX + 1];
+    if (t == P_BAD || !from || !to_attr || jid_parse(to_attr, to, sizeof(to), NULL) < 0 ||
+        jid_bare(to, to_bare, sizeof(to_bare)) < 0 ||
+        jid_bare(from, from_bare, sizeof(from_bare)) < 0 || !roster_jid_is_local(to)) {
+        return;
+    }
+    switch (t) {
+    case P_SUBSCRIBE:
+    case P_SUBSCRIBED:
+    case P_UNSUBSCRIBE:
+    case P_UNSUBSCRIBED:
+        xml_set_attr(p, "from", from_bare);
+        xml_set_attr(p, "to", to_bare);
+        inbound_subscription(to_bare, from_bare, t, p);
+        break;
+    case P_PROBE:
+        answer_probe(to_bare, from, from_bare);
+        break;
+    default:
+        deliver_local(p, to, from);
+        break;
     }
 }

@@ -345,13 +345,24 @@ void router_iq_result(struct session *s, const struct xml_node *iq, struct xml_n
 
 /* ---- addresses ---- */
 
-enum dest_kind { DEST_SERVER, DEST_LOCAL_BARE, DEST_LOCAL_FULL, DEST_REMOTE, DEST_BAD };
+enum dest_kind {
+    DEST_SERVER,
+    DEST_LOCAL_BARE,
+    DEST_LOCAL_FULL,
+    DEST_REMOTE,
+    DEST_BAD,
+    DEST_DOMAIN, /* push: a registered domain (router_domain_add) */
+};
 
 struct dest {
     enum dest_kind kind;
     char jid[JID_MAX + 1];  /* normalised */
     char bare[JID_MAX + 1];
+    int domain; /* DEST_DOMAIN: index in the domain table */
 };
+
+static int domain_find(const char *domain, size_t len);
+static int iq_valid(const struct xml_node *iq);
 
 static enum dest_kind classify(const char *to, struct dest *d)
 {
@@ -362,7 +373,8 @@ static enum dest_kind classify(const char *to, struct dest *d)
     jid_bare(d->jid, d->bare, sizeof(d->bare));
     size_t dl = strlen(g_config->domain);
     if (j.domain_len != dl || memcmp(j.domain, g_config->domain, dl) != 0) {
-        return d->kind = DEST_REMOTE;
+        d->domain = domain_find(j.domain, j.domain_len);
+        return d->kind = d->domain >= 0 ? DEST_DOMAIN : DEST_REMOTE;
     }
     if (!j.local_len) {
         /* domain/resource is the server too (no components yet). */
@@ -563,6 +575,133 @@ static void route_iq(struct session *s, struct xml_node *iq, const struct dest *
     }
 }
 
+/* ---- push: destinations by domain ---- */
+
+static struct {
+    char *domain;
+    router_domain_fn deliver;
+    void *ud;
+} domains[LIMIT_ROUTER_DOMAINS];
+static int ndomains;
+
+static int domain_find(const char *domain, size_t len)
+{
+    for (int i = 0; i < ndomains; i++) {
+        if (strlen(domains[i].domain) == len && memcmp(domains[i].domain, domain, len) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int router_domain_add(const char *domain, router_domain_fn deliver, void *ud)
+{
+    if (ndomains == LIMIT_ROUTER_DOMAINS || domain_find(domain, strlen(domain)) >= 0) {
+        return -1;
+    }
+    domains[ndomains].domain = strdup(domain);
+    if (!domains[ndomains].domain) {
+        return -1;
+    }
+    domains[ndomains].deliver = deliver;
+    domains[ndomains++].ud = ud;
+    return 0;
+}
+
+void router_domain_del(const char *domain)
+{
+    int i = domain_find(domain, strlen(domain));
+    if (i < 0) {
+        return;
+    }
+    free(domains[i].domain);
+    domains[i] = domains[--ndomains];
+}
+
+int router_domain_serves(const char *jid)
+{
+    struct jid j;
+    char norm[JID_MAX + 1];
+    return jid_parse(jid, norm, sizeof(norm), &j) == 0 && domain_find(j.domain, j.domain_len) >= 0;
+}
+
+void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
+{
+    for (int i = 0; i < ndomains; i++) {
+        fn(domains[i].domain, ud);
+    }
+}
+
+/* The destination that serves d's domain takes st, or the sender hears that
+ * it is not there now (RFC 6120 §8.3.3.19); presence is only dropped. */
+static void to_domain(const struct dest *d, struct xml_node *st)
+{
+    if (domains[d->domain].deliver(st, domains[d->domain].ud) == 0) {
+        return;
+    }
+    if (strcmp(xml_name(st), "presence") != 0) {
+        router_bounce_sender(st, "cancel", "service-unavailable");
+    }
+}
+
+/* An iq from a domain's stream to a local account or the server. The server's
+ * own answers need a session to answer to (im.h handlers), which a domain
+ * does not have: requests get service-unavailable (but XEP-0199 pings),
+ * answers go to the services that asked (HOOK_IQ_ANSWER, no sender session). */
+static void iq_from_domain(struct xml_node *iq, const struct dest *d)
+{
+    const char *type = xml_attr(iq, "type");
+    int request = strcmp(type, "get") == 0 || strcmp(type, "set") == 0;
+    struct session *to = d->kind == DEST_LOCAL_FULL ? router_find_full(d->jid) : NULL;
+    struct xml_node *q = xml_first_child(iq);
+    if (to && !im_blocked(d->bare, xml_attr(iq, "from"))) {
+        router_send(to, iq);
+    } else if (d->kind == DEST_SERVER && strcmp(type, "get") == 0 &&
+               strcmp(xml_name(q), "ping") == 0 && strcmp(xml_ns(q), "urn:xmpp:ping") == 0) {
+        /* XEP-0199 §4.1: the keepalive of components. */
+        struct xml_node *r = xml_node_new("iq", NS_CLIENT);
+        if (r && xml_set_attr(r, "type", "result") == 0 &&
+            xml_set_attr(r, "id", xml_attr(iq, "id")) == 0 &&
+            xml_set_attr(r, "from", g_config->domain) == 0 &&
+            xml_set_attr(r, "to", xml_attr(iq, "from")) == 0) {
+            router_deliver(r);
+        }
+        xml_free(r);
+    } else if (request) {
+        router_bounce_sender(iq, "cancel", "service-unavailable");
+    } else if (d->kind == DEST_SERVER || d->kind == DEST_LOCAL_BARE) {
+        hook_run(HOOK_IQ_ANSWER, NULL, iq, d->kind == DEST_SERVER ? NULL : d->bare);
+    }
+}
+
+void router_route_domain(struct xml_node *st)
+{
+    const char *name = xml_name(st);
+    const char *to = xml_attr(st, "to");
+    struct dest d;
+    if (strcmp(name, "iq") == 0 && !iq_valid(st)) {
+        router_bounce_sender(st, "modify", "bad-request");
+    } else if (!to || classify(to, &d) == DEST_BAD) {
+        router_bounce_sender(st, "modify", "jid-malformed");
+    } else if (d.kind == DEST_REMOTE) {
+        router_bounce_sender(st, "cancel", "remote-server-not-found");
+    } else if (d.kind == DEST_DOMAIN) {
+        to_domain(&d, st);
+    } else if (strcmp(name, "iq") == 0) {
+        iq_from_domain(st, &d);
+    } else if (d.kind == DEST_SERVER) {
+        if (strcmp(msg_type(st), "error") != 0 && strcmp(name, "message") == 0 &&
+            strcmp(msg_type(st), "headline") != 0) {
+            router_bounce_sender(st, "cancel", "service-unavailable");
+        }
+    } else if (strcmp(name, "presence") == 0) {
+        im_presence_inbound(st); /* subscriptions, probes: RFC 6121 as for a local contact */
+    } else {
+        router_deliver(st);
+    }
+    xml_free(st);
+}
+
 /* ---- entry points ---- */
 
 /* Deliver a stanza whose from/to are already set, as the server would on
@@ -573,6 +712,10 @@ void router_deliver(struct xml_node *stanza)
     const char *name = xml_name(stanza);
     struct dest d;
     if (!to || classify(to, &d) == DEST_BAD || d.kind == DEST_REMOTE || d.kind == DEST_SERVER) {
+        return;
+    }
+    if (d.kind == DEST_DOMAIN) {
+        to_domain(&d, stanza);
         return;
     }
     if (strcmp(name, "message") == 0) {
@@ -654,6 +797,8 @@ void router_route(struct session *s, struct xml_node *st)
     } else if (d.kind != DEST_SERVER && im_blocked(own, d.jid)) {
         /* XEP-0191 §3.3: the user may not talk to someone they blocked. */
         router_bounce_blocked(s, st);
+    } else if (d.kind == DEST_DOMAIN) {
+        to_domain(&d, st);
     } else if (d.kind == DEST_REMOTE) {
         /* No server-to-server yet (RFC 6120 §8.3.3.16). */
         router_bounce(s, st, "cancel", "remote-server-not-found");

@@ -87,4 +87,28 @@ void router_deliver(struct xml_node *stanza);
 /* An iq result with no payload, and an iq result with a payload built by the caller. */
 void router_iq_result(struct session *s, const struct xml_node *iq, struct xml_node *payload);
 
+/* ---- push: destinations by domain (XEP-0114 components; later s2s, MUC) ----
+ * A destination other than the local sessions registers the domain it serves
+ * with one deliver callback, and the router hands it every stanza addressed
+ * to that domain or to a JID under it: one small interface instead of a call
+ * per kind of destination. deliver returns 0 when it queued the stanza (the
+ * node stays the router's: serialise or copy it), -1 when it cannot take it
+ * now (not connected): the router then bounces the stanza with
+ * service-unavailable (RFC 6120 §8.3.3.19; presence and errors are dropped).
+ * add returns 0, or -1 when the table (LIMIT_ROUTER_DOMAINS) is full or the
+ * domain is registered already. domain must be normalised (jid_parse). */
+typedef int (*router_domain_fn)(const struct xml_node *stanza, void *ud);
+int router_domain_add(const char *domain, router_domain_fn deliver, void *ud);
+void router_domain_del(const char *domain);
+/* A stanza from a registered domain's own stream, whose `from` that stream has
+ * checked (it is the domain or a JID under it): routed to local accounts, to
+ * other domains or to the server with the rules a client's stanza gets; an
+ * error goes back to its `from`. Ownership of stanza passes to the router. */
+void router_route_domain(struct xml_node *stanza);
+/* 1 when the domain of jid (normalised) is a registered destination. */
+int router_domain_serves(const char *jid);
+/* Calls fn for each registered domain, in registration order (the server's
+ * disco#items, XEP-0030 §4.1). */
+void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud);
+
 #endif

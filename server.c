@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "c2s.h"
+#include "component.h"
 #include "config.h"
 #include "hooks.h"
 #include "im.h"
@@ -52,7 +53,7 @@ static struct conn *pending_head; /* conns with queued output this turn */
 static struct conn *reading;      /* whose bytes c2s is parsing right now (throttling) */
 static struct conn *close_list;    /* conns that closed or started closing this turn */
 static struct tls_server *tls_srv;
-static int listen_fds[2] = {-1, -1};
+static int listen_fds[3] = {-1, -1, -1}; /* STARTTLS, direct TLS, components */
 static int spare_fd = -1;
 static int sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t sig_term, sig_hup;
@@ -102,6 +103,44 @@ static void monotonic_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     g_now = ts.tv_sec;
+}
+
+/* ---- conn-type dispatch: client streams (c2s.c), components (component.c) ---- */
+
+static void stream_feed(struct conn *c, const char *data, size_t len)
+{
+    if (c->comp) {
+        component_feed(c, data, len);
+    } else {
+        c2s_feed(c, data, len);
+    }
+}
+
+static void stream_detach(struct conn *c)
+{
+    if (c->comp) {
+        component_detach(c);
+    } else {
+        c2s_detach(c);
+    }
+}
+
+static void stream_tick(struct conn *c)
+{
+    if (c->comp) {
+        component_tick(c);
+    } else {
+        c2s_tick(c);
+    }
+}
+
+static void stream_shutdown(struct conn *c)
+{
+    if (c->comp) {
+        component_shutdown(c);
+    } else {
+        c2s_shutdown(c);
+    }
 }
 
 /* ---- connection API (server.h) ---- */
@@ -276,7 +315,7 @@ void conn_close(struct conn *c, int flush_first)
 
 static void conn_free(struct conn *c)
 {
-    c2s_detach(c); /* leaves the router: unavailable presence to the others */
+    stream_detach(c); /* leaves the router: unavailable presence to the others */
     if (c->pending_write) {
         /* Queued-to after the last flush (by that detach, say): unlink it. */
         for (struct conn **pp = &pending_head; *pp; pp = &(*pp)->next_pending) {
@@ -371,7 +410,7 @@ static void conn_read(struct conn *c)
             continue; /* draining: the stream is over, discard */
         }
         reading = c;
-        c2s_feed(c, buf, (size_t)n);
+        stream_feed(c, buf, (size_t)n);
         reading = NULL;
         /* TLS may hold decrypted bytes poll() cannot see: keep going. */
         if ((size_t)n < sizeof(buf) && !(c->tls && tls_conn_pending(c->tls) > 0)) {
@@ -433,7 +472,9 @@ static int conn_flush(struct conn *c)
     buf_shrink(&c->out); /* idle connections hold no output buffer */
     if (c->notify_drained && !c->close_after_flush) {
         c->notify_drained = 0;
-        c2s_drained(c); /* may queue more: flush_pending picks it up */
+        if (c->c2s) {
+            c2s_drained(c); /* may queue more: flush_pending picks it up */
+        }
     }
     if (c->close_after_flush) {
         c->close_after_flush = 0;
@@ -604,7 +645,8 @@ static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
     nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (c2s_attach(c) < 0 || loop_add(fd, LOOP_READ, on_conn_event, c) < 0) {
+    int attached = lfd == listen_fds[2] ? component_attach(c) : c2s_attach(c);
+    if (attached < 0 || loop_add(fd, LOOP_READ, on_conn_event, c) < 0) {
         conn_close(c, 0);
         return;
     }
@@ -880,7 +922,7 @@ static void tick(void)
             }
         }
         int held = c->held;
-        c2s_tick(c);
+        stream_tick(c);
         if (held != c->held) {
             update_interest(c);
         }
@@ -902,8 +944,8 @@ static void free_closed(void)
             c->on_close_list = 0;
             if (c->closed) {
                 conn_free(c);
-            } else if (c->state == CONN_CLOSING && c->c2s) {
-                c2s_detach(c);
+            } else if (c->state == CONN_CLOSING && (c->c2s || c->comp)) {
+                stream_detach(c);
             }
             c = next;
         }
@@ -915,7 +957,7 @@ static void shutdown_all(void)
     log_notice("shutting down");
     for (int fd = 0; fd < max_fds; fd++) {
         if (conns[fd] && !conns[fd]->closed) {
-            c2s_shutdown(conns[fd]);
+            stream_shutdown(conns[fd]);
         }
     }
     /* Give the closing streams a moment to flush, bounded. */
@@ -1197,6 +1239,13 @@ static int open_listeners(void)
             return -1;
         }
     }
+    /* push: XEP-0114 components, only when one is configured. */
+    if (component_configured()) {
+        listen_fds[2] = listen_on(g_config->component_interface, g_config->component_port);
+        if (listen_fds[2] < 0) {
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -1228,7 +1277,7 @@ static int setup_loop(void)
     } else if (afd >= 0) {
         close(afd);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (listen_fds[i] >= 0) {
             loop_add(listen_fds[i], LOOP_READ, on_listen_event, NULL);
         }
@@ -1311,7 +1360,8 @@ int main(int argc, char **argv)
         return cli_command(argc - optind, argv + optind);
     }
     tls_srv = load_tls(g_config);
-    if (!tls_srv || setup_loop() < 0 || router_init() < 0 || c2s_init() < 0) {
+    if (!tls_srv || setup_loop() < 0 || router_init() < 0 || c2s_init() < 0 ||
+        component_init() < 0) {
         return 1;
     }
     /* Accounts deleted while the server was not running (xmppd deluser):

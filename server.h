@@ -22,6 +22,7 @@ enum conn_state {
 };
 
 struct c2s;
+struct component_stream;
 struct tls_conn;
 
 struct conn {
@@ -50,6 +51,8 @@ struct conn {
     int ping_sent;
     char addr[48];          /* peer address for logs and per-address caps */
     struct c2s *c2s;        /* stream state, owned by c2s.c */
+    struct component_stream *comp; /* push: a XEP-0114 component's stream instead
+                                      (component.c); c2s is then NULL */
     struct conn *next_pending;
     struct conn *next_close; /* on the end-of-turn close list */
     int on_close_list;

@@ -3,6 +3,7 @@
  * bounds, the exact "file:line: what is wrong" errors, that a failed load
  * leaves the struct untouched, and config_restart_needed. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../../config.h"
@@ -407,6 +408,40 @@ static void test_csi(void)
     expect_error("csi_max_held -1\n", "1: 'csi_max_held' must be an integer from 0 to 10000");
 }
 
+/* push: component DOMAIN SECRET (repeatable), component_port, push limits. */
+static void test_components_and_push(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK(c.component_port == LIMIT_COMPONENT_PORT);
+    CHECK_STR(c.component_interface, "127.0.0.1");
+    CHECK(c.component.n == 0);
+    CHECK(c.max_push_registrations == LIMIT_PUSH_REGISTRATIONS);
+    CHECK(c.push_interval == LIMIT_PUSH_INTERVAL && c.push_timeout == LIMIT_PUSH_TIMEOUT);
+    CHECK(load("component GW.Example s1\ncomponent push.example s2\ncomponent_port 0\n"
+               "push_interval 1\nmax_push_registrations 0\n", &c) == 0);
+    CHECK(c.component.n == 2);
+    CHECK_STR(c.component.c[0].domain, "gw.example");
+    CHECK_STR(c.component.c[0].secret, "s1");
+    CHECK_STR(c.component.c[1].domain, "push.example");
+    CHECK_STR(c.component.c[1].secret, "s2");
+    CHECK(c.component_port == 0 && c.push_interval == 1 && c.max_push_registrations == 0);
+    /* No message repeats the secret. */
+    expect_error("component gw.example\n", "1: 'component' must be DOMAIN SECRET");
+    expect_error("component gw.example topsecret extra\n", "1: 'component' must be DOMAIN SECRET");
+    expect_error("component bad@domain topsecret\n",
+                 "1: 'component' has a DOMAIN that is not a valid domain name");
+    expect_error("component a.example x\ncomponent A.example y\n",
+                 "2: 'component' names a DOMAIN that is already a component");
+    expect_error("component localhost topsecret\n",
+                 "1: component localhost is the server's own domain");
+    expect_error("component a.example x\ncomponent_port 5222\n",
+                 "2: component_port must differ from c2s_port and c2s_tls_port");
+    CHECK(load("component_port 5222\n", &c) == 0); /* no component: no listener */
+    expect_error("push_interval 0\n", "1: 'push_interval' must be an integer from 1 to 86400");
+    CHECK(strstr(err, "topsecret") == NULL);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -424,6 +459,7 @@ int main(void)
     test_auth_limits();
     test_rates_and_prefixes();
     test_csi();
+    test_components_and_push();
 
     unlink(path);
     rmdir(dir);
