@@ -625,6 +625,7 @@ static void sm_send_resume(struct conn *c);
 static void sm_on_ack(struct conn *c, uint32_t h);
 static void sm_request(struct conn *c);
 static void sm_prepare_resume(struct conn *c, int slot);
+static void sm_result_fields(void);
 
 static void list_push(struct conn ***list, int *n, int *cap, struct conn *c)
 {
@@ -2056,6 +2057,9 @@ static void msg_tick(void)
     }
     result_begin();
     msg_result_fields();
+    if (opt.sm) {
+        sm_result_fields();
+    }
     result_cpu(secs(g.t0, g.t1));
     /* Success is functional (messages got through, none bounced), not a rate:
      * on a busy machine the first may arrive after the measured window. */
@@ -2942,6 +2946,18 @@ static void sm_replay(void)
     set_phase(PH_REPLAY);
 }
 
+/* Ack figures: requests, answers, their round trip, stanzas not yet acked when an ack came. */
+static void sm_result_fields(void)
+{
+    result_add("ack_every=%d r_sent=%" PRIu64 " acks=%" PRIu64
+               " ack_p50_ms=%.2f ack_p99_ms=%.2f unacked_mean=%.1f unacked_max=%" PRIu32
+               " h_mismatch=%lu",
+               opt.ack_every, sm.r_sent, sm.acks, lat_pct_ms(&sm.ack_lat, 50, &sm.ack_sorted),
+               lat_pct_ms(&sm.ack_lat, 99, &sm.ack_sorted),
+               sm.unacked_samples ? (double)sm.unacked_sum / (double)sm.unacked_samples : 0.0,
+               sm.unacked_max, sm.h_mismatch);
+}
+
 static void sm_tick(void)
 {
     if (g.phase <= PH_DRAIN) {
@@ -2978,13 +2994,7 @@ static void sm_tick(void)
     }
     result_begin();
     msg_result_fields();
-    result_add("ack_every=%d r_sent=%" PRIu64 " acks=%" PRIu64
-               " ack_p50_ms=%.2f ack_p99_ms=%.2f unacked_mean=%.1f unacked_max=%" PRIu32
-               " h_mismatch=%lu",
-               opt.ack_every, sm.r_sent, sm.acks, lat_pct_ms(&sm.ack_lat, 50, &sm.ack_sorted),
-               lat_pct_ms(&sm.ack_lat, 99, &sm.ack_sorted),
-               sm.unacked_samples ? (double)sm.unacked_sum / (double)sm.unacked_samples : 0.0,
-               sm.unacked_max, sm.h_mismatch);
+    sm_result_fields();
     result_add("resumes=%d resumed=%d replayed=%d replay_dupes=%d resume_p50_ms=%.2f "
                "resume_max_ms=%.2f reconnect_p50_ms=%.2f",
                g.phase == PH_REPLAY ? g.nq : 0, sm.resumed, sm.replayed, sm.dupes,
@@ -3418,6 +3428,9 @@ static void usage(FILE *f)
         "  --messages M --senders S --recipients R   offline, mam-fill (10000, 10, 50)\n"
         "  --page P --queries Q   mam-query (50, 100)\n"
         "  --ack-every K --resumes N   sm-acks (1, 10; --pairs, --window, --duration apply)\n"
+        "  --sm               any scenario: every session enables XEP-0198 (resume='true')\n"
+        "                     after binding and answers the server's <r/>; msg senders ask\n"
+        "                     for an ack every --ack-every messages (sm-acks: always on)\n"
         "  --settle S         hold: seconds before reading RSS (2)\n"
         "  --hold-seconds H   hold: keep the sessions H more seconds after the result (0)\n"
         "  --no-presence      do not send initial presence after binding\n"
@@ -3505,6 +3518,7 @@ int main(int argc, char **argv)
         O_QUERIES,
         O_ACKEVERY,
         O_RESUMES,
+        O_SM,
     };
     static const struct option lo[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -3541,6 +3555,7 @@ int main(int argc, char **argv)
         {"queries", required_argument, NULL, O_QUERIES},
         {"ack-every", required_argument, NULL, O_ACKEVERY},
         {"resumes", required_argument, NULL, O_RESUMES},
+        {"sm", no_argument, NULL, O_SM},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -3657,6 +3672,9 @@ int main(int argc, char **argv)
         case O_RESUMES:
             opt.resumes = parse_int(optarg, "--resumes", 0, 100000);
             break;
+        case O_SM:
+            opt.sm = true;
+            break;
         case 'v':
             opt.verbose = true;
             break;
@@ -3680,7 +3698,7 @@ int main(int argc, char **argv)
     if (optind != argc) {
         die("unexpected argument '%s'", argv[optind]);
     }
-    opt.sm = opt.scenario == SC_SM_ACKS;
+    opt.sm = opt.sm || opt.scenario == SC_SM_ACKS;
     const char *pct = strstr(opt.users, "%d");
     if (pct == NULL || strchr(pct + 2, '%') != NULL || strchr(opt.users, '%') != pct) {
         die("--users needs exactly one %%d and no other %%");
