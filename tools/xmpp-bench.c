@@ -67,6 +67,7 @@
 #define BENCH_READ_PER_EVENT 262144 /* fairness between connections in one turn */
 #define BENCH_MAX_LAT_SAMPLES 50000000u
 #define BENCH_ERRORS_SHOWN 8
+#define BENCH_MAX_PENDING_R 1000000u /* unanswered <r/>s timed per session (12 bytes each) */
 
 /* ---- options ---- */
 
@@ -2801,8 +2802,8 @@ static struct {
     int *res_got;
 } sm;
 
-/* Ask for an ack (XEP-0198 §4): remember when, and how many stanzas it covers. */
-static void sm_request(struct conn *c)
+/* Remember when an <r/> went and how many stanzas it covers (a FIFO per session). */
+static void sm_pending_push(struct conn *c)
 {
     if (c->r_len == c->r_cap) {
         size_t cap = c->r_cap ? c->r_cap * 2 : 64;
@@ -2822,6 +2823,15 @@ static void sm_request(struct conn *c)
     size_t tail = (c->r_head + c->r_len++) % c->r_cap;
     c->r_at[tail] = now_ns();
     c->r_h[tail] = c->h_out;
+}
+
+/* Ask for an ack (XEP-0198 §4). A server that never answers does not make the
+ * FIFO grow without bound: past BENCH_MAX_PENDING_R the requests are no longer timed. */
+static void sm_request(struct conn *c)
+{
+    if (c->r_len < BENCH_MAX_PENDING_R) {
+        sm_pending_push(c);
+    }
     c->since_r = 0;
     sm.r_sent++;
     conn_sendf(c, "<r xmlns='urn:xmpp:sm:3'/>");
