@@ -312,8 +312,11 @@ else
 fi
 cp "$work/ejabberd/ejabberd.yml" "$work/ejabberd/ejabberd-sm.yml"
 printf '  mod_stream_mgmt:\n    resume_timeout: 300\n' >> "$work/ejabberd/ejabberd-sm.yml"
-# xmppd: the archive and stream management need no option (pending merge of issue 13)
+# xmppd (pending merge of issue 13): archive and stream management are on by default;
+# the archive's per-account cap (8 MiB by default, ~48,000 messages here) is raised so
+# that it holds mam_query's 100,000 messages, when the binary has the option at all.
 cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-mam.conf"
+grep -aq mam_max_bytes "$xmppd_bin" && echo "mam_max_bytes 67108864" >> "$work/xmppd/xmppd-mam.conf"
 cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-sm.conf"
 variant="" # which of them srv_start runs: "", mam or sm
 
