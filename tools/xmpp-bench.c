@@ -2718,7 +2718,11 @@ static void mq_fin(struct conn *c, const char *s, size_t n)
             mam.t_last = stamp_time(mam.last_stamp, strlen(mam.last_stamp));
             mam.t_mid = mam.t_first + (mam.t_last - mam.t_first) / 2;
         } else {
+            /* The window starts at that message, not at the middle of the time span: an
+             * archive written in bursts may have nothing there. */
+            time_t t = stamp_time(mam.first_stamp, strlen(mam.first_stamp));
             snprintf(mam.mid_id, sizeof(mam.mid_id), "%s", mam.first_id);
+            mam.t_mid = t >= 0 ? t : mam.t_mid;
         }
         mam.probe++;
     } else {
