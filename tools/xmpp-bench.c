@@ -2967,6 +2967,10 @@ static void sm_replay(void)
         g.q = xrealloc(g.q, (size_t)(g.nq + 1) * sizeof(*g.q));
         g.q[g.nq++] = (struct pending){.user = opt.first + 2 * i + 1, .role = R_RESUME, .slot = i};
     }
+    if (g.nq < sm.nres) {
+        note_error("%d of %d sessions to cut had no resumption id (<enabled/> without resume)",
+                   sm.nres - g.nq, sm.nres);
+    }
     set_phase(PH_REPLAY);
 }
 
@@ -3025,7 +3029,8 @@ static void sm_tick(void)
                lat_pct_ms(&sm.resume_lat, 50, &sm.resume_sorted), sm.resume_lat.max_us / 1000.0,
                lat_pct_ms(&sm.reconnect_lat, 50, &sm.reconnect_sorted));
     result_cpu(secs(g.t0, g.t1));
-    bool resumes_ok = g.phase != PH_REPLAY || (sm.resumed == g.nq && sm.replayed == g.nq);
+    bool resumes_ok =
+        g.phase != PH_REPLAY || (g.nq == sm.nres && sm.resumed == g.nq && sm.replayed == g.nq);
     result_end(g.delivered > 0 && g.errors == 0 && login_failures == 0 && sm.h_mismatch == 0 &&
                        sm.finals == (unsigned long)g.na && sm.dupes == 0 && resumes_ok
                    ? 0
