@@ -13,7 +13,11 @@
 #   -s SERVERS  which servers, in this order (default "xmppd prosody ejabberd")
 #   -S LIST     which parts to run (default all): memory memory_tls login_plain
 #               login_scram login_tls msg msg_tls msg_bare presence offline tsung
-#               tsung_legacy
+#               tsung_legacy mam_fill mam_query sm_acks (the last three: the servers
+#               with their message archive, or stream management, turned on)
+#   -A STORE    the archive's storage for mam_*: "default" (Prosody: its internal files,
+#               ejabberd: SQLite), "builtin" (Prosody: internal files, ejabberd: Mnesia,
+#               which slows down as an account's archive grows) or "sql" (SQLite for both)
 #   -a          add to the results already in RESULTS/raw.txt (more rounds of some
 #               scenarios); the table takes the median over all of them
 #   -x XMPPD    xmppd binary (default: build one from this checkout in WORKDIR/build)
@@ -32,10 +36,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 quick=0 rounds=1 max=19000 servers="xmppd prosody ejabberd" xmppd_bin="" bench=""
-work="" keep=0 results="" quiet_max=120 quiet_pct=25 quiet_phase=0 append=0
+work="" keep=0 results="" quiet_max=120 quiet_pct=25 quiet_phase=0 append=0 archive_store=default
 parts="memory memory_tls login_plain login_scram login_tls msg msg_tls msg_bare presence offline \
-tsung tsung_legacy"
-while getopts qar:n:s:S:x:b:w:ko:Q:h o; do
+tsung tsung_legacy mam_fill mam_query sm_acks"
+while getopts qar:n:s:S:x:b:w:ko:Q:A:h o; do
 	case $o in
 	q) quick=1 ;;
 	r) rounds=$OPTARG ;;
@@ -49,17 +53,22 @@ while getopts qar:n:s:S:x:b:w:ko:Q:h o; do
 	k) keep=1 ;;
 	o) results=$OPTARG ;;
 	Q) quiet_max=$OPTARG ;;
-	*) sed -n '2,24p' "$0"; exit 2 ;;
+	A) archive_store=$OPTARG ;;
+	*) sed -n '2,29p' "$0"; exit 2 ;;
 	esac
 done
 
 # ---- sizes ----
 small=1000 login_n=2000 login_c=100 tls_n=1000 pairs=100 window=10 duration=10
 contacts=500 off_m=20000 off_s=10 off_r=100 tsung_n=2000 tsung_rate=200
+# issue 13: archive writes (fill_*), queries over an archive of mamq_n messages with
+# mamq_r partners (mamq_q rounds of five kinds), stream management (sm_*)
+fill_m=20000 fill_s=10 fill_r=10 mamq_n=100000 mamq_r=10 mamq_q=20 sm_pairs=100 sm_resumes=10
 if [ "$quick" = 1 ]; then
 	[ "$max" = 19000 ] && max=2000
 	small=500 login_n=500 tls_n=200 duration=3 contacts=100 off_m=2000 off_r=50
 	tsung_n=200 tsung_rate=100
+	fill_m=2000 mamq_n=10000 mamq_q=5 sm_pairs=20 sm_resumes=5
 fi
 accounts=$((max + 500))
 # Disjoint account ranges at the top for the scenarios that leave state behind.
@@ -67,7 +76,10 @@ off_first=$((accounts - off_s - off_r + 1))
 pres_first=$((off_first - contacts - 1))
 msg_first=$((pres_first - 2 * pairs))
 tsung_first=$((msg_first - tsung_n))
-if [ "$tsung_first" -le "$login_n" ]; then
+mamq_first=$((tsung_first - 1 - mamq_r)) # the archive's owner, then its partners
+fill_first=$((mamq_first - fill_s - fill_r))
+sm_first=$((fill_first - 2 * sm_pairs))
+if [ "$sm_first" -le "$login_n" ]; then
 	echo "compare.sh: -n $max is too small for the scenario account ranges" >&2
 	exit 2
 fi
@@ -81,6 +93,13 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 need=""
 pkgs="prosody ejabberd openssl gcc libc6-dev libmbedtls-dev rsync"
 case " $parts " in *" tsung"*) pkgs="$pkgs tsung" ;; esac
+declare -A ARCHIVE=([xmppd]=xmppd [prosody]=internal [ejabberd]=sqlite) # where each archives
+case $archive_store in
+default) pkgs="$pkgs erlang-p1-sqlite3" ;;
+builtin) ARCHIVE[ejabberd]=mnesia ;;
+sql) pkgs="$pkgs lua-dbi-sqlite3 erlang-p1-sqlite3" ARCHIVE[prosody]=sqlite ;;
+*) echo "compare.sh: -A default, builtin or sql" >&2; exit 2 ;;
+esac
 for p in $pkgs; do
 	have_pkg "$p" || need="$need $p"
 done
@@ -260,14 +279,56 @@ modules:
   mod_roster: {}
 EOF
 
+# Variants for the parts of issue 13: the same server with its message archive
+# (XEP-0313) or its stream management (XEP-0198) turned on, nothing else changed.
+# Prosody 0.12: mod_mam (core) on internal storage, its default and what the other parts
+# use (-A sql: SQLite through mod_storage_sql); 0.12 caps an internal archive at 10,000
+# items, hence the raised limit; with expiry off it sends no RSM <count/>. mod_smacks:
+# Debian's prosody 0.12.3 package carries it (prosody-modules 2023 no longer does).
+prosody_variant() { # prosody_variant NAME MODULE OPTION-LINES...
+	local f="$work/prosody/prosody-$1.cfg.lua" m=$2
+	shift 2
+	sed -e "s/^modules_enabled = { \(.*\) }/modules_enabled = { \1, \"$m\" }/" \
+		-e '/^VirtualHost/d' "$work/prosody/prosody.cfg.lua" > "$f"
+	printf '%s\n' "$@" 'VirtualHost "localhost"' >> "$f"
+}
+prosody_sql=()
+[ "${ARCHIVE[prosody]}" = sqlite ] && prosody_sql=('storage = { archive = "sql" }'
+	'default_storage = "internal"' 'sql = { driver = "SQLite3", database = "archive.sqlite" }')
+prosody_variant mam mam 'default_archive_policy = true' 'archive_expires_after = "never"' \
+	'storage_archive_item_limit = 1000000' 'max_archive_query_results = 50' "${prosody_sql[@]}"
+prosody_variant sm smacks 'smacks_hibernation_time = 300'
+# ejabberd 23.01: mod_mam on SQLite (the schema made by ejabberd on its first start), since
+# on Mnesia, its default database (-A builtin), an account's archive is one growing set
+# of records: 300 archived/s at 200 per account, 2-3/s at 10,000; every message archived;
+# mod_stream_mgmt with resumption for 300 s (its default max_ack_queue, 5000).
+cp "$work/ejabberd/ejabberd.yml" "$work/ejabberd/ejabberd-mam.yml"
+if [ "${ARCHIVE[ejabberd]}" = sqlite ]; then
+	printf '  mod_mam:\n    db_type: sql\n    default: always\nsql_type: sqlite\n' \
+		>> "$work/ejabberd/ejabberd-mam.yml"
+	printf 'sql_database: "%s"\n' "$work/ejabberd/archive.db" >> "$work/ejabberd/ejabberd-mam.yml"
+else
+	printf '  mod_mam:\n    db_type: mnesia\n    default: always\n' >> "$work/ejabberd/ejabberd-mam.yml"
+fi
+cp "$work/ejabberd/ejabberd.yml" "$work/ejabberd/ejabberd-sm.yml"
+printf '  mod_stream_mgmt:\n    resume_timeout: 300\n' >> "$work/ejabberd/ejabberd-sm.yml"
+# xmppd (pending merge of issue 13): archive and stream management are on by default;
+# the archive's per-account cap (8 MiB by default, ~48,000 messages here) is raised so
+# that it holds mam_query's 100,000 messages, when the binary has the option at all.
+cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-mam.conf"
+grep -aq mam_max_bytes "$xmppd_bin" && echo "mam_max_bytes 67108864" >> "$work/xmppd/xmppd-mam.conf"
+cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-sm.conf"
+variant="" # which of them srv_start runs: "", mam or sm
+
 server_cmd() { # server_cmd NAME: sets CMD to the command line that runs it in the foreground
+	local v=${variant:+-$variant}
 	case $1 in
-	xmppd) CMD=("$xmppd_bin" -f -c "$work/xmppd/xmppd.conf") ;;
-	prosody) CMD=(prosody --config "$work/prosody/prosody.cfg.lua" -F) ;;
+	xmppd) CMD=("$xmppd_bin" -f -c "$work/xmppd/xmppd$v.conf") ;;
+	prosody) CMD=(prosody --config "$work/prosody/prosody$v.cfg.lua" -F) ;;
 	ejabberd)
 		# erl execs erlexec, which execs beam.smp: the pid stays the same. No -sname:
 		# no Erlang distribution, so neither epmd nor a cookie is needed.
-		CMD=(env HOME="$work/ejabberd" EJABBERD_CONFIG_PATH="$work/ejabberd/ejabberd.yml"
+		CMD=(env HOME="$work/ejabberd" EJABBERD_CONFIG_PATH="$work/ejabberd/ejabberd$v.yml"
 			EJABBERD_LOG_PATH="$work/ejabberd/log/ejabberd.log"
 			ERL_LIBS=/usr/lib/x86_64-linux-gnu ERL_MAX_PORTS=32000 ERL_CRASH_DUMP_BYTES=0
 			ERL_INETRC=/etc/ejabberd/inetrc erl +K true +P 250000 -noinput -noshell
@@ -376,7 +437,7 @@ make_accounts() {
 	touch "$mark"
 }
 
-log "work directory $work; servers: $servers; max sessions $max; rounds $rounds"
+log "work directory $work; servers: $servers; max sessions $max; rounds $rounds; archive $archive_store"
 # xmppd makes its certificate on the first start: do that start unmeasured
 if echo " $servers " | grep -q ' xmppd ' && [ ! -f "$work/xmppd/started" ]; then
 	srv_start xmppd norecord && srv_stop xmppd && touch "$work/xmppd/started"
@@ -425,13 +486,29 @@ done
 # ---- phase B: each scenario on freshly started servers, the servers in turn ----
 # Fresh servers for every scenario: Prosody, for one, needs about twice the CPU per
 # message after a few thousand logins and logouts, so the order would skew the results.
+# mam_query's archive: mamq_n messages from its owner to mamq_r partners, written once
+# per work directory (its fill is a RESULT line too, "mam_archive"); then the servers
+# are restarted, so that the queries find the archive on disk, not a warm cache.
+mam_archive() {
+	local s=$1 mark="$work/$1/mam-archive.${ARCHIVE[$1]}.$mamq_n.$mamq_first"
+	[ -f "$mark" ] && return 0
+	log "filling the archive of user$mamq_first on $s with $mamq_n messages"
+	run "$s" mam_archive 7200 mam-fill --messages "$mamq_n" --senders 1 --recipients "$mamq_r" \
+		--first "$mamq_first" --window 50
+	tail -1 "$raw" | grep -q 'status=ok' || { log "$s: filling the archive failed"; return 1; }
+	touch "$mark"
+	srv_stop "$s"
+	srv_start "$s" norecord
+}
+
 quiet_phase=1 # timed runs: wait for a quiet machine first (memory was not time-critical)
 for r in $(seq 1 "$rounds"); do
 	for sc in login_plain login_scram login_tls msg msg_tls msg_bare presence offline tsung \
-		tsung_legacy; do
+		tsung_legacy mam_fill mam_query sm_acks; do
 		want "$sc" || continue
+		case $sc in mam_*) variant=mam ;; sm_*) variant=sm ;; *) variant="" ;; esac
 		for s in $active; do
-			srv_start "$s"
+			srv_start "$s" ${variant:+norecord} # the variants are no cold-start samples
 		done
 		sleep 3
 		for s in $(rotate $turn $active); do
@@ -452,6 +529,12 @@ for r in $(seq 1 "$rounds"); do
 				--recipients "$off_r" --first "$off_first" ;;
 			tsung) run_tsung "$s" tsung sasl ;;
 			tsung_legacy) run_tsung "$s" tsung_legacy legacy ;;
+			mam_fill) run "$s" $sc 900 mam-fill --messages "$fill_m" --senders "$fill_s" \
+				--recipients "$fill_r" --first "$fill_first" ;;
+			mam_query) mam_archive "$s" && run "$s" $sc 3600 mam-query --first "$mamq_first" \
+				--queries "$mamq_q" --page 50 ;;
+			sm_acks) run "$s" $sc 300 sm-acks --pairs "$sm_pairs" --window "$window" \
+				--duration "$duration" --ack-every 1 --resumes "$sm_resumes" --first "$sm_first" ;;
 			esac
 			sleep 1
 		done
@@ -459,6 +542,7 @@ for r in $(seq 1 "$rounds"); do
 		turn=$((turn + 1))
 	done
 done
+variant=""
 
 # ---- the table ----
 median() { sort -n | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print ""}'; }
@@ -555,6 +639,40 @@ size_of() {
 	c_tsc() { fmt "$(get_any "$1" "${2:-tsung}" srv_cpu_s)"; }
 	c_tsl() { c_ts "$1" tsung_legacy; }
 	c_tslc() { c_tsc "$1" tsung_legacy; }
+	# issue 13: message archive and stream management
+	c_rate() { # SERVER PART KEY: a rate and where the CPU went
+		local v
+		v=$(get "$1" "$2" "$3")
+		[ -n "$v" ] && printf '%s %s' "$v" "$(cpu_note "$1" "$2")" || printf -- '-'
+	}
+	c_mf() { c_rate "$1" mam_fill archived_per_s; }
+	c_mfd() {
+		printf '%s / %s' "$(fmt "$(get "$1" mam_fill delivered_per_s)")" \
+			"$(fmt "$(get "$1" mam_fill srv_cpu_s_per_100k)")"
+	}
+	c_mq() { # SERVER KIND: p50 / p95 of one kind of query
+		printf '%s / %s' "$(fmt "$(get "$1" mam_query "$2_p50_ms")")" \
+			"$(fmt "$(get "$1" mam_query "$2_p95_ms")")"
+	}
+	c_mq1() { c_mq "$1" first; }
+	c_mq2() { c_mq "$1" last; }
+	c_mq3() { c_mq "$1" after; }
+	c_mq4() { c_mq "$1" with; }
+	c_mq5() { c_mq "$1" window; }
+	c_mqp() { c_rate "$1" mam_query pages_per_s; }
+	c_mqa() { fmt "$(get "$1" mam_archive archived_per_s)"; }
+	c_sm() { c_rate "$1" sm_acks msgs_per_s; }
+	c_sma() {
+		printf '%s / %s; %s / %s' "$(fmt "$(get "$1" sm_acks ack_p50_ms)")" \
+			"$(fmt "$(get "$1" sm_acks ack_p99_ms)")" "$(fmt "$(get "$1" sm_acks unacked_mean)")" \
+			"$(fmt "$(get "$1" sm_acks unacked_max)")"
+	}
+	c_smr() {
+		local v
+		v=$(get "$1" sm_acks resume_p50_ms)
+		[ -n "$v" ] && printf '%s (%s resumed, %s replayed)' "$v" \
+			"$(get "$1" sm_acks resumed)" "$(get "$1" sm_acks replayed)" || printf -- '-'
+	}
 	row "install size" c_size
 	row "cold start, exec to accepting TCP (ms)" c_cold
 	row "idle RSS (KiB)" c_idle
@@ -580,6 +698,18 @@ size_of() {
 	row "Tsung: server CPU s for the run" c_tsc
 	row "Tsung, XEP-0078 login as in its stock jabber.xml: errors; logins refused; login, mean / max (ms)" c_tsl
 	row "Tsung, XEP-0078: server CPU s for the run" c_tslc
+	row "MAM: archived/s ($fill_m messages, $fill_s senders to $fill_r online recipients)" c_mf
+	row "MAM: delivered/s / server CPU s per 100,000 archived messages" c_mfd
+	row "MAM: archived/s filling the query archive (1 sender, $mamq_n messages)" c_mqa
+	row "MAM query p50 / p95 (ms), archive of $mamq_n, pages of 50: first page" c_mq1
+	row "MAM query: last page (empty before)" c_mq2
+	row "MAM query: page after an id in the middle" c_mq3
+	row "MAM query: with= one of $mamq_r partners, newest page" c_mq4
+	row "MAM query: start/end window in the middle" c_mq5
+	row "MAM query: pages/s, one query at a time" c_mqp
+	row "SM: messages/s, an ack request after each ($sm_pairs pairs x $window in flight)" c_sm
+	row "SM: ack round trip p50 / p99 (ms); unacked stanzas mean / max" c_sma
+	row "SM: resume round trip p50 (ms), $sm_resumes sessions cut" c_smr
 } > "$results/table.md"
 {
 	echo

@@ -11,6 +11,11 @@
  * Usage: tools/xmpp-bench SCENARIO [options]; tools/xmpp-bench -h lists both.
  * Every run ends with one line on stdout: "RESULT scenario=... key=value ...".
  *
+ * Besides logins, messages, presence and offline storage it measures the features modern
+ * clients depend on (issue 13): message archive writes and paged queries (mam-fill,
+ * mam-query: XEP-0313 urn:xmpp:mam:2 with XEP-0059 RSM) and stream management (sm-acks:
+ * XEP-0198 urn:xmpp:sm:3, acks in flight and resumption).
+ *
  * The XML handling is a scanner, not a parser: it splits the stream into top-level
  * stanzas by tracking tag depth (quotes respected) and then looks into each stanza with
  * string searches. That is enough for well-behaved servers and keeps the per-message
@@ -62,10 +67,22 @@
 #define BENCH_READ_PER_EVENT 262144 /* fairness between connections in one turn */
 #define BENCH_MAX_LAT_SAMPLES 50000000u
 #define BENCH_ERRORS_SHOWN 8
+#define BENCH_MAX_PENDING_R 1000000u /* unanswered <r/>s timed per session (12 bytes each) */
 
 /* ---- options ---- */
 
-enum scenario { SC_LOGIN, SC_HOLD, SC_MSG, SC_PRESENCE, SC_OFFLINE, SC_REGISTER, SC_COLDSTART };
+enum scenario {
+    SC_LOGIN,
+    SC_HOLD,
+    SC_MSG,
+    SC_PRESENCE,
+    SC_OFFLINE,
+    SC_REGISTER,
+    SC_COLDSTART,
+    SC_MAM_FILL,
+    SC_MAM_QUERY,
+    SC_SM_ACKS
+};
 enum mech { MECH_PLAIN, MECH_SCRAM_SHA1 };
 
 static struct {
@@ -95,6 +112,11 @@ static struct {
     int warmup;    /* -1 = auto (SCRAM: yes) */
     bool verbose;
     const char *server_log; /* coldstart: the server's stdout and stderr */
+    int page;               /* mam-query: RSM <max/> of each page */
+    int queries;            /* mam-query: queries of each kind */
+    int ack_every;          /* sm-acks: <r/> after every K messages */
+    int resumes;            /* sm-acks: sessions cut and resumed after the run */
+    bool sm;                /* enable XEP-0198 stream management after binding */
 } opt = {
     .host = "127.0.0.1",
     .port = 5222,
@@ -118,6 +140,10 @@ static struct {
     .timeout = 600,
     .presence = true,
     .warmup = -1,
+    .page = 50,
+    .queries = 100,
+    .ack_every = 1,
+    .resumes = 10,
 };
 
 /* ---- small helpers ---- */
@@ -516,10 +542,23 @@ enum conn_state {
     CS_REGISTER,   /* XEP-0077 registration iq sent */
     CS_BIND,       /* bind iq sent */
     CS_SESSION,    /* legacy session iq sent (only when not optional) */
+    CS_SM,         /* XEP-0198 <enable/> sent, waiting for <enabled/> */
+    CS_RESUME,     /* XEP-0198 <resume/> sent instead of binding */
     CS_READY,      /* bound (and initial presence sent): the scenario owns it */
 };
 
-enum role { R_PLAIN, R_WARM, R_SENDER, R_RECEIVER, R_STAR, R_CONTACT, R_PRE, R_REGISTER };
+enum role {
+    R_PLAIN,
+    R_WARM,
+    R_SENDER,
+    R_RECEIVER,
+    R_STAR,
+    R_CONTACT,
+    R_PRE,
+    R_REGISTER,
+    R_OWNER,  /* mam-query: the account whose archive is queried */
+    R_RESUME, /* sm-acks: a new connection resuming a cut session */
+};
 
 struct conn {
     int fd;
@@ -551,6 +590,18 @@ struct conn {
     uint64_t sent, recvd;
     bool flag;
     bool finishing; /* we closed it on purpose */
+    /* XEP-0198 stream management */
+    bool sm_offered, sm_out, sm_in; /* in features; counting sent; counting received */
+    uint32_t h_out, h_in;           /* stanzas sent / received since <enable/> */
+    int since_r;                    /* messages sent since our last <r/> */
+    uint64_t *r_at;                 /* our unanswered <r/>s: when sent ... */
+    uint32_t *r_h;                  /* ... and h_out at that moment (a FIFO) */
+    size_t r_head, r_len, r_cap;
+    char *sm_id;       /* resumption id from <enabled/> */
+    uint64_t t_resume; /* when <resume/> was sent */
+    int quota;         /* mam-fill: messages this sender sends */
+    uint64_t retry_at; /* mam-fill: when to ask the archive again */
+    bool mam_hit;      /* mam-fill: the archive's newest item is our last message */
 };
 
 static int epfd = -1;
@@ -566,11 +617,17 @@ static unsigned long resource_seq, msg_seq;
 static int source_next;
 static uint64_t connect_retry_at; /* back off after EADDRNOTAVAIL / EMFILE */
 static unsigned long connect_errors, login_failures, stream_errors;
+static uint64_t run_started; /* messages stamped earlier are an earlier run's */
 
 static void scenario_on_ready(struct conn *c);
 static void scenario_on_stanza(struct conn *c, const char *s, size_t n);
 static void scenario_on_close(struct conn *c, bool was_ready);
 static void start_auth(struct conn *c);
+static void sm_send_resume(struct conn *c);
+static void sm_on_ack(struct conn *c, uint32_t h);
+static void sm_request(struct conn *c);
+static void sm_prepare_resume(struct conn *c, int slot);
+static void sm_result_fields(void);
 
 static void list_push(struct conn ***list, int *n, int *cap, struct conn *c)
 {
@@ -630,6 +687,9 @@ static void conn_free(struct conn *c)
     }
     buf_free(&c->in);
     buf_free(&c->out);
+    free(c->r_at);
+    free(c->r_h);
+    free(c->sm_id);
     free(c->scram_cfb);
     free(c->jid);
     free(c);
@@ -657,6 +717,11 @@ static void conn_sendf(struct conn *c, const char *fmt, ...)
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(tmp)) {
         die("internal: stanza too long");
+    }
+    /* XEP-0198 §4: h counts stanzas (message, presence, iq), not nonzas like <r/> */
+    if (c->sm_out && (strncmp(tmp, "<message", 8) == 0 || strncmp(tmp, "<presence", 9) == 0 ||
+                      strncmp(tmp, "<iq", 3) == 0)) {
+        c->h_out++;
     }
     conn_send(c, tmp, (size_t)n);
 }
@@ -774,6 +839,9 @@ static void conn_finish(struct conn *c, bool unavailable)
     c->finishing = true;
     if (unavailable) {
         conn_sendf(c, "<presence type='unavailable'/>");
+    }
+    if (c->sm_in) { /* XEP-0198 §4: say what we got before closing, or it comes again */
+        conn_sendf(c, "<a xmlns='urn:xmpp:sm:3' h='%" PRIu32 "'/>", c->h_in);
     }
     conn_sendf(c, "</stream:stream>");
     conn_flush(c);
@@ -1121,7 +1189,7 @@ static int scram_verify(struct conn *c, const char *sf, size_t n)
     return ok ? 0 : -1;
 }
 
-static void on_bound(struct conn *c)
+static void on_ready(struct conn *c)
 {
     c->st = CS_READY;
     nlogging--;
@@ -1129,6 +1197,23 @@ static void on_bound(struct conn *c)
         conn_sendf(c, "<presence/>");
     }
     scenario_on_ready(c);
+}
+
+/* Bound: with --sm, enable stream management first (XEP-0198 §3: after binding), asking
+ * for resumption as mobile clients do; initial presence follows <enabled/>. */
+static void on_bound(struct conn *c)
+{
+    if (!opt.sm || c->role == R_WARM) {
+        on_ready(c);
+        return;
+    }
+    if (!c->sm_offered) {
+        conn_close(c, "server offers no stream management (urn:xmpp:sm:3)");
+        return;
+    }
+    conn_sendf(c, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    c->sm_out = true; /* our count starts with the first stanza after <enable/> */
+    c->st = CS_SM;
 }
 
 static void send_bind(struct conn *c)
@@ -1152,6 +1237,28 @@ static void send_register(struct conn *c)
 }
 
 static unsigned long reg_created, reg_existed;
+
+/* XEP-0198 on a ready stream: answer the server's <r/>, hand its <a/> to the scenario,
+ * count the stanzas received. True if it was a nonza (handled here). */
+static bool sm_nonza(struct conn *c, const char *s, size_t n)
+{
+    if (stanza_is(s, n, "r")) {
+        conn_sendf(c, "<a xmlns='urn:xmpp:sm:3' h='%" PRIu32 "'/>", c->h_in);
+        return true;
+    }
+    if (stanza_is(s, n, "a")) {
+        const char *h;
+        size_t hn;
+        if (stanza_attr(s, n, "h", &h, &hn)) {
+            sm_on_ack(c, (uint32_t)strtoul(h, NULL, 10));
+        }
+        return true;
+    }
+    if (stanza_is(s, n, "message") || stanza_is(s, n, "presence") || stanza_is(s, n, "iq")) {
+        c->h_in++; /* wraps at 2^32, as XEP-0198 §4 says */
+    }
+    return false;
+}
 
 /* One complete top-level stanza while logging in. */
 static void on_stanza(struct conn *c, const char *s, size_t n)
@@ -1187,6 +1294,11 @@ static void on_stanza(struct conn *c, const char *s, size_t n)
         } else {
             c->need_session = contains(s, n, "urn:ietf:params:xml:ns:xmpp-session") &&
                               !contains(s, n, "<optional");
+            c->sm_offered = contains(s, n, "urn:xmpp:sm:3");
+            if (c->role == R_RESUME) {
+                sm_send_resume(c);
+                return;
+            }
             send_bind(c);
         }
         return;
@@ -1303,7 +1415,35 @@ static void on_stanza(struct conn *c, const char *s, size_t n)
             on_bound(c);
         }
         return;
+    case CS_SM:
+        if (stanza_is(s, n, "enabled")) {
+            const char *id;
+            size_t idn;
+            if (stanza_attr(s, n, "id", &id, &idn)) {
+                c->sm_id = xstrndup(id, idn);
+            }
+            c->sm_in = true; /* the server counts from <enabled/> on, and so do we */
+            on_ready(c);
+        } else if (stanza_is(s, n, "failed")) {
+            note_error("enable: %.*s", (int)(n > 300 ? 300 : n), s);
+            conn_close(c, "stream management refused");
+        }
+        return;
+    case CS_RESUME:
+        if (stanza_is(s, n, "resumed")) {
+            c->sm_in = c->sm_out = true;
+            c->st = CS_READY;
+            nlogging--;
+            scenario_on_ready(c); /* no presence: the resumed session keeps its own */
+        } else if (stanza_is(s, n, "failed")) {
+            note_error("resume: %.*s", (int)(n > 300 ? 300 : n), s);
+            conn_close(c, "resumption refused");
+        }
+        return;
     case CS_READY:
+        if (c->sm_in && sm_nonza(c, s, n)) {
+            return;
+        }
         if (stanza_is(s, n, "iq")) {
             const char *id, *from;
             size_t idn, fn;
@@ -1557,6 +1697,9 @@ enum phase {
     PH_STORE,
     PH_DELIVER,
     PH_HOLD,
+    PH_FINAL,  /* sm-acks: the last <r/> of each sender, checking the server's count */
+    PH_CUT,    /* sm-acks: sessions cut, the server has not been told */
+    PH_REPLAY, /* sm-acks: messages sent to the cut sessions, which resume */
     PH_DONE
 };
 
@@ -1618,6 +1761,8 @@ static void start_sessions(void)
             }
         } else if (p->role == R_RECEIVER && g.b) {
             g.b[p->slot] = c;
+        } else if (p->role == R_RESUME) {
+            sm_prepare_resume(c, p->slot);
         }
         g.qhead++;
     }
@@ -1807,6 +1952,9 @@ static void msg_send(struct conn *s, struct conn *r)
                len, r->jid, ++msg_seq, now_ns());
     s->inflight++;
     g.sent++;
+    if (opt.sm && ++s->since_r >= opt.ack_every) {
+        sm_request(s);
+    }
 }
 
 static void msg_on_stanza(struct conn *c, const char *s, size_t n)
@@ -1826,6 +1974,9 @@ static void msg_on_stanza(struct conn *c, const char *s, size_t n)
     }
     uint64_t sent = strtoull(t + 2, NULL, 10);
     uint64_t now = now_ns();
+    if (sent < run_started) {
+        return; /* an earlier run's, stored or re-routed by the server */
+    }
     struct conn *snd = g.a[c->slot];
     g.delivered++;
     if (g.phase == PH_RUN) {
@@ -1840,14 +1991,16 @@ static void msg_on_stanza(struct conn *c, const char *s, size_t n)
     }
 }
 
-static void msg_tick(void)
+/* msg and sm-acks: log the pairs in, keep --window messages in flight per pair for
+ * --duration s, then wait for the last ones. True once drained (or given up on). */
+static bool pairs_tick(void)
 {
     if (g.phase == PH_LOGIN) {
         if (g.ready + g.failed < g.nq) {
-            return;
+            return false;
         }
         set_phase(PH_SETTLE);
-        return;
+        return false;
     }
     if (g.phase == PH_SETTLE && secs(g.phase_at, turn_now) >= 0.5) {
         int pairs = 0;
@@ -1868,43 +2021,60 @@ static void msg_tick(void)
             result_cpu(0);
             result_end(1);
         }
-        return;
+        return false;
     }
     if (g.phase == PH_RUN && secs(g.t0, turn_now) >= opt.duration) {
         measure_stop();
         set_phase(PH_DRAIN);
+        return false;
+    }
+    if (g.phase != PH_DRAIN) {
+        return false;
+    }
+    bool drained = true;
+    for (int i = 0; i < opt.pairs && drained; i++) {
+        if (g.a[i] && g.a[i]->inflight > 0) {
+            drained = false;
+        }
+    }
+    return drained || secs(g.phase_at, turn_now) >= 5;
+}
+
+/* The message figures of msg and sm-acks. */
+static void msg_result_fields(void)
+{
+    double wall = secs(g.t0, g.t1);
+    uint64_t lost = g.sent > g.delivered ? g.sent - g.delivered : 0;
+    result_add("to=%s pairs=%d window=%d duration_s=%.2f sent=%" PRIu64 " delivered=%" PRIu64
+               " undelivered=%" PRIu64 " bounced=%" PRIu64,
+               opt.bare ? "bare" : "full", g.na, opt.window, wall, g.sent, g.delivered, lost,
+               g.errors);
+    if (g.delivered > g.sent) { /* e.g. a server re-routing an earlier run's unacked stanzas */
+        result_add("extra=%" PRIu64, g.delivered - g.sent);
+    }
+    result_add("msgs_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
+               wall > 0 ? g.delivered_in_window / wall : 0.0, lat_pct_ms(&g.lat, 50, &g.lat_sorted),
+               lat_pct_ms(&g.lat, 99, &g.lat_sorted), g.lat.max_us / 1000.0);
+    if (opt.pid > 0 && g.cpu0 >= 0 && g.cpu1 >= 0 && g.delivered_in_window > 0) {
+        result_add("srv_cpu_s_per_100k=%.3f",
+                   (g.cpu1 - g.cpu0) * 100000.0 / (double)g.delivered_in_window);
+    }
+}
+
+static void msg_tick(void)
+{
+    if (!pairs_tick()) {
         return;
     }
-    if (g.phase == PH_DRAIN) {
-        bool drained = true;
-        for (int i = 0; i < opt.pairs && drained; i++) {
-            if (g.a[i] && g.a[i]->inflight > 0) {
-                drained = false;
-            }
-        }
-        if (!drained && secs(g.phase_at, turn_now) < 5) {
-            return;
-        }
-        double wall = secs(g.t0, g.t1);
-        uint64_t lost = g.sent - g.delivered;
-        result_begin();
-        result_add("to=%s pairs=%d window=%d duration_s=%.2f sent=%" PRIu64 " delivered=%" PRIu64
-                   " undelivered=%" PRIu64 " bounced=%" PRIu64,
-                   opt.bare ? "bare" : "full", g.na, opt.window, wall, g.sent, g.delivered, lost,
-                   g.errors);
-        result_add("msgs_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
-                   wall > 0 ? g.delivered_in_window / wall : 0.0,
-                   lat_pct_ms(&g.lat, 50, &g.lat_sorted), lat_pct_ms(&g.lat, 99, &g.lat_sorted),
-                   g.lat.max_us / 1000.0);
-        if (opt.pid > 0 && g.cpu0 >= 0 && g.cpu1 >= 0 && g.delivered_in_window > 0) {
-            result_add("srv_cpu_s_per_100k=%.3f",
-                       (g.cpu1 - g.cpu0) * 100000.0 / (double)g.delivered_in_window);
-        }
-        result_cpu(wall);
-        /* Success is functional (messages got through, none bounced), not a rate:
-         * on a busy machine the first may arrive after the measured window. */
-        result_end(g.delivered > 0 && g.errors == 0 && login_failures == 0 ? 0 : 1);
+    result_begin();
+    msg_result_fields();
+    if (opt.sm) {
+        sm_result_fields();
     }
+    result_cpu(secs(g.t0, g.t1));
+    /* Success is functional (messages got through, none bounced), not a rate:
+     * on a busy machine the first may arrive after the measured window. */
+    result_end(g.delivered > 0 && g.errors == 0 && login_failures == 0 ? 0 : 1);
 }
 
 /* ---- scenario: presence fan-out ---- */
@@ -2177,6 +2347,696 @@ static void offline_tick(void)
     }
 }
 
+/* ---- MAM (XEP-0313 urn:xmpp:mam:2, paged with XEP-0059 RSM) ---- */
+
+enum qkind { QK_FIRST, QK_LAST, QK_AFTER, QK_WITH, QK_WINDOW, QK_N, QK_PROBE_MID, QK_CONFIRM };
+static const char *const qk_name[QK_N] = {"first", "last", "after", "with", "window"};
+
+static struct {
+    /* the query in flight (mam-query asks one at a time) */
+    enum qkind kind;
+    char qid[32];
+    uint64_t sent_at;
+    int items;
+    char first_id[200], first_stamp[64], last_stamp[64];
+    unsigned long seq;
+    /* landmarks of the archive, from the probe queries */
+    time_t t_first, t_last, t_mid;
+    char mid_id[200];
+    char partner[300];
+    int probe, done;
+    struct lat lat[QK_N];
+    bool sorted[QK_N];
+    uint64_t items_total;
+    long count; /* RSM <count/> of the whole archive, -1 if the server gives none */
+    unsigned long forged, with_mismatch, empty_pages, errors;
+    /* mam-fill */
+    int confirmed, gave_up;
+    uint64_t t_confirmed, t_delivered;
+} mam = {.count = -1};
+
+/* One MAM query as clients send it (XEP-0313 §4): an optional data form (with, start,
+ * end) and an RSM <set/> (max, and <before/>, <before>id</before> or <after>id</after>). */
+static void mam_send_query(struct conn *c, const char *qid, const char *with, const char *start,
+                           const char *end, int max, const char *rsm_extra)
+{
+    char form[1024] = "";
+    if (with || start || end) {
+        snprintf(form, sizeof(form),
+                 "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+                 "<value>urn:xmpp:mam:2</value></field>%s%s%s%s%s%s%s%s%s</x>",
+                 with ? "<field var='with'><value>" : "", with ? with : "",
+                 with ? "</value></field>" : "", start ? "<field var='start'><value>" : "",
+                 start ? start : "", start ? "</value></field>" : "",
+                 end ? "<field var='end'><value>" : "", end ? end : "",
+                 end ? "</value></field>" : "");
+    }
+    conn_sendf(c,
+               "<iq type='set' id='%s'><query xmlns='urn:xmpp:mam:2' queryid='%s'>%s"
+               "<set xmlns='http://jabber.org/protocol/rsm'><max>%d</max>%s</set></query></iq>",
+               qid, qid, form, max, rsm_extra);
+}
+
+struct mam_item {
+    const char *id, *stamp, *body, *inner;
+    size_t idn, stampn, bodyn, innern;
+};
+
+/* Is this message a result of query `qid` (XEP-0313 §4.2)? Then fill `it`: the archive
+ * id, the <delay/> stamp, the forwarded message and its body. A result must come from our
+ * own account (no `from`, or our bare JID): anything else is a forgery and not counted. */
+static bool mam_result(struct conn *c, const char *s, size_t n, const char *qid,
+                       struct mam_item *it)
+{
+    if (!stanza_is(s, n, "message")) {
+        return false;
+    }
+    const char *r = memmem(s, n, "<result", 7);
+    if (r == NULL) {
+        return false;
+    }
+    size_t rn = (size_t)(s + n - r);
+    const char *v;
+    size_t vn;
+    if (!contains(r, rn, "urn:xmpp:mam:2") || !stanza_attr(r, rn, "queryid", &v, &vn) ||
+        vn != strlen(qid) || memcmp(v, qid, vn) != 0) {
+        return false;
+    }
+    size_t own = strcspn(c->jid, "/");
+    if (stanza_attr(s, n, "from", &v, &vn) && (vn != own || memcmp(v, c->jid, own) != 0)) {
+        mam.forged++;
+        note_error("MAM result from another address: %.*s", (int)(n > 300 ? 300 : n), s);
+        return false;
+    }
+    memset(it, 0, sizeof(*it));
+    stanza_attr(r, rn, "id", &it->id, &it->idn);
+    const char *d = memmem(r, rn, "<delay", 6);
+    if (d != NULL) {
+        stanza_attr(d, (size_t)(s + n - d), "stamp", &it->stamp, &it->stampn);
+    }
+    const char *fw = memmem(r, rn, "<forwarded", 10);
+    const char *m = fw ? memmem(fw, (size_t)(s + n - fw), "<message", 8) : NULL;
+    if (m != NULL) {
+        it->inner = m;
+        it->innern = (size_t)(s + n - m);
+        child_text(m, it->innern, "body", &it->body, &it->bodyn);
+    }
+    return true;
+}
+
+/* XEP-0082 date-time (2026-12-04T05:50:01.123456Z) to seconds; -1 if it is not one. */
+static time_t stamp_time(const char *s, size_t n)
+{
+    char tmp[64];
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    snprintf(tmp, sizeof(tmp), "%.*s", (int)(n < sizeof(tmp) - 1 ? n : sizeof(tmp) - 1), s);
+    if (sscanf(tmp, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6) {
+        return -1;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return timegm(&tm);
+}
+
+static void stamp_fmt(time_t t, char *out, size_t outsz)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- scenario: mam-fill ---- */
+
+/* Message j of sender `slot` goes to recipient (j * S + slot) mod R, so that each sender's
+ * archive holds conversations with several partners (mam-query's with= needs them). */
+static void fill_send(struct conn *s)
+{
+    int j = (int)s->sent;
+    int r = (j * opt.senders + s->slot) % opt.recipients;
+    char name[256];
+    user_name(opt.first + opt.senders + r, name, sizeof(name));
+    conn_sendf(s,
+               "<message to='%s@%s' type='chat' id='f%d-%d'><body>%s %d %d t=%" PRIu64
+               "</body></message>",
+               name, opt.domain, s->slot, j, g.run_id, s->slot, j, now_ns());
+    s->sent++;
+    s->inflight++;
+    g.sent++;
+}
+
+/* Ask the sender's own archive for its newest item: archived once it is our last message. */
+static void fill_confirm(struct conn *s)
+{
+    char qid[32];
+    snprintf(qid, sizeof(qid), "f%d", s->slot);
+    s->mam_hit = false;
+    s->retry_at = 0;
+    mam_send_query(s, qid, NULL, NULL, NULL, 1, "<before/>");
+}
+
+static void fill_on_stanza(struct conn *c, const char *s, size_t n)
+{
+    char qid[32];
+    snprintf(qid, sizeof(qid), "f%d", c->slot);
+    if (c->role == R_SENDER) {
+        struct mam_item it;
+        if (mam_result(c, s, n, qid, &it)) {
+            char want[64];
+            int wn = snprintf(want, sizeof(want), "%s %d %d ", g.run_id, c->slot, c->quota - 1);
+            c->mam_hit = it.bodyn > (size_t)wn && memcmp(it.body, want, (size_t)wn) == 0;
+        } else if (stanza_is(s, n, "iq") && attr_eq(s, n, "id", qid) && !c->flag) {
+            if (attr_eq(s, n, "type", "error")) {
+                mam.errors++;
+                note_error("archive query refused: %.*s", (int)(n > 300 ? 300 : n), s);
+                c->flag = true;
+                mam.gave_up++;
+            } else if (c->mam_hit) {
+                c->flag = true;
+                mam.confirmed++;
+                mam.t_confirmed = turn_now;
+                g.last_progress = turn_now;
+            } else {
+                c->retry_at = turn_now + 100000000u; /* not archived yet: ask again */
+            }
+        } else if (stanza_is(s, n, "message") && attr_eq(s, n, "type", "error")) {
+            g.errors++;
+            note_error("message bounced: %.*s", (int)(n > 300 ? 300 : n), s);
+        }
+        return;
+    }
+    const char *t;
+    size_t tn, rl = strlen(g.run_id);
+    if (!stanza_is(s, n, "message") || !child_text(s, n, "body", &t, &tn) || tn <= rl ||
+        memcmp(t, g.run_id, rl) != 0) {
+        return;
+    }
+    char *e = NULL;
+    long slot = strtol(t + rl, &e, 10);
+    const char *ts = memmem(t, tn, "t=", 2);
+    if (slot < 0 || slot >= opt.senders || ts == NULL) {
+        return;
+    }
+    uint64_t sent = strtoull(ts + 2, NULL, 10), now = now_ns();
+    lat_add(&g.lat, now > sent ? now - sent : 0);
+    g.delivered++;
+    g.last_progress = turn_now;
+    if (g.delivered == (uint64_t)opt.messages) {
+        mam.t_delivered = turn_now;
+    }
+    struct conn *snd = g.a[slot];
+    if (snd == NULL) {
+        return;
+    }
+    snd->inflight--;
+    if ((int)snd->sent < snd->quota) {
+        fill_send(snd);
+        if ((int)snd->sent == snd->quota) {
+            fill_confirm(snd);
+        }
+    }
+}
+
+static void fill_start(void)
+{
+    set_phase(PH_RUN);
+    measure_start();
+    for (int i = 0; i < opt.senders; i++) {
+        struct conn *s = g.a[i];
+        if (s == NULL || s->st != CS_READY) {
+            continue;
+        }
+        s->quota = opt.messages / opt.senders + (i < opt.messages % opt.senders);
+        while ((int)s->sent < s->quota && s->inflight < opt.window) {
+            fill_send(s);
+        }
+        if ((int)s->sent == s->quota) {
+            fill_confirm(s);
+        }
+    }
+}
+
+static void fill_tick(void)
+{
+    if (g.phase == PH_LOGIN) {
+        if (g.ready + g.failed >= g.nq) {
+            set_phase(PH_SETTLE);
+        }
+        return;
+    }
+    if (g.phase == PH_SETTLE) {
+        if (secs(g.phase_at, turn_now) >= 0.5) {
+            fill_start();
+        }
+        return;
+    }
+    int live = 0;
+    for (int i = 0; i < opt.senders; i++) {
+        struct conn *s = g.a[i];
+        if (s == NULL || s->closing) {
+            continue;
+        }
+        live++;
+        if (s->retry_at != 0 && turn_now >= s->retry_at) {
+            fill_confirm(s);
+        }
+    }
+    bool done = mam.confirmed + mam.gave_up >= live && g.delivered + g.errors >= g.sent;
+    if (!done && secs(g.last_progress, turn_now) < 30) {
+        return;
+    }
+    measure_stop();
+    double wall = secs(g.t0, mam.t_confirmed), dwall = secs(g.t0, mam.t_delivered);
+    result_begin();
+    result_add("messages=%d senders=%d recipients=%d window=%d sent=%" PRIu64 " delivered=%" PRIu64
+               " bounced=%" PRIu64,
+               opt.messages, opt.senders, opt.recipients, opt.window, g.sent, g.delivered,
+               g.errors);
+    result_add("confirmed=%d/%d archived_s=%.3f archived_per_s=%.0f delivered_per_s=%.0f",
+               mam.confirmed, opt.senders, wall,
+               wall > 0 && mam.confirmed == opt.senders ? opt.messages / wall : 0.0,
+               dwall > 0 ? g.delivered / dwall : 0.0);
+    result_add("p50_ms=%.2f p99_ms=%.2f query_errors=%lu forged=%lu",
+               lat_pct_ms(&g.lat, 50, &g.lat_sorted), lat_pct_ms(&g.lat, 99, &g.lat_sorted),
+               mam.errors, mam.forged);
+    if (opt.pid > 0 && g.cpu0 >= 0 && g.cpu1 >= 0 && g.delivered > 0) {
+        result_add("srv_cpu_s_per_100k=%.3f", (g.cpu1 - g.cpu0) * 100000.0 / (double)g.delivered);
+    }
+    result_cpu(secs(g.t0, g.t1));
+    result_end(mam.confirmed == opt.senders && g.delivered == (uint64_t)opt.messages &&
+                       g.errors == 0 && mam.forged == 0
+                   ? 0
+                   : 1);
+}
+
+/* ---- scenario: mam-query ---- */
+
+static void mq_result(void);
+
+/* The next query: three probes find the archive's ends and middle, then --queries rounds
+ * of the five kinds, one query in flight at a time so that each answer is a latency. */
+static void mq_next(struct conn *c)
+{
+    char start[40], end[40], extra[256];
+    if (g.phase == PH_SETUP && mam.probe == 3) {
+        if (mam.t_first < 0 || mam.t_last < 0 || mam.mid_id[0] == '\0') {
+            note_error("the archive's ends or middle were not found (empty archive? run mam-fill)");
+            mq_result();
+            return;
+        }
+        set_phase(PH_RUN);
+        measure_start();
+    }
+    if (g.phase == PH_RUN && mam.done >= QK_N * opt.queries) {
+        measure_stop();
+        mq_result();
+        return;
+    }
+    snprintf(mam.qid, sizeof(mam.qid), "q%lu", ++mam.seq);
+    mam.items = 0;
+    mam.first_id[0] = mam.first_stamp[0] = mam.last_stamp[0] = '\0';
+    mam.kind = g.phase == PH_SETUP ? (mam.probe == 2 ? QK_PROBE_MID : (enum qkind)mam.probe)
+                                   : (enum qkind)(mam.done % QK_N);
+    time_t span = (mam.t_last - mam.t_first) / 20;
+    stamp_fmt(mam.t_mid, start, sizeof(start));
+    stamp_fmt(mam.t_mid + (span > 1 ? span : 1), end, sizeof(end));
+    mam.sent_at = now_ns();
+    switch (mam.kind) {
+    case QK_FIRST: /* oldest page */
+        mam_send_query(c, mam.qid, NULL, NULL, NULL, opt.page, "");
+        return;
+    case QK_LAST: /* newest page: an empty <before/> (XEP-0059 §2.5) */
+        mam_send_query(c, mam.qid, NULL, NULL, NULL, opt.page, "<before/>");
+        return;
+    case QK_AFTER: /* a page in the middle, by archive id */
+        snprintf(extra, sizeof(extra), "<after>%s</after>", mam.mid_id);
+        mam_send_query(c, mam.qid, NULL, NULL, NULL, opt.page, extra);
+        return;
+    case QK_WITH: /* the newest page of one conversation, as a chat window loads it */
+        mam_send_query(c, mam.qid, mam.partner, NULL, NULL, opt.page, "<before/>");
+        return;
+    case QK_WINDOW: /* a time window in the middle */
+        mam_send_query(c, mam.qid, NULL, start, end, opt.page, "");
+        return;
+    case QK_PROBE_MID: /* the first item at or after the middle of the archive's time */
+        mam_send_query(c, mam.qid, NULL, start, NULL, 1, "");
+        return;
+    default:
+        return;
+    }
+}
+
+static void copy_text(char *out, size_t outsz, const char *s, size_t n)
+{
+    snprintf(out, outsz, "%.*s", (int)(n < outsz - 1 ? n : outsz - 1), s);
+}
+
+/* The answer (<fin/> in the iq result) ends a query: take its latency and what it found. */
+static void mq_fin(struct conn *c, const char *s, size_t n)
+{
+    uint64_t took = now_ns() - mam.sent_at;
+    g.last_progress = turn_now;
+    if (!attr_eq(s, n, "type", "result")) {
+        mam.errors++;
+        note_error("archive query (%s) refused: %.*s",
+                   mam.kind < QK_N ? qk_name[mam.kind] : "probe", (int)(n > 300 ? 300 : n), s);
+        if (g.phase == PH_SETUP) {
+            mq_result();
+            return;
+        }
+    }
+    const char *t;
+    size_t tn;
+    if (mam.kind == QK_LAST && child_text(s, n, "count", &t, &tn) && tn > 0) {
+        mam.count = strtol(t, NULL, 10);
+    }
+    if (g.phase == PH_SETUP) {
+        if (mam.probe == 0) {
+            mam.t_first = stamp_time(mam.first_stamp, strlen(mam.first_stamp));
+        } else if (mam.probe == 1) {
+            mam.t_last = stamp_time(mam.last_stamp, strlen(mam.last_stamp));
+            mam.t_mid = mam.t_first + (mam.t_last - mam.t_first) / 2;
+        } else {
+            /* The window starts at that message, not at the middle of the time span: an
+             * archive written in bursts may have nothing there. */
+            time_t t = stamp_time(mam.first_stamp, strlen(mam.first_stamp));
+            snprintf(mam.mid_id, sizeof(mam.mid_id), "%s", mam.first_id);
+            mam.t_mid = t >= 0 ? t : mam.t_mid;
+        }
+        mam.probe++;
+    } else {
+        lat_add(&mam.lat[mam.kind], took);
+        mam.items_total += (uint64_t)mam.items;
+        mam.empty_pages += mam.items == 0;
+        mam.done++;
+    }
+    mq_next(c);
+}
+
+static void mq_on_stanza(struct conn *c, const char *s, size_t n)
+{
+    struct mam_item it;
+    if (mam_result(c, s, n, mam.qid, &it)) {
+        if (mam.items++ == 0) {
+            copy_text(mam.first_id, sizeof(mam.first_id), it.id, it.idn);
+            copy_text(mam.first_stamp, sizeof(mam.first_stamp), it.stamp, it.stampn);
+        }
+        copy_text(mam.last_stamp, sizeof(mam.last_stamp), it.stamp, it.stampn);
+        if (mam.kind == QK_WITH &&
+            (it.inner == NULL || !contains(it.inner, it.innern, mam.partner))) {
+            mam.with_mismatch++;
+        }
+        return;
+    }
+    if (stanza_is(s, n, "iq") && attr_eq(s, n, "id", mam.qid)) {
+        mq_fin(c, s, n);
+    }
+}
+
+static void mq_result(void)
+{
+    double wall = secs(g.t0, g.t1);
+    int queries = mam.done;
+    result_begin();
+    result_add("page=%d queries=%d items=%" PRIu64 " archive_count=%ld empty_pages=%lu", opt.page,
+               queries, mam.items_total, mam.count, mam.empty_pages);
+    result_add("pages_per_s=%.1f elapsed_s=%.3f", wall > 0 ? queries / wall : 0.0, wall);
+    for (int k = 0; k < QK_N; k++) {
+        result_add("%s_p50_ms=%.2f %s_p95_ms=%.2f", qk_name[k],
+                   lat_pct_ms(&mam.lat[k], 50, &mam.sorted[k]), qk_name[k],
+                   lat_pct_ms(&mam.lat[k], 95, &mam.sorted[k]));
+    }
+    result_add("query_errors=%lu with_mismatch=%lu forged=%lu", mam.errors, mam.with_mismatch,
+               mam.forged);
+    result_cpu(wall);
+    result_end(queries == QK_N * opt.queries && mam.errors == 0 && mam.empty_pages == 0 &&
+                       mam.with_mismatch == 0 && mam.forged == 0
+                   ? 0
+                   : 1);
+}
+
+static void mq_tick(void)
+{
+    if (g.phase == PH_LOGIN && g.failed > 0) {
+        result_begin();
+        result_add("owner_login=failed");
+        result_cpu(0);
+        result_end(1);
+        return;
+    }
+    if ((g.phase == PH_SETUP || g.phase == PH_RUN) && secs(g.last_progress, turn_now) > 60) {
+        note_error("no answer to an archive query for 60 s");
+        measure_stop();
+        mq_result();
+    }
+}
+
+/* ---- scenario: sm-acks (XEP-0198 urn:xmpp:sm:3) ---- */
+
+static struct {
+    struct lat ack_lat, resume_lat, reconnect_lat;
+    bool ack_sorted, resume_sorted, reconnect_sorted;
+    uint64_t r_sent, acks, unacked_sum, unacked_samples;
+    uint32_t unacked_max;
+    unsigned long h_mismatch, finals;
+    int nres, resumed, replayed, dupes;
+    char **res_id, **res_jid;
+    uint32_t *res_hin, *res_hout;
+    int *res_got;
+} sm;
+
+/* Remember when an <r/> went and how many stanzas it covers (a FIFO per session). */
+static void sm_pending_push(struct conn *c)
+{
+    if (c->r_len == c->r_cap) {
+        size_t cap = c->r_cap ? c->r_cap * 2 : 64;
+        uint64_t *at = xmalloc(cap * sizeof(*at));
+        uint32_t *h = xmalloc(cap * sizeof(*h));
+        for (size_t i = 0; i < c->r_len; i++) {
+            at[i] = c->r_at[(c->r_head + i) % c->r_cap];
+            h[i] = c->r_h[(c->r_head + i) % c->r_cap];
+        }
+        free(c->r_at);
+        free(c->r_h);
+        c->r_at = at;
+        c->r_h = h;
+        c->r_head = 0;
+        c->r_cap = cap;
+    }
+    size_t tail = (c->r_head + c->r_len++) % c->r_cap;
+    c->r_at[tail] = now_ns();
+    c->r_h[tail] = c->h_out;
+}
+
+/* Ask for an ack (XEP-0198 §4). A server that never answers does not make the
+ * FIFO grow without bound: past BENCH_MAX_PENDING_R the requests are no longer timed. */
+static void sm_request(struct conn *c)
+{
+    if (c->r_len < BENCH_MAX_PENDING_R) {
+        sm_pending_push(c);
+    }
+    c->since_r = 0;
+    sm.r_sent++;
+    conn_sendf(c, "<r xmlns='urn:xmpp:sm:3'/>");
+}
+
+/* An <a h='N'/>: it answers every <r/> whose count it covers (comparisons modulo 2^32).
+ * The server may never ack more than we sent. */
+static void sm_on_ack(struct conn *c, uint32_t h)
+{
+    sm.acks++;
+    if ((int32_t)(h - c->h_out) > 0) {
+        sm.h_mismatch++;
+        note_error("server acked %" PRIu32 " stanzas of %" PRIu32 " sent", h, c->h_out);
+    }
+    while (c->r_len > 0 && (int32_t)(h - c->r_h[c->r_head]) >= 0) {
+        lat_add(&sm.ack_lat, now_ns() - c->r_at[c->r_head]);
+        c->r_head = (c->r_head + 1) % c->r_cap;
+        c->r_len--;
+    }
+    uint32_t unacked = c->h_out - h;
+    sm.unacked_sum += unacked;
+    sm.unacked_samples++;
+    if (unacked > sm.unacked_max) {
+        sm.unacked_max = unacked;
+    }
+    if (g.phase == PH_FINAL && c->flag && c->r_len == 0) {
+        c->flag = false; /* the final ack: every stanza we sent must be counted */
+        sm.finals++;
+        if (h != c->h_out) {
+            sm.h_mismatch++;
+            note_error("final ack h=%" PRIu32 ", we sent %" PRIu32, h, c->h_out);
+        }
+    }
+}
+
+static void sm_send_resume(struct conn *c)
+{
+    if (!c->sm_offered || c->sm_id == NULL) {
+        conn_close(c, "server offers no stream management to resume with");
+        return;
+    }
+    char q = strchr(c->sm_id, '\'') ? '"' : '\'';
+    conn_sendf(c, "<resume xmlns='urn:xmpp:sm:3' h='%" PRIu32 "' previd=%c%s%c/>", c->h_in, q,
+               c->sm_id, q);
+    c->t_resume = turn_now;
+    c->st = CS_RESUME;
+}
+
+static void sm_on_stanza(struct conn *c, const char *s, size_t n)
+{
+    const char *t;
+    size_t tn, rl = strlen(g.run_id);
+    if ((c->role == R_RECEIVER || c->role == R_RESUME) && stanza_is(s, n, "message") &&
+        child_text(s, n, "body", &t, &tn) && tn > 7 + rl && memcmp(t, "resume ", 7) == 0 &&
+        memcmp(t + 7, g.run_id, rl) == 0) {
+        long i = strtol(t + 7 + rl, NULL, 10);
+        if (i >= 0 && i < sm.nres && sm.res_got[i]++ > 0) {
+            sm.dupes++;
+        } else if (i >= 0 && i < sm.nres) {
+            sm.replayed++;
+            g.last_progress = turn_now;
+        }
+        return;
+    }
+    msg_on_stanza(c, s, n);
+}
+
+static void sm_on_ready(struct conn *c)
+{
+    if (c->role != R_RESUME) {
+        return;
+    }
+    sm.resumed++;
+    lat_add(&sm.resume_lat, turn_now - c->t_resume);
+    lat_add(&sm.reconnect_lat, turn_now - c->t_start);
+    g.b[c->slot] = c;
+}
+
+/* A reconnection takes over the state of cut session `slot`. */
+static void sm_prepare_resume(struct conn *c, int slot)
+{
+    c->sm_id = xstrndup(sm.res_id[slot], strlen(sm.res_id[slot]));
+    c->h_in = sm.res_hin[slot];
+    c->h_out = sm.res_hout[slot];
+}
+
+/* Cut the TCP connection of the first --resumes receivers without closing their streams,
+ * as a phone losing its network does; the server keeps the sessions for resumption. */
+static void sm_cut(void)
+{
+    sm.nres = opt.resumes < opt.pairs ? opt.resumes : opt.pairs;
+    sm.res_id = xmalloc((size_t)sm.nres * sizeof(*sm.res_id));
+    sm.res_jid = xmalloc((size_t)sm.nres * sizeof(*sm.res_jid));
+    sm.res_hin = xmalloc((size_t)sm.nres * sizeof(*sm.res_hin));
+    sm.res_hout = xmalloc((size_t)sm.nres * sizeof(*sm.res_hout));
+    sm.res_got = xmalloc((size_t)sm.nres * sizeof(*sm.res_got));
+    for (int i = 0; i < sm.nres; i++) {
+        struct conn *r = g.b[i];
+        sm.res_got[i] = 0;
+        sm.res_id[i] = sm.res_jid[i] = NULL;
+        if (r == NULL || r->sm_id == NULL || g.a[i] == NULL) {
+            continue;
+        }
+        sm.res_id[i] = xstrndup(r->sm_id, strlen(r->sm_id));
+        sm.res_jid[i] = xstrndup(r->jid, strlen(r->jid));
+        sm.res_hin[i] = r->h_in;
+        sm.res_hout[i] = r->h_out;
+        r->finishing = true; /* no </stream:stream>: the socket just goes */
+        conn_close(r, NULL);
+    }
+    set_phase(PH_CUT);
+}
+
+/* While the sessions are cut, their partners send them one message each; then the
+ * receivers come back and resume (XEP-0198 §5), which must replay it exactly once. */
+static void sm_replay(void)
+{
+    free(g.q);
+    g.q = NULL;
+    g.nq = g.qhead = 0;
+    g.ready = g.failed = 0;
+    for (int i = 0; i < sm.nres; i++) {
+        if (sm.res_id[i] == NULL || g.a[i] == NULL) {
+            continue;
+        }
+        conn_sendf(g.a[i],
+                   "<message to='%s' type='chat' id='rs%d'><body>resume %s%d</body></message>",
+                   sm.res_jid[i], i, g.run_id, i);
+        g.q = xrealloc(g.q, (size_t)(g.nq + 1) * sizeof(*g.q));
+        g.q[g.nq++] = (struct pending){.user = opt.first + 2 * i + 1, .role = R_RESUME, .slot = i};
+    }
+    if (g.nq < sm.nres) {
+        note_error("%d of %d sessions to cut had no resumption id (<enabled/> without resume)",
+                   sm.nres - g.nq, sm.nres);
+    }
+    set_phase(PH_REPLAY);
+}
+
+/* Ack figures: requests, answers, their round trip, stanzas not yet acked when an ack came. */
+static void sm_result_fields(void)
+{
+    result_add("ack_every=%d r_sent=%" PRIu64 " acks=%" PRIu64
+               " ack_p50_ms=%.2f ack_p99_ms=%.2f unacked_mean=%.1f unacked_max=%" PRIu32
+               " h_mismatch=%lu",
+               opt.ack_every, sm.r_sent, sm.acks, lat_pct_ms(&sm.ack_lat, 50, &sm.ack_sorted),
+               lat_pct_ms(&sm.ack_lat, 99, &sm.ack_sorted),
+               sm.unacked_samples ? (double)sm.unacked_sum / (double)sm.unacked_samples : 0.0,
+               sm.unacked_max, sm.h_mismatch);
+}
+
+static void sm_tick(void)
+{
+    if (g.phase <= PH_DRAIN) {
+        if (!pairs_tick()) {
+            return;
+        }
+        for (int i = 0; i < opt.pairs; i++) {
+            if (g.a[i] && g.a[i]->st == CS_READY) {
+                g.a[i]->flag = true;
+                sm_request(g.a[i]);
+            }
+        }
+        set_phase(PH_FINAL);
+        return;
+    }
+    if (g.phase == PH_FINAL) {
+        if (sm.finals < (unsigned long)g.na && secs(g.phase_at, turn_now) < 10) {
+            return;
+        }
+        if (opt.resumes > 0) {
+            sm_cut();
+            return;
+        }
+    } else if (g.phase == PH_CUT) {
+        if (secs(g.phase_at, turn_now) >= 0.5) {
+            sm_replay();
+        }
+        return;
+    } else if (g.phase == PH_REPLAY) {
+        bool done = g.ready + g.failed >= g.nq && sm.replayed >= g.ready;
+        if (!done && secs(g.last_progress, turn_now) < 30) {
+            return;
+        }
+    }
+    result_begin();
+    msg_result_fields();
+    sm_result_fields();
+    result_add("resumes=%d resumed=%d replayed=%d replay_dupes=%d resume_p50_ms=%.2f "
+               "resume_max_ms=%.2f reconnect_p50_ms=%.2f",
+               g.phase == PH_REPLAY ? g.nq : 0, sm.resumed, sm.replayed, sm.dupes,
+               lat_pct_ms(&sm.resume_lat, 50, &sm.resume_sorted), sm.resume_lat.max_us / 1000.0,
+               lat_pct_ms(&sm.reconnect_lat, 50, &sm.reconnect_sorted));
+    result_cpu(secs(g.t0, g.t1));
+    bool resumes_ok =
+        g.phase != PH_REPLAY || (g.nq == sm.nres && sm.resumed == g.nq && sm.replayed == g.nq);
+    result_end(g.delivered > 0 && g.errors == 0 && login_failures == 0 && sm.h_mismatch == 0 &&
+                       sm.finals == (unsigned long)g.na && sm.dupes == 0 && resumes_ok
+                   ? 0
+                   : 1);
+}
+
 /* ---- scenario dispatch ---- */
 
 static void scenario_on_ready(struct conn *c)
@@ -2200,6 +3060,17 @@ static void scenario_on_ready(struct conn *c)
             conn_sendf(c, "<presence to='%s' type='subscribe'/>", g.star_bare);
         }
         return;
+    case SC_MAM_QUERY: {
+        char name[256];
+        user_name(opt.first + 1, name, sizeof(name));
+        snprintf(mam.partner, sizeof(mam.partner), "%s@%s", name, opt.domain);
+        set_phase(PH_SETUP);
+        mq_next(c);
+        return;
+    }
+    case SC_SM_ACKS:
+        sm_on_ready(c);
+        return;
     default:
         return;
     }
@@ -2213,6 +3084,15 @@ static void scenario_on_stanza(struct conn *c, const char *s, size_t n)
         return;
     case SC_PRESENCE:
         presence_on_stanza(c, s, n);
+        return;
+    case SC_MAM_FILL:
+        fill_on_stanza(c, s, n);
+        return;
+    case SC_MAM_QUERY:
+        mq_on_stanza(c, s, n);
+        return;
+    case SC_SM_ACKS:
+        sm_on_stanza(c, s, n);
         return;
     case SC_OFFLINE:
         if (c->role == R_PRE) {
@@ -2245,7 +3125,7 @@ static void scenario_on_close(struct conn *c, bool was_ready)
             g.a[c->slot] == c) {
             g.a[c->slot] = NULL;
         }
-        if (g.b && c->role == R_RECEIVER && g.b[c->slot] == c) {
+        if (g.b && (c->role == R_RECEIVER || c->role == R_RESUME) && g.b[c->slot] == c) {
             g.b[c->slot] = NULL;
         }
     }
@@ -2294,7 +3174,21 @@ static void scenario_start(void)
         set_phase(PH_LOGIN);
         measure_start();
         return;
+    case SC_MAM_FILL:
+        g.a = xmalloc((size_t)opt.senders * sizeof(*g.a));
+        g.b = xmalloc((size_t)opt.recipients * sizeof(*g.b));
+        memset(g.a, 0, (size_t)opt.senders * sizeof(*g.a));
+        memset(g.b, 0, (size_t)opt.recipients * sizeof(*g.b));
+        queue_sessions(opt.senders, opt.first, 1, R_SENDER);
+        queue_sessions(opt.recipients, opt.first + opt.senders, 1, R_RECEIVER);
+        set_phase(PH_LOGIN);
+        return;
+    case SC_MAM_QUERY:
+        queue_sessions(1, opt.first, 1, R_OWNER);
+        set_phase(PH_LOGIN);
+        return;
     case SC_MSG:
+    case SC_SM_ACKS:
         g.a = xmalloc((size_t)opt.pairs * sizeof(*g.a));
         g.b = xmalloc((size_t)opt.pairs * sizeof(*g.b));
         memset(g.a, 0, (size_t)opt.pairs * sizeof(*g.a));
@@ -2406,6 +3300,15 @@ static void scenario_tick(void)
     case SC_MSG:
         msg_tick();
         return;
+    case SC_MAM_FILL:
+        fill_tick();
+        return;
+    case SC_MAM_QUERY:
+        mq_tick();
+        return;
+    case SC_SM_ACKS:
+        sm_tick();
+        return;
     case SC_PRESENCE:
         presence_tick();
         return;
@@ -2445,7 +3348,7 @@ static void run(void)
 {
     struct epoll_event evs[512];
     uint64_t start = now_ns(), last_hk = start;
-    turn_now = start;
+    turn_now = run_started = start;
     scenario_start();
     while (g.phase != PH_DONE) {
         int n = epoll_wait(epfd, evs, 512, 5);
@@ -2494,6 +3397,14 @@ static void run(void)
             break;
         }
     }
+    /* Close stream-managed sessions properly: a socket that just goes leaves the server a
+     * resumable session (XEP-0198 §5) holding its unacked stanzas for minutes, and re-routing
+     * them, into the next run. */
+    for (int fd = 0; fd < conns_cap; fd++) {
+        if (conns[fd] != NULL && conns[fd]->sm_in) {
+            conn_finish(conns[fd], false);
+        }
+    }
 }
 
 static void usage(FILE *f)
@@ -2518,6 +3429,21 @@ static void usage(FILE *f)
         "  coldstart --port P [--server-log FILE] -- CMD ARGS...  start a server, print\n"
         "            its pid and the time from exec to accepting TCP on P; it is left\n"
         "            running, its output goes to FILE (/dev/null)\n"
+        "  mam-fill  --messages M from --senders S (accounts --first..) to --recipients R\n"
+        "            online accounts (after them), round robin, --window W in flight per\n"
+        "            sender; each sender then asks its own archive (XEP-0313) for its newest\n"
+        "            item until that is its last message -> archived/s (M / time to the last\n"
+        "            confirmation) and delivered/s as the recipients see it\n"
+        "  mam-query the account --first pages through its archive (fill it with mam-fill\n"
+        "            --senders 1 first): --queries Q rounds of five kinds, one at a time,\n"
+        "            --page P items each: first page, last page (<before/>), after an id in\n"
+        "            the middle, with= the account after it, a start/end window in the\n"
+        "            middle -> median and p95 latency of each kind, pages/s\n"
+        "  sm-acks   msg with stream management (XEP-0198, resume='true'): <r/> after every\n"
+        "            --ack-every K messages -> messages/s, ack round trip p50/p99, unacked\n"
+        "            stanzas (mean, max), the server's count checked; then --resumes N\n"
+        "            receivers lose their TCP connection, get a message meanwhile and\n"
+        "            resume -> resume round trip, replayed exactly once\n"
         "options:\n"
         "  --host ADDR        server IPv4 address (127.0.0.1)\n"
         "  --port N           client port (5222)\n"
@@ -2536,7 +3462,12 @@ static void usage(FILE *f)
         "  --pairs P --window W --duration D   msg (100, 10, 10)\n"
         "  --bare             msg: send to the partner's bare JID, not its full JID\n"
         "  --contacts R --changes K            presence (100, 0 = no cap; W and D apply)\n"
-        "  --messages M --senders S --recipients R   offline (10000, 10, 50)\n"
+        "  --messages M --senders S --recipients R   offline, mam-fill (10000, 10, 50)\n"
+        "  --page P --queries Q   mam-query (50, 100)\n"
+        "  --ack-every K --resumes N   sm-acks (1, 10; --pairs, --window, --duration apply)\n"
+        "  --sm               any scenario: every session enables XEP-0198 (resume='true')\n"
+        "                     after binding and answers the server's <r/>; msg senders ask\n"
+        "                     for an ack every --ack-every messages (sm-acks: always on)\n"
         "  --settle S         hold: seconds before reading RSS (2)\n"
         "  --hold-seconds H   hold: keep the sessions H more seconds after the result (0)\n"
         "  --no-presence      do not send initial presence after binding\n"
@@ -2576,9 +3507,10 @@ int main(int argc, char **argv)
         const char *name;
         enum scenario sc;
     } scs[] = {
-        {"login", SC_LOGIN},         {"hold", SC_HOLD},       {"msg", SC_MSG},
-        {"presence", SC_PRESENCE},   {"offline", SC_OFFLINE}, {"register", SC_REGISTER},
-        {"coldstart", SC_COLDSTART},
+        {"login", SC_LOGIN},         {"hold", SC_HOLD},         {"msg", SC_MSG},
+        {"presence", SC_PRESENCE},   {"offline", SC_OFFLINE},   {"register", SC_REGISTER},
+        {"coldstart", SC_COLDSTART}, {"mam-fill", SC_MAM_FILL}, {"mam-query", SC_MAM_QUERY},
+        {"sm-acks", SC_SM_ACKS},
     };
     opt.scenario_name = NULL;
     for (size_t i = 0; i < sizeof(scs) / sizeof(scs[0]); i++) {
@@ -2588,7 +3520,7 @@ int main(int argc, char **argv)
         }
     }
     if (opt.scenario_name == NULL) {
-        die("unknown scenario '%s' (login, hold, msg, presence, offline, register)", argv[1]);
+        die("unknown scenario '%s' (xmpp-bench -h lists them)", argv[1]);
     }
     enum {
         O_HOST = 256,
@@ -2619,6 +3551,11 @@ int main(int argc, char **argv)
         O_NOWARMUP,
         O_TIMEOUT,
         O_SERVERLOG,
+        O_PAGE,
+        O_QUERIES,
+        O_ACKEVERY,
+        O_RESUMES,
+        O_SM,
     };
     static const struct option lo[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -2651,6 +3588,11 @@ int main(int argc, char **argv)
         {"no-warmup", no_argument, NULL, O_NOWARMUP},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"server-log", required_argument, NULL, O_SERVERLOG},
+        {"page", required_argument, NULL, O_PAGE},
+        {"queries", required_argument, NULL, O_QUERIES},
+        {"ack-every", required_argument, NULL, O_ACKEVERY},
+        {"resumes", required_argument, NULL, O_RESUMES},
+        {"sm", no_argument, NULL, O_SM},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -2755,6 +3697,21 @@ int main(int argc, char **argv)
         case O_SERVERLOG:
             opt.server_log = optarg;
             break;
+        case O_PAGE:
+            opt.page = parse_int(optarg, "--page", 1, 10000);
+            break;
+        case O_QUERIES:
+            opt.queries = parse_int(optarg, "--queries", 1, 1000000);
+            break;
+        case O_ACKEVERY:
+            opt.ack_every = parse_int(optarg, "--ack-every", 1, 1000000);
+            break;
+        case O_RESUMES:
+            opt.resumes = parse_int(optarg, "--resumes", 0, 100000);
+            break;
+        case O_SM:
+            opt.sm = true;
+            break;
         case 'v':
             opt.verbose = true;
             break;
@@ -2778,6 +3735,7 @@ int main(int argc, char **argv)
     if (optind != argc) {
         die("unexpected argument '%s'", argv[optind]);
     }
+    opt.sm = opt.sm || opt.scenario == SC_SM_ACKS;
     const char *pct = strstr(opt.users, "%d");
     if (pct == NULL || strchr(pct + 2, '%') != NULL || strchr(opt.users, '%') != pct) {
         die("--users needs exactly one %%d and no other %%");
