@@ -49,6 +49,8 @@ SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c bl
 OBJS = $(SRCS:.c=.o)
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_log
+# XEP-0198 stream management: its counter arithmetic (sm.h)
+UNIT_TESTS += test_sm
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
