@@ -75,10 +75,26 @@ enum hook_event {
     HOOK_TICK,            /* once a second */
     HOOK_TURN_END,        /* end of every loop turn */
     HOOK_SHUTDOWN,        /* the server stops: write what is deferred */
+    /* XEP-0198 stream management (sm.c): */
+    HOOK_STANZA_IN,       /* (session, stanza, NULL): a bound client sent a stanza */
+    HOOK_SESSION_LOST,    /* (session, NULL, NULL): s's connection is gone without a
+                           * clean close; a callback returning 1 keeps s bound and
+                           * available with s->conn NULL (it ends s later with
+                           * router_unbind), else s is unbound as usual */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);
 void hook_add(enum hook_event ev, hook_fn fn);
 int hook_run(enum hook_event ev, struct session *s, struct xml_node *st, const char *bare);
+
+/* ---- XEP-0198 stream management: stanzas written to a client ----
+ * Every stanza the server writes to a bound session (router_send and the
+ * answers c2s writes itself) passes the output writers, in registration
+ * order. A writer returns 0 to let the caller queue the bytes on s->conn,
+ * 1 when it took them (queued them itself, or holds them for a session whose
+ * connection is lost), -1 to refuse them (the stanza counts as undelivered). */
+typedef int (*hook_output_fn)(struct session *s, const char *xml, size_t len);
+void hook_output(hook_output_fn fn);
+int hook_run_output(struct session *s, const char *xml, size_t len);
 
 #endif
