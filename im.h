@@ -8,6 +8,7 @@
 #define XMPPD_IM_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct session;
 struct xml_node;
@@ -53,6 +54,9 @@ int roster_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
 
 /* offline.c (XEP-0160, XEP-0203 delay). */
 int offline_store(const char *bare, const struct xml_node *m);
+/* The same, stamped with when (wall clock) the server received it: a
+ * message that waited in a XEP-0198 queue before it came here. */
+int offline_store_at(const char *bare, const struct xml_node *m, time_t when);
 /* Deliver and remove stored messages; called on initial presence with a
  * non-negative priority (RFC 6121 §8.5.2.1.1, XEP-0160 §3). */
 void offline_deliver(struct session *s);

@@ -91,12 +91,11 @@ static void drop_forged_delays(struct xml_node *m)
 
 /* XEP-0203 §4 / XEP-0082: UTC "CCYY-MM-DDThh:mm:ssZ" of the wall clock
  * (g_now is monotonic and means nothing to a client). */
-static int add_delay(struct xml_node *m)
+static int add_delay(struct xml_node *m, time_t when)
 {
     char stamp[32];
     struct tm tm;
-    time_t now = time(NULL);
-    if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+    if (!gmtime_r(&when, &tm) || strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
         return -1;
     }
     struct xml_node *d = xml_add_child(m, "delay", NS_DELAY);
@@ -211,6 +210,11 @@ static int append_deferred(const char *bare, struct xml_node **copy, const struc
 
 int offline_store(const char *bare, const struct xml_node *m)
 {
+    return offline_store_at(bare, m, time(NULL));
+}
+
+int offline_store_at(const char *bare, const struct xml_node *m, time_t when)
+{
     if (strcmp(xml_name(m), "message") != 0 || !is_storable_type(m)) {
         return -1;
     }
@@ -227,7 +231,7 @@ int offline_store(const char *bare, const struct xml_node *m)
         goto done;
     }
     drop_forged_delays(copy);
-    if (add_delay(copy) < 0 || xml_serialize(copy, NS_CLIENT, &out) < 0) {
+    if (add_delay(copy, when) < 0 || xml_serialize(copy, NS_CLIENT, &out) < 0) {
         goto done;
     }
     int r = append_deferred(bare, &copy, &out);
