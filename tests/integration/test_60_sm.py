@@ -1,0 +1,454 @@
+"""XEP-0198 stream management: enable, acks both ways, the server asking for
+acks, resumption after the client's TCP connection is cut (messages that
+arrived meanwhile delivered exactly once, no presence flap for the other
+resources), an expired resumption (messages in offline storage with a delay
+stamp), resuming another account's session, the unacknowledged-queue limit
+and an over-high ack. Raw sockets, so that each nonza is sent and checked
+exactly; one round trip with slixmpp's own xep_0198 plugin."""
+
+import asyncio
+import socket
+import struct
+import time
+
+from disco_helpers import raw_login
+from xmpp_helpers import (NS_BIND, NS_STREAM, Clients, RawConn, local, ns_of, patience, run)
+
+NS_SM = "urn:xmpp:sm:3"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
+NS_DELAY = "urn:xmpp:delay"
+NS_CLIENT = "jabber:client"
+
+
+class Sm:
+    """A raw client stream with helpers for XEP-0198."""
+
+    def __init__(self, conn, features=None):
+        self.c = conn
+        self.features = features
+        self.seen = 0  # index in reader.children up to which we looked
+
+    @classmethod
+    def bound(cls, server, user, resource):
+        c, features = raw_login(server, user, resource=resource)
+        return cls(c, features)
+
+    @classmethod
+    def authenticated(cls, server, user):
+        """STARTTLS + PLAIN + restart, not bound (the time for <resume/>)."""
+        c = RawConn(server.host, server.c2s_port)
+        c.open_stream(to=server.domain)
+        c.starttls(server.domain)
+        answer = c.sasl_plain(user, server.password(user))
+        assert answer is not None and local(answer.tag) == "success", c.describe()
+        c.restart_stream()
+        features = c.open_stream(to=server.domain)
+        return cls(c, features)
+
+    def send(self, xml):
+        assert self.c.send(xml), "peer closed: " + self.c.describe()
+
+    def next(self, name, ns=NS_SM, timeout=10.0):
+        """The next top-level element called name (after those already taken)."""
+        def pred(r):
+            return any(local(x.tag) == name and ns_of(x.tag) == ns for x in r.children[self.seen:])
+        self.c.read_until(lambda r: pred(r) or r.stream_error is not None, patience(timeout))
+        for i in range(self.seen, len(self.c.reader.children)):
+            x = self.c.reader.children[i]
+            if local(x.tag) == name and ns_of(x.tag) == ns:
+                self.seen = i + 1
+                return x
+        raise AssertionError("no <%s xmlns='%s'/>; %s" % (name, ns, self.c.describe()))
+
+    def sm_reply(self, timeout=10.0):
+        """The next element in the sm namespace other than <r/> (the server
+        may ask for acks at any time)."""
+        def pred(r):
+            return any(ns_of(x.tag) == NS_SM and local(x.tag) != "r"
+                       for x in r.children[self.seen:])
+        self.c.read_until(lambda r: pred(r) or r.stream_error is not None, patience(timeout))
+        for i in range(self.seen, len(self.c.reader.children)):
+            x = self.c.reader.children[i]
+            if ns_of(x.tag) == NS_SM and local(x.tag) != "r":
+                self.seen = i + 1
+                return x
+        raise AssertionError("no sm answer; " + self.c.describe())
+
+    def enable(self, resume=True, max_=None):
+        self.send("<enable xmlns='%s'%s%s/>" % (NS_SM, " resume='true'" if resume else "",
+                                                 " max='%d'" % max_ if max_ else ""))
+        return self.sm_reply()
+
+    def ping(self, pid):
+        """An iq round trip: everything routed to us before it has arrived."""
+        self.send("<iq type='get' id='%s' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+                  % pid)
+        self.next_iq(pid)
+
+    def next_iq(self, pid, timeout=10.0):
+        def pred(r):
+            return any(local(x.tag) == "iq" and x.get("id") == pid for x in r.children)
+        assert self.c.read_until(pred, patience(timeout)), "no answer to %s; %s" % (
+            pid, self.c.describe())
+
+    def stanzas(self):
+        return [x for x in self.c.reader.children if ns_of(x.tag) == NS_CLIENT]
+
+    def bodies(self):
+        out = []
+        for x in self.stanzas():
+            b = x.find("{%s}body" % NS_CLIENT)
+            if local(x.tag) == "message" and b is not None:
+                out.append(b.text)
+        return out
+
+    def cut(self):
+        """Drop the TCP connection the way a phone losing its network does
+        (no </stream:stream>): a reset, with nothing more sent."""
+        sock = self.c.sock
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            socket.socket.close(sock)  # no TLS close_notify: the link just dies
+        except OSError:
+            pass
+
+    def close(self):
+        self.c.close()
+
+
+def wait_log(server, text, timeout=15.0):
+    deadline = time.monotonic() + patience(timeout)
+    while time.monotonic() < deadline:
+        if text in server.log_text():
+            return
+        time.sleep(0.1)
+    raise AssertionError("the server never logged %r; log tail: %s"
+                         % (text, server.log_text()[-3000:]))
+
+
+def message(to, body, mtype="chat"):
+    return "<message to='%s' type='%s'><body>%s</body></message>" % (to, mtype, body)
+
+
+def lost(server, jid):
+    wait_log(server, "sm: %s lost its connection" % jid)
+
+
+def test_enable_and_acks(server):
+    # Before binding: <sm/> is offered, <enable/> is refused.
+    c = Sm.authenticated(server, "bob")
+    assert c.features.find("{%s}sm" % NS_SM) is not None, c.c.describe()
+    got = c.enable()
+    assert local(got.tag) == "failed" and got.find("{%s}unexpected-request" % NS_STANZAS) \
+        is not None, c.c.describe()
+    c.close()
+
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        got = bob.enable(max_=60)
+        assert local(got.tag) == "enabled", bob.c.describe()
+        assert got.get("resume") in ("true", "1") and len(got.get("id") or "") >= 16
+        assert int(got.get("max")) == 60  # the client's max, under the server's 300
+        again = bob.enable()
+        assert local(again.tag) == "failed", bob.c.describe()
+
+        # Our side: one iq handled, then <r/> -> <a h='1'/>.
+        bob.ping("p1")
+        bob.send("<r xmlns='%s'/>" % NS_SM)
+        a = bob.next("a")
+        assert a.get("h") == "1", bob.c.describe()
+
+        # Their side: 1 answer so far; 5 messages more make the server ask.
+        for i in range(5):
+            alice.send(message("bob@localhost/phone", "m%d" % i))
+        alice.ping("a1")
+        r = bob.next("r")
+        assert r is not None
+        bob.ping("p2")
+        # The server counted: ping result + 5 messages + this ping result = 7.
+        bob.send("<a xmlns='%s' h='7'/>" % NS_SM)
+        bob.ping("p3")
+        assert bob.c.reader.stream_error is None, bob.c.describe()
+        # Acknowledging more than was sent (8 sent: p3's answer) ends the stream.
+        bob.send("<a xmlns='%s' h='10'/>" % NS_SM)
+        assert bob.c.read_until(lambda r: r.stream_error is not None, patience(10)), \
+            bob.c.describe()
+        err = bob.c.reader.find_child("error", NS_STREAM)
+        assert bob.c.reader.stream_error == "undefined-condition", bob.c.describe()
+        too = err.find("{%s}handled-count-too-high" % NS_SM)
+        assert too is not None and too.get("h") == "10" and too.get("send-count") == "8", \
+            bob.c.describe()
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_resume_after_cut_delivers_exactly_once(server):
+    bob = Sm.bound(server, "bob", "phone")
+    laptop = Sm.bound(server, "bob", "laptop")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.send("<presence/>")
+        laptop.send("<presence/>")
+        laptop.ping("l-1")
+        bob.ping("b-1")
+        enabled = bob.enable()
+        previd = enabled.get("id")
+        alice.send(message("bob@localhost/phone", "before"))
+        alice.ping("a0")
+        bob.ping("b0")
+        assert bob.bodies() == ["before"]
+        # bob handled 1 stanza (b0) and got 2 ("before", b0's answer); he
+        # acknowledges none: both come again on the resumed stream.
+        laptop.ping("l0")
+        before_cut = len(laptop.stanzas())
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+
+        for i in range(3):
+            alice.send(message("bob@localhost", "bare%d" % i))
+        alice.send(message("bob@localhost/phone", "full"))
+        alice.ping("a1")
+
+        new = Sm.authenticated(server, "bob")
+        new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
+        got = new.sm_reply()
+        assert local(got.tag) == "resumed", new.c.describe()
+        assert got.get("previd") == previd and got.get("h") == "1", new.c.describe()
+        new.ping("n1")
+        bodies = new.bodies()
+        # The message to the full JID comes once; those to the bare JID went
+        # to both available resources.
+        for b in ("before", "bare0", "bare1", "bare2", "full"):
+            assert bodies.count(b) == 1, (b, bodies, new.c.describe())
+        # What comes next comes once.
+        n_before = len(new.stanzas())
+        alice.send(message("bob@localhost/phone", "after"))
+        alice.ping("a2")
+        new.ping("n2")
+        assert new.bodies().count("after") == 1
+        assert len(new.stanzas()) == n_before + 2  # "after" and n2's answer
+
+        # The other resource saw no unavailable/available of bob/phone.
+        laptop.ping("l1")
+        flap = [x for x in laptop.stanzas()[before_cut:]
+                if local(x.tag) == "presence" and x.get("from") == "bob@localhost/phone"]
+        assert flap == [], laptop.c.describe()
+        assert "bob@localhost/phone" in server.log_text()
+    finally:
+        for x in (bob, laptop, alice):
+            x.close()
+
+
+def test_resume_takes_over_a_live_stream(server):
+    bob = Sm.bound(server, "bob", "phone")
+    try:
+        previd = bob.enable().get("id")
+        new = Sm.authenticated(server, "bob")
+        new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
+        assert local(new.sm_reply().tag) == "resumed", new.c.describe()
+        # The old stream, which did not notice anything, is closed.
+        assert bob.c.read_until(lambda r: r.stream_error is not None, patience(10))
+        assert bob.c.reader.stream_error == "conflict"
+        new.ping("n1")
+        new.close()
+    finally:
+        bob.close()
+
+
+def test_resume_of_another_account_fails_like_an_unknown_id(server):
+    bob = Sm.bound(server, "bob", "phone")
+    try:
+        previd = bob.enable().get("id")
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        answers = []
+        for pid in (previd, "0" * 32, "nonsense"):
+            mallory = Sm.authenticated(server, "alice")
+            mallory.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, pid))
+            got = mallory.sm_reply()
+            assert local(got.tag) == "failed", mallory.c.describe()
+            assert got.find("{%s}item-not-found" % NS_STANZAS) is not None
+            answers.append(mallory.c.data.split(b"<failed", 1)[1])
+            mallory.close()
+        assert answers[0] == answers[1] == answers[2], answers
+        # bob's session is untouched by the attempts.
+        new = Sm.authenticated(server, "bob")
+        new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
+        assert local(new.sm_reply().tag) == "resumed", new.c.describe()
+        new.close()
+    finally:
+        bob.close()
+
+
+def test_expired_resumption_goes_to_offline_storage(server):
+    server.stop()
+    server.write_config({"sm_resume_timeout": 2})
+    server.start()
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.send("<presence/>")
+        bob.ping("b-1")
+        previd = bob.enable().get("id")
+        bob.ping("b0")
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        alice.send(message("bob@localhost", "one"))
+        alice.send(message("bob@localhost/phone", "two", mtype="normal"))
+        alice.send("<iq type='get' id='q1' to='bob@localhost/phone'>"
+                   "<query xmlns='jabber:iq:version'/></iq>")
+        alice.ping("a0")
+        wait_log(server, "sm: bob@localhost/phone was not resumed in time")
+        # The iq for the gone resource is answered service-unavailable.
+        alice.next_iq("q1")
+        q1 = [x for x in alice.stanzas() if x.get("id") == "q1"][0]
+        assert q1.get("type") == "error" and \
+            q1.find(".//{%s}service-unavailable" % NS_STANZAS) is not None, alice.c.describe()
+
+        new = Sm.authenticated(server, "bob")
+        new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
+        got = new.sm_reply()
+        assert local(got.tag) == "failed", new.c.describe()
+        assert got.find("{%s}item-not-found" % NS_STANZAS) is not None
+        assert got.get("h") == "1", new.c.describe()  # the ping after <enable/>
+        new.close()
+
+        # The next login gets them from offline storage, once, with a delay.
+        again = Sm.bound(server, "bob", "phone")
+        again.send("<presence/>")
+        again.ping("g1")
+        msgs = [x for x in again.stanzas() if local(x.tag) == "message"]
+        assert [m.find("{%s}body" % NS_CLIENT).text for m in msgs] == ["one", "two"], \
+            again.c.describe()
+        for m in msgs:
+            d = m.findall("{%s}delay" % NS_DELAY)
+            assert len(d) == 1 and d[0].get("from") == "localhost" and d[0].get("stamp"), \
+                again.c.describe()
+        again.close()
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_unacked_overflow_is_policy_violation(server):
+    server.stop()
+    server.write_config({"sm_max_unacked": 5, "sm_request_ack": 5})
+    server.start()
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.send("<presence/>")
+        bob.enable(resume=False)
+        for i in range(7):
+            alice.send(message("bob@localhost/phone", "m%d" % i))
+        alice.ping("a0")
+        assert bob.c.read_until(lambda r: r.stream_error is not None, patience(10)), \
+            bob.c.describe()
+        assert bob.c.reader.stream_error == "policy-violation", bob.c.describe()
+        bob.close()
+        # Nothing is lost: what was not acknowledged comes from offline storage.
+        again = Sm.bound(server, "bob", "phone")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == ["m%d" % i for i in range(7)], again.c.describe()
+        again.close()
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_slixmpp_stream_management(server):
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = cl.new("bob")
+            bob.xmpp.register_plugin("xep_0198")
+            await bob.login()
+            sm = bob.xmpp["xep_0198"]
+            await bob.ping_server()
+            assert sm.enabled_in and sm.enabled_out, "slixmpp did not enable stream management"
+            alice = await cl.login("alice")
+            for i in range(7):
+                alice.xmpp.send_message(mto=bob.jid, mbody="s%d" % i, mtype="chat")
+            got = []
+            for _ in range(7):
+                m = await bob.next_message(pred=lambda m: m["body"].startswith("s"))
+                got.append(m["body"])
+            assert got == ["s%d" % i for i in range(7)]
+            # The server acknowledges all bob sent (its answers to the server's
+            # own <r/> kept the stream up: no stream error).
+            await bob.ping_server()
+            sm.request_ack()
+            deadline = asyncio.get_running_loop().time() + patience(10)
+            while sm.unacked_queue and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            assert not sm.unacked_queue and sm.last_ack == sm.seq, (sm.last_ack, sm.seq)
+            assert sm.handled >= 8  # the 7 messages and the ping answer, counted by bob
+            assert bob.connected and not bob.stream_errors
+    run(scenario())
+
+
+def test_fresh_bind_replaces_a_kept_session(server):
+    """A client that binds the same resource again instead of resuming: the
+    kept session ends, what waited for it comes from offline storage."""
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.send("<presence/>")
+        bob.ping("b-1")
+        bob.enable()
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        alice.send(message("bob@localhost/phone", "waiting"))
+        alice.ping("a0")
+        again = Sm.bound(server, "bob", "phone")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == ["waiting"], again.c.describe()
+        again.close()
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_kept_session_of_a_deleted_account_ends(server):
+    bob = Sm.bound(server, "bob", "phone")
+    try:
+        bob.enable()
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        r = server.cli("deluser", server.jid("bob"))
+        assert r.returncode == 0, r.stderr
+        wait_log(server, "sm: bob@localhost/phone lost its account")
+        assert server.alive
+    finally:
+        bob.close()
+
+
+def test_detached_sessions_per_account_are_capped(server):
+    server.stop()
+    server.write_config({"sm_max_detached_per_account": 1})
+    server.start()
+    one = Sm.bound(server, "bob", "one")
+    two = Sm.bound(server, "bob", "two")
+    try:
+        id_one = one.enable().get("id")
+        id_two = two.enable().get("id")
+        one.cut()
+        lost(server, "bob@localhost/one")
+        two.cut()
+        wait_log(server, "sm: bob@localhost/two lost its connection; too many sessions wait")
+        for previd, ok in ((id_two, False), (id_one, True)):
+            new = Sm.authenticated(server, "bob")
+            new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
+            got = new.sm_reply()
+            assert local(got.tag) == ("resumed" if ok else "failed"), new.c.describe()
+            new.close()
+    finally:
+        one.close()
+        two.close()
