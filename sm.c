@@ -430,12 +430,20 @@ static void enable(struct conn *c, struct session *s, const struct xml_node *el)
     send_nonza(c, xml);
 }
 
-static void drop_acked(struct sm_state *st, int64_t n, uint32_t h)
+/* The client handled h of our stanzas (<a/>, <resume/>): they leave the
+ * queue. -1 when h is more than we sent: the stream has ended (§4). */
+static int apply_ack(struct conn *c, struct sm_state *st, uint32_t h)
 {
+    int64_t n = sm_newly_acked(st->acked, st->sent, h);
+    if (n < 0) {
+        too_high(c, st, h);
+        return -1;
+    }
     for (int64_t i = 0; i < n; i++) {
         free(q_pop(st));
     }
     st->acked = h;
+    return 0;
 }
 
 static void ack(struct conn *c, struct sm_state *st, const struct xml_node *el)
@@ -445,13 +453,9 @@ static void ack(struct conn *c, struct sm_state *st, const struct xml_node *el)
         c2s_stream_error(c, "invalid-xml", "<a/> without a valid 'h'");
         return;
     }
-    int64_t n = sm_newly_acked(st->acked, st->sent, h);
-    if (n < 0) {
-        too_high(c, st, h);
-        return;
+    if (apply_ack(c, st, h) == 0) {
+        st->r_pending = 0;
     }
-    drop_acked(st, n, h);
-    st->r_pending = 0;
 }
 
 static void answer_r(struct conn *c, const struct sm_state *st)
@@ -526,12 +530,9 @@ static void resume(struct conn *c, struct session *s, const struct xml_node *el)
                     "sm: %s tried to resume an unknown or expired session", conn_label(c));
         return;
     }
-    int64_t n = sm_newly_acked(st->acked, st->sent, h);
-    if (n < 0) {
-        too_high(c, st, h);
+    if (apply_ack(c, st, h) < 0) {
         return;
     }
-    drop_acked(st, n, h);
     if (st->lost_at) {
         n_detached--;
         detached_bytes -= st->qbytes;
@@ -619,17 +620,35 @@ static int sm_tick(struct session *unused, struct xml_node *unused2, const char 
     return 0;
 }
 
+/* Ends the sessions kept without a link for which pick is true. */
+static void end_lost_where(int (*pick)(const struct sm_state *), const char *why)
+{
+    struct sm_state *next;
+    for (struct sm_state *st = states; st; st = next) {
+        next = st->next; /* ending st frees only st */
+        if (st->lost_at && pick(st)) {
+            end_lost(st, why);
+        }
+    }
+}
+
+static int is_ending(const struct sm_state *st)
+{
+    return st->ending;
+}
+
+static int is_lost(const struct sm_state *st)
+{
+    return st->lost_at != 0;
+}
+
 static int sm_turn_end(struct session *unused, struct xml_node *unused2, const char *unused3)
 {
     (void)unused;
     (void)unused2;
     (void)unused3;
-    struct sm_state *next;
-    for (struct sm_state *st = states; n_ending > 0 && st; st = next) {
-        next = st->next;
-        if (st->ending) {
-            end_lost(st, "held too much");
-        }
+    if (n_ending > 0) {
+        end_lost_where(is_ending, "held too much");
     }
     return 0;
 }
@@ -639,13 +658,7 @@ static int sm_shutdown(struct session *unused, struct xml_node *unused2, const c
     (void)unused;
     (void)unused2;
     (void)unused3;
-    struct sm_state *next;
-    for (struct sm_state *st = states; st; st = next) {
-        next = st->next;
-        if (st->lost_at) {
-            end_lost(st, "is not resumable across a restart");
-        }
-    }
+    end_lost_where(is_lost, "is not resumable across a restart");
     /* im_shutdown wrote what was deferred before this hook: again, for what
      * these sessions' ends stored. */
     offline_sync();

@@ -12,6 +12,7 @@ import struct
 import time
 
 from disco_helpers import raw_login
+from limits_helpers import reconfigure
 from xmpp_helpers import (NS_BIND, NS_STREAM, Clients, RawConn, local, ns_of, patience, run)
 
 NS_SM = "urn:xmpp:sm:3"
@@ -45,6 +46,13 @@ class Sm:
         c.restart_stream()
         features = c.open_stream(to=server.domain)
         return cls(c, features)
+
+    @classmethod
+    def resume(cls, server, user, previd, h=0):
+        """A new stream of user that sends <resume/>: (Sm, the sm answer)."""
+        new = cls.authenticated(server, user)
+        new.send("<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, previd, h))
+        return new, new.sm_reply()
 
     def send(self, xml):
         assert self.c.send(xml), "peer closed: " + self.c.describe()
@@ -215,9 +223,7 @@ def test_resume_after_cut_delivers_exactly_once(server):
         alice.send(message("bob@localhost/phone", "full"))
         alice.ping("a1")
 
-        new = Sm.authenticated(server, "bob")
-        new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
-        got = new.sm_reply()
+        new, got = Sm.resume(server, "bob", previd)
         assert local(got.tag) == "resumed", new.c.describe()
         assert got.get("previd") == previd and got.get("h") == "1", new.c.describe()
         new.ping("n1")
@@ -249,9 +255,8 @@ def test_resume_takes_over_a_live_stream(server):
     bob = Sm.bound(server, "bob", "phone")
     try:
         previd = bob.enable().get("id")
-        new = Sm.authenticated(server, "bob")
-        new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
-        assert local(new.sm_reply().tag) == "resumed", new.c.describe()
+        new, got = Sm.resume(server, "bob", previd)
+        assert local(got.tag) == "resumed", new.c.describe()
         # The old stream, which did not notice anything, is closed.
         assert bob.c.read_until(lambda r: r.stream_error is not None, patience(10))
         assert bob.c.reader.stream_error == "conflict"
@@ -269,27 +274,22 @@ def test_resume_of_another_account_fails_like_an_unknown_id(server):
         lost(server, "bob@localhost/phone")
         answers = []
         for pid in (previd, "0" * 32, "nonsense"):
-            mallory = Sm.authenticated(server, "alice")
-            mallory.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, pid))
-            got = mallory.sm_reply()
+            mallory, got = Sm.resume(server, "alice", pid)
             assert local(got.tag) == "failed", mallory.c.describe()
             assert got.find("{%s}item-not-found" % NS_STANZAS) is not None
             answers.append(mallory.c.data.split(b"<failed", 1)[1])
             mallory.close()
         assert answers[0] == answers[1] == answers[2], answers
         # bob's session is untouched by the attempts.
-        new = Sm.authenticated(server, "bob")
-        new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
-        assert local(new.sm_reply().tag) == "resumed", new.c.describe()
+        new, got = Sm.resume(server, "bob", previd)
+        assert local(got.tag) == "resumed", new.c.describe()
         new.close()
     finally:
         bob.close()
 
 
 def test_expired_resumption_goes_to_offline_storage(server):
-    server.stop()
-    server.write_config({"sm_resume_timeout": 2})
-    server.start()
+    reconfigure(server, sm_resume_timeout=2)
     bob = Sm.bound(server, "bob", "phone")
     alice = Sm.bound(server, "alice", "pc")
     try:
@@ -311,9 +311,7 @@ def test_expired_resumption_goes_to_offline_storage(server):
         assert q1.get("type") == "error" and \
             q1.find(".//{%s}service-unavailable" % NS_STANZAS) is not None, alice.c.describe()
 
-        new = Sm.authenticated(server, "bob")
-        new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
-        got = new.sm_reply()
+        new, got = Sm.resume(server, "bob", previd)
         assert local(got.tag) == "failed", new.c.describe()
         assert got.find("{%s}item-not-found" % NS_STANZAS) is not None
         assert got.get("h") == "1", new.c.describe()  # the ping after <enable/>
@@ -337,9 +335,7 @@ def test_expired_resumption_goes_to_offline_storage(server):
 
 
 def test_unacked_overflow_is_policy_violation(server):
-    server.stop()
-    server.write_config({"sm_max_unacked": 5, "sm_request_ack": 5})
-    server.start()
+    reconfigure(server, sm_max_unacked=5, sm_request_ack=5)
     bob = Sm.bound(server, "bob", "phone")
     alice = Sm.bound(server, "alice", "pc")
     try:
@@ -431,9 +427,7 @@ def test_kept_session_of_a_deleted_account_ends(server):
 
 
 def test_detached_sessions_per_account_are_capped(server):
-    server.stop()
-    server.write_config({"sm_max_detached_per_account": 1})
-    server.start()
+    reconfigure(server, sm_max_detached_per_account=1)
     one = Sm.bound(server, "bob", "one")
     two = Sm.bound(server, "bob", "two")
     try:
@@ -444,9 +438,7 @@ def test_detached_sessions_per_account_are_capped(server):
         two.cut()
         wait_log(server, "sm: bob@localhost/two lost its connection; too many sessions wait")
         for previd, ok in ((id_two, False), (id_one, True)):
-            new = Sm.authenticated(server, "bob")
-            new.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, previd))
-            got = new.sm_reply()
+            new, got = Sm.resume(server, "bob", previd)
             assert local(got.tag) == ("resumed" if ok else "failed"), new.c.describe()
             new.close()
     finally:
