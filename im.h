@@ -63,6 +63,14 @@ void offline_deliver(struct session *s);
 /* s's output queue was written out: the batch offline_deliver queued is
  * delivered, so it leaves the log (and the next batch, if any, goes out). */
 void offline_written(struct session *s);
+/* XEP-0198 (sm.c): the batch in flight to s is kept elsewhere (copies went
+ * back to the log with offline_store_at): it leaves the log, and no next
+ * batch is sent. */
+void offline_batch_moved(struct session *s);
+/* XEP-0198: the batch in flight to s may never have reached the client (its
+ * link died) and nothing else keeps it: it stays in the log, to be delivered
+ * again (offline_deliver). */
+void offline_batch_lost(struct session *s);
 /* Make the messages offline_store appended durable (one fsync per log);
  * those whose log cannot be synced are bounced to their senders. */
 void offline_sync(void);

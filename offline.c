@@ -336,12 +336,13 @@ void offline_deliver(struct session *s)
     log_debug("offline: queued %d messages to %s", d.index, s->jid);
 }
 
-void offline_written(struct session *s)
+/* The batch in flight to s leaves the log. 0 when it did. */
+static int drop_batch(struct session *s)
 {
     char bare[JID_MAX + 1];
     int n = s->offline_inflight;
     if (!n || s->bare_len >= sizeof(bare)) {
-        return;
+        return -1;
     }
     s->offline_inflight = 0;
     session_bare(s, bare);
@@ -349,8 +350,27 @@ void offline_written(struct session *s)
     if (rc < 0) {
         log_warn("offline: cannot remove %d delivered messages for %s (%d): they will come again",
                  n, bare, rc);
-        return;
+        return -1;
     }
     log_debug("offline: delivered %d messages to %s", n, s->jid);
-    offline_deliver(s); /* the next batch, if the log holds more */
+    return 0;
+}
+
+void offline_written(struct session *s)
+{
+    if (drop_batch(s) == 0) {
+        offline_deliver(s); /* the next batch, if the log holds more */
+    }
+}
+
+/* ---- XEP-0198 stream management (sm.c) ---- */
+
+void offline_batch_moved(struct session *s)
+{
+    drop_batch(s);
+}
+
+void offline_batch_lost(struct session *s)
+{
+    s->offline_inflight = 0;
 }

@@ -55,6 +55,8 @@ struct sm_state {
     int r_pending;                /* an <r/> is out and no <a/> came since */
     time_t lost_at;               /* when the link died; 0 while it is up */
     int ending;                   /* lost and over a limit: ends at the turn's end */
+    int uncovered;                /* an offline batch was in flight at <enable/>: */
+    uint32_t uncovered_crc;       /* that one (offline_crc) is not in the queue */
     int flushing;                 /* its queue is being emptied: it takes nothing more */
 };
 
@@ -263,16 +265,17 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
     xml_free(st);
 }
 
+/* The offline batch in flight to st's session went out before <enable/>:
+ * our queue has no copy of it. */
+static int batch_uncovered(const struct sm_state *st)
+{
+    return st->uncovered && st->sess->offline_inflight && st->sess->offline_crc == st->uncovered_crc;
+}
+
 static void flush_queue(struct sm_state *st)
 {
     struct session *s = st->sess;
     st->flushing = 1;
-    if (st->qlen && s->offline_inflight) {
-        /* The offline batch queued to this session was never written out:
-         * its records are still in the log and their copies in our queue,
-         * which goes back to the log below. */
-        offline_written(s);
-    }
     if (st->qlen) {
         log_info("sm: %s ends with %zu unacknowledged stanzas: messages go to offline storage",
                  s->jid, st->qlen);
@@ -281,6 +284,13 @@ static void flush_queue(struct sm_state *st)
     while ((it = q_pop(st)) != NULL) {
         requeue(s, it->xml, it->len, it->stamp);
         free(it);
+    }
+    if (s->offline_inflight && !batch_uncovered(st)) {
+        /* An offline batch queued to this session and never written out:
+         * its records are still in the log, and what of it the client did
+         * not acknowledge was just appended again. Appended first, dropped
+         * second: a crash in between repeats messages, never loses one. */
+        offline_batch_moved(s);
     }
 }
 
@@ -398,6 +408,8 @@ static void enable(struct conn *c, struct session *s, const struct xml_node *el)
         return;
     }
     st->sess = s;
+    st->uncovered = s->offline_inflight != 0;
+    st->uncovered_crc = s->offline_crc;
     char xml[200];
     if ((attr_is(el, "resume", "true") || attr_is(el, "resume", "1")) &&
         g_config->sm_resume_timeout > 0) {
@@ -553,7 +565,12 @@ static void resume(struct conn *c, struct session *s, const struct xml_node *el)
     if (st->qlen) {
         send_r(st);
     }
-    if (st->sess->offline_inflight) {
+    if (batch_uncovered(st)) {
+        /* Sent before <enable/>, so not replayed: it stays in the log and
+         * goes out again now, this time counted. */
+        offline_batch_lost(st->sess);
+        offline_deliver(st->sess);
+    } else if (st->sess->offline_inflight) {
         conn_notify_drained(c); /* that batch leaves the log once written out */
     }
 }

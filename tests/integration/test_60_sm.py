@@ -444,3 +444,104 @@ def test_detached_sessions_per_account_are_capped(server):
     finally:
         one.close()
         two.close()
+
+
+def offline_then_cut(server, alice, bodies):
+    """Store bodies for bob while he is away, log him in with stream
+    management enabled before his initial presence (so the offline batch is
+    counted), read them, then cut his link without acknowledging."""
+    for b in bodies:
+        alice.send(message("bob@localhost", b))
+    alice.ping("a-off")
+    bob = Sm.bound(server, "bob", "phone")
+    previd = bob.enable().get("id")
+    bob.send("<presence/>")
+    bob.ping("b-off")
+    assert bob.bodies() == bodies, bob.c.describe()
+    bob.cut()
+    lost(server, "bob@localhost/phone")
+    return bob, previd
+
+
+def test_offline_batch_resumed_once_and_not_kept(server):
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob, previd = offline_then_cut(server, alice, ["o1", "o2", "o3"])
+        new, got = Sm.resume(server, "bob", previd)
+        assert local(got.tag) == "resumed", new.c.describe()
+        new.ping("n1")
+        assert new.bodies() == ["o1", "o2", "o3"], new.c.describe()
+        # Acknowledge all and leave cleanly: nothing stays for later.
+        new.send("<a xmlns='%s' h='%d'/>" % (NS_SM, len(new.stanzas())))
+        new.send("</stream:stream>")
+        assert new.c.wait_closed(patience(10))
+        again = Sm.bound(server, "bob", "laptop")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == [], again.c.describe()
+        again.close()
+        bob.close()
+    finally:
+        alice.close()
+
+
+def test_offline_batch_of_an_expired_session_is_stored_once(server):
+    reconfigure(server, sm_resume_timeout=2)
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob, _ = offline_then_cut(server, alice, ["o1", "o2"])
+        wait_log(server, "sm: bob@localhost/phone was not resumed in time")
+        again = Sm.bound(server, "bob", "laptop")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == ["o1", "o2"], again.c.describe()
+        again.close()
+        bob.close()
+    finally:
+        alice.close()
+
+
+def test_offline_batch_unacked_at_a_clean_close_is_stored_once(server):
+    """The stream closes (cleanly, in the same read as the initial presence)
+    before the offline batch it got is acknowledged: the unacknowledged
+    messages go back to offline storage once, not once per copy."""
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        for b in ("o1", "o2"):
+            alice.send(message("bob@localhost", b))
+        alice.ping("a-off")
+        bob = Sm.bound(server, "bob", "phone")
+        bob.enable()
+        bob.send("<presence/></stream:stream>")
+        assert bob.c.wait_closed(patience(10)), bob.c.describe()
+        bob.close()
+        again = Sm.bound(server, "bob", "laptop")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == ["o1", "o2"], again.c.describe()
+        again.close()
+    finally:
+        alice.close()
+
+
+def test_offline_batch_sent_before_enable_stays_in_storage(server):
+    """An offline batch that went out before <enable/> is in no queue: when
+    the stream ends before it was written out, it stays in storage (it is
+    not counted as delivered with the stanzas that were queued)."""
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        for b in ("o1", "o2"):
+            alice.send(message("bob@localhost", b))
+        alice.ping("a-off")
+        bob = Sm.bound(server, "bob", "phone")
+        bob.send("<presence/><enable xmlns='%s'/><iq type='get' id='p' to='localhost'>"
+                 "<ping xmlns='urn:xmpp:ping'/></iq></stream:stream>" % NS_SM)
+        assert bob.c.wait_closed(patience(10)), bob.c.describe()
+        bob.close()
+        again = Sm.bound(server, "bob", "laptop")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == ["o1", "o2"], again.c.describe()
+        again.close()
+    finally:
+        alice.close()
