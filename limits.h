@@ -75,7 +75,9 @@
                                          waits for a <resume/>; 0 offers no resumption */
 #define LIMIT_SM_MAX_UNACKED 500      /* sm_max_unacked: stanzas sent and not acknowledged,
                                          per session (policy-violation past it) ... */
-#define LIMIT_SM_MAX_UNACKED_BYTES (1024 * 1024) /* sm_max_unacked_bytes: ... and their bytes */
+/* sm_max_unacked_bytes: ... and their bytes; under outq_hard, which the replay after a
+ * resumption must fit in, with room for what follows it. */
+#define LIMIT_SM_MAX_UNACKED_BYTES (512 * 1024)
 #define LIMIT_SM_REQUEST_ACK 5        /* sm_request_ack: ask for an <a/> once this many are
                                          unacknowledged */
 #define LIMIT_SM_MAX_DETACHED 1000    /* sm_max_detached: sessions kept without a link at once */

@@ -545,3 +545,88 @@ def test_offline_batch_sent_before_enable_stays_in_storage(server):
         again.close()
     finally:
         alice.close()
+
+
+def test_unacked_bytes_limit_is_policy_violation(server):
+    reconfigure(server, sm_max_unacked_bytes=4096)
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    big = ["%d%s" % (i, "x" * 1500) for i in range(5)]
+    try:
+        bob.send("<presence/>")
+        bob.ping("b-1")
+        bob.enable(resume=False)
+        for b in big:
+            alice.send(message("bob@localhost/phone", b))
+        alice.ping("a0")
+        assert bob.c.read_until(lambda r: r.stream_error is not None, patience(10)), \
+            bob.c.describe()
+        assert bob.c.reader.stream_error == "policy-violation", bob.c.describe()
+        again = Sm.bound(server, "bob", "phone")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == big, again.c.describe()
+        again.close()
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_detached_bytes_cap_ends_the_session_into_offline_storage(server):
+    reconfigure(server, sm_detached_bytes=4096)
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    big = ["%d%s" % (i, "x" * 1500) for i in range(5)]
+    try:
+        bob.send("<presence/>")
+        bob.ping("b-1")
+        previd = bob.enable().get("id")
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        for b in big:
+            alice.send(message("bob@localhost", b))
+        alice.ping("a0")
+        wait_log(server, "sm: bob@localhost/phone held too much")
+        new, got = Sm.resume(server, "bob", previd)
+        assert local(got.tag) == "failed", new.c.describe()
+        new.close()
+        again = Sm.bound(server, "bob", "phone")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == big, again.c.describe()
+        again.close()
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_no_detached_sessions_when_the_cap_is_zero(server):
+    reconfigure(server, sm_max_detached=0)
+    bob = Sm.bound(server, "bob", "phone")
+    try:
+        previd = bob.enable().get("id")
+        bob.cut()
+        wait_log(server, "sm: bob@localhost/phone lost its connection; too many sessions wait")
+        new, got = Sm.resume(server, "bob", previd)
+        assert local(got.tag) == "failed", new.c.describe()
+        new.close()
+    finally:
+        bob.close()
+
+
+def test_server_asks_for_an_ack_from_a_silent_client(server):
+    """Unacknowledged stanzas and a client that says nothing: the server asks
+    for an ack before it would think the link dead (ping_interval)."""
+    reconfigure(server, ping_interval=10)
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.enable()
+        alice.send(message("bob@localhost/phone", "one"))
+        alice.ping("a0")
+        r = bob.next("r", timeout=30)  # fewer than sm_request_ack: only the silence asks
+        assert r is not None
+        assert bob.bodies() == ["one"]
+    finally:
+        bob.close()
+        alice.close()
