@@ -630,3 +630,26 @@ def test_server_asks_for_an_ack_from_a_silent_client(server):
     finally:
         bob.close()
         alice.close()
+
+
+def test_clean_stop_stores_what_waited_for_a_resumption(server):
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.send("<presence/>")
+        bob.ping("b-1")
+        bob.enable()
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        alice.send(message("bob@localhost", "kept"))
+        alice.ping("a0")
+        alice.close()
+        server.restart()  # SIGTERM: the waiting session ends, its messages are stored
+        again = Sm.bound(server, "bob", "phone")
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == ["kept"], again.c.describe()
+        again.close()
+    finally:
+        bob.close()
+        alice.close()
