@@ -896,9 +896,6 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
 
 /* ---- binding ---- */
 
-/* One iq answer on the connection itself (before binding the router cannot
- * send for us): type, the request's id escaped, and an optional pre-escaped
- * payload; NULL payload gives an empty element. */
 /* A stanza c2s writes to a bound client itself passes the services that
  * track output, as the router's do (XEP-0198 counts it). */
 static void send_stanza(struct c2s *s, const struct buf *b)
@@ -909,6 +906,9 @@ static void send_stanza(struct c2s *s, const struct buf *b)
     conn_send(s->conn, buf_ptr(b), buf_len(b));
 }
 
+/* One iq answer on the connection itself (before binding the router cannot
+ * send for us): type, the request's id escaped, and an optional pre-escaped
+ * payload; NULL payload gives an empty element. */
 static void iq_reply_id(struct c2s *s, const char *id, const char *type, const char *payload)
 {
     struct buf b;

@@ -33,13 +33,13 @@
 #include "xml.h"
 
 #define NS_SM "urn:xmpp:sm:3"
-#define SM_ID_LEN 32          /* hex digits of a resumption id: 128 random bits */
-#define SM_EXPIRED_KEEP 64    /* expired ids remembered for <failed h=.../> (§5) */
+#define SM_ID_LEN 32       /* hex digits of a resumption id: 128 random bits */
+#define SM_EXPIRED_KEEP 64 /* expired ids remembered for <failed h=.../> (§5) */
 
 struct sm_item {
     time_t stamp; /* wall clock when queued: its XEP-0203 stamp if stored offline */
     size_t len;
-    char xml[];   /* as serialised for the stream by the router or c2s */
+    char xml[]; /* as serialised for the stream by the router or c2s */
 };
 
 struct sm_state {
@@ -52,12 +52,12 @@ struct sm_state {
     struct sm_item **q;           /* ring of the sent - acked unacknowledged items */
     size_t qhead, qlen, qcap;
     size_t qbytes;
-    int r_pending;                /* an <r/> is out and no <a/> came since */
-    time_t lost_at;               /* when the link died; 0 while it is up */
-    int ending;                   /* lost and over a limit: ends at the turn's end */
-    int uncovered;                /* an offline batch was in flight at <enable/>: */
-    uint32_t uncovered_crc;       /* that one (offline_crc) is not in the queue */
-    int flushing;                 /* its queue is being emptied: it takes nothing more */
+    int r_pending;          /* an <r/> is out and no <a/> came since */
+    time_t lost_at;         /* when the link died; 0 while it is up */
+    int ending;             /* lost and over a limit: ends at the turn's end */
+    int uncovered;          /* an offline batch was in flight at <enable/>: */
+    uint32_t uncovered_crc; /* that one (offline_crc) is not in the queue */
+    int flushing;           /* its queue is being emptied: it takes nothing more */
 };
 
 static int slot = -1;
@@ -254,8 +254,8 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
     if (!st) {
         return;
     }
-    if (message && (!xml_attr(st, "type") || attr_is(st, "type", "chat") ||
-                    attr_is(st, "type", "normal"))) {
+    if (message &&
+        (!xml_attr(st, "type") || attr_is(st, "type", "chat") || attr_is(st, "type", "normal"))) {
         if (offline_store_at(bare, st, stamp) < 0) {
             router_bounce_sender(st, "cancel", "service-unavailable");
         }
@@ -269,7 +269,8 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
  * our queue has no copy of it. */
 static int batch_uncovered(const struct sm_state *st)
 {
-    return st->uncovered && st->sess->offline_inflight && st->sess->offline_crc == st->uncovered_crc;
+    return st->uncovered && st->sess->offline_inflight &&
+           st->sess->offline_crc == st->uncovered_crc;
 }
 
 static void flush_queue(struct sm_state *st)
@@ -381,16 +382,15 @@ static int sm_session_lost(struct session *s, struct xml_node *unused, const cha
         detached_of(s) >= g_config->sm_max_detached_per_account ||
         detached_bytes + st->qbytes > (size_t)g_config->sm_detached_bytes) {
         log_limited("sm detached cap", s->jid, L_NOTICE,
-                    "sm: %s lost its connection; too many sessions wait already: it ends",
-                    s->jid);
+                    "sm: %s lost its connection; too many sessions wait already: it ends", s->jid);
         return 0;
     }
     st->lost_at = g_now;
     st->r_pending = 0;
     n_detached++;
     detached_bytes += st->qbytes;
-    log_info("sm: %s lost its connection; kept %d s for a resumption (%zu unacknowledged)",
-             s->jid, st->timeout, st->qlen);
+    log_info("sm: %s lost its connection; kept %d s for a resumption (%zu unacknowledged)", s->jid,
+             st->timeout, st->qlen);
     return 1;
 }
 
@@ -552,8 +552,8 @@ static void resume(struct conn *c, struct session *s, const struct xml_node *el)
     }
     c2s_resume(c, st->sess);
     char xml[120];
-    snprintf(xml, sizeof(xml), "<resumed xmlns='" NS_SM "' h='%u' previd='%s'/>",
-             (unsigned)st->in, st->id);
+    snprintf(xml, sizeof(xml), "<resumed xmlns='" NS_SM "' h='%u' previd='%s'/>", (unsigned)st->in,
+             st->id);
     send_nonza(c, xml);
     /* §5: what the client has not acknowledged, again, in order; these keep
      * their numbers (the count goes on from st->sent). */
