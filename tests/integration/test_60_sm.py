@@ -83,6 +83,23 @@ class Sm:
                 return x
         raise AssertionError("no sm answer; " + self.c.describe())
 
+    def available(self):
+        """Initial presence, taken into account before what follows."""
+        self.send("<presence/>")
+        self.ping("avail")
+
+    def stream_error(self, timeout=10.0):
+        """The condition of the stream error the server ends the stream with."""
+        assert self.c.read_until(lambda r: r.stream_error is not None, patience(timeout)), \
+            self.c.describe()
+        return self.c.reader.stream_error
+
+    def send_messages(self, to, bodies):
+        """Chat messages to `to`, then a round trip: the server has routed them."""
+        for b in bodies:
+            self.send(message(to, b))
+        self.ping("sent")
+
     def enable(self, resume=True, max_=None):
         self.send("<enable xmlns='%s'%s%s/>" % (NS_SM, " resume='true'" if resume else "",
                                                  " max='%d'" % max_ if max_ else ""))
@@ -137,9 +154,24 @@ def wait_log(server, text, timeout=15.0):
     raise AssertionError("the server never logged %r; log tail: %s"
                          % (text, server.log_text()[-3000:]))
 
+# Five messages of about 1.5 KB: past a 4096-byte limit at the third.
+BIG = ["%d%s" % (i, "x" * 1500) for i in range(5)]
+
 
 def message(to, body, mtype="chat"):
     return "<message to='%s' type='%s'><body>%s</body></message>" % (to, mtype, body)
+
+
+def assert_next_login(server, bodies, resource="phone"):
+    """bob logs in again with initial presence and gets exactly these
+    messages (from offline storage), in this order."""
+    again = Sm.bound(server, "bob", resource)
+    try:
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == bodies, again.c.describe()
+    finally:
+        again.close()
 
 
 def lost(server, jid):
@@ -293,8 +325,7 @@ def test_expired_resumption_goes_to_offline_storage(server):
     bob = Sm.bound(server, "bob", "phone")
     alice = Sm.bound(server, "alice", "pc")
     try:
-        bob.send("<presence/>")
-        bob.ping("b-1")
+        bob.available()
         previd = bob.enable().get("id")
         bob.ping("b0")
         bob.cut()
@@ -344,16 +375,10 @@ def test_unacked_overflow_is_policy_violation(server):
         for i in range(7):
             alice.send(message("bob@localhost/phone", "m%d" % i))
         alice.ping("a0")
-        assert bob.c.read_until(lambda r: r.stream_error is not None, patience(10)), \
-            bob.c.describe()
-        assert bob.c.reader.stream_error == "policy-violation", bob.c.describe()
+        assert bob.stream_error() == "policy-violation", bob.c.describe()
         bob.close()
         # Nothing is lost: what was not acknowledged comes from offline storage.
-        again = Sm.bound(server, "bob", "phone")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == ["m%d" % i for i in range(7)], again.c.describe()
-        again.close()
+        assert_next_login(server, ["m%d" % i for i in range(7)], "phone")
     finally:
         bob.close()
         alice.close()
@@ -395,18 +420,13 @@ def test_fresh_bind_replaces_a_kept_session(server):
     bob = Sm.bound(server, "bob", "phone")
     alice = Sm.bound(server, "alice", "pc")
     try:
-        bob.send("<presence/>")
-        bob.ping("b-1")
+        bob.available()
         bob.enable()
         bob.cut()
         lost(server, "bob@localhost/phone")
         alice.send(message("bob@localhost/phone", "waiting"))
         alice.ping("a0")
-        again = Sm.bound(server, "bob", "phone")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == ["waiting"], again.c.describe()
-        again.close()
+        assert_next_login(server, ["waiting"], "phone")
     finally:
         bob.close()
         alice.close()
@@ -450,9 +470,7 @@ def offline_then_cut(server, alice, bodies):
     """Store bodies for bob while he is away, log him in with stream
     management enabled before his initial presence (so the offline batch is
     counted), read them, then cut his link without acknowledging."""
-    for b in bodies:
-        alice.send(message("bob@localhost", b))
-    alice.ping("a-off")
+    alice.send_messages("bob@localhost", bodies)
     bob = Sm.bound(server, "bob", "phone")
     previd = bob.enable().get("id")
     bob.send("<presence/>")
@@ -475,11 +493,7 @@ def test_offline_batch_resumed_once_and_not_kept(server):
         new.send("<a xmlns='%s' h='%d'/>" % (NS_SM, len(new.stanzas())))
         new.send("</stream:stream>")
         assert new.c.wait_closed(patience(10))
-        again = Sm.bound(server, "bob", "laptop")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == [], again.c.describe()
-        again.close()
+        assert_next_login(server, [], "laptop")
         bob.close()
     finally:
         alice.close()
@@ -491,11 +505,7 @@ def test_offline_batch_of_an_expired_session_is_stored_once(server):
     try:
         bob, _ = offline_then_cut(server, alice, ["o1", "o2"])
         wait_log(server, "sm: bob@localhost/phone was not resumed in time")
-        again = Sm.bound(server, "bob", "laptop")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == ["o1", "o2"], again.c.describe()
-        again.close()
+        assert_next_login(server, ["o1", "o2"], "laptop")
         bob.close()
     finally:
         alice.close()
@@ -507,19 +517,13 @@ def test_offline_batch_unacked_at_a_clean_close_is_stored_once(server):
     messages go back to offline storage once, not once per copy."""
     alice = Sm.bound(server, "alice", "pc")
     try:
-        for b in ("o1", "o2"):
-            alice.send(message("bob@localhost", b))
-        alice.ping("a-off")
+        alice.send_messages("bob@localhost", ("o1", "o2"))
         bob = Sm.bound(server, "bob", "phone")
         bob.enable()
         bob.send("<presence/></stream:stream>")
         assert bob.c.wait_closed(patience(10)), bob.c.describe()
         bob.close()
-        again = Sm.bound(server, "bob", "laptop")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == ["o1", "o2"], again.c.describe()
-        again.close()
+        assert_next_login(server, ["o1", "o2"], "laptop")
     finally:
         alice.close()
 
@@ -530,19 +534,13 @@ def test_offline_batch_sent_before_enable_stays_in_storage(server):
     not counted as delivered with the stanzas that were queued)."""
     alice = Sm.bound(server, "alice", "pc")
     try:
-        for b in ("o1", "o2"):
-            alice.send(message("bob@localhost", b))
-        alice.ping("a-off")
+        alice.send_messages("bob@localhost", ("o1", "o2"))
         bob = Sm.bound(server, "bob", "phone")
         bob.send("<presence/><enable xmlns='%s'/><iq type='get' id='p' to='localhost'>"
                  "<ping xmlns='urn:xmpp:ping'/></iq></stream:stream>" % NS_SM)
         assert bob.c.wait_closed(patience(10)), bob.c.describe()
         bob.close()
-        again = Sm.bound(server, "bob", "laptop")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == ["o1", "o2"], again.c.describe()
-        again.close()
+        assert_next_login(server, ["o1", "o2"], "laptop")
     finally:
         alice.close()
 
@@ -551,22 +549,12 @@ def test_unacked_bytes_limit_is_policy_violation(server):
     reconfigure(server, sm_max_unacked_bytes=4096)
     bob = Sm.bound(server, "bob", "phone")
     alice = Sm.bound(server, "alice", "pc")
-    big = ["%d%s" % (i, "x" * 1500) for i in range(5)]
     try:
-        bob.send("<presence/>")
-        bob.ping("b-1")
+        bob.available()
         bob.enable(resume=False)
-        for b in big:
-            alice.send(message("bob@localhost/phone", b))
-        alice.ping("a0")
-        assert bob.c.read_until(lambda r: r.stream_error is not None, patience(10)), \
-            bob.c.describe()
-        assert bob.c.reader.stream_error == "policy-violation", bob.c.describe()
-        again = Sm.bound(server, "bob", "phone")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == big, again.c.describe()
-        again.close()
+        alice.send_messages("bob@localhost/phone", BIG)
+        assert bob.stream_error() == "policy-violation", bob.c.describe()
+        assert_next_login(server, BIG, "phone")
     finally:
         bob.close()
         alice.close()
@@ -576,25 +564,17 @@ def test_detached_bytes_cap_ends_the_session_into_offline_storage(server):
     reconfigure(server, sm_detached_bytes=4096)
     bob = Sm.bound(server, "bob", "phone")
     alice = Sm.bound(server, "alice", "pc")
-    big = ["%d%s" % (i, "x" * 1500) for i in range(5)]
     try:
-        bob.send("<presence/>")
-        bob.ping("b-1")
+        bob.available()
         previd = bob.enable().get("id")
         bob.cut()
         lost(server, "bob@localhost/phone")
-        for b in big:
-            alice.send(message("bob@localhost", b))
-        alice.ping("a0")
+        alice.send_messages("bob@localhost", BIG)
         wait_log(server, "sm: bob@localhost/phone held too much")
         new, got = Sm.resume(server, "bob", previd)
         assert local(got.tag) == "failed", new.c.describe()
         new.close()
-        again = Sm.bound(server, "bob", "phone")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == big, again.c.describe()
-        again.close()
+        assert_next_login(server, BIG, "phone")
     finally:
         bob.close()
         alice.close()
@@ -636,8 +616,7 @@ def test_clean_stop_stores_what_waited_for_a_resumption(server):
     bob = Sm.bound(server, "bob", "phone")
     alice = Sm.bound(server, "alice", "pc")
     try:
-        bob.send("<presence/>")
-        bob.ping("b-1")
+        bob.available()
         bob.enable()
         bob.cut()
         lost(server, "bob@localhost/phone")
@@ -645,11 +624,7 @@ def test_clean_stop_stores_what_waited_for_a_resumption(server):
         alice.ping("a0")
         alice.close()
         server.restart()  # SIGTERM: the waiting session ends, its messages are stored
-        again = Sm.bound(server, "bob", "phone")
-        again.send("<presence/>")
-        again.ping("g1")
-        assert again.bodies() == ["kept"], again.c.describe()
-        again.close()
+        assert_next_login(server, ["kept"], "phone")
     finally:
         bob.close()
         alice.close()
