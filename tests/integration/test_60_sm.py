@@ -628,3 +628,43 @@ def test_clean_stop_stores_what_waited_for_a_resumption(server):
     finally:
         bob.close()
         alice.close()
+
+
+def test_slixmpp_resumes_after_its_link_is_cut(server):
+    """slixmpp's own xep_0198 plugin: it enables resumption, its TCP link is
+    aborted, a message arrives meanwhile, slixmpp reconnects and resumes, and
+    gets the message exactly once."""
+    async def wait_lost():
+        deadline = asyncio.get_running_loop().time() + patience(15)
+        while "sm: bob@localhost/phone lost its connection" not in server.log_text():
+            assert asyncio.get_running_loop().time() < deadline, server.log_text()[-3000:]
+            await asyncio.sleep(0.1)
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = cl.new("bob", resource="phone")
+            bob.xmpp.register_plugin("xep_0198")
+            await bob.login()
+            sm = bob.xmpp["xep_0198"]
+            await bob.ping_server()
+            assert sm.sm_id, "no resumption id"
+            loop = asyncio.get_running_loop()
+            resumed = loop.create_future()
+            bob.xmpp.add_event_handler(
+                "session_resumed", lambda _: resumed.done() or resumed.set_result(True))
+            alice = await cl.login("alice")
+
+            bob.xmpp.transport.abort()  # the link dies: no </stream:stream>
+            await bob.wait_disconnected()
+            await wait_lost()
+            alice.xmpp.send_message(mto="bob@localhost/phone", mbody="while away", mtype="chat")
+            await alice.ping_server()
+
+            bob.disconnected_fut = loop.create_future()
+            bob.xmpp.connect(address=(server.host, server.c2s_port), force_starttls=True,
+                             disable_starttls=False)
+            await asyncio.wait_for(resumed, patience(20))
+            m = await bob.next_message(pred=lambda m: m["body"] == "while away")
+            assert m["from"] == alice.jid
+            await bob.no_message(pred=lambda m: m["body"] == "while away")
+    run(scenario())
