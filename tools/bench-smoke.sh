@@ -80,7 +80,5 @@ check "login, STARTTLS PLAIN" login -n 2 -c 2 --starttls
 check "hold" hold -n 4 --settle 0
 check "presence fan-out" presence --contacts 3 --duration 1 --first 5
 check "offline store and drain" offline --messages 20 --senders 1 --recipients 2 --first 9
-# XEP-0198: acks in flight both ways while messages flow
-check "msg with stream management" msg --pairs 2 --window 4 --duration 1 --sm
 echo "bench-smoke: $passed passed, $failed failed"
 [ $failed = 0 ]

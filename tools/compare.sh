@@ -13,7 +13,7 @@
 #   -s SERVERS  which servers, in this order (default "xmppd prosody ejabberd")
 #   -S LIST     which parts to run (default all): memory memory_tls login_plain
 #               login_scram login_tls msg msg_tls msg_bare presence offline tsung
-#               tsung_legacy msg_sm
+#               tsung_legacy
 #   -a          add to the results already in RESULTS/raw.txt (more rounds of some
 #               scenarios); the table takes the median over all of them
 #   -x XMPPD    xmppd binary (default: build one from this checkout in WORKDIR/build)
@@ -34,7 +34,7 @@ repo=$(cd "$here/.." && pwd)
 quick=0 rounds=1 max=19000 servers="xmppd prosody ejabberd" xmppd_bin="" bench=""
 work="" keep=0 results="" quiet_max=120 quiet_pct=25 quiet_phase=0 append=0
 parts="memory memory_tls login_plain login_scram login_tls msg msg_tls msg_bare presence offline \
-tsung tsung_legacy msg_sm"
+tsung tsung_legacy"
 while getopts qar:n:s:S:x:b:w:ko:Q:h o; do
 	case $o in
 	q) quick=1 ;;
@@ -196,8 +196,7 @@ s2s_ports = { }
 http_ports = { }
 https_ports = { }
 c2s_direct_tls_ports = { }
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register", "legacyauth",
-	"smacks" } -- smacks: XEP-0198, used only by the msg_sm part's clients
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "register", "legacyauth" }
 modules_disabled = { "limits", "s2s" }
 network_settings = { tcp_backlog = 4096 }
 allow_registration = true
@@ -259,7 +258,6 @@ modules:
     ip_access: all
     welcome_message: {subject: "", body: ""}
   mod_roster: {}
-  mod_stream_mgmt: {} # XEP-0198, used only by the msg_sm part's clients
 EOF
 
 server_cmd() { # server_cmd NAME: sets CMD to the command line that runs it in the foreground
@@ -430,7 +428,7 @@ done
 quiet_phase=1 # timed runs: wait for a quiet machine first (memory was not time-critical)
 for r in $(seq 1 "$rounds"); do
 	for sc in login_plain login_scram login_tls msg msg_tls msg_bare presence offline tsung \
-		tsung_legacy msg_sm; do
+		tsung_legacy; do
 		want "$sc" || continue
 		for s in $active; do
 			srv_start "$s"
@@ -454,9 +452,6 @@ for r in $(seq 1 "$rounds"); do
 				--recipients "$off_r" --first "$off_first" ;;
 			tsung) run_tsung "$s" tsung sasl ;;
 			tsung_legacy) run_tsung "$s" tsung_legacy legacy ;;
-			# XEP-0198: every session enables stream management; acks in flight both ways
-			msg_sm) run "$s" $sc 300 msg --pairs "$pairs" --window "$window" \
-				--duration "$duration" --first "$msg_first" --sm ;;
 			esac
 			sleep 1
 		done
@@ -585,13 +580,6 @@ size_of() {
 	row "Tsung: server CPU s for the run" c_tsc
 	row "Tsung, XEP-0078 login as in its stock jabber.xml: errors; logins refused; login, mean / max (ms)" c_tsl
 	row "Tsung, XEP-0078: server CPU s for the run" c_tslc
-	# XEP-0198 stream management (msg_sm)
-	c_sm() { c_msg "$1" msg_sm; }
-	c_sml() { c_lat "$1" msg_sm; }
-	c_smc() { fmt "$(get "$1" msg_sm srv_cpu_s_per_100k)"; }
-	row "messages/s with XEP-0198 (acks in flight both ways)" c_sm
-	row "latency p50 / p99 with XEP-0198 (ms)" c_sml
-	row "server CPU s per 100,000 messages with XEP-0198" c_smc
 } > "$results/table.md"
 {
 	echo

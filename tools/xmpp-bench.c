@@ -92,7 +92,6 @@ static struct {
     double settle, hold_seconds, timeout;
     bool presence; /* send initial presence after binding */
     bool bare;     /* msg: address the partner's bare JID (the server picks the resource) */
-    bool sm;       /* XEP-0198: enable stream management on every session, answer <r/> */
     int warmup;    /* -1 = auto (SCRAM: yes) */
     bool verbose;
     const char *server_log; /* coldstart: the server's stdout and stderr */
@@ -552,10 +551,6 @@ struct conn {
     uint64_t sent, recvd;
     bool flag;
     bool finishing; /* we closed it on purpose */
-    /* XEP-0198 (--sm) */
-    bool sm_on;     /* <enabled/> came */
-    uint32_t sm_h;  /* stanzas handled from the server since then */
-    uint32_t sm_out; /* stanzas we sent since then: an <r/> every --window */
 };
 
 static int epfd = -1;
@@ -571,7 +566,6 @@ static unsigned long resource_seq, msg_seq;
 static int source_next;
 static uint64_t connect_retry_at; /* back off after EADDRNOTAVAIL / EMFILE */
 static unsigned long connect_errors, login_failures, stream_errors;
-static unsigned long sm_enabled, sm_failed, sm_acks_sent, sm_acks_got;
 
 static void scenario_on_ready(struct conn *c);
 static void scenario_on_stanza(struct conn *c, const char *s, size_t n);
@@ -1127,46 +1121,10 @@ static int scram_verify(struct conn *c, const char *sf, size_t n)
     return ok ? 0 : -1;
 }
 
-/* XEP-0198 on a ready session: true when s was a stream-management element
- * (taken here); else counts s as handled once <enabled/> came (§4). */
-static bool sm_nonza(struct conn *c, const char *s, size_t n)
-{
-    if (stanza_is(s, n, "enabled")) {
-        c->sm_on = true;
-        sm_enabled++;
-    } else if (stanza_is(s, n, "failed")) {
-        sm_failed++;
-        note_error("stream management refused: %.*s", (int)(n > 300 ? 300 : n), s);
-    } else if (stanza_is(s, n, "r")) {
-        conn_sendf(c, "<a xmlns='urn:xmpp:sm:3' h='%" PRIu32 "'/>", c->sm_h);
-        sm_acks_sent++;
-    } else if (stanza_is(s, n, "a")) {
-        sm_acks_got++;
-    } else {
-        if (c->sm_on && (stanza_is(s, n, "message") || stanza_is(s, n, "presence") ||
-                         stanza_is(s, n, "iq"))) {
-            c->sm_h++;
-        }
-        return false;
-    }
-    return true;
-}
-
-/* --sm: a sender asks for an ack after every --window stanzas it sent. */
-static void sm_sent(struct conn *c)
-{
-    if (opt.sm && c->sm_on && ++c->sm_out % (uint32_t)opt.window == 0) {
-        conn_sendf(c, "<r xmlns='urn:xmpp:sm:3'/>");
-    }
-}
-
 static void on_bound(struct conn *c)
 {
     c->st = CS_READY;
     nlogging--;
-    if (opt.sm) {
-        conn_sendf(c, "<enable xmlns='urn:xmpp:sm:3'/>"); /* XEP-0198 §3: after bind */
-    }
     if (opt.presence && c->role != R_WARM) {
         conn_sendf(c, "<presence/>");
     }
@@ -1346,9 +1304,6 @@ static void on_stanza(struct conn *c, const char *s, size_t n)
         }
         return;
     case CS_READY:
-        if (opt.sm && sm_nonza(c, s, n)) {
-            return;
-        }
         if (stanza_is(s, n, "iq")) {
             const char *id, *from;
             size_t idn, fn;
@@ -1727,10 +1682,6 @@ static void result_cpu(double wall)
     }
     result_add("login_failures=%lu connect_errors=%lu stream_errors=%lu", login_failures,
                connect_errors, stream_errors);
-    if (opt.sm) {
-        result_add("sm_enabled=%lu sm_failed=%lu sm_acks_sent=%lu sm_acks_got=%lu", sm_enabled,
-                   sm_failed, sm_acks_sent, sm_acks_got);
-    }
 }
 
 static void result_end(int code)
@@ -1854,7 +1805,6 @@ static void msg_send(struct conn *s, struct conn *r)
     int len = opt.bare && slash ? (int)(slash - r->jid) : (int)strlen(r->jid);
     conn_sendf(s, "<message to='%.*s' type='chat' id='m%lu'><body>t=%" PRIu64 "</body></message>",
                len, r->jid, ++msg_seq, now_ns());
-    sm_sent(s);
     s->inflight++;
     g.sent++;
 }
@@ -1953,10 +1903,7 @@ static void msg_tick(void)
         result_cpu(wall);
         /* Success is functional (messages got through, none bounced), not a rate:
          * on a busy machine the first may arrive after the measured window. */
-        result_end(g.delivered > 0 && g.errors == 0 && login_failures == 0 &&
-                           (!opt.sm || (sm_failed == 0 && sm_acks_got > 0))
-                       ? 0
-                       : 1);
+        result_end(g.delivered > 0 && g.errors == 0 && login_failures == 0 ? 0 : 1);
     }
 }
 
@@ -2588,8 +2535,6 @@ static void usage(FILE *f)
         "  -c, --concurrency C  logins in progress at once (100)\n"
         "  --pairs P --window W --duration D   msg (100, 10, 10)\n"
         "  --bare             msg: send to the partner's bare JID, not its full JID\n"
-        "  --sm               XEP-0198 stream management on every session: answer the\n"
-        "                     server's <r/>, and msg senders ask for an ack every W messages\n"
         "  --contacts R --changes K            presence (100, 0 = no cap; W and D apply)\n"
         "  --messages M --senders S --recipients R   offline (10000, 10, 50)\n"
         "  --settle S         hold: seconds before reading RSS (2)\n"
@@ -2670,7 +2615,6 @@ int main(int argc, char **argv)
         O_HOLD,
         O_NOPRES,
         O_BARE,
-        O_SM,
         O_WARMUP,
         O_NOWARMUP,
         O_TIMEOUT,
@@ -2703,7 +2647,6 @@ int main(int argc, char **argv)
         {"hold-seconds", required_argument, NULL, O_HOLD},
         {"no-presence", no_argument, NULL, O_NOPRES},
         {"bare", no_argument, NULL, O_BARE},
-        {"sm", no_argument, NULL, O_SM},
         {"warmup", no_argument, NULL, O_WARMUP},
         {"no-warmup", no_argument, NULL, O_NOWARMUP},
         {"timeout", required_argument, NULL, O_TIMEOUT},
@@ -2799,9 +2742,6 @@ int main(int argc, char **argv)
             break;
         case O_BARE:
             opt.bare = true;
-            break;
-        case O_SM:
-            opt.sm = true;
             break;
         case O_WARMUP:
             opt.warmup = 1;
