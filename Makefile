@@ -45,6 +45,7 @@ SERVICE_SRCS =
 SERVICE_SRCS += pep.c caps.c caps_ver.c
 SERVICE_SRCS += carbons.c csi.c
 SERVICE_SRCS += component.c push.c
+SERVICE_SRCS += sm.c
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
        register.c disco.c vcard.c private.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
@@ -53,6 +54,8 @@ OBJS = $(SRCS:.c=.o)
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_log
 UNIT_TESTS += test_caps # PEP (XEP-0163): rule at the end
+# XEP-0198 stream management: its counter arithmetic (sm.h)
+UNIT_TESTS += test_sm
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o

@@ -52,6 +52,8 @@ struct c2s {
                                   challenge is out, the next <response/> is it */
     int failures;              /* failed attempts on this stream (RFC 6120 §6.4.5) */
     unsigned char who[16];     /* note_who: the account being tried */
+    int ended;                 /* the stream was closed on purpose (by either side):
+                                  its session is not kept for resumption (XEP-0198) */
 };
 
 /* ---- the login failure throttle ----
@@ -228,11 +230,18 @@ static const char *log_key(const struct conn *c)
     return s && s->user ? s->user : c->addr;
 }
 
-void c2s_stream_error(struct conn *c, const char *cond, const char *text)
+/* app: an application-specific condition element (RFC 6120 §4.9.4),
+ * serialised by the caller, or NULL. */
+static void stream_error(struct conn *c, const char *cond, const char *text, const char *app)
 {
     struct c2s *s = c->c2s;
     if (!s || c->state == CONN_CLOSING || before_last_bytes(c) < 0) {
         return;
+    }
+    /* A dead link (no answer to a ping) is not the end the client chose:
+     * XEP-0198 may keep its session for a resumption. */
+    if (strcmp(cond, "connection-timeout") != 0) {
+        s->ended = 1;
     }
     log_limited("stream errors", log_key(c), L_NOTICE, "%s stream error: %s%s%s", conn_label(c),
                 cond, text ? ": " : "", text ? text : "");
@@ -247,10 +256,23 @@ void c2s_stream_error(struct conn *c, const char *cond, const char *text)
         buf_append_xml(&b, text, strlen(text));
         buf_puts(&b, "</text>");
     }
+    if (app) {
+        buf_puts(&b, app);
+    }
     buf_puts(&b, "</stream:error></stream:stream>");
     conn_send(c, buf_ptr(&b), buf_len(&b));
     buf_free(&b);
     conn_close(c, 1);
+}
+
+void c2s_stream_error(struct conn *c, const char *cond, const char *text)
+{
+    stream_error(c, cond, text, NULL);
+}
+
+void c2s_stream_error_app(struct conn *c, const char *cond, const char *app)
+{
+    stream_error(c, cond, NULL, app);
 }
 
 void c2s_shutdown(struct conn *c)
@@ -367,6 +389,7 @@ static int on_stream_close(void *ud)
 {
     struct c2s *s = ud;
     log_debug("%s stream closed by peer", conn_label(s->conn));
+    s->ended = 1;
     if (s->conn->state != CONN_CLOSING && before_last_bytes(s->conn) == 0) {
         send_str(s, "</stream:stream>");
         conn_close(s->conn, 1);
@@ -873,6 +896,16 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
 
 /* ---- binding ---- */
 
+/* A stanza c2s writes to a bound client itself passes the services that
+ * track output, as the router's do (XEP-0198 counts it). */
+static void send_stanza(struct c2s *s, const struct buf *b)
+{
+    if (s->sess && hook_run_output(s->sess, buf_ptr(b), buf_len(b)) != 0) {
+        return;
+    }
+    conn_send(s->conn, buf_ptr(b), buf_len(b));
+}
+
 /* One iq answer on the connection itself (before binding the router cannot
  * send for us): type, the request's id escaped, and an optional pre-escaped
  * payload; NULL payload gives an empty element. */
@@ -887,7 +920,7 @@ static void iq_reply_id(struct c2s *s, const char *id, const char *type, const c
         buf_puts(&b, payload);
         buf_puts(&b, "</iq>");
     }
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    send_stanza(s, &b);
     buf_free(&b);
 }
 
@@ -951,7 +984,11 @@ static int bind_session(struct c2s *s, const char *want, char norm[JID_MAX + 1],
     }
     struct session *old = NULL;
     router_bind(sess, &old);
-    if (old) {
+    if (old && !old->conn) {
+        /* Kept for a resumption (XEP-0198) with no stream to tell: it ends
+         * here (router_bind took it off the table already). */
+        router_unbind(old);
+    } else if (old) {
         /* RFC 6120 §7.7.2.2: we let the new session win; the old one is told why. */
         log_limited("resource conflicts", log_key(c), L_INFO,
                     "%s resource conflict: replacing connection %u", conn_label(c), old->conn->id);
@@ -1241,6 +1278,7 @@ static int on_stanza(void *ud, struct xml_node *st)
             c2s_stream_error(c, "unsupported-stanza-type", NULL);
             return -1;
         }
+        hook_run(HOOK_STANZA_IN, s->sess, st, NULL); /* XEP-0198 counts it */
         if (strcmp(name, "iq") == 0 && xml_child(st, "session", NS_SESSION) && !xml_attr(st, "to")) {
             iq_reply(s, st, "result", NULL);
             xml_free(st);
@@ -1341,7 +1379,13 @@ void c2s_detach(struct conn *c)
         return;
     }
     if (s->sess) {
-        router_unbind(s->sess);
+        /* A link lost without a clean close: a service may keep the session
+         * for a resumption (XEP-0198 §5); it ends it later itself. */
+        if (!s->ended && hook_run(HOOK_SESSION_LOST, s->sess, NULL, NULL) == 1) {
+            s->sess->conn = NULL;
+        } else {
+            router_unbind(s->sess);
+        }
         s->sess = NULL;
     }
     if (s->plain) {
@@ -1371,7 +1415,7 @@ static void send_ping(struct c2s *s)
     buf_puts(&b, "<iq type='get' id='xmppd-ping' from='");
     buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
     buf_puts(&b, "'><ping xmlns='" NS_PING "'/></iq>");
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    send_stanza(s, &b);
     buf_free(&b);
 }
 
@@ -1423,4 +1467,30 @@ void c2s_tick(struct conn *c)
 const char *c2s_xml_error(enum xml_err e)
 {
     return xml_err_condition(e);
+}
+
+/* ---- XEP-0198 resumption (sm.c) ---- */
+
+const char *c2s_user(const struct conn *c)
+{
+    return c->c2s && c->state == CONN_AUTHENTICATED ? c->c2s->user : NULL;
+}
+
+void c2s_resume(struct conn *c, struct session *sess)
+{
+    struct conn *old = sess->conn;
+    if (old && old->c2s && old->c2s->sess == sess) {
+        /* The client did not notice its old link die: that stream ends
+         * without the session, which is this one's now. */
+        old->c2s->sess = NULL;
+        old->c2s->ended = 1;
+        c2s_stream_error(old, "conflict", "Replaced by a resumed stream");
+        if (!old->closed && old->state != CONN_CLOSING) {
+            conn_close(old, 0);
+        }
+    }
+    sess->conn = c;
+    c->c2s->sess = sess;
+    c->state = CONN_BOUND;
+    log_limited("binds", log_key(c), L_INFO, "%s resumed %s", conn_label(c), sess->jid);
 }

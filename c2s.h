@@ -43,4 +43,17 @@ struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns);
 #include "xml.h"
 const char *c2s_xml_error(enum xml_err e);
 
+/* ---- XEP-0198 stream management (sm.c) ---- */
+struct session;
+/* c2s_stream_error with an application-specific condition element after the
+ * defined one (RFC 6120 §4.9.4): app is serialised XML, copied. */
+void c2s_stream_error_app(struct conn *c, const char *cond, const char *app);
+/* The bare JID c authenticated as, while it is authenticated and not bound
+ * (the time for a <resume/>); else NULL. */
+const char *c2s_user(const struct conn *c);
+/* Move the bound session sess onto c (authenticated, not bound), which
+ * becomes bound. A connection that still carries sess loses it and is closed
+ * with a conflict stream error. */
+void c2s_resume(struct conn *c, struct session *sess);
+
 #endif

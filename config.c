@@ -134,6 +134,15 @@ static const struct option options[] = {
     INT(max_push_registrations, 0, 100, LIMIT_PUSH_REGISTRATIONS, 1),
     INT(push_interval, 1, 86400, LIMIT_PUSH_INTERVAL, 1),
     INT(push_timeout, 1, 3600, LIMIT_PUSH_TIMEOUT, 1),
+
+    /* XEP-0198 stream management (sm.c). */
+    INT(sm_resume_timeout, 0, 86400, LIMIT_SM_RESUME_TIMEOUT, 1),
+    INT(sm_max_unacked, 1, 100000, LIMIT_SM_MAX_UNACKED, 1),
+    INT(sm_max_unacked_bytes, 4096, 1073741824, LIMIT_SM_MAX_UNACKED_BYTES, 1),
+    INT(sm_request_ack, 1, 100000, LIMIT_SM_REQUEST_ACK, 1),
+    INT(sm_max_detached, 0, 1000000, LIMIT_SM_MAX_DETACHED, 1),
+    INT(sm_detached_bytes, 0, 1073741824, LIMIT_SM_DETACHED_BYTES, 1),
+    INT(sm_max_detached_per_account, 0, 1000, LIMIT_SM_DETACHED_PER_ACCOUNT, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

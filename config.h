@@ -106,6 +106,15 @@ struct config {
     int max_push_registrations;
     int push_interval;
     int push_timeout;
+
+    /* XEP-0198 stream management (sm.c). */
+    int sm_resume_timeout;    /* seconds a lost session waits for <resume/> (0 = none) */
+    int sm_max_unacked;       /* unacknowledged stanzas per session */
+    int sm_max_unacked_bytes; /* ... and their bytes */
+    int sm_request_ack;       /* ask for an ack once this many are unacknowledged */
+    int sm_max_detached;      /* sessions kept without a connection at once */
+    int sm_detached_bytes;    /* bytes those hold, together */
+    int sm_max_detached_per_account; /* of those sessions, one account's */
 };
 
 /* Fill every field with its default. */

@@ -165,3 +165,27 @@ int hook_run_disco_items(struct session *s, const char *bare, struct xml_node *q
     }
     return 0;
 }
+
+/* ---- XEP-0198 stream management: output writers ---- */
+
+static hook_output_fn output_writers[HOOK_ROWS];
+static size_t n_output;
+
+void hook_output(hook_output_fn fn)
+{
+    if (n_output == HOOK_ROWS) {
+        full("output");
+    }
+    output_writers[n_output++] = fn;
+}
+
+int hook_run_output(struct session *s, const char *xml, size_t len)
+{
+    for (size_t i = 0; i < n_output; i++) {
+        int r = output_writers[i](s, xml, len);
+        if (r != 0) {
+            return r;
+        }
+    }
+    return 0;
+}

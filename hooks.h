@@ -89,6 +89,12 @@ enum hook_event {
                            * recipient (router_send, above any stream-level counting).
                            * Read-only: a callback must not edit it. 1 = the callback
                            * keeps a copy and sends it later; router_send returns 0. */
+    /* XEP-0198 stream management (sm.c): */
+    HOOK_STANZA_IN,       /* (session, stanza, NULL): a bound client sent a stanza */
+    HOOK_SESSION_LOST,    /* (session, NULL, NULL): s's connection is gone without a
+                           * clean close; a callback returning 1 keeps s bound and
+                           * available with s->conn NULL (it ends s later with
+                           * router_unbind), else s is unbound as usual */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);
@@ -105,5 +111,14 @@ const char *const *hook_account_identities(size_t *n); /* category, type pairs *
 typedef int (*hook_items_fn)(struct session *s, const char *bare, struct xml_node *q);
 void hook_disco_items(hook_items_fn fn);
 int hook_run_disco_items(struct session *s, const char *bare, struct xml_node *q);
+/* ---- XEP-0198 stream management: stanzas written to a client ----
+ * Every stanza the server writes to a bound session (router_send and the
+ * answers c2s writes itself) passes the output writers, in registration
+ * order. A writer returns 0 to let the caller queue the bytes on s->conn,
+ * 1 when it took them (queued them itself, or holds them for a session whose
+ * connection is lost), -1 to refuse them (the stanza counts as undelivered). */
+typedef int (*hook_output_fn)(struct session *s, const char *xml, size_t len);
+void hook_output(hook_output_fn fn);
+int hook_run_output(struct session *s, const char *xml, size_t len);
 
 #endif

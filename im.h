@@ -8,6 +8,7 @@
 #define XMPPD_IM_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct session;
 struct xml_node;
@@ -57,12 +58,23 @@ int roster_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
 
 /* offline.c (XEP-0160, XEP-0203 delay). */
 int offline_store(const char *bare, const struct xml_node *m);
+/* The same, stamped with when (wall clock) the server received it: a
+ * message that waited in a XEP-0198 queue before it came here. */
+int offline_store_at(const char *bare, const struct xml_node *m, time_t when);
 /* Deliver and remove stored messages; called on initial presence with a
  * non-negative priority (RFC 6121 §8.5.2.1.1, XEP-0160 §3). */
 void offline_deliver(struct session *s);
 /* s's output queue was written out: the batch offline_deliver queued is
  * delivered, so it leaves the log (and the next batch, if any, goes out). */
 void offline_written(struct session *s);
+/* XEP-0198 (sm.c): the batch in flight to s is kept elsewhere (copies went
+ * back to the log with offline_store_at): it leaves the log, and no next
+ * batch is sent. */
+void offline_batch_moved(struct session *s);
+/* XEP-0198: the batch in flight to s may never have reached the client (its
+ * link died) and nothing else keeps it: it stays in the log, to be delivered
+ * again (offline_deliver). */
+void offline_batch_lost(struct session *s);
 /* Make the messages offline_store appended durable (one fsync per log);
  * those whose log cannot be synced are bounced to their senders. */
 void offline_sync(void);

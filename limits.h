@@ -98,4 +98,18 @@
 #define LIMIT_ROUTER_DOMAINS 32       /* compile-time: domains in the router's domain table
                                          (components now; s2s and MUC later) */
 
+/* XEP-0198 stream management (sm.c). */
+#define LIMIT_SM_RESUME_TIMEOUT 300   /* sm_resume_timeout: seconds a session whose link died
+                                         waits for a <resume/>; 0 offers no resumption */
+#define LIMIT_SM_MAX_UNACKED 500      /* sm_max_unacked: stanzas sent and not acknowledged,
+                                         per session (policy-violation past it) ... */
+/* sm_max_unacked_bytes: ... and their bytes; under outq_hard, which the replay after a
+ * resumption must fit in, with room for what follows it. */
+#define LIMIT_SM_MAX_UNACKED_BYTES (512 * 1024)
+#define LIMIT_SM_REQUEST_ACK 5        /* sm_request_ack: ask for an <a/> once this many are
+                                         unacknowledged */
+#define LIMIT_SM_MAX_DETACHED 1000    /* sm_max_detached: sessions kept without a link at once */
+#define LIMIT_SM_DETACHED_BYTES (16 * 1024 * 1024) /* sm_detached_bytes: what they hold, together */
+#define LIMIT_SM_DETACHED_PER_ACCOUNT 5 /* sm_max_detached_per_account: of those, one account's */
+
 #endif

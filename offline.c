@@ -91,12 +91,11 @@ static void drop_forged_delays(struct xml_node *m)
 
 /* XEP-0203 §4 / XEP-0082: UTC "CCYY-MM-DDThh:mm:ssZ" of the wall clock
  * (g_now is monotonic and means nothing to a client). */
-static int add_delay(struct xml_node *m)
+static int add_delay(struct xml_node *m, time_t when)
 {
     char stamp[32];
     struct tm tm;
-    time_t now = time(NULL);
-    if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+    if (!gmtime_r(&when, &tm) || strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
         return -1;
     }
     struct xml_node *d = xml_add_child(m, "delay", NS_DELAY);
@@ -211,6 +210,11 @@ static int append_deferred(const char *bare, struct xml_node **copy, const struc
 
 int offline_store(const char *bare, const struct xml_node *m)
 {
+    return offline_store_at(bare, m, time(NULL));
+}
+
+int offline_store_at(const char *bare, const struct xml_node *m, time_t when)
+{
     if (strcmp(xml_name(m), "message") != 0 || !is_storable_type(m)) {
         return -1;
     }
@@ -227,7 +231,7 @@ int offline_store(const char *bare, const struct xml_node *m)
         goto done;
     }
     drop_forged_delays(copy);
-    if (add_delay(copy) < 0 || xml_serialize(copy, NS_CLIENT, &out) < 0) {
+    if (add_delay(copy, when) < 0 || xml_serialize(copy, NS_CLIENT, &out) < 0) {
         goto done;
     }
     int r = append_deferred(bare, &copy, &out);
@@ -332,12 +336,13 @@ void offline_deliver(struct session *s)
     log_debug("offline: queued %d messages to %s", d.index, s->jid);
 }
 
-void offline_written(struct session *s)
+/* The batch in flight to s leaves the log. 0 when it did. */
+static int drop_batch(struct session *s)
 {
     char bare[JID_MAX + 1];
     int n = s->offline_inflight;
     if (!n || s->bare_len >= sizeof(bare)) {
-        return;
+        return -1;
     }
     s->offline_inflight = 0;
     session_bare(s, bare);
@@ -345,8 +350,27 @@ void offline_written(struct session *s)
     if (rc < 0) {
         log_warn("offline: cannot remove %d delivered messages for %s (%d): they will come again",
                  n, bare, rc);
-        return;
+        return -1;
     }
     log_debug("offline: delivered %d messages to %s", n, s->jid);
-    offline_deliver(s); /* the next batch, if the log holds more */
+    return 0;
+}
+
+void offline_written(struct session *s)
+{
+    if (drop_batch(s) == 0) {
+        offline_deliver(s); /* the next batch, if the log holds more */
+    }
+}
+
+/* ---- XEP-0198 stream management (sm.c) ---- */
+
+void offline_batch_moved(struct session *s)
+{
+    drop_batch(s);
+}
+
+void offline_batch_lost(struct session *s)
+{
+    s->offline_inflight = 0;
 }

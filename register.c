@@ -325,7 +325,9 @@ static void end_sessions(const char *bare, struct session *first)
     hook_run(HOOK_ACCOUNT_REMOVED, NULL, NULL, bare);
     for (struct session *r = first; r; r = r->next_res) {
         r->account_removed = 1;
-        c2s_stream_error(r->conn, "not-authorized", "account removed");
+        if (r->conn) { /* a session kept without one ends by its keeper (XEP-0198) */
+            c2s_stream_error(r->conn, "not-authorized", "account removed");
+        }
     }
 }
 

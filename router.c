@@ -225,7 +225,16 @@ void router_foreach_bare(void (*fn)(const char *bare, struct session *first, voi
  * (security issue 17), hence no raw variant in router.h. */
 static int send_bytes(struct session *to, const char *xml, size_t len)
 {
-    if (!to || !to->conn) {
+    if (!to) {
+        return -1;
+    }
+    /* Services that track what a client is sent (XEP-0198 counts and keeps
+     * it, and holds it while the connection is lost) see it first. */
+    int r = hook_run_output(to, xml, len);
+    if (r != 0) {
+        return r < 0 ? -1 : 0;
+    }
+    if (!to->conn) {
         return -1;
     }
     return conn_send(to->conn, xml, len);
@@ -392,10 +401,19 @@ static const char *msg_type(const struct xml_node *m)
 }
 
 /* Closing sessions stay in the table until the turn ends (an in-band cancel,
- * a stream error): they take nothing and prove nothing. */
+ * a stream error): they take nothing and prove nothing. A session without a
+ * connection is one a service keeps while its link is down (XEP-0198
+ * resumption, HOOK_SESSION_LOST): it still takes stanzas, which wait for it. */
 static int session_live(const struct session *s)
 {
-    return s->conn && !s->conn->closed && s->conn->state != CONN_CLOSING;
+    return !s->conn || (!s->conn->closed && s->conn->state != CONN_CLOSING);
+}
+
+/* A message went to s: delivered on its stream, or held for it while its
+ * connection is lost (XEP-0357 push wants to know). */
+static void message_queued(struct session *s, struct xml_node *m, const char *bare)
+{
+    hook_run(s->conn ? HOOK_MSG_DELIVERED : HOOK_MSG_HELD, s, m, bare);
 }
 
 /* An account with a live bound session exists: no need to ask the disk (a
@@ -427,7 +445,7 @@ static int deliver_to_bare(const char *bare, struct xml_node *m, int all_nonneg)
     for (struct session *s = router_first_resource(bare); s; s = s->next_res) {
         if (session_live(s) && s->available && s->priority >= 0 &&
             (all_nonneg || s->priority == best) && router_send(s, m) == 0) {
-            hook_run(HOOK_MSG_DELIVERED, s, m, bare);
+            message_queued(s, m, bare);
             n++;
         }
     }
@@ -480,7 +498,7 @@ static void message_to_full(const struct dest *d, struct xml_node *m)
             return;
         }
         if (router_send(s, m) == 0) {
-            hook_run(HOOK_MSG_DELIVERED, s, m, d->bare);
+            message_queued(s, m, d->bare);
         }
         return;
     }

@@ -20,7 +20,8 @@ struct xml_node;
 
 /* One bound resource. */
 struct session {
-    struct conn *conn;
+    struct conn *conn;         /* NULL while its link is down and a service keeps
+                                * it (XEP-0198 resumption, HOOK_SESSION_LOST) */
     char *jid;                 /* full JID, normalised; jid[0..bare_len) is the bare JID */
     size_t bare_len;
     int available;             /* has sent available presence (RFC 6121 §4.2) */

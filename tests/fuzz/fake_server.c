@@ -447,6 +447,9 @@ void fake_shutdown(void)
         }
     }
     fake_end_turn();
+    /* As server.c's shutdown_all: services end what outlives the streams
+     * (XEP-0198 sessions waiting for a resumption). */
+    im_shutdown();
     free(closed_list);
     closed_list = NULL;
     closed_cap = 0;
