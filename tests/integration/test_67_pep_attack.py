@@ -1,0 +1,87 @@
+"""The PEP service (pep.c, caps.c, caps_ver.c) attacked as a hostile client
+would: each test is one finding, seen failing before its fix. Real
+connections to a real xmppd: slixmpp where a client can say it, raw sockets
+where only a forger would."""
+
+import base64
+import hashlib
+from xml.sax.saxutils import quoteattr
+
+from disco_helpers import NS_DISCO_INFO, raw_login
+from test_64_pep import NS_EVENT, NS_NICK, nick, plain_client, publish, subscribe
+from xmpp_helpers import Clients, run
+
+NS_CAPS = "http://jabber.org/protocol/caps"
+
+
+def caps_ver(identity, features):
+    """XEP-0115 §5.1 ver of one identity "cat/type//name" and features."""
+    s = identity + "<" + "".join(f + "<" for f in sorted(features))
+    return base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+
+
+def caps_presence(conn, ver):
+    start = len(conn.reader.children)
+    conn.send("<presence><c xmlns='%s' hash='sha-1' node='urn:test:client' ver='%s'/>"
+              "</presence>" % (NS_CAPS, ver))
+    return start
+
+
+def answer_query(conn, ask, features):
+    q = ask.find("{%s}query" % NS_DISCO_INFO)
+    conn.send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s'>"
+              "<identity category='client' type='pc'/>%s</query></iq>"
+              % (ask.get("id"), ask.get("from"), NS_DISCO_INFO, q.get("node"),
+                 "".join("<feature var=%s/>" % quoteattr(f) for f in features)))
+
+
+def befriend(server, owner, contact):
+    async def scenario():
+        async with Clients(server) as cl:
+            await subscribe(await plain_client(cl, owner), await plain_client(cl, contact))
+    run(scenario())
+
+
+def publish_nick(server, owner, text):
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, owner)
+            assert (await publish(a, NS_NICK, nick(text)))["type"] == "result"
+    run(scenario())
+
+
+def test_caps_cache_not_poisoned_by_lt_in_feature(server):
+    """XEP-0115 §5.4 / §8.4: '<' ends each string hashed, so an answer whose
+    feature holds "X<Y+notify" hashes like the honest pair "X", "Y+notify".
+    Cached under that ver, it would strip Y+notify from every client that
+    really has those caps (a server-wide notification blackout of, say,
+    OMEMO device lists for one client brand). Such an answer is ill-formed:
+    it serves its sender alone and is never cached."""
+    befriend(server, "alice", "bob")
+    honest = [NS_CAPS, NS_DISCO_INFO, NS_NICK + "+notify", "urn:test:pep:poison"]
+    ver = caps_ver("client/pc//", honest)
+    forged = [NS_CAPS, NS_DISCO_INFO + "<" + NS_NICK + "+notify", "urn:test:pep:poison"]
+    attacker, _ = raw_login(server, "carol", resource="forger")
+    victim = None
+    try:
+        start = caps_presence(attacker, ver)
+        ask = attacker.wait_child("iq", timeout=5, start=start)
+        assert ask is not None, attacker.describe()
+        answer_query(attacker, ask, forged)
+        attacker.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
+        assert attacker.wait_child("iq", timeout=5, start=start + 1) is not None
+        # bob's real client, with the very caps the forger claimed.
+        victim, _ = raw_login(server, "bob", resource="victim")
+        start = caps_presence(victim, ver)
+        ask = victim.wait_child("iq", timeout=5, start=start)
+        if ask is not None and ask.find("{%s}query" % NS_DISCO_INFO) is not None:
+            answer_query(victim, ask, honest)
+        start = len(victim.reader.children)
+        publish_nick(server, "alice", "Alice")
+        ev = victim.wait_child("message", timeout=5, start=start)
+        assert ev is not None and ev.find("{%s}event" % NS_EVENT) is not None, \
+            "bob's nick+notify was stripped by a poisoned cache: " + victim.describe()
+    finally:
+        attacker.close()
+        if victim is not None:
+            victim.close()
