@@ -51,10 +51,44 @@ static const char prefix[] = "<query xmlns='http://jabber.org/protocol/disco#inf
                              "<identity category='client' type='bot' name='x'/>"
                              "<feature var='a-c'/><feature var='a#b'/><feature var='a'/></query>";
 
+/* Ill-formed answers (§5.4): no ver at all, so caps.c never caches them. A
+ * '<' inside a feature would hash like two features (cache poisoning). */
+static void check_bad(const char *xml)
+{
+    struct xml_node *q =
+        xml_parse_one(xml, strlen(xml), &lim, "query", "http://jabber.org/protocol/disco#info");
+    char ver[64] = "";
+    CHECK(q != NULL);
+    CHECK(q && caps_ver(q, ver, sizeof(ver)) == -1);
+    xml_free(q);
+}
+
+static const char lt_feature[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                 "<identity category='client' type='pc'/>"
+                                 "<feature var='a&lt;b+notify'/></query>";
+static const char lt_name[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                              "<identity category='client' type='pc' name='x&lt;a'/></query>";
+static const char lt_value[] =
+    "<query xmlns='http://jabber.org/protocol/disco#info'>"
+    "<x xmlns='jabber:x:data' type='result'>"
+    "<field var='FORM_TYPE' type='hidden'><value>urn:x</value></field>"
+    "<field var='os'><value>a&lt;b</value></field></x></query>";
+static const char dup_feature[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                  "<identity category='client' type='pc'/>"
+                                  "<feature var='a'/><feature var='a'/></query>";
+static const char dup_identity[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                   "<identity category='client' type='pc'/>"
+                                   "<identity category='client' type='pc'/></query>";
+
 int main(void)
 {
     check_ver(simple, "QgayPKawpkPSDYmwT/WM94uAlu0=");
     check_ver(complex_, "q07IKJEyjvHSyhy//CH0CxmKi8w=");
     check_ver(prefix, "2uHoErUDnHmw/YgJOmmulcPY9pk=");
+    check_bad(lt_feature);
+    check_bad(lt_name);
+    check_bad(lt_value);
+    check_bad(dup_feature);
+    check_bad(dup_identity);
     TEST_REPORT();
 }
