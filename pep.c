@@ -154,6 +154,30 @@ static struct acct *acct_find(const char *bare)
     return NULL;
 }
 
+/* 1 when a parsed doc has the shape STORAGE.md "pep" gives: <node/>s with a
+ * name, holding <item/>s with an id and at most one payload. The code below
+ * relies on both attributes; a doc written by hand or by another version
+ * that lacks one is refused like one that does not parse. */
+static int doc_valid(const struct xml_node *doc)
+{
+    for (struct xml_node *n = xml_first_child(doc); n; n = xml_next(n)) {
+        const char *name = xml_attr(n, "name");
+        if (strcmp(xml_name(n), "node") != 0 || strcmp(xml_ns(n), NS_STORE) != 0 || !name ||
+            !*name) {
+            return 0;
+        }
+        for (struct xml_node *it = xml_first_child(n); it; it = xml_next(it)) {
+            const char *id = xml_attr(it, "id");
+            struct xml_node *p = xml_first_child(it);
+            if (strcmp(xml_name(it), "item") != 0 || strcmp(xml_ns(it), NS_STORE) != 0 || !id ||
+                !*id || (p && xml_next(p))) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 /* The account's nodes, loaded once per turn (or while it is online). NULL
  * when the doc cannot be read or parsed: nothing is overwritten then. */
 static struct acct *acct_get(const char *bare)
@@ -170,6 +194,10 @@ static struct acct *acct_get(const char *bare)
         doc = xml_node_new("pep", NS_STORE);
     } else if (rc == STORE_OK) {
         doc = im_parse_stored(raw, len, "pep", NS_STORE);
+        if (doc && !doc_valid(doc)) {
+            xml_free(doc);
+            doc = NULL;
+        }
         if (!doc) {
             log_error("pep: stored nodes of %s do not parse; left as is", bare);
         }

@@ -7,7 +7,7 @@ import base64
 import hashlib
 from xml.sax.saxutils import quoteattr
 
-from disco_helpers import NS_DISCO_INFO, raw_login
+from disco_helpers import NS_DISCO_INFO, iq, raw_login
 from test_64_pep import NS_EVENT, NS_NICK, nick, plain_client, publish, subscribe
 from xmpp_helpers import Clients, run
 
@@ -85,3 +85,35 @@ def test_caps_cache_not_poisoned_by_lt_in_feature(server):
         attacker.close()
         if victim is not None:
             victim.close()
+
+
+def test_damaged_doc_with_item_without_id(server):
+    """A doc-pep that parses but breaks the format STORAGE.md gives (an item
+    without id, a node without name; an older version's or a hand-edited
+    file) is treated like one that does not parse: internal-server-error and
+    a log line, never a crash of the whole server on the next items request."""
+    from im_helpers import read_doc, write_doc
+    from test_64_pep import get_items
+    server.require_managed()
+    server.stop()
+    bad = ("<pep xmlns='urn:xmppd:pep:1'><node name='n' access='open'><item>"
+           "<e xmlns='urn:t'/></item></node><node access='open'><item id='x'>"
+           "<e xmlns='urn:t'/></item></node></pep>")
+    write_doc(server, "alice", "pep", bad)
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            b = await plain_client(cl, "bob")
+            alice = server.jid("alice")
+            for inner in ("", "<item id='q'/>"):
+                ans = await get_items(b, alice, "n", inner=inner)
+                assert ans["type"] == "error" and ans["error"]["condition"] == \
+                    "internal-server-error", ans
+            # The owner lists its nodes: none readable, and the server still up.
+            a = await plain_client(cl, "alice")
+            q = await iq(a, "<query xmlns='http://jabber.org/protocol/disco#items'/>", to=alice)
+            assert q["type"] == "result", q
+    run(scenario())
+    assert read_doc(server, "alice", "pep") == bad
+    assert "stored nodes of alice@localhost do not parse" in server.log_text()
