@@ -82,10 +82,14 @@ static int set_copy(struct notify_set *dst, const struct notify_set *src)
     return 0;
 }
 
-/* The +notify features of a disco#info answer (at most LIMIT_PEP_CAPS_NOTIFY). */
+/* The +notify features of a disco#info answer: at most LIMIT_PEP_CAPS_NOTIFY,
+ * whose names add up to at most pep_caps_notify_bytes. Without the byte
+ * bound one client could fill every cache slot with a stanza's worth of
+ * long names (pep_caps_cache x 64 KiB) that hash right. */
 static int set_from_info(struct notify_set *ns, const struct xml_node *q)
 {
-    size_t sl = strlen(NOTIFY_SUFFIX);
+    size_t sl = strlen(NOTIFY_SUFFIX), bytes = 0;
+    size_t budget = (size_t)g_config->pep_caps_notify_bytes;
     ns->nodes = calloc(LIMIT_PEP_CAPS_NOTIFY, sizeof(char *));
     ns->n = 0;
     if (!ns->nodes) {
@@ -98,6 +102,10 @@ static int set_from_info(struct notify_set *ns, const struct xml_node *q)
             strcmp(var + len - sl, NOTIFY_SUFFIX) != 0 || ns->n == LIMIT_PEP_CAPS_NOTIFY) {
             continue;
         }
+        if (bytes + len - sl + 1 > budget) {
+            continue; /* a shorter one further on may still fit */
+        }
+        bytes += len - sl + 1;
         if (!(ns->nodes[ns->n] = strndup(var, len - sl))) {
             set_free(ns);
             return -1;

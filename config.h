@@ -86,6 +86,8 @@ struct config {
     int pep_max_nodes;
     int pep_max_account_bytes;
     int pep_caps_cache;
+    /* PEP attack review (caps.c) */
+    int pep_caps_notify_bytes;
 };
 
 /* Fill every field with its default. */

@@ -79,4 +79,8 @@
 #define LIMIT_PEP_CAPS_CACHE 256       /* pep_caps_cache: XEP-0115 ver hashes remembered */
 #define LIMIT_PEP_CAPS_NOTIFY 64       /* compile-time: +notify features kept per ver */
 
+/* PEP attack review (caps.c): bytes of +notify node names kept per caps ver
+ * and per session; real clients list well under 1 KiB (pep_caps_notify_bytes). */
+#define LIMIT_PEP_CAPS_NOTIFY_BYTES 4096
+
 #endif

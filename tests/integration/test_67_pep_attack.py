@@ -117,3 +117,30 @@ def test_damaged_doc_with_item_without_id(server):
     run(scenario())
     assert read_doc(server, "alice", "pep") == bad
     assert "stored nodes of alice@localhost do not parse" in server.log_text()
+
+
+def test_caps_cache_bytes_bounded(server):
+    """One client fills every slot of the caps cache (pep_caps_cache, 256)
+    with answers that hash right but list as many +notify features as a
+    stanza holds, each node name near CAPS_NODE_MAX: 256 x ~60 KiB = ~15 MiB
+    of heap on a router, kept until restart. pep_caps_notify_bytes bounds the
+    +notify node names kept per ver (and per session)."""
+    from limits_helpers import rss_kib, sanitized
+    attacker, _ = raw_login(server, "carol", resource="filler")
+    try:
+        rss0 = rss_kib(server.proc.pid)
+        for i in range(256):
+            feats = ["urn:fill:%03d:%02d:%s+notify" % (i, j, "n" * 940) for j in range(60)]
+            ver = caps_ver("client/pc//", feats)
+            start = caps_presence(attacker, ver)
+            ask = attacker.wait_child("iq", timeout=10, start=start)
+            assert ask is not None, attacker.describe()
+            answer_query(attacker, ask, feats)
+        start = len(attacker.reader.children)
+        attacker.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
+        assert attacker.wait_child("iq", timeout=10, start=start) is not None
+        grown = rss_kib(server.proc.pid) - rss0
+        assert grown < 6 * 1024 or sanitized(server.proc.pid), \
+            "the caps cache grew the server by %d KiB" % grown
+    finally:
+        attacker.close()
