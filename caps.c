@@ -51,7 +51,7 @@ struct cache_entry {
 static int slot = -1;
 static struct cache_entry *cache;
 static size_t cache_size;
-static unsigned long use_clock, query_seq;
+static unsigned long use_clock;
 
 /* ---- notify sets ---- */
 
@@ -179,7 +179,10 @@ int caps_wants(const struct session *s, const char *node)
 static void send_query(struct session *s, struct caps_sess *cs, const char *node)
 {
     char full_node[CAPS_NODE_MAX + CAPS_VER_MAX + 2];
-    snprintf(cs->query_id, sizeof(cs->query_id), "caps-%lu", ++query_seq);
+    if (pep_random_id("caps-", cs->query_id, sizeof(cs->query_id)) < 0) {
+        cs->query_id[0] = '\0';
+        return;
+    }
     snprintf(full_node, sizeof(full_node), "%s#%s", node, cs->ver);
     struct xml_node *iq = xml_node_new("iq", NS_CLIENT);
     struct xml_node *q = iq ? xml_add_child(iq, "query", NS_DISCO_INFO) : NULL;

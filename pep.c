@@ -529,9 +529,12 @@ static void refuse_read(struct session *s, const struct xml_node *iq, const stru
 static struct xml_node *event_message(const char *owner, const char *full, const char *name,
                                       const struct xml_node *what, const char *wrapper)
 {
-    static unsigned long seq;
     char id[32];
-    snprintf(id, sizeof(id), "pep-%lu", ++seq);
+    /* Random: a counter would tell each recipient how many events went to
+     * others in between. */
+    if (pep_random_id("pep-", id, sizeof(id)) < 0) {
+        return NULL;
+    }
     struct xml_node *m = xml_node_new("message", NS_CLIENT);
     struct xml_node *ev = m ? xml_add_child(m, "event", NS_PUBSUB_EVENT) : NULL;
     struct xml_node *w = ev ? xml_add_child(ev, wrapper, NS_PUBSUB_EVENT) : NULL;
@@ -651,6 +654,20 @@ void pep_send_last(struct session *s)
 
 /* ---- publish (XEP-0060 §7.1) ---- */
 
+int pep_random_id(const char *prefix, char *out, size_t outsz)
+{
+    unsigned char rnd[8];
+    size_t pl = strlen(prefix);
+    if (outsz < pl + 2 * sizeof(rnd) + 1 || tls_random(rnd, sizeof(rnd)) < 0) {
+        return -1;
+    }
+    memcpy(out, prefix, pl);
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        snprintf(out + pl + 2 * i, outsz - pl - 2 * i, "%02x", rnd[i]);
+    }
+    return 0;
+}
+
 /* The item's id: the client's, or a fresh random one (§7.1.1). */
 static int item_id(const struct xml_node *item, char *out, size_t outsz)
 {
@@ -662,14 +679,7 @@ static int item_id(const struct xml_node *item, char *out, size_t outsz)
         snprintf(out, outsz, "%s", id);
         return 0;
     }
-    unsigned char rnd[8];
-    if (tls_random(rnd, sizeof(rnd)) < 0) {
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        snprintf(out + 2 * i, outsz - 2 * i, "%02x", rnd[i]);
-    }
-    return 0;
+    return pep_random_id("", out, outsz);
 }
 
 /* Checks of <publish/> before anything is touched (XEP-0060 §7.1.3).

@@ -144,3 +144,34 @@ def test_caps_cache_bytes_bounded(server):
             "the caps cache grew the server by %d KiB" % grown
     finally:
         attacker.close()
+
+
+def test_event_ids_reveal_no_other_traffic(server):
+    """The id of an event message was a global counter: bob, seeing pep-N
+    then pep-N+2 from alice, learnt that one event went to someone else in
+    between (here carol's own publish), i.e. other users' PEP activity.
+    Event ids are random now."""
+    import re
+    from test_64_pep import collect_messages, events_in, pep_client
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            b = await pep_client(cl, "bob", interests=[NS_NICK])
+            c = await pep_client(cl, "carol", interests=[NS_NICK])
+            await subscribe(a, b)
+            await collect_messages(b)
+            ids = []
+            for text in ("A1", "A2"):
+                await publish(a, NS_NICK, nick(text))
+                msgs = [m for m in await collect_messages(b) if events_in([m], NS_NICK)]
+                assert len(msgs) == 1
+                ids.append(msgs[0]["id"])
+                # carol's own resource gets an event of her own publish.
+                await publish(c, NS_NICK, nick("C"))
+                assert len(events_in(await collect_messages(c), NS_NICK)) == 1
+            nums = [re.search(r"(\d+)$", i) for i in ids]
+            assert ids[0] != ids[1]
+            assert not all(nums) or int(nums[1].group(1)) - int(nums[0].group(1)) != 2, \
+                "event ids count the events sent to others: %s" % ids
+    run(scenario())
