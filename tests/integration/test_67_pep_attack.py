@@ -175,3 +175,40 @@ def test_event_ids_reveal_no_other_traffic(server):
             assert not all(nums) or int(nums[1].group(1)) - int(nums[0].group(1)) != 2, \
                 "event ids count the events sent to others: %s" % ids
     run(scenario())
+
+
+def test_kill9_during_publish_flood_keeps_every_answered_item(server):
+    """Crash safety (STORAGE.md "pep"): kill -9 while a client pipelines
+    publishes. After the restart the doc parses, every publish that was
+    answered is there, and what is there is a prefix of what was sent."""
+    import time
+    from test_64_pep import get_items, items_of, publish_xml
+    server.require_managed()
+    c, _ = raw_login(server, "alice", resource="flood")
+    n = 150
+    opts = {"pubsub#max_items": "max"}
+    try:
+        start = len(c.reader.children)
+        c.send("".join("<iq type='set' id='p%d'>%s</iq>"
+                       % (i, publish_xml("urn:test:flood", "<e xmlns='urn:t'>%d</e>" % i,
+                                         "i%03d" % i, opts)) for i in range(n)))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            c.read_until(lambda r: len(r.children) - start >= 10, 0.5)
+            if len(c.reader.children) - start >= 10:
+                break
+        server.kill9()
+        answered = [int(el.get("id")[1:]) for el in c.reader.children[start:]
+                    if el.get("type") == "result" and (el.get("id") or "").startswith("p")]
+    finally:
+        c.close()
+    assert answered, "no publish was answered before the kill"
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            got = [i for i, _ in items_of(await get_items(a, a.bare, "urn:test:flood"))]
+            assert got == ["i%03d" % i for i in range(len(got))], got
+            assert len(got) >= max(answered) + 1, (answered, got)
+    run(scenario())
