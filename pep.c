@@ -618,7 +618,10 @@ static void send_last_of(struct session *s, const char *owner)
         while (last && xml_next(last)) {
             last = xml_next(last);
         }
-        if (!last || strcmp(c.send, "never") == 0 || !caps_wants(s, name) ||
+        /* §16.4.3: only 'on_sub_and_presence' sends when a subscriber comes
+         * online; 'on_sub' is for a new subscription, which PEP (presence
+         * subscriptions) does not replay here, and 'never' is never. */
+        if (!last || strcmp(c.send, "on_sub_and_presence") != 0 || !caps_wants(s, name) ||
             !rights_allow(&rt, n)) {
             continue;
         }

@@ -212,3 +212,28 @@ def test_kill9_during_publish_flood_keeps_every_answered_item(server):
             assert got == ["i%03d" % i for i in range(len(got))], got
             assert len(got) >= max(answered) + 1, (answered, got)
     run(scenario())
+
+
+def test_on_sub_node_not_replayed_on_every_login(server):
+    """XEP-0060 §16.4.3: send_last_published_item 'on_sub' sends the last
+    item when a subscription is made, 'on_sub_and_presence' also whenever a
+    subscriber comes online. An owner who chose 'on_sub' (or 'never') did
+    not agree to have its last item pushed at each login of each contact."""
+    from test_64_pep import collect_messages, events_in, pep_client
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            b = await plain_client(cl, "bob")
+            await subscribe(a, b)
+            await b.close()
+            for node, send in (("urn:test:onsub", "on_sub"), (NS_NICK, "on_sub_and_presence")):
+                payload_xml = nick("A") if node == NS_NICK else "<e xmlns='urn:t'/>"
+                ans = await publish(a, node, payload_xml,
+                                    options={"pubsub#send_last_published_item": send})
+                assert ans["type"] == "result", ans
+            b2 = await pep_client(cl, "bob", interests=["urn:test:onsub", NS_NICK])
+            msgs = await collect_messages(b2)
+            assert len(events_in(msgs, NS_NICK)) == 1
+            assert events_in(msgs, "urn:test:onsub") == []
+    run(scenario())
