@@ -237,3 +237,37 @@ def test_on_sub_node_not_replayed_on_every_login(server):
             assert len(events_in(msgs, NS_NICK)) == 1
             assert events_in(msgs, "urn:test:onsub") == []
     run(scenario())
+
+
+def test_strangers_and_ended_subscriptions_get_no_events(server):
+    """Who hears of a publish (XEP-0163 §4.3.1): a stranger who sends the
+    owner directed presence (and asks for +notify) hears nothing, not even
+    the last item of an open node; a contact whose subscription the owner
+    ended hears nothing after that."""
+    from xep_helpers import barrier
+    from test_64_pep import OPEN, collect_messages, events_in, pep_client
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await pep_client(cl, "alice")
+            b = await pep_client(cl, "bob", interests=[NS_NICK, "urn:test:open"])
+            await subscribe(a, b)
+            assert (await publish(a, "urn:test:open", "<e xmlns='urn:t'/>",
+                                  options=OPEN))["type"] == "result"
+            c = await pep_client(cl, "carol", interests=[NS_NICK, "urn:test:open"])
+            c.xmpp.send_presence(pto=a.bare)
+            await barrier(c)
+            await publish(a, NS_NICK, nick("A1"))
+            await publish(a, "urn:test:open", "<e xmlns='urn:t'>2</e>", options=OPEN)
+            assert [m for m in await collect_messages(c)
+                    if m.xml.find("{%s}event" % NS_EVENT) is not None] == []
+            assert len(events_in(await collect_messages(b), NS_NICK)) == 1
+            # alice ends bob's subscription to her presence (RFC 6121 §3.2).
+            a.xmpp.send_presence(pto=b.bare, ptype="unsubscribed")
+            await barrier(a)
+            await collect_messages(b)
+            await publish(a, NS_NICK, nick("A2"))
+            await publish(a, "urn:test:open", "<e xmlns='urn:t'>3</e>", options=OPEN)
+            assert [m for m in await collect_messages(b)
+                    if m.xml.find("{%s}event" % NS_EVENT) is not None] == []
+    run(scenario())
