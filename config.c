@@ -119,8 +119,9 @@ static const struct option options[] = {
     INT(pep_max_nodes, 0, 10000, LIMIT_PEP_NODES, 1),
     INT(pep_max_account_bytes, 0, 67108864, LIMIT_PEP_ACCOUNT_BYTES, 1),
     INT(pep_caps_cache, 1, 100000, LIMIT_PEP_CAPS_CACHE, 0),
-    /* PEP attack review (caps.c) */
+    /* PEP attack review (caps.c, pep.c) */
     INT(pep_caps_notify_bytes, 256, 65536, LIMIT_PEP_CAPS_NOTIFY_BYTES, 1),
+    INT(pep_doc_cache, 0, 1000, LIMIT_PEP_DOC_CACHE, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

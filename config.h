@@ -86,8 +86,9 @@ struct config {
     int pep_max_nodes;
     int pep_max_account_bytes;
     int pep_caps_cache;
-    /* PEP attack review (caps.c) */
+    /* PEP attack review (caps.c, pep.c) */
     int pep_caps_notify_bytes;
+    int pep_doc_cache;
 };
 
 /* Fill every field with its default. */

@@ -79,8 +79,11 @@
 #define LIMIT_PEP_CAPS_CACHE 256       /* pep_caps_cache: XEP-0115 ver hashes remembered */
 #define LIMIT_PEP_CAPS_NOTIFY 64       /* compile-time: +notify features kept per ver */
 
-/* PEP attack review (caps.c): bytes of +notify node names kept per caps ver
+/* PEP attack review (caps.c, pep.c). Bytes of +notify node names kept per caps ver
  * and per session; real clients list well under 1 KiB (pep_caps_notify_bytes). */
 #define LIMIT_PEP_CAPS_NOTIFY_BYTES 4096
+/* Parsed PEP docs of offline accounts kept across turns (pep_doc_cache), so
+ * that items requests to one of them do not read and parse it each time. */
+#define LIMIT_PEP_DOC_CACHE 4
 
 #endif

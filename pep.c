@@ -2,7 +2,8 @@
  * use (OMEMO key lists and bundles, avatars, nicknames, bookmarks).
  * Owns: each account's nodes (created on first publish) and their items, kept
  * in one store doc "pep" (STORAGE.md) and in memory while the account is
- * online or used in the current turn; the rules for who may read a node
+ * online, used in the current turn, or among the pep_doc_cache offline
+ * accounts last read (while their file is unchanged); the rules for who may read a node
  * (pubsub#access_model); notifications to the resources whose XEP-0115 caps
  * ask for NODE+notify. The caps themselves are caps.c's (pep.h).
  * Must not: be named by router.c, im.c or c2s.c (it plugs in through
@@ -60,10 +61,13 @@ struct node_cfg {
 struct acct {
     char *bare;
     struct xml_node *doc;
+    struct store_stamp stamp; /* of the file doc was read from or written to */
+    unsigned long used;       /* for dropping the least recently used */
     struct acct *next;
 };
 
 static struct acct *accts;
+static unsigned long acct_clock;
 
 /* ---- helpers ---- */
 
@@ -180,16 +184,43 @@ static int doc_valid(const struct xml_node *doc)
 
 /* The account's nodes, loaded once per turn (or while it is online). NULL
  * when the doc cannot be read or parsed: nothing is overwritten then. */
-static struct acct *acct_get(const char *bare)
+static void acct_drop(const char *bare);
+
+/* An offline account's doc kept from an earlier turn is used only while its
+ * file is the one it was read from (an account removed and made again, a
+ * removal event lost: read it again). An online account's doc is the truth:
+ * only its owner writes it, through acct_save. */
+static struct acct *acct_cached(const char *bare)
 {
     struct acct *a = acct_find(bare);
+    struct store_stamp now;
+    if (a && !router_first_resource(bare)) {
+        int rc = store_doc_stamp(bare, PEP_DOC, &now);
+        if ((rc != STORE_OK && rc != STORE_ENOENT) || memcmp(&now, &a->stamp, sizeof(now)) != 0) {
+            acct_drop(bare);
+            return NULL;
+        }
+    }
+    if (a) {
+        a->used = ++acct_clock;
+    }
+    return a;
+}
+
+static struct acct *acct_get(const char *bare)
+{
+    struct acct *a = acct_cached(bare);
     if (a) {
         return a;
     }
     char *raw = NULL;
     size_t len = 0;
     struct xml_node *doc = NULL;
-    int rc = store_doc_get(bare, PEP_DOC, &raw, &len, read_bound());
+    struct store_stamp stamp;
+    /* Stamp first: a write between the two makes the next use read again. */
+    int rc = store_doc_stamp(bare, PEP_DOC, &stamp);
+    rc = rc == STORE_OK || rc == STORE_ENOENT ? store_doc_get(bare, PEP_DOC, &raw, &len, read_bound())
+                                              : rc;
     if (rc == STORE_ENOENT) {
         doc = xml_node_new("pep", NS_STORE);
     } else if (rc == STORE_OK) {
@@ -210,20 +241,41 @@ static struct acct *acct_get(const char *bare)
         return NULL;
     }
     a->doc = doc;
+    a->stamp = stamp;
+    a->used = ++acct_clock;
     a->next = accts;
     accts = a;
     return a;
 }
 
-static void acct_drop(const char *bare);
+/* Keep at most keep docs of offline accounts, the most recently used. */
+static void trim_offline(size_t keep)
+{
+    for (;;) {
+        size_t n = 0;
+        struct acct *oldest = NULL;
+        for (struct acct *a = accts; a; a = a->next) {
+            if (!router_first_resource(a->bare)) {
+                n++;
+                oldest = !oldest || a->used < oldest->used ? a : oldest;
+            }
+        }
+        if (n <= keep) {
+            return;
+        }
+        acct_drop(oldest->bare);
+    }
+}
 
-/* Done with a: an account nobody of which is online is not kept, so that a
- * reader going through many accounts (a login with a long roster, a burst
- * of items requests) holds one doc at a time, not all of them. */
+/* Done with a: of the accounts nobody of which is online, pep_doc_cache are
+ * kept, so that a reader going through many accounts (a login with a long
+ * roster) holds a few docs at a time, not all of them, while items requests
+ * aimed at one offline account (up to pep_max_account_bytes to parse each
+ * time) find it parsed. */
 static void acct_release(struct acct *a)
 {
     if (a && !router_first_resource(a->bare)) {
-        acct_drop(a->bare);
+        trim_offline((size_t)g_config->pep_doc_cache);
     }
 }
 
@@ -272,6 +324,9 @@ static int acct_save(struct acct *a, struct xml_node *doc)
     if (rc == STORE_OK) {
         xml_free(a->doc);
         a->doc = doc;
+        if (store_doc_stamp(a->bare, PEP_DOC, &a->stamp) != STORE_OK) {
+            memset(&a->stamp, 0, sizeof(a->stamp)); /* deleted: as absent */
+        }
     }
     return rc;
 }
@@ -1236,22 +1291,11 @@ static int list_nodes(struct session *s, const char *bare, struct xml_node *q)
 
 /* ---- events ---- */
 
-/* End of turn: keep the docs of online accounts only. */
+/* End of turn: the docs of online accounts, and pep_doc_cache others. */
 static int on_turn_end(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
-    struct acct **pp = &accts;
-    while (*pp) {
-        struct acct *a = *pp;
-        if (router_first_resource(a->bare)) {
-            pp = &a->next;
-            continue;
-        }
-        *pp = a->next;
-        xml_free(a->doc);
-        free(a->bare);
-        free(a);
-    }
+    trim_offline((size_t)g_config->pep_doc_cache);
     return 0;
 }
 
