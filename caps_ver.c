@@ -42,6 +42,24 @@ static int has_lt(const char *v)
     return v && strchr(v, '<') != NULL;
 }
 
+/* Even without '<', the string hashed does not say where identities end and
+ * features begin, nor features and forms: an identity 'http:', '',
+ * xml:lang 'jabber.org', name 'protocol/nick+notify' hashes exactly like the
+ * feature http://jabber.org/protocol/nick+notify, a FORM_TYPE like the last
+ * features. Only <feature/>s say what a client wants +notify for (caps.c),
+ * so an identity field or form string ending in "+notify" makes the answer
+ * unusable for a cache: it could be a feature in disguise. */
+static int hides_notify(const char *v)
+{
+    size_t n = v ? strlen(v) : 0, sl = sizeof("+notify") - 1;
+    return n >= sl && strcmp(v + n - sl, "+notify") == 0;
+}
+
+static int suspect(const char *v)
+{
+    return has_lt(v) || hides_notify(v);
+}
+
 /* A growable list of strings, sorted and joined at the end. */
 struct strs {
     char **v;
@@ -115,9 +133,9 @@ static int form_string(const struct xml_node *x, struct buf *out)
         if (!var || strcmp(xml_name(f), "field") != 0) {
             continue;
         }
-        rc |= has_lt(var) ? -1 : 0;
+        rc |= suspect(var) ? -1 : 0;
         for (struct xml_node *v = xml_child(f, "value", NS_XDATA); v && rc == 0; v = xml_next(v)) {
-            rc |= has_lt(xml_text(v)) ? -1 : 0;
+            rc |= suspect(xml_text(v)) ? -1 : 0;
             rc |= buf_printf(&b, "%s<", xml_text(v)) | strs_add(&values, &b);
         }
         if (strcmp(var, "FORM_TYPE") == 0) {
@@ -147,7 +165,7 @@ int caps_ver(const struct xml_node *q, char *out, size_t outsz)
         if (strcmp(name, "identity") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
             const char *cat = xml_attr(c, "category"), *type = xml_attr(c, "type");
             const char *lang = xml_attr_ns(c, "lang", XML_NS_XML), *nm = xml_attr(c, "name");
-            rc |= has_lt(cat) || has_lt(type) || has_lt(lang) || has_lt(nm) ? -1 : 0;
+            rc |= suspect(cat) || suspect(type) || suspect(lang) || suspect(nm) ? -1 : 0;
             rc |= buf_printf(&b, "%s/%s/%s/%s<", cat ? cat : "", type ? type : "", lang ? lang : "",
                              nm ? nm : "") |
                   strs_add(&ids, &b);

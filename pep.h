@@ -24,7 +24,11 @@ void pep_send_last(struct session *s);
 int pep_random_id(const char *prefix, char *out, size_t outsz);
 
 /* caps_ver.c: the XEP-0115 §5.1 'ver' (base64 SHA-1) of a disco#info
- * <query/> into out. 0, or -1 (out of memory, out too small). */
+ * <query/> into out. 0, or -1: out of memory, out too small, or an answer
+ * §5.4 calls ill-formed (a '<' in a hashed value, two identical identities
+ * or features), or one with an identity field or form string ending in
+ * "+notify", which may be a feature in disguise. caps.c never caches an
+ * answer without a ver. */
 struct xml_node;
 int caps_ver(const struct xml_node *q, char *out, size_t outsz);
 

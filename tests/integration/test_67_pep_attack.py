@@ -27,11 +27,11 @@ def caps_presence(conn, ver):
     return start
 
 
-def answer_query(conn, ask, features):
+def answer_query(conn, ask, features, extra=""):
     q = ask.find("{%s}query" % NS_DISCO_INFO)
     conn.send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s'>"
-              "<identity category='client' type='pc'/>%s</query></iq>"
-              % (ask.get("id"), ask.get("from"), NS_DISCO_INFO, q.get("node"),
+              "<identity category='client' type='pc'/>%s%s</query></iq>"
+              % (ask.get("id"), ask.get("from"), NS_DISCO_INFO, q.get("node"), extra,
                  "".join("<feature var=%s/>" % quoteattr(f) for f in features)))
 
 
@@ -57,17 +57,36 @@ def test_caps_cache_not_poisoned_by_lt_in_feature(server):
     really has those caps (a server-wide notification blackout of, say,
     OMEMO device lists for one client brand). Such an answer is ill-formed:
     it serves its sender alone and is never cached."""
-    befriend(server, "alice", "bob")
     honest = [NS_CAPS, NS_DISCO_INFO, NS_NICK + "+notify", "urn:test:pep:poison"]
-    ver = caps_ver("client/pc//", honest)
     forged = [NS_CAPS, NS_DISCO_INFO + "<" + NS_NICK + "+notify", "urn:test:pep:poison"]
+    _poison(server, honest, forged)
+
+
+def test_caps_cache_not_poisoned_by_feature_as_identity(server):
+    """The same blackout without any '<': an identity category 'http:',
+    type '', xml:lang 'jabber.org', name 'protocol/nick+notify' is hashed as
+    "http://jabber.org/protocol/nick+notify<", exactly the honest feature.
+    An answer with an identity field or a form string ending in +notify is
+    never cached (its strings could be feature names in disguise)."""
+    honest = [NS_CAPS, NS_DISCO_INFO, NS_NICK + "+notify", "urn:test:pep:poison2"]
+    disguised = "".join("<identity category='http:' type='' xml:lang='jabber.org' name='%s'/>"
+                        % f[len("http://jabber.org/"):] for f in honest[:3])
+    _poison(server, honest, honest[3:], disguised)
+
+
+def _poison(server, honest, forged, extra=""):
+    """carol answers the server's caps query for bob's honest ver with a
+    forged answer that hashes the same; bob's real client must still get
+    the nick events it asked for."""
+    befriend(server, "alice", "bob")
+    ver = caps_ver("client/pc//", honest)
     attacker, _ = raw_login(server, "carol", resource="forger")
     victim = None
     try:
         start = caps_presence(attacker, ver)
         ask = attacker.wait_child("iq", timeout=5, start=start)
         assert ask is not None, attacker.describe()
-        answer_query(attacker, ask, forged)
+        answer_query(attacker, ask, forged, extra)
         attacker.send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
         assert attacker.wait_child("iq", timeout=5, start=start + 1) is not None
         # bob's real client, with the very caps the forger claimed.

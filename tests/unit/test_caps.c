@@ -80,6 +80,24 @@ static const char dup_identity[] = "<query xmlns='http://jabber.org/protocol/dis
                                    "<identity category='client' type='pc'/>"
                                    "<identity category='client' type='pc'/></query>";
 
+/* No '<' at all: the features http://jabber.org/protocol/... hashed as
+ * identities 'http:'/''/'jabber.org'/'protocol/...', or the last feature as a
+ * FORM_TYPE. Each hashes like the honest answer without its +notify. */
+static const char notify_identity[] =
+    "<query xmlns='http://jabber.org/protocol/disco#info'>"
+    "<identity category='client' type='pc'/>"
+    "<identity category='http:' type='' xml:lang='jabber.org' name='protocol/nick+notify'/>"
+    "</query>";
+static const char notify_form[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                  "<identity category='client' type='pc'/>"
+                                  "<feature var='a'/><x xmlns='jabber:x:data' type='result'>"
+                                  "<field var='FORM_TYPE' type='hidden'>"
+                                  "<value>urn:x+notify</value></field></x></query>";
+static const char disguised_honest[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                       "<identity category='client' type='pc'/>"
+                                       "<feature var='http://jabber.org/protocol/nick+notify'/>"
+                                       "</query>";
+
 int main(void)
 {
     check_ver(simple, "QgayPKawpkPSDYmwT/WM94uAlu0=");
@@ -90,5 +108,9 @@ int main(void)
     check_bad(lt_value);
     check_bad(dup_feature);
     check_bad(dup_identity);
+    check_bad(notify_identity);
+    check_bad(notify_form);
+    /* The honest answer the first of those imitates (its ver, for the record). */
+    check_ver(disguised_honest, "Li0z8aaqF48h2+SUzxyqmrf0KZw=");
     TEST_REPORT();
 }
