@@ -51,7 +51,7 @@ struct cache_entry {
 static int slot = -1;
 static struct cache_entry *cache;
 static size_t cache_size;
-static unsigned long use_clock, query_seq;
+static unsigned long use_clock;
 
 /* ---- notify sets ---- */
 
@@ -82,10 +82,14 @@ static int set_copy(struct notify_set *dst, const struct notify_set *src)
     return 0;
 }
 
-/* The +notify features of a disco#info answer (at most LIMIT_PEP_CAPS_NOTIFY). */
+/* The +notify features of a disco#info answer: at most LIMIT_PEP_CAPS_NOTIFY,
+ * whose names add up to at most pep_caps_notify_bytes. Without the byte
+ * bound one client could fill every cache slot with a stanza's worth of
+ * long names (pep_caps_cache x 64 KiB) that hash right. */
 static int set_from_info(struct notify_set *ns, const struct xml_node *q)
 {
-    size_t sl = strlen(NOTIFY_SUFFIX);
+    size_t sl = strlen(NOTIFY_SUFFIX), bytes = 0;
+    size_t budget = (size_t)g_config->pep_caps_notify_bytes;
     ns->nodes = calloc(LIMIT_PEP_CAPS_NOTIFY, sizeof(char *));
     ns->n = 0;
     if (!ns->nodes) {
@@ -98,6 +102,10 @@ static int set_from_info(struct notify_set *ns, const struct xml_node *q)
             strcmp(var + len - sl, NOTIFY_SUFFIX) != 0 || ns->n == LIMIT_PEP_CAPS_NOTIFY) {
             continue;
         }
+        if (bytes + len - sl + 1 > budget) {
+            continue; /* a shorter one further on may still fit */
+        }
+        bytes += len - sl + 1;
         if (!(ns->nodes[ns->n] = strndup(var, len - sl))) {
             set_free(ns);
             return -1;
@@ -171,7 +179,10 @@ int caps_wants(const struct session *s, const char *node)
 static void send_query(struct session *s, struct caps_sess *cs, const char *node)
 {
     char full_node[CAPS_NODE_MAX + CAPS_VER_MAX + 2];
-    snprintf(cs->query_id, sizeof(cs->query_id), "caps-%lu", ++query_seq);
+    if (pep_random_id("caps-", cs->query_id, sizeof(cs->query_id)) < 0) {
+        cs->query_id[0] = '\0';
+        return;
+    }
     snprintf(full_node, sizeof(full_node), "%s#%s", node, cs->ver);
     struct xml_node *iq = xml_node_new("iq", NS_CLIENT);
     struct xml_node *q = iq ? xml_add_child(iq, "query", NS_DISCO_INFO) : NULL;

@@ -33,6 +33,33 @@ static int cmp_key(const void *a, const void *b)
     }
 }
 
+/* §5.4 / §8.4: '<' ends each string hashed, so a value holding one lets a
+ * forger split or merge strings ("X<Y" hashes like "X" and "Y") and get its
+ * own features accepted under an honest client's ver. Such an answer is
+ * ill-formed: no ver is computed for it. */
+static int has_lt(const char *v)
+{
+    return v && strchr(v, '<') != NULL;
+}
+
+/* Even without '<', the string hashed does not say where identities end and
+ * features begin, nor features and forms: an identity 'http:', '',
+ * xml:lang 'jabber.org', name 'protocol/nick+notify' hashes exactly like the
+ * feature http://jabber.org/protocol/nick+notify, a FORM_TYPE like the last
+ * features. Only <feature/>s say what a client wants +notify for (caps.c),
+ * so an identity field or form string ending in "+notify" makes the answer
+ * unusable for a cache: it could be a feature in disguise. */
+static int hides_notify(const char *v)
+{
+    size_t n = v ? strlen(v) : 0, sl = sizeof("+notify") - 1;
+    return n >= sl && strcmp(v + n - sl, "+notify") == 0;
+}
+
+static int suspect(const char *v)
+{
+    return has_lt(v) || hides_notify(v);
+}
+
 /* A growable list of strings, sorted and joined at the end. */
 struct strs {
     char **v;
@@ -55,6 +82,18 @@ static int strs_add(struct strs *l, struct buf *b)
     }
     l->n++;
     buf_clear(b);
+    return 0;
+}
+
+/* §5.4 step 3.3/3.4: two identical identities or features make the answer
+ * ill-formed. After strs_join (sorted), so equal strings are neighbours. */
+static int strs_dup(const struct strs *l)
+{
+    for (size_t i = 1; i < l->n; i++) {
+        if (strcmp(l->v[i - 1], l->v[i]) == 0) {
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -94,7 +133,9 @@ static int form_string(const struct xml_node *x, struct buf *out)
         if (!var || strcmp(xml_name(f), "field") != 0) {
             continue;
         }
+        rc |= suspect(var) ? -1 : 0;
         for (struct xml_node *v = xml_child(f, "value", NS_XDATA); v && rc == 0; v = xml_next(v)) {
+            rc |= suspect(xml_text(v)) ? -1 : 0;
             rc |= buf_printf(&b, "%s<", xml_text(v)) | strs_add(&values, &b);
         }
         if (strcmp(var, "FORM_TYPE") == 0) {
@@ -124,17 +165,20 @@ int caps_ver(const struct xml_node *q, char *out, size_t outsz)
         if (strcmp(name, "identity") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
             const char *cat = xml_attr(c, "category"), *type = xml_attr(c, "type");
             const char *lang = xml_attr_ns(c, "lang", XML_NS_XML), *nm = xml_attr(c, "name");
+            rc |= suspect(cat) || suspect(type) || suspect(lang) || suspect(nm) ? -1 : 0;
             rc |= buf_printf(&b, "%s/%s/%s/%s<", cat ? cat : "", type ? type : "", lang ? lang : "",
                              nm ? nm : "") |
                   strs_add(&ids, &b);
         } else if (strcmp(name, "feature") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
             const char *var = xml_attr(c, "var");
+            rc |= has_lt(var) ? -1 : 0;
             rc |= buf_printf(&b, "%s<", var ? var : "") | strs_add(&feats, &b);
         } else if (strcmp(name, "x") == 0 && strcmp(xml_ns(c), NS_XDATA) == 0) {
             rc |= form_string(c, &b) | strs_add(&forms, &b);
         }
     }
     rc |= strs_join(&ids, &s) | strs_join(&feats, &s) | strs_join(&forms, &s);
+    rc |= strs_dup(&ids) || strs_dup(&feats) ? -1 : 0;
     unsigned char md[20];
     if (rc == 0 && (tls_hash(TLS_SHA1, buf_ptr(&s), buf_len(&s), md) < 0 ||
                     sasl_b64_encode(md, sizeof(md), out, outsz) < 0)) {

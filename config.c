@@ -143,6 +143,9 @@ static const struct option options[] = {
     INT(sm_max_detached, 0, 1000000, LIMIT_SM_MAX_DETACHED, 1),
     INT(sm_detached_bytes, 0, 1073741824, LIMIT_SM_DETACHED_BYTES, 1),
     INT(sm_max_detached_per_account, 0, 1000, LIMIT_SM_DETACHED_PER_ACCOUNT, 1),
+    /* PEP: caps and cache bounds (caps.c, pep.c) */
+    INT(pep_caps_notify_bytes, 256, 65536, LIMIT_PEP_CAPS_NOTIFY_BYTES, 1),
+    INT(pep_doc_cache, 0, 1000, LIMIT_PEP_DOC_CACHE, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -115,6 +115,9 @@ struct config {
     int sm_max_detached;      /* sessions kept without a connection at once */
     int sm_detached_bytes;    /* bytes those hold, together */
     int sm_max_detached_per_account; /* of those sessions, one account's */
+    /* PEP: caps and cache bounds (caps.c, pep.c) */
+    int pep_caps_notify_bytes;
+    int pep_doc_cache;
 };
 
 /* Fill every field with its default. */

@@ -112,4 +112,11 @@
 #define LIMIT_SM_DETACHED_BYTES (16 * 1024 * 1024) /* sm_detached_bytes: what they hold, together */
 #define LIMIT_SM_DETACHED_PER_ACCOUNT 5 /* sm_max_detached_per_account: of those, one account's */
 
+/* PEP: caps and cache bounds (caps.c, pep.c). Bytes of +notify node names kept per caps ver
+ * and per session; real clients list well under 1 KiB (pep_caps_notify_bytes). */
+#define LIMIT_PEP_CAPS_NOTIFY_BYTES 4096
+/* Parsed PEP docs of offline accounts kept across turns (pep_doc_cache), so
+ * that items requests to one of them do not read and parse it each time. */
+#define LIMIT_PEP_DOC_CACHE 4
+
 #endif

@@ -2,7 +2,8 @@
  * use (OMEMO key lists and bundles, avatars, nicknames, bookmarks).
  * Owns: each account's nodes (created on first publish) and their items, kept
  * in one store doc "pep" (STORAGE.md) and in memory while the account is
- * online or used in the current turn; the rules for who may read a node
+ * online, used in the current turn, or among the pep_doc_cache offline
+ * accounts last read (while their file is unchanged); the rules for who may read a node
  * (pubsub#access_model); notifications to the resources whose XEP-0115 caps
  * ask for NODE+notify. The caps themselves are caps.c's (pep.h).
  * Must not: be named by router.c, im.c or c2s.c (it plugs in through
@@ -60,10 +61,13 @@ struct node_cfg {
 struct acct {
     char *bare;
     struct xml_node *doc;
+    struct store_stamp stamp; /* of the file doc was read from or written to */
+    unsigned long used;       /* for dropping the least recently used */
     struct acct *next;
 };
 
 static struct acct *accts;
+static unsigned long acct_clock;
 
 /* ---- helpers ---- */
 
@@ -154,22 +158,77 @@ static struct acct *acct_find(const char *bare)
     return NULL;
 }
 
+/* 1 when a parsed doc has the shape STORAGE.md "pep" gives: <node/>s with a
+ * name, holding <item/>s with an id and at most one payload. The code below
+ * relies on both attributes; a doc written by hand or by another version
+ * that lacks one is refused like one that does not parse. */
+static int doc_valid(const struct xml_node *doc)
+{
+    for (struct xml_node *n = xml_first_child(doc); n; n = xml_next(n)) {
+        const char *name = xml_attr(n, "name");
+        if (strcmp(xml_name(n), "node") != 0 || strcmp(xml_ns(n), NS_STORE) != 0 || !name ||
+            !*name) {
+            return 0;
+        }
+        for (struct xml_node *it = xml_first_child(n); it; it = xml_next(it)) {
+            const char *id = xml_attr(it, "id");
+            struct xml_node *p = xml_first_child(it);
+            if (strcmp(xml_name(it), "item") != 0 || strcmp(xml_ns(it), NS_STORE) != 0 || !id ||
+                !*id || (p && xml_next(p))) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 /* The account's nodes, loaded once per turn (or while it is online). NULL
  * when the doc cannot be read or parsed: nothing is overwritten then. */
-static struct acct *acct_get(const char *bare)
+static void acct_drop(const char *bare);
+
+/* An offline account's doc kept from an earlier turn is used only while its
+ * file is the one it was read from (an account removed and made again, a
+ * removal event lost: read it again). An online account's doc is the truth:
+ * only its owner writes it, through acct_save. */
+static struct acct *acct_cached(const char *bare)
 {
     struct acct *a = acct_find(bare);
+    struct store_stamp now;
+    if (a && !router_first_resource(bare)) {
+        int rc = store_doc_stamp(bare, PEP_DOC, &now);
+        if ((rc != STORE_OK && rc != STORE_ENOENT) || memcmp(&now, &a->stamp, sizeof(now)) != 0) {
+            acct_drop(bare);
+            return NULL;
+        }
+    }
+    if (a) {
+        a->used = ++acct_clock;
+    }
+    return a;
+}
+
+static struct acct *acct_get(const char *bare)
+{
+    struct acct *a = acct_cached(bare);
     if (a) {
         return a;
     }
     char *raw = NULL;
     size_t len = 0;
     struct xml_node *doc = NULL;
-    int rc = store_doc_get(bare, PEP_DOC, &raw, &len, read_bound());
+    struct store_stamp stamp;
+    /* Stamp first: a write between the two makes the next use read again. */
+    int rc = store_doc_stamp(bare, PEP_DOC, &stamp);
+    rc = rc == STORE_OK || rc == STORE_ENOENT ? store_doc_get(bare, PEP_DOC, &raw, &len, read_bound())
+                                              : rc;
     if (rc == STORE_ENOENT) {
         doc = xml_node_new("pep", NS_STORE);
     } else if (rc == STORE_OK) {
         doc = im_parse_stored(raw, len, "pep", NS_STORE);
+        if (doc && !doc_valid(doc)) {
+            xml_free(doc);
+            doc = NULL;
+        }
         if (!doc) {
             log_error("pep: stored nodes of %s do not parse; left as is", bare);
         }
@@ -182,20 +241,41 @@ static struct acct *acct_get(const char *bare)
         return NULL;
     }
     a->doc = doc;
+    a->stamp = stamp;
+    a->used = ++acct_clock;
     a->next = accts;
     accts = a;
     return a;
 }
 
-static void acct_drop(const char *bare);
+/* Keep at most keep docs of offline accounts, the most recently used. */
+static void trim_offline(size_t keep)
+{
+    for (;;) {
+        size_t n = 0;
+        struct acct *oldest = NULL;
+        for (struct acct *a = accts; a; a = a->next) {
+            if (!router_first_resource(a->bare)) {
+                n++;
+                oldest = !oldest || a->used < oldest->used ? a : oldest;
+            }
+        }
+        if (n <= keep) {
+            return;
+        }
+        acct_drop(oldest->bare);
+    }
+}
 
-/* Done with a: an account nobody of which is online is not kept, so that a
- * reader going through many accounts (a login with a long roster, a burst
- * of items requests) holds one doc at a time, not all of them. */
+/* Done with a: of the accounts nobody of which is online, pep_doc_cache are
+ * kept, so that a reader going through many accounts (a login with a long
+ * roster) holds a few docs at a time, not all of them, while items requests
+ * aimed at one offline account (up to pep_max_account_bytes to parse each
+ * time) find it parsed. */
 static void acct_release(struct acct *a)
 {
     if (a && !router_first_resource(a->bare)) {
-        acct_drop(a->bare);
+        trim_offline((size_t)g_config->pep_doc_cache);
     }
 }
 
@@ -244,6 +324,9 @@ static int acct_save(struct acct *a, struct xml_node *doc)
     if (rc == STORE_OK) {
         xml_free(a->doc);
         a->doc = doc;
+        if (store_doc_stamp(a->bare, PEP_DOC, &a->stamp) != STORE_OK) {
+            memset(&a->stamp, 0, sizeof(a->stamp)); /* deleted: as absent */
+        }
     }
     return rc;
 }
@@ -501,9 +584,12 @@ static void refuse_read(struct session *s, const struct xml_node *iq, const stru
 static struct xml_node *event_message(const char *owner, const char *full, const char *name,
                                       const struct xml_node *what, const char *wrapper)
 {
-    static unsigned long seq;
     char id[32];
-    snprintf(id, sizeof(id), "pep-%lu", ++seq);
+    /* Random: a counter would tell each recipient how many events went to
+     * others in between. */
+    if (pep_random_id("pep-", id, sizeof(id)) < 0) {
+        return NULL;
+    }
     struct xml_node *m = xml_node_new("message", NS_CLIENT);
     struct xml_node *ev = m ? xml_add_child(m, "event", NS_PUBSUB_EVENT) : NULL;
     struct xml_node *w = ev ? xml_add_child(ev, wrapper, NS_PUBSUB_EVENT) : NULL;
@@ -587,7 +673,10 @@ static void send_last_of(struct session *s, const char *owner)
         while (last && xml_next(last)) {
             last = xml_next(last);
         }
-        if (!last || strcmp(c.send, "never") == 0 || !caps_wants(s, name) ||
+        /* §16.4.3: only 'on_sub_and_presence' sends when a subscriber comes
+         * online; 'on_sub' is for a new subscription, which PEP (presence
+         * subscriptions) does not replay here, and 'never' is never. */
+        if (!last || strcmp(c.send, "on_sub_and_presence") != 0 || !caps_wants(s, name) ||
             !rights_allow(&rt, n)) {
             continue;
         }
@@ -623,6 +712,20 @@ void pep_send_last(struct session *s)
 
 /* ---- publish (XEP-0060 §7.1) ---- */
 
+int pep_random_id(const char *prefix, char *out, size_t outsz)
+{
+    unsigned char rnd[8];
+    size_t pl = strlen(prefix);
+    if (outsz < pl + 2 * sizeof(rnd) + 1 || tls_random(rnd, sizeof(rnd)) < 0) {
+        return -1;
+    }
+    memcpy(out, prefix, pl);
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        snprintf(out + pl + 2 * i, outsz - pl - 2 * i, "%02x", rnd[i]);
+    }
+    return 0;
+}
+
 /* The item's id: the client's, or a fresh random one (§7.1.1). */
 static int item_id(const struct xml_node *item, char *out, size_t outsz)
 {
@@ -634,14 +737,7 @@ static int item_id(const struct xml_node *item, char *out, size_t outsz)
         snprintf(out, outsz, "%s", id);
         return 0;
     }
-    unsigned char rnd[8];
-    if (tls_random(rnd, sizeof(rnd)) < 0) {
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        snprintf(out + 2 * i, outsz - 2 * i, "%02x", rnd[i]);
-    }
-    return 0;
+    return pep_random_id("", out, outsz);
 }
 
 /* Checks of <publish/> before anything is touched (XEP-0060 §7.1.3).
@@ -1195,22 +1291,11 @@ static int list_nodes(struct session *s, const char *bare, struct xml_node *q)
 
 /* ---- events ---- */
 
-/* End of turn: keep the docs of online accounts only. */
+/* End of turn: the docs of online accounts, and pep_doc_cache others. */
 static int on_turn_end(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
-    struct acct **pp = &accts;
-    while (*pp) {
-        struct acct *a = *pp;
-        if (router_first_resource(a->bare)) {
-            pp = &a->next;
-            continue;
-        }
-        *pp = a->next;
-        xml_free(a->doc);
-        free(a->bare);
-        free(a);
-    }
+    trim_offline((size_t)g_config->pep_doc_cache);
     return 0;
 }
 

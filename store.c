@@ -2031,3 +2031,29 @@ int store_offline_clear(const char *bare)
     }
     return fsync_dir(dir);
 }
+
+/* ---- has a document changed? (PEP caches offline accounts' docs) ---- */
+
+int store_doc_stamp(const char *bare, const char *name, struct store_stamp *out)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct stat st;
+    memset(out, 0, sizeof(*out));
+    int rc = doc_path(bare, name, dir, path, sizeof(dir));
+    if (rc < 0) {
+        return rc;
+    }
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) {
+            return STORE_ENOENT;
+        }
+        log_error("store: stat %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    out->dev = (unsigned long long)st.st_dev;
+    out->ino = (unsigned long long)st.st_ino;
+    out->size = (unsigned long long)st.st_size;
+    out->mtime_sec = (long long)st.st_mtim.tv_sec;
+    out->mtime_nsec = (long long)st.st_mtim.tv_nsec;
+    return STORE_OK;
+}

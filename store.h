@@ -124,4 +124,16 @@ int store_offline_clear(const char *bare);
  * Exported for the unit test and any other checksummed format. */
 uint32_t store_crc32(uint32_t crc, const void *data, size_t len);
 
+/* ---- has a document changed? (PEP caches offline accounts' docs) ---- */
+/* What identifies one version of a document file: every put renames a new
+ * file over it (a new inode), so equal stamps mean the same bytes. Lets a
+ * caller keep a parsed document across turns without reading it again. */
+struct store_stamp {
+    unsigned long long dev, ino, size;
+    long long mtime_sec, mtime_nsec;
+};
+/* 0 with *out filled; STORE_ENOENT (account or document absent, *out zeroed)
+ * or STORE_EIO / STORE_EINVAL. One stat, no read. */
+int store_doc_stamp(const char *bare, const char *name, struct store_stamp *out);
+
 #endif

@@ -51,10 +51,66 @@ static const char prefix[] = "<query xmlns='http://jabber.org/protocol/disco#inf
                              "<identity category='client' type='bot' name='x'/>"
                              "<feature var='a-c'/><feature var='a#b'/><feature var='a'/></query>";
 
+/* Ill-formed answers (§5.4): no ver at all, so caps.c never caches them. A
+ * '<' inside a feature would hash like two features (cache poisoning). */
+static void check_bad(const char *xml)
+{
+    struct xml_node *q =
+        xml_parse_one(xml, strlen(xml), &lim, "query", "http://jabber.org/protocol/disco#info");
+    char ver[64] = "";
+    CHECK(q != NULL);
+    CHECK(q && caps_ver(q, ver, sizeof(ver)) == -1);
+    xml_free(q);
+}
+
+static const char lt_feature[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                 "<identity category='client' type='pc'/>"
+                                 "<feature var='a&lt;b+notify'/></query>";
+static const char lt_name[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                              "<identity category='client' type='pc' name='x&lt;a'/></query>";
+static const char lt_value[] =
+    "<query xmlns='http://jabber.org/protocol/disco#info'>"
+    "<x xmlns='jabber:x:data' type='result'>"
+    "<field var='FORM_TYPE' type='hidden'><value>urn:x</value></field>"
+    "<field var='os'><value>a&lt;b</value></field></x></query>";
+static const char dup_feature[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                  "<identity category='client' type='pc'/>"
+                                  "<feature var='a'/><feature var='a'/></query>";
+static const char dup_identity[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                   "<identity category='client' type='pc'/>"
+                                   "<identity category='client' type='pc'/></query>";
+
+/* No '<' at all: the features http://jabber.org/protocol/... hashed as
+ * identities 'http:'/''/'jabber.org'/'protocol/...', or the last feature as a
+ * FORM_TYPE. Each hashes like the honest answer without its +notify. */
+static const char notify_identity[] =
+    "<query xmlns='http://jabber.org/protocol/disco#info'>"
+    "<identity category='client' type='pc'/>"
+    "<identity category='http:' type='' xml:lang='jabber.org' name='protocol/nick+notify'/>"
+    "</query>";
+static const char notify_form[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                  "<identity category='client' type='pc'/>"
+                                  "<feature var='a'/><x xmlns='jabber:x:data' type='result'>"
+                                  "<field var='FORM_TYPE' type='hidden'>"
+                                  "<value>urn:x+notify</value></field></x></query>";
+static const char disguised_honest[] = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                       "<identity category='client' type='pc'/>"
+                                       "<feature var='http://jabber.org/protocol/nick+notify'/>"
+                                       "</query>";
+
 int main(void)
 {
     check_ver(simple, "QgayPKawpkPSDYmwT/WM94uAlu0=");
     check_ver(complex_, "q07IKJEyjvHSyhy//CH0CxmKi8w=");
     check_ver(prefix, "2uHoErUDnHmw/YgJOmmulcPY9pk=");
+    check_bad(lt_feature);
+    check_bad(lt_name);
+    check_bad(lt_value);
+    check_bad(dup_feature);
+    check_bad(dup_identity);
+    check_bad(notify_identity);
+    check_bad(notify_form);
+    /* The honest answer the first of those imitates (its ver, for the record). */
+    check_ver(disguised_honest, "Li0z8aaqF48h2+SUzxyqmrf0KZw=");
     TEST_REPORT();
 }

@@ -1068,6 +1068,27 @@ static void test_secret(void)
     CHECK(size_rel("secret") == 18);
 }
 
+/* store_doc_stamp tells one version of a doc from the next. */
+static void test_doc_stamp(void)
+{
+    const char *u = "stamp@example.org";
+    struct store_stamp a, b, c;
+    struct store_account acct;
+    make_account(&acct, 5);
+    CHECK(store_doc_stamp(u, "pep", &a) == STORE_ENOENT); /* no account */
+    CHECK(store_account_create(u, &acct) == 0);
+    CHECK(store_doc_stamp(u, "pep", &a) == STORE_ENOENT); /* no doc */
+    CHECK(a.ino == 0 && a.size == 0);
+    CHECK(store_doc_put(u, "pep", "<pep/>", 6) == 0);
+    CHECK(store_doc_stamp(u, "pep", &b) == STORE_OK);
+    CHECK(store_doc_stamp(u, "pep", &c) == STORE_OK);
+    CHECK(memcmp(&b, &c, sizeof(b)) == 0); /* unchanged: same stamp */
+    CHECK(store_doc_put(u, "pep", "<pep/>", 6) == 0); /* same bytes, a new file */
+    CHECK(store_doc_stamp(u, "pep", &c) == STORE_OK);
+    CHECK(memcmp(&b, &c, sizeof(b)) != 0);
+    CHECK(store_doc_stamp(u, "../x", &c) == STORE_EINVAL);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1097,6 +1118,7 @@ int main(void)
     test_full_disk();
     test_delete_races();
     test_secret();
+    test_doc_stamp();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
