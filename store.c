@@ -2399,6 +2399,10 @@ static int arc_open(struct arc *a, const char *bare, int writable)
         arc_hdr(hdr, ARC_LOG_PREFIX, ARC_LOG_HDR, a->gen);
         if (ftruncate(a->fd, 0) < 0 || write_all(a->fd, hdr, ARC_LOG_HDR) < 0) {
             log_error("store: write %s: %s", a->path, strerror(errno));
+            /* A full disk: leave nothing, not even an empty log. */
+            if ((a->created && unlink(a->path) < 0) || (!a->created && ftruncate(a->fd, 0) < 0)) {
+                log_error("store: take back %s: %s", a->path, strerror(errno));
+            }
             arc_close(a);
             return STORE_EIO;
         }
