@@ -42,6 +42,7 @@ endif
 # Services plug in through hooks.h from their own files: each WITH_... switch
 # adds or leaves out files, nothing else.
 SERVICE_SRCS =
+SERVICE_SRCS += mam.c
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
        register.c disco.c vcard.c private.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \

@@ -113,6 +113,10 @@ static const struct option options[] = {
          LIMIT_REGISTER_TOTAL_WINDOW, 1),
     /* Loopback by default, as Prosody exempts it: local tools and tests. */
     PREFIXES(registration_exempt, "127.0.0.0/8 ::1", 1),
+    /* Message archive (XEP-0313, mam.c). */
+    INT(mam_max_page, 1, 10000, LIMIT_MAM_MAX_PAGE, 1),
+    INT(mam_max_bytes, 0, 1073741824, LIMIT_MAM_MAX_BYTES, 1),
+    INT(mam_expire_days, 0, 36500, LIMIT_MAM_EXPIRE_DAYS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -80,6 +80,10 @@ struct config {
     struct config_rate registration_throttle;       /* per address */
     struct config_rate registration_throttle_total; /* all addresses together */
     struct config_prefixes registration_exempt;     /* addresses neither counted nor limited */
+    /* Message archive (XEP-0313, mam.c). */
+    int mam_max_page;    /* mam_max_page: results per query page (RSM max is capped to it) */
+    int mam_max_bytes;   /* mam_max_bytes: archive size cap per account, 0 = none */
+    int mam_expire_days; /* mam_expire_days: retention, 0 = keep */
 };
 
 /* Fill every field with its default. */
