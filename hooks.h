@@ -75,6 +75,9 @@ enum hook_event {
     HOOK_TICK,            /* once a second */
     HOOK_TURN_END,        /* end of every loop turn */
     HOOK_SHUTDOWN,        /* the server stops: write what is deferred */
+    /* mam: */
+    HOOK_BEFORE_OUTPUT,   /* (NULL, NULL, NULL): output is about to be written: make
+                           * durable what it may follow (group commits) */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);

@@ -358,6 +358,9 @@ static int mam_incoming(struct session *unused, struct xml_node *m, const char *
     return 0;
 }
 
+/* Archived messages reach the disk before anything written after them (the
+ * message itself, with its stanza-id, or a ping answer), as offline ones do:
+ * one fsync per archive and turn (STORAGE.md, "Message archive"). */
 static int mam_turn_end(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s;
@@ -908,6 +911,7 @@ HOOK_SERVICE(mam)
     hook_feature(HOOK_DISCO_ACCOUNT, NS_SID);
     hook_add(HOOK_MSG_FROM_CLIENT, mam_outgoing);
     hook_add(HOOK_MSG_TO_ACCOUNT, mam_incoming);
+    hook_add(HOOK_BEFORE_OUTPUT, mam_turn_end);
     hook_add(HOOK_TURN_END, mam_turn_end);
     hook_add(HOOK_SHUTDOWN, mam_turn_end);
 }
