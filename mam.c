@@ -461,6 +461,9 @@ struct query {
     int max;
     int has_after_id, has_before_id;
     uint64_t after_id, before_id;
+    uint64_t *ids; /* the ids field (XEP-0313 §4.1.3), at most max of them */
+    int nids;
+    int flip; /* <flip-page/>: the page goes out newest first (§4.2) */
 };
 
 /* A page being collected: the records, oldest first once done. */
@@ -544,6 +547,27 @@ static int field_value(const struct xml_node *f, const char **v)
     return val ? 0 : -1;
 }
 
+/* The ids field: one <value/> per id, each one the archive must hold. */
+static const char *ids_parse(const struct xml_node *f, struct query *qy)
+{
+    for (struct xml_node *v = xml_first_child(f); v; v = xml_next(v)) {
+        if (strcmp(xml_name(v), "value") != 0 || strcmp(xml_ns(v), NS_XDATA) != 0) {
+            continue;
+        }
+        if (qy->nids == qy->max) {
+            return "not-acceptable"; /* more than one page: mam_max_page */
+        }
+        if (!qy->ids && !(qy->ids = calloc((size_t)qy->max, sizeof(*qy->ids)))) {
+            return "resource-constraint";
+        }
+        if (id_parse(xml_text(v), &qy->ids[qy->nids]) < 0) {
+            return "item-not-found";
+        }
+        qy->nids++;
+    }
+    return NULL;
+}
+
 /* The XEP-0004 form of a query. 0, or the stanza error condition. */
 static const char *form_parse(const struct xml_node *x, struct query *qy, uint64_t *start,
                               uint64_t *end)
@@ -569,6 +593,11 @@ static const char *form_parse(const struct xml_node *x, struct query *qy, uint64
         } else if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
             if (time_parse(v, var[0] == 's' ? start : end) < 0) {
                 return "bad-request";
+            }
+        } else if (strcmp(var, "ids") == 0) {
+            const char *err = ids_parse(f, qy);
+            if (err) {
+                return err;
             }
         } else if (strcmp(var, "after-id") == 0 || strcmp(var, "before-id") == 0) {
             int after = var[0] == 'a';
@@ -625,6 +654,7 @@ static const char *query_parse(const char *own, const struct xml_node *payload, 
     memset(qy, 0, sizeof(*qy));
     qy->queryid = xml_attr(payload, "queryid");
     qy->max = g_config->mam_max_page;
+    qy->flip = xml_child(payload, "flip-page", NS_MAM) != NULL;
     struct xml_node *x = xml_child(payload, "x", NS_XDATA);
     struct xml_node *set = xml_child(payload, "set", NS_RSM);
     const char *err = x ? form_parse(x, qy, &start, &end) : NULL;
@@ -638,6 +668,11 @@ static const char *query_parse(const char *own, const struct xml_node *payload, 
     if ((qy->has_after_id && store_arc_exists(own, qy->after_id) < 0) ||
         (qy->has_before_id && store_arc_exists(own, qy->before_id) < 0)) {
         return "item-not-found";
+    }
+    for (int i = 0; i < qy->nids; i++) {
+        if (store_arc_exists(own, qy->ids[i]) < 0) {
+            return "item-not-found";
+        }
     }
     struct store_arc_limits lim = arc_limits();
     uint64_t after = qy->has_after_id ? qy->after_id : 0;
@@ -699,7 +734,7 @@ static void send_fin(struct session *s, const struct xml_node *iq, const struct 
  * the iq result with <fin/>. */
 static void page_send(struct page *pg, const struct xml_node *iq)
 {
-    if (pg->qy->q.backward) {
+    if (pg->qy->q.backward != pg->qy->flip) {
         for (int i = 0, j = pg->n - 1; i < j; i++, j--) {
             struct xml_node *t = pg->items[i];
             uint64_t id = pg->ids[i];
@@ -727,13 +762,51 @@ static void page_free(struct page *pg)
     free(pg->ids);
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The records named by the ids field, oldest first, within the other filters. */
+static int ids_run(const char *own, const struct query *qy, struct page *pg)
+{
+    qsort(qy->ids, (size_t)qy->nids, sizeof(*qy->ids), id_cmp);
+    for (int i = 0; i < qy->nids && !pg->more; i++) {
+        uint64_t id = qy->ids[i];
+        if ((i > 0 && id == qy->ids[i - 1]) || id <= qy->q.after ||
+            (qy->q.before && id >= qy->q.before)) {
+            continue;
+        }
+        struct store_arc_query one = qy->q;
+        one.after = id - 1;
+        one.before = id + 1;
+        one.backward = 0;
+        int rc = store_arc_query(own, &one, page_add, pg);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* RFC 6120 §8.3.3: the type that goes with each condition we answer. */
+static const char *error_type(const char *cond)
+{
+    if (strcmp(cond, "item-not-found") == 0 || strcmp(cond, "internal-server-error") == 0) {
+        return "cancel";
+    }
+    return strcmp(cond, "resource-constraint") == 0 ? "wait" : "modify";
+}
+
 static int query_run(struct session *s, struct xml_node *iq, struct xml_node *payload,
                      const char *own)
 {
     struct query qy;
     const char *err = query_parse(own, payload, &qy);
     if (err) {
-        router_bounce(s, iq, strcmp(err, "item-not-found") == 0 ? "cancel" : "modify", err);
+        router_bounce(s, iq, error_type(err), err);
+        free(qy.ids);
         return 0;
     }
     struct page pg = {s, &qy, "", NULL, NULL, 0, 0, 0, 0};
@@ -752,18 +825,22 @@ static int query_run(struct session *s, struct xml_node *iq, struct xml_node *pa
     }
     uint64_t count = 0;
     int rc = pg.items && pg.ids ? 0 : STORE_EIO;
-    if (rc == 0) {
+    if (rc == 0 && qy.nids) {
+        rc = ids_run(own, &qy, &pg);
+    } else if (rc == 0) {
         rc = store_arc_query(own, &qy.q, page_add, &pg);
     }
     /* RSM count: cheap without a with filter (two binary searches). */
-    int counted = !qy.with[0] && rc == 0 && store_arc_count(own, &qy.q, &count) == 0;
+    int counted = !qy.with[0] && !qy.nids && rc == 0 &&
+                  store_arc_count(own, &qy.q, &count) == 0;
     if (rc < 0) {
-        router_bounce(s, iq, "wait", "internal-server-error");
+        router_bounce(s, iq, "cancel", "internal-server-error");
     } else {
         page_send(&pg, iq);
         send_fin(s, iq, &pg, counted, count);
     }
     page_free(&pg);
+    free(qy.ids);
     return 0;
 }
 
@@ -772,7 +849,7 @@ static void form_send(struct session *s, const struct xml_node *iq)
 {
     static const char *const fields[][2] = {
         {"with", "jid-single"},     {"start", "text-single"},   {"end", "text-single"},
-        {"after-id", "text-single"}, {"before-id", "text-single"},
+        {"after-id", "text-single"}, {"before-id", "text-single"}, {"ids", "list-multi"},
     };
     struct xml_node *q = xml_node_new("query", NS_MAM);
     struct xml_node *x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
@@ -848,7 +925,7 @@ static int prefs_iq(struct session *s, struct xml_node *iq, struct xml_node *pay
     const char *type = xml_attr(iq, "type");
     if (strcmp(type, "get") == 0) {
         if (prefs_load(own, &p) < 0) {
-            router_bounce(s, iq, "wait", "internal-server-error");
+            router_bounce(s, iq, "cancel", "internal-server-error");
             return 0;
         }
     } else {
@@ -866,7 +943,7 @@ static int prefs_iq(struct session *s, struct xml_node *iq, struct xml_node *pay
             err = "internal-server-error";
         }
         if (err) {
-            router_bounce(s, iq, "modify", err);
+            router_bounce(s, iq, error_type(err), err);
             prefs_free(&p);
             return 0;
         }

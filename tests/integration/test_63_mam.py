@@ -141,7 +141,7 @@ def test_round_trip_both_directions_and_stanza_id(server):
             # The form (XEP-0313 §4.1.1).
             ans = await iq(alice, "<query xmlns='%s'/>" % NS_MAM)
             vars_ = {f.get("var") for f in ans.xml.iter("{%s}field" % NS_XDATA)}
-            assert {"FORM_TYPE", "with", "start", "end", "after-id", "before-id"} <= vars_
+            assert {"FORM_TYPE", "with", "start", "end", "after-id", "before-id", "ids"} <= vars_
     run(scenario())
 
 
@@ -232,6 +232,17 @@ def test_ids_complete_and_item_not_found(server):
             assert [i for i, _, _ in r] == ids[7:] and not fin_of(ans)["complete"]
             ans, r = await query(alice, rsm(max_=3, before=ids[2]))
             assert [i for i, _, _ in r] == ids[:2] and fin_of(ans)["complete"]
+            # ids (XEP-0313 §4.1.3): those records, oldest first.
+            ids_form = form()[:-len("</x>")] + "<field var='ids'><value>%s</value>" \
+                "<value>%s</value></field></x>" % (ids[5], ids[1])
+            ans, r = await query(alice, ids_form)
+            assert [i for i, _, _ in r] == [ids[1], ids[5]] and fin_of(ans)["complete"]
+            bad_ids = ids_form.replace(ids[1], "00000000000000ff")
+            ans, r = await query(alice, bad_ids)
+            assert error_of(ans) == ("cancel", "item-not-found") and r == []
+            # <flip-page/> (§4.2): the same page, newest first.
+            ans, r = await query(alice, rsm(max_=3, before="") + "<flip-page/>")
+            assert [i for i, _, _ in r] == ids[7:][::-1]
             # An id the archive does not hold.
             for bad in (form(after_id="0000000000000001"), form(before_id="nonsense"),
                         rsm(after="0123456789abcdef"), rsm(before="x" * 40)):
