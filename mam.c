@@ -358,6 +358,53 @@ static int mam_incoming(struct session *unused, struct xml_node *m, const char *
     return 0;
 }
 
+/* ---- retention of idle archives ----
+ * An append drops what expired, but an account that receives nothing would
+ * keep it forever: once an hour (and after start-up) the accounts are walked,
+ * a few per second so that the loop never stalls, and each archive is trimmed
+ * (store_arc_trim: one open and read unless there is something to drop). */
+#define SWEEP_PER_TICK 16
+#define SWEEP_EVERY 3600
+
+static char sweep_cursor[JID_MAX + 1]; /* last account trimmed in this pass */
+static time_t sweep_next;              /* monotonic time of the next pass (0: at once) */
+static int sweep_running;
+
+struct sweep {
+    int done;
+    struct store_arc_limits lim;
+};
+
+static int sweep_one(const char *bare, void *ud)
+{
+    struct sweep *sw = ud;
+    if (strcmp(bare, sweep_cursor) <= 0) {
+        return 0; /* trimmed earlier in this pass (the list is sorted) */
+    }
+    store_arc_trim(bare, &sw->lim);
+    snprintf(sweep_cursor, sizeof(sweep_cursor), "%s", bare);
+    return ++sw->done == SWEEP_PER_TICK;
+}
+
+static int mam_tick(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s;
+    (void)st;
+    (void)bare;
+    if (g_config->mam_expire_days <= 0 || (!sweep_running && g_now < sweep_next)) {
+        return 0;
+    }
+    struct sweep sw = {0, arc_limits()};
+    sweep_running = 1;
+    store_account_list(sweep_one, &sw);
+    if (sw.done < SWEEP_PER_TICK) {
+        sweep_running = 0; /* the pass is over */
+        sweep_cursor[0] = '\0';
+        sweep_next = g_now + SWEEP_EVERY;
+    }
+    return 0;
+}
+
 /* Archived messages reach the disk before anything written after them (the
  * message itself, with its stanza-id, or a ping answer), as offline ones do:
  * one fsync per archive and turn (STORAGE.md, "Message archive"). */
@@ -991,4 +1038,5 @@ HOOK_SERVICE(mam)
     hook_add(HOOK_BEFORE_OUTPUT, mam_turn_end);
     hook_add(HOOK_TURN_END, mam_turn_end);
     hook_add(HOOK_SHUTDOWN, mam_turn_end);
+    hook_add(HOOK_TICK, mam_tick);
 }

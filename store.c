@@ -2718,6 +2718,28 @@ int store_arc_append(const char *bare, const struct store_arc_rec *r,
     return 0;
 }
 
+int store_arc_trim(const char *bare, const struct store_arc_limits *lim)
+{
+    struct arc a;
+    store_arc_sync();
+    int rc = arc_open(&a, bare, 0);
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    int over = arc_over(&a, lim, 0);
+    arc_close(&a);
+    if (!over) {
+        return 0; /* the common case: one open, one read, no write */
+    }
+    struct arc *w = NULL;
+    rc = arc_writer(bare, &w);
+    if (rc == 0 && arc_over(w, lim, 0)) {
+        rc = arc_compact(w, arc_keep_from(w, lim, 0));
+        arc_writer_drop(w);
+    }
+    return rc;
+}
+
 /* Reader. Syncs the archive first, so a query never shows what a crash
  * could take back. */
 static int arc_reader(const char *bare, struct arc *a)

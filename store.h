@@ -151,6 +151,9 @@ struct store_arc_limits {
  * three quarters of max_bytes. STORE_ENOENT: no such account. */
 int store_arc_append(const char *bare, const struct store_arc_rec *r,
                      const struct store_arc_limits *lim, uint64_t *id);
+/* Apply the limits without appending (an idle account's expired records):
+ * rewrites only when store_arc_append would. 0 when there is no archive. */
+int store_arc_trim(const char *bare, const struct store_arc_limits *lim);
 /* fsync every archive appended to since the last call; returns how many failed. */
 int store_arc_sync(void);
 struct store_arc_query {

@@ -496,8 +496,8 @@ def test_retention(server):
                "<body>%d days</body></message>" % (bob.decode(), server.jid("alice"),
                                                   age_days)).encode()
         recs.append((rid, bob, msg))
-    _write_archive(os.path.join(server.data_dir, "accounts", "alice@" + server.domain,
-                                "archive.log"), recs)
+    log = os.path.join(server.data_dir, "accounts", "alice@" + server.domain, "archive.log")
+    _write_archive(log, recs)
     server.start()
 
     async def scenario():
@@ -505,13 +505,36 @@ def test_retention(server):
             alice = await cl.login("alice")
             ans, res = await query(alice)
             assert [body(m) for _, _, m in res] == ["29 days", "1 days"]
-            # A new message drops the expired ones from disk too.
             send_message(alice, bob.decode(), "new")
             await barrier(alice)
             _, res = await query(alice)
             assert [body(m) for _, _, m in res] == ["29 days", "1 days", "new"]
     run(scenario())
-    log = os.path.join(server.data_dir, "accounts", "alice@" + server.domain, "archive.log")
     with open(log, "rb") as f:
         data = f.read()
     assert b"90 days" not in data and b"29 days" in data
+
+
+def test_retention_of_an_idle_archive(server):
+    """An account that receives nothing still loses its expired messages from
+    disk: the server walks the archives after start-up (then hourly)."""
+    server.stop()
+    server.write_config({"mam_expire_days": 30})
+    now = int(time.time())
+    carol = server.jid("carol").encode()
+    msg = ("<message xmlns='jabber:client' from='%s' to='%s'><body>%%s</body></message>"
+           % (carol.decode(), server.jid("bob")))
+    recs = [((now - 90 * 86400) * 1000000, carol, (msg % "old").encode()),
+            ((now - 86400) * 1000000, carol, (msg % "recent").encode())]
+    log = os.path.join(server.data_dir, "accounts", "bob@" + server.domain, "archive.log")
+    _write_archive(log, recs)
+    server.start()
+    deadline = time.time() + 30  # a generous wait for the first pass, not a timing claim
+    while time.time() < deadline:
+        with open(log, "rb") as f:
+            if b"old" not in f.read():
+                break
+        time.sleep(0.2)
+    with open(log, "rb") as f:
+        data = f.read()
+    assert b"old" not in data and b"recent" in data

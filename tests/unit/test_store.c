@@ -1120,6 +1120,10 @@ static void test_archive(void)
     /* An empty archive: queries answer nothing and create nothing. */
     CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 0);
     CHECK(store_arc_exists(u, 1) == STORE_ENOENT);
+    {
+        struct store_arc_limits lim = {10, 1ULL << 62};
+        CHECK(store_arc_trim(u, &lim) == 0); /* nothing to trim, nothing made */
+    }
     CHECK(!exists_rel(log));
 
     for (int i = 0; i < 10; i++) {
@@ -1220,6 +1224,17 @@ static void test_archive(void)
         CHECK(store_arc_sync() == 0);
         CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 1);
         CHECK_STR(s.data[0], "m15");
+        /* Trimming without an append: within the day of slack nothing is
+         * rewritten; past it, the expired record goes. */
+        ino_t before_trim = ino_rel(log);
+        lim.keep_after = id + 1;
+        CHECK(store_arc_trim(u, &lim) == 0 && ino_rel(log) == before_trim);
+        lim.keep_after = id + 2 * 86400ULL * 1000000ULL;
+        CHECK(store_arc_trim(u, &lim) == 0 && !exists_rel(log));
+        CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 0);
+        r.data = "m16";
+        lim.keep_after = 0;
+        CHECK(store_arc_append(u, &r, &lim, &id) == 0);
     }
 
     /* A log of a newer version is left alone; a damaged one set aside. */
