@@ -106,31 +106,39 @@ def test_round_trip_both_directions_and_stanza_id(server):
             assert ("room@elsewhere", "other") in sids
             mine = [i for by, i in sids if by.lower() == server.jid("bob")]
             assert len(mine) == 1 and mine[0] not in ("forged", "forged2"), sids
+            # A MAM result forged by another account never reaches bob.
+            send_message(alice, bob.bare, "forged result", extra=(
+                "<result xmlns='%s' queryid='q1' id='0000000000000001'><forwarded xmlns='%s'>"
+                "<message xmlns='jabber:client' from='%s' to='%s'><body>fake</body></message>"
+                "</forwarded></result>" % (NS_MAM, NS_FWD, server.jid("carol"), bob.bare),))
+            fr = await bob.next_message(pred=lambda m: body_of(m) == "forged result")
+            assert fr.xml.find("{%s}result" % NS_MAM) is None
             send_message(bob, alice.bare, "hi alice")
             back = await alice.next_message(pred=lambda m: body_of(m) == "hi alice")
             alice_sid = [i for by, i in stanza_ids(back) if by == server.jid("alice")]
             assert len(alice_sid) == 1
 
             ans, res = await query(bob)
-            assert [body(m) for _, _, m in res] == ["hi bob", "hi alice"]
+            assert [body(m) for _, _, m in res] == ["hi bob", "forged result", "hi alice"]
             assert res[0][0] == mine[0]  # the id bob saw is the archive's
             assert res[0][2].get("from") == alice.jid
-            assert res[1][2].get("to") == alice.bare
+            assert res[2][2].get("to") == alice.bare
+            assert res[1][2].find("{%s}result" % NS_MAM) is None
             assert all("T" in stamp and stamp.endswith("Z") for _, stamp, _ in res)
             assert not any(s.get("id") == "forged" for _, _, m in res
                            for s in m.findall("{%s}stanza-id" % NS_SID))
             f = fin_of(ans)
-            assert f["complete"] and f["first"] == res[0][0] and f["last"] == res[1][0]
-            assert f["count"] == 2
+            assert f["complete"] and f["first"] == res[0][0] and f["last"] == res[2][0]
+            assert f["count"] == 3
             ans, res = await query(alice)
-            assert [body(m) for _, _, m in res] == ["hi bob", "hi alice"]
-            assert res[1][0] == alice_sid[0]
+            assert [body(m) for _, _, m in res] == ["hi bob", "forged result", "hi alice"]
+            assert res[2][0] == alice_sid[0]
 
             # The slixmpp plugin reads it the same way (XEP-0313 + XEP-0059).
             alice.xmpp.register_plugin("xep_0313")
             page = await alice.xmpp["xep_0313"].retrieve(rsm={"max": 10})
             assert [r["mam_result"]["forwarded"]["stanza"]["body"]
-                    for r in page["mam"]["results"]] == ["hi bob", "hi alice"]
+                    for r in page["mam"]["results"]] == ["hi bob", "forged result", "hi alice"]
 
             # Advertised on the account (XEP-0313 §6.1, XEP-0359 §6).
             info = await iq(alice, "<query xmlns='http://jabber.org/protocol/disco#info'/>",
