@@ -358,6 +358,22 @@ static int mam_incoming(struct session *unused, struct xml_node *m, const char *
     return 0;
 }
 
+/* Offline storage refused m (its quota is full): if it is in the archive,
+ * it is not lost, the recipient gets it by syncing (as Prosody's mod_mam
+ * answers message/offline/handle), so the sender gets no error. The only
+ * stanza-id by the account is ours: forged ones were stripped on the way in. */
+static int mam_unstored(struct session *unused, struct xml_node *m, const char *bare)
+{
+    (void)unused;
+    for (struct xml_node *c = xml_first_child(m); c; c = xml_next(c)) {
+        if (strcmp(xml_name(c), "stanza-id") == 0 && strcmp(xml_ns(c), NS_SID) == 0 &&
+            names_account(xml_attr(c, "by"), bare)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- retention of idle archives ----
  * An append drops what expired, but an account that receives nothing would
  * keep it forever: once an hour (and after start-up) the accounts are walked,
@@ -1039,4 +1055,5 @@ HOOK_SERVICE(mam)
     hook_add(HOOK_TURN_END, mam_turn_end);
     hook_add(HOOK_SHUTDOWN, mam_turn_end);
     hook_add(HOOK_TICK, mam_tick);
+    hook_add(HOOK_MSG_UNSTORED, mam_unstored);
 }

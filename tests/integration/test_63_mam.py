@@ -403,6 +403,30 @@ def test_offline_message_has_archive_id(server):
     run(scenario())
 
 
+def test_archived_message_past_offline_quota_is_not_bounced(server):
+    """Past max_offline_messages a message is still in the recipient's archive:
+    the sender gets no error (as with Prosody's mod_mam) and the recipient
+    finds every message by syncing."""
+    server.stop()
+    server.write_config({"max_offline_messages": 2})
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            for i in range(4):
+                send_message(alice, server.jid("bob"), "q%d" % i)
+            await barrier(alice)
+            await alice.no_message(pred=lambda m: m["type"] == "error")
+            bob = await cl.login("bob")
+            got = await collect_messages(bob, pred=lambda m: body_of(m) is not None
+                                         and not is_result(m))
+            assert [body_of(m) for m in got] == ["q0", "q1"]
+            _, res = await query(bob)
+            assert [body(m) for _, _, m in res] == ["q0", "q1", "q2", "q3"]
+    run(scenario())
+
+
 def test_kill9_during_burst(server):
     """Every message the server acknowledged (a ping answered after it) before
     a kill -9 is in both archives afterwards, once, in order; nothing is
