@@ -907,8 +907,23 @@ def test_full_disk(server):
     assert not problems, problems
 
 
+def archive_never(server, user):
+    """Turn the XEP-0313 archive of user off (preferences default='never'),
+    for tests about offline storage alone: a message the archive keeps is
+    not bounced when offline storage is full."""
+    s = Session(server, user, "prefs")
+    try:
+        ans = send_acked(s, "<iq type='set' id='mp'><prefs xmlns='urn:xmpp:mam:2' "
+                            "default='never'/></iq>", "p-mp")
+        assert [e.get("type") for e in ans if e.get("id") == "mp"] in (["result"], [])
+    finally:
+        s.close()
+
+
 def _full_disk_scenario(server):
     bob = server.jid("bob")
+    for user in ("alice", "bob", "dave"):
+        archive_never(server, user)
     alice = Session(server, "alice", "fill")
     carol = Session(server, "carol", "online")
     carol.send("<presence/>")
