@@ -65,7 +65,16 @@
 
 /* ---- options ---- */
 
-enum scenario { SC_LOGIN, SC_HOLD, SC_MSG, SC_PRESENCE, SC_OFFLINE, SC_REGISTER, SC_COLDSTART };
+enum scenario {
+    SC_LOGIN,
+    SC_HOLD,
+    SC_MSG,
+    SC_PRESENCE,
+    SC_OFFLINE,
+    SC_REGISTER,
+    SC_COLDSTART,
+    SC_MAM
+};
 enum mech { MECH_PLAIN, MECH_SCRAM_SHA1 };
 
 static struct {
@@ -89,6 +98,7 @@ static struct {
     double duration;
     int contacts, changes;
     int messages, senders, recipients;
+    int queries; /* mam: archive queries after the writes */
     double settle, hold_seconds, timeout;
     bool presence; /* send initial presence after binding */
     bool bare;     /* msg: address the partner's bare JID (the server picks the resource) */
@@ -114,6 +124,7 @@ static struct {
     .messages = 10000,
     .senders = 10,
     .recipients = 50,
+    .queries = 200,
     .settle = 2,
     .timeout = 600,
     .presence = true,
@@ -2177,6 +2188,179 @@ static void offline_tick(void)
     }
 }
 
+/* ---- scenario: message archive (XEP-0313) write rate and query latency ----
+ * The first account sends --messages M to the second (online, so each message is
+ * archived twice: sent and received) and pings when done -> archived records/s. Then
+ * the second asks --queries Q pages of 50 from its archive, one at a time, each from
+ * a random start time inside the burst (a binary search, not a scan from the
+ * oldest), every other one filtered by the sender -> query latency p50/p99/max. */
+
+static struct {
+    uint64_t w0_us, w1_us; /* wall clock around the burst (query start times) */
+    int next;              /* queries sent */
+    uint64_t sent_at;
+    uint64_t results;      /* <result/> messages received */
+    char id[32];           /* the query in flight */
+    int ping_sent, receiver_ready;
+    char sender_bare[512];
+} mam;
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void mam_query(struct conn *c)
+{
+    uint64_t span = mam.w1_us > mam.w0_us ? mam.w1_us - mam.w0_us : 1;
+    uint64_t at = mam.w0_us + (uint64_t)rand() % span;
+    time_t secs_ = (time_t)(at / 1000000u);
+    struct tm tm;
+    char stamp[64], with[700] = "";
+    gmtime_r(&secs_, &tm);
+    snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(at % 1000000u));
+    if (mam.next % 2) {
+        snprintf(with, sizeof(with), "<field var='with'><value>%s</value></field>",
+                 mam.sender_bare);
+    }
+    snprintf(mam.id, sizeof(mam.id), "mq%d", mam.next++);
+    mam.sent_at = turn_now;
+    conn_sendf(c,
+               "<iq type='set' id='%s'><query xmlns='urn:xmpp:mam:2' queryid='%s'>"
+               "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+               "<value>urn:xmpp:mam:2</value></field><field var='start'><value>%s</value>"
+               "</field>%s</x><set xmlns='http://jabber.org/protocol/rsm'><max>50</max></set>"
+               "</query></iq>",
+               mam.id, mam.id, stamp, with);
+}
+
+static void mam_on_stanza(struct conn *c, const char *s, size_t n)
+{
+    if (c->role == R_SENDER) {
+        if (stanza_is(s, n, "iq") && attr_eq(s, n, "id", "barrier")) {
+            g.senders_done = 1;
+        } else if (stanza_is(s, n, "message") && attr_eq(s, n, "type", "error")) {
+            g.errors++;
+            note_error("message refused: %.*s", (int)(n > 300 ? 300 : n), s);
+        }
+        return;
+    }
+    g.last_progress = turn_now;
+    const char *t;
+    size_t tn;
+    if (stanza_is(s, n, "message")) {
+        if (memmem(s, n, "urn:xmpp:mam:2", 14) != NULL) {
+            mam.results++;
+        } else if (child_text(s, n, "body", &t, &tn) && tn > strlen(g.run_id) &&
+                   memcmp(t, g.run_id, strlen(g.run_id)) == 0) {
+            g.delivered++;
+        }
+        return;
+    }
+    if (stanza_is(s, n, "iq") && attr_eq(s, n, "id", "rready")) {
+        mam.receiver_ready = 1;
+        return;
+    }
+    if (!stanza_is(s, n, "iq") || !mam.id[0] || !attr_eq(s, n, "id", mam.id)) {
+        return;
+    }
+    mam.id[0] = '\0';
+    if (!attr_eq(s, n, "type", "result")) {
+        g.errors++;
+        note_error("archive query failed: %.*s", (int)(n > 300 ? 300 : n), s);
+    }
+    lat_add(&g.lat, turn_now - mam.sent_at);
+    if (mam.next < opt.queries && g.phase == PH_RUN) {
+        mam_query(c);
+    }
+}
+
+static void mam_tick(void)
+{
+    struct conn *a = g.a[0], *b = g.b[0];
+    if (g.phase == PH_LOGIN) {
+        if (g.ready + g.failed < 2 || !queue_empty()) {
+            return;
+        }
+        if (a == NULL || b == NULL || a->st != CS_READY || b->st != CS_READY) {
+            result_begin();
+            result_add("error=login");
+            result_end(1);
+            return;
+        }
+        /* The receiver's initial presence must be handled before the burst, or
+         * its first messages go to offline storage (two streams, no order). */
+        if (!mam.receiver_ready) {
+            if (!mam.ping_sent) {
+                mam.ping_sent = 1;
+                conn_sendf(b, "<iq type='get' id='rready' to='%s'><ping xmlns='urn:xmpp:ping'/>"
+                              "</iq>", opt.domain);
+            }
+            return;
+        }
+        snprintf(mam.sender_bare, sizeof(mam.sender_bare), "%.*s", (int)strcspn(a->jid, "/"),
+                 a->jid);
+        char to[512];
+        snprintf(to, sizeof(to), "%.*s", (int)strcspn(b->jid, "/"), b->jid);
+        set_phase(PH_STORE);
+        mam.w0_us = wall_us();
+        measure_start();
+        for (int k = 0; k < opt.messages; k++) {
+            conn_sendf(a, "<message to='%s' type='chat' id='m%d'><body>%s %d</body></message>",
+                       to, k, g.run_id, k);
+            g.sent++;
+        }
+        conn_sendf(a, "<iq type='get' id='barrier' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>",
+                   opt.domain);
+        return;
+    }
+    if (g.phase == PH_STORE) {
+        if ((!g.senders_done || g.delivered + g.errors < g.sent) &&
+            secs(g.last_progress, turn_now) < 30) {
+            return;
+        }
+        measure_stop();
+        mam.w1_us = wall_us();
+        g.store_s = secs(g.t0, g.t1);
+        g.store_cpu = g.cpu0 >= 0 && g.cpu1 >= 0 ? g.cpu1 - g.cpu0 : -1;
+        set_phase(PH_RUN);
+        measure_start();
+        if (opt.queries > 0) {
+            mam_query(b);
+        }
+        return;
+    }
+    if (g.phase == PH_RUN) {
+        if (mam.next < opt.queries || mam.id[0]) {
+            if (secs(g.last_progress, turn_now) < 30) {
+                return;
+            }
+        }
+        measure_stop();
+        double wall = secs(g.t0, g.t1);
+        result_begin();
+        result_add("messages=%d delivered=%" PRIu64 " store_s=%.3f archived_per_s=%.0f",
+                   opt.messages, g.delivered, g.store_s,
+                   g.store_s > 0 ? 2.0 * (double)g.delivered / g.store_s : 0.0);
+        if (g.store_cpu >= 0) {
+            result_add("srv_cpu_store_s=%.2f", g.store_cpu);
+        }
+        result_add("queries=%d results=%" PRIu64 " query_p50_ms=%.2f query_p99_ms=%.2f "
+                   "query_max_ms=%.2f errors=%" PRIu64,
+                   mam.next, mam.results, lat_pct_ms(&g.lat, 50, &g.lat_sorted),
+                   lat_pct_ms(&g.lat, 99, &g.lat_sorted), g.lat.max_us / 1000.0, g.errors);
+        result_cpu(wall);
+        result_end(g.errors == 0 && g.delivered == (uint64_t)opt.messages &&
+                           mam.next == opt.queries && !mam.id[0]
+                       ? 0
+                       : 1);
+    }
+}
+
 /* ---- scenario dispatch ---- */
 
 static void scenario_on_ready(struct conn *c)
@@ -2213,6 +2397,9 @@ static void scenario_on_stanza(struct conn *c, const char *s, size_t n)
         return;
     case SC_PRESENCE:
         presence_on_stanza(c, s, n);
+        return;
+    case SC_MAM:
+        mam_on_stanza(c, s, n);
         return;
     case SC_OFFLINE:
         if (c->role == R_PRE) {
@@ -2309,6 +2496,14 @@ static void scenario_start(void)
     case SC_PRESENCE:
         g.a = xmalloc((size_t)opt.contacts * sizeof(*g.a));
         memset(g.a, 0, (size_t)opt.contacts * sizeof(*g.a));
+        set_phase(PH_LOGIN);
+        return;
+    case SC_MAM:
+        g.a = xmalloc(sizeof(*g.a));
+        g.b = xmalloc(sizeof(*g.b));
+        g.a[0] = g.b[0] = NULL;
+        queue_sessions(1, opt.first, 1, R_SENDER);
+        queue_sessions(1, opt.first + 1, 1, R_RECEIVER);
         set_phase(PH_LOGIN);
         return;
     case SC_OFFLINE:
@@ -2412,6 +2607,9 @@ static void scenario_tick(void)
     case SC_OFFLINE:
         offline_tick();
         return;
+    case SC_MAM:
+        mam_tick();
+        return;
     case SC_REGISTER:
         register_tick();
         return;
@@ -2513,6 +2711,9 @@ static void usage(FILE *f)
         "            itself; the server's roster limit must allow R contacts)\n"
         "  offline   --messages M from --senders S to --recipients R offline accounts,\n"
         "            then the recipients log in -> stored/s and delivered/s\n"
+        "  mam       the first account sends --messages M to the second (both online):\n"
+        "            archived records/s; then --queries Q archive pages of 50 from random\n"
+        "            start times (every other one with a 'with' filter): latency p50/p99\n"
         "  register  -n N accounts by in-band registration (XEP-0077); existing ones count\n"
         "            as done (Prosody, ejabberd; xmppd with allow_registration)\n"
         "  coldstart --port P [--server-log FILE] -- CMD ARGS...  start a server, print\n"
@@ -2537,6 +2738,7 @@ static void usage(FILE *f)
         "  --bare             msg: send to the partner's bare JID, not its full JID\n"
         "  --contacts R --changes K            presence (100, 0 = no cap; W and D apply)\n"
         "  --messages M --senders S --recipients R   offline (10000, 10, 50)\n"
+        "  --queries Q        mam: archive queries after the writes (200)\n"
         "  --settle S         hold: seconds before reading RSS (2)\n"
         "  --hold-seconds H   hold: keep the sessions H more seconds after the result (0)\n"
         "  --no-presence      do not send initial presence after binding\n"
@@ -2578,7 +2780,7 @@ int main(int argc, char **argv)
     } scs[] = {
         {"login", SC_LOGIN},         {"hold", SC_HOLD},       {"msg", SC_MSG},
         {"presence", SC_PRESENCE},   {"offline", SC_OFFLINE}, {"register", SC_REGISTER},
-        {"coldstart", SC_COLDSTART},
+        {"coldstart", SC_COLDSTART}, {"mam", SC_MAM},
     };
     opt.scenario_name = NULL;
     for (size_t i = 0; i < sizeof(scs) / sizeof(scs[0]); i++) {
@@ -2588,7 +2790,8 @@ int main(int argc, char **argv)
         }
     }
     if (opt.scenario_name == NULL) {
-        die("unknown scenario '%s' (login, hold, msg, presence, offline, register)", argv[1]);
+        die("unknown scenario '%s' (login, hold, msg, presence, offline, register, mam)",
+            argv[1]);
     }
     enum {
         O_HOST = 256,
@@ -2619,6 +2822,7 @@ int main(int argc, char **argv)
         O_NOWARMUP,
         O_TIMEOUT,
         O_SERVERLOG,
+        O_QUERIES,
     };
     static const struct option lo[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -2651,6 +2855,7 @@ int main(int argc, char **argv)
         {"no-warmup", no_argument, NULL, O_NOWARMUP},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"server-log", required_argument, NULL, O_SERVERLOG},
+        {"queries", required_argument, NULL, O_QUERIES},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -2721,6 +2926,9 @@ int main(int argc, char **argv)
             break;
         case O_CHANGES:
             opt.changes = parse_int(optarg, "--changes", 0, 10000000);
+            break;
+        case O_QUERIES:
+            opt.queries = parse_int(optarg, "--queries", 0, 10000000);
             break;
         case O_MESSAGES:
             opt.messages = parse_int(optarg, "--messages", 1, 100000000);
