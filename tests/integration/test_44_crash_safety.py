@@ -40,6 +40,7 @@ choices (not the timing).
 """
 
 import base64
+import contextlib
 import os
 import random
 import re
@@ -881,30 +882,38 @@ def mount_tmpfs(path, size):
     return None if r.returncode == 0 else (r.stderr.strip() or "exit %d" % r.returncode)
 
 
-def test_full_disk(server):
-    """The data directory on a 256 KiB tmpfs, filled with offline messages."""
+@contextlib.contextmanager
+def small_disk(server, size, config):
+    """Run the server with its (small) data directory, accounts and certificate,
+    moved onto a tmpfs of `size`, and the options `config`; stop it and unmount
+    at the end. Skips the test where a tmpfs cannot be mounted."""
     server.require_managed()
     mnt = os.path.join(server.tmp, "small")
-    err = mount_tmpfs(mnt, "256k")
+    err = mount_tmpfs(mnt, size)
     if err is not None:
         pytest.skip("cannot mount a tmpfs for the full-disk test (needs root): %s" % err)
     try:
-        server.adduser("dave", "dave-Secret-4")  # stays offline, has no log yet
         problems = server.stop()
         assert not problems, problems
-        # Move the (small) data directory, accounts and certificate, onto it.
         new_dir = os.path.join(mnt, "data")
         subprocess.run(["cp", "-a", server.data_dir, new_dir], check=True, timeout=20)
         server.data_dir = new_dir
-        server.write_config({"max_offline_messages": 100000})
+        server.write_config(config)
         server.start()
-        _full_disk_scenario(server)
+        yield
     finally:
         problems = server.stop()
         r = subprocess.run(["umount", mnt], capture_output=True, text=True, timeout=20)
         if r.returncode != 0:
             subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=20)
     assert not problems, problems
+
+
+def test_full_disk(server):
+    """The data directory on a 256 KiB tmpfs, filled with offline messages."""
+    server.adduser("dave", "dave-Secret-4")  # stays offline, has no log yet
+    with small_disk(server, "256k", {"max_offline_messages": 100000}):
+        _full_disk_scenario(server)
 
 
 def archive_never(server, user):

@@ -577,53 +577,34 @@ def test_full_disk(server):
     between online clients keep flowing (without stanza-ids once the archive
     cannot take them), nothing in the store is torn or left behind, and
     queries still answer what was archived."""
-    from test_44_crash_safety import mount_tmpfs, scan_store
-    import subprocess
-    import pytest
+    from test_44_crash_safety import scan_store, small_disk
 
-    server.require_managed()
-    mnt = os.path.join(server.tmp, "small")
-    err = mount_tmpfs(mnt, "256k")
-    if err is not None:
-        pytest.skip("cannot mount a tmpfs for the full-disk test (needs root): %s" % err)
-    try:
-        assert not server.stop()
-        new_dir = os.path.join(mnt, "data")
-        subprocess.run(["cp", "-a", server.data_dir, new_dir], check=True, timeout=20)
-        server.data_dir = new_dir
-        server.write_config({"mam_max_bytes": 0})
-        server.start()
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            bob = await cl.login("bob")
+            n = 0
+            while n < 600:
+                for _ in range(20):
+                    send_message(alice, bob.bare, "d%d %s" % (n, "z" * 1000))
+                    n += 1
+                await barrier(alice)
+                if "No space left on device" in server.log_text():
+                    break
+            assert "No space left on device" in server.log_text(), "never filled up"
+            for k in range(3):
+                send_message(alice, bob.bare, "after %d" % k)
+            got = await collect_messages(bob, pred=lambda m: body_of(m) is not None
+                                         and not is_result(m))
+            assert len(got) == n + 3  # every message delivered
+            assert [body_of(m) for m in got[-3:]] == ["after %d" % k for k in range(3)]
+            # Whatever was archived is whole and in order.
+            _, res = await query(bob, rsm(max_=100, before=""))
+            sent = ["d%d" % i for i in range(n)] + ["after"] * 3
+            order = [sent.index(body(m).split(" ")[0]) for _, _, m in res]
+            assert order and order == sorted(order)
+            assert [i for i, _, _ in res] == sorted(i for i, _, _ in res)
+            scan_store(server.data_dir, server.domain, crashed=False)
 
-        async def scenario():
-            async with Clients(server) as cl:
-                alice = await cl.login("alice")
-                bob = await cl.login("bob")
-                n = 0
-                while n < 600:
-                    for _ in range(20):
-                        send_message(alice, bob.bare, "d%d %s" % (n, "z" * 1000))
-                        n += 1
-                    await barrier(alice)
-                    if "No space left on device" in server.log_text():
-                        break
-                assert "No space left on device" in server.log_text(), "never filled up"
-                for k in range(3):
-                    send_message(alice, bob.bare, "after %d" % k)
-                got = await collect_messages(bob, pred=lambda m: body_of(m) is not None
-                                             and not is_result(m))
-                assert len(got) == n + 3  # every message delivered
-                assert [body_of(m) for m in got[-3:]] == ["after %d" % k for k in range(3)]
-                # Whatever was archived is whole and in order.
-                _, res = await query(bob, rsm(max_=100, before=""))
-                sent = ["d%d" % i for i in range(n)] + ["after"] * 3
-                order = [sent.index(body(m).split(" ")[0]) for _, _, m in res]
-                assert order and order == sorted(order)
-                assert [i for i, _, _ in res] == sorted(i for i, _, _ in res)
-                scan_store(server.data_dir, server.domain, crashed=False)
+    with small_disk(server, "256k", {"mam_max_bytes": 0}):
         run(scenario(), timeout=120)
-    finally:
-        problems = server.stop()
-        r = subprocess.run(["umount", mnt], capture_output=True, text=True, timeout=20)
-        if r.returncode != 0:
-            subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=20)
-    assert not problems, problems
