@@ -199,8 +199,7 @@ static int prefs_load(const char *bare, struct prefs *p)
     }
     free(data);
     if (rc < 0) {
-        log_error("mam: the archiving preferences of %s do not parse; archiving everything",
-                  bare);
+        log_error("mam: the archiving preferences of %s do not parse; archiving everything", bare);
         prefs_free(p);
     }
     return 0;
@@ -215,9 +214,9 @@ static int prefs_save(const char *bare, const struct prefs *p)
         rc |= buf_printf(&b, "%s %s\n", p->never[i] ? "never" : "always", p->jids[i]);
     }
     if (rc == 0) {
-        rc = p->def == PREF_ALWAYS && p->n == 0 ? store_doc_delete(bare, PREFS_DOC)
-                                                : store_doc_put(bare, PREFS_DOC, buf_ptr(&b),
-                                                                buf_len(&b));
+        rc = p->def == PREF_ALWAYS && p->n == 0
+                 ? store_doc_delete(bare, PREFS_DOC)
+                 : store_doc_put(bare, PREFS_DOC, buf_ptr(&b), buf_len(&b));
         rc = rc == STORE_ENOENT && p->def == PREF_ALWAYS && p->n == 0 ? 0 : rc;
     }
     buf_free(&b);
@@ -466,9 +465,8 @@ static int time_parse(const char *s, uint64_t *us)
     int y, mo, d, h, mi, se, frac = 0, fdig = 0;
     if (strlen(s) < 20 || digits(s, 4, &y) < 0 || s[4] != '-' || digits(s + 5, 2, &mo) < 0 ||
         s[7] != '-' || digits(s + 8, 2, &d) < 0 || s[10] != 'T' || digits(s + 11, 2, &h) < 0 ||
-        s[13] != ':' || digits(s + 14, 2, &mi) < 0 || s[16] != ':' ||
-        digits(s + 17, 2, &se) < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-        mi > 59 || se > 60) {
+        s[13] != ':' || digits(s + 14, 2, &mi) < 0 || s[16] != ':' || digits(s + 17, 2, &se) < 0 ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) {
         return -1;
     }
     const char *p = s + 19;
@@ -497,8 +495,8 @@ static int time_parse(const char *s, uint64_t *us)
     } else {
         return -1;
     }
-    int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
-                   se - off;
+    int64_t secs =
+        days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se - off;
     *us = secs < 0 ? 0 : (uint64_t)secs * US_PER_S + (uint64_t)frac;
     return 0;
 }
@@ -537,8 +535,8 @@ struct page {
     struct xml_node **items;
     uint64_t *ids;
     int n;
-    int more;      /* a record past the page matched: not complete */
-    size_t bytes;  /* serialised size estimate, against the output budget */
+    int more;     /* a record past the page matched: not complete */
+    size_t bytes; /* serialised size estimate, against the output budget */
     size_t budget;
 };
 
@@ -894,8 +892,7 @@ static int query_run(struct session *s, struct xml_node *iq, struct xml_node *pa
         rc = store_arc_query(own, &qy.q, page_add, &pg);
     }
     /* RSM count: cheap without a with filter (two binary searches). */
-    int counted = !qy.with[0] && !qy.nids && rc == 0 &&
-                  store_arc_count(own, &qy.q, &count) == 0;
+    int counted = !qy.with[0] && !qy.nids && rc == 0 && store_arc_count(own, &qy.q, &count) == 0;
     if (rc < 0) {
         router_bounce(s, iq, "cancel", "internal-server-error");
     } else {
@@ -911,7 +908,7 @@ static int query_run(struct session *s, struct xml_node *iq, struct xml_node *pa
 static void form_send(struct session *s, const struct xml_node *iq)
 {
     static const char *const fields[][2] = {
-        {"with", "jid-single"},     {"start", "text-single"},   {"end", "text-single"},
+        {"with", "jid-single"},      {"start", "text-single"},     {"end", "text-single"},
         {"after-id", "text-single"}, {"before-id", "text-single"}, {"ids", "list-multi"},
     };
     struct xml_node *q = xml_node_new("query", NS_MAM);

@@ -2077,7 +2077,7 @@ struct arc_ent {
 struct arc {
     char bare[NAME_MAX + 1];
     char dir[PATH_MAX], path[PATH_MAX], ipath[PATH_MAX];
-    int fd, ifd;      /* log and index (ifd -1: no usable index) */
+    int fd, ifd; /* log and index (ifd -1: no usable index) */
     int writable, created, dirty;
     uint64_t gen;
     off_t log_size, log_end; /* bytes in the log; end of its last intact record */
@@ -2423,7 +2423,7 @@ static int arc_repair(struct arc *a)
 {
     if (a->log_end < a->log_size) {
         log_warn("store: %s: cutting a torn tail of %lld bytes", a->path,
-                    (long long)(a->log_size - a->log_end));
+                 (long long)(a->log_size - a->log_end));
         if (ftruncate(a->fd, a->log_end) < 0) {
             log_error("store: truncate %s: %s", a->path, strerror(errno));
             return STORE_EIO;
@@ -2815,7 +2815,7 @@ static int arc_visit(struct arc *a, uint64_t i, const struct store_arc_query *q,
     }
     if (arc_rec_read(a->fd, &e, *buf) < 0) {
         log_warn("store: %s: record at %llu is damaged; skipped", a->path,
-                    (unsigned long long)e.off);
+                 (unsigned long long)e.off);
         return 0;
     }
     const unsigned char *p = *buf + ARC_REC_HDR;
@@ -2824,8 +2824,12 @@ static int arc_visit(struct arc *a, uint64_t i, const struct store_arc_query *q,
     if (klen > plen - ARC_PAY_HDR) {
         return 0;
     }
-    struct store_arc_rec r = {e.id, p[8], (const char *)p + ARC_PAY_HDR, klen,
-                              p + ARC_PAY_HDR + klen, plen - ARC_PAY_HDR - klen};
+    struct store_arc_rec r = {e.id,
+                              p[8],
+                              (const char *)p + ARC_PAY_HDR,
+                              klen,
+                              p + ARC_PAY_HDR + klen,
+                              plen - ARC_PAY_HDR - klen};
     if (q->key && (klen != q->key_len || memcmp(r.key, q->key, klen) != 0)) {
         return 0;
     }
