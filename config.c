@@ -146,6 +146,10 @@ static const struct option options[] = {
     /* PEP: caps and cache bounds (caps.c, pep.c) */
     INT(pep_caps_notify_bytes, 256, 65536, LIMIT_PEP_CAPS_NOTIFY_BYTES, 1),
     INT(pep_doc_cache, 0, 1000, LIMIT_PEP_DOC_CACHE, 1),
+    /* Message archive (XEP-0313, mam.c). */
+    INT(mam_max_page, 1, 10000, LIMIT_MAM_MAX_PAGE, 1),
+    INT(mam_max_bytes, 0, 1073741824, LIMIT_MAM_MAX_BYTES, 1),
+    INT(mam_expire_days, 0, 36500, LIMIT_MAM_EXPIRE_DAYS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

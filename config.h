@@ -118,6 +118,10 @@ struct config {
     /* PEP: caps and cache bounds (caps.c, pep.c) */
     int pep_caps_notify_bytes;
     int pep_doc_cache;
+    /* Message archive (XEP-0313, mam.c). */
+    int mam_max_page;    /* mam_max_page: results per query page (RSM max is capped to it) */
+    int mam_max_bytes;   /* mam_max_bytes: archive size cap per account, 0 = none */
+    int mam_expire_days; /* mam_expire_days: retention, 0 = keep */
 };
 
 /* Fill every field with its default. */

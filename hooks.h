@@ -95,6 +95,12 @@ enum hook_event {
                            * clean close; a callback returning 1 keeps s bound and
                            * available with s->conn NULL (it ends s later with
                            * router_unbind), else s is unbound as usual */
+    /* mam: */
+    HOOK_BEFORE_OUTPUT,   /* (NULL, NULL, NULL): output is about to be written: make
+                           * durable what it may follow (group commits) */
+    HOOK_MSG_UNSTORED,    /* (NULL, message, bare): offline storage refused m (quota,
+                           * error); return 1 when a service keeps it all the same
+                           * (an archive), so that the sender gets no error */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);

@@ -94,6 +94,7 @@ void im_tick(void)
 void im_before_output(void)
 {
     offline_sync();
+    hook_run(HOOK_BEFORE_OUTPUT, NULL, NULL, NULL);
 }
 
 void im_turn_end(void)

@@ -118,5 +118,11 @@
 /* Parsed PEP docs of offline accounts kept across turns (pep_doc_cache), so
  * that items requests to one of them do not read and parse it each time. */
 #define LIMIT_PEP_DOC_CACHE 4
+/* Message archive (XEP-0313, mam.c). */
+#define LIMIT_MAM_MAX_PAGE 100          /* mam_max_page: results in one archive query page */
+#define LIMIT_MAM_MAX_BYTES (8 * 1024 * 1024) /* mam_max_bytes: archive log per account; the
+                                                 oldest records go first (0 = no cap) */
+#define LIMIT_MAM_EXPIRE_DAYS 0         /* mam_expire_days: archived messages older than this
+                                           are dropped (0 = kept) */
 
 #endif

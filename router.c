@@ -483,7 +483,9 @@ static void message_to_bare(const struct dest *d, struct xml_node *m)
     }
     /* chat and normal with no available resource: XEP-0160 offline storage. */
     if (im_offline_store(d->bare, m) < 0) {
-        router_bounce_sender(m, "cancel", "service-unavailable");
+        if (hook_run(HOOK_MSG_UNSTORED, NULL, m, d->bare) != 1) {
+            router_bounce_sender(m, "cancel", "service-unavailable");
+        }
     } else {
         hook_run(HOOK_MSG_OFFLINE, NULL, m, d->bare);
     }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/inotify.h>
@@ -1049,6 +1050,7 @@ int store_account_exists(const char *bare)
 }
 
 static void olog_settle(void);
+static void arc_settle(void);
 static int doc_read(const char *path, char **data, size_t *len, size_t maxlen);
 static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
                          size_t *count);
@@ -1063,6 +1065,7 @@ static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz),
 int store_account_delete(const char *bare)
 {
     olog_settle(); /* no waiting log may point into the removed tree */
+    arc_settle();
     char dir[PATH_MAX], tomb[PATH_MAX], path[PATH_MAX];
     if (account_dir(bare, dir, sizeof(dir)) < 0) {
         return STORE_ENOENT;
@@ -1938,14 +1941,16 @@ static int olog_head_cb(const void *rec, size_t len, void *ud)
 }
 
 /* Copy from[off, size) into a fresh log at tmp: the records after the head. */
-static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
+/* Write hdr then bytes [off, size) of from into a new file tmp, fsynced. */
+static int copy_range(int from, off_t off, off_t size, const char *tmp, const void *hdr,
+                      size_t hdrlen)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         return -1;
     }
     char buf[16384];
-    int rc = write_all(fd, OFFLINE_HEADER, OFFLINE_HEADER_LEN);
+    int rc = write_all(fd, hdr, hdrlen);
     while (rc == 0 && off < size) {
         size_t want = size - off > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)(size - off);
         ssize_t n = pread(from, buf, want, off);
@@ -1963,6 +1968,11 @@ static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
         rc = -1;
     }
     return rc;
+}
+
+static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
+{
+    return copy_range(from, off, size, tmp, OFFLINE_HEADER, OFFLINE_HEADER_LEN);
 }
 
 int store_offline_drop_head(const char *bare, int n, uint32_t crc)
@@ -2056,4 +2066,891 @@ int store_doc_stamp(const char *bare, const char *name, struct store_stamp *out)
     out->mtime_sec = (long long)st.st_mtim.tv_sec;
     out->mtime_nsec = (long long)st.st_mtim.tv_nsec;
     return STORE_OK;
+}
+
+/* ---- message archive (XEP-0313 for accounts; STORAGE.md "Message archive") ----
+ * archive.log holds checksummed records in id order after a version line that
+ * names its generation; archive.idx holds one fixed-size entry per record
+ * after a header naming the same generation, so that queries binary-search by
+ * id (= time) and filter by key without reading the log. The log is the
+ * truth: an index that is missing, short, torn or of another generation is
+ * rebuilt from the log by the next append (readers scan the log meanwhile,
+ * and never write). Nothing here knows what a key or a payload means. */
+#define ARC_LOG "archive.log"
+#define ARC_IDX "archive.idx"
+#define ARC_LOG_PREFIX "xmppd-archive "
+#define ARC_IDX_PREFIX "xmppd-arcidx "
+#define ARC_LOG_HDR 33 /* "xmppd-archive 1 " + 16 hex digits + "\n" */
+#define ARC_IDX_HDR 32 /* "xmppd-arcidx 1 " + 16 hex digits + "\n" */
+#define ARC_REC_HDR 12 /* magic[4] len[4] crc[4] */
+#define ARC_PAY_HDR 11 /* id[8] flags[1] keylen[2] */
+#define ARC_ENT 32     /* id[8] off[8] len[4] keyhash[4] flags[4] crc[4] */
+#define ARC_CHUNK 128  /* index entries read at once */
+#define ARC_OPEN_MAX 16
+/* Expired records go once the oldest is this far past the cutoff, so that a
+ * steady stream of expiring records costs one rewrite a day, not one each. */
+#define ARC_EXPIRE_SLACK (86400ULL * 1000000ULL)
+static const unsigned char arc_magic[4] = {'M', 'A', 'M', 'R'};
+
+struct arc_ent {
+    uint64_t id;
+    uint64_t off;     /* of the record in the log */
+    uint32_t len;     /* of the whole record, header included */
+    uint32_t keyhash; /* store_crc32 of its key */
+    uint32_t flags;
+};
+
+struct arc {
+    char bare[NAME_MAX + 1];
+    char dir[PATH_MAX], path[PATH_MAX], ipath[PATH_MAX];
+    int fd, ifd; /* log and index (ifd -1: no usable index) */
+    int writable, created, dirty;
+    uint64_t gen;
+    off_t log_size, log_end; /* bytes in the log; end of its last intact record */
+    uint64_t nidx;           /* entries taken from the index file */
+    struct arc_ent *tail;    /* intact records past the index, in memory */
+    size_t ntail, captail;
+    struct arc_ent chunk[ARC_CHUNK]; /* index entries [cstart, cstart + cn) */
+    uint64_t cstart;
+    size_t cn;
+};
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static uint64_t arc_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void arc_hdr(char *out, const char *prefix, size_t len, uint64_t gen)
+{
+    /* Both headers are one line: the version, the generation, a newline. */
+    snprintf(out, len + 1, "%s1 %016llX\n", prefix, (unsigned long long)gen);
+}
+
+/* 0 and *gen, 1 for a header cut short by a crash (an empty archive), 2 for a
+ * newer version, -1 for anything else. */
+static int arc_hdr_parse(const unsigned char *h, ssize_t n, const char *prefix, size_t len,
+                         uint64_t *gen)
+{
+    char want[ARC_LOG_HDR + 1];
+    arc_hdr(want, prefix, len, 0);
+    size_t pl = strlen(prefix);
+    if (n >= 0 && (size_t)n < len) {
+        size_t k = (size_t)n < pl + 2 ? (size_t)n : pl + 2;
+        return memcmp(h, want, k) == 0 ? 1 : -1;
+    }
+    if (memcmp(h, prefix, pl) != 0) {
+        return -1;
+    }
+    if (memcmp(h, want, pl + 2) != 0) {
+        return h[pl] >= '2' && h[pl] <= '9' ? 2 : -1;
+    }
+    uint64_t g = 0;
+    for (size_t i = pl + 2; i < len - 1; i++) {
+        int v = hex_val((char)h[i]);
+        if (v < 0) {
+            return -1;
+        }
+        g = g << 4 | (uint64_t)v;
+    }
+    if (h[len - 1] != '\n') {
+        return -1;
+    }
+    *gen = g;
+    return 0;
+}
+
+static void arc_ent_encode(unsigned char *p, const struct arc_ent *e)
+{
+    put_be64(p, e->id);
+    put_be64(p + 8, e->off);
+    put_be32(p + 16, e->len);
+    put_be32(p + 20, e->keyhash);
+    put_be32(p + 24, e->flags);
+    put_be32(p + 28, store_crc32(0, p, 28));
+}
+
+static int arc_ent_decode(const unsigned char *p, struct arc_ent *e)
+{
+    if (store_crc32(0, p, 28) != get_be32(p + 28)) {
+        return -1;
+    }
+    e->id = get_be64(p);
+    e->off = get_be64(p + 8);
+    e->len = get_be32(p + 16);
+    e->keyhash = get_be32(p + 20);
+    e->flags = get_be32(p + 24);
+    return 0;
+}
+
+/* Read the record of e into buf (at least e->len bytes) and check it whole:
+ * magic, length, checksum, id. 0 or -1. */
+static int arc_rec_read(int fd, const struct arc_ent *e, unsigned char *buf)
+{
+    if (e->len < ARC_REC_HDR + ARC_PAY_HDR ||
+        pread(fd, buf, e->len, (off_t)e->off) != (ssize_t)e->len) {
+        return -1;
+    }
+    uint32_t plen = get_be32(buf + 4);
+    if (memcmp(buf, arc_magic, 4) != 0 || plen != e->len - ARC_REC_HDR ||
+        store_crc32(store_crc32(0, buf + 4, 4), buf + ARC_REC_HDR, plen) != get_be32(buf + 8) ||
+        get_be64(buf + ARC_REC_HDR) != e->id) {
+        return -1;
+    }
+    return 0;
+}
+
+static int arc_tail_add(struct arc *a, const struct arc_ent *e)
+{
+    if (a->ntail == a->captail) {
+        size_t cap = a->captail ? 2 * a->captail : 64;
+        struct arc_ent *t = realloc(a->tail, cap * sizeof(*t));
+        if (!t) {
+            return -1;
+        }
+        a->tail = t;
+        a->captail = cap;
+    }
+    a->tail[a->ntail++] = *e;
+    return 0;
+}
+
+/* Walk the log from off to its end, keeping an entry for each intact record
+ * whose id is above last; stops at the first that is not (a torn tail). */
+static int arc_scan(struct arc *a, off_t off, uint64_t last)
+{
+    unsigned char rh[ARC_REC_HDR + ARC_PAY_HDR];
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    a->log_end = off;
+    while (a->log_size - off >= (off_t)sizeof(rh)) {
+        if (pread(a->fd, rh, sizeof(rh), off) != (ssize_t)sizeof(rh) ||
+            memcmp(rh, arc_magic, 4) != 0) {
+            break;
+        }
+        uint32_t plen = get_be32(rh + 4);
+        if (plen < ARC_PAY_HDR || plen > ARC_PAY_HDR + STORE_ARC_KEY_MAX + STORE_RECORD_MAX ||
+            (off_t)plen > a->log_size - off - ARC_REC_HDR) {
+            break;
+        }
+        struct arc_ent e = {get_be64(rh + ARC_REC_HDR), (uint64_t)off, plen + ARC_REC_HDR, 0,
+                            rh[ARC_REC_HDR + 8]};
+        if (e.len > cap) {
+            unsigned char *nb = realloc(buf, e.len);
+            if (!nb) {
+                rc = STORE_EIO;
+                break;
+            }
+            buf = nb;
+            cap = e.len;
+        }
+        size_t klen = (size_t)rh[ARC_REC_HDR + 9] << 8 | rh[ARC_REC_HDR + 10];
+        if (e.id <= last || arc_rec_read(a->fd, &e, buf) < 0 || klen > plen - ARC_PAY_HDR) {
+            break;
+        }
+        e.keyhash = store_crc32(0, buf + ARC_REC_HDR + ARC_PAY_HDR, klen);
+        if (arc_tail_add(a, &e) < 0) {
+            rc = STORE_EIO;
+            break;
+        }
+        last = e.id;
+        off += (off_t)e.len;
+        a->log_end = off;
+    }
+    free(buf);
+    return rc;
+}
+
+static void arc_close(struct arc *a)
+{
+    if (a->fd >= 0) {
+        close(a->fd);
+    }
+    if (a->ifd >= 0) {
+        close(a->ifd);
+    }
+    free(a->tail);
+    a->fd = a->ifd = -1;
+    a->tail = NULL;
+    a->ntail = a->captail = 0;
+}
+
+static uint64_t arc_n(const struct arc *a)
+{
+    return a->nidx + a->ntail;
+}
+
+/* Entry i (0 = oldest). 0, or -1 for a damaged index entry. */
+static int arc_get(struct arc *a, uint64_t i, struct arc_ent *e)
+{
+    if (i >= a->nidx) {
+        *e = a->tail[i - a->nidx];
+        return 0;
+    }
+    if (i < a->cstart || i >= a->cstart + a->cn) {
+        unsigned char raw[ARC_CHUNK * ARC_ENT];
+        uint64_t start = i - i % ARC_CHUNK;
+        size_t want = a->nidx - start < ARC_CHUNK ? (size_t)(a->nidx - start) : ARC_CHUNK;
+        a->cn = 0;
+        if (pread(a->ifd, raw, want * ARC_ENT, (off_t)(ARC_IDX_HDR + start * ARC_ENT)) !=
+            (ssize_t)(want * ARC_ENT)) {
+            return -1;
+        }
+        for (size_t k = 0; k < want; k++) {
+            if (arc_ent_decode(raw + k * ARC_ENT, &a->chunk[k]) < 0) {
+                a->chunk[k].len = 0; /* damaged: its record cannot be read */
+            }
+        }
+        a->cstart = start;
+        a->cn = want;
+    }
+    *e = a->chunk[i - a->cstart];
+    return e->len ? 0 : -1;
+}
+
+/* Whether the index's last entry names the log's record at that place. */
+static int arc_idx_last_ok(struct arc *a, struct arc_ent *last)
+{
+    unsigned char raw[ARC_ENT];
+    unsigned char rh[ARC_REC_HDR + 8];
+    if (pread(a->ifd, raw, ARC_ENT, (off_t)(ARC_IDX_HDR + (a->nidx - 1) * ARC_ENT)) != ARC_ENT ||
+        arc_ent_decode(raw, last) < 0 || last->off < ARC_LOG_HDR ||
+        last->len < ARC_REC_HDR + ARC_PAY_HDR || (off_t)(last->off + last->len) > a->log_size ||
+        pread(a->fd, rh, sizeof(rh), (off_t)last->off) != (ssize_t)sizeof(rh)) {
+        return 0;
+    }
+    return memcmp(rh, arc_magic, 4) == 0 && get_be32(rh + 4) == last->len - ARC_REC_HDR &&
+           get_be64(rh + ARC_REC_HDR) == last->id;
+}
+
+/* Open the index and take what it holds; the tail after it comes from the
+ * log. An index that does not match is not used (ifd -1, nidx 0). */
+static int arc_open_index(struct arc *a)
+{
+    unsigned char h[ARC_IDX_HDR];
+    struct stat st;
+    uint64_t gen = 0;
+    struct arc_ent last = {0, 0, 0, 0, 0};
+    a->ifd = open(a->ipath, (a->writable ? O_RDWR | O_APPEND : O_RDONLY) | O_CLOEXEC);
+    if (a->ifd >= 0 && fstat(a->ifd, &st) == 0 && st.st_size >= ARC_IDX_HDR &&
+        pread(a->ifd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+        arc_hdr_parse(h, ARC_IDX_HDR, ARC_IDX_PREFIX, ARC_IDX_HDR, &gen) == 0 && gen == a->gen) {
+        a->nidx = (uint64_t)(st.st_size - ARC_IDX_HDR) / ARC_ENT;
+        /* A crash may tear the last entry, or leave a whole one of garbage. */
+        if (a->nidx > 0 && !arc_idx_last_ok(a, &last)) {
+            a->nidx--;
+        }
+        if (a->nidx == 0 || arc_idx_last_ok(a, &last)) {
+            off_t from = a->nidx ? (off_t)(last.off + last.len) : ARC_LOG_HDR;
+            return arc_scan(a, from, last.id);
+        }
+    }
+    if (a->ifd >= 0) {
+        close(a->ifd);
+        a->ifd = -1;
+    }
+    a->nidx = 0;
+    return arc_scan(a, ARC_LOG_HDR, 0);
+}
+
+/* Open bare's archive. Returns 0, 1 when it has none (reader) or STORE_*. A
+ * writer creates the log (never the account directory). */
+static int arc_open(struct arc *a, const char *bare, int writable)
+{
+    unsigned char h[ARC_LOG_HDR];
+    struct stat st;
+    memset(a, 0, sizeof(*a));
+    a->fd = a->ifd = -1;
+    a->writable = writable;
+    if (strlen(bare) > NAME_MAX || account_dir(bare, a->dir, sizeof(a->dir)) < 0 ||
+        path_fmt(a->path, sizeof(a->path), "%s/" ARC_LOG, a->dir) < 0 ||
+        path_fmt(a->ipath, sizeof(a->ipath), "%s/" ARC_IDX, a->dir) < 0) {
+        return STORE_EINVAL;
+    }
+    strcpy(a->bare, bare);
+    if (!is_dir(a->dir)) {
+        return STORE_ENOENT;
+    }
+    a->fd = open(a->path, (writable ? O_RDWR | O_APPEND : O_RDONLY) | O_CLOEXEC);
+    if (a->fd < 0 && errno == ENOENT && writable) {
+        a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        a->created = 1;
+    }
+    if (a->fd < 0) {
+        if (errno == ENOENT) {
+            return writable ? STORE_ENOENT : 1; /* writer: the account went meanwhile */
+        }
+        log_error("store: open %s: %s", a->path, strerror(errno));
+        return STORE_EIO;
+    }
+    if (fstat(a->fd, &st) < 0) {
+        log_error("store: stat %s: %s", a->path, strerror(errno));
+        arc_close(a);
+        return STORE_EIO;
+    }
+    a->log_size = st.st_size;
+    ssize_t n = pread(a->fd, h, sizeof(h), 0);
+    int hrc = arc_hdr_parse(h, n, ARC_LOG_PREFIX, ARC_LOG_HDR, &a->gen);
+    if (hrc == 2 || hrc < 0) {
+        arc_close(a);
+        if (hrc < 0) {
+            quarantine(a->path, "bad version line");
+            quarantine(a->ipath, "its log was damaged");
+        } else {
+            log_error("store: %s was written by a newer xmppd; left alone", a->path);
+        }
+        return STORE_ECORRUPT;
+    }
+    if (hrc == 1) {
+        /* Empty, or its header torn at creation: nothing was ever in it. */
+        if (!writable) {
+            arc_close(a);
+            return 1;
+        }
+        char hdr[ARC_LOG_HDR + 1];
+        a->gen = arc_now_us();
+        arc_hdr(hdr, ARC_LOG_PREFIX, ARC_LOG_HDR, a->gen);
+        if (ftruncate(a->fd, 0) < 0 || write_all(a->fd, hdr, ARC_LOG_HDR) < 0) {
+            log_error("store: write %s: %s", a->path, strerror(errno));
+            /* A full disk: leave nothing, not even an empty log. */
+            if ((a->created && unlink(a->path) < 0) || (!a->created && ftruncate(a->fd, 0) < 0)) {
+                log_error("store: take back %s: %s", a->path, strerror(errno));
+            }
+            arc_close(a);
+            return STORE_EIO;
+        }
+        a->log_size = a->log_end = ARC_LOG_HDR;
+        a->dirty = 1;
+        return 0;
+    }
+    int rc = arc_open_index(a);
+    if (rc < 0) {
+        arc_close(a);
+    }
+    return rc;
+}
+
+/* Writer: cut a torn tail off the log and bring the index up to the log
+ * (appending the entries it lacks, or rewriting it whole when it was unusable). */
+static int arc_repair(struct arc *a)
+{
+    if (a->log_end < a->log_size) {
+        log_warn("store: %s: cutting a torn tail of %lld bytes", a->path,
+                 (long long)(a->log_size - a->log_end));
+        if (ftruncate(a->fd, a->log_end) < 0) {
+            log_error("store: truncate %s: %s", a->path, strerror(errno));
+            return STORE_EIO;
+        }
+        a->log_size = a->log_end;
+        a->dirty = 1;
+    }
+    if (a->ifd >= 0 && a->ntail == 0) {
+        struct stat st;
+        if (fstat(a->ifd, &st) == 0 && st.st_size == (off_t)(ARC_IDX_HDR + a->nidx * ARC_ENT)) {
+            return 0;
+        }
+    }
+    size_t n = a->ifd >= 0 ? a->ntail : (size_t)arc_n(a);
+    size_t hdr = a->ifd >= 0 ? 0 : ARC_IDX_HDR;
+    unsigned char *buf = malloc(hdr + n * ARC_ENT + 1);
+    if (!buf) {
+        return STORE_EIO;
+    }
+    if (hdr) {
+        arc_hdr((char *)buf, ARC_IDX_PREFIX, ARC_IDX_HDR, a->gen);
+    }
+    for (size_t k = 0; k < n; k++) {
+        arc_ent_encode(buf + hdr + k * ARC_ENT, &a->tail[a->ntail - n + k]);
+    }
+    int rc = 0;
+    if (a->ifd >= 0) {
+        if (ftruncate(a->ifd, (off_t)(ARC_IDX_HDR + a->nidx * ARC_ENT)) < 0 ||
+            write_all(a->ifd, buf, n * ARC_ENT) < 0) {
+            log_error("store: write %s: %s", a->ipath, strerror(errno));
+            rc = STORE_EIO;
+        }
+    } else {
+        log_notice("store: %s: index rebuilt from the log (%zu entries)", a->ipath, n);
+        rc = store_write_atomic(a->ipath, buf, hdr + n * ARC_ENT, 0600);
+        a->ifd = rc == 0 ? open(a->ipath, O_RDWR | O_APPEND | O_CLOEXEC) : -1;
+        if (rc == 0 && a->ifd < 0) {
+            rc = STORE_EIO;
+        }
+    }
+    free(buf);
+    if (rc == 0) {
+        a->nidx += a->ntail;
+        a->ntail = 0;
+        a->cn = 0;
+        a->dirty = 1;
+    }
+    return rc;
+}
+
+/* An account whose index a reader found damaged: its next writer rebuilds it. */
+static char arc_damaged[NAME_MAX + 1];
+
+/* Archives appended to in this loop turn, open until store_arc_sync. */
+static struct arc *arc_open_tab[ARC_OPEN_MAX];
+static int arc_nopen;
+
+int store_arc_sync(void)
+{
+    int failed = 0;
+    for (int i = 0; i < arc_nopen; i++) {
+        struct arc *a = arc_open_tab[i];
+        /* The log before the index: an entry never names a record that a
+         * power cut could take away. */
+        if (a->dirty && (fsync(a->fd) < 0 || (a->ifd >= 0 && fsync(a->ifd) < 0) ||
+                         (a->created && fsync_dir(a->dir) < 0))) {
+            log_error("store: fsync %s: %s", a->path, strerror(errno));
+            failed++;
+        }
+        arc_close(a);
+        free(a);
+    }
+    arc_nopen = 0;
+    return failed;
+}
+
+static void arc_settle(void)
+{
+    store_arc_sync();
+}
+
+/* Rewrite the archive keeping entries from keep on (atomic per file; the new
+ * generation makes a crash between the two renames rebuild the index). */
+static int arc_compact(struct arc *a, uint64_t keep)
+{
+    uint64_t n = arc_n(a);
+    struct arc_ent first;
+    if (keep >= n) {
+        log_info("store: %s: every record expired or over the size cap", a->path);
+        if (unlink(a->path) < 0 || (unlink(a->ipath) < 0 && errno != ENOENT)) {
+            log_error("store: remove %s: %s", a->path, strerror(errno));
+            return STORE_EIO;
+        }
+        return fsync_dir(a->dir);
+    }
+    if (arc_get(a, keep, &first) < 0) {
+        return STORE_ECORRUPT;
+    }
+    uint64_t gen = arc_now_us();
+    gen = gen > a->gen ? gen : a->gen + 1;
+    uint64_t shift = first.off - ARC_LOG_HDR;
+    size_t isz = ARC_IDX_HDR + (size_t)(n - keep) * ARC_ENT;
+    unsigned char *ibuf = malloc(isz + 1);
+    char hdr[ARC_LOG_HDR + 1], tmp[PATH_MAX];
+    if (!ibuf || path_fmt(tmp, sizeof(tmp), "%s.tmp", a->path) < 0) {
+        free(ibuf);
+        return STORE_EIO;
+    }
+    arc_hdr((char *)ibuf, ARC_IDX_PREFIX, ARC_IDX_HDR, gen);
+    for (uint64_t i = keep; i < n; i++) {
+        struct arc_ent e;
+        if (arc_get(a, i, &e) < 0) {
+            free(ibuf);
+            return STORE_ECORRUPT;
+        }
+        e.off -= shift;
+        arc_ent_encode(ibuf + ARC_IDX_HDR + (i - keep) * ARC_ENT, &e);
+    }
+    arc_hdr(hdr, ARC_LOG_PREFIX, ARC_LOG_HDR, gen);
+    unlink(tmp);
+    int rc = copy_range(a->fd, (off_t)first.off, a->log_end, tmp, hdr, ARC_LOG_HDR);
+    if (rc < 0 || rename(tmp, a->path) < 0) {
+        log_error("store: rewrite %s: %s", a->path, strerror(errno));
+        unlink(tmp);
+        free(ibuf);
+        return STORE_EIO;
+    }
+    rc = fsync_dir(a->dir);
+    if (rc == 0) {
+        rc = store_write_atomic(a->ipath, ibuf, isz, 0600);
+    }
+    free(ibuf);
+    log_info("store: %s: dropped %llu old records", a->path, (unsigned long long)keep);
+    return rc;
+}
+
+/* First entry to keep under the limits (records are oldest first). */
+static uint64_t arc_keep_from(struct arc *a, const struct store_arc_limits *lim, size_t add)
+{
+    uint64_t n = arc_n(a), keep = 0;
+    struct arc_ent e;
+    if (lim->keep_after) {
+        while (keep < n && arc_get(a, keep, &e) == 0 && e.id < lim->keep_after) {
+            keep++;
+        }
+    }
+    /* Over the cap, drop down to three quarters of it, so that the next
+     * rewrite is a quarter of the cap away, not one record. */
+    if (lim->max_bytes && (uint64_t)a->log_end + add > lim->max_bytes) {
+        uint64_t target = lim->max_bytes / 4 * 3;
+        while (keep < n && arc_get(a, keep, &e) == 0 &&
+               (uint64_t)a->log_end - (e.off - ARC_LOG_HDR) + add > target) {
+            keep++;
+        }
+    }
+    return keep;
+}
+
+/* Whether the limits ask for a rewrite now. */
+static int arc_over(struct arc *a, const struct store_arc_limits *lim, size_t add)
+{
+    struct arc_ent e;
+    if (lim->max_bytes && (uint64_t)a->log_end + add > lim->max_bytes) {
+        return 1;
+    }
+    return lim->keep_after > ARC_EXPIRE_SLACK && arc_n(a) > 0 && arc_get(a, 0, &e) == 0 &&
+           e.id < lim->keep_after - ARC_EXPIRE_SLACK;
+}
+
+static int arc_writer(const char *bare, struct arc **out)
+{
+    for (int i = 0; i < arc_nopen; i++) {
+        if (strcmp(arc_open_tab[i]->bare, bare) == 0) {
+            *out = arc_open_tab[i];
+            return 0;
+        }
+    }
+    if (arc_nopen == ARC_OPEN_MAX) {
+        store_arc_sync();
+    }
+    struct arc *a = malloc(sizeof(*a));
+    if (!a) {
+        return STORE_EIO;
+    }
+    int rc = arc_open(a, bare, 1);
+    if (rc == 0 && a->ifd >= 0 && strcmp(arc_damaged, bare) == 0) {
+        arc_damaged[0] = '\0';
+        close(a->ifd);
+        a->ifd = -1;
+        a->nidx = a->ntail = 0;
+        rc = arc_scan(a, ARC_LOG_HDR, 0);
+    }
+    if (rc == 0) {
+        rc = arc_repair(a);
+    }
+    if (rc < 0) {
+        arc_close(a);
+        free(a);
+        return rc;
+    }
+    arc_open_tab[arc_nopen++] = a;
+    *out = a;
+    return 0;
+}
+
+/* Drop the open writer of bare (after a rewrite: its descriptors name the old files). */
+static void arc_writer_drop(struct arc *a)
+{
+    for (int i = 0; i < arc_nopen; i++) {
+        if (arc_open_tab[i] == a) {
+            arc_open_tab[i] = arc_open_tab[--arc_nopen];
+        }
+    }
+    if (a->dirty) {
+        fsync(a->fd);
+        if (a->ifd >= 0) {
+            fsync(a->ifd);
+        }
+    }
+    arc_close(a);
+    free(a);
+}
+
+int store_arc_append(const char *bare, const struct store_arc_rec *r,
+                     const struct store_arc_limits *lim, uint64_t *id)
+{
+    struct arc *a = NULL;
+    size_t plen = ARC_PAY_HDR + r->key_len + r->len;
+    if (r->len > STORE_RECORD_MAX || r->key_len > STORE_ARC_KEY_MAX || (r->len && !r->data)) {
+        return STORE_EINVAL;
+    }
+    int rc = arc_writer(bare, &a);
+    if (rc == 0 && arc_over(a, lim, ARC_REC_HDR + plen)) {
+        rc = arc_compact(a, arc_keep_from(a, lim, ARC_REC_HDR + plen));
+        arc_writer_drop(a);
+        if (rc == 0) {
+            rc = arc_writer(bare, &a);
+        }
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    struct arc_ent last, e;
+    uint64_t now = arc_now_us();
+    /* Ids are the archive's time in microseconds, strictly increasing per
+     * archive even when the clock steps back: unique, stable, in order. */
+    if (arc_n(a) > 0 && arc_get(a, arc_n(a) - 1, &last) == 0 && last.id >= now) {
+        now = last.id + 1;
+    }
+    unsigned char *buf = malloc(ARC_REC_HDR + plen);
+    if (!buf) {
+        return STORE_EIO;
+    }
+    memcpy(buf, arc_magic, 4);
+    put_be32(buf + 4, (uint32_t)plen);
+    put_be64(buf + ARC_REC_HDR, now);
+    buf[ARC_REC_HDR + 8] = (unsigned char)r->flags;
+    buf[ARC_REC_HDR + 9] = (unsigned char)(r->key_len >> 8);
+    buf[ARC_REC_HDR + 10] = (unsigned char)r->key_len;
+    memcpy(buf + ARC_REC_HDR + ARC_PAY_HDR, r->key, r->key_len);
+    if (r->len) {
+        memcpy(buf + ARC_REC_HDR + ARC_PAY_HDR + r->key_len, r->data, r->len);
+    }
+    put_be32(buf + 8, store_crc32(store_crc32(0, buf + 4, 4), buf + ARC_REC_HDR, plen));
+    e.id = now;
+    e.off = (uint64_t)a->log_end;
+    e.len = (uint32_t)(ARC_REC_HDR + plen);
+    e.keyhash = store_crc32(0, r->key, r->key_len);
+    e.flags = r->flags & 0xff;
+    a->dirty = 1;
+    if (write_all(a->fd, buf, e.len) < 0) {
+        log_error("store: write %s: %s", a->path, strerror(errno));
+        if (ftruncate(a->fd, a->log_end) < 0) {
+            log_error("store: truncate %s: %s", a->path, strerror(errno));
+        }
+        free(buf);
+        return STORE_EIO;
+    }
+    free(buf);
+    a->log_end += e.len;
+    a->log_size = a->log_end;
+    unsigned char raw[ARC_ENT];
+    arc_ent_encode(raw, &e);
+    if (write_all(a->ifd, raw, ARC_ENT) < 0) {
+        /* The record is in the log: the next open indexes it from there. */
+        log_error("store: write %s: %s", a->ipath, strerror(errno));
+        arc_writer_drop(a);
+    } else {
+        a->nidx++;
+    }
+    *id = now;
+    return 0;
+}
+
+int store_arc_trim(const char *bare, const struct store_arc_limits *lim)
+{
+    struct arc a;
+    store_arc_sync();
+    int rc = arc_open(&a, bare, 0);
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    int over = arc_over(&a, lim, 0);
+    arc_close(&a);
+    if (!over) {
+        return 0; /* the common case: one open, one read, no write */
+    }
+    struct arc *w = NULL;
+    rc = arc_writer(bare, &w);
+    if (rc == 0 && arc_over(w, lim, 0)) {
+        rc = arc_compact(w, arc_keep_from(w, lim, 0));
+        arc_writer_drop(w);
+    }
+    return rc;
+}
+
+/* Reader. Syncs the archive first, so a query never shows what a crash
+ * could take back. */
+static int arc_reader(const char *bare, struct arc *a)
+{
+    store_arc_sync();
+    return arc_open(a, bare, 0);
+}
+
+/* First entry with id >= id (binary search; the ids are in order). */
+static int arc_lower(struct arc *a, uint64_t id, uint64_t *pos)
+{
+    uint64_t lo = 0, hi = arc_n(a);
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        struct arc_ent e;
+        if (arc_get(a, mid, &e) < 0) {
+            return -1;
+        }
+        if (e.id < id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *pos = lo;
+    return 0;
+}
+
+static int arc_range(struct arc *a, const struct store_arc_query *q, uint64_t *lo, uint64_t *hi)
+{
+    *lo = 0;
+    *hi = arc_n(a);
+    if (q->after && arc_lower(a, q->after + 1, lo) < 0) {
+        return -1;
+    }
+    if (q->before && arc_lower(a, q->before, hi) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Give a damaged index up: use what the log says (readers never write). */
+static int arc_without_index(struct arc *a)
+{
+    log_warn("store: %s is damaged; the next append rebuilds it", a->ipath);
+    snprintf(arc_damaged, sizeof(arc_damaged), "%s", a->bare);
+    close(a->ifd);
+    a->ifd = -1;
+    a->nidx = 0;
+    a->ntail = 0;
+    a->cn = 0;
+    return arc_scan(a, ARC_LOG_HDR, 0);
+}
+
+static int arc_visit(struct arc *a, uint64_t i, const struct store_arc_query *q,
+                     unsigned char **buf, size_t *cap, store_arc_fn fn, void *ud)
+{
+    struct arc_ent e;
+    if (arc_get(a, i, &e) < 0) {
+        return -1;
+    }
+    uint32_t kh = q->key ? store_crc32(0, q->key, q->key_len) : 0;
+    if (q->key && e.keyhash != kh) {
+        return 0;
+    }
+    if (e.len > *cap) {
+        unsigned char *nb = realloc(*buf, e.len);
+        if (!nb) {
+            return STORE_EIO;
+        }
+        *buf = nb;
+        *cap = e.len;
+    }
+    if (arc_rec_read(a->fd, &e, *buf) < 0) {
+        log_warn("store: %s: record at %llu is damaged; skipped", a->path,
+                 (unsigned long long)e.off);
+        return 0;
+    }
+    const unsigned char *p = *buf + ARC_REC_HDR;
+    size_t plen = e.len - ARC_REC_HDR;
+    size_t klen = (size_t)p[9] << 8 | p[10];
+    if (klen > plen - ARC_PAY_HDR) {
+        return 0;
+    }
+    struct store_arc_rec r = {e.id,
+                              p[8],
+                              (const char *)p + ARC_PAY_HDR,
+                              klen,
+                              p + ARC_PAY_HDR + klen,
+                              plen - ARC_PAY_HDR - klen};
+    if (q->key && (klen != q->key_len || memcmp(r.key, q->key, klen) != 0)) {
+        return 0;
+    }
+    return fn(&r, ud) ? 1 : 0;
+}
+
+static int arc_walk(struct arc *a, const struct store_arc_query *q, store_arc_fn fn, void *ud)
+{
+    /* arc_visit calls fn only for records read whole; a damaged entry stops
+     * the walk with -1. */
+    uint64_t lo, hi;
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    if (arc_range(a, q, &lo, &hi) < 0) {
+        return -1;
+    }
+    for (uint64_t k = 0; k < hi - lo && rc == 0; k++) {
+        rc = arc_visit(a, q->backward ? hi - 1 - k : lo + k, q, &buf, &cap, fn, ud);
+    }
+    free(buf);
+    return rc < 0 ? rc : 0;
+}
+
+struct arc_counted {
+    store_arc_fn fn;
+    void *ud;
+    unsigned long calls;
+    uint64_t last; /* id of the last record fn saw */
+};
+
+static int arc_count_call(const struct store_arc_rec *r, void *ud)
+{
+    struct arc_counted *c = ud;
+    c->calls++;
+    c->last = r->id;
+    return c->fn(r, c->ud);
+}
+
+int store_arc_query(const char *bare, const struct store_arc_query *q, store_arc_fn fn, void *ud)
+{
+    struct arc a;
+    int rc = arc_reader(bare, &a);
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    struct arc_counted c = {fn, ud, 0, 0};
+    rc = arc_walk(&a, q, arc_count_call, &c);
+    /* A damaged index entry: go on from the log, after what fn has seen. */
+    if (rc == -1 && a.ifd >= 0 && arc_without_index(&a) == 0) {
+        struct store_arc_query rest = *q;
+        if (c.calls && q->backward) {
+            rest.before = c.last;
+        } else if (c.calls) {
+            rest.after = c.last;
+        }
+        rc = arc_walk(&a, &rest, arc_count_call, &c);
+    }
+    arc_close(&a);
+    return rc == -1 ? STORE_ECORRUPT : rc;
+}
+
+int store_arc_count(const char *bare, const struct store_arc_query *q, uint64_t *count)
+{
+    struct arc a;
+    uint64_t lo, hi;
+    *count = 0;
+    int rc = arc_reader(bare, &a);
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    if (arc_range(&a, q, &lo, &hi) < 0 &&
+        (a.ifd < 0 || arc_without_index(&a) < 0 || arc_range(&a, q, &lo, &hi) < 0)) {
+        arc_close(&a);
+        return STORE_ECORRUPT;
+    }
+    *count = hi - lo;
+    arc_close(&a);
+    return 0;
+}
+
+int store_arc_exists(const char *bare, uint64_t id)
+{
+    struct arc a;
+    struct arc_ent e;
+    uint64_t pos;
+    int rc = arc_reader(bare, &a);
+    if (rc != 0) {
+        return rc == 1 ? STORE_ENOENT : rc;
+    }
+    rc = STORE_ENOENT;
+    if (arc_lower(&a, id, &pos) == 0 && pos < arc_n(&a) && arc_get(&a, pos, &e) == 0 &&
+        e.id == id) {
+        rc = 0;
+    }
+    arc_close(&a);
+    return rc;
 }

@@ -136,4 +136,52 @@ struct store_stamp {
  * or STORE_EIO / STORE_EINVAL. One stat, no read. */
 int store_doc_stamp(const char *bare, const char *name, struct store_stamp *out);
 
+/* ---- message archive (XEP-0313; STORAGE.md "Message archive") ----
+ * Per account: an append-only log of checksummed records and an index of
+ * fixed-size entries in id order. A record is opaque but for its key (what
+ * queries filter by: for one-to-one messages the peer's bare JID) and 8 bits
+ * of flags. Ids are the archive's time in microseconds since the epoch,
+ * strictly increasing per archive: unique, stable, ordered, and telling
+ * nothing about other archives. Appends are written at once and fsynced by
+ * store_arc_sync (a group commit, once per loop turn); a kill -9 loses none. */
+#define STORE_ARC_KEY_MAX 3072
+struct store_arc_rec {
+    uint64_t id;
+    unsigned flags;
+    const char *key;
+    size_t key_len;
+    const void *data;
+    size_t len;
+};
+struct store_arc_limits {
+    uint64_t max_bytes;  /* log size cap (0 = none): oldest records go first */
+    uint64_t keep_after; /* records with an older id expire (0 = keep) */
+};
+/* Append r (r->id is ignored); *id gets the new record's id. Past a limit,
+ * the archive is rewritten (atomically) without the records it drops, not at
+ * every append: expired records wait for up to a day, a full log is cut to
+ * three quarters of max_bytes. STORE_ENOENT: no such account. */
+int store_arc_append(const char *bare, const struct store_arc_rec *r,
+                     const struct store_arc_limits *lim, uint64_t *id);
+/* Apply the limits without appending (an idle account's expired records):
+ * rewrites only when store_arc_append would. 0 when there is no archive. */
+int store_arc_trim(const char *bare, const struct store_arc_limits *lim);
+/* fsync every archive appended to since the last call; returns how many failed. */
+int store_arc_sync(void);
+struct store_arc_query {
+    uint64_t after;  /* ids above this only (0: from the oldest) */
+    uint64_t before; /* ids below this only (0: to the newest) */
+    const char *key; /* this key only (NULL: any) */
+    size_t key_len;
+    int backward;    /* newest first */
+};
+/* fn(record) for each match in order until it returns non-zero; the record's
+ * pointers are valid during the call only. Never writes. 0 or STORE_*. */
+typedef int (*store_arc_fn)(const struct store_arc_rec *r, void *ud);
+int store_arc_query(const char *bare, const struct store_arc_query *q, store_arc_fn fn, void *ud);
+/* Records between q->after and q->before (key ignored). */
+int store_arc_count(const char *bare, const struct store_arc_query *q, uint64_t *count);
+/* 0 when the archive holds a record with this id, else STORE_ENOENT. */
+int store_arc_exists(const char *bare, uint64_t id);
+
 #endif

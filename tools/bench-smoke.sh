@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench-smoke.sh: functional check of xmpp-bench against a throw-away xmppd (no timing
 # thresholds): each scenario must do what it says (messages delivered, logins bound,
-# presence fanned out, offline messages stored and drained). For `make check`.
+# presence fanned out, offline messages stored and drained, archive written and
+# queried). For `make check`.
 #
 # usage: tools/bench-smoke.sh [XMPPD [XMPP_BENCH]]   (./xmppd, tools/xmpp-bench)
 # Uses a temp dir and the first free loopback port from 18900; ends the xmppd it started.
@@ -80,5 +81,8 @@ check "login, STARTTLS PLAIN" login -n 2 -c 2 --starttls
 check "hold" hold -n 4 --settle 0
 check "presence fan-out" presence --contacts 3 --duration 1 --first 5
 check "offline store and drain" offline --messages 20 --senders 1 --recipients 2 --first 9
+check "message archive writes" mam-fill --messages 40 --senders 1 --recipients 3 --first 1
+check "message archive queries" mam-query --queries 2 --page 5 --first 1
+check "stream management acks and resumption" sm-acks --pairs 2 --duration 1 --resumes 1 --first 1
 echo "bench-smoke: $passed passed, $failed failed"
 [ $failed = 0 ]

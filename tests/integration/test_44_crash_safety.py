@@ -40,6 +40,7 @@ choices (not the timing).
 """
 
 import base64
+import contextlib
 import os
 import random
 import re
@@ -189,6 +190,73 @@ def parse_offline(data, domain, allow_torn):
     return records, False
 
 
+# Message archive (STORAGE.md "Message archive"): the log is checked record by
+# record; the index is a cache of it, so it may lag behind (a crash or a failed
+# write between the two appends) but every entry it has must name its record.
+ARCHIVE_LOG_RE = re.compile(rb"^xmppd-archive 1 ([0-9A-F]{16})\n")
+ARCHIVE_IDX_RE = re.compile(rb"^xmppd-arcidx 1 ([0-9A-F]{16})\n")
+
+
+def parse_archive_log(data, allow_torn):
+    """(generation, [(offset, length, id)]). Only a crash leaves a torn tail."""
+    m = ARCHIVE_LOG_RE.match(data)
+    if not m:
+        if allow_torn and b"xmppd-archive 1 ".startswith(data[:16]) and len(data) < 33:
+            return None, []
+        raise Damaged("archive.log header %r" % data[:33])
+    pos, recs, last = 33, [], 0
+    while pos < len(data):
+        rest = len(data) - pos
+        ln = int.from_bytes(data[pos + 4:pos + 8], "big") if rest >= 8 else 0
+        if rest < 12 or 12 + ln > rest:
+            if not allow_torn:
+                raise Damaged("archive.log: torn record at %d without a crash" % pos)
+            break
+        if data[pos:pos + 4] != b"MAMR":
+            raise Damaged("archive.log: bad magic at %d" % pos)
+        payload = data[pos + 12:pos + 12 + ln]
+        crc = int.from_bytes(data[pos + 8:pos + 12], "big")
+        if zlib.crc32(payload, zlib.crc32(data[pos + 4:pos + 8])) != crc:
+            if allow_torn and pos + 12 + ln == len(data):
+                break  # the last record, written in part
+            raise Damaged("archive.log: checksum of the record at %d" % pos)
+        rid = int.from_bytes(payload[:8], "big")
+        klen = int.from_bytes(payload[9:11], "big")
+        if rid <= last or 11 + klen > ln:
+            raise Damaged("archive.log: record at %d out of order or malformed" % pos)
+        el = ET.fromstring(payload[11 + klen:])
+        if local(el.tag) != "message":
+            raise Damaged("archive.log: record is not a message")
+        recs.append((pos, 12 + ln, rid))
+        last = rid
+        pos += 12 + ln
+    return m.group(1), recs
+
+
+def parse_archive_idx(data, log, crashed):
+    gen, recs = log
+    m = ARCHIVE_IDX_RE.match(data)
+    if not m or len(data) < 32:
+        raise Damaged("archive.idx header %r" % data[:32])
+    if m.group(1) != gen:
+        if not crashed:
+            raise Damaged("archive.idx of another generation without a crash")
+        return
+    n = (len(data) - 32) // 32
+    if n > len(recs):
+        raise Damaged("archive.idx has %d entries for %d records" % (n, len(recs)))
+    for i in range(n):
+        e = data[32 + 32 * i:64 + 32 * i]
+        if zlib.crc32(e[:28]) != int.from_bytes(e[28:], "big"):
+            if crashed and i == n - 1:
+                return
+            raise Damaged("archive.idx: entry %d checksum" % i)
+        rid, off, ln = int.from_bytes(e[:8], "big"), int.from_bytes(e[8:16], "big"), \
+            int.from_bytes(e[16:20], "big")
+        if (off, ln, rid) != recs[i]:
+            raise Damaged("archive.idx: entry %d does not name its record" % i)
+
+
 def parse_pem(data):
     if not data.startswith(b"-----BEGIN ") or b"-----END " not in data:
         raise Damaged("not PEM")
@@ -287,6 +355,13 @@ def scan_store(data_dir, domain, crashed):
                 payload = check(fp, lambda d, name=fn[4:]: parse_doc(name, d))
                 if fn == "doc-roster":
                     s.rosters[bare] = parse_roster(payload)
+            elif fn == "archive.log":
+                arc_log = check(fp, lambda d: parse_archive_log(d, crashed))
+                ip = os.path.join(p, "archive.idx")
+                if os.path.exists(ip):
+                    check(ip, lambda d: parse_archive_idx(d, arc_log, crashed))
+            elif fn == "archive.idx" and ("archive.log" in files or crashed):
+                pass  # checked with its log (alone: a crash in a rewrite)
             elif fn.endswith(".tmp") and crashed:
                 s.tmp.append(fp)
             else:
@@ -823,24 +898,25 @@ def mount_tmpfs(path, size):
     return None if r.returncode == 0 else (r.stderr.strip() or "exit %d" % r.returncode)
 
 
-def test_full_disk(server):
-    """The data directory on a 256 KiB tmpfs, filled with offline messages."""
+@contextlib.contextmanager
+def small_disk(server, size, config):
+    """Run the server with its (small) data directory, accounts and certificate,
+    moved onto a tmpfs of `size`, and the options `config`; stop it and unmount
+    at the end. Skips the test where a tmpfs cannot be mounted."""
     server.require_managed()
     mnt = os.path.join(server.tmp, "small")
-    err = mount_tmpfs(mnt, "256k")
+    err = mount_tmpfs(mnt, size)
     if err is not None:
         pytest.skip("cannot mount a tmpfs for the full-disk test (needs root): %s" % err)
     try:
-        server.adduser("dave", "dave-Secret-4")  # stays offline, has no log yet
         problems = server.stop()
         assert not problems, problems
-        # Move the (small) data directory, accounts and certificate, onto it.
         new_dir = os.path.join(mnt, "data")
         subprocess.run(["cp", "-a", server.data_dir, new_dir], check=True, timeout=20)
         server.data_dir = new_dir
-        server.write_config({"max_offline_messages": 100000})
+        server.write_config(config)
         server.start()
-        _full_disk_scenario(server)
+        yield
     finally:
         problems = server.stop()
         r = subprocess.run(["umount", mnt], capture_output=True, text=True, timeout=20)
@@ -849,8 +925,30 @@ def test_full_disk(server):
     assert not problems, problems
 
 
+def test_full_disk(server):
+    """The data directory on a 256 KiB tmpfs, filled with offline messages."""
+    server.adduser("dave", "dave-Secret-4")  # stays offline, has no log yet
+    with small_disk(server, "256k", {"max_offline_messages": 100000}):
+        _full_disk_scenario(server)
+
+
+def archive_never(server, user):
+    """Turn the XEP-0313 archive of user off (preferences default='never'),
+    for tests about offline storage alone: a message the archive keeps is
+    not bounced when offline storage is full."""
+    s = Session(server, user, "prefs")
+    try:
+        ans = send_acked(s, "<iq type='set' id='mp'><prefs xmlns='urn:xmpp:mam:2' "
+                            "default='never'/></iq>", "p-mp")
+        assert [e.get("type") for e in ans if e.get("id") == "mp"] in (["result"], [])
+    finally:
+        s.close()
+
+
 def _full_disk_scenario(server):
     bob = server.jid("bob")
+    for user in ("alice", "bob", "dave"):
+        archive_never(server, user)
     alice = Session(server, "alice", "fill")
     carol = Session(server, "carol", "online")
     carol.send("<presence/>")

@@ -1089,6 +1089,198 @@ static void test_doc_stamp(void)
     CHECK(store_doc_stamp(u, "../x", &c) == STORE_EINVAL);
 }
 
+/* ---- message archive (store_arc_*) ---- */
+
+struct arc_seen {
+    int n, stop_after;
+    uint64_t id[64];
+    char data[64][32];
+    unsigned flags[64];
+};
+
+static int arc_collect(const struct store_arc_rec *r, void *ud)
+{
+    struct arc_seen *s = ud;
+    if (s->n < 64) {
+        s->id[s->n] = r->id;
+        s->flags[s->n] = r->flags;
+        snprintf(s->data[s->n], sizeof(s->data[0]), "%.*s", (int)r->len, (const char *)r->data);
+    }
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static int arc_add(const char *u, const char *key, const char *data, uint64_t *id)
+{
+    struct store_arc_rec r = {0, 1, key, strlen(key), data, strlen(data)};
+    struct store_arc_limits none = {0, 0};
+    return store_arc_append(u, &r, &none, id);
+}
+
+static int arc_all(const char *u, const char *key, int backward, struct arc_seen *s)
+{
+    struct store_arc_query q = {0, 0, key, key ? strlen(key) : 0, backward};
+    memset(s, 0, sizeof(*s));
+    return store_arc_query(u, &q, arc_collect, s);
+}
+
+static void test_archive(void)
+{
+    const char *u = "arc@example.org";
+    const char *log = "accounts/arc@example.org/archive.log";
+    const char *idx = "accounts/arc@example.org/archive.idx";
+    struct store_account a;
+    struct arc_seen s;
+    uint64_t ids[10], id, count;
+    char p[512];
+
+    make_account(&a, 40);
+    CHECK(arc_add("nobody@example.org", "k", "x", &id) == STORE_ENOENT);
+    CHECK(!exists_rel("accounts/nobody@example.org"));
+    CHECK(store_account_create(u, &a) == 0);
+    /* An empty archive: queries answer nothing and create nothing. */
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 0);
+    CHECK(store_arc_exists(u, 1) == STORE_ENOENT);
+    {
+        struct store_arc_limits lim = {10, 1ULL << 62};
+        CHECK(store_arc_trim(u, &lim) == 0); /* nothing to trim, nothing made */
+    }
+    CHECK(!exists_rel(log));
+
+    for (int i = 0; i < 10; i++) {
+        char d[8];
+        snprintf(d, sizeof(d), "m%d", i);
+        CHECK(arc_add(u, i % 2 ? "bob@x" : "carol@x", d, &ids[i]) == 0);
+        CHECK(i == 0 || ids[i] > ids[i - 1]); /* unique and increasing */
+    }
+    CHECK(store_arc_sync() == 0);
+    CHECK(mode_rel(log) == 0600 && size_rel(idx) == 32 + 10 * 32);
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 10);
+    CHECK_STR(s.data[0], "m0");
+    CHECK_STR(s.data[9], "m9");
+    CHECK(s.id[3] == ids[3] && s.flags[3] == 1);
+    CHECK(arc_all(u, NULL, 1, &s) == 0 && s.n == 10);
+    CHECK_STR(s.data[0], "m9");
+    CHECK(arc_all(u, "bob@x", 0, &s) == 0 && s.n == 5);
+    CHECK_STR(s.data[0], "m1");
+    CHECK(arc_all(u, "bob@", 0, &s) == 0 && s.n == 0); /* whole keys only */
+    {
+        struct store_arc_query q = {ids[2], ids[6], NULL, 0, 0};
+        memset(&s, 0, sizeof(s));
+        CHECK(store_arc_query(u, &q, arc_collect, &s) == 0 && s.n == 3);
+        CHECK_STR(s.data[0], "m3");
+        CHECK(store_arc_count(u, &q, &count) == 0 && count == 3);
+        q.backward = 1;
+        memset(&s, 0, sizeof(s));
+        s.stop_after = 2;
+        CHECK(store_arc_query(u, &q, arc_collect, &s) == 0 && s.n == 2);
+        CHECK_STR(s.data[0], "m5");
+        CHECK_STR(s.data[1], "m4");
+    }
+    CHECK(store_arc_exists(u, ids[4]) == 0);
+    CHECK(store_arc_exists(u, ids[4] + 1) == STORE_ENOENT);
+
+    /* A torn record at the end (a crash mid-append): readers stop before it,
+     * the next append cuts it and the index stays right. */
+    path_of(p, sizeof(p), log);
+    int fd = open(p, O_WRONLY | O_APPEND);
+    CHECK(fd >= 0 && write(fd, "MAMR\0\0\0\x40garbage", 15) == 15);
+    close(fd);
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 10);
+    long before = size_rel(log);
+    CHECK(arc_add(u, "bob@x", "m10", &id) == 0 && id > ids[9]);
+    CHECK(store_arc_sync() == 0);
+    CHECK(size_rel(log) == before - 15 + 12 + 11 + 5 + 3);
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 11);
+    CHECK_STR(s.data[10], "m10");
+
+    /* A record in the log that the index lacks (killed between the two
+     * writes) and a torn index entry: both found without a rewrite. */
+    path_of(p, sizeof(p), idx);
+    CHECK(truncate(p, 32 + 9 * 32 + 7) == 0);
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 11);
+    CHECK(arc_add(u, "carol@x", "m11", &id) == 0);
+    CHECK(store_arc_sync() == 0);
+    CHECK(size_rel(idx) == 32 + 12 * 32);
+    CHECK(arc_all(u, "carol@x", 0, &s) == 0 && s.n == 6);
+    CHECK_STR(s.data[5], "m11");
+
+    /* No index at all, and a garbage one: the log is read, the next append
+     * rebuilds it. */
+    CHECK(unlink(p) == 0);
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 12);
+    CHECK(store_arc_exists(u, ids[7]) == 0);
+    CHECK(!exists_rel(idx)); /* reads never write */
+    CHECK(arc_add(u, "bob@x", "m12", &id) == 0);
+    CHECK(store_arc_sync() == 0);
+    CHECK(size_rel(idx) == 32 + 13 * 32);
+    fd = open(p, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "XXXX", 4, 32 + 5 * 32) == 4); /* a damaged entry */
+    close(fd);
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 13);
+    CHECK(arc_add(u, "bob@x", "m13", &id) == 0);
+    CHECK(store_arc_sync() == 0);
+    CHECK(arc_all(u, "bob@x", 0, &s) == 0 && s.n == 8);
+
+    /* Limits: the size cap drops the oldest down to three quarters of it;
+     * expiry drops what is older than keep_after. Ids stay what they were. */
+    {
+        long sz = size_rel(log);
+        struct store_arc_rec r = {0, 0, "dave@x", 6, "m14", 3};
+        struct store_arc_limits lim = {(uint64_t)sz, 0};
+        CHECK(store_arc_append(u, &r, &lim, &id) == 0);
+        CHECK(store_arc_sync() == 0);
+        CHECK(size_rel(log) <= sz * 3 / 4);
+        CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n > 1 && s.n < 15);
+        CHECK_STR(s.data[s.n - 1], "m14");
+        CHECK(s.n < 3 || strcmp(s.data[s.n - 2], "m13") == 0);
+        CHECK(store_arc_exists(u, ids[0]) == STORE_ENOENT);
+        CHECK(store_arc_exists(u, id) == 0);
+        CHECK(size_rel(idx) == 32 + s.n * 32);
+        /* Everything expired (a day of slack passed long ago). */
+        lim.max_bytes = 0;
+        lim.keep_after = id + 3 * 86400ULL * 1000000ULL;
+        r.data = "m15";
+        CHECK(store_arc_append(u, &r, &lim, &id) == 0);
+        CHECK(store_arc_sync() == 0);
+        CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 1);
+        CHECK_STR(s.data[0], "m15");
+        /* Trimming without an append: within the day of slack nothing is
+         * rewritten; past it, the expired record goes. */
+        ino_t before_trim = ino_rel(log);
+        lim.keep_after = id + 1;
+        CHECK(store_arc_trim(u, &lim) == 0 && ino_rel(log) == before_trim);
+        lim.keep_after = id + 2 * 86400ULL * 1000000ULL;
+        CHECK(store_arc_trim(u, &lim) == 0 && !exists_rel(log));
+        CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 0);
+        r.data = "m16";
+        lim.keep_after = 0;
+        CHECK(store_arc_append(u, &r, &lim, &id) == 0);
+    }
+
+    /* A log of a newer version is left alone; a damaged one set aside. */
+    path_of(p, sizeof(p), log);
+    fd = open(p, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "xmppd-archive 2", 15, 0) == 15);
+    close(fd);
+    CHECK(arc_all(u, NULL, 0, &s) == STORE_ECORRUPT);
+    CHECK(arc_add(u, "bob@x", "m", &id) == STORE_ECORRUPT);
+    CHECK(exists_rel(log));
+    fd = open(p, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "yyyyy", 5, 0) == 5);
+    close(fd);
+    CHECK(arc_all(u, NULL, 0, &s) == STORE_ECORRUPT);
+    CHECK(exists_rel("accounts/arc@example.org/archive.log.bad"));
+    CHECK(arc_add(u, "bob@x", "fresh", &id) == 0);
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 1);
+
+    /* Deleting the account takes the archive with it, pending writes too. */
+    CHECK(arc_add(u, "bob@x", "last", &id) == 0);
+    CHECK(store_account_delete(u) == 0);
+    CHECK(store_arc_sync() == 0);
+    CHECK(arc_all(u, NULL, 0, &s) == STORE_ENOENT);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1119,6 +1311,7 @@ int main(void)
     test_delete_races();
     test_secret();
     test_doc_stamp();
+    test_archive();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
