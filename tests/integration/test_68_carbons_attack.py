@@ -1,0 +1,56 @@
+"""XEP-0280 carbons and XEP-0352 CSI attacked as a hostile user would: what
+the server can be made to copy, to whom, and how many times.
+
+- A message the server refuses because its sender blocked the recipient
+  (XEP-0191 §3.3) is not sent; a <sent/> carbon of it would show the user's
+  other clients a message that never left (Prosody's blocklist drops it before
+  carbons see it).
+- A message between two resources of one account: every resource gets it
+  exactly once (the addressee the original, the others one carbon, the sender
+  nothing), not a <sent/> and a <received/> copy each."""
+
+from test_61_carbons import NS_CARBONS, copied, enable, is_carbon, next_carbon, three
+from xep_helpers import block, body_of, collect_messages, is_error, send_message
+from xmpp_helpers import Clients, run
+
+
+def kinds(messages):
+    """What each message is: 'sent', 'received' (carbons) or 'original'."""
+    out = []
+    for m in messages:
+        out.append("sent" if copied(m, "sent") is not None else
+                   "received" if copied(m, "received") is not None else "original")
+    return out
+
+
+def test_no_sent_copy_of_a_message_to_a_blocked_contact(server):
+    async def scenario():
+        async with Clients(server) as cl:
+            a1, a2, a3, bob = await three(cl)
+            ans = await block(a1, [server.jid("bob")])
+            assert ans["type"] == "result", ans
+            send_message(a1, bob.jid, "never sent")
+            m = await a1.next_message(pred=is_error)
+            assert m.xml.find("{jabber:client}error/{urn:xmpp:blocking:errors}blocked") is not None, m
+            await bob.no_message(pred=lambda m: body_of(m) == "never sent")
+            for c in (a2, a3):
+                await c.no_message(pred=is_carbon)
+            # A contact not blocked still gets its copies.
+            send_message(a1, server.jid("carol"), "sent")
+            _, inner = await next_carbon(a2, "sent", server)
+            assert inner.find("{jabber:client}body").text == "sent"
+    run(scenario())
+
+
+def test_message_between_own_resources_copied_once(server):
+    async def scenario():
+        async with Clients(server) as cl:
+            a1, a2, a3, _ = await three(cl, enabled=("a1", "a2", "a3"))
+            send_message(a1, a2.jid, "to a2")
+            got = {c.jid: kinds(await collect_messages(c, wait=1.0)) for c in (a1, a2, a3)}
+            assert got == {a1.jid: [], a2.jid: ["original"], a3.jid: ["received"]}, got
+            # To the account's bare JID: a1 (priority 5) sends it to itself.
+            send_message(a2, server.jid("alice"), "to self")
+            got = {c.jid: kinds(await collect_messages(c, wait=1.0)) for c in (a1, a2, a3)}
+            assert got == {a1.jid: ["original"], a2.jid: [], a3.jid: ["received"]}, got
+    run(scenario())
