@@ -7,9 +7,15 @@ the server can be made to copy, to whom, and how many times.
   carbons see it).
 - A message between two resources of one account: every resource gets it
   exactly once (the addressee the original, the others one <sent/> carbon, the sender
-  nothing), not a <sent/> and a <received/> copy each."""
+  nothing), not a <sent/> and a <received/> copy each.
+- CSI: what is held for an inactive session is bounded by the memory it
+  takes, not its serialised size; a contact's chat state made of a thousand
+  empty elements serialises to under 30 KiB but costs over a hundred KiB as a
+  tree, and is sent on rather than held."""
 
 from test_61_carbons import copied, is_carbon, next_carbon, three
+from limits_helpers import reconfigure
+from test_62_csi import bob_and_inactive_alice, composing, describe, settle_senders, until_count
 from xep_helpers import block, body_of, collect_messages, is_error, send_message
 from xmpp_helpers import Clients, run
 
@@ -53,4 +59,18 @@ def test_message_between_own_resources_copied_once(server):
             send_message(a2, server.jid("alice"), "to self")
             got = {c.jid: kinds(await collect_messages(c, wait=1.0)) for c in (a1, a2, a3)}
             assert got == {a1.jid: ["original"], a2.jid: [], a3.jid: ["sent"]}, got
+    run(scenario())
+
+
+def test_csi_held_memory_counts_the_tree(server):
+    reconfigure(server, outq_soft=65536)
+
+    async def scenario():
+        async with Clients(server) as cl:
+            async with bob_and_inactive_alice(cl, server) as (bob, alice):
+                hints = ["<h%d xmlns='urn:xmpp:hints'/>" % (i % 10) for i in range(1000)]
+                send_message(bob, alice.jid, None, extra=[composing(1)] + hints)
+                await settle_senders(bob)
+                got = until_count(alice, alice.start, 1)
+                assert [x[2] for x in describe(got)] == ["composing-1"], describe(got)
     run(scenario())
