@@ -31,7 +31,8 @@ static int slot;
  * and its serial number (hooks run synchronously, one message at a time). */
 static const struct xml_node *current;
 static unsigned long seq;
-static int stored; /* current went to offline storage */
+static int stored;  /* current went to offline storage */
+static int reached; /* current was delivered, held or stored */
 
 static struct carbons *state(const struct session *s)
 {
@@ -223,6 +224,7 @@ static int on_to_account(struct session *unused, struct xml_node *m, const char 
     }
     current = m;
     stored = 0;
+    reached = 0;
     seq++;
     return 0;
 }
@@ -231,6 +233,9 @@ static int on_to_account(struct session *unused, struct xml_node *m, const char 
 static int on_delivered(struct session *r, struct xml_node *m, const char *bare)
 {
     (void)bare;
+    if (m == current) {
+        reached = 1;
+    }
     if (m == current && enabled(r)) {
         state(r)->got = seq;
     }
@@ -243,6 +248,7 @@ static int on_offline(struct session *unused, struct xml_node *m, const char *ba
     (void)bare;
     if (m == current) {
         stored = 1;
+        reached = 1;
     }
     return 0;
 }
@@ -260,6 +266,13 @@ static int on_routed(struct session *unused, struct xml_node *m, const char *bar
         return 0;
     }
     current = NULL;
+    if (!reached) {
+        /* Refused after all (offline storage full or failing: the sender got
+         * service-unavailable), or taken by another service: it reached no
+         * one, and a copy would show the user what its sender was told
+         * never arrived. */
+        return 0;
+    }
     /* A message between resources of the account (see on_from_client): a
      * <sent/> copy, never to its sender. */
     const char *from = xml_attr(m, "from");

@@ -8,16 +8,21 @@ the server can be made to copy, to whom, and how many times.
 - A message between two resources of one account: every resource gets it
   exactly once (the addressee the original, the others one <sent/> carbon, the sender
   nothing), not a <sent/> and a <received/> copy each.
+- A message the server refuses after all (offline storage full: the sender
+  gets service-unavailable) reached nobody: no <received/> copy either.
 - CSI: what is held for an inactive session is bounded by the memory it
   takes, not its serialised size; a contact's chat state made of a thousand
   empty elements serialises to under 30 KiB but costs over a hundred KiB as a
   tree, and is sent on rather than held."""
 
-from test_61_carbons import copied, is_carbon, next_carbon, three
+from im_helpers import online
 from limits_helpers import reconfigure
+from test_61_carbons import copied, enable, is_carbon, next_carbon, three
 from test_62_csi import bob_and_inactive_alice, composing, describe, settle_senders, until_count
 from xep_helpers import block, body_of, collect_messages, is_error, send_message
 from xmpp_helpers import Clients, run
+
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
 def kinds(messages):
@@ -59,6 +64,27 @@ def test_message_between_own_resources_copied_once(server):
             send_message(a2, server.jid("alice"), "to self")
             got = {c.jid: kinds(await collect_messages(c, wait=1.0)) for c in (a1, a2, a3)}
             assert got == {a1.jid: ["original"], a2.jid: [], a3.jid: ["sent"]}, got
+    run(scenario())
+
+
+def test_no_received_copy_of_a_refused_message(server):
+    reconfigure(server, max_offline_messages=0)
+
+    async def scenario():
+        async with Clients(server) as cl:
+            # Negative priority: no resource takes a message to the bare JID,
+            # and storage refuses it.
+            neg = await online(cl, "alice", "neg", priority=-1)
+            await enable(neg)
+            bob = await online(cl, "bob", "b")
+            send_message(bob, server.jid("alice"), "refused")
+            m = await bob.next_message(pred=is_error)
+            assert m.xml.find("{jabber:client}error/{%s}service-unavailable" % NS_STANZAS) \
+                is not None, m
+            await neg.no_message(pred=is_carbon)
+            # Delivered to a full JID, it is copied as before.
+            send_message(bob, neg.jid, "delivered")
+            await neg.next_message(pred=lambda m: body_of(m) == "delivered")
     run(scenario())
 
 
