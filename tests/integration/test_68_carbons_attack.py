@@ -13,12 +13,17 @@ the server can be made to copy, to whom, and how many times.
 - CSI: what is held for an inactive session is bounded by the memory it
   takes, not its serialised size; a contact's chat state made of a thousand
   empty elements serialises to under 30 KiB but costs over a hundred KiB as a
-  tree, and is sent on rather than held."""
+  tree, and is sent on rather than held.
+- CSI: held stanzas die with their session, whichever way it ends (resource
+  replaced, stream error, TCP link killed, account deleted): the session that
+  takes the resource or the name over gets none of them (and the sanitizer
+  build reports no leak at exit)."""
 
 from im_helpers import online
-from limits_helpers import reconfigure
+from limits_helpers import expect_stream_error, raw_session, reconfigure
 from test_61_carbons import copied, enable, is_carbon, next_carbon, three
-from test_62_csi import bob_and_inactive_alice, composing, describe, settle_senders, until_count
+from test_62_csi import (NS_CSI, bob_and_inactive_alice, composing, describe, new_since,
+                         settle_senders, until_count)
 from xep_helpers import block, body_of, collect_messages, is_error, send_message
 from xmpp_helpers import Clients, run
 
@@ -99,4 +104,54 @@ def test_csi_held_memory_counts_the_tree(server):
                 await settle_senders(bob)
                 got = until_count(alice, alice.start, 1)
                 assert [x[2] for x in describe(got)] == ["composing-1"], describe(got)
+    run(scenario())
+
+
+def test_csi_held_stanzas_die_with_their_session(server):
+    server.require_managed()
+
+    def inactive(resource):
+        c = raw_session(server, "alice", resource)
+        c.send("<inactive xmlns='%s'/>" % NS_CSI)
+        return c
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob", resource="b")
+
+            async def held(c, n):
+                await settle_senders(bob)  # the <inactive/> above is read
+                send_message(bob, c.jid, None, extra=[composing(n)])
+                await settle_senders(bob)
+
+            async def only_new(c, n):
+                """c, active, gets bob's composing-n and nothing older."""
+                start = len(c.reader.children)
+                send_message(bob, c.jid, None, extra=[composing(n)])
+                await settle_senders(bob)
+                got = until_count(c, start, 1)
+                assert [x[2] for x in describe(got)] == ["composing-%d" % n], describe(got)
+                assert len(new_since(c, start)) == 1, describe(new_since(c, start))
+
+            old = inactive("phone")
+            await held(old, 1)
+            new = raw_session(server, "alice", "phone")  # replaces it
+            expect_stream_error(old, "conflict")
+            await only_new(new, 2)
+            new.send("<inactive xmlns='%s'/>" % NS_CSI)
+            await held(new, 3)
+            new.send("<message><unclosed></message>")  # not well-formed
+            expect_stream_error(new, ("not-well-formed", "bad-format", "invalid-xml"))
+            killed = inactive("phone")
+            await held(killed, 4)
+            killed.close()
+            deleted = inactive("phone")
+            await held(deleted, 5)
+            r = server.cli("deluser", server.jid("alice"))
+            assert r.returncode == 0, r.stderr
+            expect_stream_error(deleted, "not-authorized")
+            server.adduser("alice", server.password("alice"))
+            again = raw_session(server, "alice", "phone")
+            await only_new(again, 6)
+            again.close()
     run(scenario())
