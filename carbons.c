@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "hooks.h"
+#include "im.h"
 #include "jid.h"
 #include "log.h"
 #include "router.h"
@@ -30,7 +31,8 @@ static int slot;
  * and its serial number (hooks run synchronously, one message at a time). */
 static const struct xml_node *current;
 static unsigned long seq;
-static int stored; /* current went to offline storage */
+static int stored;  /* current went to offline storage */
+static int reached; /* current was delivered, held or stored */
 
 static struct carbons *state(const struct session *s)
 {
@@ -161,31 +163,43 @@ static void refuse(struct session *s, const struct xml_node *m)
     xml_free(e);
 }
 
+/* Does jid (normalised) belong to account bare? */
+static int of_account(const char *jid, const char *bare)
+{
+    size_t n = strlen(bare);
+    return strncmp(jid, bare, n) == 0 && (jid[n] == '\0' || jid[n] == '/');
+}
+
 /* A message from one of the user's clients: <sent/> copies to the user's
- * other carbons-enabled resources (§8), whatever its destination. */
+ * other carbons-enabled resources (§8), whatever its destination, except:
+ * - to someone the user blocked, or to no valid address: the router refuses
+ *   it (XEP-0191 §3.3, RFC 6120 §8.3.3.8), so nothing was sent;
+ * - to the user's own account (no 'to' is that too, RFC 6120 §10.3): which
+ *   resources get the original is only known once it is routed, so on_routed
+ *   copies it then, as <sent/>, once to each resource that did not get it. */
 static int on_from_client(struct session *s, struct xml_node *m, const char *unused)
 {
     (void)unused;
-    char bare[JID_MAX + 1];
+    char bare[JID_MAX + 1], to[JID_MAX + 1], to_bare[JID_MAX + 1];
+    struct jid j;
     if (forged(m)) {
         log_limited("forged carbons", s->jid, L_INFO,
                     "%s sent a message with a carbons wrapper: refused (XEP-0280 §11)", s->jid);
         refuse(s, m);
         return 1;
     }
-    if (!eligible(m)) {
+    const char *raw_to = xml_attr(m, "to");
+    if (!eligible(m) || !raw_to || jid_parse(raw_to, to, sizeof(to), &j) < 0 ||
+        jid_bare(to, to_bare, sizeof(to_bare)) < 0) {
         return 0;
     }
     snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    if (strcmp(to_bare, bare) == 0 || im_blocked(bare, to)) {
+        return 0;
+    }
     struct xml_node *c = wrap(m, "sent", bare);
     if (!c) {
         return 0;
-    }
-    struct xml_node *orig = xml_first_child(xml_child(xml_child(c, "sent", NS_CARBONS),
-                                                      "forwarded", NS_FORWARD));
-    /* RFC 6120 §10.3: no 'to' is the sender's own account. */
-    if (!xml_attr(orig, "to")) {
-        xml_set_attr(orig, "to", bare);
     }
     seq++; /* no resource is marked with a fresh number */
     send_copies(c, bare, s, 0);
@@ -210,6 +224,7 @@ static int on_to_account(struct session *unused, struct xml_node *m, const char 
     }
     current = m;
     stored = 0;
+    reached = 0;
     seq++;
     return 0;
 }
@@ -218,6 +233,9 @@ static int on_to_account(struct session *unused, struct xml_node *m, const char 
 static int on_delivered(struct session *r, struct xml_node *m, const char *bare)
 {
     (void)bare;
+    if (m == current) {
+        reached = 1;
+    }
     if (m == current && enabled(r)) {
         state(r)->got = seq;
     }
@@ -230,6 +248,7 @@ static int on_offline(struct session *unused, struct xml_node *m, const char *ba
     (void)bare;
     if (m == current) {
         stored = 1;
+        reached = 1;
     }
     return 0;
 }
@@ -247,9 +266,20 @@ static int on_routed(struct session *unused, struct xml_node *m, const char *bar
         return 0;
     }
     current = NULL;
-    struct xml_node *c = wrap(m, "received", bare);
+    if (!reached) {
+        /* Refused after all (offline storage full or failing: the sender got
+         * service-unavailable), or taken by another service: it reached no
+         * one, and a copy would show the user what its sender was told
+         * never arrived. */
+        return 0;
+    }
+    /* A message between resources of the account (see on_from_client): a
+     * <sent/> copy, never to its sender. */
+    const char *from = xml_attr(m, "from");
+    int own = from && of_account(from, bare);
+    struct xml_node *c = wrap(m, own ? "sent" : "received", bare);
     if (c) {
-        send_copies(c, bare, NULL, stored);
+        send_copies(c, bare, own ? router_find_full(from) : NULL, stored);
         xml_free(c);
     }
     return 0;

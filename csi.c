@@ -26,20 +26,19 @@
 struct held {
     char *from;            /* presence: its sender (newest wins); NULL otherwise */
     struct xml_node *st;   /* a copy */
-    size_t bytes;          /* its serialised size */
+    size_t bytes;          /* the memory it takes (xml_footprint and from) */
 };
 
 /* Per session, in its hook slot, from the first <inactive/>. */
 struct csi {
     int inactive;
     size_t n, cap;         /* cap: csi_max_held when the array was made */
-    size_t bytes;          /* serialised size of what is held */
+    size_t bytes;          /* memory taken by what is held */
     struct held *q;
 };
 
 static int slot;
 static int flushing;      /* router_send from flush(): let it through */
-static struct buf sizing; /* to measure a stanza before holding it */
 
 /* ---- what waits ---- */
 
@@ -124,7 +123,11 @@ static void flush(struct session *s, struct csi *c)
  * goes then, so nothing is lost. Past csi_max_held stanzas, or past outq_soft
  * bytes: what an inactive client is owed may not take more memory than its
  * output queue could (a contact's big chat states would otherwise pile up
- * under the output limits, STYLE §4). Also when out of memory. */
+ * under the output limits, STYLE §4). Counted as the memory the copy takes,
+ * not its serialised size: a chat state with thousands of empty hint
+ * elements serialises to a few bytes each (one namespace prefix) but costs
+ * over a hundred each as a tree, so a contact could make every inactive
+ * session hold five times outq_soft. Also when out of memory. */
 static int hold(struct csi *c, const struct xml_node *st, int presence)
 {
     const char *from = xml_attr(st, "from");
@@ -135,13 +138,17 @@ static int hold(struct csi *c, const struct xml_node *st, int presence)
         c->cap = (size_t)g_config->csi_max_held;
         c->q = c->cap ? calloc(c->cap, sizeof(c->q[0])) : NULL;
     }
-    buf_clear(&sizing);
-    if (c->n == c->cap || !c->q || xml_serialize(st, NS_CLIENT, &sizing) < 0 ||
-        c->bytes + buf_len(&sizing) > (size_t)g_config->outq_soft) {
+    if (c->n == c->cap || !c->q) {
         return -1;
     }
-    struct held h = {presence ? strdup(from ? from : "") : NULL, xml_copy(st), buf_len(&sizing)};
+    /* The copy is measured: the parser's text buffers have room to spare. */
+    struct held h = {presence ? strdup(from ? from : "") : NULL, xml_copy(st), 0};
     if (!h.st || (presence && !h.from)) {
+        held_free(&h);
+        return -1;
+    }
+    h.bytes = xml_footprint(h.st) + (h.from ? strlen(h.from) + 1 : 0);
+    if (c->bytes + h.bytes > (size_t)g_config->outq_soft) {
         held_free(&h);
         return -1;
     }
@@ -226,20 +233,9 @@ static int on_session_free(struct session *s, struct xml_node *unused, const cha
     return 0;
 }
 
-static int on_shutdown(struct session *unused, struct xml_node *unused2, const char *unused3)
-{
-    (void)unused;
-    (void)unused2;
-    (void)unused3;
-    buf_free(&sizing);
-    return 0;
-}
-
 HOOK_SERVICE(csi)
 {
     slot = hook_slot();
-    buf_init(&sizing, 0);
-    hook_add(HOOK_SHUTDOWN, on_shutdown);
     hook_stream_feature(csi_feature);
     hook_nonza(NS_CSI, csi_nonza);
     hook_add(HOOK_SEND, on_send);

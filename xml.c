@@ -2222,3 +2222,40 @@ struct xml_node *xml_parse_one(const char *data, size_t len, const struct xml_li
     }
     return o.node;
 }
+
+/* Per malloc'd block: glibc's chunk header and alignment, about. */
+#define XML_ALLOC_OVERHEAD 16
+
+static size_t node_footprint(const struct xml_node *n)
+{
+    size_t size = sizeof(*n) + strlen(n->name) + 1 + strlen(n->ns) + 1 + XML_ALLOC_OVERHEAD;
+    if (n->dns != n->ns) {
+        size += strlen(n->dns) + 1;
+    }
+    size += n->attrs_len + (n->attrs_heap ? XML_ALLOC_OVERHEAD : 0);
+    if (n->text) {
+        size += n->text_cap + XML_ALLOC_OVERHEAD;
+    }
+    return size;
+}
+
+size_t xml_footprint(const struct xml_node *n)
+{
+    size_t size = 0;
+    const struct xml_node *c = n;
+    /* Pre-order walk, as xml_copy's. */
+    for (;;) {
+        size += node_footprint(c);
+        if (c->first) {
+            c = c->first;
+            continue;
+        }
+        while (c != n && !c->next) {
+            c = c->parent;
+        }
+        if (c == n) {
+            return size;
+        }
+        c = c->next;
+    }
+}

@@ -113,6 +113,10 @@ void xml_detach(struct xml_node *child);
 void xml_append(struct xml_node *parent, struct xml_node *child);
 struct xml_node *xml_copy(const struct xml_node *n);
 void xml_free(struct xml_node *n);
+/* Bytes of memory that n and its subtree take (with an allowance for the
+ * allocator's own overhead): a tree of many small elements costs several
+ * times its serialised size, so what holds trees is bounded by this. */
+size_t xml_footprint(const struct xml_node *n);
 
 /* Parse bytes that must hold exactly one element named name in namespace ns
  * (e.g. a stored vCard), within the given limits (max_stanza is raised to len

@@ -876,6 +876,32 @@ static void test_builder_checks(void)
     xml_free(n);
 }
 
+/* xml_footprint: a whole tree, more than its serialisation, growing with
+ * each element and byte of text. */
+static void test_footprint(void)
+{
+    struct xml_node *m = xml_node_new("message", "jabber:client");
+    CHECK(m != NULL);
+    size_t empty = xml_footprint(m);
+    CHECK(empty > strlen("message") + strlen("jabber:client"));
+    for (int i = 0; i < 100; i++) {
+        CHECK(xml_add_child(m, "h", "urn:xmpp:hints") != NULL);
+    }
+    size_t many = xml_footprint(m);
+    CHECK(many >= empty + 100 * (1 + strlen("urn:xmpp:hints")));
+    char *s = ser(m, "jabber:client");
+    CHECK(s && many > strlen(s));
+    free(s);
+    struct xml_node *last = xml_add_child(xml_first_child(m), "t", NULL);
+    CHECK(xml_add_text(last, "0123456789", 10) == 0);
+    CHECK(xml_footprint(m) >= many + 10);
+    struct xml_node *cp = xml_copy(m);
+    CHECK(cp && xml_footprint(cp) <= xml_footprint(m)); /* text buffers fitted */
+    CHECK(xml_footprint(xml_first_child(m)) < xml_footprint(m));
+    xml_free(cp);
+    xml_free(m);
+}
+
 int main(void)
 {
     test_stream();
@@ -890,5 +916,6 @@ int main(void)
     test_serializer();
     test_builder();
     test_misc();
+    test_footprint();
     TEST_REPORT();
 }
