@@ -174,3 +174,18 @@ def test_probe_from_unsubscribed_component_learns_nothing(server):
             await comp.close()
 
     run(scenario())
+
+
+def test_wrong_secrets_count_as_failed_logins(server):
+    """A component secret is guessed like a password, one connection per
+    guess: wrong handshakes count towards auth_fail_ban_address as failed
+    SASL logins do, and the address is then refused before a byte is read."""
+    port = with_components(server, {PUSH: SECRET}, {"auth_fail_ban_address": 3})
+    for _ in range(3):
+        with raw_component(server, port, PUSH) as c:
+            c.send("<handshake>%s</handshake>" % ("0" * 40))
+            c.read_until(lambda r: r.stream_error is not None, patience(10))
+            assert c.reader.stream_error == "not-authorized", c.describe()
+    with raw_component(server, port, PUSH) as c:
+        assert c.reader.root is None and c.eof, c.describe()
+    assert "too many failed logins" in server.log_text()
