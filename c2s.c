@@ -1424,3 +1424,14 @@ const char *c2s_xml_error(enum xml_err e)
 {
     return xml_err_condition(e);
 }
+
+/* pushattack: a wrong XEP-0114 handshake (component.c) is a failed login of
+ * its address: without it a component secret could be guessed one
+ * connection per guess, as fast as the listener accepts, while passwords
+ * are throttled. Counts towards auth_fail_ban_address only (no account). */
+void c2s_auth_failed_address(const char *addr)
+{
+    struct throttle *a = throttle_find(addr, NULL, 1);
+    a->fails++;
+    a->last = g_now;
+}

@@ -43,4 +43,8 @@ struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns);
 #include "xml.h"
 const char *c2s_xml_error(enum xml_err e);
 
+/* pushattack: counts a failed component handshake against its address
+ * (auth_fail_ban_address), as a failed SASL login is. */
+void c2s_auth_failed_address(const char *addr);
+
 #endif

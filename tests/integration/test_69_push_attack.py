@@ -8,7 +8,7 @@ from component_helpers import NS_ACCEPT, raw_component
 from test_66_push import (NS_PUBSUB, PUSH, SECRET, disable, enable, no_publish, publish_of,
                           push_server)
 from component_helpers import Component, with_components
-from xmpp_helpers import Clients, patience, run
+from xmpp_helpers import Clients, RawConn, patience, run
 
 NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
 
@@ -186,6 +186,8 @@ def test_wrong_secrets_count_as_failed_logins(server):
             c.send("<handshake>%s</handshake>" % ("0" * 40))
             c.read_until(lambda r: r.stream_error is not None, patience(10))
             assert c.reader.stream_error == "not-authorized", c.describe()
-    with raw_component(server, port, PUSH) as c:
-        assert c.reader.root is None and c.eof, c.describe()
+    with RawConn(server.host, port) as c:
+        c.send("<stream:stream xmlns='%s' xmlns:stream='http://etherx.jabber.org/streams' "
+               "to='%s'>" % (NS_ACCEPT, PUSH))
+        assert c.wait_closed(patience(10)) and c.reader.root is None, c.describe()
     assert "too many failed logins" in server.log_text()
