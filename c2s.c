@@ -1494,3 +1494,14 @@ void c2s_resume(struct conn *c, struct session *sess)
     c->state = CONN_BOUND;
     log_limited("binds", log_key(c), L_INFO, "%s resumed %s", conn_label(c), sess->jid);
 }
+
+/* A wrong XEP-0114 handshake (component.c) is a failed login of
+ * its address: without it a component secret could be guessed one
+ * connection per guess, as fast as the listener accepts, while passwords
+ * are throttled. Counts towards auth_fail_ban_address only (no account). */
+void c2s_auth_failed_address(const char *addr)
+{
+    struct throttle *a = throttle_find(addr, NULL, 1);
+    a->fails++;
+    a->last = g_now;
+}

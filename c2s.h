@@ -56,4 +56,8 @@ const char *c2s_user(const struct conn *c);
  * with a conflict stream error. */
 void c2s_resume(struct conn *c, struct session *sess);
 
+/* Counts a failed component handshake against its address
+ * (auth_fail_ban_address), as a failed SASL login is. */
+void c2s_auth_failed_address(const char *addr);
+
 #endif

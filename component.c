@@ -205,6 +205,7 @@ static void handshake(struct component_stream *cs, struct xml_node *el)
     if (!ok) {
         log_limited("component logins", c->addr, L_NOTICE, "%s component %s: wrong secret",
                     conn_label(c), cs->claimed->domain);
+        c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
         stream_error(c, "not-authorized");
         return;
     }

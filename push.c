@@ -51,6 +51,7 @@ struct push_acct {
     int pending;  /* messages since the account was last online (message-count) */
     char *sender; /* bare JID of the last one's sender */
     char *body;   /* its body, cut to LIMIT_PUSH_BODY; sent only where asked for */
+    time_t last_sent; /* the account's latest publish, to any registration */
     struct push_run *runs;
     struct push_acct *next;
 };
@@ -189,6 +190,11 @@ static struct push_run *run_get(struct push_acct *a, const char *jid, const char
         }
         return NULL;
     }
+    /* A registration new to the pacing waits as if it had been part of the
+     * account's latest publish: otherwise disabling and enabling nodes
+     * would buy a fresh push_interval each time, and the server would
+     * publish as fast as the user can rename nodes. */
+    r->last_sent = a->last_sent;
     r->next = a->runs;
     a->runs = r;
     return r;
@@ -301,6 +307,7 @@ static void publish(struct push_acct *a, struct push_run *r, const struct xml_no
     r->inflight_id = next_id++;
     r->inflight_since = g_now;
     r->last_sent = g_now;
+    a->last_sent = g_now;
     r->dirty = 0;
     log_debug("push: notification %s for %s to %s", id, a->bare, r->jid);
 }
@@ -381,6 +388,21 @@ static void note_message(struct push_acct *a, const struct xml_node *m)
     a->body = cut_body(m);
 }
 
+/* Forget the pacing of registrations no longer stored, even while their
+ * publish waits: a user who keeps enabling and disabling nodes would grow
+ * the list without bound while the account stays busy. */
+static void prune(struct push_acct *a, const struct xml_node *root)
+{
+    struct push_run *r = a->runs;
+    while (r) {
+        struct push_run *next = r->next;
+        if (!reg_find(root, r->jid, r->node)) {
+            run_unlink(a, r);
+        }
+        r = next;
+    }
+}
+
 static int on_message(struct session *s, struct xml_node *m, const char *bare)
 {
     (void)s;
@@ -391,6 +413,7 @@ static int on_message(struct session *s, struct xml_node *m, const char *bare)
     struct push_acct *a = root && xml_first_child(root) ? acct_get(bare) : NULL;
     if (a) {
         note_message(a, m);
+        prune(a, root);
         for (struct xml_node *e = xml_first_child(root); e; e = xml_next(e)) {
             struct push_run *r = run_get(a, xml_attr(e, "jid"), xml_attr(e, "node"));
             if (r) {
@@ -433,7 +456,8 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
     while (*pp) {
         struct push_acct *a = *pp;
         pump(a);
-        int busy = 0;
+        /* The account's pacing outlives the registrations that used it. */
+        int busy = a->last_sent && g_now - a->last_sent < g_config->push_interval;
         for (struct push_run *r = a->runs; r; r = r->next) {
             busy |= r->dirty || r->inflight_since ||
                     (r->last_sent && g_now - r->last_sent < g_config->push_interval);
