@@ -1,0 +1,72 @@
+"""XEP-0198 stream management attacked as a hostile user would: what a
+session's unacknowledged queue can carry into storage for someone else
+(an account deleted and made again under the same name), what is stored
+twice (carbon copies), and what one stream can make the server do for
+nothing (<resume/> attempts). Raw sockets (test_60_sm.py's Sm), since a
+real client does not send these sequences."""
+
+import time
+
+from test_60_sm import Sm, lost, message, wait_log
+from xmpp_helpers import local
+
+NEW_PW = "bob-New-Secret-70"
+
+
+def new_bob_gets_nothing(server):
+    """The bob registered again under the name: no offline message."""
+    again = Sm.bound(server, "bob", "phone")
+    try:
+        again.send("<presence/>")
+        again.ping("g1")
+        assert again.bodies() == [], again.c.describe()
+    finally:
+        again.close()
+
+
+def test_live_queue_of_a_deleted_account_is_not_stored_for_the_next_owner(server):
+    """bob's live stream has unacknowledged messages when his account is
+    deleted; the name is registered again at once. The old queue must not
+    land in the new account's offline storage."""
+    server.require_managed()
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.available()
+        bob.enable()
+        alice.send_messages("bob@localhost/phone", ["secret1", "secret2"])
+        bob.ping("b0")
+        assert bob.bodies() == ["secret1", "secret2"], bob.c.describe()
+        r = server.cli("deluser", server.jid("bob"))
+        assert r.returncode == 0, r.stderr
+        server.adduser("bob", NEW_PW)
+        assert bob.stream_error() == "not-authorized", bob.c.describe()
+        alice.ping("a1")
+        new_bob_gets_nothing(server)
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_kept_queue_of_a_deleted_account_is_not_stored_for_the_next_owner(server):
+    """The same for a session kept for a resumption: what waited in it
+    belonged to the deleted account."""
+    server.require_managed()
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.available()
+        bob.enable()
+        bob.ping("b0")
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        alice.send_messages("bob@localhost/phone", ["kept1", "kept2"])
+        r = server.cli("deluser", server.jid("bob"))
+        assert r.returncode == 0, r.stderr
+        server.adduser("bob", NEW_PW)
+        wait_log(server, "sm: bob@localhost/phone lost its account")
+        alice.ping("a1")
+        new_bob_gets_nothing(server)
+    finally:
+        bob.close()
+        alice.close()
