@@ -247,6 +247,12 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
     snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
     int message = strncmp(xml, "<message", 8) == 0;
     int iq = strncmp(xml, "<iq", 3) == 0;
+    if (s->account_removed) {
+        /* What waited for a deleted account is not stored: the name may
+         * belong to someone else by now (register.c end_sessions). RFC 6121
+         * §8.5.2.2.1 allows silence for an account that does not exist. */
+        message = 0;
+    }
     if (!message && !iq) {
         return;
     }
