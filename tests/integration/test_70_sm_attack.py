@@ -70,3 +70,46 @@ def test_kept_queue_of_a_deleted_account_is_not_stored_for_the_next_owner(server
     finally:
         bob.close()
         alice.close()
+
+
+NS_CARBONS = "urn:xmpp:carbons:2"
+
+
+def test_carbons_to_an_expired_session_are_not_stored_offline(server):
+    """bob/laptop (priority 5) gets alice's message to bob's bare JID and
+    sends one himself; bob/phone, kept for a resumption with carbons on,
+    holds the copies (XEP-0280 §7, §8). When the phone's resumption expires
+    they must not be stored offline: laptop had the originals, and the next
+    login would get every message twice."""
+    from limits_helpers import reconfigure
+    reconfigure(server, sm_resume_timeout=2)
+    phone = Sm.bound(server, "bob", "phone")
+    laptop = Sm.bound(server, "bob", "laptop")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        phone.send("<iq type='set' id='c1'><enable xmlns='%s'/></iq>" % NS_CARBONS)
+        phone.next_iq("c1")
+        phone.available()
+        phone.enable()
+        phone.ping("p0")
+        laptop.send("<presence><priority>5</priority></presence>")
+        laptop.ping("l0")
+        phone.cut()
+        lost(server, "bob@localhost/phone")
+        alice.send_messages("bob@localhost", ["to-bare"])
+        laptop.send_messages("alice@localhost", ["from-laptop"])
+        laptop.ping("l1")
+        assert laptop.bodies() == ["to-bare"], laptop.c.describe()
+        wait_log(server, "sm: bob@localhost/phone was not resumed in time")
+        laptop.close()
+        again = Sm.bound(server, "bob", "phone")
+        try:
+            again.send("<presence/>")
+            again.ping("g1")
+            msgs = [x for x in again.stanzas() if local(x.tag) == "message"]
+            assert msgs == [], again.c.describe()
+        finally:
+            again.close()
+    finally:
+        for x in (phone, laptop, alice):
+            x.close()
