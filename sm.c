@@ -33,6 +33,7 @@
 #include "xml.h"
 
 #define NS_SM "urn:xmpp:sm:3"
+#define NS_CARBONS "urn:xmpp:carbons:2"
 #define SM_ID_LEN 32       /* hex digits of a resumption id: 128 random bits */
 #define SM_EXPIRED_KEEP 64 /* expired ids remembered for <failed h=.../> (§5) */
 
@@ -237,6 +238,12 @@ static int attr_is(const struct xml_node *n, const char *name, const char *val)
     return v && strcmp(v, val) == 0;
 }
 
+/* A XEP-0280 §7 / §8 copy: the wrapper carries <received/> or <sent/>. */
+static int is_carbon(const struct xml_node *m)
+{
+    return xml_child(m, "received", NS_CARBONS) || xml_child(m, "sent", NS_CARBONS);
+}
+
 /* RFC 6121 §8.5.3.2.1: a message for a resource that went away is handled
  * as if sent to the bare JID with none available: offline storage (XEP-0160)
  * for chat and normal, silence for the others. §8.5.3.2.2 / RFC 6120 §8.3:
@@ -260,8 +267,12 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
     if (!st) {
         return;
     }
-    if (message &&
-        (!xml_attr(st, "type") || attr_is(st, "type", "chat") || attr_is(st, "type", "normal"))) {
+    if (message && is_carbon(st)) {
+        /* The original went to another resource, or was sent by one: a
+         * stored copy would come twice at the next login (as Prosody's
+         * mod_smacks, which does not reroute carbons either). */
+    } else if (message &&
+               (!xml_attr(st, "type") || attr_is(st, "type", "chat") || attr_is(st, "type", "normal"))) {
         if (offline_store_at(bare, st, stamp) < 0) {
             router_bounce_sender(st, "cancel", "service-unavailable");
         }
