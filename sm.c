@@ -271,8 +271,8 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
         /* The original went to another resource, or was sent by one: a
          * stored copy would come twice at the next login (as Prosody's
          * mod_smacks, which does not reroute carbons either). */
-    } else if (message &&
-               (!xml_attr(st, "type") || attr_is(st, "type", "chat") || attr_is(st, "type", "normal"))) {
+    } else if (message && (!xml_attr(st, "type") || attr_is(st, "type", "chat") ||
+                           attr_is(st, "type", "normal"))) {
         if (offline_store_at(bare, st, stamp) < 0) {
             router_bounce_sender(st, "cancel", "service-unavailable");
         }
