@@ -113,3 +113,28 @@ def test_carbons_to_an_expired_session_are_not_stored_offline(server):
     finally:
         for x in (phone, laptop, alice):
             x.close()
+
+
+def test_one_resume_attempt_per_stream(server):
+    """Each <resume/> compares the id with every session's: a stream that
+    may try again and again makes the server walk them all for each of its
+    guesses. One attempt per stream (§5: after <failed/> the client binds);
+    the next is refused without a look, whatever the id."""
+    bob = Sm.bound(server, "bob", "phone")
+    try:
+        previd = bob.enable().get("id")
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        guess, got = Sm.resume(server, "bob", "0" * 32)
+        assert local(got.tag) == "failed", guess.c.describe()
+        guess.send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>" % previd)
+        got = guess.sm_reply()
+        assert local(got.tag) == "failed", guess.c.describe()
+        assert got.find("{urn:ietf:params:xml:ns:xmpp-stanzas}unexpected-request") is not None
+        guess.close()
+        # The session is still there for a fresh stream.
+        new, got = Sm.resume(server, "bob", previd)
+        assert local(got.tag) == "resumed", new.c.describe()
+        new.close()
+    finally:
+        bob.close()
