@@ -528,6 +528,34 @@ static struct sm_state *find_resumable(const char *previd, const char *bare)
     return found;
 }
 
+/* Streams that sent a <resume/> already, by fd (the id tells a reused fd):
+ * one attempt each, since every attempt walks all sessions (find_resumable)
+ * and a client whose attempt failed binds instead (§5). Bounded by the
+ * number of fds. */
+static uint32_t *resume_tried;
+static size_t n_resume_tried;
+
+/* 1 when c tried before; else remembers that it did now. -1: no memory. */
+static int tried_resume(const struct conn *c)
+{
+    size_t fd = (size_t)c->fd;
+    if (fd >= n_resume_tried) {
+        size_t n = fd + 64;
+        uint32_t *t = realloc(resume_tried, n * sizeof(*t));
+        if (!t) {
+            return -1;
+        }
+        memset(t + n_resume_tried, 0, (n - n_resume_tried) * sizeof(*t));
+        resume_tried = t;
+        n_resume_tried = n;
+    }
+    if (resume_tried[fd] == c->id) {
+        return 1;
+    }
+    resume_tried[fd] = c->id;
+    return 0;
+}
+
 static const uint32_t *expired_h(const char *previd, const char *bare)
 {
     for (int i = 0; i < SM_EXPIRED_KEEP; i++) {
@@ -546,6 +574,11 @@ static void resume(struct conn *c, struct session *s, const struct xml_node *el)
     uint32_t h;
     if (s || !bare) {
         send_failed(c, "unexpected-request", NULL); /* §5: instead of binding, not after */
+        return;
+    }
+    int tried = tried_resume(c);
+    if (tried != 0) {
+        send_failed(c, tried < 0 ? "resource-constraint" : "unexpected-request", NULL);
         return;
     }
     if (!previd || sm_parse_h(xml_attr(el, "h"), &h) < 0) {
@@ -701,6 +734,9 @@ static int sm_shutdown(struct session *unused, struct xml_node *unused2, const c
         free(expired[i].bare);
         expired[i].bare = NULL;
     }
+    free(resume_tried);
+    resume_tried = NULL;
+    n_resume_tried = 0;
     return 0;
 }
 
