@@ -24,16 +24,22 @@ def new_bob_gets_nothing(server):
         again.close()
 
 
+def bob_enabled_and_alice(server):
+    """bob/phone available with stream management (resumable), and alice."""
+    server.require_managed()
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    bob.available()
+    bob.enable()
+    return bob, alice
+
+
 def test_live_queue_of_a_deleted_account_is_not_stored_for_the_next_owner(server):
     """bob's live stream has unacknowledged messages when his account is
     deleted; the name is registered again at once. The old queue must not
     land in the new account's offline storage."""
-    server.require_managed()
-    bob = Sm.bound(server, "bob", "phone")
-    alice = Sm.bound(server, "alice", "pc")
+    bob, alice = bob_enabled_and_alice(server)
     try:
-        bob.available()
-        bob.enable()
         alice.send_messages("bob@localhost/phone", ["secret1", "secret2"])
         bob.ping("b0")
         assert bob.bodies() == ["secret1", "secret2"], bob.c.describe()
@@ -51,12 +57,8 @@ def test_live_queue_of_a_deleted_account_is_not_stored_for_the_next_owner(server
 def test_kept_queue_of_a_deleted_account_is_not_stored_for_the_next_owner(server):
     """The same for a session kept for a resumption: what waited in it
     belonged to the deleted account."""
-    server.require_managed()
-    bob = Sm.bound(server, "bob", "phone")
-    alice = Sm.bound(server, "alice", "pc")
+    bob, alice = bob_enabled_and_alice(server)
     try:
-        bob.available()
-        bob.enable()
         bob.ping("b0")
         bob.cut()
         lost(server, "bob@localhost/phone")
