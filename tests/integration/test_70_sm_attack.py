@@ -2,13 +2,14 @@
 session's unacknowledged queue can carry into storage for someone else
 (an account deleted and made again under the same name), what is stored
 twice (carbon copies), and what one stream can make the server do for
-nothing (<resume/> attempts). Raw sockets (test_60_sm.py's Sm), since a
+nothing (<resume/> attempts), and two resumptions racing. Raw sockets (test_60_sm.py's Sm), since a
 real client does not send these sequences."""
 
 import time
 
-from test_60_sm import Sm, lost, message, wait_log
-from xmpp_helpers import local
+from limits_helpers import reconfigure
+from test_60_sm import Sm, lost, wait_log
+from xmpp_helpers import local, patience
 
 NEW_PW = "bob-New-Secret-70"
 
@@ -83,7 +84,6 @@ def test_carbons_to_an_expired_session_are_not_stored_offline(server):
     holds the copies (XEP-0280 §7, §8). When the phone's resumption expires
     they must not be stored offline: laptop had the originals, and the next
     login would get every message twice."""
-    from limits_helpers import reconfigure
     reconfigure(server, sm_resume_timeout=2)
     phone = Sm.bound(server, "bob", "phone")
     laptop = Sm.bound(server, "bob", "laptop")
@@ -140,3 +140,36 @@ def test_one_resume_attempt_per_stream(server):
         new.close()
     finally:
         bob.close()
+
+
+def test_two_resumes_at_once_leave_one_stream(server):
+    """Two streams of bob resume the same session in the same turn: the one
+    the server takes second wins, the other ends with conflict, and what
+    comes next goes to the winner only, once."""
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    both = []
+    try:
+        previd = bob.enable().get("id")
+        bob.cut()
+        lost(server, "bob@localhost/phone")
+        alice.send_messages("bob@localhost/phone", ["w1"])
+        both = [Sm.authenticated(server, "bob") for _ in range(2)]
+        for x in both:
+            x.send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>" % previd)
+        for x in both:
+            assert local(x.sm_reply().tag) == "resumed", x.c.describe()
+        deadline = time.monotonic() + patience(15)
+        while time.monotonic() < deadline and all(x.c.reader.stream_error is None for x in both):
+            for x in both:
+                x.c.read_until(lambda r: r.stream_error is not None, 0.2)
+        losers = [x for x in both if x.c.reader.stream_error == "conflict"]
+        assert len(losers) == 1, [x.c.describe() for x in both]
+        winner = [x for x in both if x is not losers[0]][0]
+        alice.send_messages("bob@localhost/phone", ["w2"])
+        winner.ping("t1")
+        assert winner.bodies() == ["w1", "w2"], winner.c.describe()
+        assert "w2" not in losers[0].bodies(), losers[0].c.describe()
+    finally:
+        for x in [bob, alice] + both:
+            x.close()
