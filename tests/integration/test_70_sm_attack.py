@@ -2,8 +2,8 @@
 session's unacknowledged queue can carry into storage for someone else
 (an account deleted and made again under the same name), what is stored
 twice (carbon copies), and what one stream can make the server do for
-nothing (<resume/> attempts), and two resumptions racing. Raw sockets (test_60_sm.py's Sm), since a
-real client does not send these sequences."""
+nothing (<resume/> attempts), and two resumptions racing. Raw sockets
+(test_60_sm.py's Sm), since a real client does not send these sequences."""
 
 import time
 
