@@ -33,6 +33,7 @@
 #include "xml.h"
 
 #define NS_SM "urn:xmpp:sm:3"
+#define NS_CARBONS "urn:xmpp:carbons:2"
 #define SM_ID_LEN 32       /* hex digits of a resumption id: 128 random bits */
 #define SM_EXPIRED_KEEP 64 /* expired ids remembered for <failed h=.../> (§5) */
 
@@ -237,6 +238,12 @@ static int attr_is(const struct xml_node *n, const char *name, const char *val)
     return v && strcmp(v, val) == 0;
 }
 
+/* A XEP-0280 §7 / §8 copy: the wrapper carries <received/> or <sent/>. */
+static int is_carbon(const struct xml_node *m)
+{
+    return xml_child(m, "received", NS_CARBONS) || xml_child(m, "sent", NS_CARBONS);
+}
+
 /* RFC 6121 §8.5.3.2.1: a message for a resource that went away is handled
  * as if sent to the bare JID with none available: offline storage (XEP-0160)
  * for chat and normal, silence for the others. §8.5.3.2.2 / RFC 6120 §8.3:
@@ -247,6 +254,12 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
     snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
     int message = strncmp(xml, "<message", 8) == 0;
     int iq = strncmp(xml, "<iq", 3) == 0;
+    if (s->account_removed) {
+        /* What waited for a deleted account is not stored: the name may
+         * belong to someone else by now (register.c end_sessions). RFC 6121
+         * §8.5.2.2.1 allows silence for an account that does not exist. */
+        message = 0;
+    }
     if (!message && !iq) {
         return;
     }
@@ -254,8 +267,12 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
     if (!st) {
         return;
     }
-    if (message &&
-        (!xml_attr(st, "type") || attr_is(st, "type", "chat") || attr_is(st, "type", "normal"))) {
+    if (message && is_carbon(st)) {
+        /* The original went to another resource, or was sent by one: a
+         * stored copy would come twice at the next login (as Prosody's
+         * mod_smacks, which does not reroute carbons either). */
+    } else if (message && (!xml_attr(st, "type") || attr_is(st, "type", "chat") ||
+                           attr_is(st, "type", "normal"))) {
         if (offline_store_at(bare, st, stamp) < 0) {
             router_bounce_sender(st, "cancel", "service-unavailable");
         }
@@ -511,6 +528,34 @@ static struct sm_state *find_resumable(const char *previd, const char *bare)
     return found;
 }
 
+/* Streams that sent a <resume/> already, by fd (the id tells a reused fd):
+ * one attempt each, since every attempt walks all sessions (find_resumable)
+ * and a client whose attempt failed binds instead (§5). Bounded by the
+ * number of fds. */
+static uint32_t *resume_tried;
+static size_t n_resume_tried;
+
+/* 1 when c tried before; else remembers that it did now. -1: no memory. */
+static int tried_resume(const struct conn *c)
+{
+    size_t fd = (size_t)c->fd;
+    if (fd >= n_resume_tried) {
+        size_t n = fd + 64;
+        uint32_t *t = realloc(resume_tried, n * sizeof(*t));
+        if (!t) {
+            return -1;
+        }
+        memset(t + n_resume_tried, 0, (n - n_resume_tried) * sizeof(*t));
+        resume_tried = t;
+        n_resume_tried = n;
+    }
+    if (resume_tried[fd] == c->id) {
+        return 1;
+    }
+    resume_tried[fd] = c->id;
+    return 0;
+}
+
 static const uint32_t *expired_h(const char *previd, const char *bare)
 {
     for (int i = 0; i < SM_EXPIRED_KEEP; i++) {
@@ -529,6 +574,11 @@ static void resume(struct conn *c, struct session *s, const struct xml_node *el)
     uint32_t h;
     if (s || !bare) {
         send_failed(c, "unexpected-request", NULL); /* §5: instead of binding, not after */
+        return;
+    }
+    int tried = tried_resume(c);
+    if (tried != 0) {
+        send_failed(c, tried < 0 ? "resource-constraint" : "unexpected-request", NULL);
         return;
     }
     if (!previd || sm_parse_h(xml_attr(el, "h"), &h) < 0) {
@@ -684,6 +734,9 @@ static int sm_shutdown(struct session *unused, struct xml_node *unused2, const c
         free(expired[i].bare);
         expired[i].bare = NULL;
     }
+    free(resume_tried);
+    resume_tried = NULL;
+    n_resume_tried = 0;
     return 0;
 }
 
