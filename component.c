@@ -4,14 +4,18 @@
  * with <handshake/> (XEP-0114 §3), and then exchanges stanzas: whatever is
  * addressed to its domain or a JID under it reaches it through the router's
  * domain table, and what it sends is routed like a client's stanza, once its
- * `from` is checked to be its own. The secret is never logged. */
-#include "component.h"
-
+ * `from` is checked to be its own. The secret is never logged.
+ * Owns: the configured components and the stream state of their connections.
+ * Must not: touch sockets (conn_* API) or files, or decide where a stanza goes
+ * (router.c does): it only checks what a component may claim. It plugs into
+ * server.c as a stream module with its own listener (server_listener, from
+ * its constructor), so nothing above names it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "c2s.h"
+#include "hooks.h"
 #include "jid.h"
 #include "log.h"
 #include "router.h"
@@ -43,9 +47,11 @@ static struct component comps[LIMIT_COMPONENTS];
 static int ncomps;
 static struct buf scratch; /* serialisation of stanzas to a component */
 
-int component_configured(void)
+/* The listener is opened only when a component is configured. */
+static int component_port(const char **addr)
 {
-    return g_config->component.n > 0 && g_config->component_port != 0;
+    *addr = g_config->component_interface;
+    return g_config->component.n > 0 ? g_config->component_port : 0;
 }
 
 static struct component *find_component(const char *domain)
@@ -305,7 +311,7 @@ static const struct xml_callbacks callbacks = {on_stream_open, on_stanza, on_str
 
 /* ---- the stream module's entry points (server.c) ---- */
 
-int component_init(void)
+static int component_init(void)
 {
     ncomps = 0;
     buf_init(&scratch, 0);
@@ -322,7 +328,7 @@ int component_init(void)
     return 0;
 }
 
-int component_attach(struct conn *c)
+static int component_attach(struct conn *c)
 {
     struct xml_limits lim = limits();
     struct component_stream *cs = calloc(1, sizeof(*cs));
@@ -340,7 +346,7 @@ int component_attach(struct conn *c)
     return 0;
 }
 
-void component_feed(struct conn *c, const char *data, size_t len)
+static void component_feed(struct conn *c, const char *data, size_t len)
 {
     struct component_stream *cs = c->comp;
     if (!cs || c->state == CONN_CLOSING) {
@@ -352,7 +358,7 @@ void component_feed(struct conn *c, const char *data, size_t len)
     }
 }
 
-void component_detach(struct conn *c)
+static void component_detach(struct conn *c)
 {
     struct component_stream *cs = c->comp;
     if (!cs) {
@@ -383,7 +389,7 @@ static void send_ping(struct component_stream *cs)
     buf_free(&b);
 }
 
-void component_tick(struct conn *c)
+static void component_tick(struct conn *c)
 {
     struct component_stream *cs = c->comp;
     if (!cs || c->state == CONN_CLOSING) {
@@ -404,7 +410,15 @@ void component_tick(struct conn *c)
     }
 }
 
-void component_shutdown(struct conn *c)
+static void component_shutdown(struct conn *c)
 {
     stream_error(c, "system-shutdown");
+}
+
+static const struct stream_ops component_ops = {component_attach, component_feed, component_detach,
+                                                component_tick, component_shutdown};
+
+HOOK_SERVICE(component)
+{
+    server_listener(&component_ops, component_init, component_port);
 }

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "c2s.h"
-#include "component.h"
 #include "config.h"
 #include "hooks.h"
 #include "im.h"
@@ -53,7 +52,7 @@ static struct conn *pending_head; /* conns with queued output this turn */
 static struct conn *reading;      /* whose bytes c2s is parsing right now (throttling) */
 static struct conn *close_list;    /* conns that closed or started closing this turn */
 static struct tls_server *tls_srv;
-static int listen_fds[3] = {-1, -1, -1}; /* STARTTLS, direct TLS, components */
+static int listen_fds[3] = {-1, -1, -1}; /* STARTTLS, direct TLS, extra_listener */
 static int spare_fd = -1;
 static int sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t sig_term, sig_hup;
@@ -105,42 +104,27 @@ static void monotonic_now(void)
     g_now = ts.tv_sec;
 }
 
-/* ---- conn-type dispatch: client streams (c2s.c), components (component.c) ---- */
+/* ---- stream modules: c2s.c, and one that registers its own listener ---- */
 
-static void stream_feed(struct conn *c, const char *data, size_t len)
+static const struct stream_ops c2s_ops = {c2s_attach, c2s_feed, c2s_detach, c2s_tick,
+                                          c2s_shutdown};
+
+static struct {
+    const struct stream_ops *ops;
+    int (*init)(void);
+    int (*port)(const char **addr);
+} extra_listener;
+
+void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port)(const char **addr))
 {
-    if (c->comp) {
-        component_feed(c, data, len);
-    } else {
-        c2s_feed(c, data, len);
-    }
+    extra_listener.ops = ops;
+    extra_listener.init = init;
+    extra_listener.port = port;
 }
 
-static void stream_detach(struct conn *c)
+static int extra_listener_init(void)
 {
-    if (c->comp) {
-        component_detach(c);
-    } else {
-        c2s_detach(c);
-    }
-}
-
-static void stream_tick(struct conn *c)
-{
-    if (c->comp) {
-        component_tick(c);
-    } else {
-        c2s_tick(c);
-    }
-}
-
-static void stream_shutdown(struct conn *c)
-{
-    if (c->comp) {
-        component_shutdown(c);
-    } else {
-        c2s_shutdown(c);
-    }
+    return extra_listener.init ? extra_listener.init() : 0;
 }
 
 /* ---- connection API (server.h) ---- */
@@ -315,7 +299,7 @@ void conn_close(struct conn *c, int flush_first)
 
 static void conn_free(struct conn *c)
 {
-    stream_detach(c); /* leaves the router: unavailable presence to the others */
+    c->ops->detach(c); /* leaves the router: unavailable presence to the others */
     if (c->pending_write) {
         /* Queued-to after the last flush (by that detach, say): unlink it. */
         for (struct conn **pp = &pending_head; *pp; pp = &(*pp)->next_pending) {
@@ -410,7 +394,7 @@ static void conn_read(struct conn *c)
             continue; /* draining: the stream is over, discard */
         }
         reading = c;
-        stream_feed(c, buf, (size_t)n);
+        c->ops->feed(c, buf, (size_t)n);
         reading = NULL;
         /* TLS may hold decrypted bytes poll() cannot see: keep going. */
         if ((size_t)n < sizeof(buf) && !(c->tls && tls_conn_pending(c->tls) > 0)) {
@@ -645,8 +629,8 @@ static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
     nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int attached = lfd == listen_fds[2] ? component_attach(c) : c2s_attach(c);
-    if (attached < 0 || loop_add(fd, LOOP_READ, on_conn_event, c) < 0) {
+    c->ops = lfd == listen_fds[2] ? extra_listener.ops : &c2s_ops;
+    if (c->ops->attach(c) < 0 || loop_add(fd, LOOP_READ, on_conn_event, c) < 0) {
         conn_close(c, 0);
         return;
     }
@@ -922,7 +906,7 @@ static void tick(void)
             }
         }
         int held = c->held;
-        stream_tick(c);
+        c->ops->tick(c);
         if (held != c->held) {
             update_interest(c);
         }
@@ -944,8 +928,8 @@ static void free_closed(void)
             c->on_close_list = 0;
             if (c->closed) {
                 conn_free(c);
-            } else if (c->state == CONN_CLOSING && (c->c2s || c->comp)) {
-                stream_detach(c);
+            } else if (c->state == CONN_CLOSING) {
+                c->ops->detach(c);
             }
             c = next;
         }
@@ -957,7 +941,7 @@ static void shutdown_all(void)
     log_notice("shutting down");
     for (int fd = 0; fd < max_fds; fd++) {
         if (conns[fd] && !conns[fd]->closed) {
-            stream_shutdown(conns[fd]);
+            conns[fd]->ops->shutdown(conns[fd]);
         }
     }
     /* Give the closing streams a moment to flush, bounded. */
@@ -1239,9 +1223,12 @@ static int open_listeners(void)
             return -1;
         }
     }
-    /* push: XEP-0114 components, only when one is configured. */
-    if (component_configured()) {
-        listen_fds[2] = listen_on(g_config->component_interface, g_config->component_port);
+    /* A registered stream module's own listener (XEP-0114 components, only
+     * when one is configured). */
+    const char *addr = NULL;
+    int port = extra_listener.port ? extra_listener.port(&addr) : 0;
+    if (port > 0) {
+        listen_fds[2] = listen_on(addr, port);
         if (listen_fds[2] < 0) {
             return -1;
         }
@@ -1361,7 +1348,7 @@ int main(int argc, char **argv)
     }
     tls_srv = load_tls(g_config);
     if (!tls_srv || setup_loop() < 0 || router_init() < 0 || c2s_init() < 0 ||
-        component_init() < 0) {
+        extra_listener_init() < 0) {
         return 1;
     }
     /* Accounts deleted while the server was not running (xmppd deluser):

@@ -24,6 +24,19 @@ enum conn_state {
 struct c2s;
 struct component_stream;
 struct tls_conn;
+struct conn;
+
+/* The stream module that owns a connection's bytes once accepted: c2s.c for
+ * clients; other modules (component.c) bring their own listener through
+ * server_listener. Each function has the contract of the c2s_* function of the
+ * same name (c2s.h); detach and shutdown must accept a conn attach failed on. */
+struct stream_ops {
+    int (*attach)(struct conn *c);
+    void (*feed)(struct conn *c, const char *data, size_t len);
+    void (*detach)(struct conn *c);
+    void (*tick)(struct conn *c);
+    void (*shutdown)(struct conn *c);
+};
 
 struct conn {
     int fd;
@@ -50,6 +63,7 @@ struct conn {
     time_t deadline;        /* CLOSING: give up flushing the last bytes then; 0 = none */
     int ping_sent;
     char addr[48];          /* peer address for logs and per-address caps */
+    const struct stream_ops *ops; /* the stream module it was accepted for */
     struct c2s *c2s;        /* stream state, owned by c2s.c */
     struct component_stream *comp; /* push: a XEP-0114 component's stream instead
                                       (component.c); c2s is then NULL */
@@ -95,5 +109,12 @@ struct store_account;
 /* Derive SCRAM-SHA-1 and SCRAM-SHA-256 credentials for a new password (account
  * creation by the CLI and by in-band registration). Returns 0 or -1. */
 int server_make_account(const char *password, struct store_account *a);
+
+/* A stream module with a listener of its own (XEP-0114 components), registered
+ * from its constructor (hooks.h HOOK_SERVICE), so that server.c never names
+ * it. After the config is read, init() runs (-1: the server does not start);
+ * then, when port() returns a port above 0, server.c listens on *addr:port
+ * and hands each connection accepted there to ops. One such listener. */
+void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port)(const char **addr));
 
 #endif
