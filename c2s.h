@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "xml.h"
+
 struct conn;
 struct xml_node;
 
@@ -38,9 +40,8 @@ int c2s_auth_banned(const char *addr);
  * one child, a <query/> in namespace ns. Else NULL. */
 struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns);
 
-/* push: the stream error condition (RFC 6120 §4.9.3) for a parser error,
+/* The stream error condition (RFC 6120 §4.9.3) for a parser error,
  * for the other stream modules (component.c). */
-#include "xml.h"
 const char *c2s_xml_error(enum xml_err e);
 
 /* ---- XEP-0198 stream management (sm.c) ---- */
