@@ -76,8 +76,8 @@ struct acct {
     unsigned long used;        /* for dropping the least recently used */
     char **dirty;              /* names of nodes changed this turn */
     size_t ndirty, capdirty;
-    int index_dirty;           /* the set of nodes changed this turn */
-    int migrate;               /* doc came from the old single doc: write it all */
+    int index_dirty; /* the set of nodes changed this turn */
+    int migrate;     /* doc came from the old single doc: write it all */
     struct acct *next;
 };
 
@@ -230,14 +230,16 @@ static size_t doc_bytes(const struct xml_node *doc)
     return sum;
 }
 
-/* Read store doc name of bare and parse it as <el xmlns=ns>. 0 with *out
- * (NULL when absent), or -1: unreadable or not parsing (logged by caller). */
+/* Read store doc name of bare (at most *left bytes, taken off *left) and
+ * parse it as <el xmlns=ns>. 0 with *out (NULL when absent), or -1:
+ * unreadable, too big or not parsing (logged by caller). */
 static int read_parsed(const char *bare, const char *name, const char *el, const char *ns,
-                       struct xml_node **out)
+                       size_t *left, struct xml_node **out)
 {
     char *raw = NULL;
     size_t len = 0;
-    int rc = store_doc_get(bare, name, &raw, &len, read_bound());
+    int rc = store_doc_get(bare, name, &raw, &len, *left);
+    *left -= rc == STORE_OK ? len : 0;
     *out = NULL;
     if (rc == STORE_OK) {
         *out = im_parse_stored(raw, len, el, ns);
@@ -246,17 +248,21 @@ static int read_parsed(const char *bare, const char *name, const char *el, const
     return rc == STORE_ENOENT || *out ? 0 : -1;
 }
 
-/* The nodes the index lists, each from its own doc, into doc. 0, or -1 when
- * one does not parse or holds another node than its name says. A listed node
- * without a doc was never written (a crash between the two): skipped. */
-static int load_nodes(const char *bare, const struct xml_node *index, struct xml_node *doc)
+/* The nodes the index lists, each from its own doc, into doc; all of them
+ * together within *left bytes (what one doc was allowed before). 0, or -1
+ * when one does not parse, is listed twice or holds another node than its
+ * name says. A listed node without a doc was never written (a crash between
+ * the two): skipped. */
+static int load_nodes(const char *bare, const struct xml_node *index, struct xml_node *doc,
+                      size_t *left)
 {
     for (struct xml_node *e = xml_first_child(index); e; e = xml_next(e)) {
         const char *name = xml_attr(e, "name");
         char dn[64];
         struct xml_node *n = NULL;
-        if (strcmp(xml_name(e), "node") != 0 || !name || node_doc_name(name, dn, sizeof(dn)) < 0 ||
-            read_parsed(bare, dn, "node", NS_STORE, &n) < 0) {
+        if (strcmp(xml_name(e), "node") != 0 || !name || node_find(doc, name) ||
+            node_doc_name(name, dn, sizeof(dn)) < 0 ||
+            read_parsed(bare, dn, "node", NS_STORE, left, &n) < 0) {
             return -1;
         }
         if (n && (!xml_attr(n, "name") || strcmp(xml_attr(n, "name"), name) != 0)) {
@@ -277,18 +283,19 @@ static struct xml_node *doc_load(const char *bare, int *migrate)
 {
     struct xml_node *index = NULL;
     struct xml_node *doc = NULL;
+    size_t left = read_bound();
     *migrate = 0;
-    if (read_parsed(bare, PEP_INDEX_DOC, "pep", NS_INDEX, &index) < 0) {
+    if (read_parsed(bare, PEP_INDEX_DOC, "pep", NS_INDEX, &left, &index) < 0) {
         return NULL;
     }
     if (index) {
         doc = xml_node_new("pep", NS_STORE);
-        if (doc && load_nodes(bare, index, doc) < 0) {
+        if (doc && load_nodes(bare, index, doc, &left) < 0) {
             xml_free(doc);
             doc = NULL;
         }
         xml_free(index);
-    } else if (read_parsed(bare, PEP_DOC, "pep", NS_STORE, &doc) == 0) {
+    } else if (read_parsed(bare, PEP_DOC, "pep", NS_STORE, &left, &doc) == 0) {
         *migrate = doc != NULL;
         doc = doc ? doc : xml_node_new("pep", NS_STORE);
     }
@@ -308,9 +315,9 @@ static int stamps_of(const char *bare, struct store_stamp *idx, struct store_sta
 {
     int r1 = store_doc_stamp(bare, PEP_INDEX_DOC, idx);
     int r2 = store_doc_stamp(bare, PEP_DOC, old);
-    return (r1 == STORE_OK || r1 == STORE_ENOENT) && (r2 == STORE_OK || r2 == STORE_ENOENT)
-               ? 0
-               : -1;
+    int ok1 = r1 == STORE_OK || r1 == STORE_ENOENT;
+    int ok2 = r2 == STORE_OK || r2 == STORE_ENOENT;
+    return ok1 && ok2 ? 0 : -1;
 }
 
 /* An offline account's doc kept from an earlier turn is used only while its
@@ -450,6 +457,8 @@ static int dirty_add(struct acct *a, const char *name)
 /* Bytes written by the PEP store since start: shown at debug level, so that
  * the write volume of a publish can be checked (tests) and watched (flash). */
 static unsigned long long bytes_written;
+/* Some account has changes not yet written. */
+static int flush_pending;
 
 static int put_node(struct acct *a, const struct xml_node *n)
 {
@@ -534,6 +543,10 @@ static int acct_write(struct acct *a)
 static void acct_flush(void)
 {
     struct acct *next = NULL;
+    if (!flush_pending) {
+        return; /* called before each connection's output: keep it cheap */
+    }
+    flush_pending = 0;
     for (struct acct *a = accts; a; a = next) {
         next = a->next;
         if (!a->ndirty) {
@@ -580,6 +593,7 @@ static int acct_save(struct acct *a, struct xml_node *doc, const char *name)
     } else if (dirty_add(a, name) < 0) {
         rc = STORE_EIO;
     } else {
+        flush_pending = 1;
         a->index_dirty |= !was != !now;
         a->bytes = bytes;
     }

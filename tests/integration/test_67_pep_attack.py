@@ -479,3 +479,34 @@ def test_old_single_doc_migrated_on_first_write(server):
                 got = items_of(await get_items(b, server.jid("alice"), node))
                 assert [p.text for _, p in got] == [text]
     run(read_back())
+
+
+def test_node_doc_of_another_name_is_damage(server):
+    """STORAGE.md "pep": a node's doc repeats its name. One found under
+    another node's file name (copied by hand, or a node listed twice in the
+    index) is treated like a doc that does not parse: internal-server-error,
+    a log line, the files left as they are, never another node's items."""
+    from im_helpers import read_doc, write_doc
+    from test_64_pep import get_items
+    server.require_managed()
+    server.stop()
+
+    def doc_of(node):
+        return "pep-" + hashlib.sha256(node.encode()).hexdigest()[:32]
+    write_doc(server, "alice", "pep-index", "<pep xmlns='urn:xmppd:pep-index:1'>"
+              "<node name='urn:test:a'/></pep>")
+    stray = ("<node xmlns='urn:xmppd:pep:1' name='urn:test:b' access='open'>"
+             "<item id='current'><e xmlns='urn:t'>b</e></item></node>")
+    write_doc(server, "alice", doc_of("urn:test:a"), stray)
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            b = await plain_client(cl, "bob")
+            for node in ("urn:test:a", "urn:test:b"):
+                ans = await get_items(b, server.jid("alice"), node)
+                assert ans["type"] == "error" and \
+                    ans["error"]["condition"] == "internal-server-error", ans
+    run(scenario())
+    assert read_doc(server, "alice", doc_of("urn:test:a")) == stray
+    assert "stored nodes of alice@localhost do not parse" in server.log_text()
