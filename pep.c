@@ -565,25 +565,55 @@ static void acct_flush(void)
     }
 }
 
-/* Take doc, changed in node name only, as a's new state, written at the end
- * of the turn (acct_flush). Returns 0 (a->doc is doc now; the old one is
- * freed), or 1 over pep_max_account_bytes (a growing doc only, so that an
- * account over a lowered limit can still delete), or a negative STORE_* code
- * (out of memory). On failure doc stays the caller's. A change that leaves
- * the node byte-for-byte the same (a non-persistent node's item) writes
- * nothing. */
-static int acct_save(struct acct *a, struct xml_node *doc, const char *name)
+/* Put node in a->doc in place of the node of the same name (keeping the
+ * order nodes were made in: the index and disco#items list them so), or
+ * after the others when there is none. */
+static void node_replace(struct acct *a, struct xml_node *was, struct xml_node *node)
 {
-    const struct xml_node *was = node_find(a->doc, name);
-    const struct xml_node *now = node_find(doc, name);
+    struct xml_node *after = was ? xml_next(was) : NULL;
+    struct xml_node *tail = xml_node_new("tail", NS_STORE);
+    if (!tail) {
+        after = NULL; /* out of memory: the node moves to the end, nothing lost */
+    }
+    while (after) {
+        struct xml_node *n = after;
+        after = xml_next(n);
+        xml_detach(n);
+        xml_append(tail, n);
+    }
+    if (was) {
+        xml_detach(was);
+        xml_free(was);
+    }
+    if (node) {
+        xml_append(a->doc, node);
+    }
+    while (tail && xml_first_child(tail)) {
+        struct xml_node *n = xml_first_child(tail);
+        xml_detach(n);
+        xml_append(a->doc, n);
+    }
+    xml_free(tail);
+}
+
+/* Take node (NULL: deleted) as the new state of a's node name, written at
+ * the end of the turn (acct_flush). Returns 0 (a->doc holds node now; the
+ * old one is freed), or 1 over pep_max_account_bytes (a growing doc only,
+ * so that an account over a lowered limit can still delete), or a negative
+ * STORE_* code (out of memory). On failure node stays the caller's. A change
+ * that leaves the node byte-for-byte the same (a non-persistent node's item)
+ * writes nothing. Only the node is serialised, never the account's doc. */
+static int acct_save(struct acct *a, const char *name, struct xml_node *node)
+{
+    struct xml_node *was = node_find(a->doc, name);
     struct buf b, old;
     buf_init(&b, 0);
     buf_init(&old, 0);
-    int rc = (!now || xml_serialize(now, NS_STORE, &b) == 0) &&
+    int rc = (!node || xml_serialize(node, NS_STORE, &b) == 0) &&
                      (!was || xml_serialize(was, NS_STORE, &old) == 0)
                  ? STORE_OK
                  : STORE_EIO;
-    int same = rc == STORE_OK && !was == !now && buf_len(&b) == buf_len(&old) &&
+    int same = rc == STORE_OK && !was == !node && buf_len(&b) == buf_len(&old) &&
                memcmp(buf_ptr(&b), buf_ptr(&old), buf_len(&b)) == 0;
     size_t bytes = a->bytes - buf_len(&old) + buf_len(&b);
     if (rc != STORE_OK || same) {
@@ -594,14 +624,13 @@ static int acct_save(struct acct *a, struct xml_node *doc, const char *name)
         rc = STORE_EIO;
     } else {
         flush_pending = 1;
-        a->index_dirty |= !was != !now;
+        a->index_dirty |= !was != !node;
         a->bytes = bytes;
     }
     buf_free(&b);
     buf_free(&old);
     if (rc == STORE_OK) {
-        xml_free(a->doc);
-        a->doc = doc;
+        node_replace(a, was, node);
     }
     return rc;
 }
@@ -783,10 +812,12 @@ static int cfg_apply(struct xml_node *node, const struct node_cfg *c)
 
 /* A new node with XEP-0163 §5 defaults (presence access, one persistent
  * item, last item on presence) changed by c. NULL when out of memory. */
-static struct xml_node *node_new(struct xml_node *doc, const char *name, const struct node_cfg *c)
+/* A new detached node (the caller owns it), or NULL out of memory. */
+static struct xml_node *node_new(const char *name, const struct node_cfg *c)
 {
-    struct xml_node *n = xml_add_child(doc, "node", NS_STORE);
+    struct xml_node *n = xml_node_new("node", NS_STORE);
     if (!n || xml_set_attr(n, "name", name) < 0 || cfg_apply(n, c) < 0) {
+        xml_free(n);
         return NULL;
     }
     return n;
@@ -1049,13 +1080,13 @@ static struct xml_node *publish_check(struct session *s, struct xml_node *iq,
 
 /* The result of a write: 0 done; else the error was answered. */
 static int save_or_fail(struct session *s, const struct xml_node *iq, struct acct *a,
-                        struct xml_node *doc, const char *name)
+                        const char *name, struct xml_node *node)
 {
-    int rc = acct_save(a, doc, name);
+    int rc = acct_save(a, name, node);
     if (rc == 0) {
         return 0;
     }
-    xml_free(doc);
+    xml_free(node);
     if (rc == 1) {
         log_info("%s: PEP data of %s over pep_max_account_bytes", conn_label(s->conn), a->bare);
         reply_error(s, iq, "modify", "policy-violation", NULL, NULL);
@@ -1065,21 +1096,21 @@ static int save_or_fail(struct session *s, const struct xml_node *iq, struct acc
     return -1;
 }
 
-/* The node name in doc, created with cfg when absent. NULL after answering. */
+/* A copy of a's node name to change (a change copies one node, not the
+ * account's doc), or a new one with cfg when absent. The caller owns it;
+ * NULL after answering. */
 static struct xml_node *node_get_or_create(struct session *s, const struct xml_node *iq,
-                                           struct xml_node *doc, const char *name,
+                                           const struct acct *a, const char *name,
                                            const struct node_cfg *cfg)
 {
-    struct xml_node *node = node_find(doc, name);
-    if (node) {
-        return node;
-    }
-    if (count_children(doc) >= (size_t)g_config->pep_max_nodes) {
+    struct xml_node *old = node_find(a->doc, name);
+    struct xml_node *node = NULL;
+    if (!old && count_children(a->doc) >= (size_t)g_config->pep_max_nodes) {
         log_info("%s: PEP node %s refused: pep_max_nodes", conn_label(s->conn), name);
         reply_error(s, iq, "cancel", "policy-violation", "max-nodes-exceeded", NULL);
         return NULL;
     }
-    node = node_new(doc, name, cfg);
+    node = old ? xml_copy(old) : node_new(name, cfg);
     if (!node) {
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
     }
@@ -1137,13 +1168,8 @@ static void do_publish(struct session *s, struct xml_node *iq, struct xml_node *
         reply_error(s, iq, "cancel", "conflict", "precondition-not-met", NULL);
         return;
     }
-    struct xml_node *doc = xml_copy(a->doc);
-    struct xml_node *node = doc ? node_get_or_create(s, iq, doc, name, &opts) : NULL;
-    if (!doc) {
-        reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
-    }
+    struct xml_node *node = node_get_or_create(s, iq, a, name, &opts);
     if (!node) {
-        xml_free(doc);
         return;
     }
     struct xml_node *same = item_find(node, id);
@@ -1153,13 +1179,13 @@ static void do_publish(struct session *s, struct xml_node *iq, struct xml_node *
     }
     struct xml_node *item = xml_add_child(node, "item", NS_STORE);
     if (!item || xml_set_attr(item, "id", id) < 0 || append_copy(item, payload) < 0) {
-        xml_free(doc);
+        xml_free(node);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
     struct xml_node *ev = event_item(item);
     trim_items(node);
-    if (save_or_fail(s, iq, a, doc, name) == 0) {
+    if (save_or_fail(s, iq, a, name, node) == 0) {
         publish_result(s, iq, name, id);
         node = node_find(a->doc, name);
         if (ev && node) {
@@ -1190,17 +1216,16 @@ static void do_retract(struct session *s, struct xml_node *iq, struct xml_node *
         reply_error(s, iq, "cancel", "item-not-found", NULL, NULL); /* §7.2.3 */
         return;
     }
-    struct xml_node *doc = xml_copy(a->doc);
-    struct xml_node *n2 = doc ? node_find(doc, name) : NULL;
+    struct xml_node *n2 = xml_copy(node);
     struct xml_node *gone = n2 ? item_find(n2, id) : NULL;
     if (!gone) {
-        xml_free(doc);
+        xml_free(n2);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
     xml_detach(gone);
     xml_free(gone);
-    if (save_or_fail(s, iq, a, doc, name) < 0) {
+    if (save_or_fail(s, iq, a, name, n2) < 0) {
         return;
     }
     router_iq_result(s, iq, NULL);
@@ -1236,16 +1261,8 @@ static void do_create(struct session *s, struct xml_node *iq, struct xml_node *p
         reply_error(s, iq, "cancel", "conflict", NULL, NULL); /* §8.1.3 */
         return;
     }
-    struct xml_node *doc = xml_copy(a->doc);
-    if (!doc) {
-        reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
-        return;
-    }
-    if (!node_get_or_create(s, iq, doc, name, &cfg)) {
-        xml_free(doc);
-        return;
-    }
-    if (save_or_fail(s, iq, a, doc, name) == 0) {
+    struct xml_node *node = node_get_or_create(s, iq, a, name, &cfg);
+    if (node && save_or_fail(s, iq, a, name, node) == 0) {
         router_iq_result(s, iq, NULL);
     }
 }
@@ -1454,14 +1471,14 @@ static void configure_set(struct session *s, struct xml_node *iq, struct xml_nod
         reply_error(s, iq, "modify", "not-acceptable", NULL, NULL); /* §8.2.5 */
         return;
     }
-    struct xml_node *doc = xml_copy(a->doc);
-    struct xml_node *node = doc ? node_find(doc, name) : NULL;
+    struct xml_node *old = node_find(a->doc, name);
+    struct xml_node *node = old ? xml_copy(old) : NULL;
     if (!node || cfg_apply(node, &c) < 0) {
-        xml_free(doc);
+        xml_free(node);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
-    if (save_or_fail(s, iq, a, doc, name) == 0) {
+    if (save_or_fail(s, iq, a, name, node) == 0) {
         router_iq_result(s, iq, NULL);
     }
 }
@@ -1470,27 +1487,21 @@ static void configure_set(struct session *s, struct xml_node *iq, struct xml_nod
 static void delete_or_purge(struct session *s, struct xml_node *iq, struct acct *a,
                             const char *name, int purge)
 {
-    struct xml_node *doc = xml_copy(a->doc);
-    struct xml_node *node = doc ? node_find(doc, name) : NULL;
     struct xml_node *old = node_find(a->doc, name);
-    struct xml_node *keep = old ? xml_copy(old) : NULL; /* for the notification */
-    if (!node || !keep) {
-        xml_free(doc);
+    /* keep: for the notification; node: the purged node, NULL when deleted */
+    struct xml_node *keep = old ? xml_copy(old) : NULL;
+    struct xml_node *node = keep && purge ? xml_copy(old) : NULL;
+    if (!keep || (purge && !node)) {
         xml_free(keep);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
-    if (purge) {
-        while (xml_first_child(node)) {
-            struct xml_node *it = xml_first_child(node);
-            xml_detach(it);
-            xml_free(it);
-        }
-    } else {
-        xml_detach(node);
-        xml_free(node);
+    while (node && xml_first_child(node)) {
+        struct xml_node *it = xml_first_child(node);
+        xml_detach(it);
+        xml_free(it);
     }
-    if (save_or_fail(s, iq, a, doc, name) == 0) {
+    if (save_or_fail(s, iq, a, name, node) == 0) {
         router_iq_result(s, iq, NULL);
         /* §8.4.1 / §8.5.1: <delete/> or <purge/> to those notified of items. */
         notify_all(a->bare, keep, NULL, purge ? "purge" : "delete");
