@@ -43,6 +43,8 @@
 /* The index: <pep xmlns=NS_INDEX><node name/>...</pep>, in node order. */
 #define NS_INDEX "urn:xmppd:pep-index:1"
 #define PEP_INDEX_DOC "pep-index"
+/* Bytes a node doc may hold beyond what the quota counts for its node. */
+#define PEP_NODE_DOC_SLACK 64
 
 /* Compile-time bounds of names a client picks. An item id may be a room JID
  * (XEP-0402 bookmarks), hence JID_MAX. */
@@ -214,6 +216,7 @@ static int node_doc_name(const char *name, char *out, size_t outsz)
 }
 
 static struct xml_node *node_find(const struct xml_node *doc, const char *name);
+static size_t count_children(const struct xml_node *n);
 
 /* Serialised size of a node (as the quota counts it), 0 for NULL. */
 static size_t node_bytes(const struct xml_node *n)
@@ -249,7 +252,7 @@ static int read_parsed(const char *bare, const char *name, const char *el, const
 }
 
 /* The nodes the index lists, each from its own doc, into doc; all of them
- * together within *left bytes (what one doc was allowed before). 0, or -1
+ * together within *left bytes (what the single doc was allowed before). 0, or -1
  * when one does not parse, is listed twice or holds another node than its
  * name says. A listed node without a doc was never written (a crash between
  * the two): skipped. */
@@ -283,12 +286,16 @@ static struct xml_node *doc_load(const char *bare, int *migrate)
 {
     struct xml_node *index = NULL;
     struct xml_node *doc = NULL;
+    size_t ileft = read_bound();
     size_t left = read_bound();
     *migrate = 0;
-    if (read_parsed(bare, PEP_INDEX_DOC, "pep", NS_INDEX, &left, &index) < 0) {
+    if (read_parsed(bare, PEP_INDEX_DOC, "pep", NS_INDEX, &ileft, &index) < 0) {
         return NULL;
     }
     if (index) {
+        /* The quota counts nodes as children of one doc: each node doc
+         * also declares its namespace. The index has a bound of its own. */
+        left += count_children(index) * PEP_NODE_DOC_SLACK;
         doc = xml_node_new("pep", NS_STORE);
         if (doc && load_nodes(bare, index, doc, &left) < 0) {
             xml_free(doc);

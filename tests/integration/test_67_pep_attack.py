@@ -510,3 +510,34 @@ def test_node_doc_of_another_name_is_damage(server):
     run(scenario())
     assert read_doc(server, "alice", doc_of("urn:test:a")) == stray
     assert "stored nodes of alice@localhost do not parse" in server.log_text()
+
+
+def test_account_at_quota_with_long_node_names_reads_back(server):
+    """The index repeats every node name beside the node docs: an account
+    filled up to pep_max_account_bytes (1 MiB) in pep_max_nodes (64) nodes
+    with long names must still be readable after a restart (the read bound
+    covers the index and each node doc's own namespace declaration), not
+    turn into "do not parse"."""
+    from test_64_pep import get_items, items_of
+    server.require_managed()
+    names = ["urn:test:%02d:%s" % (i, "n" * 1000) for i in range(64)]
+
+    async def fill():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            for i, name in enumerate(names):
+                text = "y" * 60000 if i < 16 else "x"
+                ans = await publish(a, name, "<e xmlns='urn:t'>%s</e>" % text)
+                assert ans["type"] == "result", ans
+    run(fill())
+    server.kill9()
+    server.start()
+
+    async def read_back():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            for name in (names[0], names[-1]):
+                got = items_of(await get_items(a, a.bare, name))
+                assert len(got) == 1 and got[0][1].text[0] in "xy", got
+    run(read_back())
+    assert "do not parse" not in server.log_text()
