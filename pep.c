@@ -5,8 +5,8 @@
  * doc "pep" is read and migrated on the next write), written once per turn
  * (group commit before the turn's output) and in memory while the account is
  * online, used in the current turn, or among the pep_doc_cache offline
- * accounts last read (while their file is unchanged); the rules for who may read a node
- * (pubsub#access_model); notifications to the resources whose XEP-0115 caps
+ * accounts last read (while their index is unchanged); the rules for who may
+ * read a node (pubsub#access_model); notifications to the resources whose XEP-0115 caps
  * ask for NODE+notify. The caps themselves are caps.c's (pep.h).
  * Must not: be named by router.c, im.c or c2s.c (it plugs in through
  * hooks.h), or touch files other than through store.c. */
