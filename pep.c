@@ -1,10 +1,12 @@
 /* pep.c: XEP-0163 Personal Eventing Protocol, on the XEP-0060 subset clients
  * use (OMEMO key lists and bundles, avatars, nicknames, bookmarks).
  * Owns: each account's nodes (created on first publish) and their items, kept
- * in one store doc "pep" (STORAGE.md) and in memory while the account is
+ * in one store doc per node plus an index (STORAGE.md "pep"; the older single
+ * doc "pep" is read and migrated on the next write), written once per turn
+ * (group commit before the turn's output) and in memory while the account is
  * online, used in the current turn, or among the pep_doc_cache offline
- * accounts last read (while their file is unchanged); the rules for who may read a node
- * (pubsub#access_model); notifications to the resources whose XEP-0115 caps
+ * accounts last read (while their index is unchanged); the rules for who may
+ * read a node (pubsub#access_model); notifications to the resources whose XEP-0115 caps
  * ask for NODE+notify. The caps themselves are caps.c's (pep.h).
  * Must not: be named by router.c, im.c or c2s.c (it plugs in through
  * hooks.h), or touch files other than through store.c. */
@@ -37,7 +39,12 @@
 /* The stored doc: <pep xmlns=NS_STORE><node name access persist max send>
  * <item id>payload</item>... (oldest first)</node>...</pep>. */
 #define NS_STORE "urn:xmppd:pep:1"
-#define PEP_DOC "pep"
+#define PEP_DOC "pep" /* the old single doc: read, migrated on the next write */
+/* The index: <pep xmlns=NS_INDEX><node name/>...</pep>, in node order. */
+#define NS_INDEX "urn:xmppd:pep-index:1"
+#define PEP_INDEX_DOC "pep-index"
+/* Bytes a node doc may hold beyond what the quota counts for its node. */
+#define PEP_NODE_DOC_SLACK 64
 
 /* Compile-time bounds of names a client picks. An item id may be a room JID
  * (XEP-0402 bookmarks), hence JID_MAX. */
@@ -57,12 +64,22 @@ struct node_cfg {
     const char *send;   /* one of send_values, or NULL */
 };
 
-/* One account's doc in memory. */
+/* One account's nodes in memory. On disk (STORAGE.md "pep"): one doc per
+ * node, so that a publish rewrites that node only (an avatar publish does
+ * not rewrite the OMEMO bundles: flash wear), and an index of node names,
+ * rewritten only when a node is made or deleted. Changes of a turn are
+ * written once per touched node, before the turn's output (group commit). */
 struct acct {
     char *bare;
     struct xml_node *doc;
-    struct store_stamp stamp; /* of the file doc was read from or written to */
-    unsigned long used;       /* for dropping the least recently used */
+    size_t bytes;              /* serialised size of doc's nodes: the quota */
+    struct store_stamp stamp;  /* of the index when doc was read or written */
+    struct store_stamp lstamp; /* of the old single doc, the same */
+    unsigned long used;        /* for dropping the least recently used */
+    char **dirty;              /* names of nodes changed this turn */
+    size_t ndirty, capdirty;
+    int index_dirty; /* the set of nodes changed this turn */
+    int migrate;     /* doc came from the old single doc: write it all */
     struct acct *next;
 };
 
@@ -182,21 +199,146 @@ static int doc_valid(const struct xml_node *doc)
     return 1;
 }
 
+/* The store doc of node name: "pep-" and 32 hex digits of its SHA-256 (store
+ * doc names are short [a-z0-9-]; a node name is up to PEP_NODE_NAME_MAX of
+ * anything). The node doc repeats the name, checked when read. */
+static int node_doc_name(const char *name, char *out, size_t outsz)
+{
+    unsigned char h[32];
+    if (outsz < 4 + 32 + 1 || tls_hash(TLS_SHA256, name, strlen(name), h) != 0) {
+        return -1;
+    }
+    memcpy(out, "pep-", 4);
+    for (int i = 0; i < 16; i++) {
+        snprintf(out + 4 + 2 * i, 3, "%02x", h[i]);
+    }
+    return 0;
+}
+
+static struct xml_node *node_find(const struct xml_node *doc, const char *name);
+static size_t count_children(const struct xml_node *n);
+
+/* Serialised size of a node (as the quota counts it), 0 for NULL. */
+static size_t node_bytes(const struct xml_node *n)
+{
+    return n ? serialized_len(n) : 0;
+}
+
+static size_t doc_bytes(const struct xml_node *doc)
+{
+    size_t sum = 0;
+    for (struct xml_node *n = xml_first_child(doc); n; n = xml_next(n)) {
+        sum += node_bytes(n);
+    }
+    return sum;
+}
+
+/* Read store doc name of bare (at most *left bytes, taken off *left) and
+ * parse it as <el xmlns=ns>. 0 with *out (NULL when absent), or -1:
+ * unreadable, too big or not parsing (logged by caller). */
+static int read_parsed(const char *bare, const char *name, const char *el, const char *ns,
+                       size_t *left, struct xml_node **out)
+{
+    char *raw = NULL;
+    size_t len = 0;
+    int rc = store_doc_get(bare, name, &raw, &len, *left);
+    *left -= rc == STORE_OK ? len : 0;
+    *out = NULL;
+    if (rc == STORE_OK) {
+        *out = im_parse_stored(raw, len, el, ns);
+    }
+    free(raw);
+    return rc == STORE_ENOENT || *out ? 0 : -1;
+}
+
+/* The nodes the index lists, each from its own doc, into doc; all of them
+ * together within *left bytes (what the single doc was allowed before). 0, or -1
+ * when one does not parse, is listed twice or holds another node than its
+ * name says. A listed node without a doc was never written (a crash between
+ * the two): skipped. */
+static int load_nodes(const char *bare, const struct xml_node *index, struct xml_node *doc,
+                      size_t *left)
+{
+    for (struct xml_node *e = xml_first_child(index); e; e = xml_next(e)) {
+        const char *name = xml_attr(e, "name");
+        char dn[64];
+        struct xml_node *n = NULL;
+        if (strcmp(xml_name(e), "node") != 0 || !name || node_find(doc, name) ||
+            node_doc_name(name, dn, sizeof(dn)) < 0 ||
+            read_parsed(bare, dn, "node", NS_STORE, left, &n) < 0) {
+            return -1;
+        }
+        if (n && (!xml_attr(n, "name") || strcmp(xml_attr(n, "name"), name) != 0)) {
+            xml_free(n);
+            return -1;
+        }
+        if (n) {
+            xml_append(doc, n);
+        }
+    }
+    return 0;
+}
+
+/* The account's nodes as one <pep/> doc: from the index and node docs, or
+ * from the old single doc (then marked for migration on the next write).
+ * NULL when something does not parse: nothing is overwritten then. */
+static struct xml_node *doc_load(const char *bare, int *migrate)
+{
+    struct xml_node *index = NULL;
+    struct xml_node *doc = NULL;
+    size_t ileft = read_bound();
+    size_t left = read_bound();
+    *migrate = 0;
+    if (read_parsed(bare, PEP_INDEX_DOC, "pep", NS_INDEX, &ileft, &index) < 0) {
+        return NULL;
+    }
+    if (index) {
+        /* The quota counts nodes as children of one doc: each node doc
+         * also declares its namespace. The index has a bound of its own. */
+        left += count_children(index) * PEP_NODE_DOC_SLACK;
+        doc = xml_node_new("pep", NS_STORE);
+        if (doc && load_nodes(bare, index, doc, &left) < 0) {
+            xml_free(doc);
+            doc = NULL;
+        }
+        xml_free(index);
+    } else if (read_parsed(bare, PEP_DOC, "pep", NS_STORE, &left, &doc) == 0) {
+        *migrate = doc != NULL;
+        doc = doc ? doc : xml_node_new("pep", NS_STORE);
+    }
+    if (doc && !doc_valid(doc)) {
+        xml_free(doc);
+        doc = NULL;
+    }
+    return doc;
+}
+
 /* The account's nodes, loaded once per turn (or while it is online). NULL
  * when the doc cannot be read or parsed: nothing is overwritten then. */
 static void acct_drop(const char *bare);
 
+/* Stamps of the index and of the old single doc; 0, or -1 on an I/O error. */
+static int stamps_of(const char *bare, struct store_stamp *idx, struct store_stamp *old)
+{
+    int r1 = store_doc_stamp(bare, PEP_INDEX_DOC, idx);
+    int r2 = store_doc_stamp(bare, PEP_DOC, old);
+    int ok1 = r1 == STORE_OK || r1 == STORE_ENOENT;
+    int ok2 = r2 == STORE_OK || r2 == STORE_ENOENT;
+    return ok1 && ok2 ? 0 : -1;
+}
+
 /* An offline account's doc kept from an earlier turn is used only while its
- * file is the one it was read from (an account removed and made again, a
+ * files are the ones it was read from (an account removed and made again, a
  * removal event lost: read it again). An online account's doc is the truth:
- * only its owner writes it, through acct_save. */
+ * only its owner writes it, through acct_save; so is one with changes not
+ * yet written. */
 static struct acct *acct_cached(const char *bare)
 {
     struct acct *a = acct_find(bare);
-    struct store_stamp now;
-    if (a && !router_first_resource(bare)) {
-        int rc = store_doc_stamp(bare, PEP_DOC, &now);
-        if ((rc != STORE_OK && rc != STORE_ENOENT) || memcmp(&now, &a->stamp, sizeof(now)) != 0) {
+    struct store_stamp now, old;
+    if (a && !a->ndirty && !router_first_resource(bare)) {
+        if (stamps_of(bare, &now, &old) < 0 || memcmp(&now, &a->stamp, sizeof(now)) != 0 ||
+            memcmp(&old, &a->lstamp, sizeof(old)) != 0) {
             acct_drop(bare);
             return NULL;
         }
@@ -213,27 +355,13 @@ static struct acct *acct_get(const char *bare)
     if (a) {
         return a;
     }
-    char *raw = NULL;
-    size_t len = 0;
-    struct xml_node *doc = NULL;
-    struct store_stamp stamp;
-    /* Stamp first: a write between the two makes the next use read again. */
-    int rc = store_doc_stamp(bare, PEP_DOC, &stamp);
-    rc = rc == STORE_OK || rc == STORE_ENOENT ? store_doc_get(bare, PEP_DOC, &raw, &len, read_bound())
-                                              : rc;
-    if (rc == STORE_ENOENT) {
-        doc = xml_node_new("pep", NS_STORE);
-    } else if (rc == STORE_OK) {
-        doc = im_parse_stored(raw, len, "pep", NS_STORE);
-        if (doc && !doc_valid(doc)) {
-            xml_free(doc);
-            doc = NULL;
-        }
-        if (!doc) {
-            log_error("pep: stored nodes of %s do not parse; left as is", bare);
-        }
+    struct store_stamp stamp, lstamp;
+    int migrate = 0;
+    /* Stamps first: a write between the two makes the next use read again. */
+    struct xml_node *doc = stamps_of(bare, &stamp, &lstamp) == 0 ? doc_load(bare, &migrate) : NULL;
+    if (!doc) {
+        log_error("pep: stored nodes of %s do not parse; left as is", bare);
     }
-    free(raw);
     a = doc ? calloc(1, sizeof(*a)) : NULL;
     if (!a || !(a->bare = strdup(bare))) {
         free(a);
@@ -241,21 +369,25 @@ static struct acct *acct_get(const char *bare)
         return NULL;
     }
     a->doc = doc;
+    a->bytes = doc_bytes(doc);
+    a->migrate = migrate;
     a->stamp = stamp;
+    a->lstamp = lstamp;
     a->used = ++acct_clock;
     a->next = accts;
     accts = a;
     return a;
 }
 
-/* Keep at most keep docs of offline accounts, the most recently used. */
+/* Keep at most keep docs of offline accounts, the most recently used; one
+ * with changes not yet written stays until they are (acct_flush). */
 static void trim_offline(size_t keep)
 {
     for (;;) {
         size_t n = 0;
         struct acct *oldest = NULL;
         for (struct acct *a = accts; a; a = a->next) {
-            if (!router_first_resource(a->bare)) {
+            if (!router_first_resource(a->bare) && !a->ndirty) {
                 n++;
                 oldest = !oldest || a->used < oldest->used ? a : oldest;
             }
@@ -279,12 +411,23 @@ static void acct_release(struct acct *a)
     }
 }
 
+static void dirty_clear(struct acct *a)
+{
+    for (size_t i = 0; i < a->ndirty; i++) {
+        free(a->dirty[i]);
+    }
+    a->ndirty = 0;
+    a->index_dirty = a->migrate = 0;
+}
+
 static void acct_drop(const char *bare)
 {
     for (struct acct **pp = &accts; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->bare, bare) == 0) {
             struct acct *a = *pp;
             *pp = a->next;
+            dirty_clear(a);
+            free(a->dirty);
             xml_free(a->doc);
             free(a->bare);
             free(a);
@@ -293,40 +436,208 @@ static void acct_drop(const char *bare)
     }
 }
 
-/* Write doc as a's new state. Returns 0 (a->doc is doc now; the old one is
- * freed), 1 over pep_max_account_bytes (a growing doc only, so that an
- * account over a lowered limit can still delete), or a negative STORE_* code.
- * On failure doc stays the caller's. Written at once, before the client
- * hears "done" (XEP-0060 §7.1.2 result): a crash never loses an answered publish. */
-static int acct_save(struct acct *a, struct xml_node *doc)
+/* Note node name as changed this turn (once). 0, or -1 out of memory. */
+static int dirty_add(struct acct *a, const char *name)
 {
-    int rc;
+    for (size_t i = 0; i < a->ndirty; i++) {
+        if (strcmp(a->dirty[i], name) == 0) {
+            return 0;
+        }
+    }
+    if (a->ndirty == a->capdirty) {
+        size_t cap = a->capdirty ? 2 * a->capdirty : 4;
+        char **d = realloc(a->dirty, cap * sizeof(*d));
+        if (!d) {
+            return -1;
+        }
+        a->dirty = d;
+        a->capdirty = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy) {
+        return -1;
+    }
+    a->dirty[a->ndirty++] = copy;
+    return 0;
+}
+
+/* Bytes written by the PEP store since start: shown at debug level, so that
+ * the write volume of a publish can be checked (tests) and watched (flash). */
+static unsigned long long bytes_written;
+/* Some account has changes not yet written. */
+static int flush_pending;
+
+static int put_node(struct acct *a, const struct xml_node *n)
+{
+    char dn[64];
+    struct buf b;
+    buf_init(&b, 0);
+    int rc = node_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0 &&
+                     xml_serialize(n, NS_CLIENT, &b) == 0
+                 ? store_doc_put(a->bare, dn, buf_ptr(&b), buf_len(&b))
+                 : STORE_EIO;
+    bytes_written += rc == STORE_OK ? buf_len(&b) : 0;
+    buf_free(&b);
+    return rc;
+}
+
+static int put_index(struct acct *a)
+{
+    if (!xml_first_child(a->doc)) {
+        int rc = store_doc_delete(a->bare, PEP_INDEX_DOC);
+        return rc == STORE_ENOENT ? STORE_OK : rc;
+    }
+    struct xml_node *idx = xml_node_new("pep", NS_INDEX);
+    int rc = idx ? STORE_OK : STORE_EIO;
+    for (struct xml_node *n = xml_first_child(a->doc); n && rc == STORE_OK; n = xml_next(n)) {
+        struct xml_node *e = xml_add_child(idx, "node", NS_INDEX);
+        rc = e && xml_set_attr(e, "name", xml_attr(n, "name")) == 0 ? STORE_OK : STORE_EIO;
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    if (rc == STORE_OK) {
+        rc = xml_serialize(idx, NS_CLIENT, &b) == 0
+                 ? store_doc_put(a->bare, PEP_INDEX_DOC, buf_ptr(&b), buf_len(&b))
+                 : STORE_EIO;
+    }
+    bytes_written += rc == STORE_OK ? buf_len(&b) : 0;
+    buf_free(&b);
+    xml_free(idx);
+    return rc;
+}
+
+/* Delete the docs of dirty nodes that are gone, and the old single doc. */
+static int delete_gone(struct acct *a)
+{
+    int rc = STORE_OK;
+    for (size_t i = 0; i < a->ndirty && rc == STORE_OK; i++) {
+        char dn[64];
+        if (!node_find(a->doc, a->dirty[i]) && node_doc_name(a->dirty[i], dn, sizeof(dn)) == 0) {
+            rc = store_doc_delete(a->bare, dn);
+            rc = rc == STORE_ENOENT ? STORE_OK : rc;
+        }
+    }
+    if (rc == STORE_OK && a->lstamp.ino) {
+        rc = store_doc_delete(a->bare, PEP_DOC);
+        rc = rc == STORE_ENOENT ? STORE_OK : rc;
+    }
+    return rc;
+}
+
+/* Write a's changes of this turn. Order keeps every crash point readable: a
+ * node's doc before the index that names it; the index without a node
+ * before that node's doc goes; the old single doc last (migration). */
+static int acct_write(struct acct *a)
+{
+    int rc = STORE_OK;
+    for (struct xml_node *n = xml_first_child(a->doc); n && rc == STORE_OK; n = xml_next(n)) {
+        int touched = a->migrate;
+        for (size_t i = 0; i < a->ndirty && !touched; i++) {
+            touched = strcmp(a->dirty[i], xml_attr(n, "name")) == 0;
+        }
+        rc = touched ? put_node(a, n) : STORE_OK;
+    }
+    if (rc == STORE_OK && (a->index_dirty || a->migrate)) {
+        rc = put_index(a);
+    }
+    return rc == STORE_OK ? delete_gone(a) : rc;
+}
+
+/* Group commit (HOOK_BEFORE_OUTPUT): every account changed this turn is
+ * written, once per touched node, before the results and notifications of
+ * the turn leave (XEP-0060 §7.1.2: a crash never loses an answered
+ * publish). A failed write is logged and the account read again from disk. */
+static void acct_flush(void)
+{
+    struct acct *next = NULL;
+    if (!flush_pending) {
+        return; /* called before each connection's output: keep it cheap */
+    }
+    flush_pending = 0;
+    for (struct acct *a = accts; a; a = next) {
+        next = a->next;
+        if (!a->ndirty) {
+            continue; /* a migration waits for a change: no write on a read */
+        }
+        unsigned long long before = bytes_written;
+        int rc = acct_write(a);
+        log_debug("pep: %s: %llu bytes written (%llu in all)", a->bare, bytes_written - before,
+                  bytes_written);
+        if (rc != STORE_OK || stamps_of(a->bare, &a->stamp, &a->lstamp) < 0) {
+            log_error("pep: writing the nodes of %s failed; reading them again", a->bare);
+            acct_drop(a->bare);
+            continue;
+        }
+        dirty_clear(a);
+    }
+}
+
+/* Put node in a->doc in place of the node of the same name (keeping the
+ * order nodes were made in: the index and disco#items list them so), or
+ * after the others when there is none. */
+static void node_replace(struct acct *a, struct xml_node *was, struct xml_node *node)
+{
+    struct xml_node *after = was ? xml_next(was) : NULL;
+    struct xml_node *tail = xml_node_new("tail", NS_STORE);
+    if (!tail) {
+        after = NULL; /* out of memory: the node moves to the end, nothing lost */
+    }
+    while (after) {
+        struct xml_node *n = after;
+        after = xml_next(n);
+        xml_detach(n);
+        xml_append(tail, n);
+    }
+    if (was) {
+        xml_detach(was);
+        xml_free(was);
+    }
+    if (node) {
+        xml_append(a->doc, node);
+    }
+    while (tail && xml_first_child(tail)) {
+        struct xml_node *n = xml_first_child(tail);
+        xml_detach(n);
+        xml_append(a->doc, n);
+    }
+    xml_free(tail);
+}
+
+/* Take node (NULL: deleted) as the new state of a's node name, written at
+ * the end of the turn (acct_flush). Returns 0 (a->doc holds node now; the
+ * old one is freed), or 1 over pep_max_account_bytes (a growing doc only,
+ * so that an account over a lowered limit can still delete), or a negative
+ * STORE_* code (out of memory). On failure node stays the caller's. A change
+ * that leaves the node byte-for-byte the same (a non-persistent node's item)
+ * writes nothing. Only the node is serialised, never the account's doc. */
+static int acct_save(struct acct *a, const char *name, struct xml_node *node)
+{
+    struct xml_node *was = node_find(a->doc, name);
     struct buf b, old;
     buf_init(&b, 0);
     buf_init(&old, 0);
-    rc = xml_serialize(doc, NS_CLIENT, &b) == 0 && xml_serialize(a->doc, NS_CLIENT, &old) == 0
-             ? STORE_OK
-             : STORE_EIO;
-    size_t limit = (size_t)g_config->pep_max_account_bytes;
-    if (rc != STORE_OK ||
-        (buf_len(&b) == buf_len(&old) && memcmp(buf_ptr(&b), buf_ptr(&old), buf_len(&b)) == 0)) {
-        /* unchanged (a non-persistent node's item): nothing to write */
-    } else if (!xml_first_child(doc)) {
-        rc = store_doc_delete(a->bare, PEP_DOC);
-        rc = rc == STORE_ENOENT ? STORE_OK : rc;
-    } else if (buf_len(&b) > limit && buf_len(&b) > buf_len(&old)) {
+    int rc = (!node || xml_serialize(node, NS_STORE, &b) == 0) &&
+                     (!was || xml_serialize(was, NS_STORE, &old) == 0)
+                 ? STORE_OK
+                 : STORE_EIO;
+    int same = rc == STORE_OK && !was == !node && buf_len(&b) == buf_len(&old) &&
+               memcmp(buf_ptr(&b), buf_ptr(&old), buf_len(&b)) == 0;
+    size_t bytes = a->bytes - buf_len(&old) + buf_len(&b);
+    if (rc != STORE_OK || same) {
+        /* unchanged: nothing to write */
+    } else if (bytes > (size_t)g_config->pep_max_account_bytes && bytes > a->bytes) {
         rc = 1;
+    } else if (dirty_add(a, name) < 0) {
+        rc = STORE_EIO;
     } else {
-        rc = store_doc_put(a->bare, PEP_DOC, buf_ptr(&b), buf_len(&b));
+        flush_pending = 1;
+        a->index_dirty |= !was != !node;
+        a->bytes = bytes;
     }
     buf_free(&b);
     buf_free(&old);
     if (rc == STORE_OK) {
-        xml_free(a->doc);
-        a->doc = doc;
-        if (store_doc_stamp(a->bare, PEP_DOC, &a->stamp) != STORE_OK) {
-            memset(&a->stamp, 0, sizeof(a->stamp)); /* deleted: as absent */
-        }
+        node_replace(a, was, node);
     }
     return rc;
 }
@@ -508,10 +819,12 @@ static int cfg_apply(struct xml_node *node, const struct node_cfg *c)
 
 /* A new node with XEP-0163 §5 defaults (presence access, one persistent
  * item, last item on presence) changed by c. NULL when out of memory. */
-static struct xml_node *node_new(struct xml_node *doc, const char *name, const struct node_cfg *c)
+/* A new detached node (the caller owns it), or NULL out of memory. */
+static struct xml_node *node_new(const char *name, const struct node_cfg *c)
 {
-    struct xml_node *n = xml_add_child(doc, "node", NS_STORE);
+    struct xml_node *n = xml_node_new("node", NS_STORE);
     if (!n || xml_set_attr(n, "name", name) < 0 || cfg_apply(n, c) < 0) {
+        xml_free(n);
         return NULL;
     }
     return n;
@@ -774,13 +1087,13 @@ static struct xml_node *publish_check(struct session *s, struct xml_node *iq,
 
 /* The result of a write: 0 done; else the error was answered. */
 static int save_or_fail(struct session *s, const struct xml_node *iq, struct acct *a,
-                        struct xml_node *doc)
+                        const char *name, struct xml_node *node)
 {
-    int rc = acct_save(a, doc);
+    int rc = acct_save(a, name, node);
     if (rc == 0) {
         return 0;
     }
-    xml_free(doc);
+    xml_free(node);
     if (rc == 1) {
         log_info("%s: PEP data of %s over pep_max_account_bytes", conn_label(s->conn), a->bare);
         reply_error(s, iq, "modify", "policy-violation", NULL, NULL);
@@ -790,21 +1103,21 @@ static int save_or_fail(struct session *s, const struct xml_node *iq, struct acc
     return -1;
 }
 
-/* The node name in doc, created with cfg when absent. NULL after answering. */
+/* A copy of a's node name to change (a change copies one node, not the
+ * account's doc), or a new one with cfg when absent. The caller owns it;
+ * NULL after answering. */
 static struct xml_node *node_get_or_create(struct session *s, const struct xml_node *iq,
-                                           struct xml_node *doc, const char *name,
+                                           const struct acct *a, const char *name,
                                            const struct node_cfg *cfg)
 {
-    struct xml_node *node = node_find(doc, name);
-    if (node) {
-        return node;
-    }
-    if (count_children(doc) >= (size_t)g_config->pep_max_nodes) {
+    struct xml_node *old = node_find(a->doc, name);
+    struct xml_node *node = NULL;
+    if (!old && count_children(a->doc) >= (size_t)g_config->pep_max_nodes) {
         log_info("%s: PEP node %s refused: pep_max_nodes", conn_label(s->conn), name);
         reply_error(s, iq, "cancel", "policy-violation", "max-nodes-exceeded", NULL);
         return NULL;
     }
-    node = node_new(doc, name, cfg);
+    node = old ? xml_copy(old) : node_new(name, cfg);
     if (!node) {
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
     }
@@ -862,13 +1175,8 @@ static void do_publish(struct session *s, struct xml_node *iq, struct xml_node *
         reply_error(s, iq, "cancel", "conflict", "precondition-not-met", NULL);
         return;
     }
-    struct xml_node *doc = xml_copy(a->doc);
-    struct xml_node *node = doc ? node_get_or_create(s, iq, doc, name, &opts) : NULL;
-    if (!doc) {
-        reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
-    }
+    struct xml_node *node = node_get_or_create(s, iq, a, name, &opts);
     if (!node) {
-        xml_free(doc);
         return;
     }
     struct xml_node *same = item_find(node, id);
@@ -878,13 +1186,13 @@ static void do_publish(struct session *s, struct xml_node *iq, struct xml_node *
     }
     struct xml_node *item = xml_add_child(node, "item", NS_STORE);
     if (!item || xml_set_attr(item, "id", id) < 0 || append_copy(item, payload) < 0) {
-        xml_free(doc);
+        xml_free(node);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
     struct xml_node *ev = event_item(item);
     trim_items(node);
-    if (save_or_fail(s, iq, a, doc) == 0) {
+    if (save_or_fail(s, iq, a, name, node) == 0) {
         publish_result(s, iq, name, id);
         node = node_find(a->doc, name);
         if (ev && node) {
@@ -915,17 +1223,16 @@ static void do_retract(struct session *s, struct xml_node *iq, struct xml_node *
         reply_error(s, iq, "cancel", "item-not-found", NULL, NULL); /* §7.2.3 */
         return;
     }
-    struct xml_node *doc = xml_copy(a->doc);
-    struct xml_node *n2 = doc ? node_find(doc, name) : NULL;
+    struct xml_node *n2 = xml_copy(node);
     struct xml_node *gone = n2 ? item_find(n2, id) : NULL;
     if (!gone) {
-        xml_free(doc);
+        xml_free(n2);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
     xml_detach(gone);
     xml_free(gone);
-    if (save_or_fail(s, iq, a, doc) < 0) {
+    if (save_or_fail(s, iq, a, name, n2) < 0) {
         return;
     }
     router_iq_result(s, iq, NULL);
@@ -961,16 +1268,8 @@ static void do_create(struct session *s, struct xml_node *iq, struct xml_node *p
         reply_error(s, iq, "cancel", "conflict", NULL, NULL); /* §8.1.3 */
         return;
     }
-    struct xml_node *doc = xml_copy(a->doc);
-    if (!doc) {
-        reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
-        return;
-    }
-    if (!node_get_or_create(s, iq, doc, name, &cfg)) {
-        xml_free(doc);
-        return;
-    }
-    if (save_or_fail(s, iq, a, doc) == 0) {
+    struct xml_node *node = node_get_or_create(s, iq, a, name, &cfg);
+    if (node && save_or_fail(s, iq, a, name, node) == 0) {
         router_iq_result(s, iq, NULL);
     }
 }
@@ -1179,14 +1478,14 @@ static void configure_set(struct session *s, struct xml_node *iq, struct xml_nod
         reply_error(s, iq, "modify", "not-acceptable", NULL, NULL); /* §8.2.5 */
         return;
     }
-    struct xml_node *doc = xml_copy(a->doc);
-    struct xml_node *node = doc ? node_find(doc, name) : NULL;
+    struct xml_node *old = node_find(a->doc, name);
+    struct xml_node *node = old ? xml_copy(old) : NULL;
     if (!node || cfg_apply(node, &c) < 0) {
-        xml_free(doc);
+        xml_free(node);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
-    if (save_or_fail(s, iq, a, doc) == 0) {
+    if (save_or_fail(s, iq, a, name, node) == 0) {
         router_iq_result(s, iq, NULL);
     }
 }
@@ -1195,27 +1494,21 @@ static void configure_set(struct session *s, struct xml_node *iq, struct xml_nod
 static void delete_or_purge(struct session *s, struct xml_node *iq, struct acct *a,
                             const char *name, int purge)
 {
-    struct xml_node *doc = xml_copy(a->doc);
-    struct xml_node *node = doc ? node_find(doc, name) : NULL;
     struct xml_node *old = node_find(a->doc, name);
-    struct xml_node *keep = old ? xml_copy(old) : NULL; /* for the notification */
-    if (!node || !keep) {
-        xml_free(doc);
+    /* keep: for the notification; node: the purged node, NULL when deleted */
+    struct xml_node *keep = old ? xml_copy(old) : NULL;
+    struct xml_node *node = keep && purge ? xml_copy(old) : NULL;
+    if (!keep || (purge && !node)) {
         xml_free(keep);
         reply_error(s, iq, "wait", "internal-server-error", NULL, NULL);
         return;
     }
-    if (purge) {
-        while (xml_first_child(node)) {
-            struct xml_node *it = xml_first_child(node);
-            xml_detach(it);
-            xml_free(it);
-        }
-    } else {
-        xml_detach(node);
-        xml_free(node);
+    while (node && xml_first_child(node)) {
+        struct xml_node *it = xml_first_child(node);
+        xml_detach(it);
+        xml_free(it);
     }
-    if (save_or_fail(s, iq, a, doc) == 0) {
+    if (save_or_fail(s, iq, a, name, node) == 0) {
         router_iq_result(s, iq, NULL);
         /* §8.4.1 / §8.5.1: <delete/> or <purge/> to those notified of items. */
         notify_all(a->bare, keep, NULL, purge ? "purge" : "delete");
@@ -1291,10 +1584,19 @@ static int list_nodes(struct session *s, const char *bare, struct xml_node *q)
 
 /* ---- events ---- */
 
-/* End of turn: the docs of online accounts, and pep_doc_cache others. */
+static int on_before_output(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    acct_flush();
+    return 0;
+}
+
+/* End of turn: what is still unwritten (a turn without output), then keep
+ * the docs of online accounts, and pep_doc_cache others. */
 static int on_turn_end(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
+    acct_flush();
     trim_offline((size_t)g_config->pep_doc_cache);
     return 0;
 }
@@ -1309,6 +1611,7 @@ static int on_account_removed(struct session *s, struct xml_node *st, const char
 static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
+    acct_flush();
     while (accts) {
         acct_drop(accts->bare);
     }
@@ -1343,6 +1646,7 @@ HOOK_SERVICE(pep)
         hook_feature(HOOK_DISCO_ACCOUNT, pep_features[i]);
     }
     hook_disco_items(list_nodes);
+    hook_add(HOOK_BEFORE_OUTPUT, on_before_output);
     hook_add(HOOK_TURN_END, on_turn_end);
     hook_add(HOOK_ACCOUNT_REMOVED, on_account_removed);
     hook_add(HOOK_SHUTDOWN, on_shutdown);

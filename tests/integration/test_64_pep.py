@@ -463,8 +463,10 @@ def test_restart_keeps_items(server):
     server.kill9()
     server.start()
     run(read_back())
-    path = os.path.join(server.data_dir, "accounts", server.jid("alice"), "doc-pep")
-    assert os.path.exists(path)
+    # STORAGE.md "pep": an index and one doc per node, no old single doc.
+    acct = os.path.join(server.data_dir, "accounts", server.jid("alice"))
+    assert os.path.exists(os.path.join(acct, "doc-pep-index"))
+    assert not os.path.exists(os.path.join(acct, "doc-pep"))
 
 
 def test_deleted_account_loses_its_nodes(server):

@@ -353,8 +353,10 @@ def test_cached_offline_doc_follows_its_file(server):
             assert [p.text for _, p in got] == expect
 
     run(read(["old"]))
-    path = os.path.join(server.data_dir, "accounts", server.jid("alice"), "doc-pep")
-    os.unlink(path)
+    # STORAGE.md "pep": without the index the old single doc is what counts.
+    acct = os.path.join(server.data_dir, "accounts", server.jid("alice"))
+    os.unlink(os.path.join(acct, "doc-pep-index"))
+    path = os.path.join(acct, "doc-pep")
     write_doc(server, "alice", "pep", "<pep xmlns='urn:xmppd:pep:1'><node name='urn:test:n' "
               "access='open'><item id='current'><e xmlns='urn:t'>new</e></item></node></pep>")
     run(read(["new"]))
@@ -371,3 +373,171 @@ def _expect_missing(server):
             b = await plain_client(cl, "bob")
             assert_error(await get_items(b, server.jid("alice"), "urn:test:n"), "item-not-found")
     return scenario()
+
+
+def _files(server, user):
+    """{name: (inode, size)} of an account's store files."""
+    import os
+    d = os.path.join(server.data_dir, "accounts", server.jid(user))
+    out = {}
+    for name in os.listdir(d):
+        st = os.stat(os.path.join(d, name))
+        out[name] = (st.st_ino, st.st_size)
+    return out
+
+
+def _rewritten_bytes(before, after):
+    """Bytes of the files made or replaced (every store write renames a new
+    file into place: a new inode) between two _files snapshots."""
+    return sum(size for name, (ino, size) in after.items()
+               if name not in before or before[name][0] != ino)
+
+
+def test_publish_rewrites_only_its_node(server):
+    """Flash wear (STYLE.md §11, STORAGE.md "pep"): a publish flood must not
+    rewrite the account's other nodes. With a 60 kB avatar stored, ten small
+    nickname publishes used to rewrite (and fsync) the whole account doc
+    each time, 600 kB; now each writes the nickname node's doc only."""
+    server.require_managed()
+    big = "<data xmlns='urn:xmpp:avatar:data'>%s</data>" % ("A" * 60000)
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            assert (await publish(a, "urn:xmpp:avatar:data", big))["type"] == "result"
+            written = 0
+            for i in range(10):
+                before = _files(server, "alice")
+                assert (await publish(a, NS_NICK, nick("n%d" % i)))["type"] == "result"
+                written += _rewritten_bytes(before, _files(server, "alice"))
+            assert 0 < written < 10 * 2000, "10 small publishes wrote %d bytes" % written
+            got = await get_items(a, a.bare, "urn:xmpp:avatar:data")
+            assert len(items_of(got)[0][1].text) == 60000
+    from test_64_pep import get_items, items_of
+    run(scenario())
+
+
+def test_publish_flood_is_group_committed(server):
+    """A client that pipelines publishes gets its results only once they
+    are durable, but the store writes each touched node once per loop turn,
+    not once per publish (the debug line counts what PEP wrote)."""
+    import re
+    from test_64_pep import publish_xml
+    server.require_managed()
+    c, _ = raw_login(server, "alice", resource="flood")
+    n = 60
+    try:
+        start = len(c.reader.children)
+        c.send("".join("<iq type='set' id='g%d'>%s</iq>"
+                       % (i, publish_xml("urn:test:g", "<e xmlns='urn:t'>%d</e>" % i, "i%d" % i))
+                       for i in range(n)))
+        c.read_until(lambda r: len(r.children) - start >= n, 20)
+        results = [el for el in c.reader.children[start:] if el.get("type") == "result"]
+        assert len(results) == n, c.describe()
+    finally:
+        c.close()
+    writes = re.findall(r"pep: alice@localhost: (\d+) bytes written", server.log_text())
+    assert 1 <= len(writes) < n, "%d publishes, %d writes" % (n, len(writes))
+
+
+def test_old_single_doc_migrated_on_first_write(server):
+    """STORAGE.md "pep": an account's nodes stored by an older xmppd in one
+    doc-pep are read as they are (a read writes nothing), and the first
+    change writes one doc per node and the index, then removes doc-pep."""
+    import os
+    from im_helpers import read_doc, write_doc
+    from test_64_pep import get_items, items_of
+    server.require_managed()
+    server.stop()
+    old = ("<pep xmlns='urn:xmppd:pep:1'><node name='urn:test:a' access='open'>"
+           "<item id='current'><e xmlns='urn:t'>a</e></item></node>"
+           "<node name='urn:test:b' access='open'><item id='current'><e xmlns='urn:t'>b</e>"
+           "</item></node></pep>")
+    write_doc(server, "alice", "pep", old)
+    server.start()
+    acct = os.path.join(server.data_dir, "accounts", server.jid("alice"))
+
+    async def scenario():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            assert items_of(await get_items(a, a.bare, "urn:test:b"))[0][1].text == "b"
+            assert read_doc(server, "alice", "pep") == old
+            assert not os.path.exists(os.path.join(acct, "doc-pep-index"))
+            ans = await publish(a, "urn:test:a", "<e xmlns='urn:t'>a2</e>",
+                                options={"pubsub#access_model": "open"})
+            assert ans["type"] == "result", ans
+    run(scenario())
+    assert read_doc(server, "alice", "pep") is None
+    assert os.path.exists(os.path.join(acct, "doc-pep-index"))
+    server.kill9()
+    server.start()
+
+    async def read_back():
+        async with Clients(server) as cl:
+            b = await plain_client(cl, "bob")
+            for node, text in (("urn:test:a", "a2"), ("urn:test:b", "b")):
+                got = items_of(await get_items(b, server.jid("alice"), node))
+                assert [p.text for _, p in got] == [text]
+    run(read_back())
+
+
+def test_node_doc_of_another_name_is_damage(server):
+    """STORAGE.md "pep": a node's doc repeats its name. One found under
+    another node's file name (copied by hand, or a node listed twice in the
+    index) is treated like a doc that does not parse: internal-server-error,
+    a log line, the files left as they are, never another node's items."""
+    from im_helpers import read_doc, write_doc
+    from test_64_pep import get_items
+    server.require_managed()
+    server.stop()
+
+    def doc_of(node):
+        return "pep-" + hashlib.sha256(node.encode()).hexdigest()[:32]
+    write_doc(server, "alice", "pep-index", "<pep xmlns='urn:xmppd:pep-index:1'>"
+              "<node name='urn:test:a'/></pep>")
+    stray = ("<node xmlns='urn:xmppd:pep:1' name='urn:test:b' access='open'>"
+             "<item id='current'><e xmlns='urn:t'>b</e></item></node>")
+    write_doc(server, "alice", doc_of("urn:test:a"), stray)
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            b = await plain_client(cl, "bob")
+            for node in ("urn:test:a", "urn:test:b"):
+                ans = await get_items(b, server.jid("alice"), node)
+                assert ans["type"] == "error" and \
+                    ans["error"]["condition"] == "internal-server-error", ans
+    run(scenario())
+    assert read_doc(server, "alice", doc_of("urn:test:a")) == stray
+    assert "stored nodes of alice@localhost do not parse" in server.log_text()
+
+
+def test_account_at_quota_with_long_node_names_reads_back(server):
+    """The index repeats every node name beside the node docs: an account
+    filled up to pep_max_account_bytes (1 MiB) in pep_max_nodes (64) nodes
+    with long names must still be readable after a restart (the read bound
+    covers the index and each node doc's own namespace declaration), not
+    turn into "do not parse"."""
+    from test_64_pep import get_items, items_of
+    server.require_managed()
+    names = ["urn:test:%02d:%s" % (i, "n" * 1000) for i in range(64)]
+
+    async def fill():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            for i, name in enumerate(names):
+                text = "y" * 60000 if i < 16 else "x"
+                ans = await publish(a, name, "<e xmlns='urn:t'>%s</e>" % text)
+                assert ans["type"] == "result", ans
+    run(fill())
+    server.kill9()
+    server.start()
+
+    async def read_back():
+        async with Clients(server) as cl:
+            a = await plain_client(cl, "alice")
+            for name in (names[0], names[-1]):
+                got = items_of(await get_items(a, a.bare, name))
+                assert len(got) == 1 and got[0][1].text[0] in "xy", got
+    run(read_back())
+    assert "do not parse" not in server.log_text()
