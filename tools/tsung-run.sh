@@ -114,8 +114,12 @@ EOF
 
 cpu_ticks() { [ -n "$pid" ] && awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null; }
 t0=$(cpu_ticks)
-# Tsung reports errors in its log, not in its exit code.
-timeout $((secs + 120)) tsung -f "$dir/scenario.xml" -l "$dir/log" start > "$dir/tsung.out" 2>&1
+# Tsung reports errors in its log, not in its exit code. Its Erlang nodes are
+# named per run (-i) and its web GUI (port 8091) is off (-n): two runs at once
+# (parallel test workers, two make checks on one machine) would otherwise
+# clash on "tsung_controller@host" and fail before the first connection.
+timeout $((secs + 120)) tsung -n -i "xmppd$$" -f "$dir/scenario.xml" -l "$dir/log" start \
+	> "$dir/tsung.out" 2>&1
 rc=$?
 t1=$(cpu_ticks)
 log=$(ls -d "$dir"/log/*/ 2>/dev/null | tail -1)
