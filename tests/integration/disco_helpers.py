@@ -128,3 +128,12 @@ async def subscribe_both(a, b, timeout=10.0):
             assert loop.time() < deadline, "%s: no subscription='both' for %s: %s" % (
                 x.bare, y.bare, ans)
             await asyncio.sleep(0.1)
+
+
+async def archive_never(cl, user):
+    """Turn user's XEP-0313 archive off: a message the archive keeps is not
+    bounced when offline storage is full, for tests about offline storage alone.
+    (A server without XEP-0313 answers an error, which is as good.)"""
+    c = await cl.login(user, send_presence=False)
+    await iq(c, "<prefs xmlns='urn:xmpp:mam:2' default='never'/>", itype="set")
+    await c.close()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from disco_helpers import assert_error, iq
+from disco_helpers import archive_never, assert_error, iq
 from xep_helpers import (NS_CHATSTATES, NS_DELAY, STAMP_RE, barrier, body_of, collect_messages,
                          delays, is_error, send_message, stanza_error)
 from xmpp_helpers import Clients, patience, run
@@ -163,15 +163,6 @@ def test_forged_server_delay_in_other_spellings_is_dropped(server):
             assert ds[0].get("from") == server.domain, str(m)
             assert not ds[0].get("stamp").startswith("2001"), str(m)
     run(scenario())
-
-
-async def archive_never(cl, user):
-    """Turn user's XEP-0313 archive off: a message the archive keeps is not
-    bounced when offline storage is full, and these tests are about the latter.
-    (A server without XEP-0313 answers an error, which is as good.)"""
-    c = await cl.login(user, send_presence=False)
-    await iq(c, "<prefs xmlns='urn:xmpp:mam:2' default='never'/>", itype="set")
-    await c.close()
 
 
 def test_quota(server):

@@ -19,6 +19,7 @@ the server can be made to copy, to whom, and how many times.
   takes the resource or the name over gets none of them (and the sanitizer
   build reports no leak at exit)."""
 
+from disco_helpers import archive_never
 from im_helpers import online
 from limits_helpers import expect_stream_error, raw_session, reconfigure
 from test_61_carbons import copied, enable, is_carbon, next_carbon, three
@@ -78,7 +79,8 @@ def test_no_received_copy_of_a_refused_message(server):
     async def scenario():
         async with Clients(server) as cl:
             # Negative priority: no resource takes a message to the bare JID,
-            # and storage refuses it.
+            # and storage refuses it (the archive, which would keep it, is off).
+            await archive_never(cl, "alice")
             neg = await online(cl, "alice", "neg", priority=-1)
             await enable(neg)
             bob = await online(cl, "bob", "b")
