@@ -198,13 +198,11 @@ static int over_limits(const struct sm_state *st, size_t len)
            (st->lost_at && detached_bytes + len > (size_t)g_config->sm_detached_bytes);
 }
 
-/* Past the soft mark, sm_unacked_soft_percent of either limit. 64-bit: the
- * products overflow a 32-bit size_t (routers). */
 static int over_soft(const struct sm_state *st)
 {
-    uint64_t pct = (uint64_t)g_config->sm_unacked_soft_percent;
-    return (uint64_t)st->qlen * 100 >= (uint64_t)g_config->sm_max_unacked * pct ||
-           (uint64_t)st->qbytes * 100 >= (uint64_t)g_config->sm_max_unacked_bytes * pct;
+    return sm_over_soft(st->qlen, st->qbytes, (uint64_t)g_config->sm_max_unacked,
+                        (uint64_t)g_config->sm_max_unacked_bytes,
+                        (uint64_t)g_config->sm_unacked_soft_percent);
 }
 
 /* Back-pressure before the limits (STYLE §4, as for outq_soft): a session
