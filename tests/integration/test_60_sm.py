@@ -399,15 +399,22 @@ def test_unacked_overflow_is_policy_violation(server):
         bob.close()
 
 
+async def slixmpp_sm_bob(cl):
+    """bob logged in with slixmpp's xep_0198 plugin, stream management
+    enabled both ways: (client, plugin)."""
+    bob = cl.new("bob")
+    bob.xmpp.register_plugin("xep_0198")
+    await bob.login()
+    sm = bob.xmpp["xep_0198"]
+    await bob.ping_server()
+    assert sm.enabled_in and sm.enabled_out, "slixmpp did not enable stream management"
+    return bob, sm
+
+
 def test_slixmpp_stream_management(server):
     async def scenario():
         async with Clients(server) as cl:
-            bob = cl.new("bob")
-            bob.xmpp.register_plugin("xep_0198")
-            await bob.login()
-            sm = bob.xmpp["xep_0198"]
-            await bob.ping_server()
-            assert sm.enabled_in and sm.enabled_out, "slixmpp did not enable stream management"
+            bob, sm = await slixmpp_sm_bob(cl)
             alice = await cl.login("alice")
             for i in range(7):
                 alice.xmpp.send_message(mto=bob.jid, mbody="s%d" % i, mtype="chat")
@@ -695,12 +702,7 @@ def test_slixmpp_burst_pauses_the_sender_instead_of_ending_the_stream(server):
     resumed once the victim acknowledges: every message arrives."""
     async def scenario():
         async with Clients(server) as cl:
-            bob = cl.new("bob")
-            bob.xmpp.register_plugin("xep_0198")
-            await bob.login()
-            sm = bob.xmpp["xep_0198"]
-            await bob.ping_server()
-            assert sm.enabled_in and sm.enabled_out, "slixmpp did not enable stream management"
+            bob, sm = await slixmpp_sm_bob(cl)
             # bob answers each <r/> as a phone on a slow link does: a while
             # later (the burst is faster than its ack round trip).
             loop = asyncio.get_running_loop()
