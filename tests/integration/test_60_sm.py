@@ -746,3 +746,22 @@ def test_paused_sender_and_a_client_that_never_acks(server):
     finally:
         bob.close()
         alice.close()
+
+
+def test_a_client_over_its_soft_mark_is_not_paused_on_its_own_answers(server):
+    """The answers to a client's own requests fill its queue past the soft
+    mark: it goes on being read (a sender is never paused on itself), so it
+    can still acknowledge."""
+    reconfigure(server, sm_max_unacked=20)
+    bob = Sm.bound(server, "bob", "phone")
+    try:
+        bob.available()
+        bob.enable(resume=False)
+        for i in range(14):
+            bob.ping("own%d" % i)
+        wait_log(server, "its senders pause until it acknowledges")
+        bob.send("<a xmlns='%s' h='14'/>" % NS_SM)
+        bob.ping("after")
+        assert bob.c.reader.stream_error is None, bob.c.describe()
+    finally:
+        bob.close()
