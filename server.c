@@ -163,6 +163,27 @@ static void mark_pending(struct conn *c)
     }
 }
 
+/* STYLE §4: a destination over its soft limit stops the sender being read
+ * until it drains (tick() resumes it). Never the sender itself: a client
+ * that does not read its own answers runs into the hard limit instead. */
+static void pause_reader_for(struct conn *c, const char *why)
+{
+    if (reading && reading != c && !reading->paused && !reading->closed) {
+        conn_pause_for(reading, c);
+        log_limited("paused senders", reading->addr, L_INFO,
+                    "%s reading paused: connection %u is %s (%zu bytes queued)",
+                    conn_label(reading), c->id, why, buf_len(&c->out));
+    }
+}
+
+void conn_set_backlog(struct conn *c, int over)
+{
+    c->backlog = over;
+    if (over && !c->closed) {
+        pause_reader_for(c, "holding too much unacknowledged");
+    }
+}
+
 int conn_send(struct conn *c, const char *data, size_t len)
 {
     /* A closing stream has queued its </stream:stream> already (c2s sends its
@@ -180,20 +201,13 @@ int conn_send(struct conn *c, const char *data, size_t len)
         return -1;
     }
     mark_pending(c);
-    if (!conn_over_soft_limit(c)) {
-        return 0;
-    }
-    if (!c->soft_since) {
-        c->soft_since = g_now;
-    }
-    /* STYLE §4: a destination over its soft limit stops the sender being read
-     * until it drains (tick() resumes it). Never the sender itself: a client
-     * that does not read its own answers runs into the hard limit instead. */
-    if (reading && reading != c && !reading->paused && !reading->closed) {
-        conn_pause_for(reading, c);
-        log_limited("paused senders", reading->addr, L_INFO,
-                    "%s reading paused: connection %u is over outq_soft (%zu bytes queued)",
-                    conn_label(reading), c->id, buf_len(&c->out));
+    if (conn_over_soft_limit(c)) {
+        if (!c->soft_since) {
+            c->soft_since = g_now;
+        }
+        pause_reader_for(c, "over outq_soft");
+    } else if (c->backlog) {
+        pause_reader_for(c, "holding too much unacknowledged");
     }
     return 0;
 }
@@ -891,12 +905,13 @@ static void tick(void)
             continue;
         }
         if (c->paused) {
-            /* Resume once the destination drained to half its soft limit or left. */
+            /* Resume once the destination drained to half its soft limit (and
+             * its peer acknowledged enough, conn_set_backlog) or left. */
             struct conn *d = conns[c->paused_fd];
             if (d && (d->id != c->paused_on || d->closed || d->state == CONN_CLOSING)) {
                 d = NULL;
             }
-            if (!d || buf_len(&d->out) < (size_t)g_config->outq_soft / 2) {
+            if (!d || (buf_len(&d->out) < (size_t)g_config->outq_soft / 2 && !d->backlog)) {
                 c->paused = 0;
                 log_limited("resumed senders", c->addr, L_INFO, "%s reading resumed",
                             conn_label(c));

@@ -60,6 +60,8 @@ struct conn {
     struct buf out;
     time_t last_read;       /* monotonic seconds */
     time_t soft_since;      /* the output queue went over outq_soft then; 0 = it is not */
+    int backlog;            /* a layer above holds too much unacknowledged for this peer
+                               (XEP-0198): its senders pause as for outq_soft */
     time_t deadline;        /* CLOSING: give up flushing the last bytes then; 0 = none */
     int ping_sent;
     char addr[48];          /* peer address for logs and per-address caps */
@@ -85,6 +87,11 @@ int conn_over_soft_limit(const struct conn *c);
 size_t conn_queued(const struct conn *c);
 /* Stop reading from c until dest drains below half its soft limit. */
 void conn_pause_for(struct conn *c, const struct conn *dest);
+/* smpress: a layer above (sm.c, XEP-0198) says that c's peer has too much
+ * unacknowledged (1) or no longer has (0). While it has, whoever sends to c
+ * is paused as for a queue over outq_soft (STYLE §4), and resumed once c's
+ * backlog is gone and its queue drained (or c left); c itself never is. */
+void conn_set_backlog(struct conn *c, int over);
 /* Close after the queued bytes are flushed (or immediately when hard). The
  * conn stays valid until the end of this loop turn. */
 void conn_close(struct conn *c, int flush_first);

@@ -59,6 +59,8 @@ struct sm_state {
     int uncovered;          /* an offline batch was in flight at <enable/>: */
     uint32_t uncovered_crc; /* that one (offline_crc) is not in the queue */
     int flushing;           /* its queue is being emptied: it takes nothing more */
+    int backlog;            /* over the soft mark: its senders are paused */
+    time_t soft_since;      /* ... since then (monotonic); 0 while under it */
 };
 
 static int slot = -1;
@@ -196,6 +198,43 @@ static int over_limits(const struct sm_state *st, size_t len)
            (st->lost_at && detached_bytes + len > (size_t)g_config->sm_detached_bytes);
 }
 
+static int over_soft(const struct sm_state *st)
+{
+    return sm_over_soft(st->qlen, st->qbytes, (uint64_t)g_config->sm_max_unacked,
+                        (uint64_t)g_config->sm_max_unacked_bytes,
+                        (uint64_t)g_config->sm_unacked_soft_percent);
+}
+
+/* Back-pressure before the limits (STYLE §4, as for outq_soft): a session
+ * past its soft mark pauses whoever sends to it (server.c) until its acks
+ * bring it back under, so that a burst from one sender, faster than the
+ * client's ack round trip, does not end the stream (policy-violation is for
+ * a client that does not acknowledge at all: sm_tick, or many senders). It
+ * is asked for an ack at once (XEP-0198 §4: the server may send <r/> any
+ * time). A queue being flushed has no conn to pause for. */
+static void update_backlog(struct sm_state *st)
+{
+    int over = !st->flushing && !st->ending && over_soft(st);
+    if (over == st->backlog) {
+        return;
+    }
+    st->backlog = over;
+    st->soft_since = over ? g_now : 0;
+    if (st->flushing) {
+        return;
+    }
+    if (st->sess->conn) {
+        conn_set_backlog(st->sess->conn, over);
+    }
+    if (over) {
+        log_limited("sm backlog", st->sess->jid, L_INFO,
+                    "sm: %s has %zu unacknowledged stanzas (%zu bytes): its senders pause "
+                    "until it acknowledges",
+                    st->sess->jid, st->qlen, st->qbytes);
+        send_r(st);
+    }
+}
+
 static int sm_output(struct session *s, const char *xml, size_t len)
 {
     struct sm_state *st = state_of(s);
@@ -227,6 +266,7 @@ static int sm_output(struct session *s, const char *xml, size_t len)
     if (s->conn && !st->r_pending && st->qlen >= (size_t)g_config->sm_request_ack) {
         send_r(st);
     }
+    update_backlog(st);
     return 1;
 }
 
@@ -310,6 +350,7 @@ static void flush_queue(struct sm_state *st)
          * second: a crash in between repeats messages, never loses one. */
         offline_batch_moved(s);
     }
+    update_backlog(st); /* off: the stream is over, nothing to pause for */
 }
 
 static void remember_expired(const struct sm_state *st)
@@ -472,6 +513,7 @@ static int apply_ack(struct conn *c, struct sm_state *st, uint32_t h)
         free(q_pop(st));
     }
     st->acked = h;
+    update_backlog(st);
     return 0;
 }
 
@@ -601,6 +643,11 @@ static void resume(struct conn *c, struct session *s, const struct xml_node *el)
         st->lost_at = 0;
     }
     c2s_resume(c, st->sess);
+    if (st->backlog) {
+        /* The new link gets the whole ping_timeout to catch up. */
+        st->soft_since = g_now;
+        conn_set_backlog(c, 1);
+    }
     char xml[120];
     snprintf(xml, sizeof(xml), "<resumed xmlns='" NS_SM "' h='%u' previd='%s'/>", (unsigned)st->in,
              st->id);
@@ -677,6 +724,14 @@ static int sm_tick(struct session *unused, struct xml_node *unused2, const char 
             } else if (g_now - st->lost_at >= st->timeout) {
                 end_lost(st, "was not resumed in time");
             }
+        } else if (c && st->soft_since && g_now - st->soft_since >= g_config->ping_timeout) {
+            /* As for outq_soft: past the soft mark for as long as a ping
+             * may take, it is not a slow ack round trip but a client that
+             * does not acknowledge, and it keeps its senders paused. */
+            log_limited("sm backlog", st->sess->jid, L_NOTICE,
+                        "sm: %s over the soft mark for %d s without acknowledging",
+                        st->sess->jid, (int)(g_now - st->soft_since));
+            overflow(st);
         } else if (c && st->qlen && !st->r_pending &&
                    g_now - c->last_read >= g_config->ping_interval / 2) {
             /* Before the link is thought dead (c2s pings at ping_interval),

@@ -28,6 +28,16 @@ static inline uint32_t sm_unacked(uint32_t acked, uint32_t sent)
     return sent - acked;
 }
 
+/* smpress: 1 when a queue of qlen stanzas and qbytes bytes is at or past
+ * pct percent of either limit (max stanzas, max_bytes): its senders pause
+ * (sm_unacked_soft_percent). 64-bit products: a 32-bit size_t (routers)
+ * would overflow. */
+static inline int sm_over_soft(uint64_t qlen, uint64_t qbytes, uint64_t max, uint64_t max_bytes,
+                               uint64_t pct)
+{
+    return qlen * 100 >= max * pct || qbytes * 100 >= max_bytes * pct;
+}
+
 /* Parse an 'h' attribute: decimal digits only, at most 2^32 - 1. Returns 0
  * and *out, or -1. */
 static inline int sm_parse_h(const char *s, uint32_t *out)

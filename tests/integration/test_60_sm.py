@@ -365,34 +365,56 @@ def test_expired_resumption_goes_to_offline_storage(server):
         alice.close()
 
 
+def flood_from_many(server, bob, to, bodies):
+    """Each message from a sender of its own, one after the other (each has
+    reached bob, or ended his stream, before the next is sent): a sender is
+    paused once bob's queue passes its soft mark (sm_unacked_soft_percent),
+    so only many senders bring a client that never acknowledges to the hard
+    limit at once."""
+    senders = []
+    try:
+        for i, b in enumerate(bodies):
+            s = Sm.bound(server, ("alice", "carol")[i % 2], "flood%d" % i)
+            senders.append(s)
+            s.send(message(to, b))
+            bob.c.read_until(lambda r: len(bob.bodies()) > i or r.stream_error is not None,
+                             patience(10))
+    finally:
+        for s in senders:
+            s.close()
+
+
 def test_unacked_overflow_is_policy_violation(server):
     reconfigure(server, sm_max_unacked=5, sm_request_ack=5)
     bob = Sm.bound(server, "bob", "phone")
-    alice = Sm.bound(server, "alice", "pc")
     try:
         bob.send("<presence/>")
         bob.enable(resume=False)
-        for i in range(7):
-            alice.send(message("bob@localhost/phone", "m%d" % i))
-        alice.ping("a0")
+        flood_from_many(server, bob, "bob@localhost/phone", ["m%d" % i for i in range(7)])
         assert bob.stream_error() == "policy-violation", bob.c.describe()
         bob.close()
         # Nothing is lost: what was not acknowledged comes from offline storage.
         assert_next_login(server, ["m%d" % i for i in range(7)], "phone")
     finally:
         bob.close()
-        alice.close()
+
+
+async def slixmpp_sm_bob(cl):
+    """bob logged in with slixmpp's xep_0198 plugin, stream management
+    enabled both ways: (client, plugin)."""
+    bob = cl.new("bob")
+    bob.xmpp.register_plugin("xep_0198")
+    await bob.login()
+    sm = bob.xmpp["xep_0198"]
+    await bob.ping_server()
+    assert sm.enabled_in and sm.enabled_out, "slixmpp did not enable stream management"
+    return bob, sm
 
 
 def test_slixmpp_stream_management(server):
     async def scenario():
         async with Clients(server) as cl:
-            bob = cl.new("bob")
-            bob.xmpp.register_plugin("xep_0198")
-            await bob.login()
-            sm = bob.xmpp["xep_0198"]
-            await bob.ping_server()
-            assert sm.enabled_in and sm.enabled_out, "slixmpp did not enable stream management"
+            bob, sm = await slixmpp_sm_bob(cl)
             alice = await cl.login("alice")
             for i in range(7):
                 alice.xmpp.send_message(mto=bob.jid, mbody="s%d" % i, mtype="chat")
@@ -548,16 +570,14 @@ def test_offline_batch_sent_before_enable_stays_in_storage(server):
 def test_unacked_bytes_limit_is_policy_violation(server):
     reconfigure(server, sm_max_unacked_bytes=4096)
     bob = Sm.bound(server, "bob", "phone")
-    alice = Sm.bound(server, "alice", "pc")
     try:
         bob.available()
         bob.enable(resume=False)
-        alice.send_messages("bob@localhost/phone", BIG)
+        flood_from_many(server, bob, "bob@localhost/phone", BIG)
         assert bob.stream_error() == "policy-violation", bob.c.describe()
         assert_next_login(server, BIG, "phone")
     finally:
         bob.close()
-        alice.close()
 
 
 def test_detached_bytes_cap_ends_the_session_into_offline_storage(server):
@@ -668,3 +688,80 @@ def test_slixmpp_resumes_after_its_link_is_cut(server):
             assert m["from"] == alice.jid
             await bob.no_message(pred=lambda m: m["body"] == "while away")
     run(scenario())
+
+
+# smpress: back-pressure before the unacknowledged limits.
+# Nine messages of 60 KB: more than sm_max_unacked_bytes (512 KiB) at once.
+BURST = ["%d%s" % (i, "y" * 60000) for i in range(9)]
+
+
+def test_slixmpp_burst_pauses_the_sender_instead_of_ending_the_stream(server):
+    """A burst to a stream-management user, faster than its ack round trip,
+    used to end its stream with policy-violation (any sender could do it,
+    no subscription needed). Now the sender is paused at the soft mark and
+    resumed once the victim acknowledges: every message arrives."""
+    async def scenario():
+        async with Clients(server) as cl:
+            bob, sm = await slixmpp_sm_bob(cl)
+            # bob answers each <r/> as a phone on a slow link does: a while
+            # later (the burst is faster than its ack round trip).
+            loop = asyncio.get_running_loop()
+            answer = sm.send_ack
+            sm.send_ack = lambda: loop.call_later(2.0, answer)
+            alice = await cl.login("alice")
+            for b in BURST:
+                alice.xmpp.send_message(mto=bob.jid, mbody=b, mtype="chat")
+            got = []
+            for _ in BURST:
+                m = await bob.next_message(timeout=30, pred=lambda m: m["body"][:1].isdigit())
+                got.append(m["body"])
+            assert got == BURST
+            await bob.ping_server()
+            assert bob.connected and not bob.stream_errors, bob.stream_errors
+            # The sender can go on once bob has acknowledged.
+            await alice.ping_server()
+    run(scenario())
+    wait_log(server, "is holding too much unacknowledged")
+    assert "Too many unacknowledged" not in server.log_text()
+
+
+def test_paused_sender_and_a_client_that_never_acks(server):
+    """One sender paused on a client that never acknowledges: that client's
+    stream ends with policy-violation after ping_timeout (it must not keep
+    its senders paused for ever), and the sender goes on."""
+    reconfigure(server, sm_max_unacked=6, ping_timeout=2)
+    bob = Sm.bound(server, "bob", "phone")
+    alice = Sm.bound(server, "alice", "pc")
+    try:
+        bob.available()
+        bob.enable(resume=False)
+        for i in range(4):
+            alice.send(message("bob@localhost/phone", "p%d" % i))
+        wait_log(server, "is holding too much unacknowledged")
+        assert bob.stream_error() == "policy-violation", bob.c.describe()
+        wait_log(server, "without acknowledging")
+        alice.ping("a1")
+        bob.close()
+        assert_next_login(server, ["p%d" % i for i in range(4)], "phone")
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_a_client_over_its_soft_mark_is_not_paused_on_its_own_answers(server):
+    """The answers to a client's own requests fill its queue past the soft
+    mark: it goes on being read (a sender is never paused on itself), so it
+    can still acknowledge."""
+    reconfigure(server, sm_max_unacked=20)
+    bob = Sm.bound(server, "bob", "phone")
+    try:
+        bob.available()
+        bob.enable(resume=False)
+        for i in range(14):
+            bob.ping("own%d" % i)
+        wait_log(server, "its senders pause until it acknowledges")
+        bob.send("<a xmlns='%s' h='14'/>" % NS_SM)
+        bob.ping("after")
+        assert bob.c.reader.stream_error is None, bob.c.describe()
+    finally:
+        bob.close()

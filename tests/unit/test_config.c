@@ -408,6 +408,22 @@ static void test_csi(void)
     expect_error("csi_max_held -1\n", "1: 'csi_max_held' must be an integer from 0 to 10000");
 }
 
+/* smpress: back-pressure before the XEP-0198 limits. */
+static void test_sm_unacked_soft(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK(c.sm_unacked_soft_percent == LIMIT_SM_UNACKED_SOFT_PERCENT);
+    CHECK(load("sm_unacked_soft_percent 10\n", &c) == 0);
+    CHECK(c.sm_unacked_soft_percent == 10);
+    CHECK(load("sm_unacked_soft_percent 100\n", &c) == 0);
+    CHECK(c.sm_unacked_soft_percent == 100);
+    expect_error("sm_unacked_soft_percent 9\n",
+                 "1: 'sm_unacked_soft_percent' must be an integer from 10 to 100");
+    expect_error("sm_unacked_soft_percent 101\n",
+                 "1: 'sm_unacked_soft_percent' must be an integer from 10 to 100");
+}
+
 /* push: component DOMAIN SECRET (repeatable), component_port, push limits. */
 static void test_components_and_push(void)
 {
@@ -460,6 +476,7 @@ int main(void)
     test_rates_and_prefixes();
     test_csi();
     test_components_and_push();
+    test_sm_unacked_soft();
 
     unlink(path);
     rmdir(dir);

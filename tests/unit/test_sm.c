@@ -37,5 +37,16 @@ int main(void)
     CHECK(sm_parse_h("-1", &h) == -1);
     CHECK(sm_parse_h(" 1", &h) == -1);
     CHECK(sm_parse_h("1x", &h) == -1);
+
+    /* smpress: the soft mark, half of either limit by default. */
+    CHECK(!sm_over_soft(2, 100, 5, 4096, 50));
+    CHECK(sm_over_soft(3, 100, 5, 4096, 50));    /* 3 of 5 stanzas */
+    CHECK(!sm_over_soft(0, 2047, 5, 4096, 50));
+    CHECK(sm_over_soft(1, 2048, 5, 4096, 50));   /* half the bytes */
+    CHECK(!sm_over_soft(499, 0, 500, 4096, 100)); /* 100: only at the hard limit */
+    CHECK(sm_over_soft(500, 0, 500, 4096, 100));
+    /* Near the largest limits: no overflow of the products. */
+    CHECK(!sm_over_soft(0, 536870911, 100000, 1073741824, 50));
+    CHECK(sm_over_soft(0, 536870912, 100000, 1073741824, 50));
     TEST_REPORT();
 }
