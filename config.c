@@ -150,7 +150,7 @@ static const struct option options[] = {
     INT(mam_max_page, 1, 10000, LIMIT_MAM_MAX_PAGE, 1),
     INT(mam_max_bytes, 0, 1073741824, LIMIT_MAM_MAX_BYTES, 1),
     INT(mam_expire_days, 0, 36500, LIMIT_MAM_EXPIRE_DAYS, 1),
-    /* smpress: back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
+    /* back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
     INT(sm_unacked_soft_percent, 10, 100, LIMIT_SM_UNACKED_SOFT_PERCENT, 1),
 };
 

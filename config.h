@@ -122,7 +122,7 @@ struct config {
     int mam_max_page;    /* mam_max_page: results per query page (RSM max is capped to it) */
     int mam_max_bytes;   /* mam_max_bytes: archive size cap per account, 0 = none */
     int mam_expire_days; /* mam_expire_days: retention, 0 = keep */
-    /* smpress: back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
+    /* back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
     int sm_unacked_soft_percent; /* share of the sm_max_unacked* limits that pauses senders */
 };
 

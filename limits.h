@@ -125,7 +125,7 @@
 #define LIMIT_MAM_EXPIRE_DAYS 0         /* mam_expire_days: archived messages older than this
                                            are dropped (0 = kept) */
 
-/* smpress: back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
+/* back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
 #define LIMIT_SM_UNACKED_SOFT_PERCENT 50 /* sm_unacked_soft_percent: past this share of
                                             sm_max_unacked or sm_max_unacked_bytes, senders to
                                             the session pause until it acknowledges */

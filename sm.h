@@ -28,7 +28,7 @@ static inline uint32_t sm_unacked(uint32_t acked, uint32_t sent)
     return sent - acked;
 }
 
-/* smpress: 1 when a queue of qlen stanzas and qbytes bytes is at or past
+/* 1 when a queue of qlen stanzas and qbytes bytes is at or past
  * pct percent of either limit (max stanzas, max_bytes): its senders pause
  * (sm_unacked_soft_percent). 64-bit products: a 32-bit size_t (routers)
  * would overflow. */

@@ -690,7 +690,7 @@ def test_slixmpp_resumes_after_its_link_is_cut(server):
     run(scenario())
 
 
-# smpress: back-pressure before the unacknowledged limits.
+# Back-pressure before the unacknowledged limits.
 # Nine messages of 60 KB: more than sm_max_unacked_bytes (512 KiB) at once.
 BURST = ["%d%s" % (i, "y" * 60000) for i in range(9)]
 

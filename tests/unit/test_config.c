@@ -408,7 +408,7 @@ static void test_csi(void)
     expect_error("csi_max_held -1\n", "1: 'csi_max_held' must be an integer from 0 to 10000");
 }
 
-/* smpress: back-pressure before the XEP-0198 limits. */
+/* back-pressure before the XEP-0198 limits. */
 static void test_sm_unacked_soft(void)
 {
     struct config c;

@@ -38,7 +38,7 @@ int main(void)
     CHECK(sm_parse_h(" 1", &h) == -1);
     CHECK(sm_parse_h("1x", &h) == -1);
 
-    /* smpress: the soft mark, half of either limit by default. */
+    /* the soft mark, half of either limit by default. */
     CHECK(!sm_over_soft(2, 100, 5, 4096, 50));
     CHECK(sm_over_soft(3, 100, 5, 4096, 50));    /* 3 of 5 stanzas */
     CHECK(!sm_over_soft(0, 2047, 5, 4096, 50));
