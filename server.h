@@ -87,7 +87,7 @@ int conn_over_soft_limit(const struct conn *c);
 size_t conn_queued(const struct conn *c);
 /* Stop reading from c until dest drains below half its soft limit. */
 void conn_pause_for(struct conn *c, const struct conn *dest);
-/* a layer above (sm.c, XEP-0198) says that c's peer has too much
+/* A layer above (sm.c, XEP-0198) says that c's peer has too much
  * unacknowledged (1) or no longer has (0). While it has, whoever sends to c
  * is paused as for a queue over outq_soft (STYLE §4), and resumed once c's
  * backlog is gone and its queue drained (or c left); c itself never is. */
