@@ -150,6 +150,8 @@ static const struct option options[] = {
     INT(mam_max_page, 1, 10000, LIMIT_MAM_MAX_PAGE, 1),
     INT(mam_max_bytes, 0, 1073741824, LIMIT_MAM_MAX_BYTES, 1),
     INT(mam_expire_days, 0, 36500, LIMIT_MAM_EXPIRE_DAYS, 1),
+    /* Resource cap (mobile scenarios): bounds carbons/presence fan-out. */
+    INT(max_resources_per_account, 1, 1000, LIMIT_MAX_RESOURCES_PER_ACCOUNT, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

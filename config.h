@@ -122,6 +122,8 @@ struct config {
     int mam_max_page;    /* mam_max_page: results per query page (RSM max is capped to it) */
     int mam_max_bytes;   /* mam_max_bytes: archive size cap per account, 0 = none */
     int mam_expire_days; /* mam_expire_days: retention, 0 = keep */
+    /* Resource cap (mobile scenarios). */
+    int max_resources_per_account; /* bound or detached resources of one account */
 };
 
 /* Fill every field with its default. */

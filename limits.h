@@ -125,4 +125,9 @@
 #define LIMIT_MAM_EXPIRE_DAYS 0         /* mam_expire_days: archived messages older than this
                                            are dropped (0 = kept) */
 
+/* Resource cap (mobile scenarios). Each message to a bare JID fans out to every
+ * resource (carbons, presence, PEP notifications): this bounds that per message. */
+#define LIMIT_MAX_RESOURCES_PER_ACCOUNT 10 /* max_resources_per_account: bound (or kept for
+                                              resumption) resources of one account */
+
 #endif

@@ -1,7 +1,7 @@
 """End-to-end scenarios the way Conversations (phone) and Dino (laptop) use
 the server, combining XEP-0198 resumption, XEP-0280 carbons, XEP-0352 CSI,
 XEP-0313 archive, PEP/OMEMO (XEP-0163, XEP-0384) and a kill -9 while
-archiving.
+archiving; plus the max_resources_per_account cap (RFC 6120 §7.6.2.1).
 
 The phone is a raw socket (test_60's Sm) so that its link can be cut with
 nothing sent; the laptop, contacts and new devices are slixmpp clients.
@@ -13,14 +13,15 @@ import asyncio
 import random
 import xml.etree.ElementTree as ET
 
-from disco_helpers import subscribe_both
+from disco_helpers import raw_login, subscribe_both
+from limits_helpers import reconfigure
 from test_60_sm import NS_SM, Sm
 from test_61_carbons import enable as enable_carbons
 from test_63_mam import NS_MAM, fin_of, query, rsm
 from test_64_pep import (NS_AXOLOTL, OPEN, bundle, devicelist, events, get_items, items_of,
                          pep_client, publish)
 from xep_helpers import barrier, collect_messages, send_message
-from xmpp_helpers import NS_CLIENT, Clients, local, run
+from xmpp_helpers import NS_BIND, NS_CLIENT, Clients, RawConn, local, run
 
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FWD = "urn:xmpp:forward:0"
@@ -338,6 +339,58 @@ def test_kill9_during_archiving_phone_burst(server):
                 assert seen == ["k%d-%s" % (i, pad) for i in range(n)], user
     run(check(), timeout=120)
     assert "damaged" not in server.log_text()
+
+
+# ---- the resource cap -------------------------------------------------------
+
+
+def bind(server, resource):
+    """(conn, bind answer) of a raw login of alice that asks for resource."""
+    c = RawConn(server.host, server.c2s_port)
+    c.open_stream(to=server.domain)
+    c.starttls(server.domain)
+    assert local(c.sasl_plain("alice", server.password("alice")).tag) == "success"
+    c.restart_stream()
+    c.open_stream(to=server.domain)
+    start = len(c.reader.children)
+    c.send("<iq type='set' id='b'><bind xmlns='%s'><resource>%s</resource></bind></iq>"
+           % (NS_BIND, resource))
+    return c, c.wait_child("iq", start=start)
+
+
+def test_max_resources_per_account(server):
+    """A bind past max_resources_per_account is refused with
+    resource-constraint (RFC 6120 §7.6.2.1) and logged; rebinding a resource
+    the account has (a replacement) still works, and other accounts are not
+    affected."""
+    reconfigure(server, max_resources_per_account=3)
+    conns = []
+    try:
+        for r in ("r1", "r2", "r3"):
+            c, ans = bind(server, r)
+            conns.append(c)
+            assert ans.get("type") == "result", c.describe()
+        c, ans = bind(server, "r4")
+        conns.append(c)
+        assert ans.get("type") == "error", c.describe()
+        err = ans.find("{%s}error" % NS_CLIENT)
+        assert err.get("type") == "wait"
+        assert err.find("{urn:ietf:params:xml:ns:xmpp-stanzas}resource-constraint") \
+            is not None, c.describe()
+        # The stream stays open: the client may try again later.
+        start = len(c.reader.children)
+        c.send("<iq type='get' id='p' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+               % server.domain)
+        assert c.wait_child("iq", start=start) is not None, c.describe()
+        c2, ans = bind(server, "r2")
+        conns.append(c2)
+        assert ans.get("type") == "result", c2.describe()
+        b, _ = raw_login(server, "bob", resource="r4")
+        conns.append(b)
+    finally:
+        for c in conns:
+            c.close()
+    assert "bind refused: 3 resources" in server.log_text()
 
 
 def test_sm_enable_still_offered(server):
