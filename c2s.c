@@ -950,11 +950,15 @@ static void iq_bind_result(struct c2s *s, struct xml_node *iq, const char *jid)
 
 /* Whether the account of the full JID norm already has max_resources_per_account
  * resources other than norm itself (a bind of the same resource replaces it).
- * Sessions kept for a resumption count: each one gets carbons and presence. */
+ * Sessions kept for a resumption count, each one gets carbons and presence;
+ * but when one of them is what stands in the way, it ends (its messages go
+ * to offline storage, as at its timeout) rather than the live client being
+ * refused: a phone that lost its resumption id must still get in. */
 static int resources_full(const char *norm)
 {
     const char *slash = strchr(norm, '/');
     char bare[JID_MAX + 1];
+    struct session *idle = NULL;
     int n = 0;
     if (!slash || (size_t)(slash - norm) >= sizeof(bare)) {
         return 0;
@@ -964,9 +968,18 @@ static int resources_full(const char *norm)
     for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
         if (strcmp(r->jid, norm) != 0) {
             n++;
+            idle = r->conn ? idle : r;
         }
     }
-    return n >= g_config->max_resources_per_account;
+    if (n < g_config->max_resources_per_account) {
+        return 0;
+    }
+    if (idle) {
+        log_info("%s: resource cap reached, ending the session kept for resumption", idle->jid);
+        router_unbind(idle);
+        return 0;
+    }
+    return 1;
 }
 
 /* Binds the resource want (one the server makes up when it is empty) to a

@@ -402,6 +402,43 @@ def test_max_resources_per_account(server):
     assert "bind refused: 3 resources" in server.log_text()
 
 
+def test_resource_cap_ends_a_session_kept_for_resumption(server):
+    """At the cap, a session waiting for a resumption (no link) ends to make
+    room rather than a live client being refused; its resumption then fails
+    with item-not-found (XEP-0198 §5) and a message that waited in it goes to
+    offline storage, not lost."""
+    reconfigure(server, max_resources_per_account=1)
+    phone = Sm.bound(server, "alice", "phone")
+    phone.available()
+    previd = phone.enable().get("id")
+    phone.cut()
+    lost(server, server.jid("alice", "phone"))
+    bob = Sm.bound(server, "bob", "pc")
+    conns = [bob.c]
+    try:
+        bob.send_messages(server.jid("alice", "phone"), ["waited"])
+        c, ans = bind(server, "laptop")
+        conns.append(c)
+        assert ans.get("type") == "result", c.describe()
+        c, ans = bind(server, "tablet")
+        conns.append(c)
+        assert ans.get("type") == "error", c.describe()
+        new, got = Sm.resume(server, "alice", previd)
+        conns.append(new.c)
+        assert local(got.tag) == "failed", new.c.describe()
+        assert got.find("{urn:ietf:params:xml:ns:xmpp-stanzas}item-not-found") is not None
+    finally:
+        for x in conns:
+            x.close()
+        phone.close()
+    again = Sm.bound(server, "alice", "phone")
+    try:
+        again.available()
+        assert "waited" in again.bodies(), again.c.describe()
+    finally:
+        again.close()
+
+
 def test_sm_enable_still_offered(server):
     """The phone of scenario 1 relies on <sm xmlns='urn:xmpp:sm:3'/> after
     bind (XEP-0198 §3); a sanity check so that a reference run fails loudly
