@@ -948,6 +948,40 @@ static void iq_bind_result(struct c2s *s, struct xml_node *iq, const char *jid)
     buf_free(&b);
 }
 
+/* Whether the account of the full JID norm already has max_resources_per_account
+ * resources other than norm itself (a bind of the same resource replaces it).
+ * Sessions kept for a resumption count, each one gets carbons and presence;
+ * but when one of them is what stands in the way, it ends (its messages go
+ * to offline storage, as at its timeout) rather than the live client being
+ * refused: a phone that lost its resumption id must still get in. */
+static int resources_full(const char *norm)
+{
+    const char *slash = strchr(norm, '/');
+    char bare[JID_MAX + 1];
+    struct session *idle = NULL;
+    int n = 0;
+    if (!slash || (size_t)(slash - norm) >= sizeof(bare)) {
+        return 0;
+    }
+    memcpy(bare, norm, (size_t)(slash - norm));
+    bare[slash - norm] = '\0';
+    for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
+        if (strcmp(r->jid, norm) != 0) {
+            n++;
+            idle = r->conn ? idle : r;
+        }
+    }
+    if (n < g_config->max_resources_per_account) {
+        return 0;
+    }
+    if (idle) {
+        log_info("%s: resource cap reached, ending the session kept for resumption", idle->jid);
+        router_unbind(idle);
+        return 0;
+    }
+    return 1;
+}
+
 /* Binds the resource want (one the server makes up when it is empty) to a
  * new session; norm gets the session's JID. -1 on failure with *cond the iq
  * error condition, or NULL when the stream was ended instead. */
@@ -975,6 +1009,13 @@ static int bind_session(struct c2s *s, const char *want, char norm[JID_MAX + 1],
          * bound now would outlive the account. */
         c2s_stream_error(c, "not-authorized", "account removed");
         *cond = NULL;
+        return -1;
+    }
+    if (resources_full(norm)) {
+        /* RFC 6120 §7.6.2.1: the account has as many resources as allowed. */
+        log_limited("resource cap", log_key(c), L_NOTICE, "%s bind refused: %d resources",
+                    conn_label(c), g_config->max_resources_per_account);
+        *cond = "resource-constraint";
         return -1;
     }
     struct session *sess = router_session_new(c, norm);

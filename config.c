@@ -152,6 +152,8 @@ static const struct option options[] = {
     INT(mam_expire_days, 0, 36500, LIMIT_MAM_EXPIRE_DAYS, 1),
     /* back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
     INT(sm_unacked_soft_percent, 10, 100, LIMIT_SM_UNACKED_SOFT_PERCENT, 1),
+    /* Resources per account (c2s.c bind): bounds carbons/presence fan-out. */
+    INT(max_resources_per_account, 1, 1000, LIMIT_MAX_RESOURCES_PER_ACCOUNT, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -124,6 +124,8 @@ struct config {
     int mam_expire_days; /* mam_expire_days: retention, 0 = keep */
     /* back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
     int sm_unacked_soft_percent; /* share of the sm_max_unacked* limits that pauses senders */
+    /* Resources per account (c2s.c bind). */
+    int max_resources_per_account; /* bound or detached resources of one account */
 };
 
 /* Fill every field with its default. */

@@ -130,4 +130,9 @@
                                             sm_max_unacked or sm_max_unacked_bytes, senders to
                                             the session pause until it acknowledges */
 
+/* Resources per account (c2s.c bind). Each message to a bare JID fans out to every
+ * resource (carbons, presence, PEP notifications): this bounds that per message. */
+#define LIMIT_MAX_RESOURCES_PER_ACCOUNT 10 /* max_resources_per_account: bound (or kept for
+                                              resumption) resources of one account */
+
 #endif

@@ -427,6 +427,29 @@ def test_archived_message_past_offline_quota_is_not_bounced(server):
     run(scenario())
 
 
+async def burst_then_kill9(server, alice, send, batch, kill_range, tail, most):
+    """alice sends batches (send(i) sends message i) with a ping barrier
+    after each until a random point in kill_range, then `tail` more without
+    one, and the server is killed -9 meanwhile: (acked, sent), acked being
+    how many the server had confirmed by a ping answer."""
+    acked = sent = 0
+    kill_after = random.randrange(*kill_range)
+    while sent < most:
+        for _ in range(batch):
+            send(sent)
+            sent += 1
+        if sent >= kill_after:
+            break
+        await barrier(alice, timeout=30)
+        acked = sent
+    for _ in range(tail):  # keep writing while the server dies
+        send(sent)
+        sent += 1
+    await asyncio.sleep(random.random() * 0.05)
+    server.kill9()
+    return acked, sent
+
+
 def test_kill9_during_burst(server):
     """Every message the server acknowledged (a ping answered after it) before
     a kill -9 is in both archives afterwards, once, in order; nothing is
@@ -435,23 +458,9 @@ def test_kill9_during_burst(server):
         async with Clients(server) as cl:
             alice = await cl.login("alice")
             bob = await cl.login("bob")
-            acked = 0
-            sent = 0
-            kill_after = random.randrange(300, 900)
-            while sent < 2000:
-                for _ in range(50):
-                    send_message(alice, bob.bare, "k%d" % sent)
-                    sent += 1
-                if sent >= kill_after:
-                    break
-                await barrier(alice, timeout=30)
-                acked = sent
-            for _ in range(200):  # keep writing while the server dies
-                send_message(alice, bob.bare, "k%d" % sent)
-                sent += 1
-            await asyncio.sleep(random.random() * 0.05)
-            server.kill9()
-        return acked, sent
+            return await burst_then_kill9(
+                server, alice, lambda i: send_message(alice, bob.bare, "k%d" % i),
+                50, (300, 900), 200, 2000)
 
     acked, sent = run(scenario(), timeout=180)
     server.start()

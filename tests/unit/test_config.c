@@ -458,6 +458,16 @@ static void test_components_and_push(void)
     CHECK(strstr(err, "topsecret") == NULL);
 }
 
+/* Resources per account (c2s.c bind): default, a value, the bounds. */
+static void test_max_resources(void)
+{
+    struct config c;
+    CHECK(load("", &c) == 0 && c.max_resources_per_account == LIMIT_MAX_RESOURCES_PER_ACCOUNT);
+    CHECK(load("max_resources_per_account 3\n", &c) == 0 && c.max_resources_per_account == 3);
+    expect_error("max_resources_per_account 0\n",
+                 "1: 'max_resources_per_account' must be an integer from 1 to 1000");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -477,6 +487,7 @@ int main(void)
     test_csi();
     test_components_and_push();
     test_sm_unacked_soft();
+    test_max_resources();
 
     unlink(path);
     rmdir(dir);
