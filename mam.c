@@ -747,10 +747,11 @@ static const char *query_parse(const char *own, const struct xml_node *payload, 
     }
     qy->q.after = after;
     qy->q.before = before;
-    if (qy->with[0]) {
+    if (qy->with[0] && !qy->with_full) {
+        /* A bare 'with' matches the records of that bare JID (their key). */
         char b[JID_MAX + 1];
         jid_bare(qy->with, b, sizeof(b));
-        strcpy(qy->with, qy->with_full ? qy->with : b);
+        memcpy(qy->with, b, strlen(b) + 1);
     }
     return NULL;
 }
