@@ -10,6 +10,11 @@
 #   LDFLAGS=-L/path/to/mbedtls/lib   (the target is whatever CC produces)
 
 CC ?= cc
+# SMALL=1 changes the default optimisation: project flags come before CFLAGS
+# on the command line, so an -Os there would lose to CFLAGS' -O2.
+ifeq ($(SMALL),1)
+CFLAGS ?= -Os
+endif
 CFLAGS ?= -O2 -g
 LDFLAGS ?=
 PREFIX ?= /usr/local
@@ -29,7 +34,7 @@ XCFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(SMALL),1)
-XCFLAGS += -Os -ffunction-sections -fdata-sections
+XCFLAGS += -ffunction-sections -fdata-sections
 LDFLAGS += -Wl,--gc-sections
 endif
 
