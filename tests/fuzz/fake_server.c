@@ -104,6 +104,16 @@ void conn_pause_for(struct conn *c, const struct conn *dest)
     c->paused_on = dest->id;
 }
 
+/* As server.c: while a layer above holds too much unacknowledged for c, the
+ * reader that sends to it pauses until the backlog is gone and c drained. */
+void conn_set_backlog(struct conn *c, int over)
+{
+    c->backlog = over;
+    if (over && !c->closed && reading && reading != c && !reading->closed) {
+        conn_pause_for(reading, c);
+    }
+}
+
 void conn_notify_drained(struct conn *c)
 {
     c->notify_drained = 1;
@@ -278,7 +288,7 @@ static void unpause(struct conn *c)
     }
     struct fake_conn *d = slots[c->paused_fd - 1000];
     if (!d || d->c.id != c->paused_on || d->c.closed || d->c.state == CONN_CLOSING ||
-        buf_len(&d->c.out) < (size_t)g_config->outq_soft / 2) {
+        (buf_len(&d->c.out) < (size_t)g_config->outq_soft / 2 && !d->c.backlog)) {
         c->paused = 0;
     } else {
         c->last_read = g_now; /* the silence is ours: no ping timeout for it */
