@@ -12,6 +12,9 @@ tmp=$(mktemp -d /tmp/xmppd-build-test.XXXXXX) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0 tried=0
 # Only mbedtls/ from the host's /usr/include: its libc headers are x86-64's.
+# The preprocessor flags are the Makefile's own (PPFLAGS).
+ppflags=$(printf 'print-ppflags:\n\t@echo $(PPFLAGS)\n' |
+	make -s -C "$top" -f Makefile -f - print-ppflags | sed "s| -iquote \.| -iquote $top|")
 [ -d /usr/include/mbedtls ] && ln -s /usr/include/mbedtls "$tmp/mbedtls"
 for cc in mips-linux-gnu-gcc mipsel-linux-gnu-gcc arm-linux-gnueabihf-gcc aarch64-linux-gnu-gcc; do
 	command -v "$cc" >/dev/null 2>&1 || continue
@@ -19,7 +22,7 @@ for cc in mips-linux-gnu-gcc mipsel-linux-gnu-gcc arm-linux-gnueabihf-gcc aarch6
 	printf '#include <stdio.h>\n' | "$cc" -fsyntax-only -x c - 2>/dev/null || continue
 	tried=$((tried + 1))
 	for f in "$top"/*.c; do
-		if out=$("$cc" -std=c11 -D_GNU_SOURCE -iquote "$top" -I"$tmp" -Wall -Wextra -Werror \
+		if out=$("$cc" $ppflags -I"$tmp" -Wall -Wextra -Werror \
 			-O2 -fsyntax-only "$f" 2>&1); then
 			passed=$((passed + 1))
 		else
