@@ -26,6 +26,9 @@ PYTHON ?= /usr/bin/python3
 
 # Project flags stay even when CFLAGS is overridden.
 PPFLAGS = -std=c11 -D_GNU_SOURCE -iquote .
+# 64-bit off_t and ino_t on 32-bit glibc targets (mipsel, armhf): readdir()
+# and stat() fail with EOVERFLOW otherwise (store.c asserts it).
+PPFLAGS += -D_FILE_OFFSET_BITS=64
 XCFLAGS = $(PPFLAGS) -Wall -Wextra -MMD -MP
 LIBS = -lmbedtls -lmbedx509 -lmbedcrypto -pthread
 

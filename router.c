@@ -6,6 +6,7 @@
  * RFC 6121 §8.5). Output is only ever queued with conn_send. */
 #include "router.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,15 @@ static size_t nbuckets, nroutes;
 static int nsessions;
 static struct buf scratch; /* serialisation buffer reused for every delivery */
 
+/* 64-bit FNV-1a whatever size_t is: on 32-bit targets (mipsel, armhf) a
+ * size_t would truncate the offset basis and the prime. */
 static size_t hash_str(const char *s, size_t len)
 {
-    size_t h = 1469598103934665603ULL;
+    uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < len; i++) {
         h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
     }
-    return h;
+    return (size_t)(h ^ (h >> 32));
 }
 
 int router_init(void)

@@ -25,6 +25,13 @@
 
 #include "log.h"
 
+/* 32-bit glibc targets (mipsel, armhf) need the Makefile's
+ * -D_FILE_OFFSET_BITS=64: without it readdir() and stat() fail with
+ * EOVERFLOW on an inode number or a directory offset over 32 bits (XFS,
+ * btrfs, NFS, ext4 hashes under a 64-bit kernel), and an account would
+ * silently vanish from a directory scan. musl's off_t is always 64 bits. */
+_Static_assert(sizeof(off_t) == 8, "build with -D_FILE_OFFSET_BITS=64 (see PPFLAGS)");
+
 #define ACCOUNT_FILE "account"
 #define ACCOUNT_VERSION_LINE "xmppd-account 1"
 #define ACCOUNT_VERSION_PREFIX "xmppd-account "
