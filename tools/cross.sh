@@ -69,8 +69,10 @@ SMOKE="test_01_stream.py $SHORT test_04_routing.py test_10_roster.py test_44_cra
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 host_tools() {
 	need=""
-	# dpkg-dev: dpkg-source, for the mbedtls source package (mips).
-	for p in "gcc-$triple" "libc6-dev-$libc-cross" qemu-user ${debarch:-dpkg-dev}; do
+	pkgs="gcc-$triple libc6-dev-$libc-cross qemu-user"
+	# dpkg-source, for the mbedtls source package (mips).
+	[ -n "$debarch" ] || pkgs="$pkgs dpkg-dev"
+	for p in $pkgs; do
 		have_pkg "$p" || need="$need $p"
 	done
 	[ -z "$need" ] && return
