@@ -176,13 +176,21 @@ make_sysroot() {
 	touch "$sysroot/.done"
 }
 
-# A copy of the tree in $1 (the developer's objects stay as they are). Copied
-# over the previous copy: tar keeps the times, so make rebuilds what changed.
+# A copy of the tree in $1 (the developer's objects stay as they are): the
+# files git knows and those it does not ignore, so no build product of the
+# host comes along. Copied over the previous copy: tar keeps the times, so
+# make recompiles what changed (the binaries are linked again every time).
 copy_tree() {
 	mkdir -p "$1"
-	(cd "$top" && tar cf - --exclude=.git --exclude='*.o' --exclude='*.d' --exclude=./xmppd \
-		--exclude=.build-flags --exclude=.build-deps --exclude=musl-build --exclude=.fuzz .) |
-		(cd "$1" && tar xf -)
+	if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+		(cd "$top" && git ls-files -z -co --exclude-standard |
+			tar cf - --null --ignore-failed-read -T - 2>/dev/null) | (cd "$1" && tar xf -)
+	else
+		(cd "$top" && tar cf - --exclude=.git --exclude='*.o' --exclude='*.d' \
+			--exclude=./xmppd --exclude='./tests/unit/test_*[a-z]' \
+			--exclude=./tests/unit/precis_filter --exclude=.build-flags \
+			--exclude=.build-deps --exclude=musl-build --exclude=.fuzz .) | (cd "$1" && tar xf -)
+	fi
 }
 
 # 3. xmppd and the unit tests for the target.
@@ -192,6 +200,7 @@ build_xmppd() {
 	units=$(printf 'print-unit-bins:\n\t@echo $(UNIT_BINS)\n' |
 		make -s -C "$bld" -f Makefile -f - print-unit-bins)
 	say "building xmppd and the unit tests with $cc"
+	(cd "$bld" && rm -f xmppd $units tests/unit/precis_filter)
 	make -s -j2 -C "$bld" CC="$cc" CFLAGS="-O2 -g -Werror -I$mbed_inc" \
 		LDFLAGS="-L$mbed_lib" xmppd $units tests/unit/precis_filter
 	if command -v file >/dev/null; then
@@ -206,6 +215,7 @@ build_host_xmppd() {
 	(
 		flock 9
 		copy_tree "$hst"
+		rm -f "$hst/xmppd"
 		say "building the host's xmppd (the data dir's other architecture)"
 		make -s -j2 -C "$hst" xmppd
 	) 9>"$work/host.lock"
