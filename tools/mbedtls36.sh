@@ -19,9 +19,11 @@
 #     package/libs/mbedtls/Config.in (TLS 1.2 and 1.3, threading, few curves
 #     and ciphers, no DEBUG/PLATFORM/VERSION modules), and what issue 16 asks
 #     on top: no DTLS, MBEDTLS_DEPRECATED_REMOVED.
-#  3. xmppd and the TLS unit tests, -Werror, from a copy of this tree.
-#  4. The unit tests, then the integration tests that cover TLS, with
-#     XMPPD_EXPECT_TLS13=1: the TLS 1.3 tests must run, not skip.
+#  3. xmppd, the TLS unit tests and the load generator (tools/xmpp-bench),
+#     -Werror, from a copy of this tree.
+#  4. The unit tests, the integration tests that cover TLS, with
+#     XMPPD_EXPECT_TLS13=1 (the TLS 1.3 tests must run, not skip), and the
+#     load generator's smoke test, a mbedTLS 3.6 client against the server.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-${XMPPD_MBEDTLS36_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xmppd-mbedtls36}}
@@ -130,6 +132,10 @@ build_xmppd() {
 	make -s -j2 -C "$bld" CC="$CC" CFLAGS="-O2 -g -Werror -I$lib/include" \
 		LDFLAGS="-L$lib/library" xmppd tests/unit/test_tls tests/unit/test_sasl \
 		tests/unit/test_config
+	# The load generator is a TLS client: built here with the same headers
+	# (its make target does not take CFLAGS), it checks 3.6 on that side too.
+	"$CC" -std=c11 -O2 -Wall -Wextra -Werror -I"$lib/include" -o "$bld/tools/xmpp-bench" \
+		"$bld/tools/xmpp-bench.c" -L"$lib/library" -lmbedtls -lmbedx509 -lmbedcrypto -pthread
 	v=$("$bld/xmppd" -V)
 	echo "$v"
 	case "$v" in
@@ -151,6 +157,8 @@ run_tests() {
 		test_01_stream.py test_02_auth.py test_02_auth_hardening.py test_03_bind.py \
 		test_05_cli.py test_06_smoke_cli_clients.py test_46_plain_worker.py \
 		test_07_tls_versions.py || fail=1
+	# Client and server on 3.6: logins, messages, presence, offline, archive.
+	"$bld/tools/bench-smoke.sh" "$bld/xmppd" "$bld/tools/xmpp-bench" || fail=1
 	[ $fail = 0 ] || die "FAILED against $(basename "$srcdir")"
 	say "all TLS tests passed against $(basename "$srcdir")"
 }
