@@ -178,10 +178,18 @@ static int compat_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_con
 }
 
 /* TLS 1.3 (RFC 8446) as a server: 3.2 onwards, when the build has it (OpenWrt's
- * 3.6 does; Debian 12's 2.28 has only an experimental client). */
+ * 3.6 does; Debian 12's 2.28 serves TLS 1.2 only). A 3.x build may also leave
+ * TLS 1.2 out; what is left is what tls_library_info reports. */
 #if MBEDTLS_VERSION_NUMBER >= 0x03020000 && defined(MBEDTLS_SSL_PROTO_TLS1_3) &&                   \
     defined(MBEDTLS_SSL_SRV_C)
 #define TLS_HAVE_TLS13 1
+#endif
+#if defined(TLS_HAVE_TLS13) && defined(MBEDTLS_SSL_PROTO_TLS1_2)
+#define TLS_VERSIONS "TLS 1.2, TLS 1.3"
+#elif defined(TLS_HAVE_TLS13)
+#define TLS_VERSIONS "TLS 1.3"
+#else
+#define TLS_VERSIONS "TLS 1.2"
 #endif
 
 /* 3.2 replaced (major, minor) pairs with mbedtls_ssl_protocol_version. Before
@@ -271,11 +279,7 @@ static void compat_psa_free(void)
  * MBEDTLS_VERSION_C. With a static library (the router build) they agree. */
 const char *tls_library_info(void)
 {
-#if defined(TLS_HAVE_TLS13)
-    return "mbedTLS " MBEDTLS_VERSION_STRING " (TLS 1.2, TLS 1.3)";
-#else
-    return "mbedTLS " MBEDTLS_VERSION_STRING " (TLS 1.2)";
-#endif
+    return "mbedTLS " MBEDTLS_VERSION_STRING " (" TLS_VERSIONS ")";
 }
 
 /* ---- crypto helpers ---- */
