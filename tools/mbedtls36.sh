@@ -8,6 +8,7 @@
 #   WORKDIR  cache for the source, the library and the xmppd build (default:
 #            $XMPPD_MBEDTLS36_DIR, else ~/.cache/xmppd-mbedtls36); a rerun
 #            reuses the source and the library and only rebuilds xmppd
+#            (remove WORKDIR/src to fetch a newer trixie upload)
 # Environment: MBEDTLS36_MIRROR (default: the Debian mirror /etc/apt uses),
 #   CC (default cc), PYTHON (default /usr/bin/python3).
 #
