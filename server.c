@@ -1220,7 +1220,7 @@ static void usage(FILE *f)
             "  -f       stay in the foreground and log to stderr\n"
             "  -v       debug logging\n"
             "  -h       this help\n"
-            "  -V       print the version\n"
+            "  -V       print the version and the mbedTLS one (and its TLS versions)\n"
             "Account commands work while the server runs.\n");
 }
 
@@ -1318,7 +1318,7 @@ int main(int argc, char **argv)
         case 'c': config_path = optarg; break;
         case 'f': foreground = 1; break;
         case 'v': verbose = 1; break;
-        case 'V': printf("xmppd " XMPPD_VERSION "\n"); return 0;
+        case 'V': printf("xmppd " XMPPD_VERSION "\n%s\n", tls_library_info()); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1380,6 +1380,7 @@ int main(int argc, char **argv)
     log_notice("xmppd " XMPPD_VERSION " serving %s on %s port %d (STARTTLS) and %d (TLS)",
                g_config->domain, g_config->listen_address, g_config->c2s_port,
                g_config->c2s_tls_port);
+    log_info("built with %s", tls_library_info());
     run();
     router_free();
     tls_server_unref(tls_srv);

@@ -89,9 +89,11 @@ struct tls_conn {
     int sys_errno; /* errno behind an MBEDTLS_ERR_NET_* code */
 };
 
-/* Server-side suites, in server preference order (mbedTLS honours the server's
- * order by default). Only ephemeral ECDH + AEAD: forward secrecy, no CBC/RSA kx.
- * Suites the library was built without are skipped at handshake time. */
+/* Server-side suites. TLS 1.2 takes them in this order (mbedTLS honours the
+ * server's order by default); mbedTLS 3.6's TLS 1.3 server takes the first of
+ * the client's list that is here, all of them being equally strong. Only
+ * ephemeral ECDH + AEAD: forward secrecy, no CBC/RSA kx. Suites the library
+ * was built without are skipped at handshake time. */
 static const int tls_ciphersuites[] = {
 #if defined(MBEDTLS_SSL_PROTO_TLS1_3)
     /* TLS 1.3 suites share this list on 3.x; all are AEAD with (EC)DHE. */
@@ -175,13 +177,28 @@ static int compat_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_con
 #endif
 }
 
+/* TLS 1.3 (RFC 8446) as a server: 3.2 onwards, when the build has it (OpenWrt's
+ * 3.6 does; Debian 12's 2.28 serves TLS 1.2 only). A 3.x build may also leave
+ * TLS 1.2 out; what is left is what tls_library_info reports. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000 && defined(MBEDTLS_SSL_PROTO_TLS1_3) &&                   \
+    defined(MBEDTLS_SSL_SRV_C)
+#define TLS_HAVE_TLS13 1
+#endif
+#if defined(TLS_HAVE_TLS13) && defined(MBEDTLS_SSL_PROTO_TLS1_2)
+#define TLS_VERSIONS "TLS 1.2, TLS 1.3"
+#elif defined(TLS_HAVE_TLS13)
+#define TLS_VERSIONS "TLS 1.3"
+#else
+#define TLS_VERSIONS "TLS 1.2"
+#endif
+
 /* 3.2 replaced (major, minor) pairs with mbedtls_ssl_protocol_version. Before
  * 3.2 there is no usable TLS 1.3 server, so the default maximum stays. */
 static void compat_conf_versions(mbedtls_ssl_config *conf)
 {
 #if MBEDTLS_VERSION_NUMBER >= 0x03020000
     mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
-#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+#if defined(TLS_HAVE_TLS13)
     mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
 #else
     mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
@@ -256,6 +273,13 @@ static void compat_psa_free(void)
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000 && defined(MBEDTLS_PSA_CRYPTO_C)
     mbedtls_psa_crypto_free();
 #endif
+}
+
+/* From the headers, not mbedtls_version_get_string(): OpenWrt builds drop
+ * MBEDTLS_VERSION_C. With a static library (the router build) they agree. */
+const char *tls_library_info(void)
+{
+    return "mbedTLS " MBEDTLS_VERSION_STRING " (" TLS_VERSIONS ")";
 }
 
 /* ---- crypto helpers ---- */

@@ -43,6 +43,10 @@ int tls_random(void *buf, size_t len);
  * 3.x also psa_crypto_init). Returns 0 or -1. */
 int tls_global_init(void);
 void tls_global_free(void);
+/* The mbedTLS version xmppd was built against and the TLS versions it serves,
+ * e.g. "mbedTLS 3.6.6 (TLS 1.2, TLS 1.3)": for -V, the start-up log and the
+ * tests that must know whether TLS 1.3 is there. A static string. */
+const char *tls_library_info(void);
 
 /* Make an ECDSA P-256 key and a self-signed certificate for domain (CN and
  * subjectAltName dNSName), valid ten years, as PEM. On success *cert_pem and

@@ -12,6 +12,8 @@ test) pkgs="python3 python3-pytest python3-slixmpp go-sendxmpp xmppc sendxmpp ts
 	python3-precis-i18n" ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
+# mbedTLS 3.6 build (tools/mbedtls36.sh): apt-get source needs dpkg-source.
+[ "$what" = test ] && pkgs="$pkgs dpkg-dev"
 for p in $pkgs; do
 	have_pkg "$p" || need="$need $p"
 done

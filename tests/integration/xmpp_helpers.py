@@ -182,9 +182,13 @@ def features_mechanisms(features):
 class RawConn:
     """A TCP (or TLS) connection speaking raw bytes, with a StreamReader."""
 
-    def __init__(self, host, port, timeout=10.0, direct_tls=False, server_hostname=None):
+    ssl_context = None  # for TLS: None is insecure_ssl_context()
+
+    def __init__(self, host, port, timeout=10.0, direct_tls=False, server_hostname=None,
+                 ssl_context=None):
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self.sock = socket.create_connection((host, port), timeout=patience(timeout))
         self.sock.setblocking(False)
         self.eof = False
@@ -200,8 +204,8 @@ class RawConn:
     def _wrap_tls(self, server_hostname, timeout):
         self.sock.setblocking(True)
         self.sock.settimeout(patience(timeout))
-        self.sock = insecure_ssl_context().wrap_socket(self.sock,
-                                                       server_hostname=server_hostname)
+        ctx = self.ssl_context or insecure_ssl_context()
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
         self.sock.setblocking(False)
 
     def _recv_some(self, wait):

@@ -470,6 +470,9 @@ static void test_session(struct tls_server *s, mbedtls_x509_crt *ca)
     CHECK(strstr(info, "ECDHE") != NULL || strstr(info, "TLS1-3") != NULL);
     CHECK(strstr(info, "GCM") != NULL || strstr(info, "CHACHA20") != NULL);
     printf("negotiated: %s\n", info);
+    /* What -V reports: TLS 1.3 exactly when a default client gets it. */
+    CHECK(strncmp(tls_library_info(), "mbedTLS ", 8) == 0);
+    CHECK((strstr(tls_library_info(), "TLS 1.3") != NULL) == (strstr(info, "TLSv1.3") == info));
 
     /* The connection keeps its server alive after the owner drops it (reload). */
     tls_server_unref(s);
