@@ -147,4 +147,29 @@ pid2=$(cat "$pidfile" 2>/dev/null)
 [ -n "$pid2" ] && [ "$pid2" != "$pid" ] && kill -0 "$pid2" 2>/dev/null && ok || bad "no new server after restart"
 wait_for 30 listening && ok || bad "restarted server not listening"
 run stop && wait_for 30 gone "$pid2" && ok || bad "stop after restart failed"
+
+# The systemd unit (never started here): hardened, with write access to the
+# data directory only and no capability unless opted in.
+unit=$top/contrib/xmppd.service
+for want in ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes \
+	CapabilityBoundingSet= AmbientCapabilities= "ExecReload=/bin/kill -HUP \$MAINPID"; do
+	grep -qx "$want" "$unit" && ok || bad "xmppd.service lacks $want"
+done
+state=$(sed -n 's/^StateDirectory=//p' "$unit")
+grep -qx "ReadWritePaths=/var/lib/$state" "$unit" && ok || bad "ReadWritePaths is not the StateDirectory"
+grep -q '^#AmbientCapabilities=CAP_NET_BIND_SERVICE$' "$unit" && ok ||
+	bad "no documented opt-in for ports below 1024"
+grep '^ExecStart=' "$unit" | grep -q ' -f ' && ok || bad "ExecStart does not keep xmppd in the foreground"
+# systemd-analyze (when installed) on a copy that runs the built binary.
+if command -v systemd-analyze >/dev/null 2>&1; then
+	mkdir -p "$tmp/unit"
+	sed "s|^ExecStart=/usr/local/bin/xmppd |ExecStart=$bin |" "$unit" >"$tmp/unit/xmppd.service"
+	if out=$(systemd-analyze verify --man=no "$tmp/unit/xmppd.service" 2>&1) && [ -z "$out" ]; then
+		ok
+	else
+		bad "systemd-analyze verify: $out"
+	fi
+else
+	echo "test_initscripts: systemd-analyze not installed, unit not verified"
+fi
 finish
