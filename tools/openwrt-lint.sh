@@ -118,6 +118,7 @@ INSTALL_DATA:=install -m0644
 INSTALL_CONF:=install -m0600
 CP:=cp -fpR
 LN:=ln -sf
+SED:=sed -i -e
 EOF
 cat >"$sdk/include/package.mk" <<'EOF'
 # Stub of OpenWrt's package.mk (tools/openwrt-lint.sh): BuildPackage
@@ -145,6 +146,9 @@ lint-install:
 	$(call Package/$(1)/install,$(LINT_ROOT))
 endef
 EOF
+# Options of the features behind menu switches (config.c rows of mam.c,
+# pep.c, component.c, push.c, legacy auth, registration).
+feature_options='^(mam_|pep_|component|push_|max_push_|legacy_auth|allow_registration|registration_)'
 # The menu's options, set to y as a default .config has them.
 menu=$(sed -n 's/^[[:space:]]*config \(XMPPD_[A-Z0-9_]*\).*/CONFIG_\1=y/p' "$mk")
 pmake() {
@@ -183,11 +187,20 @@ else
 		f=${c#CONFIG_XMPPD_}
 		grep -q " $f=no " "$tmp/compile-off.log" || err "Build/Compile does not pass $f=no for $c unset"
 	done
-	# A placeholder binary: only the install step is checked here.
+	# A placeholder binary: only the install step is checked here, with
+	# every menu option on (the root checked below), then all off: a
+	# feature compiled out rejects its options, so none may be left in the
+	# shipped config.
 	printf '#!/bin/sh\n' >"$bdir/xmppd"
-	if ! pmake lint-install >"$tmp/install.log" 2>&1; then
+	if ! pmake lint-install $menu >"$tmp/install.log" 2>&1; then
 		err "Package/xmppd/install failed:"
 		sed 's/^/    /' "$tmp/install.log"
+	fi
+	if ! pmake lint-install LINT_ROOT="$tmp/root-off" >"$tmp/install-off.log" 2>&1; then
+		err "Package/xmppd/install failed with the menu options off:"
+		sed 's/^/    /' "$tmp/install-off.log"
+	elif left=$(grep -E "$feature_options" "$tmp/root-off/etc/xmppd/xmppd.conf"); then
+		err "xmppd.conf keeps options of features switched off: $left"
 	fi
 fi
 

@@ -58,6 +58,8 @@ expect "menu option without rebuild" $mk 's/^XMPPD_FEATURES:=MAM /XMPPD_FEATURES
 	"PKG_CONFIG_DEPENDS differ"
 expect "binary not installed" $mk '/usr\/bin\/xmppd$/d' "does not install /usr/bin/xmppd"
 expect "unbalanced define" $mk '0,/^endef/{/^endef/d}' "define but"
+expect "feature option kept when off" $mk "/CONFIG_XMPPD_WITH_MAM),,\$(SED)/d" \
+	"keeps options of features switched off"
 expect "data in RAM" $conf 's|^data_dir .*|data_dir /tmp/xmppd|' "in RAM on OpenWrt"
 expect "unknown option" $conf 's|^user xmppd|&\nusr xmppd|' "unknown option usr"
 expect "runs as root" $conf '/^user xmppd/d' "is not the package's user"
