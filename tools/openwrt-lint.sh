@@ -299,7 +299,13 @@ if [ -f "$cfg" ]; then
 	dd=$(sed -n 's/^data_dir[[:space:]]*//p' "$cfg")
 	case $dd in
 	/tmp/* | /var/* | /run/*) err "xmppd.conf: data_dir $dd is in RAM on OpenWrt (lost at reboot)" ;;
-	/*) [ -d "$root$dd" ] || err "xmppd.conf: data_dir $dd is not installed" ;;
+	/*)
+		if [ ! -d "$root$dd" ]; then
+			err "xmppd.conf: data_dir $dd is not installed"
+		elif [ "$(stat -c %a "$root$dd")" != 700 ]; then
+			err "data_dir $dd is installed with mode $(stat -c %a "$root$dd"), not 0700"
+		fi
+		;;
 	*) err "xmppd.conf: data_dir '$dd' is not an absolute path" ;;
 	esac
 	u=$(sed -n 's/^user[[:space:]]*//p' "$cfg")

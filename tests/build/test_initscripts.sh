@@ -112,6 +112,7 @@ ok
 [ "$(readlink "/proc/$pid/exe")" = "$bin" ] && ok || bad "pid file names another program"
 wait_for 30 listening && ok || bad "server not listening on $port: $(cat "$log")"
 wait_for 10 in_log "serving localhost" && ok || bad "log file from the defaults file not written"
+[ "$(stat -c %a "$log")" = 640 ] && ok || bad "log file mode $(stat -c %a "$log"), not 640"
 if [ -n "$user_line" ]; then
 	[ "$(ps -o user= -p "$pid" | tr -d ' ')" = nobody ] && ok || bad "server still runs as root"
 	in_log "running as user nobody" && ok || bad "no privilege drop logged"

@@ -60,6 +60,7 @@ expect "binary not installed" $mk '/usr\/bin\/xmppd$/d' "does not install /usr/b
 expect "unbalanced define" $mk '0,/^endef/{/^endef/d}' "define but"
 expect "feature option kept when off" $mk "/CONFIG_XMPPD_WITH_MAM),,\$(SED)/d" \
 	"keeps options of features switched off"
+expect "data dir open to all" $mk '/chmod 0700/d' "not 0700"
 expect "data in RAM" $conf 's|^data_dir .*|data_dir /tmp/xmppd|' "in RAM on OpenWrt"
 expect "unknown option" $conf 's|^user xmppd|&\nusr xmppd|' "unknown option usr"
 expect "runs as root" $conf '/^user xmppd/d' "is not the package's user"
