@@ -192,8 +192,8 @@ def main():
     try:
         if not wait_port("127.0.0.1", a.port + 1, timeout=60, proc=st, tls_hostname=DOMAIN):
             sys.exit("flash-writes: server did not start (see %s)" % log.name)
-        pid = int(subprocess.run(["pgrep", "-P", str(st.pid)], capture_output=True,
-                                 text=True).stdout.split()[0])
+        with open("/proc/%d/task/%d/children" % (st.pid, st.pid)) as f:
+            pid = int(f.read().split()[0])  # xmppd, strace's child
 
         def phase(name, count, unit, fn):
             # The settle time after the action catches its late writes.
