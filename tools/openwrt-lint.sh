@@ -19,6 +19,9 @@
 # libmbedtls build it. Prints "openwrt-lint: ok" or one line per problem
 # and exits 1.
 set -u
+# Run from make (make check), the caller's command-line variables (CFLAGS=...)
+# would reach the package's make through MAKEFLAGS and stand in for the SDK's.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 top=$(cd "$(dirname "$0")/.." && pwd)
 src=$top
 while getopts s: opt; do
