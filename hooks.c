@@ -189,3 +189,20 @@ int hook_run_output(struct session *s, const char *xml, size_t len)
     }
     return 0;
 }
+
+/* ---- feature switches (issue 16): the block-list check ---- */
+
+static hook_blocked_fn blocked_check;
+
+void hook_blocked(hook_blocked_fn fn)
+{
+    if (blocked_check) {
+        full("blocked");
+    }
+    blocked_check = fn;
+}
+
+int hook_run_blocked(const char *bare, const char *jid)
+{
+    return blocked_check ? blocked_check(bare, jid) : 0;
+}

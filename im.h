@@ -79,13 +79,6 @@ void offline_batch_lost(struct session *s);
  * those whose log cannot be synced are bounced to their senders. */
 void offline_sync(void);
 
-/* blocking.c (XEP-0191). */
-int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                const char *to_bare);
-int blocking_is_blocked(const char *bare, const char *jid);
-/* Drop the cached block list of an account that was created or removed. */
-void blocking_forget(const char *bare);
-
 /* register.c (XEP-0077): password change and cancel for a bound session. Pre-
  * authentication registration goes through register_preauth_iq from c2s.c,
  * which answers on the connection directly. */
@@ -138,11 +131,5 @@ void im_before_output(void);
  * the turn only. */
 void im_turn_end(void);
 void im_shutdown(void);
-
-/* vcard.c (XEP-0054) and private.c (XEP-0049). */
-int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-             const char *to_bare);
-int private_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-               const char *to_bare);
 
 #endif

@@ -199,7 +199,7 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
         return;
     }
     reg_count(c->addr);
-    blocking_forget(bare); /* a list cached for an earlier account of that name */
+    hook_run(HOOK_ACCOUNT_CREATED, NULL, NULL, bare); /* a list cached for an earlier one */
     roster_turn_end();     /* and no cached roster may outlive the account */
     log_notice("%s registered %s", conn_label(c), bare);
     preauth_reply(c, iq, NULL);
@@ -319,7 +319,6 @@ void register_tidy_removed(void)
  * last activity waiting to be written (these sessions record none). */
 static void end_sessions(const char *bare, struct session *first)
 {
-    blocking_forget(bare);
     roster_turn_end();
     last_activity_forget(bare);
     hook_run(HOOK_ACCOUNT_REMOVED, NULL, NULL, bare);

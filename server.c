@@ -1205,6 +1205,15 @@ static int cli_command(int argc, char **argv)
     return 0;
 }
 
+/* -V: the version, and the optional features the build was made without
+ * (Makefile WITH_... switches), which is what a package user asks next. */
+static void print_version(void)
+{
+    const char *without = config_without();
+    printf("xmppd " XMPPD_VERSION "%s%s%s\n", without[0] ? " (without " : "", without,
+           without[0] ? ")" : "");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -1318,7 +1327,7 @@ int main(int argc, char **argv)
         case 'c': config_path = optarg; break;
         case 'f': foreground = 1; break;
         case 'v': verbose = 1; break;
-        case 'V': printf("xmppd " XMPPD_VERSION "\n"); return 0;
+        case 'V': print_version(); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
