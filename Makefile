@@ -201,6 +201,7 @@ run: deps
 check: deps test-deps
 	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tests/unit/precis_filter tools/xmpp-bench
 	@$(MAKE) --no-print-directory unit build-tests integration bench-smoke
+	@$(MAKE) --no-print-directory check-min
 
 # precis_table.c is generated and committed; the check regenerates it from
 # the Unicode data (unicode-data) when that is installed. precis.c is also
@@ -234,6 +235,15 @@ tools/xmpp-bench: tools/xmpp-bench.c | .build-deps
 # Functional smoke test of the benchmark scenarios (no timing thresholds).
 bench-smoke: xmppd tools/xmpp-bench
 	tools/bench-smoke.sh ./xmppd tools/xmpp-bench
+
+# Feature switches (issue 16): the router build, every switch off, built into
+# .min/ beside the normal one, logs in, routes, advertises nothing it lacks and
+# refuses the options of what it lacks (test_72_features.py reads xmppd -V).
+.PHONY: check-min
+check-min:
+	@$(MAKE) --no-print-directory O=.min/ SMALL=1 WITH_ALL=no .min/xmppd
+	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/.min/xmppd PYTHON=$(PYTHON) tests/run-integration.sh -q \
+		test_72_features.py test_01_stream.py test_04_routing.py
 
 install: xmppd
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xmppd $(DESTDIR)$(MANDIR)/man8
