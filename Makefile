@@ -23,6 +23,8 @@
 #   WITH_VCARD       XEP-0054 vcard-temp (vcard.c)
 #   WITH_PRIVATE     XEP-0049 private XML storage (private.c)
 #   WITH_BLOCKING    XEP-0191 blocking command (blocking.c)
+#   WITH_REGISTRATION  XEP-0077 in-band registration, password change and
+#                    cancellation (register.c); accounts from xmppd adduser only
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -76,7 +78,7 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION
 WITH_ALL ?= yes
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
@@ -121,9 +123,12 @@ endif
 ifeq ($(WITH_BLOCKING),yes)
 SERVICE_SRCS += blocking.c
 endif
+ifeq ($(WITH_REGISTRATION),yes)
+SERVICE_SRCS += register.c
+endif
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c \
-       register.c disco.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
+       account.c disco.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
        log.c buf.c worker.c hooks.c $(SERVICE_SRCS)
 O ?=
 OBJS = $(addprefix $(O),$(SRCS:.c=.o))
@@ -259,7 +264,7 @@ uninstall:
 clean:
 	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/precis_filter tests/unit/*.d \
 		.run-as-root.conf .build-flags .build-deps
-	rm -rf .fuzz .min
+	rm -rf .fuzz .min .sizes
 
 -include $(OBJS:.o=.d)
 

@@ -455,6 +455,9 @@ static const struct {
     {"VCARD", "max_vcard_size"},
     {"PRIVATE", "max_private_size"},
     {"BLOCKING", "max_blocklist_items"},
+    {"REGISTRATION", "allow_registration"},
+    {"REGISTRATION", "allow_password_change"},
+    {"REGISTRATION", "registration_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;

@@ -40,7 +40,6 @@ static const char *const features[] = {
     NS_DISCO_INFO,        /* XEP-0030 */
     NS_DISCO_ITEMS,       /* XEP-0030 */
     "jabber:iq:last",     /* XEP-0012 */
-    "jabber:iq:register", /* XEP-0077 */
     "jabber:iq:version",  /* XEP-0092 */
     "msgoffline",         /* XEP-0160 §6 */
     "urn:xmpp:ping",      /* XEP-0199 */

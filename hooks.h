@@ -137,5 +137,16 @@ int hook_run_output(struct session *s, const char *xml, size_t len);
 typedef int (*hook_blocked_fn)(const char *bare, const char *jid);
 void hook_blocked(hook_blocked_fn fn);
 int hook_run_blocked(const char *bare, const char *jid);
+/* ---- feature switches (issue 16): before authentication (XEP-0077) ----
+ * A pre-auth feature writer appends its element to <stream:features> where
+ * SASL mechanisms are offered (XEP-0077 <register/>). A pre-auth iq handler
+ * gets each iq of an unauthenticated client on a channel where authentication
+ * is allowed (after TLS when required); it returns 0 when it answered on c,
+ * -1 when the iq is not its (c2s then ends the stream: not-authorized). */
+void hook_preauth_feature(hook_stream_feature_fn fn);
+void hook_run_preauth_features(struct conn *c, struct buf *out);
+typedef int (*hook_preauth_iq_fn)(struct conn *c, struct xml_node *iq);
+void hook_preauth_iq(hook_preauth_iq_fn fn);
+int hook_run_preauth_iq(struct conn *c, struct xml_node *iq);
 
 #endif

@@ -16,7 +16,6 @@ static const struct {
     im_iq_fn fn;
 } iq_table[] = {
     {"jabber:iq:roster", roster_iq},
-    {"jabber:iq:register", register_iq},
     {"http://jabber.org/protocol/disco#info", disco_info_iq},
     {"http://jabber.org/protocol/disco#items", disco_items_iq},
     {"jabber:iq:version", version_iq},
@@ -84,7 +83,7 @@ int im_offline_store(const char *bare, const struct xml_node *m)
 void im_tick(void)
 {
     last_activity_flush(LAST_FLUSH_PER_TICK);
-    register_tick();
+    account_tick();
     hook_run(HOOK_TICK, NULL, NULL, NULL);
 }
 

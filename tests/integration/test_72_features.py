@@ -13,7 +13,7 @@ import re
 import subprocess
 
 from disco_helpers import NS_DISCO_INFO, assert_error, disco_info_parts, iq, payload, raw_login
-from xmpp_helpers import Clients, patience, run
+from xmpp_helpers import NS_STANZAS, Clients, RawConn, patience, run
 
 # Every switch the Makefile knows (its FEATURES list), with what the feature
 # shows a client: disco features of the server and of an account, a stream
@@ -43,6 +43,9 @@ FEATURES = {
     "BLOCKING": {"server": ["urn:xmpp:blocking"],
                  "iq": "<blocklist xmlns='urn:xmpp:blocking'/>",
                  "option": ("max_blocklist_items", "10")},
+    "REGISTRATION": {"server": ["jabber:iq:register"],
+                     "iq": "<query xmlns='jabber:iq:register'/>",
+                     "option": ("allow_registration", "yes")},
 }
 
 
@@ -132,3 +135,21 @@ def test_options_of_compiled_out_features_are_refused(server):
                                capture_output=True, text=True, timeout=patience(10))
             assert r.returncode == 0, "%s refused with %s on: %s" % (key, name, r.stderr)
     server.write_config()
+
+
+def test_preauth_registration_is_answered_either_way(server):
+    """XEP-0077 §3.1: a build without in-band registration answers a sign-up
+    attempt with service-unavailable (not a closed stream); a build with it,
+    and sign-up off by default, with not-allowed. The stream stays open."""
+    off = built_without(server)
+    with RawConn(server.host, server.c2s_port) as c:
+        c.open_stream(to=server.domain)
+        c.starttls(server.domain)
+        start = len(c.reader.children)
+        c.send("<iq type='get' id='reg1'><query xmlns='jabber:iq:register'/></iq>")
+        got = c.wait_child("iq", start=start)
+        assert got is not None and got.get("type") == "error", c.describe()
+        cond = "service-unavailable" if "REGISTRATION" in off else "not-allowed"
+        assert got.find("{jabber:client}error/{%s}%s" % (NS_STANZAS, cond)) is not None, \
+            c.describe()
+        assert c.reader.stream_error is None, c.describe()
