@@ -30,9 +30,9 @@
 # it takes (disco advertises what registered). The names of the switches that
 # are off reach config.c as XMPPD_WITHOUT, and config.c's feature table
 # (feature_options[]) refuses their options at start-up: "'mam_max_page':
-# compiled without MAM (make WITH_MAM=yes)". A new feature: add its name to
-# FEATURES, an ifeq block adding its files to SERVICE_SRCS, a dependency
-# check if it needs another, and its rows in feature_options[].
+# compiled without MAM (make WITH_MAM=yes)". A new feature X: its name in
+# FEATURES, its files in SRCS_X, a dependency check if it needs another
+# switch, and its option rows in config.c's feature_options[].
 # Cross-compiling: make CC=mipsel-linux-gnu-gcc CFLAGS="-Os -I/path/to/mbedtls/include"
 #   LDFLAGS=-L/path/to/mbedtls/lib   (the target is whatever CC produces)
 
@@ -92,40 +92,20 @@ PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
 
 # Services plug in through hooks.h from their own files: each WITH_... switch
 # adds or leaves out files, nothing else.
+# Each feature's files, by switch.
+SRCS_PEP = pep.c caps.c caps_ver.c
+SRCS_CARBONS = carbons.c
+SRCS_CSI = csi.c
+SRCS_SM = sm.c
+SRCS_MAM = mam.c
+SRCS_COMPONENTS = component.c
+SRCS_PUSH = push.c
+SRCS_VCARD = vcard.c
+SRCS_PRIVATE = private.c
+SRCS_BLOCKING = blocking.c
+SRCS_REGISTRATION = register.c
 SERVICE_SRCS =
-ifeq ($(WITH_PEP),yes)
-SERVICE_SRCS += pep.c caps.c caps_ver.c
-endif
-ifeq ($(WITH_CARBONS),yes)
-SERVICE_SRCS += carbons.c
-endif
-ifeq ($(WITH_CSI),yes)
-SERVICE_SRCS += csi.c
-endif
-ifeq ($(WITH_COMPONENTS),yes)
-SERVICE_SRCS += component.c
-endif
-ifeq ($(WITH_PUSH),yes)
-SERVICE_SRCS += push.c
-endif
-ifeq ($(WITH_SM),yes)
-SERVICE_SRCS += sm.c
-endif
-ifeq ($(WITH_MAM),yes)
-SERVICE_SRCS += mam.c
-endif
-ifeq ($(WITH_VCARD),yes)
-SERVICE_SRCS += vcard.c
-endif
-ifeq ($(WITH_PRIVATE),yes)
-SERVICE_SRCS += private.c
-endif
-ifeq ($(WITH_BLOCKING),yes)
-SERVICE_SRCS += blocking.c
-endif
-ifeq ($(WITH_REGISTRATION),yes)
-SERVICE_SRCS += register.c
-endif
+SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c \
        account.c disco.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
