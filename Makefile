@@ -91,8 +91,7 @@ FEATURES_OFF = $(foreach f,$(FEATURES),$(if $(filter no,$(WITH_$(f))),$(f)))
 PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
 
 # Services plug in through hooks.h from their own files: each WITH_... switch
-# adds or leaves out files, nothing else.
-# Each feature's files, by switch.
+# adds or leaves out its files (SRCS_<FEATURE>), nothing else.
 SRCS_PEP = pep.c caps.c caps_ver.c
 SRCS_CARBONS = carbons.c
 SRCS_CSI = csi.c
