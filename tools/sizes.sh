@@ -64,6 +64,7 @@ mipsel_sysroot() {
         cat > "$apt/apt.conf" <<EOF
 APT::Architecture "mipsel";
 APT::Architectures { "mipsel"; };
+APT::Sandbox::User "root";
 Dir::State "$apt";
 Dir::State::Lists "$apt/lists";
 Dir::State::status "$apt/status";
