@@ -6,8 +6,10 @@
 # Prints a Markdown table (BENCHMARKS.md keeps one): the full build (make,
 # -O2), the router build (make SMALL=1 WITH_ALL=no), and for each feature
 # switch what it costs: full build minus the full build with that switch
-# alone off. Sizes are of the stripped binary, dynamically linked against libc
-# and mbedTLS (as OpenWrt installs libmbedtls as a package of its own), in
+# alone off. Build rows are the stripped binary's file size, dynamically
+# linked against libc and mbedTLS (as OpenWrt installs libmbedtls as a
+# package of its own); the file grows in whole pages on x86-64, so feature
+# rows are the difference in code and data (text + data of size(1)). In
 # bytes and KB (1 KB = 1024 bytes).
 #
 # --check  only the two budget builds, x86-64; exit 1 when one is over budget:
@@ -82,18 +84,19 @@ EOF
     echo "$root"
 }
 
-# build ARCH NAME MAKE-ARGS...: prints the stripped size in bytes.
+# build ARCH NAME MAKE-ARGS...: prints the stripped file size and text + data,
+# in bytes.
 build() {
     a=$1 name=$2
     shift 2
     out=.sizes/$a/$name/
     mkdir -p "$out"
     case "$a" in
-    x86-64) cc=${CC:-cc} strip=${STRIP:-strip} extra_c= extra_l= ;;
+    x86-64) cc=${CC:-cc} strip=${STRIP:-strip} size=size extra_c= extra_l= ;;
     mipsel)
         root=$(mipsel_sysroot)
         lib=$root/usr/lib/mipsel-linux-gnu
-        cc=mipsel-linux-gnu-gcc strip=mipsel-linux-gnu-strip
+        cc=mipsel-linux-gnu-gcc strip=mipsel-linux-gnu-strip size=mipsel-linux-gnu-size
         extra_c="-I$root/usr/include" extra_l="-L$lib -Wl,-rpath-link,$lib" ;;
     esac
     opt=-O2
@@ -105,7 +108,8 @@ build() {
         exit 1
     fi
     "$strip" -o "$out/xmppd.stripped" "${out}xmppd"
-    wc -c < "$out/xmppd.stripped" | tr -d ' '
+    echo "$(wc -c < "$out/xmppd.stripped" | tr -d ' ')" \
+        "$("$size" "$out/xmppd.stripped" | awk 'NR == 2 { print $1 + $2 }')"
 }
 
 kb() {
@@ -113,8 +117,8 @@ kb() {
 }
 
 if [ "$check" = 1 ]; then
-    full=$(build x86-64 full)
-    min=$(build x86-64 min SMALL=1 WITH_ALL=no)
+    full=$(build x86-64 full | cut -d' ' -f1)
+    min=$(build x86-64 min SMALL=1 WITH_ALL=no | cut -d' ' -f1)
     rc=0
     echo "full build:            $full bytes ($(kb "$full") KB), budget $(kb $FULL_BUDGET) KB"
     echo "SMALL=1 WITH_ALL=no:   $min bytes ($(kb "$min") KB), budget $(kb $MIN_BUDGET) KB"
@@ -137,9 +141,10 @@ for a in $archs; do
         echo "$0: mipsel-linux-gnu-gcc missing (apt-get install gcc-mipsel-linux-gnu)" >&2
         exit 1
     fi
-    full=$(build "$a" full)
-    small=$(build "$a" small SMALL=1)
-    min=$(build "$a" min SMALL=1 WITH_ALL=no)
+    r=$(build "$a" full)
+    full=${r% *} full_mem=${r#* }
+    small=$(build "$a" small SMALL=1 | cut -d' ' -f1)
+    min=$(build "$a" min SMALL=1 WITH_ALL=no | cut -d' ' -f1)
     {
         echo "$full $(kb "$full")"
         echo "$small $(kb "$small")"
@@ -149,8 +154,8 @@ for a in $archs; do
             # PUSH needs COMPONENTS (Makefile): switching COMPONENTS off takes PUSH along.
             [ "$f" = COMPONENTS ] && args="$args WITH_PUSH=no"
             # shellcheck disable=SC2086
-            s=$(build "$a" "no-$f" $args)
-            echo "$((full - s)) $(kb $((full - s)))"
+            s=$(build "$a" "no-$f" $args | cut -d' ' -f2)
+            echo "$((full_mem - s)) $(kb $((full_mem - s)))"
         done
     } > "$tmp/$a"
 done
