@@ -51,6 +51,7 @@ FEATURES = {
 
 def built_without(server):
     """The features the binary says (xmppd -V) it was built without."""
+    server.require_managed()  # another server's build is not ours to read
     out = subprocess.run([server.binary, "-V"], capture_output=True, text=True,
                          timeout=patience(10)).stdout
     m = re.match(r"xmppd \S+(?: \(without ([A-Z_ ]+)\))?\n$", out)
