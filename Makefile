@@ -229,9 +229,9 @@ check-min:
 	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/.min/xmppd PYTHON=$(PYTHON) tests/run-integration.sh -q \
 		test_72_features.py test_01_stream.py test_04_routing.py
 
-install: xmppd
+install: $(O)xmppd
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xmppd $(DESTDIR)$(MANDIR)/man8
-	install -m 755 xmppd $(DESTDIR)$(BINDIR)/xmppd
+	install -m 755 $(O)xmppd $(DESTDIR)$(BINDIR)/xmppd
 	$(STRIP) $(DESTDIR)$(BINDIR)/xmppd || true
 	install -m 644 xmppd.conf.example $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
 	install -m 644 xmppd.8 $(DESTDIR)$(MANDIR)/man8/xmppd.8
