@@ -6,6 +6,33 @@
 #   SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer
 #   SMALL=1      optimise for size, drop unused sections
 #   WITH_EPOLL=yes  use the Linux epoll loop backend (default: portable poll())
+#   O=DIR/       objects and the binary go to DIR/ (make check builds the
+#                all-off router build into .min/ this way)
+#
+# Feature switches (issue 16): WITH_<FEATURE>=yes|no, each default yes
+# (WITH_ALL=no makes no the default of every switch; `make SMALL=1 WITH_ALL=no`
+# is the router build with every optional feature off).
+#   WITH_PEP         XEP-0163 personal eventing, XEP-0115 caps (pep.c caps.c caps_ver.c)
+#   WITH_CARBONS     XEP-0280 message carbons (carbons.c)
+#   WITH_CSI         XEP-0352 client state indication (csi.c)
+#   WITH_SM          XEP-0198 stream management (sm.c)
+#   WITH_MAM         XEP-0313 message archive (mam.c)
+#   WITH_COMPONENTS  XEP-0114 external components (component.c)
+#   WITH_PUSH        XEP-0357 push notifications (push.c); needs WITH_COMPONENTS:
+#                    without S2S an app server is only reachable as a component
+#   WITH_VCARD       XEP-0054 vcard-temp (vcard.c)
+#   WITH_PRIVATE     XEP-0049 private XML storage (private.c)
+#   WITH_BLOCKING    XEP-0191 blocking command (blocking.c)
+#   WITH_REGISTRATION  XEP-0077 in-band registration, password change and
+#                    cancellation (register.c); accounts from xmppd adduser only
+# How a switch works: a feature lives in its own files, which register with
+# hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
+# it takes (disco advertises what registered). The names of the switches that
+# are off reach config.c as XMPPD_WITHOUT, and config.c's feature table
+# (feature_options[]) refuses their options at start-up: "'mam_max_page':
+# compiled without MAM (make WITH_MAM=yes)". A new feature X: its name in
+# FEATURES, its files in SRCS_X, a dependency check if it needs another
+# switch, and its option rows in config.c's feature_options[].
 # Cross-compiling: make CC=mipsel-linux-gnu-gcc CFLAGS="-Os -I/path/to/mbedtls/include"
 #   LDFLAGS=-L/path/to/mbedtls/lib   (the target is whatever CC produces)
 
@@ -39,6 +66,12 @@ endif
 ifeq ($(SMALL),1)
 XCFLAGS += -ffunction-sections -fdata-sections
 LDFLAGS += -Wl,--gc-sections
+# Size (issue 16): link-time optimisation drops and inlines across modules;
+# C needs no unwind tables (no exceptions, no pthread_cancel). SMALL_LTO= (empty)
+# for a toolchain without an LTO linker plugin.
+SMALL_LTO ?= -flto=auto
+XCFLAGS += $(SMALL_LTO) -fno-asynchronous-unwind-tables -fno-unwind-tables
+LDFLAGS += $(SMALL_LTO) -fno-asynchronous-unwind-tables -fno-unwind-tables
 endif
 
 ifeq ($(WITH_EPOLL),yes)
@@ -47,19 +80,40 @@ else
 LOOP_SRC = loop_poll.c
 endif
 
-# Services plug in through hooks.h from their own files: each WITH_... switch
-# adds or leaves out files, nothing else.
-SERVICE_SRCS =
-SERVICE_SRCS += pep.c caps.c caps_ver.c
-SERVICE_SRCS += carbons.c csi.c
-SERVICE_SRCS += component.c push.c
-SERVICE_SRCS += sm.c
-SERVICE_SRCS += mam.c
+# Feature switches (see the top): every one is yes or no.
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION
+WITH_ALL ?= yes
+$(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
+$(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
+	$(error WITH_$(f)=$(WITH_$(f)): must be yes or no)))
+ifeq ($(WITH_PUSH)$(WITH_COMPONENTS),yesno)
+$(error WITH_PUSH=yes needs WITH_COMPONENTS=yes (push notifications go to an app server \
+	that only a component can be, without S2S): set WITH_PUSH=no or WITH_COMPONENTS=yes)
+endif
+FEATURES_OFF = $(foreach f,$(FEATURES),$(if $(filter no,$(WITH_$(f))),$(f)))
+PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
 
-SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
-       register.c disco.c vcard.c private.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
+# Services plug in through hooks.h from their own files: each WITH_... switch
+# adds or leaves out its files (SRCS_<FEATURE>), nothing else.
+SRCS_PEP = pep.c caps.c caps_ver.c
+SRCS_CARBONS = carbons.c
+SRCS_CSI = csi.c
+SRCS_SM = sm.c
+SRCS_MAM = mam.c
+SRCS_COMPONENTS = component.c
+SRCS_PUSH = push.c
+SRCS_VCARD = vcard.c
+SRCS_PRIVATE = private.c
+SRCS_BLOCKING = blocking.c
+SRCS_REGISTRATION = register.c
+SERVICE_SRCS =
+SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
+
+SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c \
+       account.c disco.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
        log.c buf.c worker.c hooks.c $(SERVICE_SRCS)
-OBJS = $(SRCS:.c=.o)
+O ?=
+OBJS = $(addprefix $(O),$(SRCS:.c=.o))
 
 UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_log
 UNIT_TESTS += test_caps # PEP (XEP-0163): rule at the end
@@ -72,16 +126,21 @@ LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o con
 .PHONY: all run check unit build-tests integration bench bench-smoke install uninstall clean deps \
 	test-deps
 
-all: xmppd
+all: $(O)xmppd
 
-xmppd: $(OBJS)
+$(O)xmppd: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+ifneq ($(O),)
+.PHONY: xmppd
+xmppd: $(O)xmppd
+endif
 
 # Objects remember the flags they were built with: switching SANITIZE, SMALL
 # or CC rebuilds everything instead of silently linking stale objects.
 BUILD_FLAGS = $(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS)
-.build-flags: FORCE
-	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+$(O).build-flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(subst ','\'',$(BUILD_FLAGS))' | cmp -s - $@ || echo '$(subst ','\'',$(BUILD_FLAGS))' > $@
 FORCE:
 
 # The mbedTLS headers, looked for the way the compiler will look for them
@@ -90,7 +149,7 @@ FORCE:
 # of compiler or flags (the stamp follows .build-flags), so a fresh machine
 # gets what to install instead of a compiler error.
 MBEDTLS_PROBE = printf '\043include <mbedtls/version.h>\n' | $(CC) $(PPFLAGS) $(CFLAGS) -E -o /dev/null -x c -
-.build-deps: .build-flags
+$(O).build-deps: $(O).build-flags
 	@if ! err=$$($(MBEDTLS_PROBE) 2>&1); then \
 		echo "$$err" | sed -n '1,3s/^/  /p' >&2; \
 		echo "xmppd: '$(CC) $(CFLAGS)' does not find the mbedTLS headers (mbedtls/version.h)." >&2; \
@@ -100,7 +159,7 @@ MBEDTLS_PROBE = printf '\043include <mbedtls/version.h>\n' | $(CC) $(PPFLAGS) $(
 	fi
 	@touch $@
 
-%.o: %.c .build-flags | .build-deps
+$(O)%.o: %.c $(O).build-flags | $(O).build-deps
 	$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
 
 tests/unit/%: tests/unit/%.c $(LIB_OBJS) .build-flags
@@ -129,6 +188,7 @@ run: deps
 check: deps test-deps
 	@$(MAKE) --no-print-directory xmppd $(UNIT_BINS) tests/unit/precis_filter tools/xmpp-bench
 	@$(MAKE) --no-print-directory unit build-tests integration bench-smoke
+	@$(MAKE) --no-print-directory check-min
 
 # precis_table.c is generated and committed; the check regenerates it from
 # the Unicode data (unicode-data) when that is installed. precis.c is also
@@ -163,9 +223,18 @@ tools/xmpp-bench: tools/xmpp-bench.c | .build-deps
 bench-smoke: xmppd tools/xmpp-bench
 	tools/bench-smoke.sh ./xmppd tools/xmpp-bench
 
-install: xmppd
+# Feature switches (issue 16): the router build, every switch off, built into
+# .min/ beside the normal one, logs in, routes, advertises nothing it lacks and
+# refuses the options of what it lacks (test_72_features.py reads xmppd -V).
+.PHONY: check-min
+check-min:
+	@$(MAKE) --no-print-directory O=.min/ SMALL=1 WITH_ALL=no .min/xmppd
+	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/.min/xmppd PYTHON=$(PYTHON) tests/run-integration.sh -q \
+		test_72_features.py test_01_stream.py test_04_routing.py
+
+install: $(O)xmppd
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/xmppd $(DESTDIR)$(MANDIR)/man8
-	install -m 755 xmppd $(DESTDIR)$(BINDIR)/xmppd
+	install -m 755 $(O)xmppd $(DESTDIR)$(BINDIR)/xmppd
 	$(STRIP) $(DESTDIR)$(BINDIR)/xmppd || true
 	install -m 644 xmppd.conf.example $(DESTDIR)$(SYSCONFDIR)/xmppd/xmppd.conf.example
 	install -m 644 xmppd.8 $(DESTDIR)$(MANDIR)/man8/xmppd.8
@@ -177,7 +246,7 @@ uninstall:
 clean:
 	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/precis_filter tests/unit/*.d \
 		.run-as-root.conf .build-flags .build-deps
-	rm -rf .fuzz
+	rm -rf .fuzz .min .sizes
 
 -include $(OBJS:.o=.d)
 

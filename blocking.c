@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hooks.h"
 #include "jid.h"
 #include "limits.h"
 #include "log.h"
@@ -147,7 +148,7 @@ static void cache_insert(struct blist *b)
 
 /* Drop what is cached for an account (deleted, or its file changed behind our
  * back). The next lookup reads the store again. */
-void blocking_forget(const char *bare)
+static void blocking_forget(const char *bare)
 {
     struct blist *b = cache_find(bare);
     if (b) {
@@ -352,7 +353,7 @@ static int blist_has(const struct blist *b, const char *jid)
 /* ---- matching (XEP-0191 §3.3 with the XEP-0016 §2.1 rules) ----
  * An item may be a full JID, a bare JID, a domain/resource or a domain; it
  * matches a sender when it equals any of those forms of the sender's JID. */
-int blocking_is_blocked(const char *bare, const char *jid)
+static int blocking_is_blocked(const char *bare, const char *jid)
 {
     struct blist *b = blist_get(bare);
     if (!b || b->n == 0 || !jid) {
@@ -660,8 +661,8 @@ static void do_unblock(struct session *s, struct xml_node *iq, struct xml_node *
     free_items(items, n);
 }
 
-int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                const char *to_bare)
+static int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                       const char *to_bare)
 {
     char bare[JID_MAX + 1];
     own_bare(s, bare, sizeof(bare));
@@ -696,4 +697,24 @@ int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *payload
         do_unblock(s, iq, payload, b, bare);
     }
     return 0;
+}
+
+/* An account made or removed: no list cached for an earlier one of its name
+ * may apply to it. */
+static int on_account_gone(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s;
+    (void)st;
+    blocking_forget(bare);
+    return 0;
+}
+
+/* WITH_BLOCKING (Makefile): linking this file in is what switches it on. */
+HOOK_SERVICE(blocking)
+{
+    hook_iq("urn:xmpp:blocking", blocking_iq);
+    hook_feature(HOOK_DISCO_SERVER, "urn:xmpp:blocking"); /* XEP-0191 §2 */
+    hook_blocked(blocking_is_blocked);
+    hook_add(HOOK_ACCOUNT_REMOVED, on_account_gone);
+    hook_add(HOOK_ACCOUNT_CREATED, on_account_gone);
 }

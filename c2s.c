@@ -30,6 +30,7 @@
 #define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_PING "urn:xmpp:ping"
 #define NS_IQAUTH "jabber:iq:auth"
+#define NS_REGISTER_IQ "jabber:iq:register" /* feature switches: see stanza_preauth */
 #define NS_IQAUTH_FEATURE "http://jabber.org/features/iq-auth"
 
 struct c2s {
@@ -322,9 +323,7 @@ static void send_features(struct c2s *s)
             if (legacy_auth_offered(c)) {
                 buf_puts(&b, "<auth xmlns='" NS_IQAUTH_FEATURE "'/>");
             }
-            if (g_config->allow_registration) {
-                buf_puts(&b, "<register xmlns='http://jabber.org/features/iq-register'/>");
-            }
+            hook_run_preauth_features(c, &b); /* XEP-0077 <register/> */
         }
     }
     buf_puts(&b, "</stream:features>");
@@ -1267,7 +1266,13 @@ static void stanza_preauth(struct c2s *s, struct xml_node *st)
         legacy_auth_iq(s, st, q);
         return;
     }
-    if (iq_ok && register_preauth_iq(c, st) == 0) {
+    if (iq_ok && hook_run_preauth_iq(c, st) == 0) {
+        return;
+    }
+    /* XEP-0077 §3.1: a server built without in-band registration
+     * (WITH_REGISTRATION=no) still answers a client that tries it. */
+    if (iq_ok && c2s_preauth_query(st, NS_REGISTER_IQ)) {
+        legacy_error(s, xml_attr(st, "id"), "service-unavailable", NULL);
         return;
     }
     /* RFC 6120 §4.9.3.12: stanzas before authentication. */

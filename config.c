@@ -429,6 +429,69 @@ void config_defaults(struct config *c)
     }
 }
 
+/* ---- feature switches (issue 16) ----
+ * The options of each optional feature, by the name of its Makefile switch
+ * (WITH_<FEATURE>): an entry ending in '_' is a prefix, any other a whole
+ * name. The Makefile passes the switches that are off as XMPPD_WITHOUT
+ * ("MAM PEP"); an option of one of them is refused at start-up, not ignored,
+ * so that a configuration written for a full build never silently loses a
+ * setting. A new feature adds its rows here (its option rows stay in
+ * options[]: struct config keeps every field in every build). */
+#ifndef XMPPD_WITHOUT
+#define XMPPD_WITHOUT "" /* compiled outside the Makefile: every feature in */
+#endif
+
+static const struct {
+    const char *feature, *option;
+} feature_options[] = {
+    {"PEP", "pep_"},
+    {"CSI", "csi_"},
+    {"SM", "sm_"},
+    {"MAM", "mam_"},
+    {"COMPONENTS", "component"},
+    {"COMPONENTS", "component_"},
+    {"PUSH", "push_"},
+    {"PUSH", "max_push_registrations"},
+    {"VCARD", "max_vcard_size"},
+    {"PRIVATE", "max_private_size"},
+    {"BLOCKING", "max_blocklist_items"},
+    {"REGISTRATION", "allow_registration"},
+    {"REGISTRATION", "allow_password_change"},
+    {"REGISTRATION", "registration_"},
+};
+
+static const char without[] = XMPPD_WITHOUT;
+
+const char *config_without(void)
+{
+    return without;
+}
+
+const char *config_option_feature(const char *name)
+{
+    for (size_t i = 0; i < sizeof(feature_options) / sizeof(feature_options[0]); i++) {
+        const char *opt = feature_options[i].option;
+        size_t n = strlen(opt);
+        int prefix = opt[n - 1] == '_';
+        if (prefix ? strncmp(name, opt, n) == 0 : strcmp(name, opt) == 0) {
+            return feature_options[i].feature;
+        }
+    }
+    return NULL;
+}
+
+/* 1 when feature is a whole word of XMPPD_WITHOUT. */
+static int compiled_without(const char *feature)
+{
+    size_t n = strlen(feature);
+    for (const char *p = without; (p = strstr(p, feature)) != NULL; p += n) {
+        if ((p == without || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 __attribute__((format(printf, 5, 6))) static int fail(char *err, size_t errsz, const char *path,
                                                       int line, const char *fmt, ...)
 {
@@ -709,6 +772,13 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
         if (lines[o - options] && o->type != OPT_COMPONENT) {
             rc = fail(err, errsz, path, lineno, "'%s' is already set on line %d", o->name,
                       lines[o - options]);
+            break;
+        }
+        const char *feature = config_option_feature(o->name);
+        if (feature && compiled_without(feature)) {
+            rc = fail(err, errsz, path, lineno,
+                      "option '%s': compiled without %s (make WITH_%s=yes)", o->name, feature,
+                      feature);
             break;
         }
         const char *why = set_value(&tmp, o, val, msg, sizeof(msg));

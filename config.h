@@ -141,4 +141,12 @@ int config_prefixes_match(const struct config_prefixes *l, const char *addr);
 void config_restart_needed(const struct config *a, const struct config *b, char *out,
                            size_t outsz);
 
+/* ---- feature switches (issue 16) ----
+ * The optional features this build was made without (the Makefile's WITH_...
+ * switches that are off), blank separated, "" when every one is in. */
+const char *config_without(void);
+/* The feature (Makefile switch name, e.g. "MAM") option name belongs to, or
+ * NULL when the option is always there. */
+const char *config_option_feature(const char *name);
+
 #endif

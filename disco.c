@@ -32,7 +32,7 @@
 #define IDENT_NAME "xmppd"
 
 /* What the server implements, each answered by a module in im.c's table or
- * handled by router.c. This is the only list: disco#info and the caps hash
+ * handled by router.c (the optional services add theirs through hooks.h). This is the only list: disco#info and the caps hash
  * both come from it, so they cannot disagree. Stream features (rosterver,
  * register, caps) are not listed: they are advertised in <stream:features>.
  * Subscription pre-approval is not supported, so it is not here either. */
@@ -40,14 +40,10 @@ static const char *const features[] = {
     NS_DISCO_INFO,        /* XEP-0030 */
     NS_DISCO_ITEMS,       /* XEP-0030 */
     "jabber:iq:last",     /* XEP-0012 */
-    "jabber:iq:private",  /* XEP-0049 */
-    "jabber:iq:register", /* XEP-0077 */
     "jabber:iq:version",  /* XEP-0092 */
     "msgoffline",         /* XEP-0160 §6 */
-    "urn:xmpp:blocking",  /* XEP-0191 */
     "urn:xmpp:ping",      /* XEP-0199 */
     "urn:xmpp:time",      /* XEP-0202 */
-    "vcard-temp",         /* XEP-0054 */
 };
 #define NFEATURES (sizeof(features) / sizeof(features[0]))
 
@@ -57,7 +53,6 @@ static const char *const account_features[] = {
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
     "jabber:iq:last",
-    "vcard-temp",
 };
 #define NACCOUNT_FEATURES (sizeof(account_features) / sizeof(account_features[0]))
 

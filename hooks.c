@@ -189,3 +189,60 @@ int hook_run_output(struct session *s, const char *xml, size_t len)
     }
     return 0;
 }
+
+/* ---- feature switches (issue 16): the block-list check ---- */
+
+static hook_blocked_fn blocked_check;
+
+void hook_blocked(hook_blocked_fn fn)
+{
+    if (blocked_check) {
+        full("blocked");
+    }
+    blocked_check = fn;
+}
+
+int hook_run_blocked(const char *bare, const char *jid)
+{
+    return blocked_check ? blocked_check(bare, jid) : 0;
+}
+
+/* ---- feature switches (issue 16): before authentication ---- */
+
+static hook_stream_feature_fn preauth_writers[HOOK_ROWS];
+static size_t n_preauth_writers;
+static hook_preauth_iq_fn preauth_iqs[HOOK_ROWS];
+static size_t n_preauth_iqs;
+
+void hook_preauth_feature(hook_stream_feature_fn fn)
+{
+    if (n_preauth_writers == HOOK_ROWS) {
+        full("pre-auth feature");
+    }
+    preauth_writers[n_preauth_writers++] = fn;
+}
+
+void hook_run_preauth_features(struct conn *c, struct buf *out)
+{
+    for (size_t i = 0; i < n_preauth_writers; i++) {
+        preauth_writers[i](c, out);
+    }
+}
+
+void hook_preauth_iq(hook_preauth_iq_fn fn)
+{
+    if (n_preauth_iqs == HOOK_ROWS) {
+        full("pre-auth iq");
+    }
+    preauth_iqs[n_preauth_iqs++] = fn;
+}
+
+int hook_run_preauth_iq(struct conn *c, struct xml_node *iq)
+{
+    for (size_t i = 0; i < n_preauth_iqs; i++) {
+        if (preauth_iqs[i](c, iq) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}

@@ -101,6 +101,9 @@ enum hook_event {
     HOOK_MSG_UNSTORED,    /* (NULL, message, bare): offline storage refused m (quota,
                            * error); return 1 when a service keeps it all the same
                            * (an archive), so that the sender gets no error */
+    /* feature switches (issue 16): */
+    HOOK_ACCOUNT_CREATED, /* (NULL, NULL, bare): the account was made in-band; drop
+                           * what is cached for an earlier account of that name */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);
@@ -126,5 +129,24 @@ int hook_run_disco_items(struct session *s, const char *bare, struct xml_node *q
 typedef int (*hook_output_fn)(struct session *s, const char *xml, size_t len);
 void hook_output(hook_output_fn fn);
 int hook_run_output(struct session *s, const char *xml, size_t len);
+
+/* ---- feature switches (issue 16): XEP-0191 blocking as a service ----
+ * The block-list check router.c and presence.c ask through im_blocked: may
+ * jid reach account bare (1 = blocked)? A service registers at most one;
+ * without one nothing is blocked. */
+typedef int (*hook_blocked_fn)(const char *bare, const char *jid);
+void hook_blocked(hook_blocked_fn fn);
+int hook_run_blocked(const char *bare, const char *jid);
+/* ---- feature switches (issue 16): before authentication (XEP-0077) ----
+ * A pre-auth feature writer appends its element to <stream:features> where
+ * SASL mechanisms are offered (XEP-0077 <register/>). A pre-auth iq handler
+ * gets each iq of an unauthenticated client on a channel where authentication
+ * is allowed (after TLS when required); it returns 0 when it answered on c,
+ * -1 when the iq is not its (c2s then ends the stream: not-authorized). */
+void hook_preauth_feature(hook_stream_feature_fn fn);
+void hook_run_preauth_features(struct conn *c, struct buf *out);
+typedef int (*hook_preauth_iq_fn)(struct conn *c, struct xml_node *iq);
+void hook_preauth_iq(hook_preauth_iq_fn fn);
+int hook_run_preauth_iq(struct conn *c, struct xml_node *iq);
 
 #endif

@@ -16,16 +16,12 @@ static const struct {
     im_iq_fn fn;
 } iq_table[] = {
     {"jabber:iq:roster", roster_iq},
-    {"urn:xmpp:blocking", blocking_iq},
-    {"jabber:iq:register", register_iq},
     {"http://jabber.org/protocol/disco#info", disco_info_iq},
     {"http://jabber.org/protocol/disco#items", disco_items_iq},
     {"jabber:iq:version", version_iq},
     {"urn:xmpp:time", time_iq},
     {"jabber:iq:last", last_iq},
     {"urn:xmpp:ping", ping_iq},
-    {"vcard-temp", vcard_iq},
-    {"jabber:iq:private", private_iq},
 };
 
 int im_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
@@ -72,7 +68,7 @@ void im_session_free(struct session *s)
 
 int im_blocked(const char *bare, const char *jid)
 {
-    return jid && blocking_is_blocked(bare, jid);
+    return jid && hook_run_blocked(bare, jid);
 }
 
 int im_offline_store(const char *bare, const struct xml_node *m)
@@ -87,7 +83,7 @@ int im_offline_store(const char *bare, const struct xml_node *m)
 void im_tick(void)
 {
     last_activity_flush(LAST_FLUSH_PER_TICK);
-    register_tick();
+    account_tick();
     hook_run(HOOK_TICK, NULL, NULL, NULL);
 }
 

@@ -79,32 +79,17 @@ void offline_batch_lost(struct session *s);
  * those whose log cannot be synced are bounced to their senders. */
 void offline_sync(void);
 
-/* blocking.c (XEP-0191). */
-int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                const char *to_bare);
-int blocking_is_blocked(const char *bare, const char *jid);
-/* Drop the cached block list of an account that was created or removed. */
-void blocking_forget(const char *bare);
-
-/* register.c (XEP-0077): password change and cancel for a bound session. Pre-
- * authentication registration goes through register_preauth_iq from c2s.c,
- * which answers on the connection directly. */
-int register_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                const char *to_bare);
-struct conn;
-/* Returns 0 when it answered (result or error), -1 when the iq is not a
- * registration request. */
-int register_preauth_iq(struct conn *c, struct xml_node *iq);
-/* Accounts removed from outside (xmppd deluser) lose their sessions: server.c
- * reports each removal the store's watch sees, or that events were lost
- * (check_all); without a watch, register_tick looks once a second. */
-void register_account_removed(const char *bare);
-void register_check_all(void);
+/* account.c: accounts removed (in-band by register.c, XEP-0077, or from
+ * outside: xmppd deluser) lose their sessions: server.c reports each removal
+ * the store's watch sees, or that events were lost (check_all); without a
+ * watch, account_tick looks once a second. */
+void account_removed(const char *bare);
+void account_check_all(void);
 /* Tell the contacts of every deleted account whose roster waits in its
  * tombstone (store_removed_each); at start-up and after each removal. */
-void register_tidy_removed(void);
-void register_removals_watched(void);
-void register_tick(void);
+void account_tidy_removed(void);
+void account_removals_watched(void);
+void account_tick(void);
 
 /* disco.c: XEP-0030 disco#info/#items, XEP-0115 caps hash, XEP-0092 version,
  * XEP-0202 time, XEP-0012 last activity, XEP-0199 ping. */
@@ -138,11 +123,5 @@ void im_before_output(void);
  * the turn only. */
 void im_turn_end(void);
 void im_shutdown(void);
-
-/* vcard.c (XEP-0054) and private.c (XEP-0049). */
-int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-             const char *to_bare);
-int private_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-               const char *to_bare);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "hooks.h"
 #include "limits.h"
 #include "log.h"
 #include "router.h"
@@ -204,8 +205,8 @@ static int check_request(struct session *s, struct xml_node *iq, struct xml_node
     return 0;
 }
 
-int private_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-               const char *to_bare)
+static int private_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                      const char *to_bare)
 {
     const char *type = xml_attr(iq, "type");
     int get = type && strcmp(type, "get") == 0;
@@ -225,4 +226,11 @@ int private_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
     xml_free(stored);
     free(raw);
     return 0;
+}
+
+/* WITH_PRIVATE (Makefile): linking this file in is what switches it on. */
+HOOK_SERVICE(private)
+{
+    hook_iq("jabber:iq:private", private_iq);
+    hook_feature(HOOK_DISCO_SERVER, "jabber:iq:private"); /* XEP-0049 */
 }

@@ -1,4 +1,4 @@
-/* register.c: XEP-0077 in-band registration. Before authentication c2s.c
+/* register.c: XEP-0077 in-band registration (WITH_REGISTRATION). Before authentication c2s.c
  * hands us jabber:iq:register iqs (sign-up, off unless allow_registration,
  * throttled per address); after binding, a user may change the password or
  * cancel the account (allow_password_change). Passwords only pass through
@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "c2s.h"
+#include "hooks.h"
 #include "jid.h"
 #include "limits.h"
 #include "log.h"
@@ -199,13 +201,13 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
         return;
     }
     reg_count(c->addr);
-    blocking_forget(bare); /* a list cached for an earlier account of that name */
+    hook_run(HOOK_ACCOUNT_CREATED, NULL, NULL, bare); /* a list cached for an earlier one */
     roster_turn_end();     /* and no cached roster may outlive the account */
     log_notice("%s registered %s", conn_label(c), bare);
     preauth_reply(c, iq, NULL);
 }
 
-int register_preauth_iq(struct conn *c, struct xml_node *iq)
+static int register_preauth_iq(struct conn *c, struct xml_node *iq)
 {
     struct xml_node *q = c2s_preauth_query(iq, NS_REGISTER);
     if (!q) {
@@ -285,52 +287,6 @@ static void registered_info(struct session *s, struct xml_node *iq, const char *
     router_iq_result(s, iq, q);
 }
 
-/* What a deleted account leaves in its tombstone is its roster: each contact
- * it had is told (RFC 6121 §2.5.2, as Prosody does on user deletion), whoever
- * deleted it (in-band here, xmppd deluser in another process, or while the
- * server was not running: then at the next start). */
-static void tidy_one(const char *bare, char *roster, size_t len, void *ud)
-{
-    struct roster r;
-    (void)ud;
-    if (roster_parse(bare, roster, len, &r) < 0) {
-        log_error("roster of deleted account %s does not parse: its contacts keep their "
-                  "subscriptions",
-                  bare);
-        return;
-    }
-    log_notice("account %s was deleted: cancelling the subscriptions of its %zu contacts", bare,
-               r.n);
-    presence_account_deleted(bare, &r);
-    roster_free(&r);
-}
-
-void register_tidy_removed(void)
-{
-    store_removed_each(tidy_one, NULL);
-}
-
-/* A removed account's sessions end (not-authorized), however it was removed:
- * in-band (cancel_account) or from outside (xmppd deluser), whoever removed it
- * meant to shut its user out. They stay in the router table until their conns
- * are freed at the end of the turn, so the walk is safe; closing ones are
- * skipped by c2s_stream_error. Nothing kept in memory for the name may reach
- * an account made again under it: the cached block list and rosters, and the
- * last activity waiting to be written (these sessions record none). */
-static void end_sessions(const char *bare, struct session *first)
-{
-    blocking_forget(bare);
-    roster_turn_end();
-    last_activity_forget(bare);
-    hook_run(HOOK_ACCOUNT_REMOVED, NULL, NULL, bare);
-    for (struct session *r = first; r; r = r->next_res) {
-        r->account_removed = 1;
-        if (r->conn) { /* a session kept without one ends by its keeper (XEP-0198) */
-            c2s_stream_error(r->conn, "not-authorized", "account removed");
-        }
-    }
-}
-
 static void cancel_account(struct session *s, struct xml_node *iq, struct xml_node *q,
                            const char *bare)
 {
@@ -346,56 +302,7 @@ static void cancel_account(struct session *s, struct xml_node *iq, struct xml_no
     }
     log_notice("%s cancelled account %s", conn_label(s->conn), bare);
     router_iq_result(s, iq, NULL);
-    register_tidy_removed(); /* while its sessions are still online */
-    end_sessions(bare, router_first_resource(bare));
-}
-
-static void end_removed(const char *bare, struct session *first)
-{
-    if (first) {
-        log_notice("account %s was removed: ending its sessions", bare);
-    }
-    end_sessions(bare, first);
-}
-
-void register_account_removed(const char *bare)
-{
-    /* Whatever exists under the name now (made again at once?), the sessions
-     * bound before the removal belonged to the account removed. Its contacts
-     * are told first, while those sessions are still online. */
-    register_tidy_removed();
-    end_removed(bare, router_first_resource(bare));
-}
-
-static void end_if_removed(const char *bare, struct session *first, void *ud)
-{
-    (void)ud;
-    if (!store_account_exists(bare)) {
-        end_removed(bare, first);
-    }
-}
-
-void register_check_all(void)
-{
-    register_tidy_removed();
-    router_foreach_bare(end_if_removed, NULL);
-}
-
-static int removals_watched;
-
-void register_removals_watched(void)
-{
-    removals_watched = 1;
-}
-
-void register_tick(void)
-{
-    /* Without a watch (not Linux, no inotify): the accounts directory changes
-     * only when an account is made or removed, and only then is every online
-     * account looked up. */
-    if (!removals_watched && store_accounts_changed()) {
-        register_check_all();
-    }
+    account_removed(bare); /* its contacts are told, its sessions end */
 }
 
 static void change_password(struct session *s, struct xml_node *iq, struct xml_node *q,
@@ -443,8 +350,8 @@ static void change_password(struct session *s, struct xml_node *iq, struct xml_n
     router_iq_result(s, iq, NULL);
 }
 
-int register_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                const char *to_bare)
+static int register_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                       const char *to_bare)
 {
     char bare[JID_MAX + 1];
     snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
@@ -471,4 +378,22 @@ int register_iq(struct session *s, struct xml_node *iq, struct xml_node *payload
         bound_error(s, iq, "modify", "bad-request");
     }
     return 0;
+}
+
+/* XEP-0077 §4: advertised where authentication is offered, when sign-up is. */
+static void register_feature(struct conn *c, struct buf *out)
+{
+    (void)c;
+    if (g_config->allow_registration) {
+        buf_puts(out, "<register xmlns='http://jabber.org/features/iq-register'/>");
+    }
+}
+
+/* WITH_REGISTRATION (Makefile): linking this file in is what switches it on. */
+HOOK_SERVICE(registration)
+{
+    hook_iq(NS_REGISTER, register_iq);
+    hook_feature(HOOK_DISCO_SERVER, NS_REGISTER); /* XEP-0077 */
+    hook_preauth_feature(register_feature);
+    hook_preauth_iq(register_preauth_iq);
 }

@@ -734,19 +734,19 @@ static void on_signal(int sig)
 
 static int removals_fd = -1; /* the store's watch on account removals */
 
-static void account_removed(const char *bare, void *ud)
+static void on_account_removed(const char *bare, void *ud)
 {
     (void)ud;
-    register_account_removed(bare);
+    account_removed(bare);
 }
 
 static void on_removals(int fd, int events, void *ud)
 {
     (void)events;
     (void)ud;
-    if (store_removals_read(fd, account_removed, NULL)) {
+    if (store_removals_read(fd, on_account_removed, NULL)) {
         log_warn("store: account removal events were lost: checking every online account");
-        register_check_all();
+        account_check_all();
     }
 }
 
@@ -1205,6 +1205,16 @@ static int cli_command(int argc, char **argv)
     return 0;
 }
 
+/* -V: the version, and the optional features the build was made without
+ * (Makefile WITH_... switches), which is what a package user asks next. */
+static void print_version(void)
+{
+    const char *without = config_without();
+    printf("xmppd " XMPPD_VERSION "%s%s%s\n", without[0] ? " (without " : "", without,
+           without[0] ? ")" : "");
+    printf("%s\n", tls_library_info());
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -1274,7 +1284,7 @@ static int setup_loop(void)
     }
     int afd = store_watch_removals();
     if (afd >= 0 && loop_add(afd, LOOP_READ, on_removals, NULL) == 0) {
-        register_removals_watched();
+        account_removals_watched();
         removals_fd = afd;
     } else if (afd >= 0) {
         close(afd);
@@ -1318,7 +1328,7 @@ int main(int argc, char **argv)
         case 'c': config_path = optarg; break;
         case 'f': foreground = 1; break;
         case 'v': verbose = 1; break;
-        case 'V': printf("xmppd " XMPPD_VERSION "\n%s\n", tls_library_info()); return 0;
+        case 'V': print_version(); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1368,7 +1378,7 @@ int main(int argc, char **argv)
     }
     /* Accounts deleted while the server was not running (xmppd deluser):
      * their contacts' subscriptions end now, before anyone can log in. */
-    register_tidy_removed();
+    account_tidy_removed();
     if (hook_run(HOOK_INIT, NULL, NULL, NULL) == 1) {
         return 1; /* a service could not start (it logged why) */
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "hooks.h"
 #include "limits.h"
 #include "log.h"
 #include "router.h"
@@ -106,7 +107,8 @@ static int vcard_set(struct session *s, struct xml_node *iq, struct xml_node *v,
     return 0;
 }
 
-int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
+static int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                    const char *to_bare)
 {
     const char *type = xml_attr(iq, "type");
     if (strcmp(xml_name(payload), "vCard") != 0) {
@@ -123,4 +125,13 @@ int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, c
         return 0;
     }
     return vcard_set(s, iq, payload, to_bare);
+}
+
+/* WITH_VCARD (Makefile): linking this file in is what switches it on. The
+ * server answers for the account's bare JID (XEP-0054 §2), so both list it. */
+HOOK_SERVICE(vcard)
+{
+    hook_iq("vcard-temp", vcard_iq);
+    hook_feature(HOOK_DISCO_SERVER, "vcard-temp");
+    hook_feature(HOOK_DISCO_ACCOUNT, "vcard-temp");
 }

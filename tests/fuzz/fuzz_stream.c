@@ -64,7 +64,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static int forget(const char *bare, void *ud)
 {
     (void)ud;
-    blocking_forget(bare);
+    hook_run(HOOK_ACCOUNT_REMOVED, NULL, NULL, bare); /* the block list cache */
     return 0;
 }
 

@@ -468,6 +468,32 @@ static void test_max_resources(void)
                  "1: 'max_resources_per_account' must be an integer from 1 to 1000");
 }
 
+/* Feature switches (issue 16): which options belong to which switch, and
+ * that an option of a switch that is off stops the load, naming the switch. */
+static void test_feature_switches(void)
+{
+    struct config c;
+    const char *f = NULL;
+    CHECK((f = config_option_feature("mam_max_page")) && strcmp(f, "MAM") == 0);
+    CHECK((f = config_option_feature("component")) && strcmp(f, "COMPONENTS") == 0);
+    CHECK((f = config_option_feature("component_port")) && strcmp(f, "COMPONENTS") == 0);
+    CHECK((f = config_option_feature("max_push_registrations")) && strcmp(f, "PUSH") == 0);
+    CHECK((f = config_option_feature("sm_resume_timeout")) && strcmp(f, "SM") == 0);
+    CHECK((f = config_option_feature("max_vcard_size")) && strcmp(f, "VCARD") == 0);
+    CHECK(config_option_feature("domain") == NULL);
+    CHECK(config_option_feature("max_stanza_size") == NULL);
+    CHECK(config_option_feature("smx") == NULL); /* a prefix needs its '_' */
+    CHECK(config_option_feature("components") == NULL); /* a whole name is whole */
+    /* This build's own switches (the Makefile's XMPPD_WITHOUT). */
+    config_defaults(&c);
+    if (strstr(config_without(), "MAM")) {
+        expect_error("# archive\nmam_max_page 20\n",
+                     "2: option 'mam_max_page': compiled without MAM (make WITH_MAM=yes)");
+    } else {
+        CHECK(load("mam_max_page 20\n", &c) == 0 && c.mam_max_page == 20);
+    }
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -488,6 +514,7 @@ int main(void)
     test_components_and_push();
     test_sm_unacked_soft();
     test_max_resources();
+    test_feature_switches();
 
     unlink(path);
     rmdir(dir);

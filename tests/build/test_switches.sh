@@ -1,0 +1,39 @@
+#!/bin/sh
+# Feature switches (issue 16): the Makefile refuses a value other than yes or
+# no and a switch whose dependency is off, with a message naming both; a
+# switch that is off leaves its files out and is named to config.c. Only
+# `make -n` (nothing is built), objects pointed at a scratch directory.
+# Prints "N passed, N failed".
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d /tmp/xmppd-switch-test.XXXXXX) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+dry() { make -C "$top" -n -B O="$tmp/" "$@" "$tmp/xmppd" 2>&1; }
+
+out=$(dry WITH_PUSH=yes WITH_COMPONENTS=no) && bad "PUSH without COMPONENTS was accepted"
+echo "$out" | grep -q "WITH_PUSH=yes needs WITH_COMPONENTS=yes" && ok ||
+	bad "no clear message for PUSH without COMPONENTS: $out"
+out=$(dry WITH_MAM=maybe) && bad "WITH_MAM=maybe was accepted"
+echo "$out" | grep -q "WITH_MAM=maybe: must be yes or no" && ok || bad "no message for maybe: $out"
+
+out=$(dry) || bad "default build refused: $out"
+for f in pep.c carbons.c csi.c sm.c mam.c component.c push.c vcard.c private.c blocking.c \
+	register.c; do
+	echo "$out" | grep -q " $f\$" && ok || bad "default build leaves out $f"
+done
+echo "$out" | grep -q "XMPPD_WITHOUT='\"\"'" && ok || bad "default build names switches off"
+
+out=$(dry WITH_ALL=no WITH_SM=yes) || bad "WITH_ALL=no WITH_SM=yes refused: $out"
+echo "$out" | grep -q " sm.c\$" && ok || bad "WITH_SM=yes left sm.c out"
+for f in pep.c mam.c push.c register.c blocking.c; do
+	echo "$out" | grep -q " $f\$" && bad "WITH_ALL=no compiles $f" || ok
+done
+echo "$out" | grep -q "XMPPD_WITHOUT='\"PEP CARBONS CSI MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION\"'" &&
+	ok || bad "the switches off are not passed on: $out"
+echo "$out" | grep -q " account.c\$" && ok || bad "account.c (always built) left out"
+
+echo "tests/build/test_switches.sh: $passed passed, $failed failed"
+[ "$failed" = 0 ]
