@@ -2,8 +2,8 @@
  * option: the actions (admin.h) and their XEP-0050 commands on the server's
  * JID (adhoc.h): add-user, delete-user, change-user-password,
  * get-online-users-list (also as get-online-users), get-online-users-num,
- * get-registered-users-num and announce, with the node names and fields of
- * XEP-0133 §4. Passwords only pass through on their way to register.c:
+ * get-registered-users-num, announce, set-motd, edit-motd and delete-motd,
+ * with the node names and fields of XEP-0133 §4. Passwords only pass through on their way to register.c:
  * never logged, never echoed back (errors carry no copy of the form). */
 #include "admin.h"
 
@@ -147,29 +147,132 @@ static void announce_to(const char *bare, struct session *first, void *ud)
     }
 }
 
-int admin_announce(const char *admin, const char *subject, const char *body)
+/* A headline from the server (RFC 6121 §5.2.2: not stored offline or
+ * archived, shown by clients as a notice); NULL when out of memory. */
+static struct xml_node *headline(const char *subject, const char *body)
 {
-    struct announce a = {xml_node_new("message", NS_CLIENT), 0};
+    struct xml_node *m = xml_node_new("message", NS_CLIENT);
     struct xml_node *b = NULL, *subj = NULL;
-    if (a.m && subject && *subject) {
-        subj = xml_add_child(a.m, "subject", NS_CLIENT);
+    if (m && subject && *subject) {
+        subj = xml_add_child(m, "subject", NS_CLIENT);
         if (!subj || xml_add_text(subj, subject, strlen(subject)) < 0) {
-            xml_free(a.m);
-            return ADMIN_EIO;
+            xml_free(m);
+            return NULL;
         }
     }
-    /* XEP-0133 §4.23, as a headline (RFC 6121 §5.2.2): not stored offline or
-     * archived, shown by clients as a notice. */
-    if (!a.m || xml_set_attr(a.m, "type", "headline") < 0 ||
-        xml_set_attr(a.m, "from", g_config->domain) < 0 ||
-        !(b = xml_add_child(a.m, "body", NS_CLIENT)) || xml_add_text(b, body, strlen(body)) < 0) {
-        xml_free(a.m);
+    if (!m || xml_set_attr(m, "type", "headline") < 0 ||
+        xml_set_attr(m, "from", g_config->domain) < 0 ||
+        !(b = xml_add_child(m, "body", NS_CLIENT)) || xml_add_text(b, body, strlen(body)) < 0) {
+        xml_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* To every available resource: the number it was queued to, or ADMIN_EIO. */
+static int broadcast(const char *subject, const char *body)
+{
+    struct announce a = {headline(subject, body), 0};
+    if (!a.m) {
         return ADMIN_EIO;
     }
     router_foreach_bare(announce_to, &a);
     xml_free(a.m);
-    log_notice("admin %s: announcement sent to %d resources", admin, a.sent);
     return a.sent;
+}
+
+int admin_announce(const char *admin, const char *subject, const char *body)
+{
+    int n = broadcast(subject, body); /* XEP-0133 §4.23 */
+    if (n >= 0) {
+        log_notice("admin %s: announcement sent to %d resources", admin, n);
+    }
+    return n;
+}
+
+/* ---- message of the day (XEP-0133 §4.24-4.26) ----
+ * Kept in the server's store doc "motd" (STORAGE.md) and in memory; sent as
+ * a headline to each resource when it sends its initial presence, and to
+ * those available when it is set. */
+#define MOTD_DOC "motd"
+
+static char *motd;
+
+const char *admin_motd(void)
+{
+    return motd;
+}
+
+int admin_set_motd(const char *admin, const char *text)
+{
+    size_t len = text ? strlen(text) : 0;
+    if (len == 0 || len > (size_t)g_config->max_stanza_size / 2) {
+        return ADMIN_EBADTEXT;
+    }
+    char *copy = strdup(text);
+    if (!copy) {
+        return ADMIN_EIO;
+    }
+    int rc = store_server_doc_put(MOTD_DOC, text, len);
+    if (rc < 0) {
+        free(copy);
+        log_warn("admin %s: cannot store the message of the day (%d)", admin, rc);
+        return ADMIN_EIO;
+    }
+    free(motd);
+    motd = copy;
+    int n = broadcast(NULL, motd);
+    log_notice("admin %s: set the message of the day (sent to %d resources)", admin, n);
+    return ADMIN_OK;
+}
+
+int admin_delete_motd(const char *admin)
+{
+    int rc = store_server_doc_delete(MOTD_DOC);
+    if (rc < 0 && rc != STORE_ENOENT) {
+        log_warn("admin %s: cannot delete the message of the day (%d)", admin, rc);
+        return ADMIN_EIO;
+    }
+    free(motd);
+    motd = NULL;
+    log_notice("admin %s: deleted the message of the day", admin);
+    return ADMIN_OK;
+}
+
+static int motd_load(struct session *s, struct xml_node *st, const char *bare)
+{
+    size_t len = 0;
+    (void)s, (void)st, (void)bare;
+    free(motd);
+    motd = NULL;
+    int rc = store_server_doc_get(MOTD_DOC, &motd, &len, (size_t)g_config->max_stanza_size);
+    if (rc < 0 && rc != STORE_ENOENT) {
+        log_warn("admin: cannot read the message of the day (%d)", rc);
+    }
+    return 0;
+}
+
+/* Initial presence (RFC 6121 §4.2): the session is not available yet. */
+static int motd_at_login(struct session *s, struct xml_node *p, const char *bare)
+{
+    (void)bare;
+    if (!motd || s->available || xml_attr(p, "to") || xml_attr(p, "type")) {
+        return 0;
+    }
+    struct xml_node *m = headline(NULL, motd);
+    if (m && xml_set_attr(m, "to", s->jid) == 0) {
+        router_send(s, m);
+    }
+    xml_free(m);
+    return 0;
+}
+
+static int motd_free(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    free(motd);
+    motd = NULL;
+    return 0;
 }
 
 static void count_bare(const char *bare, struct session *first, void *ud)
@@ -244,6 +347,7 @@ static void fail_with(struct adhoc_reply *r, int rc)
         break;
     case ADMIN_EBADNAME:
     case ADMIN_EBADPW:
+    case ADMIN_EBADTEXT:
         fail(r, "modify", "not-acceptable", NULL);
         break;
     case ADMIN_EEXIST:
@@ -523,6 +627,67 @@ static void announce_run(struct session *s, const struct xml_node *x, struct adh
     buf_free(&body);
 }
 
+/* set-motd (§4.24), edit-motd (§4.25: the form holds the current one),
+ * delete-motd (§4.26: at once, no form). */
+static struct xml_node *motd_form_with(const char *title, const char *current)
+{
+    struct xml_node *x = form(title, "Fill out this form to set the message of the day.");
+    struct xml_node *f = x ? adhoc_field_add(x, "motd", "text-multi", "Message of the Day", 1,
+                                             NULL)
+                           : NULL;
+    /* XEP-0004 §3.3: a text-multi value per line. */
+    for (const char *p = current; f && p && *p;) {
+        size_t n = strcspn(p, "\n");
+        char *line = strndup(p, n);
+        if (!line || adhoc_value_add(f, line) < 0) {
+            f = NULL;
+        }
+        free(line);
+        p += n + (p[n] == '\n');
+    }
+    return done(x, f != NULL);
+}
+
+static struct xml_node *set_motd_form(struct session *s)
+{
+    (void)s;
+    return motd_form_with("Setting the Message of the Day", NULL);
+}
+
+static struct xml_node *edit_motd_form(struct session *s)
+{
+    (void)s;
+    return motd_form_with("Editing the Message of the Day", motd);
+}
+
+static void set_motd_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
+{
+    struct buf text;
+    buf_init(&text, 0);
+    if (adhoc_field_text(x, "motd", &text) < 0) {
+        fail(r, "wait", "internal-server-error", NULL);
+    } else if (need(r, buf_len(&text) ? buf_ptr(&text) : NULL)) {
+        int rc = admin_set_motd(s->jid, buf_ptr(&text));
+        if (rc < 0) {
+            fail_with(r, rc);
+        } else {
+            snprintf(r->note, sizeof(r->note), "The message of the day was set.");
+        }
+    }
+    buf_free(&text);
+}
+
+static void delete_motd_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
+{
+    (void)x;
+    int rc = admin_delete_motd(s->jid);
+    if (rc < 0) {
+        fail_with(r, rc);
+        return;
+    }
+    snprintf(r->note, sizeof(r->note), "The message of the day was deleted.");
+}
+
 #define ADMIN_NODE(name) NS_ADMIN "#" name
 
 static const struct adhoc_command admin_commands[] = {
@@ -541,6 +706,10 @@ static const struct adhoc_command admin_commands[] = {
      registered_num_run},
     {ADMIN_NODE("announce"), "Send Announcement to Online Users", 1, allowed, announce_form,
      announce_run},
+    {ADMIN_NODE("set-motd"), "Set Message of the Day", 1, allowed, set_motd_form, set_motd_run},
+    {ADMIN_NODE("edit-motd"), "Edit Message of the Day", 1, allowed, edit_motd_form,
+     set_motd_run},
+    {ADMIN_NODE("delete-motd"), "Delete Message of the Day", 1, allowed, NULL, delete_motd_run},
 };
 
 HOOK_SERVICE(admin)
@@ -548,4 +717,7 @@ HOOK_SERVICE(admin)
     for (size_t i = 0; i < sizeof(admin_commands) / sizeof(admin_commands[0]); i++) {
         adhoc_register(&admin_commands[i]);
     }
+    hook_add(HOOK_INIT, motd_load);
+    hook_add(HOOK_PRESENCE_OUT, motd_at_login);
+    hook_add(HOOK_SHUTDOWN, motd_free);
 }

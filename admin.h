@@ -17,6 +17,7 @@ enum admin_err {
     ADMIN_EEXIST = -4,     /* the account exists already (conflict) */
     ADMIN_ENOENT = -5,     /* no such account (item-not-found) */
     ADMIN_EIO = -6,        /* the store failed (internal-server-error) */
+    ADMIN_EBADTEXT = -7,   /* empty, or too long (not-acceptable) */
 };
 
 /* 1 when bare (a normalised bare JID) is in the admins option. */
@@ -33,6 +34,14 @@ int admin_delete_user(const char *admin, const char *jid);
 /* A headline from the server to every available resource; subject may be
  * NULL. Returns the number of resources it was queued to. */
 int admin_announce(const char *admin, const char *subject, const char *body);
+/* The message of the day (XEP-0133 §4.24): stored, sent to the available
+ * resources now and to each resource at its initial presence from then on.
+ * set: ADMIN_EBADTEXT for an empty text or one longer than half of
+ * max_stanza_size (it goes out at every login). admin_motd: the current one
+ * or NULL. */
+int admin_set_motd(const char *admin, const char *text);
+int admin_delete_motd(const char *admin);
+const char *admin_motd(void);
 /* Online accounts (those with a bound resource) and registered accounts;
  * a negative admin_err when the store cannot be read. */
 int admin_online_count(void);

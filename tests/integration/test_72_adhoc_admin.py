@@ -19,7 +19,8 @@ NS_CMD = "http://jabber.org/protocol/commands"
 NS_DATA = "jabber:x:data"
 NS_ADMIN = "http://jabber.org/protocol/admin"
 ADMIN_CMDS = ["add-user", "delete-user", "change-user-password", "get-online-users-list",
-              "get-online-users-num", "get-registered-users-num", "announce"]
+              "get-online-users-num", "get-registered-users-num", "announce", "set-motd",
+              "edit-motd", "delete-motd"]
 
 
 def node(name):
@@ -367,6 +368,47 @@ def test_announce_reaches_two_clients(server):
             assert_error(ans, "bad-request")
             assert app_condition(ans) == "bad-payload"
     run(scenario())
+
+
+def is_motd(text):
+    return lambda m: m["type"] == "headline" and m["body"] == text
+
+
+def test_message_of_the_day(server):
+    """set-motd: to whoever is available now and at each login after, kept
+    across a restart; edit-motd shows it; delete-motd ends it."""
+    with_admins(server)
+    text = "Welcome!\nMaintenance on Sunday."
+
+    async def set_and_edit():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            bob = await cl.login("bob")
+            completed((await run_cmd(alice, "set-motd", {"motd": text.split("\n")}))[1])
+            await bob.next_message(pred=is_motd(text))
+            carol = await cl.login("carol")  # sends its initial presence
+            m = await carol.next_message(pred=is_motd(text))
+            assert str(m["from"]) == server.domain, str(m)
+            sid, x = await start(alice, "edit-motd")
+            assert field_values(x, "motd") == text.split("\n"), ET.tostring(x)
+            await command(alice, "edit-motd", action="cancel", sid=sid)
+            _, ans = await run_cmd(alice, "set-motd", {"motd": ""})
+            assert_error(ans, "bad-request")
+
+    async def after_restart():
+        async with Clients(server) as cl:
+            carol = await cl.login("carol")
+            await carol.next_message(pred=is_motd(text))
+            alice = await cl.login("alice")
+            cmd = completed(await command(alice, "delete-motd"))
+            assert "deleted" in cmd.find("{%s}note" % NS_CMD).text
+            bob = await cl.login("bob")
+            await bob.no_message(pred=lambda m: m["type"] == "headline")
+
+    run(set_and_edit())
+    server.restart()
+    run(after_restart())
+    assert "set the message of the day" in server.log_text()
 
 
 def test_counts_and_online_list(server):
