@@ -169,9 +169,14 @@ static struct xml_node *headline(const char *subject, const char *body)
     return m;
 }
 
-/* To every available resource: the number it was queued to, or ADMIN_EIO. */
+/* To every available resource: the number it was queued to, or an
+ * admin_err. Every resource gets a copy: the text is bounded. */
 static int broadcast(const char *subject, const char *body)
 {
+    if (!*body || strlen(body) + (subject ? strlen(subject) : 0) >
+                      (size_t)g_config->announce_max_bytes) {
+        return ADMIN_EBADTEXT;
+    }
     struct announce a = {headline(subject, body), 0};
     if (!a.m) {
         return ADMIN_EIO;
@@ -206,7 +211,7 @@ const char *admin_motd(void)
 int admin_set_motd(const char *admin, const char *text)
 {
     size_t len = text ? strlen(text) : 0;
-    if (len == 0 || len > (size_t)g_config->max_stanza_size / 2) {
+    if (len == 0 || len > (size_t)g_config->announce_max_bytes) {
         return ADMIN_EBADTEXT;
     }
     char *copy = strdup(text);
@@ -245,7 +250,8 @@ static int motd_load(struct session *s, struct xml_node *st, const char *bare)
     (void)s, (void)st, (void)bare;
     free(motd);
     motd = NULL;
-    int rc = store_server_doc_get(MOTD_DOC, &motd, &len, (size_t)g_config->max_stanza_size);
+    /* One set under a larger announce_max_bytes is read all the same. */
+    int rc = store_server_doc_get(MOTD_DOC, &motd, &len, 65536);
     if (rc < 0 && rc != STORE_ENOENT) {
         log_warn("admin: cannot read the message of the day (%d)", rc);
     }

@@ -32,13 +32,13 @@ int admin_change_password(const char *admin, const char *jid, const char *passwo
  * in-band cancellation does). */
 int admin_delete_user(const char *admin, const char *jid);
 /* A headline from the server to every available resource; subject may be
- * NULL. Returns the number of resources it was queued to. */
+ * NULL; subject and body together at most announce_max_bytes (else
+ * ADMIN_EBADTEXT). Returns the number of resources it was queued to. */
 int admin_announce(const char *admin, const char *subject, const char *body);
 /* The message of the day (XEP-0133 §4.24): stored, sent to the available
  * resources now and to each resource at its initial presence from then on.
- * set: ADMIN_EBADTEXT for an empty text or one longer than half of
- * max_stanza_size (it goes out at every login). admin_motd: the current one
- * or NULL. */
+ * set: ADMIN_EBADTEXT for an empty text or one longer than announce_max_bytes.
+ * admin_motd: the current one or NULL. */
 int admin_set_motd(const char *admin, const char *text);
 int admin_delete_motd(const char *admin);
 const char *admin_motd(void);

@@ -161,6 +161,7 @@ static const struct option options[] = {
     JIDS(admins, 1),
     INT(adhoc_max_sessions, 1, 10000, LIMIT_ADHOC_SESSIONS, 1),
     INT(adhoc_session_timeout, 10, 86400, LIMIT_ADHOC_TIMEOUT, 1),
+    INT(announce_max_bytes, 64, 65536, LIMIT_ANNOUNCE_BYTES, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

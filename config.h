@@ -136,6 +136,7 @@ struct config {
     struct config_jids admins; /* admins: local accounts that may administer the server */
     int adhoc_max_sessions;    /* command sessions open at once */
     int adhoc_session_timeout; /* seconds a command session waits for its next stage */
+    int announce_max_bytes;    /* announcement / message of the day text */
 };
 
 /* Fill every field with its default. */

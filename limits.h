@@ -143,5 +143,7 @@
                                           ends its oldest */
 #define LIMIT_ADHOC_TIMEOUT 600       /* adhoc_session_timeout: seconds a command session waits
                                          for its next stage */
+#define LIMIT_ANNOUNCE_BYTES 4096     /* announce_max_bytes: an announcement or message of the
+                                         day; it is copied to every online resource */
 
 #endif

@@ -367,6 +367,12 @@ def test_announce_reaches_two_clients(server):
             _, ans = await run_cmd(alice, "announce", {"subject": "nothing"})
             assert_error(ans, "bad-request")
             assert app_condition(ans) == "bad-payload"
+            # Every resource gets a copy: announce_max_bytes (4096) bounds it.
+            _, ans = await run_cmd(alice, "announce", {"announcement": "x" * 5000})
+            assert_error(ans, "not-acceptable", "modify")
+            _, ans = await run_cmd(alice, "set-motd", {"motd": "x" * 5000})
+            assert_error(ans, "not-acceptable", "modify")
+            await bob.no_message(pred=lambda m: m["type"] == "headline")
     run(scenario())
 
 

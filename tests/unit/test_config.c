@@ -500,6 +500,9 @@ static void test_admins(void)
                  "1: 'adhoc_max_sessions' must be an integer from 1 to 10000");
     expect_error("adhoc_session_timeout 5\n",
                  "1: 'adhoc_session_timeout' must be an integer from 10 to 86400");
+    CHECK(load("", &c) == 0 && c.announce_max_bytes == LIMIT_ANNOUNCE_BYTES);
+    expect_error("announce_max_bytes 65537\n",
+                 "1: 'announce_max_bytes' must be an integer from 64 to 65536");
     /* SIGHUP applies a new list: no restart needed for it */
     struct config a, b;
     char out[256];
