@@ -392,25 +392,39 @@ static struct xml_node *done(struct xml_node *x, int ok)
     return x;
 }
 
+/* The accountjid and password fields of add-user and change-user-password. */
+static struct xml_node *account_form(const char *title, const char *instructions,
+                                     const char *jid_label)
+{
+    struct xml_node *x = form(title, instructions);
+    return done(x, x && adhoc_field_add(x, "accountjid", "jid-single", jid_label, 1, NULL) &&
+                       adhoc_field_add(x, "password", "text-private",
+                                       "The password for this account", 1, NULL));
+}
+
+static int account_fields(const struct xml_node *x, struct adhoc_reply *r, const char **jid,
+                          const char **pw)
+{
+    *jid = adhoc_field_value(x, "accountjid");
+    *pw = adhoc_field_value(x, "password");
+    return need(r, *jid) && need(r, *pw);
+}
+
 /* add-user (XEP-0133 §4.1) */
 static struct xml_node *add_user_form(struct session *s)
 {
     (void)s;
-    struct xml_node *x = form("Adding a User", "Fill out this form to add a user.");
-    return done(x, x && adhoc_field_add(x, "accountjid", "jid-single",
-                                        "The Jabber ID for the account to be added", 1, NULL) &&
-                       adhoc_field_add(x, "password", "text-private",
-                                       "The password for this account", 1, NULL) &&
-                       adhoc_field_add(x, "password-verify", "text-private", "Retype password",
-                                       0, NULL));
+    struct xml_node *x = account_form("Adding a User", "Fill out this form to add a user.",
+                                      "The Jabber ID for the account to be added");
+    return done(x, x && adhoc_field_add(x, "password-verify", "text-private", "Retype password",
+                                        0, NULL));
 }
 
 static void add_user_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
-    const char *jid = adhoc_field_value(x, "accountjid");
-    const char *pw = adhoc_field_value(x, "password");
+    const char *jid, *pw;
     const char *verify = adhoc_field_value(x, "password-verify");
-    if (!need(r, jid) || !need(r, pw)) {
+    if (!account_fields(x, r, &jid, &pw)) {
         return;
     }
     if (verify && strcmp(verify, pw) != 0) {
@@ -476,19 +490,15 @@ static void delete_user_run(struct session *s, const struct xml_node *x, struct 
 static struct xml_node *password_form(struct session *s)
 {
     (void)s;
-    struct xml_node *x = form("Changing a User Password",
-                              "Fill out this form to change a user's password.");
-    return done(x, x && adhoc_field_add(x, "accountjid", "jid-single",
-                                        "The Jabber ID for this account", 1, NULL) &&
-                       adhoc_field_add(x, "password", "text-private", "The password for this account",
-                                       1, NULL));
+    return account_form("Changing a User Password",
+                        "Fill out this form to change a user's password.",
+                        "The Jabber ID for this account");
 }
 
 static void password_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
-    const char *jid = adhoc_field_value(x, "accountjid");
-    const char *pw = adhoc_field_value(x, "password");
-    if (!need(r, jid) || !need(r, pw)) {
+    const char *jid, *pw;
+    if (!account_fields(x, r, &jid, &pw)) {
         return;
     }
     int rc = admin_change_password(s->jid, jid, pw);
