@@ -522,3 +522,38 @@ def test_admins_option_checked(server):
     r = server.cli("users")
     assert r.returncode != 0 and "is not a bare JID" in r.stderr, r.stderr
     server.write_config({})
+
+
+def test_remote_entity_cannot_run_commands(server):
+    """A JID of another domain (here a XEP-0114 component's user, the way a
+    federated server's would come) never reaches the commands, even with an
+    admin's local name."""
+    from component_helpers import Component, with_components
+    from slixmpp.exceptions import IqError
+
+    gw = "gw.localhost"
+    port = with_components(server, {gw: "gw-secret"}, extra={"admins": "alice@localhost"})
+
+    async def scenario():
+        comp = await Component(server, gw, "gw-secret", port).connect()
+        try:
+            for name, fields in (("add-user", None), ("get-online-users-num", None)):
+                req = comp.xmpp.Iq()
+                req["type"] = "set"
+                req["to"] = server.domain
+                req["from"] = "alice@" + gw
+                req.append(ET.fromstring("<command xmlns='%s' node='%s' action='execute'/>"
+                                         % (NS_CMD, node(name))))
+                try:
+                    ans = await req.send(timeout=patience(10))
+                except IqError as e:
+                    ans = e.iq
+                assert ans["type"] == "error", str(ans)
+                # (the component stream's namespace: read the XML itself)
+                err = [c for c in ans.xml if c.tag.endswith("}error")][0]
+                conds = [c.tag.split("}")[1] for c in err]
+                assert conds == ["service-unavailable"], str(ans)
+        finally:
+            await comp.close()
+
+    run(scenario())
