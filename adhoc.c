@@ -72,7 +72,8 @@ struct xml_node *adhoc_form_new(const char *type, const char *title, const char 
                                 const char *form_type)
 {
     struct xml_node *x = xml_node_new("x", ADHOC_NS_DATA);
-    if (!x || xml_set_attr(x, "type", type) < 0 || (title && add_text_child(x, "title", title) < 0) ||
+    if (!x || xml_set_attr(x, "type", type) < 0 ||
+        (title && add_text_child(x, "title", title) < 0) ||
         (instructions && add_text_child(x, "instructions", instructions) < 0) ||
         (form_type && !adhoc_field_add(x, "FORM_TYPE", "hidden", NULL, 0, form_type))) {
         xml_free(x);
@@ -270,7 +271,8 @@ static void cmd_error(struct session *s, const struct xml_node *iq, const char *
 }
 
 /* <command node sessionid status/> with up to two payloads, in order (both
- * taken; NULL = none). XEP-0050 §6: <actions/> or <note/> come first. */
+ * taken; NULL = none): <actions/> or <note/> before the form, as in
+ * XEP-0050's examples. */
 static void cmd_reply(struct session *s, const struct xml_node *iq, const char *node,
                       const char *sid, const char *status, struct xml_node *first,
                       struct xml_node *second)
@@ -348,7 +350,7 @@ static void start(struct session *s, const struct xml_node *iq, const struct adh
     }
     struct xml_node *x = cmd->form(s);
     struct xml_node *actions = xml_node_new("actions", ADHOC_NS);
-    /* XEP-0050 §4.4: one stage left, so complete is the only action. */
+    /* XEP-0050 "<actions/> Element": one stage left, so complete is the only action. */
     if (!x || !actions || xml_set_attr(actions, "execute", "complete") < 0 ||
         !xml_add_child(actions, "complete", ADHOC_NS)) {
         xml_free(x);
@@ -386,7 +388,7 @@ static void next_stage(struct session *s, const struct xml_node *iq, const struc
         if (a && strcmp(a->owner, s->jid) != 0) {
             log_notice("adhoc: %s used a command session of %s: refused", s->jid, a->owner);
         }
-        /* XEP-0050 §6.2: the same answer for a foreign, unknown or expired id. */
+        /* XEP-0050 "Possible Errors": the same answer for a foreign, unknown or expired id. */
         cmd_error(s, iq, "modify", "bad-request", "bad-sessionid");
         return;
     }
@@ -422,7 +424,7 @@ static int adhoc_iq(struct session *s, struct xml_node *iq, struct xml_node *c, 
     const char *sid = xml_attr(c, "sessionid");
     const struct adhoc_command *cmd = find_command(node);
     if (!cmd) {
-        cmd_error(s, iq, "cancel", "item-not-found", NULL); /* XEP-0050 §6.2 */
+        cmd_error(s, iq, "cancel", "item-not-found", NULL); /* XEP-0050 "Possible Errors" */
         return 0;
     }
     if (!cmd->allowed(s)) {
@@ -432,7 +434,7 @@ static int adhoc_iq(struct session *s, struct xml_node *iq, struct xml_node *c, 
         return 0;
     }
     if (!action || !*action) {
-        action = "execute"; /* XEP-0050 §6.1: the default */
+        action = "execute"; /* XEP-0050 "<command/> Element": the default */
     }
     if (!known_action(action)) {
         cmd_error(s, iq, "modify", "bad-request", "malformed-action");
@@ -446,7 +448,7 @@ static int adhoc_iq(struct session *s, struct xml_node *iq, struct xml_node *c, 
     return 0;
 }
 
-/* ---- disco (XEP-0050 §2) ---- */
+/* ---- disco (XEP-0050 "Discovering Support", "Retrieving the Command List") ---- */
 
 static struct xml_node *node_query(const char *ns, const char *node)
 {
@@ -462,7 +464,8 @@ static int add_identity(struct xml_node *q, const char *type, const char *name)
 {
     struct xml_node *id = xml_add_child(q, "identity", NS_DISCO_INFO);
     return id && xml_set_attr(id, "category", "automation") == 0 &&
-                   xml_set_attr(id, "type", type) == 0 && (!name || xml_set_attr(id, "name", name) == 0)
+                   xml_set_attr(id, "type", type) == 0 &&
+                   (!name || xml_set_attr(id, "name", name) == 0)
                ? 0
                : -1;
 }
@@ -473,7 +476,7 @@ static int add_feature(struct xml_node *q, const char *var)
     return f && xml_set_attr(f, "var", var) == 0 ? 0 : -1;
 }
 
-/* XEP-0050 §2.2: the commands s may run; none for anyone else. */
+/* The command list: the commands s may run; none for anyone else. */
 static struct xml_node *command_list(const struct session *s)
 {
     struct xml_node *q = node_query(NS_DISCO_ITEMS, ADHOC_NS);
@@ -492,7 +495,7 @@ static struct xml_node *command_list(const struct session *s)
     return q;
 }
 
-/* disco#info of a command node (XEP-0050 §2.3), of the list node, and
+/* disco#info of a command node (identity automation/command-node), of the list node, and
  * disco#items of a command node (empty). */
 static struct xml_node *node_answer(const struct adhoc_command *cmd, int items, const char *node)
 {

@@ -31,9 +31,9 @@ struct adhoc_reply {
 };
 
 struct adhoc_command {
-    const char *node;  /* XEP-0050 node, e.g. XEP-0133's ".../admin#add-user" */
-    const char *name;  /* shown in clients' menus (disco#items name) */
-    int listed;        /* 0 for an alias: runs, but is not in disco#items */
+    const char *node; /* XEP-0050 node, e.g. XEP-0133's ".../admin#add-user" */
+    const char *name; /* shown in clients' menus (disco#items name) */
+    int listed;       /* 0 for an alias: runs, but is not in disco#items */
     /* 1 when s may see and run the command (checked at every stage). */
     int (*allowed)(const struct session *s);
     /* The form to fill (type 'form'); NULL when out of memory. A command

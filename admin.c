@@ -3,8 +3,9 @@
  * JID (adhoc.h): add-user, delete-user, change-user-password,
  * get-online-users-list (also as get-online-users), get-online-users-num,
  * get-registered-users-num, announce, set-motd, edit-motd and delete-motd,
- * with the node names and fields of XEP-0133 §4. Passwords only pass through on their way to register.c:
- * never logged, never echoed back (errors carry no copy of the form). */
+ * with the node names and fields of XEP-0133 §4. Passwords only pass
+ * through on their way to register.c: never logged, never echoed back
+ * (errors carry no copy of the form). */
 #include "admin.h"
 
 #include <stdio.h>
@@ -173,8 +174,8 @@ static struct xml_node *headline(const char *subject, const char *body)
  * admin_err. Every resource gets a copy: the text is bounded. */
 static int broadcast(const char *subject, const char *body)
 {
-    if (!*body || strlen(body) + (subject ? strlen(subject) : 0) >
-                      (size_t)g_config->announce_max_bytes) {
+    if (!*body ||
+        strlen(body) + (subject ? strlen(subject) : 0) > (size_t)g_config->announce_max_bytes) {
         return ADMIN_EBADTEXT;
     }
     struct announce a = {headline(subject, body), 0};
@@ -368,7 +369,7 @@ static void fail_with(struct adhoc_reply *r, int rc)
     }
 }
 
-/* A required field is missing: XEP-0050 §6.2 bad-payload. */
+/* A required field is missing: XEP-0050 "Possible Errors", bad-payload. */
 static int need(struct adhoc_reply *r, const char *value)
 {
     if (!value || !*value) {
@@ -416,8 +417,8 @@ static struct xml_node *add_user_form(struct session *s)
     (void)s;
     struct xml_node *x = account_form("Adding a User", "Fill out this form to add a user.",
                                       "The Jabber ID for the account to be added");
-    return done(x, x && adhoc_field_add(x, "password-verify", "text-private", "Retype password",
-                                        0, NULL));
+    return done(
+        x, x && adhoc_field_add(x, "password-verify", "text-private", "Retype password", 0, NULL));
 }
 
 static void add_user_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
@@ -444,8 +445,8 @@ static struct xml_node *delete_user_form(struct session *s)
 {
     (void)s;
     struct xml_node *x = form("Deleting a User", "Fill out this form to delete a user.");
-    return done(x, x && adhoc_field_add(x, "accountjids", "jid-multi",
-                                        "The Jabber ID(s) to delete", 1, NULL));
+    return done(x, x && adhoc_field_add(x, "accountjids", "jid-multi", "The Jabber ID(s) to delete",
+                                        1, NULL));
 }
 
 static void delete_user_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
@@ -533,8 +534,7 @@ static void online_num_run(struct session *s, const struct xml_node *x, struct a
     number_result(s, r, "onlineusersnum", "The number of online users", admin_online_count());
 }
 
-static void registered_num_run(struct session *s, const struct xml_node *x,
-                               struct adhoc_reply *r)
+static void registered_num_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
     (void)x;
     number_result(s, r, "registeredusersnum", "The number of registered users",
@@ -610,8 +610,7 @@ static void online_run(struct session *s, const struct xml_node *x, struct adhoc
         return;
     }
     log_notice("admin %s: listed online users", s->jid);
-    snprintf(r->note, sizeof(r->note), "%d of %d online users listed.", l.n,
-             admin_online_count());
+    snprintf(r->note, sizeof(r->note), "%d of %d online users listed.", l.n, admin_online_count());
 }
 
 /* announce (§4.23) */
@@ -648,9 +647,8 @@ static void announce_run(struct session *s, const struct xml_node *x, struct adh
 static struct xml_node *motd_form_with(const char *title, const char *current)
 {
     struct xml_node *x = form(title, "Fill out this form to set the message of the day.");
-    struct xml_node *f = x ? adhoc_field_add(x, "motd", "text-multi", "Message of the Day", 1,
-                                             NULL)
-                           : NULL;
+    struct xml_node *f =
+        x ? adhoc_field_add(x, "motd", "text-multi", "Message of the Day", 1, NULL) : NULL;
     /* XEP-0004 §3.3: a text-multi value per line. */
     for (const char *p = current; f && p && *p;) {
         size_t n = strcspn(p, "\n");
@@ -723,8 +721,7 @@ static const struct adhoc_command admin_commands[] = {
     {ADMIN_NODE("announce"), "Send Announcement to Online Users", 1, allowed, announce_form,
      announce_run},
     {ADMIN_NODE("set-motd"), "Set Message of the Day", 1, allowed, set_motd_form, set_motd_run},
-    {ADMIN_NODE("edit-motd"), "Edit Message of the Day", 1, allowed, edit_motd_form,
-     set_motd_run},
+    {ADMIN_NODE("edit-motd"), "Edit Message of the Day", 1, allowed, edit_motd_form, set_motd_run},
     {ADMIN_NODE("delete-motd"), "Delete Message of the Day", 1, allowed, NULL, delete_motd_run},
 };
 
