@@ -397,10 +397,12 @@ static void next_stage(struct session *s, const struct xml_node *iq, const struc
         cmd_reply(s, iq, cmd->node, sid, "canceled", NULL, NULL);
         return;
     }
-    if (strcmp(action, "prev") == 0 || strcmp(action, "next") == 0) {
+    if (strcmp(action, "prev") == 0) {
         cmd_error(s, iq, "modify", "bad-request", "bad-action"); /* one stage only */
         return;
     }
+    /* execute, complete, and next with a filled form: a client that does
+     * not read <actions/> says next, which Prosody takes as a submission too. */
     const struct xml_node *form = submitted(c);
     const char *ftype = form ? xml_attr(form, "type") : NULL;
     if (!ftype || strcmp(ftype, "submit") != 0) {

@@ -461,12 +461,18 @@ def test_protocol_errors(server):
             ans = await command(alice, "add-user", action="complete")  # no sessionid
             assert app_condition(ans) == "bad-sessionid"
             sid, _ = await start(alice, "add-user")
-            ans = await command(alice, "add-user", action="next", sid=sid)
+            ans = await command(alice, "add-user", action="prev", sid=sid)
             assert app_condition(ans) == "bad-action"
             ans = await command(alice, "add-user", action="complete", sid=sid)  # no form
             assert app_condition(ans) == "bad-payload"
             completed(await command(alice, "add-user", action="complete", sid=sid, fields={
                 "accountjid": "eve@localhost", "password": "eve-Secret-9"}))
+            # A client that does not read <actions/> submits with next (or
+            # execute, the default): as good as complete.
+            for i, action in enumerate(("next", None)):
+                _, ans = await run_cmd(alice, "add-user", {"accountjid": "eve%d@localhost" % i,
+                                                           "password": "pw"}, action=action)
+                completed(ans)
     run(scenario())
 
 
