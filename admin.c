@@ -403,12 +403,23 @@ static struct xml_node *account_form(const char *title, const char *instructions
                                        "The password for this account", 1, NULL));
 }
 
-static int account_fields(const struct xml_node *x, struct adhoc_reply *r, const char **jid,
-                          const char **pw)
+/* The fields, and a channel a password may travel on: TLS, or where PLAIN
+ * may go in the clear (plain_without_tls), as for XEP-0077 §3.3 password
+ * changes; else not-authorized. */
+static int account_fields(const struct session *s, const struct xml_node *x,
+                          struct adhoc_reply *r, const char **jid, const char **pw)
 {
     *jid = adhoc_field_value(x, "accountjid");
     *pw = adhoc_field_value(x, "password");
-    return need(r, *jid) && need(r, *pw);
+    if (!need(r, *jid) || !need(r, *pw)) {
+        return 0;
+    }
+    if (!(s->conn && conn_is_tls(s->conn)) && !g_config->plain_without_tls) {
+        log_notice("admin %s: a password sent without TLS: refused", s->jid);
+        fail(r, "modify", "not-authorized", NULL);
+        return 0;
+    }
+    return 1;
 }
 
 /* add-user (XEP-0133 §4.1) */
@@ -425,7 +436,7 @@ static void add_user_run(struct session *s, const struct xml_node *x, struct adh
 {
     const char *jid, *pw;
     const char *verify = adhoc_field_value(x, "password-verify");
-    if (!account_fields(x, r, &jid, &pw)) {
+    if (!account_fields(s, x, r, &jid, &pw)) {
         return;
     }
     if (verify && strcmp(verify, pw) != 0) {
@@ -499,7 +510,7 @@ static struct xml_node *password_form(struct session *s)
 static void password_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
     const char *jid, *pw;
-    if (!account_fields(x, r, &jid, &pw)) {
+    if (!account_fields(s, x, r, &jid, &pw)) {
         return;
     }
     int rc = admin_change_password(s->jid, jid, pw);

@@ -563,3 +563,48 @@ def test_remote_entity_cannot_run_commands(server):
             await comp.close()
 
     run(scenario())
+
+
+def test_password_never_taken_in_the_clear(server):
+    """add-user and change-user-password carry a password: over a stream
+    without TLS (require_tls no) they are refused with not-authorized, as an
+    XEP-0077 password change is."""
+    from xmpp_helpers import RawConn, scram_exchange
+
+    with_admins(server, require_tls="no")
+    c = RawConn(server.host, server.c2s_port)
+    try:
+        c.open_stream(to=server.domain)
+        res = scram_exchange(c, "SCRAM-SHA-256", "alice", server.password("alice"))
+        assert res["answer"] == "success", res
+        c.restart_stream()
+        c.open_stream(to=server.domain)
+        start = len(c.reader.children)
+        c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+        assert c.wait_child("iq", start=start) is not None, c.describe()
+        for name, fields in (("add-user", "<field var='accountjid'><value>eve@localhost</value>"
+                              "</field><field var='password'><value>clear-pw</value></field>"),
+                             ("change-user-password", "<field var='accountjid'><value>"
+                              "bob@localhost</value></field><field var='password'><value>"
+                              "clear-pw</value></field>")):
+            start = len(c.reader.children)
+            c.send("<iq type='set' id='x1' to='localhost'><command xmlns='%s' node='%s'/></iq>"
+                   % (NS_CMD, node(name)))
+            got = c.wait_child("iq", start=start)
+            cmd = got.find("{%s}command" % NS_CMD)
+            assert cmd is not None and cmd.get("status") == "executing", c.describe()
+            start = len(c.reader.children)
+            c.send("<iq type='set' id='x2' to='localhost'><command xmlns='%s' node='%s' "
+                   "sessionid='%s' action='complete'><x xmlns='%s' type='submit'>%s</x>"
+                   "</command></iq>" % (NS_CMD, node(name), cmd.get("sessionid"), NS_DATA,
+                                        fields))
+            got = c.wait_child("iq", start=start)
+            assert got is not None and got.get("type") == "error", c.describe()
+            err = got.find("{jabber:client}error")
+            assert err.find("{urn:ietf:params:xml:ns:xmpp-stanzas}not-authorized") is not None, \
+                c.describe()
+            assert b"clear-pw" not in ET.tostring(got)
+    finally:
+        c.close()
+    assert server.cli("users").stdout.split() == sorted(
+        server.jid(u) for u in ("alice", "bob", "carol"))
