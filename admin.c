@@ -406,8 +406,8 @@ static struct xml_node *account_form(const char *title, const char *instructions
 /* The fields, and a channel a password may travel on: TLS, or where PLAIN
  * may go in the clear (plain_without_tls), as for XEP-0077 §3.3 password
  * changes; else not-authorized. */
-static int account_fields(const struct session *s, const struct xml_node *x,
-                          struct adhoc_reply *r, const char **jid, const char **pw)
+static int account_fields(const struct session *s, const struct xml_node *x, struct adhoc_reply *r,
+                          const char **jid, const char **pw)
 {
     *jid = adhoc_field_value(x, "accountjid");
     *pw = adhoc_field_value(x, "password");
