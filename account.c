@@ -107,3 +107,33 @@ void account_tick(void)
         account_check_all();
     }
 }
+
+/* An account made, or given a new password, the way in-band registration
+ * does it: SCRAM keys only (server_make_account), and nothing cached for an
+ * earlier account of the name survives. Here rather than in register.c so
+ * that XEP-0133 administration works in a build without WITH_REGISTRATION. */
+int account_make(const char *bare, const char *pw)
+{
+    struct store_account acct;
+    int rc = server_make_account(pw, &acct);
+    if (rc == 0) {
+        rc = store_account_create(bare, &acct);
+    }
+    memset(&acct, 0, sizeof(acct));
+    if (rc == 0) {
+        hook_run(HOOK_ACCOUNT_CREATED, NULL, NULL, bare); /* a list cached for an earlier one */
+        roster_turn_end(); /* and no cached roster may outlive the account */
+    }
+    return rc;
+}
+
+int account_set_password(const char *bare, const char *pw)
+{
+    struct store_account acct;
+    int rc = server_make_account(pw, &acct);
+    if (rc == 0) {
+        rc = store_account_put(bare, &acct); /* whole-file atomic write */
+    }
+    memset(&acct, 0, sizeof(acct));
+    return rc;
+}

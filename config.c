@@ -19,7 +19,8 @@
 #include "limits.h"
 #include "log.h"
 
-enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_COMPONENT };
+enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_COMPONENT,
+                OPT_JIDS };
 
 struct option {
     const char *name;
@@ -57,6 +58,8 @@ static const char *check_nonempty(char *val, size_t size);
 /* push: "DOMAIN SECRET", one line per component; the only option that may
  * appear on several lines. */
 #define COMPONENT(f) {#f, OPT_COMPONENT, 0, 0, 0, NULL, FIELD(f), 0, NULL, 0, 0, 0}
+/* XEP-0133: bare JIDs separated by blanks, or "none" (the default: n = 0). */
+#define JIDS(f, reload) {#f, OPT_JIDS, 0, 0, 0, NULL, FIELD(f), reload, NULL, 0, 0, 0}
 
 /* What a restart is needed for: the listeners are bound, privileges dropped
  * and the connection table sized once at start-up; domain and data_dir name
@@ -154,6 +157,11 @@ static const struct option options[] = {
     INT(sm_unacked_soft_percent, 10, 100, LIMIT_SM_UNACKED_SOFT_PERCENT, 1),
     /* Resources per account (c2s.c bind): bounds carbons/presence fan-out. */
     INT(max_resources_per_account, 1, 1000, LIMIT_MAX_RESOURCES_PER_ACCOUNT, 1),
+    /* XEP-0133 administration over XEP-0050 ad-hoc commands (adhoc.c, admin.c). */
+    JIDS(admins, 1),
+    INT(adhoc_max_sessions, 1, 10000, LIMIT_ADHOC_SESSIONS, 1),
+    INT(adhoc_session_timeout, 10, 86400, LIMIT_ADHOC_TIMEOUT, 1),
+    INT(announce_max_bytes, 64, 65536, LIMIT_ANNOUNCE_BYTES, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -389,6 +397,34 @@ static const char *set_component(struct config *c, const struct option *o, char 
     return NULL;
 }
 
+/* XEP-0133: "admins JID...": bare JIDs of accounts (normalised here; that
+ * they are the server's own domain is checked with the whole file). */
+static const char *set_jids(struct config *c, const struct option *o, char *val, char *msg,
+                            size_t msgsz)
+{
+    struct config_jids *l = (struct config_jids *)((char *)c + o->offset);
+    char *save = NULL;
+    memset(l, 0, sizeof(*l));
+    if (strcmp(val, "none") == 0) {
+        return NULL;
+    }
+    for (char *tok = strtok_r(val, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        char norm[JID_MAX + 1];
+        struct jid j;
+        if (l->n == LIMIT_ADMINS) {
+            snprintf(msg, msgsz, "has more than %d JIDs", LIMIT_ADMINS);
+            return msg;
+        }
+        if (jid_parse(tok, norm, sizeof(norm), &j) < 0 || j.local_len == 0 ||
+            j.resource_len != 0 || strlen(norm) >= sizeof(l->jid[0])) {
+            snprintf(msg, msgsz, "'%.64s' is not a bare JID user@domain", tok);
+            return msg;
+        }
+        memcpy(l->jid[l->n++], norm, strlen(norm) + 1);
+    }
+    return l->n ? NULL : "needs a JID, or none";
+}
+
 int config_prefixes_match(const struct config_prefixes *l, const char *addr)
 {
     unsigned char a[16];
@@ -458,6 +494,8 @@ static const struct {
     {"REGISTRATION", "allow_registration"},
     {"REGISTRATION", "allow_password_change"},
     {"REGISTRATION", "registration_"},
+    {"ADHOC", "adhoc_"},
+    {"ADHOC", "announce_max_bytes"},
 };
 
 static const char without[] = XMPPD_WITHOUT;
@@ -594,6 +632,8 @@ static const char *set_value(struct config *c, const struct option *o, char *val
         return set_prefixes(c, o, val, msg, msgsz);
     case OPT_COMPONENT:
         return set_component(c, o, val, msg, msgsz);
+    case OPT_JIDS:
+        return set_jids(c, o, val, msg, msgsz);
     }
     return "has an unknown type";
 }
@@ -632,7 +672,8 @@ static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
     }
     const struct option *o = find_option(*key);
     if (*s != '"' && o &&
-        (o->type == OPT_RATE || o->type == OPT_PREFIXES || o->type == OPT_COMPONENT)) {
+        (o->type == OPT_RATE || o->type == OPT_PREFIXES || o->type == OPT_COMPONENT ||
+         o->type == OPT_JIDS)) {
         /* These values are several words: the rest of the line, which the
          * option's own parser checks word by word. */
         *val = s;
@@ -714,6 +755,17 @@ static int check_whole(const struct config *c, const int *lines, const char *pat
     if (c->component.n && (c->component_port == c->c2s_port || c->component_port == c->c2s_tls_port)) {
         return fail(err, errsz, path, LATER(comp, find_option("component_port")),
                     "component_port must differ from c2s_port and c2s_tls_port");
+    }
+    /* XEP-0133: an admin is an account of this server; another domain's JID
+     * could never log in here, so it is a mistake worth stopping for. */
+    const struct option *adm = find_option("admins");
+    for (int i = 0; i < c->admins.n; i++) {
+        const char *at = strchr(c->admins.jid[i], '@');
+        if (!at || strcmp(at + 1, c->domain) != 0) {
+            return fail(err, errsz, path, LATER(adm, find_option("domain")),
+                        "admins: %s is not an account of domain %s", c->admins.jid[i],
+                        c->domain);
+        }
     }
 #undef LATER
 #undef LINE_OF

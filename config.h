@@ -42,6 +42,12 @@ struct config_components {
     struct config_component c[LIMIT_COMPONENTS];
 };
 
+/* XEP-0133 administration: the admins option, bare JIDs (normalised). */
+struct config_jids {
+    int n;
+    char jid[LIMIT_ADMINS][CONFIG_STR_MAX];
+};
+
 struct config {
     char domain[CONFIG_STR_MAX];         /* domain: the XMPP domain served */
     char data_dir[CONFIG_STR_MAX];       /* data_dir */
@@ -126,6 +132,11 @@ struct config {
     int sm_unacked_soft_percent; /* share of the sm_max_unacked* limits that pauses senders */
     /* Resources per account (c2s.c bind). */
     int max_resources_per_account; /* bound or detached resources of one account */
+    /* XEP-0133 administration over XEP-0050 ad-hoc commands (adhoc.c, admin.c). */
+    struct config_jids admins; /* admins: local accounts that may administer the server */
+    int adhoc_max_sessions;    /* command sessions open at once */
+    int adhoc_session_timeout; /* seconds a command session waits for its next stage */
+    int announce_max_bytes;    /* announcement / message of the day text */
 };
 
 /* Fill every field with its default. */

@@ -192,6 +192,16 @@ static int is_caps_node(const char *node)
 
 /* ---- XEP-0030 disco#info / disco#items ---- */
 
+/* A node disco.c does not serve: on the server's JID a service may (XEP-0050
+ * command nodes, hooks.h), else XEP-0030 §3.2 item-not-found. */
+static void unknown_node(struct session *s, struct xml_node *iq, struct xml_node *q,
+                         const char *node, const char *to_bare)
+{
+    if (to_bare || hook_run_server_node(s, iq, q, node) < 0) {
+        router_bounce(s, iq, "cancel", "item-not-found");
+    }
+}
+
 static struct xml_node *server_info(const char *node)
 {
     struct xml_node *q = new_query(NS_DISCO_INFO, node);
@@ -252,8 +262,7 @@ int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *paylo
         return -1;
     }
     if (node && *node && (to_bare || !is_caps_node(node))) {
-        /* XEP-0030 §3.2: a node we do not know. */
-        router_bounce(s, iq, "cancel", "item-not-found");
+        unknown_node(s, iq, payload, node, to_bare);
         return 0;
     }
     reply_or_fail(s, iq, to_bare ? account_info() : server_info(node));
@@ -296,7 +305,7 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
         return -1;
     }
     if (node && *node) {
-        router_bounce(s, iq, "cancel", "item-not-found");
+        unknown_node(s, iq, payload, node, to_bare);
         return 0;
     }
     if (!to_bare) {

@@ -246,3 +246,27 @@ int hook_run_preauth_iq(struct conn *c, struct xml_node *iq)
     }
     return -1;
 }
+
+/* ---- XEP-0050 ad-hoc commands: disco nodes on the server's JID ---- */
+
+static hook_node_fn node_writers[HOOK_ROWS];
+static size_t n_node_writers;
+
+void hook_server_node(hook_node_fn fn)
+{
+    if (n_node_writers == HOOK_ROWS) {
+        full("server node");
+    }
+    node_writers[n_node_writers++] = fn;
+}
+
+int hook_run_server_node(struct session *s, struct xml_node *iq, struct xml_node *query,
+                         const char *node)
+{
+    for (size_t i = 0; i < n_node_writers; i++) {
+        if (node_writers[i](s, iq, query, node) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}

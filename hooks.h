@@ -148,5 +148,15 @@ void hook_run_preauth_features(struct conn *c, struct buf *out);
 typedef int (*hook_preauth_iq_fn)(struct conn *c, struct xml_node *iq);
 void hook_preauth_iq(hook_preauth_iq_fn fn);
 int hook_run_preauth_iq(struct conn *c, struct xml_node *iq);
+/* ---- XEP-0050 ad-hoc commands: disco nodes on the server's JID ----
+ * A disco#info or #items get to the server with a node disco.c does not know
+ * (query is the <query/>, node its node) goes to these writers in turn: one
+ * returns 0 when it answered the iq (result or error), -1 when the node is
+ * not its own; when none took it, disco.c answers item-not-found. */
+typedef int (*hook_node_fn)(struct session *s, struct xml_node *iq, struct xml_node *query,
+                            const char *node);
+void hook_server_node(hook_node_fn fn);
+int hook_run_server_node(struct session *s, struct xml_node *iq, struct xml_node *query,
+                         const char *node);
 
 #endif

@@ -90,6 +90,13 @@ void account_check_all(void);
 void account_tidy_removed(void);
 void account_removals_watched(void);
 void account_tick(void);
+/* An account made or given a new password the way in-band registration does
+ * it (SCRAM keys from server_make_account; nothing cached for an earlier
+ * account of the name survives), also for XEP-0133 administration. pw is
+ * 1..1023 bytes, bare normalised and checked by the caller. Return 0, or a
+ * negative store code (STORE_EEXIST: taken; STORE_ENOENT: no such account). */
+int account_make(const char *bare, const char *pw);
+int account_set_password(const char *bare, const char *pw);
 
 /* disco.c: XEP-0030 disco#info/#items, XEP-0115 caps hash, XEP-0092 version,
  * XEP-0202 time, XEP-0012 last activity, XEP-0199 ping. */

@@ -135,4 +135,15 @@
 #define LIMIT_MAX_RESOURCES_PER_ACCOUNT 10 /* max_resources_per_account: bound (or kept for
                                               resumption) resources of one account */
 
+/* XEP-0133 service administration over XEP-0050 ad-hoc commands (adhoc.c, admin.c). */
+#define LIMIT_ADMINS 16               /* compile-time: bare JIDs in the admins option */
+#define LIMIT_ADHOC_SESSIONS 64       /* adhoc_max_sessions: multi-stage command sessions open
+                                         at once, all admins together */
+#define LIMIT_ADHOC_SESSIONS_PER_JID 4 /* compile-time: of those, one full JID's; a new one
+                                          ends its oldest */
+#define LIMIT_ADHOC_TIMEOUT 600       /* adhoc_session_timeout: seconds a command session waits
+                                         for its next stage */
+#define LIMIT_ANNOUNCE_BYTES 4096     /* announce_max_bytes: an announcement or message of the
+                                         day; it is copied to every online resource */
+
 #endif

@@ -151,7 +151,6 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
     const char *user = field(q, "username");
     const char *pw = field(q, "password");
     char local[JID_PART_MAX + 1], bare[JID_MAX + 1];
-    struct store_account acct;
     if (xml_child(q, "remove", NS_REGISTER)) {
         /* XEP-0077 §3.2: cancelling needs a known sender, i.e. a login. */
         preauth_error(c, iq, "modify", "unexpected-request", NULL);
@@ -186,11 +185,7 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
         preauth_error(c, iq, "wait", "not-acceptable", "Too many registrations, try later");
         return;
     }
-    int rc = server_make_account(pw, &acct);
-    if (rc == 0) {
-        rc = store_account_create(bare, &acct);
-    }
-    memset(&acct, 0, sizeof(acct));
+    int rc = account_make(bare, pw);
     if (rc == STORE_EEXIST) {
         preauth_error(c, iq, "cancel", "conflict", NULL);
         return;
@@ -201,8 +196,6 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
         return;
     }
     reg_count(c->addr);
-    hook_run(HOOK_ACCOUNT_CREATED, NULL, NULL, bare); /* a list cached for an earlier one */
-    roster_turn_end();     /* and no cached roster may outlive the account */
     log_notice("%s registered %s", conn_label(c), bare);
     preauth_reply(c, iq, NULL);
 }
@@ -311,7 +304,6 @@ static void change_password(struct session *s, struct xml_node *iq, struct xml_n
     const char *user = field(q, "username");
     const char *pw = field(q, "password");
     char local[JID_PART_MAX + 1], norm[JID_MAX + 1];
-    struct store_account acct;
     if (!user) {
         bound_error(s, iq, "modify", "bad-request"); /* §3.3: username is required */
         return;
@@ -336,11 +328,7 @@ static void change_password(struct session *s, struct xml_node *iq, struct xml_n
         bound_error(s, iq, "modify", "not-authorized"); /* §3.3: channel not safe */
         return;
     }
-    int rc = server_make_account(pw, &acct);
-    if (rc == 0) {
-        rc = store_account_put(bare, &acct); /* whole-file atomic write */
-    }
-    memset(&acct, 0, sizeof(acct));
+    int rc = account_set_password(bare, pw);
     if (rc < 0) {
         log_warn("%s password change for %s failed (%d)", conn_label(s->conn), bare, rc);
         bound_error(s, iq, "wait", "internal-server-error");

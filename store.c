@@ -1380,15 +1380,22 @@ int store_doc_get(const char *bare, const char *name, char **data, size_t *len, 
     return rc < 0 ? rc : doc_read(path, data, len, maxlen);
 }
 
+static int doc_write_at(const char *path, const void *data, size_t len, int durable);
+
 static int doc_write(const char *bare, const char *name, const void *data, size_t len,
                      int durable)
 {
-    char dir[PATH_MAX], path[PATH_MAX], hdr[DOC_HEADER_MAX];
+    char dir[PATH_MAX], path[PATH_MAX];
     int rc = durable ? doc_path_checked(bare, name, dir, path, sizeof(dir))
                      : doc_path(bare, name, dir, path, sizeof(dir));
-    if (rc < 0) {
-        return rc;
-    }
+    return rc < 0 ? rc : doc_write_at(path, data, len, durable);
+}
+
+/* A document file at path: the header, then the payload. */
+static int doc_write_at(const char *path, const void *data, size_t len, int durable)
+{
+    char hdr[DOC_HEADER_MAX];
+    int rc;
     int h = snprintf(hdr, sizeof(hdr), "xmppd-doc 1 %zu %08lx\n", len,
                      (unsigned long)store_crc32(0, data, len));
     if (h < 0 || (size_t)h >= sizeof(hdr)) {
@@ -1418,14 +1425,19 @@ int store_doc_put_lazy(const char *bare, const char *name, const void *data, siz
     return doc_write(bare, name, data, len, 0);
 }
 
+static int doc_unlink(const char *dir, const char *path);
+
 /* Returns STORE_ENOENT when the account or the document is absent. */
 int store_doc_delete(const char *bare, const char *name)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     int rc = doc_path_checked(bare, name, dir, path, sizeof(dir));
-    if (rc < 0) {
-        return rc;
-    }
+    return rc < 0 ? rc : doc_unlink(dir, path);
+}
+
+/* Remove a document file and make that durable. */
+static int doc_unlink(const char *dir, const char *path)
+{
     if (unlink(path) < 0) {
         if (errno == ENOENT) {
             return STORE_ENOENT;
@@ -2960,4 +2972,36 @@ int store_arc_exists(const char *bare, uint64_t id)
     }
     arc_close(&a);
     return rc;
+}
+
+/* ---- XEP-0133: documents of the server itself (message of the day) ---- */
+
+static int server_doc_path(const char *name, char *path, size_t sz)
+{
+    return doc_name_valid(name) && path_fmt(path, sz, "%s/%s%s", data_dir, DOC_PREFIX, name) == 0
+               ? 0
+               : STORE_EINVAL;
+}
+
+int store_server_doc_get(const char *name, char **data, size_t *len, size_t maxlen)
+{
+    char path[PATH_MAX];
+    *data = NULL;
+    *len = 0;
+    int rc = server_doc_path(name, path, sizeof(path));
+    return rc < 0 ? rc : doc_read(path, data, len, maxlen);
+}
+
+int store_server_doc_put(const char *name, const void *data, size_t len)
+{
+    char path[PATH_MAX];
+    int rc = server_doc_path(name, path, sizeof(path));
+    return rc < 0 ? rc : doc_write_at(path, data, len, 1);
+}
+
+int store_server_doc_delete(const char *name)
+{
+    char path[PATH_MAX];
+    int rc = server_doc_path(name, path, sizeof(path));
+    return rc < 0 ? rc : doc_unlink(data_dir, path);
 }

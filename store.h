@@ -184,4 +184,12 @@ int store_arc_count(const char *bare, const struct store_arc_query *q, uint64_t 
 /* 0 when the archive holds a record with this id, else STORE_ENOENT. */
 int store_arc_exists(const char *bare, uint64_t id);
 
+/* ---- XEP-0133: documents of the server itself (message of the day) ----
+ * DATADIR/doc-<name>, the format and the crash safety of an account's
+ * documents (STORAGE.md "doc-<name>"). get: STORE_ENOENT when absent;
+ * delete: STORE_ENOENT when there was none. */
+int store_server_doc_get(const char *name, char **data, size_t *len, size_t maxlen);
+int store_server_doc_put(const char *name, const void *data, size_t len);
+int store_server_doc_delete(const char *name);
+
 #endif

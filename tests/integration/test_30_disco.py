@@ -27,6 +27,10 @@ PROBES = {
     "msgoffline": None,
     # carbons (XEP-0280): enable is an iq set: see test_61_carbons.py.
     "urn:xmpp:carbons:2": None,
+    # XEP-0050 ad-hoc commands: the command list (empty for a non-admin,
+    # see test_72_adhoc_admin.py).
+    "http://jabber.org/protocol/commands": ("server", "<query xmlns='%s' node='%s'/>" % (
+        NS_DISCO_ITEMS, "http://jabber.org/protocol/commands")),
 }
 
 # Never to be advertised: pre-approval is not supported, and these are

@@ -494,6 +494,50 @@ static void test_feature_switches(void)
     }
 }
 
+/* XEP-0133 administration: admins (normalised bare JIDs of the domain, or
+ * none), adhoc_max_sessions, adhoc_session_timeout. */
+static void test_admins(void)
+{
+    struct config c;
+    CHECK(load("", &c) == 0 && c.admins.n == 0);
+    CHECK(c.adhoc_max_sessions == LIMIT_ADHOC_SESSIONS);
+    CHECK(c.adhoc_session_timeout == LIMIT_ADHOC_TIMEOUT);
+    CHECK(load("admins Alice@LOCALHOST bob@localhost\n", &c) == 0 && c.admins.n == 2);
+    CHECK_STR(c.admins.jid[0], "alice@localhost");
+    CHECK_STR(c.admins.jid[1], "bob@localhost");
+    CHECK(load("admins none\n", &c) == 0 && c.admins.n == 0);
+    /* the domain may come after the list: checked with the whole file */
+    CHECK(load("admins root@example.org\ndomain example.org\n", &c) == 0 && c.admins.n == 1);
+    expect_error("admins root@example.org\n",
+                 "1: admins: root@example.org is not an account of domain localhost");
+    expect_error("admins alice@localhost/phone\n",
+                 "1: 'admins' 'alice@localhost/phone' is not a bare JID user@domain");
+    expect_error("admins localhost\n", "1: 'admins' 'localhost' is not a bare JID user@domain");
+    expect_error("admins a@localhost none\n", "1: 'admins' 'none' is not a bare JID user@domain");
+    char line[1024] = "admins";
+    for (int i = 0; i <= LIMIT_ADMINS; i++) {
+        snprintf(line + strlen(line), sizeof(line) - strlen(line), " u%d@localhost", i);
+    }
+    strcat(line, "\n");
+    char want[64];
+    snprintf(want, sizeof(want), "1: 'admins' has more than %d JIDs", LIMIT_ADMINS);
+    expect_error(line, want);
+    expect_error("adhoc_max_sessions 0\n",
+                 "1: 'adhoc_max_sessions' must be an integer from 1 to 10000");
+    expect_error("adhoc_session_timeout 5\n",
+                 "1: 'adhoc_session_timeout' must be an integer from 10 to 86400");
+    CHECK(load("", &c) == 0 && c.announce_max_bytes == LIMIT_ANNOUNCE_BYTES);
+    expect_error("announce_max_bytes 65537\n",
+                 "1: 'announce_max_bytes' must be an integer from 64 to 65536");
+    /* SIGHUP applies a new list: no restart needed for it */
+    struct config a, b;
+    char out[256];
+    config_defaults(&a);
+    CHECK(load("admins alice@localhost\n", &b) == 0);
+    config_restart_needed(&a, &b, out, sizeof(out));
+    CHECK_STR(out, "");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -515,6 +559,7 @@ int main(void)
     test_sm_unacked_soft();
     test_max_resources();
     test_feature_switches();
+    test_admins();
 
     unlink(path);
     rmdir(dir);

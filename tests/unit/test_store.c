@@ -1281,6 +1281,31 @@ static void test_archive(void)
     CHECK(arc_all(u, NULL, 0, &s) == STORE_ENOENT);
 }
 
+/* XEP-0133: the server's own documents (message of the day), DATADIR/doc-<name>. */
+static void test_server_docs(void)
+{
+    char *data = NULL;
+    size_t len = 0;
+    CHECK(store_server_doc_get("motd", &data, &len, 100) == STORE_ENOENT && data == NULL);
+    CHECK(store_server_doc_delete("motd") == STORE_ENOENT);
+    CHECK(store_server_doc_put("motd", "Hello\nall", 9) == 0);
+    CHECK(mode_rel("doc-motd") == 0600);
+    CHECK(store_server_doc_get("motd", &data, &len, 100) == 0);
+    CHECK(len == 9 && data && strcmp(data, "Hello\nall") == 0);
+    free(data);
+    CHECK(store_server_doc_get("motd", &data, &len, 8) == STORE_EINVAL);
+    CHECK(store_server_doc_put("../secret", "x", 1) == STORE_EINVAL);
+    CHECK(store_server_doc_put("Motd", "x", 1) == STORE_EINVAL);
+    /* a damaged one is set aside, and the server goes on without it */
+    write_rel("doc-motd", "xmppd-doc 1 9 00000000\nHello\nall", 32);
+    CHECK(store_server_doc_get("motd", &data, &len, 100) == STORE_ECORRUPT && data == NULL);
+    CHECK(exists_rel("doc-motd.bad") && !exists_rel("doc-motd"));
+    CHECK(store_server_doc_put("motd", "again", 5) == 0);
+    CHECK(store_server_doc_delete("motd") == 0);
+    CHECK(!exists_rel("doc-motd"));
+    CHECK(store_server_doc_get("motd", &data, &len, 100) == STORE_ENOENT);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1312,6 +1337,7 @@ int main(void)
     test_secret();
     test_doc_stamp();
     test_archive();
+    test_server_docs();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
