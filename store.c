@@ -724,7 +724,7 @@ static int creds_valid(const struct scram_creds *c, size_t key_len)
         return 1;
     }
     return c->key_len == key_len && c->iter >= 1 && c->iter <= ACCOUNT_ITER_MAX &&
-           c->salt_len >= 1 && c->salt_len <= SCRAM_SALT_LEN;
+           c->salt_len >= 1 && c->salt_len <= SCRAM_SALT_MAX;
 }
 
 static int account_valid(const struct store_account *a)
@@ -735,7 +735,7 @@ static int account_valid(const struct store_account *a)
 
 static int format_creds(char *out, size_t outsz, const char *tag, const struct scram_creds *c)
 {
-    char salt[64], sk[64], svk[64];
+    char salt[128], sk[64], svk[64];
     if (c->key_len == 0) {
         out[0] = '\0';
         return 0;
@@ -776,7 +776,7 @@ static size_t next_token(const char **p, const char *end, const char **tok)
 
 static int parse_b64(const char *tok, size_t n, unsigned char *out, size_t outsz)
 {
-    if (n == 0 || n > 64) {
+    if (n == 0 || n > 128) { /* a SCRAM_SALT_MAX salt in base64 is 88 */
         return -1;
     }
     return sasl_b64_decode(tok, n, out, outsz);
