@@ -127,4 +127,14 @@ typedef int (*hook_output_fn)(struct session *s, const char *xml, size_t len);
 void hook_output(hook_output_fn fn);
 int hook_run_output(struct session *s, const char *xml, size_t len);
 
+/* ---- command-line subcommands (XEP-0227 export/import: pie.c) ----
+ * main() runs a registered subcommand after the configuration is read and
+ * the store is ready, with argv[0] its name; what fn returns is the exit
+ * status. usage is one line for the help text ("export [FILE]  ..."). */
+typedef int (*hook_command_fn)(int argc, char **argv);
+void hook_command(const char *name, hook_command_fn fn, const char *usage);
+hook_command_fn hook_find_command(const char *name);
+/* The usage line of the i-th registered command, NULL past the last. */
+const char *hook_command_usage(size_t i);
+
 #endif

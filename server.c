@@ -1222,6 +1222,10 @@ static void usage(FILE *f)
             "  -h       this help\n"
             "  -V       print the version\n"
             "Account commands work while the server runs.\n");
+    /* Commands of linked-in services (hooks.h), e.g. XEP-0227 export/import. */
+    for (size_t i = 0; hook_command_usage(i); i++) {
+        fprintf(f, "       xmppd [-c FILE] %s\n", hook_command_usage(i));
+    }
 }
 
 /* ---- main ---- */
@@ -1335,7 +1339,8 @@ int main(int argc, char **argv)
     monotonic_now();
     int cli = optind < argc;
     if (cli && strcmp(argv[optind], "adduser") && strcmp(argv[optind], "passwd") &&
-        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users")) {
+        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users") &&
+        !hook_find_command(argv[optind])) {
         usage(stderr);
         return 2;
     }
@@ -1357,6 +1362,9 @@ int main(int argc, char **argv)
     if (store_init(g_config->data_dir) < 0) {
         fprintf(stderr, "xmppd: cannot use data_dir %s\n", g_config->data_dir);
         return 1;
+    }
+    if (cli && hook_find_command(argv[optind])) {
+        return hook_find_command(argv[optind])(argc - optind, argv + optind);
     }
     if (cli) {
         return cli_command(argc - optind, argv + optind);
