@@ -154,6 +154,8 @@ static const struct option options[] = {
     INT(sm_unacked_soft_percent, 10, 100, LIMIT_SM_UNACKED_SOFT_PERCENT, 1),
     /* Resources per account (c2s.c bind): bounds carbons/presence fan-out. */
     INT(max_resources_per_account, 1, 1000, LIMIT_MAX_RESOURCES_PER_ACCOUNT, 1),
+    /* XEP-0227 import (pie.c) */
+    INT(import_max_bytes, 1024, 1073741824, LIMIT_IMPORT_MAX_BYTES, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -126,6 +126,8 @@ struct config {
     int sm_unacked_soft_percent; /* share of the sm_max_unacked* limits that pauses senders */
     /* Resources per account (c2s.c bind). */
     int max_resources_per_account; /* bound or detached resources of one account */
+    /* XEP-0227 import (pie.c). */
+    int import_max_bytes; /* import_max_bytes: largest file xmppd import reads */
 };
 
 /* Fill every field with its default. */

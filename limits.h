@@ -135,4 +135,9 @@
 #define LIMIT_MAX_RESOURCES_PER_ACCOUNT 10 /* max_resources_per_account: bound (or kept for
                                               resumption) resources of one account */
 
+/* XEP-0227 import (pie.c): the whole file is parsed in memory before anything
+ * is written, so its size bounds what an import costs. */
+#define LIMIT_IMPORT_MAX_BYTES (64 * 1024 * 1024) /* import_max_bytes: largest file
+                                                      "xmppd import" reads */
+
 #endif

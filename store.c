@@ -2673,8 +2673,10 @@ static void arc_writer_drop(struct arc *a)
     free(a);
 }
 
-int store_arc_append(const char *bare, const struct store_arc_rec *r,
-                     const struct store_arc_limits *lim, uint64_t *id)
+/* store_arc_append, with the record's time given (at, in microseconds; 0 =
+ * now): defined below with the XEP-0227 import's functions. */
+static int arc_append(const char *bare, const struct store_arc_rec *r,
+                      const struct store_arc_limits *lim, uint64_t at, uint64_t *id)
 {
     struct arc *a = NULL;
     size_t plen = ARC_PAY_HDR + r->key_len + r->len;
@@ -2693,7 +2695,7 @@ int store_arc_append(const char *bare, const struct store_arc_rec *r,
         return rc;
     }
     struct arc_ent last, e;
-    uint64_t now = arc_now_us();
+    uint64_t now = at ? at : arc_now_us();
     /* Ids are the archive's time in microseconds, strictly increasing per
      * archive even when the clock steps back: unique, stable, in order. */
     if (arc_n(a) > 0 && arc_get(a, arc_n(a) - 1, &last) == 0 && last.id >= now) {
@@ -2953,4 +2955,18 @@ int store_arc_exists(const char *bare, uint64_t id)
     }
     arc_close(&a);
     return rc;
+}
+
+/* ---- XEP-0227 import (pie.c) ---- */
+
+int store_arc_append(const char *bare, const struct store_arc_rec *r,
+                     const struct store_arc_limits *lim, uint64_t *id)
+{
+    return arc_append(bare, r, lim, 0, id);
+}
+
+int store_arc_append_at(const char *bare, const struct store_arc_rec *r,
+                        const struct store_arc_limits *lim, uint64_t *id)
+{
+    return arc_append(bare, r, lim, r->id ? r->id : 1, id);
 }

@@ -184,4 +184,11 @@ int store_arc_count(const char *bare, const struct store_arc_query *q, uint64_t 
 /* 0 when the archive holds a record with this id, else STORE_ENOENT. */
 int store_arc_exists(const char *bare, uint64_t id);
 
+/* ---- XEP-0227 import (pie.c) ---- */
+/* store_arc_append for a message of the past: r->id is its time in
+ * microseconds since the epoch (the archive id it gets, or the last id + 1
+ * when the archive already holds a later one, ids staying in order). */
+int store_arc_append_at(const char *bare, const struct store_arc_rec *r,
+                        const struct store_arc_limits *lim, uint64_t *id);
+
 #endif
