@@ -20,6 +20,7 @@
 #include "sasl.h"
 #include "server.h"
 #include "store.h"
+#include "tls.h"
 #include "xml.h"
 
 #define NS_PIE "urn:xmpp:pie:0"
@@ -34,6 +35,10 @@
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define NS_DELAY "urn:xmpp:delay"
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+#define NS_PUBSUB_OWNER NS_PUBSUB "#owner"
+#define NS_XDATA "jabber:x:data"
+#define FORM_NODE_CONFIG NS_PUBSUB "#node_config"
 
 /* The store documents this file reads and writes (their owners: roster.c,
  * vcard.c, private.c, blocking.c; formats in STORAGE.md). */
@@ -42,6 +47,13 @@
 #define BLOCK_DOC "blocklist"
 #define BLOCK_HEADER "xmppd-blocklist 1\n"
 #define MAM_OUT 1 /* archive record flag (mam.c): sent by the account */
+/* pep.c's documents (STORAGE.md "pep"): an index of node names, one doc per
+ * node, or (older) every node in one doc. */
+#define PEP_INDEX_DOC "pep-index"
+#define PEP_OLD_DOC "pep"
+#define NS_PEP_STORE "urn:xmppd:pep:1"
+#define NS_PEP_INDEX "urn:xmppd:pep-index:1"
+#define PEP_NODE_NAME_MAX 1023
 /* ejabberd keeps XEP-0191 blocks as the privacy list of this name. */
 #define BLOCK_LIST_NAME "Blocked contacts"
 /* Elements an import nests around a stanza: server-data/host/user/archive/
@@ -333,6 +345,141 @@ static int add_archive(struct exp *ex, struct xml_node *u, const char *bare)
     return w.rc;
 }
 
+/* ---- PEP (XEP-0227 1.1 §4.10): node configurations and items ---- */
+
+/* The doc of PEP node name, as pep.c names it ("pep-" and 32 hex digits of
+ * its SHA-256). Repeated here, not called: this tool must build with PEP
+ * switched off, and still carry the nodes an older build stored. */
+static int pep_doc_name(const char *name, char *out, size_t outsz)
+{
+    unsigned char h[32];
+    if (outsz < 4 + 32 + 1 || tls_hash(TLS_SHA256, name, strlen(name), h) != 0) {
+        return -1;
+    }
+    memcpy(out, "pep-", 4);
+    for (int i = 0; i < 16; i++) {
+        snprintf(out + 4 + 2 * i, 3, "%02x", h[i]);
+    }
+    return 0;
+}
+
+static struct xml_node *read_element(const char *bare, const char *doc, const char *name,
+                                     const char *ns, int *rc)
+{
+    char *data = NULL;
+    size_t len = 0;
+    *rc = store_doc_get(bare, doc, &data, &len, STORE_RECORD_MAX * 16);
+    struct xml_node *el = *rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
+    free(data);
+    if (*rc == STORE_OK && !el) {
+        *rc = STORE_ECORRUPT;
+    }
+    return el;
+}
+
+/* The account's nodes as one <pep xmlns=NS_PEP_STORE/> holding pep.c's
+ * <node/> elements (NULL with *rc STORE_ENOENT when it has none). */
+static struct xml_node *pep_nodes(const char *bare, int *rc)
+{
+    struct xml_node *index = read_element(bare, PEP_INDEX_DOC, "pep", NS_PEP_INDEX, rc);
+    if (!index) {
+        return *rc == STORE_ENOENT ? read_element(bare, PEP_OLD_DOC, "pep", NS_PEP_STORE, rc)
+                                   : NULL;
+    }
+    struct xml_node *all = xml_node_new("pep", NS_PEP_STORE);
+    *rc = all ? STORE_OK : STORE_EIO;
+    for (struct xml_node *e = xml_first_child(index); e && *rc == STORE_OK; e = xml_next(e)) {
+        const char *name = xml_attr(e, "name");
+        char dn[64];
+        int r = STORE_ECORRUPT;
+        struct xml_node *n = name && pep_doc_name(name, dn, sizeof(dn)) == 0
+                                 ? read_element(bare, dn, "node", NS_PEP_STORE, &r)
+                                 : NULL;
+        if (n && xml_attr(n, "name") && strcmp(xml_attr(n, "name"), name) == 0) {
+            xml_append(all, n);
+        } else {
+            xml_free(n);
+            *rc = r == STORE_ENOENT ? STORE_OK : STORE_ECORRUPT; /* never written: absent */
+        }
+    }
+    xml_free(index);
+    if (*rc != STORE_OK) {
+        xml_free(all);
+        all = NULL;
+    }
+    return all;
+}
+
+static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
+{
+    struct xml_node *f = xml_add_child(x, "field", NULL);
+    return f && xml_set_attr(f, "var", var) == 0 && (!type || xml_set_attr(f, "type", type) == 0) &&
+                   add_text_child(f, "value", value) == 0
+               ? 0
+               : -1;
+}
+
+/* XEP-0060 §16.4.3 node_config form of a stored node (pep.c's defaults for
+ * what it does not say). */
+static int add_node_config(struct xml_node *owner, const struct xml_node *n)
+{
+    const char *access = xml_attr(n, "access"), *persist = xml_attr(n, "persist");
+    const char *max = xml_attr(n, "max"), *send = xml_attr(n, "send");
+    struct xml_node *c = xml_add_child(owner, "configure", NULL);
+    struct xml_node *x = c ? xml_add_child(c, "x", NS_XDATA) : NULL;
+    if (!x || xml_set_attr(c, "node", xml_attr(n, "name")) < 0 || xml_set_attr(x, "type", "submit") < 0) {
+        return -1;
+    }
+    return add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG) |
+           add_field(x, "pubsub#access_model", NULL, access ? access : "presence") |
+           add_field(x, "pubsub#persist_items", NULL,
+                     persist && strcmp(persist, "0") == 0 ? "false" : "true") |
+           add_field(x, "pubsub#max_items", NULL, max ? max : "1") |
+           add_field(x, "pubsub#send_last_published_item", NULL,
+                     send ? send : "on_sub_and_presence");
+}
+
+static int add_node_items(struct xml_node *pubsub, const struct xml_node *n)
+{
+    struct xml_node *items = xml_add_child(pubsub, "items", NULL);
+    if (!items || xml_set_attr(items, "node", xml_attr(n, "name")) < 0) {
+        return -1;
+    }
+    for (struct xml_node *i = xml_first_child(n); i; i = xml_next(i)) {
+        struct xml_node *item = xml_add_child(items, "item", NULL);
+        struct xml_node *p = xml_first_child(i) ? xml_copy(xml_first_child(i)) : NULL;
+        if (!item || (xml_attr(i, "id") && xml_set_attr(item, "id", xml_attr(i, "id")) < 0) ||
+            (xml_first_child(i) && !p)) {
+            xml_free(p);
+            return -1;
+        }
+        if (p) {
+            xml_append(item, p);
+        }
+    }
+    return 0;
+}
+
+static int add_pep(struct exp *ex, struct xml_node *u, const char *bare)
+{
+    int rc = 0;
+    struct xml_node *all = pep_nodes(bare, &rc);
+    if (!all) {
+        if (rc != STORE_ENOENT) {
+            exp_fail(ex, bare, "the PEP nodes", rc);
+        }
+        return 0;
+    }
+    struct xml_node *owner = xml_first_child(all) ? xml_add_child(u, "pubsub", NS_PUBSUB_OWNER) : NULL;
+    struct xml_node *pubsub = owner ? xml_add_child(u, "pubsub", NS_PUBSUB) : NULL;
+    rc = 0;
+    for (struct xml_node *n = xml_first_child(all); n && rc == 0; n = xml_next(n)) {
+        rc = pubsub ? add_node_config(owner, n) | add_node_items(pubsub, n) : -1;
+    }
+    xml_free(all);
+    return rc;
+}
+
 /* The localpart of a bare JID into out (the user element's name). */
 static void localpart(const char *bare, char *out, size_t outsz)
 {
@@ -362,6 +509,7 @@ static int export_user(const char *bare, void *ud)
     rc = rc < 0 ? rc : add_blocklist(ex, u, bare);
     rc = rc < 0 ? rc : add_offline(ex, u, bare);
     rc = rc < 0 ? rc : add_archive(ex, u, bare);
+    rc = rc < 0 ? rc : add_pep(ex, u, bare);
     rc = rc < 0 ? rc : buf_puts(&ex->out, "    ");
     rc = rc < 0 ? rc : xml_serialize(u, NS_PIE, &ex->out);
     rc = rc < 0 ? rc : buf_puts(&ex->out, "\n");
@@ -746,6 +894,15 @@ static void check_size(struct imp *im, struct imp_user *u, const struct xml_node
     }
 }
 
+/* 1 when JID s (any form) has the bare JID bare. */
+static int jid_is_account(const char *s, const char *bare)
+{
+    char norm[JID_MAX + 1], b[JID_MAX + 1];
+    struct jid j;
+    return s && jid_parse(s, norm, sizeof(norm), &j) == 0 && jid_bare(norm, b, sizeof(b)) == 0 &&
+           strcmp(b, bare) == 0;
+}
+
 static void check_messages(struct imp *im, struct imp_user *u, const struct xml_node *off)
 {
     int n = 0;
@@ -754,6 +911,10 @@ static void check_messages(struct imp *im, struct imp_user *u, const struct xml_
             imp_err(im, u, "<offline-messages/> holds a <%s/>, not a jabber:client message",
                     xml_name(m));
             continue;
+        }
+        /* A file must not queue messages for someone else's account. */
+        if (xml_attr(m, "to") && !jid_is_account(xml_attr(m, "to"), u->bare)) {
+            imp_err(im, u, "an offline message to '%s', not to this account", xml_attr(m, "to"));
         }
         check_size(im, u, m, "an offline message", (size_t)g_config->max_stanza_size);
         n++;
@@ -821,6 +982,12 @@ static void check_archive(struct imp *im, struct imp_user *u, const struct xml_n
                     "and its delay stamp", xml_name(r));
             continue;
         }
+        /* Only the account's own conversations: a result between two others
+         * would show up in its history as if it had taken part. */
+        if (!jid_is_account(xml_attr(m, "from"), u->bare) &&
+            !jid_is_account(xml_attr(m, "to"), u->bare)) {
+            imp_err(im, u, "archive: a message neither from nor to this account");
+        }
         check_size(im, u, m, "an archived message", STORE_RECORD_MAX / 2);
     }
 }
@@ -860,6 +1027,153 @@ static struct xml_node *block_list_of(const struct xml_node *privacy)
         }
     }
     return NULL;
+}
+
+/* ---- PEP nodes of a user element, in pep.c's form ---- */
+
+static const char *form_value(const struct xml_node *x, const char *var)
+{
+    for (struct xml_node *f = xml_first_child(x); f; f = xml_next(f)) {
+        const char *v = xml_attr(f, "var");
+        if (strcmp(xml_name(f), "field") == 0 && v && strcmp(v, var) == 0) {
+            struct xml_node *val = xml_child(f, "value", NULL);
+            return val ? xml_text(val) : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* The node element of name in all, made (with pep.c's defaults) if absent. */
+static struct xml_node *pep_node(struct xml_node *all, const char *name)
+{
+    for (struct xml_node *n = xml_first_child(all); n; n = xml_next(n)) {
+        if (strcmp(xml_attr(n, "name"), name) == 0) {
+            return n;
+        }
+    }
+    struct xml_node *n = xml_add_child(all, "node", NULL);
+    if (n && (xml_set_attr(n, "name", name) < 0 || xml_set_attr(n, "access", "presence") < 0 ||
+              xml_set_attr(n, "persist", "1") < 0 || xml_set_attr(n, "max", "1") < 0 ||
+              xml_set_attr(n, "send", "on_sub_and_presence") < 0)) {
+        return NULL;
+    }
+    return n;
+}
+
+/* XEP-0060 §16.4.3 values onto a node. An access model this service lacks
+ * (roster, authorize) becomes whitelist: nobody sees more than before. */
+static int pep_configure(struct xml_node *n, const struct xml_node *x)
+{
+    const char *access = form_value(x, "pubsub#access_model");
+    const char *persist = form_value(x, "pubsub#persist_items");
+    const char *max = form_value(x, "pubsub#max_items");
+    const char *send = form_value(x, "pubsub#send_last_published_item");
+    int rc = 0, cap = g_config->pep_max_items;
+    if (access) {
+        int known = !strcmp(access, "open") || !strcmp(access, "presence") ||
+                    !strcmp(access, "whitelist");
+        rc |= xml_set_attr(n, "access", known ? access : "whitelist");
+    }
+    if (persist) {
+        rc |= xml_set_attr(n, "persist",
+                           strcmp(persist, "0") == 0 || strcmp(persist, "false") == 0 ? "0" : "1");
+    }
+    if (max) {
+        long m = strcmp(max, "max") == 0 ? cap : strtol(max, NULL, 10);
+        char num[16];
+        snprintf(num, sizeof(num), "%ld", m < 1 ? 1 : m > cap ? cap : m);
+        rc |= xml_set_attr(n, "max", num);
+    }
+    if (send && (!strcmp(send, "never") || !strcmp(send, "on_sub") ||
+                 !strcmp(send, "on_sub_and_presence"))) {
+        rc |= xml_set_attr(n, "send", send);
+    }
+    return rc ? -1 : 0;
+}
+
+/* Items of one <items/> onto its node, oldest first, the newest max kept
+ * (as pep.c trims a node). */
+static int pep_add_items(struct imp *im, struct imp_user *u, struct xml_node *n,
+                         const struct xml_node *items)
+{
+    int count = 0, max = atoi(xml_attr(n, "max"));
+    for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
+        count += strcmp(xml_name(i), "item") == 0;
+    }
+    int skip = count > max ? count - max : 0, k = 0;
+    for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
+        if (strcmp(xml_name(i), "item") != 0 || k++ < skip) {
+            continue;
+        }
+        const char *id = xml_attr(i, "id");
+        struct xml_node *p = xml_first_child(i);
+        char gen[32];
+        snprintf(gen, sizeof(gen), "imported-%d", k);
+        if (id && strlen(id) > JID_MAX) {
+            imp_err(im, u, "PEP node %s: an item id over %d bytes", xml_attr(n, "name"), JID_MAX);
+            continue;
+        }
+        if (p && serialized_size(p, NS_CLIENT) > (size_t)g_config->pep_max_item_bytes) {
+            imp_err(im, u, "PEP node %s: an item over pep_max_item_bytes (%d)",
+                    xml_attr(n, "name"), g_config->pep_max_item_bytes);
+            continue;
+        }
+        struct xml_node *item = xml_add_child(n, "item", NULL);
+        struct xml_node *copy = p ? xml_copy(p) : NULL;
+        if (!item || (p && !copy) || xml_set_attr(item, "id", id ? id : gen) < 0) {
+            xml_free(copy);
+            return -1;
+        }
+        if (copy) {
+            xml_append(item, copy);
+        }
+    }
+    return 0;
+}
+
+/* The user's PEP nodes (owner <configure/>s and <items/>) as pep.c stores
+ * them, under one <pep/>; problems are reported through imp_err. NULL when
+ * the user has none (or out of memory: *rc -1). */
+static struct xml_node *pep_build(struct imp *im, struct imp_user *u, int *rc)
+{
+    struct xml_node *owner = xml_child(u->el, "pubsub", NS_PUBSUB_OWNER);
+    struct xml_node *pubsub = xml_child(u->el, "pubsub", NS_PUBSUB);
+    struct xml_node *all = xml_node_new("pep", NS_PEP_STORE);
+    *rc = all ? 0 : -1;
+    for (int pass = 0; pass < 2 && *rc == 0; pass++) {
+        struct xml_node *top = pass ? pubsub : owner;
+        for (struct xml_node *c = top ? xml_first_child(top) : NULL; c && *rc == 0;
+             c = xml_next(c)) {
+            const char *name = xml_attr(c, "node");
+            int want = pass ? !strcmp(xml_name(c), "items") : !strcmp(xml_name(c), "configure");
+            if (!want) {
+                continue;
+            }
+            if (!name || !name[0] || strlen(name) > PEP_NODE_NAME_MAX) {
+                imp_err(im, u, "a PEP node without a name, or one over %d bytes",
+                        PEP_NODE_NAME_MAX);
+                continue;
+            }
+            struct xml_node *n = pep_node(all, name);
+            struct xml_node *x = pass ? NULL : xml_child(c, "x", NS_XDATA);
+            *rc = !n ? -1 : pass ? pep_add_items(im, u, n, c) : x ? pep_configure(n, x) : 0;
+        }
+    }
+    size_t nodes = 0, bytes = 0;
+    for (struct xml_node *n = all ? xml_first_child(all) : NULL; n; n = xml_next(n)) {
+        nodes++;
+        bytes += serialized_size(n, NS_PEP_STORE);
+    }
+    if (nodes > (size_t)g_config->pep_max_nodes || bytes > (size_t)g_config->pep_max_account_bytes) {
+        imp_err(im, u, "%zu PEP nodes of %zu bytes, over pep_max_nodes (%d) or "
+                "pep_max_account_bytes (%d)", nodes, bytes, g_config->pep_max_nodes,
+                g_config->pep_max_account_bytes);
+    }
+    if (*rc < 0 || nodes == 0) {
+        xml_free(all);
+        return NULL;
+    }
+    return all;
 }
 
 static void check_user(struct imp *im, struct imp_user *u)
@@ -920,6 +1234,8 @@ static void check_user(struct imp *im, struct imp_user *u)
             check_archive(im, u, c);
         }
     }
+    int rc = 0;
+    xml_free(pep_build(im, u, &rc));
     if (pending > g_config->max_roster_items) {
         imp_err(im, u, "%d pending subscriptions, over max_roster_items (%d)", pending,
                 g_config->max_roster_items);
@@ -1141,6 +1457,35 @@ static int write_archive(const char *bare, const struct xml_node *arc)
     return rc < 0 ? -1 : 0;
 }
 
+/* pep.c's order (STORAGE.md "pep"): every node's doc before the index that
+ * names it, so that a crash leaves readable nodes. */
+static int write_pep(struct imp *im, struct imp_user *u)
+{
+    int rc = 0;
+    struct xml_node *all = pep_build(im, u, &rc);
+    struct xml_node *index = all ? xml_node_new("pep", NS_PEP_INDEX) : NULL;
+    if (rc < 0 || (all && !index)) {
+        xml_free(all);
+        return -1;
+    }
+    for (struct xml_node *n = all ? xml_first_child(all) : NULL; n && rc == 0; n = xml_next(n)) {
+        char dn[64];
+        struct xml_node *e = xml_add_child(index, "node", NULL);
+        rc = e && xml_set_attr(e, "name", xml_attr(n, "name")) == 0 &&
+                     pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0
+                 ? write_element(u->bare, dn, n)
+                 : -1;
+    }
+    rc = rc < 0 ? rc : write_element(u->bare, PEP_INDEX_DOC, index);
+    if (rc == 0) {
+        int d = store_doc_delete(u->bare, PEP_OLD_DOC); /* an older build's single doc */
+        rc = d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
+    }
+    xml_free(index);
+    xml_free(all);
+    return rc;
+}
+
 static int write_user(struct imp *im, struct imp_user *u)
 {
     struct store_account a;
@@ -1173,6 +1518,9 @@ static int write_user(struct imp *im, struct imp_user *u)
     }
     if (rc == 0 && (step = "message archive")) {
         rc = write_archive(u->bare, xml_child(u->el, "archive", NS_PIE_MAM));
+    }
+    if (rc == 0 && (step = "PEP nodes")) {
+        rc = write_pep(im, u);
     }
     if (rc < 0) {
         imp_err(im, u, "cannot write its %s (store error; run the import again with --force)",

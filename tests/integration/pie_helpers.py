@@ -18,6 +18,9 @@ VCARD = ("<vCard xmlns='vcard-temp'><FN>Alice &amp; Co</FN><NICKNAME>al</NICKNAM
 PRIVATE = "<storage xmlns='storage:bookmarks'><conference jid='room@muc.example' name='R'/></storage>"
 REMOTE = "dave@example.net"
 SPAM = "spam@example.org"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NICK_NODE = "http://jabber.org/protocol/nick"
+NICK = "<nick xmlns='%s'>Ally</nick>" % NICK_NODE
 
 
 def canon(el):
@@ -46,6 +49,9 @@ async def populate(server):
         ans = await iq(a, "<query xmlns='jabber:iq:private'>%s</query>" % PRIVATE, itype="set")
         assert ans["type"] == "result", ans
         assert (await block(a, [SPAM]))["type"] == "result"
+        ans = await iq(a, "<pubsub xmlns='%s'><publish node='%s'><item id='current'>%s</item>"
+                          "</publish></pubsub>" % (NS_PUBSUB, NICK_NODE, NICK), itype="set")
+        assert ans["type"] == "result", ans
         send_message(a, b.bare, "hello bob")
         await b.next_message(pred=lambda m: body_of(m) == "hello bob")
         send_message(b, a.bare, "hello alice")
@@ -93,6 +99,10 @@ async def snapshot(server, user, mam=True, extras=True):
             st = q.find("{storage:bookmarks}storage")
             out["private"] = canon(st) if st is not None and len(st) else None
             out["blocked"] = await blocklist(c)
+            ans = await iq(c, "<pubsub xmlns='%s'><items node='%s'/></pubsub>"
+                              % (NS_PUBSUB, NICK_NODE), to=c.bare)
+            items = ans.xml.find("{%s}pubsub/{%s}items" % (NS_PUBSUB, NS_PUBSUB))
+            out["pep"] = [(i.get("id"), canon(i[0])) for i in items] if items is not None else None
         if mam:
             out["archive"] = await archive(c)
     return out
@@ -132,7 +142,7 @@ def _lua_prelude(data_path):
             .format(lib=PROSODY_LIB, dp=data_path))
 
 
-STORES = ("accounts", "roster", "vcard", "private", "archive-archive")
+STORES = ("accounts", "roster", "vcard", "private", "archive-archive", "pep-pubsub")
 
 
 def migrate(tmp, src_type, src_path, dst_type, dst_path, domain="localhost"):
@@ -183,7 +193,7 @@ http_ports = {{ }}
 https_ports = {{ }}
 component_ports = {{ }}
 modules_enabled = {{ "roster", "saslauth", "tls", "disco", "private", "vcard",
-                    "blocklist", "mam", "offline", "ping" }}
+                    "blocklist", "mam", "offline", "ping", "pep" }}
 modules_disabled = {{ "s2s" }}
 authentication = "internal_hashed"
 storage = "internal"

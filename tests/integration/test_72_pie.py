@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import Server
-from pie_helpers import (PRIVATE, REMOTE, SPAM, VCARD, Prosody, canon, have_prosody, migrate,
+from pie_helpers import (NICK, PRIVATE, REMOTE, SPAM, VCARD, Prosody, canon, have_prosody, migrate,
                          pending_requests, populate, snapshot)
 import xml.etree.ElementTree as ET
 from xmpp_helpers import Clients, patience, run
@@ -75,6 +75,7 @@ def test_export_import_round_trip(server, tmp_path):
         assert alice["vcard"] == canon(ET.fromstring(VCARD))
         assert alice["private"] == canon(ET.fromstring(PRIVATE))
         assert alice["blocked"] == [SPAM]
+        assert alice["pep"] == [("current", canon(ET.fromstring(NICK)))]
         assert bodies(alice["archive"]) == ["hello bob", "hello alice", "while you were away"]
         # The archive keeps each message's time (the XEP-0359/0313 id is the time).
         bob_after = run(snapshot(dst, "bob", extras=False))["archive"]
@@ -122,6 +123,22 @@ BAD_FILES = {
                             "</iter-count><salt>AAAA</salt><server-key>AAAA</server-key>"
                             "<stored-key>AAAA</stored-key></scram-credentials></user>"]), ":5: ",
                   "malformed"),
+    "offline_for_other": (pie_file([BAD_USER, "<user name='ann' password='a'><offline-messages>"
+                                    "<message xmlns='jabber:client' to='alice@localhost' "
+                                    "from='x@y'><body>hi</body></message></offline-messages>"
+                                    "</user>"]), ":5: ", "not to this account"),
+    "archive_of_others": (pie_file([BAD_USER, "<user name='ann' password='a'><archive xmlns="
+                                    "'urn:xmpp:pie:0#mam'><result xmlns='urn:xmpp:mam:2' id='1'>"
+                                    "<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns="
+                                    "'urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/><message "
+                                    "xmlns='jabber:client' from='alice@localhost/x' to="
+                                    "'bob@localhost'><body>forged</body></message></forwarded>"
+                                    "</result></archive></user>"]), ":5: ",
+                          "neither from nor to this account"),
+    "huge_pep_item": (pie_file([BAD_USER, "<user name='ann' password='a'><pubsub xmlns="
+                                "'http://jabber.org/protocol/pubsub'><items node='n'><item "
+                                "id='1'><x xmlns='urn:x'>%s</x></item></items></pubsub></user>"
+                                % ("y" * 300000)]), ":5: ", "pep_max_item_bytes"),
     "not_pie": ("<server-data xmlns='urn:other'/>", ":1: ", "not a XEP-0227 file"),
 }
 
@@ -204,6 +221,7 @@ def test_prosody_round_trip(server, tmp_path):
         assert alice["roster"] == expected_alice(server)
         assert alice["vcard"] == canon(ET.fromstring(VCARD))
         assert alice["private"] == canon(ET.fromstring(PRIVATE))
+        assert alice["pep"] == [("current", canon(ET.fromstring(NICK)))]
         assert bodies(alice["archive"]) == ["hello bob", "hello alice", "while you were away"]
         run(erin_adds_alice(pro))
     except AssertionError:
@@ -224,8 +242,11 @@ def test_prosody_round_trip(server, tmp_path):
     dst.users.update(pro.pw)
     dst.start()
     try:
-        alice = run(snapshot(dst, "alice", extras=False))
+        alice = run(snapshot(dst, "alice"))
         assert alice["roster"] == expected_alice(server)
+        assert alice["vcard"] == canon(ET.fromstring(VCARD))
+        assert alice["private"] == canon(ET.fromstring(PRIVATE))
+        assert alice["pep"] == [("current", canon(ET.fromstring(NICK)))]
         assert bodies(alice["archive"]) == ["hello bob", "hello alice", "while you were away"]
         erin = run(snapshot(dst, "erin", mam=False, extras=False))  # Prosody's salt and keys
         assert erin["roster"] == {server.jid("alice"): ("none", "subscribe", "Alice", ["Pals"])}
