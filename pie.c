@@ -38,6 +38,7 @@
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 #define NS_PUBSUB_OWNER NS_PUBSUB "#owner"
 #define NS_XDATA "jabber:x:data"
+#define NS_XINCLUDE "http://www.w3.org/2001/XInclude"
 #define FORM_NODE_CONFIG NS_PUBSUB "#node_config"
 
 /* The store documents this file reads and writes (their owners: roster.c,
@@ -62,12 +63,56 @@
 #define ITER_MAX 100000000
 
 /* ------------------------------------------------------------------ */
+/* ejabberd */
+
+/* ejabberd's piefxis before <scram-credentials/> (21.x) carried SCRAM keys
+ * in the password attribute: "scram:" then base64 StoredKey, ServerKey and
+ * salt and the iteration count, comma-separated, the hash being its
+ * auth_scram_hash (SHA-1 unless set; the key length tells). Such a password
+ * is keys, never a password to derive keys from. */
+#define EJ_SCRAM "scram:"
+
+static int ejabberd_scram_parse(const char *s, struct store_account *a)
+{
+    char f[4][128];
+    struct scram_creds c;
+    memset(&c, 0, sizeof(c));
+    for (int i = 0; i < 4; i++) {
+        size_t n = strcspn(s, ",");
+        if (n == 0 || n >= sizeof(f[i]) || (i < 3 && s[n] != ',') || (i == 3 && s[n])) {
+            return -1;
+        }
+        memcpy(f[i], s, n);
+        f[i][n] = '\0';
+        s += n + (i < 3);
+    }
+    int sk = sasl_b64_decode(f[0], strlen(f[0]), c.stored_key, sizeof(c.stored_key));
+    int vk = sasl_b64_decode(f[1], strlen(f[1]), c.server_key, sizeof(c.server_key));
+    int sl = sasl_b64_decode(f[2], strlen(f[2]), c.salt, sizeof(c.salt));
+    char *end = NULL;
+    long iter = strtol(f[3], &end, 10);
+    if ((sk != 20 && sk != 32) || vk != sk || sl < 1 || *end || iter < 1 || iter > ITER_MAX) {
+        return -1;
+    }
+    c.key_len = (size_t)sk;
+    c.salt_len = (size_t)sl;
+    c.iter = (int)iter;
+    if (sk == 20) {
+        a->sha1 = c;
+    } else {
+        a->sha256 = c;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* export */
 
 struct exp {
     struct buf out;
     FILE *stream;    /* stdout, or NULL when out collects a whole file */
     const char *dir; /* or one file per account in this directory */
+    int ejabberd;    /* SHA-1 keys only, base64 twice, as ejabberd 23.01 reads them */
     int failed;
 };
 
@@ -102,20 +147,28 @@ static int add_text_child(struct xml_node *parent, const char *name, const char 
     return c && xml_add_text(c, text, strlen(text)) == 0 ? 0 : -1;
 }
 
-/* XEP-0227 1.1 §4.2.1: one <scram-credentials/> per hash (Prosody reads the
- * SCRAM-SHA-1 one, ejabberd either). Keys and salt in base64. */
-static int add_scram(struct xml_node *u, const char *mech, const struct scram_creds *c)
+/* base64 of in, or (twice: ejabberd's form, see scram_parse) of its base64. */
+static int b64_times(const unsigned char *in, size_t len, char *out, size_t outsz, int twice)
 {
-    char salt[128], stored[64], server[64], iter[16];
+    char once[256];
+    int n = sasl_b64_encode(in, len, twice ? once : out, twice ? sizeof(once) : outsz);
+    return n < 0 || !twice ? n : sasl_b64_encode((const unsigned char *)once, (size_t)n, out, outsz);
+}
+
+/* XEP-0227 1.1 §4.2.1: one <scram-credentials/> per hash (Prosody reads the
+ * SCRAM-SHA-1 one). Keys and salt in base64. */
+static int add_scram(struct xml_node *u, const char *mech, const struct scram_creds *c, int twice)
+{
+    char salt[256], stored[128], server[128], iter[16];
     if (c->key_len == 0) {
         return 0;
     }
     struct xml_node *s = xml_add_child(u, "scram-credentials", NS_SCRAM);
     snprintf(iter, sizeof(iter), "%d", c->iter);
     if (!s || xml_set_attr(s, "mechanism", mech) < 0 ||
-        sasl_b64_encode(c->salt, c->salt_len, salt, sizeof(salt)) < 0 ||
-        sasl_b64_encode(c->stored_key, c->key_len, stored, sizeof(stored)) < 0 ||
-        sasl_b64_encode(c->server_key, c->key_len, server, sizeof(server)) < 0) {
+        b64_times(c->salt, c->salt_len, salt, sizeof(salt), twice) < 0 ||
+        b64_times(c->stored_key, c->key_len, stored, sizeof(stored), twice) < 0 ||
+        b64_times(c->server_key, c->key_len, server, sizeof(server), twice) < 0) {
         return -1;
     }
     return add_text_child(s, "iter-count", iter) | add_text_child(s, "salt", salt) |
@@ -500,8 +553,9 @@ static int export_user(const char *bare, void *ud)
     localpart(bare, local, sizeof(local));
     struct xml_node *u = xml_node_new("user", NS_PIE);
     rc = u && xml_set_attr(u, "name", local) == 0 ? 0 : -1;
-    rc = rc < 0 ? rc : add_scram(u, "SCRAM-SHA-1", &a.sha1);
-    rc = rc < 0 ? rc : add_scram(u, "SCRAM-SHA-256", &a.sha256);
+    /* --ejabberd: the SHA-1 keys only (its default auth_scram_hash), in its form. */
+    rc = rc < 0 ? rc : add_scram(u, "SCRAM-SHA-1", &a.sha1, ex->ejabberd);
+    rc = rc < 0 || ex->ejabberd ? rc : add_scram(u, "SCRAM-SHA-256", &a.sha256, 0);
     memset(&a, 0, sizeof(a));
     rc = rc < 0 ? rc : add_roster(ex, u, bare);
     rc = rc < 0 ? rc : add_doc_element(ex, u, bare, VCARD_DOC, "vCard", NS_VCARD);
@@ -534,13 +588,18 @@ static int export_user(const char *bare, void *ud)
 static int pie_export(int argc, char **argv)
 {
     struct exp ex = {.stream = stdout};
+    if (argc > 1 && strcmp(argv[1], "--ejabberd") == 0) {
+        ex.ejabberd = 1;
+        argc--;
+        argv++;
+    }
     if (argc == 3 && strcmp(argv[1], "-d") == 0) {
         ex.dir = argv[2];
         ex.stream = NULL;
     } else if (argc == 2 && argv[1][0] != '-') {
         ex.stream = NULL;
     } else if (argc != 1) {
-        fprintf(stderr, "usage: xmppd [-c FILE] export [FILE | -d DIR]\n");
+        fprintf(stderr, "usage: xmppd [-c FILE] export [--ejabberd] [FILE | -d DIR]\n");
         return 2;
     }
     buf_init(&ex.out, (size_t)-1 / 2);
@@ -594,6 +653,9 @@ struct imp {
     size_t nlines, next_line;
     int line;        /* line being fed */
     int closed;      /* </server-data> seen */
+    int root_host;   /* the file is one <host/> (ejabberd's XInclude'd host files) */
+    char **paths;    /* included files' paths (users point at them) */
+    size_t npaths;
     int errors;
     int force;
 };
@@ -644,9 +706,29 @@ static int scan_user_lines(struct imp *im, const char *data, size_t len)
     return 0;
 }
 
+/* A <host/>'s jid must be this server's domain. */
+static int host_ok(struct imp *im, const struct xml_node *host)
+{
+    const char *jid = xml_attr(host, "jid");
+    char norm[JID_MAX + 1];
+    struct jid j;
+    if (!jid || jid_parse(jid, norm, sizeof(norm), &j) < 0 || strcmp(norm, g_config->domain)) {
+        imp_err(im, NULL, "host '%s' is not this server's domain (%s)", jid ? jid : "",
+                g_config->domain);
+        return 0;
+    }
+    return 1;
+}
+
+/* <server-data/>, or a <host/> alone: ejabberd's export_piefxis writes one
+ * file per host and XIncludes it (XEP-0227 §5). */
 static int on_root(void *ud, const struct xml_node *root)
 {
     struct imp *im = ud;
+    im->root_host = strcmp(xml_name(root), "host") == 0 && strcmp(xml_ns(root), NS_PIE) == 0;
+    if (im->root_host) {
+        return host_ok(im, root) ? 0 : 1;
+    }
     if (strcmp(xml_name(root), "server-data") != 0 || strcmp(xml_ns(root), NS_PIE) != 0) {
         imp_err(im, NULL, "not a XEP-0227 file (the root must be <server-data xmlns='%s'>)",
                 NS_PIE);
@@ -687,16 +769,18 @@ static int on_host(void *ud, struct xml_node *host)
     }
     im->hosts = h;
     im->hosts[im->nhosts++] = host;
-    const char *jid = xml_attr(host, "jid");
+    if (im->root_host) {
+        int user = strcmp(xml_name(host), "user") == 0 && strcmp(xml_ns(host), NS_PIE) == 0;
+        return user && add_user(im, host) < 0 ? 1 : 0;
+    }
+    if (strcmp(xml_name(host), "include") == 0 && strcmp(xml_ns(host), NS_XINCLUDE) == 0) {
+        return 0; /* read once this file is done (read_includes) */
+    }
     if (strcmp(xml_name(host), "host") != 0 || strcmp(xml_ns(host), NS_PIE) != 0) {
         imp_err(im, NULL, "<%s/> where <host/> was expected", xml_name(host));
         return 0;
     }
-    char norm[JID_MAX + 1];
-    struct jid j;
-    if (!jid || jid_parse(jid, norm, sizeof(norm), &j) < 0 || strcmp(norm, g_config->domain)) {
-        imp_err(im, NULL, "host '%s' is not this server's domain (%s)", jid ? jid : "",
-                g_config->domain);
+    if (!host_ok(im, host)) {
         return 0;
     }
     for (struct xml_node *c = xml_first_child(host); c; c = xml_next(c)) {
@@ -709,8 +793,47 @@ static int on_host(void *ud, struct xml_node *host)
     return 0;
 }
 
-static int read_file(struct imp *im, const char *path)
+static int read_file(struct imp *im, const char *path, int nested);
+
+/* XEP-0227 §5 XInclude, as ejabberd's export uses it: a file name in the
+ * including file's directory (no path: a file must not make the tool read
+ * what it names elsewhere), holding one <host/>; no deeper nesting. */
+static void read_includes(struct imp *im, const char *path, size_t first, int nested)
 {
+    size_t end = im->nhosts;
+    for (size_t i = first; i < end; i++) {
+        const struct xml_node *inc = im->hosts[i];
+        const char *href = xml_attr(inc, "href");
+        if (strcmp(xml_name(inc), "include") != 0 || strcmp(xml_ns(inc), NS_XINCLUDE) != 0) {
+            continue;
+        }
+        if (nested || !href || !href[0] || strchr(href, '/') || href[0] == '.') {
+            fprintf(stderr, "%s: an xi:include of '%s': only a file beside it, one level\n", path,
+                    href ? href : "");
+            im->errors++;
+            continue;
+        }
+        const char *slash = strrchr(path, '/');
+        int dirlen = slash ? (int)(slash - path) + 1 : 0;
+        char **np = realloc(im->paths, (im->npaths + 1) * sizeof(*np));
+        size_t sz = (size_t)dirlen + strlen(href) + 1;
+        char *full = np ? malloc(sz) : NULL;
+        if (np) {
+            im->paths = np;
+        }
+        if (!full) {
+            im->errors++;
+            continue;
+        }
+        snprintf(full, sz, "%.*s%s", dirlen, path, href);
+        im->paths[im->npaths++] = full;
+        read_file(im, full, 1);
+    }
+}
+
+static int read_file(struct imp *im, const char *path, int nested)
+{
+    size_t first = im->nhosts;
     char *data = NULL;
     size_t len = 0;
     im->file = path;
@@ -741,10 +864,13 @@ static int read_file(struct imp *im, const char *path)
     } else if (e != XML_OK && e != XML_ERR_STOPPED) {
         imp_err(im, NULL, "%s", xml_err_str(e));
     } else if (e == XML_OK && !im->closed) {
-        imp_err(im, NULL, "the file ends before </server-data> (truncated?)");
+        imp_err(im, NULL, "the file ends before the end tag of its root (truncated?)");
     }
     xml_parser_free(p);
     free(data);
+    if (e == XML_OK && !im->root_host) {
+        read_includes(im, path, first, nested);
+    }
     return 0;
 }
 
@@ -776,14 +902,24 @@ static size_t serialized_size(const struct xml_node *n, const char *default_ns)
     return len;
 }
 
-static int b64_field(const struct xml_node *s, const char *name, unsigned char *out, size_t outsz)
+/* The text of child name, base64-decoded times (1 or 2) into out. */
+static int b64_field(const struct xml_node *s, const char *name, unsigned char *out, size_t outsz,
+                     int times)
 {
     struct xml_node *c = xml_child(s, name, NS_SCRAM);
     const char *t = c ? xml_text(c) : "";
-    return t[0] ? sasl_b64_decode(t, strlen(t), out, outsz) : -1;
+    unsigned char once[256];
+    if (!t[0] || times == 1) {
+        return t[0] ? sasl_b64_decode(t, strlen(t), out, outsz) : -1;
+    }
+    int n = sasl_b64_decode(t, strlen(t), once, sizeof(once));
+    return n > 0 ? sasl_b64_decode((const char *)once, (size_t)n, out, outsz) : -1;
 }
 
-/* XEP-0227 1.1 §4.2.1 scram-credentials into c; -1 when malformed. */
+/* XEP-0227 1.1 §4.2.1 scram-credentials into c; -1 when malformed.
+ * ejabberd 23.01 writes (and reads) every value base64-encoded twice: when
+ * the keys only have key_len bytes after a second decoding, the file is
+ * ejabberd's (no key is key_len bytes both ways), and so is the salt. */
 static int scram_parse(const struct xml_node *s, size_t key_len, struct scram_creds *c)
 {
     struct xml_node *it = xml_child(s, "iter-count", NS_SCRAM);
@@ -794,14 +930,19 @@ static int scram_parse(const struct xml_node *s, size_t key_len, struct scram_cr
         return -1;
     }
     c->iter = (int)iter;
-    int n = b64_field(s, "salt", c->salt, sizeof(c->salt));
-    if (n < 1 || b64_field(s, "stored-key", c->stored_key, sizeof(c->stored_key)) != (int)key_len ||
-        b64_field(s, "server-key", c->server_key, sizeof(c->server_key)) != (int)key_len) {
-        return -1;
+    for (int times = 1; times <= 2; times++) {
+        int n = b64_field(s, "salt", c->salt, sizeof(c->salt), times);
+        if (n >= 1 &&
+            b64_field(s, "stored-key", c->stored_key, sizeof(c->stored_key), times) ==
+                (int)key_len &&
+            b64_field(s, "server-key", c->server_key, sizeof(c->server_key), times) ==
+                (int)key_len) {
+            c->salt_len = (size_t)n;
+            c->key_len = key_len;
+            return 0;
+        }
     }
-    c->salt_len = (size_t)n;
-    c->key_len = key_len;
-    return 0;
+    return -1;
 }
 
 /* The credentials of a user element: SCRAM keys as they are, or a plain
@@ -826,6 +967,13 @@ static int user_creds(const struct xml_node *u, struct store_account *a, int der
         }
     }
     const char *pw = xml_attr(u, "password");
+    if (pw && strncmp(pw, EJ_SCRAM, strlen(EJ_SCRAM)) == 0) {
+        if (ejabberd_scram_parse(pw + strlen(EJ_SCRAM), a) < 0) {
+            *why = "malformed ejabberd 'scram:' password";
+            return -1;
+        }
+        return 0;
+    }
     if (pw && pw[0]) {
         if (strlen(pw) > SASL_PASS_MAX) {
             *why = "password too long";
@@ -1537,6 +1685,10 @@ static void imp_free(struct imp *im)
     free(im->hosts);
     free(im->users);
     free(im->user_lines);
+    for (size_t i = 0; i < im->npaths; i++) {
+        free(im->paths[i]);
+    }
+    free(im->paths);
 }
 
 static int pie_import(int argc, char **argv)
@@ -1553,7 +1705,7 @@ static int pie_import(int argc, char **argv)
         return 2;
     }
     for (int i = first; i < argc; i++) {
-        read_file(&im, argv[i]);
+        read_file(&im, argv[i], 0);
     }
     for (size_t i = 0; i < im.nusers; i++) {
         check_user(&im, &im.users[i]);
@@ -1577,9 +1729,11 @@ static int pie_import(int argc, char **argv)
 HOOK_SERVICE(pie)
 {
     hook_command("export", pie_export,
-                 "export [FILE | -d DIR]  write every account to a XEP-0227 file\n"
-                 "                                         (stdout; -d: one file per account, as\n"
-                 "                                         Prosody's xep0227 store reads them)");
+                 "export [--ejabberd] [FILE | -d DIR]  write every account to a\n"
+                 "                                         XEP-0227 file (stdout; -d: one file per\n"
+                 "                                         account, as Prosody's xep0227 store reads\n"
+                 "                                         them; --ejabberd: SCRAM keys also as\n"
+                 "                                         ejabberd's import_piefxis reads them)");
     hook_command("import", pie_import,
                  "import [--force] FILE...  read accounts from XEP-0227 files; --force\n"
                  "                                         replaces the data of existing accounts");

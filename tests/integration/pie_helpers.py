@@ -244,3 +244,105 @@ VirtualHost "localhost"
                 with open(p, errors="replace") as f:
                     out += f.read()[-8000:]
         return out
+
+
+# ---------------------------------------------------------------------------
+# ejabberd (Debian's 23.01) in a temp dir: its own node, spool, ports
+# ---------------------------------------------------------------------------
+
+def have_ejabberd():
+    return shutil.which("ejabberdctl") and os.geteuid() == 0 and shutil.which("openssl")
+
+
+class Ejabberd:
+    """An ejabberd node of its own: config, spool and logs in a temp dir the
+    ejabberd user can read (ejabberdctl runs as that user), its own Erlang
+    distribution port (no epmd), c2s on a free loopback port."""
+
+    def __init__(self):
+        import pwd
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="xmppd-ejabberd-")
+        os.chmod(self.tmp, 0o755)
+        self.host = "127.0.0.1"
+        self.domain = "localhost"
+        self.c2s_port, self.c2s_tls_port, dist = free_ports(3, self.host)
+        self.node = "xmppdtest%d@localhost" % os.getpid()
+        self.pw = {}
+        ent = pwd.getpwnam("ejabberd")
+        for d in ("db", "log", "io"):
+            os.makedirs(os.path.join(self.tmp, d))
+        pem = os.path.join(self.tmp, "server.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                        "/CN=localhost", "-keyout", pem + ".key", "-out", pem + ".crt"],
+                       check=True, capture_output=True, timeout=patience(30))
+        with open(pem, "w") as out:
+            for part in (".key", ".crt"):
+                with open(pem + part) as f:
+                    out.write(f.read())
+        with open(os.path.join(self.tmp, "ejabberd.yml"), "w") as f:
+            f.write("hosts: [localhost]\nloglevel: info\ncertfiles:\n  - %s\n"
+                    "listen:\n  -\n    port: %d\n    ip: \"127.0.0.1\"\n"
+                    "    module: ejabberd_c2s\n    starttls: true\n"
+                    "auth_method: internal\nauth_password_format: scram\n"
+                    "modules:\n  mod_roster: {}\n  mod_vcard: {}\n  mod_private: {}\n"
+                    "  mod_offline: {}\n  mod_privacy: {}\n  mod_blocking: {}\n"
+                    "  mod_disco: {}\n  mod_ping: {}\n" % (pem, self.c2s_port))
+        with open(os.path.join(self.tmp, "ejabberdctl.cfg"), "w") as f:
+            f.write("ERL_DIST_PORT=%d\nERLANG_NODE=%s\n" % (dist, self.node))
+        for root, dirs, files in os.walk(self.tmp):
+            for n in dirs + files:
+                os.chown(os.path.join(root, n), ent.pw_uid, ent.pw_gid)
+        os.chown(self.tmp, ent.pw_uid, ent.pw_gid)
+
+    def password(self, user):
+        return self.pw[user]
+
+    def ctl(self, *args, check=True):
+        t = self.tmp
+        r = subprocess.run(["ejabberdctl", "--config-dir", t, "--config", t + "/ejabberd.yml",
+                            "--ctl-config", t + "/ejabberdctl.cfg", "--spool", t + "/db",
+                            "--logs", t + "/log", "--node", self.node] + list(args),
+                           capture_output=True, text=True, timeout=patience(90))
+        if check:
+            assert r.returncode == 0, "ejabberdctl %s: %s%s" % (args, r.stdout, r.stderr)
+        return r
+
+    def start(self):
+        self.ctl("start")
+        self.ctl("started")  # waits until the node is up
+        assert wait_port(self.host, self.c2s_port, patience(60)), self.log_text()
+
+    def put(self, path):
+        """A copy of path the ejabberd user can read, in our io dir."""
+        import pwd
+        ent = pwd.getpwnam("ejabberd")
+        dst = os.path.join(self.tmp, "io", os.path.basename(path))
+        shutil.copy(path, dst)
+        os.chown(dst, ent.pw_uid, ent.pw_gid)
+        return dst
+
+    def stop(self):
+        """Stop the node and wait for it to be gone. Not `ejabberdctl
+        stopped`: that also runs `epmd -kill`, which would end the epmd of
+        any other Erlang node on the machine."""
+        import time
+        self.ctl("stop", check=False)
+        deadline = time.monotonic() + patience(60)
+        while time.monotonic() < deadline:
+            if self.ctl("status", check=False).returncode != 0:
+                return
+            time.sleep(0.5)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def log_text(self):
+        out = ""
+        for name in ("ejabberd.log", "error.log"):
+            p = os.path.join(self.tmp, "log", name)
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    out += f.read()[-6000:]
+        return out

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import Server
-from pie_helpers import (NICK, PRIVATE, REMOTE, SPAM, VCARD, Prosody, canon, have_prosody, migrate,
+from pie_helpers import (NICK, PRIVATE, Ejabberd, have_ejabberd, REMOTE, SPAM, VCARD, Prosody, canon, have_prosody, migrate,
                          pending_requests, populate, snapshot)
 import xml.etree.ElementTree as ET
 from xmpp_helpers import Clients, patience, run
@@ -266,3 +266,64 @@ async def erin_adds_alice(pro):
         send_presence(e, to="alice@localhost", type_="subscribe")
         from im_helpers import roster_get
         await roster_get(e)
+
+
+@pytest.mark.skipif(not have_ejabberd(), reason="ejabberd not installed, or not root (its "
+                    "ejabberdctl runs as the ejabberd user)")
+def test_ejabberd_round_trip(server, tmp_path):
+    """xmppd -> export --ejabberd -> ejabberdctl import_piefxis: log in there
+    with the same password, same roster; an account made in ejabberd ->
+    export_piefxis (a file XIncluding one per host) -> xmppd import."""
+    server.require_managed()
+    run(populate(server))
+    assert problems_of(server) == []
+    out = str(tmp_path / "to-ejabberd.xml")
+    r = server.cli("export", "--ejabberd", out)
+    assert r.returncode == 0, r.stderr
+    ej = Ejabberd()
+    try:
+        ej.start()
+        ej.ctl("import_piefxis", ej.put(out))
+        ej.ctl("register", "hank", "localhost", "hank-Secret-7")
+        ej.pw.update(server.users)
+        ej.pw["hank"] = "hank-Secret-7"
+        alice = run(snapshot(ej, "alice", mam=False, extras=False))
+        for jid, (sub, _ask, name, groups) in expected_alice(server).items():
+            assert alice["roster"][jid][0] == sub and alice["roster"][jid][2:] == (name, groups)
+        assert alice["offline"] == ["while you were away"]
+        async def wrong():
+            async with Clients(ej) as cl:
+                return (await cl.attempt("alice", "not-her-password")).kind
+        assert run(wrong()) == "failed_auth"
+        back = os.path.join(ej.tmp, "io", "back")
+        os.mkdir(back)
+        os.chown(back, *[ent for ent in __import__("pwd").getpwnam("ejabberd")[2:4]])
+        ej.ctl("export_piefxis", back)
+    except AssertionError:
+        print(ej.log_text())
+        raise
+    finally:
+        ej.stop()
+    try:
+        files = os.listdir(back)
+        main = [f for f in files if "_" not in f]
+        assert len(main) == 1 and len(files) == 2, files
+        dst = fresh_server(server, tmp_path, "dst")
+        r = dst.cli("import", os.path.join(back, main[0]))
+        assert r.returncode == 0, r.stderr
+        assert dst.cli("users").stdout.split() == [
+            server.jid(u) for u in ("alice", "bob", "carol", "hank")]
+    finally:
+        ej.cleanup()
+    dst.users.update(ej.pw)
+    dst.start()
+    try:
+        alice = run(snapshot(dst, "alice", mam=False))
+        assert alice["roster"][server.jid("bob")][0] == "both"
+        # ejabberd keeps the vCard's fields, not their order
+        v = ET.fromstring(alice["vcard"])
+        assert sorted(canon(c) for c in v) == sorted(canon(c) for c in ET.fromstring(VCARD))
+        hank = run(snapshot(dst, "hank", mam=False, extras=False))  # ejabberd's keys
+        assert hank["roster"] == {}
+    finally:
+        assert dst.stop() == []
