@@ -127,7 +127,7 @@ struct config {
     /* Resources per account (c2s.c bind). */
     int max_resources_per_account; /* bound or detached resources of one account */
     /* XEP-0227 import (pie.c). */
-    int import_max_bytes; /* import_max_bytes: largest file xmppd import reads */
+    int import_max_bytes; /* import_max_bytes: bytes of the files one import reads */
 };
 
 /* Fill every field with its default. */

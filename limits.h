@@ -137,7 +137,7 @@
 
 /* XEP-0227 import (pie.c): the whole file is parsed in memory before anything
  * is written, so its size bounds what an import costs. */
-#define LIMIT_IMPORT_MAX_BYTES (64 * 1024 * 1024) /* import_max_bytes: largest file
-                                                      "xmppd import" reads */
+#define LIMIT_IMPORT_MAX_BYTES (64 * 1024 * 1024) /* import_max_bytes: bytes of the
+                                                      files one "xmppd import" reads */
 
 #endif

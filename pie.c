@@ -655,6 +655,7 @@ struct imp {
     int closed;      /* </server-data> seen */
     int root_host;   /* the file is one <host/> (ejabberd's XInclude'd host files) */
     char **paths;    /* included files' paths (users point at them) */
+    size_t left;     /* import_max_bytes still allowed: all files together */
     size_t npaths;
     int errors;
     int force;
@@ -839,13 +840,17 @@ static int read_file(struct imp *im, const char *path, int nested)
     im->file = path;
     im->line = 0;
     im->closed = 0;
-    int rc = store_read_file(path, &data, &len, (size_t)g_config->import_max_bytes);
+    /* The trees of every file stay in memory until the writes: the limit
+     * bounds the files of one import together (several files, XIncludes). */
+    int rc = store_read_file(path, &data, &len, im->left);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", path,
-                rc == STORE_EINVAL ? "larger than import_max_bytes" : "cannot be read");
+                rc == STORE_EINVAL ? "over import_max_bytes (all files together)"
+                                   : "cannot be read");
         im->errors++;
         return -1;
     }
+    im->left -= len;
     struct xml_limits lim = {len + 1, g_config->max_xml_depth + PIE_WRAP_DEPTH,
                              g_config->max_xml_attrs, g_config->max_xml_name};
     struct xml_callbacks cb = {on_root, on_host, on_close};
@@ -1695,6 +1700,7 @@ static int pie_import(int argc, char **argv)
 {
     struct imp im;
     memset(&im, 0, sizeof(im));
+    im.left = (size_t)g_config->import_max_bytes;
     int first = 1;
     if (argc > 1 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "--force") == 0)) {
         im.force = 1;

@@ -166,8 +166,18 @@ def test_import_refuses_file_over_limit(server, tmp_path):
     with open(path, "w") as f:
         f.write(pie_file([BAD_USER, "<user name='ann' password='a'>%s</user>" % (" " * 5000)]))
     r = server.cli("import", path)
-    assert r.returncode == 1 and "larger than import_max_bytes" in r.stderr, r.stderr
+    assert r.returncode == 1 and "over import_max_bytes" in r.stderr, r.stderr
+    # The limit is for all the files of one import together, not each.
+    small = []
+    for i in range(3):
+        small.append(str(tmp_path / ("s%d.xml" % i)))
+        with open(small[-1], "w") as f:
+            f.write(pie_file(["<user name='u%d' password='p'>%s</user>" % (i, " " * 1500)]))
+    r = server.cli("import", *small)
+    assert r.returncode == 1 and small[2] + ": over import_max_bytes" in r.stderr, r.stderr
     assert server.cli("users").stdout.split() == [server.jid(u) for u in ("alice", "bob", "carol")]
+    r = server.cli("import", *small[:2])
+    assert r.returncode == 0, r.stderr
 
 
 def test_import_force_and_plain_password(server, tmp_path):
