@@ -1543,7 +1543,9 @@ static int write_blocklist(const char *bare, const struct xml_node *list)
         jids = g ? g : jids;
         n += rc == 0;
     }
-    qsort(jids, n, sizeof(*jids), cmp_str);
+    if (n > 1) {
+        qsort(jids, n, sizeof(*jids), cmp_str);
+    }
     struct buf b;
     buf_init(&b, STORE_RECORD_MAX);
     rc = rc < 0 ? rc : buf_puts(&b, BLOCK_HEADER);
