@@ -156,6 +156,7 @@ static const struct option options[] = {
     INT(max_resources_per_account, 1, 1000, LIMIT_MAX_RESOURCES_PER_ACCOUNT, 1),
     /* XEP-0227 import (pie.c) */
     INT(import_max_bytes, 1024, 1073741824, LIMIT_IMPORT_MAX_BYTES, 1),
+    INT(import_max_scram_iterations, 4096, 10000000, LIMIT_IMPORT_MAX_ITER, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

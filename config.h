@@ -128,6 +128,7 @@ struct config {
     int max_resources_per_account; /* bound or detached resources of one account */
     /* XEP-0227 import (pie.c). */
     int import_max_bytes; /* import_max_bytes: bytes of the files one import reads */
+    int import_max_scram_iterations; /* highest SCRAM iteration count an import takes */
 };
 
 /* Fill every field with its default. */

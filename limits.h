@@ -139,5 +139,8 @@
  * is written, so its size bounds what an import costs. */
 #define LIMIT_IMPORT_MAX_BYTES (64 * 1024 * 1024) /* import_max_bytes: bytes of the
                                                       files one "xmppd import" reads */
+#define LIMIT_IMPORT_MAX_ITER 100000 /* import_max_scram_iterations: an imported SCRAM
+                                        iteration count; every PLAIN login (and client)
+                                        runs that many PBKDF2 rounds */
 
 #endif

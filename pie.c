@@ -1329,6 +1329,15 @@ static struct xml_node *pep_build(struct imp *im, struct imp_user *u, int *rc)
     return all;
 }
 
+/* Imported keys keep their iteration count: every PLAIN login of the
+ * account runs that many PBKDF2 rounds on the server's worker (and every
+ * client as many at each SCRAM login), so a file cannot choose millions. */
+static int iterations_over(const struct store_account *a)
+{
+    int max = g_config->import_max_scram_iterations;
+    return (a->sha1.key_len && a->sha1.iter > max) || (a->sha256.key_len && a->sha256.iter > max);
+}
+
 static void check_user(struct imp *im, struct imp_user *u)
 {
     const char *name = xml_attr(u->el, "name"), *why = NULL;
@@ -1339,6 +1348,12 @@ static void check_user(struct imp *im, struct imp_user *u)
         j.resource_len) {
         u->bare[0] = '\0';
         imp_err(im, u, "'%s' is not a valid user name", name ? name : "");
+        return;
+    }
+    if (!store_account_name_ok(u->bare)) {
+        /* Found here, not half-way through the writes. */
+        u->bare[0] = '\0';
+        imp_err(im, u, "'%.32s...' is too long a user name for this store", name);
         return;
     }
     for (struct imp_user *o = im->users; o < u; o++) {
@@ -1357,6 +1372,9 @@ static void check_user(struct imp *im, struct imp_user *u)
     struct store_account a;
     if (user_creds(u->el, &a, 0, &why) < 0) {
         imp_err(im, u, "%s", why);
+    } else if (iterations_over(&a)) {
+        imp_err(im, u, "a SCRAM iteration count over import_max_scram_iterations (%d)",
+                g_config->import_max_scram_iterations);
     }
     memset(&a, 0, sizeof(a));
     int pending = 0;

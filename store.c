@@ -2970,3 +2970,9 @@ int store_arc_append_at(const char *bare, const struct store_arc_rec *r,
 {
     return arc_append(bare, r, lim, r->id ? r->id : 1, id);
 }
+
+int store_account_name_ok(const char *bare)
+{
+    char esc[NAME_MAX + 1];
+    return escape_name(bare, esc, sizeof(esc)) == 0;
+}

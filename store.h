@@ -190,5 +190,8 @@ int store_arc_exists(const char *bare, uint64_t id);
  * when the archive already holds a later one, ids staying in order). */
 int store_arc_append_at(const char *bare, const struct store_arc_rec *r,
                         const struct store_arc_limits *lim, uint64_t *id);
+/* 1 when the store can hold an account of this (normalised) bare JID: its
+ * escaped name fits one directory name (NAME_MAX). */
+int store_account_name_ok(const char *bare);
 
 #endif

@@ -91,6 +91,7 @@ def problems_of(server):
 
 
 BAD_USER = "<user name='newbie' password='newbie-pw'/>"
+KEY20 = "AAECAwQFBgcICQoLDA0ODxAREhM="  # base64 of 20 bytes: a SCRAM-SHA-1 key
 
 
 def pie_file(users, host="localhost"):
@@ -140,6 +141,22 @@ BAD_FILES = {
                                 "id='1'><x xmlns='urn:x'>%s</x></item></items></pubsub></user>"
                                 % ("y" * 300000)]), ":5: ", "pep_max_item_bytes"),
     "not_pie": ("<server-data xmlns='urn:other'/>", ":1: ", "not a XEP-0227 file"),
+    # A hostile file's keys with an absurd iteration count: each PLAIN login
+    # would run 100 million PBKDF2 rounds on the server.
+    "absurd_iterations": (pie_file([BAD_USER, "<user name='ann'><scram-credentials xmlns="
+                                    "'urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'><iter-count>"
+                                    "100000000</iter-count><salt>AAAAAAAAAAAAAAAAAAAAAA==</salt>"
+                                    "<server-key>%s</server-key><stored-key>%s</stored-key>"
+                                    "</scram-credentials></user>" % (KEY20, KEY20)]), ":5: ",
+                          "import_max_scram_iterations"),
+    "absurd_iterations_ejabberd": (pie_file([BAD_USER, "<user name='ann' password='scram:%s,%s,"
+                                             "AAAAAAAAAAAAAAAAAAAAAA==,99999999'/>"
+                                             % (KEY20, KEY20)]), ":5: ",
+                                   "import_max_scram_iterations"),
+    # Valid for PRECIS, too long for one directory name: refused while
+    # checking, not half-way through the writes (BAD_USER comes first).
+    "long_name": (pie_file([BAD_USER, "<user name='%s' password='a'/>" % ("n" * 300)]), ":5: ",
+                  "too long a user name"),
 }
 
 
