@@ -162,6 +162,9 @@ static const struct option options[] = {
     INT(adhoc_max_sessions, 1, 10000, LIMIT_ADHOC_SESSIONS, 1),
     INT(adhoc_session_timeout, 10, 86400, LIMIT_ADHOC_TIMEOUT, 1),
     INT(announce_max_bytes, 64, 65536, LIMIT_ANNOUNCE_BYTES, 1),
+    /* XEP-0227 import (pie.c) */
+    INT(import_max_bytes, 1024, 1073741824, LIMIT_IMPORT_MAX_BYTES, 1),
+    INT(import_max_scram_iterations, 4096, 10000000, LIMIT_IMPORT_MAX_ITER, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -496,6 +499,7 @@ static const struct {
     {"REGISTRATION", "registration_"},
     {"ADHOC", "adhoc_"},
     {"ADHOC", "announce_max_bytes"},
+    {"IMPORT", "import_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;

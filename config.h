@@ -137,6 +137,9 @@ struct config {
     int adhoc_max_sessions;    /* command sessions open at once */
     int adhoc_session_timeout; /* seconds a command session waits for its next stage */
     int announce_max_bytes;    /* announcement / message of the day text */
+    /* XEP-0227 import (pie.c). */
+    int import_max_bytes; /* import_max_bytes: bytes of the files one import reads */
+    int import_max_scram_iterations; /* highest SCRAM iteration count an import takes */
 };
 
 /* Fill every field with its default. */

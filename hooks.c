@@ -270,3 +270,28 @@ int hook_run_server_node(struct session *s, struct xml_node *iq, struct xml_node
     }
     return -1;
 }
+
+/* ---- command-line subcommands (XEP-0227 export/import: pie.c) ---- */
+
+static struct ns_row command_rows[HOOK_ROWS];
+static const char *command_usage[HOOK_ROWS];
+static size_t n_commands;
+
+void hook_command(const char *name, hook_command_fn fn, const char *usage)
+{
+    if (n_commands == HOOK_ROWS) {
+        full("command");
+    }
+    command_usage[n_commands] = usage;
+    ns_add(command_rows, &n_commands, name, (void (*)(void))fn, "command");
+}
+
+hook_command_fn hook_find_command(const char *name)
+{
+    return (hook_command_fn)ns_find(command_rows, n_commands, name);
+}
+
+const char *hook_command_usage(size_t i)
+{
+    return i < n_commands ? command_usage[i] : NULL;
+}

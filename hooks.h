@@ -158,5 +158,14 @@ typedef int (*hook_node_fn)(struct session *s, struct xml_node *iq, struct xml_n
 void hook_server_node(hook_node_fn fn);
 int hook_run_server_node(struct session *s, struct xml_node *iq, struct xml_node *query,
                          const char *node);
+/* ---- command-line subcommands (XEP-0227 export/import: pie.c) ----
+ * main() runs a registered subcommand after the configuration is read and
+ * the store is ready, with argv[0] its name; what fn returns is the exit
+ * status. usage is one line for the help text ("export [FILE]  ..."). */
+typedef int (*hook_command_fn)(int argc, char **argv);
+void hook_command(const char *name, hook_command_fn fn, const char *usage);
+hook_command_fn hook_find_command(const char *name);
+/* The usage line of the i-th registered command, NULL past the last. */
+const char *hook_command_usage(size_t i);
 
 #endif

@@ -145,5 +145,12 @@
                                          for its next stage */
 #define LIMIT_ANNOUNCE_BYTES 4096     /* announce_max_bytes: an announcement or message of the
                                          day; it is copied to every online resource */
+/* XEP-0227 import (pie.c): the whole file is parsed in memory before anything
+ * is written, so its size bounds what an import costs. */
+#define LIMIT_IMPORT_MAX_BYTES (64 * 1024 * 1024) /* import_max_bytes: bytes of the
+                                                      files one "xmppd import" reads */
+#define LIMIT_IMPORT_MAX_ITER 100000 /* import_max_scram_iterations: an imported SCRAM
+                                        iteration count; every PLAIN login (and client)
+                                        runs that many PBKDF2 rounds */
 
 #endif

@@ -273,7 +273,7 @@ int sasl_scram_make_creds_salt(enum sasl_mech mech, const char *password, size_t
         return -1;
     }
     if (pwlen == 0 || pwlen > SASL_PASS_MAX || iter < 1 || iter > SCRAM_ITER_MAX || salt_len == 0 ||
-        salt_len > SCRAM_SALT_LEN) {
+        salt_len > SCRAM_SALT_MAX) {
         return -1;
     }
     memset(out, 0, sizeof(*out));
@@ -310,7 +310,7 @@ static int creds_ok(enum sasl_mech mech, const struct scram_creds *c)
         return 0;
     }
     return c->key_len == tls_hash_len(h) && c->iter >= 1 && c->iter <= SCRAM_ITER_MAX &&
-           c->salt_len >= 1 && c->salt_len <= SCRAM_SALT_LEN;
+           c->salt_len >= 1 && c->salt_len <= SCRAM_SALT_MAX;
 }
 
 /* Is the SaltedPassword right for the stored credentials? */
@@ -612,7 +612,7 @@ int sasl_scram_client_first(struct scram_state *st, enum sasl_mech mech, const c
 int sasl_scram_server_first_nonce(struct scram_state *st, const struct scram_creds *creds,
                                   const char *server_nonce, char *out, size_t outsz)
 {
-    char salt_b64[(SCRAM_SALT_LEN + 2) / 3 * 4 + 1];
+    char salt_b64[(SCRAM_SALT_MAX + 2) / 3 * 4 + 1];
     size_t cn_len, sn_len;
     int n;
 

@@ -11,6 +11,9 @@
 enum sasl_mech { SASL_NONE = 0, SASL_PLAIN, SASL_SCRAM_SHA1, SASL_SCRAM_SHA256 };
 
 #define SCRAM_SALT_LEN 16
+/* Longest salt accepted from elsewhere: Prosody makes 36-byte UUID salts, and
+ * XEP-0227 imports carry them (RFC 5802 sets no bound). */
+#define SCRAM_SALT_MAX 64
 #define SCRAM_KEY_MAX 32
 #define SASL_USER_MAX 1023
 /* Longest PLAIN / SCRAM password we accept. RFC 4616 §2 only asks for at
@@ -20,7 +23,7 @@ enum sasl_mech { SASL_NONE = 0, SASL_PLAIN, SASL_SCRAM_SHA1, SASL_SCRAM_SHA256 }
 /* Stored credentials for one hash: never the password (RFC 5802 §3). */
 struct scram_creds {
     int iter;
-    unsigned char salt[SCRAM_SALT_LEN];
+    unsigned char salt[SCRAM_SALT_MAX];
     size_t salt_len;
     unsigned char stored_key[SCRAM_KEY_MAX];
     unsigned char server_key[SCRAM_KEY_MAX];

@@ -1224,7 +1224,12 @@ static void usage(FILE *f)
             "                                         terminal or one line of stdin)\n"
             "       xmppd [-c FILE] passwd JID        change an account's password\n"
             "       xmppd [-c FILE] deluser JID       delete an account and all its data\n"
-            "       xmppd [-c FILE] users             list accounts\n"
+            "       xmppd [-c FILE] users             list accounts\n");
+    /* Commands of linked-in services (hooks.h), e.g. XEP-0227 export/import. */
+    for (size_t i = 0; hook_command_usage(i); i++) {
+        fprintf(f, "       xmppd [-c FILE] %s\n", hook_command_usage(i));
+    }
+    fprintf(f,
             "options:\n"
             "  -c FILE  configuration file (default: built-in defaults; see xmppd.conf.example)\n"
             "  -f       stay in the foreground and log to stderr\n"
@@ -1345,7 +1350,8 @@ int main(int argc, char **argv)
     monotonic_now();
     int cli = optind < argc;
     if (cli && strcmp(argv[optind], "adduser") && strcmp(argv[optind], "passwd") &&
-        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users")) {
+        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users") &&
+        !hook_find_command(argv[optind])) {
         usage(stderr);
         return 2;
     }
@@ -1367,6 +1373,9 @@ int main(int argc, char **argv)
     if (store_init(g_config->data_dir) < 0) {
         fprintf(stderr, "xmppd: cannot use data_dir %s\n", g_config->data_dir);
         return 1;
+    }
+    if (cli && hook_find_command(argv[optind])) {
+        return hook_find_command(argv[optind])(argc - optind, argv + optind);
     }
     if (cli) {
         return cli_command(argc - optind, argv + optind);

@@ -731,7 +731,7 @@ static int creds_valid(const struct scram_creds *c, size_t key_len)
         return 1;
     }
     return c->key_len == key_len && c->iter >= 1 && c->iter <= ACCOUNT_ITER_MAX &&
-           c->salt_len >= 1 && c->salt_len <= SCRAM_SALT_LEN;
+           c->salt_len >= 1 && c->salt_len <= SCRAM_SALT_MAX;
 }
 
 static int account_valid(const struct store_account *a)
@@ -742,7 +742,7 @@ static int account_valid(const struct store_account *a)
 
 static int format_creds(char *out, size_t outsz, const char *tag, const struct scram_creds *c)
 {
-    char salt[64], sk[64], svk[64];
+    char salt[128], sk[64], svk[64];
     if (c->key_len == 0) {
         out[0] = '\0';
         return 0;
@@ -783,7 +783,7 @@ static size_t next_token(const char **p, const char *end, const char **tok)
 
 static int parse_b64(const char *tok, size_t n, unsigned char *out, size_t outsz)
 {
-    if (n == 0 || n > 64) {
+    if (n == 0 || n > 128) { /* a SCRAM_SALT_MAX salt in base64 is 88 */
         return -1;
     }
     return sasl_b64_decode(tok, n, out, outsz);
@@ -2692,8 +2692,10 @@ static void arc_writer_drop(struct arc *a)
     free(a);
 }
 
-int store_arc_append(const char *bare, const struct store_arc_rec *r,
-                     const struct store_arc_limits *lim, uint64_t *id)
+/* store_arc_append, with the record's time given (at, in microseconds; 0 =
+ * now): defined below with the XEP-0227 import's functions. */
+static int arc_append(const char *bare, const struct store_arc_rec *r,
+                      const struct store_arc_limits *lim, uint64_t at, uint64_t *id)
 {
     struct arc *a = NULL;
     size_t plen = ARC_PAY_HDR + r->key_len + r->len;
@@ -2712,7 +2714,7 @@ int store_arc_append(const char *bare, const struct store_arc_rec *r,
         return rc;
     }
     struct arc_ent last, e;
-    uint64_t now = arc_now_us();
+    uint64_t now = at ? at : arc_now_us();
     /* Ids are the archive's time in microseconds, strictly increasing per
      * archive even when the clock steps back: unique, stable, in order. */
     if (arc_n(a) > 0 && arc_get(a, arc_n(a) - 1, &last) == 0 && last.id >= now) {
@@ -3004,4 +3006,24 @@ int store_server_doc_delete(const char *name)
     char path[PATH_MAX];
     int rc = server_doc_path(name, path, sizeof(path));
     return rc < 0 ? rc : doc_unlink(data_dir, path);
+}
+
+/* ---- XEP-0227 import (pie.c) ---- */
+
+int store_arc_append(const char *bare, const struct store_arc_rec *r,
+                     const struct store_arc_limits *lim, uint64_t *id)
+{
+    return arc_append(bare, r, lim, 0, id);
+}
+
+int store_arc_append_at(const char *bare, const struct store_arc_rec *r,
+                        const struct store_arc_limits *lim, uint64_t *id)
+{
+    return arc_append(bare, r, lim, r->id ? r->id : 1, id);
+}
+
+int store_account_name_ok(const char *bare)
+{
+    char esc[NAME_MAX + 1];
+    return escape_name(bare, esc, sizeof(esc)) == 0;
 }

@@ -191,5 +191,14 @@ int store_arc_exists(const char *bare, uint64_t id);
 int store_server_doc_get(const char *name, char **data, size_t *len, size_t maxlen);
 int store_server_doc_put(const char *name, const void *data, size_t len);
 int store_server_doc_delete(const char *name);
+/* ---- XEP-0227 import (pie.c) ---- */
+/* store_arc_append for a message of the past: r->id is its time in
+ * microseconds since the epoch (the archive id it gets, or the last id + 1
+ * when the archive already holds a later one, ids staying in order). */
+int store_arc_append_at(const char *bare, const struct store_arc_rec *r,
+                        const struct store_arc_limits *lim, uint64_t *id);
+/* 1 when the store can hold an account of this (normalised) bare JID: its
+ * escaped name fits one directory name (NAME_MAX). */
+int store_account_name_ok(const char *bare);
 
 #endif

@@ -1306,6 +1306,44 @@ static void test_server_docs(void)
     CHECK(store_server_doc_get("motd", &data, &len, 100) == STORE_ENOENT);
 }
 
+/* ---- XEP-0227 import (pie.c) ---- */
+static void test_pie(void)
+{
+    const char *u = "pie@example.org";
+    struct store_account a, got;
+    struct arc_seen s;
+    uint64_t id = 0;
+
+    /* A Prosody account: a 36-byte salt (a UUID) and SHA-1 keys only. */
+    make_account(&a, 9);
+    memset(&a.sha256, 0, sizeof(a.sha256));
+    memcpy(a.sha1.salt, "0b4f1a2e-6c3d-4e5f-8a9b-0c1d2e3f4a5b", 36);
+    a.sha1.salt_len = 36;
+    CHECK(store_account_create(u, &a) == 0);
+    CHECK(store_account_get(u, &got) == 0 && account_equal(&a, &got));
+    a.sha1.salt_len = SCRAM_SALT_MAX;
+    CHECK(store_account_put(u, &a) == 0);
+    CHECK(store_account_get(u, &got) == 0 && account_equal(&a, &got));
+
+    /* Archive records of the past keep their time as their id, in order; one
+     * older than the last gets the next id. */
+    uint64_t t0 = 1700000000ULL * 1000000;
+    struct store_arc_limits lim = {0, 0};
+    struct store_arc_rec r = {t0, 1, "bob@x", 5, "m0", 2};
+    CHECK(store_arc_append_at(u, &r, &lim, &id) == 0 && id == t0);
+    r.id = t0 + 5000000;
+    r.data = "m1";
+    CHECK(store_arc_append_at(u, &r, &lim, &id) == 0 && id == t0 + 5000000);
+    r.id = t0;
+    r.data = "m2";
+    CHECK(store_arc_append_at(u, &r, &lim, &id) == 0 && id == t0 + 5000001);
+    CHECK(store_arc_sync() == 0);
+    CHECK(arc_all(u, NULL, 0, &s) == 0 && s.n == 3);
+    CHECK(s.id[0] == t0 && s.flags[0] == 1);
+    CHECK_STR(s.data[2], "m2");
+    CHECK(store_account_delete(u) == 0);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1338,6 +1376,7 @@ int main(void)
     test_doc_stamp();
     test_archive();
     test_server_docs();
+    test_pie();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);

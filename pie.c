@@ -1,0 +1,1766 @@
+/* pie.c: "xmppd export" and "xmppd import": the accounts of the configured
+ * domain to and from XEP-0227 (Portable Import/Export Format, version 1.1)
+ * files, so that a board that outgrows itself moves its users to Prosody or
+ * ejabberd, and users come back the other way.
+ * Owns: the mapping between the store's documents and XEP-0227 elements.
+ * Must not: write anything before every input file has been checked whole,
+ * or touch a file but through store.c. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "hooks.h"
+#include "im.h"
+#include "jid.h"
+#include "limits.h"
+#include "roster.h"
+#include "sasl.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+#include "xml.h"
+
+#define NS_PIE "urn:xmpp:pie:0"
+#define NS_SCRAM NS_PIE "#scram"     /* XEP-0227 §4.2.1 (1.1) */
+#define NS_PIE_MAM NS_PIE "#mam"     /* XEP-0227 §4.9 (1.1) */
+#define NS_CLIENT "jabber:client"
+#define NS_ROSTER "jabber:iq:roster"
+#define NS_VCARD "vcard-temp"
+#define NS_PRIVATE "jabber:iq:private"
+#define NS_PRIVACY "jabber:iq:privacy"
+#define NS_BLOCKING "urn:xmpp:blocking"
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_DELAY "urn:xmpp:delay"
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+#define NS_PUBSUB_OWNER NS_PUBSUB "#owner"
+#define NS_XDATA "jabber:x:data"
+#define NS_XINCLUDE "http://www.w3.org/2001/XInclude"
+#define FORM_NODE_CONFIG NS_PUBSUB "#node_config"
+
+/* The store documents this file reads and writes (their owners: roster.c,
+ * vcard.c, private.c, blocking.c; formats in STORAGE.md). */
+#define VCARD_DOC "vcard"
+#define PRIVATE_DOC "private"
+#define BLOCK_DOC "blocklist"
+#define BLOCK_HEADER "xmppd-blocklist 1\n"
+#define MAM_OUT 1 /* archive record flag (mam.c): sent by the account */
+/* pep.c's documents (STORAGE.md "pep"): an index of node names, one doc per
+ * node, or (older) every node in one doc. */
+#define PEP_INDEX_DOC "pep-index"
+#define PEP_OLD_DOC "pep"
+#define NS_PEP_STORE "urn:xmppd:pep:1"
+#define NS_PEP_INDEX "urn:xmppd:pep-index:1"
+#define PEP_NODE_NAME_MAX 1023
+/* ejabberd keeps XEP-0191 blocks as the privacy list of this name. */
+#define BLOCK_LIST_NAME "Blocked contacts"
+/* Elements an import nests around a stanza: server-data/host/user/archive/
+ * result/forwarded; the stanza itself gets the usual max_xml_depth. */
+#define PIE_WRAP_DEPTH 6
+#define ITER_MAX 100000000
+
+/* ------------------------------------------------------------------ */
+/* ejabberd */
+
+/* ejabberd's piefxis before <scram-credentials/> (21.x) carried SCRAM keys
+ * in the password attribute: "scram:" then base64 StoredKey, ServerKey and
+ * salt and the iteration count, comma-separated, the hash being its
+ * auth_scram_hash (SHA-1 unless set; the key length tells). Such a password
+ * is keys, never a password to derive keys from. */
+#define EJ_SCRAM "scram:"
+
+static int ejabberd_scram_parse(const char *s, struct store_account *a)
+{
+    char f[4][128];
+    struct scram_creds c;
+    memset(&c, 0, sizeof(c));
+    for (int i = 0; i < 4; i++) {
+        size_t n = strcspn(s, ",");
+        if (n == 0 || n >= sizeof(f[i]) || (i < 3 && s[n] != ',') || (i == 3 && s[n])) {
+            return -1;
+        }
+        memcpy(f[i], s, n);
+        f[i][n] = '\0';
+        s += n + (i < 3);
+    }
+    int sk = sasl_b64_decode(f[0], strlen(f[0]), c.stored_key, sizeof(c.stored_key));
+    int vk = sasl_b64_decode(f[1], strlen(f[1]), c.server_key, sizeof(c.server_key));
+    int sl = sasl_b64_decode(f[2], strlen(f[2]), c.salt, sizeof(c.salt));
+    char *end = NULL;
+    long iter = strtol(f[3], &end, 10);
+    if ((sk != 20 && sk != 32) || vk != sk || sl < 1 || *end || iter < 1 || iter > ITER_MAX) {
+        return -1;
+    }
+    c.key_len = (size_t)sk;
+    c.salt_len = (size_t)sl;
+    c.iter = (int)iter;
+    if (sk == 20) {
+        a->sha1 = c;
+    } else {
+        a->sha256 = c;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* export */
+
+struct exp {
+    struct buf out;
+    FILE *stream;    /* stdout, or NULL when out collects a whole file */
+    const char *dir; /* or one file per account in this directory */
+    int ejabberd;    /* SHA-1 keys only, base64 twice, as ejabberd 23.01 reads them */
+    int failed;
+};
+
+#define EXPORT_HEAD "<?xml version='1.0' encoding='UTF-8'?>\n" \
+                    "<server-data xmlns='" NS_PIE "'>\n  <host jid='%s'>\n"
+#define EXPORT_TAIL "  </host>\n</server-data>\n"
+
+/* -d DIR: Prosody's xep0227 store (and prosody-migrator) reads one file per
+ * account, DIR/user@domain.xml, and only its first <user/>. */
+static int export_one_file(struct exp *ex, const char *bare)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/%s.xml", ex->dir, bare);
+    if (n < 0 || (size_t)n >= sizeof(path) || buf_puts(&ex->out, EXPORT_TAIL) < 0 ||
+        store_write_atomic(path, buf_ptr(&ex->out), buf_len(&ex->out), 0600) < 0) {
+        fprintf(stderr, "xmppd export: cannot write %s\n", path);
+        return -1;
+    }
+    buf_clear(&ex->out);
+    return buf_printf(&ex->out, EXPORT_HEAD, g_config->domain);
+}
+
+static void exp_fail(struct exp *ex, const char *bare, const char *what, int rc)
+{
+    fprintf(stderr, "xmppd export: %s: cannot read %s (store error %d)\n", bare, what, rc);
+    ex->failed = 1;
+}
+
+static int add_text_child(struct xml_node *parent, const char *name, const char *text)
+{
+    struct xml_node *c = xml_add_child(parent, name, NULL);
+    return c && xml_add_text(c, text, strlen(text)) == 0 ? 0 : -1;
+}
+
+/* base64 of in, or (twice: ejabberd's form, see scram_parse) of its base64. */
+static int b64_times(const unsigned char *in, size_t len, char *out, size_t outsz, int twice)
+{
+    char once[256];
+    int n = sasl_b64_encode(in, len, twice ? once : out, twice ? sizeof(once) : outsz);
+    return n < 0 || !twice ? n : sasl_b64_encode((const unsigned char *)once, (size_t)n, out, outsz);
+}
+
+/* XEP-0227 1.1 §4.2.1: one <scram-credentials/> per hash (Prosody reads the
+ * SCRAM-SHA-1 one). Keys and salt in base64. */
+static int add_scram(struct xml_node *u, const char *mech, const struct scram_creds *c, int twice)
+{
+    char salt[256], stored[128], server[128], iter[16];
+    if (c->key_len == 0) {
+        return 0;
+    }
+    struct xml_node *s = xml_add_child(u, "scram-credentials", NS_SCRAM);
+    snprintf(iter, sizeof(iter), "%d", c->iter);
+    if (!s || xml_set_attr(s, "mechanism", mech) < 0 ||
+        b64_times(c->salt, c->salt_len, salt, sizeof(salt), twice) < 0 ||
+        b64_times(c->stored_key, c->key_len, stored, sizeof(stored), twice) < 0 ||
+        b64_times(c->server_key, c->key_len, server, sizeof(server), twice) < 0) {
+        return -1;
+    }
+    return add_text_child(s, "iter-count", iter) | add_text_child(s, "salt", salt) |
+           add_text_child(s, "server-key", server) | add_text_child(s, "stored-key", stored);
+}
+
+static const char *sub_name(unsigned sub)
+{
+    static const char *const names[] = {"none", "to", "from", "both"};
+    return names[sub & 3];
+}
+
+/* A pending inbound request (RFC 6121 §3.1.3) as XEP-0227 §4.8 has it: the
+ * <presence type='subscribe'/> as received, else rebuilt from its status. */
+static struct xml_node *pending_presence(const char *bare, const struct roster_item *it)
+{
+    struct xml_node *p = NULL;
+    if (it->raw && it->status) {
+        p = im_parse_stored(it->status, strlen(it->status), "presence", NS_CLIENT);
+    }
+    if (!p) {
+        p = xml_node_new("presence", NS_CLIENT);
+        if (p && it->status && it->status[0] && add_text_child(p, "status", it->status) < 0) {
+            xml_free(p);
+            return NULL;
+        }
+    }
+    if (p && (xml_set_attr(p, "from", it->jid) < 0 || xml_set_attr(p, "to", bare) < 0 ||
+              xml_set_attr(p, "type", "subscribe") < 0)) {
+        xml_free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+static int add_roster_item(struct xml_node *q, const struct roster_item *it)
+{
+    struct xml_node *i = xml_add_child(q, "item", NULL);
+    if (!i || xml_set_attr(i, "jid", it->jid) < 0 ||
+        xml_set_attr(i, "subscription", sub_name(it->sub)) < 0 ||
+        (it->name && xml_set_attr(i, "name", it->name) < 0) ||
+        (it->ask && xml_set_attr(i, "ask", "subscribe") < 0)) {
+        return -1;
+    }
+    for (int g = 0; g < it->ngroups; g++) {
+        if (add_text_child(i, "group", it->groups[g]) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int add_roster(struct exp *ex, struct xml_node *u, const char *bare)
+{
+    struct roster r;
+    if (roster_load(bare, &r) < 0) {
+        exp_fail(ex, bare, "the roster", -1);
+        return 0;
+    }
+    int rc = 0;
+    struct xml_node *q = roster_count(&r) ? xml_add_child(u, "query", NS_ROSTER) : NULL;
+    for (size_t i = 0; i < r.n && rc == 0; i++) {
+        struct roster_item *it = &r.items[i];
+        if (!it->hidden) {
+            rc = q ? add_roster_item(q, it) : -1;
+        }
+        if (rc == 0 && it->pending_in) {
+            struct xml_node *p = pending_presence(bare, it);
+            if (p) {
+                xml_append(u, p);
+            } else {
+                rc = -1;
+            }
+        }
+    }
+    roster_free(&r);
+    return rc;
+}
+
+/* A document whose payload is one element (vCard, private storage): copied
+ * after it parses again, like every stored payload before it leaves. */
+static int add_doc_element(struct exp *ex, struct xml_node *u, const char *bare, const char *doc,
+                           const char *name, const char *ns)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = store_doc_get(bare, doc, &data, &len, STORE_RECORD_MAX);
+    if (rc == STORE_ENOENT) {
+        return 0;
+    }
+    struct xml_node *el = rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
+    free(data);
+    if (!el) {
+        exp_fail(ex, bare, doc, rc);
+        return 0;
+    }
+    xml_append(u, el);
+    return 0;
+}
+
+/* XEP-0191 blocks as the privacy list ejabberd keeps them in (XEP-0227 §4.7
+ * carries privacy lists, not block lists). */
+static int add_blocklist(struct exp *ex, struct xml_node *u, const char *bare)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = store_doc_get(bare, BLOCK_DOC, &data, &len, STORE_RECORD_MAX);
+    if (rc == STORE_ENOENT) {
+        return 0;
+    }
+    if (rc != STORE_OK || strncmp(data, BLOCK_HEADER, strlen(BLOCK_HEADER)) != 0) {
+        free(data);
+        exp_fail(ex, bare, BLOCK_DOC, rc);
+        return 0;
+    }
+    struct xml_node *q = xml_add_child(u, "query", NS_PRIVACY);
+    struct xml_node *l = q ? xml_add_child(q, "list", NULL) : NULL;
+    rc = l ? xml_set_attr(l, "name", BLOCK_LIST_NAME) : -1;
+    int order = 0;
+    for (char *line = data + strlen(BLOCK_HEADER); rc == 0 && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+        char ord[16];
+        snprintf(ord, sizeof(ord), "%d", ++order);
+        struct xml_node *i = xml_add_child(l, "item", NULL);
+        rc = i && xml_set_attr(i, "type", "jid") == 0 && xml_set_attr(i, "value", line) == 0 &&
+                     xml_set_attr(i, "action", "deny") == 0 && xml_set_attr(i, "order", ord) == 0
+                 ? 0
+                 : -1;
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    free(data);
+    return rc;
+}
+
+struct offline_walk {
+    struct xml_node *parent;
+    int rc;
+};
+
+static int offline_one(const void *rec, size_t len, void *ud)
+{
+    struct offline_walk *w = ud;
+    struct xml_node *m = im_parse_stored(rec, len, "message", NS_CLIENT);
+    if (m) {
+        xml_append(w->parent, m);
+    } else {
+        fprintf(stderr, "xmppd export: an offline record that does not parse is left out\n");
+    }
+    return 0;
+}
+
+/* XEP-0227 §4.4: <offline-messages/> holds the stanzas, oldest first. */
+static int add_offline(struct exp *ex, struct xml_node *u, const char *bare)
+{
+    if (store_offline_count(bare) <= 0) {
+        return 0;
+    }
+    struct offline_walk w = {xml_add_child(u, "offline-messages", NULL), 0};
+    if (!w.parent) {
+        return -1;
+    }
+    int rc = store_offline_read(bare, offline_one, &w);
+    if (rc < 0) {
+        exp_fail(ex, bare, "offline messages", rc);
+    }
+    return 0;
+}
+
+/* XEP-0082 date-time of an archive id (microseconds since the epoch). */
+static void stamp_of(uint64_t us, char *out, size_t outsz)
+{
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, outsz, "%s.%06uZ", base, (unsigned)(us % 1000000));
+}
+
+struct arc_walk {
+    struct xml_node *archive;
+    int rc;
+};
+
+/* XEP-0227 1.1 §4.9: each message as a XEP-0313 <result/> with its time. */
+static int archive_one(const struct store_arc_rec *r, void *ud)
+{
+    struct arc_walk *w = ud;
+    struct xml_node *m = im_parse_stored(r->data, r->len, "message", NS_CLIENT);
+    if (!m) {
+        fprintf(stderr, "xmppd export: an archive record that does not parse is left out\n");
+        return 0;
+    }
+    char id[17], stamp[40];
+    snprintf(id, sizeof(id), "%016llx", (unsigned long long)r->id);
+    stamp_of(r->id, stamp, sizeof(stamp));
+    struct xml_node *res = xml_add_child(w->archive, "result", NS_MAM);
+    struct xml_node *f = res ? xml_add_child(res, "forwarded", NS_FORWARD) : NULL;
+    struct xml_node *d = f ? xml_add_child(f, "delay", NS_DELAY) : NULL;
+    if (!d || xml_set_attr(res, "id", id) < 0 || xml_set_attr(d, "stamp", stamp) < 0) {
+        xml_free(m);
+        w->rc = -1;
+        return 1;
+    }
+    xml_append(f, m);
+    return 0;
+}
+
+static int add_archive(struct exp *ex, struct xml_node *u, const char *bare)
+{
+    struct store_arc_query q = {0, 0, NULL, 0, 0};
+    uint64_t n = 0;
+    if (store_arc_count(bare, &q, &n) < 0 || n == 0) {
+        return 0;
+    }
+    struct arc_walk w = {xml_add_child(u, "archive", NS_PIE_MAM), 0};
+    if (!w.archive) {
+        return -1;
+    }
+    int rc = store_arc_query(bare, &q, archive_one, &w);
+    if (rc < 0) {
+        exp_fail(ex, bare, "the message archive", rc);
+    }
+    return w.rc;
+}
+
+/* ---- PEP (XEP-0227 1.1 §4.10): node configurations and items ---- */
+
+/* The doc of PEP node name, as pep.c names it ("pep-" and 32 hex digits of
+ * its SHA-256). Repeated here, not called: this tool must build with PEP
+ * switched off, and still carry the nodes an older build stored. */
+static int pep_doc_name(const char *name, char *out, size_t outsz)
+{
+    unsigned char h[32];
+    if (outsz < 4 + 32 + 1 || tls_hash(TLS_SHA256, name, strlen(name), h) != 0) {
+        return -1;
+    }
+    memcpy(out, "pep-", 4);
+    for (int i = 0; i < 16; i++) {
+        snprintf(out + 4 + 2 * i, 3, "%02x", h[i]);
+    }
+    return 0;
+}
+
+static struct xml_node *read_element(const char *bare, const char *doc, const char *name,
+                                     const char *ns, int *rc)
+{
+    char *data = NULL;
+    size_t len = 0;
+    *rc = store_doc_get(bare, doc, &data, &len, STORE_RECORD_MAX * 16);
+    struct xml_node *el = *rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
+    free(data);
+    if (*rc == STORE_OK && !el) {
+        *rc = STORE_ECORRUPT;
+    }
+    return el;
+}
+
+/* The account's nodes as one <pep xmlns=NS_PEP_STORE/> holding pep.c's
+ * <node/> elements (NULL with *rc STORE_ENOENT when it has none). */
+static struct xml_node *pep_nodes(const char *bare, int *rc)
+{
+    struct xml_node *index = read_element(bare, PEP_INDEX_DOC, "pep", NS_PEP_INDEX, rc);
+    if (!index) {
+        return *rc == STORE_ENOENT ? read_element(bare, PEP_OLD_DOC, "pep", NS_PEP_STORE, rc)
+                                   : NULL;
+    }
+    struct xml_node *all = xml_node_new("pep", NS_PEP_STORE);
+    *rc = all ? STORE_OK : STORE_EIO;
+    for (struct xml_node *e = xml_first_child(index); e && *rc == STORE_OK; e = xml_next(e)) {
+        const char *name = xml_attr(e, "name");
+        char dn[64];
+        int r = STORE_ECORRUPT;
+        struct xml_node *n = name && pep_doc_name(name, dn, sizeof(dn)) == 0
+                                 ? read_element(bare, dn, "node", NS_PEP_STORE, &r)
+                                 : NULL;
+        if (n && xml_attr(n, "name") && strcmp(xml_attr(n, "name"), name) == 0) {
+            xml_append(all, n);
+        } else {
+            xml_free(n);
+            *rc = r == STORE_ENOENT ? STORE_OK : STORE_ECORRUPT; /* never written: absent */
+        }
+    }
+    xml_free(index);
+    if (*rc != STORE_OK) {
+        xml_free(all);
+        all = NULL;
+    }
+    return all;
+}
+
+static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
+{
+    struct xml_node *f = xml_add_child(x, "field", NULL);
+    return f && xml_set_attr(f, "var", var) == 0 && (!type || xml_set_attr(f, "type", type) == 0) &&
+                   add_text_child(f, "value", value) == 0
+               ? 0
+               : -1;
+}
+
+/* XEP-0060 §16.4.3 node_config form of a stored node (pep.c's defaults for
+ * what it does not say). */
+static int add_node_config(struct xml_node *owner, const struct xml_node *n)
+{
+    const char *access = xml_attr(n, "access"), *persist = xml_attr(n, "persist");
+    const char *max = xml_attr(n, "max"), *send = xml_attr(n, "send");
+    struct xml_node *c = xml_add_child(owner, "configure", NULL);
+    struct xml_node *x = c ? xml_add_child(c, "x", NS_XDATA) : NULL;
+    if (!x || xml_set_attr(c, "node", xml_attr(n, "name")) < 0 || xml_set_attr(x, "type", "submit") < 0) {
+        return -1;
+    }
+    return add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG) |
+           add_field(x, "pubsub#access_model", NULL, access ? access : "presence") |
+           add_field(x, "pubsub#persist_items", NULL,
+                     persist && strcmp(persist, "0") == 0 ? "false" : "true") |
+           add_field(x, "pubsub#max_items", NULL, max ? max : "1") |
+           add_field(x, "pubsub#send_last_published_item", NULL,
+                     send ? send : "on_sub_and_presence");
+}
+
+static int add_node_items(struct xml_node *pubsub, const struct xml_node *n)
+{
+    struct xml_node *items = xml_add_child(pubsub, "items", NULL);
+    if (!items || xml_set_attr(items, "node", xml_attr(n, "name")) < 0) {
+        return -1;
+    }
+    for (struct xml_node *i = xml_first_child(n); i; i = xml_next(i)) {
+        struct xml_node *item = xml_add_child(items, "item", NULL);
+        struct xml_node *p = xml_first_child(i) ? xml_copy(xml_first_child(i)) : NULL;
+        if (!item || (xml_attr(i, "id") && xml_set_attr(item, "id", xml_attr(i, "id")) < 0) ||
+            (xml_first_child(i) && !p)) {
+            xml_free(p);
+            return -1;
+        }
+        if (p) {
+            xml_append(item, p);
+        }
+    }
+    return 0;
+}
+
+static int add_pep(struct exp *ex, struct xml_node *u, const char *bare)
+{
+    int rc = 0;
+    struct xml_node *all = pep_nodes(bare, &rc);
+    if (!all) {
+        if (rc != STORE_ENOENT) {
+            exp_fail(ex, bare, "the PEP nodes", rc);
+        }
+        return 0;
+    }
+    struct xml_node *owner = xml_first_child(all) ? xml_add_child(u, "pubsub", NS_PUBSUB_OWNER) : NULL;
+    struct xml_node *pubsub = owner ? xml_add_child(u, "pubsub", NS_PUBSUB) : NULL;
+    rc = 0;
+    for (struct xml_node *n = xml_first_child(all); n && rc == 0; n = xml_next(n)) {
+        rc = pubsub ? add_node_config(owner, n) | add_node_items(pubsub, n) : -1;
+    }
+    xml_free(all);
+    return rc;
+}
+
+/* The localpart of a bare JID into out (the user element's name). */
+static void localpart(const char *bare, char *out, size_t outsz)
+{
+    size_t n = strcspn(bare, "@");
+    snprintf(out, outsz, "%.*s", (int)n, bare);
+}
+
+static int export_user(const char *bare, void *ud)
+{
+    struct exp *ex = ud;
+    struct store_account a;
+    char local[JID_MAX + 1];
+    int rc = store_account_get(bare, &a);
+    if (rc < 0) {
+        exp_fail(ex, bare, "the credentials", rc);
+        return 0;
+    }
+    localpart(bare, local, sizeof(local));
+    struct xml_node *u = xml_node_new("user", NS_PIE);
+    rc = u && xml_set_attr(u, "name", local) == 0 ? 0 : -1;
+    /* --ejabberd: the SHA-1 keys only (its default auth_scram_hash), in its form. */
+    rc = rc < 0 ? rc : add_scram(u, "SCRAM-SHA-1", &a.sha1, ex->ejabberd);
+    rc = rc < 0 || ex->ejabberd ? rc : add_scram(u, "SCRAM-SHA-256", &a.sha256, 0);
+    memset(&a, 0, sizeof(a));
+    rc = rc < 0 ? rc : add_roster(ex, u, bare);
+    rc = rc < 0 ? rc : add_doc_element(ex, u, bare, VCARD_DOC, "vCard", NS_VCARD);
+    rc = rc < 0 ? rc : add_doc_element(ex, u, bare, PRIVATE_DOC, "query", NS_PRIVATE);
+    rc = rc < 0 ? rc : add_blocklist(ex, u, bare);
+    rc = rc < 0 ? rc : add_offline(ex, u, bare);
+    rc = rc < 0 ? rc : add_archive(ex, u, bare);
+    rc = rc < 0 ? rc : add_pep(ex, u, bare);
+    rc = rc < 0 ? rc : buf_puts(&ex->out, "    ");
+    rc = rc < 0 ? rc : xml_serialize(u, NS_PIE, &ex->out);
+    rc = rc < 0 ? rc : buf_puts(&ex->out, "\n");
+    xml_free(u);
+    if (rc < 0) {
+        fprintf(stderr, "xmppd export: %s: out of memory\n", bare);
+        ex->failed = 1;
+        return 1; /* stop: the file would lack an account */
+    }
+    if (ex->dir && export_one_file(ex, bare) < 0) {
+        ex->failed = 1;
+        return 1;
+    }
+    if (ex->stream) {
+        /* stdout: what the buffer holds (the header, then this account). */
+        fwrite(buf_ptr(&ex->out), 1, buf_len(&ex->out), ex->stream);
+        buf_clear(&ex->out);
+    }
+    return 0;
+}
+
+static int pie_export(int argc, char **argv)
+{
+    struct exp ex = {.stream = stdout};
+    if (argc > 1 && strcmp(argv[1], "--ejabberd") == 0) {
+        ex.ejabberd = 1;
+        argc--;
+        argv++;
+    }
+    if (argc == 3 && strcmp(argv[1], "-d") == 0) {
+        ex.dir = argv[2];
+        ex.stream = NULL;
+    } else if (argc == 2 && argv[1][0] != '-') {
+        ex.stream = NULL;
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: xmppd [-c FILE] export [--ejabberd] [FILE | -d DIR]\n");
+        return 2;
+    }
+    buf_init(&ex.out, (size_t)-1 / 2);
+    int rc = buf_printf(&ex.out, EXPORT_HEAD, g_config->domain);
+    if (rc == 0 && store_account_list(export_user, &ex) < 0) {
+        ex.failed = 1;
+    }
+    if (ex.dir) {
+        buf_free(&ex.out);
+        return ex.failed ? 1 : 0;
+    }
+    rc = rc < 0 ? rc : buf_puts(&ex.out, EXPORT_TAIL);
+    if (rc < 0 || ex.failed) {
+        buf_free(&ex.out);
+        fprintf(stderr, "xmppd export: failed%s\n", argc == 2 ? "; no file written" : "");
+        return 1;
+    }
+    if (ex.stream) {
+        fwrite(buf_ptr(&ex.out), 1, buf_len(&ex.out), ex.stream);
+        rc = fflush(ex.stream) == 0 ? 0 : -1;
+    } else {
+        /* Secrets (SCRAM keys, private XML): 0600, written whole or not at all. */
+        rc = store_write_atomic(argv[1], buf_ptr(&ex.out), buf_len(&ex.out), 0600);
+    }
+    buf_free(&ex.out);
+    if (rc < 0) {
+        fprintf(stderr, "xmppd export: cannot write %s\n", argc == 2 ? argv[1] : "stdout");
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* import: every file is parsed and checked before anything is written */
+
+struct imp_user {
+    struct xml_node *el;
+    const char *file;
+    int line;
+    int exists;
+    char bare[JID_MAX + 1];
+};
+
+struct imp {
+    struct xml_node **hosts;
+    size_t nhosts;
+    struct imp_user *users;
+    size_t nusers;
+    const char *file;
+    int *user_lines; /* line of each <user start tag of the file, in order */
+    size_t nlines, next_line;
+    int line;        /* line being fed */
+    int closed;      /* </server-data> seen */
+    int root_host;   /* the file is one <host/> (ejabberd's XInclude'd host files) */
+    char **paths;    /* included files' paths (users point at them) */
+    size_t left;     /* import_max_bytes still allowed: all files together */
+    size_t npaths;
+    int errors;
+    int force;
+};
+
+static void imp_err(struct imp *im, const struct imp_user *u, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void imp_err(struct imp *im, const struct imp_user *u, const char *fmt, ...)
+{
+    va_list ap;
+    if (u) {
+        fprintf(stderr, "%s:%d: user %s: ", u->file, u->line, u->bare[0] ? u->bare : "?");
+    } else {
+        fprintf(stderr, "%s:%d: ", im->file, im->line);
+    }
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    im->errors++;
+}
+
+/* Where each "<user" start tag is: the tree keeps no positions, and the
+ * k-th user element of a file is the k-th such tag (XEP-0227 files use no
+ * prefix for it; a CDATA section holding "<user" would shift the numbers,
+ * so they are hints for a human, never used to decide anything). */
+static int scan_user_lines(struct imp *im, const char *data, size_t len)
+{
+    int line = 1;
+    size_t cap = 0;
+    im->nlines = im->next_line = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n') {
+            line++;
+        } else if (data[i] == '<' && i + 5 < len && memcmp(data + i + 1, "user", 4) == 0 &&
+                   strchr(" \t\r\n/>", data[i + 5])) {
+            if (im->nlines == cap) {
+                cap = cap ? 2 * cap : 64;
+                int *n = realloc(im->user_lines, cap * sizeof(*n));
+                if (!n) {
+                    return -1;
+                }
+                im->user_lines = n;
+            }
+            im->user_lines[im->nlines++] = line;
+        }
+    }
+    return 0;
+}
+
+/* A <host/>'s jid must be this server's domain. */
+static int host_ok(struct imp *im, const struct xml_node *host)
+{
+    const char *jid = xml_attr(host, "jid");
+    char norm[JID_MAX + 1];
+    struct jid j;
+    if (!jid || jid_parse(jid, norm, sizeof(norm), &j) < 0 || strcmp(norm, g_config->domain)) {
+        imp_err(im, NULL, "host '%s' is not this server's domain (%s)", jid ? jid : "",
+                g_config->domain);
+        return 0;
+    }
+    return 1;
+}
+
+/* <server-data/>, or a <host/> alone: ejabberd's export_piefxis writes one
+ * file per host and XIncludes it (XEP-0227 §5). */
+static int on_root(void *ud, const struct xml_node *root)
+{
+    struct imp *im = ud;
+    im->root_host = strcmp(xml_name(root), "host") == 0 && strcmp(xml_ns(root), NS_PIE) == 0;
+    if (im->root_host) {
+        return host_ok(im, root) ? 0 : 1;
+    }
+    if (strcmp(xml_name(root), "server-data") != 0 || strcmp(xml_ns(root), NS_PIE) != 0) {
+        imp_err(im, NULL, "not a XEP-0227 file (the root must be <server-data xmlns='%s'>)",
+                NS_PIE);
+        return 1;
+    }
+    return 0;
+}
+
+static int on_close(void *ud)
+{
+    ((struct imp *)ud)->closed = 1;
+    return 0;
+}
+
+static int add_user(struct imp *im, struct xml_node *el)
+{
+    struct imp_user *n = realloc(im->users, (im->nusers + 1) * sizeof(*n));
+    if (!n) {
+        return -1;
+    }
+    im->users = n;
+    struct imp_user *u = &im->users[im->nusers++];
+    memset(u, 0, sizeof(*u));
+    u->el = el;
+    u->file = im->file;
+    u->line = im->next_line < im->nlines ? im->user_lines[im->next_line++] : im->line;
+    return 0;
+}
+
+/* A <host/>: XEP-0227 §4.1. Only this server's domain can be imported. */
+static int on_host(void *ud, struct xml_node *host)
+{
+    struct imp *im = ud;
+    struct xml_node **h = realloc(im->hosts, (im->nhosts + 1) * sizeof(*h));
+    if (!h) {
+        xml_free(host);
+        return 1;
+    }
+    im->hosts = h;
+    im->hosts[im->nhosts++] = host;
+    if (im->root_host) {
+        int user = strcmp(xml_name(host), "user") == 0 && strcmp(xml_ns(host), NS_PIE) == 0;
+        return user && add_user(im, host) < 0 ? 1 : 0;
+    }
+    if (strcmp(xml_name(host), "include") == 0 && strcmp(xml_ns(host), NS_XINCLUDE) == 0) {
+        return 0; /* read once this file is done (read_includes) */
+    }
+    if (strcmp(xml_name(host), "host") != 0 || strcmp(xml_ns(host), NS_PIE) != 0) {
+        imp_err(im, NULL, "<%s/> where <host/> was expected", xml_name(host));
+        return 0;
+    }
+    if (!host_ok(im, host)) {
+        return 0;
+    }
+    for (struct xml_node *c = xml_first_child(host); c; c = xml_next(c)) {
+        if (strcmp(xml_name(c), "user") == 0 && strcmp(xml_ns(c), NS_PIE) == 0) {
+            if (add_user(im, c) < 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int read_file(struct imp *im, const char *path, int nested);
+
+/* XEP-0227 §5 XInclude, as ejabberd's export uses it: a file name in the
+ * including file's directory (no path: a file must not make the tool read
+ * what it names elsewhere), holding one <host/>; no deeper nesting. */
+static void read_includes(struct imp *im, const char *path, size_t first, int nested)
+{
+    size_t end = im->nhosts;
+    for (size_t i = first; i < end; i++) {
+        const struct xml_node *inc = im->hosts[i];
+        const char *href = xml_attr(inc, "href");
+        if (strcmp(xml_name(inc), "include") != 0 || strcmp(xml_ns(inc), NS_XINCLUDE) != 0) {
+            continue;
+        }
+        if (nested || !href || !href[0] || strchr(href, '/') || href[0] == '.') {
+            fprintf(stderr, "%s: an xi:include of '%s': only a file beside it, one level\n", path,
+                    href ? href : "");
+            im->errors++;
+            continue;
+        }
+        const char *slash = strrchr(path, '/');
+        int dirlen = slash ? (int)(slash - path) + 1 : 0;
+        char **np = realloc(im->paths, (im->npaths + 1) * sizeof(*np));
+        size_t sz = (size_t)dirlen + strlen(href) + 1;
+        char *full = np ? malloc(sz) : NULL;
+        if (np) {
+            im->paths = np;
+        }
+        if (!full) {
+            im->errors++;
+            continue;
+        }
+        snprintf(full, sz, "%.*s%s", dirlen, path, href);
+        im->paths[im->npaths++] = full;
+        read_file(im, full, 1);
+    }
+}
+
+static int read_file(struct imp *im, const char *path, int nested)
+{
+    size_t first = im->nhosts;
+    char *data = NULL;
+    size_t len = 0;
+    im->file = path;
+    im->line = 0;
+    im->closed = 0;
+    /* The trees of every file stay in memory until the writes: the limit
+     * bounds the files of one import together (several files, XIncludes). */
+    int rc = store_read_file(path, &data, &len, im->left);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", path,
+                rc == STORE_EINVAL ? "over import_max_bytes (all files together)"
+                                   : "cannot be read");
+        im->errors++;
+        return -1;
+    }
+    im->left -= len;
+    struct xml_limits lim = {len + 1, g_config->max_xml_depth + PIE_WRAP_DEPTH,
+                             g_config->max_xml_attrs, g_config->max_xml_name};
+    struct xml_callbacks cb = {on_root, on_host, on_close};
+    struct xml_parser *p = scan_user_lines(im, data, len) == 0 ? xml_parser_new(&lim, &cb, im) : NULL;
+    enum xml_err e = p ? XML_OK : XML_ERR_NOMEM;
+    /* Fed line by line, so that an error names its line. */
+    for (size_t off = 0; p && off < len && e == XML_OK;) {
+        const char *nl = memchr(data + off, '\n', len - off);
+        size_t n = nl ? (size_t)(nl - (data + off)) + 1 : len - off;
+        im->line++;
+        e = xml_parser_feed(p, data + off, n);
+        off += n;
+    }
+    if (e == XML_ERR_LIMIT) {
+        imp_err(im, NULL, "an element is too deep, or has too many attributes or too long a name");
+    } else if (e != XML_OK && e != XML_ERR_STOPPED) {
+        imp_err(im, NULL, "%s", xml_err_str(e));
+    } else if (e == XML_OK && !im->closed) {
+        imp_err(im, NULL, "the file ends before the end tag of its root (truncated?)");
+    }
+    xml_parser_free(p);
+    free(data);
+    if (e == XML_OK && !im->root_host) {
+        read_includes(im, path, first, nested);
+    }
+    return 0;
+}
+
+/* ---- checks: everything write_user relies on ---- */
+
+/* A pending inbound subscription request, XEP-0227 §4.8: a jabber:client
+ * <presence/>. Prosody 0.12 writes it without that namespace (so in the
+ * file's default one): read both. */
+static int is_pending(const struct xml_node *el)
+{
+    const char *type = xml_attr(el, "type");
+    return strcmp(xml_name(el), "presence") == 0 &&
+           (strcmp(xml_ns(el), NS_CLIENT) == 0 || strcmp(xml_ns(el), NS_PIE) == 0) &&
+           (!type || strcmp(type, "subscribe") == 0);
+}
+
+static int parse_bare(const char *s, char *out, size_t outsz)
+{
+    struct jid j;
+    return s && jid_parse(s, out, outsz, &j) == 0 && !j.resource_len ? 0 : -1;
+}
+
+static size_t serialized_size(const struct xml_node *n, const char *default_ns)
+{
+    struct buf b;
+    buf_init(&b, (size_t)-1 / 2);
+    size_t len = xml_serialize(n, default_ns, &b) == 0 ? buf_len(&b) : (size_t)-1;
+    buf_free(&b);
+    return len;
+}
+
+/* The text of child name, base64-decoded times (1 or 2) into out. */
+static int b64_field(const struct xml_node *s, const char *name, unsigned char *out, size_t outsz,
+                     int times)
+{
+    struct xml_node *c = xml_child(s, name, NS_SCRAM);
+    const char *t = c ? xml_text(c) : "";
+    unsigned char once[256];
+    if (!t[0] || times == 1) {
+        return t[0] ? sasl_b64_decode(t, strlen(t), out, outsz) : -1;
+    }
+    int n = sasl_b64_decode(t, strlen(t), once, sizeof(once));
+    return n > 0 ? sasl_b64_decode((const char *)once, (size_t)n, out, outsz) : -1;
+}
+
+/* XEP-0227 1.1 §4.2.1 scram-credentials into c; -1 when malformed.
+ * ejabberd 23.01 writes (and reads) every value base64-encoded twice: when
+ * the keys only have key_len bytes after a second decoding, the file is
+ * ejabberd's (no key is key_len bytes both ways), and so is the salt. */
+static int scram_parse(const struct xml_node *s, size_t key_len, struct scram_creds *c)
+{
+    struct xml_node *it = xml_child(s, "iter-count", NS_SCRAM);
+    char *end = NULL;
+    long iter = it ? strtol(xml_text(it), &end, 10) : 0;
+    memset(c, 0, sizeof(*c));
+    if (!it || !end || *end || iter < 1 || iter > ITER_MAX) {
+        return -1;
+    }
+    c->iter = (int)iter;
+    for (int times = 1; times <= 2; times++) {
+        int n = b64_field(s, "salt", c->salt, sizeof(c->salt), times);
+        if (n >= 1 &&
+            b64_field(s, "stored-key", c->stored_key, sizeof(c->stored_key), times) ==
+                (int)key_len &&
+            b64_field(s, "server-key", c->server_key, sizeof(c->server_key), times) ==
+                (int)key_len) {
+            c->salt_len = (size_t)n;
+            c->key_len = key_len;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The credentials of a user element: SCRAM keys as they are, or a plain
+ * password (XEP-0227 §4.2, what older servers export) turned into SCRAM keys
+ * here. 0, or -1 with *why set. */
+static int user_creds(const struct xml_node *u, struct store_account *a, int derive,
+                      const char **why)
+{
+    memset(a, 0, sizeof(*a));
+    for (struct xml_node *s = xml_first_child(u); s; s = xml_next(s)) {
+        if (strcmp(xml_name(s), "scram-credentials") != 0 || strcmp(xml_ns(s), NS_SCRAM) != 0) {
+            continue;
+        }
+        const char *mech = xml_attr(s, "mechanism");
+        struct scram_creds *c = !mech                               ? NULL
+                                : strcmp(mech, "SCRAM-SHA-1") == 0   ? &a->sha1
+                                : strcmp(mech, "SCRAM-SHA-256") == 0 ? &a->sha256
+                                                                     : NULL;
+        if (c && scram_parse(s, c == &a->sha1 ? 20 : 32, c) < 0) {
+            *why = "malformed <scram-credentials/>";
+            return -1;
+        }
+    }
+    const char *pw = xml_attr(u, "password");
+    if (pw && strncmp(pw, EJ_SCRAM, strlen(EJ_SCRAM)) == 0) {
+        if (ejabberd_scram_parse(pw + strlen(EJ_SCRAM), a) < 0) {
+            *why = "malformed ejabberd 'scram:' password";
+            return -1;
+        }
+        return 0;
+    }
+    if (pw && pw[0]) {
+        if (strlen(pw) > SASL_PASS_MAX) {
+            *why = "password too long";
+            return -1;
+        }
+        /* Both hashes from the password: better than one imported hash. */
+        if (derive && server_make_account(pw, a) < 0) {
+            *why = "cannot derive SCRAM keys from the password";
+            return -1;
+        }
+        return 0;
+    }
+    if (!a->sha1.key_len && !a->sha256.key_len) {
+        *why = "no credentials (SCRAM-SHA-1, SCRAM-SHA-256 or a password)";
+        return -1;
+    }
+    return 0;
+}
+
+static void check_roster(struct imp *im, struct imp_user *u, const struct xml_node *q)
+{
+    int n = 0;
+    char jid[JID_MAX + 1];
+    for (struct xml_node *i = xml_first_child(q); i; i = xml_next(i)) {
+        if (strcmp(xml_name(i), "item") != 0) {
+            continue;
+        }
+        const char *sub = xml_attr(i, "subscription");
+        const char *ask = xml_attr(i, "ask");
+        const char *name = xml_attr(i, "name");
+        int groups = 0;
+        if (parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0) {
+            imp_err(im, u, "roster item: bad JID '%s'", xml_attr(i, "jid") ? xml_attr(i, "jid") : "");
+        }
+        if (sub && strcmp(sub, "none") && strcmp(sub, "to") && strcmp(sub, "from") &&
+            strcmp(sub, "both") && strcmp(sub, "remove")) {
+            imp_err(im, u, "roster item %s: bad subscription '%s'", jid, sub);
+        }
+        if (ask && strcmp(ask, "subscribe") != 0) {
+            imp_err(im, u, "roster item %s: bad ask '%s'", jid, ask);
+        }
+        if (name && strlen(name) > ROSTER_NAME_MAX) {
+            imp_err(im, u, "roster item %s: name over %d bytes", jid, ROSTER_NAME_MAX);
+        }
+        for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
+            if (strcmp(xml_name(g), "group") == 0 &&
+                (++groups > ROSTER_GROUPS_MAX || strlen(xml_text(g)) > ROSTER_GROUP_MAX)) {
+                imp_err(im, u, "roster item %s: over %d groups or a group over %d bytes", jid,
+                        ROSTER_GROUPS_MAX, ROSTER_GROUP_MAX);
+                break;
+            }
+        }
+        n++;
+    }
+    if (n > g_config->max_roster_items) {
+        imp_err(im, u, "%d roster items, over max_roster_items (%d)", n,
+                g_config->max_roster_items);
+    }
+}
+
+static void check_size(struct imp *im, struct imp_user *u, const struct xml_node *el,
+                       const char *what, size_t max)
+{
+    if (serialized_size(el, NS_CLIENT) > max) {
+        imp_err(im, u, "%s over %zu bytes", what, max);
+    }
+}
+
+/* 1 when JID s (any form) has the bare JID bare. */
+static int jid_is_account(const char *s, const char *bare)
+{
+    char norm[JID_MAX + 1], b[JID_MAX + 1];
+    struct jid j;
+    return s && jid_parse(s, norm, sizeof(norm), &j) == 0 && jid_bare(norm, b, sizeof(b)) == 0 &&
+           strcmp(b, bare) == 0;
+}
+
+static void check_messages(struct imp *im, struct imp_user *u, const struct xml_node *off)
+{
+    int n = 0;
+    for (struct xml_node *m = xml_first_child(off); m; m = xml_next(m)) {
+        if (strcmp(xml_name(m), "message") != 0 || strcmp(xml_ns(m), NS_CLIENT) != 0) {
+            imp_err(im, u, "<offline-messages/> holds a <%s/>, not a jabber:client message",
+                    xml_name(m));
+            continue;
+        }
+        /* A file must not queue messages for someone else's account. */
+        if (xml_attr(m, "to") && !jid_is_account(xml_attr(m, "to"), u->bare)) {
+            imp_err(im, u, "an offline message to '%s', not to this account", xml_attr(m, "to"));
+        }
+        check_size(im, u, m, "an offline message", (size_t)g_config->max_stanza_size);
+        n++;
+    }
+    if (n > g_config->max_offline_messages) {
+        imp_err(im, u, "%d offline messages, over max_offline_messages (%d)", n,
+                g_config->max_offline_messages);
+    }
+}
+
+/* XEP-0082 date-time ("2026-12-04T09:00:00.123456Z", offsets allowed) into
+ * microseconds since the epoch; 0 when it does not parse. */
+static uint64_t parse_stamp(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    int used = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6) {
+        return 0;
+    }
+    const char *p = s + used;
+    uint64_t frac = 0, scale = 1000000;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            if (scale > 1) {
+                scale /= 10;
+                frac += (uint64_t)(*p - '0') * scale;
+            }
+        }
+    }
+    long off = 0;
+    int oh = 0, om = 0;
+    if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2 && !p[6]) {
+        off = (*p == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
+    } else if (strcmp(p, "Z") != 0) {
+        return 0;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t <= 0) {
+        return 0;
+    }
+    return (uint64_t)(t - off) * 1000000 + frac;
+}
+
+/* An archive <result/>: its forwarded message and time; NULL if malformed. */
+static struct xml_node *result_message(const struct xml_node *r, uint64_t *when)
+{
+    struct xml_node *f = xml_child(r, "forwarded", NS_FORWARD);
+    struct xml_node *d = f ? xml_child(f, "delay", NS_DELAY) : NULL;
+    struct xml_node *m = f ? xml_child(f, "message", NS_CLIENT) : NULL;
+    *when = d ? parse_stamp(xml_attr(d, "stamp")) : 0;
+    return m && *when ? m : NULL;
+}
+
+static void check_archive(struct imp *im, struct imp_user *u, const struct xml_node *arc)
+{
+    for (struct xml_node *r = xml_first_child(arc); r; r = xml_next(r)) {
+        uint64_t when;
+        struct xml_node *m = strcmp(xml_name(r), "result") == 0 ? result_message(r, &when) : NULL;
+        if (!m) {
+            imp_err(im, u, "archive: a <%s/> that is not a <result/> with a forwarded message "
+                    "and its delay stamp", xml_name(r));
+            continue;
+        }
+        /* Only the account's own conversations: a result between two others
+         * would show up in its history as if it had taken part. */
+        if (!jid_is_account(xml_attr(m, "from"), u->bare) &&
+            !jid_is_account(xml_attr(m, "to"), u->bare)) {
+            imp_err(im, u, "archive: a message neither from nor to this account");
+        }
+        check_size(im, u, m, "an archived message", STORE_RECORD_MAX / 2);
+    }
+}
+
+static void check_blocked(struct imp *im, struct imp_user *u, const struct xml_node *list)
+{
+    char jid[JID_MAX + 1];
+    struct jid j;
+    int n = 0;
+    for (struct xml_node *i = xml_first_child(list); i; i = xml_next(i)) {
+        const char *type = xml_attr(i, "type"), *v = xml_attr(i, "value");
+        const char *jid_attr = xml_attr(i, "jid");
+        if (jid_attr || (type && strcmp(type, "jid") == 0)) {
+            const char *s = jid_attr ? jid_attr : v;
+            if (!s || jid_parse(s, jid, sizeof(jid), &j) < 0) {
+                imp_err(im, u, "block list: bad JID '%s'", s ? s : "");
+            }
+            n++;
+        }
+    }
+    if (n > g_config->max_blocklist_items) {
+        imp_err(im, u, "%d blocked JIDs, over max_blocklist_items (%d)", n,
+                g_config->max_blocklist_items);
+    }
+}
+
+/* The privacy list that holds XEP-0191 blocks: ejabberd's, else the default. */
+static struct xml_node *block_list_of(const struct xml_node *privacy)
+{
+    struct xml_node *def = xml_child(privacy, "default", NS_PRIVACY);
+    const char *want = def && xml_attr(def, "name") ? xml_attr(def, "name") : BLOCK_LIST_NAME;
+    for (struct xml_node *l = xml_first_child(privacy); l; l = xml_next(l)) {
+        const char *name = xml_attr(l, "name");
+        if (strcmp(xml_name(l), "list") == 0 && name &&
+            (strcmp(name, want) == 0 || strcmp(name, BLOCK_LIST_NAME) == 0)) {
+            return l;
+        }
+    }
+    return NULL;
+}
+
+/* ---- PEP nodes of a user element, in pep.c's form ---- */
+
+static const char *form_value(const struct xml_node *x, const char *var)
+{
+    for (struct xml_node *f = xml_first_child(x); f; f = xml_next(f)) {
+        const char *v = xml_attr(f, "var");
+        if (strcmp(xml_name(f), "field") == 0 && v && strcmp(v, var) == 0) {
+            struct xml_node *val = xml_child(f, "value", NULL);
+            return val ? xml_text(val) : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* The node element of name in all, made (with pep.c's defaults) if absent. */
+static struct xml_node *pep_node(struct xml_node *all, const char *name)
+{
+    for (struct xml_node *n = xml_first_child(all); n; n = xml_next(n)) {
+        if (strcmp(xml_attr(n, "name"), name) == 0) {
+            return n;
+        }
+    }
+    struct xml_node *n = xml_add_child(all, "node", NULL);
+    if (n && (xml_set_attr(n, "name", name) < 0 || xml_set_attr(n, "access", "presence") < 0 ||
+              xml_set_attr(n, "persist", "1") < 0 || xml_set_attr(n, "max", "1") < 0 ||
+              xml_set_attr(n, "send", "on_sub_and_presence") < 0)) {
+        return NULL;
+    }
+    return n;
+}
+
+/* XEP-0060 §16.4.3 values onto a node. An access model this service lacks
+ * (roster, authorize) becomes whitelist: nobody sees more than before. */
+static int pep_configure(struct xml_node *n, const struct xml_node *x)
+{
+    const char *access = form_value(x, "pubsub#access_model");
+    const char *persist = form_value(x, "pubsub#persist_items");
+    const char *max = form_value(x, "pubsub#max_items");
+    const char *send = form_value(x, "pubsub#send_last_published_item");
+    int rc = 0, cap = g_config->pep_max_items;
+    if (access) {
+        int known = !strcmp(access, "open") || !strcmp(access, "presence") ||
+                    !strcmp(access, "whitelist");
+        rc |= xml_set_attr(n, "access", known ? access : "whitelist");
+    }
+    if (persist) {
+        rc |= xml_set_attr(n, "persist",
+                           strcmp(persist, "0") == 0 || strcmp(persist, "false") == 0 ? "0" : "1");
+    }
+    if (max) {
+        long m = strcmp(max, "max") == 0 ? cap : strtol(max, NULL, 10);
+        char num[16];
+        snprintf(num, sizeof(num), "%ld", m < 1 ? 1 : m > cap ? cap : m);
+        rc |= xml_set_attr(n, "max", num);
+    }
+    if (send && (!strcmp(send, "never") || !strcmp(send, "on_sub") ||
+                 !strcmp(send, "on_sub_and_presence"))) {
+        rc |= xml_set_attr(n, "send", send);
+    }
+    return rc ? -1 : 0;
+}
+
+/* Items of one <items/> onto its node, oldest first, the newest max kept
+ * (as pep.c trims a node). */
+static int pep_add_items(struct imp *im, struct imp_user *u, struct xml_node *n,
+                         const struct xml_node *items)
+{
+    int count = 0, max = atoi(xml_attr(n, "max"));
+    for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
+        count += strcmp(xml_name(i), "item") == 0;
+    }
+    int skip = count > max ? count - max : 0, k = 0;
+    for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
+        if (strcmp(xml_name(i), "item") != 0 || k++ < skip) {
+            continue;
+        }
+        const char *id = xml_attr(i, "id");
+        struct xml_node *p = xml_first_child(i);
+        char gen[32];
+        snprintf(gen, sizeof(gen), "imported-%d", k);
+        if (id && strlen(id) > JID_MAX) {
+            imp_err(im, u, "PEP node %s: an item id over %d bytes", xml_attr(n, "name"), JID_MAX);
+            continue;
+        }
+        if (p && serialized_size(p, NS_CLIENT) > (size_t)g_config->pep_max_item_bytes) {
+            imp_err(im, u, "PEP node %s: an item over pep_max_item_bytes (%d)",
+                    xml_attr(n, "name"), g_config->pep_max_item_bytes);
+            continue;
+        }
+        struct xml_node *item = xml_add_child(n, "item", NULL);
+        struct xml_node *copy = p ? xml_copy(p) : NULL;
+        if (!item || (p && !copy) || xml_set_attr(item, "id", id ? id : gen) < 0) {
+            xml_free(copy);
+            return -1;
+        }
+        if (copy) {
+            xml_append(item, copy);
+        }
+    }
+    return 0;
+}
+
+/* The user's PEP nodes (owner <configure/>s and <items/>) as pep.c stores
+ * them, under one <pep/>; problems are reported through imp_err. NULL when
+ * the user has none (or out of memory: *rc -1). */
+static struct xml_node *pep_build(struct imp *im, struct imp_user *u, int *rc)
+{
+    struct xml_node *owner = xml_child(u->el, "pubsub", NS_PUBSUB_OWNER);
+    struct xml_node *pubsub = xml_child(u->el, "pubsub", NS_PUBSUB);
+    struct xml_node *all = xml_node_new("pep", NS_PEP_STORE);
+    *rc = all ? 0 : -1;
+    for (int pass = 0; pass < 2 && *rc == 0; pass++) {
+        struct xml_node *top = pass ? pubsub : owner;
+        for (struct xml_node *c = top ? xml_first_child(top) : NULL; c && *rc == 0;
+             c = xml_next(c)) {
+            const char *name = xml_attr(c, "node");
+            int want = pass ? !strcmp(xml_name(c), "items") : !strcmp(xml_name(c), "configure");
+            if (!want) {
+                continue;
+            }
+            if (!name || !name[0] || strlen(name) > PEP_NODE_NAME_MAX) {
+                imp_err(im, u, "a PEP node without a name, or one over %d bytes",
+                        PEP_NODE_NAME_MAX);
+                continue;
+            }
+            struct xml_node *n = pep_node(all, name);
+            struct xml_node *x = pass ? NULL : xml_child(c, "x", NS_XDATA);
+            *rc = !n ? -1 : pass ? pep_add_items(im, u, n, c) : x ? pep_configure(n, x) : 0;
+        }
+    }
+    size_t nodes = 0, bytes = 0;
+    for (struct xml_node *n = all ? xml_first_child(all) : NULL; n; n = xml_next(n)) {
+        nodes++;
+        bytes += serialized_size(n, NS_PEP_STORE);
+    }
+    if (nodes > (size_t)g_config->pep_max_nodes || bytes > (size_t)g_config->pep_max_account_bytes) {
+        imp_err(im, u, "%zu PEP nodes of %zu bytes, over pep_max_nodes (%d) or "
+                "pep_max_account_bytes (%d)", nodes, bytes, g_config->pep_max_nodes,
+                g_config->pep_max_account_bytes);
+    }
+    if (*rc < 0 || nodes == 0) {
+        xml_free(all);
+        return NULL;
+    }
+    return all;
+}
+
+/* Imported keys keep their iteration count: every PLAIN login of the
+ * account runs that many PBKDF2 rounds on the server's worker (and every
+ * client as many at each SCRAM login), so a file cannot choose millions. */
+static int iterations_over(const struct store_account *a)
+{
+    int max = g_config->import_max_scram_iterations;
+    return (a->sha1.key_len && a->sha1.iter > max) || (a->sha256.key_len && a->sha256.iter > max);
+}
+
+static void check_user(struct imp *im, struct imp_user *u)
+{
+    const char *name = xml_attr(u->el, "name"), *why = NULL;
+    char jid[JID_MAX + 1];
+    snprintf(jid, sizeof(jid), "%s@%s", name ? name : "", g_config->domain);
+    struct jid j;
+    if (!name || jid_parse(jid, u->bare, sizeof(u->bare), &j) < 0 || !j.local_len ||
+        j.resource_len) {
+        u->bare[0] = '\0';
+        imp_err(im, u, "'%s' is not a valid user name", name ? name : "");
+        return;
+    }
+    if (!store_account_name_ok(u->bare)) {
+        /* Found here, not half-way through the writes. */
+        u->bare[0] = '\0';
+        imp_err(im, u, "'%.32s...' is too long a user name for this store", name);
+        return;
+    }
+    for (struct imp_user *o = im->users; o < u; o++) {
+        if (strcmp(o->bare, u->bare) == 0) {
+            imp_err(im, u, "also at %s:%d (an account appears twice)", o->file, o->line);
+            return;
+        }
+    }
+    u->exists = store_account_exists(u->bare);
+    if (u->exists && !im->force) {
+        imp_err(im, u, "the account exists here (import --force replaces its data)");
+    }
+    if (!u->exists && !jid_local_new_ok(name)) {
+        imp_err(im, u, "the name mixes scripts (a look-alike of another name)");
+    }
+    struct store_account a;
+    if (user_creds(u->el, &a, 0, &why) < 0) {
+        imp_err(im, u, "%s", why);
+    } else if (iterations_over(&a)) {
+        imp_err(im, u, "a SCRAM iteration count over import_max_scram_iterations (%d)",
+                g_config->import_max_scram_iterations);
+    }
+    memset(&a, 0, sizeof(a));
+    int pending = 0;
+    for (struct xml_node *c = xml_first_child(u->el); c; c = xml_next(c)) {
+        const char *n = xml_name(c), *ns = xml_ns(c);
+        if (strcmp(n, "query") == 0 && strcmp(ns, NS_ROSTER) == 0) {
+            check_roster(im, u, c);
+        } else if (is_pending(c)) {
+            if (parse_bare(xml_attr(c, "from"), jid, sizeof(jid)) < 0) {
+                imp_err(im, u, "pending subscription: bad from '%s'",
+                        xml_attr(c, "from") ? xml_attr(c, "from") : "");
+            }
+            pending++;
+        } else if (strcmp(n, "vCard") == 0 && strcmp(ns, NS_VCARD) == 0) {
+            check_size(im, u, c, "the vCard", (size_t)g_config->max_vcard_size);
+        } else if (strcmp(n, "query") == 0 && strcmp(ns, NS_PRIVATE) == 0) {
+            check_size(im, u, c, "private XML", (size_t)g_config->max_private_size);
+        } else if (strcmp(n, "query") == 0 && strcmp(ns, NS_PRIVACY) == 0) {
+            struct xml_node *l = block_list_of(c);
+            if (l) {
+                check_blocked(im, u, l);
+            }
+        } else if (strcmp(n, "blocklist") == 0 && strcmp(ns, NS_BLOCKING) == 0) {
+            check_blocked(im, u, c);
+        } else if (strcmp(n, "offline-messages") == 0) {
+            check_messages(im, u, c);
+        } else if (strcmp(n, "archive") == 0 && strcmp(ns, NS_PIE_MAM) == 0) {
+            check_archive(im, u, c);
+        }
+    }
+    int rc = 0;
+    xml_free(pep_build(im, u, &rc));
+    if (pending > g_config->max_roster_items) {
+        imp_err(im, u, "%d pending subscriptions, over max_roster_items (%d)", pending,
+                g_config->max_roster_items);
+    }
+}
+
+/* ---- writes, once everything passed ---- */
+
+static unsigned sub_bits(const char *s)
+{
+    if (!s) {
+        return 0;
+    }
+    return strcmp(s, "both") == 0 ? 3 : strcmp(s, "to") == 0 ? ROSTER_SUB_TO
+                                    : strcmp(s, "from") == 0 ? ROSTER_SUB_FROM
+                                                             : 0;
+}
+
+static char *dup_str(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int roster_item_from(struct roster_item *it, const struct xml_node *i)
+{
+    it->sub = sub_bits(xml_attr(i, "subscription"));
+    it->ask = xml_attr(i, "ask") != NULL;
+    const char *name = xml_attr(i, "name");
+    if (name && name[0] && !(it->name = dup_str(name))) {
+        return -1;
+    }
+    for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
+        if (strcmp(xml_name(g), "group") != 0 || !xml_text(g)[0]) {
+            continue;
+        }
+        char **n = realloc(it->groups, (size_t)(it->ngroups + 1) * sizeof(*n));
+        if (!n) {
+            return -1;
+        }
+        it->groups = n;
+        if (!(it->groups[it->ngroups] = strdup(xml_text(g)))) {
+            return -1;
+        }
+        it->ngroups++;
+    }
+    return 0;
+}
+
+/* A pending inbound request: kept whole, as presence.c keeps one it receives
+ * (RFC 6121 §3.1.3), so its nick and status reach the user. */
+static int pending_from(struct roster *r, const struct xml_node *p)
+{
+    char jid[JID_MAX + 1];
+    parse_bare(xml_attr(p, "from"), jid, sizeof(jid));
+    struct roster_item *it = roster_find(r, jid);
+    if (!it && !(it = roster_add(r, jid, 1))) {
+        return -1;
+    }
+    struct buf b;
+    buf_init(&b, ROSTER_REQUEST_MAX);
+    it->pending_in = 1;
+    free(it->status);
+    it->status = NULL;
+    it->raw = 0;
+    if (strcmp(xml_ns(p), NS_CLIENT) == 0 && xml_serialize(p, NS_CLIENT, &b) == 0) {
+        it->status = strdup(buf_ptr(&b));
+        it->raw = 1;
+    } else {
+        /* Not a client stanza as it is (Prosody's): its status text only. */
+        struct xml_node *st = xml_child(p, "status", NULL);
+        it->status = st && xml_text(st)[0] ? strndup(xml_text(st), ROSTER_STATUS_MAX) : NULL;
+    }
+    buf_free(&b);
+    return 0;
+}
+
+static int write_roster(const char *bare, const struct xml_node *u)
+{
+    struct roster r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.bare, sizeof(r.bare), "%s", bare);
+    char jid[JID_MAX + 1];
+    int rc = 0, any = 0;
+    struct xml_node *q = xml_child(u, "query", NS_ROSTER);
+    for (struct xml_node *i = q ? xml_first_child(q) : NULL; i && rc == 0; i = xml_next(i)) {
+        const char *sub = xml_attr(i, "subscription");
+        if (strcmp(xml_name(i), "item") != 0 || (sub && strcmp(sub, "remove") == 0) ||
+            parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0 || strcmp(jid, bare) == 0 ||
+            roster_find(&r, jid)) {
+            continue; /* self-contacts are left out, as Prosody does */
+        }
+        struct roster_item *it = roster_add(&r, jid, 0);
+        rc = it ? roster_item_from(it, i) : -1;
+        any = 1;
+    }
+    for (struct xml_node *p = xml_first_child(u); p && rc == 0; p = xml_next(p)) {
+        if (is_pending(p)) {
+            rc = pending_from(&r, p);
+            any = 1;
+        }
+    }
+    if (rc == 0 && any) {
+        rc = roster_save(&r);
+    } else if (rc == 0) {
+        int d = store_doc_delete(bare, "roster");
+        rc = d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
+    }
+    roster_free(&r);
+    return rc;
+}
+
+/* An element stored as one document, as its owner (vcard.c, private.c)
+ * writes it; absent from the file = no document. */
+static int write_element(const char *bare, const char *doc, const struct xml_node *el)
+{
+    if (!el) {
+        int d = store_doc_delete(bare, doc);
+        return d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
+    }
+    struct buf b;
+    buf_init(&b, STORE_RECORD_MAX);
+    int rc = xml_serialize(el, NS_CLIENT, &b) == 0 ? store_doc_put(bare, doc, buf_ptr(&b), buf_len(&b))
+                                                    : -1;
+    buf_free(&b);
+    return rc < 0 ? -1 : 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* blocking.c's document: normalised JIDs, sorted, no duplicates. */
+static int write_blocklist(const char *bare, const struct xml_node *list)
+{
+    size_t n = 0;
+    char **jids = NULL;
+    int rc = 0;
+    for (struct xml_node *i = list ? xml_first_child(list) : NULL; i && rc == 0; i = xml_next(i)) {
+        const char *type = xml_attr(i, "type"), *action = xml_attr(i, "action");
+        const char *s = xml_attr(i, "jid");
+        if (!s && type && strcmp(type, "jid") == 0 && action && strcmp(action, "deny") == 0) {
+            s = xml_attr(i, "value");
+        }
+        char norm[JID_MAX + 1];
+        struct jid j;
+        if (!s || jid_parse(s, norm, sizeof(norm), &j) < 0) {
+            continue;
+        }
+        char **g = realloc(jids, (n + 1) * sizeof(*g));
+        rc = g && (g[n] = strdup(norm)) ? 0 : -1;
+        jids = g ? g : jids;
+        n += rc == 0;
+    }
+    if (n > 1) {
+        qsort(jids, n, sizeof(*jids), cmp_str);
+    }
+    struct buf b;
+    buf_init(&b, STORE_RECORD_MAX);
+    rc = rc < 0 ? rc : buf_puts(&b, BLOCK_HEADER);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && (i == 0 || strcmp(jids[i], jids[i - 1]) != 0)) {
+            rc = buf_printf(&b, "%s\n", jids[i]);
+        }
+        free(jids[i]);
+    }
+    free(jids);
+    if (rc == 0) {
+        int d = n ? store_doc_put(bare, BLOCK_DOC, buf_ptr(&b), buf_len(&b))
+                  : store_doc_delete(bare, BLOCK_DOC);
+        rc = d == STORE_OK || (!n && d == STORE_ENOENT) ? 0 : -1;
+    }
+    buf_free(&b);
+    return rc;
+}
+
+static int write_offline(const char *bare, const struct xml_node *off)
+{
+    int rc = store_offline_clear(bare);
+    rc = rc == STORE_ENOENT ? 0 : rc;
+    for (struct xml_node *m = off ? xml_first_child(off) : NULL; m && rc == 0; m = xml_next(m)) {
+        struct buf b;
+        buf_init(&b, STORE_RECORD_MAX);
+        rc = xml_serialize(m, NS_CLIENT, &b) == 0
+                 ? store_offline_append(bare, buf_ptr(&b), buf_len(&b),
+                                        g_config->max_offline_messages)
+                 : -1;
+        buf_free(&b);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* Archive records keep their time (the archive id) and are keyed, as mam.c
+ * keys them, by the peer's bare JID, flagged when the account sent them. */
+static int write_archive(const char *bare, const struct xml_node *arc)
+{
+    int rc = 0;
+    for (struct xml_node *r = arc ? xml_first_child(arc) : NULL; r && rc == 0; r = xml_next(r)) {
+        uint64_t when, id;
+        struct xml_node *m = result_message(r, &when);
+        char from[JID_MAX + 1] = "", to[JID_MAX + 1] = "";
+        parse_bare(xml_attr(m, "from"), from, sizeof(from));
+        parse_bare(xml_attr(m, "to"), to, sizeof(to));
+        char fb[JID_MAX + 1] = "", tb[JID_MAX + 1] = "";
+        jid_bare(from, fb, sizeof(fb));
+        jid_bare(to, tb, sizeof(tb));
+        unsigned flags = strcmp(fb, bare) == 0 ? MAM_OUT : 0;
+        const char *with = flags ? tb : fb;
+        struct buf b;
+        buf_init(&b, STORE_RECORD_MAX);
+        if (xml_serialize(m, NS_CLIENT, &b) == 0) {
+            struct store_arc_rec rec = {when, flags, with, strlen(with), buf_ptr(&b), buf_len(&b)};
+            struct store_arc_limits lim = {(uint64_t)g_config->mam_max_bytes, 0};
+            rc = store_arc_append_at(bare, &rec, &lim, &id);
+        } else {
+            rc = -1;
+        }
+        buf_free(&b);
+    }
+    rc = store_arc_sync() ? -1 : rc;
+    return rc < 0 ? -1 : 0;
+}
+
+/* pep.c's order (STORAGE.md "pep"): every node's doc before the index that
+ * names it, so that a crash leaves readable nodes. */
+static int write_pep(struct imp *im, struct imp_user *u)
+{
+    int rc = 0;
+    struct xml_node *all = pep_build(im, u, &rc);
+    struct xml_node *index = all ? xml_node_new("pep", NS_PEP_INDEX) : NULL;
+    if (rc < 0 || (all && !index)) {
+        xml_free(all);
+        return -1;
+    }
+    for (struct xml_node *n = all ? xml_first_child(all) : NULL; n && rc == 0; n = xml_next(n)) {
+        char dn[64];
+        struct xml_node *e = xml_add_child(index, "node", NULL);
+        rc = e && xml_set_attr(e, "name", xml_attr(n, "name")) == 0 &&
+                     pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0
+                 ? write_element(u->bare, dn, n)
+                 : -1;
+    }
+    rc = rc < 0 ? rc : write_element(u->bare, PEP_INDEX_DOC, index);
+    if (rc == 0) {
+        int d = store_doc_delete(u->bare, PEP_OLD_DOC); /* an older build's single doc */
+        rc = d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
+    }
+    xml_free(index);
+    xml_free(all);
+    return rc;
+}
+
+static int write_user(struct imp *im, struct imp_user *u)
+{
+    struct store_account a;
+    const char *why = NULL;
+    int rc = user_creds(u->el, &a, 1, &why);
+    if (rc == 0) {
+        rc = u->exists ? store_account_put(u->bare, &a) : store_account_create(u->bare, &a);
+    }
+    memset(&a, 0, sizeof(a));
+    if (rc < 0) {
+        imp_err(im, u, "cannot create the account (%s)",
+                rc == STORE_EEXIST ? "made meanwhile by someone else" : why ? why : "store error");
+        return -1;
+    }
+    struct xml_node *privacy = xml_child(u->el, "query", NS_PRIVACY);
+    struct xml_node *blocks = xml_child(u->el, "blocklist", NS_BLOCKING);
+    const char *step = "roster";
+    rc = write_roster(u->bare, u->el);
+    if (rc == 0 && (step = "vCard")) {
+        rc = write_element(u->bare, VCARD_DOC, xml_child(u->el, "vCard", NS_VCARD));
+    }
+    if (rc == 0 && (step = "private XML")) {
+        rc = write_element(u->bare, PRIVATE_DOC, xml_child(u->el, "query", NS_PRIVATE));
+    }
+    if (rc == 0 && (step = "block list")) {
+        rc = write_blocklist(u->bare, blocks ? blocks : privacy ? block_list_of(privacy) : NULL);
+    }
+    if (rc == 0 && (step = "offline messages")) {
+        rc = write_offline(u->bare, xml_child(u->el, "offline-messages", NULL));
+    }
+    if (rc == 0 && (step = "message archive")) {
+        rc = write_archive(u->bare, xml_child(u->el, "archive", NS_PIE_MAM));
+    }
+    if (rc == 0 && (step = "PEP nodes")) {
+        rc = write_pep(im, u);
+    }
+    if (rc < 0) {
+        imp_err(im, u, "cannot write its %s (store error; run the import again with --force)",
+                step);
+    }
+    return rc;
+}
+
+static void imp_free(struct imp *im)
+{
+    for (size_t i = 0; i < im->nhosts; i++) {
+        xml_free(im->hosts[i]);
+    }
+    free(im->hosts);
+    free(im->users);
+    free(im->user_lines);
+    for (size_t i = 0; i < im->npaths; i++) {
+        free(im->paths[i]);
+    }
+    free(im->paths);
+}
+
+static int pie_import(int argc, char **argv)
+{
+    struct imp im;
+    memset(&im, 0, sizeof(im));
+    im.left = (size_t)g_config->import_max_bytes;
+    int first = 1;
+    if (argc > 1 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "--force") == 0)) {
+        im.force = 1;
+        first = 2;
+    }
+    if (first >= argc) {
+        fprintf(stderr, "usage: xmppd [-c FILE] import [--force] FILE...\n");
+        return 2;
+    }
+    for (int i = first; i < argc; i++) {
+        read_file(&im, argv[i], 0);
+    }
+    for (size_t i = 0; i < im.nusers; i++) {
+        check_user(&im, &im.users[i]);
+    }
+    if (im.errors) {
+        fprintf(stderr, "xmppd import: %d error%s; nothing was imported\n", im.errors,
+                im.errors == 1 ? "" : "s");
+        imp_free(&im);
+        return 1;
+    }
+    int failed = 0;
+    for (size_t i = 0; i < im.nusers; i++) {
+        failed += write_user(&im, &im.users[i]) < 0;
+    }
+    fprintf(stderr, "xmppd import: %zu account%s imported%s\n", im.nusers - (size_t)failed,
+            im.nusers - (size_t)failed == 1 ? "" : "s", failed ? ", some failed" : "");
+    imp_free(&im);
+    return failed ? 1 : 0;
+}
+
+HOOK_SERVICE(pie)
+{
+    hook_command("export", pie_export,
+                 "export [--ejabberd] [FILE | -d DIR]  write every account to a\n"
+                 "                                         XEP-0227 file (stdout; -d: one file per\n"
+                 "                                         account, as Prosody's xep0227 store reads\n"
+                 "                                         them; --ejabberd: SCRAM keys also as\n"
+                 "                                         ejabberd's import_piefxis reads them)");
+    hook_command("import", pie_import,
+                 "import [--force] FILE...  read accounts from XEP-0227 files; --force\n"
+                 "                                         replaces the data of existing accounts");
+}
