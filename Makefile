@@ -52,6 +52,7 @@ SERVICE_SRCS += carbons.c csi.c
 SERVICE_SRCS += component.c push.c
 SERVICE_SRCS += sm.c
 SERVICE_SRCS += mam.c
+SERVICE_SRCS += s2s.c
 
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c blocking.c \
        register.c disco.c vcard.c private.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \

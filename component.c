@@ -416,7 +416,7 @@ static void component_shutdown(struct conn *c)
 }
 
 static const struct stream_ops component_ops = {component_attach, component_feed, component_detach,
-                                                component_tick, component_shutdown};
+                                                component_tick, component_shutdown, NULL, NULL};
 
 HOOK_SERVICE(component)
 {

@@ -652,6 +652,27 @@ void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
     }
 }
 
+/* Federation: the destination of every other domain (s2s.c), if linked in. */
+static router_domain_fn remote_deliver;
+static void *remote_ud;
+
+void router_remote_set(router_domain_fn deliver, void *ud)
+{
+    remote_deliver = deliver;
+    remote_ud = ud;
+}
+
+/* RFC 6120 §8.3.3.16: no way to the remote domain; presence is only dropped. */
+static void to_remote(struct xml_node *st)
+{
+    if (remote_deliver && remote_deliver(st, remote_ud) == 0) {
+        return;
+    }
+    if (strcmp(xml_name(st), "presence") != 0) {
+        router_bounce_sender(st, "cancel", "remote-server-not-found");
+    }
+}
+
 /* The destination that serves d's domain takes st, or the sender hears that
  * it is not there now (RFC 6120 §8.3.3.19); presence is only dropped. */
 static void to_domain(const struct dest *d, struct xml_node *st)
@@ -731,7 +752,11 @@ void router_deliver(struct xml_node *stanza)
     const char *to = xml_attr(stanza, "to");
     const char *name = xml_name(stanza);
     struct dest d;
-    if (!to || classify(to, &d) == DEST_BAD || d.kind == DEST_REMOTE || d.kind == DEST_SERVER) {
+    if (!to || classify(to, &d) == DEST_BAD || d.kind == DEST_SERVER) {
+        return;
+    }
+    if (d.kind == DEST_REMOTE) {
+        to_remote(stanza); /* presence broadcast, subscriptions, errors to remote JIDs */
         return;
     }
     if (d.kind == DEST_DOMAIN) {
@@ -820,8 +845,7 @@ void router_route(struct session *s, struct xml_node *st)
     } else if (d.kind == DEST_DOMAIN) {
         to_domain(&d, st);
     } else if (d.kind == DEST_REMOTE) {
-        /* No server-to-server yet (RFC 6120 §8.3.3.16). */
-        router_bounce(s, st, "cancel", "remote-server-not-found");
+        to_remote(st);
     } else if (strcmp(name, "iq") == 0) {
         route_iq(s, st, &d);
     } else if (d.kind == DEST_SERVER) {

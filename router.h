@@ -112,4 +112,12 @@ int router_domain_serves(const char *jid);
  * disco#items, XEP-0030 §4.1). */
 void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud);
 
+/* ---- Federation: the destination of every other domain ----
+ * One module (s2s.c) may take the stanzas addressed to domains that are
+ * neither ours nor in the domain table, with the deliver contract above;
+ * when it returns -1 (or none is set) the sender gets remote-server-not-found
+ * (RFC 6120 §8.3.3.16; presence is dropped). Stanzas that arrive from a
+ * domain's stream are never passed on to another remote domain. */
+void router_remote_set(router_domain_fn deliver, void *ud);
+
 #endif

@@ -182,6 +182,10 @@ class Server:
         ]
         if "require_tls" not in (extra or {}):
             lines.append("require_tls yes")
+        # Federation: no s2s listener unless a test asks (5269 would clash
+        # between servers started side by side).
+        if "s2s_port" not in (extra or {}):
+            lines.append("s2s_port 0")
         # As root, allow_root yes unless the test sets allow_root itself; a
         # value of None leaves that key out altogether.
         if os.geteuid() == 0 and "allow_root" not in (extra or {}):

@@ -1,0 +1,106 @@
+"""Federation between two xmppd servers (RFC 6120 s2s with STARTTLS and
+XEP-0220 dialback over static routes), bounces for unreachable domains, and
+hostile raw s2s peers."""
+
+from disco_helpers import iq
+from im_helpers import error_condition
+from s2s_helpers import NS_DB, REMOTE, RawS2S, enable_s2s, federation
+from xmpp_helpers import Clients, free_ports, local, patience, run
+
+
+def test_message_both_ways_and_ping(server, tmp_path):
+    with federation(server, tmp_path) as remote:
+        async def scenario():
+            async with Clients(server) as cl, Clients(remote) as rcl:
+                alice = await cl.login("alice")
+                carol = await rcl.login("carol")
+                alice.xmpp.send_message(mto=carol.jid, mbody="hello over s2s")
+                m = await carol.next_message(pred=lambda x: x["body"] == "hello over s2s",
+                                             timeout=30)
+                assert str(m["from"]) == alice.jid
+                carol.xmpp.send_message(mto=alice.jid, mbody="hello back")
+                m = await alice.next_message(pred=lambda x: x["body"] == "hello back", timeout=30)
+                assert str(m["from"]) == carol.jid
+                # XEP-0199 ping to the remote server itself.
+                res = await iq(alice, "<ping xmlns='urn:xmpp:ping'/>", to=REMOTE, timeout=30)
+                assert res["type"] == "result", res
+                assert str(res["from"]) == REMOTE
+
+        run(scenario())
+    log = server.log_text()
+    assert "s2s outgoing to remote.test up" in log
+    assert "s2s incoming from remote.test up" in log
+    assert "dialback" in log
+
+
+def test_unreachable_domain_bounced_once(server):
+    dead = free_ports(1)[0]  # nothing listens there
+    enable_s2s(server, {"dead.test": dead}, {"s2s_retry_min": 1})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            for i in range(2):
+                alice.xmpp.send_message(mto="x@dead.test", mbody="m%d" % i)
+            alice.xmpp.send_message(mto="y@unknown.test", mbody="nowhere")
+            alice.xmpp.send_presence(pto="x@dead.test")  # dropped, never bounced
+            got = {}
+            for _ in range(3):
+                m = await alice.next_message(pred=lambda x: x["type"] == "error", timeout=30)
+                got[m["body"]] = error_condition(m)
+            assert got == {"m0": ("wait", "remote-server-timeout"),
+                           "m1": ("wait", "remote-server-timeout"),
+                           "nowhere": ("cancel", "remote-server-not-found")}, got
+            await alice.no_message(pred=lambda x: x["type"] == "error")
+
+    run(scenario())
+    assert "s2s outgoing to dead.test failed" in server.log_text()
+
+
+def test_stanza_before_authentication(server):
+    enable_s2s(server)
+    with RawS2S(server, "evil.test") as p:
+        feats = p.open()
+        assert any(local(c.tag) == "starttls" for c in feats)
+        p.send("<message from='x@evil.test' to='alice@localhost'><body>hi</body></message>")
+        assert p.stream_error() == "not-authorized"
+        assert p.wait_closed(patience(10))
+    with RawS2S(server, "evil.test") as p:
+        p.open()
+        p.tls()
+        p.send("<message from='x@evil.test' to='alice@localhost'><body>hi</body></message>")
+        assert p.stream_error() == "not-authorized"
+
+
+def test_dialback_before_tls_refused(server):
+    enable_s2s(server)
+    with RawS2S(server, "evil.test") as p:
+        p.open()
+        p.send("<db:result from='evil.test' to='localhost'>abc</db:result>")
+        assert p.stream_error() == "policy-violation"
+
+
+def test_never_authenticating_times_out(server):
+    enable_s2s(server, extra={"s2s_timeout": 2})
+    with RawS2S(server, "evil.test") as p:
+        p.open()
+        p.tls()
+        assert p.stream_error(timeout=30) == "connection-timeout"
+
+
+def test_dialback_wrong_key(server, tmp_path):
+    with federation(server, tmp_path):
+        with RawS2S(server, REMOTE) as p:
+            p.open()
+            feats = p.tls()
+            assert any(local(c.tag) == "dialback" for c in feats)
+            start = len(p.reader.children)
+            p.send("<db:result from='%s' to='localhost'>%s</db:result>" % (REMOTE, "0" * 64))
+            p.read_until(lambda r: any(local(c.tag) == "result" for c in r.children[start:]),
+                         patience(30))
+            res = [c for c in p.reader.children[start:] if local(c.tag) == "result"
+                   and c.tag.startswith("{%s}" % NS_DB)]
+            assert res and res[0].get("type") == "invalid", p.describe()
+            assert p.wait_closed(patience(10))
+            # The forged stream never carried a stanza.
+            p.send("<message from='carol@%s' to='alice@localhost'/>" % REMOTE)
