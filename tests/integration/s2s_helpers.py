@@ -123,3 +123,132 @@ class RawS2S(RawConn):
         for c in el:
             return local(c.tag)
         return None
+
+
+# ---------------------------------------------------------------------------
+# A real Prosody as the remote domain. Prosody 0.12 finds servers through DNS
+# only (mod_s2s: SRV _xmpp-server._tcp, then A/AAAA on port 5269), and its
+# libunbound resolver will not query a forwarder on 127.0.0.0/8 (unbound's
+# do-not-query-localhost, which lua-unbound cannot switch off), so a test DNS
+# responder on loopback is out of its reach. What works: a ten-line plugin
+# loaded from the test's directory that answers Prosody's SRV resolver for
+# the domains of a `test_s2s_routes` table with a fixed address and port (as
+# prosody-modules' mod_s2soutinjection does), the same static route xmppd
+# has (s2s_route).
+# ---------------------------------------------------------------------------
+
+import shutil
+import signal
+import subprocess
+
+from xmpp_helpers import wait_port
+
+ROUTES_PLUGIN = """-- test_s2s_routes: static s2s routes for tests (no DNS)
+local service = require "net.resolvers.service";
+local basic = require "net.resolvers.basic";
+local routes = module:get_option("test_s2s_routes", {});
+if not service.test_routes_orig then
+	service.test_routes_orig = service.new;
+end
+local orig = service.test_routes_orig;
+local none = { next = function(_, cb) cb(nil); end };
+service.new = function(hostname, name, conn_type, extra)
+	local r = routes[hostname];
+	if not r then return orig(hostname, name, conn_type, extra); end
+	if name ~= "xmpp-server" then return none; end
+	return basic.new(r[1], r[2], conn_type, extra);
+end
+"""
+
+
+def have_prosody():
+    return shutil.which("prosody") is not None and shutil.which("openssl") is not None
+
+
+class Prosody:
+    """A Prosody serving `domain` on loopback with its own config, data and
+    ports; accounts in internal_plain storage. Looks enough like the xmppd
+    Server for xmpp_helpers.Clients (domain, host, c2s_port, password)."""
+
+    def __init__(self, tmp, domain, routes, users=("dave",)):
+        self.dir = os.path.join(str(tmp), "prosody-" + domain)
+        self.domain = domain
+        self.host = "127.0.0.1"
+        self.c2s_port, self.s2s_port = free_ports(2)
+        self.c2s_tls_port = None
+        self.users = {u: "pw-" + u for u in users}
+        self.external = None
+        self.proc = None
+        data = os.path.join(self.dir, "data")
+        acc = os.path.join(data, domain.replace(".", "%2e"), "accounts")
+        os.makedirs(acc, exist_ok=True)
+        for u, pw in self.users.items():
+            with open(os.path.join(acc, u + ".dat"), "w") as f:
+                f.write('return {\n\t["password"] = "%s";\n};\n' % pw)
+        cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=" + domain, "-addext", "subjectAltName=DNS:" + domain,
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        with open(os.path.join(self.dir, "mod_test_s2s_routes.lua"), "w") as f:
+            f.write(ROUTES_PLUGIN)
+        self.log_path = os.path.join(self.dir, "prosody.log")
+        self.conf_path = os.path.join(self.dir, "prosody.cfg.lua")
+        with open(self.conf_path, "w") as f:
+            f.write("""-- written by tests/integration/s2s_helpers.py
+run_as_root = true
+pidfile = "%(dir)s/prosody.pid"
+data_path = "%(data)s"
+interfaces = { "127.0.0.1" }
+c2s_ports = { %(c2s)d }
+s2s_ports = { %(s2s)d }
+c2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { }
+http_ports = { }
+https_ports = { }
+plugin_paths = { "%(dir)s" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence",
+                    "test_s2s_routes" }
+test_s2s_routes = { %(routes)s }
+modules_disabled = { "limits" }
+authentication = "internal_plain"
+storage = "internal"
+s2s_require_encryption = true
+s2s_secure_auth = false
+log = { { levels = { min = "debug" }, to = "file", filename = "%(log)s" } }
+ssl = { certificate = "%(cert)s", key = "%(key)s" }
+VirtualHost "%(domain)s"
+""" % {"dir": self.dir, "data": data, "c2s": self.c2s_port, "s2s": self.s2s_port,
+       "routes": " ".join('["%s"] = { "127.0.0.1", %d };' % r for r in routes.items()),
+       "log": self.log_path, "cert": cert, "key": key, "domain": domain})
+
+    def jid(self, user, resource=None):
+        j = "%s@%s" % (user, self.domain)
+        return j + "/" + resource if resource else j
+
+    def password(self, user):
+        return self.users[user]
+
+    def start(self):
+        self.proc = subprocess.Popen(["prosody", "--config", self.conf_path, "-F"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        if not wait_port(self.host, self.c2s_port, patience(30), self.proc):
+            self.stop()
+            raise AssertionError("prosody did not start:\n" + self.log_text()[-5000:])
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(patience(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

@@ -1,0 +1,86 @@
+"""Federation with a real Prosody (Debian's) on loopback: xmppd serves
+xmppd.test and reaches prosody.test through a static route; Prosody reaches
+xmppd.test through one too (a test plugin, see s2s_helpers).
+Both sides use self-signed certificates, so both authenticate by dialback."""
+
+import pytest
+
+from disco_helpers import iq
+from im_helpers import roster_get, send_presence, next_presence, is_from
+from s2s_helpers import Prosody, have_prosody, remote_server, write_remote_config
+from xmpp_helpers import Clients, run
+
+pytestmark = pytest.mark.skipif(not have_prosody(), reason="prosody or openssl not installed")
+
+XD, PD = "xmppd.test", "prosody.test"
+
+
+@pytest.fixture
+def fed(tmp_path):
+    xmppd = remote_server(tmp_path, domain=XD, users=("alice",))
+    prosody = Prosody(tmp_path, PD, {XD: xmppd.s2s_port})
+    xmppd.s2s_routes = {PD: prosody.s2s_port}
+    write_remote_config(xmppd)
+    xmppd.start()
+    prosody.start()
+    try:
+        yield xmppd, prosody
+    finally:
+        prosody.stop()
+        problems = xmppd.stop()
+        assert not problems, problems
+
+
+def test_message_both_ways_and_ping(fed):
+    xmppd, prosody = fed
+
+    async def scenario():
+        async with Clients(xmppd) as xc, Clients(prosody) as pc:
+            alice = await xc.login("alice")
+            dave = await pc.login("dave")
+            alice.xmpp.send_message(mto=dave.jid, mbody="hi prosody")
+            m = await dave.next_message(pred=lambda x: x["body"] == "hi prosody", timeout=30)
+            assert str(m["from"]) == alice.jid
+            dave.xmpp.send_message(mto=alice.jid, mbody="hi xmppd")
+            m = await alice.next_message(pred=lambda x: x["body"] == "hi xmppd", timeout=30)
+            assert str(m["from"]) == dave.jid
+            res = await iq(alice, "<ping xmlns='urn:xmpp:ping'/>", to=PD, timeout=30)
+            assert res["type"] == "result", res
+            res = await iq(dave, "<ping xmlns='urn:xmpp:ping'/>", to=XD, timeout=30)
+            assert res["type"] == "result", res
+
+    try:
+        run(scenario())
+    except AssertionError:
+        print(prosody.log_text()[-8000:])
+        raise
+    log = xmppd.log_text()
+    assert "s2s outgoing to prosody.test up" in log
+    assert "s2s incoming from prosody.test up" in log
+
+
+def test_subscription_both_ways(fed):
+    xmppd, prosody = fed
+
+    async def scenario():
+        async with Clients(xmppd) as xc, Clients(prosody) as pc:
+            alice = await xc.login("alice")
+            dave = await pc.login("dave")
+            await roster_get(alice)
+            await roster_get(dave)
+            for x, y in ((alice, dave), (dave, alice)):
+                send_presence(x, to=y.bare, type_="subscribe")
+                await next_presence(y, lambda p: is_from(p, x.bare, "subscribe"), timeout=30)
+                send_presence(y, to=x.bare, type_="subscribed")
+                await next_presence(x, lambda p: str(p["from"]).startswith(y.bare) and
+                                    p["type"] in ("subscribed", "available", ""), timeout=30)
+            _, items = await roster_get(alice)
+            assert items[dave.bare]["subscription"] == "both", items
+            _, items = await roster_get(dave)
+            assert items[alice.bare]["subscription"] == "both", items
+
+    try:
+        run(scenario())
+    except AssertionError:
+        print(prosody.log_text()[-8000:])
+        raise
