@@ -638,11 +638,19 @@ void router_domain_del(const char *domain)
     domains[i] = domains[--ndomains];
 }
 
+static router_domain_fn remote_deliver;
+
 int router_domain_serves(const char *jid)
 {
     struct jid j;
     char norm[JID_MAX + 1];
-    return jid_parse(jid, norm, sizeof(norm), &j) == 0 && domain_find(j.domain, j.domain_len) >= 0;
+    if (jid_parse(jid, norm, sizeof(norm), &j) < 0) {
+        return 0;
+    }
+    size_t dl = strlen(g_config->domain);
+    int ours = j.domain_len == dl && memcmp(j.domain, g_config->domain, dl) == 0;
+    /* Federation: with s2s linked in, every other domain has a destination. */
+    return domain_find(j.domain, j.domain_len) >= 0 || (!ours && remote_deliver);
 }
 
 void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
@@ -653,7 +661,6 @@ void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
 }
 
 /* Federation: the destination of every other domain (s2s.c), if linked in. */
-static router_domain_fn remote_deliver;
 static void *remote_ud;
 
 void router_remote_set(router_domain_fn deliver, void *ud)

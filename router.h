@@ -106,7 +106,8 @@ void router_domain_del(const char *domain);
  * other domains or to the server with the rules a client's stanza gets; an
  * error goes back to its `from`. Ownership of stanza passes to the router. */
 void router_route_domain(struct xml_node *stanza);
-/* 1 when the domain of jid (normalised) is a registered destination. */
+/* 1 when the domain of jid (normalised) is a registered destination, or
+ * another server's when a remote destination is set (router_remote_set). */
 int router_domain_serves(const char *jid);
 /* Calls fn for each registered domain, in registration order (the server's
  * disco#items, XEP-0030 §4.1). */

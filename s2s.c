@@ -850,6 +850,9 @@ static int s2s_port(const char **addr)
 static int s2s_init(void)
 {
     char err[256];
+    if (!g_config->s2s_port) {
+        return 0;
+    }
     ndomains = g_config->s2s_max_domains;
     domains = calloc((size_t)ndomains, sizeof(*domains));
     buf_init(&scratch, 0);
@@ -870,7 +873,11 @@ static int s2s_init(void)
             return -1;
         }
     }
-    router_remote_set(deliver, NULL);
+    /* s2s_port 0 turns federation off both ways: a peer verifies our
+     * dialback keys by connecting to that port (XEP-0220 §2.3). */
+    if (g_config->s2s_port) {
+        router_remote_set(deliver, NULL);
+    }
     return 0;
 }
 
