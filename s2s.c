@@ -468,6 +468,22 @@ static int deliver(const struct xml_node *st, void *ud)
 
 /* ---- dialback (XEP-0220) ---- */
 
+/* XEP-0220 §2.4.2: the authoritative server of `to` cannot be asked. */
+static void send_db_error(struct s2s_stream *s, const char *to, const char *cond)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<db:result from='");
+    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    buf_puts(&b, "' to='");
+    buf_append_xml(&b, to, strlen(to));
+    buf_printf(&b, "' type='error'><error type='%s'><%s xmlns='" NS_STANZAS
+                   "'/></error></db:result>",
+               strcmp(cond, "remote-server-timeout") == 0 ? "wait" : "cancel", cond);
+    send_buf(s, &b);
+    buf_free(&b);
+}
+
 /* Answer the incoming stream that gave key k of d: db:result of TYPE. */
 static void answer_verify(struct s2s_domain *d, int k, const char *type)
 {
@@ -493,17 +509,7 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
             c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
             stream_end(in, "dialback key invalid");
         } else {
-            /* XEP-0220 §2.4.2: the authoritative server is unreachable. */
-            struct buf b;
-            buf_init(&b, 0);
-            buf_puts(&b, "<db:result from='");
-            buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
-            buf_puts(&b, "' to='");
-            buf_append_xml(&b, d->name, strlen(d->name));
-            buf_puts(&b, "' type='error'><error type='cancel'><remote-server-not-found xmlns='"
-                         NS_STANZAS "'/></error></db:result>");
-            send_buf(in, &b);
-            buf_free(&b);
+            send_db_error(in, d->name, "remote-server-timeout");
         }
     }
     d->pv[k] = d->pv[--d->npv];
@@ -537,6 +543,14 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
             send_db(s, "result", from, NULL, "valid", NULL); /* asked twice */
             return;
         }
+    }
+    const char *ip;
+    int port;
+    if (s2s_resolve(from, &ip, &port) < 0) {
+        /* XEP-0220 §2.4.2, answered before any state is made for the name:
+         * a peer naming domains at random fills no table. */
+        send_db_error(s, from, "remote-server-not-found");
+        return;
     }
     struct s2s_domain *d = domain_get(from);
     if (!d || d->npv == LIMIT_S2S_DIALBACK_PENDING || s->nwaiting >= LIMIT_S2S_STREAM_DOMAINS ||

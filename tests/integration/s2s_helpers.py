@@ -2,6 +2,7 @@
 routes both ways, and raw s2s peers for the hostile tests."""
 
 import os
+import socket
 import ssl
 
 from conftest import Server, _binary
@@ -161,6 +162,16 @@ end
 """
 
 
+def make_cert(d, domain):
+    """A self-signed ECDSA certificate for domain in directory d: (cert, key)."""
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=" + domain, "-addext", "subjectAltName=DNS:" + domain,
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
 def have_prosody():
     return shutil.which("prosody") is not None and shutil.which("openssl") is not None
 
@@ -185,11 +196,7 @@ class Prosody:
         for u, pw in self.users.items():
             with open(os.path.join(acc, u + ".dat"), "w") as f:
                 f.write('return {\n\t["password"] = "%s";\n};\n' % pw)
-        cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                        "/CN=" + domain, "-addext", "subjectAltName=DNS:" + domain,
-                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        cert, key = make_cert(self.dir, domain)
         with open(os.path.join(self.dir, "mod_test_s2s_routes.lua"), "w") as f:
             f.write(ROUTES_PLUGIN)
         self.log_path = os.path.join(self.dir, "prosody.log")
@@ -252,3 +259,70 @@ VirtualHost "%(domain)s"
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class FakeAuthoritative:
+    """The authoritative server of `domain` as a raw peer: takes the server's
+    outgoing stream (STARTTLS with a self-signed certificate) and says
+    'valid' to every db:result and db:verify, so that a raw peer claiming
+    `domain` gets authenticated by dialback (for the tests of what an
+    authenticated peer may not do)."""
+
+    def __init__(self, tmp, domain):
+        import re
+        import threading
+        self.re = re
+        self.domain = domain
+        self.dir = os.path.join(str(tmp), "fake-" + domain)
+        os.makedirs(self.dir, exist_ok=True)
+        self.cert, self.key = make_cert(self.dir, domain)
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(4)
+        self.lsock.settimeout(patience(30))
+        self.port = self.lsock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _recv_until(self, sock, buf, pattern):
+        while not self.re.search(pattern, buf):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            buf += chunk.decode("utf-8", "replace")
+        return buf
+
+    def _header(self, sock, features):
+        sock.sendall(("<?xml version='1.0'?><stream:stream xmlns='%s' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='%s' "
+                      "id='fake-id' from='%s' version='1.0'><stream:features>%s"
+                      "</stream:features>" % (NS_SERVER, NS_DB, self.domain, features)).encode())
+
+    def _serve(self):
+        try:
+            sock, _ = self.lsock.accept()
+            sock.settimeout(patience(30))
+            buf = self._recv_until(sock, "", r"<stream:stream[^>]*>")
+            self._header(sock, "<starttls xmlns='%s'><required/></starttls>" % NS_TLS)
+            self._recv_until(sock, buf, r"<starttls[^>]*>")
+            sock.sendall(("<proceed xmlns='%s'/>" % NS_TLS).encode())
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.cert, self.key)
+            sock = ctx.wrap_socket(sock, server_side=True)
+            buf = self._recv_until(sock, "", r"<stream:stream[^>]*>")
+            self._header(sock, "<dialback xmlns='urn:xmpp:features:dialback'/>")
+            buf = ""
+            while True:
+                buf = self._recv_until(sock, buf, r"</db:(result|verify)>")
+                m = self.re.search(r"<db:(result|verify)([^>]*)>[^<]*</db:\1>", buf)
+                buf = buf[m.end():]
+                frm = self.re.search(r"from='([^']*)'", m.group(2)).group(1)
+                idm = self.re.search(r"id='([^']*)'", m.group(2))
+                sock.sendall(("<db:%s from='%s' to='%s'%s type='valid'/>" % (
+                    m.group(1), self.domain, frm,
+                    " id='%s'" % idm.group(1) if idm else "")).encode())
+        except (OSError, EOFError, AttributeError):
+            pass
+
+    def close(self):
+        self.lsock.close()

@@ -4,7 +4,7 @@ hostile raw s2s peers."""
 
 from disco_helpers import iq
 from im_helpers import error_condition
-from s2s_helpers import NS_DB, REMOTE, RawS2S, enable_s2s, federation
+from s2s_helpers import NS_DB, REMOTE, FakeAuthoritative, RawS2S, enable_s2s, federation
 from xmpp_helpers import Clients, free_ports, local, patience, run
 
 
@@ -104,3 +104,36 @@ def test_dialback_wrong_key(server, tmp_path):
             assert p.wait_closed(patience(10))
             # The forged stream never carried a stanza.
             p.send("<message from='carol@%s' to='alice@localhost'/>" % REMOTE)
+
+
+def test_wrong_from_after_dialback(server, tmp_path):
+    """A peer authenticated for evil.test may only send from evil.test."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    enable_s2s(server, {"evil.test": fake.port})
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await cl.login("alice")
+            with RawS2S(server, "evil.test") as p:
+                p.open()
+                p.tls()
+                start = len(p.reader.children)
+                p.send("<db:result from='evil.test' to='localhost'>any-key</db:result>")
+                p.read_until(lambda r: any(local(c.tag) == "result"
+                                           for c in r.children[start:]), patience(30))
+                res = [c for c in p.reader.children[start:] if local(c.tag) == "result"]
+                assert res and res[0].get("type") == "valid", p.describe()
+                p.send("<message from='mallory@evil.test' to='alice@localhost' type='chat'>"
+                       "<body>from evil</body></message>")
+                p.send("<message from='bob@localhost' to='alice@localhost' type='chat'>"
+                       "<body>forged</body></message>")
+                assert p.stream_error() == "invalid-from"
+            m = await alice.next_message(pred=lambda x: x["body"] == "from evil", timeout=30)
+            assert str(m["from"]) == "mallory@evil.test"
+            await alice.no_message(pred=lambda x: x["body"] == "forged")
+
+    try:
+        run(scenario())
+    finally:
+        fake.close()
+    assert "s2s incoming from evil.test up" in server.log_text()
