@@ -137,3 +137,20 @@ def test_wrong_from_after_dialback(server, tmp_path):
     finally:
         fake.close()
     assert "s2s incoming from evil.test up" in server.log_text()
+
+
+def test_dialback_for_unrouted_domain(server):
+    """A key for a domain we cannot reach is refused at once (XEP-0220
+    §2.4.2), and the stream stays unauthenticated."""
+    enable_s2s(server)
+    with RawS2S(server, "noroute.test") as p:
+        p.open()
+        p.tls()
+        start = len(p.reader.children)
+        p.send("<db:result from='noroute.test' to='localhost'>k</db:result>")
+        p.read_until(lambda r: len(r.children) > start, patience(30))
+        res = p.reader.children[start]
+        assert local(res.tag) == "result" and res.get("type") == "error", p.describe()
+        assert any(local(c.tag) == "remote-server-not-found" for e in res for c in e)
+        p.send("<message from='x@noroute.test' to='alice@localhost'/>")
+        assert p.stream_error() == "not-authorized"
