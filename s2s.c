@@ -318,13 +318,19 @@ static int s2s_resolve(const char *domain, const char **ip, int *port)
 
 /* RFC 6120 §8.3.3.16/17: each waiting stanza is bounced once (presence and
  * errors are dropped: router_bounce_sender ignores errors). */
-static void bounce_queue(struct s2s_domain *d, const char *cond)
+static struct queued *take_queue(struct s2s_domain *d)
 {
     struct queued *q = d->head;
     d->head = NULL;
     d->tail = &d->head;
     d->nqueued = 0;
     d->qbytes = 0;
+    return q;
+}
+
+static void bounce_queue(struct s2s_domain *d, const char *cond)
+{
+    struct queued *q = take_queue(d);
     while (q) {
         struct queued *next = q->next;
         if (strcmp(xml_name(q->st), "presence") != 0) {
@@ -374,11 +380,7 @@ static int queue_stanza(struct s2s_domain *d, const struct xml_node *st)
 
 static void flush_queue(struct s2s_domain *d)
 {
-    struct queued *q = d->head;
-    d->head = NULL;
-    d->tail = &d->head;
-    d->nqueued = 0;
-    d->qbytes = 0;
+    struct queued *q = take_queue(d);
     while (q) {
         struct queued *next = q->next;
         if (send_stanza(d->out, q->st) < 0 && strcmp(xml_name(q->st), "presence") != 0) {

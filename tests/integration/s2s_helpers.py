@@ -326,3 +326,27 @@ class FakeAuthoritative:
 
     def close(self):
         self.lsock.close()
+
+
+async def talk_both_ways(a, b):
+    """a and b (clients of two federated servers) exchange a message each
+    way, and each pings the other's server (XEP-0199)."""
+    from disco_helpers import iq
+    for x, y in ((a, b), (b, a)):
+        body = "from %s to %s" % (x.bare, y.bare)
+        x.xmpp.send_message(mto=y.jid, mbody=body)
+        m = await y.next_message(pred=lambda m: m["body"] == body, timeout=30)
+        assert str(m["from"]) == x.jid
+        res = await iq(x, "<ping xmlns='urn:xmpp:ping'/>", to=y.xmpp.boundjid.domain, timeout=30)
+        assert res["type"] == "result", res
+        assert str(res["from"]) == y.xmpp.boundjid.domain
+
+
+def run_logged(scenario, prosody):
+    """run(scenario); on failure print the end of Prosody's log."""
+    from xmpp_helpers import run
+    try:
+        run(scenario)
+    except AssertionError:
+        print(prosody.log_text()[-8000:])
+        raise

@@ -2,9 +2,9 @@
 XEP-0220 dialback over static routes), bounces for unreachable domains, and
 hostile raw s2s peers."""
 
-from disco_helpers import iq
 from im_helpers import error_condition
-from s2s_helpers import NS_DB, REMOTE, FakeAuthoritative, RawS2S, enable_s2s, federation
+from s2s_helpers import (NS_DB, REMOTE, FakeAuthoritative, RawS2S, enable_s2s, federation,
+                         talk_both_ways)
 from xmpp_helpers import Clients, free_ports, local, patience, run
 
 
@@ -14,17 +14,7 @@ def test_message_both_ways_and_ping(server, tmp_path):
             async with Clients(server) as cl, Clients(remote) as rcl:
                 alice = await cl.login("alice")
                 carol = await rcl.login("carol")
-                alice.xmpp.send_message(mto=carol.jid, mbody="hello over s2s")
-                m = await carol.next_message(pred=lambda x: x["body"] == "hello over s2s",
-                                             timeout=30)
-                assert str(m["from"]) == alice.jid
-                carol.xmpp.send_message(mto=alice.jid, mbody="hello back")
-                m = await alice.next_message(pred=lambda x: x["body"] == "hello back", timeout=30)
-                assert str(m["from"]) == carol.jid
-                # XEP-0199 ping to the remote server itself.
-                res = await iq(alice, "<ping xmlns='urn:xmpp:ping'/>", to=REMOTE, timeout=30)
-                assert res["type"] == "result", res
-                assert str(res["from"]) == REMOTE
+                await talk_both_ways(alice, carol)
 
         run(scenario())
     log = server.log_text()

@@ -5,10 +5,10 @@ Both sides use self-signed certificates, so both authenticate by dialback."""
 
 import pytest
 
-from disco_helpers import iq
 from im_helpers import roster_get, send_presence, next_presence, is_from
-from s2s_helpers import Prosody, have_prosody, remote_server, write_remote_config
-from xmpp_helpers import Clients, run
+from s2s_helpers import (Prosody, have_prosody, remote_server, run_logged, talk_both_ways,
+                         write_remote_config)
+from xmpp_helpers import Clients
 
 pytestmark = pytest.mark.skipif(not have_prosody(), reason="prosody or openssl not installed")
 
@@ -38,22 +38,9 @@ def test_message_both_ways_and_ping(fed):
         async with Clients(xmppd) as xc, Clients(prosody) as pc:
             alice = await xc.login("alice")
             dave = await pc.login("dave")
-            alice.xmpp.send_message(mto=dave.jid, mbody="hi prosody")
-            m = await dave.next_message(pred=lambda x: x["body"] == "hi prosody", timeout=30)
-            assert str(m["from"]) == alice.jid
-            dave.xmpp.send_message(mto=alice.jid, mbody="hi xmppd")
-            m = await alice.next_message(pred=lambda x: x["body"] == "hi xmppd", timeout=30)
-            assert str(m["from"]) == dave.jid
-            res = await iq(alice, "<ping xmlns='urn:xmpp:ping'/>", to=PD, timeout=30)
-            assert res["type"] == "result", res
-            res = await iq(dave, "<ping xmlns='urn:xmpp:ping'/>", to=XD, timeout=30)
-            assert res["type"] == "result", res
+            await talk_both_ways(alice, dave)
 
-    try:
-        run(scenario())
-    except AssertionError:
-        print(prosody.log_text()[-8000:])
-        raise
+    run_logged(scenario(), prosody)
     log = xmppd.log_text()
     assert "s2s outgoing to prosody.test up" in log
     assert "s2s incoming from prosody.test up" in log
@@ -79,8 +66,4 @@ def test_subscription_both_ways(fed):
             _, items = await roster_get(dave)
             assert items[alice.bare]["subscription"] == "both", items
 
-    try:
-        run(scenario())
-    except AssertionError:
-        print(prosody.log_text()[-8000:])
-        raise
+    run_logged(scenario(), prosody)
