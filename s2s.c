@@ -46,6 +46,7 @@ struct pending_verify {
     char stream_id[STREAM_ID_MAX + 1];
     char key[DB_KEY_MAX + 1];
     int sent;
+    time_t at; /* when the key came */
 };
 
 /* A remote domain we talk to: its outgoing stream, what waits for it, and
@@ -431,6 +432,14 @@ static int deliver(const struct xml_node *st, void *ud)
     }
     to[j.domain - to + j.domain_len] = '\0';
     const char *dom = j.domain;
+    const char *ip;
+    int port;
+    if (!domain_find(dom) && s2s_resolve(dom, &ip, &port) < 0) {
+        /* Not found: no slot is taken for it, so that stanzas to made-up
+         * domains cannot crowd out the real ones (s2s_max_domains). */
+        log_limited("s2s unknown domains", dom, L_INFO, "s2s: no route to %s", dom);
+        return -1; /* the router bounces remote-server-not-found */
+    }
     struct s2s_domain *d = domain_get(dom);
     int presence = strcmp(xml_name(st), "presence") == 0;
     if (!d) {
@@ -564,6 +573,7 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     memset(p, 0, sizeof(*p));
     p->fd = s->conn->fd;
     p->conn_id = s->conn->id;
+    p->at = g_now;
     snprintf(p->stream_id, sizeof(p->stream_id), "%s", s->id);
     snprintf(p->key, sizeof(p->key), "%s", key);
     s->nwaiting++;
@@ -995,6 +1005,18 @@ static void s2s_connected(struct conn *c)
     }
 }
 
+/* Keys the authoritative server has not answered within s2s_timeout are
+ * answered with an error, so that they free their slots (and their streams
+ * are not held up for ever). */
+static void expire_verifies(struct s2s_domain *d)
+{
+    for (int k = d->npv - 1; k >= 0; k--) {
+        if (g_now - d->pv[k].at > g_config->s2s_timeout) {
+            answer_verify(d, k, "error");
+        }
+    }
+}
+
 static void s2s_tick(struct conn *c)
 {
     struct s2s_stream *s = c->s2s;
@@ -1003,7 +1025,10 @@ static void s2s_tick(struct conn *c)
     }
     int ready = s->outgoing ? s->up : s->nauthed > 0;
     time_t last = c->last_read > s->last_out ? c->last_read : s->last_out;
-    if (!ready && !s->nwaiting && g_now - s->opened > g_config->s2s_timeout) {
+    if (s->outgoing) {
+        expire_verifies(s->dom);
+    }
+    if (!ready && g_now - s->opened > g_config->s2s_timeout) {
         if (s->outgoing) {
             s->why = "timed out";
             conn_close(c, 0);
