@@ -2,6 +2,8 @@
 XEP-0220 dialback over static routes), bounces for unreachable domains, and
 hostile raw s2s peers."""
 
+import asyncio
+
 from im_helpers import error_condition
 from s2s_helpers import (NS_DB, REMOTE, FakeAuthoritative, RawS2S, enable_s2s, federation,
                          talk_both_ways)
@@ -144,3 +146,25 @@ def test_dialback_for_unrouted_domain(server):
         assert any(local(c.tag) == "remote-server-not-found" for e in res for c in e)
         p.send("<message from='x@noroute.test' to='alice@localhost'/>")
         assert p.stream_error() == "not-authorized"
+
+
+def test_idle_stream_closed_and_reopened(server, tmp_path):
+    """An s2s stream without traffic for s2s_idle_timeout is closed (and
+    logged down); the next stanza opens a new one."""
+    with federation(server, tmp_path, extra={"s2s_idle_timeout": 10}) as remote:
+        async def scenario():
+            async with Clients(server) as cl, Clients(remote) as rcl:
+                alice = await cl.login("alice")
+                carol = await rcl.login("carol")
+                for body in ("before", "after"):
+                    alice.xmpp.send_message(mto=carol.jid, mbody=body)
+                    await carol.next_message(pred=lambda x, b=body: x["body"] == b, timeout=30)
+                    if body == "before":
+                        for _ in range(int(patience(120))):
+                            if "s2s outgoing to remote.test down: idle" in server.log_text():
+                                break
+                            await asyncio.sleep(1)
+                        assert "s2s outgoing to remote.test down: idle" in server.log_text()
+
+        run(scenario(), timeout=300)
+    assert server.log_text().count("s2s outgoing to remote.test up") == 2
