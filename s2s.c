@@ -90,6 +90,7 @@ static int ndomains;
 static unsigned char secret[32]; /* XEP-0185 §3: random, per process */
 static struct tls_server *client_tls;
 static struct buf scratch;
+static int stopping; /* the server shuts down: no new outgoing streams */
 
 static void out_send_verifies(struct s2s_domain *d);
 static void answer_verify(struct s2s_domain *d, int k, const char *type);
@@ -403,6 +404,10 @@ static int ensure_out(struct s2s_domain *d)
     int port;
     if (d->out) {
         return 0;
+    }
+    if (stopping) {
+        domain_failed(d, "remote-server-timeout");
+        return -1;
     }
     if (s2s_resolve(d->name, &ip, &port) < 0) {
         log_limited("s2s unknown domains", d->name, L_INFO, "s2s: no route to %s", d->name);
@@ -1043,6 +1048,7 @@ static void s2s_tick(struct conn *c)
 static void s2s_shutdown(struct conn *c)
 {
     struct s2s_stream *s = c->s2s;
+    stopping = 1;
     if (s) {
         stream_error(s, "system-shutdown");
     }
