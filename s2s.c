@@ -749,11 +749,7 @@ static int is_stanza(const struct xml_node *st)
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
     struct xml_limits lim = limits();
-    buf_clear(&scratch);
-    if (xml_serialize(st, xml_ns(st), &scratch) < 0) {
-        return NULL;
-    }
-    return xml_parse_one(buf_ptr(&scratch), buf_len(&scratch), &lim, xml_name(st), NS_CLIENT);
+    return xml_copy_ns(st, NS_CLIENT, &lim, &scratch);
 }
 
 /* RFC 6120 §8.1.1.2 / §13.7.1.3: an s2s stanza carries from and to; from must
