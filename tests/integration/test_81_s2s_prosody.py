@@ -65,5 +65,12 @@ def test_subscription_both_ways(fed):
             assert items[dave.bare]["subscription"] == "both", items
             _, items = await roster_get(dave)
             assert items[alice.bare]["subscription"] == "both", items
+            # Presence broadcast across the link, and unavailable on logout.
+            send_presence(alice, status="on xmppd")
+            await next_presence(dave, lambda p: str(p["from"]) == alice.jid and
+                                p["status"] == "on xmppd", timeout=30)
+            await alice.close()
+            await next_presence(dave, lambda p: str(p["from"]) == alice.jid and
+                                p["type"] == "unavailable", timeout=30)
 
     run_logged(scenario(), prosody)
