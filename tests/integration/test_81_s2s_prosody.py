@@ -74,3 +74,31 @@ def test_subscription_both_ways(fed):
                                 p["type"] == "unavailable", timeout=30)
 
     run_logged(scenario(), prosody)
+
+
+def test_deleted_account_unsubscribes_remote_contact(fed):
+    """RFC 6121 §3.3/§3.2 on account deletion (as for local contacts): the
+    remote contact's server gets unsubscribe and unsubscribed."""
+    xmppd, prosody = fed
+
+    async def scenario():
+        async with Clients(xmppd) as xc, Clients(prosody) as pc:
+            alice = await xc.login("alice")
+            dave = await pc.login("dave")
+            await roster_get(alice)
+            await roster_get(dave)
+            send_presence(dave, to=alice.bare, type_="subscribe")
+            await next_presence(alice, lambda p: is_from(p, dave.bare, "subscribe"), timeout=30)
+            send_presence(alice, to=dave.bare, type_="subscribed")
+            await next_presence(dave, lambda p: str(p["from"]).startswith(alice.bare) and
+                                p["type"] in ("subscribed", "available", ""), timeout=30)
+            _, items = await roster_get(dave)
+            assert items[alice.bare]["subscription"] in ("to", "both"), items
+            r = xmppd.cli("deluser", alice.bare)
+            assert r.returncode == 0, r.stderr
+            await next_presence(dave, lambda p: is_from(p, alice.bare, "unsubscribed"),
+                                timeout=30)
+            _, items = await roster_get(dave)
+            assert items.get(alice.bare, {}).get("subscription", "none") == "none", items
+
+    run_logged(scenario(), prosody)
