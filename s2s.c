@@ -531,6 +531,17 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
     d->pv[k] = d->pv[--d->npv];
 }
 
+/* A key of stream s for d waits for the authoritative server's answer. */
+static int key_pending(const struct s2s_domain *d, const struct s2s_stream *s)
+{
+    for (int k = 0; k < d->npv; k++) {
+        if (d->pv[k].fd == s->conn->fd && d->pv[k].conn_id == s->conn->id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Incoming <db:result from=P to=us>key</db:result>: check it with P's
  * authoritative server (our outgoing stream to P). */
 static void db_result_in(struct s2s_stream *s, struct xml_node *el)
@@ -569,8 +580,19 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         return;
     }
     struct s2s_domain *d = domain_get(from);
-    if (!d || d->npv == LIMIT_S2S_DIALBACK_PENDING || s->nwaiting >= LIMIT_S2S_STREAM_DOMAINS ||
-        s->nauthed == LIMIT_S2S_STREAM_DOMAINS) {
+    if (d && key_pending(d, s)) {
+        return; /* asked again while the first is checked: that answer will do */
+    }
+    if (d && !d->out && d->retry_at > g_now) {
+        /* Failed a moment ago: a peer's keys do not make us reconnect before
+         * the backoff ends, as stanzas do not (deliver). */
+        send_db_error(s, from, d->fail_cond);
+        return;
+    }
+    /* Domains proven plus those being checked: a valid answer always finds
+     * room (else it would be taken for an invalid key). */
+    if (!d || d->npv == LIMIT_S2S_DIALBACK_PENDING ||
+        s->nwaiting + s->nauthed >= LIMIT_S2S_STREAM_DOMAINS) {
         stream_error(s, "resource-constraint"); /* dialback attempts are bounded */
         return;
     }

@@ -281,6 +281,7 @@ class FakeAuthoritative:
         self.lsock.listen(4)
         self.lsock.settimeout(patience(30))
         self.port = self.lsock.getsockname()[1]
+        self.seen = []  # (element, its attributes, its key) as they came
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -314,8 +315,9 @@ class FakeAuthoritative:
             buf = ""
             while True:
                 buf = self._recv_until(sock, buf, r"</db:(result|verify)>")
-                m = self.re.search(r"<db:(result|verify)([^>]*)>[^<]*</db:\1>", buf)
+                m = self.re.search(r"<db:(result|verify)([^>]*)>([^<]*)</db:\1>", buf)
                 buf = buf[m.end():]
+                self.seen.append((m.group(1), m.group(2), m.group(3)))
                 frm = self.re.search(r"from='([^']*)'", m.group(2)).group(1)
                 idm = self.re.search(r"id='([^']*)'", m.group(2))
                 sock.sendall(("<db:%s from='%s' to='%s'%s type='valid'/>" % (
