@@ -307,3 +307,78 @@ def test_relay_to_another_remote_domain_refused(server, tmp_path):
     finally:
         fake.close()
     assert "third.test" not in server.log_text(), server.log_text()
+
+
+def test_nothing_after_starttls_is_read_in_clear(server, tmp_path):
+    """What a peer (or a man in the middle) sends in clear behind
+    <starttls/> is discarded, not read as if it came over TLS (the
+    STARTTLS command injection of CVE-2011-0411)."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        with RawS2S(server, "evil.test") as p:
+            p.open()
+            start = len(p.reader.children)
+            p.send("<starttls xmlns='%s'/><db:result from='evil.test' to='localhost'>k"
+                   "</db:result>" % NS_TLS)
+            p.read_until(lambda r: len(r.children) > start, patience(10))
+            assert local(p.reader.children[start].tag) == "proceed", p.describe()
+            p.sock.setblocking(True)
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            p.sock = ctx.wrap_socket(p.sock, server_hostname="localhost")
+            p.sock.setblocking(False)
+            p.restart_stream()
+            p.open_stream_s2s()
+            p.send("<message from='a@evil.test' to='alice@localhost'/>")
+            assert p.stream_error() == "not-authorized", p.describe()
+        assert not fake.seen, fake.seen
+    finally:
+        fake.close()
+
+
+def test_stalled_tls_handshake_and_silent_peer_time_out(server):
+    enable_s2s(server, extra={"s2s_timeout": 2})
+    with RawS2S(server, "evil.test") as silent, RawS2S(server, "evil.test") as stalled:
+        stalled.open()
+        stalled.send("<starttls xmlns='%s'/>" % NS_TLS)
+        assert silent.wait_closed(patience(30)), silent.describe()
+        assert stalled.wait_closed(patience(30)), stalled.describe()
+
+
+def test_stanza_without_from_or_to(server, tmp_path):
+    """RFC 6120 §8.1.1.2: on a server stream both are required."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        for st in ("<message to='alice@localhost'/>", "<message from='a@evil.test'/>",
+                   "<message from='a@@evil.test' to='alice@localhost'/>"):
+            with authed_peer(server) as p:
+                p.send(st)
+                assert p.stream_error() == "improper-addressing", st
+    finally:
+        fake.close()
+
+
+def test_unasked_subscribed_from_remote_changes_nothing(server, tmp_path):
+    """RFC 6121 §3.1.6: a 'subscribed' that answers no request of the user is
+    ignored; a remote server cannot put itself in a roster."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        c = raw_session(server, "alice", "r")
+        c.send("<presence/>")
+        with authed_peer(server) as p:
+            p.send("<presence from='m@evil.test' to='alice@localhost' type='subscribed'/>")
+            time.sleep(1)
+            start = len(c.reader.children)
+            c.send("<iq type='get' id='rg'><query xmlns='jabber:iq:roster'/></iq>")
+            c.read_until(lambda r: any(x.get("id") == "rg" for x in r.children[start:]),
+                         patience(30))
+            res = [x for x in c.reader.children[start:] if x.get("id") == "rg"][0]
+            assert not any(
+                "evil.test" in (i.get("jid") or "") for i in res.iter()), c.describe()
+        c.close()
+    finally:
+        fake.close()
