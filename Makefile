@@ -29,6 +29,8 @@
 #                    (adhoc.c admin.c)
 #   WITH_IMPORT      xmppd export / import, XEP-0227 files to and from other
 #                    servers (pie.c)
+#   WITH_S2S         federation: RFC 6120 server-to-server streams, XEP-0220
+#                    dialback (s2s.c)
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -85,7 +87,7 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S
 WITH_ALL ?= yes
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
@@ -112,6 +114,7 @@ SRCS_BLOCKING = blocking.c
 SRCS_REGISTRATION = register.c
 SRCS_ADHOC = adhoc.c admin.c # XEP-0050 ad-hoc commands, XEP-0133 administration
 SRCS_IMPORT = pie.c # XEP-0227: xmppd export / import
+SRCS_S2S = s2s.c # RFC 6120 server-to-server, XEP-0220 dialback
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 

@@ -262,11 +262,7 @@ static struct xml_limits limits(void)
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
     struct xml_limits lim = limits();
-    buf_clear(&scratch);
-    if (xml_serialize(st, xml_ns(st), &scratch) < 0) {
-        return NULL;
-    }
-    return xml_parse_one(buf_ptr(&scratch), buf_len(&scratch), &lim, xml_name(st), NS_CLIENT);
+    return xml_copy_ns(st, NS_CLIENT, &lim, &scratch);
 }
 
 static void stanza_bound(struct component_stream *cs, struct xml_node *st)
@@ -416,7 +412,7 @@ static void component_shutdown(struct conn *c)
 }
 
 static const struct stream_ops component_ops = {component_attach, component_feed, component_detach,
-                                                component_tick, component_shutdown};
+                                                component_tick, component_shutdown, NULL, NULL};
 
 HOOK_SERVICE(component)
 {

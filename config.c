@@ -20,7 +20,7 @@
 #include "log.h"
 
 enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_COMPONENT,
-                OPT_JIDS };
+                OPT_JIDS, OPT_S2S_ROUTE };
 
 struct option {
     const char *name;
@@ -60,6 +60,9 @@ static const char *check_nonempty(char *val, size_t size);
 #define COMPONENT(f) {#f, OPT_COMPONENT, 0, 0, 0, NULL, FIELD(f), 0, NULL, 0, 0, 0}
 /* XEP-0133: bare JIDs separated by blanks, or "none" (the default: n = 0). */
 #define JIDS(f, reload) {#f, OPT_JIDS, 0, 0, 0, NULL, FIELD(f), reload, NULL, 0, 0, 0}
+
+/* Federation: "DOMAIN HOST[:PORT]", one line per remote domain. */
+#define S2S_ROUTE(f) {#f, OPT_S2S_ROUTE, 0, 0, 0, NULL, FIELD(f), 0, NULL, 0, 0, 0}
 
 /* What a restart is needed for: the listeners are bound, privileges dropped
  * and the connection table sized once at start-up; domain and data_dir name
@@ -165,6 +168,18 @@ static const struct option options[] = {
     /* XEP-0227 import (pie.c) */
     INT(import_max_bytes, 1024, 1073741824, LIMIT_IMPORT_MAX_BYTES, 1),
     INT(import_max_scram_iterations, 4096, 10000000, LIMIT_IMPORT_MAX_ITER, 1),
+    /* Federation: server-to-server streams (s2s.c). */
+    INT(s2s_port, 0, 65535, LIMIT_S2S_PORT, 0),
+    S2S_ROUTE(s2s_route),
+    BOOL(s2s_secure_auth, 0, 1),
+    STR(s2s_ca_file, "/etc/ssl/certs/ca-certificates.crt", 0, check_nonempty),
+    INT(s2s_max_domains, 1, 100000, LIMIT_S2S_MAX_DOMAINS, 0),
+    INT(s2s_max_queued, 1, 100000, LIMIT_S2S_MAX_QUEUED, 1),
+    INT(s2s_max_queued_bytes, 4096, 1073741824, LIMIT_S2S_MAX_QUEUED_BYTES, 1),
+    INT(s2s_timeout, 1, 3600, LIMIT_S2S_TIMEOUT, 1),
+    INT(s2s_idle_timeout, 10, 86400, LIMIT_S2S_IDLE_TIMEOUT, 1),
+    INT(s2s_retry_min, 1, 86400, LIMIT_S2S_RETRY_MIN, 1),
+    INT(s2s_retry_max, 1, 86400, LIMIT_S2S_RETRY_MAX, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -428,6 +443,64 @@ static const char *set_jids(struct config *c, const struct option *o, char *val,
     return l->n ? NULL : "needs a JID, or none";
 }
 
+/* Federation: "DOMAIN HOST[:PORT]"; HOST is an address literal ("[v6]:PORT"
+ * with a port) so that nothing resolves names in the event loop. */
+static const char *set_s2s_route(struct config *c, const struct option *o, char *val, char *msg,
+                                 size_t msgsz)
+{
+    struct config_s2s_routes *l = (struct config_s2s_routes *)((char *)c + o->offset);
+    char *save = NULL;
+    char *domain = strtok_r(val, " \t", &save);
+    char *host = domain ? strtok_r(NULL, " \t", &save) : NULL;
+    unsigned char a[16];
+    if (!domain || !host || strtok_r(NULL, " \t", &save)) {
+        return "must be DOMAIN HOST[:PORT]";
+    }
+    if (l->n == LIMIT_S2S_ROUTES) {
+        snprintf(msg, msgsz, "is given more than %d times", LIMIT_S2S_ROUTES);
+        return msg;
+    }
+    struct config_s2s_route *e = &l->r[l->n];
+    if (strlen(domain) >= sizeof(e->domain) || check_domain(domain, sizeof(e->domain))) {
+        return "has a DOMAIN that is not a valid domain name";
+    }
+    long port = 5269;
+    char *colon = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
+    if (host[0] == '[') {
+        char *end = strchr(host, ']');
+        if (!end || (end[1] && !colon)) {
+            return "has a HOST that is not an address ([IPv6]:PORT)";
+        }
+        *end = '\0';
+        host++;
+        colon = end[1] ? end + 1 : NULL;
+    } else if (colon && strchr(colon + 1, ':')) {
+        colon = NULL; /* a bare IPv6 address without a port */
+    }
+    if (colon) {
+        char *end = NULL;
+        *colon = '\0';
+        port = strtol(colon + 1, &end, 10);
+        if (!(colon[1] >= '0' && colon[1] <= '9') || *end || port < 1 || port > 65535) {
+            return "has a PORT that is not a number from 1 to 65535";
+        }
+    }
+    if (strlen(host) >= sizeof(e->host) ||
+        (inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1)) {
+        return "has a HOST that is not an IPv4 or IPv6 address (no DNS names yet)";
+    }
+    for (int i = 0; i < l->n; i++) {
+        if (strcmp(l->r[i].domain, domain) == 0) {
+            return "names a DOMAIN that has a route already";
+        }
+    }
+    snprintf(e->domain, sizeof(e->domain), "%s", domain);
+    snprintf(e->host, sizeof(e->host), "%s", host);
+    e->port = (int)port;
+    l->n++;
+    return NULL;
+}
+
 int config_prefixes_match(const struct config_prefixes *l, const char *addr)
 {
     unsigned char a[16];
@@ -500,6 +573,7 @@ static const struct {
     {"ADHOC", "adhoc_"},
     {"ADHOC", "announce_max_bytes"},
     {"IMPORT", "import_"},
+    {"S2S", "s2s_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;
@@ -638,6 +712,8 @@ static const char *set_value(struct config *c, const struct option *o, char *val
         return set_component(c, o, val, msg, msgsz);
     case OPT_JIDS:
         return set_jids(c, o, val, msg, msgsz);
+    case OPT_S2S_ROUTE:
+        return set_s2s_route(c, o, val, msg, msgsz);
     }
     return "has an unknown type";
 }
@@ -677,7 +753,7 @@ static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
     const struct option *o = find_option(*key);
     if (*s != '"' && o &&
         (o->type == OPT_RATE || o->type == OPT_PREFIXES || o->type == OPT_COMPONENT ||
-         o->type == OPT_JIDS)) {
+         o->type == OPT_JIDS || o->type == OPT_S2S_ROUTE)) {
         /* These values are several words: the rest of the line, which the
          * option's own parser checks word by word. */
         *val = s;
@@ -771,6 +847,17 @@ static int check_whole(const struct config *c, const int *lines, const char *pat
                         c->domain);
         }
     }
+    /* Federation: the s2s listener shares listen_address with c2s. */
+    const struct option *sp = find_option("s2s_port");
+    if (c->s2s_port && (c->s2s_port == c->c2s_port || c->s2s_port == c->c2s_tls_port ||
+                        (c->component.n && c->s2s_port == c->component_port))) {
+        return fail(err, errsz, path, LATER(sp, p1),
+                    "s2s_port must differ from c2s_port, c2s_tls_port and component_port");
+    }
+    if (c->s2s_retry_min > c->s2s_retry_max) {
+        return fail(err, errsz, path, LATER(find_option("s2s_retry_min"), find_option("s2s_retry_max")),
+                    "s2s_retry_min must not be greater than s2s_retry_max");
+    }
 #undef LATER
 #undef LINE_OF
     return 0;
@@ -825,7 +912,7 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
         }
         /* A second line for the same key is most likely an edit gone wrong;
          * letting the later one win silently could weaken a setting. */
-        if (lines[o - options] && o->type != OPT_COMPONENT) {
+        if (lines[o - options] && o->type != OPT_COMPONENT && o->type != OPT_S2S_ROUTE) {
             rc = fail(err, errsz, path, lineno, "'%s' is already set on line %d", o->name,
                       lines[o - options]);
             break;

@@ -48,6 +48,17 @@ struct config_jids {
     char jid[LIMIT_ADMINS][CONFIG_STR_MAX];
 };
 
+/* Federation: "s2s_route DOMAIN HOST[:PORT]" lines (several). */
+struct config_s2s_route {
+    char domain[CONFIG_STR_MAX];
+    char host[64]; /* IPv4 or IPv6 literal (names need DNS: phase 2) */
+    int port;
+};
+struct config_s2s_routes {
+    int n;
+    struct config_s2s_route r[LIMIT_S2S_ROUTES];
+};
+
 struct config {
     char domain[CONFIG_STR_MAX];         /* domain: the XMPP domain served */
     char data_dir[CONFIG_STR_MAX];       /* data_dir */
@@ -140,6 +151,18 @@ struct config {
     /* XEP-0227 import (pie.c). */
     int import_max_bytes; /* import_max_bytes: bytes of the files one import reads */
     int import_max_scram_iterations; /* highest SCRAM iteration count an import takes */
+    /* Federation: server-to-server streams (s2s.c). */
+    int s2s_port;                    /* s2s_port: incoming listener on listen_address; 0 = off */
+    struct config_s2s_routes s2s_route; /* s2s_route DOMAIN HOST[:PORT] (repeatable) */
+    int s2s_secure_auth;             /* s2s_secure_auth: refuse peers without a valid cert */
+    char s2s_ca_file[CONFIG_STR_MAX]; /* s2s_ca_file: CAs that verify peers' certificates */
+    int s2s_max_domains;
+    int s2s_max_queued;
+    int s2s_max_queued_bytes;
+    int s2s_timeout;
+    int s2s_idle_timeout;
+    int s2s_retry_min;
+    int s2s_retry_max;
 };
 
 /* Fill every field with its default. */

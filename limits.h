@@ -152,5 +152,23 @@
 #define LIMIT_IMPORT_MAX_ITER 100000 /* import_max_scram_iterations: an imported SCRAM
                                         iteration count; every PLAIN login (and client)
                                         runs that many PBKDF2 rounds */
+/* Federation: server-to-server streams (s2s.c, RFC 6120, XEP-0220). */
+#define LIMIT_S2S_PORT 5269            /* s2s_port: incoming s2s listener; 0 disables */
+#define LIMIT_S2S_ROUTES 32            /* compile-time: "s2s_route" lines in the config */
+#define LIMIT_S2S_MAX_DOMAINS 64       /* s2s_max_domains: remote domains with an outgoing
+                                          stream (or one coming up) at once */
+#define LIMIT_S2S_MAX_QUEUED 100       /* s2s_max_queued: stanzas waiting for a domain's
+                                          stream to come up ... */
+#define LIMIT_S2S_MAX_QUEUED_BYTES (256 * 1024) /* s2s_max_queued_bytes: ... and their bytes */
+#define LIMIT_S2S_TIMEOUT 30           /* s2s_timeout: seconds for connect + TLS + dialback */
+#define LIMIT_S2S_IDLE_TIMEOUT 600     /* s2s_idle_timeout: an s2s stream with no traffic
+                                          either way for this long is closed */
+#define LIMIT_S2S_RETRY_MIN 5          /* s2s_retry_min: seconds a failed domain is not
+                                          retried; doubles on each failure ... */
+#define LIMIT_S2S_RETRY_MAX 600        /* s2s_retry_max: ... up to this */
+#define LIMIT_S2S_DIALBACK_PENDING 8   /* compile-time: dialback keys waiting for their
+                                          verification, per remote domain */
+#define LIMIT_S2S_STREAM_DOMAINS 4     /* compile-time: domains one incoming stream may
+                                          authenticate (XEP-0220 §4 piggybacking) */
 
 #endif

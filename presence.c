@@ -536,13 +536,34 @@ void presence_item_removed(const char *user_bare, const struct roster_item *old)
  * next inherits none of it. Both are sent whatever the deleted roster says
  * of the item: a no-op where the contact holds nothing, so a roster that
  * drifted out of step is tidied too. */
+/* Federation: the same two stanzas to a contact on another server (or a
+ * component), which keeps its own side of the subscription. */
+static void remote_contact_deleted(const char *user_bare, const struct roster_item *it)
+{
+    if (!router_domain_serves(it->jid)) {
+        return; /* no way there: the contact keeps its side */
+    }
+    struct xml_node *u = make_presence(user_bare, it->jid, "unsubscribe");
+    if (u) {
+        router_deliver(u);
+        xml_free(u);
+    }
+    if (it->sub & ROSTER_SUB_FROM) {
+        send_resources_presence(user_bare, it->jid, 1, NULL); /* §3.2.2: first */
+    }
+    u = make_presence(user_bare, it->jid, "unsubscribed");
+    if (u) {
+        router_deliver(u);
+        xml_free(u);
+    }
+}
+
 void presence_account_deleted(const char *user_bare, const struct roster *old)
 {
     for (size_t i = 0; i < old->n; i++) {
         const struct roster_item *it = &old->items[i];
         if (!roster_jid_is_local(it->jid)) {
-            /* TODO(s2s): route both stanzas to the contact's server once there
-             * is server-to-server; until then a remote contact keeps its side. */
+            remote_contact_deleted(user_bare, it);
             continue;
         }
         struct xml_node *u = make_presence(user_bare, it->jid, "unsubscribe");

@@ -641,17 +641,45 @@ void router_domain_del(const char *domain)
     domains[i] = domains[--ndomains];
 }
 
+static router_domain_fn remote_deliver;
+
 int router_domain_serves(const char *jid)
 {
     struct jid j;
     char norm[JID_MAX + 1];
-    return jid_parse(jid, norm, sizeof(norm), &j) == 0 && domain_find(j.domain, j.domain_len) >= 0;
+    if (jid_parse(jid, norm, sizeof(norm), &j) < 0) {
+        return 0;
+    }
+    size_t dl = strlen(g_config->domain);
+    int ours = j.domain_len == dl && memcmp(j.domain, g_config->domain, dl) == 0;
+    /* Federation: with s2s linked in, every other domain has a destination. */
+    return domain_find(j.domain, j.domain_len) >= 0 || (!ours && remote_deliver);
 }
 
 void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
 {
     for (int i = 0; i < ndomains; i++) {
         fn(domains[i].domain, ud);
+    }
+}
+
+/* Federation: the destination of every other domain (s2s.c), if linked in. */
+static void *remote_ud;
+
+void router_remote_set(router_domain_fn deliver, void *ud)
+{
+    remote_deliver = deliver;
+    remote_ud = ud;
+}
+
+/* RFC 6120 §8.3.3.16: no way to the remote domain; presence is only dropped. */
+static void to_remote(struct xml_node *st)
+{
+    if (remote_deliver && remote_deliver(st, remote_ud) == 0) {
+        return;
+    }
+    if (strcmp(xml_name(st), "presence") != 0) {
+        router_bounce_sender(st, "cancel", "remote-server-not-found");
     }
 }
 
@@ -734,7 +762,11 @@ void router_deliver(struct xml_node *stanza)
     const char *to = xml_attr(stanza, "to");
     const char *name = xml_name(stanza);
     struct dest d;
-    if (!to || classify(to, &d) == DEST_BAD || d.kind == DEST_REMOTE || d.kind == DEST_SERVER) {
+    if (!to || classify(to, &d) == DEST_BAD || d.kind == DEST_SERVER) {
+        return;
+    }
+    if (d.kind == DEST_REMOTE) {
+        to_remote(stanza); /* presence broadcast, subscriptions, errors to remote JIDs */
         return;
     }
     if (d.kind == DEST_DOMAIN) {
@@ -823,8 +855,7 @@ void router_route(struct session *s, struct xml_node *st)
     } else if (d.kind == DEST_DOMAIN) {
         to_domain(&d, st);
     } else if (d.kind == DEST_REMOTE) {
-        /* No server-to-server yet (RFC 6120 §8.3.3.16). */
-        router_bounce(s, st, "cancel", "remote-server-not-found");
+        to_remote(st);
     } else if (strcmp(name, "iq") == 0) {
         route_iq(s, st, &d);
     } else if (d.kind == DEST_SERVER) {

@@ -106,10 +106,19 @@ void router_domain_del(const char *domain);
  * other domains or to the server with the rules a client's stanza gets; an
  * error goes back to its `from`. Ownership of stanza passes to the router. */
 void router_route_domain(struct xml_node *stanza);
-/* 1 when the domain of jid (normalised) is a registered destination. */
+/* 1 when the domain of jid (normalised) is a registered destination, or
+ * another server's when a remote destination is set (router_remote_set). */
 int router_domain_serves(const char *jid);
 /* Calls fn for each registered domain, in registration order (the server's
  * disco#items, XEP-0030 §4.1). */
 void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud);
+
+/* ---- Federation: the destination of every other domain ----
+ * One module (s2s.c) may take the stanzas addressed to domains that are
+ * neither ours nor in the domain table, with the deliver contract above;
+ * when it returns -1 (or none is set) the sender gets remote-server-not-found
+ * (RFC 6120 §8.3.3.16; presence is dropped). Stanzas that arrive from a
+ * domain's stream are never passed on to another remote domain. */
+void router_remote_set(router_domain_fn deliver, void *ud);
 
 #endif

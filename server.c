@@ -52,7 +52,9 @@ static struct conn *pending_head; /* conns with queued output this turn */
 static struct conn *reading;      /* whose bytes c2s is parsing right now (throttling) */
 static struct conn *close_list;    /* conns that closed or started closing this turn */
 static struct tls_server *tls_srv;
-static int listen_fds[3] = {-1, -1, -1}; /* STARTTLS, direct TLS, extra_listener */
+#define EXTRA_LISTENERS 2 /* stream modules with a listener: components, s2s */
+/* STARTTLS, direct TLS, then one per extra listener */
+static int listen_fds[2 + EXTRA_LISTENERS] = {-1, -1, -1, -1};
 static int spare_fd = -1;
 static int sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t sig_term, sig_hup;
@@ -107,24 +109,33 @@ static void monotonic_now(void)
 /* ---- stream modules: c2s.c, and one that registers its own listener ---- */
 
 static const struct stream_ops c2s_ops = {c2s_attach, c2s_feed, c2s_detach, c2s_tick,
-                                          c2s_shutdown};
+                                          c2s_shutdown, NULL, NULL};
 
 static struct {
     const struct stream_ops *ops;
     int (*init)(void);
     int (*port)(const char **addr);
-} extra_listener;
+} extra_listeners[EXTRA_LISTENERS];
+static int nextra;
 
 void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port)(const char **addr))
 {
-    extra_listener.ops = ops;
-    extra_listener.init = init;
-    extra_listener.port = port;
+    if (nextra == EXTRA_LISTENERS) {
+        return; /* a build with more stream modules than slots: raise EXTRA_LISTENERS */
+    }
+    extra_listeners[nextra].ops = ops;
+    extra_listeners[nextra].init = init;
+    extra_listeners[nextra++].port = port;
 }
 
 static int extra_listener_init(void)
 {
-    return extra_listener.init ? extra_listener.init() : 0;
+    for (int i = 0; i < nextra; i++) {
+        if (extra_listeners[i].init && extra_listeners[i].init() < 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- connection API (server.h) ---- */
@@ -239,13 +250,22 @@ void conn_starttls(struct conn *c)
     c->start_tls = 1;
 }
 
+void conn_starttls_client(struct conn *c, struct tls_conn *t)
+{
+    c->start_tls = 1;
+    c->pending_tls = t;
+    mark_pending(c); /* the switch happens in conn_flush, even with nothing queued */
+}
+
 static void update_interest(struct conn *c)
 {
     int ev = 0;
     if (c->closed) {
         return;
     }
-    if (c->state == CONN_TLS_HANDSHAKE) {
+    if (c->connecting) {
+        ev = LOOP_WRITE; /* connect() completes with writability */
+    } else if (c->state == CONN_TLS_HANDSHAKE) {
         ev = c->tls_want ? c->tls_want : LOOP_READ;
     } else {
         if (!c->paused && !c->held && c->state != CONN_CLOSING && !c->start_tls) {
@@ -327,6 +347,7 @@ static void conn_free(struct conn *c)
         tls_conn_close(c->tls);
         tls_conn_free(c->tls);
     }
+    tls_conn_free(c->pending_tls);
     close(c->fd);
     buf_free(&c->out);
     conns[c->fd] = NULL;
@@ -378,7 +399,12 @@ static void do_handshake(struct conn *c)
     char info[96];
     log_debug("%s TLS established: %s", conn_label(c), tls_conn_info(c->tls, info, sizeof(info)));
     c->state = c->direct_tls ? CONN_CONNECTED : CONN_STREAM_OPEN;
-    update_interest(c);
+    if (c->ops->tls_up) {
+        c->ops->tls_up(c);
+    }
+    if (!c->closed) {
+        update_interest(c);
+    }
 }
 
 static void conn_read(struct conn *c)
@@ -480,7 +506,8 @@ static int conn_flush(struct conn *c)
         return -1;
     }
     if (c->start_tls && !c->tls) {
-        c->tls = tls_conn_new(tls_srv, c->fd);
+        c->tls = c->pending_tls ? c->pending_tls : tls_conn_new(tls_srv, c->fd);
+        c->pending_tls = NULL;
         c->start_tls = 0;
         if (!c->tls) {
             conn_close(c, 0);
@@ -508,11 +535,41 @@ static void flush_pending(void)
     }
 }
 
+/* s2s: the outgoing connect() finished, one way or the other. */
+static void connect_done(struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+        err = errno;
+    }
+    if (err == EINPROGRESS) {
+        return;
+    }
+    c->connecting = 0;
+    if (err) {
+        log_info("%s connect failed: %s", conn_label(c), strerror(err));
+        conn_close(c, 0);
+        return;
+    }
+    c->last_read = g_now;
+    if (c->ops->connected) {
+        c->ops->connected(c);
+    }
+    if (!c->closed) {
+        update_interest(c);
+    }
+}
+
 static void on_conn_event(int fd, int events, void *ud)
 {
     struct conn *c = ud;
     (void)fd;
     if (c->closed) {
+        return;
+    }
+    if (c->connecting) {
+        connect_done(c);
         return;
     }
     if (c->state == CONN_TLS_HANDSHAKE) {
@@ -643,7 +700,12 @@ static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
     nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->ops = lfd == listen_fds[2] ? extra_listener.ops : &c2s_ops;
+    c->ops = &c2s_ops;
+    for (int i = 0; i < nextra; i++) {
+        if (lfd == listen_fds[2 + i]) {
+            c->ops = extra_listeners[i].ops;
+        }
+    }
     if (c->ops->attach(c) < 0 || loop_add(fd, LOOP_READ, on_conn_event, c) < 0) {
         conn_close(c, 0);
         return;
@@ -713,6 +775,79 @@ static int listen_on(const char *addr, int port)
         return -1;
     }
     return fd;
+}
+
+/* ---- outgoing connections (s2s) ---- */
+
+static int sockaddr_of(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    struct sockaddr_in *s4 = (void *)ss;
+    struct sockaddr_in6 *s6 = (void *)ss;
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        *sl = sizeof(*s4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        *sl = sizeof(*s6);
+        return 0;
+    }
+    return -1;
+}
+
+struct conn *conn_connect(const struct stream_ops *ops, const char *ip, int port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (sockaddr_of(ip, port, &ss, &sl) < 0 || nconns >= g_config->max_connections) {
+        return NULL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return NULL;
+    }
+    if (fd >= max_fds - LIMIT_FD_RESERVE) {
+        log_fd_shortage();
+        close(fd);
+        return NULL;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    c->id = next_conn_id++;
+    c->last_read = g_now;
+    c->ops = ops;
+    snprintf(c->addr, sizeof(c->addr), "%s", ip);
+    buf_init(&c->out, (size_t)g_config->outq_hard);
+    conns[fd] = c;
+    nconns++;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (ops->attach(c) < 0) {
+        conn_close(c, 0);
+        return NULL; /* freed at the end of the turn; attach failed, detach copes */
+    }
+    c->connecting = 1; /* also on an immediate success: connect_done runs from the loop */
+    if (loop_add(fd, LOOP_WRITE, on_conn_event, c) < 0) {
+        conn_close(c, 0);
+        return c;
+    }
+    int r;
+    do {
+        r = connect(fd, (struct sockaddr *)&ss, sl);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EINPROGRESS) {
+        log_info("%s connect to port %d failed: %s", conn_label(c), port, strerror(errno));
+        conn_close(c, 0);
+    }
+    return c;
 }
 
 /* ---- signals ---- */
@@ -1253,14 +1388,16 @@ static int open_listeners(void)
             return -1;
         }
     }
-    /* A registered stream module's own listener (XEP-0114 components, only
-     * when one is configured). */
-    const char *addr = NULL;
-    int port = extra_listener.port ? extra_listener.port(&addr) : 0;
-    if (port > 0) {
-        listen_fds[2] = listen_on(addr, port);
-        if (listen_fds[2] < 0) {
-            return -1;
+    /* Registered stream modules' own listeners (XEP-0114 components, only
+     * when one is configured; s2s). */
+    for (int i = 0; i < nextra; i++) {
+        const char *addr = NULL;
+        int port = extra_listeners[i].port ? extra_listeners[i].port(&addr) : 0;
+        if (port > 0) {
+            listen_fds[2 + i] = listen_on(addr, port);
+            if (listen_fds[2 + i] < 0) {
+                return -1;
+            }
         }
     }
     return 0;
@@ -1294,7 +1431,7 @@ static int setup_loop(void)
     } else if (afd >= 0) {
         close(afd);
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2 + EXTRA_LISTENERS; i++) {
         if (listen_fds[i] >= 0) {
             loop_add(listen_fds[i], LOOP_READ, on_listen_event, NULL);
         }

@@ -23,6 +23,7 @@ enum conn_state {
 
 struct c2s;
 struct component_stream;
+struct s2s_stream;
 struct tls_conn;
 struct conn;
 
@@ -36,6 +37,11 @@ struct stream_ops {
     void (*detach)(struct conn *c);
     void (*tick)(struct conn *c);
     void (*shutdown)(struct conn *c);
+    /* s2s: optional (NULL for c2s and components). connected: an outgoing
+     * connection (conn_connect) is up; tls_up: a TLS handshake after
+     * STARTTLS completed (the initiator sends a new stream header). */
+    void (*connected)(struct conn *c);
+    void (*tls_up)(struct conn *c);
 };
 
 struct conn {
@@ -69,6 +75,9 @@ struct conn {
     struct c2s *c2s;        /* stream state, owned by c2s.c */
     struct component_stream *comp; /* push: a XEP-0114 component's stream instead
                                       (component.c); c2s is then NULL */
+    struct s2s_stream *s2s;  /* s2s: a server-to-server stream (s2s.c); c2s is then NULL */
+    int connecting;          /* s2s: outgoing connect() in progress */
+    struct tls_conn *pending_tls; /* s2s: client TLS session to start after the queue flushed */
     struct conn *next_pending;
     struct conn *next_close; /* on the end-of-turn close list */
     int on_close_list;
@@ -111,6 +120,17 @@ int conn_is_tls(const struct conn *c);
 const char *conn_label(const struct conn *c);
 /* c authenticated: it no longer counts against the unauthenticated caps. */
 void conn_authenticated(struct conn *c);
+
+/* s2s: open an outgoing TCP connection to ip (an IPv4 or IPv6 literal) and
+ * port for stream module ops (its attach runs before this returns, its
+ * connected op once the connection is up; a failure closes the conn, so its
+ * detach runs). Never blocks. Returns the conn, or NULL (with nothing to
+ * detach) when no socket could be made. */
+struct conn *conn_connect(const struct stream_ops *ops, const char *ip, int port);
+/* s2s: as the initiating side, switch to TLS session t (made for c->fd with
+ * tls_conn_new_client) once the queued bytes are written; ownership of t
+ * passes to the conn. */
+void conn_starttls_client(struct conn *c, struct tls_conn *t);
 
 struct store_account;
 /* Derive SCRAM-SHA-1 and SCRAM-SHA-256 credentials for a new password (account

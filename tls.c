@@ -1110,6 +1110,77 @@ struct tls_conn *tls_conn_new(struct tls_server *s, int fd)
     return c;
 }
 
+struct tls_server *tls_client_new(const char *ca_file, char *err, size_t errsz)
+{
+    int ret;
+    if (!g.ready) {
+        set_err(err, errsz, "tls_global_init was not called");
+        return NULL;
+    }
+    struct tls_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        set_err(err, errsz, "out of memory");
+        return NULL;
+    }
+    s->refs = 1;
+    mbedtls_ssl_config_init(&s->conf);
+    mbedtls_x509_crt_init(&s->chain); /* the trusted CAs here */
+    mbedtls_pk_init(&s->key);
+    /* A bundle with a few certificates the library cannot parse (ret > 0) still
+     * serves for the others; none at all is an error. ca_file NULL: no CA, so
+     * no peer verifies (dialback only). */
+    ret = 0;
+    if (ca_file) {
+        /* read_file, not mbedtls_x509_crt_parse_file: builds without
+         * MBEDTLS_FS_IO (OpenWrt) have no file functions. */
+        size_t len = 0;
+        unsigned char *pem = read_file(ca_file, &len, err, errsz);
+        if (!pem) {
+            goto fail;
+        }
+        ret = mbedtls_x509_crt_parse(&s->chain, pem, len); /* len counts the NUL PEM needs */
+        free(pem);
+    }
+    if (ca_file && (ret < 0 || s->chain.version == 0)) {
+        set_mbed_err(err, errsz, ca_file, ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT);
+        goto fail;
+    }
+    ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                      MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret != 0) {
+        set_mbed_err(err, errsz, "TLS client configuration", ret);
+        goto fail;
+    }
+    compat_conf_versions(&s->conf);
+    compat_conf_curves(&s->conf);
+    mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
+    /* OPTIONAL: the handshake goes on with an unverified peer; the caller
+     * reads the result (dialback authenticates those, XEP-0220). */
+    mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
+    if (ca_file) {
+        mbedtls_ssl_conf_ca_chain(&s->conf, &s->chain, NULL);
+    }
+    return s;
+fail:
+    tls_server_unref(s);
+    return NULL;
+}
+
+struct tls_conn *tls_conn_new_client(struct tls_server *ctx, int fd, const char *host)
+{
+    struct tls_conn *c = tls_conn_new(ctx, fd);
+    if (c && mbedtls_ssl_set_hostname(&c->ssl, host) != 0) {
+        tls_conn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int tls_conn_verified(struct tls_conn *c)
+{
+    return mbedtls_ssl_get_verify_result(&c->ssl) == 0;
+}
+
 /* Does not close fd: the caller owns it. */
 void tls_conn_free(struct tls_conn *c)
 {

@@ -87,6 +87,20 @@ ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 size_t tls_conn_pending(struct tls_conn *c);
 /* Best-effort close_notify. */
 void tls_conn_close(struct tls_conn *c);
+/* ---- TLS client side (s2s) ----
+ * A client context verifies peers against the CA certificates of ca_file
+ * (PEM bundle); verification is optional in the handshake: the caller asks
+ * tls_conn_verified afterwards and decides (XEP-0220 dialback for peers that
+ * fail); ca_file NULL: no CA, no peer verifies. It is a struct tls_server too (refcounted the same way). NULL with
+ * a message in err. */
+struct tls_server *tls_client_new(const char *ca_file, char *err, size_t errsz);
+/* A client session on fd for the peer named host (SNI, and the name its
+ * certificate must carry, RFC 6125). NULL on failure. */
+struct tls_conn *tls_conn_new_client(struct tls_server *ctx, int fd, const char *host);
+/* After the handshake: 1 when the peer's certificate chains to a trusted CA,
+ * is valid now and names the host given (RFC 6125 §6), else 0. */
+int tls_conn_verified(struct tls_conn *c);
+
 /* "TLSv1.2 / cipher" for logs. */
 const char *tls_conn_info(struct tls_conn *c, char *out, size_t outsz);
 /* Why the last call returned TLS_ERROR (mbedTLS or errno text), for logs. */

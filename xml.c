@@ -2259,3 +2259,13 @@ size_t xml_footprint(const struct xml_node *n)
         c = c->next;
     }
 }
+
+struct xml_node *xml_copy_ns(const struct xml_node *st, const char *ns,
+                             const struct xml_limits *limits, struct buf *scratch)
+{
+    buf_clear(scratch);
+    if (xml_serialize(st, xml_ns(st), scratch) < 0) {
+        return NULL;
+    }
+    return xml_parse_one(buf_ptr(scratch), buf_len(scratch), limits, xml_name(st), ns);
+}

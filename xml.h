@@ -124,6 +124,13 @@ size_t xml_footprint(const struct xml_node *n);
 struct xml_node *xml_parse_one(const char *data, size_t len, const struct xml_limits *limits,
                                const char *name, const char *ns);
 
+/* A copy of st whose elements that are in st's own namespace are in ns
+ * instead (a stanza read on a jabber:server or jabber:component:accept stream,
+ * handed on as jabber:client): st is written out into scratch and read back.
+ * Returns the copy (the caller frees it) or NULL. */
+struct xml_node *xml_copy_ns(const struct xml_node *st, const char *ns,
+                             const struct xml_limits *limits, struct buf *scratch);
+
 /* Serialize n and its subtree into out with correct escaping. default_ns is the
  * default namespace in scope where n will be written (e.g. "jabber:client" for
  * a stanza on a client stream): an element whose ns equals the inherited default

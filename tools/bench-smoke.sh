@@ -41,6 +41,7 @@ while [ $port -lt 18999 ] && [ $started = 0 ]; do
 		echo "listen_address 127.0.0.1"
 		echo "c2s_port $port"
 		echo "c2s_tls_port 0"
+		grep -aq s2s_port "$xmppd" && echo "s2s_port 0" # no federation listener
 		echo "require_tls no"
 		echo "plain_without_tls yes"
 		echo "log_level warning"

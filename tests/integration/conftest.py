@@ -34,6 +34,21 @@ sys.dont_write_bytecode = True
 
 from xmpp_helpers import SLOWDOWN, free_ports, patience, wait_port
 
+
+_without = {}
+
+
+def built_without(binary):
+    """The feature switches (Makefile FEATURES) the binary was built without,
+    from the first line of `xmppd -V`: "xmppd 0.1.0 (without MAM S2S)"."""
+    if binary not in _without:
+        out = subprocess.run([binary, "-V"], capture_output=True, text=True,
+                             timeout=patience(10)).stdout
+        first = out.split("\n", 1)[0]
+        _without[binary] = set(first.split("(without ", 1)[1].rstrip(")").split()) \
+            if "(without " in first else set()
+    return _without[binary]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -182,6 +197,10 @@ class Server:
         ]
         if "require_tls" not in (extra or {}):
             lines.append("require_tls yes")
+        # Federation: no s2s listener unless a test asks (5269 would clash
+        # between servers started side by side).
+        if "s2s_port" not in (extra or {}) and "S2S" not in built_without(self.binary):
+            lines.append("s2s_port 0")
         # As root, allow_root yes unless the test sets allow_root itself; a
         # value of None leaves that key out altogether.
         if os.geteuid() == 0 and "allow_root" not in (extra or {}):

@@ -538,6 +538,38 @@ static void test_admins(void)
     CHECK_STR(out, "");
 }
 
+/* Federation: s2s_port, s2s_route DOMAIN HOST[:PORT] (repeatable), s2s limits. */
+static void test_s2s(void)
+{
+    struct config c;
+    CHECK(load("", &c) == 0);
+    CHECK(c.s2s_port == LIMIT_S2S_PORT && c.s2s_route.n == 0 && c.s2s_secure_auth == 0);
+    CHECK(c.s2s_max_queued == LIMIT_S2S_MAX_QUEUED && c.s2s_idle_timeout == LIMIT_S2S_IDLE_TIMEOUT);
+    CHECK(load("s2s_route Other.Example 192.0.2.1\ns2s_route b.example 192.0.2.2:5270\n"
+               "s2s_route c.example [2001:db8::1]:5271\ns2s_route d.example 2001:db8::2\n"
+               "s2s_port 0\n",
+               &c) == 0);
+    CHECK(c.s2s_route.n == 4 && c.s2s_port == 0);
+    CHECK_STR(c.s2s_route.r[0].domain, "other.example");
+    CHECK_STR(c.s2s_route.r[0].host, "192.0.2.1");
+    CHECK(c.s2s_route.r[0].port == 5269 && c.s2s_route.r[1].port == 5270);
+    CHECK_STR(c.s2s_route.r[2].host, "2001:db8::1");
+    CHECK(c.s2s_route.r[2].port == 5271);
+    CHECK_STR(c.s2s_route.r[3].host, "2001:db8::2");
+    CHECK(c.s2s_route.r[3].port == 5269);
+    expect_error("s2s_route a.example\n", "1: 's2s_route' must be DOMAIN HOST[:PORT]");
+    expect_error("s2s_route a.example host.example\n",
+                 "1: 's2s_route' has a HOST that is not an IPv4 or IPv6 address (no DNS names yet)");
+    expect_error("s2s_route a.example 192.0.2.1:0\n",
+                 "1: 's2s_route' has a PORT that is not a number from 1 to 65535");
+    expect_error("s2s_route a.example 192.0.2.1\ns2s_route A.example 192.0.2.2\n",
+                 "2: 's2s_route' names a DOMAIN that has a route already");
+    expect_error("s2s_port 5222\n",
+                 "1: s2s_port must differ from c2s_port, c2s_tls_port and component_port");
+    expect_error("s2s_retry_min 60\ns2s_retry_max 10\n",
+                 "2: s2s_retry_min must not be greater than s2s_retry_max");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -560,6 +592,7 @@ int main(void)
     test_max_resources();
     test_feature_switches();
     test_admins();
+    test_s2s();
 
     unlink(path);
     rmdir(dir);

@@ -595,6 +595,50 @@ static void test_eof(struct tls_server *s, mbedtls_x509_crt *ca)
     close(sv[0]);
 }
 
+/* s2s: our own client side (tls_client_new) against our server side; the
+ * peer verifies only with its CA loaded and for the name it carries. */
+static int client_verified(struct tls_server *s, const char *ca_file, const char *host)
+{
+    int sv[2], sr = 1, cr = 1, verified = -1;
+    char err[256];
+    struct tls_server *cli = tls_client_new(ca_file, err, sizeof(err));
+    if (!cli || pair(sv) != 0) {
+        tls_server_unref(cli);
+        return -1;
+    }
+    struct tls_conn *c = tls_conn_new(s, sv[0]);
+    struct tls_conn *k = tls_conn_new_client(cli, sv[1], host);
+    for (int i = 0; i < 1000 && c && k && (sr != 0 || cr != 0); i++) {
+        if (sr != 0) {
+            sr = tls_conn_handshake(c);
+        }
+        if (cr != 0) {
+            cr = tls_conn_handshake(k);
+        }
+        if (sr == TLS_ERROR || cr == TLS_ERROR) {
+            break;
+        }
+    }
+    if (sr == 0 && cr == 0) {
+        verified = tls_conn_verified(k);
+    }
+    tls_conn_free(c);
+    tls_conn_free(k);
+    tls_server_unref(cli);
+    close(sv[0]);
+    close(sv[1]);
+    return verified;
+}
+
+static void test_client(struct tls_server *s, const char *certp)
+{
+    char err[256];
+    CHECK(tls_client_new("/nonexistent/ca.pem", err, sizeof(err)) == NULL);
+    CHECK(client_verified(s, certp, "example.org") == 1);
+    CHECK(client_verified(s, certp, "other.example") == 0); /* RFC 6125: wrong name */
+    CHECK(client_verified(s, NULL, "example.org") == 0);    /* no CA: unverified, still up */
+}
+
 int main(void)
 {
     char dir[] = "/tmp/test_tls.XXXXXX", certp[64], keyp[64], key2p[64], err[256];
@@ -632,6 +676,7 @@ int main(void)
     mbedtls_x509_crt_init(&ca);
     CHECK(mbedtls_x509_crt_parse(&ca, (const unsigned char *)cert, strlen(cert) + 1) == 0);
 
+    test_client(s, certp);
     test_bad_host(s, &ca);
     test_policy(s, &ca);
     test_eof(s, &ca);

@@ -1,0 +1,1082 @@
+/* s2s.c: federation, server-to-server streams (RFC 6120 §4-§6, §13) with
+ * STARTTLS required both ways and Server Dialback (XEP-0220, keys as
+ * XEP-0185 recommends). Outgoing: one stream per remote domain, opened on
+ * the first stanza for it, reused; stanzas wait (bounded) while it comes up
+ * and are bounced once each if it cannot (presence is dropped). Incoming:
+ * the s2s_port listener; a peer proves each domain it speaks for by
+ * dialback, and every stanza's `from` must be one of those domains.
+ * Owns: the remote-domain table, the stream state of s2s connections, the
+ * dialback secret. Must not: touch sockets or files (conn_* API), or decide
+ * where a stanza goes (router.c: it hands us every other domain through
+ * router_remote_set, and we hand it what arrives through
+ * router_route_domain). Plugs into server.c as a stream module with its own
+ * listener (server_listener), so nothing above names it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s.h"
+#include "hooks.h"
+#include "jid.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "tls.h"
+#include "xml.h"
+
+#define NS_SERVER "jabber:server"
+#define NS_DB "jabber:server:dialback"
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
+#define STREAM_ID_MAX 128 /* longer ids from a peer are refused */
+#define DB_KEY_MAX 256    /* XEP-0185 keys are 64 hex digits; others are shorter */
+
+/* A stanza waiting for its domain's stream to come up. */
+struct queued {
+    struct queued *next;
+    struct xml_node *st;
+    size_t bytes;
+};
+
+/* A dialback key a peer gave us on an incoming stream, to be checked with the
+ * authoritative server over our outgoing stream to it (XEP-0220 §2.3). */
+struct pending_verify {
+    int fd;
+    uint32_t conn_id;
+    char stream_id[STREAM_ID_MAX + 1];
+    char key[DB_KEY_MAX + 1];
+    int sent;
+    time_t at; /* when the key came */
+};
+
+/* A remote domain we talk to: its outgoing stream, what waits for it, and
+ * its failure backoff. A slot is free when name[0] is 0. */
+struct s2s_domain {
+    char name[CONFIG_STR_MAX];
+    struct s2s_stream *out; /* outgoing stream, NULL when there is none */
+    struct queued *head, **tail;
+    int nqueued;
+    size_t qbytes;
+    time_t retry_at; /* failed: new stanzas bounce until then */
+    int backoff;     /* seconds of the next failure's wait */
+    const char *fail_cond; /* the condition queued stanzas bounce with */
+    struct pending_verify pv[LIMIT_S2S_DIALBACK_PENDING];
+    int npv;
+};
+
+/* One s2s connection's stream state (struct conn's s2s). */
+struct s2s_stream {
+    struct conn *conn;
+    struct xml_parser *parser;
+    struct s2s_domain *dom; /* outgoing: the remote domain */
+    int outgoing;
+    int tls;       /* TLS is up on this stream */
+    int verified;  /* outgoing: the peer's certificate verified for its domain */
+    int can_verify; /* outgoing: features after TLS seen: db:verify may go */
+    int up;        /* outgoing: our domain is authenticated (dialback valid) */
+    int restart;   /* the parser starts over after this feed (STARTTLS) */
+    int header_sent;
+    char id[STREAM_ID_MAX + 1]; /* incoming: ours; outgoing: the peer's */
+    char authed[LIMIT_S2S_STREAM_DOMAINS][CONFIG_STR_MAX]; /* incoming: proven domains */
+    int nauthed;
+    int nwaiting;  /* incoming: its db:results waiting for verification */
+    time_t opened;
+    time_t last_out;
+    const char *why; /* why it went down, for the log */
+};
+
+static struct s2s_domain *domains;
+static int ndomains;
+static unsigned char secret[32]; /* XEP-0185 §3: random, per process */
+static struct tls_server *client_tls;
+static struct buf scratch;
+static int stopping; /* the server shuts down: no new outgoing streams */
+
+static void out_send_verifies(struct s2s_domain *d);
+static void answer_verify(struct s2s_domain *d, int k, const char *type);
+
+/* ---- helpers ---- */
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+    }
+}
+
+/* XEP-0185 §3: HMAC-SHA256(SHA256(secret) in hex, "receiving originating id"),
+ * in hex: only we check our keys, and they say nothing about the secret. */
+static void db_key(const char *recv, const char *orig, const char *id, char out[65])
+{
+    unsigned char h[32], mac[32];
+    char hs[65];
+    struct buf m;
+    buf_init(&m, 0);
+    buf_printf(&m, "%s %s %s", recv, orig, id);
+    tls_hash(TLS_SHA256, secret, sizeof(secret), h);
+    hex(h, 32, hs);
+    tls_hmac(TLS_SHA256, hs, 64, buf_ptr(&m), buf_len(&m), mac);
+    hex(mac, 32, out);
+    buf_free(&m);
+}
+
+/* Every byte compared whatever the first difference: the answer's timing
+ * says nothing about how much of a guessed key was right. */
+static int key_matches(const char *got, const char *want)
+{
+    size_t n = strlen(want), g = strlen(got);
+    unsigned char diff = g != n;
+    for (size_t i = 0; i < n; i++) {
+        diff |= (unsigned char)((i < g ? got[i] : 0) ^ want[i]);
+    }
+    return diff == 0;
+}
+
+/* A domain name as the peer wrote it, normalised (jid_parse); -1 for
+ * anything that is not a bare domain. */
+static int norm_domain(const char *in, char *out, size_t sz)
+{
+    struct jid j;
+    return in && jid_parse(in, out, sz, &j) == 0 && !j.local_len && !j.resource_len ? 0 : -1;
+}
+
+static struct xml_limits limits(void)
+{
+    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                             g_config->max_xml_attrs, g_config->max_xml_name};
+    return lim;
+}
+
+/* ---- output ---- */
+
+static void send_str(struct s2s_stream *s, const char *str, size_t len)
+{
+    s->last_out = g_now;
+    conn_send(s->conn, str, len);
+}
+
+#define SEND_LIT(s, lit) send_str(s, lit, sizeof(lit) - 1)
+
+static void send_buf(struct s2s_stream *s, struct buf *b)
+{
+    send_str(s, buf_ptr(b), buf_len(b));
+}
+
+/* RFC 6120 §4.7: our header; an incoming stream gets a fresh id each time
+ * (the id dialback keys are bound to). */
+static void send_header(struct s2s_stream *s, const char *to)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (!s->outgoing) {
+        unsigned char rnd[16];
+        tls_random(rnd, sizeof(rnd));
+        hex(rnd, sizeof(rnd), s->id);
+    }
+    buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER "' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "' from='");
+    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    if (to && to[0]) {
+        buf_puts(&b, "' to='");
+        buf_append_xml(&b, to, strlen(to));
+    }
+    if (!s->outgoing) {
+        buf_printf(&b, "' id='%s", s->id);
+    }
+    buf_puts(&b, "' version='1.0'>");
+    send_buf(s, &b);
+    buf_free(&b);
+    s->header_sent = 1;
+}
+
+/* RFC 6120 §4.9: a stream error, the stream's end, and the close. */
+static void stream_error(struct s2s_stream *s, const char *cond)
+{
+    struct conn *c = s->conn;
+    if (c->state == CONN_CLOSING || c->closed) {
+        return;
+    }
+    log_limited("s2s stream errors", c->addr, L_NOTICE, "%s s2s stream error: %s", conn_label(c),
+                cond);
+    if (!s->why) {
+        s->why = cond;
+    }
+    if (!s->header_sent && !s->outgoing) {
+        send_header(s, NULL);
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
+               cond);
+    send_buf(s, &b);
+    buf_free(&b);
+    conn_close(c, 1);
+}
+
+/* A clean end of the stream (idle, or the peer ended its side). */
+static void stream_end(struct s2s_stream *s, const char *why)
+{
+    if (s->conn->state == CONN_CLOSING || s->conn->closed) {
+        return;
+    }
+    s->why = why;
+    SEND_LIT(s, "</stream:stream>");
+    conn_close(s->conn, 1);
+}
+
+/* A dialback element: <db:NAME from to [id] [type]>key</db:NAME>. */
+static void send_db(struct s2s_stream *s, const char *name, const char *to, const char *id,
+                    const char *type, const char *key)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "<db:%s from='", name);
+    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    buf_puts(&b, "' to='");
+    buf_append_xml(&b, to, strlen(to));
+    if (id) {
+        buf_puts(&b, "' id='");
+        buf_append_xml(&b, id, strlen(id));
+    }
+    if (type) {
+        buf_printf(&b, "' type='%s", type);
+    }
+    if (key) {
+        buf_puts(&b, "'>");
+        buf_append_xml(&b, key, strlen(key));
+        buf_printf(&b, "</db:%s>", name);
+    } else {
+        buf_puts(&b, "'/>");
+    }
+    send_buf(s, &b);
+    buf_free(&b);
+}
+
+/* A stanza on a stream that is up: written without a namespace of its own so
+ * that it takes the stream's jabber:server (the router's trees are in
+ * jabber:client). */
+static int send_stanza(struct s2s_stream *s, const struct xml_node *st)
+{
+    buf_clear(&scratch);
+    if (xml_serialize(st, NS_CLIENT, &scratch) < 0) {
+        return -1;
+    }
+    s->last_out = g_now;
+    return conn_send(s->conn, buf_ptr(&scratch), buf_len(&scratch));
+}
+
+/* ---- the remote-domain table ---- */
+
+static struct s2s_domain *domain_find(const char *name)
+{
+    for (int i = 0; i < ndomains; i++) {
+        if (domains[i].name[0] && strcmp(domains[i].name, name) == 0) {
+            return &domains[i];
+        }
+    }
+    return NULL;
+}
+
+static int domain_idle(const struct s2s_domain *d)
+{
+    return !d->out && !d->nqueued && !d->npv && d->retry_at <= g_now;
+}
+
+/* The domain's slot, made when missing; NULL when s2s_max_domains are busy
+ * (a slot whose backoff still runs stays, or the backoff would be lost). */
+static struct s2s_domain *domain_get(const char *name)
+{
+    struct s2s_domain *d = domain_find(name);
+    if (d) {
+        return d;
+    }
+    for (int i = 0; i < ndomains; i++) {
+        if (!domains[i].name[0] || domain_idle(&domains[i])) {
+            d = &domains[i];
+            memset(d, 0, sizeof(*d));
+            snprintf(d->name, sizeof(d->name), "%s", name);
+            d->tail = &d->head;
+            return d;
+        }
+    }
+    return NULL;
+}
+
+/* Phase 1 resolution: the static routes (s2s_route). DNS SRV (RFC 6120
+ * §3.2, XEP-0368) comes here later, without blocking the loop. Returns 0 with
+ * the address and port, -1 for "not found" (remote-server-not-found). */
+static int s2s_resolve(const char *domain, const char **ip, int *port)
+{
+    for (int i = 0; i < g_config->s2s_route.n; i++) {
+        const struct config_s2s_route *r = &g_config->s2s_route.r[i];
+        if (strcmp(r->domain, domain) == 0) {
+            *ip = r->host;
+            *port = r->port;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* RFC 6120 §8.3.3.16/17: each waiting stanza is bounced once (presence and
+ * errors are dropped: router_bounce_sender ignores errors). */
+static struct queued *take_queue(struct s2s_domain *d)
+{
+    struct queued *q = d->head;
+    d->head = NULL;
+    d->tail = &d->head;
+    d->nqueued = 0;
+    d->qbytes = 0;
+    return q;
+}
+
+static void bounce_queue(struct s2s_domain *d, const char *cond)
+{
+    struct queued *q = take_queue(d);
+    while (q) {
+        struct queued *next = q->next;
+        if (strcmp(xml_name(q->st), "presence") != 0) {
+            router_bounce_sender(q->st, strcmp(cond, "remote-server-timeout") == 0 ? "wait"
+                                                                                   : "cancel",
+                                 cond);
+        }
+        xml_free(q->st);
+        free(q);
+        q = next;
+    }
+}
+
+/* The domain could not be reached: bounce what waits, answer the keys that
+ * waited for it, and keep it from being retried for a while (doubling). */
+static void domain_failed(struct s2s_domain *d, const char *cond)
+{
+    int b = d->backoff ? d->backoff : g_config->s2s_retry_min;
+    d->retry_at = g_now + b;
+    d->backoff = b * 2 > g_config->s2s_retry_max ? g_config->s2s_retry_max : b * 2;
+    d->fail_cond = cond;
+    for (int k = d->npv - 1; k >= 0; k--) {
+        answer_verify(d, k, "error");
+    }
+    bounce_queue(d, cond);
+}
+
+static int queue_stanza(struct s2s_domain *d, const struct xml_node *st)
+{
+    size_t bytes = xml_footprint(st);
+    if (d->nqueued >= g_config->s2s_max_queued ||
+        d->qbytes + bytes > (size_t)g_config->s2s_max_queued_bytes) {
+        return -1;
+    }
+    struct queued *q = calloc(1, sizeof(*q));
+    if (!q || !(q->st = xml_copy(st))) {
+        free(q);
+        return -1;
+    }
+    q->bytes = bytes;
+    *d->tail = q;
+    d->tail = &q->next;
+    d->nqueued++;
+    d->qbytes += bytes;
+    return 0;
+}
+
+static void flush_queue(struct s2s_domain *d)
+{
+    struct queued *q = take_queue(d);
+    while (q) {
+        struct queued *next = q->next;
+        if (send_stanza(d->out, q->st) < 0 && strcmp(xml_name(q->st), "presence") != 0) {
+            router_bounce_sender(q->st, "wait", "remote-server-timeout");
+        }
+        xml_free(q->st);
+        free(q);
+        q = next;
+    }
+}
+
+static const struct stream_ops s2s_ops;
+
+/* An outgoing stream to d, opened now if there is none. Returns 0 when one
+ * exists or is coming up; -1 when d cannot be reached (d has failed). */
+static int ensure_out(struct s2s_domain *d)
+{
+    const char *ip;
+    int port;
+    if (d->out) {
+        return 0;
+    }
+    if (stopping) {
+        domain_failed(d, "remote-server-timeout");
+        return -1;
+    }
+    if (s2s_resolve(d->name, &ip, &port) < 0) {
+        log_limited("s2s unknown domains", d->name, L_INFO, "s2s: no route to %s", d->name);
+        domain_failed(d, "remote-server-not-found");
+        return -1;
+    }
+    struct conn *c = conn_connect(&s2s_ops, ip, port);
+    if (!c || !c->s2s) {
+        domain_failed(d, "remote-server-timeout");
+        return -1;
+    }
+    c->s2s->outgoing = 1;
+    c->s2s->dom = d;
+    d->out = c->s2s;
+    log_debug("%s s2s connecting to %s port %d for %s", conn_label(c), ip, port, d->name);
+    return 0;
+}
+
+/* The router's deliver callback for every remote domain. */
+static int deliver(const struct xml_node *st, void *ud)
+{
+    char to[JID_MAX + 1];
+    struct jid j;
+    (void)ud;
+    if (jid_parse(xml_attr(st, "to"), to, sizeof(to), &j) < 0) {
+        return -1;
+    }
+    to[j.domain - to + j.domain_len] = '\0';
+    const char *dom = j.domain;
+    const char *ip;
+    int port;
+    if (!domain_find(dom) && s2s_resolve(dom, &ip, &port) < 0) {
+        /* Not found: no slot is taken for it, so that stanzas to made-up
+         * domains cannot crowd out the real ones (s2s_max_domains). */
+        log_limited("s2s unknown domains", dom, L_INFO, "s2s: no route to %s", dom);
+        return -1; /* the router bounces remote-server-not-found */
+    }
+    struct s2s_domain *d = domain_get(dom);
+    int presence = strcmp(xml_name(st), "presence") == 0;
+    if (!d) {
+        log_limited("s2s domains", NULL, L_WARNING, "s2s: s2s_max_domains (%d) reached",
+                    g_config->s2s_max_domains);
+        if (!presence) {
+            router_bounce_sender(st, "wait", "resource-constraint");
+        }
+        return 0;
+    }
+    if (d->out && d->out->up) {
+        if (send_stanza(d->out, st) < 0 && !presence) {
+            router_bounce_sender(st, "wait", "remote-server-timeout");
+        }
+        return 0;
+    }
+    if (!d->out && d->retry_at > g_now) {
+        /* Failed a moment ago: not hammered again before its backoff ends. */
+        if (!presence) {
+            router_bounce_sender(st, strcmp(d->fail_cond, "remote-server-timeout") == 0 ? "wait"
+                                                                                        : "cancel",
+                                 d->fail_cond);
+        }
+        return 0;
+    }
+    if (queue_stanza(d, st) < 0) {
+        log_limited("s2s queue full", d->name, L_NOTICE,
+                    "s2s: queue for %s full (s2s_max_queued/_bytes): stanza bounced", d->name);
+        if (!presence) {
+            router_bounce_sender(st, "wait", "resource-constraint");
+        }
+        return 0;
+    }
+    ensure_out(d); /* on failure the queue, this stanza too, was bounced */
+    return 0;
+}
+
+/* ---- dialback (XEP-0220) ---- */
+
+/* XEP-0220 §2.4.2: the authoritative server of `to` cannot be asked. */
+static void send_db_error(struct s2s_stream *s, const char *to, const char *cond)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<db:result from='");
+    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    buf_puts(&b, "' to='");
+    buf_append_xml(&b, to, strlen(to));
+    buf_printf(&b, "' type='error'><error type='%s'><%s xmlns='" NS_STANZAS
+                   "'/></error></db:result>",
+               strcmp(cond, "remote-server-timeout") == 0 ? "wait" : "cancel", cond);
+    send_buf(s, &b);
+    buf_free(&b);
+}
+
+/* Answer the incoming stream that gave key k of d: db:result of TYPE. */
+static void answer_verify(struct s2s_domain *d, int k, const char *type)
+{
+    struct pending_verify *p = &d->pv[k];
+    struct conn *c = conn_find(p->fd, p->conn_id);
+    if (c && !c->closed && c->state != CONN_CLOSING && c->s2s) {
+        struct s2s_stream *in = c->s2s;
+        in->nwaiting--;
+        if (strcmp(type, "valid") == 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
+            snprintf(in->authed[in->nauthed++], CONFIG_STR_MAX, "%s", d->name);
+            send_db(in, "result", d->name, NULL, "valid", NULL);
+            if (in->nauthed == 1) {
+                conn_authenticated(c); /* off the unauthenticated caps */
+            }
+            char info[96];
+            log_notice("%s s2s incoming from %s up: address %s, %s, dialback", conn_label(c),
+                       d->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)));
+        } else if (strcmp(type, "valid") == 0 || strcmp(type, "invalid") == 0) {
+            /* XEP-0220 §2.4: invalid ends the stream. */
+            log_limited("s2s dialback", c->addr, L_NOTICE, "%s s2s dialback for %s: invalid key",
+                        conn_label(c), d->name);
+            send_db(in, "result", d->name, NULL, "invalid", NULL);
+            c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
+            stream_end(in, "dialback key invalid");
+        } else {
+            send_db_error(in, d->name, "remote-server-timeout");
+        }
+    }
+    d->pv[k] = d->pv[--d->npv];
+}
+
+/* A key of stream s for d waits for the authoritative server's answer. */
+static int key_pending(const struct s2s_domain *d, const struct s2s_stream *s)
+{
+    for (int k = 0; k < d->npv; k++) {
+        if (d->pv[k].fd == s->conn->fd && d->pv[k].conn_id == s->conn->id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Incoming <db:result from=P to=us>key</db:result>: check it with P's
+ * authoritative server (our outgoing stream to P). */
+static void db_result_in(struct s2s_stream *s, struct xml_node *el)
+{
+    char from[CONFIG_STR_MAX], to[CONFIG_STR_MAX];
+    const char *key = xml_text(el);
+    if (norm_domain(xml_attr(el, "from"), from, sizeof(from)) < 0 ||
+        norm_domain(xml_attr(el, "to"), to, sizeof(to)) < 0) {
+        stream_error(s, "improper-addressing");
+        return;
+    }
+    if (strcmp(to, g_config->domain) != 0) {
+        stream_error(s, "host-unknown");
+        return;
+    }
+    if (strcmp(from, g_config->domain) == 0) {
+        stream_error(s, "invalid-from"); /* no peer speaks for us */
+        return;
+    }
+    if (!key[0] || strlen(key) > DB_KEY_MAX) {
+        stream_error(s, "not-authorized");
+        return;
+    }
+    for (int i = 0; i < s->nauthed; i++) {
+        if (strcmp(s->authed[i], from) == 0) {
+            send_db(s, "result", from, NULL, "valid", NULL); /* asked twice */
+            return;
+        }
+    }
+    const char *ip;
+    int port;
+    if (s2s_resolve(from, &ip, &port) < 0) {
+        /* XEP-0220 §2.4.2, answered before any state is made for the name:
+         * a peer naming domains at random fills no table. */
+        send_db_error(s, from, "remote-server-not-found");
+        return;
+    }
+    struct s2s_domain *d = domain_get(from);
+    if (d && key_pending(d, s)) {
+        return; /* asked again while the first is checked: that answer will do */
+    }
+    if (d && !d->out && d->retry_at > g_now) {
+        /* Failed a moment ago: a peer's keys do not make us reconnect before
+         * the backoff ends, as stanzas do not (deliver). */
+        send_db_error(s, from, d->fail_cond);
+        return;
+    }
+    /* Domains proven plus those being checked: a valid answer always finds
+     * room (else it would be taken for an invalid key). */
+    if (!d || d->npv == LIMIT_S2S_DIALBACK_PENDING ||
+        s->nwaiting + s->nauthed >= LIMIT_S2S_STREAM_DOMAINS) {
+        stream_error(s, "resource-constraint"); /* dialback attempts are bounded */
+        return;
+    }
+    struct pending_verify *p = &d->pv[d->npv++];
+    memset(p, 0, sizeof(*p));
+    p->fd = s->conn->fd;
+    p->conn_id = s->conn->id;
+    p->at = g_now;
+    snprintf(p->stream_id, sizeof(p->stream_id), "%s", s->id);
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    s->nwaiting++;
+    if (ensure_out(d) == 0) {
+        out_send_verifies(d);
+    }
+}
+
+/* <db:verify from=P to=us id=ID>key</db:verify>: P asks whether we gave
+ * that key on our outgoing stream to it with stream id ID (we are the
+ * authoritative server). Answered on the same stream, authenticated or not. */
+static void db_verify_in(struct s2s_stream *s, struct xml_node *el)
+{
+    char from[CONFIG_STR_MAX], to[CONFIG_STR_MAX], want[65];
+    const char *id = xml_attr(el, "id");
+    if (norm_domain(xml_attr(el, "from"), from, sizeof(from)) < 0 ||
+        norm_domain(xml_attr(el, "to"), to, sizeof(to)) < 0 || !id ||
+        strlen(id) > STREAM_ID_MAX) {
+        stream_error(s, "improper-addressing");
+        return;
+    }
+    if (strcmp(to, g_config->domain) != 0) {
+        stream_error(s, "host-unknown");
+        return;
+    }
+    db_key(from, to, id, want);
+    int ok = key_matches(xml_text(el), want);
+    send_db(s, "verify", from, id, ok ? "valid" : "invalid", NULL);
+}
+
+/* Outgoing stream: send the db:verify requests that wait for it. */
+static void out_send_verifies(struct s2s_domain *d)
+{
+    struct s2s_stream *o = d->out;
+    if (!o || !o->can_verify) {
+        return;
+    }
+    for (int k = 0; k < d->npv; k++) {
+        if (!d->pv[k].sent) {
+            d->pv[k].sent = 1;
+            send_db(o, "verify", d->name, d->pv[k].stream_id, NULL, d->pv[k].key);
+        }
+    }
+}
+
+/* The authoritative server's answer on our outgoing stream. */
+static void db_verify_answer(struct s2s_stream *s, struct xml_node *el)
+{
+    struct s2s_domain *d = s->dom;
+    const char *id = xml_attr(el, "id");
+    const char *type = xml_attr(el, "type");
+    for (int k = 0; id && k < d->npv; k++) {
+        if (d->pv[k].sent && strcmp(d->pv[k].stream_id, id) == 0) {
+            answer_verify(d, k, type && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+            return;
+        }
+    }
+}
+
+/* ---- outgoing streams ---- */
+
+static void out_up(struct s2s_stream *s)
+{
+    struct conn *c = s->conn;
+    char info[96];
+    s->up = 1;
+    s->dom->backoff = 0;
+    s->dom->retry_at = 0;
+    log_notice("%s s2s outgoing to %s up: address %s, %s, dialback%s", conn_label(c),
+               s->dom->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
+               s->verified ? " (certificate verified)" : " (certificate not verified)");
+    flush_queue(s->dom);
+}
+
+static void out_features(struct s2s_stream *s, struct xml_node *el)
+{
+    if (!s->tls) {
+        /* RFC 6120 §5.3.1: TLS is mandatory on our s2s streams. */
+        if (!xml_child(el, "starttls", NS_TLS)) {
+            stream_error(s, "policy-violation");
+            s->why = "the peer offers no STARTTLS";
+            return;
+        }
+        SEND_LIT(s, "<starttls xmlns='" NS_TLS "'/>");
+        return;
+    }
+    if (g_config->s2s_secure_auth && !s->verified) {
+        s->why = "certificate not verified (s2s_secure_auth)";
+        stream_error(s, "policy-violation");
+        return;
+    }
+    if (s->can_verify) {
+        return; /* features again: nothing new to say */
+    }
+    char key[65];
+    s->can_verify = 1;
+    db_key(s->dom->name, g_config->domain, s->id, key);
+    send_db(s, "result", s->dom->name, NULL, NULL, key);
+    out_send_verifies(s->dom);
+}
+
+static void out_proceed(struct s2s_stream *s)
+{
+    struct tls_conn *t = tls_conn_new_client(client_tls, s->conn->fd, s->dom->name);
+    if (!t) {
+        s->why = "TLS setup failed";
+        conn_close(s->conn, 0);
+        return;
+    }
+    conn_starttls_client(s->conn, t);
+    s->restart = 1;
+}
+
+static void out_element(struct s2s_stream *s, struct xml_node *el)
+{
+    const char *name = xml_name(el);
+    const char *ns = xml_ns(el);
+    if (strcmp(ns, XML_NS_STREAM) == 0 && strcmp(name, "features") == 0) {
+        out_features(s, el);
+    } else if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "proceed") == 0 && !s->tls) {
+        out_proceed(s);
+    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0 && s->can_verify) {
+        const char *type = xml_attr(el, "type");
+        if (type && strcmp(type, "valid") == 0) {
+            out_up(s);
+        } else {
+            s->why = "dialback refused by the peer";
+            stream_end(s, s->why);
+        }
+    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
+        db_verify_answer(s, el);
+    } else if (strcmp(ns, XML_NS_STREAM) == 0 && strcmp(name, "error") == 0) {
+        struct xml_node *cond = xml_first_child(el);
+        s->why = "stream error from the peer";
+        log_info("%s s2s outgoing to %s: stream error %s", conn_label(s->conn), s->dom->name,
+                 cond ? xml_name(cond) : "?");
+        stream_end(s, s->why);
+    } else if (strcmp(ns, NS_TLS) == 0) {
+        s->why = "STARTTLS failed";
+        conn_close(s->conn, 0);
+    }
+    /* Anything else on our outgoing stream (no XEP-0288 here) is ignored. */
+}
+
+/* ---- incoming streams ---- */
+
+static void in_features(struct s2s_stream *s)
+{
+    if (!s->tls) {
+        SEND_LIT(s, "<stream:features><starttls xmlns='" NS_TLS "'><required/></starttls>"
+                    "</stream:features>");
+    } else {
+        SEND_LIT(s, "<stream:features><dialback xmlns='urn:xmpp:features:dialback'>"
+                    "<errors/></dialback></stream:features>");
+    }
+}
+
+static int is_stanza(const struct xml_node *st)
+{
+    const char *name = xml_name(st);
+    return strcmp(xml_ns(st), NS_SERVER) == 0 &&
+           (strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 ||
+            strcmp(name, "iq") == 0);
+}
+
+/* The router works on jabber:client trees: write the stanza with the stream's
+ * namespace as the default and read it back in jabber:client. */
+static struct xml_node *to_client_ns(const struct xml_node *st)
+{
+    struct xml_limits lim = limits();
+    return xml_copy_ns(st, NS_CLIENT, &lim, &scratch);
+}
+
+/* RFC 6120 §8.1.1.2 / §13.7.1.3: an s2s stanza carries from and to; from must
+ * be a domain this stream proved (invalid-from), to one we serve. */
+static void in_stanza(struct s2s_stream *s, struct xml_node *st)
+{
+    char from[JID_MAX + 1], to[JID_MAX + 1];
+    struct jid jf, jt;
+    if (s->nauthed == 0) {
+        stream_error(s, "not-authorized"); /* RFC 6120 §4.9.3.12 */
+        return;
+    }
+    if (jid_parse(xml_attr(st, "from"), from, sizeof(from), &jf) < 0 ||
+        jid_parse(xml_attr(st, "to"), to, sizeof(to), &jt) < 0) {
+        stream_error(s, "improper-addressing");
+        return;
+    }
+    int ok = 0;
+    for (int i = 0; i < s->nauthed; i++) {
+        ok |= strlen(s->authed[i]) == jf.domain_len &&
+              memcmp(s->authed[i], jf.domain, jf.domain_len) == 0;
+    }
+    if (!ok) {
+        stream_error(s, "invalid-from");
+        return;
+    }
+    struct xml_node *cl = to_client_ns(st);
+    if (!cl || xml_set_attr(cl, "from", from) < 0 || xml_set_attr(cl, "to", to) < 0) {
+        xml_free(cl);
+        stream_error(s, "resource-constraint");
+        return;
+    }
+    router_route_domain(cl);
+}
+
+static void in_element(struct s2s_stream *s, struct xml_node *el)
+{
+    const char *name = xml_name(el);
+    const char *ns = xml_ns(el);
+    if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "starttls") == 0 && !s->tls) {
+        SEND_LIT(s, "<proceed xmlns='" NS_TLS "'/>");
+        conn_starttls(s->conn);
+        s->restart = 1;
+        s->tls = 1;
+    } else if (is_stanza(el)) {
+        in_stanza(s, el);
+    } else if (!s->tls) {
+        /* RFC 6120 §5.3.1: nothing but STARTTLS before TLS. */
+        stream_error(s, "policy-violation");
+    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0 && !xml_attr(el, "type")) {
+        db_result_in(s, el);
+    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0 && !xml_attr(el, "type")) {
+        db_verify_in(s, el);
+    } else {
+        stream_error(s, "unsupported-stanza-type");
+    }
+}
+
+/* ---- parser callbacks ---- */
+
+static int on_stream_open(void *ud, const struct xml_node *root)
+{
+    struct s2s_stream *s = ud;
+    char to[CONFIG_STR_MAX];
+    const char *id = xml_attr(root, "id");
+    if (strcmp(xml_name(root), "stream") != 0 || strcmp(xml_ns(root), XML_NS_STREAM) != 0 ||
+        strcmp(xml_default_ns(root), NS_SERVER) != 0) {
+        stream_error(s, "invalid-namespace");
+        return -1;
+    }
+    if (s->outgoing) {
+        if (!id || !id[0] || strlen(id) > STREAM_ID_MAX) {
+            s->why = "the peer's stream has no usable id";
+            stream_error(s, "invalid-xml");
+            return -1;
+        }
+        snprintf(s->id, sizeof(s->id), "%s", id);
+        return 0;
+    }
+    /* RFC 6120 §4.9.3.6: a 'to' we do not serve is host-unknown. */
+    if (xml_attr(root, "to") &&
+        (norm_domain(xml_attr(root, "to"), to, sizeof(to)) < 0 ||
+         strcmp(to, g_config->domain) != 0)) {
+        stream_error(s, "host-unknown");
+        return -1;
+    }
+    char from[CONFIG_STR_MAX];
+    int has_from = norm_domain(xml_attr(root, "from"), from, sizeof(from)) == 0;
+    send_header(s, has_from ? from : NULL);
+    s->conn->state = CONN_STREAM_OPEN;
+    in_features(s);
+    return 0;
+}
+
+static int on_stream_close(void *ud)
+{
+    struct s2s_stream *s = ud;
+    stream_end(s, "closed by the peer");
+    return -1;
+}
+
+static int on_stanza(void *ud, struct xml_node *st)
+{
+    struct s2s_stream *s = ud;
+    struct conn *c = s->conn;
+    if (s->outgoing) {
+        out_element(s, st);
+    } else {
+        in_element(s, st);
+    }
+    xml_free(st);
+    return c->state == CONN_CLOSING || c->closed || s->restart ? -1 : 0;
+}
+
+static const struct xml_callbacks callbacks = {on_stream_open, on_stanza, on_stream_close};
+
+/* ---- the stream module's entry points (server.c) ---- */
+
+static int s2s_port(const char **addr)
+{
+    *addr = g_config->listen_address;
+    return g_config->s2s_port;
+}
+
+static int s2s_init(void)
+{
+    char err[256];
+    if (!g_config->s2s_port) {
+        return 0;
+    }
+    ndomains = g_config->s2s_max_domains;
+    domains = calloc((size_t)ndomains, sizeof(*domains));
+    buf_init(&scratch, 0);
+    if (!domains || tls_random(secret, sizeof(secret)) < 0) {
+        log_error("s2s: out of memory or randomness");
+        return -1;
+    }
+    client_tls = tls_client_new(g_config->s2s_ca_file, err, sizeof(err));
+    if (!client_tls) {
+        if (g_config->s2s_secure_auth) {
+            log_error("s2s: %s: needed by s2s_secure_auth", err);
+            return -1;
+        }
+        log_warn("s2s: %s: no remote server's certificate will verify", err);
+        client_tls = tls_client_new(NULL, err, sizeof(err));
+        if (!client_tls) {
+            log_error("s2s: %s", err);
+            return -1;
+        }
+    }
+    /* s2s_port 0 turns federation off both ways: a peer verifies our
+     * dialback keys by connecting to that port (XEP-0220 §2.3). */
+    if (g_config->s2s_port) {
+        router_remote_set(deliver, NULL);
+    }
+    return 0;
+}
+
+static int s2s_attach(struct conn *c)
+{
+    struct xml_limits lim = limits();
+    struct s2s_stream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -1;
+    }
+    s->conn = c;
+    s->opened = g_now;
+    s->last_out = g_now;
+    s->parser = xml_parser_new(&lim, &callbacks, s);
+    if (!s->parser) {
+        free(s);
+        return -1;
+    }
+    c->s2s = s;
+    return 0;
+}
+
+static void s2s_feed(struct conn *c, const char *data, size_t len)
+{
+    struct s2s_stream *s = c->s2s;
+    if (!s || c->state == CONN_CLOSING) {
+        return;
+    }
+    enum xml_err e = xml_parser_feed(s->parser, data, len);
+    if (s->restart) {
+        /* RFC 6120 §5.4.3.3: after STARTTLS both sides start a new stream. */
+        s->restart = 0;
+        xml_parser_reset(s->parser);
+        s->header_sent = 0;
+        return;
+    }
+    if (e != XML_OK && e != XML_ERR_STOPPED) {
+        stream_error(s, c2s_xml_error(e));
+    }
+}
+
+/* The stream is gone: say so once, and settle what depended on it. */
+static void s2s_detach(struct conn *c)
+{
+    struct s2s_stream *s = c->s2s;
+    if (!s) {
+        return;
+    }
+    c->s2s = NULL;
+    const char *why = s->why ? s->why : c->connecting ? "connection failed" : "connection lost";
+    if (s->outgoing && s->dom) {
+        struct s2s_domain *d = s->dom;
+        d->out = NULL;
+        if (s->up) {
+            log_notice("%s s2s outgoing to %s down: %s", conn_label(c), d->name, why);
+        } else {
+            log_notice("%s s2s outgoing to %s failed: %s", conn_label(c), d->name, why);
+            domain_failed(d, "remote-server-timeout");
+        }
+        if (d->nqueued) {
+            ensure_out(d); /* stanzas that came after it went down */
+        }
+        for (int k = d->npv - 1; k >= 0; k--) {
+            if (d->pv[k].sent) {
+                answer_verify(d, k, "error");
+            } /* the others go on a new stream */
+        }
+        if (d->npv && !d->out) {
+            ensure_out(d);
+        }
+    } else if (s->nauthed) {
+        for (int i = 0; i < s->nauthed; i++) {
+            log_notice("%s s2s incoming from %s down: %s", conn_label(c), s->authed[i], why);
+        }
+    }
+    xml_parser_free(s->parser);
+    free(s);
+}
+
+static void s2s_tls_up(struct conn *c)
+{
+    struct s2s_stream *s = c->s2s;
+    if (!s) {
+        return;
+    }
+    s->tls = 1;
+    if (s->outgoing) {
+        s->verified = tls_conn_verified(c->tls);
+        send_header(s, s->dom->name);
+    }
+}
+
+static void s2s_connected(struct conn *c)
+{
+    struct s2s_stream *s = c->s2s;
+    if (s && s->outgoing) {
+        c->state = CONN_STREAM_OPEN;
+        send_header(s, s->dom->name);
+    }
+}
+
+/* Keys the authoritative server has not answered within s2s_timeout are
+ * answered with an error, so that they free their slots (and their streams
+ * are not held up for ever). */
+static void expire_verifies(struct s2s_domain *d)
+{
+    for (int k = d->npv - 1; k >= 0; k--) {
+        if (g_now - d->pv[k].at > g_config->s2s_timeout) {
+            answer_verify(d, k, "error");
+        }
+    }
+}
+
+static void s2s_tick(struct conn *c)
+{
+    struct s2s_stream *s = c->s2s;
+    if (!s || c->state == CONN_CLOSING) {
+        return;
+    }
+    int ready = s->outgoing ? s->up : s->nauthed > 0;
+    time_t last = c->last_read > s->last_out ? c->last_read : s->last_out;
+    if (s->outgoing) {
+        expire_verifies(s->dom);
+    }
+    if (!ready && g_now - s->opened > g_config->s2s_timeout) {
+        if (s->outgoing) {
+            s->why = "timed out";
+            conn_close(c, 0);
+        } else {
+            stream_error(s, "connection-timeout");
+        }
+    } else if (g_now - last > g_config->s2s_idle_timeout) {
+        stream_end(s, "idle");
+    }
+}
+
+static void s2s_shutdown(struct conn *c)
+{
+    struct s2s_stream *s = c->s2s;
+    stopping = 1;
+    if (s) {
+        stream_error(s, "system-shutdown");
+    }
+}
+
+static const struct stream_ops s2s_ops = {s2s_attach,   s2s_feed,      s2s_detach,
+                                          s2s_tick,     s2s_shutdown,  s2s_connected,
+                                          s2s_tls_up};
+
+HOOK_SERVICE(s2s)
+{
+    server_listener(&s2s_ops, s2s_init, s2s_port);
+}
