@@ -47,6 +47,7 @@ endif
 # Services plug in through hooks.h from their own files: each WITH_... switch
 # adds or leaves out files, nothing else.
 SERVICE_SRCS =
+SERVICE_SRCS += muc.c
 SERVICE_SRCS += pep.c caps.c caps_ver.c
 SERVICE_SRCS += carbons.c csi.c
 SERVICE_SRCS += component.c push.c

@@ -126,6 +126,16 @@ struct config {
     int sm_unacked_soft_percent; /* share of the sm_max_unacked* limits that pauses senders */
     /* Resources per account (c2s.c bind). */
     int max_resources_per_account; /* bound or detached resources of one account */
+    /* Multi-user chat (XEP-0045, muc.c). */
+    char muc_domain[1024];      /* "auto" = conference.DOMAIN; "none" or "" = no MUC service */
+    int muc_max_rooms;
+    int muc_max_occupants;
+    int muc_max_rooms_per_account;
+    int muc_history_size;
+    int muc_history_bytes;
+    int muc_max_subject_bytes;
+    int muc_max_presence_bytes;
+    int muc_max_invites;
 };
 
 /* Fill every field with its default. */

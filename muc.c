@@ -1,0 +1,1210 @@
+/* muc.c: XEP-0045 Multi-User Chat, served in-process on its own domain
+ * (muc_domain, default conference.DOMAIN) through the router's destination
+ * table (router_domain_add), as a component would be: the router never names
+ * this file. Rooms live in memory; temporary rooms vanish when empty.
+ * Owns: rooms, occupants, their presence and roles, groupchat and private
+ * messages, subjects, invitations, the room history sent on join.
+ * Must not: write to sockets (it hands stanzas to router_deliver) or files. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "hooks.h"
+#include "jid.h"
+#include "limits.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "tls.h"
+#include "xml.h"
+
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_SID "urn:xmpp:sid:0"
+#define NS_DELAY "urn:xmpp:delay"
+#define NS_PING "urn:xmpp:ping"
+#define NS_XDATA "jabber:x:data"
+
+enum muc_aff { AFF_NONE, AFF_OUTCAST, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
+enum muc_role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
+static const char *const aff_names[] = {"none", "outcast", "member", "admin", "owner"};
+static const char *const role_names[] = {"none", "visitor", "participant", "moderator"};
+
+/* One connected resource of an occupant (XEP-0045 §7.2: several resources of
+ * one account may share a nick, as Prosody and ejabberd allow). */
+struct occ_res {
+    struct occ_res *next;
+    char jid[]; /* full real JID, normalised */
+};
+
+struct occupant {
+    struct occupant *next;
+    struct occ_res *res;   /* never empty while the occupant is in the room */
+    enum muc_role role;
+    struct xml_node *pres; /* last available presence: only what others need
+                            * (show, status, caps...), bounded by
+                            * muc_max_presence_bytes: no per-occupant copy of
+                            * what a client puts in its own presence */
+    char *nick;
+    char bare[]; /* real bare JID */
+};
+
+struct affiliation {
+    struct affiliation *next;
+    enum muc_aff aff;
+    char jid[]; /* bare JID */
+};
+
+struct hist {
+    struct hist *next;     /* newer */
+    time_t when;           /* wall clock, for 'seconds' and 'since' */
+    size_t chars;          /* serialised size, for 'maxchars' (XEP-0045 §7.2.13) */
+    size_t bytes;          /* footprint, against muc_history_bytes */
+    struct xml_node *msg;  /* with from=room/nick, stanza-id and <delay/> */
+};
+
+struct room {
+    struct room *next;       /* in its hash bucket */
+    char *jid;               /* bare room JID, normalised */
+    char *creator;           /* bare JID of the account that made it */
+    struct occupant *occ;
+    int nocc;
+    struct affiliation *affs;
+    struct xml_node *subject; /* <message type='groupchat'> with the <subject/>, or NULL */
+    struct hist *hist_old, *hist_new;
+    int nhist;
+    size_t hist_bytes;
+    /* Configuration (muc#roomconfig; the defaults are Prosody's). */
+    int nonanonymous;  /* 1: every occupant sees real JIDs; 0: moderators only */
+    int changesubject; /* participants may change the subject */
+};
+
+#define ROOM_BUCKETS 256
+static struct room *rooms[ROOM_BUCKETS];
+static int nrooms;
+static char muc_domain[JID_MAX + 1];
+
+/* ---- small helpers ---- */
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    }
+    return h;
+}
+
+static struct room *room_find(const char *jid)
+{
+    for (struct room *r = rooms[hash_str(jid) % ROOM_BUCKETS]; r; r = r->next) {
+        if (strcmp(r->jid, jid) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static struct occupant *occ_by_nick(const struct room *r, const char *nick)
+{
+    for (struct occupant *o = r->occ; o; o = o->next) {
+        if (strcmp(o->nick, nick) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static struct occupant *occ_by_jid(const struct room *r, const char *full)
+{
+    for (struct occupant *o = r->occ; o; o = o->next) {
+        for (struct occ_res *x = o->res; x; x = x->next) {
+            if (strcmp(x->jid, full) == 0) {
+                return o;
+            }
+        }
+    }
+    return NULL;
+}
+
+static enum muc_aff aff_of(const struct room *r, const char *bare)
+{
+    for (const struct affiliation *a = r->affs; a; a = a->next) {
+        if (strcmp(a->jid, bare) == 0) {
+            return a->aff;
+        }
+    }
+    return AFF_NONE;
+}
+
+static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
+{
+    struct affiliation *a = malloc(sizeof(*a) + strlen(bare) + 1);
+    if (!a) {
+        return -1;
+    }
+    a->aff = aff;
+    strcpy(a->jid, bare);
+    a->next = r->affs;
+    r->affs = a;
+    return 0;
+}
+
+/* XEP-0045 §5.1.2: owners and admins are moderators, the rest participants
+ * (visitors only in moderated rooms, which phase 1 does not offer). */
+static enum muc_role role_for(enum muc_aff aff)
+{
+    return aff >= AFF_ADMIN ? ROLE_MODERATOR : ROLE_PARTICIPANT;
+}
+
+static char *occ_jid(const struct room *r, const char *nick, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s/%s", r->jid, nick);
+    return out;
+}
+
+/* Send st to one real JID (the node stays ours; the router serialises it). */
+static void send_to(struct xml_node *st, const char *to)
+{
+    if (xml_set_attr(st, "to", to) == 0) {
+        router_deliver(st);
+    }
+}
+
+/* An error answer to st from whoever it was sent to (RFC 6120 §8.3). */
+static void bounce(const struct xml_node *st, const char *type, const char *cond)
+{
+    router_bounce_sender(st, type, cond);
+}
+
+/* ---- presence (XEP-0045 §7.2) ---- */
+
+/* What of a client's presence a room passes on: show, status, priority and
+ * what other clients read (caps, avatar hash); never its muc element. */
+static int pres_keep(const struct xml_node *c)
+{
+    const char *ns = xml_ns(c), *name = xml_name(c);
+    if (strcmp(ns, NS_CLIENT) == 0) {
+        return strcmp(name, "show") == 0 || strcmp(name, "status") == 0 ||
+               strcmp(name, "priority") == 0;
+    }
+    return strcmp(ns, "http://jabber.org/protocol/caps") == 0 ||
+           strcmp(ns, "vcard-temp:x:update") == 0;
+}
+
+static struct xml_node *pres_strip(const struct xml_node *p)
+{
+    struct xml_node *k = xml_node_new("presence", NS_CLIENT);
+    if (!k) {
+        return NULL;
+    }
+    for (struct xml_node *c = xml_first_child(p); c; c = xml_next(c)) {
+        if (pres_keep(c)) {
+            struct xml_node *cp = xml_copy(c);
+            if (!cp) {
+                xml_free(k);
+                return NULL;
+            }
+            xml_append(k, cp);
+        }
+    }
+    /* Over the bound: the status goes first, then all but <show/>. */
+    for (int pass = 0; pass < 2 && xml_footprint(k) > (size_t)g_config->muc_max_presence_bytes;
+         pass++) {
+        struct xml_node *c = xml_first_child(k);
+        while (c) {
+            struct xml_node *next = xml_next(c);
+            if (pass == 0 ? strcmp(xml_name(c), "status") == 0 : strcmp(xml_name(c), "show") != 0) {
+                xml_detach(c);
+                xml_free(c);
+            }
+            c = next;
+        }
+    }
+    return k;
+}
+
+/* Status codes (XEP-0045 §15.6.2) a presence carries. */
+struct codes {
+    int c[6];
+    int n;
+};
+
+static void code_add(struct codes *cs, int c)
+{
+    if (cs->n < (int)(sizeof(cs->c) / sizeof(cs->c[0]))) {
+        cs->c[cs->n++] = c;
+    }
+}
+
+/* The presence of occupant o as recipient `to_mod` sees it: with its real JID
+ * for moderators and in non-anonymous rooms (§7.2.3, §7.2.4). type NULL =
+ * available. newnick: §7.6 nick change (303). */
+static struct xml_node *occ_presence(const struct room *r, const struct occupant *o,
+                                     const char *type, int with_jid, const char *real,
+                                     const struct codes *cs, const char *newnick)
+{
+    char from[JID_MAX + 1];
+    struct xml_node *p = type || !o->pres ? xml_node_new("presence", NS_CLIENT) : xml_copy(o->pres);
+    if (!p || xml_set_attr(p, "from", occ_jid(r, o->nick, from, sizeof(from))) < 0 ||
+        (type && xml_set_attr(p, "type", type) < 0)) {
+        xml_free(p);
+        return NULL;
+    }
+    struct xml_node *x = xml_add_child(p, "x", NS_MUC_USER);
+    struct xml_node *it = x ? xml_add_child(x, "item", NULL) : NULL;
+    if (!it || xml_set_attr(it, "affiliation", aff_names[aff_of(r, o->bare)]) < 0 ||
+        xml_set_attr(it, "role", role_names[type ? ROLE_NONE : o->role]) < 0 ||
+        (with_jid && xml_set_attr(it, "jid", real ? real : o->bare) < 0) ||
+        (newnick && xml_set_attr(it, "nick", newnick) < 0)) {
+        xml_free(p);
+        return NULL;
+    }
+    for (int i = 0; cs && i < cs->n; i++) {
+        char v[8];
+        snprintf(v, sizeof(v), "%d", cs->c[i]);
+        struct xml_node *s = xml_add_child(x, "status", NULL);
+        if (!s || xml_set_attr(s, "code", v) < 0) {
+            xml_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+static int sees_jids(const struct room *r, const struct occupant *viewer)
+{
+    return r->nonanonymous || viewer->role == ROLE_MODERATOR;
+}
+
+/* o's presence to every resource of every occupant but skip (o's own
+ * resources get it as self-presence, with 110, from the caller). */
+static void broadcast_presence(const struct room *r, const struct occupant *o, const char *type,
+                               const struct codes *cs, const char *newnick)
+{
+    struct xml_node *with = NULL, *without = NULL;
+    for (const struct occupant *v = r->occ; v; v = v->next) {
+        if (v == o) {
+            continue;
+        }
+        int j = sees_jids(r, v);
+        struct xml_node **pp = j ? &with : &without;
+        if (!*pp) {
+            *pp = occ_presence(r, o, type, j, o->res ? o->res->jid : NULL, cs, newnick);
+        }
+        for (struct occ_res *x = v->res; *pp && x; x = x->next) {
+            send_to(*pp, x->jid);
+        }
+    }
+    xml_free(with);
+    xml_free(without);
+}
+
+/* Self-presence (§7.2.2: status 110, and always with the real JID) to one
+ * resource. */
+static void self_presence(const struct room *r, const struct occupant *o, const char *to,
+                          const char *type, struct codes cs, const char *newnick)
+{
+    code_add(&cs, 110);
+    struct xml_node *p = occ_presence(r, o, type, 1, to, &cs, newnick);
+    if (p) {
+        send_to(p, to);
+        xml_free(p);
+    }
+}
+
+/* ---- rooms: life and death ---- */
+
+static void hist_drop_oldest(struct room *r)
+{
+    struct hist *h = r->hist_old;
+    r->hist_old = h->next;
+    if (!r->hist_old) {
+        r->hist_new = NULL;
+    }
+    r->nhist--;
+    r->hist_bytes -= h->bytes;
+    xml_free(h->msg);
+    free(h);
+}
+
+static void occ_free(struct occupant *o)
+{
+    while (o->res) {
+        struct occ_res *x = o->res;
+        o->res = x->next;
+        free(x);
+    }
+    xml_free(o->pres);
+    free(o->nick);
+    free(o);
+}
+
+static void room_free(struct room *r)
+{
+    while (r->occ) {
+        struct occupant *o = r->occ;
+        r->occ = o->next;
+        occ_free(o);
+    }
+    while (r->affs) {
+        struct affiliation *a = r->affs;
+        r->affs = a->next;
+        free(a);
+    }
+    while (r->hist_old) {
+        hist_drop_oldest(r);
+    }
+    xml_free(r->subject);
+    free(r->jid);
+    free(r->creator);
+    free(r);
+}
+
+static void room_destroy(struct room *r)
+{
+    for (struct room **pp = &rooms[hash_str(r->jid) % ROOM_BUCKETS]; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    nrooms--;
+    log_info("muc: room %s is gone", r->jid);
+    room_free(r);
+}
+
+static int rooms_created_by(const char *bare)
+{
+    int n = 0;
+    for (int i = 0; i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            n += strcmp(r->creator, bare) == 0;
+        }
+    }
+    return n;
+}
+
+/* A new room for creator (XEP-0045 §10.1). Like Prosody and ejabberd, an
+ * instant room is open at once (no locked state until the owner confirms):
+ * returns NULL with *cond set when a limit says no. */
+static struct room *room_create(const char *jid, const char *creator, const char **cond)
+{
+    *cond = "resource-constraint";
+    if (nrooms >= g_config->muc_max_rooms ||
+        rooms_created_by(creator) >= g_config->muc_max_rooms_per_account) {
+        log_limited("muc room limit", creator, L_NOTICE, "muc: %s may not create %s: room limit",
+                    creator, jid);
+        return NULL;
+    }
+    *cond = "internal-server-error";
+    struct room *r = calloc(1, sizeof(*r));
+    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
+        aff_set(r, creator, AFF_OWNER) < 0) {
+        if (r) {
+            room_free(r);
+        }
+        return NULL;
+    }
+    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
+    r->next = rooms[b];
+    rooms[b] = r;
+    nrooms++;
+    log_info("muc: %s created room %s", creator, jid);
+    return r;
+}
+
+/* ---- joining, presence updates, nick changes, leaving ---- */
+
+struct history_req {
+    long maxchars, maxstanzas, seconds; /* -1 = not given */
+    time_t since;                       /* 0 = not given */
+};
+
+static void history_send(const struct room *r, const char *to, const struct history_req *q);
+static void subject_send(const struct room *r, const char *to);
+
+static time_t parse_stamp(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end) {
+        return 0;
+    }
+    return timegm(&tm);
+}
+
+static long attr_long(const struct xml_node *n, const char *name)
+{
+    const char *v = xml_attr(n, name);
+    char *end = NULL;
+    if (!v || !*v) {
+        return -1;
+    }
+    long x = strtol(v, &end, 10);
+    return *end || x < 0 ? -1 : x;
+}
+
+static void history_request(const struct xml_node *muc, struct history_req *q)
+{
+    struct xml_node *h = muc ? xml_child(muc, "history", NS_MUC) : NULL;
+    q->maxchars = h ? attr_long(h, "maxchars") : -1;
+    q->maxstanzas = h ? attr_long(h, "maxstanzas") : -1;
+    q->seconds = h ? attr_long(h, "seconds") : -1;
+    q->since = h ? parse_stamp(xml_attr(h, "since")) : 0;
+}
+
+static struct occupant *occ_new(const char *nick, const char *bare, const char *full)
+{
+    struct occupant *o = calloc(1, sizeof(*o) + strlen(bare) + 1);
+    struct occ_res *x = malloc(sizeof(*x) + strlen(full) + 1);
+    if (!o || !x || !(o->nick = strdup(nick))) {
+        free(o);
+        free(x);
+        return NULL;
+    }
+    strcpy(o->bare, bare);
+    strcpy(x->jid, full);
+    x->next = NULL;
+    o->res = x;
+    return o;
+}
+
+/* §7.2.3: the others' presence, then the newcomer's to all (self-presence
+ * last, with 110, 201 for a new room, 100 when real JIDs are public), then
+ * the history (§7.2.14) and the subject (§7.2.15). */
+static void join_announce(struct room *r, struct occupant *o, const char *full, int created,
+                          const struct history_req *q)
+{
+    int j = sees_jids(r, o);
+    for (struct occupant *v = r->occ; v; v = v->next) {
+        if (v == o) {
+            continue;
+        }
+        struct xml_node *p = occ_presence(r, v, NULL, j, NULL, NULL, NULL);
+        if (p) {
+            send_to(p, full);
+            xml_free(p);
+        }
+    }
+    broadcast_presence(r, o, NULL, NULL, NULL);
+    struct codes cs = {{0}, 0};
+    if (r->nonanonymous) {
+        code_add(&cs, 100);
+    }
+    if (created) {
+        code_add(&cs, 201);
+    }
+    /* The occupant's other resources learn of the new one too. */
+    for (struct occ_res *x = o->res; x; x = x->next) {
+        self_presence(r, o, x->jid, NULL, cs, NULL);
+    }
+    history_send(r, full, q);
+    subject_send(r, full);
+}
+
+static void join(struct room *r, const char *full, const char *bare, const char *nick,
+                 const struct xml_node *p, int created)
+{
+    struct occupant *o = occ_by_nick(r, nick);
+    if (o && strcmp(o->bare, bare) != 0) {
+        bounce(p, "cancel", "conflict"); /* §7.2.9 */
+        return;
+    }
+    if (!o && r->nocc >= g_config->muc_max_occupants) {
+        bounce(p, "wait", "service-unavailable"); /* §7.2.11 */
+        return;
+    }
+    struct xml_node *kept = pres_strip(p);
+    if (!kept) {
+        bounce(p, "wait", "resource-constraint");
+        return;
+    }
+    if (o) {
+        /* Another resource of the same account takes the same nick. */
+        struct occ_res *x = malloc(sizeof(*x) + strlen(full) + 1);
+        if (!x) {
+            xml_free(kept);
+            bounce(p, "wait", "resource-constraint");
+            return;
+        }
+        strcpy(x->jid, full);
+        x->next = o->res;
+        o->res = x;
+    } else {
+        o = occ_new(nick, bare, full);
+        if (!o) {
+            xml_free(kept);
+            bounce(p, "wait", "resource-constraint");
+            return;
+        }
+        o->role = role_for(aff_of(r, bare));
+        o->next = r->occ;
+        r->occ = o;
+        r->nocc++;
+    }
+    xml_free(o->pres);
+    o->pres = kept;
+    struct history_req q;
+    history_request(xml_child(p, "x", NS_MUC), &q);
+    join_announce(r, o, full, created, &q);
+}
+
+/* Remove resource full of o; the room forgets o with its last resource. */
+static void leave(struct room *r, struct occupant *o, const char *full)
+{
+    struct codes none = {{0}, 0};
+    self_presence(r, o, full, "unavailable", none, NULL);
+    for (struct occ_res **pp = &o->res; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->jid, full) == 0) {
+            struct occ_res *x = *pp;
+            *pp = x->next;
+            free(x);
+            break;
+        }
+    }
+    if (o->res) {
+        return; /* other resources keep the nick */
+    }
+    broadcast_presence(r, o, "unavailable", NULL, NULL);
+    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    }
+    r->nocc--;
+    occ_free(o);
+    if (!r->occ) {
+        room_destroy(r); /* a temporary room ends with its last occupant */
+    }
+}
+
+/* §7.6: nick change, for an occupant with one resource (one with several
+ * would take the others along against their will). */
+static void change_nick(struct room *r, struct occupant *o, const char *nick,
+                        const struct xml_node *p)
+{
+    if (occ_by_nick(r, nick)) {
+        bounce(p, "cancel", "conflict"); /* §7.6.3 */
+        return;
+    }
+    if (o->res->next) {
+        bounce(p, "modify", "not-acceptable");
+        return;
+    }
+    char *nn = strdup(nick);
+    if (!nn) {
+        bounce(p, "wait", "resource-constraint");
+        return;
+    }
+    struct codes cs = {{303}, 1};
+    broadcast_presence(r, o, "unavailable", &cs, nick);
+    self_presence(r, o, o->res->jid, "unavailable", cs, nick);
+    free(o->nick);
+    o->nick = nn;
+    broadcast_presence(r, o, NULL, NULL, NULL);
+    struct codes none = {{0}, 0};
+    self_presence(r, o, o->res->jid, NULL, none, NULL);
+}
+
+/* An available presence from an occupant to its own nick: a status change. */
+static void update_presence(struct room *r, struct occupant *o, const char *full,
+                            const struct xml_node *p)
+{
+    struct xml_node *kept = pres_strip(p);
+    if (!kept) {
+        return;
+    }
+    xml_free(o->pres);
+    o->pres = kept;
+    broadcast_presence(r, o, NULL, NULL, NULL);
+    struct codes none = {{0}, 0};
+    self_presence(r, o, full, NULL, none, NULL);
+}
+
+static void presence_in(const struct xml_node *p, const char *from, const struct jid *to,
+                        const char *room_jid)
+{
+    const char *type = xml_attr(p, "type");
+    char bare[JID_MAX + 1];
+    if (jid_bare(from, bare, sizeof(bare)) < 0) {
+        return;
+    }
+    struct room *r = room_find(room_jid);
+    struct occupant *o = r ? occ_by_jid(r, from) : NULL;
+    if (type && strcmp(type, "unavailable") == 0) {
+        /* §7.14: leaving, whatever nick it names (a client that changed
+         * nicks says goodbye to both when it goes). */
+        if (o) {
+            leave(r, o, from);
+        }
+        return;
+    }
+    if (type) {
+        return; /* subscriptions, probes and errors mean nothing to a room */
+    }
+    if (!to->resource_len) {
+        bounce(p, "modify", "jid-malformed"); /* §7.2.1: no nick */
+        return;
+    }
+    char nick[JID_MAX + 1];
+    snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+    if (o) {
+        if (strcmp(o->nick, nick) == 0) {
+            update_presence(r, o, from, p);
+        } else {
+            change_nick(r, o, nick, p);
+        }
+        return;
+    }
+    int created = 0;
+    if (!r) {
+        const char *cond = NULL;
+        if (!(r = room_create(room_jid, bare, &cond))) {
+            bounce(p, "wait", cond);
+            return;
+        }
+        created = 1;
+    }
+    join(r, from, bare, nick, p, created);
+    if (created && !r->occ) {
+        room_destroy(r); /* the creator could not join after all */
+    }
+}
+
+/* ---- messages (§7.4, §7.5, §7.8) ---- */
+
+static void hist_add(struct room *r, const struct xml_node *m)
+{
+    if (g_config->muc_history_size == 0) {
+        return;
+    }
+    struct hist *h = calloc(1, sizeof(*h));
+    struct xml_node *d = NULL;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!h || !(h->msg = xml_copy(m)) || !gmtime_r(&now, &tm) ||
+        !strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) ||
+        !(d = xml_add_child(h->msg, "delay", NS_DELAY)) || xml_set_attr(d, "stamp", stamp) < 0 ||
+        xml_set_attr(d, "from", r->jid) < 0) {
+        if (h) {
+            xml_free(h->msg);
+        }
+        free(h);
+        return;
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    if (xml_serialize(h->msg, NS_CLIENT, &b) == 0) {
+        h->chars = buf_len(&b);
+    }
+    buf_free(&b);
+    h->when = now;
+    h->bytes = xml_footprint(h->msg) + sizeof(*h);
+    if (r->hist_new) {
+        r->hist_new->next = h;
+    } else {
+        r->hist_old = h;
+    }
+    r->hist_new = h;
+    r->nhist++;
+    r->hist_bytes += h->bytes;
+    while (r->hist_old && (r->nhist > g_config->muc_history_size ||
+                           r->hist_bytes > (size_t)g_config->muc_history_bytes)) {
+        hist_drop_oldest(r);
+    }
+}
+
+/* §7.2.14: the newest messages that fit every limit the joiner gave. */
+static void history_send(const struct room *r, const char *to, const struct history_req *q)
+{
+    time_t now = time(NULL);
+    long n = 0, chars = 0, skip;
+    struct hist *h;
+    /* Count from the newest backwards what may go, then send it oldest first. */
+    struct hist *list[LIMIT_MUC_HISTORY_MAX];
+    int k = 0;
+    for (h = r->hist_old; h && k < LIMIT_MUC_HISTORY_MAX; h = h->next) {
+        list[k++] = h;
+    }
+    for (skip = k; skip > 0; skip--) {
+        h = list[skip - 1];
+        if ((q->maxstanzas >= 0 && n + 1 > q->maxstanzas) ||
+            (q->maxchars >= 0 && chars + (long)h->chars > q->maxchars) ||
+            (q->seconds >= 0 && now - h->when > q->seconds) ||
+            (q->since && h->when < q->since)) {
+            break;
+        }
+        n++;
+        chars += (long)h->chars;
+    }
+    for (int i = (int)skip; i < k; i++) {
+        send_to(list[i]->msg, to);
+    }
+}
+
+static void subject_send(const struct room *r, const char *to)
+{
+    if (r->subject) {
+        send_to(r->subject, to);
+        return;
+    }
+    /* §7.2.15: an empty subject tells the client the join is complete. */
+    struct xml_node *m = xml_node_new("message", NS_CLIENT);
+    if (m && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(m, "type", "groupchat") == 0 &&
+        xml_add_child(m, "subject", NULL)) {
+        send_to(m, to);
+    }
+    xml_free(m);
+}
+
+/* XEP-0359 §3.1: the room's own id on what it relays. */
+static int add_stanza_id(struct xml_node *m, const char *by)
+{
+    unsigned char rnd[12];
+    char id[sizeof(rnd) * 2 + 1];
+    if (tls_random(rnd, sizeof(rnd)) < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    }
+    struct xml_node *s = xml_add_child(m, "stanza-id", NS_SID);
+    return s && xml_set_attr(s, "id", id) == 0 && xml_set_attr(s, "by", by) == 0 ? 0 : -1;
+}
+
+/* What an occupant may not put into what the room relays under its name:
+ * ids by the room (XEP-0359 §5), muc#user payloads (status codes,
+ * invitations: the room speaks those), delay stamps (history is the room's). */
+static int forged(const struct xml_node *c, const char *room_jid)
+{
+    const char *ns = xml_ns(c), *name = xml_name(c);
+    if (strcmp(ns, NS_SID) == 0 && strcmp(name, "stanza-id") == 0) {
+        const char *by = xml_attr(c, "by");
+        char norm[JID_MAX + 1];
+        return !by || jid_parse(by, norm, sizeof(norm), NULL) < 0 || strcmp(norm, room_jid) == 0;
+    }
+    return strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0;
+}
+
+static struct xml_node *relay_copy(const struct xml_node *m, const char *from, const char *room_jid)
+{
+    struct xml_node *out = xml_copy(m);
+    if (!out || xml_set_attr(out, "from", from) < 0) {
+        xml_free(out);
+        return NULL;
+    }
+    struct xml_node *c = xml_first_child(out);
+    while (c) {
+        struct xml_node *next = xml_next(c);
+        if (forged(c, room_jid)) {
+            xml_detach(c);
+            xml_free(c);
+        }
+        c = next;
+    }
+    return out;
+}
+
+static void send_all(const struct room *r, struct xml_node *st)
+{
+    for (struct occupant *v = r->occ; v; v = v->next) {
+        for (struct occ_res *x = v->res; x; x = x->next) {
+            send_to(st, x->jid);
+        }
+    }
+}
+
+static void groupchat(struct room *r, struct occupant *o, const struct xml_node *m)
+{
+    struct xml_node *subj = xml_child(m, "subject", NS_CLIENT);
+    int is_subject = subj && !xml_child(m, "body", NS_CLIENT);
+    if (is_subject && !r->changesubject && o->role != ROLE_MODERATOR) {
+        bounce(m, "auth", "forbidden"); /* §8.1 */
+        return;
+    }
+    if (is_subject && strlen(xml_text(subj)) > (size_t)g_config->muc_max_subject_bytes) {
+        bounce(m, "modify", "not-acceptable");
+        return;
+    }
+    char from[JID_MAX + 1];
+    struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)), r->jid);
+    if (!out || add_stanza_id(out, r->jid) < 0) {
+        xml_free(out);
+        bounce(m, "wait", "resource-constraint");
+        return;
+    }
+    if (is_subject) {
+        xml_free(r->subject);
+        r->subject = xml_copy(out);
+    } else {
+        hist_add(r, out);
+    }
+    send_all(r, out);
+    xml_free(out);
+}
+
+/* §7.5: a private message to one occupant, under the sender's nick. */
+static void private_message(struct room *r, struct occupant *o, const char *nick,
+                            const struct xml_node *m)
+{
+    const char *type = xml_attr(m, "type");
+    if (type && strcmp(type, "groupchat") == 0) {
+        bounce(m, "modify", "bad-request");
+        return;
+    }
+    struct occupant *to = occ_by_nick(r, nick);
+    if (!to) {
+        bounce(m, "cancel", "item-not-found");
+        return;
+    }
+    char from[JID_MAX + 1];
+    struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)), r->jid);
+    /* §7.5: marked as coming through the room (XEP-0280 §6 keeps it out
+     * of carbons elsewhere by the same mark). */
+    if (!out || !xml_add_child(out, "x", NS_MUC_USER)) {
+        xml_free(out);
+        bounce(m, "wait", "resource-constraint");
+        return;
+    }
+    for (struct occ_res *x = to->res; x; x = x->next) {
+        send_to(out, x->jid);
+    }
+    xml_free(out);
+}
+
+/* §7.8.2 mediated invitations and §7.8.3 declines: the room passes them on
+ * from itself, naming who invites (bare JID); at most muc_max_invites. */
+static void invitations(struct room *r, const char *from, const struct xml_node *x)
+{
+    char bare[JID_MAX + 1];
+    int n = 0;
+    jid_bare(from, bare, sizeof(bare));
+    for (struct xml_node *c = xml_first_child(x); c; c = xml_next(c)) {
+        int inv = strcmp(xml_name(c), "invite") == 0, dec = strcmp(xml_name(c), "decline") == 0;
+        const char *to = xml_attr(c, "to");
+        char norm[JID_MAX + 1];
+        if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0) {
+            continue;
+        }
+        if (++n > g_config->muc_max_invites) {
+            break;
+        }
+        struct xml_node *m = xml_node_new("message", NS_CLIENT);
+        struct xml_node *ux = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
+        struct xml_node *it = ux ? xml_add_child(ux, inv ? "invite" : "decline", NULL) : NULL;
+        struct xml_node *reason = xml_child(c, "reason", NS_MUC_USER);
+        if (it && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(it, "from", bare) == 0) {
+            if (reason) {
+                struct xml_node *rc = xml_add_child(it, "reason", NULL);
+                if (rc) {
+                    xml_add_text(rc, xml_text(reason), strlen(xml_text(reason)));
+                }
+            }
+            send_to(m, norm);
+        }
+        xml_free(m);
+    }
+}
+
+static void message_in(const struct xml_node *m, const char *from, const struct jid *to,
+                       const char *room_jid)
+{
+    const char *type = xml_attr(m, "type");
+    struct room *r = room_find(room_jid);
+    struct occupant *o = r ? occ_by_jid(r, from) : NULL;
+    struct xml_node *ux = xml_child(m, "x", NS_MUC_USER);
+    if (!r) {
+        bounce(m, "cancel", "item-not-found");
+        return;
+    }
+    if (!o) {
+        /* §7.4 / §7.5: only occupants speak in the room (and, in phase 1,
+         * only they invite: the room is theirs). */
+        bounce(m, "modify", "not-acceptable");
+        return;
+    }
+    if (to->resource_len) {
+        char nick[JID_MAX + 1];
+        snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+        private_message(r, o, nick, m);
+    } else if (type && strcmp(type, "groupchat") == 0) {
+        groupchat(r, o, m);
+    } else if (ux && (xml_child(ux, "invite", NS_MUC_USER) || xml_child(ux, "decline", NS_MUC_USER))) {
+        invitations(r, from, ux);
+    } else {
+        bounce(m, "modify", "bad-request");
+    }
+}
+
+/* ---- iq: discovery, owner, self-ping ---- */
+
+static void iq_reply(const struct xml_node *iq, struct xml_node *payload)
+{
+    struct xml_node *r = xml_node_new("iq", NS_CLIENT);
+    if (!r || xml_set_attr(r, "type", "result") < 0 ||
+        xml_set_attr(r, "id", xml_attr(iq, "id")) < 0 ||
+        xml_set_attr(r, "from", xml_attr(iq, "to")) < 0 ||
+        xml_set_attr(r, "to", xml_attr(iq, "from")) < 0) {
+        xml_free(r);
+        xml_free(payload);
+        return;
+    }
+    if (payload) {
+        xml_append(r, payload);
+    }
+    router_deliver(r);
+    xml_free(r);
+}
+
+/* A built answer, or resource-constraint when building it ran out of memory. */
+static void answer(const struct xml_node *iq, struct xml_node *payload)
+{
+    if (payload) {
+        iq_reply(iq, payload);
+    } else {
+        bounce(iq, "wait", "resource-constraint");
+    }
+}
+
+static int add_feature(struct xml_node *q, const char *var)
+{
+    struct xml_node *f = xml_add_child(q, "feature", NULL);
+    return f && xml_set_attr(f, "var", var) == 0 ? 0 : -1;
+}
+
+static int add_identity(struct xml_node *q, const char *name)
+{
+    struct xml_node *id = xml_add_child(q, "identity", NULL);
+    return id && xml_set_attr(id, "category", "conference") == 0 &&
+                   xml_set_attr(id, "type", "text") == 0 && xml_set_attr(id, "name", name) == 0
+               ? 0
+               : -1;
+}
+
+/* §6.4: what a room is, as its features say (phase 1: every room is public,
+ * temporary, open, unmoderated and without password). */
+static struct xml_node *room_info(const struct room *r)
+{
+    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
+    const char *local_end = strchr(r->jid, '@');
+    char name[JID_MAX + 1];
+    snprintf(name, sizeof(name), "%.*s", (int)(local_end - r->jid), r->jid);
+    const char *feats[] = {NS_MUC, NS_SID, "muc_public", "muc_temporary", "muc_open",
+                           "muc_unmoderated", "muc_unsecured",
+                           r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous"};
+    if (!q || add_identity(q, name) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++) {
+        if (add_feature(q, feats[i]) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    /* §6.4 / XEP-0128: the occupant count in the muc#roominfo form. */
+    char count[16];
+    snprintf(count, sizeof(count), "%d", r->nocc);
+    struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
+    struct xml_node *f1 = x ? xml_add_child(x, "field", NULL) : NULL;
+    struct xml_node *v1 = f1 ? xml_add_child(f1, "value", NULL) : NULL;
+    struct xml_node *f2 = x ? xml_add_child(x, "field", NULL) : NULL;
+    struct xml_node *v2 = f2 ? xml_add_child(f2, "value", NULL) : NULL;
+    if (!v1 || !v2 || xml_set_attr(x, "type", "result") < 0 ||
+        xml_set_attr(f1, "var", "FORM_TYPE") < 0 || xml_set_attr(f1, "type", "hidden") < 0 ||
+        xml_add_text(v1, "http://jabber.org/protocol/muc#roominfo", 39) < 0 ||
+        xml_set_attr(f2, "var", "muc#roominfo_occupants") < 0 ||
+        xml_add_text(v2, count, strlen(count)) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+static struct xml_node *service_info(void)
+{
+    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
+    if (!q || add_identity(q, "Chatrooms") < 0 || add_feature(q, NS_MUC) < 0 ||
+        add_feature(q, NS_DISCO_INFO) < 0 || add_feature(q, NS_DISCO_ITEMS) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* §6.3: the public rooms (all of them in phase 1). */
+static struct xml_node *service_items(void)
+{
+    struct xml_node *q = xml_node_new("query", NS_DISCO_ITEMS);
+    for (int i = 0; q && i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            struct xml_node *it = xml_add_child(q, "item", NULL);
+            const char *at = strchr(r->jid, '@');
+            char name[JID_MAX + 1];
+            snprintf(name, sizeof(name), "%.*s", (int)(at - r->jid), r->jid);
+            if (!it || xml_set_attr(it, "jid", r->jid) < 0 || xml_set_attr(it, "name", name) < 0) {
+                xml_free(q);
+                return NULL;
+            }
+        }
+    }
+    return q;
+}
+
+/* §10.1.2: the owner confirms an instant room with an empty submitted form
+ * (or cancels); a configuration with fields waits for phase 4. */
+static void owner_iq(const struct xml_node *iq, struct room *r, const char *from,
+                     const struct xml_node *q)
+{
+    char bare[JID_MAX + 1];
+    jid_bare(from, bare, sizeof(bare));
+    if (aff_of(r, bare) != AFF_OWNER) {
+        bounce(iq, "auth", "forbidden");
+        return;
+    }
+    struct xml_node *x = xml_child(q, "x", NS_XDATA);
+    const char *t = x ? xml_attr(x, "type") : NULL;
+    if (strcmp(xml_attr(iq, "type"), "set") == 0 && x && t &&
+        (strcmp(t, "cancel") == 0 || (strcmp(t, "submit") == 0 && !xml_child(x, "field", NULL)))) {
+        iq_reply(iq, NULL);
+        return;
+    }
+    bounce(iq, "cancel", "feature-not-implemented");
+}
+
+static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
+                  const char *room_jid)
+{
+    const char *type = xml_attr(iq, "type");
+    if (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) {
+        return; /* answers: the room asks nothing */
+    }
+    struct xml_node *q = xml_first_child(iq);
+    const char *ns = xml_ns(q);
+    int get = strcmp(type, "get") == 0;
+    int query = strcmp(xml_name(q), "query") == 0;
+    struct room *r = to->local_len ? room_find(room_jid) : NULL;
+    if (to->local_len && !r) {
+        bounce(iq, "cancel", "item-not-found");
+        return;
+    }
+    if (to->resource_len && !r) {
+        bounce(iq, "cancel", "service-unavailable");
+        return;
+    }
+    if (to->resource_len) {
+        /* XEP-0410 §3: a client checks it is still in the room by pinging
+         * its own occupant JID. */
+        struct occupant *o = occ_by_jid(r, from);
+        char nick[JID_MAX + 1];
+        snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+        if (get && strcmp(ns, NS_PING) == 0 && o && strcmp(o->nick, nick) == 0) {
+            iq_reply(iq, NULL);
+        } else if (!o) {
+            bounce(iq, "cancel", "not-acceptable");
+        } else {
+            bounce(iq, "cancel", "service-unavailable");
+        }
+        return;
+    }
+    if (get && query && strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
+        struct xml_node *a = r ? room_info(r) : service_info();
+        answer(iq, a);
+    } else if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
+        /* §6.5: occupants are not listed (their presence tells them). */
+        answer(iq, r ? xml_node_new("query", NS_DISCO_ITEMS) : service_items());
+    } else if (get && strcmp(ns, NS_PING) == 0) {
+        iq_reply(iq, NULL);
+    } else if (r && query && strcmp(ns, NS_MUC_OWNER) == 0) {
+        owner_iq(iq, r, from, q);
+    } else {
+        bounce(iq, "cancel", "service-unavailable");
+    }
+}
+
+/* ---- the destination the router hands our domain's stanzas to ---- */
+
+static int deliver(const struct xml_node *st, void *ud)
+{
+    (void)ud;
+    const char *name = xml_name(st), *type = xml_attr(st, "type");
+    const char *from_attr = xml_attr(st, "from"), *to_attr = xml_attr(st, "to");
+    char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1];
+    struct jid fj, tj;
+    if (type && strcmp(type, "error") == 0) {
+        return 0; /* an occupant's client said no: never answer errors */
+    }
+    if (!from_attr || !to_attr || jid_parse(from_attr, from, sizeof(from), &fj) < 0 ||
+        jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0) {
+        return 0;
+    }
+    if (!fj.resource_len && strcmp(name, "iq") != 0) {
+        return 0; /* occupants are resources; a bare sender is a server or component */
+    }
+    if (strcmp(name, "presence") == 0) {
+        if (tj.local_len) {
+            presence_in(st, from, &tj, room_jid);
+        }
+    } else if (strcmp(name, "message") == 0) {
+        if (tj.local_len) {
+            message_in(st, from, &tj, room_jid);
+        } else {
+            bounce(st, "cancel", "service-unavailable");
+        }
+    } else if (strcmp(name, "iq") == 0) {
+        iq_in(st, from, &tj, room_jid);
+    }
+    return 0;
+}
+
+/* ---- set-up ---- */
+
+static int on_init(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    const char *d = g_config->muc_domain;
+    if (strcmp(d, "none") == 0 || !*d) {
+        return 0; /* switched off */
+    }
+    if (strcmp(d, "auto") == 0) {
+        snprintf(muc_domain, sizeof(muc_domain), "conference.%s", g_config->domain);
+    } else {
+        snprintf(muc_domain, sizeof(muc_domain), "%s", d);
+    }
+    if (router_domain_add(muc_domain, deliver, NULL) < 0) {
+        log_error("muc: cannot serve %s (a component's domain, or too many domains)", muc_domain);
+        return 1;
+    }
+    log_info("muc: serving %s", muc_domain);
+    return 0;
+}
+
+static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    for (int i = 0; i < ROOM_BUCKETS; i++) {
+        while (rooms[i]) {
+            struct room *r = rooms[i];
+            rooms[i] = r->next;
+            room_free(r);
+        }
+    }
+    nrooms = 0;
+    return 0;
+}
+
+HOOK_SERVICE(muc)
+{
+    hook_add(HOOK_INIT, on_init);
+    hook_add(HOOK_SHUTDOWN, on_shutdown);
+}
