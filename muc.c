@@ -883,14 +883,17 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
 }
 
 /* §7.8.2 mediated invitations and §7.8.3 declines: the room passes them on
- * from itself, naming who invites (bare JID); at most muc_max_invites. */
+ * from itself, naming who invites or declines (bare JID); at most
+ * muc_max_invites per message. */
 static void invitations(struct room *r, const char *from, const struct xml_node *x)
 {
+    int member = occ_by_jid(r, from) != NULL; /* only occupants invite */
     char bare[JID_MAX + 1];
     int n = 0;
     jid_bare(from, bare, sizeof(bare));
     for (struct xml_node *c = xml_first_child(x); c; c = xml_next(c)) {
-        int inv = strcmp(xml_name(c), "invite") == 0, dec = strcmp(xml_name(c), "decline") == 0;
+        int dec = strcmp(xml_name(c), "decline") == 0;
+        int inv = member && strcmp(xml_name(c), "invite") == 0;
         const char *to = xml_attr(c, "to");
         char norm[JID_MAX + 1];
         if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0) {
@@ -927,9 +930,13 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
         bounce(m, "cancel", "item-not-found");
         return;
     }
+    if (!o && !to->resource_len && ux && xml_child(ux, "decline", NS_MUC_USER)) {
+        invitations(r, from, ux); /* §7.8.3: the invitee is not in the room */
+        return;
+    }
     if (!o) {
-        /* §7.4 / §7.5: only occupants speak in the room (and, in phase 1,
-         * only they invite: the room is theirs). */
+        /* §7.4 / §7.5: only occupants speak in the room (and only they
+         * invite: the room is theirs). */
         bounce(m, "modify", "not-acceptable");
         return;
     }
