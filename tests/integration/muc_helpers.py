@@ -24,6 +24,7 @@ async def muc_login(cl, user, resource=None, **kw):
     """A logged-in client with the xep_0045 plugin."""
     c = cl.new(user, resource=resource, **kw)
     c.xmpp.register_plugin("xep_0045")
+    c.xmpp.register_plugin("xep_0082")  # since= in joins
     return await c.login()
 
 
