@@ -80,9 +80,15 @@ struct room {
     struct hist *hist_old, *hist_new;
     int nhist;
     size_t hist_bytes;
-    /* Configuration (muc#roomconfig; the defaults are Prosody's). */
+    /* Configuration (muc#roomconfig, XEP-0045 §10.2; the defaults are Prosody's). */
+    char *name;        /* muc#roomconfig_roomname, NULL = none */
+    char *secret;      /* password (§7.2.5), NULL = none */
     int nonanonymous;  /* 1: every occupant sees real JIDs; 0: moderators only */
     int changesubject; /* participants may change the subject */
+    int persistent;    /* stays when empty */
+    int hidden;        /* not in the service's disco#items */
+    int membersonly;   /* only members, admins and owners join (§7.2.6) */
+    int moderated;     /* only those with voice speak (§8.3) */
 };
 
 #define ROOM_BUCKETS 256
@@ -143,8 +149,24 @@ static enum muc_aff aff_of(const struct room *r, const char *bare)
     return AFF_NONE;
 }
 
+/* Set bare's affiliation; AFF_NONE forgets it. */
 static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
 {
+    for (struct affiliation **pp = &r->affs; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->jid, bare) == 0) {
+            struct affiliation *old = *pp;
+            if (aff != AFF_NONE) {
+                old->aff = aff;
+                return 0;
+            }
+            *pp = old->next;
+            free(old);
+            return 0;
+        }
+    }
+    if (aff == AFF_NONE) {
+        return 0;
+    }
     struct affiliation *a = malloc(sizeof(*a) + strlen(bare) + 1);
     if (!a) {
         return -1;
@@ -156,11 +178,14 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
     return 0;
 }
 
-/* XEP-0045 §5.1.2: owners and admins are moderators, the rest participants
- * (visitors only in moderated rooms, which phase 1 does not offer). */
-static enum muc_role role_for(enum muc_aff aff)
+/* XEP-0045 §5.1.2: owners and admins are moderators; in a moderated room
+ * those without membership are visitors; the rest participants. */
+static enum muc_role role_for(const struct room *r, enum muc_aff aff)
 {
-    return aff >= AFF_ADMIN ? ROLE_MODERATOR : ROLE_PARTICIPANT;
+    if (aff >= AFF_ADMIN) {
+        return ROLE_MODERATOR;
+    }
+    return r->moderated && aff < AFF_MEMBER ? ROLE_VISITOR : ROLE_PARTICIPANT;
 }
 
 static char *occ_jid(const struct room *r, const char *nick, char *out, size_t outsz)
@@ -230,25 +255,42 @@ static struct xml_node *pres_strip(const struct xml_node *p)
     return k;
 }
 
-/* Status codes (XEP-0045 §15.6.2) a presence carries. */
-struct codes {
+/* What a presence from the room says besides the occupant's own: status
+ * codes (XEP-0045 §15.6.2), the new nick of a nick change (§7.6), the reason
+ * of a kick or ban (§8.2, §9.1). */
+struct extra {
     int c[6];
     int n;
+    const char *newnick;
+    const char *reason;
 };
 
-static void code_add(struct codes *cs, int c)
+static void code_add(struct extra *e, int c)
 {
-    if (cs->n < (int)(sizeof(cs->c) / sizeof(cs->c[0]))) {
-        cs->c[cs->n++] = c;
+    if (e->n < (int)(sizeof(e->c) / sizeof(e->c[0]))) {
+        e->c[e->n++] = c;
     }
 }
 
-/* The presence of occupant o as recipient `to_mod` sees it: with its real JID
- * for moderators and in non-anonymous rooms (§7.2.3, §7.2.4). type NULL =
- * available. newnick: §7.6 nick change (303). */
+static int add_status_codes(struct xml_node *x, const struct extra *e)
+{
+    for (int i = 0; e && i < e->n; i++) {
+        char v[8];
+        snprintf(v, sizeof(v), "%d", e->c[i]);
+        struct xml_node *s = xml_add_child(x, "status", NULL);
+        if (!s || xml_set_attr(s, "code", v) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The presence of occupant o as one recipient sees it: with its real JID
+ * (real, or its bare JID) when with_jid, i.e. for moderators and in
+ * non-anonymous rooms (§7.2.3, §7.2.4). type NULL = available. */
 static struct xml_node *occ_presence(const struct room *r, const struct occupant *o,
                                      const char *type, int with_jid, const char *real,
-                                     const struct codes *cs, const char *newnick)
+                                     const struct extra *e)
 {
     char from[JID_MAX + 1];
     struct xml_node *p = type || !o->pres ? xml_node_new("presence", NS_CLIENT) : xml_copy(o->pres);
@@ -259,21 +301,15 @@ static struct xml_node *occ_presence(const struct room *r, const struct occupant
     }
     struct xml_node *x = xml_add_child(p, "x", NS_MUC_USER);
     struct xml_node *it = x ? xml_add_child(x, "item", NULL) : NULL;
+    struct xml_node *rs = it && e && e->reason ? xml_add_child(it, "reason", NULL) : NULL;
     if (!it || xml_set_attr(it, "affiliation", aff_names[aff_of(r, o->bare)]) < 0 ||
         xml_set_attr(it, "role", role_names[type ? ROLE_NONE : o->role]) < 0 ||
         (with_jid && xml_set_attr(it, "jid", real ? real : o->bare) < 0) ||
-        (newnick && xml_set_attr(it, "nick", newnick) < 0)) {
+        (e && e->newnick && xml_set_attr(it, "nick", e->newnick) < 0) ||
+        (e && e->reason && (!rs || xml_add_text(rs, e->reason, strlen(e->reason)) < 0)) ||
+        add_status_codes(x, e) < 0) {
         xml_free(p);
         return NULL;
-    }
-    for (int i = 0; cs && i < cs->n; i++) {
-        char v[8];
-        snprintf(v, sizeof(v), "%d", cs->c[i]);
-        struct xml_node *s = xml_add_child(x, "status", NULL);
-        if (!s || xml_set_attr(s, "code", v) < 0) {
-            xml_free(p);
-            return NULL;
-        }
     }
     return p;
 }
@@ -283,10 +319,10 @@ static int sees_jids(const struct room *r, const struct occupant *viewer)
     return r->nonanonymous || viewer->role == ROLE_MODERATOR;
 }
 
-/* o's presence to every resource of every occupant but skip (o's own
- * resources get it as self-presence, with 110, from the caller). */
+/* o's presence to every resource of every other occupant (o's own resources
+ * get it as self-presence, with 110, from the caller). */
 static void broadcast_presence(const struct room *r, const struct occupant *o, const char *type,
-                               const struct codes *cs, const char *newnick)
+                               const struct extra *e)
 {
     struct xml_node *with = NULL, *without = NULL;
     for (const struct occupant *v = r->occ; v; v = v->next) {
@@ -296,7 +332,7 @@ static void broadcast_presence(const struct room *r, const struct occupant *o, c
         int j = sees_jids(r, v);
         struct xml_node **pp = j ? &with : &without;
         if (!*pp) {
-            *pp = occ_presence(r, o, type, j, o->res ? o->res->jid : NULL, cs, newnick);
+            *pp = occ_presence(r, o, type, j, o->res ? o->res->jid : NULL, e);
         }
         for (struct occ_res *x = v->res; *pp && x; x = x->next) {
             send_to(*pp, x->jid);
@@ -309,10 +345,14 @@ static void broadcast_presence(const struct room *r, const struct occupant *o, c
 /* Self-presence (§7.2.2: status 110, and always with the real JID) to one
  * resource. */
 static void self_presence(const struct room *r, const struct occupant *o, const char *to,
-                          const char *type, struct codes cs, const char *newnick)
+                          const char *type, const struct extra *e)
 {
-    code_add(&cs, 110);
-    struct xml_node *p = occ_presence(r, o, type, 1, to, &cs, newnick);
+    struct extra mine = {{0}, 0, NULL, NULL};
+    if (e) {
+        mine = *e;
+    }
+    code_add(&mine, 110);
+    struct xml_node *p = occ_presence(r, o, type, 1, to, &mine);
     if (p) {
         send_to(p, to);
         xml_free(p);
@@ -362,6 +402,8 @@ static void room_free(struct room *r)
         hist_drop_oldest(r);
     }
     xml_free(r->subject);
+    free(r->name);
+    free(r->secret);
     free(r->jid);
     free(r->creator);
     free(r);
@@ -488,32 +530,56 @@ static void join_announce(struct room *r, struct occupant *o, const char *full, 
         if (v == o) {
             continue;
         }
-        struct xml_node *p = occ_presence(r, v, NULL, j, NULL, NULL, NULL);
+        struct xml_node *p = occ_presence(r, v, NULL, j, NULL, NULL);
         if (p) {
             send_to(p, full);
             xml_free(p);
         }
     }
-    broadcast_presence(r, o, NULL, NULL, NULL);
-    struct codes cs = {{0}, 0};
+    broadcast_presence(r, o, NULL, NULL);
+    struct extra e = {{0}, 0, NULL, NULL};
     if (r->nonanonymous) {
-        code_add(&cs, 100);
+        code_add(&e, 100);
     }
     if (created) {
-        code_add(&cs, 201);
+        code_add(&e, 201);
     }
     /* The occupant's other resources learn of the new one too. */
     for (struct occ_res *x = o->res; x; x = x->next) {
-        self_presence(r, o, x->jid, NULL, cs, NULL);
+        self_presence(r, o, x->jid, NULL, &e);
     }
     history_send(r, full, q);
     subject_send(r, full);
+}
+
+/* §7.2.5-§7.2.7: who may not come in at all, and why (NULL: welcome). */
+static const char *refusal(const struct room *r, const char *bare, const struct xml_node *p)
+{
+    enum muc_aff a = aff_of(r, bare);
+    if (a == AFF_OUTCAST) {
+        return "forbidden";
+    }
+    if (r->membersonly && a < AFF_MEMBER) {
+        return "registration-required";
+    }
+    struct xml_node *x = xml_child(p, "x", NS_MUC);
+    struct xml_node *pw = x ? xml_child(x, "password", NS_MUC) : NULL;
+    if (r->secret && (!pw || strcmp(xml_text(pw), r->secret) != 0)) {
+        return "not-authorized";
+    }
+    return NULL;
 }
 
 static void join(struct room *r, const char *full, const char *bare, const char *nick,
                  const struct xml_node *p, int created)
 {
     struct occupant *o = occ_by_nick(r, nick);
+    const char *no = refusal(r, bare, p);
+    if (no) {
+        log_limited("muc refused", bare, L_INFO, "muc: %s may not join %s: %s", bare, r->jid, no);
+        bounce(p, "auth", no);
+        return;
+    }
     if (o && strcmp(o->bare, bare) != 0) {
         bounce(p, "cancel", "conflict"); /* §7.2.9 */
         return;
@@ -545,7 +611,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
             bounce(p, "wait", "resource-constraint");
             return;
         }
-        o->role = role_for(aff_of(r, bare));
+        o->role = role_for(r, aff_of(r, bare));
         o->next = r->occ;
         r->occ = o;
         r->nocc++;
@@ -560,8 +626,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
 /* Remove resource full of o; the room forgets o with its last resource. */
 static void leave(struct room *r, struct occupant *o, const char *full)
 {
-    struct codes none = {{0}, 0};
-    self_presence(r, o, full, "unavailable", none, NULL);
+    self_presence(r, o, full, "unavailable", NULL);
     for (struct occ_res **pp = &o->res; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->jid, full) == 0) {
             struct occ_res *x = *pp;
@@ -573,7 +638,7 @@ static void leave(struct room *r, struct occupant *o, const char *full)
     if (o->res) {
         return; /* other resources keep the nick */
     }
-    broadcast_presence(r, o, "unavailable", NULL, NULL);
+    broadcast_presence(r, o, "unavailable", NULL);
     for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
         if (*pp == o) {
             *pp = o->next;
@@ -582,8 +647,38 @@ static void leave(struct room *r, struct occupant *o, const char *full)
     }
     r->nocc--;
     occ_free(o);
-    if (!r->occ) {
+    if (!r->occ && !r->persistent) {
         room_destroy(r); /* a temporary room ends with its last occupant */
+    }
+}
+
+/* §8.2 kick (307), §9.1 ban (301), §9.4 loss of membership in a
+ * members-only room (321): o leaves with all its resources. */
+static void remove_occupant(struct room *r, struct occupant *o, int code, const char *reason)
+{
+    struct extra e = {{code}, 1, NULL, reason};
+    for (struct occ_res *x = o->res; x; x = x->next) {
+        self_presence(r, o, x->jid, "unavailable", &e);
+    }
+    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    }
+    r->nocc--;
+    broadcast_presence(r, o, "unavailable", &e);
+    log_info("muc: %s left %s (status %d)", o->bare, r->jid, code);
+    occ_free(o);
+}
+
+/* A role or affiliation changed: everyone sees o anew. */
+static void announce(const struct room *r, const struct occupant *o, const char *reason)
+{
+    struct extra e = {{0}, 0, NULL, reason};
+    broadcast_presence(r, o, NULL, &e);
+    for (struct occ_res *x = o->res; x; x = x->next) {
+        self_presence(r, o, x->jid, NULL, &e);
     }
 }
 
@@ -605,14 +700,13 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
         bounce(p, "wait", "resource-constraint");
         return;
     }
-    struct codes cs = {{303}, 1};
-    broadcast_presence(r, o, "unavailable", &cs, nick);
-    self_presence(r, o, o->res->jid, "unavailable", cs, nick);
+    struct extra e = {{303}, 1, nick, NULL};
+    broadcast_presence(r, o, "unavailable", &e);
+    self_presence(r, o, o->res->jid, "unavailable", &e);
     free(o->nick);
     o->nick = nn;
-    broadcast_presence(r, o, NULL, NULL, NULL);
-    struct codes none = {{0}, 0};
-    self_presence(r, o, o->res->jid, NULL, none, NULL);
+    broadcast_presence(r, o, NULL, NULL);
+    self_presence(r, o, o->res->jid, NULL, NULL);
 }
 
 /* An available presence from an occupant to its own nick: a status change. */
@@ -625,9 +719,8 @@ static void update_presence(struct room *r, struct occupant *o, const char *full
     }
     xml_free(o->pres);
     o->pres = kept;
-    broadcast_presence(r, o, NULL, NULL, NULL);
-    struct codes none = {{0}, 0};
-    self_presence(r, o, full, NULL, none, NULL);
+    broadcast_presence(r, o, NULL, NULL);
+    self_presence(r, o, full, NULL, NULL);
 }
 
 static void presence_in(const struct xml_node *p, const char *from, const struct jid *to,
@@ -828,6 +921,10 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
 {
     struct xml_node *subj = xml_child(m, "subject", NS_CLIENT);
     int is_subject = subj && !xml_child(m, "body", NS_CLIENT);
+    if (o->role == ROLE_VISITOR) {
+        bounce(m, "auth", "forbidden"); /* §7.4: no voice in a moderated room */
+        return;
+    }
     if (is_subject && !r->changesubject && o->role != ROLE_MODERATOR) {
         bounce(m, "auth", "forbidden"); /* §8.1 */
         return;
@@ -998,18 +1095,22 @@ static int add_identity(struct xml_node *q, const char *name)
                : -1;
 }
 
-/* §6.4: what a room is, as its features say (phase 1: every room is public,
- * temporary, open, unmoderated and without password). */
+/* §6.4: what a room is, as its features say. */
 static struct xml_node *room_info(const struct room *r)
 {
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
     const char *local_end = strchr(r->jid, '@');
     char name[JID_MAX + 1];
     snprintf(name, sizeof(name), "%.*s", (int)(local_end - r->jid), r->jid);
-    const char *feats[] = {NS_MUC, NS_SID, "muc_public", "muc_temporary", "muc_open",
-                           "muc_unmoderated", "muc_unsecured",
+    const char *feats[] = {NS_MUC,
+                           NS_SID,
+                           r->hidden ? "muc_hidden" : "muc_public",
+                           r->persistent ? "muc_persistent" : "muc_temporary",
+                           r->membersonly ? "muc_membersonly" : "muc_open",
+                           r->moderated ? "muc_moderated" : "muc_unmoderated",
+                           r->secret ? "muc_passwordprotected" : "muc_unsecured",
                            r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous"};
-    if (!q || add_identity(q, name) < 0) {
+    if (!q || add_identity(q, r->name ? r->name : name) < 0) {
         xml_free(q);
         return NULL;
     }
@@ -1049,12 +1150,15 @@ static struct xml_node *service_info(void)
     return q;
 }
 
-/* §6.3: the public rooms (all of them in phase 1). */
+/* §6.3: the public rooms. */
 static struct xml_node *service_items(void)
 {
     struct xml_node *q = xml_node_new("query", NS_DISCO_ITEMS);
     for (int i = 0; q && i < ROOM_BUCKETS; i++) {
         for (struct room *r = rooms[i]; r; r = r->next) {
+            if (r->hidden) {
+                continue;
+            }
             struct xml_node *it = xml_add_child(q, "item", NULL);
             const char *at = strchr(r->jid, '@');
             char name[JID_MAX + 1];
@@ -1068,25 +1172,450 @@ static struct xml_node *service_items(void)
     return q;
 }
 
-/* §10.1.2: the owner confirms an instant room with an empty submitted form
- * (or cancels); a configuration with fields waits for phase 4. */
+/* ---- owners (XEP-0045 §10): the muc#roomconfig form, destroy ---- */
+
+#define NS_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
+#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
+
+static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
+{
+    struct xml_node *f = xml_add_child(x, "field", NULL);
+    struct xml_node *v = f ? xml_add_child(f, "value", NULL) : NULL;
+    return v && xml_set_attr(f, "var", var) == 0 && xml_set_attr(f, "type", type) == 0 &&
+                   xml_add_text(v, value, strlen(value)) == 0
+               ? 0
+               : -1;
+}
+
+static int add_bool(struct xml_node *x, const char *var, int value)
+{
+    return add_field(x, var, "boolean", value ? "1" : "0");
+}
+
+/* §10.2: the form with the room's current settings. */
+static struct xml_node *config_form(const struct room *r)
+{
+    struct xml_node *q = xml_node_new("query", NS_MUC_OWNER);
+    struct xml_node *x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
+    struct xml_node *w = NULL;
+    if (!x || xml_set_attr(x, "type", "form") < 0 ||
+        add_field(x, "FORM_TYPE", "hidden", NS_ROOMCONFIG) < 0 ||
+        add_field(x, "muc#roomconfig_roomname", "text-single", r->name ? r->name : "") < 0 ||
+        add_bool(x, "muc#roomconfig_persistentroom", r->persistent) < 0 ||
+        add_bool(x, "muc#roomconfig_publicroom", !r->hidden) < 0 ||
+        add_bool(x, "muc#roomconfig_membersonly", r->membersonly) < 0 ||
+        add_bool(x, "muc#roomconfig_moderatedroom", r->moderated) < 0 ||
+        add_bool(x, "muc#roomconfig_changesubject", r->changesubject) < 0 ||
+        add_bool(x, "muc#roomconfig_passwordprotectedroom", r->secret != NULL) < 0 ||
+        add_field(x, "muc#roomconfig_roomsecret", "text-private", r->secret ? r->secret : "") < 0 ||
+        add_field(x, "muc#roomconfig_whois", "list-single",
+                  r->nonanonymous ? "anyone" : "moderators") < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    for (w = xml_first_child(x); w; w = xml_next(w)) {
+        if (strcmp(xml_attr(w, "var"), "muc#roomconfig_whois") == 0) {
+            break;
+        }
+    }
+    const char *opts[] = {"moderators", "anyone"};
+    for (size_t i = 0; w && i < 2; i++) {
+        struct xml_node *o = xml_add_child(w, "option", NULL);
+        struct xml_node *v = o ? xml_add_child(o, "value", NULL) : NULL;
+        if (!v || xml_add_text(v, opts[i], strlen(opts[i])) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+struct room_settings {
+    const char *name, *secret;
+    int persistent, hidden, membersonly, moderated, changesubject, pwprotected, nonanonymous;
+};
+
+/* XEP-0004 §3.3: a boolean is 0, 1, false or true. */
+static int parse_bool(const char *v, int *out)
+{
+    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
+        *out = 1;
+    } else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
+        *out = 0;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* Read a submitted form over the current settings; -1 on a bad value. */
+static int parse_settings(const struct xml_node *x, struct room_settings *st)
+{
+    for (struct xml_node *f = xml_first_child(x); f; f = xml_next(f)) {
+        const char *var = xml_attr(f, "var");
+        struct xml_node *vn = xml_child(f, "value", NS_XDATA);
+        const char *v = vn ? xml_text(vn) : "";
+        int rc = 0;
+        if (!var || strcmp(xml_name(f), "field") != 0) {
+            continue;
+        }
+        if (strcmp(var, "muc#roomconfig_roomname") == 0) {
+            st->name = v;
+        } else if (strcmp(var, "muc#roomconfig_roomsecret") == 0) {
+            st->secret = v;
+        } else if (strcmp(var, "muc#roomconfig_persistentroom") == 0) {
+            rc = parse_bool(v, &st->persistent);
+        } else if (strcmp(var, "muc#roomconfig_publicroom") == 0) {
+            rc = parse_bool(v, &st->hidden);
+            st->hidden = !st->hidden;
+        } else if (strcmp(var, "muc#roomconfig_membersonly") == 0) {
+            rc = parse_bool(v, &st->membersonly);
+        } else if (strcmp(var, "muc#roomconfig_moderatedroom") == 0) {
+            rc = parse_bool(v, &st->moderated);
+        } else if (strcmp(var, "muc#roomconfig_changesubject") == 0) {
+            rc = parse_bool(v, &st->changesubject);
+        } else if (strcmp(var, "muc#roomconfig_passwordprotectedroom") == 0) {
+            rc = parse_bool(v, &st->pwprotected);
+        } else if (strcmp(var, "muc#roomconfig_whois") == 0) {
+            st->nonanonymous = strcmp(v, "anyone") == 0;
+            rc = st->nonanonymous || strcmp(v, "moderators") == 0 ? 0 : -1;
+        }
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void room_save(const struct room *r);
+static void room_forget(const struct room *r);
+
+/* §10.2.1: tell the occupants what changed: 104, and 172/173 when real JIDs
+ * become visible to all or to moderators only. */
+static void notify_config(const struct room *r, int whois_changed)
+{
+    struct extra e = {{104}, 1, NULL, NULL};
+    if (whois_changed) {
+        code_add(&e, r->nonanonymous ? 172 : 173);
+    }
+    struct xml_node *m = xml_node_new("message", NS_CLIENT);
+    struct xml_node *x = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
+    if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(m, "type", "groupchat") == 0 &&
+        add_status_codes(x, &e) == 0) {
+        send_all(r, m);
+    }
+    xml_free(m);
+}
+
+/* Roles follow a new configuration (moderated on or off); members-only
+ * removes those without membership (§9.4: 322). */
+static void roles_after_config(struct room *r)
+{
+    struct occupant *o = r->occ;
+    while (o) {
+        struct occupant *next = o->next;
+        enum muc_aff a = aff_of(r, o->bare);
+        if (r->membersonly && a < AFF_MEMBER) {
+            remove_occupant(r, o, 322, NULL);
+        } else if (o->role != ROLE_MODERATOR && role_for(r, a) != o->role) {
+            o->role = role_for(r, a);
+            announce(r, o, NULL);
+        }
+        o = next;
+    }
+}
+
+static void config_submit(const struct xml_node *iq, struct room *r, const struct xml_node *x)
+{
+    struct room_settings st = {r->name, r->secret, r->persistent, r->hidden, r->membersonly,
+                               r->moderated, r->changesubject, r->secret != NULL,
+                               r->nonanonymous};
+    if (parse_settings(x, &st) < 0 || (st.pwprotected && (!st.secret || !*st.secret))) {
+        bounce(iq, "modify", "not-acceptable");
+        return;
+    }
+    if (st.name && strlen(st.name) > (size_t)g_config->muc_max_subject_bytes) {
+        bounce(iq, "modify", "not-acceptable"); /* a room name is a subject's size at most */
+        return;
+    }
+    char *name = st.name && *st.name ? strdup(st.name) : NULL;
+    char *secret = st.pwprotected ? strdup(st.secret) : NULL;
+    if ((st.name && *st.name && !name) || (st.pwprotected && !secret)) {
+        free(name);
+        free(secret);
+        bounce(iq, "wait", "resource-constraint");
+        return;
+    }
+    int whois_changed = r->nonanonymous != st.nonanonymous;
+    int was_persistent = r->persistent;
+    free(r->name);
+    free(r->secret);
+    r->name = name;
+    r->secret = secret;
+    r->persistent = st.persistent;
+    r->hidden = st.hidden;
+    r->membersonly = st.membersonly;
+    r->moderated = st.moderated;
+    r->changesubject = st.changesubject;
+    r->nonanonymous = st.nonanonymous;
+    iq_reply(iq, NULL);
+    roles_after_config(r);
+    notify_config(r, whois_changed);
+    if (r->persistent) {
+        room_save(r);
+    } else if (was_persistent) {
+        room_forget(r);
+    }
+    if (!r->occ && !r->persistent) {
+        room_destroy(r);
+    }
+}
+
+/* §10.9: the owner destroys the room; occupants hear of it, with an
+ * alternate venue and a reason when the owner gave them. */
+static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
+                                  const struct xml_node *d)
+{
+    const char *alt = xml_attr(d, "jid");
+    struct xml_node *reason = xml_child(d, "reason", NS_MUC_OWNER);
+    char norm[JID_MAX + 1];
+    if (alt && jid_parse(alt, norm, sizeof(norm), NULL) < 0) {
+        bounce(iq, "modify", "jid-malformed");
+        return;
+    }
+    iq_reply(iq, NULL);
+    for (struct occupant *o = r->occ; o; o = o->next) {
+        struct xml_node *p = occ_presence(r, o, "unavailable", 0, NULL, NULL);
+        struct xml_node *x = p ? xml_child(p, "x", NS_MUC_USER) : NULL;
+        struct xml_node *dn = x ? xml_add_child(x, "destroy", NULL) : NULL;
+        struct xml_node *rn = dn && reason ? xml_add_child(dn, "reason", NULL) : NULL;
+        if (dn && (!alt || xml_set_attr(dn, "jid", norm) == 0) &&
+            (!reason || (rn && xml_add_text(rn, xml_text(reason), strlen(xml_text(reason))) == 0))) {
+            for (struct occ_res *res = o->res; res; res = res->next) {
+                send_to(p, res->jid);
+            }
+        }
+        xml_free(p);
+    }
+    if (r->persistent) {
+        room_forget(r);
+    }
+    room_destroy(r);
+}
+
 static void owner_iq(const struct xml_node *iq, struct room *r, const char *from,
                      const struct xml_node *q)
 {
     char bare[JID_MAX + 1];
     jid_bare(from, bare, sizeof(bare));
     if (aff_of(r, bare) != AFF_OWNER) {
-        bounce(iq, "auth", "forbidden");
+        bounce(iq, "auth", "forbidden"); /* §10.1.3 */
         return;
     }
     struct xml_node *x = xml_child(q, "x", NS_XDATA);
+    struct xml_node *d = xml_child(q, "destroy", NS_MUC_OWNER);
     const char *t = x ? xml_attr(x, "type") : NULL;
-    if (strcmp(xml_attr(iq, "type"), "set") == 0 && x && t &&
-        (strcmp(t, "cancel") == 0 || (strcmp(t, "submit") == 0 && !xml_child(x, "field", NULL)))) {
-        iq_reply(iq, NULL);
+    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+        answer(iq, config_form(r));
+    } else if (d) {
+        room_destroy_by_owner(iq, r, d);
+    } else if (t && strcmp(t, "cancel") == 0) {
+        iq_reply(iq, NULL); /* §10.1.3: the room stays as it is */
+    } else if (t && strcmp(t, "submit") == 0) {
+        config_submit(iq, r, x); /* an empty form confirms an instant room (§10.1.2) */
+    } else {
+        bounce(iq, "modify", "bad-request");
+    }
+}
+
+/* ---- admins and moderators (§8, §9): roles and affiliations ---- */
+
+static int enum_of(const char *v, const char *const *names, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* §8.2 kick (role none), §8.3/§8.4 voice (participant/visitor), §9.6
+ * moderator: the actor is a moderator; nobody touches admins and owners
+ * but to make them moderators. NULL or the error condition. */
+static const char *set_role(struct room *r, const struct occupant *actor, enum muc_aff actor_aff,
+                            const char *nick, int role, const char *reason)
+{
+    struct occupant *o = nick ? occ_by_nick(r, nick) : NULL;
+    if (!actor || actor->role != ROLE_MODERATOR) {
+        return "forbidden";
+    }
+    if (!o) {
+        return "item-not-found";
+    }
+    enum muc_aff a = aff_of(r, o->bare);
+    if ((a >= AFF_ADMIN && role != ROLE_MODERATOR) ||
+        (role == ROLE_MODERATOR && actor_aff < AFF_ADMIN)) {
+        return "not-allowed";
+    }
+    if (role == ROLE_NONE) {
+        remove_occupant(r, o, 307, reason);
+    } else if ((int)o->role != role) {
+        o->role = role;
+        announce(r, o, reason);
+    }
+    return NULL;
+}
+
+/* §9 (admins: outcast, none, member) and §10 (owners: admin, owner too). */
+static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const char *jid,
+                                   int aff, const char *reason)
+{
+    char norm[JID_MAX + 1], bare[JID_MAX + 1];
+    if (actor_aff < AFF_ADMIN) {
+        return "forbidden";
+    }
+    if (!jid || jid_parse(jid, norm, sizeof(norm), NULL) < 0 ||
+        jid_bare(norm, bare, sizeof(bare)) < 0) {
+        return "jid-malformed";
+    }
+    enum muc_aff cur = aff_of(r, bare);
+    if ((aff >= AFF_ADMIN || cur >= AFF_ADMIN) && actor_aff != AFF_OWNER) {
+        return "not-allowed";
+    }
+    int owners = 0;
+    for (struct affiliation *a = r->affs; a; a = a->next) {
+        owners += a->aff == AFF_OWNER;
+    }
+    if (cur == AFF_OWNER && aff != AFF_OWNER && owners == 1) {
+        return "conflict"; /* §10.9: the room keeps an owner */
+    }
+    if (aff_set(r, bare, aff) < 0) {
+        return "resource-constraint";
+    }
+    struct occupant *o = r->occ;
+    while (o) {
+        struct occupant *next = o->next;
+        if (strcmp(o->bare, bare) == 0) {
+            if (aff == AFF_OUTCAST) {
+                remove_occupant(r, o, 301, reason);
+            } else if (r->membersonly && aff < AFF_MEMBER) {
+                remove_occupant(r, o, 321, reason);
+            } else {
+                o->role = role_for(r, aff);
+                announce(r, o, reason);
+            }
+        }
+        o = next;
+    }
+    return NULL;
+}
+
+static int add_list_item(struct xml_node *q, const char *jid, const char *nick, const char *aff,
+                         const char *role)
+{
+    struct xml_node *it = xml_add_child(q, "item", NULL);
+    return it && (!jid || xml_set_attr(it, "jid", jid) == 0) &&
+                   (!nick || xml_set_attr(it, "nick", nick) == 0) &&
+                   xml_set_attr(it, "affiliation", aff) == 0 &&
+                   (!role || xml_set_attr(it, "role", role) == 0)
+               ? 0
+               : -1;
+}
+
+/* §9.5 / §9.8 / §10.5: the list of one affiliation (admins and owners may
+ * read it), or §8.5 / §9.8: the occupants of one role (moderators may). */
+static struct xml_node *admin_list(const struct room *r, const struct occupant *actor,
+                                   enum muc_aff actor_aff, const struct xml_node *item,
+                                   const char **cond)
+{
+    int aff = enum_of(xml_attr(item, "affiliation"), aff_names, 5);
+    int role = enum_of(xml_attr(item, "role"), role_names, 4);
+    struct xml_node *q = NULL;
+    *cond = "forbidden";
+    if ((aff >= 0 && actor_aff < AFF_ADMIN) || (role >= 0 && (!actor || actor->role != ROLE_MODERATOR))) {
+        return NULL;
+    }
+    *cond = "bad-request";
+    if ((aff < 0) == (role < 0) || aff == AFF_NONE) {
+        return NULL;
+    }
+    *cond = "resource-constraint";
+    if (!(q = xml_node_new("query", NS_MUC_ADMIN))) {
+        return NULL;
+    }
+    for (const struct affiliation *a = r->affs; aff >= 0 && a; a = a->next) {
+        if ((int)a->aff == aff && add_list_item(q, a->jid, NULL, aff_names[aff], NULL) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    for (const struct occupant *o = r->occ; role >= 0 && o; o = o->next) {
+        if ((int)o->role == role && add_list_item(q, o->bare, o->nick, aff_names[aff_of(r, o->bare)],
+                                                  role_names[role]) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+static void admin_iq(const struct xml_node *iq, struct room *r, const char *from,
+                     const struct xml_node *q)
+{
+    char bare[JID_MAX + 1];
+    jid_bare(from, bare, sizeof(bare));
+    struct occupant *actor = occ_by_jid(r, from);
+    enum muc_aff actor_aff = aff_of(r, bare);
+    struct xml_node *first = xml_child(q, "item", NS_MUC_ADMIN);
+    if (!first) {
+        bounce(iq, "modify", "bad-request");
         return;
     }
-    bounce(iq, "cancel", "feature-not-implemented");
+    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+        const char *cond = NULL;
+        struct xml_node *a = admin_list(r, actor, actor_aff, first, &cond);
+        if (a) {
+            iq_reply(iq, a);
+        } else {
+            bounce(iq, strcmp(cond, "forbidden") == 0 ? "auth" : "modify", cond);
+        }
+        return;
+    }
+    /* Items apply in order; the first that may not stops the rest (the
+     * answer says why). A kick can free the room: it is looked up again. */
+    char room_jid[JID_MAX + 1];
+    snprintf(room_jid, sizeof(room_jid), "%s", r->jid);
+    for (struct xml_node *it = first; it; it = xml_next(it)) {
+        struct xml_node *rs = xml_child(it, "reason", NS_MUC_ADMIN);
+        const char *reason = rs ? xml_text(rs) : NULL;
+        int role = enum_of(xml_attr(it, "role"), role_names, 4);
+        int aff = enum_of(xml_attr(it, "affiliation"), aff_names, 5);
+        const char *cond = "bad-request";
+        if (!(r = room_find(room_jid))) {
+            break;
+        }
+        actor = occ_by_jid(r, from);
+        if (role >= 0 && aff < 0) {
+            cond = set_role(r, actor, actor_aff, xml_attr(it, "nick"), role, reason);
+        } else if (aff >= 0 && role < 0) {
+            const char *jid = xml_attr(it, "jid");
+            struct occupant *byn = !jid && xml_attr(it, "nick") ? occ_by_nick(r, xml_attr(it, "nick")) : NULL;
+            cond = set_affiliation(r, actor_aff, byn ? byn->bare : jid, aff, reason);
+        }
+        if (cond) {
+            bounce(iq, strcmp(cond, "forbidden") == 0 || strcmp(cond, "not-allowed") == 0
+                           ? "auth" : (strcmp(cond, "conflict") == 0 ? "cancel" : "modify"),
+                   cond);
+            return;
+        }
+    }
+    iq_reply(iq, NULL);
+    if ((r = room_find(room_jid)) && r->persistent) {
+        room_save(r); /* bans survive restarts */
+    } else if (r && !r->occ) {
+        room_destroy(r); /* a moderator without affiliation kicked the last one */
+    }
 }
 
 static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
@@ -1134,9 +1663,23 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
         iq_reply(iq, NULL);
     } else if (r && query && strcmp(ns, NS_MUC_OWNER) == 0) {
         owner_iq(iq, r, from, q);
+    } else if (r && query && strcmp(ns, NS_MUC_ADMIN) == 0) {
+        admin_iq(iq, r, from, q);
     } else {
         bounce(iq, "cancel", "service-unavailable");
     }
+}
+
+/* ---- persistence (phase 4: not yet) ---- */
+
+static void room_save(const struct room *r)
+{
+    (void)r;
+}
+
+static void room_forget(const struct room *r)
+{
+    (void)r;
 }
 
 /* ---- the destination the router hands our domain's stanzas to ---- */

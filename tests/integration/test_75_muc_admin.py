@@ -1,0 +1,216 @@
+"""XEP-0045 owners, admins and moderators: the muc#roomconfig form
+(reserved rooms, members-only, password, moderated, whois), kick and ban
+with reasons, voice, affiliation lists and their rules, destroy with an
+alternate venue."""
+
+import pytest
+from slixmpp.exceptions import IqError, PresenceError
+
+from disco_helpers import NS_DISCO_INFO, NS_DISCO_ITEMS, disco_info_parts, payload
+from disco_helpers import iq as disco_iq
+from im_helpers import drain, error_condition
+from muc_helpers import (NS_MUC_OWNER, NS_MUC_USER, codes, groupchat_from, item, join, muc_login, muc_x,
+                         room_jid, room_presence, say)
+from xmpp_helpers import Clients, run
+
+
+async def configure(c, room, **fields):
+    """Fetch the form, change the given muc#roomconfig_* fields, submit it."""
+    muc = c.xmpp.plugin["xep_0045"]
+    form = await muc.get_room_config(room)
+    values = {}
+    for var, value in fields.items():
+        values["muc#roomconfig_" + var] = value
+    for var, f in form.get_fields().items():
+        if var in values:
+            f["value"] = values.pop(var)
+    assert not values, "fields not in the form: %s" % values
+    await muc.set_room_config(room, form)
+
+
+def field_values(form):
+    return {var: f["value"] for var, f in form.get_fields().items()}
+
+
+async def iq_error_cond(coro):
+    with pytest.raises(IqError) as e:
+        await coro
+    return error_condition(e.value.iq)
+
+
+def test_config_form_and_members_only_and_password(server):
+    room = room_jid("club")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            carol = await muc_login(cl, "carol")
+            await join(alice, room, "Alice")
+            muc = alice.xmpp.plugin["xep_0045"]
+            form = await muc.get_room_config(room)
+            vals = field_values(form)
+            assert vals["FORM_TYPE"] in ("http://jabber.org/protocol/muc#roomconfig",
+                                         ["http://jabber.org/protocol/muc#roomconfig"])
+            assert vals["muc#roomconfig_membersonly"] is False
+            assert vals["muc#roomconfig_whois"] == "moderators"
+            # Only the owner configures.
+            await join(bob, room, "Bob")
+            assert await iq_error_cond(bob.xmpp.plugin["xep_0045"].get_room_config(room)) == \
+                ("auth", "forbidden")
+            await configure(alice, room, roomname="The Club", membersonly=True,
+                            passwordprotectedroom=True, roomsecret="s3cret", whois="anyone")
+            # bob, no member, is removed (§9.4: 322); alice hears of the change.
+            p = await room_presence(bob, room + "/Bob", "unavailable")
+            assert 322 in codes(p) and 110 in codes(p)
+            m = await alice.next_message(pred=lambda m: str(m["from"]) == room and
+                                         104 in codes(m))
+            assert 172 in codes(m)
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+            idents, feats = disco_info_parts(payload(ans))
+            assert ("conference", "text", "The Club") in idents
+            for f in ("muc_membersonly", "muc_passwordprotected", "muc_nonanonymous"):
+                assert f in feats
+            # Members-only: carol is not a member.
+            with pytest.raises(PresenceError) as e:
+                await join(carol, room, "Carol", password="s3cret")
+            assert error_condition(e.value.presence) == ("auth", "registration-required")
+            await muc.set_affiliation(room, "member", jid=carol.bare)
+            # Password: wrong, then right (100: real JIDs are public now).
+            with pytest.raises(PresenceError) as e:
+                await join(carol, room, "Carol", password="wrong")
+            assert error_condition(e.value.presence) == ("auth", "not-authorized")
+            pres, _, _, _ = await join(carol, room, "Carol", password="s3cret")
+            assert codes(pres) >= {100, 110}
+            assert item(pres)["affiliation"] == "member"
+            assert await muc.get_affiliation_list(room, "member") == [carol.xmpp.boundjid.bare]
+            # A bad boolean is refused.
+            ans = await disco_iq(alice, "<query xmlns='%s'><x xmlns='jabber:x:data' "
+                                 "type='submit'><field var='muc#roomconfig_moderatedroom'>"
+                                 "<value>maybe</value></field></x></query>" % NS_MUC_OWNER,
+                                 to=room, itype="set")
+            assert error_condition(ans) == ("modify", "not-acceptable")
+
+    run(scenario())
+
+
+def test_hidden_room_not_listed(server):
+    room = room_jid("secret-place")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            await configure(alice, room, publicroom=False)
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_ITEMS,
+                                 to="conference.localhost")
+            assert room not in [i.get("jid") for i in payload(ans)]
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+            assert "muc_hidden" in disco_info_parts(payload(ans))[1]
+
+    run(scenario())
+
+
+def test_kick_and_ban(server):
+    room = room_jid("strict")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            carol = await muc_login(cl, "carol")
+            await join(alice, room, "Alice")
+            await join(bob, room, "Bob")
+            await join(carol, room, "Carol")
+            muc = alice.xmpp.plugin["xep_0045"]
+            # A participant may not kick.
+            assert await iq_error_cond(bob.xmpp.plugin["xep_0045"].set_role(
+                room, "Carol", "none")) == ("auth", "forbidden")
+            # Kick (307) with a reason, seen by the kicked one and the others.
+            await muc.set_role(room, "Bob", "none", reason="too loud")
+            p = await room_presence(bob, room + "/Bob", "unavailable")
+            assert codes(p) >= {307, 110}
+            assert muc_x(p).find("{%s}item/{%s}reason" % (NS_MUC_USER, NS_MUC_USER)).text == \
+                "too loud"
+            p = await room_presence(carol, room + "/Bob", "unavailable")
+            assert 307 in codes(p)
+            # Nobody kicks an owner.
+            await muc.set_role(room, "Carol", "moderator")
+            assert await iq_error_cond(carol.xmpp.plugin["xep_0045"].set_role(
+                room, "Alice", "none")) == ("auth", "not-allowed")
+            # A kicked user may come back; a banned one (301) may not.
+            await join(bob, room, "Bob")
+            await muc.set_affiliation(room, "outcast", jid=bob.bare, reason="spam")
+            p = await room_presence(bob, room + "/Bob", "unavailable")
+            assert codes(p) >= {301, 110}
+            with pytest.raises(PresenceError) as e:
+                await join(bob, room, "Bob")
+            assert error_condition(e.value.presence) == ("auth", "forbidden")
+            assert await muc.get_affiliation_list(room, "outcast") == [bob.xmpp.boundjid.bare]
+            # Lifting the ban lets him in.
+            await muc.set_affiliation(room, "none", jid=bob.bare)
+            await join(bob, room, "Bob")
+            # The last owner stays one.
+            assert await iq_error_cond(muc.set_affiliation(room, "member", jid=alice.bare)) == \
+                ("cancel", "conflict")
+            # Admins and owners are the owner's to make.
+            await muc.set_affiliation(room, "admin", jid=carol.bare)
+            assert await iq_error_cond(carol.xmpp.plugin["xep_0045"].set_affiliation(
+                room, "owner", jid=bob.bare)) == ("auth", "not-allowed")
+
+    run(scenario())
+
+
+def test_moderated_room_and_voice(server):
+    room = room_jid("stage")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            await join(alice, room, "Alice")
+            await configure(alice, room, moderatedroom=True)
+            pres, _, _, _ = await join(bob, room, "Bob")
+            assert item(pres)["role"] == "visitor"
+            say(bob, room, "can I speak?")
+            m = await bob.next_message(pred=lambda m: m["type"] == "error")
+            assert error_condition(m) == ("auth", "forbidden")
+            # Voice granted: bob speaks.
+            drain(bob)
+            await alice.xmpp.plugin["xep_0045"].set_role(room, "Bob", "participant")
+            p = await room_presence(bob, room + "/Bob")
+            assert item(p)["role"] == "participant"
+            say(bob, room, "thank you")
+            await groupchat_from(alice, room + "/Bob", pred=lambda m: m["body"] == "thank you")
+            assert "Bob" in await alice.xmpp.plugin["xep_0045"].get_roles_list(
+                room, "participant")
+            # Voice revoked.
+            drain(bob)
+            await alice.xmpp.plugin["xep_0045"].set_role(room, "Bob", "visitor")
+            p = await room_presence(bob, room + "/Bob")
+            assert item(p)["role"] == "visitor"
+
+    run(scenario())
+
+
+def test_destroy(server):
+    room = room_jid("doomed")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            await join(alice, room, "Alice")
+            await join(bob, room, "Bob")
+            assert await iq_error_cond(bob.xmpp.plugin["xep_0045"].destroy(room)) == \
+                ("auth", "forbidden")
+            await alice.xmpp.plugin["xep_0045"].destroy(room, reason="moving",
+                                                         altroom=room_jid("newplace"))
+            p = await room_presence(bob, room + "/Bob", "unavailable")
+            d = muc_x(p).find("{%s}destroy" % NS_MUC_USER)
+            assert d is not None and d.get("jid") == room_jid("newplace")
+            assert d.find("{%s}reason" % NS_MUC_USER).text == "moving"
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+            assert ans["type"] == "error"
+
+    run(scenario())
