@@ -165,6 +165,7 @@ static const struct option options[] = {
     INT(muc_max_subject_bytes, 0, 65536, LIMIT_MUC_SUBJECT_BYTES, 1),
     INT(muc_max_presence_bytes, 256, 65536, LIMIT_MUC_PRESENCE_BYTES, 1),
     INT(muc_max_invites, 0, 100, LIMIT_MUC_MAX_INVITES, 1),
+    INT(muc_max_affiliations, 1, 1000000, LIMIT_MUC_MAX_AFFILIATIONS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -136,6 +136,7 @@ struct config {
     int muc_max_subject_bytes;
     int muc_max_presence_bytes;
     int muc_max_invites;
+    int muc_max_affiliations;
 };
 
 /* Fill every field with its default. */

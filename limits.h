@@ -147,5 +147,7 @@
 #define LIMIT_MUC_PRESENCE_BYTES 2048   /* muc_max_presence_bytes: memory of the presence kept
                                            per occupant (status first dropped past it) */
 #define LIMIT_MUC_MAX_INVITES 5         /* muc_max_invites: invitations one message may carry */
+#define LIMIT_MUC_MAX_AFFILIATIONS 1000 /* muc_max_affiliations: members, admins, owners and
+                                           outcasts of one room */
 
 #endif

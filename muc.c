@@ -18,6 +18,7 @@
 #include "log.h"
 #include "router.h"
 #include "server.h"
+#include "store.h"
 #include "tls.h"
 #include "xml.h"
 
@@ -166,6 +167,13 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
     }
     if (aff == AFF_NONE) {
         return 0;
+    }
+    int n = 0;
+    for (const struct affiliation *x = r->affs; x; x = x->next) {
+        n++;
+    }
+    if (n >= g_config->muc_max_affiliations) {
+        return -1; /* each is stored, and read by every join */
     }
     struct affiliation *a = malloc(sizeof(*a) + strlen(bare) + 1);
     if (!a) {
@@ -461,6 +469,9 @@ static struct room *room_create(const char *jid, const char *creator, const char
     log_info("muc: %s created room %s", creator, jid);
     return r;
 }
+
+static void room_save(const struct room *r);
+static void room_forget(const struct room *r);
 
 /* ---- joining, presence updates, nick changes, leaving ---- */
 
@@ -943,6 +954,9 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     if (is_subject) {
         xml_free(r->subject);
         r->subject = xml_copy(out);
+        if (r->persistent) {
+            room_save(r); /* the subject is part of a persistent room */
+        }
     } else {
         hist_add(r, out);
     }
@@ -1287,8 +1301,6 @@ static int parse_settings(const struct xml_node *x, struct room_settings *st)
     return 0;
 }
 
-static void room_save(const struct room *r);
-static void room_forget(const struct room *r);
 
 /* §10.2.1: tell the occupants what changed: 104, and 172/173 when real JIDs
  * become visible to all or to moderators only. */
@@ -1670,16 +1682,114 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
     }
 }
 
-/* ---- persistence (phase 4: not yet) ---- */
+/* ---- persistence: persistent rooms in the store (store_room_*) ----
+ * A room document is <room xmlns='urn:xmppd:muc:1'> with the configuration
+ * as attributes, one <aff/> per affiliation and the subject message; it is
+ * rewritten whole (crash-safe, store.c) when any of them changes. History
+ * stays in memory. */
+
+#define NS_ROOMDOC "urn:xmppd:muc:1"
+#define ROOMDOC_MAX (8 * 1024 * 1024)
+
+static int set_flag(struct xml_node *n, const char *name, int v)
+{
+    return v ? xml_set_attr(n, name, "1") : 0;
+}
+
+static struct xml_node *room_doc(const struct room *r)
+{
+    struct xml_node *d = xml_node_new("room", NS_ROOMDOC);
+    if (!d || xml_set_attr(d, "creator", r->creator) < 0 ||
+        (r->name && xml_set_attr(d, "name", r->name) < 0) ||
+        (r->secret && xml_set_attr(d, "secret", r->secret) < 0) ||
+        set_flag(d, "nonanonymous", r->nonanonymous) < 0 ||
+        set_flag(d, "changesubject", r->changesubject) < 0 || set_flag(d, "hidden", r->hidden) < 0 ||
+        set_flag(d, "membersonly", r->membersonly) < 0 || set_flag(d, "moderated", r->moderated) < 0) {
+        xml_free(d);
+        return NULL;
+    }
+    for (const struct affiliation *a = r->affs; a; a = a->next) {
+        struct xml_node *n = xml_add_child(d, "aff", NULL);
+        if (!n || xml_set_attr(n, "jid", a->jid) < 0 || xml_set_attr(n, "a", aff_names[a->aff]) < 0) {
+            xml_free(d);
+            return NULL;
+        }
+    }
+    struct xml_node *subj = r->subject ? xml_copy(r->subject) : NULL;
+    if (r->subject && !subj) {
+        xml_free(d);
+        return NULL;
+    }
+    if (subj) {
+        xml_append(d, subj);
+    }
+    return d;
+}
 
 static void room_save(const struct room *r)
 {
-    (void)r;
+    struct xml_node *d = room_doc(r);
+    struct buf b;
+    buf_init(&b, ROOMDOC_MAX);
+    if (!d || xml_serialize(d, "", &b) < 0 || store_room_put(r->jid, buf_ptr(&b), buf_len(&b)) < 0) {
+        log_error("muc: could not store room %s", r->jid);
+    }
+    buf_free(&b);
+    xml_free(d);
 }
 
 static void room_forget(const struct room *r)
 {
-    (void)r;
+    if (store_room_delete(r->jid) == STORE_EIO) {
+        log_error("muc: could not remove the stored room %s", r->jid);
+    }
+}
+
+static int flag(const struct xml_node *d, const char *name)
+{
+    const char *v = xml_attr(d, name);
+    return v && strcmp(v, "1") == 0;
+}
+
+static int room_restore(const char *jid, const char *data, size_t len, void *ud)
+{
+    (void)ud;
+    struct xml_limits lim = {len, 16, 64, 1024};
+    struct xml_node *d = xml_parse_one(data, len, &lim, "room", NS_ROOMDOC);
+    const char *creator = d ? xml_attr(d, "creator") : NULL;
+    struct room *r = creator && !room_find(jid) ? calloc(1, sizeof(*r)) : NULL;
+    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
+        (xml_attr(d, "name") && !(r->name = strdup(xml_attr(d, "name")))) ||
+        (xml_attr(d, "secret") && !(r->secret = strdup(xml_attr(d, "secret"))))) {
+        log_error("muc: cannot restore room %s", jid);
+        if (r) {
+            room_free(r);
+        }
+        xml_free(d);
+        return 0;
+    }
+    r->persistent = 1;
+    r->nonanonymous = flag(d, "nonanonymous");
+    r->changesubject = flag(d, "changesubject");
+    r->hidden = flag(d, "hidden");
+    r->membersonly = flag(d, "membersonly");
+    r->moderated = flag(d, "moderated");
+    for (struct xml_node *c = xml_first_child(d); c; c = xml_next(c)) {
+        int a = enum_of(xml_attr(c, "a"), aff_names, 5);
+        if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
+            aff_set(r, xml_attr(c, "jid"), a);
+        } else if (strcmp(xml_name(c), "message") == 0 && !r->subject) {
+            xml_detach(c);
+            r->subject = c; /* the loop ends here: c left the tree */
+            break;
+        }
+    }
+    xml_free(d);
+    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
+    r->next = rooms[b];
+    rooms[b] = r;
+    nrooms++;
+    return 0;
 }
 
 /* ---- the destination the router hands our domain's stanzas to ---- */
@@ -1735,7 +1845,8 @@ static int on_init(struct session *s, struct xml_node *st, const char *bare)
         log_error("muc: cannot serve %s (a component's domain, or too many domains)", muc_domain);
         return 1;
     }
-    log_info("muc: serving %s", muc_domain);
+    store_room_each(room_restore, NULL, ROOMDOC_MAX);
+    log_info("muc: serving %s (%d persistent rooms)", muc_domain, nrooms);
     return 0;
 }
 

@@ -214,3 +214,94 @@ def test_destroy(server):
             assert ans["type"] == "error"
 
     run(scenario())
+
+
+def test_persistent_room_survives_restart_and_kill9(server):
+    room = room_jid("forever")
+
+    async def setup():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            await join(alice, room, "Alice")
+            await configure(alice, room, persistentroom=True, roomname="Forever",
+                            whois="anyone")
+            muc = alice.xmpp.plugin["xep_0045"]
+            await muc.set_affiliation(room, "outcast", jid=bob.bare)
+            await muc.set_affiliation(room, "member", jid=server.jid("carol"))
+            muc.set_subject(room, "kept")
+            await groupchat_from(alice, room + "/Alice", pred=lambda m: m["subject"] == "kept")
+            # The owner leaves: a persistent room stays, empty.
+            alice.xmpp.send_presence(pto=room + "/Alice", ptype="unavailable")
+            await room_presence(alice, room + "/Alice", "unavailable")
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+            assert "muc_persistent" in disco_info_parts(payload(ans))[1]
+
+    async def check():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            carol = await muc_login(cl, "carol")
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+            idents, feats = disco_info_parts(payload(ans))
+            assert ("conference", "text", "Forever") in idents
+            assert "muc_persistent" in feats and "muc_nonanonymous" in feats
+            with pytest.raises(PresenceError) as e:
+                await join(bob, room, "Bob")
+            assert error_condition(e.value.presence) == ("auth", "forbidden")
+            pres, subject, _, _ = await join(carol, room, "Carol")
+            assert subject["subject"] == "kept"
+            assert item(pres)["affiliation"] == "member" and 201 not in codes(pres)
+            pres, _, _, _ = await join(alice, room, "Alice")
+            assert item(pres)["affiliation"] == "owner"
+
+    run(setup())
+    server.stop()
+    server.start()
+    run(check())
+    server.kill9()
+    server.start()
+    run(check())
+
+    async def unpersist():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            await configure(alice, room, persistentroom=False)
+            alice.xmpp.send_presence(pto=room + "/Alice", ptype="unavailable")
+            await room_presence(alice, room + "/Alice", "unavailable")
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+            assert ans["type"] == "error"
+
+    run(unpersist())
+    server.stop()
+    server.start()
+
+    async def gone():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+            assert ans["type"] == "error"
+
+    run(gone())
+
+
+def test_damaged_room_file_is_set_aside(server):
+    import os
+    room = room_jid("broken")
+    rooms = os.path.join(server.data_dir, "rooms")
+    server.stop()
+    os.makedirs(rooms, exist_ok=True)
+    with open(os.path.join(rooms, room), "w") as f:
+        f.write("xmppd-doc 1 5 00000000\nhello")
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+            assert ans["type"] == "error"
+
+    run(scenario())
+    assert os.path.exists(os.path.join(rooms, room + ".bad"))
+    assert "damaged" in server.log_text()
