@@ -426,7 +426,7 @@ static void room_destroy(struct room *r)
         }
     }
     nrooms--;
-    log_info("muc: room %s is gone", r->jid);
+    log_debug("muc: room %s is gone", r->jid);
     room_free(r);
 }
 
@@ -466,12 +466,103 @@ static struct room *room_create(const char *jid, const char *creator, const char
     r->next = rooms[b];
     rooms[b] = r;
     nrooms++;
-    log_info("muc: %s created room %s", creator, jid);
+    log_limited("muc room created", creator, L_INFO, "muc: %s created room %s", creator, jid);
     return r;
 }
 
-static void room_save(const struct room *r);
+static int room_save(const struct room *r);
 static void room_forget(const struct room *r);
+
+/* ---- the rooms each session is in ----
+ * Directed presence (RFC 6121 §4.6.3) tells a room when a session ends, but
+ * presence.c remembers a bounded number of its recipients: a session in more
+ * rooms would stay in the others for ever. So each session also keeps the
+ * JIDs of the rooms it joined (in its hook slot), and HOOK_SESSION_END takes
+ * it out of them. Entries of rooms it left are pruned when the list grows. */
+
+struct joined {
+    int n, cap;
+    char **rooms;
+};
+
+static int muc_slot = -1;
+
+static void joined_prune(struct session *s, struct joined *j)
+{
+    int k = 0;
+    for (int i = 0; i < j->n; i++) {
+        struct room *r = room_find(j->rooms[i]);
+        if (r && occ_by_jid(r, s->jid)) {
+            j->rooms[k++] = j->rooms[i];
+        } else {
+            free(j->rooms[i]);
+        }
+    }
+    j->n = k;
+}
+
+static void joined_add(const char *full, const char *room_jid)
+{
+    struct session *s = router_find_full(full);
+    struct joined *j = s ? s->slot[muc_slot] : NULL;
+    if (!s) {
+        return; /* not a local session (a component's JID): nothing ends it */
+    }
+    if (!j && !(j = s->slot[muc_slot] = calloc(1, sizeof(*j)))) {
+        return;
+    }
+    for (int i = 0; i < j->n; i++) {
+        if (strcmp(j->rooms[i], room_jid) == 0) {
+            return;
+        }
+    }
+    if (j->n == j->cap) {
+        joined_prune(s, j);
+    }
+    if (j->n == j->cap) {
+        int cap = j->cap ? 2 * j->cap : 4;
+        char **nr = realloc(j->rooms, (size_t)cap * sizeof(*nr));
+        if (!nr) {
+            return;
+        }
+        j->rooms = nr;
+        j->cap = cap;
+    }
+    if ((j->rooms[j->n] = strdup(room_jid)) != NULL) {
+        j->n++;
+    }
+}
+
+static void leave(struct room *r, struct occupant *o, const char *full, int ending);
+
+static int on_session_end(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)st, (void)bare;
+    struct joined *j = s->slot[muc_slot];
+    for (int i = 0; j && i < j->n; i++) {
+        struct room *r = room_find(j->rooms[i]);
+        struct occupant *o = r ? occ_by_jid(r, s->jid) : NULL;
+        if (o) {
+            leave(r, o, s->jid, 1);
+        }
+    }
+    return 0;
+}
+
+static int on_session_free(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)st, (void)bare;
+    struct joined *j = s->slot[muc_slot];
+    for (int i = 0; j && i < j->n; i++) {
+        free(j->rooms[i]);
+    }
+    if (j) {
+        free(j->rooms);
+        free(j);
+    }
+    s->slot[muc_slot] = NULL;
+    return 0;
+}
 
 /* ---- joining, presence updates, nick changes, leaving ---- */
 
@@ -629,15 +720,18 @@ static void join(struct room *r, const char *full, const char *bare, const char 
     }
     xml_free(o->pres);
     o->pres = kept;
+    joined_add(full, r->jid);
     struct history_req q;
     history_request(xml_child(p, "x", NS_MUC), &q);
     join_announce(r, o, full, created, &q);
 }
 
 /* Remove resource full of o; the room forgets o with its last resource. */
-static void leave(struct room *r, struct occupant *o, const char *full)
+static void leave(struct room *r, struct occupant *o, const char *full, int ending)
 {
-    self_presence(r, o, full, "unavailable", NULL);
+    if (!ending) {
+        self_presence(r, o, full, "unavailable", NULL);
+    }
     for (struct occ_res **pp = &o->res; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->jid, full) == 0) {
             struct occ_res *x = *pp;
@@ -679,7 +773,8 @@ static void remove_occupant(struct room *r, struct occupant *o, int code, const 
     }
     r->nocc--;
     broadcast_presence(r, o, "unavailable", &e);
-    log_info("muc: %s left %s (status %d)", o->bare, r->jid, code);
+    log_limited("muc removed", r->jid, L_INFO, "muc: %s left %s (status %d)", o->bare, r->jid,
+                code);
     occ_free(o);
 }
 
@@ -748,7 +843,7 @@ static void presence_in(const struct xml_node *p, const char *from, const struct
         /* §7.14: leaving, whatever nick it names (a client that changed
          * nicks says goodbye to both when it goes). */
         if (o) {
-            leave(r, o, from);
+            leave(r, o, from, 0);
         }
         return;
     }
@@ -887,20 +982,18 @@ static int add_stanza_id(struct xml_node *m, const char *by)
 }
 
 /* What an occupant may not put into what the room relays under its name:
- * ids by the room (XEP-0359 §5), muc#user payloads (status codes,
- * invitations: the room speaks those), delay stamps (history is the room's). */
-static int forged(const struct xml_node *c, const char *room_jid)
+ * stanza ids (XEP-0359 §5 forbids those by the room; one by anyone else, an
+ * account or another room, would only mislead the recipients: a sender's
+ * own id is <origin-id/>), muc#user payloads (status codes, invitations: the
+ * room speaks those), delay stamps (history is the room's). */
+static int forged(const struct xml_node *c)
 {
-    const char *ns = xml_ns(c), *name = xml_name(c);
-    if (strcmp(ns, NS_SID) == 0 && strcmp(name, "stanza-id") == 0) {
-        const char *by = xml_attr(c, "by");
-        char norm[JID_MAX + 1];
-        return !by || jid_parse(by, norm, sizeof(norm), NULL) < 0 || strcmp(norm, room_jid) == 0;
-    }
-    return strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0;
+    const char *ns = xml_ns(c);
+    return strcmp(ns, NS_SID) == 0 ? strcmp(xml_name(c), "stanza-id") == 0
+                                   : strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0;
 }
 
-static struct xml_node *relay_copy(const struct xml_node *m, const char *from, const char *room_jid)
+static struct xml_node *relay_copy(const struct xml_node *m, const char *from)
 {
     struct xml_node *out = xml_copy(m);
     if (!out || xml_set_attr(out, "from", from) < 0) {
@@ -910,7 +1003,7 @@ static struct xml_node *relay_copy(const struct xml_node *m, const char *from, c
     struct xml_node *c = xml_first_child(out);
     while (c) {
         struct xml_node *next = xml_next(c);
-        if (forged(c, room_jid)) {
+        if (forged(c)) {
             xml_detach(c);
             xml_free(c);
         }
@@ -926,6 +1019,25 @@ static void send_all(const struct room *r, struct xml_node *st)
             send_to(st, x->jid);
         }
     }
+}
+
+/* What a room keeps of a subject change, for every joiner and its file:
+ * who set it and the subject, not whatever else the message carried. */
+static struct xml_node *subject_copy(const struct xml_node *m)
+{
+    struct xml_node *k = xml_node_new("message", NS_CLIENT);
+    struct xml_node *subj = xml_copy(xml_child(m, "subject", NS_CLIENT));
+    struct xml_node *sid = xml_copy(xml_child(m, "stanza-id", NS_SID));
+    if (!k || !subj || !sid || xml_set_attr(k, "from", xml_attr(m, "from")) < 0 ||
+        xml_set_attr(k, "type", "groupchat") < 0) {
+        xml_free(k);
+        xml_free(subj);
+        xml_free(sid);
+        return NULL;
+    }
+    xml_append(k, subj);
+    xml_append(k, sid);
+    return k;
 }
 
 static void groupchat(struct room *r, struct occupant *o, const struct xml_node *m)
@@ -945,7 +1057,7 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
         return;
     }
     char from[JID_MAX + 1];
-    struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)), r->jid);
+    struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
     if (!out || add_stanza_id(out, r->jid) < 0) {
         xml_free(out);
         bounce(m, "wait", "resource-constraint");
@@ -953,7 +1065,7 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     }
     if (is_subject) {
         xml_free(r->subject);
-        r->subject = xml_copy(out);
+        r->subject = subject_copy(out);
         if (r->persistent) {
             room_save(r); /* the subject is part of a persistent room */
         }
@@ -979,7 +1091,7 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
         return;
     }
     char from[JID_MAX + 1];
-    struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)), r->jid);
+    struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
     /* §7.5: marked as coming through the room (XEP-0280 §6 keeps it out
      * of carbons elsewhere by the same mark). */
     if (!out || !xml_add_child(out, "x", NS_MUC_USER)) {
@@ -1010,8 +1122,8 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
         if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0) {
             continue;
         }
-        if (++n > g_config->muc_max_invites) {
-            break;
+        if (++n > g_config->muc_max_invites || (dec && n > 1)) {
+            break; /* §7.8.3: one decline answers one invitation */
         }
         struct xml_node *m = xml_node_new("message", NS_CLIENT);
         struct xml_node *ux = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
@@ -1370,14 +1482,19 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
     r->moderated = st.moderated;
     r->changesubject = st.changesubject;
     r->nonanonymous = st.nonanonymous;
-    iq_reply(iq, NULL);
-    roles_after_config(r);
-    notify_config(r, whois_changed);
-    if (r->persistent) {
-        room_save(r);
-    } else if (was_persistent) {
+    if (r->persistent && room_save(r) < 0) {
+        /* The owner must not believe it kept (a room JID too long for a
+         * file name, a full disk): the rest of the form applies. */
+        r->persistent = was_persistent;
+        bounce(iq, "wait", "internal-server-error");
+    } else {
+        iq_reply(iq, NULL);
+    }
+    if (!r->persistent && was_persistent) {
         room_forget(r);
     }
+    roles_after_config(r);
+    notify_config(r, whois_changed);
     if (!r->occ && !r->persistent) {
         room_destroy(r);
     }
@@ -1726,16 +1843,20 @@ static struct xml_node *room_doc(const struct room *r)
     return d;
 }
 
-static void room_save(const struct room *r)
+/* Returns 0, or -1 (logged) when the room could not be written. */
+static int room_save(const struct room *r)
 {
     struct xml_node *d = room_doc(r);
     struct buf b;
+    int rc = 0;
     buf_init(&b, ROOMDOC_MAX);
     if (!d || xml_serialize(d, "", &b) < 0 || store_room_put(r->jid, buf_ptr(&b), buf_len(&b)) < 0) {
         log_error("muc: could not store room %s", r->jid);
+        rc = -1;
     }
     buf_free(&b);
     xml_free(d);
+    return rc;
 }
 
 static void room_forget(const struct room *r)
@@ -1868,4 +1989,7 @@ HOOK_SERVICE(muc)
 {
     hook_add(HOOK_INIT, on_init);
     hook_add(HOOK_SHUTDOWN, on_shutdown);
+    hook_add(HOOK_SESSION_END, on_session_end);
+    hook_add(HOOK_SESSION_FREE, on_session_free);
+    muc_slot = hook_slot();
 }
