@@ -360,6 +360,18 @@ static int tomb_keeps(const char *name)
     return strcmp(name, OWNER_FILE) == 0 || strcmp(name, ROSTER_DOC) == 0;
 }
 
+/* opendir for a directory that may not exist: 0 with *d NULL when it does
+ * not, STORE_EIO (logged) when it cannot be read. */
+static int open_dir_if_any(const char *dir, DIR **d)
+{
+    *d = opendir(dir);
+    if (!*d && errno != ENOENT) {
+        log_error("store: open directory %s: %s", dir, strerror(errno));
+        return STORE_EIO;
+    }
+    return 0;
+}
+
 /* Remove every file in dir (but those keep() names, when keep is set), then
  * dir if it is empty. Used for tombstones and failed creations only: account
  * directories hold no subdirectories. A file that vanished meanwhile (another
@@ -367,13 +379,12 @@ static int tomb_keeps(const char *name)
  * left non-empty by a kept file or by another process's write. */
 static int remove_files(const char *dir, int (*keep)(const char *name))
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) {
-            return 0;
-        }
-        log_error("store: open directory %s: %s", dir, strerror(errno));
+    DIR *d = NULL;
+    if (open_dir_if_any(dir, &d) < 0) {
         return STORE_EIO;
+    }
+    if (!d) {
+        return 0;
     }
     int rc = 0;
     struct dirent *e;
@@ -1373,15 +1384,12 @@ int store_doc_get(const char *bare, const char *name, char **data, size_t *len, 
     return rc < 0 ? rc : doc_read(path, data, len, maxlen);
 }
 
-static int doc_write(const char *bare, const char *name, const void *data, size_t len,
-                     int durable)
+/* Write a document file at path: header and payload, atomically (durable) or
+ * in place. */
+static int doc_write_path(const char *path, const void *data, size_t len, int durable)
 {
-    char dir[PATH_MAX], path[PATH_MAX], hdr[DOC_HEADER_MAX];
-    int rc = durable ? doc_path_checked(bare, name, dir, path, sizeof(dir))
-                     : doc_path(bare, name, dir, path, sizeof(dir));
-    if (rc < 0) {
-        return rc;
-    }
+    char hdr[DOC_HEADER_MAX];
+    int rc;
     int h = snprintf(hdr, sizeof(hdr), "xmppd-doc 1 %zu %08lx\n", len,
                      (unsigned long)store_crc32(0, data, len));
     if (h < 0 || (size_t)h >= sizeof(hdr)) {
@@ -1401,6 +1409,28 @@ static int doc_write(const char *bare, const char *name, const void *data, size_
     return rc;
 }
 
+static int doc_write(const char *bare, const char *name, const void *data, size_t len,
+                     int durable)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    int rc = durable ? doc_path_checked(bare, name, dir, path, sizeof(dir))
+                     : doc_path(bare, name, dir, path, sizeof(dir));
+    return rc < 0 ? rc : doc_write_path(path, data, len, durable);
+}
+
+/* Remove path and make that durable; STORE_ENOENT when it was not there. */
+static int unlink_synced(const char *path, const char *dir)
+{
+    if (unlink(path) < 0) {
+        if (errno == ENOENT) {
+            return STORE_ENOENT;
+        }
+        log_error("store: remove %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    return fsync_dir(dir);
+}
+
 int store_doc_put(const char *bare, const char *name, const void *data, size_t len)
 {
     return doc_write(bare, name, data, len, 1);
@@ -1416,17 +1446,7 @@ int store_doc_delete(const char *bare, const char *name)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     int rc = doc_path_checked(bare, name, dir, path, sizeof(dir));
-    if (rc < 0) {
-        return rc;
-    }
-    if (unlink(path) < 0) {
-        if (errno == ENOENT) {
-            return STORE_ENOENT;
-        }
-        log_error("store: remove %s: %s", path, strerror(errno));
-        return STORE_EIO;
-    }
-    return fsync_dir(dir);
+    return rc < 0 ? rc : unlink_synced(path, dir);
 }
 
 /* ---- offline messages ----
@@ -2972,7 +2992,7 @@ static int room_path(const char *room, char *dir, char *path, size_t sz)
 
 int store_room_put(const char *room, const void *data, size_t len)
 {
-    char dir[PATH_MAX], path[PATH_MAX], hdr[DOC_HEADER_MAX];
+    char dir[PATH_MAX], path[PATH_MAX];
     int rc = room_path(room, dir, path, sizeof(dir));
     if (rc < 0) {
         return rc;
@@ -2980,34 +3000,14 @@ int store_room_put(const char *room, const void *data, size_t len)
     if (ensure_dir(dir, data_dir) < 0) {
         return STORE_EIO;
     }
-    int h = snprintf(hdr, sizeof(hdr), DOC_HEADER_PREFIX "1 %zu %08lx\n", len,
-                     (unsigned long)store_crc32(0, data, len));
-    char *buf = h > 0 && (size_t)h < sizeof(hdr) ? malloc((size_t)h + len) : NULL;
-    if (!buf) {
-        return STORE_EIO;
-    }
-    memcpy(buf, hdr, (size_t)h);
-    memcpy(buf + h, data, len);
-    rc = store_write_atomic(path, buf, (size_t)h + len, 0600);
-    free(buf);
-    return rc;
+    return doc_write_path(path, data, len, 1);
 }
 
 int store_room_delete(const char *room)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     int rc = room_path(room, dir, path, sizeof(dir));
-    if (rc < 0) {
-        return rc;
-    }
-    if (unlink(path) < 0) {
-        if (errno == ENOENT) {
-            return STORE_ENOENT;
-        }
-        log_error("store: remove %s: %s", path, strerror(errno));
-        return STORE_EIO;
-    }
-    return fsync_dir(dir);
+    return rc < 0 ? rc : unlink_synced(path, dir);
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -3023,16 +3023,12 @@ int store_room_each(int (*fn)(const char *room, const char *data, size_t len, vo
     if (!data_dir[0] || path_fmt(dir, sizeof(dir), "%s/rooms", data_dir) < 0) {
         return STORE_EINVAL;
     }
-    DIR *d = opendir(dir);
+    DIR *d = NULL;
+    int rc = open_dir_if_any(dir, &d);
     if (!d) {
-        if (errno == ENOENT) {
-            return 0;
-        }
-        log_error("store: open directory %s: %s", dir, strerror(errno));
-        return STORE_EIO;
+        return rc;
     }
     struct dirent *e;
-    int rc = 0;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         char room[NAME_MAX + 1], path[PATH_MAX], *data = NULL;
         size_t len = 0;

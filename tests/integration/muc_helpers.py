@@ -37,6 +37,15 @@ async def join(c, room, nick, timeout=10.0, **history):
     return pres, subject, [p for p in occupants if 110 not in codes(p)], hist
 
 
+async def in_room(cl, room, *users):
+    """Log each user in and join room with the user's name capitalised as
+    nick, in order (the first makes the room and owns it). Returns the clients."""
+    clients = [await muc_login(cl, u) for u in users]
+    for c, u in zip(clients, users):
+        await join(c, room, u.capitalize())
+    return clients
+
+
 def join_raw(c, room, nick, extra=""):
     """Send a join presence without waiting (for refusals)."""
     p = ET.fromstring("<presence xmlns='%s' to='%s/%s'><x xmlns='%s'/>%s</presence>"

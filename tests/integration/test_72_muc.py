@@ -12,7 +12,7 @@ from disco_helpers import NS_DISCO_INFO, NS_DISCO_ITEMS, assert_error, disco_inf
 from disco_helpers import iq as disco_iq
 from disco_helpers import payload
 from im_helpers import drain, error_condition, next_presence, ptype
-from muc_helpers import (SERVICE, codes, from_room, item, join, join_raw, muc_login,
+from muc_helpers import (in_room, SERVICE, codes, from_room, item, join, join_raw, muc_login,
                          no_room_presence, room_jid, room_presence)
 from xmpp_helpers import Clients, run
 
@@ -138,10 +138,7 @@ def test_nick_change(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Alice")
-            await join(bob, room, "Bob")
+            alice, bob = await in_room(cl, room, "alice", "bob")
             await room_presence(alice, room + "/Bob")
             bob.xmpp.send_presence(pto=room + "/Robert")
             # §7.6.2: unavailable from the old nick with 303 and the new one...
@@ -169,10 +166,7 @@ def test_leaving_and_temporary_room_vanishes(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Alice")
-            await join(bob, room, "Bob")
+            alice, bob = await in_room(cl, room, "alice", "bob")
             bob.xmpp.send_presence(pto=room + "/Bob", ptype="unavailable")
             p = await room_presence(alice, room + "/Bob", "unavailable")
             assert item(p)["role"] == "none"
@@ -198,10 +192,7 @@ def test_dead_connection_leaves(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Alice")
-            await join(bob, room, "Bob")
+            alice, bob = await in_room(cl, room, "alice", "bob")
             bob.xmpp.abort()  # the link dies without a word
             p = await room_presence(alice, room + "/Bob", "unavailable", timeout=30)
             assert item(p)["role"] == "none"

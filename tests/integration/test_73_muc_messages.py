@@ -6,7 +6,7 @@ invitations (XEP-0045 §7.8.2) and direct ones (XEP-0249, plain routing)."""
 import xml.etree.ElementTree as ET
 
 from im_helpers import error_condition
-from muc_helpers import (NS_MUC_USER, codes, groupchat_from, join, muc_login, muc_x, room_jid,
+from muc_helpers import (in_room, NS_MUC_USER, codes, groupchat_from, join, muc_login, muc_x, room_jid,
                          say, stanza_ids)
 from xmpp_helpers import Clients, run, settled
 
@@ -106,10 +106,7 @@ def test_private_messages(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Alice")
-            await join(bob, room, "Bob")
+            alice, bob = await in_room(cl, room, "alice", "bob")
             bob.xmpp.send_message(mto=room + "/Alice", mbody="just you", mtype="chat")
             m = await alice.next_message(pred=lambda m: m["body"] == "just you")
             assert str(m["from"]) == room + "/Bob"  # never bob's real JID

@@ -24,14 +24,19 @@ def bodies(hist):
     return [m["body"] for m in hist]
 
 
+async def history_of(cl, room, user, nick, resource=None, **limits):
+    """What a new client of user, joining as nick with these history limits, gets."""
+    c = await muc_login(cl, user, resource=resource)
+    return (await join(c, room, nick, **limits))[3]
+
+
 def test_history_on_join(server):
     room = room_jid("past")
 
     async def scenario():
         async with Clients(server) as cl:
             _, live = await room_with_messages(cl, room, 3)
-            bob = await muc_login(cl, "bob")
-            _, _, _, hist = await join(bob, room, "Bob")
+            hist = await history_of(cl, room, "bob", "Bob")
             assert bodies(hist) == ["msg 0", "msg 1", "msg 2"]
             for h, m in zip(hist, live):
                 d = h.xml.find("{%s}delay" % NS_DELAY)
@@ -52,9 +57,7 @@ def test_history_size_is_bounded(server):
     async def scenario():
         async with Clients(server) as cl:
             await room_with_messages(cl, room, 4)
-            bob = await muc_login(cl, "bob")
-            _, _, _, hist = await join(bob, room, "Bob")
-            assert bodies(hist) == ["msg 2", "msg 3"]
+            assert bodies(await history_of(cl, room, "bob", "Bob")) == ["msg 2", "msg 3"]
 
     run(scenario())
 
@@ -65,28 +68,20 @@ def test_history_limits_of_the_joiner(server):
     async def scenario():
         async with Clients(server) as cl:
             _, live = await room_with_messages(cl, room, 3)
-            bob = await muc_login(cl, "bob")
-            _, _, _, hist = await join(bob, room, "Bob", maxstanzas=2)
+            hist = await history_of(cl, room, "bob", "Bob", maxstanzas=2)
             assert bodies(hist) == ["msg 1", "msg 2"]
-            carol = await muc_login(cl, "carol")
             # slixmpp's join_muc asks maxchars=0 by default: nothing.
-            _, _, _, hist = await join(carol, room, "Carol", maxchars=0)
-            assert hist == []
-            b2 = await muc_login(cl, "bob", resource="b2")
-            _, _, _, hist = await join(b2, room, "Bob2", seconds=3600)
+            assert await history_of(cl, room, "carol", "Carol", maxchars=0) == []
+            hist = await history_of(cl, room, "bob", "Bob2", "b2", seconds=3600)
             assert bodies(hist) == ["msg 0", "msg 1", "msg 2"]
-            b3 = await muc_login(cl, "bob", resource="b3")
-            future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
-            _, _, _, hist = await join(b3, room, "Bob3", since=future)
-            assert hist == []
-            b4 = await muc_login(cl, "bob", resource="b4")
-            past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
-            _, _, _, hist = await join(b4, room, "Bob4", since=past)
+            now = datetime.datetime.now(datetime.timezone.utc)
+            hour = datetime.timedelta(hours=1)
+            assert await history_of(cl, room, "bob", "Bob3", "b3", since=now + hour) == []
+            hist = await history_of(cl, room, "bob", "Bob4", "b4", since=now - hour)
             assert bodies(hist) == ["msg 0", "msg 1", "msg 2"]
             # maxchars counts whole stanzas: room for one but not two.
             one = len(str(hist[-1]).encode()) + 40
-            c2 = await muc_login(cl, "carol", resource="c2")
-            _, _, _, hist = await join(c2, room, "Carol2", maxchars=one)
+            hist = await history_of(cl, room, "carol", "Carol2", "c2", maxchars=one)
             assert bodies(hist) == ["msg 2"]
 
     run(scenario())

@@ -9,7 +9,7 @@ from slixmpp.exceptions import IqError, PresenceError
 from disco_helpers import NS_DISCO_INFO, NS_DISCO_ITEMS, disco_info_parts, payload
 from disco_helpers import iq as disco_iq
 from im_helpers import drain, error_condition
-from muc_helpers import (NS_MUC_OWNER, NS_MUC_USER, codes, groupchat_from, item, join, muc_login, muc_x,
+from muc_helpers import (in_room, NS_MUC_OWNER, NS_MUC_USER, codes, groupchat_from, item, join, muc_login, muc_x,
                          room_jid, room_presence, say)
 from xmpp_helpers import Clients, run
 
@@ -26,6 +26,19 @@ async def configure(c, room, **fields):
             f["value"] = values.pop(var)
     assert not values, "fields not in the form: %s" % values
     await muc.set_room_config(room, form)
+
+
+async def room_exists(c, room):
+    ans = await disco_iq(c, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+    return ans["type"] == "result"
+
+
+def assert_room_gone(server, room):
+    async def scenario():
+        async with Clients(server) as cl:
+            assert not await room_exists(await muc_login(cl, "alice"), room)
+
+    run(scenario())
 
 
 def field_values(form):
@@ -116,12 +129,7 @@ def test_kick_and_ban(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            carol = await muc_login(cl, "carol")
-            await join(alice, room, "Alice")
-            await join(bob, room, "Bob")
-            await join(carol, room, "Carol")
+            alice, bob, carol = await in_room(cl, room, "alice", "bob", "carol")
             muc = alice.xmpp.plugin["xep_0045"]
             # A participant may not kick.
             assert await iq_error_cond(bob.xmpp.plugin["xep_0045"].set_role(
@@ -198,10 +206,7 @@ def test_destroy(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Alice")
-            await join(bob, room, "Bob")
+            alice, bob = await in_room(cl, room, "alice", "bob")
             assert await iq_error_cond(bob.xmpp.plugin["xep_0045"].destroy(room)) == \
                 ("auth", "forbidden")
             await alice.xmpp.plugin["xep_0045"].destroy(room, reason="moving",
@@ -210,8 +215,7 @@ def test_destroy(server):
             d = muc_x(p).find("{%s}destroy" % NS_MUC_USER)
             assert d is not None and d.get("jid") == room_jid("newplace")
             assert d.find("{%s}reason" % NS_MUC_USER).text == "moving"
-            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
-            assert ans["type"] == "error"
+            assert not await room_exists(alice, room)
 
     run(scenario())
 
@@ -270,20 +274,12 @@ def test_persistent_room_survives_restart_and_kill9(server):
             await configure(alice, room, persistentroom=False)
             alice.xmpp.send_presence(pto=room + "/Alice", ptype="unavailable")
             await room_presence(alice, room + "/Alice", "unavailable")
-            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
-            assert ans["type"] == "error"
+            assert not await room_exists(alice, room)
 
     run(unpersist())
     server.stop()
     server.start()
-
-    async def gone():
-        async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
-            assert ans["type"] == "error"
-
-    run(gone())
+    assert_room_gone(server, room)
 
 
 def test_damaged_room_file_is_set_aside(server):
@@ -295,13 +291,6 @@ def test_damaged_room_file_is_set_aside(server):
     with open(os.path.join(rooms, room), "w") as f:
         f.write("xmppd-doc 1 5 00000000\nhello")
     server.start()
-
-    async def scenario():
-        async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            ans = await disco_iq(alice, "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
-            assert ans["type"] == "error"
-
-    run(scenario())
+    assert_room_gone(server, room)
     assert os.path.exists(os.path.join(rooms, room + ".bad"))
     assert "damaged" in server.log_text()

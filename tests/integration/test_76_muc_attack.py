@@ -5,7 +5,7 @@ presence), and occupants that are never told to leave."""
 import xml.etree.ElementTree as ET
 
 from im_helpers import next_presence, ptype
-from muc_helpers import (NS_MUC_USER, NS_SID, groupchat_from, item, join, muc_login, room_jid,
+from muc_helpers import (in_room, NS_MUC_USER, NS_SID, groupchat_from, item, join, muc_login, room_jid,
                          room_presence, say, stanza_ids)
 from xmpp_helpers import Clients, run, settled
 
@@ -15,10 +15,7 @@ def test_no_stanza_id_but_the_rooms(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            carol = await muc_login(cl, "carol")
-            await join(alice, room, "Alice")
-            await join(carol, room, "Carol")
+            alice, carol = await in_room(cl, room, "alice", "carol")
             # alice poses as carol's archive and another room.
             say(alice, room, "trust me",
                 extra=["<stanza-id xmlns='%s' id='x1' by='%s'/>" % (NS_SID, carol.bare),
