@@ -612,7 +612,7 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
     if (!o || !x || !(o->nick = strdup(nick))) {
         free(o);
         free(x);
-        return NULL;
+        return NULL; /* o->nick is NULL whenever o is freed here */
     }
     strcpy(o->bare, bare);
     strcpy(x->jid, full);
@@ -654,6 +654,18 @@ static void join_announce(struct room *r, struct occupant *o, const char *full, 
     subject_send(r, full);
 }
 
+/* Compare a password without an early exit: how long a wrong guess takes
+ * says nothing about how much of it was right. */
+static int secret_equal(const char *given, const char *secret)
+{
+    size_t n = strlen(given), m = strlen(secret);
+    unsigned char diff = n != m;
+    for (size_t i = 0; i < m; i++) {
+        diff |= (unsigned char)(secret[i] ^ given[i < n ? i : 0]);
+    }
+    return diff == 0;
+}
+
 /* §7.2.5-§7.2.7: who may not come in at all, and why (NULL: welcome). */
 static const char *refusal(const struct room *r, const char *bare, const struct xml_node *p)
 {
@@ -666,7 +678,7 @@ static const char *refusal(const struct room *r, const char *bare, const struct 
     }
     struct xml_node *x = xml_child(p, "x", NS_MUC);
     struct xml_node *pw = x ? xml_child(x, "password", NS_MUC) : NULL;
-    if (r->secret && (!pw || strcmp(xml_text(pw), r->secret) != 0)) {
+    if (r->secret && (!pw || !secret_equal(xml_text(pw), r->secret))) {
         return "not-authorized";
     }
     return NULL;
@@ -825,6 +837,16 @@ static void update_presence(struct room *r, struct occupant *o, const char *full
     }
     xml_free(o->pres);
     o->pres = kept;
+    struct xml_node *muc = xml_child(p, "x", NS_MUC);
+    if (muc) {
+        /* A join from a resource that is in already: its client lost track
+         * (a stream it could not resume, a failed XEP-0410 self-ping) and
+         * wants the room again, as Prosody and ejabberd give it. */
+        struct history_req q;
+        history_request(muc, &q);
+        join_announce(r, o, full, 0, &q);
+        return;
+    }
     broadcast_presence(r, o, NULL, NULL);
     self_presence(r, o, full, NULL, NULL);
 }

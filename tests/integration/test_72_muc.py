@@ -292,3 +292,31 @@ def test_muc_domain_is_not_the_server(server):
     assert "muc_domain must differ from domain" in p.stderr
     server.write_config()
     server.start()
+
+
+def test_self_ping_and_rejoin(server):
+    room = room_jid("pingable")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob = await in_room(cl, room, "alice", "bob")
+            carol = await muc_login(cl, "carol")
+            ping = "<ping xmlns='urn:xmpp:ping'/>"
+            # XEP-0410 §3: an occupant pinging itself gets a result ...
+            ans = await disco_iq(bob, ping, to=room + "/Bob")
+            assert ans["type"] == "result"
+            # ... someone who is not in the room not-acceptable.
+            ans = await disco_iq(carol, ping, to=room + "/Bob")
+            assert_error(ans, "not-acceptable")
+            # A client that lost track joins again from the same resource:
+            # it gets the room again (occupants, self-presence, subject), and
+            # the others see no one new.
+            drain(alice)
+            pres, subject, occupants, _ = await join(bob, room, "Bob")
+            assert 110 in codes(pres) and 201 not in codes(pres)
+            assert [str(p["from"]) for p in occupants] == [room + "/Alice"]
+            p = await room_presence(alice, room + "/Bob")
+            assert ptype(p) is None
+            await no_room_presence(alice, room)
+
+    run(scenario())
