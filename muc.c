@@ -1,10 +1,13 @@
 /* muc.c: XEP-0045 Multi-User Chat, served in-process on its own domain
  * (muc_domain, default conference.DOMAIN) through the router's destination
  * table (router_domain_add), as a component would be: the router never names
- * this file. Rooms live in memory; temporary rooms vanish when empty.
- * Owns: rooms, occupants, their presence and roles, groupchat and private
- * messages, subjects, invitations, the room history sent on join.
- * Must not: write to sockets (it hands stanzas to router_deliver) or files. */
+ * this file. Rooms live in memory; temporary rooms vanish when empty,
+ * persistent ones are also kept in the store and read back at start.
+ * Owns: rooms, occupants, their presence, roles and affiliations, groupchat
+ * and private messages, subjects, invitations, the history sent on join,
+ * room configuration, the room document's format.
+ * Must not: write to sockets (it hands stanzas to router_deliver) or touch
+ * files but through store.c (store_room_*). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
