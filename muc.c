@@ -56,6 +56,7 @@ struct occupant {
                             * muc_max_presence_bytes: no per-occupant copy of
                             * what a client puts in its own presence */
     char *nick;
+    int voice_asked; /* a voice request went to the moderators (§8.6) */
     char bare[]; /* real bare JID */
 };
 
@@ -1167,6 +1168,9 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
     }
 }
 
+static struct xml_node *voice_form(const struct xml_node *m);
+static void voice_message(struct room *r, struct occupant *o, const struct xml_node *form);
+
 static void message_in(const struct xml_node *m, const char *from, const struct jid *to,
                        const char *room_jid)
 {
@@ -1196,6 +1200,8 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
         groupchat(r, o, m);
     } else if (ux && (xml_child(ux, "invite", NS_MUC_USER) || xml_child(ux, "decline", NS_MUC_USER))) {
         invitations(r, from, ux);
+    } else if (voice_form(m)) {
+        voice_message(r, o, voice_form(m));
     } else {
         bounce(m, "modify", "bad-request");
     }
@@ -1616,6 +1622,7 @@ static const char *set_role(struct room *r, const struct occupant *actor, enum m
         remove_occupant(r, o, 307, reason);
     } else if ((int)o->role != role) {
         o->role = role;
+        o->voice_asked = 0; /* a new role: it may ask again */
         announce(r, o, reason);
     }
     return NULL;
@@ -1822,6 +1829,65 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
     } else {
         bounce(iq, "cancel", "service-unavailable");
     }
+}
+
+/* ---- voice requests (§8.6) ---- */
+
+#define NS_MUC_REQUEST "http://jabber.org/protocol/muc#request"
+
+static const char *form_value(const struct xml_node *x, const char *var)
+{
+    for (struct xml_node *f = xml_first_child(x); f; f = xml_next(f)) {
+        const char *v = xml_attr(f, "var");
+        struct xml_node *val = xml_child(f, "value", NS_XDATA);
+        if (v && strcmp(v, var) == 0 && val) {
+            return xml_text(val);
+        }
+    }
+    return NULL;
+}
+
+/* The muc#request form a message carries, or NULL. */
+static struct xml_node *voice_form(const struct xml_node *m)
+{
+    struct xml_node *x = xml_child(m, "x", NS_XDATA);
+    const char *ft = x ? form_value(x, "FORM_TYPE") : NULL;
+    return ft && strcmp(ft, NS_MUC_REQUEST) == 0 ? x : NULL;
+}
+
+/* A visitor's request goes to the moderators, one until its role changes
+ * (no flood of forms for them); a moderator's answer with muc#request_allow
+ * true gives the visitor voice. */
+static void voice_message(struct room *r, struct occupant *o, const struct xml_node *form)
+{
+    const char *allow = form_value(form, "muc#request_allow");
+    if (allow && o->role == ROLE_MODERATOR) {
+        int yes = 0;
+        const char *nick = form_value(form, "muc#roomnick");
+        if (parse_bool(allow, &yes) == 0 && yes && nick) {
+            set_role(r, o, aff_of(r, o->bare), nick, ROLE_PARTICIPANT, NULL);
+        }
+        return;
+    }
+    if (o->role != ROLE_VISITOR || o->voice_asked) {
+        return; /* nothing to ask for, or asked already */
+    }
+    o->voice_asked = 1;
+    struct xml_node *m = xml_node_new("message", NS_CLIENT);
+    struct xml_node *x = m ? xml_add_child(m, "x", NS_XDATA) : NULL;
+    if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(x, "type", "form") == 0 &&
+        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REQUEST) == 0 &&
+        add_field(x, "muc#role", "list-single", "participant") == 0 &&
+        add_field(x, "muc#jid", "jid-single", o->bare) == 0 &&
+        add_field(x, "muc#roomnick", "text-single", o->nick) == 0 &&
+        add_bool(x, "muc#request_allow", 0) == 0) {
+        for (struct occupant *v = r->occ; v; v = v->next) {
+            for (struct occ_res *res = v->res; v->role == ROLE_MODERATOR && res; res = res->next) {
+                send_to(m, res->jid);
+            }
+        }
+    }
+    xml_free(m);
 }
 
 /* ---- persistence: persistent rooms in the store (store_room_*) ----

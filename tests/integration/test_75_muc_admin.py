@@ -11,7 +11,7 @@ from disco_helpers import iq as disco_iq
 from im_helpers import drain, error_condition
 from muc_helpers import (in_room, NS_MUC_OWNER, NS_MUC_USER, codes, groupchat_from, item, join, muc_login, muc_x,
                          room_jid, room_presence, say)
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, run, settled
 
 
 async def configure(c, room, **fields):
@@ -294,3 +294,37 @@ def test_damaged_room_file_is_set_aside(server):
     assert_room_gone(server, room)
     assert os.path.exists(os.path.join(rooms, room + ".bad"))
     assert "damaged" in server.log_text()
+
+
+def test_voice_request(server):
+    room = room_jid("askfirst")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            await configure(alice, room, moderatedroom=True)
+            bob = await muc_login(cl, "bob")
+            await join(bob, room, "Bob")
+            drain(bob)
+            # §8.6: the visitor asks twice; the moderator gets one form.
+            for _ in range(2):
+                bob.xmpp.plugin["xep_0045"].request_voice(room, "participant")
+            got = await settled(alice, alice.messages, lambda m: str(m["from"]) == room and
+                                m.xml.find("{jabber:x:data}x") is not None)
+            assert len(got) == 1
+            form = got[0].xml.find("{jabber:x:data}x")
+            fields = {f.get("var"): f.findtext("{jabber:x:data}value") for f in form}
+            assert fields["muc#roomnick"] == "Bob" and fields["muc#jid"] == bob.bare
+            # The moderator allows it: bob has voice.
+            alice.xmpp.send_raw(
+                "<message to='%s'><x xmlns='jabber:x:data' type='submit'>"
+                "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value>"
+                "</field><field var='muc#role'><value>participant</value></field>"
+                "<field var='muc#roomnick'><value>Bob</value></field>"
+                "<field var='muc#request_allow'><value>true</value></field></x></message>"
+                % room)
+            p = await room_presence(bob, room + "/Bob")
+            assert item(p)["role"] == "participant"
+
+    run(scenario())
