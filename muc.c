@@ -1721,6 +1721,19 @@ static struct xml_node *admin_list(const struct room *r, const struct occupant *
     return q;
 }
 
+/* The error type RFC 6120 §8.3.3 gives each condition these answers use. */
+static const char *cond_type(const char *cond)
+{
+    if (strcmp(cond, "forbidden") == 0 || strcmp(cond, "not-allowed") == 0) {
+        return "auth";
+    }
+    if (strcmp(cond, "resource-constraint") == 0) {
+        return "wait";
+    }
+    return strcmp(cond, "conflict") == 0 || strcmp(cond, "item-not-found") == 0 ? "cancel"
+                                                                                  : "modify";
+}
+
 static void admin_iq(const struct xml_node *iq, struct room *r, const char *from,
                      const struct xml_node *q)
 {
@@ -1739,7 +1752,7 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
         if (a) {
             iq_reply(iq, a);
         } else {
-            bounce(iq, strcmp(cond, "forbidden") == 0 ? "auth" : "modify", cond);
+            bounce(iq, cond_type(cond), cond);
         }
         return;
     }
@@ -1765,9 +1778,7 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
             cond = set_affiliation(r, actor_aff, byn ? byn->bare : jid, aff, reason);
         }
         if (cond) {
-            bounce(iq, strcmp(cond, "forbidden") == 0 || strcmp(cond, "not-allowed") == 0
-                           ? "auth" : (strcmp(cond, "conflict") == 0 ? "cancel" : "modify"),
-                   cond);
+            bounce(iq, cond_type(cond), cond);
             return;
         }
     }

@@ -85,3 +85,24 @@ def test_history_limits_of_the_joiner(server):
             assert bodies(hist) == ["msg 2"]
 
     run(scenario())
+
+
+def test_history_bytes_are_bounded(server):
+    server.stop()
+    server.write_config({"muc_history_bytes": 6000})
+    server.start()
+    room = room_jid("heavy")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            for i in range(6):
+                say(alice, room, "%d %s" % (i, "x" * 1500))
+            await groupchat_from(alice, room + "/Alice", pred=lambda m: m["body"][0] == "5")
+            hist = bodies(await history_of(cl, room, "bob", "Bob"))
+            # The newest that fit in muc_history_bytes, oldest dropped first.
+            assert 1 <= len(hist) < 6
+            assert [h[0] for h in hist] == [str(i) for i in range(6 - len(hist), 6)]
+
+    run(scenario())

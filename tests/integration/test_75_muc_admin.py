@@ -328,3 +328,24 @@ def test_voice_request(server):
             assert item(p)["role"] == "participant"
 
     run(scenario())
+
+
+def test_affiliation_list_is_bounded(server):
+    server.stop()
+    server.write_config({"muc_max_affiliations": 2})
+    server.start()
+    room = room_jid("small")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            muc = alice.xmpp.plugin["xep_0045"]
+            await muc.set_affiliation(room, "member", jid=server.jid("bob"))  # owner + 1
+            assert await iq_error_cond(muc.set_affiliation(room, "outcast",
+                                                           jid=server.jid("carol"))) == \
+                ("wait", "resource-constraint")
+            # Changing one that is listed needs no room.
+            await muc.set_affiliation(room, "admin", jid=server.jid("bob"))
+
+    run(scenario())
