@@ -12,6 +12,7 @@ from disco_helpers import NS_DISCO_INFO, NS_DISCO_ITEMS, assert_error, disco_inf
 from disco_helpers import iq as disco_iq
 from disco_helpers import payload
 from im_helpers import drain, error_condition, next_presence, ptype
+from limits_helpers import reconfigure
 from muc_helpers import (in_room, SERVICE, codes, from_room, item, join, join_raw, muc_login,
                          no_room_presence, room_jid, room_presence)
 from xmpp_helpers import Clients, run
@@ -239,10 +240,7 @@ def test_two_resources_share_a_nick(server):
 
 
 def test_room_limits(server):
-    server.stop()
-    server.write_config({"muc_max_rooms": 2, "muc_max_occupants": 2,
-                         "muc_max_rooms_per_account": 1})
-    server.start()
+    reconfigure(server, muc_max_rooms=2, muc_max_occupants=2, muc_max_rooms_per_account=1)
 
     async def scenario():
         async with Clients(server) as cl:
@@ -267,9 +265,7 @@ def test_room_limits(server):
 
 
 def test_muc_switched_off(server):
-    server.stop()
-    server.write_config({"muc_domain": "none"})
-    server.start()
+    reconfigure(server, muc_domain="none")
 
     async def scenario():
         async with Clients(server) as cl:

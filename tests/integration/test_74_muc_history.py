@@ -4,6 +4,7 @@ maxstanzas, maxchars, seconds and since."""
 
 import datetime
 
+from limits_helpers import reconfigure
 from muc_helpers import NS_DELAY, groupchat_from, join, muc_login, room_jid, say, stanza_ids
 from xmpp_helpers import Clients, run
 
@@ -49,9 +50,7 @@ def test_history_on_join(server):
 
 
 def test_history_size_is_bounded(server):
-    server.stop()
-    server.write_config({"muc_history_size": 2})
-    server.start()
+    reconfigure(server, muc_history_size=2)
     room = room_jid("short")
 
     async def scenario():
@@ -88,9 +87,7 @@ def test_history_limits_of_the_joiner(server):
 
 
 def test_history_bytes_are_bounded(server):
-    server.stop()
-    server.write_config({"muc_history_bytes": 6000})
-    server.start()
+    reconfigure(server, muc_history_bytes=6000)
     room = room_jid("heavy")
 
     async def scenario():

@@ -9,6 +9,7 @@ from slixmpp.exceptions import IqError, PresenceError
 from disco_helpers import NS_DISCO_INFO, NS_DISCO_ITEMS, disco_info_parts, payload
 from disco_helpers import iq as disco_iq
 from im_helpers import drain, error_condition
+from limits_helpers import reconfigure
 from muc_helpers import (in_room, NS_MUC_OWNER, NS_MUC_USER, codes, groupchat_from, item, join, muc_login, muc_x,
                          room_jid, room_presence, say)
 from xmpp_helpers import Clients, run, settled
@@ -331,9 +332,7 @@ def test_voice_request(server):
 
 
 def test_affiliation_list_is_bounded(server):
-    server.stop()
-    server.write_config({"muc_max_affiliations": 2})
-    server.start()
+    reconfigure(server, muc_max_affiliations=2)
     room = room_jid("small")
 
     async def scenario():

@@ -5,6 +5,7 @@ presence), and occupants that are never told to leave."""
 import xml.etree.ElementTree as ET
 
 from im_helpers import next_presence, ptype
+from limits_helpers import reconfigure
 from muc_helpers import (in_room, NS_MUC_USER, NS_SID, groupchat_from, item, join, muc_login, room_jid,
                          room_presence, say, stanza_ids)
 from xmpp_helpers import Clients, run, settled
@@ -91,9 +92,7 @@ def test_presence_kept_per_occupant_is_bounded(server):
 def test_session_in_many_rooms_leaves_them_all(server):
     """presence.c remembers 100 recipients of directed presence; a session in
     more rooms must still leave every one of them when it ends."""
-    server.stop()
-    server.write_config({"muc_max_rooms_per_account": 200})
-    server.start()
+    reconfigure(server, muc_max_rooms_per_account=200)
     rooms = [room_jid("many%d" % i) for i in range(105)]
 
     async def scenario():
