@@ -316,3 +316,26 @@ def test_self_ping_and_rejoin(server):
             await no_room_presence(alice, room)
 
     run(scenario())
+
+
+def test_status_change_is_broadcast(server):
+    room = room_jid("moods")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob = await in_room(cl, room, "alice", "bob")
+            drain(alice)
+            drain(bob)
+            bob.xmpp.send_presence(pto=room + "/Bob", pshow="away", pstatus="tea break")
+            p = await room_presence(alice, room + "/Bob")
+            assert p["show"] == "away" and p["status"] == "tea break"
+            assert item(p)["jid"] == bob.jid  # alice moderates: she sees who it is
+            p = await room_presence(bob, room + "/Bob")
+            assert 110 in codes(p) and p["show"] == "away"
+            # A newcomer sees bob as he is now, without his real JID.
+            carol = await muc_login(cl, "carol")
+            _, _, occupants, _ = await join(carol, room, "Carol")
+            (b,) = [p for p in occupants if str(p["from"]) == room + "/Bob"]
+            assert b["show"] == "away" and "jid" not in item(b)
+
+    run(scenario())
