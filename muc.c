@@ -1757,33 +1757,37 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
         return;
     }
     /* Items apply in order; the first that may not stops the rest (the
-     * answer says why). A kick can free the room: it is looked up again. */
+     * answer says why; what came before it stays done, and is stored). A
+     * kick can free the room, a change the actor's own standing: both are
+     * looked up again for each item. */
     char room_jid[JID_MAX + 1];
+    const char *cond = NULL;
+    int done = 0;
     snprintf(room_jid, sizeof(room_jid), "%s", r->jid);
-    for (struct xml_node *it = first; it; it = xml_next(it)) {
+    for (struct xml_node *it = first; it && !cond && (r = room_find(room_jid)); it = xml_next(it)) {
         struct xml_node *rs = xml_child(it, "reason", NS_MUC_ADMIN);
         const char *reason = rs ? xml_text(rs) : NULL;
+        const char *jid = xml_attr(it, "jid"), *nick = xml_attr(it, "nick");
         int role = enum_of(xml_attr(it, "role"), role_names, 4);
         int aff = enum_of(xml_attr(it, "affiliation"), aff_names, 5);
-        const char *cond = "bad-request";
-        if (!(r = room_find(room_jid))) {
-            break;
-        }
+        struct occupant *byn = !jid && nick ? occ_by_nick(r, nick) : NULL;
         actor = occ_by_jid(r, from);
+        actor_aff = aff_of(r, bare);
         if (role >= 0 && aff < 0) {
-            cond = set_role(r, actor, actor_aff, xml_attr(it, "nick"), role, reason);
+            cond = set_role(r, actor, actor_aff, nick, role, reason);
         } else if (aff >= 0 && role < 0) {
-            const char *jid = xml_attr(it, "jid");
-            struct occupant *byn = !jid && xml_attr(it, "nick") ? occ_by_nick(r, xml_attr(it, "nick")) : NULL;
             cond = set_affiliation(r, actor_aff, byn ? byn->bare : jid, aff, reason);
+        } else {
+            cond = "bad-request";
         }
-        if (cond) {
-            bounce(iq, cond_type(cond), cond);
-            return;
-        }
+        done += !cond && aff >= 0; /* roles are not stored */
     }
-    iq_reply(iq, NULL);
-    if ((r = room_find(room_jid)) && r->persistent) {
+    if (cond) {
+        bounce(iq, cond_type(cond), cond);
+    } else {
+        iq_reply(iq, NULL);
+    }
+    if ((r = room_find(room_jid)) && r->persistent && done) {
         room_save(r); /* bans survive restarts */
     } else if (r && !r->occ) {
         room_destroy(r); /* a moderator without affiliation kicked the last one */
