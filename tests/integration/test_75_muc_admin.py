@@ -348,3 +348,30 @@ def test_affiliation_list_is_bounded(server):
             await muc.set_affiliation(room, "admin", jid=server.jid("bob"))
 
     run(scenario())
+
+
+def test_ban_in_a_half_refused_admin_iq_is_stored(server):
+    room = room_jid("halfway")
+
+    async def setup():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            await configure(alice, room, persistentroom=True)
+            # The ban applies; the second item (no role, no affiliation) is refused.
+            ans = await disco_iq(alice, "<query xmlns='http://jabber.org/protocol/muc#admin'>"
+                                 "<item jid='%s' affiliation='outcast'/><item nick='x'/>"
+                                 "</query>" % server.jid("bob"), to=room, itype="set")
+            assert error_condition(ans) == ("modify", "bad-request")
+
+    async def check():
+        async with Clients(server) as cl:
+            bob = await muc_login(cl, "bob")
+            with pytest.raises(PresenceError) as e:
+                await join(bob, room, "Bob")
+            assert error_condition(e.value.presence) == ("auth", "forbidden")
+
+    run(setup())
+    server.kill9()
+    server.start()
+    run(check())
