@@ -144,6 +144,16 @@ static struct occupant *occ_by_jid(const struct room *r, const char *full)
     return NULL;
 }
 
+static struct occupant *occ_by_bare(const struct room *r, const char *bare)
+{
+    for (struct occupant *o = r->occ; o; o = o->next) {
+        if (strcmp(o->bare, bare) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 static enum muc_aff aff_of(const struct room *r, const char *bare)
 {
     for (const struct affiliation *a = r->affs; a; a = a->next) {
@@ -235,6 +245,20 @@ static int pres_keep(const struct xml_node *c)
            strcmp(ns, "vcard-temp:x:update") == 0;
 }
 
+/* <show/>, <status/>, <priority/> are character data (RFC 6121 §4.7.2):
+ * the room keeps their text and language only, not elements hidden inside
+ * (a muc#user item with someone else's JID, for the others to read). */
+static struct xml_node *text_copy(const struct xml_node *c)
+{
+    const char *t = xml_text(c), *lang = xml_attr_ns(c, "lang", XML_NS_XML);
+    struct xml_node *k = xml_node_new(xml_name(c), xml_ns(c));
+    if (!k || xml_add_text(k, t, strlen(t)) < 0 || (lang && xml_set_attr(k, "xml:lang", lang) < 0)) {
+        xml_free(k);
+        return NULL;
+    }
+    return k;
+}
+
 static struct xml_node *pres_strip(const struct xml_node *p)
 {
     struct xml_node *k = xml_node_new("presence", NS_CLIENT);
@@ -243,7 +267,8 @@ static struct xml_node *pres_strip(const struct xml_node *p)
     }
     for (struct xml_node *c = xml_first_child(p); c; c = xml_next(c)) {
         if (pres_keep(c)) {
-            struct xml_node *cp = xml_copy(c);
+            int text = strcmp(xml_ns(c), NS_CLIENT) == 0;
+            struct xml_node *cp = text ? text_copy(c) : xml_copy(c);
             if (!cp) {
                 xml_free(k);
                 return NULL;
@@ -1078,7 +1103,10 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
         bounce(m, "auth", "forbidden"); /* §8.1 */
         return;
     }
-    if (is_subject && strlen(xml_text(subj)) > (size_t)g_config->muc_max_subject_bytes) {
+    /* §8.1: a subject is text; elements inside would pass the size check
+     * and be kept for every joiner and in the room's file. */
+    if (is_subject && (xml_first_child(subj) ||
+                       strlen(xml_text(subj)) > (size_t)g_config->muc_max_subject_bytes)) {
         bounce(m, "modify", "not-acceptable");
         return;
     }
@@ -1131,6 +1159,15 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
     xml_free(out);
 }
 
+/* §7.8.3: a decline goes back to the inviter, who invited from inside the
+ * room: the room carries one only to an occupant (by bare JID, or one of
+ * its resources), never a stranger's words to any address it names. */
+static int decline_target(const struct room *r, const char *to)
+{
+    char bare[JID_MAX + 1];
+    return jid_bare(to, bare, sizeof(bare)) == 0 && occ_by_bare(r, bare) != NULL;
+}
+
 /* §7.8.2 mediated invitations and §7.8.3 declines: the room passes them on
  * from itself, naming who invites or declines (bare JID); at most
  * muc_max_invites per message. */
@@ -1147,6 +1184,11 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
         char norm[JID_MAX + 1];
         if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0) {
             continue;
+        }
+        if (dec && !decline_target(r, norm)) {
+            log_limited("muc decline", bare, L_INFO,
+                        "muc: %s declined towards %s, not in %s: dropped", bare, norm, r->jid);
+            break;
         }
         if (++n > g_config->muc_max_invites || (dec && n > 1)) {
             break; /* §7.8.3: one decline answers one invitation */
@@ -1489,8 +1531,11 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
         bounce(iq, "modify", "not-acceptable");
         return;
     }
-    if (st.name && strlen(st.name) > (size_t)g_config->muc_max_subject_bytes) {
-        bounce(iq, "modify", "not-acceptable"); /* a room name is a subject's size at most */
+    if ((st.name && strlen(st.name) > (size_t)g_config->muc_max_subject_bytes) ||
+        (st.secret && strlen(st.secret) > (size_t)g_config->muc_max_subject_bytes)) {
+        /* A room name and a password are a subject's size at most: both
+         * are stored with the room, and sent in every form. */
+        bounce(iq, "modify", "not-acceptable");
         return;
     }
     char *name = st.name && *st.name ? strdup(st.name) : NULL;
@@ -1616,6 +1661,13 @@ static const char *set_role(struct room *r, const struct occupant *actor, enum m
     enum muc_aff a = aff_of(r, o->bare);
     if ((a >= AFF_ADMIN && role != ROLE_MODERATOR) ||
         (role == ROLE_MODERATOR && actor_aff < AFF_ADMIN)) {
+        return "not-allowed";
+    }
+    /* §8.2, §8.4: not over an occupant of a higher affiliation (a moderator
+     * made of a participant does not kick members); §9.7: moderator status
+     * is the admins' to take back. */
+    if (a > actor_aff || (o->role == ROLE_MODERATOR && role != ROLE_MODERATOR &&
+                          actor_aff < AFF_ADMIN)) {
         return "not-allowed";
     }
     if (role == ROLE_NONE) {
@@ -2021,6 +2073,49 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
 
 /* ---- the destination the router hands our domain's stanzas to ---- */
 
+/* The conditions that say an occupant's client is gone or cannot take what
+ * the room sends (Prosody's list): a message or presence error with one of
+ * them takes the resource out, as XEP-0045 status 333 says, instead of
+ * leaving a ghost that everything is sent to. Others (a client refusing one
+ * private message) change nothing. */
+static int error_is_fatal(const struct xml_node *st)
+{
+    static const char *const fatal[] = {"gone", "internal-server-error", "item-not-found",
+                                        "jid-malformed", "recipient-unavailable", "redirect",
+                                        "remote-server-not-found", "remote-server-timeout",
+                                        "service-unavailable"};
+    struct xml_node *e = xml_child(st, "error", NS_CLIENT);
+    for (struct xml_node *c = e ? xml_first_child(e) : NULL; c; c = xml_next(c)) {
+        if (strcmp(xml_ns(c), "urn:ietf:params:xml:ns:xmpp-stanzas") != 0) {
+            continue;
+        }
+        for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
+            if (strcmp(xml_name(c), fatal[i]) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return 1; /* no condition at all: a broken client */
+}
+
+static void error_in(const struct xml_node *st, const char *from, const char *room_jid)
+{
+    struct room *r = room_find(room_jid);
+    struct occupant *o = r ? occ_by_jid(r, from) : NULL;
+    if (!o || !error_is_fatal(st)) {
+        return;
+    }
+    if (o->res->next) {
+        leave(r, o, from, 1); /* its other resources keep the nick */
+        return;
+    }
+    remove_occupant(r, o, 333, NULL);
+    if (!r->occ && !r->persistent) {
+        room_destroy(r);
+    }
+}
+
 static int deliver(const struct xml_node *st, void *ud)
 {
     (void)ud;
@@ -2028,12 +2123,15 @@ static int deliver(const struct xml_node *st, void *ud)
     const char *from_attr = xml_attr(st, "from"), *to_attr = xml_attr(st, "to");
     char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1];
     struct jid fj, tj;
-    if (type && strcmp(type, "error") == 0) {
-        return 0; /* an occupant's client said no: never answer errors */
-    }
     if (!from_attr || !to_attr || jid_parse(from_attr, from, sizeof(from), &fj) < 0 ||
         jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0) {
         return 0;
+    }
+    if (type && strcmp(type, "error") == 0) {
+        if (strcmp(name, "iq") != 0 && tj.local_len) {
+            error_in(st, from, room_jid);
+        }
+        return 0; /* never answer errors (RFC 6120 §8.3.1) */
     }
     if (!fj.resource_len && strcmp(name, "iq") != 0) {
         return 0; /* occupants are resources; a bare sender is a server or component */
