@@ -40,6 +40,7 @@ struct option {
 static const char *check_domain(char *val, size_t size);
 static const char *check_address(char *val, size_t size);
 static const char *check_nonempty(char *val, size_t size);
+static const char *check_muc_domain(char *val, size_t size);
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define STR(f, def, reload, chk) {#f, OPT_STR, 0, 0, 0, def, FIELD(f), reload, chk, 0, 0, 0}
@@ -180,6 +181,17 @@ static const struct option options[] = {
     INT(s2s_idle_timeout, 10, 86400, LIMIT_S2S_IDLE_TIMEOUT, 1),
     INT(s2s_retry_min, 1, 86400, LIMIT_S2S_RETRY_MIN, 1),
     INT(s2s_retry_max, 1, 86400, LIMIT_S2S_RETRY_MAX, 1),
+    /* Multi-user chat (XEP-0045, muc.c). */
+    STR(muc_domain, "auto", 0, check_muc_domain),
+    INT(muc_max_rooms, 0, 1000000, LIMIT_MUC_MAX_ROOMS, 1),
+    INT(muc_max_occupants, 1, 100000, LIMIT_MUC_MAX_OCCUPANTS, 1),
+    INT(muc_max_rooms_per_account, 0, 100000, LIMIT_MUC_ROOMS_PER_ACCOUNT, 1),
+    INT(muc_history_size, 0, LIMIT_MUC_HISTORY_MAX, LIMIT_MUC_HISTORY_SIZE, 1),
+    INT(muc_history_bytes, 0, 67108864, LIMIT_MUC_HISTORY_BYTES, 1),
+    INT(muc_max_subject_bytes, 0, 65536, LIMIT_MUC_SUBJECT_BYTES, 1),
+    INT(muc_max_presence_bytes, 256, 65536, LIMIT_MUC_PRESENCE_BYTES, 1),
+    INT(muc_max_invites, 0, 100, LIMIT_MUC_MAX_INVITES, 1),
+    INT(muc_max_affiliations, 1, 1000000, LIMIT_MUC_MAX_AFFILIATIONS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -222,6 +234,16 @@ static const char *check_domain(char *val, size_t size)
     }
     memcpy(val, norm, strlen(norm) + 1);
     return NULL;
+}
+
+/* Multi-user chat (XEP-0045): "auto" (conference.DOMAIN), "none" or "" (off),
+ * or a domain of its own. */
+static const char *check_muc_domain(char *val, size_t size)
+{
+    if (!*val || strcmp(val, "auto") == 0 || strcmp(val, "none") == 0) {
+        return NULL;
+    }
+    return check_domain(val, size);
 }
 
 static const char *check_nonempty(char *val, size_t size)
@@ -574,6 +596,7 @@ static const struct {
     {"ADHOC", "announce_max_bytes"},
     {"IMPORT", "import_"},
     {"S2S", "s2s_"},
+    {"MUC", "muc_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;
@@ -857,6 +880,11 @@ static int check_whole(const struct config *c, const int *lines, const char *pat
     if (c->s2s_retry_min > c->s2s_retry_max) {
         return fail(err, errsz, path, LATER(find_option("s2s_retry_min"), find_option("s2s_retry_max")),
                     "s2s_retry_min must not be greater than s2s_retry_max");
+    }
+    /* Multi-user chat (XEP-0045): the service's domain is not the server's. */
+    if (strcmp(c->muc_domain, c->domain) == 0) {
+        return fail(err, errsz, path, LATER(find_option("muc_domain"), find_option("domain")),
+                    "muc_domain must differ from domain");
     }
 #undef LATER
 #undef LINE_OF

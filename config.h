@@ -163,6 +163,17 @@ struct config {
     int s2s_idle_timeout;
     int s2s_retry_min;
     int s2s_retry_max;
+    /* Multi-user chat (XEP-0045, muc.c). */
+    char muc_domain[1024];      /* "auto" = conference.DOMAIN; "none" or "" = no MUC service */
+    int muc_max_rooms;
+    int muc_max_occupants;
+    int muc_max_rooms_per_account;
+    int muc_history_size;
+    int muc_history_bytes;
+    int muc_max_subject_bytes;
+    int muc_max_presence_bytes;
+    int muc_max_invites;
+    int muc_max_affiliations;
 };
 
 /* Fill every field with its default. */

@@ -170,5 +170,19 @@
                                           verification, per remote domain */
 #define LIMIT_S2S_STREAM_DOMAINS 4     /* compile-time: domains one incoming stream may
                                           authenticate (XEP-0220 §4 piggybacking) */
+/* Multi-user chat (XEP-0045, muc.c): rooms live in memory, so each bound keeps
+ * what one user can make the server hold or fan out small. */
+#define LIMIT_MUC_MAX_ROOMS 1000        /* muc_max_rooms: rooms on the service at once */
+#define LIMIT_MUC_MAX_OCCUPANTS 200     /* muc_max_occupants: nicks in one room (fan-out) */
+#define LIMIT_MUC_ROOMS_PER_ACCOUNT 10  /* muc_max_rooms_per_account: rooms one account made */
+#define LIMIT_MUC_HISTORY_SIZE 20       /* muc_history_size: messages a room keeps for joiners */
+#define LIMIT_MUC_HISTORY_MAX 200       /* compile-time: upper bound of muc_history_size */
+#define LIMIT_MUC_HISTORY_BYTES (64 * 1024) /* muc_history_bytes: memory of one room's history */
+#define LIMIT_MUC_SUBJECT_BYTES 1024    /* muc_max_subject_bytes: a subject's text */
+#define LIMIT_MUC_PRESENCE_BYTES 2048   /* muc_max_presence_bytes: memory of the presence kept
+                                           per occupant (status first dropped past it) */
+#define LIMIT_MUC_MAX_INVITES 5         /* muc_max_invites: invitations one message may carry */
+#define LIMIT_MUC_MAX_AFFILIATIONS 1000 /* muc_max_affiliations: members, admins, owners and
+                                           outcasts of one room */
 
 #endif

@@ -367,6 +367,18 @@ static int tomb_keeps(const char *name)
     return strcmp(name, OWNER_FILE) == 0 || strcmp(name, ROSTER_DOC) == 0;
 }
 
+/* opendir for a directory that may not exist: 0 with *d NULL when it does
+ * not, STORE_EIO (logged) when it cannot be read. */
+static int open_dir_if_any(const char *dir, DIR **d)
+{
+    *d = opendir(dir);
+    if (!*d && errno != ENOENT) {
+        log_error("store: open directory %s: %s", dir, strerror(errno));
+        return STORE_EIO;
+    }
+    return 0;
+}
+
 /* Remove every file in dir (but those keep() names, when keep is set), then
  * dir if it is empty. Used for tombstones and failed creations only: account
  * directories hold no subdirectories. A file that vanished meanwhile (another
@@ -374,13 +386,12 @@ static int tomb_keeps(const char *name)
  * left non-empty by a kept file or by another process's write. */
 static int remove_files(const char *dir, int (*keep)(const char *name))
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) {
-            return 0;
-        }
-        log_error("store: open directory %s: %s", dir, strerror(errno));
+    DIR *d = NULL;
+    if (open_dir_if_any(dir, &d) < 0) {
         return STORE_EIO;
+    }
+    if (!d) {
+        return 0;
     }
     int rc = 0;
     struct dirent *e;
@@ -3026,4 +3037,76 @@ int store_account_name_ok(const char *bare)
 {
     char esc[NAME_MAX + 1];
     return escape_name(bare, esc, sizeof(esc)) == 0;
+}
+
+/* ---- group chat rooms (XEP-0045, muc.c) ----
+ * DATADIR/rooms/<escaped room JID>: one file per persistent room in the
+ * document format ("xmppd-doc 1 <len> <crc32>\n" + payload), replaced whole
+ * through store_write_atomic, so a crash leaves the old state or the new. */
+
+static int room_path(const char *room, char *dir, char *path, size_t sz)
+{
+    char esc[NAME_MAX + 1];
+    if (!data_dir[0] || path_fmt(dir, sz, "%s/rooms", data_dir) < 0 ||
+        escape_name(room, esc, sizeof(esc)) < 0 || path_fmt(path, sz, "%s/%s", dir, esc) < 0) {
+        return STORE_EINVAL;
+    }
+    return 0;
+}
+
+int store_room_put(const char *room, const void *data, size_t len)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    int rc = room_path(room, dir, path, sizeof(dir));
+    if (rc < 0) {
+        return rc;
+    }
+    if (ensure_dir(dir, data_dir) < 0) {
+        return STORE_EIO;
+    }
+    return doc_write_at(path, data, len, 1);
+}
+
+int store_room_delete(const char *room)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    int rc = room_path(room, dir, path, sizeof(dir));
+    return rc < 0 ? rc : doc_unlink(dir, path);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+int store_room_each(int (*fn)(const char *room, const char *data, size_t len, void *ud), void *ud,
+                    size_t maxlen)
+{
+    char dir[PATH_MAX];
+    if (!data_dir[0] || path_fmt(dir, sizeof(dir), "%s/rooms", data_dir) < 0) {
+        return STORE_EINVAL;
+    }
+    DIR *d = NULL;
+    int rc = open_dir_if_any(dir, &d);
+    if (!d) {
+        return rc;
+    }
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        char room[NAME_MAX + 1], path[PATH_MAX], *data = NULL;
+        size_t len = 0;
+        /* Skip ".", "..", a write's leftover temp file, damaged files set aside. */
+        if (e->d_name[0] == '.' || ends_with(e->d_name, ".tmp") || ends_with(e->d_name, ".bad") ||
+            unescape_name(e->d_name, room, sizeof(room)) < 0 ||
+            path_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) < 0) {
+            continue;
+        }
+        if (doc_read(path, &data, &len, maxlen) == 0) {
+            rc = fn(room, data, len, ud);
+        }
+        free(data);
+    }
+    closedir(d);
+    return rc;
 }

@@ -200,5 +200,16 @@ int store_arc_append_at(const char *bare, const struct store_arc_rec *r,
 /* 1 when the store can hold an account of this (normalised) bare JID: its
  * escaped name fits one directory name (NAME_MAX). */
 int store_account_name_ok(const char *bare);
+/* ---- group chat rooms (XEP-0045, muc.c; STORAGE.md "Group chat rooms") ----
+ * One opaque document per persistent room (room: its normalised bare JID),
+ * written whole and crash-safely. put: 0 or STORE_EIO / STORE_EINVAL.
+ * delete: STORE_ENOENT when there was none. each: fn(room, payload, len)
+ * for every intact room document (a damaged one is set aside as .bad and
+ * logged; one over maxlen is skipped), until fn returns non-zero, which
+ * each then returns. */
+int store_room_put(const char *room, const void *data, size_t len);
+int store_room_delete(const char *room);
+int store_room_each(int (*fn)(const char *room, const char *data, size_t len, void *ud), void *ud,
+                    size_t maxlen);
 
 #endif

@@ -259,6 +259,39 @@ write("fuzz_stream", "names-offline", stream(0,
     (ctl(2, direct=True), login("alice", "g") + msg("bob@localhost", "ok", extra=GOOD_NAMES)),
     (ctl(1, direct=True), login("bob", "b") + PRESENCE + END)))
 
+# Multi-user chat (XEP-0045, muc.c): a room made, joined, talked in, configured,
+# moderated and destroyed.
+ROOM = "tea@conference.localhost"
+MUC_JOIN = ("<presence to='%s/%%s'><x xmlns='http://jabber.org/protocol/muc'><history "
+            "maxstanzas='5'/></x></presence>" % ROOM)
+MUC_X = "http://jabber.org/protocol/muc#user"
+write("fuzz_stream", "muc-room", stream(0,
+    (ctl(0, direct=True), login("alice", "a") + PRESENCE + MUC_JOIN % "Al"),
+    (ctl(1, direct=True), login("bob", "b") + PRESENCE + MUC_JOIN % "Bo" +
+     msg(ROOM, "hello all", type_="groupchat") +
+     msg(ROOM + "/Al", "psst", id_="m2")),
+    (ctl(0), "<message to='%s' type='groupchat'><subject>tea</subject></message>" % ROOM +
+     "<iq type='get' id='c1' to='%s'><query xmlns='http://jabber.org/protocol/muc#owner'/>"
+     "</iq>" % ROOM +
+     "<iq type='set' id='c2' to='%s'><query xmlns='http://jabber.org/protocol/muc#owner'>"
+     "<x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_moderatedroom'>"
+     "<value>1</value></field><field var='muc#roomconfig_whois'><value>anyone</value>"
+     "</field></x></query></iq>" % ROOM +
+     "<message to='%s'><x xmlns='%s'><invite to='bob@localhost'><reason>r</reason></invite>"
+     "</x></message>" % (ROOM, MUC_X)),
+    (ctl(1), "<presence to='%s/Bobby'/>" % ROOM +
+     "<iq type='get' id='p1' to='%s/Bobby'><ping xmlns='urn:xmpp:ping'/></iq>" % ROOM),
+    (ctl(0), "<iq type='set' id='k1' to='%s'><query xmlns='http://jabber.org/protocol/muc#admin'>"
+     "<item nick='Bobby' role='none'><reason>out</reason></item></query></iq>" % ROOM +
+     "<iq type='set' id='k2' to='%s'><query xmlns='http://jabber.org/protocol/muc#admin'>"
+     "<item jid='bob@localhost' affiliation='outcast'/></query></iq>" % ROOM +
+     "<iq type='get' id='d1' to='conference.localhost'><query "
+     "xmlns='http://jabber.org/protocol/disco#items'/></iq>"),
+    (ctl(1), MUC_JOIN % "Bo"),
+    (ctl(0), "<iq type='set' id='x1' to='%s'><query xmlns='http://jabber.org/protocol/muc#owner'>"
+     "<destroy jid='coffee@conference.localhost'><reason>bye</reason></destroy></query></iq>"
+     % ROOM + END)))
+
 # ------------------------------------------------------------------- fuzz_xml
 # byte 0: limits (&3), reset on <r/> (&4), stop on <s/> (&8); byte 1: split seed.
 

@@ -251,7 +251,8 @@ def test_components_listed_in_disco_items(server):
                                  to=server.domain)
             jids = sorted(i.get("jid") for i in
                           res.xml.iter("{http://jabber.org/protocol/disco#items}item"))
-            assert jids == [GW, "push.localhost"]
+            # With the group chat service (XEP-0045), on by default.
+            assert jids == ["conference.localhost", GW, "push.localhost"]
 
     run(scenario())
 

@@ -50,6 +50,7 @@ FEATURES = {
               "option": ("adhoc_max_sessions", "10")},
     "IMPORT": {"option": ("import_max_bytes", "100000")},
     "S2S": {"option": ("s2s_idle_timeout", "60")},
+    "MUC": {"option": ("muc_max_rooms", "10")},
 }
 
 

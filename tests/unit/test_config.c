@@ -570,6 +570,28 @@ static void test_s2s(void)
                  "2: s2s_retry_min must not be greater than s2s_retry_max");
 }
 
+/* Multi-user chat (XEP-0045, muc.c). */
+static void test_muc(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK_STR(c.muc_domain, "auto");
+    CHECK(c.muc_max_rooms == LIMIT_MUC_MAX_ROOMS);
+    CHECK(c.muc_max_occupants == LIMIT_MUC_MAX_OCCUPANTS);
+    CHECK(c.muc_history_size == LIMIT_MUC_HISTORY_SIZE);
+    CHECK(load("muc_domain none\n", &c) == 0);
+    CHECK_STR(c.muc_domain, "none");
+    CHECK(load("muc_domain \"\"\n", &c) == 0);
+    CHECK_STR(c.muc_domain, "");
+    CHECK(load("muc_domain Rooms.Example.ORG.\n", &c) == 0);
+    CHECK_STR(c.muc_domain, "rooms.example.org");
+    expect_error("muc_domain a@b\n", "1: 'muc_domain' is not a valid domain name");
+    expect_error("domain example.org\nmuc_domain example.org\n",
+                 "2: muc_domain must differ from domain");
+    expect_error("muc_history_size 201\n",
+                 "1: 'muc_history_size' must be an integer from 0 to 200");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -593,6 +615,7 @@ int main(void)
     test_feature_switches();
     test_admins();
     test_s2s();
+    test_muc();
 
     unlink(path);
     rmdir(dir);

@@ -1344,6 +1344,53 @@ static void test_pie(void)
     CHECK(store_account_delete(u) == 0);
 }
 
+/* Group chat rooms (XEP-0045, muc.c): put, each, delete, damage. */
+struct room_seen {
+    int n;
+    char room[64];
+    char data[64];
+};
+
+static int room_seen(const char *room, const char *data, size_t len, void *ud)
+{
+    struct room_seen *s = ud;
+    s->n++;
+    snprintf(s->room, sizeof(s->room), "%s", room);
+    snprintf(s->data, sizeof(s->data), "%.*s", (int)len, data);
+    return 0;
+}
+
+static void test_rooms(void)
+{
+    struct room_seen s = {0, "", ""};
+    char path[512];
+    CHECK(store_room_each(room_seen, &s, 1024) == 0 && s.n == 0); /* no directory yet */
+    CHECK(store_room_put("tea/x@conf.example", "<room/>", 7) == 0);
+    CHECK(store_room_put("tea/x@conf.example", "<room a='1'/>", 13) == 0); /* replaced */
+    CHECK(store_room_each(room_seen, &s, 1024) == 0);
+    CHECK(s.n == 1);
+    CHECK_STR(s.room, "tea/x@conf.example");
+    CHECK_STR(s.data, "<room a='1'/>");
+    s.n = 0;
+    CHECK(store_room_each(room_seen, &s, 4) == 0 && s.n == 0); /* over maxlen: skipped */
+    CHECK(store_room_delete("tea/x@conf.example") == 0);
+    CHECK(store_room_delete("tea/x@conf.example") == STORE_ENOENT);
+    CHECK(store_room_each(room_seen, &s, 1024) == 0 && s.n == 0);
+    /* A damaged one is set aside, the others still read. */
+    CHECK(store_room_put("a@conf.example", "ok", 2) == 0);
+    snprintf(path, sizeof(path), "%s/rooms/b@conf.example", root);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("xmppd-doc 1 2 00000000\nno", f);
+        fclose(f);
+    }
+    CHECK(store_room_each(room_seen, &s, 1024) == 0 && s.n == 1);
+    CHECK_STR(s.room, "a@conf.example");
+    snprintf(path, sizeof(path), "%s/rooms/b@conf.example.bad", root);
+    CHECK(access(path, F_OK) == 0);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1377,6 +1424,7 @@ int main(void)
     test_archive();
     test_server_docs();
     test_pie();
+    test_rooms();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);

@@ -1,0 +1,2199 @@
+/* muc.c: XEP-0045 Multi-User Chat, served in-process on its own domain
+ * (muc_domain, default conference.DOMAIN) through the router's destination
+ * table (router_domain_add), as a component would be: the router never names
+ * this file. Rooms live in memory; temporary rooms vanish when empty,
+ * persistent ones are also kept in the store and read back at start.
+ * Owns: rooms, occupants, their presence, roles and affiliations, groupchat
+ * and private messages, subjects, invitations, the history sent on join,
+ * room configuration, the room document's format.
+ * Must not: write to sockets (it hands stanzas to router_deliver) or touch
+ * files but through store.c (store_room_*). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "hooks.h"
+#include "jid.h"
+#include "limits.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+#include "xml.h"
+
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+#define NS_MUC_OWNER "http://jabber.org/protocol/muc#owner"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_SID "urn:xmpp:sid:0"
+#define NS_DELAY "urn:xmpp:delay"
+#define NS_PING "urn:xmpp:ping"
+#define NS_XDATA "jabber:x:data"
+
+enum muc_aff { AFF_NONE, AFF_OUTCAST, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
+enum muc_role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
+static const char *const aff_names[] = {"none", "outcast", "member", "admin", "owner"};
+static const char *const role_names[] = {"none", "visitor", "participant", "moderator"};
+
+/* One connected resource of an occupant (XEP-0045 §7.2: several resources of
+ * one account may share a nick, as Prosody and ejabberd allow). */
+struct occ_res {
+    struct occ_res *next;
+    char jid[]; /* full real JID, normalised */
+};
+
+struct occupant {
+    struct occupant *next;
+    struct occ_res *res;   /* never empty while the occupant is in the room */
+    enum muc_role role;
+    struct xml_node *pres; /* last available presence: only what others need
+                            * (show, status, caps...), bounded by
+                            * muc_max_presence_bytes: no per-occupant copy of
+                            * what a client puts in its own presence */
+    char *nick;
+    int voice_asked; /* a voice request went to the moderators (§8.6) */
+    char bare[]; /* real bare JID */
+};
+
+struct affiliation {
+    struct affiliation *next;
+    enum muc_aff aff;
+    char jid[]; /* bare JID */
+};
+
+struct hist {
+    struct hist *next;     /* newer */
+    time_t when;           /* wall clock, for 'seconds' and 'since' */
+    size_t chars;          /* serialised size, for 'maxchars' (XEP-0045 §7.2.13) */
+    size_t bytes;          /* footprint, against muc_history_bytes */
+    struct xml_node *msg;  /* with from=room/nick, stanza-id and <delay/> */
+};
+
+struct room {
+    struct room *next;       /* in its hash bucket */
+    char *jid;               /* bare room JID, normalised */
+    char *creator;           /* bare JID of the account that made it */
+    struct occupant *occ;
+    int nocc;
+    struct affiliation *affs;
+    struct xml_node *subject; /* <message type='groupchat'> with the <subject/>, or NULL */
+    struct hist *hist_old, *hist_new;
+    int nhist;
+    size_t hist_bytes;
+    /* Configuration (muc#roomconfig, XEP-0045 §10.2; the defaults are Prosody's). */
+    char *name;        /* muc#roomconfig_roomname, NULL = none */
+    char *secret;      /* password (§7.2.5), NULL = none */
+    int nonanonymous;  /* 1: every occupant sees real JIDs; 0: moderators only */
+    int changesubject; /* participants may change the subject */
+    int persistent;    /* stays when empty */
+    int hidden;        /* not in the service's disco#items */
+    int membersonly;   /* only members, admins and owners join (§7.2.6) */
+    int moderated;     /* only those with voice speak (§8.3) */
+};
+
+#define ROOM_BUCKETS 256
+static struct room *rooms[ROOM_BUCKETS];
+static int nrooms;
+static char muc_domain[JID_MAX + 1];
+
+/* ---- small helpers ---- */
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    }
+    return h;
+}
+
+static struct room *room_find(const char *jid)
+{
+    for (struct room *r = rooms[hash_str(jid) % ROOM_BUCKETS]; r; r = r->next) {
+        if (strcmp(r->jid, jid) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static struct occupant *occ_by_nick(const struct room *r, const char *nick)
+{
+    for (struct occupant *o = r->occ; o; o = o->next) {
+        if (strcmp(o->nick, nick) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static struct occupant *occ_by_jid(const struct room *r, const char *full)
+{
+    for (struct occupant *o = r->occ; o; o = o->next) {
+        for (struct occ_res *x = o->res; x; x = x->next) {
+            if (strcmp(x->jid, full) == 0) {
+                return o;
+            }
+        }
+    }
+    return NULL;
+}
+
+static struct occupant *occ_by_bare(const struct room *r, const char *bare)
+{
+    for (struct occupant *o = r->occ; o; o = o->next) {
+        if (strcmp(o->bare, bare) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static enum muc_aff aff_of(const struct room *r, const char *bare)
+{
+    for (const struct affiliation *a = r->affs; a; a = a->next) {
+        if (strcmp(a->jid, bare) == 0) {
+            return a->aff;
+        }
+    }
+    return AFF_NONE;
+}
+
+/* Set bare's affiliation; AFF_NONE forgets it. */
+static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
+{
+    for (struct affiliation **pp = &r->affs; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->jid, bare) == 0) {
+            struct affiliation *old = *pp;
+            if (aff != AFF_NONE) {
+                old->aff = aff;
+                return 0;
+            }
+            *pp = old->next;
+            free(old);
+            return 0;
+        }
+    }
+    if (aff == AFF_NONE) {
+        return 0;
+    }
+    int n = 0;
+    for (const struct affiliation *x = r->affs; x; x = x->next) {
+        n++;
+    }
+    if (n >= g_config->muc_max_affiliations) {
+        return -1; /* each is stored, and read by every join */
+    }
+    struct affiliation *a = malloc(sizeof(*a) + strlen(bare) + 1);
+    if (!a) {
+        return -1;
+    }
+    a->aff = aff;
+    strcpy(a->jid, bare);
+    a->next = r->affs;
+    r->affs = a;
+    return 0;
+}
+
+/* XEP-0045 §5.1.2: owners and admins are moderators; in a moderated room
+ * those without membership are visitors; the rest participants. */
+static enum muc_role role_for(const struct room *r, enum muc_aff aff)
+{
+    if (aff >= AFF_ADMIN) {
+        return ROLE_MODERATOR;
+    }
+    return r->moderated && aff < AFF_MEMBER ? ROLE_VISITOR : ROLE_PARTICIPANT;
+}
+
+static char *occ_jid(const struct room *r, const char *nick, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s/%s", r->jid, nick);
+    return out;
+}
+
+/* Send st to one real JID (the node stays ours; the router serialises it). */
+static void send_to(struct xml_node *st, const char *to)
+{
+    if (xml_set_attr(st, "to", to) == 0) {
+        router_deliver(st);
+    }
+}
+
+/* An error answer to st from whoever it was sent to (RFC 6120 §8.3). */
+static void bounce(const struct xml_node *st, const char *type, const char *cond)
+{
+    router_bounce_sender(st, type, cond);
+}
+
+/* ---- presence (XEP-0045 §7.2) ---- */
+
+/* What of a client's presence a room passes on: show, status, priority and
+ * what other clients read (caps, avatar hash); never its muc element. */
+static int pres_keep(const struct xml_node *c)
+{
+    const char *ns = xml_ns(c), *name = xml_name(c);
+    if (strcmp(ns, NS_CLIENT) == 0) {
+        return strcmp(name, "show") == 0 || strcmp(name, "status") == 0 ||
+               strcmp(name, "priority") == 0;
+    }
+    return strcmp(ns, "http://jabber.org/protocol/caps") == 0 ||
+           strcmp(ns, "vcard-temp:x:update") == 0;
+}
+
+/* <show/>, <status/>, <priority/> are character data (RFC 6121 §4.7.2):
+ * the room keeps their text and language only, not elements hidden inside
+ * (a muc#user item with someone else's JID, for the others to read). */
+static struct xml_node *text_copy(const struct xml_node *c)
+{
+    const char *t = xml_text(c), *lang = xml_attr_ns(c, "lang", XML_NS_XML);
+    struct xml_node *k = xml_node_new(xml_name(c), xml_ns(c));
+    if (!k || xml_add_text(k, t, strlen(t)) < 0 || (lang && xml_set_attr(k, "xml:lang", lang) < 0)) {
+        xml_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static struct xml_node *pres_strip(const struct xml_node *p)
+{
+    struct xml_node *k = xml_node_new("presence", NS_CLIENT);
+    if (!k) {
+        return NULL;
+    }
+    for (struct xml_node *c = xml_first_child(p); c; c = xml_next(c)) {
+        if (pres_keep(c)) {
+            int text = strcmp(xml_ns(c), NS_CLIENT) == 0;
+            struct xml_node *cp = text ? text_copy(c) : xml_copy(c);
+            if (!cp) {
+                xml_free(k);
+                return NULL;
+            }
+            xml_append(k, cp);
+        }
+    }
+    /* Over the bound: the status goes first, then all but <show/>. */
+    for (int pass = 0; pass < 2 && xml_footprint(k) > (size_t)g_config->muc_max_presence_bytes;
+         pass++) {
+        struct xml_node *c = xml_first_child(k);
+        while (c) {
+            struct xml_node *next = xml_next(c);
+            if (pass == 0 ? strcmp(xml_name(c), "status") == 0 : strcmp(xml_name(c), "show") != 0) {
+                xml_detach(c);
+                xml_free(c);
+            }
+            c = next;
+        }
+    }
+    return k;
+}
+
+/* What a presence from the room says besides the occupant's own: status
+ * codes (XEP-0045 §15.6.2), the new nick of a nick change (§7.6), the reason
+ * of a kick or ban (§8.2, §9.1). */
+struct extra {
+    int c[6];
+    int n;
+    const char *newnick;
+    const char *reason;
+};
+
+static void code_add(struct extra *e, int c)
+{
+    if (e->n < (int)(sizeof(e->c) / sizeof(e->c[0]))) {
+        e->c[e->n++] = c;
+    }
+}
+
+static int add_status_codes(struct xml_node *x, const struct extra *e)
+{
+    for (int i = 0; e && i < e->n; i++) {
+        char v[8];
+        snprintf(v, sizeof(v), "%d", e->c[i]);
+        struct xml_node *s = xml_add_child(x, "status", NULL);
+        if (!s || xml_set_attr(s, "code", v) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The presence of occupant o as one recipient sees it: with its real JID
+ * (real, or its bare JID) when with_jid, i.e. for moderators and in
+ * non-anonymous rooms (§7.2.3, §7.2.4). type NULL = available. */
+static struct xml_node *occ_presence(const struct room *r, const struct occupant *o,
+                                     const char *type, int with_jid, const char *real,
+                                     const struct extra *e)
+{
+    char from[JID_MAX + 1];
+    struct xml_node *p = type || !o->pres ? xml_node_new("presence", NS_CLIENT) : xml_copy(o->pres);
+    if (!p || xml_set_attr(p, "from", occ_jid(r, o->nick, from, sizeof(from))) < 0 ||
+        (type && xml_set_attr(p, "type", type) < 0)) {
+        xml_free(p);
+        return NULL;
+    }
+    struct xml_node *x = xml_add_child(p, "x", NS_MUC_USER);
+    struct xml_node *it = x ? xml_add_child(x, "item", NULL) : NULL;
+    struct xml_node *rs = it && e && e->reason ? xml_add_child(it, "reason", NULL) : NULL;
+    if (!it || xml_set_attr(it, "affiliation", aff_names[aff_of(r, o->bare)]) < 0 ||
+        xml_set_attr(it, "role", role_names[type ? ROLE_NONE : o->role]) < 0 ||
+        (with_jid && xml_set_attr(it, "jid", real ? real : o->bare) < 0) ||
+        (e && e->newnick && xml_set_attr(it, "nick", e->newnick) < 0) ||
+        (e && e->reason && (!rs || xml_add_text(rs, e->reason, strlen(e->reason)) < 0)) ||
+        add_status_codes(x, e) < 0) {
+        xml_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int sees_jids(const struct room *r, const struct occupant *viewer)
+{
+    return r->nonanonymous || viewer->role == ROLE_MODERATOR;
+}
+
+/* o's presence to every resource of every other occupant (o's own resources
+ * get it as self-presence, with 110, from the caller). */
+static void broadcast_presence(const struct room *r, const struct occupant *o, const char *type,
+                               const struct extra *e)
+{
+    struct xml_node *with = NULL, *without = NULL;
+    for (const struct occupant *v = r->occ; v; v = v->next) {
+        if (v == o) {
+            continue;
+        }
+        int j = sees_jids(r, v);
+        struct xml_node **pp = j ? &with : &without;
+        if (!*pp) {
+            *pp = occ_presence(r, o, type, j, o->res ? o->res->jid : NULL, e);
+        }
+        for (struct occ_res *x = v->res; *pp && x; x = x->next) {
+            send_to(*pp, x->jid);
+        }
+    }
+    xml_free(with);
+    xml_free(without);
+}
+
+/* Self-presence (§7.2.2: status 110, and always with the real JID) to one
+ * resource. */
+static void self_presence(const struct room *r, const struct occupant *o, const char *to,
+                          const char *type, const struct extra *e)
+{
+    struct extra mine = {{0}, 0, NULL, NULL};
+    if (e) {
+        mine = *e;
+    }
+    code_add(&mine, 110);
+    struct xml_node *p = occ_presence(r, o, type, 1, to, &mine);
+    if (p) {
+        send_to(p, to);
+        xml_free(p);
+    }
+}
+
+/* ---- rooms: life and death ---- */
+
+static void hist_drop_oldest(struct room *r)
+{
+    struct hist *h = r->hist_old;
+    r->hist_old = h->next;
+    if (!r->hist_old) {
+        r->hist_new = NULL;
+    }
+    r->nhist--;
+    r->hist_bytes -= h->bytes;
+    xml_free(h->msg);
+    free(h);
+}
+
+static void occ_free(struct occupant *o)
+{
+    while (o->res) {
+        struct occ_res *x = o->res;
+        o->res = x->next;
+        free(x);
+    }
+    xml_free(o->pres);
+    free(o->nick);
+    free(o);
+}
+
+static void room_free(struct room *r)
+{
+    while (r->occ) {
+        struct occupant *o = r->occ;
+        r->occ = o->next;
+        occ_free(o);
+    }
+    while (r->affs) {
+        struct affiliation *a = r->affs;
+        r->affs = a->next;
+        free(a);
+    }
+    while (r->hist_old) {
+        hist_drop_oldest(r);
+    }
+    xml_free(r->subject);
+    free(r->name);
+    free(r->secret);
+    free(r->jid);
+    free(r->creator);
+    free(r);
+}
+
+static void room_destroy(struct room *r)
+{
+    for (struct room **pp = &rooms[hash_str(r->jid) % ROOM_BUCKETS]; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    nrooms--;
+    log_debug("muc: room %s is gone", r->jid);
+    room_free(r);
+}
+
+static int rooms_created_by(const char *bare)
+{
+    int n = 0;
+    for (int i = 0; i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            n += strcmp(r->creator, bare) == 0;
+        }
+    }
+    return n;
+}
+
+/* A new room for creator (XEP-0045 §10.1). Like Prosody and ejabberd, an
+ * instant room is open at once (no locked state until the owner confirms):
+ * returns NULL with *cond set when a limit says no. */
+static struct room *room_create(const char *jid, const char *creator, const char **cond)
+{
+    *cond = "resource-constraint";
+    if (nrooms >= g_config->muc_max_rooms ||
+        rooms_created_by(creator) >= g_config->muc_max_rooms_per_account) {
+        log_limited("muc room limit", creator, L_NOTICE, "muc: %s may not create %s: room limit",
+                    creator, jid);
+        return NULL;
+    }
+    *cond = "internal-server-error";
+    struct room *r = calloc(1, sizeof(*r));
+    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
+        aff_set(r, creator, AFF_OWNER) < 0) {
+        if (r) {
+            room_free(r);
+        }
+        return NULL;
+    }
+    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
+    r->next = rooms[b];
+    rooms[b] = r;
+    nrooms++;
+    log_limited("muc room created", creator, L_INFO, "muc: %s created room %s", creator, jid);
+    return r;
+}
+
+static int room_save(const struct room *r);
+static void room_forget(const struct room *r);
+
+/* ---- the rooms each session is in ----
+ * Directed presence (RFC 6121 §4.6.3) tells a room when a session ends, but
+ * presence.c remembers a bounded number of its recipients: a session in more
+ * rooms would stay in the others for ever. So each session also keeps the
+ * JIDs of the rooms it joined (in its hook slot), and HOOK_SESSION_END takes
+ * it out of them. Entries of rooms it left are pruned when the list grows. */
+
+struct joined {
+    int n, cap;
+    char **rooms;
+};
+
+static int muc_slot = -1;
+
+static void joined_prune(struct session *s, struct joined *j)
+{
+    int k = 0;
+    for (int i = 0; i < j->n; i++) {
+        struct room *r = room_find(j->rooms[i]);
+        if (r && occ_by_jid(r, s->jid)) {
+            j->rooms[k++] = j->rooms[i];
+        } else {
+            free(j->rooms[i]);
+        }
+    }
+    j->n = k;
+}
+
+static void joined_add(const char *full, const char *room_jid)
+{
+    struct session *s = router_find_full(full);
+    struct joined *j = s ? s->slot[muc_slot] : NULL;
+    if (!s) {
+        return; /* not a local session (a component's JID): nothing ends it */
+    }
+    if (!j && !(j = s->slot[muc_slot] = calloc(1, sizeof(*j)))) {
+        return;
+    }
+    for (int i = 0; i < j->n; i++) {
+        if (strcmp(j->rooms[i], room_jid) == 0) {
+            return;
+        }
+    }
+    if (j->n == j->cap) {
+        joined_prune(s, j);
+    }
+    if (j->n == j->cap) {
+        int cap = j->cap ? 2 * j->cap : 4;
+        char **nr = realloc(j->rooms, (size_t)cap * sizeof(*nr));
+        if (!nr) {
+            return;
+        }
+        j->rooms = nr;
+        j->cap = cap;
+    }
+    if ((j->rooms[j->n] = strdup(room_jid)) != NULL) {
+        j->n++;
+    }
+}
+
+static void leave(struct room *r, struct occupant *o, const char *full, int ending);
+
+static int on_session_end(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)st, (void)bare;
+    struct joined *j = s->slot[muc_slot];
+    for (int i = 0; j && i < j->n; i++) {
+        struct room *r = room_find(j->rooms[i]);
+        struct occupant *o = r ? occ_by_jid(r, s->jid) : NULL;
+        if (o) {
+            leave(r, o, s->jid, 1);
+        }
+    }
+    return 0;
+}
+
+static int on_session_free(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)st, (void)bare;
+    struct joined *j = s->slot[muc_slot];
+    for (int i = 0; j && i < j->n; i++) {
+        free(j->rooms[i]);
+    }
+    if (j) {
+        free(j->rooms);
+        free(j);
+    }
+    s->slot[muc_slot] = NULL;
+    return 0;
+}
+
+/* ---- joining, presence updates, nick changes, leaving ---- */
+
+struct history_req {
+    long maxchars, maxstanzas, seconds; /* -1 = not given */
+    time_t since;                       /* 0 = not given */
+};
+
+static void history_send(const struct room *r, const char *to, const struct history_req *q);
+static void subject_send(const struct room *r, const char *to);
+
+static time_t parse_stamp(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end) {
+        return 0;
+    }
+    return timegm(&tm);
+}
+
+static long attr_long(const struct xml_node *n, const char *name)
+{
+    const char *v = xml_attr(n, name);
+    char *end = NULL;
+    if (!v || !*v) {
+        return -1;
+    }
+    long x = strtol(v, &end, 10);
+    return *end || x < 0 ? -1 : x;
+}
+
+static void history_request(const struct xml_node *muc, struct history_req *q)
+{
+    struct xml_node *h = muc ? xml_child(muc, "history", NS_MUC) : NULL;
+    q->maxchars = h ? attr_long(h, "maxchars") : -1;
+    q->maxstanzas = h ? attr_long(h, "maxstanzas") : -1;
+    q->seconds = h ? attr_long(h, "seconds") : -1;
+    q->since = h ? parse_stamp(xml_attr(h, "since")) : 0;
+}
+
+static struct occupant *occ_new(const char *nick, const char *bare, const char *full)
+{
+    struct occupant *o = calloc(1, sizeof(*o) + strlen(bare) + 1);
+    struct occ_res *x = malloc(sizeof(*x) + strlen(full) + 1);
+    if (!o || !x || !(o->nick = strdup(nick))) {
+        free(o);
+        free(x);
+        return NULL; /* o->nick is NULL whenever o is freed here */
+    }
+    strcpy(o->bare, bare);
+    strcpy(x->jid, full);
+    x->next = NULL;
+    o->res = x;
+    return o;
+}
+
+/* §7.2.3: the others' presence, then the newcomer's to all (self-presence
+ * last, with 110, 201 for a new room, 100 when real JIDs are public), then
+ * the history (§7.2.14) and the subject (§7.2.15). */
+static void join_announce(struct room *r, struct occupant *o, const char *full, int created,
+                          const struct history_req *q)
+{
+    int j = sees_jids(r, o);
+    for (struct occupant *v = r->occ; v; v = v->next) {
+        if (v == o) {
+            continue;
+        }
+        struct xml_node *p = occ_presence(r, v, NULL, j, NULL, NULL);
+        if (p) {
+            send_to(p, full);
+            xml_free(p);
+        }
+    }
+    broadcast_presence(r, o, NULL, NULL);
+    struct extra e = {{0}, 0, NULL, NULL};
+    if (r->nonanonymous) {
+        code_add(&e, 100);
+    }
+    if (created) {
+        code_add(&e, 201);
+    }
+    /* The occupant's other resources learn of the new one too. */
+    for (struct occ_res *x = o->res; x; x = x->next) {
+        self_presence(r, o, x->jid, NULL, &e);
+    }
+    history_send(r, full, q);
+    subject_send(r, full);
+}
+
+/* Compare a password without an early exit: how long a wrong guess takes
+ * says nothing about how much of it was right. */
+static int secret_equal(const char *given, const char *secret)
+{
+    size_t n = strlen(given), m = strlen(secret);
+    unsigned char diff = n != m;
+    for (size_t i = 0; i < m; i++) {
+        diff |= (unsigned char)(secret[i] ^ given[i < n ? i : 0]);
+    }
+    return diff == 0;
+}
+
+/* §7.2.5-§7.2.7: who may not come in at all, and why (NULL: welcome). */
+static const char *refusal(const struct room *r, const char *bare, const struct xml_node *p)
+{
+    enum muc_aff a = aff_of(r, bare);
+    if (a == AFF_OUTCAST) {
+        return "forbidden";
+    }
+    if (r->membersonly && a < AFF_MEMBER) {
+        return "registration-required";
+    }
+    struct xml_node *x = xml_child(p, "x", NS_MUC);
+    struct xml_node *pw = x ? xml_child(x, "password", NS_MUC) : NULL;
+    if (r->secret && (!pw || !secret_equal(xml_text(pw), r->secret))) {
+        return "not-authorized";
+    }
+    return NULL;
+}
+
+static void join(struct room *r, const char *full, const char *bare, const char *nick,
+                 const struct xml_node *p, int created)
+{
+    struct occupant *o = occ_by_nick(r, nick);
+    const char *no = refusal(r, bare, p);
+    if (no) {
+        log_limited("muc refused", bare, L_INFO, "muc: %s may not join %s: %s", bare, r->jid, no);
+        bounce(p, "auth", no);
+        return;
+    }
+    if (o && strcmp(o->bare, bare) != 0) {
+        bounce(p, "cancel", "conflict"); /* §7.2.9 */
+        return;
+    }
+    if (!o && r->nocc >= g_config->muc_max_occupants) {
+        bounce(p, "wait", "service-unavailable"); /* §7.2.11 */
+        return;
+    }
+    struct xml_node *kept = pres_strip(p);
+    if (!kept) {
+        bounce(p, "wait", "resource-constraint");
+        return;
+    }
+    if (o) {
+        /* Another resource of the same account takes the same nick. */
+        struct occ_res *x = malloc(sizeof(*x) + strlen(full) + 1);
+        if (!x) {
+            xml_free(kept);
+            bounce(p, "wait", "resource-constraint");
+            return;
+        }
+        strcpy(x->jid, full);
+        x->next = o->res;
+        o->res = x;
+    } else {
+        o = occ_new(nick, bare, full);
+        if (!o) {
+            xml_free(kept);
+            bounce(p, "wait", "resource-constraint");
+            return;
+        }
+        o->role = role_for(r, aff_of(r, bare));
+        o->next = r->occ;
+        r->occ = o;
+        r->nocc++;
+    }
+    xml_free(o->pres);
+    o->pres = kept;
+    joined_add(full, r->jid);
+    struct history_req q;
+    history_request(xml_child(p, "x", NS_MUC), &q);
+    join_announce(r, o, full, created, &q);
+}
+
+/* Remove resource full of o; the room forgets o with its last resource. */
+static void leave(struct room *r, struct occupant *o, const char *full, int ending)
+{
+    if (!ending) {
+        self_presence(r, o, full, "unavailable", NULL);
+    }
+    for (struct occ_res **pp = &o->res; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->jid, full) == 0) {
+            struct occ_res *x = *pp;
+            *pp = x->next;
+            free(x);
+            break;
+        }
+    }
+    if (o->res) {
+        return; /* other resources keep the nick */
+    }
+    broadcast_presence(r, o, "unavailable", NULL);
+    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    }
+    r->nocc--;
+    occ_free(o);
+    if (!r->occ && !r->persistent) {
+        room_destroy(r); /* a temporary room ends with its last occupant */
+    }
+}
+
+/* §8.2 kick (307), §9.1 ban (301), §9.4 loss of membership in a
+ * members-only room (321): o leaves with all its resources. */
+static void remove_occupant(struct room *r, struct occupant *o, int code, const char *reason)
+{
+    struct extra e = {{code}, 1, NULL, reason};
+    for (struct occ_res *x = o->res; x; x = x->next) {
+        self_presence(r, o, x->jid, "unavailable", &e);
+    }
+    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    }
+    r->nocc--;
+    broadcast_presence(r, o, "unavailable", &e);
+    log_limited("muc removed", r->jid, L_INFO, "muc: %s left %s (status %d)", o->bare, r->jid,
+                code);
+    occ_free(o);
+}
+
+/* A role or affiliation changed: everyone sees o anew. */
+static void announce(const struct room *r, const struct occupant *o, const char *reason)
+{
+    struct extra e = {{0}, 0, NULL, reason};
+    broadcast_presence(r, o, NULL, &e);
+    for (struct occ_res *x = o->res; x; x = x->next) {
+        self_presence(r, o, x->jid, NULL, &e);
+    }
+}
+
+/* §7.6: nick change, for an occupant with one resource (one with several
+ * would take the others along against their will). */
+static void change_nick(struct room *r, struct occupant *o, const char *nick,
+                        const struct xml_node *p)
+{
+    if (occ_by_nick(r, nick)) {
+        bounce(p, "cancel", "conflict"); /* §7.6.3 */
+        return;
+    }
+    if (o->res->next) {
+        bounce(p, "modify", "not-acceptable");
+        return;
+    }
+    char *nn = strdup(nick);
+    if (!nn) {
+        bounce(p, "wait", "resource-constraint");
+        return;
+    }
+    struct extra e = {{303}, 1, nick, NULL};
+    broadcast_presence(r, o, "unavailable", &e);
+    self_presence(r, o, o->res->jid, "unavailable", &e);
+    free(o->nick);
+    o->nick = nn;
+    broadcast_presence(r, o, NULL, NULL);
+    self_presence(r, o, o->res->jid, NULL, NULL);
+}
+
+/* An available presence from an occupant to its own nick: a status change. */
+static void update_presence(struct room *r, struct occupant *o, const char *full,
+                            const struct xml_node *p)
+{
+    struct xml_node *kept = pres_strip(p);
+    if (!kept) {
+        return;
+    }
+    xml_free(o->pres);
+    o->pres = kept;
+    struct xml_node *muc = xml_child(p, "x", NS_MUC);
+    if (muc) {
+        /* A join from a resource that is in already: its client lost track
+         * (a stream it could not resume, a failed XEP-0410 self-ping) and
+         * wants the room again, as Prosody and ejabberd give it. */
+        struct history_req q;
+        history_request(muc, &q);
+        join_announce(r, o, full, 0, &q);
+        return;
+    }
+    broadcast_presence(r, o, NULL, NULL);
+    self_presence(r, o, full, NULL, NULL);
+}
+
+static void presence_in(const struct xml_node *p, const char *from, const struct jid *to,
+                        const char *room_jid)
+{
+    const char *type = xml_attr(p, "type");
+    char bare[JID_MAX + 1];
+    if (jid_bare(from, bare, sizeof(bare)) < 0) {
+        return;
+    }
+    struct room *r = room_find(room_jid);
+    struct occupant *o = r ? occ_by_jid(r, from) : NULL;
+    if (type && strcmp(type, "unavailable") == 0) {
+        /* §7.14: leaving, whatever nick it names (a client that changed
+         * nicks says goodbye to both when it goes). */
+        if (o) {
+            leave(r, o, from, 0);
+        }
+        return;
+    }
+    if (type) {
+        return; /* subscriptions, probes and errors mean nothing to a room */
+    }
+    if (!to->resource_len) {
+        bounce(p, "modify", "jid-malformed"); /* §7.2.1: no nick */
+        return;
+    }
+    char nick[JID_MAX + 1];
+    snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+    if (o) {
+        if (strcmp(o->nick, nick) == 0) {
+            update_presence(r, o, from, p);
+        } else {
+            change_nick(r, o, nick, p);
+        }
+        return;
+    }
+    int created = 0;
+    if (!r) {
+        const char *cond = NULL;
+        if (!(r = room_create(room_jid, bare, &cond))) {
+            bounce(p, "wait", cond);
+            return;
+        }
+        created = 1;
+    }
+    join(r, from, bare, nick, p, created);
+    if (created && !r->occ) {
+        room_destroy(r); /* the creator could not join after all */
+    }
+}
+
+/* ---- messages (§7.4, §7.5, §7.8) ---- */
+
+static void hist_add(struct room *r, const struct xml_node *m)
+{
+    if (g_config->muc_history_size == 0) {
+        return;
+    }
+    struct hist *h = calloc(1, sizeof(*h));
+    struct xml_node *d = NULL;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!h || !(h->msg = xml_copy(m)) || !gmtime_r(&now, &tm) ||
+        !strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) ||
+        !(d = xml_add_child(h->msg, "delay", NS_DELAY)) || xml_set_attr(d, "stamp", stamp) < 0 ||
+        xml_set_attr(d, "from", r->jid) < 0) {
+        if (h) {
+            xml_free(h->msg);
+        }
+        free(h);
+        return;
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    if (xml_serialize(h->msg, NS_CLIENT, &b) == 0) {
+        h->chars = buf_len(&b);
+    }
+    buf_free(&b);
+    h->when = now;
+    h->bytes = xml_footprint(h->msg) + sizeof(*h);
+    if (r->hist_new) {
+        r->hist_new->next = h;
+    } else {
+        r->hist_old = h;
+    }
+    r->hist_new = h;
+    r->nhist++;
+    r->hist_bytes += h->bytes;
+    while (r->hist_old && (r->nhist > g_config->muc_history_size ||
+                           r->hist_bytes > (size_t)g_config->muc_history_bytes)) {
+        hist_drop_oldest(r);
+    }
+}
+
+/* §7.2.14: the newest messages that fit every limit the joiner gave. */
+static void history_send(const struct room *r, const char *to, const struct history_req *q)
+{
+    time_t now = time(NULL);
+    long n = 0, chars = 0, skip;
+    struct hist *h;
+    /* Count from the newest backwards what may go, then send it oldest first. */
+    struct hist *list[LIMIT_MUC_HISTORY_MAX];
+    int k = 0;
+    for (h = r->hist_old; h && k < LIMIT_MUC_HISTORY_MAX; h = h->next) {
+        list[k++] = h;
+    }
+    for (skip = k; skip > 0; skip--) {
+        h = list[skip - 1];
+        if ((q->maxstanzas >= 0 && n + 1 > q->maxstanzas) ||
+            (q->maxchars >= 0 && chars + (long)h->chars > q->maxchars) ||
+            (q->seconds >= 0 && now - h->when > q->seconds) ||
+            (q->since && h->when < q->since)) {
+            break;
+        }
+        n++;
+        chars += (long)h->chars;
+    }
+    for (int i = (int)skip; i < k; i++) {
+        send_to(list[i]->msg, to);
+    }
+}
+
+static void subject_send(const struct room *r, const char *to)
+{
+    if (r->subject) {
+        send_to(r->subject, to);
+        return;
+    }
+    /* §7.2.15: an empty subject tells the client the join is complete. */
+    struct xml_node *m = xml_node_new("message", NS_CLIENT);
+    if (m && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(m, "type", "groupchat") == 0 &&
+        xml_add_child(m, "subject", NULL)) {
+        send_to(m, to);
+    }
+    xml_free(m);
+}
+
+/* XEP-0359 §3.1: the room's own id on what it relays. */
+static int add_stanza_id(struct xml_node *m, const char *by)
+{
+    unsigned char rnd[12];
+    char id[sizeof(rnd) * 2 + 1];
+    if (tls_random(rnd, sizeof(rnd)) < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    }
+    struct xml_node *s = xml_add_child(m, "stanza-id", NS_SID);
+    return s && xml_set_attr(s, "id", id) == 0 && xml_set_attr(s, "by", by) == 0 ? 0 : -1;
+}
+
+/* What an occupant may not put into what the room relays under its name:
+ * stanza ids (XEP-0359 §5 forbids those by the room; one by anyone else, an
+ * account or another room, would only mislead the recipients: a sender's
+ * own id is <origin-id/>), muc#user payloads (status codes, invitations: the
+ * room speaks those), delay stamps (history is the room's). */
+static int forged(const struct xml_node *c)
+{
+    const char *ns = xml_ns(c);
+    return strcmp(ns, NS_SID) == 0 ? strcmp(xml_name(c), "stanza-id") == 0
+                                   : strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0;
+}
+
+static struct xml_node *relay_copy(const struct xml_node *m, const char *from)
+{
+    struct xml_node *out = xml_copy(m);
+    if (!out || xml_set_attr(out, "from", from) < 0) {
+        xml_free(out);
+        return NULL;
+    }
+    struct xml_node *c = xml_first_child(out);
+    while (c) {
+        struct xml_node *next = xml_next(c);
+        if (forged(c)) {
+            xml_detach(c);
+            xml_free(c);
+        }
+        c = next;
+    }
+    return out;
+}
+
+static void send_all(const struct room *r, struct xml_node *st)
+{
+    for (struct occupant *v = r->occ; v; v = v->next) {
+        for (struct occ_res *x = v->res; x; x = x->next) {
+            send_to(st, x->jid);
+        }
+    }
+}
+
+/* What a room keeps of a subject change, for every joiner and its file:
+ * who set it and the subject, not whatever else the message carried. */
+static struct xml_node *subject_copy(const struct xml_node *m)
+{
+    struct xml_node *k = xml_node_new("message", NS_CLIENT);
+    struct xml_node *subj = xml_copy(xml_child(m, "subject", NS_CLIENT));
+    struct xml_node *sid = xml_copy(xml_child(m, "stanza-id", NS_SID));
+    if (!k || !subj || !sid || xml_set_attr(k, "from", xml_attr(m, "from")) < 0 ||
+        xml_set_attr(k, "type", "groupchat") < 0) {
+        xml_free(k);
+        xml_free(subj);
+        xml_free(sid);
+        return NULL;
+    }
+    xml_append(k, subj);
+    xml_append(k, sid);
+    return k;
+}
+
+static void groupchat(struct room *r, struct occupant *o, const struct xml_node *m)
+{
+    struct xml_node *subj = xml_child(m, "subject", NS_CLIENT);
+    int is_subject = subj && !xml_child(m, "body", NS_CLIENT);
+    if (o->role == ROLE_VISITOR) {
+        bounce(m, "auth", "forbidden"); /* §7.4: no voice in a moderated room */
+        return;
+    }
+    if (is_subject && !r->changesubject && o->role != ROLE_MODERATOR) {
+        bounce(m, "auth", "forbidden"); /* §8.1 */
+        return;
+    }
+    /* §8.1: a subject is text; elements inside would pass the size check
+     * and be kept for every joiner and in the room's file. */
+    if (is_subject && (xml_first_child(subj) ||
+                       strlen(xml_text(subj)) > (size_t)g_config->muc_max_subject_bytes)) {
+        bounce(m, "modify", "not-acceptable");
+        return;
+    }
+    char from[JID_MAX + 1];
+    struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
+    if (!out || add_stanza_id(out, r->jid) < 0) {
+        xml_free(out);
+        bounce(m, "wait", "resource-constraint");
+        return;
+    }
+    if (is_subject) {
+        xml_free(r->subject);
+        r->subject = subject_copy(out);
+        if (r->persistent) {
+            room_save(r); /* the subject is part of a persistent room */
+        }
+    } else {
+        hist_add(r, out);
+    }
+    send_all(r, out);
+    xml_free(out);
+}
+
+/* §7.5: a private message to one occupant, under the sender's nick. */
+static void private_message(struct room *r, struct occupant *o, const char *nick,
+                            const struct xml_node *m)
+{
+    const char *type = xml_attr(m, "type");
+    if (type && strcmp(type, "groupchat") == 0) {
+        bounce(m, "modify", "bad-request");
+        return;
+    }
+    struct occupant *to = occ_by_nick(r, nick);
+    if (!to) {
+        bounce(m, "cancel", "item-not-found");
+        return;
+    }
+    char from[JID_MAX + 1];
+    struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
+    /* §7.5: marked as coming through the room (XEP-0280 §6 keeps it out
+     * of carbons elsewhere by the same mark). */
+    if (!out || !xml_add_child(out, "x", NS_MUC_USER)) {
+        xml_free(out);
+        bounce(m, "wait", "resource-constraint");
+        return;
+    }
+    for (struct occ_res *x = to->res; x; x = x->next) {
+        send_to(out, x->jid);
+    }
+    xml_free(out);
+}
+
+/* §7.8.3: a decline goes back to the inviter, who invited from inside the
+ * room: the room carries one only to an occupant (by bare JID, or one of
+ * its resources), never a stranger's words to any address it names. */
+static int decline_target(const struct room *r, const char *to)
+{
+    char bare[JID_MAX + 1];
+    return jid_bare(to, bare, sizeof(bare)) == 0 && occ_by_bare(r, bare) != NULL;
+}
+
+/* §7.8.2 mediated invitations and §7.8.3 declines: the room passes them on
+ * from itself, naming who invites or declines (bare JID); at most
+ * muc_max_invites per message. */
+static void invitations(struct room *r, const char *from, const struct xml_node *x)
+{
+    int member = occ_by_jid(r, from) != NULL; /* only occupants invite */
+    char bare[JID_MAX + 1];
+    int n = 0;
+    jid_bare(from, bare, sizeof(bare));
+    for (struct xml_node *c = xml_first_child(x); c; c = xml_next(c)) {
+        int dec = strcmp(xml_name(c), "decline") == 0;
+        int inv = member && strcmp(xml_name(c), "invite") == 0;
+        const char *to = xml_attr(c, "to");
+        char norm[JID_MAX + 1];
+        if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0) {
+            continue;
+        }
+        if (dec && !decline_target(r, norm)) {
+            log_limited("muc decline", bare, L_INFO,
+                        "muc: %s declined towards %s, not in %s: dropped", bare, norm, r->jid);
+            break;
+        }
+        if (++n > g_config->muc_max_invites || (dec && n > 1)) {
+            break; /* §7.8.3: one decline answers one invitation */
+        }
+        struct xml_node *m = xml_node_new("message", NS_CLIENT);
+        struct xml_node *ux = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
+        struct xml_node *it = ux ? xml_add_child(ux, inv ? "invite" : "decline", NULL) : NULL;
+        struct xml_node *reason = xml_child(c, "reason", NS_MUC_USER);
+        if (it && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(it, "from", bare) == 0) {
+            if (reason) {
+                struct xml_node *rc = xml_add_child(it, "reason", NULL);
+                if (rc) {
+                    xml_add_text(rc, xml_text(reason), strlen(xml_text(reason)));
+                }
+            }
+            send_to(m, norm);
+        }
+        xml_free(m);
+    }
+}
+
+static struct xml_node *voice_form(const struct xml_node *m);
+static void voice_message(struct room *r, struct occupant *o, const struct xml_node *form);
+
+static void message_in(const struct xml_node *m, const char *from, const struct jid *to,
+                       const char *room_jid)
+{
+    const char *type = xml_attr(m, "type");
+    struct room *r = room_find(room_jid);
+    struct occupant *o = r ? occ_by_jid(r, from) : NULL;
+    struct xml_node *ux = xml_child(m, "x", NS_MUC_USER);
+    if (!r) {
+        bounce(m, "cancel", "item-not-found");
+        return;
+    }
+    if (!o && !to->resource_len && ux && xml_child(ux, "decline", NS_MUC_USER)) {
+        invitations(r, from, ux); /* §7.8.3: the invitee is not in the room */
+        return;
+    }
+    if (!o) {
+        /* §7.4 / §7.5: only occupants speak in the room (and only they
+         * invite: the room is theirs). */
+        bounce(m, "modify", "not-acceptable");
+        return;
+    }
+    if (to->resource_len) {
+        char nick[JID_MAX + 1];
+        snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+        private_message(r, o, nick, m);
+    } else if (type && strcmp(type, "groupchat") == 0) {
+        groupchat(r, o, m);
+    } else if (ux && (xml_child(ux, "invite", NS_MUC_USER) || xml_child(ux, "decline", NS_MUC_USER))) {
+        invitations(r, from, ux);
+    } else if (voice_form(m)) {
+        voice_message(r, o, voice_form(m));
+    } else {
+        bounce(m, "modify", "bad-request");
+    }
+}
+
+/* ---- iq: discovery, owner, self-ping ---- */
+
+static void iq_reply(const struct xml_node *iq, struct xml_node *payload)
+{
+    struct xml_node *r = xml_node_new("iq", NS_CLIENT);
+    if (!r || xml_set_attr(r, "type", "result") < 0 ||
+        xml_set_attr(r, "id", xml_attr(iq, "id")) < 0 ||
+        xml_set_attr(r, "from", xml_attr(iq, "to")) < 0 ||
+        xml_set_attr(r, "to", xml_attr(iq, "from")) < 0) {
+        xml_free(r);
+        xml_free(payload);
+        return;
+    }
+    if (payload) {
+        xml_append(r, payload);
+    }
+    router_deliver(r);
+    xml_free(r);
+}
+
+/* A built answer, or resource-constraint when building it ran out of memory. */
+static void answer(const struct xml_node *iq, struct xml_node *payload)
+{
+    if (payload) {
+        iq_reply(iq, payload);
+    } else {
+        bounce(iq, "wait", "resource-constraint");
+    }
+}
+
+static int add_feature(struct xml_node *q, const char *var)
+{
+    struct xml_node *f = xml_add_child(q, "feature", NULL);
+    return f && xml_set_attr(f, "var", var) == 0 ? 0 : -1;
+}
+
+static int add_identity(struct xml_node *q, const char *name)
+{
+    struct xml_node *id = xml_add_child(q, "identity", NULL);
+    return id && xml_set_attr(id, "category", "conference") == 0 &&
+                   xml_set_attr(id, "type", "text") == 0 && xml_set_attr(id, "name", name) == 0
+               ? 0
+               : -1;
+}
+
+/* §6.4: what a room is, as its features say. */
+static struct xml_node *room_info(const struct room *r)
+{
+    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
+    const char *local_end = strchr(r->jid, '@');
+    char name[JID_MAX + 1];
+    snprintf(name, sizeof(name), "%.*s", (int)(local_end - r->jid), r->jid);
+    const char *feats[] = {NS_MUC,
+                           NS_SID,
+                           r->hidden ? "muc_hidden" : "muc_public",
+                           r->persistent ? "muc_persistent" : "muc_temporary",
+                           r->membersonly ? "muc_membersonly" : "muc_open",
+                           r->moderated ? "muc_moderated" : "muc_unmoderated",
+                           r->secret ? "muc_passwordprotected" : "muc_unsecured",
+                           r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous"};
+    if (!q || add_identity(q, r->name ? r->name : name) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++) {
+        if (add_feature(q, feats[i]) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    /* §6.4 / XEP-0128: the occupant count in the muc#roominfo form. */
+    char count[16];
+    snprintf(count, sizeof(count), "%d", r->nocc);
+    struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
+    struct xml_node *f1 = x ? xml_add_child(x, "field", NULL) : NULL;
+    struct xml_node *v1 = f1 ? xml_add_child(f1, "value", NULL) : NULL;
+    struct xml_node *f2 = x ? xml_add_child(x, "field", NULL) : NULL;
+    struct xml_node *v2 = f2 ? xml_add_child(f2, "value", NULL) : NULL;
+    if (!v1 || !v2 || xml_set_attr(x, "type", "result") < 0 ||
+        xml_set_attr(f1, "var", "FORM_TYPE") < 0 || xml_set_attr(f1, "type", "hidden") < 0 ||
+        xml_add_text(v1, "http://jabber.org/protocol/muc#roominfo", 39) < 0 ||
+        xml_set_attr(f2, "var", "muc#roominfo_occupants") < 0 ||
+        xml_add_text(v2, count, strlen(count)) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+static struct xml_node *service_info(void)
+{
+    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
+    if (!q || add_identity(q, "Chatrooms") < 0 || add_feature(q, NS_MUC) < 0 ||
+        add_feature(q, NS_DISCO_INFO) < 0 || add_feature(q, NS_DISCO_ITEMS) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* §6.3: the public rooms. */
+static struct xml_node *service_items(void)
+{
+    struct xml_node *q = xml_node_new("query", NS_DISCO_ITEMS);
+    for (int i = 0; q && i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            if (r->hidden) {
+                continue;
+            }
+            struct xml_node *it = xml_add_child(q, "item", NULL);
+            const char *at = strchr(r->jid, '@');
+            char name[JID_MAX + 1];
+            snprintf(name, sizeof(name), "%.*s", (int)(at - r->jid), r->jid);
+            if (!it || xml_set_attr(it, "jid", r->jid) < 0 || xml_set_attr(it, "name", name) < 0) {
+                xml_free(q);
+                return NULL;
+            }
+        }
+    }
+    return q;
+}
+
+/* ---- owners (XEP-0045 §10): the muc#roomconfig form, destroy ---- */
+
+#define NS_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
+#define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
+
+static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
+{
+    struct xml_node *f = xml_add_child(x, "field", NULL);
+    struct xml_node *v = f ? xml_add_child(f, "value", NULL) : NULL;
+    return v && xml_set_attr(f, "var", var) == 0 && xml_set_attr(f, "type", type) == 0 &&
+                   xml_add_text(v, value, strlen(value)) == 0
+               ? 0
+               : -1;
+}
+
+static int add_bool(struct xml_node *x, const char *var, int value)
+{
+    return add_field(x, var, "boolean", value ? "1" : "0");
+}
+
+/* §10.2: the form with the room's current settings. */
+static struct xml_node *config_form(const struct room *r)
+{
+    struct xml_node *q = xml_node_new("query", NS_MUC_OWNER);
+    struct xml_node *x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
+    struct xml_node *w = NULL;
+    if (!x || xml_set_attr(x, "type", "form") < 0 ||
+        add_field(x, "FORM_TYPE", "hidden", NS_ROOMCONFIG) < 0 ||
+        add_field(x, "muc#roomconfig_roomname", "text-single", r->name ? r->name : "") < 0 ||
+        add_bool(x, "muc#roomconfig_persistentroom", r->persistent) < 0 ||
+        add_bool(x, "muc#roomconfig_publicroom", !r->hidden) < 0 ||
+        add_bool(x, "muc#roomconfig_membersonly", r->membersonly) < 0 ||
+        add_bool(x, "muc#roomconfig_moderatedroom", r->moderated) < 0 ||
+        add_bool(x, "muc#roomconfig_changesubject", r->changesubject) < 0 ||
+        add_bool(x, "muc#roomconfig_passwordprotectedroom", r->secret != NULL) < 0 ||
+        add_field(x, "muc#roomconfig_roomsecret", "text-private", r->secret ? r->secret : "") < 0 ||
+        add_field(x, "muc#roomconfig_whois", "list-single",
+                  r->nonanonymous ? "anyone" : "moderators") < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    for (w = xml_first_child(x); w; w = xml_next(w)) {
+        if (strcmp(xml_attr(w, "var"), "muc#roomconfig_whois") == 0) {
+            break;
+        }
+    }
+    const char *opts[] = {"moderators", "anyone"};
+    for (size_t i = 0; w && i < 2; i++) {
+        struct xml_node *o = xml_add_child(w, "option", NULL);
+        struct xml_node *v = o ? xml_add_child(o, "value", NULL) : NULL;
+        if (!v || xml_add_text(v, opts[i], strlen(opts[i])) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+struct room_settings {
+    const char *name, *secret;
+    int persistent, hidden, membersonly, moderated, changesubject, pwprotected, nonanonymous;
+};
+
+/* XEP-0004 §3.3: a boolean is 0, 1, false or true. */
+static int parse_bool(const char *v, int *out)
+{
+    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
+        *out = 1;
+    } else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
+        *out = 0;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* Read a submitted form over the current settings; -1 on a bad value. */
+static int parse_settings(const struct xml_node *x, struct room_settings *st)
+{
+    for (struct xml_node *f = xml_first_child(x); f; f = xml_next(f)) {
+        const char *var = xml_attr(f, "var");
+        struct xml_node *vn = xml_child(f, "value", NS_XDATA);
+        const char *v = vn ? xml_text(vn) : "";
+        int rc = 0;
+        if (!var || strcmp(xml_name(f), "field") != 0) {
+            continue;
+        }
+        if (strcmp(var, "muc#roomconfig_roomname") == 0) {
+            st->name = v;
+        } else if (strcmp(var, "muc#roomconfig_roomsecret") == 0) {
+            st->secret = v;
+        } else if (strcmp(var, "muc#roomconfig_persistentroom") == 0) {
+            rc = parse_bool(v, &st->persistent);
+        } else if (strcmp(var, "muc#roomconfig_publicroom") == 0) {
+            rc = parse_bool(v, &st->hidden);
+            st->hidden = !st->hidden;
+        } else if (strcmp(var, "muc#roomconfig_membersonly") == 0) {
+            rc = parse_bool(v, &st->membersonly);
+        } else if (strcmp(var, "muc#roomconfig_moderatedroom") == 0) {
+            rc = parse_bool(v, &st->moderated);
+        } else if (strcmp(var, "muc#roomconfig_changesubject") == 0) {
+            rc = parse_bool(v, &st->changesubject);
+        } else if (strcmp(var, "muc#roomconfig_passwordprotectedroom") == 0) {
+            rc = parse_bool(v, &st->pwprotected);
+        } else if (strcmp(var, "muc#roomconfig_whois") == 0) {
+            st->nonanonymous = strcmp(v, "anyone") == 0;
+            rc = st->nonanonymous || strcmp(v, "moderators") == 0 ? 0 : -1;
+        }
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+/* §10.2.1: tell the occupants what changed: 104, and 172/173 when real JIDs
+ * become visible to all or to moderators only. */
+static void notify_config(const struct room *r, int whois_changed)
+{
+    struct extra e = {{104}, 1, NULL, NULL};
+    if (whois_changed) {
+        code_add(&e, r->nonanonymous ? 172 : 173);
+    }
+    struct xml_node *m = xml_node_new("message", NS_CLIENT);
+    struct xml_node *x = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
+    if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(m, "type", "groupchat") == 0 &&
+        add_status_codes(x, &e) == 0) {
+        send_all(r, m);
+    }
+    xml_free(m);
+}
+
+/* Roles follow a new configuration (moderated on or off); members-only
+ * removes those without membership (§9.4: 322). */
+static void roles_after_config(struct room *r)
+{
+    struct occupant *o = r->occ;
+    while (o) {
+        struct occupant *next = o->next;
+        enum muc_aff a = aff_of(r, o->bare);
+        if (r->membersonly && a < AFF_MEMBER) {
+            remove_occupant(r, o, 322, NULL);
+        } else if (o->role != ROLE_MODERATOR && role_for(r, a) != o->role) {
+            o->role = role_for(r, a);
+            announce(r, o, NULL);
+        }
+        o = next;
+    }
+}
+
+static void config_submit(const struct xml_node *iq, struct room *r, const struct xml_node *x)
+{
+    struct room_settings st = {r->name, r->secret, r->persistent, r->hidden, r->membersonly,
+                               r->moderated, r->changesubject, r->secret != NULL,
+                               r->nonanonymous};
+    if (parse_settings(x, &st) < 0 || (st.pwprotected && (!st.secret || !*st.secret))) {
+        bounce(iq, "modify", "not-acceptable");
+        return;
+    }
+    if ((st.name && strlen(st.name) > (size_t)g_config->muc_max_subject_bytes) ||
+        (st.secret && strlen(st.secret) > (size_t)g_config->muc_max_subject_bytes)) {
+        /* A room name and a password are a subject's size at most: both
+         * are stored with the room, and sent in every form. */
+        bounce(iq, "modify", "not-acceptable");
+        return;
+    }
+    char *name = st.name && *st.name ? strdup(st.name) : NULL;
+    char *secret = st.pwprotected ? strdup(st.secret) : NULL;
+    if ((st.name && *st.name && !name) || (st.pwprotected && !secret)) {
+        free(name);
+        free(secret);
+        bounce(iq, "wait", "resource-constraint");
+        return;
+    }
+    int whois_changed = r->nonanonymous != st.nonanonymous;
+    int was_persistent = r->persistent;
+    free(r->name);
+    free(r->secret);
+    r->name = name;
+    r->secret = secret;
+    r->persistent = st.persistent;
+    r->hidden = st.hidden;
+    r->membersonly = st.membersonly;
+    r->moderated = st.moderated;
+    r->changesubject = st.changesubject;
+    r->nonanonymous = st.nonanonymous;
+    if (r->persistent && room_save(r) < 0) {
+        /* The owner must not believe it kept (a room JID too long for a
+         * file name, a full disk): the rest of the form applies. */
+        r->persistent = was_persistent;
+        bounce(iq, "wait", "internal-server-error");
+    } else {
+        iq_reply(iq, NULL);
+    }
+    if (!r->persistent && was_persistent) {
+        room_forget(r);
+    }
+    roles_after_config(r);
+    notify_config(r, whois_changed);
+    if (!r->occ && !r->persistent) {
+        room_destroy(r);
+    }
+}
+
+/* §10.9: the owner destroys the room; occupants hear of it, with an
+ * alternate venue and a reason when the owner gave them. */
+static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
+                                  const struct xml_node *d)
+{
+    const char *alt = xml_attr(d, "jid");
+    struct xml_node *reason = xml_child(d, "reason", NS_MUC_OWNER);
+    char norm[JID_MAX + 1];
+    if (alt && jid_parse(alt, norm, sizeof(norm), NULL) < 0) {
+        bounce(iq, "modify", "jid-malformed");
+        return;
+    }
+    iq_reply(iq, NULL);
+    for (struct occupant *o = r->occ; o; o = o->next) {
+        struct xml_node *p = occ_presence(r, o, "unavailable", 0, NULL, NULL);
+        struct xml_node *x = p ? xml_child(p, "x", NS_MUC_USER) : NULL;
+        struct xml_node *dn = x ? xml_add_child(x, "destroy", NULL) : NULL;
+        struct xml_node *rn = dn && reason ? xml_add_child(dn, "reason", NULL) : NULL;
+        if (dn && (!alt || xml_set_attr(dn, "jid", norm) == 0) &&
+            (!reason || (rn && xml_add_text(rn, xml_text(reason), strlen(xml_text(reason))) == 0))) {
+            for (struct occ_res *res = o->res; res; res = res->next) {
+                send_to(p, res->jid);
+            }
+        }
+        xml_free(p);
+    }
+    if (r->persistent) {
+        room_forget(r);
+    }
+    room_destroy(r);
+}
+
+static void owner_iq(const struct xml_node *iq, struct room *r, const char *from,
+                     const struct xml_node *q)
+{
+    char bare[JID_MAX + 1];
+    jid_bare(from, bare, sizeof(bare));
+    if (aff_of(r, bare) != AFF_OWNER) {
+        bounce(iq, "auth", "forbidden"); /* §10.1.3 */
+        return;
+    }
+    struct xml_node *x = xml_child(q, "x", NS_XDATA);
+    struct xml_node *d = xml_child(q, "destroy", NS_MUC_OWNER);
+    const char *t = x ? xml_attr(x, "type") : NULL;
+    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+        answer(iq, config_form(r));
+    } else if (d) {
+        room_destroy_by_owner(iq, r, d);
+    } else if (t && strcmp(t, "cancel") == 0) {
+        iq_reply(iq, NULL); /* §10.1.3: the room stays as it is */
+    } else if (t && strcmp(t, "submit") == 0) {
+        config_submit(iq, r, x); /* an empty form confirms an instant room (§10.1.2) */
+    } else {
+        bounce(iq, "modify", "bad-request");
+    }
+}
+
+/* ---- admins and moderators (§8, §9): roles and affiliations ---- */
+
+static int enum_of(const char *v, const char *const *names, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* §8.2 kick (role none), §8.3/§8.4 voice (participant/visitor), §9.6
+ * moderator: the actor is a moderator; nobody touches admins and owners
+ * but to make them moderators. NULL or the error condition. */
+static const char *set_role(struct room *r, const struct occupant *actor, enum muc_aff actor_aff,
+                            const char *nick, int role, const char *reason)
+{
+    struct occupant *o = nick ? occ_by_nick(r, nick) : NULL;
+    if (!actor || actor->role != ROLE_MODERATOR) {
+        return "forbidden";
+    }
+    if (!o) {
+        return "item-not-found";
+    }
+    enum muc_aff a = aff_of(r, o->bare);
+    if ((a >= AFF_ADMIN && role != ROLE_MODERATOR) ||
+        (role == ROLE_MODERATOR && actor_aff < AFF_ADMIN)) {
+        return "not-allowed";
+    }
+    /* §8.2, §8.4: not over an occupant of a higher affiliation (a moderator
+     * made of a participant does not kick members); §9.7: moderator status
+     * is the admins' to take back. */
+    if (a > actor_aff || (o->role == ROLE_MODERATOR && role != ROLE_MODERATOR &&
+                          actor_aff < AFF_ADMIN)) {
+        return "not-allowed";
+    }
+    if (role == ROLE_NONE) {
+        remove_occupant(r, o, 307, reason);
+    } else if ((int)o->role != role) {
+        o->role = role;
+        o->voice_asked = 0; /* a new role: it may ask again */
+        announce(r, o, reason);
+    }
+    return NULL;
+}
+
+/* §9 (admins: outcast, none, member) and §10 (owners: admin, owner too). */
+static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const char *jid,
+                                   int aff, const char *reason)
+{
+    char norm[JID_MAX + 1], bare[JID_MAX + 1];
+    if (actor_aff < AFF_ADMIN) {
+        return "forbidden";
+    }
+    if (!jid || jid_parse(jid, norm, sizeof(norm), NULL) < 0 ||
+        jid_bare(norm, bare, sizeof(bare)) < 0) {
+        return "jid-malformed";
+    }
+    enum muc_aff cur = aff_of(r, bare);
+    if ((aff >= AFF_ADMIN || cur >= AFF_ADMIN) && actor_aff != AFF_OWNER) {
+        return "not-allowed";
+    }
+    int owners = 0;
+    for (struct affiliation *a = r->affs; a; a = a->next) {
+        owners += a->aff == AFF_OWNER;
+    }
+    if (cur == AFF_OWNER && aff != AFF_OWNER && owners == 1) {
+        return "conflict"; /* §10.9: the room keeps an owner */
+    }
+    if (aff_set(r, bare, aff) < 0) {
+        return "resource-constraint";
+    }
+    struct occupant *o = r->occ;
+    while (o) {
+        struct occupant *next = o->next;
+        if (strcmp(o->bare, bare) == 0) {
+            if (aff == AFF_OUTCAST) {
+                remove_occupant(r, o, 301, reason);
+            } else if (r->membersonly && aff < AFF_MEMBER) {
+                remove_occupant(r, o, 321, reason);
+            } else {
+                o->role = role_for(r, aff);
+                announce(r, o, reason);
+            }
+        }
+        o = next;
+    }
+    return NULL;
+}
+
+static int add_list_item(struct xml_node *q, const char *jid, const char *nick, const char *aff,
+                         const char *role)
+{
+    struct xml_node *it = xml_add_child(q, "item", NULL);
+    return it && (!jid || xml_set_attr(it, "jid", jid) == 0) &&
+                   (!nick || xml_set_attr(it, "nick", nick) == 0) &&
+                   xml_set_attr(it, "affiliation", aff) == 0 &&
+                   (!role || xml_set_attr(it, "role", role) == 0)
+               ? 0
+               : -1;
+}
+
+/* §9.5 / §9.8 / §10.5: the list of one affiliation (admins and owners may
+ * read it), or §8.5 / §9.8: the occupants of one role (moderators may). */
+static struct xml_node *admin_list(const struct room *r, const struct occupant *actor,
+                                   enum muc_aff actor_aff, const struct xml_node *item,
+                                   const char **cond)
+{
+    int aff = enum_of(xml_attr(item, "affiliation"), aff_names, 5);
+    int role = enum_of(xml_attr(item, "role"), role_names, 4);
+    struct xml_node *q = NULL;
+    *cond = "forbidden";
+    if ((aff >= 0 && actor_aff < AFF_ADMIN) || (role >= 0 && (!actor || actor->role != ROLE_MODERATOR))) {
+        return NULL;
+    }
+    *cond = "bad-request";
+    if ((aff < 0) == (role < 0) || aff == AFF_NONE) {
+        return NULL;
+    }
+    *cond = "resource-constraint";
+    if (!(q = xml_node_new("query", NS_MUC_ADMIN))) {
+        return NULL;
+    }
+    for (const struct affiliation *a = r->affs; aff >= 0 && a; a = a->next) {
+        if ((int)a->aff == aff && add_list_item(q, a->jid, NULL, aff_names[aff], NULL) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    for (const struct occupant *o = r->occ; role >= 0 && o; o = o->next) {
+        if ((int)o->role == role && add_list_item(q, o->bare, o->nick, aff_names[aff_of(r, o->bare)],
+                                                  role_names[role]) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+/* The error type RFC 6120 §8.3.3 gives each condition these answers use. */
+static const char *cond_type(const char *cond)
+{
+    if (strcmp(cond, "forbidden") == 0 || strcmp(cond, "not-allowed") == 0) {
+        return "auth";
+    }
+    if (strcmp(cond, "resource-constraint") == 0) {
+        return "wait";
+    }
+    return strcmp(cond, "conflict") == 0 || strcmp(cond, "item-not-found") == 0 ? "cancel"
+                                                                                  : "modify";
+}
+
+static void admin_iq(const struct xml_node *iq, struct room *r, const char *from,
+                     const struct xml_node *q)
+{
+    char bare[JID_MAX + 1];
+    jid_bare(from, bare, sizeof(bare));
+    struct occupant *actor = occ_by_jid(r, from);
+    enum muc_aff actor_aff = aff_of(r, bare);
+    struct xml_node *first = xml_child(q, "item", NS_MUC_ADMIN);
+    if (!first) {
+        bounce(iq, "modify", "bad-request");
+        return;
+    }
+    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+        const char *cond = NULL;
+        struct xml_node *a = admin_list(r, actor, actor_aff, first, &cond);
+        if (a) {
+            iq_reply(iq, a);
+        } else {
+            bounce(iq, cond_type(cond), cond);
+        }
+        return;
+    }
+    /* Items apply in order; the first that may not stops the rest (the
+     * answer says why; what came before it stays done, and is stored). A
+     * kick can free the room, a change the actor's own standing: both are
+     * looked up again for each item. */
+    char room_jid[JID_MAX + 1];
+    const char *cond = NULL;
+    int done = 0;
+    snprintf(room_jid, sizeof(room_jid), "%s", r->jid);
+    for (struct xml_node *it = first; it && !cond && (r = room_find(room_jid)); it = xml_next(it)) {
+        struct xml_node *rs = xml_child(it, "reason", NS_MUC_ADMIN);
+        const char *reason = rs ? xml_text(rs) : NULL;
+        const char *jid = xml_attr(it, "jid"), *nick = xml_attr(it, "nick");
+        int role = enum_of(xml_attr(it, "role"), role_names, 4);
+        int aff = enum_of(xml_attr(it, "affiliation"), aff_names, 5);
+        struct occupant *byn = !jid && nick ? occ_by_nick(r, nick) : NULL;
+        actor = occ_by_jid(r, from);
+        actor_aff = aff_of(r, bare);
+        if (role >= 0 && aff < 0) {
+            cond = set_role(r, actor, actor_aff, nick, role, reason);
+        } else if (aff >= 0 && role < 0) {
+            cond = set_affiliation(r, actor_aff, byn ? byn->bare : jid, aff, reason);
+        } else {
+            cond = "bad-request";
+        }
+        done += !cond && aff >= 0; /* roles are not stored */
+    }
+    if (cond) {
+        bounce(iq, cond_type(cond), cond);
+    } else {
+        iq_reply(iq, NULL);
+    }
+    if ((r = room_find(room_jid)) && r->persistent && done) {
+        room_save(r); /* bans survive restarts */
+    } else if (r && !r->occ) {
+        room_destroy(r); /* a moderator without affiliation kicked the last one */
+    }
+}
+
+static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
+                  const char *room_jid)
+{
+    const char *type = xml_attr(iq, "type");
+    if (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) {
+        return; /* answers: the room asks nothing */
+    }
+    struct xml_node *q = xml_first_child(iq);
+    const char *ns = xml_ns(q);
+    int get = strcmp(type, "get") == 0;
+    int query = strcmp(xml_name(q), "query") == 0;
+    struct room *r = to->local_len ? room_find(room_jid) : NULL;
+    if (to->local_len && !r) {
+        bounce(iq, "cancel", "item-not-found");
+        return;
+    }
+    if (to->resource_len && !r) {
+        bounce(iq, "cancel", "service-unavailable");
+        return;
+    }
+    if (to->resource_len) {
+        /* XEP-0410 §3: a client checks it is still in the room by pinging
+         * its own occupant JID. */
+        struct occupant *o = occ_by_jid(r, from);
+        char nick[JID_MAX + 1];
+        snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+        if (get && strcmp(ns, NS_PING) == 0 && o && strcmp(o->nick, nick) == 0) {
+            iq_reply(iq, NULL);
+        } else if (!o) {
+            bounce(iq, "cancel", "not-acceptable");
+        } else {
+            bounce(iq, "cancel", "service-unavailable");
+        }
+        return;
+    }
+    if (get && query && strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
+        struct xml_node *a = r ? room_info(r) : service_info();
+        answer(iq, a);
+    } else if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
+        /* §6.5: occupants are not listed (their presence tells them). */
+        answer(iq, r ? xml_node_new("query", NS_DISCO_ITEMS) : service_items());
+    } else if (get && strcmp(ns, NS_PING) == 0) {
+        iq_reply(iq, NULL);
+    } else if (r && query && strcmp(ns, NS_MUC_OWNER) == 0) {
+        owner_iq(iq, r, from, q);
+    } else if (r && query && strcmp(ns, NS_MUC_ADMIN) == 0) {
+        admin_iq(iq, r, from, q);
+    } else {
+        bounce(iq, "cancel", "service-unavailable");
+    }
+}
+
+/* ---- voice requests (§8.6) ---- */
+
+#define NS_MUC_REQUEST "http://jabber.org/protocol/muc#request"
+
+static const char *form_value(const struct xml_node *x, const char *var)
+{
+    for (struct xml_node *f = xml_first_child(x); f; f = xml_next(f)) {
+        const char *v = xml_attr(f, "var");
+        struct xml_node *val = xml_child(f, "value", NS_XDATA);
+        if (v && strcmp(v, var) == 0 && val) {
+            return xml_text(val);
+        }
+    }
+    return NULL;
+}
+
+/* The muc#request form a message carries, or NULL. */
+static struct xml_node *voice_form(const struct xml_node *m)
+{
+    struct xml_node *x = xml_child(m, "x", NS_XDATA);
+    const char *ft = x ? form_value(x, "FORM_TYPE") : NULL;
+    return ft && strcmp(ft, NS_MUC_REQUEST) == 0 ? x : NULL;
+}
+
+/* A visitor's request goes to the moderators, one until its role changes
+ * (no flood of forms for them); a moderator's answer with muc#request_allow
+ * true gives the visitor voice. */
+static void voice_message(struct room *r, struct occupant *o, const struct xml_node *form)
+{
+    const char *allow = form_value(form, "muc#request_allow");
+    if (allow && o->role == ROLE_MODERATOR) {
+        int yes = 0;
+        const char *nick = form_value(form, "muc#roomnick");
+        if (parse_bool(allow, &yes) == 0 && yes && nick) {
+            set_role(r, o, aff_of(r, o->bare), nick, ROLE_PARTICIPANT, NULL);
+        }
+        return;
+    }
+    if (o->role != ROLE_VISITOR || o->voice_asked) {
+        return; /* nothing to ask for, or asked already */
+    }
+    o->voice_asked = 1;
+    struct xml_node *m = xml_node_new("message", NS_CLIENT);
+    struct xml_node *x = m ? xml_add_child(m, "x", NS_XDATA) : NULL;
+    if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(x, "type", "form") == 0 &&
+        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REQUEST) == 0 &&
+        add_field(x, "muc#role", "list-single", "participant") == 0 &&
+        add_field(x, "muc#jid", "jid-single", o->bare) == 0 &&
+        add_field(x, "muc#roomnick", "text-single", o->nick) == 0 &&
+        add_bool(x, "muc#request_allow", 0) == 0) {
+        for (struct occupant *v = r->occ; v; v = v->next) {
+            for (struct occ_res *res = v->res; v->role == ROLE_MODERATOR && res; res = res->next) {
+                send_to(m, res->jid);
+            }
+        }
+    }
+    xml_free(m);
+}
+
+/* ---- persistence: persistent rooms in the store (store_room_*) ----
+ * A room document is <room xmlns='urn:xmppd:muc:1'> with the configuration
+ * as attributes, one <aff/> per affiliation and the subject message; it is
+ * rewritten whole (crash-safe, store.c) when any of them changes. History
+ * stays in memory. */
+
+#define NS_ROOMDOC "urn:xmppd:muc:1"
+#define ROOMDOC_MAX (8 * 1024 * 1024)
+
+static int set_flag(struct xml_node *n, const char *name, int v)
+{
+    return v ? xml_set_attr(n, name, "1") : 0;
+}
+
+static struct xml_node *room_doc(const struct room *r)
+{
+    struct xml_node *d = xml_node_new("room", NS_ROOMDOC);
+    if (!d || xml_set_attr(d, "creator", r->creator) < 0 ||
+        (r->name && xml_set_attr(d, "name", r->name) < 0) ||
+        (r->secret && xml_set_attr(d, "secret", r->secret) < 0) ||
+        set_flag(d, "nonanonymous", r->nonanonymous) < 0 ||
+        set_flag(d, "changesubject", r->changesubject) < 0 || set_flag(d, "hidden", r->hidden) < 0 ||
+        set_flag(d, "membersonly", r->membersonly) < 0 || set_flag(d, "moderated", r->moderated) < 0) {
+        xml_free(d);
+        return NULL;
+    }
+    for (const struct affiliation *a = r->affs; a; a = a->next) {
+        struct xml_node *n = xml_add_child(d, "aff", NULL);
+        if (!n || xml_set_attr(n, "jid", a->jid) < 0 || xml_set_attr(n, "a", aff_names[a->aff]) < 0) {
+            xml_free(d);
+            return NULL;
+        }
+    }
+    struct xml_node *subj = r->subject ? xml_copy(r->subject) : NULL;
+    if (r->subject && !subj) {
+        xml_free(d);
+        return NULL;
+    }
+    if (subj) {
+        xml_append(d, subj);
+    }
+    return d;
+}
+
+/* Returns 0, or -1 (logged) when the room could not be written. */
+static int room_save(const struct room *r)
+{
+    struct xml_node *d = room_doc(r);
+    struct buf b;
+    int rc = 0;
+    buf_init(&b, ROOMDOC_MAX);
+    if (!d || xml_serialize(d, "", &b) < 0 || store_room_put(r->jid, buf_ptr(&b), buf_len(&b)) < 0) {
+        log_error("muc: could not store room %s", r->jid);
+        rc = -1;
+    }
+    buf_free(&b);
+    xml_free(d);
+    return rc;
+}
+
+static void room_forget(const struct room *r)
+{
+    if (store_room_delete(r->jid) == STORE_EIO) {
+        log_error("muc: could not remove the stored room %s", r->jid);
+    }
+}
+
+static int flag(const struct xml_node *d, const char *name)
+{
+    const char *v = xml_attr(d, name);
+    return v && strcmp(v, "1") == 0;
+}
+
+static int room_restore(const char *jid, const char *data, size_t len, void *ud)
+{
+    (void)ud;
+    struct xml_limits lim = {len, 16, 64, 1024};
+    struct xml_node *d = xml_parse_one(data, len, &lim, "room", NS_ROOMDOC);
+    const char *creator = d ? xml_attr(d, "creator") : NULL;
+    struct room *r = creator && !room_find(jid) ? calloc(1, sizeof(*r)) : NULL;
+    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
+        (xml_attr(d, "name") && !(r->name = strdup(xml_attr(d, "name")))) ||
+        (xml_attr(d, "secret") && !(r->secret = strdup(xml_attr(d, "secret"))))) {
+        log_error("muc: cannot restore room %s", jid);
+        if (r) {
+            room_free(r);
+        }
+        xml_free(d);
+        return 0;
+    }
+    r->persistent = 1;
+    r->nonanonymous = flag(d, "nonanonymous");
+    r->changesubject = flag(d, "changesubject");
+    r->hidden = flag(d, "hidden");
+    r->membersonly = flag(d, "membersonly");
+    r->moderated = flag(d, "moderated");
+    for (struct xml_node *c = xml_first_child(d); c; c = xml_next(c)) {
+        int a = enum_of(xml_attr(c, "a"), aff_names, 5);
+        if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
+            aff_set(r, xml_attr(c, "jid"), a);
+        } else if (strcmp(xml_name(c), "message") == 0 && !r->subject) {
+            xml_detach(c);
+            r->subject = c; /* the loop ends here: c left the tree */
+            break;
+        }
+    }
+    xml_free(d);
+    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
+    r->next = rooms[b];
+    rooms[b] = r;
+    nrooms++;
+    return 0;
+}
+
+/* ---- the destination the router hands our domain's stanzas to ---- */
+
+/* The conditions that say an occupant's client is gone or cannot take what
+ * the room sends (Prosody's list): a message or presence error with one of
+ * them takes the resource out, as XEP-0045 status 333 says, instead of
+ * leaving a ghost that everything is sent to. Others (a client refusing one
+ * private message) change nothing. */
+static int error_is_fatal(const struct xml_node *st)
+{
+    static const char *const fatal[] = {"gone", "internal-server-error", "item-not-found",
+                                        "jid-malformed", "recipient-unavailable", "redirect",
+                                        "remote-server-not-found", "remote-server-timeout",
+                                        "service-unavailable"};
+    struct xml_node *e = xml_child(st, "error", NS_CLIENT);
+    for (struct xml_node *c = e ? xml_first_child(e) : NULL; c; c = xml_next(c)) {
+        if (strcmp(xml_ns(c), "urn:ietf:params:xml:ns:xmpp-stanzas") != 0) {
+            continue;
+        }
+        for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
+            if (strcmp(xml_name(c), fatal[i]) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return 1; /* no condition at all: a broken client */
+}
+
+static void error_in(const struct xml_node *st, const char *from, const char *room_jid)
+{
+    struct room *r = room_find(room_jid);
+    struct occupant *o = r ? occ_by_jid(r, from) : NULL;
+    if (!o || !error_is_fatal(st)) {
+        return;
+    }
+    if (o->res->next) {
+        leave(r, o, from, 1); /* its other resources keep the nick */
+        return;
+    }
+    remove_occupant(r, o, 333, NULL);
+    if (!r->occ && !r->persistent) {
+        room_destroy(r);
+    }
+}
+
+static int deliver(const struct xml_node *st, void *ud)
+{
+    (void)ud;
+    const char *name = xml_name(st), *type = xml_attr(st, "type");
+    const char *from_attr = xml_attr(st, "from"), *to_attr = xml_attr(st, "to");
+    char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1];
+    struct jid fj, tj;
+    if (!from_attr || !to_attr || jid_parse(from_attr, from, sizeof(from), &fj) < 0 ||
+        jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0) {
+        return 0;
+    }
+    if (type && strcmp(type, "error") == 0) {
+        if (strcmp(name, "iq") != 0 && tj.local_len) {
+            error_in(st, from, room_jid);
+        }
+        return 0; /* never answer errors (RFC 6120 §8.3.1) */
+    }
+    if (!fj.resource_len && strcmp(name, "iq") != 0) {
+        return 0; /* occupants are resources; a bare sender is a server or component */
+    }
+    if (strcmp(name, "presence") == 0) {
+        if (tj.local_len) {
+            presence_in(st, from, &tj, room_jid);
+        }
+    } else if (strcmp(name, "message") == 0) {
+        if (tj.local_len) {
+            message_in(st, from, &tj, room_jid);
+        } else {
+            bounce(st, "cancel", "service-unavailable");
+        }
+    } else if (strcmp(name, "iq") == 0) {
+        iq_in(st, from, &tj, room_jid);
+    }
+    return 0;
+}
+
+/* ---- set-up ---- */
+
+static int on_init(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    const char *d = g_config->muc_domain;
+    if (strcmp(d, "none") == 0 || !*d) {
+        return 0; /* switched off */
+    }
+    if (strcmp(d, "auto") == 0) {
+        snprintf(muc_domain, sizeof(muc_domain), "conference.%s", g_config->domain);
+    } else {
+        snprintf(muc_domain, sizeof(muc_domain), "%s", d);
+    }
+    if (router_domain_add(muc_domain, deliver, NULL) < 0) {
+        log_error("muc: cannot serve %s (a component's domain, or too many domains)", muc_domain);
+        return 1;
+    }
+    store_room_each(room_restore, NULL, ROOMDOC_MAX);
+    log_info("muc: serving %s (%d persistent rooms)", muc_domain, nrooms);
+    return 0;
+}
+
+static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    for (int i = 0; i < ROOM_BUCKETS; i++) {
+        while (rooms[i]) {
+            struct room *r = rooms[i];
+            rooms[i] = r->next;
+            room_free(r);
+        }
+    }
+    nrooms = 0;
+    return 0;
+}
+
+HOOK_SERVICE(muc)
+{
+    hook_add(HOOK_INIT, on_init);
+    hook_add(HOOK_SHUTDOWN, on_shutdown);
+    hook_add(HOOK_SESSION_END, on_session_end);
+    hook_add(HOOK_SESSION_FREE, on_session_free);
+    muc_slot = hook_slot();
+}

@@ -1,0 +1,179 @@
+"""XEP-0045 multi-user chat, second hostile review: declines relayed to
+strangers, occupants whose clients answer with errors, moderators acting
+above their affiliation, what a presence can smuggle into what the room
+keeps for others, the sizes of what a room stores, malformed addresses."""
+
+import pytest
+from slixmpp.exceptions import IqError
+
+from disco_helpers import iq as raw_iq
+from im_helpers import error_condition, next_presence, ptype
+from muc_helpers import (NS_MUC_USER, codes, in_room, item, join, muc_login, room_jid,
+                         room_presence)
+from xmpp_helpers import Clients, run
+
+NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+
+
+def is_decline(m):
+    return m.xml.find("{%s}x/{%s}decline" % (NS_MUC_USER, NS_MUC_USER)) is not None
+
+
+def test_decline_only_reaches_an_occupant(server):
+    """§7.8.3: a decline goes back to the inviter, who is in the room. The
+    room must not carry a stranger's decline to any JID it names."""
+    room = room_jid("nodecl")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            carol = await muc_login(cl, "carol")
+            await join(alice, room, "Alice")
+            bob.xmpp.send_raw("<message to='%s'><x xmlns='%s'><decline to='%s'>"
+                              "<reason>click evil.example</reason></decline></x></message>"
+                              % (room, NS_MUC_USER, carol.bare))
+            await carol.no_message(pred=is_decline)
+            bob.xmpp.send_raw("<message to='%s'><x xmlns='%s'><decline to='%s'/></x></message>"
+                              % (room, NS_MUC_USER, alice.bare))
+            m = await alice.next_message(pred=is_decline)
+            assert str(m["from"]) == room
+
+    run(scenario())
+
+
+def test_error_from_occupant_removes_it(server):
+    """An occupant whose client answers the room with an error is gone or
+    broken: it leaves the room (status 333) instead of staying as a ghost
+    that every message is sent to."""
+    room = room_jid("ghost")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob = await in_room(cl, room, "alice", "bob")
+            bob.xmpp.send_raw("<message type='error' to='%s'><error type='cancel'>"
+                              "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                              "</error></message>" % room)
+            p = await room_presence(alice, room + "/Bob", "unavailable")
+            assert 333 in codes(p)
+            p = await room_presence(bob, room + "/Bob", "unavailable")
+            assert 333 in codes(p) and 110 in codes(p)
+
+    run(scenario())
+
+
+def test_moderator_without_affiliation_stays_below_it(server):
+    """§8.2 / §8.4: a moderator may not kick or silence an occupant of a
+    higher affiliation; §9.7: only admins revoke moderator status."""
+    room = room_jid("ranks")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob, carol = await in_room(cl, room, "alice", "bob", "carol")
+            muc = alice.xmpp.plugin["xep_0045"]
+            await muc.set_affiliation(room, "member", jid=carol.bare)
+            await muc.set_role(room, "Bob", "moderator")
+            bmuc = bob.xmpp.plugin["xep_0045"]
+            for role in ("none", "visitor"):
+                with pytest.raises(IqError) as e:
+                    await bmuc.set_role(room, "Carol", role)
+                assert error_condition(e.value.iq) == ("auth", "not-allowed"), role
+            await muc.set_role(room, "Carol", "moderator")
+            with pytest.raises(IqError) as e:
+                await bmuc.set_role(room, "Carol", "participant")
+            assert error_condition(e.value.iq) == ("auth", "not-allowed")
+            # An admin may.
+            await muc.set_role(room, "Carol", "participant")
+            await next_presence(carol, lambda p: str(p["from"]) == room + "/Carol" and
+                                item(p)["role"] == "participant")
+
+    run(scenario())
+
+
+def test_presence_children_carry_no_nested_payload(server):
+    """The room keeps <status/> and <show/> as text: a muc#user payload
+    hidden inside them is not passed to the other occupants."""
+    room = room_jid("nested")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            await join(alice, room, "Alice")
+            alice.xmpp.send_raw(
+                "<presence to='%s/Alice'><show>away<x xmlns='%s'><item affiliation='owner' "
+                "role='moderator' jid='carol@localhost/x'/><status code='110'/></x></show>"
+                "<status>hi<x xmlns='%s'><item jid='carol@localhost'/></x></status></presence>"
+                % (room, NS_MUC_USER, NS_MUC_USER))
+            await room_presence(alice, room + "/Alice")
+            _, _, occupants, _ = await join(bob, room, "Bob")
+            (p,) = occupants
+            assert p["show"] == "away" and p["status"] == "hi"
+            assert len(p.xml.findall(".//{%s}item" % NS_MUC_USER)) == 1
+            assert "carol" not in str(p)
+
+    run(scenario())
+
+
+def test_room_secret_is_bounded(server):
+    """A password is stored with the room and sent back in every form: it is
+    no longer than a subject may be."""
+    room = room_jid("bigsecret")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            form = ("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'>"
+                    "<field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field>"
+                    "<field var='muc#roomconfig_roomsecret'><value>%s</value></field>"
+                    "</x></query>" % (NS_MUC_OWNER, "s" * 20000))
+            ans = await raw_iq(alice, form, to=room, itype="set")
+            assert ans["type"] == "error"
+            assert error_condition(ans) == ("modify", "not-acceptable")
+
+    run(scenario())
+
+
+def test_subject_is_text_only(server):
+    """The subject every joiner gets and the room's file keep is bounded by
+    muc_max_subject_bytes: markup inside it does not get around that."""
+    room = room_jid("subjx")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            alice.xmpp.send_raw("<message type='groupchat' to='%s'><subject>s<junk xmlns='urn:x'>"
+                                "%s</junk></subject></message>" % (room, "j" * 20000))
+            m = await alice.next_message(pred=lambda m: m["type"] == "error")
+            assert error_condition(m) == ("modify", "not-acceptable")
+
+    run(scenario())
+
+
+def test_malformed_addresses_get_errors(server):
+    """No nick, an empty iq, an iq to a nick that is not there: errors, and
+    the service goes on."""
+    room = room_jid("malformed")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            ans = await raw_iq(alice, "<ping xmlns='urn:xmpp:ping'/>", to=room + "/Nobody")
+            assert ans["type"] == "error"
+            alice.xmpp.send_raw("<iq type='get' id='empty1' to='%s'/>" % room)
+            alice.xmpp.send_raw("<presence to='%s'><x xmlns='http://jabber.org/protocol/muc'/>"
+                                "</presence>" % room)
+            p = await next_presence(alice, lambda p: ptype(p) == "error")
+            assert error_condition(p) == ("modify", "jid-malformed")
+            # Mixed case names the same room and the same nick.
+            alice.xmpp.send_raw("<message type='groupchat' to='%s'><body>still here</body>"
+                                "</message>" % room.upper().replace("CONFERENCE.LOCALHOST",
+                                                                   "conference.localhost"))
+            m = await alice.next_message(pred=lambda m: m["body"] == "still here")
+            assert str(m["from"]) == room + "/Alice"
+            await alice.ping_server()
+
+    run(scenario())
