@@ -417,6 +417,28 @@ def test_message_of_the_day(server):
     assert "set the message of the day" in server.log_text()
 
 
+def test_stored_motd_checked_again(server):
+    """The stored message of the day goes to every login: one that a
+    restored backup or a hand edit left with bytes no message can carry
+    (its checksum right) is refused once at start-up with a log line, not
+    tried and dropped silently at each login."""
+    import zlib
+    with_admins(server)
+    for text in (b"bell\x07 and \xff\xfe", b"cut\x00short"):
+        assert not server.stop()
+        with open(os.path.join(server.data_dir, "doc-motd"), "wb") as f:
+            f.write(b"xmppd-doc 1 %d %08x\n" % (len(text), zlib.crc32(text)) + text)
+        watch = LogWatch(server)
+        server.start()
+        watch.wait("stored message of the day is not text")
+
+        async def login():
+            async with Clients(server) as cl:
+                carol = await cl.login("carol")
+                await carol.no_message(pred=lambda m: m["type"] == "headline")
+        run(login())
+
+
 def test_counts_and_online_list(server):
     with_admins(server)
 
