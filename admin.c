@@ -76,6 +76,12 @@ int admin_add_user(const char *admin, const char *jid, const char *password)
     if (rc == STORE_EEXIST) {
         return ADMIN_EEXIST;
     }
+    if (rc == STORE_EINVAL) {
+        /* Our keys are valid: the name is what the store cannot hold (too
+         * long for one file name once escaped). */
+        log_notice("admin %s: adding %s refused: the name is too long for the store", admin, bare);
+        return ADMIN_EBADNAME;
+    }
     if (rc < 0) {
         log_warn("admin %s: adding %s failed (%d)", admin, bare, rc);
         return ADMIN_EIO;
