@@ -76,6 +76,12 @@ int admin_add_user(const char *admin, const char *jid, const char *password)
     if (rc == STORE_EEXIST) {
         return ADMIN_EEXIST;
     }
+    if (rc == STORE_EINVAL) {
+        /* Our keys are valid: the name is what the store cannot hold (too
+         * long for one file name once escaped). */
+        log_notice("admin %s: adding %s refused: the name is too long for the store", admin, bare);
+        return ADMIN_EBADNAME;
+    }
     if (rc < 0) {
         log_warn("admin %s: adding %s failed (%d)", admin, bare, rc);
         return ADMIN_EIO;
@@ -256,6 +262,18 @@ static int motd_load(struct session *s, struct xml_node *st, const char *bare)
     if (rc < 0 && rc != STORE_ENOENT) {
         log_warn("admin: cannot read the message of the day (%d)", rc);
     }
+    /* The stored text goes to every login: checked again as set-motd
+     * checks it (a restored backup or a hand edit may hold a NUL, bytes
+     * that are not XML characters, or nothing), not found broken at each
+     * login. */
+    struct xml_node *m = motd ? headline(NULL, motd) : NULL;
+    if (motd && (!m || !*motd || strlen(motd) != len)) {
+        log_warn("admin: the stored message of the day is not text a message can carry: "
+                 "ignored (set it again with set-motd)");
+        free(motd);
+        motd = NULL;
+    }
+    xml_free(m);
     return 0;
 }
 

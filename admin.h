@@ -12,7 +12,8 @@
 enum admin_err {
     ADMIN_OK = 0,
     ADMIN_EBADJID = -1,  /* not a bare JID of this server's domain (jid-malformed) */
-    ADMIN_EBADNAME = -2, /* a new name that mixes scripts (not-acceptable) */
+    ADMIN_EBADNAME = -2, /* a new name that mixes scripts, or too long for the store
+                            (not-acceptable) */
     ADMIN_EBADPW = -3,   /* empty or longer than 1023 bytes (not-acceptable) */
     ADMIN_EEXIST = -4,   /* the account exists already (conflict) */
     ADMIN_ENOENT = -5,   /* no such account (item-not-found) */
