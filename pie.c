@@ -1659,18 +1659,49 @@ static int write_pep(struct imp *im, struct imp_user *u)
     return rc;
 }
 
-static int write_user(struct imp *im, struct imp_user *u)
+/* Credentials no password and no proof matches (random keys): the account
+ * holds them while its data is written, so that a crash (kill -9, power
+ * loss) half-way leaves an account nobody can log in to, not one that
+ * works with half its roster or messages. */
+static int locked_creds(struct store_account *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->sha256.key_len = 32;
+    a->sha256.salt_len = SCRAM_SALT_LEN;
+    a->sha256.iter = g_config->scram_iterations;
+    return tls_random(a->sha256.salt, SCRAM_SALT_LEN) < 0 ||
+                   tls_random(a->sha256.stored_key, 32) < 0 ||
+                   tls_random(a->sha256.server_key, 32) < 0
+               ? -1
+               : 0;
+}
+
+/* The real credentials, last: the account becomes usable complete. */
+static int unlock(struct imp *im, struct imp_user *u)
 {
     struct store_account a;
     const char *why = NULL;
     int rc = user_creds(u->el, &a, 1, &why);
+    rc = rc < 0 ? rc : store_account_put(u->bare, &a);
+    memset(&a, 0, sizeof(a));
+    if (rc < 0) {
+        imp_err(im, u, "cannot write its credentials (%s; run the import again with --force)",
+                why ? why : "store error");
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+static int write_user(struct imp *im, struct imp_user *u)
+{
+    struct store_account a;
+    int rc = locked_creds(&a);
     if (rc == 0) {
         rc = u->exists ? store_account_put(u->bare, &a) : store_account_create(u->bare, &a);
     }
     memset(&a, 0, sizeof(a));
     if (rc < 0) {
         imp_err(im, u, "cannot create the account (%s)",
-                rc == STORE_EEXIST ? "made meanwhile by someone else" : why ? why : "store error");
+                rc == STORE_EEXIST ? "made meanwhile by someone else" : "store error");
         return -1;
     }
     struct xml_node *privacy = xml_child(u->el, "query", NS_PRIVACY);
@@ -1698,8 +1729,9 @@ static int write_user(struct imp *im, struct imp_user *u)
     if (rc < 0) {
         imp_err(im, u, "cannot write its %s (store error; run the import again with --force)",
                 step);
+        return rc;
     }
-    return rc;
+    return unlock(im, u);
 }
 
 static void imp_free(struct imp *im)

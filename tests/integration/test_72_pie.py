@@ -4,6 +4,7 @@ xep0227 store <-> its internal store), both ways; bad files refused whole."""
 
 import hashlib
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -358,3 +359,50 @@ def ejabberd_part(server, tmp_path, ej, out):
         assert hank["roster"] == {}
     finally:
         assert dst.stop() == []
+
+
+CRASH_USER = ("<user name='zed' password='zed-Secret-1'><query xmlns='jabber:iq:roster'><item "
+              "jid='bob@localhost' subscription='both'/></query><vCard xmlns='vcard-temp'><FN>Zed"
+              "</FN></vCard><offline-messages><message xmlns='jabber:client' to='zed@localhost' "
+              "from='bob@localhost'><body>while away</body></message></offline-messages></user>")
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace (its syscall fault injection) missing")
+def test_import_killed_halfway_leaves_no_usable_half_account(server, tmp_path):
+    """kill -9 at each file the import renames into place (strace stops it
+    there, as a crash or power loss would): the account being written is
+    either absent, complete, or not usable (no login) until the import is
+    run again with --force, which completes it."""
+    server.require_managed()
+    if subprocess.run(["strace", "-o", os.devnull, "true"], capture_output=True).returncode:
+        pytest.skip("strace cannot trace here (ptrace not permitted)")
+    path = str(tmp_path / "crash.xml")
+    with open(path, "w") as f:
+        f.write(pie_file([CRASH_USER]))
+    acct = os.path.join(server.data_dir, "accounts", server.jid("zed"))
+
+    def complete():
+        return all(os.path.exists(os.path.join(acct, n)) for n in ("doc-roster", "doc-vcard"))
+
+    async def login(pw):
+        async with Clients(server) as cl:
+            return (await cl.attempt("zed", pw)).kind
+
+    for when in range(1, 12):
+        if os.path.exists(acct):
+            assert server.cli("deluser", server.jid("zed")).returncode == 0
+        cmd = ["strace", "-f", "-o", os.devnull, "-e", "trace=renameat,rename",
+               "-e", "inject=renameat:signal=SIGKILL:when=%d" % when,
+               server.binary, "-c", server.conf_path, "import", path]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(60))
+        if "1 account imported" in r.stderr:
+            assert complete() and run(login("zed-Secret-1")) == "session"
+            break  # past the last rename: nothing left to cut
+        if os.path.exists(acct) and not complete():
+            assert run(login("zed-Secret-1")) == "failed_auth", \
+                "killed at rename %d: a half-written account logs in" % when
+            r = server.cli("import", "--force", path)
+            assert r.returncode == 0, r.stderr
+            assert complete() and run(login("zed-Secret-1")) == "session"
+    else:
+        pytest.fail("the import never ran to its end")
