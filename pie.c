@@ -1039,12 +1039,26 @@ static void check_roster(struct imp *im, struct imp_user *u, const struct xml_no
     }
 }
 
+/* el as it will be stored (serialised as the writes do it): at most max
+ * bytes, and read back whole by the server, which parses every stored
+ * payload again with the stanza limits (max_xml_depth counts from el, not
+ * from the file's root): what it would drop is refused here. */
 static void check_size(struct imp *im, struct imp_user *u, const struct xml_node *el,
                        const char *what, size_t max)
 {
-    if (serialized_size(el, NS_CLIENT) > max) {
+    struct buf b;
+    buf_init(&b, max);
+    if (xml_serialize(el, NS_CLIENT, &b) < 0) {
         imp_err(im, u, "%s over %zu bytes", what, max);
+    } else {
+        struct xml_node *back = im_parse_stored(buf_ptr(&b), buf_len(&b), xml_name(el), xml_ns(el));
+        if (!back) {
+            imp_err(im, u, "%s that the server would not read back (nested deeper than "
+                    "max_xml_depth, %d?)", what, g_config->max_xml_depth);
+        }
+        xml_free(back);
     }
+    buf_free(&b);
 }
 
 /* 1 when JID s (any form) has the bare JID bare. */
@@ -1406,7 +1420,11 @@ static void check_user(struct imp *im, struct imp_user *u)
         }
     }
     int rc = 0;
-    xml_free(pep_build(im, u, &rc));
+    struct xml_node *pep = pep_build(im, u, &rc);
+    for (struct xml_node *n = pep ? xml_first_child(pep) : NULL; n; n = xml_next(n)) {
+        check_size(im, u, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
+    }
+    xml_free(pep);
     if (pending > g_config->max_roster_items) {
         imp_err(im, u, "%d pending subscriptions, over max_roster_items (%d)", pending,
                 g_config->max_roster_items);

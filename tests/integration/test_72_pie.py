@@ -156,6 +156,19 @@ BAD_FILES = {
                                    "import_max_scram_iterations"),
     # Valid for PRECIS, too long for one directory name: refused while
     # checking, not half-way through the writes (BAD_USER comes first).
+    # Within the file's depth limit (which counts the wrapping elements) but
+    # deeper than max_xml_depth (32) once stored: the server would drop the
+    # message, or the whole PEP node, when it reads them back.
+    "deep_offline": (pie_file([BAD_USER, "<user name='ann' password='a'><offline-messages>"
+                               "<message xmlns='jabber:client' to='ann@localhost'>%s%s</message>"
+                               "</offline-messages></user>" % ("<a xmlns='urn:x'>" * 32,
+                                                               "</a>" * 32)]), ":5: ",
+                     "would not read back"),
+    "deep_pep_item": (pie_file([BAD_USER, "<user name='ann' password='a'><pubsub xmlns="
+                                "'http://jabber.org/protocol/pubsub'><items node='n'><item "
+                                "id='1'>%s%s</item></items></pubsub></user>"
+                                % ("<a xmlns='urn:x'>" * 31, "</a>" * 31)]), ":5: ",
+                      "would not read back"),
     "long_name": (pie_file([BAD_USER, "<user name='%s' password='a'/>" % ("n" * 300)]), ":5: ",
                   "too long a user name"),
 }
