@@ -34,6 +34,7 @@
 #define NS_BLOCKING "urn:xmpp:blocking"
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_CARBONS "urn:xmpp:carbons:2"
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 #define NS_PUBSUB_OWNER NS_PUBSUB "#owner"
@@ -1078,6 +1079,14 @@ static void check_messages(struct imp *im, struct imp_user *u, const struct xml_
             imp_err(im, u, "<offline-messages/> holds a <%s/>, not a jabber:client message",
                     xml_name(m));
             continue;
+        }
+        /* Only a server makes these envelopes, and the user's clients trust
+         * what they wrap (XEP-0280 §11, XEP-0313 §5.1.2); the server never
+         * stores one offline, and a file must not either. */
+        if (xml_child(m, "sent", NS_CARBONS) || xml_child(m, "received", NS_CARBONS) ||
+            xml_child(m, "result", NS_MAM)) {
+            imp_err(im, u, "an offline message in a carbons or MAM envelope (only a server "
+                    "makes them)");
         }
         /* A file must not queue messages for someone else's account. */
         if (xml_attr(m, "to") && !jid_is_account(xml_attr(m, "to"), u->bare)) {

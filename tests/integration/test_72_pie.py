@@ -169,6 +169,25 @@ BAD_FILES = {
                                 "id='1'>%s%s</item></items></pubsub></user>"
                                 % ("<a xmlns='urn:x'>" * 31, "</a>" * 31)]), ":5: ",
                       "would not read back"),
+    # A carbon (or MAM result) in the account's own name, wrapping words
+    # put in someone else's mouth: clients trust these envelopes.
+    "forged_carbon_offline": (pie_file([BAD_USER, "<user name='ann' password='a'>"
+                                        "<offline-messages><message xmlns='jabber:client' "
+                                        "from='ann@localhost' to='ann@localhost'><received "
+                                        "xmlns='urn:xmpp:carbons:2'><forwarded xmlns="
+                                        "'urn:xmpp:forward:0'><message xmlns='jabber:client' "
+                                        "from='bank@localhost/x' to='ann@localhost'><body>pay"
+                                        "</body></message></forwarded></received></message>"
+                                        "</offline-messages></user>"]), ":5: ",
+                              "carbons or MAM envelope"),
+    "forged_mam_offline": (pie_file([BAD_USER, "<user name='ann' password='a'>"
+                                     "<offline-messages><message xmlns='jabber:client' "
+                                     "from='ann@localhost' to='ann@localhost'><result "
+                                     "xmlns='urn:xmpp:mam:2' id='1'><forwarded xmlns="
+                                     "'urn:xmpp:forward:0'><message xmlns='jabber:client' "
+                                     "from='bank@localhost/x'><body>pay</body></message>"
+                                     "</forwarded></result></message></offline-messages></user>"]),
+                           ":5: ", "carbons or MAM envelope"),
     "long_name": (pie_file([BAD_USER, "<user name='%s' password='a'/>" % ("n" * 300)]), ":5: ",
                   "too long a user name"),
 }
