@@ -603,6 +603,13 @@ static int pie_export(int argc, char **argv)
         fprintf(stderr, "usage: xmppd [-c FILE] export [--ejabberd] [FILE | -d DIR]\n");
         return 2;
     }
+    if (ex.stream && store_fd_readable_by_others(fileno(ex.stream))) {
+        /* "export > file": the shell made the file with its umask (0644,
+         * mostly), and it would hold every account's SCRAM keys. */
+        fprintf(stderr, "xmppd export: stdout is a file others may read; use "
+                        "\"xmppd export FILE\" (written 0600)\n");
+        return 1;
+    }
     buf_init(&ex.out, (size_t)-1 / 2);
     int rc = buf_printf(&ex.out, EXPORT_HEAD, g_config->domain);
     if (rc == 0 && store_account_list(export_user, &ex) < 0) {

@@ -2976,3 +2976,9 @@ int store_account_name_ok(const char *bare)
     char esc[NAME_MAX + 1];
     return escape_name(bare, esc, sizeof(esc)) == 0;
 }
+
+int store_fd_readable_by_others(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRGRP | S_IROTH));
+}

@@ -193,5 +193,8 @@ int store_arc_append_at(const char *bare, const struct store_arc_rec *r,
 /* 1 when the store can hold an account of this (normalised) bare JID: its
  * escaped name fits one directory name (NAME_MAX). */
 int store_account_name_ok(const char *bare);
+/* 1 when fd is a regular file that its group or others may read (where an
+ * export on stdout must not put keys), else 0. */
+int store_fd_readable_by_others(int fd);
 
 #endif

@@ -438,3 +438,29 @@ def test_import_killed_halfway_leaves_no_usable_half_account(server, tmp_path):
             assert complete() and run(login("zed-Secret-1")) == "session"
     else:
         pytest.fail("the import never ran to its end")
+
+
+def test_export_keeps_keys_private(server, tmp_path):
+    """The export holds every account's SCRAM keys: a symlink at the output
+    path is replaced, not followed; stdout redirected to a file others may
+    read (the shell's umask) is refused before anything is written; a pipe
+    is fine."""
+    server.require_managed()
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    link = tmp_path / "out.xml"
+    os.symlink(str(victim), str(link))
+    r = server.cli("export", str(link))
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "untouched"
+    assert not os.path.islink(str(link)) and oct(os.stat(str(link)).st_mode & 0o777) == "0o600"
+    shared = tmp_path / "shared.xml"
+    with open(str(shared), "w") as f:
+        os.chmod(str(shared), 0o644)
+        r = subprocess.run([server.binary, "-c", server.conf_path, "export"], stdout=f,
+                           stderr=subprocess.PIPE, text=True, timeout=patience(30))
+    assert r.returncode == 1 and "others may read" in r.stderr, r.stderr
+    assert shared.read_text() == ""
+    r = subprocess.run([server.binary, "-c", server.conf_path, "export"], capture_output=True,
+                       text=True, timeout=patience(30))
+    assert r.returncode == 0 and "scram-credentials" in r.stdout, r.stderr
