@@ -34,6 +34,7 @@
 #define NS_BLOCKING "urn:xmpp:blocking"
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_CARBONS "urn:xmpp:carbons:2"
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 #define NS_PUBSUB_OWNER NS_PUBSUB "#owner"
@@ -602,6 +603,13 @@ static int pie_export(int argc, char **argv)
         fprintf(stderr, "usage: xmppd [-c FILE] export [--ejabberd] [FILE | -d DIR]\n");
         return 2;
     }
+    if (ex.stream && store_fd_readable_by_others(fileno(ex.stream))) {
+        /* "export > file": the shell made the file with its umask (0644,
+         * mostly), and it would hold every account's SCRAM keys. */
+        fprintf(stderr, "xmppd export: stdout is a file others may read; use "
+                        "\"xmppd export FILE\" (written 0600)\n");
+        return 1;
+    }
     buf_init(&ex.out, (size_t)-1 / 2);
     int rc = buf_printf(&ex.out, EXPORT_HEAD, g_config->domain);
     if (rc == 0 && store_account_list(export_user, &ex) < 0) {
@@ -1039,12 +1047,26 @@ static void check_roster(struct imp *im, struct imp_user *u, const struct xml_no
     }
 }
 
+/* el as it will be stored (serialised as the writes do it): at most max
+ * bytes, and read back whole by the server, which parses every stored
+ * payload again with the stanza limits (max_xml_depth counts from el, not
+ * from the file's root): what it would drop is refused here. */
 static void check_size(struct imp *im, struct imp_user *u, const struct xml_node *el,
                        const char *what, size_t max)
 {
-    if (serialized_size(el, NS_CLIENT) > max) {
+    struct buf b;
+    buf_init(&b, max);
+    if (xml_serialize(el, NS_CLIENT, &b) < 0) {
         imp_err(im, u, "%s over %zu bytes", what, max);
+    } else {
+        struct xml_node *back = im_parse_stored(buf_ptr(&b), buf_len(&b), xml_name(el), xml_ns(el));
+        if (!back) {
+            imp_err(im, u, "%s that the server would not read back (nested deeper than "
+                    "max_xml_depth, %d?)", what, g_config->max_xml_depth);
+        }
+        xml_free(back);
     }
+    buf_free(&b);
 }
 
 /* 1 when JID s (any form) has the bare JID bare. */
@@ -1064,6 +1086,14 @@ static void check_messages(struct imp *im, struct imp_user *u, const struct xml_
             imp_err(im, u, "<offline-messages/> holds a <%s/>, not a jabber:client message",
                     xml_name(m));
             continue;
+        }
+        /* Only a server makes these envelopes, and the user's clients trust
+         * what they wrap (XEP-0280 §11, XEP-0313 §5.1.2); the server never
+         * stores one offline, and a file must not either. */
+        if (xml_child(m, "sent", NS_CARBONS) || xml_child(m, "received", NS_CARBONS) ||
+            xml_child(m, "result", NS_MAM)) {
+            imp_err(im, u, "an offline message in a carbons or MAM envelope (only a server "
+                    "makes them)");
         }
         /* A file must not queue messages for someone else's account. */
         if (xml_attr(m, "to") && !jid_is_account(xml_attr(m, "to"), u->bare)) {
@@ -1406,7 +1436,11 @@ static void check_user(struct imp *im, struct imp_user *u)
         }
     }
     int rc = 0;
-    xml_free(pep_build(im, u, &rc));
+    struct xml_node *pep = pep_build(im, u, &rc);
+    for (struct xml_node *n = pep ? xml_first_child(pep) : NULL; n; n = xml_next(n)) {
+        check_size(im, u, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
+    }
+    xml_free(pep);
     if (pending > g_config->max_roster_items) {
         imp_err(im, u, "%d pending subscriptions, over max_roster_items (%d)", pending,
                 g_config->max_roster_items);
@@ -1659,18 +1693,49 @@ static int write_pep(struct imp *im, struct imp_user *u)
     return rc;
 }
 
-static int write_user(struct imp *im, struct imp_user *u)
+/* Credentials no password and no proof matches (random keys): the account
+ * holds them while its data is written, so that a crash (kill -9, power
+ * loss) half-way leaves an account nobody can log in to, not one that
+ * works with half its roster or messages. */
+static int locked_creds(struct store_account *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->sha256.key_len = 32;
+    a->sha256.salt_len = SCRAM_SALT_LEN;
+    a->sha256.iter = g_config->scram_iterations;
+    return tls_random(a->sha256.salt, SCRAM_SALT_LEN) < 0 ||
+                   tls_random(a->sha256.stored_key, 32) < 0 ||
+                   tls_random(a->sha256.server_key, 32) < 0
+               ? -1
+               : 0;
+}
+
+/* The real credentials, last: the account becomes usable complete. */
+static int unlock(struct imp *im, struct imp_user *u)
 {
     struct store_account a;
     const char *why = NULL;
     int rc = user_creds(u->el, &a, 1, &why);
+    rc = rc < 0 ? rc : store_account_put(u->bare, &a);
+    memset(&a, 0, sizeof(a));
+    if (rc < 0) {
+        imp_err(im, u, "cannot write its credentials (%s; run the import again with --force)",
+                why ? why : "store error");
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+static int write_user(struct imp *im, struct imp_user *u)
+{
+    struct store_account a;
+    int rc = locked_creds(&a);
     if (rc == 0) {
         rc = u->exists ? store_account_put(u->bare, &a) : store_account_create(u->bare, &a);
     }
     memset(&a, 0, sizeof(a));
     if (rc < 0) {
         imp_err(im, u, "cannot create the account (%s)",
-                rc == STORE_EEXIST ? "made meanwhile by someone else" : why ? why : "store error");
+                rc == STORE_EEXIST ? "made meanwhile by someone else" : "store error");
         return -1;
     }
     struct xml_node *privacy = xml_child(u->el, "query", NS_PRIVACY);
@@ -1698,8 +1763,9 @@ static int write_user(struct imp *im, struct imp_user *u)
     if (rc < 0) {
         imp_err(im, u, "cannot write its %s (store error; run the import again with --force)",
                 step);
+        return rc;
     }
-    return rc;
+    return unlock(im, u);
 }
 
 static void imp_free(struct imp *im)

@@ -3110,3 +3110,9 @@ int store_room_each(int (*fn)(const char *room, const char *data, size_t len, vo
     closedir(d);
     return rc;
 }
+
+int store_fd_readable_by_others(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRGRP | S_IROTH));
+}

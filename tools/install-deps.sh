@@ -11,7 +11,9 @@ build) pkgs="gcc make libc6-dev libmbedtls-dev" ;;
 test) pkgs="python3 python3-pytest python3-slixmpp go-sendxmpp xmppc sendxmpp tsung unicode-data
 	python3-precis-i18n"
 	# XEP-0227 round trips (test_72_pie.py): Prosody, its migrator, ejabberd
-	pkgs="$pkgs prosody lua5.4 ejabberd openssl" ;;
+	pkgs="$pkgs prosody lua5.4 ejabberd openssl"
+	# kill -9 half-way through an import (test_72_pie.py): strace fault injection
+	pkgs="$pkgs strace" ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 # mbedTLS 3.6 build (tools/mbedtls36.sh): apt-get source needs dpkg-source.

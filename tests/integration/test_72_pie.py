@@ -4,6 +4,7 @@ xep0227 store <-> its internal store), both ways; bad files refused whole."""
 
 import hashlib
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -155,6 +156,38 @@ BAD_FILES = {
                                    "import_max_scram_iterations"),
     # Valid for PRECIS, too long for one directory name: refused while
     # checking, not half-way through the writes (BAD_USER comes first).
+    # Within the file's depth limit (which counts the wrapping elements) but
+    # deeper than max_xml_depth (32) once stored: the server would drop the
+    # message, or the whole PEP node, when it reads them back.
+    "deep_offline": (pie_file([BAD_USER, "<user name='ann' password='a'><offline-messages>"
+                               "<message xmlns='jabber:client' to='ann@localhost'>%s%s</message>"
+                               "</offline-messages></user>" % ("<a xmlns='urn:x'>" * 32,
+                                                               "</a>" * 32)]), ":5: ",
+                     "would not read back"),
+    "deep_pep_item": (pie_file([BAD_USER, "<user name='ann' password='a'><pubsub xmlns="
+                                "'http://jabber.org/protocol/pubsub'><items node='n'><item "
+                                "id='1'>%s%s</item></items></pubsub></user>"
+                                % ("<a xmlns='urn:x'>" * 31, "</a>" * 31)]), ":5: ",
+                      "would not read back"),
+    # A carbon (or MAM result) in the account's own name, wrapping words
+    # put in someone else's mouth: clients trust these envelopes.
+    "forged_carbon_offline": (pie_file([BAD_USER, "<user name='ann' password='a'>"
+                                        "<offline-messages><message xmlns='jabber:client' "
+                                        "from='ann@localhost' to='ann@localhost'><received "
+                                        "xmlns='urn:xmpp:carbons:2'><forwarded xmlns="
+                                        "'urn:xmpp:forward:0'><message xmlns='jabber:client' "
+                                        "from='bank@localhost/x' to='ann@localhost'><body>pay"
+                                        "</body></message></forwarded></received></message>"
+                                        "</offline-messages></user>"]), ":5: ",
+                              "carbons or MAM envelope"),
+    "forged_mam_offline": (pie_file([BAD_USER, "<user name='ann' password='a'>"
+                                     "<offline-messages><message xmlns='jabber:client' "
+                                     "from='ann@localhost' to='ann@localhost'><result "
+                                     "xmlns='urn:xmpp:mam:2' id='1'><forwarded xmlns="
+                                     "'urn:xmpp:forward:0'><message xmlns='jabber:client' "
+                                     "from='bank@localhost/x'><body>pay</body></message>"
+                                     "</forwarded></result></message></offline-messages></user>"]),
+                           ":5: ", "carbons or MAM envelope"),
     "long_name": (pie_file([BAD_USER, "<user name='%s' password='a'/>" % ("n" * 300)]), ":5: ",
                   "too long a user name"),
 }
@@ -358,3 +391,76 @@ def ejabberd_part(server, tmp_path, ej, out):
         assert hank["roster"] == {}
     finally:
         assert dst.stop() == []
+
+
+CRASH_USER = ("<user name='zed' password='zed-Secret-1'><query xmlns='jabber:iq:roster'><item "
+              "jid='bob@localhost' subscription='both'/></query><vCard xmlns='vcard-temp'><FN>Zed"
+              "</FN></vCard><offline-messages><message xmlns='jabber:client' to='zed@localhost' "
+              "from='bob@localhost'><body>while away</body></message></offline-messages></user>")
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace (its syscall fault injection) missing")
+def test_import_killed_halfway_leaves_no_usable_half_account(server, tmp_path):
+    """kill -9 at each file the import renames into place (strace stops it
+    there, as a crash or power loss would): the account being written is
+    either absent, complete, or not usable (no login) until the import is
+    run again with --force, which completes it."""
+    server.require_managed()
+    if subprocess.run(["strace", "-o", os.devnull, "true"], capture_output=True).returncode:
+        pytest.skip("strace cannot trace here (ptrace not permitted)")
+    path = str(tmp_path / "crash.xml")
+    with open(path, "w") as f:
+        f.write(pie_file([CRASH_USER]))
+    acct = os.path.join(server.data_dir, "accounts", server.jid("zed"))
+
+    def complete():
+        return all(os.path.exists(os.path.join(acct, n)) for n in ("doc-roster", "doc-vcard"))
+
+    async def login(pw):
+        async with Clients(server) as cl:
+            return (await cl.attempt("zed", pw)).kind
+
+    for when in range(1, 12):
+        if os.path.exists(acct):
+            assert server.cli("deluser", server.jid("zed")).returncode == 0
+        cmd = ["strace", "-f", "-o", os.devnull, "-e", "trace=renameat,rename",
+               "-e", "inject=renameat:signal=SIGKILL:when=%d" % when,
+               server.binary, "-c", server.conf_path, "import", path]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(60))
+        if "1 account imported" in r.stderr:
+            assert complete() and run(login("zed-Secret-1")) == "session"
+            break  # past the last rename: nothing left to cut
+        if os.path.exists(acct) and not complete():
+            assert run(login("zed-Secret-1")) == "failed_auth", \
+                "killed at rename %d: a half-written account logs in" % when
+            r = server.cli("import", "--force", path)
+            assert r.returncode == 0, r.stderr
+            assert complete() and run(login("zed-Secret-1")) == "session"
+    else:
+        pytest.fail("the import never ran to its end")
+
+
+def test_export_keeps_keys_private(server, tmp_path):
+    """The export holds every account's SCRAM keys: a symlink at the output
+    path is replaced, not followed; stdout redirected to a file others may
+    read (the shell's umask) is refused before anything is written; a pipe
+    is fine."""
+    server.require_managed()
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    link = tmp_path / "out.xml"
+    os.symlink(str(victim), str(link))
+    r = server.cli("export", str(link))
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "untouched"
+    assert not os.path.islink(str(link)) and oct(os.stat(str(link)).st_mode & 0o777) == "0o600"
+    shared = tmp_path / "shared.xml"
+    with open(str(shared), "w") as f:
+        os.chmod(str(shared), 0o644)
+        r = subprocess.run([server.binary, "-c", server.conf_path, "export"], stdout=f,
+                           stderr=subprocess.PIPE, text=True, timeout=patience(30))
+    assert r.returncode == 1 and "others may read" in r.stderr, r.stderr
+    assert shared.read_text() == ""
+    r = subprocess.run([server.binary, "-c", server.conf_path, "export"], capture_output=True,
+                       text=True, timeout=patience(30))
+    assert r.returncode == 0 and "scram-credentials" in r.stdout, r.stderr

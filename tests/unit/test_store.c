@@ -1342,6 +1342,27 @@ static void test_pie(void)
     CHECK(s.id[0] == t0 && s.flags[0] == 1);
     CHECK_STR(s.data[2], "m2");
     CHECK(store_account_delete(u) == 0);
+
+    /* What an import checks before it writes: names the store can hold
+     * (escaped, within NAME_MAX), and whether stdout is a file others read. */
+    char name[300];
+    memset(name, 'a', 250);
+    strcpy(name + 250, "@x.y");
+    CHECK(store_account_name_ok(name) == 1);
+    memset(name, 'a', 260);
+    strcpy(name + 260, "@x.y");
+    CHECK(store_account_name_ok(name) == 0);
+    CHECK(store_account_name_ok("\xc3\xa9@x.y") == 1 && store_account_name_ok("") == 0);
+    char path[] = "/tmp/xmppd-fd-XXXXXX";
+    int fd = mkstemp(path); /* 0600 */
+    CHECK(fd >= 0 && store_fd_readable_by_others(fd) == 0);
+    CHECK(fchmod(fd, 0640) == 0 && store_fd_readable_by_others(fd) == 1);
+    int p[2];
+    CHECK(pipe(p) == 0 && store_fd_readable_by_others(p[0]) == 0);
+    close(fd);
+    unlink(path);
+    close(p[0]);
+    close(p[1]);
 }
 
 /* Group chat rooms (XEP-0045, muc.c): put, each, delete, damage. */
