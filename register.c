@@ -162,7 +162,8 @@ static void preauth_set(struct conn *c, struct xml_node *iq, struct xml_node *q)
         return;
     }
     if (jid_local_valid(user, local, sizeof(local)) < 0 ||
-        (size_t)snprintf(bare, sizeof(bare), "%s@%s", local, g_config->domain) >= sizeof(bare)) {
+        (size_t)snprintf(bare, sizeof(bare), "%s@%s", local, g_config->domain) >= sizeof(bare) ||
+        !store_account_name_ok(bare)) { /* valid, but its directory name would not fit */
         preauth_error(c, iq, "modify", "not-acceptable", "This username is not allowed");
         return;
     }

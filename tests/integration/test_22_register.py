@@ -92,6 +92,9 @@ def test_conflict_and_bad_input(server):
         assert raw_error(c.register("", "pw")) == ("modify", "not-acceptable")
         assert raw_error(c.register("bad@name", "pw")) == ("modify", "not-acceptable")
         assert raw_error(c.register("x" * 1100, "pw")) == ("modify", "not-acceptable")
+        # A valid localpart (up to 1023 bytes) whose directory name would not
+        # fit the file system's 255 bytes is refused as a name, not a failure.
+        assert raw_error(c.register("x" * 300, "pw")) == ("modify", "not-acceptable")
         assert raw_error(c.register("frank", "p" * 2000)) == ("modify", "not-acceptable")
         # Cancelling needs a login.
         ans = c.iq("set", "<query xmlns='%s'><remove/></query>" % NS_REGISTER)
