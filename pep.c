@@ -199,22 +199,6 @@ static int doc_valid(const struct xml_node *doc)
     return 1;
 }
 
-/* The store doc of node name: "pep-" and 32 hex digits of its SHA-256 (store
- * doc names are short [a-z0-9-]; a node name is up to PEP_NODE_NAME_MAX of
- * anything). The node doc repeats the name, checked when read. */
-static int node_doc_name(const char *name, char *out, size_t outsz)
-{
-    unsigned char h[32];
-    if (outsz < 4 + 32 + 1 || tls_hash(TLS_SHA256, name, strlen(name), h) != 0) {
-        return -1;
-    }
-    memcpy(out, "pep-", 4);
-    for (int i = 0; i < 16; i++) {
-        snprintf(out + 4 + 2 * i, 3, "%02x", h[i]);
-    }
-    return 0;
-}
-
 static struct xml_node *node_find(const struct xml_node *doc, const char *name);
 static size_t count_children(const struct xml_node *n);
 
@@ -264,7 +248,7 @@ static int load_nodes(const char *bare, const struct xml_node *index, struct xml
         char dn[64];
         struct xml_node *n = NULL;
         if (strcmp(xml_name(e), "node") != 0 || !name || node_find(doc, name) ||
-            node_doc_name(name, dn, sizeof(dn)) < 0 ||
+            store_pep_doc_name(name, dn, sizeof(dn)) < 0 ||
             read_parsed(bare, dn, "node", NS_STORE, left, &n) < 0) {
             return -1;
         }
@@ -472,7 +456,7 @@ static int put_node(struct acct *a, const struct xml_node *n)
     char dn[64];
     struct buf b;
     buf_init(&b, 0);
-    int rc = node_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0 &&
+    int rc = store_pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0 &&
                      xml_serialize(n, NS_CLIENT, &b) == 0
                  ? store_doc_put(a->bare, dn, buf_ptr(&b), buf_len(&b))
                  : STORE_EIO;
@@ -512,7 +496,7 @@ static int delete_gone(struct acct *a)
     int rc = STORE_OK;
     for (size_t i = 0; i < a->ndirty && rc == STORE_OK; i++) {
         char dn[64];
-        if (!node_find(a->doc, a->dirty[i]) && node_doc_name(a->dirty[i], dn, sizeof(dn)) == 0) {
+        if (!node_find(a->doc, a->dirty[i]) && store_pep_doc_name(a->dirty[i], dn, sizeof(dn)) == 0) {
             rc = store_doc_delete(a->bare, dn);
             rc = rc == STORE_ENOENT ? STORE_OK : rc;
         }

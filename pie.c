@@ -401,22 +401,6 @@ static int add_archive(struct exp *ex, struct xml_node *u, const char *bare)
 
 /* ---- PEP (XEP-0227 1.1 §4.10): node configurations and items ---- */
 
-/* The doc of PEP node name, as pep.c names it ("pep-" and 32 hex digits of
- * its SHA-256). Repeated here, not called: this tool must build with PEP
- * switched off, and still carry the nodes an older build stored. */
-static int pep_doc_name(const char *name, char *out, size_t outsz)
-{
-    unsigned char h[32];
-    if (outsz < 4 + 32 + 1 || tls_hash(TLS_SHA256, name, strlen(name), h) != 0) {
-        return -1;
-    }
-    memcpy(out, "pep-", 4);
-    for (int i = 0; i < 16; i++) {
-        snprintf(out + 4 + 2 * i, 3, "%02x", h[i]);
-    }
-    return 0;
-}
-
 static struct xml_node *read_element(const char *bare, const char *doc, const char *name,
                                      const char *ns, int *rc)
 {
@@ -446,7 +430,7 @@ static struct xml_node *pep_nodes(const char *bare, int *rc)
         const char *name = xml_attr(e, "name");
         char dn[64];
         int r = STORE_ECORRUPT;
-        struct xml_node *n = name && pep_doc_name(name, dn, sizeof(dn)) == 0
+        struct xml_node *n = name && store_pep_doc_name(name, dn, sizeof(dn)) == 0
                                  ? read_element(bare, dn, "node", NS_PEP_STORE, &r)
                                  : NULL;
         if (n && xml_attr(n, "name") && strcmp(xml_attr(n, "name"), name) == 0) {
@@ -1679,7 +1663,7 @@ static int write_pep(struct imp *im, struct imp_user *u)
         char dn[64];
         struct xml_node *e = xml_add_child(index, "node", NULL);
         rc = e && xml_set_attr(e, "name", xml_attr(n, "name")) == 0 &&
-                     pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0
+                     store_pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0
                  ? write_element(u->bare, dn, n)
                  : -1;
     }

@@ -24,6 +24,7 @@
 #endif
 
 #include "log.h"
+#include "tls.h"
 
 /* 32-bit glibc targets (mipsel, armhf) need the Makefile's
  * -D_FILE_OFFSET_BITS=64: without it readdir() and stat() fail with
@@ -1444,6 +1445,19 @@ int store_doc_delete(const char *bare, const char *name)
     char dir[PATH_MAX], path[PATH_MAX];
     int rc = doc_path_checked(bare, name, dir, path, sizeof(dir));
     return rc < 0 ? rc : doc_unlink(dir, path);
+}
+
+int store_pep_doc_name(const char *name, char *out, size_t outsz)
+{
+    unsigned char h[32];
+    if (outsz < 4 + 32 + 1 || tls_hash(TLS_SHA256, name, strlen(name), h) != 0) {
+        return -1;
+    }
+    memcpy(out, "pep-", 4);
+    for (int i = 0; i < 16; i++) {
+        snprintf(out + 4 + 2 * i, 3, "%02x", h[i]);
+    }
+    return 0;
 }
 
 /* Remove a document file and make that durable. */

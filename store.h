@@ -86,6 +86,11 @@ int store_doc_put(const char *bare, const char *name, const void *data, size_t l
  * STORE_ECORRUPT once (the file is set aside as *.bad and logged). */
 int store_doc_put_lazy(const char *bare, const char *name, const void *data, size_t len);
 int store_doc_delete(const char *bare, const char *name);
+/* The doc name of PEP node name: "pep-" and 32 hex digits of its SHA-256 (doc
+ * names are short [a-z0-9-]; a node name is anything up to its limit; the
+ * node doc repeats the name). Here, not in pep.c, because xmppd export and
+ * import carry PEP nodes in a build without WITH_PEP. 0, or -1. */
+int store_pep_doc_name(const char *name, char *out, size_t outsz);
 
 /* ---- offline messages: append-only log with a checksum per record ----
  * append is durable (fsync) before it returns 0; STORE_EQUOTA when the account

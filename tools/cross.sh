@@ -84,19 +84,11 @@ host_tools() {
 		>/dev/null
 }
 
-# The Debian archive this machine already uses (deb822 or one-line sources).
-debian_mirror() {
-	sed -n -e 's/^URIs:[[:space:]]*\(http[^[:space:]]*\/debian\)\/*$/\1/p' \
-		-e 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\(http[^[:space:]]*\/debian\)\/*[[:space:]].*/\2/p' \
-		/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
-		2>/dev/null | head -n 1
-}
-
 # apt-get with a private configuration: its own sources list, lists and cache
 # under $apt, the target's architecture; the system's dpkg status is only read.
 private_apt() {
 	apt=$adir/apt
-	mirror=${CROSS_MIRROR:-$(debian_mirror)}
+	mirror=${CROSS_MIRROR:-$("$top/tools/debian-mirror.sh")}
 	[ -n "$mirror" ] || die "no Debian mirror in /etc/apt (set CROSS_MIRROR)"
 	rm -rf "$apt"
 	mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"

@@ -59,15 +59,6 @@ ISSUE_SET="DEPRECATED_REMOVED"
 ISSUE_UNSET="SSL_PROTO_DTLS SSL_DTLS_ANTI_REPLAY SSL_DTLS_HELLO_VERIFY SSL_DTLS_SRTP
 	SSL_DTLS_CONNECTION_ID SSL_DTLS_CONNECTION_ID_COMPAT SSL_DTLS_CLIENT_PORT_REUSE SSL_COOKIE_C"
 
-# The host of the Debian archive this machine already uses (deb822 or
-# one-line sources), so the fetch goes where apt goes anyway.
-debian_mirror() {
-	sed -n -e 's/^URIs:[[:space:]]*\(http[^[:space:]]*\/debian\)\/*$/\1/p' \
-		-e 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\(http[^[:space:]]*\/debian\)\/*[[:space:]].*/\2/p' \
-		/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
-		2>/dev/null | head -n 1
-}
-
 # 1. The source, once: WORKDIR/src/mbedtls-3.6.*/ with Debian's patches applied.
 fetch_source() {
 	srcdir=$(ls -d "$work"/src/mbedtls-3.6.*/ 2>/dev/null | tail -n 1)
@@ -76,7 +67,7 @@ fetch_source() {
 		return
 	fi
 	command -v dpkg-source >/dev/null || die "dpkg-source missing (apt-get install dpkg-dev)"
-	mirror=${MBEDTLS36_MIRROR:-$(debian_mirror)}
+	mirror=${MBEDTLS36_MIRROR:-$("$top/tools/debian-mirror.sh")}
 	mirror=${mirror:-http://deb.debian.org/debian}
 	apt="$work/apt"
 	rm -rf "$apt" "$work/src"
