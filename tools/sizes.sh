@@ -13,7 +13,9 @@
 # bytes and KB (1 KB = 1024 bytes).
 #
 # --check  only the two budget builds, x86-64; exit 1 when one is over budget:
-#          full <= 400 KB, SMALL=1 with every switch off <= 200 KB (.ci/run).
+#          every switch on <= 400 KB, every switch off <= 200 KB, both built
+#          as for a router (SMALL=1), where flash is what the budgets are for
+#          (.ci/run). The -O2 build of `make` is in the table, not budgeted.
 # --arch   x86-64 (default; the build host's cc), mipsel, or all. mipsel needs
 #          mipsel-linux-gnu-gcc (apt-get install gcc-mipsel-linux-gnu) and the
 #          mbedTLS headers and libraries of that architecture: MIPSEL_SYSROOT
@@ -117,13 +119,13 @@ kb() {
 }
 
 if [ "$check" = 1 ]; then
-    full=$(build x86-64 full | cut -d' ' -f1)
+    full=$(build x86-64 small SMALL=1 | cut -d' ' -f1)
     min=$(build x86-64 min SMALL=1 WITH_ALL=no | cut -d' ' -f1)
     rc=0
-    echo "full build:            $full bytes ($(kb "$full") KB), budget $(kb $FULL_BUDGET) KB"
+    echo "SMALL=1, all on:       $full bytes ($(kb "$full") KB), budget $(kb $FULL_BUDGET) KB"
     echo "SMALL=1 WITH_ALL=no:   $min bytes ($(kb "$min") KB), budget $(kb $MIN_BUDGET) KB"
     if [ "$full" -gt "$FULL_BUDGET" ]; then
-        echo "sizes: the full build is over its budget" >&2
+        echo "sizes: the full router build (SMALL=1, every switch on) is over its budget" >&2
         rc=1
     fi
     if [ "$min" -gt "$MIN_BUDGET" ]; then
