@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from muc_helpers import join, muc_login, room_jid
 from xmpp_helpers import Clients, patience, run, unique
 
 
@@ -81,3 +82,46 @@ def test_sendxmpp(server, tmp_path):
         return [exe, "-t", "-n", "-u", "alice", "-p", s.password("alice"),
                 "-j", "%s:%d" % (s.host, s.c2s_port), "-o", s.domain, s.jid("bob")]
     _deliver(server, tmp_path, argv)
+
+
+# ---- group chat (issue 15): command-line clients in a room ----------------
+
+
+def _deliver_to_room(server, tmp_path, argv_for, nick):
+    """bob sits in a room; the command-line client joins it as nick, says
+    one line and leaves: bob gets the groupchat message from room/nick."""
+    room = room_jid(unique("cli").lower())
+    text = unique("room-smoke")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await muc_login(cl, "bob")
+            await join(bob, room, "Bob")
+            argv = argv_for(server, room)
+            rc, out, err = await _run_cli(argv, text + "\n", str(tmp_path))
+            assert rc == 0, "%s exited %d\nstdout: %s\nstderr: %s" % (argv[0], rc, out, err)
+            m = await bob.next_message(
+                pred=lambda m: m["type"] == "groupchat" and text in m["body"], timeout=15)
+            assert str(m["from"]) == "%s/%s" % (room, nick), str(m["from"])
+            assert m["body"].strip() == text
+    run(scenario(), timeout=90)
+
+
+def test_go_sendxmpp_in_a_room(server, tmp_path):
+    exe = need("go-sendxmpp")
+
+    def argv(s, room):
+        return [exe, "-u", s.jid("alice"), "-p", s.password("alice"),
+                "-j", "%s:%d" % (s.host, s.c2s_port), "-n", "--timeout", "20",
+                "-c", "-a", "alice-cli", room]
+    _deliver_to_room(server, tmp_path, argv, "alice-cli")
+
+
+def test_sendxmpp_in_a_room(server, tmp_path):
+    exe = need("sendxmpp")
+
+    def argv(s, room):
+        return [exe, "-t", "-n", "-u", "alice", "-p", s.password("alice"),
+                "-j", "%s:%d" % (s.host, s.c2s_port), "-o", s.domain,
+                "-r", "alice-perl", "-c", room]
+    _deliver_to_room(server, tmp_path, argv, "alice-perl")
