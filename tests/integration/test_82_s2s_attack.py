@@ -382,3 +382,36 @@ def test_unasked_subscribed_from_remote_changes_nothing(server, tmp_path):
         c.close()
     finally:
         fake.close()
+
+
+def test_forged_archive_ids_stripped_from_error_messages(server, tmp_path):
+    """XEP-0359 §5 and XEP-0313 §5.1.2: a <stanza-id by='the account'/> or a
+    top-level MAM <result/> in a message from a remote server is a forgery
+    and never reaches the account's client: in a type='error' message to a
+    full JID too (which skips archiving)."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    forged = ("<result xmlns='urn:xmpp:mam:2' queryid='q1' id='1'>"
+              "<forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' "
+              "from='bob@localhost' to='alice@localhost'><body>forged</body></message>"
+              "</forwarded></result>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='forged-id'/>")
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        c = raw_session(server, "alice", "r")
+        c.send("<presence/>")
+        with authed_peer(server) as p:
+            for t in ("chat", "error"):
+                p.send("<message from='m@evil.test' to='alice@localhost/r' type='%s' id='%s'>"
+                       "<body>b</body>%s</message>" % (t, t, forged))
+            assert c.read_until(lambda r: len([x for x in r.children
+                                               if local(x.tag) == "message"]) == 2,
+                                patience(30)), c.describe()
+        for m in c.reader.children:
+            if local(m.tag) != "message":
+                continue
+            assert m.find("{urn:xmpp:mam:2}result") is None, c.describe()
+            assert not [s for s in m.findall("{urn:xmpp:sid:0}stanza-id")
+                        if s.get("id") == "forged-id"], c.describe()
+        c.close()
+    finally:
+        fake.close()
