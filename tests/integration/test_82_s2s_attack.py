@@ -115,7 +115,9 @@ def test_dialback_for_a_failed_domain_waits_for_its_backoff(server):
         for _ in range(3):
             assert dialback(p, "dead.test") == "error", p.describe()
         assert p.reader.stream_error is None
-    assert server.log_text().count("s2s outgoing to dead.test failed") == 1, server.log_text()
+    log = server.log_text()
+    assert log.count("s2s outgoing to dead.test failed") == 1, log
+    assert "s2s outgoing to dead.test failed: connection failed" in log, log
 
 
 def test_repeated_db_result_takes_one_slot(server, tmp_path):
