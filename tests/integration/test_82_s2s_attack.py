@@ -417,3 +417,36 @@ def test_forged_archive_ids_stripped_from_error_messages(server, tmp_path):
         c.close()
     finally:
         fake.close()
+
+
+def test_names_a_client_cannot_parse_end_the_remote_stream(server, tmp_path):
+    """XML that is not well-formed (names outside XML 1.0, a control
+    character, an unbound prefix) is never relayed from a remote server: its
+    stream ends with not-well-formed (RFC 6120 §4.9.3.13) or
+    bad-namespace-prefix (§4.9.3.2) and the local
+    client only gets the good message that follows on a new stream."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    nwf, prefix = "not-well-formed", "bad-namespace-prefix"
+    bad = (("<x\u00d7 xmlns='urn:x' a\u00f7b='1'/>", nwf), ("<a\u203fb xmlns='urn:x'/>", nwf),
+           ("<x xmlns='urn:x'>\x01</x>", nwf), ("<p:x/>", prefix),
+           ("<x xmlns='urn:x' q:a='1'/>", prefix))
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        c = raw_session(server, "alice", "r")
+        c.send("<presence/>")
+        for payload, want in bad:
+            with authed_peer(server) as p:
+                p.send("<message from='m@evil.test' to='alice@localhost/r' type='chat'>"
+                       "<body>bad</body>%s</message>" % payload)
+                assert p.stream_error() == want, payload  # RFC 6120 §4.9.3.2
+        with authed_peer(server) as p:
+            p.send("<message from='m@evil.test' to='alice@localhost/r' type='chat'>"
+                   "<body>good</body></message>")
+            assert c.read_until(lambda r: r.find_child("message", NS_CLIENT) is not None,
+                                patience(30)), c.describe()
+        assert c.reader.error is None, c.describe()
+        msgs = [m for m in c.reader.children if local(m.tag) == "message"]
+        assert [m.find("{%s}body" % NS_CLIENT).text for m in msgs] == ["good"], c.describe()
+        c.close()
+    finally:
+        fake.close()
