@@ -170,6 +170,8 @@ static const struct option options[] = {
     INT(s2s_idle_timeout, 10, 86400, LIMIT_S2S_IDLE_TIMEOUT, 1),
     INT(s2s_retry_min, 1, 86400, LIMIT_S2S_RETRY_MIN, 1),
     INT(s2s_retry_max, 1, 86400, LIMIT_S2S_RETRY_MAX, 1),
+    INT(s2s_max_incoming_per_domain, 1, LIMIT_S2S_INCOMING_PER_DOMAIN_MAX,
+        LIMIT_S2S_INCOMING_PER_DOMAIN, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -149,6 +149,7 @@ struct config {
     int s2s_idle_timeout;
     int s2s_retry_min;
     int s2s_retry_max;
+    int s2s_max_incoming_per_domain; /* authenticated incoming streams per remote domain */
 };
 
 /* Fill every field with its default. */

@@ -450,3 +450,29 @@ def test_names_a_client_cannot_parse_end_the_remote_stream(server, tmp_path):
         c.close()
     finally:
         fake.close()
+
+
+def test_incoming_streams_per_domain_bounded(server, tmp_path):
+    """A peer that passes dialback (its authoritative server says 'valid' to
+    anything) cannot hold more than s2s_max_incoming_per_domain (4) streams:
+    each new one closes the oldest with conflict (RFC 6120 §4.9.3.3), so a
+    legitimate peer that reconnects still gets in."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    peers = []
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        for _ in range(6):
+            peers.append(authed_peer(server))
+        assert [p.stream_error(timeout=10) for p in peers[:2]] == ["conflict", "conflict"]
+        for p in peers[2:]:
+            p.read_until(lambda r: r.stream_error is not None, 1)
+            assert p.reader.stream_error is None, p.describe()
+        peers[2].close()
+        peers.append(authed_peer(server))
+        for p in peers[3:]:
+            p.read_until(lambda r: r.stream_error is not None, 1)
+            assert p.reader.stream_error is None, p.describe()
+    finally:
+        for p in peers:
+            p.close()
+        fake.close()
