@@ -476,3 +476,27 @@ def test_incoming_streams_per_domain_bounded(server, tmp_path):
         for p in peers:
             p.close()
         fake.close()
+
+
+def test_probe_from_a_stranger_learns_nothing(server, tmp_path):
+    """RFC 6121 §4.3.2: a probe from a remote JID without a subscription
+    From the user gets 'unsubscribed' (as from Prosody), never her presence
+    or status."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        c = raw_session(server, "alice", "r")
+        c.send("<presence><status>secret status</status></presence>")
+        with authed_peer(server) as p:
+            for user in ("alice",):
+                p.send("<presence from='m@evil.test' to='%s@localhost' type='probe'/>"
+                       "<iq from='m@evil.test' to='localhost' type='get' id='b-%s'>"
+                       "<ping xmlns='urn:xmpp:ping'/></iq>" % (user, user))
+                assert wait_for(lambda: "id='b-%s'" % user in fake.raw), fake.raw
+        got = re.findall(r"<presence [^>]*>", fake.raw)
+        assert got == ["<presence from='%s@localhost' to='m@evil.test' type='unsubscribed'/>"
+                       % u for u in ("alice",)], fake.raw
+        assert "secret" not in fake.raw
+        c.close()
+    finally:
+        fake.close()
