@@ -4,6 +4,7 @@ dialback keys replayed or bound to the wrong stream, backoff bypass,
 relayed XML that a local client must be able to parse, TLS stripping and
 certificate names."""
 
+import contextlib
 import re
 import socket
 import ssl
@@ -50,6 +51,23 @@ def wait_for(pred, timeout=30):
     return pred()
 
 
+@contextlib.contextmanager
+def evil_and_alice(server, tmp_path, first="<presence/>"):
+    """A route to evil.test (a FakeAuthoritative) and alice on a raw session
+    that has sent `first`: yields (fake, alice's RawConn)."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    c = None
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        c = raw_session(server, "alice", "r")
+        c.send(first)
+        yield fake, c
+    finally:
+        if c is not None:
+            c.close()
+        fake.close()
+
+
 def test_stream_to_a_domain_we_do_not_serve(server):
     """RFC 6120 §4.9.3.6: host-unknown, before any feature is offered."""
     enable_s2s(server)
@@ -63,16 +81,10 @@ def test_db_verify_key_bound_to_domains_stream_and_process(server, tmp_path):
     """XEP-0185 §3: the key we give on our stream to evil.test verifies for
     (evil.test, us, that stream id) only; after a restart (a new secret) it
     verifies no more."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<message to='x@evil.test'><body>hi</body></message>")
+    with evil_and_alice(server, tmp_path,
+                        first="<message to='x@evil.test'><body>hi</body></message>") as (fake, c):
         assert wait_for(lambda: any(s[0] == "result" for s in fake.seen)), fake.seen
         key = [s for s in fake.seen if s[0] == "result"][0][2]
-        c.close()
-    finally:
-        fake.close()
     assert re.fullmatch("[0-9a-f]{64}", key), key
 
     def verify(p, frm, sid, k, to="localhost"):
@@ -143,11 +155,7 @@ def test_relayed_xml_parses_and_forgeries_are_dropped(server, tmp_path):
     """What a remote server sends reaches a local client as XML it can parse
     (prefixes declared, xml:lang kept), and a MAM <result/> at the top of a
     message from a remote JID is not passed on (XEP-0313 §5.1.2)."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<presence/>")
+    with evil_and_alice(server, tmp_path) as (fake, c):
         with authed_peer(server) as p:
             p.send("<message from='m@evil.test' to='alice@localhost/r' type='chat' id='n1'>"
                    "<body xml:lang='fr'>salut</body>"
@@ -170,9 +178,6 @@ def test_relayed_xml_parses_and_forgeries_are_dropped(server, tmp_path):
         assert t.find("{urn:x}sub") is not None
         assert m.find("{urn:y}y").get("{urn:z}c") == "3"
         assert m.find("{urn:xmpp:mam:2}result") is None, c.describe()
-        c.close()
-    finally:
-        fake.close()
 
 
 class StripPeer:
@@ -366,11 +371,7 @@ def test_stanza_without_from_or_to(server, tmp_path):
 def test_unasked_subscribed_from_remote_changes_nothing(server, tmp_path):
     """RFC 6121 §3.1.6: a 'subscribed' that answers no request of the user is
     ignored; a remote server cannot put itself in a roster."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<presence/>")
+    with evil_and_alice(server, tmp_path) as (fake, c):
         with authed_peer(server) as p:
             p.send("<presence from='m@evil.test' to='alice@localhost' type='subscribed'/>")
             time.sleep(1)
@@ -381,9 +382,6 @@ def test_unasked_subscribed_from_remote_changes_nothing(server, tmp_path):
             res = [x for x in c.reader.children[start:] if x.get("id") == "rg"][0]
             assert not any(
                 "evil.test" in (i.get("jid") or "") for i in res.iter()), c.describe()
-        c.close()
-    finally:
-        fake.close()
 
 
 def test_forged_archive_ids_stripped_from_error_messages(server, tmp_path):
@@ -391,16 +389,12 @@ def test_forged_archive_ids_stripped_from_error_messages(server, tmp_path):
     top-level MAM <result/> in a message from a remote server is a forgery
     and never reaches the account's client: in a type='error' message to a
     full JID too (which skips archiving)."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
     forged = ("<result xmlns='urn:xmpp:mam:2' queryid='q1' id='1'>"
               "<forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' "
               "from='bob@localhost' to='alice@localhost'><body>forged</body></message>"
               "</forwarded></result>"
               "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='forged-id'/>")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<presence/>")
+    with evil_and_alice(server, tmp_path) as (fake, c):
         with authed_peer(server) as p:
             for t in ("chat", "error"):
                 p.send("<message from='m@evil.test' to='alice@localhost/r' type='%s' id='%s'>"
@@ -414,9 +408,6 @@ def test_forged_archive_ids_stripped_from_error_messages(server, tmp_path):
             assert m.find("{urn:xmpp:mam:2}result") is None, c.describe()
             assert not [s for s in m.findall("{urn:xmpp:sid:0}stanza-id")
                         if s.get("id") == "forged-id"], c.describe()
-        c.close()
-    finally:
-        fake.close()
 
 
 def test_names_a_client_cannot_parse_end_the_remote_stream(server, tmp_path):
@@ -425,15 +416,11 @@ def test_names_a_client_cannot_parse_end_the_remote_stream(server, tmp_path):
     stream ends with not-well-formed (RFC 6120 §4.9.3.13) or
     bad-namespace-prefix (§4.9.3.2) and the local
     client only gets the good message that follows on a new stream."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
     nwf, prefix = "not-well-formed", "bad-namespace-prefix"
     bad = (("<x\u00d7 xmlns='urn:x' a\u00f7b='1'/>", nwf), ("<a\u203fb xmlns='urn:x'/>", nwf),
            ("<x xmlns='urn:x'>\x01</x>", nwf), ("<p:x/>", prefix),
            ("<x xmlns='urn:x' q:a='1'/>", prefix))
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<presence/>")
+    with evil_and_alice(server, tmp_path) as (fake, c):
         for payload, want in bad:
             with authed_peer(server) as p:
                 p.send("<message from='m@evil.test' to='alice@localhost/r' type='chat'>"
@@ -447,9 +434,6 @@ def test_names_a_client_cannot_parse_end_the_remote_stream(server, tmp_path):
         assert c.reader.error is None, c.describe()
         msgs = [m for m in c.reader.children if local(m.tag) == "message"]
         assert [m.find("{%s}body" % NS_CLIENT).text for m in msgs] == ["good"], c.describe()
-        c.close()
-    finally:
-        fake.close()
 
 
 def test_incoming_streams_per_domain_bounded(server, tmp_path):
@@ -482,11 +466,8 @@ def test_probe_from_a_stranger_learns_nothing(server, tmp_path):
     """RFC 6121 §4.3.2: a probe from a remote JID without a subscription
     From the user gets 'unsubscribed' (as from Prosody), never her presence
     or status."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<presence><status>secret status</status></presence>")
+    with evil_and_alice(server, tmp_path,
+                        first="<presence><status>secret status</status></presence>") as (fake, c):
         with authed_peer(server) as p:
             for user in ("alice",):
                 p.send("<presence from='m@evil.test' to='%s@localhost' type='probe'/>"
@@ -497,6 +478,3 @@ def test_probe_from_a_stranger_learns_nothing(server, tmp_path):
         assert got == ["<presence from='%s@localhost' to='m@evil.test' type='unsubscribed'/>"
                        % u for u in ("alice",)], fake.raw
         assert "secret" not in fake.raw
-        c.close()
-    finally:
-        fake.close()
