@@ -5,14 +5,18 @@ relayed XML that a local client must be able to parse, TLS stripping and
 certificate names."""
 
 import contextlib
+import os
 import re
 import socket
 import ssl
 import threading
 import time
 
+import pytest
+
 from limits_helpers import raw_session
-from s2s_helpers import NS_DB, NS_TLS, FakeAuthoritative, RawS2S, enable_s2s, s2s_header
+from s2s_helpers import (NS_DB, NS_TLS, FakeAuthoritative, RawS2S, enable_s2s, make_cert,
+                         s2s_header)
 from xmpp_helpers import NS_CLIENT, free_ports, local, patience
 
 
@@ -238,22 +242,29 @@ def test_peer_without_starttls_gets_nothing_in_clear(server):
     assert "offers no STARTTLS" in server.log_text()
 
 
-def test_secure_auth_refuses_a_certificate_for_another_name(server, tmp_path):
+@pytest.mark.parametrize("case", ["another-name", "self-signed"])
+def test_secure_auth_refuses_an_unverified_certificate(server, tmp_path, case):
     """s2s_secure_auth: a certificate that chains to s2s_ca_file but names
-    another domain is refused before any dialback key is given."""
+    another domain, or one for the right name that no CA of s2s_ca_file
+    signed (self-signed), is refused before any dialback key is given."""
     fake = FakeAuthoritative(tmp_path, "evil.test")
+    if case == "another-name":
+        domain, ca = "other.test", fake.cert
+    else:
+        other = os.path.join(str(tmp_path), "other-ca")
+        os.makedirs(other)
+        domain, ca = "evil.test", make_cert(other, "ca.test")[0]
     try:
-        enable_s2s(server, {"other.test": fake.port},
-                   {"s2s_secure_auth": "yes", "s2s_ca_file": fake.cert})
+        enable_s2s(server, {domain: fake.port}, {"s2s_secure_auth": "yes", "s2s_ca_file": ca})
         c = raw_session(server, "alice", "r")
-        c.send("<message to='x@other.test' id='m1'><body>secret</body></message>")
+        c.send("<message to='x@%s' id='m1'><body>secret</body></message>" % domain)
         assert c.read_until(lambda r: r.find_child("message", NS_CLIENT) is not None,
                             patience(30)), c.describe()
         assert c.reader.find_child("message", NS_CLIENT).get("type") == "error"
         c.close()
     finally:
         fake.close()
-    assert not fake.seen, fake.seen
+    assert not fake.seen and "secret" not in fake.raw, fake.raw
     assert "certificate not verified" in server.log_text()
 
 
@@ -478,3 +489,4 @@ def test_probe_from_a_stranger_learns_nothing(server, tmp_path):
         assert got == ["<presence from='%s@localhost' to='m@evil.test' type='unsubscribed'/>"
                        % u for u in ("alice",)], fake.raw
         assert "secret" not in fake.raw
+
