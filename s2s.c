@@ -898,8 +898,14 @@ static int on_stream_open(void *ud, const struct xml_node *root)
         stream_error(s, "host-unknown");
         return -1;
     }
+    /* RFC 6120 §4.7.1: 'from' SHOULD be there; when it is, it must be a
+     * domain (improper-addressing, as Prosody says). */
     char from[CONFIG_STR_MAX];
     int has_from = norm_domain(xml_attr(root, "from"), from, sizeof(from)) == 0;
+    if (xml_attr(root, "from") && !has_from) {
+        stream_error(s, "improper-addressing");
+        return -1;
+    }
     send_header(s, has_from ? from : NULL);
     s->conn->state = CONN_STREAM_OPEN;
     in_features(s);

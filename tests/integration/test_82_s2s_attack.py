@@ -490,3 +490,16 @@ def test_probe_from_a_stranger_learns_nothing(server, tmp_path):
                        % u for u in ("alice",)], fake.raw
         assert "secret" not in fake.raw
 
+
+
+@pytest.mark.parametrize("frm", ["", "user@evil.test", "evil.test/res", "ev il.test"])
+def test_stream_from_not_a_domain(server, frm):
+    """A stream 'from' that is not a domain name is improper-addressing (as
+    Prosody says); a missing one is allowed (RFC 6120 §4.7.1: SHOULD)."""
+    enable_s2s(server)
+    with RawS2S(server, frm) as p:
+        p.send(s2s_header(frm, "localhost"))
+        assert p.stream_error() == "improper-addressing", p.describe()
+    with RawS2S(server, "") as p:
+        p.send(s2s_header("", "localhost").replace(" from=''", ""))
+        assert p.read_until(lambda r: r.features is not None, patience(10)), p.describe()
