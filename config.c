@@ -181,6 +181,8 @@ static const struct option options[] = {
     INT(s2s_idle_timeout, 10, 86400, LIMIT_S2S_IDLE_TIMEOUT, 1),
     INT(s2s_retry_min, 1, 86400, LIMIT_S2S_RETRY_MIN, 1),
     INT(s2s_retry_max, 1, 86400, LIMIT_S2S_RETRY_MAX, 1),
+    INT(s2s_max_incoming_per_domain, 1, LIMIT_S2S_INCOMING_PER_DOMAIN_MAX,
+        LIMIT_S2S_INCOMING_PER_DOMAIN, 1),
     /* Multi-user chat (XEP-0045, muc.c). */
     STR(muc_domain, "auto", 0, check_muc_domain),
     INT(muc_max_rooms, 0, 1000000, LIMIT_MUC_MAX_ROOMS, 1),

@@ -163,6 +163,7 @@ struct config {
     int s2s_idle_timeout;
     int s2s_retry_min;
     int s2s_retry_max;
+    int s2s_max_incoming_per_domain; /* authenticated incoming streams per remote domain */
     /* Multi-user chat (XEP-0045, muc.c). */
     char muc_domain[1024];      /* "auto" = conference.DOMAIN; "none" or "" = no MUC service */
     int muc_max_rooms;

@@ -170,6 +170,10 @@
                                           verification, per remote domain */
 #define LIMIT_S2S_STREAM_DOMAINS 4     /* compile-time: domains one incoming stream may
                                           authenticate (XEP-0220 §4 piggybacking) */
+#define LIMIT_S2S_INCOMING_PER_DOMAIN 4 /* s2s_max_incoming_per_domain: authenticated incoming
+                                          streams of one remote domain; a new one closes
+                                          the oldest (conflict) */
+#define LIMIT_S2S_INCOMING_PER_DOMAIN_MAX 16 /* compile-time: its upper bound */
 /* Multi-user chat (XEP-0045, muc.c): rooms live in memory, so each bound keeps
  * what one user can make the server hold or fan out small. */
 #define LIMIT_MUC_MAX_ROOMS 1000        /* muc_max_rooms: rooms on the service at once */

@@ -499,7 +499,9 @@ static void message_to_full(const struct dest *d, struct xml_node *m)
     struct session *s = router_find_full(d->jid);
     const char *type = msg_type(m);
     if (s && !im_blocked(d->bare, xml_attr(m, "from"))) {
-        if (strcmp(type, "error") != 0 && hook_run(HOOK_MSG_TO_ACCOUNT, NULL, m, d->bare) == 1) {
+        /* Errors too: services strip what a sender forged (XEP-0359 §5
+         * stanza-id, XEP-0313 results), and none archives or copies them. */
+        if (hook_run(HOOK_MSG_TO_ACCOUNT, NULL, m, d->bare) == 1) {
             return;
         }
         if (router_send(s, m) == 0) {

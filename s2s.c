@@ -62,6 +62,11 @@ struct s2s_domain {
     const char *fail_cond; /* the condition queued stanzas bounce with */
     struct pending_verify pv[LIMIT_S2S_DIALBACK_PENDING];
     int npv;
+    struct {
+        int fd;
+        uint32_t conn_id;
+    } in[LIMIT_S2S_INCOMING_PER_DOMAIN_MAX]; /* its authenticated incoming streams, oldest first */
+    int nin;
 };
 
 /* One s2s connection's stream state (struct conn's s2s). */
@@ -279,7 +284,7 @@ static struct s2s_domain *domain_find(const char *name)
 
 static int domain_idle(const struct s2s_domain *d)
 {
-    return !d->out && !d->nqueued && !d->npv && d->retry_at <= g_now;
+    return !d->out && !d->nqueued && !d->npv && !d->nin && d->retry_at <= g_now;
 }
 
 /* The domain's slot, made when missing; NULL when s2s_max_domains are busy
@@ -500,6 +505,40 @@ static void send_db_error(struct s2s_stream *s, const char *to, const char *cond
     buf_free(&b);
 }
 
+/* Incoming stream c is authenticated for d. Past s2s_max_incoming_per_domain
+ * the oldest one goes (RFC 6120 §4.9.3.3 conflict): a peer that reconnects
+ * while its dead stream lingers gets in, and no peer, however many streams
+ * it authenticates, holds more than that many connections. */
+static void incoming_add(struct s2s_domain *d, struct conn *c)
+{
+    if (d->nin >= g_config->s2s_max_incoming_per_domain) {
+        struct conn *old = conn_find(d->in[0].fd, d->in[0].conn_id);
+        if (old && old->s2s) {
+            log_limited("s2s incoming per domain", d->name, L_NOTICE,
+                        "%s s2s incoming from %s: s2s_max_incoming_per_domain (%d) reached, "
+                        "oldest stream closed", conn_label(old), d->name,
+                        g_config->s2s_max_incoming_per_domain);
+            stream_error(old->s2s, "conflict");
+        }
+        memmove(&d->in[0], &d->in[1], (size_t)(d->nin - 1) * sizeof(d->in[0]));
+        d->nin--;
+    }
+    d->in[d->nin].fd = c->fd;
+    d->in[d->nin++].conn_id = c->id;
+}
+
+static void incoming_remove(const char *domain, const struct conn *c)
+{
+    struct s2s_domain *d = domain_find(domain);
+    for (int i = 0; d && i < d->nin; i++) {
+        if (d->in[i].fd == c->fd && d->in[i].conn_id == c->id) {
+            memmove(&d->in[i], &d->in[i + 1], (size_t)(d->nin - i - 1) * sizeof(d->in[0]));
+            d->nin--;
+            return;
+        }
+    }
+}
+
 /* Answer the incoming stream that gave key k of d: db:result of TYPE. */
 static void answer_verify(struct s2s_domain *d, int k, const char *type)
 {
@@ -510,6 +549,7 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
         in->nwaiting--;
         if (strcmp(type, "valid") == 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
             snprintf(in->authed[in->nauthed++], CONFIG_STR_MAX, "%s", d->name);
+            incoming_add(d, c);
             send_db(in, "result", d->name, NULL, "valid", NULL);
             if (in->nauthed == 1) {
                 conn_authenticated(c); /* off the unauthenticated caps */
@@ -858,8 +898,14 @@ static int on_stream_open(void *ud, const struct xml_node *root)
         stream_error(s, "host-unknown");
         return -1;
     }
+    /* RFC 6120 §4.7.1: 'from' SHOULD be there; when it is, it must be a
+     * domain (improper-addressing, as Prosody says). */
     char from[CONFIG_STR_MAX];
     int has_from = norm_domain(xml_attr(root, "from"), from, sizeof(from)) == 0;
+    if (xml_attr(root, "from") && !has_from) {
+        stream_error(s, "improper-addressing");
+        return -1;
+    }
     send_header(s, has_from ? from : NULL);
     s->conn->state = CONN_STREAM_OPEN;
     in_features(s);
@@ -1000,6 +1046,7 @@ static void s2s_detach(struct conn *c)
     } else if (s->nauthed) {
         for (int i = 0; i < s->nauthed; i++) {
             log_notice("%s s2s incoming from %s down: %s", conn_label(c), s->authed[i], why);
+            incoming_remove(s->authed[i], c);
         }
     }
     xml_parser_free(s->parser);

@@ -546,12 +546,13 @@ static void connect_done(struct conn *c)
     if (err == EINPROGRESS) {
         return;
     }
-    c->connecting = 0;
     if (err) {
+        /* Still connecting while it closes: the stream module logs why. */
         log_info("%s connect failed: %s", conn_label(c), strerror(err));
         conn_close(c, 0);
         return;
     }
+    c->connecting = 0;
     c->last_read = g_now;
     if (c->ops->connected) {
         c->ops->connected(c);

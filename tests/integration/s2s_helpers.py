@@ -282,6 +282,7 @@ class FakeAuthoritative:
         self.lsock.settimeout(patience(30))
         self.port = self.lsock.getsockname()[1]
         self.seen = []  # (element, its attributes, its key) as they came
+        self.raw = ""  # all the server sent over TLS after dialback began
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -291,6 +292,7 @@ class FakeAuthoritative:
             if not chunk:
                 raise EOFError
             buf += chunk.decode("utf-8", "replace")
+            self.raw += chunk.decode("utf-8", "replace")
         return buf
 
     def _header(self, sock, features):

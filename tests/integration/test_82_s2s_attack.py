@@ -4,14 +4,19 @@ dialback keys replayed or bound to the wrong stream, backoff bypass,
 relayed XML that a local client must be able to parse, TLS stripping and
 certificate names."""
 
+import contextlib
+import os
 import re
 import socket
 import ssl
 import threading
 import time
 
+import pytest
+
 from limits_helpers import raw_session
-from s2s_helpers import NS_DB, NS_TLS, FakeAuthoritative, RawS2S, enable_s2s, s2s_header
+from s2s_helpers import (NS_DB, NS_TLS, FakeAuthoritative, RawS2S, enable_s2s, make_cert,
+                         s2s_header)
 from xmpp_helpers import NS_CLIENT, free_ports, local, patience
 
 
@@ -50,6 +55,23 @@ def wait_for(pred, timeout=30):
     return pred()
 
 
+@contextlib.contextmanager
+def evil_and_alice(server, tmp_path, first="<presence/>"):
+    """A route to evil.test (a FakeAuthoritative) and alice on a raw session
+    that has sent `first`: yields (fake, alice's RawConn)."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    c = None
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        c = raw_session(server, "alice", "r")
+        c.send(first)
+        yield fake, c
+    finally:
+        if c is not None:
+            c.close()
+        fake.close()
+
+
 def test_stream_to_a_domain_we_do_not_serve(server):
     """RFC 6120 §4.9.3.6: host-unknown, before any feature is offered."""
     enable_s2s(server)
@@ -63,16 +85,10 @@ def test_db_verify_key_bound_to_domains_stream_and_process(server, tmp_path):
     """XEP-0185 §3: the key we give on our stream to evil.test verifies for
     (evil.test, us, that stream id) only; after a restart (a new secret) it
     verifies no more."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<message to='x@evil.test'><body>hi</body></message>")
+    with evil_and_alice(server, tmp_path,
+                        first="<message to='x@evil.test'><body>hi</body></message>") as (fake, c):
         assert wait_for(lambda: any(s[0] == "result" for s in fake.seen)), fake.seen
         key = [s for s in fake.seen if s[0] == "result"][0][2]
-        c.close()
-    finally:
-        fake.close()
     assert re.fullmatch("[0-9a-f]{64}", key), key
 
     def verify(p, frm, sid, k, to="localhost"):
@@ -115,7 +131,9 @@ def test_dialback_for_a_failed_domain_waits_for_its_backoff(server):
         for _ in range(3):
             assert dialback(p, "dead.test") == "error", p.describe()
         assert p.reader.stream_error is None
-    assert server.log_text().count("s2s outgoing to dead.test failed") == 1, server.log_text()
+    log = server.log_text()
+    assert log.count("s2s outgoing to dead.test failed") == 1, log
+    assert "s2s outgoing to dead.test failed: connection failed" in log, log
 
 
 def test_repeated_db_result_takes_one_slot(server, tmp_path):
@@ -141,11 +159,7 @@ def test_relayed_xml_parses_and_forgeries_are_dropped(server, tmp_path):
     """What a remote server sends reaches a local client as XML it can parse
     (prefixes declared, xml:lang kept), and a MAM <result/> at the top of a
     message from a remote JID is not passed on (XEP-0313 §5.1.2)."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<presence/>")
+    with evil_and_alice(server, tmp_path) as (fake, c):
         with authed_peer(server) as p:
             p.send("<message from='m@evil.test' to='alice@localhost/r' type='chat' id='n1'>"
                    "<body xml:lang='fr'>salut</body>"
@@ -168,9 +182,6 @@ def test_relayed_xml_parses_and_forgeries_are_dropped(server, tmp_path):
         assert t.find("{urn:x}sub") is not None
         assert m.find("{urn:y}y").get("{urn:z}c") == "3"
         assert m.find("{urn:xmpp:mam:2}result") is None, c.describe()
-        c.close()
-    finally:
-        fake.close()
 
 
 class StripPeer:
@@ -231,22 +242,29 @@ def test_peer_without_starttls_gets_nothing_in_clear(server):
     assert "offers no STARTTLS" in server.log_text()
 
 
-def test_secure_auth_refuses_a_certificate_for_another_name(server, tmp_path):
+@pytest.mark.parametrize("case", ["another-name", "self-signed"])
+def test_secure_auth_refuses_an_unverified_certificate(server, tmp_path, case):
     """s2s_secure_auth: a certificate that chains to s2s_ca_file but names
-    another domain is refused before any dialback key is given."""
+    another domain, or one for the right name that no CA of s2s_ca_file
+    signed (self-signed), is refused before any dialback key is given."""
     fake = FakeAuthoritative(tmp_path, "evil.test")
+    if case == "another-name":
+        domain, ca = "other.test", fake.cert
+    else:
+        other = os.path.join(str(tmp_path), "other-ca")
+        os.makedirs(other)
+        domain, ca = "evil.test", make_cert(other, "ca.test")[0]
     try:
-        enable_s2s(server, {"other.test": fake.port},
-                   {"s2s_secure_auth": "yes", "s2s_ca_file": fake.cert})
+        enable_s2s(server, {domain: fake.port}, {"s2s_secure_auth": "yes", "s2s_ca_file": ca})
         c = raw_session(server, "alice", "r")
-        c.send("<message to='x@other.test' id='m1'><body>secret</body></message>")
+        c.send("<message to='x@%s' id='m1'><body>secret</body></message>" % domain)
         assert c.read_until(lambda r: r.find_child("message", NS_CLIENT) is not None,
                             patience(30)), c.describe()
         assert c.reader.find_child("message", NS_CLIENT).get("type") == "error"
         c.close()
     finally:
         fake.close()
-    assert not fake.seen, fake.seen
+    assert not fake.seen and "secret" not in fake.raw, fake.raw
     assert "certificate not verified" in server.log_text()
 
 
@@ -364,11 +382,7 @@ def test_stanza_without_from_or_to(server, tmp_path):
 def test_unasked_subscribed_from_remote_changes_nothing(server, tmp_path):
     """RFC 6121 §3.1.6: a 'subscribed' that answers no request of the user is
     ignored; a remote server cannot put itself in a roster."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        c = raw_session(server, "alice", "r")
-        c.send("<presence/>")
+    with evil_and_alice(server, tmp_path) as (fake, c):
         with authed_peer(server) as p:
             p.send("<presence from='m@evil.test' to='alice@localhost' type='subscribed'/>")
             time.sleep(1)
@@ -379,6 +393,113 @@ def test_unasked_subscribed_from_remote_changes_nothing(server, tmp_path):
             res = [x for x in c.reader.children[start:] if x.get("id") == "rg"][0]
             assert not any(
                 "evil.test" in (i.get("jid") or "") for i in res.iter()), c.describe()
-        c.close()
+
+
+def test_forged_archive_ids_stripped_from_error_messages(server, tmp_path):
+    """XEP-0359 §5 and XEP-0313 §5.1.2: a <stanza-id by='the account'/> or a
+    top-level MAM <result/> in a message from a remote server is a forgery
+    and never reaches the account's client: in a type='error' message to a
+    full JID too (which skips archiving)."""
+    forged = ("<result xmlns='urn:xmpp:mam:2' queryid='q1' id='1'>"
+              "<forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' "
+              "from='bob@localhost' to='alice@localhost'><body>forged</body></message>"
+              "</forwarded></result>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='forged-id'/>")
+    with evil_and_alice(server, tmp_path) as (fake, c):
+        with authed_peer(server) as p:
+            for t in ("chat", "error"):
+                p.send("<message from='m@evil.test' to='alice@localhost/r' type='%s' id='%s'>"
+                       "<body>b</body>%s</message>" % (t, t, forged))
+            assert c.read_until(lambda r: len([x for x in r.children
+                                               if local(x.tag) == "message"]) == 2,
+                                patience(30)), c.describe()
+        for m in c.reader.children:
+            if local(m.tag) != "message":
+                continue
+            assert m.find("{urn:xmpp:mam:2}result") is None, c.describe()
+            assert not [s for s in m.findall("{urn:xmpp:sid:0}stanza-id")
+                        if s.get("id") == "forged-id"], c.describe()
+
+
+def test_names_a_client_cannot_parse_end_the_remote_stream(server, tmp_path):
+    """XML that is not well-formed (names outside XML 1.0, a control
+    character, an unbound prefix) is never relayed from a remote server: its
+    stream ends with not-well-formed (RFC 6120 §4.9.3.13) or
+    bad-namespace-prefix (§4.9.3.2) and the local
+    client only gets the good message that follows on a new stream."""
+    nwf, prefix = "not-well-formed", "bad-namespace-prefix"
+    bad = (("<x\u00d7 xmlns='urn:x' a\u00f7b='1'/>", nwf), ("<a\u203fb xmlns='urn:x'/>", nwf),
+           ("<x xmlns='urn:x'>\x01</x>", nwf), ("<p:x/>", prefix),
+           ("<x xmlns='urn:x' q:a='1'/>", prefix))
+    with evil_and_alice(server, tmp_path) as (fake, c):
+        for payload, want in bad:
+            with authed_peer(server) as p:
+                p.send("<message from='m@evil.test' to='alice@localhost/r' type='chat'>"
+                       "<body>bad</body>%s</message>" % payload)
+                assert p.stream_error() == want, payload  # RFC 6120 §4.9.3.2
+        with authed_peer(server) as p:
+            p.send("<message from='m@evil.test' to='alice@localhost/r' type='chat'>"
+                   "<body>good</body></message>")
+            assert c.read_until(lambda r: r.find_child("message", NS_CLIENT) is not None,
+                                patience(30)), c.describe()
+        assert c.reader.error is None, c.describe()
+        msgs = [m for m in c.reader.children if local(m.tag) == "message"]
+        assert [m.find("{%s}body" % NS_CLIENT).text for m in msgs] == ["good"], c.describe()
+
+
+def test_incoming_streams_per_domain_bounded(server, tmp_path):
+    """A peer that passes dialback (its authoritative server says 'valid' to
+    anything) cannot hold more than s2s_max_incoming_per_domain (4) streams:
+    each new one closes the oldest with conflict (RFC 6120 §4.9.3.3), so a
+    legitimate peer that reconnects still gets in."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    peers = []
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        for _ in range(6):
+            peers.append(authed_peer(server))
+        assert [p.stream_error(timeout=10) for p in peers[:2]] == ["conflict", "conflict"]
+        for p in peers[2:]:
+            p.read_until(lambda r: r.stream_error is not None, 1)
+            assert p.reader.stream_error is None, p.describe()
+        peers[2].close()
+        peers.append(authed_peer(server))
+        for p in peers[3:]:
+            p.read_until(lambda r: r.stream_error is not None, 1)
+            assert p.reader.stream_error is None, p.describe()
     finally:
+        for p in peers:
+            p.close()
         fake.close()
+
+
+def test_probe_from_a_stranger_learns_nothing(server, tmp_path):
+    """RFC 6121 §4.3.2: a probe from a remote JID without a subscription
+    From the user gets 'unsubscribed' (as from Prosody), never her presence
+    or status."""
+    with evil_and_alice(server, tmp_path,
+                        first="<presence><status>secret status</status></presence>") as (fake, c):
+        with authed_peer(server) as p:
+            for user in ("alice",):
+                p.send("<presence from='m@evil.test' to='%s@localhost' type='probe'/>"
+                       "<iq from='m@evil.test' to='localhost' type='get' id='b-%s'>"
+                       "<ping xmlns='urn:xmpp:ping'/></iq>" % (user, user))
+                assert wait_for(lambda: "id='b-%s'" % user in fake.raw), fake.raw
+        got = re.findall(r"<presence [^>]*>", fake.raw)
+        assert got == ["<presence from='%s@localhost' to='m@evil.test' type='unsubscribed'/>"
+                       % u for u in ("alice",)], fake.raw
+        assert "secret" not in fake.raw
+
+
+
+@pytest.mark.parametrize("frm", ["", "user@evil.test", "evil.test/res", "ev il.test"])
+def test_stream_from_not_a_domain(server, frm):
+    """A stream 'from' that is not a domain name is improper-addressing (as
+    Prosody says); a missing one is allowed (RFC 6120 §4.7.1: SHOULD)."""
+    enable_s2s(server)
+    with RawS2S(server, frm) as p:
+        p.send(s2s_header(frm, "localhost"))
+        assert p.stream_error() == "improper-addressing", p.describe()
+    with RawS2S(server, "") as p:
+        p.send(s2s_header("", "localhost").replace(" from=''", ""))
+        assert p.read_until(lambda r: r.features is not None, patience(10)), p.describe()

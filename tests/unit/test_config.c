@@ -568,6 +568,12 @@ static void test_s2s(void)
                  "1: s2s_port must differ from c2s_port, c2s_tls_port and component_port");
     expect_error("s2s_retry_min 60\ns2s_retry_max 10\n",
                  "2: s2s_retry_min must not be greater than s2s_retry_max");
+    /* The per-domain incoming streams live in a fixed array of its maximum. */
+    CHECK(load("", &c) == 0 && c.s2s_max_incoming_per_domain == LIMIT_S2S_INCOMING_PER_DOMAIN);
+    CHECK(load("s2s_max_incoming_per_domain 16\n", &c) == 0 &&
+          c.s2s_max_incoming_per_domain == LIMIT_S2S_INCOMING_PER_DOMAIN_MAX);
+    expect_error("s2s_max_incoming_per_domain 17\n",
+                 "1: 's2s_max_incoming_per_domain' must be an integer from 1 to 16");
 }
 
 /* Multi-user chat (XEP-0045, muc.c). */
