@@ -1294,9 +1294,14 @@ static int add_identity(struct xml_node *q, const char *name)
                : -1;
 }
 
-/* §6.4: what a room is, as its features say. */
-static struct xml_node *room_info(const struct room *r)
+/* §6.4: what a room is, as its features say; how many are inside only to
+ * whoever may come in: an outsider of a members-only or password room
+ * learns that it exists, not who is there nor how many. */
+static struct xml_node *room_info(const struct room *r, const char *from)
 {
+    char bare[JID_MAX + 1];
+    int insider = (!r->membersonly && !r->secret) || occ_by_jid(r, from) ||
+                  (jid_bare(from, bare, sizeof(bare)) == 0 && aff_of(r, bare) >= AFF_MEMBER);
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
     const char *local_end = strchr(r->jid, '@');
     char name[JID_MAX + 1];
@@ -1318,6 +1323,9 @@ static struct xml_node *room_info(const struct room *r)
             xml_free(q);
             return NULL;
         }
+    }
+    if (!insider) {
+        return q;
     }
     /* §6.4 / XEP-0128: the occupant count in the muc#roominfo form. */
     char count[16];
@@ -1882,7 +1890,7 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
         return;
     }
     if (get && query && strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
-        struct xml_node *a = r ? room_info(r) : service_info();
+        struct xml_node *a = r ? room_info(r, from) : service_info();
         answer(iq, a);
     } else if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
         /* §6.5: occupants are not listed (their presence tells them). */

@@ -7,12 +7,19 @@ import pytest
 from slixmpp.exceptions import IqError
 
 from disco_helpers import iq as raw_iq
-from im_helpers import error_condition, next_presence, ptype
+from im_helpers import drain, error_condition, next_presence, ptype
 from muc_helpers import (NS_MUC_USER, codes, in_room, item, join, muc_login, room_jid,
-                         room_presence)
+                         no_room_presence, room_presence)
 from xmpp_helpers import Clients, run
 
 NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+DISCO_INFO = "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+
+
+def occupant_count(ans):
+    """The muc#roominfo_occupants value(s) of a disco#info answer."""
+    return [f.findtext("{jabber:x:data}value") for f in ans.xml.iter("{jabber:x:data}field")
+            if f.get("var") == "muc#roominfo_occupants"]
 
 
 def is_decline(m):
@@ -175,5 +182,48 @@ def test_malformed_addresses_get_errors(server):
             m = await alice.next_message(pred=lambda m: m["body"] == "still here")
             assert str(m["from"]) == room + "/Alice"
             await alice.ping_server()
+
+    run(scenario())
+
+
+def test_nicks_compare_after_normalisation(server):
+    """Nicks are resourceparts (OpaqueString, RFC 7622 §3.4): two spellings
+    of one nick are one nick, and invisible characters are refused."""
+    room = room_jid("nicks")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            await join(alice, room, "Ren\u00e9")
+            drain(alice)
+            # (slixmpp fails on the error presences from these nicks: the
+            # room's count and alice's view tell what happened.)
+            for nick in ("Rene\u0301", "Ren\u00e9\u200b"):
+                bob.xmpp.send_raw("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/>"
+                                  "</presence>" % (room, nick))
+            await no_room_presence(alice, room)
+            assert occupant_count(await raw_iq(alice, DISCO_INFO, to=room)) == ["1"]
+
+    run(scenario())
+
+
+def test_outsider_learns_no_occupant_count_of_closed_room(server):
+    """disco#info of a members-only or password room tells an outsider it
+    exists, not how many are inside; occupants still see the count."""
+    room = room_jid("secretclub")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            await join(alice, room, "Alice")
+            form = ("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'>"
+                    "<field var='muc#roomconfig_membersonly'><value>1</value></field>"
+                    "</x></query>" % NS_MUC_OWNER)
+            assert (await raw_iq(alice, form, to=room, itype="set"))["type"] == "result"
+            assert occupant_count(await raw_iq(alice, DISCO_INFO, to=room)) == ["1"]
+            ans = await raw_iq(bob, DISCO_INFO, to=room)
+            assert ans["type"] == "result" and occupant_count(ans) == []
 
     run(scenario())
