@@ -276,13 +276,16 @@ static struct xml_node *pres_strip(const struct xml_node *p)
             xml_append(k, cp);
         }
     }
-    /* Over the bound: the status goes first, then all but <show/>. */
-    for (int pass = 0; pass < 2 && xml_footprint(k) > (size_t)g_config->muc_max_presence_bytes;
+    /* Over the bound: the status goes first, then all but <show/>, then
+     * that too (a <show/> is a short keyword, RFC 6121 §4.7.2.1, but a
+     * client may send a long one). */
+    for (int pass = 0; pass < 3 && xml_footprint(k) > (size_t)g_config->muc_max_presence_bytes;
          pass++) {
         struct xml_node *c = xml_first_child(k);
         while (c) {
             struct xml_node *next = xml_next(c);
-            if (pass == 0 ? strcmp(xml_name(c), "status") == 0 : strcmp(xml_name(c), "show") != 0) {
+            if (pass == 2 || (pass == 0 ? strcmp(xml_name(c), "status") == 0
+                                        : strcmp(xml_name(c), "show") != 0)) {
                 xml_detach(c);
                 xml_free(c);
             }
@@ -2044,6 +2047,14 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
     struct xml_limits lim = {len, 16, 64, 1024};
     struct xml_node *d = xml_parse_one(data, len, &lim, "room", NS_ROOMDOC);
     const char *creator = d ? xml_attr(d, "creator") : NULL;
+    if (!creator) {
+        /* Not XML, another format version, no creator: the room stays
+         * away, its file too (so a new room of that name cannot take it
+         * over on disk). */
+        store_room_set_aside(jid, "not a readable room document");
+        xml_free(d);
+        return 0;
+    }
     struct room *r = creator && !room_find(jid) ? calloc(1, sizeof(*r)) : NULL;
     if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
         (xml_attr(d, "name") && !(r->name = strdup(xml_attr(d, "name")))) ||

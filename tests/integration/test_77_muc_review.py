@@ -227,3 +227,56 @@ def test_outsider_learns_no_occupant_count_of_closed_room(server):
             assert ans["type"] == "result" and occupant_count(ans) == []
 
     run(scenario())
+
+
+def test_long_show_is_not_kept(server):
+    """muc_max_presence_bytes bounds what the room keeps of a presence, a
+    <show/> as long as a stanza included."""
+    room = room_jid("longshow")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            bob = await muc_login(cl, "bob")
+            await join(alice, room, "Alice")
+            alice.xmpp.send_raw("<presence to='%s/Alice'><show>%s</show></presence>"
+                                % (room, "x" * 30000))
+            await room_presence(alice, room + "/Alice")
+            _, _, occupants, _ = await join(bob, room, "Bob")
+            (p,) = occupants
+            assert "xxxxxxxxxx" not in str(p)
+            assert item(p)["role"] == "moderator"
+
+    run(scenario())
+
+
+def test_unreadable_room_files_at_start(server):
+    """Room files whose checksum holds but whose content is bad XML, another
+    format version or no room at all: the server starts, the rooms are not
+    there, and each file is set aside (STYLE §11) rather than overwritten."""
+    import os
+    import zlib
+    bad = {"badxml": "<room xmlns='urn:xmppd:muc:1' creator='alice@localhost'><aff",
+           "future": "<room xmlns='urn:xmppd:muc:2' creator='alice@localhost'/>",
+           "nocreator": "<room xmlns='urn:xmppd:muc:1'/>",
+           "empty": ""}
+    rooms = os.path.join(server.data_dir, "rooms")
+    server.stop()
+    os.makedirs(rooms, exist_ok=True)
+    for name, payload in bad.items():
+        data = payload.encode()
+        with open(os.path.join(rooms, room_jid(name)), "wb") as f:
+            f.write(b"xmppd-doc 1 %d %08x\n" % (len(data), zlib.crc32(data)) + data)
+    server.start()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await muc_login(cl, "bob")
+            for name in bad:
+                ans = await raw_iq(bob, DISCO_INFO, to=room_jid(name))
+                assert error_condition(ans) == ("cancel", "item-not-found")
+            await join(bob, room_jid("badxml"), "Bob")
+
+    run(scenario())
+    for name in bad:
+        assert os.path.exists(os.path.join(rooms, room_jid(name) + ".bad")), name
