@@ -259,6 +259,31 @@ static struct xml_node *text_copy(const struct xml_node *c)
     return k;
 }
 
+/* XEP-0115 <c/> and XEP-0153 <x/> as clients read them: the attributes,
+ * the photo hash; nothing nested that the room would pass on unread. */
+static struct xml_node *flat_copy(const struct xml_node *c)
+{
+    static const char *const attrs[] = {"hash", "node", "ver", "ext"};
+    struct xml_node *k = xml_node_new(xml_name(c), xml_ns(c));
+    struct xml_node *photo = xml_child(c, "photo", "vcard-temp:x:update");
+    for (size_t i = 0; k && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+        const char *v = xml_attr(c, attrs[i]);
+        if (v && xml_set_attr(k, attrs[i], v) < 0) {
+            xml_free(k);
+            return NULL;
+        }
+    }
+    if (k && photo) {
+        struct xml_node *ph = text_copy(photo);
+        if (!ph) {
+            xml_free(k);
+            return NULL;
+        }
+        xml_append(k, ph);
+    }
+    return k;
+}
+
 static struct xml_node *pres_strip(const struct xml_node *p)
 {
     struct xml_node *k = xml_node_new("presence", NS_CLIENT);
@@ -268,7 +293,7 @@ static struct xml_node *pres_strip(const struct xml_node *p)
     for (struct xml_node *c = xml_first_child(p); c; c = xml_next(c)) {
         if (pres_keep(c)) {
             int text = strcmp(xml_ns(c), NS_CLIENT) == 0;
-            struct xml_node *cp = text ? text_copy(c) : xml_copy(c);
+            struct xml_node *cp = text ? text_copy(c) : flat_copy(c);
             if (!cp) {
                 xml_free(k);
                 return NULL;
@@ -1043,8 +1068,13 @@ static int add_stanza_id(struct xml_node *m, const char *by)
 static int forged(const struct xml_node *c)
 {
     const char *ns = xml_ns(c);
+    /* Also the legacy delay (XEP-0091, still read by clients for the time
+     * shown) and XEP-0421 occupant ids (§4: the room's to give, so a
+     * sender must not bring one). */
     return strcmp(ns, NS_SID) == 0 ? strcmp(xml_name(c), "stanza-id") == 0
-                                   : strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0;
+                                   : strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0 ||
+                                         strcmp(ns, "jabber:x:delay") == 0 ||
+                                         strcmp(ns, "urn:xmpp:occupant-id:0") == 0;
 }
 
 static struct xml_node *relay_copy(const struct xml_node *m, const char *from)

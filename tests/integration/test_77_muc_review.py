@@ -8,8 +8,8 @@ from slixmpp.exceptions import IqError
 
 from disco_helpers import iq as raw_iq
 from im_helpers import drain, error_condition, next_presence, ptype
-from muc_helpers import (NS_MUC_USER, codes, in_room, item, join, muc_login, room_jid,
-                         no_room_presence, room_presence)
+from muc_helpers import (NS_MUC_USER, codes, groupchat_from, in_room, item, join, muc_login,
+                         no_room_presence, room_jid, room_presence, say)
 from xmpp_helpers import Clients, run
 
 NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
@@ -110,14 +110,20 @@ def test_presence_children_carry_no_nested_payload(server):
             alice.xmpp.send_raw(
                 "<presence to='%s/Alice'><show>away<x xmlns='%s'><item affiliation='owner' "
                 "role='moderator' jid='carol@localhost/x'/><status code='110'/></x></show>"
-                "<status>hi<x xmlns='%s'><item jid='carol@localhost'/></x></status></presence>"
-                % (room, NS_MUC_USER, NS_MUC_USER))
+                "<status>hi<x xmlns='%s'><item jid='carol@localhost'/></x></status>"
+                "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'>"
+                "<x xmlns='%s'><item jid='carol@localhost'/></x></c>"
+                "<x xmlns='vcard-temp:x:update'><photo>abc</photo>"
+                "<x xmlns='%s'><item jid='carol@localhost'/></x></x></presence>"
+                % (room, NS_MUC_USER, NS_MUC_USER, NS_MUC_USER, NS_MUC_USER))
             await room_presence(alice, room + "/Alice")
             _, _, occupants, _ = await join(bob, room, "Bob")
             (p,) = occupants
             assert p["show"] == "away" and p["status"] == "hi"
             assert len(p.xml.findall(".//{%s}item" % NS_MUC_USER)) == 1
             assert "carol" not in str(p)
+            assert p.xml.find("{vcard-temp:x:update}x/{vcard-temp:x:update}photo").text == "abc"
+            assert p.xml.find("{http://jabber.org/protocol/caps}c").get("ver") == "v"
 
     run(scenario())
 
@@ -280,3 +286,26 @@ def test_unreadable_room_files_at_start(server):
     run(scenario())
     for name in bad:
         assert os.path.exists(os.path.join(rooms, room_jid(name) + ".bad")), name
+
+
+def test_no_legacy_delay_or_occupant_id_from_occupants(server):
+    """XEP-0091 delays (clients still show their time) and XEP-0421 occupant
+    ids are the room's to give, not a sender's."""
+    room = room_jid("legacy")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob = await in_room(cl, room, "alice", "bob")
+            say(alice, room, "old news",
+                extra=["<x xmlns='jabber:x:delay' from='%s' stamp='20010101T00:00:00'/>" % room,
+                       "<occupant-id xmlns='urn:xmpp:occupant-id:0' id='bobs-id'/>"])
+            m = await groupchat_from(bob, room + "/Alice")
+            assert m.xml.find("{jabber:x:delay}x") is None
+            assert m.xml.find("{urn:xmpp:occupant-id:0}occupant-id") is None
+            alice.xmpp.send_raw("<message to='%s/Bob' type='chat'><body>pm</body>"
+                                "<x xmlns='jabber:x:delay' stamp='20010101T00:00:00'/></message>"
+                                % room)
+            m = await bob.next_message(pred=lambda m: m["body"] == "pm")
+            assert m.xml.find("{jabber:x:delay}x") is None
+
+    run(scenario())
