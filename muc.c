@@ -592,10 +592,14 @@ static void joined_add(const char *full, const char *room_jid)
 
 static void leave(struct room *r, struct occupant *o, const char *full, int ending);
 
+static void depth_enter(void);
+static void depth_exit(void);
+
 static int on_session_end(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)st, (void)bare;
     struct joined *j = s->slot[muc_slot];
+    depth_enter();
     for (int i = 0; j && i < j->n; i++) {
         struct room *r = room_find(j->rooms[i]);
         struct occupant *o = r ? occ_by_jid(r, s->jid) : NULL;
@@ -603,6 +607,7 @@ static int on_session_end(struct session *s, struct xml_node *st, const char *ba
             leave(r, o, s->jid, 1);
         }
     }
+    depth_exit();
     return 0;
 }
 
@@ -2122,11 +2127,11 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
 
 /* ---- the destination the router hands our domain's stanzas to ---- */
 
-/* The conditions that say an occupant's client is gone or cannot take what
- * the room sends (Prosody's list): a message or presence error with one of
- * them takes the resource out, as XEP-0045 status 333 says, instead of
- * leaving a ghost that everything is sent to. Others (a client refusing one
- * private message) change nothing. */
+/* The conditions that say an occupant is gone or cannot take what the room
+ * sends (Prosody's list): a message or presence error with one of them
+ * takes the resource out, as XEP-0045 status 333 says, instead of leaving a
+ * ghost that everything is sent to. Others (a client refusing one private
+ * message) change nothing. */
 static int error_is_fatal(const struct xml_node *st)
 {
     static const char *const fatal[] = {"gone", "internal-server-error", "item-not-found",
@@ -2148,42 +2153,97 @@ static int error_is_fatal(const struct xml_node *st)
     return 1; /* no condition at all: a broken client */
 }
 
+/* Occupants found gone, taken out once the room is done with what it was
+ * doing: the error comes back inside router_deliver (a component that is
+ * down, a resource without a session bounce at once), from the middle of a
+ * loop over the very occupants it would free. */
+struct gone {
+    struct gone *next;
+    char *room;
+    char full[];
+};
+
+static struct gone *gone_list;
+static int depth; /* nesting of deliver() and on_session_end() */
+
 static void error_in(const struct xml_node *st, const char *from, const char *room_jid)
 {
     struct room *r = room_find(room_jid);
-    struct occupant *o = r ? occ_by_jid(r, from) : NULL;
-    if (!o || !error_is_fatal(st)) {
+    /* A local session that is still there is no ghost (HOOK_SESSION_END
+     * takes those out): its errors may be the server's on its behalf, as
+     * XEP-0191 §3.5 answers for a blocked occupant, and must not let that
+     * occupant's PMs or messages kick whoever blocked it. */
+    if (!r || !occ_by_jid(r, from) || router_find_full(from) || !error_is_fatal(st)) {
         return;
     }
-    if (o->res->next) {
-        leave(r, o, from, 1); /* its other resources keep the nick */
+    for (struct gone *g = gone_list; g; g = g->next) {
+        if (strcmp(g->full, from) == 0 && strcmp(g->room, room_jid) == 0) {
+            return; /* once per occupant resource: the list stays bounded */
+        }
+    }
+    struct gone *g = malloc(sizeof(*g) + strlen(from) + 1);
+    if (!g || !(g->room = strdup(room_jid))) {
+        free(g);
         return;
     }
-    remove_occupant(r, o, 333, NULL);
-    if (!r->occ && !r->persistent) {
-        room_destroy(r);
+    strcpy(g->full, from);
+    g->next = gone_list;
+    gone_list = g;
+}
+
+static void gone_sweep(void)
+{
+    depth++; /* what removing them sends may find more */
+    while (gone_list) {
+        struct gone *g = gone_list;
+        gone_list = g->next;
+        struct room *r = room_find(g->room);
+        struct occupant *o = r ? occ_by_jid(r, g->full) : NULL;
+        if (o && o->res->next) {
+            leave(r, o, g->full, 1); /* its other resources keep the nick */
+        } else if (o) {
+            remove_occupant(r, o, 333, NULL);
+            if (!r->occ && !r->persistent) {
+                room_destroy(r);
+            }
+        }
+        free(g->room);
+        free(g);
+    }
+    depth--;
+}
+
+static void depth_enter(void)
+{
+    depth++;
+}
+
+/* Leaving the outermost of deliver() / on_session_end(). */
+static void depth_exit(void)
+{
+    if (--depth == 0 && gone_list) {
+        gone_sweep();
     }
 }
 
-static int deliver(const struct xml_node *st, void *ud)
+static void deliver_one(const struct xml_node *st)
 {
-    (void)ud;
     const char *name = xml_name(st), *type = xml_attr(st, "type");
     const char *from_attr = xml_attr(st, "from"), *to_attr = xml_attr(st, "to");
     char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1];
     struct jid fj, tj;
     if (!from_attr || !to_attr || jid_parse(from_attr, from, sizeof(from), &fj) < 0 ||
         jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0) {
-        return 0;
+        return;
     }
     if (type && strcmp(type, "error") == 0) {
         if (strcmp(name, "iq") != 0 && tj.local_len) {
             error_in(st, from, room_jid);
         }
-        return 0; /* never answer errors (RFC 6120 §8.3.1) */
+        return; /* never answer errors (RFC 6120 §8.3.1) */
     }
     if (!fj.resource_len && strcmp(name, "iq") != 0) {
-        return 0; /* occupants are resources; a bare sender is a server or component */
+        return; /* occupants are resources; a bare sender is a server or component */
     }
     if (strcmp(name, "presence") == 0) {
         if (tj.local_len) {
@@ -2198,6 +2258,14 @@ static int deliver(const struct xml_node *st, void *ud)
     } else if (strcmp(name, "iq") == 0) {
         iq_in(st, from, &tj, room_jid);
     }
+}
+
+static int deliver(const struct xml_node *st, void *ud)
+{
+    (void)ud;
+    depth_enter();
+    deliver_one(st);
+    depth_exit();
     return 0;
 }
 

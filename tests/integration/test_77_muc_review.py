@@ -10,9 +10,14 @@ from disco_helpers import iq as raw_iq
 from im_helpers import drain, error_condition, next_presence, ptype
 from muc_helpers import (NS_MUC_USER, codes, groupchat_from, in_room, item, join, muc_login,
                          no_room_presence, room_jid, room_presence, say)
+from xep_helpers import block
+from component_helpers import Component, with_components
 from xmpp_helpers import Clients, run
 
 NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+NS_MUC = "http://jabber.org/protocol/muc"
+GW = "gw.localhost"
+GW_SECRET = "gw-Secret-9"
 DISCO_INFO = "<query xmlns='http://jabber.org/protocol/disco#info'/>"
 
 
@@ -49,22 +54,76 @@ def test_decline_only_reaches_an_occupant(server):
     run(scenario())
 
 
-def test_error_from_occupant_removes_it(server):
-    """An occupant whose client answers the room with an error is gone or
-    broken: it leaves the room (status 333) instead of staying as a ghost
+def test_error_from_gone_occupant_removes_it(server):
+    """An occupant behind a component whose user is gone (its error says
+    so) leaves the room with status 333 instead of staying as a ghost
     that every message is sent to."""
+    port = with_components(server, {GW: GW_SECRET})
     room = room_jid("ghost")
+    ghost = "bot@%s/x" % GW
 
     async def scenario():
         async with Clients(server) as cl:
-            alice, bob = await in_room(cl, room, "alice", "bob")
-            bob.xmpp.send_raw("<message type='error' to='%s'><error type='cancel'>"
-                              "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
-                              "</error></message>" % room)
-            p = await room_presence(alice, room + "/Bob", "unavailable")
+            comp = await Component(server, GW, GW_SECRET, port).connect()
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            comp.xmpp.send_raw("<presence from='%s' to='%s/Bot'><x xmlns='%s'/></presence>"
+                               % (ghost, room, NS_MUC))
+            await room_presence(alice, room + "/Bot")
+            comp.xmpp.send_raw("<message type='error' from='%s' to='%s/Alice'><error type='cancel'>"
+                               "<recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                               "</error></message>" % (ghost, room))
+            p = await room_presence(alice, room + "/Bot", "unavailable")
             assert 333 in codes(p)
-            p = await room_presence(bob, room + "/Bob", "unavailable")
-            assert 333 in codes(p) and 110 in codes(p)
+            await comp.close()
+
+    run(scenario())
+
+
+def test_occupant_behind_a_component_that_went_down(server):
+    """The router bounces what the room sends to a component that is gone
+    at once, from inside the room's loop over its occupants: the occupant
+    is taken out (333) after that loop, and the server carries on."""
+    port = with_components(server, {GW: GW_SECRET})
+    room = room_jid("gwdown")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            comp = await Component(server, GW, GW_SECRET, port).connect()
+            alice, bob = await in_room(cl, room, "alice", "bob")
+            for i in range(3):
+                comp.xmpp.send_raw("<presence from='u%d@%s/x' to='%s/Gw%d'><x xmlns='%s'/>"
+                                   "</presence>" % (i, GW, room, i, NS_MUC))
+                await room_presence(alice, room + "/Gw%d" % i)
+            await comp.close()
+            say(alice, room, "anyone?")
+            for i in range(3):
+                p = await room_presence(bob, room + "/Gw%d" % i, "unavailable")
+                assert 333 in codes(p)
+            await groupchat_from(bob, room + "/Alice")
+            await alice.ping_server()
+
+    run(scenario())
+
+
+def test_blocking_an_occupant_does_not_get_you_kicked(server):
+    """XEP-0191 §3.5: the server answers for carol, who blocked Bob, with
+    service-unavailable from carol's own JID. That error must not take
+    carol out of the room each time Bob speaks or writes to her."""
+    room = room_jid("blocker")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob, carol = await in_room(cl, room, "alice", "bob", "carol")
+            assert (await block(carol, [room + "/Bob"]))["type"] == "result"
+            drain(alice)
+            say(bob, room, "noise")
+            bob.xmpp.send_message(mto=room + "/Carol", mbody="psst", mtype="chat")
+            await bob.ping_server()  # both bounced (in-process) before the answer
+            say(alice, room, "still there?")
+            m = await groupchat_from(carol, room + "/Alice")
+            assert m["body"] == "still there?"
+            await no_room_presence(alice, room)
 
     run(scenario())
 
