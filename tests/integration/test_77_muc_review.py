@@ -166,6 +166,7 @@ def test_presence_children_carry_no_nested_payload(server):
             alice = await muc_login(cl, "alice")
             bob = await muc_login(cl, "bob")
             await join(alice, room, "Alice")
+            drain(alice)  # the wait below is for the update's self-presence
             alice.xmpp.send_raw(
                 "<presence to='%s/Alice'><show>away<x xmlns='%s'><item affiliation='owner' "
                 "role='moderator' jid='carol@localhost/x'/><status code='110'/></x></show>"
@@ -304,6 +305,7 @@ def test_long_show_is_not_kept(server):
             alice = await muc_login(cl, "alice")
             bob = await muc_login(cl, "bob")
             await join(alice, room, "Alice")
+            drain(alice)  # the wait below is for the update's self-presence
             alice.xmpp.send_raw("<presence to='%s/Alice'><show>%s</show></presence>"
                                 % (room, "x" * 30000))
             await room_presence(alice, room + "/Alice")
