@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "hooks.h"
+#include "im.h"
 #include "jid.h"
 #include "limits.h"
 #include "log.h"
@@ -1182,6 +1183,12 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
         bounce(m, "cancel", "item-not-found");
         return;
     }
+    /* XEP-0191 §3.5: a user who blocked someone gets nothing from them,
+     * under a nick either: the room knows the real JID, the user may not. */
+    if (im_blocked(to->bare, xml_attr(m, "from"))) {
+        bounce(m, "cancel", "service-unavailable");
+        return;
+    }
     char from[JID_MAX + 1];
     struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
     /* §7.5: marked as coming through the room (XEP-0280 §6 keeps it out
@@ -1227,6 +1234,10 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
             log_limited("muc decline", bare, L_INFO,
                         "muc: %s declined towards %s, not in %s: dropped", bare, norm, r->jid);
             break;
+        }
+        char to_bare[JID_MAX + 1];
+        if (jid_bare(norm, to_bare, sizeof(to_bare)) == 0 && im_blocked(to_bare, from)) {
+            continue; /* XEP-0191: not through the room either (it names the sender) */
         }
         if (++n > g_config->muc_max_invites || (dec && n > 1)) {
             break; /* §7.8.3: one decline answers one invitation */

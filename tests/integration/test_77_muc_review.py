@@ -370,3 +370,29 @@ def test_no_legacy_delay_or_occupant_id_from_occupants(server):
             assert m.xml.find("{jabber:x:delay}x") is None
 
     run(scenario())
+
+
+def is_invite(m):
+    return m.xml.find("{%s}x/{%s}invite" % (NS_MUC_USER, NS_MUC_USER)) is not None
+
+
+def test_blocked_sender_reaches_nobody_through_the_room(server):
+    """XEP-0191: carol blocked bob. Neither a mediated invitation (which the
+    room sends in its own name) nor a private message under bob's nick
+    gets past that."""
+    room = room_jid("detour")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob, carol = await in_room(cl, room, "alice", "bob", "carol")
+            assert (await block(carol, [bob.bare]))["type"] == "result"
+            bob.xmpp.plugin["xep_0045"].invite(room, carol.bare, reason="spam")
+            bob.xmpp.send_message(mto=room + "/Carol", mbody="psst", mtype="chat")
+            m = await bob.next_message(pred=lambda m: m["type"] == "error")
+            assert error_condition(m) == ("cancel", "service-unavailable")
+            alice.xmpp.plugin["xep_0045"].invite(room, carol.bare, reason="welcome")
+            m = await carol.next_message(pred=is_invite)
+            assert m.xml.find(".//{%s}invite" % NS_MUC_USER).get("from") == alice.bare
+            await carol.no_message(pred=lambda m: is_invite(m) or m["body"] == "psst")
+
+    run(scenario())
