@@ -27,6 +27,16 @@ def occupant_count(ans):
             if f.get("var") == "muc#roominfo_occupants"]
 
 
+async def alice_in_bob_out(cl, room, nick="Alice"):
+    """alice in room under nick (her queued presences drained), bob logged
+    in and not in it."""
+    alice = await muc_login(cl, "alice")
+    bob = await muc_login(cl, "bob")
+    await join(alice, room, nick)
+    drain(alice)
+    return alice, bob
+
+
 def is_decline(m):
     return m.xml.find("{%s}x/{%s}decline" % (NS_MUC_USER, NS_MUC_USER)) is not None
 
@@ -163,10 +173,7 @@ def test_presence_children_carry_no_nested_payload(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Alice")
-            drain(alice)  # the wait below is for the update's self-presence
+            alice, bob = await alice_in_bob_out(cl, room)
             alice.xmpp.send_raw(
                 "<presence to='%s/Alice'><show>away<x xmlns='%s'><item affiliation='owner' "
                 "role='moderator' jid='carol@localhost/x'/><status code='110'/></x></show>"
@@ -259,10 +266,7 @@ def test_nicks_compare_after_normalisation(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Ren\u00e9")
-            drain(alice)
+            alice, bob = await alice_in_bob_out(cl, room, "Ren\u00e9")
             # (slixmpp fails on the error presences from these nicks: the
             # room's count and alice's view tell what happened.)
             for nick in ("Rene\u0301", "Ren\u00e9\u200b"):
@@ -281,9 +285,7 @@ def test_outsider_learns_no_occupant_count_of_closed_room(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Alice")
+            alice, bob = await alice_in_bob_out(cl, room)
             form = ("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'>"
                     "<field var='muc#roomconfig_membersonly'><value>1</value></field>"
                     "</x></query>" % NS_MUC_OWNER)
@@ -302,10 +304,7 @@ def test_long_show_is_not_kept(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            alice = await muc_login(cl, "alice")
-            bob = await muc_login(cl, "bob")
-            await join(alice, room, "Alice")
-            drain(alice)  # the wait below is for the update's self-presence
+            alice, bob = await alice_in_bob_out(cl, room)
             alice.xmpp.send_raw("<presence to='%s/Alice'><show>%s</show></presence>"
                                 % (room, "x" * 30000))
             await room_presence(alice, room + "/Alice")
