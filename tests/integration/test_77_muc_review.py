@@ -395,3 +395,36 @@ def test_blocked_sender_reaches_nobody_through_the_room(server):
             await carol.no_message(pred=lambda m: is_invite(m) or m["body"] == "psst")
 
     run(scenario())
+
+
+def test_subject_loop_does_not_write_per_change(server):
+    """Whoever may set the subject of a persistent room may set it in a
+    loop: the room file is not rewritten (and fsynced) for each change, and
+    the last subject is still what a restart reads."""
+    room = room_jid("subjflood")
+    owner_form = ("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'>"
+                  "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"
+                  "</x></query>" % NS_MUC_OWNER)
+
+    async def flood():
+        async with Clients(server) as cl:
+            alice = await muc_login(cl, "alice")
+            await join(alice, room, "Alice")
+            assert (await raw_iq(alice, owner_form, to=room, itype="set"))["type"] == "result"
+            for i in range(50):
+                alice.xmpp.send_raw("<message type='groupchat' to='%s'><subject>s%d</subject>"
+                                    "</message>" % (room, i))
+            await groupchat_from(alice, room + "/Alice", pred=lambda m: m["subject"] == "s49")
+
+    async def check():
+        async with Clients(server) as cl:
+            bob = await muc_login(cl, "bob")
+            _, subject, _, _ = await join(bob, room, "Bob")
+            assert subject["subject"] == "s49"
+
+    run(flood())
+    server.stop()
+    writes = server.log_text().count("stored room %s" % room)
+    assert 1 <= writes <= 10, writes
+    server.start()
+    run(check())
