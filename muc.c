@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "hooks.h"
+#include "im.h"
 #include "jid.h"
 #include "limits.h"
 #include "log.h"
@@ -94,6 +95,7 @@ struct room {
     int hidden;        /* not in the service's disco#items */
     int membersonly;   /* only members, admins and owners join (§7.2.6) */
     int moderated;     /* only those with voice speak (§8.3) */
+    int dirty;         /* a persistent room's subject changed since it was stored */
 };
 
 #define ROOM_BUCKETS 256
@@ -259,6 +261,31 @@ static struct xml_node *text_copy(const struct xml_node *c)
     return k;
 }
 
+/* XEP-0115 <c/> and XEP-0153 <x/> as clients read them: the attributes,
+ * the photo hash; nothing nested that the room would pass on unread. */
+static struct xml_node *flat_copy(const struct xml_node *c)
+{
+    static const char *const attrs[] = {"hash", "node", "ver", "ext"};
+    struct xml_node *k = xml_node_new(xml_name(c), xml_ns(c));
+    struct xml_node *photo = xml_child(c, "photo", "vcard-temp:x:update");
+    for (size_t i = 0; k && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+        const char *v = xml_attr(c, attrs[i]);
+        if (v && xml_set_attr(k, attrs[i], v) < 0) {
+            xml_free(k);
+            return NULL;
+        }
+    }
+    if (k && photo) {
+        struct xml_node *ph = text_copy(photo);
+        if (!ph) {
+            xml_free(k);
+            return NULL;
+        }
+        xml_append(k, ph);
+    }
+    return k;
+}
+
 static struct xml_node *pres_strip(const struct xml_node *p)
 {
     struct xml_node *k = xml_node_new("presence", NS_CLIENT);
@@ -268,7 +295,7 @@ static struct xml_node *pres_strip(const struct xml_node *p)
     for (struct xml_node *c = xml_first_child(p); c; c = xml_next(c)) {
         if (pres_keep(c)) {
             int text = strcmp(xml_ns(c), NS_CLIENT) == 0;
-            struct xml_node *cp = text ? text_copy(c) : xml_copy(c);
+            struct xml_node *cp = text ? text_copy(c) : flat_copy(c);
             if (!cp) {
                 xml_free(k);
                 return NULL;
@@ -276,13 +303,16 @@ static struct xml_node *pres_strip(const struct xml_node *p)
             xml_append(k, cp);
         }
     }
-    /* Over the bound: the status goes first, then all but <show/>. */
-    for (int pass = 0; pass < 2 && xml_footprint(k) > (size_t)g_config->muc_max_presence_bytes;
+    /* Over the bound: the status goes first, then all but <show/>, then
+     * that too (a <show/> is a short keyword, RFC 6121 §4.7.2.1, but a
+     * client may send a long one). */
+    for (int pass = 0; pass < 3 && xml_footprint(k) > (size_t)g_config->muc_max_presence_bytes;
          pass++) {
         struct xml_node *c = xml_first_child(k);
         while (c) {
             struct xml_node *next = xml_next(c);
-            if (pass == 0 ? strcmp(xml_name(c), "status") == 0 : strcmp(xml_name(c), "show") != 0) {
+            if (pass == 2 || (pass == 0 ? strcmp(xml_name(c), "status") == 0
+                                        : strcmp(xml_name(c), "show") != 0)) {
                 xml_detach(c);
                 xml_free(c);
             }
@@ -564,10 +594,14 @@ static void joined_add(const char *full, const char *room_jid)
 
 static void leave(struct room *r, struct occupant *o, const char *full, int ending);
 
+static void depth_enter(void);
+static void depth_exit(void);
+
 static int on_session_end(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)st, (void)bare;
     struct joined *j = s->slot[muc_slot];
+    depth_enter();
     for (int i = 0; j && i < j->n; i++) {
         struct room *r = room_find(j->rooms[i]);
         struct occupant *o = r ? occ_by_jid(r, s->jid) : NULL;
@@ -575,6 +609,7 @@ static int on_session_end(struct session *s, struct xml_node *st, const char *ba
             leave(r, o, s->jid, 1);
         }
     }
+    depth_exit();
     return 0;
 }
 
@@ -1040,8 +1075,13 @@ static int add_stanza_id(struct xml_node *m, const char *by)
 static int forged(const struct xml_node *c)
 {
     const char *ns = xml_ns(c);
+    /* Also the legacy delay (XEP-0091, still read by clients for the time
+     * shown) and XEP-0421 occupant ids (§4: the room's to give, so a
+     * sender must not bring one). */
     return strcmp(ns, NS_SID) == 0 ? strcmp(xml_name(c), "stanza-id") == 0
-                                   : strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0;
+                                   : strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0 ||
+                                         strcmp(ns, "jabber:x:delay") == 0 ||
+                                         strcmp(ns, "urn:xmpp:occupant-id:0") == 0;
 }
 
 static struct xml_node *relay_copy(const struct xml_node *m, const char *from)
@@ -1120,9 +1160,10 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     if (is_subject) {
         xml_free(r->subject);
         r->subject = subject_copy(out);
-        if (r->persistent) {
-            room_save(r); /* the subject is part of a persistent room */
-        }
+        /* The subject is part of a persistent room; anyone allowed to set
+         * it may do so in a loop, so it is stored on the next tick (and at
+         * shutdown), not with an fsync per change (flash wear, STYLE §11). */
+        r->dirty = r->persistent;
     } else {
         hist_add(r, out);
     }
@@ -1142,6 +1183,12 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
     struct occupant *to = occ_by_nick(r, nick);
     if (!to) {
         bounce(m, "cancel", "item-not-found");
+        return;
+    }
+    /* XEP-0191 §3.5: a user who blocked someone gets nothing from them,
+     * under a nick either: the room knows the real JID, the user may not. */
+    if (im_blocked(to->bare, xml_attr(m, "from"))) {
+        bounce(m, "cancel", "service-unavailable");
         return;
     }
     char from[JID_MAX + 1];
@@ -1189,6 +1236,10 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
             log_limited("muc decline", bare, L_INFO,
                         "muc: %s declined towards %s, not in %s: dropped", bare, norm, r->jid);
             break;
+        }
+        char to_bare[JID_MAX + 1];
+        if (jid_bare(norm, to_bare, sizeof(to_bare)) == 0 && im_blocked(to_bare, from)) {
+            continue; /* XEP-0191: not through the room either (it names the sender) */
         }
         if (++n > g_config->muc_max_invites || (dec && n > 1)) {
             break; /* §7.8.3: one decline answers one invitation */
@@ -1294,9 +1345,14 @@ static int add_identity(struct xml_node *q, const char *name)
                : -1;
 }
 
-/* §6.4: what a room is, as its features say. */
-static struct xml_node *room_info(const struct room *r)
+/* §6.4: what a room is, as its features say; how many are inside only to
+ * whoever may come in: an outsider of a members-only or password room
+ * learns that it exists, not who is there nor how many. */
+static struct xml_node *room_info(const struct room *r, const char *from)
 {
+    char bare[JID_MAX + 1];
+    int insider = (!r->membersonly && !r->secret) || occ_by_jid(r, from) ||
+                  (jid_bare(from, bare, sizeof(bare)) == 0 && aff_of(r, bare) >= AFF_MEMBER);
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
     const char *local_end = strchr(r->jid, '@');
     char name[JID_MAX + 1];
@@ -1318,6 +1374,9 @@ static struct xml_node *room_info(const struct room *r)
             xml_free(q);
             return NULL;
         }
+    }
+    if (!insider) {
+        return q;
     }
     /* §6.4 / XEP-0128: the occupant count in the muc#roominfo form. */
     char count[16];
@@ -1882,7 +1941,7 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
         return;
     }
     if (get && query && strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
-        struct xml_node *a = r ? room_info(r) : service_info();
+        struct xml_node *a = r ? room_info(r, from) : service_info();
         answer(iq, a);
     } else if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
         /* §6.5: occupants are not listed (their presence tells them). */
@@ -2011,6 +2070,8 @@ static int room_save(const struct room *r)
     if (!d || xml_serialize(d, "", &b) < 0 || store_room_put(r->jid, buf_ptr(&b), buf_len(&b)) < 0) {
         log_error("muc: could not store room %s", r->jid);
         rc = -1;
+    } else {
+        log_debug("muc: stored room %s", r->jid);
     }
     buf_free(&b);
     xml_free(d);
@@ -2036,6 +2097,14 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
     struct xml_limits lim = {len, 16, 64, 1024};
     struct xml_node *d = xml_parse_one(data, len, &lim, "room", NS_ROOMDOC);
     const char *creator = d ? xml_attr(d, "creator") : NULL;
+    if (!creator) {
+        /* Not XML, another format version, no creator: the room stays
+         * away, its file too (so a new room of that name cannot take it
+         * over on disk). */
+        store_room_set_aside(jid, "not a readable room document");
+        xml_free(d);
+        return 0;
+    }
     struct room *r = creator && !room_find(jid) ? calloc(1, sizeof(*r)) : NULL;
     if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
         (xml_attr(d, "name") && !(r->name = strdup(xml_attr(d, "name")))) ||
@@ -2073,11 +2142,11 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
 
 /* ---- the destination the router hands our domain's stanzas to ---- */
 
-/* The conditions that say an occupant's client is gone or cannot take what
- * the room sends (Prosody's list): a message or presence error with one of
- * them takes the resource out, as XEP-0045 status 333 says, instead of
- * leaving a ghost that everything is sent to. Others (a client refusing one
- * private message) change nothing. */
+/* The conditions that say an occupant is gone or cannot take what the room
+ * sends (Prosody's list): a message or presence error with one of them
+ * takes the resource out, as XEP-0045 status 333 says, instead of leaving a
+ * ghost that everything is sent to. Others (a client refusing one private
+ * message) change nothing. */
 static int error_is_fatal(const struct xml_node *st)
 {
     static const char *const fatal[] = {"gone", "internal-server-error", "item-not-found",
@@ -2099,42 +2168,97 @@ static int error_is_fatal(const struct xml_node *st)
     return 1; /* no condition at all: a broken client */
 }
 
+/* Occupants found gone, taken out once the room is done with what it was
+ * doing: the error comes back inside router_deliver (a component that is
+ * down, a resource without a session bounce at once), from the middle of a
+ * loop over the very occupants it would free. */
+struct gone {
+    struct gone *next;
+    char *room;
+    char full[];
+};
+
+static struct gone *gone_list;
+static int depth; /* nesting of deliver() and on_session_end() */
+
 static void error_in(const struct xml_node *st, const char *from, const char *room_jid)
 {
     struct room *r = room_find(room_jid);
-    struct occupant *o = r ? occ_by_jid(r, from) : NULL;
-    if (!o || !error_is_fatal(st)) {
+    /* A local session that is still there is no ghost (HOOK_SESSION_END
+     * takes those out): its errors may be the server's on its behalf, as
+     * XEP-0191 §3.5 answers for a blocked occupant, and must not let that
+     * occupant's PMs or messages kick whoever blocked it. */
+    if (!r || !occ_by_jid(r, from) || router_find_full(from) || !error_is_fatal(st)) {
         return;
     }
-    if (o->res->next) {
-        leave(r, o, from, 1); /* its other resources keep the nick */
+    for (struct gone *g = gone_list; g; g = g->next) {
+        if (strcmp(g->full, from) == 0 && strcmp(g->room, room_jid) == 0) {
+            return; /* once per occupant resource: the list stays bounded */
+        }
+    }
+    struct gone *g = malloc(sizeof(*g) + strlen(from) + 1);
+    if (!g || !(g->room = strdup(room_jid))) {
+        free(g);
         return;
     }
-    remove_occupant(r, o, 333, NULL);
-    if (!r->occ && !r->persistent) {
-        room_destroy(r);
+    strcpy(g->full, from);
+    g->next = gone_list;
+    gone_list = g;
+}
+
+static void gone_sweep(void)
+{
+    depth++; /* what removing them sends may find more */
+    while (gone_list) {
+        struct gone *g = gone_list;
+        gone_list = g->next;
+        struct room *r = room_find(g->room);
+        struct occupant *o = r ? occ_by_jid(r, g->full) : NULL;
+        if (o && o->res->next) {
+            leave(r, o, g->full, 1); /* its other resources keep the nick */
+        } else if (o) {
+            remove_occupant(r, o, 333, NULL);
+            if (!r->occ && !r->persistent) {
+                room_destroy(r);
+            }
+        }
+        free(g->room);
+        free(g);
+    }
+    depth--;
+}
+
+static void depth_enter(void)
+{
+    depth++;
+}
+
+/* Leaving the outermost of deliver() / on_session_end(). */
+static void depth_exit(void)
+{
+    if (--depth == 0 && gone_list) {
+        gone_sweep();
     }
 }
 
-static int deliver(const struct xml_node *st, void *ud)
+static void deliver_one(const struct xml_node *st)
 {
-    (void)ud;
     const char *name = xml_name(st), *type = xml_attr(st, "type");
     const char *from_attr = xml_attr(st, "from"), *to_attr = xml_attr(st, "to");
     char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1];
     struct jid fj, tj;
     if (!from_attr || !to_attr || jid_parse(from_attr, from, sizeof(from), &fj) < 0 ||
         jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0) {
-        return 0;
+        return;
     }
     if (type && strcmp(type, "error") == 0) {
         if (strcmp(name, "iq") != 0 && tj.local_len) {
             error_in(st, from, room_jid);
         }
-        return 0; /* never answer errors (RFC 6120 §8.3.1) */
+        return; /* never answer errors (RFC 6120 §8.3.1) */
     }
     if (!fj.resource_len && strcmp(name, "iq") != 0) {
-        return 0; /* occupants are resources; a bare sender is a server or component */
+        return; /* occupants are resources; a bare sender is a server or component */
     }
     if (strcmp(name, "presence") == 0) {
         if (tj.local_len) {
@@ -2149,6 +2273,14 @@ static int deliver(const struct xml_node *st, void *ud)
     } else if (strcmp(name, "iq") == 0) {
         iq_in(st, from, &tj, room_jid);
     }
+}
+
+static int deliver(const struct xml_node *st, void *ud)
+{
+    (void)ud;
+    depth_enter();
+    deliver_one(st);
+    depth_exit();
     return 0;
 }
 
@@ -2175,9 +2307,31 @@ static int on_init(struct session *s, struct xml_node *st, const char *bare)
     return 0;
 }
 
+/* Store the persistent rooms whose subject changed (at most one write per
+ * room and second). */
+static void save_dirty(void)
+{
+    for (int i = 0; i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            if (r->dirty && r->persistent) {
+                room_save(r);
+            }
+            r->dirty = 0;
+        }
+    }
+}
+
+static int on_tick(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    save_dirty();
+    return 0;
+}
+
 static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
+    save_dirty();
     for (int i = 0; i < ROOM_BUCKETS; i++) {
         while (rooms[i]) {
             struct room *r = rooms[i];
@@ -2193,6 +2347,7 @@ HOOK_SERVICE(muc)
 {
     hook_add(HOOK_INIT, on_init);
     hook_add(HOOK_SHUTDOWN, on_shutdown);
+    hook_add(HOOK_TICK, on_tick);
     hook_add(HOOK_SESSION_END, on_session_end);
     hook_add(HOOK_SESSION_FREE, on_session_free);
     muc_slot = hook_slot();

@@ -3125,6 +3125,20 @@ int store_room_each(int (*fn)(const char *room, const char *data, size_t len, vo
     return rc;
 }
 
+/* A room document whose payload muc.c cannot read (bad XML, a format it
+ * does not know) is set aside like one that fails its checksum, so that a
+ * new room of that name does not overwrite it and a human can look. */
+int store_room_set_aside(const char *room, const char *why)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    int rc = room_path(room, dir, path, sizeof(dir));
+    if (rc < 0) {
+        return rc;
+    }
+    quarantine(path, why);
+    return 0;
+}
+
 int store_fd_readable_by_others(int fd)
 {
     struct stat st;

@@ -216,6 +216,9 @@ int store_room_put(const char *room, const void *data, size_t len);
 int store_room_delete(const char *room);
 int store_room_each(int (*fn)(const char *room, const char *data, size_t len, void *ud), void *ud,
                     size_t maxlen);
+/* Rename room's document aside as .bad (logged with why): its payload is
+ * intact but unreadable to muc.c. 0, or STORE_EINVAL. */
+int store_room_set_aside(const char *room, const char *why);
 /* 1 when fd is a regular file that its group or others may read (where an
  * export on stdout must not put keys), else 0. */
 int store_fd_readable_by_others(int fd);

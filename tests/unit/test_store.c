@@ -1410,6 +1410,12 @@ static void test_rooms(void)
     CHECK_STR(s.room, "a@conf.example");
     snprintf(path, sizeof(path), "%s/rooms/b@conf.example.bad", root);
     CHECK(access(path, F_OK) == 0);
+    /* One muc.c cannot read is set aside on its asking, and is no longer read. */
+    CHECK(store_room_set_aside("a@conf.example", "test") == 0);
+    snprintf(path, sizeof(path), "%s/rooms/a@conf.example.bad", root);
+    CHECK(access(path, F_OK) == 0);
+    s.n = 0;
+    CHECK(store_room_each(room_seen, &s, 1024) == 0 && s.n == 0);
 }
 
 int main(void)
