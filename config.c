@@ -154,6 +154,8 @@ static const struct option options[] = {
     INT(sm_unacked_soft_percent, 10, 100, LIMIT_SM_UNACKED_SOFT_PERCENT, 1),
     /* Resources per account (c2s.c bind): bounds carbons/presence fan-out. */
     INT(max_resources_per_account, 1, 1000, LIMIT_MAX_RESOURCES_PER_ACCOUNT, 1),
+    /* Group commit (store.c): fsyncs at once. */
+    INT(store_sync_threads, 1, 64, LIMIT_STORE_SYNC_THREADS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -126,6 +126,8 @@ struct config {
     int sm_unacked_soft_percent; /* share of the sm_max_unacked* limits that pauses senders */
     /* Resources per account (c2s.c bind). */
     int max_resources_per_account; /* bound or detached resources of one account */
+    /* Group commit (store.c). */
+    int store_sync_threads; /* fsyncs issued at once by a turn's group commit */
 };
 
 /* Fill every field with its default. */

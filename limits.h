@@ -135,4 +135,8 @@
 #define LIMIT_MAX_RESOURCES_PER_ACCOUNT 10 /* max_resources_per_account: bound (or kept for
                                               resumption) resources of one account */
 
+/* Group commit (store.c, issue 13 perf): fsyncs issued at once, so that a turn
+ * that appended to many archives waits for about one disk flush, not one each. */
+#define LIMIT_STORE_SYNC_THREADS 4 /* store_sync_threads: 1 = one after the other */
+
 #endif
