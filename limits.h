@@ -137,6 +137,6 @@
 
 /* Group commit (store.c, issue 13 perf): fsyncs issued at once, so that a turn
  * that appended to many archives waits for about one disk flush, not one each. */
-#define LIMIT_STORE_SYNC_THREADS 4 /* store_sync_threads: 1 = one after the other */
+#define LIMIT_STORE_SYNC_THREADS 8 /* store_sync_threads: 1 = one after the other */
 
 #endif

@@ -1324,7 +1324,7 @@ static void test_archive_group_commit(void)
      * checked at every open, so a turn does not wait for it too (each
      * fsync costs a disk flush: 2 per archive halved the messages a busy
      * disk let through). */
-    for (int threads = 1; threads <= 4; threads += 3) {
+    for (int threads = 1; threads <= 8; threads += 7) {
         store_set_sync_threads(threads);
         fsync_calls = 0;
         CHECK(gc_round(threads == 1 ? "r2" : "r3") == 0);
@@ -1360,7 +1360,6 @@ static void test_archive_group_commit(void)
     fsync_fail_ino = ino_rel(rel);
     CHECK(gc_round("r5") == 1);
     fsync_fail_ino = 0;
-    store_set_sync_threads(4);
 }
 
 static void test_offline_group_commit(void)
