@@ -2536,6 +2536,30 @@ static int arc_open(struct arc *a, const char *bare, int writable)
     return rc;
 }
 
+static int arc_idx_rewrite(const char *ipath, const void *buf, size_t len)
+{
+    log_notice("store: %s: index rebuilt from the log (%zu entries)", ipath,
+               (len - ARC_IDX_HDR) / ARC_ENT);
+    return store_write_atomic(ipath, buf, len, 0600);
+}
+
+/* The index of an archive without records is its header: written without
+ * temp file or fsync (two disk flushes for each account's first archived
+ * message, in the turn that sends it). A power cut that tears or takes it
+ * loses no entry: the next open finds no usable index and makes it again. */
+static int arc_idx_new(const char *ipath, const void *buf, size_t len)
+{
+    int fd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write_all(fd, buf, len) < 0) {
+        log_error("store: write %s: %s", ipath, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return STORE_EIO;
+    }
+    return close(fd) < 0 ? STORE_EIO : 0;
+}
+
 /* Writer: cut a torn tail off the log and bring the index up to the log
  * (appending the entries it lacks, or rewriting it whole when it was unusable). */
 static int arc_repair(struct arc *a)
@@ -2576,8 +2600,7 @@ static int arc_repair(struct arc *a)
             rc = STORE_EIO;
         }
     } else {
-        log_notice("store: %s: index rebuilt from the log (%zu entries)", a->ipath, n);
-        rc = store_write_atomic(a->ipath, buf, hdr + n * ARC_ENT, 0600);
+        rc = n ? arc_idx_rewrite(a->ipath, buf, hdr + n * ARC_ENT) : arc_idx_new(a->ipath, buf, hdr);
         a->ifd = rc == 0 ? open(a->ipath, O_RDWR | O_APPEND | O_CLOEXEC) : -1;
         if (rc == 0 && a->ifd < 0) {
             rc = STORE_EIO;
@@ -2605,23 +2628,48 @@ static int arc_nopen;
  * name a record of the log, each entry carries a CRC), and entries a power
  * cut took away are appended again from the log (STORAGE.md). Syncing it
  * doubled the fsyncs of a turn for nothing the log cannot give back. */
+/* A log made in this turn needs its directory entry on disk too: the
+ * account directory is fsynced in the same batch as the logs (a directory
+ * that cannot be opened counts as a failed fsync, EINVAL as none: some file
+ * systems cannot fsync a directory, as in fsync_dir). */
 int store_arc_sync(void)
 {
-    int failed = 0, fds[ARC_OPEN_MAX] = {0}, err[ARC_OPEN_MAX] = {0};
-    struct arc *dirty[ARC_OPEN_MAX];
-    size_t n = 0;
+    int failed = 0, fds[2 * ARC_OPEN_MAX] = {0}, err[2 * ARC_OPEN_MAX] = {0};
+    struct arc *dirty[2 * ARC_OPEN_MAX];
+    size_t n = 0, nlogs;
     for (int i = 0; i < arc_nopen; i++) {
         if (arc_open_tab[i]->dirty) {
             dirty[n] = arc_open_tab[i];
             fds[n++] = arc_open_tab[i]->fd;
         }
     }
-    fsync_many(fds, err, n);
+    nlogs = n;
+    for (size_t i = 0; i < nlogs; i++) {
+        if (dirty[i]->created) {
+            dirty[n] = dirty[i];
+            fds[n++] = open(dirty[i]->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+    }
+    size_t nsync = 0; /* the fds that opened, to the front */
     for (size_t i = 0; i < n; i++) {
-        struct arc *a = dirty[i];
-        if (err[i] || (a->created && fsync_dir(a->dir) < 0)) {
-            log_error("store: fsync %s: %s", a->path, strerror(err[i] ? err[i] : EIO));
+        if (fds[i] < 0) {
+            log_error("store: open directory %s: %s", dirty[i]->dir, strerror(errno));
+        } else {
+            fds[nsync] = fds[i];
+            dirty[nsync] = dirty[i];
+            nsync++;
+        }
+    }
+    failed += (int)(n - nsync);
+    fsync_many(fds, err, nsync);
+    for (size_t i = 0; i < nsync; i++) {
+        if (err[i] && !(i >= nlogs && err[i] == EINVAL)) {
+            log_error("store: fsync %s%s: %s", i < nlogs ? "" : "directory of ", dirty[i]->path,
+                      strerror(err[i]));
             failed++;
+        }
+        if (i >= nlogs) {
+            close(fds[i]);
         }
     }
     for (int i = 0; i < arc_nopen; i++) {
