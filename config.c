@@ -194,6 +194,8 @@ static const struct option options[] = {
     INT(muc_max_presence_bytes, 256, 65536, LIMIT_MUC_PRESENCE_BYTES, 1),
     INT(muc_max_invites, 0, 100, LIMIT_MUC_MAX_INVITES, 1),
     INT(muc_max_affiliations, 1, 1000000, LIMIT_MUC_MAX_AFFILIATIONS, 1),
+    /* Group commit (store.c): fsyncs at once. */
+    INT(store_sync_threads, 1, 64, LIMIT_STORE_SYNC_THREADS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

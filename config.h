@@ -175,6 +175,8 @@ struct config {
     int muc_max_presence_bytes;
     int muc_max_invites;
     int muc_max_affiliations;
+    /* Group commit (store.c). */
+    int store_sync_threads; /* fsyncs issued at once by a turn's group commit */
 };
 
 /* Fill every field with its default. */

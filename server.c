@@ -1000,6 +1000,7 @@ static void reload(void)
     config_storage = fresh;
     log_set_level((enum log_level)g_config->log_level);
     log_set_repeat_window(g_config->log_repeat_window);
+    store_set_sync_threads(g_config->store_sync_threads);
     tls_server_unref(tls_srv); /* live connections keep their own reference */
     tls_srv = t;
     log_notice("configuration and certificates reloaded");
@@ -1512,6 +1513,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "xmppd: cannot use data_dir %s\n", g_config->data_dir);
         return 1;
     }
+    store_set_sync_threads(g_config->store_sync_threads);
     if (cli && hook_find_command(argv[optind])) {
         return hook_find_command(argv[optind])(argc - optind, argv + optind);
     }

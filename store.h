@@ -173,6 +173,9 @@ int store_arc_append(const char *bare, const struct store_arc_rec *r,
 int store_arc_trim(const char *bare, const struct store_arc_limits *lim);
 /* fsync every archive appended to since the last call; returns how many failed. */
 int store_arc_sync(void);
+/* How many files a group commit (store_arc_sync) fsyncs at once, 1 to 64
+ * (store_sync_threads); the threads live only while it runs. */
+void store_set_sync_threads(int n);
 struct store_arc_query {
     uint64_t after;  /* ids above this only (0: from the oldest) */
     uint64_t before; /* ids below this only (0: to the newest) */
