@@ -21,17 +21,17 @@ echo "$out" | grep -q "WITH_MAM=maybe: must be yes or no" && ok || bad "no messa
 
 out=$(dry) || bad "default build refused: $out"
 for f in pep.c carbons.c csi.c sm.c mam.c component.c push.c vcard.c private.c blocking.c \
-	register.c; do
+	register.c legacy.c; do
 	echo "$out" | grep -q " $f\$" && ok || bad "default build leaves out $f"
 done
 echo "$out" | grep -q "XMPPD_WITHOUT='\"\"'" && ok || bad "default build names switches off"
 
 out=$(dry WITH_ALL=no WITH_SM=yes) || bad "WITH_ALL=no WITH_SM=yes refused: $out"
 echo "$out" | grep -q " sm.c\$" && ok || bad "WITH_SM=yes left sm.c out"
-for f in pep.c mam.c push.c register.c blocking.c; do
+for f in pep.c mam.c push.c register.c blocking.c legacy.c; do
 	echo "$out" | grep -q " $f\$" && bad "WITH_ALL=no compiles $f" || ok
 done
-echo "$out" | grep -q "XMPPD_WITHOUT='\"PEP CARBONS CSI MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION\"'" &&
+echo "$out" | grep -q "XMPPD_WITHOUT='\"PEP CARBONS CSI MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH\"'" &&
 	ok || bad "the switches off are not passed on: $out"
 echo "$out" | grep -q " account.c\$" && ok || bad "account.c (always built) left out"
 
