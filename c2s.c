@@ -46,6 +46,8 @@ struct c2s {
     struct buf held_input;     /* the rest of the read that brought that failure,
                                   or that arrived behind a PLAIN check */
     struct plain_job *plain;   /* the PLAIN password check queued on the worker */
+    const struct plain_job *answering; /* a one-step login's check, while its done
+                                          runs: what c2s_login_bind may bind */
     int sasl_tried;            /* an <auth/> was sent: no XEP-0078 login after it */
     int plain_wait;            /* PLAIN sent without initial response: the empty
                                   challenge is out, the next <response/> is it */
@@ -637,7 +639,9 @@ static void plain_checked(struct worker_job *w)
     if (s && !c->closed && c->state == CONN_STREAM_OPEN) {
         conn_hold(c, 0);
         if (j->done) {
-            j->done(c, j->ok, j->bare, j->resource, j->iq_id);
+            s->answering = j;
+            j->done(c, j->ok, j->resource, j->iq_id);
+            s->answering = NULL;
         } else if (!j->ok) {
             sasl_fail(s, "not-authorized");
         } else if (!authzid_ok(j->authzid, j->bare)) {
@@ -1078,11 +1082,18 @@ int c2s_login_check(struct conn *c, const char *bare, const char *pw, size_t pwl
     return plain_queue(c->c2s, &l);
 }
 
-int c2s_login_bind(struct conn *c, const char *bare, const char *resource, const char *how,
-                   const char **cond)
+int c2s_login_bind(struct conn *c, const char *resource, const char *how, const char **cond)
 {
     struct c2s *s = c->c2s;
     char norm[JID_MAX + 1];
+    const struct plain_job *j = s->answering;
+    *cond = "internal-server-error";
+    if (!j || !j->ok) {
+        /* Only the account whose password was just checked, never one a
+         * caller names: no module can log a stream in without it. */
+        return -1;
+    }
+    const char *bare = j->bare;
     sasl_end(s);
     *cond = NULL;
     if (authenticated(s, bare) < 0) {

@@ -78,20 +78,19 @@ void c2s_login_refused(struct conn *c, const char *xml);
  * delay is over, like a SASL not-authorized; what is for the log line. */
 void c2s_login_wrong_password(struct conn *c, const char *xml, const char *what);
 /* Called once the password of a c2s_login_check is checked, on the same
- * stream (if it is gone, nothing is called): ok 1 = it matches bare's.
- * The strings are the job's copies, valid during the call. */
-typedef void (*c2s_login_fn)(struct conn *c, int ok, const char *bare, const char *resource,
-                             const char *id);
+ * stream (if it is gone, nothing is called): ok 1 = the password is the
+ * account's. The strings are the job's copies, valid during the call. */
+typedef void (*c2s_login_fn)(struct conn *c, int ok, const char *resource, const char *id);
 /* Queues the check of pw (pwlen bytes) for account bare (valid) and holds
  * c meanwhile; resource and id are copied for done. 0, or -1 when out of
  * memory (nothing queued). done may run before this returns. */
 int c2s_login_check(struct conn *c, const char *bare, const char *pw, size_t pwlen,
                     const char *resource, const char *id, c2s_login_fn done);
-/* From done, password right: c is authenticated as bare (how names the
- * method in the log) and resource is bound. 0, or -1 with *cond the iq
- * error condition, or *cond NULL when the stream was ended instead. */
-int c2s_login_bind(struct conn *c, const char *bare, const char *resource, const char *how,
-                   const char **cond);
+/* Only from done, with ok 1: c is authenticated as the account that was
+ * checked (how names the method in the log) and resource is bound. 0, or
+ * -1 with *cond the iq error condition (internal-server-error when called
+ * anywhere else), or *cond NULL when the stream was ended instead. */
+int c2s_login_bind(struct conn *c, const char *resource, const char *how, const char **cond);
 /* A stanza written to c's client by a module before or at binding (through
  * the output hooks once a session is bound, as router_send's are). */
 void c2s_send(struct conn *c, const char *xml, size_t len);

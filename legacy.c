@@ -130,16 +130,15 @@ static int legacy_jid(const char *user, const char *res, char bare[JID_MAX + 1])
 }
 
 /* The password check is over (c2s_login_check): the stream is authenticated
- * and the resource bound, or the login fails. */
-static void legacy_checked(struct conn *c, int ok, const char *bare, const char *res,
-                           const char *id)
+ * as the account checked and the resource bound, or the login fails. */
+static void legacy_checked(struct conn *c, int ok, const char *res, const char *id)
 {
     if (!ok) {
         legacy_wrong_password(c, id);
         return;
     }
     const char *cond;
-    int r = c2s_login_bind(c, bare, res, "jabber:iq:auth", &cond);
+    int r = c2s_login_bind(c, res, "jabber:iq:auth", &cond);
     if (r == 0) {
         legacy_result(c, id, NULL);
     } else if (cond) {
