@@ -32,6 +32,8 @@
 #   WITH_S2S         federation: RFC 6120 server-to-server streams, XEP-0220
 #                    dialback (s2s.c)
 #   WITH_MUC         XEP-0045 multi-user chat (muc.c)
+#   WITH_LEGACY_AUTH XEP-0078 non-SASL login, jabber:iq:auth (legacy.c), for old
+#                    clients and Tsung's stock scenarios; the legacy_auth option
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -88,7 +90,7 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH
 WITH_ALL ?= yes
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
@@ -117,6 +119,7 @@ SRCS_ADHOC = adhoc.c admin.c # XEP-0050 ad-hoc commands, XEP-0133 administration
 SRCS_IMPORT = pie.c # XEP-0227: xmppd export / import
 SRCS_S2S = s2s.c # RFC 6120 server-to-server, XEP-0220 dialback
 SRCS_MUC = muc.c # XEP-0045 multi-user chat
+SRCS_LEGACY_AUTH = legacy.c # XEP-0078 jabber:iq:auth
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 

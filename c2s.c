@@ -1,8 +1,8 @@
 /* c2s.c: the client stream state machine (RFC 6120 §4-§7): stream header and
  * errors, stream features, STARTTLS, SASL (PLAIN, SCRAM-SHA-1/-256), stream
- * restart, resource binding, the legacy session iq and, when configured, the
- * obsolete XEP-0078 login (jabber:iq:auth). Once a resource is
- * bound every stanza goes to router.c. Sockets are reached only through
+ * restart, resource binding, the legacy session iq, and the one-step login
+ * (password check, then bind) that XEP-0078 in legacy.c asks for through
+ * c2s.h. Once a resource is bound every stanza goes to router.c. Sockets are reached only through
  * server.h (conn_send, conn_close, conn_starttls); accounts through store.c. */
 #include "c2s.h"
 
@@ -29,9 +29,7 @@
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_PING "urn:xmpp:ping"
-#define NS_IQAUTH "jabber:iq:auth"
 #define NS_REGISTER_IQ "jabber:iq:register" /* feature switches: see stanza_preauth */
-#define NS_IQAUTH_FEATURE "http://jabber.org/features/iq-auth"
 
 struct c2s {
     struct conn *conn;
@@ -48,6 +46,8 @@ struct c2s {
     struct buf held_input;     /* the rest of the read that brought that failure,
                                   or that arrived behind a PLAIN check */
     struct plain_job *plain;   /* the PLAIN password check queued on the worker */
+    const struct plain_job *answering; /* a one-step login's check, while its done
+                                          runs: what c2s_login_bind may bind */
     int sasl_tried;            /* an <auth/> was sent: no XEP-0078 login after it */
     int plain_wait;            /* PLAIN sent without initial response: the empty
                                   challenge is out, the next <response/> is it */
@@ -283,12 +283,6 @@ void c2s_shutdown(struct conn *c)
     }
 }
 
-/* XEP-0078 sends the password itself: only where SASL PLAIN may be used. */
-static int legacy_auth_offered(const struct conn *c)
-{
-    return g_config->legacy_auth && (conn_is_tls(c) || g_config->plain_without_tls);
-}
-
 static void send_features(struct c2s *s)
 {
     struct conn *c = s->conn;
@@ -320,10 +314,8 @@ static void send_features(struct c2s *s)
                 buf_puts(&b, "<mechanism>PLAIN</mechanism>");
             }
             buf_puts(&b, "</mechanisms>");
-            if (legacy_auth_offered(c)) {
-                buf_puts(&b, "<auth xmlns='" NS_IQAUTH_FEATURE "'/>");
-            }
-            hook_run_preauth_features(c, &b); /* XEP-0077 <register/> */
+            /* XEP-0078 <auth/>, XEP-0077 <register/> */
+            hook_run_preauth_features(c, &b);
         }
     }
     buf_puts(&b, "</stream:features>");
@@ -559,17 +551,20 @@ struct plain_job {
     int ok;
     size_t pwlen, size;
     char *bare, *authzid, *pw; /* point into text */
-    char *resource, *iq_id;    /* XEP-0078 only (else NULL): what to bind, what to answer */
+    char *resource, *iq_id;    /* one-step logins only (else NULL): what to bind, */
+    c2s_login_fn done;         /* what to answer, who answers (c2s_login_check) */
     int unknown;               /* no such account: checked against made-up keys */
     char text[];               /* the strings: sized to fit, as a login storm
                                   may queue a job per connection */
 };
 
-/* A legacy login is a SASL PLAIN one with a resource and an iq to answer. */
+/* A one-step login (XEP-0078) is a SASL PLAIN one with a resource, an iq
+ * to answer and a function that answers it. */
 struct plain_login {
     const char *bare, *authzid, *pw;
     size_t pwlen;
     const char *resource, *iq_id; /* NULL for SASL */
+    c2s_login_fn done;            /* NULL for SASL */
 };
 
 static char *job_copy(char **at, const char *str, size_t len)
@@ -597,6 +592,7 @@ static struct plain_job *plain_job_new(const struct plain_login *l)
     j->iq_id = l->iq_id ? job_copy(&at, l->iq_id, ilen) : NULL;
     j->pw = job_copy(&at, l->pw, l->pwlen);
     j->pwlen = l->pwlen;
+    j->done = l->done;
     return j;
 }
 
@@ -626,7 +622,6 @@ static void plain_check_pair(struct worker_job *wa, struct worker_job *wb)
 }
 
 static void resume_held(struct c2s *s);
-static void legacy_checked(struct c2s *s, const struct plain_job *j);
 
 static void plain_checked(struct worker_job *w)
 {
@@ -643,8 +638,10 @@ static void plain_checked(struct worker_job *w)
     }
     if (s && !c->closed && c->state == CONN_STREAM_OPEN) {
         conn_hold(c, 0);
-        if (j->resource) {
-            legacy_checked(s, j);
+        if (j->done) {
+            s->answering = j;
+            j->done(c, j->ok, j->resource, j->iq_id);
+            s->answering = NULL;
         } else if (!j->ok) {
             sasl_fail(s, "not-authorized");
         } else if (!authzid_ok(j->authzid, j->bare)) {
@@ -724,7 +721,7 @@ static int plain_queue(struct c2s *s, const struct plain_login *l)
 static void sasl_plain(struct c2s *s, const unsigned char *msg, int len)
 {
     char authzid[SASL_USER_MAX + 1], authcid[SASL_USER_MAX + 1], bare[JID_MAX + 1];
-    struct plain_login l = {bare, authzid, NULL, 0, NULL, NULL};
+    struct plain_login l = {bare, authzid, NULL, 0, NULL, NULL, NULL};
     if (sasl_plain_parse((const char *)msg, (size_t)len, authzid, sizeof(authzid), authcid,
                          sizeof(authcid), &l.pw, &l.pwlen) < 0) {
         sasl_fail(s, "malformed-request");
@@ -899,10 +896,7 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
  * track output, as the router's do (XEP-0198 counts it). */
 static void send_stanza(struct c2s *s, const struct buf *b)
 {
-    if (s->sess && hook_run_output(s->sess, buf_ptr(b), buf_len(b)) != 0) {
-        return;
-    }
-    conn_send(s->conn, buf_ptr(b), buf_len(b));
+    c2s_send(s->conn, buf_ptr(b), buf_len(b));
 }
 
 /* One iq answer on the connection itself (before binding the router cannot
@@ -1054,171 +1048,69 @@ static void handle_bind(struct c2s *s, struct xml_node *iq, struct xml_node *bin
     }
 }
 
-/* ---- XEP-0078 (jabber:iq:auth): obsolete, off unless legacy_auth is set ----
- * Old clients and load generators (Tsung's stock scenarios) log in with one
- * iq that carries username, password and resource. The password is checked
- * as a SASL PLAIN one (same worker, same failure throttle) and the resource
- * is bound at once, without a stream restart. There is no digest method: it
- * needs the password in the clear, which is never stored. */
+/* ---- one-step logins (c2s.h; XEP-0078 in legacy.c) ---- */
 
-/* XEP-0078 §3.1 gives each error its legacy code (XEP-0086) too, for the
- * old clients this is for; policy-violation is younger than the codes. */
-static void legacy_error_iq(struct buf *b, const char *id, const char *cond, const char *text)
+int c2s_sasl_tried(const struct conn *c)
 {
-    static const struct {
-        const char *cond, *type, *code;
-    } errs[] = {
-        {"not-authorized", "auth", " code='401'"},
-        {"not-acceptable", "modify", " code='406'"},
-        {"bad-request", "modify", " code='400'"},
-        {"policy-violation", "wait", ""},
-        {"resource-constraint", "wait", " code='500'"},
-        {"internal-server-error", "wait", " code='500'"},
-        {"service-unavailable", "cancel", " code='503'"},
-    };
-    size_t i = 0;
-    while (i + 1 < sizeof(errs) / sizeof(errs[0]) && strcmp(errs[i].cond, cond) != 0) {
-        i++;
-    }
-    buf_puts(b, "<iq type='error' id='");
-    buf_append_xml(b, id ? id : "", id ? strlen(id) : 0);
-    buf_printf(b, "'><error%s type='%s'><%s xmlns='" NS_STANZAS "'/>", errs[i].code, errs[i].type,
-               errs[i].cond);
-    if (text) {
-        buf_printf(b, "<text xmlns='" NS_STANZAS "'>%s</text>", text);
-    }
-    buf_puts(b, "</error></iq>");
+    return c->c2s->sasl_tried;
 }
 
-static void legacy_error(struct c2s *s, const char *id, const char *cond, const char *text)
+int c2s_login_banned(struct conn *c, const char *user)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    legacy_error_iq(&b, id, cond, text);
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    struct c2s *s = c->c2s;
+    note_who(s, user);
+    return account_banned(c->addr, s->who);
 }
 
-/* Which fields a login needs (§3.1): no <digest/>, see above. */
-static void legacy_form(struct c2s *s, struct xml_node *iq, const char *user)
+void c2s_login_refused(struct conn *c, const char *xml)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<query xmlns='" NS_IQAUTH "'><username>");
-    buf_append_xml(&b, user ? user : "", user ? strlen(user) : 0);
-    buf_puts(&b, "</username><password/><resource/></query>");
-    iq_reply(s, iq, "result", buf_ptr(&b));
-    buf_free(&b);
+    struct c2s *s = c->c2s;
+    conn_send(c, xml, strlen(xml));
+    s->failures++;
+    after_failure(s);
 }
 
-/* Held back by the failure throttle, as a SASL not-authorized is. */
-static void legacy_wrong_password(struct c2s *s, const char *id)
+void c2s_login_wrong_password(struct conn *c, const char *xml, const char *what)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    legacy_error_iq(&b, id, "not-authorized", NULL);
-    answer_wrong_password(s, buf_ptr(&b), "failed (jabber:iq:auth)");
-    buf_free(&b);
+    answer_wrong_password(c->c2s, xml, what);
 }
 
-static const char *legacy_field(const struct xml_node *q, const char *name)
+int c2s_login_check(struct conn *c, const char *bare, const char *pw, size_t pwlen,
+                    const char *resource, const char *id, c2s_login_fn done)
 {
-    struct xml_node *n = xml_child(q, name, NS_IQAUTH);
-    return n ? xml_text(n) : NULL;
+    struct plain_login l = {bare, "", pw, pwlen, resource, id, done};
+    return plain_queue(c->c2s, &l);
 }
 
-/* user@domain/res as a bare JID, when it makes a valid full JID: -1 when
- * user cannot be an account's name, -2 when res cannot be bound with it. */
-static int legacy_jid(const char *user, const char *res, char bare[JID_MAX + 1])
+int c2s_login_bind(struct conn *c, const char *resource, const char *how, const char **cond)
 {
-    char local[JID_PART_MAX + 1], full[JID_MAX + 1], norm[JID_MAX + 1];
-    if (jid_local_valid(user, local, sizeof(local)) < 0) {
+    struct c2s *s = c->c2s;
+    char norm[JID_MAX + 1];
+    const struct plain_job *j = s->answering;
+    *cond = "internal-server-error";
+    if (!j || !j->ok) {
+        /* Only the account whose password was just checked, never one a
+         * caller names: no module can log a stream in without it. */
         return -1;
     }
-    if (jid_resource_valid(res) < 0 ||
-        (size_t)snprintf(full, sizeof(full), "%s@%s/%s", local, g_config->domain, res) >=
-            sizeof(full) ||
-        jid_parse(full, norm, sizeof(norm), NULL) < 0) {
-        return -2;
-    }
-    snprintf(bare, JID_MAX + 1, "%s@%s", local, g_config->domain);
-    return 0;
-}
-
-static void legacy_login(struct c2s *s, struct xml_node *iq, struct xml_node *q)
-{
-    const char *id = xml_attr(iq, "id");
-    const char *user = legacy_field(q, "username"), *pw = legacy_field(q, "password");
-    const char *res = legacy_field(q, "resource");
-    char bare[JID_MAX + 1];
-    if (!user || !*user || !pw || !res || !*res) {
-        legacy_error(s, id, "not-acceptable", NULL); /* §3.1: a field is missing */
-        return;
-    }
-    note_who(s, user);
-    if (account_banned(s->conn->addr, s->who)) {
-        legacy_error(s, id, "policy-violation", NULL);
-        s->failures++;
-        after_failure(s);
-        return;
-    }
-    int r = legacy_jid(user, res, bare);
-    if (r < 0) {
-        /* A username that cannot be an account's is a wrong login (as in
-         * SASL); a resource that cannot be bound is the client's error. */
-        if (r == -1) {
-            legacy_wrong_password(s, id);
-        } else {
-            legacy_error(s, id, "bad-request", NULL);
-        }
-        return;
-    }
-    struct plain_login l = {bare, "", pw, strlen(pw), res, id ? id : ""};
-    if (l.pwlen > SASL_PASS_MAX) {
-        legacy_wrong_password(s, id); /* no stored password is that long */
-    } else if (plain_queue(s, &l) < 0) {
-        legacy_error(s, id, "internal-server-error", NULL);
-    }
-}
-
-static void legacy_auth_iq(struct c2s *s, struct xml_node *iq, struct xml_node *q)
-{
-    if (s->sasl_tried) {
-        /* XEP-0078 §3.1: no second chance through iq:auth after (or during)
-         * a SASL attempt. */
-        c2s_stream_error(s->conn, "policy-violation", NULL);
-    } else if (!legacy_auth_offered(s->conn)) {
-        /* §3.1: not supported here (it needs TLS first). */
-        legacy_error(s, xml_attr(iq, "id"), "service-unavailable", "Encryption required");
-    } else if (strcmp(xml_attr(iq, "type"), "get") == 0) {
-        legacy_form(s, iq, legacy_field(q, "username"));
-    } else {
-        legacy_login(s, iq, q);
-    }
-}
-
-static void legacy_checked(struct c2s *s, const struct plain_job *j)
-{
-    if (!j->ok) {
-        legacy_wrong_password(s, j->iq_id);
-        return;
-    }
+    const char *bare = j->bare;
     sasl_end(s);
-    if (authenticated(s, j->bare) < 0) {
+    *cond = NULL;
+    if (authenticated(s, bare) < 0) {
+        return -1;
+    }
+    log_limited("logins", bare, L_INFO, "%s authenticated as %s (%s)", conn_label(c), bare, how);
+    return bind_session(s, resource, norm, cond);
+}
+
+/* The one writer of send_stanza (above). */
+void c2s_send(struct conn *c, const char *xml, size_t len)
+{
+    struct c2s *s = c->c2s;
+    if (s->sess && hook_run_output(s->sess, xml, len) != 0) {
         return;
     }
-    log_limited("logins", j->bare, L_INFO, "%s authenticated as %s (jabber:iq:auth)",
-                conn_label(s->conn), j->bare);
-    char norm[JID_MAX + 1];
-    const char *cond;
-    if (bind_session(s, j->resource, norm, &cond) == 0) {
-        iq_reply_id(s, j->iq_id, "result", NULL);
-    } else if (cond) {
-        /* Out of memory (the JID was checked before): the client has no
-         * other way to bind, so the stream ends rather than stay half in. */
-        legacy_error(s, j->iq_id, cond, NULL);
-        c2s_stream_error(s->conn, "resource-constraint", NULL);
-    }
+    conn_send(c, xml, len);
 }
 
 struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns)
@@ -1239,6 +1131,20 @@ struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns)
 }
 
 /* ---- stanza dispatch by state ---- */
+
+/* The pre-auth iq nobody serves here, with the XEP-0086 code old clients
+ * read (as legacy.c's errors carry). */
+static void preauth_unavailable(struct c2s *s, const char *id)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<iq type='error' id='");
+    buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
+    buf_puts(&b, "'><error code='503' type='cancel'><service-unavailable xmlns='" NS_STANZAS
+                 "'/></error></iq>");
+    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
 
 static void stanza_preauth(struct c2s *s, struct xml_node *st)
 {
@@ -1261,18 +1167,13 @@ static void stanza_preauth(struct c2s *s, struct xml_node *st)
      * (after TLS when required). */
     int iq_ok = strcmp(xml_name(st), "iq") == 0 && strcmp(ns, NS_CLIENT) == 0 &&
                 (conn_is_tls(c) || !g_config->require_tls);
-    struct xml_node *q = iq_ok && g_config->legacy_auth ? c2s_preauth_query(st, NS_IQAUTH) : NULL;
-    if (q) {
-        legacy_auth_iq(s, st, q);
-        return;
-    }
     if (iq_ok && hook_run_preauth_iq(c, st) == 0) {
         return;
     }
     /* XEP-0077 §3.1: a server built without in-band registration
      * (WITH_REGISTRATION=no) still answers a client that tries it. */
     if (iq_ok && c2s_preauth_query(st, NS_REGISTER_IQ)) {
-        legacy_error(s, xml_attr(st, "id"), "service-unavailable", NULL);
+        preauth_unavailable(s, xml_attr(st, "id"));
         return;
     }
     /* RFC 6120 §4.9.3.12: stanzas before authentication. */

@@ -61,4 +61,38 @@ void c2s_resume(struct conn *c, struct session *sess);
  * (auth_fail_ban_address), as a failed SASL login is. */
 void c2s_auth_failed_address(const char *addr);
 
+/* ---- one-step logins: XEP-0078 jabber:iq:auth (legacy.c, WITH_LEGACY_AUTH) ----
+ * A login service that gets the password in the clear before authentication
+ * (a hook_preauth_iq handler) checks it the way SASL PLAIN is checked: same
+ * worker, same failure throttle, same made-up keys for unknown accounts.
+ * c is a client stream that is not yet authenticated. */
+/* Whether a SASL <auth/> was sent on c (then no other login may follow). */
+int c2s_sasl_tried(const struct conn *c);
+/* Names user (as the client gave it) as the account c tries, for the
+ * throttle; 1 when c's address may not try it now, else 0. */
+int c2s_login_banned(struct conn *c, const char *user);
+/* A refused attempt that is not a wrong password: xml (the answer) is sent
+ * now and counts as a failed attempt; the stream may end after it. */
+void c2s_login_refused(struct conn *c, const char *xml);
+/* A wrong password (or account): xml, copied, is sent once the throttle's
+ * delay is over, like a SASL not-authorized; what is for the log line. */
+void c2s_login_wrong_password(struct conn *c, const char *xml, const char *what);
+/* Called once the password of a c2s_login_check is checked, on the same
+ * stream (if it is gone, nothing is called): ok 1 = the password is the
+ * account's. The strings are the job's copies, valid during the call. */
+typedef void (*c2s_login_fn)(struct conn *c, int ok, const char *resource, const char *id);
+/* Queues the check of pw (pwlen bytes) for account bare (valid) and holds
+ * c meanwhile; resource and id are copied for done. 0, or -1 when out of
+ * memory (nothing queued). done may run before this returns. */
+int c2s_login_check(struct conn *c, const char *bare, const char *pw, size_t pwlen,
+                    const char *resource, const char *id, c2s_login_fn done);
+/* Only from done, with ok 1: c is authenticated as the account that was
+ * checked (how names the method in the log) and resource is bound. 0, or
+ * -1 with *cond the iq error condition (internal-server-error when called
+ * anywhere else), or *cond NULL when the stream was ended instead. */
+int c2s_login_bind(struct conn *c, const char *resource, const char *how, const char **cond);
+/* A stanza written to c's client by a module before or at binding (through
+ * the output hooks once a session is bound, as router_send's are). */
+void c2s_send(struct conn *c, const char *xml, size_t len);
+
 #endif

@@ -601,6 +601,8 @@ static const struct {
     {"IMPORT", "import_"},
     {"S2S", "s2s_"},
     {"MUC", "muc_"},
+    /* XEP-0078 (legacy.c) */
+    {"LEGACY_AUTH", "legacy_auth"},
 };
 
 static const char without[] = XMPPD_WITHOUT;

@@ -51,6 +51,7 @@ FEATURES = {
     "IMPORT": {"option": ("import_max_bytes", "100000")},
     "S2S": {"option": ("s2s_idle_timeout", "60")},
     "MUC": {"option": ("muc_max_rooms", "10")},
+    "LEGACY_AUTH": {"option": ("legacy_auth", "yes")},
 }
 
 
@@ -160,3 +161,23 @@ def test_preauth_registration_is_answered_either_way(server):
         assert got.find("{jabber:client}error/{%s}%s" % (NS_STANZAS, cond)) is not None, \
             c.describe()
         assert c.reader.stream_error is None, c.describe()
+
+
+def test_legacy_auth_feature_follows_the_switch(server):
+    """XEP-0078: a build with WITH_LEGACY_AUTH offers the iq-auth stream
+    feature after TLS once `legacy_auth yes` is configured; a build without
+    it never offers it (and refuses the option: see above)."""
+    off = built_without(server)
+    feature = "{http://jabber.org/features/iq-auth}auth"
+    if "LEGACY_AUTH" not in off:
+        server.write_config({"legacy_auth": "yes"})
+        server.restart()
+    try:
+        with RawConn(server.host, server.c2s_port) as c:
+            c.open_stream(to=server.domain)
+            offered = c.starttls(server.domain).find(feature) is not None
+            assert offered == ("LEGACY_AUTH" not in off), c.describe()
+    finally:
+        if "LEGACY_AUTH" not in off:
+            server.write_config()
+            server.restart()
