@@ -61,7 +61,7 @@ sysroot=$adir/sysroot
 # target and the build host. CROSS_TESTS=short keeps logins, offline
 # messages, the archive and the moved data dir: what CI runs for a second or
 # third ARCH.
-SHORT="test_02_auth.py test_20_offline.py test_63_mam.py test_72_portable_data_dir.py"
+SHORT="test_02_auth.py test_20_offline.py test_63_mam.py cross_portable_data_dir.py"
 SMOKE="test_01_stream.py $SHORT test_04_routing.py test_10_roster.py test_44_crash_safety.py
 	test_51_precis.py"
 
@@ -201,7 +201,7 @@ build_xmppd() {
 }
 
 # The build host's xmppd, for tests that move a data dir between the two
-# (test_72_portable_data_dir.py). Shared by every ARCH of WORKDIR.
+# (cross_portable_data_dir.py). Shared by every ARCH of WORKDIR.
 build_host_xmppd() {
 	hst=$work/host-src
 	(
