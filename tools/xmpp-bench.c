@@ -3061,7 +3061,7 @@ static struct {
     int joined, join_failed;
     bool configured;
     int *last; /* [receiver * senders + sender]: last sequence number received, -1 none */
-    uint64_t deliveries, in_window, dupes, reflected, reflected_in_window;
+    uint64_t deliveries, in_window, dupes, reflected, reflected_in_window, forged;
     long rss_login, rss_joined;
     uint64_t t_join0, t_joined;
 } muc;
@@ -3153,7 +3153,14 @@ static void muc_message(struct conn *c, const char *s, size_t n)
     long slot = strtol(t + rl, &e, 10);
     long long seq = strtoll(e, NULL, 10);
     const char *ts = memmem(t, tn, "t=", 2);
-    if (slot < 0 || slot >= muc.senders || ts == NULL || seq < 0) {
+    if (slot < 0 || slot >= muc.senders || ts == NULL || seq < 0 || seq > INT32_MAX) {
+        return;
+    }
+    char from[800], nick[256];
+    user_name(opt.first + (int)slot, nick, sizeof(nick));
+    snprintf(from, sizeof(from), "%s/%s", muc.room, nick);
+    if (!attr_eq(s, n, "from", from)) {
+        muc.forged++; /* §7.2.3: the room stamps the sender's occupant JID */
         return;
     }
     uint64_t sent = strtoull(ts + 2, NULL, 10), now = now_ns();
@@ -3259,9 +3266,10 @@ static void muc_result(void)
     if (muc.senders > 0) {
         result_add("senders=%d window=%d duration_s=%.2f sent=%" PRIu64 " deliveries=%" PRIu64
                    " expected=%" PRIu64 " missing=%" PRIu64 " duplicates=%" PRIu64
-                   " bounced=%" PRIu64,
+                   " bounced=%" PRIu64 " forged=%" PRIu64,
                    muc.senders, opt.window, wall, g.sent, muc.deliveries, expected,
-                   expected > muc.deliveries ? expected - muc.deliveries : 0, muc.dupes, g.errors);
+                   expected > muc.deliveries ? expected - muc.deliveries : 0, muc.dupes, g.errors,
+                   muc.forged);
         result_add("msgs_per_s=%.0f deliveries_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
                    wall > 0 ? muc.reflected_in_window / wall : 0.0,
                    wall > 0 ? muc.in_window / wall : 0.0, lat_pct_ms(&g.lat, 50, &g.lat_sorted),
@@ -3273,6 +3281,7 @@ static void muc_result(void)
     }
     result_cpu(wall);
     bool ok = muc.joined == muc.n && login_failures == 0 && g.errors == 0 && muc.dupes == 0 &&
+              muc.forged == 0 &&
               (muc.senders == 0 || (g.sent > 0 && muc.deliveries == expected));
     result_end(ok ? 0 : 1);
 }
