@@ -334,14 +334,15 @@ cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-sm.conf"
 # 0.12: the muc component; it has no occupant cap and no message rate limit of its own
 # (mod_muc_limits is a community module, not loaded); rooms stay locked until the owner
 # submits the configuration form, which xmpp-bench does. ejabberd 23.01: mod_muc, whose
-# max_users (200 by default) would refuse the idle part's occupants; no shapers or
+# max_users (200 by default, for the service and, in default_room_options, for each new
+# room) would refuse the idle part's occupants with resource-constraint; no shapers or
 # min_message_interval by default. xmppd: muc.c on conference.localhost by default, its
 # muc_max_occupants (200) raised in the same way.
 sed -e '/^VirtualHost/d' "$work/prosody/prosody.cfg.lua" > "$work/prosody/prosody-muc.cfg.lua"
 printf '%s\n' 'VirtualHost "localhost"' 'Component "conference.localhost" "muc"' \
 	>> "$work/prosody/prosody-muc.cfg.lua"
 cp "$work/ejabberd/ejabberd.yml" "$work/ejabberd/ejabberd-muc.yml"
-printf '  mod_muc:\n    max_users: 1000\n' \
+printf '  mod_muc:\n    max_users: 1000\n    default_room_options:\n      max_users: 1000\n' \
 	>> "$work/ejabberd/ejabberd-muc.yml"
 cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-muc.conf"
 grep -aq muc_max_occupants "$xmppd_bin" && echo "muc_max_occupants 1000" >> "$work/xmppd/xmppd-muc.conf"
@@ -567,7 +568,14 @@ for r in $(seq 1 "$rounds"); do
 					--window "$window" --duration "$duration" --first "$muc_first" -c 50
 				# memory per idle occupant: on a fresh server, so that no freed memory of
 				# the fan-out run is reused
+				# (ejabberd's listening socket can outlive its process for a moment, in
+				# a child of beam.smp: wait until the port is free, or it starts on a
+				# port it cannot bind, the probe having reached the old socket)
 				srv_stop "$s"
+				for i in $(seq 1 60); do
+					ss -Hltn "sport = :${PORT[$s]}" 2>/dev/null | grep -q . || break
+					sleep 0.5
+				done
 				srv_start "$s" norecord && sleep 3 &&
 					run "$s" muc_idle 600 muc-fanout --idle-occupants "$muc_idle" \
 						--first "$muc_first" -c 50 --settle 5 ;;
