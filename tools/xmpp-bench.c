@@ -3599,7 +3599,19 @@ static int coldstart(char **cmd)
         if (fd < 0) {
             die("socket: %s", strerror(errno));
         }
-        int r = connect(fd, (struct sockaddr *)&dst, sizeof(dst));
+        /* A port in the ephemeral range (ip_local_port_range) can connect to itself
+         * while nothing listens (TCP simultaneous open): that is no server, and the
+         * TIME-WAIT it leaves keeps the server from binding. So the probe takes its
+         * source port first and never the server's. */
+        struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr = dst.sin_addr};
+        socklen_t ml = sizeof(me);
+        int r = bind(fd, (struct sockaddr *)&me, sizeof(me));
+        if (r == 0 && getsockname(fd, (struct sockaddr *)&me, &ml) == 0 &&
+            me.sin_port != dst.sin_port) {
+            r = connect(fd, (struct sockaddr *)&dst, sizeof(dst));
+        } else {
+            r = -1;
+        }
         close(fd);
         uint64_t t = now_ns();
         if (r == 0) {
