@@ -2,7 +2,7 @@
 # bench-smoke.sh: functional check of xmpp-bench against a throw-away xmppd (no timing
 # thresholds): each scenario must do what it says (messages delivered, logins bound,
 # presence fanned out, offline messages stored and drained, archive written and
-# queried). For `make check`.
+# queried, group chat fanned out with no message missing). For `make check`.
 #
 # usage: tools/bench-smoke.sh [XMPPD [XMPP_BENCH]]   (./xmppd, tools/xmpp-bench)
 # Uses a temp dir and the first free loopback port from 18900; ends the xmppd it started.
@@ -85,5 +85,13 @@ check "offline store and drain" offline --messages 20 --senders 1 --recipients 2
 check "message archive writes" mam-fill --messages 40 --senders 1 --recipients 3 --first 1
 check "message archive queries" mam-query --queries 2 --page 5 --first 1
 check "stream management acks and resumption" sm-acks --pairs 2 --duration 1 --resumes 1 --first 1
+# issue 15: group chat fan-out, when xmppd has MUC (a WITH_MUC=no build does not);
+# -c 4: the default max_unauth_per_ip (16) would refuse more logins at once
+if grep -aq muc_max_occupants "$xmppd"; then
+	check "group chat fan-out" muc-fanout --occupants 6 --senders 2 --window 2 --duration 1 \
+		--settle 0 -c 4 --first 1
+	check "group chat memory per idle occupant" muc-fanout --idle-occupants 4 --settle 0 -c 4 \
+		--room idle --first 7
+fi
 echo "bench-smoke: $passed passed, $failed failed"
 [ $failed = 0 ]

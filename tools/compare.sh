@@ -13,8 +13,9 @@
 #   -s SERVERS  which servers, in this order (default "xmppd prosody ejabberd")
 #   -S LIST     which parts to run (default all): memory memory_tls login_plain
 #               login_scram login_tls msg msg_tls msg_bare presence offline tsung
-#               tsung_legacy mam_fill mam_query sm_acks (the last three: the servers
-#               with their message archive, or stream management, turned on)
+#               tsung_legacy mam_fill mam_query sm_acks muc_fanout (the last four: the
+#               servers with their message archive, stream management or group chat
+#               (XEP-0045) turned on)
 #   -A STORE    the archive's storage for mam_*: "default" (Prosody: its internal files,
 #               ejabberd: SQLite), "builtin" (Prosody: internal files, ejabberd: Mnesia,
 #               which slows down as an account's archive grows) or "sql" (SQLite for both)
@@ -31,6 +32,8 @@
 #               to be nearly idle (< 25% of one core busy), then measure anyway (120;
 #               0 = do not wait). Every RESULT line reports other_cpu_pct as well.
 # Needs root for apt-get when Prosody or ejabberd is missing (Debian packages).
+# COMPARE_PORT_BASE=P moves every port by P - 18100 (so that two runs on one machine,
+# e.g. two developers', do not meet).
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +41,7 @@ repo=$(cd "$here/.." && pwd)
 quick=0 rounds=1 max=19000 servers="xmppd prosody ejabberd" xmppd_bin="" bench=""
 work="" keep=0 results="" quiet_max=120 quiet_pct=25 quiet_phase=0 append=0 archive_store=default
 parts="memory memory_tls login_plain login_scram login_tls msg msg_tls msg_bare presence offline \
-tsung tsung_legacy mam_fill mam_query sm_acks"
+tsung tsung_legacy mam_fill mam_query sm_acks muc_fanout"
 while getopts qar:n:s:S:x:b:w:ko:Q:A:h o; do
 	case $o in
 	q) quick=1 ;;
@@ -54,7 +57,7 @@ while getopts qar:n:s:S:x:b:w:ko:Q:A:h o; do
 	o) results=$OPTARG ;;
 	Q) quiet_max=$OPTARG ;;
 	A) archive_store=$OPTARG ;;
-	*) sed -n '2,29p' "$0"; exit 2 ;;
+	*) sed -n '2,36p' "$0"; exit 2 ;;
 	esac
 done
 
@@ -64,11 +67,15 @@ contacts=500 off_m=20000 off_s=10 off_r=100 tsung_n=2000 tsung_rate=200
 # issue 13: archive writes (fill_*), queries over an archive of mamq_n messages with
 # mamq_r partners (mamq_q rounds of five kinds), stream management (sm_*)
 fill_m=20000 fill_s=10 fill_r=10 mamq_n=100000 mamq_r=10 mamq_q=20 sm_pairs=100 sm_resumes=10
+# issue 15: a room of muc_n occupants, muc_s of them speaking (--window each); memory per
+# idle occupant with muc_idle occupants
+muc_n=100 muc_s=5 muc_idle=300
 if [ "$quick" = 1 ]; then
 	[ "$max" = 19000 ] && max=2000
 	small=500 login_n=500 tls_n=200 duration=3 contacts=100 off_m=2000 off_r=50
 	tsung_n=200 tsung_rate=100
 	fill_m=2000 mamq_n=10000 mamq_q=5 sm_pairs=20 sm_resumes=5
+	muc_n=50 muc_idle=100
 fi
 accounts=$((max + 500))
 # Disjoint account ranges at the top for the scenarios that leave state behind.
@@ -79,7 +86,8 @@ tsung_first=$((msg_first - tsung_n))
 mamq_first=$((tsung_first - 1 - mamq_r)) # the archive's owner, then its partners
 fill_first=$((mamq_first - fill_s - fill_r))
 sm_first=$((fill_first - 2 * sm_pairs))
-if [ "$sm_first" -le "$login_n" ]; then
+muc_first=$((sm_first - (muc_idle > muc_n ? muc_idle : muc_n)))
+if [ "$muc_first" -le "$login_n" ]; then
 	echo "compare.sh: -n $max is too small for the scenario account ranges" >&2
 	exit 2
 fi
@@ -181,6 +189,8 @@ fi
 
 # ---- server configurations ----
 declare -A PORT=([xmppd]=18122 [prosody]=18222 [ejabberd]=18322)
+port_shift=$((${COMPARE_PORT_BASE:-18100} - 18100))
+for s in "${!PORT[@]}"; do PORT[$s]=$((PORT[$s] + port_shift)); done
 declare -A LABEL=([xmppd]=xmppd [prosody]=Prosody [ejabberd]=ejabberd)
 
 mkdir -p "$work/xmppd/data" "$work/prosody/data" "$work/ejabberd/spool" "$work/ejabberd/log"
@@ -191,7 +201,7 @@ domain localhost
 data_dir $work/xmppd/data
 listen_address 127.0.0.1
 c2s_port ${PORT[xmppd]}
-c2s_tls_port 18123
+c2s_tls_port $((PORT[xmppd] + 1))
 require_tls no
 plain_without_tls yes
 legacy_auth yes
@@ -320,7 +330,23 @@ printf '  mod_stream_mgmt:\n    resume_timeout: 300\n' >> "$work/ejabberd/ejabbe
 cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-mam.conf"
 grep -aq mam_max_bytes "$xmppd_bin" && echo "mam_max_bytes 67108864" >> "$work/xmppd/xmppd-mam.conf"
 cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-sm.conf"
-variant="" # which of them srv_start runs: "", mam or sm
+# issue 15: group chat (XEP-0045) on conference.localhost, nothing else changed. Prosody
+# 0.12: the muc component; it has no occupant cap and no message rate limit of its own
+# (mod_muc_limits is a community module, not loaded); rooms stay locked until the owner
+# submits the configuration form, which xmpp-bench does. ejabberd 23.01: mod_muc, whose
+# max_users (200 by default, for the service and, in default_room_options, for each new
+# room) would refuse the idle part's occupants with resource-constraint; no shapers or
+# min_message_interval by default. xmppd: muc.c on conference.localhost by default, its
+# muc_max_occupants (200) raised in the same way.
+sed -e '/^VirtualHost/d' "$work/prosody/prosody.cfg.lua" > "$work/prosody/prosody-muc.cfg.lua"
+printf '%s\n' 'VirtualHost "localhost"' 'Component "conference.localhost" "muc"' \
+	>> "$work/prosody/prosody-muc.cfg.lua"
+cp "$work/ejabberd/ejabberd.yml" "$work/ejabberd/ejabberd-muc.yml"
+printf '  mod_muc:\n    max_users: 1000\n    default_room_options:\n      max_users: 1000\n' \
+	>> "$work/ejabberd/ejabberd-muc.yml"
+cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-muc.conf"
+grep -aq muc_max_occupants "$xmppd_bin" && echo "muc_max_occupants 1000" >> "$work/xmppd/xmppd-muc.conf"
+variant="" # which of them srv_start runs: "", mam, sm or muc
 
 server_cmd() { # server_cmd NAME: sets CMD to the command line that runs it in the foreground
 	local v=${variant:+-$variant}
@@ -506,9 +532,9 @@ mam_archive() {
 quiet_phase=1 # timed runs: wait for a quiet machine first (memory was not time-critical)
 for r in $(seq 1 "$rounds"); do
 	for sc in login_plain login_scram login_tls msg msg_tls msg_bare presence offline tsung \
-		tsung_legacy mam_fill mam_query sm_acks; do
+		tsung_legacy mam_fill mam_query sm_acks muc_fanout; do
 		want "$sc" || continue
-		case $sc in mam_*) variant=mam ;; sm_*) variant=sm ;; *) variant="" ;; esac
+		case $sc in mam_*) variant=mam ;; sm_*) variant=sm ;; muc_*) variant=muc ;; *) variant="" ;; esac
 		for s in $active; do
 			srv_start "$s" ${variant:+norecord} # the variants are no cold-start samples
 		done
@@ -537,6 +563,22 @@ for r in $(seq 1 "$rounds"); do
 				--queries "$mamq_q" --page 50 ;;
 			sm_acks) run "$s" $sc 300 sm-acks --pairs "$sm_pairs" --window "$window" \
 				--duration "$duration" --ack-every 1 --resumes "$sm_resumes" --first "$sm_first" ;;
+			muc_fanout)
+				run "$s" $sc 600 muc-fanout --occupants "$muc_n" --senders "$muc_s" \
+					--window "$window" --duration "$duration" --first "$muc_first" -c 50
+				# memory per idle occupant: on a fresh server, so that no freed memory of
+				# the fan-out run is reused
+				# (ejabberd's listening socket can outlive its process for a moment, in
+				# a child of beam.smp: wait until the port is free, or it starts on a
+				# port it cannot bind, the probe having reached the old socket)
+				srv_stop "$s"
+				for i in $(seq 1 60); do
+					ss -Hltn "sport = :${PORT[$s]}" 2>/dev/null | grep -q . || break
+					sleep 0.5
+				done
+				srv_start "$s" norecord && sleep 3 &&
+					run "$s" muc_idle 600 muc-fanout --idle-occupants "$muc_idle" \
+						--first "$muc_first" -c 50 --settle 5 ;;
 			esac
 			sleep 1
 		done
@@ -712,6 +754,23 @@ size_of() {
 	row "SM: messages/s, an ack request after each ($sm_pairs pairs x $window in flight)" c_sm
 	row "SM: ack round trip p50 / p99 (ms); unacked stanzas mean / max" c_sma
 	row "SM: resume round trip p50 (ms), $sm_resumes sessions cut" c_smr
+	# issue 15: group chat fan-out
+	c_mu() { c_rate "$1" muc_fanout msgs_per_s; }
+	c_mud() {
+		printf '%s / %s' "$(fmt "$(get "$1" muc_fanout deliveries_per_s)")" \
+			"$(fmt "$(get "$1" muc_fanout srv_cpu_s_per_100k)")"
+	}
+	c_mul() {
+		printf '%s; %s / %s' "$(c_lat "$1" muc_fanout)" "$(fmt "$(get_any "$1" muc_fanout missing)")" \
+			"$(fmt "$(get_any "$1" muc_fanout duplicates)")"
+	}
+	c_mur() { fmt "$(get_any "$1" muc_fanout rss_per_occupant_bytes)"; }
+	c_mui() { fmt "$(get_any "$1" muc_idle rss_per_occupant_bytes)"; }
+	row "MUC: messages/s to a room of $muc_n, $muc_s speaking x $window in flight" c_mu
+	row "MUC: deliveries/s (messages x occupants) / server CPU s per 100,000 deliveries" c_mud
+	row "MUC: latency p50 / p99 over all deliveries (ms); missing / duplicate deliveries" c_mul
+	row "MUC: RSS per occupant, $muc_n joined for the fan-out (bytes)" c_mur
+	row "MUC: RSS per idle occupant, $muc_idle joined (bytes)" c_mui
 } > "$results/table.md"
 {
 	echo

@@ -14,7 +14,8 @@
  * Besides logins, messages, presence and offline storage it measures the features modern
  * clients depend on (issue 13): message archive writes and paged queries (mam-fill,
  * mam-query: XEP-0313 urn:xmpp:mam:2 with XEP-0059 RSM) and stream management (sm-acks:
- * XEP-0198 urn:xmpp:sm:3, acks in flight and resumption).
+ * XEP-0198 urn:xmpp:sm:3, acks in flight and resumption), and group chat fan-out (issue 15:
+ * muc-fanout, XEP-0045 messages to a room of N occupants, and memory per idle occupant).
  *
  * The XML handling is a scanner, not a parser: it splits the stream into top-level
  * stanzas by tracking tag depth (quotes respected) and then looks into each stanza with
@@ -81,7 +82,8 @@ enum scenario {
     SC_COLDSTART,
     SC_MAM_FILL,
     SC_MAM_QUERY,
-    SC_SM_ACKS
+    SC_SM_ACKS,
+    SC_MUC_FANOUT
 };
 enum mech { MECH_PLAIN, MECH_SCRAM_SHA1 };
 
@@ -117,6 +119,10 @@ static struct {
     int ack_every;          /* sm-acks: <r/> after every K messages */
     int resumes;            /* sm-acks: sessions cut and resumed after the run */
     bool sm;                /* enable XEP-0198 stream management after binding */
+    int occupants;          /* muc-fanout: sessions that join the room */
+    int idle_occupants;     /* muc-fanout: join K occupants, measure memory, no messages */
+    const char *room;       /* muc-fanout: room name or full room JID */
+    bool senders_set, messages_set, duration_set;
 } opt = {
     .host = "127.0.0.1",
     .port = 5222,
@@ -144,6 +150,8 @@ static struct {
     .queries = 100,
     .ack_every = 1,
     .resumes = 10,
+    .occupants = 100,
+    .room = "bench",
 };
 
 /* ---- small helpers ---- */
@@ -558,6 +566,7 @@ enum role {
     R_REGISTER,
     R_OWNER,  /* mam-query: the account whose archive is queried */
     R_RESUME, /* sm-acks: a new connection resuming a cut session */
+    R_OCCUPANT, /* muc-fanout: joins the room; the first --senders ones also speak */
 };
 
 struct conn {
@@ -1755,7 +1764,8 @@ static void start_sessions(void)
         if (c == NULL) {
             return;
         }
-        if (p->role == R_SENDER || p->role == R_CONTACT || p->role == R_PRE) {
+        if (p->role == R_SENDER || p->role == R_CONTACT || p->role == R_PRE ||
+            p->role == R_OCCUPANT) {
             if (g.a) {
                 g.a[p->slot] = c;
             }
@@ -3037,6 +3047,316 @@ static void sm_tick(void)
                    : 1);
 }
 
+/* ---- scenario: muc-fanout (XEP-0045, issue 15) ---- */
+
+/* Occupant i is account --first + i with its account name as nick; the first --senders
+ * occupants speak. A message leaves its sender's window when the sender gets its own
+ * reflection (XEP-0045 §7.2.3: the room sends every groupchat message to all occupants,
+ * the sender included). Each occupant's copy is checked against what was sent: per
+ * (receiver, sender) the sequence numbers must rise (RFC 6120 §10.1: in-order delivery),
+ * so a number not above the last one seen is a duplicate. */
+static struct {
+    char room[512]; /* bare room JID */
+    int n, senders;
+    int joined, join_failed;
+    bool configured;
+    int *last; /* [receiver * senders + sender]: last sequence number received, -1 none */
+    uint64_t deliveries, in_window, dupes, reflected, reflected_in_window, forged;
+    long rss_login, rss_joined;
+    uint64_t t_join0, t_joined;
+} muc;
+
+static void muc_join(struct conn *c)
+{
+    char nick[256];
+    user_name(c->user, nick, sizeof(nick));
+    /* §7.2.14: no history, so that an earlier run's messages do not count */
+    conn_sendf(c,
+               "<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'>"
+               "<history maxstanzas='0'/></x></presence>",
+               muc.room, nick);
+}
+
+static void muc_send(struct conn *s)
+{
+    conn_sendf(s,
+               "<message to='%s' type='groupchat' id='g%d-%" PRIu64 "'><body>%s %d %" PRIu64
+               " t=%" PRIu64 "</body></message>",
+               muc.room, s->slot, s->sent, g.run_id, s->slot, s->sent, now_ns());
+    s->sent++;
+    s->inflight++;
+    g.sent++;
+}
+
+/* May sender s send one more? --messages caps the total, else --duration the time. */
+static bool muc_may_send(const struct conn *s)
+{
+    if (g.phase != PH_RUN) {
+        return false;
+    }
+    if (!opt.messages_set) {
+        return true;
+    }
+    return (int)s->sent < opt.messages / muc.senders + (s->slot < opt.messages % muc.senders);
+}
+
+/* The self-presence (§7.2.3: status 110) says the join is done; 201 says we made the room:
+ * confirm it as an instant room with an empty submit form (§10.1.2), which Prosody needs
+ * before anyone else may enter and xmppd and ejabberd accept. */
+static void muc_presence(struct conn *c, const char *s, size_t n)
+{
+    char self[800], nick[256];
+    user_name(c->user, nick, sizeof(nick));
+    snprintf(self, sizeof(self), "%s/%s", muc.room, nick);
+    if (!attr_eq(s, n, "from", self)) {
+        return;
+    }
+    if (attr_eq(s, n, "type", "error")) {
+        muc.join_failed++;
+        note_error("join refused: %.*s", (int)(n > 300 ? 300 : n), s);
+        return;
+    }
+    bool is_self = contains(s, n, "code='110'") || contains(s, n, "code=\"110\"");
+    if (!is_self || c->flag) {
+        return;
+    }
+    c->flag = true;
+    muc.joined++;
+    g.last_progress = turn_now;
+    if (c->slot == 0 && !muc.configured) {
+        if (contains(s, n, "code='201'") || contains(s, n, "code=\"201\"")) {
+            conn_sendf(c,
+                       "<iq type='set' to='%s' id='muccfg'>"
+                       "<query xmlns='http://jabber.org/protocol/muc#owner'>"
+                       "<x xmlns='jabber:x:data' type='submit'/></query></iq>",
+                       muc.room);
+        } else {
+            muc.configured = true; /* the room was there already */
+        }
+    }
+}
+
+static void muc_message(struct conn *c, const char *s, size_t n)
+{
+    if (attr_eq(s, n, "type", "error")) {
+        g.errors++;
+        note_error("groupchat message bounced: %.*s", (int)(n > 300 ? 300 : n), s);
+        return;
+    }
+    const char *t;
+    size_t tn, rl = strlen(g.run_id);
+    if (!attr_eq(s, n, "type", "groupchat") || !child_text(s, n, "body", &t, &tn) || tn <= rl ||
+        memcmp(t, g.run_id, rl) != 0) {
+        return; /* the subject, an earlier run's message */
+    }
+    char *e = NULL;
+    long slot = strtol(t + rl, &e, 10);
+    long long seq = strtoll(e, NULL, 10);
+    const char *ts = memmem(t, tn, "t=", 2);
+    if (slot < 0 || slot >= muc.senders || ts == NULL || seq < 0 || seq > INT32_MAX) {
+        return;
+    }
+    char from[800], nick[256];
+    user_name(opt.first + (int)slot, nick, sizeof(nick));
+    snprintf(from, sizeof(from), "%s/%s", muc.room, nick);
+    if (!attr_eq(s, n, "from", from)) {
+        muc.forged++; /* §7.2.3: the room stamps the sender's occupant JID */
+        return;
+    }
+    uint64_t sent = strtoull(ts + 2, NULL, 10), now = now_ns();
+    int *last = &muc.last[c->slot * muc.senders + slot];
+    if (seq <= *last) {
+        muc.dupes++;
+        return;
+    }
+    *last = (int)seq;
+    muc.deliveries++;
+    g.last_progress = turn_now;
+    lat_add(&g.lat, now > sent ? now - sent : 0);
+    if (g.phase == PH_RUN) {
+        muc.in_window++;
+    }
+    if (c->slot != slot) {
+        return;
+    }
+    muc.reflected++; /* our own message is back: it leaves the window */
+    if (g.phase == PH_RUN) {
+        muc.reflected_in_window++;
+    }
+    c->inflight--;
+    if (muc_may_send(c)) {
+        muc_send(c);
+    }
+}
+
+static void muc_on_stanza(struct conn *c, const char *s, size_t n)
+{
+    if (stanza_is(s, n, "presence")) {
+        muc_presence(c, s, n);
+    } else if (stanza_is(s, n, "message")) {
+        muc_message(c, s, n);
+    } else if (stanza_is(s, n, "iq") && attr_eq(s, n, "id", "muccfg")) {
+        if (!attr_eq(s, n, "type", "result")) {
+            note_error("room configuration refused: %.*s", (int)(n > 300 ? 300 : n), s);
+        }
+        muc.configured = true; /* the others try anyway: their joins say what is wrong */
+    }
+}
+
+static void muc_start(void)
+{
+    if (opt.idle_occupants > 0) {
+        opt.occupants = opt.idle_occupants;
+    }
+    muc.n = opt.occupants;
+    muc.senders = opt.idle_occupants > 0 ? 0 : (opt.senders_set ? opt.senders : 5);
+    if (muc.senders > muc.n) {
+        die("--senders: at most --occupants (%d)", muc.n);
+    }
+    if (strchr(opt.room, '@') != NULL) {
+        snprintf(muc.room, sizeof(muc.room), "%s", opt.room);
+    } else {
+        snprintf(muc.room, sizeof(muc.room), "%s@conference.%s", opt.room, opt.domain);
+    }
+    muc.last = xmalloc((size_t)muc.n * (size_t)(muc.senders ? muc.senders : 1) * sizeof(int));
+    memset(muc.last, 0xff, (size_t)muc.n * (size_t)(muc.senders ? muc.senders : 1) * sizeof(int));
+    g.a = xmalloc((size_t)muc.n * sizeof(*g.a));
+    memset(g.a, 0, (size_t)muc.n * sizeof(*g.a));
+    queue_sessions(muc.n, opt.first, 1, R_OCCUPANT);
+    set_phase(PH_LOGIN);
+}
+
+static void muc_run_start(void)
+{
+    set_phase(PH_RUN);
+    measure_start();
+    for (int i = 0; i < muc.senders; i++) {
+        struct conn *s = g.a[i];
+        while (s != NULL && s->st == CS_READY && s->inflight < opt.window && muc_may_send(s)) {
+            muc_send(s);
+        }
+    }
+}
+
+/* Every copy of every message sent arrived, or none for 10 s (the rest are missing). */
+static bool muc_drained(void)
+{
+    return muc.deliveries >= g.sent * (uint64_t)muc.n || secs(g.last_progress, turn_now) >= 10;
+}
+
+static void muc_result(void)
+{
+    double wall = secs(g.t0, g.t1);
+    uint64_t expected = g.sent * (uint64_t)muc.n;
+    result_begin();
+    result_add("room=%s occupants=%d joined=%d join_failed=%d join_s=%.2f", muc.room, muc.n,
+               muc.joined, muc.join_failed, secs(muc.t_join0, muc.t_joined));
+    if (muc.rss_login >= 0 && muc.rss_joined >= 0) {
+        result_add("rss_login_kb=%ld rss_joined_kb=%ld rss_per_occupant_bytes=%.0f", muc.rss_login,
+                   muc.rss_joined,
+                   muc.joined > 0 ? (double)(muc.rss_joined - muc.rss_login) * 1024.0 / muc.joined
+                                  : 0.0);
+    }
+    if (muc.senders > 0) {
+        result_add("senders=%d window=%d duration_s=%.2f sent=%" PRIu64 " deliveries=%" PRIu64
+                   " expected=%" PRIu64 " missing=%" PRIu64 " duplicates=%" PRIu64
+                   " bounced=%" PRIu64 " forged=%" PRIu64,
+                   muc.senders, opt.window, wall, g.sent, muc.deliveries, expected,
+                   expected > muc.deliveries ? expected - muc.deliveries : 0, muc.dupes, g.errors,
+                   muc.forged);
+        result_add("msgs_per_s=%.0f deliveries_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
+                   wall > 0 ? muc.reflected_in_window / wall : 0.0,
+                   wall > 0 ? muc.in_window / wall : 0.0, lat_pct_ms(&g.lat, 50, &g.lat_sorted),
+                   lat_pct_ms(&g.lat, 99, &g.lat_sorted), g.lat.max_us / 1000.0);
+        if (opt.pid > 0 && g.cpu0 >= 0 && g.cpu1 >= 0 && muc.in_window > 0) {
+            result_add("srv_cpu_s_per_100k=%.3f",
+                       (g.cpu1 - g.cpu0) * 100000.0 / (double)muc.in_window);
+        }
+    }
+    result_cpu(wall);
+    bool ok = muc.joined == muc.n && login_failures == 0 && g.errors == 0 && muc.dupes == 0 &&
+              muc.forged == 0 &&
+              (muc.senders == 0 || (g.sent > 0 && muc.deliveries == expected));
+    result_end(ok ? 0 : 1);
+}
+
+static void muc_tick(void)
+{
+    switch (g.phase) {
+    case PH_LOGIN:
+        if (g.ready + g.failed >= g.nq) {
+            set_phase(PH_SETTLE);
+        }
+        return;
+    case PH_SETTLE: /* logged in, not joined: the baseline of the memory figure */
+        if (secs(g.phase_at, turn_now) < opt.settle) {
+            return;
+        }
+        muc.rss_login = proc_rss_kb(opt.pid);
+        muc.t_join0 = turn_now;
+        if (g.a[0] == NULL || g.a[0]->st != CS_READY) {
+            muc_result();
+            return;
+        }
+        muc_join(g.a[0]); /* the first joiner creates the room */
+        set_phase(PH_SETUP);
+        return;
+    case PH_SETUP:
+        if (muc.configured) {
+            for (int i = 1; i < muc.n; i++) {
+                if (g.a[i] != NULL && g.a[i]->st == CS_READY) {
+                    muc_join(g.a[i]);
+                }
+            }
+            set_phase(PH_PREWAIT);
+        } else if (muc.join_failed > 0 || secs(g.last_progress, turn_now) >= 30) {
+            muc_result();
+        }
+        return;
+    case PH_PREWAIT: /* joins in flight */
+        if (muc.joined + muc.join_failed < g.ready - g.closed_ready &&
+            secs(g.last_progress, turn_now) < 30) {
+            return;
+        }
+        muc.t_joined = turn_now;
+        set_phase(PH_STORE);
+        return;
+    case PH_STORE: /* joined: the presence flood settles, then the memory figure */
+        if (secs(g.phase_at, turn_now) < opt.settle) {
+            return;
+        }
+        muc.rss_joined = proc_rss_kb(opt.pid);
+        if (muc.senders == 0 || muc.joined < muc.n) {
+            measure_start();
+            measure_stop();
+            muc_result();
+            return;
+        }
+        muc_run_start();
+        return;
+    case PH_RUN:
+        if (!opt.messages_set && secs(g.t0, turn_now) >= opt.duration) {
+            measure_stop();
+            set_phase(PH_DRAIN);
+        } else if (opt.messages_set && g.sent >= (uint64_t)opt.messages &&
+                   muc.reflected >= g.sent) {
+            measure_stop();
+            set_phase(PH_DRAIN);
+        } else if (secs(g.last_progress, turn_now) >= 30) {
+            measure_stop();
+            muc_result();
+        }
+        return;
+    case PH_DRAIN:
+        if (muc_drained()) {
+            muc_result();
+        }
+        return;
+    default:
+        return;
+    }
+}
+
 /* ---- scenario dispatch ---- */
 
 static void scenario_on_ready(struct conn *c)
@@ -3094,6 +3414,9 @@ static void scenario_on_stanza(struct conn *c, const char *s, size_t n)
     case SC_SM_ACKS:
         sm_on_stanza(c, s, n);
         return;
+    case SC_MUC_FANOUT:
+        muc_on_stanza(c, s, n);
+        return;
     case SC_OFFLINE:
         if (c->role == R_PRE) {
             if (stanza_is(s, n, "message")) {
@@ -3121,7 +3444,9 @@ static void scenario_on_close(struct conn *c, bool was_ready)
         note_error("server closed a ready session (account %d)", c->user);
     }
     if (c->slot >= 0) {
-        if (g.a && (c->role == R_SENDER || c->role == R_CONTACT || c->role == R_PRE) &&
+        if (g.a &&
+            (c->role == R_SENDER || c->role == R_CONTACT || c->role == R_PRE ||
+             c->role == R_OCCUPANT) &&
             g.a[c->slot] == c) {
             g.a[c->slot] = NULL;
         }
@@ -3211,6 +3536,9 @@ static void scenario_start(void)
         queue_sessions(opt.recipients, opt.first + opt.senders, 1, R_PRE);
         set_phase(PH_PREDRAIN);
         return;
+    case SC_MUC_FANOUT:
+        muc_start();
+        return;
     case SC_COLDSTART:
         return;
     }
@@ -3265,7 +3593,19 @@ static int coldstart(char **cmd)
         if (fd < 0) {
             die("socket: %s", strerror(errno));
         }
-        int r = connect(fd, (struct sockaddr *)&dst, sizeof(dst));
+        /* A port in the ephemeral range (ip_local_port_range) can connect to itself
+         * while nothing listens (TCP simultaneous open): that is no server, and the
+         * TIME-WAIT it leaves keeps the server from binding. So the probe takes its
+         * source port first and never the server's. */
+        struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr = dst.sin_addr};
+        socklen_t ml = sizeof(me);
+        int r = bind(fd, (struct sockaddr *)&me, sizeof(me));
+        if (r == 0 && getsockname(fd, (struct sockaddr *)&me, &ml) == 0 &&
+            me.sin_port != dst.sin_port) {
+            r = connect(fd, (struct sockaddr *)&dst, sizeof(dst));
+        } else {
+            r = -1;
+        }
         close(fd);
         uint64_t t = now_ns();
         if (r == 0) {
@@ -3317,6 +3657,9 @@ static void scenario_tick(void)
         return;
     case SC_REGISTER:
         register_tick();
+        return;
+    case SC_MUC_FANOUT:
+        muc_tick();
         return;
     case SC_COLDSTART:
         return;
@@ -3444,6 +3787,15 @@ static void usage(FILE *f)
         "            stanzas (mean, max), the server's count checked; then --resumes N\n"
         "            receivers lose their TCP connection, get a message meanwhile and\n"
         "            resume -> resume round trip, replayed exactly once\n"
+        "  muc-fanout --occupants N accounts (--first..) join the room --room (XEP-0045,\n"
+        "            nick = account name, no history; the first creates it); the first\n"
+        "            --senders S (5) of them each keep --window W groupchat messages in\n"
+        "            flight (one leaves when its sender gets it back) for --duration D s,\n"
+        "            or --messages M in all -> messages/s, deliveries/s (each message x N),\n"
+        "            latency p50/p99 over all deliveries, missing and duplicate deliveries,\n"
+        "            server RSS per occupant (after joining - before, logged in, with --pid)\n"
+        "            --idle-occupants K: only K occupants join, no messages: the memory\n"
+        "            figure alone\n"
         "options:\n"
         "  --host ADDR        server IPv4 address (127.0.0.1)\n"
         "  --port N           client port (5222)\n"
@@ -3465,10 +3817,12 @@ static void usage(FILE *f)
         "  --messages M --senders S --recipients R   offline, mam-fill (10000, 10, 50)\n"
         "  --page P --queries Q   mam-query (50, 100)\n"
         "  --ack-every K --resumes N   sm-acks (1, 10; --pairs, --window, --duration apply)\n"
+        "  --occupants N --idle-occupants K --room R   muc-fanout (100, 0, bench: the room\n"
+        "                     bench@conference.DOMAIN; a full room JID also works)\n"
         "  --sm               any scenario: every session enables XEP-0198 (resume='true')\n"
         "                     after binding and answers the server's <r/>; msg senders ask\n"
         "                     for an ack every --ack-every messages (sm-acks: always on)\n"
-        "  --settle S         hold: seconds before reading RSS (2)\n"
+        "  --settle S         hold, muc-fanout: seconds before reading RSS (2)\n"
         "  --hold-seconds H   hold: keep the sessions H more seconds after the result (0)\n"
         "  --no-presence      do not send initial presence after binding\n"
         "  --warmup/--no-warmup  login: log every account in once, unmeasured, first\n"
@@ -3510,7 +3864,7 @@ int main(int argc, char **argv)
         {"login", SC_LOGIN},         {"hold", SC_HOLD},         {"msg", SC_MSG},
         {"presence", SC_PRESENCE},   {"offline", SC_OFFLINE},   {"register", SC_REGISTER},
         {"coldstart", SC_COLDSTART}, {"mam-fill", SC_MAM_FILL}, {"mam-query", SC_MAM_QUERY},
-        {"sm-acks", SC_SM_ACKS},
+        {"sm-acks", SC_SM_ACKS},     {"muc-fanout", SC_MUC_FANOUT},
     };
     opt.scenario_name = NULL;
     for (size_t i = 0; i < sizeof(scs) / sizeof(scs[0]); i++) {
@@ -3556,6 +3910,9 @@ int main(int argc, char **argv)
         O_ACKEVERY,
         O_RESUMES,
         O_SM,
+        O_OCCUPANTS,
+        O_IDLEOCC,
+        O_ROOM,
     };
     static const struct option lo[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -3593,6 +3950,9 @@ int main(int argc, char **argv)
         {"ack-every", required_argument, NULL, O_ACKEVERY},
         {"resumes", required_argument, NULL, O_RESUMES},
         {"sm", no_argument, NULL, O_SM},
+        {"occupants", required_argument, NULL, O_OCCUPANTS},
+        {"idle-occupants", required_argument, NULL, O_IDLEOCC},
+        {"room", required_argument, NULL, O_ROOM},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -3666,9 +4026,11 @@ int main(int argc, char **argv)
             break;
         case O_MESSAGES:
             opt.messages = parse_int(optarg, "--messages", 1, 100000000);
+            opt.messages_set = true;
             break;
         case O_SENDERS:
             opt.senders = parse_int(optarg, "--senders", 1, 100000);
+            opt.senders_set = true;
             break;
         case O_RECIPIENTS:
             opt.recipients = parse_int(optarg, "--recipients", 1, 1000000);
@@ -3711,6 +4073,18 @@ int main(int argc, char **argv)
             break;
         case O_SM:
             opt.sm = true;
+            break;
+        case O_OCCUPANTS:
+            opt.occupants = parse_int(optarg, "--occupants", 1, 1000000);
+            break;
+        case O_IDLEOCC:
+            opt.idle_occupants = parse_int(optarg, "--idle-occupants", 1, 1000000);
+            break;
+        case O_ROOM:
+            if (strlen(optarg) > 400 || strpbrk(optarg, "<>&'\"/ ") != NULL) {
+                die("--room: at most 400 characters, none of <>&'\"/ or space");
+            }
+            opt.room = optarg;
             break;
         case 'v':
             opt.verbose = true;
