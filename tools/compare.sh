@@ -214,7 +214,7 @@ log_level warning
 allow_root yes
 EOF
 # Federation off: the s2s listener (5269 by default) is not measured here.
-grep -aq s2s_port "$xmppd_bin" && echo "s2s_port 0" >> "$work/xmppd/xmppd.conf"
+"$here/xmppd-has.sh" "$xmppd_bin" S2S s2s_port && echo "s2s_port 0" >> "$work/xmppd/xmppd.conf"
 
 cat > "$work/prosody/prosody.cfg.lua" <<EOF
 -- benchmark only: plaintext allowed, mod_limits off, loopback
