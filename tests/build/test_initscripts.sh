@@ -63,11 +63,13 @@ servers() {
 	echo $n
 }
 
-# Two free loopback ports in 21400-21499.
+# Two free loopback ports in 21400-21499 (below the ephemeral range, so that no
+# outgoing connection takes one between stop and restart), tried in a random
+# order: two runs side by side would otherwise both take the first two.
 ports=$(python3 -c '
-import socket
+import random, socket
 found = []
-for p in range(21400, 21500):
+for p in random.sample(range(21400, 21500), 100):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", p))
