@@ -15,6 +15,7 @@ import asyncio
 import base64
 import logging
 import os
+import random
 import select
 import socket
 import ssl
@@ -396,19 +397,38 @@ def wait_port(host, port, timeout=5.0, proc=None, tls_hostname=None):
     return False
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(n, host="127.0.0.1"):
-    """n distinct free TCP ports on host (bind port 0, then close)."""
+    """n distinct free TCP ports on host, picked at random below the
+    ephemeral range: a port the kernel hands out (bind to port 0) may become
+    the local port of some outgoing connection while a test restarts its
+    server, which then cannot listen on it again."""
+    low = _ephemeral_low()
+    first = 10000 if low > 12000 else 1024
     socks, ports = [], []
     try:
-        for _ in range(n):
+        for p in random.sample(range(first, low), min(low - first, 2000)):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
+            try:
+                s.bind((host, p))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-            ports.append(s.getsockname()[1])
+            ports.append(p)
+            if len(ports) == n:
+                return ports
     finally:
         for s in socks:
             s.close()
-    return ports
+    raise AssertionError("no %d free ports on %s below %d" % (n, host, low))
 
 
 # ---------------------------------------------------------------------------
