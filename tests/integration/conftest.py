@@ -23,6 +23,7 @@ Environment:
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,9 +45,10 @@ def built_without(binary):
     if binary not in _without:
         out = subprocess.run([binary, "-V"], capture_output=True, text=True,
                              timeout=patience(10)).stdout
-        first = out.split("\n", 1)[0]
-        _without[binary] = set(first.split("(without ", 1)[1].rstrip(")").split()) \
-            if "(without " in first else set()
+        # First line: the version and what is left out; second: the TLS library.
+        m = re.match(r"xmppd \S+(?: \(without ([A-Z0-9_ ]+)\))?\n", out)
+        assert m, "unexpected xmppd -V output: %r" % out
+        _without[binary] = set((m.group(1) or "").split())
     return _without[binary]
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -12,6 +12,7 @@ all-off router build in .min/ (`make check-min`)."""
 import re
 import subprocess
 
+from conftest import built_without as binary_without
 from disco_helpers import NS_DISCO_INFO, assert_error, disco_info_parts, iq, payload, raw_login
 from xmpp_helpers import NS_STANZAS, Clients, RawConn, patience, run
 
@@ -58,12 +59,7 @@ FEATURES = {
 def built_without(server):
     """The features the binary says (xmppd -V) it was built without."""
     server.require_managed()  # another server's build is not ours to read
-    out = subprocess.run([server.binary, "-V"], capture_output=True, text=True,
-                         timeout=patience(10)).stdout
-    # First line: the version and what is left out; second: the TLS library.
-    m = re.match(r"xmppd \S+(?: \(without ([A-Z0-9_ ]+)\))?\n", out)
-    assert m, "unexpected xmppd -V output: %r" % out
-    return set((m.group(1) or "").split())
+    return binary_without(server.binary)
 
 
 def test_version_names_only_known_switches(server):
