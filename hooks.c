@@ -295,3 +295,17 @@ const char *hook_command_usage(size_t i)
 {
     return i < n_commands ? command_usage[i] : NULL;
 }
+
+/* ---- group chat archive (issue 15) ---- */
+
+static const struct hook_room_archive *room_archive;
+
+void hook_room_archive(const struct hook_room_archive *a)
+{
+    room_archive = a;
+}
+
+const struct hook_room_archive *hook_find_room_archive(void)
+{
+    return room_archive;
+}

@@ -168,4 +168,31 @@ hook_command_fn hook_find_command(const char *name);
 /* The usage line of the i-th registered command, NULL past the last. */
 const char *hook_command_usage(size_t i);
 
+/* ---- group chat archive (issue 15: XEP-0313 on room JIDs) ----
+ * muc.c hands what a persistent room archives, and the MAM iqs to the room,
+ * to the one registered archive (mam.c); without one (WITH_MAM=no) a room
+ * keeps only its in-memory history. room is a normalised bare room JID.
+ * append: archive m (the groupchat message as relayed, without stanza-id);
+ *   real is the sender's real JID (shown to those the room lets see it);
+ *   id gets the archive id, the XEP-0359 stanza-id to stamp. 0 or -1.
+ * query: answer iq (a MAM iq to the room, payload its <query/>) to its
+ *   sender, from the room; reveal 1 adds the real JIDs (muc#user items).
+ * last: fn(message, archive id, time in microseconds since the epoch) for
+ *   the newest n messages, oldest first (the message is fn's to keep or
+ *   free). 0 or -1.
+ * drop: remove the room's archive (destroyed, or no longer archiving). */
+#define HOOK_ARC_ID_MAX 24
+struct hook_room_archive {
+    int (*append)(const char *room, const struct xml_node *m, const char *real, char *id,
+                  size_t idsz);
+    void (*query)(const char *room, const struct xml_node *iq, const struct xml_node *payload,
+                  int reveal);
+    int (*last)(const char *room, int n,
+                void (*fn)(struct xml_node *m, const char *id, unsigned long long us, void *ud),
+                void *ud);
+    void (*drop)(const char *room);
+};
+void hook_room_archive(const struct hook_room_archive *a);
+const struct hook_room_archive *hook_find_room_archive(void); /* NULL: none */
+
 #endif

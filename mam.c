@@ -31,6 +31,7 @@
 #define NS_XDATA "jabber:x:data"
 #define NS_RSM "http://jabber.org/protocol/rsm"
 #define NS_HINTS "urn:xmpp:hints"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
 
 #define MAM_OUT 1 /* record flag: sent by the archive's owner */
 #define PREFS_DOC "mamprefs"
@@ -514,8 +515,67 @@ static void time_format(uint64_t us, char *out, size_t outsz)
     snprintf(out, outsz, "%s.%06uZ", base, (unsigned)(us % US_PER_S));
 }
 
+/* Who gets a query's answers: the archive owner's session, or (a room's
+ * archive, issue 15) the querier's JID, through the router, from the room
+ * (XEP-0313 §5.1: results come from the archive's JID). */
+struct sink {
+    struct session *s; /* NULL: deliver to 'to' */
+    char to[JID_MAX + 1];
+    int room;   /* a room archive: record keys are the senders' real JIDs */
+    int reveal; /* ... which the results carry (muc#user items) */
+};
+
+static void sink_send(const struct sink *k, struct xml_node *st)
+{
+    if (k->s) {
+        router_send(k->s, st);
+    } else if (xml_set_attr(st, "to", k->to) == 0) {
+        router_deliver(st);
+    }
+}
+
+static void sink_bounce(const struct sink *k, const struct xml_node *iq, const char *type,
+                        const char *cond)
+{
+    if (k->s) {
+        router_bounce(k->s, iq, type, cond);
+    } else {
+        router_bounce_sender(iq, type, cond);
+    }
+}
+
+/* The iq result, with payload (taken) or none. */
+static void sink_result(const struct sink *k, const struct xml_node *iq, struct xml_node *payload)
+{
+    if (k->s) {
+        router_iq_result(k->s, iq, payload);
+        return;
+    }
+    const char *id = xml_attr(iq, "id");
+    struct xml_node *r = xml_node_new("iq", NS_CLIENT);
+    if (r && xml_set_attr(r, "type", "result") == 0 && xml_set_attr(r, "id", id ? id : "") == 0 &&
+        xml_set_attr(r, "from", xml_attr(iq, "to")) == 0) {
+        if (payload) {
+            xml_append(r, payload);
+            payload = NULL;
+        }
+        sink_send(k, r);
+    }
+    xml_free(payload);
+    xml_free(r);
+}
+
+/* How many bytes of results may be queued to the querier now. */
+static size_t sink_budget(const struct sink *k)
+{
+    struct session *s = k->s ? k->s : router_find_full(k->to);
+    size_t half = (size_t)g_config->outq_hard / 2, used = s ? conn_queued(s->conn) : 0;
+    return used < half ? half - used : 0;
+}
+
 struct query {
     const char *queryid;
+    int room; /* a room's archive: no 'with' (its keys are not peers) */
     char with[JID_MAX + 1]; /* normalised; "" = any */
     int with_full;          /* with names a resource: match the full JID */
     struct store_arc_query q;
@@ -529,7 +589,7 @@ struct query {
 
 /* A page being collected: the records, oldest first once done. */
 struct page {
-    struct session *s;
+    const struct sink *k;
     const struct query *qy;
     char own[JID_MAX + 1];
     struct xml_node **items;
@@ -548,6 +608,22 @@ static int peer_matches(const struct xml_node *m, unsigned flags, const char *wi
     return peer && jid_parse(peer, norm, sizeof(norm), NULL) == 0 && strcmp(norm, with) == 0;
 }
 
+/* XEP-0045 §7.2.3 / XEP-0313 §5.1.2: for those who may see real JIDs, a room's
+ * result names its sender's (the record's key, the room's own knowledge:
+ * the muc#user payloads a sender brings are stripped before archiving). */
+static int room_reveal(struct xml_node *m, const struct store_arc_rec *r)
+{
+    char real[JID_MAX + 1];
+    if (r->key_len == 0 || r->key_len >= sizeof(real)) {
+        return 0;
+    }
+    memcpy(real, r->key, r->key_len);
+    real[r->key_len] = '\0';
+    struct xml_node *x = xml_add_child(m, "x", NS_MUC_USER);
+    struct xml_node *item = x ? xml_add_child(x, "item", NS_MUC_USER) : NULL;
+    return item && xml_set_attr(item, "jid", real) == 0 ? 0 : -1;
+}
+
 static struct xml_node *result_new(const struct page *pg, uint64_t id, struct xml_node *m)
 {
     char sid[24], stamp[40];
@@ -561,7 +637,7 @@ static struct xml_node *result_new(const struct page *pg, uint64_t id, struct xm
     }
     id_format(id, sid, sizeof(sid));
     time_format(id, stamp, sizeof(stamp));
-    xml_set_attr(msg, "to", pg->s->jid);
+    xml_set_attr(msg, "to", pg->k->to);
     if (pg->qy->queryid) {
         xml_set_attr(res, "queryid", pg->qy->queryid);
     }
@@ -582,6 +658,10 @@ static int page_add(const struct store_arc_rec *r, void *ud)
     if (pg->qy->with_full && !peer_matches(m, r->flags, pg->qy->with)) {
         xml_free(m);
         return 0;
+    }
+    if (pg->k->reveal && room_reveal(m, r) < 0) {
+        xml_free(m);
+        return 1;
     }
     /* A page stops at max, and before the session's output queue would pass
      * half its hard limit (as offline delivery does): the client pages on. */
@@ -645,7 +725,7 @@ static const char *form_parse(const struct xml_node *x, struct query *qy, uint64
             if (strcmp(v, NS_MAM) != 0) {
                 return "bad-request";
             }
-        } else if (strcmp(var, "with") == 0) {
+        } else if (strcmp(var, "with") == 0 && !qy->room) {
             struct jid j;
             if (jid_parse(v, qy->with, sizeof(qy->with), &j) < 0) {
                 return "jid-malformed";
@@ -709,10 +789,12 @@ static const char *rsm_parse(const struct xml_node *set, struct query *qy)
 }
 
 /* Everything a query may say, into qy; NULL or the error condition. */
-static const char *query_parse(const char *own, const struct xml_node *payload, struct query *qy)
+static const char *query_parse(const char *own, const struct xml_node *payload, struct query *qy,
+                               int room)
 {
     uint64_t start = 0, end = 0;
     memset(qy, 0, sizeof(*qy));
+    qy->room = room;
     qy->queryid = xml_attr(payload, "queryid");
     qy->max = g_config->mam_max_page;
     qy->flip = xml_child(payload, "flip-page", NS_MAM) != NULL;
@@ -756,15 +838,14 @@ static const char *query_parse(const char *own, const struct xml_node *payload, 
     return NULL;
 }
 
-static void send_fin(struct session *s, const struct xml_node *iq, const struct page *pg,
-                     int counted, uint64_t count)
+static void send_fin(const struct xml_node *iq, const struct page *pg, int counted, uint64_t count)
 {
     char sid[24], num[24];
     struct xml_node *fin = xml_node_new("fin", NS_MAM);
     struct xml_node *set = fin ? xml_add_child(fin, "set", NS_RSM) : NULL;
     if (!set) {
         xml_free(fin);
-        router_bounce(s, iq, "wait", "resource-constraint");
+        sink_bounce(pg->k, iq, "wait", "resource-constraint");
         return;
     }
     if (!pg->more) {
@@ -789,7 +870,7 @@ static void send_fin(struct session *s, const struct xml_node *iq, const struct 
             xml_add_text(c, num, strlen(num));
         }
     }
-    router_iq_result(s, iq, fin);
+    sink_result(pg->k, iq, fin);
 }
 
 /* Results oldest first (XEP-0313 §4.2 and §5.1: a backward page too), then
@@ -811,7 +892,7 @@ static void page_send(struct page *pg, const struct xml_node *iq)
         if (to) {
             xml_set_attr(pg->items[i], "from", to);
         }
-        router_send(pg->s, pg->items[i]);
+        sink_send(pg->k, pg->items[i]);
     }
 }
 
@@ -861,20 +942,20 @@ static const char *error_type(const char *cond)
     return strcmp(cond, "resource-constraint") == 0 ? "wait" : "modify";
 }
 
-static int query_run(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                     const char *own)
+/* A query of archive own (an account's, or a room's store name), answered to k. */
+static int query_run(const struct sink *k, const struct xml_node *iq,
+                     const struct xml_node *payload, const char *own)
 {
     struct query qy;
-    const char *err = query_parse(own, payload, &qy);
+    const char *err = query_parse(own, payload, &qy, k->room);
     if (err) {
-        router_bounce(s, iq, error_type(err), err);
+        sink_bounce(k, iq, error_type(err), err);
         free(qy.ids);
         return 0;
     }
-    struct page pg = {s, &qy, "", NULL, NULL, 0, 0, 0, 0};
+    struct page pg = {k, &qy, "", NULL, NULL, 0, 0, 0, 0};
     snprintf(pg.own, sizeof(pg.own), "%s", own);
-    size_t half = (size_t)g_config->outq_hard / 2, used = conn_queued(s->conn);
-    pg.budget = used < half ? half - used : 0;
+    pg.budget = sink_budget(k);
     pg.items = calloc((size_t)qy.max + 1, sizeof(*pg.items));
     pg.ids = calloc((size_t)qy.max + 1, sizeof(*pg.ids));
     if (qy.with[0]) {
@@ -895,10 +976,10 @@ static int query_run(struct session *s, struct xml_node *iq, struct xml_node *pa
     /* RSM count: cheap without a with filter (two binary searches). */
     int counted = !qy.with[0] && !qy.nids && rc == 0 && store_arc_count(own, &qy.q, &count) == 0;
     if (rc < 0) {
-        router_bounce(s, iq, "cancel", "internal-server-error");
+        sink_bounce(k, iq, "cancel", "internal-server-error");
     } else {
         page_send(&pg, iq);
-        send_fin(s, iq, &pg, counted, count);
+        send_fin(iq, &pg, counted, count);
     }
     page_free(&pg);
     free(qy.ids);
@@ -906,7 +987,7 @@ static int query_run(struct session *s, struct xml_node *iq, struct xml_node *pa
 }
 
 /* XEP-0313 §4.1.1: the form a client may fill in. */
-static void form_send(struct session *s, const struct xml_node *iq)
+static void form_send(const struct sink *k, const struct xml_node *iq)
 {
     static const char *const fields[][2] = {
         {"with", "jid-single"},      {"start", "text-single"},     {"end", "text-single"},
@@ -924,14 +1005,16 @@ static void form_send(struct session *s, const struct xml_node *iq)
     xml_set_attr(ft, "var", "FORM_TYPE");
     xml_set_attr(ft, "type", "hidden");
     xml_add_text(v, NS_MAM, strlen(NS_MAM));
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+    /* A room's archive offers no 'with' (issue 15: its records are the
+     * room's, not a conversation with a peer). */
+    for (size_t i = k->room ? 1 : 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         struct xml_node *f = xml_add_child(x, "field", NS_XDATA);
         if (f) {
             xml_set_attr(f, "var", fields[i][0]);
             xml_set_attr(f, "type", fields[i][1]);
         }
     }
-    router_iq_result(s, iq, q);
+    sink_result(k, iq, q);
 }
 
 /* ---- preferences over the wire (XEP-0313 §6.1) ---- */
@@ -1034,15 +1117,109 @@ static int mam_iq(struct session *s, struct xml_node *iq, struct xml_node *paylo
     if (strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
+    struct sink k = {s, "", 0, 0};
+    snprintf(k.to, sizeof(k.to), "%s", s->jid);
     if (strcmp(type, "get") == 0) {
-        form_send(s, iq);
+        form_send(&k, iq);
         return 0;
     }
-    return query_run(s, iq, payload, own);
+    return query_run(&k, iq, payload, own);
 }
+
+/* ---- group chat room archives (issue 15: XEP-0313 §5 on room JIDs) ----
+ * muc.c decides what a room archives and who may query it; the records go
+ * into the room's archive (store_room_arc_name) in the format of an
+ * account's: key = the sender's real JID, no flags. Size and age limits are
+ * the one-to-one archive's (mam_max_bytes, mam_expire_days). */
+
+static int room_append(const char *room, const struct xml_node *m, const char *real, char *id,
+                       size_t idsz)
+{
+    char name[STORE_ROOM_ARC_NAME_MAX];
+    uint64_t v;
+    if (store_room_arc_name(room, name, sizeof(name)) < 0 || archive(name, real, 0, m, &v) < 0) {
+        return -1;
+    }
+    id_format(v, id, idsz);
+    return 0;
+}
+
+static void room_query(const char *room, const struct xml_node *iq,
+                       const struct xml_node *payload, int reveal)
+{
+    char name[STORE_ROOM_ARC_NAME_MAX];
+    struct sink k = {NULL, "", 1, reveal};
+    snprintf(k.to, sizeof(k.to), "%s", xml_attr(iq, "from"));
+    /* A local querier's session takes the results itself: routed, they
+     * would pass mam_incoming, which strips a <result/> from anyone but
+     * the archive of the account. */
+    k.s = router_find_full(k.to);
+    if (store_room_arc_name(room, name, sizeof(name)) < 0) {
+        sink_bounce(&k, iq, "cancel", "internal-server-error");
+    } else if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+        form_send(&k, iq);
+    } else {
+        query_run(&k, iq, payload, name);
+    }
+}
+
+/* The newest records, collected newest first. */
+struct room_last {
+    struct xml_node **msgs;
+    uint64_t *ids;
+    int n, max;
+};
+
+static int room_last_add(const struct store_arc_rec *r, void *ud)
+{
+    struct room_last *rl = ud;
+    struct xml_node *m = im_parse_stored(r->data, r->len, "message", NS_CLIENT);
+    if (m) {
+        rl->msgs[rl->n] = m;
+        rl->ids[rl->n++] = r->id;
+    }
+    return rl->n == rl->max;
+}
+
+static int room_last(const char *room, int n,
+                     void (*fn)(struct xml_node *m, const char *id, unsigned long long us, void *ud),
+                     void *ud)
+{
+    char name[STORE_ROOM_ARC_NAME_MAX], sid[24];
+    struct room_last rl = {NULL, NULL, 0, n};
+    struct store_arc_limits lim = arc_limits();
+    struct store_arc_query q = {lim.keep_after ? lim.keep_after - 1 : 0, 0, NULL, 0, 1};
+    if (n <= 0) {
+        return 0;
+    }
+    rl.msgs = calloc((size_t)n, sizeof(*rl.msgs));
+    rl.ids = calloc((size_t)n, sizeof(*rl.ids));
+    int rc = rl.msgs && rl.ids && store_room_arc_name(room, name, sizeof(name)) == 0 &&
+                     store_arc_query(name, &q, room_last_add, &rl) == 0
+                 ? 0
+                 : -1;
+    for (int i = rl.n - 1; i >= 0; i--) {
+        id_format(rl.ids[i], sid, sizeof(sid));
+        fn(rl.msgs[i], sid, (unsigned long long)rl.ids[i], ud);
+    }
+    free(rl.msgs);
+    free(rl.ids);
+    return rc;
+}
+
+static void room_drop(const char *room)
+{
+    if (store_room_arc_delete(room) == STORE_EIO) {
+        log_error("mam: could not remove the archive of room %s", room);
+    }
+}
+
+static const struct hook_room_archive room_archive = {room_append, room_query, room_last,
+                                                      room_drop};
 
 HOOK_SERVICE(mam)
 {
+    hook_room_archive(&room_archive);
     hook_iq(NS_MAM, mam_iq);
     hook_feature(HOOK_DISCO_ACCOUNT, NS_MAM);
     hook_feature(HOOK_DISCO_ACCOUNT, NS_MAM_EXT);

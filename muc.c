@@ -35,6 +35,7 @@
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_PING "urn:xmpp:ping"
 #define NS_XDATA "jabber:x:data"
+#define NS_MAM "urn:xmpp:mam:2"
 
 enum muc_aff { AFF_NONE, AFF_OUTCAST, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
 enum muc_role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
@@ -96,6 +97,8 @@ struct room {
     int membersonly;   /* only members, admins and owners join (§7.2.6) */
     int moderated;     /* only those with voice speak (§8.3) */
     int dirty;         /* a persistent room's subject changed since it was stored */
+    int archiving;     /* muc#roomconfig_enablearchiving: a persistent room keeps
+                        * its messages in an archive (XEP-0313 §5; issue 15) */
 };
 
 #define ROOM_BUCKETS 256
@@ -122,6 +125,14 @@ static struct room *room_find(const char *jid)
         }
     }
     return NULL;
+}
+
+/* The room archive (mam.c through hooks.h), when this room keeps one now:
+ * persistent and archiving (temporary rooms never write to disk). NULL in
+ * a build without MAM: then a room has only its in-memory history. */
+static const struct hook_room_archive *archive_of(const struct room *r)
+{
+    return r->persistent && r->archiving ? hook_find_room_archive() : NULL;
 }
 
 static struct occupant *occ_by_nick(const struct room *r, const char *nick)
@@ -520,6 +531,13 @@ static struct room *room_create(const char *jid, const char *creator, const char
             room_free(r);
         }
         return NULL;
+    }
+    /* Like Prosody's muc_log_by_default: archiving is on, for whenever the
+     * room is made persistent. An archive left by an earlier room of the
+     * name (one set aside, a failed removal) is not the new owner's. */
+    r->archiving = 1;
+    if (hook_find_room_archive()) {
+        hook_find_room_archive()->drop(jid);
     }
     uint32_t b = hash_str(jid) % ROOM_BUCKETS;
     r->next = rooms[b];
@@ -967,7 +985,8 @@ static void presence_in(const struct xml_node *p, const char *from, const struct
 
 /* ---- messages (§7.4, §7.5, §7.8) ---- */
 
-static void hist_add(struct room *r, const struct xml_node *m)
+/* m, sent at now (wall clock), into the history. */
+static void hist_add(struct room *r, const struct xml_node *m, time_t now)
 {
     if (g_config->muc_history_size == 0) {
         return;
@@ -975,7 +994,6 @@ static void hist_add(struct room *r, const struct xml_node *m)
     struct hist *h = calloc(1, sizeof(*h));
     struct xml_node *d = NULL;
     char stamp[32];
-    time_t now = time(NULL);
     struct tm tm;
     if (!h || !(h->msg = xml_copy(m)) || !gmtime_r(&now, &tm) ||
         !strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) ||
@@ -1052,19 +1070,34 @@ static void subject_send(const struct room *r, const char *to)
     xml_free(m);
 }
 
-/* XEP-0359 §3.1: the room's own id on what it relays. */
-static int add_stanza_id(struct xml_node *m, const char *by)
+static int stanza_id_set(struct xml_node *m, const char *by, const char *id)
+{
+    struct xml_node *s = xml_add_child(m, "stanza-id", NS_SID);
+    return s && xml_set_attr(s, "id", id) == 0 && xml_set_attr(s, "by", by) == 0 ? 0 : -1;
+}
+
+/* XEP-0359 §3.1: the room's own id on what it relays. A message the room
+ * archives has its archive id (XEP-0313 §5.2: the same value, so that a
+ * client joins live messages, history and archive pages); others a random
+ * one. real is the sender's real JID, kept with the archived copy. */
+static int add_stanza_id(const struct room *r, struct xml_node *m, const char *real)
 {
     unsigned char rnd[12];
-    char id[sizeof(rnd) * 2 + 1];
+    char id[HOOK_ARC_ID_MAX > sizeof(rnd) * 2 + 1 ? HOOK_ARC_ID_MAX : sizeof(rnd) * 2 + 1];
+    const struct hook_room_archive *a = archive_of(r);
+    /* What the room archives: messages with a body (like Prosody's
+     * mod_muc_mam), not chat states or subjects. */
+    if (a && xml_child(m, "body", NS_CLIENT) && !xml_child(m, "subject", NS_CLIENT) &&
+        a->append(r->jid, m, real, id, sizeof(id)) == 0) {
+        return stanza_id_set(m, r->jid, id);
+    }
     if (tls_random(rnd, sizeof(rnd)) < 0) {
         return -1;
     }
     for (size_t i = 0; i < sizeof(rnd); i++) {
         snprintf(id + 2 * i, 3, "%02x", rnd[i]);
     }
-    struct xml_node *s = xml_add_child(m, "stanza-id", NS_SID);
-    return s && xml_set_attr(s, "id", id) == 0 && xml_set_attr(s, "by", by) == 0 ? 0 : -1;
+    return stanza_id_set(m, r->jid, id);
 }
 
 /* What an occupant may not put into what the room relays under its name:
@@ -1078,10 +1111,13 @@ static int forged(const struct xml_node *c)
     /* Also the legacy delay (XEP-0091, still read by clients for the time
      * shown) and XEP-0421 occupant ids (§4: the room's to give, so a
      * sender must not bring one). */
+    /* And a MAM <result/> (XEP-0313 §5.1.2: results come from the archive
+     * only), which would replay as the room's archive to a client. */
     return strcmp(ns, NS_SID) == 0 ? strcmp(xml_name(c), "stanza-id") == 0
                                    : strcmp(ns, NS_MUC_USER) == 0 || strcmp(ns, NS_DELAY) == 0 ||
                                          strcmp(ns, "jabber:x:delay") == 0 ||
-                                         strcmp(ns, "urn:xmpp:occupant-id:0") == 0;
+                                         strcmp(ns, "urn:xmpp:occupant-id:0") == 0 ||
+                                         strcmp(ns, NS_MAM) == 0;
 }
 
 static struct xml_node *relay_copy(const struct xml_node *m, const char *from)
@@ -1152,7 +1188,7 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     }
     char from[JID_MAX + 1];
     struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
-    if (!out || add_stanza_id(out, r->jid) < 0) {
+    if (!out || add_stanza_id(r, out, xml_attr(m, "from")) < 0) {
         xml_free(out);
         bounce(m, "wait", "resource-constraint");
         return;
@@ -1165,7 +1201,7 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
          * shutdown), not with an fsync per change (flash wear, STYLE §11). */
         r->dirty = r->persistent;
     } else {
-        hist_add(r, out);
+        hist_add(r, out, time(NULL));
     }
     send_all(r, out);
     xml_free(out);
@@ -1375,6 +1411,11 @@ static struct xml_node *room_info(const struct room *r, const char *from)
             return NULL;
         }
     }
+    /* XEP-0313 §6: a room with an archive says so. */
+    if (archive_of(r) && add_feature(q, NS_MAM) < 0) {
+        xml_free(q);
+        return NULL;
+    }
     if (!insider) {
         return q;
     }
@@ -1467,7 +1508,9 @@ static struct xml_node *config_form(const struct room *r)
         add_bool(x, "muc#roomconfig_passwordprotectedroom", r->secret != NULL) < 0 ||
         add_field(x, "muc#roomconfig_roomsecret", "text-private", r->secret ? r->secret : "") < 0 ||
         add_field(x, "muc#roomconfig_whois", "list-single",
-                  r->nonanonymous ? "anyone" : "moderators") < 0) {
+                  r->nonanonymous ? "anyone" : "moderators") < 0 ||
+        (hook_find_room_archive() &&
+         add_bool(x, "muc#roomconfig_enablearchiving", r->archiving) < 0)) {
         xml_free(q);
         return NULL;
     }
@@ -1491,6 +1534,7 @@ static struct xml_node *config_form(const struct room *r)
 struct room_settings {
     const char *name, *secret;
     int persistent, hidden, membersonly, moderated, changesubject, pwprotected, nonanonymous;
+    int archiving;
 };
 
 /* XEP-0004 §3.3: a boolean is 0, 1, false or true. */
@@ -1534,6 +1578,8 @@ static int parse_settings(const struct xml_node *x, struct room_settings *st)
             rc = parse_bool(v, &st->changesubject);
         } else if (strcmp(var, "muc#roomconfig_passwordprotectedroom") == 0) {
             rc = parse_bool(v, &st->pwprotected);
+        } else if (strcmp(var, "muc#roomconfig_enablearchiving") == 0) {
+            rc = parse_bool(v, &st->archiving); /* kept even without an archive */
         } else if (strcmp(var, "muc#roomconfig_whois") == 0) {
             st->nonanonymous = strcmp(v, "anyone") == 0;
             rc = st->nonanonymous || strcmp(v, "moderators") == 0 ? 0 : -1;
@@ -1585,7 +1631,7 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
 {
     struct room_settings st = {r->name, r->secret, r->persistent, r->hidden, r->membersonly,
                                r->moderated, r->changesubject, r->secret != NULL,
-                               r->nonanonymous};
+                               r->nonanonymous, r->archiving};
     if (parse_settings(x, &st) < 0 || (st.pwprotected && (!st.secret || !*st.secret))) {
         bounce(iq, "modify", "not-acceptable");
         return;
@@ -1607,6 +1653,7 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
     }
     int whois_changed = r->nonanonymous != st.nonanonymous;
     int was_persistent = r->persistent;
+    const struct hook_room_archive *had_archive = archive_of(r);
     free(r->name);
     free(r->secret);
     r->name = name;
@@ -1617,6 +1664,7 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
     r->moderated = st.moderated;
     r->changesubject = st.changesubject;
     r->nonanonymous = st.nonanonymous;
+    r->archiving = st.archiving;
     if (r->persistent && room_save(r) < 0) {
         /* The owner must not believe it kept (a room JID too long for a
          * file name, a full disk): the rest of the form applies. */
@@ -1627,6 +1675,8 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
     }
     if (!r->persistent && was_persistent) {
         room_forget(r);
+    } else if (had_archive && !archive_of(r)) {
+        had_archive->drop(r->jid); /* archiving switched off: what it kept goes */
     }
     roles_after_config(r);
     notify_config(r, whois_changed);
@@ -1905,6 +1955,28 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
     }
 }
 
+/* XEP-0313 §5 on the room JID (issue 15). Who reads the archive: whoever
+ * may come in, as Prosody's mod_muc_mam: not outcasts; in a members-only
+ * or password-protected room only occupants and members (§7.2.6: what they
+ * say is theirs). Real JIDs only for moderators of a non-anonymous room
+ * (and its admins and owners); a semi-anonymous room never shows them. */
+static void archive_iq(const struct xml_node *iq, struct room *r, const char *from,
+                       const struct xml_node *q)
+{
+    char bare[JID_MAX + 1];
+    struct occupant *o = occ_by_jid(r, from);
+    enum muc_aff aff = jid_bare(from, bare, sizeof(bare)) == 0 ? aff_of(r, bare) : AFF_OUTCAST;
+    if (aff == AFF_OUTCAST ||
+        (!o && aff < AFF_MEMBER && (r->membersonly || r->secret))) {
+        log_limited("muc mam refused", bare, L_INFO, "muc: %s may not read the archive of %s",
+                    from, r->jid);
+        bounce(iq, "auth", "forbidden");
+        return;
+    }
+    int reveal = r->nonanonymous && ((o && o->role == ROLE_MODERATOR) || aff >= AFF_ADMIN);
+    archive_of(r)->query(r->jid, iq, q, reveal);
+}
+
 static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
                   const char *room_jid)
 {
@@ -1952,6 +2024,8 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
         owner_iq(iq, r, from, q);
     } else if (r && query && strcmp(ns, NS_MUC_ADMIN) == 0) {
         admin_iq(iq, r, from, q);
+    } else if (r && query && strcmp(ns, NS_MAM) == 0 && archive_of(r)) {
+        archive_iq(iq, r, from, q);
     } else {
         bounce(iq, "cancel", "service-unavailable");
     }
@@ -2038,7 +2112,8 @@ static struct xml_node *room_doc(const struct room *r)
         (r->secret && xml_set_attr(d, "secret", r->secret) < 0) ||
         set_flag(d, "nonanonymous", r->nonanonymous) < 0 ||
         set_flag(d, "changesubject", r->changesubject) < 0 || set_flag(d, "hidden", r->hidden) < 0 ||
-        set_flag(d, "membersonly", r->membersonly) < 0 || set_flag(d, "moderated", r->moderated) < 0) {
+        set_flag(d, "membersonly", r->membersonly) < 0 || set_flag(d, "moderated", r->moderated) < 0 ||
+        set_flag(d, "noarchive", !r->archiving) < 0) {
         xml_free(d);
         return NULL;
     }
@@ -2078,10 +2153,15 @@ static int room_save(const struct room *r)
     return rc;
 }
 
+/* A room that is no longer persistent (destroyed, made temporary) leaves
+ * the store, with its archive. */
 static void room_forget(const struct room *r)
 {
     if (store_room_delete(r->jid) == STORE_EIO) {
         log_error("muc: could not remove the stored room %s", r->jid);
+    }
+    if (hook_find_room_archive()) {
+        hook_find_room_archive()->drop(r->jid);
     }
 }
 
@@ -2089,6 +2169,28 @@ static int flag(const struct xml_node *d, const char *name)
 {
     const char *v = xml_attr(d, name);
     return v && strcmp(v, "1") == 0;
+}
+
+/* One archived message back into the history, as it went out: with its
+ * stanza-id and the time it was sent. */
+static void refill_one(struct xml_node *m, const char *id, unsigned long long us, void *ud)
+{
+    struct room *r = ud;
+    if (stanza_id_set(m, r->jid, id) == 0) {
+        hist_add(r, m, (time_t)(us / 1000000ULL));
+    }
+    xml_free(m);
+}
+
+/* Issue 15: the history on join survives a restart (and a kill -9: archived
+ * messages are durable before anything is sent after them): the newest
+ * muc_history_size messages of the archive. */
+static void history_refill(struct room *r)
+{
+    const struct hook_room_archive *a = archive_of(r);
+    if (a && a->last(r->jid, g_config->muc_history_size, refill_one, r) < 0) {
+        log_error("muc: could not read the history of room %s from its archive", r->jid);
+    }
 }
 
 static int room_restore(const char *jid, const char *data, size_t len, void *ud)
@@ -2122,6 +2224,7 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
     r->hidden = flag(d, "hidden");
     r->membersonly = flag(d, "membersonly");
     r->moderated = flag(d, "moderated");
+    r->archiving = !flag(d, "noarchive");
     for (struct xml_node *c = xml_first_child(d); c; c = xml_next(c)) {
         int a = enum_of(xml_attr(c, "a"), aff_names, 5);
         if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
@@ -2137,6 +2240,7 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
     r->next = rooms[b];
     rooms[b] = r;
     nrooms++;
+    history_refill(r);
     return 0;
 }
 

@@ -2503,6 +2503,11 @@ static int arc_open_index(struct arc *a)
     return arc_scan(a, ARC_LOG_HDR, 0);
 }
 
+/* The directory of an archive: an account's, or a room's (issue 15, at the
+ * end of this file). */
+static int arc_dir(const char *name, char *out, size_t outsz, int writable);
+static int arc_dir_absent(const char *name, int writable);
+
 /* Open bare's archive. Returns 0, 1 when it has none (reader) or STORE_*. A
  * writer creates the log (never the account directory). */
 static int arc_open(struct arc *a, const char *bare, int writable)
@@ -2512,14 +2517,14 @@ static int arc_open(struct arc *a, const char *bare, int writable)
     memset(a, 0, sizeof(*a));
     a->fd = a->ifd = -1;
     a->writable = writable;
-    if (strlen(bare) > NAME_MAX || account_dir(bare, a->dir, sizeof(a->dir)) < 0 ||
+    if (strlen(bare) > NAME_MAX || arc_dir(bare, a->dir, sizeof(a->dir), writable) < 0 ||
         path_fmt(a->path, sizeof(a->path), "%s/" ARC_LOG, a->dir) < 0 ||
         path_fmt(a->ipath, sizeof(a->ipath), "%s/" ARC_IDX, a->dir) < 0) {
         return STORE_EINVAL;
     }
     strcpy(a->bare, bare);
     if (!is_dir(a->dir)) {
-        return STORE_ENOENT;
+        return arc_dir_absent(bare, writable);
     }
     a->fd = open(a->path, (writable ? O_RDWR | O_APPEND : O_RDONLY) | O_CLOEXEC);
     if (a->fd < 0 && errno == ENOENT && writable) {
@@ -3297,4 +3302,73 @@ int store_fd_readable_by_others(int fd)
 {
     struct stat st;
     return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRGRP | S_IROTH));
+}
+
+/* ---- group chat room archives (issue 15: XEP-0313 on room JIDs) ----
+ * DATADIR/roomarc/<escaped room JID>/ holds a room's archive.log and
+ * archive.idx, in the format and with the crash safety of an account's
+ * (STORAGE.md "Room archives"): the store_arc_* functions serve both. A room
+ * archive is named to them by its room JID behind ROOM_ARC_MARK, which no
+ * bare JID begins with, so that an account and a room never share an open
+ * archive. The room's directory is made by its first append. */
+#define ROOM_ARC_MARK '/'
+#define ROOM_ARC_DIR "roomarc"
+
+static int arc_dir(const char *name, char *out, size_t outsz, int writable)
+{
+    char esc[NAME_MAX + 1], parent[PATH_MAX];
+    if (name[0] != ROOM_ARC_MARK) {
+        return account_dir(name, out, outsz);
+    }
+    if (!data_dir[0] || escape_name(name + 1, esc, sizeof(esc)) < 0 ||
+        path_fmt(parent, sizeof(parent), "%s/" ROOM_ARC_DIR, data_dir) < 0 ||
+        path_fmt(out, outsz, "%s/%s", parent, esc) < 0) {
+        return -1;
+    }
+    if (writable && (ensure_dir(parent, data_dir) < 0 || ensure_dir(out, parent) < 0)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* An account's directory is the account: none, no account. A room's is
+ * made by its first append: none is an empty archive to a reader. */
+static int arc_dir_absent(const char *name, int writable)
+{
+    return name[0] == ROOM_ARC_MARK && !writable ? 1 : STORE_ENOENT;
+}
+
+int store_room_arc_name(const char *room, char *out, size_t outsz)
+{
+    char esc[NAME_MAX + 1];
+    if (strlen(room) + 2 > outsz || escape_name(room, esc, sizeof(esc)) < 0) {
+        return STORE_EINVAL;
+    }
+    out[0] = ROOM_ARC_MARK;
+    strcpy(out + 1, room);
+    return 0;
+}
+
+int store_room_arc_delete(const char *room)
+{
+    char name[NAME_MAX + 2], dir[PATH_MAX], log[PATH_MAX], idx[PATH_MAX];
+    if (store_room_arc_name(room, name, sizeof(name)) < 0 ||
+        arc_dir(name, dir, sizeof(dir), 0) < 0 ||
+        path_fmt(log, sizeof(log), "%s/" ARC_LOG, dir) < 0 ||
+        path_fmt(idx, sizeof(idx), "%s/" ARC_IDX, dir) < 0) {
+        return STORE_EINVAL;
+    }
+    if (!is_dir(dir)) {
+        return STORE_ENOENT;
+    }
+    store_arc_sync(); /* closes the open writers, this room's too */
+    /* The log first: without it the index is nothing (a crash in between
+     * leaves an index that the next open finds naming no record). */
+    if ((unlink(log) < 0 && errno != ENOENT) || (unlink(idx) < 0 && errno != ENOENT) ||
+        rmdir(dir) < 0) {
+        log_error("store: remove %s: %s", dir, strerror(errno));
+        return STORE_EIO;
+    }
+    *strrchr(dir, '/') = '\0';
+    return fsync_dir(dir);
 }

@@ -226,4 +226,16 @@ int store_room_set_aside(const char *room, const char *why);
  * export on stdout must not put keys), else 0. */
 int store_fd_readable_by_others(int fd);
 
+/* ---- group chat room archives (issue 15: XEP-0313 on room JIDs) ----
+ * A persistent room's archive has the format and the functions of an
+ * account's (store_arc_* above), kept under DATADIR/roomarc/ (STORAGE.md
+ * "Room archives"). store_room_arc_name writes into out (at least
+ * STORE_ROOM_ARC_NAME_MAX bytes) the name store_arc_* take for room's
+ * archive (its bare JID, normalised); 0 or STORE_EINVAL (too long for a
+ * file name). store_room_arc_delete removes the archive: 0, STORE_ENOENT
+ * when there was none, or STORE_EIO. */
+#define STORE_ROOM_ARC_NAME_MAX 258
+int store_room_arc_name(const char *room, char *out, size_t outsz);
+int store_room_arc_delete(const char *room);
+
 #endif
