@@ -9,6 +9,9 @@ never touch the disk."""
 import os
 import random
 
+import pytest
+
+from conftest import built_without
 from disco_helpers import NS_DISCO_INFO, disco_info_parts, error_of, iq, payload
 from muc_helpers import (NS_DELAY, NS_MUC_USER, groupchat_from, in_room, join, muc_login,
                          room_jid, say, stanza_ids)
@@ -16,6 +19,13 @@ from test_63_mam import NS_FWD, NS_MAM, fin_of, form, rsm
 from test_75_muc_admin import configure
 from xep_helpers import collect_messages
 from xmpp_helpers import Clients, run
+
+
+def need_mam(server):
+    """The room archive is MAM's: a build without it (make WITH_MAM=no) has
+    rooms with their in-memory history only."""
+    if "MAM" in built_without(server.binary):
+        pytest.skip("built without MAM")
 
 
 async def room_query(client, room, inner=""):
@@ -71,6 +81,7 @@ async def mam_feature(c, room):
 
 
 def test_archive_query_paging_and_stanza_id(server):
+    need_mam(server)
     room = room_jid("logged")
 
     async def scenario():
@@ -107,6 +118,7 @@ def test_archive_query_paging_and_stanza_id(server):
 
 
 def test_members_only_outsiders_and_outcasts_refused(server):
+    need_mam(server)
     room = room_jid("private")
 
     async def scenario():
@@ -134,6 +146,7 @@ def test_members_only_outsiders_and_outcasts_refused(server):
 
 
 def test_real_jids_only_where_the_room_shows_them(server):
+    need_mam(server)
     semi, open_ = room_jid("masks"), room_jid("faces")
 
     async def scenario():
@@ -164,6 +177,7 @@ def test_real_jids_only_where_the_room_shows_them(server):
 
 
 def test_history_survives_restart_and_kill9(server):
+    need_mam(server)
     room = room_jid("memory")
 
     async def history(user, nick):
@@ -197,6 +211,7 @@ def test_history_survives_restart_and_kill9(server):
 
 
 def test_archiving_switched_off(server):
+    need_mam(server)
     room = room_jid("unlogged")
 
     async def scenario():
@@ -226,3 +241,25 @@ def test_temporary_room_never_writes(server):
     for d in ("rooms", "roomarc"):
         p = os.path.join(server.data_dir, d)
         assert not os.path.exists(p) or os.listdir(p) == []
+
+
+def test_archive_follows_the_mam_switch(server):
+    """With MAM the room says it archives and offers the switch; without it
+    the room neither advertises nor answers MAM, and still has its history."""
+    has_mam = "MAM" not in built_without(server.binary)
+    room = room_jid("switch")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, = await persistent_room(cl, room, ["alice"])
+            assert await mam_feature(alice, room) == has_mam
+            form_ = await alice.xmpp.plugin["xep_0045"].get_room_config(room)
+            assert ("muc#roomconfig_enablearchiving" in form_.get_fields()) == has_mam
+            await talk(alice, room, "Alice", ["kept"])
+            if not has_mam:
+                ans, _ = await room_query(alice, room)
+                assert error_of(ans) == ("cancel", "service-unavailable")
+            bob = await muc_login(cl, "bob")
+            assert [h["body"] for h in (await join(bob, room, "Bob"))[3]] == ["kept"]
+
+    run(scenario())
