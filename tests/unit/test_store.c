@@ -1542,6 +1542,48 @@ static void test_offline_group_commit(void)
     store_offline_on_sync(NULL, NULL);
 }
 
+/* ---- group chat room archives (issue 15): store_arc_* on a room's name ---- */
+static void test_room_archives(void)
+{
+    const char *room = "talk@conf.example.org";
+    char name[STORE_ROOM_ARC_NAME_MAX], big[400];
+    struct store_account a;
+    struct arc_seen s;
+    uint64_t id1, id2;
+
+    CHECK(store_room_arc_name(room, name, sizeof(name)) == 0);
+    /* No archive yet: a reader sees it empty and makes nothing. */
+    CHECK(arc_all(name, NULL, 0, &s) == 0 && s.n == 0);
+    CHECK(store_arc_exists(name, 1) == STORE_ENOENT);
+    CHECK(!exists_rel("roomarc/talk@conf.example.org"));
+    CHECK(store_room_arc_delete(room) == STORE_ENOENT);
+    /* The first append makes the directory; the format is an account's. */
+    CHECK(arc_add(name, "alice@example.org/phone", "m1", &id1) == 0);
+    CHECK(arc_add(name, "bob@example.org/pc", "m2", &id2) == 0 && id2 > id1);
+    CHECK(store_arc_sync() == 0);
+    CHECK(mode_rel("roomarc/talk@conf.example.org/archive.log") == 0600);
+    CHECK(arc_all(name, NULL, 0, &s) == 0 && s.n == 2);
+    CHECK_STR(s.data[1], "m2");
+    CHECK(store_arc_exists(name, id2) == 0);
+    /* An account of the same name has an archive of its own. */
+    make_account(&a, 41);
+    CHECK(store_account_create(room, &a) == 0);
+    CHECK(arc_all(room, NULL, 0, &s) == 0 && s.n == 0);
+    CHECK(arc_add(room, "k", "own", &id1) == 0);
+    CHECK(arc_all(name, NULL, 0, &s) == 0 && s.n == 2);
+    CHECK(store_account_delete(room) == 0);
+    /* Removed whole (an open writer too); then it is empty again. */
+    CHECK(arc_add(name, "carol@example.org/x", "m3", &id1) == 0);
+    CHECK(store_room_arc_delete(room) == 0);
+    CHECK(!exists_rel("roomarc/talk@conf.example.org"));
+    CHECK(arc_all(name, NULL, 0, &s) == 0 && s.n == 0);
+    CHECK(store_room_arc_delete(room) == STORE_ENOENT);
+    /* A room JID too long for a file name has no archive name. */
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CHECK(store_room_arc_name(big, name, sizeof(name)) == STORE_EINVAL);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1576,6 +1618,7 @@ int main(void)
     test_server_docs();
     test_pie();
     test_rooms();
+    test_room_archives();
     test_archive_group_commit();
     test_offline_group_commit();
 
