@@ -1083,7 +1083,7 @@ static int stanza_id_set(struct xml_node *m, const char *by, const char *id)
 static int add_stanza_id(const struct room *r, struct xml_node *m, const char *real)
 {
     unsigned char rnd[12];
-    char id[HOOK_ARC_ID_MAX > sizeof(rnd) * 2 + 1 ? HOOK_ARC_ID_MAX : sizeof(rnd) * 2 + 1];
+    char id[64]; /* 24 random hex digits, or an archive id (HOOK_ARC_ID_MAX) */
     const struct hook_room_archive *a = archive_of(r);
     /* What the room archives: messages with a body (like Prosody's
      * mod_muc_mam), not chat states or subjects. */
