@@ -1137,7 +1137,8 @@ static int room_append(const char *room, const struct xml_node *m, const char *r
 {
     char name[STORE_ROOM_ARC_NAME_MAX];
     uint64_t v;
-    if (store_room_arc_name(room, name, sizeof(name)) < 0 || archive(name, real, 0, m, &v) < 0) {
+    if (store_room_arc_name(room, name, sizeof(name)) < 0 ||
+        archive(name, real ? real : "", 0, m, &v) < 0) {
         return -1;
     }
     id_format(v, id, idsz);
