@@ -1,0 +1,109 @@
+"""Federation floods (issue 12 item 5): a remote server that floods a local
+user who does not read is paused like a c2s sender (STYLE §4), the slow
+reader is cut at its output limit, everyone else is served, and the server's
+memory stays bounded; stanzas flooded before authentication relay nothing.
+Plus the dialback and forgery findings of the s2s review."""
+
+import socket
+import time
+
+from limits_helpers import (Flooder, LogWatch, exchange, raw_session, rss_kib, sanitized,
+                            until)
+from s2s_helpers import FakeAuthoritative, RawS2S, enable_s2s
+from test_82_s2s_attack import authed_peer, dialback
+from xmpp_helpers import NS_CLIENT, local, patience
+
+BODY = "f" * 400
+
+
+def s2s_flood_to(jid):
+    # headline: once the reader is gone, nothing goes to offline storage
+    # (RFC 6121 §8.5.3.2.1), so the test measures queues, not the disk.
+    return lambda i: ("<message from='m@evil.test' to='%s' id='f%d' type='headline'>"
+                      "<body>%s</body></message>" % (jid, i, BODY)).encode()
+
+
+def test_s2s_flood_to_slow_reader_pauses_the_peer(server, tmp_path):
+    """An authenticated remote server floods bob, who does not read: bob's
+    queue passes outq_soft and the s2s stream stops being read (logged), so
+    the server's memory stays bounded; bob stays over outq_soft and is cut
+    (ping_timeout); the peer then resumes. Other users are served all along."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    bob = carol = dave = p = fl = None
+    try:
+        enable_s2s(server, {"evil.test": fake.port},
+                   {"outq_soft": 65536, "outq_hard": 1048576, "ping_timeout": 3})
+        server.adduser("dave", "dave-Secret-4")
+        log = LogWatch(server)
+        bob = raw_session(server, "bob", "slow", rcvbuf=16384)
+        carol = raw_session(server, "carol", "lat")
+        dave = raw_session(server, "dave", "lat")
+        p = authed_peer(server)
+        rss0 = rss_kib(server.proc.pid)
+        fl = Flooder(p, s2s_flood_to(bob.jid))
+        fl.start()
+        log.wait(r"\] reading paused: connection \d+ is over outq_soft", timeout=30)
+        until(lambda: fl.blocked_for() > 1.5 or fl.closed or fl.error,
+              "the remote server was never paused (%d bytes taken)" % fl.sent)
+        assert not fl.closed and fl.error is None, "the remote server was cut, not paused"
+        grown = rss_kib(server.proc.pid) - rss0
+        assert grown < 16 * 1024 or sanitized(server.proc.pid), \
+            "server grew by %d KiB during the s2s flood" % grown
+        assert exchange(carol, dave, 10, "paused"), "a bystander's message was lost"
+        # bob never reads: cut at the output limit (over outq_soft too long).
+        log.wait(r"output queue over outq_soft for \d+ s: disconnecting", timeout=30)
+        assert bob.wait_closed(patience(20)), "slow reader still connected"
+        before = fl.sent
+        until(lambda: fl.sent >= before + 1024 * 1024 or fl.closed or fl.error,
+              lambda: "remote server still paused after bob left (%d bytes more)"
+              % (fl.sent - before), timeout=120)
+        assert not fl.closed and fl.error is None, "the remote server was cut"
+        fl.stop()
+        fl = None
+        assert exchange(carol, dave, 10, "after"), "a bystander's message was lost"
+        after = rss_kib(server.proc.pid) - rss0
+        assert after < 16 * 1024 or sanitized(server.proc.pid), \
+            "server kept %d KiB after the s2s flood" % after
+    finally:
+        if fl is not None:
+            fl.stop()
+        for c in (bob, carol, dave, p):
+            if c is not None:
+                c.close()
+        fake.close()
+
+
+def test_s2s_flood_before_authentication_relays_nothing(server, tmp_path):
+    """Stanzas before dialback, in clear and over TLS, end the stream with
+    not-authorized (RFC 6120 §4.9.3.12) at the first one; alice gets none."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    alice = None
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        alice = raw_session(server, "alice", "r")
+        flood = "".join("<message from='m@evil.test' to='%s' id='u%d' type='chat'>"
+                        "<body>%s</body></message>" % (alice.jid, i, BODY)
+                        for i in range(2000))
+        for tls in (False, True):
+            with RawS2S(server, "evil.test") as p:
+                p.open()
+                if tls:
+                    p.tls()
+                try:
+                    p.sock.setblocking(True)
+                    p.sock.settimeout(patience(10))
+                    p.sock.sendall(flood.encode())
+                except (OSError, socket.timeout):
+                    pass  # the server closed the stream under the flood
+                p.sock.setblocking(False)
+                assert p.stream_error() == "not-authorized", p.describe()
+                assert p.wait_closed(patience(10)), p.describe()
+        start = len(alice.reader.children)
+        alice.send("<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>")
+        assert alice.wait_child("iq", NS_CLIENT, timeout=10, start=start) is not None
+        assert not [x for x in alice.reader.children if local(x.tag) == "message"], \
+            alice.describe()
+    finally:
+        if alice is not None:
+            alice.close()
+        fake.close()
