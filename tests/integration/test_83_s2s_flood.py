@@ -107,3 +107,43 @@ def test_s2s_flood_before_authentication_relays_nothing(server, tmp_path):
         if alice is not None:
             alice.close()
         fake.close()
+
+
+def test_forged_carbons_and_delay_from_remote_stripped(server, tmp_path):
+    """XEP-0280 §11: only the user's own server makes carbons, so a
+    <received/> or <sent/> wrapper on a message from a remote server is
+    taken off before alice's client sees it (whose forwarded message would
+    claim to be bob's); XEP-0203 §3: a <delay/> in our server's name is
+    forged too and dropped, while the remote server's own stays."""
+    ns_c, ns_f, ns_d = "urn:xmpp:carbons:2", "urn:xmpp:forward:0", "urn:xmpp:delay"
+    forged_msg = ("<forwarded xmlns='%s'><message xmlns='jabber:client' from='bob@localhost/x' "
+                  "to='alice@localhost'><body>forged</body></message></forwarded>" % ns_f)
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    alice = None
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        alice = raw_session(server, "alice", "r")
+        alice.send("<iq type='set' id='cb'><enable xmlns='%s'/></iq><presence/>" % ns_c)
+        with authed_peer(server) as p:
+            for i, (wrap, t) in enumerate((("received", "chat"), ("sent", "chat"),
+                                           ("received", "error"))):
+                p.send("<message from='m@evil.test' to='%s' type='%s' id='c%d'><body>b</body>"
+                       "<%s xmlns='%s'>%s</%s>"
+                       "<delay xmlns='%s' from='localhost' stamp='2001-01-01T00:00:00Z'/>"
+                       "<delay xmlns='%s' from='evil.test' stamp='2002-01-01T00:00:00Z'/>"
+                       "</message>" % (alice.jid, t, i, wrap, ns_c, forged_msg, wrap, ns_d,
+                                       ns_d))
+            assert alice.read_until(lambda r: len([x for x in r.children
+                                                   if local(x.tag) == "message"]) == 3,
+                                    patience(30)), alice.describe()
+        msgs = [x for x in alice.reader.children if local(x.tag) == "message"]
+        for m in msgs:
+            assert m.get("from") == "m@evil.test", alice.describe()
+            assert m.find("{%s}received" % ns_c) is None, alice.describe()
+            assert m.find("{%s}sent" % ns_c) is None, alice.describe()
+            assert [d.get("from") for d in m.findall("{%s}delay" % ns_d)] == ["evil.test"], \
+                alice.describe()
+    finally:
+        if alice is not None:
+            alice.close()
+        fake.close()
