@@ -5,13 +5,14 @@ memory stays bounded; stanzas flooded before authentication relay nothing.
 Plus the dialback and forgery findings of the s2s review."""
 
 import socket
+import threading
 import time
 
 from limits_helpers import (Flooder, LogWatch, exchange, raw_session, rss_kib, sanitized,
                             until)
 from s2s_helpers import FakeAuthoritative, RawS2S, enable_s2s
-from test_82_s2s_attack import authed_peer, dialback
-from xmpp_helpers import NS_CLIENT, local, patience
+from test_82_s2s_attack import authed_peer, db_answers
+from xmpp_helpers import NS_CLIENT, free_ports, local, patience
 
 BODY = "f" * 400
 
@@ -147,3 +148,71 @@ def test_forged_carbons_and_delay_from_remote_stripped(server, tmp_path):
         if alice is not None:
             alice.close()
         fake.close()
+
+
+def db_result(p, frm, timeout=10):
+    """p asks for frm by dialback; returns the answer (a db:result element,
+    or the stream error's condition, or None when nothing came)."""
+    start = len(p.reader.children)
+    p.send("<db:result from='%s' to='localhost'>bogus-key</db:result>" % frm)
+    p.read_until(lambda r: any(a.get("to") == frm for a in db_answers(p, start))
+                 or r.stream_error is not None, patience(timeout))
+    got = [a for a in db_answers(p, start) if a.get("to") == frm]
+    return got[0] if got else p.reader.stream_error
+
+
+def error_of(answer):
+    """(type, condition) of a db:result type='error', or the answer as it is."""
+    if isinstance(answer, str) or answer is None or answer.get("type") != "error":
+        return answer if answer is None or isinstance(answer, str) else answer.get("type")
+    e = list(answer)[0]
+    return e.get("type"), local(list(e)[0].tag)
+
+
+def test_one_address_cannot_take_every_dialback_slot(server, tmp_path):
+    """Bogus dialback keys for evil.test from many streams of one address
+    (127.0.0.2) while its authoritative server is slow to answer: past two
+    waiting keys that address gets an error at once (XEP-0220 §2.4.2), and the
+    real server of evil.test (another address) still gets its key checked,
+    instead of resource-constraint."""
+    gate = threading.Event()
+    fake = FakeAuthoritative(tmp_path, "evil.test", gate=gate)
+    peers = []
+    try:
+        enable_s2s(server, {"evil.test": fake.port}, {"max_unauth_per_ip": 32})
+        for i in range(10):  # more than LIMIT_S2S_DIALBACK_PENDING (8)
+            p = RawS2S(server, "evil.test", source="127.0.0.2")
+            peers.append(p)
+            p.open()
+            p.tls()
+            if i < 2:
+                p.send("<db:result from='evil.test' to='localhost'>bogus-key</db:result>")
+            else:
+                assert error_of(db_result(p, "evil.test")) == \
+                    ("cancel", "remote-server-not-found"), p.describe()
+        with RawS2S(server, "evil.test") as real:
+            real.open()
+            real.tls()
+            threading.Timer(1.0, gate.set).start()
+            assert error_of(db_result(real, "evil.test", 60)) == "valid", real.describe()
+    finally:
+        gate.set()
+        for p in peers:
+            p.close()
+        fake.close()
+
+
+def test_dialback_errors_do_not_reveal_routes(server):
+    """XEP-0220 §2.4.2 errors to an unauthenticated peer are the same for a
+    domain we have no route to, one whose server is down, and one whose
+    backoff runs: the peer cannot map our routing table or learn which
+    domains we talked to lately."""
+    dead = free_ports(1)[0]
+    enable_s2s(server, {"dead.test": dead}, {"s2s_retry_min": 300})
+    with RawS2S(server, "x.test") as p:
+        p.open()
+        p.tls()
+        answers = [error_of(db_result(p, d, 30))
+                   for d in ("noroute.test", "dead.test", "dead.test")]
+        assert p.reader.stream_error is None, p.describe()
+    assert answers == [("cancel", "remote-server-not-found")] * 3, answers
