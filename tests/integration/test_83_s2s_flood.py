@@ -144,6 +144,19 @@ def test_forged_carbons_and_delay_from_remote_stripped(server, tmp_path):
             assert m.find("{%s}sent" % ns_c) is None, alice.describe()
             assert [d.get("from") for d in m.findall("{%s}delay" % ns_d)] == ["evil.test"], \
                 alice.describe()
+        # Nor does the archive keep them (XEP-0313: what it replays is what
+        # was delivered).
+        start = len(alice.reader.children)
+        alice.send("<iq type='set' id='mq'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>")
+        assert alice.read_until(lambda r: any(x.get("id") == "mq" for x in r.children[start:]),
+                                patience(30)), alice.describe()
+        results = [x.find("{urn:xmpp:mam:2}result") for x in alice.reader.children[start:]
+                   if local(x.tag) == "message"]
+        assert len([r for r in results if r is not None]) == 2, alice.describe()
+        for r in results:
+            inner = r.find("{%s}forwarded/{%s}message" % (ns_f, NS_CLIENT))
+            assert inner.find("{%s}received" % ns_c) is None, alice.describe()
+            assert inner.find("{%s}sent" % ns_c) is None, alice.describe()
     finally:
         if alice is not None:
             alice.close()
