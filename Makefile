@@ -126,6 +126,8 @@ SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c \
        account.c disco.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
        log.c buf.c worker.c hooks.c $(SERVICE_SRCS)
+# when paused senders resume (server.c's bookkeeping, pause.h)
+SRCS += pause.c
 O ?=
 OBJS = $(addprefix $(O),$(SRCS:.c=.o))
 
@@ -133,6 +135,8 @@ UNIT_TESTS = test_xml test_jid test_sasl test_store test_config test_tls test_lo
 UNIT_TESTS += test_caps # PEP (XEP-0163): rule at the end
 # XEP-0198 stream management: its counter arithmetic (sm.h)
 UNIT_TESTS += test_sm
+# paused senders resumed at the end of the turn a queue drained (pause.h)
+UNIT_TESTS += test_pause
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -274,3 +278,7 @@ fuzz-run: fuzz-run-all
 # PEP (XEP-0163): the XEP-0115 verification string is tested alone.
 tests/unit/test_caps: tests/unit/test_caps.c caps_ver.o $(LIB_OBJS) .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< caps_ver.o $(LIB_OBJS) $(LIBS)
+
+# Paused senders (pause.h): the bookkeeping is tested alone.
+tests/unit/test_pause: tests/unit/test_pause.c pause.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< pause.o

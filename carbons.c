@@ -144,21 +144,27 @@ static int forged(const struct xml_node *m)
     return xml_child(m, "sent", NS_CARBONS) || xml_child(m, "received", NS_CARBONS);
 }
 
+/* Takes every <sent/> and <received/> wrapper off m. */
+static void strip_wrappers(struct xml_node *m)
+{
+    struct xml_node *w;
+    while ((w = xml_child(m, "sent", NS_CARBONS)) != NULL ||
+           (w = xml_child(m, "received", NS_CARBONS)) != NULL) {
+        xml_detach(w);
+        xml_free(w);
+    }
+}
+
 /* not-acceptable without the wrapper: the error to a message the user sent
  * to its own bare JID comes from that JID, and would carry it back as if it
  * were a carbon (RFC 6120 §8.3.1 lets an error leave the payload out). */
 static void refuse(struct session *s, const struct xml_node *m)
 {
     struct xml_node *e = xml_copy(m);
-    struct xml_node *w;
     if (!e) {
         return;
     }
-    while ((w = xml_child(e, "sent", NS_CARBONS)) != NULL ||
-           (w = xml_child(e, "received", NS_CARBONS)) != NULL) {
-        xml_detach(w);
-        xml_free(w);
-    }
+    strip_wrappers(e);
     router_bounce(s, e, "modify", "not-acceptable");
     xml_free(e);
 }
@@ -212,8 +218,16 @@ static int on_from_client(struct session *s, struct xml_node *m, const char *unu
 static int on_to_account(struct session *unused, struct xml_node *m, const char *bare)
 {
     (void)unused;
-    (void)bare;
     current = NULL;
+    if (forged(m)) {
+        /* §11: a wrapper from anyone but the account's own server (a remote
+         * server, a component; clients were refused in on_from_client) is
+         * forged: its clients would show the words inside as the user's. */
+        log_limited("forged carbons", bare, L_INFO,
+                    "a message to %s from %s carried a carbons wrapper: stripped (XEP-0280 §11)",
+                    bare, xml_attr(m, "from") ? xml_attr(m, "from") : "?");
+        strip_wrappers(m);
+    }
     if (!eligible(m)) {
         struct xml_node *p;
         while ((p = xml_child(m, "private", NS_CARBONS)) != NULL) {

@@ -192,4 +192,9 @@
  * that appended to many archives waits for about one disk flush, not one each. */
 #define LIMIT_STORE_SYNC_THREADS 8 /* store_sync_threads: 1 = one after the other */
 
+/* Federation hardening (s2s review): one address may have this many dialback
+ * keys waiting per remote domain, of LIMIT_S2S_DIALBACK_PENDING, so that one
+ * peer cannot take them all and lock the real server of the domain out. */
+#define LIMIT_S2S_DIALBACK_PENDING_PER_ADDR 2 /* compile-time */
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hooks.h"
 #include "jid.h"
 #include "limits.h"
 #include "log.h"
@@ -373,4 +374,20 @@ void offline_batch_moved(struct session *s)
 void offline_batch_lost(struct session *s)
 {
     s->offline_inflight = 0;
+}
+
+/* XEP-0203 §3 on live delivery too: a <delay/> in the name of this server
+ * that a remote server, a component or a client put on a message is dropped
+ * before any resource sees it, as it is before offline storage. */
+static int drop_delays_to_account(struct session *unused, struct xml_node *m, const char *bare)
+{
+    (void)unused;
+    (void)bare;
+    drop_forged_delays(m);
+    return 0;
+}
+
+HOOK_SERVICE(offline_delay)
+{
+    hook_add(HOOK_MSG_TO_ACCOUNT, drop_delays_to_account);
 }

@@ -47,6 +47,7 @@ struct pending_verify {
     char key[DB_KEY_MAX + 1];
     int sent;
     time_t at; /* when the key came */
+    char addr[sizeof(((struct conn *)0)->addr)]; /* the peer's address (per-address cap) */
 };
 
 /* A remote domain we talk to: its outgoing stream, what waits for it, and
@@ -489,10 +490,16 @@ static int deliver(const struct xml_node *st, void *ud)
 
 /* ---- dialback (XEP-0220) ---- */
 
-/* XEP-0220 §2.4.2: the authoritative server of `to` cannot be asked. */
-static void send_db_error(struct s2s_stream *s, const char *to, const char *cond)
+/* XEP-0220 §2.4.2: the authoritative server of `to` cannot be asked. Every
+ * such answer carries the same condition, whatever the reason (no route,
+ * a backoff running, a failed or timed-out connection, a full table): an
+ * unauthenticated peer must not learn from it which domains we have routes
+ * to or talked to lately. The reason goes to the debug log. */
+static void send_db_error(struct s2s_stream *s, const char *to, const char *why)
 {
+    const char *cond = "remote-server-not-found";
     struct buf b;
+    log_debug("%s s2s dialback for %s: error (%s)", conn_label(s->conn), to, why);
     buf_init(&b, 0);
     buf_puts(&b, "<db:result from='");
     buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
@@ -582,6 +589,16 @@ static int key_pending(const struct s2s_domain *d, const struct s2s_stream *s)
     return 0;
 }
 
+/* Keys of d waiting that came from peers at addr. */
+static int pending_from(const struct s2s_domain *d, const char *addr)
+{
+    int n = 0;
+    for (int k = 0; k < d->npv; k++) {
+        n += strcmp(d->pv[k].addr, addr) == 0;
+    }
+    return n;
+}
+
 /* Incoming <db:result from=P to=us>key</db:result>: check it with P's
  * authoritative server (our outgoing stream to P). */
 static void db_result_in(struct s2s_stream *s, struct xml_node *el)
@@ -629,6 +646,15 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         send_db_error(s, from, d->fail_cond);
         return;
     }
+    if (d && pending_from(d, s->conn->addr) >= LIMIT_S2S_DIALBACK_PENDING_PER_ADDR) {
+        /* One address cannot fill d's slots with bogus keys (each stream has
+         * one per domain, key_pending) and so lock out the real peer. */
+        log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
+                    "%s s2s dialback for %s: %d keys of this address wait already",
+                    conn_label(s->conn), from, LIMIT_S2S_DIALBACK_PENDING_PER_ADDR);
+        send_db_error(s, from, "keys per address");
+        return;
+    }
     /* Domains proven plus those being checked: a valid answer always finds
      * room (else it would be taken for an invalid key). */
     if (!d || d->npv == LIMIT_S2S_DIALBACK_PENDING ||
@@ -641,6 +667,7 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     p->fd = s->conn->fd;
     p->conn_id = s->conn->id;
     p->at = g_now;
+    snprintf(p->addr, sizeof(p->addr), "%s", s->conn->addr);
     snprintf(p->stream_id, sizeof(p->stream_id), "%s", s->id);
     snprintf(p->key, sizeof(p->key), "%s", key);
     s->nwaiting++;

@@ -28,6 +28,7 @@
 #include "limits.h"
 #include "log.h"
 #include "loop.h"
+#include "pause.h"
 #include "router.h"
 #include "sasl.h"
 #include "server.h"
@@ -51,6 +52,7 @@ static uint32_t next_conn_id = 1;
 static struct conn *pending_head; /* conns with queued output this turn */
 static struct conn *reading;      /* whose bytes c2s is parsing right now (throttling) */
 static struct conn *close_list;    /* conns that closed or started closing this turn */
+static struct pause_book pauses;   /* paused senders, and whether one may go on (pause.h) */
 static struct tls_server *tls_srv;
 #define EXTRA_LISTENERS 2 /* stream modules with a listener: components, s2s */
 /* STARTTLS, direct TLS, then one per extra listener */
@@ -181,9 +183,21 @@ static void pause_reader_for(struct conn *c, const char *why)
 {
     if (reading && reading != c && !reading->paused && !reading->closed) {
         conn_pause_for(reading, c);
+        c->pausing = 1;
         log_limited("paused senders", reading->addr, L_INFO,
                     "%s reading paused: connection %u is %s (%zu bytes queued)",
                     conn_label(reading), c->id, why, buf_len(&c->out));
+    }
+}
+
+/* c paused a sender: once its queue is below the resume mark, the end of
+ * this turn looks for senders to resume (pause.h) rather than the next tick. */
+static void check_drained(struct conn *c)
+{
+    if (c->pausing &&
+        pause_below_mark(buf_len(&c->out), (size_t)g_config->outq_soft, c->backlog)) {
+        c->pausing = 0;
+        pause_note_drained(&pauses);
     }
 }
 
@@ -192,6 +206,8 @@ void conn_set_backlog(struct conn *c, int over)
     c->backlog = over;
     if (over && !c->closed) {
         pause_reader_for(c, "holding too much unacknowledged");
+    } else if (!over) {
+        check_drained(c);
     }
 }
 
@@ -235,6 +251,9 @@ int conn_over_soft_limit(const struct conn *c)
 
 void conn_pause_for(struct conn *c, const struct conn *dest)
 {
+    if (!c->paused) {
+        pause_note_paused(&pauses);
+    }
     c->paused = 1;
     c->paused_fd = dest->fd;
     c->paused_on = dest->id;
@@ -304,6 +323,10 @@ void conn_close(struct conn *c, int flush_first)
     if (c->closed) {
         return;
     }
+    if (c->pausing) {
+        c->pausing = 0; /* a destination that leaves lets its senders go */
+        pause_note_drained(&pauses);
+    }
     if (!c->on_close_list) {
         c->on_close_list = 1;
         c->next_close = close_list;
@@ -334,6 +357,9 @@ void conn_close(struct conn *c, int flush_first)
 static void conn_free(struct conn *c)
 {
     c->ops->detach(c); /* leaves the router: unavailable presence to the others */
+    if (c->paused) {
+        pause_note_resumed(&pauses);
+    }
     if (c->pending_write) {
         /* Queued-to after the last flush (by that detach, say): unlink it. */
         for (struct conn **pp = &pending_head; *pp; pp = &(*pp)->next_pending) {
@@ -492,6 +518,7 @@ static int conn_flush(struct conn *c)
         if (c->soft_since && !conn_over_soft_limit(c)) {
             c->soft_since = 0;
         }
+        check_drained(c);
     }
     buf_shrink(&c->out); /* idle connections hold no output buffer */
     if (c->notify_drained && !c->close_after_flush) {
@@ -1008,6 +1035,41 @@ static void reload(void)
 
 /* ---- housekeeping ---- */
 
+/* Resume paused c once the destination drained to half its soft limit (and
+ * its peer acknowledged enough, conn_set_backlog) or left. Returns 1 when c
+ * reads again. */
+static int try_resume(struct conn *c)
+{
+    struct conn *d = conns[c->paused_fd];
+    if (d && (d->id != c->paused_on || d->closed || d->state == CONN_CLOSING)) {
+        d = NULL;
+    }
+    if (d && !pause_below_mark(buf_len(&d->out), (size_t)g_config->outq_soft, d->backlog)) {
+        return 0;
+    }
+    c->paused = 0;
+    pause_note_resumed(&pauses);
+    log_limited("resumed senders", c->addr, L_INFO, "%s reading resumed", conn_label(c));
+    update_interest(c);
+    return 1;
+}
+
+/* End of a turn in which a destination that paused someone drained or left
+ * (pause.h): its senders go on now, not up to a second later at the tick.
+ * No scan in a turn where nothing is paused or nothing drained. */
+static void resume_drained(void)
+{
+    if (!pause_rescan_due(&pauses)) {
+        return;
+    }
+    for (int fd = 0; fd < max_fds; fd++) {
+        struct conn *c = conns[fd];
+        if (c && c->paused && !c->closed && c->state != CONN_CLOSING) {
+            try_resume(c);
+        }
+    }
+}
+
 static void tick(void)
 {
     /* Account removals first (xmppd deluser): the deferred writes of this
@@ -1041,21 +1103,8 @@ static void tick(void)
             conn_close(c, 0);
             continue;
         }
-        if (c->paused) {
-            /* Resume once the destination drained to half its soft limit (and
-             * its peer acknowledged enough, conn_set_backlog) or left. */
-            struct conn *d = conns[c->paused_fd];
-            if (d && (d->id != c->paused_on || d->closed || d->state == CONN_CLOSING)) {
-                d = NULL;
-            }
-            if (!d || (buf_len(&d->out) < (size_t)g_config->outq_soft / 2 && !d->backlog)) {
-                c->paused = 0;
-                log_limited("resumed senders", c->addr, L_INFO, "%s reading resumed",
-                            conn_label(c));
-                update_interest(c);
-            } else {
-                c->last_read = g_now; /* the silence is ours: no ping timeout for it */
-            }
+        if (c->paused && !try_resume(c)) {
+            c->last_read = g_now; /* the silence is ours: no ping timeout for it */
         }
         int held = c->held;
         c->ops->tick(c);
@@ -1458,6 +1507,7 @@ static void run(void)
         }
         flush_pending();
         free_closed();
+        resume_drained();
         im_turn_end();
     }
     shutdown_all();

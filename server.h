@@ -81,6 +81,7 @@ struct conn {
     struct conn *next_pending;
     struct conn *next_close; /* on the end-of-turn close list */
     int on_close_list;
+    int pausing;             /* it paused a sender and has not drained since (pause.h) */
 };
 
 extern struct config *g_config;

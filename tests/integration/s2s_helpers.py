@@ -86,8 +86,14 @@ class federation:
 class RawS2S(RawConn):
     """A raw s2s peer connecting to the server's s2s port."""
 
-    def __init__(self, server, frm, to=None):
+    def __init__(self, server, frm, to=None, source=None):
         super().__init__(server.host, server.s2s_port)
+        if source:  # from another loopback address (per-address limits)
+            self.sock.close()
+            self.sock = socket.create_connection((server.host, server.s2s_port),
+                                                 timeout=patience(10),
+                                                 source_address=(source, 0))
+            self.sock.setblocking(False)
         self.frm = frm
         self.to = to or server.domain
 
@@ -268,11 +274,12 @@ class FakeAuthoritative:
     `domain` gets authenticated by dialback (for the tests of what an
     authenticated peer may not do)."""
 
-    def __init__(self, tmp, domain):
+    def __init__(self, tmp, domain, gate=None):
         import re
         import threading
         self.re = re
         self.domain = domain
+        self.gate = gate  # a threading.Event: no answer before it is set
         self.dir = os.path.join(str(tmp), "fake-" + domain)
         os.makedirs(self.dir, exist_ok=True)
         self.cert, self.key = make_cert(self.dir, domain)
@@ -320,6 +327,8 @@ class FakeAuthoritative:
                 m = self.re.search(r"<db:(result|verify)([^>]*)>([^<]*)</db:\1>", buf)
                 buf = buf[m.end():]
                 self.seen.append((m.group(1), m.group(2), m.group(3)))
+                if self.gate is not None:
+                    self.gate.wait(patience(60))
                 frm = self.re.search(r"from='([^']*)'", m.group(2)).group(1)
                 idm = self.re.search(r"id='([^']*)'", m.group(2))
                 sock.sendall(("<db:%s from='%s' to='%s'%s type='valid'/>" % (
