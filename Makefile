@@ -228,8 +228,16 @@ XMPPD_TEST_SLOWDOWN ?= 3
 endif
 export XMPPD_TEST_SLOWDOWN
 
+# The integration tests mostly wait on sockets, so they run in TEST_JOBS
+# pytest-xdist workers (python3-pytest-xdist), a file per worker at a time
+# (--dist loadfile keeps a file's module fixtures, e.g. its Prosody, in one
+# process). TEST_JOBS=1, or no xdist installed, runs them one after another.
+TEST_JOBS ?= 4
+XDIST = $(shell [ "$(TEST_JOBS)" -gt 1 ] 2>/dev/null && $(PYTHON) -c 'import xdist' 2>/dev/null \
+	&& echo "-n $(TEST_JOBS) --dist loadfile")
+
 integration: xmppd
-	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/xmppd PYTHON=$(PYTHON) tests/run-integration.sh -q
+	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/xmppd PYTHON=$(PYTHON) tests/run-integration.sh -q $(XDIST)
 
 # The load generator (tools/xmpp-bench.c): never linked into xmppd.
 bench: tools/xmpp-bench

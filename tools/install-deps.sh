@@ -8,7 +8,7 @@ need=""
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 case "$what" in
 build) pkgs="gcc make libc6-dev libmbedtls-dev" ;;
-test) pkgs="python3 python3-pytest python3-slixmpp go-sendxmpp xmppc sendxmpp biboumi tsung unicode-data
+test) pkgs="python3 python3-pytest python3-pytest-xdist python3-slixmpp go-sendxmpp xmppc sendxmpp biboumi tsung unicode-data
 	python3-precis-i18n"
 	# XEP-0227 round trips (test_72_pie.py): Prosody, its migrator, ejabberd
 	pkgs="$pkgs prosody lua5.4 ejabberd openssl"

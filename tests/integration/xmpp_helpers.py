@@ -405,13 +405,28 @@ def _ephemeral_low():
         return 32768
 
 
+def _port_range():
+    """[first, end) to pick test ports from: below the ephemeral range and,
+    when pytest-xdist runs the tests in several workers, this worker's own
+    slice of it, so that two workers never pick the same port between the
+    check here and their server's bind."""
+    low = _ephemeral_low()
+    first = 10000 if low > 12000 else 1024
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        span = (low - first) // count
+        first += int(worker[2:]) % count * span
+        low = first + span
+    return first, low
+
+
 def free_ports(n, host="127.0.0.1"):
     """n distinct free TCP ports on host, picked at random below the
     ephemeral range: a port the kernel hands out (bind to port 0) may become
     the local port of some outgoing connection while a test restarts its
     server, which then cannot listen on it again."""
-    low = _ephemeral_low()
-    first = 10000 if low > 12000 else 1024
+    first, low = _port_range()
     socks, ports = [], []
     try:
         for p in random.sample(range(first, low), min(low - first, 2000)):
