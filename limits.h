@@ -192,4 +192,10 @@
  * that appended to many archives waits for about one disk flush, not one each. */
 #define LIMIT_STORE_SYNC_THREADS 8 /* store_sync_threads: 1 = one after the other */
 
+/* MUC presence flood limit (XEP-0045, muc.c, issue 15 item 2): each presence
+ * change or nick change of an occupant goes to every occupant, so each one
+ * spends from a token bucket of its own; past it the latest presence waits. */
+#define LIMIT_MUC_PRESENCE_BURST 10 /* muc_presence_burst: changes an occupant makes at once */
+#define LIMIT_MUC_PRESENCE_RATE 30  /* muc_presence_rate: changes a minute after the burst */
+
 #endif

@@ -58,12 +58,16 @@ struct occupant {
                             * what a client puts in its own presence */
     char *nick;
     int voice_asked; /* a voice request went to the moderators (§8.6) */
+    long credit;     /* presence token bucket, in 1/60 of a change (muc_presence_*) */
+    time_t credit_at; /* g_now when credit was last brought up to date */
+    int held;        /* a presence change waits for credit (on_tick sends it) */
     char bare[]; /* real bare JID */
 };
 
 struct affiliation {
     struct affiliation *next;
     enum muc_aff aff;
+    char *nick; /* reserved nick (§7.10), NULL = none; only with member and above */
     char jid[]; /* bare JID */
 };
 
@@ -172,6 +176,10 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
     for (struct affiliation **pp = &r->affs; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->jid, bare) == 0) {
             struct affiliation *old = *pp;
+            if (aff < AFF_MEMBER) {
+                free(old->nick); /* §7.10: a reservation goes with membership */
+                old->nick = NULL;
+            }
             if (aff != AFF_NONE) {
                 old->aff = aff;
                 return 0;
@@ -196,10 +204,54 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
         return -1;
     }
     a->aff = aff;
+    a->nick = NULL;
     strcpy(a->jid, bare);
     a->next = r->affs;
     r->affs = a;
     return 0;
+}
+
+/* §7.10: the nick bare reserved in r, or NULL. */
+static const char *nick_of(const struct room *r, const char *bare)
+{
+    for (const struct affiliation *a = r->affs; a; a = a->next) {
+        if (strcmp(a->jid, bare) == 0) {
+            return a->nick;
+        }
+    }
+    return NULL;
+}
+
+/* §7.10 / §7.2.9: nick is in use or reserved by an account other than bare. */
+static int nick_taken(const struct room *r, const char *nick, const char *bare)
+{
+    const struct occupant *o = occ_by_nick(r, nick);
+    if (o && strcmp(o->bare, bare) != 0) {
+        return 1;
+    }
+    for (const struct affiliation *a = r->affs; a; a = a->next) {
+        if (a->nick && strcmp(a->nick, nick) == 0 && strcmp(a->jid, bare) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reserve nick (NULL: none) for bare, who has an affiliation entry. */
+static int nick_reserve(struct room *r, const char *bare, const char *nick)
+{
+    for (struct affiliation *a = r->affs; a; a = a->next) {
+        if (strcmp(a->jid, bare) == 0) {
+            char *n = nick ? strdup(nick) : NULL;
+            if (nick && !n) {
+                return -1;
+            }
+            free(a->nick);
+            a->nick = n;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 /* XEP-0045 §5.1.2: owners and admins are moderators; in a moderated room
@@ -463,6 +515,7 @@ static void room_free(struct room *r)
     while (r->affs) {
         struct affiliation *a = r->affs;
         r->affs = a->next;
+        free(a->nick);
         free(a);
     }
     while (r->hist_old) {
@@ -758,8 +811,8 @@ static void join(struct room *r, const char *full, const char *bare, const char 
         bounce(p, "auth", no);
         return;
     }
-    if (o && strcmp(o->bare, bare) != 0) {
-        bounce(p, "cancel", "conflict"); /* §7.2.9 */
+    if (nick_taken(r, nick, bare)) {
+        bounce(p, "cancel", "conflict"); /* §7.2.9, §7.10: in use or reserved */
         return;
     }
     if (!o && r->nocc >= g_config->muc_max_occupants) {
@@ -869,8 +922,8 @@ static void announce(const struct room *r, const struct occupant *o, const char 
 static void change_nick(struct room *r, struct occupant *o, const char *nick,
                         const struct xml_node *p)
 {
-    if (occ_by_nick(r, nick)) {
-        bounce(p, "cancel", "conflict"); /* §7.6.3 */
+    if (occ_by_nick(r, nick) || nick_taken(r, nick, o->bare)) {
+        bounce(p, "cancel", "conflict"); /* §7.6.3, §7.10: in use or reserved */
         return;
     }
     if (o->res->next) {
@@ -1348,6 +1401,8 @@ static int add_identity(struct xml_node *q, const char *name)
 /* §6.4: what a room is, as its features say; how many are inside only to
  * whoever may come in: an outsider of a members-only or password room
  * learns that it exists, not who is there nor how many. */
+#define NS_REGISTER "jabber:iq:register"
+
 static struct xml_node *room_info(const struct room *r, const char *from)
 {
     char bare[JID_MAX + 1];
@@ -1364,7 +1419,8 @@ static struct xml_node *room_info(const struct room *r, const char *from)
                            r->membersonly ? "muc_membersonly" : "muc_open",
                            r->moderated ? "muc_moderated" : "muc_unmoderated",
                            r->secret ? "muc_passwordprotected" : "muc_unsecured",
-                           r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous"};
+                           r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous",
+                           NS_REGISTER};
     if (!q || add_identity(q, r->name ? r->name : name) < 0) {
         xml_free(q);
         return NULL;
@@ -1739,6 +1795,8 @@ static const char *set_role(struct room *r, const struct occupant *actor, enum m
     return NULL;
 }
 
+static void affiliation_applied(struct room *r, const char *bare, int aff, const char *reason);
+
 /* §9 (admins: outcast, none, member) and §10 (owners: admin, owner too). */
 static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const char *jid,
                                    int aff, const char *reason)
@@ -1765,6 +1823,13 @@ static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const
     if (aff_set(r, bare, aff) < 0) {
         return "resource-constraint";
     }
+    affiliation_applied(r, bare, aff, reason);
+    return NULL;
+}
+
+/* bare's affiliation became aff: its occupants leave or are seen anew. */
+static void affiliation_applied(struct room *r, const char *bare, int aff, const char *reason)
+{
     struct occupant *o = r->occ;
     while (o) {
         struct occupant *next = o->next;
@@ -1780,7 +1845,6 @@ static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const
         }
         o = next;
     }
-    return NULL;
 }
 
 static int add_list_item(struct xml_node *q, const char *jid, const char *nick, const char *aff,
@@ -1817,7 +1881,8 @@ static struct xml_node *admin_list(const struct room *r, const struct occupant *
         return NULL;
     }
     for (const struct affiliation *a = r->affs; aff >= 0 && a; a = a->next) {
-        if ((int)a->aff == aff && add_list_item(q, a->jid, NULL, aff_names[aff], NULL) < 0) {
+        /* §9.5: the member list names reserved nicks. */
+        if ((int)a->aff == aff && add_list_item(q, a->jid, a->nick, aff_names[aff], NULL) < 0) {
             xml_free(q);
             return NULL;
         }
@@ -1905,6 +1970,158 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
     }
 }
 
+/* ---- registered nicks (§7.10, §7.12) ---- */
+
+static const char *form_value(const struct xml_node *x, const char *var);
+#define NS_MUC_REGISTER "http://jabber.org/protocol/muc#register"
+
+/* §7.12: the nick the asker reserved, as an identity; none without one (an
+ * answer about the asker only: nobody learns another's reservation). */
+static struct xml_node *reserved_nick_info(const struct room *r, const char *from)
+{
+    char bare[JID_MAX + 1];
+    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
+    const char *nick = jid_bare(from, bare, sizeof(bare)) == 0 ? nick_of(r, bare) : NULL;
+    if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && add_identity(q, nick) < 0)) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* §7.10: the registration form; Prosody's, which asks for the nick only
+ * (the optional first/last/url/email/faqentry fields are skipped, as there). */
+static struct xml_node *register_form(const char *nick)
+{
+    struct xml_node *q = xml_node_new("query", NS_REGISTER);
+    if (!q) {
+        return NULL;
+    }
+    if (nick) {
+        struct xml_node *u = xml_add_child(q, "username", NULL);
+        if (!xml_add_child(q, "registered", NULL) || !u || xml_add_text(u, nick, strlen(nick)) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+        return q;
+    }
+    struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
+    struct xml_node *f = x ? xml_add_child(x, "field", NULL) : NULL;
+    if (!f || xml_set_attr(x, "type", "form") < 0 ||
+        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER) < 0 ||
+        xml_set_attr(f, "var", "muc#register_roomnick") < 0 ||
+        xml_set_attr(f, "type", "text-single") < 0 || xml_set_attr(f, "label", "Nickname") < 0 ||
+        !xml_add_child(f, "required", NULL)) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* Who may register (§7.10): not outcasts; in a members-only room (where it
+ * would be the way in) or a moderated one (where membership is voice) only
+ * those with an affiliation already, as Prosody: anyone else gets
+ * registration-required, whoever else is registered there. */
+static const char *may_register(const struct room *r, enum muc_aff a)
+{
+    if (a == AFF_OUTCAST) {
+        return "forbidden";
+    }
+    return a < AFF_MEMBER && (r->membersonly || r->moderated) ? "registration-required" : NULL;
+}
+
+/* §7.10: the submitted nick, checked and normalised as an occupant JID's
+ * resource (RFC 7622), or NULL. */
+static const char *register_nick(const struct room *r, const struct xml_node *x, char *out,
+                                 size_t outsz)
+{
+    const char *ft = form_value(x, "FORM_TYPE");
+    const char *nick = form_value(x, "muc#register_roomnick");
+    char full[3 * JID_MAX + 2];
+    struct jid j;
+    if (!ft || strcmp(ft, NS_MUC_REGISTER) != 0 || !nick || !*nick ||
+        snprintf(full, sizeof(full), "%s/%s", r->jid, nick) >= (int)sizeof(full) ||
+        jid_parse(full, out, outsz, &j) < 0 || !j.resource_len) {
+        return NULL;
+    }
+    memmove(out, j.resource, j.resource_len);
+    out[j.resource_len] = '\0';
+    return out;
+}
+
+/* Register nick for bare (making it a member) or, nick NULL, unregister (a
+ * member becomes nobody; an admin or owner keeps that, without the nick).
+ * NULL or the error condition. */
+static const char *register_set(struct room *r, const char *bare, const char *nick)
+{
+    enum muc_aff a = aff_of(r, bare);
+    if (!nick) {
+        if (a == AFF_MEMBER) {
+            aff_set(r, bare, AFF_NONE);
+            affiliation_applied(r, bare, AFF_NONE, NULL);
+        } else if (a > AFF_MEMBER) {
+            nick_reserve(r, bare, NULL);
+        }
+        return NULL;
+    }
+    if (nick_taken(r, nick, bare)) {
+        return "conflict";
+    }
+    /* muc_max_affiliations bounds the registrations of a room. */
+    if ((a < AFF_MEMBER && aff_set(r, bare, AFF_MEMBER) < 0) || nick_reserve(r, bare, nick) < 0) {
+        return "resource-constraint";
+    }
+    if (a < AFF_MEMBER) {
+        affiliation_applied(r, bare, AFF_MEMBER, NULL);
+    }
+    return NULL;
+}
+
+static void register_iq(const struct xml_node *iq, struct room *r, const char *from,
+                        const struct xml_node *q)
+{
+    char bare[JID_MAX + 1], nick[JID_MAX + 1];
+    if (jid_bare(from, bare, sizeof(bare)) < 0) {
+        return;
+    }
+    const char *no = may_register(r, aff_of(r, bare));
+    if (no) {
+        log_limited("muc register", bare, L_INFO, "muc: %s may not register in %s: %s", bare,
+                    r->jid, no);
+        bounce(iq, "auth", no);
+        return;
+    }
+    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+        answer(iq, register_form(nick_of(r, bare)));
+        return;
+    }
+    struct xml_node *x = xml_child(q, "x", NS_XDATA);
+    const char *xt = x ? xml_attr(x, "type") : NULL;
+    const char *cond = NULL;
+    if (xml_child(q, "remove", NS_REGISTER)) {
+        cond = register_set(r, bare, NULL);
+    } else if (xt && strcmp(xt, "cancel") == 0) {
+        iq_reply(iq, NULL); /* XEP-0004 §3.2: nothing asked for */
+        return;
+    } else if (!x || !register_nick(r, x, nick, sizeof(nick))) {
+        cond = "bad-request";
+    } else {
+        cond = register_set(r, bare, nick);
+    }
+    if (cond) {
+        bounce(iq, cond_type(cond), cond);
+        return;
+    }
+    log_limited("muc register", bare, L_INFO, "muc: %s %s in %s", bare,
+                xml_child(q, "remove", NS_REGISTER) ? "unregistered" : "registered a nick", r->jid);
+    iq_reply(iq, NULL);
+    if (r->persistent) {
+        room_save(r); /* reservations are kept with the affiliations */
+    } else if (!r->occ) {
+        room_destroy(r); /* its last occupant unregistered from a members-only room */
+    }
+}
+
 static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
                   const char *room_jid)
 {
@@ -1946,6 +2163,11 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
     } else if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
         /* §6.5: occupants are not listed (their presence tells them). */
         answer(iq, r ? xml_node_new("query", NS_DISCO_ITEMS) : service_items());
+    } else if (r && get && query && strcmp(ns, NS_DISCO_INFO) == 0 && xml_attr(q, "node") &&
+               strcmp(xml_attr(q, "node"), "x-roomuser-item") == 0) {
+        answer(iq, reserved_nick_info(r, from));
+    } else if (r && query && strcmp(ns, NS_REGISTER) == 0) {
+        register_iq(iq, r, from, q);
     } else if (get && strcmp(ns, NS_PING) == 0) {
         iq_reply(iq, NULL);
     } else if (r && query && strcmp(ns, NS_MUC_OWNER) == 0) {
@@ -2044,7 +2266,8 @@ static struct xml_node *room_doc(const struct room *r)
     }
     for (const struct affiliation *a = r->affs; a; a = a->next) {
         struct xml_node *n = xml_add_child(d, "aff", NULL);
-        if (!n || xml_set_attr(n, "jid", a->jid) < 0 || xml_set_attr(n, "a", aff_names[a->aff]) < 0) {
+        if (!n || xml_set_attr(n, "jid", a->jid) < 0 || xml_set_attr(n, "a", aff_names[a->aff]) < 0 ||
+            (a->nick && xml_set_attr(n, "nick", a->nick) < 0)) {
             xml_free(d);
             return NULL;
         }
@@ -2126,6 +2349,9 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         int a = enum_of(xml_attr(c, "a"), aff_names, 5);
         if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
             aff_set(r, xml_attr(c, "jid"), a);
+            if (a >= AFF_MEMBER && xml_attr(c, "nick")) {
+                nick_reserve(r, xml_attr(c, "jid"), xml_attr(c, "nick"));
+            }
         } else if (strcmp(xml_name(c), "message") == 0 && !r->subject) {
             xml_detach(c);
             r->subject = c; /* the loop ends here: c left the tree */
