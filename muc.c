@@ -493,8 +493,11 @@ static void hist_drop_oldest(struct room *r)
     free(h);
 }
 
+static int nheld; /* occupants whose latest presence waits for credit */
+
 static void occ_free(struct occupant *o)
 {
+    nheld -= o->held;
     while (o->res) {
         struct occ_res *x = o->res;
         o->res = x->next;
@@ -735,6 +738,8 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
     strcpy(x->jid, full);
     x->next = NULL;
     o->res = x;
+    o->credit = (long)g_config->muc_presence_burst * 60;
+    o->credit_at = g_now;
     return o;
 }
 
@@ -742,7 +747,7 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
  * last, with 110, 201 for a new room, 100 when real JIDs are public), then
  * the history (§7.2.14) and the subject (§7.2.15). */
 static void join_announce(struct room *r, struct occupant *o, const char *full, int created,
-                          const struct history_req *q)
+                          const struct history_req *q, int others)
 {
     int j = sees_jids(r, o);
     for (struct occupant *v = r->occ; v; v = v->next) {
@@ -755,7 +760,9 @@ static void join_announce(struct room *r, struct occupant *o, const char *full, 
             xml_free(p);
         }
     }
-    broadcast_presence(r, o, NULL, NULL);
+    if (others) {
+        broadcast_presence(r, o, NULL, NULL);
+    }
     struct extra e = {{0}, 0, NULL, NULL};
     if (r->nonanonymous) {
         code_add(&e, 100);
@@ -852,7 +859,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
     joined_add(full, r->jid);
     struct history_req q;
     history_request(xml_child(p, "x", NS_MUC), &q);
-    join_announce(r, o, full, created, &q);
+    join_announce(r, o, full, created, &q, 1);
 }
 
 /* Remove resource full of o; the room forgets o with its last resource. */
@@ -917,6 +924,31 @@ static void announce(const struct room *r, const struct occupant *o, const char 
     }
 }
 
+/* Issue 15 item 2: every presence or nick change of an occupant goes to
+ * every occupant, so each spends from a token bucket of its own:
+ * muc_presence_burst changes at once, muc_presence_rate a minute after.
+ * Credit is kept in 1/60 of a change, so whole seconds (g_now) refill it
+ * exactly. Spends cost changes and returns 1, or 0 when credit is short. */
+static int occ_spend(struct occupant *o, int cost)
+{
+    long long cap = (long long)g_config->muc_presence_burst * 60;
+    long long c = o->credit + (long long)(g_now - o->credit_at) * g_config->muc_presence_rate;
+    o->credit_at = g_now;
+    o->credit = (long)(c > cap ? cap : c);
+    if (o->credit < (long)cost * 60) {
+        return 0;
+    }
+    o->credit -= (long)cost * 60;
+    return 1;
+}
+
+/* o's presence went out: nothing waits any more. */
+static void occ_unhold(struct occupant *o)
+{
+    nheld -= o->held;
+    o->held = 0;
+}
+
 /* §7.6: nick change, for an occupant with one resource (one with several
  * would take the others along against their will). */
 static void change_nick(struct room *r, struct occupant *o, const char *nick,
@@ -928,6 +960,14 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
     }
     if (o->res->next) {
         bounce(p, "modify", "not-acceptable");
+        return;
+    }
+    /* Two broadcasts (unavailable with 303, then available): two changes.
+     * A nick cannot wait like a status can: the change is refused. */
+    if (!occ_spend(o, 2)) {
+        log_limited("muc presence rate", o->bare, L_NOTICE,
+                    "muc: %s changes nicks too fast in %s", o->bare, r->jid);
+        bounce(p, "wait", "resource-constraint"); /* RFC 6120 §8.3.3.18 */
         return;
     }
     char *nn = strdup(nick);
@@ -942,6 +982,7 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
     o->nick = nn;
     broadcast_presence(r, o, NULL, NULL);
     self_presence(r, o, o->res->jid, NULL, NULL);
+    occ_unhold(o); /* the new presence went out with the new nick */
 }
 
 /* An available presence from an occupant to its own nick: a status change. */
@@ -954,6 +995,15 @@ static void update_presence(struct room *r, struct occupant *o, const char *full
     }
     xml_free(o->pres);
     o->pres = kept;
+    /* Past the occupant's credit the others hear of it later: the latest
+     * presence is kept, and on_tick sends it when credit returns. */
+    int now = occ_spend(o, 1);
+    if (!now && !o->held) {
+        o->held = 1;
+        nheld++;
+        log_limited("muc presence rate", o->bare, L_NOTICE,
+                    "muc: %s changes presence too fast in %s: held", o->bare, r->jid);
+    }
     struct xml_node *muc = xml_child(p, "x", NS_MUC);
     if (muc) {
         /* A join from a resource that is in already: its client lost track
@@ -961,11 +1011,33 @@ static void update_presence(struct room *r, struct occupant *o, const char *full
          * wants the room again, as Prosody and ejabberd give it. */
         struct history_req q;
         history_request(muc, &q);
-        join_announce(r, o, full, 0, &q);
-        return;
+        join_announce(r, o, full, 0, &q, now);
+    } else if (now) {
+        broadcast_presence(r, o, NULL, NULL);
+        self_presence(r, o, full, NULL, NULL);
     }
-    broadcast_presence(r, o, NULL, NULL);
-    self_presence(r, o, full, NULL, NULL);
+    if (now) {
+        occ_unhold(o);
+    }
+}
+
+/* on_tick: the held presences of occupants with credit again go out, to
+ * the others and to the occupant's own resources. */
+static void held_flush(void)
+{
+    for (int i = 0; nheld > 0 && i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            for (struct occupant *o = r->occ; o; o = o->next) {
+                if (o->held && occ_spend(o, 1)) {
+                    occ_unhold(o);
+                    broadcast_presence(r, o, NULL, NULL);
+                    for (struct occ_res *x = o->res; x; x = x->next) {
+                        self_presence(r, o, x->jid, NULL, NULL);
+                    }
+                }
+            }
+        }
+    }
 }
 
 static void presence_in(const struct xml_node *p, const char *from, const struct jid *to,
@@ -2551,6 +2623,11 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
     save_dirty();
+    if (nheld > 0) {
+        depth_enter(); /* an occupant an error takes out goes after the loop */
+        held_flush();
+        depth_exit();
+    }
     return 0;
 }
 

@@ -4,8 +4,6 @@ x-roomuser-item, §9.5 the nick in the member list, their persistence with
 the affiliations; and the per-occupant limit on presence and nick changes
 (muc_presence_burst / muc_presence_rate)."""
 
-import asyncio
-
 import pytest
 from slixmpp.exceptions import PresenceError
 
@@ -16,7 +14,7 @@ from limits_helpers import reconfigure
 from muc_helpers import (NS_MUC_USER, codes, in_room, item, join, join_raw, muc_login,
                          room_jid, room_presence)
 from test_75_muc_admin import configure
-from xmpp_helpers import Clients, run
+from xmpp_helpers import Clients, run, settled
 
 NS_REGISTER = "jabber:iq:register"
 NS_XDATA = "jabber:x:data"
@@ -171,3 +169,56 @@ def test_reserved_nicks_survive_restart_and_kill9(server):
     server.kill9()
     server.start()
     run(check())
+
+
+def status_of(p):
+    return p.xml.findtext("{jabber:client}status")
+
+
+def test_presence_flood_is_held_and_ends_consistent(server):
+    """A flood far over muc_presence_burst reaches the others as a bounded
+    number of broadcasts, and the last state does reach them."""
+    reconfigure(server, muc_presence_burst=3, muc_presence_rate=60)
+    room = room_jid("flood")
+    n = 100
+    last = "s%d" % (n - 1)
+
+    def from_bob(p):
+        return str(p["from"]) == room + "/Bob" and ptype(p) is None
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob = await in_room(cl, room, "alice", "bob")
+            await settled(alice, alice.presences)
+            for i in range(n):
+                bob.xmpp.send_presence(pto=room + "/Bob", pstatus="s%d" % i)
+            seen = [status_of(p) for p in await settled(alice, alice.presences, from_bob)]
+            # Eventually consistent: the latest state reaches the others
+            # and the occupant itself (held ones go out on a later tick).
+            while last not in seen:
+                seen.append(status_of(await next_presence(alice, from_bob, timeout=30)))
+            await next_presence(bob, lambda p: from_bob(p) and status_of(p) == last, timeout=30)
+            assert 3 <= len(seen) < n // 4, seen
+            assert seen[-1] == last
+
+    run(scenario())
+
+
+def test_nick_flood_gets_resource_constraint(server):
+    reconfigure(server, muc_presence_burst=3, muc_presence_rate=60)
+    room = room_jid("nickflood")
+    n = 40
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob = await in_room(cl, room, "alice", "bob")
+            await settled(alice, alice.presences)
+            for i in range(n):
+                bob.xmpp.send_presence(pto=room + "/Bob%d" % i)
+            errors = await settled(bob, bob.presences, lambda p: ptype(p) == "error")
+            changes = await settled(alice, alice.presences, lambda p: 303 in codes(p))
+            assert all(error_condition(p) == ("wait", "resource-constraint") for p in errors)
+            assert len(errors) > n // 2
+            assert 1 <= len(changes) < n // 4
+
+    run(scenario())
