@@ -99,7 +99,7 @@ struct room {
     int hidden;        /* not in the service's disco#items */
     int membersonly;   /* only members, admins and owners join (§7.2.6) */
     int moderated;     /* only those with voice speak (§8.3) */
-    int dirty;         /* a persistent room's subject changed since it was stored */
+    int dirty;         /* a persistent room's subject or registrations changed since stored */
 };
 
 #define ROOM_BUCKETS 256
@@ -2139,6 +2139,9 @@ static const char *register_set(struct room *r, const char *bare, const char *ni
     if (nick_taken(r, nick, bare)) {
         return "conflict";
     }
+    if (nick_of(r, bare) && strcmp(nick_of(r, bare), nick) == 0) {
+        return NULL; /* registered already: nothing to store */
+    }
     /* muc_max_affiliations bounds the registrations of a room. */
     if ((a < AFF_MEMBER && aff_set(r, bare, AFF_MEMBER) < 0) || nick_reserve(r, bare, nick) < 0) {
         return "resource-constraint";
@@ -2188,7 +2191,10 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
                 xml_child(q, "remove", NS_REGISTER) ? "unregistered" : "registered a nick", r->jid);
     iq_reply(iq, NULL);
     if (r->persistent) {
-        room_save(r); /* reservations are kept with the affiliations */
+        /* Kept with the affiliations, but on the next tick: anyone may
+         * register and unregister in a loop, and a write per request would
+         * wear flash (STYLE §11); at most one write a second per room. */
+        r->dirty = 1;
     } else if (!r->occ) {
         room_destroy(r); /* its last occupant unregistered from a members-only room */
     }
