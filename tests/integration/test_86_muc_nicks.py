@@ -11,7 +11,7 @@ from disco_helpers import NS_DISCO_INFO, assert_error, disco_info_parts, error_o
 from disco_helpers import iq as raw_iq
 from im_helpers import error_condition, next_presence, ptype
 from limits_helpers import reconfigure
-from muc_helpers import (NS_MUC_USER, codes, in_room, item, join, join_raw, muc_login,
+from muc_helpers import (across_restarts, codes, in_room, item, join, muc_login,
                          room_jid, room_presence)
 from test_75_muc_admin import configure
 from xmpp_helpers import Clients, run, settled
@@ -162,13 +162,7 @@ def test_reserved_nicks_survive_restart_and_kill9(server):
             pres, _, _, _ = await join(bob, room, "Robert")
             assert item(pres)["affiliation"] == "member"
 
-    run(setup())
-    server.stop()
-    server.start()
-    run(check())
-    server.kill9()
-    server.start()
-    run(check())
+    across_restarts(server, setup, check)
 
 
 def status_of(p):
