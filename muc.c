@@ -170,6 +170,15 @@ static enum muc_aff aff_of(const struct room *r, const char *bare)
     return AFF_NONE;
 }
 
+static int aff_count(const struct room *r)
+{
+    int n = 0;
+    for (const struct affiliation *x = r->affs; x; x = x->next) {
+        n++;
+    }
+    return n;
+}
+
 /* Set bare's affiliation; AFF_NONE forgets it. */
 static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
 {
@@ -192,11 +201,7 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
     if (aff == AFF_NONE) {
         return 0;
     }
-    int n = 0;
-    for (const struct affiliation *x = r->affs; x; x = x->next) {
-        n++;
-    }
-    if (n >= g_config->muc_max_affiliations) {
+    if (aff_count(r) >= g_config->muc_max_affiliations) {
         return -1; /* each is stored, and read by every join */
     }
     struct affiliation *a = malloc(sizeof(*a) + strlen(bare) + 1);
@@ -2142,7 +2147,12 @@ static const char *register_set(struct room *r, const char *bare, const char *ni
     if (nick_of(r, bare) && strcmp(nick_of(r, bare), nick) == 0) {
         return NULL; /* registered already: nothing to store */
     }
-    /* muc_max_affiliations bounds the registrations of a room. */
+    /* muc_max_affiliations bounds the registrations of a room; those who
+     * make themselves members take at most half of it, so that accounts
+     * made to fill the list never leave the admins without room for a ban. */
+    if (a < AFF_MEMBER && aff_count(r) >= g_config->muc_max_affiliations / 2) {
+        return "resource-constraint";
+    }
     if ((a < AFF_MEMBER && aff_set(r, bare, AFF_MEMBER) < 0) || nick_reserve(r, bare, nick) < 0) {
         return "resource-constraint";
     }

@@ -216,3 +216,24 @@ def test_nick_flood_gets_resource_constraint(server):
             assert 1 <= len(changes) < n // 4
 
     run(scenario())
+
+
+def test_self_registrations_leave_room_for_bans(server):
+    """Registrations count against muc_max_affiliations; those of accounts
+    without an affiliation take at most half, so a room flooded with
+    registrations can still ban."""
+    reconfigure(server, muc_max_affiliations=4)
+    room = room_jid("full")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            alice, bob, carol = await in_room(cl, room, "alice", "bob", "carol")
+            assert error_of(await register(bob, room, "B")) is None  # owner + bob: 2
+            assert_error(await register(carol, room, "C"), "resource-constraint", "wait")
+            muc = alice.xmpp.plugin["xep_0045"]
+            await muc.set_affiliation(room, "outcast", jid=carol.bare)
+            # A member may still change its reservation.
+            assert error_of(await register(bob, room, "Bee")) is None
+            assert await reserved_nick(bob, room) == "Bee"
+
+    run(scenario())
