@@ -196,6 +196,9 @@ static const struct option options[] = {
     INT(muc_max_affiliations, 1, 1000000, LIMIT_MUC_MAX_AFFILIATIONS, 1),
     /* Group commit (store.c): fsyncs at once. */
     INT(store_sync_threads, 1, 64, LIMIT_STORE_SYNC_THREADS, 1),
+    /* MUC presence flood limit (muc.c, issue 15 item 2). */
+    INT(muc_presence_burst, 2, 1000, LIMIT_MUC_PRESENCE_BURST, 1),
+    INT(muc_presence_rate, 1, 60000, LIMIT_MUC_PRESENCE_RATE, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -177,6 +177,9 @@ struct config {
     int muc_max_affiliations;
     /* Group commit (store.c). */
     int store_sync_threads; /* fsyncs issued at once by a turn's group commit */
+    /* MUC presence flood limit (muc.c, issue 15 item 2). */
+    int muc_presence_burst;
+    int muc_presence_rate;
 };
 
 /* Fill every field with its default. */

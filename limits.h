@@ -196,5 +196,10 @@
  * keys waiting per remote domain, of LIMIT_S2S_DIALBACK_PENDING, so that one
  * peer cannot take them all and lock the real server of the domain out. */
 #define LIMIT_S2S_DIALBACK_PENDING_PER_ADDR 2 /* compile-time */
+/* MUC presence flood limit (XEP-0045, muc.c, issue 15 item 2): each presence
+ * change or nick change of an occupant goes to every occupant, so each one
+ * spends from a token bucket of its own; past it the latest presence waits. */
+#define LIMIT_MUC_PRESENCE_BURST 10 /* muc_presence_burst: changes an occupant makes at once */
+#define LIMIT_MUC_PRESENCE_RATE 30  /* muc_presence_rate: changes a minute after the burst */
 
 #endif

@@ -59,12 +59,16 @@ struct occupant {
                             * what a client puts in its own presence */
     char *nick;
     int voice_asked; /* a voice request went to the moderators (§8.6) */
+    long credit;     /* presence token bucket, in 1/60 of a change (muc_presence_*) */
+    time_t credit_at; /* g_now when credit was last brought up to date */
+    int held;        /* a presence change waits for credit (on_tick sends it) */
     char bare[]; /* real bare JID */
 };
 
 struct affiliation {
     struct affiliation *next;
     enum muc_aff aff;
+    char *nick; /* reserved nick (§7.10), NULL = none; only with member and above */
     char jid[]; /* bare JID */
 };
 
@@ -96,7 +100,7 @@ struct room {
     int hidden;        /* not in the service's disco#items */
     int membersonly;   /* only members, admins and owners join (§7.2.6) */
     int moderated;     /* only those with voice speak (§8.3) */
-    int dirty;         /* a persistent room's subject changed since it was stored */
+    int dirty;         /* a persistent room's subject or registrations changed since stored */
     int archiving;     /* muc#roomconfig_enablearchiving: a persistent room keeps
                         * its messages in an archive (XEP-0313 §5; issue 15) */
 };
@@ -177,12 +181,25 @@ static enum muc_aff aff_of(const struct room *r, const char *bare)
     return AFF_NONE;
 }
 
+static int aff_count(const struct room *r)
+{
+    int n = 0;
+    for (const struct affiliation *x = r->affs; x; x = x->next) {
+        n++;
+    }
+    return n;
+}
+
 /* Set bare's affiliation; AFF_NONE forgets it. */
 static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
 {
     for (struct affiliation **pp = &r->affs; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->jid, bare) == 0) {
             struct affiliation *old = *pp;
+            if (aff < AFF_MEMBER) {
+                free(old->nick); /* §7.10: a reservation goes with membership */
+                old->nick = NULL;
+            }
             if (aff != AFF_NONE) {
                 old->aff = aff;
                 return 0;
@@ -195,11 +212,7 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
     if (aff == AFF_NONE) {
         return 0;
     }
-    int n = 0;
-    for (const struct affiliation *x = r->affs; x; x = x->next) {
-        n++;
-    }
-    if (n >= g_config->muc_max_affiliations) {
+    if (aff_count(r) >= g_config->muc_max_affiliations) {
         return -1; /* each is stored, and read by every join */
     }
     struct affiliation *a = malloc(sizeof(*a) + strlen(bare) + 1);
@@ -207,10 +220,54 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
         return -1;
     }
     a->aff = aff;
+    a->nick = NULL;
     strcpy(a->jid, bare);
     a->next = r->affs;
     r->affs = a;
     return 0;
+}
+
+/* §7.10: the nick bare reserved in r, or NULL. */
+static const char *nick_of(const struct room *r, const char *bare)
+{
+    for (const struct affiliation *a = r->affs; a; a = a->next) {
+        if (strcmp(a->jid, bare) == 0) {
+            return a->nick;
+        }
+    }
+    return NULL;
+}
+
+/* §7.10 / §7.2.9: nick is in use or reserved by an account other than bare. */
+static int nick_taken(const struct room *r, const char *nick, const char *bare)
+{
+    const struct occupant *o = occ_by_nick(r, nick);
+    if (o && strcmp(o->bare, bare) != 0) {
+        return 1;
+    }
+    for (const struct affiliation *a = r->affs; a; a = a->next) {
+        if (a->nick && strcmp(a->nick, nick) == 0 && strcmp(a->jid, bare) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reserve nick (NULL: none) for bare, who has an affiliation entry. */
+static int nick_reserve(struct room *r, const char *bare, const char *nick)
+{
+    for (struct affiliation *a = r->affs; a; a = a->next) {
+        if (strcmp(a->jid, bare) == 0) {
+            char *n = nick ? strdup(nick) : NULL;
+            if (nick && !n) {
+                return -1;
+            }
+            free(a->nick);
+            a->nick = n;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 /* XEP-0045 §5.1.2: owners and admins are moderators; in a moderated room
@@ -452,8 +509,11 @@ static void hist_drop_oldest(struct room *r)
     free(h);
 }
 
+static int nheld; /* occupants whose latest presence waits for credit */
+
 static void occ_free(struct occupant *o)
 {
+    nheld -= o->held;
     while (o->res) {
         struct occ_res *x = o->res;
         o->res = x->next;
@@ -474,6 +534,7 @@ static void room_free(struct room *r)
     while (r->affs) {
         struct affiliation *a = r->affs;
         r->affs = a->next;
+        free(a->nick);
         free(a);
     }
     while (r->hist_old) {
@@ -700,6 +761,8 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
     strcpy(x->jid, full);
     x->next = NULL;
     o->res = x;
+    o->credit = (long)g_config->muc_presence_burst * 60;
+    o->credit_at = g_now;
     return o;
 }
 
@@ -707,7 +770,7 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
  * last, with 110, 201 for a new room, 100 when real JIDs are public), then
  * the history (§7.2.14) and the subject (§7.2.15). */
 static void join_announce(struct room *r, struct occupant *o, const char *full, int created,
-                          const struct history_req *q)
+                          const struct history_req *q, int others)
 {
     int j = sees_jids(r, o);
     for (struct occupant *v = r->occ; v; v = v->next) {
@@ -720,7 +783,9 @@ static void join_announce(struct room *r, struct occupant *o, const char *full, 
             xml_free(p);
         }
     }
-    broadcast_presence(r, o, NULL, NULL);
+    if (others) {
+        broadcast_presence(r, o, NULL, NULL);
+    }
     struct extra e = {{0}, 0, NULL, NULL};
     if (r->nonanonymous) {
         code_add(&e, 100);
@@ -776,8 +841,8 @@ static void join(struct room *r, const char *full, const char *bare, const char 
         bounce(p, "auth", no);
         return;
     }
-    if (o && strcmp(o->bare, bare) != 0) {
-        bounce(p, "cancel", "conflict"); /* §7.2.9 */
+    if (nick_taken(r, nick, bare)) {
+        bounce(p, "cancel", "conflict"); /* §7.2.9, §7.10: in use or reserved */
         return;
     }
     if (!o && r->nocc >= g_config->muc_max_occupants) {
@@ -817,7 +882,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
     joined_add(full, r->jid);
     struct history_req q;
     history_request(xml_child(p, "x", NS_MUC), &q);
-    join_announce(r, o, full, created, &q);
+    join_announce(r, o, full, created, &q, 1);
 }
 
 /* Remove resource full of o; the room forgets o with its last resource. */
@@ -882,17 +947,50 @@ static void announce(const struct room *r, const struct occupant *o, const char 
     }
 }
 
+/* Issue 15 item 2: every presence or nick change of an occupant goes to
+ * every occupant, so each spends from a token bucket of its own:
+ * muc_presence_burst changes at once, muc_presence_rate a minute after.
+ * Credit is kept in 1/60 of a change, so whole seconds (g_now) refill it
+ * exactly. Spends cost changes and returns 1, or 0 when credit is short. */
+static int occ_spend(struct occupant *o, int cost)
+{
+    long long cap = (long long)g_config->muc_presence_burst * 60;
+    long long c = o->credit + (long long)(g_now - o->credit_at) * g_config->muc_presence_rate;
+    o->credit_at = g_now;
+    o->credit = (long)(c > cap ? cap : c);
+    if (o->credit < (long)cost * 60) {
+        return 0;
+    }
+    o->credit -= (long)cost * 60;
+    return 1;
+}
+
+/* o's presence went out: nothing waits any more. */
+static void occ_unhold(struct occupant *o)
+{
+    nheld -= o->held;
+    o->held = 0;
+}
+
 /* §7.6: nick change, for an occupant with one resource (one with several
  * would take the others along against their will). */
 static void change_nick(struct room *r, struct occupant *o, const char *nick,
                         const struct xml_node *p)
 {
-    if (occ_by_nick(r, nick)) {
-        bounce(p, "cancel", "conflict"); /* §7.6.3 */
+    if (occ_by_nick(r, nick) || nick_taken(r, nick, o->bare)) {
+        bounce(p, "cancel", "conflict"); /* §7.6.3, §7.10: in use or reserved */
         return;
     }
     if (o->res->next) {
         bounce(p, "modify", "not-acceptable");
+        return;
+    }
+    /* Two broadcasts (unavailable with 303, then available): two changes.
+     * A nick cannot wait like a status can: the change is refused. */
+    if (!occ_spend(o, 2)) {
+        log_limited("muc presence rate", o->bare, L_NOTICE,
+                    "muc: %s changes nicks too fast in %s", o->bare, r->jid);
+        bounce(p, "wait", "resource-constraint"); /* RFC 6120 §8.3.3.18 */
         return;
     }
     char *nn = strdup(nick);
@@ -907,6 +1005,7 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
     o->nick = nn;
     broadcast_presence(r, o, NULL, NULL);
     self_presence(r, o, o->res->jid, NULL, NULL);
+    occ_unhold(o); /* the new presence went out with the new nick */
 }
 
 /* An available presence from an occupant to its own nick: a status change. */
@@ -919,6 +1018,15 @@ static void update_presence(struct room *r, struct occupant *o, const char *full
     }
     xml_free(o->pres);
     o->pres = kept;
+    /* Past the occupant's credit the others hear of it later: the latest
+     * presence is kept, and on_tick sends it when credit returns. */
+    int now = occ_spend(o, 1);
+    if (!now && !o->held) {
+        o->held = 1;
+        nheld++;
+        log_limited("muc presence rate", o->bare, L_NOTICE,
+                    "muc: %s changes presence too fast in %s: held", o->bare, r->jid);
+    }
     struct xml_node *muc = xml_child(p, "x", NS_MUC);
     if (muc) {
         /* A join from a resource that is in already: its client lost track
@@ -926,11 +1034,33 @@ static void update_presence(struct room *r, struct occupant *o, const char *full
          * wants the room again, as Prosody and ejabberd give it. */
         struct history_req q;
         history_request(muc, &q);
-        join_announce(r, o, full, 0, &q);
-        return;
+        join_announce(r, o, full, 0, &q, now);
+    } else if (now) {
+        broadcast_presence(r, o, NULL, NULL);
+        self_presence(r, o, full, NULL, NULL);
     }
-    broadcast_presence(r, o, NULL, NULL);
-    self_presence(r, o, full, NULL, NULL);
+    if (now) {
+        occ_unhold(o);
+    }
+}
+
+/* on_tick: the held presences of occupants with credit again go out, to
+ * the others and to the occupant's own resources. */
+static void held_flush(void)
+{
+    for (int i = 0; nheld > 0 && i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            for (struct occupant *o = r->occ; o; o = o->next) {
+                if (o->held && occ_spend(o, 1)) {
+                    occ_unhold(o);
+                    broadcast_presence(r, o, NULL, NULL);
+                    for (struct occ_res *x = o->res; x; x = x->next) {
+                        self_presence(r, o, x->jid, NULL, NULL);
+                    }
+                }
+            }
+        }
+    }
 }
 
 static void presence_in(const struct xml_node *p, const char *from, const struct jid *to,
@@ -1384,6 +1514,8 @@ static int add_identity(struct xml_node *q, const char *name)
 /* §6.4: what a room is, as its features say; how many are inside only to
  * whoever may come in: an outsider of a members-only or password room
  * learns that it exists, not who is there nor how many. */
+#define NS_REGISTER "jabber:iq:register"
+
 static struct xml_node *room_info(const struct room *r, const char *from)
 {
     char bare[JID_MAX + 1];
@@ -1400,7 +1532,8 @@ static struct xml_node *room_info(const struct room *r, const char *from)
                            r->membersonly ? "muc_membersonly" : "muc_open",
                            r->moderated ? "muc_moderated" : "muc_unmoderated",
                            r->secret ? "muc_passwordprotected" : "muc_unsecured",
-                           r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous"};
+                           r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous",
+                           NS_REGISTER};
     if (!q || add_identity(q, r->name ? r->name : name) < 0) {
         xml_free(q);
         return NULL;
@@ -1789,6 +1922,8 @@ static const char *set_role(struct room *r, const struct occupant *actor, enum m
     return NULL;
 }
 
+static void affiliation_applied(struct room *r, const char *bare, int aff, const char *reason);
+
 /* §9 (admins: outcast, none, member) and §10 (owners: admin, owner too). */
 static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const char *jid,
                                    int aff, const char *reason)
@@ -1815,6 +1950,13 @@ static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const
     if (aff_set(r, bare, aff) < 0) {
         return "resource-constraint";
     }
+    affiliation_applied(r, bare, aff, reason);
+    return NULL;
+}
+
+/* bare's affiliation became aff: its occupants leave or are seen anew. */
+static void affiliation_applied(struct room *r, const char *bare, int aff, const char *reason)
+{
     struct occupant *o = r->occ;
     while (o) {
         struct occupant *next = o->next;
@@ -1830,7 +1972,6 @@ static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const
         }
         o = next;
     }
-    return NULL;
 }
 
 static int add_list_item(struct xml_node *q, const char *jid, const char *nick, const char *aff,
@@ -1867,7 +2008,8 @@ static struct xml_node *admin_list(const struct room *r, const struct occupant *
         return NULL;
     }
     for (const struct affiliation *a = r->affs; aff >= 0 && a; a = a->next) {
-        if ((int)a->aff == aff && add_list_item(q, a->jid, NULL, aff_names[aff], NULL) < 0) {
+        /* §9.5: the member list names reserved nicks. */
+        if ((int)a->aff == aff && add_list_item(q, a->jid, a->nick, aff_names[aff], NULL) < 0) {
             xml_free(q);
             return NULL;
         }
@@ -1977,6 +2119,169 @@ static void archive_iq(const struct xml_node *iq, struct room *r, const char *fr
     archive_of(r)->query(r->jid, iq, q, reveal);
 }
 
+/* ---- registered nicks (§7.10, §7.12) ---- */
+
+static const char *form_value(const struct xml_node *x, const char *var);
+#define NS_MUC_REGISTER "http://jabber.org/protocol/muc#register"
+
+/* §7.12: the nick the asker reserved, as an identity; none without one (an
+ * answer about the asker only: nobody learns another's reservation). */
+static struct xml_node *reserved_nick_info(const struct room *r, const char *from)
+{
+    char bare[JID_MAX + 1];
+    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
+    const char *nick = jid_bare(from, bare, sizeof(bare)) == 0 ? nick_of(r, bare) : NULL;
+    if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && add_identity(q, nick) < 0)) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* §7.10: the registration form; Prosody's, which asks for the nick only
+ * (the optional first/last/url/email/faqentry fields are skipped, as there). */
+static struct xml_node *register_form(const char *nick)
+{
+    struct xml_node *q = xml_node_new("query", NS_REGISTER);
+    if (!q) {
+        return NULL;
+    }
+    if (nick) {
+        struct xml_node *u = xml_add_child(q, "username", NULL);
+        if (!xml_add_child(q, "registered", NULL) || !u || xml_add_text(u, nick, strlen(nick)) < 0) {
+            xml_free(q);
+            return NULL;
+        }
+        return q;
+    }
+    struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
+    struct xml_node *f = x ? xml_add_child(x, "field", NULL) : NULL;
+    if (!f || xml_set_attr(x, "type", "form") < 0 ||
+        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER) < 0 ||
+        xml_set_attr(f, "var", "muc#register_roomnick") < 0 ||
+        xml_set_attr(f, "type", "text-single") < 0 || xml_set_attr(f, "label", "Nickname") < 0 ||
+        !xml_add_child(f, "required", NULL)) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* Who may register (§7.10): not outcasts; in a members-only room (where it
+ * would be the way in) or a moderated one (where membership is voice) only
+ * those with an affiliation already, as Prosody: anyone else gets
+ * registration-required, whoever else is registered there. */
+static const char *may_register(const struct room *r, enum muc_aff a)
+{
+    if (a == AFF_OUTCAST) {
+        return "forbidden";
+    }
+    return a < AFF_MEMBER && (r->membersonly || r->moderated) ? "registration-required" : NULL;
+}
+
+/* §7.10: the submitted nick, checked and normalised as an occupant JID's
+ * resource (RFC 7622), or NULL. */
+static const char *register_nick(const struct room *r, const struct xml_node *x, char *out,
+                                 size_t outsz)
+{
+    const char *ft = form_value(x, "FORM_TYPE");
+    const char *nick = form_value(x, "muc#register_roomnick");
+    char full[3 * JID_MAX + 2];
+    struct jid j;
+    if (!ft || strcmp(ft, NS_MUC_REGISTER) != 0 || !nick || !*nick ||
+        snprintf(full, sizeof(full), "%s/%s", r->jid, nick) >= (int)sizeof(full) ||
+        jid_parse(full, out, outsz, &j) < 0 || !j.resource_len) {
+        return NULL;
+    }
+    memmove(out, j.resource, j.resource_len);
+    out[j.resource_len] = '\0';
+    return out;
+}
+
+/* Register nick for bare (making it a member) or, nick NULL, unregister (a
+ * member becomes nobody; an admin or owner keeps that, without the nick).
+ * NULL or the error condition. */
+static const char *register_set(struct room *r, const char *bare, const char *nick)
+{
+    enum muc_aff a = aff_of(r, bare);
+    if (!nick) {
+        if (a == AFF_MEMBER) {
+            aff_set(r, bare, AFF_NONE);
+            affiliation_applied(r, bare, AFF_NONE, NULL);
+        } else if (a > AFF_MEMBER) {
+            nick_reserve(r, bare, NULL);
+        }
+        return NULL;
+    }
+    if (nick_taken(r, nick, bare)) {
+        return "conflict";
+    }
+    if (nick_of(r, bare) && strcmp(nick_of(r, bare), nick) == 0) {
+        return NULL; /* registered already: nothing to store */
+    }
+    /* muc_max_affiliations bounds the registrations of a room; those who
+     * make themselves members take at most half of it, so that accounts
+     * made to fill the list never leave the admins without room for a ban. */
+    if (a < AFF_MEMBER && aff_count(r) >= g_config->muc_max_affiliations / 2) {
+        return "resource-constraint";
+    }
+    if ((a < AFF_MEMBER && aff_set(r, bare, AFF_MEMBER) < 0) || nick_reserve(r, bare, nick) < 0) {
+        return "resource-constraint";
+    }
+    if (a < AFF_MEMBER) {
+        affiliation_applied(r, bare, AFF_MEMBER, NULL);
+    }
+    return NULL;
+}
+
+static void register_iq(const struct xml_node *iq, struct room *r, const char *from,
+                        const struct xml_node *q)
+{
+    char bare[JID_MAX + 1], nick[JID_MAX + 1];
+    if (jid_bare(from, bare, sizeof(bare)) < 0) {
+        return;
+    }
+    const char *no = may_register(r, aff_of(r, bare));
+    if (no) {
+        log_limited("muc register", bare, L_INFO, "muc: %s may not register in %s: %s", bare,
+                    r->jid, no);
+        bounce(iq, "auth", no);
+        return;
+    }
+    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+        answer(iq, register_form(nick_of(r, bare)));
+        return;
+    }
+    struct xml_node *x = xml_child(q, "x", NS_XDATA);
+    const char *xt = x ? xml_attr(x, "type") : NULL;
+    const char *cond = NULL;
+    if (xml_child(q, "remove", NS_REGISTER)) {
+        cond = register_set(r, bare, NULL);
+    } else if (xt && strcmp(xt, "cancel") == 0) {
+        iq_reply(iq, NULL); /* XEP-0004 §3.2: nothing asked for */
+        return;
+    } else if (!x || !register_nick(r, x, nick, sizeof(nick))) {
+        cond = "bad-request";
+    } else {
+        cond = register_set(r, bare, nick);
+    }
+    if (cond) {
+        bounce(iq, cond_type(cond), cond);
+        return;
+    }
+    log_limited("muc register", bare, L_INFO, "muc: %s %s in %s", bare,
+                xml_child(q, "remove", NS_REGISTER) ? "unregistered" : "registered a nick", r->jid);
+    iq_reply(iq, NULL);
+    if (r->persistent) {
+        /* Kept with the affiliations, but on the next tick: anyone may
+         * register and unregister in a loop, and a write per request would
+         * wear flash (STYLE §11); at most one write a second per room. */
+        r->dirty = 1;
+    } else if (!r->occ) {
+        room_destroy(r); /* its last occupant unregistered from a members-only room */
+    }
+}
+
 static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
                   const char *room_jid)
 {
@@ -2018,6 +2323,11 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
     } else if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
         /* §6.5: occupants are not listed (their presence tells them). */
         answer(iq, r ? xml_node_new("query", NS_DISCO_ITEMS) : service_items());
+    } else if (r && get && query && strcmp(ns, NS_DISCO_INFO) == 0 && xml_attr(q, "node") &&
+               strcmp(xml_attr(q, "node"), "x-roomuser-item") == 0) {
+        answer(iq, reserved_nick_info(r, from));
+    } else if (r && query && strcmp(ns, NS_REGISTER) == 0) {
+        register_iq(iq, r, from, q);
     } else if (get && strcmp(ns, NS_PING) == 0) {
         iq_reply(iq, NULL);
     } else if (r && query && strcmp(ns, NS_MUC_OWNER) == 0) {
@@ -2119,7 +2429,8 @@ static struct xml_node *room_doc(const struct room *r)
     }
     for (const struct affiliation *a = r->affs; a; a = a->next) {
         struct xml_node *n = xml_add_child(d, "aff", NULL);
-        if (!n || xml_set_attr(n, "jid", a->jid) < 0 || xml_set_attr(n, "a", aff_names[a->aff]) < 0) {
+        if (!n || xml_set_attr(n, "jid", a->jid) < 0 || xml_set_attr(n, "a", aff_names[a->aff]) < 0 ||
+            (a->nick && xml_set_attr(n, "nick", a->nick) < 0)) {
             xml_free(d);
             return NULL;
         }
@@ -2229,6 +2540,9 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         int a = enum_of(xml_attr(c, "a"), aff_names, 5);
         if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
             aff_set(r, xml_attr(c, "jid"), a);
+            if (a >= AFF_MEMBER && xml_attr(c, "nick")) {
+                nick_reserve(r, xml_attr(c, "jid"), xml_attr(c, "nick"));
+            }
         } else if (strcmp(xml_name(c), "message") == 0 && !r->subject) {
             xml_detach(c);
             r->subject = c; /* the loop ends here: c left the tree */
@@ -2429,6 +2743,11 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
     save_dirty();
+    if (nheld > 0) {
+        depth_enter(); /* an occupant an error takes out goes after the loop */
+        held_flush();
+        depth_exit();
+    }
     return 0;
 }
 

@@ -99,3 +99,15 @@ def say(c, room, body, extra=()):
         m.append(ET.fromstring(e))
     m.send()
 
+
+def across_restarts(server, setup, check):
+    """run(setup()), then run(check()) after a clean restart and again after
+    kill -9 and a start: what a persistent room keeps must survive both."""
+    from xmpp_helpers import run
+    run(setup())
+    server.stop()
+    server.start()
+    run(check())
+    server.kill9()
+    server.start()
+    run(check())

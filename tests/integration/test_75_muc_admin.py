@@ -10,7 +10,7 @@ from disco_helpers import NS_DISCO_INFO, NS_DISCO_ITEMS, disco_info_parts, paylo
 from disco_helpers import iq as disco_iq
 from im_helpers import drain, error_condition
 from limits_helpers import reconfigure
-from muc_helpers import (in_room, NS_MUC_OWNER, NS_MUC_USER, codes, groupchat_from, item, join, muc_login, muc_x,
+from muc_helpers import (across_restarts, in_room, NS_MUC_OWNER, NS_MUC_USER, codes, groupchat_from, item, join, muc_login, muc_x,
                          room_jid, room_presence, say)
 from xmpp_helpers import Clients, run, settled
 
@@ -260,13 +260,7 @@ def test_persistent_room_survives_restart_and_kill9(server):
             pres, _, _, _ = await join(alice, room, "Alice")
             assert item(pres)["affiliation"] == "owner"
 
-    run(setup())
-    server.stop()
-    server.start()
-    run(check())
-    server.kill9()
-    server.start()
-    run(check())
+    across_restarts(server, setup, check)
 
     async def unpersist():
         async with Clients(server) as cl:

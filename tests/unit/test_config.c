@@ -598,6 +598,22 @@ static void test_muc(void)
                  "1: 'muc_history_size' must be an integer from 0 to 200");
 }
 
+/* MUC presence flood limit (issue 15 item 2). */
+static void test_muc_presence_rate(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK(c.muc_presence_burst == LIMIT_MUC_PRESENCE_BURST);
+    CHECK(c.muc_presence_rate == LIMIT_MUC_PRESENCE_RATE);
+    CHECK(load("muc_presence_burst 2\nmuc_presence_rate 60000\n", &c) == 0);
+    CHECK(c.muc_presence_burst == 2 && c.muc_presence_rate == 60000);
+    /* A nick change costs two: a burst of one would refuse every one. */
+    expect_error("muc_presence_burst 1\n",
+                 "1: 'muc_presence_burst' must be an integer from 2 to 1000");
+    expect_error("muc_presence_rate 0\n",
+                 "1: 'muc_presence_rate' must be an integer from 1 to 60000");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -622,6 +638,7 @@ int main(void)
     test_admins();
     test_s2s();
     test_muc();
+    test_muc_presence_rate();
 
     unlink(path);
     rmdir(dir);
