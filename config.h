@@ -59,6 +59,12 @@ struct config_s2s_routes {
     struct config_s2s_route r[LIMIT_S2S_ROUTES];
 };
 
+/* s2s SASL EXTERNAL: "s2s_require_cert DOMAIN..." (several lines). */
+struct config_domains {
+    int n;
+    char d[LIMIT_S2S_REQUIRE_CERT][CONFIG_STR_MAX];
+};
+
 struct config {
     char domain[CONFIG_STR_MAX];         /* domain: the XMPP domain served */
     char data_dir[CONFIG_STR_MAX];       /* data_dir */
@@ -177,6 +183,8 @@ struct config {
     int muc_max_affiliations;
     /* Group commit (store.c). */
     int store_sync_threads; /* fsyncs issued at once by a turn's group commit */
+    /* s2s SASL EXTERNAL (s2s.c). */
+    struct config_domains s2s_require_cert; /* s2s_require_cert DOMAIN... (repeatable) */
 };
 
 /* Fill every field with its default. */

@@ -192,4 +192,8 @@
  * that appended to many archives waits for about one disk flush, not one each. */
 #define LIMIT_STORE_SYNC_THREADS 8 /* store_sync_threads: 1 = one after the other */
 
+/* s2s SASL EXTERNAL (s2s.c, XEP-0178). */
+#define LIMIT_S2S_REQUIRE_CERT 32 /* compile-time: domains s2s_require_cert may name */
+#define LIMIT_S2S_SASL_TRIES 2     /* compile-time: failed EXTERNAL attempts before the
+                                      stream is closed (RFC 6120 §6.4.5: at least 2) */
 #endif

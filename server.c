@@ -1548,3 +1548,10 @@ int main(int argc, char **argv)
     log_notice("stopped");
     return 0;
 }
+
+/* s2s SASL EXTERNAL: the certificate and key files the listeners serve (the
+ * s2s contexts present them too). */
+void server_cert_paths(char *cert, char *key, size_t sz)
+{
+    cert_paths(g_config, cert, key, sz);
+}
