@@ -984,19 +984,48 @@ static const struct xml_callbacks callbacks = {on_stream_open, on_stanza, on_str
 static struct tls_server *in_tls; /* the receiving end's context; NULL: c2s's, no EXTERNAL */
 static int have_cert;             /* client_tls presents our certificate */
 
+/* Both contexts from the current certificate and s2s_ca_file; 0, or -1
+ * (with a message in err) leaving in_tls and *client alone. */
+static int ext_contexts(struct tls_server **client, char *err, size_t errsz)
+{
+    char cert[CONFIG_STR_MAX + 16], key[CONFIG_STR_MAX + 16];
+    server_cert_paths(cert, key, sizeof(cert));
+    struct tls_server *in = tls_s2s_new(0, cert, key, g_config->s2s_ca_file, err, errsz);
+    struct tls_server *out = in ? tls_s2s_new(1, cert, key, g_config->s2s_ca_file, err, errsz)
+                                : NULL;
+    if (!out) {
+        tls_server_unref(in);
+        return -1;
+    }
+    tls_server_unref(in_tls); /* live sessions keep their own reference */
+    tls_server_unref(*client);
+    in_tls = in;
+    *client = out;
+    return 0;
+}
+
+/* SIGHUP: a renewed certificate (or CA bundle) for new s2s streams too. */
+static int ext_reload(struct session *s, struct xml_node *st, const char *bare)
+{
+    char err[256];
+    (void)s;
+    (void)st;
+    (void)bare;
+    if (have_cert && ext_contexts(&client_tls, err, sizeof(err)) < 0) {
+        log_error("s2s: %s: the old certificate and CAs stay in use", err);
+    }
+    return 0;
+}
+
 static void ext_init(void)
 {
-    char cert[CONFIG_STR_MAX + 16], key[CONFIG_STR_MAX + 16], err[256];
-    server_cert_paths(cert, key, sizeof(cert));
-    in_tls = tls_s2s_new(0, cert, key, g_config->s2s_ca_file, err, sizeof(err));
-    client_tls = in_tls ? tls_s2s_new(1, cert, key, g_config->s2s_ca_file, err, sizeof(err))
-                        : NULL;
-    have_cert = client_tls != NULL;
+    char err[256];
+    have_cert = ext_contexts(&client_tls, err, sizeof(err)) == 0;
     if (!have_cert) {
-        tls_server_unref(in_tls);
-        in_tls = NULL;
         log_warn("s2s: %s: SASL EXTERNAL is off (dialback only)", err);
+        return;
     }
+    hook_add(HOOK_RELOAD, ext_reload);
 }
 
 /* RFC 6120 §13.7.2.1 made a must for a domain: s2s_secure_auth for all,

@@ -1003,6 +1003,7 @@ static void reload(void)
     store_set_sync_threads(g_config->store_sync_threads);
     tls_server_unref(tls_srv); /* live connections keep their own reference */
     tls_srv = t;
+    hook_run(HOOK_RELOAD, NULL, NULL, NULL);
     log_notice("configuration and certificates reloaded");
 }
 

@@ -7,12 +7,15 @@ import base64
 import os
 import re
 import shutil
+import signal
+import ssl
 
 import pytest
 
 from im_helpers import error_condition
+from limits_helpers import LogWatch
 from s2s_helpers import (NS_DB, REMOTE, FakeAuthoritative, Prosody, RawS2S, enable_s2s,
-                         have_prosody, make_ca, make_signed, remote_server, run_logged,
+                         have_prosody, make_ca, make_cert, make_signed, remote_server, run_logged,
                          talk_both_ways, write_remote_config)
 from xmpp_helpers import Clients, local, patience, run
 
@@ -204,7 +207,6 @@ def test_external_for_a_name_the_certificate_lacks(ca_server):
 
 def test_self_signed_or_no_certificate_gets_no_external(ca_server, tmp_path):
     server, _, _ = ca_server
-    from s2s_helpers import make_cert
     other = os.path.join(str(tmp_path), "self")
     os.makedirs(other)
     for cert in (make_cert(other, "good.test"), None):
@@ -221,3 +223,29 @@ def test_external_before_tls_refused(ca_server):
         assert mechanisms(p.open()) == []
         assert sasl_condition(auth(p, "=")) == "encryption-required"
         assert p.stream_error() == "policy-violation"
+
+
+def test_reload_takes_a_renewed_certificate(ca_server):
+    """SIGHUP after the certificate was renewed: new s2s streams get the new
+    one (the s2s contexts are rebuilt, as c2s's is)."""
+    server, d, ca = ca_server
+
+    def presented():
+        with RawS2S(server, "good.test") as p:
+            p.open()
+            p.tls()
+            return ssl.DER_cert_to_PEM_cert(p.sock.getpeercert(binary_form=True))
+
+    def pem(path):
+        with open(path) as f:
+            return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(f.read()))
+
+    first = presented()
+    assert first == pem(os.path.join(d, "localhost.pem"))
+    renewed = make_signed(os.path.join(d, "renewed"), ca, "localhost")
+    shutil.copy(renewed[0], os.path.join(d, "localhost.pem"))
+    shutil.copy(renewed[1], os.path.join(d, "localhost.key"))
+    log = LogWatch(server)
+    server.proc.send_signal(signal.SIGHUP)
+    log.wait(r"configuration and certificates reloaded")
+    assert presented() == pem(renewed[0]) != first
