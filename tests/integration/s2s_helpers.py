@@ -349,6 +349,17 @@ async def talk_both_ways(a, b):
         assert str(res["from"]) == y.xmpp.boundjid.domain
 
 
+def talk_between(a, a_user, b, b_user):
+    """The scenario of talk_both_ways between a_user of server a and b_user
+    of server b (an xmppd Server or a Prosody), logged in for it."""
+    from xmpp_helpers import Clients
+
+    async def scenario():
+        async with Clients(a) as ac, Clients(b) as bc:
+            await talk_both_ways(await ac.login(a_user), await bc.login(b_user))
+    return scenario()
+
+
 def run_logged(scenario, prosody):
     """run(scenario); on failure print the end of Prosody's log."""
     from xmpp_helpers import run

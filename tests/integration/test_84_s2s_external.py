@@ -16,7 +16,7 @@ from im_helpers import error_condition
 from limits_helpers import LogWatch
 from s2s_helpers import (NS_DB, REMOTE, FakeAuthoritative, Prosody, RawS2S, enable_s2s,
                          have_prosody, make_ca, make_cert, make_signed, remote_server, run_logged,
-                         talk_both_ways, write_remote_config)
+                         talk_between, talk_both_ways, write_remote_config)
 from xmpp_helpers import Clients, local, patience, run
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -48,13 +48,7 @@ def test_xmppd_pair_authenticate_with_external(server, tmp_path):
     write_remote_config(remote)
     remote.start()
     try:
-        async def scenario():
-            async with Clients(server) as cl, Clients(remote) as rcl:
-                alice = await cl.login("alice")
-                carol = await rcl.login("carol")
-                await talk_both_ways(alice, carol)
-
-        run(scenario())
+        run(talk_between(server, "alice", remote, "carol"))
     finally:
         problems = remote.stop()
     assert not problems, problems
@@ -90,13 +84,7 @@ def test_prosody_external_both_ways(tmp_path):
     xmppd.start()
     prosody.start()
     try:
-        async def scenario():
-            async with Clients(xmppd) as xc, Clients(prosody) as pc:
-                alice = await xc.login("alice")
-                dave = await pc.login("dave")
-                await talk_both_ways(alice, dave)
-
-        run_logged(scenario(), prosody)
+        run_logged(talk_between(xmppd, "alice", prosody, "dave"), prosody)
     finally:
         prosody.stop()
         problems = xmppd.stop()
