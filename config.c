@@ -20,7 +20,7 @@
 #include "log.h"
 
 enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_COMPONENT,
-                OPT_JIDS, OPT_S2S_ROUTE };
+                OPT_JIDS, OPT_S2S_ROUTE, OPT_DOMAINS };
 
 struct option {
     const char *name;
@@ -64,6 +64,8 @@ static const char *check_muc_domain(char *val, size_t size);
 
 /* Federation: "DOMAIN HOST[:PORT]", one line per remote domain. */
 #define S2S_ROUTE(f) {#f, OPT_S2S_ROUTE, 0, 0, 0, NULL, FIELD(f), 0, NULL, 0, 0, 0}
+/* s2s SASL EXTERNAL: domains separated by blanks, on as many lines as wanted. */
+#define DOMAINS(f, reload) {#f, OPT_DOMAINS, 0, 0, 0, NULL, FIELD(f), reload, NULL, 0, 0, 0}
 
 /* What a restart is needed for: the listeners are bound, privileges dropped
  * and the connection table sized once at start-up; domain and data_dir name
@@ -199,6 +201,8 @@ static const struct option options[] = {
     /* MUC presence flood limit (muc.c, issue 15 item 2). */
     INT(muc_presence_burst, 2, 1000, LIMIT_MUC_PRESENCE_BURST, 1),
     INT(muc_presence_rate, 1, 60000, LIMIT_MUC_PRESENCE_RATE, 1),
+    /* s2s SASL EXTERNAL (s2s.c): domains that must present a valid certificate. */
+    DOMAINS(s2s_require_cert, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -530,6 +534,27 @@ static const char *set_s2s_route(struct config *c, const struct option *o, char 
     return NULL;
 }
 
+/* s2s_require_cert: "DOMAIN..." appended line after line (normalised as the
+ * domain option is), so that each line can name one peer. */
+static const char *set_domains(struct config *c, const struct option *o, char *val, char *msg,
+                               size_t msgsz)
+{
+    struct config_domains *l = (struct config_domains *)((char *)c + o->offset);
+    char *save = NULL;
+    for (char *tok = strtok_r(val, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        if (l->n == LIMIT_S2S_REQUIRE_CERT) {
+            snprintf(msg, msgsz, "names more than %d domains", LIMIT_S2S_REQUIRE_CERT);
+            return msg;
+        }
+        if (strlen(tok) >= sizeof(l->d[0]) || check_domain(tok, sizeof(l->d[0]))) {
+            snprintf(msg, msgsz, "'%.64s' is not a valid domain name", tok);
+            return msg;
+        }
+        memcpy(l->d[l->n++], tok, strlen(tok) + 1);
+    }
+    return NULL;
+}
+
 int config_prefixes_match(const struct config_prefixes *l, const char *addr)
 {
     unsigned char a[16];
@@ -746,6 +771,8 @@ static const char *set_value(struct config *c, const struct option *o, char *val
         return set_jids(c, o, val, msg, msgsz);
     case OPT_S2S_ROUTE:
         return set_s2s_route(c, o, val, msg, msgsz);
+    case OPT_DOMAINS:
+        return set_domains(c, o, val, msg, msgsz);
     }
     return "has an unknown type";
 }
@@ -785,7 +812,7 @@ static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
     const struct option *o = find_option(*key);
     if (*s != '"' && o &&
         (o->type == OPT_RATE || o->type == OPT_PREFIXES || o->type == OPT_COMPONENT ||
-         o->type == OPT_JIDS || o->type == OPT_S2S_ROUTE)) {
+         o->type == OPT_JIDS || o->type == OPT_S2S_ROUTE || o->type == OPT_DOMAINS)) {
         /* These values are several words: the rest of the line, which the
          * option's own parser checks word by word. */
         *val = s;
@@ -949,7 +976,8 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
         }
         /* A second line for the same key is most likely an edit gone wrong;
          * letting the later one win silently could weaken a setting. */
-        if (lines[o - options] && o->type != OPT_COMPONENT && o->type != OPT_S2S_ROUTE) {
+        if (lines[o - options] && o->type != OPT_COMPONENT && o->type != OPT_S2S_ROUTE &&
+            o->type != OPT_DOMAINS) {
             rc = fail(err, errsz, path, lineno, "'%s' is already set on line %d", o->name,
                       lines[o - options]);
             break;

@@ -59,6 +59,12 @@ struct config_s2s_routes {
     struct config_s2s_route r[LIMIT_S2S_ROUTES];
 };
 
+/* s2s SASL EXTERNAL: "s2s_require_cert DOMAIN..." (several lines). */
+struct config_domains {
+    int n;
+    char d[LIMIT_S2S_REQUIRE_CERT][CONFIG_STR_MAX];
+};
+
 struct config {
     char domain[CONFIG_STR_MAX];         /* domain: the XMPP domain served */
     char data_dir[CONFIG_STR_MAX];       /* data_dir */
@@ -180,6 +186,8 @@ struct config {
     /* MUC presence flood limit (muc.c, issue 15 item 2). */
     int muc_presence_burst;
     int muc_presence_rate;
+    /* s2s SASL EXTERNAL (s2s.c). */
+    struct config_domains s2s_require_cert; /* s2s_require_cert DOMAIN... (repeatable) */
 };
 
 /* Fill every field with its default. */

@@ -104,6 +104,9 @@ enum hook_event {
     /* feature switches (issue 16): */
     HOOK_ACCOUNT_CREATED, /* (NULL, NULL, bare): the account was made in-band; drop
                            * what is cached for an earlier account of that name */
+    /* s2s SASL EXTERNAL: */
+    HOOK_RELOAD,          /* (NULL, NULL, NULL): SIGHUP applied a new configuration and
+                           * certificate: rebuild what was made from them */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);

@@ -202,4 +202,8 @@
 #define LIMIT_MUC_PRESENCE_BURST 10 /* muc_presence_burst: changes an occupant makes at once */
 #define LIMIT_MUC_PRESENCE_RATE 30  /* muc_presence_rate: changes a minute after the burst */
 
+/* s2s SASL EXTERNAL (s2s.c, XEP-0178). */
+#define LIMIT_S2S_REQUIRE_CERT 32 /* compile-time: domains s2s_require_cert may name */
+#define LIMIT_S2S_SASL_TRIES 2     /* compile-time: failed EXTERNAL attempts before the
+                                      stream is closed (RFC 6120 §6.4.5: at least 2) */
 #endif

@@ -20,6 +20,7 @@
 #include "jid.h"
 #include "log.h"
 #include "router.h"
+#include "sasl.h"
 #include "server.h"
 #include "tls.h"
 #include "xml.h"
@@ -28,6 +29,7 @@
 #define NS_DB "jabber:server:dialback"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 #define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define STREAM_ID_MAX 128 /* longer ids from a peer are refused */
 #define DB_KEY_MAX 256    /* XEP-0185 keys are 64 hex digits; others are shorter */
 
@@ -89,6 +91,13 @@ struct s2s_stream {
     time_t opened;
     time_t last_out;
     const char *why; /* why it went down, for the log */
+    /* SASL EXTERNAL (XEP-0178) */
+    char peer[CONFIG_STR_MAX]; /* incoming: the header's from, once over TLS */
+    int cert_ok;      /* incoming: the peer's certificate is valid for peer */
+    int sasl_tries;   /* incoming: EXTERNAL attempts that failed */
+    int sasl_sent;    /* outgoing: our <auth/> waits for its answer */
+    int sasl_failed;  /* outgoing: the peer said no: dialback */
+    int external;     /* outgoing: authenticated by EXTERNAL */
 };
 
 static struct s2s_domain *domains;
@@ -100,6 +109,18 @@ static int stopping; /* the server shuts down: no new outgoing streams */
 
 static void out_send_verifies(struct s2s_domain *d);
 static void answer_verify(struct s2s_domain *d, int k, const char *type);
+static void out_up(struct s2s_stream *s);
+static void out_dialback(struct s2s_stream *s);
+static int ext_dialback_refused(struct s2s_stream *s, const char *from);
+static const char *ext_cert_note(struct conn *c, const char *domain);
+static void ext_starttls(struct conn *c);
+static void ext_in_header(struct s2s_stream *s, const char *from);
+static void ext_in_features(struct s2s_stream *s);
+static void ext_in_auth(struct s2s_stream *s, struct xml_node *el);
+static int ext_out_features(struct s2s_stream *s, struct xml_node *el);
+static void ext_out_sasl(struct s2s_stream *s, struct xml_node *el);
+static void ext_init(void);
+static int ext_cert_required(const char *domain);
 
 /* ---- helpers ---- */
 
@@ -562,8 +583,9 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
                 conn_authenticated(c); /* off the unauthenticated caps */
             }
             char info[96];
-            log_notice("%s s2s incoming from %s up: address %s, %s, dialback", conn_label(c),
-                       d->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)));
+            log_notice("%s s2s incoming from %s up: address %s, %s, dialback%s", conn_label(c),
+                       d->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
+                       ext_cert_note(c, d->name));
         } else if (strcmp(type, "valid") == 0 || strcmp(type, "invalid") == 0) {
             /* XEP-0220 §2.4: invalid ends the stream. */
             log_limited("s2s dialback", c->addr, L_NOTICE, "%s s2s dialback for %s: invalid key",
@@ -616,6 +638,9 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     }
     if (strcmp(from, g_config->domain) == 0) {
         stream_error(s, "invalid-from"); /* no peer speaks for us */
+        return;
+    }
+    if (ext_dialback_refused(s, from)) {
         return;
     }
     if (!key[0] || strlen(key) > DB_KEY_MAX) {
@@ -736,8 +761,9 @@ static void out_up(struct s2s_stream *s)
     s->up = 1;
     s->dom->backoff = 0;
     s->dom->retry_at = 0;
-    log_notice("%s s2s outgoing to %s up: address %s, %s, dialback%s", conn_label(c),
+    log_notice("%s s2s outgoing to %s up: address %s, %s, %s%s", conn_label(c),
                s->dom->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
+               s->external ? "EXTERNAL" : "dialback",
                s->verified ? " (certificate verified)" : " (certificate not verified)");
     flush_queue(s->dom);
 }
@@ -754,14 +780,23 @@ static void out_features(struct s2s_stream *s, struct xml_node *el)
         SEND_LIT(s, "<starttls xmlns='" NS_TLS "'/>");
         return;
     }
-    if (g_config->s2s_secure_auth && !s->verified) {
-        s->why = "certificate not verified (s2s_secure_auth)";
+    if (ext_cert_required(s->dom->name) && !s->verified) {
+        s->why = "certificate not verified (s2s_secure_auth or s2s_require_cert)";
         stream_error(s, "policy-violation");
         return;
+    }
+    if (ext_out_features(s, el)) {
+        return; /* SASL EXTERNAL instead of dialback */
     }
     if (s->can_verify) {
         return; /* features again: nothing new to say */
     }
+    out_dialback(s);
+}
+
+/* XEP-0220 §2.1: our db:result for the peer to check with us. */
+static void out_dialback(struct s2s_stream *s)
+{
     char key[65];
     s->can_verify = 1;
     db_key(s->dom->name, g_config->domain, s->id, key);
@@ -799,6 +834,8 @@ static void out_element(struct s2s_stream *s, struct xml_node *el)
         }
     } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
         db_verify_answer(s, el);
+    } else if (strcmp(ns, NS_SASL) == 0 && s->sasl_sent) {
+        ext_out_sasl(s, el);
     } else if (strcmp(ns, XML_NS_STREAM) == 0 && strcmp(name, "error") == 0) {
         struct xml_node *cond = xml_first_child(el);
         s->why = "stream error from the peer";
@@ -820,8 +857,7 @@ static void in_features(struct s2s_stream *s)
         SEND_LIT(s, "<stream:features><starttls xmlns='" NS_TLS "'><required/></starttls>"
                     "</stream:features>");
     } else {
-        SEND_LIT(s, "<stream:features><dialback xmlns='urn:xmpp:features:dialback'>"
-                    "<errors/></dialback></stream:features>");
+        ext_in_features(s);
     }
 }
 
@@ -880,11 +916,13 @@ static void in_element(struct s2s_stream *s, struct xml_node *el)
     const char *ns = xml_ns(el);
     if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "starttls") == 0 && !s->tls) {
         SEND_LIT(s, "<proceed xmlns='" NS_TLS "'/>");
-        conn_starttls(s->conn);
+        ext_starttls(s->conn);
         s->restart = 1;
         s->tls = 1;
     } else if (is_stanza(el)) {
         in_stanza(s, el);
+    } else if (strcmp(ns, NS_SASL) == 0 && strcmp(name, "auth") == 0) {
+        ext_in_auth(s, el);
     } else if (!s->tls) {
         /* RFC 6120 §5.3.1: nothing but STARTTLS before TLS. */
         stream_error(s, "policy-violation");
@@ -934,6 +972,7 @@ static int on_stream_open(void *ud, const struct xml_node *root)
         return -1;
     }
     send_header(s, has_from ? from : NULL);
+    ext_in_header(s, has_from ? from : NULL);
     s->conn->state = CONN_STREAM_OPEN;
     in_features(s);
     return 0;
@@ -961,6 +1000,265 @@ static int on_stanza(void *ud, struct xml_node *st)
 
 static const struct xml_callbacks callbacks = {on_stream_open, on_stanza, on_stream_close};
 
+/* ---- SASL EXTERNAL (RFC 6120 §6.4, XEP-0178) and required certificates ----
+ * Both ends present our certificate and check the peer's against
+ * s2s_ca_file (tls_s2s_new). A receiving stream whose peer's certificate is
+ * valid for the `from` of its header offers EXTERNAL besides dialback; an
+ * initiating stream takes EXTERNAL when offered, dialback otherwise or when
+ * refused. s2s_secure_auth and s2s_require_cert make a valid certificate a
+ * must (EXTERNAL, or dialback over a verified stream). */
+
+static struct tls_server *in_tls; /* the receiving end's context; NULL: c2s's, no EXTERNAL */
+static int have_cert;             /* client_tls presents our certificate */
+
+/* Both contexts from the current certificate and s2s_ca_file; 0, or -1
+ * (with a message in err) leaving in_tls and *client alone. */
+static int ext_contexts(struct tls_server **client, char *err, size_t errsz)
+{
+    char cert[CONFIG_STR_MAX + 16], key[CONFIG_STR_MAX + 16];
+    server_cert_paths(cert, key, sizeof(cert));
+    struct tls_server *in = tls_s2s_new(0, cert, key, g_config->s2s_ca_file, err, errsz);
+    struct tls_server *out = in ? tls_s2s_new(1, cert, key, g_config->s2s_ca_file, err, errsz)
+                                : NULL;
+    if (!out) {
+        tls_server_unref(in);
+        return -1;
+    }
+    tls_server_unref(in_tls); /* live sessions keep their own reference */
+    tls_server_unref(*client);
+    in_tls = in;
+    *client = out;
+    return 0;
+}
+
+/* SIGHUP: a renewed certificate (or CA bundle) for new s2s streams too. */
+static int ext_reload(struct session *s, struct xml_node *st, const char *bare)
+{
+    char err[256];
+    (void)s;
+    (void)st;
+    (void)bare;
+    if (have_cert && ext_contexts(&client_tls, err, sizeof(err)) < 0) {
+        log_error("s2s: %s: the old certificate and CAs stay in use", err);
+    }
+    return 0;
+}
+
+static void ext_init(void)
+{
+    char err[256];
+    have_cert = ext_contexts(&client_tls, err, sizeof(err)) == 0;
+    if (!have_cert) {
+        log_warn("s2s: %s: SASL EXTERNAL is off (dialback only)", err);
+        return;
+    }
+    hook_add(HOOK_RELOAD, ext_reload);
+}
+
+/* RFC 6120 §13.7.2.1 made a must for a domain: s2s_secure_auth for all,
+ * s2s_require_cert for those it names. */
+static int ext_cert_required(const char *domain)
+{
+    const struct config_domains *l = &g_config->s2s_require_cert;
+    for (int i = 0; i < l->n; i++) {
+        if (strcmp(l->d[i], domain) == 0) {
+            return 1;
+        }
+    }
+    return g_config->s2s_secure_auth;
+}
+
+static int ext_cert_valid(struct conn *c, const char *domain)
+{
+    return c->tls && in_tls && tls_conn_peer_valid_for(c->tls, domain);
+}
+
+/* For the "up" log line of a dialback-authenticated incoming stream. */
+static const char *ext_cert_note(struct conn *c, const char *domain)
+{
+    return ext_cert_valid(c, domain) ? " (certificate verified)" : " (certificate not verified)";
+}
+
+/* The receiving end's STARTTLS: a session that asks for the peer's
+ * certificate when there is an s2s context (c2s's otherwise). */
+static void ext_starttls(struct conn *c)
+{
+    struct tls_conn *t = in_tls ? tls_conn_new(in_tls, c->fd) : NULL;
+    if (t) {
+        conn_starttls_client(c, t); /* any session made for c->fd; it only waits for <proceed/> */
+    } else {
+        conn_starttls(c);
+    }
+}
+
+/* Dialback for a domain that needs a certificate: only over a stream whose
+ * certificate is valid for it (Prosody's s2s_secure_auth says the same). */
+static int ext_dialback_refused(struct s2s_stream *s, const char *from)
+{
+    if (!ext_cert_required(from) || ext_cert_valid(s->conn, from)) {
+        return 0;
+    }
+    log_limited("s2s certificates", s->conn->addr, L_NOTICE,
+                "%s s2s incoming from %s refused: no valid certificate "
+                "(s2s_secure_auth or s2s_require_cert)", conn_label(s->conn), from);
+    stream_error(s, "policy-violation");
+    return 1;
+}
+
+/* A (new) header over TLS: is the certificate good for the domain it names? */
+static void ext_in_header(struct s2s_stream *s, const char *from)
+{
+    s->peer[0] = '\0';
+    s->cert_ok = 0;
+    if (s->tls && from) {
+        snprintf(s->peer, sizeof(s->peer), "%s", from);
+        s->cert_ok = ext_cert_valid(s->conn, from);
+    }
+}
+
+static int ext_is_authed(const struct s2s_stream *s, const char *domain)
+{
+    for (int i = 0; i < s->nauthed; i++) {
+        if (strcmp(s->authed[i], domain) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* XEP-0178 §3: EXTERNAL only when the certificate is valid for the header's
+ * `from` (and not yet used for it); dialback always. */
+static void ext_in_features(struct s2s_stream *s)
+{
+    SEND_LIT(s, "<stream:features>");
+    if (s->cert_ok && !ext_is_authed(s, s->peer)) {
+        SEND_LIT(s, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism></mechanisms>");
+    }
+    SEND_LIT(s, "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
+                "</stream:features>");
+}
+
+static void ext_sasl_failure(struct s2s_stream *s, const char *cond)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
+    send_buf(s, &b);
+    buf_free(&b);
+}
+
+/* The authorization identity of an EXTERNAL <auth/>: empty ("=", or no
+ * text, XEP-0178 §3) means the header's `from`; else base64 of a domain that
+ * must be that one (RFC 6120 §6.3.8). Returns 0 when it is acceptable. */
+static int ext_authzid_ok(const struct s2s_stream *s, const char *text)
+{
+    unsigned char raw[CONFIG_STR_MAX];
+    char norm[CONFIG_STR_MAX];
+    if (!text[0] || strcmp(text, "=") == 0) {
+        return 0;
+    }
+    int n = sasl_b64_decode(text, strlen(text), raw, sizeof(raw) - 1);
+    if (n <= 0 || memchr(raw, 0, (size_t)n)) {
+        return -1;
+    }
+    raw[n] = '\0';
+    return norm_domain((const char *)raw, norm, sizeof(norm)) == 0 && strcmp(norm, s->peer) == 0
+               ? 0
+               : -1;
+}
+
+/* The receiving end: <auth mechanism='EXTERNAL'>. */
+static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
+{
+    const char *mech = xml_attr(el, "mechanism");
+    struct conn *c = s->conn;
+    if (!s->tls) {
+        /* RFC 6120 §6.4.5 encryption-required; and §5.3.1: nothing but
+         * STARTTLS before TLS. */
+        ext_sasl_failure(s, "encryption-required");
+        stream_error(s, "policy-violation");
+        return;
+    }
+    if (!mech || strcmp(mech, "EXTERNAL") != 0) {
+        ext_sasl_failure(s, "invalid-mechanism");
+        return;
+    }
+    const char *cond = !s->cert_ok || ext_is_authed(s, s->peer) ? "not-authorized"
+                       : ext_authzid_ok(s, xml_text(el)) < 0    ? "invalid-authzid"
+                                                                : NULL;
+    struct s2s_domain *d = cond ? NULL : domain_get(s->peer);
+    if (!cond && (!d || s->nwaiting + s->nauthed >= LIMIT_S2S_STREAM_DOMAINS)) {
+        cond = "temporary-auth-failure";
+    }
+    if (cond) {
+        log_limited("s2s EXTERNAL", c->addr, L_NOTICE, "%s s2s EXTERNAL for %s refused: %s",
+                    conn_label(c), s->peer[0] ? s->peer : "(no from)", cond);
+        ext_sasl_failure(s, cond);
+        c2s_auth_failed_address(c->addr); /* throttled as for passwords */
+        if (++s->sasl_tries >= LIMIT_S2S_SASL_TRIES) {
+            stream_error(s, "policy-violation"); /* RFC 6120 §6.4.5: retries are bounded */
+        }
+        return;
+    }
+    snprintf(s->authed[s->nauthed++], CONFIG_STR_MAX, "%s", s->peer);
+    incoming_add(d, c);
+    if (s->nauthed == 1) {
+        conn_authenticated(c);
+    }
+    char info[96];
+    log_notice("%s s2s incoming from %s up: address %s, %s, EXTERNAL (certificate verified)",
+               conn_label(c), s->peer, c->addr, tls_conn_info(c->tls, info, sizeof(info)));
+    SEND_LIT(s, "<success xmlns='" NS_SASL "'/>");
+    s->restart = 1; /* RFC 6120 §6.4.6: the peer opens a new stream */
+}
+
+/* The initiating end, features after TLS: EXTERNAL when offered (the peer
+ * offers it only when our certificate is valid for us). Returns 1 when the
+ * features were dealt with here. */
+static int ext_out_features(struct s2s_stream *s, struct xml_node *el)
+{
+    if (s->external) {
+        /* The stream after <success/>: authenticated. */
+        if (!s->up) {
+            s->can_verify = 1;
+            out_up(s);
+            out_send_verifies(s->dom);
+        }
+        return 1;
+    }
+    struct xml_node *m = xml_child(el, "mechanisms", NS_SASL);
+    if (!have_cert || s->sasl_failed || s->sasl_sent || s->can_verify || !m) {
+        return s->sasl_sent;
+    }
+    for (struct xml_node *x = xml_first_child(m); x; x = xml_next(x)) {
+        if (strcmp(xml_name(x), "mechanism") == 0 && strcmp(xml_text(x), "EXTERNAL") == 0) {
+            /* XEP-0178 §3: the empty response; the peer takes our domain
+             * from our stream header. */
+            SEND_LIT(s, "<auth xmlns='" NS_SASL "' mechanism='EXTERNAL'>=</auth>");
+            s->sasl_sent = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The initiating end: the answer to our <auth/>. */
+static void ext_out_sasl(struct s2s_stream *s, struct xml_node *el)
+{
+    s->sasl_sent = 0;
+    if (strcmp(xml_name(el), "success") == 0) {
+        s->external = 1;
+        s->restart = 1; /* RFC 6120 §6.4.6: a new stream, same TLS */
+        send_header(s, s->dom->name);
+        return;
+    }
+    struct xml_node *cond = xml_first_child(el);
+    log_info("%s s2s outgoing to %s: EXTERNAL refused (%s): dialback", conn_label(s->conn),
+             s->dom->name, cond ? xml_name(cond) : "?");
+    s->sasl_failed = 1;
+    out_dialback(s);
+}
+
 /* ---- the stream module's entry points (server.c) ---- */
 
 static int s2s_port(const char **addr)
@@ -982,7 +1280,10 @@ static int s2s_init(void)
         log_error("s2s: out of memory or randomness");
         return -1;
     }
-    client_tls = tls_client_new(g_config->s2s_ca_file, err, sizeof(err));
+    ext_init();
+    if (!client_tls) {
+        client_tls = tls_client_new(g_config->s2s_ca_file, err, sizeof(err));
+    }
     if (!client_tls) {
         if (g_config->s2s_secure_auth) {
             log_error("s2s: %s: needed by s2s_secure_auth", err);

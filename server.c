@@ -1030,6 +1030,7 @@ static void reload(void)
     store_set_sync_threads(g_config->store_sync_threads);
     tls_server_unref(tls_srv); /* live connections keep their own reference */
     tls_srv = t;
+    hook_run(HOOK_RELOAD, NULL, NULL, NULL);
     log_notice("configuration and certificates reloaded");
 }
 
@@ -1597,4 +1598,11 @@ int main(int argc, char **argv)
     log_repeat_flush();
     log_notice("stopped");
     return 0;
+}
+
+/* s2s SASL EXTERNAL: the certificate and key files the listeners serve (the
+ * s2s contexts present them too). */
+void server_cert_paths(char *cert, char *key, size_t sz)
+{
+    cert_paths(g_config, cert, key, sz);
 }

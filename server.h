@@ -145,4 +145,8 @@ int server_make_account(const char *password, struct store_account *a);
  * and hands each connection accepted there to ops. One such listener. */
 void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port)(const char **addr));
 
+/* s2s SASL EXTERNAL: the paths of the certificate and key files c2s serves
+ * (made by then if they were generated), each into a buffer of sz bytes. */
+void server_cert_paths(char *cert, char *key, size_t sz);
+
 #endif

@@ -77,6 +77,8 @@ struct tls_server {
     mbedtls_ssl_config conf;
     mbedtls_x509_crt chain;
     mbedtls_pk_context key;
+    mbedtls_x509_crt peer_ca; /* s2s (tls_s2s_new): CAs that verify the peer's certificate */
+    int has_peer_ca;
 };
 
 /* Only the ssl context and what the bio callbacks need: per-connection memory is
@@ -1024,6 +1026,7 @@ void tls_server_unref(struct tls_server *s)
     mbedtls_ssl_config_free(&s->conf);
     mbedtls_x509_crt_free(&s->chain);
     mbedtls_pk_free(&s->key);
+    mbedtls_x509_crt_free(&s->peer_ca); /* calloc'd: an unused one is in its init state */
     free(s);
 }
 
@@ -1285,4 +1288,83 @@ const char *tls_conn_error(struct tls_conn *c, char *out, size_t outsz)
         break;
     }
     return out;
+}
+
+/* ---- s2s with certificates both ways (SASL EXTERNAL, XEP-0178) ---- */
+
+/* The CAs of ca_file into s->peer_ca. A bundle with a few certificates the
+ * library cannot parse still serves for the others; none at all is an error. */
+static int load_peer_ca(struct tls_server *s, const char *ca_file, char *err, size_t errsz)
+{
+    size_t len = 0;
+    unsigned char *pem = read_file(ca_file, &len, err, errsz);
+    if (!pem) {
+        return -1;
+    }
+    int ret = mbedtls_x509_crt_parse(&s->peer_ca, pem, len);
+    free(pem);
+    if (ret < 0 || s->peer_ca.version == 0) {
+        set_mbed_err(err, errsz, ca_file, ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT);
+        return -1;
+    }
+    s->has_peer_ca = 1;
+    return 0;
+}
+
+struct tls_server *tls_s2s_new(int client, const char *cert_file, const char *key_file,
+                               const char *ca_file, char *err, size_t errsz)
+{
+    struct tls_server *s = tls_server_new(cert_file, key_file, err, errsz);
+    int ret = 0;
+    if (!s || load_peer_ca(s, ca_file, err, errsz) < 0) {
+        goto fail;
+    }
+    if (client) {
+        /* Same certificate and key, the client end of the handshake. */
+        mbedtls_ssl_config_free(&s->conf);
+        mbedtls_ssl_config_init(&s->conf);
+        ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT,
+                                          MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+        if (ret == 0) {
+            compat_conf_versions(&s->conf);
+            compat_conf_curves(&s->conf);
+            mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
+            ret = mbedtls_ssl_conf_own_cert(&s->conf, &s->chain, &s->key);
+        }
+    } else {
+        /* RFC 6120 §13.7.2: the receiving server asks for the initiating
+         * server's certificate. No CA name list in the request: a system
+         * bundle's would be kilobytes per handshake, and peers send their
+         * certificate without it. */
+        mbedtls_ssl_conf_cert_req_ca_list(&s->conf, MBEDTLS_SSL_CERT_REQ_CA_LIST_DISABLED);
+    }
+    if (ret != 0) {
+        set_mbed_err(err, errsz, "s2s TLS configuration", ret);
+        goto fail;
+    }
+    /* OPTIONAL: a peer without a (valid) certificate still gets TLS and
+     * dialback; the caller asks tls_conn_peer_valid_for / tls_conn_verified. */
+    mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
+    mbedtls_ssl_conf_ca_chain(&s->conf, &s->peer_ca, NULL);
+    return s;
+fail:
+    tls_server_unref(s);
+    return NULL;
+}
+
+int tls_conn_peer_valid_for(struct tls_conn *c, const char *domain)
+{
+    uint32_t flags = 0;
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&c->ssl);
+    if (!peer || !c->srv->has_peer_ca) {
+        return 0;
+    }
+    /* Chain, validity period and the name again, this time against the
+     * domain the peer claims (RFC 6125 §6: dNSName SAN, wildcard in the
+     * left-most label; the CN only without SANs). The handshake checked no
+     * name on this side. The key-usage flags the handshake may have set are
+     * not asked: public CAs are dropping clientAuth from server certificates,
+     * and s2s peers present their server certificate. */
+    return mbedtls_x509_crt_verify((mbedtls_x509_crt *)peer, &c->srv->peer_ca, NULL, domain,
+                                   &flags, NULL, NULL) == 0;
 }

@@ -101,6 +101,19 @@ struct tls_conn *tls_conn_new_client(struct tls_server *ctx, int fd, const char 
  * is valid now and names the host given (RFC 6125 §6), else 0. */
 int tls_conn_verified(struct tls_conn *c);
 
+/* s2s with certificates both ways (SASL EXTERNAL, XEP-0178): a context that
+ * presents cert_file/key_file (PEM) and verifies the peer's certificate
+ * against the CAs of ca_file, optionally (the handshake goes on without one).
+ * client 0: the receiving end (asks for the peer's certificate); 1: the
+ * initiating end (tls_conn_new_client). Refcounted like tls_server_new's.
+ * NULL with a message in err. */
+struct tls_server *tls_s2s_new(int client, const char *cert_file, const char *key_file,
+                               const char *ca_file, char *err, size_t errsz);
+/* After the handshake on a tls_s2s_new context: 1 when the peer presented a
+ * certificate that chains to ca_file, is valid now and names domain (RFC 6125
+ * §6), else 0. */
+int tls_conn_peer_valid_for(struct tls_conn *c, const char *domain);
+
 /* "TLSv1.2 / cipher" for logs. */
 const char *tls_conn_info(struct tls_conn *c, char *out, size_t outsz);
 /* Why the last call returned TLS_ERROR (mbedTLS or errno text), for logs. */

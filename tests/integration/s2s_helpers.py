@@ -106,8 +106,9 @@ class RawS2S(RawConn):
             raise AssertionError("no features; " + self.describe())
         return self.reader.features
 
-    def tls(self):
-        """STARTTLS, then the stream again; returns the features over TLS."""
+    def tls(self, cert=None):
+        """STARTTLS, then the stream again; returns the features over TLS.
+        cert: (certificate, key) files presented as client certificate."""
         start = len(self.reader.children)
         self.send("<starttls xmlns='%s'/>" % NS_TLS)
         self.read_until(lambda r: len(r.children) > start, patience(10))
@@ -117,6 +118,8 @@ class RawS2S(RawConn):
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        if cert:
+            ctx.load_cert_chain(*cert)
         self.sock = ctx.wrap_socket(self.sock, server_hostname=self.to)
         self.sock.setblocking(False)
         self.restart_stream()
@@ -355,6 +358,17 @@ async def talk_both_ways(a, b):
         assert str(res["from"]) == y.xmpp.boundjid.domain
 
 
+def talk_between(a, a_user, b, b_user):
+    """The scenario of talk_both_ways between a_user of server a and b_user
+    of server b (an xmppd Server or a Prosody), logged in for it."""
+    from xmpp_helpers import Clients
+
+    async def scenario():
+        async with Clients(a) as ac, Clients(b) as bc:
+            await talk_both_ways(await ac.login(a_user), await bc.login(b_user))
+    return scenario()
+
+
 def run_logged(scenario, prosody):
     """run(scenario); on failure print the end of Prosody's log."""
     from xmpp_helpers import run
@@ -363,3 +377,38 @@ def run_logged(scenario, prosody):
     except AssertionError:
         print(prosody.log_text()[-8000:])
         raise
+
+
+# ---------------------------------------------------------------------------
+# SASL EXTERNAL (test_84): a test CA and certificates it signs, made with the
+# openssl CLI in the test's directory.
+# ---------------------------------------------------------------------------
+
+def make_ca(d):
+    """A CA (ECDSA P-256) in directory d: its certificate file."""
+    os.makedirs(d, exist_ok=True)
+    cert, key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=xmppd test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert
+
+
+def make_signed(d, ca, domain):
+    """A certificate for domain (SAN dNSName, server and client use) signed
+    by make_ca's CA, in directory d: (cert, key)."""
+    os.makedirs(d, exist_ok=True)
+    base = os.path.join(d, domain)
+    cert, key, csr, ext = base + ".pem", base + ".key", base + ".csr", base + ".ext"
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n"
+                "basicConstraints=CA:FALSE\n" % domain)
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=" + domain,
+                    "-keyout", key, "-out", csr], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey",
+                    ca[:-len(".pem")] + ".key", "-CAcreateserial", "-days", "2",
+                    "-extfile", ext, "-out", cert], check=True, capture_output=True)
+    return cert, key

@@ -614,6 +614,20 @@ static void test_muc_presence_rate(void)
                  "1: 'muc_presence_rate' must be an integer from 1 to 60000");
 }
 
+/* s2s SASL EXTERNAL: s2s_require_cert DOMAIN... on as many lines as wanted. */
+static void test_s2s_require_cert(void)
+{
+    struct config c;
+    CHECK(load("", &c) == 0);
+    CHECK(c.s2s_require_cert.n == 0);
+    CHECK(load("s2s_require_cert A.Example\ns2s_require_cert b.example c.example.\n", &c) == 0);
+    CHECK(c.s2s_require_cert.n == 3);
+    CHECK_STR(c.s2s_require_cert.d[0], "a.example");
+    CHECK_STR(c.s2s_require_cert.d[2], "c.example");
+    expect_error("s2s_require_cert a@b.example\n",
+                 "1: 's2s_require_cert' 'a@b.example' is not a valid domain name");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -639,6 +653,7 @@ int main(void)
     test_s2s();
     test_muc();
     test_muc_presence_rate();
+    test_s2s_require_cert();
 
     unlink(path);
     rmdir(dir);

@@ -595,6 +595,23 @@ static void test_eof(struct tls_server *s, mbedtls_x509_crt *ca)
     close(sv[0]);
 }
 
+/* Both ends of a handshake in turn until both are done: 0, or -1. */
+static int drive(struct tls_conn *c, struct tls_conn *k, int *sr, int *cr)
+{
+    for (int i = 0; i < 1000 && c && k && (*sr != 0 || *cr != 0); i++) {
+        if (*sr != 0) {
+            *sr = tls_conn_handshake(c);
+        }
+        if (*cr != 0) {
+            *cr = tls_conn_handshake(k);
+        }
+        if (*sr == TLS_ERROR || *cr == TLS_ERROR) {
+            break;
+        }
+    }
+    return *sr == 0 && *cr == 0 ? 0 : -1;
+}
+
 /* s2s: our own client side (tls_client_new) against our server side; the
  * peer verifies only with its CA loaded and for the name it carries. */
 static int client_verified(struct tls_server *s, const char *ca_file, const char *host)
@@ -608,18 +625,7 @@ static int client_verified(struct tls_server *s, const char *ca_file, const char
     }
     struct tls_conn *c = tls_conn_new(s, sv[0]);
     struct tls_conn *k = tls_conn_new_client(cli, sv[1], host);
-    for (int i = 0; i < 1000 && c && k && (sr != 0 || cr != 0); i++) {
-        if (sr != 0) {
-            sr = tls_conn_handshake(c);
-        }
-        if (cr != 0) {
-            cr = tls_conn_handshake(k);
-        }
-        if (sr == TLS_ERROR || cr == TLS_ERROR) {
-            break;
-        }
-    }
-    if (sr == 0 && cr == 0) {
+    if (drive(c, k, &sr, &cr) == 0) {
         verified = tls_conn_verified(k);
     }
     tls_conn_free(c);
@@ -637,6 +643,45 @@ static void test_client(struct tls_server *s, const char *certp)
     CHECK(client_verified(s, certp, "example.org") == 1);
     CHECK(client_verified(s, certp, "other.example") == 0); /* RFC 6125: wrong name */
     CHECK(client_verified(s, NULL, "example.org") == 0);    /* no CA: unverified, still up */
+}
+
+/* s2s with certificates both ways (tls_s2s_new): what the receiving end
+ * says of the initiating end's certificate for domain (1 valid, 0 not, -1
+ * no handshake). The initiator presents certp/keyp, or nothing (plain). */
+static int s2s_peer_valid(const char *srv_ca, const char *certp, const char *keyp, int plain,
+                          const char *domain)
+{
+    int sv[2], sr = 1, cr = 1, valid = -1;
+    char err[256];
+    struct tls_server *in = tls_s2s_new(0, certp, keyp, srv_ca, err, sizeof(err));
+    struct tls_server *out = plain ? tls_client_new(NULL, err, sizeof(err))
+                                   : tls_s2s_new(1, certp, keyp, certp, err, sizeof(err));
+    if (in && out && pair(sv) == 0) {
+        struct tls_conn *c = tls_conn_new(in, sv[0]);
+        struct tls_conn *k = tls_conn_new_client(out, sv[1], "example.org");
+        if (drive(c, k, &sr, &cr) == 0) {
+            valid = tls_conn_peer_valid_for(c, domain);
+            CHECK(plain || tls_conn_verified(k) == 1); /* the initiator verifies too */
+        }
+        tls_conn_free(c);
+        tls_conn_free(k);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    tls_server_unref(in);
+    tls_server_unref(out);
+    return valid;
+}
+
+static void test_s2s_certs(const char *certp, const char *keyp, const char *otherp)
+{
+    char err[256];
+    CHECK(tls_s2s_new(0, certp, keyp, "/nonexistent/ca.pem", err, sizeof(err)) == NULL);
+    CHECK(s2s_peer_valid(certp, certp, keyp, 0, "example.org") == 1);
+    CHECK(s2s_peer_valid(certp, certp, keyp, 0, "EXAMPLE.org") == 1); /* RFC 6125 §6.4.1 */
+    CHECK(s2s_peer_valid(certp, certp, keyp, 0, "other.example") == 0); /* another name */
+    CHECK(s2s_peer_valid(otherp, certp, keyp, 0, "example.org") == 0);  /* another CA */
+    CHECK(s2s_peer_valid(certp, certp, keyp, 1, "example.org") == 0);   /* no certificate */
 }
 
 int main(void)
@@ -677,6 +722,17 @@ int main(void)
     CHECK(mbedtls_x509_crt_parse(&ca, (const unsigned char *)cert, strlen(cert) + 1) == 0);
 
     test_client(s, certp);
+    {
+        /* Another self-signed certificate as the only CA: ours does not chain to it. */
+        char *c3 = NULL, *k3 = NULL, otherp[64];
+        snprintf(otherp, sizeof(otherp), "%s/other.pem", dir);
+        CHECK(tls_make_selfsigned("example.org", &c3, &k3, err, sizeof(err)) == 0);
+        CHECK(c3 && write_file(otherp, c3) == 0);
+        test_s2s_certs(certp, keyp, otherp);
+        unlink(otherp);
+        free(c3);
+        free(k3);
+    }
     test_bad_host(s, &ca);
     test_policy(s, &ca);
     test_eof(s, &ca);
