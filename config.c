@@ -196,6 +196,12 @@ static const struct option options[] = {
     INT(muc_max_affiliations, 1, 1000000, LIMIT_MUC_MAX_AFFILIATIONS, 1),
     /* Group commit (store.c): fsyncs at once. */
     INT(store_sync_threads, 1, 64, LIMIT_STORE_SYNC_THREADS, 1),
+    /* Federation: DNS resolution of remote domains (dns.c); checked by dns_init. */
+    STR(s2s_resolver, "", 0, NULL),
+    INT(s2s_dns_timeout, 1, 60, LIMIT_S2S_DNS_TIMEOUT, 0),
+    INT(s2s_dns_tries, 1, 10, LIMIT_S2S_DNS_TRIES, 0),
+    INT(s2s_dns_max_pending, 1, 10000, LIMIT_S2S_DNS_MAX_PENDING, 0),
+    INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
