@@ -274,3 +274,8 @@ fuzz-run: fuzz-run-all
 # PEP (XEP-0163): the XEP-0115 verification string is tested alone.
 tests/unit/test_caps: tests/unit/test_caps.c caps_ver.o $(LIB_OBJS) .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< caps_ver.o $(LIB_OBJS) $(LIBS)
+
+# Federation DNS (dns.c, WITH_S2S): its packet builder and parser, the loop stubbed.
+UNIT_TESTS += test_dns
+tests/unit/test_dns: tests/unit/test_dns.c dns.o $(LIB_OBJS) .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< dns.o $(LIB_OBJS) $(LIBS)

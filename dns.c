@@ -741,6 +741,10 @@ static int system_resolver(char *out, size_t sz)
 int dns_init(void)
 {
     char spec[CONFIG_STR_MAX];
+    if (strcmp(g_config->s2s_resolver, "none") == 0) {
+        log_info("dns: s2s_resolver none: only s2s_route domains are reachable");
+        return 1;
+    }
     if (g_config->s2s_resolver[0]) {
         snprintf(spec, sizeof(spec), "%s", g_config->s2s_resolver);
         if (parse_resolver(spec) < 0) {

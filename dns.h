@@ -59,8 +59,8 @@ typedef void (*dns_done_fn)(const char *domain, enum dns_status st, const struct
                             int n);
 
 /* Read s2s_resolver (or /etc/resolv.conf's first nameserver) at start-up.
- * Returns 0, 1 when no resolver is known (DNS is then off), -1 on a bad
- * s2s_resolver. */
+ * Returns 0, 1 when DNS is off (s2s_resolver none, or no resolver known),
+ * -1 on a bad s2s_resolver. */
 int dns_init(void);
 /* 1 when dns_init found a resolver. */
 int dns_enabled(void);
