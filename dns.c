@@ -303,6 +303,7 @@ struct lookup {
     int naddr;
     int timed_out; /* a query got no answer: "not found" is not sure */
     uint32_t ttl;  /* the smallest TTL seen, for the cache */
+    time_t started;
     int fd;        /* -1: the slot is free */
     uint16_t id;
     char qname[DNS_NAME_MAX + 1];
@@ -587,8 +588,8 @@ static void finish(struct lookup *l, enum dns_status st)
     int n = l->naddr;
     dns_done_fn done = l->done;
     close_query(l);
-    if (st != DNS_TIMEOUT) {
-        cache_put(l, st);
+    if (st != DNS_TIMEOUT && !l->timed_out) {
+        cache_put(l, st); /* a partial answer is not kept */
     }
     log_debug("dns: %s: %s, %d address(es)", l->domain,
               st == DNS_FOUND ? "found" : st == DNS_NOTFOUND ? "not found" : "timed out", n);
@@ -633,6 +634,7 @@ enum dns_status dns_lookup(const char *domain, dns_done_fn done, struct dns_addr
     l->fd = -1;
     l->done = done;
     l->ttl = LIMIT_S2S_DNS_CACHE_TTL;
+    l->started = g_now;
     snprintf(l->domain, sizeof(l->domain), "%s", domain);
     l->stage = STAGE_SRV;
     if (open_query(l, srv, DNS_T_SRV) < 0) {
@@ -643,12 +645,22 @@ enum dns_status dns_lookup(const char *domain, dns_done_fn done, struct dns_addr
     return DNS_PENDING;
 }
 
-/* Once a second: resend what timed out, give up after s2s_dns_tries. */
+/* Once a second: resend what timed out, give up after s2s_dns_tries. A
+ * whole lookup gets s2s_timeout: a domain whose DNS lists many targets that
+ * do not answer must not hold a lookup slot (and its stanzas) for minutes;
+ * it goes on with the addresses found so far, if any. */
 static int dns_tick(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
     for (int i = 0; i < nlookups; i++) {
         struct lookup *l = &lookups[i];
+        if (l->domain[0] && g_now - l->started >= g_config->s2s_timeout) {
+            log_limited("dns timeout", l->domain, L_INFO,
+                        "dns: %s: lookup not done within s2s_timeout", l->domain);
+            l->timed_out = 1;
+            finish(l, l->naddr ? DNS_FOUND : DNS_TIMEOUT);
+            continue;
+        }
         if (!l->domain[0] || l->fd < 0 || g_now < l->deadline) {
             continue;
         }

@@ -35,7 +35,8 @@ class DNSResponder:
     """records: {(name, type): [rdata, ...]} where an SRV rdata is
     (priority, weight, port, target) and an A/AAAA rdata an address string.
     A name that appears under some type answers NOERROR (maybe empty) for the
-    others; any other name NXDOMAIN. silent: never answer. forge: a function
+    others; any other name NXDOMAIN. silent: never answer (True) or not for
+    these names (a set). forge: a function
     (name, qtype) -> records to send first in forged replies (one with a wrong
     id, one from another port), or None."""
 
@@ -90,7 +91,7 @@ class DNSResponder:
                     return
                 continue
             self.queries.append((name, qtype))
-            if self.silent:
+            if self.silent is True or (self.silent and name in self.silent):
                 continue
             if self.forge:
                 bad = self.forge(name, qtype)

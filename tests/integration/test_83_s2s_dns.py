@@ -131,3 +131,20 @@ def test_forged_replies_ignored(server, tmp_path):
         trap.close()
     assert trap.hits == 0
     assert "does not answer our query: ignored" in server.log_text()
+
+
+def test_lookup_bounded_by_s2s_timeout(server):
+    # Eight SRV targets whose address queries get no answer: the lookup ends
+    # after s2s_timeout instead of asking each in turn (16 queries, each
+    # sent s2s_dns_tries times).
+    targets = [(10, 0, 5269, "t%d.slow.test" % i) for i in range(8)]
+    dns = DNSResponder({("_xmpp-server._tcp.slow.test", 33): targets},
+                       silent={t[3] for t in targets})
+    try:
+        bounces(server, dns.address, "x@slow.test", ("wait", "remote-server-timeout"),
+                {"s2s_dns_timeout": 1, "s2s_dns_tries": 2, "s2s_timeout": 2})
+    finally:
+        dns.close()
+    asked = [q for q in dns.queries if q[0].endswith(".slow.test") and not q[0].startswith("_")]
+    assert 0 < len(asked) < 8, asked
+    assert "lookup not done within s2s_timeout" in server.log_text()
