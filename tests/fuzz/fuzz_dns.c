@@ -8,30 +8,10 @@
  * numbers 16-bit. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dns.h"
 #include "fuzz_common.h"
-#include "hooks.h"
-#include "loop.h"
-#include "server.h"
-
-/* dns.c's links into the server, which this harness does not run. */
-struct config *g_config;
-time_t g_now;
-int loop_add(int fd, int interest, loop_cb cb, void *ud)
-{
-    (void)fd, (void)interest, (void)cb, (void)ud;
-    return -1;
-}
-void loop_del(int fd)
-{
-    (void)fd;
-}
-void hook_add(enum hook_event ev, hook_fn fn)
-{
-    (void)ev, (void)fn;
-}
+#include "tests/unit/dns_stubs.h"
 
 static const char qname[] = "_xmpp-server._tcp.example.org";
 

@@ -20,6 +20,19 @@ def both_ways(domain_port):
     return records
 
 
+def message_arrives(server, remote, body):
+    """alice (server) sends carol (remote) a message; it arrives from her."""
+    async def scenario():
+        async with Clients(server) as cl, Clients(remote) as rcl:
+            alice = await cl.login("alice")
+            carol = await rcl.login("carol")
+            alice.xmpp.send_message(mto=carol.jid, mbody=body)
+            m = await carol.next_message(pred=lambda m: m["body"] == body, timeout=30)
+            assert str(m["from"]) == alice.jid
+
+    run(scenario())
+
+
 def test_srv_message_both_ways(server, tmp_path):
     dns = DNSResponder()
     try:
@@ -44,16 +57,7 @@ def test_srv_dead_first_target_then_second(server, tmp_path):
     targets = lambda p: [(20, 0, p, "second.remote.test"), (10, 0, dead, "first.remote.test")]
     try:
         with dns_federation(server, tmp_path, dns, both_ways(targets)) as remote:
-            async def scenario():
-                async with Clients(server) as cl, Clients(remote) as rcl:
-                    alice = await cl.login("alice")
-                    carol = await rcl.login("carol")
-                    alice.xmpp.send_message(mto=carol.jid, mbody="via the second")
-                    m = await carol.next_message(pred=lambda m: m["body"] == "via the second",
-                                                 timeout=30)
-                    assert str(m["from"]) == alice.jid
-
-            run(scenario())
+            message_arrives(server, remote, "via the second")
     finally:
         dns.close()
     log = server.log_text()
@@ -117,15 +121,7 @@ def test_forged_replies_ignored(server, tmp_path):
     try:
         with dns_federation(server, tmp_path, dns,
                             both_ways(lambda p: [(10, 0, p, "xmpp.remote.test")])) as remote:
-            async def scenario():
-                async with Clients(server) as cl, Clients(remote) as rcl:
-                    alice = await cl.login("alice")
-                    carol = await rcl.login("carol")
-                    alice.xmpp.send_message(mto=carol.jid, mbody="not to the trap")
-                    await carol.next_message(pred=lambda m: m["body"] == "not to the trap",
-                                             timeout=30)
-
-            run(scenario())
+            message_arrives(server, remote, "not to the trap")
     finally:
         dns.close()
         trap.close()
