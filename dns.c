@@ -557,6 +557,9 @@ static struct cache_entry *cache_find(const char *domain)
 /* A free or expired slot, else the one that expires first. */
 static void cache_put(const struct lookup *l, enum dns_status st)
 {
+    if (!ncache) {
+        return;
+    }
     struct cache_entry *e = &cache[0];
     for (int i = 0; i < ncache; i++) {
         if (!cache[i].domain[0] || cache[i].expires <= g_now) {
@@ -571,7 +574,7 @@ static void cache_put(const struct lookup *l, enum dns_status st)
     if (ttl > LIMIT_S2S_DNS_CACHE_TTL) {
         ttl = LIMIT_S2S_DNS_CACHE_TTL;
     }
-    if (!ncache || ttl == 0) {
+    if (ttl == 0) {
         return;
     }
     snprintf(e->domain, sizeof(e->domain), "%s", l->domain);

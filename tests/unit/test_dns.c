@@ -3,8 +3,13 @@
  * can send: compressed names, pointer loops, truncated packets, counts past
  * the end, answers to another question. Each must be refused, never read
  * out of bounds (run under SANITIZE=1). Prints "N passed, N failed". */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "../../config.h"
 #include "../../dns.h"
 #include "dns_stubs.h"
 #include "test.h"
@@ -227,11 +232,108 @@ static void test_hostile(void)
     CHECK(1);
 }
 
+/* ---- a whole lookup, with this program as the resolver ---- */
+
+static int resolver_fd = -1;
+static enum dns_status done_st = DNS_PENDING;
+static struct dns_addr done_addr[DNS_ADDRS_MAX];
+static int done_n = -1, done_calls;
+static char done_domain[DNS_NAME_MAX + 1];
+
+static void on_done(const char *domain, enum dns_status st, const struct dns_addr *a, int n)
+{
+    snprintf(done_domain, sizeof(done_domain), "%s", domain);
+    done_st = st;
+    done_n = n;
+    memcpy(done_addr, a, sizeof(done_addr));
+    done_calls++;
+}
+
+/* Read dns.c's next query, check its name and type, answer it with the
+ * records written by add (NOERROR) or NXDOMAIN, and let dns.c read it. */
+static void answer(const char *want, int type, int rcode, void (*add)(void))
+{
+    unsigned char q[512];
+    struct sockaddr_storage from;
+    socklen_t flen = sizeof(from);
+    ssize_t n = recvfrom(resolver_fd, q, sizeof(q), 0, (struct sockaddr *)&from, &flen);
+    CHECK(n > 12 && stub_fd >= 0);
+    if (n <= 12) {
+        return;
+    }
+    unsigned id = (unsigned)q[0] << 8 | q[1];
+    reply_start(id, 0x8180 | (unsigned)rcode, 0, want, type);
+    CHECK(plen == (size_t)n && memcmp(pkt + 12, q + 12, plen - 12) == 0);
+    if (add) {
+        add();
+    }
+    sendto(resolver_fd, pkt, plen, 0, (struct sockaddr *)&from, flen);
+    stub_cb(stub_fd, LOOP_READ, stub_ud);
+}
+
+static void add_a(void)
+{
+    pkt[7] = 1;
+    rr_head(DNS_T_A, 60, 4);
+    put("\x7f\x00\x00\x07", 4);
+}
+
+/* RFC 6120 §3.2.1 step 7: no SRV record, so the domain's own A record on
+ * port 5269; then the same domain again comes from the cache. */
+static void test_lookup_without_srv(void)
+{
+    static struct config cfg;
+    struct sockaddr_in sin = {0};
+    socklen_t slen = sizeof(sin);
+    resolver_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(resolver_fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    getsockname(resolver_fd, (struct sockaddr *)&sin, &slen);
+    config_defaults(&cfg);
+    snprintf(cfg.s2s_resolver, sizeof(cfg.s2s_resolver), "127.0.0.1:%d", ntohs(sin.sin_port));
+    g_config = &cfg;
+    g_now = 1000;
+    CHECK(dns_init() == 0);
+
+    struct dns_addr a[DNS_ADDRS_MAX];
+    int n = -1;
+    CHECK(dns_lookup("example.org", on_done, a, &n) == DNS_PENDING);
+    CHECK(dns_lookup("example.org", on_done, a, &n) == DNS_PENDING); /* one lookup for both */
+    answer("_xmpp-server._tcp.example.org", DNS_T_SRV, 0, NULL);   /* no SRV */
+    answer("example.org", DNS_T_AAAA, 0, NULL);                     /* no AAAA */
+    CHECK(done_calls == 0);
+    answer("example.org", DNS_T_A, 0, add_a);
+    CHECK(done_calls == 1 && done_st == DNS_FOUND && done_n == 1);
+    CHECK_STR(done_domain, "example.org");
+    CHECK_STR(done_addr[0].ip, "127.0.0.7");
+    CHECK(done_addr[0].port == 5269);
+    CHECK(dns_lookup("EXAMPLE.org", on_done, a, &n) == DNS_FOUND && n == 1 && a[0].port == 5269);
+
+    /* NXDOMAIN for the SRV name and the domain: not found, cached a while */
+    CHECK(dns_lookup("nowhere.example", on_done, a, &n) == DNS_PENDING);
+    answer("_xmpp-server._tcp.nowhere.example", DNS_T_SRV, 3, NULL);
+    answer("nowhere.example", DNS_T_AAAA, 3, NULL);
+    answer("nowhere.example", DNS_T_A, 3, NULL);
+    CHECK(done_calls == 2 && done_st == DNS_NOTFOUND && done_n == 0);
+    CHECK(dns_lookup("nowhere.example", on_done, a, &n) == DNS_NOTFOUND);
+    g_now += LIMIT_S2S_DNS_NEGATIVE_TTL;
+    CHECK(dns_lookup("nowhere.example", on_done, a, &n) == DNS_PENDING);
+    answer("_xmpp-server._tcp.nowhere.example", DNS_T_SRV, 3, NULL);
+    answer("nowhere.example", DNS_T_AAAA, 3, NULL);
+    answer("nowhere.example", DNS_T_A, 3, NULL);
+    CHECK(done_calls == 3 && done_st == DNS_NOTFOUND);
+    /* not a host name: no query at all */
+    CHECK(dns_lookup("b\xc3\xbc" "cher.example", on_done, a, &n) == DNS_NOTFOUND);
+    close(resolver_fd);
+}
+
 int main(void)
 {
     test_build();
     test_srv();
     test_addresses();
     test_hostile();
+    test_lookup_without_srv();
     TEST_REPORT();
 }
