@@ -36,6 +36,7 @@
 #include "tls.h"
 
 #define DNS_SRV_PREFIX "_xmpp-server._tcp."
+#define DNS_SRVS_PREFIX "_xmpps-server._tcp." /* XEP-0368: direct TLS */
 #define DNS_XMPP_PORT 5269 /* RFC 6120 §3.2.1 step 7: without SRV */
 #define DNS_TARGETS_MAX 8  /* SRV targets tried per domain */
 #define DNS_PTR_HOPS 32    /* compression pointers followed in one name */
@@ -285,11 +286,13 @@ int dns_parse_reply(const unsigned char *pkt, size_t len, uint16_t id, const cha
 
 /* ---- lookups ---- */
 
-enum stage { STAGE_SRV, STAGE_AAAA, STAGE_A };
+enum stage { STAGE_SRVS, STAGE_SRV, STAGE_AAAA, STAGE_A };
 
 struct target {
     char name[DNS_NAME_MAX + 1];
     int port;
+    int prio, weight;
+    int direct_tls; /* from _xmpps-server (XEP-0368) */
 };
 
 /* One domain being looked up; its one query in flight has socket fd. */
@@ -299,6 +302,7 @@ struct lookup {
     enum stage stage;
     struct target tgt[DNS_TARGETS_MAX];
     int ntgt, cur;
+    int no_service; /* _xmpp-server said "." (RFC 2782) */
     struct dns_addr addr[DNS_ADDRS_MAX];
     int naddr;
     int timed_out; /* a query got no answer: "not found" is not sure */
@@ -374,29 +378,32 @@ static int same_addr(const struct sockaddr_storage *a, socklen_t alen)
 
 /* RFC 2782: lowest priority first; within one priority, a random order in
  * which each target's chance is its share of the weights (weight 0 rarely
- * first). Out of n SRV records (target "." left out by the caller). */
-static void order_srv(struct lookup *l, struct dns_rr *rr, int n)
+ * first). XEP-0368 §3: the _xmpps-server and _xmpp-server records are
+ * ordered as one list. */
+static void order_targets(struct lookup *l)
 {
-    int used[DNS_RR_MAX] = {0};
-    for (int k = 0; k < n && l->ntgt < DNS_TARGETS_MAX; k++) {
+    struct target out[DNS_TARGETS_MAX];
+    int used[DNS_TARGETS_MAX] = {0}, n = l->ntgt;
+    for (int k = 0; k < n; k++) {
         int best = -1;
         long sum = 0;
         for (int i = 0; i < n; i++) {
-            if (!used[i] && (best < 0 || rr[i].prio < rr[best].prio)) {
+            if (!used[i] && (best < 0 || l->tgt[i].prio < l->tgt[best].prio)) {
                 best = i;
             }
         }
+        int prio = l->tgt[best].prio;
         for (int i = 0; i < n; i++) {
-            if (!used[i] && rr[i].prio == rr[best].prio) {
-                sum += rr[i].weight;
+            if (!used[i] && l->tgt[i].prio == prio) {
+                sum += l->tgt[i].weight;
             }
         }
         uint32_t rnd = 0;
         tls_random(&rnd, sizeof(rnd));
         long pick = sum ? (long)(rnd % (uint32_t)(sum + 1)) : 0, run = 0;
         for (int i = 0; i < n; i++) {
-            if (!used[i] && rr[i].prio == rr[best].prio) {
-                run += rr[i].weight;
+            if (!used[i] && l->tgt[i].prio == prio) {
+                run += l->tgt[i].weight;
                 if (run >= pick) {
                     best = i;
                     break;
@@ -404,33 +411,52 @@ static void order_srv(struct lookup *l, struct dns_rr *rr, int n)
             }
         }
         used[best] = 1;
-        snprintf(l->tgt[l->ntgt].name, sizeof(l->tgt[0].name), "%s", rr[best].target);
-        l->tgt[l->ntgt++].port = rr[best].port;
+        out[k] = l->tgt[best];
     }
+    memcpy(l->tgt, out, sizeof(out[0]) * (size_t)n);
 }
 
-static void got_srv(struct lookup *l, struct dns_reply *r)
+static void open_srv(struct lookup *l, const char *prefix);
+
+/* An SRV answer (or none: r NULL): its targets join the list; after the
+ * second service, the addresses of each target are asked. */
+static void got_srv(struct lookup *l, const struct dns_reply *r)
 {
-    int n = 0;
-    for (int i = 0; i < r->n; i++) {
-        if (r->rr[i].target[0]) {
-            r->rr[n++] = r->rr[i];
+    int direct = l->stage == STAGE_SRVS, n = 0;
+    for (int i = 0; r && i < r->n; i++) {
+        if (!r->rr[i].target[0]) {
+            continue;
+        }
+        n++;
+        if (l->ntgt < DNS_TARGETS_MAX) {
+            struct target *t = &l->tgt[l->ntgt++];
+            snprintf(t->name, sizeof(t->name), "%s", r->rr[i].target);
+            t->port = r->rr[i].port;
+            t->prio = r->rr[i].prio;
+            t->weight = r->rr[i].weight;
+            t->direct_tls = direct;
         }
     }
-    if (r->n && !n) {
+    if (!direct && r && r->n && !n) {
         /* RFC 2782: a lone target "." says the service is decidedly not
          * available at this domain. */
-        finish(l, DNS_NOTFOUND);
+        l->no_service = 1;
+    }
+    if (direct) {
+        open_srv(l, DNS_SRV_PREFIX);
         return;
     }
-    if (!n) {
+    if (!l->ntgt) {
+        if (l->no_service) {
+            finish(l, DNS_NOTFOUND);
+            return;
+        }
         /* RFC 6120 §3.2.1 step 7: no SRV, the domain itself on 5269. */
         snprintf(l->tgt[0].name, sizeof(l->tgt[0].name), "%s", l->domain);
         l->tgt[0].port = DNS_XMPP_PORT;
         l->ntgt = 1;
-    } else {
-        order_srv(l, r->rr, n);
     }
+    order_targets(l);
     l->cur = 0;
     l->stage = STAGE_AAAA;
     next_query(l);
@@ -442,6 +468,7 @@ static void got_addrs(struct lookup *l, const struct dns_reply *r)
         struct dns_addr *a = &l->addr[l->naddr++];
         snprintf(a->ip, sizeof(a->ip), "%s", r->rr[i].ip);
         a->port = l->tgt[l->cur].port;
+        a->direct_tls = l->tgt[l->cur].direct_tls;
     }
     if (l->stage == STAGE_AAAA) {
         l->stage = STAGE_A;
@@ -469,13 +496,13 @@ static void on_reply(struct lookup *l, struct dns_reply *r)
         log_limited("dns rcode", l->qname, L_INFO, "dns: %s: resolver answered rcode %d",
                     l->qname, r->rcode);
         l->timed_out = 1;
-        if (l->stage == STAGE_SRV) {
+        r->n = 0;
+        if (l->stage == STAGE_SRV && !l->ntgt) {
             finish(l, DNS_TIMEOUT);
             return;
         }
-        r->n = 0;
     }
-    if (l->stage == STAGE_SRV) {
+    if (l->stage <= STAGE_SRV) {
         got_srv(l, r);
     } else {
         got_addrs(l, r);
@@ -541,6 +568,19 @@ static void next_query(struct lookup *l)
         l->timed_out = 1;
         l->cur = l->ntgt;
         next_query(l);
+    }
+}
+
+/* The SRV query of one service (prefix) for the lookup's domain. */
+static void open_srv(struct lookup *l, const char *prefix)
+{
+    char srv[DNS_NAME_MAX + 32]; /* fits: the longer prefix was checked */
+    l->stage = STAGE_SRV;
+    snprintf(srv, sizeof(srv), "%s%s", prefix, l->domain);
+    if (open_query(l, srv, DNS_T_SRV) < 0) {
+        log_warn("dns: cannot query %s: %s", srv, strerror(errno));
+        l->timed_out = 1;
+        got_srv(l, NULL);
     }
 }
 
@@ -629,7 +669,7 @@ enum dns_status dns_lookup(const char *domain, dns_done_fn done, struct dns_addr
         return DNS_TIMEOUT;
     }
     unsigned char probe[DNS_NAME_MAX + 32];
-    if (snprintf(srv, sizeof(srv), DNS_SRV_PREFIX "%s", domain) >= (int)sizeof(srv) ||
+    if (snprintf(srv, sizeof(srv), DNS_SRVS_PREFIX "%s", domain) >= (int)sizeof(srv) ||
         dns_build_query(0, srv, DNS_T_SRV, probe, sizeof(probe)) < 0) {
         return DNS_NOTFOUND; /* not a name DNS can hold (RFC 1035 §2.3.1) */
     }
@@ -639,7 +679,7 @@ enum dns_status dns_lookup(const char *domain, dns_done_fn done, struct dns_addr
     l->ttl = LIMIT_S2S_DNS_CACHE_TTL;
     l->started = g_now;
     snprintf(l->domain, sizeof(l->domain), "%s", domain);
-    l->stage = STAGE_SRV;
+    l->stage = STAGE_SRVS;
     if (open_query(l, srv, DNS_T_SRV) < 0) {
         log_warn("dns: cannot query %s: %s", srv, strerror(errno));
         l->domain[0] = '\0';
@@ -674,8 +714,10 @@ static int dns_tick(struct session *s, struct xml_node *st, const char *bare)
         log_limited("dns timeout", l->qname, L_INFO, "dns: no answer for %s", l->qname);
         close_query(l);
         l->timed_out = 1;
-        if (l->stage == STAGE_SRV) {
+        if (l->stage == STAGE_SRV && !l->ntgt) {
             finish(l, DNS_TIMEOUT);
+        } else if (l->stage <= STAGE_SRV) {
+            got_srv(l, NULL);
         } else {
             struct dns_reply none;
             memset(&none, 0, sizeof(none));

@@ -50,6 +50,7 @@ int dns_parse_reply(const unsigned char *pkt, size_t len, uint16_t id, const cha
 struct dns_addr {
     char ip[46];
     int port;
+    int direct_tls; /* XEP-0368 _xmpps-server: TLS from the first byte */
 };
 
 enum dns_status { DNS_FOUND, DNS_NOTFOUND, DNS_TIMEOUT, DNS_PENDING };

@@ -72,6 +72,7 @@ struct s2s_domain {
     int resolving;
     struct dns_addr addr[DNS_ADDRS_MAX];
     int naddr, next_addr;
+    int direct_tls; /* the stream being opened starts with TLS (XEP-0368) */
 };
 
 /* One s2s connection's stream state (struct conn's s2s). */
@@ -426,6 +427,7 @@ static int connect_next(struct s2s_domain *d)
 {
     while (d->next_addr < d->naddr) {
         const struct dns_addr *a = &d->addr[d->next_addr++];
+        d->direct_tls = a->direct_tls;
         if (connect_to(d, a->ip, a->port) == 0) {
             return 0;
         }
@@ -496,6 +498,7 @@ static int ensure_out(struct s2s_domain *d)
         return dns_start(d);
     }
     d->naddr = d->next_addr = 0;
+    d->direct_tls = 0;
     if (connect_to(d, ip, port) < 0) {
         domain_failed(d, "remote-server-timeout");
         return -1;
@@ -826,6 +829,21 @@ static void out_proceed(struct s2s_stream *s)
     s->restart = 1;
 }
 
+/* XEP-0368: an _xmpps-server address speaks TLS from the first byte; the
+ * stream header follows the handshake (s2s_tls_up), then dialback as after
+ * STARTTLS. */
+static void out_direct_tls(struct s2s_stream *s)
+{
+    struct tls_conn *t = tls_conn_new_client(client_tls, s->conn->fd, s->dom->name);
+    if (!t) {
+        s->why = "TLS setup failed";
+        conn_close(s->conn, 0);
+        return;
+    }
+    s->conn->state = CONN_STREAM_OPEN;
+    conn_starttls_client(s->conn, t);
+}
+
 static void out_element(struct s2s_stream *s, struct xml_node *el)
 {
     const char *name = xml_name(el);
@@ -1147,7 +1165,9 @@ static void s2s_tls_up(struct conn *c)
 static void s2s_connected(struct conn *c)
 {
     struct s2s_stream *s = c->s2s;
-    if (s && s->outgoing) {
+    if (s && s->outgoing && s->dom->direct_tls) {
+        out_direct_tls(s);
+    } else if (s && s->outgoing) {
         c->state = CONN_STREAM_OPEN;
         send_header(s, s->dom->name);
     }

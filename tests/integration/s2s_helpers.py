@@ -424,3 +424,12 @@ class TcpTrap:
 
     def close(self):
         self.lsock.close()
+
+
+def prosody_direct_tls(prosody, port):
+    """Give a Prosody (not started) an s2s direct-TLS listener (XEP-0368)."""
+    with open(prosody.conf_path) as f:
+        conf = f.read()
+    assert "s2s_direct_tls_ports = { }" in conf
+    with open(prosody.conf_path, "w") as f:
+        f.write(conf.replace("s2s_direct_tls_ports = { }", "s2s_direct_tls_ports = { %d }" % port))

@@ -3,11 +3,16 @@ remote domain's server by _xmpp-server._tcp SRV and A records from a test
 DNS responder (s2s_resolver), tries SRV targets in priority order, bounces
 remote-server-not-found for a domain DNS does not know and
 remote-server-timeout when the resolver does not answer, each once, and
-ignores forged replies (wrong id, wrong source port)."""
+ignores forged replies (wrong id, wrong source port). An _xmpps-server
+target (XEP-0368) is reached with direct TLS (a real Prosody listening so)."""
+
+import pytest
 
 from dns_helpers import DNSResponder
 from im_helpers import error_condition
-from s2s_helpers import REMOTE, TcpTrap, dns_federation, enable_s2s, srv_records, talk_both_ways
+from s2s_helpers import (REMOTE, Prosody, TcpTrap, dns_federation, enable_s2s, have_prosody,
+                         prosody_direct_tls, remote_server, run_logged, srv_records,
+                         talk_both_ways)
 from xmpp_helpers import Clients, free_ports, run
 
 
@@ -144,3 +149,36 @@ def test_lookup_bounded_by_s2s_timeout(server):
     asked = [q for q in dns.queries if q[0].endswith(".slow.test") and not q[0].startswith("_")]
     assert 0 < len(asked) < 8, asked
     assert "lookup not done within s2s_timeout" in server.log_text()
+
+
+@pytest.mark.skipif(not have_prosody(), reason="prosody or openssl not installed")
+def test_xmpps_server_direct_tls_to_prosody(tmp_path):
+    # XEP-0368: Prosody listens for s2s with direct TLS only on the port that
+    # _xmpps-server._tcp names; there is no _xmpp-server record and no A
+    # record for prosody.test itself, so only the direct-TLS path works.
+    xd, pd = "xmppd.test", "prosody.test"
+    port = free_ports(1)[0]
+    dns = DNSResponder({("_xmpps-server._tcp." + pd, 33): [(10, 0, port, "tls.prosody.test")],
+                        ("tls.prosody.test", 1): ["127.0.0.1"]})
+    xmppd = remote_server(tmp_path, domain=xd, users=("alice",),
+                          extra={"s2s_resolver": dns.address})
+    prosody = Prosody(tmp_path, pd, {xd: xmppd.s2s_port})
+    prosody_direct_tls(prosody, port)
+    xmppd.start()
+    prosody.start()
+    try:
+        async def scenario():
+            async with Clients(xmppd) as xc, Clients(prosody) as pc:
+                alice = await xc.login("alice")
+                dave = await pc.login("dave")
+                await talk_both_ways(alice, dave)
+
+        run_logged(scenario(), prosody)
+    finally:
+        prosody.stop()
+        problems = xmppd.stop()
+        dns.close()
+    assert not problems, problems
+    log = xmppd.log_text()
+    assert "port %d for prosody.test" % port in log
+    assert "s2s outgoing to prosody.test up" in log

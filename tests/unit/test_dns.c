@@ -300,18 +300,20 @@ static void test_lookup_without_srv(void)
     int n = -1;
     CHECK(dns_lookup("example.org", on_done, a, &n) == DNS_PENDING);
     CHECK(dns_lookup("example.org", on_done, a, &n) == DNS_PENDING); /* one lookup for both */
-    answer("_xmpp-server._tcp.example.org", DNS_T_SRV, 0, NULL);   /* no SRV */
+    answer("_xmpps-server._tcp.example.org", DNS_T_SRV, 0, NULL);  /* no SRV */
+    answer("_xmpp-server._tcp.example.org", DNS_T_SRV, 0, NULL);
     answer("example.org", DNS_T_AAAA, 0, NULL);                     /* no AAAA */
     CHECK(done_calls == 0);
     answer("example.org", DNS_T_A, 0, add_a);
     CHECK(done_calls == 1 && done_st == DNS_FOUND && done_n == 1);
     CHECK_STR(done_domain, "example.org");
     CHECK_STR(done_addr[0].ip, "127.0.0.7");
-    CHECK(done_addr[0].port == 5269);
+    CHECK(done_addr[0].port == 5269 && !done_addr[0].direct_tls);
     CHECK(dns_lookup("EXAMPLE.org", on_done, a, &n) == DNS_FOUND && n == 1 && a[0].port == 5269);
 
     /* NXDOMAIN for the SRV name and the domain: not found, cached a while */
     CHECK(dns_lookup("nowhere.example", on_done, a, &n) == DNS_PENDING);
+    answer("_xmpps-server._tcp.nowhere.example", DNS_T_SRV, 3, NULL);
     answer("_xmpp-server._tcp.nowhere.example", DNS_T_SRV, 3, NULL);
     answer("nowhere.example", DNS_T_AAAA, 3, NULL);
     answer("nowhere.example", DNS_T_A, 3, NULL);
@@ -319,6 +321,7 @@ static void test_lookup_without_srv(void)
     CHECK(dns_lookup("nowhere.example", on_done, a, &n) == DNS_NOTFOUND);
     g_now += LIMIT_S2S_DNS_NEGATIVE_TTL;
     CHECK(dns_lookup("nowhere.example", on_done, a, &n) == DNS_PENDING);
+    answer("_xmpps-server._tcp.nowhere.example", DNS_T_SRV, 3, NULL);
     answer("_xmpp-server._tcp.nowhere.example", DNS_T_SRV, 3, NULL);
     answer("nowhere.example", DNS_T_AAAA, 3, NULL);
     answer("nowhere.example", DNS_T_A, 3, NULL);
