@@ -1,5 +1,6 @@
 /* dns.c: where a remote XMPP domain's server listens, found without blocking
- * the loop (RFC 6120 §3.2.1; SRV order RFC 2782; wire format RFC 1035 §4).
+ * the loop (RFC 6120 §3.2.1, XEP-0368 direct TLS; SRV order RFC 2782; wire
+ * format RFC 1035 §4).
  *
  * Why a DNS client of our own over UDP in the poll loop, and not res_query()
  * or getaddrinfo() on a worker thread: no second thread that sits blocked on

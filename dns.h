@@ -65,8 +65,9 @@ typedef void (*dns_done_fn)(const char *domain, enum dns_status st, const struct
 int dns_init(void);
 /* 1 when dns_init found a resolver. */
 int dns_enabled(void);
-/* Find the servers of domain: RFC 6120 §3.2.1 _xmpp-server._tcp SRV records
- * in priority/weight order (RFC 2782), each target's AAAA and A, or the
+/* Find the servers of domain: XEP-0368 _xmpps-server._tcp (direct_tls set)
+ * and RFC 6120 §3.2.1 _xmpp-server._tcp SRV records as one list in
+ * priority/weight order (RFC 2782), each target's AAAA and A, or the
  * domain's own addresses on port 5269 without SRV. DNS_FOUND with a cached
  * answer in a[0..*n) (DNS_NOTFOUND, also cached); DNS_PENDING: done(domain,
  * ...) comes later, once, when the lookup of that domain (one at a time per
