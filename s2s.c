@@ -831,17 +831,13 @@ static void out_proceed(struct s2s_stream *s)
 
 /* XEP-0368: an _xmpps-server address speaks TLS from the first byte; the
  * stream header follows the handshake (s2s_tls_up), then dialback as after
- * STARTTLS. */
+ * STARTTLS. TLS starts as after <proceed/>, but no stream is there yet for
+ * the parser to start over from. */
 static void out_direct_tls(struct s2s_stream *s)
 {
-    struct tls_conn *t = tls_conn_new_client(client_tls, s->conn->fd, s->dom->name);
-    if (!t) {
-        s->why = "TLS setup failed";
-        conn_close(s->conn, 0);
-        return;
-    }
     s->conn->state = CONN_STREAM_OPEN;
-    conn_starttls_client(s->conn, t);
+    out_proceed(s);
+    s->restart = 0;
 }
 
 static void out_element(struct s2s_stream *s, struct xml_node *el)

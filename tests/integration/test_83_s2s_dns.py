@@ -25,6 +25,14 @@ def both_ways(domain_port):
     return records
 
 
+async def talk(a_server, a_user, b_server, b_user):
+    """a_user and b_user, logged in to their servers, talk both ways."""
+    async with Clients(a_server) as acl, Clients(b_server) as bcl:
+        a = await acl.login(a_user)
+        b = await bcl.login(b_user)
+        await talk_both_ways(a, b)
+
+
 def message_arrives(server, remote, body):
     """alice (server) sends carol (remote) a message; it arrives from her."""
     async def scenario():
@@ -43,13 +51,7 @@ def test_srv_message_both_ways(server, tmp_path):
     try:
         with dns_federation(server, tmp_path, dns,
                             both_ways(lambda p: [(10, 0, p, "xmpp.remote.test")])) as remote:
-            async def scenario():
-                async with Clients(server) as cl, Clients(remote) as rcl:
-                    alice = await cl.login("alice")
-                    carol = await rcl.login("carol")
-                    await talk_both_ways(alice, carol)
-
-            run(scenario())
+            run(talk(server, "alice", remote, "carol"))
     finally:
         dns.close()
     assert ("_xmpp-server._tcp.remote.test", 33) in dns.queries
@@ -167,13 +169,7 @@ def test_xmpps_server_direct_tls_to_prosody(tmp_path):
     xmppd.start()
     prosody.start()
     try:
-        async def scenario():
-            async with Clients(xmppd) as xc, Clients(prosody) as pc:
-                alice = await xc.login("alice")
-                dave = await pc.login("dave")
-                await talk_both_ways(alice, dave)
-
-        run_logged(scenario(), prosody)
+        run_logged(talk(xmppd, "alice", prosody, "dave"), prosody)
     finally:
         prosody.stop()
         problems = xmppd.stop()
