@@ -117,7 +117,7 @@ SRCS_BLOCKING = blocking.c
 SRCS_REGISTRATION = register.c
 SRCS_ADHOC = adhoc.c admin.c # XEP-0050 ad-hoc commands, XEP-0133 administration
 SRCS_IMPORT = pie.c # XEP-0227: xmppd export / import
-SRCS_S2S = s2s.c # RFC 6120 server-to-server, XEP-0220 dialback
+SRCS_S2S = s2s.c dns.c # RFC 6120 server-to-server, XEP-0220 dialback; DNS SRV
 SRCS_MUC = muc.c # XEP-0045 multi-user chat
 SRCS_LEGACY_AUTH = legacy.c # XEP-0078 jabber:iq:auth
 SERVICE_SRCS =
@@ -137,6 +137,7 @@ UNIT_TESTS += test_caps # PEP (XEP-0163): rule at the end
 UNIT_TESTS += test_sm
 # paused senders resumed at the end of the turn a queue drained (pause.h)
 UNIT_TESTS += test_pause
+UNIT_TESTS += test_dns # federation DNS (dns.c): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -290,3 +291,6 @@ tests/unit/test_caps: tests/unit/test_caps.c caps_ver.o $(LIB_OBJS) .build-flags
 # Paused senders (pause.h): the bookkeeping is tested alone.
 tests/unit/test_pause: tests/unit/test_pause.c pause.o .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< pause.o
+# Federation DNS (dns.c, WITH_S2S): its packet builder and parser, the loop stubbed.
+tests/unit/test_dns: tests/unit/test_dns.c dns.o $(LIB_OBJS) .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< dns.o $(LIB_OBJS) $(LIBS)

@@ -203,6 +203,12 @@ static const struct option options[] = {
     INT(muc_presence_rate, 1, 60000, LIMIT_MUC_PRESENCE_RATE, 1),
     /* s2s SASL EXTERNAL (s2s.c): domains that must present a valid certificate. */
     DOMAINS(s2s_require_cert, 1),
+    /* Federation: DNS resolution of remote domains (dns.c); checked by dns_init. */
+    STR(s2s_resolver, "", 0, NULL),
+    INT(s2s_dns_timeout, 1, 60, LIMIT_S2S_DNS_TIMEOUT, 0),
+    INT(s2s_dns_tries, 1, 10, LIMIT_S2S_DNS_TRIES, 0),
+    INT(s2s_dns_max_pending, 1, 10000, LIMIT_S2S_DNS_MAX_PENDING, 0),
+    INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -188,6 +188,12 @@ struct config {
     int muc_presence_rate;
     /* s2s SASL EXTERNAL (s2s.c). */
     struct config_domains s2s_require_cert; /* s2s_require_cert DOMAIN... (repeatable) */
+    /* Federation: DNS resolution of remote domains (dns.c). */
+    char s2s_resolver[CONFIG_STR_MAX]; /* ADDR[:PORT]; "" = resolv.conf's first nameserver */
+    int s2s_dns_timeout;     /* seconds before a query is sent again */
+    int s2s_dns_tries;       /* sends of one query before it counts as unanswered */
+    int s2s_dns_max_pending; /* domains looked up at once */
+    int s2s_dns_cache_size;  /* domains whose answer is kept (0 = no cache) */
 };
 
 /* Fill every field with its default. */

@@ -84,3 +84,9 @@ fuzz-clean:
 	rm -rf $(FUZZ_OUT)
 
 -include $(wildcard $(FUZZ_OUT)/obj/*.d)
+
+# Federation DNS (dns.c, WITH_S2S): the reply parser; the loop is stubbed in
+# the harness.
+FUZZ_HARNESSES += fuzz_dns
+$(FUZZ_OUT)/fuzz_dns: $(FUZZ_OUT)/obj/fuzz_dns.o $(FUZZ_OUT)/obj/dns.o $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)

@@ -191,6 +191,17 @@
 /* Group commit (store.c, issue 13 perf): fsyncs issued at once, so that a turn
  * that appended to many archives waits for about one disk flush, not one each. */
 #define LIMIT_STORE_SYNC_THREADS 8 /* store_sync_threads: 1 = one after the other */
+/* Federation: DNS resolution of remote domains (dns.c, RFC 6120 §3.2). */
+#define LIMIT_S2S_DNS_TIMEOUT 2        /* s2s_dns_timeout: seconds before a query is resent */
+#define LIMIT_S2S_DNS_TRIES 3          /* s2s_dns_tries: sends before a query has no answer */
+#define LIMIT_S2S_DNS_MAX_PENDING 16   /* s2s_dns_max_pending: domains looked up at once
+                                          (one UDP socket each) */
+#define LIMIT_S2S_DNS_CACHE_SIZE 64    /* s2s_dns_cache_size: domains whose answer is kept */
+#define LIMIT_S2S_DNS_CACHE_TTL 3600   /* compile-time: longest a cached answer is used,
+                                          whatever its TTL */
+#define LIMIT_S2S_DNS_NEGATIVE_TTL 60  /* compile-time: seconds "no such domain" is kept */
+#define LIMIT_S2S_DNS_RESOLV_CONF "/etc/resolv.conf" /* compile-time: where the default
+                                                        resolver is read */
 
 /* Federation hardening (s2s review): one address may have this many dialback
  * keys waiting per remote domain, of LIMIT_S2S_DIALBACK_PENDING, so that one

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "c2s.h"
+#include "dns.h"
 #include "hooks.h"
 #include "jid.h"
 #include "log.h"
@@ -70,6 +71,11 @@ struct s2s_domain {
         uint32_t conn_id;
     } in[LIMIT_S2S_INCOMING_PER_DOMAIN_MAX]; /* its authenticated incoming streams, oldest first */
     int nin;
+    /* DNS (dns.c): the addresses found for it, tried in turn (RFC 6120 §3.2.1). */
+    int resolving;
+    struct dns_addr addr[DNS_ADDRS_MAX];
+    int naddr, next_addr;
+    int direct_tls; /* the stream being opened starts with TLS (XEP-0368) */
 };
 
 /* One s2s connection's stream state (struct conn's s2s). */
@@ -329,9 +335,9 @@ static struct s2s_domain *domain_get(const char *name)
     return NULL;
 }
 
-/* Phase 1 resolution: the static routes (s2s_route). DNS SRV (RFC 6120
- * §3.2, XEP-0368) comes here later, without blocking the loop. Returns 0 with
- * the address and port, -1 for "not found" (remote-server-not-found). */
+/* The static routes (s2s_route) first: they override DNS. Returns 0 with
+ * the address and port, 1 when DNS is to be asked (dns_start), -1 for "not
+ * found" (remote-server-not-found) when there is no resolver either. */
 static int s2s_resolve(const char *domain, const char **ip, int *port)
 {
     for (int i = 0; i < g_config->s2s_route.n; i++) {
@@ -342,7 +348,7 @@ static int s2s_resolve(const char *domain, const char **ip, int *port)
             return 0;
         }
     }
-    return -1;
+    return dns_enabled() ? 1 : -1;
 }
 
 /* RFC 6120 §8.3.3.16/17: each waiting stanza is bounced once (presence and
@@ -423,6 +429,71 @@ static void flush_queue(struct s2s_domain *d)
 
 static const struct stream_ops s2s_ops;
 
+/* Open the outgoing stream of d to ip:port. Returns 0 or -1 (no socket). */
+static int connect_to(struct s2s_domain *d, const char *ip, int port)
+{
+    struct conn *c = conn_connect(&s2s_ops, ip, port);
+    if (!c || !c->s2s) {
+        return -1;
+    }
+    c->s2s->outgoing = 1;
+    c->s2s->dom = d;
+    d->out = c->s2s;
+    log_debug("%s s2s connecting to %s port %d for %s", conn_label(c), ip, port, d->name);
+    return 0;
+}
+
+/* RFC 6120 §3.2.1 steps 5-6: the next address DNS gave for d, in order.
+ * Returns 0 when a connection is on its way, -1 when none is left. */
+static int connect_next(struct s2s_domain *d)
+{
+    while (d->next_addr < d->naddr) {
+        const struct dns_addr *a = &d->addr[d->next_addr++];
+        d->direct_tls = a->direct_tls;
+        if (connect_to(d, a->ip, a->port) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* dns.c's answer for a domain: connect, or bounce what waits with the
+ * condition RFC 6120 §8.3.3.16/17 names for it. */
+static void dns_done(const char *domain, enum dns_status st, const struct dns_addr *a, int n)
+{
+    struct s2s_domain *d = domain_find(domain);
+    if (!d || !d->resolving) {
+        return; /* the slot went to another domain meanwhile */
+    }
+    d->resolving = 0;
+    memcpy(d->addr, a, sizeof(d->addr));
+    d->naddr = st == DNS_FOUND ? n : 0;
+    d->next_addr = 0;
+    if (st == DNS_NOTFOUND) {
+        log_limited("s2s unknown domains", d->name, L_INFO, "s2s: %s: not found in DNS", d->name);
+        domain_failed(d, "remote-server-not-found");
+    } else if (st != DNS_FOUND) {
+        log_limited("s2s dns timeout", d->name, L_INFO, "s2s: %s: DNS did not answer", d->name);
+        domain_failed(d, "remote-server-timeout");
+    } else if (stopping || connect_next(d) < 0) {
+        domain_failed(d, "remote-server-timeout");
+    }
+}
+
+/* Ask DNS where d's server is; dns_done goes on from there. */
+static int dns_start(struct s2s_domain *d)
+{
+    struct dns_addr a[DNS_ADDRS_MAX];
+    int n;
+    enum dns_status st = dns_lookup(d->name, dns_done, a, &n);
+    d->resolving = 1;
+    if (st == DNS_PENDING) {
+        return 0;
+    }
+    dns_done(d->name, st, a, n);
+    return d->out ? 0 : -1;
+}
+
 /* An outgoing stream to d, opened now if there is none. Returns 0 when one
  * exists or is coming up; -1 when d cannot be reached (d has failed). */
 static int ensure_out(struct s2s_domain *d)
@@ -436,20 +507,24 @@ static int ensure_out(struct s2s_domain *d)
         domain_failed(d, "remote-server-timeout");
         return -1;
     }
-    if (s2s_resolve(d->name, &ip, &port) < 0) {
+    if (d->resolving) {
+        return 0; /* dns_done connects */
+    }
+    int r = s2s_resolve(d->name, &ip, &port);
+    if (r < 0) {
         log_limited("s2s unknown domains", d->name, L_INFO, "s2s: no route to %s", d->name);
         domain_failed(d, "remote-server-not-found");
         return -1;
     }
-    struct conn *c = conn_connect(&s2s_ops, ip, port);
-    if (!c || !c->s2s) {
+    if (r > 0) {
+        return dns_start(d);
+    }
+    d->naddr = d->next_addr = 0;
+    d->direct_tls = 0;
+    if (connect_to(d, ip, port) < 0) {
         domain_failed(d, "remote-server-timeout");
         return -1;
     }
-    c->s2s->outgoing = 1;
-    c->s2s->dom = d;
-    d->out = c->s2s;
-    log_debug("%s s2s connecting to %s port %d for %s", conn_label(c), ip, port, d->name);
     return 0;
 }
 
@@ -814,6 +889,17 @@ static void out_proceed(struct s2s_stream *s)
     }
     conn_starttls_client(s->conn, t);
     s->restart = 1;
+}
+
+/* XEP-0368: an _xmpps-server address speaks TLS from the first byte; the
+ * stream header follows the handshake (s2s_tls_up), then dialback as after
+ * STARTTLS. TLS starts as after <proceed/>, but no stream is there yet for
+ * the parser to start over from. */
+static void out_direct_tls(struct s2s_stream *s)
+{
+    s->conn->state = CONN_STREAM_OPEN;
+    out_proceed(s);
+    s->restart = 0;
 }
 
 static void out_element(struct s2s_stream *s, struct xml_node *el)
@@ -1296,6 +1382,9 @@ static int s2s_init(void)
             return -1;
         }
     }
+    if (dns_init() < 0) {
+        return -1;
+    }
     /* s2s_port 0 turns federation off both ways: a peer verifies our
      * dialback keys by connecting to that port (XEP-0220 §2.3). */
     if (g_config->s2s_port) {
@@ -1356,6 +1445,9 @@ static void s2s_detach(struct conn *c)
         d->out = NULL;
         if (s->up) {
             log_notice("%s s2s outgoing to %s down: %s", conn_label(c), d->name, why);
+        } else if (c->connecting && connect_next(d) == 0) {
+            log_info("%s s2s outgoing to %s failed: %s: trying its next address", conn_label(c),
+                     d->name, why);
         } else {
             log_notice("%s s2s outgoing to %s failed: %s", conn_label(c), d->name, why);
             domain_failed(d, "remote-server-timeout");
@@ -1397,7 +1489,9 @@ static void s2s_tls_up(struct conn *c)
 static void s2s_connected(struct conn *c)
 {
     struct s2s_stream *s = c->s2s;
-    if (s && s->outgoing) {
+    if (s && s->outgoing && s->dom->direct_tls) {
+        out_direct_tls(s);
+    } else if (s && s->outgoing) {
         c->state = CONN_STREAM_OPEN;
         send_header(s, s->dom->name);
     }

@@ -203,6 +203,10 @@ class Server:
         # between servers started side by side).
         if "s2s_port" not in (extra or {}) and "S2S" not in built_without(self.binary):
             lines.append("s2s_port 0")
+        # Federation DNS (dns.c): tests never ask the machine's resolver
+        # (loopback only); test_83_s2s_dns.py points s2s_resolver at its own.
+        if "s2s_resolver" not in (extra or {}) and "S2S" not in built_without(self.binary):
+            lines.append("s2s_resolver none")
         # As root, allow_root yes unless the test sets allow_root itself; a
         # value of None leaves that key out altogether.
         if os.geteuid() == 0 and "allow_root" not in (extra or {}):

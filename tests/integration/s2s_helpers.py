@@ -412,3 +412,82 @@ def make_signed(d, ca, domain):
                     ca[:-len(".pem")] + ".key", "-CAcreateserial", "-days", "2",
                     "-extfile", ext, "-out", cert], check=True, capture_output=True)
     return cert, key
+
+
+# ---------------------------------------------------------------------------
+# Federation through DNS (dns.c): both servers ask a test DNS responder
+# (dns_helpers.DNSResponder) instead of using static routes.
+# ---------------------------------------------------------------------------
+
+def srv_records(domain, targets):
+    """dns_helpers records for domain's _xmpp-server._tcp SRV: targets is a
+    list of (priority, weight, port, host); every host gets A 127.0.0.1."""
+    recs = {("_xmpp-server._tcp." + domain, 33): list(targets)}
+    for _, _, _, host in targets:
+        recs[(host, 1)] = ["127.0.0.1"]
+    return recs
+
+
+class dns_federation:
+    """Context manager: the fixture's server and a second xmppd
+    (remote.test), no s2s_route on either side: each finds the other through
+    `responder`, which gets records(server's s2s port, remote's s2s port)
+    (a dict as srv_records makes). Returns the remote server."""
+
+    def __init__(self, server, tmp_path, responder, records, extra=None):
+        self.server = server
+        self.tmp_path = tmp_path
+        self.responder = responder
+        self.records = records
+        self.extra = dict(extra or {})
+        self.extra["s2s_resolver"] = responder.address
+
+    def __enter__(self):
+        self.remote = remote_server(self.tmp_path, extra=self.extra)
+        if getattr(self.server, "s2s_port", None) is None:
+            self.server.s2s_port = free_ports(1, self.server.host)[0]
+        recs = self.records(self.server.s2s_port, self.remote.s2s_port)
+        self.responder.records.update({(n.lower(), t): v for (n, t), v in recs.items()})
+        self.remote.start()
+        enable_s2s(self.server, None, self.extra)
+        return self.remote
+
+    def __exit__(self, *exc):
+        problems = self.remote.stop()
+        assert not problems, problems
+
+
+class TcpTrap:
+    """A TCP listener on loopback that only counts the connections it gets
+    (where a forged DNS answer would send the server)."""
+
+    def __init__(self):
+        import threading
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(4)
+        self.port = self.lsock.getsockname()[1]
+        self.hits = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.hits += 1
+            s.close()
+
+    def close(self):
+        self.lsock.close()
+
+
+def prosody_direct_tls(prosody, port):
+    """Give a Prosody (not started) an s2s direct-TLS listener (XEP-0368)."""
+    with open(prosody.conf_path) as f:
+        conf = f.read()
+    assert "s2s_direct_tls_ports = { }" in conf
+    with open(prosody.conf_path, "w") as f:
+        f.write(conf.replace("s2s_direct_tls_ports = { }", "s2s_direct_tls_ports = { %d }" % port))
