@@ -2302,6 +2302,7 @@ static int on_init(struct session *s, struct xml_node *st, const char *bare)
         log_error("muc: cannot serve %s (a component's domain, or too many domains)", muc_domain);
         return 1;
     }
+    router_domain_federate(muc_domain); /* remote occupants (issue 15 item 8) */
     store_room_each(room_restore, NULL, ROOMDOC_MAX);
     log_info("muc: serving %s (%d persistent rooms)", muc_domain, nrooms);
     return 0;

@@ -1,0 +1,338 @@
+"""Group chat over federation (issue 15 item 8): users of another server in
+xmppd's rooms (streams and dialback to conference.DOMAIN; the room's stanzas
+to them authenticated by XEP-0220 sender multiplexing), xmppd users in
+another server's rooms, moderation and limits for remote occupants, the
+s2s `from` checks, and remote occupants removed when their server is gone.
+Against a second xmppd and against a real Prosody with its MUC component."""
+
+import pytest
+
+from im_helpers import error_condition, next_presence, ptype
+from muc_helpers import codes, groupchat_from, join, join_raw, muc_login, room_presence, say
+from s2s_helpers import (NS_DB, FakeAuthoritative, Prosody, RawS2S, enable_s2s, have_prosody,
+                         remote_server, run_logged, write_remote_config)
+from xmpp_helpers import Clients, local, patience, run
+
+REMOTE = "remote.test"
+MUC = "conference.localhost"
+RMUC = "conference." + REMOTE
+
+
+def federate(server, tmp_path, extra=None, remote_users=("carol", "erin")):
+    """The fixture's server (localhost, rooms on conference.localhost) and a
+    second xmppd (remote.test, rooms on conference.remote.test), each with
+    static routes to both domains of the other. Returns the remote, started."""
+    remote = remote_server(tmp_path, users=remote_users)
+    enable_s2s(server, {REMOTE: remote.s2s_port, RMUC: remote.s2s_port}, extra)
+    remote.s2s_routes = {server.domain: server.s2s_port, MUC: server.s2s_port}
+    write_remote_config(remote)
+    remote.start()
+    return remote
+
+
+def stop_clean(remote):
+    problems = remote.stop()
+    assert not problems, problems
+
+
+async def nick_change_and_leave(watcher, mover, room, old, new):
+    """mover changes nick old -> new (XEP-0045 §7.6, 303), then leaves;
+    watcher sees both."""
+    mover.xmpp.send_presence(pto="%s/%s" % (room, new))
+    gone = await room_presence(watcher, "%s/%s" % (room, old), "unavailable", timeout=30)
+    assert 303 in codes(gone), gone
+    await room_presence(watcher, "%s/%s" % (room, new), timeout=30)
+    mover.xmpp.send_presence(pto="%s/%s" % (room, new), ptype="unavailable")
+    await room_presence(watcher, "%s/%s" % (room, new), "unavailable", timeout=30)
+
+
+def test_remote_user_in_local_room(server, tmp_path):
+    remote = federate(server, tmp_path)
+    room = "fed@" + MUC
+    try:
+        async def scenario():
+            async with Clients(server) as cl, Clients(remote) as rcl:
+                alice = await muc_login(cl, "alice")
+                carol = await muc_login(rcl, "carol")
+                await join(alice, room, "Alice")
+                _, _, others, _ = await join(carol, room, "Carol", timeout=30)
+                assert [str(p["from"]) for p in others] == [room + "/Alice"]
+                await room_presence(alice, room + "/Carol", timeout=30)
+                say(alice, room, "hi carol")
+                await groupchat_from(carol, room + "/Alice", lambda m: m["body"] == "hi carol",
+                                     timeout=30)
+                say(carol, room, "hi alice")
+                await groupchat_from(alice, room + "/Carol", lambda m: m["body"] == "hi alice",
+                                     timeout=30)
+                await nick_change_and_leave(alice, carol, room, "Carol", "Caroline")
+
+        run(scenario(), timeout=120)
+    finally:
+        stop_clean(remote)
+    log = server.log_text()
+    assert "s2s incoming from remote.test up" in log
+    assert "conference.localhost authenticated too (dialback)" in log
+
+
+def test_local_user_in_remote_room(server, tmp_path):
+    remote = federate(server, tmp_path)
+    room = "far@" + RMUC
+    try:
+        async def scenario():
+            async with Clients(server) as cl, Clients(remote) as rcl:
+                carol = await muc_login(rcl, "carol")
+                alice = await muc_login(cl, "alice")
+                await join(carol, room, "Carol")
+                _, _, others, _ = await join(alice, room, "Alice", timeout=30)
+                assert [str(p["from"]) for p in others] == [room + "/Carol"]
+                say(carol, room, "welcome")
+                await groupchat_from(alice, room + "/Carol", lambda m: m["body"] == "welcome",
+                                     timeout=30)
+                say(alice, room, "thanks")
+                await groupchat_from(carol, room + "/Alice", lambda m: m["body"] == "thanks",
+                                     timeout=30)
+
+        run(scenario(), timeout=120)
+    finally:
+        stop_clean(remote)
+
+
+def test_local_moderator_kicks_remote_occupant(server, tmp_path):
+    remote = federate(server, tmp_path)
+    room = "kick@" + MUC
+    try:
+        async def scenario():
+            async with Clients(server) as cl, Clients(remote) as rcl:
+                alice = await muc_login(cl, "alice")
+                carol = await muc_login(rcl, "carol")
+                await join(alice, room, "Alice")
+                await join(carol, room, "Carol", timeout=30)
+                await alice.xmpp.plugin["xep_0045"].set_role(room, "Carol", "none",
+                                                             reason="bye")
+                mine = await room_presence(carol, room + "/Carol", "unavailable", timeout=30)
+                assert {307, 110} <= codes(mine), mine
+                seen = await room_presence(alice, room + "/Carol", "unavailable", timeout=30)
+                assert 307 in codes(seen), seen
+                # Out for good: the room sends it nothing more.
+                say(alice, room, "after the kick")
+                await carol.no_message(pred=lambda m: m["body"] == "after the kick")
+
+        run(scenario(), timeout=120)
+    finally:
+        stop_clean(remote)
+
+
+def test_remote_limits(server, tmp_path):
+    """Remote occupants count against muc_max_occupants; a remote bare JID
+    creates at most muc_max_rooms_per_account rooms, as a local account."""
+    remote = federate(server, tmp_path, {"muc_max_occupants": 2,
+                                         "muc_max_rooms_per_account": 1})
+    try:
+        async def scenario():
+            async with Clients(server) as cl, Clients(remote) as rcl:
+                alice = await muc_login(cl, "alice")
+                carol = await muc_login(rcl, "carol")
+                erin = await muc_login(rcl, "erin")
+                full = "full@" + MUC
+                await join(alice, full, "Alice")
+                await join(carol, full, "Carol", timeout=30)
+                join_raw(erin, full, "Erin")
+                p = await next_presence(erin, lambda p: str(p["from"]).startswith(full) and
+                                        ptype(p) == "error", timeout=30)
+                assert error_condition(p) == ("wait", "service-unavailable"), p
+                # carol made no room yet: one is hers, the second is refused.
+                await join(carol, "mine@" + MUC, "Carol", timeout=30)
+                join_raw(carol, "second@" + MUC, "Carol")
+                p = await next_presence(carol, lambda p: str(p["from"]).startswith("second@") and
+                                        ptype(p) == "error", timeout=30)
+                assert error_condition(p) == ("wait", "resource-constraint"), p
+
+        run(scenario(), timeout=120)
+    finally:
+        stop_clean(remote)
+
+
+def test_remote_occupant_removed_when_its_server_is_gone(server, tmp_path):
+    """XEP-0045 §16.5 / status 333: a groupchat message to a remote occupant
+    bounces (remote-server-timeout) once its server cannot be reached, and
+    that removes the occupant instead of keeping a ghost."""
+    remote = federate(server, tmp_path, {"s2s_retry_min": 1})
+    room = "ghost@" + MUC
+    try:
+        async def scenario():
+            async with Clients(server) as cl:
+                alice = await muc_login(cl, "alice")
+                await join(alice, room, "Alice")
+                async with Clients(remote) as rcl:
+                    carol = await muc_login(rcl, "carol")
+                    await join(carol, room, "Carol", timeout=30)
+                    await room_presence(alice, room + "/Carol", timeout=30)
+                # kill -9: no unavailable comes from its side.
+                remote.proc.kill()
+                remote.proc.wait(30)
+                say(alice, room, "anyone there?")
+                gone = await room_presence(alice, room + "/Carol", "unavailable", timeout=60)
+                assert 333 in codes(gone), gone
+
+        run(scenario(), timeout=150)
+    finally:
+        if remote.proc is not None and remote.proc.poll() is None:
+            stop_clean(remote)
+
+
+# ---- hostile peers: the s2s `from` checks, per domain pair ----
+
+def raw_dialback(p, frm, to):
+    """p asks to be frm for our domain `to`; returns the answer's type."""
+    start = len(p.reader.children)
+    p.send("<db:result from='%s' to='%s'>any-key</db:result>" % (frm, to))
+
+    def answers():
+        return [c for c in p.reader.children[start:]
+                if c.tag == "{%s}result" % NS_DB and c.get("to") == frm]
+    p.read_until(lambda r: answers() or r.stream_error is not None, patience(30))
+    got = answers()
+    assert not got or got[0].get("from") == to, got[0].attrib
+    return got[0].get("type") if got else p.reader.stream_error
+
+
+def test_spoofed_remote_occupant_refused(server, tmp_path):
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        # A stream to conference.localhost is answered as conference.localhost,
+        # and its dialback is for that pair.
+        with RawS2S(server, "evil.test", to=MUC) as p:
+            p.open()
+            p.tls()
+            assert raw_dialback(p, "evil.test", MUC) == "valid", p.describe()
+            # Another domain's occupant: invalid-from (RFC 6120 §4.9.3.9).
+            p.send("<presence from='carol@remote.test/x' to='r@%s/Carol'>"
+                   "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % MUC)
+            assert p.stream_error() == "invalid-from"
+        # evil.test proven for localhost only: not for the rooms' domain.
+        with RawS2S(server, "evil.test") as p:
+            p.open()
+            p.tls()
+            assert raw_dialback(p, "evil.test", "localhost") == "valid", p.describe()
+            p.send("<presence from='mallory@evil.test/x' to='r@%s/M'>"
+                   "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % MUC)
+            assert p.stream_error() == "invalid-from"
+        # No peer speaks for our rooms' domain.
+        with RawS2S(server, "evil.test") as p:
+            p.open()
+            p.tls()
+            assert raw_dialback(p, MUC, "localhost") == "invalid-from"
+    finally:
+        fake.close()
+
+
+def test_joined_through_a_proven_pair(server, tmp_path):
+    """The same raw peer, proven for (evil.test, conference.localhost), joins
+    a room: the router hands its presence to the room like a client's."""
+    fake = FakeAuthoritative(tmp_path, "evil.test")
+    try:
+        enable_s2s(server, {"evil.test": fake.port})
+        with RawS2S(server, "evil.test", to=MUC) as p:
+            p.open()
+            p.tls()
+            assert raw_dialback(p, "evil.test", MUC) == "valid", p.describe()
+            p.send("<presence from='mallory@evil.test/x' to='r@%s/M'>"
+                   "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % MUC)
+            # The room answers on our outgoing stream to evil.test, from
+            # conference.localhost once that sender is proven too.
+            end = patience(30)
+            import time
+            t0 = time.time()
+            while time.time() - t0 < end and "r@%s/M" % MUC not in fake.raw:
+                time.sleep(0.1)
+            assert "r@%s/M" % MUC in fake.raw, fake.raw[-2000:]
+            assert any(kind == "result" and "from='%s'" % MUC in attrs
+                       for kind, attrs, _ in fake.seen), fake.seen
+    finally:
+        fake.close()
+
+
+# ---- with a real Prosody and its MUC component ----
+
+XD, PD = "xmppd.test", "prosody.test"
+XMUC, PMUC = "conference." + XD, "conference." + PD
+
+
+@pytest.fixture
+def prosody_fed(tmp_path):
+    if not have_prosody():
+        pytest.skip("prosody or openssl not installed")
+    xmppd = remote_server(tmp_path, domain=XD, users=("alice",))
+    prosody = Prosody(tmp_path, PD, {XD: xmppd.s2s_port, XMUC: xmppd.s2s_port},
+                      tail='Component "%s" "muc"\n' % PMUC)
+    xmppd.s2s_routes = {PD: prosody.s2s_port, PMUC: prosody.s2s_port}
+    write_remote_config(xmppd)
+    xmppd.start()
+    prosody.start()
+    try:
+        yield xmppd, prosody
+    finally:
+        prosody.stop()
+        stop_clean(xmppd)
+
+
+def test_prosody_user_in_xmppd_room(prosody_fed):
+    xmppd, prosody = prosody_fed
+    room = "fed@" + XMUC
+
+    async def scenario():
+        async with Clients(xmppd) as xc, Clients(prosody) as pc:
+            alice = await muc_login(xc, "alice")
+            dave = await muc_login(pc, "dave")
+            await join(alice, room, "Alice")
+            _, _, others, _ = await join(dave, room, "Dave", timeout=30)
+            assert [str(p["from"]) for p in others] == [room + "/Alice"]
+            await room_presence(alice, room + "/Dave", timeout=30)
+            say(alice, room, "hi dave")
+            await groupchat_from(dave, room + "/Alice", lambda m: m["body"] == "hi dave",
+                                 timeout=30)
+            say(dave, room, "hi alice")
+            await groupchat_from(alice, room + "/Dave", lambda m: m["body"] == "hi alice",
+                                 timeout=30)
+            await nick_change_and_leave(alice, dave, room, "Dave", "David")
+
+    run_logged(scenario(), prosody)
+
+
+def test_xmppd_user_in_prosody_room(prosody_fed):
+    xmppd, prosody = prosody_fed
+    room = "far@" + PMUC
+
+    async def scenario():
+        async with Clients(xmppd) as xc, Clients(prosody) as pc:
+            dave = await muc_login(pc, "dave")
+            alice = await muc_login(xc, "alice")
+            await join(dave, room, "Dave")
+            _, _, others, _ = await join(alice, room, "Alice", timeout=30)
+            assert [str(p["from"]) for p in others] == [room + "/Dave"]
+            say(dave, room, "welcome")
+            await groupchat_from(alice, room + "/Dave", lambda m: m["body"] == "welcome",
+                                 timeout=30)
+            say(alice, room, "thanks")
+            await groupchat_from(dave, room + "/Alice", lambda m: m["body"] == "thanks",
+                                 timeout=30)
+
+    run_logged(scenario(), prosody)
+
+
+def test_prosody_user_kicked_by_xmppd_moderator(prosody_fed):
+    xmppd, prosody = prosody_fed
+    room = "kick@" + XMUC
+
+    async def scenario():
+        async with Clients(xmppd) as xc, Clients(prosody) as pc:
+            alice = await muc_login(xc, "alice")
+            dave = await muc_login(pc, "dave")
+            await join(alice, room, "Alice")
+            await join(dave, room, "Dave", timeout=30)
+            await alice.xmpp.plugin["xep_0045"].set_role(room, "Dave", "none")
+            mine = await room_presence(dave, room + "/Dave", "unavailable", timeout=30)
+            assert 307 in codes(mine), mine
+
+    run_logged(scenario(), prosody)
