@@ -721,7 +721,8 @@ static void db_verify_in(struct s2s_stream *s, struct xml_node *el)
     }
     db_key(from, to, id, want);
     int ok = key_matches(xml_text(el), want);
-    send_db(s, "verify", from, id, ok ? "valid" : "invalid", NULL);
+    /* From the domain asked about: the peer matches the answer by it. */
+    send_db_from(s, to, "verify", from, id, ok ? "valid" : "invalid", NULL);
 }
 
 /* Outgoing stream: send the db:verify requests that wait for it. */

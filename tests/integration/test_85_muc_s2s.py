@@ -167,12 +167,13 @@ def test_remote_occupant_removed_when_its_server_is_gone(server, tmp_path):
                     carol = await muc_login(rcl, "carol")
                     await join(carol, room, "Carol", timeout=30)
                     await room_presence(alice, room + "/Carol", timeout=30)
-                # kill -9: no unavailable comes from its side.
-                remote.proc.kill()
-                remote.proc.wait(30)
-                say(alice, room, "anyone there?")
-                gone = await room_presence(alice, room + "/Carol", "unavailable", timeout=60)
-                assert 333 in codes(gone), gone
+                    # kill -9: no unavailable comes from its side.
+                    remote.proc.kill()
+                    remote.proc.wait(30)
+                    say(alice, room, "anyone there?")
+                    gone = await room_presence(alice, room + "/Carol", "unavailable",
+                                               timeout=60)
+                    assert 333 in codes(gone), gone
 
         run(scenario(), timeout=150)
     finally:
