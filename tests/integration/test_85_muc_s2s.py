@@ -266,7 +266,7 @@ def prosody_fed(tmp_path):
         pytest.skip("prosody or openssl not installed")
     xmppd = remote_server(tmp_path, domain=XD, users=("alice",))
     prosody = Prosody(tmp_path, PD, {XD: xmppd.s2s_port, XMUC: xmppd.s2s_port},
-                      tail='Component "%s" "muc"\n' % PMUC)
+                      tail='Component "%s" "muc"\n    muc_room_locking = false\n' % PMUC)
     xmppd.s2s_routes = {PD: prosody.s2s_port, PMUC: prosody.s2s_port}
     write_remote_config(xmppd)
     xmppd.start()
