@@ -196,6 +196,8 @@ static const struct option options[] = {
     INT(muc_max_affiliations, 1, 1000000, LIMIT_MUC_MAX_AFFILIATIONS, 1),
     /* Group commit (store.c): fsyncs at once. */
     INT(store_sync_threads, 1, 64, LIMIT_STORE_SYNC_THREADS, 1),
+    /* MUC over s2s (issue 15 item 8): rooms of one remote domain's users. */
+    INT(muc_max_rooms_per_domain, 0, 1000000, LIMIT_MUC_ROOMS_PER_DOMAIN, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -177,6 +177,8 @@ struct config {
     int muc_max_affiliations;
     /* Group commit (store.c). */
     int store_sync_threads; /* fsyncs issued at once by a turn's group commit */
+    /* MUC over s2s (issue 15 item 8). */
+    int muc_max_rooms_per_domain;
 };
 
 /* Fill every field with its default. */

@@ -191,5 +191,10 @@
 /* Group commit (store.c, issue 13 perf): fsyncs issued at once, so that a turn
  * that appended to many archives waits for about one disk flush, not one each. */
 #define LIMIT_STORE_SYNC_THREADS 8 /* store_sync_threads: 1 = one after the other */
+/* MUC over s2s (issue 15 item 8): another server mints bare JIDs at will, so
+ * its users' rooms are also counted per domain, or one server could take all
+ * of muc_max_rooms. */
+#define LIMIT_MUC_ROOMS_PER_DOMAIN 20 /* muc_max_rooms_per_domain: rooms made by users
+                                         of one remote domain */
 
 #endif

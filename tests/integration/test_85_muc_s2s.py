@@ -124,9 +124,12 @@ def test_local_moderator_kicks_remote_occupant(server, tmp_path):
 
 def test_remote_limits(server, tmp_path):
     """Remote occupants count against muc_max_occupants; a remote bare JID
-    creates at most muc_max_rooms_per_account rooms, as a local account."""
+    creates at most muc_max_rooms_per_account rooms, as a local account, and
+    all users of one remote domain at most muc_max_rooms_per_domain."""
     remote = federate(server, tmp_path, {"muc_max_occupants": 2,
-                                         "muc_max_rooms_per_account": 1})
+                                         "muc_max_rooms_per_account": 1,
+                                         "muc_max_rooms_per_domain": 2},
+                      remote_users=("carol", "erin", "frank"))
     try:
         async def scenario():
             async with Clients(server) as cl, Clients(remote) as rcl:
@@ -146,6 +149,16 @@ def test_remote_limits(server, tmp_path):
                 p = await next_presence(carol, lambda p: str(p["from"]).startswith("second@") and
                                         ptype(p) == "error", timeout=30)
                 assert error_condition(p) == ("wait", "resource-constraint"), p
+                # erin's first room is the domain's second; frank's is one too many.
+                await join(erin, "hers@" + MUC, "Erin", timeout=30)
+                frank = await muc_login(rcl, "frank")
+                join_raw(frank, "his@" + MUC, "Frank")
+                p = await next_presence(frank, lambda p: str(p["from"]).startswith("his@") and
+                                        ptype(p) == "error", timeout=30)
+                assert error_condition(p) == ("wait", "resource-constraint"), p
+                # Our own accounts are not counted with them.
+                bob = await muc_login(cl, "bob")
+                await join(bob, "ours@" + MUC, "Bob")
 
         run(scenario(), timeout=120)
     finally:
