@@ -5,6 +5,8 @@ another server's rooms, moderation and limits for remote occupants, the
 s2s `from` checks, and remote occupants removed when their server is gone.
 Against a second xmppd and against a real Prosody with its MUC component."""
 
+import time
+
 import pytest
 
 from im_helpers import error_condition, next_presence, ptype
@@ -46,80 +48,73 @@ async def nick_change_and_leave(watcher, mover, room, old, new):
     await room_presence(watcher, "%s/%s" % (room, new), "unavailable", timeout=30)
 
 
-def test_remote_user_in_local_room(server, tmp_path):
+async def guest_joins_and_talks(host, guest, room, hnick, gnick):
+    """host makes room (on host's server), guest (of the other server) joins
+    it and sees host there; a groupchat message goes each way."""
+    await join(host, room, hnick)
+    _, _, others, _ = await join(guest, room, gnick, timeout=30)
+    assert [str(p["from"]) for p in others] == ["%s/%s" % (room, hnick)]
+    await room_presence(host, "%s/%s" % (room, gnick), timeout=30)
+    for a, an, b in ((host, hnick, guest), (guest, gnick, host)):
+        body = "from " + an
+        say(a, room, body)
+        await groupchat_from(b, "%s/%s" % (room, an), lambda m: m["body"] == body, timeout=30)
+
+
+def with_remote(server, tmp_path, body):
+    """body(alice of localhost, carol of remote.test), both with xep_0045,
+    the two servers federated (federate)."""
     remote = federate(server, tmp_path)
-    room = "fed@" + MUC
     try:
         async def scenario():
             async with Clients(server) as cl, Clients(remote) as rcl:
                 alice = await muc_login(cl, "alice")
                 carol = await muc_login(rcl, "carol")
-                await join(alice, room, "Alice")
-                _, _, others, _ = await join(carol, room, "Carol", timeout=30)
-                assert [str(p["from"]) for p in others] == [room + "/Alice"]
-                await room_presence(alice, room + "/Carol", timeout=30)
-                say(alice, room, "hi carol")
-                await groupchat_from(carol, room + "/Alice", lambda m: m["body"] == "hi carol",
-                                     timeout=30)
-                say(carol, room, "hi alice")
-                await groupchat_from(alice, room + "/Carol", lambda m: m["body"] == "hi alice",
-                                     timeout=30)
-                await nick_change_and_leave(alice, carol, room, "Carol", "Caroline")
+                await body(alice, carol)
 
         run(scenario(), timeout=120)
     finally:
         stop_clean(remote)
+
+
+def test_remote_user_in_local_room(server, tmp_path):
+    room = "fed@" + MUC
+
+    async def body(alice, carol):
+        await guest_joins_and_talks(alice, carol, room, "Alice", "Carol")
+        await nick_change_and_leave(alice, carol, room, "Carol", "Caroline")
+
+    with_remote(server, tmp_path, body)
     log = server.log_text()
     assert "s2s incoming from remote.test up" in log
     assert "conference.localhost authenticated too (dialback)" in log
 
 
 def test_local_user_in_remote_room(server, tmp_path):
-    remote = federate(server, tmp_path)
     room = "far@" + RMUC
-    try:
-        async def scenario():
-            async with Clients(server) as cl, Clients(remote) as rcl:
-                carol = await muc_login(rcl, "carol")
-                alice = await muc_login(cl, "alice")
-                await join(carol, room, "Carol")
-                _, _, others, _ = await join(alice, room, "Alice", timeout=30)
-                assert [str(p["from"]) for p in others] == [room + "/Carol"]
-                say(carol, room, "welcome")
-                await groupchat_from(alice, room + "/Carol", lambda m: m["body"] == "welcome",
-                                     timeout=30)
-                say(alice, room, "thanks")
-                await groupchat_from(carol, room + "/Alice", lambda m: m["body"] == "thanks",
-                                     timeout=30)
 
-        run(scenario(), timeout=120)
-    finally:
-        stop_clean(remote)
+    async def body(alice, carol):
+        await guest_joins_and_talks(carol, alice, room, "Carol", "Alice")
+
+    with_remote(server, tmp_path, body)
 
 
 def test_local_moderator_kicks_remote_occupant(server, tmp_path):
-    remote = federate(server, tmp_path)
     room = "kick@" + MUC
-    try:
-        async def scenario():
-            async with Clients(server) as cl, Clients(remote) as rcl:
-                alice = await muc_login(cl, "alice")
-                carol = await muc_login(rcl, "carol")
-                await join(alice, room, "Alice")
-                await join(carol, room, "Carol", timeout=30)
-                await alice.xmpp.plugin["xep_0045"].set_role(room, "Carol", "none",
-                                                             reason="bye")
-                mine = await room_presence(carol, room + "/Carol", "unavailable", timeout=30)
-                assert {307, 110} <= codes(mine), mine
-                seen = await room_presence(alice, room + "/Carol", "unavailable", timeout=30)
-                assert 307 in codes(seen), seen
-                # Out for good: the room sends it nothing more.
-                say(alice, room, "after the kick")
-                await carol.no_message(pred=lambda m: m["body"] == "after the kick")
 
-        run(scenario(), timeout=120)
-    finally:
-        stop_clean(remote)
+    async def body(alice, carol):
+        await join(alice, room, "Alice")
+        await join(carol, room, "Carol", timeout=30)
+        await alice.xmpp.plugin["xep_0045"].set_role(room, "Carol", "none", reason="bye")
+        mine = await room_presence(carol, room + "/Carol", "unavailable", timeout=30)
+        assert {307, 110} <= codes(mine), mine
+        seen = await room_presence(alice, room + "/Carol", "unavailable", timeout=30)
+        assert 307 in codes(seen), seen
+        # Out for good: the room sends it nothing more.
+        say(alice, room, "after the kick")
+        await carol.no_message(pred=lambda m: m["body"] == "after the kick")
+
+    with_remote(server, tmp_path, body)
 
 
 def test_remote_limits(server, tmp_path):
@@ -210,61 +205,67 @@ def raw_dialback(p, frm, to):
     return got[0].get("type") if got else p.reader.stream_error
 
 
-def test_spoofed_remote_occupant_refused(server, tmp_path):
+def proven_peer(server, frm, to):
+    """A raw s2s peer on a stream to our domain `to`, asking dialback for
+    (frm, to); returns it and the answer's type."""
+    p = RawS2S(server, "evil.test", to=to)
+    p.open()
+    p.tls()
+    return p, raw_dialback(p, frm, to)
+
+
+def join_as(p, frm, nick):
+    p.send("<presence from='%s' to='r@%s/%s'><x xmlns='http://jabber.org/protocol/muc'/>"
+           "</presence>" % (frm, MUC, nick))
+
+
+@pytest.fixture
+def evil(server, tmp_path):
+    """evil.test's authoritative server says yes to every key."""
     fake = FakeAuthoritative(tmp_path, "evil.test")
     try:
         enable_s2s(server, {"evil.test": fake.port})
-        # A stream to conference.localhost is answered as conference.localhost,
-        # and its dialback is for that pair.
-        with RawS2S(server, "evil.test", to=MUC) as p:
-            p.open()
-            p.tls()
-            assert raw_dialback(p, "evil.test", MUC) == "valid", p.describe()
-            # Another domain's occupant: invalid-from (RFC 6120 §4.9.3.9).
-            p.send("<presence from='carol@remote.test/x' to='r@%s/Carol'>"
-                   "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % MUC)
-            assert p.stream_error() == "invalid-from"
-        # evil.test proven for localhost only: not for the rooms' domain.
-        with RawS2S(server, "evil.test") as p:
-            p.open()
-            p.tls()
-            assert raw_dialback(p, "evil.test", "localhost") == "valid", p.describe()
-            p.send("<presence from='mallory@evil.test/x' to='r@%s/M'>"
-                   "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % MUC)
-            assert p.stream_error() == "invalid-from"
-        # No peer speaks for our rooms' domain.
-        with RawS2S(server, "evil.test") as p:
-            p.open()
-            p.tls()
-            assert raw_dialback(p, MUC, "localhost") == "invalid-from"
+        yield fake
     finally:
         fake.close()
 
 
-def test_joined_through_a_proven_pair(server, tmp_path):
-    """The same raw peer, proven for (evil.test, conference.localhost), joins
-    a room: the router hands its presence to the room like a client's."""
-    fake = FakeAuthoritative(tmp_path, "evil.test")
-    try:
-        enable_s2s(server, {"evil.test": fake.port})
-        with RawS2S(server, "evil.test", to=MUC) as p:
-            p.open()
-            p.tls()
-            assert raw_dialback(p, "evil.test", MUC) == "valid", p.describe()
-            p.send("<presence from='mallory@evil.test/x' to='r@%s/M'>"
-                   "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % MUC)
-            # The room answers on our outgoing stream to evil.test, from
-            # conference.localhost once that sender is proven too.
-            end = patience(30)
-            import time
-            t0 = time.time()
-            while time.time() - t0 < end and "r@%s/M" % MUC not in fake.raw:
-                time.sleep(0.1)
-            assert "r@%s/M" % MUC in fake.raw, fake.raw[-2000:]
-            assert any(kind == "result" and "from='%s'" % MUC in attrs
-                       for kind, attrs, _ in fake.seen), fake.seen
-    finally:
-        fake.close()
+def test_spoofed_remote_occupant_refused(server, evil):
+    # A stream to conference.localhost is answered as conference.localhost,
+    # and its dialback is for that pair. Another domain's occupant:
+    # invalid-from (RFC 6120 §4.9.3.9).
+    p, got = proven_peer(server, "evil.test", MUC)
+    with p:
+        assert got == "valid", p.describe()
+        join_as(p, "carol@remote.test/x", "Carol")
+        assert p.stream_error() == "invalid-from"
+    # evil.test proven for localhost only: not for the rooms' domain.
+    p, got = proven_peer(server, "evil.test", "localhost")
+    with p:
+        assert got == "valid", p.describe()
+        join_as(p, "mallory@evil.test/x", "M")
+        assert p.stream_error() == "invalid-from"
+    # No peer speaks for our rooms' domain.
+    p, got = proven_peer(server, MUC, "localhost")
+    with p:
+        assert got == "invalid-from"
+
+
+def test_joined_through_a_proven_pair(server, evil):
+    """A raw peer proven for (evil.test, conference.localhost) joins a room:
+    the router hands its presence to the room like a client's, and the room
+    answers on our outgoing stream to evil.test, from conference.localhost
+    once that sender is proven too (XEP-0220 §4.3.1)."""
+    p, got = proven_peer(server, "evil.test", MUC)
+    with p:
+        assert got == "valid", p.describe()
+        join_as(p, "mallory@evil.test/x", "M")
+        end = time.time() + patience(30)
+        while time.time() < end and "r@%s/M" % MUC not in evil.raw:
+            time.sleep(0.1)
+        assert "r@%s/M" % MUC in evil.raw, evil.raw[-2000:]
+        assert any(kind == "result" and "from='%s'" % MUC in attrs
+                   for kind, attrs, _ in evil.seen), evil.seen
 
 
 # ---- with a real Prosody and its MUC component ----
@@ -291,62 +292,46 @@ def prosody_fed(tmp_path):
         stop_clean(xmppd)
 
 
-def test_prosody_user_in_xmppd_room(prosody_fed):
-    xmppd, prosody = prosody_fed
-    room = "fed@" + XMUC
+def with_prosody(fed, body):
+    """body(alice of xmppd.test, dave of prosody.test), both with xep_0045."""
+    xmppd, prosody = fed
 
     async def scenario():
         async with Clients(xmppd) as xc, Clients(prosody) as pc:
             alice = await muc_login(xc, "alice")
             dave = await muc_login(pc, "dave")
-            await join(alice, room, "Alice")
-            _, _, others, _ = await join(dave, room, "Dave", timeout=30)
-            assert [str(p["from"]) for p in others] == [room + "/Alice"]
-            await room_presence(alice, room + "/Dave", timeout=30)
-            say(alice, room, "hi dave")
-            await groupchat_from(dave, room + "/Alice", lambda m: m["body"] == "hi dave",
-                                 timeout=30)
-            say(dave, room, "hi alice")
-            await groupchat_from(alice, room + "/Dave", lambda m: m["body"] == "hi alice",
-                                 timeout=30)
-            await nick_change_and_leave(alice, dave, room, "Dave", "David")
+            await body(alice, dave)
 
     run_logged(scenario(), prosody)
+
+
+def test_prosody_user_in_xmppd_room(prosody_fed):
+    room = "fed@" + XMUC
+
+    async def body(alice, dave):
+        await guest_joins_and_talks(alice, dave, room, "Alice", "Dave")
+        await nick_change_and_leave(alice, dave, room, "Dave", "David")
+
+    with_prosody(prosody_fed, body)
 
 
 def test_xmppd_user_in_prosody_room(prosody_fed):
-    xmppd, prosody = prosody_fed
     room = "far@" + PMUC
 
-    async def scenario():
-        async with Clients(xmppd) as xc, Clients(prosody) as pc:
-            dave = await muc_login(pc, "dave")
-            alice = await muc_login(xc, "alice")
-            await join(dave, room, "Dave")
-            _, _, others, _ = await join(alice, room, "Alice", timeout=30)
-            assert [str(p["from"]) for p in others] == [room + "/Dave"]
-            say(dave, room, "welcome")
-            await groupchat_from(alice, room + "/Dave", lambda m: m["body"] == "welcome",
-                                 timeout=30)
-            say(alice, room, "thanks")
-            await groupchat_from(dave, room + "/Alice", lambda m: m["body"] == "thanks",
-                                 timeout=30)
+    async def body(alice, dave):
+        await guest_joins_and_talks(dave, alice, room, "Dave", "Alice")
 
-    run_logged(scenario(), prosody)
+    with_prosody(prosody_fed, body)
 
 
 def test_prosody_user_kicked_by_xmppd_moderator(prosody_fed):
-    xmppd, prosody = prosody_fed
     room = "kick@" + XMUC
 
-    async def scenario():
-        async with Clients(xmppd) as xc, Clients(prosody) as pc:
-            alice = await muc_login(xc, "alice")
-            dave = await muc_login(pc, "dave")
-            await join(alice, room, "Alice")
-            await join(dave, room, "Dave", timeout=30)
-            await alice.xmpp.plugin["xep_0045"].set_role(room, "Dave", "none")
-            mine = await room_presence(dave, room + "/Dave", "unavailable", timeout=30)
-            assert 307 in codes(mine), mine
+    async def body(alice, dave):
+        await join(alice, room, "Alice")
+        await join(dave, room, "Dave", timeout=30)
+        await alice.xmpp.plugin["xep_0045"].set_role(room, "Dave", "none")
+        mine = await room_presence(dave, room + "/Dave", "unavailable", timeout=30)
+        assert 307 in codes(mine), mine
 
-    run_logged(scenario(), prosody)
+    with_prosody(prosody_fed, body)
