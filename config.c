@@ -209,6 +209,8 @@ static const struct option options[] = {
     INT(s2s_dns_tries, 1, 10, LIMIT_S2S_DNS_TRIES, 0),
     INT(s2s_dns_max_pending, 1, 10000, LIMIT_S2S_DNS_MAX_PENDING, 0),
     INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0),
+    /* MUC over s2s (issue 15 item 8): rooms of one remote domain's users. */
+    INT(muc_max_rooms_per_domain, 0, 1000000, LIMIT_MUC_ROOMS_PER_DOMAIN, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -194,6 +194,8 @@ struct config {
     int s2s_dns_tries;       /* sends of one query before it counts as unanswered */
     int s2s_dns_max_pending; /* domains looked up at once */
     int s2s_dns_cache_size;  /* domains whose answer is kept (0 = no cache) */
+    /* MUC over s2s (issue 15 item 8). */
+    int muc_max_rooms_per_domain;
 };
 
 /* Fill every field with its default. */

@@ -202,6 +202,11 @@
 #define LIMIT_S2S_DNS_NEGATIVE_TTL 60  /* compile-time: seconds "no such domain" is kept */
 #define LIMIT_S2S_DNS_RESOLV_CONF "/etc/resolv.conf" /* compile-time: where the default
                                                         resolver is read */
+/* MUC over s2s (issue 15 item 8): another server mints bare JIDs at will, so
+ * its users' rooms are also counted per domain, or one server could take all
+ * of muc_max_rooms. */
+#define LIMIT_MUC_ROOMS_PER_DOMAIN 20 /* muc_max_rooms_per_domain: rooms made by users
+                                         of one remote domain */
 
 /* Federation hardening (s2s review): one address may have this many dialback
  * keys waiting per remote domain, of LIMIT_S2S_DIALBACK_PENDING, so that one

@@ -572,6 +572,26 @@ static int rooms_created_by(const char *bare)
     return n;
 }
 
+/* MUC over s2s: the rooms made by users of creator's domain when that is
+ * another server's (muc_max_rooms_per_domain), else -1 (our own accounts
+ * have muc_max_rooms_per_account only). */
+static int rooms_of_remote_domain(const char *creator)
+{
+    const char *at = strchr(creator, '@');
+    const char *dom = at ? at + 1 : creator;
+    if (strcmp(dom, g_config->domain) == 0) {
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            const char *a = strchr(r->creator, '@');
+            n += strcmp(a ? a + 1 : r->creator, dom) == 0;
+        }
+    }
+    return n;
+}
+
 /* A new room for creator (XEP-0045 §10.1). Like Prosody and ejabberd, an
  * instant room is open at once (no locked state until the owner confirms):
  * returns NULL with *cond set when a limit says no. */
@@ -579,7 +599,8 @@ static struct room *room_create(const char *jid, const char *creator, const char
 {
     *cond = "resource-constraint";
     if (nrooms >= g_config->muc_max_rooms ||
-        rooms_created_by(creator) >= g_config->muc_max_rooms_per_account) {
+        rooms_created_by(creator) >= g_config->muc_max_rooms_per_account ||
+        rooms_of_remote_domain(creator) >= g_config->muc_max_rooms_per_domain) {
         log_limited("muc room limit", creator, L_NOTICE, "muc: %s may not create %s: room limit",
                     creator, jid);
         return NULL;
@@ -2720,6 +2741,7 @@ static int on_init(struct session *s, struct xml_node *st, const char *bare)
         log_error("muc: cannot serve %s (a component's domain, or too many domains)", muc_domain);
         return 1;
     }
+    router_domain_federate(muc_domain); /* remote occupants (issue 15 item 8) */
     store_room_each(room_restore, NULL, ROOMDOC_MAX);
     log_info("muc: serving %s (%d persistent rooms)", muc_domain, nrooms);
     return 0;

@@ -606,6 +606,7 @@ static struct {
     char *domain;
     router_domain_fn deliver;
     void *ud;
+    int federated; /* served over s2s too (router_domain_federate) */
 } domains[LIMIT_ROUTER_DOMAINS];
 static int ndomains;
 
@@ -629,6 +630,7 @@ int router_domain_add(const char *domain, router_domain_fn deliver, void *ud)
         return -1;
     }
     domains[ndomains].deliver = deliver;
+    domains[ndomains].federated = 0;
     domains[ndomains++].ud = ud;
     return 0;
 }
@@ -644,6 +646,24 @@ void router_domain_del(const char *domain)
 }
 
 static router_domain_fn remote_deliver;
+
+/* MUC over s2s (issue 15 item 8): in-process domains other servers may
+ * address, and that may send to them. */
+int router_domain_federate(const char *domain)
+{
+    int i = domain_find(domain, strlen(domain));
+    if (i < 0) {
+        return -1;
+    }
+    domains[i].federated = 1;
+    return 0;
+}
+
+int router_domain_federated(const char *domain)
+{
+    int i = domain_find(domain, strlen(domain));
+    return i >= 0 && domains[i].federated;
+}
 
 int router_domain_serves(const char *jid)
 {

@@ -120,5 +120,14 @@ void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud);
  * (RFC 6120 §8.3.3.16; presence is dropped). Stanzas that arrive from a
  * domain's stream are never passed on to another remote domain. */
 void router_remote_set(router_domain_fn deliver, void *ud);
+/* MUC over s2s (issue 15 item 8): a registered domain served in-process
+ * (muc.c) asks to be reachable from other servers: s2s then accepts streams
+ * and dialback to it, and authenticates it as a sender (XEP-0220 §4.3.1
+ * sender multiplexing) for what it sends them. Components are not: what
+ * they send never leaves for another server (router_route_domain), so their
+ * remote contacts would get no answer. federate returns -1 when domain is
+ * not registered; federated says 1 for such a domain. */
+int router_domain_federate(const char *domain);
+int router_domain_federated(const char *domain);
 
 #endif

@@ -51,6 +51,7 @@ struct pending_verify {
     int sent;
     time_t at; /* when the key came */
     char addr[sizeof(((struct conn *)0)->addr)]; /* the peer's address (per-address cap) */
+    char local[CONFIG_STR_MAX]; /* the domain of ours the key was for (MUC over s2s) */
 };
 
 /* A remote domain we talk to: its outgoing stream, what waits for it, and
@@ -76,6 +77,18 @@ struct s2s_domain {
     struct dns_addr addr[DNS_ADDRS_MAX];
     int naddr, next_addr;
     int direct_tls; /* the stream being opened starts with TLS (XEP-0368) */
+    /* MUC over s2s: our other domains (muc_domain) that send on `out` too
+     * (XEP-0220 §4.3.1 sender multiplexing), and their stanzas that wait
+     * for that dialback (bounded with the queue above). */
+    struct sender {
+        char name[CONFIG_STR_MAX];
+        int state; /* SND_NONE, SND_SENT, SND_VALID, SND_REFUSED: this stream's */
+        time_t at; /* when its db:result went */
+    } snd[LIMIT_S2S_STREAM_DOMAINS];
+    int nsnd;
+    struct queued *xhead;
+    int nx;
+    size_t xbytes;
 };
 
 /* One s2s connection's stream state (struct conn's s2s). */
@@ -93,6 +106,9 @@ struct s2s_stream {
     char id[STREAM_ID_MAX + 1]; /* incoming: ours; outgoing: the peer's */
     char authed[LIMIT_S2S_STREAM_DOMAINS][CONFIG_STR_MAX]; /* incoming: proven domains */
     int nauthed;
+    char authed_to[LIMIT_S2S_STREAM_DOMAINS][CONFIG_STR_MAX]; /* ... each for this domain of
+                                                               * ours (XEP-0220 pairs) */
+    char local[CONFIG_STR_MAX]; /* incoming: the domain of ours its header named */
     int nwaiting;  /* incoming: its db:results waiting for verification */
     time_t opened;
     time_t last_out;
@@ -127,6 +143,14 @@ static int ext_out_features(struct s2s_stream *s, struct xml_node *el);
 static void ext_out_sasl(struct s2s_stream *s, struct xml_node *el);
 static void ext_init(void);
 static int ext_cert_required(const char *domain);
+static void senders_take(struct s2s_domain *d, const char *origin, const char *cond);
+static int deliver_sender(struct s2s_domain *d, const struct xml_node *st);
+static void senders_request(struct s2s_domain *d);
+static void senders_flush(struct s2s_domain *d);
+static int sender_answer(struct s2s_stream *s, struct xml_node *el);
+static void senders_reset(struct s2s_domain *d);
+static void senders_expire(struct s2s_domain *d);
+static int pair_authed(const struct s2s_stream *s, const struct jid *from, const struct jid *to);
 
 /* ---- helpers ---- */
 
@@ -208,7 +232,8 @@ static void send_header(struct s2s_stream *s, const char *to)
     }
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER "' "
                  "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "' from='");
-    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    const char *me = s->local[0] ? s->local : g_config->domain;
+    buf_append_xml(&b, me, strlen(me));
     if (to && to[0]) {
         buf_puts(&b, "' to='");
         buf_append_xml(&b, to, strlen(to));
@@ -257,14 +282,15 @@ static void stream_end(struct s2s_stream *s, const char *why)
     conn_close(s->conn, 1);
 }
 
-/* A dialback element: <db:NAME from to [id] [type]>key</db:NAME>. */
-static void send_db(struct s2s_stream *s, const char *name, const char *to, const char *id,
-                    const char *type, const char *key)
+/* A dialback element: <db:NAME from to [id] [type]>key</db:NAME>, from
+ * one of our domains (the server's, or muc_domain's: MUC over s2s). */
+static void send_db_from(struct s2s_stream *s, const char *from, const char *name,
+                         const char *to, const char *id, const char *type, const char *key)
 {
     struct buf b;
     buf_init(&b, 0);
     buf_printf(&b, "<db:%s from='", name);
-    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    buf_append_xml(&b, from, strlen(from));
     buf_puts(&b, "' to='");
     buf_append_xml(&b, to, strlen(to));
     if (id) {
@@ -283,6 +309,19 @@ static void send_db(struct s2s_stream *s, const char *name, const char *to, cons
     }
     send_buf(s, &b);
     buf_free(&b);
+}
+
+static void send_db(struct s2s_stream *s, const char *name, const char *to, const char *id,
+                    const char *type, const char *key)
+{
+    send_db_from(s, g_config->domain, name, to, id, type, key);
+}
+
+/* MUC over s2s: a domain we serve to other servers, the server's own or an
+ * in-process one that asked for it (router_domain_federate: muc_domain). */
+static int hosted(const char *domain)
+{
+    return strcmp(domain, g_config->domain) == 0 || router_domain_federated(domain);
 }
 
 /* A stanza on a stream that is up: written without a namespace of its own so
@@ -391,6 +430,7 @@ static void domain_failed(struct s2s_domain *d, const char *cond)
         answer_verify(d, k, "error");
     }
     bounce_queue(d, cond);
+    senders_take(d, NULL, cond); /* MUC over s2s: what waited for a multiplexed sender */
 }
 
 static int queue_stanza(struct s2s_domain *d, const struct xml_node *st)
@@ -557,6 +597,9 @@ static int deliver(const struct xml_node *st, void *ud)
         }
         return 0;
     }
+    if (deliver_sender(d, st) == 0) {
+        return 0; /* MUC over s2s: from muc_domain, on the same stream */
+    }
     if (d->out && d->out->up) {
         if (send_stanza(d->out, st) < 0 && !presence) {
             router_bounce_sender(st, "wait", "remote-server-timeout");
@@ -614,6 +657,11 @@ static void send_db_error(struct s2s_stream *s, const char *to, const char *why)
  * it authenticates, holds more than that many connections. */
 static void incoming_add(struct s2s_domain *d, struct conn *c)
 {
+    for (int i = 0; i < d->nin; i++) {
+        if (d->in[i].fd == c->fd && d->in[i].conn_id == c->id) {
+            return; /* proven again for another domain of ours (MUC over s2s) */
+        }
+    }
     if (d->nin >= g_config->s2s_max_incoming_per_domain) {
         struct conn *old = conn_find(d->in[0].fd, d->in[0].conn_id);
         if (old && old->s2s) {
@@ -651,9 +699,10 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
         struct s2s_stream *in = c->s2s;
         in->nwaiting--;
         if (strcmp(type, "valid") == 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
+            snprintf(in->authed_to[in->nauthed], CONFIG_STR_MAX, "%s", p->local);
             snprintf(in->authed[in->nauthed++], CONFIG_STR_MAX, "%s", d->name);
             incoming_add(d, c);
-            send_db(in, "result", d->name, NULL, "valid", NULL);
+            send_db_from(in, p->local, "result", d->name, NULL, "valid", NULL);
             if (in->nauthed == 1) {
                 conn_authenticated(c); /* off the unauthenticated caps */
             }
@@ -665,7 +714,7 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
             /* XEP-0220 §2.4: invalid ends the stream. */
             log_limited("s2s dialback", c->addr, L_NOTICE, "%s s2s dialback for %s: invalid key",
                         conn_label(c), d->name);
-            send_db(in, "result", d->name, NULL, "invalid", NULL);
+            send_db_from(in, p->local, "result", d->name, NULL, "invalid", NULL);
             c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
             stream_end(in, "dialback key invalid");
         } else {
@@ -675,11 +724,14 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
     d->pv[k] = d->pv[--d->npv];
 }
 
-/* A key of stream s for d waits for the authoritative server's answer. */
-static int key_pending(const struct s2s_domain *d, const struct s2s_stream *s)
+/* A key of stream s for d, to our domain local, waits for the authoritative
+ * server's answer. */
+static int key_pending(const struct s2s_domain *d, const struct s2s_stream *s,
+                       const char *local)
 {
     for (int k = 0; k < d->npv; k++) {
-        if (d->pv[k].fd == s->conn->fd && d->pv[k].conn_id == s->conn->id) {
+        if (d->pv[k].fd == s->conn->fd && d->pv[k].conn_id == s->conn->id &&
+            strcmp(d->pv[k].local, local) == 0) {
             return 1;
         }
     }
@@ -707,11 +759,11 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         stream_error(s, "improper-addressing");
         return;
     }
-    if (strcmp(to, g_config->domain) != 0) {
+    if (!hosted(to)) {
         stream_error(s, "host-unknown");
         return;
     }
-    if (strcmp(from, g_config->domain) == 0) {
+    if (hosted(from)) {
         stream_error(s, "invalid-from"); /* no peer speaks for us */
         return;
     }
@@ -723,8 +775,8 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         return;
     }
     for (int i = 0; i < s->nauthed; i++) {
-        if (strcmp(s->authed[i], from) == 0) {
-            send_db(s, "result", from, NULL, "valid", NULL); /* asked twice */
+        if (strcmp(s->authed[i], from) == 0 && strcmp(s->authed_to[i], to) == 0) {
+            send_db_from(s, to, "result", from, NULL, "valid", NULL); /* asked twice */
             return;
         }
     }
@@ -737,7 +789,7 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         return;
     }
     struct s2s_domain *d = domain_get(from);
-    if (d && key_pending(d, s)) {
+    if (d && key_pending(d, s, to)) {
         return; /* asked again while the first is checked: that answer will do */
     }
     if (d && !d->out && d->retry_at > g_now) {
@@ -770,6 +822,7 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     snprintf(p->addr, sizeof(p->addr), "%s", s->conn->addr);
     snprintf(p->stream_id, sizeof(p->stream_id), "%s", s->id);
     snprintf(p->key, sizeof(p->key), "%s", key);
+    snprintf(p->local, sizeof(p->local), "%s", to);
     s->nwaiting++;
     if (ensure_out(d) == 0) {
         out_send_verifies(d);
@@ -789,13 +842,14 @@ static void db_verify_in(struct s2s_stream *s, struct xml_node *el)
         stream_error(s, "improper-addressing");
         return;
     }
-    if (strcmp(to, g_config->domain) != 0) {
+    if (!hosted(to)) {
         stream_error(s, "host-unknown");
         return;
     }
     db_key(from, to, id, want);
     int ok = key_matches(xml_text(el), want);
-    send_db(s, "verify", from, id, ok ? "valid" : "invalid", NULL);
+    /* From the domain asked about: the peer matches the answer by it. */
+    send_db_from(s, to, "verify", from, id, ok ? "valid" : "invalid", NULL);
 }
 
 /* Outgoing stream: send the db:verify requests that wait for it. */
@@ -808,7 +862,8 @@ static void out_send_verifies(struct s2s_domain *d)
     for (int k = 0; k < d->npv; k++) {
         if (!d->pv[k].sent) {
             d->pv[k].sent = 1;
-            send_db(o, "verify", d->name, d->pv[k].stream_id, NULL, d->pv[k].key);
+            send_db_from(o, d->pv[k].local, "verify", d->name, d->pv[k].stream_id, NULL,
+                         d->pv[k].key);
         }
     }
 }
@@ -841,6 +896,7 @@ static void out_up(struct s2s_stream *s)
                s->external ? "EXTERNAL" : "dialback",
                s->verified ? " (certificate verified)" : " (certificate not verified)");
     flush_queue(s->dom);
+    senders_flush(s->dom);
 }
 
 static void out_features(struct s2s_stream *s, struct xml_node *el)
@@ -877,6 +933,7 @@ static void out_dialback(struct s2s_stream *s)
     db_key(s->dom->name, g_config->domain, s->id, key);
     send_db(s, "result", s->dom->name, NULL, NULL, key);
     out_send_verifies(s->dom);
+    senders_request(s->dom);
 }
 
 static void out_proceed(struct s2s_stream *s)
@@ -906,6 +963,9 @@ static void out_element(struct s2s_stream *s, struct xml_node *el)
 {
     const char *name = xml_name(el);
     const char *ns = xml_ns(el);
+    if (sender_answer(s, el)) {
+        return; /* the answer for one of our other domains (MUC over s2s) */
+    }
     if (strcmp(ns, XML_NS_STREAM) == 0 && strcmp(name, "features") == 0) {
         out_features(s, el);
     } else if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "proceed") == 0 && !s->tls) {
@@ -978,12 +1038,7 @@ static void in_stanza(struct s2s_stream *s, struct xml_node *st)
         stream_error(s, "improper-addressing");
         return;
     }
-    int ok = 0;
-    for (int i = 0; i < s->nauthed; i++) {
-        ok |= strlen(s->authed[i]) == jf.domain_len &&
-              memcmp(s->authed[i], jf.domain, jf.domain_len) == 0;
-    }
-    if (!ok) {
+    if (!pair_authed(s, &jf, &jt)) {
         stream_error(s, "invalid-from");
         return;
     }
@@ -1021,6 +1076,247 @@ static void in_element(struct s2s_stream *s, struct xml_node *el)
     }
 }
 
+/* ---- MUC over s2s (issue 15 item 8): our other domains on one stream ----
+ * Rooms (muc_domain) send to remote occupants from room@muc_domain/nick. The
+ * peer accepts those only once muc_domain, too, is proven on the stream:
+ * XEP-0220 §4.3.1 sender multiplexing, a second db:result from=muc_domain on
+ * our outgoing stream (Prosody takes it, and so do we, per domain pair).
+ * Their stanzas wait in a queue of their own until it is valid, so that the
+ * server's own traffic never waits for it. */
+
+enum { SND_NONE, SND_SENT, SND_VALID, SND_REFUSED };
+
+/* The domain of st's from when it is one of our other federated domains
+ * (into out); -1 otherwise. */
+static int sender_origin(const struct xml_node *st, char *out, size_t sz)
+{
+    char from[JID_MAX + 1];
+    struct jid j;
+    if (jid_parse(xml_attr(st, "from"), from, sizeof(from), &j) < 0 || j.domain_len >= sz) {
+        return -1;
+    }
+    snprintf(out, sz, "%.*s", (int)j.domain_len, j.domain);
+    return strcmp(out, g_config->domain) != 0 && router_domain_federated(out) ? 0 : -1;
+}
+
+static struct sender *sender_get(struct s2s_domain *d, const char *origin)
+{
+    for (int k = 0; k < d->nsnd; k++) {
+        if (strcmp(d->snd[k].name, origin) == 0) {
+            return &d->snd[k];
+        }
+    }
+    if (d->nsnd == LIMIT_S2S_STREAM_DOMAINS) {
+        return NULL;
+    }
+    struct sender *x = &d->snd[d->nsnd++];
+    memset(x, 0, sizeof(*x));
+    snprintf(x->name, sizeof(x->name), "%s", origin);
+    return x;
+}
+
+static void bounce_cond(const struct xml_node *st, const char *cond)
+{
+    if (strcmp(xml_name(st), "presence") != 0) {
+        router_bounce_sender(st, strcmp(cond, "remote-server-not-found") == 0 ? "cancel" : "wait",
+                             cond);
+    }
+}
+
+/* The queued stanzas from origin (all when NULL) leave the queue: sent on the
+ * stream when cond is NULL, else bounced with cond (presence dropped). */
+static void senders_take(struct s2s_domain *d, const char *origin, const char *cond)
+{
+    struct queued **pp = &d->xhead;
+    while (*pp) {
+        struct queued *q = *pp;
+        char o[CONFIG_STR_MAX];
+        if (origin && (sender_origin(q->st, o, sizeof(o)) < 0 || strcmp(o, origin) != 0)) {
+            pp = &q->next;
+            continue;
+        }
+        *pp = q->next;
+        d->nx--;
+        d->xbytes -= q->bytes;
+        if (cond) {
+            bounce_cond(q->st, cond);
+        } else if (send_stanza(d->out, q->st) < 0) {
+            bounce_cond(q->st, "remote-server-timeout");
+        }
+        xml_free(q->st);
+        free(q);
+    }
+}
+
+static int sender_queue(struct s2s_domain *d, const struct xml_node *st)
+{
+    size_t bytes = xml_footprint(st);
+    if (d->nqueued + d->nx >= g_config->s2s_max_queued ||
+        d->qbytes + d->xbytes + bytes > (size_t)g_config->s2s_max_queued_bytes) {
+        return -1;
+    }
+    struct queued *q = calloc(1, sizeof(*q)), **pp = &d->xhead;
+    if (!q || !(q->st = xml_copy(st))) {
+        free(q);
+        return -1;
+    }
+    q->bytes = bytes;
+    while (*pp) {
+        pp = &(*pp)->next; /* in order: a room's presence before its messages */
+    }
+    *pp = q;
+    d->nx++;
+    d->xbytes += bytes;
+    return 0;
+}
+
+/* deliver() for a stanza from one of our other domains: 0 when taken (sent,
+ * queued or bounced), -1 when st is from the server's own domain. */
+static int deliver_sender(struct s2s_domain *d, const struct xml_node *st)
+{
+    char origin[CONFIG_STR_MAX];
+    if (sender_origin(st, origin, sizeof(origin)) < 0) {
+        return -1;
+    }
+    struct sender *x = sender_get(d, origin);
+    const char *cond = NULL;
+    if (x && x->state == SND_VALID && d->out && d->out->up) {
+        if (send_stanza(d->out, st) < 0) {
+            bounce_cond(st, "remote-server-timeout");
+        }
+        return 0;
+    }
+    if (!x) {
+        cond = "resource-constraint";
+    } else if (x->state == SND_REFUSED) {
+        cond = "remote-server-timeout"; /* XEP-0220 §2.4.2, until the stream is new */
+    } else if (!d->out && d->retry_at > g_now) {
+        cond = d->fail_cond;
+    } else if (sender_queue(d, st) < 0) {
+        log_limited("s2s queue full", d->name, L_NOTICE,
+                    "s2s: queue for %s full (s2s_max_queued/_bytes): stanza bounced", d->name);
+        cond = "resource-constraint";
+    }
+    if (cond) {
+        bounce_cond(st, cond);
+        return 0;
+    }
+    if (ensure_out(d) == 0) {
+        senders_request(d);
+    }
+    return 0;
+}
+
+/* Our db:result for each other domain with stanzas waiting, once the stream
+ * takes dialback (XEP-0185 key, as for the server's own domain). */
+static void senders_request(struct s2s_domain *d)
+{
+    struct s2s_stream *o = d->out;
+    if (!o || !o->can_verify) {
+        return;
+    }
+    for (int k = 0; k < d->nsnd; k++) {
+        struct sender *x = &d->snd[k];
+        if (x->state == SND_NONE) {
+            char key[65];
+            db_key(d->name, x->name, o->id, key);
+            send_db_from(o, x->name, "result", d->name, NULL, NULL, key);
+            x->state = SND_SENT;
+            x->at = g_now;
+        }
+    }
+}
+
+static void senders_flush(struct s2s_domain *d)
+{
+    for (int k = 0; d->out && d->out->up && k < d->nsnd; k++) {
+        if (d->snd[k].state == SND_VALID) {
+            senders_take(d, d->snd[k].name, NULL);
+        }
+    }
+}
+
+/* The peer's answer to one of our other domains' db:result; 0 when el is not
+ * one (out_element handles it). */
+static int sender_answer(struct s2s_stream *s, struct xml_node *el)
+{
+    char to[CONFIG_STR_MAX];
+    if (!s->can_verify || strcmp(xml_ns(el), NS_DB) != 0 || strcmp(xml_name(el), "result") != 0 ||
+        norm_domain(xml_attr(el, "to"), to, sizeof(to)) < 0 ||
+        strcmp(to, g_config->domain) == 0) {
+        return 0;
+    }
+    struct s2s_domain *d = s->dom;
+    for (int k = 0; k < d->nsnd; k++) {
+        struct sender *x = &d->snd[k];
+        if (strcmp(x->name, to) != 0 || x->state != SND_SENT) {
+            continue;
+        }
+        const char *type = xml_attr(el, "type");
+        if (type && strcmp(type, "valid") == 0) {
+            x->state = SND_VALID;
+            log_info("%s s2s outgoing to %s: %s authenticated too (dialback)", conn_label(s->conn),
+                     d->name, x->name);
+            senders_flush(d);
+        } else {
+            x->state = SND_REFUSED;
+            log_notice("%s s2s outgoing to %s: dialback for %s refused", conn_label(s->conn),
+                       d->name, x->name);
+            senders_take(d, x->name, "remote-server-timeout");
+        }
+        return 1;
+    }
+    return 1; /* an answer we did not ask for (XEP-0220 §5.1: unsolicited): ignored */
+}
+
+/* The outgoing stream went: its dialback state goes with it; what waits asks
+ * again on the next stream. */
+static void senders_reset(struct s2s_domain *d)
+{
+    for (int k = 0; k < d->nsnd; k++) {
+        d->snd[k].state = SND_NONE;
+    }
+    if (d->nx && !d->out && d->retry_at <= g_now) {
+        ensure_out(d);
+    } else if (d->nx && !d->out) {
+        senders_take(d, NULL, d->fail_cond ? d->fail_cond : "remote-server-timeout");
+    }
+}
+
+/* A db:result of ours that the peer has not answered within s2s_timeout:
+ * its stanzas are bounced (XEP-0220 §2.4.2, remote-server-timeout). */
+static void senders_expire(struct s2s_domain *d)
+{
+    for (int k = 0; k < d->nsnd; k++) {
+        struct sender *x = &d->snd[k];
+        if (x->state == SND_SENT && g_now - x->at > g_config->s2s_timeout) {
+            x->state = SND_REFUSED;
+            senders_take(d, x->name, "remote-server-timeout");
+        }
+    }
+}
+
+/* Incoming: the stanza's (from, to) domain pair was proven on s (XEP-0220:
+ * dialback is per pair; a `to` that is not ours at all is the router's to
+ * refuse, since nothing is relayed). */
+static int pair_authed(const struct s2s_stream *s, const struct jid *from, const struct jid *to)
+{
+    char td[CONFIG_STR_MAX];
+    if (to->domain_len >= sizeof(td)) {
+        return 0;
+    }
+    snprintf(td, sizeof(td), "%.*s", (int)to->domain_len, to->domain);
+    int ours = hosted(td);
+    for (int i = 0; i < s->nauthed; i++) {
+        if (strlen(s->authed[i]) == from->domain_len &&
+            memcmp(s->authed[i], from->domain, from->domain_len) == 0 &&
+            (!ours || strcmp(s->authed_to[i], td) == 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- parser callbacks ---- */
 
 static int on_stream_open(void *ud, const struct xml_node *root)
@@ -1044,10 +1340,12 @@ static int on_stream_open(void *ud, const struct xml_node *root)
     }
     /* RFC 6120 §4.9.3.6: a 'to' we do not serve is host-unknown. */
     if (xml_attr(root, "to") &&
-        (norm_domain(xml_attr(root, "to"), to, sizeof(to)) < 0 ||
-         strcmp(to, g_config->domain) != 0)) {
+        (norm_domain(xml_attr(root, "to"), to, sizeof(to)) < 0 || !hosted(to))) {
         stream_error(s, "host-unknown");
         return -1;
+    }
+    if (xml_attr(root, "to")) {
+        snprintf(s->local, sizeof(s->local), "%s", to); /* we answer as it */
     }
     /* RFC 6120 §4.7.1: 'from' SHOULD be there; when it is, it must be a
      * domain (improper-addressing, as Prosody says). */
@@ -1286,6 +1584,10 @@ static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
         }
         return;
     }
+    /* The certificate proves the peer for the stream it opened to us, i.e.
+     * the pair (peer, the domain of ours its header named). */
+    snprintf(s->authed_to[s->nauthed], CONFIG_STR_MAX, "%s",
+             s->local[0] ? s->local : g_config->domain);
     snprintf(s->authed[s->nauthed++], CONFIG_STR_MAX, "%s", s->peer);
     incoming_add(d, c);
     if (s->nauthed == 1) {
@@ -1452,6 +1754,7 @@ static void s2s_detach(struct conn *c)
             log_notice("%s s2s outgoing to %s failed: %s", conn_label(c), d->name, why);
             domain_failed(d, "remote-server-timeout");
         }
+        senders_reset(d);
         if (d->nqueued) {
             ensure_out(d); /* stanzas that came after it went down */
         }
@@ -1519,6 +1822,7 @@ static void s2s_tick(struct conn *c)
     time_t last = c->last_read > s->last_out ? c->last_read : s->last_out;
     if (s->outgoing) {
         expire_verifies(s->dom);
+        senders_expire(s->dom);
     }
     if (!ready && g_now - s->opened > g_config->s2s_timeout) {
         if (s->outgoing) {

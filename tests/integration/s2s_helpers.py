@@ -190,7 +190,7 @@ class Prosody:
     ports; accounts in internal_plain storage. Looks enough like the xmppd
     Server for xmpp_helpers.Clients (domain, host, c2s_port, password)."""
 
-    def __init__(self, tmp, domain, routes, users=("dave",)):
+    def __init__(self, tmp, domain, routes, users=("dave",), tail=""):
         self.dir = os.path.join(str(tmp), "prosody-" + domain)
         self.domain = domain
         self.host = "127.0.0.1"
@@ -237,6 +237,7 @@ VirtualHost "%(domain)s"
 """ % {"dir": self.dir, "data": data, "c2s": self.c2s_port, "s2s": self.s2s_port,
        "routes": " ".join('["%s"] = { "127.0.0.1", %d };' % r for r in routes.items()),
        "log": self.log_path, "cert": cert, "key": key, "domain": domain})
+            f.write(tail)  # more config after the host (test_85: a MUC component)
 
     def jid(self, user, resource=None):
         j = "%s@%s" % (user, self.domain)
