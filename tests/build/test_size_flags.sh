@@ -32,6 +32,17 @@ out=$(dry SMALL=1 LDFLAGS=-L/nowhere) || bad "SMALL=1 refused"
 echo "$out" | grep -- "-o $tmp/xmppd " | grep -q -- "-flto" && ok ||
 	bad "SMALL=1 with LDFLAGS links without -flto"
 
+# DT_RELR only where the linker does it: RELR=no, and mipsel's ld (which
+# warns that it ignores it) never sees it.
+out=$(dry RELR=no) || bad "RELR=no refused"
+echo "$out" | grep -- "-o $tmp/xmppd " | grep -q -- "pack-relative-relocs" &&
+	bad "RELR=no still packs relocations" || ok
+if command -v mipsel-linux-gnu-gcc > /dev/null; then
+	out=$(dry CC=mipsel-linux-gnu-gcc) || bad "CC=mipsel-linux-gnu-gcc refused"
+	echo "$out" | grep -- "-o $tmp/xmppd " | grep -q -- "pack-relative-relocs" &&
+		bad "mipsel links with -z pack-relative-relocs, which its ld ignores" || ok
+fi
+
 out=$(dry CFLAGS="-O0 -g") || bad "CFLAGS=-O0 refused"
 compile "$out" pie.c | grep -q -- "-Os" && bad "CFLAGS=-O0 still builds pie.c -Os" || ok
 out=$(dry COLD_CFLAGS=) || bad "COLD_CFLAGS= refused"
