@@ -4,7 +4,10 @@
 #   CC, CFLAGS (default -O2 -g), LDFLAGS, PREFIX (/usr/local), DESTDIR, BINDIR,
 #   SYSCONFDIR, MANDIR, STRIP
 #   SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer
-#   SMALL=1      optimise for size, drop unused sections
+#   SMALL=1      optimise for size (-Os everywhere, link-time optimisation)
+#   COLD_CFLAGS  added after CFLAGS for the files not in HOT_SRCS (-Os when
+#                CFLAGS has -O2, as by default; empty: -O2 throughout)
+#   RELR=no      no packed relative relocations (default: when the linker can)
 #   WITH_EPOLL=yes  use the Linux epoll loop backend (default: portable poll())
 #   O=DIR/       objects and the binary go to DIR/ (make check builds the
 #                all-off router build into .min/ this way)
@@ -109,8 +112,11 @@ endif
 # an -O2 build -O2 throughout.
 HOT_SRCS = server.c loop_poll.c loop_epoll.c xml.c buf.c router.c jid.c precis.c sha_ni.c \
 	store.c mam.c hooks.c blocking.c sasl.c c2s.c
+# (Not in SANITIZE=1 builds, which keep their flags for the tests.)
 ifneq ($(filter -O2,$(CFLAGS)),)
+ifneq ($(SANITIZE),1)
 COLD_CFLAGS ?= -Os
+endif
 endif
 COLD_CFLAGS ?=
 

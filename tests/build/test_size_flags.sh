@@ -50,6 +50,7 @@ compile "$out" pie.c | grep -q -- "-Os" && bad "COLD_CFLAGS= still builds pie.c 
 out=$(dry SANITIZE=1) || bad "SANITIZE=1 refused"
 compile "$out" xml.c | grep -q -- "-fno-asynchronous-unwind-tables" &&
 	bad "SANITIZE=1 without unwind tables" || ok
+compile "$out" pie.c | grep -q -- "-Os" && bad "SANITIZE=1 builds pie.c -Os" || ok
 
 # Every hot file exists (a rename must not silently make it cold).
 for f in $(make -C "$top" -s -f Makefile -f - print-hot <<'MK'
