@@ -1,0 +1,64 @@
+#!/bin/sh
+# Size without losing speed (issue 16): an -O2 build compiles the files of
+# HOT_SRCS at -O2 and every other file with -Os after it; any other CFLAGS
+# level applies to every file; every build but SANITIZE=1 drops unused
+# sections and unwind tables, even when LDFLAGS is set on the command line
+# (as cross builds and tools/sizes.sh do). Only `make -n`, objects pointed at
+# a scratch directory. Prints "N passed, N failed".
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d /tmp/xmppd-size-flags.XXXXXX) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+dry() { make -C "$top" -n -B O="$tmp/" "$@" "$tmp/xmppd" 2>&1; }
+# compile LINES FILE: the command that compiles FILE
+compile() { echo "$1" | grep -- " -c -o [^ ]* $2\$"; }
+
+out=$(dry) || bad "default build refused"
+compile "$out" pie.c | grep -q -- "-O2 .* -Os -c" && ok || bad "cold pie.c not -Os"
+compile "$out" xml.c | grep -q -- "-Os" && bad "hot xml.c built -Os" || ok
+compile "$out" xml.c | grep -q -- "-O2" && ok || bad "hot xml.c not -O2"
+compile "$out" xml.c | grep -q -- "-fno-asynchronous-unwind-tables" && ok ||
+	bad "no -fno-asynchronous-unwind-tables"
+compile "$out" xml.c | grep -q -- "-ffunction-sections" && ok || bad "no -ffunction-sections"
+echo "$out" | grep -- "-o $tmp/xmppd " | grep -q -- "--gc-sections" && ok || bad "link without --gc-sections"
+
+out=$(dry LDFLAGS=-L/nowhere) || bad "LDFLAGS=-L/nowhere refused"
+echo "$out" | grep -- "-o $tmp/xmppd " | grep -q -- "-L/nowhere.*--gc-sections" && ok ||
+	bad "LDFLAGS on the command line loses --gc-sections"
+out=$(dry SMALL=1 LDFLAGS=-L/nowhere) || bad "SMALL=1 refused"
+echo "$out" | grep -- "-o $tmp/xmppd " | grep -q -- "-flto" && ok ||
+	bad "SMALL=1 with LDFLAGS links without -flto"
+
+# DT_RELR only where the linker does it: RELR=no, and mipsel's ld (which
+# warns that it ignores it) never sees it.
+out=$(dry RELR=no) || bad "RELR=no refused"
+echo "$out" | grep -- "-o $tmp/xmppd " | grep -q -- "pack-relative-relocs" &&
+	bad "RELR=no still packs relocations" || ok
+if command -v mipsel-linux-gnu-gcc > /dev/null; then
+	out=$(dry CC=mipsel-linux-gnu-gcc) || bad "CC=mipsel-linux-gnu-gcc refused"
+	echo "$out" | grep -- "-o $tmp/xmppd " | grep -q -- "pack-relative-relocs" &&
+		bad "mipsel links with -z pack-relative-relocs, which its ld ignores" || ok
+fi
+
+out=$(dry CFLAGS="-O0 -g") || bad "CFLAGS=-O0 refused"
+compile "$out" pie.c | grep -q -- "-Os" && bad "CFLAGS=-O0 still builds pie.c -Os" || ok
+out=$(dry COLD_CFLAGS=) || bad "COLD_CFLAGS= refused"
+compile "$out" pie.c | grep -q -- "-Os" && bad "COLD_CFLAGS= still builds pie.c -Os" || ok
+out=$(dry SANITIZE=1) || bad "SANITIZE=1 refused"
+compile "$out" xml.c | grep -q -- "-fno-asynchronous-unwind-tables" &&
+	bad "SANITIZE=1 without unwind tables" || ok
+compile "$out" pie.c | grep -q -- "-Os" && bad "SANITIZE=1 builds pie.c -Os" || ok
+
+# Every hot file exists (a rename must not silently make it cold).
+for f in $(make -C "$top" -s -f Makefile -f - print-hot <<'MK'
+print-hot: ; @echo $(HOT_SRCS)
+MK
+); do
+	[ -f "$top/$f" ] && ok || bad "HOT_SRCS names $f, which does not exist"
+done
+
+echo "tests/build/test_size_flags.sh: $passed passed, $failed failed"
+[ "$failed" = 0 ]
