@@ -209,6 +209,16 @@ static const struct option options[] = {
     INT(s2s_dns_tries, 1, 10, LIMIT_S2S_DNS_TRIES, 0),
     INT(s2s_dns_max_pending, 1, 10000, LIMIT_S2S_DNS_MAX_PENDING, 0),
     INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0),
+    /* HTTP server (issue 14, http.c). */
+    INT(http_port, 0, 65535, LIMIT_HTTP_PORT, 0),
+    INT(https_port, 0, 65535, LIMIT_HTTPS_PORT, 0),
+    STR(http_interface, "127.0.0.1", 0, check_address),
+    INT(http_request_timeout, 1, 3600, LIMIT_HTTP_REQUEST_TIMEOUT, 1),
+    INT(http_idle_timeout, 1, 86400, LIMIT_HTTP_IDLE_TIMEOUT, 1),
+    INT(http_max_request_line, 64, 1048576, LIMIT_HTTP_MAX_REQUEST_LINE, 0),
+    INT(http_max_header_bytes, 256, 1048576, LIMIT_HTTP_MAX_HEADER_BYTES, 0),
+    INT(http_max_headers, 4, 10000, LIMIT_HTTP_MAX_HEADERS, 0),
+    INT(http_max_body, 0, 1073741824, LIMIT_HTTP_MAX_BODY, 0),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -637,6 +647,9 @@ static const struct {
     {"MUC", "muc_"},
     /* XEP-0078 (legacy.c) */
     {"LEGACY_AUTH", "legacy_auth"},
+    /* HTTP server (issue 14, http.c) */
+    {"HTTP", "http_"},
+    {"HTTP", "https_port"},
 };
 
 static const char without[] = XMPPD_WITHOUT;
