@@ -368,36 +368,42 @@ static void end_of_line(struct http_parser *p)
     p->line_bytes = 0;
 }
 
+/* CR LF, or a lone LF (RFC 9112 §2.2), ends a line; a CR followed by
+ * anything else is refused. Returns 1 when ch was CR or LF (*eol set for
+ * the LF that ends the line), 0 for any other byte, -1 after fail(). */
+static int crlf(struct http_parser *p, char ch, int *eol)
+{
+    *eol = 0;
+    if (p->cr && ch != '\n') {
+        fail(p, 400, "bare CR");
+        return -1;
+    }
+    p->cr = ch == '\r';
+    *eol = ch == '\n';
+    return ch == '\r' || ch == '\n';
+}
+
 /* One byte of a line state (S_START, S_LINE, S_HEADER, S_TRAILER). */
 static void line_byte(struct http_parser *p, char ch)
 {
-    if (p->cr && ch != '\n') {
-        fail(p, 400, "bare CR"); /* §2.2 */
-        return;
-    }
-    if (p->state == S_START) {
-        if (ch == '\r' || ch == '\n') {
-            p->cr = ch == '\r';
-            return;
-        }
-        p->state = S_LINE;
+    if (p->state == S_START && ch != '\r' && ch != '\n' && !p->cr) {
+        p->state = S_LINE; /* empty lines before the request line are skipped */
     }
     if (p->state == S_LINE) {
         if (ch != '\r' && ch != '\n' && ++p->line_bytes > p->lim.line_max) {
             fail(p, 414, "request line too long");
             return;
         }
-    } else if (++p->header_bytes > p->lim.header_max) {
+    } else if (p->state != S_START && ++p->header_bytes > p->lim.header_max) {
         fail(p, 431, "header section too large");
         return;
     }
-    if (ch == '\r') {
-        p->cr = 1;
-        return;
-    }
-    p->cr = 0;
-    if (ch == '\n') {
-        end_of_line(p);
+    int eol;
+    int r = crlf(p, ch, &eol);
+    if (r != 0) {
+        if (eol && p->state != S_START) {
+            end_of_line(p);
+        }
         return;
     }
     if (ch == '\0') {
@@ -432,16 +438,12 @@ static void chunk_line_end(struct http_parser *p)
 
 static void chunk_byte(struct http_parser *p, char ch)
 {
-    if (p->cr && ch != '\n') {
-        fail(p, 400, "bare CR in a chunk line");
+    int eol;
+    int r = crlf(p, ch, &eol);
+    if (r < 0 || (r && !eol)) {
         return;
     }
-    if (ch == '\r') {
-        p->cr = 1;
-        return;
-    }
-    p->cr = 0;
-    if (ch == '\n') {
+    if (eol) {
         if (p->state == S_CHUNK_SIZE && p->line_bytes == 0) {
             fail(p, 400, "empty chunk size");
             return;

@@ -86,11 +86,3 @@ def status_line(answer):
 def codes(answer):
     """The status codes of every response in answer, in order."""
     return [int(c) for c in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)]
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0

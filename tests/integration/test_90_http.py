@@ -10,7 +10,8 @@ import time
 import pytest
 
 from conftest import built_without
-from http_helpers import codes, get, raw, read_all, rss_kib, status_line, with_http
+from http_helpers import codes, get, raw, read_all, status_line, with_http
+from limits_helpers import rss_kib
 from xmpp_helpers import patience
 
 XRD_NS = "http://docs.oasis-open.org/ns/xri/xrd-1.0"
