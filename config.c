@@ -941,6 +941,23 @@ static int check_whole(const struct config *c, const int *lines, const char *pat
         return fail(err, errsz, path, LATER(find_option("muc_domain"), find_option("domain")),
                     "muc_domain must differ from domain");
     }
+    /* HTTP (issue 14): its two listeners must not take a port another
+     * listener binds (the second bind would stop the start-up). */
+    if (!compiled_without("HTTP")) {
+        const int taken[] = {c->c2s_port, c->c2s_tls_port, c->s2s_port,
+                             c->component.n ? c->component_port : 0};
+        const int web[2] = {c->http_port, c->https_port};
+        int clash = web[0] && web[0] == web[1];
+        for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+            clash |= taken[i] && (taken[i] == web[0] || taken[i] == web[1]);
+        }
+        if (clash) {
+            return fail(err, errsz, path,
+                        LATER(find_option("http_port"), find_option("https_port")),
+                        "http_port and https_port must differ from each other and from c2s_port, "
+                        "c2s_tls_port, s2s_port and component_port");
+        }
+    }
 #undef LATER
 #undef LINE_OF
     return 0;
