@@ -81,6 +81,7 @@ static const char *reason(int status)
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 417: return "Expectation Failed";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -112,10 +113,13 @@ static void send_answer(struct http_conn *h, int status, const char *type, const
     char date[40];
     http_date(date, sizeof(date));
     buf_init(&b, 0);
+    /* RFC 9112 §9.3: an HTTP/1.0 client keeps the connection only when told */
+    const char *conn = close ? "Connection: close\r\n"
+                       : h->p.minor == 0 ? "Connection: keep-alive\r\n" : "";
     buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                    "Cache-Control: %s\r\n%s%s\r\n",
                status, reason(status), date, type, len, cache ? cache : "no-store",
-               extra ? extra : "", close ? "Connection: close\r\n" : "");
+               extra ? extra : "", conn);
     if (!head) {
         buf_append(&b, body, len);
     }
@@ -330,6 +334,11 @@ static void http_feed(struct conn *c, const char *data, size_t len)
             return;
         }
         if (h->p.result != HTTP_DONE) {
+            if (h->p.expect_continue) {
+                /* RFC 9110 §10.1.1: the limits passed; let the body come */
+                conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                h->p.expect_continue = 0;
+            }
             return;
         }
         log_debug("%s HTTP %s %s", conn_label(c), h->p.method, h->p.target);

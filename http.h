@@ -47,6 +47,8 @@ struct http_parser {
     int minor;          /* HTTP/1.minor */
     int keep_alive;     /* the connection may carry another request */
     int chunked;
+    int expect_continue; /* the header section is read, a body is to come, and
+                            the client waits for "100 Continue" (RFC 9110 §10.1.1) */
 };
 
 /* Allocate the parser's buffers for lim. Returns 0, or -1 (out of memory). */

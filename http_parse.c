@@ -66,6 +66,7 @@ void http_parser_reset(struct http_parser *p)
     p->minor = 1;
     p->keep_alive = 0;
     p->chunked = 0;
+    p->expect_continue = 0;
 }
 
 static void fail(struct http_parser *p, int status, const char *why)
@@ -262,7 +263,7 @@ static int grow_body(struct http_parser *p, size_t more)
 }
 
 /* The header section is complete: decide how long the body is (§6.3). */
-static void end_of_headers(struct http_parser *p)
+static void body_length(struct http_parser *p)
 {
     int hosts = http_header_count(p, "host");
     if (hosts > 1 || (p->minor == 1 && hosts == 0)) {
@@ -337,6 +338,19 @@ static void end_of_headers(struct http_parser *p)
     }
     p->remaining = n;
     p->state = S_BODY;
+}
+
+/* RFC 9110 §10.1.1: 100-continue is the only expectation; a client that
+ * sends it waits for "100 Continue" before a body (HTTP/1.1 only). */
+static void end_of_headers(struct http_parser *p)
+{
+    const char *expect = http_header(p, "expect");
+    if (expect && ascii_casecmp(expect, "100-continue") != 0) {
+        fail(p, 417, "unknown expectation");
+        return;
+    }
+    body_length(p);
+    p->expect_continue = expect && p->minor == 1 && p->result == HTTP_MORE;
 }
 
 /* A complete line (CRLF or LF removed) at head[line_start..head_len). */

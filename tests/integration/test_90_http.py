@@ -69,6 +69,37 @@ def test_http_1_0_closes_after_the_answer(web):
     assert status_line(out) == 200 and b"Connection: close\r\n" in out
 
 
+def test_http_1_0_keep_alive_is_confirmed(web):
+    """An HTTP/1.0 client keeps the connection only when the answer says
+    Connection: keep-alive (RFC 9112 §9.3, appendix C.2.2)."""
+    with socket.create_connection((web.host, web.http_port), timeout=patience(5)) as s:
+        for _ in range(2):
+            s.sendall(b"GET /.well-known/host-meta.json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            out = read_all(s, 5, wait_close=False)
+            assert status_line(out) == 200 and b"Connection: keep-alive\r\n" in out, out
+
+
+def test_expect_100_continue(web):
+    """RFC 9110 §10.1.1: a client that waits for 100 Continue before its body
+    gets it; then the final answer."""
+    with socket.create_connection((web.host, web.http_port), timeout=patience(5)) as s:
+        s.sendall(b"POST /.well-known/host-meta HTTP/1.1\r\nHost: a\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        s.settimeout(patience(5))
+        first = b""
+        while b"\r\n\r\n" not in first:
+            chunk = s.recv(4096)
+            assert chunk, first
+            first += chunk
+        assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first
+        s.sendall(b"hello")
+        out = first[len(b"HTTP/1.1 100 Continue\r\n\r\n"):] + read_all(s, 5, wait_close=False)
+        assert status_line(out) == 405, out
+    out = raw(web, b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                   b"Content-Length: 5000\r\n\r\n")
+    assert status_line(out) == 413  # a final answer instead of 100
+
+
 def test_head_has_no_body(web):
     out = raw(web, b"HEAD /.well-known/host-meta HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert status_line(out) == 200

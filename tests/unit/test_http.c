@@ -224,6 +224,33 @@ static void test_pipelining(void)
     http_parser_free(&p);
 }
 
+/* RFC 9110 §10.1.1: Expect: 100-continue is flagged once the header section
+ * is read and a body is still to come; any other expectation gets 417. */
+static void test_expect(void)
+{
+    struct http_parser p;
+    const char *head = "PUT /u HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n"
+                       "Content-Length: 2\r\n\r\n";
+    CHECK(http_parser_init(&p, &lim) == 0);
+    CHECK(http_parser_feed(&p, head, strlen(head)) == strlen(head));
+    CHECK(p.result == HTTP_MORE && p.expect_continue == 1);
+    http_parser_feed(&p, "ok", 2);
+    CHECK(p.result == HTTP_DONE);
+    http_parser_reset(&p);
+    CHECK(p.expect_continue == 0);
+    /* no body, or HTTP/1.0: nothing to wait for */
+    const char *nobody = "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n";
+    http_parser_feed(&p, nobody, strlen(nobody));
+    CHECK(p.result == HTTP_DONE && p.expect_continue == 0);
+    http_parser_reset(&p);
+    const char *old = "PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
+    http_parser_feed(&p, old, strlen(old));
+    CHECK(p.result == HTTP_MORE && p.expect_continue == 0);
+    http_parser_free(&p);
+    CHECK(status_of("PUT / HTTP/1.1\r\nHost: a\r\nExpect: tea\r\nContent-Length: 1\r\n\r\nx") ==
+          417);
+}
+
 int main(void)
 {
     test_simple();
@@ -232,5 +259,6 @@ int main(void)
     test_bodies();
     test_smuggling();
     test_pipelining();
+    test_expect();
     TEST_REPORT();
 }
