@@ -37,6 +37,8 @@
 #   WITH_MUC         XEP-0045 multi-user chat (muc.c)
 #   WITH_LEGACY_AUTH XEP-0078 non-SASL login, jabber:iq:auth (legacy.c), for old
 #                    clients and Tsung's stock scenarios; the legacy_auth option
+#   WITH_HTTP        HTTP/1.1 server in the loop (http.c http_parse.c): http_port,
+#                    https_port, XEP-0156 host-meta; WebSocket/BOSH/admin build on it
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -127,7 +129,7 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP
 WITH_ALL ?= yes
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
@@ -157,6 +159,7 @@ SRCS_IMPORT = pie.c # XEP-0227: xmppd export / import
 SRCS_S2S = s2s.c dns.c # RFC 6120 server-to-server, XEP-0220 dialback; DNS SRV
 SRCS_MUC = muc.c # XEP-0045 multi-user chat
 SRCS_LEGACY_AUTH = legacy.c # XEP-0078 jabber:iq:auth
+SRCS_HTTP = http.c http_parse.c # issue 14: HTTP/1.1 server, XEP-0156
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 
@@ -175,6 +178,7 @@ UNIT_TESTS += test_sm
 # paused senders resumed at the end of the turn a queue drained (pause.h)
 UNIT_TESTS += test_pause
 UNIT_TESTS += test_dns # federation DNS (dns.c): rule at the end
+UNIT_TESTS += test_http # HTTP request parser (http_parse.c): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -331,3 +335,6 @@ tests/unit/test_pause: tests/unit/test_pause.c pause.o .build-flags
 # Federation DNS (dns.c, WITH_S2S): its packet builder and parser, the loop stubbed.
 tests/unit/test_dns: tests/unit/test_dns.c dns.o $(LIB_OBJS) .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< dns.o $(LIB_OBJS) $(LIBS)
+# HTTP server (issue 14): the request parser is tested alone.
+tests/unit/test_http: tests/unit/test_http.c http_parse.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< http_parse.o

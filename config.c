@@ -211,6 +211,16 @@ static const struct option options[] = {
     INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0),
     /* MUC over s2s (issue 15 item 8): rooms of one remote domain's users. */
     INT(muc_max_rooms_per_domain, 0, 1000000, LIMIT_MUC_ROOMS_PER_DOMAIN, 1),
+    /* HTTP server (issue 14, http.c). */
+    INT(http_port, 0, 65535, LIMIT_HTTP_PORT, 0),
+    INT(https_port, 0, 65535, LIMIT_HTTPS_PORT, 0),
+    STR(http_interface, "127.0.0.1", 0, check_address),
+    INT(http_request_timeout, 1, 3600, LIMIT_HTTP_REQUEST_TIMEOUT, 1),
+    INT(http_idle_timeout, 1, 86400, LIMIT_HTTP_IDLE_TIMEOUT, 1),
+    INT(http_max_request_line, 64, 1048576, LIMIT_HTTP_MAX_REQUEST_LINE, 0),
+    INT(http_max_header_bytes, 256, 1048576, LIMIT_HTTP_MAX_HEADER_BYTES, 0),
+    INT(http_max_headers, 4, 10000, LIMIT_HTTP_MAX_HEADERS, 0),
+    INT(http_max_body, 0, 1073741824, LIMIT_HTTP_MAX_BODY, 0),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -639,6 +649,9 @@ static const struct {
     {"MUC", "muc_"},
     /* XEP-0078 (legacy.c) */
     {"LEGACY_AUTH", "legacy_auth"},
+    /* HTTP server (issue 14, http.c) */
+    {"HTTP", "http_"},
+    {"HTTP", "https_port"},
 };
 
 static const char without[] = XMPPD_WITHOUT;
@@ -929,6 +942,23 @@ static int check_whole(const struct config *c, const int *lines, const char *pat
     if (strcmp(c->muc_domain, c->domain) == 0) {
         return fail(err, errsz, path, LATER(find_option("muc_domain"), find_option("domain")),
                     "muc_domain must differ from domain");
+    }
+    /* HTTP (issue 14): its two listeners must not take a port another
+     * listener binds (the second bind would stop the start-up). */
+    if (!compiled_without("HTTP")) {
+        const int taken[] = {c->c2s_port, c->c2s_tls_port, c->s2s_port,
+                             c->component.n ? c->component_port : 0};
+        const int web[2] = {c->http_port, c->https_port};
+        int clash = web[0] && web[0] == web[1];
+        for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+            clash |= taken[i] && (taken[i] == web[0] || taken[i] == web[1]);
+        }
+        if (clash) {
+            return fail(err, errsz, path,
+                        LATER(find_option("http_port"), find_option("https_port")),
+                        "http_port and https_port must differ from each other and from c2s_port, "
+                        "c2s_tls_port, s2s_port and component_port");
+        }
     }
 #undef LATER
 #undef LINE_OF

@@ -196,6 +196,16 @@ struct config {
     int s2s_dns_cache_size;  /* domains whose answer is kept (0 = no cache) */
     /* MUC over s2s (issue 15 item 8). */
     int muc_max_rooms_per_domain;
+    /* HTTP server (issue 14, http.c). */
+    int http_port;              /* 0 disables */
+    int https_port;             /* 0 disables */
+    char http_interface[64];    /* IPv4 or IPv6 literal */
+    int http_request_timeout;   /* seconds for one request (408) */
+    int http_idle_timeout;      /* seconds an idle keep-alive connection stays */
+    int http_max_request_line;  /* 414 */
+    int http_max_header_bytes;  /* 431 */
+    int http_max_headers;       /* 431 */
+    int http_max_body;          /* 413 */
 };
 
 /* Fill every field with its default. */

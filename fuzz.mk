@@ -18,7 +18,7 @@ FUZZ_CFLAGS ?= -O1 -g
 FUZZ_SECONDS ?= 10
 FUZZ_FLAGS ?=
 FUZZ_LIBS ?= -lmbedtls -lmbedx509 -lmbedcrypto -pthread
-FUZZ_HARNESSES ?= fuzz_xml fuzz_jid fuzz_sasl fuzz_store fuzz_config fuzz_stream
+FUZZ_HARNESSES ?= fuzz_xml fuzz_jid fuzz_sasl fuzz_store fuzz_config fuzz_stream fuzz_http
 
 FUZZ_OUT = .fuzz
 FUZZ_SRC = tests/fuzz
@@ -51,6 +51,10 @@ $(FUZZ_OUT)/obj/%.o: $(FUZZ_SRC)/%.c
 	$(FUZZ_CC) $(FUZZ_XCFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_OUT)/fuzz_stream: $(FUZZ_OUT)/obj/fuzz_stream.o $(FUZZ_STREAM_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+# HTTP (issue 14): the request parser alone.
+$(FUZZ_OUT)/fuzz_http: $(FUZZ_OUT)/obj/fuzz_http.o $(FUZZ_OUT)/obj/http_parse.o $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
 
 $(FUZZ_OUT)/fuzz_%: $(FUZZ_OUT)/obj/fuzz_%.o $(FUZZ_LIB_OBJS)

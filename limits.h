@@ -222,4 +222,15 @@
 #define LIMIT_S2S_REQUIRE_CERT 32 /* compile-time: domains s2s_require_cert may name */
 #define LIMIT_S2S_SASL_TRIES 2     /* compile-time: failed EXTERNAL attempts before the
                                       stream is closed (RFC 6120 §6.4.5: at least 2) */
+/* HTTP server (issue 14, http.c / http_parse.c, RFC 9112). */
+#define LIMIT_HTTP_PORT 5280              /* http_port: plain HTTP on http_interface; 0 disables */
+#define LIMIT_HTTPS_PORT 5281             /* https_port: HTTPS, c2s's certificate; 0 disables */
+#define LIMIT_HTTP_REQUEST_TIMEOUT 20     /* http_request_timeout: seconds to send one request
+                                             (408 after; slowloris) */
+#define LIMIT_HTTP_IDLE_TIMEOUT 60        /* http_idle_timeout: an idle keep-alive connection */
+#define LIMIT_HTTP_MAX_REQUEST_LINE 4096  /* http_max_request_line: bytes (414 past it) */
+#define LIMIT_HTTP_MAX_HEADER_BYTES 8192  /* http_max_header_bytes: header section (431) */
+#define LIMIT_HTTP_MAX_HEADERS 64         /* http_max_headers: header fields (431) */
+#define LIMIT_HTTP_MAX_BODY 65536         /* http_max_body: request body bytes (413) */
+#define LIMIT_HTTP_ROUTES 32              /* compile-time: paths modules may register */
 #endif

@@ -54,9 +54,9 @@ static struct conn *reading;      /* whose bytes c2s is parsing right now (throt
 static struct conn *close_list;    /* conns that closed or started closing this turn */
 static struct pause_book pauses;   /* paused senders, and whether one may go on (pause.h) */
 static struct tls_server *tls_srv;
-#define EXTRA_LISTENERS 2 /* stream modules with a listener: components, s2s */
+#define EXTRA_LISTENERS 4 /* stream modules' listeners: components, s2s, http, https */
 /* STARTTLS, direct TLS, then one per extra listener */
-static int listen_fds[2 + EXTRA_LISTENERS] = {-1, -1, -1, -1};
+static int listen_fds[2 + EXTRA_LISTENERS] = {-1, -1, -1, -1, -1, -1};
 static int spare_fd = -1;
 static int sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t sig_term, sig_hup;
@@ -117,6 +117,7 @@ static struct {
     const struct stream_ops *ops;
     int (*init)(void);
     int (*port)(const char **addr);
+    int tls; /* direct TLS with c2s's certificate (https) */
 } extra_listeners[EXTRA_LISTENERS];
 static int nextra;
 
@@ -128,6 +129,15 @@ void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port
     extra_listeners[nextra].ops = ops;
     extra_listeners[nextra].init = init;
     extra_listeners[nextra++].port = port;
+}
+
+void server_tls_listener(const struct stream_ops *ops, int (*port)(const char **addr))
+{
+    server_listener(ops, NULL, port);
+    if (nextra > 0 && extra_listeners[nextra - 1].ops == ops &&
+        extra_listeners[nextra - 1].port == port) {
+        extra_listeners[nextra - 1].tls = 1;
+    }
 }
 
 static int extra_listener_init(void)
@@ -729,16 +739,18 @@ static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->ops = &c2s_ops;
+    int direct_tls = lfd == listen_fds[1];
     for (int i = 0; i < nextra; i++) {
         if (lfd == listen_fds[2 + i]) {
             c->ops = extra_listeners[i].ops;
+            direct_tls = extra_listeners[i].tls;
         }
     }
     if (c->ops->attach(c) < 0 || loop_add(fd, LOOP_READ, on_conn_event, c) < 0) {
         conn_close(c, 0);
         return;
     }
-    if (lfd == listen_fds[1]) {
+    if (direct_tls) {
         c->direct_tls = 1;
         c->tls = tls_conn_new(tls_srv, fd);
         if (!c->tls) {

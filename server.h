@@ -24,6 +24,7 @@ enum conn_state {
 struct c2s;
 struct component_stream;
 struct s2s_stream;
+struct http_conn;
 struct tls_conn;
 struct conn;
 
@@ -82,6 +83,7 @@ struct conn {
     struct conn *next_close; /* on the end-of-turn close list */
     int on_close_list;
     int pausing;             /* it paused a sender and has not drained since (pause.h) */
+    struct http_conn *http;  /* HTTP (issue 14): the request state (http.c); c2s is then NULL */
 };
 
 extern struct config *g_config;
@@ -144,6 +146,9 @@ int server_make_account(const char *password, struct store_account *a);
  * then, when port() returns a port above 0, server.c listens on *addr:port
  * and hands each connection accepted there to ops. One such listener. */
 void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port)(const char **addr));
+/* The same for a listener whose connections start with a TLS handshake on
+ * c2s's certificate (HTTPS, issue 14); ops->tls_up runs once it is done. */
+void server_tls_listener(const struct stream_ops *ops, int (*port)(const char **addr));
 
 /* s2s SASL EXTERNAL: the paths of the certificate and key files c2s serves
  * (made by then if they were generated), each into a buffer of sz bytes. */

@@ -42,6 +42,7 @@ while [ $port -lt 18999 ] && [ $started = 0 ]; do
 		echo "c2s_port $port"
 		echo "c2s_tls_port 0"
 		"$here/xmppd-has.sh" "$xmppd" S2S s2s_port && echo "s2s_port 0" # no federation listener
+		"$here/xmppd-has.sh" "$xmppd" HTTP https_port && printf 'http_port 0\nhttps_port 0\n' # no web listeners
 		echo "require_tls no"
 		echo "plain_without_tls yes"
 		echo "log_level warning"

@@ -215,6 +215,8 @@ allow_root yes
 EOF
 # Federation off: the s2s listener (5269 by default) is not measured here.
 "$here/xmppd-has.sh" "$xmppd_bin" S2S s2s_port && echo "s2s_port 0" >> "$work/xmppd/xmppd.conf"
+# HTTP off too: Prosody's own http_ports are 5280/5281 as well.
+"$here/xmppd-has.sh" "$xmppd_bin" HTTP https_port && printf 'http_port 0\nhttps_port 0\n' >> "$work/xmppd/xmppd.conf"
 
 cat > "$work/prosody/prosody.cfg.lua" <<EOF
 -- benchmark only: plaintext allowed, mod_limits off, loopback

@@ -181,6 +181,9 @@ def main():
         if subprocess.run([os.path.join(TOP, "tools", "xmppd-has.sh"), a.xmppd, "S2S",
                            "s2s_port"]).returncode == 0:
             f.write("s2s_port 0\n")
+        if subprocess.run([os.path.join(TOP, "tools", "xmppd-has.sh"), a.xmppd, "HTTP",
+                           "https_port"]).returncode == 0:
+            f.write("http_port 0\nhttps_port 0\n")
     users = ["alice", "bob", "carol"] + ["u%d" % i for i in range(a.n)]
     for u in users:
         subprocess.run([a.xmppd, "-c", conf, "adduser", "%s@%s" % (u, DOMAIN)],

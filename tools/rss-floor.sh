@@ -39,6 +39,7 @@ mkdir "$dir/data"
 printf 'data_dir %s\nc2s_port 18390\nc2s_tls_port 18391\nallow_root yes\n' "$dir/data" \
 	> "$dir/xmppd.conf"
 "$(dirname "$0")/xmppd-has.sh" "$xmppd" S2S s2s_port && echo "s2s_port 0" >> "$dir/xmppd.conf" # no federation listener
+"$(dirname "$0")/xmppd-has.sh" "$xmppd" HTTP https_port && printf 'http_port 0\nhttps_port 0\n' >> "$dir/xmppd.conf" # no web listeners
 # A first start makes the self-signed certificate; the measured one only loads it.
 measure "xmppd -f, first start (makes its certificate)" "$xmppd" -f -c "$dir/xmppd.conf"
 measure "xmppd -f (idle, no connections)" "$xmppd" -f -c "$dir/xmppd.conf"

@@ -105,6 +105,7 @@ c2s_tls_port $tls_port
 $user_line
 EOF
 "$top/tools/xmppd-has.sh" "$bin" S2S s2s_port && echo "s2s_port 0" >>"$tmp/xmppd.conf"
+"$top/tools/xmppd-has.sh" "$bin" HTTP https_port && printf 'http_port 0\nhttps_port 0\n' >>"$tmp/xmppd.conf"
 chmod 0644 "$tmp/xmppd.conf"
 # The defaults file sets LOGFILE (and wins over the environment's value).
 echo "LOGFILE=$log" >"$tmp/default"

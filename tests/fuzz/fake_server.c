@@ -181,6 +181,12 @@ void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port
     (void)port;
 }
 
+void server_tls_listener(const struct stream_ops *ops, int (*port)(const char **addr))
+{
+    (void)ops;
+    (void)port;
+}
+
 /* s2s: the harness makes no outgoing connections. */
 struct conn *conn_connect(const struct stream_ops *ops, const char *ip, int port)
 {

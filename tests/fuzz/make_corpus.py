@@ -421,3 +421,16 @@ for i, bad in enumerate([
         "user \"unterminated\n", "max_stanza_size +5\n", "domain\n", "c2s_port 0\nc2s_tls_port 0\n",
         "user a\x01b\n", "x" * 5000 + "\n"]):
     write("fuzz_config", "bad%02d" % i, bytes([(i * 19) % 256]) + bad.encode())
+
+# ------------------------------------------------------------------ fuzz_http
+# byte 0: piece size - 1, byte 1: limits (see fuzz_http.c), then requests
+for i, req in enumerate([
+        b"GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+        b"\r\nGET / HTTP/1.1\nHost: a\n\n"]):
+    write("fuzz_http", "r%02d" % i, bytes([(i * 41) % 256, 0x7f]) + req)

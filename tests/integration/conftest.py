@@ -207,6 +207,12 @@ class Server:
         # (loopback only); test_83_s2s_dns.py points s2s_resolver at its own.
         if "s2s_resolver" not in (extra or {}) and "S2S" not in built_without(self.binary):
             lines.append("s2s_resolver none")
+        # HTTP (issue 14): no web listeners unless a test asks (5280 and 5281
+        # would clash between servers started side by side).
+        if "HTTP" not in built_without(self.binary):
+            for k in ("http_port", "https_port"):
+                if k not in (extra or {}):
+                    lines.append("%s 0" % k)
         # As root, allow_root yes unless the test sets allow_root itself; a
         # value of None leaves that key out altogether.
         if os.geteuid() == 0 and "allow_root" not in (extra or {}):

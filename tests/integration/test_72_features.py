@@ -53,6 +53,7 @@ FEATURES = {
     "S2S": {"option": ("s2s_idle_timeout", "60")},
     "MUC": {"option": ("muc_max_rooms", "10")},
     "LEGACY_AUTH": {"option": ("legacy_auth", "yes")},
+    "HTTP": {"option": ("http_idle_timeout", "60")},
 }
 
 

@@ -628,6 +628,25 @@ static void test_s2s_require_cert(void)
                  "1: 's2s_require_cert' 'a@b.example' is not a valid domain name");
 }
 
+/* HTTP server (issue 14): defaults, bounds, and ports that would clash. */
+static void test_http(void)
+{
+    struct config c;
+    CHECK(load("", &c) == 0);
+    CHECK(c.http_port == 5280 && c.https_port == 5281);
+    CHECK_STR(c.http_interface, "127.0.0.1");
+    CHECK(c.http_request_timeout == LIMIT_HTTP_REQUEST_TIMEOUT);
+    CHECK(c.http_max_body == LIMIT_HTTP_MAX_BODY);
+    CHECK(load("http_port 0\nhttps_port 0\n", &c) == 0);
+    expect_error("http_max_headers 3\n", "1: 'http_max_headers' must be an integer from 4 to 10000");
+    expect_error("http_port 8080\nhttps_port 8080\n",
+                 "2: http_port and https_port must differ from each other and from c2s_port, "
+                 "c2s_tls_port, s2s_port and component_port");
+    expect_error("https_port 5222\n",
+                 "1: http_port and https_port must differ from each other and from c2s_port, "
+                 "c2s_tls_port, s2s_port and component_port");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -654,6 +673,7 @@ int main(void)
     test_muc();
     test_muc_presence_rate();
     test_s2s_require_cert();
+    test_http();
 
     unlink(path);
     rmdir(dir);

@@ -1,0 +1,447 @@
+/* http.c: the HTTP/1.1 server in the event loop (issue 14, step 1). Two
+ * listeners of its own (server_listener): http_port in the clear and
+ * https_port with direct TLS through c2s's certificate. Each connection reads
+ * one request at a time through the parser (http_parse.c), answers it from
+ * the route table, and then reads the next (keep-alive, pipelining); a
+ * request that takes longer than http_request_timeout gets 408, an idle
+ * keep-alive connection is closed after http_idle_timeout.
+ * Owns: the per-connection HTTP state, the route table, XEP-0156 host-meta.
+ * Must not: touch sockets (conn_* API), do file I/O, or name the modules that
+ * register routes (WebSocket, BOSH, admin, upload: http_route from their
+ * constructors, http_discover for host-meta). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "hooks.h"
+#include "http.h"
+#include "log.h"
+#include "server.h"
+
+struct http_conn {
+    struct conn *c;
+    struct http_parser p;
+    time_t opened;     /* accepted (TLS handshake deadline) */
+    time_t idle_since; /* last answer written, or accepted */
+    time_t started;    /* the request being read started */
+    int answered;      /* the current request has its answer */
+};
+
+/* ---- route table (filled by constructors, fixed size) ---- */
+
+struct route {
+    const char *method;
+    const char *prefix;
+    http_handler_fn fn;
+};
+static struct route routes[LIMIT_HTTP_ROUTES];
+static int nroutes;
+
+struct link {
+    const char *rel;
+    const char *path;
+    int ws;
+};
+static struct link links[LIMIT_HTTP_ROUTES];
+static int nlinks;
+
+void http_route(const char *method, const char *prefix, http_handler_fn fn)
+{
+    if (nroutes < LIMIT_HTTP_ROUTES) {
+        routes[nroutes++] = (struct route){method, prefix, fn};
+    }
+}
+
+void http_discover(const char *rel, const char *path, int ws)
+{
+    if (nlinks < LIMIT_HTTP_ROUTES) {
+        links[nlinks++] = (struct link){rel, path, ws};
+    }
+}
+
+static int path_matches(const char *prefix, const char *path)
+{
+    size_t n = strlen(prefix);
+    if (n && prefix[n - 1] == '/') {
+        return strncmp(path, prefix, n) == 0;
+    }
+    return strcmp(path, prefix) == 0;
+}
+
+/* ---- answers ---- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 417: return "Expectation Failed";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* RFC 9110 §5.6.7 IMF-fixdate, in English whatever the locale. */
+static void http_date(char *out, size_t sz)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, sz, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Queue one answer; close after it when the request does not keep the
+ * connection (or close is set). */
+static void send_answer(struct http_conn *h, int status, const char *type, const char *body,
+                        size_t len, const char *cache, const char *extra, int head, int close)
+{
+    struct buf b;
+    char date[40];
+    http_date(date, sizeof(date));
+    buf_init(&b, 0);
+    /* RFC 9112 §9.3: an HTTP/1.0 client keeps the connection only when told */
+    const char *conn = close ? "Connection: close\r\n"
+                       : h->p.minor == 0 ? "Connection: keep-alive\r\n" : "";
+    buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                   "Cache-Control: %s\r\n%s%s\r\n",
+               status, reason(status), date, type, len, cache ? cache : "no-store",
+               extra ? extra : "", conn);
+    if (!head) {
+        buf_append(&b, body, len);
+    }
+    conn_send(h->c, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+    h->answered = 1;
+    if (close) {
+        conn_close(h->c, 1);
+    }
+}
+
+static void send_error(struct http_conn *h, int status, const char *extra, int close)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, reason(status));
+    send_answer(h, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, extra,
+                h->p.method && strcmp(h->p.method, "HEAD") == 0, close);
+}
+
+void http_respond(struct http_request *r, int status, const char *type, const char *body,
+                  size_t len, const char *cache, const char *extra)
+{
+    struct http_conn *h = r->conn;
+    if (h->answered) {
+        return;
+    }
+    send_answer(h, status, type, body, len, cache, extra, r->head, !h->p.keep_alive);
+}
+
+/* ---- requests ---- */
+
+/* The methods of RFC 9110 §9; any other gets 501 (§15.6.2). */
+static int known_method(const char *m)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
+                                        "CONNECT", "OPTIONS", "TRACE"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(m, known[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A "." or ".." path segment, also percent-encoded ("%2e%2E"): refused, so
+ * that no handler ever resolves a path above its prefix. */
+static int dot_segment(const char *s, size_t n)
+{
+    int dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            dots++;
+        } else if (s[i] == '%' && i + 2 < n && s[i + 1] == '2' &&
+                   (s[i + 2] == 'e' || s[i + 2] == 'E')) {
+            dots++;
+            i += 2;
+        } else {
+            return 0;
+        }
+    }
+    return dots == 1 || dots == 2;
+}
+
+/* origin-form only (RFC 9112 §3.2.1): "/" path [ "?" query ]. Splits target
+ * (a copy) into path and query. Returns 0, or -1 for a bad target. */
+static int split_target(char *t, const char **path, const char **query)
+{
+    if (t[0] != '/') {
+        return -1;
+    }
+    char *q = strchr(t, '?');
+    *query = "";
+    if (q) {
+        *q = '\0';
+        *query = q + 1;
+    }
+    for (const char *s = t + 1;;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (dot_segment(s, n)) {
+            return -1;
+        }
+        if (!e) {
+            break;
+        }
+        s = e + 1;
+    }
+    *path = t;
+    return 0;
+}
+
+/* RFC 9110 §7.2 Host: uri-host [ ":" port ], checked so that it can be
+ * written into the host-meta links as it is. */
+static int host_ok(const char *h)
+{
+    if (!h || !*h || strlen(h) > 255) {
+        return 0;
+    }
+    for (const char *p = h; *p; p++) {
+        char ch = *p;
+        if (!((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
+              strchr(".-:[]", ch))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void dispatch(struct http_conn *h)
+{
+    struct http_parser *p = &h->p;
+    if (!known_method(p->method)) {
+        send_error(h, 501, NULL, !p->keep_alive);
+        return;
+    }
+    size_t tn = strlen(p->target);
+    char *target = malloc(tn + 1);
+    if (!target) {
+        send_error(h, 500, NULL, 1);
+        return;
+    }
+    memcpy(target, p->target, tn + 1);
+    struct http_request r = {0};
+    const char *host = http_header(p, "host");
+    if (split_target(target, &r.path, &r.query) < 0 || (host && !host_ok(host))) {
+        log_limited("bad HTTP requests", h->c->addr, L_INFO, "%s HTTP 400: bad target or Host",
+                    conn_label(h->c));
+        send_error(h, 400, NULL, 1);
+        free(target);
+        return;
+    }
+    r.head = strcmp(p->method, "HEAD") == 0;
+    r.method = r.head ? "GET" : p->method;
+    r.host = host ? host : g_config->domain;
+    r.https = conn_is_tls(h->c);
+    r.body = p->body ? p->body : "";
+    r.body_len = p->body_len;
+    r.parser = p;
+    r.conn = h;
+    char allow[128] = "";
+    int path_known = 0;
+    for (int i = 0; i < nroutes; i++) {
+        if (!path_matches(routes[i].prefix, r.path)) {
+            continue;
+        }
+        if (strcmp(routes[i].method, r.method) == 0) {
+            routes[i].fn(&r);
+            if (!h->answered) {
+                send_error(h, 500, NULL, 1); /* a handler that forgot to answer */
+            }
+            free(target);
+            return;
+        }
+        size_t al = strlen(allow);
+        snprintf(allow + al, sizeof(allow) - al, "%s%s%s", path_known ? ", " : "",
+                 routes[i].method, strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+        path_known = 1;
+    }
+    if (path_known) {
+        char extra[160];
+        snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow); /* RFC 9110 §15.5.6 */
+        send_error(h, 405, extra, !p->keep_alive);
+    } else {
+        send_error(h, 404, NULL, !p->keep_alive);
+    }
+    free(target);
+}
+
+/* ---- the stream module ---- */
+
+static int http_attach(struct conn *c)
+{
+    struct http_conn *h = calloc(1, sizeof(*h));
+    struct http_limits lim = {(size_t)g_config->http_max_request_line,
+                              (size_t)g_config->http_max_header_bytes, g_config->http_max_headers,
+                              (size_t)g_config->http_max_body};
+    if (!h || http_parser_init(&h->p, &lim) < 0) {
+        free(h);
+        return -1;
+    }
+    h->c = c;
+    h->opened = h->idle_since = g_now;
+    c->http = h;
+    return 0;
+}
+
+static void http_detach(struct conn *c)
+{
+    struct http_conn *h = c->http;
+    if (!h) {
+        return;
+    }
+    http_parser_free(&h->p);
+    free(h);
+    c->http = NULL;
+}
+
+static void http_feed(struct conn *c, const char *data, size_t len)
+{
+    struct http_conn *h = c->http;
+    while (h && len > 0 && !c->closed && c->state != CONN_CLOSING) {
+        if (!h->p.started) {
+            h->started = g_now;
+        }
+        size_t n = http_parser_feed(&h->p, data, len);
+        data += n;
+        len -= n;
+        if (h->p.result == HTTP_ERROR) {
+            log_limited("bad HTTP requests", c->addr, L_INFO, "%s HTTP %d: %s", conn_label(c),
+                        h->p.status, h->p.why);
+            send_error(h, h->p.status, NULL, 1);
+            return;
+        }
+        if (h->p.result != HTTP_DONE) {
+            if (h->p.expect_continue) {
+                /* RFC 9110 §10.1.1: the limits passed; let the body come */
+                conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                h->p.expect_continue = 0;
+            }
+            return;
+        }
+        log_debug("%s HTTP %s %s", conn_label(c), h->p.method, h->p.target);
+        h->answered = 0;
+        dispatch(h);
+        http_parser_reset(&h->p);
+        h->idle_since = g_now;
+    }
+}
+
+static void http_tick(struct conn *c)
+{
+    struct http_conn *h = c->http;
+    if (!h || c->state == CONN_CLOSING) {
+        return;
+    }
+    if (c->state == CONN_TLS_HANDSHAKE) {
+        if (g_now - h->opened >= g_config->http_request_timeout) {
+            conn_close(c, 0);
+        }
+        return;
+    }
+    /* RFC 9110 §15.5.9: a request not complete in time gets 408 and the
+     * connection ends (slowloris: one byte a second keeps nothing open). */
+    if (h->p.started && g_now - h->started >= g_config->http_request_timeout) {
+        log_limited("slow HTTP requests", c->addr, L_INFO, "%s HTTP 408: request not complete after %d s",
+                    conn_label(c), g_config->http_request_timeout);
+        send_error(h, 408, NULL, 1);
+        return;
+    }
+    if (!h->p.started && g_now - h->idle_since >= g_config->http_idle_timeout) {
+        conn_close(c, 1); /* RFC 9112 §9.5: an idle connection may be closed */
+    }
+}
+
+static void http_shutdown(struct conn *c)
+{
+    conn_close(c, 1);
+}
+
+static const struct stream_ops http_ops = {http_attach, http_feed, http_detach, http_tick,
+                                           http_shutdown, NULL, NULL};
+
+static int http_plain_port(const char **addr)
+{
+    *addr = g_config->http_interface;
+    return g_config->http_port;
+}
+
+static int http_tls_port(const char **addr)
+{
+    *addr = g_config->http_interface;
+    return g_config->https_port;
+}
+
+/* ---- XEP-0156 host-meta ---- */
+
+/* The link of l for this request: scheme from how it came (TLS or not),
+ * host as the client named us. */
+static void link_href(struct buf *b, const struct http_request *r, const struct link *l)
+{
+    const char *scheme = l->ws ? (r->https ? "wss" : "ws") : (r->https ? "https" : "http");
+    buf_printf(b, "%s://%s%s", scheme, r->host, l->path);
+}
+
+static void host_meta(struct http_request *r)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<?xml version='1.0' encoding='utf-8'?>\n"
+                 "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n");
+    for (int i = 0; i < nlinks; i++) {
+        buf_printf(&b, "  <Link rel='%s' href='", links[i].rel);
+        link_href(&b, r, &links[i]);
+        buf_puts(&b, "'/>\n");
+    }
+    buf_puts(&b, "</XRD>\n");
+    /* XEP-0156 §3: web clients fetch it from other origins (CORS) */
+    http_respond(r, 200, "application/xrd+xml; charset=utf-8", buf_ptr(&b), buf_len(&b),
+                 "max-age=3600", "Access-Control-Allow-Origin: *\r\n");
+    buf_free(&b);
+}
+
+static void host_meta_json(struct http_request *r)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "{\"links\":[");
+    for (int i = 0; i < nlinks; i++) {
+        buf_printf(&b, "%s{\"rel\":\"%s\",\"href\":\"", i ? "," : "", links[i].rel);
+        link_href(&b, r, &links[i]);
+        buf_puts(&b, "\"}");
+    }
+    buf_puts(&b, "]}\n");
+    http_respond(r, 200, "application/json", buf_ptr(&b), buf_len(&b), "max-age=3600",
+                 "Access-Control-Allow-Origin: *\r\n");
+    buf_free(&b);
+}
+
+HOOK_SERVICE(http)
+{
+    server_listener(&http_ops, NULL, http_plain_port);
+    server_tls_listener(&http_ops, http_tls_port);
+    http_route("GET", "/.well-known/host-meta", host_meta);
+    http_route("GET", "/.well-known/host-meta.json", host_meta_json);
+}

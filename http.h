@@ -1,0 +1,104 @@
+/* http.h: the HTTP/1.1 server in the event loop (issue 14, step 1).
+ * Owns: the request parser (http_parse.c: a byte-fed state machine with every
+ * limit of RFC 9112, no unbounded buffering) and, in http.c, the HTTP stream
+ * module on http_port / https_port, its route table, and XEP-0156 host-meta.
+ * Must not: touch sockets (conn_* API), do file I/O, or name the modules that
+ * register paths (WebSocket, BOSH, admin, upload plug in through http_route). */
+#ifndef XMPPD_HTTP_H
+#define XMPPD_HTTP_H
+
+#include <stddef.h>
+
+/* ---- the parser (http_parse.c; pure: no I/O, no logging) ---- */
+
+struct http_limits {
+    size_t line_max;   /* request line (414 past it) */
+    size_t header_max; /* header section bytes, trailers included (431) */
+    int headers_max;   /* header fields (431) */
+    size_t body_max;   /* body bytes after de-chunking (413) */
+};
+
+enum http_parse_state { HTTP_MORE, HTTP_DONE, HTTP_ERROR };
+
+/* One request at a time: after HTTP_DONE the caller reads the request, then
+ * calls http_parser_reset before feeding the bytes that follow (pipelining).
+ * All storage is allocated by http_parser_init, bounded by the limits. */
+struct http_parser {
+    struct http_limits lim;
+    int state;          /* internal state (http_parse.c) */
+    int result;         /* enum http_parse_state */
+    int status;         /* HTTP_ERROR: the status code to answer (400, 413, ...) */
+    const char *why;    /* HTTP_ERROR: a short reason for the log */
+    char *head;         /* request line and header fields, NUL-separated */
+    size_t head_len;    /* bytes used in head */
+    size_t line_start;  /* where the line being read starts in head */
+    size_t line_bytes;  /* bytes of the current line (request line, chunk line) */
+    size_t header_bytes;/* bytes of the header section so far */
+    int nheaders;
+    size_t *hdr;        /* offsets of "name\0value\0" pairs in head */
+    char *body;
+    size_t body_len;
+    size_t remaining;   /* bytes of the current chunk / Content-Length body left */
+    int started;        /* a byte of this request has arrived */
+    int cr;             /* the last byte was CR */
+    /* the request, once HTTP_DONE */
+    const char *method;
+    const char *target;
+    int minor;          /* HTTP/1.minor */
+    int keep_alive;     /* the connection may carry another request */
+    int chunked;
+    int expect_continue; /* the header section is read, a body is to come, and
+                            the client waits for "100 Continue" (RFC 9110 §10.1.1) */
+};
+
+/* Allocate the parser's buffers for lim. Returns 0, or -1 (out of memory). */
+int http_parser_init(struct http_parser *p, const struct http_limits *lim);
+void http_parser_free(struct http_parser *p);
+/* Ready the parser for the next request on the same connection. */
+void http_parser_reset(struct http_parser *p);
+/* Feed len bytes. Returns how many were consumed: fewer than len when the
+ * request ended (HTTP_DONE: the rest belongs to the next one) or on an error
+ * (p->result is HTTP_ERROR, p->status says which answer). */
+size_t http_parser_feed(struct http_parser *p, const char *data, size_t len);
+/* The value of header name (case-insensitive; the first when repeated), or
+ * NULL. Valid until the next reset. */
+const char *http_header(const struct http_parser *p, const char *name);
+/* How many fields named name the request has. */
+int http_header_count(const struct http_parser *p, const char *name);
+
+/* ---- the route table (http.c) ---- */
+
+/* One request as a handler sees it (borrowed: valid during the call). */
+struct http_request {
+    const char *method; /* "GET", ...; HEAD requests reach GET handlers as "GET"
+                           with head set: the body they give is not sent */
+    int head;
+    const char *path;   /* the target without its query; checked: absolute,
+                           no "." or ".." segment */
+    const char *query;  /* after '?', or "" */
+    const char *host;   /* Host header (checked to be a host[:port]) */
+    int https;          /* arrived over TLS */
+    const char *body;
+    size_t body_len;
+    const struct http_parser *parser; /* for http_header() */
+    struct http_conn *conn; /* where the answer goes */
+};
+
+/* Answer the request: status, Content-Type, body, Cache-Control (NULL:
+ * "no-store"). Exactly one answer per request; extra headers (NULL or lines
+ * each ending in CRLF) go out as they are. */
+void http_respond(struct http_request *r, int status, const char *type, const char *body,
+                  size_t len, const char *cache, const char *extra);
+
+/* A handler answers r (http_respond) before it returns. */
+typedef void (*http_handler_fn)(struct http_request *r);
+/* Register method ("GET", "POST", ...) on path prefix, from a constructor
+ * (hooks.h HOOK_SERVICE). A prefix ending in '/' matches everything under
+ * it; any other matches that exact path. GET also serves HEAD. */
+void http_route(const char *method, const char *prefix, http_handler_fn fn);
+/* XEP-0156: an endpoint that exists lists itself in host-meta. rel is the
+ * link relation ("urn:xmpp:alt-connections:websocket" or ":xbosh"), path the
+ * route it registered; ws 1 for a WebSocket endpoint (ws:// / wss://). */
+void http_discover(const char *rel, const char *path, int ws);
+
+#endif

@@ -1,0 +1,264 @@
+/* test_http.c: the HTTP/1.1 request parser (http_parse.c, RFC 9112): every
+ * limit and its status, the smuggling cases of §6.3, chunked bodies with
+ * extensions and trailers, keep-alive and pipelining; every input is also fed
+ * split at each byte boundary and one byte at a time, with the same result. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "test.h"
+
+static const struct http_limits lim = {64, 256, 8, 100};
+
+struct outcome {
+    int result, status, keep_alive, minor;
+    size_t consumed;
+    char method[32], target[80], body[128], host[64];
+};
+
+static void take(struct outcome *o, struct http_parser *p)
+{
+    o->result = p->result;
+    o->status = p->status;
+    o->keep_alive = p->keep_alive;
+    o->minor = p->minor;
+    if (p->result == HTTP_DONE) {
+        snprintf(o->method, sizeof(o->method), "%s", p->method);
+        snprintf(o->target, sizeof(o->target), "%s", p->target);
+        snprintf(o->body, sizeof(o->body), "%.*s", (int)p->body_len, p->body ? p->body : "");
+        const char *h = http_header(p, "Host");
+        snprintf(o->host, sizeof(o->host), "%s", h ? h : "");
+    }
+}
+
+/* Feed in pieces of at most step bytes after a first piece of split bytes. */
+static struct outcome run(const char *in, size_t len, size_t split, size_t step)
+{
+    struct outcome o;
+    memset(&o, 0, sizeof(o));
+    struct http_parser p;
+    if (http_parser_init(&p, &lim) < 0) {
+        o.result = -1;
+        return o;
+    }
+    size_t off = 0;
+    while (off < len && p.result == HTTP_MORE) {
+        size_t n = off == 0 && split ? split : step;
+        if (n > len - off) {
+            n = len - off;
+        }
+        off += http_parser_feed(&p, in + off, n);
+    }
+    o.consumed = off;
+    take(&o, &p);
+    http_parser_free(&p);
+    return o;
+}
+
+/* The outcome of in, checked to be the same however the bytes arrive. */
+static struct outcome parse(const char *in)
+{
+    size_t len = strlen(in);
+    struct outcome whole = run(in, len, 0, len ? len : 1);
+    int same = 1;
+    for (size_t k = 1; k < len; k++) {
+        struct outcome o = run(in, len, k, len);
+        same &= memcmp(&o, &whole, sizeof(o)) == 0;
+    }
+    struct outcome bytes = run(in, len, 0, 1);
+    same &= memcmp(&bytes, &whole, sizeof(bytes)) == 0;
+    CHECK(same);
+    return whole;
+}
+
+static int status_of(const char *in)
+{
+    struct outcome o = parse(in);
+    return o.result == HTTP_ERROR ? o.status : o.result == HTTP_DONE ? 200 : 0;
+}
+
+static void test_simple(void)
+{
+    struct outcome o = parse("GET /.well-known/host-meta HTTP/1.1\r\nHost: example.org\r\n\r\n");
+    CHECK(o.result == HTTP_DONE);
+    CHECK_STR(o.method, "GET");
+    CHECK_STR(o.target, "/.well-known/host-meta");
+    CHECK_STR(o.host, "example.org");
+    CHECK(o.keep_alive == 1);
+    /* bare LF lines (§2.2 MAY), leading empty lines skipped */
+    o = parse("\r\n\nGET / HTTP/1.1\nHost:  a \n\n");
+    CHECK(o.result == HTTP_DONE);
+    CHECK_STR(o.host, "a");
+    /* Connection: close; HTTP/1.0 closes unless keep-alive */
+    CHECK(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").keep_alive == 0);
+    o = parse("GET / HTTP/1.0\r\n\r\n");
+    CHECK(o.result == HTTP_DONE && o.keep_alive == 0 && o.minor == 0);
+    CHECK(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive == 1);
+    CHECK(parse("GET / HTTP/1.9\r\nHost: a\r\n\r\n").minor == 1);
+    /* incomplete: more needed */
+    CHECK(parse("GET / HTTP/1.1\r\nHost: a\r\n").result == HTTP_MORE);
+}
+
+static void test_syntax(void)
+{
+    CHECK(status_of("GET / HTTP/1.1\r\n\r\n") == 400);                       /* no Host */
+    CHECK(status_of("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") == 400); /* two */
+    CHECK(status_of("GET  / HTTP/1.1\r\nHost: a\r\n\r\n") == 400);
+    CHECK(status_of("GET / HTTP/1.1 \r\nHost: a\r\n\r\n") == 400);
+    CHECK(status_of("GET / FTP/1.1\r\nHost: a\r\n\r\n") == 400);
+    CHECK(status_of("GET / HTTP/2.0\r\nHost: a\r\n\r\n") == 505);
+    CHECK(status_of("G(T / HTTP/1.1\r\nHost: a\r\n\r\n") == 400);
+    CHECK(status_of("GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n") == 400);
+    CHECK(status_of("GET / HTTP/1.1\rHost: a\r\n\r\n") == 400);             /* bare CR */
+    CHECK(status_of("GET / HTTP/1.1\r\nHost : a\r\n\r\n") == 400);          /* §5.1 */
+    CHECK(status_of("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n") == 400); /* obs-fold */
+    CHECK(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n") == 400);
+    CHECK(status_of("GET / HTTP/1.1\r\nHost: a\r\nnocolon\r\n\r\n") == 400);
+    /* an unknown method is the server's to refuse (501), not the parser's */
+    CHECK(status_of("BREW / HTTP/1.1\r\nHost: a\r\n\r\n") == 200);
+}
+
+static void test_limits(void)
+{
+    char line[200];
+    /* request line: 64 bytes pass, 65 get 414 */
+    snprintf(line, sizeof(line), "GET /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 64 - 14, 0);
+    CHECK(status_of(line) == 200);
+    snprintf(line, sizeof(line), "GET /%0*d HTTP/1.1\r\nHost: a\r\n\r\n", 64 - 13, 0);
+    CHECK(status_of(line) == 414);
+    /* header section: 256 bytes counting line ends */
+    char big[400];
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\nX: %0*d\r\n\r\n", 256 - 9 - 5 - 2, 0);
+    CHECK(status_of(big) == 200);
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\nX: %0*d\r\n\r\n", 256 - 9 - 5 - 1, 0);
+    CHECK(status_of(big) == 431);
+    /* header count: 8 */
+    CHECK(status_of("GET / HTTP/1.1\r\nHost: a\r\nA:1\r\nB:1\r\nC:1\r\nD:1\r\nE:1\r\nF:1\r\n"
+                    "G:1\r\n\r\n") == 200);
+    CHECK(status_of("GET / HTTP/1.1\r\nHost: a\r\nA:1\r\nB:1\r\nC:1\r\nD:1\r\nE:1\r\nF:1\r\n"
+                    "G:1\r\nH:1\r\n\r\n") == 431);
+    /* body: 100 bytes */
+    char body[300];
+    snprintf(body, sizeof(body), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n%0*d",
+             100, 0);
+    CHECK(status_of(body) == 200);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n") == 413);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n"
+                    "\r\n") == 413);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "65\r\n") == 413);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "50\r\n" "01234567890123456789012345678901234567890123456789"
+                    "012345678901234567890123456789\r\n33\r\n") == 413);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "fffffffffffffffffffffffffff\r\n") == 413);
+}
+
+static void test_bodies(void)
+{
+    struct outcome o = parse("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+    CHECK(o.result == HTTP_DONE);
+    CHECK_STR(o.body, "hello");
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n") == 400);
+    /* chunked, with extensions and trailers (§7.1.1, §7.1.2) */
+    o = parse("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"
+              "5;name=value;q=\"x\"\r\nhello\r\n1 ; ext\r\n!\r\n0\r\nX-Trailer: t\r\n\r\n");
+    CHECK(o.result == HTTP_DONE);
+    CHECK_STR(o.body, "hello!");
+    o = parse("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    CHECK(o.result == HTTP_DONE && o.body[0] == '\0');
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello!\r\n0\r\n\r\n") == 400); /* data longer than its size */
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "x\r\n") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "\r\n") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "0\r\n folded: t\r\n\r\n") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "1;\x01\r\n") == 400);
+}
+
+/* RFC 9112 §6.3: what a front end could frame differently is refused. */
+static void test_smuggling(void)
+{
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                    "Content-Length: 5\r\n\r\n0\r\n\r\n") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                    "Content-Length: 5\r\n\r\nhello") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                    "Content-Length: 6\r\n\r\nhello!") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n") ==
+          400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") ==
+          501);
+    CHECK(status_of("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n") == 400);
+    CHECK(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                    " Transfer-Encoding: chunked\r\n\r\n") == 400);
+}
+
+/* Two requests in one read: the first is returned alone, the rest stays. */
+static void test_pipelining(void)
+{
+    const char *in = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+                     "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok";
+    struct http_parser p;
+    CHECK(http_parser_init(&p, &lim) == 0);
+    size_t n = http_parser_feed(&p, in, strlen(in));
+    CHECK(p.result == HTTP_DONE);
+    CHECK_STR(p.target, "/a");
+    CHECK(n == strlen("GET /a HTTP/1.1\r\nHost: a\r\n\r\n"));
+    http_parser_reset(&p);
+    CHECK(p.started == 0);
+    size_t m = http_parser_feed(&p, in + n, strlen(in) - n);
+    CHECK(p.result == HTTP_DONE && n + m == strlen(in));
+    CHECK_STR(p.target, "/b");
+    CHECK(p.body_len == 2 && memcmp(p.body, "ok", 2) == 0);
+    http_parser_free(&p);
+}
+
+/* RFC 9110 §10.1.1: Expect: 100-continue is flagged once the header section
+ * is read and a body is still to come; any other expectation gets 417. */
+static void test_expect(void)
+{
+    struct http_parser p;
+    const char *head = "PUT /u HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n"
+                       "Content-Length: 2\r\n\r\n";
+    CHECK(http_parser_init(&p, &lim) == 0);
+    CHECK(http_parser_feed(&p, head, strlen(head)) == strlen(head));
+    CHECK(p.result == HTTP_MORE && p.expect_continue == 1);
+    http_parser_feed(&p, "ok", 2);
+    CHECK(p.result == HTTP_DONE);
+    http_parser_reset(&p);
+    CHECK(p.expect_continue == 0);
+    /* no body, or HTTP/1.0: nothing to wait for */
+    const char *nobody = "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n";
+    http_parser_feed(&p, nobody, strlen(nobody));
+    CHECK(p.result == HTTP_DONE && p.expect_continue == 0);
+    http_parser_reset(&p);
+    const char *old = "PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
+    http_parser_feed(&p, old, strlen(old));
+    CHECK(p.result == HTTP_MORE && p.expect_continue == 0);
+    http_parser_free(&p);
+    CHECK(status_of("PUT / HTTP/1.1\r\nHost: a\r\nExpect: tea\r\nContent-Length: 1\r\n\r\nx") ==
+          417);
+}
+
+int main(void)
+{
+    test_simple();
+    test_syntax();
+    test_limits();
+    test_bodies();
+    test_smuggling();
+    test_pipelining();
+    test_expect();
+    TEST_REPORT();
+}
