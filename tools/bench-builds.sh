@@ -38,6 +38,7 @@ conf() { # DIR: benchmark-only settings, as tools/compare.sh uses
 		"max_connections 19500" "max_unauth 20000" "max_unauth_per_ip 20000" \
 		"auth_fail_ban 1000000" "max_roster_items 5000" "log_level warning"
 	"$here/xmppd-has.sh" "$2" S2S s2s_port && echo "s2s_port 0"
+	"$here/xmppd-has.sh" "$2" HTTP http_port && printf "http_port 0\nhttps_port 0\n"
 	"$here/xmppd-has.sh" "$2" REGISTRATION allow_registration && echo "allow_registration yes"
 	"$here/xmppd-has.sh" "$2" MAM mam_max_bytes && echo "mam_max_bytes 67108864"
 	"$here/xmppd-has.sh" "$2" MUC muc_max_occupants && echo "muc_max_occupants 1000"
