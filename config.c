@@ -209,6 +209,10 @@ static const struct option options[] = {
     INT(s2s_dns_tries, 1, 10, LIMIT_S2S_DNS_TRIES, 0),
     INT(s2s_dns_max_pending, 1, 10000, LIMIT_S2S_DNS_MAX_PENDING, 0),
     INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0),
+    /* MUC limits that do not reset (muc.c, issue 15). */
+    INT(muc_message_burst, 1, 1000000, LIMIT_MUC_MESSAGE_BURST, 1),
+    INT(muc_message_rate, 0, 10000000, LIMIT_MUC_MESSAGE_RATE, 1),
+    INT(muc_rejoin_buckets, 0, 10000, LIMIT_MUC_REJOIN_BUCKETS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -194,6 +194,10 @@ struct config {
     int s2s_dns_tries;       /* sends of one query before it counts as unanswered */
     int s2s_dns_max_pending; /* domains looked up at once */
     int s2s_dns_cache_size;  /* domains whose answer is kept (0 = no cache) */
+    /* MUC limits that do not reset (muc.c, issue 15). */
+    int muc_message_burst;  /* groupchat messages an occupant sends at once */
+    int muc_message_rate;   /* ... and a minute after (0 = no limit) */
+    int muc_rejoin_buckets; /* accounts per room whose buckets outlive their leaving */
 };
 
 /* Fill every field with its default. */

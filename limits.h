@@ -217,4 +217,12 @@
 #define LIMIT_S2S_REQUIRE_CERT 32 /* compile-time: domains s2s_require_cert may name */
 #define LIMIT_S2S_SASL_TRIES 2     /* compile-time: failed EXTERNAL attempts before the
                                       stream is closed (RFC 6120 §6.4.5: at least 2) */
+
+/* MUC limits that do not reset (muc.c, issue 15): a groupchat message goes to
+ * every occupant, so each occupant spends from a message bucket; a room keeps
+ * the buckets of accounts that left, so that rejoining gives no fresh ones. */
+#define LIMIT_MUC_MESSAGE_BURST 20  /* muc_message_burst: groupchat messages at once */
+#define LIMIT_MUC_MESSAGE_RATE 60   /* muc_message_rate: a minute after the burst (0 = none) */
+#define LIMIT_MUC_REJOIN_BUCKETS 32 /* muc_rejoin_buckets: accounts per room whose buckets
+                                       are kept after they leave */
 #endif

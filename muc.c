@@ -62,6 +62,8 @@ struct occupant {
     long credit;     /* presence token bucket, in 1/60 of a change (muc_presence_*) */
     time_t credit_at; /* g_now when credit was last brought up to date */
     int held;        /* a presence change waits for credit (on_tick sends it) */
+    long mcredit;     /* groupchat message bucket (muc_message_*), as credit */
+    time_t mcredit_at;
     char bare[]; /* real bare JID */
 };
 
@@ -103,12 +105,23 @@ struct room {
     int dirty;         /* a persistent room's subject or registrations changed since stored */
     int archiving;     /* muc#roomconfig_enablearchiving: a persistent room keeps
                         * its messages in an archive (XEP-0313 §5; issue 15) */
+    struct left *left; /* buckets of accounts that left (muc_rejoin_buckets) */
+    int nleft;
 };
 
 #define ROOM_BUCKETS 256
 static struct room *rooms[ROOM_BUCKETS];
 static int nrooms;
 static char muc_domain[JID_MAX + 1];
+
+/* Issue 15, limits that do not reset: defined with their helpers below. */
+static void left_free(struct room *r);
+static void left_keep(struct room *r, const struct occupant *o);
+static int join_spend(struct room *r, struct occupant *o);
+static void occ_free_new(struct occupant *o);
+static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost);
+static int msg_spend(const struct room *r, struct occupant *o, const struct xml_node *m);
+static void left_sweep(void);
 
 /* ---- small helpers ---- */
 
@@ -540,6 +553,7 @@ static void room_free(struct room *r)
     while (r->hist_old) {
         hist_drop_oldest(r);
     }
+    left_free(r);
     xml_free(r->subject);
     free(r->name);
     free(r->secret);
@@ -763,6 +777,8 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
     o->res = x;
     o->credit = (long)g_config->muc_presence_burst * 60;
     o->credit_at = g_now;
+    o->mcredit = (long)g_config->muc_message_burst * 60;
+    o->mcredit_at = g_now;
     return o;
 }
 
@@ -867,7 +883,8 @@ static void join(struct room *r, const char *full, const char *bare, const char 
         o->res = x;
     } else {
         o = occ_new(nick, bare, full);
-        if (!o) {
+        if (!o || !join_spend(r, o)) {
+            occ_free_new(o);
             xml_free(kept);
             bounce(p, "wait", "resource-constraint");
             return;
@@ -910,6 +927,7 @@ static void leave(struct room *r, struct occupant *o, const char *full, int endi
         }
     }
     r->nocc--;
+    left_keep(r, o);
     occ_free(o);
     if (!r->occ && !r->persistent) {
         room_destroy(r); /* a temporary room ends with its last occupant */
@@ -934,6 +952,7 @@ static void remove_occupant(struct room *r, struct occupant *o, int code, const 
     broadcast_presence(r, o, "unavailable", &e);
     log_limited("muc removed", r->jid, L_INFO, "muc: %s left %s (status %d)", o->bare, r->jid,
                 code);
+    left_keep(r, o);
     occ_free(o);
 }
 
@@ -954,15 +973,8 @@ static void announce(const struct room *r, const struct occupant *o, const char 
  * exactly. Spends cost changes and returns 1, or 0 when credit is short. */
 static int occ_spend(struct occupant *o, int cost)
 {
-    long long cap = (long long)g_config->muc_presence_burst * 60;
-    long long c = o->credit + (long long)(g_now - o->credit_at) * g_config->muc_presence_rate;
-    o->credit_at = g_now;
-    o->credit = (long)(c > cap ? cap : c);
-    if (o->credit < (long)cost * 60) {
-        return 0;
-    }
-    o->credit -= (long)cost * 60;
-    return 1;
+    return bucket_spend(&o->credit, &o->credit_at, g_config->muc_presence_burst,
+                        g_config->muc_presence_rate, cost);
 }
 
 /* o's presence went out: nothing waits any more. */
@@ -1314,6 +1326,9 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     if (is_subject && (xml_first_child(subj) ||
                        strlen(xml_text(subj)) > (size_t)g_config->muc_max_subject_bytes)) {
         bounce(m, "modify", "not-acceptable");
+        return;
+    }
+    if (!msg_spend(r, o, m)) {
         return;
     }
     char from[JID_MAX + 1];
@@ -2743,6 +2758,7 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
     save_dirty();
+    left_sweep();
     if (nheld > 0) {
         depth_enter(); /* an occupant an error takes out goes after the loop */
         held_flush();
@@ -2774,4 +2790,171 @@ HOOK_SERVICE(muc)
     hook_add(HOOK_SESSION_END, on_session_end);
     hook_add(HOOK_SESSION_FREE, on_session_free);
     muc_slot = hook_slot();
+}
+
+/* ---- issue 15: limits that do not reset ----
+ * Presence and nick changes (muc_presence_*) and groupchat messages
+ * (muc_message_*) spend from token buckets of the occupant. Leaving and
+ * rejoining would start fresh ones, so a room keeps the buckets of an
+ * account that left (at most muc_rejoin_buckets of them) until they would
+ * be full again, and a join spends two presence changes: it is broadcast
+ * in, and its leave out. One join per room (a client auto-joining its
+ * bookmarks) spends from a full bucket and always gets in. */
+
+struct left {
+    struct left *next;
+    long credit, mcredit; /* as in struct occupant */
+    time_t credit_at, mcredit_at;
+    char bare[];
+};
+
+static int nleft_all; /* entries in every room: on_tick prunes while there are some */
+
+/* A token bucket in 1/60 of an event, burst events deep, refilled by rate
+ * events a minute (whole seconds of g_now refill it exactly). Spends cost
+ * events and returns 1, or 0 when credit is short. */
+static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost)
+{
+    long long cap = (long long)burst * 60;
+    long long c = *credit + (long long)(g_now - *at) * rate;
+    *at = g_now;
+    *credit = (long)(c > cap ? cap : c);
+    if (*credit < (long)cost * 60) {
+        return 0;
+    }
+    *credit -= (long)cost * 60;
+    return 1;
+}
+
+/* Whether a bucket left alone since at is full again (rate 0: no limit). */
+static int bucket_full(long credit, time_t at, int burst, int rate)
+{
+    return rate == 0 || credit + (long long)(g_now - at) * rate >= (long long)burst * 60;
+}
+
+static int left_stale(long credit, time_t at, long mcredit, time_t mat)
+{
+    return bucket_full(credit, at, g_config->muc_presence_burst, g_config->muc_presence_rate) &&
+           bucket_full(mcredit, mat, g_config->muc_message_burst, g_config->muc_message_rate);
+}
+
+static void left_unlink(struct room *r, struct left **pp)
+{
+    struct left *e = *pp;
+    *pp = e->next;
+    free(e);
+    r->nleft--;
+    nleft_all--;
+}
+
+/* Forget the entries that are as good as fresh buckets. */
+static void left_prune(struct room *r)
+{
+    struct left **pp = &r->left;
+    while (*pp) {
+        struct left *e = *pp;
+        if (left_stale(e->credit, e->credit_at, e->mcredit, e->mcredit_at)) {
+            left_unlink(r, pp);
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
+static void left_free(struct room *r)
+{
+    while (r->left) {
+        left_unlink(r, &r->left);
+    }
+}
+
+/* o leaves r: keep its buckets unless they are full. A full table loses the
+ * entry nearest to a full presence bucket (the least it gives away). */
+static void left_keep(struct room *r, const struct occupant *o)
+{
+    left_prune(r);
+    if (g_config->muc_rejoin_buckets == 0 ||
+        left_stale(o->credit, o->credit_at, o->mcredit, o->mcredit_at)) {
+        return;
+    }
+    if (r->nleft >= g_config->muc_rejoin_buckets) {
+        struct left **best = &r->left;
+        for (struct left **pp = &r->left; *pp; pp = &(*pp)->next) {
+            if ((*pp)->credit + (g_now - (*pp)->credit_at) * (long)g_config->muc_presence_rate >
+                (*best)->credit + (g_now - (*best)->credit_at) * (long)g_config->muc_presence_rate) {
+                best = pp;
+            }
+        }
+        left_unlink(r, best);
+    }
+    struct left *e = malloc(sizeof(*e) + strlen(o->bare) + 1);
+    if (!e) {
+        return;
+    }
+    e->credit = o->credit;
+    e->credit_at = o->credit_at;
+    e->mcredit = o->mcredit;
+    e->mcredit_at = o->mcredit_at;
+    strcpy(e->bare, o->bare);
+    e->next = r->left;
+    r->left = e;
+    r->nleft++;
+    nleft_all++;
+}
+
+/* o, new in r, takes back the buckets its account left with, then pays
+ * for its join. 0: over the limit (the buckets are kept again). */
+static int join_spend(struct room *r, struct occupant *o)
+{
+    for (struct left **pp = &r->left; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->bare, o->bare) == 0) {
+            o->credit = (*pp)->credit;
+            o->credit_at = (*pp)->credit_at;
+            o->mcredit = (*pp)->mcredit;
+            o->mcredit_at = (*pp)->mcredit_at;
+            left_unlink(r, pp);
+            break;
+        }
+    }
+    if (occ_spend(o, 2)) {
+        return 1;
+    }
+    log_limited("muc presence rate", o->bare, L_NOTICE, "muc: %s rejoins %s too fast: refused",
+                o->bare, r->jid);
+    left_keep(r, o);
+    return 0;
+}
+
+/* An occupant that never got into its room (NULL: none). */
+static void occ_free_new(struct occupant *o)
+{
+    if (o) {
+        occ_free(o);
+    }
+}
+
+/* A groupchat message goes to every occupant: past muc_message_rate the
+ * sender gets resource-constraint (RFC 6120 §8.3.3.18) and nobody else
+ * anything. Returns 1 when m may go out. */
+static int msg_spend(const struct room *r, struct occupant *o, const struct xml_node *m)
+{
+    if (g_config->muc_message_rate == 0 ||
+        bucket_spend(&o->mcredit, &o->mcredit_at, g_config->muc_message_burst,
+                     g_config->muc_message_rate, 1)) {
+        return 1;
+    }
+    log_limited("muc message rate", o->bare, L_NOTICE, "muc: %s sends too fast in %s: refused",
+                o->bare, r->jid);
+    bounce(m, "wait", "resource-constraint");
+    return 0;
+}
+
+/* on_tick: rooms forget the buckets that are full again. */
+static void left_sweep(void)
+{
+    for (int i = 0; nleft_all > 0 && i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            left_prune(r);
+        }
+    }
 }
