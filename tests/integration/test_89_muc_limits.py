@@ -2,11 +2,20 @@
 expiry. A join/leave loop spends from the occupant's presence bucket, which
 the room keeps for a while after the account leaves (so rejoining does not
 start a fresh one); groupchat messages spend from a bucket of their own
-(muc_message_burst / muc_message_rate)."""
+(muc_message_burst / muc_message_rate); an idle room archive loses its
+expired records like an idle account archive (mam_expire_days)."""
 
+import os
+import time
+
+import pytest
+
+from conftest import built_without
 from im_helpers import error_condition, ptype
 from limits_helpers import reconfigure
 from muc_helpers import in_room, join, join_raw, muc_login, room_jid, say
+from test_63_mam import _write_archive
+from test_75_muc_admin import configure
 from xmpp_helpers import Clients, run, settled
 
 
@@ -108,3 +117,61 @@ def test_default_message_limit_lets_a_conversation_through(server):
             assert [m["body"] for m in got] == ["line %d" % i for i in range(20)]
 
     run(scenario())
+
+
+def _arc_dir(server, room):
+    return os.path.join(server.data_dir, "roomarc", room)
+
+
+def test_idle_room_archive_expires(server):
+    """A persistent room that gets no message still loses its expired records
+    from disk (the server walks the room archives after the accounts'); an
+    archive with nothing expired is not rewritten (flash wear)."""
+    if "MAM" in built_without(server.binary):
+        pytest.skip("built without MAM")
+    old_room, new_room = room_jid("expa"), room_jid("expb")
+
+    async def setup():
+        async with Clients(server) as cl:
+            for r in (old_room, new_room):
+                alice, = await in_room(cl, r, "alice")
+                await configure(alice, r, persistentroom=True)
+                say(alice, r, "first")
+                await alice.close()
+
+    run(setup())
+    server.stop()
+    server.write_config({"mam_expire_days": 30})
+    now = int(time.time())
+    real = server.jid("alice").encode()
+
+    def msg(r, text):
+        return ("<message xmlns='jabber:client' from='%s/Alice' type='groupchat'>"
+                "<body>%s</body></message>" % (r, text)).encode()
+
+    for r, ages in ((old_room, (90, 1)), (new_room, (2, 1))):
+        d = _arc_dir(server, r)
+        os.unlink(os.path.join(d, "archive.idx"))
+        recs = [((now - a * 86400) * 1000000 + i, real, msg(r, "%d days" % a))
+                for i, a in enumerate(ages)]
+        _write_archive(os.path.join(d, "archive.log"), recs)
+    server.start()
+    old_log = os.path.join(_arc_dir(server, old_room), "archive.log")
+    deadline = time.time() + 60  # a generous wait for the first pass, not a timing claim
+    while time.time() < deadline:
+        with open(old_log, "rb") as f:
+            if b"90 days" not in f.read():
+                break
+        time.sleep(0.2)
+    with open(old_log, "rb") as f:
+        data = f.read()
+    assert b"90 days" not in data and b"1 days" in data
+    # The other room's archive was read (its index rebuilt at start-up),
+    # then left alone: no rewrite of the log.
+    new_log = os.path.join(_arc_dir(server, new_room), "archive.log")
+    before = os.stat(new_log)
+    time.sleep(2)
+    after = os.stat(new_log)
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    with open(new_log, "rb") as f:
+        assert b"2 days" in f.read()
