@@ -2797,9 +2797,10 @@ HOOK_SERVICE(muc)
  * (muc_message_*) spend from token buckets of the occupant. Leaving and
  * rejoining would start fresh ones, so a room keeps the buckets of an
  * account that left (at most muc_rejoin_buckets of them) until they would
- * be full again, and a join spends two presence changes: it is broadcast
- * in, and its leave out. One join per room (a client auto-joining its
- * bookmarks) spends from a full bucket and always gets in. */
+ * be full again. A stay costs two presence changes (the join is broadcast
+ * in, the leave out), paid when the occupant leaves; a rejoin needs that
+ * much credit. A first join (a client auto-joining its bookmarks, one join
+ * per room) finds no kept bucket: it always gets in, with a full burst. */
 
 struct left {
     struct left *next;
@@ -2826,10 +2827,17 @@ static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost)
     return 1;
 }
 
+/* The credit a bucket has now. */
+static long long bucket_now(long credit, time_t at, int burst, int rate)
+{
+    long long c = credit + (long long)(g_now - at) * rate, cap = (long long)burst * 60;
+    return c > cap ? cap : c;
+}
+
 /* Whether a bucket left alone since at is full again (rate 0: no limit). */
 static int bucket_full(long credit, time_t at, int burst, int rate)
 {
-    return rate == 0 || credit + (long long)(g_now - at) * rate >= (long long)burst * 60;
+    return rate == 0 || bucket_now(credit, at, burst, rate) >= (long long)burst * 60;
 }
 
 static int left_stale(long credit, time_t at, long mcredit, time_t mat)
@@ -2868,20 +2876,49 @@ static void left_free(struct room *r)
     }
 }
 
-/* o leaves r: keep its buckets unless they are full. A full table loses the
- * entry nearest to a full presence bucket (the least it gives away). */
+static long long presence_now(long credit, time_t at)
+{
+    return bucket_now(credit, at, g_config->muc_presence_burst, g_config->muc_presence_rate);
+}
+
+static void left_merge(struct left *e, long credit, time_t at, long mcredit, time_t mat)
+{
+    int mb = g_config->muc_message_burst, mr = g_config->muc_message_rate;
+    if (presence_now(credit, at) < presence_now(e->credit, e->credit_at)) {
+        e->credit = credit;
+        e->credit_at = at;
+    }
+    if (bucket_now(mcredit, mat, mb, mr) < bucket_now(e->mcredit, e->mcredit_at, mb, mr)) {
+        e->mcredit = mcredit;
+        e->mcredit_at = mat;
+    }
+}
+
+/* o leaves r: it pays for its stay (two broadcasts; at worst the bucket
+ * is empty), and r keeps its buckets unless they are full. A full table
+ * loses the entry nearest to a full presence bucket (the least it gives away). */
 static void left_keep(struct room *r, const struct occupant *o)
 {
+    long long now = presence_now(o->credit, o->credit_at);
+    long credit = (long)(now > 2 * 60 ? now - 2 * 60 : 0);
+    time_t at = g_now;
     left_prune(r);
-    if (g_config->muc_rejoin_buckets == 0 ||
-        left_stale(o->credit, o->credit_at, o->mcredit, o->mcredit_at)) {
+    if (g_config->muc_rejoin_buckets == 0 || left_stale(credit, at, o->mcredit, o->mcredit_at)) {
         return;
+    }
+    for (struct left *e = r->left; e; e = e->next) {
+        if (strcmp(e->bare, o->bare) == 0) {
+            /* The account's other nick left too: one entry, the emptier
+             * buckets (one account's resources may hold several nicks). */
+            left_merge(e, credit, at, o->mcredit, o->mcredit_at);
+            return;
+        }
     }
     if (r->nleft >= g_config->muc_rejoin_buckets) {
         struct left **best = &r->left;
         for (struct left **pp = &r->left; *pp; pp = &(*pp)->next) {
-            if ((*pp)->credit + (g_now - (*pp)->credit_at) * (long)g_config->muc_presence_rate >
-                (*best)->credit + (g_now - (*best)->credit_at) * (long)g_config->muc_presence_rate) {
+            if (presence_now((*pp)->credit, (*pp)->credit_at) >
+                presence_now((*best)->credit, (*best)->credit_at)) {
                 best = pp;
             }
         }
@@ -2891,8 +2928,8 @@ static void left_keep(struct room *r, const struct occupant *o)
     if (!e) {
         return;
     }
-    e->credit = o->credit;
-    e->credit_at = o->credit_at;
+    e->credit = credit;
+    e->credit_at = at;
     e->mcredit = o->mcredit;
     e->mcredit_at = o->mcredit_at;
     strcpy(e->bare, o->bare);
@@ -2902,27 +2939,32 @@ static void left_keep(struct room *r, const struct occupant *o)
     nleft_all++;
 }
 
-/* o, new in r, takes back the buckets its account left with, then pays
- * for its join. 0: over the limit (the buckets are kept again). */
+/* o, new in r, takes back the buckets its account left with; a rejoin
+ * needs credit for the stay it begins (its leave pays). 0: over the limit
+ * (the entry stays as it was). */
 static int join_spend(struct room *r, struct occupant *o)
 {
-    for (struct left **pp = &r->left; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->bare, o->bare) == 0) {
-            o->credit = (*pp)->credit;
-            o->credit_at = (*pp)->credit_at;
-            o->mcredit = (*pp)->mcredit;
-            o->mcredit_at = (*pp)->mcredit_at;
-            left_unlink(r, pp);
-            break;
-        }
+    struct left **pp = &r->left;
+    while (*pp && strcmp((*pp)->bare, o->bare) != 0) {
+        pp = &(*pp)->next;
     }
-    if (occ_spend(o, 2)) {
-        return 1;
+    if (!*pp) {
+        return 1; /* a first join, or the bucket was full again */
     }
-    log_limited("muc presence rate", o->bare, L_NOTICE, "muc: %s rejoins %s too fast: refused",
-                o->bare, r->jid);
-    left_keep(r, o);
-    return 0;
+    long credit = (*pp)->credit;
+    time_t at = (*pp)->credit_at;
+    if (!bucket_spend(&credit, &at, g_config->muc_presence_burst, g_config->muc_presence_rate,
+                      2)) {
+        log_limited("muc presence rate", o->bare, L_NOTICE,
+                    "muc: %s rejoins %s too fast: refused", o->bare, r->jid);
+        return 0;
+    }
+    o->credit = credit + 2 * 60; /* checked, not spent: the leave pays */
+    o->credit_at = at;
+    o->mcredit = (*pp)->mcredit;
+    o->mcredit_at = (*pp)->mcredit_at;
+    left_unlink(r, pp);
+    return 1;
 }
 
 /* An occupant that never got into its room (NULL: none). */
