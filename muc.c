@@ -2811,27 +2811,25 @@ struct left {
 
 static int nleft_all; /* entries in every room: on_tick prunes while there are some */
 
-/* A token bucket in 1/60 of an event, burst events deep, refilled by rate
- * events a minute (whole seconds of g_now refill it exactly). Spends cost
- * events and returns 1, or 0 when credit is short. */
-static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost)
-{
-    long long cap = (long long)burst * 60;
-    long long c = *credit + (long long)(g_now - *at) * rate;
-    *at = g_now;
-    *credit = (long)(c > cap ? cap : c);
-    if (*credit < (long)cost * 60) {
-        return 0;
-    }
-    *credit -= (long)cost * 60;
-    return 1;
-}
-
 /* The credit a bucket has now. */
 static long long bucket_now(long credit, time_t at, int burst, int rate)
 {
     long long c = credit + (long long)(g_now - at) * rate, cap = (long long)burst * 60;
     return c > cap ? cap : c;
+}
+
+/* A token bucket in 1/60 of an event, burst events deep, refilled by rate
+ * events a minute (whole seconds of g_now refill it exactly). Spends cost
+ * events and returns 1, or 0 when credit is short. */
+static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost)
+{
+    *credit = (long)bucket_now(*credit, *at, burst, rate);
+    *at = g_now;
+    if (*credit < (long)cost * 60) {
+        return 0;
+    }
+    *credit -= (long)cost * 60;
+    return 1;
 }
 
 /* Whether a bucket left alone since at is full again (rate 0: no limit). */
