@@ -221,6 +221,10 @@ static const struct option options[] = {
     INT(http_max_header_bytes, 256, 1048576, LIMIT_HTTP_MAX_HEADER_BYTES, 0),
     INT(http_max_headers, 4, 10000, LIMIT_HTTP_MAX_HEADERS, 0),
     INT(http_max_body, 0, 1073741824, LIMIT_HTTP_MAX_BODY, 0),
+    /* MUC limits that do not reset (muc.c, issue 15). */
+    INT(muc_message_burst, 1, 1000000, LIMIT_MUC_MESSAGE_BURST, 1),
+    INT(muc_message_rate, 0, 10000000, LIMIT_MUC_MESSAGE_RATE, 1),
+    INT(muc_rejoin_buckets, 0, 10000, LIMIT_MUC_REJOIN_BUCKETS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -206,6 +206,10 @@ struct config {
     int http_max_header_bytes;  /* 431 */
     int http_max_headers;       /* 431 */
     int http_max_body;          /* 413 */
+    /* MUC limits that do not reset (muc.c, issue 15). */
+    int muc_message_burst;  /* groupchat messages an occupant sends at once */
+    int muc_message_rate;   /* ... and a minute after (0 = no limit) */
+    int muc_rejoin_buckets; /* accounts per room whose buckets outlive their leaving */
 };
 
 /* Fill every field with its default. */

@@ -233,4 +233,12 @@
 #define LIMIT_HTTP_MAX_HEADERS 64         /* http_max_headers: header fields (431) */
 #define LIMIT_HTTP_MAX_BODY 65536         /* http_max_body: request body bytes (413) */
 #define LIMIT_HTTP_ROUTES 32              /* compile-time: paths modules may register */
+
+/* MUC limits that do not reset (muc.c, issue 15): a groupchat message goes to
+ * every occupant, so each occupant spends from a message bucket; a room keeps
+ * the buckets of accounts that left, so that rejoining gives no fresh ones. */
+#define LIMIT_MUC_MESSAGE_BURST 20  /* muc_message_burst: groupchat messages at once */
+#define LIMIT_MUC_MESSAGE_RATE 60   /* muc_message_rate: a minute after the burst (0 = none) */
+#define LIMIT_MUC_REJOIN_BUCKETS 32 /* muc_rejoin_buckets: accounts per room whose buckets
+                                       are kept after they leave */
 #endif

@@ -402,6 +402,22 @@ static int sweep_one(const char *bare, void *ud)
     return ++sw->done == SWEEP_PER_TICK;
 }
 
+/* Issue 15: a room that gets no message would keep its expired records as
+ * an idle account would, so each pass walks the room archives (their own
+ * sorted list, with the cursor starting again) after the accounts. */
+static int sweep_rooms; /* this pass is at the room archives */
+
+static void sweep_pass_over(void)
+{
+    if (!sweep_rooms) {
+        sweep_rooms = 1; /* the rooms' turn, from the next tick */
+        return;
+    }
+    sweep_rooms = 0;
+    sweep_running = 0; /* the pass is over */
+    sweep_next = g_now + SWEEP_EVERY;
+}
+
 static int mam_tick(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s;
@@ -412,11 +428,14 @@ static int mam_tick(struct session *s, struct xml_node *st, const char *bare)
     }
     struct sweep sw = {0, arc_limits()};
     sweep_running = 1;
-    store_account_list(sweep_one, &sw);
+    if (sweep_rooms) {
+        store_room_arc_list(sweep_one, &sw);
+    } else {
+        store_account_list(sweep_one, &sw);
+    }
     if (sw.done < SWEEP_PER_TICK) {
-        sweep_running = 0; /* the pass is over */
         sweep_cursor[0] = '\0';
-        sweep_next = g_now + SWEEP_EVERY;
+        sweep_pass_over();
     }
     return 0;
 }

@@ -62,6 +62,8 @@ struct occupant {
     long credit;     /* presence token bucket, in 1/60 of a change (muc_presence_*) */
     time_t credit_at; /* g_now when credit was last brought up to date */
     int held;        /* a presence change waits for credit (on_tick sends it) */
+    long mcredit;     /* groupchat message bucket (muc_message_*), as credit */
+    time_t mcredit_at;
     char bare[]; /* real bare JID */
 };
 
@@ -103,12 +105,23 @@ struct room {
     int dirty;         /* a persistent room's subject or registrations changed since stored */
     int archiving;     /* muc#roomconfig_enablearchiving: a persistent room keeps
                         * its messages in an archive (XEP-0313 §5; issue 15) */
+    struct left *left; /* buckets of accounts that left (muc_rejoin_buckets) */
+    int nleft;
 };
 
 #define ROOM_BUCKETS 256
 static struct room *rooms[ROOM_BUCKETS];
 static int nrooms;
 static char muc_domain[JID_MAX + 1];
+
+/* Issue 15, limits that do not reset: defined with their helpers below. */
+static void left_free(struct room *r);
+static void left_keep(struct room *r, const struct occupant *o);
+static int join_spend(struct room *r, struct occupant *o);
+static void occ_free_new(struct occupant *o);
+static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost);
+static int msg_spend(const struct room *r, struct occupant *o, const struct xml_node *m);
+static void left_sweep(void);
 
 /* ---- small helpers ---- */
 
@@ -540,6 +553,7 @@ static void room_free(struct room *r)
     while (r->hist_old) {
         hist_drop_oldest(r);
     }
+    left_free(r);
     xml_free(r->subject);
     free(r->name);
     free(r->secret);
@@ -784,6 +798,8 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
     o->res = x;
     o->credit = (long)g_config->muc_presence_burst * 60;
     o->credit_at = g_now;
+    o->mcredit = (long)g_config->muc_message_burst * 60;
+    o->mcredit_at = g_now;
     return o;
 }
 
@@ -888,7 +904,8 @@ static void join(struct room *r, const char *full, const char *bare, const char 
         o->res = x;
     } else {
         o = occ_new(nick, bare, full);
-        if (!o) {
+        if (!o || !join_spend(r, o)) {
+            occ_free_new(o);
             xml_free(kept);
             bounce(p, "wait", "resource-constraint");
             return;
@@ -931,6 +948,7 @@ static void leave(struct room *r, struct occupant *o, const char *full, int endi
         }
     }
     r->nocc--;
+    left_keep(r, o);
     occ_free(o);
     if (!r->occ && !r->persistent) {
         room_destroy(r); /* a temporary room ends with its last occupant */
@@ -955,6 +973,7 @@ static void remove_occupant(struct room *r, struct occupant *o, int code, const 
     broadcast_presence(r, o, "unavailable", &e);
     log_limited("muc removed", r->jid, L_INFO, "muc: %s left %s (status %d)", o->bare, r->jid,
                 code);
+    left_keep(r, o);
     occ_free(o);
 }
 
@@ -975,15 +994,8 @@ static void announce(const struct room *r, const struct occupant *o, const char 
  * exactly. Spends cost changes and returns 1, or 0 when credit is short. */
 static int occ_spend(struct occupant *o, int cost)
 {
-    long long cap = (long long)g_config->muc_presence_burst * 60;
-    long long c = o->credit + (long long)(g_now - o->credit_at) * g_config->muc_presence_rate;
-    o->credit_at = g_now;
-    o->credit = (long)(c > cap ? cap : c);
-    if (o->credit < (long)cost * 60) {
-        return 0;
-    }
-    o->credit -= (long)cost * 60;
-    return 1;
+    return bucket_spend(&o->credit, &o->credit_at, g_config->muc_presence_burst,
+                        g_config->muc_presence_rate, cost);
 }
 
 /* o's presence went out: nothing waits any more. */
@@ -1335,6 +1347,9 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     if (is_subject && (xml_first_child(subj) ||
                        strlen(xml_text(subj)) > (size_t)g_config->muc_max_subject_bytes)) {
         bounce(m, "modify", "not-acceptable");
+        return;
+    }
+    if (!msg_spend(r, o, m)) {
         return;
     }
     char from[JID_MAX + 1];
@@ -2765,6 +2780,7 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
     save_dirty();
+    left_sweep();
     if (nheld > 0) {
         depth_enter(); /* an occupant an error takes out goes after the loop */
         held_flush();
@@ -2796,4 +2812,211 @@ HOOK_SERVICE(muc)
     hook_add(HOOK_SESSION_END, on_session_end);
     hook_add(HOOK_SESSION_FREE, on_session_free);
     muc_slot = hook_slot();
+}
+
+/* ---- issue 15: limits that do not reset ----
+ * Presence and nick changes (muc_presence_*) and groupchat messages
+ * (muc_message_*) spend from token buckets of the occupant. Leaving and
+ * rejoining would start fresh ones, so a room keeps the buckets of an
+ * account that left (at most muc_rejoin_buckets of them) until they would
+ * be full again. A stay costs two presence changes (the join is broadcast
+ * in, the leave out), paid when the occupant leaves; a rejoin needs that
+ * much credit. A first join (a client auto-joining its bookmarks, one join
+ * per room) finds no kept bucket: it always gets in, with a full burst. */
+
+struct left {
+    struct left *next;
+    long credit, mcredit; /* as in struct occupant */
+    time_t credit_at, mcredit_at;
+    char bare[];
+};
+
+static int nleft_all; /* entries in every room: on_tick prunes while there are some */
+
+/* The credit a bucket has now. */
+static long long bucket_now(long credit, time_t at, int burst, int rate)
+{
+    long long c = credit + (long long)(g_now - at) * rate, cap = (long long)burst * 60;
+    return c > cap ? cap : c;
+}
+
+/* A token bucket in 1/60 of an event, burst events deep, refilled by rate
+ * events a minute (whole seconds of g_now refill it exactly). Spends cost
+ * events and returns 1, or 0 when credit is short. */
+static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost)
+{
+    *credit = (long)bucket_now(*credit, *at, burst, rate);
+    *at = g_now;
+    if (*credit < (long)cost * 60) {
+        return 0;
+    }
+    *credit -= (long)cost * 60;
+    return 1;
+}
+
+/* Whether a bucket left alone since at is full again (rate 0: no limit). */
+static int bucket_full(long credit, time_t at, int burst, int rate)
+{
+    return rate == 0 || bucket_now(credit, at, burst, rate) >= (long long)burst * 60;
+}
+
+static int left_stale(long credit, time_t at, long mcredit, time_t mat)
+{
+    return bucket_full(credit, at, g_config->muc_presence_burst, g_config->muc_presence_rate) &&
+           bucket_full(mcredit, mat, g_config->muc_message_burst, g_config->muc_message_rate);
+}
+
+static void left_unlink(struct room *r, struct left **pp)
+{
+    struct left *e = *pp;
+    *pp = e->next;
+    free(e);
+    r->nleft--;
+    nleft_all--;
+}
+
+/* Forget the entries that are as good as fresh buckets. */
+static void left_prune(struct room *r)
+{
+    struct left **pp = &r->left;
+    while (*pp) {
+        struct left *e = *pp;
+        if (left_stale(e->credit, e->credit_at, e->mcredit, e->mcredit_at)) {
+            left_unlink(r, pp);
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
+static void left_free(struct room *r)
+{
+    while (r->left) {
+        left_unlink(r, &r->left);
+    }
+}
+
+static long long presence_now(long credit, time_t at)
+{
+    return bucket_now(credit, at, g_config->muc_presence_burst, g_config->muc_presence_rate);
+}
+
+static void left_merge(struct left *e, long credit, time_t at, long mcredit, time_t mat)
+{
+    int mb = g_config->muc_message_burst, mr = g_config->muc_message_rate;
+    if (presence_now(credit, at) < presence_now(e->credit, e->credit_at)) {
+        e->credit = credit;
+        e->credit_at = at;
+    }
+    if (bucket_now(mcredit, mat, mb, mr) < bucket_now(e->mcredit, e->mcredit_at, mb, mr)) {
+        e->mcredit = mcredit;
+        e->mcredit_at = mat;
+    }
+}
+
+/* o leaves r: it pays for its stay (two broadcasts; at worst the bucket
+ * is empty), and r keeps its buckets unless they are full. A full table
+ * loses the entry nearest to a full presence bucket (the least it gives away). */
+static void left_keep(struct room *r, const struct occupant *o)
+{
+    long long now = presence_now(o->credit, o->credit_at);
+    long credit = (long)(now > 2 * 60 ? now - 2 * 60 : 0);
+    time_t at = g_now;
+    left_prune(r);
+    if (g_config->muc_rejoin_buckets == 0 || left_stale(credit, at, o->mcredit, o->mcredit_at)) {
+        return;
+    }
+    for (struct left *e = r->left; e; e = e->next) {
+        if (strcmp(e->bare, o->bare) == 0) {
+            /* The account's other nick left too: one entry, the emptier
+             * buckets (one account's resources may hold several nicks). */
+            left_merge(e, credit, at, o->mcredit, o->mcredit_at);
+            return;
+        }
+    }
+    if (r->nleft >= g_config->muc_rejoin_buckets) {
+        struct left **best = &r->left;
+        for (struct left **pp = &r->left; *pp; pp = &(*pp)->next) {
+            if (presence_now((*pp)->credit, (*pp)->credit_at) >
+                presence_now((*best)->credit, (*best)->credit_at)) {
+                best = pp;
+            }
+        }
+        left_unlink(r, best);
+    }
+    struct left *e = malloc(sizeof(*e) + strlen(o->bare) + 1);
+    if (!e) {
+        return;
+    }
+    e->credit = credit;
+    e->credit_at = at;
+    e->mcredit = o->mcredit;
+    e->mcredit_at = o->mcredit_at;
+    strcpy(e->bare, o->bare);
+    e->next = r->left;
+    r->left = e;
+    r->nleft++;
+    nleft_all++;
+}
+
+/* o, new in r, takes back the buckets its account left with; a rejoin
+ * needs credit for the stay it begins (its leave pays). 0: over the limit
+ * (the entry stays as it was). */
+static int join_spend(struct room *r, struct occupant *o)
+{
+    struct left **pp = &r->left;
+    while (*pp && strcmp((*pp)->bare, o->bare) != 0) {
+        pp = &(*pp)->next;
+    }
+    if (!*pp) {
+        return 1; /* a first join, or the bucket was full again */
+    }
+    long credit = (*pp)->credit;
+    time_t at = (*pp)->credit_at;
+    if (!bucket_spend(&credit, &at, g_config->muc_presence_burst, g_config->muc_presence_rate,
+                      2)) {
+        log_limited("muc presence rate", o->bare, L_NOTICE,
+                    "muc: %s rejoins %s too fast: refused", o->bare, r->jid);
+        return 0;
+    }
+    o->credit = credit + 2 * 60; /* checked, not spent: the leave pays */
+    o->credit_at = at;
+    o->mcredit = (*pp)->mcredit;
+    o->mcredit_at = (*pp)->mcredit_at;
+    left_unlink(r, pp);
+    return 1;
+}
+
+/* An occupant that never got into its room (NULL: none). */
+static void occ_free_new(struct occupant *o)
+{
+    if (o) {
+        occ_free(o);
+    }
+}
+
+/* A groupchat message goes to every occupant: past muc_message_rate the
+ * sender gets resource-constraint (RFC 6120 §8.3.3.18) and nobody else
+ * anything. Returns 1 when m may go out. */
+static int msg_spend(const struct room *r, struct occupant *o, const struct xml_node *m)
+{
+    if (g_config->muc_message_rate == 0 ||
+        bucket_spend(&o->mcredit, &o->mcredit_at, g_config->muc_message_burst,
+                     g_config->muc_message_rate, 1)) {
+        return 1;
+    }
+    log_limited("muc message rate", o->bare, L_NOTICE, "muc: %s sends too fast in %s: refused",
+                o->bare, r->jid);
+    bounce(m, "wait", "resource-constraint");
+    return 0;
+}
+
+/* on_tick: rooms forget the buckets that are full again. */
+static void left_sweep(void)
+{
+    for (int i = 0; nleft_all > 0 && i < ROOM_BUCKETS; i++) {
+        for (struct room *r = rooms[i]; r; r = r->next) {
+            left_prune(r);
+        }
+    }
 }

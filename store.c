@@ -1267,22 +1267,22 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The entries of accounts/ that pick accepts, each as the string pick wrote
+/* The entries of dir that pick accepts, each as the string pick wrote
  * (malloc'd, in *names; the caller frees them and the array). */
-static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
-                         size_t *count)
+static int dir_scan(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
+                    char ***names, size_t *count)
 {
     char **v = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
     *names = NULL;
     *count = 0;
-    if (!accounts_dir[0]) {
+    if (!dir[0]) {
         return STORE_EINVAL;
     }
-    DIR *d = opendir(accounts_dir);
+    DIR *d = opendir(dir);
     if (!d) {
-        log_error("store: open directory %s: %s", accounts_dir, strerror(errno));
+        log_error("store: open directory %s: %s", dir, strerror(errno));
         return STORE_EIO;
     }
     struct dirent *e;
@@ -1313,6 +1313,13 @@ static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz),
     return rc;
 }
 
+/* The entries of accounts/ that pick accepts (dir_scan). */
+static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
+                         size_t *count)
+{
+    return dir_scan(accounts_dir, pick, names, count);
+}
+
 /* A visible account directory: its bare JID. */
 static int pick_account(const char *name, char *out, size_t outsz)
 {
@@ -1327,11 +1334,22 @@ static int pick_account(const char *name, char *out, size_t outsz)
     return path_fmt(p, sizeof(p), "%s/%s", accounts_dir, name) == 0 && is_dir(p);
 }
 
+static int scan_sorted(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
+                       int (*fn)(const char *name, void *ud), void *ud);
+
 int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
+{
+    return scan_sorted(accounts_dir, pick_account, fn, ud);
+}
+
+/* fn(name) for each entry of dir that pick accepts, in sorted order, until
+ * fn returns non-zero. */
+static int scan_sorted(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
+                       int (*fn)(const char *name, void *ud), void *ud)
 {
     char **names = NULL;
     size_t n = 0;
-    int rc = accounts_scan(pick_account, &names, &n);
+    int rc = dir_scan(dir, pick, &names, &n);
     if (rc == 0 && n > 0) {
         qsort(names, n, sizeof(*names), cmp_str);
         for (size_t i = 0; i < n; i++) {
@@ -3371,4 +3389,27 @@ int store_room_arc_delete(const char *room)
     }
     *strrchr(dir, '/') = '\0';
     return fsync_dir(dir);
+}
+
+/* ---- issue 15: the room archives, for the expiry sweep (mam.c) ---- */
+
+static int pick_room_arc(const char *name, char *out, size_t outsz)
+{
+    if (name[0] == '.' || outsz < 2) {
+        return 0;
+    }
+    out[0] = ROOM_ARC_MARK;
+    return unescape_name(name, out + 1, outsz - 1) == 0;
+}
+
+int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud)
+{
+    char dir[PATH_MAX];
+    if (!data_dir[0] || path_fmt(dir, sizeof(dir), "%s/" ROOM_ARC_DIR, data_dir) < 0) {
+        return STORE_EINVAL;
+    }
+    if (!is_dir(dir)) {
+        return 0; /* no room archived anything yet */
+    }
+    return scan_sorted(dir, pick_room_arc, fn, ud);
 }

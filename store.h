@@ -237,5 +237,9 @@ int store_fd_readable_by_others(int fd);
 #define STORE_ROOM_ARC_NAME_MAX 258
 int store_room_arc_name(const char *room, char *out, size_t outsz);
 int store_room_arc_delete(const char *room);
+/* Issue 15, expiry of idle room archives: fn(name, ud) for every room
+ * archive, name being what store_room_arc_name gives (what store_arc_trim
+ * takes), in sorted order, until fn returns non-zero. 0 or STORE_*. */
+int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud);
 
 #endif

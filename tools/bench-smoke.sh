@@ -46,6 +46,8 @@ while [ $port -lt 18999 ] && [ $started = 0 ]; do
 		echo "require_tls no"
 		echo "plain_without_tls yes"
 		echo "log_level warning"
+		# issue 15: no groupchat message rate for muc-fanout (Prosody and ejabberd have none)
+		"$here/xmppd-has.sh" "$xmppd" MUC muc_message_rate && echo "muc_message_rate 0"
 		[ "$(id -u)" = 0 ] && echo "allow_root yes"
 	} > "$dir/xmppd.conf"
 	if [ ! -d "$dir/data" ]; then

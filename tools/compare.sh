@@ -348,6 +348,9 @@ printf '  mod_muc:\n    max_users: 1000\n    default_room_options:\n      max_us
 	>> "$work/ejabberd/ejabberd-muc.yml"
 cp "$work/xmppd/xmppd.conf" "$work/xmppd/xmppd-muc.conf"
 grep -aq muc_max_occupants "$xmppd_bin" && echo "muc_max_occupants 1000" >> "$work/xmppd/xmppd-muc.conf"
+# issue 15: xmppd's groupchat message rate (muc_message_rate, 60 a minute per occupant by
+# default) would refuse the speakers' flood: off, as neither Prosody nor ejabberd has one
+grep -aq muc_message_rate "$xmppd_bin" && echo "muc_message_rate 0" >> "$work/xmppd/xmppd-muc.conf"
 variant="" # which of them srv_start runs: "", mam, sm or muc
 
 server_cmd() { # server_cmd NAME: sets CMD to the command line that runs it in the foreground

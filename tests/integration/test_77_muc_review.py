@@ -8,6 +8,7 @@ from slixmpp.exceptions import IqError
 
 from disco_helpers import iq as raw_iq
 from im_helpers import drain, error_condition, next_presence, ptype
+from limits_helpers import reconfigure
 from muc_helpers import (NS_MUC_USER, codes, groupchat_from, in_room, item, join, muc_login,
                          no_room_presence, room_jid, room_presence, say)
 from xep_helpers import block
@@ -401,6 +402,8 @@ def test_subject_loop_does_not_write_per_change(server):
     """Whoever may set the subject of a persistent room may set it in a
     loop: the room file is not rewritten (and fsynced) for each change, and
     the last subject is still what a restart reads."""
+    # Not the groupchat message rate (test_89_muc_limits.py): the writes.
+    reconfigure(server, muc_message_rate=0)
     room = room_jid("subjflood")
     owner_form = ("<query xmlns='%s'><x xmlns='jabber:x:data' type='submit'>"
                   "<field var='muc#roomconfig_persistentroom'><value>1</value></field>"

@@ -647,6 +647,24 @@ static void test_http(void)
                  "c2s_tls_port, s2s_port and component_port");
 }
 
+/* MUC limits that do not reset (issue 15): 0 switches the message rate off. */
+static void test_muc_message_rate(void)
+{
+    struct config c;
+    config_defaults(&c);
+    CHECK(c.muc_message_burst == LIMIT_MUC_MESSAGE_BURST);
+    CHECK(c.muc_message_rate == LIMIT_MUC_MESSAGE_RATE);
+    CHECK(c.muc_rejoin_buckets == LIMIT_MUC_REJOIN_BUCKETS);
+    CHECK(load("muc_message_burst 1\nmuc_message_rate 0\nmuc_rejoin_buckets 0\n", &c) == 0);
+    CHECK(c.muc_message_burst == 1 && c.muc_message_rate == 0 && c.muc_rejoin_buckets == 0);
+    expect_error("muc_message_burst 0\n",
+                 "1: 'muc_message_burst' must be an integer from 1 to 1000000");
+    expect_error("muc_message_rate -1\n",
+                 "1: 'muc_message_rate' must be an integer from 0 to 10000000");
+    expect_error("muc_rejoin_buckets 10001\n",
+                 "1: 'muc_rejoin_buckets' must be an integer from 0 to 10000");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -674,6 +692,7 @@ int main(void)
     test_muc_presence_rate();
     test_s2s_require_cert();
     test_http();
+    test_muc_message_rate();
 
     unlink(path);
     rmdir(dir);

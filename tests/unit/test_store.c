@@ -1584,6 +1584,35 @@ static void test_room_archives(void)
     CHECK(store_room_arc_name(big, name, sizeof(name)) == STORE_EINVAL);
 }
 
+/* Issue 15: the expiry sweep lists the room archives, sorted, by the names
+ * store_arc_trim takes. */
+static void test_room_arc_list(void)
+{
+    char a[STORE_ROOM_ARC_NAME_MAX], b[STORE_ROOM_ARC_NAME_MAX];
+    struct names ns;
+    uint64_t id;
+    memset(&ns, 0, sizeof(ns));
+    CHECK(store_room_arc_list(collect_name, &ns) == 0 && ns.n == 0);
+    CHECK(store_room_arc_name("zed@conf.example.org", b, sizeof(b)) == 0);
+    CHECK(store_room_arc_name("abc@conf.example.org", a, sizeof(a)) == 0);
+    CHECK(arc_add(b, "alice@example.org/x", "z1", &id) == 0);
+    CHECK(arc_add(a, "alice@example.org/x", "a1", &id) == 0);
+    CHECK(store_arc_sync() == 0);
+    CHECK(store_room_arc_list(collect_name, &ns) == 0 && ns.n == 2);
+    CHECK_STR(ns.v[0], a);
+    CHECK_STR(ns.v[1], b);
+    memset(&ns, 0, sizeof(ns));
+    ns.stop_after = 1;
+    CHECK(store_room_arc_list(collect_name, &ns) == 0 && ns.n == 1);
+    /* What it lists, store_arc_trim takes. */
+    struct store_arc_limits lim = {0, 0};
+    CHECK(store_arc_trim(ns.v[0], &lim) == 0);
+    CHECK(store_room_arc_delete("zed@conf.example.org") == 0);
+    CHECK(store_room_arc_delete("abc@conf.example.org") == 0);
+    memset(&ns, 0, sizeof(ns));
+    CHECK(store_room_arc_list(collect_name, &ns) == 0 && ns.n == 0);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1621,6 +1650,7 @@ int main(void)
     test_room_archives();
     test_archive_group_commit();
     test_offline_group_commit();
+    test_room_arc_list();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
