@@ -138,6 +138,7 @@ UNIT_TESTS += test_sm
 # paused senders resumed at the end of the turn a queue drained (pause.h)
 UNIT_TESTS += test_pause
 UNIT_TESTS += test_dns # federation DNS (dns.c): rule at the end
+UNIT_TESTS += test_hooks # s2s fixes (issue 12): message phases; rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -294,3 +295,6 @@ tests/unit/test_pause: tests/unit/test_pause.c pause.o .build-flags
 # Federation DNS (dns.c, WITH_S2S): its packet builder and parser, the loop stubbed.
 tests/unit/test_dns: tests/unit/test_dns.c dns.o $(LIB_OBJS) .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< dns.o $(LIB_OBJS) $(LIBS)
+# s2s fixes (issue 12): the phases of a message to an account (hooks.c) alone.
+tests/unit/test_hooks: tests/unit/test_hooks.c hooks.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< hooks.o
