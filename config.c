@@ -209,6 +209,8 @@ static const struct option options[] = {
     INT(s2s_dns_tries, 1, 10, LIMIT_S2S_DNS_TRIES, 0),
     INT(s2s_dns_max_pending, 1, 10000, LIMIT_S2S_DNS_MAX_PENDING, 0),
     INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0),
+    /* s2s fixes (issue 12 item 2): dialback keys waiting from one address. */
+    INT(s2s_dialback_max_per_addr, 1, 1000, LIMIT_S2S_DIALBACK_PER_ADDR, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

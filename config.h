@@ -194,6 +194,8 @@ struct config {
     int s2s_dns_tries;       /* sends of one query before it counts as unanswered */
     int s2s_dns_max_pending; /* domains looked up at once */
     int s2s_dns_cache_size;  /* domains whose answer is kept (0 = no cache) */
+    /* s2s fixes (issue 12 item 2) */
+    int s2s_dialback_max_per_addr; /* dialback keys waiting from one address */
 };
 
 /* Fill every field with its default. */

@@ -217,4 +217,10 @@
 #define LIMIT_S2S_REQUIRE_CERT 32 /* compile-time: domains s2s_require_cert may name */
 #define LIMIT_S2S_SASL_TRIES 2     /* compile-time: failed EXTERNAL attempts before the
                                       stream is closed (RFC 6120 §6.4.5: at least 2) */
+/* s2s fixes (issue 12 item 2): dialback keys waiting at once from one address,
+ * over every remote domain it names. Each may cost a DNS lookup
+ * (s2s_dns_max_pending) and a domain slot (s2s_max_domains): one peer naming
+ * random domains must not take them all from the real ones. */
+#define LIMIT_S2S_DIALBACK_PER_ADDR 4 /* s2s_dialback_max_per_addr */
+
 #endif

@@ -76,6 +76,8 @@ struct s2s_domain {
     struct dns_addr addr[DNS_ADDRS_MAX];
     int naddr, next_addr;
     int direct_tls; /* the stream being opened starts with TLS (XEP-0368) */
+    int claim_only; /* made for an unauthenticated dialback claim: no stanza of
+                     * ours and no authenticated stream used it yet (reclaimable) */
 };
 
 /* One s2s connection's stream state (struct conn's s2s). */
@@ -127,6 +129,7 @@ static int ext_out_features(struct s2s_stream *s, struct xml_node *el);
 static void ext_out_sasl(struct s2s_stream *s, struct xml_node *el);
 static void ext_init(void);
 static int ext_cert_required(const char *domain);
+static struct s2s_domain *domain_reclaim(const char *name, int traffic);
 
 /* ---- helpers ---- */
 
@@ -548,6 +551,12 @@ static int deliver(const struct xml_node *st, void *ud)
         return -1; /* the router bounces remote-server-not-found */
     }
     struct s2s_domain *d = domain_get(dom);
+    if (!d) {
+        d = domain_reclaim(dom, 1);
+    }
+    if (d) {
+        d->claim_only = 0; /* live traffic */
+    }
     int presence = strcmp(xml_name(st), "presence") == 0;
     if (!d) {
         log_limited("s2s domains", NULL, L_WARNING, "s2s: s2s_max_domains (%d) reached",
@@ -628,6 +637,7 @@ static void incoming_add(struct s2s_domain *d, struct conn *c)
     }
     d->in[d->nin].fd = c->fd;
     d->in[d->nin++].conn_id = c->id;
+    d->claim_only = 0; /* authenticated: live traffic */
 }
 
 static void incoming_remove(const char *domain, const struct conn *c)
@@ -696,6 +706,88 @@ static int pending_from(const struct s2s_domain *d, const char *addr)
     return n;
 }
 
+/* ---- s2s fixes (issue 12 item 2): what dialback claims may take ---- */
+
+/* Keys waiting from peers at addr, over every domain. */
+static int keys_from_addr(const char *addr)
+{
+    int n = 0;
+    for (int i = 0; i < ndomains; i++) {
+        n += domains[i].name[0] ? pending_from(&domains[i], addr) : 0;
+    }
+    return n;
+}
+
+/* Each waiting key may cost a DNS lookup (s2s_dns_max_pending) and a domain
+ * slot (s2s_max_domains): past s2s_dialback_max_per_addr of them, an address
+ * naming domains at random gets an error at once (XEP-0220 §2.4.2) and the
+ * real domains keep their lookups and slots. 1 when s was answered so. */
+static int claims_over_cap(struct s2s_stream *s, const char *from)
+{
+    if (keys_from_addr(s->conn->addr) < g_config->s2s_dialback_max_per_addr) {
+        return 0;
+    }
+    log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
+                "%s s2s dialback for %s: s2s_dialback_max_per_addr (%d) keys of this address "
+                "wait already", conn_label(s->conn), from, g_config->s2s_dialback_max_per_addr);
+    send_db_error(s, from, "keys per address");
+    return 1;
+}
+
+/* A slot held only by dialback claims: no stanza queued, no stream up. */
+static int claims_only(const struct s2s_domain *d)
+{
+    return d->name[0] && d->claim_only && !d->out && !d->nqueued && !d->nin;
+}
+
+/* s2s_max_domains are busy: a slot that only unauthenticated claims took is
+ * given to name. First one that only its backoff holds (losing it costs a
+ * retry); for live traffic (our own stanzas) also one whose keys still wait
+ * for DNS: they are answered with an error (their DNS answer, when it comes,
+ * finds no slot and is dropped: dns_done). NULL when none is claims-only. */
+static struct s2s_domain *domain_reclaim(const char *name, int traffic)
+{
+    struct s2s_domain *pick = NULL;
+    for (int i = 0; i < ndomains; i++) {
+        struct s2s_domain *d = &domains[i];
+        if (claims_only(d) && !d->npv && !d->resolving) {
+            pick = d;
+            break;
+        }
+        if (traffic && !pick && claims_only(d)) {
+            pick = d;
+        }
+    }
+    if (!pick) {
+        return NULL;
+    }
+    log_limited("s2s domains", NULL, L_NOTICE,
+                "s2s: s2s_max_domains (%d) reached: the slot of %s (dialback claims only) "
+                "goes to %s", g_config->s2s_max_domains, pick->name, name);
+    for (int k = pick->npv - 1; k >= 0; k--) {
+        answer_verify(pick, k, "error");
+    }
+    pick->name[0] = '\0'; /* free: domain_get takes it */
+    return domain_get(name);
+}
+
+/* The slot for a claim of domain from, marked claims-only when it is new. */
+static struct s2s_domain *claim_slot(const char *from)
+{
+    struct s2s_domain *d = domain_find(from);
+    if (d) {
+        return d;
+    }
+    d = domain_get(from);
+    if (!d) {
+        d = domain_reclaim(from, 0);
+    }
+    if (d) {
+        d->claim_only = 1;
+    }
+    return d;
+}
+
 /* Incoming <db:result from=P to=us>key</db:result>: check it with P's
  * authoritative server (our outgoing stream to P). */
 static void db_result_in(struct s2s_stream *s, struct xml_node *el)
@@ -736,10 +828,14 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         send_db_error(s, from, "remote-server-not-found");
         return;
     }
-    struct s2s_domain *d = domain_get(from);
+    struct s2s_domain *d = domain_find(from);
     if (d && key_pending(d, s)) {
         return; /* asked again while the first is checked: that answer will do */
     }
+    if (claims_over_cap(s, from)) {
+        return;
+    }
+    d = claim_slot(from);
     if (d && !d->out && d->retry_at > g_now) {
         /* Failed a moment ago: a peer's keys do not make us reconnect before
          * the backoff ends, as stanzas do not (deliver). */
