@@ -599,7 +599,20 @@ static int deliver(const struct xml_node *st, void *ud)
  * such answer carries the same condition, whatever the reason (no route,
  * a backoff running, a failed or timed-out connection, a full table): an
  * unauthenticated peer must not learn from it which domains we have routes
- * to or talked to lately. The reason goes to the debug log. */
+ * to or talked to lately. The reason goes to the debug log.
+ *
+ * Timing is not hidden, on purpose (issue 12 item 3): an error for no route,
+ * a running backoff or a cached DNS answer comes at once, while a routed
+ * domain costs a lookup or a connection first. Padding the errors would not
+ * hide routes: a routed domain answers a made-up key with type='invalid'
+ * after asking its server (XEP-0220 §2.3.3), which no delay turns into an
+ * error; all it could hide is which domains we looked up, failed or stream to
+ * lately, and only by holding every outcome (valid, invalid and its stream
+ * end, error) per stream until a floor, which also slows every real peer.
+ * Prosody 0.12 leaks more (mod_dialback routes the db:verify over a live
+ * stream when there is one, and sends nothing at all when the connection
+ * fails). Probing costs a stream per invalid key (c2s_auth_failed_address
+ * throttles the address) and s2s_dialback_max_per_addr bounds the waits. */
 static void send_db_error(struct s2s_stream *s, const char *to, const char *why)
 {
     const char *cond = "remote-server-not-found";
