@@ -801,6 +801,17 @@ static struct s2s_domain *claim_slot(const char *from)
     return d;
 }
 
+/* Our outgoing stream to d, up only to check claims that all came back and
+ * none valid, ends now instead of after s2s_idle_timeout: the slot is idle
+ * again (domain_idle) for real traffic. A stream not up yet is left to
+ * s2s_timeout: ending it would count as a failure and start a backoff. */
+static void claims_done(struct s2s_domain *d)
+{
+    if (d->claim_only && d->out && d->out->up && !d->npv && !d->nqueued && !d->nin) {
+        stream_end(d->out, "dialback claims answered");
+    }
+}
+
 /* Incoming <db:result from=P to=us>key</db:result>: check it with P's
  * authoritative server (our outgoing stream to P). */
 static void db_result_in(struct s2s_stream *s, struct xml_node *el)
@@ -931,6 +942,7 @@ static void db_verify_answer(struct s2s_stream *s, struct xml_node *el)
     for (int k = 0; id && k < d->npv; k++) {
         if (d->pv[k].sent && strcmp(d->pv[k].stream_id, id) == 0) {
             answer_verify(d, k, type && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+            claims_done(d);
             return;
         }
     }

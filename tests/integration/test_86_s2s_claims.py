@@ -100,3 +100,37 @@ def test_slots_of_claims_go_to_real_traffic(server, tmp_path):
             alice.close()
         dns.close()
         fake.close()
+
+
+class RefusingAuthoritative(FakeAuthoritative):
+    verdicts = {"result": "valid", "verify": "invalid"}
+
+
+def test_stream_made_for_invalid_claims_ends(server, tmp_path):
+    """s2s_max_domains 1: a peer's made-up key for bad.test costs an outgoing
+    stream to bad.test's server, which says invalid; that stream then ends
+    (it carried nothing else), so the slot serves alice's message to
+    dead.test (remote-server-timeout from the dead route), not
+    resource-constraint for s2s_idle_timeout."""
+    fake = RefusingAuthoritative(tmp_path, "bad.test")
+    dead = free_ports(1)[0]
+    alice = None
+    try:
+        enable_s2s(server, {"bad.test": fake.port, "dead.test": dead},
+                   {"s2s_max_domains": 1})
+        with RawS2S(server, "bad.test", source="127.0.0.2") as p:
+            p.open()
+            p.tls()
+            assert error_of(db_result(p, "bad.test", 30)) == "invalid", p.describe()
+        alice = raw_session(server, "alice", "r")
+        alice.send("<message to='x@dead.test' id='m1' type='chat'><body>hi</body></message>")
+        assert alice.read_until(lambda r: any(local(x.tag) == "message" and x.get("id") == "m1"
+                                              for x in r.children), patience(60)), \
+            alice.describe()
+        m = [x for x in alice.reader.children if x.get("id") == "m1"][0]
+        cond = [local(c.tag) for c in m.find("{%s}error" % NS_CLIENT)]
+        assert "remote-server-timeout" in cond, alice.describe()
+    finally:
+        if alice is not None:
+            alice.close()
+        fake.close()
