@@ -801,13 +801,27 @@ static struct s2s_domain *claim_slot(const char *from)
     return d;
 }
 
+/* No slot is free or idle: the next new domain would find none. */
+static int domains_full(void)
+{
+    for (int i = 0; i < ndomains; i++) {
+        if (!domains[i].name[0] || domain_idle(&domains[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Our outgoing stream to d, up only to check claims that all came back and
- * none valid, ends now instead of after s2s_idle_timeout: the slot is idle
- * again (domain_idle) for real traffic. A stream not up yet is left to
- * s2s_timeout: ending it would count as a failure and start a backoff. */
+ * none valid, ends now instead of after s2s_idle_timeout when s2s_max_domains
+ * are all busy: the slot is idle again (domain_idle) for real traffic. Only
+ * then: each invalid key would otherwise cost the claimed server a new
+ * connection (auth_fail_ban_address bounds those per peer address). A stream
+ * not up yet is left to s2s_timeout: ending it would start a backoff. */
 static void claims_done(struct s2s_domain *d)
 {
-    if (d->claim_only && d->out && d->out->up && !d->npv && !d->nqueued && !d->nin) {
+    if (d->claim_only && d->out && d->out->up && !d->npv && !d->nqueued && !d->nin &&
+        domains_full()) {
         stream_end(d->out, "dialback claims answered");
     }
 }
