@@ -21,6 +21,17 @@ def silent_names(domains):
     return names
 
 
+def bounce_from_dead(alice):
+    """alice writes to x@dead.test (a route to a closed port); returns the
+    condition of the error that comes back."""
+    alice.send("<message to='x@dead.test' id='m1' type='chat'><body>hi</body></message>")
+    assert alice.read_until(lambda r: any(local(x.tag) == "message" and x.get("id") == "m1"
+                                          for x in r.children), patience(60)), alice.describe()
+    m = [x for x in alice.reader.children if x.get("id") == "m1"][0]
+    assert m.get("type") == "error", alice.describe()
+    return local(list(m.find("{%s}error" % NS_CLIENT))[0].tag)
+
+
 def test_one_address_cannot_take_every_dns_lookup(server, tmp_path):
     """127.0.0.2 names eight made-up domains whose DNS never answers, from two
     streams (four keys each, the per-stream bound): past four waiting keys it
@@ -87,14 +98,7 @@ def test_slots_of_claims_go_to_real_traffic(server, tmp_path):
             real.tls()
             assert error_of(db_result(real, "evil.test", 60)) == "valid", real.describe()
         alice = raw_session(server, "alice", "r")
-        alice.send("<message to='x@dead.test' id='m1' type='chat'><body>hi</body></message>")
-        assert alice.read_until(lambda r: any(local(x.tag) == "message" and x.get("id") == "m1"
-                                              for x in r.children), patience(60)), \
-            alice.describe()
-        m = [x for x in alice.reader.children if x.get("id") == "m1"][0]
-        assert m.get("type") == "error", alice.describe()
-        cond = [local(c.tag) for c in m.find("{%s}error" % NS_CLIENT)]
-        assert "remote-server-timeout" in cond, alice.describe()
+        assert bounce_from_dead(alice) == "remote-server-timeout", alice.describe()
     finally:
         if alice is not None:
             alice.close()
@@ -123,13 +127,7 @@ def test_stream_made_for_invalid_claims_ends(server, tmp_path):
             p.tls()
             assert error_of(db_result(p, "bad.test", 30)) == "invalid", p.describe()
         alice = raw_session(server, "alice", "r")
-        alice.send("<message to='x@dead.test' id='m1' type='chat'><body>hi</body></message>")
-        assert alice.read_until(lambda r: any(local(x.tag) == "message" and x.get("id") == "m1"
-                                              for x in r.children), patience(60)), \
-            alice.describe()
-        m = [x for x in alice.reader.children if x.get("id") == "m1"][0]
-        cond = [local(c.tag) for c in m.find("{%s}error" % NS_CLIENT)]
-        assert "remote-server-timeout" in cond, alice.describe()
+        assert bounce_from_dead(alice) == "remote-server-timeout", alice.describe()
     finally:
         if alice is not None:
             alice.close()
