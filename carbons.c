@@ -213,21 +213,29 @@ static int on_from_client(struct session *s, struct xml_node *m, const char *unu
     return 0;
 }
 
-/* A message to local account bare, before delivery. §9: the receiving
- * server strips <private/>, and copies nothing of it. */
-static int on_to_account(struct session *unused, struct xml_node *m, const char *bare)
+/* §11: a wrapper from anyone but the account's own server (a remote server,
+ * a component; clients were refused in on_from_client) is forged: its clients
+ * would show the words inside as the user's. Taken off in the sanitize phase
+ * (hooks.h), so that no archive keeps it whatever the order of services. */
+static int on_sanitize(struct session *unused, struct xml_node *m, const char *bare)
 {
     (void)unused;
-    current = NULL;
     if (forged(m)) {
-        /* §11: a wrapper from anyone but the account's own server (a remote
-         * server, a component; clients were refused in on_from_client) is
-         * forged: its clients would show the words inside as the user's. */
         log_limited("forged carbons", bare, L_INFO,
                     "a message to %s from %s carried a carbons wrapper: stripped (XEP-0280 §11)",
                     bare, xml_attr(m, "from") ? xml_attr(m, "from") : "?");
         strip_wrappers(m);
     }
+    return 0;
+}
+
+/* A message to local account bare, before delivery. §9: the receiving
+ * server strips <private/>, and copies nothing of it. */
+static int on_to_account(struct session *unused, struct xml_node *m, const char *bare)
+{
+    (void)unused;
+    (void)bare;
+    current = NULL;
     if (!eligible(m)) {
         struct xml_node *p;
         while ((p = xml_child(m, "private", NS_CARBONS)) != NULL) {
@@ -314,6 +322,7 @@ HOOK_SERVICE(carbons)
     hook_iq(NS_CARBONS, carbons_iq);
     hook_feature(HOOK_DISCO_SERVER, NS_CARBONS);
     hook_add(HOOK_MSG_FROM_CLIENT, on_from_client);
+    hook_add(HOOK_MSG_SANITIZE, on_sanitize);
     hook_add(HOOK_MSG_TO_ACCOUNT, on_to_account);
     hook_add(HOOK_MSG_DELIVERED, on_delivered);
     hook_add(HOOK_MSG_HELD, on_delivered);

@@ -210,6 +210,8 @@ struct config {
     int muc_message_burst;  /* groupchat messages an occupant sends at once */
     int muc_message_rate;   /* ... and a minute after (0 = no limit) */
     int muc_rejoin_buckets; /* accounts per room whose buckets outlive their leaving */
+    /* s2s fixes (issue 12 item 2) */
+    int s2s_dialback_max_per_addr; /* dialback keys waiting from one address */
 };
 
 /* Fill every field with its default. */

@@ -309,3 +309,14 @@ const struct hook_room_archive *hook_find_room_archive(void)
 {
     return room_archive;
 }
+
+/* ---- s2s fixes (issue 12): sanitize before deliver/archive ---- */
+
+/* Phases instead of an order between rows: a service that reads m in
+ * HOOK_MSG_TO_ACCOUNT (MAM's archive) may rely on every strip having run,
+ * which registration order (link order) could not promise. */
+int hook_run_to_account(struct xml_node *m, const char *bare)
+{
+    hook_run(HOOK_MSG_SANITIZE, NULL, m, bare);
+    return hook_run(HOOK_MSG_TO_ACCOUNT, NULL, m, bare);
+}

@@ -107,11 +107,21 @@ enum hook_event {
     /* s2s SASL EXTERNAL: */
     HOOK_RELOAD,          /* (NULL, NULL, NULL): SIGHUP applied a new configuration and
                            * certificate: rebuild what was made from them */
+    /* s2s fixes (issue 12): */
+    HOOK_MSG_SANITIZE,    /* (NULL, message, bare): m goes to local account bare; take
+                           * off what only this server may put there (XEP-0280 §11
+                           * wrappers, XEP-0203 delays in its name). Every row runs
+                           * before any HOOK_MSG_TO_ACCOUNT row (hook_run_to_account),
+                           * so no archive or copy ever sees them, whatever the
+                           * registration order. Return 0. */
     HOOK_EVENT_N
 };
 typedef int (*hook_fn)(struct session *s, struct xml_node *st, const char *bare);
 void hook_add(enum hook_event ev, hook_fn fn);
 int hook_run(enum hook_event ev, struct session *s, struct xml_node *st, const char *bare);
+/* s2s fixes (issue 12): the two phases of a message to local account bare,
+ * HOOK_MSG_SANITIZE then HOOK_MSG_TO_ACCOUNT; returns what the latter does. */
+int hook_run_to_account(struct xml_node *m, const char *bare);
 
 /* ---- PEP (XEP-0163): what an account's disco#info/#items also list ----
  * hook_account_identity adds an identity to every account's disco#info

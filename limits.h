@@ -241,4 +241,10 @@
 #define LIMIT_MUC_MESSAGE_RATE 60   /* muc_message_rate: a minute after the burst (0 = none) */
 #define LIMIT_MUC_REJOIN_BUCKETS 32 /* muc_rejoin_buckets: accounts per room whose buckets
                                        are kept after they leave */
+/* s2s fixes (issue 12 item 2): dialback keys waiting at once from one address,
+ * over every remote domain it names. Each may cost a DNS lookup
+ * (s2s_dns_max_pending) and a domain slot (s2s_max_domains): one peer naming
+ * random domains must not take them all from the real ones. */
+#define LIMIT_S2S_DIALBACK_PER_ADDR 4 /* s2s_dialback_max_per_addr */
+
 #endif

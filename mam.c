@@ -334,6 +334,15 @@ static int mam_outgoing(struct session *s, struct xml_node *m, const char *unuse
     return 0;
 }
 
+/* m goes to account bare: what the sender forged is dropped in the sanitize
+ * phase (hooks.h), before any service reads m. */
+static int mam_sanitize(struct session *unused, struct xml_node *m, const char *bare)
+{
+    (void)unused;
+    drop_forged(m, bare);
+    return 0;
+}
+
 /* m goes to account bare: archived as incoming and stamped with its id
  * (XEP-0359 §3) before delivery or offline storage. */
 static int mam_incoming(struct session *unused, struct xml_node *m, const char *bare)
@@ -344,7 +353,6 @@ static int mam_incoming(struct session *unused, struct xml_node *m, const char *
     if (strcmp(xml_name(m), "message") != 0) {
         return 0;
     }
-    drop_forged(m, bare);
     if (bare_of(xml_attr(m, "from"), with, sizeof(with)) < 0 || !archivable(m) ||
         !prefs_allow(bare, with) || archive(bare, with, 0, m, &id) < 0) {
         return 0;
@@ -1245,6 +1253,7 @@ HOOK_SERVICE(mam)
     hook_feature(HOOK_DISCO_ACCOUNT, NS_MAM_EXT);
     hook_feature(HOOK_DISCO_ACCOUNT, NS_SID);
     hook_add(HOOK_MSG_FROM_CLIENT, mam_outgoing);
+    hook_add(HOOK_MSG_SANITIZE, mam_sanitize);
     hook_add(HOOK_MSG_TO_ACCOUNT, mam_incoming);
     hook_add(HOOK_BEFORE_OUTPUT, mam_turn_end);
     hook_add(HOOK_TURN_END, mam_turn_end);

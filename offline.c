@@ -378,7 +378,8 @@ void offline_batch_lost(struct session *s)
 
 /* XEP-0203 §3 on live delivery too: a <delay/> in the name of this server
  * that a remote server, a component or a client put on a message is dropped
- * before any resource sees it, as it is before offline storage. */
+ * before any resource sees it, as it is before offline storage; in the
+ * sanitize phase (hooks.h), so that no archive keeps it either. */
 static int drop_delays_to_account(struct session *unused, struct xml_node *m, const char *bare)
 {
     (void)unused;
@@ -389,5 +390,5 @@ static int drop_delays_to_account(struct session *unused, struct xml_node *m, co
 
 HOOK_SERVICE(offline_delay)
 {
-    hook_add(HOOK_MSG_TO_ACCOUNT, drop_delays_to_account);
+    hook_add(HOOK_MSG_SANITIZE, drop_delays_to_account);
 }

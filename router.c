@@ -478,7 +478,7 @@ static void message_to_bare(const struct dest *d, struct xml_node *m)
     }
     int headline = strcmp(type, "headline") == 0;
     /* Services see it first (XEP-0359 stanza-id, XEP-0313 archive). */
-    if (hook_run(HOOK_MSG_TO_ACCOUNT, NULL, m, d->bare) == 1) {
+    if (hook_run_to_account(m, d->bare) == 1) {
         return;
     }
     if (deliver_to_bare(d->bare, m, headline) > 0 || headline) {
@@ -501,7 +501,7 @@ static void message_to_full(const struct dest *d, struct xml_node *m)
     if (s && !im_blocked(d->bare, xml_attr(m, "from"))) {
         /* Errors too: services strip what a sender forged (XEP-0359 §5
          * stanza-id, XEP-0313 results), and none archives or copies them. */
-        if (hook_run(HOOK_MSG_TO_ACCOUNT, NULL, m, d->bare) == 1) {
+        if (hook_run_to_account(m, d->bare) == 1) {
             return;
         }
         if (router_send(s, m) == 0) {

@@ -89,6 +89,8 @@ struct s2s_domain {
     struct queued *xhead;
     int nx;
     size_t xbytes;
+    int claim_only; /* made for an unauthenticated dialback claim: no stanza of
+                     * ours and no authenticated stream used it yet (reclaimable) */
 };
 
 /* One s2s connection's stream state (struct conn's s2s). */
@@ -151,6 +153,7 @@ static int sender_answer(struct s2s_stream *s, struct xml_node *el);
 static void senders_reset(struct s2s_domain *d);
 static void senders_expire(struct s2s_domain *d);
 static int pair_authed(const struct s2s_stream *s, const struct jid *from, const struct jid *to);
+static struct s2s_domain *domain_reclaim(const char *name, int traffic);
 
 /* ---- helpers ---- */
 
@@ -588,6 +591,12 @@ static int deliver(const struct xml_node *st, void *ud)
         return -1; /* the router bounces remote-server-not-found */
     }
     struct s2s_domain *d = domain_get(dom);
+    if (!d) {
+        d = domain_reclaim(dom, 1);
+    }
+    if (d) {
+        d->claim_only = 0; /* live traffic */
+    }
     int presence = strcmp(xml_name(st), "presence") == 0;
     if (!d) {
         log_limited("s2s domains", NULL, L_WARNING, "s2s: s2s_max_domains (%d) reached",
@@ -633,7 +642,20 @@ static int deliver(const struct xml_node *st, void *ud)
  * such answer carries the same condition, whatever the reason (no route,
  * a backoff running, a failed or timed-out connection, a full table): an
  * unauthenticated peer must not learn from it which domains we have routes
- * to or talked to lately. The reason goes to the debug log. */
+ * to or talked to lately. The reason goes to the debug log.
+ *
+ * Timing is not hidden, on purpose (issue 12 item 3): an error for no route,
+ * a running backoff or a cached DNS answer comes at once, while a routed
+ * domain costs a lookup or a connection first. Padding the errors would not
+ * hide routes: a routed domain answers a made-up key with type='invalid'
+ * after asking its server (XEP-0220 §2.3.3), which no delay turns into an
+ * error; all it could hide is which domains we looked up, failed or stream to
+ * lately, and only by holding every outcome (valid, invalid and its stream
+ * end, error) per stream until a floor, which also slows every real peer.
+ * Prosody 0.12 leaks more (mod_dialback routes the db:verify over a live
+ * stream when there is one, and sends nothing at all when the connection
+ * fails). Probing costs a stream per invalid key (c2s_auth_failed_address
+ * throttles the address) and s2s_dialback_max_per_addr bounds the waits. */
 static void send_db_error(struct s2s_stream *s, const char *to, const char *why)
 {
     const char *cond = "remote-server-not-found";
@@ -676,6 +698,7 @@ static void incoming_add(struct s2s_domain *d, struct conn *c)
     }
     d->in[d->nin].fd = c->fd;
     d->in[d->nin++].conn_id = c->id;
+    d->claim_only = 0; /* authenticated: live traffic */
 }
 
 static void incoming_remove(const char *domain, const struct conn *c)
@@ -748,6 +771,113 @@ static int pending_from(const struct s2s_domain *d, const char *addr)
     return n;
 }
 
+/* ---- s2s fixes (issue 12 item 2): what dialback claims may take ---- */
+
+/* Keys waiting from peers at addr, over every domain. */
+static int keys_from_addr(const char *addr)
+{
+    int n = 0;
+    for (int i = 0; i < ndomains; i++) {
+        n += domains[i].name[0] ? pending_from(&domains[i], addr) : 0;
+    }
+    return n;
+}
+
+/* Each waiting key may cost a DNS lookup (s2s_dns_max_pending) and a domain
+ * slot (s2s_max_domains): past s2s_dialback_max_per_addr of them, an address
+ * naming domains at random gets an error at once (XEP-0220 §2.4.2) and the
+ * real domains keep their lookups and slots. 1 when s was answered so. */
+static int claims_over_cap(struct s2s_stream *s, const char *from)
+{
+    if (keys_from_addr(s->conn->addr) < g_config->s2s_dialback_max_per_addr) {
+        return 0;
+    }
+    log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
+                "%s s2s dialback for %s: s2s_dialback_max_per_addr (%d) keys of this address "
+                "wait already", conn_label(s->conn), from, g_config->s2s_dialback_max_per_addr);
+    send_db_error(s, from, "keys per address");
+    return 1;
+}
+
+/* A slot held only by dialback claims: no stanza queued, no stream up. */
+static int claims_only(const struct s2s_domain *d)
+{
+    return d->name[0] && d->claim_only && !d->out && !d->nqueued && !d->nin;
+}
+
+/* s2s_max_domains are busy: a slot that only unauthenticated claims took is
+ * given to name. First one that only its backoff holds (losing it costs a
+ * retry); for live traffic (our own stanzas) also one whose keys still wait
+ * for DNS: they are answered with an error (their DNS answer, when it comes,
+ * finds no slot and is dropped: dns_done). NULL when none is claims-only. */
+static struct s2s_domain *domain_reclaim(const char *name, int traffic)
+{
+    struct s2s_domain *pick = NULL;
+    for (int i = 0; i < ndomains; i++) {
+        struct s2s_domain *d = &domains[i];
+        if (claims_only(d) && !d->npv && !d->resolving) {
+            pick = d;
+            break;
+        }
+        if (traffic && !pick && claims_only(d)) {
+            pick = d;
+        }
+    }
+    if (!pick) {
+        return NULL;
+    }
+    log_limited("s2s domains", NULL, L_NOTICE,
+                "s2s: s2s_max_domains (%d) reached: the slot of %s (dialback claims only) "
+                "goes to %s", g_config->s2s_max_domains, pick->name, name);
+    for (int k = pick->npv - 1; k >= 0; k--) {
+        answer_verify(pick, k, "error");
+    }
+    pick->name[0] = '\0'; /* free: domain_get takes it */
+    return domain_get(name);
+}
+
+/* The slot for a claim of domain from, marked claims-only when it is new. */
+static struct s2s_domain *claim_slot(const char *from)
+{
+    struct s2s_domain *d = domain_find(from);
+    if (d) {
+        return d;
+    }
+    d = domain_get(from);
+    if (!d) {
+        d = domain_reclaim(from, 0);
+    }
+    if (d) {
+        d->claim_only = 1;
+    }
+    return d;
+}
+
+/* No slot is free or idle: the next new domain would find none. */
+static int domains_full(void)
+{
+    for (int i = 0; i < ndomains; i++) {
+        if (!domains[i].name[0] || domain_idle(&domains[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Our outgoing stream to d, up only to check claims that all came back and
+ * none valid, ends now instead of after s2s_idle_timeout when s2s_max_domains
+ * are all busy: the slot is idle again (domain_idle) for real traffic. Only
+ * then: each invalid key would otherwise cost the claimed server a new
+ * connection (auth_fail_ban_address bounds those per peer address). A stream
+ * not up yet is left to s2s_timeout: ending it would start a backoff. */
+static void claims_done(struct s2s_domain *d)
+{
+    if (d->claim_only && d->out && d->out->up && !d->npv && !d->nqueued && !d->nin &&
+        domains_full()) {
+        stream_end(d->out, "dialback claims answered");
+    }
+}
+
 /* Incoming <db:result from=P to=us>key</db:result>: check it with P's
  * authoritative server (our outgoing stream to P). */
 static void db_result_in(struct s2s_stream *s, struct xml_node *el)
@@ -788,10 +918,14 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         send_db_error(s, from, "remote-server-not-found");
         return;
     }
-    struct s2s_domain *d = domain_get(from);
+    struct s2s_domain *d = domain_find(from);
     if (d && key_pending(d, s, to)) {
         return; /* asked again while the first is checked: that answer will do */
     }
+    if (claims_over_cap(s, from)) {
+        return;
+    }
+    d = claim_slot(from);
     if (d && !d->out && d->retry_at > g_now) {
         /* Failed a moment ago: a peer's keys do not make us reconnect before
          * the backoff ends, as stanzas do not (deliver). */
@@ -877,6 +1011,7 @@ static void db_verify_answer(struct s2s_stream *s, struct xml_node *el)
     for (int k = 0; id && k < d->npv; k++) {
         if (d->pv[k].sent && strcmp(d->pv[k].stream_id, id) == 0) {
             answer_verify(d, k, type && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+            claims_done(d);
             return;
         }
     }

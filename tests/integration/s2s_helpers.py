@@ -278,6 +278,9 @@ class FakeAuthoritative:
     `domain` gets authenticated by dialback (for the tests of what an
     authenticated peer may not do)."""
 
+    # what it says to our db:result and to each db:verify (a subclass may differ)
+    verdicts = {"result": "valid", "verify": "valid"}
+
     def __init__(self, tmp, domain, gate=None):
         import re
         import threading
@@ -335,9 +338,9 @@ class FakeAuthoritative:
                     self.gate.wait(patience(60))
                 frm = self.re.search(r"from='([^']*)'", m.group(2)).group(1)
                 idm = self.re.search(r"id='([^']*)'", m.group(2))
-                sock.sendall(("<db:%s from='%s' to='%s'%s type='valid'/>" % (
+                sock.sendall(("<db:%s from='%s' to='%s'%s type='%s'/>" % (
                     m.group(1), self.domain, frm,
-                    " id='%s'" % idm.group(1) if idm else "")).encode())
+                    " id='%s'" % idm.group(1) if idm else "", self.verdicts[m.group(1)])).encode())
         except (OSError, EOFError, AttributeError):
             pass
 

@@ -157,6 +157,8 @@ def test_forged_carbons_and_delay_from_remote_stripped(server, tmp_path):
             inner = r.find("{%s}forwarded/{%s}message" % (ns_f, NS_CLIENT))
             assert inner.find("{%s}received" % ns_c) is None, alice.describe()
             assert inner.find("{%s}sent" % ns_c) is None, alice.describe()
+            assert [d.get("from") for d in inner.findall("{%s}delay" % ns_d)] == ["evil.test"], \
+                alice.describe()
     finally:
         if alice is not None:
             alice.close()
