@@ -321,7 +321,7 @@ uninstall:
 clean:
 	rm -f xmppd tools/xmpp-bench *.o *.d $(UNIT_BINS) tests/unit/precis_filter tests/unit/*.d \
 		.run-as-root.conf .build-flags .build-deps
-	rm -rf .fuzz .min .sizes
+	rm -rf .fuzz .min .sizes .order
 
 -include $(OBJS:.o=.d)
 
@@ -355,5 +355,5 @@ reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword
 .PHONY: check-hook-order
 check-hook-order:
 	$(MAKE) O=.order/ SRCS="$(strip $(call reverse,$(SRCS)))" .order/xmppd
-	XMPPD_BIN=$(CURDIR)/.order/xmppd tests/run-integration.sh -q test_83_s2s_flood.py \
+	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/.order/xmppd tests/run-integration.sh -q test_83_s2s_flood.py \
 		test_61_carbons.py test_63_mam.py test_68_carbons_attack.py
