@@ -42,6 +42,8 @@ conf() { # DIR: benchmark-only settings, as tools/compare.sh uses
 	"$here/xmppd-has.sh" "$2" REGISTRATION allow_registration && echo "allow_registration yes"
 	"$here/xmppd-has.sh" "$2" MAM mam_max_bytes && echo "mam_max_bytes 67108864"
 	"$here/xmppd-has.sh" "$2" MUC muc_max_occupants && echo "muc_max_occupants 1000"
+	# the bench senders flood a room on purpose (BENCHMARKS.md: muc_message_rate)
+	"$here/xmppd-has.sh" "$2" MUC muc_message_rate && echo "muc_message_rate 0"
 	[ "$(id -u)" = 0 ] && echo "allow_root yes"
 }
 start() { # XMPPD DIR
