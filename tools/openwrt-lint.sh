@@ -19,9 +19,11 @@
 # libmbedtls build it. Prints "openwrt-lint: ok" or one line per problem
 # and exits 1.
 set -u
-# Run from make (make check), the caller's command-line variables (CFLAGS=...)
-# would reach the package's make through MAKEFLAGS and stand in for the SDK's.
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+# Run from make (make check), the caller's command-line variables (CFLAGS=...,
+# SANITIZE=1) would reach the package's make through MAKEFLAGS and the
+# environment and stand in for the SDK's.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES SANITIZE SMALL
+for v in $(env | sed -n 's/^\(WITH_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 top=$(cd "$(dirname "$0")/.." && pwd)
 src=$top
 while getopts s: opt; do

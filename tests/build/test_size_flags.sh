@@ -6,6 +6,11 @@
 # (as cross builds and tools/sizes.sh do). Only `make -n`, objects pointed at
 # a scratch directory. Prints "N passed, N failed".
 set -u
+# Run from make (make check SANITIZE=1), the caller's command-line variables
+# reach these makes through MAKEFLAGS and the environment: each case below
+# sets what it tests and nothing else.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES SANITIZE SMALL CFLAGS LDFLAGS COLD_CFLAGS RELR
+for v in $(env | sed -n 's/^\(WITH_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/xmppd-size-flags.XXXXXX) || exit 2
 trap 'rm -rf "$tmp"' EXIT
