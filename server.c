@@ -121,23 +121,26 @@ static struct {
 } extra_listeners[EXTRA_LISTENERS];
 static int nextra;
 
-void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port)(const char **addr))
+static void add_listener(const struct stream_ops *ops, int (*init)(void),
+                         int (*port)(const char **addr), int tls)
 {
     if (nextra == EXTRA_LISTENERS) {
         return; /* a build with more stream modules than slots: raise EXTRA_LISTENERS */
     }
     extra_listeners[nextra].ops = ops;
     extra_listeners[nextra].init = init;
+    extra_listeners[nextra].tls = tls;
     extra_listeners[nextra++].port = port;
+}
+
+void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port)(const char **addr))
+{
+    add_listener(ops, init, port, 0);
 }
 
 void server_tls_listener(const struct stream_ops *ops, int (*port)(const char **addr))
 {
-    server_listener(ops, NULL, port);
-    if (nextra > 0 && extra_listeners[nextra - 1].ops == ops &&
-        extra_listeners[nextra - 1].port == port) {
-        extra_listeners[nextra - 1].tls = 1;
-    }
+    add_listener(ops, NULL, port, 1);
 }
 
 static int extra_listener_init(void)
