@@ -90,6 +90,14 @@ struct http_request {
 void http_respond(struct http_request *r, int status, const char *type, const char *body,
                   size_t len, const char *cache, const char *extra);
 
+/* WebSocket (issue 14 step 2): answer r with 101 Switching Protocols
+ * (RFC 9110 §15.2.2; extra: header lines each ending in CRLF) and, once the
+ * handler returned, hand the connection to ops: the HTTP state is freed,
+ * ops->attach runs (a failure closes the conn), then ops->feed gets the bytes
+ * that followed the request. Counts as the request's answer. */
+struct stream_ops;
+void http_upgrade(struct http_request *r, const char *extra, const struct stream_ops *ops);
+
 /* A handler answers r (http_respond) before it returns. */
 typedef void (*http_handler_fn)(struct http_request *r);
 /* Register method ("GET", "POST", ...) on path prefix, from a constructor
