@@ -125,7 +125,8 @@ static void ws_handshake(struct http_request *r)
     const char *version = http_header(p, "sec-websocket-version");
     const char *proto = http_header(p, "sec-websocket-protocol");
     unsigned char raw[32];
-    if (r->head || !upgrade || !has_token(upgrade, "websocket") ||
+    /* §4.1: a GET of HTTP/1.1 or later (not HEAD, not HTTP/1.0) */
+    if (r->head || p->minor < 1 || !upgrade || !has_token(upgrade, "websocket") ||
         !has_token(http_header(p, "connection"), "upgrade")) {
         refuse(r, 400, "a WebSocket upgrade is expected here", NULL);
         return;

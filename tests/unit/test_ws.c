@@ -116,6 +116,15 @@ static void both(struct seen *s, const unsigned char *d, size_t n)
 
 static unsigned char buf[200000];
 
+/* One frame alone: the events it gives and the close code. */
+static void one(int fin, int op, const char *payload, size_t len, const char *ev, int code)
+{
+    struct seen s;
+    both(&s, buf, mk(buf, fin, op, payload, len, 0, 1));
+    CHECK_STR(s.ev, ev);
+    CHECK(s.code == code);
+}
+
 static void test_masked_text(void)
 {
     struct seen s;
@@ -166,9 +175,7 @@ static void test_lengths(void)
     both(&s, buf, n);
     CHECK(s.code == WS_CLOSE_PROTOCOL);
     /* one byte over the limit */
-    n = mk(buf, 1, WS_OP_TEXT, NULL, MAX + 1, 0, 1);
-    both(&s, buf, n);
-    CHECK(s.code == WS_CLOSE_TOO_BIG);
+    one(1, WS_OP_TEXT, NULL, MAX + 1, "E", WS_CLOSE_TOO_BIG);
     /* an empty text message */
     n = mk(buf, 1, WS_OP_TEXT, "", 0, 0, 1);
     both(&s, buf, n);
@@ -208,10 +215,7 @@ static void test_fragments_and_control(void)
     CHECK_STR(s.ev, "E");
     CHECK(s.code == WS_CLOSE_TOO_BIG);
     /* a close without a code */
-    n = mk(buf, 1, WS_OP_CLOSE, "", 0, 0, 1);
-    both(&s, buf, n);
-    CHECK_STR(s.ev, "C");
-    CHECK(s.code == 1005);
+    one(1, WS_OP_CLOSE, "", 0, "C", 1005);
 }
 
 static void test_protocol_errors(void)
@@ -231,17 +235,13 @@ static void test_protocol_errors(void)
         {1, WS_OP_CLOSE, "x", 1, WS_CLOSE_PROTOCOL},     /* §5.5.1: 1-byte close body */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        size_t n = mk(buf, bad[i].fin, bad[i].op, bad[i].payload, bad[i].len, 0, 1);
-        both(&s, buf, n);
-        CHECK_STR(s.ev, "E");
-        CHECK(s.code == bad[i].code);
+        one(bad[i].fin, bad[i].op, bad[i].payload, bad[i].len, "E", bad[i].code);
     }
     /* a control frame over 125 bytes */
     static char ctl[126];
     memset(ctl, 'c', sizeof(ctl));
-    size_t n = mk(buf, 1, WS_OP_PING, ctl, 126, 0, 1);
-    both(&s, buf, n);
-    CHECK(s.code == WS_CLOSE_PROTOCOL);
+    one(1, WS_OP_PING, ctl, 126, "E", WS_CLOSE_PROTOCOL);
+    size_t n;
     /* RSV1 without an extension */
     n = mk(buf, 1, WS_OP_TEXT, "x", 1, 0, 1);
     buf[0] |= 0x40;
