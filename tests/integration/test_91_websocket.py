@@ -172,15 +172,7 @@ def test_fragments_ping_in_between_and_raw_open(web):
     o = OPEN.encode()
     s.sendall(frame(1, o[:10], fin=False) + frame(9, b"hi") + frame(0, o[10:20], fin=False)
               + frame(0, o[20:]))
-    got, buf = [], rest
-    s.settimeout(patience(5))
-    while len(got) < 3:
-        fr = read_frames(s, buf, until_close=False) if not got else []
-        got.extend(fr)
-        if not fr:
-            break
-        buf = b""
-    ops = [op for op, _ in got]
+    got = read_frames(s, rest, want=3)
     assert (10, b"hi") in got, got
     texts = [ET.fromstring(p) for op, p in got if op == 1]
     assert texts[0].tag == "{%s}open" % NS_FRAMING
@@ -221,3 +213,23 @@ def test_stream_errors_are_framed(web):
                            % NS_FRAMING) == "invalid-namespace"
     assert stream_error_of(web, "<open xmlns='%s' xmlns='%s' to='localhost' version='1.0'/>"
                            % (NS_FRAMING, NS_FRAMING)) != ""
+
+
+def test_attempt_pipelined_behind_a_failed_login(web):
+    """A wrong password holds the stream for the throttle's delay (c2s); a
+    second attempt sent in the same read waits in ws.c and is answered after
+    the failure, in order (RFC 6120 §6.4.5 retries)."""
+    with_http(web, require_tls="no", plain_without_tls="yes", http_request_timeout=3,
+              max_stanza_size=STANZA_MAX)
+    s, rest = open_raw(web)
+    s.sendall(frame(1, OPEN.encode()))
+
+    def plain(pw):
+        b64 = base64.b64encode(b"\0alice\0" + pw.encode()).decode()
+        return frame(1, ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s"
+                         "</auth>" % b64).encode())
+    assert len(read_frames(s, rest, want=2)) == 2  # <open/> and the features
+    s.sendall(plain("wrong") + plain(web.password("alice")))
+    names = [local(ET.fromstring(p).tag) for op, p in read_frames(s, want=2) if op == 1]
+    assert names == ["failure", "success"]
+    s.close()

@@ -156,8 +156,9 @@ def open_raw(server, **kw):
     return s, rest
 
 
-def read_frames(s, rest=b"", until_close=True):
-    """Server frames until a close frame (or EOF): list of (opcode, payload)."""
+def read_frames(s, rest=b"", until_close=True, want=None):
+    """Server frames until a close frame (or EOF, or want frames when given):
+    list of (opcode, payload). Bytes past the last frame returned are lost."""
     buf, frames = rest, []
     s.settimeout(patience(5))
     while True:
@@ -177,7 +178,7 @@ def read_frames(s, rest=b"", until_close=True):
                 break
             frames.append((buf[0] & 0x0f, buf[at:at + n]))
             buf = buf[at + n:]
-            if frames[-1][0] == 8 and until_close:
+            if (frames[-1][0] == 8 and until_close) or (want and len(frames) >= want):
                 return frames
         try:
             chunk = s.recv(65536)
