@@ -143,9 +143,9 @@ static void ws_handshake(struct http_request *r)
         return;
     }
     /* RFC 7395 §3.1: the client names the xmpp subprotocol; without it
-     * there is nothing to speak (Prosody refuses such an upgrade too). */
+     * there is nothing to speak. 501, as Prosody's mod_websocket answers. */
     if (!proto || !has_token(proto, "xmpp")) {
-        refuse(r, 400, "the xmpp subprotocol is required", NULL);
+        refuse(r, 501, "the xmpp subprotocol is required", NULL);
         return;
     }
     if (!origin_ok(r)) {

@@ -106,9 +106,9 @@ def bad_handshake(web, **kw):
 
 
 def test_bad_handshakes_are_refused(web):
-    # RFC 7395 §3.1: no xmpp subprotocol, nothing to speak
-    assert bad_handshake(web, protocol=None) == 400
-    assert bad_handshake(web, protocol="chat, mqtt") == 400
+    # RFC 7395 §3.1: no xmpp subprotocol, nothing to speak (501 as Prosody)
+    assert bad_handshake(web, protocol=None) == 501
+    assert bad_handshake(web, protocol="chat, mqtt") == 501
     assert bad_handshake(web, key="c2hvcnQ=") == 400  # not a 16-byte nonce
     assert bad_handshake(web, version="8") == 400
     assert status_line(read_all(_send(web, b"GET /xmpp-websocket HTTP/1.1\r\nHost: a\r\n\r\n"),
