@@ -233,3 +233,38 @@ def test_attempt_pipelined_behind_a_failed_login(web):
     names = [local(ET.fromstring(p).tag) for op, p in read_frames(s, want=2) if op == 1]
     assert names == ["failure", "success"]
     s.close()
+
+
+def test_stream_management_resumes_over_a_new_websocket(web):
+    """XEP-0198 is c2s's: enabled over one WebSocket, the session survives
+    a WebSocket that dies without <close/> (RFC 7395 §3.6: a lost link) and
+    is resumed over another, with the message that waited meanwhile."""
+    sm = "urn:xmpp:sm:3"
+
+    async def scenario():
+        async with Clients(web) as cl:
+            bob = await cl.login("bob")
+            ws = await WSClient.connect(web)
+            await ws.open()
+            await ws.scram("alice", web.password("alice"))
+            await ws.open()
+            jid = await ws.bind("sm")
+            await ws.send("<enable xmlns='%s' resume='true'/>" % sm)
+            enabled = await ws.recv()
+            assert enabled.tag == "{%s}enabled" % sm, ET.tostring(enabled)
+            ws.ws.transport.abort()  # no <close/>, no close frame
+            bob.xmpp.send_message(mto=jid, mbody="while away", mtype="chat")
+            await bob.ping_server()
+            ws2 = await WSClient.connect(web)
+            await ws2.open()
+            await ws2.scram("alice", web.password("alice"))
+            await ws2.open()
+            await ws2.send("<resume xmlns='%s' h='0' previd='%s'/>" % (sm, enabled.get("id")))
+            resumed = await ws2.recv()
+            assert resumed.tag == "{%s}resumed" % sm, ET.tostring(resumed)
+            got = await ws2.next_stanza("message")
+            assert got.findtext("{%s}body" % NS_CLIENT) == "while away"
+            await ws2.send(CLOSE)
+            while (await ws2.recv()).tag != "{%s}close" % NS_FRAMING:
+                pass  # the server's <r/> may come first
+    run(scenario())
