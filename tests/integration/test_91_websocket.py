@@ -268,3 +268,30 @@ def test_stream_management_resumes_over_a_new_websocket(web):
             while (await ws2.recv()).tag != "{%s}close" % NS_FRAMING:
                 pass  # the server's <r/> may come first
     run(scenario())
+
+
+def test_hostile_attribute_and_text_do_not_break_the_framing(web):
+    """What another user puts in attributes and text (quotes, '>', a fake
+    xmlns inside a value) reaches a WebSocket client as one stanza, still in
+    jabber:client: the framing layer reads attributes, not substrings."""
+    nasty_id = "a xmlns='evil' /> <x"
+    nasty_body = "' \" > < </stream:stream> <close/>"
+
+    async def scenario():
+        async with Clients(web) as cl:
+            bob = await cl.login("bob")
+            ws = await WSClient.connect(web)
+            await ws.open()
+            await ws.scram("alice", web.password("alice"))
+            await ws.open()
+            jid = await ws.bind("victim")
+            m = bob.xmpp.make_message(mto=jid, mbody=nasty_body, mtype="chat")
+            m["id"] = nasty_id
+            m.send()
+            got = await ws.next_stanza("message")
+            assert got.get("id") == nasty_id
+            assert got.findtext("{%s}body" % NS_CLIENT) == nasty_body
+            await ws.send(CLOSE)
+            while (await ws.recv()).tag != "{%s}close" % NS_FRAMING:
+                pass
+    run(scenario())
