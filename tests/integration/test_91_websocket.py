@@ -244,29 +244,21 @@ def test_stream_management_resumes_over_a_new_websocket(web):
     async def scenario():
         async with Clients(web) as cl:
             bob = await cl.login("bob")
-            ws = await WSClient.connect(web)
-            await ws.open()
-            await ws.scram("alice", web.password("alice"))
-            await ws.open()
-            jid = await ws.bind("sm")
+            ws = await WSClient.login(web, "alice", "sm")
+            jid = ws.jid
             await ws.send("<enable xmlns='%s' resume='true'/>" % sm)
             enabled = await ws.recv()
             assert enabled.tag == "{%s}enabled" % sm, ET.tostring(enabled)
             ws.ws.transport.abort()  # no <close/>, no close frame
             bob.xmpp.send_message(mto=jid, mbody="while away", mtype="chat")
             await bob.ping_server()
-            ws2 = await WSClient.connect(web)
-            await ws2.open()
-            await ws2.scram("alice", web.password("alice"))
-            await ws2.open()
+            ws2 = await WSClient.login(web, "alice")
             await ws2.send("<resume xmlns='%s' h='0' previd='%s'/>" % (sm, enabled.get("id")))
             resumed = await ws2.recv()
             assert resumed.tag == "{%s}resumed" % sm, ET.tostring(resumed)
             got = await ws2.next_stanza("message")
             assert got.findtext("{%s}body" % NS_CLIENT) == "while away"
-            await ws2.send(CLOSE)
-            while (await ws2.recv()).tag != "{%s}close" % NS_FRAMING:
-                pass  # the server's <r/> may come first
+            await ws2.close()
     run(scenario())
 
 
@@ -280,18 +272,12 @@ def test_hostile_attribute_and_text_do_not_break_the_framing(web):
     async def scenario():
         async with Clients(web) as cl:
             bob = await cl.login("bob")
-            ws = await WSClient.connect(web)
-            await ws.open()
-            await ws.scram("alice", web.password("alice"))
-            await ws.open()
-            jid = await ws.bind("victim")
-            m = bob.xmpp.make_message(mto=jid, mbody=nasty_body, mtype="chat")
+            ws = await WSClient.login(web, "alice", "victim")
+            m = bob.xmpp.make_message(mto=ws.jid, mbody=nasty_body, mtype="chat")
             m["id"] = nasty_id
             m.send()
             got = await ws.next_stanza("message")
             assert got.get("id") == nasty_id
             assert got.findtext("{%s}body" % NS_CLIENT) == nasty_body
-            await ws.send(CLOSE)
-            while (await ws.recv()).tag != "{%s}close" % NS_FRAMING:
-                pass
+            await ws.close()
     run(scenario())

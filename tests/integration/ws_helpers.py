@@ -96,6 +96,23 @@ class WSClient:
         assert res.tag == "{%s}iq" % NS_CLIENT and res.get("type") == "result", ET.tostring(res)
         return res.find("{%s}bind/{%s}jid" % (NS_BIND, NS_BIND)).text
 
+    @classmethod
+    async def login(cls, server, user, resource=None):
+        """Connected over wss, SCRAM-SHA-256, restarted; bound to resource
+        when given (returns the client; its jid in .jid)."""
+        ws = await cls.connect(server)
+        await ws.open()
+        await ws.scram(user, server.password(user))
+        await ws.open()
+        ws.jid = await ws.bind(resource) if resource else None
+        return ws
+
+    async def close(self):
+        """<close/>, then wait for the server's (its <r/> and such skipped)."""
+        await self.send(CLOSE)
+        while (await self.recv()).tag != "{%s}close" % NS_FRAMING:
+            pass
+
     async def next_stanza(self, tag):
         """The next element named tag in jabber:client (others skipped)."""
         while True:
