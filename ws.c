@@ -29,9 +29,9 @@
 
 struct ws_conn {
     struct ws_parser p;
-    struct buf out;    /* stream bytes not yet a whole top-level element */
-    struct buf in;     /* frames read while c2s held the stream (one read) */
-    int closing;       /* our close frame is queued */
+    struct buf out; /* stream bytes not yet a whole top-level element */
+    struct buf in;  /* frames read while c2s held the stream (one read) */
+    int closing;    /* our close frame is queued */
 };
 
 /* ---- the handshake (RFC 6455 §4.2) ---- */
@@ -108,8 +108,8 @@ static int accept_key(const char *key, char *out, size_t outsz)
 
 static void refuse(struct http_request *r, int status, const char *why, const char *extra)
 {
-    log_limited("bad WebSocket handshakes", "ws", L_INFO,
-                "WebSocket handshake refused (%d): %s", status, why);
+    log_limited("bad WebSocket handshakes", "ws", L_INFO, "WebSocket handshake refused (%d): %s",
+                status, why);
     char body[96];
     int n = snprintf(body, sizeof(body), "%s\n", why);
     http_respond(r, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, extra);
@@ -378,8 +378,8 @@ static int ws_frame_out(struct conn *c, const char *data, size_t len)
 static void feed_open(struct conn *c, const char *m, size_t n)
 {
     /* a header in the wrong namespace: c2s answers invalid-namespace */
-    static const char bad[] = "<stream:stream xmlns='jabber:client' xmlns:stream='" NS_FRAMING
-                              "' version='1.0'>";
+    static const char bad[] =
+        "<stream:stream xmlns='jabber:client' xmlns:stream='" NS_FRAMING "' version='1.0'>";
     size_t te = tag_end(m, n);
     struct buf b;
     int framing = 0;
@@ -530,8 +530,8 @@ static void ws_shutdown(struct conn *c)
     c2s_shutdown(c);
 }
 
-static const struct stream_ops ws_ops = {ws_attach, ws_feed, ws_detach, ws_tick, ws_shutdown,
-                                         NULL, NULL};
+static const struct stream_ops ws_ops = {ws_attach,   ws_feed, ws_detach, ws_tick,
+                                         ws_shutdown, NULL,    NULL};
 
 HOOK_SERVICE(ws)
 {

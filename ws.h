@@ -34,26 +34,26 @@ enum ws_event {
     WS_MESSAGE, /* a whole text message in p->msg, p->msg_len bytes */
     WS_PING,    /* p->ctl, p->ctl_len: answer with a pong of the same payload */
     WS_PONG,
-    WS_CLOSE,   /* p->close_code (1005 when the frame had none) */
-    WS_ERROR,   /* p->close_code says which close to send, p->why why */
+    WS_CLOSE, /* p->close_code (1005 when the frame had none) */
+    WS_ERROR, /* p->close_code says which close to send, p->why why */
 };
 
 struct ws_parser {
-    size_t max;              /* bytes of one message (max_stanza_size) */
-    unsigned char hdr[14];   /* the frame header being read */
+    size_t max;            /* bytes of one message (max_stanza_size) */
+    unsigned char hdr[14]; /* the frame header being read */
     size_t hdr_len;
     int opcode, fin;
-    uint64_t plen;           /* payload length of the current frame */
-    uint64_t got;            /* payload bytes of it read so far */
-    unsigned char key[4];    /* its masking key */
-    int in_message;          /* a fragmented text message is under way */
-    char *msg;               /* the message being reassembled (allocated) */
+    uint64_t plen;        /* payload length of the current frame */
+    uint64_t got;         /* payload bytes of it read so far */
+    unsigned char key[4]; /* its masking key */
+    int in_message;       /* a fragmented text message is under way */
+    char *msg;            /* the message being reassembled (allocated) */
     size_t msg_len, msg_cap;
-    char ctl[125];           /* a control frame's payload (§5.5: at most 125) */
+    char ctl[125]; /* a control frame's payload (§5.5: at most 125) */
     size_t ctl_len;
     int close_code;
     const char *why;
-    int failed;              /* after WS_ERROR nothing more is parsed */
+    int failed; /* after WS_ERROR nothing more is parsed */
 };
 
 /* Ready p for messages of at most max bytes. No allocation until a

@@ -138,13 +138,13 @@ static enum ws_event frame_done(struct ws_parser *p)
         if (p->ctl_len == 1) {
             return fail(p, WS_CLOSE_PROTOCOL, "close frame with a 1-byte body"); /* §5.5.1 */
         }
-        p->close_code = p->ctl_len >= 2 ? ((unsigned char)p->ctl[0] << 8) | (unsigned char)p->ctl[1]
-                                        : 1005;
+        p->close_code =
+            p->ctl_len >= 2 ? ((unsigned char)p->ctl[0] << 8) | (unsigned char)p->ctl[1] : 1005;
         /* §7.4: below 1000, or reserved (1004-1006, 1015, unassigned up to
          * 2999): not a code a peer may send */
-        if (p->ctl_len >= 2 && (p->close_code < 1000 || p->close_code == 1004 ||
-                                p->close_code == 1005 || p->close_code == 1006 ||
-                                (p->close_code > 1011 && p->close_code < 3000))) {
+        if (p->ctl_len >= 2 &&
+            (p->close_code < 1000 || p->close_code == 1004 || p->close_code == 1005 ||
+             p->close_code == 1006 || (p->close_code > 1011 && p->close_code < 3000))) {
             return fail(p, WS_CLOSE_PROTOCOL, "close frame with a reserved code");
         }
         return WS_CLOSE;

@@ -215,11 +215,14 @@ static void test_fragments_and_control(void)
     CHECK_STR(s.ev, "E");
     CHECK(s.code == WS_CLOSE_TOO_BIG);
     /* §7.4: codes a peer may not send */
-    one(1, WS_OP_CLOSE, "\x03\xe7", 2, "E", WS_CLOSE_PROTOCOL);  /* 999 */
-    one(1, WS_OP_CLOSE, "\x03\xed", 2, "E", WS_CLOSE_PROTOCOL);  /* 1005 */
-    one(1, WS_OP_CLOSE, "\x0b\xb7", 2, "E", WS_CLOSE_PROTOCOL);  /* 2999 */
+    one(1, WS_OP_CLOSE, "\x03\xe7", 2, "E", WS_CLOSE_PROTOCOL); /* 999 */
+    one(1, WS_OP_CLOSE, "\x03\xed", 2, "E", WS_CLOSE_PROTOCOL); /* 1005 */
+    one(1, WS_OP_CLOSE, "\x0b\xb7", 2, "E", WS_CLOSE_PROTOCOL); /* 2999 */
     one(1, WS_OP_CLOSE, "\x0b\xb8", 2, "C", 3000);
-    one(1, WS_OP_CLOSE, "\x03\xf3" "bye", 5, "C", 1011);
+    one(1, WS_OP_CLOSE,
+        "\x03\xf3"
+        "bye",
+        5, "C", 1011);
     /* a close without a code */
     one(1, WS_OP_CLOSE, "", 0, "C", 1005);
 }
