@@ -291,6 +291,8 @@ static void dispatch(struct http_conn *h)
     r.body_len = p->body_len;
     r.parser = p;
     r.conn = h;
+    r.addr = h->c->addr;
+    r.label = conn_label(h->c);
     char allow[128] = "";
     int path_known = 0;
     for (int i = 0; i < nroutes; i++) {

@@ -82,6 +82,8 @@ struct http_request {
     size_t body_len;
     const struct http_parser *parser; /* for http_header() */
     struct http_conn *conn; /* where the answer goes */
+    const char *addr;   /* WebSocket (issue 14 step 2): the peer address and */
+    const char *label;  /* the conn's log prefix, for a handler's log lines */
 };
 
 /* Answer the request: status, Content-Type, body, Cache-Control (NULL:

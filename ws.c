@@ -108,8 +108,8 @@ static int accept_key(const char *key, char *out, size_t outsz)
 
 static void refuse(struct http_request *r, int status, const char *why, const char *extra)
 {
-    log_limited("bad WebSocket handshakes", "ws", L_INFO, "WebSocket handshake refused (%d): %s",
-                status, why);
+    log_limited("bad WebSocket handshakes", r->addr, L_INFO,
+                "%s WebSocket handshake refused (%d): %s", r->label, status, why);
     char body[96];
     int n = snprintf(body, sizeof(body), "%s\n", why);
     http_respond(r, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, extra);
