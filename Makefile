@@ -166,6 +166,7 @@ SRCS_S2S = s2s.c dns.c # RFC 6120 server-to-server, XEP-0220 dialback; DNS SRV
 SRCS_MUC = muc.c # XEP-0045 multi-user chat
 SRCS_LEGACY_AUTH = legacy.c # XEP-0078 jabber:iq:auth
 SRCS_HTTP = http.c http_parse.c # issue 14: HTTP/1.1 server, XEP-0156
+SRCS_HTTP += ws.c ws_frame.c # issue 14 step 2: XMPP over WebSocket (RFC 7395)
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 
@@ -186,6 +187,7 @@ UNIT_TESTS += test_pause
 UNIT_TESTS += test_dns # federation DNS (dns.c): rule at the end
 UNIT_TESTS += test_http # HTTP request parser (http_parse.c): rule at the end
 UNIT_TESTS += test_hooks # s2s fixes (issue 12): message phases; rule at the end
+UNIT_TESTS += test_ws # WebSocket frame parser (ws_frame.c): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -357,3 +359,6 @@ check-hook-order:
 	$(MAKE) O=.order/ SRCS="$(strip $(call reverse,$(SRCS)))" .order/xmppd
 	XMPPD_STRICT=1 XMPPD_BIN=$(CURDIR)/.order/xmppd tests/run-integration.sh -q test_83_s2s_flood.py \
 		test_61_carbons.py test_63_mam.py test_68_carbons_attack.py
+# WebSocket (issue 14 step 2): the RFC 6455 frame parser alone.
+tests/unit/test_ws: tests/unit/test_ws.c ws_frame.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< ws_frame.o

@@ -302,7 +302,8 @@ static void send_features(struct c2s *s)
     } else {
         int tls = conn_is_tls(c);
         int must_tls = !tls && g_config->require_tls;
-        if (!tls) {
+        /* RFC 7395 §3.5: TLS over WebSocket is the wss: URI's, not STARTTLS */
+        if (!tls && !c->frame_out) {
             buf_printf(&b, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
                        must_tls ? "<required/>" : "");
         }
@@ -1151,7 +1152,7 @@ static void stanza_preauth(struct c2s *s, struct xml_node *st)
     struct conn *c = s->conn;
     const char *ns = xml_ns(st);
     if (strcmp(ns, NS_TLS) == 0 && strcmp(xml_name(st), "starttls") == 0 && !conn_is_tls(c) &&
-        !s->scram && !s->plain_wait && !s->user) {
+        !c->frame_out && !s->scram && !s->plain_wait && !s->user) {
         send_str(s, "<proceed xmlns='" NS_TLS "'/>");
         conn_starttls(c);
         s->header_sent = 0;

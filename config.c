@@ -234,6 +234,8 @@ static const struct option options[] = {
     INT(muc_rejoin_buckets, 0, 10000, LIMIT_MUC_REJOIN_BUCKETS, 1),
     /* s2s fixes (issue 12 item 2): dialback keys waiting from one address. */
     INT(s2s_dialback_max_per_addr, 1, 1000, LIMIT_S2S_DIALBACK_PER_ADDR, 1),
+    /* WebSocket (issue 14 step 2, ws.c): Origins allowed to open one. */
+    STR(http_allowed_origins, "", 1, NULL),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -212,6 +212,8 @@ struct config {
     int muc_rejoin_buckets; /* accounts per room whose buckets outlive their leaving */
     /* s2s fixes (issue 12 item 2) */
     int s2s_dialback_max_per_addr; /* dialback keys waiting from one address */
+    /* WebSocket (issue 14 step 2, ws.c) */
+    char http_allowed_origins[CONFIG_STR_MAX]; /* space-separated; "" = the same host */
 };
 
 /* Fill every field with its default. */

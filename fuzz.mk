@@ -95,7 +95,11 @@ FUZZ_HARNESSES += fuzz_dns
 $(FUZZ_OUT)/fuzz_dns: $(FUZZ_OUT)/obj/fuzz_dns.o $(FUZZ_OUT)/obj/dns.o $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
 
-# A rule's prerequisites are expanded where make reads it: harnesses added
-# with += after fuzz-build's rule (fuzz_dns) were run by fuzz-run-all but
-# never built. Keep this last.
+# WebSocket (issue 14 step 2): the frame parser alone.
+FUZZ_HARNESSES += fuzz_ws
+$(FUZZ_OUT)/fuzz_ws: $(FUZZ_OUT)/obj/fuzz_ws.o $(FUZZ_OUT)/obj/ws_frame.o $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+# A rule's prerequisites are expanded where it is read: harnesses added with
+# += above (fuzz_dns, fuzz_ws) were missing from fuzz-build's; keep this last.
 fuzz-build: $(FUZZ_BINS)

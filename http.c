@@ -27,6 +27,7 @@ struct http_conn {
     time_t idle_since; /* last answer written, or accepted */
     time_t started;    /* the request being read started */
     int answered;      /* the current request has its answer */
+    const struct stream_ops *upgrade; /* http_upgrade: the stream module to hand over to */
 };
 
 /* ---- route table (filled by constructors, fixed size) ---- */
@@ -149,6 +150,37 @@ void http_respond(struct http_request *r, int status, const char *type, const ch
     send_answer(h, status, type, body, len, cache, extra, r->head, !h->p.keep_alive);
 }
 
+void http_upgrade(struct http_request *r, const char *extra, const struct stream_ops *ops)
+{
+    struct http_conn *h = r->conn;
+    if (h->answered) {
+        return;
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    /* RFC 9110 §8.6: no Content-Length on a 1xx answer */
+    buf_printf(&b, "HTTP/1.1 101 Switching Protocols\r\n%s\r\n", extra ? extra : "");
+    conn_send(h->c, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+    h->answered = 1;
+    h->upgrade = ops;
+}
+
+/* After http_upgrade: the conn belongs to another stream module now. */
+static void hand_over(struct conn *c, const char *rest, size_t len)
+{
+    const struct stream_ops *ops = c->http->upgrade;
+    c->ops->detach(c);
+    c->ops = ops;
+    if (ops->attach(c) < 0) {
+        conn_close(c, 0);
+        return;
+    }
+    if (len > 0) {
+        ops->feed(c, rest, len);
+    }
+}
+
 /* ---- requests ---- */
 
 /* The methods of RFC 9110 §9; any other gets 501 (§15.6.2). */
@@ -259,6 +291,8 @@ static void dispatch(struct http_conn *h)
     r.body_len = p->body_len;
     r.parser = p;
     r.conn = h;
+    r.addr = h->c->addr;
+    r.label = conn_label(h->c);
     char allow[128] = "";
     int path_known = 0;
     for (int i = 0; i < nroutes; i++) {
@@ -344,6 +378,10 @@ static void http_feed(struct conn *c, const char *data, size_t len)
         log_debug("%s HTTP %s %s", conn_label(c), h->p.method, h->p.target);
         h->answered = 0;
         dispatch(h);
+        if (h->upgrade && !c->closed && c->state != CONN_CLOSING) {
+            hand_over(c, data, len);
+            return;
+        }
         http_parser_reset(&h->p);
         h->idle_since = g_now;
     }

@@ -82,6 +82,8 @@ struct http_request {
     size_t body_len;
     const struct http_parser *parser; /* for http_header() */
     struct http_conn *conn; /* where the answer goes */
+    const char *addr;   /* WebSocket (issue 14 step 2): the peer address and */
+    const char *label;  /* the conn's log prefix, for a handler's log lines */
 };
 
 /* Answer the request: status, Content-Type, body, Cache-Control (NULL:
@@ -89,6 +91,14 @@ struct http_request {
  * each ending in CRLF) go out as they are. */
 void http_respond(struct http_request *r, int status, const char *type, const char *body,
                   size_t len, const char *cache, const char *extra);
+
+/* WebSocket (issue 14 step 2): answer r with 101 Switching Protocols
+ * (RFC 9110 §15.2.2; extra: header lines each ending in CRLF) and, once the
+ * handler returned, hand the connection to ops: the HTTP state is freed,
+ * ops->attach runs (a failure closes the conn), then ops->feed gets the bytes
+ * that followed the request. Counts as the request's answer. */
+struct stream_ops;
+void http_upgrade(struct http_request *r, const char *extra, const struct stream_ops *ops);
 
 /* A handler answers r (http_respond) before it returns. */
 typedef void (*http_handler_fn)(struct http_request *r);

@@ -226,6 +226,14 @@ void conn_set_backlog(struct conn *c, int over)
 
 int conn_send(struct conn *c, const char *data, size_t len)
 {
+    if (c->frame_out && !c->closed && c->state != CONN_CLOSING) {
+        return c->frame_out(c, data, len); /* RFC 7395: frames, via conn_send_raw */
+    }
+    return conn_send_raw(c, data, len);
+}
+
+int conn_send_raw(struct conn *c, const char *data, size_t len)
+{
     /* A closing stream has queued its </stream:stream> already (c2s sends its
      * last bytes before conn_close): nothing may follow it. */
     if (c->closed || c->state == CONN_CLOSING) {

@@ -25,6 +25,7 @@ struct c2s;
 struct component_stream;
 struct s2s_stream;
 struct http_conn;
+struct ws_conn;
 struct tls_conn;
 struct conn;
 
@@ -84,6 +85,11 @@ struct conn {
     int on_close_list;
     int pausing;             /* it paused a sender and has not drained since (pause.h) */
     struct http_conn *http;  /* HTTP (issue 14): the request state (http.c); c2s is then NULL */
+    /* WebSocket (issue 14 step 2, ws.c): a framing layer below the stream.
+     * When set, conn_send hands it the stream's bytes and it queues frames
+     * with conn_send_raw; c2s offers no STARTTLS on such a conn. */
+    int (*frame_out)(struct conn *c, const char *data, size_t len);
+    struct ws_conn *ws;
 };
 
 extern struct config *g_config;
@@ -93,6 +99,9 @@ extern time_t g_now; /* monotonic seconds, read once per loop turn */
  * is closed (a reader that never reads). Returns 0, or -1 when the conn is
  * closing or was just closed for overflow. */
 int conn_send(struct conn *c, const char *data, size_t len);
+/* conn_send below a framing layer (c->frame_out): the bytes go out as they
+ * are. Only the framing layer calls it. */
+int conn_send_raw(struct conn *c, const char *data, size_t len);
 /* Queue-level check for senders: 1 when c's queue is over the soft limit. */
 int conn_over_soft_limit(const struct conn *c);
 /* Bytes queued for the peer and not yet written. */

@@ -13,7 +13,9 @@ test) pkgs="python3 python3-pytest python3-pytest-xdist python3-slixmpp go-sendx
 	# XEP-0227 round trips (test_72_pie.py): Prosody, its migrator, ejabberd
 	pkgs="$pkgs prosody lua5.4 ejabberd openssl"
 	# kill -9 half-way through an import (test_72_pie.py): strace fault injection
-	pkgs="$pkgs strace" ;;
+	pkgs="$pkgs strace"
+	# XMPP over WebSocket (test_91_websocket.py): an RFC 6455 client
+	pkgs="$pkgs python3-websockets" ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 # mbedTLS 3.6 build (tools/mbedtls36.sh): apt-get source needs dpkg-source.

@@ -21,14 +21,14 @@ echo "$out" | grep -q "WITH_MAM=maybe: must be yes or no" && ok || bad "no messa
 
 out=$(dry) || bad "default build refused: $out"
 for f in pep.c carbons.c csi.c sm.c mam.c component.c push.c vcard.c private.c blocking.c \
-	register.c adhoc.c admin.c pie.c s2s.c dns.c muc.c legacy.c http.c http_parse.c; do
+	register.c adhoc.c admin.c pie.c s2s.c dns.c muc.c legacy.c http.c http_parse.c ws.c ws_frame.c; do
 	echo "$out" | grep -q " $f\$" && ok || bad "default build leaves out $f"
 done
 echo "$out" | grep -q "XMPPD_WITHOUT='\"\"'" && ok || bad "default build names switches off"
 
 out=$(dry WITH_ALL=no WITH_SM=yes) || bad "WITH_ALL=no WITH_SM=yes refused: $out"
 echo "$out" | grep -q " sm.c\$" && ok || bad "WITH_SM=yes left sm.c out"
-for f in pep.c mam.c push.c register.c blocking.c adhoc.c pie.c s2s.c dns.c muc.c legacy.c http.c http_parse.c; do
+for f in pep.c mam.c push.c register.c blocking.c adhoc.c pie.c s2s.c dns.c muc.c legacy.c http.c http_parse.c ws.c ws_frame.c; do
 	echo "$out" | grep -q " $f\$" && bad "WITH_ALL=no compiles $f" || ok
 done
 # Every switch of the Makefile's FEATURES but SM, in its order.

@@ -67,6 +67,14 @@ void conn_authenticated(struct conn *c)
 
 int conn_send(struct conn *c, const char *data, size_t len)
 {
+    if (c->frame_out && !c->closed && c->state != CONN_CLOSING) {
+        return c->frame_out(c, data, len); /* WebSocket framing (ws.c) */
+    }
+    return conn_send_raw(c, data, len);
+}
+
+int conn_send_raw(struct conn *c, const char *data, size_t len)
+{
     /* Nothing may follow a closing stream's </stream:stream>. */
     if (c->closed || c->state == CONN_CLOSING) {
         return -1;
