@@ -27,6 +27,11 @@ struct http_conn {
     time_t idle_since; /* last answer written, or accepted */
     time_t started;    /* the request being read started */
     int answered;      /* the current request has its answer */
+    int head;          /* the current request is a HEAD */
+    unsigned long ticket; /* http_defer: the deferred request's ticket, else 0 */
+    time_t deferred_at;
+    struct http_conn *next_deferred;
+    struct buf rest;   /* bytes that came behind a deferred request (pipelined) */
     const struct stream_ops *upgrade; /* http_upgrade: the stream module to hand over to */
 };
 
@@ -166,6 +171,85 @@ void http_upgrade(struct http_request *r, const char *extra, const struct stream
     h->upgrade = ops;
 }
 
+/* ---- deferred answers ---- */
+
+static struct http_conn *deferred; /* connections waiting for http_answer */
+static unsigned long last_ticket;
+
+unsigned long http_defer(struct http_request *r)
+{
+    struct http_conn *h = r->conn;
+    if (h->answered) {
+        return 0;
+    }
+    if (++last_ticket == 0) {
+        last_ticket = 1;
+    }
+    h->answered = 1;
+    h->ticket = last_ticket;
+    h->deferred_at = g_now;
+    h->next_deferred = deferred;
+    deferred = h;
+    return h->ticket;
+}
+
+static void undefer(struct http_conn *h)
+{
+    for (struct http_conn **p = &deferred; *p; p = &(*p)->next_deferred) {
+        if (*p == h) {
+            *p = h->next_deferred;
+            break;
+        }
+    }
+    h->ticket = 0;
+    h->next_deferred = NULL;
+}
+
+static void http_feed(struct conn *c, const char *data, size_t len);
+
+int http_answer(unsigned long ticket, int status, const char *type, const char *body, size_t len,
+                const char *cache, const char *extra)
+{
+    struct http_conn *h = deferred;
+    while (h && h->ticket != ticket) {
+        h = h->next_deferred;
+    }
+    if (!h || ticket == 0 || h->c->closed || h->c->state == CONN_CLOSING) {
+        return -1;
+    }
+    undefer(h);
+    send_answer(h, status, type, body, len, cache, extra, h->head, !h->p.keep_alive);
+    if (h->c->closed || h->c->state == CONN_CLOSING) {
+        return 0;
+    }
+    /* ready for the next request, then read what came behind this one */
+    http_parser_reset(&h->p);
+    h->idle_since = g_now;
+    struct buf rest = h->rest;
+    buf_init(&h->rest, 0);
+    if (buf_len(&rest) > 0) {
+        http_feed(h->c, buf_ptr(&rest), buf_len(&rest));
+    }
+    buf_free(&rest);
+    return 0;
+}
+
+/* Bytes for a connection whose request is deferred: kept until the answer,
+ * at most one request head's worth; past that the client is not waiting for
+ * an answer as HTTP/1.1 asks, and the connection ends. */
+static void keep_rest(struct http_conn *h, const char *data, size_t len)
+{
+    size_t max = (size_t)g_config->http_max_request_line + (size_t)g_config->http_max_header_bytes;
+    if (buf_len(&h->rest) + len > max) {
+        log_limited("bad HTTP requests", h->c->addr, L_INFO,
+                    "%s HTTP: %zu bytes pipelined behind a deferred request", conn_label(h->c),
+                    buf_len(&h->rest) + len);
+        conn_close(h->c, 0);
+        return;
+    }
+    buf_append(&h->rest, data, len);
+}
+
 /* After http_upgrade: the conn belongs to another stream module now. */
 static void hand_over(struct conn *c, const char *rest, size_t len)
 {
@@ -284,6 +368,7 @@ static void dispatch(struct http_conn *h)
         return;
     }
     r.head = strcmp(p->method, "HEAD") == 0;
+    h->head = r.head;
     r.method = r.head ? "GET" : p->method;
     r.host = host ? host : g_config->domain;
     r.https = conn_is_tls(h->c);
@@ -336,6 +421,7 @@ static int http_attach(struct conn *c)
     }
     h->c = c;
     h->opened = h->idle_since = g_now;
+    buf_init(&h->rest, 0);
     c->http = h;
     return 0;
 }
@@ -346,6 +432,10 @@ static void http_detach(struct conn *c)
     if (!h) {
         return;
     }
+    if (h->ticket) {
+        undefer(h); /* http_answer with its ticket now returns -1 */
+    }
+    buf_free(&h->rest);
     http_parser_free(&h->p);
     free(h);
     c->http = NULL;
@@ -354,6 +444,10 @@ static void http_detach(struct conn *c)
 static void http_feed(struct conn *c, const char *data, size_t len)
 {
     struct http_conn *h = c->http;
+    if (h && h->ticket) {
+        keep_rest(h, data, len);
+        return;
+    }
     while (h && len > 0 && !c->closed && c->state != CONN_CLOSING) {
         if (!h->p.started) {
             h->started = g_now;
@@ -382,6 +476,12 @@ static void http_feed(struct conn *c, const char *data, size_t len)
             hand_over(c, data, len);
             return;
         }
+        if (h->ticket) {
+            if (len > 0) {
+                keep_rest(h, data, len);
+            }
+            return;
+        }
         http_parser_reset(&h->p);
         h->idle_since = g_now;
     }
@@ -396,6 +496,15 @@ static void http_tick(struct conn *c)
     if (c->state == CONN_TLS_HANDSHAKE) {
         if (g_now - h->opened >= g_config->http_request_timeout) {
             conn_close(c, 0);
+        }
+        return;
+    }
+    if (h->ticket) {
+        if (g_now - h->deferred_at >= LIMIT_HTTP_DEFER_SECONDS) {
+            log_warn("%s HTTP: a deferred request got no answer in %d s", conn_label(c),
+                     LIMIT_HTTP_DEFER_SECONDS);
+            undefer(h);
+            send_error(h, 500, NULL, 1);
         }
         return;
     }

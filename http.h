@@ -100,7 +100,21 @@ void http_respond(struct http_request *r, int status, const char *type, const ch
 struct stream_ops;
 void http_upgrade(struct http_request *r, const char *extra, const struct stream_ops *ops);
 
-/* A handler answers r (http_respond) before it returns. */
+/* A handler that cannot answer at once (BOSH holding a request open, a
+ * password checked on the worker thread) defers it: the connection then reads
+ * no further request until http_answer. Returns a ticket (never 0), or 0 when
+ * r is already answered. A deferred request unanswered after
+ * LIMIT_HTTP_DEFER_SECONDS gets 500 and its connection ends, so that a
+ * forgotten ticket cannot hold a connection for ever. */
+unsigned long http_defer(struct http_request *r);
+/* Answer a deferred request as http_respond would. Returns 0, or -1 when the
+ * request's connection is gone (closed by the client, timed out): nothing
+ * was sent, so the caller still holds what it meant to send. */
+int http_answer(unsigned long ticket, int status, const char *type, const char *body, size_t len,
+                const char *cache, const char *extra);
+
+/* A handler answers r (http_respond, http_upgrade, or http_defer) before it
+ * returns. */
 typedef void (*http_handler_fn)(struct http_request *r);
 /* Register method ("GET", "POST", ...) on path prefix, from a constructor
  * (hooks.h HOOK_SERVICE). A prefix ending in '/' matches everything under

@@ -233,6 +233,8 @@
 #define LIMIT_HTTP_MAX_HEADERS 64         /* http_max_headers: header fields (431) */
 #define LIMIT_HTTP_MAX_BODY 65536         /* http_max_body: request body bytes (413) */
 #define LIMIT_HTTP_ROUTES 32              /* compile-time: paths modules may register */
+#define LIMIT_HTTP_DEFER_SECONDS 300      /* compile-time: a deferred request's answer (http_defer)
+                                             is late past it: 500, the connection ends */
 
 /* MUC limits that do not reset (muc.c, issue 15): a groupchat message goes to
  * every occupant, so each occupant spends from a message bucket; a room keeps
