@@ -44,6 +44,7 @@ static const char *check_domain(char *val, size_t size);
 static const char *check_address(char *val, size_t size);
 static const char *check_nonempty(char *val, size_t size);
 static const char *check_muc_domain(char *val, size_t size);
+static const char *check_contacts(char *val, size_t size);
 
 /* One row; designated, as the members are in size order, not this one. */
 #define OPT(f, t, lo, hi, def, dstr, reload, chk, lo2, hi2, d2)                              \
@@ -236,6 +237,8 @@ static const struct option options[] = {
     INT(s2s_dialback_max_per_addr, 1, 1000, LIMIT_S2S_DIALBACK_PER_ADDR, 1),
     /* WebSocket (issue 14 step 2, ws.c): Origins allowed to open one. */
     STR(http_allowed_origins, "", 1, NULL),
+    /* XEP-0157 contact addresses (disco.c); in the caps hash, so not reloaded. */
+    STR(contact_addresses, "", 0, check_contacts),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -294,6 +297,31 @@ static const char *check_nonempty(char *val, size_t size)
 {
     (void)size;
     return val[0] ? NULL : "must not be empty";
+}
+
+const char *const config_contact_kinds[] = {"abuse",    "admin",  "feedback", "sales",
+                                            "security", "status", "support",  NULL};
+
+/* contact_addresses: words "KIND:URI", KIND one of config_contact_kinds. */
+static const char *check_contacts(char *val, size_t size)
+{
+    (void)size;
+    for (const char *s = val; *s;) {
+        size_t n = strcspn(s, " \t");
+        const char *colon = memchr(s, ':', n);
+        int known = 0;
+        for (int i = 0; colon && config_contact_kinds[i]; i++) {
+            size_t k = strlen(config_contact_kinds[i]);
+            known |= (size_t)(colon - s) == k && strncmp(s, config_contact_kinds[i], k) == 0;
+        }
+        if (n > 0 && (!known || colon + 1 == s + n)) {
+            return "must be words KIND:URI, KIND one of abuse admin feedback sales security "
+                   "status support (XEP-0157)";
+        }
+        s += n;
+        s += strspn(s, " \t");
+    }
+    return NULL;
 }
 
 static const char *check_address(char *val, size_t size)

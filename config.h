@@ -214,7 +214,13 @@ struct config {
     int s2s_dialback_max_per_addr; /* dialback keys waiting from one address */
     /* WebSocket (issue 14 step 2, ws.c) */
     char http_allowed_origins[CONFIG_STR_MAX]; /* space-separated; "" = the same host */
+    /* XEP-0157 contact addresses (disco.c) */
+    char contact_addresses[CONFIG_STR_MAX]; /* "KIND:URI ..." (config_contact_kinds) */
 };
+
+/* XEP-0157 §4: the KINDs of contact_addresses, sorted (the field of each is
+ * "KIND-addresses"); NULL-terminated. */
+extern const char *const config_contact_kinds[];
 
 /* Fill every field with its default. */
 void config_defaults(struct config *c);

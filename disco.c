@@ -123,6 +123,102 @@ static int add_feature(struct xml_node *q, const char *var)
     return f ? xml_set_attr(f, "var", var) : -1;
 }
 
+/* ---- XEP-0157 contact addresses ---- */
+
+#define NS_SERVERINFO "http://jabber.org/network/serverinfo"
+#define CONTACTS_MAX (CONFIG_STR_MAX / 2) /* words of contact_addresses, at most */
+
+struct contact {
+    int kind;        /* index in config_contact_kinds */
+    const char *uri; /* in the copy of the option */
+};
+
+static int cmp_contact(const void *a, const void *b)
+{
+    const struct contact *x = a, *y = b;
+    return x->kind != y->kind ? x->kind - y->kind : strcmp(x->uri, y->uri);
+}
+
+/* The option's words (checked by config.c) split in place in copy, sorted
+ * by kind then URI: the order XEP-0115 §5.4 hashes them in. */
+static size_t contacts(char *copy, struct contact *out)
+{
+    size_t n = 0;
+    for (char *w = strtok(copy, " \t"); w && n < CONTACTS_MAX; w = strtok(NULL, " \t")) {
+        char *colon = strchr(w, ':');
+        *colon = '\0';
+        for (int k = 0; config_contact_kinds[k]; k++) {
+            if (strcmp(w, config_contact_kinds[k]) == 0) {
+                out[n++] = (struct contact){k, colon + 1};
+            }
+        }
+    }
+    qsort(out, n, sizeof(out[0]), cmp_contact);
+    return n;
+}
+
+static int add_field_value(struct xml_node *field, const char *value)
+{
+    struct xml_node *v = xml_add_child(field, "value", "jabber:x:data");
+    return v ? xml_add_text(v, value, strlen(value)) : -1;
+}
+
+/* XEP-0157 §4: the serverinfo form in the server's disco#info, when
+ * contact_addresses names any. Returns 0 or -1. */
+static int add_contact_form(struct xml_node *q)
+{
+    char copy[CONFIG_STR_MAX];
+    struct contact c[CONTACTS_MAX];
+    snprintf(copy, sizeof(copy), "%s", g_config->contact_addresses);
+    size_t n = contacts(copy, c);
+    if (n == 0) {
+        return 0;
+    }
+    struct xml_node *x = xml_add_child(q, "x", "jabber:x:data");
+    struct xml_node *f = x ? xml_add_child(x, "field", "jabber:x:data") : NULL;
+    if (!f || xml_set_attr(x, "type", "result") < 0 || xml_set_attr(f, "var", "FORM_TYPE") < 0 ||
+        xml_set_attr(f, "type", "hidden") < 0 || add_field_value(f, NS_SERVERINFO) < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || c[i].kind != c[i - 1].kind) {
+            char var[32];
+            snprintf(var, sizeof(var), "%s-addresses", config_contact_kinds[c[i].kind]);
+            f = xml_add_child(x, "field", "jabber:x:data");
+            if (!f || xml_set_attr(f, "var", var) < 0) {
+                return -1;
+            }
+        }
+        if (add_field_value(f, c[i].uri) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The form's part of the caps string (XEP-0115 §5.4 step 3.5 on): FORM_TYPE,
+ * then each field's var and its values, all sorted. */
+static size_t contact_caps(char *s, size_t sz)
+{
+    char copy[CONFIG_STR_MAX];
+    struct contact c[CONTACTS_MAX];
+    snprintf(copy, sizeof(copy), "%s", g_config->contact_addresses);
+    size_t n = contacts(copy, c), len = 0;
+    for (size_t i = 0; i < n && len < sz; i++) {
+        if (i == 0) {
+            len += (size_t)snprintf(s + len, sz - len, "%s<", NS_SERVERINFO);
+        }
+        if (len < sz && (i == 0 || c[i].kind != c[i - 1].kind)) {
+            len += (size_t)snprintf(s + len, sz - len, "%s-addresses<",
+                                    config_contact_kinds[c[i].kind]);
+        }
+        if (len < sz) {
+            len += (size_t)snprintf(s + len, sz - len, "%s<", c[i].uri);
+        }
+    }
+    return len;
+}
+
 /* ---- XEP-0115 caps ---- */
 
 static int cmp_str(const void *a, const void *b)
@@ -160,6 +256,9 @@ static void caps_compute(char *out, size_t outsz)
     n += (size_t)snprintf(s, sizeof(s), "%s/%s//%s<", IDENT_CATEGORY, IDENT_TYPE, IDENT_NAME);
     for (size_t i = 0; i < nall && n < sizeof(s); i++) {
         n += (size_t)snprintf(s + n, sizeof(s) - n, "%s<", sorted[i]);
+    }
+    if (n < sizeof(s)) {
+        n += contact_caps(s + n, sizeof(s) - n);
     }
     unsigned char md[20];
     if (n >= sizeof(s) || tls_hash(TLS_SHA1, s, n, md) < 0 ||
@@ -217,7 +316,12 @@ static struct xml_node *server_info(const char *node)
             return NULL;
         }
     }
-    return add_hooked_features(q, HOOK_DISCO_SERVER);
+    q = add_hooked_features(q, HOOK_DISCO_SERVER);
+    if (q && add_contact_form(q) < 0) {
+        xml_free(q);
+        return NULL;
+    }
+    return q;
 }
 
 /* XEP-0030 §3.1 with the account/registered identity of the registry. */

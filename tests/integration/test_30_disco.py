@@ -196,3 +196,46 @@ def test_disco_set_is_refused(server):
                            itype="set")
             assert error_of(ans) is not None
     run(scenario())
+
+
+def test_contact_addresses(server):
+    """XEP-0157: contact_addresses appear as the serverinfo form of the
+    server's disco#info, and the caps 'ver' in the stream features covers the
+    form (XEP-0115 §5.4, checked with slixmpp's own implementation)."""
+    server.write_config({"contact_addresses": '"admin:xmpp:root@localhost '
+                         'abuse:mailto:abuse@example.org admin:mailto:root@example.org"'})
+    server.restart()
+    conn, features = raw_login(server, "bob")
+    try:
+        ver = features.find("{%s}c" % NS_CAPS).get("ver")
+    finally:
+        conn.close()
+
+    async def scenario():
+        async with Clients(server) as cl:
+            cli = cl.new("alice")
+            for p in ("xep_0030", "xep_0004", "xep_0115"):
+                cli.xmpp.register_plugin(p)
+            await cli.login()
+            ans = await server_info(cli)
+            forms = ans["disco_info"].xml.findall("{jabber:x:data}x")
+            assert len(forms) == 1, ans
+            fields = {}
+            for f in forms[0].findall("{jabber:x:data}field"):
+                fields[f.get("var")] = [v.text for v in f.findall("{jabber:x:data}value")]
+            assert fields == {
+                "FORM_TYPE": ["http://jabber.org/network/serverinfo"],
+                "abuse-addresses": ["mailto:abuse@example.org"],
+                "admin-addresses": ["mailto:root@example.org", "xmpp:root@localhost"],
+            }
+            assert cli.xmpp["xep_0115"].generate_verstring(ans["disco_info"], "sha-1") == ver
+    run(scenario())
+
+
+def test_no_contact_form_by_default(server):
+    async def scenario():
+        async with Clients(server) as cl:
+            c = await cl.login("alice")
+            q = payload(await server_info(c))
+            assert q.find("{jabber:x:data}x") is None
+    run(scenario())

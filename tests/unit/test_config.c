@@ -665,6 +665,22 @@ static void test_muc_message_rate(void)
                  "1: 'muc_rejoin_buckets' must be an integer from 0 to 10000");
 }
 
+/* XEP-0157 contact_addresses: words KIND:URI. */
+static void test_contacts(void)
+{
+    struct config c;
+    CHECK(load("contact_addresses \"admin:xmpp:root@example.org abuse:mailto:a@example.org\"\n",
+               &c) == 0);
+    CHECK(strcmp(c.contact_addresses, "admin:xmpp:root@example.org abuse:mailto:a@example.org") ==
+          0);
+    const char *why = "1: 'contact_addresses' must be words KIND:URI, KIND one of abuse admin "
+                      "feedback sales security status support (XEP-0157)";
+    expect_error("contact_addresses root@example.org\n", why);
+    expect_error("contact_addresses boss:xmpp:root@example.org\n", why);
+    expect_error("contact_addresses admin:\n", why);
+    expect_error("contact_addresses \"admin:xmpp:a@b  x\"\n", why);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-config-XXXXXX";
@@ -693,6 +709,7 @@ int main(void)
     test_s2s_require_cert();
     test_http();
     test_muc_message_rate();
+    test_contacts();
 
     unlink(path);
     rmdir(dir);
