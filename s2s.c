@@ -656,14 +656,17 @@ static int deliver(const struct xml_node *st, void *ud)
  * stream when there is one, and sends nothing at all when the connection
  * fails). Probing costs a stream per invalid key (c2s_auth_failed_address
  * throttles the address) and s2s_dialback_max_per_addr bounds the waits. */
-static void send_db_error(struct s2s_stream *s, const char *to, const char *why)
+/* XEP-0220 §2.4.2: the error comes from local, the domain of ours the peer
+ * addressed (conference.DOMAIN as much as DOMAIN). */
+static void send_db_error(struct s2s_stream *s, const char *local, const char *to,
+                          const char *why)
 {
     const char *cond = "remote-server-not-found";
     struct buf b;
     log_debug("%s s2s dialback for %s: error (%s)", conn_label(s->conn), to, why);
     buf_init(&b, 0);
     buf_puts(&b, "<db:result from='");
-    buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
+    buf_append_xml(&b, local, strlen(local));
     buf_puts(&b, "' to='");
     buf_append_xml(&b, to, strlen(to));
     buf_printf(&b, "' type='error'><error type='%s'><%s xmlns='" NS_STANZAS
@@ -741,7 +744,7 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
             c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
             stream_end(in, "dialback key invalid");
         } else {
-            send_db_error(in, d->name, "remote-server-timeout");
+            send_db_error(in, p->local, d->name, "remote-server-timeout");
         }
     }
     d->pv[k] = d->pv[--d->npv];
@@ -787,7 +790,7 @@ static int keys_from_addr(const char *addr)
  * slot (s2s_max_domains): past s2s_dialback_max_per_addr of them, an address
  * naming domains at random gets an error at once (XEP-0220 §2.4.2) and the
  * real domains keep their lookups and slots. 1 when s was answered so. */
-static int claims_over_cap(struct s2s_stream *s, const char *from)
+static int claims_over_cap(struct s2s_stream *s, const char *from, const char *to)
 {
     if (keys_from_addr(s->conn->addr) < g_config->s2s_dialback_max_per_addr) {
         return 0;
@@ -795,7 +798,7 @@ static int claims_over_cap(struct s2s_stream *s, const char *from)
     log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
                 "%s s2s dialback for %s: s2s_dialback_max_per_addr (%d) keys of this address "
                 "wait already", conn_label(s->conn), from, g_config->s2s_dialback_max_per_addr);
-    send_db_error(s, from, "keys per address");
+    send_db_error(s, to, from, "keys per address");
     return 1;
 }
 
@@ -915,21 +918,21 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     if (s2s_resolve(from, &ip, &port) < 0) {
         /* XEP-0220 §2.4.2, answered before any state is made for the name:
          * a peer naming domains at random fills no table. */
-        send_db_error(s, from, "remote-server-not-found");
+        send_db_error(s, to, from, "remote-server-not-found");
         return;
     }
     struct s2s_domain *d = domain_find(from);
     if (d && key_pending(d, s, to)) {
         return; /* asked again while the first is checked: that answer will do */
     }
-    if (claims_over_cap(s, from)) {
+    if (claims_over_cap(s, from, to)) {
         return;
     }
     d = claim_slot(from);
     if (d && !d->out && d->retry_at > g_now) {
         /* Failed a moment ago: a peer's keys do not make us reconnect before
          * the backoff ends, as stanzas do not (deliver). */
-        send_db_error(s, from, d->fail_cond);
+        send_db_error(s, to, from, d->fail_cond);
         return;
     }
     if (d && pending_from(d, s->conn->addr) >= LIMIT_S2S_DIALBACK_PENDING_PER_ADDR) {
@@ -938,7 +941,7 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
                     "%s s2s dialback for %s: %d keys of this address wait already",
                     conn_label(s->conn), from, LIMIT_S2S_DIALBACK_PENDING_PER_ADDR);
-        send_db_error(s, from, "keys per address");
+        send_db_error(s, to, from, "keys per address");
         return;
     }
     /* Domains proven plus those being checked: a valid answer always finds

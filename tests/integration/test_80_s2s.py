@@ -178,3 +178,19 @@ def test_idle_stream_closed_and_reopened(server, tmp_path):
 
         run(scenario(), timeout=300)
     assert server.log_text().count("s2s outgoing to remote.test up") == 2
+
+
+def test_dialback_error_comes_from_the_addressed_domain(server):
+    """XEP-0220 §2.4.2: a dialback error for a key to conference.DOMAIN (MUC
+    over s2s) comes from conference.DOMAIN, not from the server's domain."""
+    enable_s2s(server)
+    muc = "conference." + server.domain
+    with RawS2S(server, "noroute.test", to=muc) as p:
+        p.open()
+        p.tls()
+        start = len(p.reader.children)
+        p.send("<db:result from='noroute.test' to='%s'>k</db:result>" % muc)
+        p.read_until(lambda r: len(r.children) > start, patience(30))
+        res = p.reader.children[start]
+        assert local(res.tag) == "result" and res.get("type") == "error", p.describe()
+        assert res.get("from") == muc and res.get("to") == "noroute.test", p.describe()
