@@ -1453,3 +1453,8 @@ void c2s_auth_failed_address(const char *addr)
     a->fails++;
     a->last = g_now;
 }
+
+int c2s_partial(const struct conn *c)
+{
+    return c->c2s && xml_parser_pending(c->c2s->parser) > 0;
+}

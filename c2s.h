@@ -91,6 +91,10 @@ int c2s_login_check(struct conn *c, const char *bare, const char *pw, size_t pwl
  * -1 with *cond the iq error condition (internal-server-error when called
  * anywhere else), or *cond NULL when the stream was ended instead. */
 int c2s_login_bind(struct conn *c, const char *resource, const char *how, const char **cond);
+/* 1 when c's parser holds part of a stanza (the bytes fed so far end inside
+ * one): a framing layer whose messages must hold whole elements (RFC 7395
+ * §3.3.3) checks it after each message. */
+int c2s_partial(const struct conn *c);
 /* A stanza written to c's client by a module before or at binding (through
  * the output hooks once a session is bound, as router_send's are). */
 void c2s_send(struct conn *c, const char *xml, size_t len);

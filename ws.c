@@ -438,6 +438,14 @@ static void on_message(struct conn *c, const char *m, size_t n)
         c2s_feed(c, "</stream:stream>", 16);
     } else {
         c2s_feed(c, m, n);
+        /* RFC 7395 §3.3.3: each message holds whole elements, so that no
+         * side keeps a half stanza between messages */
+        if (!c->held && c->state != CONN_CLOSING && !c->closed && c2s_partial(c)) {
+            log_limited("bad WebSocket frames", c->addr, L_INFO,
+                        "%s WebSocket message ends inside a stanza", conn_label(c));
+            c2s_stream_error(c, "not-well-formed",
+                             "a WebSocket message holds whole stanzas (RFC 7395 3.3.3)");
+        }
     }
 }
 

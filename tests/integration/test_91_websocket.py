@@ -281,3 +281,28 @@ def test_hostile_attribute_and_text_do_not_break_the_framing(web):
             assert got.findtext("{%s}body" % NS_CLIENT) == nasty_body
             await ws.close()
     run(scenario())
+
+
+def test_a_message_ending_inside_a_stanza_is_a_stream_error(web):
+    """RFC 7395 §3.3.3: a message holds whole elements. A stanza split over
+    two messages ends the stream (not-well-formed); several whole stanzas in
+    one message are taken, as Prosody takes them."""
+    async def scenario():
+        async with Clients(web) as cl:
+            bob = await cl.login("bob")
+            ws = await WSClient.login(web, "alice", "web")
+            await ws.send("<message xmlns='jabber:client' to='bob@localhost' type='chat'>"
+                          "<body>one</body></message>"
+                          "<message xmlns='jabber:client' to='bob@localhost' type='chat'>"
+                          "<body>two</body></message>")
+            for body in ("one", "two"):
+                await bob.next_message(pred=lambda m, b=body: m["body"] == b)
+            await ws.send("<message xmlns='jabber:client' to='bob@localhost' type='chat'>"
+                          "<body>half")
+            el = await ws.recv()
+            assert el.tag == "{http://etherx.jabber.org/streams}error", el
+            assert local(el[0].tag) == "not-well-formed"
+            assert (await ws.recv()).tag == "{%s}close" % NS_FRAMING
+            await ws.ws.wait_closed()
+            await bob.no_message(pred=lambda m: m["body"] and "half" in m["body"])
+    run(scenario())
