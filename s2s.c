@@ -106,10 +106,11 @@ struct s2s_stream {
     int restart;   /* the parser starts over after this feed (STARTTLS) */
     int header_sent;
     char id[STREAM_ID_MAX + 1]; /* incoming: ours; outgoing: the peer's */
-    char authed[LIMIT_S2S_STREAM_DOMAINS][CONFIG_STR_MAX]; /* incoming: proven domains */
+    struct {
+        char from[CONFIG_STR_MAX]; /* a proven peer domain */
+        char to[CONFIG_STR_MAX];   /* ... for this domain of ours (XEP-0220 pairs) */
+    } authed[LIMIT_S2S_STREAM_DOMAINS]; /* incoming */
     int nauthed;
-    char authed_to[LIMIT_S2S_STREAM_DOMAINS][CONFIG_STR_MAX]; /* ... each for this domain of
-                                                               * ours (XEP-0220 pairs) */
     char local[CONFIG_STR_MAX]; /* incoming: the domain of ours its header named */
     int nwaiting;  /* incoming: its db:results waiting for verification */
     time_t opened;
@@ -704,6 +705,20 @@ static void incoming_add(struct s2s_domain *d, struct conn *c)
     d->claim_only = 0; /* authenticated: live traffic */
 }
 
+/* Incoming stream s is proven for the pair (from, to): dialback valid, or
+ * EXTERNAL. The caller checked that a slot is free. */
+static void add_authed(struct s2s_stream *s, struct s2s_domain *d, const char *from,
+                       const char *to)
+{
+    snprintf(s->authed[s->nauthed].from, CONFIG_STR_MAX, "%s", from);
+    snprintf(s->authed[s->nauthed].to, CONFIG_STR_MAX, "%s", to);
+    s->nauthed++;
+    incoming_add(d, s->conn);
+    if (s->nauthed == 1) {
+        conn_authenticated(s->conn); /* off the unauthenticated caps */
+    }
+}
+
 static void incoming_remove(const char *domain, const struct conn *c)
 {
     struct s2s_domain *d = domain_find(domain);
@@ -725,13 +740,8 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
         struct s2s_stream *in = c->s2s;
         in->nwaiting--;
         if (strcmp(type, "valid") == 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
-            snprintf(in->authed_to[in->nauthed], CONFIG_STR_MAX, "%s", p->local);
-            snprintf(in->authed[in->nauthed++], CONFIG_STR_MAX, "%s", d->name);
-            incoming_add(d, c);
+            add_authed(in, d, d->name, p->local);
             send_db_from(in, p->local, "result", d->name, NULL, "valid", NULL);
-            if (in->nauthed == 1) {
-                conn_authenticated(c); /* off the unauthenticated caps */
-            }
             char info[96];
             log_notice("%s s2s incoming from %s up: address %s, %s, dialback%s", conn_label(c),
                        d->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
@@ -908,7 +918,7 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         return;
     }
     for (int i = 0; i < s->nauthed; i++) {
-        if (strcmp(s->authed[i], from) == 0 && strcmp(s->authed_to[i], to) == 0) {
+        if (strcmp(s->authed[i].from, from) == 0 && strcmp(s->authed[i].to, to) == 0) {
             send_db_from(s, to, "result", from, NULL, "valid", NULL); /* asked twice */
             return;
         }
@@ -1446,9 +1456,9 @@ static int pair_authed(const struct s2s_stream *s, const struct jid *from, const
     snprintf(td, sizeof(td), "%.*s", (int)to->domain_len, to->domain);
     int ours = hosted(td);
     for (int i = 0; i < s->nauthed; i++) {
-        if (strlen(s->authed[i]) == from->domain_len &&
-            memcmp(s->authed[i], from->domain, from->domain_len) == 0 &&
-            (!ours || strcmp(s->authed_to[i], td) == 0)) {
+        if (strlen(s->authed[i].from) == from->domain_len &&
+            memcmp(s->authed[i].from, from->domain, from->domain_len) == 0 &&
+            (!ours || strcmp(s->authed[i].to, td) == 0)) {
             return 1;
         }
     }
@@ -1641,7 +1651,7 @@ static void ext_in_header(struct s2s_stream *s, const char *from)
 static int ext_is_authed(const struct s2s_stream *s, const char *domain)
 {
     for (int i = 0; i < s->nauthed; i++) {
-        if (strcmp(s->authed[i], domain) == 0) {
+        if (strcmp(s->authed[i].from, domain) == 0) {
             return 1;
         }
     }
@@ -1724,13 +1734,7 @@ static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
     }
     /* The certificate proves the peer for the stream it opened to us, i.e.
      * the pair (peer, the domain of ours its header named). */
-    snprintf(s->authed_to[s->nauthed], CONFIG_STR_MAX, "%s",
-             s->local[0] ? s->local : g_config->domain);
-    snprintf(s->authed[s->nauthed++], CONFIG_STR_MAX, "%s", s->peer);
-    incoming_add(d, c);
-    if (s->nauthed == 1) {
-        conn_authenticated(c);
-    }
+    add_authed(s, d, s->peer, s->local[0] ? s->local : g_config->domain);
     char info[96];
     log_notice("%s s2s incoming from %s up: address %s, %s, EXTERNAL (certificate verified)",
                conn_label(c), s->peer, c->addr, tls_conn_info(c->tls, info, sizeof(info)));
@@ -1906,8 +1910,9 @@ static void s2s_detach(struct conn *c)
         }
     } else if (s->nauthed) {
         for (int i = 0; i < s->nauthed; i++) {
-            log_notice("%s s2s incoming from %s down: %s", conn_label(c), s->authed[i], why);
-            incoming_remove(s->authed[i], c);
+            log_notice("%s s2s incoming from %s down: %s", conn_label(c), s->authed[i].from,
+                       why);
+            incoming_remove(s->authed[i].from, c);
         }
     }
     xml_parser_free(s->parser);
