@@ -1,6 +1,7 @@
 """Federation (s2s) helpers: a second xmppd as a remote domain, static
 routes both ways, and raw s2s peers for the hostile tests."""
 
+import contextlib
 import os
 import socket
 import ssl
@@ -495,3 +496,23 @@ def prosody_direct_tls(prosody, port):
     assert "s2s_direct_tls_ports = { }" in conf
     with open(prosody.conf_path, "w") as f:
         f.write(conf.replace("s2s_direct_tls_ports = { }", "s2s_direct_tls_ports = { %d }" % port))
+
+
+@contextlib.contextmanager
+def xmppd_and_prosody(tmp_path, xd, pd, to_xmppd, to_prosody, tail=""):
+    """An xmppd serving xd (account alice) and a Prosody serving pd (account
+    dave), federated through static routes: Prosody reaches the domains
+    to_xmppd at the xmppd, the xmppd reaches to_prosody at the Prosody.
+    Yields (xmppd, prosody); the xmppd must stop clean."""
+    xmppd = remote_server(tmp_path, domain=xd, users=("alice",))
+    prosody = Prosody(tmp_path, pd, {d: xmppd.s2s_port for d in to_xmppd}, tail=tail)
+    xmppd.s2s_routes = {d: prosody.s2s_port for d in to_prosody}
+    write_remote_config(xmppd)
+    xmppd.start()
+    prosody.start()
+    try:
+        yield xmppd, prosody
+    finally:
+        prosody.stop()
+        problems = xmppd.stop()
+        assert not problems, problems

@@ -6,8 +6,7 @@ Both sides use self-signed certificates, so both authenticate by dialback."""
 import pytest
 
 from im_helpers import roster_get, send_presence, next_presence, is_from
-from s2s_helpers import (Prosody, have_prosody, remote_server, run_logged, talk_both_ways,
-                         write_remote_config)
+from s2s_helpers import have_prosody, run_logged, talk_both_ways, xmppd_and_prosody
 from xmpp_helpers import Clients
 
 pytestmark = pytest.mark.skipif(not have_prosody(), reason="prosody or openssl not installed")
@@ -17,18 +16,8 @@ XD, PD = "xmppd.test", "prosody.test"
 
 @pytest.fixture
 def fed(tmp_path):
-    xmppd = remote_server(tmp_path, domain=XD, users=("alice",))
-    prosody = Prosody(tmp_path, PD, {XD: xmppd.s2s_port})
-    xmppd.s2s_routes = {PD: prosody.s2s_port}
-    write_remote_config(xmppd)
-    xmppd.start()
-    prosody.start()
-    try:
-        yield xmppd, prosody
-    finally:
-        prosody.stop()
-        problems = xmppd.stop()
-        assert not problems, problems
+    with xmppd_and_prosody(tmp_path, XD, PD, (XD,), (PD,)) as pair:
+        yield pair
 
 
 def test_message_both_ways_and_ping(fed):

@@ -11,8 +11,8 @@ import pytest
 
 from im_helpers import error_condition, next_presence, ptype
 from muc_helpers import codes, groupchat_from, join, join_raw, muc_login, room_presence, say
-from s2s_helpers import (NS_DB, FakeAuthoritative, Prosody, RawS2S, enable_s2s, have_prosody,
-                         remote_server, run_logged, write_remote_config)
+from s2s_helpers import (NS_DB, FakeAuthoritative, RawS2S, enable_s2s, have_prosody,
+                         remote_server, run_logged, write_remote_config, xmppd_and_prosody)
 from xmpp_helpers import Clients, local, patience, run
 
 REMOTE = "remote.test"
@@ -278,18 +278,9 @@ XMUC, PMUC = "conference." + XD, "conference." + PD
 def prosody_fed(tmp_path):
     if not have_prosody():
         pytest.skip("prosody or openssl not installed")
-    xmppd = remote_server(tmp_path, domain=XD, users=("alice",))
-    prosody = Prosody(tmp_path, PD, {XD: xmppd.s2s_port, XMUC: xmppd.s2s_port},
-                      tail='Component "%s" "muc"\n    muc_room_locking = false\n' % PMUC)
-    xmppd.s2s_routes = {PD: prosody.s2s_port, PMUC: prosody.s2s_port}
-    write_remote_config(xmppd)
-    xmppd.start()
-    prosody.start()
-    try:
-        yield xmppd, prosody
-    finally:
-        prosody.stop()
-        stop_clean(xmppd)
+    tail = 'Component "%s" "muc"\n    muc_room_locking = false\n' % PMUC
+    with xmppd_and_prosody(tmp_path, XD, PD, (XD, XMUC), (PD, PMUC), tail) as pair:
+        yield pair
 
 
 def with_prosody(fed, body):
