@@ -198,6 +198,13 @@ static void hidden(struct buf *b, const char *name, const char *value)
     buf_puts(b, "\">");
 }
 
+/* A POST form to /admin/action with the token csrf. */
+static void form(struct buf *b, const char *action, const char *csrf)
+{
+    buf_printf(b, "<form method=\"post\" action=\"/admin/%s\">", action);
+    hidden(b, "csrf", csrf);
+}
+
 /* The page around body: head, nav (s NULL: the login page, none), flash. */
 static void page(struct buf *out, const struct wsession *s, const char *title, const char *flash,
                  const struct buf *body)
@@ -211,9 +218,8 @@ static void page(struct buf *out, const struct wsession *s, const char *title, c
         buf_puts(out, "<nav><a href=\"/admin/\">Dashboard</a> <a href=\"/admin/users\">Users</a> "
                       "<a href=\"/admin/sessions\">Sessions</a> "
                       "<a href=\"/admin/announce\">Announce</a> "
-                      "<a href=\"/admin/config\">Configuration</a> <a href=\"/admin/log\">Log</a> "
-                      "<form method=\"post\" action=\"/admin/logout\">");
-        hidden(out, "csrf", s->csrf);
+                      "<a href=\"/admin/config\">Configuration</a> <a href=\"/admin/log\">Log</a> ");
+        form(out, "logout", s->csrf);
         buf_puts(out, "<button id=\"logout\">Log out</button></form> ");
         esc(out, s->jid);
         buf_puts(out, "</nav>");
@@ -266,8 +272,7 @@ static void login_body(struct buf *b, const char *pre)
 {
     char tok[TOKEN_HEX + 1];
     pre_token(pre, tok);
-    buf_puts(b, "<form method=\"post\" action=\"/admin/login\">");
-    hidden(b, "csrf", tok);
+    form(b, "login", tok);
     buf_puts(b, "<label>JID <input name=\"jid\" autocomplete=\"username\"></label><br>"
                 "<label>Password <input type=\"password\" name=\"password\" "
                 "autocomplete=\"current-password\"></label><br>"
@@ -394,8 +399,8 @@ static void users(struct http_request *r, struct wsession *s, int status, const 
     if (l.more) {
         page_link(&b, "next", q, n + 1);
     }
-    buf_puts(&b, "</p><h2>Add a user</h2><form method=\"post\" action=\"/admin/users/add\">");
-    hidden(&b, "csrf", s->csrf);
+    buf_puts(&b, "</p><h2>Add a user</h2>");
+    form(&b, "users/add", s->csrf);
     buf_puts(&b, "<label>JID <input name=\"jid\"></label> <label>Password <input "
                  "type=\"password\" name=\"password\" autocomplete=\"new-password\"></label> "
                  "<button id=\"add-user\">Add</button></form>");
@@ -429,14 +434,12 @@ static void user(struct http_request *r, struct wsession *s, const char *jid, in
     buf_printf(&b, "</ul><p>Roster size: <span id=\"roster-size\">%zu</span>%s</p>",
                roster_count(&ro), rc < 0 ? " (unreadable)" : "");
     roster_free(&ro);
-    buf_puts(&b, "<form method=\"post\" action=\"/admin/users/password\">");
-    hidden(&b, "csrf", s->csrf);
+    form(&b, "users/password", s->csrf);
     hidden(&b, "jid", bare);
     buf_puts(&b, "<label>New password <input type=\"password\" name=\"password\" "
                  "autocomplete=\"new-password\"></label> "
-                 "<button id=\"reset-password\">Reset password</button></form>"
-                 "<form method=\"post\" action=\"/admin/users/delete\">");
-    hidden(&b, "csrf", s->csrf);
+                 "<button id=\"reset-password\">Reset password</button></form>");
+    form(&b, "users/delete", s->csrf);
     hidden(&b, "jid", bare);
     buf_puts(&b, "<button id=\"delete-user\">Delete account</button></form>");
     send_page(r, status, s, "User", flash, &b);
@@ -460,8 +463,7 @@ static void session_rows(const char *bare, struct session *first, void *ud)
         esc(w->b, c ? c->addr : "-");
         buf_printf(w->b, "</td><td>%s</td><td>%ld</td><td>", c && conn_is_tls(c) ? "yes" : "no",
                    c ? (long)(g_now - c->last_read) : -1L);
-        buf_puts(w->b, "<form method=\"post\" action=\"/admin/sessions/kick\">");
-        hidden(w->b, "csrf", w->csrf);
+        form(w->b, "sessions/kick", w->csrf);
         hidden(w->b, "jid", x->jid);
         buf_puts(w->b, "<button class=\"kick\">Kick</button></form></td></tr>");
     }
@@ -487,18 +489,17 @@ static void announce_page(struct http_request *r, struct wsession *s, int status
     struct buf b;
     const char *motd = admin_motd();
     buf_init(&b, 0);
-    buf_puts(&b, "<h2>Announcement</h2><form method=\"post\" action=\"/admin/announce\">");
-    hidden(&b, "csrf", s->csrf);
+    buf_puts(&b, "<h2>Announcement</h2>");
+    form(&b, "announce", s->csrf);
     buf_puts(&b, "<label>Subject <input name=\"subject\"></label><br><label>Body<br><textarea "
                  "name=\"body\" rows=\"4\" cols=\"40\"></textarea></label><br>"
                  "<button id=\"announce\">Send to everyone online</button></form>"
-                 "<h2>Message of the day</h2><form method=\"post\" action=\"/admin/motd\">");
-    hidden(&b, "csrf", s->csrf);
+                 "<h2>Message of the day</h2>");
+    form(&b, "motd", s->csrf);
     buf_puts(&b, "<textarea name=\"motd\" rows=\"4\" cols=\"40\">");
     esc(&b, motd ? motd : "");
-    buf_puts(&b, "</textarea><br><button id=\"set-motd\">Set</button></form>"
-                 "<form method=\"post\" action=\"/admin/motd/delete\">");
-    hidden(&b, "csrf", s->csrf);
+    buf_puts(&b, "</textarea><br><button id=\"set-motd\">Set</button></form>");
+    form(&b, "motd/delete", s->csrf);
     buf_puts(&b, "<button id=\"delete-motd\">Delete</button></form>");
     send_page(r, status, s, "Announce", flash, &b);
     buf_free(&b);
