@@ -397,3 +397,22 @@ def test_session_expiry_and_logout(web):
     assert "xmppd_admin" not in b.cookies
     b.cookies = old
     assert b.get("/admin/")[0] == 303
+
+
+def test_session_of_a_deleted_admin_ends(web):
+    """An admin whose account is deleted (still listed in admins) is logged
+    out of the console at once: the cookie no longer acts for the name, not
+    even for an account made again under it."""
+    with_http(web, admins="alice@localhost carol@localhost")
+    a = logged_in(web)
+    c = Browser(web)
+    assert c.login("carol@localhost")[0] == 303
+    tok = c.token()
+    st, _, body = a.post("/admin/users/delete", {"jid": "carol@localhost", "csrf": a.token()})
+    assert st == 200 and flash(body) == "Account deleted"
+    assert c.get("/admin/")[0] == 303
+    st, _, _ = c.post("/admin/users/add", {"jid": "mallory@localhost", "password": "pw-m-1",
+                                           "csrf": tok})
+    assert st == 403
+    st, _, body = a.get("/admin/users?q=mallory")
+    assert "mallory@localhost" not in body
