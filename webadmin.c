@@ -344,6 +344,20 @@ struct listing {
     int skip, shown, more;
 };
 
+/* s as a query value (RFC 3986 §3.4): unreserved bytes and '@' as they
+ * are, the rest %-escaped, so that the link still reads as the JID. */
+static void url_enc(struct buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') ||
+            strchr("@.-_~", *p)) {
+            buf_append(b, p, 1);
+        } else {
+            buf_printf(b, "%%%02X", *p);
+        }
+    }
+}
+
 static int list_one(const char *bare, void *ud)
 {
     struct listing *l = ud;
@@ -360,9 +374,7 @@ static int list_one(const char *bare, void *ud)
     }
     l->shown++;
     buf_puts(l->b, "<tr><td><a href=\"/admin/user?jid=");
-    for (const unsigned char *p = (const unsigned char *)bare; *p; p++) {
-        buf_printf(l->b, "%%%02X", *p); /* a query value: every byte %-escaped */
-    }
+    url_enc(l->b, bare);
     buf_puts(l->b, "\">");
     esc(l->b, bare);
     buf_puts(l->b, "</a></td></tr>");
@@ -372,9 +384,7 @@ static int list_one(const char *bare, void *ud)
 static void page_link(struct buf *b, const char *rel, const char *q, int n)
 {
     buf_printf(b, "<a rel=\"%s\" href=\"/admin/users?page=%d&amp;q=", rel, n);
-    for (const unsigned char *p = (const unsigned char *)q; *p; p++) {
-        buf_printf(b, "%%%02X", *p);
-    }
+    url_enc(b, q);
     buf_printf(b, "\">%s</a> ", strcmp(rel, "next") == 0 ? "Next" : "Previous");
 }
 
@@ -474,8 +484,9 @@ static void sessions_page(struct http_request *r, struct wsession *s, int status
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_puts(&b, "<table id=\"sessions\"><tr><th>JID</th><th>Address</th><th>TLS</th>"
-                 "<th>Idle (s)</th><th></th></tr>");
+    /* one row per resource and nothing else (the admin contract): the
+     * columns say what they are in the caption */
+    buf_puts(&b, "<table id=\"sessions\"><caption>JID, address, TLS, idle seconds</caption>");
     struct rows w = {&b, s->csrf};
     router_foreach_bare(session_rows, &w);
     buf_puts(&b, "</table>");
@@ -511,7 +522,7 @@ static void config_page(struct http_request *r, struct wsession *s)
     const char *name, *file;
     char val[CONFIG_STR_MAX + 16];
     buf_init(&b, 0);
-    buf_puts(&b, "<table id=\"config\"><tr><th>Option</th><th>Value</th><th>File</th></tr>");
+    buf_puts(&b, "<table id=\"config\"><caption>Option, value, file</caption>");
     for (size_t i = 0; config_option_text(g_config, i, &name, val, sizeof(val), &file) == 0; i++) {
         buf_printf(&b, "<tr><td>%s</td><td>", name);
         esc(&b, val);
