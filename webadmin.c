@@ -47,6 +47,7 @@ struct wsession {
     char id[TOKEN_HEX + 1]; /* "" = free slot */
     char csrf[TOKEN_HEX + 1];
     char jid[JID_MAX + 1];
+    unsigned char creds[16]; /* creds_tag of the account at login */
     time_t last;
 };
 
@@ -99,6 +100,25 @@ static void pre_token(const char *pre, char out[TOKEN_HEX + 1])
     hex(mac, TOKEN_HEX / 2, out);
 }
 
+/* A digest of bare's stored keys: it changes with the password, and
+ * cannot be had when the account is gone. 0, or -1 then. */
+static int creds_tag(const char *bare, unsigned char tag[16])
+{
+    struct store_account a;
+    unsigned char in[2 * SCRAM_KEY_MAX], mac[32];
+    if (store_account_get(bare, &a) < 0 || a.sha1.key_len > SCRAM_KEY_MAX ||
+        a.sha256.key_len > SCRAM_KEY_MAX) {
+        return -1;
+    }
+    memcpy(in, a.sha1.stored_key, a.sha1.key_len);
+    memcpy(in + a.sha1.key_len, a.sha256.stored_key, a.sha256.key_len);
+    tls_hmac(TLS_SHA256, key, sizeof(key), in, a.sha1.key_len + a.sha256.key_len, mac);
+    sasl_wipe(&a, sizeof(a));
+    sasl_wipe(in, sizeof(in));
+    memcpy(tag, mac, 16);
+    return 0;
+}
+
 /* ---- requests ---- */
 
 /* The value of cookie name (RFC 6265 §5.4 "a=b; c=d") into out, if it is a
@@ -143,9 +163,11 @@ static struct wsession *session_of(const struct http_request *r)
     for (int i = 0; i < g_config->webadmin_max_sessions; i++) {
         struct wsession *s = &sessions[i];
         if (s->id[0] && webadmin_token_eq(id, s->id)) {
-            /* removed from admins by a SIGHUP, its account deleted, or
-             * expired: ended now */
-            if (!admin_is_admin(s->jid) || !store_account_exists(s->jid) ||
+            /* removed from admins by a SIGHUP, its account deleted or its
+             * password changed (by anyone, anyhow), or expired: ended now */
+            unsigned char tag[16];
+            if (!admin_is_admin(s->jid) || creds_tag(s->jid, tag) < 0 ||
+                memcmp(tag, s->creds, sizeof(tag)) != 0 ||
                 g_now - s->last >= g_config->webadmin_session_timeout) {
                 memset(s, 0, sizeof(*s));
                 return NULL;
@@ -180,6 +202,10 @@ static struct wsession *session_new(const char *jid)
         return NULL;
     }
     snprintf(best->jid, sizeof(best->jid), "%s", jid);
+    if (creds_tag(jid, best->creds) < 0) {
+        memset(best, 0, sizeof(*best));
+        return NULL;
+    }
     best->last = g_now;
     return best;
 }

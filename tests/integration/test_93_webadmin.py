@@ -416,3 +416,19 @@ def test_session_of_a_deleted_admin_ends(web):
     assert st == 403
     st, _, body = a.get("/admin/users?q=mallory")
     assert "mallory@localhost" not in body
+
+
+def test_password_change_ends_console_sessions(web):
+    """A password reset (here by another admin, on the console) ends the
+    console sessions that logged in with the old one."""
+    with_http(web, admins="alice@localhost carol@localhost")
+    a = logged_in(web)
+    c = Browser(web)
+    assert c.login("carol@localhost")[0] == 303
+    st, _, body = c.post("/admin/users/password", {"jid": "alice@localhost",
+                                                   "password": "alice-new-1", "csrf": c.token()})
+    assert st == 200 and flash(body) == "Password changed"
+    assert a.get("/admin/")[0] == 303
+    assert c.get("/admin/")[0] == 200  # carol's own session goes on
+    web.users["alice"] = "alice-new-1"
+    assert logged_in(web).get("/admin/")[0] == 200
