@@ -39,6 +39,8 @@
 #                    clients and Tsung's stock scenarios; the legacy_auth option
 #   WITH_HTTP        HTTP/1.1 server in the loop (http.c http_parse.c): http_port,
 #                    https_port, XEP-0156 host-meta; WebSocket/BOSH/admin build on it
+#   WITH_WEBADMIN    web admin console at /admin/ (webadmin.c webadmin_util.c);
+#                    needs WITH_HTTP and WITH_ADHOC (admin.c's actions)
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -135,7 +137,7 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP WEBADMIN
 WITH_ALL ?= yes
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
@@ -143,6 +145,13 @@ $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
 ifeq ($(WITH_PUSH)$(WITH_COMPONENTS),yesno)
 $(error WITH_PUSH=yes needs WITH_COMPONENTS=yes (push notifications go to an app server \
 	that only a component can be, without S2S): set WITH_PUSH=no or WITH_COMPONENTS=yes)
+endif
+# web admin console (issue 14): served by http.c, acts through admin.c.
+ifeq ($(WITH_WEBADMIN),yes)
+ifneq ($(WITH_HTTP)$(WITH_ADHOC),yesyes)
+$(error WITH_WEBADMIN=yes needs WITH_HTTP=yes and WITH_ADHOC=yes (the console is served over \
+	HTTP and acts through admin.c): set WITH_WEBADMIN=no or turn those on)
+endif
 endif
 FEATURES_OFF = $(foreach f,$(FEATURES),$(if $(filter no,$(WITH_$(f))),$(f)))
 PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
@@ -167,6 +176,7 @@ SRCS_MUC = muc.c # XEP-0045 multi-user chat
 SRCS_LEGACY_AUTH = legacy.c # XEP-0078 jabber:iq:auth
 SRCS_HTTP = http.c http_parse.c # issue 14: HTTP/1.1 server, XEP-0156
 SRCS_HTTP += ws.c ws_frame.c # issue 14 step 2: XMPP over WebSocket (RFC 7395)
+SRCS_WEBADMIN = webadmin.c webadmin_util.c # issue 14 item 3: web admin console
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 
@@ -188,6 +198,7 @@ UNIT_TESTS += test_dns # federation DNS (dns.c): rule at the end
 UNIT_TESTS += test_http # HTTP request parser (http_parse.c): rule at the end
 UNIT_TESTS += test_hooks # s2s fixes (issue 12): message phases; rule at the end
 UNIT_TESTS += test_ws # WebSocket frame parser (ws_frame.c): rule at the end
+UNIT_TESTS += test_webadmin # web admin helpers (webadmin_util.c): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -362,3 +373,6 @@ check-hook-order:
 # WebSocket (issue 14 step 2): the RFC 6455 frame parser alone.
 tests/unit/test_ws: tests/unit/test_ws.c ws_frame.o .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< ws_frame.o
+# Web admin console (issue 14): the log ring, token compare and form decoding.
+tests/unit/test_webadmin: tests/unit/test_webadmin.c webadmin_util.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< webadmin_util.o

@@ -512,13 +512,18 @@ static int user_to_bare(const char *user, char *bare, size_t baresz)
 /* The account a login tries, as a digest keyed with the server's secret: of
  * its normalised bare JID, so that every spelling of one account is one
  * name, or of the name as given when it cannot be an account's. */
-static void note_who(struct c2s *s, const char *name)
+static void who_digest(const char *name, unsigned char who[DIGEST_LEN])
 {
     char bare[JID_MAX + 1];
     if (user_to_bare(name, bare, sizeof(bare)) == 0) {
         name = bare;
     }
-    keyed_digest("account", name, strlen(name), s->who);
+    keyed_digest("account", name, strlen(name), who);
+}
+
+static void note_who(struct c2s *s, const char *name)
+{
+    who_digest(name, s->who);
 }
 
 /* authzid, when given, must name the authenticated account (no proxy auth). */
@@ -555,6 +560,12 @@ struct plain_job {
     char *resource, *iq_id;    /* one-step logins only (else NULL): what to bind, */
     c2s_login_fn done;         /* what to answer, who answers (c2s_login_check) */
     int unknown;               /* no such account: checked against made-up keys */
+    /* web admin (issue 14): a check for no stream (c2s_password_check) */
+    c2s_check_fn check_done;
+    void *ud;
+    int (*allow)(const char *bare);
+    unsigned char who[DIGEST_LEN];
+    char addr[48];
     char text[];               /* the strings: sized to fit, as a login storm
                                   may queue a job per connection */
 };
@@ -624,11 +635,17 @@ static void plain_check_pair(struct worker_job *wa, struct worker_job *wb)
 
 static void resume_held(struct c2s *s);
 
+static void check_finished(struct plain_job *j);
+
 static void plain_checked(struct worker_job *w)
 {
     struct plain_job *j = (struct plain_job *)w;
     if (j->unknown) {
         j->ok = 0;
+    }
+    if (j->check_done) {
+        check_finished(j);
+        return;
     }
     struct conn *c = w->cancelled ? NULL : conn_find(j->fd, j->conn_id);
     struct c2s *s = c ? c->c2s : NULL;
@@ -683,29 +700,23 @@ static int made_up_creds(enum sasl_mech mech, const unsigned char *who, struct s
     return 0;
 }
 
-/* Queues the password check of l on the worker and holds the stream. -1
- * when out of memory. */
-static int plain_queue(struct c2s *s, const struct plain_login *l)
+/* Gives j the credentials it is checked against (made up for the occasion
+ * when the account does not exist or j->bare cannot be one: known 0) and
+ * its worker functions. -1 when no credentials could be made. */
+static int job_prepare(struct plain_job *j, const unsigned char *who, int known)
 {
     struct store_account acct;
-    int unknown = store_account_get(l->bare, &acct) < 0;
+    int unknown = !known || store_account_get(j->bare, &acct) < 0;
     if (unknown) {
         memset(&acct, 0, sizeof(acct));
-        if (made_up_creds(SASL_SCRAM_SHA1, s->who, &acct.sha1) < 0) {
+        if (made_up_creds(SASL_SCRAM_SHA1, who, &acct.sha1) < 0) {
             return -1;
         }
-    }
-    struct plain_job *j = plain_job_new(l);
-    if (!j) {
-        sasl_wipe(&acct, sizeof(acct));
-        return -1;
     }
     j->unknown = unknown;
     j->mech = acct.sha1.key_len ? SASL_SCRAM_SHA1 : SASL_SCRAM_SHA256;
     j->creds = acct.sha1.key_len ? acct.sha1 : acct.sha256;
     sasl_wipe(&acct, sizeof(acct));
-    j->fd = s->conn->fd;
-    j->conn_id = s->conn->id;
     j->w.fn = plain_check;
     j->w.fn_pair = plain_check_pair;
     /* Paired only with a check of the same cost that really runs alongside. */
@@ -713,6 +724,23 @@ static int plain_queue(struct c2s *s, const struct plain_login *l)
         j->w.pair_key = j->creds.iter;
     }
     j->w.done = plain_checked;
+    return 0;
+}
+
+/* Queues the password check of l on the worker and holds the stream. -1
+ * when out of memory. */
+static int plain_queue(struct c2s *s, const struct plain_login *l)
+{
+    struct plain_job *j = plain_job_new(l);
+    if (!j) {
+        return -1;
+    }
+    if (job_prepare(j, s->who, 1) < 0) {
+        plain_job_free(j);
+        return -1;
+    }
+    j->fd = s->conn->fd;
+    j->conn_id = s->conn->id;
     s->plain = j;
     conn_hold(s->conn, 1);
     worker_run(&j->w); /* without a thread, plain_checked has run on return */
@@ -1457,4 +1485,58 @@ void c2s_auth_failed_address(const char *addr)
 int c2s_partial(const struct conn *c)
 {
     return c->c2s && xml_parser_pending(c->c2s->parser) > 0;
+}
+
+/* ---- password checks for no stream (web admin, issue 14) ---- */
+
+/* The throttle counts the attempt as a SASL one: a wrong password, an
+ * unknown account and an account allow refuses alike. */
+static void check_finished(struct plain_job *j)
+{
+    if (j->w.cancelled) {
+        j->check_done(j->ud, j->bare, -1, 0);
+        plain_job_free(j);
+        return;
+    }
+    int ok = j->ok && (!j->allow || j->allow(j->bare));
+    int delay = 0;
+    if (ok) {
+        throttle_clear(j->addr, j->who);
+    } else {
+        delay = throttle_delay(j->addr, j->who);
+    }
+    j->check_done(j->ud, j->bare, ok, delay);
+    plain_job_free(j);
+}
+
+int c2s_password_check(const char *addr, const char *user, const char *pw, size_t pwlen,
+                       int (*allow)(const char *bare), c2s_check_fn done, void *ud)
+{
+    unsigned char who[DIGEST_LEN];
+    char bare[JID_MAX + 1];
+    who_digest(user, who);
+    if (account_banned(addr, who)) {
+        return 1;
+    }
+    int known = user_to_bare(user, bare, sizeof(bare)) == 0;
+    if (!known) {
+        snprintf(bare, sizeof(bare), "%s", "-");
+    }
+    struct plain_login l = {bare, "", pw, pwlen, NULL, NULL, NULL};
+    struct plain_job *j = plain_job_new(&l);
+    if (!j) {
+        return -1;
+    }
+    if (job_prepare(j, who, known) < 0) {
+        plain_job_free(j);
+        return -1;
+    }
+    j->fd = -1;
+    j->check_done = done;
+    j->ud = ud;
+    j->allow = allow;
+    memcpy(j->who, who, DIGEST_LEN);
+    snprintf(j->addr, sizeof(j->addr), "%s", addr);
+    worker_run(&j->w); /* without a thread, check_finished has run on return */
+    return 0;
 }

@@ -99,4 +99,19 @@ int c2s_partial(const struct conn *c);
  * the output hooks once a session is bound, as router_send's are). */
 void c2s_send(struct conn *c, const char *xml, size_t len);
 
+
+/* ---- password checks for no stream (web admin, issue 14) ----
+ * The check a login of addr as user (as typed) with pw gets on a stream:
+ * same worker, same failure throttle and bans, same made-up keys for an
+ * unknown account. done runs later on the loop thread (before this returns
+ * without a worker thread) with bare (the account, normalised; valid during
+ * the call), ok 1 when the password is the account's and allow (may be
+ * NULL) accepts it, 0 when not (counted as a failure; delay is the seconds
+ * the throttle wants the answer held back), -1 when the server stops (free
+ * ud, nothing more). Returns 0 when queued, 1 when addr may not try user now
+ * (nothing queued, done not called), -1 when out of memory (the same). */
+typedef void (*c2s_check_fn)(void *ud, const char *bare, int ok, int delay);
+int c2s_password_check(const char *addr, const char *user, const char *pw, size_t pwlen,
+                       int (*allow)(const char *bare), c2s_check_fn done, void *ud);
+
 #endif

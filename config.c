@@ -239,6 +239,10 @@ static const struct option options[] = {
     STR(http_allowed_origins, "", 1, NULL),
     /* XEP-0157 contact addresses (disco.c); in the caps hash, so not reloaded. */
     STR(contact_addresses, "", 0, check_contacts),
+    /* web admin console (issue 14, webadmin.c) */
+    INT(webadmin_max_sessions, 1, 1024, LIMIT_WEBADMIN_MAX_SESSIONS, 0),
+    INT(webadmin_session_timeout, 1, 86400, LIMIT_WEBADMIN_SESSION_TIMEOUT, 1),
+    INT(webadmin_log_lines, 0, 10000, LIMIT_WEBADMIN_LOG_LINES, 0),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -695,6 +699,8 @@ static const struct {
     /* HTTP server (issue 14, http.c) */
     {"HTTP", "http_"},
     {"HTTP", "https_port"},
+    /* web admin console (issue 14, webadmin.c) */
+    {"WEBADMIN", "webadmin_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;
@@ -1085,6 +1091,15 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
         rc = check_whole(&tmp, lines, path, err, errsz);
     }
     if (rc == 0) {
+        /* web admin (issue 14): which options the file set */
+        _Static_assert(N_OPTIONS <= sizeof(tmp.from_file) * 8, "from_file too small");
+        for (size_t i = 0; i < N_OPTIONS; i++) {
+            if (lines[i]) {
+                tmp.from_file[i / 8] |= (unsigned char)(1u << (i % 8));
+                /* only then: a file that sets nothing gives the defaults */
+                snprintf(tmp.config_file, sizeof(tmp.config_file), "%s", path);
+            }
+        }
         *c = tmp;
     }
     return rc;
@@ -1119,4 +1134,39 @@ void config_restart_needed(const struct config *a, const struct config *b, char 
         }
         used += (size_t)n;
     }
+}
+
+/* ---- web admin (issue 14): the running options, read-only ---- */
+
+int config_option_text(const struct config *c, size_t i, const char **name, char *val,
+                       size_t valsz, const char **file)
+{
+    if (i >= N_OPTIONS) {
+        return -1;
+    }
+    const struct option *o = &options[i];
+    *name = o->name;
+    *file = c->from_file[i / 8] & (1u << (i % 8)) ? c->config_file : "(default)";
+    switch (o->type) {
+    case OPT_STR:
+        snprintf(val, valsz, "%s", str_field_c(c, o));
+        break;
+    case OPT_INT:
+        snprintf(val, valsz, "%d", *int_field_c(c, o));
+        break;
+    case OPT_BOOL:
+        snprintf(val, valsz, "%s", *int_field_c(c, o) ? "yes" : "no");
+        break;
+    case OPT_LOGLEVEL:
+        snprintf(val, valsz, "%s", level_names[*int_field_c(c, o)]);
+        break;
+    case OPT_RATE: {
+        const struct config_rate *r = (const void *)((const char *)c + o->offset);
+        snprintf(val, valsz, "%d %d", r->count, r->seconds);
+        break;
+    }
+    default: /* lists; component lines carry secrets: never shown */
+        snprintf(val, valsz, "%s", "(not shown)");
+    }
+    return 0;
 }

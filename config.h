@@ -216,6 +216,12 @@ struct config {
     char http_allowed_origins[CONFIG_STR_MAX]; /* space-separated; "" = the same host */
     /* XEP-0157 contact addresses (disco.c) */
     char contact_addresses[CONFIG_STR_MAX]; /* "KIND:URI ..." (config_contact_kinds) */
+    /* web admin console (issue 14, webadmin.c) */
+    int webadmin_max_sessions;    /* logged-in browser sessions at once */
+    int webadmin_session_timeout; /* seconds a session may stay idle */
+    int webadmin_log_lines;       /* log lines kept in memory for the log page */
+    char config_file[CONFIG_STR_MAX]; /* the file read (config_option_text) */
+    unsigned char from_file[32];  /* a bit per option: set in config_file */
 };
 
 /* XEP-0157 §4: the KINDs of contact_addresses, sorted (the field of each is
@@ -242,5 +248,12 @@ const char *config_without(void);
 /* The feature (Makefile switch name, e.g. "MAM") option name belongs to, or
  * NULL when the option is always there. */
 const char *config_option_feature(const char *name);
+
+/* ---- web admin (issue 14) ----
+ * The i-th option of the table: its name, its value as text (lists, which
+ * may hold secrets, as "(not shown)") into val, and the file that set it or
+ * "(default)". -1 past the last option. */
+int config_option_text(const struct config *c, size_t i, const char **name, char *val,
+                       size_t valsz, const char **file);
 
 #endif

@@ -248,5 +248,10 @@
  * (s2s_dns_max_pending) and a domain slot (s2s_max_domains): one peer naming
  * random domains must not take them all from the real ones. */
 #define LIMIT_S2S_DIALBACK_PER_ADDR 4 /* s2s_dialback_max_per_addr */
+/* web admin console (issue 14, webadmin.c). */
+#define LIMIT_WEBADMIN_MAX_SESSIONS 8       /* webadmin_max_sessions: logged-in sessions */
+#define LIMIT_WEBADMIN_SESSION_TIMEOUT 900  /* webadmin_session_timeout: idle seconds */
+#define LIMIT_WEBADMIN_LOG_LINES 200        /* webadmin_log_lines: lines the log page shows */
+#define LIMIT_WEBADMIN_PAGE 50              /* compile-time: accounts per users page */
 
 #endif

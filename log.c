@@ -10,6 +10,7 @@
 #include "limits.h"
 
 static int to_syslog;
+static log_sink_fn sink; /* web admin (issue 14): a copy of every line */
 static enum log_level max_level = L_INFO;
 
 void log_init(int use_syslog, enum log_level max)
@@ -36,12 +37,15 @@ __attribute__((format(printf, 2, 0))) static void log_vmsg(enum log_level lvl, c
 {
     static const char *names[] = {"error", "warning", "notice", "info", "debug"};
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
-    if (to_syslog) {
-        vsyslog(prio[lvl], fmt, ap);
-        return;
-    }
     char line[1024];
     vsnprintf(line, sizeof(line), fmt, ap);
+    if (sink) {
+        sink(lvl, line);
+    }
+    if (to_syslog) {
+        syslog(prio[lvl], "%s", line);
+        return;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -179,4 +183,9 @@ void log_repeat_flush(void)
             repeat_close(&repeats[i]);
         }
     }
+}
+
+void log_sink(log_sink_fn fn)
+{
+    sink = fn;
 }

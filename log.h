@@ -34,6 +34,11 @@ void log_set_repeat_window(int seconds);
 /* Print every pending summary now (shutdown). */
 void log_repeat_flush(void);
 
+/* web admin (issue 14): fn gets every line that is logged (without the
+ * time and level prefix), after formatting; NULL stops it. One sink. */
+typedef void (*log_sink_fn)(enum log_level lvl, const char *line);
+void log_sink(log_sink_fn fn);
+
 #define log_error(...) log_msg(L_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(L_WARNING, __VA_ARGS__)
 #define log_notice(...) log_msg(L_NOTICE, __VA_ARGS__)

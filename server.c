@@ -1629,3 +1629,16 @@ void server_cert_paths(char *cert, char *key, size_t sz)
 {
     cert_paths(g_config, cert, key, sz);
 }
+
+/* ---- web admin (issue 14) ---- */
+
+void server_stream_counts(int *s2s, int *components)
+{
+    *s2s = *components = 0;
+    for (int fd = 0; conns && fd < max_fds; fd++) {
+        if (conns[fd] && !conns[fd]->closed) {
+            *s2s += conns[fd]->s2s != NULL;
+            *components += conns[fd]->comp != NULL;
+        }
+    }
+}

@@ -163,4 +163,8 @@ void server_tls_listener(const struct stream_ops *ops, int (*port)(const char **
  * (made by then if they were generated), each into a buffer of sz bytes. */
 void server_cert_paths(char *cert, char *key, size_t sz);
 
+/* web admin (issue 14): connections carrying server-to-server streams and
+ * XEP-0114 component streams, now. */
+void server_stream_counts(int *s2s, int *components);
+
 #endif

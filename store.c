@@ -3413,3 +3413,22 @@ int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud)
     }
     return scan_sorted(dir, pick_room_arc, fn, ud);
 }
+
+/* ---- web admin (issue 14) ---- */
+
+long store_self_rss_kib(void)
+{
+    char text[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    text[n] = '\0';
+    const char *p = strstr(text, "\nVmRSS:");
+    return p ? strtol(p + 8, NULL, 10) : -1;
+}

@@ -242,4 +242,8 @@ int store_room_arc_delete(const char *room);
  * takes), in sorted order, until fn returns non-zero. 0 or STORE_*. */
 int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud);
 
+/* web admin (issue 14): the process's resident memory in KiB (VmRSS of
+ * /proc/self/status), or -1 where that cannot be read. */
+long store_self_rss_kib(void);
+
 #endif

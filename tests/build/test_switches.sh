@@ -16,19 +16,26 @@ dry() { make -C "$top" -n -B O="$tmp/" "$@" "$tmp/xmppd" 2>&1; }
 out=$(dry WITH_PUSH=yes WITH_COMPONENTS=no) && bad "PUSH without COMPONENTS was accepted"
 echo "$out" | grep -q "WITH_PUSH=yes needs WITH_COMPONENTS=yes" && ok ||
 	bad "no clear message for PUSH without COMPONENTS: $out"
+# web admin console (issue 14): needs HTTP and ADHOC
+out=$(dry WITH_HTTP=no) && bad "WEBADMIN without HTTP was accepted"
+echo "$out" | grep -q "WITH_WEBADMIN=yes needs WITH_HTTP=yes and WITH_ADHOC=yes" && ok ||
+	bad "no clear message for WEBADMIN without HTTP: $out"
+out=$(dry WITH_ALL=no WITH_HTTP=yes WITH_ADHOC=yes WITH_WEBADMIN=yes) ||
+	bad "WEBADMIN with HTTP and ADHOC refused: $out"
+echo "$out" | grep -q " webadmin.c\$" && ok || bad "WITH_WEBADMIN=yes left webadmin.c out"
 out=$(dry WITH_MAM=maybe) && bad "WITH_MAM=maybe was accepted"
 echo "$out" | grep -q "WITH_MAM=maybe: must be yes or no" && ok || bad "no message for maybe: $out"
 
 out=$(dry) || bad "default build refused: $out"
 for f in pep.c carbons.c csi.c sm.c mam.c component.c push.c vcard.c private.c blocking.c \
-	register.c adhoc.c admin.c pie.c s2s.c dns.c muc.c legacy.c http.c http_parse.c ws.c ws_frame.c; do
+	register.c adhoc.c admin.c pie.c s2s.c dns.c muc.c legacy.c http.c http_parse.c ws.c ws_frame.c webadmin.c webadmin_util.c; do
 	echo "$out" | grep -q " $f\$" && ok || bad "default build leaves out $f"
 done
 echo "$out" | grep -q "XMPPD_WITHOUT='\"\"'" && ok || bad "default build names switches off"
 
 out=$(dry WITH_ALL=no WITH_SM=yes) || bad "WITH_ALL=no WITH_SM=yes refused: $out"
 echo "$out" | grep -q " sm.c\$" && ok || bad "WITH_SM=yes left sm.c out"
-for f in pep.c mam.c push.c register.c blocking.c adhoc.c pie.c s2s.c dns.c muc.c legacy.c http.c http_parse.c ws.c ws_frame.c; do
+for f in pep.c mam.c push.c register.c blocking.c adhoc.c pie.c s2s.c dns.c muc.c legacy.c http.c http_parse.c ws.c ws_frame.c webadmin.c webadmin_util.c; do
 	echo "$out" | grep -q " $f\$" && bad "WITH_ALL=no compiles $f" || ok
 done
 # Every switch of the Makefile's FEATURES but SM, in its order.

@@ -54,6 +54,8 @@ FEATURES = {
     "MUC": {"option": ("muc_max_rooms", "10")},
     "LEGACY_AUTH": {"option": ("legacy_auth", "yes")},
     "HTTP": {"option": ("http_idle_timeout", "60")},
+    # web admin console (issue 14 item 3)
+    "WEBADMIN": {"option": ("webadmin_log_lines", "10")},
 }
 
 

@@ -1,0 +1,933 @@
+/* webadmin.c: the web admin console at /admin/ (issue 14 item 3), for the
+ * accounts in admins. Plain HTML forms that work without JavaScript, built
+ * with buf.h; every text is escaped (buf_append_xml), every POST carries a
+ * per-session CSRF token, every action is logged with the admin's JID.
+ * Logins are checked by c2s_password_check (the worker, the c2s failure
+ * throttle and bans, made-up keys for unknown accounts) while the request is
+ * deferred (http_defer); a failure is answered once the throttle's delay is
+ * over, the same way for a wrong password, an unknown account and an
+ * account that is not an admin. Sessions: 128-bit ids from the CSPRNG in a
+ * table of webadmin_max_sessions, ended after webadmin_session_timeout idle
+ * seconds. The actions are admin.h's (XEP-0133), so the console and the
+ * ad-hoc commands do the same thing. */
+#include "webadmin.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "buf.h"
+#include "c2s.h"
+#include "hooks.h"
+#include "http.h"
+#include "jid.h"
+#include "log.h"
+#include "roster.h"
+#include "router.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+#include "version.h"
+
+#define COOKIE "xmppd_admin"
+#define PRE_COOKIE "xmppd_pre" /* before login: binds the login form's token */
+#define TOKEN_HEX 32           /* 128 bits */
+#define FIELD_MAX 1100         /* a form field: a password (1023) and some */
+#define RATE_WINDOW 10         /* seconds the message rates are averaged over */
+
+/* CSP 'self' and no inline script at all; no framing (clickjacking); no
+ * Referer leaking the query of a page; nothing cached. */
+#define SECURITY_HEADERS                                                                          \
+    "Content-Security-Policy: default-src 'self'; frame-ancestors 'none'; form-action 'self'\r\n" \
+    "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\nX-Content-Type-Options: nosniff\r\n"
+
+struct wsession {
+    char id[TOKEN_HEX + 1]; /* "" = free slot */
+    char csrf[TOKEN_HEX + 1];
+    char jid[JID_MAX + 1];
+    unsigned char creds[16]; /* creds_tag of the account at login */
+    time_t last;
+};
+
+/* A login whose password is being checked, or whose failure waits out the
+ * throttle's delay. */
+struct pending {
+    unsigned long ticket;
+    int https, ok, checked;
+    time_t due;
+    char addr[48];
+    char pre[TOKEN_HEX + 1];
+    char jid[JID_MAX + 1];
+    struct pending *next;
+};
+
+static struct wsession *sessions;
+static struct pending *pendings;
+static struct webadmin_ring ring;
+static unsigned char key[32]; /* HMAC key of the pre-login tokens, per process */
+static time_t started;
+static unsigned long routed, stored, routed_then, stored_then;
+static time_t window_start;
+static double routed_rate, stored_rate;
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int new_token(char out[TOKEN_HEX + 1])
+{
+    unsigned char r[TOKEN_HEX / 2];
+    if (tls_random(r, sizeof(r)) < 0) {
+        return -1;
+    }
+    hex(r, sizeof(r), out);
+    return 0;
+}
+
+/* The login form's token for pre-session cookie pre. */
+static void pre_token(const char *pre, char out[TOKEN_HEX + 1])
+{
+    unsigned char mac[32];
+    tls_hmac(TLS_SHA256, key, sizeof(key), pre, strlen(pre), mac);
+    hex(mac, TOKEN_HEX / 2, out);
+}
+
+/* A digest of bare's stored keys: it changes with the password, and
+ * cannot be had when the account is gone. 0, or -1 then. */
+static int creds_tag(const char *bare, unsigned char tag[16])
+{
+    struct store_account a;
+    unsigned char in[2 * SCRAM_KEY_MAX], mac[32];
+    if (store_account_get(bare, &a) < 0 || a.sha1.key_len > SCRAM_KEY_MAX ||
+        a.sha256.key_len > SCRAM_KEY_MAX) {
+        return -1;
+    }
+    memcpy(in, a.sha1.stored_key, a.sha1.key_len);
+    memcpy(in + a.sha1.key_len, a.sha256.stored_key, a.sha256.key_len);
+    tls_hmac(TLS_SHA256, key, sizeof(key), in, a.sha1.key_len + a.sha256.key_len, mac);
+    sasl_wipe(&a, sizeof(a));
+    sasl_wipe(in, sizeof(in));
+    memcpy(tag, mac, 16);
+    return 0;
+}
+
+/* ---- requests ---- */
+
+/* The value of cookie name (RFC 6265 §5.4 "a=b; c=d") into out, if it is a
+ * token of ours (TOKEN_HEX hex digits); else out is "". */
+static void cookie(const struct http_request *r, const char *name, char out[TOKEN_HEX + 1])
+{
+    const char *h = http_header(r->parser, "cookie");
+    size_t nl = strlen(name);
+    out[0] = '\0';
+    for (const char *p = h; p && *p;) {
+        while (*p == ' ' || *p == ';') {
+            p++;
+        }
+        size_t len = strcspn(p, ";");
+        if (len == nl + 1 + TOKEN_HEX && strncmp(p, name, nl) == 0 && p[nl] == '=' &&
+            strspn(p + nl + 1, "0123456789abcdef") >= TOKEN_HEX) {
+            memcpy(out, p + nl + 1, TOKEN_HEX);
+            out[TOKEN_HEX] = '\0';
+            return;
+        }
+        p += len;
+    }
+}
+
+static int field(const struct http_request *r, const char *name, char *out, size_t outsz)
+{
+    return webadmin_form_get(r->body, r->body_len, name, out, outsz);
+}
+
+static int query(const struct http_request *r, const char *name, char *out, size_t outsz)
+{
+    return webadmin_form_get(r->query, strlen(r->query), name, out, outsz);
+}
+
+static struct wsession *session_of(const struct http_request *r)
+{
+    char id[TOKEN_HEX + 1];
+    cookie(r, COOKIE, id);
+    if (!sessions || !id[0]) {
+        return NULL;
+    }
+    for (int i = 0; i < g_config->webadmin_max_sessions; i++) {
+        struct wsession *s = &sessions[i];
+        if (s->id[0] && webadmin_token_eq(id, s->id)) {
+            /* removed from admins by a SIGHUP, its account deleted or its
+             * password changed (by anyone, anyhow), or expired: ended now */
+            unsigned char tag[16];
+            if (!admin_is_admin(s->jid) || creds_tag(s->jid, tag) < 0 ||
+                memcmp(tag, s->creds, sizeof(tag)) != 0 ||
+                g_now - s->last >= g_config->webadmin_session_timeout) {
+                memset(s, 0, sizeof(*s));
+                return NULL;
+            }
+            s->last = g_now;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* A free slot, or the one idle the longest (the table is bounded). */
+static struct wsession *session_new(const char *jid)
+{
+    struct wsession *best = &sessions[0];
+    for (int i = 0; i < g_config->webadmin_max_sessions; i++) {
+        if (!sessions[i].id[0]) {
+            best = &sessions[i];
+            break;
+        }
+        if (sessions[i].last < best->last) {
+            best = &sessions[i];
+        }
+    }
+    if (best->id[0]) {
+        log_notice("web admin: session of %s ended for a new login (webadmin_max_sessions)",
+                   best->jid);
+    }
+    memset(best, 0, sizeof(*best));
+    if (new_token(best->id) < 0 || new_token(best->csrf) < 0) {
+        memset(best, 0, sizeof(*best));
+        return NULL;
+    }
+    snprintf(best->jid, sizeof(best->jid), "%s", jid);
+    if (creds_tag(jid, best->creds) < 0) {
+        memset(best, 0, sizeof(*best));
+        return NULL;
+    }
+    best->last = g_now;
+    return best;
+}
+
+/* ---- pages ---- */
+
+static void esc(struct buf *b, const char *s)
+{
+    buf_append_xml(b, s, strlen(s));
+}
+
+static void hidden(struct buf *b, const char *name, const char *value)
+{
+    buf_printf(b, "<input type=\"hidden\" name=\"%s\" value=\"", name);
+    esc(b, value);
+    buf_puts(b, "\">");
+}
+
+/* A POST form to /admin/action with the token csrf. */
+static void form(struct buf *b, const char *action, const char *csrf)
+{
+    buf_printf(b, "<form method=\"post\" action=\"/admin/%s\">", action);
+    hidden(b, "csrf", csrf);
+}
+
+/* The page around body: head, nav (s NULL: the login page, none), flash. */
+static void page(struct buf *out, const struct wsession *s, const char *title, const char *flash,
+                 const struct buf *body)
+{
+    buf_printf(out, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                    "<title>xmppd: %s</title><link rel=\"stylesheet\" href=\"/admin/style.css\">"
+                    "</head><body>",
+               title);
+    if (s) {
+        buf_puts(out, "<nav><a href=\"/admin/\">Dashboard</a> <a href=\"/admin/users\">Users</a> "
+                      "<a href=\"/admin/sessions\">Sessions</a> "
+                      "<a href=\"/admin/announce\">Announce</a> "
+                      "<a href=\"/admin/config\">Configuration</a> <a href=\"/admin/log\">Log</a> ");
+        form(out, "logout", s->csrf);
+        buf_puts(out, "<button id=\"logout\">Log out</button></form> ");
+        esc(out, s->jid);
+        buf_puts(out, "</nav>");
+    }
+    buf_printf(out, "<main><h1>%s</h1>", title);
+    if (flash) {
+        buf_puts(out, "<p id=\"flash\">");
+        esc(out, flash);
+        buf_puts(out, "</p>");
+    }
+    buf_append(out, buf_ptr(body), buf_len(body));
+    buf_puts(out, "</main></body></html>\n");
+}
+
+static void send_page(struct http_request *r, int status, const struct wsession *s,
+                      const char *title, const char *flash, const struct buf *body)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    page(&out, s, title, flash, body);
+    http_respond(r, status, "text/html; charset=utf-8", buf_ptr(&out), buf_len(&out), NULL,
+                 SECURITY_HEADERS);
+    buf_free(&out);
+}
+
+static void redirect(struct http_request *r, const char *to, const char *cookie_line)
+{
+    char extra[512];
+    snprintf(extra, sizeof(extra), "Location: %s\r\n%s" SECURITY_HEADERS, to,
+             cookie_line ? cookie_line : "");
+    http_respond(r, 303, "text/plain; charset=utf-8", "", 0, NULL, extra);
+}
+
+static const char style[] =
+    "body{font-family:sans-serif;margin:0;color:#222}nav{background:#234;padding:.5em}"
+    "nav a,nav{color:#fff;margin-right:.6em}nav form{display:inline}main{padding:1em;"
+    "max-width:60em}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid "
+    "#ccc;padding:.3em;text-align:left;word-break:break-all}input{margin:.2em;max-width:100%}"
+    "#flash{background:#ffd;padding:.5em}pre{white-space:pre-wrap;word-break:break-all}"
+    "dt{font-weight:bold}form{margin:.5em 0}\n";
+
+static void get_style(struct http_request *r)
+{
+    http_respond(r, 200, "text/css", style, sizeof(style) - 1, NULL,
+                 "X-Content-Type-Options: nosniff\r\n");
+}
+
+/* The login form; pre is the pre-session cookie its token is bound to. */
+static void login_body(struct buf *b, const char *pre)
+{
+    char tok[TOKEN_HEX + 1];
+    pre_token(pre, tok);
+    form(b, "login", tok);
+    buf_puts(b, "<label>JID <input name=\"jid\" autocomplete=\"username\"></label><br>"
+                "<label>Password <input type=\"password\" name=\"password\" "
+                "autocomplete=\"current-password\"></label><br>"
+                "<button id=\"login\">Log in</button></form>");
+}
+
+static void login_page(struct http_request *r, int status, const char *flash)
+{
+    char pre[TOKEN_HEX + 1], extra[512];
+    cookie(r, PRE_COOKIE, pre);
+    extra[0] = '\0';
+    if (!pre[0]) {
+        if (new_token(pre) < 0) {
+            http_respond(r, 500, "text/plain", "", 0, NULL, NULL);
+            return;
+        }
+        snprintf(extra, sizeof(extra),
+                 "Set-Cookie: " PRE_COOKIE "=%s; Path=/admin/; HttpOnly; SameSite=Strict%s\r\n",
+                 pre, r->https ? "; Secure" : "");
+    }
+    struct buf body, out;
+    buf_init(&body, 0);
+    buf_init(&out, 0);
+    login_body(&body, pre);
+    page(&out, NULL, "Log in", flash, &body);
+    strncat(extra, SECURITY_HEADERS, sizeof(extra) - strlen(extra) - 1);
+    http_respond(r, status, "text/html; charset=utf-8", buf_ptr(&out), buf_len(&out), NULL, extra);
+    buf_free(&body);
+    buf_free(&out);
+}
+
+static void stat_row(struct buf *b, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void stat_row(struct buf *b, const char *name, const char *fmt, ...)
+{
+    char v[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof(v), fmt, ap);
+    va_end(ap);
+    buf_printf(b, "<dt>%s</dt><dd>%s</dd>", name, v);
+}
+
+static void dashboard(struct http_request *r, struct wsession *s, const char *flash)
+{
+    struct buf b;
+    int s2s, comps;
+    long t = (long)(g_now - started);
+    server_stream_counts(&s2s, &comps);
+    buf_init(&b, 0);
+    buf_puts(&b, "<dl id=\"stats\">");
+    stat_row(&b, "version", "%s", XMPPD_VERSION);
+    stat_row(&b, "uptime", "%ldd %02ld:%02ld:%02ld", t / 86400, t / 3600 % 24, t / 60 % 60, t % 60);
+    stat_row(&b, "online sessions", "%d", router_online_count());
+    stat_row(&b, "accounts", "%d", admin_registered_count());
+    stat_row(&b, "messages routed/s", "%.1f", routed_rate);
+    stat_row(&b, "messages stored/s", "%.1f", stored_rate);
+    stat_row(&b, "memory", "%ld KiB", store_self_rss_kib());
+    stat_row(&b, "s2s links", "%d", s2s);
+    stat_row(&b, "components", "%d", comps);
+    buf_puts(&b, "</dl>");
+    send_page(r, 200, s, "Dashboard", flash, &b);
+    buf_free(&b);
+}
+
+struct listing {
+    struct buf *b;
+    const char *q;
+    int skip, shown, more;
+};
+
+/* s as a query value (RFC 3986 §3.4): unreserved bytes and '@' as they
+ * are, the rest %-escaped, so that the link still reads as the JID. */
+static void url_enc(struct buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') ||
+            strchr("@.-_~", *p)) {
+            buf_append(b, p, 1);
+        } else {
+            buf_printf(b, "%%%02X", *p);
+        }
+    }
+}
+
+static int list_one(const char *bare, void *ud)
+{
+    struct listing *l = ud;
+    if (l->q[0] && !strstr(bare, l->q)) {
+        return 0;
+    }
+    if (l->skip > 0) {
+        l->skip--;
+        return 0;
+    }
+    if (l->shown == LIMIT_WEBADMIN_PAGE) {
+        l->more = 1;
+        return 1;
+    }
+    l->shown++;
+    buf_puts(l->b, "<tr><td><a href=\"/admin/user?jid=");
+    url_enc(l->b, bare);
+    buf_puts(l->b, "\">");
+    esc(l->b, bare);
+    buf_puts(l->b, "</a></td></tr>");
+    return 0;
+}
+
+static void page_link(struct buf *b, const char *rel, const char *q, int n)
+{
+    buf_printf(b, "<a rel=\"%s\" href=\"/admin/users?page=%d&amp;q=", rel, n);
+    url_enc(b, q);
+    buf_printf(b, "\">%s</a> ", strcmp(rel, "next") == 0 ? "Next" : "Previous");
+}
+
+static void users(struct http_request *r, struct wsession *s, int status, const char *flash)
+{
+    char q[JID_MAX + 1] = "", num[16] = "";
+    query(r, "q", q, sizeof(q));
+    query(r, "page", num, sizeof(num));
+    int n = atoi(num);
+    n = n < 0 || n > 1000000 ? 0 : n;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "<form method=\"get\" action=\"/admin/users\"><input name=\"q\" value=\"");
+    esc(&b, q);
+    buf_puts(&b, "\"><button>Search</button></form><table id=\"users\">");
+    struct listing l = {&b, q, n * LIMIT_WEBADMIN_PAGE, 0, 0};
+    store_account_list(list_one, &l);
+    buf_puts(&b, "</table><p>");
+    if (n > 0) {
+        page_link(&b, "prev", q, n - 1);
+    }
+    if (l.more) {
+        page_link(&b, "next", q, n + 1);
+    }
+    buf_puts(&b, "</p><h2>Add a user</h2>");
+    form(&b, "users/add", s->csrf);
+    buf_puts(&b, "<label>JID <input name=\"jid\"></label> <label>Password <input "
+                 "type=\"password\" name=\"password\" autocomplete=\"new-password\"></label> "
+                 "<button id=\"add-user\">Add</button></form>");
+    send_page(r, status, s, "Users", flash, &b);
+    buf_free(&b);
+}
+
+static void user(struct http_request *r, struct wsession *s, const char *jid, int status,
+                 const char *flash)
+{
+    char in[JID_MAX + 1], bare[JID_MAX + 1];
+    if (!jid) {
+        jid = query(r, "jid", in, sizeof(in)) < 0 ? "" : in;
+    }
+    if (admin_account_jid(jid, bare, sizeof(bare)) < 0 || !store_account_exists(bare)) {
+        users(r, s, 404, "No such account");
+        return;
+    }
+    struct buf b;
+    struct roster ro;
+    buf_init(&b, 0);
+    buf_puts(&b, "<h2>");
+    esc(&b, bare);
+    buf_puts(&b, "</h2><p>Online resources:</p><ul id=\"resources\">");
+    for (struct session *x = router_first_resource(bare); x; x = x->next_res) {
+        buf_puts(&b, "<li>");
+        esc(&b, x->jid);
+        buf_puts(&b, "</li>");
+    }
+    int rc = roster_load(bare, &ro);
+    buf_printf(&b, "</ul><p>Roster size: <span id=\"roster-size\">%zu</span>%s</p>",
+               roster_count(&ro), rc < 0 ? " (unreadable)" : "");
+    roster_free(&ro);
+    form(&b, "users/password", s->csrf);
+    hidden(&b, "jid", bare);
+    buf_puts(&b, "<label>New password <input type=\"password\" name=\"password\" "
+                 "autocomplete=\"new-password\"></label> "
+                 "<button id=\"reset-password\">Reset password</button></form>");
+    form(&b, "users/delete", s->csrf);
+    hidden(&b, "jid", bare);
+    buf_puts(&b, "<button id=\"delete-user\">Delete account</button></form>");
+    send_page(r, status, s, "User", flash, &b);
+    buf_free(&b);
+}
+
+struct rows {
+    struct buf *b;
+    const char *csrf;
+};
+
+static void session_rows(const char *bare, struct session *first, void *ud)
+{
+    struct rows *w = ud;
+    (void)bare;
+    for (struct session *x = first; x; x = x->next_res) {
+        struct conn *c = x->conn;
+        buf_puts(w->b, "<tr><td>");
+        esc(w->b, x->jid);
+        buf_puts(w->b, "</td><td>");
+        esc(w->b, c ? c->addr : "-");
+        buf_printf(w->b, "</td><td>%s</td><td>%ld</td><td>", c && conn_is_tls(c) ? "yes" : "no",
+                   c ? (long)(g_now - c->last_read) : -1L);
+        form(w->b, "sessions/kick", w->csrf);
+        hidden(w->b, "jid", x->jid);
+        buf_puts(w->b, "<button class=\"kick\">Kick</button></form></td></tr>");
+    }
+}
+
+static void sessions_page(struct http_request *r, struct wsession *s, int status,
+                          const char *flash)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    /* one row per resource and nothing else (the admin contract): the
+     * columns say what they are in the caption */
+    buf_puts(&b, "<table id=\"sessions\"><caption>JID, address, TLS, idle seconds</caption>");
+    struct rows w = {&b, s->csrf};
+    router_foreach_bare(session_rows, &w);
+    buf_puts(&b, "</table>");
+    send_page(r, status, s, "Sessions", flash, &b);
+    buf_free(&b);
+}
+
+static void announce_page(struct http_request *r, struct wsession *s, int status,
+                          const char *flash)
+{
+    struct buf b;
+    const char *motd = admin_motd();
+    buf_init(&b, 0);
+    buf_puts(&b, "<h2>Announcement</h2>");
+    form(&b, "announce", s->csrf);
+    buf_puts(&b, "<label>Subject <input name=\"subject\"></label><br><label>Body<br><textarea "
+                 "name=\"body\" rows=\"4\" cols=\"40\"></textarea></label><br>"
+                 "<button id=\"announce\">Send to everyone online</button></form>"
+                 "<h2>Message of the day</h2>");
+    form(&b, "motd", s->csrf);
+    buf_puts(&b, "<textarea name=\"motd\" rows=\"4\" cols=\"40\">");
+    esc(&b, motd ? motd : "");
+    buf_puts(&b, "</textarea><br><button id=\"set-motd\">Set</button></form>");
+    form(&b, "motd/delete", s->csrf);
+    buf_puts(&b, "<button id=\"delete-motd\">Delete</button></form>");
+    send_page(r, status, s, "Announce", flash, &b);
+    buf_free(&b);
+}
+
+static void config_page(struct http_request *r, struct wsession *s)
+{
+    struct buf b;
+    const char *name, *file;
+    char val[CONFIG_STR_MAX + 16];
+    buf_init(&b, 0);
+    buf_puts(&b, "<table id=\"config\"><caption>Option, value, file</caption>");
+    for (size_t i = 0; config_option_text(g_config, i, &name, val, sizeof(val), &file) == 0; i++) {
+        buf_printf(&b, "<tr><td>%s</td><td>", name);
+        esc(&b, val);
+        buf_puts(&b, "</td><td>");
+        esc(&b, file);
+        buf_puts(&b, "</td></tr>");
+    }
+    buf_puts(&b, "</table>");
+    send_page(r, 200, s, "Configuration", NULL, &b);
+    buf_free(&b);
+}
+
+static void log_page(struct http_request *r, struct wsession *s)
+{
+    struct buf b;
+    const char *line;
+    buf_init(&b, 0);
+    buf_puts(&b, "<pre id=\"log\">");
+    for (int i = 0; (line = webadmin_ring_get(&ring, i)) != NULL; i++) {
+        esc(&b, line);
+        buf_puts(&b, "\n");
+    }
+    buf_puts(&b, "</pre>");
+    send_page(r, 200, s, "Log", NULL, &b);
+    buf_free(&b);
+}
+
+static void get_admin(struct http_request *r)
+{
+    if (strcmp(r->path, "/admin/login") == 0) {
+        login_page(r, 200, NULL);
+        return;
+    }
+    if (strcmp(r->path, "/admin/style.css") == 0) {
+        get_style(r);
+        return;
+    }
+    struct wsession *s = session_of(r);
+    if (!s) {
+        redirect(r, "/admin/login", NULL);
+    } else if (strcmp(r->path, "/admin/") == 0) {
+        dashboard(r, s, NULL);
+    } else if (strcmp(r->path, "/admin/users") == 0) {
+        users(r, s, 200, NULL);
+    } else if (strcmp(r->path, "/admin/user") == 0) {
+        user(r, s, NULL, 200, NULL);
+    } else if (strcmp(r->path, "/admin/sessions") == 0) {
+        sessions_page(r, s, 200, NULL);
+    } else if (strcmp(r->path, "/admin/announce") == 0) {
+        announce_page(r, s, 200, NULL);
+    } else if (strcmp(r->path, "/admin/config") == 0) {
+        config_page(r, s);
+    } else if (strcmp(r->path, "/admin/log") == 0) {
+        log_page(r, s);
+    } else {
+        http_respond(r, 404, "text/plain", "404 Not Found\n", 14, NULL, SECURITY_HEADERS);
+    }
+}
+
+/* ---- login ---- */
+
+static void answer_login(struct pending *p)
+{
+    struct buf body, out;
+    char extra[512];
+    buf_init(&body, 0);
+    buf_init(&out, 0);
+    if (p->ok) {
+        struct wsession *s = session_new(p->jid);
+        if (s) {
+            snprintf(extra, sizeof(extra),
+                     "Location: /admin/\r\nSet-Cookie: " COOKIE
+                     "=%s; Path=/admin/; HttpOnly; SameSite=Strict%s\r\n" SECURITY_HEADERS,
+                     s->id, p->https ? "; Secure" : "");
+            if (http_answer(p->ticket, 303, "text/plain; charset=utf-8", "", 0, NULL, extra) < 0) {
+                memset(s, 0, sizeof(*s)); /* nobody got the cookie */
+            } else {
+                log_notice("web admin %s: logged in from %s", p->jid, p->addr);
+            }
+            goto out;
+        }
+        p->ok = 0;
+    }
+    login_body(&body, p->pre);
+    page(&out, NULL, "Log in", "Login failed", &body);
+    http_answer(p->ticket, 403, "text/html; charset=utf-8", buf_ptr(&out), buf_len(&out), NULL,
+                SECURITY_HEADERS);
+out:
+    buf_free(&body);
+    buf_free(&out);
+}
+
+static void unlink_pending(struct pending *p)
+{
+    for (struct pending **pp = &pendings; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    free(p);
+}
+
+static void login_checked(void *ud, const char *bare, int ok, int delay)
+{
+    struct pending *p = ud;
+    if (ok < 0) {
+        unlink_pending(p);
+        return;
+    }
+    p->ok = ok;
+    p->checked = 1;
+    /* within the deferred request's life, so that a pending login never
+     * outlives its connection (one per connection bounds them) */
+    p->due = g_now + (delay < LIMIT_HTTP_DEFER_SECONDS ? delay : LIMIT_HTTP_DEFER_SECONDS - 1);
+    snprintf(p->jid, sizeof(p->jid), "%s", bare);
+    if (!ok) {
+        log_limited("failed logins", p->addr, L_NOTICE, "web admin: login from %s failed",
+                    p->addr);
+    }
+    if (delay == 0) {
+        answer_login(p);
+        unlink_pending(p);
+    }
+}
+
+/* A peer on this host (a browser, or a TLS-terminating proxy). */
+static int loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+           strncmp(addr, "::ffff:127.", 11) == 0;
+}
+
+static void post_login(struct http_request *r)
+{
+    char pre[TOKEN_HEX + 1], tok[TOKEN_HEX + 1], sent[TOKEN_HEX + 8];
+    char jid[JID_MAX + 1], pw[FIELD_MAX];
+    cookie(r, PRE_COOKIE, pre);
+    if (!pre[0] || field(r, "csrf", sent, sizeof(sent)) < 0 ||
+        (pre_token(pre, tok), !webadmin_token_eq(sent, tok))) {
+        log_limited("bad admin forms", r->addr, L_NOTICE, "%s web admin: login form token wrong",
+                    r->label);
+        login_page(r, 403, "Invalid form token");
+        return;
+    }
+    /* A password in the clear over a network: refused before it is
+     * checked (c2s has require_tls for the same reason). */
+    if (!r->https && !loopback(r->addr)) {
+        login_page(r, 403, "Log in over HTTPS");
+        return;
+    }
+    int pwlen = field(r, "password", pw, sizeof(pw));
+    if (field(r, "jid", jid, sizeof(jid)) < 0 || pwlen <= 0) {
+        jid[0] = '\0'; /* still a check: the answer looks the same */
+        pwlen = pwlen < 0 ? 0 : pwlen;
+    }
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        http_respond(r, 500, "text/plain", "", 0, NULL, NULL);
+        return;
+    }
+    p->https = r->https;
+    snprintf(p->addr, sizeof(p->addr), "%s", r->addr);
+    memcpy(p->pre, pre, sizeof(p->pre));
+    p->ticket = http_defer(r);
+    p->next = pendings;
+    pendings = p;
+    int rc = c2s_password_check(r->addr, jid, pw, (size_t)pwlen, admin_is_admin, login_checked, p);
+    memset(pw, 0, sizeof(pw));
+    if (rc != 0) { /* banned (as a c2s login is: at once), or out of memory */
+        log_limited("failed logins", r->addr, L_NOTICE, "web admin: login from %s refused (%s)",
+                    r->addr, rc > 0 ? "banned" : "out of memory");
+        p->ok = 0;
+        answer_login(p);
+        unlink_pending(p);
+    }
+}
+
+/* Failures whose throttle delay is over get their answer. */
+static void answer_due(void)
+{
+    struct pending **pp = &pendings;
+    while (*pp) {
+        struct pending *p = *pp;
+        if (p->checked && g_now >= p->due) {
+            *pp = p->next;
+            answer_login(p);
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
+
+/* ---- actions ---- */
+
+static const char *admin_error(int rc)
+{
+    switch (rc) {
+    case ADMIN_OK: return "Done";
+    case ADMIN_EBADJID: return "Not a JID of this server";
+    case ADMIN_EBADNAME: return "This name is not acceptable";
+    case ADMIN_EBADPW: return "The password is empty or too long";
+    case ADMIN_EEXIST: return "The account exists already";
+    case ADMIN_ENOENT: return "No such account";
+    case ADMIN_EBADTEXT: return "The text is empty or too long";
+    default: return "The server could not do it";
+    }
+}
+
+static void kick(struct http_request *r, struct wsession *s)
+{
+    char in[JID_MAX + 1], full[JID_MAX + 1];
+    struct session *x = NULL;
+    if (field(r, "jid", in, sizeof(in)) >= 0 && jid_parse(in, full, sizeof(full), NULL) == 0) {
+        x = router_find_full(full);
+    }
+    if (!x || !x->conn || !x->conn->c2s) {
+        sessions_page(r, s, 404, "No such session online");
+        return;
+    }
+    /* As ejabberd's kick_session: the stream ends with policy-violation
+     * (RFC 6120 §4.9.3.14), so that the client does not reconnect as after
+     * a <conflict/> it might; a stream error also ends any XEP-0198
+     * resumption. */
+    log_notice("web admin %s: kicked %s", s->jid, x->jid);
+    c2s_stream_error(x->conn, "policy-violation", "Kicked by an administrator");
+    sessions_page(r, s, 200, "Session ended");
+}
+
+static void post_admin(struct http_request *r)
+{
+    char tok[TOKEN_HEX + 8], a[FIELD_MAX], b[FIELD_MAX];
+    if (strcmp(r->path, "/admin/login") == 0) {
+        post_login(r);
+        return;
+    }
+    struct wsession *s = session_of(r);
+    if (!s) {
+        http_respond(r, 403, "text/plain", "403 Forbidden\n", 14, NULL, SECURITY_HEADERS);
+        return;
+    }
+    if (field(r, "csrf", tok, sizeof(tok)) < 0 || !webadmin_token_eq(tok, s->csrf)) {
+        log_limited("bad admin forms", r->addr, L_NOTICE, "web admin %s: form token wrong (%s)",
+                    s->jid, r->path);
+        struct buf none;
+        buf_init(&none, 0);
+        send_page(r, 403, s, "Error", "Invalid form token", &none);
+        return;
+    }
+    int fa = field(r, strcmp(r->path, "/admin/motd") == 0 ? "motd" : "jid", a, sizeof(a));
+    if (fa < 0) {
+        a[0] = '\0';
+    }
+    if (strcmp(r->path, "/admin/logout") == 0) {
+        log_notice("web admin %s: logged out", s->jid);
+        memset(s, 0, sizeof(*s));
+        redirect(r, "/admin/login",
+                 "Set-Cookie: " COOKIE "=; Path=/admin/; Max-Age=0; HttpOnly; SameSite=Strict\r\n");
+    } else if (strcmp(r->path, "/admin/users/add") == 0) {
+        int rc = field(r, "password", b, sizeof(b)) < 0 ? ADMIN_EBADPW
+                                                        : admin_add_user(s->jid, a, b);
+        users(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Account added");
+    } else if (strcmp(r->path, "/admin/users/delete") == 0) {
+        int rc = admin_delete_user(s->jid, a);
+        users(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Account deleted");
+    } else if (strcmp(r->path, "/admin/users/password") == 0) {
+        int rc = field(r, "password", b, sizeof(b)) < 0 ? ADMIN_EBADPW
+                                                        : admin_change_password(s->jid, a, b);
+        user(r, s, a, rc ? 400 : 200, rc ? admin_error(rc) : "Password changed");
+    } else if (strcmp(r->path, "/admin/sessions/kick") == 0) {
+        kick(r, s);
+    } else if (strcmp(r->path, "/admin/announce") == 0) {
+        int fs = field(r, "subject", a, sizeof(a));
+        int rc = field(r, "body", b, sizeof(b)) < 0 ? ADMIN_EBADTEXT
+                                                    : admin_announce(s->jid, fs > 0 ? a : NULL, b);
+        char msg[64];
+        snprintf(msg, sizeof(msg), "Sent to %d resources", rc);
+        announce_page(r, s, rc < 0 ? 400 : 200, rc < 0 ? admin_error(rc) : msg);
+    } else if (strcmp(r->path, "/admin/motd") == 0) {
+        int rc = admin_set_motd(s->jid, a);
+        announce_page(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Message of the day set");
+    } else if (strcmp(r->path, "/admin/motd/delete") == 0) {
+        int rc = admin_delete_motd(s->jid);
+        announce_page(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Message of the day deleted");
+    } else {
+        http_respond(r, 404, "text/plain", "404 Not Found\n", 14, NULL, SECURITY_HEADERS);
+    }
+    memset(b, 0, sizeof(b)); /* a password may have passed through */
+}
+
+/* ---- events ---- */
+
+static void to_ring(enum log_level lvl, const char *line)
+{
+    static const char *const names[] = {"error", "warning", "notice", "info", "debug"};
+    char l[WEBADMIN_LINE_MAX];
+    snprintf(l, sizeof(l), "%s: %s", names[lvl], line);
+    webadmin_ring_add(&ring, l);
+}
+
+static int on_init(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    started = window_start = g_now;
+    sessions = calloc((size_t)g_config->webadmin_max_sessions, sizeof(*sessions));
+    if (!sessions || tls_random(key, sizeof(key)) < 0 ||
+        webadmin_ring_init(&ring, g_config->webadmin_log_lines) < 0) {
+        log_error("web admin: out of memory; the console is off");
+        free(sessions);
+        sessions = NULL;
+        return 0;
+    }
+    log_sink(to_ring);
+    return 0;
+}
+
+static int on_tick(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    answer_due();
+    /* expired sessions go now, not only when their cookie comes back */
+    for (int i = 0; sessions && i < g_config->webadmin_max_sessions; i++) {
+        if (sessions[i].id[0] &&
+            g_now - sessions[i].last >= g_config->webadmin_session_timeout) {
+            memset(&sessions[i], 0, sizeof(sessions[i]));
+        }
+    }
+    if (g_now - window_start >= RATE_WINDOW) {
+        double t = (double)(g_now - window_start);
+        routed_rate = (double)(routed - routed_then) / t;
+        stored_rate = (double)(stored - stored_then) / t;
+        routed_then = routed;
+        stored_then = stored;
+        window_start = g_now;
+    }
+    return 0;
+}
+
+static int on_routed(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    routed++;
+    return 0;
+}
+
+static int on_stored(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    stored++;
+    return 0;
+}
+
+static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    log_sink(NULL);
+    webadmin_ring_free(&ring);
+    return 0;
+}
+
+static void admin_handler(struct http_request *r)
+{
+    if (!sessions) {
+        http_respond(r, 503, "text/plain", "", 0, NULL, NULL);
+    } else if (strcmp(r->method, "POST") == 0) {
+        post_admin(r);
+    } else {
+        get_admin(r);
+    }
+}
+
+HOOK_SERVICE(webadmin)
+{
+    http_route("GET", "/admin/", admin_handler);
+    http_route("POST", "/admin/", admin_handler);
+    hook_add(HOOK_INIT, on_init);
+    hook_add(HOOK_TICK, on_tick);
+    hook_add(HOOK_MSG_ROUTED, on_routed);
+    hook_add(HOOK_MSG_OFFLINE, on_stored);
+    hook_add(HOOK_SHUTDOWN, on_shutdown);
+}
