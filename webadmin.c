@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "admin.h"
 #include "buf.h"
@@ -910,9 +911,31 @@ static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
     return 0;
 }
 
+/* DNS rebinding: a page of another site whose name was made to point at us
+ * sends that name as Host, and its script could then try logins (and get
+ * 127.0.0.1 banned). The console answers only to names of ours: the domain
+ * or one under it, localhost, or an address literal. */
+static int host_ours(const char *host)
+{
+    char h[256];
+    snprintf(h, sizeof(h), "%s", host);
+    if (h[0] == '[') {
+        return 1; /* an IPv6 literal */
+    }
+    h[strcspn(h, ":")] = '\0';
+    size_t hl = strlen(h), dl = strlen(g_config->domain);
+    const char *tail = hl > dl ? h + hl - dl : h;
+    return strspn(h, "0123456789.") == hl || strcasecmp(h, "localhost") == 0 ||
+           (strcasecmp(tail, g_config->domain) == 0 && (tail == h || tail[-1] == '.'));
+}
+
 static void admin_handler(struct http_request *r)
 {
-    if (!sessions) {
+    if (!host_ours(r->host)) {
+        log_limited("web admin", r->addr, L_NOTICE, "%s web admin: refused for Host %s",
+                    r->label, r->host);
+        http_respond(r, 403, "text/plain", "", 0, NULL, NULL);
+    } else if (!sessions) {
         http_respond(r, 503, "text/plain", "", 0, NULL, NULL);
     } else if (strcmp(r->method, "POST") == 0) {
         post_admin(r);

@@ -432,3 +432,20 @@ def test_password_change_ends_console_sessions(web):
     assert c.get("/admin/")[0] == 200  # carol's own session goes on
     web.users["alice"] = "alice-new-1"
     assert logged_in(web).get("/admin/")[0] == 200
+
+
+def test_foreign_host_names_are_refused(web):
+    """DNS rebinding: a request naming another site in Host (a page of that
+    site whose name now points at us) gets 403, before any login is tried;
+    the domain, names under it, localhost and address literals are ours."""
+    b = Browser(web)
+    for host in ("evil.example", "localhost.evil.example", "xlocalhost"):
+        st, _, _ = b.req("GET", "/admin/login", headers={"Host": host})
+        assert st == 403, host
+        st, _, _ = b.req("POST", "/admin/login", {"jid": "alice@localhost", "password": "x",
+                                                  "csrf": "0" * 32}, headers={"Host": host})
+        assert st == 403, host
+    for host in ("localhost", "localhost:%d" % web.http_port, "conference.localhost",
+                 "127.0.0.1:%d" % web.http_port, "[::1]"):
+        st, _, _ = b.req("GET", "/admin/login", headers={"Host": host})
+        assert st == 200, host
