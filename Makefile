@@ -39,6 +39,8 @@
 #                    clients and Tsung's stock scenarios; the legacy_auth option
 #   WITH_HTTP        HTTP/1.1 server in the loop (http.c http_parse.c): http_port,
 #                    https_port, XEP-0156 host-meta; WebSocket/BOSH/admin build on it
+#   WITH_BOSH        XEP-0124/XEP-0206 XMPP over BOSH at /http-bind (bosh.c
+#                    bosh_body.c); needs WITH_HTTP
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -135,7 +137,7 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP BOSH
 WITH_ALL ?= yes
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
@@ -143,6 +145,10 @@ $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
 ifeq ($(WITH_PUSH)$(WITH_COMPONENTS),yesno)
 $(error WITH_PUSH=yes needs WITH_COMPONENTS=yes (push notifications go to an app server \
 	that only a component can be, without S2S): set WITH_PUSH=no or WITH_COMPONENTS=yes)
+endif
+ifeq ($(WITH_BOSH)$(WITH_HTTP),yesno)
+$(error WITH_BOSH=yes needs WITH_HTTP=yes (BOSH is served at /http-bind by the HTTP \
+	server): set WITH_BOSH=no or WITH_HTTP=yes)
 endif
 FEATURES_OFF = $(foreach f,$(FEATURES),$(if $(filter no,$(WITH_$(f))),$(f)))
 PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
@@ -167,6 +173,7 @@ SRCS_MUC = muc.c # XEP-0045 multi-user chat
 SRCS_LEGACY_AUTH = legacy.c # XEP-0078 jabber:iq:auth
 SRCS_HTTP = http.c http_parse.c # issue 14: HTTP/1.1 server, XEP-0156
 SRCS_HTTP += ws.c ws_frame.c # issue 14 step 2: XMPP over WebSocket (RFC 7395)
+SRCS_BOSH = bosh.c bosh_body.c # issue 14: XMPP over BOSH (XEP-0124/0206)
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 
@@ -188,6 +195,7 @@ UNIT_TESTS += test_dns # federation DNS (dns.c): rule at the end
 UNIT_TESTS += test_http # HTTP request parser (http_parse.c): rule at the end
 UNIT_TESTS += test_hooks # s2s fixes (issue 12): message phases; rule at the end
 UNIT_TESTS += test_ws # WebSocket frame parser (ws_frame.c): rule at the end
+UNIT_TESTS += test_bosh # BOSH <body/> parser and rid window (bosh_body.c): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -362,3 +370,6 @@ check-hook-order:
 # WebSocket (issue 14 step 2): the RFC 6455 frame parser alone.
 tests/unit/test_ws: tests/unit/test_ws.c ws_frame.o .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< ws_frame.o
+# BOSH (issue 14): the <body/> parser and rid window alone.
+tests/unit/test_bosh: tests/unit/test_bosh.c bosh_body.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< bosh_body.o

@@ -236,6 +236,12 @@ static const struct option options[] = {
     INT(s2s_dialback_max_per_addr, 1, 1000, LIMIT_S2S_DIALBACK_PER_ADDR, 1),
     /* WebSocket (issue 14 step 2, ws.c): Origins allowed to open one. */
     STR(http_allowed_origins, "", 1, NULL),
+    /* BOSH (issue 14, bosh.c). */
+    INT(bosh_max_wait, 1, 3600, LIMIT_BOSH_MAX_WAIT, 1),
+    INT(bosh_max_inactivity, 2, 86400, LIMIT_BOSH_MAX_INACTIVITY, 1),
+    INT(bosh_max_hold, 0, LIMIT_BOSH_REQUESTS_MAX - 1, LIMIT_BOSH_MAX_HOLD, 1),
+    INT(bosh_max_requests, 1, LIMIT_BOSH_REQUESTS_MAX, LIMIT_BOSH_MAX_REQUESTS, 1),
+    INT(bosh_max_sessions, 0, 1000000, LIMIT_BOSH_MAX_SESSIONS, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -667,6 +673,8 @@ static const struct {
     /* HTTP server (issue 14, http.c) */
     {"HTTP", "http_"},
     {"HTTP", "https_port"},
+    /* BOSH (issue 14, bosh.c) */
+    {"BOSH", "bosh_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;

@@ -214,6 +214,12 @@ struct config {
     int s2s_dialback_max_per_addr; /* dialback keys waiting from one address */
     /* WebSocket (issue 14 step 2, ws.c) */
     char http_allowed_origins[CONFIG_STR_MAX]; /* space-separated; "" = the same host */
+    /* BOSH (issue 14, bosh.c) */
+    int bosh_max_wait;
+    int bosh_max_inactivity;
+    int bosh_max_hold;
+    int bosh_max_requests;
+    int bosh_max_sessions;
 };
 
 /* Fill every field with its default. */

@@ -249,4 +249,15 @@
  * random domains must not take them all from the real ones. */
 #define LIMIT_S2S_DIALBACK_PER_ADDR 4 /* s2s_dialback_max_per_addr */
 
+/* BOSH (issue 14, bosh.c, XEP-0124 + XEP-0206). A session's output queue is
+ * a c2s conn's (outq_soft pauses its senders, outq_hard ends it). */
+#define LIMIT_BOSH_MAX_WAIT 60        /* bosh_max_wait: seconds a request is held at most */
+#define LIMIT_BOSH_MAX_INACTIVITY 60  /* bosh_max_inactivity: seconds with no request held
+                                         before the session ends */
+#define LIMIT_BOSH_MAX_HOLD 1         /* bosh_max_hold: requests held at once */
+#define LIMIT_BOSH_MAX_REQUESTS 2     /* bosh_max_requests: requests a client may have open */
+#define LIMIT_BOSH_MAX_SESSIONS 100   /* bosh_max_sessions: sessions at once, all clients */
+#define LIMIT_BOSH_REQUESTS_MAX 8     /* compile-time: the most bosh_max_requests may be */
+#define LIMIT_BOSH_POLLING 2          /* compile-time: the polling attribute (§7.1), advice only */
+
 #endif
