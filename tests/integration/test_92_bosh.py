@@ -89,3 +89,221 @@ def test_plain_over_https(web):
         assert "PLAIN" in mechanisms(b.features())
     finally:
         b.close()
+
+
+def terminated(el, cond=None):
+    return el is not None and el.get("type") == "terminate" and el.get("condition") == cond
+
+
+def test_rid_window_repeat_and_order(web):
+    b = Bosh(web)
+    try:
+        b.login("alice", web.password("alice"))
+        # XEP-0124 §14.3: a repeated rid gets the answer it had, again
+        st, first = b.send("<iq xmlns='jabber:client' type='get' id='v1' to='localhost'>"
+                           "<query xmlns='jabber:iq:version'/></iq>")
+        st2, again = b.send("<iq xmlns='jabber:client' type='get' id='v2' to='localhost'>"
+                            "<query xmlns='jabber:iq:version'/></iq>", rid=b.rid)
+        assert st2 == 200 and ET.tostring(again) == ET.tostring(first), (ET.tostring(first), ET.tostring(again))
+        assert not terminated(again) and "v1" in ET.tostring(again).decode()
+        # §14.2: one ahead of its turn waits for the one before it, then
+        # both go to the stream in rid order
+        later = b.request("<message xmlns='jabber:client' to='alice@localhost' id='m2'/>",
+                          rid=b.rid + 2)
+        time.sleep(0.3)
+        assert not later.done()
+        sooner = b.request("<message xmlns='jabber:client' to='alice@localhost' id='m1'/>",
+                           rid=b.rid + 1)
+        b.rid += 2
+        for f in (sooner, later):
+            st, el, _ = f.result(patience(20))
+            assert st == 200 and not terminated(el)
+        # §14.2: past the window: item-not-found, and the session is over
+        st, el = b.send(rid=b.rid + 5)
+        assert terminated(el, "item-not-found")
+        st, el = b.send()
+        assert terminated(el, "item-not-found")
+    finally:
+        b.close()
+
+
+def test_wait_answers_empty_and_hold_answers_the_oldest(web):
+    b = Bosh(web)
+    try:
+        b.start(wait=1)
+        b.features()
+        # §7.1: nothing to send for `wait` seconds: an empty answer
+        st, el = b.send()
+        assert st == 200 and len(el) == 0 and el.get("type") is None
+        # §7.1 hold=1: a second request makes the server answer the first
+        first = b.request()
+        time.sleep(0.3)
+        b.start_wait = 30
+        second = b.request()
+        st, el, _ = first.result(patience(20))
+        assert st == 200 and len(el) == 0
+        st, el, _ = second.result(patience(20))
+        assert st == 200
+    finally:
+        b.close()
+
+
+def test_inactivity_ends_the_session_and_the_contact_sees_it(web):
+    with_http(web, http_request_timeout=5, require_tls="no", bosh_max_inactivity=2)
+
+    async def scenario():
+        async with Clients(web) as cl:
+            bob = await cl.login("bob")
+            b = Bosh(web)
+            try:
+                jid = await thread(b.login, "alice", web.password("alice"), wait=1)
+                await thread(b.send, "<presence xmlns='jabber:client' to='bob@localhost'/>")
+                p = await asyncio.wait_for(bob.presences.get(), patience(10))
+                while str(p["from"]) != jid:
+                    p = await asyncio.wait_for(bob.presences.get(), patience(10))
+                assert p["type"] != "unavailable"
+                # no request for longer than inactivity: gone, as a TCP drop
+                for _ in range(60):
+                    p = await asyncio.wait_for(bob.presences.get(), patience(20))
+                    if str(p["from"]) == jid:
+                        break
+                assert p["type"] == "unavailable"
+                st, el = await thread(b.send)
+                assert terminated(el, "item-not-found")
+            finally:
+                b.close()
+    run(scenario())
+
+
+def test_terminate_carries_what_was_pending(web):
+    async def scenario():
+        async with Clients(web) as cl:
+            bob = await cl.login("bob")
+            b = Bosh(web)
+            try:
+                jid = await thread(b.login, "alice", web.password("alice"), wait=1)
+                # no request held while bob writes: it waits in the queue
+                bob.xmpp.send_message(mto=jid, mbody="before the end", mtype="chat")
+                await bob.ping_server()
+                st, el = await thread(b.send, "<presence xmlns='jabber:client' "
+                                      "type='unavailable'/>", type="terminate")
+                assert st == 200 and terminated(el)
+                assert [e for e in el if is_msg("before the end")(e)]
+                st, el = await thread(b.send)
+                assert terminated(el, "item-not-found")
+            finally:
+                b.close()
+    run(scenario())
+
+
+def test_bad_sid_unknown_host_and_bad_bodies(web):
+    b = Bosh(web)
+    try:
+        st, el = b.send(sid="0" * 32)
+        assert st == 200 and terminated(el, "item-not-found")
+        st, el = b.send(to="elsewhere.example", wait=5, hold=1)
+        assert st == 200 and terminated(el, "host-unknown")
+        st, el = b.send(wait=5, hold=1)  # no 'to' at all
+        assert st == 200 and terminated(el, "improper-addressing")
+        for bad in (b"<notbody/>", b"<body xmlns='wrong' rid='1' to='localhost'/>",
+                    b"<body xmlns='%s' rid='1' rid='2' to='localhost'/>" % NS_HTTPBIND.encode(),
+                    b"<body xmlns='%s' rid='x' to='localhost'/>" % NS_HTTPBIND.encode(),
+                    b"<body xmlns='%s' rid='1' to='localhost'>" % NS_HTTPBIND.encode()):
+            st, _, _ = post_raw(web, bad)
+            assert st == 400, bad
+        # http_max_body: the HTTP layer answers 413 before BOSH sees it
+        big = body_xml("<message xmlns='jabber:client'><body>%s</body></message>" % ("x" * 70000),
+                       rid=1, to="localhost")
+        st, _, _ = post_raw(web, big.encode())
+        assert st == 413
+    finally:
+        b.close()
+
+
+def test_origin_checked_as_for_websocket(web):
+    ok = {"Origin": "http://%s:%d" % (web.host, web.http_port)}
+    st, hd, _ = post_raw(web, body_xml(rid=5, to="localhost", wait=1, hold=1).encode(),
+                         headers=ok)
+    assert st == 200 and hd.get("access-control-allow-origin") == ok["Origin"]
+    st, _, _ = post_raw(web, body_xml(rid=5, to="localhost", wait=1, hold=1).encode(),
+                        headers={"Origin": "https://evil.example"})
+    assert st == 403
+    # CORS preflight (OPTIONS) for an allowed page, and not for another
+    st, hd, _ = post_raw(web, None, headers=dict(ok, **{
+        "Access-Control-Request-Method": "POST"}), method="OPTIONS")
+    assert st == 200 and "POST" in hd.get("access-control-allow-methods", "")
+    st, _, _ = post_raw(web, None, headers={"Origin": "https://evil.example"}, method="OPTIONS")
+    assert st == 403
+
+
+def test_host_meta_lists_bosh(web):
+    st, _, body = get(web, "/.well-known/host-meta")
+    assert st == 200 and b"urn:xmpp:alt-connections:xbosh" in body and b"/http-bind" in body
+
+
+def test_session_flood_stops_at_max_sessions(web):
+    with_http(web, http_request_timeout=5, require_tls="no", bosh_max_sessions=3,
+              max_unauth_per_ip=100)
+    sessions = []
+    for i in range(3):
+        st, hd, raw = post_raw(web, body_xml(rid=10, to="localhost", wait=1, hold=1).encode())
+        el = ET.fromstring(raw)
+        assert st == 200 and el.get("sid"), raw
+        sessions.append(el.get("sid"))
+    st, _, raw = post_raw(web, body_xml(rid=10, to="localhost", wait=1, hold=1).encode())
+    assert terminated(ET.fromstring(raw), "policy-violation")
+    assert "bosh_max_sessions reached" in log_text(web)
+
+
+def test_client_that_never_polls_is_bounded(web):
+    with_http(web, http_request_timeout=5, require_tls="no", outq_soft=4096, outq_hard=16384,
+              ping_timeout=2, bosh_max_inactivity=600)
+
+    async def scenario():
+        async with Clients(web) as cl:
+            bob = await cl.login("bob")
+            b = Bosh(web)
+            try:
+                jid = await thread(b.login, "alice", web.password("alice"), wait=1)
+                # alice stops polling; bob pours messages into her queue
+                for i in range(300):
+                    bob.xmpp.send_message(mto=jid, mbody="flood %d %s" % (i, "y" * 400),
+                                          mtype="chat")
+                # the queue passes outq_soft: bob is paused, then alice's
+                # session ends as a slow TCP reader's would (never unbounded)
+                deadline = time.monotonic() + patience(30)
+                while time.monotonic() < deadline and "disconnecting" not in log_text(web):
+                    await asyncio.sleep(0.2)
+                assert "disconnecting" in log_text(web)
+                st, el = await thread(b.send)
+                assert terminated(el, "item-not-found") or terminated(el, "policy-violation") \
+                    or terminated(el, "remote-connection-failed")
+                # bob is read again and still served
+                await bob.ping_server()
+            finally:
+                b.close()
+    run(scenario())
+
+
+def test_stanzas_survive_a_held_connection_the_client_closed(web):
+    async def scenario():
+        async with Clients(web) as cl:
+            bob = await cl.login("bob")
+            b = Bosh(web)
+            try:
+                jid = await thread(b.login, "alice", web.password("alice"), wait=3)
+                # a held request on a raw socket, which the client then drops
+                s = socket.create_connection((web.host, web.http_port), timeout=patience(5))
+                data = body_xml(rid=b.next_rid(), sid=b.sid).encode()
+                s.sendall(b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                          b"text/xml\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+                await asyncio.sleep(0.5)
+                s.close()
+                await asyncio.sleep(0.5)
+                bob.xmpp.send_message(mto=jid, mbody="not lost", mtype="chat")
+                await bob.ping_server()
+                got = await thread(b.recv, is_msg("not lost"))
+                assert got.get("from").startswith("bob@localhost/")
+            finally:
+                b.close()
+    run(scenario())
