@@ -298,6 +298,9 @@ static void process(struct bosh_sess *s, unsigned long ticket, const struct bosh
 {
     struct conn *c = s->c;
     s->rid = b->rid;
+    /* §11: more at once than `requests` (each on its own connection, all in
+     * one turn): the oldest goes back empty, so the held list stays bounded */
+    trim_held(s, s->requests - 1);
     s->held[s->nheld++] = (struct held){ticket, b->rid, g_now};
     conn_feed(c, "", 0); /* a request is activity, as a read is (pings) */
     if (b->restart || b->rid == s->first_rid) {
@@ -500,8 +503,9 @@ static void bosh_post(struct http_request *r)
         return;
     }
     struct bosh_sess *s = find_session(b.sid);
-    /* a session made over https is not continued in the clear */
-    if (!s || s->c->closed || s->c->state == CONN_CLOSING || s->c->secure != r->https) {
+    /* a session made over https is not continued in the clear; one whose
+     * stream is closing still takes requests, to hand out its last bytes */
+    if (!s || s->c->closed || s->c->secure != r->https) {
         refuse(r, "item-not-found", "unknown sid");
         return;
     }

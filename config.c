@@ -237,7 +237,7 @@ static const struct option options[] = {
     /* WebSocket (issue 14 step 2, ws.c): Origins allowed to open one. */
     STR(http_allowed_origins, "", 1, NULL),
     /* BOSH (issue 14, bosh.c). */
-    INT(bosh_max_wait, 1, 3600, LIMIT_BOSH_MAX_WAIT, 1),
+    INT(bosh_max_wait, 1, LIMIT_HTTP_DEFER_SECONDS - 10, LIMIT_BOSH_MAX_WAIT, 1),
     INT(bosh_max_inactivity, 2, 86400, LIMIT_BOSH_MAX_INACTIVITY, 1),
     INT(bosh_max_hold, 0, LIMIT_BOSH_REQUESTS_MAX - 1, LIMIT_BOSH_MAX_HOLD, 1),
     INT(bosh_max_requests, 1, LIMIT_BOSH_REQUESTS_MAX, LIMIT_BOSH_MAX_REQUESTS, 1),

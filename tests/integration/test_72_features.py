@@ -54,6 +54,8 @@ FEATURES = {
     "MUC": {"option": ("muc_max_rooms", "10")},
     "LEGACY_AUTH": {"option": ("legacy_auth", "yes")},
     "HTTP": {"option": ("http_idle_timeout", "60")},
+    # BOSH (issue 14, bosh.c)
+    "BOSH": {"option": ("bosh_max_wait", "60")},
 }
 
 

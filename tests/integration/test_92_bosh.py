@@ -307,3 +307,31 @@ def test_stanzas_survive_a_held_connection_the_client_closed(web):
             finally:
                 b.close()
     run(scenario())
+
+
+def test_many_requests_at_once_stay_bounded(web):
+    """More requests at once than `requests` (each on its own connection,
+    their last bytes sent together so that they land in one loop turn):
+    each gets an answer and the server lives on (XEP-0124 §11)."""
+    b = Bosh(web)
+    try:
+        b.login("alice", web.password("alice"))
+        socks = []
+        for i in range(12):
+            data = body_xml(rid=b.next_rid(), sid=b.sid).encode()
+            req = (b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(data)) + data
+            s = socket.create_connection((web.host, web.http_port), timeout=patience(5))
+            s.sendall(req[:-1])
+            socks.append((s, req[-1:]))
+        time.sleep(0.5)
+        for s, last in socks:
+            s.sendall(last)
+        for s, _ in socks:
+            out = read_all(s, 20, wait_close=False)
+            assert out.startswith(b"HTTP/1.1 200 "), out[:80]
+            s.close()
+        st, _, _ = get(web, "/.well-known/host-meta")
+        assert st == 200
+    finally:
+        b.close()
