@@ -317,15 +317,21 @@ def test_many_requests_at_once_stay_bounded(web):
     try:
         b.login("alice", web.password("alice"))
         socks = []
+        # the poll backend takes ready fds from the highest down, epoll in
+        # the order they became ready: the last socket made carries the
+        # lowest rid, and the last bytes go out in rid order, so that both
+        # see the rids one after the other (each the next in the window)
+        first = b.rid + 1
+        b.rid += 12
         for i in range(12):
-            data = body_xml(rid=b.next_rid(), sid=b.sid).encode()
+            data = body_xml(rid=first + 11 - i, sid=b.sid).encode()
             req = (b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\n"
                    b"Content-Length: %d\r\n\r\n" % len(data)) + data
             s = socket.create_connection((web.host, web.http_port), timeout=patience(5))
             s.sendall(req[:-1])
             socks.append((s, req[-1:]))
         time.sleep(0.5)
-        for s, last in socks:
+        for s, last in reversed(socks):
             s.sendall(last)
         for s, _ in socks:
             out = read_all(s, 20, wait_close=False)
