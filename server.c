@@ -726,6 +726,35 @@ static int admit(const char *addr)
     return 1;
 }
 
+/* A conn for fd from addr, admitted against the caps and counted as
+ * unauthenticated; NULL (fd closed) when refused or out of memory. */
+static struct conn *conn_admit(int fd, const char *addr)
+{
+    if (!admit(addr)) {
+        close(fd);
+        return NULL;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        int *n = unauth_slot(addr, 0);
+        if (n) {
+            (*n)--;
+        }
+        nunauth--;
+        close(fd);
+        return NULL;
+    }
+    c->unauth = 1;
+    c->fd = fd;
+    c->id = next_conn_id++;
+    c->last_read = g_now;
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    buf_init(&c->out, (size_t)g_config->outq_hard);
+    conns[fd] = c;
+    nconns++;
+    return c;
+}
+
 static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
 {
     char addr[48];
@@ -738,28 +767,10 @@ static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
         close(fd);
         return;
     }
-    if (!admit(addr)) {
-        close(fd);
-        return;
-    }
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = conn_admit(fd, addr);
     if (!c) {
-        int *n = unauth_slot(addr, 0);
-        if (n) {
-            (*n)--;
-        }
-        nunauth--;
-        close(fd);
         return;
     }
-    c->unauth = 1;
-    c->fd = fd;
-    c->id = next_conn_id++;
-    c->last_read = g_now;
-    snprintf(c->addr, sizeof(c->addr), "%s", addr);
-    buf_init(&c->out, (size_t)g_config->outq_hard);
-    conns[fd] = c;
-    nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->ops = &c2s_ops;
@@ -930,30 +941,12 @@ struct conn *conn_new_virtual(const struct stream_ops *ops, const char *addr)
         close(fd);
         return NULL;
     }
-    if (!admit(addr)) {
-        close(fd);
-        return NULL;
-    }
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = conn_admit(fd, addr);
     if (!c) {
-        int *n = unauth_slot(addr, 0);
-        if (n) {
-            (*n)--;
-        }
-        nunauth--;
-        close(fd);
         return NULL;
     }
-    c->unauth = 1;
     c->virt = 1;
-    c->fd = fd;
-    c->id = next_conn_id++;
-    c->last_read = g_now;
     c->ops = ops;
-    snprintf(c->addr, sizeof(c->addr), "%s", addr);
-    buf_init(&c->out, (size_t)g_config->outq_hard);
-    conns[fd] = c;
-    nconns++;
     if (ops->attach(c) < 0) {
         conn_close(c, 0);
         return NULL; /* freed at the end of the turn; detach copes */

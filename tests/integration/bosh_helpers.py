@@ -3,13 +3,12 @@ client made of raw HTTP requests (http.client, one connection per request,
 so that a held request and the next one run side by side in threads)."""
 import base64
 import concurrent.futures
-import hashlib
-import hmac
 import http.client
 import os
 import xml.etree.ElementTree as ET
 
-from xmpp_helpers import NS_BIND, NS_CLIENT, NS_SASL, insecure_ssl_context, local, patience
+from xmpp_helpers import (NS_BIND, NS_CLIENT, NS_SASL, insecure_ssl_context, local, patience,
+                          scram_client_final)
 
 NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
 NS_XBOSH = "urn:xmpp:xbosh"
@@ -105,28 +104,18 @@ class Bosh:
         return self.recv(lambda e: local(e.tag) == "features")
 
     def scram(self, user, password, mech="SCRAM-SHA-1"):
-        h = {"SCRAM-SHA-1": hashlib.sha1, "SCRAM-SHA-256": hashlib.sha256}[mech]
         cnonce = base64.b64encode(os.urandom(18)).decode()
         first_bare = "n=%s,r=%s" % (user, cnonce)
         self.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
                   % (NS_SASL, mech, base64.b64encode(("n,," + first_bare).encode()).decode()))
         ch = self.recv(lambda e: e.tag.startswith("{%s}" % NS_SASL))
         assert local(ch.tag) == "challenge", ET.tostring(ch)
-        server_first = base64.b64decode(ch.text).decode()
-        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
-        salted = hashlib.pbkdf2_hmac(h().name, password.encode(), base64.b64decode(attrs["s"]),
-                                     int(attrs["i"]))
-        final_bare = "c=biws,r=%s" % attrs["r"]
-        auth_msg = ",".join((first_bare, server_first, final_bare)).encode()
-        ckey = hmac.new(salted, b"Client Key", h).digest()
-        sig = hmac.new(h(ckey).digest(), auth_msg, h).digest()
-        proof = bytes(a ^ b for a, b in zip(ckey, sig))
-        self.send("<response xmlns='%s'>%s</response>" % (NS_SASL, base64.b64encode(
-            ("%s,p=%s" % (final_bare, base64.b64encode(proof).decode())).encode()).decode()))
+        final, want = scram_client_final(mech, password, first_bare,
+                                         base64.b64decode(ch.text).decode())
+        self.send("<response xmlns='%s'>%s</response>"
+                  % (NS_SASL, base64.b64encode(final.encode()).decode()))
         ok = self.recv(lambda e: e.tag.startswith("{%s}" % NS_SASL))
         assert local(ok.tag) == "success", ET.tostring(ok)
-        skey = hmac.new(salted, b"Server Key", h).digest()
-        want = "v=" + base64.b64encode(hmac.new(skey, auth_msg, h).digest()).decode()
         assert base64.b64decode(ok.text).decode() == want
 
     def restart(self):

@@ -5,6 +5,7 @@ slixmpp TCP client, held requests, the rid window, wait, hold, inactivity,
 terminate; and what hostile clients send (bad sid, foreign Origin, unknown
 host, oversize bodies, session floods, a client that never polls)."""
 import asyncio
+import contextlib
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -38,6 +39,19 @@ def msg(to, text):
 def is_msg(text):
     return lambda e: e.tag == "{%s}message" % NS_CLIENT and \
         e.findtext("{%s}body" % NS_CLIENT) == text
+
+
+@contextlib.asynccontextmanager
+async def bob_and_bosh_alice(web, wait=1):
+    """bob over TCP (slixmpp), alice logged in over BOSH."""
+    async with Clients(web) as cl:
+        bob = await cl.login("bob")
+        b = Bosh(web)
+        try:
+            await thread(b.login, "alice", web.password("alice"), wait=wait)
+            yield bob, b
+        finally:
+            b.close()
 
 
 def log_text(server):
@@ -152,47 +166,37 @@ def test_inactivity_ends_the_session_and_the_contact_sees_it(web):
     with_http(web, http_request_timeout=5, require_tls="no", bosh_max_inactivity=2)
 
     async def scenario():
-        async with Clients(web) as cl:
-            bob = await cl.login("bob")
-            b = Bosh(web)
-            try:
-                jid = await thread(b.login, "alice", web.password("alice"), wait=1)
-                await thread(b.send, "<presence xmlns='jabber:client' to='bob@localhost'/>")
+        async with bob_and_bosh_alice(web, wait=1) as (bob, b):
+            jid = b.jid
+            await thread(b.send, "<presence xmlns='jabber:client' to='bob@localhost'/>")
+            p = await asyncio.wait_for(bob.presences.get(), patience(10))
+            while str(p["from"]) != jid:
                 p = await asyncio.wait_for(bob.presences.get(), patience(10))
-                while str(p["from"]) != jid:
-                    p = await asyncio.wait_for(bob.presences.get(), patience(10))
-                assert p["type"] != "unavailable"
-                # no request for longer than inactivity: gone, as a TCP drop
-                for _ in range(60):
-                    p = await asyncio.wait_for(bob.presences.get(), patience(20))
-                    if str(p["from"]) == jid:
-                        break
-                assert p["type"] == "unavailable"
-                st, el = await thread(b.send)
-                assert terminated(el, "item-not-found")
-            finally:
-                b.close()
+            assert p["type"] != "unavailable"
+            # no request for longer than inactivity: gone, as a TCP drop
+            for _ in range(60):
+                p = await asyncio.wait_for(bob.presences.get(), patience(20))
+                if str(p["from"]) == jid:
+                    break
+            assert p["type"] == "unavailable"
+            st, el = await thread(b.send)
+            assert terminated(el, "item-not-found")
     run(scenario())
 
 
 def test_terminate_carries_what_was_pending(web):
     async def scenario():
-        async with Clients(web) as cl:
-            bob = await cl.login("bob")
-            b = Bosh(web)
-            try:
-                jid = await thread(b.login, "alice", web.password("alice"), wait=1)
-                # no request held while bob writes: it waits in the queue
-                bob.xmpp.send_message(mto=jid, mbody="before the end", mtype="chat")
-                await bob.ping_server()
-                st, el = await thread(b.send, "<presence xmlns='jabber:client' "
-                                      "type='unavailable'/>", type="terminate")
-                assert st == 200 and terminated(el)
-                assert [e for e in el if is_msg("before the end")(e)]
-                st, el = await thread(b.send)
-                assert terminated(el, "item-not-found")
-            finally:
-                b.close()
+        async with bob_and_bosh_alice(web, wait=1) as (bob, b):
+            jid = b.jid
+            # no request held while bob writes: it waits in the queue
+            bob.xmpp.send_message(mto=jid, mbody="before the end", mtype="chat")
+            await bob.ping_server()
+            st, el = await thread(b.send, "<presence xmlns='jabber:client' "
+                                  "type='unavailable'/>", type="terminate")
+            assert st == 200 and terminated(el)
+            assert [e for e in el if is_msg("before the end")(e)]
+            st, el = await thread(b.send)
+            assert terminated(el, "item-not-found")
     run(scenario())
 
 
@@ -260,52 +264,42 @@ def test_client_that_never_polls_is_bounded(web):
               ping_timeout=2, bosh_max_inactivity=600)
 
     async def scenario():
-        async with Clients(web) as cl:
-            bob = await cl.login("bob")
-            b = Bosh(web)
-            try:
-                jid = await thread(b.login, "alice", web.password("alice"), wait=1)
-                # alice stops polling; bob pours messages into her queue
-                for i in range(300):
-                    bob.xmpp.send_message(mto=jid, mbody="flood %d %s" % (i, "y" * 400),
-                                          mtype="chat")
-                # the queue passes outq_soft: bob is paused, then alice's
-                # session ends as a slow TCP reader's would (never unbounded)
-                deadline = time.monotonic() + patience(30)
-                while time.monotonic() < deadline and "disconnecting" not in log_text(web):
-                    await asyncio.sleep(0.2)
-                assert "disconnecting" in log_text(web)
-                st, el = await thread(b.send)
-                assert terminated(el, "item-not-found") or terminated(el, "policy-violation") \
-                    or terminated(el, "remote-connection-failed")
-                # bob is read again and still served
-                await bob.ping_server()
-            finally:
-                b.close()
+        async with bob_and_bosh_alice(web, wait=1) as (bob, b):
+            jid = b.jid
+            # alice stops polling; bob pours messages into her queue
+            for i in range(300):
+                bob.xmpp.send_message(mto=jid, mbody="flood %d %s" % (i, "y" * 400),
+                                      mtype="chat")
+            # the queue passes outq_soft: bob is paused, then alice's
+            # session ends as a slow TCP reader's would (never unbounded)
+            deadline = time.monotonic() + patience(30)
+            while time.monotonic() < deadline and "disconnecting" not in log_text(web):
+                await asyncio.sleep(0.2)
+            assert "disconnecting" in log_text(web)
+            st, el = await thread(b.send)
+            assert terminated(el, "item-not-found") or terminated(el, "policy-violation") \
+                or terminated(el, "remote-connection-failed")
+            # bob is read again and still served
+            await bob.ping_server()
     run(scenario())
 
 
 def test_stanzas_survive_a_held_connection_the_client_closed(web):
     async def scenario():
-        async with Clients(web) as cl:
-            bob = await cl.login("bob")
-            b = Bosh(web)
-            try:
-                jid = await thread(b.login, "alice", web.password("alice"), wait=3)
-                # a held request on a raw socket, which the client then drops
-                s = socket.create_connection((web.host, web.http_port), timeout=patience(5))
-                data = body_xml(rid=b.next_rid(), sid=b.sid).encode()
-                s.sendall(b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
-                          b"text/xml\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
-                await asyncio.sleep(0.5)
-                s.close()
-                await asyncio.sleep(0.5)
-                bob.xmpp.send_message(mto=jid, mbody="not lost", mtype="chat")
-                await bob.ping_server()
-                got = await thread(b.recv, is_msg("not lost"))
-                assert got.get("from").startswith("bob@localhost/")
-            finally:
-                b.close()
+        async with bob_and_bosh_alice(web, wait=3) as (bob, b):
+            jid = b.jid
+            # a held request on a raw socket, which the client then drops
+            s = socket.create_connection((web.host, web.http_port), timeout=patience(5))
+            data = body_xml(rid=b.next_rid(), sid=b.sid).encode()
+            s.sendall(b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                      b"text/xml\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+            await asyncio.sleep(0.5)
+            s.close()
+            await asyncio.sleep(0.5)
+            bob.xmpp.send_message(mto=jid, mbody="not lost", mtype="chat")
+            await bob.ping_server()
+            got = await thread(b.recv, is_msg("not lost"))
+            assert got.get("from").startswith("bob@localhost/")
     run(scenario())
 
 
