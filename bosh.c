@@ -493,9 +493,9 @@ static void bosh_post(struct http_request *r)
         return;
     }
     if (bosh_body_parse(r->body, r->body_len, &b, &why) < 0) {
-        /* §17.1: a body that is not one is an HTTP error, not a terminate */
-        log_limited("bad BOSH requests", r->addr, L_INFO, "%s BOSH 400: %s", r->label, why);
-        http_respond(r, 400, "text/plain; charset=utf-8", "bad request\n", 12, NULL, NULL);
+        /* §17: a terminal condition rather than the legacy HTTP 400 (as
+         * Prosody answers); with no sid to trust, no session ends */
+        refuse(r, "bad-request", why);
         return;
     }
     if (!*b.sid) {
