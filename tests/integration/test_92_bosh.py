@@ -70,6 +70,8 @@ def test_scram_login_bind_and_messages_both_ways(web):
                 assert el.get("sid") and len(el.get("sid")) == 32
                 assert el.get("{urn:xmpp:xbosh}version") == "1.0"
                 assert int(el.get("hold")) == 1 and int(el.get("requests")) == 2
+                # XEP-0206 §4: the stream features come in the creation's answer
+                assert el.find("{http://etherx.jabber.org/streams}features") is not None
                 feats = await thread(b.features)
                 assert "SCRAM-SHA-1" in mechanisms(feats)
                 # plain http: PLAIN is not offered, as over TCP without TLS
