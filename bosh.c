@@ -59,6 +59,7 @@ struct bosh_sess {
     int wait, hold, requests;
     char origin[128]; /* the creation's allowed Origin, echoed for CORS; "" none */
     time_t idle_since; /* nothing held since then (inactivity) */
+    time_t pause_until; /* §10: the client said it is away until then */
     int ended;         /* c2s ended the stream: answers say terminate */
     const char *cond;  /* the terminate condition (NULL: none) */
     struct held held[LIMIT_BOSH_REQUESTS_MAX];
@@ -97,6 +98,9 @@ static void body_open(struct buf *b, const struct bosh_sess *s, int64_t rid, int
                    " xmpp:restartlogic='true'",
                    s->sid, s->wait, s->requests, s->hold, g_config->bosh_max_inactivity,
                    LIMIT_BOSH_POLLING, g_config->domain);
+        if (g_config->bosh_max_pause > 0) {
+            buf_printf(b, " maxpause='%d'", g_config->bosh_max_pause);
+        }
     }
     if (terminate) {
         buf_puts(b, " type='terminate'");
@@ -322,6 +326,12 @@ static void process(struct bosh_sess *s, unsigned long ticket, const struct bosh
         return; /* §12: the client ends the session */
     }
     pump(s);
+    if (b->pause >= 0) {
+        /* §10: every request goes back now; the session waits for the
+         * client up to pause seconds instead of inactivity */
+        s->pause_until = g_now + b->pause;
+        trim_held(s, 0);
+    }
     conn_flush_later(c); /* answers at the end of the turn (take_out) */
 }
 
@@ -434,6 +444,12 @@ static void on_request(struct http_request *r, struct bosh_sess *s, const struct
     if (b->rid < 0) {
         refuse(r, "bad-request", "no rid");
         end_session(s, "bad-request");
+        return;
+    }
+    if (b->pause > g_config->bosh_max_pause) {
+        /* §10: a pause longer than maxpause */
+        refuse(r, "policy-violation", "pause over bosh_max_pause");
+        end_session(s, "policy-violation");
         return;
     }
     switch (bosh_rid_check(s->rid, b->rid, s->requests)) {
@@ -608,7 +624,8 @@ static void bosh_tick(struct conn *c)
     }
     /* §7.1: no request for `inactivity` seconds ends the session, as a
      * dropped TCP connection would (the contacts see it go offline) */
-    if (s->nheld == 0 && g_now - s->idle_since >= g_config->bosh_max_inactivity) {
+    if (s->nheld == 0 && g_now - s->idle_since >= g_config->bosh_max_inactivity &&
+        g_now >= s->pause_until) {
         log_info("%s BOSH session inactive for %d s: ended", conn_label(c),
                  (int)(g_now - s->idle_since));
         end_session(s, NULL);

@@ -24,6 +24,7 @@ struct bosh_body {
     char type[16];            /* "terminate", ... */
     int64_t rid;
     int64_t wait, hold;
+    int64_t pause; /* §10: seconds the client will be away */
     int has_version; /* xmpp:version (XEP-0206 §4) */
     int restart;     /* xmpp:restart='true' (XEP-0206 §5) */
     const char *content; /* the children, unparsed (into the caller's data) */

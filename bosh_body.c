@@ -61,7 +61,7 @@ static int64_t number(const char *s)
 /* The attributes of interest; any other is ignored (XEP-0124 §4: later
  * versions may add some). */
 static const char *const names[] = {"xmlns", "sid", "to", "xml:lang", "type", "rid",
-                                    "wait", "hold", "xmpp:version", "xmpp:restart"};
+                                    "wait", "hold", "xmpp:version", "xmpp:restart", "pause"};
 
 /* One attribute name=value of the body's start tag; *seen has a bit per name
  * of interest already met (XML 1.0 §3.1: an attribute appears once). */
@@ -109,6 +109,8 @@ static int take_attr(struct bosh_body *b, const char *name, size_t nl, const cha
     case 8:
         b->has_version = 1;
         return 0;
+    case 10:
+        return (b->pause = number(v)) < 0 ? -1 : 0;
     default:
         b->restart = strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
         return 0;
@@ -178,7 +180,7 @@ static int parse_attrs(struct bosh_body *b, const char *s, size_t n, const char 
 int bosh_body_parse(const char *data, size_t len, struct bosh_body *b, const char **why)
 {
     memset(b, 0, sizeof(*b));
-    b->rid = b->wait = b->hold = -1;
+    b->rid = b->wait = b->hold = b->pause = -1;
     b->content = "";
     size_t i = 0;
     while (i < len && is_space(data[i])) {

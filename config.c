@@ -242,6 +242,7 @@ static const struct option options[] = {
     INT(bosh_max_hold, 0, LIMIT_BOSH_REQUESTS_MAX - 1, LIMIT_BOSH_MAX_HOLD, 1),
     INT(bosh_max_requests, 1, LIMIT_BOSH_REQUESTS_MAX, LIMIT_BOSH_MAX_REQUESTS, 1),
     INT(bosh_max_sessions, 0, 1000000, LIMIT_BOSH_MAX_SESSIONS, 1),
+    INT(bosh_max_pause, 0, 86400, LIMIT_BOSH_MAX_PAUSE, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -220,6 +220,7 @@ struct config {
     int bosh_max_hold;
     int bosh_max_requests;
     int bosh_max_sessions;
+    int bosh_max_pause;
 };
 
 /* Fill every field with its default. */

@@ -257,6 +257,7 @@
 #define LIMIT_BOSH_MAX_HOLD 1         /* bosh_max_hold: requests held at once */
 #define LIMIT_BOSH_MAX_REQUESTS 2     /* bosh_max_requests: requests a client may have open */
 #define LIMIT_BOSH_MAX_SESSIONS 100   /* bosh_max_sessions: sessions at once, all clients */
+#define LIMIT_BOSH_MAX_PAUSE 120      /* bosh_max_pause: seconds a client may pause (0: none) */
 #define LIMIT_BOSH_REQUESTS_MAX 8     /* compile-time: the most bosh_max_requests may be */
 #define LIMIT_BOSH_POLLING 2          /* compile-time: the polling attribute (§7.1), advice only */
 

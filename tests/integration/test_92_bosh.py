@@ -111,6 +111,10 @@ def terminated(el, cond=None):
     return el is not None and el.get("type") == "terminate" and el.get("condition") == cond
 
 
+def alive(el):
+    return el is not None and el.get("type") != "terminate"
+
+
 def test_rid_window_repeat_and_order(web):
     b = Bosh(web)
     try:
@@ -121,7 +125,7 @@ def test_rid_window_repeat_and_order(web):
         st2, again = b.send("<iq xmlns='jabber:client' type='get' id='v2' to='localhost'>"
                             "<query xmlns='jabber:iq:version'/></iq>", rid=b.rid)
         assert st2 == 200 and ET.tostring(again) == ET.tostring(first), (ET.tostring(first), ET.tostring(again))
-        assert not terminated(again) and "v1" in ET.tostring(again).decode()
+        assert alive(again) and "v1" in ET.tostring(again).decode()
         # §14.2: one ahead of its turn waits for the one before it, then
         # both go to the stream in rid order
         later = b.request("<message xmlns='jabber:client' to='alice@localhost' id='m2'/>",
@@ -133,7 +137,7 @@ def test_rid_window_repeat_and_order(web):
         b.rid += 2
         for f in (sooner, later):
             st, el, _ = f.result(patience(20))
-            assert st == 200 and not terminated(el)
+            assert st == 200 and alive(el)
         # §14.2: past the window: item-not-found, and the session is over
         st, el = b.send(rid=b.rid + 5)
         assert terminated(el, "item-not-found")
@@ -336,5 +340,31 @@ def test_many_requests_at_once_stay_bounded(web):
             s.close()
         st, _, _ = get(web, "/.well-known/host-meta")
         assert st == 200
+    finally:
+        b.close()
+
+
+def test_pause_keeps_the_session_past_inactivity(web):
+    """XEP-0124 §10: a client that says it will be away (pause, up to
+    maxpause) gets its requests back at once and keeps its session past
+    the inactivity time; a longer pause is a policy-violation."""
+    with_http(web, http_request_timeout=5, require_tls="no", bosh_max_inactivity=2,
+              bosh_max_pause=60)
+    b = Bosh(web)
+    try:
+        el = b.start(wait=1)
+        assert el.get("maxpause") == "60"
+        b.features()
+        held = b.request()
+        time.sleep(0.3)
+        st, el = b.send(pause="60")
+        assert st == 200 and alive(el)
+        st, el, _ = held.result(patience(20))
+        assert st == 200 and alive(el)
+        time.sleep(4)  # twice the inactivity time, well within the pause
+        st, el = b.send()
+        assert st == 200 and alive(el), ET.tostring(el)
+        st, el = b.send(pause="61")
+        assert terminated(el, "policy-violation"), ET.tostring(el)
     finally:
         b.close()

@@ -53,7 +53,8 @@ static void test_children_and_entities(void)
     CHECK(parse("<body rid='8' sid='s' xmpp:restart='true' type='terminate' " NS "/>", &b) == 0);
     CHECK(b.restart && strcmp(b.type, "terminate") == 0 && b.wait == -1);
     CHECK(parse("<body " NS "></body>", &b) == 0 && b.content_len == 0 && b.rid == -1);
-    CHECK(parse("<body unknown='x' " NS " rid='9'/>", &b) == 0 && b.rid == 9);
+    CHECK(parse("<body unknown='x' " NS " rid='9'/>", &b) == 0 && b.rid == 9 && b.pause == -1);
+    CHECK(parse("<body pause='120' " NS " rid='10' sid='s'/>", &b) == 0 && b.pause == 120);
 }
 
 static void test_refused(void)
