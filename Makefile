@@ -41,6 +41,8 @@
 #                    https_port, XEP-0156 host-meta; WebSocket/BOSH/admin build on it
 #   WITH_WEBADMIN    web admin console at /admin/ (webadmin.c webadmin_util.c);
 #                    needs WITH_HTTP and WITH_ADHOC (admin.c's actions)
+#   WITH_BOSH        XEP-0124/XEP-0206 XMPP over BOSH at /http-bind (bosh.c
+#                    bosh_body.c); needs WITH_HTTP
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -137,7 +139,7 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP WEBADMIN
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP WEBADMIN BOSH
 WITH_ALL ?= yes
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
@@ -152,6 +154,10 @@ ifneq ($(WITH_HTTP)$(WITH_ADHOC),yesyes)
 $(error WITH_WEBADMIN=yes needs WITH_HTTP=yes and WITH_ADHOC=yes (the console is served over \
 	HTTP and acts through admin.c): set WITH_WEBADMIN=no or turn those on)
 endif
+endif
+ifeq ($(WITH_BOSH)$(WITH_HTTP),yesno)
+$(error WITH_BOSH=yes needs WITH_HTTP=yes (BOSH is served at /http-bind by the HTTP \
+	server): set WITH_BOSH=no or WITH_HTTP=yes)
 endif
 FEATURES_OFF = $(foreach f,$(FEATURES),$(if $(filter no,$(WITH_$(f))),$(f)))
 PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
@@ -177,6 +183,7 @@ SRCS_LEGACY_AUTH = legacy.c # XEP-0078 jabber:iq:auth
 SRCS_HTTP = http.c http_parse.c # issue 14: HTTP/1.1 server, XEP-0156
 SRCS_HTTP += ws.c ws_frame.c # issue 14 step 2: XMPP over WebSocket (RFC 7395)
 SRCS_WEBADMIN = webadmin.c webadmin_util.c # issue 14 item 3: web admin console
+SRCS_BOSH = bosh.c bosh_body.c # issue 14: XMPP over BOSH (XEP-0124/0206)
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 
@@ -199,6 +206,7 @@ UNIT_TESTS += test_http # HTTP request parser (http_parse.c): rule at the end
 UNIT_TESTS += test_hooks # s2s fixes (issue 12): message phases; rule at the end
 UNIT_TESTS += test_ws # WebSocket frame parser (ws_frame.c): rule at the end
 UNIT_TESTS += test_webadmin # web admin helpers (webadmin_util.c): rule at the end
+UNIT_TESTS += test_bosh # BOSH <body/> parser and rid window (bosh_body.c): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -375,4 +383,7 @@ tests/unit/test_ws: tests/unit/test_ws.c ws_frame.o .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< ws_frame.o
 # Web admin console (issue 14): the log ring, token compare and form decoding.
 tests/unit/test_webadmin: tests/unit/test_webadmin.c webadmin_util.o .build-flags
-	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< webadmin_util.o
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< webadmin_util.o
+# BOSH (issue 14): the <body/> parser and rid window alone.
+tests/unit/test_bosh: tests/unit/test_bosh.c bosh_body.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< bosh_body.o

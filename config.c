@@ -243,6 +243,13 @@ static const struct option options[] = {
     INT(webadmin_max_sessions, 1, 1024, LIMIT_WEBADMIN_MAX_SESSIONS, 0),
     INT(webadmin_session_timeout, 1, 86400, LIMIT_WEBADMIN_SESSION_TIMEOUT, 1),
     INT(webadmin_log_lines, 0, 10000, LIMIT_WEBADMIN_LOG_LINES, 0),
+    /* BOSH (issue 14, bosh.c). */
+    INT(bosh_max_wait, 1, LIMIT_HTTP_DEFER_SECONDS - 10, LIMIT_BOSH_MAX_WAIT, 1),
+    INT(bosh_max_inactivity, 2, 86400, LIMIT_BOSH_MAX_INACTIVITY, 1),
+    INT(bosh_max_hold, 0, LIMIT_BOSH_REQUESTS_MAX - 1, LIMIT_BOSH_MAX_HOLD, 1),
+    INT(bosh_max_requests, 1, LIMIT_BOSH_REQUESTS_MAX, LIMIT_BOSH_MAX_REQUESTS, 1),
+    INT(bosh_max_sessions, 0, 1000000, LIMIT_BOSH_MAX_SESSIONS, 1),
+    INT(bosh_max_pause, 0, 86400, LIMIT_BOSH_MAX_PAUSE, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -701,6 +708,8 @@ static const struct {
     {"HTTP", "https_port"},
     /* web admin console (issue 14, webadmin.c) */
     {"WEBADMIN", "webadmin_"},
+    /* BOSH (issue 14, bosh.c) */
+    {"BOSH", "bosh_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;

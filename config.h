@@ -222,6 +222,13 @@ struct config {
     int webadmin_log_lines;       /* log lines kept in memory for the log page */
     char config_file[CONFIG_STR_MAX]; /* the file read (config_option_text) */
     unsigned char from_file[32];  /* a bit per option: set in config_file */
+    /* BOSH (issue 14, bosh.c) */
+    int bosh_max_wait;
+    int bosh_max_inactivity;
+    int bosh_max_hold;
+    int bosh_max_requests;
+    int bosh_max_sessions;
+    int bosh_max_pause;
 };
 
 /* XEP-0157 §4: the KINDs of contact_addresses, sorted (the field of each is

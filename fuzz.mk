@@ -100,6 +100,11 @@ FUZZ_HARNESSES += fuzz_ws
 $(FUZZ_OUT)/fuzz_ws: $(FUZZ_OUT)/obj/fuzz_ws.o $(FUZZ_OUT)/obj/ws_frame.o $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
 
+# BOSH (issue 14): the <body/> parser and rid window alone.
+FUZZ_HARNESSES += fuzz_bosh
+$(FUZZ_OUT)/fuzz_bosh: $(FUZZ_OUT)/obj/fuzz_bosh.o $(FUZZ_OUT)/obj/bosh_body.o $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
 # A rule's prerequisites are expanded where it is read: harnesses added with
 # += above (fuzz_dns, fuzz_ws) were missing from fuzz-build's; keep this last.
 fuzz-build: $(FUZZ_BINS)

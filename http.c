@@ -410,6 +410,46 @@ static void dispatch(struct http_conn *h)
     free(target);
 }
 
+/* ---- origins (WebSocket, BOSH) ---- */
+
+/* The Origin's host[:port] part ("https://host:port" → "host:port"). */
+static const char *origin_host(const char *origin)
+{
+    const char *s = strstr(origin, "://");
+    return s ? s + 3 : origin;
+}
+
+/* RFC 6455 §10.2 (WebSocket), and the CORS checks of BOSH: a browser names
+ * the page's origin. Allowed: none given
+ * (not a browser), one listed in http_allowed_origins ("*" is any), or, when
+ * the list is empty, one on the host the request was made to (issue 14: the
+ * default is the same host, as Prosody's and ejabberd's own web clients). */
+int http_origin_ok(const struct http_request *r)
+{
+    const char *origin = http_header(r->parser, "origin");
+    const char *list = g_config->http_allowed_origins;
+    if (!origin) {
+        return 1;
+    }
+    if (!*list) {
+        return strcmp(origin_host(origin), r->host) == 0;
+    }
+    for (const char *s = list; *s;) {
+        while (*s == ' ') {
+            s++;
+        }
+        size_t n = strcspn(s, " ");
+        if (n == 0) {
+            break;
+        }
+        if ((n == 1 && *s == '*') || (strlen(origin) == n && strncmp(origin, s, n) == 0)) {
+            return 1;
+        }
+        s += n;
+    }
+    return 0;
+}
+
 /* ---- the stream module ---- */
 
 static int http_attach(struct conn *c)

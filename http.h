@@ -113,6 +113,11 @@ unsigned long http_defer(struct http_request *r);
 int http_answer(unsigned long ticket, int status, const char *type, const char *body, size_t len,
                 const char *cache, const char *extra);
 
+/* The request's Origin header (a browser's page) is allowed: none given,
+ * one listed in http_allowed_origins ("*" is any), or, when that list is
+ * empty, one on the host the request was made to. 1 allowed, 0 not. */
+int http_origin_ok(const struct http_request *r);
+
 /* A handler answers r (http_respond, http_upgrade, or http_defer) before it
  * returns. */
 typedef void (*http_handler_fn)(struct http_request *r);

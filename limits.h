@@ -254,4 +254,16 @@
 #define LIMIT_WEBADMIN_LOG_LINES 200        /* webadmin_log_lines: lines the log page shows */
 #define LIMIT_WEBADMIN_PAGE 50              /* compile-time: accounts per users page */
 
+/* BOSH (issue 14, bosh.c, XEP-0124 + XEP-0206). A session's output queue is
+ * a c2s conn's (outq_soft pauses its senders, outq_hard ends it). */
+#define LIMIT_BOSH_MAX_WAIT 60        /* bosh_max_wait: seconds a request is held at most */
+#define LIMIT_BOSH_MAX_INACTIVITY 60  /* bosh_max_inactivity: seconds with no request held
+                                         before the session ends */
+#define LIMIT_BOSH_MAX_HOLD 1         /* bosh_max_hold: requests held at once */
+#define LIMIT_BOSH_MAX_REQUESTS 2     /* bosh_max_requests: requests a client may have open */
+#define LIMIT_BOSH_MAX_SESSIONS 100   /* bosh_max_sessions: sessions at once, all clients */
+#define LIMIT_BOSH_MAX_PAUSE 120      /* bosh_max_pause: seconds a client may pause (0: none) */
+#define LIMIT_BOSH_REQUESTS_MAX 8     /* compile-time: the most bosh_max_requests may be */
+#define LIMIT_BOSH_POLLING 2          /* compile-time: the polling attribute (§7.1), advice only */
+
 #endif

@@ -164,7 +164,7 @@ const char *conn_label(const struct conn *c)
 
 int conn_is_tls(const struct conn *c)
 {
-    return c->tls != NULL || c->start_tls;
+    return c->tls != NULL || c->start_tls || c->secure;
 }
 
 void conn_authenticated(struct conn *c)
@@ -300,7 +300,7 @@ void conn_starttls_client(struct conn *c, struct tls_conn *t)
 static void update_interest(struct conn *c)
 {
     int ev = 0;
-    if (c->closed) {
+    if (c->closed || c->virt) {
         return;
     }
     if (c->connecting) {
@@ -365,7 +365,9 @@ void conn_close(struct conn *c, int flush_first)
     }
     c->state = CONN_CLOSING;
     c->closed = 1;
-    loop_del(c->fd);
+    if (!c->virt) {
+        loop_del(c->fd);
+    }
     /* It stops counting against the caps now, although its fd goes only at the
      * end of the turn: a peer accepted later in this turn must not be refused
      * for it. */
@@ -501,6 +503,9 @@ static int conn_flush(struct conn *c)
     if (c->closed) {
         return -1;
     }
+    if (c->take_out && buf_len(&c->out) == 0) {
+        c->take_out(c, "", 0); /* conn_flush_later with nothing queued */
+    }
     while (buf_len(&c->out) > 0) {
         ssize_t n;
         size_t len = buf_len(&c->out);
@@ -521,6 +526,14 @@ static int conn_flush(struct conn *c)
             if (n < 0) {
                 conn_close(c, 0);
                 return -1;
+            }
+        } else if (c->take_out) {
+            n = (ssize_t)c->take_out(c, buf_ptr(&c->out), len); /* BOSH: no socket */
+            if (c->closed) {
+                return -1;
+            }
+            if (n == 0) {
+                return 0;
             }
         } else {
             n = send(c->fd, buf_ptr(&c->out), len, MSG_NOSIGNAL);
@@ -713,6 +726,35 @@ static int admit(const char *addr)
     return 1;
 }
 
+/* A conn for fd from addr, admitted against the caps and counted as
+ * unauthenticated; NULL (fd closed) when refused or out of memory. */
+static struct conn *conn_admit(int fd, const char *addr)
+{
+    if (!admit(addr)) {
+        close(fd);
+        return NULL;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        int *n = unauth_slot(addr, 0);
+        if (n) {
+            (*n)--;
+        }
+        nunauth--;
+        close(fd);
+        return NULL;
+    }
+    c->unauth = 1;
+    c->fd = fd;
+    c->id = next_conn_id++;
+    c->last_read = g_now;
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    buf_init(&c->out, (size_t)g_config->outq_hard);
+    conns[fd] = c;
+    nconns++;
+    return c;
+}
+
 static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
 {
     char addr[48];
@@ -725,28 +767,10 @@ static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
         close(fd);
         return;
     }
-    if (!admit(addr)) {
-        close(fd);
-        return;
-    }
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = conn_admit(fd, addr);
     if (!c) {
-        int *n = unauth_slot(addr, 0);
-        if (n) {
-            (*n)--;
-        }
-        nunauth--;
-        close(fd);
         return;
     }
-    c->unauth = 1;
-    c->fd = fd;
-    c->id = next_conn_id++;
-    c->last_read = g_now;
-    snprintf(c->addr, sizeof(c->addr), "%s", addr);
-    buf_init(&c->out, (size_t)g_config->outq_hard);
-    conns[fd] = c;
-    nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->ops = &c2s_ops;
@@ -899,6 +923,58 @@ struct conn *conn_connect(const struct stream_ops *ops, const char *ip, int port
         conn_close(c, 0);
     }
     return c;
+}
+
+/* ---- connections without a socket (BOSH, issue 14) ---- */
+
+struct conn *conn_new_virtual(const struct stream_ops *ops, const char *addr)
+{
+    /* The placeholder fd keeps a table slot, so conn_find, pausing and the
+     * tick treat it as any conn; it is never polled. */
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        log_fd_shortage();
+        return NULL;
+    }
+    if (fd >= max_fds - LIMIT_FD_RESERVE) {
+        log_fd_shortage();
+        close(fd);
+        return NULL;
+    }
+    struct conn *c = conn_admit(fd, addr);
+    if (!c) {
+        return NULL;
+    }
+    c->virt = 1;
+    c->ops = ops;
+    if (ops->attach(c) < 0) {
+        conn_close(c, 0);
+        return NULL; /* freed at the end of the turn; detach copes */
+    }
+    return c;
+}
+
+int conn_feed(struct conn *c, const char *data, size_t len)
+{
+    if (c->closed || c->state == CONN_CLOSING || c->paused || c->held) {
+        return -1;
+    }
+    c->last_read = g_now;
+    c->ping_sent = 0;
+    if (len > 0) {
+        struct conn *was = reading;
+        reading = c;
+        c->ops->feed(c, data, len);
+        reading = was;
+    }
+    return 0;
+}
+
+void conn_flush_later(struct conn *c)
+{
+    if (!c->closed) {
+        mark_pending(c);
+    }
 }
 
 /* ---- signals ---- */

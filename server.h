@@ -90,6 +90,13 @@ struct conn {
      * with conn_send_raw; c2s offers no STARTTLS on such a conn. */
     int (*frame_out)(struct conn *c, const char *data, size_t len);
     struct ws_conn *ws;
+    /* BOSH (issue 14, bosh.c): a conn without a socket (conn_new_virtual).
+     * Its fd is a placeholder that keeps its slot in the table (conn_find);
+     * the queue in out drains through take_out instead of send(). */
+    int virt;
+    int secure; /* virt: its requests come over TLS (counts for conn_is_tls) */
+    size_t (*take_out)(struct conn *c, const char *data, size_t len);
+    struct bosh_sess *bosh;
 };
 
 extern struct config *g_config;
@@ -158,6 +165,23 @@ void server_listener(const struct stream_ops *ops, int (*init)(void), int (*port
 /* The same for a listener whose connections start with a TLS handshake on
  * c2s's certificate (HTTPS, issue 14); ops->tls_up runs once it is done. */
 void server_tls_listener(const struct stream_ops *ops, int (*port)(const char **addr));
+
+/* BOSH (issue 14): a connection without a socket for stream module ops,
+ * from peer address addr, counted against max_connections and the
+ * unauthenticated caps like an accepted one. Its queue (out, with the same
+ * soft and hard limits) drains only through c->take_out, which returns how
+ * many of the bytes it took (0: none now; conn_flush_later when it can take
+ * them). Nothing reads for it: the owner calls conn_feed. ops->attach runs
+ * before this returns. Returns the conn, or NULL (refused, logged; or out of
+ * memory). */
+struct conn *conn_new_virtual(const struct stream_ops *ops, const char *addr);
+/* Hand data from the peer to c's stream module as a socket read would.
+ * Returns 0, or -1 when c may not be read now (paused for a slow
+ * destination, held by c2s, closing): nothing was fed, keep the bytes. */
+int conn_feed(struct conn *c, const char *data, size_t len);
+/* Call c->take_out at the end of this turn with what c has queued, also
+ * when that is nothing (0 bytes: the owner's turn to answer requests). */
+void conn_flush_later(struct conn *c);
 
 /* s2s SASL EXTERNAL: the paths of the certificate and key files c2s serves
  * (made by then if they were generated), each into a buffer of sz bytes. */

@@ -57,43 +57,6 @@ static int has_token(const char *hdr, const char *tok)
     return 0;
 }
 
-/* The Origin's host[:port] part ("https://host:port" → "host:port"). */
-static const char *origin_host(const char *origin)
-{
-    const char *s = strstr(origin, "://");
-    return s ? s + 3 : origin;
-}
-
-/* RFC 6455 §10.2: a browser names the page's origin. Allowed: none given
- * (not a browser), one listed in http_allowed_origins ("*" is any), or, when
- * the list is empty, one on the host the request was made to (issue 14: the
- * default is the same host, as Prosody's and ejabberd's own web clients). */
-static int origin_ok(const struct http_request *r)
-{
-    const char *origin = http_header(r->parser, "origin");
-    const char *list = g_config->http_allowed_origins;
-    if (!origin) {
-        return 1;
-    }
-    if (!*list) {
-        return strcmp(origin_host(origin), r->host) == 0;
-    }
-    for (const char *s = list; *s;) {
-        while (*s == ' ') {
-            s++;
-        }
-        size_t n = strcspn(s, " ");
-        if (n == 0) {
-            break;
-        }
-        if ((n == 1 && *s == '*') || (strlen(origin) == n && strncmp(origin, s, n) == 0)) {
-            return 1;
-        }
-        s += n;
-    }
-    return 0;
-}
-
 /* Sec-WebSocket-Accept (§4.2.2 step 5.4) for key, into out (29 bytes). */
 static int accept_key(const char *key, char *out, size_t outsz)
 {
@@ -148,7 +111,7 @@ static void ws_handshake(struct http_request *r)
         refuse(r, 501, "the xmpp subprotocol is required", NULL);
         return;
     }
-    if (!origin_ok(r)) {
+    if (!http_origin_ok(r)) {
         refuse(r, 403, "origin not allowed", NULL);
         return;
     }
@@ -241,7 +204,7 @@ static int tag_has_attr(const char *s, size_t n, const char *name)
 
 /* The length of the complete top-level element at s, 0 when it is not
  * complete yet. Our own serializer wrote it: no comments, no CDATA. */
-static size_t element_len(const char *s, size_t n)
+size_t ws_element_len(const char *s, size_t n)
 {
     int depth = 0;
     size_t i = 0;
@@ -285,10 +248,10 @@ static int frame_open(struct conn *c, const char *s, size_t n)
     return r;
 }
 
-/* One element as a standalone document (§3.3.3): stream-prefixed ones get
- * the streams namespace declared, others jabber:client unless they have a
- * default namespace of their own. */
-static int frame_element(struct conn *c, const char *s, size_t n)
+/* One element as a standalone document (RFC 7395 §3.3.3, XEP-0206 §5):
+ * stream-prefixed ones get the streams namespace declared, others
+ * jabber:client unless they have a default namespace of their own. */
+int ws_element_ns(struct buf *b, const char *s, size_t n)
 {
     size_t te = tag_end(s, n);
     size_t name = strcspn(s, " \t\r\n/>");
@@ -299,14 +262,19 @@ static int frame_element(struct conn *c, const char *s, size_t n)
         decl = " xmlns='jabber:client'";
     }
     if (!decl) {
-        return send_frame(c, WS_OP_TEXT, s, n);
+        return buf_append(b, s, n);
     }
+    if (buf_append(b, s, name) < 0 || buf_puts(b, decl) < 0) {
+        return -1;
+    }
+    return buf_append(b, s + name, n - name);
+}
+
+static int frame_element(struct conn *c, const char *s, size_t n)
+{
     struct buf b;
     buf_init(&b, 0);
-    buf_append(&b, s, name);
-    buf_puts(&b, decl);
-    buf_append(&b, s + name, n - name);
-    int r = send_frame(c, WS_OP_TEXT, buf_ptr(&b), buf_len(&b));
+    int r = ws_element_ns(&b, s, n) < 0 ? -1 : send_frame(c, WS_OP_TEXT, buf_ptr(&b), buf_len(&b));
     buf_free(&b);
     return r;
 }
@@ -356,7 +324,7 @@ static int ws_frame_out(struct conn *c, const char *data, size_t len)
             buf_clear(&w->out);
             return 0;
         } else {
-            used = element_len(s, n);
+            used = ws_element_len(s, n);
             if (used) {
                 r = frame_element(c, s, used);
             }

@@ -69,4 +69,15 @@ size_t ws_parser_feed(struct ws_parser *p, const char *data, size_t len, enum ws
  * (10 bytes room); returns its length. */
 size_t ws_frame_header(unsigned char out[10], int opcode, size_t len);
 
+/* ---- the stream as whole elements (ws.c; BOSH's framing uses them too) ----
+ * Both take what c2s and the router queued: our own serializer's output (no
+ * comments, no CDATA). */
+struct buf;
+/* The length of the complete top-level element at s (n bytes), 0 when it is
+ * not complete yet. */
+size_t ws_element_len(const char *s, size_t n);
+/* Append the element s (n bytes, complete) to b with its namespace declared
+ * on it (RFC 7395 §3.3.3, XEP-0206 §5). Returns 0, or -1 (b's limit). */
+int ws_element_ns(struct buf *b, const char *s, size_t n);
+
 #endif

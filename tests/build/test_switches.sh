@@ -44,5 +44,13 @@ echo "$out" | grep -q "XMPPD_WITHOUT='\"$off\"'" &&
 	ok || bad "the switches off are not passed on: $out"
 echo "$out" | grep -q " account.c\$" && ok || bad "account.c (always built) left out"
 
+# BOSH (issue 14): its files follow WITH_BOSH, which needs WITH_HTTP.
+out=$(dry) && echo "$out" | grep -q " bosh.c\$" && echo "$out" | grep -q " bosh_body.c\$" && ok ||
+	bad "default build leaves out bosh.c"
+out=$(dry WITH_ALL=no) && echo "$out" | grep -q " bosh.c\$" && bad "WITH_ALL=no compiles bosh.c" || ok
+out=$(dry WITH_BOSH=yes WITH_HTTP=no) && bad "BOSH without HTTP was accepted"
+echo "$out" | grep -q "WITH_BOSH=yes needs WITH_HTTP=yes" && ok ||
+	bad "no clear message for BOSH without HTTP: $out"
+
 echo "tests/build/test_switches.sh: $passed passed, $failed failed"
 [ "$failed" = 0 ]

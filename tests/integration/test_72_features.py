@@ -56,6 +56,8 @@ FEATURES = {
     "HTTP": {"option": ("http_idle_timeout", "60")},
     # web admin console (issue 14 item 3)
     "WEBADMIN": {"option": ("webadmin_log_lines", "10")},
+    # BOSH (issue 14, bosh.c)
+    "BOSH": {"option": ("bosh_max_wait", "60")},
 }
 
 

@@ -34,12 +34,15 @@ def test_host_meta_over_http_and_https(web):
         assert "date" in hd and "cache-control" in hd
         assert hd.get("access-control-allow-origin") == "*"
         assert XRD_NS.encode() in body
-        # XEP-0156: what registered is listed (WebSocket, ws.c), nothing else
-        assert body.count(b"<Link") == 1 and b"alt-connections:websocket" in body
+        # XEP-0156: what registered is listed (WebSocket, ws.c; BOSH, bosh.c),
+        # nothing else
+        rels = ["urn:xmpp:alt-connections:websocket"]
+        if "BOSH" not in built_without(web.binary):
+            rels.append("urn:xmpp:alt-connections:xbosh")
+        assert body.count(b"<Link") == len(rels) and b"alt-connections:websocket" in body
         st, hd, body = get(web, "/.well-known/host-meta.json", https=https)
         assert st == 200 and hd["content-type"] == "application/json"
-        assert [l["rel"] for l in json.loads(body)["links"]] == \
-            ["urn:xmpp:alt-connections:websocket"]
+        assert sorted(l["rel"] for l in json.loads(body)["links"]) == sorted(rels)
 
 
 def test_keep_alive_two_requests_on_one_connection(web):

@@ -3,14 +3,13 @@ client over python3-websockets (asyncio), and raw RFC 6455 frames for the
 hostile checks a real client library refuses to send."""
 import asyncio
 import base64
-import hashlib
-import hmac
 import os
 import socket
 import struct
 import xml.etree.ElementTree as ET
 
-from xmpp_helpers import NS_BIND, NS_CLIENT, NS_SASL, insecure_ssl_context, local, patience
+from xmpp_helpers import (NS_BIND, NS_CLIENT, NS_SASL, insecure_ssl_context, local, patience,
+                          scram_client_final)
 
 NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 OPEN = "<open xmlns='%s' to='localhost' version='1.0'/>" % NS_FRAMING
@@ -59,28 +58,18 @@ class WSClient:
         return feats
 
     async def scram(self, user, password, mech="SCRAM-SHA-256"):
-        h = {"SCRAM-SHA-1": hashlib.sha1, "SCRAM-SHA-256": hashlib.sha256}[mech]
         cnonce = base64.b64encode(os.urandom(18)).decode()
         first_bare = "n=%s,r=%s" % (user, cnonce)
         await self.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
                         % (NS_SASL, mech, base64.b64encode(("n,," + first_bare).encode()).decode()))
         ch = await self.recv()
         assert local(ch.tag) == "challenge", ET.tostring(ch)
-        server_first = base64.b64decode(ch.text).decode()
-        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
-        salted = hashlib.pbkdf2_hmac(h().name, password.encode(), base64.b64decode(attrs["s"]),
-                                     int(attrs["i"]))
-        final_bare = "c=biws,r=%s" % attrs["r"]
-        auth_msg = ",".join((first_bare, server_first, final_bare)).encode()
-        ckey = hmac.new(salted, b"Client Key", h).digest()
-        sig = hmac.new(h(ckey).digest(), auth_msg, h).digest()
-        proof = bytes(a ^ b for a, b in zip(ckey, sig))
-        await self.send("<response xmlns='%s'>%s</response>" % (NS_SASL, base64.b64encode(
-            ("%s,p=%s" % (final_bare, base64.b64encode(proof).decode())).encode()).decode()))
+        final, want = scram_client_final(mech, password, first_bare,
+                                         base64.b64decode(ch.text).decode())
+        await self.send("<response xmlns='%s'>%s</response>"
+                        % (NS_SASL, base64.b64encode(final.encode()).decode()))
         ok = await self.recv()
         assert local(ok.tag) == "success", ET.tostring(ok)
-        skey = hmac.new(salted, b"Server Key", h).digest()
-        want = "v=" + base64.b64encode(hmac.new(skey, auth_msg, h).digest()).decode()
         assert base64.b64decode(ok.text).decode() == want
 
     async def plain(self, user, password):

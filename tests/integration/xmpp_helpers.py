@@ -829,3 +829,23 @@ def scram_exchange(conn, mech, user, password, cbind_flag="n", tamper_nonce=Fals
         sattrs = dict(kv.split("=", 1) for kv in text.split(",") if "=" in kv)
         res["server_signature_ok"] = sattrs.get("v") == base64.b64encode(ssig).decode()
     return res
+
+
+def scram_client_final(mech, password, first_bare, server_first):
+    """RFC 5802 §3 client side, for clients that carry SASL themselves
+    (WebSocket, BOSH): the client-final-message answering server_first (a
+    str) and the server's 'v=' answer to expect on <success/>."""
+    import hashlib
+    import hmac
+    h = _scram_hash(mech)
+    attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+    salted = hashlib.pbkdf2_hmac(h().name, password.encode(), base64.b64decode(attrs["s"]),
+                                 int(attrs["i"]))
+    final_bare = "c=biws,r=%s" % attrs["r"]
+    auth_msg = ",".join((first_bare, server_first, final_bare)).encode()
+    ckey = hmac.new(salted, b"Client Key", h).digest()
+    sig = hmac.new(h(ckey).digest(), auth_msg, h).digest()
+    proof = bytes(a ^ b for a, b in zip(ckey, sig))
+    skey = hmac.new(salted, b"Server Key", h).digest()
+    want = "v=" + base64.b64encode(hmac.new(skey, auth_msg, h).digest()).decode()
+    return "%s,p=%s" % (final_bare, base64.b64encode(proof).decode()), want
