@@ -39,6 +39,7 @@
 #                    clients and Tsung's stock scenarios; the legacy_auth option
 #   WITH_HTTP        HTTP/1.1 server in the loop (http.c http_parse.c): http_port,
 #                    https_port, XEP-0156 host-meta; WebSocket/BOSH/admin build on it
+#   WITH_UPLOAD      XEP-0363 HTTP file upload (upload.c); needs WITH_HTTP
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -135,7 +136,7 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP UPLOAD
 WITH_ALL ?= yes
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
@@ -143,6 +144,11 @@ $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
 ifeq ($(WITH_PUSH)$(WITH_COMPONENTS),yesno)
 $(error WITH_PUSH=yes needs WITH_COMPONENTS=yes (push notifications go to an app server \
 	that only a component can be, without S2S): set WITH_PUSH=no or WITH_COMPONENTS=yes)
+endif
+# XEP-0363 HTTP File Upload (issue 14 item 4)
+ifeq ($(WITH_UPLOAD)$(WITH_HTTP),yesno)
+$(error WITH_UPLOAD=yes needs WITH_HTTP=yes (files go up and down over HTTP): \
+	set WITH_UPLOAD=no or WITH_HTTP=yes)
 endif
 FEATURES_OFF = $(foreach f,$(FEATURES),$(if $(filter no,$(WITH_$(f))),$(f)))
 PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
@@ -167,6 +173,7 @@ SRCS_MUC = muc.c # XEP-0045 multi-user chat
 SRCS_LEGACY_AUTH = legacy.c # XEP-0078 jabber:iq:auth
 SRCS_HTTP = http.c http_parse.c # issue 14: HTTP/1.1 server, XEP-0156
 SRCS_HTTP += ws.c ws_frame.c # issue 14 step 2: XMPP over WebSocket (RFC 7395)
+SRCS_UPLOAD = upload.c # issue 14 item 4: XEP-0363 HTTP File Upload
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 

@@ -236,6 +236,18 @@ static const struct option options[] = {
     INT(s2s_dialback_max_per_addr, 1, 1000, LIMIT_S2S_DIALBACK_PER_ADDR, 1),
     /* WebSocket (issue 14 step 2, ws.c): Origins allowed to open one. */
     STR(http_allowed_origins, "", 1, NULL),
+    /* XEP-0363 HTTP File Upload (issue 14 item 4, upload.c) */
+    STR(upload_domain, "auto", 0, NULL),
+    STR(upload_url, "", 1, NULL),
+    STR(upload_types, "", 1, NULL),
+    INT(upload_max_size, 1, 2147483647, LIMIT_UPLOAD_MAX_SIZE, 1),
+    INT(upload_quota_bytes, 0, 2147483647, LIMIT_UPLOAD_QUOTA_BYTES, 1),
+    INT(upload_total_bytes, 0, 2147483647, LIMIT_UPLOAD_TOTAL_BYTES, 1),
+    INT(upload_slot_timeout, 10, 86400, LIMIT_UPLOAD_SLOT_TIMEOUT, 1),
+    INT(upload_expire_days, 0, 36500, LIMIT_UPLOAD_EXPIRE_DAYS, 1),
+    INT(upload_slot_rate, 0, 100000, LIMIT_UPLOAD_SLOT_RATE, 1),
+    INT(upload_max_pending, 1, 100000, LIMIT_UPLOAD_MAX_PENDING, 1),
+    INT(upload_min_rate, 1, 1073741824, LIMIT_UPLOAD_MIN_RATE, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -667,6 +679,8 @@ static const struct {
     /* HTTP server (issue 14, http.c) */
     {"HTTP", "http_"},
     {"HTTP", "https_port"},
+    /* XEP-0363 HTTP File Upload (issue 14 item 4) */
+    {"UPLOAD", "upload_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;

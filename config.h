@@ -214,6 +214,18 @@ struct config {
     int s2s_dialback_max_per_addr; /* dialback keys waiting from one address */
     /* WebSocket (issue 14 step 2, ws.c) */
     char http_allowed_origins[CONFIG_STR_MAX]; /* space-separated; "" = the same host */
+    /* XEP-0363 HTTP File Upload (issue 14 item 4, upload.c) */
+    char upload_domain[CONFIG_STR_MAX]; /* "auto" = upload.DOMAIN; "none" = off */
+    char upload_url[CONFIG_STR_MAX];    /* base of slot URLs; "" = from http(s)_port */
+    char upload_types[CONFIG_STR_MAX];  /* space-separated content types; "" = any */
+    int upload_max_size;    /* bytes per file */
+    int upload_quota_bytes; /* per account (0 = no quota) */
+    int upload_total_bytes; /* every account's files together (0 = no limit) */
+    int upload_slot_timeout;
+    int upload_expire_days; /* 0 = never */
+    int upload_slot_rate;   /* slot requests per account and minute (0 = no limit) */
+    int upload_max_pending; /* slots waiting for their PUT */
+    int upload_min_rate;    /* bytes/s of a PUT body */
 };
 
 /* Fill every field with its default. */
