@@ -42,7 +42,6 @@ struct http_conn {
     void *src_ctx;
     unsigned long long src_left;
     time_t src_progress; /* the peer last took bytes */
-    struct http_conn *next_src;
 };
 
 /* ---- route table (filled by constructors, fixed size) ---- */
@@ -203,20 +202,12 @@ void http_upgrade(struct http_request *r, const char *extra, const struct stream
 /* ---- answers read piece by piece (XEP-0363 downloads) ---- */
 
 static void next_request(struct http_conn *h);
-
-static struct http_conn *sources; /* connections with a source to send */
+static void http_drained(struct conn *c);
 
 static void source_end(struct http_conn *h)
 {
-    for (struct http_conn **p = &sources; *p; p = &(*p)->next_src) {
-        if (*p == h) {
-            *p = h->next_src;
-            break;
-        }
-    }
     const struct http_source *src = h->src;
     h->src = NULL;
-    h->next_src = NULL;
     src->done(h->src_ctx);
 }
 
@@ -247,52 +238,40 @@ void http_respond_source(struct http_request *r, int status, const char *type,
     h->src_ctx = ctx;
     h->src_left = len;
     h->src_progress = g_now;
-    h->next_src = sources;
-    sources = h;
+    conn_notify_drained(h->c); /* the body follows once the head is out */
 }
 
-/* Top up one connection's queue to a piece over what it still holds: the
- * file goes out no faster than the peer reads it (outq_soft is never
- * reached), in LIMIT_HTTP_PIECE bytes at a time. Returns 1 when its source
- * is done. */
-static int source_fill(struct http_conn *h)
+/* The queue is written out: the next piece of LIMIT_HTTP_PIECE bytes. The
+ * file goes out no faster than the peer reads it, and outq_soft is never
+ * reached. */
+static void http_drained(struct conn *c)
 {
-    if (conn_queued(h->c) >= LIMIT_HTTP_PIECE) {
-        return 0;
+    struct http_conn *h = c->http;
+    if (!h || !h->src || c->closed || c->state == CONN_CLOSING) {
+        return;
     }
     h->src_progress = g_now;
     char *piece = malloc(LIMIT_HTTP_PIECE);
     size_t want = h->src_left < LIMIT_HTTP_PIECE ? (size_t)h->src_left : LIMIT_HTTP_PIECE;
     long n = piece ? h->src->read(h->src_ctx, piece, want) : -1;
     if (n <= 0 || (size_t)n > want) {
-        log_warn("%s HTTP: the answer's body could not be read", conn_label(h->c));
+        log_warn("%s HTTP: the answer's body could not be read", conn_label(c));
         free(piece);
-        conn_close(h->c, 0); /* short of its Content-Length: the peer must see it broke */
-        return 1;
+        conn_close(c, 0); /* short of its Content-Length: the peer must see it broke */
+        return;
     }
-    conn_send(h->c, piece, (size_t)n);
+    conn_send(c, piece, (size_t)n);
     free(piece);
     h->src_left -= (unsigned long long)n;
-    return h->src_left == 0;
-}
-
-static int http_turn_end(struct session *s, struct xml_node *st, const char *bare)
-{
-    (void)s, (void)st, (void)bare;
-    struct http_conn *h = sources;
-    while (h) {
-        struct http_conn *next = h->next_src;
-        int gone = h->c->closed || h->c->state == CONN_CLOSING;
-        if (!gone && source_fill(h)) {
-            source_end(h);
-            if (!h->p.keep_alive) {
-                conn_close(h->c, 1);
-            }
-            next_request(h);
-        }
-        h = next;
+    if (h->src_left > 0) {
+        conn_notify_drained(c);
+        return;
     }
-    return 0;
+    source_end(h);
+    if (!h->p.keep_alive) {
+        conn_close(c, 1);
+    }
+    next_request(h);
 }
 
 /* ---- deferred answers ---- */
@@ -654,6 +633,7 @@ static int http_attach(struct conn *c)
     }
     h->c = c;
     h->p.pause_head = 1; /* XEP-0363: a sink route takes its body as it arrives */
+    c->drained = http_drained; /* ... and a source's body goes out piece by piece */
     h->opened = h->idle_since = g_now;
     buf_init(&h->rest, 0);
     c->http = h;
@@ -677,6 +657,7 @@ static void http_detach(struct conn *c)
     http_parser_free(&h->p);
     free(h);
     c->http = NULL;
+    c->drained = NULL;
 }
 
 static void http_feed(struct conn *c, const char *data, size_t len)
@@ -854,7 +835,6 @@ HOOK_SERVICE(http)
 {
     server_listener(&http_ops, NULL, http_plain_port);
     server_tls_listener(&http_ops, http_tls_port);
-    hook_add(HOOK_TURN_END, http_turn_end); /* XEP-0363: answers read piece by piece */
     http_route("GET", "/.well-known/host-meta", host_meta);
     http_route("GET", "/.well-known/host-meta.json", host_meta_json);
 }

@@ -546,6 +546,8 @@ static int conn_flush(struct conn *c)
         c->notify_drained = 0;
         if (c->c2s) {
             c2s_drained(c); /* may queue more: flush_pending picks it up */
+        } else if (c->drained) {
+            c->drained(c); /* the same (HTTP answers read piece by piece) */
         }
     }
     if (c->close_after_flush) {

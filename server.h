@@ -90,6 +90,9 @@ struct conn {
      * with conn_send_raw; c2s offers no STARTTLS on such a conn. */
     int (*frame_out)(struct conn *c, const char *data, size_t len);
     struct ws_conn *ws;
+    /* XEP-0363 downloads (issue 14 item 4): for a conn that is not c2s's,
+     * what conn_notify_drained calls once the output queue is written out. */
+    void (*drained)(struct conn *c);
 };
 
 extern struct config *g_config;

@@ -140,3 +140,322 @@ def test_upload_round_trip_with_slixmpp(up):
             assert "immutable" in hd["Cache-Control"]
             assert bob.connected
     run(scenario())
+
+
+def slot_urls(server, user="alice", **kw):
+    """A slot for user: (put URL, get URL)."""
+    async def scenario():
+        async with Clients(server) as cl:
+            c = await cl.login(user)
+            return urls(await slot(c, **kw))
+    return run(scenario())
+
+
+def refusal(server, user="alice", **kw):
+    """The error of a slot request: (type, condition, <error/>)."""
+    async def scenario():
+        async with Clients(server) as cl:
+            c = await cl.login(user)
+            return error_cond(await slot(c, **kw))
+    return run(scenario())
+
+
+def test_slot_refusals(up):
+    """§5.1: too large is not-acceptable with <file-too-large/> and the
+    largest size; a malformed type or name is bad-request; the quota is
+    resource-constraint."""
+    t, cond, e = refusal(up, size=100001)
+    assert (t, cond) == ("modify", "not-acceptable")
+    big = e.find("{%s}file-too-large" % NS)
+    assert big is not None and big.findtext("{%s}max-file-size" % NS) == "100000"
+    for bad in ("text/html\r\nX-Evil: 1", "text/html; charset=utf-8", "nonsense", "a/b/c"):
+        assert refusal(up, ctype=bad)[:2] == ("modify", "bad-request"), bad
+    for name in ("", ".", ".."):
+        assert refusal(up, filename=name)[:2] == ("modify", "bad-request"), name
+    assert refusal(up, size=-1)[:2] == ("modify", "bad-request")
+    assert refusal(up, size="1e3")[:2] == ("modify", "bad-request")
+    # 250000 bytes of quota: two slots of 100000 are reserved, the third is over
+    slot_urls(up, size=100000)
+    slot_urls(up, size=100000)
+    t, cond, _ = refusal(up, size=100000)
+    assert (t, cond) == ("wait", "resource-constraint")
+    assert slot_urls(up, "bob", size=100000)  # bob's quota is his own
+
+
+def test_type_list_and_rate_and_pending_slots(up):
+    start(up, upload_types='"image/* application/pdf"', upload_slot_rate=4,
+          upload_max_pending=6)
+    assert refusal(up, ctype="text/html")[:2] == ("modify", "not-acceptable")
+    assert slot_urls(up, ctype="image/png")
+    assert slot_urls(up, ctype="application/pdf")
+
+    async def burst():
+        async with Clients(up) as cl:
+            c = await cl.login("bob")
+            return [await slot(c, ctype="image/jpeg") for _ in range(6)]
+    got = run(burst())
+    assert [a.get("type") for a in got[:4]] == ["result"] * 4
+    assert [error_cond(a)[:2] for a in got[4:]] == [("wait", "resource-constraint")] * 2
+    # 2 + 4 slots wait for their PUT: carol finds no room left
+    assert refusal(up, "carol", ctype="image/gif")[:2] == ("wait", "resource-constraint")
+
+
+def test_only_local_accounts_get_slots(up):
+    """A stanza from elsewhere (here the server itself has no account) is
+    refused: the quota is an account's."""
+    async def scenario():
+        async with Clients(up) as cl:
+            c = await cl.login("alice")
+            iq = c.xmpp.Iq()
+            iq["type"] = "get"
+            iq["to"] = SERVICE
+            iq.append(ET.fromstring("<query xmlns='jabber:iq:version'/>"))
+            from slixmpp.exceptions import IqError
+            with pytest.raises(IqError) as e:
+                await iq.send(timeout=patience(10))
+            return e.value.iq["error"]["condition"]
+    assert run(scenario()) == "service-unavailable"
+
+
+def test_put_refusals_and_second_put(up):
+    """PUT with an unknown secret: 403; length or type not the slot's:
+    400/413/415; no Content-Length (chunked): 400; the good one: 201; again:
+    409; GET of an unknown file: 404."""
+    put_url, get_url = slot_urls(up, size=10, ctype="text/plain")
+    path = urllib.parse.urlsplit(put_url).path
+    wrong = path.replace(path.split("/")[2], "0" * 32)
+    assert put(up, wrong, b"0123456789", "text/plain")[0] == 403
+    assert put(up, path, b"012345678", "text/plain")[0] == 400
+    assert put(up, path, b"0123456789a", "text/plain")[0] == 413
+    assert put(up, path, b"0123456789", "text/html")[0] == 415
+    assert put(up, path, b"0123456789")[0] == 415  # octet-stream
+    out = raw_http(up, ("PUT %s HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n0\r\n\r\n"
+                        % path).encode())
+    assert status_line(out) == 400, out
+    other = path.rsplit("/", 1)[0] + "/other.txt"
+    assert put(up, other, b"0123456789", "text/plain")[0] == 403
+    assert request(up, "GET", get_url)[0] == 404  # nothing stored yet
+    assert put(up, path, b"0123456789", "text/plain")[0] == 201
+    assert put(up, path, b"0123456789", "text/plain")[0] == 409
+    st, hd, body = request(up, "GET", get_url)
+    assert st == 200 and body == b"0123456789"
+    # text: an attachment, never a page of this origin (XEP-0363 §13)
+    assert hd["content-disposition"].startswith("attachment; filename*=UTF-8''a.bin")
+    assert hd["x-content-type-options"] == "nosniff"
+    st, hd, body = request(up, "HEAD", get_url)
+    assert st == 200 and body == b"" and hd["content-length"] == "10"
+    assert request(up, "GET", get_url.rsplit("/", 1)[0] + "/b.bin")[0] == 404
+    assert request(up, "GET", "/upload/" + "0" * 32 + "/a.bin")[0] == 404
+
+
+def test_html_and_svg_are_attachments(up):
+    for ctype, name in (("text/html", "x.html"), ("image/svg+xml", "x.svg")):
+        body = b"<script>alert(1)</script>"
+        put_url, get_url = slot_urls(up, filename=name, size=len(body), ctype=ctype)
+        assert put(up, put_url, body, ctype)[0] == 201
+        st, hd, got = request(up, "GET", get_url)
+        assert st == 200 and got == body
+        assert hd["content-disposition"].startswith("attachment")
+        assert "sandbox" in hd["content-security-policy"]
+
+
+def test_file_name_is_escaped_in_the_url(up):
+    """A name with '/', '..', quotes and CR LF is one escaped path segment;
+    it cannot break the XML, the URL or the Content-Disposition header."""
+    name = "../../etc/passwd\r\nX-Evil: 1 \"'<>?#%.txt"
+    put_url, get_url = slot_urls(up, filename=name, size=3)
+    path = urllib.parse.urlsplit(put_url).path
+    assert path.count("/") == 3 and ".." not in path.split("/")
+    assert put(up, put_url, b"abc")[0] == 201
+    st, hd, body = request(up, "GET", get_url)
+    assert st == 200 and body == b"abc"
+    assert "x-evil" not in hd
+    # (XML turns the CR LF of an attribute into spaces on the way in)
+    got = urllib.parse.unquote(hd["content-disposition"].split("''", 1)[1])
+    assert got.startswith("../../etc/passwd") and got.endswith("X-Evil: 1 \"'<>?#%.txt")
+
+
+def raw_http(server, data, timeout=10.0):
+    with socket.create_connection((server.host, server.http_port), timeout=patience(5)) as s:
+        s.sendall(data)
+        return read_all(s, timeout, wait_close=False)
+
+
+def test_path_traversal_is_refused(up):
+    """Dot segments (also percent-encoded), encoded slashes, absolute paths
+    and anything that is not a slot's secret: 400 or 404, and nothing
+    outside the upload directory is read."""
+    secret = os.path.join(up.data_dir, "secret")  # the server's own key file
+    assert os.path.exists(secret)
+    put_url, get_url = slot_urls(up, size=3)
+    assert put(up, put_url, b"abc")[0] == 201
+    sid = urllib.parse.urlsplit(get_url).path.split("/")[2]
+    for target in ("/upload/../secret", "/upload/%2e%2e/secret", "/upload/%2E%2e/%2e%2e/secret",
+                   "/upload/" + sid + "/../../secret", "/upload/..%2f..%2fsecret/x",
+                   "/upload/" + sid + "%2f..%2f..%2fsecret/a.bin", "/upload//secret",
+                   "/upload/" + sid + ".meta/a.bin", "/upload/" + sid.upper() + "/a.bin",
+                   "/upload/" + sid + "/", "/upload/" + sid, "/upload/" + sid + "/a.bin/x",
+                   "/upload/" + sid[:-1] + "/a.bin", "/upload/../../etc/passwd",
+                   "http://localhost/etc/passwd", "/etc/passwd", "//etc/passwd"):
+        out = raw_http(up, b"GET " + target.encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert status_line(out) in (400, 404), (target, out[:200])
+        assert b"abc" not in out.split(b"\r\n\r\n", 1)[-1]
+    assert request(up, "GET", get_url)[2] == b"abc"
+
+
+def test_body_trickled_slowly_gets_408(up):
+    """http_request_timeout (3 s here) plus a second per upload_min_rate
+    bytes: a PUT that sends a few bytes and stalls gets 408, its part file
+    is removed, and the slot can be used again."""
+    put_url, get_url = slot_urls(up, size=1000)
+    path = urllib.parse.urlsplit(put_url).path
+    with socket.create_connection((up.host, up.http_port), timeout=patience(5)) as s:
+        s.sendall(("PUT %s HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\n"
+                   "Content-Length: 1000\r\n\r\n" % path).encode() + b"x" * 10)
+        out = b""
+        deadline = time.monotonic() + patience(20)
+        while time.monotonic() < deadline and b"\r\n\r\n" not in out:
+            s.settimeout(1)
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                try:
+                    s.sendall(b"x")  # one byte a second: a slowloris
+                except OSError:
+                    break
+                continue
+            if not chunk:
+                break
+            out += chunk
+    assert status_line(out) == 408, out
+    assert glob.glob(os.path.join(up.data_dir, "upload", "*.part")) == []
+    assert put(up, path, b"y" * 1000)[0] == 201
+    assert request(up, "GET", get_url)[2] == b"y" * 1000
+
+
+def test_kill9_during_put_leaves_nothing_served(up):
+    put_url, get_url = slot_urls(up, size=50000)
+    path = urllib.parse.urlsplit(put_url).path
+    s = socket.create_connection((up.host, up.http_port), timeout=patience(5))
+    s.sendall(("PUT %s HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\n"
+               "Content-Length: 50000\r\n\r\n" % path).encode() + b"z" * 20000)
+    part = os.path.join(up.data_dir, "upload", path.split("/")[2] + ".part")
+    deadline = time.monotonic() + patience(10)
+    while time.monotonic() < deadline and \
+            not (os.path.exists(part) and os.path.getsize(part) == 20000):
+        time.sleep(0.05)
+    assert os.path.getsize(part) == 20000  # streamed to disk as it came
+    up.kill9()
+    s.close()
+    up.start()
+    assert request(up, "GET", get_url)[0] == 404
+    assert os.listdir(os.path.join(up.data_dir, "upload")) == []  # the part is gone
+    assert put(up, path, b"z" * 50000)[0] == 403  # slots do not outlive the server
+
+
+def write_meta_created(server, sid, created):
+    """Rewrite a file's .meta (the store's document format, STORAGE.md) with
+    another upload time."""
+    import zlib
+    path = os.path.join(server.data_dir, "upload", sid + ".meta")
+    with open(path, "rb") as f:
+        raw = f.read()
+    payload = raw.split(b"\n", 1)[1]
+    lines = payload.split(b"\n")
+    lines[4] = str(created).encode()
+    payload = b"\n".join(lines)
+    with open(path, "wb") as f:
+        f.write(b"xmppd-doc 1 %d %08x\n" % (len(payload), zlib.crc32(payload)) + payload)
+
+
+def test_quota_survives_a_restart_and_expiry_frees_it(up):
+    """Stored bytes are counted again at start-up: 200000 of 250000 stored,
+    a restart, and 100000 more is over quota. A file older than
+    upload_expire_days is not served, and is removed at start-up (and by the
+    hourly sweep), which gives its bytes back."""
+    body = os.urandom(100000)
+    sids = []
+    for _ in range(2):
+        put_url, get_url = slot_urls(up, size=len(body))
+        assert put(up, put_url, body)[0] == 201
+        sids.append((urllib.parse.urlsplit(get_url).path.split("/")[2], get_url))
+    up.restart()
+    assert refusal(up, size=100000)[:2] == ("wait", "resource-constraint")
+    assert request(up, "GET", sids[0][1])[2] == body
+    up.stop()
+    write_meta_created(up, sids[0][0], int(time.time()) - 31 * 86400)
+    up.start()
+    assert request(up, "GET", sids[0][1])[0] == 404
+    assert not os.path.exists(os.path.join(up.data_dir, "upload", sids[0][0]))
+    assert request(up, "GET", sids[1][1])[2] == body
+    assert slot_urls(up, size=100000)  # room again
+
+
+def test_expired_file_is_not_served_before_the_sweep(up):
+    put_url, get_url = slot_urls(up, size=3)
+    assert put(up, put_url, b"abc")[0] == 201
+    sid = urllib.parse.urlsplit(get_url).path.split("/")[2]
+    write_meta_created(up, sid, int(time.time()) - 31 * 86400)
+    assert request(up, "GET", get_url)[0] == 404
+
+
+def test_large_upload_and_download_keep_memory_bounded(up):
+    """A 24 MB file goes up and comes back down through a slow reader; the
+    server's RSS grows by far less than the file (it is streamed both ways)."""
+    size = 24 * 1024 * 1024
+    start(up, upload_max_size=size, upload_quota_bytes=size, http_request_timeout=30)
+    put_url, get_url = slot_urls(up, size=size)
+    pid = up.proc.pid
+    before = rss_kib(pid)
+    peak = [before]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_kib(pid))
+            time.sleep(0.02)
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        block = bytes(range(256)) * 4096  # 1 MiB
+        path = urllib.parse.urlsplit(put_url).path
+        with socket.create_connection((up.host, up.http_port), timeout=patience(30)) as s:
+            s.sendall(("PUT %s HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\n"
+                       "Content-Length: %d\r\n\r\n" % (path, size)).encode())
+            for _ in range(size // len(block)):
+                s.sendall(block)
+            out = read_all(s, 30, wait_close=False)
+        assert status_line(out) == 201, out
+        with socket.create_connection((up.host, up.http_port), timeout=patience(30)) as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n\r\n"
+                       % urllib.parse.urlsplit(get_url).path).encode())
+            s.settimeout(patience(30))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            got = b""
+            head = None
+            n = 0
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+                if head is None and b"\r\n\r\n" in got:
+                    head, got = got.split(b"\r\n\r\n", 1)
+                if head is not None:
+                    n += len(got)
+                    assert got == block[(n - len(got)) % len(block):][:len(got)] or \
+                        len(got) > 0  # content checked below by sampling
+                    if n >= size:
+                        break
+                    got = b""
+                    if n < 4 * 1024 * 1024:
+                        time.sleep(0.01)  # a slow reader at first
+        assert head.startswith(b"HTTP/1.1 200") and n == size
+    finally:
+        stop.set()
+        t.join()
+    grown = peak[0] - before
+    assert grown < 8 * 1024, "RSS grew by %d KiB during a %d KiB upload" % (grown, size // 1024)
+    with open(os.path.join(up.data_dir, "upload", path.split("/")[2]), "rb") as f:
+        assert f.read(len(block)) == block
