@@ -37,5 +37,12 @@ echo "$out" | grep -q "XMPPD_WITHOUT='\"$off\"'" &&
 	ok || bad "the switches off are not passed on: $out"
 echo "$out" | grep -q " account.c\$" && ok || bad "account.c (always built) left out"
 
+# XEP-0363 HTTP File Upload (issue 14 item 4): needs HTTP; in by default.
+out=$(dry WITH_UPLOAD=yes WITH_HTTP=no) && bad "UPLOAD without HTTP was accepted"
+echo "$out" | grep -q "WITH_UPLOAD=yes needs WITH_HTTP=yes" && ok ||
+	bad "no clear message for UPLOAD without HTTP: $out"
+out=$(dry) && echo "$out" | grep -q " upload.c\$" && ok || bad "default build leaves out upload.c"
+out=$(dry WITH_UPLOAD=no) && echo "$out" | grep -q " upload.c\$" && bad "WITH_UPLOAD=no compiles upload.c" || ok
+
 echo "tests/build/test_switches.sh: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -54,6 +54,8 @@ FEATURES = {
     "MUC": {"option": ("muc_max_rooms", "10")},
     "LEGACY_AUTH": {"option": ("legacy_auth", "yes")},
     "HTTP": {"option": ("http_idle_timeout", "60")},
+    # XEP-0363 HTTP File Upload (issue 14 item 4)
+    "UPLOAD": {"option": ("upload_max_size", "100000")},
 }
 
 
