@@ -37,7 +37,9 @@
 #define TYPE_MAX 128
 #define SWEEP_EVERY 3600
 #define PATH_PREFIX "/upload/"
-#define META_MAX 4096
+/* CORS (Fetch standard): a web client on another origin PUTs and GETs with
+ * the URLs it was given; the secret in them is the permission. */
+#define CORS "Access-Control-Allow-Origin: *\r\n"
 
 struct slot {
     struct slot *next;
@@ -526,7 +528,7 @@ static void slot_free(struct slot *s, int release)
 
 static void plain(struct http_request *r, int status, const char *text)
 {
-    http_respond(r, status, "text/plain; charset=utf-8", text, strlen(text), NULL, NULL);
+    http_respond(r, status, "text/plain; charset=utf-8", text, strlen(text), NULL, CORS);
 }
 
 struct put {
@@ -675,7 +677,7 @@ static void get_file(struct http_request *r)
     /* §13: never run what someone uploaded as a page of this origin */
     snprintf(extra, sizeof(extra),
              "Content-Disposition: %s; filename*=UTF-8''%s\r\n"
-             "X-Content-Type-Options: nosniff\r\n"
+             CORS "X-Content-Type-Options: nosniff\r\n"
              "Content-Security-Policy: default-src 'none'; sandbox\r\n",
              inline_type(meta.type) ? "inline" : "attachment", meta.name);
     http_respond_source(r, 200, meta.type, size, "public, max-age=31536000, immutable", extra,
@@ -687,6 +689,7 @@ static void get_file(struct http_request *r)
 struct sweep {
     int tidy;
     int removed;
+    const char *owner; /* an account deleted: all of its files go */
 };
 
 /* Count a file into its owner's usage (start-up), or drop it if expired. */
@@ -698,7 +701,7 @@ static int sweep_one(const char *id, const char *m, size_t len, void *ud)
     if (meta_parse(m, &meta) < 0) {
         return 0;
     }
-    if (expired(meta.created)) {
+    if (expired(meta.created) || (sw->owner && strcmp(meta.owner, sw->owner) == 0)) {
         if (store_upload_delete(id) == 0) {
             sw->removed++;
             if (!sw->tidy) {
@@ -731,7 +734,7 @@ static int on_init(struct session *s, struct xml_node *st, const char *bare)
         up_domain[0] = '\0';
         return 1;
     }
-    struct sweep sw = {1, 0};
+    struct sweep sw = {1, 0, NULL};
     store_upload_each(sweep_one, &sw, 1);
     sweep_next = g_now + SWEEP_EVERY;
     log_info("upload: serving %s (%llu bytes stored, %d expired files removed)", up_domain,
@@ -749,7 +752,7 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
         }
     }
     if (up_domain[0] && g_now >= sweep_next) {
-        struct sweep sw = {0, 0};
+        struct sweep sw = {0, 0, NULL};
         store_upload_each(sweep_one, &sw, 0);
         sweep_next = g_now + SWEEP_EVERY;
         if (sw.removed) {
@@ -759,8 +762,39 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
     return 0;
 }
 
+/* An account deleted: its files and slots go with it, so that a new
+ * account of the same name neither inherits them nor their quota. */
+static int on_account_removed(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st;
+    for (struct slot *sl = slots, *next; sl; sl = next) {
+        next = sl->next;
+        if (!sl->busy && strcmp(sl->owner, bare) == 0) {
+            slot_free(sl, 1);
+        }
+    }
+    if (up_domain[0]) {
+        struct sweep sw = {0, 0, bare};
+        store_upload_each(sweep_one, &sw, 0);
+        if (sw.removed) {
+            log_info("upload: %d files of %s removed with the account", sw.removed, bare);
+        }
+    }
+    return 0;
+}
+
+static void preflight(struct http_request *r)
+{
+    http_respond(r, 200, "text/plain", "", 0, "max-age=86400",
+                 CORS "Access-Control-Allow-Methods: GET, HEAD, PUT\r\n"
+                      "Access-Control-Allow-Headers: Content-Type\r\n"
+                      "Access-Control-Max-Age: 86400\r\n");
+}
+
 HOOK_SERVICE(upload)
 {
+    hook_add(HOOK_ACCOUNT_REMOVED, on_account_removed);
+    http_route("OPTIONS", PATH_PREFIX, preflight);
     hook_add(HOOK_INIT, on_init);
     hook_add(HOOK_TICK, on_tick);
     http_route_sink("PUT", PATH_PREFIX, &put_sink);

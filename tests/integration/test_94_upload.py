@@ -459,3 +459,32 @@ def test_large_upload_and_download_keep_memory_bounded(up):
     assert grown < 8 * 1024, "RSS grew by %d KiB during a %d KiB upload" % (grown, size // 1024)
     with open(os.path.join(up.data_dir, "upload", path.split("/")[2]), "rb") as f:
         assert f.read(len(block)) == block
+
+
+def test_deleted_account_takes_its_files_along(up):
+    """xmppd deluser: the account's files are removed, so that a new account
+    of the same name neither finds them served nor its quota used."""
+    put_url, get_url = slot_urls(up, "carol", size=3)
+    assert put(up, put_url, b"abc")[0] == 201
+    bob_put, bob_get = slot_urls(up, "bob", size=3)
+    assert put(up, bob_put, b"xyz")[0] == 201
+    r = up.cli("deluser", up.jid("carol"))
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + patience(10)
+    while time.monotonic() < deadline and request(up, "GET", get_url)[0] != 404:
+        time.sleep(0.1)
+    assert request(up, "GET", get_url)[0] == 404
+    assert request(up, "GET", bob_get)[2] == b"xyz"
+
+
+def test_cors_for_web_clients(up):
+    """A web client on another origin may PUT (after a preflight) and GET."""
+    st, hd, _ = request(up, "OPTIONS", "/upload/" + "0" * 32 + "/a.bin",
+                        headers={"Origin": "https://web.example",
+                                 "Access-Control-Request-Method": "PUT"})
+    assert st == 200 and hd["access-control-allow-origin"] == "*"
+    assert "PUT" in hd["access-control-allow-methods"]
+    put_url, get_url = slot_urls(up, size=3)
+    st, hd, _ = put(up, put_url, b"abc")
+    assert st == 201 and hd["access-control-allow-origin"] == "*"
+    assert request(up, "GET", get_url)[1]["access-control-allow-origin"] == "*"
