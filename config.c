@@ -248,6 +248,7 @@ static const struct option options[] = {
     INT(upload_slot_rate, 0, 100000, LIMIT_UPLOAD_SLOT_RATE, 1),
     INT(upload_max_pending, 1, 100000, LIMIT_UPLOAD_MAX_PENDING, 1),
     INT(upload_min_rate, 1, 1073741824, LIMIT_UPLOAD_MIN_RATE, 1),
+    INT(upload_max_pending_per_account, 1, 100000, LIMIT_UPLOAD_MAX_PENDING_PER_ACCOUNT, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

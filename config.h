@@ -226,6 +226,7 @@ struct config {
     int upload_slot_rate;   /* slot requests per account and minute (0 = no limit) */
     int upload_max_pending; /* slots waiting for their PUT */
     int upload_min_rate;    /* bytes/s of a PUT body */
+    int upload_max_pending_per_account; /* ... of them one account's */
 };
 
 /* Fill every field with its default. */

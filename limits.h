@@ -259,5 +259,7 @@
 #define LIMIT_UPLOAD_SLOT_RATE 10 /* upload_slot_rate: slot requests per account and minute */
 #define LIMIT_UPLOAD_MAX_PENDING 64 /* upload_max_pending: slots waiting for a PUT, all accounts */
 #define LIMIT_UPLOAD_MIN_RATE 4096 /* upload_min_rate: bytes/s a PUT must keep up (else 408) */
+#define LIMIT_UPLOAD_MAX_PENDING_PER_ACCOUNT 8 /* upload_max_pending_per_account: so that one
+                                                 account cannot take every pending slot */
 
 #endif

@@ -91,8 +91,17 @@ static struct usage *usage_of(const char *bare, int make)
     return u;
 }
 
-static void usage_add(const char *bare, unsigned long long bytes)
+/* What a file costs on disk: its blocks and one for its .meta, so that
+ * empty files are not free (each takes two inodes). */
+#define BLOCK 4096ULL
+static unsigned long long cost(unsigned long long size)
 {
+    return (size + BLOCK - 1) / BLOCK * BLOCK + BLOCK;
+}
+
+static void usage_add(const char *bare, unsigned long long size)
+{
+    unsigned long long bytes = cost(size);
     struct usage *u = usage_of(bare, 1);
     if (u) {
         u->bytes += bytes;
@@ -100,8 +109,9 @@ static void usage_add(const char *bare, unsigned long long bytes)
     total_bytes += bytes;
 }
 
-static void usage_sub(const char *bare, unsigned long long bytes)
+static void usage_sub(const char *bare, unsigned long long size)
 {
+    unsigned long long bytes = cost(size);
     struct usage *u = usage_of(bare, 0);
     if (u) {
         u->bytes = u->bytes > bytes ? u->bytes - bytes : 0;
@@ -349,14 +359,19 @@ static const char *refusal(const char *bare, unsigned long long size)
     }
     u->count++;
     if (g_config->upload_quota_bytes > 0 &&
-        u->bytes + size > (unsigned long long)g_config->upload_quota_bytes) {
+        u->bytes + cost(size) > (unsigned long long)g_config->upload_quota_bytes) {
         return "Quota reached";
     }
     if (g_config->upload_total_bytes > 0 &&
-        total_bytes + size > (unsigned long long)g_config->upload_total_bytes) {
+        total_bytes + cost(size) > (unsigned long long)g_config->upload_total_bytes) {
         return "The service is full";
     }
-    if (nslots >= g_config->upload_max_pending) {
+    int mine = 0;
+    for (struct slot *s = slots; s; s = s->next) {
+        mine += strcmp(s->owner, bare) == 0;
+    }
+    if (nslots >= g_config->upload_max_pending ||
+        mine >= g_config->upload_max_pending_per_account) {
         return "Too many uploads waiting, try again later";
     }
     return NULL;
@@ -399,7 +414,7 @@ static void request_slot(const struct xml_node *iq, const struct xml_node *req, 
     }
     const char *why = refusal(bare, size);
     if (why) {
-        log_info("upload: slot refused to %s: %s", bare, why);
+        log_limited("upload refusals", bare, L_INFO, "upload: slot refused to %s: %s", bare, why);
         fail(iq, "wait", "resource-constraint", why);
         return;
     }
@@ -550,6 +565,10 @@ static void *put_open(struct http_request *r, size_t len, int *max_seconds)
         return NULL;
     }
     s = slot_find(id);
+    if (s && !s->busy && g_now >= s->expires) {
+        slot_free(s, 1); /* expired, the tick has not seen it yet */
+        s = NULL;
+    }
     if (!s || strcmp(name, s->name) != 0) {
         struct store_upload *u = NULL;
         uint64_t sz;

@@ -184,7 +184,7 @@ def test_slot_refusals(up):
 
 def test_type_list_and_rate_and_pending_slots(up):
     start(up, upload_types='"image/* application/pdf"', upload_slot_rate=4,
-          upload_max_pending=6)
+          upload_max_pending=7, upload_max_pending_per_account=3)
     assert refusal(up, ctype="text/html")[:2] == ("modify", "not-acceptable")
     assert slot_urls(up, ctype="image/png")
     assert slot_urls(up, ctype="application/pdf")
@@ -194,9 +194,15 @@ def test_type_list_and_rate_and_pending_slots(up):
             c = await cl.login("bob")
             return [await slot(c, ctype="image/jpeg") for _ in range(6)]
     got = run(burst())
-    assert [a.get("type") for a in got[:4]] == ["result"] * 4
-    assert [error_cond(a)[:2] for a in got[4:]] == [("wait", "resource-constraint")] * 2
-    # 2 + 4 slots wait for their PUT: carol finds no room left
+    # three pending slots per account, four requests a minute
+    assert [a.get("type") for a in got[:3]] == ["result"] * 3
+    assert [error_cond(a)[:2] for a in got[3:]] == [("wait", "resource-constraint")] * 3
+    assert "minute" in got[5].find("{jabber:client}error").findtext(
+        "{urn:ietf:params:xml:ns:xmpp-stanzas}text")
+    assert slot_urls(up, "carol", ctype="image/gif")
+    # 2 + 3 + 1 slots of 7 wait for their PUT; carol's next two: one
+    # more fits, then none
+    assert slot_urls(up, "carol", ctype="image/gif")
     assert refusal(up, "carol", ctype="image/gif")[:2] == ("wait", "resource-constraint")
 
 
@@ -404,7 +410,7 @@ def test_large_upload_and_download_keep_memory_bounded(up):
     """A 24 MB file goes up and comes back down through a slow reader; the
     server's RSS grows by far less than the file (it is streamed both ways)."""
     size = 24 * 1024 * 1024
-    start(up, upload_max_size=size, upload_quota_bytes=size, http_request_timeout=30)
+    start(up, upload_max_size=size, upload_quota_bytes=2 * size, http_request_timeout=30)
     put_url, get_url = slot_urls(up, size=size)
     pid = up.proc.pid
     before = rss_kib(pid)
@@ -488,3 +494,20 @@ def test_cors_for_web_clients(up):
     st, hd, _ = put(up, put_url, b"abc")
     assert st == 201 and hd["access-control-allow-origin"] == "*"
     assert request(up, "GET", get_url)[1]["access-control-allow-origin"] == "*"
+
+
+def test_empty_file_and_expired_slot(up):
+    """A file of 0 bytes goes up and down (and costs a block of quota); a
+    slot whose upload_slot_timeout passed takes no PUT (403), gives its
+    reserved bytes back, and its GET URL is 404."""
+    start(up, upload_slot_timeout=10, upload_quota_bytes=3 * 4096)
+    put_url, get_url = slot_urls(up, size=0)
+    assert put(up, put_url, b"")[0] == 201
+    st, hd, body = request(up, "GET", get_url)
+    assert st == 200 and body == b"" and hd["content-length"] == "0"
+    late_put, late_get = slot_urls(up, size=4096)  # 2 blocks: the quota is full
+    assert refusal(up, size=1)[:2] == ("wait", "resource-constraint")
+    time.sleep(11)
+    assert put(up, late_put, b"x" * 4096)[0] == 403
+    assert request(up, "GET", late_get)[0] == 404
+    assert slot_urls(up, size=4096)  # the expired slot's bytes are free again
