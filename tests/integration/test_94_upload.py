@@ -4,7 +4,6 @@ slixmpp's plugin (aiohttp) and raw sockets, bodies streamed to the store,
 expiry, quota across restarts, and what a hostile client tries."""
 import asyncio
 import glob
-import http.client
 import os
 import socket
 import threading
@@ -15,7 +14,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import built_without
-from http_helpers import read_all, status_line, with_http
+from http_helpers import get, read_all, status_line, with_http
 from limits_helpers import rss_kib
 from xmpp_helpers import Clients, patience, run
 
@@ -79,16 +78,10 @@ def error_cond(answer):
     return e.get("type"), conds[0], e
 
 
-def request(server, method, url, body=b"", headers=None):
+def request(server, method, url, body=None, headers=None):
     """One HTTP request to a slot URL (its path on our HTTP port)."""
     path = urllib.parse.urlsplit(url).path if url.startswith("http") else url
-    c = http.client.HTTPConnection(server.host, server.http_port, timeout=patience(10))
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        c.close()
+    return get(server, path, method=method, headers=headers, body=body)
 
 
 def put(server, url, body, ctype="application/octet-stream", **kw):
@@ -142,22 +135,23 @@ def test_upload_round_trip_with_slixmpp(up):
     run(scenario())
 
 
-def slot_urls(server, user="alice", **kw):
-    """A slot for user: (put URL, get URL)."""
+def slot_answer(server, user="alice", **kw):
+    """user's slot request (kw: as slot()) on a new connection: the answer."""
     async def scenario():
         async with Clients(server) as cl:
             c = await cl.login(user)
-            return urls(await slot(c, **kw))
+            return await slot(c, **kw)
     return run(scenario())
+
+
+def slot_urls(server, user="alice", **kw):
+    """A slot for user: (put URL, get URL)."""
+    return urls(slot_answer(server, user, **kw))
 
 
 def refusal(server, user="alice", **kw):
     """The error of a slot request: (type, condition, <error/>)."""
-    async def scenario():
-        async with Clients(server) as cl:
-            c = await cl.login(user)
-            return error_cond(await slot(c, **kw))
-    return run(scenario())
+    return error_cond(slot_answer(server, user, **kw))
 
 
 def test_slot_refusals(up):
