@@ -254,7 +254,8 @@
 #define LIMIT_UPLOAD_MAX_SIZE (10 * 1024 * 1024) /* upload_max_size: bytes per file */
 #define LIMIT_UPLOAD_QUOTA_BYTES (100 * 1024 * 1024) /* upload_quota_bytes: per account */
 #define LIMIT_UPLOAD_TOTAL_BYTES (1024 * 1024 * 1024) /* upload_total_bytes: all accounts */
-#define LIMIT_UPLOAD_SLOT_TIMEOUT 300 /* upload_slot_timeout: seconds a slot waits for its PUT */
+#define LIMIT_UPLOAD_SLOT_TIMEOUT 60 /* upload_slot_timeout: seconds a slot waits for its PUT
+                                        (XEP-0363 §7: around 60 s) */
 #define LIMIT_UPLOAD_EXPIRE_DAYS 30 /* upload_expire_days: files are removed after (0 = never) */
 #define LIMIT_UPLOAD_SLOT_RATE 10 /* upload_slot_rate: slot requests per account and minute */
 #define LIMIT_UPLOAD_MAX_PENDING 64 /* upload_max_pending: slots waiting for a PUT, all accounts */

@@ -343,8 +343,9 @@ static int add_url(struct xml_node *slot, const char *name, const struct slot *s
 }
 
 /* Rate and room checks of a slot request by bare for size bytes: NULL when
- * it may have one, else the error's text (resource-constraint). */
-static const char *refusal(const char *bare, unsigned long long size)
+ * it may have one, else the error's text (resource-constraint); *retry gets
+ * the wall-clock time it may ask again when that is known (the rate). */
+static const char *refusal(const char *bare, unsigned long long size, time_t *retry)
 {
     struct usage *u = usage_of(bare, 1);
     if (!u) {
@@ -355,6 +356,7 @@ static const char *refusal(const char *bare, unsigned long long size)
         u->count = 0;
     }
     if (g_config->upload_slot_rate > 0 && u->count >= g_config->upload_slot_rate) {
+        *retry = time(NULL) + 60 - (g_now - u->window);
         return "Too many slot requests, try again in a minute";
     }
     u->count++;
@@ -375,6 +377,21 @@ static const char *refusal(const char *bare, unsigned long long size)
         return "Too many uploads waiting, try again later";
     }
     return NULL;
+}
+
+/* §5: <retry stamp='...'/>, when the client may ask again (XEP-0082 UTC). */
+static struct xml_node *retry_el(time_t when)
+{
+    char stamp[32];
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    struct xml_node *r = xml_node_new("retry", NS_UPLOAD);
+    if (r && xml_set_attr(r, "stamp", stamp) < 0) {
+        xml_free(r);
+        r = NULL;
+    }
+    return r;
 }
 
 static unsigned long long parse_size(const char *s, int *ok)
@@ -412,10 +429,11 @@ static void request_slot(const struct xml_node *iq, const struct xml_node *req, 
         fail(iq, "modify", "not-acceptable", "File type not allowed");
         return;
     }
-    const char *why = refusal(bare, size);
+    time_t retry = 0;
+    const char *why = refusal(bare, size, &retry);
     if (why) {
         log_limited("upload refusals", bare, L_INFO, "upload: slot refused to %s: %s", bare, why);
-        fail(iq, "wait", "resource-constraint", why);
+        reply(iq, NULL, "wait", "resource-constraint", why, retry ? retry_el(retry) : NULL);
         return;
     }
     unsigned char rnd[STORE_UPLOAD_ID_LEN / 2];
@@ -469,7 +487,7 @@ static void iq_in(const struct xml_node *iq)
             j.domain_len != strlen(g_config->domain) ||
             strncmp(j.domain, g_config->domain, j.domain_len) != 0 ||
             jid_bare(norm, bare, sizeof(bare)) < 0) {
-            fail(iq, "cancel", "forbidden", "Only local accounts may upload");
+            fail(iq, "cancel", "not-allowed", "Only local accounts may upload"); /* §5 */
             return;
         }
         request_slot(iq, q, bare);
@@ -740,6 +758,10 @@ static int on_init(struct session *s, struct xml_node *st, const char *bare)
     (void)s, (void)st, (void)bare;
     const char *d = g_config->upload_domain;
     if (strcmp(d, "none") == 0 || !*d) {
+        return 0;
+    }
+    if (!g_config->upload_url[0] && g_config->http_port <= 0 && g_config->https_port <= 0) {
+        log_notice("upload: no HTTP listener (http_port, https_port) nor upload_url: off");
         return 0;
     }
     if (strcmp(d, "auto") == 0) {

@@ -191,8 +191,11 @@ def test_type_list_and_rate_and_pending_slots(up):
     # three pending slots per account, four requests a minute
     assert [a.get("type") for a in got[:3]] == ["result"] * 3
     assert [error_cond(a)[:2] for a in got[3:]] == [("wait", "resource-constraint")] * 3
-    assert "minute" in got[5].find("{jabber:client}error").findtext(
-        "{urn:ietf:params:xml:ns:xmpp-stanzas}text")
+    err = got[5].find("{jabber:client}error")
+    assert "minute" in err.findtext("{urn:ietf:params:xml:ns:xmpp-stanzas}text")
+    stamp = err.find("{%s}retry" % NS).get("stamp")  # §5: when to ask again
+    when = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert time.time() - 5 < when <= time.time() + 65
     assert slot_urls(up, "carol", ctype="image/gif")
     # 2 + 3 + 1 slots of 7 wait for their PUT; carol's next two: one
     # more fits, then none
@@ -201,20 +204,55 @@ def test_type_list_and_rate_and_pending_slots(up):
 
 
 def test_only_local_accounts_get_slots(up):
-    """A stanza from elsewhere (here the server itself has no account) is
-    refused: the quota is an account's."""
+    """§5: a component (or anyone not a local account) gets not-allowed: the
+    quota is an account's. What the service does not know gets
+    service-unavailable."""
+    from component_helpers import Component, with_components
+    from xmpp_helpers import free_ports
+    port = with_components(up, {"gw.localhost": "gw-Secret-9"},
+                           extra={"http_port": free_ports(1, up.host)[0], "https_port": 0})
+
     async def scenario():
+        from slixmpp.exceptions import IqError
         async with Clients(up) as cl:
+            comp = await Component(up, "gw.localhost", "gw-Secret-9", port).connect()
+            iq = comp.xmpp.Iq()
+            iq["type"] = "get"
+            iq["to"] = SERVICE
+            iq["from"] = "bot@gw.localhost"
+            iq.append(ET.Element("{%s}request" % NS, filename="a", size="1"))
+            with pytest.raises(IqError) as e:
+                await iq.send(timeout=patience(10))
+            # (slixmpp's ComponentXMPP reads jabber:client errors only: look
+            # at the element itself)
+            assert e.value.iq.xml.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}not-allowed") \
+                is not None, str(e.value.iq)
+            await comp.close()
             c = await cl.login("alice")
             iq = c.xmpp.Iq()
             iq["type"] = "get"
             iq["to"] = SERVICE
             iq.append(ET.fromstring("<query xmlns='jabber:iq:version'/>"))
-            from slixmpp.exceptions import IqError
             with pytest.raises(IqError) as e:
                 await iq.send(timeout=patience(10))
-            return e.value.iq["error"]["condition"]
-    assert run(scenario()) == "service-unavailable"
+            assert e.value.iq["error"]["condition"] == "service-unavailable"
+    run(scenario())
+
+
+def test_no_service_without_a_url(server):
+    """With neither HTTP listener nor upload_url there is nothing to give
+    slots on: the service is not offered (disco#items), and its JID does
+    not answer."""
+    if {"HTTP", "UPLOAD"} & built_without(server.binary):
+        pytest.skip("built without HTTP or UPLOAD")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            c = await uploader(cl)
+            items = await c.xmpp["xep_0030"].get_items(jid=server.domain, timeout=patience(10))
+            assert SERVICE not in [i[0] for i in items["disco_items"]["items"]]
+    run(scenario())
+    assert "upload: no HTTP listener" in server.log_text()
 
 
 def test_put_refusals_and_second_put(up):
@@ -505,3 +543,20 @@ def test_empty_file_and_expired_slot(up):
     assert put(up, late_put, b"x" * 4096)[0] == 403
     assert request(up, "GET", late_get)[0] == 404
     assert slot_urls(up, size=4096)  # the expired slot's bytes are free again
+
+
+def test_urls_on_https_and_upload_url(up):
+    """§11: with https_port on, the slot URLs are https (and work over it);
+    upload_url replaces the base (a reverse proxy's name)."""
+    with_http(up, upload_max_size=1000)
+    put_url, get_url = slot_urls(up, size=3)
+    base = "https://localhost:%d/upload/" % up.https_port
+    assert put_url.startswith(base) and get_url == put_url
+    path = urllib.parse.urlsplit(put_url).path
+    st, _, _ = get(up, path, https=True, method="PUT", body=b"abc",
+                   headers={"Content-Type": "application/octet-stream"})
+    assert st == 201
+    assert get(up, path, https=True)[2] == b"abc"
+    with_http(up, upload_url="https://files.example.org/")
+    put_url, _ = slot_urls(up, size=3)
+    assert put_url.startswith("https://files.example.org/upload/"), put_url
