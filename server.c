@@ -549,6 +549,11 @@ static int conn_flush(struct conn *c)
         } else if (c->drained) {
             c->drained(c); /* the same (HTTP answers read piece by piece) */
         }
+        if (buf_len(&c->out) > 0) {
+            /* It queued more (and maybe a close after it): flush_pending
+             * writes that first, then closes. */
+            return 0;
+        }
     }
     if (c->close_after_flush) {
         c->close_after_flush = 0;

@@ -773,7 +773,7 @@ static int on_init(struct session *s, struct xml_node *st, const char *bare)
         log_error("upload: cannot serve %s (a component's domain, or too many domains)",
                   up_domain);
         up_domain[0] = '\0';
-        return 1;
+        return 0; /* the other services still start */
     }
     struct sweep sw = {1, 0, NULL};
     store_upload_each(sweep_one, &sw, 1);

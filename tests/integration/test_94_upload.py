@@ -5,6 +5,7 @@ expiry, quota across restarts, and what a hostile client tries."""
 import asyncio
 import glob
 import os
+import re
 import socket
 import threading
 import time
@@ -572,3 +573,37 @@ def test_urls_on_https_and_upload_url(up):
     with_http(up, upload_url="https://files.example.org/")
     put_url, _ = slot_urls(up, size=3)
     assert put_url.startswith("https://files.example.org/upload/"), put_url
+
+
+def test_put_then_get_on_one_keep_alive_connection(up):
+    """A PUT streamed to the store, then a GET streamed back, then another
+    request, all on one connection (and pipelined behind the PUT body)."""
+    put_url, get_url = slot_urls(up, size=5)
+    path = urllib.parse.urlsplit(put_url).path
+    with socket.create_connection((up.host, up.http_port), timeout=patience(5)) as s:
+        s.sendall(("PUT %s HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\n"
+                   "Content-Length: 5\r\n\r\nhello"
+                   "GET %s HTTP/1.1\r\nHost: a\r\n\r\n"
+                   "GET /.well-known/host-meta.json HTTP/1.1\r\nHost: a\r\n"
+                   "Connection: close\r\n\r\n" % (path, path)).encode())
+        out = read_all(s, 10, wait_close=True)
+    assert [int(c) for c in re.findall(rb"HTTP/1\.1 (\d{3}) ", out)] == [201, 200, 200], out
+    assert b"\r\n\r\nhelloHTTP/1.1 200" in out
+
+
+def test_download_with_connection_close(up):
+    """HTTP/1.0 and Connection: close: the last piece goes out before the
+    connection ends (a file of one piece and one of several)."""
+    start(up, upload_max_size=200000, upload_quota_bytes=1000000)
+    for size in (5, 200000):
+        put_url, get_url = slot_urls(up, size=size)
+        body = os.urandom(size)
+        assert put(up, put_url, body)[0] == 201
+        path = urllib.parse.urlsplit(get_url).path
+        for req in ("GET %s HTTP/1.0\r\n\r\n",
+                    "GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"):
+            with socket.create_connection((up.host, up.http_port), timeout=patience(5)) as s:
+                s.sendall((req % path).encode())
+                out = read_all(s, 10, wait_close=True)
+            assert status_line(out) == 200
+            assert out.split(b"\r\n\r\n", 1)[1] == body, (size, req)
