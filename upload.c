@@ -2,7 +2,7 @@
  * subdomain (upload_domain, default upload.DOMAIN) in the router's
  * destination table, as muc.c's conference.DOMAIN, so that it shows in the
  * server's disco#items where clients look for it (§3). A local account asks
- * for a slot (§4-5): size, type, quota, pending slots and a rate are checked,
+ * for a slot (§4; refusals §5): size, type, quota, pending slots and a rate are checked,
  * and the answer holds a PUT and a GET URL with a random secret in the path.
  * The PUT is taken as it arrives (http_route_sink) into the store
  * (store_upload_*); the GET reads the file back piece by piece
@@ -276,7 +276,7 @@ static void fail(const struct xml_node *iq, const char *type, const char *cond, 
     reply(iq, NULL, type, cond, text, NULL);
 }
 
-/* §4: identity store/file, the feature, and the max-file-size form. */
+/* §3: identity store/file, the feature, and the max-file-size form. */
 static void disco_info(const struct xml_node *iq)
 {
     char max[24];
@@ -302,7 +302,7 @@ static void disco_info(const struct xml_node *iq)
     reply(iq, q, NULL, NULL, NULL, NULL);
 }
 
-/* §5.1: the file is too large, with the largest size allowed. */
+/* §5: the file is too large, with the largest size allowed. */
 static void too_large(const struct xml_node *iq)
 {
     char max[24];
@@ -316,7 +316,7 @@ static void too_large(const struct xml_node *iq)
 }
 
 /* The base of the slot URLs: upload_url, else the HTTPS listener when there
- * is one (XEP-0363 §11: HTTPS should be used), else plain HTTP. */
+ * is one (files travel encrypted), else plain HTTP. */
 static void url_base(struct buf *b)
 {
     if (g_config->upload_url[0]) {
@@ -405,7 +405,7 @@ static unsigned long long parse_size(const char *s, int *ok)
     return n;
 }
 
-/* §5: a slot request. */
+/* §4: a slot request. */
 static void request_slot(const struct xml_node *iq, const struct xml_node *req, const char *bare)
 {
     const char *fname = xml_attr(req, "filename"), *ctype = xml_attr(req, "content-type");
@@ -623,7 +623,8 @@ static void *put_open(struct http_request *r, size_t len, int *max_seconds)
     p->slot = s;
     s->busy = 1;
     /* a body trickled slower than upload_min_rate gets 408 */
-    *max_seconds = g_config->http_request_timeout + (int)(len / (size_t)g_config->upload_min_rate);
+    size_t secs = len / (size_t)g_config->upload_min_rate;
+    *max_seconds = g_config->http_request_timeout + (int)(secs < 86400 * 7 ? secs : 86400 * 7);
     return p;
 }
 
@@ -677,7 +678,7 @@ static void get_done(void *ctx)
 static const struct http_source get_source = {get_read, get_done};
 
 /* Shown in the browser: images, audio, video. Anything else (text/html,
- * image/svg+xml: scripts) is an attachment (XEP-0363 §13). */
+ * image/svg+xml: scripts) is an attachment (XEP-0363 §8, security). */
 static int inline_type(const char *t)
 {
     static const char *const ok[] = {"image/png", "image/jpeg", "image/gif", "image/webp"};
@@ -711,7 +712,7 @@ static void get_file(struct http_request *r)
         return;
     }
     char extra[NAME_ESC_MAX + 256];
-    /* §13: never run what someone uploaded as a page of this origin */
+    /* §8: never run what someone uploaded as a page of this origin */
     snprintf(extra, sizeof(extra),
              "Content-Disposition: %s; filename*=UTF-8''%s\r\n"
              CORS "X-Content-Type-Options: nosniff\r\n"

@@ -165,7 +165,7 @@ def refusal(server, user="alice", **kw):
 
 
 def test_slot_refusals(up):
-    """§5.1: too large is not-acceptable with <file-too-large/> and the
+    """§5: too large is not-acceptable with <file-too-large/> and the
     largest size; a malformed type or name is bad-request; the quota is
     resource-constraint."""
     t, cond, e = refusal(up, size=100001)
@@ -288,7 +288,7 @@ def test_put_refusals_and_second_put(up):
     assert put(up, path, b"0123456789", "text/plain")[0] == 409
     st, hd, body = request(up, "GET", get_url)
     assert st == 200 and body == b"0123456789"
-    # text: an attachment, never a page of this origin (XEP-0363 §13)
+    # text: an attachment, never a page of this origin (XEP-0363 §8)
     assert hd["content-disposition"].startswith("attachment; filename*=UTF-8''a.bin")
     assert hd["x-content-type-options"] == "nosniff"
     st, hd, body = request(up, "HEAD", get_url)
@@ -559,7 +559,7 @@ def test_empty_file_and_expired_slot(up):
 
 
 def test_urls_on_https_and_upload_url(up):
-    """§11: with https_port on, the slot URLs are https (and work over it);
+    """With https_port on, the slot URLs are https (and work over it);
     upload_url replaces the base (a reverse proxy's name)."""
     with_http(up, upload_max_size=1000)
     put_url, get_url = slot_urls(up, size=3)
