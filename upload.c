@@ -658,7 +658,8 @@ static void put_close(void *ctx, struct http_request *r)
         plain(r, 500, "Cannot store the file\n");
         return;
     }
-    log_info("upload: %s stored %llu bytes (%s)", s->owner, s->size, s->id);
+    /* (never the id: it is the file's capability, and logs are read by others) */
+    log_info("upload: %s stored %llu bytes of %s", s->owner, s->size, s->type);
     slot_free(s, 0); /* the reservation is the file's now */
     plain(r, 201, "Created\n");
 }

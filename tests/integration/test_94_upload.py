@@ -94,6 +94,7 @@ def test_upload_round_trip_with_slixmpp(up):
     max-file-size read, slot, PUT); bob downloads the URL with aiohttp, byte
     for byte; the answer carries the type, length and safety headers."""
     data = os.urandom(70000)
+    url_seen = []
 
     async def scenario():
         async with Clients(up) as cl:
@@ -117,6 +118,7 @@ def test_upload_round_trip_with_slixmpp(up):
                 "photo.jpg", size=len(data), content_type="image/jpeg",
                 input_file=io.BytesIO(data), timeout=patience(10))
             assert url.startswith("http://localhost:%d/upload/" % up.http_port), url
+            url_seen.append(url)
             # as clients share a file: the URL in a message (body and
             # XEP-0066 out-of-band data); bob fetches what he received with
             # aiohttp, the HTTP library slixmpp's plugin uses
@@ -143,6 +145,9 @@ def test_upload_round_trip_with_slixmpp(up):
             assert "immutable" in hd["Cache-Control"]
             assert bob.connected
     run(scenario())
+    # the secret in the URL is the file's only key: not in the log
+    secret = urllib.parse.urlsplit(url_seen[0]).path.split("/")[2]
+    assert secret not in "\n".join(l for l in up.log_text().splitlines() if " debug: " not in l)
 
 
 def slot_answer(server, user="alice", **kw):
