@@ -3633,8 +3633,8 @@ static int upload_entry(const char *dir, const char *name, int tidy,
         }
         return 0;
     }
-    if (tidy) {
-        unlink(path); /* .part or .meta.tmp of a crash */
+    if (tidy && (n < 4 || strcmp(name + n - 4, ".bad") != 0)) {
+        unlink(path); /* .part or .meta.tmp of a crash; a .bad is for a human */
     }
     return 0;
 }

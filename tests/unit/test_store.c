@@ -1676,6 +1676,7 @@ static void test_uploads(void)
     write_rel("upload/fedcba9876543210fedcba9876543210.part", "x", 1);
     write_rel("upload/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "y", 1);
     write_rel("upload/README", "z", 1);
+    write_rel("upload/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.meta.bad", "w", 1);
     s.n = 0;
     CHECK(store_upload_each(up_seen, &s, 0) == 0 && s.n == 1);
     CHECK(exists_rel("upload/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* not tidying */
@@ -1684,6 +1685,7 @@ static void test_uploads(void)
     CHECK(!exists_rel("upload/fedcba9876543210fedcba9876543210.part"));
     CHECK(!exists_rel("upload/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
     CHECK(exists_rel("upload/README"));
+    CHECK(exists_rel("upload/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.meta.bad")); /* for a human */
     /* removal: .meta and file */
     CHECK(store_upload_delete(id) == 0);
     CHECK(store_upload_delete(id) == STORE_ENOENT);
