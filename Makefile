@@ -39,7 +39,8 @@
 #                    clients and Tsung's stock scenarios; the legacy_auth option
 #   WITH_HTTP        HTTP/1.1 server in the loop (http.c http_parse.c): http_port,
 #                    https_port, XEP-0156 host-meta; WebSocket/BOSH/admin build on it
-#   WITH_UPLOAD      XEP-0363 HTTP file upload (upload.c); needs WITH_HTTP
+#   WITH_UPLOAD      XEP-0363 HTTP file upload (upload.c); needs WITH_HTTP, and
+#                    is what WITH_HTTP is unless given
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -138,6 +139,9 @@ endif
 # Feature switches (see the top): every one is yes or no.
 FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP UPLOAD
 WITH_ALL ?= yes
+# XEP-0363 upload (issue 14 item 4): follows WITH_HTTP unless set (so that
+# `make WITH_HTTP=no` alone, as OpenWrt's menu passes it, still builds)
+WITH_UPLOAD ?= $(WITH_HTTP)
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
 	$(error WITH_$(f)=$(WITH_$(f)): must be yes or no)))
