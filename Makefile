@@ -43,6 +43,8 @@
 #                    needs WITH_HTTP and WITH_ADHOC (admin.c's actions)
 #   WITH_BOSH        XEP-0124/XEP-0206 XMPP over BOSH at /http-bind (bosh.c
 #                    bosh_body.c); needs WITH_HTTP
+#   WITH_UPLOAD      XEP-0363 HTTP file upload (upload.c); needs WITH_HTTP, and
+#                    is what WITH_HTTP is unless given
 # How a switch works: a feature lives in its own files, which register with
 # hooks.h from a constructor, so leaving its files out of SERVICE_SRCS is all
 # it takes (disco advertises what registered). The names of the switches that
@@ -139,8 +141,14 @@ LOOP_SRC = loop_poll.c
 endif
 
 # Feature switches (see the top): every one is yes or no.
-FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP WEBADMIN BOSH
+FEATURES = PEP CARBONS CSI SM MAM COMPONENTS PUSH VCARD PRIVATE BLOCKING REGISTRATION ADHOC IMPORT S2S MUC LEGACY_AUTH HTTP WEBADMIN BOSH UPLOAD
 WITH_ALL ?= yes
+# The features served over HTTP (issue 14) follow WITH_HTTP unless set (so
+# that `make WITH_HTTP=no` alone, as OpenWrt's menu passes it, still builds);
+# the web admin console also follows WITH_ADHOC, whose actions it uses.
+WITH_UPLOAD ?= $(WITH_HTTP)
+WITH_BOSH ?= $(WITH_HTTP)
+WITH_WEBADMIN ?= $(if $(filter yesyes,$(WITH_HTTP)$(WITH_ADHOC)),yes,no)
 $(foreach f,$(FEATURES),$(eval WITH_$(f) ?= $(WITH_ALL)))
 $(foreach f,$(FEATURES),$(if $(filter yes no,$(WITH_$(f))),,\
 	$(error WITH_$(f)=$(WITH_$(f)): must be yes or no)))
@@ -158,6 +166,11 @@ endif
 ifeq ($(WITH_BOSH)$(WITH_HTTP),yesno)
 $(error WITH_BOSH=yes needs WITH_HTTP=yes (BOSH is served at /http-bind by the HTTP \
 	server): set WITH_BOSH=no or WITH_HTTP=yes)
+endif
+# XEP-0363 HTTP File Upload (issue 14 item 4)
+ifeq ($(WITH_UPLOAD)$(WITH_HTTP),yesno)
+$(error WITH_UPLOAD=yes needs WITH_HTTP=yes (files go up and down over HTTP): \
+	set WITH_UPLOAD=no or WITH_HTTP=yes)
 endif
 FEATURES_OFF = $(foreach f,$(FEATURES),$(if $(filter no,$(WITH_$(f))),$(f)))
 PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
@@ -184,6 +197,7 @@ SRCS_HTTP = http.c http_parse.c # issue 14: HTTP/1.1 server, XEP-0156
 SRCS_HTTP += ws.c ws_frame.c # issue 14 step 2: XMPP over WebSocket (RFC 7395)
 SRCS_WEBADMIN = webadmin.c webadmin_util.c # issue 14 item 3: web admin console
 SRCS_BOSH = bosh.c bosh_body.c # issue 14: XMPP over BOSH (XEP-0124/0206)
+SRCS_UPLOAD = upload.c # issue 14 item 4: XEP-0363 HTTP File Upload
 SERVICE_SRCS =
 SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$(f))))
 

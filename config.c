@@ -250,6 +250,19 @@ static const struct option options[] = {
     INT(bosh_max_requests, 1, LIMIT_BOSH_REQUESTS_MAX, LIMIT_BOSH_MAX_REQUESTS, 1),
     INT(bosh_max_sessions, 0, 1000000, LIMIT_BOSH_MAX_SESSIONS, 1),
     INT(bosh_max_pause, 0, 86400, LIMIT_BOSH_MAX_PAUSE, 1),
+    /* XEP-0363 HTTP File Upload (issue 14 item 4, upload.c) */
+    STR(upload_domain, "auto", 0, NULL),
+    STR(upload_url, "", 1, NULL),
+    STR(upload_types, "", 1, NULL),
+    INT(upload_max_size, 1, 2147483647, LIMIT_UPLOAD_MAX_SIZE, 1),
+    INT(upload_quota_bytes, 0, 2147483647, LIMIT_UPLOAD_QUOTA_BYTES, 1),
+    INT(upload_total_bytes, 0, 2147483647, LIMIT_UPLOAD_TOTAL_BYTES, 1),
+    INT(upload_slot_timeout, 10, 86400, LIMIT_UPLOAD_SLOT_TIMEOUT, 1),
+    INT(upload_expire_days, 0, 36500, LIMIT_UPLOAD_EXPIRE_DAYS, 1),
+    INT(upload_slot_rate, 0, 100000, LIMIT_UPLOAD_SLOT_RATE, 1),
+    INT(upload_max_pending, 1, 100000, LIMIT_UPLOAD_MAX_PENDING, 1),
+    INT(upload_min_rate, 1, 1073741824, LIMIT_UPLOAD_MIN_RATE, 1),
+    INT(upload_max_pending_per_account, 1, 100000, LIMIT_UPLOAD_MAX_PENDING_PER_ACCOUNT, 1),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -710,6 +723,8 @@ static const struct {
     {"WEBADMIN", "webadmin_"},
     /* BOSH (issue 14, bosh.c) */
     {"BOSH", "bosh_"},
+    /* XEP-0363 HTTP File Upload (issue 14 item 4) */
+    {"UPLOAD", "upload_"},
 };
 
 static const char without[] = XMPPD_WITHOUT;

@@ -229,6 +229,19 @@ struct config {
     int bosh_max_requests;
     int bosh_max_sessions;
     int bosh_max_pause;
+    /* XEP-0363 HTTP File Upload (issue 14 item 4, upload.c) */
+    char upload_domain[CONFIG_STR_MAX]; /* "auto" = upload.DOMAIN; "none" = off */
+    char upload_url[CONFIG_STR_MAX];    /* base of slot URLs; "" = from http(s)_port */
+    char upload_types[CONFIG_STR_MAX];  /* space-separated content types; "" = any */
+    int upload_max_size;    /* bytes per file */
+    int upload_quota_bytes; /* per account (0 = no quota) */
+    int upload_total_bytes; /* every account's files together (0 = no limit) */
+    int upload_slot_timeout;
+    int upload_expire_days; /* 0 = never */
+    int upload_slot_rate;   /* slot requests per account and minute (0 = no limit) */
+    int upload_max_pending; /* slots waiting for their PUT */
+    int upload_min_rate;    /* bytes/s of a PUT body */
+    int upload_max_pending_per_account; /* ... of them one account's */
 };
 
 /* XEP-0157 §4: the KINDs of contact_addresses, sorted (the field of each is

@@ -33,6 +33,15 @@ struct http_conn {
     struct http_conn *next_deferred;
     struct buf rest;   /* bytes that came behind a deferred request (pipelined) */
     const struct stream_ops *upgrade; /* http_upgrade: the stream module to hand over to */
+    /* XEP-0363 uploads (issue 14 item 4): a body taken as it arrives ... */
+    const struct http_sink *sink;
+    void *sink_ctx;
+    int sink_seconds; /* the time the request may take */
+    /* ... and an answer's body read piece by piece */
+    const struct http_source *src;
+    void *src_ctx;
+    unsigned long long src_left;
+    time_t src_progress; /* the peer last took bytes */
 };
 
 /* ---- route table (filled by constructors, fixed size) ---- */
@@ -41,6 +50,7 @@ struct route {
     const char *method;
     const char *prefix;
     http_handler_fn fn;
+    const struct http_sink *sink; /* XEP-0363: fn is NULL then */
 };
 static struct route routes[LIMIT_HTTP_ROUTES];
 static int nroutes;
@@ -56,7 +66,14 @@ static int nlinks;
 void http_route(const char *method, const char *prefix, http_handler_fn fn)
 {
     if (nroutes < LIMIT_HTTP_ROUTES) {
-        routes[nroutes++] = (struct route){method, prefix, fn};
+        routes[nroutes++] = (struct route){method, prefix, fn, NULL};
+    }
+}
+
+void http_route_sink(const char *method, const char *prefix, const struct http_sink *sink)
+{
+    if (nroutes < LIMIT_HTTP_ROUTES) {
+        routes[nroutes++] = (struct route){method, prefix, NULL, sink};
     }
 }
 
@@ -83,11 +100,15 @@ static const char *reason(int status)
     switch (status) {
     case 200: return "OK";
     case 303: return "See Other";
+    case 201: return "Created";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 415: return "Unsupported Media Type";
+    case 507: return "Insufficient Storage";
     case 413: return "Content Too Large";
     case 417: return "Expectation Failed";
     case 414: return "URI Too Long";
@@ -115,20 +136,26 @@ static void http_date(char *out, size_t sz)
 
 /* Queue one answer; close after it when the request does not keep the
  * connection (or close is set). */
+static void answer_head(struct buf *b, struct http_conn *h, int status, const char *type,
+                        unsigned long long len, const char *cache, const char *extra, int close)
+{
+    char date[40];
+    http_date(date, sizeof(date));
+    /* RFC 9112 §9.3: an HTTP/1.0 client keeps the connection only when told */
+    const char *conn = close ? "Connection: close\r\n"
+                       : h->p.minor == 0 ? "Connection: keep-alive\r\n" : "";
+    buf_printf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %llu\r\n"
+                  "Cache-Control: %s\r\n%s%s\r\n",
+               status, reason(status), date, type, len, cache ? cache : "no-store",
+               extra ? extra : "", conn);
+}
+
 static void send_answer(struct http_conn *h, int status, const char *type, const char *body,
                         size_t len, const char *cache, const char *extra, int head, int close)
 {
     struct buf b;
-    char date[40];
-    http_date(date, sizeof(date));
     buf_init(&b, 0);
-    /* RFC 9112 §9.3: an HTTP/1.0 client keeps the connection only when told */
-    const char *conn = close ? "Connection: close\r\n"
-                       : h->p.minor == 0 ? "Connection: keep-alive\r\n" : "";
-    buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                   "Cache-Control: %s\r\n%s%s\r\n",
-               status, reason(status), date, type, len, cache ? cache : "no-store",
-               extra ? extra : "", conn);
+    answer_head(&b, h, status, type, len, cache, extra, close);
     if (!head) {
         buf_append(&b, body, len);
     }
@@ -172,6 +199,81 @@ void http_upgrade(struct http_request *r, const char *extra, const struct stream
     buf_free(&b);
     h->answered = 1;
     h->upgrade = ops;
+}
+
+/* ---- answers read piece by piece (XEP-0363 downloads) ---- */
+
+static void next_request(struct http_conn *h);
+static void http_drained(struct conn *c);
+
+static void source_end(struct http_conn *h)
+{
+    const struct http_source *src = h->src;
+    h->src = NULL;
+    src->done(h->src_ctx);
+}
+
+void http_respond_source(struct http_request *r, int status, const char *type,
+                         unsigned long long len, const char *cache, const char *extra,
+                         const struct http_source *src, void *ctx)
+{
+    struct http_conn *h = r->conn;
+    if (h->answered) {
+        src->done(ctx);
+        return;
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    int close = !h->p.keep_alive;
+    answer_head(&b, h, status, type, len, cache, extra, close);
+    conn_send(h->c, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+    h->answered = 1;
+    if (r->head || len == 0) {
+        src->done(ctx);
+        if (close) {
+            conn_close(h->c, 1);
+        }
+        return;
+    }
+    h->src = src;
+    h->src_ctx = ctx;
+    h->src_left = len;
+    h->src_progress = g_now;
+    conn_notify_drained(h->c); /* the body follows once the head is out */
+}
+
+/* The queue is written out: the next piece of LIMIT_HTTP_PIECE bytes. The
+ * file goes out no faster than the peer reads it, and outq_soft is never
+ * reached. */
+static void http_drained(struct conn *c)
+{
+    struct http_conn *h = c->http;
+    if (!h || !h->src || c->closed || c->state == CONN_CLOSING) {
+        return;
+    }
+    h->src_progress = g_now;
+    char *piece = malloc(LIMIT_HTTP_PIECE);
+    size_t want = h->src_left < LIMIT_HTTP_PIECE ? (size_t)h->src_left : LIMIT_HTTP_PIECE;
+    long n = piece ? h->src->read(h->src_ctx, piece, want) : -1;
+    if (n <= 0 || (size_t)n > want) {
+        log_warn("%s HTTP: the answer's body could not be read", conn_label(c));
+        free(piece);
+        conn_close(c, 0); /* short of its Content-Length: the peer must see it broke */
+        return;
+    }
+    conn_send(c, piece, (size_t)n);
+    free(piece);
+    h->src_left -= (unsigned long long)n;
+    if (h->src_left > 0) {
+        conn_notify_drained(c);
+        return;
+    }
+    source_end(h);
+    if (!h->p.keep_alive) {
+        conn_close(c, 1);
+    }
+    next_request(h);
 }
 
 /* ---- deferred answers ---- */
@@ -222,10 +324,17 @@ int http_answer(unsigned long ticket, int status, const char *type, const char *
     }
     undefer(h);
     send_answer(h, status, type, body, len, cache, extra, h->head, !h->p.keep_alive);
+    next_request(h);
+    return 0;
+}
+
+/* A deferred or streamed answer is out: ready for the next request, then
+ * read what came behind this one. */
+static void next_request(struct http_conn *h)
+{
     if (h->c->closed || h->c->state == CONN_CLOSING) {
-        return 0;
+        return;
     }
-    /* ready for the next request, then read what came behind this one */
     http_parser_reset(&h->p);
     h->idle_since = g_now;
     struct buf rest = h->rest;
@@ -234,7 +343,6 @@ int http_answer(unsigned long ticket, int status, const char *type, const char *
         http_feed(h->c, buf_ptr(&rest), buf_len(&rest));
     }
     buf_free(&rest);
-    return 0;
 }
 
 /* Bytes for a connection whose request is deferred: kept until the answer,
@@ -347,60 +455,163 @@ static int host_ok(const char *h)
     return 1;
 }
 
+/* The request of h as a handler sees it, its path in a copy (*target, the
+ * caller frees it). Returns 0, or -1 when h was answered (bad target). */
+static int make_request(struct http_conn *h, struct http_request *r, char **target)
+{
+    struct http_parser *p = &h->p;
+    size_t tn = strlen(p->target);
+    *target = malloc(tn + 1);
+    if (!*target) {
+        send_error(h, 500, NULL, 1);
+        return -1;
+    }
+    memcpy(*target, p->target, tn + 1);
+    memset(r, 0, sizeof(*r));
+    const char *host = http_header(p, "host");
+    if (split_target(*target, &r->path, &r->query) < 0 || (host && !host_ok(host))) {
+        log_limited("bad HTTP requests", h->c->addr, L_INFO, "%s HTTP 400: bad target or Host",
+                    conn_label(h->c));
+        send_error(h, 400, NULL, 1);
+        free(*target);
+        *target = NULL;
+        return -1;
+    }
+    r->head = strcmp(p->method, "HEAD") == 0;
+    h->head = r->head;
+    r->method = r->head ? "GET" : p->method;
+    r->host = host ? host : g_config->domain;
+    r->https = conn_is_tls(h->c);
+    r->body = p->body ? p->body : "";
+    r->body_len = p->body_len;
+    r->parser = p;
+    r->conn = h;
+    r->addr = h->c->addr;
+    r->label = conn_label(h->c);
+    return 0;
+}
+
+/* The route of method on path, or NULL; allow gets the methods the path
+ * has (for 405), *known whether it has any. */
+static const struct route *find_route(const char *method, const char *path, char *allow,
+                                      size_t allowsz, int *known)
+{
+    *known = 0;
+    allow[0] = '\0';
+    for (int i = 0; i < nroutes; i++) {
+        if (!path_matches(routes[i].prefix, path)) {
+            continue;
+        }
+        if (strcmp(routes[i].method, method) == 0) {
+            return &routes[i];
+        }
+        size_t al = strlen(allow);
+        snprintf(allow + al, allowsz - al, "%s%s%s", *known ? ", " : "", routes[i].method,
+                 strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+        *known = 1;
+    }
+    return NULL;
+}
+
+static void sink_abort(struct http_conn *h)
+{
+    if (h->sink) {
+        const struct http_sink *sink = h->sink;
+        h->sink = NULL;
+        sink->abort(h->sink_ctx);
+    }
+}
+
+/* XEP-0363: open route's sink for r (len body bytes to come). Returns 0, or
+ * -1 when it refused: r is answered, the connection ends after it. */
+static int sink_open(struct http_conn *h, const struct route *rt, struct http_request *r,
+                     size_t len)
+{
+    int secs = g_config->http_request_timeout, keep = h->p.keep_alive;
+    h->p.keep_alive = 0; /* a refusal leaves the body unread: no next request */
+    void *ctx = rt->sink->open(r, len, &secs);
+    if (!ctx) {
+        if (!h->answered) {
+            send_error(h, 500, NULL, 1);
+        }
+        return -1;
+    }
+    h->p.keep_alive = keep;
+    h->sink = rt->sink;
+    h->sink_ctx = ctx;
+    h->sink_seconds = secs > g_config->http_request_timeout ? secs : g_config->http_request_timeout;
+    return 0;
+}
+
+/* Body bytes for the open sink; a refusal ends the request. */
+static void sink_write(struct http_conn *h, const char *data, size_t len)
+{
+    int st = h->sink->write(h->sink_ctx, data, len);
+    if (st) {
+        sink_abort(h);
+        send_error(h, st, NULL, 1);
+    }
+}
+
+/* The header section of a request with a body is read: a sink route takes
+ * the body as it comes, any other gets it whole (within http_max_body). */
+static void body_start(struct http_conn *h)
+{
+    struct http_request r;
+    char *target = NULL, allow[128];
+    int known;
+    const struct route *rt = NULL;
+    h->answered = 0;
+    if (known_method(h->p.method) && make_request(h, &r, &target) == 0) {
+        rt = find_route(r.method, r.path, allow, sizeof(allow), &known);
+    } else if (h->answered) {
+        return; /* 400 sent */
+    }
+    if (rt && rt->sink) {
+        if (sink_open(h, rt, &r, h->p.length) == 0) {
+            http_parser_body(&h->p, h->p.length);
+        }
+    } else {
+        http_parser_body(&h->p, 0);
+    }
+    free(target);
+}
+
 static void dispatch(struct http_conn *h)
 {
     struct http_parser *p = &h->p;
     if (!known_method(p->method)) {
+        sink_abort(h);
         send_error(h, 501, NULL, !p->keep_alive);
         return;
     }
-    size_t tn = strlen(p->target);
-    char *target = malloc(tn + 1);
-    if (!target) {
-        send_error(h, 500, NULL, 1);
-        return;
-    }
-    memcpy(target, p->target, tn + 1);
-    struct http_request r = {0};
-    const char *host = http_header(p, "host");
-    if (split_target(target, &r.path, &r.query) < 0 || (host && !host_ok(host))) {
-        log_limited("bad HTTP requests", h->c->addr, L_INFO, "%s HTTP 400: bad target or Host",
-                    conn_label(h->c));
-        send_error(h, 400, NULL, 1);
-        free(target);
-        return;
-    }
-    r.head = strcmp(p->method, "HEAD") == 0;
-    h->head = r.head;
-    r.method = r.head ? "GET" : p->method;
-    r.host = host ? host : g_config->domain;
-    r.https = conn_is_tls(h->c);
-    r.body = p->body ? p->body : "";
-    r.body_len = p->body_len;
-    r.parser = p;
-    r.conn = h;
-    r.addr = h->c->addr;
-    r.label = conn_label(h->c);
-    char allow[128] = "";
+    struct http_request r;
+    char *target = NULL, allow[128];
     int path_known = 0;
-    for (int i = 0; i < nroutes; i++) {
-        if (!path_matches(routes[i].prefix, r.path)) {
-            continue;
-        }
-        if (strcmp(routes[i].method, r.method) == 0) {
-            routes[i].fn(&r);
-            if (!h->answered) {
-                send_error(h, 500, NULL, 1); /* a handler that forgot to answer */
-            }
-            free(target);
-            return;
-        }
-        size_t al = strlen(allow);
-        snprintf(allow + al, sizeof(allow) - al, "%s%s%s", path_known ? ", " : "",
-                 routes[i].method, strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
-        path_known = 1;
+    if (make_request(h, &r, &target) < 0) {
+        sink_abort(h);
+        return;
     }
-    if (path_known) {
+    const struct route *rt = find_route(r.method, r.path, allow, sizeof(allow), &path_known);
+    if (rt && rt->sink) {
+        /* a body that came whole (chunked, or none) goes through the sink too */
+        if (h->sink || sink_open(h, rt, &r, r.body_len) == 0) {
+            if (!h->p.streaming && r.body_len > 0) {
+                sink_write(h, r.body, r.body_len);
+            }
+            if (h->sink) {
+                h->sink = NULL;
+                rt->sink->close(h->sink_ctx, &r);
+            }
+        }
+    } else if (rt) {
+        rt->fn(&r);
+    }
+    if (rt) {
+        if (!h->answered) {
+            send_error(h, 500, NULL, 1); /* a handler that forgot to answer */
+        }
+    } else if (path_known) {
         char extra[160];
         snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow); /* RFC 9110 §15.5.6 */
         send_error(h, 405, extra, !p->keep_alive);
@@ -463,6 +674,8 @@ static int http_attach(struct conn *c)
         return -1;
     }
     h->c = c;
+    h->p.pause_head = 1; /* XEP-0363: a sink route takes its body as it arrives */
+    c->drained = http_drained; /* ... and a source's body goes out piece by piece */
     h->opened = h->idle_since = g_now;
     buf_init(&h->rest, 0);
     c->http = h;
@@ -478,16 +691,21 @@ static void http_detach(struct conn *c)
     if (h->ticket) {
         undefer(h); /* http_answer with its ticket now returns -1 */
     }
+    sink_abort(h);
+    if (h->src) {
+        source_end(h);
+    }
     buf_free(&h->rest);
     http_parser_free(&h->p);
     free(h);
     c->http = NULL;
+    c->drained = NULL;
 }
 
 static void http_feed(struct conn *c, const char *data, size_t len)
 {
     struct http_conn *h = c->http;
-    if (h && h->ticket) {
+    if (h && (h->ticket || h->src)) {
         keep_rest(h, data, len);
         return;
     }
@@ -498,11 +716,29 @@ static void http_feed(struct conn *c, const char *data, size_t len)
         size_t n = http_parser_feed(&h->p, data, len);
         data += n;
         len -= n;
+        if (h->p.result == HTTP_HEAD) {
+            body_start(h); /* then the body, or the error it met */
+            if (h->p.result == HTTP_MORE) {
+                if (h->p.expect_continue) {
+                    conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                    h->p.expect_continue = 0;
+                }
+                continue;
+            }
+        }
         if (h->p.result == HTTP_ERROR) {
             log_limited("bad HTTP requests", c->addr, L_INFO, "%s HTTP %d: %s", conn_label(c),
                         h->p.status, h->p.why);
+            sink_abort(h);
             send_error(h, h->p.status, NULL, 1);
             return;
+        }
+        if (h->p.piece_len > 0 && h->sink) {
+            sink_write(h, h->p.piece, h->p.piece_len);
+            h->p.piece_len = 0;
+            if (!h->sink) {
+                return; /* refused: answered, closing */
+            }
         }
         if (h->p.result != HTTP_DONE) {
             if (h->p.expect_continue) {
@@ -519,7 +755,7 @@ static void http_feed(struct conn *c, const char *data, size_t len)
             hand_over(c, data, len);
             return;
         }
-        if (h->ticket) {
+        if (h->ticket || h->src) {
             if (len > 0) {
                 keep_rest(h, data, len);
             }
@@ -551,9 +787,18 @@ static void http_tick(struct conn *c)
         }
         return;
     }
+    if (h->src) {
+        if (g_now - h->src_progress >= g_config->http_idle_timeout) {
+            conn_close(c, 0); /* a reader that stopped reading keeps no file open */
+        }
+        return;
+    }
     /* RFC 9110 §15.5.9: a request not complete in time gets 408 and the
-     * connection ends (slowloris: one byte a second keeps nothing open). */
-    if (h->p.started && g_now - h->started >= g_config->http_request_timeout) {
+     * connection ends (slowloris: one byte a second keeps nothing open).
+     * An upload (sink) may take the time its sink gave it. */
+    int limit = h->sink ? h->sink_seconds : g_config->http_request_timeout;
+    if (h->p.started && g_now - h->started >= limit) {
+        sink_abort(h);
         log_limited("slow HTTP requests", c->addr, L_INFO, "%s HTTP 408: request not complete after %d s",
                     conn_label(c), g_config->http_request_timeout);
         send_error(h, 408, NULL, 1);

@@ -18,7 +18,8 @@ struct http_limits {
     size_t body_max;   /* body bytes after de-chunking (413) */
 };
 
-enum http_parse_state { HTTP_MORE, HTTP_DONE, HTTP_ERROR };
+enum http_parse_state { HTTP_MORE, HTTP_DONE, HTTP_ERROR,
+                        HTTP_HEAD /* pause_head: the header section is read (issue 14 item 4) */ };
 
 /* One request at a time: after HTTP_DONE the caller reads the request, then
  * calls http_parser_reset before feeding the bytes that follow (pipelining).
@@ -49,6 +50,18 @@ struct http_parser {
     int chunked;
     int expect_continue; /* the header section is read, a body is to come, and
                             the client waits for "100 Continue" (RFC 9110 §10.1.1) */
+    /* XEP-0363 uploads (issue 14 item 4): a body taken as it arrives. With
+     * pause_head set (by the caller, kept across resets), a request with a
+     * Content-Length body stops at HTTP_HEAD once its header section is read,
+     * before any body limit is checked: length holds the Content-Length and
+     * the caller goes on with http_parser_body. A streamed body is not kept:
+     * each feed hands its bytes over in piece/piece_len (pointing into the
+     * data fed) and returns after them. */
+    int pause_head;
+    size_t length;
+    int streaming;
+    const char *piece;
+    size_t piece_len;
 };
 
 /* Allocate the parser's buffers for lim. Returns 0, or -1 (out of memory). */
@@ -60,6 +73,10 @@ void http_parser_reset(struct http_parser *p);
  * request ended (HTTP_DONE: the rest belongs to the next one) or on an error
  * (p->result is HTTP_ERROR, p->status says which answer). */
 size_t http_parser_feed(struct http_parser *p, const char *data, size_t len);
+/* After HTTP_HEAD: read the body into p->body within lim.body_max
+ * (stream_max 0), or stream it (stream_max: its limit). A body over the
+ * limit fails with 413. */
+void http_parser_body(struct http_parser *p, size_t stream_max);
 /* The value of header name (case-insensitive; the first when repeated), or
  * NULL. Valid until the next reset. */
 const char *http_header(const struct http_parser *p, const char *name);
@@ -125,6 +142,40 @@ typedef void (*http_handler_fn)(struct http_request *r);
  * (hooks.h HOOK_SERVICE). A prefix ending in '/' matches everything under
  * it; any other matches that exact path. GET also serves HEAD. */
 void http_route(const char *method, const char *prefix, http_handler_fn fn);
+/* XEP-0363 uploads (issue 14 item 4): a route that takes its body as it
+ * arrives (never whole in memory) and answers with a body read piece by
+ * piece. */
+struct http_sink {
+    /* r's header section is read; len body bytes are to come. Return a
+     * context to take them, after setting *max_seconds (the time the whole
+     * request may take, at least http_request_timeout; past it 408), or
+     * answer r (a refusal: the connection then ends) and return NULL. */
+    void *(*open)(struct http_request *r, size_t len, int *max_seconds);
+    /* The next body bytes: 0, or an HTTP status to answer (the request ends,
+     * abort follows). */
+    int (*write)(void *ctx, const char *data, size_t len);
+    /* The whole body arrived: answer r; ctx is the sink's no more. */
+    void (*close)(void *ctx, struct http_request *r);
+    /* The request ends without its body (timeout, error, connection lost). */
+    void (*abort)(void *ctx);
+};
+/* Register a sink for method on prefix (as http_route). A body that comes
+ * chunked is read whole within http_max_body, then handed over alike. */
+void http_route_sink(const char *method, const char *prefix, const struct http_sink *s);
+
+/* A body read piece by piece: read(ctx, buf, max) gives the next bytes (at
+ * most max; 0 or -1 before len bytes came: the connection ends), done(ctx)
+ * runs once, when all went out or the connection is gone. */
+struct http_source {
+    long (*read)(void *ctx, char *buf, size_t max);
+    void (*done)(void *ctx);
+};
+/* Answer r as http_respond would, with a body of len bytes from src: the
+ * head goes out now, the body while the peer reads it (for HEAD: not at all). */
+void http_respond_source(struct http_request *r, int status, const char *type,
+                         unsigned long long len, const char *cache, const char *extra,
+                         const struct http_source *src, void *ctx);
+
 /* XEP-0156: an endpoint that exists lists itself in host-meta. rel is the
  * link relation ("urn:xmpp:alt-connections:websocket" or ":xbosh"), path the
  * route it registered; ws 1 for a WebSocket endpoint (ws:// / wss://). */

@@ -6,6 +6,7 @@
  * 400 (RFC 9112 §6.3, request smuggling): Content-Length with
  * Transfer-Encoding, several Content-Length fields, obs-fold, a bare CR.
  * Pure: no I/O, no logging (http.c logs p->why). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,10 @@ void http_parser_reset(struct http_parser *p)
     p->keep_alive = 0;
     p->chunked = 0;
     p->expect_continue = 0;
+    p->length = 0;
+    p->streaming = 0;
+    p->piece = NULL;
+    p->piece_len = 0;
 }
 
 static void fail(struct http_parser *p, int status, const char *why)
@@ -320,24 +325,39 @@ static void body_length(struct http_parser *p)
             fail(p, 400, "bad Content-Length");
             return;
         }
-        if (n > p->lim.body_max) {
-            break; /* already too large: no overflow */
+        if (n > (SIZE_MAX - 9) / 10) {
+            fail(p, 413, "body too large"); /* no overflow */
+            return;
         }
         n = n * 10 + (size_t)(*v - '0');
-    }
-    if (n > p->lim.body_max) {
-        fail(p, 413, "body too large");
-        return;
     }
     if (n == 0) {
         done(p);
         return;
     }
-    if (grow_body(p, n) < 0) {
+    p->length = n; /* may be over body_max: only checked as a long number */
+    p->state = S_BODY;
+    if (p->pause_head) {
+        p->result = HTTP_HEAD; /* the caller decides where the body goes */
         return;
     }
-    p->remaining = n;
-    p->state = S_BODY;
+    http_parser_body(p, 0);
+}
+
+void http_parser_body(struct http_parser *p, size_t stream_max)
+{
+    size_t max = stream_max ? stream_max : p->lim.body_max;
+    p->result = HTTP_MORE;
+    if (p->length > max) {
+        fail(p, 413, "body too large");
+        return;
+    }
+    if (!stream_max && grow_body(p, p->length) < 0) {
+        return;
+    }
+    p->streaming = stream_max > 0;
+    p->remaining = p->length;
+    p->expect_continue = http_header(p, "expect") && p->minor == 1;
 }
 
 /* RFC 9110 §10.1.1: 100-continue is the only expectation; a client that
@@ -497,9 +517,14 @@ static void chunk_byte(struct http_parser *p, char ch)
 static size_t body_bytes(struct http_parser *p, const char *data, size_t len)
 {
     size_t n = len < p->remaining ? len : p->remaining;
-    memcpy(p->body + p->body_len, data, n);
-    p->body_len += n;
-    p->body[p->body_len] = '\0';
+    if (p->streaming) {
+        p->piece = data;
+        p->piece_len = n;
+    } else {
+        memcpy(p->body + p->body_len, data, n);
+        p->body_len += n;
+        p->body[p->body_len] = '\0';
+    }
     p->remaining -= n;
     if (p->remaining == 0) {
         if (p->state == S_BODY) {
@@ -520,6 +545,9 @@ size_t http_parser_feed(struct http_parser *p, const char *data, size_t len)
         case S_BODY:
         case S_CHUNK_DATA:
             i += body_bytes(p, data + i, len - i);
+            if (p->streaming) {
+                return i; /* one piece per call: the caller takes it first */
+            }
             continue;
         case S_CHUNK_CRLF:
             if (data[i] == '\r' && !p->cr) {

@@ -266,4 +266,18 @@
 #define LIMIT_BOSH_REQUESTS_MAX 8     /* compile-time: the most bosh_max_requests may be */
 #define LIMIT_BOSH_POLLING 2          /* compile-time: the polling attribute (§7.1), advice only */
 
+/* XEP-0363 HTTP File Upload (issue 14 item 4, upload.c). */
+#define LIMIT_HTTP_PIECE 65536 /* compile-time: bytes of a file queued at once to a reader */
+#define LIMIT_UPLOAD_MAX_SIZE (10 * 1024 * 1024) /* upload_max_size: bytes per file */
+#define LIMIT_UPLOAD_QUOTA_BYTES (100 * 1024 * 1024) /* upload_quota_bytes: per account */
+#define LIMIT_UPLOAD_TOTAL_BYTES (1024 * 1024 * 1024) /* upload_total_bytes: all accounts */
+#define LIMIT_UPLOAD_SLOT_TIMEOUT 60 /* upload_slot_timeout: seconds a slot waits for its PUT
+                                        (XEP-0363 §7: around 60 s) */
+#define LIMIT_UPLOAD_EXPIRE_DAYS 30 /* upload_expire_days: files are removed after (0 = never) */
+#define LIMIT_UPLOAD_SLOT_RATE 10 /* upload_slot_rate: slot requests per account and minute */
+#define LIMIT_UPLOAD_MAX_PENDING 64 /* upload_max_pending: slots waiting for a PUT, all accounts */
+#define LIMIT_UPLOAD_MIN_RATE 4096 /* upload_min_rate: bytes/s a PUT must keep up (else 408) */
+#define LIMIT_UPLOAD_MAX_PENDING_PER_ACCOUNT 8 /* upload_max_pending_per_account: so that one
+                                                 account cannot take every pending slot */
+
 #endif

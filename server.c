@@ -559,6 +559,13 @@ static int conn_flush(struct conn *c)
         c->notify_drained = 0;
         if (c->c2s) {
             c2s_drained(c); /* may queue more: flush_pending picks it up */
+        } else if (c->drained) {
+            c->drained(c); /* the same (HTTP answers read piece by piece) */
+        }
+        if (buf_len(&c->out) > 0) {
+            /* It queued more (and maybe a close after it): flush_pending
+             * writes that first, then closes. */
+            return 0;
         }
     }
     if (c->close_after_flush) {

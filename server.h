@@ -97,6 +97,9 @@ struct conn {
     int secure; /* virt: its requests come over TLS (counts for conn_is_tls) */
     size_t (*take_out)(struct conn *c, const char *data, size_t len);
     struct bosh_sess *bosh;
+    /* XEP-0363 downloads (issue 14 item 4): for a conn that is not c2s's,
+     * what conn_notify_drained calls once the output queue is written out. */
+    void (*drained)(struct conn *c);
 };
 
 extern struct config *g_config;

@@ -3432,3 +3432,251 @@ long store_self_rss_kib(void)
     const char *p = strstr(text, "\nVmRSS:");
     return p ? strtol(p + 8, NULL, 10) : -1;
 }
+
+/* ---- XEP-0363 HTTP File Upload (issue 14 item 4, upload.c) ----
+ * DATADIR/upload/<id> (the file), <id>.meta (its document), <id>.part (a PUT
+ * being written). The file is complete and fsynced, and renamed into place,
+ * before its .meta is written (store_write_atomic): a crash at any point
+ * leaves either nothing served or the whole file. */
+#define UPLOAD_META_MAX 4096
+
+struct store_upload {
+    int fd;
+    char part[PATH_MAX]; /* writing: <id>.part; reading: "" */
+    char path[PATH_MAX]; /* <id> */
+};
+
+static int upload_id_ok(const char *id)
+{
+    size_t n = 0;
+    for (; id[n]; n++) {
+        if (!((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f'))) {
+            return 0;
+        }
+    }
+    return n == STORE_UPLOAD_ID_LEN;
+}
+
+/* DATADIR/upload, made on first use; path of id + suffix in out. */
+static int upload_path(const char *id, const char *suffix, char *out, size_t sz)
+{
+    char dir[PATH_MAX];
+    if (!upload_id_ok(id) || path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0 ||
+        path_fmt(out, sz, "%s/%s%s", dir, id, suffix) < 0) {
+        return STORE_EINVAL;
+    }
+    return ensure_dir(dir, data_dir);
+}
+
+int store_upload_create(const char *id, struct store_upload **out)
+{
+    *out = NULL;
+    struct store_upload *u = calloc(1, sizeof(*u));
+    if (!u) {
+        return STORE_EIO;
+    }
+    int rc = upload_path(id, ".part", u->part, sizeof(u->part));
+    if (rc == 0) {
+        rc = upload_path(id, "", u->path, sizeof(u->path));
+    }
+    if (rc == 0 && access(u->path, F_OK) == 0) {
+        rc = STORE_EEXIST;
+    }
+    if (rc == 0 && unlink(u->part) < 0 && errno != ENOENT) {
+        rc = STORE_EIO;
+    }
+    u->fd = rc == 0 ? open(u->part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)
+                    : -1;
+    if (rc == 0 && u->fd < 0) {
+        log_error("store: create %s: %s", u->part, strerror(errno));
+        rc = STORE_EIO;
+    }
+    if (rc < 0) {
+        free(u);
+        return rc;
+    }
+    *out = u;
+    return 0;
+}
+
+int store_upload_write(struct store_upload *u, const void *data, size_t len)
+{
+    if (write_all(u->fd, data, len) < 0) {
+        log_error("store: write %s: %s", u->part, strerror(errno));
+        return STORE_EIO;
+    }
+    return 0;
+}
+
+void store_upload_close(struct store_upload *u)
+{
+    if (!u) {
+        return;
+    }
+    if (u->fd >= 0) {
+        close(u->fd);
+    }
+    if (u->part[0]) {
+        unlink(u->part); /* never left behind: on a full disk it holds the space */
+    }
+    free(u);
+}
+
+int store_upload_commit(struct store_upload *u, const void *meta, size_t len)
+{
+    char mpath[PATH_MAX];
+    int rc = path_fmt(mpath, sizeof(mpath), "%s.meta", u->path) < 0 ? STORE_EINVAL : 0;
+    if (rc == 0 && fsync(u->fd) < 0) {
+        log_error("store: fsync %s: %s", u->part, strerror(errno));
+        rc = STORE_EIO;
+    }
+    if (rc == 0 && rename(u->part, u->path) < 0) {
+        log_error("store: rename %s: %s", u->part, strerror(errno));
+        rc = STORE_EIO;
+    }
+    if (rc == 0) {
+        u->part[0] = '\0';
+        rc = doc_write_at(mpath, meta, len, 1); /* fsyncs the directory: both names */
+        if (rc < 0) {
+            unlink(u->path);
+        }
+    }
+    store_upload_close(u);
+    return rc;
+}
+
+int store_upload_open(const char *id, struct store_upload **out, uint64_t *size, char **meta,
+                      size_t *len)
+{
+    char mpath[PATH_MAX];
+    char *m = NULL;
+    size_t mlen = 0;
+    *out = NULL;
+    struct store_upload *u = calloc(1, sizeof(*u));
+    if (!u) {
+        return STORE_EIO;
+    }
+    u->fd = -1;
+    int rc = upload_path(id, ".meta", mpath, sizeof(mpath));
+    if (rc == 0) {
+        rc = upload_path(id, "", u->path, sizeof(u->path));
+    }
+    if (rc == 0) {
+        rc = doc_read(mpath, &m, &mlen, UPLOAD_META_MAX);
+    }
+    if (rc == 0) {
+        u->fd = open(u->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        rc = u->fd < 0 ? (errno == ENOENT ? STORE_ENOENT : STORE_EIO) : 0;
+    }
+    struct stat st;
+    if (rc == 0 && (fstat(u->fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        rc = STORE_EIO;
+    }
+    if (rc < 0) {
+        free(m);
+        store_upload_close(u);
+        return rc;
+    }
+    *size = (uint64_t)st.st_size;
+    if (meta) {
+        *meta = m;
+        *len = mlen;
+    } else {
+        free(m);
+    }
+    *out = u;
+    return 0;
+}
+
+long store_upload_read(struct store_upload *u, void *buf, size_t len)
+{
+    ssize_t n = read_full(u->fd, buf, len);
+    if (n < 0) {
+        log_error("store: read %s: %s", u->path, strerror(errno));
+    }
+    return (long)n;
+}
+
+int store_upload_delete(const char *id)
+{
+    char path[PATH_MAX], mpath[PATH_MAX], dir[PATH_MAX];
+    int rc = upload_path(id, ".meta", mpath, sizeof(mpath));
+    if (rc == 0) {
+        rc = upload_path(id, "", path, sizeof(path));
+    }
+    if (rc < 0 || path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0) {
+        return STORE_EINVAL;
+    }
+    rc = doc_unlink(dir, mpath);
+    if (unlink(path) < 0 && errno != ENOENT) {
+        log_error("store: remove %s: %s", path, strerror(errno));
+        return STORE_EIO;
+    }
+    return rc;
+}
+
+/* One entry of DATADIR/upload: a finished file's .meta goes to fn; with
+ * tidy, what is neither a finished file nor its .meta is removed. */
+static int upload_entry(const char *dir, const char *name, int tidy,
+                        int (*fn)(const char *id, const char *meta, size_t len, void *ud),
+                        void *ud)
+{
+    char id[STORE_UPLOAD_ID_LEN + 1], path[PATH_MAX];
+    size_t n = strlen(name);
+    if (n < STORE_UPLOAD_ID_LEN) {
+        return 0;
+    }
+    memcpy(id, name, STORE_UPLOAD_ID_LEN);
+    id[STORE_UPLOAD_ID_LEN] = '\0';
+    if (!upload_id_ok(id) || path_fmt(path, sizeof(path), "%s/%s", dir, name) < 0) {
+        return 0; /* not ours: left alone */
+    }
+    int has_meta = 0;
+    char mpath[PATH_MAX];
+    if (path_fmt(mpath, sizeof(mpath), "%s/%s.meta", dir, id) == 0) {
+        has_meta = access(mpath, F_OK) == 0;
+    }
+    if (n == STORE_UPLOAD_ID_LEN) {
+        if (!has_meta && tidy) {
+            unlink(path); /* a crash between the rename and the .meta */
+        }
+        return 0;
+    }
+    if (strcmp(name + STORE_UPLOAD_ID_LEN, ".meta") == 0) {
+        char *m = NULL;
+        size_t len = 0;
+        if (doc_read(path, &m, &len, UPLOAD_META_MAX) == 0) {
+            int stop = fn(id, m, len, ud);
+            free(m);
+            return stop;
+        }
+        return 0;
+    }
+    if (tidy && (n < 4 || strcmp(name + n - 4, ".bad") != 0)) {
+        unlink(path); /* .part or .meta.tmp of a crash; a .bad is for a human */
+    }
+    return 0;
+}
+
+int store_upload_each(int (*fn)(const char *id, const char *meta, size_t len, void *ud), void *ud,
+                      int tidy)
+{
+    char dir[PATH_MAX];
+    if (path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0) {
+        return STORE_EINVAL;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        return errno == ENOENT ? 0 : STORE_EIO;
+    }
+    struct dirent *e;
+    int stop = 0;
+    while (!stop && (e = readdir(d)) != NULL) {
+        stop = upload_entry(dir, e->d_name, tidy, fn, ud);
+    }
+    closedir(d);
+    if (tidy) {
+        fsync_dir(dir);
+    }
+    return 0;
+}

@@ -245,5 +245,38 @@ int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud);
 /* web admin (issue 14): the process's resident memory in KiB (VmRSS of
  * /proc/self/status), or -1 where that cannot be read. */
 long store_self_rss_kib(void);
+/* ---- XEP-0363 HTTP File Upload (issue 14 item 4, upload.c) ----
+ * DATADIR/upload/<id>: a finished file; <id>.meta its description (a
+ * document, as store_doc_put writes, payload opaque: upload.c's); <id>.part a
+ * PUT in progress. id is a slot's secret: STORE_UPLOAD_ID_LEN lowercase hex
+ * digits (anything else is STORE_EINVAL, so no name reaches outside the
+ * directory). A file is served only once its .meta exists, and the .meta is
+ * written only after the file is complete on disk (STORAGE.md "Uploads"). */
+#define STORE_UPLOAD_ID_LEN 32
+struct store_upload; /* a file open for writing or reading */
+/* Start writing id: <id>.part, made anew (a leftover one is replaced).
+ * Returns 0 with *out set, or STORE_EINVAL / STORE_EEXIST (finished already)
+ * / STORE_EIO. */
+int store_upload_create(const char *id, struct store_upload **out);
+int store_upload_write(struct store_upload *u, const void *data, size_t len); /* 0, STORE_EIO */
+/* The body is complete: fsync, rename to <id>, then write <id>.meta (meta,
+ * len bytes). u is freed whatever the result; on failure nothing is left. */
+int store_upload_commit(struct store_upload *u, const void *meta, size_t len);
+/* Drop a file being written (its .part is removed) or close one being read. */
+void store_upload_close(struct store_upload *u);
+/* Open finished file id for reading: its size in *size, its .meta (malloc'd,
+ * NUL-terminated, the caller frees it) in *meta and *len when meta is not NULL.
+ * STORE_ENOENT when there is none (or no .meta yet), STORE_EINVAL, STORE_EIO. */
+int store_upload_open(const char *id, struct store_upload **out, uint64_t *size, char **meta,
+                      size_t *len);
+/* Read up to len bytes: how many (0 at the end), or -1. */
+long store_upload_read(struct store_upload *u, void *buf, size_t len);
+/* Remove id (its .meta first, so that it is no longer served). 0 or STORE_*. */
+int store_upload_delete(const char *id);
+/* fn(id, meta, len, ud) for every finished file, until fn returns non-zero.
+ * tidy (at start-up): also remove what a crash left: .part files, files
+ * without .meta, temp files. 0 or STORE_*. */
+int store_upload_each(int (*fn)(const char *id, const char *meta, size_t len, void *ud), void *ud,
+                      int tidy);
 
 #endif

@@ -51,6 +51,15 @@ out=$(dry WITH_ALL=no) && echo "$out" | grep -q " bosh.c\$" && bad "WITH_ALL=no 
 out=$(dry WITH_BOSH=yes WITH_HTTP=no) && bad "BOSH without HTTP was accepted"
 echo "$out" | grep -q "WITH_BOSH=yes needs WITH_HTTP=yes" && ok ||
 	bad "no clear message for BOSH without HTTP: $out"
+# XEP-0363 HTTP File Upload (issue 14 item 4): needs HTTP; in by default.
+out=$(dry WITH_UPLOAD=yes WITH_HTTP=no) && bad "UPLOAD without HTTP was accepted"
+echo "$out" | grep -q "WITH_UPLOAD=yes needs WITH_HTTP=yes" && ok ||
+	bad "no clear message for UPLOAD without HTTP: $out"
+out=$(dry) && echo "$out" | grep -q " upload.c\$" && ok || bad "default build leaves out upload.c"
+out=$(dry WITH_UPLOAD=no) && echo "$out" | grep -q " upload.c\$" && bad "WITH_UPLOAD=no compiles upload.c" || ok
+out=$(dry WITH_HTTP=no) || bad "WITH_HTTP=no alone refused (UPLOAD follows it): $out"
+echo "$out" | grep -q " upload.c\$" && bad "WITH_HTTP=no compiles upload.c" || ok
+echo "$out" | grep -q "XMPPD_WITHOUT='\"HTTP UPLOAD\"'" && ok || bad "WITH_HTTP=no does not name UPLOAD off"
 
 echo "tests/build/test_switches.sh: $passed passed, $failed failed"
 [ "$failed" = 0 ]

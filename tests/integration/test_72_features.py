@@ -58,6 +58,8 @@ FEATURES = {
     "WEBADMIN": {"option": ("webadmin_log_lines", "10")},
     # BOSH (issue 14, bosh.c)
     "BOSH": {"option": ("bosh_max_wait", "60")},
+    # XEP-0363 HTTP File Upload (issue 14 item 4)
+    "UPLOAD": {"option": ("upload_max_size", "100000")},
 }
 
 

@@ -251,6 +251,72 @@ static void test_expect(void)
           417);
 }
 
+/* XEP-0363 (issue 14 item 4): with pause_head, a Content-Length body stops
+ * the parser at HTTP_HEAD before any body limit; streamed, it comes back in
+ * pieces that point into what was fed and is never kept; whole, it gets the
+ * usual body_max. */
+static void test_streaming(void)
+{
+    struct http_parser p;
+    const char *head = "PUT /upload/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n";
+    char body[1000], next[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (char)('a' + i % 26);
+    }
+    CHECK(http_parser_init(&p, &lim) == 0);
+    p.pause_head = 1;
+    for (size_t step = 1; step <= 1024; step = step * 3 + 1) {
+        CHECK(http_parser_feed(&p, head, strlen(head)) == strlen(head));
+        CHECK(p.result == HTTP_HEAD && p.length == 1000 && !p.body);
+        http_parser_body(&p, 1000); /* past lim.body_max (100): a sink may */
+        CHECK(p.result == HTTP_MORE && p.streaming);
+        size_t got = 0, pieces = 0;
+        int same = 1;
+        while (got < sizeof(body) && p.result == HTTP_MORE) {
+            size_t n = step < sizeof(body) - got ? step : sizeof(body) - got;
+            size_t used = http_parser_feed(&p, body + got, n);
+            same &= p.piece == body + got && p.piece_len == used;
+            got += used;
+            pieces++;
+        }
+        CHECK(same && got == sizeof(body) && p.result == HTTP_DONE);
+        CHECK(p.body == NULL && p.body_len == 0);
+        /* the next request is the parser's again after a reset */
+        http_parser_reset(&p);
+        CHECK(p.pause_head == 1 && !p.streaming);
+        CHECK(http_parser_feed(&p, next, strlen(next)) == strlen(next));
+        CHECK(p.result == HTTP_DONE);
+        http_parser_reset(&p);
+    }
+    /* over the sink's own limit, or over body_max when read whole: 413 */
+    http_parser_feed(&p, head, strlen(head));
+    http_parser_body(&p, 999);
+    CHECK(p.result == HTTP_ERROR && p.status == 413);
+    http_parser_reset(&p);
+    http_parser_feed(&p, head, strlen(head));
+    http_parser_body(&p, 0);
+    CHECK(p.result == HTTP_ERROR && p.status == 413);
+    http_parser_reset(&p);
+    /* a whole body within body_max, as without pause_head */
+    const char *small = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+    size_t n = http_parser_feed(&p, small, strlen(small));
+    CHECK(p.result == HTTP_HEAD);
+    http_parser_body(&p, 0);
+    http_parser_feed(&p, small + n, strlen(small) - n);
+    CHECK(p.result == HTTP_DONE && p.body_len == 3 && memcmp(p.body, "abc", 3) == 0);
+    http_parser_reset(&p);
+    /* a length no size_t holds is refused, never wrapped */
+    const char *huge = "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n";
+    http_parser_feed(&p, huge, strlen(huge));
+    CHECK(p.result == HTTP_ERROR && p.status == 413);
+    http_parser_reset(&p);
+    /* chunked bodies and bodiless requests never stop at HTTP_HEAD */
+    const char *ch = "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n";
+    http_parser_feed(&p, ch, strlen(ch));
+    CHECK(p.result == HTTP_DONE && p.body_len == 1);
+    http_parser_free(&p);
+}
+
 int main(void)
 {
     test_simple();
@@ -260,5 +326,6 @@ int main(void)
     test_smuggling();
     test_pipelining();
     test_expect();
+    test_streaming();
     TEST_REPORT();
 }

@@ -1613,6 +1613,86 @@ static void test_room_arc_list(void)
     CHECK(store_room_arc_list(collect_name, &ns) == 0 && ns.n == 0);
 }
 
+/* ---- XEP-0363 uploads (issue 14 item 4) ---- */
+
+struct up_seen {
+    int n;
+    char id[STORE_UPLOAD_ID_LEN + 1];
+    char meta[64];
+};
+
+static int up_seen(const char *id, const char *meta, size_t len, void *ud)
+{
+    struct up_seen *s = ud;
+    s->n++;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    snprintf(s->meta, sizeof(s->meta), "%.*s", (int)len, meta);
+    return 0;
+}
+
+static void test_uploads(void)
+{
+    const char *id = "0123456789abcdef0123456789abcdef";
+    struct store_upload *u = NULL, *r = NULL;
+    struct up_seen s = {0, "", ""};
+    uint64_t size = 0;
+    char *meta = NULL, buf[16];
+    size_t mlen = 0;
+    /* only 32 lowercase hex digits name a file: nothing reaches outside */
+    const char *bad[] = {"../../../../etc/passwd", "0123456789ABCDEF0123456789abcdef",
+                         "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef0",
+                         "", "0123456789abcdef0123456789abcde/", "..", "0123456789abcdef/../../secret"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(store_upload_create(bad[i], &u) == STORE_EINVAL && !u);
+        CHECK(store_upload_open(bad[i], &r, &size, NULL, NULL) == STORE_EINVAL && !r);
+        CHECK(store_upload_delete(bad[i]) == STORE_EINVAL);
+    }
+    CHECK(store_upload_each(up_seen, &s, 1) == 0 && s.n == 0); /* no directory yet */
+    /* written as it comes, visible only once committed */
+    CHECK(store_upload_create(id, &u) == 0 && u);
+    CHECK(store_upload_write(u, "hello ", 6) == 0 && store_upload_write(u, "world", 5) == 0);
+    CHECK(exists_rel("upload/0123456789abcdef0123456789abcdef.part"));
+    CHECK(store_upload_open(id, &r, &size, NULL, NULL) == STORE_ENOENT);
+    CHECK(store_upload_commit(u, "m1\n", 3) == 0);
+    CHECK(!exists_rel("upload/0123456789abcdef0123456789abcdef.part"));
+    CHECK(mode_rel("upload/0123456789abcdef0123456789abcdef") == 0600);
+    CHECK(store_upload_open(id, &r, &size, &meta, &mlen) == 0 && size == 11);
+    CHECK(mlen == 3 && memcmp(meta, "m1\n", 3) == 0);
+    CHECK(store_upload_read(r, buf, 5) == 5 && memcmp(buf, "hello", 5) == 0);
+    CHECK(store_upload_read(r, buf, sizeof(buf)) == 6 && store_upload_read(r, buf, 4) == 0);
+    store_upload_close(r);
+    free(meta);
+    CHECK(store_upload_create(id, &u) == STORE_EEXIST); /* a second PUT */
+    CHECK(store_upload_each(up_seen, &s, 0) == 0 && s.n == 1 && strcmp(s.id, id) == 0);
+    CHECK_STR(s.meta, "m1\n");
+    /* an aborted write leaves nothing */
+    const char *id2 = "fedcba9876543210fedcba9876543210";
+    CHECK(store_upload_create(id2, &u) == 0);
+    CHECK(store_upload_write(u, "x", 1) == 0);
+    store_upload_close(u);
+    CHECK(!exists_rel("upload/fedcba9876543210fedcba9876543210.part"));
+    /* what a crash leaves: a .part, a file without .meta; tidy removes them,
+     * and leaves what is not its own */
+    write_rel("upload/fedcba9876543210fedcba9876543210.part", "x", 1);
+    write_rel("upload/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "y", 1);
+    write_rel("upload/README", "z", 1);
+    write_rel("upload/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.meta.bad", "w", 1);
+    s.n = 0;
+    CHECK(store_upload_each(up_seen, &s, 0) == 0 && s.n == 1);
+    CHECK(exists_rel("upload/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* not tidying */
+    s.n = 0;
+    CHECK(store_upload_each(up_seen, &s, 1) == 0 && s.n == 1);
+    CHECK(!exists_rel("upload/fedcba9876543210fedcba9876543210.part"));
+    CHECK(!exists_rel("upload/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    CHECK(exists_rel("upload/README"));
+    CHECK(exists_rel("upload/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.meta.bad")); /* for a human */
+    /* removal: .meta and file */
+    CHECK(store_upload_delete(id) == 0);
+    CHECK(store_upload_delete(id) == STORE_ENOENT);
+    CHECK(store_upload_open(id, &r, &size, NULL, NULL) == STORE_ENOENT);
+    CHECK(!exists_rel("upload/0123456789abcdef0123456789abcdef"));
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/xmppd-store-XXXXXX";
@@ -1651,6 +1731,7 @@ int main(void)
     test_archive_group_commit();
     test_offline_group_commit();
     test_room_arc_list();
+    test_uploads();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
