@@ -40,9 +40,10 @@
 #   WITH_HTTP        HTTP/1.1 server in the loop (http.c http_parse.c): http_port,
 #                    https_port, XEP-0156 host-meta; WebSocket/BOSH/admin build on it
 #   WITH_WEBADMIN    web admin console at /admin/ (webadmin.c webadmin_util.c);
-#                    needs WITH_HTTP and WITH_ADHOC (admin.c's actions)
+#                    needs WITH_HTTP and WITH_ADHOC (admin.c's actions), and
+#                    follows them unless given
 #   WITH_BOSH        XEP-0124/XEP-0206 XMPP over BOSH at /http-bind (bosh.c
-#                    bosh_body.c); needs WITH_HTTP
+#                    bosh_body.c); needs WITH_HTTP, and follows it unless given
 #   WITH_UPLOAD      XEP-0363 HTTP file upload (upload.c); needs WITH_HTTP, and
 #                    is what WITH_HTTP is unless given
 # How a switch works: a feature lives in its own files, which register with

@@ -17,7 +17,7 @@ out=$(dry WITH_PUSH=yes WITH_COMPONENTS=no) && bad "PUSH without COMPONENTS was 
 echo "$out" | grep -q "WITH_PUSH=yes needs WITH_COMPONENTS=yes" && ok ||
 	bad "no clear message for PUSH without COMPONENTS: $out"
 # web admin console (issue 14): needs HTTP and ADHOC
-out=$(dry WITH_HTTP=no) && bad "WEBADMIN without HTTP was accepted"
+out=$(dry WITH_WEBADMIN=yes WITH_HTTP=no) && bad "WEBADMIN without HTTP was accepted"
 echo "$out" | grep -q "WITH_WEBADMIN=yes needs WITH_HTTP=yes and WITH_ADHOC=yes" && ok ||
 	bad "no clear message for WEBADMIN without HTTP: $out"
 out=$(dry WITH_ALL=no WITH_HTTP=yes WITH_ADHOC=yes WITH_WEBADMIN=yes) ||
@@ -57,9 +57,15 @@ echo "$out" | grep -q "WITH_UPLOAD=yes needs WITH_HTTP=yes" && ok ||
 	bad "no clear message for UPLOAD without HTTP: $out"
 out=$(dry) && echo "$out" | grep -q " upload.c\$" && ok || bad "default build leaves out upload.c"
 out=$(dry WITH_UPLOAD=no) && echo "$out" | grep -q " upload.c\$" && bad "WITH_UPLOAD=no compiles upload.c" || ok
-out=$(dry WITH_HTTP=no) || bad "WITH_HTTP=no alone refused (UPLOAD follows it): $out"
+# The features served over HTTP follow WITH_HTTP (WEBADMIN also WITH_ADHOC)
+# unless set, so that WITH_HTTP=no or WITH_ADHOC=no alone builds.
+out=$(dry WITH_HTTP=no) || bad "WITH_HTTP=no alone refused (UPLOAD, BOSH, WEBADMIN follow it): $out"
 echo "$out" | grep -q " upload.c\$" && bad "WITH_HTTP=no compiles upload.c" || ok
-echo "$out" | grep -q "XMPPD_WITHOUT='\"HTTP UPLOAD\"'" && ok || bad "WITH_HTTP=no does not name UPLOAD off"
+echo "$out" | grep -q "XMPPD_WITHOUT='\"HTTP WEBADMIN BOSH UPLOAD\"'" && ok ||
+	bad "WITH_HTTP=no does not name WEBADMIN BOSH UPLOAD off"
+out=$(dry WITH_ADHOC=no) || bad "WITH_ADHOC=no alone refused (WEBADMIN follows it): $out"
+echo "$out" | grep -q "XMPPD_WITHOUT='\"ADHOC WEBADMIN\"'" && ok ||
+	bad "WITH_ADHOC=no does not name WEBADMIN off"
 
 echo "tests/build/test_switches.sh: $passed passed, $failed failed"
 [ "$failed" = 0 ]
