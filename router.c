@@ -498,6 +498,13 @@ static void message_to_full(const struct dest *d, struct xml_node *m)
 {
     struct session *s = router_find_full(d->jid);
     const char *type = msg_type(m);
+    /* A stream closing in this turn (its link dropped, a stream error sent)
+     * takes nothing more: its resource is gone (RFC 6121 §8.5.3.2.1), and
+     * the message goes where one to the bare JID would, offline storage at
+     * worst, instead of into a closed queue (where it was lost). */
+    if (s && !session_live(s)) {
+        s = NULL;
+    }
     if (s && !im_blocked(d->bare, xml_attr(m, "from"))) {
         /* Errors too: services strip what a sender forged (XEP-0359 §5
          * stanza-id, XEP-0313 results), and none archives or copies them. */

@@ -5,7 +5,6 @@ user's service discovery through xmppd's router. No IRC server is needed for
 that. When biboumi stops, its domain answers service-unavailable, as for any
 component that is not connected. Skipped only when biboumi is not installed."""
 
-import asyncio
 import os
 import shutil
 import signal
@@ -16,7 +15,7 @@ import pytest
 from component_helpers import with_components
 from disco_helpers import NS_DISCO_INFO, NS_DISCO_ITEMS, assert_error, disco_info_parts, iq, \
     payload
-from xmpp_helpers import Clients, patience, run
+from xmpp_helpers import Clients, patience, run, wait_log
 
 GW = "irc.localhost"
 SECRET = "irc-Secret-7"
@@ -45,14 +44,6 @@ def stop(proc):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-async def wait_log(server, text):
-    for _ in range(int(patience(30) * 10)):
-        if text in server.log_text():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("no %r in the server log" % text)
 
 
 def test_biboumi_gateway_answers_through_xmppd(server, tmp_path):

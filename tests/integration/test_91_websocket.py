@@ -18,7 +18,7 @@ from conftest import built_without
 from http_helpers import get, read_all, status_line, with_http
 from ws_helpers import (CLOSE, NS_FRAMING, OPEN, WSClient, close_code, frame, handshake,
                         mechanisms, open_raw, read_frames)
-from xmpp_helpers import Clients, NS_CLIENT, local, patience, run
+from xmpp_helpers import Clients, NS_CLIENT, local, patience, run, wait_log
 
 STANZA_MAX = 10000
 
@@ -250,6 +250,8 @@ def test_stream_management_resumes_over_a_new_websocket(web):
             enabled = await ws.recv()
             assert enabled.tag == "{%s}enabled" % sm, ET.tostring(enabled)
             ws.ws.transport.abort()  # no <close/>, no close frame
+            # the server has seen the link go: the message waits for a resumption
+            await wait_log(web, "sm: %s lost its connection" % jid)
             bob.xmpp.send_message(mto=jid, mbody="while away", mtype="chat")
             await bob.ping_server()
             ws2 = await WSClient.login(web, "alice")

@@ -849,3 +849,12 @@ def scram_client_final(mech, password, first_bare, server_first):
     skey = hmac.new(salted, b"Server Key", h).digest()
     want = "v=" + base64.b64encode(hmac.new(skey, auth_msg, h).digest()).decode()
     return "%s,p=%s" % (final_bare, base64.b64encode(proof).decode()), want
+
+
+async def wait_log(server, text):
+    """Until text is in server's log (generous: the server may be slow)."""
+    for _ in range(int(patience(30) * 10)):
+        if text in server.log_text():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("no %r in the server log" % text)
