@@ -8,6 +8,7 @@
  * room configuration, the room document's format.
  * Must not: write to sockets (it hands stanzas to router_deliver) or touch
  * files but through store.c (store_room_*). */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1660,31 +1661,68 @@ static int add_bool(struct xml_node *x, const char *var, int value)
     return add_field(x, var, "boolean", value ? "1" : "0");
 }
 
+#define ROOMCONFIG "muc#roomconfig_"
+
+/* The room's on/off settings, one table for the form (§10.2), its answer
+ * and the room document: the boolean field after ROOMCONFIG ("": whois,
+ * a list), the document's attribute, "1" when set (NULL: not kept, a stored
+ * room is persistent), and whether either says the opposite. In the form's
+ * order; archiving comes after whois, when there is an archive. */
+static const struct room_flag {
+    char field[16], doc[14]; /* arrays: no pointers to relocate */
+    unsigned char off, field_not, doc_not;
+} room_flags[] = {
+    {"persistentroom", "", offsetof(struct room, persistent), 0, 0},
+    {"publicroom", "hidden", offsetof(struct room, hidden), 1, 0},
+    {"membersonly", "membersonly", offsetof(struct room, membersonly), 0, 0},
+    {"moderatedroom", "moderated", offsetof(struct room, moderated), 0, 0},
+    {"changesubject", "changesubject", offsetof(struct room, changesubject), 0, 0},
+    {"enablearchiving", "noarchive", offsetof(struct room, archiving), 0, 1},
+    {"", "nonanonymous", offsetof(struct room, nonanonymous), 0, 0},
+};
+#define FLAG_ARCHIVING 5
+#define NFLAGS (sizeof(room_flags) / sizeof(room_flags[0]))
+_Static_assert(sizeof(struct room) < 256, "room_flags offsets are bytes");
+
+static int *flag_ptr(struct room *r, size_t i)
+{
+    return (int *)((char *)r + room_flags[i].off);
+}
+
+static int flag_get(const struct room *r, size_t i)
+{
+    return *(const int *)((const char *)r + room_flags[i].off);
+}
+
+static int add_flag(struct xml_node *x, const struct room *r, size_t i)
+{
+    char var[64];
+    snprintf(var, sizeof(var), ROOMCONFIG "%s", room_flags[i].field);
+    return add_bool(x, var, flag_get(r, i) ^ room_flags[i].field_not);
+}
+
 /* §10.2: the form with the room's current settings. */
 static struct xml_node *config_form(const struct room *r)
 {
     struct xml_node *q = xml_node_new("query", NS_MUC_OWNER);
     struct xml_node *x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
     struct xml_node *w = NULL;
-    if (!x || xml_set_attr(x, "type", "form") < 0 ||
-        add_field(x, "FORM_TYPE", "hidden", NS_ROOMCONFIG) < 0 ||
-        add_field(x, "muc#roomconfig_roomname", "text-single", r->name ? r->name : "") < 0 ||
-        add_bool(x, "muc#roomconfig_persistentroom", r->persistent) < 0 ||
-        add_bool(x, "muc#roomconfig_publicroom", !r->hidden) < 0 ||
-        add_bool(x, "muc#roomconfig_membersonly", r->membersonly) < 0 ||
-        add_bool(x, "muc#roomconfig_moderatedroom", r->moderated) < 0 ||
-        add_bool(x, "muc#roomconfig_changesubject", r->changesubject) < 0 ||
-        add_bool(x, "muc#roomconfig_passwordprotectedroom", r->secret != NULL) < 0 ||
-        add_field(x, "muc#roomconfig_roomsecret", "text-private", r->secret ? r->secret : "") < 0 ||
-        add_field(x, "muc#roomconfig_whois", "list-single",
+    int rc = !x || xml_set_attr(x, "type", "form") < 0 ||
+             add_field(x, "FORM_TYPE", "hidden", NS_ROOMCONFIG) < 0 ||
+             add_field(x, ROOMCONFIG "roomname", "text-single", r->name ? r->name : "") < 0;
+    for (size_t i = 0; !rc && i < FLAG_ARCHIVING; i++) {
+        rc = add_flag(x, r, i);
+    }
+    if (rc || add_bool(x, ROOMCONFIG "passwordprotectedroom", r->secret != NULL) < 0 ||
+        add_field(x, ROOMCONFIG "roomsecret", "text-private", r->secret ? r->secret : "") < 0 ||
+        add_field(x, ROOMCONFIG "whois", "list-single",
                   r->nonanonymous ? "anyone" : "moderators") < 0 ||
-        (hook_find_room_archive() &&
-         add_bool(x, "muc#roomconfig_enablearchiving", r->archiving) < 0)) {
+        (hook_find_room_archive() && add_flag(x, r, FLAG_ARCHIVING) < 0)) {
         xml_free(q);
         return NULL;
     }
     for (w = xml_first_child(x); w; w = xml_next(w)) {
-        if (strcmp(xml_attr(w, "var"), "muc#roomconfig_whois") == 0) {
+        if (strcmp(xml_attr(w, "var"), ROOMCONFIG "whois") == 0) {
             break;
         }
     }
@@ -1700,10 +1738,11 @@ static struct xml_node *config_form(const struct room *r)
     return q;
 }
 
+/* A submitted form: over a copy of the room, the flags it sets. */
 struct room_settings {
+    struct room r;
     const char *name, *secret;
-    int persistent, hidden, membersonly, moderated, changesubject, pwprotected, nonanonymous;
-    int archiving;
+    int pwprotected;
 };
 
 /* XEP-0004 §3.3: a boolean is 0, 1, false or true. */
@@ -1727,31 +1766,27 @@ static int parse_settings(const struct xml_node *x, struct room_settings *st)
         struct xml_node *vn = xml_child(f, "value", NS_XDATA);
         const char *v = vn ? xml_text(vn) : "";
         int rc = 0;
-        if (!var || strcmp(xml_name(f), "field") != 0) {
+        if (!var || strcmp(xml_name(f), "field") != 0 ||
+            strncmp(var, ROOMCONFIG, strlen(ROOMCONFIG)) != 0) {
             continue;
         }
-        if (strcmp(var, "muc#roomconfig_roomname") == 0) {
+        var += strlen(ROOMCONFIG);
+        if (strcmp(var, "roomname") == 0) {
             st->name = v;
-        } else if (strcmp(var, "muc#roomconfig_roomsecret") == 0) {
+        } else if (strcmp(var, "roomsecret") == 0) {
             st->secret = v;
-        } else if (strcmp(var, "muc#roomconfig_persistentroom") == 0) {
-            rc = parse_bool(v, &st->persistent);
-        } else if (strcmp(var, "muc#roomconfig_publicroom") == 0) {
-            rc = parse_bool(v, &st->hidden);
-            st->hidden = !st->hidden;
-        } else if (strcmp(var, "muc#roomconfig_membersonly") == 0) {
-            rc = parse_bool(v, &st->membersonly);
-        } else if (strcmp(var, "muc#roomconfig_moderatedroom") == 0) {
-            rc = parse_bool(v, &st->moderated);
-        } else if (strcmp(var, "muc#roomconfig_changesubject") == 0) {
-            rc = parse_bool(v, &st->changesubject);
-        } else if (strcmp(var, "muc#roomconfig_passwordprotectedroom") == 0) {
+        } else if (strcmp(var, "passwordprotectedroom") == 0) {
             rc = parse_bool(v, &st->pwprotected);
-        } else if (strcmp(var, "muc#roomconfig_enablearchiving") == 0) {
-            rc = parse_bool(v, &st->archiving); /* kept even without an archive */
-        } else if (strcmp(var, "muc#roomconfig_whois") == 0) {
-            st->nonanonymous = strcmp(v, "anyone") == 0;
-            rc = st->nonanonymous || strcmp(v, "moderators") == 0 ? 0 : -1;
+        } else if (strcmp(var, "whois") == 0) {
+            st->r.nonanonymous = strcmp(v, "anyone") == 0;
+            rc = st->r.nonanonymous || strcmp(v, "moderators") == 0 ? 0 : -1;
+        }
+        /* enablearchiving is kept even without an archive. */
+        for (size_t i = 0; i < NFLAGS && room_flags[i].field[0]; i++) {
+            if (strcmp(var, room_flags[i].field) == 0) {
+                rc = parse_bool(v, flag_ptr(&st->r, i));
+                *flag_ptr(&st->r, i) ^= room_flags[i].field_not;
+            }
         }
         if (rc < 0) {
             return -1;
@@ -1798,9 +1833,7 @@ static void roles_after_config(struct room *r)
 
 static void config_submit(const struct xml_node *iq, struct room *r, const struct xml_node *x)
 {
-    struct room_settings st = {r->name, r->secret, r->persistent, r->hidden, r->membersonly,
-                               r->moderated, r->changesubject, r->secret != NULL,
-                               r->nonanonymous, r->archiving};
+    struct room_settings st = {*r, r->name, r->secret, r->secret != NULL};
     if (parse_settings(x, &st) < 0 || (st.pwprotected && (!st.secret || !*st.secret))) {
         bounce(iq, "modify", "not-acceptable");
         return;
@@ -1820,20 +1853,16 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
         bounce(iq, "wait", "resource-constraint");
         return;
     }
-    int whois_changed = r->nonanonymous != st.nonanonymous;
+    int whois_changed = r->nonanonymous != st.r.nonanonymous;
     int was_persistent = r->persistent;
     const struct hook_room_archive *had_archive = archive_of(r);
     free(r->name);
     free(r->secret);
     r->name = name;
     r->secret = secret;
-    r->persistent = st.persistent;
-    r->hidden = st.hidden;
-    r->membersonly = st.membersonly;
-    r->moderated = st.moderated;
-    r->changesubject = st.changesubject;
-    r->nonanonymous = st.nonanonymous;
-    r->archiving = st.archiving;
+    for (size_t i = 0; i < NFLAGS; i++) {
+        *flag_ptr(r, i) = flag_get(&st.r, i);
+    }
     if (r->persistent && room_save(r) < 0) {
         /* The owner must not believe it kept (a room JID too long for a
          * file name, a full disk): the rest of the form applies. */
@@ -2445,23 +2474,20 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
 #define NS_ROOMDOC "urn:xmppd:muc:1"
 #define ROOMDOC_MAX (8 * 1024 * 1024)
 
-static int set_flag(struct xml_node *n, const char *name, int v)
-{
-    return v ? xml_set_attr(n, name, "1") : 0;
-}
-
 static struct xml_node *room_doc(const struct room *r)
 {
     struct xml_node *d = xml_node_new("room", NS_ROOMDOC);
     if (!d || xml_set_attr(d, "creator", r->creator) < 0 ||
         (r->name && xml_set_attr(d, "name", r->name) < 0) ||
-        (r->secret && xml_set_attr(d, "secret", r->secret) < 0) ||
-        set_flag(d, "nonanonymous", r->nonanonymous) < 0 ||
-        set_flag(d, "changesubject", r->changesubject) < 0 || set_flag(d, "hidden", r->hidden) < 0 ||
-        set_flag(d, "membersonly", r->membersonly) < 0 || set_flag(d, "moderated", r->moderated) < 0 ||
-        set_flag(d, "noarchive", !r->archiving) < 0) {
+        (r->secret && xml_set_attr(d, "secret", r->secret) < 0)) {
         xml_free(d);
         return NULL;
+    }
+    for (size_t i = 1; i < NFLAGS; i++) { /* 0, persistent: not kept */
+        if ((flag_get(r, i) ^ room_flags[i].doc_not) && xml_set_attr(d, room_flags[i].doc, "1") < 0) {
+            xml_free(d);
+            return NULL;
+        }
     }
     for (const struct affiliation *a = r->affs; a; a = a->next) {
         struct xml_node *n = xml_add_child(d, "aff", NULL);
@@ -2566,12 +2592,9 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         return 0;
     }
     r->persistent = 1;
-    r->nonanonymous = flag(d, "nonanonymous");
-    r->changesubject = flag(d, "changesubject");
-    r->hidden = flag(d, "hidden");
-    r->membersonly = flag(d, "membersonly");
-    r->moderated = flag(d, "moderated");
-    r->archiving = !flag(d, "noarchive");
+    for (size_t i = 1; i < NFLAGS; i++) {
+        *flag_ptr(r, i) = flag(d, room_flags[i].doc) ^ room_flags[i].doc_not;
+    }
     for (struct xml_node *c = xml_first_child(d); c; c = xml_next(c)) {
         int a = enum_of(xml_attr(c, "a"), aff_names, 5);
         if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
