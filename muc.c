@@ -1533,6 +1533,18 @@ static void answer(const struct xml_node *iq, struct xml_node *payload)
     }
 }
 
+/* The field appended to x (type NULL: none), or NULL when out of memory. */
+static struct xml_node *add_field(struct xml_node *x, const char *var, const char *type,
+                                  const char *value)
+{
+    struct xml_node *f = xml_add_child(x, "field", NULL);
+    struct xml_node *v = f ? xml_add_child(f, "value", NULL) : NULL;
+    return v && xml_set_attr(f, "var", var) == 0 && (!type || xml_set_attr(f, "type", type) == 0) &&
+                   xml_add_text(v, value, strlen(value)) == 0
+               ? f
+               : NULL;
+}
+
 static int add_feature(struct xml_node *q, const char *var)
 {
     struct xml_node *f = xml_add_child(q, "feature", NULL);
@@ -1593,15 +1605,9 @@ static struct xml_node *room_info(const struct room *r, const char *from)
     char count[16];
     snprintf(count, sizeof(count), "%d", r->nocc);
     struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
-    struct xml_node *f1 = x ? xml_add_child(x, "field", NULL) : NULL;
-    struct xml_node *v1 = f1 ? xml_add_child(f1, "value", NULL) : NULL;
-    struct xml_node *f2 = x ? xml_add_child(x, "field", NULL) : NULL;
-    struct xml_node *v2 = f2 ? xml_add_child(f2, "value", NULL) : NULL;
-    if (!v1 || !v2 || xml_set_attr(x, "type", "result") < 0 ||
-        xml_set_attr(f1, "var", "FORM_TYPE") < 0 || xml_set_attr(f1, "type", "hidden") < 0 ||
-        xml_add_text(v1, "http://jabber.org/protocol/muc#roominfo", 39) < 0 ||
-        xml_set_attr(f2, "var", "muc#roominfo_occupants") < 0 ||
-        xml_add_text(v2, count, strlen(count)) < 0) {
+    if (!x || xml_set_attr(x, "type", "result") < 0 ||
+        !add_field(x, "FORM_TYPE", "hidden", "http://jabber.org/protocol/muc#roominfo") ||
+        !add_field(x, "muc#roominfo_occupants", NULL, count)) {
         xml_free(q);
         return NULL;
     }
@@ -1646,19 +1652,9 @@ static struct xml_node *service_items(void)
 #define NS_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
 #define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
 
-static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
-{
-    struct xml_node *f = xml_add_child(x, "field", NULL);
-    struct xml_node *v = f ? xml_add_child(f, "value", NULL) : NULL;
-    return v && xml_set_attr(f, "var", var) == 0 && xml_set_attr(f, "type", type) == 0 &&
-                   xml_add_text(v, value, strlen(value)) == 0
-               ? 0
-               : -1;
-}
-
 static int add_bool(struct xml_node *x, const char *var, int value)
 {
-    return add_field(x, var, "boolean", value ? "1" : "0");
+    return add_field(x, var, "boolean", value ? "1" : "0") ? 0 : -1;
 }
 
 #define ROOMCONFIG "muc#roomconfig_"
@@ -1708,32 +1704,30 @@ static struct xml_node *config_form(const struct room *r)
     struct xml_node *x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
     struct xml_node *w = NULL;
     int rc = !x || xml_set_attr(x, "type", "form") < 0 ||
-             add_field(x, "FORM_TYPE", "hidden", NS_ROOMCONFIG) < 0 ||
-             add_field(x, ROOMCONFIG "roomname", "text-single", r->name ? r->name : "") < 0;
+             !add_field(x, "FORM_TYPE", "hidden", NS_ROOMCONFIG) ||
+             !add_field(x, ROOMCONFIG "roomname", "text-single", r->name ? r->name : "");
     for (size_t i = 0; !rc && i < FLAG_ARCHIVING; i++) {
         rc = add_flag(x, r, i);
     }
     if (rc || add_bool(x, ROOMCONFIG "passwordprotectedroom", r->secret != NULL) < 0 ||
-        add_field(x, ROOMCONFIG "roomsecret", "text-private", r->secret ? r->secret : "") < 0 ||
-        add_field(x, ROOMCONFIG "whois", "list-single",
-                  r->nonanonymous ? "anyone" : "moderators") < 0 ||
-        (hook_find_room_archive() && add_flag(x, r, FLAG_ARCHIVING) < 0)) {
+        !add_field(x, ROOMCONFIG "roomsecret", "text-private", r->secret ? r->secret : "") ||
+        !(w = add_field(x, ROOMCONFIG "whois", "list-single",
+                        r->nonanonymous ? "anyone" : "moderators"))) {
         xml_free(q);
         return NULL;
     }
-    for (w = xml_first_child(x); w; w = xml_next(w)) {
-        if (strcmp(xml_attr(w, "var"), ROOMCONFIG "whois") == 0) {
-            break;
-        }
-    }
     const char *opts[] = {"moderators", "anyone"};
-    for (size_t i = 0; w && i < 2; i++) {
+    for (size_t i = 0; i < 2; i++) {
         struct xml_node *o = xml_add_child(w, "option", NULL);
         struct xml_node *v = o ? xml_add_child(o, "value", NULL) : NULL;
         if (!v || xml_add_text(v, opts[i], strlen(opts[i])) < 0) {
             xml_free(q);
             return NULL;
         }
+    }
+    if (hook_find_room_archive() && add_flag(x, r, FLAG_ARCHIVING) < 0) {
+        xml_free(q);
+        return NULL;
     }
     return q;
 }
@@ -2222,7 +2216,7 @@ static struct xml_node *register_form(const char *nick)
     struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
     struct xml_node *f = x ? xml_add_child(x, "field", NULL) : NULL;
     if (!f || xml_set_attr(x, "type", "form") < 0 ||
-        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER) < 0 ||
+        !add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER) ||
         xml_set_attr(f, "var", "muc#register_roomnick") < 0 ||
         xml_set_attr(f, "type", "text-single") < 0 || xml_set_attr(f, "label", "Nickname") < 0 ||
         !xml_add_child(f, "required", NULL)) {
@@ -2451,10 +2445,10 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
     struct xml_node *m = xml_node_new("message", NS_CLIENT);
     struct xml_node *x = m ? xml_add_child(m, "x", NS_XDATA) : NULL;
     if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(x, "type", "form") == 0 &&
-        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REQUEST) == 0 &&
-        add_field(x, "muc#role", "list-single", "participant") == 0 &&
-        add_field(x, "muc#jid", "jid-single", o->bare) == 0 &&
-        add_field(x, "muc#roomnick", "text-single", o->nick) == 0 &&
+        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REQUEST) &&
+        add_field(x, "muc#role", "list-single", "participant") &&
+        add_field(x, "muc#jid", "jid-single", o->bare) &&
+        add_field(x, "muc#roomnick", "text-single", o->nick) &&
         add_bool(x, "muc#request_allow", 0) == 0) {
         for (struct occupant *v = r->occ; v; v = v->next) {
             for (struct occ_res *res = v->res; v->role == ROLE_MODERATOR && res; res = res->next) {
