@@ -2477,7 +2477,10 @@ static struct xml_node *room_doc(const struct room *r)
         xml_free(d);
         return NULL;
     }
-    for (size_t i = 1; i < NFLAGS; i++) { /* 0, persistent: not kept */
+    /* In STORAGE.md's order (the file stays as it was); 0, persistent: not kept. */
+    static const unsigned char doc_order[] = {6, 4, 1, 2, 3, 5};
+    for (size_t k = 0; k < sizeof(doc_order); k++) {
+        size_t i = doc_order[k];
         if ((flag_get(r, i) ^ room_flags[i].doc_not) && xml_set_attr(d, room_flags[i].doc, "1") < 0) {
             xml_free(d);
             return NULL;
