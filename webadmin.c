@@ -579,30 +579,32 @@ static void log_page(struct http_request *r, struct wsession *s)
 
 static void get_admin(struct http_request *r)
 {
-    if (strcmp(r->path, "/admin/login") == 0) {
+    /* The page under /admin/ (http_route's prefix; short literals: issue 16). */
+    const char *p = r->path + strlen("/admin/");
+    if (strcmp(p, "login") == 0) {
         login_page(r, 200, NULL);
         return;
     }
-    if (strcmp(r->path, "/admin/style.css") == 0) {
+    if (strcmp(p, "style.css") == 0) {
         get_style(r);
         return;
     }
     struct wsession *s = session_of(r);
     if (!s) {
         redirect(r, "/admin/login", NULL);
-    } else if (strcmp(r->path, "/admin/") == 0) {
+    } else if (!*p) {
         dashboard(r, s, NULL);
-    } else if (strcmp(r->path, "/admin/users") == 0) {
+    } else if (strcmp(p, "users") == 0) {
         users(r, s, 200, NULL);
-    } else if (strcmp(r->path, "/admin/user") == 0) {
+    } else if (strcmp(p, "user") == 0) {
         user(r, s, NULL, 200, NULL);
-    } else if (strcmp(r->path, "/admin/sessions") == 0) {
+    } else if (strcmp(p, "sessions") == 0) {
         sessions_page(r, s, 200, NULL);
-    } else if (strcmp(r->path, "/admin/announce") == 0) {
+    } else if (strcmp(p, "announce") == 0) {
         announce_page(r, s, 200, NULL);
-    } else if (strcmp(r->path, "/admin/config") == 0) {
+    } else if (strcmp(p, "config") == 0) {
         config_page(r, s);
-    } else if (strcmp(r->path, "/admin/log") == 0) {
+    } else if (strcmp(p, "log") == 0) {
         log_page(r, s);
     } else {
         http_respond(r, 404, "text/plain", "404 Not Found\n", 14, NULL, SECURITY_HEADERS);
@@ -782,8 +784,10 @@ static void kick(struct http_request *r, struct wsession *s)
 
 static void post_admin(struct http_request *r)
 {
+    /* The page under /admin/ (http_route's prefix; short literals: issue 16). */
+    const char *p = r->path + strlen("/admin/");
     char tok[TOKEN_HEX + 8], a[FIELD_MAX], b[FIELD_MAX];
-    if (strcmp(r->path, "/admin/login") == 0) {
+    if (strcmp(p, "login") == 0) {
         post_login(r);
         return;
     }
@@ -800,39 +804,39 @@ static void post_admin(struct http_request *r)
         send_page(r, 403, s, "Error", "Invalid form token", &none);
         return;
     }
-    int fa = field(r, strcmp(r->path, "/admin/motd") == 0 ? "motd" : "jid", a, sizeof(a));
+    int fa = field(r, strcmp(p, "motd") == 0 ? "motd" : "jid", a, sizeof(a));
     if (fa < 0) {
         a[0] = '\0';
     }
-    if (strcmp(r->path, "/admin/logout") == 0) {
+    if (strcmp(p, "logout") == 0) {
         log_notice("web admin %s: logged out", s->jid);
         memset(s, 0, sizeof(*s));
         redirect(r, "/admin/login",
                  "Set-Cookie: " COOKIE "=; Path=/admin/; Max-Age=0; HttpOnly; SameSite=Strict\r\n");
-    } else if (strcmp(r->path, "/admin/users/add") == 0) {
+    } else if (strcmp(p, "users/add") == 0) {
         int rc = field(r, "password", b, sizeof(b)) < 0 ? ADMIN_EBADPW
                                                         : admin_add_user(s->jid, a, b);
         users(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Account added");
-    } else if (strcmp(r->path, "/admin/users/delete") == 0) {
+    } else if (strcmp(p, "users/delete") == 0) {
         int rc = admin_delete_user(s->jid, a);
         users(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Account deleted");
-    } else if (strcmp(r->path, "/admin/users/password") == 0) {
+    } else if (strcmp(p, "users/password") == 0) {
         int rc = field(r, "password", b, sizeof(b)) < 0 ? ADMIN_EBADPW
                                                         : admin_change_password(s->jid, a, b);
         user(r, s, a, rc ? 400 : 200, rc ? admin_error(rc) : "Password changed");
-    } else if (strcmp(r->path, "/admin/sessions/kick") == 0) {
+    } else if (strcmp(p, "sessions/kick") == 0) {
         kick(r, s);
-    } else if (strcmp(r->path, "/admin/announce") == 0) {
+    } else if (strcmp(p, "announce") == 0) {
         int fs = field(r, "subject", a, sizeof(a));
         int rc = field(r, "body", b, sizeof(b)) < 0 ? ADMIN_EBADTEXT
                                                     : admin_announce(s->jid, fs > 0 ? a : NULL, b);
         char msg[64];
         snprintf(msg, sizeof(msg), "Sent to %d resources", rc);
         announce_page(r, s, rc < 0 ? 400 : 200, rc < 0 ? admin_error(rc) : msg);
-    } else if (strcmp(r->path, "/admin/motd") == 0) {
+    } else if (strcmp(p, "motd") == 0) {
         int rc = admin_set_motd(s->jid, a);
         announce_page(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Message of the day set");
-    } else if (strcmp(r->path, "/admin/motd/delete") == 0) {
+    } else if (strcmp(p, "motd/delete") == 0) {
         int rc = admin_delete_motd(s->jid);
         announce_page(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Message of the day deleted");
     } else {
