@@ -193,6 +193,7 @@ UNIT_TESTS += test_dns # federation DNS (dns.c): rule at the end
 UNIT_TESTS += test_http # HTTP request parser (http_parse.c): rule at the end
 UNIT_TESTS += test_hooks # s2s fixes (issue 12): message phases; rule at the end
 UNIT_TESTS += test_ws # WebSocket frame parser (ws_frame.c): rule at the end
+UNIT_TESTS += test_precis_table # blocked PRECIS property runs (issue 16): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -367,3 +368,7 @@ check-hook-order:
 # WebSocket (issue 14 step 2): the RFC 6455 frame parser alone.
 tests/unit/test_ws: tests/unit/test_ws.c ws_frame.o .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< ws_frame.o
+# Size (issue 16): precis_table.c's blocked property runs against the flat
+# ones (gen-unicode.py --flat), every code point; precis.c is included.
+tests/unit/test_precis_table: tests/unit/test_precis_table.c precis.c precis_table.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< precis_table.o
