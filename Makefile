@@ -124,6 +124,7 @@ HOT_SRCS = server.c loop_poll.c loop_epoll.c xml.c buf.c router.c jid.c precis.c
 # (Not in SANITIZE=1 builds, which keep their flags for the tests.)
 # -Oz (gcc 12, clang) where $(CC) has it, else -Os: size first in code that
 # barely runs (4 KB off the default build, see BENCHMARKS.md). Probed once.
+# Inside the HOT_SRCS files, what runs rarely is marked COLD (cold.h).
 ifneq ($(filter -O2,$(CFLAGS)),)
 ifneq ($(SANITIZE),1)
 ifeq ($(origin COLD_CFLAGS),undefined)
