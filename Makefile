@@ -5,8 +5,9 @@
 #   SYSCONFDIR, MANDIR, STRIP
 #   SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer
 #   SMALL=1      optimise for size (-Os everywhere, link-time optimisation)
-#   COLD_CFLAGS  added after CFLAGS for the files not in HOT_SRCS (-Os when
-#                CFLAGS has -O2, as by default; empty: -O2 throughout)
+#   COLD_CFLAGS  added after CFLAGS for the files not in HOT_SRCS (-Oz, or -Os
+#                where CC lacks -Oz, when CFLAGS has -O2, as by default; empty:
+#                -O2 throughout)
 #   RELR=no      no packed relative relocations (default: when the linker can)
 #   WITH_EPOLL=yes  use the Linux epoll loop backend (default: portable poll())
 #   O=DIR/       objects and the binary go to DIR/ (make check builds the
@@ -116,7 +117,7 @@ endif
 # for the files the server spends its own CPU time in (HOT_SRCS: perf on
 # tools/xmpp-bench's msg, login SCRAM, muc-fanout and mam-fill; every other
 # file had under 0.2% of the samples; see BENCHMARKS.md) and compiles every
-# other file with COLD_CFLAGS (-Os). CFLAGS at another level (-O0 -g to
+# other file with COLD_CFLAGS (-Oz, or -Os). CFLAGS at another level (-O0 -g to
 # debug, -Os for a router) applies to every file; COLD_CFLAGS= (empty) makes
 # an -O2 build -O2 throughout.
 # sasl.c and c2s.c were hot only in the login scenario, where PBKDF2 (sha_ni.c,
@@ -128,9 +129,14 @@ endif
 HOT_SRCS = server.c loop_poll.c loop_epoll.c xml.c buf.c router.c jid.c precis.c sha_ni.c \
 	store.c mam.c hooks.c
 # (Not in SANITIZE=1 builds, which keep their flags for the tests.)
+# -Oz (gcc 12, clang) where $(CC) has it, else -Os: size first in code that
+# barely runs (4 KB off the default build, see BENCHMARKS.md). Probed once.
+# Inside the HOT_SRCS files, what runs rarely is marked COLD (cold.h).
 ifneq ($(filter -O2,$(CFLAGS)),)
 ifneq ($(SANITIZE),1)
-COLD_CFLAGS ?= -Os
+ifeq ($(origin COLD_CFLAGS),undefined)
+COLD_CFLAGS := $(shell $(CC) -Oz -x c -c -o /dev/null /dev/null 2>/dev/null && echo -Oz || echo -Os)
+endif
 endif
 endif
 COLD_CFLAGS ?=
@@ -222,6 +228,7 @@ UNIT_TESTS += test_hooks # s2s fixes (issue 12): message phases; rule at the end
 UNIT_TESTS += test_ws # WebSocket frame parser (ws_frame.c): rule at the end
 UNIT_TESTS += test_webadmin # web admin helpers (webadmin_util.c): rule at the end
 UNIT_TESTS += test_bosh # BOSH <body/> parser and rid window (bosh_body.c): rule at the end
+UNIT_TESTS += test_precis_table # blocked PRECIS property runs (issue 16): rule at the end
 UNIT_BINS = $(addprefix tests/unit/,$(UNIT_TESTS))
 # Each unit test links the modules it covers (and what they need).
 LIB_OBJS = xml.o jid.o precis.o precis_table.o sasl.o tls.o sha_ni.o store.o config.o log.o buf.o
@@ -402,3 +409,7 @@ tests/unit/test_webadmin: tests/unit/test_webadmin.c webadmin_util.o .build-flag
 # BOSH (issue 14): the <body/> parser and rid window alone.
 tests/unit/test_bosh: tests/unit/test_bosh.c bosh_body.o .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< bosh_body.o
+# Size (issue 16): precis_table.c's blocked property runs against the flat
+# ones (gen-unicode.py --flat), every code point; precis.c is included.
+tests/unit/test_precis_table: tests/unit/test_precis_table.c precis.c precis_table.o .build-flags
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< precis_table.o

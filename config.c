@@ -22,23 +22,26 @@
 enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_COMPONENT,
                 OPT_JIDS, OPT_S2S_ROUTE, OPT_DOMAINS };
 
-/* Packed (narrow members, pointers and longs first): a row is 72 bytes, not
- * 112, and the table of over a hundred rows is writable data of a PIE,
- * which the size budget of issue 16 counts in whole pages. */
+/* Packed (narrow members, pointers first): a row is 56 bytes, not 112, and
+ * the table of over a hundred rows is writable data of a PIE, which the size
+ * budget of issue 16 counts in whole pages. Every option is an int or
+ * smaller (an INT row's bounds fit in 32 bits: -Woverflow says when not). */
 struct option {
     const char *name;
     const char *def_str; /* default of OPT_STR */
     /* Extra check for a string, may rewrite it (domain is lower-cased). Returns
      * NULL or what is wrong. */
     const char *(*check)(char *val, size_t size);
-    long min, max;         /* OPT_INT bounds (inclusive) */
-    long def_int;          /* default of OPT_INT, OPT_BOOL, OPT_LOGLEVEL */
+    int32_t min, max;         /* OPT_INT bounds (inclusive) */
+    int32_t def_int;          /* default of OPT_INT, OPT_BOOL, OPT_LOGLEVEL */
     int32_t min2, max2, def2; /* OPT_RATE: bounds and default of the seconds */
-    uint32_t offset;       /* of the field in struct config */
-    uint32_t size;         /* of the field (OPT_STR: buffer size, NUL included) */
-    uint8_t type;          /* enum opt_type */
-    uint8_t reloadable;    /* 1 = SIGHUP applies it; 0 = needs a restart */
+    uint16_t offset;          /* of the field in struct config */
+    uint16_t size;            /* of the field (OPT_STR: buffer size, NUL included) */
+    uint8_t type;             /* enum opt_type */
+    uint8_t reloadable;       /* 1 = SIGHUP applies it; 0 = needs a restart */
 };
+/* offset and size are 16 bits wide. */
+_Static_assert(sizeof(struct config) <= 0xFFFF, "struct config outgrew struct option");
 
 static const char *check_domain(char *val, size_t size);
 static const char *check_address(char *val, size_t size);
@@ -404,7 +407,7 @@ static const char *set_rate(struct config *c, const struct option *o, const char
     if (!ok || *s != '\0' || count < o->min || count > o->max || secs < o->min2 ||
         secs > o->max2) {
         snprintf(msg, msgsz, "must be COUNT SECONDS (COUNT from %ld to %ld, SECONDS from %ld to %ld)",
-                 o->min, o->max, (long)o->min2, (long)o->max2);
+                 (long)o->min, (long)o->max, (long)o->min2, (long)o->max2);
         return msg;
     }
     rate_field(c, o)->count = (int)count;
@@ -833,7 +836,7 @@ static const char *set_value(struct config *c, const struct option *o, char *val
         /* strtol skips leading blanks and takes '+': insist on plain digits. */
         if (!(val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) || *end != '\0' ||
             errno == ERANGE || v < o->min || v > o->max) {
-            snprintf(msg, msgsz, "must be an integer from %ld to %ld", o->min, o->max);
+            snprintf(msg, msgsz, "must be an integer from %ld to %ld", (long)o->min, (long)o->max);
             return msg;
         }
         *int_field(c, o) = (int)v;

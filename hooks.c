@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cold.h"
+
 #define HOOK_ROWS 16
 
 struct ns_row {
@@ -23,7 +25,7 @@ static size_t n_writers;
 static hook_fn events[HOOK_EVENT_N][HOOK_ROWS];
 static size_t n_events[HOOK_EVENT_N];
 
-static void full(const char *table)
+COLD static void full(const char *table)
 {
     fprintf(stderr, "xmppd: hook table %s is full (HOOK_ROWS in hooks.c)\n", table);
     abort();
@@ -50,7 +52,7 @@ static void (*ns_find(const struct ns_row *rows, size_t n, const char *ns))(void
     return NULL;
 }
 
-void hook_iq(const char *ns, hook_iq_fn fn)
+COLD void hook_iq(const char *ns, hook_iq_fn fn)
 {
     ns_add(iq_rows, &n_iq, ns, (void (*)(void))fn, "iq");
 }
@@ -60,7 +62,7 @@ hook_iq_fn hook_find_iq(const char *ns)
     return (hook_iq_fn)ns_find(iq_rows, n_iq, ns);
 }
 
-void hook_nonza(const char *ns, hook_nonza_fn fn)
+COLD void hook_nonza(const char *ns, hook_nonza_fn fn)
 {
     ns_add(nonza_rows, &n_nonza, ns, (void (*)(void))fn, "nonza");
 }
@@ -70,7 +72,7 @@ hook_nonza_fn hook_find_nonza(const char *ns)
     return (hook_nonza_fn)ns_find(nonza_rows, n_nonza, ns);
 }
 
-void hook_feature(enum hook_disco where, const char *var)
+COLD void hook_feature(enum hook_disco where, const char *var)
 {
     if (n_features[where] == 2 * HOOK_ROWS) {
         full("feature");
@@ -84,7 +86,7 @@ const char *const *hook_features(enum hook_disco where, size_t *n)
     return features[where];
 }
 
-void hook_stream_feature(hook_stream_feature_fn fn)
+COLD void hook_stream_feature(hook_stream_feature_fn fn)
 {
     if (n_writers == HOOK_ROWS) {
         full("stream feature");
@@ -99,7 +101,7 @@ void hook_run_stream_features(struct conn *c, struct buf *out)
     }
 }
 
-int hook_slot(void)
+COLD int hook_slot(void)
 {
     static int n_slots;
     if (n_slots == HOOK_SLOTS) {
@@ -108,7 +110,7 @@ int hook_slot(void)
     return n_slots++;
 }
 
-void hook_add(enum hook_event ev, hook_fn fn)
+COLD void hook_add(enum hook_event ev, hook_fn fn)
 {
     if (n_events[ev] == HOOK_ROWS) {
         full("event");
@@ -133,7 +135,7 @@ static size_t n_identities;
 static hook_items_fn items_writers[HOOK_ROWS];
 static size_t n_items_writers;
 
-void hook_account_identity(const char *category, const char *type)
+COLD void hook_account_identity(const char *category, const char *type)
 {
     if (n_identities == 2 * HOOK_ROWS) {
         full("identity");
@@ -148,7 +150,7 @@ const char *const *hook_account_identities(size_t *n)
     return identities;
 }
 
-void hook_disco_items(hook_items_fn fn)
+COLD void hook_disco_items(hook_items_fn fn)
 {
     if (n_items_writers == HOOK_ROWS) {
         full("disco items");
@@ -171,7 +173,7 @@ int hook_run_disco_items(struct session *s, const char *bare, struct xml_node *q
 static hook_output_fn output_writers[HOOK_ROWS];
 static size_t n_output;
 
-void hook_output(hook_output_fn fn)
+COLD void hook_output(hook_output_fn fn)
 {
     if (n_output == HOOK_ROWS) {
         full("output");
@@ -194,7 +196,7 @@ int hook_run_output(struct session *s, const char *xml, size_t len)
 
 static hook_blocked_fn blocked_check;
 
-void hook_blocked(hook_blocked_fn fn)
+COLD void hook_blocked(hook_blocked_fn fn)
 {
     if (blocked_check) {
         full("blocked");
@@ -214,7 +216,7 @@ static size_t n_preauth_writers;
 static hook_preauth_iq_fn preauth_iqs[HOOK_ROWS];
 static size_t n_preauth_iqs;
 
-void hook_preauth_feature(hook_stream_feature_fn fn)
+COLD void hook_preauth_feature(hook_stream_feature_fn fn)
 {
     if (n_preauth_writers == HOOK_ROWS) {
         full("pre-auth feature");
@@ -229,7 +231,7 @@ void hook_run_preauth_features(struct conn *c, struct buf *out)
     }
 }
 
-void hook_preauth_iq(hook_preauth_iq_fn fn)
+COLD void hook_preauth_iq(hook_preauth_iq_fn fn)
 {
     if (n_preauth_iqs == HOOK_ROWS) {
         full("pre-auth iq");
@@ -252,7 +254,7 @@ int hook_run_preauth_iq(struct conn *c, struct xml_node *iq)
 static hook_node_fn node_writers[HOOK_ROWS];
 static size_t n_node_writers;
 
-void hook_server_node(hook_node_fn fn)
+COLD void hook_server_node(hook_node_fn fn)
 {
     if (n_node_writers == HOOK_ROWS) {
         full("server node");
@@ -277,7 +279,7 @@ static struct ns_row command_rows[HOOK_ROWS];
 static const char *command_usage[HOOK_ROWS];
 static size_t n_commands;
 
-void hook_command(const char *name, hook_command_fn fn, const char *usage)
+COLD void hook_command(const char *name, hook_command_fn fn, const char *usage)
 {
     if (n_commands == HOOK_ROWS) {
         full("command");
@@ -291,7 +293,7 @@ hook_command_fn hook_find_command(const char *name)
     return (hook_command_fn)ns_find(command_rows, n_commands, name);
 }
 
-const char *hook_command_usage(size_t i)
+COLD const char *hook_command_usage(size_t i)
 {
     return i < n_commands ? command_usage[i] : NULL;
 }
@@ -300,7 +302,7 @@ const char *hook_command_usage(size_t i)
 
 static const struct hook_room_archive *room_archive;
 
-void hook_room_archive(const struct hook_room_archive *a)
+COLD void hook_room_archive(const struct hook_room_archive *a)
 {
     room_archive = a;
 }

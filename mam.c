@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cold.h"
 #include "hooks.h"
 #include "im.h"
 #include "jid.h"
@@ -128,7 +129,7 @@ static void prefs_free(struct prefs *p)
     memset(p, 0, sizeof(*p));
 }
 
-static int prefs_add(struct prefs *p, const char *jid, size_t len, int never)
+COLD static int prefs_add(struct prefs *p, const char *jid, size_t len, int never)
 {
     char **nj = realloc(p->jids, (p->n + 1) * sizeof(*nj));
     if (!nj) {
@@ -151,7 +152,7 @@ static int prefs_add(struct prefs *p, const char *jid, size_t len, int never)
     return 0;
 }
 
-static int default_parse(const char *s, size_t len, enum mam_default *d)
+COLD static int default_parse(const char *s, size_t len, enum mam_default *d)
 {
     for (int i = 0; i < 3; i++) {
         if (strlen(default_names[i]) == len && memcmp(default_names[i], s, len) == 0) {
@@ -206,7 +207,7 @@ static int prefs_load(const char *bare, struct prefs *p)
     return 0;
 }
 
-static int prefs_save(const char *bare, const struct prefs *p)
+COLD static int prefs_save(const char *bare, const struct prefs *p)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -399,7 +400,7 @@ struct sweep {
     struct store_arc_limits lim;
 };
 
-static int sweep_one(const char *bare, void *ud)
+COLD static int sweep_one(const char *bare, void *ud)
 {
     struct sweep *sw = ud;
     if (strcmp(bare, sweep_cursor) <= 0) {
@@ -415,7 +416,7 @@ static int sweep_one(const char *bare, void *ud)
  * sorted list, with the cursor starting again) after the accounts. */
 static int sweep_rooms; /* this pass is at the room archives */
 
-static void sweep_pass_over(void)
+COLD static void sweep_pass_over(void)
 {
     if (!sweep_rooms) {
         sweep_rooms = 1; /* the rooms' turn, from the next tick */
@@ -716,7 +717,7 @@ static int field_value(const struct xml_node *f, const char **v)
 }
 
 /* The ids field: one <value/> per id, each one the archive must hold. */
-static const char *ids_parse(const struct xml_node *f, struct query *qy)
+COLD static const char *ids_parse(const struct xml_node *f, struct query *qy)
 {
     for (struct xml_node *v = xml_first_child(f); v; v = xml_next(v)) {
         if (strcmp(xml_name(v), "value") != 0 || strcmp(xml_ns(v), NS_XDATA) != 0) {
@@ -939,7 +940,7 @@ static int id_cmp(const void *a, const void *b)
 }
 
 /* The records named by the ids field, oldest first, within the other filters. */
-static int ids_run(const char *own, const struct query *qy, struct page *pg)
+COLD static int ids_run(const char *own, const struct query *qy, struct page *pg)
 {
     qsort(qy->ids, (size_t)qy->nids, sizeof(*qy->ids), id_cmp);
     for (int i = 0; i < qy->nids && !pg->more; i++) {
@@ -1014,7 +1015,7 @@ static int query_run(const struct sink *k, const struct xml_node *iq,
 }
 
 /* XEP-0313 §4.1.1: the form a client may fill in. */
-static void form_send(const struct sink *k, const struct xml_node *iq)
+COLD static void form_send(const struct sink *k, const struct xml_node *iq)
 {
     static const char *const fields[][2] = {
         {"with", "jid-single"},      {"start", "text-single"},     {"end", "text-single"},
@@ -1046,7 +1047,7 @@ static void form_send(const struct sink *k, const struct xml_node *iq)
 
 /* ---- preferences over the wire (XEP-0313 §6.1) ---- */
 
-static struct xml_node *prefs_node(const struct prefs *p)
+COLD static struct xml_node *prefs_node(const struct prefs *p)
 {
     struct xml_node *n = xml_node_new("prefs", NS_MAM);
     struct xml_node *always = n ? xml_add_child(n, "always", NS_MAM) : NULL;
@@ -1065,7 +1066,7 @@ static struct xml_node *prefs_node(const struct prefs *p)
     return n;
 }
 
-static const char *prefs_list(struct prefs *p, const struct xml_node *list, int never)
+COLD static const char *prefs_list(struct prefs *p, const struct xml_node *list, int never)
 {
     if (!list) {
         return NULL;
@@ -1089,8 +1090,8 @@ static const char *prefs_list(struct prefs *p, const struct xml_node *list, int 
     return NULL;
 }
 
-static int prefs_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                    const char *own)
+COLD static int prefs_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                         const char *own)
 {
     struct prefs p;
     const char *type = xml_attr(iq, "type");
@@ -1172,8 +1173,8 @@ static int room_append(const char *room, const struct xml_node *m, const char *r
     return 0;
 }
 
-static void room_query(const char *room, const struct xml_node *iq,
-                       const struct xml_node *payload, int reveal)
+COLD static void room_query(const char *room, const struct xml_node *iq,
+                            const struct xml_node *payload, int reveal)
 {
     char name[STORE_ROOM_ARC_NAME_MAX];
     struct sink k = {NULL, "", 1, reveal};
@@ -1198,7 +1199,7 @@ struct room_last {
     int n, max;
 };
 
-static int room_last_add(const struct store_arc_rec *r, void *ud)
+COLD static int room_last_add(const struct store_arc_rec *r, void *ud)
 {
     struct room_last *rl = ud;
     struct xml_node *m = im_parse_stored(r->data, r->len, "message", NS_CLIENT);

@@ -59,18 +59,25 @@ struct cps {
 
 static uint32_t props(uint32_t c)
 {
-    size_t lo = 0, hi = precis_prop_runs_len;
+    if (c > 0x10FFFF) {
+        c = 0x10FFFF; /* the last run goes on (decode() never gives more) */
+    }
+    uint32_t off = c & ((1u << PRECIS_PROP_BLOCK_BITS) - 1);
+    size_t lo = precis_prop_block[c >> PRECIS_PROP_BLOCK_BITS];
+    size_t hi = precis_prop_block[(c >> PRECIS_PROP_BLOCK_BITS) + 1];
 
-    /* Last run whose start is <= c; the first run starts at 0. */
-    while (hi - lo > 1) {
+    /* The first run of the block that starts after c; c is in the run before
+     * it, which came in from an earlier block when none of this block's runs
+     * starts at or before c. Run 0 starts at 0, so lo >= 1 here. */
+    while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if ((precis_prop_runs[mid] >> 11) <= c) {
-            lo = mid;
+        if ((uint32_t)(precis_prop_run[mid] >> 3) <= off) {
+            lo = mid + 1;
         } else {
             hi = mid;
         }
     }
-    return precis_prop_combo[precis_prop_runs[lo] & 0x7FF];
+    return precis_prop_combo[(precis_prop_run[lo - 1] & 7) << 8 | precis_prop_id[lo - 1]];
 }
 
 /* Delta ranges: word 0 = start | (count-1) << 21 | (stride-1) << 31, word 1 = delta. */
@@ -199,20 +206,23 @@ static int decompose_one(struct cps *dst, uint32_t c, int depth)
         }
         return s % H_TCOUNT ? push(dst, H_TBASE + s % H_TCOUNT) : 0;
     }
-    size_t lo = 0, hi = precis_dc_len;
+    /* Plane 0's entries, then plane 1's (gen-unicode.py: no others). */
+    size_t lo = c >> 16 ? precis_dc_plane1 : 0, hi = c >> 16 ? precis_dc_len : precis_dc_plane1;
+    uint32_t low = c >> 16 > 1 ? 0x10000 : c & 0xFFFF; /* beyond plane 1: not found */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        uint32_t k = precis_dc_key[mid] & 0x1FFFFF;
-        if (k == c) {
-            uint32_t key = precis_dc_key[mid];
-            uint32_t first = precis_dc_first[mid] | ((key >> 21) & 3) << 16;
+        uint32_t k = precis_dc_cp[mid];
+        if (k == low) {
+            uint32_t info = precis_dc_info[mid];
+            uint32_t first = precis_dc_first[mid] | (info >> 7) << 16;
             /* Decompositions nest at most a few levels (UAX #15). */
             if (depth > 4 || decompose_one(dst, first, depth + 1) < 0) {
                 return -1;
             }
-            return (key >> 23) ? decompose_one(dst, precis_dc_second[key >> 23], depth + 1) : 0;
+            info &= 0x7F;
+            return info ? decompose_one(dst, precis_dc_second[info], depth + 1) : 0;
         }
-        if (k < c) {
+        if (k < low) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -233,11 +243,11 @@ static uint32_t compose_pair(uint32_t a, uint32_t b)
     size_t lo = 0, hi = precis_comp_len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        uint32_t key = precis_dc_key[precis_comp_idx[mid]];
-        uint32_t f = precis_dc_first[precis_comp_idx[mid]] | ((key >> 21) & 3) << 16;
-        uint32_t s = precis_dc_second[key >> 23];
+        size_t i = precis_comp_idx[mid];
+        uint32_t f = precis_dc_first[i] | (uint32_t)(precis_dc_info[i] >> 7) << 16;
+        uint32_t s = precis_dc_second[precis_dc_info[i] & 0x7F];
         if (f == a && s == b) {
-            return key & 0x1FFFFF;
+            return precis_dc_cp[i] | (uint32_t)(i >= precis_dc_plane1) << 16;
         }
         if (f < a || (f == a && s < b)) {
             lo = mid + 1;

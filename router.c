@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cold.h"
 #include "hooks.h"
 #include "im.h"
 #include "jid.h"
@@ -42,7 +43,7 @@ static size_t hash_str(const char *s, size_t len)
     return (size_t)(h ^ (h >> 32));
 }
 
-int router_init(void)
+COLD int router_init(void)
 {
     nbuckets = 256;
     buckets = calloc(nbuckets, sizeof(*buckets));
@@ -50,7 +51,7 @@ int router_init(void)
     return buckets ? 0 : -1;
 }
 
-void router_free(void)
+COLD void router_free(void)
 {
     free(buckets);
     buckets = NULL;
@@ -206,12 +207,13 @@ struct session *router_first_resource(const char *bare)
     return r ? r->resources : NULL;
 }
 
-int router_online_count(void)
+COLD int router_online_count(void)
 {
     return nsessions;
 }
 
-void router_foreach_bare(void (*fn)(const char *bare, struct session *first, void *ud), void *ud)
+COLD void router_foreach_bare(void (*fn)(const char *bare, struct session *first, void *ud),
+                              void *ud)
 {
     for (size_t i = 0; i < nbuckets; i++) {
         for (struct route *r = buckets[i]; r; r = r->next) {
@@ -627,7 +629,7 @@ static int domain_find(const char *domain, size_t len)
     return -1;
 }
 
-int router_domain_add(const char *domain, router_domain_fn deliver, void *ud)
+COLD int router_domain_add(const char *domain, router_domain_fn deliver, void *ud)
 {
     if (ndomains == LIMIT_ROUTER_DOMAINS || domain_find(domain, strlen(domain)) >= 0) {
         return -1;
@@ -642,7 +644,7 @@ int router_domain_add(const char *domain, router_domain_fn deliver, void *ud)
     return 0;
 }
 
-void router_domain_del(const char *domain)
+COLD void router_domain_del(const char *domain)
 {
     int i = domain_find(domain, strlen(domain));
     if (i < 0) {
@@ -656,7 +658,7 @@ static router_domain_fn remote_deliver;
 
 /* MUC over s2s (issue 15 item 8): in-process domains other servers may
  * address, and that may send to them. */
-int router_domain_federate(const char *domain)
+COLD int router_domain_federate(const char *domain)
 {
     int i = domain_find(domain, strlen(domain));
     if (i < 0) {
@@ -685,7 +687,7 @@ int router_domain_serves(const char *jid)
     return domain_find(j.domain, j.domain_len) >= 0 || (!ours && remote_deliver);
 }
 
-void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
+COLD void router_domain_each(void (*fn)(const char *domain, void *ud), void *ud)
 {
     for (int i = 0; i < ndomains; i++) {
         fn(domains[i].domain, ud);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "c2s.h"
+#include "cold.h"
 #include "config.h"
 #include "hooks.h"
 #include "im.h"
@@ -121,8 +122,8 @@ static struct {
 } extra_listeners[EXTRA_LISTENERS];
 static int nextra;
 
-static void add_listener(const struct stream_ops *ops, int (*init)(void),
-                         int (*port)(const char **addr), int tls)
+COLD static void add_listener(const struct stream_ops *ops, int (*init)(void),
+                              int (*port)(const char **addr), int tls)
 {
     if (nextra == EXTRA_LISTENERS) {
         return; /* a build with more stream modules than slots: raise EXTRA_LISTENERS */
@@ -143,7 +144,7 @@ void server_tls_listener(const struct stream_ops *ops, int (*port)(const char **
     add_listener(ops, NULL, port, 1);
 }
 
-static int extra_listener_init(void)
+COLD static int extra_listener_init(void)
 {
     for (int i = 0; i < nextra; i++) {
         if (extra_listeners[i].init && extra_listeners[i].init() < 0) {
@@ -681,14 +682,14 @@ static void peer_string(const struct sockaddr_storage *ss, char *out, size_t out
     }
 }
 
-static void log_fd_shortage(void)
+COLD static void log_fd_shortage(void)
 {
     log_limited("fd shortage", NULL, L_WARNING, "out of file descriptors: refusing new connections");
 }
 
 /* EMFILE: close the spare descriptor, accept and drop the waiting peer (so
  * poll() stops waking us for it), then take the spare back. */
-static void accept_emfile(int lfd)
+COLD static void accept_emfile(int lfd)
 {
     log_fd_shortage();
     if (spare_fd >= 0) {
@@ -825,7 +826,7 @@ static void on_listen_event(int lfd, int events, void *ud)
     }
 }
 
-static int listen_on(const char *addr, int port)
+COLD static int listen_on(const char *addr, int port)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -1036,7 +1037,7 @@ static void on_sig_pipe(int fd, int events, void *ud)
     }
 }
 
-static void setup_signals(void)
+COLD static void setup_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -1050,7 +1051,7 @@ static void setup_signals(void)
 
 /* ---- TLS certificate ---- */
 
-static void cert_paths(const struct config *cfg, char *cert, char *key, size_t sz)
+COLD static void cert_paths(const struct config *cfg, char *cert, char *key, size_t sz)
 {
     if (cfg->tls_cert[0]) {
         snprintf(cert, sz, "%s", cfg->tls_cert);
@@ -1063,7 +1064,7 @@ static void cert_paths(const struct config *cfg, char *cert, char *key, size_t s
 
 /* No certificate configured: make a self-signed one once, so the quick start
  * works out of the box. Clients will have to accept it. */
-static int ensure_selfsigned(const char *cert, const char *key)
+COLD static int ensure_selfsigned(const char *cert, const char *key)
 {
     if (g_config->tls_cert[0] || access(cert, R_OK) == 0) {
         return 0;
@@ -1087,7 +1088,7 @@ static int ensure_selfsigned(const char *cert, const char *key)
     return 0;
 }
 
-static struct tls_server *load_tls(const struct config *cfg)
+COLD static struct tls_server *load_tls(const struct config *cfg)
 {
     char cert[CONFIG_STR_MAX + 16], key[CONFIG_STR_MAX + 16], err[256];
     cert_paths(cfg, cert, key, sizeof(cert));
@@ -1103,7 +1104,7 @@ static struct tls_server *load_tls(const struct config *cfg)
 
 /* ---- SIGHUP ---- */
 
-static void reload(void)
+COLD static void reload(void)
 {
     static struct config fresh;
     char err[512], restart[512];
@@ -1244,7 +1245,7 @@ static void free_closed(void)
     }
 }
 
-static void shutdown_all(void)
+COLD static void shutdown_all(void)
 {
     log_notice("shutting down");
     for (int fd = 0; fd < max_fds; fd++) {
@@ -1287,7 +1288,7 @@ static void shutdown_all(void)
  * self-signed certificate) is the user's: made as root, the server could not
  * read it back once it runs as that user. The command-line tools (cli) switch
  * too when a user is configured, and otherwise stay what they were started as. */
-static int drop_privileges(int cli)
+COLD static int drop_privileges(int cli)
 {
     if (geteuid() != 0) {
         return 0;
@@ -1341,7 +1342,7 @@ static int drop_privileges(int cli)
     return 0;
 }
 
-static int daemonize(void)
+COLD static int daemonize(void)
 {
     pid_t pid = fork();
     if (pid < 0) {
@@ -1365,7 +1366,7 @@ static int daemonize(void)
 
 /* ---- command-line account tools ---- */
 
-static int read_password(const char *prompt, char *pw, size_t pwsz)
+COLD static int read_password(const char *prompt, char *pw, size_t pwsz)
 {
     struct termios old, quiet;
     int tty = isatty(0) && tcgetattr(0, &old) == 0;
@@ -1388,7 +1389,7 @@ static int read_password(const char *prompt, char *pw, size_t pwsz)
 }
 
 /* "alice" or "alice@domain" -> normalised bare JID of our domain. */
-static int cli_bare(const char *arg, char *bare, size_t sz)
+COLD static int cli_bare(const char *arg, char *bare, size_t sz)
 {
     char tmp[JID_MAX + 1], norm[JID_MAX + 1];
     struct jid j;
@@ -1411,7 +1412,7 @@ static int cli_bare(const char *arg, char *bare, size_t sz)
 
 /* The localpart of a normalised bare JID passes the single-script guard that
  * every new account name passes (jid_local_new_ok). */
-static int cli_local_new_ok(const char *bare)
+COLD static int cli_local_new_ok(const char *bare)
 {
     char local[JID_PART_MAX + 1];
     size_t n = strcspn(bare, "@");
@@ -1423,7 +1424,7 @@ static int cli_local_new_ok(const char *bare)
     return jid_local_new_ok(local);
 }
 
-int server_make_account(const char *password, struct store_account *a)
+COLD int server_make_account(const char *password, struct store_account *a)
 {
     size_t len = strlen(password);
     int iter = g_config->scram_iterations;
@@ -1435,14 +1436,14 @@ int server_make_account(const char *password, struct store_account *a)
     return 0;
 }
 
-static int print_user(const char *bare, void *ud)
+COLD static int print_user(const char *bare, void *ud)
 {
     (void)ud;
     printf("%s\n", bare);
     return 0;
 }
 
-static int cli_command(int argc, char **argv)
+COLD static int cli_command(int argc, char **argv)
 {
     const char *cmd = argv[0];
     char bare[JID_MAX + 1], pw[1024];
@@ -1500,7 +1501,7 @@ static int cli_command(int argc, char **argv)
 
 /* -V: the version, and the optional features the build was made without
  * (Makefile WITH_... switches), which is what a package user asks next. */
-static void print_version(void)
+COLD static void print_version(void)
 {
     const char *without = config_without();
     printf("xmppd " XMPPD_VERSION "%s%s%s\n", without[0] ? " (without " : "", without,
@@ -1508,7 +1509,7 @@ static void print_version(void)
     printf("%s\n", tls_library_info());
 }
 
-static void usage(FILE *f)
+COLD static void usage(FILE *f)
 {
     fprintf(f,
             "xmppd " XMPPD_VERSION " - a small XMPP server\n"
@@ -1534,7 +1535,7 @@ static void usage(FILE *f)
 
 /* ---- main ---- */
 
-static int open_listeners(void)
+COLD static int open_listeners(void)
 {
     int ports[2] = {g_config->c2s_port, g_config->c2s_tls_port};
     for (int i = 0; i < 2; i++) {
@@ -1561,7 +1562,7 @@ static int open_listeners(void)
     return 0;
 }
 
-static int setup_loop(void)
+COLD static int setup_loop(void)
 {
     struct rlimit rl;
     max_fds = 1024;
@@ -1708,7 +1709,7 @@ int main(int argc, char **argv)
 
 /* s2s SASL EXTERNAL: the certificate and key files the listeners serve (the
  * s2s contexts present them too). */
-void server_cert_paths(char *cert, char *key, size_t sz)
+COLD void server_cert_paths(char *cert, char *key, size_t sz)
 {
     cert_paths(g_config, cert, key, sz);
 }

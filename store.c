@@ -25,6 +25,7 @@
 #include <sys/inotify.h>
 #endif
 
+#include "cold.h"
 #include "limits.h"
 #include "log.h"
 #include "tls.h"
@@ -218,7 +219,7 @@ static void *sync_run(void *arg)
     return NULL;
 }
 
-void store_set_sync_threads(int n)
+COLD void store_set_sync_threads(int n)
 {
     sync_threads = n < 1 ? 1 : n > SYNC_THREADS_MAX ? SYNC_THREADS_MAX : n;
 }
@@ -262,7 +263,7 @@ static int is_dir(const char *path)
 
 /* A file failed to parse: keep it for a human as name.bad (replacing an older
  * .bad of the same file), log, and let the server carry on (STYLE §11). */
-static void quarantine(const char *path, const char *why)
+COLD static void quarantine(const char *path, const char *why)
 {
     char bad[PATH_MAX];
     if (path_fmt(bad, sizeof(bad), "%s.bad", path) < 0) {
@@ -333,7 +334,7 @@ static int hex_val(char c)
 #define SECRET_FILE "secret"
 #define SECRET_HEADER "xmppd-secret 1\n"
 
-static int secret_parse(const char *text, size_t tlen, unsigned char *out, size_t len)
+COLD static int secret_parse(const char *text, size_t tlen, unsigned char *out, size_t len)
 {
     size_t hl = strlen(SECRET_HEADER);
     if (tlen != hl + 2 * len + 1 || memcmp(text, SECRET_HEADER, hl) != 0 ||
@@ -350,7 +351,7 @@ static int secret_parse(const char *text, size_t tlen, unsigned char *out, size_
     return 0;
 }
 
-int store_secret(unsigned char *out, size_t len, const unsigned char *fresh)
+COLD int store_secret(unsigned char *out, size_t len, const unsigned char *fresh)
 {
     char path[PATH_MAX], *text = NULL;
     size_t tlen = 0;
@@ -392,7 +393,7 @@ int store_secret(unsigned char *out, size_t len, const unsigned char *fresh)
 
 /* Inverse of escape_name. Accepts only the canonical form (so every account has
  * exactly one directory name): re-escaping the result must give name back. */
-static int unescape_name(const char *name, char *out, size_t outsz)
+COLD static int unescape_name(const char *name, char *out, size_t outsz)
 {
     size_t o = 0;
     for (size_t i = 0; name[i]; i++) {
@@ -434,14 +435,14 @@ static int account_dir(const char *bare, char *out, size_t outsz)
 #define OWNER_FILE "owner"
 #define ROSTER_DOC "doc-roster"
 
-static int tomb_keeps(const char *name)
+COLD static int tomb_keeps(const char *name)
 {
     return strcmp(name, OWNER_FILE) == 0 || strcmp(name, ROSTER_DOC) == 0;
 }
 
 /* opendir for a directory that may not exist: 0 with *d NULL when it does
  * not, STORE_EIO (logged) when it cannot be read. */
-static int open_dir_if_any(const char *dir, DIR **d)
+COLD static int open_dir_if_any(const char *dir, DIR **d)
 {
     *d = opendir(dir);
     if (!*d && errno != ENOENT) {
@@ -456,7 +457,7 @@ static int open_dir_if_any(const char *dir, DIR **d)
  * directories hold no subdirectories. A file that vanished meanwhile (another
  * process tidying the same tombstone) is not an error, nor is a directory
  * left non-empty by a kept file or by another process's write. */
-static int remove_files(const char *dir, int (*keep)(const char *name))
+COLD static int remove_files(const char *dir, int (*keep)(const char *name))
 {
     DIR *d = NULL;
     if (open_dir_if_any(dir, &d) < 0) {
@@ -493,7 +494,7 @@ static int remove_files(const char *dir, int (*keep)(const char *name))
 /* remove_files, again while a write that was under way when the directory
  * became a tombstone (store_write_atomic in another process) adds its file
  * after the scan: each such write adds at most one entry and then fails. */
-static int remove_files_retry(const char *dir, int (*keep)(const char *name))
+COLD static int remove_files_retry(const char *dir, int (*keep)(const char *name))
 {
     int rc = 1;
     for (int pass = 0; pass < 3 && rc == 1; pass++) {
@@ -502,7 +503,7 @@ static int remove_files_retry(const char *dir, int (*keep)(const char *name))
     return rc;
 }
 
-static int remove_tree(const char *dir)
+COLD static int remove_tree(const char *dir)
 {
     int rc = remove_files_retry(dir, NULL);
     if (rc == 1) {
@@ -513,7 +514,7 @@ static int remove_tree(const char *dir)
 }
 
 /* Make a fresh, unique directory accounts/<prefix><pid>.<n>. */
-static int make_temp_dir(const char *prefix, char *out, size_t outsz)
+COLD static int make_temp_dir(const char *prefix, char *out, size_t outsz)
 {
     for (int tries = 0; tries < 100; tries++) {
         if (path_fmt(out, outsz, "%s/%s%ld.%u", accounts_dir, prefix, (long)getpid(),
@@ -534,7 +535,7 @@ static int make_temp_dir(const char *prefix, char *out, size_t outsz)
 
 /* ---- start-up and whole files ---- */
 
-static int ensure_dir(const char *path, const char *parent)
+COLD static int ensure_dir(const char *path, const char *parent)
 {
     if (mkdir(path, 0700) == 0) {
         /* A new directory entry must reach the disk before anything inside it
@@ -552,7 +553,7 @@ static int ensure_dir(const char *path, const char *parent)
 /* ".new.<pid>.<n>" / ".del.<pid>.<n>": is the process that made it still
  * running? Then it is another xmppd (an adduser beside the server, two
  * adduser at once) in the middle of its work, not a crash's leftover. */
-static int owner_alive(const char *pid_part)
+COLD static int owner_alive(const char *pid_part)
 {
     char *end = NULL;
     long pid = strtol(pid_part, &end, 10);
@@ -562,7 +563,7 @@ static int owner_alive(const char *pid_part)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-int store_init(const char *datadir)
+COLD int store_init(const char *datadir)
 {
     char parent[PATH_MAX];
     data_dir[0] = accounts_dir[0] = '\0';
@@ -823,7 +824,7 @@ static int account_valid(const struct store_account *a)
            (a->sha1.key_len || a->sha256.key_len);
 }
 
-static int format_creds(char *out, size_t outsz, const char *tag, const struct scram_creds *c)
+COLD static int format_creds(char *out, size_t outsz, const char *tag, const struct scram_creds *c)
 {
     char salt[128], sk[64], svk[64];
     if (c->key_len == 0) {
@@ -838,7 +839,7 @@ static int format_creds(char *out, size_t outsz, const char *tag, const struct s
     return path_fmt(out, outsz, "%s %d %s %s %s\n", tag, c->iter, salt, sk, svk);
 }
 
-static int account_format(const struct store_account *a, char *out, size_t outsz)
+COLD static int account_format(const struct store_account *a, char *out, size_t outsz)
 {
     char l1[256], l2[256];
     if (format_creds(l1, sizeof(l1), "scram-sha-1", &a->sha1) < 0 ||
@@ -949,7 +950,7 @@ static int account_parse(const char *data, size_t len, struct store_account *a)
     return account_valid(a) ? 0 : -1;
 }
 
-static int write_account_file(const char *dir, const struct store_account *a)
+COLD static int write_account_file(const char *dir, const struct store_account *a)
 {
     char path[PATH_MAX];
     char text[1024];
@@ -966,7 +967,7 @@ static int write_account_file(const char *dir, const struct store_account *a)
  * rename: the account is either absent or complete, never half made. rename()
  * refuses a non-empty target, so of two racing creators exactly one wins (the
  * target always holds "account" once published). */
-int store_account_create(const char *bare, const struct store_account *a)
+COLD int store_account_create(const char *bare, const struct store_account *a)
 {
     char dir[PATH_MAX], tmp[PATH_MAX];
     if (!account_valid(a) || account_dir(bare, dir, sizeof(dir)) < 0) {
@@ -1000,7 +1001,7 @@ int store_account_create(const char *bare, const struct store_account *a)
  * password change racing a deletion (xmppd passwd beside xmppd deluser, or
  * beside an in-band cancel) must not bring the deleted account back.
  * STORE_ENOENT when there is no such account (or it went meanwhile). */
-int store_account_put(const char *bare, const struct store_account *a)
+COLD int store_account_put(const char *bare, const struct store_account *a)
 {
     char dir[PATH_MAX];
     if (!account_valid(a) || account_dir(bare, dir, sizeof(dir)) < 0) {
@@ -1054,7 +1055,7 @@ int store_account_get(const char *bare, struct store_account *a)
 }
 
 #ifdef __linux__
-int store_watch_removals(void)
+COLD int store_watch_removals(void)
 {
     if (!accounts_dir[0]) {
         return -1;
@@ -1074,7 +1075,7 @@ int store_watch_removals(void)
     return fd;
 }
 
-int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud)
+COLD int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud)
 {
     _Alignas(struct inotify_event) char ev[4096];
     int lost = 0;
@@ -1097,12 +1098,12 @@ int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud
     }
 }
 #else
-int store_watch_removals(void)
+COLD int store_watch_removals(void)
 {
     return -1;
 }
 
-int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud)
+COLD int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud)
 {
     (void)fd;
     (void)fn;
@@ -1111,7 +1112,7 @@ int store_removals_read(int fd, void (*fn)(const char *bare, void *ud), void *ud
 }
 #endif
 
-int store_accounts_changed(void)
+COLD int store_accounts_changed(void)
 {
     static struct timespec seen;
     static nlink_t seen_links;
@@ -1152,7 +1153,7 @@ static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz),
  * tombstone can keep the roster for the server: the contacts' rosters are
  * tidied from it (RFC 6121 subscriptions cancelled) by whoever runs the server,
  * now or at its next start (store_removed_each). */
-int store_account_delete(const char *bare)
+COLD int store_account_delete(const char *bare)
 {
     olog_settle(); /* no waiting log may point into the removed tree */
     arc_settle();
@@ -1202,8 +1203,8 @@ int store_account_delete(const char *bare)
 }
 
 /* One tombstone waiting with a roster: hand it to fn, then let it go. */
-static void removed_one(const char *tomb, void (*fn)(const char *, char *, size_t, void *),
-                        void *ud)
+COLD static void removed_one(const char *tomb, void (*fn)(const char *, char *, size_t, void *),
+                             void *ud)
 {
     char owner_path[PATH_MAX], roster_path[PATH_MAX], bare[NAME_MAX + 1], esc[NAME_MAX + 1];
     char *owner = NULL, *roster = NULL;
@@ -1236,7 +1237,7 @@ static void removed_one(const char *tomb, void (*fn)(const char *, char *, size_
 }
 
 /* A tombstone with an owner: work for store_removed_each. */
-static int pick_tomb(const char *name, char *out, size_t outsz)
+COLD static int pick_tomb(const char *name, char *out, size_t outsz)
 {
     char owner[PATH_MAX];
     return strncmp(name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0 &&
@@ -1244,7 +1245,8 @@ static int pick_tomb(const char *name, char *out, size_t outsz)
            path_fmt(owner, sizeof(owner), "%s/" OWNER_FILE, out) == 0 && access(owner, F_OK) == 0;
 }
 
-int store_removed_each(void (*fn)(const char *bare, char *roster, size_t len, void *ud), void *ud)
+COLD int store_removed_each(void (*fn)(const char *bare, char *roster, size_t len, void *ud),
+                            void *ud)
 {
     char **tombs = NULL;
     size_t n = 0;
@@ -1262,15 +1264,15 @@ int store_removed_each(void (*fn)(const char *bare, char *roster, size_t len, vo
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
+COLD static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* The entries of dir that pick accepts, each as the string pick wrote
  * (malloc'd, in *names; the caller frees them and the array). */
-static int dir_scan(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
-                    char ***names, size_t *count)
+COLD static int dir_scan(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
+                         char ***names, size_t *count)
 {
     char **v = NULL;
     size_t n = 0, cap = 0;
@@ -1314,14 +1316,14 @@ static int dir_scan(const char *dir, int (*pick)(const char *name, char *out, si
 }
 
 /* The entries of accounts/ that pick accepts (dir_scan). */
-static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
-                         size_t *count)
+COLD static int accounts_scan(int (*pick)(const char *name, char *out, size_t outsz), char ***names,
+                              size_t *count)
 {
     return dir_scan(accounts_dir, pick, names, count);
 }
 
 /* A visible account directory: its bare JID. */
-static int pick_account(const char *name, char *out, size_t outsz)
+COLD static int pick_account(const char *name, char *out, size_t outsz)
 {
     char p[PATH_MAX];
     if (name[0] == '.') {
@@ -1337,15 +1339,15 @@ static int pick_account(const char *name, char *out, size_t outsz)
 static int scan_sorted(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
                        int (*fn)(const char *name, void *ud), void *ud);
 
-int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
+COLD int store_account_list(int (*fn)(const char *bare, void *ud), void *ud)
 {
     return scan_sorted(accounts_dir, pick_account, fn, ud);
 }
 
 /* fn(name) for each entry of dir that pick accepts, in sorted order, until
  * fn returns non-zero. */
-static int scan_sorted(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
-                       int (*fn)(const char *name, void *ud), void *ud)
+COLD static int scan_sorted(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
+                            int (*fn)(const char *name, void *ud), void *ud)
 {
     char **names = NULL;
     size_t n = 0;
@@ -1529,14 +1531,14 @@ int store_doc_put_lazy(const char *bare, const char *name, const void *data, siz
 static int doc_unlink(const char *dir, const char *path);
 
 /* Returns STORE_ENOENT when the account or the document is absent. */
-int store_doc_delete(const char *bare, const char *name)
+COLD int store_doc_delete(const char *bare, const char *name)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     int rc = doc_path_checked(bare, name, dir, path, sizeof(dir));
     return rc < 0 ? rc : doc_unlink(dir, path);
 }
 
-int store_pep_doc_name(const char *name, char *out, size_t outsz)
+COLD int store_pep_doc_name(const char *name, char *out, size_t outsz)
 {
     unsigned char h[32];
     if (outsz < 4 + 32 + 1 || tls_hash(TLS_SHA256, name, strlen(name), h) != 0) {
@@ -1550,7 +1552,7 @@ int store_pep_doc_name(const char *name, char *out, size_t outsz)
 }
 
 /* Remove a document file and make that durable. */
-static int doc_unlink(const char *dir, const char *path)
+COLD static int doc_unlink(const char *dir, const char *path)
 {
     if (unlink(path) < 0) {
         if (errno == ENOENT) {
@@ -2097,8 +2099,8 @@ static int olog_head_cb(const void *rec, size_t len, void *ud)
 
 /* Copy from[off, size) into a fresh log at tmp: the records after the head. */
 /* Write hdr then bytes [off, size) of from into a new file tmp, fsynced. */
-static int copy_range(int from, off_t off, off_t size, const char *tmp, const void *hdr,
-                      size_t hdrlen)
+COLD static int copy_range(int from, off_t off, off_t size, const char *tmp, const void *hdr,
+                           size_t hdrlen)
 {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -2125,12 +2127,12 @@ static int copy_range(int from, off_t off, off_t size, const char *tmp, const vo
     return rc;
 }
 
-static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
+COLD static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
 {
     return copy_range(from, off, size, tmp, OFFLINE_HEADER, OFFLINE_HEADER_LEN);
 }
 
-int store_offline_drop_head(const char *bare, int n, uint32_t crc)
+COLD int store_offline_drop_head(const char *bare, int n, uint32_t crc)
 {
     olog_settle();
     char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
@@ -2176,7 +2178,7 @@ int store_offline_drop_head(const char *bare, int n, uint32_t crc)
 
 /* One unlink is atomic: after a crash either the whole log or none of it is
  * there. The directory fsync makes the removal itself durable. */
-int store_offline_clear(const char *bare)
+COLD int store_offline_clear(const char *bare)
 {
     olog_settle();
     char dir[PATH_MAX], path[PATH_MAX];
@@ -2199,7 +2201,7 @@ int store_offline_clear(const char *bare)
 
 /* ---- has a document changed? (PEP caches offline accounts' docs) ---- */
 
-int store_doc_stamp(const char *bare, const char *name, struct store_stamp *out)
+COLD int store_doc_stamp(const char *bare, const char *name, struct store_stamp *out)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     struct stat st;
@@ -2603,7 +2605,7 @@ static int arc_open(struct arc *a, const char *bare, int writable)
     return rc;
 }
 
-static int arc_idx_rewrite(const char *ipath, const void *buf, size_t len)
+COLD static int arc_idx_rewrite(const char *ipath, const void *buf, size_t len)
 {
     log_notice("store: %s: index rebuilt from the log (%zu entries)", ipath,
                (len - ARC_IDX_HDR) / ARC_ENT);
@@ -2614,7 +2616,7 @@ static int arc_idx_rewrite(const char *ipath, const void *buf, size_t len)
  * temp file or fsync (two disk flushes for each account's first archived
  * message, in the turn that sends it). A power cut that tears or takes it
  * loses no entry: the next open finds no usable index and makes it again. */
-static int arc_idx_new(const char *ipath, const void *buf, size_t len)
+COLD static int arc_idx_new(const char *ipath, const void *buf, size_t len)
 {
     int fd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write_all(fd, buf, len) < 0) {
@@ -2754,7 +2756,7 @@ static void arc_settle(void)
 
 /* Rewrite the archive keeping entries from keep on (atomic per file; the new
  * generation makes a crash between the two renames rebuild the index). */
-static int arc_compact(struct arc *a, uint64_t keep)
+COLD static int arc_compact(struct arc *a, uint64_t keep)
 {
     uint64_t n = arc_n(a);
     struct arc_ent first;
@@ -2808,7 +2810,7 @@ static int arc_compact(struct arc *a, uint64_t keep)
 }
 
 /* First entry to keep under the limits (records are oldest first). */
-static uint64_t arc_keep_from(struct arc *a, const struct store_arc_limits *lim, size_t add)
+COLD static uint64_t arc_keep_from(struct arc *a, const struct store_arc_limits *lim, size_t add)
 {
     uint64_t n = arc_n(a), keep = 0;
     struct arc_ent e;
@@ -2967,7 +2969,7 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     return 0;
 }
 
-int store_arc_trim(const char *bare, const struct store_arc_limits *lim)
+COLD int store_arc_trim(const char *bare, const struct store_arc_limits *lim)
 {
     struct arc a;
     store_arc_sync();
@@ -3180,14 +3182,14 @@ int store_arc_exists(const char *bare, uint64_t id)
 
 /* ---- XEP-0133: documents of the server itself (message of the day) ---- */
 
-static int server_doc_path(const char *name, char *path, size_t sz)
+COLD static int server_doc_path(const char *name, char *path, size_t sz)
 {
     return doc_name_valid(name) && path_fmt(path, sz, "%s/%s%s", data_dir, DOC_PREFIX, name) == 0
                ? 0
                : STORE_EINVAL;
 }
 
-int store_server_doc_get(const char *name, char **data, size_t *len, size_t maxlen)
+COLD int store_server_doc_get(const char *name, char **data, size_t *len, size_t maxlen)
 {
     char path[PATH_MAX];
     *data = NULL;
@@ -3196,14 +3198,14 @@ int store_server_doc_get(const char *name, char **data, size_t *len, size_t maxl
     return rc < 0 ? rc : doc_read(path, data, len, maxlen);
 }
 
-int store_server_doc_put(const char *name, const void *data, size_t len)
+COLD int store_server_doc_put(const char *name, const void *data, size_t len)
 {
     char path[PATH_MAX];
     int rc = server_doc_path(name, path, sizeof(path));
     return rc < 0 ? rc : doc_write_at(path, data, len, 1);
 }
 
-int store_server_doc_delete(const char *name)
+COLD int store_server_doc_delete(const char *name)
 {
     char path[PATH_MAX];
     int rc = server_doc_path(name, path, sizeof(path));
@@ -3235,7 +3237,7 @@ int store_account_name_ok(const char *bare)
  * document format ("xmppd-doc 1 <len> <crc32>\n" + payload), replaced whole
  * through store_write_atomic, so a crash leaves the old state or the new. */
 
-static int room_path(const char *room, char *dir, char *path, size_t sz)
+COLD static int room_path(const char *room, char *dir, char *path, size_t sz)
 {
     char esc[NAME_MAX + 1];
     if (!data_dir[0] || path_fmt(dir, sz, "%s/rooms", data_dir) < 0 ||
@@ -3245,7 +3247,7 @@ static int room_path(const char *room, char *dir, char *path, size_t sz)
     return 0;
 }
 
-int store_room_put(const char *room, const void *data, size_t len)
+COLD int store_room_put(const char *room, const void *data, size_t len)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     int rc = room_path(room, dir, path, sizeof(dir));
@@ -3258,21 +3260,21 @@ int store_room_put(const char *room, const void *data, size_t len)
     return doc_write_at(path, data, len, 1);
 }
 
-int store_room_delete(const char *room)
+COLD int store_room_delete(const char *room)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     int rc = room_path(room, dir, path, sizeof(dir));
     return rc < 0 ? rc : doc_unlink(dir, path);
 }
 
-static int ends_with(const char *s, const char *suffix)
+COLD static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-int store_room_each(int (*fn)(const char *room, const char *data, size_t len, void *ud), void *ud,
-                    size_t maxlen)
+COLD int store_room_each(int (*fn)(const char *room, const char *data, size_t len, void *ud),
+                         void *ud, size_t maxlen)
 {
     char dir[PATH_MAX];
     if (!data_dir[0] || path_fmt(dir, sizeof(dir), "%s/rooms", data_dir) < 0) {
@@ -3305,7 +3307,7 @@ int store_room_each(int (*fn)(const char *room, const char *data, size_t len, vo
 /* A room document whose payload muc.c cannot read (bad XML, a format it
  * does not know) is set aside like one that fails its checksum, so that a
  * new room of that name does not overwrite it and a human can look. */
-int store_room_set_aside(const char *room, const char *why)
+COLD int store_room_set_aside(const char *room, const char *why)
 {
     char dir[PATH_MAX], path[PATH_MAX];
     int rc = room_path(room, dir, path, sizeof(dir));
@@ -3316,7 +3318,7 @@ int store_room_set_aside(const char *room, const char *why)
     return 0;
 }
 
-int store_fd_readable_by_others(int fd)
+COLD int store_fd_readable_by_others(int fd)
 {
     struct stat st;
     return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRGRP | S_IROTH));
@@ -3351,12 +3353,12 @@ static int arc_dir(const char *name, char *out, size_t outsz, int writable)
 
 /* An account's directory is the account: none, no account. A room's is
  * made by its first append: none is an empty archive to a reader. */
-static int arc_dir_absent(const char *name, int writable)
+COLD static int arc_dir_absent(const char *name, int writable)
 {
     return name[0] == ROOM_ARC_MARK && !writable ? 1 : STORE_ENOENT;
 }
 
-int store_room_arc_name(const char *room, char *out, size_t outsz)
+COLD int store_room_arc_name(const char *room, char *out, size_t outsz)
 {
     char esc[NAME_MAX + 1];
     if (strlen(room) + 2 > outsz || escape_name(room, esc, sizeof(esc)) < 0) {
@@ -3367,7 +3369,7 @@ int store_room_arc_name(const char *room, char *out, size_t outsz)
     return 0;
 }
 
-int store_room_arc_delete(const char *room)
+COLD int store_room_arc_delete(const char *room)
 {
     char name[NAME_MAX + 2], dir[PATH_MAX], log[PATH_MAX], idx[PATH_MAX];
     if (store_room_arc_name(room, name, sizeof(name)) < 0 ||
@@ -3393,7 +3395,7 @@ int store_room_arc_delete(const char *room)
 
 /* ---- issue 15: the room archives, for the expiry sweep (mam.c) ---- */
 
-static int pick_room_arc(const char *name, char *out, size_t outsz)
+COLD static int pick_room_arc(const char *name, char *out, size_t outsz)
 {
     if (name[0] == '.' || outsz < 2) {
         return 0;
@@ -3402,7 +3404,7 @@ static int pick_room_arc(const char *name, char *out, size_t outsz)
     return unescape_name(name, out + 1, outsz - 1) == 0;
 }
 
-int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud)
+COLD int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud)
 {
     char dir[PATH_MAX];
     if (!data_dir[0] || path_fmt(dir, sizeof(dir), "%s/" ROOM_ARC_DIR, data_dir) < 0) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cold.h"
 #include "utf8.h"
 #include "xml_names.h"
 
@@ -1983,7 +1984,7 @@ size_t xml_parser_pending(const struct xml_parser *p)
     return p->tree_mem + p->tok_len;
 }
 
-const char *xml_err_str(enum xml_err e)
+COLD const char *xml_err_str(enum xml_err e)
 {
     switch (e) {
     case XML_OK:

@@ -4,7 +4,7 @@
 #   tools/sizes.sh [--check] [--arch x86-64|mipsel|all]
 #
 # Prints a Markdown table (BENCHMARKS.md keeps one): the full build (make:
-# -O2 for the hot files, -Os for the rest, see HOT_SRCS in the Makefile), the
+# -O2 for the hot files, -Oz or -Os for the rest, see HOT_SRCS in the Makefile), the
 # router build (make SMALL=1 WITH_ALL=no), and for each feature
 # switch what it costs: full build minus the full build with that switch
 # alone off. Build rows are the stripped binary's file size, dynamically
@@ -168,7 +168,7 @@ printf '\n|---|'
 for a in $archs; do printf -- '---:|---:|'; done
 printf '\n'
 i=0
-for label in "full (make: -O2 hot, -Os cold)" "SMALL=1, all on" "SMALL=1 WITH_ALL=no (router)" \
+for label in "full (make: -O2 hot, -Oz cold)" "SMALL=1, all on" "SMALL=1 WITH_ALL=no (router)" \
     $(for f in $FEATURES; do
         if [ "$f" = COMPONENTS ]; then echo "WITH_COMPONENTS=no+PUSH"; else echo "WITH_$f=no"; fi
     done); do

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Size without losing speed (issue 16): an -O2 build compiles the files of
-# HOT_SRCS at -O2 and every other file with -Os after it; any other CFLAGS
+# HOT_SRCS at -O2 and every other file with -Oz (-Os where the compiler has
+# no -Oz) after it; any other CFLAGS
 # level applies to every file; every build but SANITIZE=1 drops unused
 # sections and unwind tables, even when LDFLAGS is set on the command line
 # (as cross builds and tools/sizes.sh do). Only `make -n`, objects pointed at
@@ -22,8 +23,8 @@ dry() { make -C "$top" -n -B O="$tmp/" "$@" "$tmp/xmppd" 2>&1; }
 compile() { echo "$1" | grep -- " -c -o [^ ]* $2\$"; }
 
 out=$(dry) || bad "default build refused"
-compile "$out" pie.c | grep -q -- "-O2 .* -Os -c" && ok || bad "cold pie.c not -Os"
-compile "$out" xml.c | grep -q -- "-Os" && bad "hot xml.c built -Os" || ok
+compile "$out" pie.c | grep -q -- "-O2 .* -O[sz] -c" && ok || bad "cold pie.c not -Oz or -Os"
+compile "$out" xml.c | grep -q -- "-O[sz]" && bad "hot xml.c built -Oz or -Os" || ok
 compile "$out" xml.c | grep -q -- "-O2" && ok || bad "hot xml.c not -O2"
 compile "$out" xml.c | grep -q -- "-fno-asynchronous-unwind-tables" && ok ||
 	bad "no -fno-asynchronous-unwind-tables"
@@ -49,13 +50,22 @@ if command -v mipsel-linux-gnu-gcc > /dev/null; then
 fi
 
 out=$(dry CFLAGS="-O0 -g") || bad "CFLAGS=-O0 refused"
-compile "$out" pie.c | grep -q -- "-Os" && bad "CFLAGS=-O0 still builds pie.c -Os" || ok
+compile "$out" pie.c | grep -q -- "-O[sz]" && bad "CFLAGS=-O0 still builds pie.c -Oz or -Os" || ok
 out=$(dry COLD_CFLAGS=) || bad "COLD_CFLAGS= refused"
-compile "$out" pie.c | grep -q -- "-Os" && bad "COLD_CFLAGS= still builds pie.c -Os" || ok
+compile "$out" pie.c | grep -q -- "-O[sz]" && bad "COLD_CFLAGS= still builds pie.c -Oz or -Os" || ok
 out=$(dry SANITIZE=1) || bad "SANITIZE=1 refused"
 compile "$out" xml.c | grep -q -- "-fno-asynchronous-unwind-tables" &&
 	bad "SANITIZE=1 without unwind tables" || ok
-compile "$out" pie.c | grep -q -- "-Os" && bad "SANITIZE=1 builds pie.c -Os" || ok
+compile "$out" pie.c | grep -q -- "-O[sz]" && bad "SANITIZE=1 builds pie.c -Oz or -Os" || ok
+
+# -Oz where the compiler has it (gcc 12, clang), -Os where it does not.
+if cc -Oz -x c -c -o /dev/null /dev/null 2> /dev/null; then
+	compile "$(dry)" pie.c | grep -q -- " -Oz -c" && ok || bad "cold pie.c not -Oz, though cc has it"
+fi
+printf '#!/bin/sh\ncase " $* " in *" -Oz "*) exit 1 ;; esac\nexec cc "$@"\n' > "$tmp/cc-no-oz"
+chmod +x "$tmp/cc-no-oz"
+out=$(dry CC="$tmp/cc-no-oz") || bad "CC without -Oz refused"
+compile "$out" pie.c | grep -q -- "-O2 .* -Os -c" && ok || bad "CC without -Oz: cold pie.c not -Os"
 
 # Every hot file exists (a rename must not silently make it cold).
 for f in $(make -C "$top" -s -f Makefile -f - print-hot <<'MK'
