@@ -4,13 +4,14 @@
 # no -Oz) after it; any other CFLAGS
 # level applies to every file; every build but SANITIZE=1 drops unused
 # sections and unwind tables, even when LDFLAGS is set on the command line
-# (as cross builds and tools/sizes.sh do). Only `make -n`, objects pointed at
+# (as cross builds and tools/sizes.sh do); HOT_CFLAGS go to the hot files of
+# an -O2 build only. Only `make -n`, objects pointed at
 # a scratch directory. Prints "N passed, N failed".
 set -u
 # Run from make (make check SANITIZE=1), the caller's command-line variables
 # reach these makes through MAKEFLAGS and the environment: each case below
 # sets what it tests and nothing else.
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES SANITIZE SMALL CFLAGS LDFLAGS COLD_CFLAGS RELR
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES SANITIZE SMALL CFLAGS LDFLAGS COLD_CFLAGS RELR HOT_CFLAGS
 for v in $(env | sed -n 's/^\(WITH_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/xmppd-size-flags.XXXXXX) || exit 2
@@ -66,6 +67,25 @@ printf '#!/bin/sh\ncase " $* " in *" -Oz "*) exit 1 ;; esac\nexec cc "$@"\n' > "
 chmod +x "$tmp/cc-no-oz"
 out=$(dry CC="$tmp/cc-no-oz") || bad "CC without -Oz refused"
 compile "$out" pie.c | grep -q -- "-O2 .* -Os -c" && ok || bad "CC without -Oz: cold pie.c not -Os"
+
+# HOT_CFLAGS: the hot files of an -O2 build without alignment padding or
+# inlining of functions not marked inline; never in other builds; each flag
+# only where the compiler takes it (clang 14 warns on -falign-jumps).
+out=$(dry) || bad "default build refused"
+compile "$out" xml.c | grep -q -- "-O2 .*-falign-functions=1 .*-fno-inline-functions" && ok ||
+	bad "hot xml.c without HOT_CFLAGS"
+compile "$out" pie.c | grep -q -- "-falign-functions=1" && bad "cold pie.c gets HOT_CFLAGS" || ok
+for v in "CFLAGS=-O0 -g" "CFLAGS=-Os" SANITIZE=1 HOT_CFLAGS=; do
+	out=$(dry "$v") || bad "$v refused"
+	compile "$out" xml.c | grep -q -- "-falign-functions=1" && bad "$v still gets HOT_CFLAGS" || ok
+done
+out=$(dry HOT_CFLAGS=-fno-tree-vectorize) || bad "HOT_CFLAGS=-fno-tree-vectorize refused"
+compile "$out" xml.c | grep -q -- "-O2 .*-fno-tree-vectorize" && ok || bad "HOT_CFLAGS not applied"
+if command -v clang > /dev/null; then
+	out=$(dry CC=clang) || bad "CC=clang refused"
+	compile "$out" xml.c | grep -q -- "-falign-jumps" && bad "clang gets -falign-jumps" || ok
+	compile "$out" xml.c | grep -q -- "-falign-functions=1" && ok || bad "clang without HOT_CFLAGS"
+fi
 
 # Every hot file exists (a rename must not silently make it cold).
 for f in $(make -C "$top" -s -f Makefile -f - print-hot <<'MK'
