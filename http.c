@@ -752,9 +752,14 @@ static void http_feed(struct conn *c, const char *data, size_t len)
         h->answered = 0;
         dispatch(h);
         if (h->upgrade && !c->closed && c->state != CONN_CLOSING) {
-            hand_over(c, data, len);
+            hand_over(c, data, len); /* a stream: unauthenticated until its login */
             return;
         }
+        /* A whole request read: the unauthenticated caps (max_unauth_per_ip)
+         * are for connections that have not shown what they are. Behind a
+         * reverse proxy every browser's BOSH and admin requests come from one
+         * address, and would otherwise stop at 16 connections. */
+        conn_authenticated(c);
         if (h->ticket || h->src) {
             if (len > 0) {
                 keep_rest(h, data, len);

@@ -222,3 +222,31 @@ def test_memory_bounded_under_bad_requests(web):
     after = rss_kib(web.proc.pid)
     assert after - before < 4096, (before, after)
     assert get(web, "/.well-known/host-meta")[0] == 200
+
+
+def test_connections_that_made_a_request_leave_the_per_address_cap(web):
+    """A connection that sent a whole request is no longer unauthenticated:
+    behind a reverse proxy every browser comes from one address, and BOSH
+    and the admin console keep their connections open. Six keep-alive
+    connections from one address, each after one request, with
+    max_unauth_per_ip 4, are all served again."""
+    web.write_config({"http_port": web.http_port, "https_port": web.https_port,
+                      "max_unauth_per_ip": 4})
+    web.restart()
+    conns = []
+    try:
+        for _ in range(6):
+            c = http.client.HTTPConnection(web.host, web.http_port, timeout=patience(10))
+            c.request("GET", "/.well-known/host-meta")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            conns.append(c)
+        for c in conns:  # still open, still served
+            c.request("GET", "/.well-known/host-meta.json")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+    finally:
+        for c in conns:
+            c.close()
