@@ -137,6 +137,8 @@ def start_chromium(profile_dir):
     if os.geteuid() == 0:
         opts.add_argument("--no-sandbox")  # Chromium's sandbox refuses to run as root
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # xmppd's https port has a self-signed certificate (the admin console)
+    opts.set_capability("acceptInsecureCerts", True)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(patience(30))
     driver.set_script_timeout(patience(30))
@@ -159,6 +161,9 @@ def browser(request, chrome):
     """The module's Chromium; artifacts saved when the test fails."""
     module = request.module.__name__
     console_log(chrome)  # drop what earlier tests left
+    # Cookies ignore ports: none from an earlier test's server may be sent
+    # to this one (each test has its own origin for what Converse stores).
+    chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
     yield chrome
     lines = console_log(chrome)
     if _failed(request.node):
