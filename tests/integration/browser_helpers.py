@@ -21,6 +21,7 @@ them, with the package names to install: CI must never pass on a test that
 did not run.
 """
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -54,9 +55,7 @@ def require_tools():
             missing.append(path)
     if shutil.which("npm") is None:
         missing.append("npm")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         missing.append("python3 module selenium")
     if missing:
         pytest.fail("browser tests need %s: %s" % (", ".join(missing), INSTALL_HINT),

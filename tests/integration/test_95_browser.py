@@ -44,7 +44,7 @@ def chat_both_ways(server, browser, webroot, settings):
             m = await bob.next_message(pred=lambda m: m["body"] == from_web)
             assert m["from"].bare == server.jid("alice"), m
             assert m["type"] == "chat", m
-    run(scenario(), timeout=120)
+    run(scenario(), timeout=100)
 
 
 def test_converse_over_websocket(server, browser, webroot):
@@ -231,7 +231,7 @@ def test_admin_console_page_by_page(server, browser):
             snap(b, "admin-logged-out")
             b.get(admin_url(server))
             assert b.current_url == admin_url(server, "login")
-    run(scenario(), timeout=180)
+    run(scenario(), timeout=100)
 
 
 def EC_stale(el):
