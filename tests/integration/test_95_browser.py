@@ -51,6 +51,7 @@ def test_converse_over_websocket(server, browser, webroot):
     web_server(server, webroot)
     url = "ws://%s:%d/xmpp-websocket" % (server.host, server.http_port)
     chat_both_ways(server, browser, webroot, {"websocket_url": url})
+    assert "HTTP GET /xmpp-websocket" in server.log_text()
 
 
 def test_converse_over_bosh(server, browser, webroot):
