@@ -125,7 +125,7 @@ def start_chromium(profile_dir):
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--disable-dev-shm-usage", "--disable-gpu",
-              "--window-size=1280,900", "--no-first-run", "--disable-extensions",
+              "--window-size=1024,768", "--no-first-run", "--disable-extensions",
               "--disable-background-networking", "--disable-component-update",
               "--disable-sync", "--disable-domain-reliability", "--no-pings",
               # Loopback only: every other name fails at once, without a DNS
@@ -168,6 +168,11 @@ def browser(request, chrome):
     if _failed(request.node):
         base = save_failure(chrome, module, request.node.name, lines)
         print("browser artifacts: %s.{png,html,console.log}" % base)
+    else:  # what an earlier failed run of this test left is no longer true
+        base = artifact_path(module, request.node.name)
+        for ext in (".png", ".html", ".console.log"):
+            if os.path.exists(base + ext):
+                os.remove(base + ext)
     # The next test starts from a blank page, whatever this one left.
     try:
         chrome.get("about:blank")

@@ -5,6 +5,7 @@ WebSocket (RFC 7395, /xmpp-websocket) and over BOSH (XEP-0124/0206,
 it. See browser_helpers.py for the fixtures (one Chromium per module, Converse
 from npm once per session, artifacts on failure)."""
 import asyncio
+import urllib.parse
 
 import pytest
 
@@ -196,7 +197,8 @@ def test_admin_console_page_by_page(server, browser):
             go(b, server, "users")
             submit_search(b, new_user)
             link = row_of(b, "users", new_jid).find_element(By.CSS_SELECTOR, "td a")
-            assert link.get_attribute("href") == admin_url(server, "user?jid=" + new_jid)
+            href = urllib.parse.unquote(link.get_attribute("href"))
+            assert href == admin_url(server, "user?jid=" + new_jid), href
             link.click()
             wait(b).until(lambda d: "/admin/user?" in d.current_url)
             assert dave.jid.split("/", 1)[1] in b.find_element(By.TAG_NAME, "body").text
