@@ -86,13 +86,16 @@ def artifact_path(module, name):
 
 
 def console_log(driver):
-    """The browser console entries since the last call, as text lines."""
+    """The browser console entries of the current test so far, as text lines
+    (chromedriver hands each entry out once: they are kept on the driver)."""
+    kept = driver.__dict__.setdefault("xmppd_console", [])
     try:
         entries = driver.get_log("browser")
     except Exception as e:  # the browser may be gone: say so in the file
-        return ["(no console log: %s)" % e]
-    return ["%s %s %s" % (e.get("timestamp"), e.get("level"), e.get("message"))
-            for e in entries]
+        entries = [{"level": "-", "message": "(no more console log: %s)" % e}]
+    kept.extend("%s %s %s" % (e.get("timestamp"), e.get("level"), e.get("message"))
+                for e in entries)
+    return kept
 
 
 def save_failure(driver, module, test, log_lines):
@@ -159,7 +162,7 @@ def chrome(request, tmp_path_factory):
 def browser(request, chrome):
     """The module's Chromium; artifacts saved when the test fails."""
     module = request.module.__name__
-    console_log(chrome)  # drop what earlier tests left
+    console_log(chrome).clear()  # what earlier tests left
     # Cookies ignore ports: none from an earlier test's server may be sent
     # to this one (each test has its own origin for what Converse stores).
     chrome.execute_cdp_cmd("Network.clearBrowserCookies", {})
