@@ -296,17 +296,29 @@ def converse_page(settings):
 
 # -- Converse, as a person uses it --------------------------------------------
 
-def converse_login(driver, jid, password):
-    """Fill Converse's login form and wait until its roster shows (logged in)."""
+def converse_fill_login(driver, jid, password):
+    """Fill Converse's login form and press its button."""
     from selenium.webdriver.common.by import By
-    w = wait(driver)
-    w.until(lambda d: d.find_elements(By.ID, "converse-login-jid"))
+    wait(driver).until(lambda d: d.find_elements(By.ID, "converse-login-jid"),
+                       "no Converse login form")
     driver.find_element(By.ID, "converse-login-jid").send_keys(jid)
     driver.find_element(By.ID, "converse-login-password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "#converse-login button[type=submit]").click()
-    w.until(lambda d: d.find_elements(By.CSS_SELECTOR, "converse-user-profile")
-            and not d.find_elements(By.ID, "converse-login"),
-            "Converse did not log in as %s" % jid)
+
+
+def converse_login(driver, jid, password):
+    """Log in with Converse's form; wait until its roster shows (logged in)."""
+    from selenium.webdriver.common.by import By
+    converse_fill_login(driver, jid, password)
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "converse-user-profile")
+                       and not d.find_elements(By.ID, "converse-login"),
+                       "Converse did not log in as %s" % jid)
+
+
+def wait_console(driver, text, why):
+    """Wait until the browser's console log has a line with text (Chromium's
+    own messages: a refused WebSocket handshake, a CORS refusal)."""
+    wait(driver).until(lambda d: any(text in line for line in console_log(d)), why)
 
 
 def chat_texts(driver, peer):

@@ -10,8 +10,9 @@ import urllib.parse
 
 import pytest
 
-from browser_helpers import (console_log, converse_login, converse_page, converse_send, snapshot, wait,
-                             wait_chat_text)
+from browser_helpers import (WebRoot, console_log, converse_fill_login, converse_login,
+                             converse_page, converse_send, snapshot, wait, wait_chat_text,
+                             wait_console)
 from conftest import built_without
 from http_helpers import with_http
 from xmpp_helpers import Clients, run, unique
@@ -72,6 +73,38 @@ def test_converse_over_bosh(server, browser, webroot):
     log = server.log_text()
     assert "HTTP POST /http-bind" in log
     assert "/xmpp-websocket" not in log
+
+
+@pytest.mark.parametrize("transport", ("websocket", "bosh"))
+def test_converse_from_a_foreign_origin_is_refused(server, browser, webroot, converse_dist,
+                                                   transport):
+    """A page from an origin not in http_allowed_origins cannot use a
+    visitor's browser as its client (RFC 6455 §10.2; CORS for BOSH): the
+    browser reports the refusal, and no login happens; the same page from
+    the allowed origin logs in (so it was the origin that was refused)."""
+    if transport == "bosh" and "BOSH" in built_without(server.binary):
+        pytest.skip("built without BOSH")
+    web_server(server, webroot)  # allows webroot's origin only
+    base = "%s://%s:%d/" % ("ws" if transport == "websocket" else "http", server.host,
+                            server.http_port)
+    page = converse_page({"websocket_url": base + "xmpp-websocket"} if transport == "websocket"
+                         else {"bosh_service_url": base + "http-bind"})
+    foreign = WebRoot(converse_dist)
+    try:
+        foreign.pages["/"] = webroot.pages["/"] = page
+        browser.get(foreign.url("/"))
+        converse_fill_login(browser, server.jid("alice"), server.password("alice"))
+        if transport == "websocket":
+            wait_console(browser, "Unexpected response code: 403",
+                         "the browser did not report the WebSocket handshake refused")
+        else:
+            wait_console(browser, "blocked by CORS policy",
+                         "the browser did not report the BOSH request refused (CORS)")
+    finally:
+        foreign.close()
+    assert "authenticated as %s" % server.jid("alice") not in server.log_text()
+    browser.get(webroot.url("/"))
+    converse_login(browser, server.jid("alice"), server.password("alice"))
 
 
 # -- the admin console (/admin/, the HTML contract of issue 14) ---------------
