@@ -395,3 +395,50 @@ def test_admin_non_admin_cannot_log_in(server, browser):
         snap(b, "admin-login-failed-" + user)
     b.get(admin_url(server, "users"))
     wait_url(b, admin_url(server, "login"), "a failed login opened the users page")
+
+
+def attack_page(action, fields):
+    """A page of another site with a form posting to the admin console, as
+    an attacker would lure a logged-in admin into pressing (no csrf: the
+    other site cannot read it)."""
+    inputs = "".join("<input name='%s' value='%s'>" % kv for kv in fields.items())
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>win a prize</title></head>"
+            "<body><form method='post' action='%s'>%s<button id='go'>Go</button></form>"
+            "</body></html>" % (action, inputs))
+
+
+def test_admin_forms_from_another_site_refused(server, browser, webroot):
+    """Cross-site request forgery against a logged-in admin (a form on
+    another origin posting to /admin/users/add) adds no account; a forged
+    login (login CSRF, /admin/login from another origin) logs nobody in."""
+    admin_server(server)
+    b = browser
+    user = unique("mallory").lower()
+    admin_login(b, server, "alice")
+    wait_url(b, admin_url(server), "the admin login did not lead to /admin/")
+
+    webroot.pages["/add"] = attack_page(admin_url(server, "users/add"),
+                                        {"jid": server.jid(user), "password": "Pw-1-x"})
+    b.get(webroot.url("/add"))
+    click_and_load(b, b.find_element(*by("button#go")), "the forged add-user form")
+    snap(b, "admin-forged-add-user")
+    b.get(admin_url(server))
+    wait_url(b, admin_url(server), "the admin session should go on after a forged request")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            out = await cl.attempt(user, "Pw-1-x")
+            assert out.kind == "failed_auth", out  # no such account was made
+    run(scenario())
+
+    # a forged login: another site logs the browser in with its own account
+    b.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    webroot.pages["/login"] = attack_page(admin_url(server, "login"), {
+        "jid": server.jid("alice"), "password": server.password("alice")})
+    b.get(webroot.url("/login"))
+    click_and_load(b, b.find_element(*by("button#go")), "the forged login form")
+    snap(b, "admin-forged-login")
+    assert flash(b) == "Invalid form token", flash(b)  # no pre-session token
+    assert b.get_cookie("xmppd_admin") is None, b.get_cookies()
+    b.get(admin_url(server))
+    wait_url(b, admin_url(server, "login"), "a forged login opened the console")
