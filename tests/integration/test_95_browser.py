@@ -442,3 +442,27 @@ def test_admin_forms_from_another_site_refused(server, browser, webroot):
     assert b.get_cookie("xmppd_admin") is None, b.get_cookies()
     b.get(admin_url(server))
     wait_url(b, admin_url(server, "login"), "a forged login opened the console")
+
+
+def test_admin_sessions_page_shows_a_hostile_resource_as_text(server, browser):
+    """A resource chosen by a user (markup, a script) is text on the admin's
+    sessions page: no element is made of it, nothing of it runs."""
+    admin_server(server)
+    b = browser
+    resource = "<img src=x onerror=\"window.xmppd_xss=1\"><script>window.xmppd_xss=2</script>"
+
+    def look(full_jid):
+        admin_login(b, server, "alice")
+        wait_url(b, admin_url(server), "the admin login did not lead to /admin/")
+        go(b, server, "sessions")
+        wait_rows(b, server, "sessions", full_jid)
+        snap(b, "admin-hostile-resource")
+        assert not b.find_elements(*by("table#sessions img, table#sessions script"))
+        assert b.execute_script("return window.xmppd_xss === undefined")
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob", resource=resource)
+            assert bob.jid.endswith("/" + resource), bob.jid
+            await bg(look, bob.jid)
+    run(scenario())
