@@ -151,11 +151,13 @@ def start_chromium(profile_dir):
 def chrome(request, tmp_path_factory):
     """One headless Chromium for the whole test module."""
     require_tools()
-    driver = start_chromium(str(tmp_path_factory.mktemp("chromium-profile")))
+    profile = str(tmp_path_factory.mktemp("chromium-profile"))
+    driver = start_chromium(profile)
     try:
         yield driver
     finally:
         driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)  # pytest would keep it for 3 runs
 
 
 @pytest.fixture
@@ -195,15 +197,24 @@ def converse_dist(tmp_path_factory):
     """npm install converse.js@CONVERSE_VERSION once per session; its dist/."""
     require_tools()
     prefix = str(tmp_path_factory.mktemp("converse-npm"))
-    cmd = ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefer-offline",
-           "--no-save", "--prefix", prefix, "converse.js@" + CONVERSE_VERSION]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(300))
+    cmd = ["npm", "install", "--no-audit", "--no-fund", "--no-update-notifier",
+           "--ignore-scripts", "--prefer-offline", "--no-save", "--prefix", prefix,
+           "converse.js@" + CONVERSE_VERSION]
+    env = dict(os.environ)
+    if not env.get("HOME"):  # npm keeps its download cache under $HOME
+        env["npm_config_cache"] = os.path.join(prefix, ".npm-cache")
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(300), env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("%s did not finish within %.0f s" % (" ".join(cmd), patience(300)),
+                    pytrace=False)
     dist = os.path.join(prefix, "node_modules", "converse.js", "dist")
     if r.returncode != 0 or not os.path.isfile(os.path.join(dist, "converse.min.js")):
         pytest.fail("%s failed (exit %d): %s%s" % (" ".join(cmd), r.returncode,
                                                     r.stdout[-3000:], r.stderr[-3000:]),
                     pytrace=False)
-    return dist
+    yield dist
+    shutil.rmtree(prefix, ignore_errors=True)  # 100+ MB that pytest would keep for 3 runs
 
 
 class WebRoot:
