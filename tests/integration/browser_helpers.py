@@ -186,8 +186,13 @@ def browser(request, chrome):
 
 
 def wait(driver, timeout=30.0):
+    """A WebDriverWait of patience(timeout); an element that went stale under
+    a condition (Converse re-renders as stanzas come) means: look again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(driver, patience(timeout), poll_frequency=0.2)
+    return WebDriverWait(driver, patience(timeout), poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException,
+                                             StaleElementReferenceException))
 
 
 # -- Converse.js from npm ---------------------------------------------------------
@@ -344,9 +349,14 @@ def open_chat(driver, peer):
     there, under "New messages"); wait for the chat box."""
     from selenium.webdriver.common.by import By
     link = "a.open-chat[data-jid='%s']" % peer
+
+    def click(d):
+        shown = [e for e in d.find_elements(By.CSS_SELECTOR, link) if e.is_displayed()]
+        if shown:
+            shown[0].click()  # stale by now: the wait tries again
+        return bool(shown)
     w = wait(driver)
-    w.until(lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, link) if e.is_displayed()],
-            "%s not in Converse's contact list" % peer)[0].click()
+    w.until(click, "%s not in Converse's contact list" % peer)
     w.until(lambda d: d.find_elements(By.CSS_SELECTOR, "converse-chat[jid='%s']" % peer),
             "no chat box with %s" % peer)
 
