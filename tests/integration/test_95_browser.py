@@ -466,3 +466,42 @@ def test_admin_sessions_page_shows_a_hostile_resource_as_text(server, browser):
             assert bob.jid.endswith("/" + resource), bob.jid
             await bg(look, bob.jid)
     run(scenario())
+
+
+def test_admin_message_of_the_day(server, browser):
+    """The announce page's message of the day: set, it reaches who is online
+    and each later login as a headline from the server; deleted, a login
+    gets none."""
+    admin_server(server)
+    b = browser
+    motd = unique("motd")
+
+    def is_motd(m):
+        return m["type"] == "headline" and m["body"] == motd
+
+    def set_motd():
+        admin_login(b, server, "alice")
+        wait_url(b, admin_url(server), "the admin login did not lead to /admin/")
+        go(b, server, "announce")
+        submit(b, "/admin/motd", "button#set-motd", {"motd": motd})
+        assert flash(b), "no flash after setting the message of the day"
+        snap(b, "admin-motd-set")
+
+    def delete_motd():
+        go(b, server, "announce")
+        submit(b, "/admin/motd/delete", "button#delete-motd")
+        assert flash(b), "no flash after deleting the message of the day"
+
+    async def scenario():
+        async with Clients(server) as cl:
+            bob = await cl.login("bob")
+            await bg(set_motd)
+            await bob.next_message(pred=is_motd)
+            carol = await cl.login("carol")  # its initial presence brings it
+            m = await carol.next_message(pred=is_motd)
+            assert str(m["from"]) == server.domain, m
+            await carol.close()
+            await bg(delete_motd)
+            carol = await cl.login("carol")
+            await carol.no_message(pred=is_motd)
+    run(scenario())
