@@ -150,10 +150,12 @@ def wait_url(driver, url, why):
     wait(driver).until(lambda d: d.current_url == url, "%s (at %s)" % (why, driver.current_url))
 
 
-def admin_login(driver, server, user, password=None):
+def admin_login(driver, server, user, password=None, snap_as=None):
     """Open /admin/ (which sends us to the login page), log in as user."""
     driver.get(admin_url(server))
     wait_url(driver, admin_url(server, "login"), "/admin/ without a session: not the login page")
+    if snap_as:
+        snap(driver, snap_as)
     form = driver.find_element(*by("form[action='/admin/login']"))
     form.find_element(*by("input[name='jid']")).send_keys(server.jid(user))
     pw = form.find_element(*by("input[name='password']"))
@@ -242,7 +244,7 @@ def test_admin_console_page_by_page(server, browser):
     b = browser
 
     def dashboard():
-        admin_login(b, server, "alice")
+        admin_login(b, server, "alice", snap_as="admin-login")
         wait_url(b, admin_url(server), "the admin login did not lead to /admin/")
         cookie = b.get_cookie("xmppd_admin")
         assert cookie is not None, b.get_cookies()
