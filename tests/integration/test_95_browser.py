@@ -250,9 +250,13 @@ def test_admin_console_page_by_page(server, browser):
         assert cookie is not None, b.get_cookies()
         assert cookie["httpOnly"] and cookie["secure"], cookie
         assert cookie.get("sameSite") == "Strict" and cookie["path"] == "/admin/", cookie
-        stats = " ".join(dt.text.lower() for dt in b.find_elements(*by("dl#stats dt")))
-        for what in ("version", "uptime", "accounts"):
+        stats = dict(zip((dt.text.strip().lower() for dt in b.find_elements(*by("dl#stats dt"))),
+                         (dd.text.strip() for dd in b.find_elements(*by("dl#stats dd")))))
+        for what in ("version", "uptime", "memory", "s2s links", "components"):
             assert what in stats, stats
+        # what is true now: alice, bob and carol; bob online (the admin's
+        # web session is not an XMPP one)
+        assert stats.get("accounts") == "3" and stats.get("online sessions") == "1", stats
         snap(b, "admin-dashboard")
 
     def add_user():
