@@ -17,7 +17,10 @@ test) pkgs="python3 python3-pytest python3-pytest-xdist python3-slixmpp go-sendx
 	# XMPP over WebSocket (test_91_websocket.py): an RFC 6455 client
 	pkgs="$pkgs python3-websockets"
 	# XEP-0363 upload (test_94_upload.py): slixmpp's plugin PUTs with aiohttp
-	pkgs="$pkgs python3-aiohttp" ;;
+	pkgs="$pkgs python3-aiohttp"
+	# Real-browser tests (test_95_browser.py): headless Chromium driven by
+	# selenium; Converse.js comes from npm at test time
+	pkgs="$pkgs chromium chromium-driver python3-selenium npm" ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 # mbedTLS 3.6 build (tools/mbedtls36.sh): apt-get source needs dpkg-source.

@@ -386,3 +386,7 @@ def server(request, tmp_path):
             pytest.fail("server teardown: " + "; ".join(problems) +
                         "\n---- stderr ----\n" + srv.log_text()[-20000:], pytrace=False)
 
+
+# Real-browser tests (issue 14, browser_helpers.py): its report hook records
+# which phase of a test failed, so that the browser fixture saves artifacts.
+pytest_plugins = ("browser_helpers",)
