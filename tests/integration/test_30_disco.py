@@ -94,6 +94,15 @@ def test_msgoffline_is_served(server):
     run(scenario())
 
 
+async def caps_client(cl):
+    """alice, logged in with slixmpp's own XEP-0115 (to check a 'ver')."""
+    cli = cl.new("alice")
+    for p in ("xep_0030", "xep_0004", "xep_0115"):
+        cli.xmpp.register_plugin(p)
+    await cli.login()
+    return cli
+
+
 def test_caps_ver_matches_disco_info(server):
     """XEP-0115 §6.3: the 'ver' in the stream features is the hash of what
     disco#info says (checked with slixmpp's own XEP-0115 implementation)."""
@@ -110,10 +119,7 @@ def test_caps_ver_matches_disco_info(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            cli = cl.new("alice")
-            for p in ("xep_0030", "xep_0004", "xep_0115"):
-                cli.xmpp.register_plugin(p)
-            await cli.login()
+            cli = await caps_client(cl)
             ans = await server_info(cli)
             info = ans["disco_info"]
             assert cli.xmpp["xep_0115"].generate_verstring(info, "sha-1") == ver
@@ -213,10 +219,7 @@ def test_contact_addresses(server):
 
     async def scenario():
         async with Clients(server) as cl:
-            cli = cl.new("alice")
-            for p in ("xep_0030", "xep_0004", "xep_0115"):
-                cli.xmpp.register_plugin(p)
-            await cli.login()
+            cli = await caps_client(cl)
             ans = await server_info(cli)
             forms = ans["disco_info"].xml.findall("{jabber:x:data}x")
             assert len(forms) == 1, ans
