@@ -26,6 +26,9 @@ esac
 # mbedTLS 3.6 build (tools/mbedtls36.sh): apt-get source needs dpkg-source.
 [ "$what" = test ] && pkgs="$pkgs dpkg-dev"
 for p in $pkgs; do
+	# npm: a Node.js that bundles its own (NodeSource's) conflicts with
+	# Debian's npm package; either will do
+	[ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue
 	have_pkg "$p" || need="$need $p"
 done
 [ -z "$need" ] && exit 0
