@@ -57,11 +57,11 @@ struct bosh_sess {
     int64_t rid;       /* the highest rid processed */
     int64_t first_rid; /* the creation's: its answer carries the session's attributes */
     int wait, hold, requests;
-    char origin[128]; /* the creation's allowed Origin, echoed for CORS; "" none */
-    time_t idle_since; /* nothing held since then (inactivity) */
+    char origin[128];   /* the creation's allowed Origin, echoed for CORS; "" none */
+    time_t idle_since;  /* nothing held since then (inactivity) */
     time_t pause_until; /* §10: the client said it is away until then */
-    int ended;         /* c2s ended the stream: answers say terminate */
-    const char *cond;  /* the terminate condition (NULL: none) */
+    int ended;          /* c2s ended the stream: answers say terminate */
+    const char *cond;   /* the terminate condition (NULL: none) */
     struct held held[LIMIT_BOSH_REQUESTS_MAX];
     int nheld;
     struct early early[LIMIT_BOSH_REQUESTS_MAX];
@@ -119,8 +119,7 @@ static void refuse(struct http_request *r, const char *cond, const char *why)
     buf_init(&b, 0);
     body_open(&b, NULL, -1, 1, cond);
     buf_puts(&b, "/>");
-    cors_header(extra, sizeof(extra),
-                http_origin_ok(r) ? http_header(r->parser, "origin") : NULL);
+    cors_header(extra, sizeof(extra), http_origin_ok(r) ? http_header(r->parser, "origin") : NULL);
     http_respond(r, 200, BOSH_TYPE, buf_ptr(&b), buf_len(&b), NULL, extra);
     buf_free(&b);
 }
@@ -255,7 +254,8 @@ static int bosh_frame_out(struct conn *c, const char *data, size_t len)
                 }
                 struct buf e;
                 buf_init(&e, 0);
-                int r = ws_element_ns(&e, p, used) < 0 ? -1 : conn_send_raw(c, buf_ptr(&e), buf_len(&e));
+                int r = ws_element_ns(&e, p, used) < 0 ? -1
+                                                       : conn_send_raw(c, buf_ptr(&e), buf_len(&e));
                 buf_free(&e);
                 if (r < 0) {
                     return -1;
@@ -310,11 +310,11 @@ static void process(struct bosh_sess *s, unsigned long ticket, const struct bosh
     if (b->restart || b->rid == s->first_rid) {
         /* XEP-0206 §5: a restart is a new stream header for c2s */
         char hdr[160 + CONFIG_STR_MAX + BOSH_LANG_MAX];
-        int n = snprintf(hdr, sizeof(hdr),
-                         "<stream:stream xmlns='jabber:client' xmlns:stream='" NS_STREAMS_DECL
-                         "' to='%s' version='1.0'%s%s%s>",
-                         g_config->domain, *b->lang ? " xml:lang='" : "", b->lang,
-                         *b->lang ? "'" : "");
+        int n =
+            snprintf(hdr, sizeof(hdr),
+                     "<stream:stream xmlns='jabber:client' xmlns:stream='" NS_STREAMS_DECL
+                     "' to='%s' version='1.0'%s%s%s>",
+                     g_config->domain, *b->lang ? " xml:lang='" : "", b->lang, *b->lang ? "'" : "");
         if (queue_in(s, hdr, (size_t)n) < 0) {
             return;
         }
@@ -418,11 +418,11 @@ static void create_session(struct http_request *r, const struct bosh_body *b)
     c->secure = r->https;
     s->first_rid = b->rid;
     s->rid = b->rid - 1;
-    s->wait = b->wait < 0 || b->wait > g_config->bosh_max_wait ? g_config->bosh_max_wait
-                                                                : (int)b->wait;
+    s->wait =
+        b->wait < 0 || b->wait > g_config->bosh_max_wait ? g_config->bosh_max_wait : (int)b->wait;
     s->requests = g_config->bosh_max_requests;
-    s->hold = b->hold < 0 || b->hold > g_config->bosh_max_hold ? g_config->bosh_max_hold
-                                                                : (int)b->hold;
+    s->hold =
+        b->hold < 0 || b->hold > g_config->bosh_max_hold ? g_config->bosh_max_hold : (int)b->hold;
     if (s->hold >= s->requests) {
         s->hold = s->requests - 1;
     }
@@ -632,13 +632,8 @@ static void bosh_tick(struct conn *c)
     }
 }
 
-static void bosh_shutdown(struct conn *c)
-{
-    c2s_shutdown(c);
-}
-
-static const struct stream_ops bosh_ops = {bosh_attach,   bosh_feed, bosh_detach, bosh_tick,
-                                           bosh_shutdown, NULL,      NULL};
+static const struct stream_ops bosh_ops = {bosh_attach,  bosh_feed, bosh_detach, bosh_tick,
+                                           c2s_shutdown, NULL,      NULL};
 
 HOOK_SERVICE(bosh)
 {

@@ -738,6 +738,14 @@ static int admit(const char *addr)
  * unauthenticated; NULL (fd closed) when refused or out of memory. */
 static struct conn *conn_admit(int fd, const char *addr)
 {
+    /* The kernel hands out the lowest free fd: one this high means fewer than
+     * LIMIT_FD_RESERVE are left, and those are for the store (a roster read, a
+     * login), not for one more client. */
+    if (fd >= max_fds - LIMIT_FD_RESERVE) {
+        log_fd_shortage();
+        close(fd);
+        return NULL;
+    }
     if (!admit(addr)) {
         close(fd);
         return NULL;
@@ -767,14 +775,6 @@ static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
 {
     char addr[48];
     peer_string(ss, addr, sizeof(addr));
-    /* The kernel hands out the lowest free fd: one this high means fewer than
-     * LIMIT_FD_RESERVE are left, and those are for the store (a roster read, a
-     * login), not for one more client. */
-    if (fd >= max_fds - LIMIT_FD_RESERVE) {
-        log_fd_shortage();
-        close(fd);
-        return;
-    }
     struct conn *c = conn_admit(fd, addr);
     if (!c) {
         return;
@@ -942,11 +942,6 @@ struct conn *conn_new_virtual(const struct stream_ops *ops, const char *addr)
     int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         log_fd_shortage();
-        return NULL;
-    }
-    if (fd >= max_fds - LIMIT_FD_RESERVE) {
-        log_fd_shortage();
-        close(fd);
         return NULL;
     }
     struct conn *c = conn_admit(fd, addr);

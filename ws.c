@@ -501,13 +501,8 @@ static void ws_tick(struct conn *c)
     }
 }
 
-static void ws_shutdown(struct conn *c)
-{
-    c2s_shutdown(c);
-}
-
-static const struct stream_ops ws_ops = {ws_attach,   ws_feed, ws_detach, ws_tick,
-                                         ws_shutdown, NULL,    NULL};
+static const struct stream_ops ws_ops = {ws_attach,    ws_feed, ws_detach, ws_tick,
+                                         c2s_shutdown, NULL,    NULL};
 
 HOOK_SERVICE(ws)
 {

@@ -94,6 +94,15 @@ def test_msgoffline_is_served(server):
     run(scenario())
 
 
+def stream_caps(server):
+    """The XEP-0115 <c/> of the stream features bob gets after login."""
+    conn, features = raw_login(server, "bob")
+    try:
+        return features.find("{%s}c" % NS_CAPS)
+    finally:
+        conn.close()
+
+
 async def caps_client(cl):
     """alice, logged in with slixmpp's own XEP-0115 (to check a 'ver')."""
     cli = cl.new("alice")
@@ -106,16 +115,12 @@ async def caps_client(cl):
 def test_caps_ver_matches_disco_info(server):
     """XEP-0115 §6.3: the 'ver' in the stream features is the hash of what
     disco#info says (checked with slixmpp's own XEP-0115 implementation)."""
-    conn, features = raw_login(server, "bob")
-    try:
-        c = features.find("{%s}c" % NS_CAPS)
-        assert c is not None, "no caps in stream features after authentication"
-        assert c.get("hash") == "sha-1"
-        assert c.get("node") == CAPS_NODE
-        ver = c.get("ver")
-        assert ver
-    finally:
-        conn.close()
+    c = stream_caps(server)
+    assert c is not None, "no caps in stream features after authentication"
+    assert c.get("hash") == "sha-1"
+    assert c.get("node") == CAPS_NODE
+    ver = c.get("ver")
+    assert ver
 
     async def scenario():
         async with Clients(server) as cl:
@@ -211,11 +216,7 @@ def test_contact_addresses(server):
     server.write_config({"contact_addresses": '"admin:xmpp:root@localhost '
                          'abuse:mailto:abuse@example.org admin:mailto:root@example.org"'})
     server.restart()
-    conn, features = raw_login(server, "bob")
-    try:
-        ver = features.find("{%s}c" % NS_CAPS).get("ver")
-    finally:
-        conn.close()
+    ver = stream_caps(server).get("ver")
 
     async def scenario():
         async with Clients(server) as cl:
