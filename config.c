@@ -22,253 +22,279 @@
 enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_COMPONENT,
                 OPT_JIDS, OPT_S2S_ROUTE, OPT_DOMAINS };
 
-/* Packed (narrow members, pointers first): a row is 56 bytes, not 112, and
- * the table of over a hundred rows is writable data of a PIE, which the size
- * budget of issue 16 counts in whole pages. Every option is an int or
- * smaller (an INT row's bounds fit in 32 bits: -Woverflow says when not). */
+/* The extra check of an OPT_STR value (check_*() below). */
+enum opt_check { CHECK_ANY, CHECK_DOMAIN, CHECK_NONEMPTY, CHECK_ADDRESS, CHECK_MUC_DOMAIN,
+                 CHECK_CONTACTS };
+
+/* 16 bytes and no pointer, so the table of over a hundred rows is read-only
+ * data without relocations (the size budget of issue 16): the names and the
+ * OPT_STR defaults are string pools in table order (option_names,
+ * str_defaults), the seconds of the two OPT_RATE rows a side table. Every
+ * option is an int or smaller. */
 struct option {
-    const char *name;
-    const char *def_str; /* default of OPT_STR */
-    /* Extra check for a string, may rewrite it (domain is lower-cased). Returns
-     * NULL or what is wrong. */
-    const char *(*check)(char *val, size_t size);
-    int32_t min, max;         /* OPT_INT bounds (inclusive) */
-    int32_t def_int;          /* default of OPT_INT, OPT_BOOL, OPT_LOGLEVEL */
-    int32_t min2, max2, def2; /* OPT_RATE: bounds and default of the seconds */
-    uint16_t offset;          /* of the field in struct config */
-    uint16_t size;            /* of the field (OPT_STR: buffer size, NUL included) */
-    uint8_t type;             /* enum opt_type */
-    uint8_t reloadable;       /* 1 = SIGHUP applies it; 0 = needs a restart */
+    int32_t max;             /* OPT_INT bounds (inclusive); OPT_RATE: of the COUNT */
+    int32_t def;             /* default of OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE */
+    int16_t min;
+    uint16_t offset;         /* of the field in struct config */
+    uint16_t size;           /* of the field (OPT_STR: buffer size, NUL included) */
+    uint8_t type;            /* enum opt_type */
+    uint8_t reloadable : 1;  /* 1 = SIGHUP applies it; 0 = needs a restart */
+    uint8_t check : 7;       /* OPT_STR: enum opt_check */
 };
 /* offset and size are 16 bits wide. */
 _Static_assert(sizeof(struct config) <= 0xFFFF, "struct config outgrew struct option");
 
-static const char *check_domain(char *val, size_t size);
-static const char *check_address(char *val, size_t size);
-static const char *check_nonempty(char *val, size_t size);
-static const char *check_muc_domain(char *val, size_t size);
-static const char *check_contacts(char *val, size_t size);
-
-/* One row; designated, as the members are in size order, not this one. */
-#define OPT(f, t, lo, hi, def, dstr, reload, chk, lo2, hi2, d2)                              \
-    {.name = #f, .type = t, .min = lo, .max = hi, .def_int = def, .def_str = dstr,            \
-     .offset = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f),          \
-     .reloadable = reload, .check = chk, .min2 = lo2, .max2 = hi2, .def2 = d2}
-#define STR(f, def, reload, chk) OPT(f, OPT_STR, 0, 0, 0, def, reload, chk, 0, 0, 0)
-#define INT(f, lo, hi, def, reload)                                                          \
-    OPT(f, OPT_INT, lo, hi, def, NULL, reload, NULL, 0, 0, 0)
-#define BOOL(f, def, reload) OPT(f, OPT_BOOL, 0, 1, def, NULL, reload, NULL, 0, 0, 0)
-#define LEVEL(f, def, reload)                                                                \
-    OPT(f, OPT_LOGLEVEL, L_ERROR, L_DEBUG, def, NULL, reload, NULL, 0, 0, 0)
+/* The kinds of row. OPTIONS below lists the rows; each use of it defines
+ * OPT(field, type, min, max, def, reload, check, default string) and
+ * SECONDS(field, min, max, def) to take what it needs from them. */
+#define STR(f, def, reload, chk) OPT(f, OPT_STR, 0, 0, 0, reload, CHECK_##chk, def "\0")
+#define INT(f, lo, hi, def, reload) OPT(f, OPT_INT, lo, hi, def, reload, 0, )
+#define BOOL(f, def, reload) OPT(f, OPT_BOOL, 0, 1, def, reload, 0, )
+#define LEVEL(f, def, reload) OPT(f, OPT_LOGLEVEL, L_ERROR, L_DEBUG, def, reload, 0, )
 /* COUNT SECONDS: two integers on one line, each with its bounds. */
 #define RATE(f, lo, hi, def, lo2, hi2, def2, reload)                                         \
-    OPT(f, OPT_RATE, lo, hi, def, NULL, reload, NULL, lo2, hi2, def2)
+    OPT(f, OPT_RATE, lo, hi, def, reload, 0, ) SECONDS(f, lo2, hi2, def2)
 /* Address prefixes separated by blanks, or "none"; def is a string in that syntax. */
-#define PREFIXES(f, def, reload)                                                             \
-    OPT(f, OPT_PREFIXES, 0, 0, 0, def, reload, NULL, 0, 0, 0)
+#define PREFIXES(f, def, reload) OPT(f, OPT_PREFIXES, 0, 0, 0, reload, 0, def "\0")
 
 /* push: "DOMAIN SECRET", one line per component; the only option that may
  * appear on several lines. */
-#define COMPONENT(f) OPT(f, OPT_COMPONENT, 0, 0, 0, NULL, 0, NULL, 0, 0, 0)
+#define COMPONENT(f) OPT(f, OPT_COMPONENT, 0, 0, 0, 0, 0, )
 /* XEP-0133: bare JIDs separated by blanks, or "none" (the default: n = 0). */
-#define JIDS(f, reload) OPT(f, OPT_JIDS, 0, 0, 0, NULL, reload, NULL, 0, 0, 0)
+#define JIDS(f, reload) OPT(f, OPT_JIDS, 0, 0, 0, reload, 0, )
 
 /* Federation: "DOMAIN HOST[:PORT]", one line per remote domain. */
-#define S2S_ROUTE(f) OPT(f, OPT_S2S_ROUTE, 0, 0, 0, NULL, 0, NULL, 0, 0, 0)
+#define S2S_ROUTE(f) OPT(f, OPT_S2S_ROUTE, 0, 0, 0, 0, 0, )
 /* s2s SASL EXTERNAL: domains separated by blanks, on as many lines as wanted. */
-#define DOMAINS(f, reload) OPT(f, OPT_DOMAINS, 0, 0, 0, NULL, reload, NULL, 0, 0, 0)
+#define DOMAINS(f, reload) OPT(f, OPT_DOMAINS, 0, 0, 0, reload, 0, )
 
 /* What a restart is needed for: the listeners are bound, privileges dropped
  * and the connection table sized once at start-up; domain and data_dir name
  * everything stored. Everything else applies to connections made after a
  * SIGHUP (TLS files build a new context for new connections, STYLE §5). */
-static const struct option options[] = {
-    STR(domain, "localhost", 0, check_domain),
-    STR(data_dir, "./data", 0, check_nonempty),
-    STR(listen_address, "127.0.0.1", 0, check_address),
-    INT(c2s_port, 0, 65535, 5222, 0),
-    INT(c2s_tls_port, 0, 65535, 5223, 0),
-    STR(tls_cert, "", 1, NULL),
-    STR(tls_key, "", 1, NULL),
-    BOOL(require_tls, 1, 1),
-    BOOL(plain_without_tls, 0, 1),
-    BOOL(legacy_auth, 0, 1),
-    STR(user, "", 0, NULL),
-    STR(group, "", 0, NULL),
-    BOOL(allow_root, 0, 0),
-    LEVEL(log_level, L_INFO, 1),
-    INT(log_repeat_window, 1, 3600, LIMIT_LOG_REPEAT_WINDOW, 1),
-    BOOL(log_syslog, -1, 0), /* -1 = not set: syslog unless running with -f */
+#define OPTIONS                                                                                  \
+    STR(domain, "localhost", 0, DOMAIN)                                                          \
+    STR(data_dir, "./data", 0, NONEMPTY)                                                         \
+    STR(listen_address, "127.0.0.1", 0, ADDRESS)                                                 \
+    INT(c2s_port, 0, 65535, 5222, 0)                                                             \
+    INT(c2s_tls_port, 0, 65535, 5223, 0)                                                         \
+    STR(tls_cert, "", 1, ANY)                                                                    \
+    STR(tls_key, "", 1, ANY)                                                                     \
+    BOOL(require_tls, 1, 1)                                                                      \
+    BOOL(plain_without_tls, 0, 1)                                                                \
+    BOOL(legacy_auth, 0, 1)                                                                      \
+    STR(user, "", 0, ANY)                                                                        \
+    STR(group, "", 0, ANY)                                                                       \
+    BOOL(allow_root, 0, 0)                                                                       \
+    LEVEL(log_level, L_INFO, 1)                                                                  \
+    INT(log_repeat_window, 1, 3600, LIMIT_LOG_REPEAT_WINDOW, 1)                                  \
+    BOOL(log_syslog, -1, 0) /* -1 = not set: syslog unless running with -f */                    \
+                                                                                                 \
+    /* RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.                    \
+     * The upper bound keeps one stanza within an offline record (store.h). */                   \
+    INT(max_stanza_size, 10000, 1048576, LIMIT_STANZA_SIZE, 1)                                   \
+    INT(max_xml_depth, 8, 256, LIMIT_XML_DEPTH, 1)                                               \
+    INT(max_xml_attrs, 8, 256, LIMIT_XML_ATTRS, 1)                                               \
+    INT(max_xml_name, 64, 4096, LIMIT_XML_NAME, 1)                                               \
+    INT(max_connections, 1, 1000000, LIMIT_MAX_CONNECTIONS, 0)                                   \
+    INT(max_unauth, 1, 1000000, LIMIT_MAX_UNAUTH, 1)                                             \
+    INT(max_unauth_per_ip, 1, 1000000, LIMIT_MAX_UNAUTH_PER_IP, 1)                               \
+    INT(outq_soft, 4096, 1073741824, LIMIT_OUTQ_SOFT, 1)                                         \
+    INT(outq_hard, 4096, 1073741824, LIMIT_OUTQ_HARD, 1)                                         \
+    INT(preauth_timeout, 1, 3600, LIMIT_PREAUTH_TIMEOUT, 1)                                      \
+    INT(ping_interval, 10, 86400, LIMIT_PING_INTERVAL, 1)                                        \
+    INT(ping_timeout, 1, 3600, LIMIT_PING_TIMEOUT, 1)                                            \
+    INT(auth_fail_delay_max, 1, 3600, LIMIT_AUTH_FAIL_DELAY_MAX, 1)                              \
+    INT(auth_fail_ban, 1, 1000000, LIMIT_AUTH_FAIL_BAN, 1)                                       \
+    INT(auth_ban_seconds, 1, 86400, LIMIT_AUTH_BAN_SECONDS, 1)                                   \
+    INT(auth_fail_ban_address, 1, 1000000, LIMIT_AUTH_FAIL_BAN_ADDRESS, 1)                       \
+    /* RFC 6120 §6.4.5: at least 2 retries and no more than 5. */                                \
+    INT(sasl_max_retries, 2, 5, LIMIT_SASL_MAX_RETRIES, 1)                                       \
+    /* RFC 5802 §5.1 / RFC 7677 §4: at least 4096 iterations. */                                 \
+    INT(scram_iterations, 4096, 10000000, SCRAM_DEFAULT_ITER, 1)                                 \
+                                                                                                 \
+    INT(max_roster_items, 0, 100000, LIMIT_ROSTER_SIZE, 1)                                       \
+    INT(max_offline_messages, 0, 100000, LIMIT_OFFLINE_MSGS, 1)                                  \
+    INT(max_vcard_size, 0, 1048576, LIMIT_VCARD_SIZE, 1)                                         \
+    INT(max_private_size, 0, 1048576, LIMIT_PRIVATE_SIZE, 1)                                     \
+    INT(max_blocklist_items, 0, 100000, LIMIT_BLOCKLIST, 1)                                      \
+    BOOL(allow_registration, 0, 1)                                                               \
+    BOOL(allow_password_change, 1, 1)                                                            \
+    BOOL(hide_version, 0, 1)                                                                     \
+    RATE(registration_throttle, 1, 1000000, LIMIT_REGISTER_PER_ADDR, 1, 604800,                  \
+         LIMIT_REGISTER_WINDOW, 1)                                                               \
+    RATE(registration_throttle_total, 1, 1000000, LIMIT_REGISTER_TOTAL, 1, 604800,               \
+         LIMIT_REGISTER_TOTAL_WINDOW, 1)                                                         \
+    /* Loopback by default, as Prosody exempts it: local tools and tests. */                     \
+    PREFIXES(registration_exempt, "127.0.0.0/8 ::1", 1)                                          \
+    /* PEP (XEP-0163, pep.c) */                                                                  \
+    INT(pep_max_item_bytes, 256, 1048576, LIMIT_PEP_ITEM_BYTES, 1)                               \
+    INT(pep_max_items, 1, 10000, LIMIT_PEP_MAX_ITEMS, 1)                                         \
+    INT(pep_max_nodes, 0, 10000, LIMIT_PEP_NODES, 1)                                             \
+    INT(pep_max_account_bytes, 0, 67108864, LIMIT_PEP_ACCOUNT_BYTES, 1)                          \
+    INT(pep_caps_cache, 1, 100000, LIMIT_PEP_CAPS_CACHE, 0)                                      \
+    /* client state indication (XEP-0352, csi.c) */                                              \
+    INT(csi_max_held, 0, 10000, LIMIT_CSI_MAX_HELD, 1)                                           \
+                                                                                                 \
+    /* push: XEP-0114 components (listener only when a component is                              \
+     * configured) and XEP-0357 push notifications. */                                           \
+    INT(component_port, 0, 65535, LIMIT_COMPONENT_PORT, 0)                                       \
+    STR(component_interface, "127.0.0.1", 0, ADDRESS)                                            \
+    COMPONENT(component)                                                                         \
+    INT(max_push_registrations, 0, 100, LIMIT_PUSH_REGISTRATIONS, 1)                             \
+    INT(push_interval, 1, 86400, LIMIT_PUSH_INTERVAL, 1)                                         \
+    INT(push_timeout, 1, 3600, LIMIT_PUSH_TIMEOUT, 1)                                            \
+                                                                                                 \
+    /* XEP-0198 stream management (sm.c). */                                                     \
+    INT(sm_resume_timeout, 0, 86400, LIMIT_SM_RESUME_TIMEOUT, 1)                                 \
+    INT(sm_max_unacked, 1, 100000, LIMIT_SM_MAX_UNACKED, 1)                                      \
+    INT(sm_max_unacked_bytes, 4096, 1073741824, LIMIT_SM_MAX_UNACKED_BYTES, 1)                   \
+    INT(sm_request_ack, 1, 100000, LIMIT_SM_REQUEST_ACK, 1)                                      \
+    INT(sm_max_detached, 0, 1000000, LIMIT_SM_MAX_DETACHED, 1)                                   \
+    INT(sm_detached_bytes, 0, 1073741824, LIMIT_SM_DETACHED_BYTES, 1)                            \
+    INT(sm_max_detached_per_account, 0, 1000, LIMIT_SM_DETACHED_PER_ACCOUNT, 1)                  \
+    /* PEP: caps and cache bounds (caps.c, pep.c) */                                             \
+    INT(pep_caps_notify_bytes, 256, 65536, LIMIT_PEP_CAPS_NOTIFY_BYTES, 1)                       \
+    INT(pep_doc_cache, 0, 1000, LIMIT_PEP_DOC_CACHE, 1)                                          \
+    /* Message archive (XEP-0313, mam.c). */                                                     \
+    INT(mam_max_page, 1, 10000, LIMIT_MAM_MAX_PAGE, 1)                                           \
+    INT(mam_max_bytes, 0, 1073741824, LIMIT_MAM_MAX_BYTES, 1)                                    \
+    INT(mam_expire_days, 0, 36500, LIMIT_MAM_EXPIRE_DAYS, 1)                                     \
+    /* back-pressure before the XEP-0198 unacknowledged limits (sm.c). */                        \
+    INT(sm_unacked_soft_percent, 10, 100, LIMIT_SM_UNACKED_SOFT_PERCENT, 1)                      \
+    /* Resources per account (c2s.c bind): bounds carbons/presence fan-out. */                   \
+    INT(max_resources_per_account, 1, 1000, LIMIT_MAX_RESOURCES_PER_ACCOUNT, 1)                  \
+    /* XEP-0133 administration over XEP-0050 ad-hoc commands (adhoc.c, admin.c). */              \
+    JIDS(admins, 1)                                                                              \
+    INT(adhoc_max_sessions, 1, 10000, LIMIT_ADHOC_SESSIONS, 1)                                   \
+    INT(adhoc_session_timeout, 10, 86400, LIMIT_ADHOC_TIMEOUT, 1)                                \
+    INT(announce_max_bytes, 64, 65536, LIMIT_ANNOUNCE_BYTES, 1)                                  \
+    /* XEP-0227 import (pie.c) */                                                                \
+    INT(import_max_bytes, 1024, 1073741824, LIMIT_IMPORT_MAX_BYTES, 1)                           \
+    INT(import_max_scram_iterations, 4096, 10000000, LIMIT_IMPORT_MAX_ITER, 1)                   \
+    /* Federation: server-to-server streams (s2s.c). */                                          \
+    INT(s2s_port, 0, 65535, LIMIT_S2S_PORT, 0)                                                   \
+    S2S_ROUTE(s2s_route)                                                                         \
+    BOOL(s2s_secure_auth, 0, 1)                                                                  \
+    STR(s2s_ca_file, "/etc/ssl/certs/ca-certificates.crt", 0, NONEMPTY)                          \
+    INT(s2s_max_domains, 1, 100000, LIMIT_S2S_MAX_DOMAINS, 0)                                    \
+    INT(s2s_max_queued, 1, 100000, LIMIT_S2S_MAX_QUEUED, 1)                                      \
+    INT(s2s_max_queued_bytes, 4096, 1073741824, LIMIT_S2S_MAX_QUEUED_BYTES, 1)                   \
+    INT(s2s_timeout, 1, 3600, LIMIT_S2S_TIMEOUT, 1)                                              \
+    INT(s2s_idle_timeout, 10, 86400, LIMIT_S2S_IDLE_TIMEOUT, 1)                                  \
+    INT(s2s_retry_min, 1, 86400, LIMIT_S2S_RETRY_MIN, 1)                                         \
+    INT(s2s_retry_max, 1, 86400, LIMIT_S2S_RETRY_MAX, 1)                                         \
+    INT(s2s_max_incoming_per_domain, 1, LIMIT_S2S_INCOMING_PER_DOMAIN_MAX,                       \
+        LIMIT_S2S_INCOMING_PER_DOMAIN, 1)                                                        \
+    /* Multi-user chat (XEP-0045, muc.c). */                                                     \
+    STR(muc_domain, "auto", 0, MUC_DOMAIN)                                                       \
+    INT(muc_max_rooms, 0, 1000000, LIMIT_MUC_MAX_ROOMS, 1)                                       \
+    INT(muc_max_occupants, 1, 100000, LIMIT_MUC_MAX_OCCUPANTS, 1)                                \
+    INT(muc_max_rooms_per_account, 0, 100000, LIMIT_MUC_ROOMS_PER_ACCOUNT, 1)                    \
+    INT(muc_history_size, 0, LIMIT_MUC_HISTORY_MAX, LIMIT_MUC_HISTORY_SIZE, 1)                   \
+    INT(muc_history_bytes, 0, 67108864, LIMIT_MUC_HISTORY_BYTES, 1)                              \
+    INT(muc_max_subject_bytes, 0, 65536, LIMIT_MUC_SUBJECT_BYTES, 1)                             \
+    INT(muc_max_presence_bytes, 256, 65536, LIMIT_MUC_PRESENCE_BYTES, 1)                         \
+    INT(muc_max_invites, 0, 100, LIMIT_MUC_MAX_INVITES, 1)                                       \
+    INT(muc_max_affiliations, 1, 1000000, LIMIT_MUC_MAX_AFFILIATIONS, 1)                         \
+    /* Group commit (store.c): fsyncs at once. */                                                \
+    INT(store_sync_threads, 1, 64, LIMIT_STORE_SYNC_THREADS, 1)                                  \
+    /* MUC presence flood limit (muc.c, issue 15 item 2). */                                     \
+    INT(muc_presence_burst, 2, 1000, LIMIT_MUC_PRESENCE_BURST, 1)                                \
+    INT(muc_presence_rate, 1, 60000, LIMIT_MUC_PRESENCE_RATE, 1)                                 \
+    /* s2s SASL EXTERNAL (s2s.c): domains that must present a valid certificate. */              \
+    DOMAINS(s2s_require_cert, 1)                                                                 \
+    /* Federation: DNS resolution of remote domains (dns.c); checked by dns_init. */             \
+    STR(s2s_resolver, "", 0, ANY)                                                                \
+    INT(s2s_dns_timeout, 1, 60, LIMIT_S2S_DNS_TIMEOUT, 0)                                        \
+    INT(s2s_dns_tries, 1, 10, LIMIT_S2S_DNS_TRIES, 0)                                            \
+    INT(s2s_dns_max_pending, 1, 10000, LIMIT_S2S_DNS_MAX_PENDING, 0)                             \
+    INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0)                              \
+    /* MUC over s2s (issue 15 item 8): rooms of one remote domain's users. */                    \
+    INT(muc_max_rooms_per_domain, 0, 1000000, LIMIT_MUC_ROOMS_PER_DOMAIN, 1)                     \
+    /* HTTP server (issue 14, http.c). */                                                        \
+    INT(http_port, 0, 65535, LIMIT_HTTP_PORT, 0)                                                 \
+    INT(https_port, 0, 65535, LIMIT_HTTPS_PORT, 0)                                               \
+    STR(http_interface, "127.0.0.1", 0, ADDRESS)                                                 \
+    INT(http_request_timeout, 1, 3600, LIMIT_HTTP_REQUEST_TIMEOUT, 1)                            \
+    INT(http_idle_timeout, 1, 86400, LIMIT_HTTP_IDLE_TIMEOUT, 1)                                 \
+    INT(http_max_request_line, 64, 1048576, LIMIT_HTTP_MAX_REQUEST_LINE, 0)                      \
+    INT(http_max_header_bytes, 256, 1048576, LIMIT_HTTP_MAX_HEADER_BYTES, 0)                     \
+    INT(http_max_headers, 4, 10000, LIMIT_HTTP_MAX_HEADERS, 0)                                   \
+    INT(http_max_body, 0, 1073741824, LIMIT_HTTP_MAX_BODY, 0)                                    \
+    /* MUC limits that do not reset (muc.c, issue 15). */                                        \
+    INT(muc_message_burst, 1, 1000000, LIMIT_MUC_MESSAGE_BURST, 1)                               \
+    INT(muc_message_rate, 0, 10000000, LIMIT_MUC_MESSAGE_RATE, 1)                                \
+    INT(muc_rejoin_buckets, 0, 10000, LIMIT_MUC_REJOIN_BUCKETS, 1)                               \
+    /* s2s fixes (issue 12 item 2): dialback keys waiting from one address. */                   \
+    INT(s2s_dialback_max_per_addr, 1, 1000, LIMIT_S2S_DIALBACK_PER_ADDR, 1)                      \
+    /* WebSocket (issue 14 step 2, ws.c): Origins allowed to open one. */                        \
+    STR(http_allowed_origins, "", 1, ANY)                                                        \
+    /* XEP-0157 contact addresses (disco.c); in the caps hash, so not reloaded. */               \
+    STR(contact_addresses, "", 0, CONTACTS)                                                      \
+    /* web admin console (issue 14, webadmin.c) */                                               \
+    INT(webadmin_max_sessions, 1, 1024, LIMIT_WEBADMIN_MAX_SESSIONS, 0)                          \
+    INT(webadmin_session_timeout, 1, 86400, LIMIT_WEBADMIN_SESSION_TIMEOUT, 1)                   \
+    INT(webadmin_log_lines, 0, 10000, LIMIT_WEBADMIN_LOG_LINES, 0)                               \
+    /* BOSH (issue 14, bosh.c). */                                                               \
+    INT(bosh_max_wait, 1, LIMIT_HTTP_DEFER_SECONDS - 10, LIMIT_BOSH_MAX_WAIT, 1)                 \
+    INT(bosh_max_inactivity, 2, 86400, LIMIT_BOSH_MAX_INACTIVITY, 1)                             \
+    INT(bosh_max_hold, 0, LIMIT_BOSH_REQUESTS_MAX - 1, LIMIT_BOSH_MAX_HOLD, 1)                   \
+    INT(bosh_max_requests, 1, LIMIT_BOSH_REQUESTS_MAX, LIMIT_BOSH_MAX_REQUESTS, 1)               \
+    INT(bosh_max_sessions, 0, 1000000, LIMIT_BOSH_MAX_SESSIONS, 1)                               \
+    INT(bosh_max_pause, 0, 86400, LIMIT_BOSH_MAX_PAUSE, 1)                                       \
+    /* XEP-0363 HTTP File Upload (issue 14 item 4, upload.c) */                                  \
+    STR(upload_domain, "auto", 0, ANY)                                                           \
+    STR(upload_url, "", 1, ANY)                                                                  \
+    STR(upload_types, "", 1, ANY)                                                                \
+    INT(upload_max_size, 1, 2147483647, LIMIT_UPLOAD_MAX_SIZE, 1)                                \
+    INT(upload_quota_bytes, 0, 2147483647, LIMIT_UPLOAD_QUOTA_BYTES, 1)                          \
+    INT(upload_total_bytes, 0, 2147483647, LIMIT_UPLOAD_TOTAL_BYTES, 1)                          \
+    INT(upload_slot_timeout, 10, 86400, LIMIT_UPLOAD_SLOT_TIMEOUT, 1)                            \
+    INT(upload_expire_days, 0, 36500, LIMIT_UPLOAD_EXPIRE_DAYS, 1)                               \
+    INT(upload_slot_rate, 0, 100000, LIMIT_UPLOAD_SLOT_RATE, 1)                                  \
+    INT(upload_max_pending, 1, 100000, LIMIT_UPLOAD_MAX_PENDING, 1)                              \
+    INT(upload_min_rate, 1, 1073741824, LIMIT_UPLOAD_MIN_RATE, 1)                                \
+    INT(upload_max_pending_per_account, 1, 100000, LIMIT_UPLOAD_MAX_PENDING_PER_ACCOUNT, 1)
 
-    /* RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
-     * The upper bound keeps one stanza within an offline record (store.h). */
-    INT(max_stanza_size, 10000, 1048576, LIMIT_STANZA_SIZE, 1),
-    INT(max_xml_depth, 8, 256, LIMIT_XML_DEPTH, 1),
-    INT(max_xml_attrs, 8, 256, LIMIT_XML_ATTRS, 1),
-    INT(max_xml_name, 64, 4096, LIMIT_XML_NAME, 1),
-    INT(max_connections, 1, 1000000, LIMIT_MAX_CONNECTIONS, 0),
-    INT(max_unauth, 1, 1000000, LIMIT_MAX_UNAUTH, 1),
-    INT(max_unauth_per_ip, 1, 1000000, LIMIT_MAX_UNAUTH_PER_IP, 1),
-    INT(outq_soft, 4096, 1073741824, LIMIT_OUTQ_SOFT, 1),
-    INT(outq_hard, 4096, 1073741824, LIMIT_OUTQ_HARD, 1),
-    INT(preauth_timeout, 1, 3600, LIMIT_PREAUTH_TIMEOUT, 1),
-    INT(ping_interval, 10, 86400, LIMIT_PING_INTERVAL, 1),
-    INT(ping_timeout, 1, 3600, LIMIT_PING_TIMEOUT, 1),
-    INT(auth_fail_delay_max, 1, 3600, LIMIT_AUTH_FAIL_DELAY_MAX, 1),
-    INT(auth_fail_ban, 1, 1000000, LIMIT_AUTH_FAIL_BAN, 1),
-    INT(auth_ban_seconds, 1, 86400, LIMIT_AUTH_BAN_SECONDS, 1),
-    INT(auth_fail_ban_address, 1, 1000000, LIMIT_AUTH_FAIL_BAN_ADDRESS, 1),
-    /* RFC 6120 §6.4.5: at least 2 retries and no more than 5. */
-    INT(sasl_max_retries, 2, 5, LIMIT_SASL_MAX_RETRIES, 1),
-    /* RFC 5802 §5.1 / RFC 7677 §4: at least 4096 iterations. */
-    INT(scram_iterations, 4096, 10000000, SCRAM_DEFAULT_ITER, 1),
+/* OPTION_<field>: the row of each option. */
+#define OPT(f, ...) OPTION_##f,
+#define SECONDS(f, lo, hi, def)
+enum { OPTIONS N_OPTIONS };
+#undef OPT
 
-    INT(max_roster_items, 0, 100000, LIMIT_ROSTER_SIZE, 1),
-    INT(max_offline_messages, 0, 100000, LIMIT_OFFLINE_MSGS, 1),
-    INT(max_vcard_size, 0, 1048576, LIMIT_VCARD_SIZE, 1),
-    INT(max_private_size, 0, 1048576, LIMIT_PRIVATE_SIZE, 1),
-    INT(max_blocklist_items, 0, 100000, LIMIT_BLOCKLIST, 1),
-    BOOL(allow_registration, 0, 1),
-    BOOL(allow_password_change, 1, 1),
-    BOOL(hide_version, 0, 1),
-    RATE(registration_throttle, 1, 1000000, LIMIT_REGISTER_PER_ADDR, 1, 604800,
-         LIMIT_REGISTER_WINDOW, 1),
-    RATE(registration_throttle_total, 1, 1000000, LIMIT_REGISTER_TOTAL, 1, 604800,
-         LIMIT_REGISTER_TOTAL_WINDOW, 1),
-    /* Loopback by default, as Prosody exempts it: local tools and tests. */
-    PREFIXES(registration_exempt, "127.0.0.0/8 ::1", 1),
-    /* PEP (XEP-0163, pep.c) */
-    INT(pep_max_item_bytes, 256, 1048576, LIMIT_PEP_ITEM_BYTES, 1),
-    INT(pep_max_items, 1, 10000, LIMIT_PEP_MAX_ITEMS, 1),
-    INT(pep_max_nodes, 0, 10000, LIMIT_PEP_NODES, 1),
-    INT(pep_max_account_bytes, 0, 67108864, LIMIT_PEP_ACCOUNT_BYTES, 1),
-    INT(pep_caps_cache, 1, 100000, LIMIT_PEP_CAPS_CACHE, 0),
-    /* client state indication (XEP-0352, csi.c) */
-    INT(csi_max_held, 0, 10000, LIMIT_CSI_MAX_HELD, 1),
+#define OPT(f, t, lo, hi, d, reload, chk, dstr)                                              \
+    {.max = hi, .def = d, .min = lo, .offset = offsetof(struct config, f),                   \
+     .size = sizeof(((struct config *)0)->f), .type = t, .reloadable = reload, .check = chk},
+static const struct option options[] = {OPTIONS};
+#undef OPT
 
-    /* push: XEP-0114 components (listener only when a component is
-     * configured) and XEP-0357 push notifications. */
-    INT(component_port, 0, 65535, LIMIT_COMPONENT_PORT, 0),
-    STR(component_interface, "127.0.0.1", 0, check_address),
-    COMPONENT(component),
-    INT(max_push_registrations, 0, 100, LIMIT_PUSH_REGISTRATIONS, 1),
-    INT(push_interval, 1, 86400, LIMIT_PUSH_INTERVAL, 1),
-    INT(push_timeout, 1, 3600, LIMIT_PUSH_TIMEOUT, 1),
+/* gcc does not warn when a constant does not fit 16 bits. */
+#define OPT(f, t, lo, ...) _Static_assert((lo) == (int16_t)(lo), #f ": min outgrew int16_t");
+OPTIONS
+#undef OPT
 
-    /* XEP-0198 stream management (sm.c). */
-    INT(sm_resume_timeout, 0, 86400, LIMIT_SM_RESUME_TIMEOUT, 1),
-    INT(sm_max_unacked, 1, 100000, LIMIT_SM_MAX_UNACKED, 1),
-    INT(sm_max_unacked_bytes, 4096, 1073741824, LIMIT_SM_MAX_UNACKED_BYTES, 1),
-    INT(sm_request_ack, 1, 100000, LIMIT_SM_REQUEST_ACK, 1),
-    INT(sm_max_detached, 0, 1000000, LIMIT_SM_MAX_DETACHED, 1),
-    INT(sm_detached_bytes, 0, 1073741824, LIMIT_SM_DETACHED_BYTES, 1),
-    INT(sm_max_detached_per_account, 0, 1000, LIMIT_SM_DETACHED_PER_ACCOUNT, 1),
-    /* PEP: caps and cache bounds (caps.c, pep.c) */
-    INT(pep_caps_notify_bytes, 256, 65536, LIMIT_PEP_CAPS_NOTIFY_BYTES, 1),
-    INT(pep_doc_cache, 0, 1000, LIMIT_PEP_DOC_CACHE, 1),
-    /* Message archive (XEP-0313, mam.c). */
-    INT(mam_max_page, 1, 10000, LIMIT_MAM_MAX_PAGE, 1),
-    INT(mam_max_bytes, 0, 1073741824, LIMIT_MAM_MAX_BYTES, 1),
-    INT(mam_expire_days, 0, 36500, LIMIT_MAM_EXPIRE_DAYS, 1),
-    /* back-pressure before the XEP-0198 unacknowledged limits (sm.c). */
-    INT(sm_unacked_soft_percent, 10, 100, LIMIT_SM_UNACKED_SOFT_PERCENT, 1),
-    /* Resources per account (c2s.c bind): bounds carbons/presence fan-out. */
-    INT(max_resources_per_account, 1, 1000, LIMIT_MAX_RESOURCES_PER_ACCOUNT, 1),
-    /* XEP-0133 administration over XEP-0050 ad-hoc commands (adhoc.c, admin.c). */
-    JIDS(admins, 1),
-    INT(adhoc_max_sessions, 1, 10000, LIMIT_ADHOC_SESSIONS, 1),
-    INT(adhoc_session_timeout, 10, 86400, LIMIT_ADHOC_TIMEOUT, 1),
-    INT(announce_max_bytes, 64, 65536, LIMIT_ANNOUNCE_BYTES, 1),
-    /* XEP-0227 import (pie.c) */
-    INT(import_max_bytes, 1024, 1073741824, LIMIT_IMPORT_MAX_BYTES, 1),
-    INT(import_max_scram_iterations, 4096, 10000000, LIMIT_IMPORT_MAX_ITER, 1),
-    /* Federation: server-to-server streams (s2s.c). */
-    INT(s2s_port, 0, 65535, LIMIT_S2S_PORT, 0),
-    S2S_ROUTE(s2s_route),
-    BOOL(s2s_secure_auth, 0, 1),
-    STR(s2s_ca_file, "/etc/ssl/certs/ca-certificates.crt", 0, check_nonempty),
-    INT(s2s_max_domains, 1, 100000, LIMIT_S2S_MAX_DOMAINS, 0),
-    INT(s2s_max_queued, 1, 100000, LIMIT_S2S_MAX_QUEUED, 1),
-    INT(s2s_max_queued_bytes, 4096, 1073741824, LIMIT_S2S_MAX_QUEUED_BYTES, 1),
-    INT(s2s_timeout, 1, 3600, LIMIT_S2S_TIMEOUT, 1),
-    INT(s2s_idle_timeout, 10, 86400, LIMIT_S2S_IDLE_TIMEOUT, 1),
-    INT(s2s_retry_min, 1, 86400, LIMIT_S2S_RETRY_MIN, 1),
-    INT(s2s_retry_max, 1, 86400, LIMIT_S2S_RETRY_MAX, 1),
-    INT(s2s_max_incoming_per_domain, 1, LIMIT_S2S_INCOMING_PER_DOMAIN_MAX,
-        LIMIT_S2S_INCOMING_PER_DOMAIN, 1),
-    /* Multi-user chat (XEP-0045, muc.c). */
-    STR(muc_domain, "auto", 0, check_muc_domain),
-    INT(muc_max_rooms, 0, 1000000, LIMIT_MUC_MAX_ROOMS, 1),
-    INT(muc_max_occupants, 1, 100000, LIMIT_MUC_MAX_OCCUPANTS, 1),
-    INT(muc_max_rooms_per_account, 0, 100000, LIMIT_MUC_ROOMS_PER_ACCOUNT, 1),
-    INT(muc_history_size, 0, LIMIT_MUC_HISTORY_MAX, LIMIT_MUC_HISTORY_SIZE, 1),
-    INT(muc_history_bytes, 0, 67108864, LIMIT_MUC_HISTORY_BYTES, 1),
-    INT(muc_max_subject_bytes, 0, 65536, LIMIT_MUC_SUBJECT_BYTES, 1),
-    INT(muc_max_presence_bytes, 256, 65536, LIMIT_MUC_PRESENCE_BYTES, 1),
-    INT(muc_max_invites, 0, 100, LIMIT_MUC_MAX_INVITES, 1),
-    INT(muc_max_affiliations, 1, 1000000, LIMIT_MUC_MAX_AFFILIATIONS, 1),
-    /* Group commit (store.c): fsyncs at once. */
-    INT(store_sync_threads, 1, 64, LIMIT_STORE_SYNC_THREADS, 1),
-    /* MUC presence flood limit (muc.c, issue 15 item 2). */
-    INT(muc_presence_burst, 2, 1000, LIMIT_MUC_PRESENCE_BURST, 1),
-    INT(muc_presence_rate, 1, 60000, LIMIT_MUC_PRESENCE_RATE, 1),
-    /* s2s SASL EXTERNAL (s2s.c): domains that must present a valid certificate. */
-    DOMAINS(s2s_require_cert, 1),
-    /* Federation: DNS resolution of remote domains (dns.c); checked by dns_init. */
-    STR(s2s_resolver, "", 0, NULL),
-    INT(s2s_dns_timeout, 1, 60, LIMIT_S2S_DNS_TIMEOUT, 0),
-    INT(s2s_dns_tries, 1, 10, LIMIT_S2S_DNS_TRIES, 0),
-    INT(s2s_dns_max_pending, 1, 10000, LIMIT_S2S_DNS_MAX_PENDING, 0),
-    INT(s2s_dns_cache_size, 0, 100000, LIMIT_S2S_DNS_CACHE_SIZE, 0),
-    /* MUC over s2s (issue 15 item 8): rooms of one remote domain's users. */
-    INT(muc_max_rooms_per_domain, 0, 1000000, LIMIT_MUC_ROOMS_PER_DOMAIN, 1),
-    /* HTTP server (issue 14, http.c). */
-    INT(http_port, 0, 65535, LIMIT_HTTP_PORT, 0),
-    INT(https_port, 0, 65535, LIMIT_HTTPS_PORT, 0),
-    STR(http_interface, "127.0.0.1", 0, check_address),
-    INT(http_request_timeout, 1, 3600, LIMIT_HTTP_REQUEST_TIMEOUT, 1),
-    INT(http_idle_timeout, 1, 86400, LIMIT_HTTP_IDLE_TIMEOUT, 1),
-    INT(http_max_request_line, 64, 1048576, LIMIT_HTTP_MAX_REQUEST_LINE, 0),
-    INT(http_max_header_bytes, 256, 1048576, LIMIT_HTTP_MAX_HEADER_BYTES, 0),
-    INT(http_max_headers, 4, 10000, LIMIT_HTTP_MAX_HEADERS, 0),
-    INT(http_max_body, 0, 1073741824, LIMIT_HTTP_MAX_BODY, 0),
-    /* MUC limits that do not reset (muc.c, issue 15). */
-    INT(muc_message_burst, 1, 1000000, LIMIT_MUC_MESSAGE_BURST, 1),
-    INT(muc_message_rate, 0, 10000000, LIMIT_MUC_MESSAGE_RATE, 1),
-    INT(muc_rejoin_buckets, 0, 10000, LIMIT_MUC_REJOIN_BUCKETS, 1),
-    /* s2s fixes (issue 12 item 2): dialback keys waiting from one address. */
-    INT(s2s_dialback_max_per_addr, 1, 1000, LIMIT_S2S_DIALBACK_PER_ADDR, 1),
-    /* WebSocket (issue 14 step 2, ws.c): Origins allowed to open one. */
-    STR(http_allowed_origins, "", 1, NULL),
-    /* XEP-0157 contact addresses (disco.c); in the caps hash, so not reloaded. */
-    STR(contact_addresses, "", 0, check_contacts),
-    /* web admin console (issue 14, webadmin.c) */
-    INT(webadmin_max_sessions, 1, 1024, LIMIT_WEBADMIN_MAX_SESSIONS, 0),
-    INT(webadmin_session_timeout, 1, 86400, LIMIT_WEBADMIN_SESSION_TIMEOUT, 1),
-    INT(webadmin_log_lines, 0, 10000, LIMIT_WEBADMIN_LOG_LINES, 0),
-    /* BOSH (issue 14, bosh.c). */
-    INT(bosh_max_wait, 1, LIMIT_HTTP_DEFER_SECONDS - 10, LIMIT_BOSH_MAX_WAIT, 1),
-    INT(bosh_max_inactivity, 2, 86400, LIMIT_BOSH_MAX_INACTIVITY, 1),
-    INT(bosh_max_hold, 0, LIMIT_BOSH_REQUESTS_MAX - 1, LIMIT_BOSH_MAX_HOLD, 1),
-    INT(bosh_max_requests, 1, LIMIT_BOSH_REQUESTS_MAX, LIMIT_BOSH_MAX_REQUESTS, 1),
-    INT(bosh_max_sessions, 0, 1000000, LIMIT_BOSH_MAX_SESSIONS, 1),
-    INT(bosh_max_pause, 0, 86400, LIMIT_BOSH_MAX_PAUSE, 1),
-    /* XEP-0363 HTTP File Upload (issue 14 item 4, upload.c) */
-    STR(upload_domain, "auto", 0, NULL),
-    STR(upload_url, "", 1, NULL),
-    STR(upload_types, "", 1, NULL),
-    INT(upload_max_size, 1, 2147483647, LIMIT_UPLOAD_MAX_SIZE, 1),
-    INT(upload_quota_bytes, 0, 2147483647, LIMIT_UPLOAD_QUOTA_BYTES, 1),
-    INT(upload_total_bytes, 0, 2147483647, LIMIT_UPLOAD_TOTAL_BYTES, 1),
-    INT(upload_slot_timeout, 10, 86400, LIMIT_UPLOAD_SLOT_TIMEOUT, 1),
-    INT(upload_expire_days, 0, 36500, LIMIT_UPLOAD_EXPIRE_DAYS, 1),
-    INT(upload_slot_rate, 0, 100000, LIMIT_UPLOAD_SLOT_RATE, 1),
-    INT(upload_max_pending, 1, 100000, LIMIT_UPLOAD_MAX_PENDING, 1),
-    INT(upload_min_rate, 1, 1073741824, LIMIT_UPLOAD_MIN_RATE, 1),
-    INT(upload_max_pending_per_account, 1, 100000, LIMIT_UPLOAD_MAX_PENDING_PER_ACCOUNT, 1),
+/* The names, "domain\0data_dir\0...", and the defaults of the OPT_STR and
+ * OPT_PREFIXES rows, in table order. */
+#define OPT(f, ...) #f "\0"
+static const char option_names[] = OPTIONS;
+#undef OPT
+#define OPT(f, t, lo, hi, d, reload, chk, dstr) dstr
+static const char str_defaults[] = OPTIONS;
+#undef OPT
+#undef SECONDS
+
+/* The SECONDS of the OPT_RATE rows. */
+struct seconds {
+    int32_t min, max, def;
+    uint8_t row;
 };
+#define OPT(...)
+#define SECONDS(f, lo, hi, d) {lo, hi, d, OPTION_##f},
+static const struct seconds rate_seconds[] = {OPTIONS};
+#undef OPT
+#undef SECONDS
 
-#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 #define LINE_MAX_LEN 1024
 
 static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
@@ -361,6 +387,13 @@ static const char *check_address(char *val, size_t size)
     return NULL;
 }
 
+/* By enum opt_check. */
+static const char *(*const checks[])(char *val, size_t size) = {
+    [CHECK_DOMAIN] = check_domain,         [CHECK_NONEMPTY] = check_nonempty,
+    [CHECK_ADDRESS] = check_address,       [CHECK_MUC_DOMAIN] = check_muc_domain,
+    [CHECK_CONTACTS] = check_contacts,
+};
+
 /* ---- COUNT SECONDS and address prefixes ---- */
 
 static int is_blank(char ch);
@@ -395,19 +428,30 @@ static int next_number(const char **s, long *out)
     return 0;
 }
 
+/* The SECONDS of an OPT_RATE row. */
+static const struct seconds *seconds_of(const struct option *o)
+{
+    const struct seconds *r = rate_seconds;
+    while (&options[r->row] != o) {
+        r++;
+    }
+    return r;
+}
+
 static const char *set_rate(struct config *c, const struct option *o, const char *val, char *msg,
                             size_t msgsz)
 {
+    const struct seconds *sec = seconds_of(o);
     const char *s = val;
     long count = 0, secs = 0;
     int ok = next_number(&s, &count) == 0 && next_number(&s, &secs) == 0;
     while (is_blank(*s)) {
         s++;
     }
-    if (!ok || *s != '\0' || count < o->min || count > o->max || secs < o->min2 ||
-        secs > o->max2) {
+    if (!ok || *s != '\0' || count < o->min || count > o->max || secs < sec->min ||
+        secs > sec->max) {
         snprintf(msg, msgsz, "must be COUNT SECONDS (COUNT from %ld to %ld, SECONDS from %ld to %ld)",
-                 (long)o->min, (long)o->max, (long)o->min2, (long)o->max2);
+                 (long)o->min, (long)o->max, (long)sec->min, (long)sec->max);
         return msg;
     }
     rate_field(c, o)->count = (int)count;
@@ -665,20 +709,24 @@ int config_prefixes_match(const struct config_prefixes *l, const char *addr)
 void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof(*c));
+    const char *d = str_defaults;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct option *o = &options[i];
         if (o->type == OPT_STR) {
             /* Defaults are short literals; snprintf keeps the NUL regardless. */
-            snprintf(str_field(c, o), o->size, "%s", o->def_str);
+            snprintf(str_field(c, o), o->size, "%s", d);
         } else if (o->type == OPT_RATE) {
-            rate_field(c, o)->count = (int)o->def_int;
-            rate_field(c, o)->seconds = (int)o->def2;
+            rate_field(c, o)->count = (int)o->def;
+            rate_field(c, o)->seconds = (int)seconds_of(o)->def;
         } else if (o->type == OPT_PREFIXES) {
             char def[LINE_MAX_LEN], msg[128];
-            snprintf(def, sizeof(def), "%s", o->def_str);
+            snprintf(def, sizeof(def), "%s", d);
             set_prefixes(c, o, def, msg, sizeof(msg)); /* the table's defaults parse */
         } else {
-            *int_field(c, o) = (int)o->def_int;
+            *int_field(c, o) = (int)o->def;
+        }
+        if (o->type == OPT_STR || o->type == OPT_PREFIXES) {
+            d += strlen(d) + 1;
         }
     }
 }
@@ -778,12 +826,22 @@ __attribute__((format(printf, 5, 6))) static int fail(char *err, size_t errsz, c
 
 static const struct option *find_option(const char *name)
 {
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        if (strcmp(options[i].name, name) == 0) {
+    const char *n = option_names;
+    for (size_t i = 0; i < N_OPTIONS; i++, n += strlen(n) + 1) {
+        if (strcmp(n, name) == 0) {
             return &options[i];
         }
     }
     return NULL;
+}
+
+static const char *option_name(const struct option *o)
+{
+    const char *n = option_names;
+    for (const struct option *p = options; p < o; p++) {
+        n += strlen(n) + 1;
+    }
+    return n;
 }
 
 static int parse_bool(const char *v, int *out)
@@ -821,7 +879,7 @@ static const char *set_value(struct config *c, const struct option *o, char *val
             return msg;
         }
         if (o->check) {
-            const char *why = o->check(val, o->size);
+            const char *why = checks[o->check](val, o->size);
             if (why) {
                 return why;
             }
@@ -955,68 +1013,68 @@ static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
     return 1;
 }
 
+/* The later of the lines that set options a and b (0 = not set). */
+static int later_line(const int *lines, int a, int b)
+{
+    return lines[a] > lines[b] ? lines[a] : lines[b];
+}
+
 /* Checks across options, reported at the line that set the later of them. */
 static int check_whole(const struct config *c, const int *lines, const char *path, char *err,
                        size_t errsz)
 {
-    const struct option *cert = find_option("tls_cert"), *key = find_option("tls_key");
-    const struct option *soft = find_option("outq_soft"), *hard = find_option("outq_hard");
-    const struct option *p1 = find_option("c2s_port"), *p2 = find_option("c2s_tls_port");
-#define LINE_OF(o) lines[(o) - options]
-#define LATER(a, b) (LINE_OF(a) > LINE_OF(b) ? LINE_OF(a) : LINE_OF(b))
+#define LATER(a, b) later_line(lines, OPTION_##a, OPTION_##b)
     if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
-        return fail(err, errsz, path, LATER(cert, key),
+        return fail(err, errsz, path, LATER(tls_cert, tls_key),
                     "tls_cert and tls_key must be set together");
     }
     if (c->outq_soft > c->outq_hard) {
-        return fail(err, errsz, path, LATER(soft, hard),
+        return fail(err, errsz, path, LATER(outq_soft, outq_hard),
                     "outq_soft (%d) must not be greater than outq_hard (%d)", c->outq_soft,
                     c->outq_hard);
     }
     if (c->c2s_port == 0 && c->c2s_tls_port == 0) {
-        return fail(err, errsz, path, LATER(p1, p2),
+        return fail(err, errsz, path, LATER(c2s_port, c2s_tls_port),
                     "c2s_port and c2s_tls_port are both 0: nothing to listen on");
     }
     if (c->c2s_port == c->c2s_tls_port) {
-        return fail(err, errsz, path, LATER(p1, p2), "c2s_port and c2s_tls_port must differ");
+        return fail(err, errsz, path, LATER(c2s_port, c2s_tls_port),
+                    "c2s_port and c2s_tls_port must differ");
     }
     /* push: a component serves a domain of its own (XEP-0114). */
-    const struct option *comp = find_option("component");
     for (int i = 0; i < c->component.n; i++) {
         if (strcmp(c->component.c[i].domain, c->domain) == 0) {
-            return fail(err, errsz, path, LATER(comp, find_option("domain")),
+            return fail(err, errsz, path, LATER(component, domain),
                         "component %s is the server's own domain", c->domain);
         }
     }
     if (c->component.n && (c->component_port == c->c2s_port || c->component_port == c->c2s_tls_port)) {
-        return fail(err, errsz, path, LATER(comp, find_option("component_port")),
+        return fail(err, errsz, path, LATER(component, component_port),
                     "component_port must differ from c2s_port and c2s_tls_port");
     }
     /* XEP-0133: an admin is an account of this server; another domain's JID
      * could never log in here, so it is a mistake worth stopping for. */
-    const struct option *adm = find_option("admins");
     for (int i = 0; i < c->admins.n; i++) {
         const char *at = strchr(c->admins.jid[i], '@');
         if (!at || strcmp(at + 1, c->domain) != 0) {
-            return fail(err, errsz, path, LATER(adm, find_option("domain")),
+            return fail(err, errsz, path, LATER(admins, domain),
                         "admins: %s is not an account of domain %s", c->admins.jid[i],
                         c->domain);
         }
     }
     /* Federation: the s2s listener shares listen_address with c2s. */
-    const struct option *sp = find_option("s2s_port");
     if (c->s2s_port && (c->s2s_port == c->c2s_port || c->s2s_port == c->c2s_tls_port ||
                         (c->component.n && c->s2s_port == c->component_port))) {
-        return fail(err, errsz, path, LATER(sp, p1),
+        return fail(err, errsz, path, LATER(s2s_port, c2s_port),
                     "s2s_port must differ from c2s_port, c2s_tls_port and component_port");
     }
     if (c->s2s_retry_min > c->s2s_retry_max) {
-        return fail(err, errsz, path, LATER(find_option("s2s_retry_min"), find_option("s2s_retry_max")),
+        return fail(err, errsz, path, LATER(s2s_retry_min, s2s_retry_max),
                     "s2s_retry_min must not be greater than s2s_retry_max");
     }
     /* Multi-user chat (XEP-0045): the service's domain is not the server's. */
     if (strcmp(c->muc_domain, c->domain) == 0) {
-        return fail(err, errsz, path, LATER(find_option("muc_domain"), find_option("domain")),
+        return fail(err, errsz, path, LATER(muc_domain, domain),
                     "muc_domain must differ from domain");
     }
     /* HTTP (issue 14): its two listeners must not take a port another
@@ -1031,13 +1089,12 @@ static int check_whole(const struct config *c, const int *lines, const char *pat
         }
         if (clash) {
             return fail(err, errsz, path,
-                        LATER(find_option("http_port"), find_option("https_port")),
+                        LATER(http_port, https_port),
                         "http_port and https_port must differ from each other and from c2s_port, "
                         "c2s_tls_port, s2s_port and component_port");
         }
     }
 #undef LATER
-#undef LINE_OF
     return 0;
 }
 
@@ -1088,24 +1145,24 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
             rc = fail(err, errsz, path, lineno, "unknown option '%.64s'", key);
             break;
         }
+        const char *name = option_name(o), *feature = config_option_feature(name);
         /* A second line for the same key is most likely an edit gone wrong;
          * letting the later one win silently could weaken a setting. */
         if (lines[o - options] && o->type != OPT_COMPONENT && o->type != OPT_S2S_ROUTE &&
             o->type != OPT_DOMAINS) {
-            rc = fail(err, errsz, path, lineno, "'%s' is already set on line %d", o->name,
+            rc = fail(err, errsz, path, lineno, "'%s' is already set on line %d", name,
                       lines[o - options]);
             break;
         }
-        const char *feature = config_option_feature(o->name);
         if (feature && compiled_without(feature)) {
             rc = fail(err, errsz, path, lineno,
-                      "option '%s': compiled without %s (make WITH_%s=yes)", o->name, feature,
+                      "option '%s': compiled without %s (make WITH_%s=yes)", name, feature,
                       feature);
             break;
         }
         const char *why = set_value(&tmp, o, val, msg, sizeof(msg));
         if (why) {
-            rc = fail(err, errsz, path, lineno, "'%s' %s", o->name, why);
+            rc = fail(err, errsz, path, lineno, "'%s' %s", name, why);
             break;
         }
         lines[o - options] = lineno;
@@ -1154,7 +1211,7 @@ void config_restart_needed(const struct config *a, const struct config *b, char 
         if (!differs) {
             continue;
         }
-        int n = snprintf(out + used, outsz - used, "%s%s", used ? ", " : "", o->name);
+        int n = snprintf(out + used, outsz - used, "%s%s", used ? ", " : "", option_name(o));
         if (n < 0 || (size_t)n >= outsz - used) {
             out[used] = '\0'; /* drop a name that does not fit rather than cut it */
             return;
@@ -1172,7 +1229,7 @@ int config_option_text(const struct config *c, size_t i, const char **name, char
         return -1;
     }
     const struct option *o = &options[i];
-    *name = o->name;
+    *name = option_name(o);
     *file = c->from_file[i / 8] & (1u << (i % 8)) ? c->config_file : "(default)";
     switch (o->type) {
     case OPT_STR:
