@@ -19,8 +19,10 @@
 #include "limits.h"
 #include "log.h"
 
-enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_COMPONENT,
-                OPT_JIDS, OPT_S2S_ROUTE, OPT_DOMAINS };
+/* In this order: from OPT_RATE on a value is several words (the rest of the
+ * line), from OPT_COMPONENT on an option may be given on several lines. */
+enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_JIDS,
+                OPT_COMPONENT, OPT_S2S_ROUTE, OPT_DOMAINS };
 
 /* The extra check of an OPT_STR value (check_*() below). */
 enum opt_check { CHECK_ANY, CHECK_DOMAIN, CHECK_NONEMPTY, CHECK_ADDRESS, CHECK_MUC_DOMAIN,
@@ -733,50 +735,46 @@ void config_defaults(struct config *c)
 
 /* ---- feature switches (issue 16) ----
  * The options of each optional feature, by the name of its Makefile switch
- * (WITH_<FEATURE>): an entry ending in '_' is a prefix, any other a whole
+ * (WITH_<FEATURE>): a word ending in '_' is a prefix, any other a whole
  * name. The Makefile passes the switches that are off as XMPPD_WITHOUT
  * ("MAM PEP"); an option of one of them is refused at start-up, not ignored,
  * so that a configuration written for a full build never silently loses a
- * setting. A new feature adds its rows here (its option rows stay in
+ * setting. A new feature adds its line here (its option rows stay in
  * options[]: struct config keeps every field in every build). */
 #ifndef XMPPD_WITHOUT
 #define XMPPD_WITHOUT "" /* compiled outside the Makefile: every feature in */
 #endif
 
-static const struct {
-    const char *feature, *option;
-} feature_options[] = {
-    {"PEP", "pep_"},
-    {"CSI", "csi_"},
-    {"SM", "sm_"},
-    {"MAM", "mam_"},
-    {"COMPONENTS", "component"},
-    {"COMPONENTS", "component_"},
-    {"PUSH", "push_"},
-    {"PUSH", "max_push_registrations"},
-    {"VCARD", "max_vcard_size"},
-    {"PRIVATE", "max_private_size"},
-    {"BLOCKING", "max_blocklist_items"},
-    {"REGISTRATION", "allow_registration"},
-    {"REGISTRATION", "allow_password_change"},
-    {"REGISTRATION", "registration_"},
-    {"ADHOC", "adhoc_"},
-    {"ADHOC", "announce_max_bytes"},
-    {"IMPORT", "import_"},
-    {"S2S", "s2s_"},
-    {"MUC", "muc_"},
+/* FEATURE(switch, options): a string pool (no pointers to relocate) of
+ * switch name and blank-separated options, each NUL-terminated; the empty
+ * name after the last ends it. */
+#define FEATURE(name, opts) name "\0" opts "\0"
+static const char feature_options[] =
+    FEATURE("PEP", "pep_")
+    FEATURE("CSI", "csi_")
+    FEATURE("SM", "sm_")
+    FEATURE("MAM", "mam_")
+    FEATURE("COMPONENTS", "component component_")
+    FEATURE("PUSH", "push_ max_push_registrations")
+    FEATURE("VCARD", "max_vcard_size")
+    FEATURE("PRIVATE", "max_private_size")
+    FEATURE("BLOCKING", "max_blocklist_items")
+    FEATURE("REGISTRATION", "allow_registration allow_password_change registration_")
+    FEATURE("ADHOC", "adhoc_ announce_max_bytes")
+    FEATURE("IMPORT", "import_")
+    FEATURE("S2S", "s2s_")
+    FEATURE("MUC", "muc_")
     /* XEP-0078 (legacy.c) */
-    {"LEGACY_AUTH", "legacy_auth"},
+    FEATURE("LEGACY_AUTH", "legacy_auth")
     /* HTTP server (issue 14, http.c) */
-    {"HTTP", "http_"},
-    {"HTTP", "https_port"},
+    FEATURE("HTTP", "http_ https_port")
     /* web admin console (issue 14, webadmin.c) */
-    {"WEBADMIN", "webadmin_"},
+    FEATURE("WEBADMIN", "webadmin_")
     /* BOSH (issue 14, bosh.c) */
-    {"BOSH", "bosh_"},
+    FEATURE("BOSH", "bosh_")
     /* XEP-0363 HTTP File Upload (issue 14 item 4) */
-    {"UPLOAD", "upload_"},
-};
+    FEATURE("UPLOAD", "upload_");
+#undef FEATURE
 
 static const char without[] = XMPPD_WITHOUT;
 
@@ -787,13 +785,17 @@ const char *config_without(void)
 
 const char *config_option_feature(const char *name)
 {
-    for (size_t i = 0; i < sizeof(feature_options) / sizeof(feature_options[0]); i++) {
-        const char *opt = feature_options[i].option;
-        size_t n = strlen(opt);
-        int prefix = opt[n - 1] == '_';
-        if (prefix ? strncmp(name, opt, n) == 0 : strcmp(name, opt) == 0) {
-            return feature_options[i].feature;
+    for (const char *f = feature_options; *f;) {
+        const char *opt = f + strlen(f) + 1;
+        while (*opt) {
+            size_t n = strcspn(opt, " ");
+            /* a prefix ends in '_', any other word is a whole name */
+            if (strncmp(name, opt, n) == 0 && (opt[n - 1] == '_' || name[n] == '\0')) {
+                return f;
+            }
+            opt += n + (opt[n] == ' ');
         }
+        f = opt + 1;
     }
     return NULL;
 }
@@ -965,9 +967,7 @@ static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
         return -1;
     }
     const struct option *o = find_option(*key);
-    if (*s != '"' && o &&
-        (o->type == OPT_RATE || o->type == OPT_PREFIXES || o->type == OPT_COMPONENT ||
-         o->type == OPT_JIDS || o->type == OPT_S2S_ROUTE || o->type == OPT_DOMAINS)) {
+    if (*s != '"' && o && o->type >= OPT_RATE) {
         /* These values are several words: the rest of the line, which the
          * option's own parser checks word by word. */
         *val = s;
@@ -1148,8 +1148,7 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
         const char *name = option_name(o), *feature = config_option_feature(name);
         /* A second line for the same key is most likely an edit gone wrong;
          * letting the later one win silently could weaken a setting. */
-        if (lines[o - options] && o->type != OPT_COMPONENT && o->type != OPT_S2S_ROUTE &&
-            o->type != OPT_DOMAINS) {
+        if (lines[o - options] && o->type < OPT_COMPONENT) {
             rc = fail(err, errsz, path, lineno, "'%s' is already set on line %d", name,
                       lines[o - options]);
             break;
