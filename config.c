@@ -1013,69 +1013,65 @@ static int split_line(char *s, char **key, char **val, char *msg, size_t msgsz)
     return 1;
 }
 
-/* The later of the lines that set options a and b (0 = not set). */
-static int later_line(const int *lines, int a, int b)
+/* Checks across options. Returns NULL, or what is wrong (static or in msg)
+ * with the two options it is about in *a and *b. */
+static const char *mistake(const struct config *c, int *a, int *b, char *msg, size_t msgsz)
 {
-    return lines[a] > lines[b] ? lines[a] : lines[b];
-}
-
-/* Checks across options, reported at the line that set the later of them. */
-static int check_whole(const struct config *c, const int *lines, const char *path, char *err,
-                       size_t errsz)
-{
-#define LATER(a, b) later_line(lines, OPTION_##a, OPTION_##b)
+#define ABOUT(x, y) (*a = OPTION_##x, *b = OPTION_##y)
     if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
-        return fail(err, errsz, path, LATER(tls_cert, tls_key),
-                    "tls_cert and tls_key must be set together");
+        ABOUT(tls_cert, tls_key);
+        return "tls_cert and tls_key must be set together";
     }
     if (c->outq_soft > c->outq_hard) {
-        return fail(err, errsz, path, LATER(outq_soft, outq_hard),
-                    "outq_soft (%d) must not be greater than outq_hard (%d)", c->outq_soft,
-                    c->outq_hard);
+        ABOUT(outq_soft, outq_hard);
+        snprintf(msg, msgsz, "outq_soft (%d) must not be greater than outq_hard (%d)",
+                 c->outq_soft, c->outq_hard);
+        return msg;
     }
+    ABOUT(c2s_port, c2s_tls_port);
     if (c->c2s_port == 0 && c->c2s_tls_port == 0) {
-        return fail(err, errsz, path, LATER(c2s_port, c2s_tls_port),
-                    "c2s_port and c2s_tls_port are both 0: nothing to listen on");
+        return "c2s_port and c2s_tls_port are both 0: nothing to listen on";
     }
     if (c->c2s_port == c->c2s_tls_port) {
-        return fail(err, errsz, path, LATER(c2s_port, c2s_tls_port),
-                    "c2s_port and c2s_tls_port must differ");
+        return "c2s_port and c2s_tls_port must differ";
     }
     /* push: a component serves a domain of its own (XEP-0114). */
+    ABOUT(component, domain);
     for (int i = 0; i < c->component.n; i++) {
         if (strcmp(c->component.c[i].domain, c->domain) == 0) {
-            return fail(err, errsz, path, LATER(component, domain),
-                        "component %s is the server's own domain", c->domain);
+            snprintf(msg, msgsz, "component %s is the server's own domain", c->domain);
+            return msg;
         }
     }
     if (c->component.n && (c->component_port == c->c2s_port || c->component_port == c->c2s_tls_port)) {
-        return fail(err, errsz, path, LATER(component, component_port),
-                    "component_port must differ from c2s_port and c2s_tls_port");
+        ABOUT(component, component_port);
+        return "component_port must differ from c2s_port and c2s_tls_port";
     }
     /* XEP-0133: an admin is an account of this server; another domain's JID
      * could never log in here, so it is a mistake worth stopping for. */
+    ABOUT(admins, domain);
     for (int i = 0; i < c->admins.n; i++) {
         const char *at = strchr(c->admins.jid[i], '@');
         if (!at || strcmp(at + 1, c->domain) != 0) {
-            return fail(err, errsz, path, LATER(admins, domain),
-                        "admins: %s is not an account of domain %s", c->admins.jid[i],
-                        c->domain);
+            snprintf(msg, msgsz, "admins: %s is not an account of domain %s", c->admins.jid[i],
+                     c->domain);
+            return msg;
         }
     }
     /* Federation: the s2s listener shares listen_address with c2s. */
     if (c->s2s_port && (c->s2s_port == c->c2s_port || c->s2s_port == c->c2s_tls_port ||
                         (c->component.n && c->s2s_port == c->component_port))) {
-        return fail(err, errsz, path, LATER(s2s_port, c2s_port),
-                    "s2s_port must differ from c2s_port, c2s_tls_port and component_port");
+        ABOUT(s2s_port, c2s_port);
+        return "s2s_port must differ from c2s_port, c2s_tls_port and component_port";
     }
     if (c->s2s_retry_min > c->s2s_retry_max) {
-        return fail(err, errsz, path, LATER(s2s_retry_min, s2s_retry_max),
-                    "s2s_retry_min must not be greater than s2s_retry_max");
+        ABOUT(s2s_retry_min, s2s_retry_max);
+        return "s2s_retry_min must not be greater than s2s_retry_max";
     }
     /* Multi-user chat (XEP-0045): the service's domain is not the server's. */
     if (strcmp(c->muc_domain, c->domain) == 0) {
-        return fail(err, errsz, path, LATER(muc_domain, domain),
-                    "muc_domain must differ from domain");
+        ABOUT(muc_domain, domain);
+        return "muc_domain must differ from domain";
     }
     /* HTTP (issue 14): its two listeners must not take a port another
      * listener binds (the second bind would stop the start-up). */
@@ -1088,14 +1084,13 @@ static int check_whole(const struct config *c, const int *lines, const char *pat
             clash |= taken[i] && (taken[i] == web[0] || taken[i] == web[1]);
         }
         if (clash) {
-            return fail(err, errsz, path,
-                        LATER(http_port, https_port),
-                        "http_port and https_port must differ from each other and from c2s_port, "
-                        "c2s_tls_port, s2s_port and component_port");
+            ABOUT(http_port, https_port);
+            return "http_port and https_port must differ from each other and from c2s_port, "
+                   "c2s_tls_port, s2s_port and component_port";
         }
     }
-#undef LATER
-    return 0;
+#undef ABOUT
+    return NULL;
 }
 
 int config_load(const char *path, struct config *c, char *err, size_t errsz)
@@ -1104,7 +1099,7 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
     struct config tmp;
     int lines[N_OPTIONS] = {0}; /* where each option was set, 0 = not set */
     char line[LINE_MAX_LEN + 2];
-    char msg[256];
+    char msg[512];
     int lineno = 0, rc = 0;
 
     if (err && errsz) {
@@ -1170,8 +1165,11 @@ int config_load(const char *path, struct config *c, char *err, size_t errsz)
         rc = fail(err, errsz, path, lineno, "read error: %s", strerror(errno));
     }
     fclose(f);
-    if (rc == 0) {
-        rc = check_whole(&tmp, lines, path, err, errsz);
+    int a, b;
+    const char *why = rc == 0 ? mistake(&tmp, &a, &b, msg, sizeof(msg)) : NULL;
+    if (why) {
+        /* reported at the line that set the later of the two */
+        rc = fail(err, errsz, path, lines[a] > lines[b] ? lines[a] : lines[b], "%s", why);
     }
     if (rc == 0) {
         /* web admin (issue 14): which options the file set */
@@ -1230,26 +1228,19 @@ int config_option_text(const struct config *c, size_t i, const char **name, char
     const struct option *o = &options[i];
     *name = option_name(o);
     *file = c->from_file[i / 8] & (1u << (i % 8)) ? c->config_file : "(default)";
-    switch (o->type) {
-    case OPT_STR:
-        snprintf(val, valsz, "%s", str_field_c(c, o));
-        break;
-    case OPT_INT:
-        snprintf(val, valsz, "%d", *int_field_c(c, o));
-        break;
-    case OPT_BOOL:
-        snprintf(val, valsz, "%s", *int_field_c(c, o) ? "yes" : "no");
-        break;
-    case OPT_LOGLEVEL:
-        snprintf(val, valsz, "%s", level_names[*int_field_c(c, o)]);
-        break;
-    case OPT_RATE: {
-        const struct config_rate *r = (const void *)((const char *)c + o->offset);
-        snprintf(val, valsz, "%d %d", r->count, r->seconds);
-        break;
+    const int *n = int_field_c(c, o);
+    const char *text = "(not shown)"; /* lists; component lines carry secrets */
+    if (o->type == OPT_STR) {
+        text = str_field_c(c, o);
+    } else if (o->type == OPT_BOOL) {
+        text = *n ? "yes" : "no";
+    } else if (o->type == OPT_LOGLEVEL) {
+        text = level_names[*n];
+    } else if (o->type <= OPT_RATE) { /* OPT_INT, or OPT_RATE: COUNT SECONDS */
+        int rate = o->type == OPT_RATE;
+        snprintf(val, valsz, rate ? "%d %d" : "%d", n[0], rate ? n[1] : 0);
+        return 0;
     }
-    default: /* lists; component lines carry secrets: never shown */
-        snprintf(val, valsz, "%s", "(not shown)");
-    }
+    snprintf(val, valsz, "%s", text);
     return 0;
 }
