@@ -299,7 +299,7 @@ static const struct seconds rate_seconds[] = {OPTIONS};
 
 #define LINE_MAX_LEN 1024
 
-static const char *const level_names[] = {"error", "warning", "notice", "info", "debug"};
+static const char level_names[][8] = {"error", "warning", "notice", "info", "debug"};
 
 static int *int_field(struct config *c, const struct option *o)
 {
@@ -848,15 +848,11 @@ static const char *option_name(const struct option *o)
 
 static int parse_bool(const char *v, int *out)
 {
-    static const char *const yes[] = {"yes", "true", "on", "1"};
-    static const char *const no[] = {"no", "false", "off", "0"};
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(v, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(v, no[i]) == 0) {
-            *out = 0;
+    /* no, yes, false, true, ...: the index's low bit is the value */
+    static const char words[][6] = {"no", "yes", "false", "true", "off", "on", "0", "1"};
+    for (int i = 0; i < 8; i++) {
+        if (strcasecmp(v, words[i]) == 0) {
+            *out = i & 1;
             return 0;
         }
     }
