@@ -24,7 +24,9 @@
 enum opt_type { OPT_STR, OPT_INT, OPT_BOOL, OPT_LOGLEVEL, OPT_RATE, OPT_PREFIXES, OPT_JIDS,
                 OPT_COMPONENT, OPT_S2S_ROUTE, OPT_DOMAINS };
 
-/* The extra check of an OPT_STR value (check_*() below). */
+/* The extra check of an OPT_STR value, the last argument of STR() without
+ * its CHECK_ (checks[] below: may rewrite the value, as domain is
+ * lower-cased; returns NULL or what is wrong). */
 enum opt_check { CHECK_ANY, CHECK_DOMAIN, CHECK_NONEMPTY, CHECK_ADDRESS, CHECK_MUC_DOMAIN,
                  CHECK_CONTACTS };
 
@@ -389,7 +391,7 @@ static const char *check_address(char *val, size_t size)
     return NULL;
 }
 
-/* By enum opt_check. */
+/* By enum opt_check; CHECK_ANY: none. */
 static const char *(*const checks[])(char *val, size_t size) = {
     [CHECK_DOMAIN] = check_domain,         [CHECK_NONEMPTY] = check_nonempty,
     [CHECK_ADDRESS] = check_address,       [CHECK_MUC_DOMAIN] = check_muc_domain,
