@@ -63,6 +63,30 @@
 #define PIE_WRAP_DEPTH 6
 #define ITER_MAX 100000000
 
+/* 1 when s (may be NULL) is t. */
+static int eq(const char *s, const char *t)
+{
+    return s && strcmp(s, t) == 0;
+}
+
+/* Which of the strings in list ("a\0b\0", ending with an empty one) s is:
+ * its index, or -1 (s NULL or none of them). */
+static int index_of(const char *s, const char *list)
+{
+    for (int i = 0; *list; i++, list += strlen(list) + 1) {
+        if (eq(s, list)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* 1 when element n is name in namespace ns (NULL: any namespace). */
+static int is_el(const struct xml_node *n, const char *name, const char *ns)
+{
+    return eq(xml_name(n), name) && (!ns || eq(xml_ns(n), ns));
+}
+
 /* ------------------------------------------------------------------ */
 /* ejabberd */
 
@@ -75,28 +99,28 @@
 
 static int ejabberd_scram_parse(const char *s, struct store_account *a)
 {
-    char f[4][128];
     struct scram_creds c;
     memset(&c, 0, sizeof(c));
-    for (int i = 0; i < 4; i++) {
+    unsigned char *const out[3] = {c.stored_key, c.server_key, c.salt};
+    const size_t outsz[3] = {sizeof(c.stored_key), sizeof(c.server_key), sizeof(c.salt)};
+    int len[3];
+    for (int i = 0; i < 3; i++) {
         size_t n = strcspn(s, ",");
-        if (n == 0 || n >= sizeof(f[i]) || (i < 3 && s[n] != ',') || (i == 3 && s[n])) {
+        if (n == 0 || n >= 128 || s[n] != ',') {
             return -1;
         }
-        memcpy(f[i], s, n);
-        f[i][n] = '\0';
-        s += n + (i < 3);
+        len[i] = sasl_b64_decode(s, n, out[i], outsz[i]);
+        s += n + 1;
     }
-    int sk = sasl_b64_decode(f[0], strlen(f[0]), c.stored_key, sizeof(c.stored_key));
-    int vk = sasl_b64_decode(f[1], strlen(f[1]), c.server_key, sizeof(c.server_key));
-    int sl = sasl_b64_decode(f[2], strlen(f[2]), c.salt, sizeof(c.salt));
     char *end = NULL;
-    long iter = strtol(f[3], &end, 10);
-    if ((sk != 20 && sk != 32) || vk != sk || sl < 1 || *end || iter < 1 || iter > ITER_MAX) {
+    long iter = strtol(s, &end, 10);
+    int sk = len[0];
+    if ((sk != 20 && sk != 32) || len[1] != sk || len[2] < 1 || !*s || *end ||
+        strlen(s) >= 128 || iter < 1 || iter > ITER_MAX) {
         return -1;
     }
     c.key_len = (size_t)sk;
-    c.salt_len = (size_t)sl;
+    c.salt_len = (size_t)len[2];
     c.iter = (int)iter;
     if (sk == 20) {
         a->sha1 = c;
@@ -142,9 +166,30 @@ static void exp_fail(struct exp *ex, const char *bare, const char *what, int rc)
     ex->failed = 1;
 }
 
+/* A new child element of parent (NULL when parent is NULL: calls chain). */
+static struct xml_node *child(struct xml_node *parent, const char *name, const char *ns)
+{
+    return parent ? xml_add_child(parent, name, ns) : NULL;
+}
+
+/* Sets attributes on el: name, value pairs up to a NULL name (a NULL value
+ * sets none). el, or NULL when el is NULL or one fails. */
+static struct xml_node *attrs(struct xml_node *el, ...)
+{
+    va_list ap;
+    va_start(ap, el);
+    for (const char *name; el && (name = va_arg(ap, const char *));) {
+        if (xml_set_attr(el, name, va_arg(ap, const char *)) < 0) {
+            el = NULL;
+        }
+    }
+    va_end(ap);
+    return el;
+}
+
 static int add_text_child(struct xml_node *parent, const char *name, const char *text)
 {
-    struct xml_node *c = xml_add_child(parent, name, NULL);
+    struct xml_node *c = child(parent, name, NULL);
     return c && xml_add_text(c, text, strlen(text)) == 0 ? 0 : -1;
 }
 
@@ -164,10 +209,9 @@ static int add_scram(struct xml_node *u, const char *mech, const struct scram_cr
     if (c->key_len == 0) {
         return 0;
     }
-    struct xml_node *s = xml_add_child(u, "scram-credentials", NS_SCRAM);
+    struct xml_node *s = attrs(child(u, "scram-credentials", NS_SCRAM), "mechanism", mech, NULL);
     snprintf(iter, sizeof(iter), "%d", c->iter);
-    if (!s || xml_set_attr(s, "mechanism", mech) < 0 ||
-        b64_times(c->salt, c->salt_len, salt, sizeof(salt), twice) < 0 ||
+    if (!s || b64_times(c->salt, c->salt_len, salt, sizeof(salt), twice) < 0 ||
         b64_times(c->stored_key, c->key_len, stored, sizeof(stored), twice) < 0 ||
         b64_times(c->server_key, c->key_len, server, sizeof(server), twice) < 0) {
         return -1;
@@ -176,11 +220,8 @@ static int add_scram(struct xml_node *u, const char *mech, const struct scram_cr
            add_text_child(s, "server-key", server) | add_text_child(s, "stored-key", stored);
 }
 
-static const char *sub_name(unsigned sub)
-{
-    static const char *const names[] = {"none", "to", "from", "both"};
-    return names[sub & 3];
-}
+/* Roster subscriptions by their ROSTER_SUB_* bits. */
+static const char sub_names[4][5] = {"none", "to", "from", "both"};
 
 /* A pending inbound request (RFC 6121 §3.1.3) as XEP-0227 §4.8 has it: the
  * <presence type='subscribe'/> as received, else rebuilt from its status. */
@@ -197,8 +238,7 @@ static struct xml_node *pending_presence(const char *bare, const struct roster_i
             return NULL;
         }
     }
-    if (p && (xml_set_attr(p, "from", it->jid) < 0 || xml_set_attr(p, "to", bare) < 0 ||
-              xml_set_attr(p, "type", "subscribe") < 0)) {
+    if (!attrs(p, "from", it->jid, "to", bare, "type", "subscribe", NULL)) {
         xml_free(p);
         p = NULL;
     }
@@ -207,19 +247,14 @@ static struct xml_node *pending_presence(const char *bare, const struct roster_i
 
 static int add_roster_item(struct xml_node *q, const struct roster_item *it)
 {
-    struct xml_node *i = xml_add_child(q, "item", NULL);
-    if (!i || xml_set_attr(i, "jid", it->jid) < 0 ||
-        xml_set_attr(i, "subscription", sub_name(it->sub)) < 0 ||
-        (it->name && xml_set_attr(i, "name", it->name) < 0) ||
-        (it->ask && xml_set_attr(i, "ask", "subscribe") < 0)) {
-        return -1;
+    struct xml_node *i = attrs(child(q, "item", NULL), "jid", it->jid, "subscription",
+                               sub_names[it->sub & 3], "name", it->name, "ask",
+                               it->ask ? "subscribe" : NULL, NULL);
+    int rc = i ? 0 : -1;
+    for (int g = 0; g < it->ngroups && rc == 0; g++) {
+        rc = add_text_child(i, "group", it->groups[g]);
     }
-    for (int g = 0; g < it->ngroups; g++) {
-        if (add_text_child(i, "group", it->groups[g]) < 0) {
-            return -1;
-        }
-    }
-    return 0;
+    return rc;
 }
 
 static int add_roster(struct exp *ex, struct xml_node *u, const char *bare)
@@ -234,7 +269,7 @@ static int add_roster(struct exp *ex, struct xml_node *u, const char *bare)
     for (size_t i = 0; i < r.n && rc == 0; i++) {
         struct roster_item *it = &r.items[i];
         if (!it->hidden) {
-            rc = q ? add_roster_item(q, it) : -1;
+            rc = add_roster_item(q, it);
         }
         if (rc == 0 && it->pending_in) {
             struct xml_node *p = pending_presence(bare, it);
@@ -285,9 +320,9 @@ static int add_blocklist(struct exp *ex, struct xml_node *u, const char *bare)
         exp_fail(ex, bare, BLOCK_DOC, rc);
         return 0;
     }
-    struct xml_node *q = xml_add_child(u, "query", NS_PRIVACY);
-    struct xml_node *l = q ? xml_add_child(q, "list", NULL) : NULL;
-    rc = l ? xml_set_attr(l, "name", BLOCK_LIST_NAME) : -1;
+    struct xml_node *l = attrs(child(child(u, "query", NS_PRIVACY), "list", NULL), "name",
+                               BLOCK_LIST_NAME, NULL);
+    rc = l ? 0 : -1;
     int order = 0;
     for (char *line = data + strlen(BLOCK_HEADER); rc == 0 && *line;) {
         char *nl = strchr(line, '\n');
@@ -296,9 +331,8 @@ static int add_blocklist(struct exp *ex, struct xml_node *u, const char *bare)
         }
         char ord[16];
         snprintf(ord, sizeof(ord), "%d", ++order);
-        struct xml_node *i = xml_add_child(l, "item", NULL);
-        rc = i && xml_set_attr(i, "type", "jid") == 0 && xml_set_attr(i, "value", line) == 0 &&
-                     xml_set_attr(i, "action", "deny") == 0 && xml_set_attr(i, "order", ord) == 0
+        rc = attrs(child(l, "item", NULL), "type", "jid", "value", line, "action", "deny", "order",
+                   ord, NULL)
                  ? 0
                  : -1;
         line = nl ? nl + 1 : line + strlen(line);
@@ -369,10 +403,9 @@ static int archive_one(const struct store_arc_rec *r, void *ud)
     char id[17], stamp[40];
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)r->id);
     stamp_of(r->id, stamp, sizeof(stamp));
-    struct xml_node *res = xml_add_child(w->archive, "result", NS_MAM);
-    struct xml_node *f = res ? xml_add_child(res, "forwarded", NS_FORWARD) : NULL;
-    struct xml_node *d = f ? xml_add_child(f, "delay", NS_DELAY) : NULL;
-    if (!d || xml_set_attr(res, "id", id) < 0 || xml_set_attr(d, "stamp", stamp) < 0) {
+    struct xml_node *f = child(attrs(child(w->archive, "result", NS_MAM), "id", id, NULL),
+                               "forwarded", NS_FORWARD);
+    if (!attrs(child(f, "delay", NS_DELAY), "stamp", stamp, NULL)) {
         xml_free(m);
         w->rc = -1;
         return 1;
@@ -433,7 +466,7 @@ static struct xml_node *pep_nodes(const char *bare, int *rc)
         struct xml_node *n = name && store_pep_doc_name(name, dn, sizeof(dn)) == 0
                                  ? read_element(bare, dn, "node", NS_PEP_STORE, &r)
                                  : NULL;
-        if (n && xml_attr(n, "name") && strcmp(xml_attr(n, "name"), name) == 0) {
+        if (n && eq(xml_attr(n, "name"), name)) {
             xml_append(all, n);
         } else {
             xml_free(n);
@@ -450,11 +483,8 @@ static struct xml_node *pep_nodes(const char *bare, int *rc)
 
 static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
 {
-    struct xml_node *f = xml_add_child(x, "field", NULL);
-    return f && xml_set_attr(f, "var", var) == 0 && (!type || xml_set_attr(f, "type", type) == 0) &&
-                   add_text_child(f, "value", value) == 0
-               ? 0
-               : -1;
+    return add_text_child(attrs(child(x, "field", NULL), "var", var, "type", type, NULL), "value",
+                          value);
 }
 
 /* XEP-0060 §16.4.3 node_config form of a stored node (pep.c's defaults for
@@ -463,15 +493,17 @@ static int add_node_config(struct xml_node *owner, const struct xml_node *n)
 {
     const char *access = xml_attr(n, "access"), *persist = xml_attr(n, "persist");
     const char *max = xml_attr(n, "max"), *send = xml_attr(n, "send");
-    struct xml_node *c = xml_add_child(owner, "configure", NULL);
-    struct xml_node *x = c ? xml_add_child(c, "x", NS_XDATA) : NULL;
-    if (!x || xml_set_attr(c, "node", xml_attr(n, "name")) < 0 || xml_set_attr(x, "type", "submit") < 0) {
+    struct xml_node *x = attrs(child(attrs(child(owner, "configure", NULL), "node",
+                                           xml_attr(n, "name"), NULL),
+                                     "x", NS_XDATA),
+                               "type", "submit", NULL);
+    if (!x) {
         return -1;
     }
     return add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG) |
            add_field(x, "pubsub#access_model", NULL, access ? access : "presence") |
            add_field(x, "pubsub#persist_items", NULL,
-                     persist && strcmp(persist, "0") == 0 ? "false" : "true") |
+                     eq(persist, "0") ? "false" : "true") |
            add_field(x, "pubsub#max_items", NULL, max ? max : "1") |
            add_field(x, "pubsub#send_last_published_item", NULL,
                      send ? send : "on_sub_and_presence");
@@ -479,15 +511,14 @@ static int add_node_config(struct xml_node *owner, const struct xml_node *n)
 
 static int add_node_items(struct xml_node *pubsub, const struct xml_node *n)
 {
-    struct xml_node *items = xml_add_child(pubsub, "items", NULL);
-    if (!items || xml_set_attr(items, "node", xml_attr(n, "name")) < 0) {
+    struct xml_node *items = attrs(child(pubsub, "items", NULL), "node", xml_attr(n, "name"), NULL);
+    if (!items) {
         return -1;
     }
     for (struct xml_node *i = xml_first_child(n); i; i = xml_next(i)) {
-        struct xml_node *item = xml_add_child(items, "item", NULL);
+        struct xml_node *item = attrs(child(items, "item", NULL), "id", xml_attr(i, "id"), NULL);
         struct xml_node *p = xml_first_child(i) ? xml_copy(xml_first_child(i)) : NULL;
-        if (!item || (xml_attr(i, "id") && xml_set_attr(item, "id", xml_attr(i, "id")) < 0) ||
-            (xml_first_child(i) && !p)) {
+        if (!item || (xml_first_child(i) && !p)) {
             xml_free(p);
             return -1;
         }
@@ -537,7 +568,7 @@ static int export_user(const char *bare, void *ud)
     }
     localpart(bare, local, sizeof(local));
     struct xml_node *u = xml_node_new("user", NS_PIE);
-    rc = u && xml_set_attr(u, "name", local) == 0 ? 0 : -1;
+    rc = attrs(u, "name", local, NULL) ? 0 : -1;
     /* --ejabberd: the SHA-1 keys only (its default auth_scram_hash), in its form. */
     rc = rc < 0 ? rc : add_scram(u, "SCRAM-SHA-1", &a.sha1, ex->ejabberd);
     rc = rc < 0 || ex->ejabberd ? rc : add_scram(u, "SCRAM-SHA-256", &a.sha256, 0);
@@ -573,12 +604,12 @@ static int export_user(const char *bare, void *ud)
 static int pie_export(int argc, char **argv)
 {
     struct exp ex = {.stream = stdout};
-    if (argc > 1 && strcmp(argv[1], "--ejabberd") == 0) {
+    if (argc > 1 && eq(argv[1], "--ejabberd")) {
         ex.ejabberd = 1;
         argc--;
         argv++;
     }
-    if (argc == 3 && strcmp(argv[1], "-d") == 0) {
+    if (argc == 3 && eq(argv[1], "-d")) {
         ex.dir = argv[2];
         ex.stream = NULL;
     } else if (argc == 2 && argv[1][0] != '-') {
@@ -718,11 +749,11 @@ static int host_ok(struct imp *im, const struct xml_node *host)
 static int on_root(void *ud, const struct xml_node *root)
 {
     struct imp *im = ud;
-    im->root_host = strcmp(xml_name(root), "host") == 0 && strcmp(xml_ns(root), NS_PIE) == 0;
+    im->root_host = is_el(root, "host", NS_PIE);
     if (im->root_host) {
         return host_ok(im, root) ? 0 : 1;
     }
-    if (strcmp(xml_name(root), "server-data") != 0 || strcmp(xml_ns(root), NS_PIE) != 0) {
+    if (!is_el(root, "server-data", NS_PIE)) {
         imp_err(im, NULL, "not a XEP-0227 file (the root must be <server-data xmlns='%s'>)",
                 NS_PIE);
         return 1;
@@ -763,13 +794,12 @@ static int on_host(void *ud, struct xml_node *host)
     im->hosts = h;
     im->hosts[im->nhosts++] = host;
     if (im->root_host) {
-        int user = strcmp(xml_name(host), "user") == 0 && strcmp(xml_ns(host), NS_PIE) == 0;
-        return user && add_user(im, host) < 0 ? 1 : 0;
+        return is_el(host, "user", NS_PIE) && add_user(im, host) < 0 ? 1 : 0;
     }
-    if (strcmp(xml_name(host), "include") == 0 && strcmp(xml_ns(host), NS_XINCLUDE) == 0) {
+    if (is_el(host, "include", NS_XINCLUDE)) {
         return 0; /* read once this file is done (read_includes) */
     }
-    if (strcmp(xml_name(host), "host") != 0 || strcmp(xml_ns(host), NS_PIE) != 0) {
+    if (!is_el(host, "host", NS_PIE)) {
         imp_err(im, NULL, "<%s/> where <host/> was expected", xml_name(host));
         return 0;
     }
@@ -777,10 +807,8 @@ static int on_host(void *ud, struct xml_node *host)
         return 0;
     }
     for (struct xml_node *c = xml_first_child(host); c; c = xml_next(c)) {
-        if (strcmp(xml_name(c), "user") == 0 && strcmp(xml_ns(c), NS_PIE) == 0) {
-            if (add_user(im, c) < 0) {
-                return 1;
-            }
+        if (is_el(c, "user", NS_PIE) && add_user(im, c) < 0) {
+            return 1;
         }
     }
     return 0;
@@ -797,7 +825,7 @@ static void read_includes(struct imp *im, const char *path, size_t first, int ne
     for (size_t i = first; i < end; i++) {
         const struct xml_node *inc = im->hosts[i];
         const char *href = xml_attr(inc, "href");
-        if (strcmp(xml_name(inc), "include") != 0 || strcmp(xml_ns(inc), NS_XINCLUDE) != 0) {
+        if (!is_el(inc, "include", NS_XINCLUDE)) {
             continue;
         }
         if (nested || !href || !href[0] || strchr(href, '/') || href[0] == '.') {
@@ -879,9 +907,8 @@ static int read_file(struct imp *im, const char *path, int nested)
 static int is_pending(const struct xml_node *el)
 {
     const char *type = xml_attr(el, "type");
-    return strcmp(xml_name(el), "presence") == 0 &&
-           (strcmp(xml_ns(el), NS_CLIENT) == 0 || strcmp(xml_ns(el), NS_PIE) == 0) &&
-           (!type || strcmp(type, "subscribe") == 0);
+    return (is_el(el, "presence", NS_CLIENT) || is_el(el, "presence", NS_PIE)) &&
+           (!type || eq(type, "subscribe"));
 }
 
 static int parse_bare(const char *s, char *out, size_t outsz)
@@ -950,15 +977,11 @@ static int user_creds(const struct xml_node *u, struct store_account *a, int der
 {
     memset(a, 0, sizeof(*a));
     for (struct xml_node *s = xml_first_child(u); s; s = xml_next(s)) {
-        if (strcmp(xml_name(s), "scram-credentials") != 0 || strcmp(xml_ns(s), NS_SCRAM) != 0) {
+        if (!is_el(s, "scram-credentials", NS_SCRAM)) {
             continue;
         }
-        const char *mech = xml_attr(s, "mechanism");
-        struct scram_creds *c = !mech                               ? NULL
-                                : strcmp(mech, "SCRAM-SHA-1") == 0   ? &a->sha1
-                                : strcmp(mech, "SCRAM-SHA-256") == 0 ? &a->sha256
-                                                                     : NULL;
-        if (c && scram_parse(s, c == &a->sha1 ? 20 : 32, c) < 0) {
+        int sha256 = index_of(xml_attr(s, "mechanism"), "SCRAM-SHA-1\0SCRAM-SHA-256\0");
+        if (sha256 >= 0 && scram_parse(s, sha256 ? 32 : 20, sha256 ? &a->sha256 : &a->sha1) < 0) {
             *why = "malformed <scram-credentials/>";
             return -1;
         }
@@ -995,7 +1018,7 @@ static void check_roster(struct imp *im, struct imp_user *u, const struct xml_no
     int n = 0;
     char jid[JID_MAX + 1];
     for (struct xml_node *i = xml_first_child(q); i; i = xml_next(i)) {
-        if (strcmp(xml_name(i), "item") != 0) {
+        if (!is_el(i, "item", NULL)) {
             continue;
         }
         const char *sub = xml_attr(i, "subscription");
@@ -1005,18 +1028,17 @@ static void check_roster(struct imp *im, struct imp_user *u, const struct xml_no
         if (parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0) {
             imp_err(im, u, "roster item: bad JID '%s'", xml_attr(i, "jid") ? xml_attr(i, "jid") : "");
         }
-        if (sub && strcmp(sub, "none") && strcmp(sub, "to") && strcmp(sub, "from") &&
-            strcmp(sub, "both") && strcmp(sub, "remove")) {
+        if (sub && index_of(sub, "none\0to\0from\0both\0remove\0") < 0) {
             imp_err(im, u, "roster item %s: bad subscription '%s'", jid, sub);
         }
-        if (ask && strcmp(ask, "subscribe") != 0) {
+        if (ask && !eq(ask, "subscribe")) {
             imp_err(im, u, "roster item %s: bad ask '%s'", jid, ask);
         }
         if (name && strlen(name) > ROSTER_NAME_MAX) {
             imp_err(im, u, "roster item %s: name over %d bytes", jid, ROSTER_NAME_MAX);
         }
         for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
-            if (strcmp(xml_name(g), "group") == 0 &&
+            if (is_el(g, "group", NULL) &&
                 (++groups > ROSTER_GROUPS_MAX || strlen(xml_text(g)) > ROSTER_GROUP_MAX)) {
                 imp_err(im, u, "roster item %s: over %d groups or a group over %d bytes", jid,
                         ROSTER_GROUPS_MAX, ROSTER_GROUP_MAX);
@@ -1059,14 +1081,14 @@ static int jid_is_account(const char *s, const char *bare)
     char norm[JID_MAX + 1], b[JID_MAX + 1];
     struct jid j;
     return s && jid_parse(s, norm, sizeof(norm), &j) == 0 && jid_bare(norm, b, sizeof(b)) == 0 &&
-           strcmp(b, bare) == 0;
+           eq(b, bare);
 }
 
 static void check_messages(struct imp *im, struct imp_user *u, const struct xml_node *off)
 {
     int n = 0;
     for (struct xml_node *m = xml_first_child(off); m; m = xml_next(m)) {
-        if (strcmp(xml_name(m), "message") != 0 || strcmp(xml_ns(m), NS_CLIENT) != 0) {
+        if (!is_el(m, "message", NS_CLIENT)) {
             imp_err(im, u, "<offline-messages/> holds a <%s/>, not a jabber:client message",
                     xml_name(m));
             continue;
@@ -1117,7 +1139,7 @@ static uint64_t parse_stamp(const char *s)
     int oh = 0, om = 0;
     if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2 && !p[6]) {
         off = (*p == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
-    } else if (strcmp(p, "Z") != 0) {
+    } else if (!eq(p, "Z")) {
         return 0;
     }
     tm.tm_year -= 1900;
@@ -1143,7 +1165,7 @@ static void check_archive(struct imp *im, struct imp_user *u, const struct xml_n
 {
     for (struct xml_node *r = xml_first_child(arc); r; r = xml_next(r)) {
         uint64_t when;
-        struct xml_node *m = strcmp(xml_name(r), "result") == 0 ? result_message(r, &when) : NULL;
+        struct xml_node *m = is_el(r, "result", NULL) ? result_message(r, &when) : NULL;
         if (!m) {
             imp_err(im, u, "archive: a <%s/> that is not a <result/> with a forwarded message "
                     "and its delay stamp", xml_name(r));
@@ -1167,7 +1189,7 @@ static void check_blocked(struct imp *im, struct imp_user *u, const struct xml_n
     for (struct xml_node *i = xml_first_child(list); i; i = xml_next(i)) {
         const char *type = xml_attr(i, "type"), *v = xml_attr(i, "value");
         const char *jid_attr = xml_attr(i, "jid");
-        if (jid_attr || (type && strcmp(type, "jid") == 0)) {
+        if (jid_attr || eq(type, "jid")) {
             const char *s = jid_attr ? jid_attr : v;
             if (!s || jid_parse(s, jid, sizeof(jid), &j) < 0) {
                 imp_err(im, u, "block list: bad JID '%s'", s ? s : "");
@@ -1188,8 +1210,7 @@ static struct xml_node *block_list_of(const struct xml_node *privacy)
     const char *want = def && xml_attr(def, "name") ? xml_attr(def, "name") : BLOCK_LIST_NAME;
     for (struct xml_node *l = xml_first_child(privacy); l; l = xml_next(l)) {
         const char *name = xml_attr(l, "name");
-        if (strcmp(xml_name(l), "list") == 0 && name &&
-            (strcmp(name, want) == 0 || strcmp(name, BLOCK_LIST_NAME) == 0)) {
+        if (is_el(l, "list", NULL) && (eq(name, want) || eq(name, BLOCK_LIST_NAME))) {
             return l;
         }
     }
@@ -1201,8 +1222,7 @@ static struct xml_node *block_list_of(const struct xml_node *privacy)
 static const char *form_value(const struct xml_node *x, const char *var)
 {
     for (struct xml_node *f = xml_first_child(x); f; f = xml_next(f)) {
-        const char *v = xml_attr(f, "var");
-        if (strcmp(xml_name(f), "field") == 0 && v && strcmp(v, var) == 0) {
+        if (is_el(f, "field", NULL) && eq(xml_attr(f, "var"), var)) {
             struct xml_node *val = xml_child(f, "value", NULL);
             return val ? xml_text(val) : NULL;
         }
@@ -1214,17 +1234,12 @@ static const char *form_value(const struct xml_node *x, const char *var)
 static struct xml_node *pep_node(struct xml_node *all, const char *name)
 {
     for (struct xml_node *n = xml_first_child(all); n; n = xml_next(n)) {
-        if (strcmp(xml_attr(n, "name"), name) == 0) {
+        if (eq(xml_attr(n, "name"), name)) {
             return n;
         }
     }
-    struct xml_node *n = xml_add_child(all, "node", NULL);
-    if (n && (xml_set_attr(n, "name", name) < 0 || xml_set_attr(n, "access", "presence") < 0 ||
-              xml_set_attr(n, "persist", "1") < 0 || xml_set_attr(n, "max", "1") < 0 ||
-              xml_set_attr(n, "send", "on_sub_and_presence") < 0)) {
-        return NULL;
-    }
-    return n;
+    return attrs(xml_add_child(all, "node", NULL), "name", name, "access", "presence", "persist",
+                 "1", "max", "1", "send", "on_sub_and_presence", NULL);
 }
 
 /* XEP-0060 §16.4.3 values onto a node. An access model this service lacks
@@ -1237,22 +1252,20 @@ static int pep_configure(struct xml_node *n, const struct xml_node *x)
     const char *send = form_value(x, "pubsub#send_last_published_item");
     int rc = 0, cap = g_config->pep_max_items;
     if (access) {
-        int known = !strcmp(access, "open") || !strcmp(access, "presence") ||
-                    !strcmp(access, "whitelist");
+        int known = index_of(access, "open\0presence\0whitelist\0") >= 0;
         rc |= xml_set_attr(n, "access", known ? access : "whitelist");
     }
     if (persist) {
         rc |= xml_set_attr(n, "persist",
-                           strcmp(persist, "0") == 0 || strcmp(persist, "false") == 0 ? "0" : "1");
+                           index_of(persist, "0\0false\0") >= 0 ? "0" : "1");
     }
     if (max) {
-        long m = strcmp(max, "max") == 0 ? cap : strtol(max, NULL, 10);
+        long m = eq(max, "max") ? cap : strtol(max, NULL, 10);
         char num[16];
         snprintf(num, sizeof(num), "%ld", m < 1 ? 1 : m > cap ? cap : m);
         rc |= xml_set_attr(n, "max", num);
     }
-    if (send && (!strcmp(send, "never") || !strcmp(send, "on_sub") ||
-                 !strcmp(send, "on_sub_and_presence"))) {
+    if (index_of(send, "never\0on_sub\0on_sub_and_presence\0") >= 0) {
         rc |= xml_set_attr(n, "send", send);
     }
     return rc ? -1 : 0;
@@ -1265,11 +1278,11 @@ static int pep_add_items(struct imp *im, struct imp_user *u, struct xml_node *n,
 {
     int count = 0, max = atoi(xml_attr(n, "max"));
     for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
-        count += strcmp(xml_name(i), "item") == 0;
+        count += is_el(i, "item", NULL);
     }
     int skip = count > max ? count - max : 0, k = 0;
     for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
-        if (strcmp(xml_name(i), "item") != 0 || k++ < skip) {
+        if (!is_el(i, "item", NULL) || k++ < skip) {
             continue;
         }
         const char *id = xml_attr(i, "id");
@@ -1312,8 +1325,7 @@ static struct xml_node *pep_build(struct imp *im, struct imp_user *u, int *rc)
         for (struct xml_node *c = top ? xml_first_child(top) : NULL; c && *rc == 0;
              c = xml_next(c)) {
             const char *name = xml_attr(c, "node");
-            int want = pass ? !strcmp(xml_name(c), "items") : !strcmp(xml_name(c), "configure");
-            if (!want) {
+            if (!is_el(c, pass ? "items" : "configure", NULL)) {
                 continue;
             }
             if (!name || !name[0] || strlen(name) > PEP_NODE_NAME_MAX) {
@@ -1371,7 +1383,7 @@ static void check_user(struct imp *im, struct imp_user *u)
         return;
     }
     for (struct imp_user *o = im->users; o < u; o++) {
-        if (strcmp(o->bare, u->bare) == 0) {
+        if (eq(o->bare, u->bare)) {
             imp_err(im, u, "also at %s:%d (an account appears twice)", o->file, o->line);
             return;
         }
@@ -1393,8 +1405,12 @@ static void check_user(struct imp *im, struct imp_user *u)
     memset(&a, 0, sizeof(a));
     int pending = 0;
     for (struct xml_node *c = xml_first_child(u->el); c; c = xml_next(c)) {
-        const char *n = xml_name(c), *ns = xml_ns(c);
-        if (strcmp(n, "query") == 0 && strcmp(ns, NS_ROSTER) == 0) {
+        struct xml_node *l = is_el(c, "blocklist", NS_BLOCKING) ? c
+                             : is_el(c, "query", NS_PRIVACY)  ? block_list_of(c)
+                                                              : NULL;
+        if (l) {
+            check_blocked(im, u, l);
+        } else if (is_el(c, "query", NS_ROSTER)) {
             check_roster(im, u, c);
         } else if (is_pending(c)) {
             if (parse_bare(xml_attr(c, "from"), jid, sizeof(jid)) < 0) {
@@ -1402,20 +1418,13 @@ static void check_user(struct imp *im, struct imp_user *u)
                         xml_attr(c, "from") ? xml_attr(c, "from") : "");
             }
             pending++;
-        } else if (strcmp(n, "vCard") == 0 && strcmp(ns, NS_VCARD) == 0) {
+        } else if (is_el(c, "vCard", NS_VCARD)) {
             check_size(im, u, c, "the vCard", (size_t)g_config->max_vcard_size);
-        } else if (strcmp(n, "query") == 0 && strcmp(ns, NS_PRIVATE) == 0) {
+        } else if (is_el(c, "query", NS_PRIVATE)) {
             check_size(im, u, c, "private XML", (size_t)g_config->max_private_size);
-        } else if (strcmp(n, "query") == 0 && strcmp(ns, NS_PRIVACY) == 0) {
-            struct xml_node *l = block_list_of(c);
-            if (l) {
-                check_blocked(im, u, l);
-            }
-        } else if (strcmp(n, "blocklist") == 0 && strcmp(ns, NS_BLOCKING) == 0) {
-            check_blocked(im, u, c);
-        } else if (strcmp(n, "offline-messages") == 0) {
+        } else if (is_el(c, "offline-messages", NULL)) {
             check_messages(im, u, c);
-        } else if (strcmp(n, "archive") == 0 && strcmp(ns, NS_PIE_MAM) == 0) {
+        } else if (is_el(c, "archive", NS_PIE_MAM)) {
             check_archive(im, u, c);
         }
     }
@@ -1435,12 +1444,8 @@ static void check_user(struct imp *im, struct imp_user *u)
 
 static unsigned sub_bits(const char *s)
 {
-    if (!s) {
-        return 0;
-    }
-    return strcmp(s, "both") == 0 ? 3 : strcmp(s, "to") == 0 ? ROSTER_SUB_TO
-                                    : strcmp(s, "from") == 0 ? ROSTER_SUB_FROM
-                                                             : 0;
+    int i = index_of(s, "none\0to\0from\0both\0"); /* the order of sub_names */
+    return i < 0 ? 0 : (unsigned)i;
 }
 
 static char *dup_str(const char *s)
@@ -1457,7 +1462,7 @@ static int roster_item_from(struct roster_item *it, const struct xml_node *i)
         return -1;
     }
     for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
-        if (strcmp(xml_name(g), "group") != 0 || !xml_text(g)[0]) {
+        if (!is_el(g, "group", NULL) || !xml_text(g)[0]) {
             continue;
         }
         char **n = realloc(it->groups, (size_t)(it->ngroups + 1) * sizeof(*n));
@@ -1489,7 +1494,7 @@ static int pending_from(struct roster *r, const struct xml_node *p)
     free(it->status);
     it->status = NULL;
     it->raw = 0;
-    if (strcmp(xml_ns(p), NS_CLIENT) == 0 && xml_serialize(p, NS_CLIENT, &b) == 0) {
+    if (eq(xml_ns(p), NS_CLIENT) && xml_serialize(p, NS_CLIENT, &b) == 0) {
         it->status = strdup(buf_ptr(&b));
         it->raw = 1;
     } else {
@@ -1511,8 +1516,8 @@ static int write_roster(const char *bare, const struct xml_node *u)
     struct xml_node *q = xml_child(u, "query", NS_ROSTER);
     for (struct xml_node *i = q ? xml_first_child(q) : NULL; i && rc == 0; i = xml_next(i)) {
         const char *sub = xml_attr(i, "subscription");
-        if (strcmp(xml_name(i), "item") != 0 || (sub && strcmp(sub, "remove") == 0) ||
-            parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0 || strcmp(jid, bare) == 0 ||
+        if (!is_el(i, "item", NULL) || eq(sub, "remove") ||
+            parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0 || eq(jid, bare) ||
             roster_find(&r, jid)) {
             continue; /* self-contacts are left out, as Prosody does */
         }
@@ -1566,7 +1571,7 @@ static int write_blocklist(const char *bare, const struct xml_node *list)
     for (struct xml_node *i = list ? xml_first_child(list) : NULL; i && rc == 0; i = xml_next(i)) {
         const char *type = xml_attr(i, "type"), *action = xml_attr(i, "action");
         const char *s = xml_attr(i, "jid");
-        if (!s && type && strcmp(type, "jid") == 0 && action && strcmp(action, "deny") == 0) {
+        if (!s && eq(type, "jid") && eq(action, "deny")) {
             s = xml_attr(i, "value");
         }
         char norm[JID_MAX + 1];
@@ -1586,7 +1591,7 @@ static int write_blocklist(const char *bare, const struct xml_node *list)
     buf_init(&b, STORE_RECORD_MAX);
     rc = rc < 0 ? rc : buf_puts(&b, BLOCK_HEADER);
     for (size_t i = 0; i < n; i++) {
-        if (rc == 0 && (i == 0 || strcmp(jids[i], jids[i - 1]) != 0)) {
+        if (rc == 0 && (i == 0 || !eq(jids[i], jids[i - 1]))) {
             rc = buf_printf(&b, "%s\n", jids[i]);
         }
         free(jids[i]);
@@ -1631,7 +1636,7 @@ static int write_archive(const char *bare, const struct xml_node *arc)
         char fb[JID_MAX + 1] = "", tb[JID_MAX + 1] = "";
         jid_bare(from, fb, sizeof(fb));
         jid_bare(to, tb, sizeof(tb));
-        unsigned flags = strcmp(fb, bare) == 0 ? MAM_OUT : 0;
+        unsigned flags = eq(fb, bare) ? MAM_OUT : 0;
         const char *with = flags ? tb : fb;
         struct buf b;
         buf_init(&b, STORE_RECORD_MAX);
@@ -1772,7 +1777,7 @@ static int pie_import(int argc, char **argv)
     memset(&im, 0, sizeof(im));
     im.left = (size_t)g_config->import_max_bytes;
     int first = 1;
-    if (argc > 1 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "--force") == 0)) {
+    if (argc > 1 && index_of(argv[1], "-f\0--force\0") >= 0) {
         im.force = 1;
         first = 2;
     }
