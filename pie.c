@@ -56,6 +56,7 @@
 #define NS_PEP_STORE "urn:xmppd:pep:1"
 #define NS_PEP_INDEX "urn:xmppd:pep-index:1"
 #define PEP_NODE_NAME_MAX 1023
+#define PEP_DOC_MAX (STORE_RECORD_MAX * 16)
 /* ejabberd keeps XEP-0191 blocks as the privacy list of this name. */
 #define BLOCK_LIST_NAME "Blocked contacts"
 /* Elements an import nests around a stanza: server-data/host/user/archive/
@@ -284,25 +285,34 @@ static int add_roster(struct exp *ex, struct xml_node *u, const char *bare)
     return rc;
 }
 
-/* A document whose payload is one element (vCard, private storage): copied
- * after it parses again, like every stored payload before it leaves. */
-static int add_doc_element(struct exp *ex, struct xml_node *u, const char *bare, const char *doc,
-                           const char *name, const char *ns)
+/* The one element a document holds, parsed again like every stored payload
+ * before it leaves (NULL with *rc: STORE_ENOENT, a store error, or
+ * STORE_ECORRUPT when it does not parse). */
+static struct xml_node *read_element(const char *bare, const char *doc, const char *name,
+                                     const char *ns, size_t max, int *rc)
 {
     char *data = NULL;
     size_t len = 0;
-    int rc = store_doc_get(bare, doc, &data, &len, STORE_RECORD_MAX);
-    if (rc == STORE_ENOENT) {
-        return 0;
-    }
-    struct xml_node *el = rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
+    *rc = store_doc_get(bare, doc, &data, &len, max);
+    struct xml_node *el = *rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
     free(data);
-    if (!el) {
-        exp_fail(ex, bare, doc, rc);
-        return 0;
+    if (*rc == STORE_OK && !el) {
+        *rc = STORE_ECORRUPT;
     }
-    xml_append(u, el);
-    return 0;
+    return el;
+}
+
+/* A document whose payload is one element (vCard, private storage). */
+static void add_doc_element(struct exp *ex, struct xml_node *u, const char *bare, const char *doc,
+                            const char *name, const char *ns)
+{
+    int rc;
+    struct xml_node *el = read_element(bare, doc, name, ns, STORE_RECORD_MAX, &rc);
+    if (el) {
+        xml_append(u, el);
+    } else if (rc != STORE_ENOENT) {
+        exp_fail(ex, bare, doc, rc);
+    }
 }
 
 /* XEP-0191 blocks as the privacy list ejabberd keeps them in (XEP-0227 §4.7
@@ -341,19 +351,28 @@ static int add_blocklist(struct exp *ex, struct xml_node *u, const char *bare)
     return rc;
 }
 
-struct offline_walk {
+/* What an offline or archive walk adds to. */
+struct walk {
     struct xml_node *parent;
     int rc;
 };
 
+/* A stored message record parsed again; NULL (said on stderr) if it does not. */
+static struct xml_node *record_message(const void *rec, size_t len, const char *kind)
+{
+    struct xml_node *m = im_parse_stored(rec, len, "message", NS_CLIENT);
+    if (!m) {
+        fprintf(stderr, "xmppd export: an %s record that does not parse is left out\n", kind);
+    }
+    return m;
+}
+
 static int offline_one(const void *rec, size_t len, void *ud)
 {
-    struct offline_walk *w = ud;
-    struct xml_node *m = im_parse_stored(rec, len, "message", NS_CLIENT);
+    struct walk *w = ud;
+    struct xml_node *m = record_message(rec, len, "offline");
     if (m) {
         xml_append(w->parent, m);
-    } else {
-        fprintf(stderr, "xmppd export: an offline record that does not parse is left out\n");
     }
     return 0;
 }
@@ -364,7 +383,7 @@ static int add_offline(struct exp *ex, struct xml_node *u, const char *bare)
     if (store_offline_count(bare) <= 0) {
         return 0;
     }
-    struct offline_walk w = {xml_add_child(u, "offline-messages", NULL), 0};
+    struct walk w = {xml_add_child(u, "offline-messages", NULL), 0};
     if (!w.parent) {
         return -1;
     }
@@ -386,24 +405,18 @@ static void stamp_of(uint64_t us, char *out, size_t outsz)
     snprintf(out, outsz, "%s.%06uZ", base, (unsigned)(us % 1000000));
 }
 
-struct arc_walk {
-    struct xml_node *archive;
-    int rc;
-};
-
 /* XEP-0227 1.1 §4.9: each message as a XEP-0313 <result/> with its time. */
 static int archive_one(const struct store_arc_rec *r, void *ud)
 {
-    struct arc_walk *w = ud;
-    struct xml_node *m = im_parse_stored(r->data, r->len, "message", NS_CLIENT);
+    struct walk *w = ud;
+    struct xml_node *m = record_message(r->data, r->len, "archive");
     if (!m) {
-        fprintf(stderr, "xmppd export: an archive record that does not parse is left out\n");
         return 0;
     }
     char id[17], stamp[40];
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)r->id);
     stamp_of(r->id, stamp, sizeof(stamp));
-    struct xml_node *f = child(attrs(child(w->archive, "result", NS_MAM), "id", id, NULL),
+    struct xml_node *f = child(attrs(child(w->parent, "result", NS_MAM), "id", id, NULL),
                                "forwarded", NS_FORWARD);
     if (!attrs(child(f, "delay", NS_DELAY), "stamp", stamp, NULL)) {
         xml_free(m);
@@ -421,8 +434,8 @@ static int add_archive(struct exp *ex, struct xml_node *u, const char *bare)
     if (store_arc_count(bare, &q, &n) < 0 || n == 0) {
         return 0;
     }
-    struct arc_walk w = {xml_add_child(u, "archive", NS_PIE_MAM), 0};
-    if (!w.archive) {
+    struct walk w = {xml_add_child(u, "archive", NS_PIE_MAM), 0};
+    if (!w.parent) {
         return -1;
     }
     int rc = store_arc_query(bare, &q, archive_one, &w);
@@ -434,27 +447,13 @@ static int add_archive(struct exp *ex, struct xml_node *u, const char *bare)
 
 /* ---- PEP (XEP-0227 1.1 §4.10): node configurations and items ---- */
 
-static struct xml_node *read_element(const char *bare, const char *doc, const char *name,
-                                     const char *ns, int *rc)
-{
-    char *data = NULL;
-    size_t len = 0;
-    *rc = store_doc_get(bare, doc, &data, &len, STORE_RECORD_MAX * 16);
-    struct xml_node *el = *rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
-    free(data);
-    if (*rc == STORE_OK && !el) {
-        *rc = STORE_ECORRUPT;
-    }
-    return el;
-}
-
 /* The account's nodes as one <pep xmlns=NS_PEP_STORE/> holding pep.c's
  * <node/> elements (NULL with *rc STORE_ENOENT when it has none). */
 static struct xml_node *pep_nodes(const char *bare, int *rc)
 {
-    struct xml_node *index = read_element(bare, PEP_INDEX_DOC, "pep", NS_PEP_INDEX, rc);
+    struct xml_node *index = read_element(bare, PEP_INDEX_DOC, "pep", NS_PEP_INDEX, PEP_DOC_MAX, rc);
     if (!index) {
-        return *rc == STORE_ENOENT ? read_element(bare, PEP_OLD_DOC, "pep", NS_PEP_STORE, rc)
+        return *rc == STORE_ENOENT ? read_element(bare, PEP_OLD_DOC, "pep", NS_PEP_STORE, PEP_DOC_MAX, rc)
                                    : NULL;
     }
     struct xml_node *all = xml_node_new("pep", NS_PEP_STORE);
@@ -464,7 +463,7 @@ static struct xml_node *pep_nodes(const char *bare, int *rc)
         char dn[64];
         int r = STORE_ECORRUPT;
         struct xml_node *n = name && store_pep_doc_name(name, dn, sizeof(dn)) == 0
-                                 ? read_element(bare, dn, "node", NS_PEP_STORE, &r)
+                                 ? read_element(bare, dn, "node", NS_PEP_STORE, PEP_DOC_MAX, &r)
                                  : NULL;
         if (n && eq(xml_attr(n, "name"), name)) {
             xml_append(all, n);
@@ -481,6 +480,16 @@ static struct xml_node *pep_nodes(const char *bare, int *rc)
     return all;
 }
 
+/* pep.c's node attributes, the XEP-0060 §16.4.3 node_config fields they
+ * are, and pep.c's defaults (persist "1"/"0" is the form's true/false). */
+enum { OPT_ACCESS, OPT_PERSIST, OPT_MAX, OPT_SEND, NOPTS };
+static const char *const node_opts[NOPTS][3] = {
+    {"access", "pubsub#access_model", "presence"},
+    {"persist", "pubsub#persist_items", "1"},
+    {"max", "pubsub#max_items", "1"},
+    {"send", "pubsub#send_last_published_item", "on_sub_and_presence"},
+};
+
 static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
 {
     return add_text_child(attrs(child(x, "field", NULL), "var", var, "type", type, NULL), "value",
@@ -491,8 +500,6 @@ static int add_field(struct xml_node *x, const char *var, const char *type, cons
  * what it does not say). */
 static int add_node_config(struct xml_node *owner, const struct xml_node *n)
 {
-    const char *access = xml_attr(n, "access"), *persist = xml_attr(n, "persist");
-    const char *max = xml_attr(n, "max"), *send = xml_attr(n, "send");
     struct xml_node *x = attrs(child(attrs(child(owner, "configure", NULL), "node",
                                            xml_attr(n, "name"), NULL),
                                      "x", NS_XDATA),
@@ -500,13 +507,16 @@ static int add_node_config(struct xml_node *owner, const struct xml_node *n)
     if (!x) {
         return -1;
     }
-    return add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG) |
-           add_field(x, "pubsub#access_model", NULL, access ? access : "presence") |
-           add_field(x, "pubsub#persist_items", NULL,
-                     eq(persist, "0") ? "false" : "true") |
-           add_field(x, "pubsub#max_items", NULL, max ? max : "1") |
-           add_field(x, "pubsub#send_last_published_item", NULL,
-                     send ? send : "on_sub_and_presence");
+    int rc = add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG);
+    for (int i = 0; i < NOPTS; i++) {
+        const char *v = xml_attr(n, node_opts[i][0]);
+        v = v ? v : node_opts[i][2];
+        if (i == OPT_PERSIST) {
+            v = eq(v, "0") ? "false" : "true";
+        }
+        rc |= add_field(x, node_opts[i][1], NULL, v);
+    }
+    return rc;
 }
 
 static int add_node_items(struct xml_node *pubsub, const struct xml_node *n)
@@ -574,8 +584,10 @@ static int export_user(const char *bare, void *ud)
     rc = rc < 0 || ex->ejabberd ? rc : add_scram(u, "SCRAM-SHA-256", &a.sha256, 0);
     memset(&a, 0, sizeof(a));
     rc = rc < 0 ? rc : add_roster(ex, u, bare);
-    rc = rc < 0 ? rc : add_doc_element(ex, u, bare, VCARD_DOC, "vCard", NS_VCARD);
-    rc = rc < 0 ? rc : add_doc_element(ex, u, bare, PRIVATE_DOC, "query", NS_PRIVATE);
+    if (rc == 0) {
+        add_doc_element(ex, u, bare, VCARD_DOC, "vCard", NS_VCARD);
+        add_doc_element(ex, u, bare, PRIVATE_DOC, "query", NS_PRIVATE);
+    }
     rc = rc < 0 ? rc : add_blocklist(ex, u, bare);
     rc = rc < 0 ? rc : add_offline(ex, u, bare);
     rc = rc < 0 ? rc : add_archive(ex, u, bare);
@@ -917,11 +929,18 @@ static int parse_bare(const char *s, char *out, size_t outsz)
     return s && jid_parse(s, out, outsz, &j) == 0 && !j.resource_len ? 0 : -1;
 }
 
+/* n serialised into b (which the caller frees), default_ns in scope:
+ * 0, or -1 when over max bytes. */
+static int serialize(const struct xml_node *n, const char *default_ns, struct buf *b, size_t max)
+{
+    buf_init(b, max);
+    return xml_serialize(n, default_ns, b);
+}
+
 static size_t serialized_size(const struct xml_node *n, const char *default_ns)
 {
     struct buf b;
-    buf_init(&b, (size_t)-1 / 2);
-    size_t len = xml_serialize(n, default_ns, &b) == 0 ? buf_len(&b) : (size_t)-1;
+    size_t len = serialize(n, default_ns, &b, (size_t)-1 / 2) == 0 ? buf_len(&b) : (size_t)-1;
     buf_free(&b);
     return len;
 }
@@ -1013,6 +1032,15 @@ static int user_creds(const struct xml_node *u, struct store_account *a, int der
     return 0;
 }
 
+/* n things where option allows max: over it is an error. */
+static void check_count(struct imp *im, struct imp_user *u, int n, int max, const char *what,
+                        const char *option)
+{
+    if (n > max) {
+        imp_err(im, u, "%d %s, over %s (%d)", n, what, option, max);
+    }
+}
+
 static void check_roster(struct imp *im, struct imp_user *u, const struct xml_node *q)
 {
     int n = 0;
@@ -1047,10 +1075,7 @@ static void check_roster(struct imp *im, struct imp_user *u, const struct xml_no
         }
         n++;
     }
-    if (n > g_config->max_roster_items) {
-        imp_err(im, u, "%d roster items, over max_roster_items (%d)", n,
-                g_config->max_roster_items);
-    }
+    check_count(im, u, n, g_config->max_roster_items, "roster items", "max_roster_items");
 }
 
 /* el as it will be stored (serialised as the writes do it): at most max
@@ -1061,8 +1086,7 @@ static void check_size(struct imp *im, struct imp_user *u, const struct xml_node
                        const char *what, size_t max)
 {
     struct buf b;
-    buf_init(&b, max);
-    if (xml_serialize(el, NS_CLIENT, &b) < 0) {
+    if (serialize(el, NS_CLIENT, &b, max) < 0) {
         imp_err(im, u, "%s over %zu bytes", what, max);
     } else {
         struct xml_node *back = im_parse_stored(buf_ptr(&b), buf_len(&b), xml_name(el), xml_ns(el));
@@ -1075,13 +1099,24 @@ static void check_size(struct imp *im, struct imp_user *u, const struct xml_node
     buf_free(&b);
 }
 
+/* The bare JID of s (any form, may be NULL) into out[JID_MAX + 1]: 0, or
+ * -1 with out "". */
+static int bare_of(const char *s, char *out)
+{
+    char norm[JID_MAX + 1];
+    struct jid j;
+    if (s && jid_parse(s, norm, sizeof(norm), &j) == 0 && jid_bare(norm, out, JID_MAX + 1) == 0) {
+        return 0;
+    }
+    out[0] = '\0';
+    return -1;
+}
+
 /* 1 when JID s (any form) has the bare JID bare. */
 static int jid_is_account(const char *s, const char *bare)
 {
-    char norm[JID_MAX + 1], b[JID_MAX + 1];
-    struct jid j;
-    return s && jid_parse(s, norm, sizeof(norm), &j) == 0 && jid_bare(norm, b, sizeof(b)) == 0 &&
-           eq(b, bare);
+    char b[JID_MAX + 1];
+    return bare_of(s, b) == 0 && eq(b, bare);
 }
 
 static void check_messages(struct imp *im, struct imp_user *u, const struct xml_node *off)
@@ -1108,10 +1143,8 @@ static void check_messages(struct imp *im, struct imp_user *u, const struct xml_
         check_size(im, u, m, "an offline message", (size_t)g_config->max_stanza_size);
         n++;
     }
-    if (n > g_config->max_offline_messages) {
-        imp_err(im, u, "%d offline messages, over max_offline_messages (%d)", n,
-                g_config->max_offline_messages);
-    }
+    check_count(im, u, n, g_config->max_offline_messages, "offline messages",
+                "max_offline_messages");
 }
 
 /* XEP-0082 date-time ("2026-12-04T09:00:00.123456Z", offsets allowed) into
@@ -1197,10 +1230,7 @@ static void check_blocked(struct imp *im, struct imp_user *u, const struct xml_n
             n++;
         }
     }
-    if (n > g_config->max_blocklist_items) {
-        imp_err(im, u, "%d blocked JIDs, over max_blocklist_items (%d)", n,
-                g_config->max_blocklist_items);
-    }
+    check_count(im, u, n, g_config->max_blocklist_items, "blocked JIDs", "max_blocklist_items");
 }
 
 /* The privacy list that holds XEP-0191 blocks: ejabberd's, else the default. */
@@ -1238,35 +1268,36 @@ static struct xml_node *pep_node(struct xml_node *all, const char *name)
             return n;
         }
     }
-    return attrs(xml_add_child(all, "node", NULL), "name", name, "access", "presence", "persist",
-                 "1", "max", "1", "send", "on_sub_and_presence", NULL);
+    struct xml_node *n = attrs(xml_add_child(all, "node", NULL), "name", name, NULL);
+    for (int i = 0; n && i < NOPTS; i++) {
+        n = attrs(n, node_opts[i][0], node_opts[i][2], NULL);
+    }
+    return n;
 }
 
 /* XEP-0060 §16.4.3 values onto a node. An access model this service lacks
  * (roster, authorize) becomes whitelist: nobody sees more than before. */
 static int pep_configure(struct xml_node *n, const struct xml_node *x)
 {
-    const char *access = form_value(x, "pubsub#access_model");
-    const char *persist = form_value(x, "pubsub#persist_items");
-    const char *max = form_value(x, "pubsub#max_items");
-    const char *send = form_value(x, "pubsub#send_last_published_item");
     int rc = 0, cap = g_config->pep_max_items;
-    if (access) {
-        int known = index_of(access, "open\0presence\0whitelist\0") >= 0;
-        rc |= xml_set_attr(n, "access", known ? access : "whitelist");
-    }
-    if (persist) {
-        rc |= xml_set_attr(n, "persist",
-                           index_of(persist, "0\0false\0") >= 0 ? "0" : "1");
-    }
-    if (max) {
-        long m = eq(max, "max") ? cap : strtol(max, NULL, 10);
-        char num[16];
-        snprintf(num, sizeof(num), "%ld", m < 1 ? 1 : m > cap ? cap : m);
-        rc |= xml_set_attr(n, "max", num);
-    }
-    if (index_of(send, "never\0on_sub\0on_sub_and_presence\0") >= 0) {
-        rc |= xml_set_attr(n, "send", send);
+    char num[16];
+    for (int i = 0; i < NOPTS; i++) {
+        const char *v = form_value(x, node_opts[i][1]);
+        if (!v) {
+            continue;
+        }
+        if (i == OPT_ACCESS && index_of(v, "open\0presence\0whitelist\0") < 0) {
+            v = "whitelist";
+        } else if (i == OPT_PERSIST) {
+            v = index_of(v, "0\0false\0") >= 0 ? "0" : "1";
+        } else if (i == OPT_MAX) {
+            long m = eq(v, "max") ? cap : strtol(v, NULL, 10);
+            snprintf(num, sizeof(num), "%ld", m < 1 ? 1 : m > cap ? cap : m);
+            v = num;
+        } else if (i == OPT_SEND && index_of(v, "never\0on_sub\0on_sub_and_presence\0") < 0) {
+            continue;
+        }
+        rc |= xml_set_attr(n, node_opts[i][0], v);
     }
     return rc ? -1 : 0;
 }
@@ -1434,13 +1465,18 @@ static void check_user(struct imp *im, struct imp_user *u)
         check_size(im, u, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
     }
     xml_free(pep);
-    if (pending > g_config->max_roster_items) {
-        imp_err(im, u, "%d pending subscriptions, over max_roster_items (%d)", pending,
-                g_config->max_roster_items);
-    }
+    check_count(im, u, pending, g_config->max_roster_items, "pending subscriptions",
+                "max_roster_items");
 }
 
 /* ---- writes, once everything passed ---- */
+
+/* Document doc becomes what b holds, or (b NULL) is deleted if present. */
+static int doc_set(const char *bare, const char *doc, const struct buf *b)
+{
+    int d = b ? store_doc_put(bare, doc, buf_ptr(b), buf_len(b)) : store_doc_delete(bare, doc);
+    return d == STORE_OK || (!b && d == STORE_ENOENT) ? 0 : -1;
+}
 
 static unsigned sub_bits(const char *s)
 {
@@ -1489,12 +1525,11 @@ static int pending_from(struct roster *r, const struct xml_node *p)
         return -1;
     }
     struct buf b;
-    buf_init(&b, ROSTER_REQUEST_MAX);
     it->pending_in = 1;
     free(it->status);
     it->status = NULL;
     it->raw = 0;
-    if (eq(xml_ns(p), NS_CLIENT) && xml_serialize(p, NS_CLIENT, &b) == 0) {
+    if (serialize(p, NS_CLIENT, &b, ROSTER_REQUEST_MAX) == 0 && eq(xml_ns(p), NS_CLIENT)) {
         it->status = strdup(buf_ptr(&b));
         it->raw = 1;
     } else {
@@ -1534,8 +1569,7 @@ static int write_roster(const char *bare, const struct xml_node *u)
     if (rc == 0 && any) {
         rc = roster_save(&r);
     } else if (rc == 0) {
-        int d = store_doc_delete(bare, "roster");
-        rc = d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
+        rc = doc_set(bare, "roster", NULL);
     }
     roster_free(&r);
     return rc;
@@ -1545,16 +1579,13 @@ static int write_roster(const char *bare, const struct xml_node *u)
  * writes it; absent from the file = no document. */
 static int write_element(const char *bare, const char *doc, const struct xml_node *el)
 {
-    if (!el) {
-        int d = store_doc_delete(bare, doc);
-        return d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
-    }
     struct buf b;
-    buf_init(&b, STORE_RECORD_MAX);
-    int rc = xml_serialize(el, NS_CLIENT, &b) == 0 ? store_doc_put(bare, doc, buf_ptr(&b), buf_len(&b))
-                                                    : -1;
-    buf_free(&b);
-    return rc < 0 ? -1 : 0;
+    int rc = el ? serialize(el, NS_CLIENT, &b, STORE_RECORD_MAX) : 0;
+    rc = rc < 0 ? rc : doc_set(bare, doc, el ? &b : NULL);
+    if (el) {
+        buf_free(&b);
+    }
+    return rc;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1597,11 +1628,7 @@ static int write_blocklist(const char *bare, const struct xml_node *list)
         free(jids[i]);
     }
     free(jids);
-    if (rc == 0) {
-        int d = n ? store_doc_put(bare, BLOCK_DOC, buf_ptr(&b), buf_len(&b))
-                  : store_doc_delete(bare, BLOCK_DOC);
-        rc = d == STORE_OK || (!n && d == STORE_ENOENT) ? 0 : -1;
-    }
+    rc = rc < 0 ? rc : doc_set(bare, BLOCK_DOC, n ? &b : NULL);
     buf_free(&b);
     return rc;
 }
@@ -1612,8 +1639,7 @@ static int write_offline(const char *bare, const struct xml_node *off)
     rc = rc == STORE_ENOENT ? 0 : rc;
     for (struct xml_node *m = off ? xml_first_child(off) : NULL; m && rc == 0; m = xml_next(m)) {
         struct buf b;
-        buf_init(&b, STORE_RECORD_MAX);
-        rc = xml_serialize(m, NS_CLIENT, &b) == 0
+        rc = serialize(m, NS_CLIENT, &b, STORE_RECORD_MAX) == 0
                  ? store_offline_append(bare, buf_ptr(&b), buf_len(&b),
                                         g_config->max_offline_messages)
                  : -1;
@@ -1630,17 +1656,13 @@ static int write_archive(const char *bare, const struct xml_node *arc)
     for (struct xml_node *r = arc ? xml_first_child(arc) : NULL; r && rc == 0; r = xml_next(r)) {
         uint64_t when, id;
         struct xml_node *m = result_message(r, &when);
-        char from[JID_MAX + 1] = "", to[JID_MAX + 1] = "";
-        parse_bare(xml_attr(m, "from"), from, sizeof(from));
-        parse_bare(xml_attr(m, "to"), to, sizeof(to));
-        char fb[JID_MAX + 1] = "", tb[JID_MAX + 1] = "";
-        jid_bare(from, fb, sizeof(fb));
-        jid_bare(to, tb, sizeof(tb));
+        char fb[JID_MAX + 1], tb[JID_MAX + 1];
+        bare_of(xml_attr(m, "from"), fb);
+        bare_of(xml_attr(m, "to"), tb);
         unsigned flags = eq(fb, bare) ? MAM_OUT : 0;
         const char *with = flags ? tb : fb;
         struct buf b;
-        buf_init(&b, STORE_RECORD_MAX);
-        if (xml_serialize(m, NS_CLIENT, &b) == 0) {
+        if (serialize(m, NS_CLIENT, &b, STORE_RECORD_MAX) == 0) {
             struct store_arc_rec rec = {when, flags, with, strlen(with), buf_ptr(&b), buf_len(&b)};
             struct store_arc_limits lim = {(uint64_t)g_config->mam_max_bytes, 0};
             rc = store_arc_append_at(bare, &rec, &lim, &id);
@@ -1673,10 +1695,7 @@ static int write_pep(struct imp *im, struct imp_user *u)
                  : -1;
     }
     rc = rc < 0 ? rc : write_element(u->bare, PEP_INDEX_DOC, index);
-    if (rc == 0) {
-        int d = store_doc_delete(u->bare, PEP_OLD_DOC); /* an older build's single doc */
-        rc = d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
-    }
+    rc = rc < 0 ? rc : doc_set(u->bare, PEP_OLD_DOC, NULL); /* an older build's single doc */
     xml_free(index);
     xml_free(all);
     return rc;
