@@ -64,6 +64,12 @@
 #define PIE_WRAP_DEPTH 6
 #define ITER_MAX 100000000
 
+/* s, or "" for NULL. */
+static const char *str0(const char *s)
+{
+    return s ? s : "";
+}
+
 /* 1 when s (may be NULL) is t. */
 static int eq(const char *s, const char *t)
 {
@@ -519,24 +525,30 @@ static int add_node_config(struct xml_node *owner, const struct xml_node *n)
     return rc;
 }
 
+/* A PEP <item/> with this id (NULL: none) under parent, holding a copy of
+ * payload (if any): 0 or -1. */
+static int add_item(struct xml_node *parent, const char *id, const struct xml_node *payload)
+{
+    struct xml_node *item = attrs(child(parent, "item", NULL), "id", id, NULL);
+    struct xml_node *copy = payload ? xml_copy(payload) : NULL;
+    if (!item || (payload && !copy)) {
+        xml_free(copy);
+        return -1;
+    }
+    if (copy) {
+        xml_append(item, copy);
+    }
+    return 0;
+}
+
 static int add_node_items(struct xml_node *pubsub, const struct xml_node *n)
 {
     struct xml_node *items = attrs(child(pubsub, "items", NULL), "node", xml_attr(n, "name"), NULL);
-    if (!items) {
-        return -1;
+    int rc = items ? 0 : -1;
+    for (struct xml_node *i = xml_first_child(n); i && rc == 0; i = xml_next(i)) {
+        rc = add_item(items, xml_attr(i, "id"), xml_first_child(i));
     }
-    for (struct xml_node *i = xml_first_child(n); i; i = xml_next(i)) {
-        struct xml_node *item = attrs(child(items, "item", NULL), "id", xml_attr(i, "id"), NULL);
-        struct xml_node *p = xml_first_child(i) ? xml_copy(xml_first_child(i)) : NULL;
-        if (!item || (xml_first_child(i) && !p)) {
-            xml_free(p);
-            return -1;
-        }
-        if (p) {
-            xml_append(item, p);
-        }
-    }
-    return 0;
+    return rc;
 }
 
 static int add_pep(struct exp *ex, struct xml_node *u, const char *bare)
@@ -919,7 +931,7 @@ static int read_file(struct imp *im, const char *path, int nested)
 static int is_pending(const struct xml_node *el)
 {
     const char *type = xml_attr(el, "type");
-    return (is_el(el, "presence", NS_CLIENT) || is_el(el, "presence", NS_PIE)) &&
+    return is_el(el, "presence", NULL) && index_of(xml_ns(el), NS_CLIENT "\0" NS_PIE "\0") >= 0 &&
            (!type || eq(type, "subscribe"));
 }
 
@@ -1054,7 +1066,7 @@ static void check_roster(struct imp *im, struct imp_user *u, const struct xml_no
         const char *name = xml_attr(i, "name");
         int groups = 0;
         if (parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0) {
-            imp_err(im, u, "roster item: bad JID '%s'", xml_attr(i, "jid") ? xml_attr(i, "jid") : "");
+            imp_err(im, u, "roster item: bad JID '%s'", str0(xml_attr(i, "jid")));
         }
         if (sub && index_of(sub, "none\0to\0from\0both\0remove\0") < 0) {
             imp_err(im, u, "roster item %s: bad subscription '%s'", jid, sub);
@@ -1237,7 +1249,8 @@ static void check_blocked(struct imp *im, struct imp_user *u, const struct xml_n
 static struct xml_node *block_list_of(const struct xml_node *privacy)
 {
     struct xml_node *def = xml_child(privacy, "default", NS_PRIVACY);
-    const char *want = def && xml_attr(def, "name") ? xml_attr(def, "name") : BLOCK_LIST_NAME;
+    const char *want = def ? xml_attr(def, "name") : NULL;
+    want = want ? want : BLOCK_LIST_NAME;
     for (struct xml_node *l = xml_first_child(privacy); l; l = xml_next(l)) {
         const char *name = xml_attr(l, "name");
         if (is_el(l, "list", NULL) && (eq(name, want) || eq(name, BLOCK_LIST_NAME))) {
@@ -1329,14 +1342,8 @@ static int pep_add_items(struct imp *im, struct imp_user *u, struct xml_node *n,
                     xml_attr(n, "name"), g_config->pep_max_item_bytes);
             continue;
         }
-        struct xml_node *item = xml_add_child(n, "item", NULL);
-        struct xml_node *copy = p ? xml_copy(p) : NULL;
-        if (!item || (p && !copy) || xml_set_attr(item, "id", id ? id : gen) < 0) {
-            xml_free(copy);
+        if (add_item(n, id ? id : gen, p) < 0) {
             return -1;
-        }
-        if (copy) {
-            xml_append(item, copy);
         }
     }
     return 0;
@@ -1445,8 +1452,7 @@ static void check_user(struct imp *im, struct imp_user *u)
             check_roster(im, u, c);
         } else if (is_pending(c)) {
             if (parse_bare(xml_attr(c, "from"), jid, sizeof(jid)) < 0) {
-                imp_err(im, u, "pending subscription: bad from '%s'",
-                        xml_attr(c, "from") ? xml_attr(c, "from") : "");
+                imp_err(im, u, "pending subscription: bad from '%s'", str0(xml_attr(c, "from")));
             }
             pending++;
         } else if (is_el(c, "vCard", NS_VCARD)) {
