@@ -212,19 +212,21 @@ static int b64_times(const unsigned char *in, size_t len, char *out, size_t outs
  * SCRAM-SHA-1 one). Keys and salt in base64. */
 static int add_scram(struct xml_node *u, const char *mech, const struct scram_creds *c, int twice)
 {
-    char salt[256], stored[128], server[128], iter[16];
+    static const char *const names[] = {"salt", "server-key", "stored-key"};
+    const unsigned char *const in[] = {c->salt, c->server_key, c->stored_key};
+    char text[256];
     if (c->key_len == 0) {
         return 0;
     }
     struct xml_node *s = attrs(child(u, "scram-credentials", NS_SCRAM), "mechanism", mech, NULL);
-    snprintf(iter, sizeof(iter), "%d", c->iter);
-    if (!s || b64_times(c->salt, c->salt_len, salt, sizeof(salt), twice) < 0 ||
-        b64_times(c->stored_key, c->key_len, stored, sizeof(stored), twice) < 0 ||
-        b64_times(c->server_key, c->key_len, server, sizeof(server), twice) < 0) {
-        return -1;
+    snprintf(text, sizeof(text), "%d", c->iter);
+    int rc = add_text_child(s, "iter-count", text);
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        rc = b64_times(in[i], i ? c->key_len : c->salt_len, text, sizeof(text), twice) < 0
+                 ? -1
+                 : add_text_child(s, names[i], text);
     }
-    return add_text_child(s, "iter-count", iter) | add_text_child(s, "salt", salt) |
-           add_text_child(s, "server-key", server) | add_text_child(s, "stored-key", stored);
+    return rc;
 }
 
 /* Roster subscriptions by their ROSTER_SUB_* bits. */
@@ -897,7 +899,7 @@ static int read_file(struct imp *im, const char *path, int nested)
     im->left -= len;
     struct xml_limits lim = {len + 1, g_config->max_xml_depth + PIE_WRAP_DEPTH,
                              g_config->max_xml_attrs, g_config->max_xml_name};
-    struct xml_callbacks cb = {on_root, on_host, on_close};
+    static const struct xml_callbacks cb = {on_root, on_host, on_close};
     struct xml_parser *p = scan_user_lines(im, data, len) == 0 ? xml_parser_new(&lim, &cb, im) : NULL;
     enum xml_err e = p ? XML_OK : XML_ERR_NOMEM;
     /* Fed line by line, so that an error names its line. */
@@ -1380,6 +1382,7 @@ static struct xml_node *pep_build(struct imp *im, struct imp_user *u, int *rc)
     for (struct xml_node *n = all ? xml_first_child(all) : NULL; n; n = xml_next(n)) {
         nodes++;
         bytes += serialized_size(n, NS_PEP_STORE);
+        check_size(im, u, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
     }
     if (nodes > (size_t)g_config->pep_max_nodes || bytes > (size_t)g_config->pep_max_account_bytes) {
         imp_err(im, u, "%zu PEP nodes of %zu bytes, over pep_max_nodes (%d) or "
@@ -1466,11 +1469,7 @@ static void check_user(struct imp *im, struct imp_user *u)
         }
     }
     int rc = 0;
-    struct xml_node *pep = pep_build(im, u, &rc);
-    for (struct xml_node *n = pep ? xml_first_child(pep) : NULL; n; n = xml_next(n)) {
-        check_size(im, u, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
-    }
-    xml_free(pep);
+    xml_free(pep_build(im, u, &rc));
     check_count(im, u, pending, g_config->max_roster_items, "pending subscriptions",
                 "max_roster_items");
 }
@@ -1694,9 +1693,9 @@ static int write_pep(struct imp *im, struct imp_user *u)
     }
     for (struct xml_node *n = all ? xml_first_child(all) : NULL; n && rc == 0; n = xml_next(n)) {
         char dn[64];
-        struct xml_node *e = xml_add_child(index, "node", NULL);
-        rc = e && xml_set_attr(e, "name", xml_attr(n, "name")) == 0 &&
-                     store_pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0
+        const char *name = xml_attr(n, "name");
+        rc = attrs(child(index, "node", NULL), "name", name, NULL) &&
+                     store_pep_doc_name(name, dn, sizeof(dn)) == 0
                  ? write_element(u->bare, dn, n)
                  : -1;
     }
@@ -1722,21 +1721,6 @@ static int locked_creds(struct store_account *a)
                    tls_random(a->sha256.server_key, 32) < 0
                ? -1
                : 0;
-}
-
-/* The real credentials, last: the account becomes usable complete. */
-static int unlock(struct imp *im, struct imp_user *u)
-{
-    struct store_account a;
-    const char *why = NULL;
-    int rc = user_creds(u->el, &a, 1, &why);
-    rc = rc < 0 ? rc : store_account_put(u->bare, &a);
-    memset(&a, 0, sizeof(a));
-    if (rc < 0) {
-        imp_err(im, u, "cannot write its credentials (%s; run the import again with --force)",
-                why ? why : "store error");
-    }
-    return rc < 0 ? -1 : 0;
 }
 
 static int write_user(struct imp *im, struct imp_user *u)
@@ -1774,12 +1758,19 @@ static int write_user(struct imp *im, struct imp_user *u)
     if (rc == 0 && (step = "PEP nodes")) {
         rc = write_pep(im, u);
     }
-    if (rc < 0) {
-        imp_err(im, u, "cannot write its %s (store error; run the import again with --force)",
-                step);
-        return rc;
+    /* The real credentials, last: the account becomes usable complete. */
+    const char *why = NULL;
+    if (rc == 0 && (step = "credentials")) {
+        rc = user_creds(u->el, &a, 1, &why);
+        rc = rc < 0 ? rc : store_account_put(u->bare, &a);
+        memset(&a, 0, sizeof(a));
     }
-    return unlock(im, u);
+    if (rc < 0) {
+        imp_err(im, u, "cannot write its %s (%s; run the import again with --force)", step,
+                why ? why : "store error");
+        return -1;
+    }
+    return 0;
 }
 
 static void imp_free(struct imp *im)
