@@ -108,15 +108,14 @@ static int ejabberd_scram_parse(const char *s, struct store_account *a)
 {
     struct scram_creds c;
     memset(&c, 0, sizeof(c));
-    unsigned char *const out[3] = {c.stored_key, c.server_key, c.salt};
-    const size_t outsz[3] = {sizeof(c.stored_key), sizeof(c.server_key), sizeof(c.salt)};
     int len[3];
     for (int i = 0; i < 3; i++) {
         size_t n = strcspn(s, ",");
         if (n == 0 || n >= 128 || s[n] != ',') {
             return -1;
         }
-        len[i] = sasl_b64_decode(s, n, out[i], outsz[i]);
+        len[i] = i < 2 ? sasl_b64_decode(s, n, i ? c.server_key : c.stored_key, SCRAM_KEY_MAX)
+                       : sasl_b64_decode(s, n, c.salt, sizeof(c.salt));
         s += n + 1;
     }
     char *end = NULL;
@@ -342,18 +341,15 @@ static int add_blocklist(struct exp *ex, struct xml_node *u, const char *bare)
                                BLOCK_LIST_NAME, NULL);
     rc = l ? 0 : -1;
     int order = 0;
-    for (char *line = data + strlen(BLOCK_HEADER); rc == 0 && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) {
-            *nl = '\0';
-        }
+    char *save = NULL;
+    for (char *line = strtok_r(data + strlen(BLOCK_HEADER), "\n", &save); rc == 0 && line;
+         line = strtok_r(NULL, "\n", &save)) {
         char ord[16];
         snprintf(ord, sizeof(ord), "%d", ++order);
         rc = attrs(child(l, "item", NULL), "type", "jid", "value", line, "action", "deny", "order",
                    ord, NULL)
                  ? 0
                  : -1;
-        line = nl ? nl + 1 : line + strlen(line);
     }
     free(data);
     return rc;
@@ -1071,10 +1067,10 @@ static void check_roster(struct imp *im, struct imp_user *u, const struct xml_no
             imp_err(im, u, "roster item: bad JID '%s'", str0(xml_attr(i, "jid")));
         }
         if (sub && index_of(sub, "none\0to\0from\0both\0remove\0") < 0) {
-            imp_err(im, u, "roster item %s: bad subscription '%s'", jid, sub);
+            imp_err(im, u, "roster item %s: bad %s '%s'", jid, "subscription", sub);
         }
         if (ask && !eq(ask, "subscribe")) {
-            imp_err(im, u, "roster item %s: bad ask '%s'", jid, ask);
+            imp_err(im, u, "roster item %s: bad %s '%s'", jid, "ask", ask);
         }
         if (name && strlen(name) > ROSTER_NAME_MAX) {
             imp_err(im, u, "roster item %s: name over %d bytes", jid, ROSTER_NAME_MAX);
