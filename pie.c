@@ -178,19 +178,11 @@ static struct xml_node *child(struct xml_node *parent, const char *name, const c
     return parent ? xml_add_child(parent, name, ns) : NULL;
 }
 
-/* Sets attributes on el: name, value pairs up to a NULL name (a NULL value
- * sets none). el, or NULL when el is NULL or one fails. */
-static struct xml_node *attrs(struct xml_node *el, ...)
+/* Sets attribute name of el to value (NULL: sets none); el, or NULL when el
+ * is NULL or it fails: calls chain. */
+static struct xml_node *attr(struct xml_node *el, const char *name, const char *value)
 {
-    va_list ap;
-    va_start(ap, el);
-    for (const char *name; el && (name = va_arg(ap, const char *));) {
-        if (xml_set_attr(el, name, va_arg(ap, const char *)) < 0) {
-            el = NULL;
-        }
-    }
-    va_end(ap);
-    return el;
+    return el && xml_set_attr(el, name, value) == 0 ? el : NULL;
 }
 
 static int add_text_child(struct xml_node *parent, const char *name, const char *text)
@@ -217,7 +209,7 @@ static int add_scram(struct xml_node *u, const char *mech, const struct scram_cr
     if (c->key_len == 0) {
         return 0;
     }
-    struct xml_node *s = attrs(child(u, "scram-credentials", NS_SCRAM), "mechanism", mech, NULL);
+    struct xml_node *s = attr(child(u, "scram-credentials", NS_SCRAM), "mechanism", mech);
     snprintf(text, sizeof(text), "%d", c->iter);
     int rc = add_text_child(s, "iter-count", text);
     for (int i = 0; i < 3 && rc == 0; i++) {
@@ -246,7 +238,7 @@ static struct xml_node *pending_presence(const char *bare, const struct roster_i
             return NULL;
         }
     }
-    if (!attrs(p, "from", it->jid, "to", bare, "type", "subscribe", NULL)) {
+    if (!attr(attr(attr(p, "from", it->jid), "to", bare), "type", "subscribe")) {
         xml_free(p);
         p = NULL;
     }
@@ -255,9 +247,9 @@ static struct xml_node *pending_presence(const char *bare, const struct roster_i
 
 static int add_roster_item(struct xml_node *q, const struct roster_item *it)
 {
-    struct xml_node *i = attrs(child(q, "item", NULL), "jid", it->jid, "subscription",
-                               sub_names[it->sub & 3], "name", it->name, "ask",
-                               it->ask ? "subscribe" : NULL, NULL);
+    struct xml_node *i = attr(child(q, "item", NULL), "jid", it->jid);
+    i = attr(attr(attr(i, "subscription", sub_names[it->sub & 3]), "name", it->name), "ask",
+             it->ask ? "subscribe" : NULL);
     int rc = i ? 0 : -1;
     for (int g = 0; g < it->ngroups && rc == 0; g++) {
         rc = add_text_child(i, "group", it->groups[g]);
@@ -337,8 +329,8 @@ static int add_blocklist(struct exp *ex, struct xml_node *u, const char *bare)
         exp_fail(ex, bare, BLOCK_DOC, rc);
         return 0;
     }
-    struct xml_node *l = attrs(child(child(u, "query", NS_PRIVACY), "list", NULL), "name",
-                               BLOCK_LIST_NAME, NULL);
+    struct xml_node *l = attr(child(child(u, "query", NS_PRIVACY), "list", NULL), "name",
+                              BLOCK_LIST_NAME);
     rc = l ? 0 : -1;
     int order = 0;
     char *save = NULL;
@@ -346,10 +338,8 @@ static int add_blocklist(struct exp *ex, struct xml_node *u, const char *bare)
          line = strtok_r(NULL, "\n", &save)) {
         char ord[16];
         snprintf(ord, sizeof(ord), "%d", ++order);
-        rc = attrs(child(l, "item", NULL), "type", "jid", "value", line, "action", "deny", "order",
-                   ord, NULL)
-                 ? 0
-                 : -1;
+        struct xml_node *i = attr(attr(child(l, "item", NULL), "type", "jid"), "value", line);
+        rc = attr(attr(i, "action", "deny"), "order", ord) ? 0 : -1;
     }
     free(data);
     return rc;
@@ -420,9 +410,9 @@ static int archive_one(const struct store_arc_rec *r, void *ud)
     char id[17], stamp[40];
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)r->id);
     stamp_of(r->id, stamp, sizeof(stamp));
-    struct xml_node *f = child(attrs(child(w->parent, "result", NS_MAM), "id", id, NULL),
+    struct xml_node *f = child(attr(child(w->parent, "result", NS_MAM), "id", id),
                                "forwarded", NS_FORWARD);
-    if (!attrs(child(f, "delay", NS_DELAY), "stamp", stamp, NULL)) {
+    if (!attr(child(f, "delay", NS_DELAY), "stamp", stamp)) {
         xml_free(m);
         w->rc = -1;
         return 1;
@@ -496,7 +486,7 @@ static const char *const node_opts[NOPTS][3] = {
 
 static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
 {
-    return add_text_child(attrs(child(x, "field", NULL), "var", var, "type", type, NULL), "value",
+    return add_text_child(attr(attr(child(x, "field", NULL), "var", var), "type", type), "value",
                           value);
 }
 
@@ -504,10 +494,8 @@ static int add_field(struct xml_node *x, const char *var, const char *type, cons
  * what it does not say). */
 static int add_node_config(struct xml_node *owner, const struct xml_node *n)
 {
-    struct xml_node *x = attrs(child(attrs(child(owner, "configure", NULL), "node",
-                                           xml_attr(n, "name"), NULL),
-                                     "x", NS_XDATA),
-                               "type", "submit", NULL);
+    struct xml_node *c = attr(child(owner, "configure", NULL), "node", xml_attr(n, "name"));
+    struct xml_node *x = attr(child(c, "x", NS_XDATA), "type", "submit");
     if (!x) {
         return -1;
     }
@@ -527,7 +515,7 @@ static int add_node_config(struct xml_node *owner, const struct xml_node *n)
  * payload (if any): 0 or -1. */
 static int add_item(struct xml_node *parent, const char *id, const struct xml_node *payload)
 {
-    struct xml_node *item = attrs(child(parent, "item", NULL), "id", id, NULL);
+    struct xml_node *item = attr(child(parent, "item", NULL), "id", id);
     struct xml_node *copy = payload ? xml_copy(payload) : NULL;
     if (!item || (payload && !copy)) {
         xml_free(copy);
@@ -541,7 +529,7 @@ static int add_item(struct xml_node *parent, const char *id, const struct xml_no
 
 static int add_node_items(struct xml_node *pubsub, const struct xml_node *n)
 {
-    struct xml_node *items = attrs(child(pubsub, "items", NULL), "node", xml_attr(n, "name"), NULL);
+    struct xml_node *items = attr(child(pubsub, "items", NULL), "node", xml_attr(n, "name"));
     int rc = items ? 0 : -1;
     for (struct xml_node *i = xml_first_child(n); i && rc == 0; i = xml_next(i)) {
         rc = add_item(items, xml_attr(i, "id"), xml_first_child(i));
@@ -588,7 +576,7 @@ static int export_user(const char *bare, void *ud)
     }
     localpart(bare, local, sizeof(local));
     struct xml_node *u = xml_node_new("user", NS_PIE);
-    rc = attrs(u, "name", local, NULL) ? 0 : -1;
+    rc = attr(u, "name", local) ? 0 : -1;
     /* --ejabberd: the SHA-1 keys only (its default auth_scram_hash), in its form. */
     rc = rc < 0 ? rc : add_scram(u, "SCRAM-SHA-1", &a.sha1, ex->ejabberd);
     rc = rc < 0 || ex->ejabberd ? rc : add_scram(u, "SCRAM-SHA-256", &a.sha256, 0);
@@ -1279,9 +1267,9 @@ static struct xml_node *pep_node(struct xml_node *all, const char *name)
             return n;
         }
     }
-    struct xml_node *n = attrs(xml_add_child(all, "node", NULL), "name", name, NULL);
+    struct xml_node *n = attr(xml_add_child(all, "node", NULL), "name", name);
     for (int i = 0; n && i < NOPTS; i++) {
-        n = attrs(n, node_opts[i][0], node_opts[i][2], NULL);
+        n = attr(n, node_opts[i][0], node_opts[i][2]);
     }
     return n;
 }
@@ -1690,7 +1678,7 @@ static int write_pep(struct imp *im, struct imp_user *u)
     for (struct xml_node *n = all ? xml_first_child(all) : NULL; n && rc == 0; n = xml_next(n)) {
         char dn[64];
         const char *name = xml_attr(n, "name");
-        rc = attrs(child(index, "node", NULL), "name", name, NULL) &&
+        rc = attr(child(index, "node", NULL), "name", name) &&
                      store_pep_doc_name(name, dn, sizeof(dn)) == 0
                  ? write_element(u->bare, dn, n)
                  : -1;
