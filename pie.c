@@ -139,6 +139,26 @@ static int ejabberd_scram_parse(const char *s, struct store_account *a)
 /* ------------------------------------------------------------------ */
 /* export */
 
+/* The commands' help (xmppd -h) starts with their usage line. */
+#define HELP_INDENT "\n                                         "
+#define EXPORT_USAGE "export [--ejabberd] [FILE | -d DIR]"
+#define EXPORT_HELP                                                                \
+    EXPORT_USAGE "  write every account to a" HELP_INDENT                         \
+                 "XEP-0227 file (stdout; -d: one file per" HELP_INDENT            \
+                 "account, as Prosody's xep0227 store reads" HELP_INDENT          \
+                 "them; --ejabberd: SCRAM keys also as" HELP_INDENT               \
+                 "ejabberd's import_piefxis reads them)"
+#define IMPORT_USAGE "import [--force] FILE..."
+#define IMPORT_HELP                                                                \
+    IMPORT_USAGE "  read accounts from XEP-0227 files; --force" HELP_INDENT        \
+                 "replaces the data of existing accounts"
+
+/* A command's usage line (the first len - 1 bytes of its help) on stderr. */
+static void usage(const char *help, size_t len)
+{
+    fprintf(stderr, "usage: xmppd [-c FILE] %.*s\n", (int)len - 1, help);
+}
+
 struct exp {
     struct buf out;
     FILE *stream;    /* stdout, or NULL when out collects a whole file */
@@ -625,7 +645,7 @@ static int pie_export(int argc, char **argv)
     } else if (argc == 2 && argv[1][0] != '-') {
         ex.stream = NULL;
     } else if (argc != 1) {
-        fprintf(stderr, "usage: xmppd [-c FILE] export [--ejabberd] [FILE | -d DIR]\n");
+        usage(EXPORT_HELP, sizeof(EXPORT_USAGE));
         return 2;
     }
     if (ex.stream && store_fd_readable_by_others(fileno(ex.stream))) {
@@ -1782,7 +1802,7 @@ static int pie_import(int argc, char **argv)
         first = 2;
     }
     if (first >= argc) {
-        fprintf(stderr, "usage: xmppd [-c FILE] import [--force] FILE...\n");
+        usage(IMPORT_HELP, sizeof(IMPORT_USAGE));
         return 2;
     }
     for (int i = first; i < argc; i++) {
@@ -1809,13 +1829,6 @@ static int pie_import(int argc, char **argv)
 
 HOOK_SERVICE(pie)
 {
-    hook_command("export", pie_export,
-                 "export [--ejabberd] [FILE | -d DIR]  write every account to a\n"
-                 "                                         XEP-0227 file (stdout; -d: one file per\n"
-                 "                                         account, as Prosody's xep0227 store reads\n"
-                 "                                         them; --ejabberd: SCRAM keys also as\n"
-                 "                                         ejabberd's import_piefxis reads them)");
-    hook_command("import", pie_import,
-                 "import [--force] FILE...  read accounts from XEP-0227 files; --force\n"
-                 "                                         replaces the data of existing accounts");
+    hook_command("export", pie_export, EXPORT_HELP);
+    hook_command("import", pie_import, IMPORT_HELP);
 }
