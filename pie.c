@@ -712,14 +712,16 @@ struct imp {
     size_t npaths;
     int errors;
     int force;
+    const struct imp_user *user; /* the one being checked or written; NULL: reading files */
 };
 
-static void imp_err(struct imp *im, const struct imp_user *u, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void imp_err(struct imp *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void imp_err(struct imp *im, const struct imp_user *u, const char *fmt, ...)
+/* An error, where it is: the file's line, or the user element's. */
+static void imp_err(struct imp *im, const char *fmt, ...)
 {
     va_list ap;
+    const struct imp_user *u = im->user;
     if (u) {
         fprintf(stderr, "%s:%d: user %s: ", u->file, u->line, u->bare[0] ? u->bare : "?");
     } else {
@@ -767,7 +769,7 @@ static int host_ok(struct imp *im, const struct xml_node *host)
     char norm[JID_MAX + 1];
     struct jid j;
     if (!jid || jid_parse(jid, norm, sizeof(norm), &j) < 0 || strcmp(norm, g_config->domain)) {
-        imp_err(im, NULL, "host '%s' is not this server's domain (%s)", jid ? jid : "",
+        imp_err(im, "host '%s' is not this server's domain (%s)", jid ? jid : "",
                 g_config->domain);
         return 0;
     }
@@ -784,7 +786,7 @@ static int on_root(void *ud, const struct xml_node *root)
         return host_ok(im, root) ? 0 : 1;
     }
     if (!is_el(root, "server-data", NS_PIE)) {
-        imp_err(im, NULL, "not a XEP-0227 file (the root must be <server-data xmlns='%s'>)",
+        imp_err(im, "not a XEP-0227 file (the root must be <server-data xmlns='%s'>)",
                 NS_PIE);
         return 1;
     }
@@ -830,7 +832,7 @@ static int on_host(void *ud, struct xml_node *host)
         return 0; /* read once this file is done (read_includes) */
     }
     if (!is_el(host, "host", NS_PIE)) {
-        imp_err(im, NULL, "<%s/> where <host/> was expected", xml_name(host));
+        imp_err(im, "<%s/> where <host/> was expected", xml_name(host));
         return 0;
     }
     if (!host_ok(im, host)) {
@@ -915,11 +917,11 @@ static int read_file(struct imp *im, const char *path, int nested)
         off += n;
     }
     if (e == XML_ERR_LIMIT) {
-        imp_err(im, NULL, "an element is too deep, or has too many attributes or too long a name");
+        imp_err(im, "an element is too deep, or has too many attributes or too long a name");
     } else if (e != XML_OK && e != XML_ERR_STOPPED) {
-        imp_err(im, NULL, "%s", xml_err_str(e));
+        imp_err(im, "%s", xml_err_str(e));
     } else if (e == XML_OK && !im->closed) {
-        imp_err(im, NULL, "the file ends before the end tag of its root (truncated?)");
+        imp_err(im, "the file ends before the end tag of its root (truncated?)");
     }
     xml_parser_free(p);
     free(data);
@@ -1051,15 +1053,15 @@ static int user_creds(const struct xml_node *u, struct store_account *a, int der
 }
 
 /* n things where option allows max: over it is an error. */
-static void check_count(struct imp *im, struct imp_user *u, int n, int max, const char *what,
+static void check_count(struct imp *im, int n, int max, const char *what,
                         const char *option)
 {
     if (n > max) {
-        imp_err(im, u, "%d %s, over %s (%d)", n, what, option, max);
+        imp_err(im, "%d %s, over %s (%d)", n, what, option, max);
     }
 }
 
-static void check_roster(struct imp *im, struct imp_user *u, const struct xml_node *q)
+static void check_roster(struct imp *im, const struct xml_node *q)
 {
     int n = 0;
     char jid[JID_MAX + 1];
@@ -1072,44 +1074,44 @@ static void check_roster(struct imp *im, struct imp_user *u, const struct xml_no
         const char *name = xml_attr(i, "name");
         int groups = 0;
         if (parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0) {
-            imp_err(im, u, "roster item: bad JID '%s'", str0(xml_attr(i, "jid")));
+            imp_err(im, "roster item: bad JID '%s'", str0(xml_attr(i, "jid")));
         }
         if (sub && index_of(sub, "none\0to\0from\0both\0remove\0") < 0) {
-            imp_err(im, u, "roster item %s: bad %s '%s'", jid, "subscription", sub);
+            imp_err(im, "roster item %s: bad %s '%s'", jid, "subscription", sub);
         }
         if (ask && !eq(ask, "subscribe")) {
-            imp_err(im, u, "roster item %s: bad %s '%s'", jid, "ask", ask);
+            imp_err(im, "roster item %s: bad %s '%s'", jid, "ask", ask);
         }
         if (name && strlen(name) > ROSTER_NAME_MAX) {
-            imp_err(im, u, "roster item %s: name over %d bytes", jid, ROSTER_NAME_MAX);
+            imp_err(im, "roster item %s: name over %d bytes", jid, ROSTER_NAME_MAX);
         }
         for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
             if (is_el(g, "group", NULL) &&
                 (++groups > ROSTER_GROUPS_MAX || strlen(xml_text(g)) > ROSTER_GROUP_MAX)) {
-                imp_err(im, u, "roster item %s: over %d groups or a group over %d bytes", jid,
+                imp_err(im, "roster item %s: over %d groups or a group over %d bytes", jid,
                         ROSTER_GROUPS_MAX, ROSTER_GROUP_MAX);
                 break;
             }
         }
         n++;
     }
-    check_count(im, u, n, g_config->max_roster_items, "roster items", "max_roster_items");
+    check_count(im, n, g_config->max_roster_items, "roster items", "max_roster_items");
 }
 
 /* el as it will be stored (serialised as the writes do it): at most max
  * bytes, and read back whole by the server, which parses every stored
  * payload again with the stanza limits (max_xml_depth counts from el, not
  * from the file's root): what it would drop is refused here. */
-static void check_size(struct imp *im, struct imp_user *u, const struct xml_node *el,
+static void check_size(struct imp *im, const struct xml_node *el,
                        const char *what, size_t max)
 {
     struct buf b;
     if (serialize(el, NS_CLIENT, &b, max) < 0) {
-        imp_err(im, u, "%s over %zu bytes", what, max);
+        imp_err(im, "%s over %zu bytes", what, max);
     } else {
         struct xml_node *back = im_parse_stored(buf_ptr(&b), buf_len(&b), xml_name(el), xml_ns(el));
         if (!back) {
-            imp_err(im, u, "%s that the server would not read back (nested deeper than "
+            imp_err(im, "%s that the server would not read back (nested deeper than "
                     "max_xml_depth, %d?)", what, g_config->max_xml_depth);
         }
         xml_free(back);
@@ -1142,7 +1144,7 @@ static void check_messages(struct imp *im, struct imp_user *u, const struct xml_
     int n = 0;
     for (struct xml_node *m = xml_first_child(off); m; m = xml_next(m)) {
         if (!is_el(m, "message", NS_CLIENT)) {
-            imp_err(im, u, "<offline-messages/> holds a <%s/>, not a jabber:client message",
+            imp_err(im, "<offline-messages/> holds a <%s/>, not a jabber:client message",
                     xml_name(m));
             continue;
         }
@@ -1151,17 +1153,17 @@ static void check_messages(struct imp *im, struct imp_user *u, const struct xml_
          * stores one offline, and a file must not either. */
         if (xml_child(m, "sent", NS_CARBONS) || xml_child(m, "received", NS_CARBONS) ||
             xml_child(m, "result", NS_MAM)) {
-            imp_err(im, u, "an offline message in a carbons or MAM envelope (only a server "
+            imp_err(im, "an offline message in a carbons or MAM envelope (only a server "
                     "makes them)");
         }
         /* A file must not queue messages for someone else's account. */
         if (xml_attr(m, "to") && !jid_is_account(xml_attr(m, "to"), u->bare)) {
-            imp_err(im, u, "an offline message to '%s', not to this account", xml_attr(m, "to"));
+            imp_err(im, "an offline message to '%s', not to this account", xml_attr(m, "to"));
         }
-        check_size(im, u, m, "an offline message", (size_t)g_config->max_stanza_size);
+        check_size(im, m, "an offline message", (size_t)g_config->max_stanza_size);
         n++;
     }
-    check_count(im, u, n, g_config->max_offline_messages, "offline messages",
+    check_count(im, n, g_config->max_offline_messages, "offline messages",
                 "max_offline_messages");
 }
 
@@ -1218,7 +1220,7 @@ static void check_archive(struct imp *im, struct imp_user *u, const struct xml_n
         uint64_t when;
         struct xml_node *m = is_el(r, "result", NULL) ? result_message(r, &when) : NULL;
         if (!m) {
-            imp_err(im, u, "archive: a <%s/> that is not a <result/> with a forwarded message "
+            imp_err(im, "archive: a <%s/> that is not a <result/> with a forwarded message "
                     "and its delay stamp", xml_name(r));
             continue;
         }
@@ -1226,13 +1228,13 @@ static void check_archive(struct imp *im, struct imp_user *u, const struct xml_n
          * would show up in its history as if it had taken part. */
         if (!jid_is_account(xml_attr(m, "from"), u->bare) &&
             !jid_is_account(xml_attr(m, "to"), u->bare)) {
-            imp_err(im, u, "archive: a message neither from nor to this account");
+            imp_err(im, "archive: a message neither from nor to this account");
         }
-        check_size(im, u, m, "an archived message", STORE_RECORD_MAX / 2);
+        check_size(im, m, "an archived message", STORE_RECORD_MAX / 2);
     }
 }
 
-static void check_blocked(struct imp *im, struct imp_user *u, const struct xml_node *list)
+static void check_blocked(struct imp *im, const struct xml_node *list)
 {
     char jid[JID_MAX + 1];
     struct jid j;
@@ -1243,12 +1245,12 @@ static void check_blocked(struct imp *im, struct imp_user *u, const struct xml_n
         if (jid_attr || eq(type, "jid")) {
             const char *s = jid_attr ? jid_attr : v;
             if (!s || jid_parse(s, jid, sizeof(jid), &j) < 0) {
-                imp_err(im, u, "block list: bad JID '%s'", s ? s : "");
+                imp_err(im, "block list: bad JID '%s'", s ? s : "");
             }
             n++;
         }
     }
-    check_count(im, u, n, g_config->max_blocklist_items, "blocked JIDs", "max_blocklist_items");
+    check_count(im, n, g_config->max_blocklist_items, "blocked JIDs", "max_blocklist_items");
 }
 
 /* The privacy list that holds XEP-0191 blocks: ejabberd's, else the default. */
@@ -1323,7 +1325,7 @@ static int pep_configure(struct xml_node *n, const struct xml_node *x)
 
 /* Items of one <items/> onto its node, oldest first, the newest max kept
  * (as pep.c trims a node). */
-static int pep_add_items(struct imp *im, struct imp_user *u, struct xml_node *n,
+static int pep_add_items(struct imp *im, struct xml_node *n,
                          const struct xml_node *items)
 {
     int count = 0, max = atoi(xml_attr(n, "max"));
@@ -1340,11 +1342,11 @@ static int pep_add_items(struct imp *im, struct imp_user *u, struct xml_node *n,
         char gen[32];
         snprintf(gen, sizeof(gen), "imported-%d", k);
         if (id && strlen(id) > JID_MAX) {
-            imp_err(im, u, "PEP node %s: an item id over %d bytes", xml_attr(n, "name"), JID_MAX);
+            imp_err(im, "PEP node %s: an item id over %d bytes", xml_attr(n, "name"), JID_MAX);
             continue;
         }
         if (p && serialized_size(p, NS_CLIENT) > (size_t)g_config->pep_max_item_bytes) {
-            imp_err(im, u, "PEP node %s: an item over pep_max_item_bytes (%d)",
+            imp_err(im, "PEP node %s: an item over pep_max_item_bytes (%d)",
                     xml_attr(n, "name"), g_config->pep_max_item_bytes);
             continue;
         }
@@ -1373,23 +1375,23 @@ static struct xml_node *pep_build(struct imp *im, struct imp_user *u, int *rc)
                 continue;
             }
             if (!name || !name[0] || strlen(name) > PEP_NODE_NAME_MAX) {
-                imp_err(im, u, "a PEP node without a name, or one over %d bytes",
+                imp_err(im, "a PEP node without a name, or one over %d bytes",
                         PEP_NODE_NAME_MAX);
                 continue;
             }
             struct xml_node *n = pep_node(all, name);
             struct xml_node *x = pass ? NULL : xml_child(c, "x", NS_XDATA);
-            *rc = !n ? -1 : pass ? pep_add_items(im, u, n, c) : x ? pep_configure(n, x) : 0;
+            *rc = !n ? -1 : pass ? pep_add_items(im, n, c) : x ? pep_configure(n, x) : 0;
         }
     }
     size_t nodes = 0, bytes = 0;
     for (struct xml_node *n = all ? xml_first_child(all) : NULL; n; n = xml_next(n)) {
         nodes++;
         bytes += serialized_size(n, NS_PEP_STORE);
-        check_size(im, u, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
+        check_size(im, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
     }
     if (nodes > (size_t)g_config->pep_max_nodes || bytes > (size_t)g_config->pep_max_account_bytes) {
-        imp_err(im, u, "%zu PEP nodes of %zu bytes, over pep_max_nodes (%d) or "
+        imp_err(im, "%zu PEP nodes of %zu bytes, over pep_max_nodes (%d) or "
                 "pep_max_account_bytes (%d)", nodes, bytes, g_config->pep_max_nodes,
                 g_config->pep_max_account_bytes);
     }
@@ -1411,6 +1413,7 @@ static int iterations_over(const struct store_account *a)
 
 static void check_user(struct imp *im, struct imp_user *u)
 {
+    im->user = u;
     const char *name = xml_attr(u->el, "name"), *why = NULL;
     char jid[JID_MAX + 1];
     snprintf(jid, sizeof(jid), "%s@%s", name ? name : "", g_config->domain);
@@ -1418,33 +1421,33 @@ static void check_user(struct imp *im, struct imp_user *u)
     if (!name || jid_parse(jid, u->bare, sizeof(u->bare), &j) < 0 || !j.local_len ||
         j.resource_len) {
         u->bare[0] = '\0';
-        imp_err(im, u, "'%s' is not a valid user name", name ? name : "");
+        imp_err(im, "'%s' is not a valid user name", name ? name : "");
         return;
     }
     if (!store_account_name_ok(u->bare)) {
         /* Found here, not half-way through the writes. */
         u->bare[0] = '\0';
-        imp_err(im, u, "'%.32s...' is too long a user name for this store", name);
+        imp_err(im, "'%.32s...' is too long a user name for this store", name);
         return;
     }
     for (struct imp_user *o = im->users; o < u; o++) {
         if (eq(o->bare, u->bare)) {
-            imp_err(im, u, "also at %s:%d (an account appears twice)", o->file, o->line);
+            imp_err(im, "also at %s:%d (an account appears twice)", o->file, o->line);
             return;
         }
     }
     u->exists = store_account_exists(u->bare);
     if (u->exists && !im->force) {
-        imp_err(im, u, "the account exists here (import --force replaces its data)");
+        imp_err(im, "the account exists here (import --force replaces its data)");
     }
     if (!u->exists && !jid_local_new_ok(name)) {
-        imp_err(im, u, "the name mixes scripts (a look-alike of another name)");
+        imp_err(im, "the name mixes scripts (a look-alike of another name)");
     }
     struct store_account a;
     if (user_creds(u->el, &a, 0, &why) < 0) {
-        imp_err(im, u, "%s", why);
+        imp_err(im, "%s", why);
     } else if (iterations_over(&a)) {
-        imp_err(im, u, "a SCRAM iteration count over import_max_scram_iterations (%d)",
+        imp_err(im, "a SCRAM iteration count over import_max_scram_iterations (%d)",
                 g_config->import_max_scram_iterations);
     }
     memset(&a, 0, sizeof(a));
@@ -1454,18 +1457,18 @@ static void check_user(struct imp *im, struct imp_user *u)
                              : is_el(c, "query", NS_PRIVACY)  ? block_list_of(c)
                                                               : NULL;
         if (l) {
-            check_blocked(im, u, l);
+            check_blocked(im, l);
         } else if (is_el(c, "query", NS_ROSTER)) {
-            check_roster(im, u, c);
+            check_roster(im, c);
         } else if (is_pending(c)) {
             if (parse_bare(xml_attr(c, "from"), jid, sizeof(jid)) < 0) {
-                imp_err(im, u, "pending subscription: bad from '%s'", str0(xml_attr(c, "from")));
+                imp_err(im, "pending subscription: bad from '%s'", str0(xml_attr(c, "from")));
             }
             pending++;
         } else if (is_el(c, "vCard", NS_VCARD)) {
-            check_size(im, u, c, "the vCard", (size_t)g_config->max_vcard_size);
+            check_size(im, c, "the vCard", (size_t)g_config->max_vcard_size);
         } else if (is_el(c, "query", NS_PRIVATE)) {
-            check_size(im, u, c, "private XML", (size_t)g_config->max_private_size);
+            check_size(im, c, "private XML", (size_t)g_config->max_private_size);
         } else if (is_el(c, "offline-messages", NULL)) {
             check_messages(im, u, c);
         } else if (is_el(c, "archive", NS_PIE_MAM)) {
@@ -1474,7 +1477,7 @@ static void check_user(struct imp *im, struct imp_user *u)
     }
     int rc = 0;
     xml_free(pep_build(im, u, &rc));
-    check_count(im, u, pending, g_config->max_roster_items, "pending subscriptions",
+    check_count(im, pending, g_config->max_roster_items, "pending subscriptions",
                 "max_roster_items");
 }
 
@@ -1729,6 +1732,7 @@ static int locked_creds(struct store_account *a)
 
 static int write_user(struct imp *im, struct imp_user *u)
 {
+    im->user = u;
     struct store_account a;
     int rc = locked_creds(&a);
     if (rc == 0) {
@@ -1736,7 +1740,7 @@ static int write_user(struct imp *im, struct imp_user *u)
     }
     memset(&a, 0, sizeof(a));
     if (rc < 0) {
-        imp_err(im, u, "cannot create the account (%s)",
+        imp_err(im, "cannot create the account (%s)",
                 rc == STORE_EEXIST ? "made meanwhile by someone else" : "store error");
         return -1;
     }
@@ -1770,7 +1774,7 @@ static int write_user(struct imp *im, struct imp_user *u)
         memset(&a, 0, sizeof(a));
     }
     if (rc < 0) {
-        imp_err(im, u, "cannot write its %s (%s; run the import again with --force)", step,
+        imp_err(im, "cannot write its %s (%s; run the import again with --force)", step,
                 why ? why : "store error");
         return -1;
     }
