@@ -741,22 +741,18 @@ static void imp_err(struct imp *im, const char *fmt, ...)
 static int scan_user_lines(struct imp *im, const char *data, size_t len)
 {
     int line = 1;
-    size_t cap = 0;
     im->nlines = im->next_line = 0;
     for (size_t i = 0; i < len; i++) {
         if (data[i] == '\n') {
             line++;
         } else if (data[i] == '<' && i + 5 < len && memcmp(data + i + 1, "user", 4) == 0 &&
                    strchr(" \t\r\n/>", data[i + 5])) {
-            if (im->nlines == cap) {
-                cap = cap ? 2 * cap : 64;
-                int *n = realloc(im->user_lines, cap * sizeof(*n));
-                if (!n) {
-                    return -1;
-                }
-                im->user_lines = n;
+            int *n = realloc(im->user_lines, (im->nlines + 1) * sizeof(*n));
+            if (!n) {
+                return -1;
             }
-            im->user_lines[im->nlines++] = line;
+            im->user_lines = n;
+            n[im->nlines++] = line;
         }
     }
     return 0;
@@ -869,16 +865,14 @@ static void read_includes(struct imp *im, const char *path, size_t first, int ne
         const char *slash = strrchr(path, '/');
         int dirlen = slash ? (int)(slash - path) + 1 : 0;
         char **np = realloc(im->paths, (im->npaths + 1) * sizeof(*np));
-        size_t sz = (size_t)dirlen + strlen(href) + 1;
-        char *full = np ? malloc(sz) : NULL;
+        char *full = NULL;
         if (np) {
             im->paths = np;
         }
-        if (!full) {
+        if (!np || asprintf(&full, "%.*s%s", dirlen, path, href) < 0) {
             im->errors++;
             continue;
         }
-        snprintf(full, sz, "%.*s%s", dirlen, path, href);
         im->paths[im->npaths++] = full;
         read_file(im, full, 1);
     }
@@ -1179,14 +1173,13 @@ static uint64_t parse_stamp(const char *s)
         return 0;
     }
     const char *p = s + used;
-    uint64_t frac = 0, scale = 1000000;
+    uint64_t frac = 0; /* microseconds: the first 6 digits of the fraction */
     if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++) {
-            if (scale > 1) {
-                scale /= 10;
-                frac += (uint64_t)(*p - '0') * scale;
-            }
+        size_t digits = strspn(++p, "0123456789");
+        for (size_t i = 0; i < 6; i++) {
+            frac = frac * 10 + (i < digits ? (uint64_t)(p[i] - '0') : 0);
         }
+        p += digits;
     }
     long off = 0;
     int oh = 0, om = 0;
