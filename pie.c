@@ -465,10 +465,12 @@ static int add_archive(struct exp *ex, struct xml_node *u, const char *bare)
  * <node/> elements (NULL with *rc STORE_ENOENT when it has none). */
 static struct xml_node *pep_nodes(const char *bare, int *rc)
 {
-    struct xml_node *index = read_element(bare, PEP_INDEX_DOC, "pep", NS_PEP_INDEX, PEP_DOC_MAX, rc);
+    struct xml_node *index =
+        read_element(bare, PEP_INDEX_DOC, "pep", NS_PEP_INDEX, PEP_DOC_MAX, rc);
     if (!index) {
-        return *rc == STORE_ENOENT ? read_element(bare, PEP_OLD_DOC, "pep", NS_PEP_STORE, PEP_DOC_MAX, rc)
-                                   : NULL;
+        return *rc == STORE_ENOENT
+                   ? read_element(bare, PEP_OLD_DOC, "pep", NS_PEP_STORE, PEP_DOC_MAX, rc)
+                   : NULL;
     }
     struct xml_node *all = xml_node_new("pep", NS_PEP_STORE);
     *rc = all ? STORE_OK : STORE_EIO;
