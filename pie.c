@@ -1049,8 +1049,7 @@ static int user_creds(const struct xml_node *u, struct store_account *a, int der
 }
 
 /* n things where option allows max: over it is an error. */
-static void check_count(struct imp *im, int n, int max, const char *what,
-                        const char *option)
+static void check_count(struct imp *im, int n, int max, const char *what, const char *option)
 {
     if (n > max) {
         imp_err(im, "%d %s, over %s (%d)", n, what, option, max);
@@ -1098,8 +1097,7 @@ static void check_roster(struct imp *im, const struct xml_node *q)
  * bytes, and read back whole by the server, which parses every stored
  * payload again with the stanza limits (max_xml_depth counts from el, not
  * from the file's root): what it would drop is refused here. */
-static void check_size(struct imp *im, const struct xml_node *el,
-                       const char *what, size_t max)
+static void check_size(struct imp *im, const struct xml_node *el, const char *what, size_t max)
 {
     struct buf b;
     if (serialize(el, NS_CLIENT, &b, max) < 0) {
@@ -1320,8 +1318,7 @@ static int pep_configure(struct xml_node *n, const struct xml_node *x)
 
 /* Items of one <items/> onto its node, oldest first, the newest max kept
  * (as pep.c trims a node). */
-static int pep_add_items(struct imp *im, struct xml_node *n,
-                         const struct xml_node *items)
+static int pep_add_items(struct imp *im, struct xml_node *n, const struct xml_node *items)
 {
     int count = 0, max = atoi(xml_attr(n, "max"));
     for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
