@@ -953,6 +953,13 @@ static int serialize(const struct xml_node *n, const char *default_ns, struct bu
     return xml_serialize(n, default_ns, b);
 }
 
+/* Document doc becomes what b holds, or (b NULL) is deleted if present. */
+static int doc_set(const char *bare, const char *doc, const struct buf *b)
+{
+    int d = b ? store_doc_put(bare, doc, buf_ptr(b), buf_len(b)) : store_doc_delete(bare, doc);
+    return d == STORE_OK || (!b && d == STORE_ENOENT) ? 0 : -1;
+}
+
 static size_t serialized_size(const struct xml_node *n, const char *default_ns)
 {
     struct buf b;
@@ -1207,43 +1214,108 @@ static struct xml_node *result_message(const struct xml_node *r, uint64_t *when)
     return m && *when ? m : NULL;
 }
 
-static void check_archive(struct imp *im, struct imp_user *u, const struct xml_node *arc)
+/* An <archive/>: checked, or (write) its messages appended to the account's
+ * archive. Records keep their time (the archive id) and are keyed, as mam.c
+ * keys them, by the peer's bare JID, flagged when the account sent them. */
+static int archive_walk(struct imp *im, const struct xml_node *arc, int write)
 {
-    for (struct xml_node *r = xml_first_child(arc); r; r = xml_next(r)) {
-        uint64_t when;
+    const char *bare = im->user->bare;
+    int rc = 0;
+    for (struct xml_node *r = arc ? xml_first_child(arc) : NULL; r && rc == 0; r = xml_next(r)) {
+        uint64_t when, id;
         struct xml_node *m = is_el(r, "result", NULL) ? result_message(r, &when) : NULL;
         if (!m) {
             imp_err(im, "archive: a <%s/> that is not a <result/> with a forwarded message "
                     "and its delay stamp", xml_name(r));
             continue;
         }
-        /* Only the account's own conversations: a result between two others
-         * would show up in its history as if it had taken part. */
-        if (!jid_is_account(xml_attr(m, "from"), u->bare) &&
-            !jid_is_account(xml_attr(m, "to"), u->bare)) {
-            imp_err(im, "archive: a message neither from nor to this account");
+        char fb[JID_MAX + 1], tb[JID_MAX + 1];
+        bare_of(xml_attr(m, "from"), fb);
+        bare_of(xml_attr(m, "to"), tb);
+        unsigned flags = eq(fb, bare) ? MAM_OUT : 0;
+        const char *with = flags ? tb : fb;
+        if (!write) {
+            /* Only the account's own conversations: a result between two
+             * others would show up in its history as if it had taken part. */
+            if (!flags && !eq(tb, bare)) {
+                imp_err(im, "archive: a message neither from nor to this account");
+            }
+            check_size(im, m, "an archived message", STORE_RECORD_MAX / 2);
+            continue;
         }
-        check_size(im, m, "an archived message", STORE_RECORD_MAX / 2);
+        struct buf b;
+        rc = serialize(m, NS_CLIENT, &b, STORE_RECORD_MAX);
+        if (rc == 0) {
+            struct store_arc_rec rec = {when, flags, with, strlen(with), buf_ptr(&b), buf_len(&b)};
+            struct store_arc_limits lim = {(uint64_t)g_config->mam_max_bytes, 0};
+            rc = store_arc_append_at(bare, &rec, &lim, &id);
+        }
+        buf_free(&b);
     }
+    rc = write && store_arc_sync() ? -1 : rc;
+    return rc < 0 ? -1 : 0;
 }
 
-static void check_blocked(struct imp *im, const struct xml_node *list)
+static int cmp_str(const void *a, const void *b)
 {
-    char jid[JID_MAX + 1];
-    struct jid j;
-    int n = 0;
-    for (struct xml_node *i = xml_first_child(list); i; i = xml_next(i)) {
-        const char *type = xml_attr(i, "type"), *v = xml_attr(i, "value");
-        const char *jid_attr = xml_attr(i, "jid");
-        if (jid_attr || eq(type, "jid")) {
-            const char *s = jid_attr ? jid_attr : v;
-            if (!s || jid_parse(s, jid, sizeof(jid), &j) < 0) {
-                imp_err(im, "block list: bad JID '%s'", s ? s : "");
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The JIDs a block list holds (XEP-0191 <item jid=/>, or privacy list items
+ * of type jid): checked, or (write) stored as blocking.c keeps them:
+ * normalised, sorted, no duplicates; only the privacy items that deny. */
+static int block_walk(struct imp *im, const struct xml_node *list, int write)
+{
+    size_t n = 0;
+    char **jids = NULL;
+    int rc = 0;
+    for (struct xml_node *i = list ? xml_first_child(list) : NULL; i && rc == 0; i = xml_next(i)) {
+        const char *s = xml_attr(i, "jid");
+        int typed = !s && eq(xml_attr(i, "type"), "jid");
+        if (typed) {
+            s = xml_attr(i, "value");
+        } else if (!s) {
+            continue;
+        }
+        char norm[JID_MAX + 1];
+        struct jid j;
+        int ok = s && jid_parse(s, norm, sizeof(norm), &j) == 0;
+        if (!write) {
+            if (!ok) {
+                imp_err(im, "block list: bad JID '%s'", str0(s));
             }
             n++;
+            continue;
         }
+        if (!ok || (typed && !eq(xml_attr(i, "action"), "deny"))) {
+            continue;
+        }
+        char **g = realloc(jids, (n + 1) * sizeof(*g));
+        rc = g && (g[n] = strdup(norm)) ? 0 : -1;
+        jids = g ? g : jids;
+        n += rc == 0;
     }
-    check_count(im, n, g_config->max_blocklist_items, "blocked JIDs", "max_blocklist_items");
+    if (!write) {
+        check_count(im, (int)n, g_config->max_blocklist_items, "blocked JIDs",
+                    "max_blocklist_items");
+        return 0;
+    }
+    if (n > 1) {
+        qsort(jids, n, sizeof(*jids), cmp_str);
+    }
+    struct buf b;
+    buf_init(&b, STORE_RECORD_MAX);
+    rc = rc < 0 ? rc : buf_puts(&b, BLOCK_HEADER);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && (i == 0 || !eq(jids[i], jids[i - 1]))) {
+            rc = buf_printf(&b, "%s\n", jids[i]);
+        }
+        free(jids[i]);
+    }
+    free(jids);
+    rc = rc < 0 ? rc : doc_set(im->user->bare, BLOCK_DOC, n ? &b : NULL);
+    buf_free(&b);
+    return rc;
 }
 
 /* The privacy list that holds XEP-0191 blocks: ejabberd's, else the default. */
@@ -1449,7 +1521,7 @@ static void check_user(struct imp *im, struct imp_user *u)
                              : is_el(c, "query", NS_PRIVACY)  ? block_list_of(c)
                                                               : NULL;
         if (l) {
-            check_blocked(im, l);
+            block_walk(im, l, 0);
         } else if (is_el(c, "query", NS_ROSTER)) {
             check_roster(im, c);
         } else if (is_pending(c)) {
@@ -1464,7 +1536,7 @@ static void check_user(struct imp *im, struct imp_user *u)
         } else if (is_el(c, "offline-messages", NULL)) {
             check_messages(im, u, c);
         } else if (is_el(c, "archive", NS_PIE_MAM)) {
-            check_archive(im, u, c);
+            archive_walk(im, c, 0);
         }
     }
     int rc = 0;
@@ -1474,13 +1546,6 @@ static void check_user(struct imp *im, struct imp_user *u)
 }
 
 /* ---- writes, once everything passed ---- */
-
-/* Document doc becomes what b holds, or (b NULL) is deleted if present. */
-static int doc_set(const char *bare, const char *doc, const struct buf *b)
-{
-    int d = b ? store_doc_put(bare, doc, buf_ptr(b), buf_len(b)) : store_doc_delete(bare, doc);
-    return d == STORE_OK || (!b && d == STORE_ENOENT) ? 0 : -1;
-}
 
 static unsigned sub_bits(const char *s)
 {
@@ -1592,51 +1657,6 @@ static int write_element(const char *bare, const char *doc, const struct xml_nod
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* blocking.c's document: normalised JIDs, sorted, no duplicates. */
-static int write_blocklist(const char *bare, const struct xml_node *list)
-{
-    size_t n = 0;
-    char **jids = NULL;
-    int rc = 0;
-    for (struct xml_node *i = list ? xml_first_child(list) : NULL; i && rc == 0; i = xml_next(i)) {
-        const char *type = xml_attr(i, "type"), *action = xml_attr(i, "action");
-        const char *s = xml_attr(i, "jid");
-        if (!s && eq(type, "jid") && eq(action, "deny")) {
-            s = xml_attr(i, "value");
-        }
-        char norm[JID_MAX + 1];
-        struct jid j;
-        if (!s || jid_parse(s, norm, sizeof(norm), &j) < 0) {
-            continue;
-        }
-        char **g = realloc(jids, (n + 1) * sizeof(*g));
-        rc = g && (g[n] = strdup(norm)) ? 0 : -1;
-        jids = g ? g : jids;
-        n += rc == 0;
-    }
-    if (n > 1) {
-        qsort(jids, n, sizeof(*jids), cmp_str);
-    }
-    struct buf b;
-    buf_init(&b, STORE_RECORD_MAX);
-    rc = rc < 0 ? rc : buf_puts(&b, BLOCK_HEADER);
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0 && (i == 0 || !eq(jids[i], jids[i - 1]))) {
-            rc = buf_printf(&b, "%s\n", jids[i]);
-        }
-        free(jids[i]);
-    }
-    free(jids);
-    rc = rc < 0 ? rc : doc_set(bare, BLOCK_DOC, n ? &b : NULL);
-    buf_free(&b);
-    return rc;
-}
-
 static int write_offline(const char *bare, const struct xml_node *off)
 {
     int rc = store_offline_clear(bare);
@@ -1649,33 +1669,6 @@ static int write_offline(const char *bare, const struct xml_node *off)
                  : -1;
         buf_free(&b);
     }
-    return rc < 0 ? -1 : 0;
-}
-
-/* Archive records keep their time (the archive id) and are keyed, as mam.c
- * keys them, by the peer's bare JID, flagged when the account sent them. */
-static int write_archive(const char *bare, const struct xml_node *arc)
-{
-    int rc = 0;
-    for (struct xml_node *r = arc ? xml_first_child(arc) : NULL; r && rc == 0; r = xml_next(r)) {
-        uint64_t when, id;
-        struct xml_node *m = result_message(r, &when);
-        char fb[JID_MAX + 1], tb[JID_MAX + 1];
-        bare_of(xml_attr(m, "from"), fb);
-        bare_of(xml_attr(m, "to"), tb);
-        unsigned flags = eq(fb, bare) ? MAM_OUT : 0;
-        const char *with = flags ? tb : fb;
-        struct buf b;
-        if (serialize(m, NS_CLIENT, &b, STORE_RECORD_MAX) == 0) {
-            struct store_arc_rec rec = {when, flags, with, strlen(with), buf_ptr(&b), buf_len(&b)};
-            struct store_arc_limits lim = {(uint64_t)g_config->mam_max_bytes, 0};
-            rc = store_arc_append_at(bare, &rec, &lim, &id);
-        } else {
-            rc = -1;
-        }
-        buf_free(&b);
-    }
-    rc = store_arc_sync() ? -1 : rc;
     return rc < 0 ? -1 : 0;
 }
 
@@ -1747,13 +1740,13 @@ static int write_user(struct imp *im, struct imp_user *u)
         rc = write_element(u->bare, PRIVATE_DOC, xml_child(u->el, "query", NS_PRIVATE));
     }
     if (rc == 0 && (step = "block list")) {
-        rc = write_blocklist(u->bare, blocks ? blocks : privacy ? block_list_of(privacy) : NULL);
+        rc = block_walk(im, blocks ? blocks : privacy ? block_list_of(privacy) : NULL, 1);
     }
     if (rc == 0 && (step = "offline messages")) {
         rc = write_offline(u->bare, xml_child(u->el, "offline-messages", NULL));
     }
     if (rc == 0 && (step = "message archive")) {
-        rc = write_archive(u->bare, xml_child(u->el, "archive", NS_PIE_MAM));
+        rc = archive_walk(im, xml_child(u->el, "archive", NS_PIE_MAM), 1);
     }
     if (rc == 0 && (step = "PEP nodes")) {
         rc = write_pep(im, u);
