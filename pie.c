@@ -1063,19 +1063,65 @@ static void check_count(struct imp *im, int n, int max, const char *what, const 
     }
 }
 
-static void check_roster(struct imp *im, const struct xml_node *q)
+static unsigned sub_bits(const char *s)
 {
-    int n = 0;
+    int i = index_of(s, "none\0to\0from\0both\0"); /* the order of sub_names */
+    return i < 0 ? 0 : (unsigned)i;
+}
+
+static char *dup_str(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int roster_item_from(struct roster_item *it, const struct xml_node *i)
+{
+    it->sub = sub_bits(xml_attr(i, "subscription"));
+    it->ask = xml_attr(i, "ask") != NULL;
+    const char *name = xml_attr(i, "name");
+    if (name && name[0] && !(it->name = dup_str(name))) {
+        return -1;
+    }
+    for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
+        if (!is_el(g, "group", NULL) || !xml_text(g)[0]) {
+            continue;
+        }
+        char **n = realloc(it->groups, (size_t)(it->ngroups + 1) * sizeof(*n));
+        if (!n) {
+            return -1;
+        }
+        it->groups = n;
+        if (!(it->groups[it->ngroups] = strdup(xml_text(g)))) {
+            return -1;
+        }
+        it->ngroups++;
+    }
+    return 0;
+}
+
+/* A roster <query/>: checked (r NULL), or its items added to r (but the
+ * account itself: self-contacts are left out, as Prosody does). */
+static int roster_walk(struct imp *im, const struct xml_node *q, struct roster *r)
+{
+    int n = 0, rc = 0;
     char jid[JID_MAX + 1];
-    for (struct xml_node *i = xml_first_child(q); i; i = xml_next(i)) {
+    for (struct xml_node *i = q ? xml_first_child(q) : NULL; i && rc == 0; i = xml_next(i)) {
         if (!is_el(i, "item", NULL)) {
             continue;
         }
         const char *sub = xml_attr(i, "subscription");
+        int bad = parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0;
+        if (r) {
+            if (!bad && !eq(sub, "remove") && !eq(jid, r->bare) && !roster_find(r, jid)) {
+                struct roster_item *it = roster_add(r, jid, 0);
+                rc = it ? roster_item_from(it, i) : -1;
+            }
+            continue;
+        }
         const char *ask = xml_attr(i, "ask");
         const char *name = xml_attr(i, "name");
         int groups = 0;
-        if (parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0) {
+        if (bad) {
             imp_err(im, "roster item: bad JID '%s'", str0(xml_attr(i, "jid")));
         }
         if (sub && index_of(sub, "none\0to\0from\0both\0remove\0") < 0) {
@@ -1097,7 +1143,10 @@ static void check_roster(struct imp *im, const struct xml_node *q)
         }
         n++;
     }
-    check_count(im, n, g_config->max_roster_items, "roster items", "max_roster_items");
+    if (!r) {
+        check_count(im, n, g_config->max_roster_items, "roster items", "max_roster_items");
+    }
+    return rc;
 }
 
 /* el as it will be stored (serialised as the writes do it): at most max
@@ -1523,7 +1572,7 @@ static void check_user(struct imp *im, struct imp_user *u)
         if (l) {
             block_walk(im, l, 0);
         } else if (is_el(c, "query", NS_ROSTER)) {
-            check_roster(im, c);
+            roster_walk(im, c, NULL);
         } else if (is_pending(c)) {
             if (parse_bare(xml_attr(c, "from"), jid, sizeof(jid)) < 0) {
                 imp_err(im, "pending subscription: bad from '%s'", str0(xml_attr(c, "from")));
@@ -1546,42 +1595,6 @@ static void check_user(struct imp *im, struct imp_user *u)
 }
 
 /* ---- writes, once everything passed ---- */
-
-static unsigned sub_bits(const char *s)
-{
-    int i = index_of(s, "none\0to\0from\0both\0"); /* the order of sub_names */
-    return i < 0 ? 0 : (unsigned)i;
-}
-
-static char *dup_str(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static int roster_item_from(struct roster_item *it, const struct xml_node *i)
-{
-    it->sub = sub_bits(xml_attr(i, "subscription"));
-    it->ask = xml_attr(i, "ask") != NULL;
-    const char *name = xml_attr(i, "name");
-    if (name && name[0] && !(it->name = dup_str(name))) {
-        return -1;
-    }
-    for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
-        if (!is_el(g, "group", NULL) || !xml_text(g)[0]) {
-            continue;
-        }
-        char **n = realloc(it->groups, (size_t)(it->ngroups + 1) * sizeof(*n));
-        if (!n) {
-            return -1;
-        }
-        it->groups = n;
-        if (!(it->groups[it->ngroups] = strdup(xml_text(g)))) {
-            return -1;
-        }
-        it->ngroups++;
-    }
-    return 0;
-}
 
 /* A pending inbound request: kept whole, as presence.c keeps one it receives
  * (RFC 6121 §3.1.3), so its nick and status reach the user. */
@@ -1610,32 +1623,18 @@ static int pending_from(struct roster *r, const struct xml_node *p)
     return 0;
 }
 
-static int write_roster(const char *bare, const struct xml_node *u)
+static int write_roster(struct imp *im, const char *bare, const struct xml_node *u)
 {
     struct roster r;
     memset(&r, 0, sizeof(r));
     snprintf(r.bare, sizeof(r.bare), "%s", bare);
-    char jid[JID_MAX + 1];
-    int rc = 0, any = 0;
-    struct xml_node *q = xml_child(u, "query", NS_ROSTER);
-    for (struct xml_node *i = q ? xml_first_child(q) : NULL; i && rc == 0; i = xml_next(i)) {
-        const char *sub = xml_attr(i, "subscription");
-        if (!is_el(i, "item", NULL) || eq(sub, "remove") ||
-            parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0 || eq(jid, bare) ||
-            roster_find(&r, jid)) {
-            continue; /* self-contacts are left out, as Prosody does */
-        }
-        struct roster_item *it = roster_add(&r, jid, 0);
-        rc = it ? roster_item_from(it, i) : -1;
-        any = 1;
-    }
+    int rc = roster_walk(im, xml_child(u, "query", NS_ROSTER), &r);
     for (struct xml_node *p = xml_first_child(u); p && rc == 0; p = xml_next(p)) {
         if (is_pending(p)) {
             rc = pending_from(&r, p);
-            any = 1;
         }
     }
-    if (rc == 0 && any) {
+    if (rc == 0 && r.n) {
         rc = roster_save(&r);
     } else if (rc == 0) {
         rc = doc_set(bare, "roster", NULL);
@@ -1732,7 +1731,7 @@ static int write_user(struct imp *im, struct imp_user *u)
     struct xml_node *privacy = xml_child(u->el, "query", NS_PRIVACY);
     struct xml_node *blocks = xml_child(u->el, "blocklist", NS_BLOCKING);
     const char *step = "roster";
-    rc = write_roster(u->bare, u->el);
+    rc = write_roster(im, u->bare, u->el);
     if (rc == 0 && (step = "vCard")) {
         rc = write_element(u->bare, VCARD_DOC, xml_child(u->el, "vCard", NS_VCARD));
     }
