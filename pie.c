@@ -1704,14 +1704,12 @@ static int write_pep(struct imp *im, struct imp_user *u)
 static int locked_creds(struct store_account *a)
 {
     memset(a, 0, sizeof(*a));
+    /* Salt and keys random (and the rest, set below). */
+    int rc = tls_random(&a->sha256, sizeof(a->sha256));
     a->sha256.key_len = 32;
     a->sha256.salt_len = SCRAM_SALT_LEN;
     a->sha256.iter = g_config->scram_iterations;
-    return tls_random(a->sha256.salt, SCRAM_SALT_LEN) < 0 ||
-                   tls_random(a->sha256.stored_key, 32) < 0 ||
-                   tls_random(a->sha256.server_key, 32) < 0
-               ? -1
-               : 0;
+    return rc < 0 ? -1 : 0;
 }
 
 static int write_user(struct imp *im, struct imp_user *u)
