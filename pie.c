@@ -56,12 +56,43 @@
 #define NS_PEP_STORE "urn:xmppd:pep:1"
 #define NS_PEP_INDEX "urn:xmppd:pep-index:1"
 #define PEP_NODE_NAME_MAX 1023
+#define PEP_DOC_MAX (STORE_RECORD_MAX * 16)
 /* ejabberd keeps XEP-0191 blocks as the privacy list of this name. */
 #define BLOCK_LIST_NAME "Blocked contacts"
 /* Elements an import nests around a stanza: server-data/host/user/archive/
  * result/forwarded; the stanza itself gets the usual max_xml_depth. */
 #define PIE_WRAP_DEPTH 6
 #define ITER_MAX 100000000
+
+/* s, or "" for NULL. */
+static const char *str0(const char *s)
+{
+    return s ? s : "";
+}
+
+/* 1 when s (may be NULL) is t. */
+static int eq(const char *s, const char *t)
+{
+    return s && strcmp(s, t) == 0;
+}
+
+/* Which of the strings in list ("a\0b\0", ending with an empty one) s is:
+ * its index, or -1 (s NULL or none of them). */
+static int index_of(const char *s, const char *list)
+{
+    for (int i = 0; *list; i++, list += strlen(list) + 1) {
+        if (eq(s, list)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* 1 when element n is name in namespace ns (NULL: any namespace). */
+static int is_el(const struct xml_node *n, const char *name, const char *ns)
+{
+    return eq(xml_name(n), name) && (!ns || eq(xml_ns(n), ns));
+}
 
 /* ------------------------------------------------------------------ */
 /* ejabberd */
@@ -75,28 +106,27 @@
 
 static int ejabberd_scram_parse(const char *s, struct store_account *a)
 {
-    char f[4][128];
     struct scram_creds c;
     memset(&c, 0, sizeof(c));
-    for (int i = 0; i < 4; i++) {
+    int len[3];
+    for (int i = 0; i < 3; i++) {
         size_t n = strcspn(s, ",");
-        if (n == 0 || n >= sizeof(f[i]) || (i < 3 && s[n] != ',') || (i == 3 && s[n])) {
+        if (n == 0 || n >= 128 || s[n] != ',') {
             return -1;
         }
-        memcpy(f[i], s, n);
-        f[i][n] = '\0';
-        s += n + (i < 3);
+        len[i] = i < 2 ? sasl_b64_decode(s, n, i ? c.server_key : c.stored_key, SCRAM_KEY_MAX)
+                       : sasl_b64_decode(s, n, c.salt, sizeof(c.salt));
+        s += n + 1;
     }
-    int sk = sasl_b64_decode(f[0], strlen(f[0]), c.stored_key, sizeof(c.stored_key));
-    int vk = sasl_b64_decode(f[1], strlen(f[1]), c.server_key, sizeof(c.server_key));
-    int sl = sasl_b64_decode(f[2], strlen(f[2]), c.salt, sizeof(c.salt));
     char *end = NULL;
-    long iter = strtol(f[3], &end, 10);
-    if ((sk != 20 && sk != 32) || vk != sk || sl < 1 || *end || iter < 1 || iter > ITER_MAX) {
+    long iter = strtol(s, &end, 10);
+    int sk = len[0];
+    if ((sk != 20 && sk != 32) || len[1] != sk || len[2] < 1 || !*s || *end ||
+        strlen(s) >= 128 || iter < 1 || iter > ITER_MAX) {
         return -1;
     }
     c.key_len = (size_t)sk;
-    c.salt_len = (size_t)sl;
+    c.salt_len = (size_t)len[2];
     c.iter = (int)iter;
     if (sk == 20) {
         a->sha1 = c;
@@ -108,6 +138,26 @@ static int ejabberd_scram_parse(const char *s, struct store_account *a)
 
 /* ------------------------------------------------------------------ */
 /* export */
+
+/* The commands' help (xmppd -h) starts with their usage line. */
+#define HELP_INDENT "\n                                         "
+#define EXPORT_USAGE "export [--ejabberd] [FILE | -d DIR]"
+#define EXPORT_HELP                                                                \
+    EXPORT_USAGE "  write every account to a" HELP_INDENT                         \
+                 "XEP-0227 file (stdout; -d: one file per" HELP_INDENT            \
+                 "account, as Prosody's xep0227 store reads" HELP_INDENT          \
+                 "them; --ejabberd: SCRAM keys also as" HELP_INDENT               \
+                 "ejabberd's import_piefxis reads them)"
+#define IMPORT_USAGE "import [--force] FILE..."
+#define IMPORT_HELP                                                                \
+    IMPORT_USAGE "  read accounts from XEP-0227 files; --force" HELP_INDENT        \
+                 "replaces the data of existing accounts"
+
+/* A command's usage line (the first len - 1 bytes of its help) on stderr. */
+static void usage(const char *help, size_t len)
+{
+    fprintf(stderr, "usage: xmppd [-c FILE] %.*s\n", (int)len - 1, help);
+}
 
 struct exp {
     struct buf out;
@@ -142,9 +192,22 @@ static void exp_fail(struct exp *ex, const char *bare, const char *what, int rc)
     ex->failed = 1;
 }
 
+/* A new child element of parent (NULL when parent is NULL: calls chain). */
+static struct xml_node *child(struct xml_node *parent, const char *name, const char *ns)
+{
+    return parent ? xml_add_child(parent, name, ns) : NULL;
+}
+
+/* Sets attribute name of el to value (NULL: sets none); el, or NULL when el
+ * is NULL or it fails: calls chain. */
+static struct xml_node *attr(struct xml_node *el, const char *name, const char *value)
+{
+    return el && xml_set_attr(el, name, value) == 0 ? el : NULL;
+}
+
 static int add_text_child(struct xml_node *parent, const char *name, const char *text)
 {
-    struct xml_node *c = xml_add_child(parent, name, NULL);
+    struct xml_node *c = child(parent, name, NULL);
     return c && xml_add_text(c, text, strlen(text)) == 0 ? 0 : -1;
 }
 
@@ -160,27 +223,25 @@ static int b64_times(const unsigned char *in, size_t len, char *out, size_t outs
  * SCRAM-SHA-1 one). Keys and salt in base64. */
 static int add_scram(struct xml_node *u, const char *mech, const struct scram_creds *c, int twice)
 {
-    char salt[256], stored[128], server[128], iter[16];
+    static const char *const names[] = {"salt", "server-key", "stored-key"};
+    const unsigned char *const in[] = {c->salt, c->server_key, c->stored_key};
+    char text[256];
     if (c->key_len == 0) {
         return 0;
     }
-    struct xml_node *s = xml_add_child(u, "scram-credentials", NS_SCRAM);
-    snprintf(iter, sizeof(iter), "%d", c->iter);
-    if (!s || xml_set_attr(s, "mechanism", mech) < 0 ||
-        b64_times(c->salt, c->salt_len, salt, sizeof(salt), twice) < 0 ||
-        b64_times(c->stored_key, c->key_len, stored, sizeof(stored), twice) < 0 ||
-        b64_times(c->server_key, c->key_len, server, sizeof(server), twice) < 0) {
-        return -1;
+    struct xml_node *s = attr(child(u, "scram-credentials", NS_SCRAM), "mechanism", mech);
+    snprintf(text, sizeof(text), "%d", c->iter);
+    int rc = add_text_child(s, "iter-count", text);
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        rc = b64_times(in[i], i ? c->key_len : c->salt_len, text, sizeof(text), twice) < 0
+                 ? -1
+                 : add_text_child(s, names[i], text);
     }
-    return add_text_child(s, "iter-count", iter) | add_text_child(s, "salt", salt) |
-           add_text_child(s, "server-key", server) | add_text_child(s, "stored-key", stored);
+    return rc;
 }
 
-static const char *sub_name(unsigned sub)
-{
-    static const char *const names[] = {"none", "to", "from", "both"};
-    return names[sub & 3];
-}
+/* Roster subscriptions by their ROSTER_SUB_* bits. */
+static const char sub_names[4][5] = {"none", "to", "from", "both"};
 
 /* A pending inbound request (RFC 6121 §3.1.3) as XEP-0227 §4.8 has it: the
  * <presence type='subscribe'/> as received, else rebuilt from its status. */
@@ -197,8 +258,7 @@ static struct xml_node *pending_presence(const char *bare, const struct roster_i
             return NULL;
         }
     }
-    if (p && (xml_set_attr(p, "from", it->jid) < 0 || xml_set_attr(p, "to", bare) < 0 ||
-              xml_set_attr(p, "type", "subscribe") < 0)) {
+    if (!attr(attr(attr(p, "from", it->jid), "to", bare), "type", "subscribe")) {
         xml_free(p);
         p = NULL;
     }
@@ -207,19 +267,14 @@ static struct xml_node *pending_presence(const char *bare, const struct roster_i
 
 static int add_roster_item(struct xml_node *q, const struct roster_item *it)
 {
-    struct xml_node *i = xml_add_child(q, "item", NULL);
-    if (!i || xml_set_attr(i, "jid", it->jid) < 0 ||
-        xml_set_attr(i, "subscription", sub_name(it->sub)) < 0 ||
-        (it->name && xml_set_attr(i, "name", it->name) < 0) ||
-        (it->ask && xml_set_attr(i, "ask", "subscribe") < 0)) {
-        return -1;
+    struct xml_node *i = attr(child(q, "item", NULL), "jid", it->jid);
+    i = attr(attr(attr(i, "subscription", sub_names[it->sub & 3]), "name", it->name), "ask",
+             it->ask ? "subscribe" : NULL);
+    int rc = i ? 0 : -1;
+    for (int g = 0; g < it->ngroups && rc == 0; g++) {
+        rc = add_text_child(i, "group", it->groups[g]);
     }
-    for (int g = 0; g < it->ngroups; g++) {
-        if (add_text_child(i, "group", it->groups[g]) < 0) {
-            return -1;
-        }
-    }
-    return 0;
+    return rc;
 }
 
 static int add_roster(struct exp *ex, struct xml_node *u, const char *bare)
@@ -234,7 +289,7 @@ static int add_roster(struct exp *ex, struct xml_node *u, const char *bare)
     for (size_t i = 0; i < r.n && rc == 0; i++) {
         struct roster_item *it = &r.items[i];
         if (!it->hidden) {
-            rc = q ? add_roster_item(q, it) : -1;
+            rc = add_roster_item(q, it);
         }
         if (rc == 0 && it->pending_in) {
             struct xml_node *p = pending_presence(bare, it);
@@ -249,25 +304,34 @@ static int add_roster(struct exp *ex, struct xml_node *u, const char *bare)
     return rc;
 }
 
-/* A document whose payload is one element (vCard, private storage): copied
- * after it parses again, like every stored payload before it leaves. */
-static int add_doc_element(struct exp *ex, struct xml_node *u, const char *bare, const char *doc,
-                           const char *name, const char *ns)
+/* The one element a document holds, parsed again like every stored payload
+ * before it leaves (NULL with *rc: STORE_ENOENT, a store error, or
+ * STORE_ECORRUPT when it does not parse). */
+static struct xml_node *read_element(const char *bare, const char *doc, const char *name,
+                                     const char *ns, size_t max, int *rc)
 {
     char *data = NULL;
     size_t len = 0;
-    int rc = store_doc_get(bare, doc, &data, &len, STORE_RECORD_MAX);
-    if (rc == STORE_ENOENT) {
-        return 0;
-    }
-    struct xml_node *el = rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
+    *rc = store_doc_get(bare, doc, &data, &len, max);
+    struct xml_node *el = *rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
     free(data);
-    if (!el) {
-        exp_fail(ex, bare, doc, rc);
-        return 0;
+    if (*rc == STORE_OK && !el) {
+        *rc = STORE_ECORRUPT;
     }
-    xml_append(u, el);
-    return 0;
+    return el;
+}
+
+/* A document whose payload is one element (vCard, private storage). */
+static void add_doc_element(struct exp *ex, struct xml_node *u, const char *bare, const char *doc,
+                            const char *name, const char *ns)
+{
+    int rc;
+    struct xml_node *el = read_element(bare, doc, name, ns, STORE_RECORD_MAX, &rc);
+    if (el) {
+        xml_append(u, el);
+    } else if (rc != STORE_ENOENT) {
+        exp_fail(ex, bare, doc, rc);
+    }
 }
 
 /* XEP-0191 blocks as the privacy list ejabberd keeps them in (XEP-0227 §4.7
@@ -285,41 +349,44 @@ static int add_blocklist(struct exp *ex, struct xml_node *u, const char *bare)
         exp_fail(ex, bare, BLOCK_DOC, rc);
         return 0;
     }
-    struct xml_node *q = xml_add_child(u, "query", NS_PRIVACY);
-    struct xml_node *l = q ? xml_add_child(q, "list", NULL) : NULL;
-    rc = l ? xml_set_attr(l, "name", BLOCK_LIST_NAME) : -1;
+    struct xml_node *l = attr(child(child(u, "query", NS_PRIVACY), "list", NULL), "name",
+                              BLOCK_LIST_NAME);
+    rc = l ? 0 : -1;
     int order = 0;
-    for (char *line = data + strlen(BLOCK_HEADER); rc == 0 && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) {
-            *nl = '\0';
-        }
+    char *save = NULL;
+    for (char *line = strtok_r(data + strlen(BLOCK_HEADER), "\n", &save); rc == 0 && line;
+         line = strtok_r(NULL, "\n", &save)) {
         char ord[16];
         snprintf(ord, sizeof(ord), "%d", ++order);
-        struct xml_node *i = xml_add_child(l, "item", NULL);
-        rc = i && xml_set_attr(i, "type", "jid") == 0 && xml_set_attr(i, "value", line) == 0 &&
-                     xml_set_attr(i, "action", "deny") == 0 && xml_set_attr(i, "order", ord) == 0
-                 ? 0
-                 : -1;
-        line = nl ? nl + 1 : line + strlen(line);
+        struct xml_node *i = attr(attr(child(l, "item", NULL), "type", "jid"), "value", line);
+        rc = attr(attr(i, "action", "deny"), "order", ord) ? 0 : -1;
     }
     free(data);
     return rc;
 }
 
-struct offline_walk {
+/* What an offline or archive walk adds to. */
+struct walk {
     struct xml_node *parent;
     int rc;
 };
 
+/* A stored message record parsed again; NULL (said on stderr) if it does not. */
+static struct xml_node *record_message(const void *rec, size_t len, const char *kind)
+{
+    struct xml_node *m = im_parse_stored(rec, len, "message", NS_CLIENT);
+    if (!m) {
+        fprintf(stderr, "xmppd export: an %s record that does not parse is left out\n", kind);
+    }
+    return m;
+}
+
 static int offline_one(const void *rec, size_t len, void *ud)
 {
-    struct offline_walk *w = ud;
-    struct xml_node *m = im_parse_stored(rec, len, "message", NS_CLIENT);
+    struct walk *w = ud;
+    struct xml_node *m = record_message(rec, len, "offline");
     if (m) {
         xml_append(w->parent, m);
-    } else {
-        fprintf(stderr, "xmppd export: an offline record that does not parse is left out\n");
     }
     return 0;
 }
@@ -330,7 +397,7 @@ static int add_offline(struct exp *ex, struct xml_node *u, const char *bare)
     if (store_offline_count(bare) <= 0) {
         return 0;
     }
-    struct offline_walk w = {xml_add_child(u, "offline-messages", NULL), 0};
+    struct walk w = {xml_add_child(u, "offline-messages", NULL), 0};
     if (!w.parent) {
         return -1;
     }
@@ -352,27 +419,20 @@ static void stamp_of(uint64_t us, char *out, size_t outsz)
     snprintf(out, outsz, "%s.%06uZ", base, (unsigned)(us % 1000000));
 }
 
-struct arc_walk {
-    struct xml_node *archive;
-    int rc;
-};
-
 /* XEP-0227 1.1 §4.9: each message as a XEP-0313 <result/> with its time. */
 static int archive_one(const struct store_arc_rec *r, void *ud)
 {
-    struct arc_walk *w = ud;
-    struct xml_node *m = im_parse_stored(r->data, r->len, "message", NS_CLIENT);
+    struct walk *w = ud;
+    struct xml_node *m = record_message(r->data, r->len, "archive");
     if (!m) {
-        fprintf(stderr, "xmppd export: an archive record that does not parse is left out\n");
         return 0;
     }
     char id[17], stamp[40];
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)r->id);
     stamp_of(r->id, stamp, sizeof(stamp));
-    struct xml_node *res = xml_add_child(w->archive, "result", NS_MAM);
-    struct xml_node *f = res ? xml_add_child(res, "forwarded", NS_FORWARD) : NULL;
-    struct xml_node *d = f ? xml_add_child(f, "delay", NS_DELAY) : NULL;
-    if (!d || xml_set_attr(res, "id", id) < 0 || xml_set_attr(d, "stamp", stamp) < 0) {
+    struct xml_node *f = child(attr(child(w->parent, "result", NS_MAM), "id", id),
+                               "forwarded", NS_FORWARD);
+    if (!attr(child(f, "delay", NS_DELAY), "stamp", stamp)) {
         xml_free(m);
         w->rc = -1;
         return 1;
@@ -388,8 +448,8 @@ static int add_archive(struct exp *ex, struct xml_node *u, const char *bare)
     if (store_arc_count(bare, &q, &n) < 0 || n == 0) {
         return 0;
     }
-    struct arc_walk w = {xml_add_child(u, "archive", NS_PIE_MAM), 0};
-    if (!w.archive) {
+    struct walk w = {xml_add_child(u, "archive", NS_PIE_MAM), 0};
+    if (!w.parent) {
         return -1;
     }
     int rc = store_arc_query(bare, &q, archive_one, &w);
@@ -401,28 +461,16 @@ static int add_archive(struct exp *ex, struct xml_node *u, const char *bare)
 
 /* ---- PEP (XEP-0227 1.1 §4.10): node configurations and items ---- */
 
-static struct xml_node *read_element(const char *bare, const char *doc, const char *name,
-                                     const char *ns, int *rc)
-{
-    char *data = NULL;
-    size_t len = 0;
-    *rc = store_doc_get(bare, doc, &data, &len, STORE_RECORD_MAX * 16);
-    struct xml_node *el = *rc == STORE_OK ? im_parse_stored(data, len, name, ns) : NULL;
-    free(data);
-    if (*rc == STORE_OK && !el) {
-        *rc = STORE_ECORRUPT;
-    }
-    return el;
-}
-
 /* The account's nodes as one <pep xmlns=NS_PEP_STORE/> holding pep.c's
  * <node/> elements (NULL with *rc STORE_ENOENT when it has none). */
 static struct xml_node *pep_nodes(const char *bare, int *rc)
 {
-    struct xml_node *index = read_element(bare, PEP_INDEX_DOC, "pep", NS_PEP_INDEX, rc);
+    struct xml_node *index =
+        read_element(bare, PEP_INDEX_DOC, "pep", NS_PEP_INDEX, PEP_DOC_MAX, rc);
     if (!index) {
-        return *rc == STORE_ENOENT ? read_element(bare, PEP_OLD_DOC, "pep", NS_PEP_STORE, rc)
-                                   : NULL;
+        return *rc == STORE_ENOENT
+                   ? read_element(bare, PEP_OLD_DOC, "pep", NS_PEP_STORE, PEP_DOC_MAX, rc)
+                   : NULL;
     }
     struct xml_node *all = xml_node_new("pep", NS_PEP_STORE);
     *rc = all ? STORE_OK : STORE_EIO;
@@ -431,9 +479,9 @@ static struct xml_node *pep_nodes(const char *bare, int *rc)
         char dn[64];
         int r = STORE_ECORRUPT;
         struct xml_node *n = name && store_pep_doc_name(name, dn, sizeof(dn)) == 0
-                                 ? read_element(bare, dn, "node", NS_PEP_STORE, &r)
+                                 ? read_element(bare, dn, "node", NS_PEP_STORE, PEP_DOC_MAX, &r)
                                  : NULL;
-        if (n && xml_attr(n, "name") && strcmp(xml_attr(n, "name"), name) == 0) {
+        if (n && eq(xml_attr(n, "name"), name)) {
             xml_append(all, n);
         } else {
             xml_free(n);
@@ -448,54 +496,67 @@ static struct xml_node *pep_nodes(const char *bare, int *rc)
     return all;
 }
 
+/* pep.c's node attributes, the XEP-0060 §16.4.3 node_config fields they
+ * are, and pep.c's defaults (persist "1"/"0" is the form's true/false). */
+enum { OPT_ACCESS, OPT_PERSIST, OPT_MAX, OPT_SEND, NOPTS };
+static const char *const node_opts[NOPTS][3] = {
+    {"access", "pubsub#access_model", "presence"},
+    {"persist", "pubsub#persist_items", "1"},
+    {"max", "pubsub#max_items", "1"},
+    {"send", "pubsub#send_last_published_item", "on_sub_and_presence"},
+};
+
 static int add_field(struct xml_node *x, const char *var, const char *type, const char *value)
 {
-    struct xml_node *f = xml_add_child(x, "field", NULL);
-    return f && xml_set_attr(f, "var", var) == 0 && (!type || xml_set_attr(f, "type", type) == 0) &&
-                   add_text_child(f, "value", value) == 0
-               ? 0
-               : -1;
+    return add_text_child(attr(attr(child(x, "field", NULL), "var", var), "type", type), "value",
+                          value);
 }
 
 /* XEP-0060 §16.4.3 node_config form of a stored node (pep.c's defaults for
  * what it does not say). */
 static int add_node_config(struct xml_node *owner, const struct xml_node *n)
 {
-    const char *access = xml_attr(n, "access"), *persist = xml_attr(n, "persist");
-    const char *max = xml_attr(n, "max"), *send = xml_attr(n, "send");
-    struct xml_node *c = xml_add_child(owner, "configure", NULL);
-    struct xml_node *x = c ? xml_add_child(c, "x", NS_XDATA) : NULL;
-    if (!x || xml_set_attr(c, "node", xml_attr(n, "name")) < 0 || xml_set_attr(x, "type", "submit") < 0) {
+    struct xml_node *c = attr(child(owner, "configure", NULL), "node", xml_attr(n, "name"));
+    struct xml_node *x = attr(child(c, "x", NS_XDATA), "type", "submit");
+    if (!x) {
         return -1;
     }
-    return add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG) |
-           add_field(x, "pubsub#access_model", NULL, access ? access : "presence") |
-           add_field(x, "pubsub#persist_items", NULL,
-                     persist && strcmp(persist, "0") == 0 ? "false" : "true") |
-           add_field(x, "pubsub#max_items", NULL, max ? max : "1") |
-           add_field(x, "pubsub#send_last_published_item", NULL,
-                     send ? send : "on_sub_and_presence");
+    int rc = add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG);
+    for (int i = 0; i < NOPTS; i++) {
+        const char *v = xml_attr(n, node_opts[i][0]);
+        v = v ? v : node_opts[i][2];
+        if (i == OPT_PERSIST) {
+            v = eq(v, "0") ? "false" : "true";
+        }
+        rc |= add_field(x, node_opts[i][1], NULL, v);
+    }
+    return rc;
+}
+
+/* A PEP <item/> with this id (NULL: none) under parent, holding a copy of
+ * payload (if any): 0 or -1. */
+static int add_item(struct xml_node *parent, const char *id, const struct xml_node *payload)
+{
+    struct xml_node *item = attr(child(parent, "item", NULL), "id", id);
+    struct xml_node *copy = payload ? xml_copy(payload) : NULL;
+    if (!item || (payload && !copy)) {
+        xml_free(copy);
+        return -1;
+    }
+    if (copy) {
+        xml_append(item, copy);
+    }
+    return 0;
 }
 
 static int add_node_items(struct xml_node *pubsub, const struct xml_node *n)
 {
-    struct xml_node *items = xml_add_child(pubsub, "items", NULL);
-    if (!items || xml_set_attr(items, "node", xml_attr(n, "name")) < 0) {
-        return -1;
+    struct xml_node *items = attr(child(pubsub, "items", NULL), "node", xml_attr(n, "name"));
+    int rc = items ? 0 : -1;
+    for (struct xml_node *i = xml_first_child(n); i && rc == 0; i = xml_next(i)) {
+        rc = add_item(items, xml_attr(i, "id"), xml_first_child(i));
     }
-    for (struct xml_node *i = xml_first_child(n); i; i = xml_next(i)) {
-        struct xml_node *item = xml_add_child(items, "item", NULL);
-        struct xml_node *p = xml_first_child(i) ? xml_copy(xml_first_child(i)) : NULL;
-        if (!item || (xml_attr(i, "id") && xml_set_attr(item, "id", xml_attr(i, "id")) < 0) ||
-            (xml_first_child(i) && !p)) {
-            xml_free(p);
-            return -1;
-        }
-        if (p) {
-            xml_append(item, p);
-        }
-    }
-    return 0;
+    return rc;
 }
 
 static int add_pep(struct exp *ex, struct xml_node *u, const char *bare)
@@ -537,14 +598,16 @@ static int export_user(const char *bare, void *ud)
     }
     localpart(bare, local, sizeof(local));
     struct xml_node *u = xml_node_new("user", NS_PIE);
-    rc = u && xml_set_attr(u, "name", local) == 0 ? 0 : -1;
+    rc = attr(u, "name", local) ? 0 : -1;
     /* --ejabberd: the SHA-1 keys only (its default auth_scram_hash), in its form. */
     rc = rc < 0 ? rc : add_scram(u, "SCRAM-SHA-1", &a.sha1, ex->ejabberd);
     rc = rc < 0 || ex->ejabberd ? rc : add_scram(u, "SCRAM-SHA-256", &a.sha256, 0);
     memset(&a, 0, sizeof(a));
     rc = rc < 0 ? rc : add_roster(ex, u, bare);
-    rc = rc < 0 ? rc : add_doc_element(ex, u, bare, VCARD_DOC, "vCard", NS_VCARD);
-    rc = rc < 0 ? rc : add_doc_element(ex, u, bare, PRIVATE_DOC, "query", NS_PRIVATE);
+    if (rc == 0) {
+        add_doc_element(ex, u, bare, VCARD_DOC, "vCard", NS_VCARD);
+        add_doc_element(ex, u, bare, PRIVATE_DOC, "query", NS_PRIVATE);
+    }
     rc = rc < 0 ? rc : add_blocklist(ex, u, bare);
     rc = rc < 0 ? rc : add_offline(ex, u, bare);
     rc = rc < 0 ? rc : add_archive(ex, u, bare);
@@ -573,18 +636,18 @@ static int export_user(const char *bare, void *ud)
 static int pie_export(int argc, char **argv)
 {
     struct exp ex = {.stream = stdout};
-    if (argc > 1 && strcmp(argv[1], "--ejabberd") == 0) {
+    if (argc > 1 && eq(argv[1], "--ejabberd")) {
         ex.ejabberd = 1;
         argc--;
         argv++;
     }
-    if (argc == 3 && strcmp(argv[1], "-d") == 0) {
+    if (argc == 3 && eq(argv[1], "-d")) {
         ex.dir = argv[2];
         ex.stream = NULL;
     } else if (argc == 2 && argv[1][0] != '-') {
         ex.stream = NULL;
     } else if (argc != 1) {
-        fprintf(stderr, "usage: xmppd [-c FILE] export [--ejabberd] [FILE | -d DIR]\n");
+        usage(EXPORT_HELP, sizeof(EXPORT_USAGE));
         return 2;
     }
     if (ex.stream && store_fd_readable_by_others(fileno(ex.stream))) {
@@ -651,14 +714,16 @@ struct imp {
     size_t npaths;
     int errors;
     int force;
+    const struct imp_user *user; /* the one being checked or written; NULL: reading files */
 };
 
-static void imp_err(struct imp *im, const struct imp_user *u, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void imp_err(struct imp *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void imp_err(struct imp *im, const struct imp_user *u, const char *fmt, ...)
+/* An error, where it is: the file's line, or the user element's. */
+static void imp_err(struct imp *im, const char *fmt, ...)
 {
     va_list ap;
+    const struct imp_user *u = im->user;
     if (u) {
         fprintf(stderr, "%s:%d: user %s: ", u->file, u->line, u->bare[0] ? u->bare : "?");
     } else {
@@ -678,22 +743,18 @@ static void imp_err(struct imp *im, const struct imp_user *u, const char *fmt, .
 static int scan_user_lines(struct imp *im, const char *data, size_t len)
 {
     int line = 1;
-    size_t cap = 0;
     im->nlines = im->next_line = 0;
     for (size_t i = 0; i < len; i++) {
         if (data[i] == '\n') {
             line++;
         } else if (data[i] == '<' && i + 5 < len && memcmp(data + i + 1, "user", 4) == 0 &&
                    strchr(" \t\r\n/>", data[i + 5])) {
-            if (im->nlines == cap) {
-                cap = cap ? 2 * cap : 64;
-                int *n = realloc(im->user_lines, cap * sizeof(*n));
-                if (!n) {
-                    return -1;
-                }
-                im->user_lines = n;
+            int *n = realloc(im->user_lines, (im->nlines + 1) * sizeof(*n));
+            if (!n) {
+                return -1;
             }
-            im->user_lines[im->nlines++] = line;
+            im->user_lines = n;
+            n[im->nlines++] = line;
         }
     }
     return 0;
@@ -706,7 +767,7 @@ static int host_ok(struct imp *im, const struct xml_node *host)
     char norm[JID_MAX + 1];
     struct jid j;
     if (!jid || jid_parse(jid, norm, sizeof(norm), &j) < 0 || strcmp(norm, g_config->domain)) {
-        imp_err(im, NULL, "host '%s' is not this server's domain (%s)", jid ? jid : "",
+        imp_err(im, "host '%s' is not this server's domain (%s)", jid ? jid : "",
                 g_config->domain);
         return 0;
     }
@@ -718,12 +779,12 @@ static int host_ok(struct imp *im, const struct xml_node *host)
 static int on_root(void *ud, const struct xml_node *root)
 {
     struct imp *im = ud;
-    im->root_host = strcmp(xml_name(root), "host") == 0 && strcmp(xml_ns(root), NS_PIE) == 0;
+    im->root_host = is_el(root, "host", NS_PIE);
     if (im->root_host) {
         return host_ok(im, root) ? 0 : 1;
     }
-    if (strcmp(xml_name(root), "server-data") != 0 || strcmp(xml_ns(root), NS_PIE) != 0) {
-        imp_err(im, NULL, "not a XEP-0227 file (the root must be <server-data xmlns='%s'>)",
+    if (!is_el(root, "server-data", NS_PIE)) {
+        imp_err(im, "not a XEP-0227 file (the root must be <server-data xmlns='%s'>)",
                 NS_PIE);
         return 1;
     }
@@ -763,24 +824,21 @@ static int on_host(void *ud, struct xml_node *host)
     im->hosts = h;
     im->hosts[im->nhosts++] = host;
     if (im->root_host) {
-        int user = strcmp(xml_name(host), "user") == 0 && strcmp(xml_ns(host), NS_PIE) == 0;
-        return user && add_user(im, host) < 0 ? 1 : 0;
+        return is_el(host, "user", NS_PIE) && add_user(im, host) < 0 ? 1 : 0;
     }
-    if (strcmp(xml_name(host), "include") == 0 && strcmp(xml_ns(host), NS_XINCLUDE) == 0) {
+    if (is_el(host, "include", NS_XINCLUDE)) {
         return 0; /* read once this file is done (read_includes) */
     }
-    if (strcmp(xml_name(host), "host") != 0 || strcmp(xml_ns(host), NS_PIE) != 0) {
-        imp_err(im, NULL, "<%s/> where <host/> was expected", xml_name(host));
+    if (!is_el(host, "host", NS_PIE)) {
+        imp_err(im, "<%s/> where <host/> was expected", xml_name(host));
         return 0;
     }
     if (!host_ok(im, host)) {
         return 0;
     }
     for (struct xml_node *c = xml_first_child(host); c; c = xml_next(c)) {
-        if (strcmp(xml_name(c), "user") == 0 && strcmp(xml_ns(c), NS_PIE) == 0) {
-            if (add_user(im, c) < 0) {
-                return 1;
-            }
+        if (is_el(c, "user", NS_PIE) && add_user(im, c) < 0) {
+            return 1;
         }
     }
     return 0;
@@ -797,7 +855,7 @@ static void read_includes(struct imp *im, const char *path, size_t first, int ne
     for (size_t i = first; i < end; i++) {
         const struct xml_node *inc = im->hosts[i];
         const char *href = xml_attr(inc, "href");
-        if (strcmp(xml_name(inc), "include") != 0 || strcmp(xml_ns(inc), NS_XINCLUDE) != 0) {
+        if (!is_el(inc, "include", NS_XINCLUDE)) {
             continue;
         }
         if (nested || !href || !href[0] || strchr(href, '/') || href[0] == '.') {
@@ -809,16 +867,14 @@ static void read_includes(struct imp *im, const char *path, size_t first, int ne
         const char *slash = strrchr(path, '/');
         int dirlen = slash ? (int)(slash - path) + 1 : 0;
         char **np = realloc(im->paths, (im->npaths + 1) * sizeof(*np));
-        size_t sz = (size_t)dirlen + strlen(href) + 1;
-        char *full = np ? malloc(sz) : NULL;
+        char *full = NULL;
         if (np) {
             im->paths = np;
         }
-        if (!full) {
+        if (!np || asprintf(&full, "%.*s%s", dirlen, path, href) < 0) {
             im->errors++;
             continue;
         }
-        snprintf(full, sz, "%.*s%s", dirlen, path, href);
         im->paths[im->npaths++] = full;
         read_file(im, full, 1);
     }
@@ -845,7 +901,7 @@ static int read_file(struct imp *im, const char *path, int nested)
     im->left -= len;
     struct xml_limits lim = {len + 1, g_config->max_xml_depth + PIE_WRAP_DEPTH,
                              g_config->max_xml_attrs, g_config->max_xml_name};
-    struct xml_callbacks cb = {on_root, on_host, on_close};
+    static const struct xml_callbacks cb = {on_root, on_host, on_close};
     struct xml_parser *p = scan_user_lines(im, data, len) == 0 ? xml_parser_new(&lim, &cb, im) : NULL;
     enum xml_err e = p ? XML_OK : XML_ERR_NOMEM;
     /* Fed line by line, so that an error names its line. */
@@ -857,11 +913,11 @@ static int read_file(struct imp *im, const char *path, int nested)
         off += n;
     }
     if (e == XML_ERR_LIMIT) {
-        imp_err(im, NULL, "an element is too deep, or has too many attributes or too long a name");
+        imp_err(im, "an element is too deep, or has too many attributes or too long a name");
     } else if (e != XML_OK && e != XML_ERR_STOPPED) {
-        imp_err(im, NULL, "%s", xml_err_str(e));
+        imp_err(im, "%s", xml_err_str(e));
     } else if (e == XML_OK && !im->closed) {
-        imp_err(im, NULL, "the file ends before the end tag of its root (truncated?)");
+        imp_err(im, "the file ends before the end tag of its root (truncated?)");
     }
     xml_parser_free(p);
     free(data);
@@ -879,9 +935,8 @@ static int read_file(struct imp *im, const char *path, int nested)
 static int is_pending(const struct xml_node *el)
 {
     const char *type = xml_attr(el, "type");
-    return strcmp(xml_name(el), "presence") == 0 &&
-           (strcmp(xml_ns(el), NS_CLIENT) == 0 || strcmp(xml_ns(el), NS_PIE) == 0) &&
-           (!type || strcmp(type, "subscribe") == 0);
+    return is_el(el, "presence", NULL) && index_of(xml_ns(el), NS_CLIENT "\0" NS_PIE "\0") >= 0 &&
+           (!type || eq(type, "subscribe"));
 }
 
 static int parse_bare(const char *s, char *out, size_t outsz)
@@ -890,11 +945,25 @@ static int parse_bare(const char *s, char *out, size_t outsz)
     return s && jid_parse(s, out, outsz, &j) == 0 && !j.resource_len ? 0 : -1;
 }
 
+/* n serialised into b (which the caller frees), default_ns in scope:
+ * 0, or -1 when over max bytes. */
+static int serialize(const struct xml_node *n, const char *default_ns, struct buf *b, size_t max)
+{
+    buf_init(b, max);
+    return xml_serialize(n, default_ns, b);
+}
+
+/* Document doc becomes what b holds, or (b NULL) is deleted if present. */
+static int doc_set(const char *bare, const char *doc, const struct buf *b)
+{
+    int d = b ? store_doc_put(bare, doc, buf_ptr(b), buf_len(b)) : store_doc_delete(bare, doc);
+    return d == STORE_OK || (!b && d == STORE_ENOENT) ? 0 : -1;
+}
+
 static size_t serialized_size(const struct xml_node *n, const char *default_ns)
 {
     struct buf b;
-    buf_init(&b, (size_t)-1 / 2);
-    size_t len = xml_serialize(n, default_ns, &b) == 0 ? buf_len(&b) : (size_t)-1;
+    size_t len = serialize(n, default_ns, &b, (size_t)-1 / 2) == 0 ? buf_len(&b) : (size_t)-1;
     buf_free(&b);
     return len;
 }
@@ -950,15 +1019,11 @@ static int user_creds(const struct xml_node *u, struct store_account *a, int der
 {
     memset(a, 0, sizeof(*a));
     for (struct xml_node *s = xml_first_child(u); s; s = xml_next(s)) {
-        if (strcmp(xml_name(s), "scram-credentials") != 0 || strcmp(xml_ns(s), NS_SCRAM) != 0) {
+        if (!is_el(s, "scram-credentials", NS_SCRAM)) {
             continue;
         }
-        const char *mech = xml_attr(s, "mechanism");
-        struct scram_creds *c = !mech                               ? NULL
-                                : strcmp(mech, "SCRAM-SHA-1") == 0   ? &a->sha1
-                                : strcmp(mech, "SCRAM-SHA-256") == 0 ? &a->sha256
-                                                                     : NULL;
-        if (c && scram_parse(s, c == &a->sha1 ? 20 : 32, c) < 0) {
+        int sha256 = index_of(xml_attr(s, "mechanism"), "SCRAM-SHA-1\0SCRAM-SHA-256\0");
+        if (sha256 >= 0 && scram_parse(s, sha256 ? 32 : 20, sha256 ? &a->sha256 : &a->sha1) < 0) {
             *why = "malformed <scram-credentials/>";
             return -1;
         }
@@ -990,62 +1055,113 @@ static int user_creds(const struct xml_node *u, struct store_account *a, int der
     return 0;
 }
 
-static void check_roster(struct imp *im, struct imp_user *u, const struct xml_node *q)
+/* n things where option allows max: over it is an error. */
+static void check_count(struct imp *im, int n, int max, const char *what, const char *option)
 {
-    int n = 0;
+    if (n > max) {
+        imp_err(im, "%d %s, over %s (%d)", n, what, option, max);
+    }
+}
+
+static unsigned sub_bits(const char *s)
+{
+    int i = index_of(s, "none\0to\0from\0both\0"); /* the order of sub_names */
+    return i < 0 ? 0 : (unsigned)i;
+}
+
+static char *dup_str(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int roster_item_from(struct roster_item *it, const struct xml_node *i)
+{
+    it->sub = sub_bits(xml_attr(i, "subscription"));
+    it->ask = xml_attr(i, "ask") != NULL;
+    const char *name = xml_attr(i, "name");
+    if (name && name[0] && !(it->name = dup_str(name))) {
+        return -1;
+    }
+    for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
+        if (!is_el(g, "group", NULL) || !xml_text(g)[0]) {
+            continue;
+        }
+        char **n = realloc(it->groups, (size_t)(it->ngroups + 1) * sizeof(*n));
+        if (!n) {
+            return -1;
+        }
+        it->groups = n;
+        if (!(it->groups[it->ngroups] = strdup(xml_text(g)))) {
+            return -1;
+        }
+        it->ngroups++;
+    }
+    return 0;
+}
+
+/* A roster <query/>: checked (r NULL), or its items added to r (but the
+ * account itself: self-contacts are left out, as Prosody does). */
+static int roster_walk(struct imp *im, const struct xml_node *q, struct roster *r)
+{
+    int n = 0, rc = 0;
     char jid[JID_MAX + 1];
-    for (struct xml_node *i = xml_first_child(q); i; i = xml_next(i)) {
-        if (strcmp(xml_name(i), "item") != 0) {
+    for (struct xml_node *i = q ? xml_first_child(q) : NULL; i && rc == 0; i = xml_next(i)) {
+        if (!is_el(i, "item", NULL)) {
             continue;
         }
         const char *sub = xml_attr(i, "subscription");
+        int bad = parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0;
+        if (r) {
+            if (!bad && !eq(sub, "remove") && !eq(jid, r->bare) && !roster_find(r, jid)) {
+                struct roster_item *it = roster_add(r, jid, 0);
+                rc = it ? roster_item_from(it, i) : -1;
+            }
+            continue;
+        }
         const char *ask = xml_attr(i, "ask");
         const char *name = xml_attr(i, "name");
         int groups = 0;
-        if (parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0) {
-            imp_err(im, u, "roster item: bad JID '%s'", xml_attr(i, "jid") ? xml_attr(i, "jid") : "");
+        if (bad) {
+            imp_err(im, "roster item: bad JID '%s'", str0(xml_attr(i, "jid")));
         }
-        if (sub && strcmp(sub, "none") && strcmp(sub, "to") && strcmp(sub, "from") &&
-            strcmp(sub, "both") && strcmp(sub, "remove")) {
-            imp_err(im, u, "roster item %s: bad subscription '%s'", jid, sub);
+        if (sub && index_of(sub, "none\0to\0from\0both\0remove\0") < 0) {
+            imp_err(im, "roster item %s: bad %s '%s'", jid, "subscription", sub);
         }
-        if (ask && strcmp(ask, "subscribe") != 0) {
-            imp_err(im, u, "roster item %s: bad ask '%s'", jid, ask);
+        if (ask && !eq(ask, "subscribe")) {
+            imp_err(im, "roster item %s: bad %s '%s'", jid, "ask", ask);
         }
         if (name && strlen(name) > ROSTER_NAME_MAX) {
-            imp_err(im, u, "roster item %s: name over %d bytes", jid, ROSTER_NAME_MAX);
+            imp_err(im, "roster item %s: name over %d bytes", jid, ROSTER_NAME_MAX);
         }
         for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
-            if (strcmp(xml_name(g), "group") == 0 &&
+            if (is_el(g, "group", NULL) &&
                 (++groups > ROSTER_GROUPS_MAX || strlen(xml_text(g)) > ROSTER_GROUP_MAX)) {
-                imp_err(im, u, "roster item %s: over %d groups or a group over %d bytes", jid,
+                imp_err(im, "roster item %s: over %d groups or a group over %d bytes", jid,
                         ROSTER_GROUPS_MAX, ROSTER_GROUP_MAX);
                 break;
             }
         }
         n++;
     }
-    if (n > g_config->max_roster_items) {
-        imp_err(im, u, "%d roster items, over max_roster_items (%d)", n,
-                g_config->max_roster_items);
+    if (!r) {
+        check_count(im, n, g_config->max_roster_items, "roster items", "max_roster_items");
     }
+    return rc;
 }
 
 /* el as it will be stored (serialised as the writes do it): at most max
  * bytes, and read back whole by the server, which parses every stored
  * payload again with the stanza limits (max_xml_depth counts from el, not
  * from the file's root): what it would drop is refused here. */
-static void check_size(struct imp *im, struct imp_user *u, const struct xml_node *el,
-                       const char *what, size_t max)
+static void check_size(struct imp *im, const struct xml_node *el, const char *what, size_t max)
 {
     struct buf b;
-    buf_init(&b, max);
-    if (xml_serialize(el, NS_CLIENT, &b) < 0) {
-        imp_err(im, u, "%s over %zu bytes", what, max);
+    if (serialize(el, NS_CLIENT, &b, max) < 0) {
+        imp_err(im, "%s over %zu bytes", what, max);
     } else {
         struct xml_node *back = im_parse_stored(buf_ptr(&b), buf_len(&b), xml_name(el), xml_ns(el));
         if (!back) {
-            imp_err(im, u, "%s that the server would not read back (nested deeper than "
+            imp_err(im, "%s that the server would not read back (nested deeper than "
                     "max_xml_depth, %d?)", what, g_config->max_xml_depth);
         }
         xml_free(back);
@@ -1053,21 +1169,32 @@ static void check_size(struct imp *im, struct imp_user *u, const struct xml_node
     buf_free(&b);
 }
 
+/* The bare JID of s (any form, may be NULL) into out[JID_MAX + 1]: 0, or
+ * -1 with out "". */
+static int bare_of(const char *s, char *out)
+{
+    char norm[JID_MAX + 1];
+    struct jid j;
+    if (s && jid_parse(s, norm, sizeof(norm), &j) == 0 && jid_bare(norm, out, JID_MAX + 1) == 0) {
+        return 0;
+    }
+    out[0] = '\0';
+    return -1;
+}
+
 /* 1 when JID s (any form) has the bare JID bare. */
 static int jid_is_account(const char *s, const char *bare)
 {
-    char norm[JID_MAX + 1], b[JID_MAX + 1];
-    struct jid j;
-    return s && jid_parse(s, norm, sizeof(norm), &j) == 0 && jid_bare(norm, b, sizeof(b)) == 0 &&
-           strcmp(b, bare) == 0;
+    char b[JID_MAX + 1];
+    return bare_of(s, b) == 0 && eq(b, bare);
 }
 
 static void check_messages(struct imp *im, struct imp_user *u, const struct xml_node *off)
 {
     int n = 0;
     for (struct xml_node *m = xml_first_child(off); m; m = xml_next(m)) {
-        if (strcmp(xml_name(m), "message") != 0 || strcmp(xml_ns(m), NS_CLIENT) != 0) {
-            imp_err(im, u, "<offline-messages/> holds a <%s/>, not a jabber:client message",
+        if (!is_el(m, "message", NS_CLIENT)) {
+            imp_err(im, "<offline-messages/> holds a <%s/>, not a jabber:client message",
                     xml_name(m));
             continue;
         }
@@ -1076,20 +1203,18 @@ static void check_messages(struct imp *im, struct imp_user *u, const struct xml_
          * stores one offline, and a file must not either. */
         if (xml_child(m, "sent", NS_CARBONS) || xml_child(m, "received", NS_CARBONS) ||
             xml_child(m, "result", NS_MAM)) {
-            imp_err(im, u, "an offline message in a carbons or MAM envelope (only a server "
+            imp_err(im, "an offline message in a carbons or MAM envelope (only a server "
                     "makes them)");
         }
         /* A file must not queue messages for someone else's account. */
         if (xml_attr(m, "to") && !jid_is_account(xml_attr(m, "to"), u->bare)) {
-            imp_err(im, u, "an offline message to '%s', not to this account", xml_attr(m, "to"));
+            imp_err(im, "an offline message to '%s', not to this account", xml_attr(m, "to"));
         }
-        check_size(im, u, m, "an offline message", (size_t)g_config->max_stanza_size);
+        check_size(im, m, "an offline message", (size_t)g_config->max_stanza_size);
         n++;
     }
-    if (n > g_config->max_offline_messages) {
-        imp_err(im, u, "%d offline messages, over max_offline_messages (%d)", n,
-                g_config->max_offline_messages);
-    }
+    check_count(im, n, g_config->max_offline_messages, "offline messages",
+                "max_offline_messages");
 }
 
 /* XEP-0082 date-time ("2026-12-04T09:00:00.123456Z", offsets allowed) into
@@ -1104,20 +1229,19 @@ static uint64_t parse_stamp(const char *s)
         return 0;
     }
     const char *p = s + used;
-    uint64_t frac = 0, scale = 1000000;
+    uint64_t frac = 0; /* microseconds: the first 6 digits of the fraction */
     if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++) {
-            if (scale > 1) {
-                scale /= 10;
-                frac += (uint64_t)(*p - '0') * scale;
-            }
+        size_t digits = strspn(++p, "0123456789");
+        for (size_t i = 0; i < 6; i++) {
+            frac = frac * 10 + (i < digits ? (uint64_t)(p[i] - '0') : 0);
         }
+        p += digits;
     }
     long off = 0;
     int oh = 0, om = 0;
     if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2 && !p[6]) {
         off = (*p == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
-    } else if (strcmp(p, "Z") != 0) {
+    } else if (!eq(p, "Z")) {
         return 0;
     }
     tm.tm_year -= 1900;
@@ -1139,57 +1263,119 @@ static struct xml_node *result_message(const struct xml_node *r, uint64_t *when)
     return m && *when ? m : NULL;
 }
 
-static void check_archive(struct imp *im, struct imp_user *u, const struct xml_node *arc)
+/* An <archive/>: checked, or (write) its messages appended to the account's
+ * archive. Records keep their time (the archive id) and are keyed, as mam.c
+ * keys them, by the peer's bare JID, flagged when the account sent them. */
+static int archive_walk(struct imp *im, const struct xml_node *arc, int write)
 {
-    for (struct xml_node *r = xml_first_child(arc); r; r = xml_next(r)) {
-        uint64_t when;
-        struct xml_node *m = strcmp(xml_name(r), "result") == 0 ? result_message(r, &when) : NULL;
+    const char *bare = im->user->bare;
+    int rc = 0;
+    for (struct xml_node *r = arc ? xml_first_child(arc) : NULL; r && rc == 0; r = xml_next(r)) {
+        uint64_t when, id;
+        struct xml_node *m = is_el(r, "result", NULL) ? result_message(r, &when) : NULL;
         if (!m) {
-            imp_err(im, u, "archive: a <%s/> that is not a <result/> with a forwarded message "
+            imp_err(im, "archive: a <%s/> that is not a <result/> with a forwarded message "
                     "and its delay stamp", xml_name(r));
             continue;
         }
-        /* Only the account's own conversations: a result between two others
-         * would show up in its history as if it had taken part. */
-        if (!jid_is_account(xml_attr(m, "from"), u->bare) &&
-            !jid_is_account(xml_attr(m, "to"), u->bare)) {
-            imp_err(im, u, "archive: a message neither from nor to this account");
+        char fb[JID_MAX + 1], tb[JID_MAX + 1];
+        bare_of(xml_attr(m, "from"), fb);
+        bare_of(xml_attr(m, "to"), tb);
+        unsigned flags = eq(fb, bare) ? MAM_OUT : 0;
+        const char *with = flags ? tb : fb;
+        if (!write) {
+            /* Only the account's own conversations: a result between two
+             * others would show up in its history as if it had taken part. */
+            if (!flags && !eq(tb, bare)) {
+                imp_err(im, "archive: a message neither from nor to this account");
+            }
+            check_size(im, m, "an archived message", STORE_RECORD_MAX / 2);
+            continue;
         }
-        check_size(im, u, m, "an archived message", STORE_RECORD_MAX / 2);
+        struct buf b;
+        rc = serialize(m, NS_CLIENT, &b, STORE_RECORD_MAX);
+        if (rc == 0) {
+            struct store_arc_rec rec = {when, flags, with, strlen(with), buf_ptr(&b), buf_len(&b)};
+            struct store_arc_limits lim = {(uint64_t)g_config->mam_max_bytes, 0};
+            rc = store_arc_append_at(bare, &rec, &lim, &id);
+        }
+        buf_free(&b);
     }
+    rc = write && store_arc_sync() ? -1 : rc;
+    return rc < 0 ? -1 : 0;
 }
 
-static void check_blocked(struct imp *im, struct imp_user *u, const struct xml_node *list)
+static int cmp_str(const void *a, const void *b)
 {
-    char jid[JID_MAX + 1];
-    struct jid j;
-    int n = 0;
-    for (struct xml_node *i = xml_first_child(list); i; i = xml_next(i)) {
-        const char *type = xml_attr(i, "type"), *v = xml_attr(i, "value");
-        const char *jid_attr = xml_attr(i, "jid");
-        if (jid_attr || (type && strcmp(type, "jid") == 0)) {
-            const char *s = jid_attr ? jid_attr : v;
-            if (!s || jid_parse(s, jid, sizeof(jid), &j) < 0) {
-                imp_err(im, u, "block list: bad JID '%s'", s ? s : "");
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The JIDs a block list holds (XEP-0191 <item jid=/>, or privacy list items
+ * of type jid): checked, or (write) stored as blocking.c keeps them:
+ * normalised, sorted, no duplicates; only the privacy items that deny. */
+static int block_walk(struct imp *im, const struct xml_node *list, int write)
+{
+    size_t n = 0;
+    char **jids = NULL;
+    int rc = 0;
+    for (struct xml_node *i = list ? xml_first_child(list) : NULL; i && rc == 0; i = xml_next(i)) {
+        const char *s = xml_attr(i, "jid");
+        int typed = !s && eq(xml_attr(i, "type"), "jid");
+        if (typed) {
+            s = xml_attr(i, "value");
+        } else if (!s) {
+            continue;
+        }
+        char norm[JID_MAX + 1];
+        struct jid j;
+        int ok = s && jid_parse(s, norm, sizeof(norm), &j) == 0;
+        if (!write) {
+            if (!ok) {
+                imp_err(im, "block list: bad JID '%s'", str0(s));
             }
             n++;
+            continue;
         }
+        if (!ok || (typed && !eq(xml_attr(i, "action"), "deny"))) {
+            continue;
+        }
+        char **g = realloc(jids, (n + 1) * sizeof(*g));
+        rc = g && (g[n] = strdup(norm)) ? 0 : -1;
+        jids = g ? g : jids;
+        n += rc == 0;
     }
-    if (n > g_config->max_blocklist_items) {
-        imp_err(im, u, "%d blocked JIDs, over max_blocklist_items (%d)", n,
-                g_config->max_blocklist_items);
+    if (!write) {
+        check_count(im, (int)n, g_config->max_blocklist_items, "blocked JIDs",
+                    "max_blocklist_items");
+        return 0;
     }
+    if (n > 1) {
+        qsort(jids, n, sizeof(*jids), cmp_str);
+    }
+    struct buf b;
+    buf_init(&b, STORE_RECORD_MAX);
+    rc = rc < 0 ? rc : buf_puts(&b, BLOCK_HEADER);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && (i == 0 || !eq(jids[i], jids[i - 1]))) {
+            rc = buf_printf(&b, "%s\n", jids[i]);
+        }
+        free(jids[i]);
+    }
+    free(jids);
+    rc = rc < 0 ? rc : doc_set(im->user->bare, BLOCK_DOC, n ? &b : NULL);
+    buf_free(&b);
+    return rc;
 }
 
 /* The privacy list that holds XEP-0191 blocks: ejabberd's, else the default. */
 static struct xml_node *block_list_of(const struct xml_node *privacy)
 {
     struct xml_node *def = xml_child(privacy, "default", NS_PRIVACY);
-    const char *want = def && xml_attr(def, "name") ? xml_attr(def, "name") : BLOCK_LIST_NAME;
+    const char *want = def ? xml_attr(def, "name") : NULL;
+    want = want ? want : BLOCK_LIST_NAME;
     for (struct xml_node *l = xml_first_child(privacy); l; l = xml_next(l)) {
         const char *name = xml_attr(l, "name");
-        if (strcmp(xml_name(l), "list") == 0 && name &&
-            (strcmp(name, want) == 0 || strcmp(name, BLOCK_LIST_NAME) == 0)) {
+        if (is_el(l, "list", NULL) && (eq(name, want) || eq(name, BLOCK_LIST_NAME))) {
             return l;
         }
     }
@@ -1201,8 +1387,7 @@ static struct xml_node *block_list_of(const struct xml_node *privacy)
 static const char *form_value(const struct xml_node *x, const char *var)
 {
     for (struct xml_node *f = xml_first_child(x); f; f = xml_next(f)) {
-        const char *v = xml_attr(f, "var");
-        if (strcmp(xml_name(f), "field") == 0 && v && strcmp(v, var) == 0) {
+        if (is_el(f, "field", NULL) && eq(xml_attr(f, "var"), var)) {
             struct xml_node *val = xml_child(f, "value", NULL);
             return val ? xml_text(val) : NULL;
         }
@@ -1214,15 +1399,13 @@ static const char *form_value(const struct xml_node *x, const char *var)
 static struct xml_node *pep_node(struct xml_node *all, const char *name)
 {
     for (struct xml_node *n = xml_first_child(all); n; n = xml_next(n)) {
-        if (strcmp(xml_attr(n, "name"), name) == 0) {
+        if (eq(xml_attr(n, "name"), name)) {
             return n;
         }
     }
-    struct xml_node *n = xml_add_child(all, "node", NULL);
-    if (n && (xml_set_attr(n, "name", name) < 0 || xml_set_attr(n, "access", "presence") < 0 ||
-              xml_set_attr(n, "persist", "1") < 0 || xml_set_attr(n, "max", "1") < 0 ||
-              xml_set_attr(n, "send", "on_sub_and_presence") < 0)) {
-        return NULL;
+    struct xml_node *n = attr(xml_add_child(all, "node", NULL), "name", name);
+    for (int i = 0; n && i < NOPTS; i++) {
+        n = attr(n, node_opts[i][0], node_opts[i][2]);
     }
     return n;
 }
@@ -1231,45 +1414,40 @@ static struct xml_node *pep_node(struct xml_node *all, const char *name)
  * (roster, authorize) becomes whitelist: nobody sees more than before. */
 static int pep_configure(struct xml_node *n, const struct xml_node *x)
 {
-    const char *access = form_value(x, "pubsub#access_model");
-    const char *persist = form_value(x, "pubsub#persist_items");
-    const char *max = form_value(x, "pubsub#max_items");
-    const char *send = form_value(x, "pubsub#send_last_published_item");
     int rc = 0, cap = g_config->pep_max_items;
-    if (access) {
-        int known = !strcmp(access, "open") || !strcmp(access, "presence") ||
-                    !strcmp(access, "whitelist");
-        rc |= xml_set_attr(n, "access", known ? access : "whitelist");
-    }
-    if (persist) {
-        rc |= xml_set_attr(n, "persist",
-                           strcmp(persist, "0") == 0 || strcmp(persist, "false") == 0 ? "0" : "1");
-    }
-    if (max) {
-        long m = strcmp(max, "max") == 0 ? cap : strtol(max, NULL, 10);
-        char num[16];
-        snprintf(num, sizeof(num), "%ld", m < 1 ? 1 : m > cap ? cap : m);
-        rc |= xml_set_attr(n, "max", num);
-    }
-    if (send && (!strcmp(send, "never") || !strcmp(send, "on_sub") ||
-                 !strcmp(send, "on_sub_and_presence"))) {
-        rc |= xml_set_attr(n, "send", send);
+    char num[16];
+    for (int i = 0; i < NOPTS; i++) {
+        const char *v = form_value(x, node_opts[i][1]);
+        if (!v) {
+            continue;
+        }
+        if (i == OPT_ACCESS && index_of(v, "open\0presence\0whitelist\0") < 0) {
+            v = "whitelist";
+        } else if (i == OPT_PERSIST) {
+            v = index_of(v, "0\0false\0") >= 0 ? "0" : "1";
+        } else if (i == OPT_MAX) {
+            long m = eq(v, "max") ? cap : strtol(v, NULL, 10);
+            snprintf(num, sizeof(num), "%ld", m < 1 ? 1 : m > cap ? cap : m);
+            v = num;
+        } else if (i == OPT_SEND && index_of(v, "never\0on_sub\0on_sub_and_presence\0") < 0) {
+            continue;
+        }
+        rc |= xml_set_attr(n, node_opts[i][0], v);
     }
     return rc ? -1 : 0;
 }
 
 /* Items of one <items/> onto its node, oldest first, the newest max kept
  * (as pep.c trims a node). */
-static int pep_add_items(struct imp *im, struct imp_user *u, struct xml_node *n,
-                         const struct xml_node *items)
+static int pep_add_items(struct imp *im, struct xml_node *n, const struct xml_node *items)
 {
     int count = 0, max = atoi(xml_attr(n, "max"));
     for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
-        count += strcmp(xml_name(i), "item") == 0;
+        count += is_el(i, "item", NULL);
     }
     int skip = count > max ? count - max : 0, k = 0;
     for (struct xml_node *i = xml_first_child(items); i; i = xml_next(i)) {
-        if (strcmp(xml_name(i), "item") != 0 || k++ < skip) {
+        if (!is_el(i, "item", NULL) || k++ < skip) {
             continue;
         }
         const char *id = xml_attr(i, "id");
@@ -1277,22 +1455,16 @@ static int pep_add_items(struct imp *im, struct imp_user *u, struct xml_node *n,
         char gen[32];
         snprintf(gen, sizeof(gen), "imported-%d", k);
         if (id && strlen(id) > JID_MAX) {
-            imp_err(im, u, "PEP node %s: an item id over %d bytes", xml_attr(n, "name"), JID_MAX);
+            imp_err(im, "PEP node %s: an item id over %d bytes", xml_attr(n, "name"), JID_MAX);
             continue;
         }
         if (p && serialized_size(p, NS_CLIENT) > (size_t)g_config->pep_max_item_bytes) {
-            imp_err(im, u, "PEP node %s: an item over pep_max_item_bytes (%d)",
+            imp_err(im, "PEP node %s: an item over pep_max_item_bytes (%d)",
                     xml_attr(n, "name"), g_config->pep_max_item_bytes);
             continue;
         }
-        struct xml_node *item = xml_add_child(n, "item", NULL);
-        struct xml_node *copy = p ? xml_copy(p) : NULL;
-        if (!item || (p && !copy) || xml_set_attr(item, "id", id ? id : gen) < 0) {
-            xml_free(copy);
+        if (add_item(n, id ? id : gen, p) < 0) {
             return -1;
-        }
-        if (copy) {
-            xml_append(item, copy);
         }
     }
     return 0;
@@ -1312,27 +1484,27 @@ static struct xml_node *pep_build(struct imp *im, struct imp_user *u, int *rc)
         for (struct xml_node *c = top ? xml_first_child(top) : NULL; c && *rc == 0;
              c = xml_next(c)) {
             const char *name = xml_attr(c, "node");
-            int want = pass ? !strcmp(xml_name(c), "items") : !strcmp(xml_name(c), "configure");
-            if (!want) {
+            if (!is_el(c, pass ? "items" : "configure", NULL)) {
                 continue;
             }
             if (!name || !name[0] || strlen(name) > PEP_NODE_NAME_MAX) {
-                imp_err(im, u, "a PEP node without a name, or one over %d bytes",
+                imp_err(im, "a PEP node without a name, or one over %d bytes",
                         PEP_NODE_NAME_MAX);
                 continue;
             }
             struct xml_node *n = pep_node(all, name);
             struct xml_node *x = pass ? NULL : xml_child(c, "x", NS_XDATA);
-            *rc = !n ? -1 : pass ? pep_add_items(im, u, n, c) : x ? pep_configure(n, x) : 0;
+            *rc = !n ? -1 : pass ? pep_add_items(im, n, c) : x ? pep_configure(n, x) : 0;
         }
     }
     size_t nodes = 0, bytes = 0;
     for (struct xml_node *n = all ? xml_first_child(all) : NULL; n; n = xml_next(n)) {
         nodes++;
         bytes += serialized_size(n, NS_PEP_STORE);
+        check_size(im, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
     }
     if (nodes > (size_t)g_config->pep_max_nodes || bytes > (size_t)g_config->pep_max_account_bytes) {
-        imp_err(im, u, "%zu PEP nodes of %zu bytes, over pep_max_nodes (%d) or "
+        imp_err(im, "%zu PEP nodes of %zu bytes, over pep_max_nodes (%d) or "
                 "pep_max_account_bytes (%d)", nodes, bytes, g_config->pep_max_nodes,
                 g_config->pep_max_account_bytes);
     }
@@ -1354,6 +1526,7 @@ static int iterations_over(const struct store_account *a)
 
 static void check_user(struct imp *im, struct imp_user *u)
 {
+    im->user = u;
     const char *name = xml_attr(u->el, "name"), *why = NULL;
     char jid[JID_MAX + 1];
     snprintf(jid, sizeof(jid), "%s@%s", name ? name : "", g_config->domain);
@@ -1361,117 +1534,67 @@ static void check_user(struct imp *im, struct imp_user *u)
     if (!name || jid_parse(jid, u->bare, sizeof(u->bare), &j) < 0 || !j.local_len ||
         j.resource_len) {
         u->bare[0] = '\0';
-        imp_err(im, u, "'%s' is not a valid user name", name ? name : "");
+        imp_err(im, "'%s' is not a valid user name", name ? name : "");
         return;
     }
     if (!store_account_name_ok(u->bare)) {
         /* Found here, not half-way through the writes. */
         u->bare[0] = '\0';
-        imp_err(im, u, "'%.32s...' is too long a user name for this store", name);
+        imp_err(im, "'%.32s...' is too long a user name for this store", name);
         return;
     }
     for (struct imp_user *o = im->users; o < u; o++) {
-        if (strcmp(o->bare, u->bare) == 0) {
-            imp_err(im, u, "also at %s:%d (an account appears twice)", o->file, o->line);
+        if (eq(o->bare, u->bare)) {
+            imp_err(im, "also at %s:%d (an account appears twice)", o->file, o->line);
             return;
         }
     }
     u->exists = store_account_exists(u->bare);
     if (u->exists && !im->force) {
-        imp_err(im, u, "the account exists here (import --force replaces its data)");
+        imp_err(im, "the account exists here (import --force replaces its data)");
     }
     if (!u->exists && !jid_local_new_ok(name)) {
-        imp_err(im, u, "the name mixes scripts (a look-alike of another name)");
+        imp_err(im, "the name mixes scripts (a look-alike of another name)");
     }
     struct store_account a;
     if (user_creds(u->el, &a, 0, &why) < 0) {
-        imp_err(im, u, "%s", why);
+        imp_err(im, "%s", why);
     } else if (iterations_over(&a)) {
-        imp_err(im, u, "a SCRAM iteration count over import_max_scram_iterations (%d)",
+        imp_err(im, "a SCRAM iteration count over import_max_scram_iterations (%d)",
                 g_config->import_max_scram_iterations);
     }
     memset(&a, 0, sizeof(a));
     int pending = 0;
     for (struct xml_node *c = xml_first_child(u->el); c; c = xml_next(c)) {
-        const char *n = xml_name(c), *ns = xml_ns(c);
-        if (strcmp(n, "query") == 0 && strcmp(ns, NS_ROSTER) == 0) {
-            check_roster(im, u, c);
+        struct xml_node *l = is_el(c, "blocklist", NS_BLOCKING) ? c
+                             : is_el(c, "query", NS_PRIVACY)  ? block_list_of(c)
+                                                              : NULL;
+        if (l) {
+            block_walk(im, l, 0);
+        } else if (is_el(c, "query", NS_ROSTER)) {
+            roster_walk(im, c, NULL);
         } else if (is_pending(c)) {
             if (parse_bare(xml_attr(c, "from"), jid, sizeof(jid)) < 0) {
-                imp_err(im, u, "pending subscription: bad from '%s'",
-                        xml_attr(c, "from") ? xml_attr(c, "from") : "");
+                imp_err(im, "pending subscription: bad from '%s'", str0(xml_attr(c, "from")));
             }
             pending++;
-        } else if (strcmp(n, "vCard") == 0 && strcmp(ns, NS_VCARD) == 0) {
-            check_size(im, u, c, "the vCard", (size_t)g_config->max_vcard_size);
-        } else if (strcmp(n, "query") == 0 && strcmp(ns, NS_PRIVATE) == 0) {
-            check_size(im, u, c, "private XML", (size_t)g_config->max_private_size);
-        } else if (strcmp(n, "query") == 0 && strcmp(ns, NS_PRIVACY) == 0) {
-            struct xml_node *l = block_list_of(c);
-            if (l) {
-                check_blocked(im, u, l);
-            }
-        } else if (strcmp(n, "blocklist") == 0 && strcmp(ns, NS_BLOCKING) == 0) {
-            check_blocked(im, u, c);
-        } else if (strcmp(n, "offline-messages") == 0) {
+        } else if (is_el(c, "vCard", NS_VCARD)) {
+            check_size(im, c, "the vCard", (size_t)g_config->max_vcard_size);
+        } else if (is_el(c, "query", NS_PRIVATE)) {
+            check_size(im, c, "private XML", (size_t)g_config->max_private_size);
+        } else if (is_el(c, "offline-messages", NULL)) {
             check_messages(im, u, c);
-        } else if (strcmp(n, "archive") == 0 && strcmp(ns, NS_PIE_MAM) == 0) {
-            check_archive(im, u, c);
+        } else if (is_el(c, "archive", NS_PIE_MAM)) {
+            archive_walk(im, c, 0);
         }
     }
     int rc = 0;
-    struct xml_node *pep = pep_build(im, u, &rc);
-    for (struct xml_node *n = pep ? xml_first_child(pep) : NULL; n; n = xml_next(n)) {
-        check_size(im, u, n, "a PEP node", STORE_RECORD_MAX); /* one document each */
-    }
-    xml_free(pep);
-    if (pending > g_config->max_roster_items) {
-        imp_err(im, u, "%d pending subscriptions, over max_roster_items (%d)", pending,
-                g_config->max_roster_items);
-    }
+    xml_free(pep_build(im, u, &rc));
+    check_count(im, pending, g_config->max_roster_items, "pending subscriptions",
+                "max_roster_items");
 }
 
 /* ---- writes, once everything passed ---- */
-
-static unsigned sub_bits(const char *s)
-{
-    if (!s) {
-        return 0;
-    }
-    return strcmp(s, "both") == 0 ? 3 : strcmp(s, "to") == 0 ? ROSTER_SUB_TO
-                                    : strcmp(s, "from") == 0 ? ROSTER_SUB_FROM
-                                                             : 0;
-}
-
-static char *dup_str(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static int roster_item_from(struct roster_item *it, const struct xml_node *i)
-{
-    it->sub = sub_bits(xml_attr(i, "subscription"));
-    it->ask = xml_attr(i, "ask") != NULL;
-    const char *name = xml_attr(i, "name");
-    if (name && name[0] && !(it->name = dup_str(name))) {
-        return -1;
-    }
-    for (struct xml_node *g = xml_first_child(i); g; g = xml_next(g)) {
-        if (strcmp(xml_name(g), "group") != 0 || !xml_text(g)[0]) {
-            continue;
-        }
-        char **n = realloc(it->groups, (size_t)(it->ngroups + 1) * sizeof(*n));
-        if (!n) {
-            return -1;
-        }
-        it->groups = n;
-        if (!(it->groups[it->ngroups] = strdup(xml_text(g)))) {
-            return -1;
-        }
-        it->ngroups++;
-    }
-    return 0;
-}
 
 /* A pending inbound request: kept whole, as presence.c keeps one it receives
  * (RFC 6121 §3.1.3), so its nick and status reach the user. */
@@ -1484,12 +1607,11 @@ static int pending_from(struct roster *r, const struct xml_node *p)
         return -1;
     }
     struct buf b;
-    buf_init(&b, ROSTER_REQUEST_MAX);
     it->pending_in = 1;
     free(it->status);
     it->status = NULL;
     it->raw = 0;
-    if (strcmp(xml_ns(p), NS_CLIENT) == 0 && xml_serialize(p, NS_CLIENT, &b) == 0) {
+    if (serialize(p, NS_CLIENT, &b, ROSTER_REQUEST_MAX) == 0 && eq(xml_ns(p), NS_CLIENT)) {
         it->status = strdup(buf_ptr(&b));
         it->raw = 1;
     } else {
@@ -1501,36 +1623,21 @@ static int pending_from(struct roster *r, const struct xml_node *p)
     return 0;
 }
 
-static int write_roster(const char *bare, const struct xml_node *u)
+static int write_roster(struct imp *im, const char *bare, const struct xml_node *u)
 {
     struct roster r;
     memset(&r, 0, sizeof(r));
     snprintf(r.bare, sizeof(r.bare), "%s", bare);
-    char jid[JID_MAX + 1];
-    int rc = 0, any = 0;
-    struct xml_node *q = xml_child(u, "query", NS_ROSTER);
-    for (struct xml_node *i = q ? xml_first_child(q) : NULL; i && rc == 0; i = xml_next(i)) {
-        const char *sub = xml_attr(i, "subscription");
-        if (strcmp(xml_name(i), "item") != 0 || (sub && strcmp(sub, "remove") == 0) ||
-            parse_bare(xml_attr(i, "jid"), jid, sizeof(jid)) < 0 || strcmp(jid, bare) == 0 ||
-            roster_find(&r, jid)) {
-            continue; /* self-contacts are left out, as Prosody does */
-        }
-        struct roster_item *it = roster_add(&r, jid, 0);
-        rc = it ? roster_item_from(it, i) : -1;
-        any = 1;
-    }
+    int rc = roster_walk(im, xml_child(u, "query", NS_ROSTER), &r);
     for (struct xml_node *p = xml_first_child(u); p && rc == 0; p = xml_next(p)) {
         if (is_pending(p)) {
             rc = pending_from(&r, p);
-            any = 1;
         }
     }
-    if (rc == 0 && any) {
+    if (rc == 0 && r.n) {
         rc = roster_save(&r);
     } else if (rc == 0) {
-        int d = store_doc_delete(bare, "roster");
-        rc = d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
+        rc = doc_set(bare, "roster", NULL);
     }
     roster_free(&r);
     return rc;
@@ -1540,64 +1647,12 @@ static int write_roster(const char *bare, const struct xml_node *u)
  * writes it; absent from the file = no document. */
 static int write_element(const char *bare, const char *doc, const struct xml_node *el)
 {
-    if (!el) {
-        int d = store_doc_delete(bare, doc);
-        return d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
-    }
     struct buf b;
-    buf_init(&b, STORE_RECORD_MAX);
-    int rc = xml_serialize(el, NS_CLIENT, &b) == 0 ? store_doc_put(bare, doc, buf_ptr(&b), buf_len(&b))
-                                                    : -1;
-    buf_free(&b);
-    return rc < 0 ? -1 : 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* blocking.c's document: normalised JIDs, sorted, no duplicates. */
-static int write_blocklist(const char *bare, const struct xml_node *list)
-{
-    size_t n = 0;
-    char **jids = NULL;
-    int rc = 0;
-    for (struct xml_node *i = list ? xml_first_child(list) : NULL; i && rc == 0; i = xml_next(i)) {
-        const char *type = xml_attr(i, "type"), *action = xml_attr(i, "action");
-        const char *s = xml_attr(i, "jid");
-        if (!s && type && strcmp(type, "jid") == 0 && action && strcmp(action, "deny") == 0) {
-            s = xml_attr(i, "value");
-        }
-        char norm[JID_MAX + 1];
-        struct jid j;
-        if (!s || jid_parse(s, norm, sizeof(norm), &j) < 0) {
-            continue;
-        }
-        char **g = realloc(jids, (n + 1) * sizeof(*g));
-        rc = g && (g[n] = strdup(norm)) ? 0 : -1;
-        jids = g ? g : jids;
-        n += rc == 0;
+    int rc = el ? serialize(el, NS_CLIENT, &b, STORE_RECORD_MAX) : 0;
+    rc = rc < 0 ? rc : doc_set(bare, doc, el ? &b : NULL);
+    if (el) {
+        buf_free(&b);
     }
-    if (n > 1) {
-        qsort(jids, n, sizeof(*jids), cmp_str);
-    }
-    struct buf b;
-    buf_init(&b, STORE_RECORD_MAX);
-    rc = rc < 0 ? rc : buf_puts(&b, BLOCK_HEADER);
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0 && (i == 0 || strcmp(jids[i], jids[i - 1]) != 0)) {
-            rc = buf_printf(&b, "%s\n", jids[i]);
-        }
-        free(jids[i]);
-    }
-    free(jids);
-    if (rc == 0) {
-        int d = n ? store_doc_put(bare, BLOCK_DOC, buf_ptr(&b), buf_len(&b))
-                  : store_doc_delete(bare, BLOCK_DOC);
-        rc = d == STORE_OK || (!n && d == STORE_ENOENT) ? 0 : -1;
-    }
-    buf_free(&b);
     return rc;
 }
 
@@ -1607,44 +1662,12 @@ static int write_offline(const char *bare, const struct xml_node *off)
     rc = rc == STORE_ENOENT ? 0 : rc;
     for (struct xml_node *m = off ? xml_first_child(off) : NULL; m && rc == 0; m = xml_next(m)) {
         struct buf b;
-        buf_init(&b, STORE_RECORD_MAX);
-        rc = xml_serialize(m, NS_CLIENT, &b) == 0
+        rc = serialize(m, NS_CLIENT, &b, STORE_RECORD_MAX) == 0
                  ? store_offline_append(bare, buf_ptr(&b), buf_len(&b),
                                         g_config->max_offline_messages)
                  : -1;
         buf_free(&b);
     }
-    return rc < 0 ? -1 : 0;
-}
-
-/* Archive records keep their time (the archive id) and are keyed, as mam.c
- * keys them, by the peer's bare JID, flagged when the account sent them. */
-static int write_archive(const char *bare, const struct xml_node *arc)
-{
-    int rc = 0;
-    for (struct xml_node *r = arc ? xml_first_child(arc) : NULL; r && rc == 0; r = xml_next(r)) {
-        uint64_t when, id;
-        struct xml_node *m = result_message(r, &when);
-        char from[JID_MAX + 1] = "", to[JID_MAX + 1] = "";
-        parse_bare(xml_attr(m, "from"), from, sizeof(from));
-        parse_bare(xml_attr(m, "to"), to, sizeof(to));
-        char fb[JID_MAX + 1] = "", tb[JID_MAX + 1] = "";
-        jid_bare(from, fb, sizeof(fb));
-        jid_bare(to, tb, sizeof(tb));
-        unsigned flags = strcmp(fb, bare) == 0 ? MAM_OUT : 0;
-        const char *with = flags ? tb : fb;
-        struct buf b;
-        buf_init(&b, STORE_RECORD_MAX);
-        if (xml_serialize(m, NS_CLIENT, &b) == 0) {
-            struct store_arc_rec rec = {when, flags, with, strlen(with), buf_ptr(&b), buf_len(&b)};
-            struct store_arc_limits lim = {(uint64_t)g_config->mam_max_bytes, 0};
-            rc = store_arc_append_at(bare, &rec, &lim, &id);
-        } else {
-            rc = -1;
-        }
-        buf_free(&b);
-    }
-    rc = store_arc_sync() ? -1 : rc;
     return rc < 0 ? -1 : 0;
 }
 
@@ -1661,17 +1684,14 @@ static int write_pep(struct imp *im, struct imp_user *u)
     }
     for (struct xml_node *n = all ? xml_first_child(all) : NULL; n && rc == 0; n = xml_next(n)) {
         char dn[64];
-        struct xml_node *e = xml_add_child(index, "node", NULL);
-        rc = e && xml_set_attr(e, "name", xml_attr(n, "name")) == 0 &&
-                     store_pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0
+        const char *name = xml_attr(n, "name");
+        rc = attr(child(index, "node", NULL), "name", name) &&
+                     store_pep_doc_name(name, dn, sizeof(dn)) == 0
                  ? write_element(u->bare, dn, n)
                  : -1;
     }
     rc = rc < 0 ? rc : write_element(u->bare, PEP_INDEX_DOC, index);
-    if (rc == 0) {
-        int d = store_doc_delete(u->bare, PEP_OLD_DOC); /* an older build's single doc */
-        rc = d == STORE_OK || d == STORE_ENOENT ? 0 : -1;
-    }
+    rc = rc < 0 ? rc : doc_set(u->bare, PEP_OLD_DOC, NULL); /* an older build's single doc */
     xml_free(index);
     xml_free(all);
     return rc;
@@ -1684,33 +1704,17 @@ static int write_pep(struct imp *im, struct imp_user *u)
 static int locked_creds(struct store_account *a)
 {
     memset(a, 0, sizeof(*a));
+    /* Salt and keys random (and the rest, set below). */
+    int rc = tls_random(&a->sha256, sizeof(a->sha256));
     a->sha256.key_len = 32;
     a->sha256.salt_len = SCRAM_SALT_LEN;
     a->sha256.iter = g_config->scram_iterations;
-    return tls_random(a->sha256.salt, SCRAM_SALT_LEN) < 0 ||
-                   tls_random(a->sha256.stored_key, 32) < 0 ||
-                   tls_random(a->sha256.server_key, 32) < 0
-               ? -1
-               : 0;
-}
-
-/* The real credentials, last: the account becomes usable complete. */
-static int unlock(struct imp *im, struct imp_user *u)
-{
-    struct store_account a;
-    const char *why = NULL;
-    int rc = user_creds(u->el, &a, 1, &why);
-    rc = rc < 0 ? rc : store_account_put(u->bare, &a);
-    memset(&a, 0, sizeof(a));
-    if (rc < 0) {
-        imp_err(im, u, "cannot write its credentials (%s; run the import again with --force)",
-                why ? why : "store error");
-    }
     return rc < 0 ? -1 : 0;
 }
 
 static int write_user(struct imp *im, struct imp_user *u)
 {
+    im->user = u;
     struct store_account a;
     int rc = locked_creds(&a);
     if (rc == 0) {
@@ -1718,14 +1722,14 @@ static int write_user(struct imp *im, struct imp_user *u)
     }
     memset(&a, 0, sizeof(a));
     if (rc < 0) {
-        imp_err(im, u, "cannot create the account (%s)",
+        imp_err(im, "cannot create the account (%s)",
                 rc == STORE_EEXIST ? "made meanwhile by someone else" : "store error");
         return -1;
     }
     struct xml_node *privacy = xml_child(u->el, "query", NS_PRIVACY);
     struct xml_node *blocks = xml_child(u->el, "blocklist", NS_BLOCKING);
     const char *step = "roster";
-    rc = write_roster(u->bare, u->el);
+    rc = write_roster(im, u->bare, u->el);
     if (rc == 0 && (step = "vCard")) {
         rc = write_element(u->bare, VCARD_DOC, xml_child(u->el, "vCard", NS_VCARD));
     }
@@ -1733,23 +1737,30 @@ static int write_user(struct imp *im, struct imp_user *u)
         rc = write_element(u->bare, PRIVATE_DOC, xml_child(u->el, "query", NS_PRIVATE));
     }
     if (rc == 0 && (step = "block list")) {
-        rc = write_blocklist(u->bare, blocks ? blocks : privacy ? block_list_of(privacy) : NULL);
+        rc = block_walk(im, blocks ? blocks : privacy ? block_list_of(privacy) : NULL, 1);
     }
     if (rc == 0 && (step = "offline messages")) {
         rc = write_offline(u->bare, xml_child(u->el, "offline-messages", NULL));
     }
     if (rc == 0 && (step = "message archive")) {
-        rc = write_archive(u->bare, xml_child(u->el, "archive", NS_PIE_MAM));
+        rc = archive_walk(im, xml_child(u->el, "archive", NS_PIE_MAM), 1);
     }
     if (rc == 0 && (step = "PEP nodes")) {
         rc = write_pep(im, u);
     }
-    if (rc < 0) {
-        imp_err(im, u, "cannot write its %s (store error; run the import again with --force)",
-                step);
-        return rc;
+    /* The real credentials, last: the account becomes usable complete. */
+    const char *why = NULL;
+    if (rc == 0 && (step = "credentials")) {
+        rc = user_creds(u->el, &a, 1, &why);
+        rc = rc < 0 ? rc : store_account_put(u->bare, &a);
+        memset(&a, 0, sizeof(a));
     }
-    return unlock(im, u);
+    if (rc < 0) {
+        imp_err(im, "cannot write its %s (%s; run the import again with --force)", step,
+                why ? why : "store error");
+        return -1;
+    }
+    return 0;
 }
 
 static void imp_free(struct imp *im)
@@ -1772,12 +1783,12 @@ static int pie_import(int argc, char **argv)
     memset(&im, 0, sizeof(im));
     im.left = (size_t)g_config->import_max_bytes;
     int first = 1;
-    if (argc > 1 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "--force") == 0)) {
+    if (argc > 1 && index_of(argv[1], "-f\0--force\0") >= 0) {
         im.force = 1;
         first = 2;
     }
     if (first >= argc) {
-        fprintf(stderr, "usage: xmppd [-c FILE] import [--force] FILE...\n");
+        usage(IMPORT_HELP, sizeof(IMPORT_USAGE));
         return 2;
     }
     for (int i = first; i < argc; i++) {
@@ -1804,13 +1815,6 @@ static int pie_import(int argc, char **argv)
 
 HOOK_SERVICE(pie)
 {
-    hook_command("export", pie_export,
-                 "export [--ejabberd] [FILE | -d DIR]  write every account to a\n"
-                 "                                         XEP-0227 file (stdout; -d: one file per\n"
-                 "                                         account, as Prosody's xep0227 store reads\n"
-                 "                                         them; --ejabberd: SCRAM keys also as\n"
-                 "                                         ejabberd's import_piefxis reads them)");
-    hook_command("import", pie_import,
-                 "import [--force] FILE...  read accounts from XEP-0227 files; --force\n"
-                 "                                         replaces the data of existing accounts");
+    hook_command("export", pie_export, EXPORT_HELP);
+    hook_command("import", pie_import, IMPORT_HELP);
 }
