@@ -936,19 +936,15 @@ fail:
     return NULL;
 }
 
-struct tls_server *tls_server_new(const char *cert_file, const char *key_file, char *err,
-                                  size_t errsz)
+/* A context with one reference and every member in its init state (so that
+ * tls_server_unref frees it whatever was loaded), or NULL with err set. */
+static struct tls_server *server_alloc(char *err, size_t errsz)
 {
-    struct tls_server *s = NULL;
-    unsigned char *pem = NULL;
-    size_t len = 0;
-    int ret;
-
     if (!g.ready) {
         set_err(err, errsz, "tls_global_init was not called");
         return NULL;
     }
-    s = calloc(1, sizeof(*s));
+    struct tls_server *s = calloc(1, sizeof(*s));
     if (!s) {
         set_err(err, errsz, "out of memory");
         return NULL;
@@ -957,6 +953,53 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file, c
     mbedtls_ssl_config_init(&s->conf);
     mbedtls_x509_crt_init(&s->chain);
     mbedtls_pk_init(&s->key);
+    return s;
+}
+
+/* What every configuration shares: the endpoint's defaults, the versions,
+ * the curves and the DRBG. An mbedTLS code, 0 on success. */
+static int conf_setup(mbedtls_ssl_config *conf, int endpoint)
+{
+    int ret = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                          MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret == 0) {
+        compat_conf_versions(conf);
+        compat_conf_curves(conf);
+        mbedtls_ssl_conf_rng(conf, rng, &g.drbg);
+    }
+    return ret;
+}
+
+/* The CAs of ca_file into crt. A bundle with a few certificates the library
+ * cannot parse (ret > 0) still serves for the others; none at all is an
+ * error. read_file, not mbedtls_x509_crt_parse_file: builds without
+ * MBEDTLS_FS_IO (OpenWrt) have no file functions. */
+static int load_ca(mbedtls_x509_crt *crt, const char *ca_file, char *err, size_t errsz)
+{
+    size_t len = 0;
+    unsigned char *pem = read_file(ca_file, &len, err, errsz);
+    if (!pem) {
+        return -1;
+    }
+    int ret = mbedtls_x509_crt_parse(crt, pem, len); /* len counts the NUL PEM needs */
+    free(pem);
+    if (ret < 0 || crt->version == 0) {
+        set_mbed_err(err, errsz, ca_file, ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT);
+        return -1;
+    }
+    return 0;
+}
+
+struct tls_server *tls_server_new(const char *cert_file, const char *key_file, char *err,
+                                  size_t errsz)
+{
+    unsigned char *pem = NULL;
+    size_t len = 0;
+    int ret;
+    struct tls_server *s = server_alloc(err, errsz);
+    if (!s) {
+        return NULL;
+    }
 
     pem = read_file(cert_file, &len, err, errsz);
     if (!pem) {
@@ -995,16 +1038,11 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file, c
         goto fail;
     }
 
-    ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                      MBEDTLS_SSL_PRESET_DEFAULT);
-    if (ret != 0) {
+    if ((ret = conf_setup(&s->conf, MBEDTLS_SSL_IS_SERVER)) != 0) {
         set_mbed_err(err, errsz, "TLS configuration", ret);
         goto fail;
     }
-    compat_conf_versions(&s->conf);
-    compat_conf_curves(&s->conf);
     mbedtls_ssl_conf_ciphersuites(&s->conf, tls_ciphersuites);
-    mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
     /* No client certificates (SASL EXTERNAL is not offered) and no session
      * cache: XMPP streams are long-lived, resumption would only cost memory. */
     mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_NONE);
@@ -1116,47 +1154,19 @@ struct tls_conn *tls_conn_new(struct tls_server *s, int fd)
 struct tls_server *tls_client_new(const char *ca_file, char *err, size_t errsz)
 {
     int ret;
-    if (!g.ready) {
-        set_err(err, errsz, "tls_global_init was not called");
-        return NULL;
-    }
-    struct tls_server *s = calloc(1, sizeof(*s));
+    struct tls_server *s = server_alloc(err, errsz);
     if (!s) {
-        set_err(err, errsz, "out of memory");
         return NULL;
     }
-    s->refs = 1;
-    mbedtls_ssl_config_init(&s->conf);
-    mbedtls_x509_crt_init(&s->chain); /* the trusted CAs here */
-    mbedtls_pk_init(&s->key);
-    /* A bundle with a few certificates the library cannot parse (ret > 0) still
-     * serves for the others; none at all is an error. ca_file NULL: no CA, so
-     * no peer verifies (dialback only). */
-    ret = 0;
-    if (ca_file) {
-        /* read_file, not mbedtls_x509_crt_parse_file: builds without
-         * MBEDTLS_FS_IO (OpenWrt) have no file functions. */
-        size_t len = 0;
-        unsigned char *pem = read_file(ca_file, &len, err, errsz);
-        if (!pem) {
-            goto fail;
-        }
-        ret = mbedtls_x509_crt_parse(&s->chain, pem, len); /* len counts the NUL PEM needs */
-        free(pem);
-    }
-    if (ca_file && (ret < 0 || s->chain.version == 0)) {
-        set_mbed_err(err, errsz, ca_file, ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT);
+    /* s->chain holds the trusted CAs here. ca_file NULL: no CA, so no peer
+     * verifies (dialback only). */
+    if (ca_file && load_ca(&s->chain, ca_file, err, errsz) < 0) {
         goto fail;
     }
-    ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                      MBEDTLS_SSL_PRESET_DEFAULT);
-    if (ret != 0) {
+    if ((ret = conf_setup(&s->conf, MBEDTLS_SSL_IS_CLIENT)) != 0) {
         set_mbed_err(err, errsz, "TLS client configuration", ret);
         goto fail;
     }
-    compat_conf_versions(&s->conf);
-    compat_conf_curves(&s->conf);
-    mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
     /* OPTIONAL: the handshake goes on with an unverified peer; the caller
      * reads the result (dialback authenticates those, XEP-0220). */
     mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
@@ -1292,43 +1302,21 @@ const char *tls_conn_error(struct tls_conn *c, char *out, size_t outsz)
 
 /* ---- s2s with certificates both ways (SASL EXTERNAL, XEP-0178) ---- */
 
-/* The CAs of ca_file into s->peer_ca. A bundle with a few certificates the
- * library cannot parse still serves for the others; none at all is an error. */
-static int load_peer_ca(struct tls_server *s, const char *ca_file, char *err, size_t errsz)
-{
-    size_t len = 0;
-    unsigned char *pem = read_file(ca_file, &len, err, errsz);
-    if (!pem) {
-        return -1;
-    }
-    int ret = mbedtls_x509_crt_parse(&s->peer_ca, pem, len);
-    free(pem);
-    if (ret < 0 || s->peer_ca.version == 0) {
-        set_mbed_err(err, errsz, ca_file, ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT);
-        return -1;
-    }
-    s->has_peer_ca = 1;
-    return 0;
-}
-
 struct tls_server *tls_s2s_new(int client, const char *cert_file, const char *key_file,
                                const char *ca_file, char *err, size_t errsz)
 {
     struct tls_server *s = tls_server_new(cert_file, key_file, err, errsz);
     int ret = 0;
-    if (!s || load_peer_ca(s, ca_file, err, errsz) < 0) {
+    if (!s || load_ca(&s->peer_ca, ca_file, err, errsz) < 0) {
         goto fail;
     }
+    s->has_peer_ca = 1;
     if (client) {
         /* Same certificate and key, the client end of the handshake. */
         mbedtls_ssl_config_free(&s->conf);
         mbedtls_ssl_config_init(&s->conf);
-        ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT,
-                                          MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+        ret = conf_setup(&s->conf, MBEDTLS_SSL_IS_CLIENT);
         if (ret == 0) {
-            compat_conf_versions(&s->conf);
-            compat_conf_curves(&s->conf);
-            mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
             ret = mbedtls_ssl_conf_own_cert(&s->conf, &s->chain, &s->key);
         }
     } else {
