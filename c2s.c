@@ -164,9 +164,7 @@ static int account_banned(const char *addr, const unsigned char *who)
  * the answer. */
 static int throttle_delay(const char *addr, const unsigned char *who)
 {
-    struct throttle *a = throttle_find(addr, NULL, 1);
-    a->fails++;
-    a->last = g_now;
+    c2s_auth_failed_address(addr);
     struct throttle *t = throttle_find(addr, who, 1);
     t->fails++;
     t->last = g_now;
@@ -189,6 +187,13 @@ static void send_str(struct c2s *s, const char *str)
     conn_send(s->conn, str, strlen(str));
 }
 
+/* Sends what b holds on c and frees b. */
+static void send_buf(struct conn *c, struct buf *b)
+{
+    conn_send(c, buf_ptr(b), buf_len(b));
+    buf_free(b);
+}
+
 static void send_header(struct c2s *s, const char *to)
 {
     struct buf b;
@@ -208,8 +213,7 @@ static void send_header(struct c2s *s, const char *to)
         buf_append_xml(&b, to, strlen(to));
     }
     buf_puts(&b, "' version='1.0' xml:lang='en'>");
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(s->conn, &b);
     s->header_sent = 1;
 }
 
@@ -261,8 +265,7 @@ static void stream_error(struct conn *c, const char *cond, const char *text, con
         buf_puts(&b, app);
     }
     buf_puts(&b, "</stream:error></stream:stream>");
-    conn_send(c, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(c, &b);
     conn_close(c, 1);
 }
 
@@ -320,8 +323,7 @@ static void send_features(struct c2s *s)
         }
     }
     buf_puts(&b, "</stream:features>");
-    conn_send(c, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(c, &b);
 }
 
 /* ---- stream open ---- */
@@ -336,29 +338,26 @@ static int on_stream_open(void *ud, const struct xml_node *root)
     /* RFC 6120 §4.7.2: echo the client's from as our to when it is valid. */
     const char *echo = (from && jid_parse(from, norm, sizeof(norm), NULL) == 0) ? from : NULL;
     send_header(s, echo);
-    if (strcmp(xml_name(root), "stream") != 0 || strcmp(xml_ns(root), XML_NS_STREAM) != 0) {
-        c2s_stream_error(c, "invalid-namespace", NULL);
-        return -1;
-    }
-    if (strcmp(xml_default_ns(root), NS_CLIENT) != 0) {
-        c2s_stream_error(c, "invalid-namespace", NULL);
-        return -1;
-    }
     const char *ver = xml_attr(root, "version");
-    if (!ver || strncmp(ver, "1.", 2) != 0) {
-        c2s_stream_error(c, "unsupported-version", NULL);
-        return -1;
+    const char *cond = NULL, *text = NULL;
+    if (strcmp(xml_name(root), "stream") != 0 || strcmp(xml_ns(root), XML_NS_STREAM) != 0 ||
+        strcmp(xml_default_ns(root), NS_CLIENT) != 0) {
+        cond = "invalid-namespace";
+    } else if (!ver || strncmp(ver, "1.", 2) != 0) {
+        cond = "unsupported-version";
+    } else if (!to) {
+        /* RFC 6120 §4.7.2: the initiating entity MUST include 'to' in an
+         * initial stream header, and the header after STARTTLS or SASL is
+         * one again (§5.4.3.3, §6.4.6). Without it, <improper-addressing/>
+         * (§4.9.3.8), as Prosody answers, also on a restart. */
+        cond = "improper-addressing";
+        text = "a 'to' attribute is required";
+    } else if (jid_parse(to, norm, sizeof(norm), NULL) < 0 ||
+               strcmp(norm, g_config->domain) != 0) {
+        cond = "host-unknown";
     }
-    /* RFC 6120 §4.7.2: the initiating entity MUST include 'to' in an initial
-     * stream header, and the header after STARTTLS or SASL is one again
-     * (§5.4.3.3, §6.4.6). Without it, <improper-addressing/> (§4.9.3.8), as
-     * Prosody answers, also on a restart. */
-    if (!to) {
-        c2s_stream_error(c, "improper-addressing", "a 'to' attribute is required");
-        return -1;
-    }
-    if (jid_parse(to, norm, sizeof(norm), NULL) < 0 || strcmp(norm, g_config->domain) != 0) {
-        c2s_stream_error(c, "host-unknown", NULL);
+    if (cond) {
+        c2s_stream_error(c, cond, text);
         return -1;
     }
     /* RFC 6120 §4.7.4: the stream's default language, kept for §8.1.5
@@ -400,8 +399,7 @@ static void sasl_reply(struct c2s *s, const char *elem, const char *b64)
     } else {
         buf_printf(&b, "<%s xmlns='" NS_SASL "'/>", elem);
     }
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(s->conn, &b);
 }
 
 static void sasl_end(struct c2s *s)
@@ -443,9 +441,7 @@ static void sasl_fail(struct c2s *s, const char *cond)
     char xml[160];
     snprintf(xml, sizeof(xml), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
     if (strcmp(cond, "not-authorized") != 0) {
-        conn_send(s->conn, xml, strlen(xml));
-        s->failures++;
-        after_failure(s);
+        c2s_login_refused(s->conn, xml);
         return;
     }
     answer_wrong_password(s, xml, "failed");
@@ -882,8 +878,7 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
     }
     s->sasl_tried = 1;
     sasl_end(s);
-    enum sasl_mech mech = sasl_mech_from_name(xml_attr(st, "mechanism") ? xml_attr(st, "mechanism")
-                                                                        : "");
+    enum sasl_mech mech = sasl_mech_from_name(xml_attr(st, "mechanism"));
     int tls = conn_is_tls(c);
     if (mech == SASL_NONE || (mech == SASL_PLAIN && !tls && !g_config->plain_without_tls)) {
         sasl_fail(s, mech == SASL_PLAIN ? "encryption-required" : "invalid-mechanism");
@@ -893,30 +888,24 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
         sasl_fail(s, "encryption-required");
         return;
     }
-    int has_initial = *xml_text(st) != '\0';
-    if (mech == SASL_PLAIN) {
-        if (!has_initial) {
-            /* RFC 6120 §6.4.2, RFC 4422 §5: no initial response (as opposed
-             * to an empty one, "="): ask for it with an empty challenge and
-             * take the <response/> as the PLAIN message. */
+    if (!*xml_text(st)) {
+        /* RFC 6120 §6.4.2, RFC 4422 §5: no initial response (as opposed to
+         * an empty one, "="): ask for it with an empty challenge and take
+         * the <response/> as the first message. */
+        if (mech == SASL_PLAIN) {
             s->plain_wait = 1;
-            sasl_reply(s, "challenge", NULL);
-            return;
-        }
-        sasl_plain(s, msg, len);
-        return;
-    }
-    if (!has_initial) {
-        s->scram = calloc(1, sizeof(*s->scram));
-        if (!s->scram) {
+        } else if ((s->scram = calloc(1, sizeof(*s->scram))) != NULL) {
+            s->scram->mech = mech;
+        } else {
             sasl_fail(s, "temporary-auth-failure");
             return;
         }
-        s->scram->mech = mech;
         sasl_reply(s, "challenge", NULL);
-        return;
+    } else if (mech == SASL_PLAIN) {
+        sasl_plain(s, msg, len);
+    } else {
+        scram_first(s, mech, msg, len);
     }
-    scram_first(s, mech, msg, len);
 }
 
 /* ---- binding ---- */
@@ -1163,16 +1152,16 @@ struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns)
 
 /* The pre-auth iq nobody serves here, with the XEP-0086 code old clients
  * read (as legacy.c's errors carry). */
-static void preauth_unavailable(struct c2s *s, const char *id)
+static void preauth_unavailable(struct c2s *s, struct xml_node *iq)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<iq type='error' id='");
-    buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
-    buf_puts(&b, "'><error code='503' type='cancel'><service-unavailable xmlns='" NS_STANZAS
-                 "'/></error></iq>");
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    iq_reply(s, iq, "error",
+             "<error code='503' type='cancel'><service-unavailable xmlns='" NS_STANZAS
+             "'/></error>");
+}
+
+static int is_client_iq(const struct xml_node *st)
+{
+    return strcmp(xml_name(st), "iq") == 0 && strcmp(xml_ns(st), NS_CLIENT) == 0;
 }
 
 static void stanza_preauth(struct c2s *s, struct xml_node *st)
@@ -1194,15 +1183,14 @@ static void stanza_preauth(struct c2s *s, struct xml_node *st)
     /* XEP-0077 in-band registration and XEP-0078 logins happen before
      * authentication, and only where authentication itself would be allowed
      * (after TLS when required). */
-    int iq_ok = strcmp(xml_name(st), "iq") == 0 && strcmp(ns, NS_CLIENT) == 0 &&
-                (conn_is_tls(c) || !g_config->require_tls);
+    int iq_ok = is_client_iq(st) && (conn_is_tls(c) || !g_config->require_tls);
     if (iq_ok && hook_run_preauth_iq(c, st) == 0) {
         return;
     }
     /* XEP-0077 §3.1: a server built without in-band registration
      * (WITH_REGISTRATION=no) still answers a client that tries it. */
     if (iq_ok && c2s_preauth_query(st, NS_REGISTER_IQ)) {
-        preauth_unavailable(s, xml_attr(st, "id"));
+        preauth_unavailable(s, st);
         return;
     }
     /* RFC 6120 §4.9.3.12: stanzas before authentication. */
@@ -1213,16 +1201,13 @@ static void stanza_bind(struct c2s *s, struct xml_node *st)
 {
     const char *type = xml_attr(st, "type");
     struct xml_node *bind = xml_child(st, "bind", NS_BIND);
-    if (strcmp(xml_name(st), "iq") == 0 && strcmp(xml_ns(st), NS_CLIENT) == 0 && bind && type &&
-        strcmp(type, "set") == 0) {
+    if (!is_client_iq(st)) {
+        c2s_stream_error(s->conn, "not-authorized", NULL);
+    } else if (bind && type && strcmp(type, "set") == 0) {
         handle_bind(s, st, bind);
-        return;
-    }
-    if (strcmp(xml_name(st), "iq") == 0 && strcmp(xml_ns(st), NS_CLIENT) == 0) {
+    } else {
         iq_error(s, st, "auth", "not-authorized");
-        return;
     }
-    c2s_stream_error(s->conn, "not-authorized", NULL);
 }
 
 /* A top-level element after authentication that is not a stanza (XEP-0198
@@ -1520,7 +1505,7 @@ int c2s_password_check(const char *addr, const char *user, const char *pw, size_
     }
     int known = user_to_bare(user, bare, sizeof(bare)) == 0;
     if (!known) {
-        snprintf(bare, sizeof(bare), "%s", "-");
+        strcpy(bare, "-");
     }
     struct plain_login l = {bare, "", pw, pwlen, NULL, NULL, NULL};
     struct plain_job *j = plain_job_new(&l);
