@@ -198,11 +198,7 @@ static void send_header(struct c2s *s, const char *to)
 {
     struct buf b;
     buf_init(&b, 0);
-    unsigned char rnd[8];
-    tls_random(rnd, sizeof(rnd));
-    for (int i = 0; i < 8; i++) {
-        snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
-    }
+    tls_random_hex(s->stream_id, 8);
     buf_printf(&b,
                "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='",
@@ -1003,10 +999,8 @@ static int bind_session(struct c2s *s, const char *want, char norm[JID_MAX + 1],
     *cond = "bad-request";
     if (!*want) {
         /* RFC 6120 §7.6: the server generates a resource the client did not ask for. */
-        unsigned char rnd[6];
-        tls_random(rnd, sizeof(rnd));
-        snprintf(res, sizeof(res), "xmppd-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-                 rnd[3], rnd[4], rnd[5]);
+        memcpy(res, "xmppd-", 6);
+        tls_random_hex(res + 6, 6);
         want = res;
     } else if (jid_resource_valid(want) < 0) {
         return -1;

@@ -471,14 +471,10 @@ static void enable(struct conn *c, struct session *s, const struct xml_node *el)
     char xml[200];
     if ((attr_is(el, "resume", "true") || attr_is(el, "resume", "1")) &&
         g_config->sm_resume_timeout > 0) {
-        unsigned char rnd[SM_ID_LEN / 2];
-        if (tls_random(rnd, sizeof(rnd)) < 0) {
+        if (tls_random_hex(st->id, SM_ID_LEN / 2) < 0) {
             free(st);
             send_failed(c, "internal-server-error", NULL);
             return;
-        }
-        for (size_t i = 0; i < sizeof(rnd); i++) {
-            snprintf(st->id + 2 * i, 3, "%02x", rnd[i]);
         }
         /* §5: the client may ask for less than our maximum, never more. */
         uint32_t max;

@@ -370,6 +370,24 @@ int tls_random(void *buf, size_t len)
     return 0;
 }
 
+void tls_hex(char *out, const unsigned char *in, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int tls_random_hex(char *out, size_t n)
+{
+    unsigned char raw[32] = {0}; /* n <= 32: the callers' ids */
+    int rc = tls_random(raw, n);
+    tls_hex(out, raw, n);
+    return rc;
+}
+
 static const mbedtls_md_info_t *md_info(enum tls_hash h)
 {
     switch (h) {
