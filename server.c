@@ -1438,6 +1438,19 @@ COLD static int print_user(const char *bare, void *ud)
     return 0;
 }
 
+/* "xmppd: BARE: WHY" on stderr; the exit status of a failed command. */
+COLD static int cli_fail(const char *bare, const char *why)
+{
+    fprintf(stderr, "xmppd: %s: %s\n", bare, why);
+    return 1;
+}
+
+/* Why a store_account_* call returning r < 0 failed, for cli_fail. */
+COLD static const char *store_why(int r)
+{
+    return r == STORE_EEXIST ? "user exists" : r == STORE_ENOENT ? "no such user" : "failed";
+}
+
 COLD static int cli_command(int argc, char **argv)
 {
     const char *cmd = argv[0];
@@ -1455,25 +1468,15 @@ COLD static int cli_command(int argc, char **argv)
     }
     if (strcmp(cmd, "deluser") == 0) {
         int r = store_account_delete(bare);
-        if (r < 0) {
-            fprintf(stderr, "xmppd: %s: %s\n", bare, r == STORE_ENOENT ? "no such user" : "failed");
-            return 1;
-        }
-        return 0;
+        return r < 0 ? cli_fail(bare, store_why(r)) : 0;
     }
     int add = strcmp(cmd, "adduser") == 0;
-    if (!add && !store_account_exists(bare)) {
-        fprintf(stderr, "xmppd: %s: no such user\n", bare);
-        return 1;
-    }
-    if (add && store_account_exists(bare)) {
-        fprintf(stderr, "xmppd: %s: user exists\n", bare);
-        return 1;
+    /* adduser wants a new name, passwd an account */
+    if ((store_account_exists(bare) != 0) == add) {
+        return cli_fail(bare, store_why(add ? STORE_EEXIST : STORE_ENOENT));
     }
     if (add && !cli_local_new_ok(bare)) {
-        fprintf(stderr, "xmppd: %s: the name mixes scripts (a look-alike of another name)\n",
-                bare);
-        return 1;
+        return cli_fail(bare, "the name mixes scripts (a look-alike of another name)");
     }
     if (read_password("Password: ", pw, sizeof(pw)) < 0) {
         fprintf(stderr, "xmppd: no password given\n");
@@ -1484,14 +1487,8 @@ COLD static int cli_command(int argc, char **argv)
     if (r == 0) {
         r = add ? store_account_create(bare, &a) : store_account_put(bare, &a);
     }
-    if (r < 0) {
-        fprintf(stderr, "xmppd: %s: %s\n", bare,
-                r == STORE_EEXIST   ? "user exists"
-                : r == STORE_ENOENT ? "no such user" /* deleted meanwhile */
-                                    : "failed");
-        return 1;
-    }
-    return 0;
+    /* STORE_ENOENT here: deleted meanwhile */
+    return r < 0 ? cli_fail(bare, store_why(r)) : 0;
 }
 
 /* -V: the version, and the optional features the build was made without
