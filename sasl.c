@@ -118,22 +118,8 @@ static const char b64_alphabet[] =
 
 static int b64_value(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
+    const char *p = memchr(b64_alphabet, c, 64);
+    return p ? (int)(p - b64_alphabet) : -1;
 }
 
 int sasl_b64_encode(const unsigned char *in, size_t len, char *out, size_t outsz)
@@ -147,25 +133,15 @@ int sasl_b64_encode(const unsigned char *in, size_t len, char *out, size_t outsz
     if (need + 1 > outsz) {
         return -1;
     }
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
+    /* The last group may have one or two bytes: '=' pads for the rest. */
+    for (; i < len; i += 3) {
+        size_t n = len - i;
+        uint32_t v = (uint32_t)in[i] << 16 | (n > 1 ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (n > 2 ? in[i + 2] : 0);
         out[o++] = b64_alphabet[(v >> 18) & 0x3F];
         out[o++] = b64_alphabet[(v >> 12) & 0x3F];
-        out[o++] = b64_alphabet[(v >> 6) & 0x3F];
-        out[o++] = b64_alphabet[v & 0x3F];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64_alphabet[(v >> 18) & 0x3F];
-        out[o++] = b64_alphabet[(v >> 12) & 0x3F];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (len - i == 2) {
-        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
-        out[o++] = b64_alphabet[(v >> 18) & 0x3F];
-        out[o++] = b64_alphabet[(v >> 12) & 0x3F];
-        out[o++] = b64_alphabet[(v >> 6) & 0x3F];
-        out[o++] = '=';
+        out[o++] = n > 1 ? b64_alphabet[(v >> 6) & 0x3F] : '=';
+        out[o++] = n > 2 ? b64_alphabet[v & 0x3F] : '=';
     }
     out[o] = '\0';
     return (int)o;
@@ -666,8 +642,10 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
      *               client-final-message-without-proof      (RFC 5802 §3) */
     char auth_msg[sizeof(st->client_first_bare) + sizeof(st->server_first) + SCRAM_FINAL_MAX + 2];
     unsigned char cbind[sizeof(st->gs2_header)];
-    unsigned char proof[SCRAM_KEY_MAX], client_sig[SCRAM_KEY_MAX], client_key[SCRAM_KEY_MAX];
-    unsigned char stored[SCRAM_KEY_MAX], server_sig[SCRAM_KEY_MAX];
+    struct { /* secrets: wiped together at the end */
+        unsigned char proof[SCRAM_KEY_MAX], client_sig[SCRAM_KEY_MAX], client_key[SCRAM_KEY_MAX];
+        unsigned char stored[SCRAM_KEY_MAX], server_sig[SCRAM_KEY_MAX];
+    } k;
     const char *f, *last_comma = NULL;
     const char *c_val = NULL, *r_val = NULL;
     size_t c_len = 0, r_len = 0, flen, pos = 0, wp_len, am_len, hl, gs2_len;
@@ -703,7 +681,7 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
     f = last_comma + 1;
     flen = len - wp_len - 1;
     if (wp_len > SCRAM_FINAL_MAX || !is_attr(f, flen, 'p') ||
-        sasl_b64_decode(f + 2, flen - 2, proof, sizeof(proof)) != (int)hl) {
+        sasl_b64_decode(f + 2, flen - 2, k.proof, sizeof(k.proof)) != (int)hl) {
         goto out;
     }
 
@@ -753,23 +731,24 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
     /* RFC 5802 §3: ClientSignature = HMAC(StoredKey, AuthMessage);
      * ClientKey = ClientProof XOR ClientSignature; the proof is good when
      * H(ClientKey) equals StoredKey. */
-    if (tls_hmac(h, st->creds.stored_key, hl, auth_msg, am_len, client_sig) != 0) {
+    if (tls_hmac(h, st->creds.stored_key, hl, auth_msg, am_len, k.client_sig) != 0) {
         goto out;
     }
     for (size_t i = 0; i < hl; i++) {
-        client_key[i] = proof[i] ^ client_sig[i];
+        k.client_key[i] = k.proof[i] ^ k.client_sig[i];
     }
-    if (tls_hash(h, client_key, hl, stored) != 0 || !ct_equal(stored, st->creds.stored_key, hl)) {
+    if (tls_hash(h, k.client_key, hl, k.stored) != 0 ||
+        !ct_equal(k.stored, st->creds.stored_key, hl)) {
         goto out;
     }
 
     /* server-final-message = "v=" base64(HMAC(ServerKey, AuthMessage)) */
-    if (tls_hmac(h, st->creds.server_key, hl, auth_msg, am_len, server_sig) != 0) {
+    if (tls_hmac(h, st->creds.server_key, hl, auth_msg, am_len, k.server_sig) != 0) {
         goto out;
     }
     out[0] = 'v';
     out[1] = '=';
-    n = sasl_b64_encode(server_sig, hl, out + 2, outsz - 2);
+    n = sasl_b64_encode(k.server_sig, hl, out + 2, outsz - 2);
     if (n < 0) {
         goto out;
     }
@@ -778,10 +757,6 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
 out:
     /* The exchange is over either way; the caller still needs user/authzid. */
     sasl_wipe(&st->creds, sizeof(st->creds));
-    sasl_wipe(proof, sizeof(proof));
-    sasl_wipe(client_sig, sizeof(client_sig));
-    sasl_wipe(client_key, sizeof(client_key));
-    sasl_wipe(stored, sizeof(stored));
-    sasl_wipe(server_sig, sizeof(server_sig));
+    sasl_wipe(&k, sizeof(k));
     return rc;
 }
