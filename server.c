@@ -1617,14 +1617,20 @@ int main(int argc, char **argv)
 {
     int foreground = 0, verbose = 0, opt;
     char err[512];
+    /* An if chain, not a switch: five options do not need a jump table. */
     while ((opt = getopt(argc, argv, "+c:fvhV")) != -1) {
-        switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'f': foreground = 1; break;
-        case 'v': verbose = 1; break;
-        case 'V': print_version(); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        if (opt == 'c') {
+            config_path = optarg;
+        } else if (opt == 'f') {
+            foreground = 1;
+        } else if (opt == 'v') {
+            verbose = 1;
+        } else if (opt == 'V') {
+            print_version();
+            return 0;
+        } else {
+            usage(opt == 'h' ? stdout : stderr);
+            return opt == 'h' ? 0 : 2;
         }
     }
     g_config = &config_storage;
