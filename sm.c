@@ -307,16 +307,19 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
     if (!st) {
         return;
     }
+    const char *type = xml_attr(st, "type");
+    if (!type) {
+        type = message ? "normal" : "";
+    }
     if (message && is_carbon(st)) {
         /* The original went to another resource, or was sent by one: a
          * stored copy would come twice at the next login (as Prosody's
          * mod_smacks, which does not reroute carbons either). */
-    } else if (message && (!xml_attr(st, "type") || attr_is(st, "type", "chat") ||
-                           attr_is(st, "type", "normal"))) {
+    } else if (message && (strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
         if (offline_store_at(bare, st, stamp) < 0) {
             router_bounce_sender(st, "cancel", "service-unavailable");
         }
-    } else if (iq && (attr_is(st, "type", "get") || attr_is(st, "type", "set"))) {
+    } else if (iq && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
         router_bounce_sender(st, "cancel", "service-unavailable");
     }
     xml_free(st);
