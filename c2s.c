@@ -324,6 +324,12 @@ static void send_features(struct c2s *s)
 
 /* ---- stream open ---- */
 
+/* jid is valid and names this server (norm: JID_MAX + 1 bytes of scratch). */
+static int is_our_domain(const char *jid, char *norm)
+{
+    return jid_parse(jid, norm, JID_MAX + 1, NULL) == 0 && strcmp(norm, g_config->domain) == 0;
+}
+
 static int on_stream_open(void *ud, const struct xml_node *root)
 {
     struct c2s *s = ud;
@@ -348,8 +354,7 @@ static int on_stream_open(void *ud, const struct xml_node *root)
          * (§4.9.3.8), as Prosody answers, also on a restart. */
         cond = "improper-addressing";
         text = "a 'to' attribute is required";
-    } else if (jid_parse(to, norm, sizeof(norm), NULL) < 0 ||
-               strcmp(norm, g_config->domain) != 0) {
+    } else if (!is_our_domain(to, norm)) {
         cond = "host-unknown";
     }
     if (cond) {
@@ -1135,8 +1140,7 @@ struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns)
         !type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
         return NULL;
     }
-    if (to &&
-        (jid_parse(to, norm, sizeof(norm), NULL) < 0 || strcmp(norm, g_config->domain) != 0)) {
+    if (to && !is_our_domain(to, norm)) {
         return NULL;
     }
     return q;

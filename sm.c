@@ -272,12 +272,6 @@ static int sm_output(struct session *s, const char *xml, size_t len)
 
 /* ---- ending a session: what is unacknowledged is not lost ---- */
 
-static int attr_is(const struct xml_node *n, const char *name, const char *val)
-{
-    const char *v = xml_attr(n, name);
-    return v && strcmp(v, val) == 0;
-}
-
 /* A XEP-0280 §7 / §8 copy: the wrapper carries <received/> or <sent/>. */
 static int is_carbon(const struct xml_node *m)
 {
@@ -472,7 +466,8 @@ static void enable(struct conn *c, struct session *s, const struct xml_node *el)
     st->uncovered = s->offline_inflight != 0;
     st->uncovered_crc = s->offline_crc;
     char xml[200];
-    if ((attr_is(el, "resume", "true") || attr_is(el, "resume", "1")) &&
+    const char *res = xml_attr(el, "resume");
+    if (res && (strcmp(res, "true") == 0 || strcmp(res, "1") == 0) &&
         g_config->sm_resume_timeout > 0) {
         if (tls_random_hex(st->id, SM_ID_LEN / 2) < 0) {
             free(st);
