@@ -1302,19 +1302,15 @@ const char *tls_conn_info(struct tls_conn *c, char *out, size_t outsz)
 const char *tls_conn_error(struct tls_conn *c, char *out, size_t outsz)
 {
     char tmp[160];
-    switch (c->last_err) {
-    case 0:
-        snprintf(out, outsz, "no error");
-        break;
-    case MBEDTLS_ERR_NET_SEND_FAILED:
-    case MBEDTLS_ERR_NET_RECV_FAILED:
-    case MBEDTLS_ERR_NET_CONN_RESET:
-        snprintf(out, outsz, "%s", strerror(c->sys_errno));
-        break;
-    default:
-        snprintf(out, outsz, "%s", mbed_str(c->last_err, tmp, sizeof(tmp)));
-        break;
+    const char *msg = "no error";
+    int e = c->last_err;
+    if (e == MBEDTLS_ERR_NET_SEND_FAILED || e == MBEDTLS_ERR_NET_RECV_FAILED ||
+        e == MBEDTLS_ERR_NET_CONN_RESET) {
+        msg = strerror(c->sys_errno);
+    } else if (e != 0) {
+        msg = mbed_str(e, tmp, sizeof(tmp));
     }
+    snprintf(out, outsz, "%s", msg);
     return out;
 }
 
