@@ -6,6 +6,7 @@
  * server.h (conn_send, conn_close, conn_starttls); accounts through store.c. */
 #include "c2s.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,11 +365,14 @@ static int on_stream_open(void *ud, const struct xml_node *root)
     /* RFC 6120 §4.7.4: the stream's default language, kept for §8.1.5
      * (only a plausible language tag: letters, digits and '-'). */
     const char *lang = xml_attr_ns(root, "lang", XML_NS_XML);
+    size_t n = lang ? strlen(lang) : 0;
+    int ok = n > 0 && n < sizeof(s->lang);
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = isalnum((unsigned char)lang[i]) || lang[i] == '-'; /* the "C" locale's */
+    }
     s->lang[0] = '\0';
-    if (lang && *lang && strlen(lang) < sizeof(s->lang) &&
-        strspn(lang, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") ==
-            strlen(lang)) {
-        strcpy(s->lang, lang);
+    if (ok) {
+        memcpy(s->lang, lang, n + 1);
     }
     if (c->state == CONN_CONNECTED) {
         c->state = CONN_STREAM_OPEN;

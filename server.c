@@ -1473,7 +1473,7 @@ COLD static int cli_command(int argc, char **argv)
     int add = strcmp(cmd, "adduser") == 0;
     /* adduser wants a new name, passwd an account */
     if ((store_account_exists(bare) != 0) == add) {
-        return cli_fail(bare, store_why(add ? STORE_EEXIST : STORE_ENOENT));
+        return cli_fail(bare, add ? "user exists" : "no such user");
     }
     if (add && !cli_local_new_ok(bare)) {
         return cli_fail(bare, "the name mixes scripts (a look-alike of another name)");
@@ -1644,9 +1644,10 @@ int main(int argc, char **argv)
     }
     monotonic_now();
     int cli = optind < argc;
+    /* Commands of linked-in services (hooks.h), else the account ones. */
+    hook_command_fn service_cmd = cli ? hook_find_command(argv[optind]) : NULL;
     if (cli && strcmp(argv[optind], "adduser") && strcmp(argv[optind], "passwd") &&
-        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users") &&
-        !hook_find_command(argv[optind])) {
+        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users") && !service_cmd) {
         usage(stderr);
         return 2;
     }
@@ -1670,8 +1671,8 @@ int main(int argc, char **argv)
         return 1;
     }
     store_set_sync_threads(g_config->store_sync_threads);
-    if (cli && hook_find_command(argv[optind])) {
-        return hook_find_command(argv[optind])(argc - optind, argv + optind);
+    if (service_cmd) {
+        return service_cmd(argc - optind, argv + optind);
     }
     if (cli) {
         return cli_command(argc - optind, argv + optind);
