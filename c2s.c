@@ -440,16 +440,24 @@ static void answer_wrong_password(struct c2s *s, const char *xml, const char *wh
     conn_hold(c, 1);
 }
 
-static void sasl_fail(struct c2s *s, const char *cond)
+/* what: NULL for a refusal answered at once, else the log's word for a
+ * failure that the throttle holds back (a wrong password; an abort after
+ * the challenge). */
+static void sasl_fail_as(struct c2s *s, const char *cond, const char *what)
 {
     sasl_end(s);
     char xml[160];
     snprintf(xml, sizeof(xml), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
-    if (strcmp(cond, "not-authorized") != 0) {
+    if (what) {
+        answer_wrong_password(s, xml, what);
+    } else {
         c2s_login_refused(s->conn, xml);
-        return;
     }
-    answer_wrong_password(s, xml, "failed");
+}
+
+static void sasl_fail(struct c2s *s, const char *cond)
+{
+    sasl_fail_as(s, cond, strcmp(cond, "not-authorized") == 0 ? "failed" : NULL);
 }
 
 static void note_who(struct c2s *s, const char *name);
@@ -589,20 +597,22 @@ static char *job_copy(char **at, const char *str, size_t len)
 
 static struct plain_job *plain_job_new(const struct plain_login *l)
 {
-    size_t blen = strlen(l->bare) + 1, alen = strlen(l->authzid) + 1;
-    size_t rlen = l->resource ? strlen(l->resource) + 1 : 0;
-    size_t ilen = l->iq_id ? strlen(l->iq_id) + 1 : 0;
-    size_t size = sizeof(struct plain_job) + blen + alen + rlen + ilen + l->pwlen;
+    const char *str[4] = {l->bare, l->authzid, l->resource, l->iq_id}; /* the last two: or NULL */
+    size_t len[4], size = sizeof(struct plain_job) + l->pwlen;
+    for (int i = 0; i < 4; i++) {
+        len[i] = str[i] ? strlen(str[i]) + 1 : 0;
+        size += len[i];
+    }
     struct plain_job *j = calloc(1, size);
     if (!j) {
         return NULL;
     }
+    char **copy[4] = {&j->bare, &j->authzid, &j->resource, &j->iq_id};
     char *at = j->text;
+    for (int i = 0; i < 4; i++) {
+        *copy[i] = str[i] ? job_copy(&at, str[i], len[i]) : NULL;
+    }
     j->size = size;
-    j->bare = job_copy(&at, l->bare, blen);
-    j->authzid = job_copy(&at, l->authzid, alen);
-    j->resource = l->resource ? job_copy(&at, l->resource, rlen) : NULL;
-    j->iq_id = l->iq_id ? job_copy(&at, l->iq_id, ilen) : NULL;
     j->pw = job_copy(&at, l->pw, l->pwlen);
     j->pwlen = l->pwlen;
     j->done = l->done;
@@ -849,13 +859,8 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
          * password, so probing names costs throttle. (A connection that
          * just drops there is not counted: mobile clients do that, and
          * the made-up salt no longer tells a probe anything.) */
-        if (s->scram && s->scram->step == 1) {
-            sasl_end(s);
-            answer_wrong_password(s, "<failure xmlns='" NS_SASL "'><aborted/></failure>",
-                                  "aborted after the challenge");
-        } else {
-            sasl_fail(s, "aborted");
-        }
+        sasl_fail_as(s, "aborted",
+                     s->scram && s->scram->step == 1 ? "aborted after the challenge" : NULL);
         return;
     }
     int len = decode_payload(xml_text(st), msg, sizeof(msg));
