@@ -462,10 +462,12 @@ static void sasl_fail(struct c2s *s, const char *cond)
 
 static void note_who(struct c2s *s, const char *name);
 
-/* The account is proven: the stream belongs to bare from now on. */
-static int authenticated(struct c2s *s, const char *bare)
+/* The account is proven: the stream belongs to bare from now on. how: the
+ * one-step login's way, for the log (NULL for SASL). */
+static int authenticated(struct c2s *s, const char *bare, const char *how)
 {
     struct conn *c = s->conn;
+    sasl_end(s);
     free(s->user);
     s->user = strdup(bare);
     if (!s->user) {
@@ -476,21 +478,20 @@ static int authenticated(struct c2s *s, const char *bare)
     throttle_clear(c->addr, s->who);
     c->state = CONN_AUTHENTICATED;
     conn_authenticated(c);
+    log_limited("logins", bare, L_INFO, "%s authenticated as %s%s%s%s", conn_label(c), bare,
+                how ? " (" : "", how ? how : "", how ? ")" : "");
     return 0;
 }
 
 static void sasl_success(struct c2s *s, const char *bare, const char *b64)
 {
-    struct conn *c = s->conn;
-    sasl_end(s);
-    if (authenticated(s, bare) < 0) {
+    if (authenticated(s, bare, NULL) < 0) {
         return;
     }
     sasl_reply(s, "success", b64);
     s->header_sent = 0;
     /* RFC 6120 §6.4.6: the client restarts the stream; the parser starts over. */
     xml_parser_reset(s->parser);
-    log_limited("logins", bare, L_INFO, "%s authenticated as %s", conn_label(c), bare);
 }
 
 /* Username from SASL (a localpart, or a bare JID of our domain) -> bare JID. */
@@ -1119,13 +1120,10 @@ int c2s_login_bind(struct conn *c, const char *resource, const char *how, const 
          * caller names: no module can log a stream in without it. */
         return -1;
     }
-    const char *bare = j->bare;
-    sasl_end(s);
     *cond = NULL;
-    if (authenticated(s, bare) < 0) {
+    if (authenticated(s, j->bare, how) < 0) {
         return -1;
     }
-    log_limited("logins", bare, L_INFO, "%s authenticated as %s (%s)", conn_label(c), bare, how);
     return bind_session(s, resource, norm, cond);
 }
 

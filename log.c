@@ -135,7 +135,7 @@ static struct repeat *repeat_find(const char *kind, const char *key)
         repeat_close(victim); /* early, but its count is not lost */
     }
     victim->kind = kind;
-    snprintf(victim->key, sizeof(victim->key), "%s", key);
+    strcpy(victim->key, key); /* cut to fit by log_limited */
     victim->start = repeat_now;
     victim->lines = victim->suppressed = 0;
     return victim;
