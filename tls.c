@@ -741,31 +741,23 @@ static int domain_ok(const char *d)
  * path, tested here on 2.28, serves both. ASN.1 writers fill from the end. */
 static int add_san_dns(mbedtls_x509write_cert *crt, const char *domain)
 {
+    static const unsigned char tags[2] = {
+        MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME,
+        MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE,
+    };
     unsigned char buf[300];
     unsigned char *p = buf + sizeof(buf);
-    size_t dlen = strlen(domain), len = 0;
-    int ret;
-
-    ret = mbedtls_asn1_write_raw_buffer(&p, buf, (const unsigned char *)domain, dlen);
-    if (ret < 0) {
-        return ret;
+    int ret = mbedtls_asn1_write_raw_buffer(&p, buf, (const unsigned char *)domain, strlen(domain));
+    size_t len = 0;
+    /* The name, then each enclosing element: its length and its tag. */
+    for (int i = 0; ret >= 0 && i < 2; i++) {
+        len += (size_t)ret;
+        ret = mbedtls_asn1_write_len(&p, buf, len);
+        if (ret >= 0) {
+            len += (size_t)ret;
+            ret = mbedtls_asn1_write_tag(&p, buf, tags[i]);
+        }
     }
-    len += (size_t)ret;
-    if ((ret = mbedtls_asn1_write_len(&p, buf, len)) < 0) {
-        return ret;
-    }
-    len += (size_t)ret;
-    ret =
-        mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME);
-    if (ret < 0) {
-        return ret;
-    }
-    len += (size_t)ret;
-    if ((ret = mbedtls_asn1_write_len(&p, buf, len)) < 0) {
-        return ret;
-    }
-    len += (size_t)ret;
-    ret = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE);
     if (ret < 0) {
         return ret;
     }
