@@ -500,15 +500,12 @@ static int user_to_bare(const char *user, char *bare, size_t baresz)
     char local[JID_PART_MAX + 1];
     const char *at = strchr(user, '@');
     if (at) {
-        char norm[JID_MAX + 1];
         struct jid j;
-        if (jid_parse(user, norm, sizeof(norm), &j) < 0 || j.resource_len ||
-            j.domain_len != strlen(g_config->domain) ||
-            strncmp(j.domain, g_config->domain, j.domain_len) != 0) {
-            return -1;
-        }
-        snprintf(bare, baresz, "%s", norm);
-        return 0;
+        return jid_parse(user, bare, baresz, &j) < 0 || j.resource_len ||
+                       j.domain_len != strlen(g_config->domain) ||
+                       strncmp(j.domain, g_config->domain, j.domain_len) != 0
+                   ? -1
+                   : 0;
     }
     if (jid_local_valid(user, local, sizeof(local)) < 0) {
         return -1;

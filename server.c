@@ -1386,13 +1386,13 @@ COLD static int read_password(const char *prompt, char *pw, size_t pwsz)
 /* "alice" or "alice@domain" -> normalised bare JID of our domain. */
 COLD static int cli_bare(const char *arg, char *bare, size_t sz)
 {
-    char tmp[JID_MAX + 1], norm[JID_MAX + 1];
+    char tmp[JID_MAX + 1];
     struct jid j;
     if (!strchr(arg, '@')) {
         snprintf(tmp, sizeof(tmp), "%s@%s", arg, g_config->domain);
         arg = tmp;
     }
-    if (jid_parse(arg, norm, sizeof(norm), &j) < 0 || j.resource_len || !j.local_len) {
+    if (jid_parse(arg, bare, sz, &j) < 0 || j.resource_len || !j.local_len) {
         fprintf(stderr, "xmppd: %s: not a valid bare JID\n", arg);
         return -1;
     }
@@ -1401,7 +1401,6 @@ COLD static int cli_bare(const char *arg, char *bare, size_t sz)
         fprintf(stderr, "xmppd: %s: this server's domain is %s\n", arg, g_config->domain);
         return -1;
     }
-    snprintf(bare, sz, "%s", norm);
     return 0;
 }
 
