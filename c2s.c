@@ -296,8 +296,10 @@ static void send_features(struct c2s *s)
                      "<session xmlns='" NS_SESSION "'><optional/></session>"
                      "<ver xmlns='urn:xmpp:features:rosterver'/>");
         /* XEP-0115 §6.3: the server's own capabilities in its features. */
-        buf_printf(&b, "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/>",
-                   XMPPD_CAPS_NODE, disco_caps_ver());
+        buf_printf(&b,
+                   "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='" XMPPD_CAPS_NODE
+                   "' ver='%s'/>",
+                   disco_caps_ver());
         hook_run_stream_features(c, &b);
     } else {
         int tls = conn_is_tls(c);

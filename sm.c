@@ -465,7 +465,8 @@ static void enable(struct conn *c, struct session *s, const struct xml_node *el)
     st->sess = s;
     st->uncovered = s->offline_inflight != 0;
     st->uncovered_crc = s->offline_crc;
-    char xml[200];
+    char buf[200];
+    const char *xml = "<enabled xmlns='" NS_SM "'/>";
     const char *res = xml_attr(el, "resume");
     if (res && (strcmp(res, "true") == 0 || strcmp(res, "1") == 0) &&
         g_config->sm_resume_timeout > 0) {
@@ -480,10 +481,9 @@ static void enable(struct conn *c, struct session *s, const struct xml_node *el)
         if (sm_parse_h(xml_attr(el, "max"), &max) == 0 && max > 0 && max < (uint32_t)st->timeout) {
             st->timeout = (int)max;
         }
-        snprintf(xml, sizeof(xml), "<enabled xmlns='" NS_SM "' id='%s' resume='true' max='%d'/>",
+        snprintf(buf, sizeof(buf), "<enabled xmlns='" NS_SM "' id='%s' resume='true' max='%d'/>",
                  st->id, st->timeout);
-    } else {
-        snprintf(xml, sizeof(xml), "<enabled xmlns='" NS_SM "'/>");
+        xml = buf;
     }
     st->next = states;
     if (states) {
