@@ -442,7 +442,7 @@ int tls_hmac(enum tls_hash h, const void *key, size_t keylen, const void *data, 
 struct pbkdf2_hash {
     size_t words; /* digest length in 32-bit words: 5 or 8 */
     void (*block)(uint32_t *state, const unsigned char *blk);
-    uint32_t iv[8];
+    const uint32_t *iv; /* the initial state: words of them */
 };
 
 static void sha1_block_portable(uint32_t *state, const unsigned char *blk)
@@ -487,13 +487,13 @@ static int pbkdf2_hash_of(enum tls_hash h, struct pbkdf2_hash *ph)
     if (h == TLS_SHA1) {
         ph->words = 5;
         ph->block = cpu_sha1() ? sha_ni_sha1_block : sha1_block_portable;
-        memcpy(ph->iv, iv1, sizeof(iv1));
+        ph->iv = iv1;
         return 0;
     }
     if (h == TLS_SHA256) {
         ph->words = 8;
         ph->block = sha256_block;
-        memcpy(ph->iv, iv256, sizeof(iv256));
+        ph->iv = iv256;
         return 0;
     }
     return -1;
