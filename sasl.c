@@ -153,7 +153,8 @@ int sasl_b64_encode(const unsigned char *in, size_t len, char *out, size_t outsz
  * is binary and not NUL-terminated. */
 int sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz)
 {
-    size_t pad = 0, outlen, o = 0;
+    size_t pad = 0, o = 0;
+    uint32_t acc = 0;
 
     if (len == 0) {
         return 0;
@@ -164,35 +165,35 @@ int sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz
     if (in[len - 1] == '=') {
         pad = (in[len - 2] == '=') ? 2 : 1;
     }
-    outlen = len / 4 * 3 - pad;
-    if (outlen > outsz) {
+    if (len / 4 * 3 - pad > outsz) {
         return -1;
     }
-    for (size_t i = 0; i < len; i += 4) {
-        int last = (i + 4 == len);
-        size_t nchars = (last ? 4 - pad : 4);
-        int v[4] = {0, 0, 0, 0};
-        for (size_t k = 0; k < nchars; k++) {
-            v[k] = b64_value((unsigned char)in[i + k]);
-            if (v[k] < 0) {
-                return -1; /* bad character, or '=' before the end */
-            }
+    /* Whole groups as they come; acc keeps the last 6 bits of each character. */
+    for (size_t i = 0; i < len - pad; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0) {
+            return -1; /* bad character, or '=' before the end */
         }
-        if (nchars == 2 && (v[1] & 0x0F) != 0) {
+        acc = acc << 6 | (uint32_t)v;
+        if (i % 4 == 3) {
+            out[o++] = (unsigned char)(acc >> 16);
+            out[o++] = (unsigned char)(acc >> 8);
+            out[o++] = (unsigned char)acc;
+        }
+    }
+    /* A padded last group: two or three characters, whose bits past the
+     * last whole byte must be zero. */
+    if (pad == 2) {
+        if (acc & 0x0F) {
             return -1;
         }
-        if (nchars == 3 && (v[2] & 0x03) != 0) {
+        out[o++] = (unsigned char)(acc >> 4);
+    } else if (pad == 1) {
+        if (acc & 0x03) {
             return -1;
         }
-        uint32_t w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) | ((uint32_t)v[2] << 6) |
-                     (uint32_t)v[3];
-        out[o++] = (unsigned char)(w >> 16);
-        if (nchars >= 3) {
-            out[o++] = (unsigned char)(w >> 8);
-        }
-        if (nchars == 4) {
-            out[o++] = (unsigned char)w;
-        }
+        out[o++] = (unsigned char)(acc >> 10);
+        out[o++] = (unsigned char)(acc >> 2);
     }
     return (int)o;
 }
