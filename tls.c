@@ -903,47 +903,40 @@ static unsigned char *read_file(const char *path, size_t *len, char *err, size_t
     FILE *f = fopen(path, "rb");
     unsigned char *buf = NULL;
     size_t n = 0, cap = 0;
+    const char *why = f ? NULL : strerror(errno);
 
-    if (!f) {
-        set_err(err, errsz, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    for (;;) {
+    while (f) {
         if (n + 1 >= cap) {
-            unsigned char *nb;
-            if (cap >= TLS_MAX_PEM_FILE) {
-                set_err(err, errsz, "%s: file too large", path);
-                goto fail;
-            }
-            cap = cap ? cap * 2 : 4096;
-            nb = realloc(buf, cap);
+            size_t ncap = cap ? cap * 2 : 4096;
+            unsigned char *nb = cap >= TLS_MAX_PEM_FILE ? NULL : realloc(buf, ncap);
             if (!nb) {
-                set_err(err, errsz, "%s: out of memory", path);
-                goto fail;
+                why = cap >= TLS_MAX_PEM_FILE ? "file too large" : "out of memory";
+                break;
             }
             buf = nb;
+            cap = ncap;
         }
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
         if (got == 0) {
+            why = ferror(f) ? "read error" : NULL;
             break;
         }
     }
-    if (ferror(f)) {
-        set_err(err, errsz, "%s: read error", path);
-        goto fail;
+    if (f) {
+        fclose(f);
     }
-    fclose(f);
+    if (why) {
+        set_err(err, errsz, "%s: %s", path, why);
+        if (buf) {
+            mbedtls_platform_zeroize(buf, cap); /* may be a key file */
+        }
+        free(buf);
+        return NULL;
+    }
     buf[n] = '\0';
     *len = n + 1;
     return buf;
-fail:
-    if (buf) {
-        mbedtls_platform_zeroize(buf, cap); /* may be a key file */
-    }
-    free(buf);
-    fclose(f);
-    return NULL;
 }
 
 /* A context with one reference and every member in its init state (so that
