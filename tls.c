@@ -372,7 +372,7 @@ int tls_random(void *buf, size_t len)
 
 void tls_hex(char *out, const unsigned char *in, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
+    const char *digits = "0123456789abcdef"; /* a literal: merged with other files' */
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = digits[in[i] >> 4];
         out[2 * i + 1] = digits[in[i] & 15];
