@@ -487,6 +487,35 @@ static int ext_valid(const char *f, size_t flen)
            ((f[0] >= 'a' && f[0] <= 'z') || (f[0] >= 'A' && f[0] <= 'Z'));
 }
 
+/* The next field, which must be attribute c: its value into *v / *vlen. -1
+ * when none is left or it is another. */
+static int next_attr(const char *msg, size_t len, size_t *pos, char c, const char **v,
+                     size_t *vlen)
+{
+    const char *f;
+    size_t flen;
+    if (next_field(msg, len, pos, &f, &flen) != 0 || !is_attr(f, flen, c)) {
+        return -1;
+    }
+    *v = f + 2;
+    *vlen = flen - 2;
+    return 0;
+}
+
+/* Optional extensions from pos to the end: well-formed ones are accepted and
+ * ignored; "m" (RFC 5802 §5.1, mandatory ones: we know none) is not. */
+static int exts_ok(const char *msg, size_t len, size_t pos)
+{
+    const char *f;
+    size_t flen;
+    while (next_field(msg, len, &pos, &f, &flen) == 0) {
+        if (!ext_valid(f, flen) || f[0] == 'm') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* client-first-message = gs2-header client-first-message-bare, where
  * gs2-header = gs2-cbind-flag "," [authzid] "," and client-first-message-bare
  * = [reserved-mext ","] username "," nonce ["," extensions] (RFC 5802 §7). */
@@ -538,33 +567,21 @@ static int parse_client_first(struct scram_state *st, enum sasl_mech mech, const
     st->client_first_bare[len - pos] = '\0';
 
     /* RFC 5802 §5.1: "m" is reserved for mandatory extensions; a server that
-     * does not understand one MUST fail the exchange. */
-    if (next_field(msg, len, &pos, &f, &flen) != 0 || is_attr(f, flen, 'm')) {
-        return SASL_FAIL_MALFORMED;
-    }
-    if (!is_attr(f, flen, 'n') ||
-        saslname_decode(f + 2, flen - 2, st->user, sizeof(st->user)) != 0) {
+     * does not understand one MUST fail the exchange: it is not "n" either. */
+    if (next_attr(msg, len, &pos, 'n', &f, &flen) != 0 ||
+        saslname_decode(f, flen, st->user, sizeof(st->user)) != 0) {
         return SASL_FAIL_MALFORMED;
     }
     /* Client nonce; leave room in st->nonce for our half. */
-    if (next_field(msg, len, &pos, &f, &flen) != 0 || !is_attr(f, flen, 'r') ||
-        !nonce_valid(f + 2, flen - 2)) {
-        return SASL_FAIL_MALFORMED;
-    }
     cn_max = sizeof(st->nonce) - 1 - (SCRAM_SNONCE_RAW + 2) / 3 * 4;
-    if (flen - 2 > cn_max) {
+    if (next_attr(msg, len, &pos, 'r', &f, &flen) != 0 || !nonce_valid(f, flen) ||
+        flen > cn_max) {
         return SASL_FAIL_MALFORMED;
     }
-    memcpy(st->nonce, f + 2, flen - 2);
-    st->nonce[flen - 2] = '\0';
-    /* Optional extensions: well-formed ones are ignored (they stay part of
-     * client-first-message-bare, hence of AuthMessage). */
-    while (next_field(msg, len, &pos, &f, &flen) == 0) {
-        if (!ext_valid(f, flen) || f[0] == 'm') {
-            return SASL_FAIL_MALFORMED;
-        }
-    }
-    return SASL_CONTINUE;
+    memcpy(st->nonce, f, flen);
+    st->nonce[flen] = '\0';
+    /* Extensions stay part of client-first-message-bare, hence of AuthMessage. */
+    return exts_ok(msg, len, pos) ? SASL_CONTINUE : SASL_FAIL_MALFORMED;
 }
 
 int sasl_scram_client_first(struct scram_state *st, enum sasl_mech mech, const char *msg,
@@ -687,21 +704,10 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
     }
 
     /* client-final-message-without-proof = channel-binding "," nonce ["," extensions] */
-    if (next_field(msg, wp_len, &pos, &f, &flen) != 0 || !is_attr(f, flen, 'c')) {
+    if (next_attr(msg, wp_len, &pos, 'c', &c_val, &c_len) != 0 ||
+        next_attr(msg, wp_len, &pos, 'r', &r_val, &r_len) != 0 || !nonce_valid(r_val, r_len) ||
+        !exts_ok(msg, wp_len, pos)) {
         goto out;
-    }
-    c_val = f + 2;
-    c_len = flen - 2;
-    if (next_field(msg, wp_len, &pos, &f, &flen) != 0 || !is_attr(f, flen, 'r') ||
-        !nonce_valid(f + 2, flen - 2)) {
-        goto out;
-    }
-    r_val = f + 2;
-    r_len = flen - 2;
-    while (next_field(msg, wp_len, &pos, &f, &flen) == 0) {
-        if (!ext_valid(f, flen) || f[0] == 'm') {
-            goto out;
-        }
     }
     cb_len = sasl_b64_decode(c_val, c_len, cbind, sizeof(cbind));
     if (cb_len < 0) {
