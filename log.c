@@ -35,7 +35,8 @@ int log_enabled(enum log_level lvl)
 __attribute__((format(printf, 2, 0))) static void log_vmsg(enum log_level lvl, const char *fmt,
                                                            va_list ap)
 {
-    static const char names[][8] = {"error", "warning", "notice", "info", "debug"}; /* no pointers */
+    /* char arrays, not pointers: no relocations */
+    static const char names[][8] = {"error", "warning", "notice", "info", "debug"};
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
     char line[1024];
     vsnprintf(line, sizeof(line), fmt, ap);

@@ -489,8 +489,7 @@ static int ext_valid(const char *f, size_t flen)
 
 /* The next field, which must be attribute c: its value into *v / *vlen. -1
  * when none is left or it is another. */
-static int next_attr(const char *msg, size_t len, size_t *pos, char c, const char **v,
-                     size_t *vlen)
+static int next_attr(const char *msg, size_t len, size_t *pos, char c, const char **v, size_t *vlen)
 {
     const char *f;
     size_t flen;
@@ -574,8 +573,7 @@ static int parse_client_first(struct scram_state *st, enum sasl_mech mech, const
     }
     /* Client nonce; leave room in st->nonce for our half. */
     cn_max = sizeof(st->nonce) - 1 - (SCRAM_SNONCE_RAW + 2) / 3 * 4;
-    if (next_attr(msg, len, &pos, 'r', &f, &flen) != 0 || !nonce_valid(f, flen) ||
-        flen > cn_max) {
+    if (next_attr(msg, len, &pos, 'r', &f, &flen) != 0 || !nonce_valid(f, flen) || flen > cn_max) {
         return SASL_FAIL_MALFORMED;
     }
     memcpy(st->nonce, f, flen);
