@@ -6,6 +6,7 @@
  * server.h (conn_send, conn_close, conn_starttls); accounts through store.c. */
 #include "c2s.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,9 +165,7 @@ static int account_banned(const char *addr, const unsigned char *who)
  * the answer. */
 static int throttle_delay(const char *addr, const unsigned char *who)
 {
-    struct throttle *a = throttle_find(addr, NULL, 1);
-    a->fails++;
-    a->last = g_now;
+    c2s_auth_failed_address(addr);
     struct throttle *t = throttle_find(addr, who, 1);
     t->fails++;
     t->last = g_now;
@@ -189,15 +188,18 @@ static void send_str(struct c2s *s, const char *str)
     conn_send(s->conn, str, strlen(str));
 }
 
+/* Sends what b holds on c and frees b. */
+static void send_buf(struct conn *c, struct buf *b)
+{
+    conn_send(c, buf_ptr(b), buf_len(b));
+    buf_free(b);
+}
+
 static void send_header(struct c2s *s, const char *to)
 {
     struct buf b;
     buf_init(&b, 0);
-    unsigned char rnd[8];
-    tls_random(rnd, sizeof(rnd));
-    for (int i = 0; i < 8; i++) {
-        snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
-    }
+    tls_random_hex(s->stream_id, 8);
     buf_printf(&b,
                "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='",
@@ -208,8 +210,7 @@ static void send_header(struct c2s *s, const char *to)
         buf_append_xml(&b, to, strlen(to));
     }
     buf_puts(&b, "' version='1.0' xml:lang='en'>");
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(s->conn, &b);
     s->header_sent = 1;
 }
 
@@ -261,8 +262,7 @@ static void stream_error(struct conn *c, const char *cond, const char *text, con
         buf_puts(&b, app);
     }
     buf_puts(&b, "</stream:error></stream:stream>");
-    conn_send(c, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(c, &b);
     conn_close(c, 1);
 }
 
@@ -296,8 +296,10 @@ static void send_features(struct c2s *s)
                      "<session xmlns='" NS_SESSION "'><optional/></session>"
                      "<ver xmlns='urn:xmpp:features:rosterver'/>");
         /* XEP-0115 §6.3: the server's own capabilities in its features. */
-        buf_printf(&b, "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/>",
-                   XMPPD_CAPS_NODE, disco_caps_ver());
+        buf_printf(&b,
+                   "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='" XMPPD_CAPS_NODE
+                   "' ver='%s'/>",
+                   disco_caps_ver());
         hook_run_stream_features(c, &b);
     } else {
         int tls = conn_is_tls(c);
@@ -320,11 +322,16 @@ static void send_features(struct c2s *s)
         }
     }
     buf_puts(&b, "</stream:features>");
-    conn_send(c, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(c, &b);
 }
 
 /* ---- stream open ---- */
+
+/* jid is valid and names this server (norm: JID_MAX + 1 bytes of scratch). */
+static int is_our_domain(const char *jid, char *norm)
+{
+    return jid_parse(jid, norm, JID_MAX + 1, NULL) == 0 && strcmp(norm, g_config->domain) == 0;
+}
 
 static int on_stream_open(void *ud, const struct xml_node *root)
 {
@@ -336,39 +343,38 @@ static int on_stream_open(void *ud, const struct xml_node *root)
     /* RFC 6120 §4.7.2: echo the client's from as our to when it is valid. */
     const char *echo = (from && jid_parse(from, norm, sizeof(norm), NULL) == 0) ? from : NULL;
     send_header(s, echo);
-    if (strcmp(xml_name(root), "stream") != 0 || strcmp(xml_ns(root), XML_NS_STREAM) != 0) {
-        c2s_stream_error(c, "invalid-namespace", NULL);
-        return -1;
-    }
-    if (strcmp(xml_default_ns(root), NS_CLIENT) != 0) {
-        c2s_stream_error(c, "invalid-namespace", NULL);
-        return -1;
-    }
     const char *ver = xml_attr(root, "version");
-    if (!ver || strncmp(ver, "1.", 2) != 0) {
-        c2s_stream_error(c, "unsupported-version", NULL);
-        return -1;
+    const char *cond = NULL, *text = NULL;
+    if (strcmp(xml_name(root), "stream") != 0 || strcmp(xml_ns(root), XML_NS_STREAM) != 0 ||
+        strcmp(xml_default_ns(root), NS_CLIENT) != 0) {
+        cond = "invalid-namespace";
+    } else if (!ver || strncmp(ver, "1.", 2) != 0) {
+        cond = "unsupported-version";
+    } else if (!to) {
+        /* RFC 6120 §4.7.2: the initiating entity MUST include 'to' in an
+         * initial stream header, and the header after STARTTLS or SASL is
+         * one again (§5.4.3.3, §6.4.6). Without it, <improper-addressing/>
+         * (§4.9.3.8), as Prosody answers, also on a restart. */
+        cond = "improper-addressing";
+        text = "a 'to' attribute is required";
+    } else if (!is_our_domain(to, norm)) {
+        cond = "host-unknown";
     }
-    /* RFC 6120 §4.7.2: the initiating entity MUST include 'to' in an initial
-     * stream header, and the header after STARTTLS or SASL is one again
-     * (§5.4.3.3, §6.4.6). Without it, <improper-addressing/> (§4.9.3.8), as
-     * Prosody answers, also on a restart. */
-    if (!to) {
-        c2s_stream_error(c, "improper-addressing", "a 'to' attribute is required");
-        return -1;
-    }
-    if (jid_parse(to, norm, sizeof(norm), NULL) < 0 || strcmp(norm, g_config->domain) != 0) {
-        c2s_stream_error(c, "host-unknown", NULL);
+    if (cond) {
+        c2s_stream_error(c, cond, text);
         return -1;
     }
     /* RFC 6120 §4.7.4: the stream's default language, kept for §8.1.5
      * (only a plausible language tag: letters, digits and '-'). */
     const char *lang = xml_attr_ns(root, "lang", XML_NS_XML);
+    size_t n = lang ? strlen(lang) : 0;
+    int ok = n > 0 && n < sizeof(s->lang);
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = isalnum((unsigned char)lang[i]) || lang[i] == '-'; /* the "C" locale's */
+    }
     s->lang[0] = '\0';
-    if (lang && *lang && strlen(lang) < sizeof(s->lang) &&
-        strspn(lang, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") ==
-            strlen(lang)) {
-        strcpy(s->lang, lang);
+    if (ok) {
+        memcpy(s->lang, lang, n + 1);
     }
     if (c->state == CONN_CONNECTED) {
         c->state = CONN_STREAM_OPEN;
@@ -400,8 +406,7 @@ static void sasl_reply(struct c2s *s, const char *elem, const char *b64)
     } else {
         buf_printf(&b, "<%s xmlns='" NS_SASL "'/>", elem);
     }
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(s->conn, &b);
 }
 
 static void sasl_end(struct c2s *s)
@@ -437,26 +442,34 @@ static void answer_wrong_password(struct c2s *s, const char *xml, const char *wh
     conn_hold(c, 1);
 }
 
-static void sasl_fail(struct c2s *s, const char *cond)
+/* what: NULL for a refusal answered at once, else the log's word for a
+ * failure that the throttle holds back (a wrong password; an abort after
+ * the challenge). */
+static void sasl_fail_as(struct c2s *s, const char *cond, const char *what)
 {
     sasl_end(s);
     char xml[160];
     snprintf(xml, sizeof(xml), "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
-    if (strcmp(cond, "not-authorized") != 0) {
-        conn_send(s->conn, xml, strlen(xml));
-        s->failures++;
-        after_failure(s);
-        return;
+    if (what) {
+        answer_wrong_password(s, xml, what);
+    } else {
+        c2s_login_refused(s->conn, xml);
     }
-    answer_wrong_password(s, xml, "failed");
+}
+
+static void sasl_fail(struct c2s *s, const char *cond)
+{
+    sasl_fail_as(s, cond, strcmp(cond, "not-authorized") == 0 ? "failed" : NULL);
 }
 
 static void note_who(struct c2s *s, const char *name);
 
-/* The account is proven: the stream belongs to bare from now on. */
-static int authenticated(struct c2s *s, const char *bare)
+/* The account is proven: the stream belongs to bare from now on. how: the
+ * one-step login's way, for the log (NULL for SASL). */
+static int authenticated(struct c2s *s, const char *bare, const char *how)
 {
     struct conn *c = s->conn;
+    sasl_end(s);
     free(s->user);
     s->user = strdup(bare);
     if (!s->user) {
@@ -467,21 +480,20 @@ static int authenticated(struct c2s *s, const char *bare)
     throttle_clear(c->addr, s->who);
     c->state = CONN_AUTHENTICATED;
     conn_authenticated(c);
+    log_limited("logins", bare, L_INFO, "%s authenticated as %s%s%s%s", conn_label(c), bare,
+                how ? " (" : "", how ? how : "", how ? ")" : "");
     return 0;
 }
 
 static void sasl_success(struct c2s *s, const char *bare, const char *b64)
 {
-    struct conn *c = s->conn;
-    sasl_end(s);
-    if (authenticated(s, bare) < 0) {
+    if (authenticated(s, bare, NULL) < 0) {
         return;
     }
     sasl_reply(s, "success", b64);
     s->header_sent = 0;
     /* RFC 6120 §6.4.6: the client restarts the stream; the parser starts over. */
     xml_parser_reset(s->parser);
-    log_limited("logins", bare, L_INFO, "%s authenticated as %s", conn_label(c), bare);
 }
 
 /* Username from SASL (a localpart, or a bare JID of our domain) -> bare JID. */
@@ -490,15 +502,12 @@ static int user_to_bare(const char *user, char *bare, size_t baresz)
     char local[JID_PART_MAX + 1];
     const char *at = strchr(user, '@');
     if (at) {
-        char norm[JID_MAX + 1];
         struct jid j;
-        if (jid_parse(user, norm, sizeof(norm), &j) < 0 || j.resource_len ||
-            j.domain_len != strlen(g_config->domain) ||
-            strncmp(j.domain, g_config->domain, j.domain_len) != 0) {
-            return -1;
-        }
-        snprintf(bare, baresz, "%s", norm);
-        return 0;
+        return jid_parse(user, bare, baresz, &j) < 0 || j.resource_len ||
+                       j.domain_len != strlen(g_config->domain) ||
+                       strncmp(j.domain, g_config->domain, j.domain_len) != 0
+                   ? -1
+                   : 0;
     }
     if (jid_local_valid(user, local, sizeof(local)) < 0) {
         return -1;
@@ -588,20 +597,22 @@ static char *job_copy(char **at, const char *str, size_t len)
 
 static struct plain_job *plain_job_new(const struct plain_login *l)
 {
-    size_t blen = strlen(l->bare) + 1, alen = strlen(l->authzid) + 1;
-    size_t rlen = l->resource ? strlen(l->resource) + 1 : 0;
-    size_t ilen = l->iq_id ? strlen(l->iq_id) + 1 : 0;
-    size_t size = sizeof(struct plain_job) + blen + alen + rlen + ilen + l->pwlen;
+    const char *str[4] = {l->bare, l->authzid, l->resource, l->iq_id}; /* the last two: or NULL */
+    size_t len[4], size = sizeof(struct plain_job) + l->pwlen;
+    for (int i = 0; i < 4; i++) {
+        len[i] = str[i] ? strlen(str[i]) + 1 : 0;
+        size += len[i];
+    }
     struct plain_job *j = calloc(1, size);
     if (!j) {
         return NULL;
     }
+    char **copy[4] = {&j->bare, &j->authzid, &j->resource, &j->iq_id};
     char *at = j->text;
+    for (int i = 0; i < 4; i++) {
+        *copy[i] = str[i] ? job_copy(&at, str[i], len[i]) : NULL;
+    }
     j->size = size;
-    j->bare = job_copy(&at, l->bare, blen);
-    j->authzid = job_copy(&at, l->authzid, alen);
-    j->resource = l->resource ? job_copy(&at, l->resource, rlen) : NULL;
-    j->iq_id = l->iq_id ? job_copy(&at, l->iq_id, ilen) : NULL;
     j->pw = job_copy(&at, l->pw, l->pwlen);
     j->pwlen = l->pwlen;
     j->done = l->done;
@@ -848,13 +859,8 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
          * password, so probing names costs throttle. (A connection that
          * just drops there is not counted: mobile clients do that, and
          * the made-up salt no longer tells a probe anything.) */
-        if (s->scram && s->scram->step == 1) {
-            sasl_end(s);
-            answer_wrong_password(s, "<failure xmlns='" NS_SASL "'><aborted/></failure>",
-                                  "aborted after the challenge");
-        } else {
-            sasl_fail(s, "aborted");
-        }
+        sasl_fail_as(s, "aborted",
+                     s->scram && s->scram->step == 1 ? "aborted after the challenge" : NULL);
         return;
     }
     int len = decode_payload(xml_text(st), msg, sizeof(msg));
@@ -882,8 +888,7 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
     }
     s->sasl_tried = 1;
     sasl_end(s);
-    enum sasl_mech mech = sasl_mech_from_name(xml_attr(st, "mechanism") ? xml_attr(st, "mechanism")
-                                                                        : "");
+    enum sasl_mech mech = sasl_mech_from_name(xml_attr(st, "mechanism"));
     int tls = conn_is_tls(c);
     if (mech == SASL_NONE || (mech == SASL_PLAIN && !tls && !g_config->plain_without_tls)) {
         sasl_fail(s, mech == SASL_PLAIN ? "encryption-required" : "invalid-mechanism");
@@ -893,30 +898,24 @@ static void handle_auth(struct c2s *s, struct xml_node *st)
         sasl_fail(s, "encryption-required");
         return;
     }
-    int has_initial = *xml_text(st) != '\0';
-    if (mech == SASL_PLAIN) {
-        if (!has_initial) {
-            /* RFC 6120 §6.4.2, RFC 4422 §5: no initial response (as opposed
-             * to an empty one, "="): ask for it with an empty challenge and
-             * take the <response/> as the PLAIN message. */
+    if (!*xml_text(st)) {
+        /* RFC 6120 §6.4.2, RFC 4422 §5: no initial response (as opposed to
+         * an empty one, "="): ask for it with an empty challenge and take
+         * the <response/> as the first message. */
+        if (mech == SASL_PLAIN) {
             s->plain_wait = 1;
-            sasl_reply(s, "challenge", NULL);
-            return;
-        }
-        sasl_plain(s, msg, len);
-        return;
-    }
-    if (!has_initial) {
-        s->scram = calloc(1, sizeof(*s->scram));
-        if (!s->scram) {
+        } else if ((s->scram = calloc(1, sizeof(*s->scram))) != NULL) {
+            s->scram->mech = mech;
+        } else {
             sasl_fail(s, "temporary-auth-failure");
             return;
         }
-        s->scram->mech = mech;
         sasl_reply(s, "challenge", NULL);
-        return;
+    } else if (mech == SASL_PLAIN) {
+        sasl_plain(s, msg, len);
+    } else {
+        scram_first(s, mech, msg, len);
     }
-    scram_first(s, mech, msg, len);
 }
 
 /* ---- binding ---- */
@@ -1014,10 +1013,8 @@ static int bind_session(struct c2s *s, const char *want, char norm[JID_MAX + 1],
     *cond = "bad-request";
     if (!*want) {
         /* RFC 6120 §7.6: the server generates a resource the client did not ask for. */
-        unsigned char rnd[6];
-        tls_random(rnd, sizeof(rnd));
-        snprintf(res, sizeof(res), "xmppd-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-                 rnd[3], rnd[4], rnd[5]);
+        memcpy(res, "xmppd-", 6);
+        tls_random_hex(res + 6, 6);
         want = res;
     } else if (jid_resource_valid(want) < 0) {
         return -1;
@@ -1122,13 +1119,10 @@ int c2s_login_bind(struct conn *c, const char *resource, const char *how, const 
          * caller names: no module can log a stream in without it. */
         return -1;
     }
-    const char *bare = j->bare;
-    sasl_end(s);
     *cond = NULL;
-    if (authenticated(s, bare) < 0) {
+    if (authenticated(s, j->bare, how) < 0) {
         return -1;
     }
-    log_limited("logins", bare, L_INFO, "%s authenticated as %s (%s)", conn_label(c), bare, how);
     return bind_session(s, resource, norm, cond);
 }
 
@@ -1152,8 +1146,7 @@ struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns)
         !type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
         return NULL;
     }
-    if (to &&
-        (jid_parse(to, norm, sizeof(norm), NULL) < 0 || strcmp(norm, g_config->domain) != 0)) {
+    if (to && !is_our_domain(to, norm)) {
         return NULL;
     }
     return q;
@@ -1163,16 +1156,16 @@ struct xml_node *c2s_preauth_query(struct xml_node *iq, const char *ns)
 
 /* The pre-auth iq nobody serves here, with the XEP-0086 code old clients
  * read (as legacy.c's errors carry). */
-static void preauth_unavailable(struct c2s *s, const char *id)
+static void preauth_unavailable(struct c2s *s, struct xml_node *iq)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<iq type='error' id='");
-    buf_append_xml(&b, id ? id : "", id ? strlen(id) : 0);
-    buf_puts(&b, "'><error code='503' type='cancel'><service-unavailable xmlns='" NS_STANZAS
-                 "'/></error></iq>");
-    conn_send(s->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    iq_reply(s, iq, "error",
+             "<error code='503' type='cancel'><service-unavailable xmlns='" NS_STANZAS
+             "'/></error>");
+}
+
+static int is_client_iq(const struct xml_node *st)
+{
+    return strcmp(xml_name(st), "iq") == 0 && strcmp(xml_ns(st), NS_CLIENT) == 0;
 }
 
 static void stanza_preauth(struct c2s *s, struct xml_node *st)
@@ -1194,15 +1187,14 @@ static void stanza_preauth(struct c2s *s, struct xml_node *st)
     /* XEP-0077 in-band registration and XEP-0078 logins happen before
      * authentication, and only where authentication itself would be allowed
      * (after TLS when required). */
-    int iq_ok = strcmp(xml_name(st), "iq") == 0 && strcmp(ns, NS_CLIENT) == 0 &&
-                (conn_is_tls(c) || !g_config->require_tls);
+    int iq_ok = is_client_iq(st) && (conn_is_tls(c) || !g_config->require_tls);
     if (iq_ok && hook_run_preauth_iq(c, st) == 0) {
         return;
     }
     /* XEP-0077 §3.1: a server built without in-band registration
      * (WITH_REGISTRATION=no) still answers a client that tries it. */
     if (iq_ok && c2s_preauth_query(st, NS_REGISTER_IQ)) {
-        preauth_unavailable(s, xml_attr(st, "id"));
+        preauth_unavailable(s, st);
         return;
     }
     /* RFC 6120 §4.9.3.12: stanzas before authentication. */
@@ -1213,16 +1205,13 @@ static void stanza_bind(struct c2s *s, struct xml_node *st)
 {
     const char *type = xml_attr(st, "type");
     struct xml_node *bind = xml_child(st, "bind", NS_BIND);
-    if (strcmp(xml_name(st), "iq") == 0 && strcmp(xml_ns(st), NS_CLIENT) == 0 && bind && type &&
-        strcmp(type, "set") == 0) {
+    if (!is_client_iq(st)) {
+        c2s_stream_error(s->conn, "not-authorized", NULL);
+    } else if (bind && type && strcmp(type, "set") == 0) {
         handle_bind(s, st, bind);
-        return;
-    }
-    if (strcmp(xml_name(st), "iq") == 0 && strcmp(xml_ns(st), NS_CLIENT) == 0) {
+    } else {
         iq_error(s, st, "auth", "not-authorized");
-        return;
     }
-    c2s_stream_error(s->conn, "not-authorized", NULL);
 }
 
 /* A top-level element after authentication that is not a stanza (XEP-0198
@@ -1520,7 +1509,7 @@ int c2s_password_check(const char *addr, const char *user, const char *pw, size_
     }
     int known = user_to_bare(user, bare, sizeof(bare)) == 0;
     if (!known) {
-        snprintf(bare, sizeof(bare), "%s", "-");
+        strcpy(bare, "-");
     }
     struct plain_login l = {bare, "", pw, pwlen, NULL, NULL, NULL};
     struct plain_job *j = plain_job_new(&l);

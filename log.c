@@ -35,7 +35,8 @@ int log_enabled(enum log_level lvl)
 __attribute__((format(printf, 2, 0))) static void log_vmsg(enum log_level lvl, const char *fmt,
                                                            va_list ap)
 {
-    static const char *names[] = {"error", "warning", "notice", "info", "debug"};
+    /* char arrays, not pointers: no relocations */
+    static const char names[][8] = {"error", "warning", "notice", "info", "debug"};
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
     char line[1024];
     vsnprintf(line, sizeof(line), fmt, ap);
@@ -135,7 +136,7 @@ static struct repeat *repeat_find(const char *kind, const char *key)
         repeat_close(victim); /* early, but its count is not lost */
     }
     victim->kind = kind;
-    snprintf(victim->key, sizeof(victim->key), "%s", key);
+    strcpy(victim->key, key); /* cut to fit by log_limited */
     victim->start = repeat_now;
     victim->lines = victim->suppressed = 0;
     return victim;

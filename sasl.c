@@ -118,22 +118,8 @@ static const char b64_alphabet[] =
 
 static int b64_value(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
+    const char *p = memchr(b64_alphabet, c, 64);
+    return p ? (int)(p - b64_alphabet) : -1;
 }
 
 int sasl_b64_encode(const unsigned char *in, size_t len, char *out, size_t outsz)
@@ -147,25 +133,15 @@ int sasl_b64_encode(const unsigned char *in, size_t len, char *out, size_t outsz
     if (need + 1 > outsz) {
         return -1;
     }
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
+    /* The last group may have one or two bytes: '=' pads for the rest. */
+    for (; i < len; i += 3) {
+        size_t n = len - i;
+        uint32_t v = (uint32_t)in[i] << 16 | (n > 1 ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (n > 2 ? in[i + 2] : 0);
         out[o++] = b64_alphabet[(v >> 18) & 0x3F];
         out[o++] = b64_alphabet[(v >> 12) & 0x3F];
-        out[o++] = b64_alphabet[(v >> 6) & 0x3F];
-        out[o++] = b64_alphabet[v & 0x3F];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64_alphabet[(v >> 18) & 0x3F];
-        out[o++] = b64_alphabet[(v >> 12) & 0x3F];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (len - i == 2) {
-        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
-        out[o++] = b64_alphabet[(v >> 18) & 0x3F];
-        out[o++] = b64_alphabet[(v >> 12) & 0x3F];
-        out[o++] = b64_alphabet[(v >> 6) & 0x3F];
-        out[o++] = '=';
+        out[o++] = n > 1 ? b64_alphabet[(v >> 6) & 0x3F] : '=';
+        out[o++] = n > 2 ? b64_alphabet[v & 0x3F] : '=';
     }
     out[o] = '\0';
     return (int)o;
@@ -177,7 +153,8 @@ int sasl_b64_encode(const unsigned char *in, size_t len, char *out, size_t outsz
  * is binary and not NUL-terminated. */
 int sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz)
 {
-    size_t pad = 0, outlen, o = 0;
+    size_t pad = 0, o = 0;
+    uint32_t acc = 0;
 
     if (len == 0) {
         return 0;
@@ -188,35 +165,35 @@ int sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsz
     if (in[len - 1] == '=') {
         pad = (in[len - 2] == '=') ? 2 : 1;
     }
-    outlen = len / 4 * 3 - pad;
-    if (outlen > outsz) {
+    if (len / 4 * 3 - pad > outsz) {
         return -1;
     }
-    for (size_t i = 0; i < len; i += 4) {
-        int last = (i + 4 == len);
-        size_t nchars = (last ? 4 - pad : 4);
-        int v[4] = {0, 0, 0, 0};
-        for (size_t k = 0; k < nchars; k++) {
-            v[k] = b64_value((unsigned char)in[i + k]);
-            if (v[k] < 0) {
-                return -1; /* bad character, or '=' before the end */
-            }
+    /* Whole groups as they come; acc keeps the last 6 bits of each character. */
+    for (size_t i = 0; i < len - pad; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0) {
+            return -1; /* bad character, or '=' before the end */
         }
-        if (nchars == 2 && (v[1] & 0x0F) != 0) {
+        acc = acc << 6 | (uint32_t)v;
+        if (i % 4 == 3) {
+            out[o++] = (unsigned char)(acc >> 16);
+            out[o++] = (unsigned char)(acc >> 8);
+            out[o++] = (unsigned char)acc;
+        }
+    }
+    /* A padded last group: two or three characters, whose bits past the
+     * last whole byte must be zero. */
+    if (pad == 2) {
+        if (acc & 0x0F) {
             return -1;
         }
-        if (nchars == 3 && (v[2] & 0x03) != 0) {
+        out[o++] = (unsigned char)(acc >> 4);
+    } else if (pad == 1) {
+        if (acc & 0x03) {
             return -1;
         }
-        uint32_t w = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) | ((uint32_t)v[2] << 6) |
-                     (uint32_t)v[3];
-        out[o++] = (unsigned char)(w >> 16);
-        if (nchars >= 3) {
-            out[o++] = (unsigned char)(w >> 8);
-        }
-        if (nchars == 4) {
-            out[o++] = (unsigned char)w;
-        }
+        out[o++] = (unsigned char)(acc >> 10);
+        out[o++] = (unsigned char)(acc >> 2);
     }
     return (int)o;
 }
@@ -510,6 +487,34 @@ static int ext_valid(const char *f, size_t flen)
            ((f[0] >= 'a' && f[0] <= 'z') || (f[0] >= 'A' && f[0] <= 'Z'));
 }
 
+/* The next field, which must be attribute c: its value into *v / *vlen. -1
+ * when none is left or it is another. */
+static int next_attr(const char *msg, size_t len, size_t *pos, char c, const char **v, size_t *vlen)
+{
+    const char *f;
+    size_t flen;
+    if (next_field(msg, len, pos, &f, &flen) != 0 || !is_attr(f, flen, c)) {
+        return -1;
+    }
+    *v = f + 2;
+    *vlen = flen - 2;
+    return 0;
+}
+
+/* Optional extensions from pos to the end: well-formed ones are accepted and
+ * ignored; "m" (RFC 5802 §5.1, mandatory ones: we know none) is not. */
+static int exts_ok(const char *msg, size_t len, size_t pos)
+{
+    const char *f;
+    size_t flen;
+    while (next_field(msg, len, &pos, &f, &flen) == 0) {
+        if (!ext_valid(f, flen) || f[0] == 'm') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* client-first-message = gs2-header client-first-message-bare, where
  * gs2-header = gs2-cbind-flag "," [authzid] "," and client-first-message-bare
  * = [reserved-mext ","] username "," nonce ["," extensions] (RFC 5802 §7). */
@@ -561,33 +566,20 @@ static int parse_client_first(struct scram_state *st, enum sasl_mech mech, const
     st->client_first_bare[len - pos] = '\0';
 
     /* RFC 5802 §5.1: "m" is reserved for mandatory extensions; a server that
-     * does not understand one MUST fail the exchange. */
-    if (next_field(msg, len, &pos, &f, &flen) != 0 || is_attr(f, flen, 'm')) {
-        return SASL_FAIL_MALFORMED;
-    }
-    if (!is_attr(f, flen, 'n') ||
-        saslname_decode(f + 2, flen - 2, st->user, sizeof(st->user)) != 0) {
+     * does not understand one MUST fail the exchange: it is not "n" either. */
+    if (next_attr(msg, len, &pos, 'n', &f, &flen) != 0 ||
+        saslname_decode(f, flen, st->user, sizeof(st->user)) != 0) {
         return SASL_FAIL_MALFORMED;
     }
     /* Client nonce; leave room in st->nonce for our half. */
-    if (next_field(msg, len, &pos, &f, &flen) != 0 || !is_attr(f, flen, 'r') ||
-        !nonce_valid(f + 2, flen - 2)) {
-        return SASL_FAIL_MALFORMED;
-    }
     cn_max = sizeof(st->nonce) - 1 - (SCRAM_SNONCE_RAW + 2) / 3 * 4;
-    if (flen - 2 > cn_max) {
+    if (next_attr(msg, len, &pos, 'r', &f, &flen) != 0 || !nonce_valid(f, flen) || flen > cn_max) {
         return SASL_FAIL_MALFORMED;
     }
-    memcpy(st->nonce, f + 2, flen - 2);
-    st->nonce[flen - 2] = '\0';
-    /* Optional extensions: well-formed ones are ignored (they stay part of
-     * client-first-message-bare, hence of AuthMessage). */
-    while (next_field(msg, len, &pos, &f, &flen) == 0) {
-        if (!ext_valid(f, flen) || f[0] == 'm') {
-            return SASL_FAIL_MALFORMED;
-        }
-    }
-    return SASL_CONTINUE;
+    memcpy(st->nonce, f, flen);
+    st->nonce[flen] = '\0';
+    /* Extensions stay part of client-first-message-bare, hence of AuthMessage. */
+    return exts_ok(msg, len, pos) ? SASL_CONTINUE : SASL_FAIL_MALFORMED;
 }
 
 int sasl_scram_client_first(struct scram_state *st, enum sasl_mech mech, const char *msg,
@@ -666,8 +658,10 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
      *               client-final-message-without-proof      (RFC 5802 §3) */
     char auth_msg[sizeof(st->client_first_bare) + sizeof(st->server_first) + SCRAM_FINAL_MAX + 2];
     unsigned char cbind[sizeof(st->gs2_header)];
-    unsigned char proof[SCRAM_KEY_MAX], client_sig[SCRAM_KEY_MAX], client_key[SCRAM_KEY_MAX];
-    unsigned char stored[SCRAM_KEY_MAX], server_sig[SCRAM_KEY_MAX];
+    struct { /* secrets: wiped together at the end */
+        unsigned char proof[SCRAM_KEY_MAX], client_sig[SCRAM_KEY_MAX], client_key[SCRAM_KEY_MAX];
+        unsigned char stored[SCRAM_KEY_MAX], server_sig[SCRAM_KEY_MAX];
+    } k;
     const char *f, *last_comma = NULL;
     const char *c_val = NULL, *r_val = NULL;
     size_t c_len = 0, r_len = 0, flen, pos = 0, wp_len, am_len, hl, gs2_len;
@@ -703,26 +697,15 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
     f = last_comma + 1;
     flen = len - wp_len - 1;
     if (wp_len > SCRAM_FINAL_MAX || !is_attr(f, flen, 'p') ||
-        sasl_b64_decode(f + 2, flen - 2, proof, sizeof(proof)) != (int)hl) {
+        sasl_b64_decode(f + 2, flen - 2, k.proof, sizeof(k.proof)) != (int)hl) {
         goto out;
     }
 
     /* client-final-message-without-proof = channel-binding "," nonce ["," extensions] */
-    if (next_field(msg, wp_len, &pos, &f, &flen) != 0 || !is_attr(f, flen, 'c')) {
+    if (next_attr(msg, wp_len, &pos, 'c', &c_val, &c_len) != 0 ||
+        next_attr(msg, wp_len, &pos, 'r', &r_val, &r_len) != 0 || !nonce_valid(r_val, r_len) ||
+        !exts_ok(msg, wp_len, pos)) {
         goto out;
-    }
-    c_val = f + 2;
-    c_len = flen - 2;
-    if (next_field(msg, wp_len, &pos, &f, &flen) != 0 || !is_attr(f, flen, 'r') ||
-        !nonce_valid(f + 2, flen - 2)) {
-        goto out;
-    }
-    r_val = f + 2;
-    r_len = flen - 2;
-    while (next_field(msg, wp_len, &pos, &f, &flen) == 0) {
-        if (!ext_valid(f, flen) || f[0] == 'm') {
-            goto out;
-        }
     }
     cb_len = sasl_b64_decode(c_val, c_len, cbind, sizeof(cbind));
     if (cb_len < 0) {
@@ -753,23 +736,24 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
     /* RFC 5802 §3: ClientSignature = HMAC(StoredKey, AuthMessage);
      * ClientKey = ClientProof XOR ClientSignature; the proof is good when
      * H(ClientKey) equals StoredKey. */
-    if (tls_hmac(h, st->creds.stored_key, hl, auth_msg, am_len, client_sig) != 0) {
+    if (tls_hmac(h, st->creds.stored_key, hl, auth_msg, am_len, k.client_sig) != 0) {
         goto out;
     }
     for (size_t i = 0; i < hl; i++) {
-        client_key[i] = proof[i] ^ client_sig[i];
+        k.client_key[i] = k.proof[i] ^ k.client_sig[i];
     }
-    if (tls_hash(h, client_key, hl, stored) != 0 || !ct_equal(stored, st->creds.stored_key, hl)) {
+    if (tls_hash(h, k.client_key, hl, k.stored) != 0 ||
+        !ct_equal(k.stored, st->creds.stored_key, hl)) {
         goto out;
     }
 
     /* server-final-message = "v=" base64(HMAC(ServerKey, AuthMessage)) */
-    if (tls_hmac(h, st->creds.server_key, hl, auth_msg, am_len, server_sig) != 0) {
+    if (tls_hmac(h, st->creds.server_key, hl, auth_msg, am_len, k.server_sig) != 0) {
         goto out;
     }
     out[0] = 'v';
     out[1] = '=';
-    n = sasl_b64_encode(server_sig, hl, out + 2, outsz - 2);
+    n = sasl_b64_encode(k.server_sig, hl, out + 2, outsz - 2);
     if (n < 0) {
         goto out;
     }
@@ -778,10 +762,6 @@ int sasl_scram_client_final(struct scram_state *st, const char *msg, size_t len,
 out:
     /* The exchange is over either way; the caller still needs user/authzid. */
     sasl_wipe(&st->creds, sizeof(st->creds));
-    sasl_wipe(proof, sizeof(proof));
-    sasl_wipe(client_sig, sizeof(client_sig));
-    sasl_wipe(client_key, sizeof(client_key));
-    sasl_wipe(stored, sizeof(stored));
-    sasl_wipe(server_sig, sizeof(server_sig));
+    sasl_wipe(&k, sizeof(k));
     return rc;
 }

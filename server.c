@@ -1386,13 +1386,13 @@ COLD static int read_password(const char *prompt, char *pw, size_t pwsz)
 /* "alice" or "alice@domain" -> normalised bare JID of our domain. */
 COLD static int cli_bare(const char *arg, char *bare, size_t sz)
 {
-    char tmp[JID_MAX + 1], norm[JID_MAX + 1];
+    char tmp[JID_MAX + 1];
     struct jid j;
     if (!strchr(arg, '@')) {
         snprintf(tmp, sizeof(tmp), "%s@%s", arg, g_config->domain);
         arg = tmp;
     }
-    if (jid_parse(arg, norm, sizeof(norm), &j) < 0 || j.resource_len || !j.local_len) {
+    if (jid_parse(arg, bare, sz, &j) < 0 || j.resource_len || !j.local_len) {
         fprintf(stderr, "xmppd: %s: not a valid bare JID\n", arg);
         return -1;
     }
@@ -1401,7 +1401,6 @@ COLD static int cli_bare(const char *arg, char *bare, size_t sz)
         fprintf(stderr, "xmppd: %s: this server's domain is %s\n", arg, g_config->domain);
         return -1;
     }
-    snprintf(bare, sz, "%s", norm);
     return 0;
 }
 
@@ -1438,6 +1437,19 @@ COLD static int print_user(const char *bare, void *ud)
     return 0;
 }
 
+/* "xmppd: BARE: WHY" on stderr; the exit status of a failed command. */
+COLD static int cli_fail(const char *bare, const char *why)
+{
+    fprintf(stderr, "xmppd: %s: %s\n", bare, why);
+    return 1;
+}
+
+/* Why a store_account_* call returning r < 0 failed, for cli_fail. */
+COLD static const char *store_why(int r)
+{
+    return r == STORE_EEXIST ? "user exists" : r == STORE_ENOENT ? "no such user" : "failed";
+}
+
 COLD static int cli_command(int argc, char **argv)
 {
     const char *cmd = argv[0];
@@ -1455,25 +1467,15 @@ COLD static int cli_command(int argc, char **argv)
     }
     if (strcmp(cmd, "deluser") == 0) {
         int r = store_account_delete(bare);
-        if (r < 0) {
-            fprintf(stderr, "xmppd: %s: %s\n", bare, r == STORE_ENOENT ? "no such user" : "failed");
-            return 1;
-        }
-        return 0;
+        return r < 0 ? cli_fail(bare, store_why(r)) : 0;
     }
     int add = strcmp(cmd, "adduser") == 0;
-    if (!add && !store_account_exists(bare)) {
-        fprintf(stderr, "xmppd: %s: no such user\n", bare);
-        return 1;
-    }
-    if (add && store_account_exists(bare)) {
-        fprintf(stderr, "xmppd: %s: user exists\n", bare);
-        return 1;
+    /* adduser wants a new name, passwd an account */
+    if ((store_account_exists(bare) != 0) == add) {
+        return cli_fail(bare, add ? "user exists" : "no such user");
     }
     if (add && !cli_local_new_ok(bare)) {
-        fprintf(stderr, "xmppd: %s: the name mixes scripts (a look-alike of another name)\n",
-                bare);
-        return 1;
+        return cli_fail(bare, "the name mixes scripts (a look-alike of another name)");
     }
     if (read_password("Password: ", pw, sizeof(pw)) < 0) {
         fprintf(stderr, "xmppd: no password given\n");
@@ -1484,14 +1486,8 @@ COLD static int cli_command(int argc, char **argv)
     if (r == 0) {
         r = add ? store_account_create(bare, &a) : store_account_put(bare, &a);
     }
-    if (r < 0) {
-        fprintf(stderr, "xmppd: %s: %s\n", bare,
-                r == STORE_EEXIST   ? "user exists"
-                : r == STORE_ENOENT ? "no such user" /* deleted meanwhile */
-                                    : "failed");
-        return 1;
-    }
-    return 0;
+    /* STORE_ENOENT here: deleted meanwhile */
+    return r < 0 ? cli_fail(bare, store_why(r)) : 0;
 }
 
 /* -V: the version, and the optional features the build was made without
@@ -1620,14 +1616,20 @@ int main(int argc, char **argv)
 {
     int foreground = 0, verbose = 0, opt;
     char err[512];
+    /* An if chain, not a switch: five options do not need a jump table. */
     while ((opt = getopt(argc, argv, "+c:fvhV")) != -1) {
-        switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'f': foreground = 1; break;
-        case 'v': verbose = 1; break;
-        case 'V': print_version(); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        if (opt == 'c') {
+            config_path = optarg;
+        } else if (opt == 'f') {
+            foreground = 1;
+        } else if (opt == 'v') {
+            verbose = 1;
+        } else if (opt == 'V') {
+            print_version();
+            return 0;
+        } else {
+            usage(opt == 'h' ? stdout : stderr);
+            return opt == 'h' ? 0 : 2;
         }
     }
     g_config = &config_storage;
@@ -1641,9 +1643,10 @@ int main(int argc, char **argv)
     }
     monotonic_now();
     int cli = optind < argc;
+    /* Commands of linked-in services (hooks.h), else the account ones. */
+    hook_command_fn service_cmd = cli ? hook_find_command(argv[optind]) : NULL;
     if (cli && strcmp(argv[optind], "adduser") && strcmp(argv[optind], "passwd") &&
-        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users") &&
-        !hook_find_command(argv[optind])) {
+        strcmp(argv[optind], "deluser") && strcmp(argv[optind], "users") && !service_cmd) {
         usage(stderr);
         return 2;
     }
@@ -1667,8 +1670,8 @@ int main(int argc, char **argv)
         return 1;
     }
     store_set_sync_threads(g_config->store_sync_threads);
-    if (cli && hook_find_command(argv[optind])) {
-        return hook_find_command(argv[optind])(argc - optind, argv + optind);
+    if (service_cmd) {
+        return service_cmd(argc - optind, argv + optind);
     }
     if (cli) {
         return cli_command(argc - optind, argv + optind);

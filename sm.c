@@ -272,12 +272,6 @@ static int sm_output(struct session *s, const char *xml, size_t len)
 
 /* ---- ending a session: what is unacknowledged is not lost ---- */
 
-static int attr_is(const struct xml_node *n, const char *name, const char *val)
-{
-    const char *v = xml_attr(n, name);
-    return v && strcmp(v, val) == 0;
-}
-
 /* A XEP-0280 §7 / §8 copy: the wrapper carries <received/> or <sent/>. */
 static int is_carbon(const struct xml_node *m)
 {
@@ -307,16 +301,19 @@ static void requeue(const struct session *s, const char *xml, size_t len, time_t
     if (!st) {
         return;
     }
+    const char *type = xml_attr(st, "type");
+    if (!type) {
+        type = message ? "normal" : "";
+    }
     if (message && is_carbon(st)) {
         /* The original went to another resource, or was sent by one: a
          * stored copy would come twice at the next login (as Prosody's
          * mod_smacks, which does not reroute carbons either). */
-    } else if (message && (!xml_attr(st, "type") || attr_is(st, "type", "chat") ||
-                           attr_is(st, "type", "normal"))) {
+    } else if (message && (strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0)) {
         if (offline_store_at(bare, st, stamp) < 0) {
             router_bounce_sender(st, "cancel", "service-unavailable");
         }
-    } else if (iq && (attr_is(st, "type", "get") || attr_is(st, "type", "set"))) {
+    } else if (iq && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
         router_bounce_sender(st, "cancel", "service-unavailable");
     }
     xml_free(st);
@@ -468,17 +465,15 @@ static void enable(struct conn *c, struct session *s, const struct xml_node *el)
     st->sess = s;
     st->uncovered = s->offline_inflight != 0;
     st->uncovered_crc = s->offline_crc;
-    char xml[200];
-    if ((attr_is(el, "resume", "true") || attr_is(el, "resume", "1")) &&
+    char buf[200];
+    const char *xml = "<enabled xmlns='" NS_SM "'/>";
+    const char *res = xml_attr(el, "resume");
+    if (res && (strcmp(res, "true") == 0 || strcmp(res, "1") == 0) &&
         g_config->sm_resume_timeout > 0) {
-        unsigned char rnd[SM_ID_LEN / 2];
-        if (tls_random(rnd, sizeof(rnd)) < 0) {
+        if (tls_random_hex(st->id, SM_ID_LEN / 2) < 0) {
             free(st);
             send_failed(c, "internal-server-error", NULL);
             return;
-        }
-        for (size_t i = 0; i < sizeof(rnd); i++) {
-            snprintf(st->id + 2 * i, 3, "%02x", rnd[i]);
         }
         /* §5: the client may ask for less than our maximum, never more. */
         uint32_t max;
@@ -486,10 +481,9 @@ static void enable(struct conn *c, struct session *s, const struct xml_node *el)
         if (sm_parse_h(xml_attr(el, "max"), &max) == 0 && max > 0 && max < (uint32_t)st->timeout) {
             st->timeout = (int)max;
         }
-        snprintf(xml, sizeof(xml), "<enabled xmlns='" NS_SM "' id='%s' resume='true' max='%d'/>",
+        snprintf(buf, sizeof(buf), "<enabled xmlns='" NS_SM "' id='%s' resume='true' max='%d'/>",
                  st->id, st->timeout);
-    } else {
-        snprintf(xml, sizeof(xml), "<enabled xmlns='" NS_SM "'/>");
+        xml = buf;
     }
     st->next = states;
     if (states) {

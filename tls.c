@@ -370,6 +370,24 @@ int tls_random(void *buf, size_t len)
     return 0;
 }
 
+void tls_hex(char *out, const unsigned char *in, size_t n)
+{
+    const char *digits = "0123456789abcdef"; /* a literal: merged with other files' */
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int tls_random_hex(char *out, size_t n)
+{
+    unsigned char raw[32] = {0}; /* n <= 32: the callers' ids */
+    int rc = tls_random(raw, n);
+    tls_hex(out, raw, n);
+    return rc;
+}
+
 static const mbedtls_md_info_t *md_info(enum tls_hash h)
 {
     switch (h) {
@@ -424,7 +442,7 @@ int tls_hmac(enum tls_hash h, const void *key, size_t keylen, const void *data, 
 struct pbkdf2_hash {
     size_t words; /* digest length in 32-bit words: 5 or 8 */
     void (*block)(uint32_t *state, const unsigned char *blk);
-    uint32_t iv[8];
+    const uint32_t *iv; /* the initial state: words of them */
 };
 
 static void sha1_block_portable(uint32_t *state, const unsigned char *blk)
@@ -469,13 +487,13 @@ static int pbkdf2_hash_of(enum tls_hash h, struct pbkdf2_hash *ph)
     if (h == TLS_SHA1) {
         ph->words = 5;
         ph->block = cpu_sha1() ? sha_ni_sha1_block : sha1_block_portable;
-        memcpy(ph->iv, iv1, sizeof(iv1));
+        ph->iv = iv1;
         return 0;
     }
     if (h == TLS_SHA256) {
         ph->words = 8;
         ph->block = sha256_block;
-        memcpy(ph->iv, iv256, sizeof(iv256));
+        ph->iv = iv256;
         return 0;
     }
     return -1;
@@ -723,31 +741,23 @@ static int domain_ok(const char *d)
  * path, tested here on 2.28, serves both. ASN.1 writers fill from the end. */
 static int add_san_dns(mbedtls_x509write_cert *crt, const char *domain)
 {
+    static const unsigned char tags[2] = {
+        MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME,
+        MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE,
+    };
     unsigned char buf[300];
     unsigned char *p = buf + sizeof(buf);
-    size_t dlen = strlen(domain), len = 0;
-    int ret;
-
-    ret = mbedtls_asn1_write_raw_buffer(&p, buf, (const unsigned char *)domain, dlen);
-    if (ret < 0) {
-        return ret;
+    int ret = mbedtls_asn1_write_raw_buffer(&p, buf, (const unsigned char *)domain, strlen(domain));
+    size_t len = 0;
+    /* The name, then each enclosing element: its length and its tag. */
+    for (int i = 0; ret >= 0 && i < 2; i++) {
+        len += (size_t)ret;
+        ret = mbedtls_asn1_write_len(&p, buf, len);
+        if (ret >= 0) {
+            len += (size_t)ret;
+            ret = mbedtls_asn1_write_tag(&p, buf, tags[i]);
+        }
     }
-    len += (size_t)ret;
-    if ((ret = mbedtls_asn1_write_len(&p, buf, len)) < 0) {
-        return ret;
-    }
-    len += (size_t)ret;
-    ret =
-        mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME);
-    if (ret < 0) {
-        return ret;
-    }
-    len += (size_t)ret;
-    if ((ret = mbedtls_asn1_write_len(&p, buf, len)) < 0) {
-        return ret;
-    }
-    len += (size_t)ret;
-    ret = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE);
     if (ret < 0) {
         return ret;
     }
@@ -893,62 +903,51 @@ static unsigned char *read_file(const char *path, size_t *len, char *err, size_t
     FILE *f = fopen(path, "rb");
     unsigned char *buf = NULL;
     size_t n = 0, cap = 0;
+    const char *why = f ? NULL : strerror(errno);
 
-    if (!f) {
-        set_err(err, errsz, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    for (;;) {
+    while (f) {
         if (n + 1 >= cap) {
-            unsigned char *nb;
-            if (cap >= TLS_MAX_PEM_FILE) {
-                set_err(err, errsz, "%s: file too large", path);
-                goto fail;
-            }
-            cap = cap ? cap * 2 : 4096;
-            nb = realloc(buf, cap);
+            size_t ncap = cap ? cap * 2 : 4096;
+            unsigned char *nb = cap >= TLS_MAX_PEM_FILE ? NULL : realloc(buf, ncap);
             if (!nb) {
-                set_err(err, errsz, "%s: out of memory", path);
-                goto fail;
+                why = cap >= TLS_MAX_PEM_FILE ? "file too large" : "out of memory";
+                break;
             }
             buf = nb;
+            cap = ncap;
         }
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
         if (got == 0) {
+            why = ferror(f) ? "read error" : NULL;
             break;
         }
     }
-    if (ferror(f)) {
-        set_err(err, errsz, "%s: read error", path);
-        goto fail;
+    if (f) {
+        fclose(f);
     }
-    fclose(f);
+    if (why) {
+        set_err(err, errsz, "%s: %s", path, why);
+        if (buf) {
+            mbedtls_platform_zeroize(buf, cap); /* may be a key file */
+        }
+        free(buf);
+        return NULL;
+    }
     buf[n] = '\0';
     *len = n + 1;
     return buf;
-fail:
-    if (buf) {
-        mbedtls_platform_zeroize(buf, cap); /* may be a key file */
-    }
-    free(buf);
-    fclose(f);
-    return NULL;
 }
 
-struct tls_server *tls_server_new(const char *cert_file, const char *key_file, char *err,
-                                  size_t errsz)
+/* A context with one reference and every member in its init state (so that
+ * tls_server_unref frees it whatever was loaded), or NULL with err set. */
+static struct tls_server *server_alloc(char *err, size_t errsz)
 {
-    struct tls_server *s = NULL;
-    unsigned char *pem = NULL;
-    size_t len = 0;
-    int ret;
-
     if (!g.ready) {
         set_err(err, errsz, "tls_global_init was not called");
         return NULL;
     }
-    s = calloc(1, sizeof(*s));
+    struct tls_server *s = calloc(1, sizeof(*s));
     if (!s) {
         set_err(err, errsz, "out of memory");
         return NULL;
@@ -957,6 +956,53 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file, c
     mbedtls_ssl_config_init(&s->conf);
     mbedtls_x509_crt_init(&s->chain);
     mbedtls_pk_init(&s->key);
+    return s;
+}
+
+/* What every configuration shares: the endpoint's defaults, the versions,
+ * the curves and the DRBG. An mbedTLS code, 0 on success. */
+static int conf_setup(mbedtls_ssl_config *conf, int endpoint)
+{
+    int ret = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                          MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret == 0) {
+        compat_conf_versions(conf);
+        compat_conf_curves(conf);
+        mbedtls_ssl_conf_rng(conf, rng, &g.drbg);
+    }
+    return ret;
+}
+
+/* The CAs of ca_file into crt. A bundle with a few certificates the library
+ * cannot parse (ret > 0) still serves for the others; none at all is an
+ * error. read_file, not mbedtls_x509_crt_parse_file: builds without
+ * MBEDTLS_FS_IO (OpenWrt) have no file functions. */
+static int load_ca(mbedtls_x509_crt *crt, const char *ca_file, char *err, size_t errsz)
+{
+    size_t len = 0;
+    unsigned char *pem = read_file(ca_file, &len, err, errsz);
+    if (!pem) {
+        return -1;
+    }
+    int ret = mbedtls_x509_crt_parse(crt, pem, len); /* len counts the NUL PEM needs */
+    free(pem);
+    if (ret < 0 || crt->version == 0) {
+        set_mbed_err(err, errsz, ca_file, ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT);
+        return -1;
+    }
+    return 0;
+}
+
+struct tls_server *tls_server_new(const char *cert_file, const char *key_file, char *err,
+                                  size_t errsz)
+{
+    unsigned char *pem = NULL;
+    size_t len = 0;
+    int ret;
+    struct tls_server *s = server_alloc(err, errsz);
+    if (!s) {
+        return NULL;
+    }
 
     pem = read_file(cert_file, &len, err, errsz);
     if (!pem) {
@@ -995,16 +1041,11 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file, c
         goto fail;
     }
 
-    ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                      MBEDTLS_SSL_PRESET_DEFAULT);
-    if (ret != 0) {
+    if ((ret = conf_setup(&s->conf, MBEDTLS_SSL_IS_SERVER)) != 0) {
         set_mbed_err(err, errsz, "TLS configuration", ret);
         goto fail;
     }
-    compat_conf_versions(&s->conf);
-    compat_conf_curves(&s->conf);
     mbedtls_ssl_conf_ciphersuites(&s->conf, tls_ciphersuites);
-    mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
     /* No client certificates (SASL EXTERNAL is not offered) and no session
      * cache: XMPP streams are long-lived, resumption would only cost memory. */
     mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_NONE);
@@ -1116,47 +1157,19 @@ struct tls_conn *tls_conn_new(struct tls_server *s, int fd)
 struct tls_server *tls_client_new(const char *ca_file, char *err, size_t errsz)
 {
     int ret;
-    if (!g.ready) {
-        set_err(err, errsz, "tls_global_init was not called");
-        return NULL;
-    }
-    struct tls_server *s = calloc(1, sizeof(*s));
+    struct tls_server *s = server_alloc(err, errsz);
     if (!s) {
-        set_err(err, errsz, "out of memory");
         return NULL;
     }
-    s->refs = 1;
-    mbedtls_ssl_config_init(&s->conf);
-    mbedtls_x509_crt_init(&s->chain); /* the trusted CAs here */
-    mbedtls_pk_init(&s->key);
-    /* A bundle with a few certificates the library cannot parse (ret > 0) still
-     * serves for the others; none at all is an error. ca_file NULL: no CA, so
-     * no peer verifies (dialback only). */
-    ret = 0;
-    if (ca_file) {
-        /* read_file, not mbedtls_x509_crt_parse_file: builds without
-         * MBEDTLS_FS_IO (OpenWrt) have no file functions. */
-        size_t len = 0;
-        unsigned char *pem = read_file(ca_file, &len, err, errsz);
-        if (!pem) {
-            goto fail;
-        }
-        ret = mbedtls_x509_crt_parse(&s->chain, pem, len); /* len counts the NUL PEM needs */
-        free(pem);
-    }
-    if (ca_file && (ret < 0 || s->chain.version == 0)) {
-        set_mbed_err(err, errsz, ca_file, ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT);
+    /* s->chain holds the trusted CAs here. ca_file NULL: no CA, so no peer
+     * verifies (dialback only). */
+    if (ca_file && load_ca(&s->chain, ca_file, err, errsz) < 0) {
         goto fail;
     }
-    ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                      MBEDTLS_SSL_PRESET_DEFAULT);
-    if (ret != 0) {
+    if ((ret = conf_setup(&s->conf, MBEDTLS_SSL_IS_CLIENT)) != 0) {
         set_mbed_err(err, errsz, "TLS client configuration", ret);
         goto fail;
     }
-    compat_conf_versions(&s->conf);
-    compat_conf_curves(&s->conf);
-    mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
     /* OPTIONAL: the handshake goes on with an unverified peer; the caller
      * reads the result (dialback authenticates those, XEP-0220). */
     mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
@@ -1274,61 +1287,35 @@ const char *tls_conn_info(struct tls_conn *c, char *out, size_t outsz)
 const char *tls_conn_error(struct tls_conn *c, char *out, size_t outsz)
 {
     char tmp[160];
-    switch (c->last_err) {
-    case 0:
-        snprintf(out, outsz, "no error");
-        break;
-    case MBEDTLS_ERR_NET_SEND_FAILED:
-    case MBEDTLS_ERR_NET_RECV_FAILED:
-    case MBEDTLS_ERR_NET_CONN_RESET:
-        snprintf(out, outsz, "%s", strerror(c->sys_errno));
-        break;
-    default:
-        snprintf(out, outsz, "%s", mbed_str(c->last_err, tmp, sizeof(tmp)));
-        break;
+    const char *msg = "no error";
+    int e = c->last_err;
+    if (e == MBEDTLS_ERR_NET_SEND_FAILED || e == MBEDTLS_ERR_NET_RECV_FAILED ||
+        e == MBEDTLS_ERR_NET_CONN_RESET) {
+        msg = strerror(c->sys_errno);
+    } else if (e != 0) {
+        msg = mbed_str(e, tmp, sizeof(tmp));
     }
+    snprintf(out, outsz, "%s", msg);
     return out;
 }
 
 /* ---- s2s with certificates both ways (SASL EXTERNAL, XEP-0178) ---- */
-
-/* The CAs of ca_file into s->peer_ca. A bundle with a few certificates the
- * library cannot parse still serves for the others; none at all is an error. */
-static int load_peer_ca(struct tls_server *s, const char *ca_file, char *err, size_t errsz)
-{
-    size_t len = 0;
-    unsigned char *pem = read_file(ca_file, &len, err, errsz);
-    if (!pem) {
-        return -1;
-    }
-    int ret = mbedtls_x509_crt_parse(&s->peer_ca, pem, len);
-    free(pem);
-    if (ret < 0 || s->peer_ca.version == 0) {
-        set_mbed_err(err, errsz, ca_file, ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT);
-        return -1;
-    }
-    s->has_peer_ca = 1;
-    return 0;
-}
 
 struct tls_server *tls_s2s_new(int client, const char *cert_file, const char *key_file,
                                const char *ca_file, char *err, size_t errsz)
 {
     struct tls_server *s = tls_server_new(cert_file, key_file, err, errsz);
     int ret = 0;
-    if (!s || load_peer_ca(s, ca_file, err, errsz) < 0) {
+    if (!s || load_ca(&s->peer_ca, ca_file, err, errsz) < 0) {
         goto fail;
     }
+    s->has_peer_ca = 1;
     if (client) {
         /* Same certificate and key, the client end of the handshake. */
         mbedtls_ssl_config_free(&s->conf);
         mbedtls_ssl_config_init(&s->conf);
-        ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_CLIENT,
-                                          MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+        ret = conf_setup(&s->conf, MBEDTLS_SSL_IS_CLIENT);
         if (ret == 0) {
-            compat_conf_versions(&s->conf);
-            compat_conf_curves(&s->conf);
-            mbedtls_ssl_conf_rng(&s->conf, rng, &g.drbg);
             ret = mbedtls_ssl_conf_own_cert(&s->conf, &s->chain, &s->key);
         }
     } else {

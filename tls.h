@@ -39,6 +39,11 @@ int tls_pbkdf2_pair_gains(enum tls_hash h);
 void tls_use_cpu_sha(int on);
 /* Cryptographically strong random bytes. Returns 0 or -1. */
 int tls_random(void *buf, size_t len);
+/* in[0..n) as 2n lowercase hex digits and a NUL into out. */
+void tls_hex(char *out, const unsigned char *in, size_t n);
+/* n (at most 32) random bytes as tls_hex writes them, for ids. 0 or -1 (out
+ * holds 2n hex digits either way). */
+int tls_random_hex(char *out, size_t n);
 /* Call once at start-up before anything else here (seeds the DRBG; on mbedTLS
  * 3.x also psa_crypto_init). Returns 0 or -1. */
 int tls_global_init(void);

@@ -21,8 +21,11 @@
  * would only cost address space, but keep it small for 32-bit routers. */
 #define WORKER_STACK (128 * 1024)
 
+/* Apart from w: w's initialisers are zero bytes on common C libraries, so
+ * that it can live in .bss rather than take its size in the binary. */
+static int wake_pipe[2] = {-1, -1};
+
 static struct {
-    int pipe[2];
     int started;   /* thread running */
     int no_thread; /* creating it failed: jobs run inline from then on */
     int stopping;
@@ -31,7 +34,7 @@ static struct {
     pthread_cond_t wake;
     struct worker_job *todo, **todo_tail;
     struct worker_job *done;
-} w = {.pipe = {-1, -1}, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} w = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 /* Both with w.lock held. */
 static struct worker_job *take(void)
@@ -49,7 +52,7 @@ static void finished(struct worker_job *job)
     job->next = w.done;
     w.done = job;
     /* A full pipe already holds a wake-up for the loop: nothing is lost. */
-    ssize_t r = write(w.pipe[1], "", 1);
+    ssize_t r = write(wake_pipe[1], "", 1);
     (void)r;
 }
 
@@ -101,16 +104,16 @@ static void *worker_main(void *arg)
 
 int worker_start(void)
 {
-    if (w.pipe[0] >= 0) {
-        return w.pipe[0];
+    if (wake_pipe[0] >= 0) {
+        return wake_pipe[0];
     }
-    if (pipe2(w.pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+    if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
         log_warn("worker: pipe: %s; hashing on the event loop", strerror(errno));
-        w.pipe[0] = w.pipe[1] = -1;
+        wake_pipe[0] = wake_pipe[1] = -1;
         return -1;
     }
     w.todo_tail = &w.todo;
-    return w.pipe[0];
+    return wake_pipe[0];
 }
 
 /* The thread starts with the first job: an idle server never pays for it. */
@@ -156,7 +159,7 @@ void worker_run(struct worker_job *job)
     job->cancelled = 0;
     atomic_init(&job->abandoned, 0);
     job->next = NULL;
-    if (w.pipe[0] < 0 || w.stopping || w.no_thread || (!w.started && start_thread() < 0)) {
+    if (wake_pipe[0] < 0 || w.stopping || w.no_thread || (!w.started && start_thread() < 0)) {
         job->fn(job);
         job->done(job);
         return;
@@ -188,7 +191,7 @@ static void run_done(struct worker_job *list)
 void worker_collect(void)
 {
     char sink[256];
-    while (read(w.pipe[0], sink, sizeof(sink)) > 0) {
+    while (read(wake_pipe[0], sink, sizeof(sink)) > 0) {
     }
     pthread_mutex_lock(&w.lock);
     struct worker_job *list = w.done;
@@ -199,7 +202,7 @@ void worker_collect(void)
 
 void worker_stop(void)
 {
-    if (w.pipe[0] < 0) {
+    if (wake_pipe[0] < 0) {
         return;
     }
     pthread_mutex_lock(&w.lock);
@@ -222,9 +225,9 @@ void worker_stop(void)
     w.done = NULL;
     w.todo = NULL;
     w.todo_tail = &w.todo;
-    close(w.pipe[0]);
-    close(w.pipe[1]);
-    w.pipe[0] = w.pipe[1] = -1;
+    close(wake_pipe[0]);
+    close(wake_pipe[1]);
+    wake_pipe[0] = wake_pipe[1] = -1;
     w.stopping = 0;
     w.no_thread = 0;
 }
