@@ -1602,23 +1602,16 @@ static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
     return 0;
 }
 
-static const char *const pep_features[] = {
-    NS_PUBSUB "#publish",
-    NS_PUBSUB "#publish-options",
-    NS_PUBSUB "#retrieve-items",
-    NS_PUBSUB "#retract-items",
-    NS_PUBSUB "#create-nodes",
-    NS_PUBSUB "#auto-create",
-    NS_PUBSUB "#config-node",
-    NS_PUBSUB "#delete-nodes",
-    NS_PUBSUB "#purge-nodes",
-    NS_PUBSUB "#persistent-items",
-    NS_PUBSUB "#access-presence",
-    NS_PUBSUB "#access-open",
-    NS_PUBSUB "#access-whitelist",
-    NS_PUBSUB "#last-published",
-    NS_PUBSUB "#filtered-notifications",
-};
+/* The account's pubsub features, each NS_PUBSUB "#" and one of these names:
+ * built at start-up (hook_feature keeps the pointer) so that the long
+ * prefix is stored once, not fifteen times. */
+static const char pep_feature_names[] =
+    "publish\0publish-options\0retrieve-items\0retract-items\0create-nodes\0"
+    "auto-create\0config-node\0delete-nodes\0purge-nodes\0persistent-items\0"
+    "access-presence\0access-open\0access-whitelist\0last-published\0"
+    "filtered-notifications\0";
+#define PEP_FEATURES 15
+static char pep_features[PEP_FEATURES][sizeof(NS_PUBSUB "#filtered-notifications")];
 
 HOOK_SERVICE(pep)
 {
@@ -1626,7 +1619,9 @@ HOOK_SERVICE(pep)
     hook_iq(NS_PUBSUB_OWNER, owner_iq);
     /* XEP-0163 §6.1: the account is a virtual pubsub service. */
     hook_account_identity("pubsub", "pep");
-    for (size_t i = 0; i < sizeof(pep_features) / sizeof(pep_features[0]); i++) {
+    const char *f = pep_feature_names;
+    for (size_t i = 0; i < PEP_FEATURES; i++, f += strlen(f) + 1) {
+        snprintf(pep_features[i], sizeof(pep_features[i]), NS_PUBSUB "#%s", f);
         hook_feature(HOOK_DISCO_ACCOUNT, pep_features[i]);
     }
     hook_disco_items(list_nodes);
