@@ -397,8 +397,12 @@ static int need(struct adhoc_reply *r, const char *value)
     return 1;
 }
 
-static struct xml_node *form(const char *title, const char *instructions)
+/* what: the end of the instructions, "Fill out this form to " what (the
+ * wording of XEP-0133's examples, its start stored once). */
+static struct xml_node *form(const char *title, const char *what)
 {
+    char instructions[128];
+    snprintf(instructions, sizeof(instructions), "Fill out this form to %s", what);
     return adhoc_form_new("form", title, instructions, NS_ADMIN);
 }
 
@@ -412,10 +416,9 @@ static struct xml_node *done(struct xml_node *x, int ok)
 }
 
 /* The accountjid and password fields of add-user and change-user-password. */
-static struct xml_node *account_form(const char *title, const char *instructions,
-                                     const char *jid_label)
+static struct xml_node *account_form(const char *title, const char *what, const char *jid_label)
 {
-    struct xml_node *x = form(title, instructions);
+    struct xml_node *x = form(title, what);
     return done(x, x && adhoc_field_add(x, "accountjid", "jid-single", jid_label, 1, NULL) &&
                        adhoc_field_add(x, "password", "text-private",
                                        "The password for this account", 1, NULL));
@@ -444,8 +447,8 @@ static int account_fields(const struct session *s, const struct xml_node *x, str
 static struct xml_node *add_user_form(struct session *s)
 {
     (void)s;
-    struct xml_node *x = account_form("Adding a User", "Fill out this form to add a user.",
-                                      "The Jabber ID for the account to be added");
+    struct xml_node *x =
+        account_form("Adding a User", "add a user.", "The Jabber ID for the account to be added");
     return done(
         x, x && adhoc_field_add(x, "password-verify", "text-private", "Retype password", 0, NULL));
 }
@@ -473,7 +476,7 @@ static void add_user_run(struct session *s, const struct xml_node *x, struct adh
 static struct xml_node *delete_user_form(struct session *s)
 {
     (void)s;
-    struct xml_node *x = form("Deleting a User", "Fill out this form to delete a user.");
+    struct xml_node *x = form("Deleting a User", "delete a user.");
     return done(x, x && adhoc_field_add(x, "accountjids", "jid-multi", "The Jabber ID(s) to delete",
                                         1, NULL));
 }
@@ -520,8 +523,7 @@ static void delete_user_run(struct session *s, const struct xml_node *x, struct 
 static struct xml_node *password_form(struct session *s)
 {
     (void)s;
-    return account_form("Changing a User Password",
-                        "Fill out this form to change a user's password.",
+    return account_form("Changing a User Password", "change a user's password.",
                         "The Jabber ID for this account");
 }
 
@@ -577,8 +579,8 @@ static struct xml_node *online_form(struct session *s)
 {
     static const char *const sizes[] = {"25", "50", "75", "100", "150", "200", "none"};
     (void)s;
-    struct xml_node *x = form("Requesting List of Online Users",
-                              "Fill out this form to request the online users of this service.");
+    struct xml_node *x =
+        form("Requesting List of Online Users", "request the online users of this service.");
     struct xml_node *f = x ? adhoc_field_add(x, "max_items", "list-single",
                                              "Maximum number of items to show", 0, "100")
                            : NULL;
@@ -646,9 +648,8 @@ static void online_run(struct session *s, const struct xml_node *x, struct adhoc
 static struct xml_node *announce_form(struct session *s)
 {
     (void)s;
-    struct xml_node *x = form("Making an Announcement",
-                              "Fill out this form to make an announcement to all active users "
-                              "of this service.");
+    struct xml_node *x = form("Making an Announcement", "make an announcement to all active users "
+                                                        "of this service.");
     return done(x, x && adhoc_field_add(x, "subject", "text-single", "Subject", 0, NULL) &&
                        adhoc_field_add(x, "announcement", "text-multi", "Announcement", 1, NULL));
 }
@@ -675,7 +676,7 @@ static void announce_run(struct session *s, const struct xml_node *x, struct adh
  * delete-motd (§4.26: at once, no form). */
 static struct xml_node *motd_form_with(const char *title, const char *current)
 {
-    struct xml_node *x = form(title, "Fill out this form to set the message of the day.");
+    struct xml_node *x = form(title, "set the message of the day.");
     struct xml_node *f =
         x ? adhoc_field_add(x, "motd", "text-multi", "Message of the Day", 1, NULL) : NULL;
     /* XEP-0004 §3.3: a text-multi value per line. */
@@ -731,32 +732,32 @@ static void delete_motd_run(struct session *s, const struct xml_node *x, struct 
     snprintf(r->note, sizeof(r->note), "The message of the day was deleted.");
 }
 
-#define ADMIN_NODE(name) NS_ADMIN "#" name
-
-static const struct adhoc_command admin_commands[] = {
-    {ADMIN_NODE("add-user"), "Add User", 1, allowed, add_user_form, add_user_run},
-    {ADMIN_NODE("delete-user"), "Delete User", 1, allowed, delete_user_form, delete_user_run},
-    {ADMIN_NODE("change-user-password"), "Change User Password", 1, allowed, password_form,
-     password_run},
-    {ADMIN_NODE("get-online-users-list"), "Get List of Online Users", 1, allowed, online_form,
-     online_run},
+/* Each node is NS_ADMIN "#" and the name a row holds: the constructor
+ * writes the whole node into admin_nodes and points the row at it, so that
+ * the long prefix is stored once. */
+static struct adhoc_command admin_commands[] = {
+    {"add-user", "Add User", 1, allowed, add_user_form, add_user_run},
+    {"delete-user", "Delete User", 1, allowed, delete_user_form, delete_user_run},
+    {"change-user-password", "Change User Password", 1, allowed, password_form, password_run},
+    {"get-online-users-list", "Get List of Online Users", 1, allowed, online_form, online_run},
     /* The node older clients and slixmpp's xep_0133 use for the same list. */
-    {ADMIN_NODE("get-online-users"), "Get List of Online Users", 0, allowed, online_form,
-     online_run},
-    {ADMIN_NODE("get-online-users-num"), "Get Number of Online Users", 1, allowed, NULL,
-     online_num_run},
-    {ADMIN_NODE("get-registered-users-num"), "Get Number of Registered Users", 1, allowed, NULL,
+    {"get-online-users", "Get List of Online Users", 0, allowed, online_form, online_run},
+    {"get-online-users-num", "Get Number of Online Users", 1, allowed, NULL, online_num_run},
+    {"get-registered-users-num", "Get Number of Registered Users", 1, allowed, NULL,
      registered_num_run},
-    {ADMIN_NODE("announce"), "Send Announcement to Online Users", 1, allowed, announce_form,
-     announce_run},
-    {ADMIN_NODE("set-motd"), "Set Message of the Day", 1, allowed, set_motd_form, set_motd_run},
-    {ADMIN_NODE("edit-motd"), "Edit Message of the Day", 1, allowed, edit_motd_form, set_motd_run},
-    {ADMIN_NODE("delete-motd"), "Delete Message of the Day", 1, allowed, NULL, delete_motd_run},
+    {"announce", "Send Announcement to Online Users", 1, allowed, announce_form, announce_run},
+    {"set-motd", "Set Message of the Day", 1, allowed, set_motd_form, set_motd_run},
+    {"edit-motd", "Edit Message of the Day", 1, allowed, edit_motd_form, set_motd_run},
+    {"delete-motd", "Delete Message of the Day", 1, allowed, NULL, delete_motd_run},
 };
+#define ADMIN_COMMANDS (sizeof(admin_commands) / sizeof(admin_commands[0]))
+static char admin_nodes[ADMIN_COMMANDS][sizeof(NS_ADMIN "#get-registered-users-num")];
 
 HOOK_SERVICE(admin)
 {
-    for (size_t i = 0; i < sizeof(admin_commands) / sizeof(admin_commands[0]); i++) {
+    for (size_t i = 0; i < ADMIN_COMMANDS; i++) {
+        snprintf(admin_nodes[i], sizeof(admin_nodes[i]), NS_ADMIN "#%s", admin_commands[i].node);
+        admin_commands[i].node = admin_nodes[i];
         adhoc_register(&admin_commands[i]);
     }
     hook_add(HOOK_INIT, motd_load);

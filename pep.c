@@ -496,7 +496,8 @@ static int delete_gone(struct acct *a)
     int rc = STORE_OK;
     for (size_t i = 0; i < a->ndirty && rc == STORE_OK; i++) {
         char dn[64];
-        if (!node_find(a->doc, a->dirty[i]) && store_pep_doc_name(a->dirty[i], dn, sizeof(dn)) == 0) {
+        if (!node_find(a->doc, a->dirty[i]) &&
+            store_pep_doc_name(a->dirty[i], dn, sizeof(dn)) == 0) {
             rc = store_doc_delete(a->bare, dn);
             rc = rc == STORE_ENOENT ? STORE_OK : rc;
         }
