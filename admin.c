@@ -387,6 +387,17 @@ static void fail_with(struct adhoc_reply *r, int rc)
     }
 }
 
+/* The end of a command: the stanza error for rc < 0, else note (its %d
+ * shows rc, a count). */
+static void finish(struct adhoc_reply *r, int rc, const char *note)
+{
+    if (rc < 0) {
+        fail_with(r, rc);
+    } else {
+        snprintf(r->note, sizeof(r->note), note, rc);
+    }
+}
+
 /* A required field is missing: XEP-0050 "Possible Errors", bad-payload. */
 static int need(struct adhoc_reply *r, const char *value)
 {
@@ -464,12 +475,7 @@ static void add_user_run(struct session *s, const struct xml_node *x, struct adh
         fail(r, "modify", "not-acceptable", NULL); /* the two passwords differ */
         return;
     }
-    int rc = admin_add_user(s->jid, jid, pw);
-    if (rc < 0) {
-        fail_with(r, rc);
-        return;
-    }
-    snprintf(r->note, sizeof(r->note), "The account was added.");
+    finish(r, admin_add_user(s->jid, jid, pw), "The account was added.");
 }
 
 /* delete-user (XEP-0133 §4.2): every JID is checked before any is removed. */
@@ -533,12 +539,7 @@ static void password_run(struct session *s, const struct xml_node *x, struct adh
     if (!account_fields(s, x, r, &jid, &pw)) {
         return;
     }
-    int rc = admin_change_password(s->jid, jid, pw);
-    if (rc < 0) {
-        fail_with(r, rc);
-        return;
-    }
-    snprintf(r->note, sizeof(r->note), "The password was changed.");
+    finish(r, admin_change_password(s->jid, jid, pw), "The password was changed.");
 }
 
 /* get-online-users-num (§4.15) and get-registered-users-num (§4.13): no
@@ -654,20 +655,25 @@ static struct xml_node *announce_form(struct session *s)
                        adhoc_field_add(x, "announcement", "text-multi", "Announcement", 1, NULL));
 }
 
+/* The lines of text-multi field var joined into b (initialised here, the
+ * caller frees it); 0 after failing r when they are none or out of memory. */
+static int need_text(struct adhoc_reply *r, const struct xml_node *x, const char *var,
+                     struct buf *b)
+{
+    buf_init(b, 0);
+    if (adhoc_field_text(x, var, b) < 0) {
+        fail(r, "wait", "internal-server-error", NULL);
+        return 0;
+    }
+    return need(r, buf_len(b) ? buf_ptr(b) : NULL);
+}
+
 static void announce_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
     struct buf body;
-    buf_init(&body, 0);
-    int n = adhoc_field_text(x, "announcement", &body);
-    if (n < 0) {
-        fail(r, "wait", "internal-server-error", NULL);
-    } else if (need(r, buf_len(&body) ? buf_ptr(&body) : NULL)) {
-        int sent = admin_announce(s->jid, adhoc_field_value(x, "subject"), buf_ptr(&body));
-        if (sent < 0) {
-            fail_with(r, sent);
-        } else {
-            snprintf(r->note, sizeof(r->note), "Announcement sent to %d resources.", sent);
-        }
+    if (need_text(r, x, "announcement", &body)) {
+        finish(r, admin_announce(s->jid, adhoc_field_value(x, "subject"), buf_ptr(&body)),
+               "Announcement sent to %d resources.");
     }
     buf_free(&body);
 }
@@ -707,16 +713,8 @@ static struct xml_node *edit_motd_form(struct session *s)
 static void set_motd_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
     struct buf text;
-    buf_init(&text, 0);
-    if (adhoc_field_text(x, "motd", &text) < 0) {
-        fail(r, "wait", "internal-server-error", NULL);
-    } else if (need(r, buf_len(&text) ? buf_ptr(&text) : NULL)) {
-        int rc = admin_set_motd(s->jid, buf_ptr(&text));
-        if (rc < 0) {
-            fail_with(r, rc);
-        } else {
-            snprintf(r->note, sizeof(r->note), "The message of the day was set.");
-        }
+    if (need_text(r, x, "motd", &text)) {
+        finish(r, admin_set_motd(s->jid, buf_ptr(&text)), "The message of the day was set.");
     }
     buf_free(&text);
 }
@@ -724,12 +722,7 @@ static void set_motd_run(struct session *s, const struct xml_node *x, struct adh
 static void delete_motd_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
     (void)x;
-    int rc = admin_delete_motd(s->jid);
-    if (rc < 0) {
-        fail_with(r, rc);
-        return;
-    }
-    snprintf(r->note, sizeof(r->note), "The message of the day was deleted.");
+    finish(r, admin_delete_motd(s->jid), "The message of the day was deleted.");
 }
 
 /* Each node is NS_ADMIN "#" and the name a row holds: the constructor
