@@ -32,18 +32,18 @@
 #define IDENT_NAME "xmppd"
 
 /* What the server implements, each answered by a module in im.c's table or
- * handled by router.c (the optional services add theirs through hooks.h). This is the only list: disco#info and the caps hash
- * both come from it, so they cannot disagree. Stream features (rosterver,
- * register, caps) are not listed: they are advertised in <stream:features>.
+ * handled by router.c (the optional services add theirs through hooks.h). This is the only list:
+ * disco#info and the caps hash both come from it, so they cannot disagree. Stream features
+ * (rosterver, register, caps) are not listed: they are advertised in <stream:features>.
  * Subscription pre-approval is not supported, so it is not here either. */
 static const char *const features[] = {
-    NS_DISCO_INFO,        /* XEP-0030 */
-    NS_DISCO_ITEMS,       /* XEP-0030 */
-    "jabber:iq:last",     /* XEP-0012 */
-    "jabber:iq:version",  /* XEP-0092 */
-    "msgoffline",         /* XEP-0160 §6 */
-    "urn:xmpp:ping",      /* XEP-0199 */
-    "urn:xmpp:time",      /* XEP-0202 */
+    NS_DISCO_INFO,       /* XEP-0030 */
+    NS_DISCO_ITEMS,      /* XEP-0030 */
+    "jabber:iq:last",    /* XEP-0012 */
+    "jabber:iq:version", /* XEP-0092 */
+    "msgoffline",        /* XEP-0160 §6 */
+    "urn:xmpp:ping",     /* XEP-0199 */
+    "urn:xmpp:time",     /* XEP-0202 */
 };
 #define NFEATURES (sizeof(features) / sizeof(features[0]))
 
@@ -353,21 +353,35 @@ static struct xml_node *account_info(void)
     return add_hooked_features(q, HOOK_DISCO_ACCOUNT);
 }
 
-int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                  const char *to_bare)
+/* What disco#info and disco#items check first: -1 for what is not theirs, 0
+ * when answered (a node they do not serve; the server's caps node is
+ * disco#info's, caps_node), 1 to go on with *node. */
+static int disco_start(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                       const char *to_bare, int caps_node, const char **node)
 {
     if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
-    const char *node = xml_attr(payload, "node");
+    *node = xml_attr(payload, "node");
     if (to_bare && !may_see_presence(s, to_bare)) {
         /* Prosody's policy: a stranger learns nothing about an account, not
          * even that it exists (same answer as for an unknown account). */
         return -1;
     }
-    if (node && *node && (to_bare || !is_caps_node(node))) {
-        unknown_node(s, iq, payload, node, to_bare);
+    if (*node && **node && (to_bare || !caps_node || !is_caps_node(*node))) {
+        unknown_node(s, iq, payload, *node, to_bare);
         return 0;
+    }
+    return 1;
+}
+
+int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                  const char *to_bare)
+{
+    const char *node;
+    int rc = disco_start(s, iq, payload, to_bare, 1, &node);
+    if (rc < 1) {
+        return rc;
     }
     reply_or_fail(s, iq, to_bare ? account_info() : server_info(node));
     return 0;
@@ -401,16 +415,10 @@ static void add_domain_item(const char *domain, void *ud)
 int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                    const char *to_bare)
 {
-    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
-        return -1;
-    }
-    const char *node = xml_attr(payload, "node");
-    if (to_bare && !may_see_presence(s, to_bare)) {
-        return -1;
-    }
-    if (node && *node) {
-        unknown_node(s, iq, payload, node, to_bare);
-        return 0;
+    const char *node;
+    int rc = disco_start(s, iq, payload, to_bare, 0, &node);
+    if (rc < 1) {
+        return rc;
     }
     if (!to_bare) {
         /* XEP-0030 §4.1: the services the server hosts (XEP-0114 components). */
@@ -422,8 +430,8 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
         return 0;
     }
     /* A contact sees no resources through disco; presence tells it. */
-    struct xml_node *q = is_owner(s, to_bare) ? account_items(to_bare)
-                                              : new_query(NS_DISCO_ITEMS, NULL);
+    struct xml_node *q =
+        is_owner(s, to_bare) ? account_items(to_bare) : new_query(NS_DISCO_ITEMS, NULL);
     /* Services list what they hold for the account (XEP-0163 §6.1 nodes). */
     if (q && hook_run_disco_items(s, to_bare, q) < 0) {
         xml_free(q);
