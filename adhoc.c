@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "config.h"
 #include "hooks.h"
+#include "im.h"
 #include "limits.h"
 #include "log.h"
 #include "router.h"
@@ -258,16 +259,7 @@ static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
 static void cmd_error(struct session *s, const struct xml_node *iq, const char *type,
                       const char *cond, const char *app)
 {
-    struct xml_node *e = xml_node_new("iq", NS_CLIENT);
-    struct xml_node *err = e ? xml_add_child(e, "error", NS_CLIENT) : NULL;
-    const char *id = xml_attr(iq, "id");
-    if (err && xml_set_attr(e, "type", "error") == 0 && xml_set_attr(e, "id", id ? id : "") == 0 &&
-        xml_set_attr(e, "from", g_config->domain) == 0 && xml_set_attr(e, "to", s->jid) == 0 &&
-        xml_set_attr(err, "type", type) == 0 && xml_add_child(err, cond, NS_STANZAS) &&
-        (!app || xml_add_child(err, app, ADHOC_NS))) {
-        router_send(s, e);
-    }
-    xml_free(e);
+    im_iq_error(s, iq, g_config->domain, type, cond, ADHOC_NS, app, NULL);
 }
 
 /* <command node sessionid status/> with up to two payloads, in order (both

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "hooks.h"
 #include "roster.h"
+#include "router.h"
 #include "server.h"
 #include "xml.h"
 
@@ -41,6 +42,23 @@ struct xml_node *im_parse_stored(const char *data, size_t len, const char *name,
     struct xml_limits lim = {len + 1, g_config->max_xml_depth, g_config->max_xml_attrs,
                              g_config->max_xml_name};
     return xml_parse_one(data, len, &lim, name, ns);
+}
+
+void im_iq_error(struct session *s, const struct xml_node *iq, const char *from, const char *type,
+                 const char *cond, const char *app_ns, const char *app, const char *feature)
+{
+    struct xml_node *e = xml_node_new("iq", NS_CLIENT);
+    struct xml_node *err = e ? xml_add_child(e, "error", NS_CLIENT) : NULL;
+    struct xml_node *a = NULL;
+    const char *id = xml_attr(iq, "id");
+    if (err && xml_set_attr(e, "type", "error") == 0 && xml_set_attr(e, "id", id ? id : "") == 0 &&
+        (!from || xml_set_attr(e, "from", from) == 0) && xml_set_attr(e, "to", s->jid) == 0 &&
+        xml_set_attr(err, "type", type) == 0 && xml_add_child(err, cond, NS_STANZAS) &&
+        (!app || (a = xml_add_child(err, app, app_ns))) &&
+        (!feature || !a || xml_set_attr(a, "feature", feature) == 0)) {
+        router_send(s, e);
+    }
+    xml_free(e);
 }
 
 void im_presence(struct session *s, struct xml_node *p)

@@ -39,6 +39,12 @@ int im_offline_store(const char *bare, const struct xml_node *m);
  * what a client's parser refuses (security issue 17). Returns the element
  * (the caller frees it) or NULL. */
 struct xml_node *im_parse_stored(const char *data, size_t len, const char *name, const char *ns);
+/* Answer iq with an error that does not copy the request back (unlike
+ * router_bounce: it may hold a password or a form): from `from` (none when
+ * NULL), <error type=type><cond/></error>, and beside cond, when app is set,
+ * <app xmlns=app_ns/> (with a 'feature' attribute when feature is set). */
+void im_iq_error(struct session *s, const struct xml_node *iq, const char *from, const char *type,
+                 const char *cond, const char *app_ns, const char *app, const char *feature);
 
 
 /* ---- what the IM modules offer each other and im.c ----

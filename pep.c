@@ -115,22 +115,7 @@ static void bare_of(const struct session *s, char *out, size_t outsz)
 static void reply_error(struct session *s, const struct xml_node *iq, const char *type,
                         const char *cond, const char *app, const char *feature)
 {
-    struct xml_node *e = xml_node_new("iq", NS_CLIENT);
-    const char *to = xml_attr(iq, "to");
-    const char *id = xml_attr(iq, "id");
-    struct xml_node *err = e ? xml_add_child(e, "error", NS_CLIENT) : NULL;
-    if (!err || xml_set_attr(e, "type", "error") < 0 || xml_set_attr(e, "id", id ? id : "") < 0 ||
-        (to && xml_set_attr(e, "from", to) < 0) || xml_set_attr(e, "to", s->jid) < 0 ||
-        xml_set_attr(err, "type", type) < 0 || !xml_add_child(err, cond, NS_STANZAS)) {
-        xml_free(e);
-        return;
-    }
-    struct xml_node *a = app ? xml_add_child(err, app, NS_PUBSUB_ERRORS) : NULL;
-    if (a && feature) {
-        xml_set_attr(a, "feature", feature);
-    }
-    router_send(s, e);
-    xml_free(e);
+    im_iq_error(s, iq, xml_attr(iq, "to"), type, cond, NS_PUBSUB_ERRORS, app, feature);
 }
 
 static size_t serialized_len(const struct xml_node *n)
