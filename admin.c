@@ -414,7 +414,7 @@ static struct xml_node *form(const char *title, const char *what)
 {
     char instructions[128];
     snprintf(instructions, sizeof(instructions), "Fill out this form to %s", what);
-    return adhoc_form_new("form", title, instructions, NS_ADMIN);
+    return im_form_new("form", title, instructions, NS_ADMIN);
 }
 
 static struct xml_node *done(struct xml_node *x, int ok)
@@ -430,9 +430,9 @@ static struct xml_node *done(struct xml_node *x, int ok)
 static struct xml_node *account_form(const char *title, const char *what, const char *jid_label)
 {
     struct xml_node *x = form(title, what);
-    return done(x, x && adhoc_field_add(x, "accountjid", "jid-single", jid_label, 1, NULL) &&
-                       adhoc_field_add(x, "password", "text-private",
-                                       "The password for this account", 1, NULL));
+    return done(x, x && im_field_add(x, "accountjid", "jid-single", jid_label, 1, NULL) &&
+                       im_field_add(x, "password", "text-private", "The password for this account",
+                                    1, NULL));
 }
 
 /* The fields, and a channel a password may travel on: TLS, or where PLAIN
@@ -461,7 +461,7 @@ static struct xml_node *add_user_form(struct session *s)
     struct xml_node *x =
         account_form("Adding a User", "add a user.", "The Jabber ID for the account to be added");
     return done(
-        x, x && adhoc_field_add(x, "password-verify", "text-private", "Retype password", 0, NULL));
+        x, x && im_field_add(x, "password-verify", "text-private", "Retype password", 0, NULL));
 }
 
 static void add_user_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
@@ -483,8 +483,8 @@ static struct xml_node *delete_user_form(struct session *s)
 {
     (void)s;
     struct xml_node *x = form("Deleting a User", "delete a user.");
-    return done(x, x && adhoc_field_add(x, "accountjids", "jid-multi", "The Jabber ID(s) to delete",
-                                        1, NULL));
+    return done(
+        x, x && im_field_add(x, "accountjids", "jid-multi", "The Jabber ID(s) to delete", 1, NULL));
 }
 
 static void delete_user_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
@@ -554,8 +554,8 @@ static void number_result(struct session *s, struct adhoc_reply *r, const char *
     }
     log_notice("admin %s: asked for %s", s->jid, var);
     snprintf(num, sizeof(num), "%d", n);
-    r->form = adhoc_form_new("result", NULL, NULL, NS_ADMIN);
-    if (!r->form || !adhoc_field_add(r->form, var, "text-single", label, 0, num)) {
+    r->form = im_form_new("result", NULL, NULL, NS_ADMIN);
+    if (!r->form || !im_field_add(r->form, var, "text-single", label, 0, num)) {
         fail(r, "wait", "internal-server-error", NULL);
     }
 }
@@ -582,12 +582,12 @@ static struct xml_node *online_form(struct session *s)
     (void)s;
     struct xml_node *x =
         form("Requesting List of Online Users", "request the online users of this service.");
-    struct xml_node *f = x ? adhoc_field_add(x, "max_items", "list-single",
-                                             "Maximum number of items to show", 0, "100")
-                           : NULL;
+    struct xml_node *f =
+        x ? im_field_add(x, "max_items", "list-single", "Maximum number of items to show", 0, "100")
+          : NULL;
     for (size_t i = 0; f && i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         struct xml_node *o = xml_add_child(f, "option", ADHOC_NS_DATA);
-        if (!o || xml_set_attr(o, "label", sizes[i]) < 0 || adhoc_value_add(o, sizes[i]) < 0) {
+        if (!o || xml_set_attr(o, "label", sizes[i]) < 0 || im_value_add(o, sizes[i]) < 0) {
             f = NULL;
         }
     }
@@ -607,7 +607,7 @@ static int list_one(const char *bare, void *ud)
     if (l->n >= l->max || l->bytes + strlen(bare) > l->budget) {
         return 1;
     }
-    if (adhoc_value_add(l->field, bare) < 0) {
+    if (im_value_add(l->field, bare) < 0) {
         l->failed = 1;
         return 1;
     }
@@ -630,9 +630,9 @@ static void online_run(struct session *s, const struct xml_node *x, struct adhoc
             return;
         }
     }
-    r->form = adhoc_form_new("result", NULL, NULL, NS_ADMIN);
-    l.field = r->form ? adhoc_field_add(r->form, "onlineuserjids", "jid-multi",
-                                        "The list of all online users", 0, NULL)
+    r->form = im_form_new("result", NULL, NULL, NS_ADMIN);
+    l.field = r->form ? im_field_add(r->form, "onlineuserjids", "jid-multi",
+                                     "The list of all online users", 0, NULL)
                       : NULL;
     if (l.field) {
         admin_online_each(list_one, &l);
@@ -651,8 +651,8 @@ static struct xml_node *announce_form(struct session *s)
     (void)s;
     struct xml_node *x = form("Making an Announcement", "make an announcement to all active users "
                                                         "of this service.");
-    return done(x, x && adhoc_field_add(x, "subject", "text-single", "Subject", 0, NULL) &&
-                       adhoc_field_add(x, "announcement", "text-multi", "Announcement", 1, NULL));
+    return done(x, x && im_field_add(x, "subject", "text-single", "Subject", 0, NULL) &&
+                       im_field_add(x, "announcement", "text-multi", "Announcement", 1, NULL));
 }
 
 /* The lines of text-multi field var joined into b (initialised here, the
@@ -684,12 +684,12 @@ static struct xml_node *motd_form_with(const char *title, const char *current)
 {
     struct xml_node *x = form(title, "set the message of the day.");
     struct xml_node *f =
-        x ? adhoc_field_add(x, "motd", "text-multi", "Message of the Day", 1, NULL) : NULL;
+        x ? im_field_add(x, "motd", "text-multi", "Message of the Day", 1, NULL) : NULL;
     /* XEP-0004 §3.3: a text-multi value per line. */
     for (const char *p = current; f && p && *p;) {
         size_t n = strcspn(p, "\n");
         char *line = strndup(p, n);
-        if (!line || adhoc_value_add(f, line) < 0) {
+        if (!line || im_value_add(f, line) < 0) {
             f = NULL;
         }
         free(line);

@@ -157,12 +157,6 @@ static size_t contacts(char *copy, struct contact *out)
     return n;
 }
 
-static int add_field_value(struct xml_node *field, const char *value)
-{
-    struct xml_node *v = xml_add_child(field, "value", "jabber:x:data");
-    return v ? xml_add_text(v, value, strlen(value)) : -1;
-}
-
 /* XEP-0157 §4: the serverinfo form in the server's disco#info, when
  * contact_addresses names any. Returns 0 or -1. */
 static int add_contact_form(struct xml_node *q)
@@ -174,22 +168,22 @@ static int add_contact_form(struct xml_node *q)
     if (n == 0) {
         return 0;
     }
-    struct xml_node *x = xml_add_child(q, "x", "jabber:x:data");
-    struct xml_node *f = x ? xml_add_child(x, "field", "jabber:x:data") : NULL;
-    if (!f || xml_set_attr(x, "type", "result") < 0 || xml_set_attr(f, "var", "FORM_TYPE") < 0 ||
-        xml_set_attr(f, "type", "hidden") < 0 || add_field_value(f, NS_SERVERINFO) < 0) {
+    struct xml_node *x = im_form_new("result", NULL, NULL, NS_SERVERINFO);
+    if (!x) {
         return -1;
     }
+    xml_append(q, x);
+    struct xml_node *f = NULL;
     for (size_t i = 0; i < n; i++) {
         if (i == 0 || c[i].kind != c[i - 1].kind) {
             char var[32];
             snprintf(var, sizeof(var), "%s-addresses", config_contact_kinds[c[i].kind]);
-            f = xml_add_child(x, "field", "jabber:x:data");
-            if (!f || xml_set_attr(f, "var", var) < 0) {
+            f = im_field_add(x, var, NULL, NULL, 0, NULL);
+            if (!f) {
                 return -1;
             }
         }
-        if (add_field_value(f, c[i].uri) < 0) {
+        if (im_value_add(f, c[i].uri) < 0) {
             return -1;
         }
     }

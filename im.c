@@ -61,6 +61,46 @@ void im_iq_error(struct session *s, const struct xml_node *iq, const char *from,
     xml_free(e);
 }
 
+/* ---- XEP-0004 data forms ---- */
+
+static int add_text_child(struct xml_node *n, const char *name, const char *text)
+{
+    struct xml_node *c = xml_add_child(n, name, IM_NS_DATA);
+    return c ? xml_add_text(c, text, strlen(text)) : -1;
+}
+
+struct xml_node *im_form_new(const char *type, const char *title, const char *instructions,
+                             const char *form_type)
+{
+    struct xml_node *x = xml_node_new("x", IM_NS_DATA);
+    if (!x || xml_set_attr(x, "type", type) < 0 ||
+        (title && add_text_child(x, "title", title) < 0) ||
+        (instructions && add_text_child(x, "instructions", instructions) < 0) ||
+        (form_type && !im_field_add(x, "FORM_TYPE", "hidden", NULL, 0, form_type))) {
+        xml_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+int im_value_add(struct xml_node *field, const char *value)
+{
+    return add_text_child(field, "value", value);
+}
+
+struct xml_node *im_field_add(struct xml_node *x, const char *var, const char *type,
+                              const char *label, int required, const char *value)
+{
+    struct xml_node *f = xml_add_child(x, "field", IM_NS_DATA);
+    if (!f || xml_set_attr(f, "var", var) < 0 || (type && xml_set_attr(f, "type", type) < 0) ||
+        (label && xml_set_attr(f, "label", label) < 0) ||
+        (required && !xml_add_child(f, "required", IM_NS_DATA)) ||
+        (value && im_value_add(f, value) < 0)) {
+        return NULL; /* what was added stays in x, which the caller frees */
+    }
+    return f;
+}
+
 void im_presence(struct session *s, struct xml_node *p)
 {
     hook_run(HOOK_PRESENCE_OUT, s, p, NULL);

@@ -39,6 +39,20 @@ int im_offline_store(const char *bare, const struct xml_node *m);
  * what a client's parser refuses (security issue 17). Returns the element
  * (the caller frees it) or NULL. */
 struct xml_node *im_parse_stored(const char *data, size_t len, const char *name, const char *ns);
+
+/* ---- XEP-0004 data forms, for every module that answers with one ---- */
+#define IM_NS_DATA "jabber:x:data"
+/* A new <x xmlns='jabber:x:data' type=type/> with title and instructions
+ * (either may be NULL) and the hidden FORM_TYPE field (when form_type is not
+ * NULL). NULL when out of memory. */
+struct xml_node *im_form_new(const char *type, const char *title, const char *instructions,
+                             const char *form_type);
+/* Append a field (type and label may be NULL) with value (NULL = none).
+ * Returns the field, or NULL when out of memory. */
+struct xml_node *im_field_add(struct xml_node *x, const char *var, const char *type,
+                              const char *label, int required, const char *value);
+/* Append one more <value/> to a field (or an <option/>). Returns 0 or -1. */
+int im_value_add(struct xml_node *field, const char *value);
 /* Answer iq with an error that does not copy the request back (unlike
  * router_bounce: it may hold a password or a form): from `from` (none when
  * NULL), <error type=type><cond/></error>, and beside cond, when app is set,

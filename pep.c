@@ -1387,16 +1387,13 @@ static int pubsub_iq(struct session *s, struct xml_node *iq, struct xml_node *ps
 static int add_field(struct xml_node *x, const char *var, const char *type, const char *value,
                      const char *const *options, size_t nopt)
 {
-    struct xml_node *f = xml_add_child(x, "field", NS_XDATA);
-    struct xml_node *v = f ? xml_add_child(f, "value", NS_XDATA) : NULL;
-    if (!v || xml_set_attr(f, "var", var) < 0 || xml_set_attr(f, "type", type) < 0 ||
-        xml_add_text(v, value, strlen(value)) < 0) {
+    struct xml_node *f = im_field_add(x, var, type, NULL, 0, value);
+    if (!f) {
         return -1;
     }
     for (size_t i = 0; i < nopt; i++) {
         struct xml_node *o = xml_add_child(f, "option", NS_XDATA);
-        struct xml_node *ov = o ? xml_add_child(o, "value", NS_XDATA) : NULL;
-        if (!ov || xml_add_text(ov, options[i], strlen(options[i])) < 0) {
+        if (!o || im_value_add(o, options[i]) < 0) {
             return -1;
         }
     }
@@ -1412,11 +1409,12 @@ static void configure_get(struct session *s, struct xml_node *iq, const struct x
     snprintf(max, sizeof(max), "%d", c.max);
     struct xml_node *ps = xml_node_new("pubsub", NS_PUBSUB_OWNER);
     struct xml_node *cf = ps ? xml_add_child(ps, "configure", NS_PUBSUB_OWNER) : NULL;
-    struct xml_node *x = cf ? xml_add_child(cf, "x", NS_XDATA) : NULL;
+    struct xml_node *x = cf ? im_form_new("form", NULL, NULL, FORM_NODE_CONFIG) : NULL;
     int rc = x ? 0 : -1;
-    rc |= x ? xml_set_attr(x, "type", "form") : -1;
+    if (x) {
+        xml_append(cf, x);
+    }
     rc |= cf ? xml_set_attr(cf, "node", xml_attr(node, "name")) : -1;
-    rc |= x ? add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG, NULL, 0) : -1;
     rc |= x ? add_field(x, "pubsub#access_model", "list-single", c.access, access_models,
                         sizeof(access_models) / sizeof(access_models[0]))
             : -1;

@@ -48,9 +48,9 @@ struct push_run {
 /* An account with publishes under way or due. */
 struct push_acct {
     char *bare;
-    int pending;  /* messages since the account was last online (message-count) */
-    char *sender; /* bare JID of the last one's sender */
-    char *body;   /* its body, cut to LIMIT_PUSH_BODY; sent only where asked for */
+    int pending;      /* messages since the account was last online (message-count) */
+    char *sender;     /* bare JID of the last one's sender */
+    char *body;       /* its body, cut to LIMIT_PUSH_BODY; sent only where asked for */
     time_t last_sent; /* the account's latest publish, to any registration */
     struct push_run *runs;
     struct push_acct *next;
@@ -227,14 +227,7 @@ static void acct_free_fields(struct push_acct *a)
 
 static void add_field(struct xml_node *x, const char *var, const char *value)
 {
-    struct xml_node *f = xml_add_child(x, "field", NS_DATA);
-    if (f) {
-        xml_set_attr(f, "var", var);
-        struct xml_node *v = xml_add_child(f, "value", NS_DATA);
-        if (v) {
-            xml_add_text(v, value, strlen(value));
-        }
-    }
+    im_field_add(x, var, NULL, NULL, 0, value);
 }
 
 /* The urn:xmpp:push:summary form: what the XEP allows, no more. */
