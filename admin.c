@@ -352,7 +352,7 @@ void admin_online_each(int (*fn)(const char *bare, void *ud), void *ud)
 static int allowed(const struct session *s)
 {
     char bare[JID_MAX + 1];
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     return admin_is_admin(bare);
 }
 

@@ -385,11 +385,6 @@ static int blocking_is_blocked(const char *bare, const char *jid)
 
 /* ---- the iq protocol ---- */
 
-static void own_bare(const struct session *s, char *out, size_t outsz)
-{
-    snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
-}
-
 static void answer_blocklist(struct session *s, struct xml_node *iq, const struct blist *b)
 {
     struct xml_node *list = xml_node_new("blocklist", NS_BLOCKING);
@@ -665,7 +660,7 @@ static int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *
                        const char *to_bare)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     if (to_bare && strcmp(to_bare, bare) != 0) {
         return -1; /* someone else's list is none of our business */
     }

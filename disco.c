@@ -69,23 +69,17 @@ static int is_get(const struct xml_node *iq)
     return type && strcmp(type, "get") == 0;
 }
 
-/* 1 when to_bare is the sender's own account. */
-static int is_owner(const struct session *s, const char *to_bare)
-{
-    return to_bare && strncmp(s->jid, to_bare, s->bare_len) == 0 && to_bare[s->bare_len] == '\0';
-}
-
 /* May the sender of s see to_bare's presence? XEP-0012 §8 and XEP-0030 (as
  * Prosody does for both) allow it to the account itself and to contacts with
  * a presence subscription ('from' or 'both' in the account's roster, RFC 6121
  * §2.1.2.5), unless the account blocks them (XEP-0191). */
 static int may_see_presence(const struct session *s, const char *to_bare)
 {
-    if (is_owner(s, to_bare)) {
+    if (im_is_own(s, to_bare)) {
         return 1;
     }
     char from[JID_MAX + 1];
-    snprintf(from, sizeof(from), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, from, sizeof(from));
     struct roster r;
     int ok = 0;
     memset(&r, 0, sizeof(r));
@@ -425,7 +419,7 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
     }
     /* A contact sees no resources through disco; presence tells it. */
     struct xml_node *q =
-        is_owner(s, to_bare) ? account_items(to_bare) : new_query(NS_DISCO_ITEMS, NULL);
+        im_is_own(s, to_bare) ? account_items(to_bare) : new_query(NS_DISCO_ITEMS, NULL);
     /* Services list what they hold for the account (XEP-0163 §6.1 nodes). */
     if (q && hook_run_disco_items(s, to_bare, q) < 0) {
         xml_free(q);
@@ -714,7 +708,7 @@ int ping_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, co
     /* XEP-0199 §4.2 (client to server) and pinging one's own account. A ping
      * to someone else's bare JID gets service-unavailable, as in Prosody:
      * the server does not answer for other users. */
-    if (to_bare && !is_owner(s, to_bare)) {
+    if (to_bare && !im_is_own(s, to_bare)) {
         return -1;
     }
     router_iq_result(s, iq, NULL);

@@ -3,6 +3,7 @@
  * forward to the module that owns the concern. */
 #include "im.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -59,6 +60,16 @@ void im_iq_error(struct session *s, const struct xml_node *iq, const char *from,
         router_send(s, e);
     }
     xml_free(e);
+}
+
+void im_bare_of(const struct session *s, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
+}
+
+int im_is_own(const struct session *s, const char *bare)
+{
+    return bare && strncmp(s->jid, bare, s->bare_len) == 0 && bare[s->bare_len] == '\0';
 }
 
 /* ---- XEP-0004 data forms ---- */

@@ -40,6 +40,11 @@ int im_offline_store(const char *bare, const struct xml_node *m);
  * (the caller frees it) or NULL. */
 struct xml_node *im_parse_stored(const char *data, size_t len, const char *name, const char *ns);
 
+/* im_bare_of: the bare JID of s's account into out. im_is_own: 1 when bare
+ * (may be NULL) is that account. */
+void im_bare_of(const struct session *s, char *out, size_t outsz);
+int im_is_own(const struct session *s, const char *bare);
+
 /* ---- XEP-0004 data forms, for every module that answers with one ---- */
 #define IM_NS_DATA "jabber:x:data"
 /* A new <x xmlns='jabber:x:data' type=type/> with title and instructions

@@ -99,16 +99,6 @@ static const char *pick(const char *const *vals, size_t n, const char *v)
 }
 #define PICK(vals, v) pick(vals, sizeof(vals) / sizeof(vals[0]), v)
 
-static int same_bare(const struct session *s, const char *bare)
-{
-    return strncmp(s->jid, bare, s->bare_len) == 0 && bare[s->bare_len] == '\0';
-}
-
-static void bare_of(const struct session *s, char *out, size_t outsz)
-{
-    snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
-}
-
 /* An error answer with an optional pubsub#errors condition (XEP-0060 §14;
  * feature names what <unsupported/> is about). The request's
  * payload is not echoed (RFC 6120 §8.3.1 makes that optional). */
@@ -814,7 +804,7 @@ static void rights_of(const char *owner, const struct session *s, struct rights 
 {
     char reader[JID_MAX + 1];
     const char *reader_full = s->jid;
-    bare_of(s, reader, sizeof(reader));
+    im_bare_of(s, reader, sizeof(reader));
     memset(rt, 0, sizeof(*rt));
     if (strcmp(owner, reader) == 0) {
         rt->owner = 1;
@@ -977,7 +967,7 @@ static void send_last_of(struct session *s, const char *owner)
 void pep_send_last(struct session *s)
 {
     char bare[JID_MAX + 1];
-    bare_of(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     send_last_of(s, bare);
     /* The contacts whose presence s's account receives ('to' or 'both'). */
     struct roster r;
@@ -1364,7 +1354,7 @@ static int pubsub_iq(struct session *s, struct xml_node *iq, struct xml_node *ps
         reply_error(s, iq, "cancel", "feature-not-implemented", "unsupported", what);
         return 0;
     }
-    if (!same_bare(s, to_bare)) {
+    if (!im_is_own(s, to_bare)) {
         /* XEP-0163 §3: only the account owner publishes (XEP-0060 §7.1.3.1). */
         reply_error(s, iq, "auth", "forbidden", NULL, NULL);
         return 0;
@@ -1504,7 +1494,7 @@ static int owner_iq(struct session *s, struct xml_node *iq, struct xml_node *ps,
         reply_error(s, iq, "cancel", "feature-not-implemented", "unsupported", what);
         return 0;
     }
-    if (!same_bare(s, to_bare)) {
+    if (!im_is_own(s, to_bare)) {
         reply_error(s, iq, "auth", "forbidden", NULL, NULL); /* §8.2.3, §8.4.3 */
         return 0;
     }

@@ -63,11 +63,6 @@ static enum ptype ptype_of(const struct xml_node *p)
     return P_BAD;
 }
 
-static void own_bare(const struct session *s, char *out, size_t outsz)
-{
-    snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
-}
-
 static struct xml_node *make_presence(const char *from, const char *to, const char *type)
 {
     struct xml_node *p = xml_node_new("presence", NS_CLIENT);
@@ -177,7 +172,7 @@ static void broadcast_contacts(const char *bare, const char *from_full, struct x
 static void broadcast_own(struct session *s, struct xml_node *st, int include_self)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
         if (r->available && (include_self || r != s)) {
             xml_set_attr(st, "to", r->jid);
@@ -469,7 +464,7 @@ static void subscription_outbound(struct session *s, struct xml_node *p, enum pt
 {
     char user[JID_MAX + 1];
     int had_from = 0;
-    own_bare(s, user, sizeof(user));
+    im_bare_of(s, user, sizeof(user));
     if (strcmp(contact, user) == 0) {
         return; /* one's own presence needs no subscription (§4.2.2) */
     }
@@ -765,7 +760,7 @@ static void presence_directed(struct session *s, struct xml_node *p, enum ptype 
                               const char *to_bare)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     if (strcmp(to_bare, bare) != 0 && im_blocked(bare, to)) {
         if (t == P_AVAILABLE) {
             router_bounce_blocked(s, p);
@@ -801,7 +796,7 @@ static int parse_priority(const struct xml_node *p)
 static void presence_available(struct session *s, struct xml_node *p)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     struct xml_node *copy = xml_copy(p);
     if (!copy) {
         log_warn("%s: out of memory for presence", s->jid);
@@ -843,7 +838,7 @@ static int other_available(const struct session *s, const char *bare)
 static void presence_unavailable(struct session *s, struct xml_node *p, int ending)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     struct xml_node *st = xml_child(p, "status", NS_CLIENT);
     char *status = st && *xml_text(st) ? strdup(xml_text(st)) : NULL;
     int was_available = s->available;
@@ -884,7 +879,7 @@ static void presence_addressed(struct session *s, struct xml_node *p, enum ptype
     char to_bare[JID_MAX + 1];
     char bare[JID_MAX + 1];
     jid_bare(to, to_bare, sizeof(to_bare));
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     if (!reachable(to)) {
         /* No server-to-server yet (RFC 6120 §8.3.3.16). The roster is left as
          * it is; an unavailable or error has nothing to undo and is dropped. */

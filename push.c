@@ -425,7 +425,7 @@ static int on_bound(struct session *s, struct xml_node *st, const char *unused)
     char bare[JID_MAX + 1];
     (void)st;
     (void)unused;
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     struct push_acct *a = acct_find(bare);
     if (a) {
         a->pending = 0;
@@ -518,7 +518,7 @@ static int on_answer(struct session *s, struct xml_node *iq, const char *bare)
 
 static int own(const struct session *s, const char *to_bare)
 {
-    return !to_bare || (strncmp(s->jid, to_bare, s->bare_len) == 0 && to_bare[s->bare_len] == '\0');
+    return !to_bare || im_is_own(s, to_bare);
 }
 
 /* The app server's JID, normalised; not our own domain: the server must not
@@ -599,7 +599,7 @@ static int push_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
     const char *name = xml_name(payload);
     const char *cond = NULL;
     struct xml_node *root = NULL;
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     if (!own(s, to_bare)) {
         cond = "forbidden";
     } else if (!same_str(xml_attr(iq, "type"), "set") ||

@@ -329,7 +329,7 @@ static int register_iq(struct session *s, struct xml_node *iq, struct xml_node *
                        const char *to_bare)
 {
     char bare[JID_MAX + 1];
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     /* Addressed to the server (XEP-0077 §3.3 example) or, with no 'to', to the
      * user's own account. Another account's registration is not ours to show. */
     if ((to_bare && strcmp(to_bare, bare) != 0) || strcmp(xml_name(payload), "query") != 0) {

@@ -296,8 +296,8 @@ int roster_save(struct roster *r)
     }
     rcache_forget(r->bare);
     if (rc < 0) {
-        log_limited("oversized rosters", r->bare, L_WARNING, "roster of %s: over %d bytes, not saved",
-                    r->bare, ROSTER_DOC_MAX);
+        log_limited("oversized rosters", r->bare, L_WARNING,
+                    "roster of %s: over %d bytes, not saved", r->bare, ROSTER_DOC_MAX);
     } else if (store_doc_put(r->bare, ROSTER_DOC, buf_ptr(&b), buf_len(&b)) != STORE_OK) {
         rc = -1; /* store.c logged the reason; no file for unknown accounts */
     }
@@ -812,7 +812,7 @@ static void roster_set(struct session *s, struct xml_node *iq, struct xml_node *
 int roster_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
 {
     char bare[JID_MAX + 1];
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     if (strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }

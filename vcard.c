@@ -119,8 +119,7 @@ static int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *pay
         return vcard_get(s, iq, to_bare);
     }
     /* XEP-0054 §3.2: a user may publish only its own vCard. */
-    int own = to_bare && strncmp(s->jid, to_bare, s->bare_len) == 0 && !to_bare[s->bare_len];
-    if (!own) {
+    if (!im_is_own(s, to_bare)) {
         router_bounce(s, iq, "auth", "forbidden");
         return 0;
     }
