@@ -80,15 +80,7 @@ static int may_see_presence(const struct session *s, const char *to_bare)
     }
     char from[JID_MAX + 1];
     im_bare_of(s, from, sizeof(from));
-    struct roster r;
-    int ok = 0;
-    memset(&r, 0, sizeof(r));
-    if (roster_load(to_bare, &r) == 0) {
-        const struct roster_item *it = roster_find(&r, from);
-        ok = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
-    }
-    roster_free(&r);
-    return ok && !im_blocked(to_bare, s->jid);
+    return roster_sub_from(to_bare, from) == 1 && !im_blocked(to_bare, s->jid);
 }
 
 static void reply_or_fail(struct session *s, struct xml_node *iq, struct xml_node *q)

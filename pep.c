@@ -814,12 +814,7 @@ static void rights_of(const char *owner, const struct session *s, struct rights 
     if (rt->blocked) {
         return;
     }
-    struct roster r;
-    if (roster_load(owner, &r) == 0) {
-        const struct roster_item *it = roster_find(&r, reader);
-        rt->presence = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
-    }
-    roster_free(&r); /* empty but valid after a failed load too */
+    rt->presence = roster_sub_from(owner, reader) == 1;
 }
 
 /* 1 when rt allows reading node (XEP-0060 §4.5 access models). */

@@ -585,14 +585,12 @@ static void answer_probe(const char *contact, const char *prober, const char *pr
 {
     int own = strcmp(contact, prober_bare) == 0;
     if (!own) {
-        struct roster r;
-        if (!store_account_exists(contact) || im_blocked(contact, prober) ||
-            roster_load(contact, &r) < 0) {
+        int subscribed = store_account_exists(contact) && !im_blocked(contact, prober)
+                             ? roster_sub_from(contact, prober_bare)
+                             : -1;
+        if (subscribed < 0) {
             return; /* §8.5.1: ignored for an account that does not exist */
         }
-        struct roster_item *it = roster_find(&r, prober_bare);
-        int subscribed = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
-        roster_free(&r);
         if (!subscribed) {
             /* §4.3.2: not subscribed: "unsubscribed" (as Prosody), which also
              * repairs a roster that still says To on the prober's side. */
@@ -744,18 +742,6 @@ static void directed_flush(struct session *s, struct xml_node *unavail)
     }
 }
 
-static int subscribed_from(const char *bare, const char *contact)
-{
-    struct roster r;
-    if (roster_load(bare, &r) < 0) {
-        return 0;
-    }
-    struct roster_item *it = roster_find(&r, contact);
-    int yes = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
-    roster_free(&r);
-    return yes;
-}
-
 static void presence_directed(struct session *s, struct xml_node *p, enum ptype t, const char *to,
                               const char *to_bare)
 {
@@ -770,7 +756,8 @@ static void presence_directed(struct session *s, struct xml_node *p, enum ptype 
     deliver_local(p, to, s->jid); /* error presence too, without more ado */
     if (t != P_AVAILABLE) {
         directed_remove(s, to); /* unavailable (or error) ends it, as Prosody */
-    } else if (strcmp(to_bare, bare) != 0 && (!s->available || !subscribed_from(bare, to_bare))) {
+    } else if (strcmp(to_bare, bare) != 0 &&
+               (!s->available || roster_sub_from(bare, to_bare) != 1)) {
         /* §4.6.2: remembered unless the broadcast reaches them anyway. */
         directed_add(s, to);
     }

@@ -122,6 +122,18 @@ void roster_ver(const struct roster *r, char *out, size_t outsz)
     }
 }
 
+int roster_sub_from(const char *bare, const char *contact)
+{
+    struct roster r;
+    int rc = roster_load(bare, &r);
+    if (rc == 0) {
+        const struct roster_item *it = roster_find(&r, contact);
+        rc = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
+    }
+    roster_free(&r); /* empty but valid after a failed load too */
+    return rc;
+}
+
 int roster_jid_is_local(const char *norm)
 {
     const char *at = strchr(norm, '@');
