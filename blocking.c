@@ -660,9 +660,8 @@ static int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *
     if (to_bare && strcmp(to_bare, bare) != 0) {
         return -1; /* someone else's list is none of our business */
     }
-    const char *type = xml_attr(iq, "type");
     const char *name = xml_name(payload);
-    int get = type && strcmp(type, "get") == 0;
+    int get = im_is_get(iq);
     int is_list = strcmp(name, "blocklist") == 0;
     if (get != is_list ||
         (!is_list && strcmp(name, "block") != 0 && strcmp(name, "unblock") != 0)) {

@@ -63,12 +63,6 @@ static const char *const account_features[] = {
 
 /* ---- helpers ---- */
 
-static int is_get(const struct xml_node *iq)
-{
-    const char *type = xml_attr(iq, "type");
-    return type && strcmp(type, "get") == 0;
-}
-
 /* May the sender of s see to_bare's presence? XEP-0012 §8 and XEP-0030 (as
  * Prosody does for both) allow it to the account itself and to contacts with
  * a presence subscription ('from' or 'both' in the account's roster, RFC 6121
@@ -339,7 +333,7 @@ static struct xml_node *account_info(void)
 static int disco_start(struct session *s, struct xml_node *iq, struct xml_node *payload,
                        const char *to_bare, int caps_node, const char **node)
 {
-    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+    if (!im_is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
     *node = xml_attr(payload, "node");
@@ -432,7 +426,7 @@ static int add_text_child(struct xml_node *q, const char *name, const char *text
 int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                const char *to_bare)
 {
-    if (to_bare || !is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+    if (to_bare || !im_is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
         /* An account's client answers for itself at its full JID. */
         return -1;
     }
@@ -459,7 +453,7 @@ int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
 
 int time_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
 {
-    if (to_bare || !is_get(iq) || strcmp(xml_name(payload), "time") != 0) {
+    if (to_bare || !im_is_get(iq) || strcmp(xml_name(payload), "time") != 0) {
         return -1;
     }
     time_t now = time(NULL);
@@ -679,7 +673,7 @@ static int last_of_account(struct session *s, struct xml_node *iq, const char *b
 
 int last_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
 {
-    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+    if (!im_is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
     if (to_bare) {
@@ -694,7 +688,7 @@ int last_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, co
 
 int ping_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
 {
-    if (!is_get(iq) || strcmp(xml_name(payload), "ping") != 0) {
+    if (!im_is_get(iq) || strcmp(xml_name(payload), "ping") != 0) {
         return -1;
     }
     /* XEP-0199 §4.2 (client to server) and pinging one's own account. A ping

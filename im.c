@@ -72,6 +72,12 @@ int im_is_own(const struct session *s, const char *bare)
     return bare && strncmp(s->jid, bare, s->bare_len) == 0 && bare[s->bare_len] == '\0';
 }
 
+int im_is_get(const struct xml_node *iq)
+{
+    const char *type = xml_attr(iq, "type");
+    return type && strcmp(type, "get") == 0;
+}
+
 /* ---- XEP-0004 data forms ---- */
 
 static int add_text_child(struct xml_node *n, const char *name, const char *text)

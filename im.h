@@ -44,6 +44,8 @@ struct xml_node *im_parse_stored(const char *data, size_t len, const char *name,
  * (may be NULL) is that account. */
 void im_bare_of(const struct session *s, char *out, size_t outsz);
 int im_is_own(const struct session *s, const char *bare);
+/* 1 when iq is of type get. */
+int im_is_get(const struct xml_node *iq);
 
 /* ---- XEP-0004 data forms, for every module that answers with one ---- */
 #define IM_NS_DATA "jabber:x:data"

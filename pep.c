@@ -1301,12 +1301,6 @@ static void do_items(struct session *s, struct xml_node *iq, struct xml_node *re
 
 /* ---- the pubsub namespace ---- */
 
-static int is_type(const struct xml_node *iq, const char *t)
-{
-    const char *type = xml_attr(iq, "type");
-    return type && strcmp(type, t) == 0;
-}
-
 /* The one action child of <pubsub/> (publish-options/configure ride along). */
 static struct xml_node *action_of(const struct xml_node *ps)
 {
@@ -1331,7 +1325,7 @@ static int pubsub_iq(struct session *s, struct xml_node *iq, struct xml_node *ps
     }
     struct xml_node *act = action_of(ps);
     const char *what = act ? xml_name(act) : "";
-    int get = is_type(iq, "get");
+    int get = im_is_get(iq);
     if (strcmp(xml_name(ps), "pubsub") != 0 || !act) {
         reply_error(s, iq, "modify", "bad-request", NULL, NULL);
         return 0;
@@ -1478,7 +1472,7 @@ static int owner_iq(struct session *s, struct xml_node *iq, struct xml_node *ps,
     struct xml_node *act = xml_first_child(ps);
     const char *what = act ? xml_name(act) : "";
     const char *name = act ? xml_attr(act, "node") : NULL;
-    int get = is_type(iq, "get");
+    int get = im_is_get(iq);
     if (strcmp(xml_name(ps), "pubsub") != 0 || !act || xml_next(act)) {
         reply_error(s, iq, "modify", "bad-request", NULL, NULL);
         return 0;

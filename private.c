@@ -208,8 +208,7 @@ static int check_request(struct session *s, struct xml_node *iq, struct xml_node
 static int private_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                       const char *to_bare)
 {
-    const char *type = xml_attr(iq, "type");
-    int get = type && strcmp(type, "get") == 0;
+    int get = im_is_get(iq);
     if (check_request(s, iq, payload, to_bare, get)) {
         return 0;
     }

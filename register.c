@@ -335,8 +335,7 @@ static int register_iq(struct session *s, struct xml_node *iq, struct xml_node *
     if ((to_bare && strcmp(to_bare, bare) != 0) || strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
-    const char *type = xml_attr(iq, "type");
-    if (type && strcmp(type, "get") == 0) {
+    if (im_is_get(iq)) {
         registered_info(s, iq, bare);
         return 0;
     }

@@ -834,8 +834,7 @@ int roster_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, 
         router_bounce(s, iq, "auth", "forbidden");
         return 0;
     }
-    const char *type = xml_attr(iq, "type");
-    if (type && strcmp(type, "get") == 0) {
+    if (im_is_get(iq)) {
         roster_get(s, iq, payload, bare);
     } else {
         roster_set(s, iq, payload, bare);
