@@ -159,17 +159,13 @@ static void announce_to(const char *bare, struct session *first, void *ud)
 static struct xml_node *headline(const char *subject, const char *body)
 {
     struct xml_node *m = xml_node_new("message", NS_CLIENT);
-    struct xml_node *b = NULL, *subj = NULL;
-    if (m && subject && *subject) {
-        subj = xml_add_child(m, "subject", NS_CLIENT);
-        if (!subj || xml_add_text(subj, subject, strlen(subject)) < 0) {
-            xml_free(m);
-            return NULL;
-        }
+    if (m && subject && *subject && im_text_child(m, "subject", NS_CLIENT, subject) < 0) {
+        xml_free(m);
+        return NULL;
     }
     if (!m || xml_set_attr(m, "type", "headline") < 0 ||
         xml_set_attr(m, "from", g_config->domain) < 0 ||
-        !(b = xml_add_child(m, "body", NS_CLIENT)) || xml_add_text(b, body, strlen(body)) < 0) {
+        im_text_child(m, "body", NS_CLIENT, body) < 0) {
         xml_free(m);
         return NULL;
     }

@@ -417,12 +417,6 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
 
 /* ---- XEP-0092 software version ---- */
 
-static int add_text_child(struct xml_node *q, const char *name, const char *text)
-{
-    struct xml_node *c = xml_add_child(q, name, xml_ns(q));
-    return c ? xml_add_text(c, text, strlen(text)) : -1;
-}
-
 int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                const char *to_bare)
 {
@@ -431,14 +425,14 @@ int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
         return -1;
     }
     struct xml_node *q = new_query("jabber:iq:version", NULL);
-    int rc = q ? add_text_child(q, "name", IDENT_NAME) : -1;
+    int rc = q ? im_text_child(q, "name", xml_ns(q), IDENT_NAME) : -1;
     /* hide_version: name only. XEP-0092 §4 lets an entity withhold version
      * and os; answering keeps clients that probe it happy. */
     if (rc == 0 && !g_config->hide_version) {
         struct utsname u;
-        rc = add_text_child(q, "version", XMPPD_VERSION);
+        rc = im_text_child(q, "version", xml_ns(q), XMPPD_VERSION);
         if (rc == 0 && uname(&u) == 0) {
-            rc = add_text_child(q, "os", u.sysname);
+            rc = im_text_child(q, "os", xml_ns(q), u.sysname);
         }
     }
     if (rc < 0) {
@@ -470,7 +464,8 @@ int time_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, co
     snprintf(tzo, sizeof(tzo), "%c%02ld:%02ld", sign, (off / 3600) % 100, (off / 60) % 60);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc);
     struct xml_node *t = xml_node_new("time", "urn:xmpp:time");
-    if (t && (add_text_child(t, "tzo", tzo) < 0 || add_text_child(t, "utc", stamp) < 0)) {
+    if (t && (im_text_child(t, "tzo", xml_ns(t), tzo) < 0 ||
+              im_text_child(t, "utc", xml_ns(t), stamp) < 0)) {
         xml_free(t);
         t = NULL;
     }

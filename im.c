@@ -80,9 +80,9 @@ int im_is_get(const struct xml_node *iq)
 
 /* ---- XEP-0004 data forms ---- */
 
-static int add_text_child(struct xml_node *n, const char *name, const char *text)
+int im_text_child(struct xml_node *n, const char *name, const char *ns, const char *text)
 {
-    struct xml_node *c = xml_add_child(n, name, IM_NS_DATA);
+    struct xml_node *c = xml_add_child(n, name, ns);
     return c ? xml_add_text(c, text, strlen(text)) : -1;
 }
 
@@ -91,8 +91,8 @@ struct xml_node *im_form_new(const char *type, const char *title, const char *in
 {
     struct xml_node *x = xml_node_new("x", IM_NS_DATA);
     if (!x || xml_set_attr(x, "type", type) < 0 ||
-        (title && add_text_child(x, "title", title) < 0) ||
-        (instructions && add_text_child(x, "instructions", instructions) < 0) ||
+        (title && im_text_child(x, "title", IM_NS_DATA, title) < 0) ||
+        (instructions && im_text_child(x, "instructions", IM_NS_DATA, instructions) < 0) ||
         (form_type && !im_field_add(x, "FORM_TYPE", "hidden", NULL, 0, form_type))) {
         xml_free(x);
         return NULL;
@@ -102,7 +102,7 @@ struct xml_node *im_form_new(const char *type, const char *title, const char *in
 
 int im_value_add(struct xml_node *field, const char *value)
 {
-    return add_text_child(field, "value", value);
+    return im_text_child(field, "value", IM_NS_DATA, value);
 }
 
 struct xml_node *im_field_add(struct xml_node *x, const char *var, const char *type,

@@ -44,6 +44,9 @@ struct xml_node *im_parse_stored(const char *data, size_t len, const char *name,
  * (may be NULL) is that account. */
 void im_bare_of(const struct session *s, char *out, size_t outsz);
 int im_is_own(const struct session *s, const char *bare);
+/* Append <name xmlns=ns>text</name> to n. 0, or -1 when out of memory or
+ * text is not XML text. */
+int im_text_child(struct xml_node *n, const char *name, const char *ns, const char *text);
 /* 1 when iq is of type get. */
 int im_is_get(const struct xml_node *iq);
 

@@ -685,9 +685,8 @@ static void deliver_pending(struct session *s, const char *bare)
         }
         const char *status = it->raw ? NULL : it->status;
         struct xml_node *p = make_presence(it->jid, bare, "subscribe");
-        struct xml_node *st = p && status ? xml_add_child(p, "status", NS_CLIENT) : NULL;
-        if (st) {
-            xml_add_text(st, status, strlen(status));
+        if (p && status) {
+            im_text_child(p, "status", NS_CLIENT, status);
         }
         if (p) {
             router_send(s, p);
