@@ -406,16 +406,6 @@ static int adhoc_iq(struct session *s, struct xml_node *iq, struct xml_node *c, 
 
 /* ---- disco (XEP-0050 "Discovering Support", "Retrieving the Command List") ---- */
 
-static struct xml_node *node_query(const char *ns, const char *node)
-{
-    struct xml_node *q = xml_node_new("query", ns);
-    if (q && xml_set_attr(q, "node", node) < 0) {
-        xml_free(q);
-        return NULL;
-    }
-    return q;
-}
-
 static int add_identity(struct xml_node *q, const char *type, const char *name)
 {
     struct xml_node *id = xml_add_child(q, "identity", NS_DISCO_INFO);
@@ -426,16 +416,10 @@ static int add_identity(struct xml_node *q, const char *type, const char *name)
                : -1;
 }
 
-static int add_feature(struct xml_node *q, const char *var)
-{
-    struct xml_node *f = xml_add_child(q, "feature", NS_DISCO_INFO);
-    return f && xml_set_attr(f, "var", var) == 0 ? 0 : -1;
-}
-
 /* The command list: the commands s may run; none for anyone else. */
 static struct xml_node *command_list(const struct session *s)
 {
-    struct xml_node *q = node_query(NS_DISCO_ITEMS, ADHOC_NS);
+    struct xml_node *q = disco_query_new(NS_DISCO_ITEMS, ADHOC_NS);
     for (size_t i = 0; q && i < ncommands; i++) {
         if (!commands[i]->listed || !commands[i]->allowed(s)) {
             continue;
@@ -455,13 +439,13 @@ static struct xml_node *command_list(const struct session *s)
  * disco#items of a command node (empty). */
 static struct xml_node *node_answer(const struct adhoc_command *cmd, int items, const char *node)
 {
-    struct xml_node *q = node_query(items ? NS_DISCO_ITEMS : NS_DISCO_INFO, node);
+    struct xml_node *q = disco_query_new(items ? NS_DISCO_ITEMS : NS_DISCO_INFO, node);
     if (!q || items) {
         return q;
     }
     if ((cmd ? add_identity(q, "command-node", cmd->name) : add_identity(q, "command-list", NULL)) <
             0 ||
-        add_feature(q, ADHOC_NS) < 0 || (cmd && add_feature(q, ADHOC_NS_DATA) < 0)) {
+        disco_feature_add(q, ADHOC_NS) < 0 || (cmd && disco_feature_add(q, ADHOC_NS_DATA) < 0)) {
         xml_free(q);
         return NULL;
     }

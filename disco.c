@@ -87,7 +87,7 @@ static void reply_or_fail(struct session *s, struct xml_node *iq, struct xml_nod
 }
 
 /* A new <query xmlns=ns/> with node copied from the request (when set). */
-static struct xml_node *new_query(const char *ns, const char *node)
+struct xml_node *disco_query_new(const char *ns, const char *node)
 {
     struct xml_node *q = xml_node_new("query", ns);
     if (q && node && *node && xml_set_attr(q, "node", node) < 0) {
@@ -97,7 +97,7 @@ static struct xml_node *new_query(const char *ns, const char *node)
     return q;
 }
 
-static int add_feature(struct xml_node *q, const char *var)
+int disco_feature_add(struct xml_node *q, const char *var)
 {
     struct xml_node *f = xml_add_child(q, "feature", NS_DISCO_INFO);
     return f ? xml_set_attr(f, "var", var) : -1;
@@ -206,7 +206,7 @@ static struct xml_node *add_hooked_features(struct xml_node *q, enum hook_disco 
     size_t n;
     const char *const *vars = hook_features(where, &n);
     for (size_t i = 0; i < n; i++) {
-        if (add_feature(q, vars[i]) < 0) {
+        if (disco_feature_add(q, vars[i]) < 0) {
             xml_free(q);
             return NULL;
         }
@@ -277,7 +277,7 @@ static void unknown_node(struct session *s, struct xml_node *iq, struct xml_node
 
 static struct xml_node *server_info(const char *node)
 {
-    struct xml_node *q = new_query(NS_DISCO_INFO, node);
+    struct xml_node *q = disco_query_new(NS_DISCO_INFO, node);
     struct xml_node *id = q ? xml_add_child(q, "identity", NS_DISCO_INFO) : NULL;
     if (!id || xml_set_attr(id, "category", IDENT_CATEGORY) < 0 ||
         xml_set_attr(id, "type", IDENT_TYPE) < 0 || xml_set_attr(id, "name", IDENT_NAME) < 0) {
@@ -285,7 +285,7 @@ static struct xml_node *server_info(const char *node)
         return NULL;
     }
     for (size_t i = 0; i < NFEATURES; i++) {
-        if (add_feature(q, features[i]) < 0) {
+        if (disco_feature_add(q, features[i]) < 0) {
             xml_free(q);
             return NULL;
         }
@@ -301,7 +301,7 @@ static struct xml_node *server_info(const char *node)
 /* XEP-0030 §3.1 with the account/registered identity of the registry. */
 static struct xml_node *account_info(void)
 {
-    struct xml_node *q = new_query(NS_DISCO_INFO, NULL);
+    struct xml_node *q = disco_query_new(NS_DISCO_INFO, NULL);
     struct xml_node *id = q ? xml_add_child(q, "identity", NS_DISCO_INFO) : NULL;
     if (!id || xml_set_attr(id, "category", "account") < 0 ||
         xml_set_attr(id, "type", "registered") < 0) {
@@ -319,7 +319,7 @@ static struct xml_node *account_info(void)
         }
     }
     for (size_t i = 0; i < NACCOUNT_FEATURES; i++) {
-        if (add_feature(q, account_features[i]) < 0) {
+        if (disco_feature_add(q, account_features[i]) < 0) {
             xml_free(q);
             return NULL;
         }
@@ -364,7 +364,7 @@ int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *paylo
 /* The owner's available resources (XEP-0030 §4.2: items of an account). */
 static struct xml_node *account_items(const char *bare)
 {
-    struct xml_node *q = new_query(NS_DISCO_ITEMS, NULL);
+    struct xml_node *q = disco_query_new(NS_DISCO_ITEMS, NULL);
     for (struct session *r = router_first_resource(bare); q && r; r = r->next_res) {
         if (!r->available) {
             continue;
@@ -396,7 +396,7 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
     }
     if (!to_bare) {
         /* XEP-0030 §4.1: the services the server hosts (XEP-0114 components). */
-        struct xml_node *q = new_query(NS_DISCO_ITEMS, NULL);
+        struct xml_node *q = disco_query_new(NS_DISCO_ITEMS, NULL);
         if (q) {
             router_domain_each(add_domain_item, q);
         }
@@ -405,7 +405,7 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
     }
     /* A contact sees no resources through disco; presence tells it. */
     struct xml_node *q =
-        im_is_own(s, to_bare) ? account_items(to_bare) : new_query(NS_DISCO_ITEMS, NULL);
+        im_is_own(s, to_bare) ? account_items(to_bare) : disco_query_new(NS_DISCO_ITEMS, NULL);
     /* Services list what they hold for the account (XEP-0163 §6.1 nodes). */
     if (q && hook_run_disco_items(s, to_bare, q) < 0) {
         xml_free(q);
@@ -424,7 +424,7 @@ int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
         /* An account's client answers for itself at its full JID. */
         return -1;
     }
-    struct xml_node *q = new_query("jabber:iq:version", NULL);
+    struct xml_node *q = disco_query_new("jabber:iq:version", NULL);
     int rc = q ? im_text_child(q, "name", xml_ns(q), IDENT_NAME) : -1;
     /* hide_version: name only. XEP-0092 §4 lets an entity withhold version
      * and os; answering keeps clients that probe it happy. */

@@ -142,6 +142,10 @@ int last_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
             const char *to_bare);
 int ping_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
             const char *to_bare);
+/* A new <query xmlns=ns/> with node (when not NULL or empty); NULL when out
+ * of memory. Append <feature var=var/> (disco#info) to q: 0 or -1. */
+struct xml_node *disco_query_new(const char *ns, const char *node);
+int disco_feature_add(struct xml_node *q, const char *var);
 /* The XEP-0115 'ver' for the server's stream features (stable string). */
 const char *disco_caps_ver(void);
 /* Record that the last resource of bare went offline (for XEP-0012); written
