@@ -426,18 +426,25 @@ static unsigned long long bytes_written;
 /* Some account has changes not yet written. */
 static int flush_pending;
 
-static int put_node(struct acct *a, const struct xml_node *n)
+/* Write el as a's store doc name (NULL: STORE_EIO, as for a failure to
+ * serialise), counted in bytes_written. */
+static int put_doc(struct acct *a, const char *name, const struct xml_node *el)
 {
-    char dn[64];
     struct buf b;
     buf_init(&b, 0);
-    int rc = store_pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0 &&
-                     xml_serialize(n, NS_CLIENT, &b) == 0
-                 ? store_doc_put(a->bare, dn, buf_ptr(&b), buf_len(&b))
+    int rc = name && xml_serialize(el, NS_CLIENT, &b) == 0
+                 ? store_doc_put(a->bare, name, buf_ptr(&b), buf_len(&b))
                  : STORE_EIO;
     bytes_written += rc == STORE_OK ? buf_len(&b) : 0;
     buf_free(&b);
     return rc;
+}
+
+static int put_node(struct acct *a, const struct xml_node *n)
+{
+    char dn[64];
+    int named = store_pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0;
+    return put_doc(a, named ? dn : NULL, n);
 }
 
 static int put_index(struct acct *a)
@@ -452,15 +459,9 @@ static int put_index(struct acct *a)
         struct xml_node *e = xml_add_child(idx, "node", NS_INDEX);
         rc = e && xml_set_attr(e, "name", xml_attr(n, "name")) == 0 ? STORE_OK : STORE_EIO;
     }
-    struct buf b;
-    buf_init(&b, 0);
     if (rc == STORE_OK) {
-        rc = xml_serialize(idx, NS_CLIENT, &b) == 0
-                 ? store_doc_put(a->bare, PEP_INDEX_DOC, buf_ptr(&b), buf_len(&b))
-                 : STORE_EIO;
+        rc = put_doc(a, PEP_INDEX_DOC, idx);
     }
-    bytes_written += rc == STORE_OK ? buf_len(&b) : 0;
-    buf_free(&b);
     xml_free(idx);
     return rc;
 }
