@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "config.h"
 #include "hooks.h"
+#include "im.h"
 #include "limits.h"
 #include "log.h"
 #include "router.h"
@@ -61,44 +62,6 @@ static const struct adhoc_command *find_command(const char *node)
 }
 
 /* ---- data forms (XEP-0004) ---- */
-
-static int add_text_child(struct xml_node *n, const char *name, const char *text)
-{
-    struct xml_node *c = xml_add_child(n, name, ADHOC_NS_DATA);
-    return c ? xml_add_text(c, text, strlen(text)) : -1;
-}
-
-struct xml_node *adhoc_form_new(const char *type, const char *title, const char *instructions,
-                                const char *form_type)
-{
-    struct xml_node *x = xml_node_new("x", ADHOC_NS_DATA);
-    if (!x || xml_set_attr(x, "type", type) < 0 ||
-        (title && add_text_child(x, "title", title) < 0) ||
-        (instructions && add_text_child(x, "instructions", instructions) < 0) ||
-        (form_type && !adhoc_field_add(x, "FORM_TYPE", "hidden", NULL, 0, form_type))) {
-        xml_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-int adhoc_value_add(struct xml_node *field, const char *value)
-{
-    return add_text_child(field, "value", value);
-}
-
-struct xml_node *adhoc_field_add(struct xml_node *x, const char *var, const char *type,
-                                 const char *label, int required, const char *value)
-{
-    struct xml_node *f = xml_add_child(x, "field", ADHOC_NS_DATA);
-    if (!f || xml_set_attr(f, "var", var) < 0 || (type && xml_set_attr(f, "type", type) < 0) ||
-        (label && xml_set_attr(f, "label", label) < 0) ||
-        (required && !xml_add_child(f, "required", ADHOC_NS_DATA)) ||
-        (value && adhoc_value_add(f, value) < 0)) {
-        return NULL; /* what was added stays in x, which the caller frees */
-    }
-    return f;
-}
 
 struct xml_node *adhoc_field(const struct xml_node *x, const char *var)
 {
@@ -258,16 +221,7 @@ static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
 static void cmd_error(struct session *s, const struct xml_node *iq, const char *type,
                       const char *cond, const char *app)
 {
-    struct xml_node *e = xml_node_new("iq", NS_CLIENT);
-    struct xml_node *err = e ? xml_add_child(e, "error", NS_CLIENT) : NULL;
-    const char *id = xml_attr(iq, "id");
-    if (err && xml_set_attr(e, "type", "error") == 0 && xml_set_attr(e, "id", id ? id : "") == 0 &&
-        xml_set_attr(e, "from", g_config->domain) == 0 && xml_set_attr(e, "to", s->jid) == 0 &&
-        xml_set_attr(err, "type", type) == 0 && xml_add_child(err, cond, NS_STANZAS) &&
-        (!app || xml_add_child(err, app, ADHOC_NS))) {
-        router_send(s, e);
-    }
-    xml_free(e);
+    im_iq_error(s, iq, g_config->domain, type, cond, ADHOC_NS, app, NULL);
 }
 
 /* <command node sessionid status/> with up to two payloads, in order (both
@@ -452,16 +406,6 @@ static int adhoc_iq(struct session *s, struct xml_node *iq, struct xml_node *c, 
 
 /* ---- disco (XEP-0050 "Discovering Support", "Retrieving the Command List") ---- */
 
-static struct xml_node *node_query(const char *ns, const char *node)
-{
-    struct xml_node *q = xml_node_new("query", ns);
-    if (q && xml_set_attr(q, "node", node) < 0) {
-        xml_free(q);
-        return NULL;
-    }
-    return q;
-}
-
 static int add_identity(struct xml_node *q, const char *type, const char *name)
 {
     struct xml_node *id = xml_add_child(q, "identity", NS_DISCO_INFO);
@@ -472,16 +416,10 @@ static int add_identity(struct xml_node *q, const char *type, const char *name)
                : -1;
 }
 
-static int add_feature(struct xml_node *q, const char *var)
-{
-    struct xml_node *f = xml_add_child(q, "feature", NS_DISCO_INFO);
-    return f && xml_set_attr(f, "var", var) == 0 ? 0 : -1;
-}
-
 /* The command list: the commands s may run; none for anyone else. */
 static struct xml_node *command_list(const struct session *s)
 {
-    struct xml_node *q = node_query(NS_DISCO_ITEMS, ADHOC_NS);
+    struct xml_node *q = disco_query_new(NS_DISCO_ITEMS, ADHOC_NS);
     for (size_t i = 0; q && i < ncommands; i++) {
         if (!commands[i]->listed || !commands[i]->allowed(s)) {
             continue;
@@ -501,13 +439,13 @@ static struct xml_node *command_list(const struct session *s)
  * disco#items of a command node (empty). */
 static struct xml_node *node_answer(const struct adhoc_command *cmd, int items, const char *node)
 {
-    struct xml_node *q = node_query(items ? NS_DISCO_ITEMS : NS_DISCO_INFO, node);
+    struct xml_node *q = disco_query_new(items ? NS_DISCO_ITEMS : NS_DISCO_INFO, node);
     if (!q || items) {
         return q;
     }
     if ((cmd ? add_identity(q, "command-node", cmd->name) : add_identity(q, "command-list", NULL)) <
             0 ||
-        add_feature(q, ADHOC_NS) < 0 || (cmd && add_feature(q, ADHOC_NS_DATA) < 0)) {
+        disco_feature_add(q, ADHOC_NS) < 0 || (cmd && disco_feature_add(q, ADHOC_NS_DATA) < 0)) {
         xml_free(q);
         return NULL;
     }

@@ -46,18 +46,7 @@ struct adhoc_command {
 /* Register a command (from a HOOK_SERVICE constructor); cmd is kept. */
 void adhoc_register(const struct adhoc_command *cmd);
 
-/* ---- XEP-0004 data forms ---- */
-/* A new <x xmlns='jabber:x:data' type=type/> with title and instructions
- * (either may be NULL) and the hidden FORM_TYPE field (when form_type is not
- * NULL). NULL when out of memory. */
-struct xml_node *adhoc_form_new(const char *type, const char *title, const char *instructions,
-                                const char *form_type);
-/* Append a field (type and label may be NULL) with value (NULL = none).
- * Returns the field, or NULL when out of memory. */
-struct xml_node *adhoc_field_add(struct xml_node *x, const char *var, const char *type,
-                                 const char *label, int required, const char *value);
-/* Append one more <value/> to a field. Returns 0 or -1. */
-int adhoc_value_add(struct xml_node *field, const char *value);
+/* ---- XEP-0004 data forms (built with im.h's im_form_new and friends) ---- */
 /* The field var of a submitted form, or NULL. */
 struct xml_node *adhoc_field(const struct xml_node *x, const char *var);
 /* The first value of field var, or NULL when the field or value is absent. */

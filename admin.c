@@ -159,17 +159,13 @@ static void announce_to(const char *bare, struct session *first, void *ud)
 static struct xml_node *headline(const char *subject, const char *body)
 {
     struct xml_node *m = xml_node_new("message", NS_CLIENT);
-    struct xml_node *b = NULL, *subj = NULL;
-    if (m && subject && *subject) {
-        subj = xml_add_child(m, "subject", NS_CLIENT);
-        if (!subj || xml_add_text(subj, subject, strlen(subject)) < 0) {
-            xml_free(m);
-            return NULL;
-        }
+    if (m && subject && *subject && im_text_child(m, "subject", NS_CLIENT, subject) < 0) {
+        xml_free(m);
+        return NULL;
     }
     if (!m || xml_set_attr(m, "type", "headline") < 0 ||
         xml_set_attr(m, "from", g_config->domain) < 0 ||
-        !(b = xml_add_child(m, "body", NS_CLIENT)) || xml_add_text(b, body, strlen(body)) < 0) {
+        im_text_child(m, "body", NS_CLIENT, body) < 0) {
         xml_free(m);
         return NULL;
     }
@@ -352,7 +348,7 @@ void admin_online_each(int (*fn)(const char *bare, void *ud), void *ud)
 static int allowed(const struct session *s)
 {
     char bare[JID_MAX + 1];
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     return admin_is_admin(bare);
 }
 
@@ -387,6 +383,17 @@ static void fail_with(struct adhoc_reply *r, int rc)
     }
 }
 
+/* The end of a command: the stanza error for rc < 0, else note (its %d
+ * shows rc, a count). */
+static void finish(struct adhoc_reply *r, int rc, const char *note)
+{
+    if (rc < 0) {
+        fail_with(r, rc);
+    } else {
+        snprintf(r->note, sizeof(r->note), note, rc);
+    }
+}
+
 /* A required field is missing: XEP-0050 "Possible Errors", bad-payload. */
 static int need(struct adhoc_reply *r, const char *value)
 {
@@ -397,9 +404,13 @@ static int need(struct adhoc_reply *r, const char *value)
     return 1;
 }
 
-static struct xml_node *form(const char *title, const char *instructions)
+/* what: the end of the instructions, "Fill out this form to " what (the
+ * wording of XEP-0133's examples, its start stored once). */
+static struct xml_node *form(const char *title, const char *what)
 {
-    return adhoc_form_new("form", title, instructions, NS_ADMIN);
+    char instructions[128];
+    snprintf(instructions, sizeof(instructions), "Fill out this form to %s", what);
+    return im_form_new("form", title, instructions, NS_ADMIN);
 }
 
 static struct xml_node *done(struct xml_node *x, int ok)
@@ -412,13 +423,12 @@ static struct xml_node *done(struct xml_node *x, int ok)
 }
 
 /* The accountjid and password fields of add-user and change-user-password. */
-static struct xml_node *account_form(const char *title, const char *instructions,
-                                     const char *jid_label)
+static struct xml_node *account_form(const char *title, const char *what, const char *jid_label)
 {
-    struct xml_node *x = form(title, instructions);
-    return done(x, x && adhoc_field_add(x, "accountjid", "jid-single", jid_label, 1, NULL) &&
-                       adhoc_field_add(x, "password", "text-private",
-                                       "The password for this account", 1, NULL));
+    struct xml_node *x = form(title, what);
+    return done(x, x && im_field_add(x, "accountjid", "jid-single", jid_label, 1, NULL) &&
+                       im_field_add(x, "password", "text-private", "The password for this account",
+                                    1, NULL));
 }
 
 /* The fields, and a channel a password may travel on: TLS, or where PLAIN
@@ -444,10 +454,10 @@ static int account_fields(const struct session *s, const struct xml_node *x, str
 static struct xml_node *add_user_form(struct session *s)
 {
     (void)s;
-    struct xml_node *x = account_form("Adding a User", "Fill out this form to add a user.",
-                                      "The Jabber ID for the account to be added");
+    struct xml_node *x =
+        account_form("Adding a User", "add a user.", "The Jabber ID for the account to be added");
     return done(
-        x, x && adhoc_field_add(x, "password-verify", "text-private", "Retype password", 0, NULL));
+        x, x && im_field_add(x, "password-verify", "text-private", "Retype password", 0, NULL));
 }
 
 static void add_user_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
@@ -461,21 +471,16 @@ static void add_user_run(struct session *s, const struct xml_node *x, struct adh
         fail(r, "modify", "not-acceptable", NULL); /* the two passwords differ */
         return;
     }
-    int rc = admin_add_user(s->jid, jid, pw);
-    if (rc < 0) {
-        fail_with(r, rc);
-        return;
-    }
-    snprintf(r->note, sizeof(r->note), "The account was added.");
+    finish(r, admin_add_user(s->jid, jid, pw), "The account was added.");
 }
 
 /* delete-user (XEP-0133 §4.2): every JID is checked before any is removed. */
 static struct xml_node *delete_user_form(struct session *s)
 {
     (void)s;
-    struct xml_node *x = form("Deleting a User", "Fill out this form to delete a user.");
-    return done(x, x && adhoc_field_add(x, "accountjids", "jid-multi", "The Jabber ID(s) to delete",
-                                        1, NULL));
+    struct xml_node *x = form("Deleting a User", "delete a user.");
+    return done(
+        x, x && im_field_add(x, "accountjids", "jid-multi", "The Jabber ID(s) to delete", 1, NULL));
 }
 
 static void delete_user_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
@@ -520,8 +525,7 @@ static void delete_user_run(struct session *s, const struct xml_node *x, struct 
 static struct xml_node *password_form(struct session *s)
 {
     (void)s;
-    return account_form("Changing a User Password",
-                        "Fill out this form to change a user's password.",
+    return account_form("Changing a User Password", "change a user's password.",
                         "The Jabber ID for this account");
 }
 
@@ -531,12 +535,7 @@ static void password_run(struct session *s, const struct xml_node *x, struct adh
     if (!account_fields(s, x, r, &jid, &pw)) {
         return;
     }
-    int rc = admin_change_password(s->jid, jid, pw);
-    if (rc < 0) {
-        fail_with(r, rc);
-        return;
-    }
-    snprintf(r->note, sizeof(r->note), "The password was changed.");
+    finish(r, admin_change_password(s->jid, jid, pw), "The password was changed.");
 }
 
 /* get-online-users-num (§4.15) and get-registered-users-num (§4.13): no
@@ -551,8 +550,8 @@ static void number_result(struct session *s, struct adhoc_reply *r, const char *
     }
     log_notice("admin %s: asked for %s", s->jid, var);
     snprintf(num, sizeof(num), "%d", n);
-    r->form = adhoc_form_new("result", NULL, NULL, NS_ADMIN);
-    if (!r->form || !adhoc_field_add(r->form, var, "text-single", label, 0, num)) {
+    r->form = im_form_new("result", NULL, NULL, NS_ADMIN);
+    if (!r->form || !im_field_add(r->form, var, "text-single", label, 0, num)) {
         fail(r, "wait", "internal-server-error", NULL);
     }
 }
@@ -577,14 +576,14 @@ static struct xml_node *online_form(struct session *s)
 {
     static const char *const sizes[] = {"25", "50", "75", "100", "150", "200", "none"};
     (void)s;
-    struct xml_node *x = form("Requesting List of Online Users",
-                              "Fill out this form to request the online users of this service.");
-    struct xml_node *f = x ? adhoc_field_add(x, "max_items", "list-single",
-                                             "Maximum number of items to show", 0, "100")
-                           : NULL;
+    struct xml_node *x =
+        form("Requesting List of Online Users", "request the online users of this service.");
+    struct xml_node *f =
+        x ? im_field_add(x, "max_items", "list-single", "Maximum number of items to show", 0, "100")
+          : NULL;
     for (size_t i = 0; f && i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         struct xml_node *o = xml_add_child(f, "option", ADHOC_NS_DATA);
-        if (!o || xml_set_attr(o, "label", sizes[i]) < 0 || adhoc_value_add(o, sizes[i]) < 0) {
+        if (!o || xml_set_attr(o, "label", sizes[i]) < 0 || im_value_add(o, sizes[i]) < 0) {
             f = NULL;
         }
     }
@@ -604,7 +603,7 @@ static int list_one(const char *bare, void *ud)
     if (l->n >= l->max || l->bytes + strlen(bare) > l->budget) {
         return 1;
     }
-    if (adhoc_value_add(l->field, bare) < 0) {
+    if (im_value_add(l->field, bare) < 0) {
         l->failed = 1;
         return 1;
     }
@@ -627,9 +626,9 @@ static void online_run(struct session *s, const struct xml_node *x, struct adhoc
             return;
         }
     }
-    r->form = adhoc_form_new("result", NULL, NULL, NS_ADMIN);
-    l.field = r->form ? adhoc_field_add(r->form, "onlineuserjids", "jid-multi",
-                                        "The list of all online users", 0, NULL)
+    r->form = im_form_new("result", NULL, NULL, NS_ADMIN);
+    l.field = r->form ? im_field_add(r->form, "onlineuserjids", "jid-multi",
+                                     "The list of all online users", 0, NULL)
                       : NULL;
     if (l.field) {
         admin_online_each(list_one, &l);
@@ -646,27 +645,31 @@ static void online_run(struct session *s, const struct xml_node *x, struct adhoc
 static struct xml_node *announce_form(struct session *s)
 {
     (void)s;
-    struct xml_node *x = form("Making an Announcement",
-                              "Fill out this form to make an announcement to all active users "
-                              "of this service.");
-    return done(x, x && adhoc_field_add(x, "subject", "text-single", "Subject", 0, NULL) &&
-                       adhoc_field_add(x, "announcement", "text-multi", "Announcement", 1, NULL));
+    struct xml_node *x = form("Making an Announcement", "make an announcement to all active users "
+                                                        "of this service.");
+    return done(x, x && im_field_add(x, "subject", "text-single", "Subject", 0, NULL) &&
+                       im_field_add(x, "announcement", "text-multi", "Announcement", 1, NULL));
+}
+
+/* The lines of text-multi field var joined into b (initialised here, the
+ * caller frees it); 0 after failing r when they are none or out of memory. */
+static int need_text(struct adhoc_reply *r, const struct xml_node *x, const char *var,
+                     struct buf *b)
+{
+    buf_init(b, 0);
+    if (adhoc_field_text(x, var, b) < 0) {
+        fail(r, "wait", "internal-server-error", NULL);
+        return 0;
+    }
+    return need(r, buf_len(b) ? buf_ptr(b) : NULL);
 }
 
 static void announce_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
     struct buf body;
-    buf_init(&body, 0);
-    int n = adhoc_field_text(x, "announcement", &body);
-    if (n < 0) {
-        fail(r, "wait", "internal-server-error", NULL);
-    } else if (need(r, buf_len(&body) ? buf_ptr(&body) : NULL)) {
-        int sent = admin_announce(s->jid, adhoc_field_value(x, "subject"), buf_ptr(&body));
-        if (sent < 0) {
-            fail_with(r, sent);
-        } else {
-            snprintf(r->note, sizeof(r->note), "Announcement sent to %d resources.", sent);
-        }
+    if (need_text(r, x, "announcement", &body)) {
+        finish(r, admin_announce(s->jid, adhoc_field_value(x, "subject"), buf_ptr(&body)),
+               "Announcement sent to %d resources.");
     }
     buf_free(&body);
 }
@@ -675,14 +678,14 @@ static void announce_run(struct session *s, const struct xml_node *x, struct adh
  * delete-motd (§4.26: at once, no form). */
 static struct xml_node *motd_form_with(const char *title, const char *current)
 {
-    struct xml_node *x = form(title, "Fill out this form to set the message of the day.");
+    struct xml_node *x = form(title, "set the message of the day.");
     struct xml_node *f =
-        x ? adhoc_field_add(x, "motd", "text-multi", "Message of the Day", 1, NULL) : NULL;
+        x ? im_field_add(x, "motd", "text-multi", "Message of the Day", 1, NULL) : NULL;
     /* XEP-0004 §3.3: a text-multi value per line. */
     for (const char *p = current; f && p && *p;) {
         size_t n = strcspn(p, "\n");
         char *line = strndup(p, n);
-        if (!line || adhoc_value_add(f, line) < 0) {
+        if (!line || im_value_add(f, line) < 0) {
             f = NULL;
         }
         free(line);
@@ -706,16 +709,8 @@ static struct xml_node *edit_motd_form(struct session *s)
 static void set_motd_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
     struct buf text;
-    buf_init(&text, 0);
-    if (adhoc_field_text(x, "motd", &text) < 0) {
-        fail(r, "wait", "internal-server-error", NULL);
-    } else if (need(r, buf_len(&text) ? buf_ptr(&text) : NULL)) {
-        int rc = admin_set_motd(s->jid, buf_ptr(&text));
-        if (rc < 0) {
-            fail_with(r, rc);
-        } else {
-            snprintf(r->note, sizeof(r->note), "The message of the day was set.");
-        }
+    if (need_text(r, x, "motd", &text)) {
+        finish(r, admin_set_motd(s->jid, buf_ptr(&text)), "The message of the day was set.");
     }
     buf_free(&text);
 }
@@ -723,40 +718,35 @@ static void set_motd_run(struct session *s, const struct xml_node *x, struct adh
 static void delete_motd_run(struct session *s, const struct xml_node *x, struct adhoc_reply *r)
 {
     (void)x;
-    int rc = admin_delete_motd(s->jid);
-    if (rc < 0) {
-        fail_with(r, rc);
-        return;
-    }
-    snprintf(r->note, sizeof(r->note), "The message of the day was deleted.");
+    finish(r, admin_delete_motd(s->jid), "The message of the day was deleted.");
 }
 
-#define ADMIN_NODE(name) NS_ADMIN "#" name
-
-static const struct adhoc_command admin_commands[] = {
-    {ADMIN_NODE("add-user"), "Add User", 1, allowed, add_user_form, add_user_run},
-    {ADMIN_NODE("delete-user"), "Delete User", 1, allowed, delete_user_form, delete_user_run},
-    {ADMIN_NODE("change-user-password"), "Change User Password", 1, allowed, password_form,
-     password_run},
-    {ADMIN_NODE("get-online-users-list"), "Get List of Online Users", 1, allowed, online_form,
-     online_run},
+/* Each node is NS_ADMIN "#" and the name a row holds: the constructor
+ * writes the whole node into admin_nodes and points the row at it, so that
+ * the long prefix is stored once. */
+static struct adhoc_command admin_commands[] = {
+    {"add-user", "Add User", 1, allowed, add_user_form, add_user_run},
+    {"delete-user", "Delete User", 1, allowed, delete_user_form, delete_user_run},
+    {"change-user-password", "Change User Password", 1, allowed, password_form, password_run},
+    {"get-online-users-list", "Get List of Online Users", 1, allowed, online_form, online_run},
     /* The node older clients and slixmpp's xep_0133 use for the same list. */
-    {ADMIN_NODE("get-online-users"), "Get List of Online Users", 0, allowed, online_form,
-     online_run},
-    {ADMIN_NODE("get-online-users-num"), "Get Number of Online Users", 1, allowed, NULL,
-     online_num_run},
-    {ADMIN_NODE("get-registered-users-num"), "Get Number of Registered Users", 1, allowed, NULL,
+    {"get-online-users", "Get List of Online Users", 0, allowed, online_form, online_run},
+    {"get-online-users-num", "Get Number of Online Users", 1, allowed, NULL, online_num_run},
+    {"get-registered-users-num", "Get Number of Registered Users", 1, allowed, NULL,
      registered_num_run},
-    {ADMIN_NODE("announce"), "Send Announcement to Online Users", 1, allowed, announce_form,
-     announce_run},
-    {ADMIN_NODE("set-motd"), "Set Message of the Day", 1, allowed, set_motd_form, set_motd_run},
-    {ADMIN_NODE("edit-motd"), "Edit Message of the Day", 1, allowed, edit_motd_form, set_motd_run},
-    {ADMIN_NODE("delete-motd"), "Delete Message of the Day", 1, allowed, NULL, delete_motd_run},
+    {"announce", "Send Announcement to Online Users", 1, allowed, announce_form, announce_run},
+    {"set-motd", "Set Message of the Day", 1, allowed, set_motd_form, set_motd_run},
+    {"edit-motd", "Edit Message of the Day", 1, allowed, edit_motd_form, set_motd_run},
+    {"delete-motd", "Delete Message of the Day", 1, allowed, NULL, delete_motd_run},
 };
+#define ADMIN_COMMANDS (sizeof(admin_commands) / sizeof(admin_commands[0]))
+static char admin_nodes[ADMIN_COMMANDS][sizeof(NS_ADMIN "#get-registered-users-num")];
 
 HOOK_SERVICE(admin)
 {
-    for (size_t i = 0; i < sizeof(admin_commands) / sizeof(admin_commands[0]); i++) {
+    for (size_t i = 0; i < ADMIN_COMMANDS; i++) {
+        snprintf(admin_nodes[i], sizeof(admin_nodes[i]), NS_ADMIN "#%s", admin_commands[i].node);
+        admin_commands[i].node = admin_nodes[i];
         adhoc_register(&admin_commands[i]);
     }
     hook_add(HOOK_INIT, motd_load);

@@ -385,11 +385,6 @@ static int blocking_is_blocked(const char *bare, const char *jid)
 
 /* ---- the iq protocol ---- */
 
-static void own_bare(const struct session *s, char *out, size_t outsz)
-{
-    snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
-}
-
 static void answer_blocklist(struct session *s, struct xml_node *iq, const struct blist *b)
 {
     struct xml_node *list = xml_node_new("blocklist", NS_BLOCKING);
@@ -410,13 +405,23 @@ static void answer_blocklist(struct session *s, struct xml_node *iq, const struc
     router_iq_result(s, iq, list);
 }
 
+static void free_items(char **v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
 /* Collect the normalised JIDs of the <item/> children of el into *out (each
- * malloc'd). Returns the count, or -1 with *cond set to the error. */
-static int collect_items(const struct xml_node *el, char ***out, const char **cond)
+ * malloc'd). Returns the count, or -1 after answering iq with the error. */
+static int collect_items(struct session *s, struct xml_node *iq, const struct xml_node *el,
+                         char ***out)
 {
     size_t n = 0, cap = 0, max = (size_t)g_config->max_blocklist_items;
     char **v = NULL;
     char norm[JID_MAX + 1];
+    const char *cond;
     *out = NULL;
     for (struct xml_node *c = xml_first_child(el); c; c = xml_next(c)) {
         cap++; /* bounded by the stanza size limit */
@@ -428,20 +433,20 @@ static int collect_items(const struct xml_node *el, char ***out, const char **co
         const char *jid = xml_attr(c, "jid");
         /* XEP-0191 §3.3: a malformed JID is jid-malformed. */
         if (!jid || jid_parse(jid, norm, sizeof(norm), NULL) < 0) {
-            *cond = "jid-malformed";
+            cond = "jid-malformed";
             goto fail;
         }
         if (n >= max) {
             /* More items than a list may hold: the request cannot succeed. */
-            *cond = "not-acceptable";
+            cond = "not-acceptable";
             goto fail;
         }
         if (!v && !(v = calloc(cap, sizeof(*v)))) {
-            *cond = "resource-constraint";
+            cond = "resource-constraint";
             goto fail;
         }
         if (!(v[n] = strdup(norm))) {
-            *cond = "resource-constraint";
+            cond = "resource-constraint";
             goto fail;
         }
         n++;
@@ -449,19 +454,9 @@ static int collect_items(const struct xml_node *el, char ***out, const char **co
     *out = v;
     return (int)n;
 fail:
-    for (size_t i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
+    free_items(v, (int)n);
+    router_bounce(s, iq, "modify", cond);
     return -1;
-}
-
-static void free_items(char **v, int n)
-{
-    for (int i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
 }
 
 /* XEP-0191 §3.3/§3.4: a push to every resource of the account that asked for
@@ -564,10 +559,8 @@ static void do_block(struct session *s, struct xml_node *iq, struct xml_node *el
                      const char *bare)
 {
     char **items = NULL;
-    const char *cond = NULL;
-    int n = collect_items(el, &items, &cond);
+    int n = collect_items(s, iq, el, &items);
     if (n < 0) {
-        router_bounce(s, iq, "modify", cond);
         return;
     }
     if (n == 0) {
@@ -621,10 +614,8 @@ static void do_unblock(struct session *s, struct xml_node *iq, struct xml_node *
                        const char *bare)
 {
     char **items = NULL;
-    const char *cond = NULL;
-    int n = collect_items(el, &items, &cond);
+    int n = collect_items(s, iq, el, &items);
     if (n < 0) {
-        router_bounce(s, iq, "modify", cond);
         return;
     }
     /* Split the list into what stays and what goes (copied: storing the new
@@ -665,13 +656,12 @@ static int blocking_iq(struct session *s, struct xml_node *iq, struct xml_node *
                        const char *to_bare)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     if (to_bare && strcmp(to_bare, bare) != 0) {
         return -1; /* someone else's list is none of our business */
     }
-    const char *type = xml_attr(iq, "type");
     const char *name = xml_name(payload);
-    int get = type && strcmp(type, "get") == 0;
+    int get = im_is_get(iq);
     int is_list = strcmp(name, "blocklist") == 0;
     if (get != is_list ||
         (!is_list && strcmp(name, "block") != 0 && strcmp(name, "unblock") != 0)) {

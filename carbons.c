@@ -106,7 +106,7 @@ static int carbons_iq(struct session *s, struct xml_node *iq, struct xml_node *p
     const char *type = xml_attr(iq, "type");
     const char *name = xml_name(payload);
     int on = strcmp(name, "enable") == 0;
-    if (to_bare && !(strncmp(to_bare, s->jid, s->bare_len) == 0 && !to_bare[s->bare_len])) {
+    if (to_bare && !im_is_own(s, to_bare)) {
         /* §4.1, §5.1: nobody enables or disables carbons for someone else. */
         router_bounce(s, iq, "cancel", "not-allowed");
         return 0;
@@ -199,7 +199,7 @@ static int on_from_client(struct session *s, struct xml_node *m, const char *unu
         jid_bare(to, to_bare, sizeof(to_bare)) < 0) {
         return 0;
     }
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     if (strcmp(to_bare, bare) == 0 || im_blocked(bare, to)) {
         return 0;
     }

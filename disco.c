@@ -32,18 +32,18 @@
 #define IDENT_NAME "xmppd"
 
 /* What the server implements, each answered by a module in im.c's table or
- * handled by router.c (the optional services add theirs through hooks.h). This is the only list: disco#info and the caps hash
- * both come from it, so they cannot disagree. Stream features (rosterver,
- * register, caps) are not listed: they are advertised in <stream:features>.
+ * handled by router.c (the optional services add theirs through hooks.h). This is the only list:
+ * disco#info and the caps hash both come from it, so they cannot disagree. Stream features
+ * (rosterver, register, caps) are not listed: they are advertised in <stream:features>.
  * Subscription pre-approval is not supported, so it is not here either. */
 static const char *const features[] = {
-    NS_DISCO_INFO,        /* XEP-0030 */
-    NS_DISCO_ITEMS,       /* XEP-0030 */
-    "jabber:iq:last",     /* XEP-0012 */
-    "jabber:iq:version",  /* XEP-0092 */
-    "msgoffline",         /* XEP-0160 §6 */
-    "urn:xmpp:ping",      /* XEP-0199 */
-    "urn:xmpp:time",      /* XEP-0202 */
+    NS_DISCO_INFO,       /* XEP-0030 */
+    NS_DISCO_ITEMS,      /* XEP-0030 */
+    "jabber:iq:last",    /* XEP-0012 */
+    "jabber:iq:version", /* XEP-0092 */
+    "msgoffline",        /* XEP-0160 §6 */
+    "urn:xmpp:ping",     /* XEP-0199 */
+    "urn:xmpp:time",     /* XEP-0202 */
 };
 #define NFEATURES (sizeof(features) / sizeof(features[0]))
 
@@ -63,38 +63,18 @@ static const char *const account_features[] = {
 
 /* ---- helpers ---- */
 
-static int is_get(const struct xml_node *iq)
-{
-    const char *type = xml_attr(iq, "type");
-    return type && strcmp(type, "get") == 0;
-}
-
-/* 1 when to_bare is the sender's own account. */
-static int is_owner(const struct session *s, const char *to_bare)
-{
-    return to_bare && strncmp(s->jid, to_bare, s->bare_len) == 0 && to_bare[s->bare_len] == '\0';
-}
-
 /* May the sender of s see to_bare's presence? XEP-0012 §8 and XEP-0030 (as
  * Prosody does for both) allow it to the account itself and to contacts with
  * a presence subscription ('from' or 'both' in the account's roster, RFC 6121
  * §2.1.2.5), unless the account blocks them (XEP-0191). */
 static int may_see_presence(const struct session *s, const char *to_bare)
 {
-    if (is_owner(s, to_bare)) {
+    if (im_is_own(s, to_bare)) {
         return 1;
     }
     char from[JID_MAX + 1];
-    snprintf(from, sizeof(from), "%.*s", (int)s->bare_len, s->jid);
-    struct roster r;
-    int ok = 0;
-    memset(&r, 0, sizeof(r));
-    if (roster_load(to_bare, &r) == 0) {
-        const struct roster_item *it = roster_find(&r, from);
-        ok = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
-    }
-    roster_free(&r);
-    return ok && !im_blocked(to_bare, s->jid);
+    im_bare_of(s, from, sizeof(from));
+    return roster_sub_from(to_bare, from) == 1 && !im_blocked(to_bare, s->jid);
 }
 
 static void reply_or_fail(struct session *s, struct xml_node *iq, struct xml_node *q)
@@ -107,7 +87,7 @@ static void reply_or_fail(struct session *s, struct xml_node *iq, struct xml_nod
 }
 
 /* A new <query xmlns=ns/> with node copied from the request (when set). */
-static struct xml_node *new_query(const char *ns, const char *node)
+struct xml_node *disco_query_new(const char *ns, const char *node)
 {
     struct xml_node *q = xml_node_new("query", ns);
     if (q && node && *node && xml_set_attr(q, "node", node) < 0) {
@@ -117,7 +97,7 @@ static struct xml_node *new_query(const char *ns, const char *node)
     return q;
 }
 
-static int add_feature(struct xml_node *q, const char *var)
+int disco_feature_add(struct xml_node *q, const char *var)
 {
     struct xml_node *f = xml_add_child(q, "feature", NS_DISCO_INFO);
     return f ? xml_set_attr(f, "var", var) : -1;
@@ -157,12 +137,6 @@ static size_t contacts(char *copy, struct contact *out)
     return n;
 }
 
-static int add_field_value(struct xml_node *field, const char *value)
-{
-    struct xml_node *v = xml_add_child(field, "value", "jabber:x:data");
-    return v ? xml_add_text(v, value, strlen(value)) : -1;
-}
-
 /* XEP-0157 §4: the serverinfo form in the server's disco#info, when
  * contact_addresses names any. Returns 0 or -1. */
 static int add_contact_form(struct xml_node *q)
@@ -174,22 +148,22 @@ static int add_contact_form(struct xml_node *q)
     if (n == 0) {
         return 0;
     }
-    struct xml_node *x = xml_add_child(q, "x", "jabber:x:data");
-    struct xml_node *f = x ? xml_add_child(x, "field", "jabber:x:data") : NULL;
-    if (!f || xml_set_attr(x, "type", "result") < 0 || xml_set_attr(f, "var", "FORM_TYPE") < 0 ||
-        xml_set_attr(f, "type", "hidden") < 0 || add_field_value(f, NS_SERVERINFO) < 0) {
+    struct xml_node *x = im_form_new("result", NULL, NULL, NS_SERVERINFO);
+    if (!x) {
         return -1;
     }
+    xml_append(q, x);
+    struct xml_node *f = NULL;
     for (size_t i = 0; i < n; i++) {
         if (i == 0 || c[i].kind != c[i - 1].kind) {
             char var[32];
             snprintf(var, sizeof(var), "%s-addresses", config_contact_kinds[c[i].kind]);
-            f = xml_add_child(x, "field", "jabber:x:data");
-            if (!f || xml_set_attr(f, "var", var) < 0) {
+            f = im_field_add(x, var, NULL, NULL, 0, NULL);
+            if (!f) {
                 return -1;
             }
         }
-        if (add_field_value(f, c[i].uri) < 0) {
+        if (im_value_add(f, c[i].uri) < 0) {
             return -1;
         }
     }
@@ -232,7 +206,7 @@ static struct xml_node *add_hooked_features(struct xml_node *q, enum hook_disco 
     size_t n;
     const char *const *vars = hook_features(where, &n);
     for (size_t i = 0; i < n; i++) {
-        if (add_feature(q, vars[i]) < 0) {
+        if (disco_feature_add(q, vars[i]) < 0) {
             xml_free(q);
             return NULL;
         }
@@ -303,7 +277,7 @@ static void unknown_node(struct session *s, struct xml_node *iq, struct xml_node
 
 static struct xml_node *server_info(const char *node)
 {
-    struct xml_node *q = new_query(NS_DISCO_INFO, node);
+    struct xml_node *q = disco_query_new(NS_DISCO_INFO, node);
     struct xml_node *id = q ? xml_add_child(q, "identity", NS_DISCO_INFO) : NULL;
     if (!id || xml_set_attr(id, "category", IDENT_CATEGORY) < 0 ||
         xml_set_attr(id, "type", IDENT_TYPE) < 0 || xml_set_attr(id, "name", IDENT_NAME) < 0) {
@@ -311,7 +285,7 @@ static struct xml_node *server_info(const char *node)
         return NULL;
     }
     for (size_t i = 0; i < NFEATURES; i++) {
-        if (add_feature(q, features[i]) < 0) {
+        if (disco_feature_add(q, features[i]) < 0) {
             xml_free(q);
             return NULL;
         }
@@ -327,7 +301,7 @@ static struct xml_node *server_info(const char *node)
 /* XEP-0030 §3.1 with the account/registered identity of the registry. */
 static struct xml_node *account_info(void)
 {
-    struct xml_node *q = new_query(NS_DISCO_INFO, NULL);
+    struct xml_node *q = disco_query_new(NS_DISCO_INFO, NULL);
     struct xml_node *id = q ? xml_add_child(q, "identity", NS_DISCO_INFO) : NULL;
     if (!id || xml_set_attr(id, "category", "account") < 0 ||
         xml_set_attr(id, "type", "registered") < 0) {
@@ -345,7 +319,7 @@ static struct xml_node *account_info(void)
         }
     }
     for (size_t i = 0; i < NACCOUNT_FEATURES; i++) {
-        if (add_feature(q, account_features[i]) < 0) {
+        if (disco_feature_add(q, account_features[i]) < 0) {
             xml_free(q);
             return NULL;
         }
@@ -353,21 +327,35 @@ static struct xml_node *account_info(void)
     return add_hooked_features(q, HOOK_DISCO_ACCOUNT);
 }
 
-int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
-                  const char *to_bare)
+/* What disco#info and disco#items check first: -1 for what is not theirs, 0
+ * when answered (a node they do not serve; the server's caps node is
+ * disco#info's, caps_node), 1 to go on with *node. */
+static int disco_start(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                       const char *to_bare, int caps_node, const char **node)
 {
-    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+    if (!im_is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
-    const char *node = xml_attr(payload, "node");
+    *node = xml_attr(payload, "node");
     if (to_bare && !may_see_presence(s, to_bare)) {
         /* Prosody's policy: a stranger learns nothing about an account, not
          * even that it exists (same answer as for an unknown account). */
         return -1;
     }
-    if (node && *node && (to_bare || !is_caps_node(node))) {
-        unknown_node(s, iq, payload, node, to_bare);
+    if (*node && **node && (to_bare || !caps_node || !is_caps_node(*node))) {
+        unknown_node(s, iq, payload, *node, to_bare);
         return 0;
+    }
+    return 1;
+}
+
+int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
+                  const char *to_bare)
+{
+    const char *node;
+    int rc = disco_start(s, iq, payload, to_bare, 1, &node);
+    if (rc < 1) {
+        return rc;
     }
     reply_or_fail(s, iq, to_bare ? account_info() : server_info(node));
     return 0;
@@ -376,7 +364,7 @@ int disco_info_iq(struct session *s, struct xml_node *iq, struct xml_node *paylo
 /* The owner's available resources (XEP-0030 §4.2: items of an account). */
 static struct xml_node *account_items(const char *bare)
 {
-    struct xml_node *q = new_query(NS_DISCO_ITEMS, NULL);
+    struct xml_node *q = disco_query_new(NS_DISCO_ITEMS, NULL);
     for (struct session *r = router_first_resource(bare); q && r; r = r->next_res) {
         if (!r->available) {
             continue;
@@ -401,20 +389,14 @@ static void add_domain_item(const char *domain, void *ud)
 int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                    const char *to_bare)
 {
-    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
-        return -1;
-    }
-    const char *node = xml_attr(payload, "node");
-    if (to_bare && !may_see_presence(s, to_bare)) {
-        return -1;
-    }
-    if (node && *node) {
-        unknown_node(s, iq, payload, node, to_bare);
-        return 0;
+    const char *node;
+    int rc = disco_start(s, iq, payload, to_bare, 0, &node);
+    if (rc < 1) {
+        return rc;
     }
     if (!to_bare) {
         /* XEP-0030 §4.1: the services the server hosts (XEP-0114 components). */
-        struct xml_node *q = new_query(NS_DISCO_ITEMS, NULL);
+        struct xml_node *q = disco_query_new(NS_DISCO_ITEMS, NULL);
         if (q) {
             router_domain_each(add_domain_item, q);
         }
@@ -422,8 +404,8 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
         return 0;
     }
     /* A contact sees no resources through disco; presence tells it. */
-    struct xml_node *q = is_owner(s, to_bare) ? account_items(to_bare)
-                                              : new_query(NS_DISCO_ITEMS, NULL);
+    struct xml_node *q =
+        im_is_own(s, to_bare) ? account_items(to_bare) : disco_query_new(NS_DISCO_ITEMS, NULL);
     /* Services list what they hold for the account (XEP-0163 §6.1 nodes). */
     if (q && hook_run_disco_items(s, to_bare, q) < 0) {
         xml_free(q);
@@ -435,28 +417,22 @@ int disco_items_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
 
 /* ---- XEP-0092 software version ---- */
 
-static int add_text_child(struct xml_node *q, const char *name, const char *text)
-{
-    struct xml_node *c = xml_add_child(q, name, xml_ns(q));
-    return c ? xml_add_text(c, text, strlen(text)) : -1;
-}
-
 int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                const char *to_bare)
 {
-    if (to_bare || !is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+    if (to_bare || !im_is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
         /* An account's client answers for itself at its full JID. */
         return -1;
     }
-    struct xml_node *q = new_query("jabber:iq:version", NULL);
-    int rc = q ? add_text_child(q, "name", IDENT_NAME) : -1;
+    struct xml_node *q = disco_query_new("jabber:iq:version", NULL);
+    int rc = q ? im_text_child(q, "name", xml_ns(q), IDENT_NAME) : -1;
     /* hide_version: name only. XEP-0092 §4 lets an entity withhold version
      * and os; answering keeps clients that probe it happy. */
     if (rc == 0 && !g_config->hide_version) {
         struct utsname u;
-        rc = add_text_child(q, "version", XMPPD_VERSION);
+        rc = im_text_child(q, "version", xml_ns(q), XMPPD_VERSION);
         if (rc == 0 && uname(&u) == 0) {
-            rc = add_text_child(q, "os", u.sysname);
+            rc = im_text_child(q, "os", xml_ns(q), u.sysname);
         }
     }
     if (rc < 0) {
@@ -471,7 +447,7 @@ int version_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
 
 int time_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
 {
-    if (to_bare || !is_get(iq) || strcmp(xml_name(payload), "time") != 0) {
+    if (to_bare || !im_is_get(iq) || strcmp(xml_name(payload), "time") != 0) {
         return -1;
     }
     time_t now = time(NULL);
@@ -488,7 +464,8 @@ int time_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, co
     snprintf(tzo, sizeof(tzo), "%c%02ld:%02ld", sign, (off / 3600) % 100, (off / 60) % 60);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &utc);
     struct xml_node *t = xml_node_new("time", "urn:xmpp:time");
-    if (t && (add_text_child(t, "tzo", tzo) < 0 || add_text_child(t, "utc", stamp) < 0)) {
+    if (t && (im_text_child(t, "tzo", xml_ns(t), tzo) < 0 ||
+              im_text_child(t, "utc", xml_ns(t), stamp) < 0)) {
         xml_free(t);
         t = NULL;
     }
@@ -691,7 +668,7 @@ static int last_of_account(struct session *s, struct xml_node *iq, const char *b
 
 int last_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
 {
-    if (!is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
+    if (!im_is_get(iq) || strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
     if (to_bare) {
@@ -706,13 +683,13 @@ int last_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, co
 
 int ping_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
 {
-    if (!is_get(iq) || strcmp(xml_name(payload), "ping") != 0) {
+    if (!im_is_get(iq) || strcmp(xml_name(payload), "ping") != 0) {
         return -1;
     }
     /* XEP-0199 §4.2 (client to server) and pinging one's own account. A ping
      * to someone else's bare JID gets service-unavailable, as in Prosody:
      * the server does not answer for other users. */
-    if (to_bare && !is_owner(s, to_bare)) {
+    if (to_bare && !im_is_own(s, to_bare)) {
         return -1;
     }
     router_iq_result(s, iq, NULL);

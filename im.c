@@ -3,11 +3,13 @@
  * forward to the module that owns the concern. */
 #include "im.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
 #include "hooks.h"
 #include "roster.h"
+#include "router.h"
 #include "server.h"
 #include "xml.h"
 
@@ -41,6 +43,79 @@ struct xml_node *im_parse_stored(const char *data, size_t len, const char *name,
     struct xml_limits lim = {len + 1, g_config->max_xml_depth, g_config->max_xml_attrs,
                              g_config->max_xml_name};
     return xml_parse_one(data, len, &lim, name, ns);
+}
+
+void im_iq_error(struct session *s, const struct xml_node *iq, const char *from, const char *type,
+                 const char *cond, const char *app_ns, const char *app, const char *feature)
+{
+    struct xml_node *e = xml_node_new("iq", NS_CLIENT);
+    struct xml_node *err = e ? xml_add_child(e, "error", NS_CLIENT) : NULL;
+    struct xml_node *a = NULL;
+    const char *id = xml_attr(iq, "id");
+    if (err && xml_set_attr(e, "type", "error") == 0 && xml_set_attr(e, "id", id ? id : "") == 0 &&
+        (!from || xml_set_attr(e, "from", from) == 0) && xml_set_attr(e, "to", s->jid) == 0 &&
+        xml_set_attr(err, "type", type) == 0 && xml_add_child(err, cond, NS_STANZAS) &&
+        (!app || (a = xml_add_child(err, app, app_ns))) &&
+        (!feature || !a || xml_set_attr(a, "feature", feature) == 0)) {
+        router_send(s, e);
+    }
+    xml_free(e);
+}
+
+void im_bare_of(const struct session *s, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
+}
+
+int im_is_own(const struct session *s, const char *bare)
+{
+    return bare && strncmp(s->jid, bare, s->bare_len) == 0 && bare[s->bare_len] == '\0';
+}
+
+int im_is_get(const struct xml_node *iq)
+{
+    const char *type = xml_attr(iq, "type");
+    return type && strcmp(type, "get") == 0;
+}
+
+/* ---- XEP-0004 data forms ---- */
+
+int im_text_child(struct xml_node *n, const char *name, const char *ns, const char *text)
+{
+    struct xml_node *c = xml_add_child(n, name, ns);
+    return c ? xml_add_text(c, text, strlen(text)) : -1;
+}
+
+struct xml_node *im_form_new(const char *type, const char *title, const char *instructions,
+                             const char *form_type)
+{
+    struct xml_node *x = xml_node_new("x", IM_NS_DATA);
+    if (!x || xml_set_attr(x, "type", type) < 0 ||
+        (title && im_text_child(x, "title", IM_NS_DATA, title) < 0) ||
+        (instructions && im_text_child(x, "instructions", IM_NS_DATA, instructions) < 0) ||
+        (form_type && !im_field_add(x, "FORM_TYPE", "hidden", NULL, 0, form_type))) {
+        xml_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+int im_value_add(struct xml_node *field, const char *value)
+{
+    return im_text_child(field, "value", IM_NS_DATA, value);
+}
+
+struct xml_node *im_field_add(struct xml_node *x, const char *var, const char *type,
+                              const char *label, int required, const char *value)
+{
+    struct xml_node *f = xml_add_child(x, "field", IM_NS_DATA);
+    if (!f || xml_set_attr(f, "var", var) < 0 || (type && xml_set_attr(f, "type", type) < 0) ||
+        (label && xml_set_attr(f, "label", label) < 0) ||
+        (required && !xml_add_child(f, "required", IM_NS_DATA)) ||
+        (value && im_value_add(f, value) < 0)) {
+        return NULL; /* what was added stays in x, which the caller frees */
+    }
+    return f;
 }
 
 void im_presence(struct session *s, struct xml_node *p)

@@ -40,6 +40,36 @@ int im_offline_store(const char *bare, const struct xml_node *m);
  * (the caller frees it) or NULL. */
 struct xml_node *im_parse_stored(const char *data, size_t len, const char *name, const char *ns);
 
+/* im_bare_of: the bare JID of s's account into out. im_is_own: 1 when bare
+ * (may be NULL) is that account. */
+void im_bare_of(const struct session *s, char *out, size_t outsz);
+int im_is_own(const struct session *s, const char *bare);
+/* Append <name xmlns=ns>text</name> to n. 0, or -1 when out of memory or
+ * text is not XML text. */
+int im_text_child(struct xml_node *n, const char *name, const char *ns, const char *text);
+/* 1 when iq is of type get. */
+int im_is_get(const struct xml_node *iq);
+
+/* ---- XEP-0004 data forms, for every module that answers with one ---- */
+#define IM_NS_DATA "jabber:x:data"
+/* A new <x xmlns='jabber:x:data' type=type/> with title and instructions
+ * (either may be NULL) and the hidden FORM_TYPE field (when form_type is not
+ * NULL). NULL when out of memory. */
+struct xml_node *im_form_new(const char *type, const char *title, const char *instructions,
+                             const char *form_type);
+/* Append a field (type and label may be NULL) with value (NULL = none).
+ * Returns the field, or NULL when out of memory. */
+struct xml_node *im_field_add(struct xml_node *x, const char *var, const char *type,
+                              const char *label, int required, const char *value);
+/* Append one more <value/> to a field (or an <option/>). Returns 0 or -1. */
+int im_value_add(struct xml_node *field, const char *value);
+/* Answer iq with an error that does not copy the request back (unlike
+ * router_bounce: it may hold a password or a form): from `from` (none when
+ * NULL), <error type=type><cond/></error>, and beside cond, when app is set,
+ * <app xmlns=app_ns/> (with a 'feature' attribute when feature is set). */
+void im_iq_error(struct session *s, const struct xml_node *iq, const char *from, const char *type,
+                 const char *cond, const char *app_ns, const char *app, const char *feature);
+
 
 /* ---- what the IM modules offer each other and im.c ----
  * Each iq handler: returns 0 when it answered, -1 for service-unavailable. */
@@ -112,6 +142,10 @@ int last_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
             const char *to_bare);
 int ping_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
             const char *to_bare);
+/* A new <query xmlns=ns/> with node (when not NULL or empty); NULL when out
+ * of memory. Append <feature var=var/> (disco#info) to q: 0 or -1. */
+struct xml_node *disco_query_new(const char *ns, const char *node);
+int disco_feature_add(struct xml_node *q, const char *var);
 /* The XEP-0115 'ver' for the server's stream features (stable string). */
 const char *disco_caps_ver(void);
 /* Record that the last resource of bare went offline (for XEP-0012); written

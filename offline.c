@@ -303,19 +303,13 @@ static size_t delivery_budget(const struct conn *c)
     return used < half ? half - used : 0;
 }
 
-static void session_bare(const struct session *s, char *bare)
-{
-    memcpy(bare, s->jid, s->bare_len);
-    bare[s->bare_len] = '\0';
-}
-
 void offline_deliver(struct session *s)
 {
     char bare[JID_MAX + 1];
     if (!s || !s->conn || s->bare_len >= sizeof(bare)) {
         return;
     }
-    session_bare(s, bare);
+    im_bare_of(s, bare, sizeof(bare));
     /* One batch in flight per account: another resource taking delivery
      * would get the same head records again. */
     for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
@@ -346,7 +340,7 @@ static int drop_batch(struct session *s)
         return -1;
     }
     s->offline_inflight = 0;
-    session_bare(s, bare);
+    im_bare_of(s, bare, sizeof(bare));
     int rc = store_offline_drop_head(bare, n, s->offline_crc);
     if (rc < 0) {
         log_warn("offline: cannot remove %d delivered messages for %s (%d): they will come again",

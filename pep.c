@@ -99,38 +99,13 @@ static const char *pick(const char *const *vals, size_t n, const char *v)
 }
 #define PICK(vals, v) pick(vals, sizeof(vals) / sizeof(vals[0]), v)
 
-static int same_bare(const struct session *s, const char *bare)
-{
-    return strncmp(s->jid, bare, s->bare_len) == 0 && bare[s->bare_len] == '\0';
-}
-
-static void bare_of(const struct session *s, char *out, size_t outsz)
-{
-    snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
-}
-
 /* An error answer with an optional pubsub#errors condition (XEP-0060 §14;
  * feature names what <unsupported/> is about). The request's
  * payload is not echoed (RFC 6120 §8.3.1 makes that optional). */
 static void reply_error(struct session *s, const struct xml_node *iq, const char *type,
                         const char *cond, const char *app, const char *feature)
 {
-    struct xml_node *e = xml_node_new("iq", NS_CLIENT);
-    const char *to = xml_attr(iq, "to");
-    const char *id = xml_attr(iq, "id");
-    struct xml_node *err = e ? xml_add_child(e, "error", NS_CLIENT) : NULL;
-    if (!err || xml_set_attr(e, "type", "error") < 0 || xml_set_attr(e, "id", id ? id : "") < 0 ||
-        (to && xml_set_attr(e, "from", to) < 0) || xml_set_attr(e, "to", s->jid) < 0 ||
-        xml_set_attr(err, "type", type) < 0 || !xml_add_child(err, cond, NS_STANZAS)) {
-        xml_free(e);
-        return;
-    }
-    struct xml_node *a = app ? xml_add_child(err, app, NS_PUBSUB_ERRORS) : NULL;
-    if (a && feature) {
-        xml_set_attr(a, "feature", feature);
-    }
-    router_send(s, e);
-    xml_free(e);
+    im_iq_error(s, iq, xml_attr(iq, "to"), type, cond, NS_PUBSUB_ERRORS, app, feature);
 }
 
 static size_t serialized_len(const struct xml_node *n)
@@ -451,18 +426,25 @@ static unsigned long long bytes_written;
 /* Some account has changes not yet written. */
 static int flush_pending;
 
-static int put_node(struct acct *a, const struct xml_node *n)
+/* Write el as a's store doc name (NULL: STORE_EIO, as for a failure to
+ * serialise), counted in bytes_written. */
+static int put_doc(struct acct *a, const char *name, const struct xml_node *el)
 {
-    char dn[64];
     struct buf b;
     buf_init(&b, 0);
-    int rc = store_pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0 &&
-                     xml_serialize(n, NS_CLIENT, &b) == 0
-                 ? store_doc_put(a->bare, dn, buf_ptr(&b), buf_len(&b))
+    int rc = name && xml_serialize(el, NS_CLIENT, &b) == 0
+                 ? store_doc_put(a->bare, name, buf_ptr(&b), buf_len(&b))
                  : STORE_EIO;
     bytes_written += rc == STORE_OK ? buf_len(&b) : 0;
     buf_free(&b);
     return rc;
+}
+
+static int put_node(struct acct *a, const struct xml_node *n)
+{
+    char dn[64];
+    int named = store_pep_doc_name(xml_attr(n, "name"), dn, sizeof(dn)) == 0;
+    return put_doc(a, named ? dn : NULL, n);
 }
 
 static int put_index(struct acct *a)
@@ -477,15 +459,9 @@ static int put_index(struct acct *a)
         struct xml_node *e = xml_add_child(idx, "node", NS_INDEX);
         rc = e && xml_set_attr(e, "name", xml_attr(n, "name")) == 0 ? STORE_OK : STORE_EIO;
     }
-    struct buf b;
-    buf_init(&b, 0);
     if (rc == STORE_OK) {
-        rc = xml_serialize(idx, NS_CLIENT, &b) == 0
-                 ? store_doc_put(a->bare, PEP_INDEX_DOC, buf_ptr(&b), buf_len(&b))
-                 : STORE_EIO;
+        rc = put_doc(a, PEP_INDEX_DOC, idx);
     }
-    bytes_written += rc == STORE_OK ? buf_len(&b) : 0;
-    buf_free(&b);
     xml_free(idx);
     return rc;
 }
@@ -496,7 +472,8 @@ static int delete_gone(struct acct *a)
     int rc = STORE_OK;
     for (size_t i = 0; i < a->ndirty && rc == STORE_OK; i++) {
         char dn[64];
-        if (!node_find(a->doc, a->dirty[i]) && store_pep_doc_name(a->dirty[i], dn, sizeof(dn)) == 0) {
+        if (!node_find(a->doc, a->dirty[i]) &&
+            store_pep_doc_name(a->dirty[i], dn, sizeof(dn)) == 0) {
             rc = store_doc_delete(a->bare, dn);
             rc = rc == STORE_ENOENT ? STORE_OK : rc;
         }
@@ -828,7 +805,7 @@ static void rights_of(const char *owner, const struct session *s, struct rights 
 {
     char reader[JID_MAX + 1];
     const char *reader_full = s->jid;
-    bare_of(s, reader, sizeof(reader));
+    im_bare_of(s, reader, sizeof(reader));
     memset(rt, 0, sizeof(*rt));
     if (strcmp(owner, reader) == 0) {
         rt->owner = 1;
@@ -838,12 +815,7 @@ static void rights_of(const char *owner, const struct session *s, struct rights 
     if (rt->blocked) {
         return;
     }
-    struct roster r;
-    if (roster_load(owner, &r) == 0) {
-        const struct roster_item *it = roster_find(&r, reader);
-        rt->presence = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
-    }
-    roster_free(&r); /* empty but valid after a failed load too */
+    rt->presence = roster_sub_from(owner, reader) == 1;
 }
 
 /* 1 when rt allows reading node (XEP-0060 §4.5 access models). */
@@ -991,7 +963,7 @@ static void send_last_of(struct session *s, const char *owner)
 void pep_send_last(struct session *s)
 {
     char bare[JID_MAX + 1];
-    bare_of(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     send_last_of(s, bare);
     /* The contacts whose presence s's account receives ('to' or 'both'). */
     struct roster r;
@@ -1330,12 +1302,6 @@ static void do_items(struct session *s, struct xml_node *iq, struct xml_node *re
 
 /* ---- the pubsub namespace ---- */
 
-static int is_type(const struct xml_node *iq, const char *t)
-{
-    const char *type = xml_attr(iq, "type");
-    return type && strcmp(type, t) == 0;
-}
-
 /* The one action child of <pubsub/> (publish-options/configure ride along). */
 static struct xml_node *action_of(const struct xml_node *ps)
 {
@@ -1360,7 +1326,7 @@ static int pubsub_iq(struct session *s, struct xml_node *iq, struct xml_node *ps
     }
     struct xml_node *act = action_of(ps);
     const char *what = act ? xml_name(act) : "";
-    int get = is_type(iq, "get");
+    int get = im_is_get(iq);
     if (strcmp(xml_name(ps), "pubsub") != 0 || !act) {
         reply_error(s, iq, "modify", "bad-request", NULL, NULL);
         return 0;
@@ -1378,7 +1344,7 @@ static int pubsub_iq(struct session *s, struct xml_node *iq, struct xml_node *ps
         reply_error(s, iq, "cancel", "feature-not-implemented", "unsupported", what);
         return 0;
     }
-    if (!same_bare(s, to_bare)) {
+    if (!im_is_own(s, to_bare)) {
         /* XEP-0163 §3: only the account owner publishes (XEP-0060 §7.1.3.1). */
         reply_error(s, iq, "auth", "forbidden", NULL, NULL);
         return 0;
@@ -1401,16 +1367,13 @@ static int pubsub_iq(struct session *s, struct xml_node *iq, struct xml_node *ps
 static int add_field(struct xml_node *x, const char *var, const char *type, const char *value,
                      const char *const *options, size_t nopt)
 {
-    struct xml_node *f = xml_add_child(x, "field", NS_XDATA);
-    struct xml_node *v = f ? xml_add_child(f, "value", NS_XDATA) : NULL;
-    if (!v || xml_set_attr(f, "var", var) < 0 || xml_set_attr(f, "type", type) < 0 ||
-        xml_add_text(v, value, strlen(value)) < 0) {
+    struct xml_node *f = im_field_add(x, var, type, NULL, 0, value);
+    if (!f) {
         return -1;
     }
     for (size_t i = 0; i < nopt; i++) {
         struct xml_node *o = xml_add_child(f, "option", NS_XDATA);
-        struct xml_node *ov = o ? xml_add_child(o, "value", NS_XDATA) : NULL;
-        if (!ov || xml_add_text(ov, options[i], strlen(options[i])) < 0) {
+        if (!o || im_value_add(o, options[i]) < 0) {
             return -1;
         }
     }
@@ -1426,11 +1389,12 @@ static void configure_get(struct session *s, struct xml_node *iq, const struct x
     snprintf(max, sizeof(max), "%d", c.max);
     struct xml_node *ps = xml_node_new("pubsub", NS_PUBSUB_OWNER);
     struct xml_node *cf = ps ? xml_add_child(ps, "configure", NS_PUBSUB_OWNER) : NULL;
-    struct xml_node *x = cf ? xml_add_child(cf, "x", NS_XDATA) : NULL;
+    struct xml_node *x = cf ? im_form_new("form", NULL, NULL, FORM_NODE_CONFIG) : NULL;
     int rc = x ? 0 : -1;
-    rc |= x ? xml_set_attr(x, "type", "form") : -1;
+    if (x) {
+        xml_append(cf, x);
+    }
     rc |= cf ? xml_set_attr(cf, "node", xml_attr(node, "name")) : -1;
-    rc |= x ? add_field(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG, NULL, 0) : -1;
     rc |= x ? add_field(x, "pubsub#access_model", "list-single", c.access, access_models,
                         sizeof(access_models) / sizeof(access_models[0]))
             : -1;
@@ -1509,7 +1473,7 @@ static int owner_iq(struct session *s, struct xml_node *iq, struct xml_node *ps,
     struct xml_node *act = xml_first_child(ps);
     const char *what = act ? xml_name(act) : "";
     const char *name = act ? xml_attr(act, "node") : NULL;
-    int get = is_type(iq, "get");
+    int get = im_is_get(iq);
     if (strcmp(xml_name(ps), "pubsub") != 0 || !act || xml_next(act)) {
         reply_error(s, iq, "modify", "bad-request", NULL, NULL);
         return 0;
@@ -1520,7 +1484,7 @@ static int owner_iq(struct session *s, struct xml_node *iq, struct xml_node *ps,
         reply_error(s, iq, "cancel", "feature-not-implemented", "unsupported", what);
         return 0;
     }
-    if (!same_bare(s, to_bare)) {
+    if (!im_is_own(s, to_bare)) {
         reply_error(s, iq, "auth", "forbidden", NULL, NULL); /* §8.2.3, §8.4.3 */
         return 0;
     }
@@ -1602,23 +1566,16 @@ static int on_shutdown(struct session *s, struct xml_node *st, const char *bare)
     return 0;
 }
 
-static const char *const pep_features[] = {
-    NS_PUBSUB "#publish",
-    NS_PUBSUB "#publish-options",
-    NS_PUBSUB "#retrieve-items",
-    NS_PUBSUB "#retract-items",
-    NS_PUBSUB "#create-nodes",
-    NS_PUBSUB "#auto-create",
-    NS_PUBSUB "#config-node",
-    NS_PUBSUB "#delete-nodes",
-    NS_PUBSUB "#purge-nodes",
-    NS_PUBSUB "#persistent-items",
-    NS_PUBSUB "#access-presence",
-    NS_PUBSUB "#access-open",
-    NS_PUBSUB "#access-whitelist",
-    NS_PUBSUB "#last-published",
-    NS_PUBSUB "#filtered-notifications",
-};
+/* The account's pubsub features, each NS_PUBSUB "#" and one of these names:
+ * built at start-up (hook_feature keeps the pointer) so that the long
+ * prefix is stored once, not fifteen times. */
+static const char pep_feature_names[] =
+    "publish\0publish-options\0retrieve-items\0retract-items\0create-nodes\0"
+    "auto-create\0config-node\0delete-nodes\0purge-nodes\0persistent-items\0"
+    "access-presence\0access-open\0access-whitelist\0last-published\0"
+    "filtered-notifications\0";
+#define PEP_FEATURES 15
+static char pep_features[PEP_FEATURES][sizeof(NS_PUBSUB "#filtered-notifications")];
 
 HOOK_SERVICE(pep)
 {
@@ -1626,7 +1583,9 @@ HOOK_SERVICE(pep)
     hook_iq(NS_PUBSUB_OWNER, owner_iq);
     /* XEP-0163 §6.1: the account is a virtual pubsub service. */
     hook_account_identity("pubsub", "pep");
-    for (size_t i = 0; i < sizeof(pep_features) / sizeof(pep_features[0]); i++) {
+    const char *f = pep_feature_names;
+    for (size_t i = 0; i < PEP_FEATURES; i++, f += strlen(f) + 1) {
+        snprintf(pep_features[i], sizeof(pep_features[i]), NS_PUBSUB "#%s", f);
         hook_feature(HOOK_DISCO_ACCOUNT, pep_features[i]);
     }
     hook_disco_items(list_nodes);

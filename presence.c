@@ -63,11 +63,6 @@ static enum ptype ptype_of(const struct xml_node *p)
     return P_BAD;
 }
 
-static void own_bare(const struct session *s, char *out, size_t outsz)
-{
-    snprintf(out, outsz, "%.*s", (int)s->bare_len, s->jid);
-}
-
 static struct xml_node *make_presence(const char *from, const char *to, const char *type)
 {
     struct xml_node *p = xml_node_new("presence", NS_CLIENT);
@@ -177,7 +172,7 @@ static void broadcast_contacts(const char *bare, const char *from_full, struct x
 static void broadcast_own(struct session *s, struct xml_node *st, int include_self)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     for (struct session *r = router_first_resource(bare); r; r = r->next_res) {
         if (r->available && (include_self || r != s)) {
             xml_set_attr(st, "to", r->jid);
@@ -469,7 +464,7 @@ static void subscription_outbound(struct session *s, struct xml_node *p, enum pt
 {
     char user[JID_MAX + 1];
     int had_from = 0;
-    own_bare(s, user, sizeof(user));
+    im_bare_of(s, user, sizeof(user));
     if (strcmp(contact, user) == 0) {
         return; /* one's own presence needs no subscription (§4.2.2) */
     }
@@ -590,14 +585,12 @@ static void answer_probe(const char *contact, const char *prober, const char *pr
 {
     int own = strcmp(contact, prober_bare) == 0;
     if (!own) {
-        struct roster r;
-        if (!store_account_exists(contact) || im_blocked(contact, prober) ||
-            roster_load(contact, &r) < 0) {
+        int subscribed = store_account_exists(contact) && !im_blocked(contact, prober)
+                             ? roster_sub_from(contact, prober_bare)
+                             : -1;
+        if (subscribed < 0) {
             return; /* §8.5.1: ignored for an account that does not exist */
         }
-        struct roster_item *it = roster_find(&r, prober_bare);
-        int subscribed = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
-        roster_free(&r);
         if (!subscribed) {
             /* §4.3.2: not subscribed: "unsubscribed" (as Prosody), which also
              * repairs a roster that still says To on the prober's side. */
@@ -692,9 +685,8 @@ static void deliver_pending(struct session *s, const char *bare)
         }
         const char *status = it->raw ? NULL : it->status;
         struct xml_node *p = make_presence(it->jid, bare, "subscribe");
-        struct xml_node *st = p && status ? xml_add_child(p, "status", NS_CLIENT) : NULL;
-        if (st) {
-            xml_add_text(st, status, strlen(status));
+        if (p && status) {
+            im_text_child(p, "status", NS_CLIENT, status);
         }
         if (p) {
             router_send(s, p);
@@ -749,23 +741,11 @@ static void directed_flush(struct session *s, struct xml_node *unavail)
     }
 }
 
-static int subscribed_from(const char *bare, const char *contact)
-{
-    struct roster r;
-    if (roster_load(bare, &r) < 0) {
-        return 0;
-    }
-    struct roster_item *it = roster_find(&r, contact);
-    int yes = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
-    roster_free(&r);
-    return yes;
-}
-
 static void presence_directed(struct session *s, struct xml_node *p, enum ptype t, const char *to,
                               const char *to_bare)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     if (strcmp(to_bare, bare) != 0 && im_blocked(bare, to)) {
         if (t == P_AVAILABLE) {
             router_bounce_blocked(s, p);
@@ -775,7 +755,8 @@ static void presence_directed(struct session *s, struct xml_node *p, enum ptype 
     deliver_local(p, to, s->jid); /* error presence too, without more ado */
     if (t != P_AVAILABLE) {
         directed_remove(s, to); /* unavailable (or error) ends it, as Prosody */
-    } else if (strcmp(to_bare, bare) != 0 && (!s->available || !subscribed_from(bare, to_bare))) {
+    } else if (strcmp(to_bare, bare) != 0 &&
+               (!s->available || roster_sub_from(bare, to_bare) != 1)) {
         /* §4.6.2: remembered unless the broadcast reaches them anyway. */
         directed_add(s, to);
     }
@@ -801,7 +782,7 @@ static int parse_priority(const struct xml_node *p)
 static void presence_available(struct session *s, struct xml_node *p)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     struct xml_node *copy = xml_copy(p);
     if (!copy) {
         log_warn("%s: out of memory for presence", s->jid);
@@ -843,7 +824,7 @@ static int other_available(const struct session *s, const char *bare)
 static void presence_unavailable(struct session *s, struct xml_node *p, int ending)
 {
     char bare[JID_MAX + 1];
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     struct xml_node *st = xml_child(p, "status", NS_CLIENT);
     char *status = st && *xml_text(st) ? strdup(xml_text(st)) : NULL;
     int was_available = s->available;
@@ -884,7 +865,7 @@ static void presence_addressed(struct session *s, struct xml_node *p, enum ptype
     char to_bare[JID_MAX + 1];
     char bare[JID_MAX + 1];
     jid_bare(to, to_bare, sizeof(to_bare));
-    own_bare(s, bare, sizeof(bare));
+    im_bare_of(s, bare, sizeof(bare));
     if (!reachable(to)) {
         /* No server-to-server yet (RFC 6120 §8.3.3.16). The roster is left as
          * it is; an unavailable or error has nothing to undo and is dropped. */

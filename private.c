@@ -182,7 +182,7 @@ static int check_request(struct session *s, struct xml_node *iq, struct xml_node
                          const char *to_bare, int get)
 {
     /* XEP-0049 §2.3: another user's data (or the server's) is forbidden. */
-    if (!to_bare || strncmp(s->jid, to_bare, s->bare_len) != 0 || to_bare[s->bare_len] != '\0') {
+    if (!im_is_own(s, to_bare)) {
         router_bounce(s, iq, "auth", "forbidden");
         return 1;
     }
@@ -208,8 +208,7 @@ static int check_request(struct session *s, struct xml_node *iq, struct xml_node
 static int private_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                       const char *to_bare)
 {
-    const char *type = xml_attr(iq, "type");
-    int get = type && strcmp(type, "get") == 0;
+    int get = im_is_get(iq);
     if (check_request(s, iq, payload, to_bare, get)) {
         return 0;
     }

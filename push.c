@@ -48,9 +48,9 @@ struct push_run {
 /* An account with publishes under way or due. */
 struct push_acct {
     char *bare;
-    int pending;  /* messages since the account was last online (message-count) */
-    char *sender; /* bare JID of the last one's sender */
-    char *body;   /* its body, cut to LIMIT_PUSH_BODY; sent only where asked for */
+    int pending;      /* messages since the account was last online (message-count) */
+    char *sender;     /* bare JID of the last one's sender */
+    char *body;       /* its body, cut to LIMIT_PUSH_BODY; sent only where asked for */
     time_t last_sent; /* the account's latest publish, to any registration */
     struct push_run *runs;
     struct push_acct *next;
@@ -227,14 +227,7 @@ static void acct_free_fields(struct push_acct *a)
 
 static void add_field(struct xml_node *x, const char *var, const char *value)
 {
-    struct xml_node *f = xml_add_child(x, "field", NS_DATA);
-    if (f) {
-        xml_set_attr(f, "var", var);
-        struct xml_node *v = xml_add_child(f, "value", NS_DATA);
-        if (v) {
-            xml_add_text(v, value, strlen(value));
-        }
-    }
+    im_field_add(x, var, NULL, NULL, 0, value);
 }
 
 /* The urn:xmpp:push:summary form: what the XEP allows, no more. */
@@ -432,7 +425,7 @@ static int on_bound(struct session *s, struct xml_node *st, const char *unused)
     char bare[JID_MAX + 1];
     (void)st;
     (void)unused;
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     struct push_acct *a = acct_find(bare);
     if (a) {
         a->pending = 0;
@@ -525,7 +518,7 @@ static int on_answer(struct session *s, struct xml_node *iq, const char *bare)
 
 static int own(const struct session *s, const char *to_bare)
 {
-    return !to_bare || (strncmp(s->jid, to_bare, s->bare_len) == 0 && to_bare[s->bare_len] == '\0');
+    return !to_bare || im_is_own(s, to_bare);
 }
 
 /* The app server's JID, normalised; not our own domain: the server must not
@@ -606,7 +599,7 @@ static int push_iq(struct session *s, struct xml_node *iq, struct xml_node *payl
     const char *name = xml_name(payload);
     const char *cond = NULL;
     struct xml_node *root = NULL;
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     if (!own(s, to_bare)) {
         cond = "forbidden";
     } else if (!same_str(xml_attr(iq, "type"), "set") ||

@@ -241,22 +241,8 @@ static int register_preauth_iq(struct conn *c, struct xml_node *iq)
 static void bound_error(struct session *s, const struct xml_node *iq, const char *type,
                         const char *cond)
 {
-    struct xml_node *e = xml_node_new("iq", NS_CLIENT);
-    struct xml_node *err = e ? xml_add_child(e, "error", NS_CLIENT) : NULL;
-    const char *id = xml_attr(iq, "id");
     const char *to = xml_attr(iq, "to");
-    if (!err) {
-        xml_free(e);
-        return;
-    }
-    xml_set_attr(e, "type", "error");
-    xml_set_attr(e, "id", id ? id : "");
-    xml_set_attr(e, "from", to ? to : g_config->domain);
-    xml_set_attr(e, "to", s->jid);
-    xml_set_attr(err, "type", type);
-    xml_add_child(err, cond, NS_STANZAS);
-    router_send(s, e);
-    xml_free(e);
+    im_iq_error(s, iq, to ? to : g_config->domain, type, cond, NULL, NULL, NULL);
 }
 
 static void registered_info(struct session *s, struct xml_node *iq, const char *bare)
@@ -343,14 +329,13 @@ static int register_iq(struct session *s, struct xml_node *iq, struct xml_node *
                        const char *to_bare)
 {
     char bare[JID_MAX + 1];
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     /* Addressed to the server (XEP-0077 §3.3 example) or, with no 'to', to the
      * user's own account. Another account's registration is not ours to show. */
     if ((to_bare && strcmp(to_bare, bare) != 0) || strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
-    const char *type = xml_attr(iq, "type");
-    if (type && strcmp(type, "get") == 0) {
+    if (im_is_get(iq)) {
         registered_info(s, iq, bare);
         return 0;
     }

@@ -122,6 +122,18 @@ void roster_ver(const struct roster *r, char *out, size_t outsz)
     }
 }
 
+int roster_sub_from(const char *bare, const char *contact)
+{
+    struct roster r;
+    int rc = roster_load(bare, &r);
+    if (rc == 0) {
+        const struct roster_item *it = roster_find(&r, contact);
+        rc = it && !it->hidden && (it->sub & ROSTER_SUB_FROM);
+    }
+    roster_free(&r); /* empty but valid after a failed load too */
+    return rc;
+}
+
 int roster_jid_is_local(const char *norm)
 {
     const char *at = strchr(norm, '@');
@@ -296,8 +308,8 @@ int roster_save(struct roster *r)
     }
     rcache_forget(r->bare);
     if (rc < 0) {
-        log_limited("oversized rosters", r->bare, L_WARNING, "roster of %s: over %d bytes, not saved",
-                    r->bare, ROSTER_DOC_MAX);
+        log_limited("oversized rosters", r->bare, L_WARNING,
+                    "roster of %s: over %d bytes, not saved", r->bare, ROSTER_DOC_MAX);
     } else if (store_doc_put(r->bare, ROSTER_DOC, buf_ptr(&b), buf_len(&b)) != STORE_OK) {
         rc = -1; /* store.c logged the reason; no file for unknown accounts */
     }
@@ -812,7 +824,7 @@ static void roster_set(struct session *s, struct xml_node *iq, struct xml_node *
 int roster_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, const char *to_bare)
 {
     char bare[JID_MAX + 1];
-    snprintf(bare, sizeof(bare), "%.*s", (int)s->bare_len, s->jid);
+    im_bare_of(s, bare, sizeof(bare));
     if (strcmp(xml_name(payload), "query") != 0) {
         return -1;
     }
@@ -822,8 +834,7 @@ int roster_iq(struct session *s, struct xml_node *iq, struct xml_node *payload, 
         router_bounce(s, iq, "auth", "forbidden");
         return 0;
     }
-    const char *type = xml_attr(iq, "type");
-    if (type && strcmp(type, "get") == 0) {
+    if (im_is_get(iq)) {
         roster_get(s, iq, payload, bare);
     } else {
         roster_set(s, iq, payload, bare);

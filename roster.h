@@ -76,6 +76,10 @@ struct roster_item *roster_add(struct roster *r, const char *jid, int hidden);
 void roster_remove(struct roster *r, struct roster_item *it);
 /* Number of visible items. */
 size_t roster_count(const struct roster *r);
+/* 1 when bare's roster has a visible item for contact with a subscription
+ * 'from' or 'both' (contact sees bare's presence), 0 when not, -1 when the
+ * roster cannot be read. */
+int roster_sub_from(const char *bare, const char *contact);
 
 /* Send a roster push for it (or a removal push for jid when it is NULL) to
  * every interested resource of r->bare (RFC 6121 §2.1.6), with r's version. */

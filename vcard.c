@@ -110,17 +110,15 @@ static int vcard_set(struct session *s, struct xml_node *iq, struct xml_node *v,
 static int vcard_iq(struct session *s, struct xml_node *iq, struct xml_node *payload,
                     const char *to_bare)
 {
-    const char *type = xml_attr(iq, "type");
     if (strcmp(xml_name(payload), "vCard") != 0) {
         router_bounce(s, iq, "modify", "bad-request");
         return 0;
     }
-    if (type && strcmp(type, "get") == 0) {
+    if (im_is_get(iq)) {
         return vcard_get(s, iq, to_bare);
     }
     /* XEP-0054 §3.2: a user may publish only its own vCard. */
-    int own = to_bare && strncmp(s->jid, to_bare, s->bare_len) == 0 && !to_bare[s->bare_len];
-    if (!own) {
+    if (!im_is_own(s, to_bare)) {
         router_bounce(s, iq, "auth", "forbidden");
         return 0;
     }
