@@ -1589,7 +1589,11 @@ COLD static int setup_loop(void)
     return 0;
 }
 
-static void run(void)
+/* Not inlined into main and marked hot: main runs COLD start-up code first, and
+ * gcc then treats all of main, and what only main calls, as rarely run
+ * (optimised for size, placed in .text.unlikely), the loop and its per-turn
+ * work included. */
+__attribute__((hot, noinline)) static void run(void)
 {
     time_t last_tick = g_now;
     while (!sig_term) {
