@@ -41,6 +41,13 @@ struct queued {
     size_t bytes;
 };
 
+/* Stanzas waiting, in order (a room's presence before its messages). */
+struct squeue {
+    struct queued *head, **tail;
+    int n;
+    size_t bytes;
+};
+
 /* A dialback key a peer gave us on an incoming stream, to be checked with the
  * authoritative server over our outgoing stream to it (XEP-0220 §2.3). */
 struct pending_verify {
@@ -59,9 +66,7 @@ struct pending_verify {
 struct s2s_domain {
     char name[CONFIG_STR_MAX];
     struct s2s_stream *out; /* outgoing stream, NULL when there is none */
-    struct queued *head, **tail;
-    int nqueued;
-    size_t qbytes;
+    struct squeue q; /* the server's own stanzas */
     time_t retry_at; /* failed: new stanzas bounce until then */
     int backoff;     /* seconds of the next failure's wait */
     const char *fail_cond; /* the condition queued stanzas bounce with */
@@ -86,9 +91,7 @@ struct s2s_domain {
         time_t at; /* when its db:result went */
     } snd[LIMIT_S2S_STREAM_DOMAINS];
     int nsnd;
-    struct queued *xhead;
-    int nx;
-    size_t xbytes;
+    struct squeue x;
     int claim_only; /* made for an unauthenticated dialback claim: no stanza of
                      * ours and no authenticated stream used it yet (reclaimable) */
 };
@@ -146,7 +149,7 @@ static int ext_out_features(struct s2s_stream *s, struct xml_node *el);
 static void ext_out_sasl(struct s2s_stream *s, struct xml_node *el);
 static void ext_init(void);
 static int ext_cert_required(const char *domain);
-static void senders_take(struct s2s_domain *d, const char *origin, const char *cond);
+static int sender_origin(const struct xml_node *st, char *out, size_t sz);
 static int deliver_sender(struct s2s_domain *d, const struct xml_node *st);
 static void senders_request(struct s2s_domain *d);
 static void senders_flush(struct s2s_domain *d);
@@ -206,6 +209,12 @@ static struct xml_limits limits(void)
     struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
                              g_config->max_xml_attrs, g_config->max_xml_name};
     return lim;
+}
+
+/* el is <name xmlns=ns> (any name in ns when name is NULL). */
+static int is(const struct xml_node *el, const char *ns, const char *name)
+{
+    return strcmp(xml_ns(el), ns) == 0 && (!name || strcmp(xml_name(el), name) == 0);
 }
 
 /* ---- output ---- */
@@ -287,7 +296,8 @@ static void stream_end(struct s2s_stream *s, const char *why)
 }
 
 /* A dialback element: <db:NAME from to [id] [type]>key</db:NAME>, from
- * one of our domains (the server's, or muc_domain's: MUC over s2s). */
+ * one of our domains (the server's, or muc_domain's: MUC over s2s). Type
+ * error carries the one condition we answer with (send_db_error). */
 static void send_db_from(struct s2s_stream *s, const char *from, const char *name,
                          const char *to, const char *id, const char *type, const char *key)
 {
@@ -304,7 +314,10 @@ static void send_db_from(struct s2s_stream *s, const char *from, const char *nam
     if (type) {
         buf_printf(&b, "' type='%s", type);
     }
-    if (key) {
+    if (type && strcmp(type, "error") == 0) {
+        buf_printf(&b, "'><error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS
+                       "'/></error></db:%s>", name);
+    } else if (key) {
         buf_puts(&b, "'>");
         buf_append_xml(&b, key, strlen(key));
         buf_printf(&b, "</db:%s>", name);
@@ -355,7 +368,7 @@ static struct s2s_domain *domain_find(const char *name)
 
 static int domain_idle(const struct s2s_domain *d)
 {
-    return !d->out && !d->nqueued && !d->npv && !d->nin && d->retry_at <= g_now;
+    return !d->out && !d->q.n && !d->npv && !d->nin && d->retry_at <= g_now;
 }
 
 /* The domain's slot, made when missing; NULL when s2s_max_domains are busy
@@ -371,7 +384,8 @@ static struct s2s_domain *domain_get(const char *name)
             d = &domains[i];
             memset(d, 0, sizeof(*d));
             snprintf(d->name, sizeof(d->name), "%s", name);
-            d->tail = &d->head;
+            d->q.tail = &d->q.head;
+            d->x.tail = &d->x.head;
             return d;
         }
     }
@@ -394,32 +408,78 @@ static int s2s_resolve(const char *domain, const char **ip, int *port)
     return dns_enabled() ? 1 : -1;
 }
 
-/* RFC 6120 §8.3.3.16/17: each waiting stanza is bounced once (presence and
- * errors are dropped: router_bounce_sender ignores errors). */
-static struct queued *take_queue(struct s2s_domain *d)
+/* RFC 6120 §8.3.3.16/17: a stanza that cannot go is bounced once (presence
+ * and errors are dropped: router_bounce_sender ignores errors). */
+static void bounce_cond(const struct xml_node *st, const char *cond)
 {
-    struct queued *q = d->head;
-    d->head = NULL;
-    d->tail = &d->head;
-    d->nqueued = 0;
-    d->qbytes = 0;
-    return q;
+    if (strcmp(xml_name(st), "presence") != 0) {
+        router_bounce_sender(st, strcmp(cond, "remote-server-not-found") == 0 ? "cancel" : "wait",
+                             cond);
+    }
 }
 
-static void bounce_queue(struct s2s_domain *d, const char *cond)
+/* The stanzas of q from origin (all when NULL) leave it: sent on d's stream
+ * when cond is NULL, else bounced with cond. All of them are taken off
+ * first: what a send or a bounce queues meanwhile waits for the next turn. */
+static void queue_take(struct s2s_domain *d, struct squeue *q, const char *origin,
+                       const char *cond)
 {
-    struct queued *q = take_queue(d);
-    while (q) {
-        struct queued *next = q->next;
-        if (strcmp(xml_name(q->st), "presence") != 0) {
-            router_bounce_sender(q->st, strcmp(cond, "remote-server-timeout") == 0 ? "wait"
-                                                                                   : "cancel",
-                                 cond);
-        }
-        xml_free(q->st);
-        free(q);
-        q = next;
+    struct squeue all = *q, *from = q;
+    if (!origin) {
+        memset(q, 0, sizeof(*q));
+        q->tail = &q->head;
+        from = &all;
     }
+    struct queued **pp = &from->head;
+    while (*pp) {
+        struct queued *e = *pp;
+        char o[CONFIG_STR_MAX];
+        if (origin && (sender_origin(e->st, o, sizeof(o)) < 0 || strcmp(o, origin) != 0)) {
+            pp = &e->next;
+            continue;
+        }
+        *pp = e->next;
+        if (!*pp) {
+            from->tail = pp;
+        }
+        from->n--;
+        from->bytes -= e->bytes;
+        if (cond) {
+            bounce_cond(e->st, cond);
+        } else if (send_stanza(d->out, e->st) < 0) {
+            bounce_cond(e->st, "remote-server-timeout");
+        }
+        xml_free(e->st);
+        free(e);
+    }
+}
+
+/* A copy of st joins q, within s2s_max_queued(_bytes): the server's own
+ * queue counts alone, the other domains' (x) count with it. */
+static int queue_add(struct s2s_domain *d, struct squeue *q, const struct xml_node *st)
+{
+    size_t bytes = xml_footprint(st), used = d->q.bytes;
+    int n = d->q.n;
+    if (q != &d->q) {
+        n += q->n;
+        used += q->bytes;
+    }
+    if (n >= g_config->s2s_max_queued || used + bytes > (size_t)g_config->s2s_max_queued_bytes) {
+        log_limited("s2s queue full", d->name, L_NOTICE,
+                    "s2s: queue for %s full (s2s_max_queued/_bytes): stanza bounced", d->name);
+        return -1;
+    }
+    struct queued *e = calloc(1, sizeof(*e));
+    if (!e || !(e->st = xml_copy(st))) {
+        free(e);
+        return -1;
+    }
+    e->bytes = bytes;
+    *q->tail = e;
+    q->tail = &e->next;
+    q->n++;
+    q->bytes += bytes;
+    return 0;
 }
 
 /* The domain could not be reached: bounce what waits, answer the keys that
@@ -433,42 +493,8 @@ static void domain_failed(struct s2s_domain *d, const char *cond)
     for (int k = d->npv - 1; k >= 0; k--) {
         answer_verify(d, k, "error");
     }
-    bounce_queue(d, cond);
-    senders_take(d, NULL, cond); /* MUC over s2s: what waited for a multiplexed sender */
-}
-
-static int queue_stanza(struct s2s_domain *d, const struct xml_node *st)
-{
-    size_t bytes = xml_footprint(st);
-    if (d->nqueued >= g_config->s2s_max_queued ||
-        d->qbytes + bytes > (size_t)g_config->s2s_max_queued_bytes) {
-        return -1;
-    }
-    struct queued *q = calloc(1, sizeof(*q));
-    if (!q || !(q->st = xml_copy(st))) {
-        free(q);
-        return -1;
-    }
-    q->bytes = bytes;
-    *d->tail = q;
-    d->tail = &q->next;
-    d->nqueued++;
-    d->qbytes += bytes;
-    return 0;
-}
-
-static void flush_queue(struct s2s_domain *d)
-{
-    struct queued *q = take_queue(d);
-    while (q) {
-        struct queued *next = q->next;
-        if (send_stanza(d->out, q->st) < 0 && strcmp(xml_name(q->st), "presence") != 0) {
-            router_bounce_sender(q->st, "wait", "remote-server-timeout");
-        }
-        xml_free(q->st);
-        free(q);
-        q = next;
-    }
+    queue_take(d, &d->q, NULL, cond);
+    queue_take(d, &d->x, NULL, cond); /* MUC over s2s: what waited for a multiplexed sender */
 }
 
 static const struct stream_ops s2s_ops;
@@ -595,45 +621,31 @@ static int deliver(const struct xml_node *st, void *ud)
     if (!d) {
         d = domain_reclaim(dom, 1);
     }
-    if (d) {
-        d->claim_only = 0; /* live traffic */
-    }
-    int presence = strcmp(xml_name(st), "presence") == 0;
     if (!d) {
         log_limited("s2s domains", NULL, L_WARNING, "s2s: s2s_max_domains (%d) reached",
                     g_config->s2s_max_domains);
-        if (!presence) {
-            router_bounce_sender(st, "wait", "resource-constraint");
-        }
+        bounce_cond(st, "resource-constraint");
         return 0;
     }
+    d->claim_only = 0; /* live traffic */
     if (deliver_sender(d, st) == 0) {
         return 0; /* MUC over s2s: from muc_domain, on the same stream */
     }
+    const char *cond = NULL;
     if (d->out && d->out->up) {
-        if (send_stanza(d->out, st) < 0 && !presence) {
-            router_bounce_sender(st, "wait", "remote-server-timeout");
+        if (send_stanza(d->out, st) < 0) {
+            cond = "remote-server-timeout";
         }
-        return 0;
+    } else if (!d->out && d->retry_at > g_now) {
+        cond = d->fail_cond; /* failed a moment ago: not hammered before its backoff ends */
+    } else if (queue_add(d, &d->q, st) < 0) {
+        cond = "resource-constraint";
+    } else {
+        ensure_out(d); /* on failure the queue, this stanza too, was bounced */
     }
-    if (!d->out && d->retry_at > g_now) {
-        /* Failed a moment ago: not hammered again before its backoff ends. */
-        if (!presence) {
-            router_bounce_sender(st, strcmp(d->fail_cond, "remote-server-timeout") == 0 ? "wait"
-                                                                                        : "cancel",
-                                 d->fail_cond);
-        }
-        return 0;
+    if (cond) {
+        bounce_cond(st, cond);
     }
-    if (queue_stanza(d, st) < 0) {
-        log_limited("s2s queue full", d->name, L_NOTICE,
-                    "s2s: queue for %s full (s2s_max_queued/_bytes): stanza bounced", d->name);
-        if (!presence) {
-            router_bounce_sender(st, "wait", "resource-constraint");
-        }
-        return 0;
-    }
-    ensure_out(d); /* on failure the queue, this stanza too, was bounced */
     return 0;
 }
 
@@ -662,19 +674,8 @@ static int deliver(const struct xml_node *st, void *ud)
 static void send_db_error(struct s2s_stream *s, const char *local, const char *to,
                           const char *why)
 {
-    const char *cond = "remote-server-not-found";
-    struct buf b;
     log_debug("%s s2s dialback for %s: error (%s)", conn_label(s->conn), to, why);
-    buf_init(&b, 0);
-    buf_puts(&b, "<db:result from='");
-    buf_append_xml(&b, local, strlen(local));
-    buf_puts(&b, "' to='");
-    buf_append_xml(&b, to, strlen(to));
-    buf_printf(&b, "' type='error'><error type='%s'><%s xmlns='" NS_STANZAS
-                   "'/></error></db:result>",
-               strcmp(cond, "remote-server-timeout") == 0 ? "wait" : "cancel", cond);
-    send_buf(s, &b);
-    buf_free(&b);
+    send_db_from(s, local, "result", to, NULL, "error", NULL);
 }
 
 /* Incoming stream c is authenticated for d. Past s2s_max_incoming_per_domain
@@ -815,7 +816,7 @@ static int claims_over_cap(struct s2s_stream *s, const char *from, const char *t
 /* A slot held only by dialback claims: no stanza queued, no stream up. */
 static int claims_only(const struct s2s_domain *d)
 {
-    return d->name[0] && d->claim_only && !d->out && !d->nqueued && !d->nin;
+    return d->name[0] && d->claim_only && !d->out && !d->q.n && !d->nin;
 }
 
 /* s2s_max_domains are busy: a slot that only unauthenticated claims took is
@@ -885,7 +886,7 @@ static int domains_full(void)
  * not up yet is left to s2s_timeout: ending it would start a backoff. */
 static void claims_done(struct s2s_domain *d)
 {
-    if (d->claim_only && d->out && d->out->up && !d->npv && !d->nqueued && !d->nin &&
+    if (d->claim_only && d->out && d->out->up && !d->npv && !d->q.n && !d->nin &&
         domains_full()) {
         stream_end(d->out, "dialback claims answered");
     }
@@ -1043,7 +1044,7 @@ static void out_up(struct s2s_stream *s)
                s->dom->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
                s->external ? "EXTERNAL" : "dialback",
                s->verified ? " (certificate verified)" : " (certificate not verified)");
-    flush_queue(s->dom);
+    queue_take(s->dom, &s->dom->q, NULL, NULL);
     senders_flush(s->dom);
 }
 
@@ -1109,16 +1110,14 @@ static void out_direct_tls(struct s2s_stream *s)
 
 static void out_element(struct s2s_stream *s, struct xml_node *el)
 {
-    const char *name = xml_name(el);
-    const char *ns = xml_ns(el);
     if (sender_answer(s, el)) {
         return; /* the answer for one of our other domains (MUC over s2s) */
     }
-    if (strcmp(ns, XML_NS_STREAM) == 0 && strcmp(name, "features") == 0) {
+    if (is(el, XML_NS_STREAM, "features")) {
         out_features(s, el);
-    } else if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "proceed") == 0 && !s->tls) {
+    } else if (is(el, NS_TLS, "proceed") && !s->tls) {
         out_proceed(s);
-    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0 && s->can_verify) {
+    } else if (is(el, NS_DB, "result") && s->can_verify) {
         const char *type = xml_attr(el, "type");
         if (type && strcmp(type, "valid") == 0) {
             out_up(s);
@@ -1126,17 +1125,17 @@ static void out_element(struct s2s_stream *s, struct xml_node *el)
             s->why = "dialback refused by the peer";
             stream_end(s, s->why);
         }
-    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
+    } else if (is(el, NS_DB, "verify")) {
         db_verify_answer(s, el);
-    } else if (strcmp(ns, NS_SASL) == 0 && s->sasl_sent) {
+    } else if (is(el, NS_SASL, NULL) && s->sasl_sent) {
         ext_out_sasl(s, el);
-    } else if (strcmp(ns, XML_NS_STREAM) == 0 && strcmp(name, "error") == 0) {
+    } else if (is(el, XML_NS_STREAM, "error")) {
         struct xml_node *cond = xml_first_child(el);
         s->why = "stream error from the peer";
         log_info("%s s2s outgoing to %s: stream error %s", conn_label(s->conn), s->dom->name,
                  cond ? xml_name(cond) : "?");
         stream_end(s, s->why);
-    } else if (strcmp(ns, NS_TLS) == 0) {
+    } else if (is(el, NS_TLS, NULL)) {
         s->why = "STARTTLS failed";
         conn_close(s->conn, 0);
     }
@@ -1157,10 +1156,8 @@ static void in_features(struct s2s_stream *s)
 
 static int is_stanza(const struct xml_node *st)
 {
-    const char *name = xml_name(st);
-    return strcmp(xml_ns(st), NS_SERVER) == 0 &&
-           (strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 ||
-            strcmp(name, "iq") == 0);
+    return is(st, NS_SERVER, "message") || is(st, NS_SERVER, "presence") ||
+           is(st, NS_SERVER, "iq");
 }
 
 /* The router works on jabber:client trees: write the stanza with the stream's
@@ -1201,23 +1198,21 @@ static void in_stanza(struct s2s_stream *s, struct xml_node *st)
 
 static void in_element(struct s2s_stream *s, struct xml_node *el)
 {
-    const char *name = xml_name(el);
-    const char *ns = xml_ns(el);
-    if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "starttls") == 0 && !s->tls) {
+    if (is(el, NS_TLS, "starttls") && !s->tls) {
         SEND_LIT(s, "<proceed xmlns='" NS_TLS "'/>");
         ext_starttls(s->conn);
         s->restart = 1;
         s->tls = 1;
     } else if (is_stanza(el)) {
         in_stanza(s, el);
-    } else if (strcmp(ns, NS_SASL) == 0 && strcmp(name, "auth") == 0) {
+    } else if (is(el, NS_SASL, "auth")) {
         ext_in_auth(s, el);
     } else if (!s->tls) {
         /* RFC 6120 §5.3.1: nothing but STARTTLS before TLS. */
         stream_error(s, "policy-violation");
-    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0 && !xml_attr(el, "type")) {
+    } else if (is(el, NS_DB, "result") && !xml_attr(el, "type")) {
         db_result_in(s, el);
-    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0 && !xml_attr(el, "type")) {
+    } else if (is(el, NS_DB, "verify") && !xml_attr(el, "type")) {
         db_verify_in(s, el);
     } else {
         stream_error(s, "unsupported-stanza-type");
@@ -1263,61 +1258,6 @@ static struct sender *sender_get(struct s2s_domain *d, const char *origin)
     return x;
 }
 
-static void bounce_cond(const struct xml_node *st, const char *cond)
-{
-    if (strcmp(xml_name(st), "presence") != 0) {
-        router_bounce_sender(st, strcmp(cond, "remote-server-not-found") == 0 ? "cancel" : "wait",
-                             cond);
-    }
-}
-
-/* The queued stanzas from origin (all when NULL) leave the queue: sent on the
- * stream when cond is NULL, else bounced with cond (presence dropped). */
-static void senders_take(struct s2s_domain *d, const char *origin, const char *cond)
-{
-    struct queued **pp = &d->xhead;
-    while (*pp) {
-        struct queued *q = *pp;
-        char o[CONFIG_STR_MAX];
-        if (origin && (sender_origin(q->st, o, sizeof(o)) < 0 || strcmp(o, origin) != 0)) {
-            pp = &q->next;
-            continue;
-        }
-        *pp = q->next;
-        d->nx--;
-        d->xbytes -= q->bytes;
-        if (cond) {
-            bounce_cond(q->st, cond);
-        } else if (send_stanza(d->out, q->st) < 0) {
-            bounce_cond(q->st, "remote-server-timeout");
-        }
-        xml_free(q->st);
-        free(q);
-    }
-}
-
-static int sender_queue(struct s2s_domain *d, const struct xml_node *st)
-{
-    size_t bytes = xml_footprint(st);
-    if (d->nqueued + d->nx >= g_config->s2s_max_queued ||
-        d->qbytes + d->xbytes + bytes > (size_t)g_config->s2s_max_queued_bytes) {
-        return -1;
-    }
-    struct queued *q = calloc(1, sizeof(*q)), **pp = &d->xhead;
-    if (!q || !(q->st = xml_copy(st))) {
-        free(q);
-        return -1;
-    }
-    q->bytes = bytes;
-    while (*pp) {
-        pp = &(*pp)->next; /* in order: a room's presence before its messages */
-    }
-    *pp = q;
-    d->nx++;
-    d->xbytes += bytes;
-    return 0;
-}
-
 /* deliver() for a stanza from one of our other domains: 0 when taken (sent,
  * queued or bounced), -1 when st is from the server's own domain. */
 static int deliver_sender(struct s2s_domain *d, const struct xml_node *st)
@@ -1340,9 +1280,7 @@ static int deliver_sender(struct s2s_domain *d, const struct xml_node *st)
         cond = "remote-server-timeout"; /* XEP-0220 §2.4.2, until the stream is new */
     } else if (!d->out && d->retry_at > g_now) {
         cond = d->fail_cond;
-    } else if (sender_queue(d, st) < 0) {
-        log_limited("s2s queue full", d->name, L_NOTICE,
-                    "s2s: queue for %s full (s2s_max_queued/_bytes): stanza bounced", d->name);
+    } else if (queue_add(d, &d->x, st) < 0) {
         cond = "resource-constraint";
     }
     if (cond) {
@@ -1379,7 +1317,7 @@ static void senders_flush(struct s2s_domain *d)
 {
     for (int k = 0; d->out && d->out->up && k < d->nsnd; k++) {
         if (d->snd[k].state == SND_VALID) {
-            senders_take(d, d->snd[k].name, NULL);
+            queue_take(d, &d->x, d->snd[k].name, NULL);
         }
     }
 }
@@ -1389,7 +1327,7 @@ static void senders_flush(struct s2s_domain *d)
 static int sender_answer(struct s2s_stream *s, struct xml_node *el)
 {
     char to[CONFIG_STR_MAX];
-    if (!s->can_verify || strcmp(xml_ns(el), NS_DB) != 0 || strcmp(xml_name(el), "result") != 0 ||
+    if (!s->can_verify || !is(el, NS_DB, "result") ||
         norm_domain(xml_attr(el, "to"), to, sizeof(to)) < 0 ||
         strcmp(to, g_config->domain) == 0) {
         return 0;
@@ -1410,7 +1348,7 @@ static int sender_answer(struct s2s_stream *s, struct xml_node *el)
             x->state = SND_REFUSED;
             log_notice("%s s2s outgoing to %s: dialback for %s refused", conn_label(s->conn),
                        d->name, x->name);
-            senders_take(d, x->name, "remote-server-timeout");
+            queue_take(d, &d->x, x->name, "remote-server-timeout");
         }
         return 1;
     }
@@ -1424,10 +1362,10 @@ static void senders_reset(struct s2s_domain *d)
     for (int k = 0; k < d->nsnd; k++) {
         d->snd[k].state = SND_NONE;
     }
-    if (d->nx && !d->out && d->retry_at <= g_now) {
+    if (d->x.n && !d->out && d->retry_at <= g_now) {
         ensure_out(d);
-    } else if (d->nx && !d->out) {
-        senders_take(d, NULL, d->fail_cond ? d->fail_cond : "remote-server-timeout");
+    } else if (d->x.n && !d->out) {
+        queue_take(d, &d->x, NULL, d->fail_cond ? d->fail_cond : "remote-server-timeout");
     }
 }
 
@@ -1439,7 +1377,7 @@ static void senders_expire(struct s2s_domain *d)
         struct sender *x = &d->snd[k];
         if (x->state == SND_SENT && g_now - x->at > g_config->s2s_timeout) {
             x->state = SND_REFUSED;
-            senders_take(d, x->name, "remote-server-timeout");
+            queue_take(d, &d->x, x->name, "remote-server-timeout");
         }
     }
 }
@@ -1472,7 +1410,7 @@ static int on_stream_open(void *ud, const struct xml_node *root)
     struct s2s_stream *s = ud;
     char to[CONFIG_STR_MAX];
     const char *id = xml_attr(root, "id");
-    if (strcmp(xml_name(root), "stream") != 0 || strcmp(xml_ns(root), XML_NS_STREAM) != 0 ||
+    if (!is(root, XML_NS_STREAM, "stream") ||
         strcmp(xml_default_ns(root), NS_SERVER) != 0) {
         stream_error(s, "invalid-namespace");
         return -1;
@@ -1897,7 +1835,7 @@ static void s2s_detach(struct conn *c)
             domain_failed(d, "remote-server-timeout");
         }
         senders_reset(d);
-        if (d->nqueued) {
+        if (d->q.n) {
             ensure_out(d); /* stanzas that came after it went down */
         }
         for (int k = d->npv - 1; k >= 0; k--) {
