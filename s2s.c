@@ -140,7 +140,7 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type);
 static void out_up(struct s2s_stream *s);
 static void out_dialback(struct s2s_stream *s);
 static int ext_dialback_refused(struct s2s_stream *s, const char *from);
-static const char *ext_cert_note(struct conn *c, const char *domain);
+static int ext_cert_valid(struct conn *c, const char *domain);
 static void ext_starttls(struct conn *c);
 static void ext_in_header(struct s2s_stream *s, const char *from);
 static void ext_in_features(struct s2s_stream *s);
@@ -352,6 +352,17 @@ static int send_stanza(struct s2s_stream *s, const struct xml_node *st)
     }
     s->last_out = g_now;
     return conn_send(s->conn, buf_ptr(&scratch), buf_len(&scratch));
+}
+
+/* A stream is authenticated for domain: how, over what, and whether the
+ * peer's certificate verified for it. */
+static void log_up(struct s2s_stream *s, const char *domain, const char *how, int verified)
+{
+    struct conn *c = s->conn;
+    char info[96];
+    log_notice("%s s2s %s %s up: address %s, %s, %s (certificate %sverified)", conn_label(c),
+               s->outgoing ? "outgoing to" : "incoming from", domain, c->addr,
+               tls_conn_info(c->tls, info, sizeof(info)), how, verified ? "" : "not ");
 }
 
 /* ---- the remote-domain table ---- */
@@ -743,10 +754,7 @@ static void answer_verify(struct s2s_domain *d, int k, const char *type)
         if (strcmp(type, "valid") == 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
             add_authed(in, d, d->name, p->local);
             send_db_from(in, p->local, "result", d->name, NULL, "valid", NULL);
-            char info[96];
-            log_notice("%s s2s incoming from %s up: address %s, %s, dialback%s", conn_label(c),
-                       d->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
-                       ext_cert_note(c, d->name));
+            log_up(in, d->name, "dialback", ext_cert_valid(c, d->name));
         } else if (strcmp(type, "valid") == 0 || strcmp(type, "invalid") == 0) {
             /* XEP-0220 §2.4: invalid ends the stream. */
             log_limited("s2s dialback", c->addr, L_NOTICE, "%s s2s dialback for %s: invalid key",
@@ -1035,15 +1043,10 @@ static void db_verify_answer(struct s2s_stream *s, struct xml_node *el)
 
 static void out_up(struct s2s_stream *s)
 {
-    struct conn *c = s->conn;
-    char info[96];
     s->up = 1;
     s->dom->backoff = 0;
     s->dom->retry_at = 0;
-    log_notice("%s s2s outgoing to %s up: address %s, %s, %s%s", conn_label(c),
-               s->dom->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
-               s->external ? "EXTERNAL" : "dialback",
-               s->verified ? " (certificate verified)" : " (certificate not verified)");
+    log_up(s, s->dom->name, s->external ? "EXTERNAL" : "dialback", s->verified);
     queue_take(s->dom, &s->dom->q, NULL, NULL);
     senders_flush(s->dom);
 }
@@ -1543,12 +1546,6 @@ static int ext_cert_valid(struct conn *c, const char *domain)
     return c->tls && in_tls && tls_conn_peer_valid_for(c->tls, domain);
 }
 
-/* For the "up" log line of a dialback-authenticated incoming stream. */
-static const char *ext_cert_note(struct conn *c, const char *domain)
-{
-    return ext_cert_valid(c, domain) ? " (certificate verified)" : " (certificate not verified)";
-}
-
 /* The receiving end's STARTTLS: a session that asks for the peer's
  * certificate when there is an s2s context (c2s's otherwise). */
 static void ext_starttls(struct conn *c)
@@ -1673,9 +1670,7 @@ static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
     /* The certificate proves the peer for the stream it opened to us, i.e.
      * the pair (peer, the domain of ours its header named). */
     add_authed(s, d, s->peer, s->local[0] ? s->local : g_config->domain);
-    char info[96];
-    log_notice("%s s2s incoming from %s up: address %s, %s, EXTERNAL (certificate verified)",
-               conn_label(c), s->peer, c->addr, tls_conn_info(c->tls, info, sizeof(info)));
+    log_up(s, s->peer, "EXTERNAL", 1);
     SEND_LIT(s, "<success xmlns='" NS_SASL "'/>");
     s->restart = 1; /* RFC 6120 §6.4.6: the peer opens a new stream */
 }
