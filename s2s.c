@@ -136,7 +136,7 @@ static struct buf scratch;
 static int stopping; /* the server shuts down: no new outgoing streams */
 
 static void out_send_verifies(struct s2s_domain *d);
-static void answer_verify(struct s2s_domain *d, int k, const char *type);
+static void answer_verify(struct s2s_domain *d, int k, int valid);
 static void out_up(struct s2s_stream *s);
 static void out_dialback(struct s2s_stream *s);
 static int ext_dialback_refused(struct s2s_stream *s, const char *from);
@@ -215,6 +215,13 @@ static struct xml_limits limits(void)
 static int is(const struct xml_node *el, const char *ns, const char *name)
 {
     return strcmp(xml_ns(el), ns) == 0 && (!name || strcmp(xml_name(el), name) == 0);
+}
+
+/* A dialback answer that says valid. */
+static int type_valid(const struct xml_node *el)
+{
+    const char *type = xml_attr(el, "type");
+    return type && strcmp(type, "valid") == 0;
 }
 
 /* ---- output ---- */
@@ -502,7 +509,7 @@ static void domain_failed(struct s2s_domain *d, const char *cond)
     d->backoff = b * 2 > g_config->s2s_retry_max ? g_config->s2s_retry_max : b * 2;
     d->fail_cond = cond;
     for (int k = d->npv - 1; k >= 0; k--) {
-        answer_verify(d, k, "error");
+        answer_verify(d, k, -1);
     }
     queue_take(d, &d->q, NULL, cond);
     queue_take(d, &d->x, NULL, cond); /* MUC over s2s: what waited for a multiplexed sender */
@@ -743,19 +750,20 @@ static void incoming_remove(const char *domain, const struct conn *c)
     }
 }
 
-/* Answer the incoming stream that gave key k of d: db:result of TYPE. */
-static void answer_verify(struct s2s_domain *d, int k, const char *type)
+/* Answer the incoming stream that gave key k of d: the key is valid (1),
+ * invalid (0), or the authoritative server could not say (-1: error). */
+static void answer_verify(struct s2s_domain *d, int k, int valid)
 {
     struct pending_verify *p = &d->pv[k];
     struct conn *c = conn_find(p->fd, p->conn_id);
     if (c && !c->closed && c->state != CONN_CLOSING && c->s2s) {
         struct s2s_stream *in = c->s2s;
         in->nwaiting--;
-        if (strcmp(type, "valid") == 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
+        if (valid > 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
             add_authed(in, d, d->name, p->local);
             send_db_from(in, p->local, "result", d->name, NULL, "valid", NULL);
             log_up(in, d->name, "dialback", ext_cert_valid(c, d->name));
-        } else if (strcmp(type, "valid") == 0 || strcmp(type, "invalid") == 0) {
+        } else if (valid >= 0) {
             /* XEP-0220 §2.4: invalid ends the stream. */
             log_limited("s2s dialback", c->addr, L_NOTICE, "%s s2s dialback for %s: invalid key",
                         conn_label(c), d->name);
@@ -805,18 +813,18 @@ static int keys_from_addr(const char *addr)
     return n;
 }
 
-/* Each waiting key may cost a DNS lookup (s2s_dns_max_pending) and a domain
- * slot (s2s_max_domains): past s2s_dialback_max_per_addr of them, an address
- * naming domains at random gets an error at once (XEP-0220 §2.4.2) and the
- * real domains keep their lookups and slots. 1 when s was answered so. */
-static int claims_over_cap(struct s2s_stream *s, const char *from, const char *to)
+/* n keys of s's address wait already, max may (limit names the option, or
+ * is "" for the built-in one): past it the claim of from for our domain to
+ * gets an error at once (XEP-0220 §2.4.2). 1 when s was answered so. */
+static int keys_over(struct s2s_stream *s, const char *from, const char *to, int n, int max,
+                     const char *limit)
 {
-    if (keys_from_addr(s->conn->addr) < g_config->s2s_dialback_max_per_addr) {
+    if (n < max) {
         return 0;
     }
     log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
-                "%s s2s dialback for %s: s2s_dialback_max_per_addr (%d) keys of this address "
-                "wait already", conn_label(s->conn), from, g_config->s2s_dialback_max_per_addr);
+                "%s s2s dialback for %s: %s%d keys of this address wait already",
+                conn_label(s->conn), from, limit, max);
     send_db_error(s, to, from, "keys per address");
     return 1;
 }
@@ -852,7 +860,7 @@ static struct s2s_domain *domain_reclaim(const char *name, int traffic)
                 "s2s: s2s_max_domains (%d) reached: the slot of %s (dialback claims only) "
                 "goes to %s", g_config->s2s_max_domains, pick->name, name);
     for (int k = pick->npv - 1; k >= 0; k--) {
-        answer_verify(pick, k, "error");
+        answer_verify(pick, k, -1);
     }
     pick->name[0] = '\0'; /* free: domain_get takes it */
     return domain_get(name);
@@ -900,6 +908,18 @@ static void claims_done(struct s2s_domain *d)
     }
 }
 
+/* Incoming stream s proved the peer domain from, for our domain to (for any
+ * of ours when to is NULL). */
+static int is_authed(const struct s2s_stream *s, const char *from, const char *to)
+{
+    for (int i = 0; i < s->nauthed; i++) {
+        if (strcmp(s->authed[i].from, from) == 0 && (!to || strcmp(s->authed[i].to, to) == 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Incoming <db:result from=P to=us>key</db:result>: check it with P's
  * authoritative server (our outgoing stream to P). */
 static void db_result_in(struct s2s_stream *s, struct xml_node *el)
@@ -926,11 +946,9 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         stream_error(s, "not-authorized");
         return;
     }
-    for (int i = 0; i < s->nauthed; i++) {
-        if (strcmp(s->authed[i].from, from) == 0 && strcmp(s->authed[i].to, to) == 0) {
-            send_db_from(s, to, "result", from, NULL, "valid", NULL); /* asked twice */
-            return;
-        }
+    if (is_authed(s, from, to)) {
+        send_db_from(s, to, "result", from, NULL, "valid", NULL); /* asked twice */
+        return;
     }
     const char *ip;
     int port;
@@ -944,7 +962,11 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     if (d && key_pending(d, s, to)) {
         return; /* asked again while the first is checked: that answer will do */
     }
-    if (claims_over_cap(s, from, to)) {
+    /* Each waiting key may cost a DNS lookup (s2s_dns_max_pending) and a
+     * domain slot (s2s_max_domains): an address naming domains at random
+     * is stopped here, and the real domains keep their lookups and slots. */
+    if (keys_over(s, from, to, keys_from_addr(s->conn->addr),
+                  g_config->s2s_dialback_max_per_addr, "s2s_dialback_max_per_addr: ")) {
         return;
     }
     d = claim_slot(from);
@@ -954,13 +976,10 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         send_db_error(s, to, from, d->fail_cond);
         return;
     }
-    if (d && pending_from(d, s->conn->addr) >= LIMIT_S2S_DIALBACK_PENDING_PER_ADDR) {
-        /* One address cannot fill d's slots with bogus keys (each stream has
-         * one per domain, key_pending) and so lock out the real peer. */
-        log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
-                    "%s s2s dialback for %s: %d keys of this address wait already",
-                    conn_label(s->conn), from, LIMIT_S2S_DIALBACK_PENDING_PER_ADDR);
-        send_db_error(s, to, from, "keys per address");
+    /* One address cannot fill d's slots with bogus keys (each stream has
+     * one per domain, key_pending) and so lock out the real peer. */
+    if (d && keys_over(s, from, to, pending_from(d, s->conn->addr),
+                       LIMIT_S2S_DIALBACK_PENDING_PER_ADDR, "")) {
         return;
     }
     /* Domains proven plus those being checked: a valid answer always finds
@@ -1029,10 +1048,9 @@ static void db_verify_answer(struct s2s_stream *s, struct xml_node *el)
 {
     struct s2s_domain *d = s->dom;
     const char *id = xml_attr(el, "id");
-    const char *type = xml_attr(el, "type");
     for (int k = 0; id && k < d->npv; k++) {
         if (d->pv[k].sent && strcmp(d->pv[k].stream_id, id) == 0) {
-            answer_verify(d, k, type && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+            answer_verify(d, k, type_valid(el));
             claims_done(d);
             return;
         }
@@ -1121,8 +1139,7 @@ static void out_element(struct s2s_stream *s, struct xml_node *el)
     } else if (is(el, NS_TLS, "proceed") && !s->tls) {
         out_proceed(s);
     } else if (is(el, NS_DB, "result") && s->can_verify) {
-        const char *type = xml_attr(el, "type");
-        if (type && strcmp(type, "valid") == 0) {
+        if (type_valid(el)) {
             out_up(s);
         } else {
             s->why = "dialback refused by the peer";
@@ -1341,8 +1358,7 @@ static int sender_answer(struct s2s_stream *s, struct xml_node *el)
         if (strcmp(x->name, to) != 0 || x->state != SND_SENT) {
             continue;
         }
-        const char *type = xml_attr(el, "type");
-        if (type && strcmp(type, "valid") == 0) {
+        if (type_valid(el)) {
             x->state = SND_VALID;
             log_info("%s s2s outgoing to %s: %s authenticated too (dialback)", conn_label(s->conn),
                      d->name, x->name);
@@ -1583,22 +1599,12 @@ static void ext_in_header(struct s2s_stream *s, const char *from)
     }
 }
 
-static int ext_is_authed(const struct s2s_stream *s, const char *domain)
-{
-    for (int i = 0; i < s->nauthed; i++) {
-        if (strcmp(s->authed[i].from, domain) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* XEP-0178 §3: EXTERNAL only when the certificate is valid for the header's
  * `from` (and not yet used for it); dialback always. */
 static void ext_in_features(struct s2s_stream *s)
 {
     SEND_LIT(s, "<stream:features>");
-    if (s->cert_ok && !ext_is_authed(s, s->peer)) {
+    if (s->cert_ok && !is_authed(s, s->peer, NULL)) {
         SEND_LIT(s, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism></mechanisms>");
     }
     SEND_LIT(s, "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
@@ -1650,7 +1656,7 @@ static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
         ext_sasl_failure(s, "invalid-mechanism");
         return;
     }
-    const char *cond = !s->cert_ok || ext_is_authed(s, s->peer) ? "not-authorized"
+    const char *cond = !s->cert_ok || is_authed(s, s->peer, NULL) ? "not-authorized"
                        : ext_authzid_ok(s, xml_text(el)) < 0    ? "invalid-authzid"
                                                                 : NULL;
     struct s2s_domain *d = cond ? NULL : domain_get(s->peer);
@@ -1835,7 +1841,7 @@ static void s2s_detach(struct conn *c)
         }
         for (int k = d->npv - 1; k >= 0; k--) {
             if (d->pv[k].sent) {
-                answer_verify(d, k, "error");
+                answer_verify(d, k, -1);
             } /* the others go on a new stream */
         }
         if (d->npv && !d->out) {
@@ -1883,7 +1889,7 @@ static void expire_verifies(struct s2s_domain *d)
 {
     for (int k = d->npv - 1; k >= 0; k--) {
         if (g_now - d->pv[k].at > g_config->s2s_timeout) {
-            answer_verify(d, k, "error");
+            answer_verify(d, k, -1);
         }
     }
 }
