@@ -463,9 +463,10 @@ static void got_srv(struct lookup *l, const struct dns_reply *r)
     next_query(l);
 }
 
+/* An address answer (or none: r NULL) for the current target. */
 static void got_addrs(struct lookup *l, const struct dns_reply *r)
 {
-    for (int i = 0; i < r->n && l->naddr < DNS_ADDRS_MAX; i++) {
+    for (int i = 0; r && i < r->n && l->naddr < DNS_ADDRS_MAX; i++) {
         struct dns_addr *a = &l->addr[l->naddr++];
         snprintf(a->ip, sizeof(a->ip), "%s", r->rr[i].ip);
         a->port = l->tgt[l->cur].port;
@@ -480,7 +481,22 @@ static void got_addrs(struct lookup *l, const struct dns_reply *r)
     next_query(l);
 }
 
-static void on_reply(struct lookup *l, struct dns_reply *r)
+/* The query got no usable answer (none in time, or an rcode that says
+ * nothing): as an empty one, but "not found" is no longer sure; without an
+ * SRV target yet, the lookup ends as a timeout. */
+static void no_answer(struct lookup *l)
+{
+    l->timed_out = 1;
+    if (l->stage == STAGE_SRV && !l->ntgt) {
+        finish(l, DNS_TIMEOUT);
+    } else if (l->stage <= STAGE_SRV) {
+        got_srv(l, NULL);
+    } else {
+        got_addrs(l, NULL);
+    }
+}
+
+static void on_reply(struct lookup *l, const struct dns_reply *r)
 {
     for (int i = 0; i < r->n; i++) {
         if (r->rr[i].ttl < l->ttl) {
@@ -496,14 +512,8 @@ static void on_reply(struct lookup *l, struct dns_reply *r)
         /* SERVFAIL, REFUSED, ...: the resolver cannot say; as no answer. */
         log_limited("dns rcode", l->qname, L_INFO, "dns: %s: resolver answered rcode %d",
                     l->qname, r->rcode);
-        l->timed_out = 1;
-        r->n = 0;
-        if (l->stage == STAGE_SRV && !l->ntgt) {
-            finish(l, DNS_TIMEOUT);
-            return;
-        }
-    }
-    if (l->stage <= STAGE_SRV) {
+        no_answer(l);
+    } else if (l->stage <= STAGE_SRV) {
         got_srv(l, r);
     } else {
         got_addrs(l, r);
@@ -535,23 +545,24 @@ static void on_readable(int fd, int events, void *ud)
     }
 }
 
+/* The query for name and type on a socket of its own; -1 (logged) when it
+ * cannot be sent. */
 static int open_query(struct lookup *l, const char *name, int type)
 {
     snprintf(l->qname, sizeof(l->qname), "%s", name);
     l->qtype = type;
     l->tries = 1;
     l->fd = socket(resolver.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l->fd < 0) {
-        return -1;
-    }
-    if (connect(l->fd, (struct sockaddr *)&resolver, resolver_len) < 0 ||
-        loop_add(l->fd, LOOP_READ, on_readable, l) < 0) {
+    if (l->fd >= 0 && (connect(l->fd, (struct sockaddr *)&resolver, resolver_len) < 0 ||
+                       loop_add(l->fd, LOOP_READ, on_readable, l) < 0)) {
         close(l->fd);
         l->fd = -1;
-        return -1;
     }
-    if (send_query(l) < 0) {
+    if (l->fd >= 0 && send_query(l) < 0) {
         close_query(l);
+    }
+    if (l->fd < 0) {
+        log_warn("dns: cannot query %s: %s", name, strerror(errno));
         return -1;
     }
     return 0;
@@ -565,7 +576,6 @@ static void next_query(struct lookup *l)
         return;
     }
     if (open_query(l, l->tgt[l->cur].name, l->stage == STAGE_AAAA ? DNS_T_AAAA : DNS_T_A) < 0) {
-        log_warn("dns: cannot query %s: %s", l->tgt[l->cur].name, strerror(errno));
         l->timed_out = 1;
         l->cur = l->ntgt;
         next_query(l);
@@ -579,7 +589,6 @@ static void open_srv(struct lookup *l, const char *prefix)
     l->stage = STAGE_SRV;
     snprintf(srv, sizeof(srv), "%s%s", prefix, l->domain);
     if (open_query(l, srv, DNS_T_SRV) < 0) {
-        log_warn("dns: cannot query %s: %s", srv, strerror(errno));
         l->timed_out = 1;
         got_srv(l, NULL);
     }
@@ -682,7 +691,6 @@ enum dns_status dns_lookup(const char *domain, dns_done_fn done, struct dns_addr
     snprintf(l->domain, sizeof(l->domain), "%s", domain);
     l->stage = STAGE_SRVS;
     if (open_query(l, srv, DNS_T_SRV) < 0) {
-        log_warn("dns: cannot query %s: %s", srv, strerror(errno));
         l->domain[0] = '\0';
         return DNS_TIMEOUT;
     }
@@ -714,16 +722,7 @@ static int dns_tick(struct session *s, struct xml_node *st, const char *bare)
         }
         log_limited("dns timeout", l->qname, L_INFO, "dns: no answer for %s", l->qname);
         close_query(l);
-        l->timed_out = 1;
-        if (l->stage == STAGE_SRV && !l->ntgt) {
-            finish(l, DNS_TIMEOUT);
-        } else if (l->stage <= STAGE_SRV) {
-            got_srv(l, NULL);
-        } else {
-            struct dns_reply none;
-            memset(&none, 0, sizeof(none));
-            got_addrs(l, &none);
-        }
+        no_answer(l);
     }
     return 0;
 }
