@@ -1406,20 +1406,13 @@ static void senders_expire(struct s2s_domain *d)
  * refuse, since nothing is relayed). */
 static int pair_authed(const struct s2s_stream *s, const struct jid *from, const struct jid *to)
 {
-    char td[CONFIG_STR_MAX];
-    if (to->domain_len >= sizeof(td)) {
+    char fd[CONFIG_STR_MAX], td[CONFIG_STR_MAX]; /* longer: never proven */
+    if (from->domain_len >= sizeof(fd) || to->domain_len >= sizeof(td)) {
         return 0;
     }
+    snprintf(fd, sizeof(fd), "%.*s", (int)from->domain_len, from->domain);
     snprintf(td, sizeof(td), "%.*s", (int)to->domain_len, to->domain);
-    int ours = hosted(td);
-    for (int i = 0; i < s->nauthed; i++) {
-        if (strlen(s->authed[i].from) == from->domain_len &&
-            memcmp(s->authed[i].from, from->domain, from->domain_len) == 0 &&
-            (!ours || strcmp(s->authed[i].to, td) == 0)) {
-            return 1;
-        }
-    }
-    return 0;
+    return is_authed(s, fd, hosted(td) ? td : NULL);
 }
 
 /* ---- parser callbacks ---- */
@@ -1443,25 +1436,28 @@ static int on_stream_open(void *ud, const struct xml_node *root)
         snprintf(s->id, sizeof(s->id), "%s", id);
         return 0;
     }
-    /* RFC 6120 §4.9.3.6: a 'to' we do not serve is host-unknown. */
-    if (xml_attr(root, "to") &&
-        (norm_domain(xml_attr(root, "to"), to, sizeof(to)) < 0 || !hosted(to))) {
-        stream_error(s, "host-unknown");
-        return -1;
-    }
-    if (xml_attr(root, "to")) {
+    const char *attr = xml_attr(root, "to");
+    if (attr) {
+        /* RFC 6120 §4.9.3.6: a 'to' we do not serve is host-unknown. */
+        if (norm_domain(attr, to, sizeof(to)) < 0 || !hosted(to)) {
+            stream_error(s, "host-unknown");
+            return -1;
+        }
         snprintf(s->local, sizeof(s->local), "%s", to); /* we answer as it */
     }
     /* RFC 6120 §4.7.1: 'from' SHOULD be there; when it is, it must be a
      * domain (improper-addressing, as Prosody says). */
-    char from[CONFIG_STR_MAX];
-    int has_from = norm_domain(xml_attr(root, "from"), from, sizeof(from)) == 0;
-    if (xml_attr(root, "from") && !has_from) {
+    char from[CONFIG_STR_MAX], *peer = NULL;
+    attr = xml_attr(root, "from");
+    if (attr && norm_domain(attr, from, sizeof(from)) < 0) {
         stream_error(s, "improper-addressing");
         return -1;
     }
-    send_header(s, has_from ? from : NULL);
-    ext_in_header(s, has_from ? from : NULL);
+    if (attr) {
+        peer = from;
+    }
+    send_header(s, peer);
+    ext_in_header(s, peer);
     s->conn->state = CONN_STREAM_OPEN;
     in_features(s);
     return 0;
@@ -1826,13 +1822,10 @@ static void s2s_detach(struct conn *c)
     if (s->outgoing && s->dom) {
         struct s2s_domain *d = s->dom;
         d->out = NULL;
-        if (s->up) {
-            log_notice("%s s2s outgoing to %s down: %s", conn_label(c), d->name, why);
-        } else if (c->connecting && connect_next(d) == 0) {
-            log_info("%s s2s outgoing to %s failed: %s: trying its next address", conn_label(c),
-                     d->name, why);
-        } else {
-            log_notice("%s s2s outgoing to %s failed: %s", conn_label(c), d->name, why);
+        int next = !s->up && c->connecting && connect_next(d) == 0;
+        log_msg(next ? L_INFO : L_NOTICE, "%s s2s outgoing to %s %s: %s%s", conn_label(c),
+                d->name, s->up ? "down" : "failed", why, next ? ": trying its next address" : "");
+        if (!s->up && !next) {
             domain_failed(d, "remote-server-timeout");
         }
         senders_reset(d);
