@@ -74,6 +74,13 @@ static void hex(const unsigned char *in, size_t n, char *out)
 
 /* ---- output ---- */
 
+/* b, built for this one write, goes to c and is freed. */
+static void send_buf(struct conn *c, struct buf *b)
+{
+    conn_send(c, buf_ptr(b), buf_len(b));
+    buf_free(b);
+}
+
 static void send_header(struct component_stream *cs, const char *from)
 {
     struct buf b;
@@ -89,8 +96,7 @@ static void send_header(struct component_stream *cs, const char *from)
     buf_puts(&b, "' from='");
     buf_append_xml(&b, from, strlen(from));
     buf_puts(&b, "'>");
-    conn_send(cs->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(cs->conn, &b);
     cs->header_sent = 1;
 }
 
@@ -110,8 +116,7 @@ static void stream_error(struct conn *c, const char *cond)
     buf_init(&b, 0);
     buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
                cond);
-    conn_send(c, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(c, &b);
     conn_close(c, 1);
 }
 
@@ -385,8 +390,7 @@ static void send_ping(struct component_stream *cs)
     buf_puts(&b, "' to='");
     buf_append_xml(&b, cs->claimed->domain, strlen(cs->claimed->domain));
     buf_puts(&b, "'><ping xmlns='urn:xmpp:ping'/></iq>");
-    conn_send(cs->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(cs->conn, &b);
 }
 
 static void component_tick(struct conn *c)

@@ -386,15 +386,13 @@ static void order_targets(struct lookup *l)
     struct target out[DNS_TARGETS_MAX];
     int used[DNS_TARGETS_MAX] = {0}, n = l->ntgt;
     for (int k = 0; k < n; k++) {
-        int best = -1;
+        int best = 0, prio = -1; /* the lowest priority left, its weights' sum */
         long sum = 0;
         for (int i = 0; i < n; i++) {
-            if (!used[i] && (best < 0 || l->tgt[i].prio < l->tgt[best].prio)) {
-                best = i;
+            if (!used[i] && (prio < 0 || l->tgt[i].prio < prio)) {
+                prio = l->tgt[i].prio;
+                sum = 0;
             }
-        }
-        int prio = l->tgt[best].prio;
-        for (int i = 0; i < n; i++) {
             if (!used[i] && l->tgt[i].prio == prio) {
                 sum += l->tgt[i].weight;
             }
