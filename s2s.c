@@ -173,15 +173,12 @@ static void hex(const unsigned char *in, size_t n, char *out)
 static void db_key(const char *recv, const char *orig, const char *id, char out[65])
 {
     unsigned char h[32], mac[32];
-    char hs[65];
-    struct buf m;
-    buf_init(&m, 0);
-    buf_printf(&m, "%s %s %s", recv, orig, id);
+    char hs[65], m[2 * CONFIG_STR_MAX + STREAM_ID_MAX + 3]; /* two domains and an id fit */
+    int n = snprintf(m, sizeof(m), "%s %s %s", recv, orig, id);
     tls_hash(TLS_SHA256, secret, sizeof(secret), h);
     hex(h, 32, hs);
-    tls_hmac(TLS_SHA256, hs, 64, buf_ptr(&m), buf_len(&m), mac);
+    tls_hmac(TLS_SHA256, hs, 64, m, (size_t)n, mac);
     hex(mac, 32, out);
-    buf_free(&m);
 }
 
 /* Every byte compared whatever the first difference: the answer's timing
@@ -500,6 +497,14 @@ static int queue_add(struct s2s_domain *d, struct squeue *q, const struct xml_no
     return 0;
 }
 
+/* Every key of d waiting is answered with an error (its server cannot say). */
+static void keys_fail(struct s2s_domain *d)
+{
+    while (d->npv) {
+        answer_verify(d, d->npv - 1, -1);
+    }
+}
+
 /* The domain could not be reached: bounce what waits, answer the keys that
  * waited for it, and keep it from being retried for a while (doubling). */
 static void domain_failed(struct s2s_domain *d, const char *cond)
@@ -508,9 +513,7 @@ static void domain_failed(struct s2s_domain *d, const char *cond)
     d->retry_at = g_now + b;
     d->backoff = b * 2 > g_config->s2s_retry_max ? g_config->s2s_retry_max : b * 2;
     d->fail_cond = cond;
-    for (int k = d->npv - 1; k >= 0; k--) {
-        answer_verify(d, k, -1);
-    }
+    keys_fail(d);
     queue_take(d, &d->q, NULL, cond);
     queue_take(d, &d->x, NULL, cond); /* MUC over s2s: what waited for a multiplexed sender */
 }
@@ -859,9 +862,7 @@ static struct s2s_domain *domain_reclaim(const char *name, int traffic)
     log_limited("s2s domains", NULL, L_NOTICE,
                 "s2s: s2s_max_domains (%d) reached: the slot of %s (dialback claims only) "
                 "goes to %s", g_config->s2s_max_domains, pick->name, name);
-    for (int k = pick->npv - 1; k >= 0; k--) {
-        answer_verify(pick, k, -1);
-    }
+    keys_fail(pick);
     pick->name[0] = '\0'; /* free: domain_get takes it */
     return domain_get(name);
 }
@@ -1764,11 +1765,9 @@ static int s2s_init(void)
     if (dns_init() < 0) {
         return -1;
     }
-    /* s2s_port 0 turns federation off both ways: a peer verifies our
-     * dialback keys by connecting to that port (XEP-0220 §2.3). */
-    if (g_config->s2s_port) {
-        router_remote_set(deliver, NULL);
-    }
+    /* s2s_port 0 (above) turns federation off both ways: a peer verifies
+     * our dialback keys by connecting to that port (XEP-0220 §2.3). */
+    router_remote_set(deliver, NULL);
     return 0;
 }
 
