@@ -248,21 +248,18 @@ int dns_parse_reply(const unsigned char *pkt, size_t len, uint16_t id, const cha
     r->truncated = (pkt[2] & 0x02) != 0;
     unsigned ancount = get16(pkt + 6);
     answers = pos;
-    /* Every answer record must parse: a count larger than the packet is
-     * refused here, before anything is kept. */
-    for (unsigned i = 0; i < ancount; i++) {
-        if (read_rr(pkt, len, &pos, &h) < 0) {
-            return -1;
-        }
-    }
-    /* RFC 1034 §3.6.2: follow CNAMEs from the asked name, a bounded chain. */
+    /* RFC 1034 §3.6.2: follow CNAMEs from the asked name, a bounded chain.
+     * Every answer record must parse (the first pass reads them all): a
+     * count larger than the packet is refused before anything is kept. */
     snprintf(cur, sizeof(cur), "%s", name);
     for (int hop = 0; hop < DNS_CNAME_HOPS; hop++) {
         int moved = 0;
         pos = answers;
-        for (unsigned i = 0; i < ancount && !moved; i++) {
-            read_rr(pkt, len, &pos, &h);
-            if (h.type == DNS_T_CNAME && h.cls == 1 && same_name(h.owner, cur)) {
+        for (unsigned i = 0; i < ancount; i++) {
+            if (read_rr(pkt, len, &pos, &h) < 0) {
+                return -1;
+            }
+            if (!moved && h.type == DNS_T_CNAME && h.cls == 1 && same_name(h.owner, cur)) {
                 size_t at = h.rd;
                 if (read_name(pkt, len, &at, cur, sizeof(cur)) < 0) {
                     return -1;
