@@ -217,18 +217,15 @@ static void handshake(struct component_stream *cs, struct xml_node *el)
     expected_handshake(cs, want);
     int ok = digest_matches(xml_text(el), want);
     memset(want, 0, sizeof(want));
-    if (!ok) {
-        log_limited("component logins", c->addr, L_NOTICE, "%s component %s: wrong secret",
-                    conn_label(c), cs->claimed->domain);
-        c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
-        stream_error(c, "not-authorized");
-        return;
-    }
     /* XEP-0114 §3: one connection per component name; the first one stays. */
-    if (cs->claimed->conn) {
-        log_limited("component logins", c->addr, L_NOTICE, "%s component %s is connected already",
-                    conn_label(c), cs->claimed->domain);
-        stream_error(c, "conflict");
+    const char *why = !ok ? ": wrong secret" : cs->claimed->conn ? " is connected already" : NULL;
+    if (why) {
+        log_limited("component logins", c->addr, L_NOTICE, "%s component %s%s", conn_label(c),
+                    cs->claimed->domain, why);
+        if (!ok) {
+            c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
+        }
+        stream_error(c, ok ? "conflict" : "not-authorized");
         return;
     }
     cs->claimed->conn = c;

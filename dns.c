@@ -639,8 +639,8 @@ static void finish(struct lookup *l, enum dns_status st)
     if (st != DNS_TIMEOUT && !l->timed_out) {
         cache_put(l, st); /* a partial answer is not kept */
     }
-    log_debug("dns: %s: %s, %d address(es)", l->domain,
-              st == DNS_FOUND ? "found" : st == DNS_NOTFOUND ? "not found" : "timed out", n);
+    static const char *const said[] = {"found", "not found", "timed out"}; /* by status */
+    log_debug("dns: %s: %s, %d address(es)", l->domain, said[st], n);
     /* The slot is free before the callback, which may start lookups. */
     snprintf(domain, sizeof(domain), "%s", l->domain);
     memcpy(addr, l->addr, sizeof(addr));
