@@ -61,6 +61,9 @@ struct pending_verify {
     char local[CONFIG_STR_MAX]; /* the domain of ours the key was for (MUC over s2s) */
 };
 
+/* Where one of our other domains stands on an outgoing stream (MUC over s2s). */
+enum { SND_NONE, SND_SENT, SND_VALID, SND_REFUSED };
+
 /* A remote domain we talk to: its outgoing stream, what waits for it, and
  * its failure backoff. A slot is free when name[0] is 0. */
 struct s2s_domain {
@@ -150,7 +153,7 @@ static void ext_out_sasl(struct s2s_stream *s, struct xml_node *el);
 static void ext_init(void);
 static int ext_cert_required(const char *domain);
 static int sender_origin(const struct xml_node *st, char *out, size_t sz);
-static int deliver_sender(struct s2s_domain *d, const struct xml_node *st);
+static struct sender *sender_get(struct s2s_domain *d, const char *origin);
 static void senders_request(struct s2s_domain *d);
 static void senders_flush(struct s2s_domain *d);
 static int sender_answer(struct s2s_stream *s, struct xml_node *el);
@@ -649,20 +652,26 @@ static int deliver(const struct xml_node *st, void *ud)
         return 0;
     }
     d->claim_only = 0; /* live traffic */
-    if (deliver_sender(d, st) == 0) {
-        return 0; /* MUC over s2s: from muc_domain, on the same stream */
-    }
+    /* MUC over s2s: from one of our other domains (muc_domain), on the same
+     * stream once that domain is proven on it too, and queued apart. */
+    char origin[CONFIG_STR_MAX];
+    int other = sender_origin(st, origin, sizeof(origin)) == 0;
+    struct sender *x = other ? sender_get(d, origin) : NULL;
     const char *cond = NULL;
-    if (d->out && d->out->up) {
+    if (d->out && d->out->up && (!other || (x && x->state == SND_VALID))) {
         if (send_stanza(d->out, st) < 0) {
             cond = "remote-server-timeout";
         }
+    } else if (other && !x) {
+        cond = "resource-constraint";
+    } else if (other && x->state == SND_REFUSED) {
+        cond = "remote-server-timeout"; /* XEP-0220 §2.4.2, until the stream is new */
     } else if (!d->out && d->retry_at > g_now) {
         cond = d->fail_cond; /* failed a moment ago: not hammered before its backoff ends */
-    } else if (queue_add(d, &d->q, st) < 0) {
+    } else if (queue_add(d, other ? &d->x : &d->q, st) < 0) {
         cond = "resource-constraint";
-    } else {
-        ensure_out(d); /* on failure the queue, this stanza too, was bounced */
+    } else if (ensure_out(d) == 0 && other) { /* on failure all waiting was bounced */
+        senders_request(d);
     }
     if (cond) {
         bounce_cond(st, cond);
@@ -1248,8 +1257,6 @@ static void in_element(struct s2s_stream *s, struct xml_node *el)
  * Their stanzas wait in a queue of their own until it is valid, so that the
  * server's own traffic never waits for it. */
 
-enum { SND_NONE, SND_SENT, SND_VALID, SND_REFUSED };
-
 /* The domain of st's from when it is one of our other federated domains
  * (into out); -1 otherwise. */
 static int sender_origin(const struct xml_node *st, char *out, size_t sz)
@@ -1277,41 +1284,6 @@ static struct sender *sender_get(struct s2s_domain *d, const char *origin)
     memset(x, 0, sizeof(*x));
     snprintf(x->name, sizeof(x->name), "%s", origin);
     return x;
-}
-
-/* deliver() for a stanza from one of our other domains: 0 when taken (sent,
- * queued or bounced), -1 when st is from the server's own domain. */
-static int deliver_sender(struct s2s_domain *d, const struct xml_node *st)
-{
-    char origin[CONFIG_STR_MAX];
-    if (sender_origin(st, origin, sizeof(origin)) < 0) {
-        return -1;
-    }
-    struct sender *x = sender_get(d, origin);
-    const char *cond = NULL;
-    if (x && x->state == SND_VALID && d->out && d->out->up) {
-        if (send_stanza(d->out, st) < 0) {
-            bounce_cond(st, "remote-server-timeout");
-        }
-        return 0;
-    }
-    if (!x) {
-        cond = "resource-constraint";
-    } else if (x->state == SND_REFUSED) {
-        cond = "remote-server-timeout"; /* XEP-0220 §2.4.2, until the stream is new */
-    } else if (!d->out && d->retry_at > g_now) {
-        cond = d->fail_cond;
-    } else if (queue_add(d, &d->x, st) < 0) {
-        cond = "resource-constraint";
-    }
-    if (cond) {
-        bounce_cond(st, cond);
-        return 0;
-    }
-    if (ensure_out(d) == 0) {
-        senders_request(d);
-    }
-    return 0;
 }
 
 /* Our db:result for each other domain with stanzas waiting, once the stream
