@@ -239,6 +239,16 @@ static void send_buf(struct s2s_stream *s, struct buf *b)
     send_str(s, buf_ptr(b), buf_len(b));
 }
 
+/* " name='value'", escaped; nothing when value is NULL. */
+static void put_attr(struct buf *b, const char *name, const char *value)
+{
+    if (value) {
+        buf_printf(b, " %s='", name);
+        buf_append_xml(b, value, strlen(value));
+        buf_puts(b, "'");
+    }
+}
+
 /* RFC 6120 §4.7: our header; an incoming stream gets a fresh id each time
  * (the id dialback keys are bound to). */
 static void send_header(struct s2s_stream *s, const char *to)
@@ -251,17 +261,11 @@ static void send_header(struct s2s_stream *s, const char *to)
         hex(rnd, sizeof(rnd), s->id);
     }
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER "' "
-                 "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "' from='");
-    const char *me = s->local[0] ? s->local : g_config->domain;
-    buf_append_xml(&b, me, strlen(me));
-    if (to && to[0]) {
-        buf_puts(&b, "' to='");
-        buf_append_xml(&b, to, strlen(to));
-    }
-    if (!s->outgoing) {
-        buf_printf(&b, "' id='%s", s->id);
-    }
-    buf_puts(&b, "' version='1.0'>");
+                 "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "'");
+    put_attr(&b, "from", s->local[0] ? s->local : g_config->domain);
+    put_attr(&b, "to", to && to[0] ? to : NULL);
+    put_attr(&b, "id", s->outgoing ? NULL : s->id);
+    buf_puts(&b, " version='1.0'>");
     send_buf(s, &b);
     buf_free(&b);
     s->header_sent = 1;
@@ -310,26 +314,20 @@ static void send_db_from(struct s2s_stream *s, const char *from, const char *nam
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<db:%s from='", name);
-    buf_append_xml(&b, from, strlen(from));
-    buf_puts(&b, "' to='");
-    buf_append_xml(&b, to, strlen(to));
-    if (id) {
-        buf_puts(&b, "' id='");
-        buf_append_xml(&b, id, strlen(id));
-    }
-    if (type) {
-        buf_printf(&b, "' type='%s", type);
-    }
+    buf_printf(&b, "<db:%s", name);
+    put_attr(&b, "from", from);
+    put_attr(&b, "to", to);
+    put_attr(&b, "id", id);
+    put_attr(&b, "type", type);
     if (type && strcmp(type, "error") == 0) {
-        buf_printf(&b, "'><error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS
+        buf_printf(&b, "><error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS
                        "'/></error></db:%s>", name);
     } else if (key) {
-        buf_puts(&b, "'>");
+        buf_puts(&b, ">");
         buf_append_xml(&b, key, strlen(key));
         buf_printf(&b, "</db:%s>", name);
     } else {
-        buf_puts(&b, "'/>");
+        buf_puts(&b, "/>");
     }
     send_buf(s, &b);
     buf_free(&b);
