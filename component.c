@@ -258,17 +258,17 @@ static int is_stanza(const struct xml_node *st)
 /* The router works on jabber:client trees: write the stanza with the
  * stream's namespace as the default and read it back in jabber:client, so
  * that its <body/> and <error/> are where every module looks for them. */
-static struct xml_limits limits(void)
+static const struct xml_limits *limits(void)
 {
-    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                             g_config->max_xml_attrs, g_config->max_xml_name};
-    return lim;
+    static struct xml_limits lim; /* read again each time: a reload may change them */
+    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return &lim;
 }
 
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
-    struct xml_limits lim = limits();
-    return xml_copy_ns(st, NS_CLIENT, &lim, &scratch);
+    return xml_copy_ns(st, NS_CLIENT, limits(), &scratch);
 }
 
 static void stanza_bound(struct component_stream *cs, struct xml_node *st)
@@ -332,14 +332,13 @@ static int component_init(void)
 
 static int component_attach(struct conn *c)
 {
-    struct xml_limits lim = limits();
     struct component_stream *cs = calloc(1, sizeof(*cs));
     if (!cs) {
         return -1;
     }
     cs->conn = c;
     cs->opened = g_now;
-    cs->parser = xml_parser_new(&lim, &callbacks, cs);
+    cs->parser = xml_parser_new(limits(), &callbacks, cs);
     if (!cs->parser) {
         free(cs);
         return -1;

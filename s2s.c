@@ -204,11 +204,13 @@ static int norm_domain(const char *in, char *out, size_t sz)
     return in && jid_parse(in, out, sz, &j) == 0 && !j.local_len && !j.resource_len ? 0 : -1;
 }
 
-static struct xml_limits limits(void)
+/* The XML limits of the configuration (read again: a reload may change them). */
+static const struct xml_limits *limits(void)
 {
-    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                             g_config->max_xml_attrs, g_config->max_xml_name};
-    return lim;
+    static struct xml_limits lim;
+    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return &lim;
 }
 
 /* el is <name xmlns=ns> (any name in ns when name is NULL). */
@@ -801,24 +803,18 @@ static int key_pending(const struct s2s_domain *d, const struct s2s_stream *s,
     return 0;
 }
 
-/* Keys of d waiting that came from peers at addr. */
-static int pending_from(const struct s2s_domain *d, const char *addr)
-{
-    int n = 0;
-    for (int k = 0; k < d->npv; k++) {
-        n += strcmp(d->pv[k].addr, addr) == 0;
-    }
-    return n;
-}
-
 /* ---- s2s fixes (issue 12 item 2): what dialback claims may take ---- */
 
-/* Keys waiting from peers at addr, over every domain. */
-static int keys_from_addr(const char *addr)
+/* Keys waiting that came from peers at addr: for d, or over every domain
+ * when d is NULL. */
+static int keys_from(const char *addr, const struct s2s_domain *d)
 {
     int n = 0;
     for (int i = 0; i < ndomains; i++) {
-        n += domains[i].name[0] ? pending_from(&domains[i], addr) : 0;
+        const struct s2s_domain *x = &domains[i];
+        for (int k = 0; x->name[0] && (!d || x == d) && k < x->npv; k++) {
+            n += strcmp(x->pv[k].addr, addr) == 0;
+        }
     }
     return n;
 }
@@ -855,11 +851,14 @@ static struct s2s_domain *domain_reclaim(const char *name, int traffic)
     struct s2s_domain *pick = NULL;
     for (int i = 0; i < ndomains; i++) {
         struct s2s_domain *d = &domains[i];
-        if (claims_only(d) && !d->npv && !d->resolving) {
+        if (!claims_only(d)) {
+            continue;
+        }
+        if (!d->npv && !d->resolving) {
             pick = d;
             break;
         }
-        if (traffic && !pick && claims_only(d)) {
+        if (traffic && !pick) {
             pick = d;
         }
     }
@@ -973,7 +972,7 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     /* Each waiting key may cost a DNS lookup (s2s_dns_max_pending) and a
      * domain slot (s2s_max_domains): an address naming domains at random
      * is stopped here, and the real domains keep their lookups and slots. */
-    if (keys_over(s, from, to, keys_from_addr(s->conn->addr),
+    if (keys_over(s, from, to, keys_from(s->conn->addr, NULL),
                   g_config->s2s_dialback_max_per_addr, "s2s_dialback_max_per_addr: ")) {
         return;
     }
@@ -986,7 +985,7 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     }
     /* One address cannot fill d's slots with bogus keys (each stream has
      * one per domain, key_pending) and so lock out the real peer. */
-    if (d && keys_over(s, from, to, pending_from(d, s->conn->addr),
+    if (d && keys_over(s, from, to, keys_from(s->conn->addr, d),
                        LIMIT_S2S_DIALBACK_PENDING_PER_ADDR, "")) {
         return;
     }
@@ -1192,8 +1191,7 @@ static int is_stanza(const struct xml_node *st)
  * namespace as the default and read it back in jabber:client. */
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
-    struct xml_limits lim = limits();
-    return xml_copy_ns(st, NS_CLIENT, &lim, &scratch);
+    return xml_copy_ns(st, NS_CLIENT, limits(), &scratch);
 }
 
 /* RFC 6120 §8.1.1.2 / §13.7.1.3: an s2s stanza carries from and to; from must
@@ -1743,7 +1741,6 @@ static int s2s_init(void)
 
 static int s2s_attach(struct conn *c)
 {
-    struct xml_limits lim = limits();
     struct s2s_stream *s = calloc(1, sizeof(*s));
     if (!s) {
         return -1;
@@ -1751,7 +1748,7 @@ static int s2s_attach(struct conn *c)
     s->conn = c;
     s->opened = g_now;
     s->last_out = g_now;
-    s->parser = xml_parser_new(&lim, &callbacks, s);
+    s->parser = xml_parser_new(limits(), &callbacks, s);
     if (!s->parser) {
         free(s);
         return -1;
