@@ -1138,14 +1138,14 @@ static void out_direct_tls(struct s2s_stream *s)
 
 static void out_element(struct s2s_stream *s, struct xml_node *el)
 {
-    if (sender_answer(s, el)) {
-        return; /* the answer for one of our other domains (MUC over s2s) */
-    }
     if (is(el, XML_NS_STREAM, "features")) {
         out_features(s, el);
     } else if (is(el, NS_TLS, "proceed") && !s->tls) {
         out_proceed(s);
     } else if (is(el, NS_DB, "result") && s->can_verify) {
+        if (sender_answer(s, el)) {
+            return; /* the answer for one of our other domains (MUC over s2s) */
+        }
         if (type_valid(el)) {
             out_up(s);
         } else {
@@ -1311,14 +1311,12 @@ static void senders_flush(struct s2s_domain *d)
     }
 }
 
-/* The peer's answer to one of our other domains' db:result; 0 when el is not
- * one (out_element handles it). */
+/* A db:result answer (can_verify) for one of our other domains' db:result;
+ * 0 when el is not one (out_element handles it). */
 static int sender_answer(struct s2s_stream *s, struct xml_node *el)
 {
     char to[CONFIG_STR_MAX];
-    if (!s->can_verify || !is(el, NS_DB, "result") ||
-        norm_domain(xml_attr(el, "to"), to, sizeof(to)) < 0 ||
-        strcmp(to, g_config->domain) == 0) {
+    if (norm_domain(xml_attr(el, "to"), to, sizeof(to)) < 0 || strcmp(to, g_config->domain) == 0) {
         return 0;
     }
     struct s2s_domain *d = s->dom;
