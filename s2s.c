@@ -236,9 +236,11 @@ static void send_str(struct s2s_stream *s, const char *str, size_t len)
 
 #define SEND_LIT(s, lit) send_str(s, lit, sizeof(lit) - 1)
 
+/* b, built for this one write, goes out and is freed. */
 static void send_buf(struct s2s_stream *s, struct buf *b)
 {
     send_str(s, buf_ptr(b), buf_len(b));
+    buf_free(b);
 }
 
 /* " name='value'", escaped; nothing when value is NULL. */
@@ -269,7 +271,6 @@ static void send_header(struct s2s_stream *s, const char *to)
     put_attr(&b, "id", s->outgoing ? NULL : s->id);
     buf_puts(&b, " version='1.0'>");
     send_buf(s, &b);
-    buf_free(&b);
     s->header_sent = 1;
 }
 
@@ -293,7 +294,6 @@ static void stream_error(struct s2s_stream *s, const char *cond)
     buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
                cond);
     send_buf(s, &b);
-    buf_free(&b);
     conn_close(c, 1);
 }
 
@@ -332,7 +332,6 @@ static void send_db_from(struct s2s_stream *s, const char *from, const char *nam
         buf_puts(&b, "/>");
     }
     send_buf(s, &b);
-    buf_free(&b);
 }
 
 static void send_db(struct s2s_stream *s, const char *name, const char *to, const char *id,
@@ -1580,7 +1579,6 @@ static void ext_sasl_failure(struct s2s_stream *s, const char *cond)
     buf_init(&b, 0);
     buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
     send_buf(s, &b);
-    buf_free(&b);
 }
 
 /* The authorization identity of an EXTERNAL <auth/>: empty ("=", or no
