@@ -43,6 +43,12 @@
 #define DNS_PTR_HOPS 32    /* compression pointers followed in one name */
 #define DNS_CNAME_HOPS 8
 
+/* src, cut to fit, into dst of sz bytes. */
+static void copy(char *dst, size_t sz, const char *src)
+{
+    snprintf(dst, sz, "%s", src);
+}
+
 /* ---- wire format (RFC 1035 §4.1) ---- */
 
 static unsigned get16(const unsigned char *p)
@@ -251,7 +257,7 @@ int dns_parse_reply(const unsigned char *pkt, size_t len, uint16_t id, const cha
     /* RFC 1034 §3.6.2: follow CNAMEs from the asked name, a bounded chain.
      * Every answer record must parse (the first pass reads them all): a
      * count larger than the packet is refused before anything is kept. */
-    snprintf(cur, sizeof(cur), "%s", name);
+    copy(cur, sizeof(cur), name);
     for (int hop = 0; hop < DNS_CNAME_HOPS; hop++) {
         int moved = 0;
         pos = answers;
@@ -426,7 +432,7 @@ static void got_srv(struct lookup *l, const struct dns_reply *r)
         n++;
         if (l->ntgt < DNS_TARGETS_MAX) {
             struct target *t = &l->tgt[l->ntgt++];
-            snprintf(t->name, sizeof(t->name), "%s", r->rr[i].target);
+            copy(t->name, sizeof(t->name), r->rr[i].target);
             t->port = r->rr[i].port;
             t->prio = r->rr[i].prio;
             t->weight = r->rr[i].weight;
@@ -448,7 +454,7 @@ static void got_srv(struct lookup *l, const struct dns_reply *r)
             return;
         }
         /* RFC 6120 §3.2.1 step 7: no SRV, the domain itself on 5269. */
-        snprintf(l->tgt[0].name, sizeof(l->tgt[0].name), "%s", l->domain);
+        copy(l->tgt[0].name, sizeof(l->tgt[0].name), l->domain);
         l->tgt[0].port = DNS_XMPP_PORT;
         l->ntgt = 1;
     }
@@ -463,7 +469,7 @@ static void got_addrs(struct lookup *l, const struct dns_reply *r)
 {
     for (int i = 0; r && i < r->n && l->naddr < DNS_ADDRS_MAX; i++) {
         struct dns_addr *a = &l->addr[l->naddr++];
-        snprintf(a->ip, sizeof(a->ip), "%s", r->rr[i].ip);
+        copy(a->ip, sizeof(a->ip), r->rr[i].ip);
         a->port = l->tgt[l->cur].port;
         a->direct_tls = l->tgt[l->cur].direct_tls;
     }
@@ -544,7 +550,7 @@ static void on_readable(int fd, int events, void *ud)
  * cannot be sent. */
 static int open_query(struct lookup *l, const char *name, int type)
 {
-    snprintf(l->qname, sizeof(l->qname), "%s", name);
+    copy(l->qname, sizeof(l->qname), name);
     l->qtype = type;
     l->tries = 1;
     l->fd = socket(resolver.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -622,7 +628,7 @@ static void cache_put(const struct lookup *l, enum dns_status st)
     if (ttl == 0) {
         return;
     }
-    snprintf(e->domain, sizeof(e->domain), "%s", l->domain);
+    copy(e->domain, sizeof(e->domain), l->domain);
     e->st = st;
     memcpy(e->addr, l->addr, sizeof(e->addr));
     e->naddr = l->naddr;
@@ -642,7 +648,7 @@ static void finish(struct lookup *l, enum dns_status st)
     static const char *const said[] = {"found", "not found", "timed out"}; /* by status */
     log_debug("dns: %s: %s, %d address(es)", l->domain, said[st], n);
     /* The slot is free before the callback, which may start lookups. */
-    snprintf(domain, sizeof(domain), "%s", l->domain);
+    copy(domain, sizeof(domain), l->domain);
     memcpy(addr, l->addr, sizeof(addr));
     l->domain[0] = '\0';
     done(domain, st, addr, n);
@@ -683,7 +689,7 @@ enum dns_status dns_lookup(const char *domain, dns_done_fn done, struct dns_addr
     l->done = done;
     l->ttl = LIMIT_S2S_DNS_CACHE_TTL;
     l->started = g_now;
-    snprintf(l->domain, sizeof(l->domain), "%s", domain);
+    copy(l->domain, sizeof(l->domain), domain);
     l->stage = STAGE_SRVS;
     if (open_query(l, srv, DNS_T_SRV) < 0) {
         l->domain[0] = '\0';
@@ -741,7 +747,7 @@ static int parse_resolver(const char *spec)
     } else if (colon && strchr(spec, ':') == colon) {
         snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
     } else {
-        snprintf(host, sizeof(host), "%s", spec);
+        copy(host, sizeof(host), spec);
         colon = NULL;
     }
     if (colon) {
@@ -798,7 +804,7 @@ int dns_init(void)
         return 1;
     }
     if (g_config->s2s_resolver[0]) {
-        snprintf(spec, sizeof(spec), "%s", g_config->s2s_resolver);
+        copy(spec, sizeof(spec), g_config->s2s_resolver);
         if (parse_resolver(spec) < 0) {
             log_error("s2s_resolver '%s': not ADDR[:PORT] with an IP address", spec);
             return -1;

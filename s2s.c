@@ -213,6 +213,12 @@ static const struct xml_limits *limits(void)
     return &lim;
 }
 
+/* src, cut to fit, into dst of sz bytes. */
+static void copy(char *dst, size_t sz, const char *src)
+{
+    snprintf(dst, sz, "%s", src);
+}
+
 /* el is <name xmlns=ns> (any name in ns when name is NULL). */
 static int is(const struct xml_node *el, const char *ns, const char *name)
 {
@@ -334,12 +340,6 @@ static void send_db_from(struct s2s_stream *s, const char *from, const char *nam
     send_buf(s, &b);
 }
 
-static void send_db(struct s2s_stream *s, const char *name, const char *to, const char *id,
-                    const char *type, const char *key)
-{
-    send_db_from(s, g_config->domain, name, to, id, type, key);
-}
-
 /* MUC over s2s: a domain we serve to other servers, the server's own or an
  * in-process one that asked for it (router_domain_federate: muc_domain). */
 static int hosted(const char *domain)
@@ -400,7 +400,7 @@ static struct s2s_domain *domain_get(const char *name)
         if (!domains[i].name[0] || domain_idle(&domains[i])) {
             d = &domains[i];
             memset(d, 0, sizeof(*d));
-            snprintf(d->name, sizeof(d->name), "%s", name);
+            copy(d->name, sizeof(d->name), name);
             d->q.tail = &d->q.head;
             d->x.tail = &d->x.head;
             return d;
@@ -740,8 +740,8 @@ static void incoming_add(struct s2s_domain *d, struct conn *c)
 static void add_authed(struct s2s_stream *s, struct s2s_domain *d, const char *from,
                        const char *to)
 {
-    snprintf(s->authed[s->nauthed].from, CONFIG_STR_MAX, "%s", from);
-    snprintf(s->authed[s->nauthed].to, CONFIG_STR_MAX, "%s", to);
+    copy(s->authed[s->nauthed].from, CONFIG_STR_MAX, from);
+    copy(s->authed[s->nauthed].to, CONFIG_STR_MAX, to);
     s->nauthed++;
     incoming_add(d, s->conn);
     if (s->nauthed == 1) {
@@ -1000,10 +1000,10 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     p->fd = s->conn->fd;
     p->conn_id = s->conn->id;
     p->at = g_now;
-    snprintf(p->addr, sizeof(p->addr), "%s", s->conn->addr);
-    snprintf(p->stream_id, sizeof(p->stream_id), "%s", s->id);
-    snprintf(p->key, sizeof(p->key), "%s", key);
-    snprintf(p->local, sizeof(p->local), "%s", to);
+    copy(p->addr, sizeof(p->addr), s->conn->addr);
+    copy(p->stream_id, sizeof(p->stream_id), s->id);
+    copy(p->key, sizeof(p->key), key);
+    copy(p->local, sizeof(p->local), to);
     s->nwaiting++;
     if (ensure_out(d) == 0) {
         out_send_verifies(d);
@@ -1107,7 +1107,7 @@ static void out_dialback(struct s2s_stream *s)
     char key[65];
     s->can_verify = 1;
     db_key(s->dom->name, g_config->domain, s->id, key);
-    send_db(s, "result", s->dom->name, NULL, NULL, key);
+    send_db_from(s, g_config->domain, "result", s->dom->name, NULL, NULL, key);
     out_send_verifies(s->dom);
     senders_request(s->dom);
 }
@@ -1277,7 +1277,7 @@ static struct sender *sender_get(struct s2s_domain *d, const char *origin)
     }
     struct sender *x = &d->snd[d->nsnd++];
     memset(x, 0, sizeof(*x));
-    snprintf(x->name, sizeof(x->name), "%s", origin);
+    copy(x->name, sizeof(x->name), origin);
     return x;
 }
 
@@ -1399,7 +1399,7 @@ static int on_stream_open(void *ud, const struct xml_node *root)
             stream_error(s, "invalid-xml");
             return -1;
         }
-        snprintf(s->id, sizeof(s->id), "%s", id);
+        copy(s->id, sizeof(s->id), id);
         return 0;
     }
     const char *attr = xml_attr(root, "to");
@@ -1409,7 +1409,7 @@ static int on_stream_open(void *ud, const struct xml_node *root)
             stream_error(s, "host-unknown");
             return -1;
         }
-        snprintf(s->local, sizeof(s->local), "%s", to); /* we answer as it */
+        copy(s->local, sizeof(s->local), to); /* we answer as it */
     }
     /* RFC 6120 §4.7.1: 'from' SHOULD be there; when it is, it must be a
      * domain (improper-addressing, as Prosody says). */
@@ -1556,7 +1556,7 @@ static void ext_in_header(struct s2s_stream *s, const char *from)
     s->peer[0] = '\0';
     s->cert_ok = 0;
     if (s->tls && from) {
-        snprintf(s->peer, sizeof(s->peer), "%s", from);
+        copy(s->peer, sizeof(s->peer), from);
         s->cert_ok = ext_cert_valid(s->conn, from);
     }
 }
