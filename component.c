@@ -92,8 +92,7 @@ static void send_header(struct component_stream *cs, const char *from)
      * as 'from' and the id the handshake hashes. */
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_ACCEPT "' "
                  "xmlns:stream='http://etherx.jabber.org/streams' id='");
-    buf_puts(&b, cs->stream_id);
-    buf_puts(&b, "' from='");
+    buf_printf(&b, "%s' from='", cs->stream_id);
     buf_append_xml(&b, from, strlen(from));
     buf_puts(&b, "'>");
     send_buf(cs->conn, &b);

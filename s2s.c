@@ -1802,7 +1802,7 @@ static void s2s_detach(struct conn *c)
         if (d->npv && !d->out) {
             ensure_out(d);
         }
-    } else if (s->nauthed) {
+    } else {
         for (int i = 0; i < s->nauthed; i++) {
             log_notice("%s s2s incoming from %s down: %s", conn_label(c), s->authed[i].from,
                        why);
