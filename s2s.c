@@ -1101,13 +1101,21 @@ static void out_features(struct s2s_stream *s, struct xml_node *el)
     out_dialback(s);
 }
 
-/* XEP-0220 §2.1: our db:result for the peer to check with us. */
-static void out_dialback(struct s2s_stream *s)
+/* XEP-0220 §2.1: our db:result for the peer to check with us, from our
+ * domain from (the server's, or another one: MUC over s2s). */
+static void send_result(struct s2s_stream *s, const char *from)
 {
     char key[65];
+    db_key(s->dom->name, from, s->id, key);
+    send_db_from(s, from, "result", s->dom->name, NULL, NULL, key);
+}
+
+/* Dialback on our outgoing stream: the server's own domain first, then the
+ * keys and other domains that wait for the stream. */
+static void out_dialback(struct s2s_stream *s)
+{
     s->can_verify = 1;
-    db_key(s->dom->name, g_config->domain, s->id, key);
-    send_db_from(s, g_config->domain, "result", s->dom->name, NULL, NULL, key);
+    send_result(s, g_config->domain);
     out_send_verifies(s->dom);
     senders_request(s->dom);
 }
@@ -1292,9 +1300,7 @@ static void senders_request(struct s2s_domain *d)
     for (int k = 0; k < d->nsnd; k++) {
         struct sender *x = &d->snd[k];
         if (x->state == SND_NONE) {
-            char key[65];
-            db_key(d->name, x->name, o->id, key);
-            send_db_from(o, x->name, "result", d->name, NULL, NULL, key);
+            send_result(o, x->name);
             x->state = SND_SENT;
             x->at = g_now;
         }
