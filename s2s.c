@@ -1077,19 +1077,20 @@ static void out_up(struct s2s_stream *s)
 
 static void out_features(struct s2s_stream *s, struct xml_node *el)
 {
-    if (!s->tls) {
-        /* RFC 6120 §5.3.1: TLS is mandatory on our s2s streams. */
-        if (!xml_child(el, "starttls", NS_TLS)) {
-            stream_error(s, "policy-violation");
-            s->why = "the peer offers no STARTTLS";
-            return;
-        }
-        SEND_LIT(s, "<starttls xmlns='" NS_TLS "'/>");
+    /* RFC 6120 §5.3.1: TLS is mandatory on our s2s streams; with it, a
+     * domain may need a verified certificate (s2s_secure_auth, ...). */
+    const char *why =
+        !s->tls ? (xml_child(el, "starttls", NS_TLS) ? NULL : "the peer offers no STARTTLS")
+        : ext_cert_required(s->dom->name) && !s->verified
+            ? "certificate not verified (s2s_secure_auth or s2s_require_cert)"
+            : NULL;
+    if (why) {
+        s->why = why;
+        stream_error(s, "policy-violation");
         return;
     }
-    if (ext_cert_required(s->dom->name) && !s->verified) {
-        s->why = "certificate not verified (s2s_secure_auth or s2s_require_cert)";
-        stream_error(s, "policy-violation");
+    if (!s->tls) {
+        SEND_LIT(s, "<starttls xmlns='" NS_TLS "'/>");
         return;
     }
     if (ext_out_features(s, el)) {
