@@ -69,7 +69,7 @@ enum { SND_NONE, SND_SENT, SND_VALID, SND_REFUSED };
 struct s2s_domain {
     char name[CONFIG_STR_MAX];
     struct s2s_stream *out; /* outgoing stream, NULL when there is none */
-    struct squeue q; /* the server's own stanzas */
+    struct squeue q;        /* the server's own stanzas */
     time_t retry_at; /* failed: new stanzas bounce until then */
     int backoff;     /* seconds of the next failure's wait */
     const char *fail_cond; /* the condition queued stanzas bounce with */
@@ -328,8 +328,10 @@ static void send_db_from(struct s2s_stream *s, const char *from, const char *nam
     put_attr(&b, "id", id);
     put_attr(&b, "type", type);
     if (type && strcmp(type, "error") == 0) {
-        buf_printf(&b, "><error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS
-                       "'/></error></db:%s>", name);
+        buf_printf(&b,
+                   "><error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS
+                   "'/></error></db:%s>",
+                   name);
     } else if (key) {
         buf_puts(&b, ">");
         buf_append_xml(&b, key, strlen(key));
@@ -438,8 +440,7 @@ static void bounce_cond(const struct xml_node *st, const char *cond)
 /* The stanzas of q from origin (all when NULL) leave it: sent on d's stream
  * when cond is NULL, else bounced with cond. All of them are taken off
  * first: what a send or a bounce queues meanwhile waits for the next turn. */
-static void queue_take(struct s2s_domain *d, struct squeue *q, const char *origin,
-                       const char *cond)
+static void queue_take(struct s2s_domain *d, struct squeue *q, const char *origin, const char *cond)
 {
     struct squeue all = *q, *from = q;
     if (!origin) {
@@ -908,8 +909,7 @@ static int domains_full(void)
  * not up yet is left to s2s_timeout: ending it would start a backoff. */
 static void claims_done(struct s2s_domain *d)
 {
-    if (d->claim_only && d->out && d->out->up && !d->npv && !d->q.n && !d->nin &&
-        domains_full()) {
+    if (d->claim_only && d->out && d->out->up && !d->npv && !d->q.n && !d->nin && domains_full()) {
         stream_end(d->out, "dialback claims answered");
     }
 }
@@ -971,8 +971,8 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     /* Each waiting key may cost a DNS lookup (s2s_dns_max_pending) and a
      * domain slot (s2s_max_domains): an address naming domains at random
      * is stopped here, and the real domains keep their lookups and slots. */
-    if (keys_over(s, from, to, keys_from(s->conn->addr, NULL),
-                  g_config->s2s_dialback_max_per_addr, "s2s_dialback_max_per_addr: ")) {
+    if (keys_over(s, from, to, keys_from(s->conn->addr, NULL), g_config->s2s_dialback_max_per_addr,
+                  "s2s_dialback_max_per_addr: ")) {
         return;
     }
     d = claim_slot(from);
@@ -1191,8 +1191,7 @@ static void in_features(struct s2s_stream *s)
 
 static int is_stanza(const struct xml_node *st)
 {
-    return is(st, NS_SERVER, "message") || is(st, NS_SERVER, "presence") ||
-           is(st, NS_SERVER, "iq");
+    return is(st, NS_SERVER, "message") || is(st, NS_SERVER, "presence") || is(st, NS_SERVER, "iq");
 }
 
 /* The router works on jabber:client trees: write the stanza with the stream's
@@ -1395,8 +1394,7 @@ static int on_stream_open(void *ud, const struct xml_node *root)
     struct s2s_stream *s = ud;
     char to[CONFIG_STR_MAX];
     const char *id = xml_attr(root, "id");
-    if (!is(root, XML_NS_STREAM, "stream") ||
-        strcmp(xml_default_ns(root), NS_SERVER) != 0) {
+    if (!is(root, XML_NS_STREAM, "stream") || strcmp(xml_default_ns(root), NS_SERVER) != 0) {
         stream_error(s, "invalid-namespace");
         return -1;
     }
@@ -1625,8 +1623,8 @@ static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
         return;
     }
     const char *cond = !s->cert_ok || is_authed(s, s->peer, NULL) ? "not-authorized"
-                       : ext_authzid_ok(s, xml_text(el)) < 0    ? "invalid-authzid"
-                                                                : NULL;
+                       : ext_authzid_ok(s, xml_text(el)) < 0      ? "invalid-authzid"
+                                                                  : NULL;
     struct s2s_domain *d = cond ? NULL : domain_get(s->peer);
     if (!cond && (!d || s->nwaiting + s->nauthed >= LIMIT_S2S_STREAM_DOMAINS)) {
         cond = "temporary-auth-failure";
@@ -1792,8 +1790,8 @@ static void s2s_detach(struct conn *c)
         struct s2s_domain *d = s->dom;
         d->out = NULL;
         int next = !s->up && c->connecting && connect_next(d) == 0;
-        log_msg(next ? L_INFO : L_NOTICE, "%s s2s outgoing to %s %s: %s%s", conn_label(c),
-                d->name, s->up ? "down" : "failed", why, next ? ": trying its next address" : "");
+        log_msg(next ? L_INFO : L_NOTICE, "%s s2s outgoing to %s %s: %s%s", conn_label(c), d->name,
+                s->up ? "down" : "failed", why, next ? ": trying its next address" : "");
         if (!s->up && !next) {
             domain_failed(d, "remote-server-timeout");
         }
