@@ -64,7 +64,22 @@ static struct component *find_component(const char *domain)
     return NULL;
 }
 
+/* Lower-case hex of n bytes, and its NUL, into out. */
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+    }
+}
+
 /* ---- output ---- */
+
+/* b, built for this one write, goes to c and is freed. */
+static void send_buf(struct conn *c, struct buf *b)
+{
+    conn_send(c, buf_ptr(b), buf_len(b));
+    buf_free(b);
+}
 
 static void send_header(struct component_stream *cs, const char *from)
 {
@@ -72,19 +87,15 @@ static void send_header(struct component_stream *cs, const char *from)
     unsigned char rnd[16];
     buf_init(&b, 0);
     tls_random(rnd, sizeof(rnd));
-    for (int i = 0; i < 16; i++) {
-        snprintf(cs->stream_id + 2 * i, 3, "%02x", rnd[i]);
-    }
+    hex(rnd, sizeof(rnd), cs->stream_id);
     /* XEP-0114 §3: the server's answer header carries the component's name
      * as 'from' and the id the handshake hashes. */
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_ACCEPT "' "
                  "xmlns:stream='http://etherx.jabber.org/streams' id='");
-    buf_puts(&b, cs->stream_id);
-    buf_puts(&b, "' from='");
+    buf_printf(&b, "%s' from='", cs->stream_id);
     buf_append_xml(&b, from, strlen(from));
     buf_puts(&b, "'>");
-    conn_send(cs->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(cs->conn, &b);
     cs->header_sent = 1;
 }
 
@@ -104,8 +115,7 @@ static void stream_error(struct conn *c, const char *cond)
     buf_init(&b, 0);
     buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
                cond);
-    conn_send(c, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(c, &b);
     conn_close(c, 1);
 }
 
@@ -175,9 +185,7 @@ static void expected_handshake(const struct component_stream *cs, char out[41])
     unsigned char md[20];
     size_t n = (size_t)snprintf(both, sizeof(both), "%s%s", cs->stream_id, cs->claimed->secret);
     tls_hash(TLS_SHA1, both, n, md);
-    for (int i = 0; i < 20; i++) {
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    }
+    hex(md, sizeof(md), out);
     memset(both, 0, sizeof(both));
 }
 
@@ -208,18 +216,15 @@ static void handshake(struct component_stream *cs, struct xml_node *el)
     expected_handshake(cs, want);
     int ok = digest_matches(xml_text(el), want);
     memset(want, 0, sizeof(want));
-    if (!ok) {
-        log_limited("component logins", c->addr, L_NOTICE, "%s component %s: wrong secret",
-                    conn_label(c), cs->claimed->domain);
-        c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
-        stream_error(c, "not-authorized");
-        return;
-    }
     /* XEP-0114 §3: one connection per component name; the first one stays. */
-    if (cs->claimed->conn) {
-        log_limited("component logins", c->addr, L_NOTICE, "%s component %s is connected already",
-                    conn_label(c), cs->claimed->domain);
-        stream_error(c, "conflict");
+    const char *why = !ok ? ": wrong secret" : cs->claimed->conn ? " is connected already" : NULL;
+    if (why) {
+        log_limited("component logins", c->addr, L_NOTICE, "%s component %s%s", conn_label(c),
+                    cs->claimed->domain, why);
+        if (!ok) {
+            c2s_auth_failed_address(c->addr); /* guessing is throttled as for passwords */
+        }
+        stream_error(c, ok ? "conflict" : "not-authorized");
         return;
     }
     cs->claimed->conn = c;
@@ -252,17 +257,17 @@ static int is_stanza(const struct xml_node *st)
 /* The router works on jabber:client trees: write the stanza with the
  * stream's namespace as the default and read it back in jabber:client, so
  * that its <body/> and <error/> are where every module looks for them. */
-static struct xml_limits limits(void)
+static const struct xml_limits *limits(void)
 {
-    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                             g_config->max_xml_attrs, g_config->max_xml_name};
-    return lim;
+    static struct xml_limits lim; /* read again each time: a reload may change them */
+    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return &lim;
 }
 
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
-    struct xml_limits lim = limits();
-    return xml_copy_ns(st, NS_CLIENT, &lim, &scratch);
+    return xml_copy_ns(st, NS_CLIENT, limits(), &scratch);
 }
 
 static void stanza_bound(struct component_stream *cs, struct xml_node *st)
@@ -326,14 +331,13 @@ static int component_init(void)
 
 static int component_attach(struct conn *c)
 {
-    struct xml_limits lim = limits();
     struct component_stream *cs = calloc(1, sizeof(*cs));
     if (!cs) {
         return -1;
     }
     cs->conn = c;
     cs->opened = g_now;
-    cs->parser = xml_parser_new(&lim, &callbacks, cs);
+    cs->parser = xml_parser_new(limits(), &callbacks, cs);
     if (!cs->parser) {
         free(cs);
         return -1;
@@ -381,8 +385,7 @@ static void send_ping(struct component_stream *cs)
     buf_puts(&b, "' to='");
     buf_append_xml(&b, cs->claimed->domain, strlen(cs->claimed->domain));
     buf_puts(&b, "'><ping xmlns='urn:xmpp:ping'/></iq>");
-    conn_send(cs->conn, buf_ptr(&b), buf_len(&b));
-    buf_free(&b);
+    send_buf(cs->conn, &b);
 }
 
 static void component_tick(struct conn *c)

@@ -43,6 +43,12 @@
 #define DNS_PTR_HOPS 32    /* compression pointers followed in one name */
 #define DNS_CNAME_HOPS 8
 
+/* src, cut to fit, into dst of sz bytes. */
+static void copy(char *dst, size_t sz, const char *src)
+{
+    snprintf(dst, sz, "%s", src);
+}
+
 /* ---- wire format (RFC 1035 §4.1) ---- */
 
 static unsigned get16(const unsigned char *p)
@@ -248,21 +254,18 @@ int dns_parse_reply(const unsigned char *pkt, size_t len, uint16_t id, const cha
     r->truncated = (pkt[2] & 0x02) != 0;
     unsigned ancount = get16(pkt + 6);
     answers = pos;
-    /* Every answer record must parse: a count larger than the packet is
-     * refused here, before anything is kept. */
-    for (unsigned i = 0; i < ancount; i++) {
-        if (read_rr(pkt, len, &pos, &h) < 0) {
-            return -1;
-        }
-    }
-    /* RFC 1034 §3.6.2: follow CNAMEs from the asked name, a bounded chain. */
-    snprintf(cur, sizeof(cur), "%s", name);
+    /* RFC 1034 §3.6.2: follow CNAMEs from the asked name, a bounded chain.
+     * Every answer record must parse (the first pass reads them all): a
+     * count larger than the packet is refused before anything is kept. */
+    copy(cur, sizeof(cur), name);
     for (int hop = 0; hop < DNS_CNAME_HOPS; hop++) {
         int moved = 0;
         pos = answers;
-        for (unsigned i = 0; i < ancount && !moved; i++) {
-            read_rr(pkt, len, &pos, &h);
-            if (h.type == DNS_T_CNAME && h.cls == 1 && same_name(h.owner, cur)) {
+        for (unsigned i = 0; i < ancount; i++) {
+            if (read_rr(pkt, len, &pos, &h) < 0) {
+                return -1;
+            }
+            if (!moved && h.type == DNS_T_CNAME && h.cls == 1 && same_name(h.owner, cur)) {
                 size_t at = h.rd;
                 if (read_name(pkt, len, &at, cur, sizeof(cur)) < 0) {
                     return -1;
@@ -386,15 +389,13 @@ static void order_targets(struct lookup *l)
     struct target out[DNS_TARGETS_MAX];
     int used[DNS_TARGETS_MAX] = {0}, n = l->ntgt;
     for (int k = 0; k < n; k++) {
-        int best = -1;
+        int best = 0, prio = -1; /* the lowest priority left, its weights' sum */
         long sum = 0;
         for (int i = 0; i < n; i++) {
-            if (!used[i] && (best < 0 || l->tgt[i].prio < l->tgt[best].prio)) {
-                best = i;
+            if (!used[i] && (prio < 0 || l->tgt[i].prio < prio)) {
+                prio = l->tgt[i].prio;
+                sum = 0;
             }
-        }
-        int prio = l->tgt[best].prio;
-        for (int i = 0; i < n; i++) {
             if (!used[i] && l->tgt[i].prio == prio) {
                 sum += l->tgt[i].weight;
             }
@@ -431,7 +432,7 @@ static void got_srv(struct lookup *l, const struct dns_reply *r)
         n++;
         if (l->ntgt < DNS_TARGETS_MAX) {
             struct target *t = &l->tgt[l->ntgt++];
-            snprintf(t->name, sizeof(t->name), "%s", r->rr[i].target);
+            copy(t->name, sizeof(t->name), r->rr[i].target);
             t->port = r->rr[i].port;
             t->prio = r->rr[i].prio;
             t->weight = r->rr[i].weight;
@@ -453,7 +454,7 @@ static void got_srv(struct lookup *l, const struct dns_reply *r)
             return;
         }
         /* RFC 6120 §3.2.1 step 7: no SRV, the domain itself on 5269. */
-        snprintf(l->tgt[0].name, sizeof(l->tgt[0].name), "%s", l->domain);
+        copy(l->tgt[0].name, sizeof(l->tgt[0].name), l->domain);
         l->tgt[0].port = DNS_XMPP_PORT;
         l->ntgt = 1;
     }
@@ -463,11 +464,12 @@ static void got_srv(struct lookup *l, const struct dns_reply *r)
     next_query(l);
 }
 
+/* An address answer (or none: r NULL) for the current target. */
 static void got_addrs(struct lookup *l, const struct dns_reply *r)
 {
-    for (int i = 0; i < r->n && l->naddr < DNS_ADDRS_MAX; i++) {
+    for (int i = 0; r && i < r->n && l->naddr < DNS_ADDRS_MAX; i++) {
         struct dns_addr *a = &l->addr[l->naddr++];
-        snprintf(a->ip, sizeof(a->ip), "%s", r->rr[i].ip);
+        copy(a->ip, sizeof(a->ip), r->rr[i].ip);
         a->port = l->tgt[l->cur].port;
         a->direct_tls = l->tgt[l->cur].direct_tls;
     }
@@ -480,7 +482,22 @@ static void got_addrs(struct lookup *l, const struct dns_reply *r)
     next_query(l);
 }
 
-static void on_reply(struct lookup *l, struct dns_reply *r)
+/* The query got no usable answer (none in time, or an rcode that says
+ * nothing): as an empty one, but "not found" is no longer sure; without an
+ * SRV target yet, the lookup ends as a timeout. */
+static void no_answer(struct lookup *l)
+{
+    l->timed_out = 1;
+    if (l->stage == STAGE_SRV && !l->ntgt) {
+        finish(l, DNS_TIMEOUT);
+    } else if (l->stage <= STAGE_SRV) {
+        got_srv(l, NULL);
+    } else {
+        got_addrs(l, NULL);
+    }
+}
+
+static void on_reply(struct lookup *l, const struct dns_reply *r)
 {
     for (int i = 0; i < r->n; i++) {
         if (r->rr[i].ttl < l->ttl) {
@@ -496,14 +513,8 @@ static void on_reply(struct lookup *l, struct dns_reply *r)
         /* SERVFAIL, REFUSED, ...: the resolver cannot say; as no answer. */
         log_limited("dns rcode", l->qname, L_INFO, "dns: %s: resolver answered rcode %d",
                     l->qname, r->rcode);
-        l->timed_out = 1;
-        r->n = 0;
-        if (l->stage == STAGE_SRV && !l->ntgt) {
-            finish(l, DNS_TIMEOUT);
-            return;
-        }
-    }
-    if (l->stage <= STAGE_SRV) {
+        no_answer(l);
+    } else if (l->stage <= STAGE_SRV) {
         got_srv(l, r);
     } else {
         got_addrs(l, r);
@@ -535,23 +546,24 @@ static void on_readable(int fd, int events, void *ud)
     }
 }
 
+/* The query for name and type on a socket of its own; -1 (logged) when it
+ * cannot be sent. */
 static int open_query(struct lookup *l, const char *name, int type)
 {
-    snprintf(l->qname, sizeof(l->qname), "%s", name);
+    copy(l->qname, sizeof(l->qname), name);
     l->qtype = type;
     l->tries = 1;
     l->fd = socket(resolver.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l->fd < 0) {
-        return -1;
-    }
-    if (connect(l->fd, (struct sockaddr *)&resolver, resolver_len) < 0 ||
-        loop_add(l->fd, LOOP_READ, on_readable, l) < 0) {
+    if (l->fd >= 0 && (connect(l->fd, (struct sockaddr *)&resolver, resolver_len) < 0 ||
+                       loop_add(l->fd, LOOP_READ, on_readable, l) < 0)) {
         close(l->fd);
         l->fd = -1;
-        return -1;
     }
-    if (send_query(l) < 0) {
+    if (l->fd >= 0 && send_query(l) < 0) {
         close_query(l);
+    }
+    if (l->fd < 0) {
+        log_warn("dns: cannot query %s: %s", name, strerror(errno));
         return -1;
     }
     return 0;
@@ -565,7 +577,6 @@ static void next_query(struct lookup *l)
         return;
     }
     if (open_query(l, l->tgt[l->cur].name, l->stage == STAGE_AAAA ? DNS_T_AAAA : DNS_T_A) < 0) {
-        log_warn("dns: cannot query %s: %s", l->tgt[l->cur].name, strerror(errno));
         l->timed_out = 1;
         l->cur = l->ntgt;
         next_query(l);
@@ -579,7 +590,6 @@ static void open_srv(struct lookup *l, const char *prefix)
     l->stage = STAGE_SRV;
     snprintf(srv, sizeof(srv), "%s%s", prefix, l->domain);
     if (open_query(l, srv, DNS_T_SRV) < 0) {
-        log_warn("dns: cannot query %s: %s", srv, strerror(errno));
         l->timed_out = 1;
         got_srv(l, NULL);
     }
@@ -618,7 +628,7 @@ static void cache_put(const struct lookup *l, enum dns_status st)
     if (ttl == 0) {
         return;
     }
-    snprintf(e->domain, sizeof(e->domain), "%s", l->domain);
+    copy(e->domain, sizeof(e->domain), l->domain);
     e->st = st;
     memcpy(e->addr, l->addr, sizeof(e->addr));
     e->naddr = l->naddr;
@@ -635,10 +645,10 @@ static void finish(struct lookup *l, enum dns_status st)
     if (st != DNS_TIMEOUT && !l->timed_out) {
         cache_put(l, st); /* a partial answer is not kept */
     }
-    log_debug("dns: %s: %s, %d address(es)", l->domain,
-              st == DNS_FOUND ? "found" : st == DNS_NOTFOUND ? "not found" : "timed out", n);
+    static const char *const said[] = {"found", "not found", "timed out"}; /* by status */
+    log_debug("dns: %s: %s, %d address(es)", l->domain, said[st], n);
     /* The slot is free before the callback, which may start lookups. */
-    snprintf(domain, sizeof(domain), "%s", l->domain);
+    copy(domain, sizeof(domain), l->domain);
     memcpy(addr, l->addr, sizeof(addr));
     l->domain[0] = '\0';
     done(domain, st, addr, n);
@@ -679,10 +689,9 @@ enum dns_status dns_lookup(const char *domain, dns_done_fn done, struct dns_addr
     l->done = done;
     l->ttl = LIMIT_S2S_DNS_CACHE_TTL;
     l->started = g_now;
-    snprintf(l->domain, sizeof(l->domain), "%s", domain);
+    copy(l->domain, sizeof(l->domain), domain);
     l->stage = STAGE_SRVS;
     if (open_query(l, srv, DNS_T_SRV) < 0) {
-        log_warn("dns: cannot query %s: %s", srv, strerror(errno));
         l->domain[0] = '\0';
         return DNS_TIMEOUT;
     }
@@ -714,16 +723,7 @@ static int dns_tick(struct session *s, struct xml_node *st, const char *bare)
         }
         log_limited("dns timeout", l->qname, L_INFO, "dns: no answer for %s", l->qname);
         close_query(l);
-        l->timed_out = 1;
-        if (l->stage == STAGE_SRV && !l->ntgt) {
-            finish(l, DNS_TIMEOUT);
-        } else if (l->stage <= STAGE_SRV) {
-            got_srv(l, NULL);
-        } else {
-            struct dns_reply none;
-            memset(&none, 0, sizeof(none));
-            got_addrs(l, &none);
-        }
+        no_answer(l);
     }
     return 0;
 }
@@ -747,7 +747,7 @@ static int parse_resolver(const char *spec)
     } else if (colon && strchr(spec, ':') == colon) {
         snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
     } else {
-        snprintf(host, sizeof(host), "%s", spec);
+        copy(host, sizeof(host), spec);
         colon = NULL;
     }
     if (colon) {
@@ -804,7 +804,7 @@ int dns_init(void)
         return 1;
     }
     if (g_config->s2s_resolver[0]) {
-        snprintf(spec, sizeof(spec), "%s", g_config->s2s_resolver);
+        copy(spec, sizeof(spec), g_config->s2s_resolver);
         if (parse_resolver(spec) < 0) {
             log_error("s2s_resolver '%s': not ADDR[:PORT] with an IP address", spec);
             return -1;

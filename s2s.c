@@ -41,6 +41,13 @@ struct queued {
     size_t bytes;
 };
 
+/* Stanzas waiting, in order (a room's presence before its messages). */
+struct squeue {
+    struct queued *head, **tail;
+    int n;
+    size_t bytes;
+};
+
 /* A dialback key a peer gave us on an incoming stream, to be checked with the
  * authoritative server over our outgoing stream to it (XEP-0220 §2.3). */
 struct pending_verify {
@@ -54,14 +61,15 @@ struct pending_verify {
     char local[CONFIG_STR_MAX]; /* the domain of ours the key was for (MUC over s2s) */
 };
 
+/* Where one of our other domains stands on an outgoing stream (MUC over s2s). */
+enum { SND_NONE, SND_SENT, SND_VALID, SND_REFUSED };
+
 /* A remote domain we talk to: its outgoing stream, what waits for it, and
  * its failure backoff. A slot is free when name[0] is 0. */
 struct s2s_domain {
     char name[CONFIG_STR_MAX];
     struct s2s_stream *out; /* outgoing stream, NULL when there is none */
-    struct queued *head, **tail;
-    int nqueued;
-    size_t qbytes;
+    struct squeue q;        /* the server's own stanzas */
     time_t retry_at; /* failed: new stanzas bounce until then */
     int backoff;     /* seconds of the next failure's wait */
     const char *fail_cond; /* the condition queued stanzas bounce with */
@@ -86,9 +94,7 @@ struct s2s_domain {
         time_t at; /* when its db:result went */
     } snd[LIMIT_S2S_STREAM_DOMAINS];
     int nsnd;
-    struct queued *xhead;
-    int nx;
-    size_t xbytes;
+    struct squeue x;
     int claim_only; /* made for an unauthenticated dialback claim: no stanza of
                      * ours and no authenticated stream used it yet (reclaimable) */
 };
@@ -133,11 +139,11 @@ static struct buf scratch;
 static int stopping; /* the server shuts down: no new outgoing streams */
 
 static void out_send_verifies(struct s2s_domain *d);
-static void answer_verify(struct s2s_domain *d, int k, const char *type);
+static void answer_verify(struct s2s_domain *d, int k, int valid);
 static void out_up(struct s2s_stream *s);
 static void out_dialback(struct s2s_stream *s);
 static int ext_dialback_refused(struct s2s_stream *s, const char *from);
-static const char *ext_cert_note(struct conn *c, const char *domain);
+static int ext_cert_valid(struct conn *c, const char *domain);
 static void ext_starttls(struct conn *c);
 static void ext_in_header(struct s2s_stream *s, const char *from);
 static void ext_in_features(struct s2s_stream *s);
@@ -146,8 +152,8 @@ static int ext_out_features(struct s2s_stream *s, struct xml_node *el);
 static void ext_out_sasl(struct s2s_stream *s, struct xml_node *el);
 static void ext_init(void);
 static int ext_cert_required(const char *domain);
-static void senders_take(struct s2s_domain *d, const char *origin, const char *cond);
-static int deliver_sender(struct s2s_domain *d, const struct xml_node *st);
+static int sender_origin(const struct xml_node *st, char *out, size_t sz);
+static struct sender *sender_get(struct s2s_domain *d, const char *origin);
 static void senders_request(struct s2s_domain *d);
 static void senders_flush(struct s2s_domain *d);
 static int sender_answer(struct s2s_stream *s, struct xml_node *el);
@@ -170,15 +176,12 @@ static void hex(const unsigned char *in, size_t n, char *out)
 static void db_key(const char *recv, const char *orig, const char *id, char out[65])
 {
     unsigned char h[32], mac[32];
-    char hs[65];
-    struct buf m;
-    buf_init(&m, 0);
-    buf_printf(&m, "%s %s %s", recv, orig, id);
+    char hs[65], m[2 * CONFIG_STR_MAX + STREAM_ID_MAX + 3]; /* two domains and an id fit */
+    int n = snprintf(m, sizeof(m), "%s %s %s", recv, orig, id);
     tls_hash(TLS_SHA256, secret, sizeof(secret), h);
     hex(h, 32, hs);
-    tls_hmac(TLS_SHA256, hs, 64, buf_ptr(&m), buf_len(&m), mac);
+    tls_hmac(TLS_SHA256, hs, 64, m, (size_t)n, mac);
     hex(mac, 32, out);
-    buf_free(&m);
 }
 
 /* Every byte compared whatever the first difference: the answer's timing
@@ -201,11 +204,32 @@ static int norm_domain(const char *in, char *out, size_t sz)
     return in && jid_parse(in, out, sz, &j) == 0 && !j.local_len && !j.resource_len ? 0 : -1;
 }
 
-static struct xml_limits limits(void)
+/* The XML limits of the configuration (read again: a reload may change them). */
+static const struct xml_limits *limits(void)
 {
-    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                             g_config->max_xml_attrs, g_config->max_xml_name};
-    return lim;
+    static struct xml_limits lim;
+    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return &lim;
+}
+
+/* src, cut to fit, into dst of sz bytes. */
+static void copy(char *dst, size_t sz, const char *src)
+{
+    snprintf(dst, sz, "%s", src);
+}
+
+/* el is <name xmlns=ns> (any name in ns when name is NULL). */
+static int is(const struct xml_node *el, const char *ns, const char *name)
+{
+    return strcmp(xml_ns(el), ns) == 0 && (!name || strcmp(xml_name(el), name) == 0);
+}
+
+/* A dialback answer that says valid. */
+static int type_valid(const struct xml_node *el)
+{
+    const char *type = xml_attr(el, "type");
+    return type && strcmp(type, "valid") == 0;
 }
 
 /* ---- output ---- */
@@ -218,9 +242,21 @@ static void send_str(struct s2s_stream *s, const char *str, size_t len)
 
 #define SEND_LIT(s, lit) send_str(s, lit, sizeof(lit) - 1)
 
+/* b, built for this one write, goes out and is freed. */
 static void send_buf(struct s2s_stream *s, struct buf *b)
 {
     send_str(s, buf_ptr(b), buf_len(b));
+    buf_free(b);
+}
+
+/* " name='value'", escaped; nothing when value is NULL. */
+static void put_attr(struct buf *b, const char *name, const char *value)
+{
+    if (value) {
+        buf_printf(b, " %s='", name);
+        buf_append_xml(b, value, strlen(value));
+        buf_puts(b, "'");
+    }
 }
 
 /* RFC 6120 §4.7: our header; an incoming stream gets a fresh id each time
@@ -235,19 +271,12 @@ static void send_header(struct s2s_stream *s, const char *to)
         hex(rnd, sizeof(rnd), s->id);
     }
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER "' "
-                 "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "' from='");
-    const char *me = s->local[0] ? s->local : g_config->domain;
-    buf_append_xml(&b, me, strlen(me));
-    if (to && to[0]) {
-        buf_puts(&b, "' to='");
-        buf_append_xml(&b, to, strlen(to));
-    }
-    if (!s->outgoing) {
-        buf_printf(&b, "' id='%s", s->id);
-    }
-    buf_puts(&b, "' version='1.0'>");
+                 "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "'");
+    put_attr(&b, "from", s->local[0] ? s->local : g_config->domain);
+    put_attr(&b, "to", to && to[0] ? to : NULL);
+    put_attr(&b, "id", s->outgoing ? NULL : s->id);
+    buf_puts(&b, " version='1.0'>");
     send_buf(s, &b);
-    buf_free(&b);
     s->header_sent = 1;
 }
 
@@ -271,7 +300,6 @@ static void stream_error(struct s2s_stream *s, const char *cond)
     buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
                cond);
     send_buf(s, &b);
-    buf_free(&b);
     conn_close(c, 1);
 }
 
@@ -287,38 +315,31 @@ static void stream_end(struct s2s_stream *s, const char *why)
 }
 
 /* A dialback element: <db:NAME from to [id] [type]>key</db:NAME>, from
- * one of our domains (the server's, or muc_domain's: MUC over s2s). */
+ * one of our domains (the server's, or muc_domain's: MUC over s2s). Type
+ * error carries the one condition we answer with (send_db_error). */
 static void send_db_from(struct s2s_stream *s, const char *from, const char *name,
                          const char *to, const char *id, const char *type, const char *key)
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<db:%s from='", name);
-    buf_append_xml(&b, from, strlen(from));
-    buf_puts(&b, "' to='");
-    buf_append_xml(&b, to, strlen(to));
-    if (id) {
-        buf_puts(&b, "' id='");
-        buf_append_xml(&b, id, strlen(id));
-    }
-    if (type) {
-        buf_printf(&b, "' type='%s", type);
-    }
-    if (key) {
-        buf_puts(&b, "'>");
+    buf_printf(&b, "<db:%s", name);
+    put_attr(&b, "from", from);
+    put_attr(&b, "to", to);
+    put_attr(&b, "id", id);
+    put_attr(&b, "type", type);
+    if (type && strcmp(type, "error") == 0) {
+        buf_printf(&b,
+                   "><error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS
+                   "'/></error></db:%s>",
+                   name);
+    } else if (key) {
+        buf_puts(&b, ">");
         buf_append_xml(&b, key, strlen(key));
         buf_printf(&b, "</db:%s>", name);
     } else {
-        buf_puts(&b, "'/>");
+        buf_puts(&b, "/>");
     }
     send_buf(s, &b);
-    buf_free(&b);
-}
-
-static void send_db(struct s2s_stream *s, const char *name, const char *to, const char *id,
-                    const char *type, const char *key)
-{
-    send_db_from(s, g_config->domain, name, to, id, type, key);
 }
 
 /* MUC over s2s: a domain we serve to other servers, the server's own or an
@@ -341,6 +362,17 @@ static int send_stanza(struct s2s_stream *s, const struct xml_node *st)
     return conn_send(s->conn, buf_ptr(&scratch), buf_len(&scratch));
 }
 
+/* A stream is authenticated for domain: how, over what, and whether the
+ * peer's certificate verified for it. */
+static void log_up(struct s2s_stream *s, const char *domain, const char *how, int verified)
+{
+    struct conn *c = s->conn;
+    char info[96];
+    log_notice("%s s2s %s %s up: address %s, %s, %s (certificate %sverified)", conn_label(c),
+               s->outgoing ? "outgoing to" : "incoming from", domain, c->addr,
+               tls_conn_info(c->tls, info, sizeof(info)), how, verified ? "" : "not ");
+}
+
 /* ---- the remote-domain table ---- */
 
 static struct s2s_domain *domain_find(const char *name)
@@ -355,7 +387,7 @@ static struct s2s_domain *domain_find(const char *name)
 
 static int domain_idle(const struct s2s_domain *d)
 {
-    return !d->out && !d->nqueued && !d->npv && !d->nin && d->retry_at <= g_now;
+    return !d->out && !d->q.n && !d->npv && !d->nin && d->retry_at <= g_now;
 }
 
 /* The domain's slot, made when missing; NULL when s2s_max_domains are busy
@@ -370,8 +402,9 @@ static struct s2s_domain *domain_get(const char *name)
         if (!domains[i].name[0] || domain_idle(&domains[i])) {
             d = &domains[i];
             memset(d, 0, sizeof(*d));
-            snprintf(d->name, sizeof(d->name), "%s", name);
-            d->tail = &d->head;
+            copy(d->name, sizeof(d->name), name);
+            d->q.tail = &d->q.head;
+            d->x.tail = &d->x.head;
             return d;
         }
     }
@@ -394,31 +427,84 @@ static int s2s_resolve(const char *domain, const char **ip, int *port)
     return dns_enabled() ? 1 : -1;
 }
 
-/* RFC 6120 §8.3.3.16/17: each waiting stanza is bounced once (presence and
- * errors are dropped: router_bounce_sender ignores errors). */
-static struct queued *take_queue(struct s2s_domain *d)
+/* RFC 6120 §8.3.3.16/17: a stanza that cannot go is bounced once (presence
+ * and errors are dropped: router_bounce_sender ignores errors). */
+static void bounce_cond(const struct xml_node *st, const char *cond)
 {
-    struct queued *q = d->head;
-    d->head = NULL;
-    d->tail = &d->head;
-    d->nqueued = 0;
-    d->qbytes = 0;
-    return q;
+    if (strcmp(xml_name(st), "presence") != 0) {
+        router_bounce_sender(st, strcmp(cond, "remote-server-not-found") == 0 ? "cancel" : "wait",
+                             cond);
+    }
 }
 
-static void bounce_queue(struct s2s_domain *d, const char *cond)
+/* The stanzas of q from origin (all when NULL) leave it: sent on d's stream
+ * when cond is NULL, else bounced with cond. All of them are taken off
+ * first: what a send or a bounce queues meanwhile waits for the next turn. */
+static void queue_take(struct s2s_domain *d, struct squeue *q, const char *origin, const char *cond)
 {
-    struct queued *q = take_queue(d);
-    while (q) {
-        struct queued *next = q->next;
-        if (strcmp(xml_name(q->st), "presence") != 0) {
-            router_bounce_sender(q->st, strcmp(cond, "remote-server-timeout") == 0 ? "wait"
-                                                                                   : "cancel",
-                                 cond);
+    struct squeue all = *q, *from = q;
+    if (!origin) {
+        memset(q, 0, sizeof(*q));
+        q->tail = &q->head;
+        from = &all;
+    }
+    struct queued **pp = &from->head;
+    while (*pp) {
+        struct queued *e = *pp;
+        char o[CONFIG_STR_MAX];
+        if (origin && (sender_origin(e->st, o, sizeof(o)) < 0 || strcmp(o, origin) != 0)) {
+            pp = &e->next;
+            continue;
         }
-        xml_free(q->st);
-        free(q);
-        q = next;
+        *pp = e->next;
+        if (!*pp) {
+            from->tail = pp;
+        }
+        from->n--;
+        from->bytes -= e->bytes;
+        if (cond) {
+            bounce_cond(e->st, cond);
+        } else if (send_stanza(d->out, e->st) < 0) {
+            bounce_cond(e->st, "remote-server-timeout");
+        }
+        xml_free(e->st);
+        free(e);
+    }
+}
+
+/* A copy of st joins q, within s2s_max_queued(_bytes): the server's own
+ * queue counts alone, the other domains' (x) count with it. */
+static int queue_add(struct s2s_domain *d, struct squeue *q, const struct xml_node *st)
+{
+    size_t bytes = xml_footprint(st), used = d->q.bytes;
+    int n = d->q.n;
+    if (q != &d->q) {
+        n += q->n;
+        used += q->bytes;
+    }
+    if (n >= g_config->s2s_max_queued || used + bytes > (size_t)g_config->s2s_max_queued_bytes) {
+        log_limited("s2s queue full", d->name, L_NOTICE,
+                    "s2s: queue for %s full (s2s_max_queued/_bytes): stanza bounced", d->name);
+        return -1;
+    }
+    struct queued *e = calloc(1, sizeof(*e));
+    if (!e || !(e->st = xml_copy(st))) {
+        free(e);
+        return -1;
+    }
+    e->bytes = bytes;
+    *q->tail = e;
+    q->tail = &e->next;
+    q->n++;
+    q->bytes += bytes;
+    return 0;
+}
+
+/* Every key of d waiting is answered with an error (its server cannot say). */
+static void keys_fail(struct s2s_domain *d)
+{
+    while (d->npv) {
+        answer_verify(d, d->npv - 1, -1);
     }
 }
 
@@ -430,45 +516,9 @@ static void domain_failed(struct s2s_domain *d, const char *cond)
     d->retry_at = g_now + b;
     d->backoff = b * 2 > g_config->s2s_retry_max ? g_config->s2s_retry_max : b * 2;
     d->fail_cond = cond;
-    for (int k = d->npv - 1; k >= 0; k--) {
-        answer_verify(d, k, "error");
-    }
-    bounce_queue(d, cond);
-    senders_take(d, NULL, cond); /* MUC over s2s: what waited for a multiplexed sender */
-}
-
-static int queue_stanza(struct s2s_domain *d, const struct xml_node *st)
-{
-    size_t bytes = xml_footprint(st);
-    if (d->nqueued >= g_config->s2s_max_queued ||
-        d->qbytes + bytes > (size_t)g_config->s2s_max_queued_bytes) {
-        return -1;
-    }
-    struct queued *q = calloc(1, sizeof(*q));
-    if (!q || !(q->st = xml_copy(st))) {
-        free(q);
-        return -1;
-    }
-    q->bytes = bytes;
-    *d->tail = q;
-    d->tail = &q->next;
-    d->nqueued++;
-    d->qbytes += bytes;
-    return 0;
-}
-
-static void flush_queue(struct s2s_domain *d)
-{
-    struct queued *q = take_queue(d);
-    while (q) {
-        struct queued *next = q->next;
-        if (send_stanza(d->out, q->st) < 0 && strcmp(xml_name(q->st), "presence") != 0) {
-            router_bounce_sender(q->st, "wait", "remote-server-timeout");
-        }
-        xml_free(q->st);
-        free(q);
-        q = next;
-    }
+    keys_fail(d);
+    queue_take(d, &d->q, NULL, cond);
+    queue_take(d, &d->x, NULL, cond); /* MUC over s2s: what waited for a multiplexed sender */
 }
 
 static const struct stream_ops s2s_ops;
@@ -595,45 +645,37 @@ static int deliver(const struct xml_node *st, void *ud)
     if (!d) {
         d = domain_reclaim(dom, 1);
     }
-    if (d) {
-        d->claim_only = 0; /* live traffic */
-    }
-    int presence = strcmp(xml_name(st), "presence") == 0;
     if (!d) {
         log_limited("s2s domains", NULL, L_WARNING, "s2s: s2s_max_domains (%d) reached",
                     g_config->s2s_max_domains);
-        if (!presence) {
-            router_bounce_sender(st, "wait", "resource-constraint");
-        }
+        bounce_cond(st, "resource-constraint");
         return 0;
     }
-    if (deliver_sender(d, st) == 0) {
-        return 0; /* MUC over s2s: from muc_domain, on the same stream */
-    }
-    if (d->out && d->out->up) {
-        if (send_stanza(d->out, st) < 0 && !presence) {
-            router_bounce_sender(st, "wait", "remote-server-timeout");
+    d->claim_only = 0; /* live traffic */
+    /* MUC over s2s: from one of our other domains (muc_domain), on the same
+     * stream once that domain is proven on it too, and queued apart. */
+    char origin[CONFIG_STR_MAX];
+    int other = sender_origin(st, origin, sizeof(origin)) == 0;
+    struct sender *x = other ? sender_get(d, origin) : NULL;
+    const char *cond = NULL;
+    if (d->out && d->out->up && (!other || (x && x->state == SND_VALID))) {
+        if (send_stanza(d->out, st) < 0) {
+            cond = "remote-server-timeout";
         }
-        return 0;
+    } else if (other && !x) {
+        cond = "resource-constraint";
+    } else if (other && x->state == SND_REFUSED) {
+        cond = "remote-server-timeout"; /* XEP-0220 §2.4.2, until the stream is new */
+    } else if (!d->out && d->retry_at > g_now) {
+        cond = d->fail_cond; /* failed a moment ago: not hammered before its backoff ends */
+    } else if (queue_add(d, other ? &d->x : &d->q, st) < 0) {
+        cond = "resource-constraint";
+    } else if (ensure_out(d) == 0 && other) { /* on failure all waiting was bounced */
+        senders_request(d);
     }
-    if (!d->out && d->retry_at > g_now) {
-        /* Failed a moment ago: not hammered again before its backoff ends. */
-        if (!presence) {
-            router_bounce_sender(st, strcmp(d->fail_cond, "remote-server-timeout") == 0 ? "wait"
-                                                                                        : "cancel",
-                                 d->fail_cond);
-        }
-        return 0;
+    if (cond) {
+        bounce_cond(st, cond);
     }
-    if (queue_stanza(d, st) < 0) {
-        log_limited("s2s queue full", d->name, L_NOTICE,
-                    "s2s: queue for %s full (s2s_max_queued/_bytes): stanza bounced", d->name);
-        if (!presence) {
-            router_bounce_sender(st, "wait", "resource-constraint");
-        }
-        return 0;
-    }
-    ensure_out(d); /* on failure the queue, this stanza too, was bounced */
     return 0;
 }
 
@@ -662,19 +704,8 @@ static int deliver(const struct xml_node *st, void *ud)
 static void send_db_error(struct s2s_stream *s, const char *local, const char *to,
                           const char *why)
 {
-    const char *cond = "remote-server-not-found";
-    struct buf b;
     log_debug("%s s2s dialback for %s: error (%s)", conn_label(s->conn), to, why);
-    buf_init(&b, 0);
-    buf_puts(&b, "<db:result from='");
-    buf_append_xml(&b, local, strlen(local));
-    buf_puts(&b, "' to='");
-    buf_append_xml(&b, to, strlen(to));
-    buf_printf(&b, "' type='error'><error type='%s'><%s xmlns='" NS_STANZAS
-                   "'/></error></db:result>",
-               strcmp(cond, "remote-server-timeout") == 0 ? "wait" : "cancel", cond);
-    send_buf(s, &b);
-    buf_free(&b);
+    send_db_from(s, local, "result", to, NULL, "error", NULL);
 }
 
 /* Incoming stream c is authenticated for d. Past s2s_max_incoming_per_domain
@@ -710,8 +741,8 @@ static void incoming_add(struct s2s_domain *d, struct conn *c)
 static void add_authed(struct s2s_stream *s, struct s2s_domain *d, const char *from,
                        const char *to)
 {
-    snprintf(s->authed[s->nauthed].from, CONFIG_STR_MAX, "%s", from);
-    snprintf(s->authed[s->nauthed].to, CONFIG_STR_MAX, "%s", to);
+    copy(s->authed[s->nauthed].from, CONFIG_STR_MAX, from);
+    copy(s->authed[s->nauthed].to, CONFIG_STR_MAX, to);
     s->nauthed++;
     incoming_add(d, s->conn);
     if (s->nauthed == 1) {
@@ -731,22 +762,20 @@ static void incoming_remove(const char *domain, const struct conn *c)
     }
 }
 
-/* Answer the incoming stream that gave key k of d: db:result of TYPE. */
-static void answer_verify(struct s2s_domain *d, int k, const char *type)
+/* Answer the incoming stream that gave key k of d: the key is valid (1),
+ * invalid (0), or the authoritative server could not say (-1: error). */
+static void answer_verify(struct s2s_domain *d, int k, int valid)
 {
     struct pending_verify *p = &d->pv[k];
     struct conn *c = conn_find(p->fd, p->conn_id);
     if (c && !c->closed && c->state != CONN_CLOSING && c->s2s) {
         struct s2s_stream *in = c->s2s;
         in->nwaiting--;
-        if (strcmp(type, "valid") == 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
+        if (valid > 0 && in->nauthed < LIMIT_S2S_STREAM_DOMAINS) {
             add_authed(in, d, d->name, p->local);
             send_db_from(in, p->local, "result", d->name, NULL, "valid", NULL);
-            char info[96];
-            log_notice("%s s2s incoming from %s up: address %s, %s, dialback%s", conn_label(c),
-                       d->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
-                       ext_cert_note(c, d->name));
-        } else if (strcmp(type, "valid") == 0 || strcmp(type, "invalid") == 0) {
+            log_up(in, d->name, "dialback", ext_cert_valid(c, d->name));
+        } else if (valid >= 0) {
             /* XEP-0220 §2.4: invalid ends the stream. */
             log_limited("s2s dialback", c->addr, L_NOTICE, "%s s2s dialback for %s: invalid key",
                         conn_label(c), d->name);
@@ -774,40 +803,34 @@ static int key_pending(const struct s2s_domain *d, const struct s2s_stream *s,
     return 0;
 }
 
-/* Keys of d waiting that came from peers at addr. */
-static int pending_from(const struct s2s_domain *d, const char *addr)
-{
-    int n = 0;
-    for (int k = 0; k < d->npv; k++) {
-        n += strcmp(d->pv[k].addr, addr) == 0;
-    }
-    return n;
-}
-
 /* ---- s2s fixes (issue 12 item 2): what dialback claims may take ---- */
 
-/* Keys waiting from peers at addr, over every domain. */
-static int keys_from_addr(const char *addr)
+/* Keys waiting that came from peers at addr: for d, or over every domain
+ * when d is NULL. */
+static int keys_from(const char *addr, const struct s2s_domain *d)
 {
     int n = 0;
     for (int i = 0; i < ndomains; i++) {
-        n += domains[i].name[0] ? pending_from(&domains[i], addr) : 0;
+        const struct s2s_domain *x = &domains[i];
+        for (int k = 0; x->name[0] && (!d || x == d) && k < x->npv; k++) {
+            n += strcmp(x->pv[k].addr, addr) == 0;
+        }
     }
     return n;
 }
 
-/* Each waiting key may cost a DNS lookup (s2s_dns_max_pending) and a domain
- * slot (s2s_max_domains): past s2s_dialback_max_per_addr of them, an address
- * naming domains at random gets an error at once (XEP-0220 §2.4.2) and the
- * real domains keep their lookups and slots. 1 when s was answered so. */
-static int claims_over_cap(struct s2s_stream *s, const char *from, const char *to)
+/* n keys of s's address wait already, max may (limit names the option, or
+ * is "" for the built-in one): past it the claim of from for our domain to
+ * gets an error at once (XEP-0220 §2.4.2). 1 when s was answered so. */
+static int keys_over(struct s2s_stream *s, const char *from, const char *to, int n, int max,
+                     const char *limit)
 {
-    if (keys_from_addr(s->conn->addr) < g_config->s2s_dialback_max_per_addr) {
+    if (n < max) {
         return 0;
     }
     log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
-                "%s s2s dialback for %s: s2s_dialback_max_per_addr (%d) keys of this address "
-                "wait already", conn_label(s->conn), from, g_config->s2s_dialback_max_per_addr);
+                "%s s2s dialback for %s: %s%d keys of this address wait already",
+                conn_label(s->conn), from, limit, max);
     send_db_error(s, to, from, "keys per address");
     return 1;
 }
@@ -815,7 +838,7 @@ static int claims_over_cap(struct s2s_stream *s, const char *from, const char *t
 /* A slot held only by dialback claims: no stanza queued, no stream up. */
 static int claims_only(const struct s2s_domain *d)
 {
-    return d->name[0] && d->claim_only && !d->out && !d->nqueued && !d->nin;
+    return d->name[0] && d->claim_only && !d->out && !d->q.n && !d->nin;
 }
 
 /* s2s_max_domains are busy: a slot that only unauthenticated claims took is
@@ -828,11 +851,14 @@ static struct s2s_domain *domain_reclaim(const char *name, int traffic)
     struct s2s_domain *pick = NULL;
     for (int i = 0; i < ndomains; i++) {
         struct s2s_domain *d = &domains[i];
-        if (claims_only(d) && !d->npv && !d->resolving) {
+        if (!claims_only(d)) {
+            continue;
+        }
+        if (!d->npv && !d->resolving) {
             pick = d;
             break;
         }
-        if (traffic && !pick && claims_only(d)) {
+        if (traffic && !pick) {
             pick = d;
         }
     }
@@ -842,9 +868,7 @@ static struct s2s_domain *domain_reclaim(const char *name, int traffic)
     log_limited("s2s domains", NULL, L_NOTICE,
                 "s2s: s2s_max_domains (%d) reached: the slot of %s (dialback claims only) "
                 "goes to %s", g_config->s2s_max_domains, pick->name, name);
-    for (int k = pick->npv - 1; k >= 0; k--) {
-        answer_verify(pick, k, "error");
-    }
+    keys_fail(pick);
     pick->name[0] = '\0'; /* free: domain_get takes it */
     return domain_get(name);
 }
@@ -885,10 +909,21 @@ static int domains_full(void)
  * not up yet is left to s2s_timeout: ending it would start a backoff. */
 static void claims_done(struct s2s_domain *d)
 {
-    if (d->claim_only && d->out && d->out->up && !d->npv && !d->nqueued && !d->nin &&
-        domains_full()) {
+    if (d->claim_only && d->out && d->out->up && !d->npv && !d->q.n && !d->nin && domains_full()) {
         stream_end(d->out, "dialback claims answered");
     }
+}
+
+/* Incoming stream s proved the peer domain from, for our domain to (for any
+ * of ours when to is NULL). */
+static int is_authed(const struct s2s_stream *s, const char *from, const char *to)
+{
+    for (int i = 0; i < s->nauthed; i++) {
+        if (strcmp(s->authed[i].from, from) == 0 && (!to || strcmp(s->authed[i].to, to) == 0)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Incoming <db:result from=P to=us>key</db:result>: check it with P's
@@ -917,11 +952,9 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         stream_error(s, "not-authorized");
         return;
     }
-    for (int i = 0; i < s->nauthed; i++) {
-        if (strcmp(s->authed[i].from, from) == 0 && strcmp(s->authed[i].to, to) == 0) {
-            send_db_from(s, to, "result", from, NULL, "valid", NULL); /* asked twice */
-            return;
-        }
+    if (is_authed(s, from, to)) {
+        send_db_from(s, to, "result", from, NULL, "valid", NULL); /* asked twice */
+        return;
     }
     const char *ip;
     int port;
@@ -935,7 +968,11 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     if (d && key_pending(d, s, to)) {
         return; /* asked again while the first is checked: that answer will do */
     }
-    if (claims_over_cap(s, from, to)) {
+    /* Each waiting key may cost a DNS lookup (s2s_dns_max_pending) and a
+     * domain slot (s2s_max_domains): an address naming domains at random
+     * is stopped here, and the real domains keep their lookups and slots. */
+    if (keys_over(s, from, to, keys_from(s->conn->addr, NULL), g_config->s2s_dialback_max_per_addr,
+                  "s2s_dialback_max_per_addr: ")) {
         return;
     }
     d = claim_slot(from);
@@ -945,13 +982,10 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
         send_db_error(s, to, from, d->fail_cond);
         return;
     }
-    if (d && pending_from(d, s->conn->addr) >= LIMIT_S2S_DIALBACK_PENDING_PER_ADDR) {
-        /* One address cannot fill d's slots with bogus keys (each stream has
-         * one per domain, key_pending) and so lock out the real peer. */
-        log_limited("s2s dialback per address", s->conn->addr, L_NOTICE,
-                    "%s s2s dialback for %s: %d keys of this address wait already",
-                    conn_label(s->conn), from, LIMIT_S2S_DIALBACK_PENDING_PER_ADDR);
-        send_db_error(s, to, from, "keys per address");
+    /* One address cannot fill d's slots with bogus keys (each stream has
+     * one per domain, key_pending) and so lock out the real peer. */
+    if (d && keys_over(s, from, to, keys_from(s->conn->addr, d),
+                       LIMIT_S2S_DIALBACK_PENDING_PER_ADDR, "")) {
         return;
     }
     /* Domains proven plus those being checked: a valid answer always finds
@@ -966,10 +1000,10 @@ static void db_result_in(struct s2s_stream *s, struct xml_node *el)
     p->fd = s->conn->fd;
     p->conn_id = s->conn->id;
     p->at = g_now;
-    snprintf(p->addr, sizeof(p->addr), "%s", s->conn->addr);
-    snprintf(p->stream_id, sizeof(p->stream_id), "%s", s->id);
-    snprintf(p->key, sizeof(p->key), "%s", key);
-    snprintf(p->local, sizeof(p->local), "%s", to);
+    copy(p->addr, sizeof(p->addr), s->conn->addr);
+    copy(p->stream_id, sizeof(p->stream_id), s->id);
+    copy(p->key, sizeof(p->key), key);
+    copy(p->local, sizeof(p->local), to);
     s->nwaiting++;
     if (ensure_out(d) == 0) {
         out_send_verifies(d);
@@ -1020,10 +1054,9 @@ static void db_verify_answer(struct s2s_stream *s, struct xml_node *el)
 {
     struct s2s_domain *d = s->dom;
     const char *id = xml_attr(el, "id");
-    const char *type = xml_attr(el, "type");
     for (int k = 0; id && k < d->npv; k++) {
         if (d->pv[k].sent && strcmp(d->pv[k].stream_id, id) == 0) {
-            answer_verify(d, k, type && strcmp(type, "valid") == 0 ? "valid" : "invalid");
+            answer_verify(d, k, type_valid(el));
             claims_done(d);
             return;
         }
@@ -1034,34 +1067,30 @@ static void db_verify_answer(struct s2s_stream *s, struct xml_node *el)
 
 static void out_up(struct s2s_stream *s)
 {
-    struct conn *c = s->conn;
-    char info[96];
     s->up = 1;
     s->dom->backoff = 0;
     s->dom->retry_at = 0;
-    log_notice("%s s2s outgoing to %s up: address %s, %s, %s%s", conn_label(c),
-               s->dom->name, c->addr, tls_conn_info(c->tls, info, sizeof(info)),
-               s->external ? "EXTERNAL" : "dialback",
-               s->verified ? " (certificate verified)" : " (certificate not verified)");
-    flush_queue(s->dom);
+    log_up(s, s->dom->name, s->external ? "EXTERNAL" : "dialback", s->verified);
+    queue_take(s->dom, &s->dom->q, NULL, NULL);
     senders_flush(s->dom);
 }
 
 static void out_features(struct s2s_stream *s, struct xml_node *el)
 {
-    if (!s->tls) {
-        /* RFC 6120 §5.3.1: TLS is mandatory on our s2s streams. */
-        if (!xml_child(el, "starttls", NS_TLS)) {
-            stream_error(s, "policy-violation");
-            s->why = "the peer offers no STARTTLS";
-            return;
-        }
-        SEND_LIT(s, "<starttls xmlns='" NS_TLS "'/>");
+    /* RFC 6120 §5.3.1: TLS is mandatory on our s2s streams; with it, a
+     * domain may need a verified certificate (s2s_secure_auth, ...). */
+    const char *why =
+        !s->tls ? (xml_child(el, "starttls", NS_TLS) ? NULL : "the peer offers no STARTTLS")
+        : ext_cert_required(s->dom->name) && !s->verified
+            ? "certificate not verified (s2s_secure_auth or s2s_require_cert)"
+            : NULL;
+    if (why) {
+        s->why = why;
+        stream_error(s, "policy-violation");
         return;
     }
-    if (ext_cert_required(s->dom->name) && !s->verified) {
-        s->why = "certificate not verified (s2s_secure_auth or s2s_require_cert)";
-        stream_error(s, "policy-violation");
+    if (!s->tls) {
+        SEND_LIT(s, "<starttls xmlns='" NS_TLS "'/>");
         return;
     }
     if (ext_out_features(s, el)) {
@@ -1073,13 +1102,21 @@ static void out_features(struct s2s_stream *s, struct xml_node *el)
     out_dialback(s);
 }
 
-/* XEP-0220 §2.1: our db:result for the peer to check with us. */
-static void out_dialback(struct s2s_stream *s)
+/* XEP-0220 §2.1: our db:result for the peer to check with us, from our
+ * domain from (the server's, or another one: MUC over s2s). */
+static void send_result(struct s2s_stream *s, const char *from)
 {
     char key[65];
+    db_key(s->dom->name, from, s->id, key);
+    send_db_from(s, from, "result", s->dom->name, NULL, NULL, key);
+}
+
+/* Dialback on our outgoing stream: the server's own domain first, then the
+ * keys and other domains that wait for the stream. */
+static void out_dialback(struct s2s_stream *s)
+{
     s->can_verify = 1;
-    db_key(s->dom->name, g_config->domain, s->id, key);
-    send_db(s, "result", s->dom->name, NULL, NULL, key);
+    send_result(s, g_config->domain);
     out_send_verifies(s->dom);
     senders_request(s->dom);
 }
@@ -1109,34 +1146,31 @@ static void out_direct_tls(struct s2s_stream *s)
 
 static void out_element(struct s2s_stream *s, struct xml_node *el)
 {
-    const char *name = xml_name(el);
-    const char *ns = xml_ns(el);
-    if (sender_answer(s, el)) {
-        return; /* the answer for one of our other domains (MUC over s2s) */
-    }
-    if (strcmp(ns, XML_NS_STREAM) == 0 && strcmp(name, "features") == 0) {
+    if (is(el, XML_NS_STREAM, "features")) {
         out_features(s, el);
-    } else if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "proceed") == 0 && !s->tls) {
+    } else if (is(el, NS_TLS, "proceed") && !s->tls) {
         out_proceed(s);
-    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0 && s->can_verify) {
-        const char *type = xml_attr(el, "type");
-        if (type && strcmp(type, "valid") == 0) {
+    } else if (is(el, NS_DB, "result") && s->can_verify) {
+        if (sender_answer(s, el)) {
+            return; /* the answer for one of our other domains (MUC over s2s) */
+        }
+        if (type_valid(el)) {
             out_up(s);
         } else {
             s->why = "dialback refused by the peer";
             stream_end(s, s->why);
         }
-    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0) {
+    } else if (is(el, NS_DB, "verify")) {
         db_verify_answer(s, el);
-    } else if (strcmp(ns, NS_SASL) == 0 && s->sasl_sent) {
+    } else if (is(el, NS_SASL, NULL) && s->sasl_sent) {
         ext_out_sasl(s, el);
-    } else if (strcmp(ns, XML_NS_STREAM) == 0 && strcmp(name, "error") == 0) {
+    } else if (is(el, XML_NS_STREAM, "error")) {
         struct xml_node *cond = xml_first_child(el);
         s->why = "stream error from the peer";
         log_info("%s s2s outgoing to %s: stream error %s", conn_label(s->conn), s->dom->name,
                  cond ? xml_name(cond) : "?");
         stream_end(s, s->why);
-    } else if (strcmp(ns, NS_TLS) == 0) {
+    } else if (is(el, NS_TLS, NULL)) {
         s->why = "STARTTLS failed";
         conn_close(s->conn, 0);
     }
@@ -1157,18 +1191,14 @@ static void in_features(struct s2s_stream *s)
 
 static int is_stanza(const struct xml_node *st)
 {
-    const char *name = xml_name(st);
-    return strcmp(xml_ns(st), NS_SERVER) == 0 &&
-           (strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 ||
-            strcmp(name, "iq") == 0);
+    return is(st, NS_SERVER, "message") || is(st, NS_SERVER, "presence") || is(st, NS_SERVER, "iq");
 }
 
 /* The router works on jabber:client trees: write the stanza with the stream's
  * namespace as the default and read it back in jabber:client. */
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
-    struct xml_limits lim = limits();
-    return xml_copy_ns(st, NS_CLIENT, &lim, &scratch);
+    return xml_copy_ns(st, NS_CLIENT, limits(), &scratch);
 }
 
 /* RFC 6120 §8.1.1.2 / §13.7.1.3: an s2s stanza carries from and to; from must
@@ -1201,23 +1231,21 @@ static void in_stanza(struct s2s_stream *s, struct xml_node *st)
 
 static void in_element(struct s2s_stream *s, struct xml_node *el)
 {
-    const char *name = xml_name(el);
-    const char *ns = xml_ns(el);
-    if (strcmp(ns, NS_TLS) == 0 && strcmp(name, "starttls") == 0 && !s->tls) {
+    if (is(el, NS_TLS, "starttls") && !s->tls) {
         SEND_LIT(s, "<proceed xmlns='" NS_TLS "'/>");
         ext_starttls(s->conn);
         s->restart = 1;
         s->tls = 1;
     } else if (is_stanza(el)) {
         in_stanza(s, el);
-    } else if (strcmp(ns, NS_SASL) == 0 && strcmp(name, "auth") == 0) {
+    } else if (is(el, NS_SASL, "auth")) {
         ext_in_auth(s, el);
     } else if (!s->tls) {
         /* RFC 6120 §5.3.1: nothing but STARTTLS before TLS. */
         stream_error(s, "policy-violation");
-    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "result") == 0 && !xml_attr(el, "type")) {
+    } else if (is(el, NS_DB, "result") && !xml_attr(el, "type")) {
         db_result_in(s, el);
-    } else if (strcmp(ns, NS_DB) == 0 && strcmp(name, "verify") == 0 && !xml_attr(el, "type")) {
+    } else if (is(el, NS_DB, "verify") && !xml_attr(el, "type")) {
         db_verify_in(s, el);
     } else {
         stream_error(s, "unsupported-stanza-type");
@@ -1231,8 +1259,6 @@ static void in_element(struct s2s_stream *s, struct xml_node *el)
  * our outgoing stream (Prosody takes it, and so do we, per domain pair).
  * Their stanzas wait in a queue of their own until it is valid, so that the
  * server's own traffic never waits for it. */
-
-enum { SND_NONE, SND_SENT, SND_VALID, SND_REFUSED };
 
 /* The domain of st's from when it is one of our other federated domains
  * (into out); -1 otherwise. */
@@ -1259,100 +1285,8 @@ static struct sender *sender_get(struct s2s_domain *d, const char *origin)
     }
     struct sender *x = &d->snd[d->nsnd++];
     memset(x, 0, sizeof(*x));
-    snprintf(x->name, sizeof(x->name), "%s", origin);
+    copy(x->name, sizeof(x->name), origin);
     return x;
-}
-
-static void bounce_cond(const struct xml_node *st, const char *cond)
-{
-    if (strcmp(xml_name(st), "presence") != 0) {
-        router_bounce_sender(st, strcmp(cond, "remote-server-not-found") == 0 ? "cancel" : "wait",
-                             cond);
-    }
-}
-
-/* The queued stanzas from origin (all when NULL) leave the queue: sent on the
- * stream when cond is NULL, else bounced with cond (presence dropped). */
-static void senders_take(struct s2s_domain *d, const char *origin, const char *cond)
-{
-    struct queued **pp = &d->xhead;
-    while (*pp) {
-        struct queued *q = *pp;
-        char o[CONFIG_STR_MAX];
-        if (origin && (sender_origin(q->st, o, sizeof(o)) < 0 || strcmp(o, origin) != 0)) {
-            pp = &q->next;
-            continue;
-        }
-        *pp = q->next;
-        d->nx--;
-        d->xbytes -= q->bytes;
-        if (cond) {
-            bounce_cond(q->st, cond);
-        } else if (send_stanza(d->out, q->st) < 0) {
-            bounce_cond(q->st, "remote-server-timeout");
-        }
-        xml_free(q->st);
-        free(q);
-    }
-}
-
-static int sender_queue(struct s2s_domain *d, const struct xml_node *st)
-{
-    size_t bytes = xml_footprint(st);
-    if (d->nqueued + d->nx >= g_config->s2s_max_queued ||
-        d->qbytes + d->xbytes + bytes > (size_t)g_config->s2s_max_queued_bytes) {
-        return -1;
-    }
-    struct queued *q = calloc(1, sizeof(*q)), **pp = &d->xhead;
-    if (!q || !(q->st = xml_copy(st))) {
-        free(q);
-        return -1;
-    }
-    q->bytes = bytes;
-    while (*pp) {
-        pp = &(*pp)->next; /* in order: a room's presence before its messages */
-    }
-    *pp = q;
-    d->nx++;
-    d->xbytes += bytes;
-    return 0;
-}
-
-/* deliver() for a stanza from one of our other domains: 0 when taken (sent,
- * queued or bounced), -1 when st is from the server's own domain. */
-static int deliver_sender(struct s2s_domain *d, const struct xml_node *st)
-{
-    char origin[CONFIG_STR_MAX];
-    if (sender_origin(st, origin, sizeof(origin)) < 0) {
-        return -1;
-    }
-    struct sender *x = sender_get(d, origin);
-    const char *cond = NULL;
-    if (x && x->state == SND_VALID && d->out && d->out->up) {
-        if (send_stanza(d->out, st) < 0) {
-            bounce_cond(st, "remote-server-timeout");
-        }
-        return 0;
-    }
-    if (!x) {
-        cond = "resource-constraint";
-    } else if (x->state == SND_REFUSED) {
-        cond = "remote-server-timeout"; /* XEP-0220 §2.4.2, until the stream is new */
-    } else if (!d->out && d->retry_at > g_now) {
-        cond = d->fail_cond;
-    } else if (sender_queue(d, st) < 0) {
-        log_limited("s2s queue full", d->name, L_NOTICE,
-                    "s2s: queue for %s full (s2s_max_queued/_bytes): stanza bounced", d->name);
-        cond = "resource-constraint";
-    }
-    if (cond) {
-        bounce_cond(st, cond);
-        return 0;
-    }
-    if (ensure_out(d) == 0) {
-        senders_request(d);
-    }
-    return 0;
 }
 
 /* Our db:result for each other domain with stanzas waiting, once the stream
@@ -1366,9 +1300,7 @@ static void senders_request(struct s2s_domain *d)
     for (int k = 0; k < d->nsnd; k++) {
         struct sender *x = &d->snd[k];
         if (x->state == SND_NONE) {
-            char key[65];
-            db_key(d->name, x->name, o->id, key);
-            send_db_from(o, x->name, "result", d->name, NULL, NULL, key);
+            send_result(o, x->name);
             x->state = SND_SENT;
             x->at = g_now;
         }
@@ -1379,19 +1311,17 @@ static void senders_flush(struct s2s_domain *d)
 {
     for (int k = 0; d->out && d->out->up && k < d->nsnd; k++) {
         if (d->snd[k].state == SND_VALID) {
-            senders_take(d, d->snd[k].name, NULL);
+            queue_take(d, &d->x, d->snd[k].name, NULL);
         }
     }
 }
 
-/* The peer's answer to one of our other domains' db:result; 0 when el is not
- * one (out_element handles it). */
+/* A db:result answer (can_verify) for one of our other domains' db:result;
+ * 0 when el is not one (out_element handles it). */
 static int sender_answer(struct s2s_stream *s, struct xml_node *el)
 {
     char to[CONFIG_STR_MAX];
-    if (!s->can_verify || strcmp(xml_ns(el), NS_DB) != 0 || strcmp(xml_name(el), "result") != 0 ||
-        norm_domain(xml_attr(el, "to"), to, sizeof(to)) < 0 ||
-        strcmp(to, g_config->domain) == 0) {
+    if (norm_domain(xml_attr(el, "to"), to, sizeof(to)) < 0 || strcmp(to, g_config->domain) == 0) {
         return 0;
     }
     struct s2s_domain *d = s->dom;
@@ -1400,8 +1330,7 @@ static int sender_answer(struct s2s_stream *s, struct xml_node *el)
         if (strcmp(x->name, to) != 0 || x->state != SND_SENT) {
             continue;
         }
-        const char *type = xml_attr(el, "type");
-        if (type && strcmp(type, "valid") == 0) {
+        if (type_valid(el)) {
             x->state = SND_VALID;
             log_info("%s s2s outgoing to %s: %s authenticated too (dialback)", conn_label(s->conn),
                      d->name, x->name);
@@ -1410,7 +1339,7 @@ static int sender_answer(struct s2s_stream *s, struct xml_node *el)
             x->state = SND_REFUSED;
             log_notice("%s s2s outgoing to %s: dialback for %s refused", conn_label(s->conn),
                        d->name, x->name);
-            senders_take(d, x->name, "remote-server-timeout");
+            queue_take(d, &d->x, x->name, "remote-server-timeout");
         }
         return 1;
     }
@@ -1424,10 +1353,10 @@ static void senders_reset(struct s2s_domain *d)
     for (int k = 0; k < d->nsnd; k++) {
         d->snd[k].state = SND_NONE;
     }
-    if (d->nx && !d->out && d->retry_at <= g_now) {
+    if (d->x.n && !d->out && d->retry_at <= g_now) {
         ensure_out(d);
-    } else if (d->nx && !d->out) {
-        senders_take(d, NULL, d->fail_cond ? d->fail_cond : "remote-server-timeout");
+    } else if (d->x.n && !d->out) {
+        queue_take(d, &d->x, NULL, d->fail_cond ? d->fail_cond : "remote-server-timeout");
     }
 }
 
@@ -1439,7 +1368,7 @@ static void senders_expire(struct s2s_domain *d)
         struct sender *x = &d->snd[k];
         if (x->state == SND_SENT && g_now - x->at > g_config->s2s_timeout) {
             x->state = SND_REFUSED;
-            senders_take(d, x->name, "remote-server-timeout");
+            queue_take(d, &d->x, x->name, "remote-server-timeout");
         }
     }
 }
@@ -1449,20 +1378,13 @@ static void senders_expire(struct s2s_domain *d)
  * refuse, since nothing is relayed). */
 static int pair_authed(const struct s2s_stream *s, const struct jid *from, const struct jid *to)
 {
-    char td[CONFIG_STR_MAX];
-    if (to->domain_len >= sizeof(td)) {
+    char fd[CONFIG_STR_MAX], td[CONFIG_STR_MAX]; /* longer: never proven */
+    if (from->domain_len >= sizeof(fd) || to->domain_len >= sizeof(td)) {
         return 0;
     }
+    snprintf(fd, sizeof(fd), "%.*s", (int)from->domain_len, from->domain);
     snprintf(td, sizeof(td), "%.*s", (int)to->domain_len, to->domain);
-    int ours = hosted(td);
-    for (int i = 0; i < s->nauthed; i++) {
-        if (strlen(s->authed[i].from) == from->domain_len &&
-            memcmp(s->authed[i].from, from->domain, from->domain_len) == 0 &&
-            (!ours || strcmp(s->authed[i].to, td) == 0)) {
-            return 1;
-        }
-    }
-    return 0;
+    return is_authed(s, fd, hosted(td) ? td : NULL);
 }
 
 /* ---- parser callbacks ---- */
@@ -1472,8 +1394,7 @@ static int on_stream_open(void *ud, const struct xml_node *root)
     struct s2s_stream *s = ud;
     char to[CONFIG_STR_MAX];
     const char *id = xml_attr(root, "id");
-    if (strcmp(xml_name(root), "stream") != 0 || strcmp(xml_ns(root), XML_NS_STREAM) != 0 ||
-        strcmp(xml_default_ns(root), NS_SERVER) != 0) {
+    if (!is(root, XML_NS_STREAM, "stream") || strcmp(xml_default_ns(root), NS_SERVER) != 0) {
         stream_error(s, "invalid-namespace");
         return -1;
     }
@@ -1483,28 +1404,31 @@ static int on_stream_open(void *ud, const struct xml_node *root)
             stream_error(s, "invalid-xml");
             return -1;
         }
-        snprintf(s->id, sizeof(s->id), "%s", id);
+        copy(s->id, sizeof(s->id), id);
         return 0;
     }
-    /* RFC 6120 §4.9.3.6: a 'to' we do not serve is host-unknown. */
-    if (xml_attr(root, "to") &&
-        (norm_domain(xml_attr(root, "to"), to, sizeof(to)) < 0 || !hosted(to))) {
-        stream_error(s, "host-unknown");
-        return -1;
-    }
-    if (xml_attr(root, "to")) {
-        snprintf(s->local, sizeof(s->local), "%s", to); /* we answer as it */
+    const char *attr = xml_attr(root, "to");
+    if (attr) {
+        /* RFC 6120 §4.9.3.6: a 'to' we do not serve is host-unknown. */
+        if (norm_domain(attr, to, sizeof(to)) < 0 || !hosted(to)) {
+            stream_error(s, "host-unknown");
+            return -1;
+        }
+        copy(s->local, sizeof(s->local), to); /* we answer as it */
     }
     /* RFC 6120 §4.7.1: 'from' SHOULD be there; when it is, it must be a
      * domain (improper-addressing, as Prosody says). */
-    char from[CONFIG_STR_MAX];
-    int has_from = norm_domain(xml_attr(root, "from"), from, sizeof(from)) == 0;
-    if (xml_attr(root, "from") && !has_from) {
+    char from[CONFIG_STR_MAX], *peer = NULL;
+    attr = xml_attr(root, "from");
+    if (attr && norm_domain(attr, from, sizeof(from)) < 0) {
         stream_error(s, "improper-addressing");
         return -1;
     }
-    send_header(s, has_from ? from : NULL);
-    ext_in_header(s, has_from ? from : NULL);
+    if (attr) {
+        peer = from;
+    }
+    send_header(s, peer);
+    ext_in_header(s, peer);
     s->conn->state = CONN_STREAM_OPEN;
     in_features(s);
     return 0;
@@ -1605,12 +1529,6 @@ static int ext_cert_valid(struct conn *c, const char *domain)
     return c->tls && in_tls && tls_conn_peer_valid_for(c->tls, domain);
 }
 
-/* For the "up" log line of a dialback-authenticated incoming stream. */
-static const char *ext_cert_note(struct conn *c, const char *domain)
-{
-    return ext_cert_valid(c, domain) ? " (certificate verified)" : " (certificate not verified)";
-}
-
 /* The receiving end's STARTTLS: a session that asks for the peer's
  * certificate when there is an s2s context (c2s's otherwise). */
 static void ext_starttls(struct conn *c)
@@ -1643,19 +1561,9 @@ static void ext_in_header(struct s2s_stream *s, const char *from)
     s->peer[0] = '\0';
     s->cert_ok = 0;
     if (s->tls && from) {
-        snprintf(s->peer, sizeof(s->peer), "%s", from);
+        copy(s->peer, sizeof(s->peer), from);
         s->cert_ok = ext_cert_valid(s->conn, from);
     }
-}
-
-static int ext_is_authed(const struct s2s_stream *s, const char *domain)
-{
-    for (int i = 0; i < s->nauthed; i++) {
-        if (strcmp(s->authed[i].from, domain) == 0) {
-            return 1;
-        }
-    }
-    return 0;
 }
 
 /* XEP-0178 §3: EXTERNAL only when the certificate is valid for the header's
@@ -1663,7 +1571,7 @@ static int ext_is_authed(const struct s2s_stream *s, const char *domain)
 static void ext_in_features(struct s2s_stream *s)
 {
     SEND_LIT(s, "<stream:features>");
-    if (s->cert_ok && !ext_is_authed(s, s->peer)) {
+    if (s->cert_ok && !is_authed(s, s->peer, NULL)) {
         SEND_LIT(s, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism></mechanisms>");
     }
     SEND_LIT(s, "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
@@ -1676,7 +1584,6 @@ static void ext_sasl_failure(struct s2s_stream *s, const char *cond)
     buf_init(&b, 0);
     buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
     send_buf(s, &b);
-    buf_free(&b);
 }
 
 /* The authorization identity of an EXTERNAL <auth/>: empty ("=", or no
@@ -1715,9 +1622,9 @@ static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
         ext_sasl_failure(s, "invalid-mechanism");
         return;
     }
-    const char *cond = !s->cert_ok || ext_is_authed(s, s->peer) ? "not-authorized"
-                       : ext_authzid_ok(s, xml_text(el)) < 0    ? "invalid-authzid"
-                                                                : NULL;
+    const char *cond = !s->cert_ok || is_authed(s, s->peer, NULL) ? "not-authorized"
+                       : ext_authzid_ok(s, xml_text(el)) < 0      ? "invalid-authzid"
+                                                                  : NULL;
     struct s2s_domain *d = cond ? NULL : domain_get(s->peer);
     if (!cond && (!d || s->nwaiting + s->nauthed >= LIMIT_S2S_STREAM_DOMAINS)) {
         cond = "temporary-auth-failure";
@@ -1735,9 +1642,7 @@ static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
     /* The certificate proves the peer for the stream it opened to us, i.e.
      * the pair (peer, the domain of ours its header named). */
     add_authed(s, d, s->peer, s->local[0] ? s->local : g_config->domain);
-    char info[96];
-    log_notice("%s s2s incoming from %s up: address %s, %s, EXTERNAL (certificate verified)",
-               conn_label(c), s->peer, c->addr, tls_conn_info(c->tls, info, sizeof(info)));
+    log_up(s, s->peer, "EXTERNAL", 1);
     SEND_LIT(s, "<success xmlns='" NS_SASL "'/>");
     s->restart = 1; /* RFC 6120 §6.4.6: the peer opens a new stream */
 }
@@ -1829,17 +1734,14 @@ static int s2s_init(void)
     if (dns_init() < 0) {
         return -1;
     }
-    /* s2s_port 0 turns federation off both ways: a peer verifies our
-     * dialback keys by connecting to that port (XEP-0220 §2.3). */
-    if (g_config->s2s_port) {
-        router_remote_set(deliver, NULL);
-    }
+    /* s2s_port 0 (above) turns federation off both ways: a peer verifies
+     * our dialback keys by connecting to that port (XEP-0220 §2.3). */
+    router_remote_set(deliver, NULL);
     return 0;
 }
 
 static int s2s_attach(struct conn *c)
 {
-    struct xml_limits lim = limits();
     struct s2s_stream *s = calloc(1, sizeof(*s));
     if (!s) {
         return -1;
@@ -1847,7 +1749,7 @@ static int s2s_attach(struct conn *c)
     s->conn = c;
     s->opened = g_now;
     s->last_out = g_now;
-    s->parser = xml_parser_new(&lim, &callbacks, s);
+    s->parser = xml_parser_new(limits(), &callbacks, s);
     if (!s->parser) {
         free(s);
         return -1;
@@ -1887,28 +1789,25 @@ static void s2s_detach(struct conn *c)
     if (s->outgoing && s->dom) {
         struct s2s_domain *d = s->dom;
         d->out = NULL;
-        if (s->up) {
-            log_notice("%s s2s outgoing to %s down: %s", conn_label(c), d->name, why);
-        } else if (c->connecting && connect_next(d) == 0) {
-            log_info("%s s2s outgoing to %s failed: %s: trying its next address", conn_label(c),
-                     d->name, why);
-        } else {
-            log_notice("%s s2s outgoing to %s failed: %s", conn_label(c), d->name, why);
+        int next = !s->up && c->connecting && connect_next(d) == 0;
+        log_msg(next ? L_INFO : L_NOTICE, "%s s2s outgoing to %s %s: %s%s", conn_label(c), d->name,
+                s->up ? "down" : "failed", why, next ? ": trying its next address" : "");
+        if (!s->up && !next) {
             domain_failed(d, "remote-server-timeout");
         }
         senders_reset(d);
-        if (d->nqueued) {
+        if (d->q.n) {
             ensure_out(d); /* stanzas that came after it went down */
         }
         for (int k = d->npv - 1; k >= 0; k--) {
             if (d->pv[k].sent) {
-                answer_verify(d, k, "error");
+                answer_verify(d, k, -1);
             } /* the others go on a new stream */
         }
         if (d->npv && !d->out) {
             ensure_out(d);
         }
-    } else if (s->nauthed) {
+    } else {
         for (int i = 0; i < s->nauthed; i++) {
             log_notice("%s s2s incoming from %s down: %s", conn_label(c), s->authed[i].from,
                        why);
@@ -1950,7 +1849,7 @@ static void expire_verifies(struct s2s_domain *d)
 {
     for (int k = d->npv - 1; k >= 0; k--) {
         if (g_now - d->pv[k].at > g_config->s2s_timeout) {
-            answer_verify(d, k, "error");
+            answer_verify(d, k, -1);
         }
     }
 }
