@@ -308,10 +308,30 @@ static void send_to(struct xml_node *st, const char *to)
     }
 }
 
+/* The stanza errors the room answers with (RFC 6120 §8.3.3), grouped by
+ * their type: a code is one small number to pass around, not two strings.
+ * E_NOT_OCCUPANT is not-acceptable of type cancel (XEP-0410 §3), E_FULL
+ * service-unavailable of type wait (§7.2.11). */
+enum err {
+    E_OK,
+    E_BAD_REQUEST, E_NOT_ACCEPTABLE, E_JID_MALFORMED,                 /* modify */
+    E_FORBIDDEN, E_NOT_ALLOWED, E_NOT_AUTHORIZED, E_REG_REQUIRED,     /* auth */
+    E_CONFLICT, E_NOT_FOUND, E_UNAVAILABLE, E_NOT_OCCUPANT,           /* cancel */
+    E_BUSY, E_FULL, E_INTERNAL,                                       /* wait */
+};
+static const char *const err_cond[] = {
+    "", "bad-request", "not-acceptable", "jid-malformed",
+    "forbidden", "not-allowed", "not-authorized", "registration-required",
+    "conflict", "item-not-found", "service-unavailable", "not-acceptable",
+    "resource-constraint", "service-unavailable", "internal-server-error",
+};
+
 /* An error answer to st from whoever it was sent to (RFC 6120 §8.3). */
-static void bounce(const struct xml_node *st, const char *type, const char *cond)
+static void bounce(const struct xml_node *st, enum err e)
 {
-    router_bounce_sender(st, type, cond);
+    const char *type = e >= E_BUSY ? "wait" : e >= E_CONFLICT ? "cancel"
+                       : e >= E_FORBIDDEN ? "auth" : "modify";
+    router_bounce_sender(st, type, err_cond[e]);
 }
 
 /* ---- presence (XEP-0045 §7.2) ---- */
@@ -610,9 +630,9 @@ static int rooms_of_remote_domain(const char *creator)
 /* A new room for creator (XEP-0045 §10.1). Like Prosody and ejabberd, an
  * instant room is open at once (no locked state until the owner confirms):
  * returns NULL with *cond set when a limit says no. */
-static struct room *room_create(const char *jid, const char *creator, const char **cond)
+static struct room *room_create(const char *jid, const char *creator, enum err *cond)
 {
-    *cond = "resource-constraint";
+    *cond = E_BUSY;
     if (nrooms >= g_config->muc_max_rooms ||
         rooms_created_by(creator) >= g_config->muc_max_rooms_per_account ||
         rooms_of_remote_domain(creator) >= g_config->muc_max_rooms_per_domain) {
@@ -620,7 +640,7 @@ static struct room *room_create(const char *jid, const char *creator, const char
                     creator, jid);
         return NULL;
     }
-    *cond = "internal-server-error";
+    *cond = E_INTERNAL;
     struct room *r = calloc(1, sizeof(*r));
     if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
         aff_set(r, creator, AFF_OWNER) < 0) {
@@ -852,44 +872,45 @@ static int secret_equal(const char *given, const char *secret)
 }
 
 /* §7.2.5-§7.2.7: who may not come in at all, and why (NULL: welcome). */
-static const char *refusal(const struct room *r, const char *bare, const struct xml_node *p)
+static enum err refusal(const struct room *r, const char *bare, const struct xml_node *p)
 {
     enum muc_aff a = aff_of(r, bare);
     if (a == AFF_OUTCAST) {
-        return "forbidden";
+        return E_FORBIDDEN;
     }
     if (r->membersonly && a < AFF_MEMBER) {
-        return "registration-required";
+        return E_REG_REQUIRED;
     }
     struct xml_node *x = xml_child(p, "x", NS_MUC);
     struct xml_node *pw = x ? xml_child(x, "password", NS_MUC) : NULL;
     if (r->secret && (!pw || !secret_equal(xml_text(pw), r->secret))) {
-        return "not-authorized";
+        return E_NOT_AUTHORIZED;
     }
-    return NULL;
+    return E_OK;
 }
 
 static void join(struct room *r, const char *full, const char *bare, const char *nick,
                  const struct xml_node *p, int created)
 {
     struct occupant *o = occ_by_nick(r, nick);
-    const char *no = refusal(r, bare, p);
+    enum err no = refusal(r, bare, p);
     if (no) {
-        log_limited("muc refused", bare, L_INFO, "muc: %s may not join %s: %s", bare, r->jid, no);
-        bounce(p, "auth", no);
+        log_limited("muc refused", bare, L_INFO, "muc: %s may not join %s: %s", bare, r->jid,
+                    err_cond[no]);
+        bounce(p, no);
         return;
     }
     if (nick_taken(r, nick, bare)) {
-        bounce(p, "cancel", "conflict"); /* §7.2.9, §7.10: in use or reserved */
+        bounce(p, E_CONFLICT); /* §7.2.9, §7.10: in use or reserved */
         return;
     }
     if (!o && r->nocc >= g_config->muc_max_occupants) {
-        bounce(p, "wait", "service-unavailable"); /* §7.2.11 */
+        bounce(p, E_FULL); /* §7.2.11 */
         return;
     }
     struct xml_node *kept = pres_strip(p);
     if (!kept) {
-        bounce(p, "wait", "resource-constraint");
+        bounce(p, E_BUSY);
         return;
     }
     if (o) {
@@ -897,7 +918,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
         struct occ_res *x = malloc(sizeof(*x) + strlen(full) + 1);
         if (!x) {
             xml_free(kept);
-            bounce(p, "wait", "resource-constraint");
+            bounce(p, E_BUSY);
             return;
         }
         strcpy(x->jid, full);
@@ -908,7 +929,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
         if (!o || !join_spend(r, o)) {
             occ_free_new(o);
             xml_free(kept);
-            bounce(p, "wait", "resource-constraint");
+            bounce(p, E_BUSY);
             return;
         }
         o->role = role_for(r, aff_of(r, bare));
@@ -1012,11 +1033,11 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
                         const struct xml_node *p)
 {
     if (occ_by_nick(r, nick) || nick_taken(r, nick, o->bare)) {
-        bounce(p, "cancel", "conflict"); /* §7.6.3, §7.10: in use or reserved */
+        bounce(p, E_CONFLICT); /* §7.6.3, §7.10: in use or reserved */
         return;
     }
     if (o->res->next) {
-        bounce(p, "modify", "not-acceptable");
+        bounce(p, E_NOT_ACCEPTABLE);
         return;
     }
     /* Two broadcasts (unavailable with 303, then available): two changes.
@@ -1024,12 +1045,12 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
     if (!occ_spend(o, 2)) {
         log_limited("muc presence rate", o->bare, L_NOTICE,
                     "muc: %s changes nicks too fast in %s", o->bare, r->jid);
-        bounce(p, "wait", "resource-constraint"); /* RFC 6120 §8.3.3.18 */
+        bounce(p, E_BUSY); /* RFC 6120 §8.3.3.18 */
         return;
     }
     char *nn = strdup(nick);
     if (!nn) {
-        bounce(p, "wait", "resource-constraint");
+        bounce(p, E_BUSY);
         return;
     }
     struct extra e = {{303}, 1, nick, NULL};
@@ -1119,7 +1140,7 @@ static void presence_in(const struct xml_node *p, const char *from, const struct
         return; /* subscriptions, probes and errors mean nothing to a room */
     }
     if (!to->resource_len) {
-        bounce(p, "modify", "jid-malformed"); /* §7.2.1: no nick */
+        bounce(p, E_JID_MALFORMED); /* §7.2.1: no nick */
         return;
     }
     char nick[JID_MAX + 1];
@@ -1134,9 +1155,9 @@ static void presence_in(const struct xml_node *p, const char *from, const struct
     }
     int created = 0;
     if (!r) {
-        const char *cond = NULL;
+        enum err cond;
         if (!(r = room_create(room_jid, bare, &cond))) {
-            bounce(p, "wait", cond);
+            bounce(p, cond);
             return;
         }
         created = 1;
@@ -1336,18 +1357,18 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     struct xml_node *subj = xml_child(m, "subject", NS_CLIENT);
     int is_subject = subj && !xml_child(m, "body", NS_CLIENT);
     if (o->role == ROLE_VISITOR) {
-        bounce(m, "auth", "forbidden"); /* §7.4: no voice in a moderated room */
+        bounce(m, E_FORBIDDEN); /* §7.4: no voice in a moderated room */
         return;
     }
     if (is_subject && !r->changesubject && o->role != ROLE_MODERATOR) {
-        bounce(m, "auth", "forbidden"); /* §8.1 */
+        bounce(m, E_FORBIDDEN); /* §8.1 */
         return;
     }
     /* §8.1: a subject is text; elements inside would pass the size check
      * and be kept for every joiner and in the room's file. */
     if (is_subject && (xml_first_child(subj) ||
                        strlen(xml_text(subj)) > (size_t)g_config->muc_max_subject_bytes)) {
-        bounce(m, "modify", "not-acceptable");
+        bounce(m, E_NOT_ACCEPTABLE);
         return;
     }
     if (!msg_spend(r, o, m)) {
@@ -1357,7 +1378,7 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
     if (!out || add_stanza_id(r, out, xml_attr(m, "from")) < 0) {
         xml_free(out);
-        bounce(m, "wait", "resource-constraint");
+        bounce(m, E_BUSY);
         return;
     }
     if (is_subject) {
@@ -1380,18 +1401,18 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
 {
     const char *type = xml_attr(m, "type");
     if (type && strcmp(type, "groupchat") == 0) {
-        bounce(m, "modify", "bad-request");
+        bounce(m, E_BAD_REQUEST);
         return;
     }
     struct occupant *to = occ_by_nick(r, nick);
     if (!to) {
-        bounce(m, "cancel", "item-not-found");
+        bounce(m, E_NOT_FOUND);
         return;
     }
     /* XEP-0191 §3.5: a user who blocked someone gets nothing from them,
      * under a nick either: the room knows the real JID, the user may not. */
     if (im_blocked(to->bare, xml_attr(m, "from"))) {
-        bounce(m, "cancel", "service-unavailable");
+        bounce(m, E_UNAVAILABLE);
         return;
     }
     char from[JID_MAX + 1];
@@ -1400,7 +1421,7 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
      * of carbons elsewhere by the same mark). */
     if (!out || !xml_add_child(out, "x", NS_MUC_USER)) {
         xml_free(out);
-        bounce(m, "wait", "resource-constraint");
+        bounce(m, E_BUSY);
         return;
     }
     for (struct occ_res *x = to->res; x; x = x->next) {
@@ -1475,7 +1496,7 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
     struct occupant *o = r ? occ_by_jid(r, from) : NULL;
     struct xml_node *ux = xml_child(m, "x", NS_MUC_USER);
     if (!r) {
-        bounce(m, "cancel", "item-not-found");
+        bounce(m, E_NOT_FOUND);
         return;
     }
     if (!o && !to->resource_len && ux && xml_child(ux, "decline", NS_MUC_USER)) {
@@ -1485,7 +1506,7 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
     if (!o) {
         /* §7.4 / §7.5: only occupants speak in the room (and only they
          * invite: the room is theirs). */
-        bounce(m, "modify", "not-acceptable");
+        bounce(m, E_NOT_ACCEPTABLE);
         return;
     }
     if (to->resource_len) {
@@ -1499,7 +1520,7 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
     } else if (voice_form(m)) {
         voice_message(r, o, voice_form(m));
     } else {
-        bounce(m, "modify", "bad-request");
+        bounce(m, E_BAD_REQUEST);
     }
 }
 
@@ -1529,7 +1550,7 @@ static void answer(const struct xml_node *iq, struct xml_node *payload)
     if (payload) {
         iq_reply(iq, payload);
     } else {
-        bounce(iq, "wait", "resource-constraint");
+        bounce(iq, E_BUSY);
     }
 }
 
@@ -1829,14 +1850,14 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
 {
     struct room_settings st = {*r, r->name, r->secret, r->secret != NULL};
     if (parse_settings(x, &st) < 0 || (st.pwprotected && (!st.secret || !*st.secret))) {
-        bounce(iq, "modify", "not-acceptable");
+        bounce(iq, E_NOT_ACCEPTABLE);
         return;
     }
     if ((st.name && strlen(st.name) > (size_t)g_config->muc_max_subject_bytes) ||
         (st.secret && strlen(st.secret) > (size_t)g_config->muc_max_subject_bytes)) {
         /* A room name and a password are a subject's size at most: both
          * are stored with the room, and sent in every form. */
-        bounce(iq, "modify", "not-acceptable");
+        bounce(iq, E_NOT_ACCEPTABLE);
         return;
     }
     char *name = st.name && *st.name ? strdup(st.name) : NULL;
@@ -1844,7 +1865,7 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
     if ((st.name && *st.name && !name) || (st.pwprotected && !secret)) {
         free(name);
         free(secret);
-        bounce(iq, "wait", "resource-constraint");
+        bounce(iq, E_BUSY);
         return;
     }
     int whois_changed = r->nonanonymous != st.r.nonanonymous;
@@ -1861,7 +1882,7 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
         /* The owner must not believe it kept (a room JID too long for a
          * file name, a full disk): the rest of the form applies. */
         r->persistent = was_persistent;
-        bounce(iq, "wait", "internal-server-error");
+        bounce(iq, E_INTERNAL);
     } else {
         iq_reply(iq, NULL);
     }
@@ -1886,7 +1907,7 @@ static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
     struct xml_node *reason = xml_child(d, "reason", NS_MUC_OWNER);
     char norm[JID_MAX + 1];
     if (alt && jid_parse(alt, norm, sizeof(norm), NULL) < 0) {
-        bounce(iq, "modify", "jid-malformed");
+        bounce(iq, E_JID_MALFORMED);
         return;
     }
     iq_reply(iq, NULL);
@@ -1915,7 +1936,7 @@ static void owner_iq(const struct xml_node *iq, struct room *r, const char *from
     char bare[JID_MAX + 1];
     jid_bare(from, bare, sizeof(bare));
     if (aff_of(r, bare) != AFF_OWNER) {
-        bounce(iq, "auth", "forbidden"); /* §10.1.3 */
+        bounce(iq, E_FORBIDDEN); /* §10.1.3 */
         return;
     }
     struct xml_node *x = xml_child(q, "x", NS_XDATA);
@@ -1930,7 +1951,7 @@ static void owner_iq(const struct xml_node *iq, struct room *r, const char *from
     } else if (t && strcmp(t, "submit") == 0) {
         config_submit(iq, r, x); /* an empty form confirms an instant room (§10.1.2) */
     } else {
-        bounce(iq, "modify", "bad-request");
+        bounce(iq, E_BAD_REQUEST);
     }
 }
 
@@ -1949,27 +1970,27 @@ static int enum_of(const char *v, const char *const *names, int n)
 /* §8.2 kick (role none), §8.3/§8.4 voice (participant/visitor), §9.6
  * moderator: the actor is a moderator; nobody touches admins and owners
  * but to make them moderators. NULL or the error condition. */
-static const char *set_role(struct room *r, const struct occupant *actor, enum muc_aff actor_aff,
+static enum err set_role(struct room *r, const struct occupant *actor, enum muc_aff actor_aff,
                             const char *nick, int role, const char *reason)
 {
     struct occupant *o = nick ? occ_by_nick(r, nick) : NULL;
     if (!actor || actor->role != ROLE_MODERATOR) {
-        return "forbidden";
+        return E_FORBIDDEN;
     }
     if (!o) {
-        return "item-not-found";
+        return E_NOT_FOUND;
     }
     enum muc_aff a = aff_of(r, o->bare);
     if ((a >= AFF_ADMIN && role != ROLE_MODERATOR) ||
         (role == ROLE_MODERATOR && actor_aff < AFF_ADMIN)) {
-        return "not-allowed";
+        return E_NOT_ALLOWED;
     }
     /* §8.2, §8.4: not over an occupant of a higher affiliation (a moderator
      * made of a participant does not kick members); §9.7: moderator status
      * is the admins' to take back. */
     if (a > actor_aff || (o->role == ROLE_MODERATOR && role != ROLE_MODERATOR &&
                           actor_aff < AFF_ADMIN)) {
-        return "not-allowed";
+        return E_NOT_ALLOWED;
     }
     if (role == ROLE_NONE) {
         remove_occupant(r, o, 307, reason);
@@ -1978,39 +1999,39 @@ static const char *set_role(struct room *r, const struct occupant *actor, enum m
         o->voice_asked = 0; /* a new role: it may ask again */
         announce(r, o, reason);
     }
-    return NULL;
+    return E_OK;
 }
 
 static void affiliation_applied(struct room *r, const char *bare, int aff, const char *reason);
 
 /* §9 (admins: outcast, none, member) and §10 (owners: admin, owner too). */
-static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const char *jid,
+static enum err set_affiliation(struct room *r, enum muc_aff actor_aff, const char *jid,
                                    int aff, const char *reason)
 {
     char norm[JID_MAX + 1], bare[JID_MAX + 1];
     if (actor_aff < AFF_ADMIN) {
-        return "forbidden";
+        return E_FORBIDDEN;
     }
     if (!jid || jid_parse(jid, norm, sizeof(norm), NULL) < 0 ||
         jid_bare(norm, bare, sizeof(bare)) < 0) {
-        return "jid-malformed";
+        return E_JID_MALFORMED;
     }
     enum muc_aff cur = aff_of(r, bare);
     if ((aff >= AFF_ADMIN || cur >= AFF_ADMIN) && actor_aff != AFF_OWNER) {
-        return "not-allowed";
+        return E_NOT_ALLOWED;
     }
     int owners = 0;
     for (struct affiliation *a = r->affs; a; a = a->next) {
         owners += a->aff == AFF_OWNER;
     }
     if (cur == AFF_OWNER && aff != AFF_OWNER && owners == 1) {
-        return "conflict"; /* §10.9: the room keeps an owner */
+        return E_CONFLICT; /* §10.9: the room keeps an owner */
     }
     if (aff_set(r, bare, aff) < 0) {
-        return "resource-constraint";
+        return E_BUSY;
     }
     affiliation_applied(r, bare, aff, reason);
-    return NULL;
+    return E_OK;
 }
 
 /* bare's affiliation became aff: its occupants leave or are seen anew. */
@@ -2049,20 +2070,20 @@ static int add_list_item(struct xml_node *q, const char *jid, const char *nick, 
  * read it), or §8.5 / §9.8: the occupants of one role (moderators may). */
 static struct xml_node *admin_list(const struct room *r, const struct occupant *actor,
                                    enum muc_aff actor_aff, const struct xml_node *item,
-                                   const char **cond)
+                                   enum err *cond)
 {
     int aff = enum_of(xml_attr(item, "affiliation"), aff_names, 5);
     int role = enum_of(xml_attr(item, "role"), role_names, 4);
     struct xml_node *q = NULL;
-    *cond = "forbidden";
+    *cond = E_FORBIDDEN;
     if ((aff >= 0 && actor_aff < AFF_ADMIN) || (role >= 0 && (!actor || actor->role != ROLE_MODERATOR))) {
         return NULL;
     }
-    *cond = "bad-request";
+    *cond = E_BAD_REQUEST;
     if ((aff < 0) == (role < 0) || aff == AFF_NONE) {
         return NULL;
     }
-    *cond = "resource-constraint";
+    *cond = E_BUSY;
     if (!(q = xml_node_new("query", NS_MUC_ADMIN))) {
         return NULL;
     }
@@ -2083,19 +2104,6 @@ static struct xml_node *admin_list(const struct room *r, const struct occupant *
     return q;
 }
 
-/* The error type RFC 6120 §8.3.3 gives each condition these answers use. */
-static const char *cond_type(const char *cond)
-{
-    if (strcmp(cond, "forbidden") == 0 || strcmp(cond, "not-allowed") == 0) {
-        return "auth";
-    }
-    if (strcmp(cond, "resource-constraint") == 0) {
-        return "wait";
-    }
-    return strcmp(cond, "conflict") == 0 || strcmp(cond, "item-not-found") == 0 ? "cancel"
-                                                                                  : "modify";
-}
-
 static void admin_iq(const struct xml_node *iq, struct room *r, const char *from,
                      const struct xml_node *q)
 {
@@ -2105,16 +2113,16 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
     enum muc_aff actor_aff = aff_of(r, bare);
     struct xml_node *first = xml_child(q, "item", NS_MUC_ADMIN);
     if (!first) {
-        bounce(iq, "modify", "bad-request");
+        bounce(iq, E_BAD_REQUEST);
         return;
     }
     if (strcmp(xml_attr(iq, "type"), "get") == 0) {
-        const char *cond = NULL;
+        enum err cond;
         struct xml_node *a = admin_list(r, actor, actor_aff, first, &cond);
         if (a) {
             iq_reply(iq, a);
         } else {
-            bounce(iq, cond_type(cond), cond);
+            bounce(iq, cond);
         }
         return;
     }
@@ -2123,7 +2131,7 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
      * kick can free the room, a change the actor's own standing: both are
      * looked up again for each item. */
     char room_jid[JID_MAX + 1];
-    const char *cond = NULL;
+    enum err cond = E_OK;
     int done = 0;
     snprintf(room_jid, sizeof(room_jid), "%s", r->jid);
     for (struct xml_node *it = first; it && !cond && (r = room_find(room_jid)); it = xml_next(it)) {
@@ -2140,12 +2148,12 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
         } else if (aff >= 0 && role < 0) {
             cond = set_affiliation(r, actor_aff, byn ? byn->bare : jid, aff, reason);
         } else {
-            cond = "bad-request";
+            cond = E_BAD_REQUEST;
         }
         done += !cond && aff >= 0; /* roles are not stored */
     }
     if (cond) {
-        bounce(iq, cond_type(cond), cond);
+        bounce(iq, cond);
     } else {
         iq_reply(iq, NULL);
     }
@@ -2171,7 +2179,7 @@ static void archive_iq(const struct xml_node *iq, struct room *r, const char *fr
         (!o && aff < AFF_MEMBER && (r->membersonly || r->secret))) {
         log_limited("muc mam refused", bare, L_INFO, "muc: %s may not read the archive of %s",
                     from, r->jid);
-        bounce(iq, "auth", "forbidden");
+        bounce(iq, E_FORBIDDEN);
         return;
     }
     int reveal = r->nonanonymous && ((o && o->role == ROLE_MODERATOR) || aff >= AFF_ADMIN);
@@ -2230,12 +2238,12 @@ static struct xml_node *register_form(const char *nick)
  * would be the way in) or a moderated one (where membership is voice) only
  * those with an affiliation already, as Prosody: anyone else gets
  * registration-required, whoever else is registered there. */
-static const char *may_register(const struct room *r, enum muc_aff a)
+static enum err may_register(const struct room *r, enum muc_aff a)
 {
     if (a == AFF_OUTCAST) {
-        return "forbidden";
+        return E_FORBIDDEN;
     }
-    return a < AFF_MEMBER && (r->membersonly || r->moderated) ? "registration-required" : NULL;
+    return a < AFF_MEMBER && (r->membersonly || r->moderated) ? E_REG_REQUIRED : E_OK;
 }
 
 /* §7.10: the submitted nick, checked and normalised as an occupant JID's
@@ -2260,7 +2268,7 @@ static const char *register_nick(const struct room *r, const struct xml_node *x,
 /* Register nick for bare (making it a member) or, nick NULL, unregister (a
  * member becomes nobody; an admin or owner keeps that, without the nick).
  * NULL or the error condition. */
-static const char *register_set(struct room *r, const char *bare, const char *nick)
+static enum err register_set(struct room *r, const char *bare, const char *nick)
 {
     enum muc_aff a = aff_of(r, bare);
     if (!nick) {
@@ -2270,27 +2278,27 @@ static const char *register_set(struct room *r, const char *bare, const char *ni
         } else if (a > AFF_MEMBER) {
             nick_reserve(r, bare, NULL);
         }
-        return NULL;
+        return E_OK;
     }
     if (nick_taken(r, nick, bare)) {
-        return "conflict";
+        return E_CONFLICT;
     }
     if (nick_of(r, bare) && strcmp(nick_of(r, bare), nick) == 0) {
-        return NULL; /* registered already: nothing to store */
+        return E_OK; /* registered already: nothing to store */
     }
     /* muc_max_affiliations bounds the registrations of a room; those who
      * make themselves members take at most half of it, so that accounts
      * made to fill the list never leave the admins without room for a ban. */
     if (a < AFF_MEMBER && aff_count(r) >= g_config->muc_max_affiliations / 2) {
-        return "resource-constraint";
+        return E_BUSY;
     }
     if ((a < AFF_MEMBER && aff_set(r, bare, AFF_MEMBER) < 0) || nick_reserve(r, bare, nick) < 0) {
-        return "resource-constraint";
+        return E_BUSY;
     }
     if (a < AFF_MEMBER) {
         affiliation_applied(r, bare, AFF_MEMBER, NULL);
     }
-    return NULL;
+    return E_OK;
 }
 
 static void register_iq(const struct xml_node *iq, struct room *r, const char *from,
@@ -2300,11 +2308,11 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
     if (jid_bare(from, bare, sizeof(bare)) < 0) {
         return;
     }
-    const char *no = may_register(r, aff_of(r, bare));
+    enum err no = may_register(r, aff_of(r, bare));
     if (no) {
         log_limited("muc register", bare, L_INFO, "muc: %s may not register in %s: %s", bare,
-                    r->jid, no);
-        bounce(iq, "auth", no);
+                    r->jid, err_cond[no]);
+        bounce(iq, no);
         return;
     }
     if (strcmp(xml_attr(iq, "type"), "get") == 0) {
@@ -2313,19 +2321,19 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
     }
     struct xml_node *x = xml_child(q, "x", NS_XDATA);
     const char *xt = x ? xml_attr(x, "type") : NULL;
-    const char *cond = NULL;
+    enum err cond;
     if (xml_child(q, "remove", NS_REGISTER)) {
         cond = register_set(r, bare, NULL);
     } else if (xt && strcmp(xt, "cancel") == 0) {
         iq_reply(iq, NULL); /* XEP-0004 §3.2: nothing asked for */
         return;
     } else if (!x || !register_nick(r, x, nick, sizeof(nick))) {
-        cond = "bad-request";
+        cond = E_BAD_REQUEST;
     } else {
         cond = register_set(r, bare, nick);
     }
     if (cond) {
-        bounce(iq, cond_type(cond), cond);
+        bounce(iq, cond);
         return;
     }
     log_limited("muc register", bare, L_INFO, "muc: %s %s in %s", bare,
@@ -2354,11 +2362,11 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
     int query = strcmp(xml_name(q), "query") == 0;
     struct room *r = to->local_len ? room_find(room_jid) : NULL;
     if (to->local_len && !r) {
-        bounce(iq, "cancel", "item-not-found");
+        bounce(iq, E_NOT_FOUND);
         return;
     }
     if (to->resource_len && !r) {
-        bounce(iq, "cancel", "service-unavailable");
+        bounce(iq, E_UNAVAILABLE);
         return;
     }
     if (to->resource_len) {
@@ -2370,9 +2378,9 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
         if (get && strcmp(ns, NS_PING) == 0 && o && strcmp(o->nick, nick) == 0) {
             iq_reply(iq, NULL);
         } else if (!o) {
-            bounce(iq, "cancel", "not-acceptable");
+            bounce(iq, E_NOT_OCCUPANT);
         } else {
-            bounce(iq, "cancel", "service-unavailable");
+            bounce(iq, E_UNAVAILABLE);
         }
         return;
     }
@@ -2396,7 +2404,7 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
     } else if (r && query && strcmp(ns, NS_MAM) == 0 && archive_of(r)) {
         archive_iq(iq, r, from, q);
     } else {
-        bounce(iq, "cancel", "service-unavailable");
+        bounce(iq, E_UNAVAILABLE);
     }
 }
 
@@ -2742,7 +2750,7 @@ static void deliver_one(const struct xml_node *st)
         if (tj.local_len) {
             message_in(st, from, &tj, room_jid);
         } else {
-            bounce(st, "cancel", "service-unavailable");
+            bounce(st, E_UNAVAILABLE);
         }
     } else if (strcmp(name, "iq") == 0) {
         iq_in(st, from, &tj, room_jid);
@@ -3027,7 +3035,7 @@ static int msg_spend(const struct room *r, struct occupant *o, const struct xml_
     }
     log_limited("muc message rate", o->bare, L_NOTICE, "muc: %s sends too fast in %s: refused",
                 o->bare, r->jid);
-    bounce(m, "wait", "resource-constraint");
+    bounce(m, E_BUSY);
     return 0;
 }
 
