@@ -8,6 +8,7 @@
  * room configuration, the room document's format.
  * Must not: write to sockets (it hands stanzas to router_deliver) or touch
  * files but through store.c (store_room_*). */
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -334,6 +335,64 @@ static void bounce(const struct xml_node *st, enum err e)
     router_bounce_sender(st, type, err_cond[e]);
 }
 
+/* ---- building stanzas ----
+ * What the room sends is built from these, each taking its attributes as
+ * name, value pairs ended by a NULL name; a NULL value sets nothing. Each
+ * returns NULL (or -1) when out of memory, and takes a NULL node for one. */
+
+static int vset_attrs(struct xml_node *n, va_list ap)
+{
+    const char *name;
+    while (n && (name = va_arg(ap, const char *)) != NULL) {
+        const char *v = va_arg(ap, const char *);
+        if (xml_set_attr(n, name, v) < 0) {
+            return -1;
+        }
+    }
+    return n ? 0 : -1;
+}
+
+static int set_attrs(struct xml_node *n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    int rc = vset_attrs(n, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A new jabber:client stanza (the caller frees it). */
+static struct xml_node *stanza_new(const char *name, ...)
+{
+    struct xml_node *st = xml_node_new(name, NS_CLIENT);
+    va_list ap;
+    va_start(ap, name);
+    if (vset_attrs(st, ap) < 0) {
+        xml_free(st);
+        st = NULL;
+    }
+    va_end(ap);
+    return st;
+}
+
+/* A new child of parent (ns NULL: the parent's). */
+static struct xml_node *add_child(struct xml_node *parent, const char *name, const char *ns, ...)
+{
+    struct xml_node *c = parent ? xml_add_child(parent, name, ns) : NULL;
+    va_list ap;
+    va_start(ap, ns);
+    int rc = vset_attrs(c, ap);
+    va_end(ap);
+    return rc < 0 ? NULL : c;
+}
+
+/* A new child of parent holding text. */
+static struct xml_node *add_text(struct xml_node *parent, const char *name, const char *text)
+{
+    struct xml_node *c = add_child(parent, name, NULL, NULL);
+    return c && xml_add_text(c, text, strlen(text)) == 0 ? c : NULL;
+}
+
 /* ---- presence (XEP-0045 §7.2) ---- */
 
 /* What of a client's presence a room passes on: show, status, priority and
@@ -446,8 +505,7 @@ static int add_status_codes(struct xml_node *x, const struct extra *e)
     for (int i = 0; e && i < e->n; i++) {
         char v[8];
         snprintf(v, sizeof(v), "%d", e->c[i]);
-        struct xml_node *s = xml_add_child(x, "status", NULL);
-        if (!s || xml_set_attr(s, "code", v) < 0) {
+        if (!add_child(x, "status", NULL, "code", v, NULL)) {
             return -1;
         }
     }
@@ -463,20 +521,13 @@ static struct xml_node *occ_presence(const struct room *r, const struct occupant
 {
     char from[JID_MAX + 1];
     struct xml_node *p = type || !o->pres ? xml_node_new("presence", NS_CLIENT) : xml_copy(o->pres);
-    if (!p || xml_set_attr(p, "from", occ_jid(r, o->nick, from, sizeof(from))) < 0 ||
-        (type && xml_set_attr(p, "type", type) < 0)) {
-        xml_free(p);
-        return NULL;
-    }
-    struct xml_node *x = xml_add_child(p, "x", NS_MUC_USER);
-    struct xml_node *it = x ? xml_add_child(x, "item", NULL) : NULL;
-    struct xml_node *rs = it && e && e->reason ? xml_add_child(it, "reason", NULL) : NULL;
-    if (!it || xml_set_attr(it, "affiliation", aff_names[aff_of(r, o->bare)]) < 0 ||
-        xml_set_attr(it, "role", role_names[type ? ROLE_NONE : o->role]) < 0 ||
-        (with_jid && xml_set_attr(it, "jid", real ? real : o->bare) < 0) ||
-        (e && e->newnick && xml_set_attr(it, "nick", e->newnick) < 0) ||
-        (e && e->reason && (!rs || xml_add_text(rs, e->reason, strlen(e->reason)) < 0)) ||
-        add_status_codes(x, e) < 0) {
+    struct xml_node *x = add_child(p, "x", NS_MUC_USER, NULL);
+    struct xml_node *it =
+        add_child(x, "item", NULL, "affiliation", aff_names[aff_of(r, o->bare)], "role",
+                  role_names[type ? ROLE_NONE : o->role], "jid",
+                  with_jid ? (real ? real : o->bare) : NULL, "nick", e ? e->newnick : NULL, NULL);
+    if (!it || set_attrs(p, "from", occ_jid(r, o->nick, from, sizeof(from)), "type", type, NULL) < 0 ||
+        (e && e->reason && !add_text(it, "reason", e->reason)) || add_status_codes(x, e) < 0) {
         xml_free(p);
         return NULL;
     }
@@ -1177,13 +1228,11 @@ static void hist_add(struct room *r, const struct xml_node *m, time_t now)
         return;
     }
     struct hist *h = calloc(1, sizeof(*h));
-    struct xml_node *d = NULL;
     char stamp[32];
     struct tm tm;
     if (!h || !(h->msg = xml_copy(m)) || !gmtime_r(&now, &tm) ||
         !strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) ||
-        !(d = xml_add_child(h->msg, "delay", NS_DELAY)) || xml_set_attr(d, "stamp", stamp) < 0 ||
-        xml_set_attr(d, "from", r->jid) < 0) {
+        !add_child(h->msg, "delay", NS_DELAY, "stamp", stamp, "from", r->jid, NULL)) {
         if (h) {
             xml_free(h->msg);
         }
@@ -1247,9 +1296,8 @@ static void subject_send(const struct room *r, const char *to)
         return;
     }
     /* §7.2.15: an empty subject tells the client the join is complete. */
-    struct xml_node *m = xml_node_new("message", NS_CLIENT);
-    if (m && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(m, "type", "groupchat") == 0 &&
-        xml_add_child(m, "subject", NULL)) {
+    struct xml_node *m = stanza_new("message", "from", r->jid, "type", "groupchat", NULL);
+    if (add_child(m, "subject", NULL, NULL)) {
         send_to(m, to);
     }
     xml_free(m);
@@ -1257,8 +1305,7 @@ static void subject_send(const struct room *r, const char *to)
 
 static int stanza_id_set(struct xml_node *m, const char *by, const char *id)
 {
-    struct xml_node *s = xml_add_child(m, "stanza-id", NS_SID);
-    return s && xml_set_attr(s, "id", id) == 0 && xml_set_attr(s, "by", by) == 0 ? 0 : -1;
+    return add_child(m, "stanza-id", NS_SID, "id", id, "by", by, NULL) ? 0 : -1;
 }
 
 /* XEP-0359 §3.1: the room's own id on what it relays. A message the room
@@ -1337,11 +1384,10 @@ static void send_all(const struct room *r, struct xml_node *st)
  * who set it and the subject, not whatever else the message carried. */
 static struct xml_node *subject_copy(const struct xml_node *m)
 {
-    struct xml_node *k = xml_node_new("message", NS_CLIENT);
+    struct xml_node *k = stanza_new("message", "from", xml_attr(m, "from"), "type", "groupchat", NULL);
     struct xml_node *subj = xml_copy(xml_child(m, "subject", NS_CLIENT));
     struct xml_node *sid = xml_copy(xml_child(m, "stanza-id", NS_SID));
-    if (!k || !subj || !sid || xml_set_attr(k, "from", xml_attr(m, "from")) < 0 ||
-        xml_set_attr(k, "type", "groupchat") < 0) {
+    if (!k || !subj || !sid) {
         xml_free(k);
         xml_free(subj);
         xml_free(sid);
@@ -1468,16 +1514,13 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
         if (++n > g_config->muc_max_invites || (dec && n > 1)) {
             break; /* §7.8.3: one decline answers one invitation */
         }
-        struct xml_node *m = xml_node_new("message", NS_CLIENT);
-        struct xml_node *ux = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
-        struct xml_node *it = ux ? xml_add_child(ux, inv ? "invite" : "decline", NULL) : NULL;
+        struct xml_node *m = stanza_new("message", "from", r->jid, NULL);
+        struct xml_node *ux = add_child(m, "x", NS_MUC_USER, NULL);
+        struct xml_node *it = add_child(ux, inv ? "invite" : "decline", NULL, "from", bare, NULL);
         struct xml_node *reason = xml_child(c, "reason", NS_MUC_USER);
-        if (it && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(it, "from", bare) == 0) {
+        if (it) {
             if (reason) {
-                struct xml_node *rc = xml_add_child(it, "reason", NULL);
-                if (rc) {
-                    xml_add_text(rc, xml_text(reason), strlen(xml_text(reason)));
-                }
+                add_text(it, "reason", xml_text(reason));
             }
             send_to(m, norm);
         }
@@ -1528,11 +1571,9 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
 
 static void iq_reply(const struct xml_node *iq, struct xml_node *payload)
 {
-    struct xml_node *r = xml_node_new("iq", NS_CLIENT);
-    if (!r || xml_set_attr(r, "type", "result") < 0 ||
-        xml_set_attr(r, "id", xml_attr(iq, "id")) < 0 ||
-        xml_set_attr(r, "from", xml_attr(iq, "to")) < 0 ||
-        xml_set_attr(r, "to", xml_attr(iq, "from")) < 0) {
+    struct xml_node *r = stanza_new("iq", "type", "result", "id", xml_attr(iq, "id"), "from",
+                                    xml_attr(iq, "to"), "to", xml_attr(iq, "from"), NULL);
+    if (!r) {
         xml_free(r);
         xml_free(payload);
         return;
@@ -1558,25 +1599,33 @@ static void answer(const struct xml_node *iq, struct xml_node *payload)
 static struct xml_node *add_field(struct xml_node *x, const char *var, const char *type,
                                   const char *value)
 {
-    struct xml_node *f = xml_add_child(x, "field", NULL);
-    struct xml_node *v = f ? xml_add_child(f, "value", NULL) : NULL;
-    return v && xml_set_attr(f, "var", var) == 0 && (!type || xml_set_attr(f, "type", type) == 0) &&
-                   xml_add_text(v, value, strlen(value)) == 0
-               ? f
-               : NULL;
+    struct xml_node *f = add_child(x, "field", NULL, "var", var, "type", type, NULL);
+    return add_text(f, "value", value) ? f : NULL;
+}
+
+/* A data form (XEP-0004) of type in parent, with its FORM_TYPE. */
+static struct xml_node *add_form(struct xml_node *parent, const char *type, const char *form_type)
+{
+    struct xml_node *x = add_child(parent, "x", NS_XDATA, "type", type, NULL);
+    return add_field(x, "FORM_TYPE", "hidden", form_type) ? x : NULL;
+}
+
+/* The room's name before the @ (out holds JID_MAX + 1). */
+static const char *local_part(const struct room *r, char *out)
+{
+    snprintf(out, JID_MAX + 1, "%.*s", (int)(strchr(r->jid, '@') - r->jid), r->jid);
+    return out;
 }
 
 static int add_feature(struct xml_node *q, const char *var)
 {
-    struct xml_node *f = xml_add_child(q, "feature", NULL);
-    return f && xml_set_attr(f, "var", var) == 0 ? 0 : -1;
+    return add_child(q, "feature", NULL, "var", var, NULL) ? 0 : -1;
 }
 
 static int add_identity(struct xml_node *q, const char *name)
 {
-    struct xml_node *id = xml_add_child(q, "identity", NULL);
-    return id && xml_set_attr(id, "category", "conference") == 0 &&
-                   xml_set_attr(id, "type", "text") == 0 && xml_set_attr(id, "name", name) == 0
+    return add_child(q, "identity", NULL, "category", "conference", "type", "text", "name", name,
+                     NULL)
                ? 0
                : -1;
 }
@@ -1592,9 +1641,7 @@ static struct xml_node *room_info(const struct room *r, const char *from)
     int insider = (!r->membersonly && !r->secret) || occ_by_jid(r, from) ||
                   (jid_bare(from, bare, sizeof(bare)) == 0 && aff_of(r, bare) >= AFF_MEMBER);
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    const char *local_end = strchr(r->jid, '@');
     char name[JID_MAX + 1];
-    snprintf(name, sizeof(name), "%.*s", (int)(local_end - r->jid), r->jid);
     const char *feats[] = {NS_MUC,
                            NS_SID,
                            r->hidden ? "muc_hidden" : "muc_public",
@@ -1604,7 +1651,7 @@ static struct xml_node *room_info(const struct room *r, const char *from)
                            r->secret ? "muc_passwordprotected" : "muc_unsecured",
                            r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous",
                            NS_REGISTER};
-    if (!q || add_identity(q, r->name ? r->name : name) < 0) {
+    if (!q || add_identity(q, r->name ? r->name : local_part(r, name)) < 0) {
         xml_free(q);
         return NULL;
     }
@@ -1625,10 +1672,8 @@ static struct xml_node *room_info(const struct room *r, const char *from)
     /* §6.4 / XEP-0128: the occupant count in the muc#roominfo form. */
     char count[16];
     snprintf(count, sizeof(count), "%d", r->nocc);
-    struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
-    if (!x || xml_set_attr(x, "type", "result") < 0 ||
-        !add_field(x, "FORM_TYPE", "hidden", "http://jabber.org/protocol/muc#roominfo") ||
-        !add_field(x, "muc#roominfo_occupants", NULL, count)) {
+    struct xml_node *x = add_form(q, "result", "http://jabber.org/protocol/muc#roominfo");
+    if (!add_field(x, "muc#roominfo_occupants", NULL, count)) {
         xml_free(q);
         return NULL;
     }
@@ -1655,11 +1700,8 @@ static struct xml_node *service_items(void)
             if (r->hidden) {
                 continue;
             }
-            struct xml_node *it = xml_add_child(q, "item", NULL);
-            const char *at = strchr(r->jid, '@');
             char name[JID_MAX + 1];
-            snprintf(name, sizeof(name), "%.*s", (int)(at - r->jid), r->jid);
-            if (!it || xml_set_attr(it, "jid", r->jid) < 0 || xml_set_attr(it, "name", name) < 0) {
+            if (!add_child(q, "item", NULL, "jid", r->jid, "name", local_part(r, name), NULL)) {
                 xml_free(q);
                 return NULL;
             }
@@ -1722,31 +1764,20 @@ static int add_flag(struct xml_node *x, const struct room *r, size_t i)
 static struct xml_node *config_form(const struct room *r)
 {
     struct xml_node *q = xml_node_new("query", NS_MUC_OWNER);
-    struct xml_node *x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
+    struct xml_node *x = add_form(q, "form", NS_ROOMCONFIG);
     struct xml_node *w = NULL;
-    int rc = !x || xml_set_attr(x, "type", "form") < 0 ||
-             !add_field(x, "FORM_TYPE", "hidden", NS_ROOMCONFIG) ||
-             !add_field(x, ROOMCONFIG "roomname", "text-single", r->name ? r->name : "");
-    for (size_t i = 0; !rc && i < FLAG_ARCHIVING; i++) {
-        rc = add_flag(x, r, i);
+    int ok = add_field(x, ROOMCONFIG "roomname", "text-single", r->name ? r->name : "") != NULL;
+    for (size_t i = 0; ok && i < FLAG_ARCHIVING; i++) {
+        ok = add_flag(x, r, i) == 0;
     }
-    if (rc || add_bool(x, ROOMCONFIG "passwordprotectedroom", r->secret != NULL) < 0 ||
-        !add_field(x, ROOMCONFIG "roomsecret", "text-private", r->secret ? r->secret : "") ||
-        !(w = add_field(x, ROOMCONFIG "whois", "list-single",
-                        r->nonanonymous ? "anyone" : "moderators"))) {
-        xml_free(q);
-        return NULL;
-    }
-    const char *opts[] = {"moderators", "anyone"};
-    for (size_t i = 0; i < 2; i++) {
-        struct xml_node *o = xml_add_child(w, "option", NULL);
-        struct xml_node *v = o ? xml_add_child(o, "value", NULL) : NULL;
-        if (!v || xml_add_text(v, opts[i], strlen(opts[i])) < 0) {
-            xml_free(q);
-            return NULL;
-        }
-    }
-    if (hook_find_room_archive() && add_flag(x, r, FLAG_ARCHIVING) < 0) {
+    ok = ok && add_bool(x, ROOMCONFIG "passwordprotectedroom", r->secret != NULL) == 0 &&
+         add_field(x, ROOMCONFIG "roomsecret", "text-private", r->secret ? r->secret : "") &&
+         (w = add_field(x, ROOMCONFIG "whois", "list-single",
+                        r->nonanonymous ? "anyone" : "moderators")) &&
+         add_text(add_child(w, "option", NULL, NULL), "value", "moderators") &&
+         add_text(add_child(w, "option", NULL, NULL), "value", "anyone") &&
+         (!hook_find_room_archive() || add_flag(x, r, FLAG_ARCHIVING) == 0);
+    if (!ok) {
         xml_free(q);
         return NULL;
     }
@@ -1819,10 +1850,9 @@ static void notify_config(const struct room *r, int whois_changed)
     if (whois_changed) {
         code_add(&e, r->nonanonymous ? 172 : 173);
     }
-    struct xml_node *m = xml_node_new("message", NS_CLIENT);
-    struct xml_node *x = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
-    if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(m, "type", "groupchat") == 0 &&
-        add_status_codes(x, &e) == 0) {
+    struct xml_node *m = stanza_new("message", "from", r->jid, "type", "groupchat", NULL);
+    struct xml_node *x = add_child(m, "x", NS_MUC_USER, NULL);
+    if (x && add_status_codes(x, &e) == 0) {
         send_all(r, m);
     }
     xml_free(m);
@@ -1914,10 +1944,8 @@ static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
     for (struct occupant *o = r->occ; o; o = o->next) {
         struct xml_node *p = occ_presence(r, o, "unavailable", 0, NULL, NULL);
         struct xml_node *x = p ? xml_child(p, "x", NS_MUC_USER) : NULL;
-        struct xml_node *dn = x ? xml_add_child(x, "destroy", NULL) : NULL;
-        struct xml_node *rn = dn && reason ? xml_add_child(dn, "reason", NULL) : NULL;
-        if (dn && (!alt || xml_set_attr(dn, "jid", norm) == 0) &&
-            (!reason || (rn && xml_add_text(rn, xml_text(reason), strlen(xml_text(reason))) == 0))) {
+        struct xml_node *dn = add_child(x, "destroy", NULL, "jid", alt ? norm : NULL, NULL);
+        if (dn && (!reason || add_text(dn, "reason", xml_text(reason)))) {
             for (struct occ_res *res = o->res; res; res = res->next) {
                 send_to(p, res->jid);
             }
@@ -2057,11 +2085,8 @@ static void affiliation_applied(struct room *r, const char *bare, int aff, const
 static int add_list_item(struct xml_node *q, const char *jid, const char *nick, const char *aff,
                          const char *role)
 {
-    struct xml_node *it = xml_add_child(q, "item", NULL);
-    return it && (!jid || xml_set_attr(it, "jid", jid) == 0) &&
-                   (!nick || xml_set_attr(it, "nick", nick) == 0) &&
-                   xml_set_attr(it, "affiliation", aff) == 0 &&
-                   (!role || xml_set_attr(it, "role", role) == 0)
+    return add_child(q, "item", NULL, "jid", jid, "nick", nick, "affiliation", aff, "role", role,
+                     NULL)
                ? 0
                : -1;
 }
@@ -2198,7 +2223,7 @@ static struct xml_node *reserved_nick_info(const struct room *r, const char *fro
     char bare[JID_MAX + 1];
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
     const char *nick = jid_bare(from, bare, sizeof(bare)) == 0 ? nick_of(r, bare) : NULL;
-    if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && add_identity(q, nick) < 0)) {
+    if (set_attrs(q, "node", "x-roomuser-item", NULL) < 0 || (nick && add_identity(q, nick) < 0)) {
         xml_free(q);
         return NULL;
     }
@@ -2214,20 +2239,18 @@ static struct xml_node *register_form(const char *nick)
         return NULL;
     }
     if (nick) {
-        struct xml_node *u = xml_add_child(q, "username", NULL);
-        if (!xml_add_child(q, "registered", NULL) || !u || xml_add_text(u, nick, strlen(nick)) < 0) {
+        if (!add_text(q, "username", nick) || !add_child(q, "registered", NULL, NULL)) {
             xml_free(q);
             return NULL;
         }
         return q;
     }
-    struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
-    struct xml_node *f = x ? xml_add_child(x, "field", NULL) : NULL;
-    if (!f || xml_set_attr(x, "type", "form") < 0 ||
-        !add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER) ||
-        xml_set_attr(f, "var", "muc#register_roomnick") < 0 ||
-        xml_set_attr(f, "type", "text-single") < 0 || xml_set_attr(f, "label", "Nickname") < 0 ||
-        !xml_add_child(f, "required", NULL)) {
+    /* The nick's field comes first, as it always did. */
+    struct xml_node *x = add_child(q, "x", NS_XDATA, "type", "form", NULL);
+    struct xml_node *f = add_child(x, "field", NULL, "var", "muc#register_roomnick", "type",
+                                   "text-single", "label", "Nickname", NULL);
+    if (!f || !add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER) ||
+        !add_child(f, "required", NULL, NULL)) {
         xml_free(q);
         return NULL;
     }
@@ -2450,11 +2473,9 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
         return; /* nothing to ask for, or asked already */
     }
     o->voice_asked = 1;
-    struct xml_node *m = xml_node_new("message", NS_CLIENT);
-    struct xml_node *x = m ? xml_add_child(m, "x", NS_XDATA) : NULL;
-    if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(x, "type", "form") == 0 &&
-        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REQUEST) &&
-        add_field(x, "muc#role", "list-single", "participant") &&
+    struct xml_node *m = stanza_new("message", "from", r->jid, NULL);
+    struct xml_node *x = add_form(m, "form", NS_MUC_REQUEST);
+    if (add_field(x, "muc#role", "list-single", "participant") &&
         add_field(x, "muc#jid", "jid-single", o->bare) &&
         add_field(x, "muc#roomnick", "text-single", o->nick) &&
         add_bool(x, "muc#request_allow", 0) == 0) {
@@ -2479,9 +2500,7 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
 static struct xml_node *room_doc(const struct room *r)
 {
     struct xml_node *d = xml_node_new("room", NS_ROOMDOC);
-    if (!d || xml_set_attr(d, "creator", r->creator) < 0 ||
-        (r->name && xml_set_attr(d, "name", r->name) < 0) ||
-        (r->secret && xml_set_attr(d, "secret", r->secret) < 0)) {
+    if (set_attrs(d, "creator", r->creator, "name", r->name, "secret", r->secret, NULL) < 0) {
         xml_free(d);
         return NULL;
     }
@@ -2495,9 +2514,8 @@ static struct xml_node *room_doc(const struct room *r)
         }
     }
     for (const struct affiliation *a = r->affs; a; a = a->next) {
-        struct xml_node *n = xml_add_child(d, "aff", NULL);
-        if (!n || xml_set_attr(n, "jid", a->jid) < 0 || xml_set_attr(n, "a", aff_names[a->aff]) < 0 ||
-            (a->nick && xml_set_attr(n, "nick", a->nick) < 0)) {
+        if (!add_child(d, "aff", NULL, "jid", a->jid, "a", aff_names[a->aff], "nick", a->nick,
+                       NULL)) {
             xml_free(d);
             return NULL;
         }
