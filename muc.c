@@ -336,54 +336,36 @@ static void bounce(const struct xml_node *st, enum err e)
 }
 
 /* ---- building stanzas ----
- * What the room sends is built from these, each taking its attributes as
- * name, value pairs ended by a NULL name; a NULL value sets nothing. Each
- * returns NULL (or -1) when out of memory, and takes a NULL node for one. */
-
-static int vset_attrs(struct xml_node *n, va_list ap)
-{
-    const char *name;
-    while (n && (name = va_arg(ap, const char *)) != NULL) {
-        const char *v = va_arg(ap, const char *);
-        if (xml_set_attr(n, name, v) < 0) {
-            return -1;
-        }
-    }
-    return n ? 0 : -1;
-}
-
-static int set_attrs(struct xml_node *n, ...)
-{
-    va_list ap;
-    va_start(ap, n);
-    int rc = vset_attrs(n, ap);
-    va_end(ap);
-    return rc;
-}
+ * What the room sends is built from these. They return NULL when out of
+ * memory, and take a NULL parent for that, so a chain of them is checked
+ * once at its end. A NULL attribute value sets nothing (xml_set_attr). */
 
 /* A new jabber:client stanza (the caller frees it). */
-static struct xml_node *stanza_new(const char *name, ...)
+static struct xml_node *stanza_new(const char *name, const char *from, const char *type)
 {
     struct xml_node *st = xml_node_new(name, NS_CLIENT);
-    va_list ap;
-    va_start(ap, name);
-    if (vset_attrs(st, ap) < 0) {
+    if (st && (xml_set_attr(st, "from", from) < 0 || xml_set_attr(st, "type", type) < 0)) {
         xml_free(st);
-        st = NULL;
+        return NULL;
     }
-    va_end(ap);
     return st;
 }
 
-/* A new child of parent (ns NULL: the parent's). */
+/* A new child of parent (ns NULL: the parent's) with the attributes given
+ * as name, value pairs up to a NULL name. */
 static struct xml_node *add_child(struct xml_node *parent, const char *name, const char *ns, ...)
 {
     struct xml_node *c = parent ? xml_add_child(parent, name, ns) : NULL;
+    const char *attr;
     va_list ap;
     va_start(ap, ns);
-    int rc = vset_attrs(c, ap);
+    while (c && (attr = va_arg(ap, const char *)) != NULL) {
+        if (xml_set_attr(c, attr, va_arg(ap, const char *)) < 0) {
+            c = NULL;
+        }
+    }
     va_end(ap);
-    return rc < 0 ? NULL : c;
+    return c;
 }
 
 /* A new child of parent holding text. */
@@ -526,7 +508,8 @@ static struct xml_node *occ_presence(const struct room *r, const struct occupant
         add_child(x, "item", NULL, "affiliation", aff_names[aff_of(r, o->bare)], "role",
                   role_names[type ? ROLE_NONE : o->role], "jid",
                   with_jid ? (real ? real : o->bare) : NULL, "nick", e ? e->newnick : NULL, NULL);
-    if (!it || set_attrs(p, "from", occ_jid(r, o->nick, from, sizeof(from)), "type", type, NULL) < 0 ||
+    if (!it || xml_set_attr(p, "from", occ_jid(r, o->nick, from, sizeof(from))) < 0 ||
+        xml_set_attr(p, "type", type) < 0 ||
         (e && e->reason && !add_text(it, "reason", e->reason)) || add_status_codes(x, e) < 0) {
         xml_free(p);
         return NULL;
@@ -1296,7 +1279,7 @@ static void subject_send(const struct room *r, const char *to)
         return;
     }
     /* §7.2.15: an empty subject tells the client the join is complete. */
-    struct xml_node *m = stanza_new("message", "from", r->jid, "type", "groupchat", NULL);
+    struct xml_node *m = stanza_new("message", r->jid, "groupchat");
     if (add_child(m, "subject", NULL, NULL)) {
         send_to(m, to);
     }
@@ -1384,7 +1367,7 @@ static void send_all(const struct room *r, struct xml_node *st)
  * who set it and the subject, not whatever else the message carried. */
 static struct xml_node *subject_copy(const struct xml_node *m)
 {
-    struct xml_node *k = stanza_new("message", "from", xml_attr(m, "from"), "type", "groupchat", NULL);
+    struct xml_node *k = stanza_new("message", xml_attr(m, "from"), "groupchat");
     struct xml_node *subj = xml_copy(xml_child(m, "subject", NS_CLIENT));
     struct xml_node *sid = xml_copy(xml_child(m, "stanza-id", NS_SID));
     if (!k || !subj || !sid) {
@@ -1514,7 +1497,7 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
         if (++n > g_config->muc_max_invites || (dec && n > 1)) {
             break; /* §7.8.3: one decline answers one invitation */
         }
-        struct xml_node *m = stanza_new("message", "from", r->jid, NULL);
+        struct xml_node *m = stanza_new("message", r->jid, NULL);
         struct xml_node *ux = add_child(m, "x", NS_MUC_USER, NULL);
         struct xml_node *it = add_child(ux, inv ? "invite" : "decline", NULL, "from", bare, NULL);
         struct xml_node *reason = xml_child(c, "reason", NS_MUC_USER);
@@ -1571,9 +1554,10 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
 
 static void iq_reply(const struct xml_node *iq, struct xml_node *payload)
 {
-    struct xml_node *r = stanza_new("iq", "type", "result", "id", xml_attr(iq, "id"), "from",
-                                    xml_attr(iq, "to"), "to", xml_attr(iq, "from"), NULL);
-    if (!r) {
+    struct xml_node *r = stanza_new("iq", NULL, "result");
+    if (!r || xml_set_attr(r, "id", xml_attr(iq, "id")) < 0 ||
+        xml_set_attr(r, "from", xml_attr(iq, "to")) < 0 ||
+        xml_set_attr(r, "to", xml_attr(iq, "from")) < 0) {
         xml_free(r);
         xml_free(payload);
         return;
@@ -1850,7 +1834,7 @@ static void notify_config(const struct room *r, int whois_changed)
     if (whois_changed) {
         code_add(&e, r->nonanonymous ? 172 : 173);
     }
-    struct xml_node *m = stanza_new("message", "from", r->jid, "type", "groupchat", NULL);
+    struct xml_node *m = stanza_new("message", r->jid, "groupchat");
     struct xml_node *x = add_child(m, "x", NS_MUC_USER, NULL);
     if (x && add_status_codes(x, &e) == 0) {
         send_all(r, m);
@@ -2223,7 +2207,7 @@ static struct xml_node *reserved_nick_info(const struct room *r, const char *fro
     char bare[JID_MAX + 1];
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
     const char *nick = jid_bare(from, bare, sizeof(bare)) == 0 ? nick_of(r, bare) : NULL;
-    if (set_attrs(q, "node", "x-roomuser-item", NULL) < 0 || (nick && add_identity(q, nick) < 0)) {
+    if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && add_identity(q, nick) < 0)) {
         xml_free(q);
         return NULL;
     }
@@ -2473,7 +2457,7 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
         return; /* nothing to ask for, or asked already */
     }
     o->voice_asked = 1;
-    struct xml_node *m = stanza_new("message", "from", r->jid, NULL);
+    struct xml_node *m = stanza_new("message", r->jid, NULL);
     struct xml_node *x = add_form(m, "form", NS_MUC_REQUEST);
     if (add_field(x, "muc#role", "list-single", "participant") &&
         add_field(x, "muc#jid", "jid-single", o->bare) &&
@@ -2500,7 +2484,8 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
 static struct xml_node *room_doc(const struct room *r)
 {
     struct xml_node *d = xml_node_new("room", NS_ROOMDOC);
-    if (set_attrs(d, "creator", r->creator, "name", r->name, "secret", r->secret, NULL) < 0) {
+    if (!d || xml_set_attr(d, "creator", r->creator) < 0 || xml_set_attr(d, "name", r->name) < 0 ||
+        xml_set_attr(d, "secret", r->secret) < 0) {
         xml_free(d);
         return NULL;
     }
