@@ -562,6 +562,23 @@ static void self_presence(const struct room *r, const struct occupant *o, const 
     }
 }
 
+/* Self-presence to every resource of o. */
+static void self_all(const struct room *r, const struct occupant *o, const char *type,
+                     const struct extra *e)
+{
+    for (struct occ_res *x = o->res; x; x = x->next) {
+        self_presence(r, o, x->jid, type, e);
+    }
+}
+
+/* o's presence to everyone: the others, then o's own resources. */
+static void announce(const struct room *r, const struct occupant *o, const char *type,
+                     const struct extra *e)
+{
+    broadcast_presence(r, o, type, e);
+    self_all(r, o, type, e);
+}
+
 /* ---- rooms: life and death ---- */
 
 static void hist_drop_oldest(struct room *r)
@@ -590,6 +607,20 @@ static void occ_free(struct occupant *o)
     xml_free(o->pres);
     free(o->nick);
     free(o);
+}
+
+/* o is gone from r: the room keeps its buckets (left_keep) and forgets it. */
+static void occ_drop(struct room *r, struct occupant *o)
+{
+    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    }
+    r->nocc--;
+    left_keep(r, o);
+    occ_free(o);
 }
 
 static void room_free(struct room *r)
@@ -630,35 +661,41 @@ static void room_destroy(struct room *r)
     room_free(r);
 }
 
-static int rooms_created_by(const char *bare)
-{
-    int n = 0;
-    for (int i = 0; i < ROOM_BUCKETS; i++) {
-        for (struct room *r = rooms[i]; r; r = r->next) {
-            n += strcmp(r->creator, bare) == 0;
-        }
-    }
-    return n;
-}
-
-/* MUC over s2s: the rooms made by users of creator's domain when that is
- * another server's (muc_max_rooms_per_domain), else -1 (our own accounts
- * have muc_max_rooms_per_account only). */
-static int rooms_of_remote_domain(const char *creator)
+/* Whether creator may make no more rooms: muc_max_rooms in all, or
+ * muc_max_rooms_per_account its own, or (MUC over s2s) when its domain is
+ * another server's, muc_max_rooms_per_domain by users of that domain (our
+ * own accounts have the per-account limit only). */
+static int room_limit_hit(const char *creator)
 {
     const char *at = strchr(creator, '@');
     const char *dom = at ? at + 1 : creator;
-    if (strcmp(dom, g_config->domain) == 0) {
-        return -1;
-    }
-    int n = 0;
+    int mine = 0, domain = 0;
     for (int i = 0; i < ROOM_BUCKETS; i++) {
         for (struct room *r = rooms[i]; r; r = r->next) {
             const char *a = strchr(r->creator, '@');
-            n += strcmp(a ? a + 1 : r->creator, dom) == 0;
+            mine += strcmp(r->creator, creator) == 0;
+            domain += strcmp(a ? a + 1 : r->creator, dom) == 0;
         }
     }
-    return n;
+    return nrooms >= g_config->muc_max_rooms || mine >= g_config->muc_max_rooms_per_account ||
+           (strcmp(dom, g_config->domain) != 0 && domain >= g_config->muc_max_rooms_per_domain);
+}
+
+/* A room of that JID and creator, in the table; NULL when out of memory. */
+static struct room *room_new(const char *jid, const char *creator)
+{
+    struct room *r = calloc(1, sizeof(*r));
+    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator))) {
+        if (r) {
+            room_free(r);
+        }
+        return NULL;
+    }
+    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
+    r->next = rooms[b];
+    rooms[b] = r;
+    nrooms++;
+    return r;
 }
 
 /* A new room for creator (XEP-0045 §10.1). Like Prosody and ejabberd, an
@@ -667,19 +704,16 @@ static int rooms_of_remote_domain(const char *creator)
 static struct room *room_create(const char *jid, const char *creator, enum err *cond)
 {
     *cond = E_BUSY;
-    if (nrooms >= g_config->muc_max_rooms ||
-        rooms_created_by(creator) >= g_config->muc_max_rooms_per_account ||
-        rooms_of_remote_domain(creator) >= g_config->muc_max_rooms_per_domain) {
+    if (room_limit_hit(creator)) {
         log_limited("muc room limit", creator, L_NOTICE, "muc: %s may not create %s: room limit",
                     creator, jid);
         return NULL;
     }
     *cond = E_INTERNAL;
-    struct room *r = calloc(1, sizeof(*r));
-    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
-        aff_set(r, creator, AFF_OWNER) < 0) {
+    struct room *r = room_new(jid, creator);
+    if (!r || aff_set(r, creator, AFF_OWNER) < 0) {
         if (r) {
-            room_free(r);
+            room_destroy(r);
         }
         return NULL;
     }
@@ -690,10 +724,6 @@ static struct room *room_create(const char *jid, const char *creator, enum err *
     if (hook_find_room_archive()) {
         hook_find_room_archive()->drop(jid);
     }
-    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
-    r->next = rooms[b];
-    rooms[b] = r;
-    nrooms++;
     log_limited("muc room created", creator, L_INFO, "muc: %s created room %s", creator, jid);
     return r;
 }
@@ -885,10 +915,7 @@ static void join_announce(struct room *r, struct occupant *o, const char *full, 
     if (created) {
         code_add(&e, 201);
     }
-    /* The occupant's other resources learn of the new one too. */
-    for (struct occ_res *x = o->res; x; x = x->next) {
-        self_presence(r, o, x->jid, NULL, &e);
-    }
+    self_all(r, o, NULL, &e); /* the occupant's other resources learn of the new one too */
     history_send(r, full, q);
     subject_send(r, full);
 }
@@ -997,15 +1024,7 @@ static void leave(struct room *r, struct occupant *o, const char *full, int endi
         return; /* other resources keep the nick */
     }
     broadcast_presence(r, o, "unavailable", NULL);
-    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
-        if (*pp == o) {
-            *pp = o->next;
-            break;
-        }
-    }
-    r->nocc--;
-    left_keep(r, o);
-    occ_free(o);
+    occ_drop(r, o);
     if (!r->occ && !r->persistent) {
         room_destroy(r); /* a temporary room ends with its last occupant */
     }
@@ -1016,31 +1035,18 @@ static void leave(struct room *r, struct occupant *o, const char *full, int endi
 static void remove_occupant(struct room *r, struct occupant *o, int code, const char *reason)
 {
     struct extra e = {{code}, 1, NULL, reason};
-    for (struct occ_res *x = o->res; x; x = x->next) {
-        self_presence(r, o, x->jid, "unavailable", &e);
-    }
-    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
-        if (*pp == o) {
-            *pp = o->next;
-            break;
-        }
-    }
-    r->nocc--;
+    self_all(r, o, "unavailable", &e);
     broadcast_presence(r, o, "unavailable", &e);
     log_limited("muc removed", r->jid, L_INFO, "muc: %s left %s (status %d)", o->bare, r->jid,
                 code);
-    left_keep(r, o);
-    occ_free(o);
+    occ_drop(r, o);
 }
 
 /* A role or affiliation changed: everyone sees o anew. */
-static void announce(const struct room *r, const struct occupant *o, const char *reason)
+static void announce_role(const struct room *r, const struct occupant *o, const char *reason)
 {
     struct extra e = {{0}, 0, NULL, reason};
-    broadcast_presence(r, o, NULL, &e);
-    for (struct occ_res *x = o->res; x; x = x->next) {
-        self_presence(r, o, x->jid, NULL, &e);
-    }
+    announce(r, o, NULL, &e);
 }
 
 /* Issue 15 item 2: every presence or nick change of an occupant goes to
@@ -1088,12 +1094,10 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
         return;
     }
     struct extra e = {{303}, 1, nick, NULL};
-    broadcast_presence(r, o, "unavailable", &e);
-    self_presence(r, o, o->res->jid, "unavailable", &e);
+    announce(r, o, "unavailable", &e); /* o has one resource */
     free(o->nick);
     o->nick = nn;
-    broadcast_presence(r, o, NULL, NULL);
-    self_presence(r, o, o->res->jid, NULL, NULL);
+    announce(r, o, NULL, NULL);
     occ_unhold(o); /* the new presence went out with the new nick */
 }
 
@@ -1142,17 +1146,14 @@ static void held_flush(void)
             for (struct occupant *o = r->occ; o; o = o->next) {
                 if (o->held && occ_spend(o, 1)) {
                     occ_unhold(o);
-                    broadcast_presence(r, o, NULL, NULL);
-                    for (struct occ_res *x = o->res; x; x = x->next) {
-                        self_presence(r, o, x->jid, NULL, NULL);
-                    }
+                    announce(r, o, NULL, NULL);
                 }
             }
         }
     }
 }
 
-static void presence_in(const struct xml_node *p, const char *from, const struct jid *to,
+static void presence_in(const struct xml_node *p, const char *from, const char *nick,
                         const char *room_jid)
 {
     const char *type = xml_attr(p, "type");
@@ -1173,12 +1174,10 @@ static void presence_in(const struct xml_node *p, const char *from, const struct
     if (type) {
         return; /* subscriptions, probes and errors mean nothing to a room */
     }
-    if (!to->resource_len) {
+    if (!*nick) {
         bounce(p, E_JID_MALFORMED); /* §7.2.1: no nick */
         return;
     }
-    char nick[JID_MAX + 1];
-    snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
     if (o) {
         if (strcmp(o->nick, nick) == 0) {
             update_presence(r, o, from, p);
@@ -1514,7 +1513,7 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
 static struct xml_node *voice_form(const struct xml_node *m);
 static void voice_message(struct room *r, struct occupant *o, const struct xml_node *form);
 
-static void message_in(const struct xml_node *m, const char *from, const struct jid *to,
+static void message_in(const struct xml_node *m, const char *from, const char *nick,
                        const char *room_jid)
 {
     const char *type = xml_attr(m, "type");
@@ -1525,7 +1524,7 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
         bounce(m, E_NOT_FOUND);
         return;
     }
-    if (!o && !to->resource_len && ux && xml_child(ux, "decline", NS_MUC_USER)) {
+    if (!o && !*nick && ux && xml_child(ux, "decline", NS_MUC_USER)) {
         invitations(r, from, ux); /* §7.8.3: the invitee is not in the room */
         return;
     }
@@ -1535,9 +1534,7 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
         bounce(m, E_NOT_ACCEPTABLE);
         return;
     }
-    if (to->resource_len) {
-        char nick[JID_MAX + 1];
-        snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+    if (*nick) {
         private_message(r, o, nick, m);
     } else if (type && strcmp(type, "groupchat") == 0) {
         groupchat(r, o, m);
@@ -1825,7 +1822,6 @@ static int parse_settings(const struct xml_node *x, struct room_settings *st)
     return 0;
 }
 
-
 /* §10.2.1: tell the occupants what changed: 104, and 172/173 when real JIDs
  * become visible to all or to moderators only. */
 static void notify_config(const struct room *r, int whois_changed)
@@ -1854,7 +1850,7 @@ static void roles_after_config(struct room *r)
             remove_occupant(r, o, 322, NULL);
         } else if (o->role != ROLE_MODERATOR && role_for(r, a) != o->role) {
             o->role = role_for(r, a);
-            announce(r, o, NULL);
+            announce(r, o, NULL, NULL);
         }
         o = next;
     }
@@ -2009,7 +2005,7 @@ static enum err set_role(struct room *r, const struct occupant *actor, enum muc_
     } else if ((int)o->role != role) {
         o->role = role;
         o->voice_asked = 0; /* a new role: it may ask again */
-        announce(r, o, reason);
+        announce_role(r, o, reason);
     }
     return E_OK;
 }
@@ -2059,7 +2055,7 @@ static void affiliation_applied(struct room *r, const char *bare, int aff, const
                 remove_occupant(r, o, 321, reason);
             } else {
                 o->role = role_for(r, aff);
-                announce(r, o, reason);
+                announce_role(r, o, reason);
             }
         }
         o = next;
@@ -2357,7 +2353,7 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
 }
 
 static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
-                  const char *room_jid)
+                  const char *nick, const char *room_jid)
 {
     const char *type = xml_attr(iq, "type");
     if (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) {
@@ -2380,8 +2376,6 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
         /* XEP-0410 §3: a client checks it is still in the room by pinging
          * its own occupant JID. */
         struct occupant *o = occ_by_jid(r, from);
-        char nick[JID_MAX + 1];
-        snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
         if (get && strcmp(ns, NS_PING) == 0 && o && strcmp(o->nick, nick) == 0) {
             iq_reply(iq, NULL);
         } else if (!o) {
@@ -2588,13 +2582,12 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         xml_free(d);
         return 0;
     }
-    struct room *r = creator && !room_find(jid) ? calloc(1, sizeof(*r)) : NULL;
-    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
-        (xml_attr(d, "name") && !(r->name = strdup(xml_attr(d, "name")))) ||
+    struct room *r = room_find(jid) ? NULL : room_new(jid, creator);
+    if (!r || (xml_attr(d, "name") && !(r->name = strdup(xml_attr(d, "name")))) ||
         (xml_attr(d, "secret") && !(r->secret = strdup(xml_attr(d, "secret"))))) {
         log_error("muc: cannot restore room %s", jid);
         if (r) {
-            room_free(r);
+            room_destroy(r);
         }
         xml_free(d);
         return 0;
@@ -2617,10 +2610,6 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         }
     }
     xml_free(d);
-    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
-    r->next = rooms[b];
-    rooms[b] = r;
-    nrooms++;
     history_refill(r);
     return 0;
 }
@@ -2730,12 +2719,13 @@ static void deliver_one(const struct xml_node *st)
 {
     const char *name = xml_name(st), *type = xml_attr(st, "type");
     const char *from_attr = xml_attr(st, "from"), *to_attr = xml_attr(st, "to");
-    char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1];
+    char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1], nick[JID_MAX + 1];
     struct jid fj, tj;
     if (!from_attr || !to_attr || jid_parse(from_attr, from, sizeof(from), &fj) < 0 ||
         jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0) {
         return;
     }
+    snprintf(nick, sizeof(nick), "%.*s", (int)tj.resource_len, tj.resource); /* "": none */
     if (type && strcmp(type, "error") == 0) {
         if (strcmp(name, "iq") != 0 && tj.local_len) {
             error_in(st, from, room_jid);
@@ -2747,16 +2737,16 @@ static void deliver_one(const struct xml_node *st)
     }
     if (strcmp(name, "presence") == 0) {
         if (tj.local_len) {
-            presence_in(st, from, &tj, room_jid);
+            presence_in(st, from, nick, room_jid);
         }
     } else if (strcmp(name, "message") == 0) {
         if (tj.local_len) {
-            message_in(st, from, &tj, room_jid);
+            message_in(st, from, nick, room_jid);
         } else {
             bounce(st, E_UNAVAILABLE);
         }
     } else if (strcmp(name, "iq") == 0) {
-        iq_in(st, from, &tj, room_jid);
+        iq_in(st, from, &tj, nick, room_jid);
     }
 }
 
