@@ -1153,14 +1153,10 @@ static void held_flush(void)
     }
 }
 
-static void presence_in(const struct xml_node *p, const char *from, const char *nick,
-                        const char *room_jid)
+static void presence_in(const struct xml_node *p, const char *from, const char *bare,
+                        const char *nick, const char *room_jid)
 {
     const char *type = xml_attr(p, "type");
-    char bare[JID_MAX + 1];
-    if (jid_bare(from, bare, sizeof(bare)) < 0) {
-        return;
-    }
     struct room *r = room_find(room_jid);
     struct occupant *o = r ? occ_by_jid(r, from) : NULL;
     if (type && strcmp(type, "unavailable") == 0) {
@@ -1470,12 +1466,11 @@ static int decline_target(const struct room *r, const char *to)
 /* §7.8.2 mediated invitations and §7.8.3 declines: the room passes them on
  * from itself, naming who invites or declines (bare JID); at most
  * muc_max_invites per message. */
-static void invitations(struct room *r, const char *from, const struct xml_node *x)
+static void invitations(struct room *r, const char *from, const char *bare,
+                        const struct xml_node *x)
 {
     int member = occ_by_jid(r, from) != NULL; /* only occupants invite */
-    char bare[JID_MAX + 1];
     int n = 0;
-    jid_bare(from, bare, sizeof(bare));
     for (struct xml_node *c = xml_first_child(x); c; c = xml_next(c)) {
         int dec = strcmp(xml_name(c), "decline") == 0;
         int inv = member && strcmp(xml_name(c), "invite") == 0;
@@ -1513,8 +1508,8 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
 static struct xml_node *voice_form(const struct xml_node *m);
 static void voice_message(struct room *r, struct occupant *o, const struct xml_node *form);
 
-static void message_in(const struct xml_node *m, const char *from, const char *nick,
-                       const char *room_jid)
+static void message_in(const struct xml_node *m, const char *from, const char *bare,
+                       const char *nick, const char *room_jid)
 {
     const char *type = xml_attr(m, "type");
     struct room *r = room_find(room_jid);
@@ -1525,7 +1520,7 @@ static void message_in(const struct xml_node *m, const char *from, const char *n
         return;
     }
     if (!o && !*nick && ux && xml_child(ux, "decline", NS_MUC_USER)) {
-        invitations(r, from, ux); /* §7.8.3: the invitee is not in the room */
+        invitations(r, from, bare, ux); /* §7.8.3: the invitee is not in the room */
         return;
     }
     if (!o) {
@@ -1539,7 +1534,7 @@ static void message_in(const struct xml_node *m, const char *from, const char *n
     } else if (type && strcmp(type, "groupchat") == 0) {
         groupchat(r, o, m);
     } else if (ux && (xml_child(ux, "invite", NS_MUC_USER) || xml_child(ux, "decline", NS_MUC_USER))) {
-        invitations(r, from, ux);
+        invitations(r, from, bare, ux);
     } else if (voice_form(m)) {
         voice_message(r, o, voice_form(m));
     } else {
@@ -1616,11 +1611,10 @@ static int add_identity(struct xml_node *q, const char *name)
  * learns that it exists, not who is there nor how many. */
 #define NS_REGISTER "jabber:iq:register"
 
-static struct xml_node *room_info(const struct room *r, const char *from)
+static struct xml_node *room_info(const struct room *r, const char *from, const char *bare)
 {
-    char bare[JID_MAX + 1];
     int insider = (!r->membersonly && !r->secret) || occ_by_jid(r, from) ||
-                  (jid_bare(from, bare, sizeof(bare)) == 0 && aff_of(r, bare) >= AFF_MEMBER);
+                  aff_of(r, bare) >= AFF_MEMBER;
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
     char name[JID_MAX + 1];
     const char *feats[] = {NS_MUC,
@@ -1939,10 +1933,9 @@ static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
 }
 
 static void owner_iq(const struct xml_node *iq, struct room *r, const char *from,
-                     const struct xml_node *q)
+                     const char *bare, const struct xml_node *q)
 {
-    char bare[JID_MAX + 1];
-    jid_bare(from, bare, sizeof(bare));
+    (void)from;
     if (aff_of(r, bare) != AFF_OWNER) {
         bounce(iq, E_FORBIDDEN); /* §10.1.3 */
         return;
@@ -2110,10 +2103,8 @@ static struct xml_node *admin_list(const struct room *r, const struct occupant *
 }
 
 static void admin_iq(const struct xml_node *iq, struct room *r, const char *from,
-                     const struct xml_node *q)
+                     const char *bare, const struct xml_node *q)
 {
-    char bare[JID_MAX + 1];
-    jid_bare(from, bare, sizeof(bare));
     struct occupant *actor = occ_by_jid(r, from);
     enum muc_aff actor_aff = aff_of(r, bare);
     struct xml_node *first = xml_child(q, "item", NS_MUC_ADMIN);
@@ -2175,11 +2166,14 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
  * say is theirs). Real JIDs only for moderators of a non-anonymous room
  * (and its admins and owners); a semi-anonymous room never shows them. */
 static void archive_iq(const struct xml_node *iq, struct room *r, const char *from,
-                       const struct xml_node *q)
+                       const char *bare, const struct xml_node *q)
 {
-    char bare[JID_MAX + 1];
     struct occupant *o = occ_by_jid(r, from);
-    enum muc_aff aff = jid_bare(from, bare, sizeof(bare)) == 0 ? aff_of(r, bare) : AFF_OUTCAST;
+    enum muc_aff aff = aff_of(r, bare);
+    if (!archive_of(r)) {
+        bounce(iq, E_UNAVAILABLE); /* no archive: no such service */
+        return;
+    }
     if (aff == AFF_OUTCAST ||
         (!o && aff < AFF_MEMBER && (r->membersonly || r->secret))) {
         log_limited("muc mam refused", bare, L_INFO, "muc: %s may not read the archive of %s",
@@ -2198,11 +2192,10 @@ static const char *form_value(const struct xml_node *x, const char *var);
 
 /* §7.12: the nick the asker reserved, as an identity; none without one (an
  * answer about the asker only: nobody learns another's reservation). */
-static struct xml_node *reserved_nick_info(const struct room *r, const char *from)
+static struct xml_node *reserved_nick_info(const struct room *r, const char *bare)
 {
-    char bare[JID_MAX + 1];
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    const char *nick = jid_bare(from, bare, sizeof(bare)) == 0 ? nick_of(r, bare) : NULL;
+    const char *nick = nick_of(r, bare);
     if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && add_identity(q, nick) < 0)) {
         xml_free(q);
         return NULL;
@@ -2305,12 +2298,10 @@ static enum err register_set(struct room *r, const char *bare, const char *nick)
 }
 
 static void register_iq(const struct xml_node *iq, struct room *r, const char *from,
-                        const struct xml_node *q)
+                        const char *bare, const struct xml_node *q)
 {
-    char bare[JID_MAX + 1], nick[JID_MAX + 1];
-    if (jid_bare(from, bare, sizeof(bare)) < 0) {
-        return;
-    }
+    char nick[JID_MAX + 1];
+    (void)from;
     enum err no = may_register(r, aff_of(r, bare));
     if (no) {
         log_limited("muc register", bare, L_INFO, "muc: %s may not register in %s: %s", bare,
@@ -2352,15 +2343,28 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
     }
 }
 
-static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
-                  const char *nick, const char *room_jid)
+/* What the room answers in a query of these namespaces. */
+typedef void room_iq_fn(const struct xml_node *iq, struct room *r, const char *from,
+                        const char *bare, const struct xml_node *q);
+static const struct {
+    const char *ns;
+    room_iq_fn *fn;
+} room_iqs[] = {
+    {NS_REGISTER, register_iq},
+    {NS_MUC_OWNER, owner_iq},
+    {NS_MUC_ADMIN, admin_iq},
+    {NS_MAM, archive_iq},
+};
+
+static void iq_in(const struct xml_node *iq, const char *from, const char *bare,
+                  const struct jid *to, const char *nick, const char *room_jid)
 {
     const char *type = xml_attr(iq, "type");
     if (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) {
         return; /* answers: the room asks nothing */
     }
     struct xml_node *q = xml_first_child(iq);
-    const char *ns = xml_ns(q);
+    const char *ns = xml_ns(q), *node = xml_attr(q, "node");
     int get = strcmp(type, "get") == 0;
     int query = strcmp(xml_name(q), "query") == 0;
     struct room *r = to->local_len ? room_find(room_jid) : NULL;
@@ -2368,45 +2372,38 @@ static void iq_in(const struct xml_node *iq, const char *from, const struct jid 
         bounce(iq, E_NOT_FOUND);
         return;
     }
-    if (to->resource_len && !r) {
-        bounce(iq, E_UNAVAILABLE);
-        return;
-    }
-    if (to->resource_len) {
+    if (*nick) {
         /* XEP-0410 §3: a client checks it is still in the room by pinging
          * its own occupant JID. */
-        struct occupant *o = occ_by_jid(r, from);
+        struct occupant *o = r ? occ_by_jid(r, from) : NULL;
         if (get && strcmp(ns, NS_PING) == 0 && o && strcmp(o->nick, nick) == 0) {
             iq_reply(iq, NULL);
-        } else if (!o) {
-            bounce(iq, E_NOT_OCCUPANT);
         } else {
-            bounce(iq, E_UNAVAILABLE);
+            bounce(iq, !r || o ? E_UNAVAILABLE : E_NOT_OCCUPANT);
         }
         return;
     }
-    if (get && query && strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
-        struct xml_node *a = r ? room_info(r, from) : service_info();
-        answer(iq, a);
-    } else if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
+    if (get && strcmp(ns, NS_PING) == 0) {
+        iq_reply(iq, NULL);
+        return;
+    }
+    if (get && query && strcmp(ns, NS_DISCO_INFO) == 0 &&
+        (!node || (r && strcmp(node, "x-roomuser-item") == 0))) {
+        answer(iq, node ? reserved_nick_info(r, bare) : r ? room_info(r, from, bare) : service_info());
+        return;
+    }
+    if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !node) {
         /* §6.5: occupants are not listed (their presence tells them). */
         answer(iq, r ? xml_node_new("query", NS_DISCO_ITEMS) : service_items());
-    } else if (r && get && query && strcmp(ns, NS_DISCO_INFO) == 0 && xml_attr(q, "node") &&
-               strcmp(xml_attr(q, "node"), "x-roomuser-item") == 0) {
-        answer(iq, reserved_nick_info(r, from));
-    } else if (r && query && strcmp(ns, NS_REGISTER) == 0) {
-        register_iq(iq, r, from, q);
-    } else if (get && strcmp(ns, NS_PING) == 0) {
-        iq_reply(iq, NULL);
-    } else if (r && query && strcmp(ns, NS_MUC_OWNER) == 0) {
-        owner_iq(iq, r, from, q);
-    } else if (r && query && strcmp(ns, NS_MUC_ADMIN) == 0) {
-        admin_iq(iq, r, from, q);
-    } else if (r && query && strcmp(ns, NS_MAM) == 0 && archive_of(r)) {
-        archive_iq(iq, r, from, q);
-    } else {
-        bounce(iq, E_UNAVAILABLE);
+        return;
     }
+    for (size_t i = 0; r && query && i < sizeof(room_iqs) / sizeof(room_iqs[0]); i++) {
+        if (strcmp(ns, room_iqs[i].ns) == 0) {
+            room_iqs[i].fn(iq, r, from, bare, q);
+            return;
+        }
+    }
+    bounce(iq, E_UNAVAILABLE);
 }
 
 /* ---- voice requests (§8.6) ---- */
@@ -2720,9 +2717,11 @@ static void deliver_one(const struct xml_node *st)
     const char *name = xml_name(st), *type = xml_attr(st, "type");
     const char *from_attr = xml_attr(st, "from"), *to_attr = xml_attr(st, "to");
     char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1], nick[JID_MAX + 1];
+    char bare[JID_MAX + 1];
     struct jid fj, tj;
     if (!from_attr || !to_attr || jid_parse(from_attr, from, sizeof(from), &fj) < 0 ||
-        jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0) {
+        jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0 ||
+        jid_bare(from, bare, sizeof(bare)) < 0) {
         return;
     }
     snprintf(nick, sizeof(nick), "%.*s", (int)tj.resource_len, tj.resource); /* "": none */
@@ -2737,16 +2736,16 @@ static void deliver_one(const struct xml_node *st)
     }
     if (strcmp(name, "presence") == 0) {
         if (tj.local_len) {
-            presence_in(st, from, nick, room_jid);
+            presence_in(st, from, bare, nick, room_jid);
         }
     } else if (strcmp(name, "message") == 0) {
         if (tj.local_len) {
-            message_in(st, from, nick, room_jid);
+            message_in(st, from, bare, nick, room_jid);
         } else {
             bounce(st, E_UNAVAILABLE);
         }
     } else if (strcmp(name, "iq") == 0) {
-        iq_in(st, from, &tj, nick, room_jid);
+        iq_in(st, from, bare, &tj, nick, room_jid);
     }
 }
 
