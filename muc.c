@@ -51,6 +51,16 @@ struct occ_res {
     char jid[]; /* full real JID, normalised */
 };
 
+/* A token bucket of an occupant (issue 15): credit in 1/60 of an event,
+ * brought up to date at g_now 'at'. B_PRESENCE's are muc_presence_burst
+ * deep and refilled by muc_presence_rate a minute, B_MESSAGE's by
+ * muc_message_*. */
+struct bucket {
+    long credit;
+    time_t at;
+};
+enum { B_PRESENCE, B_MESSAGE };
+
 struct occupant {
     struct occupant *next;
     struct occ_res *res;   /* never empty while the occupant is in the room */
@@ -61,11 +71,8 @@ struct occupant {
                             * what a client puts in its own presence */
     char *nick;
     int voice_asked; /* a voice request went to the moderators (§8.6) */
-    long credit;     /* presence token bucket, in 1/60 of a change (muc_presence_*) */
-    time_t credit_at; /* g_now when credit was last brought up to date */
+    struct bucket b[2]; /* presence (B_PRESENCE) and groupchat message token buckets */
     int held;        /* a presence change waits for credit (on_tick sends it) */
-    long mcredit;     /* groupchat message bucket (muc_message_*), as credit */
-    time_t mcredit_at;
     char bare[]; /* real bare JID */
 };
 
@@ -121,7 +128,8 @@ static void left_free(struct room *r);
 static void left_keep(struct room *r, const struct occupant *o);
 static int join_spend(struct room *r, struct occupant *o);
 static void occ_free_new(struct occupant *o);
-static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost);
+static int bucket_spend(struct bucket *b, int kind, int cost);
+static int bucket_burst(int kind);
 static int msg_spend(const struct room *r, struct occupant *o, const struct xml_node *m);
 static void left_sweep(void);
 
@@ -881,10 +889,10 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
     strcpy(x->jid, full);
     x->next = NULL;
     o->res = x;
-    o->credit = (long)g_config->muc_presence_burst * 60;
-    o->credit_at = g_now;
-    o->mcredit = (long)g_config->muc_message_burst * 60;
-    o->mcredit_at = g_now;
+    for (int k = B_PRESENCE; k <= B_MESSAGE; k++) {
+        o->b[k].credit = (long)bucket_burst(k) * 60;
+        o->b[k].at = g_now;
+    }
     return o;
 }
 
@@ -1056,8 +1064,7 @@ static void announce_role(const struct room *r, const struct occupant *o, const 
  * exactly. Spends cost changes and returns 1, or 0 when credit is short. */
 static int occ_spend(struct occupant *o, int cost)
 {
-    return bucket_spend(&o->credit, &o->credit_at, g_config->muc_presence_burst,
-                        g_config->muc_presence_rate, cost);
+    return bucket_spend(&o->b[B_PRESENCE], B_PRESENCE, cost);
 }
 
 /* o's presence went out: nothing waits any more. */
@@ -2846,44 +2853,51 @@ HOOK_SERVICE(muc)
 
 struct left {
     struct left *next;
-    long credit, mcredit; /* as in struct occupant */
-    time_t credit_at, mcredit_at;
+    struct bucket b[2]; /* as in struct occupant */
     char bare[];
 };
 
 static int nleft_all; /* entries in every room: on_tick prunes while there are some */
 
-/* The credit a bucket has now. */
-static long long bucket_now(long credit, time_t at, int burst, int rate)
+static int bucket_burst(int kind)
 {
-    long long c = credit + (long long)(g_now - at) * rate, cap = (long long)burst * 60;
+    return kind == B_MESSAGE ? g_config->muc_message_burst : g_config->muc_presence_burst;
+}
+
+static int bucket_rate(int kind)
+{
+    return kind == B_MESSAGE ? g_config->muc_message_rate : g_config->muc_presence_rate;
+}
+
+/* The credit a bucket has now. */
+static long long bucket_now(const struct bucket *b, int kind)
+{
+    long long c = b->credit + (long long)(g_now - b->at) * bucket_rate(kind);
+    long long cap = (long long)bucket_burst(kind) * 60;
     return c > cap ? cap : c;
 }
 
-/* A token bucket in 1/60 of an event, burst events deep, refilled by rate
- * events a minute (whole seconds of g_now refill it exactly). Spends cost
- * events and returns 1, or 0 when credit is short. */
-static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost)
+/* Spends cost events from a bucket and returns 1, or 0 when credit is short. */
+static int bucket_spend(struct bucket *b, int kind, int cost)
 {
-    *credit = (long)bucket_now(*credit, *at, burst, rate);
-    *at = g_now;
-    if (*credit < (long)cost * 60) {
+    b->credit = (long)bucket_now(b, kind);
+    b->at = g_now;
+    if (b->credit < (long)cost * 60) {
         return 0;
     }
-    *credit -= (long)cost * 60;
+    b->credit -= (long)cost * 60;
     return 1;
 }
 
-/* Whether a bucket left alone since at is full again (rate 0: no limit). */
-static int bucket_full(long credit, time_t at, int burst, int rate)
+/* Whether both buckets left alone are full again (rate 0: no limit). */
+static int left_stale(const struct bucket *b)
 {
-    return rate == 0 || bucket_now(credit, at, burst, rate) >= (long long)burst * 60;
-}
-
-static int left_stale(long credit, time_t at, long mcredit, time_t mat)
-{
-    return bucket_full(credit, at, g_config->muc_presence_burst, g_config->muc_presence_rate) &&
-           bucket_full(mcredit, mat, g_config->muc_message_burst, g_config->muc_message_rate);
+    for (int k = B_PRESENCE; k <= B_MESSAGE; k++) {
+        if (bucket_rate(k) != 0 && bucket_now(&b[k], k) < (long long)bucket_burst(k) * 60) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static void left_unlink(struct room *r, struct left **pp)
@@ -2901,7 +2915,7 @@ static void left_prune(struct room *r)
     struct left **pp = &r->left;
     while (*pp) {
         struct left *e = *pp;
-        if (left_stale(e->credit, e->credit_at, e->mcredit, e->mcredit_at)) {
+        if (left_stale(e->b)) {
             left_unlink(r, pp);
         } else {
             pp = &e->next;
@@ -2916,49 +2930,36 @@ static void left_free(struct room *r)
     }
 }
 
-static long long presence_now(long credit, time_t at)
-{
-    return bucket_now(credit, at, g_config->muc_presence_burst, g_config->muc_presence_rate);
-}
-
-static void left_merge(struct left *e, long credit, time_t at, long mcredit, time_t mat)
-{
-    int mb = g_config->muc_message_burst, mr = g_config->muc_message_rate;
-    if (presence_now(credit, at) < presence_now(e->credit, e->credit_at)) {
-        e->credit = credit;
-        e->credit_at = at;
-    }
-    if (bucket_now(mcredit, mat, mb, mr) < bucket_now(e->mcredit, e->mcredit_at, mb, mr)) {
-        e->mcredit = mcredit;
-        e->mcredit_at = mat;
-    }
-}
-
 /* o leaves r: it pays for its stay (two broadcasts; at worst the bucket
  * is empty), and r keeps its buckets unless they are full. A full table
  * loses the entry nearest to a full presence bucket (the least it gives away). */
 static void left_keep(struct room *r, const struct occupant *o)
 {
-    long long now = presence_now(o->credit, o->credit_at);
-    long credit = (long)(now > 2 * 60 ? now - 2 * 60 : 0);
-    time_t at = g_now;
+    struct bucket b[2] = {o->b[B_PRESENCE], o->b[B_MESSAGE]};
+    long long now = bucket_now(&b[B_PRESENCE], B_PRESENCE);
+    b[B_PRESENCE].credit = (long)(now > 2 * 60 ? now - 2 * 60 : 0);
+    b[B_PRESENCE].at = g_now;
     left_prune(r);
-    if (g_config->muc_rejoin_buckets == 0 || left_stale(credit, at, o->mcredit, o->mcredit_at)) {
+    if (g_config->muc_rejoin_buckets == 0 || left_stale(b)) {
         return;
     }
     for (struct left *e = r->left; e; e = e->next) {
         if (strcmp(e->bare, o->bare) == 0) {
             /* The account's other nick left too: one entry, the emptier
              * buckets (one account's resources may hold several nicks). */
-            left_merge(e, credit, at, o->mcredit, o->mcredit_at);
+            for (int k = B_PRESENCE; k <= B_MESSAGE; k++) {
+                if (bucket_now(&b[k], k) < bucket_now(&e->b[k], k)) {
+                    e->b[k] = b[k];
+                }
+            }
             return;
         }
     }
     if (r->nleft >= g_config->muc_rejoin_buckets) {
         struct left **best = &r->left;
         for (struct left **pp = &r->left; *pp; pp = &(*pp)->next) {
-            if (presence_now((*pp)->credit, (*pp)->credit_at) >
-                presence_now((*best)->credit, (*best)->credit_at)) {
+            if (bucket_now(&(*pp)->b[B_PRESENCE], B_PRESENCE) >
+                bucket_now(&(*best)->b[B_PRESENCE], B_PRESENCE)) {
                 best = pp;
             }
         }
@@ -2968,10 +2969,7 @@ static void left_keep(struct room *r, const struct occupant *o)
     if (!e) {
         return;
     }
-    e->credit = credit;
-    e->credit_at = at;
-    e->mcredit = o->mcredit;
-    e->mcredit_at = o->mcredit_at;
+    memcpy(e->b, b, sizeof(b));
     strcpy(e->bare, o->bare);
     e->next = r->left;
     r->left = e;
@@ -2991,18 +2989,15 @@ static int join_spend(struct room *r, struct occupant *o)
     if (!*pp) {
         return 1; /* a first join, or the bucket was full again */
     }
-    long credit = (*pp)->credit;
-    time_t at = (*pp)->credit_at;
-    if (!bucket_spend(&credit, &at, g_config->muc_presence_burst, g_config->muc_presence_rate,
-                      2)) {
+    struct bucket b = (*pp)->b[B_PRESENCE];
+    if (!bucket_spend(&b, B_PRESENCE, 2)) {
         log_limited("muc presence rate", o->bare, L_NOTICE,
                     "muc: %s rejoins %s too fast: refused", o->bare, r->jid);
         return 0;
     }
-    o->credit = credit + 2 * 60; /* checked, not spent: the leave pays */
-    o->credit_at = at;
-    o->mcredit = (*pp)->mcredit;
-    o->mcredit_at = (*pp)->mcredit_at;
+    b.credit += 2 * 60; /* checked, not spent: the leave pays */
+    o->b[B_PRESENCE] = b;
+    o->b[B_MESSAGE] = (*pp)->b[B_MESSAGE];
     left_unlink(r, pp);
     return 1;
 }
@@ -3020,9 +3015,7 @@ static void occ_free_new(struct occupant *o)
  * anything. Returns 1 when m may go out. */
 static int msg_spend(const struct room *r, struct occupant *o, const struct xml_node *m)
 {
-    if (g_config->muc_message_rate == 0 ||
-        bucket_spend(&o->mcredit, &o->mcredit_at, g_config->muc_message_burst,
-                     g_config->muc_message_rate, 1)) {
+    if (g_config->muc_message_rate == 0 || bucket_spend(&o->b[B_MESSAGE], B_MESSAGE, 1)) {
         return 1;
     }
     log_limited("muc message rate", o->bare, L_NOTICE, "muc: %s sends too fast in %s: refused",
