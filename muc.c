@@ -41,8 +41,8 @@
 
 enum muc_aff { AFF_NONE, AFF_OUTCAST, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
 enum muc_role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
-static const char *const aff_names[] = {"none", "outcast", "member", "admin", "owner"};
-static const char *const role_names[] = {"none", "visitor", "participant", "moderator"};
+static const char *const aff_names[] = {"none", "outcast", "member", "admin", "owner", NULL};
+static const char *const role_names[] = {"none", "visitor", "participant", "moderator", NULL};
 
 /* One connected resource of an occupant (XEP-0045 §7.2: several resources of
  * one account may share a nick, as Prosody and ejabberd allow). */
@@ -738,6 +738,13 @@ static struct room *room_create(const char *jid, const char *creator, enum err *
 
 static int room_save(const struct room *r);
 static void room_forget(const struct room *r);
+
+/* *out = a copy of s (NULL: none); -1 when out of memory. */
+static int dup_opt(char **out, const char *s)
+{
+    *out = s ? strdup(s) : NULL;
+    return s && !*out ? -1 : 0;
+}
 
 /* ---- the rooms each session is in ----
  * Directed presence (RFC 6121 §4.6.3) tells a room when a session ends, but
@@ -1864,18 +1871,17 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
         bounce(iq, E_NOT_ACCEPTABLE);
         return;
     }
-    if ((st.name && strlen(st.name) > (size_t)g_config->muc_max_subject_bytes) ||
-        (st.secret && strlen(st.secret) > (size_t)g_config->muc_max_subject_bytes)) {
-        /* A room name and a password are a subject's size at most: both
-         * are stored with the room, and sent in every form. */
+    /* A room name and a password are a subject's size at most: both are
+     * stored with the room, and sent in every form. */
+    size_t max = (size_t)g_config->muc_max_subject_bytes;
+    if ((st.name && strlen(st.name) > max) || (st.secret && strlen(st.secret) > max)) {
         bounce(iq, E_NOT_ACCEPTABLE);
         return;
     }
-    char *name = st.name && *st.name ? strdup(st.name) : NULL;
-    char *secret = st.pwprotected ? strdup(st.secret) : NULL;
-    if ((st.name && *st.name && !name) || (st.pwprotected && !secret)) {
+    char *name, *secret;
+    if (dup_opt(&name, st.name && *st.name ? st.name : NULL) < 0 ||
+        dup_opt(&secret, st.pwprotected ? st.secret : NULL) < 0) {
         free(name);
-        free(secret);
         bounce(iq, E_BUSY);
         return;
     }
@@ -1965,9 +1971,11 @@ static void owner_iq(const struct xml_node *iq, struct room *r, const char *from
 
 /* ---- admins and moderators (§8, §9): roles and affiliations ---- */
 
-static int enum_of(const char *v, const char *const *names, int n)
+/* Which of names (aff_names, role_names) n's attribute attr is, or -1. */
+static int enum_of(const struct xml_node *n, const char *attr, const char *const *names)
 {
-    for (int i = 0; v && i < n; i++) {
+    const char *v = xml_attr(n, attr);
+    for (int i = 0; v && names[i]; i++) {
         if (strcmp(v, names[i]) == 0) {
             return i;
         }
@@ -2077,8 +2085,8 @@ static struct xml_node *admin_list(const struct room *r, const struct occupant *
                                    enum muc_aff actor_aff, const struct xml_node *item,
                                    enum err *cond)
 {
-    int aff = enum_of(xml_attr(item, "affiliation"), aff_names, 5);
-    int role = enum_of(xml_attr(item, "role"), role_names, 4);
+    int aff = enum_of(item, "affiliation", aff_names);
+    int role = enum_of(item, "role", role_names);
     struct xml_node *q = NULL;
     *cond = E_FORBIDDEN;
     if ((aff >= 0 && actor_aff < AFF_ADMIN) || (role >= 0 && (!actor || actor->role != ROLE_MODERATOR))) {
@@ -2141,8 +2149,8 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
         struct xml_node *rs = xml_child(it, "reason", NS_MUC_ADMIN);
         const char *reason = rs ? xml_text(rs) : NULL;
         const char *jid = xml_attr(it, "jid"), *nick = xml_attr(it, "nick");
-        int role = enum_of(xml_attr(it, "role"), role_names, 4);
-        int aff = enum_of(xml_attr(it, "affiliation"), aff_names, 5);
+        int role = enum_of(it, "role", role_names);
+        int aff = enum_of(it, "affiliation", aff_names);
         struct occupant *byn = !jid && nick ? occ_by_nick(r, nick) : NULL;
         actor = occ_by_jid(r, from);
         actor_aff = aff_of(r, bare);
@@ -2177,7 +2185,8 @@ static void archive_iq(const struct xml_node *iq, struct room *r, const char *fr
 {
     struct occupant *o = occ_by_jid(r, from);
     enum muc_aff aff = aff_of(r, bare);
-    if (!archive_of(r)) {
+    const struct hook_room_archive *a = archive_of(r);
+    if (!a) {
         bounce(iq, E_UNAVAILABLE); /* no archive: no such service */
         return;
     }
@@ -2189,7 +2198,7 @@ static void archive_iq(const struct xml_node *iq, struct room *r, const char *fr
         return;
     }
     int reveal = r->nonanonymous && ((o && o->role == ROLE_MODERATOR) || aff >= AFF_ADMIN);
-    archive_of(r)->query(r->jid, iq, q, reveal);
+    a->query(r->jid, iq, q, reveal);
 }
 
 /* ---- registered nicks (§7.10, §7.12) ---- */
@@ -2587,8 +2596,8 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         return 0;
     }
     struct room *r = room_find(jid) ? NULL : room_new(jid, creator);
-    if (!r || (xml_attr(d, "name") && !(r->name = strdup(xml_attr(d, "name")))) ||
-        (xml_attr(d, "secret") && !(r->secret = strdup(xml_attr(d, "secret"))))) {
+    if (!r || dup_opt(&r->name, xml_attr(d, "name")) < 0 ||
+        dup_opt(&r->secret, xml_attr(d, "secret")) < 0) {
         log_error("muc: cannot restore room %s", jid);
         if (r) {
             room_destroy(r);
@@ -2601,7 +2610,7 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         *flag_ptr(r, i) = flag(d, room_flags[i].doc) ^ room_flags[i].doc_not;
     }
     for (struct xml_node *c = xml_first_child(d); c; c = xml_next(c)) {
-        int a = enum_of(xml_attr(c, "a"), aff_names, 5);
+        int a = enum_of(c, "a", aff_names);
         if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
             aff_set(r, xml_attr(c, "jid"), a);
             if (a >= AFF_MEMBER && xml_attr(c, "nick")) {
