@@ -194,14 +194,21 @@ static struct occupant *occ_by_bare(const struct room *r, const char *bare)
     return NULL;
 }
 
-static enum muc_aff aff_of(const struct room *r, const char *bare)
+/* bare's entry in the affiliation list, or NULL. */
+static struct affiliation *aff_find(const struct room *r, const char *bare)
 {
-    for (const struct affiliation *a = r->affs; a; a = a->next) {
+    for (struct affiliation *a = r->affs; a; a = a->next) {
         if (strcmp(a->jid, bare) == 0) {
-            return a->aff;
+            return a;
         }
     }
-    return AFF_NONE;
+    return NULL;
+}
+
+static enum muc_aff aff_of(const struct room *r, const char *bare)
+{
+    const struct affiliation *a = aff_find(r, bare);
+    return a ? a->aff : AFF_NONE;
 }
 
 static int aff_count(const struct room *r)
@@ -253,12 +260,8 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
 /* §7.10: the nick bare reserved in r, or NULL. */
 static const char *nick_of(const struct room *r, const char *bare)
 {
-    for (const struct affiliation *a = r->affs; a; a = a->next) {
-        if (strcmp(a->jid, bare) == 0) {
-            return a->nick;
-        }
-    }
-    return NULL;
+    const struct affiliation *a = aff_find(r, bare);
+    return a ? a->nick : NULL;
 }
 
 /* §7.10 / §7.2.9: nick is in use or reserved by an account other than bare. */
@@ -276,21 +279,24 @@ static int nick_taken(const struct room *r, const char *nick, const char *bare)
     return 0;
 }
 
+/* *out = a copy of s (NULL: none); -1 when out of memory. */
+static int dup_opt(char **out, const char *s)
+{
+    *out = s ? strdup(s) : NULL;
+    return s && !*out ? -1 : 0;
+}
+
 /* Reserve nick (NULL: none) for bare, who has an affiliation entry. */
 static int nick_reserve(struct room *r, const char *bare, const char *nick)
 {
-    for (struct affiliation *a = r->affs; a; a = a->next) {
-        if (strcmp(a->jid, bare) == 0) {
-            char *n = nick ? strdup(nick) : NULL;
-            if (nick && !n) {
-                return -1;
-            }
-            free(a->nick);
-            a->nick = n;
-            return 0;
-        }
+    struct affiliation *a = aff_find(r, bare);
+    char *n;
+    if (!a || dup_opt(&n, nick) < 0) {
+        return -1;
     }
-    return -1;
+    free(a->nick);
+    a->nick = n;
+    return 0;
 }
 
 /* XEP-0045 §5.1.2: owners and admins are moderators; in a moderated room
@@ -739,12 +745,6 @@ static struct room *room_create(const char *jid, const char *creator, enum err *
 static int room_save(const struct room *r);
 static void room_forget(const struct room *r);
 
-/* *out = a copy of s (NULL: none); -1 when out of memory. */
-static int dup_opt(char **out, const char *s)
-{
-    *out = s ? strdup(s) : NULL;
-    return s && !*out ? -1 : 0;
-}
 
 /* ---- the rooms each session is in ----
  * Directed presence (RFC 6121 §4.6.3) tells a room when a session ends, but
