@@ -404,41 +404,34 @@ static int pres_keep(const struct xml_node *c)
            strcmp(ns, "vcard-temp:x:update") == 0;
 }
 
-/* <show/>, <status/>, <priority/> are character data (RFC 6121 §4.7.2):
- * the room keeps their text and language only, not elements hidden inside
- * (a muc#user item with someone else's JID, for the others to read). */
-static struct xml_node *text_copy(const struct xml_node *c)
-{
-    const char *t = xml_text(c), *lang = xml_attr_ns(c, "lang", XML_NS_XML);
-    struct xml_node *k = xml_node_new(xml_name(c), xml_ns(c));
-    if (!k || xml_add_text(k, t, strlen(t)) < 0 || (lang && xml_set_attr(k, "xml:lang", lang) < 0)) {
-        xml_free(k);
-        return NULL;
-    }
-    return k;
-}
-
-/* XEP-0115 <c/> and XEP-0153 <x/> as clients read them: the attributes,
- * the photo hash; nothing nested that the room would pass on unread. */
-static struct xml_node *flat_copy(const struct xml_node *c)
+/* What the room keeps of an element it passes on. <show/>, <status/>,
+ * <priority/> and the photo hash are character data (RFC 6121 §4.7.2,
+ * XEP-0153): their text and language only (text), not elements hidden
+ * inside (a muc#user item with someone else's JID, for the others to read).
+ * XEP-0115 <c/> and XEP-0153 <x/>: the attributes clients read and the
+ * photo; nothing nested that the room would pass on unread. */
+static struct xml_node *keep_copy(const struct xml_node *c, int text)
 {
     static const char *const attrs[] = {"hash", "node", "ver", "ext"};
+    const char *t = xml_text(c), *lang = xml_attr_ns(c, "lang", XML_NS_XML);
     struct xml_node *k = xml_node_new(xml_name(c), xml_ns(c));
     struct xml_node *photo = xml_child(c, "photo", "vcard-temp:x:update");
-    for (size_t i = 0; k && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
-        const char *v = xml_attr(c, attrs[i]);
-        if (v && xml_set_attr(k, attrs[i], v) < 0) {
-            xml_free(k);
-            return NULL;
+    int ok = k != NULL;
+    if (text) {
+        ok = ok && xml_add_text(k, t, strlen(t)) == 0 && xml_set_attr(k, "xml:lang", lang) == 0;
+    } else {
+        for (size_t i = 0; ok && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+            ok = xml_set_attr(k, attrs[i], xml_attr(c, attrs[i])) == 0;
+        }
+        struct xml_node *ph = ok && photo ? keep_copy(photo, 1) : NULL;
+        ok = ok && (!photo || ph);
+        if (ph) {
+            xml_append(k, ph);
         }
     }
-    if (k && photo) {
-        struct xml_node *ph = text_copy(photo);
-        if (!ph) {
-            xml_free(k);
-            return NULL;
-        }
-        xml_append(k, ph);
+    if (!ok) {
+        xml_free(k);
+        return NULL;
     }
     return k;
 }
@@ -451,8 +444,7 @@ static struct xml_node *pres_strip(const struct xml_node *p)
     }
     for (struct xml_node *c = xml_first_child(p); c; c = xml_next(c)) {
         if (pres_keep(c)) {
-            int text = strcmp(xml_ns(c), NS_CLIENT) == 0;
-            struct xml_node *cp = text ? text_copy(c) : flat_copy(c);
+            struct xml_node *cp = keep_copy(c, strcmp(xml_ns(c), NS_CLIENT) == 0);
             if (!cp) {
                 xml_free(k);
                 return NULL;
@@ -2331,8 +2323,9 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
     }
     struct xml_node *x = xml_child(q, "x", NS_XDATA);
     const char *xt = x ? xml_attr(x, "type") : NULL;
+    int remove = xml_child(q, "remove", NS_REGISTER) != NULL;
     enum err cond;
-    if (xml_child(q, "remove", NS_REGISTER)) {
+    if (remove) {
         cond = register_set(r, bare, NULL);
     } else if (xt && strcmp(xt, "cancel") == 0) {
         iq_reply(iq, NULL); /* XEP-0004 §3.2: nothing asked for */
@@ -2347,7 +2340,7 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
         return;
     }
     log_limited("muc register", bare, L_INFO, "muc: %s %s in %s", bare,
-                xml_child(q, "remove", NS_REGISTER) ? "unregistered" : "registered a nick", r->jid);
+                remove ? "unregistered" : "registered a nick", r->jid);
     iq_reply(iq, NULL);
     if (r->persistent) {
         /* Kept with the affiliations, but on the next tick: anyone may
