@@ -1938,7 +1938,7 @@ static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
 }
 
 static void owner_iq(const struct xml_node *iq, struct room *r, const char *from,
-                     const char *bare, const struct xml_node *q)
+                     const char *bare, const struct xml_node *q, int get)
 {
     (void)from;
     if (aff_of(r, bare) != AFF_OWNER) {
@@ -1948,7 +1948,7 @@ static void owner_iq(const struct xml_node *iq, struct room *r, const char *from
     struct xml_node *x = xml_child(q, "x", NS_XDATA);
     struct xml_node *d = xml_child(q, "destroy", NS_MUC_OWNER);
     const char *t = x ? xml_attr(x, "type") : NULL;
-    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+    if (get) {
         answer(iq, config_form(r));
     } else if (d) {
         room_destroy_by_owner(iq, r, d);
@@ -2110,7 +2110,7 @@ static struct xml_node *admin_list(const struct room *r, const struct occupant *
 }
 
 static void admin_iq(const struct xml_node *iq, struct room *r, const char *from,
-                     const char *bare, const struct xml_node *q)
+                     const char *bare, const struct xml_node *q, int get)
 {
     struct occupant *actor = occ_by_jid(r, from);
     enum muc_aff actor_aff = aff_of(r, bare);
@@ -2119,7 +2119,7 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
         bounce(iq, E_BAD_REQUEST);
         return;
     }
-    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+    if (get) {
         enum err cond;
         struct xml_node *a = admin_list(r, actor, actor_aff, first, &cond);
         if (a) {
@@ -2173,8 +2173,9 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
  * say is theirs). Real JIDs only for moderators of a non-anonymous room
  * (and its admins and owners); a semi-anonymous room never shows them. */
 static void archive_iq(const struct xml_node *iq, struct room *r, const char *from,
-                       const char *bare, const struct xml_node *q)
+                       const char *bare, const struct xml_node *q, int get)
 {
+    (void)get; /* mam.c answers both */
     struct occupant *o = occ_by_jid(r, from);
     enum muc_aff aff = aff_of(r, bare);
     const struct hook_room_archive *a = archive_of(r);
@@ -2306,7 +2307,7 @@ static enum err register_set(struct room *r, const char *bare, const char *nick)
 }
 
 static void register_iq(const struct xml_node *iq, struct room *r, const char *from,
-                        const char *bare, const struct xml_node *q)
+                        const char *bare, const struct xml_node *q, int get)
 {
     char nick[JID_MAX + 1];
     (void)from;
@@ -2317,7 +2318,7 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
         bounce(iq, no);
         return;
     }
-    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+    if (get) {
         answer(iq, register_form(nick_of(r, bare)));
         return;
     }
@@ -2354,7 +2355,7 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
 
 /* What the room answers in a query of these namespaces. */
 typedef void room_iq_fn(const struct xml_node *iq, struct room *r, const char *from,
-                        const char *bare, const struct xml_node *q);
+                        const char *bare, const struct xml_node *q, int get);
 static const struct {
     const char *ns;
     room_iq_fn *fn;
@@ -2408,7 +2409,7 @@ static void iq_in(const struct xml_node *iq, const char *from, const char *bare,
     }
     for (size_t i = 0; r && query && i < sizeof(room_iqs) / sizeof(room_iqs[0]); i++) {
         if (strcmp(ns, room_iqs[i].ns) == 0) {
-            room_iqs[i].fn(iq, r, from, bare, q);
+            room_iqs[i].fn(iq, r, from, bare, q, get);
             return;
         }
     }
