@@ -323,6 +323,14 @@ static void send_to(struct xml_node *st, const char *to)
     }
 }
 
+/* Send st (NULL: nothing, out of memory) to every resource of o. */
+static void send_occ(struct xml_node *st, const struct occupant *o)
+{
+    for (struct occ_res *x = o->res; st && x; x = x->next) {
+        send_to(st, x->jid);
+    }
+}
+
 /* The stanza errors the room answers with (RFC 6120 §8.3.3), grouped by
  * their type: a code is one small number to pass around, not two strings.
  * E_NOT_OCCUPANT is not-acceptable of type cancel (XEP-0410 §3), E_FULL
@@ -543,9 +551,7 @@ static void broadcast_presence(const struct room *r, const struct occupant *o, c
         if (!*pp) {
             *pp = occ_presence(r, o, type, j, o->res ? o->res->jid : NULL, e);
         }
-        for (struct occ_res *x = v->res; *pp && x; x = x->next) {
-            send_to(*pp, x->jid);
-        }
+        send_occ(*pp, v);
     }
     xml_free(with);
     xml_free(without);
@@ -1358,9 +1364,7 @@ static struct xml_node *relay_copy(const struct xml_node *m, const char *from)
 static void send_all(const struct room *r, struct xml_node *st)
 {
     for (struct occupant *v = r->occ; v; v = v->next) {
-        for (struct occ_res *x = v->res; x; x = x->next) {
-            send_to(st, x->jid);
-        }
+        send_occ(st, v);
     }
 }
 
@@ -1454,9 +1458,7 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
         bounce(m, E_BUSY);
         return;
     }
-    for (struct occ_res *x = to->res; x; x = x->next) {
-        send_to(out, x->jid);
-    }
+    send_occ(out, to);
     xml_free(out);
 }
 
@@ -1925,9 +1927,7 @@ static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
         struct xml_node *x = p ? xml_child(p, "x", NS_MUC_USER) : NULL;
         struct xml_node *dn = add_child(x, "destroy", NULL, "jid", alt ? norm : NULL, NULL);
         if (dn && (!reason || add_text(dn, "reason", xml_text(reason)))) {
-            for (struct occ_res *res = o->res; res; res = res->next) {
-                send_to(p, res->jid);
-            }
+            send_occ(p, o);
         }
         xml_free(p);
     }
@@ -2465,8 +2465,8 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
         add_field(x, "muc#roomnick", "text-single", o->nick) &&
         add_bool(x, "muc#request_allow", 0) == 0) {
         for (struct occupant *v = r->occ; v; v = v->next) {
-            for (struct occ_res *res = v->res; v->role == ROLE_MODERATOR && res; res = res->next) {
-                send_to(m, res->jid);
+            if (v->role == ROLE_MODERATOR) {
+                send_occ(m, v);
             }
         }
     }
