@@ -135,18 +135,19 @@ static void left_sweep(void);
 
 /* ---- small helpers ---- */
 
-static uint32_t hash_str(const char *s)
+/* The hash bucket of the room jid. */
+static struct room **bucket_of(const char *jid)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *jid; jid++) {
+        h = (h ^ (unsigned char)*jid) * 16777619u;
     }
-    return h;
+    return &rooms[h % ROOM_BUCKETS];
 }
 
 static struct room *room_find(const char *jid)
 {
-    for (struct room *r = rooms[hash_str(jid) % ROOM_BUCKETS]; r; r = r->next) {
+    for (struct room *r = *bucket_of(jid); r; r = r->next) {
         if (strcmp(r->jid, jid) == 0) {
             return r;
         }
@@ -662,7 +663,7 @@ static void room_free(struct room *r)
 
 static void room_destroy(struct room *r)
 {
-    for (struct room **pp = &rooms[hash_str(r->jid) % ROOM_BUCKETS]; *pp; pp = &(*pp)->next) {
+    for (struct room **pp = bucket_of(r->jid); *pp; pp = &(*pp)->next) {
         if (*pp == r) {
             *pp = r->next;
             break;
@@ -703,9 +704,9 @@ static struct room *room_new(const char *jid, const char *creator)
         }
         return NULL;
     }
-    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
-    r->next = rooms[b];
-    rooms[b] = r;
+    struct room **b = bucket_of(jid);
+    r->next = *b;
+    *b = r;
     nrooms++;
     return r;
 }
