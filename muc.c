@@ -2736,16 +2736,18 @@ static void deliver_one(const struct xml_node *st)
         return;
     }
     snprintf(nick, sizeof(nick), "%.*s", (int)tj.resource_len, tj.resource); /* "": none */
+    int iq = strcmp(name, "iq") == 0;
     if (type && strcmp(type, "error") == 0) {
-        if (strcmp(name, "iq") != 0 && tj.local_len) {
+        if (!iq && tj.local_len) {
             error_in(st, from, room_jid);
         }
         return; /* never answer errors (RFC 6120 §8.3.1) */
     }
-    if (!fj.resource_len && strcmp(name, "iq") != 0) {
+    if (iq) {
+        iq_in(st, from, bare, &tj, nick, room_jid);
+    } else if (!fj.resource_len) {
         return; /* occupants are resources; a bare sender is a server or component */
-    }
-    if (strcmp(name, "presence") == 0) {
+    } else if (strcmp(name, "presence") == 0) {
         if (tj.local_len) {
             presence_in(st, from, bare, nick, room_jid);
         }
@@ -2755,8 +2757,6 @@ static void deliver_one(const struct xml_node *st)
         } else {
             bounce(st, E_UNAVAILABLE);
         }
-    } else if (strcmp(name, "iq") == 0) {
-        iq_in(st, from, bare, &tj, nick, room_jid);
     }
 }
 
