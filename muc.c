@@ -904,10 +904,13 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
 
 /* §7.2.3: the others' presence, then the newcomer's to all (self-presence
  * last, with 110, 201 for a new room, 100 when real JIDs are public), then
- * the history (§7.2.14) and the subject (§7.2.15). */
+ * the history (§7.2.14: as much as the client's <x xmlns=muc/> asks for)
+ * and the subject (§7.2.15). */
 static void join_announce(struct room *r, struct occupant *o, const char *full, int created,
-                          const struct history_req *q, int others)
+                          const struct xml_node *muc, int others)
 {
+    struct history_req q;
+    history_request(muc, &q);
     int j = sees_jids(r, o);
     for (struct occupant *v = r->occ; v; v = v->next) {
         if (v == o) {
@@ -930,7 +933,7 @@ static void join_announce(struct room *r, struct occupant *o, const char *full, 
         code_add(&e, 201);
     }
     self_all(r, o, NULL, &e); /* the occupant's other resources learn of the new one too */
-    history_send(r, full, q);
+    history_send(r, full, &q);
     subject_send(r, full);
 }
 
@@ -1015,9 +1018,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
     xml_free(o->pres);
     o->pres = kept;
     joined_add(full, r->jid);
-    struct history_req q;
-    history_request(xml_child(p, "x", NS_MUC), &q);
-    join_announce(r, o, full, created, &q, 1);
+    join_announce(r, o, full, created, xml_child(p, "x", NS_MUC), 1);
 }
 
 /* Remove resource full of o; the room forgets o with its last resource. */
@@ -1138,9 +1139,7 @@ static void update_presence(struct room *r, struct occupant *o, const char *full
         /* A join from a resource that is in already: its client lost track
          * (a stream it could not resume, a failed XEP-0410 self-ping) and
          * wants the room again, as Prosody and ejabberd give it. */
-        struct history_req q;
-        history_request(muc, &q);
-        join_announce(r, o, full, 0, &q, now);
+        join_announce(r, o, full, 0, muc, now);
     } else if (now) {
         broadcast_presence(r, o, NULL, NULL);
         self_presence(r, o, full, NULL, NULL);
