@@ -674,6 +674,14 @@ static void room_destroy(struct room *r)
     room_free(r);
 }
 
+/* A temporary room ends with its last occupant. */
+static void room_gc(struct room *r)
+{
+    if (!r->occ && !r->persistent) {
+        room_destroy(r);
+    }
+}
+
 /* Whether creator may make no more rooms: muc_max_rooms in all, or
  * muc_max_rooms_per_account its own, or (MUC over s2s) when its domain is
  * another server's, muc_max_rooms_per_domain by users of that domain (our
@@ -1040,9 +1048,7 @@ static void leave(struct room *r, struct occupant *o, const char *full, int endi
     }
     broadcast_presence(r, o, "unavailable", NULL);
     occ_drop(r, o);
-    if (!r->occ && !r->persistent) {
-        room_destroy(r); /* a temporary room ends with its last occupant */
-    }
+    room_gc(r);
 }
 
 /* §8.2 kick (307), §9.1 ban (301), §9.4 loss of membership in a
@@ -1904,9 +1910,7 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
     }
     roles_after_config(r);
     notify_config(r, whois_changed);
-    if (!r->occ && !r->persistent) {
-        room_destroy(r);
-    }
+    room_gc(r);
 }
 
 /* §10.9: the owner destroys the room; occupants hear of it, with an
@@ -2348,9 +2352,8 @@ static void register_iq(const struct xml_node *iq, struct room *r, const char *f
          * register and unregister in a loop, and a write per request would
          * wear flash (STYLE §11); at most one write a second per room. */
         r->dirty = 1;
-    } else if (!r->occ) {
-        room_destroy(r); /* its last occupant unregistered from a members-only room */
     }
+    room_gc(r); /* its last occupant may have unregistered from a members-only room */
 }
 
 /* What the room answers in a query of these namespaces. */
@@ -2699,9 +2702,7 @@ static void gone_sweep(void)
             leave(r, o, g->full, 1); /* its other resources keep the nick */
         } else if (o) {
             remove_occupant(r, o, 333, NULL);
-            if (!r->occ && !r->persistent) {
-                room_destroy(r);
-            }
+            room_gc(r);
         }
         free(g->room);
         free(g);
