@@ -1468,14 +1468,6 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
     xml_free(out);
 }
 
-/* §7.8.3: a decline goes back to the inviter, who invited from inside the
- * room: the room carries one only to an occupant (by bare JID, or one of
- * its resources), never a stranger's words to any address it names. */
-static int decline_target(const struct room *r, const char *to)
-{
-    char bare[JID_MAX + 1];
-    return jid_bare(to, bare, sizeof(bare)) == 0 && occ_by_bare(r, bare) != NULL;
-}
 
 /* §7.8.2 mediated invitations and §7.8.3 declines: the room passes them on
  * from itself, naming who invites or declines (bare JID); at most
@@ -1489,17 +1481,21 @@ static void invitations(struct room *r, const char *from, const char *bare,
         int dec = strcmp(xml_name(c), "decline") == 0;
         int inv = member && strcmp(xml_name(c), "invite") == 0;
         const char *to = xml_attr(c, "to");
-        char norm[JID_MAX + 1];
-        if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0) {
+        char norm[JID_MAX + 1], to_bare[JID_MAX + 1];
+        if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0 ||
+            jid_bare(norm, to_bare, sizeof(to_bare)) < 0) {
             continue;
         }
-        if (dec && !decline_target(r, norm)) {
+        /* §7.8.3: a decline goes back to the inviter, who invited from
+         * inside the room: the room carries one only to an occupant (by
+         * bare JID, or one of its resources), never a stranger's words to
+         * any address it names. */
+        if (dec && !occ_by_bare(r, to_bare)) {
             log_limited("muc decline", bare, L_INFO,
                         "muc: %s declined towards %s, not in %s: dropped", bare, norm, r->jid);
             break;
         }
-        char to_bare[JID_MAX + 1];
-        if (jid_bare(norm, to_bare, sizeof(to_bare)) == 0 && im_blocked(to_bare, from)) {
+        if (im_blocked(to_bare, from)) {
             continue; /* XEP-0191: not through the room either (it names the sender) */
         }
         if (++n > g_config->muc_max_invites || (dec && n > 1)) {
