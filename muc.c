@@ -1459,7 +1459,7 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
     struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
     /* §7.5: marked as coming through the room (XEP-0280 §6 keeps it out
      * of carbons elsewhere by the same mark). */
-    if (!out || !xml_add_child(out, "x", NS_MUC_USER)) {
+    if (!add_child(out, "x", NS_MUC_USER, NULL)) {
         xml_free(out);
         bounce(m, E_BUSY);
         return;
@@ -1603,17 +1603,15 @@ static const char *local_part(const struct room *r, char *out)
     return out;
 }
 
-static int add_feature(struct xml_node *q, const char *var)
+static struct xml_node *add_feature(struct xml_node *q, const char *var)
 {
-    return add_child(q, "feature", NULL, "var", var, NULL) ? 0 : -1;
+    return add_child(q, "feature", NULL, "var", var, NULL);
 }
 
-static int add_identity(struct xml_node *q, const char *name)
+static struct xml_node *add_identity(struct xml_node *q, const char *name)
 {
     return add_child(q, "identity", NULL, "category", "conference", "type", "text", "name", name,
-                     NULL)
-               ? 0
-               : -1;
+                     NULL);
 }
 
 /* §6.4: what a room is, as its features say; how many are inside only to
@@ -1636,18 +1634,18 @@ static struct xml_node *room_info(const struct room *r, const char *from, const 
                            r->secret ? "muc_passwordprotected" : "muc_unsecured",
                            r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous",
                            NS_REGISTER};
-    if (!q || add_identity(q, r->name ? r->name : local_part(r, name)) < 0) {
+    if (!add_identity(q, r->name ? r->name : local_part(r, name))) {
         xml_free(q);
         return NULL;
     }
     for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++) {
-        if (add_feature(q, feats[i]) < 0) {
+        if (!add_feature(q, feats[i])) {
             xml_free(q);
             return NULL;
         }
     }
     /* XEP-0313 §6: a room with an archive says so. */
-    if (archive_of(r) && add_feature(q, NS_MAM) < 0) {
+    if (archive_of(r) && !add_feature(q, NS_MAM)) {
         xml_free(q);
         return NULL;
     }
@@ -1668,8 +1666,8 @@ static struct xml_node *room_info(const struct room *r, const char *from, const 
 static struct xml_node *service_info(void)
 {
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    if (!q || add_identity(q, "Chatrooms") < 0 || add_feature(q, NS_MUC) < 0 ||
-        add_feature(q, NS_DISCO_INFO) < 0 || add_feature(q, NS_DISCO_ITEMS) < 0) {
+    if (!add_identity(q, "Chatrooms") || !add_feature(q, NS_MUC) ||
+        !add_feature(q, NS_DISCO_INFO) || !add_feature(q, NS_DISCO_ITEMS)) {
         xml_free(q);
         return NULL;
     }
@@ -1700,9 +1698,9 @@ static struct xml_node *service_items(void)
 #define NS_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
 #define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
 
-static int add_bool(struct xml_node *x, const char *var, int value)
+static struct xml_node *add_bool(struct xml_node *x, const char *var, int value)
 {
-    return add_field(x, var, "boolean", value ? "1" : "0") ? 0 : -1;
+    return add_field(x, var, "boolean", value ? "1" : "0");
 }
 
 #define ROOMCONFIG "muc#roomconfig_"
@@ -1738,7 +1736,7 @@ static int flag_get(const struct room *r, size_t i)
     return *(const int *)((const char *)r + room_flags[i].off);
 }
 
-static int add_flag(struct xml_node *x, const struct room *r, size_t i)
+static struct xml_node *add_flag(struct xml_node *x, const struct room *r, size_t i)
 {
     char var[64];
     snprintf(var, sizeof(var), ROOMCONFIG "%s", room_flags[i].field);
@@ -1753,15 +1751,15 @@ static struct xml_node *config_form(const struct room *r)
     struct xml_node *w = NULL;
     int ok = add_field(x, ROOMCONFIG "roomname", "text-single", r->name ? r->name : "") != NULL;
     for (size_t i = 0; ok && i < FLAG_ARCHIVING; i++) {
-        ok = add_flag(x, r, i) == 0;
+        ok = add_flag(x, r, i) != NULL;
     }
-    ok = ok && add_bool(x, ROOMCONFIG "passwordprotectedroom", r->secret != NULL) == 0 &&
+    ok = ok && add_bool(x, ROOMCONFIG "passwordprotectedroom", r->secret != NULL) &&
          add_field(x, ROOMCONFIG "roomsecret", "text-private", r->secret ? r->secret : "") &&
          (w = add_field(x, ROOMCONFIG "whois", "list-single",
                         r->nonanonymous ? "anyone" : "moderators")) &&
          add_text(add_child(w, "option", NULL, NULL), "value", "moderators") &&
          add_text(add_child(w, "option", NULL, NULL), "value", "anyone") &&
-         (!hook_find_room_archive() || add_flag(x, r, FLAG_ARCHIVING) == 0);
+         (!hook_find_room_archive() || add_flag(x, r, FLAG_ARCHIVING));
     if (!ok) {
         xml_free(q);
         return NULL;
@@ -2205,7 +2203,7 @@ static struct xml_node *reserved_nick_info(const struct room *r, const char *bar
 {
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
     const char *nick = nick_of(r, bare);
-    if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && add_identity(q, nick) < 0)) {
+    if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && !add_identity(q, nick))) {
         xml_free(q);
         return NULL;
     }
@@ -2217,9 +2215,6 @@ static struct xml_node *reserved_nick_info(const struct room *r, const char *bar
 static struct xml_node *register_form(const char *nick)
 {
     struct xml_node *q = xml_node_new("query", NS_REGISTER);
-    if (!q) {
-        return NULL;
-    }
     if (nick) {
         if (!add_text(q, "username", nick) || !add_child(q, "registered", NULL, NULL)) {
             xml_free(q);
@@ -2462,7 +2457,7 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
     if (add_field(x, "muc#role", "list-single", "participant") &&
         add_field(x, "muc#jid", "jid-single", o->bare) &&
         add_field(x, "muc#roomnick", "text-single", o->nick) &&
-        add_bool(x, "muc#request_allow", 0) == 0) {
+        add_bool(x, "muc#request_allow", 0)) {
         for (struct occupant *v = r->occ; v; v = v->next) {
             if (v->role == ROLE_MODERATOR) {
                 send_occ(m, v);
