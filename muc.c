@@ -1524,7 +1524,7 @@ static void message_in(const struct xml_node *m, const char *from, const char *b
     const char *type = xml_attr(m, "type");
     struct room *r = room_find(room_jid);
     struct occupant *o = r ? occ_by_jid(r, from) : NULL;
-    struct xml_node *ux = xml_child(m, "x", NS_MUC_USER);
+    struct xml_node *ux = xml_child(m, "x", NS_MUC_USER), *form;
     if (!r) {
         bounce(m, E_NOT_FOUND);
         return;
@@ -1545,8 +1545,8 @@ static void message_in(const struct xml_node *m, const char *from, const char *b
         groupchat(r, o, m);
     } else if (ux && (xml_child(ux, "invite", NS_MUC_USER) || xml_child(ux, "decline", NS_MUC_USER))) {
         invitations(r, from, bare, ux);
-    } else if (voice_form(m)) {
-        voice_message(r, o, voice_form(m));
+    } else if ((form = voice_form(m)) != NULL) {
+        voice_message(r, o, form);
     } else {
         bounce(m, E_BAD_REQUEST);
     }
@@ -2599,10 +2599,11 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
     }
     for (struct xml_node *c = xml_first_child(d); c; c = xml_next(c)) {
         int a = enum_of(c, "a", aff_names);
-        if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
-            aff_set(r, xml_attr(c, "jid"), a);
-            if (a >= AFF_MEMBER && xml_attr(c, "nick")) {
-                nick_reserve(r, xml_attr(c, "jid"), xml_attr(c, "nick"));
+        const char *jid = xml_attr(c, "jid"), *nick = xml_attr(c, "nick");
+        if (strcmp(xml_name(c), "aff") == 0 && a > 0 && jid) {
+            aff_set(r, jid, a);
+            if (a >= AFF_MEMBER && nick) {
+                nick_reserve(r, jid, nick);
             }
         } else if (strcmp(xml_name(c), "message") == 0 && !r->subject) {
             xml_detach(c);
