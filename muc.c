@@ -1478,8 +1478,9 @@ static void invitations(struct room *r, const char *from, const char *bare,
     int member = occ_by_jid(r, from) != NULL; /* only occupants invite */
     int n = 0;
     for (struct xml_node *c = xml_first_child(x); c; c = xml_next(c)) {
-        int dec = strcmp(xml_name(c), "decline") == 0;
-        int inv = member && strcmp(xml_name(c), "invite") == 0;
+        const char *name = xml_name(c);
+        int dec = strcmp(name, "decline") == 0;
+        int inv = member && strcmp(name, "invite") == 0;
         const char *to = xml_attr(c, "to");
         char norm[JID_MAX + 1], to_bare[JID_MAX + 1];
         if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0 ||
@@ -2599,13 +2600,13 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
     }
     for (struct xml_node *c = xml_first_child(d); c; c = xml_next(c)) {
         int a = enum_of(c, "a", aff_names);
-        const char *jid = xml_attr(c, "jid"), *nick = xml_attr(c, "nick");
-        if (strcmp(xml_name(c), "aff") == 0 && a > 0 && jid) {
+        const char *jid = xml_attr(c, "jid"), *nick = xml_attr(c, "nick"), *name = xml_name(c);
+        if (strcmp(name, "aff") == 0 && a > 0 && jid) {
             aff_set(r, jid, a);
             if (a >= AFF_MEMBER && nick) {
                 nick_reserve(r, jid, nick);
             }
-        } else if (strcmp(xml_name(c), "message") == 0 && !r->subject) {
+        } else if (strcmp(name, "message") == 0 && !r->subject) {
             xml_detach(c);
             r->subject = c; /* the loop ends here: c left the tree */
             break;
