@@ -1586,15 +1586,17 @@ static void answer(const struct xml_node *iq, struct xml_node *payload)
 static struct xml_node *add_field(struct xml_node *x, const char *var, const char *type,
                                   const char *value)
 {
-    struct xml_node *f = add_child(x, "field", NULL, "var", var, "type", type, NULL);
-    return add_text(f, "value", value) ? f : NULL;
+    return x ? im_field_add(x, var, type, NULL, 0, value) : NULL;
 }
 
 /* A data form (XEP-0004) of type in parent, with its FORM_TYPE. */
 static struct xml_node *add_form(struct xml_node *parent, const char *type, const char *form_type)
 {
-    struct xml_node *x = add_child(parent, "x", NS_XDATA, "type", type, NULL);
-    return add_field(x, "FORM_TYPE", "hidden", form_type) ? x : NULL;
+    struct xml_node *x = parent ? im_form_new(type, NULL, NULL, form_type) : NULL;
+    if (x) {
+        xml_append(parent, x);
+    }
+    return x;
 }
 
 /* The room's name before the @ (out holds JID_MAX + 1). */
@@ -2224,11 +2226,9 @@ static struct xml_node *register_form(const char *nick)
         return q;
     }
     /* The nick's field comes first, as it always did. */
-    struct xml_node *x = add_child(q, "x", NS_XDATA, "type", "form", NULL);
-    struct xml_node *f = add_child(x, "field", NULL, "var", "muc#register_roomnick", "type",
-                                   "text-single", "label", "Nickname", NULL);
-    if (!f || !add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER) ||
-        !add_child(f, "required", NULL, NULL)) {
+    struct xml_node *x = add_form(q, "form", NULL);
+    if (!x || !im_field_add(x, "muc#register_roomnick", "text-single", "Nickname", 1, NULL) ||
+        !add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER)) {
         xml_free(q);
         return NULL;
     }
