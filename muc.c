@@ -1606,10 +1606,6 @@ static const char *local_part(const struct room *r, char *out)
     return out;
 }
 
-static struct xml_node *add_feature(struct xml_node *q, const char *var)
-{
-    return add_child(q, "feature", NULL, "var", var, NULL);
-}
 
 static struct xml_node *add_identity(struct xml_node *q, const char *name)
 {
@@ -1642,13 +1638,13 @@ static struct xml_node *room_info(const struct room *r, const char *from, const 
         return NULL;
     }
     for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++) {
-        if (!add_feature(q, feats[i])) {
+        if (disco_feature_add(q, feats[i]) < 0) {
             xml_free(q);
             return NULL;
         }
     }
     /* XEP-0313 §6: a room with an archive says so. */
-    if (archive_of(r) && !add_feature(q, NS_MAM)) {
+    if (archive_of(r) && disco_feature_add(q, NS_MAM) < 0) {
         xml_free(q);
         return NULL;
     }
@@ -1669,8 +1665,8 @@ static struct xml_node *room_info(const struct room *r, const char *from, const 
 static struct xml_node *service_info(void)
 {
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    if (!add_identity(q, "Chatrooms") || !add_feature(q, NS_MUC) ||
-        !add_feature(q, NS_DISCO_INFO) || !add_feature(q, NS_DISCO_ITEMS)) {
+    if (!add_identity(q, "Chatrooms") || disco_feature_add(q, NS_MUC) < 0 ||
+        disco_feature_add(q, NS_DISCO_INFO) < 0 || disco_feature_add(q, NS_DISCO_ITEMS) < 0) {
         xml_free(q);
         return NULL;
     }
@@ -2204,9 +2200,9 @@ static const char *form_value(const struct xml_node *x, const char *var);
  * answer about the asker only: nobody learns another's reservation). */
 static struct xml_node *reserved_nick_info(const struct room *r, const char *bare)
 {
-    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
+    struct xml_node *q = disco_query_new(NS_DISCO_INFO, "x-roomuser-item");
     const char *nick = nick_of(r, bare);
-    if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && !add_identity(q, nick))) {
+    if (!q || (nick && !add_identity(q, nick))) {
         xml_free(q);
         return NULL;
     }
