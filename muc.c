@@ -1310,7 +1310,6 @@ static int stanza_id_set(struct xml_node *m, const char *by, const char *id)
  * one. real is the sender's real JID, kept with the archived copy. */
 static int add_stanza_id(const struct room *r, struct xml_node *m, const char *real)
 {
-    unsigned char rnd[12];
     char id[64]; /* 24 random hex digits, or an archive id (HOOK_ARC_ID_MAX) */
     const struct hook_room_archive *a = archive_of(r);
     /* What the room archives: messages with a body (like Prosody's
@@ -1319,11 +1318,8 @@ static int add_stanza_id(const struct room *r, struct xml_node *m, const char *r
         a->append(r->jid, m, real, id, sizeof(id)) == 0) {
         return stanza_id_set(m, r->jid, id);
     }
-    if (tls_random(rnd, sizeof(rnd)) < 0) {
+    if (tls_random_hex(id, 12) < 0) {
         return -1;
-    }
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
     }
     return stanza_id_set(m, r->jid, id);
 }
