@@ -44,6 +44,17 @@ enum muc_role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
 static const char *const aff_names[] = {"none", "outcast", "member", "admin", "owner", NULL};
 static const char *const role_names[] = {"none", "visitor", "participant", "moderator", NULL};
 
+/* Which of names (ending with NULL) v is, or -1 (also for v NULL). */
+static int index_of(const char *v, const char *const *names)
+{
+    for (int i = 0; v && names[i]; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* One connected resource of an occupant (XEP-0045 §7.2: several resources of
  * one account may share a nick, as Prosody and ejabberd allow). */
 struct occ_res {
@@ -1772,13 +1783,12 @@ struct room_settings {
 /* XEP-0004 §3.3: a boolean is 0, 1, false or true. */
 static int parse_bool(const char *v, int *out)
 {
-    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
-        *out = 1;
-    } else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
-        *out = 0;
-    } else {
+    static const char *const words[] = {"0", "1", "false", "true", NULL};
+    int i = index_of(v, words);
+    if (i < 0) {
         return -1;
     }
+    *out = i & 1;
     return 0;
 }
 
@@ -1959,13 +1969,7 @@ static void owner_iq(const struct xml_node *iq, struct room *r, const char *from
 /* Which of names (aff_names, role_names) n's attribute attr is, or -1. */
 static int enum_of(const struct xml_node *n, const char *attr, const char *const *names)
 {
-    const char *v = xml_attr(n, attr);
-    for (int i = 0; v && names[i]; i++) {
-        if (strcmp(v, names[i]) == 0) {
-            return i;
-        }
-    }
-    return -1;
+    return index_of(xml_attr(n, attr), names);
 }
 
 /* §8.2 kick (role none), §8.3/§8.4 voice (participant/visitor), §9.6
