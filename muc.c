@@ -8,6 +8,7 @@
  * room configuration, the room document's format.
  * Must not: write to sockets (it hands stanzas to router_deliver) or touch
  * files but through store.c (store_room_*). */
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,8 +41,19 @@
 
 enum muc_aff { AFF_NONE, AFF_OUTCAST, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
 enum muc_role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
-static const char *const aff_names[] = {"none", "outcast", "member", "admin", "owner"};
-static const char *const role_names[] = {"none", "visitor", "participant", "moderator"};
+static const char *const aff_names[] = {"none", "outcast", "member", "admin", "owner", NULL};
+static const char *const role_names[] = {"none", "visitor", "participant", "moderator", NULL};
+
+/* Which of names (ending with NULL) v is, or -1 (also for v NULL). */
+static int index_of(const char *v, const char *const *names)
+{
+    for (int i = 0; v && names[i]; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
 
 /* One connected resource of an occupant (XEP-0045 §7.2: several resources of
  * one account may share a nick, as Prosody and ejabberd allow). */
@@ -49,6 +61,16 @@ struct occ_res {
     struct occ_res *next;
     char jid[]; /* full real JID, normalised */
 };
+
+/* A token bucket of an occupant (issue 15): credit in 1/60 of an event,
+ * brought up to date at g_now 'at'. B_PRESENCE's are muc_presence_burst
+ * deep and refilled by muc_presence_rate a minute, B_MESSAGE's by
+ * muc_message_*. */
+struct bucket {
+    long credit;
+    time_t at;
+};
+enum { B_PRESENCE, B_MESSAGE };
 
 struct occupant {
     struct occupant *next;
@@ -60,11 +82,8 @@ struct occupant {
                             * what a client puts in its own presence */
     char *nick;
     int voice_asked; /* a voice request went to the moderators (§8.6) */
-    long credit;     /* presence token bucket, in 1/60 of a change (muc_presence_*) */
-    time_t credit_at; /* g_now when credit was last brought up to date */
+    struct bucket b[2]; /* presence (B_PRESENCE) and groupchat message token buckets */
     int held;        /* a presence change waits for credit (on_tick sends it) */
-    long mcredit;     /* groupchat message bucket (muc_message_*), as credit */
-    time_t mcredit_at;
     char bare[]; /* real bare JID */
 };
 
@@ -120,24 +139,26 @@ static void left_free(struct room *r);
 static void left_keep(struct room *r, const struct occupant *o);
 static int join_spend(struct room *r, struct occupant *o);
 static void occ_free_new(struct occupant *o);
-static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost);
+static int bucket_spend(struct bucket *b, int kind, int cost);
+static int bucket_burst(int kind);
 static int msg_spend(const struct room *r, struct occupant *o, const struct xml_node *m);
 static void left_sweep(void);
 
 /* ---- small helpers ---- */
 
-static uint32_t hash_str(const char *s)
+/* The hash bucket of the room jid. */
+static struct room **bucket_of(const char *jid)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *jid; jid++) {
+        h = (h ^ (unsigned char)*jid) * 16777619u;
     }
-    return h;
+    return &rooms[h % ROOM_BUCKETS];
 }
 
 static struct room *room_find(const char *jid)
 {
-    for (struct room *r = rooms[hash_str(jid) % ROOM_BUCKETS]; r; r = r->next) {
+    for (struct room *r = *bucket_of(jid); r; r = r->next) {
         if (strcmp(r->jid, jid) == 0) {
             return r;
         }
@@ -185,14 +206,21 @@ static struct occupant *occ_by_bare(const struct room *r, const char *bare)
     return NULL;
 }
 
-static enum muc_aff aff_of(const struct room *r, const char *bare)
+/* bare's entry in the affiliation list, or NULL. */
+static struct affiliation *aff_find(const struct room *r, const char *bare)
 {
-    for (const struct affiliation *a = r->affs; a; a = a->next) {
+    for (struct affiliation *a = r->affs; a; a = a->next) {
         if (strcmp(a->jid, bare) == 0) {
-            return a->aff;
+            return a;
         }
     }
-    return AFF_NONE;
+    return NULL;
+}
+
+static enum muc_aff aff_of(const struct room *r, const char *bare)
+{
+    const struct affiliation *a = aff_find(r, bare);
+    return a ? a->aff : AFF_NONE;
 }
 
 static int aff_count(const struct room *r)
@@ -244,12 +272,8 @@ static int aff_set(struct room *r, const char *bare, enum muc_aff aff)
 /* §7.10: the nick bare reserved in r, or NULL. */
 static const char *nick_of(const struct room *r, const char *bare)
 {
-    for (const struct affiliation *a = r->affs; a; a = a->next) {
-        if (strcmp(a->jid, bare) == 0) {
-            return a->nick;
-        }
-    }
-    return NULL;
+    const struct affiliation *a = aff_find(r, bare);
+    return a ? a->nick : NULL;
 }
 
 /* §7.10 / §7.2.9: nick is in use or reserved by an account other than bare. */
@@ -267,21 +291,24 @@ static int nick_taken(const struct room *r, const char *nick, const char *bare)
     return 0;
 }
 
+/* *out = a copy of s (NULL: none); -1 when out of memory. */
+static int dup_opt(char **out, const char *s)
+{
+    *out = s ? strdup(s) : NULL;
+    return s && !*out ? -1 : 0;
+}
+
 /* Reserve nick (NULL: none) for bare, who has an affiliation entry. */
 static int nick_reserve(struct room *r, const char *bare, const char *nick)
 {
-    for (struct affiliation *a = r->affs; a; a = a->next) {
-        if (strcmp(a->jid, bare) == 0) {
-            char *n = nick ? strdup(nick) : NULL;
-            if (nick && !n) {
-                return -1;
-            }
-            free(a->nick);
-            a->nick = n;
-            return 0;
-        }
+    struct affiliation *a = aff_find(r, bare);
+    char *n;
+    if (!a || dup_opt(&n, nick) < 0) {
+        return -1;
     }
-    return -1;
+    free(a->nick);
+    a->nick = n;
+    return 0;
 }
 
 /* XEP-0045 §5.1.2: owners and admins are moderators; in a moderated room
@@ -308,10 +335,78 @@ static void send_to(struct xml_node *st, const char *to)
     }
 }
 
-/* An error answer to st from whoever it was sent to (RFC 6120 §8.3). */
-static void bounce(const struct xml_node *st, const char *type, const char *cond)
+/* Send st (NULL: nothing, out of memory) to every resource of o. */
+static void send_occ(struct xml_node *st, const struct occupant *o)
 {
-    router_bounce_sender(st, type, cond);
+    for (struct occ_res *x = o->res; st && x; x = x->next) {
+        send_to(st, x->jid);
+    }
+}
+
+/* The stanza errors the room answers with (RFC 6120 §8.3.3), grouped by
+ * their type: a code is one small number to pass around, not two strings.
+ * E_NOT_OCCUPANT is not-acceptable of type cancel (XEP-0410 §3), E_FULL
+ * service-unavailable of type wait (§7.2.11). */
+enum err {
+    E_OK,
+    E_BAD_REQUEST, E_NOT_ACCEPTABLE, E_JID_MALFORMED,                 /* modify */
+    E_FORBIDDEN, E_NOT_ALLOWED, E_NOT_AUTHORIZED, E_REG_REQUIRED,     /* auth */
+    E_CONFLICT, E_NOT_FOUND, E_UNAVAILABLE, E_NOT_OCCUPANT,           /* cancel */
+    E_BUSY, E_FULL, E_INTERNAL,                                       /* wait */
+};
+static const char *const err_cond[] = {
+    "", "bad-request", "not-acceptable", "jid-malformed",
+    "forbidden", "not-allowed", "not-authorized", "registration-required",
+    "conflict", "item-not-found", "service-unavailable", "not-acceptable",
+    "resource-constraint", "service-unavailable", "internal-server-error",
+};
+
+/* An error answer to st from whoever it was sent to (RFC 6120 §8.3). */
+static void bounce(const struct xml_node *st, enum err e)
+{
+    const char *type = e >= E_BUSY ? "wait" : e >= E_CONFLICT ? "cancel"
+                       : e >= E_FORBIDDEN ? "auth" : "modify";
+    router_bounce_sender(st, type, err_cond[e]);
+}
+
+/* ---- building stanzas ----
+ * What the room sends is built from these. They return NULL when out of
+ * memory, and take a NULL parent for that, so a chain of them is checked
+ * once at its end. A NULL attribute value sets nothing (xml_set_attr). */
+
+/* A new jabber:client stanza (the caller frees it). */
+static struct xml_node *stanza_new(const char *name, const char *from, const char *type)
+{
+    struct xml_node *st = xml_node_new(name, NS_CLIENT);
+    if (st && (xml_set_attr(st, "from", from) < 0 || xml_set_attr(st, "type", type) < 0)) {
+        xml_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* A new child of parent (ns NULL: the parent's) with the attributes given
+ * as name, value pairs up to a NULL name. */
+static struct xml_node *add_child(struct xml_node *parent, const char *name, const char *ns, ...)
+{
+    struct xml_node *c = parent ? xml_add_child(parent, name, ns) : NULL;
+    const char *attr;
+    va_list ap;
+    va_start(ap, ns);
+    while (c && (attr = va_arg(ap, const char *)) != NULL) {
+        if (xml_set_attr(c, attr, va_arg(ap, const char *)) < 0) {
+            c = NULL;
+        }
+    }
+    va_end(ap);
+    return c;
+}
+
+/* A new child of parent holding text. */
+static struct xml_node *add_text(struct xml_node *parent, const char *name, const char *text)
+{
+    struct xml_node *c = add_child(parent, name, NULL, NULL);
+    return c && xml_add_text(c, text, strlen(text)) == 0 ? c : NULL;
 }
 
 /* ---- presence (XEP-0045 §7.2) ---- */
@@ -329,41 +424,34 @@ static int pres_keep(const struct xml_node *c)
            strcmp(ns, "vcard-temp:x:update") == 0;
 }
 
-/* <show/>, <status/>, <priority/> are character data (RFC 6121 §4.7.2):
- * the room keeps their text and language only, not elements hidden inside
- * (a muc#user item with someone else's JID, for the others to read). */
-static struct xml_node *text_copy(const struct xml_node *c)
-{
-    const char *t = xml_text(c), *lang = xml_attr_ns(c, "lang", XML_NS_XML);
-    struct xml_node *k = xml_node_new(xml_name(c), xml_ns(c));
-    if (!k || xml_add_text(k, t, strlen(t)) < 0 || (lang && xml_set_attr(k, "xml:lang", lang) < 0)) {
-        xml_free(k);
-        return NULL;
-    }
-    return k;
-}
-
-/* XEP-0115 <c/> and XEP-0153 <x/> as clients read them: the attributes,
- * the photo hash; nothing nested that the room would pass on unread. */
-static struct xml_node *flat_copy(const struct xml_node *c)
+/* What the room keeps of an element it passes on. <show/>, <status/>,
+ * <priority/> and the photo hash are character data (RFC 6121 §4.7.2,
+ * XEP-0153): their text and language only (text), not elements hidden
+ * inside (a muc#user item with someone else's JID, for the others to read).
+ * XEP-0115 <c/> and XEP-0153 <x/>: the attributes clients read and the
+ * photo; nothing nested that the room would pass on unread. */
+static struct xml_node *keep_copy(const struct xml_node *c, int text)
 {
     static const char *const attrs[] = {"hash", "node", "ver", "ext"};
+    const char *t = xml_text(c), *lang = xml_attr_ns(c, "lang", XML_NS_XML);
     struct xml_node *k = xml_node_new(xml_name(c), xml_ns(c));
     struct xml_node *photo = xml_child(c, "photo", "vcard-temp:x:update");
-    for (size_t i = 0; k && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
-        const char *v = xml_attr(c, attrs[i]);
-        if (v && xml_set_attr(k, attrs[i], v) < 0) {
-            xml_free(k);
-            return NULL;
+    int ok = k != NULL;
+    if (text) {
+        ok = ok && xml_add_text(k, t, strlen(t)) == 0 && xml_set_attr(k, "xml:lang", lang) == 0;
+    } else {
+        for (size_t i = 0; ok && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+            ok = xml_set_attr(k, attrs[i], xml_attr(c, attrs[i])) == 0;
+        }
+        struct xml_node *ph = ok && photo ? keep_copy(photo, 1) : NULL;
+        ok = ok && (!photo || ph);
+        if (ph) {
+            xml_append(k, ph);
         }
     }
-    if (k && photo) {
-        struct xml_node *ph = text_copy(photo);
-        if (!ph) {
-            xml_free(k);
-            return NULL;
-        }
-        xml_append(k, ph);
+    if (!ok) {
+        xml_free(k);
+        return NULL;
     }
     return k;
 }
@@ -376,8 +464,7 @@ static struct xml_node *pres_strip(const struct xml_node *p)
     }
     for (struct xml_node *c = xml_first_child(p); c; c = xml_next(c)) {
         if (pres_keep(c)) {
-            int text = strcmp(xml_ns(c), NS_CLIENT) == 0;
-            struct xml_node *cp = text ? text_copy(c) : flat_copy(c);
+            struct xml_node *cp = keep_copy(c, strcmp(xml_ns(c), NS_CLIENT) == 0);
             if (!cp) {
                 xml_free(k);
                 return NULL;
@@ -426,8 +513,7 @@ static int add_status_codes(struct xml_node *x, const struct extra *e)
     for (int i = 0; e && i < e->n; i++) {
         char v[8];
         snprintf(v, sizeof(v), "%d", e->c[i]);
-        struct xml_node *s = xml_add_child(x, "status", NULL);
-        if (!s || xml_set_attr(s, "code", v) < 0) {
+        if (!add_child(x, "status", NULL, "code", v, NULL)) {
             return -1;
         }
     }
@@ -443,20 +529,14 @@ static struct xml_node *occ_presence(const struct room *r, const struct occupant
 {
     char from[JID_MAX + 1];
     struct xml_node *p = type || !o->pres ? xml_node_new("presence", NS_CLIENT) : xml_copy(o->pres);
-    if (!p || xml_set_attr(p, "from", occ_jid(r, o->nick, from, sizeof(from))) < 0 ||
-        (type && xml_set_attr(p, "type", type) < 0)) {
-        xml_free(p);
-        return NULL;
-    }
-    struct xml_node *x = xml_add_child(p, "x", NS_MUC_USER);
-    struct xml_node *it = x ? xml_add_child(x, "item", NULL) : NULL;
-    struct xml_node *rs = it && e && e->reason ? xml_add_child(it, "reason", NULL) : NULL;
-    if (!it || xml_set_attr(it, "affiliation", aff_names[aff_of(r, o->bare)]) < 0 ||
-        xml_set_attr(it, "role", role_names[type ? ROLE_NONE : o->role]) < 0 ||
-        (with_jid && xml_set_attr(it, "jid", real ? real : o->bare) < 0) ||
-        (e && e->newnick && xml_set_attr(it, "nick", e->newnick) < 0) ||
-        (e && e->reason && (!rs || xml_add_text(rs, e->reason, strlen(e->reason)) < 0)) ||
-        add_status_codes(x, e) < 0) {
+    struct xml_node *x = add_child(p, "x", NS_MUC_USER, NULL);
+    struct xml_node *it =
+        add_child(x, "item", NULL, "affiliation", aff_names[aff_of(r, o->bare)], "role",
+                  role_names[type ? ROLE_NONE : o->role], "jid",
+                  with_jid ? (real ? real : o->bare) : NULL, "nick", e ? e->newnick : NULL, NULL);
+    if (!it || xml_set_attr(p, "from", occ_jid(r, o->nick, from, sizeof(from))) < 0 ||
+        xml_set_attr(p, "type", type) < 0 ||
+        (e && e->reason && !add_text(it, "reason", e->reason)) || add_status_codes(x, e) < 0) {
         xml_free(p);
         return NULL;
     }
@@ -483,9 +563,7 @@ static void broadcast_presence(const struct room *r, const struct occupant *o, c
         if (!*pp) {
             *pp = occ_presence(r, o, type, j, o->res ? o->res->jid : NULL, e);
         }
-        for (struct occ_res *x = v->res; *pp && x; x = x->next) {
-            send_to(*pp, x->jid);
-        }
+        send_occ(*pp, v);
     }
     xml_free(with);
     xml_free(without);
@@ -506,6 +584,23 @@ static void self_presence(const struct room *r, const struct occupant *o, const 
         send_to(p, to);
         xml_free(p);
     }
+}
+
+/* Self-presence to every resource of o. */
+static void self_all(const struct room *r, const struct occupant *o, const char *type,
+                     const struct extra *e)
+{
+    for (struct occ_res *x = o->res; x; x = x->next) {
+        self_presence(r, o, x->jid, type, e);
+    }
+}
+
+/* o's presence to everyone: the others, then o's own resources. */
+static void announce(const struct room *r, const struct occupant *o, const char *type,
+                     const struct extra *e)
+{
+    broadcast_presence(r, o, type, e);
+    self_all(r, o, type, e);
 }
 
 /* ---- rooms: life and death ---- */
@@ -538,6 +633,20 @@ static void occ_free(struct occupant *o)
     free(o);
 }
 
+/* o is gone from r: the room keeps its buckets (left_keep) and forgets it. */
+static void occ_drop(struct room *r, struct occupant *o)
+{
+    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    }
+    r->nocc--;
+    left_keep(r, o);
+    occ_free(o);
+}
+
 static void room_free(struct room *r)
 {
     while (r->occ) {
@@ -565,7 +674,7 @@ static void room_free(struct room *r)
 
 static void room_destroy(struct room *r)
 {
-    for (struct room **pp = &rooms[hash_str(r->jid) % ROOM_BUCKETS]; *pp; pp = &(*pp)->next) {
+    for (struct room **pp = bucket_of(r->jid); *pp; pp = &(*pp)->next) {
         if (*pp == r) {
             *pp = r->next;
             break;
@@ -576,56 +685,67 @@ static void room_destroy(struct room *r)
     room_free(r);
 }
 
-static int rooms_created_by(const char *bare)
+/* A temporary room ends with its last occupant. */
+static void room_gc(struct room *r)
 {
-    int n = 0;
-    for (int i = 0; i < ROOM_BUCKETS; i++) {
-        for (struct room *r = rooms[i]; r; r = r->next) {
-            n += strcmp(r->creator, bare) == 0;
-        }
+    if (!r->occ && !r->persistent) {
+        room_destroy(r);
     }
-    return n;
 }
 
-/* MUC over s2s: the rooms made by users of creator's domain when that is
- * another server's (muc_max_rooms_per_domain), else -1 (our own accounts
- * have muc_max_rooms_per_account only). */
-static int rooms_of_remote_domain(const char *creator)
+/* Whether creator may make no more rooms: muc_max_rooms in all, or
+ * muc_max_rooms_per_account its own, or (MUC over s2s) when its domain is
+ * another server's, muc_max_rooms_per_domain by users of that domain (our
+ * own accounts have the per-account limit only). */
+static int room_limit_hit(const char *creator)
 {
     const char *at = strchr(creator, '@');
     const char *dom = at ? at + 1 : creator;
-    if (strcmp(dom, g_config->domain) == 0) {
-        return -1;
-    }
-    int n = 0;
+    int mine = 0, domain = 0;
     for (int i = 0; i < ROOM_BUCKETS; i++) {
         for (struct room *r = rooms[i]; r; r = r->next) {
             const char *a = strchr(r->creator, '@');
-            n += strcmp(a ? a + 1 : r->creator, dom) == 0;
+            mine += strcmp(r->creator, creator) == 0;
+            domain += strcmp(a ? a + 1 : r->creator, dom) == 0;
         }
     }
-    return n;
+    return nrooms >= g_config->muc_max_rooms || mine >= g_config->muc_max_rooms_per_account ||
+           (strcmp(dom, g_config->domain) != 0 && domain >= g_config->muc_max_rooms_per_domain);
+}
+
+/* A room of that JID and creator, in the table; NULL when out of memory. */
+static struct room *room_new(const char *jid, const char *creator)
+{
+    struct room *r = calloc(1, sizeof(*r));
+    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator))) {
+        if (r) {
+            room_free(r);
+        }
+        return NULL;
+    }
+    struct room **b = bucket_of(jid);
+    r->next = *b;
+    *b = r;
+    nrooms++;
+    return r;
 }
 
 /* A new room for creator (XEP-0045 §10.1). Like Prosody and ejabberd, an
  * instant room is open at once (no locked state until the owner confirms):
  * returns NULL with *cond set when a limit says no. */
-static struct room *room_create(const char *jid, const char *creator, const char **cond)
+static struct room *room_create(const char *jid, const char *creator, enum err *cond)
 {
-    *cond = "resource-constraint";
-    if (nrooms >= g_config->muc_max_rooms ||
-        rooms_created_by(creator) >= g_config->muc_max_rooms_per_account ||
-        rooms_of_remote_domain(creator) >= g_config->muc_max_rooms_per_domain) {
+    *cond = E_BUSY;
+    if (room_limit_hit(creator)) {
         log_limited("muc room limit", creator, L_NOTICE, "muc: %s may not create %s: room limit",
                     creator, jid);
         return NULL;
     }
-    *cond = "internal-server-error";
-    struct room *r = calloc(1, sizeof(*r));
-    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
-        aff_set(r, creator, AFF_OWNER) < 0) {
+    *cond = E_INTERNAL;
+    struct room *r = room_new(jid, creator);
+    if (!r || aff_set(r, creator, AFF_OWNER) < 0) {
         if (r) {
-            room_free(r);
+            room_destroy(r);
         }
         return NULL;
     }
@@ -636,16 +756,13 @@ static struct room *room_create(const char *jid, const char *creator, const char
     if (hook_find_room_archive()) {
         hook_find_room_archive()->drop(jid);
     }
-    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
-    r->next = rooms[b];
-    rooms[b] = r;
-    nrooms++;
     log_limited("muc room created", creator, L_INFO, "muc: %s created room %s", creator, jid);
     return r;
 }
 
 static int room_save(const struct room *r);
 static void room_forget(const struct room *r);
+
 
 /* ---- the rooms each session is in ----
  * Directed presence (RFC 6121 §4.6.3) tells a room when a session ends, but
@@ -797,19 +914,22 @@ static struct occupant *occ_new(const char *nick, const char *bare, const char *
     strcpy(x->jid, full);
     x->next = NULL;
     o->res = x;
-    o->credit = (long)g_config->muc_presence_burst * 60;
-    o->credit_at = g_now;
-    o->mcredit = (long)g_config->muc_message_burst * 60;
-    o->mcredit_at = g_now;
+    for (int k = B_PRESENCE; k <= B_MESSAGE; k++) {
+        o->b[k].credit = (long)bucket_burst(k) * 60;
+        o->b[k].at = g_now;
+    }
     return o;
 }
 
 /* §7.2.3: the others' presence, then the newcomer's to all (self-presence
  * last, with 110, 201 for a new room, 100 when real JIDs are public), then
- * the history (§7.2.14) and the subject (§7.2.15). */
+ * the history (§7.2.14: as much as the client's <x xmlns=muc/> asks for)
+ * and the subject (§7.2.15). */
 static void join_announce(struct room *r, struct occupant *o, const char *full, int created,
-                          const struct history_req *q, int others)
+                          const struct xml_node *muc, int others)
 {
+    struct history_req q;
+    history_request(muc, &q);
     int j = sees_jids(r, o);
     for (struct occupant *v = r->occ; v; v = v->next) {
         if (v == o) {
@@ -831,11 +951,8 @@ static void join_announce(struct room *r, struct occupant *o, const char *full, 
     if (created) {
         code_add(&e, 201);
     }
-    /* The occupant's other resources learn of the new one too. */
-    for (struct occ_res *x = o->res; x; x = x->next) {
-        self_presence(r, o, x->jid, NULL, &e);
-    }
-    history_send(r, full, q);
+    self_all(r, o, NULL, &e); /* the occupant's other resources learn of the new one too */
+    history_send(r, full, &q);
     subject_send(r, full);
 }
 
@@ -852,44 +969,45 @@ static int secret_equal(const char *given, const char *secret)
 }
 
 /* §7.2.5-§7.2.7: who may not come in at all, and why (NULL: welcome). */
-static const char *refusal(const struct room *r, const char *bare, const struct xml_node *p)
+static enum err refusal(const struct room *r, const char *bare, const struct xml_node *p)
 {
     enum muc_aff a = aff_of(r, bare);
     if (a == AFF_OUTCAST) {
-        return "forbidden";
+        return E_FORBIDDEN;
     }
     if (r->membersonly && a < AFF_MEMBER) {
-        return "registration-required";
+        return E_REG_REQUIRED;
     }
     struct xml_node *x = xml_child(p, "x", NS_MUC);
     struct xml_node *pw = x ? xml_child(x, "password", NS_MUC) : NULL;
     if (r->secret && (!pw || !secret_equal(xml_text(pw), r->secret))) {
-        return "not-authorized";
+        return E_NOT_AUTHORIZED;
     }
-    return NULL;
+    return E_OK;
 }
 
 static void join(struct room *r, const char *full, const char *bare, const char *nick,
                  const struct xml_node *p, int created)
 {
     struct occupant *o = occ_by_nick(r, nick);
-    const char *no = refusal(r, bare, p);
+    enum err no = refusal(r, bare, p);
     if (no) {
-        log_limited("muc refused", bare, L_INFO, "muc: %s may not join %s: %s", bare, r->jid, no);
-        bounce(p, "auth", no);
+        log_limited("muc refused", bare, L_INFO, "muc: %s may not join %s: %s", bare, r->jid,
+                    err_cond[no]);
+        bounce(p, no);
         return;
     }
     if (nick_taken(r, nick, bare)) {
-        bounce(p, "cancel", "conflict"); /* §7.2.9, §7.10: in use or reserved */
+        bounce(p, E_CONFLICT); /* §7.2.9, §7.10: in use or reserved */
         return;
     }
     if (!o && r->nocc >= g_config->muc_max_occupants) {
-        bounce(p, "wait", "service-unavailable"); /* §7.2.11 */
+        bounce(p, E_FULL); /* §7.2.11 */
         return;
     }
     struct xml_node *kept = pres_strip(p);
     if (!kept) {
-        bounce(p, "wait", "resource-constraint");
+        bounce(p, E_BUSY);
         return;
     }
     if (o) {
@@ -897,7 +1015,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
         struct occ_res *x = malloc(sizeof(*x) + strlen(full) + 1);
         if (!x) {
             xml_free(kept);
-            bounce(p, "wait", "resource-constraint");
+            bounce(p, E_BUSY);
             return;
         }
         strcpy(x->jid, full);
@@ -908,7 +1026,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
         if (!o || !join_spend(r, o)) {
             occ_free_new(o);
             xml_free(kept);
-            bounce(p, "wait", "resource-constraint");
+            bounce(p, E_BUSY);
             return;
         }
         o->role = role_for(r, aff_of(r, bare));
@@ -919,9 +1037,7 @@ static void join(struct room *r, const char *full, const char *bare, const char 
     xml_free(o->pres);
     o->pres = kept;
     joined_add(full, r->jid);
-    struct history_req q;
-    history_request(xml_child(p, "x", NS_MUC), &q);
-    join_announce(r, o, full, created, &q, 1);
+    join_announce(r, o, full, created, xml_child(p, "x", NS_MUC), 1);
 }
 
 /* Remove resource full of o; the room forgets o with its last resource. */
@@ -942,18 +1058,8 @@ static void leave(struct room *r, struct occupant *o, const char *full, int endi
         return; /* other resources keep the nick */
     }
     broadcast_presence(r, o, "unavailable", NULL);
-    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
-        if (*pp == o) {
-            *pp = o->next;
-            break;
-        }
-    }
-    r->nocc--;
-    left_keep(r, o);
-    occ_free(o);
-    if (!r->occ && !r->persistent) {
-        room_destroy(r); /* a temporary room ends with its last occupant */
-    }
+    occ_drop(r, o);
+    room_gc(r);
 }
 
 /* §8.2 kick (307), §9.1 ban (301), §9.4 loss of membership in a
@@ -961,31 +1067,18 @@ static void leave(struct room *r, struct occupant *o, const char *full, int endi
 static void remove_occupant(struct room *r, struct occupant *o, int code, const char *reason)
 {
     struct extra e = {{code}, 1, NULL, reason};
-    for (struct occ_res *x = o->res; x; x = x->next) {
-        self_presence(r, o, x->jid, "unavailable", &e);
-    }
-    for (struct occupant **pp = &r->occ; *pp; pp = &(*pp)->next) {
-        if (*pp == o) {
-            *pp = o->next;
-            break;
-        }
-    }
-    r->nocc--;
+    self_all(r, o, "unavailable", &e);
     broadcast_presence(r, o, "unavailable", &e);
     log_limited("muc removed", r->jid, L_INFO, "muc: %s left %s (status %d)", o->bare, r->jid,
                 code);
-    left_keep(r, o);
-    occ_free(o);
+    occ_drop(r, o);
 }
 
 /* A role or affiliation changed: everyone sees o anew. */
-static void announce(const struct room *r, const struct occupant *o, const char *reason)
+static void announce_role(const struct room *r, const struct occupant *o, const char *reason)
 {
     struct extra e = {{0}, 0, NULL, reason};
-    broadcast_presence(r, o, NULL, &e);
-    for (struct occ_res *x = o->res; x; x = x->next) {
-        self_presence(r, o, x->jid, NULL, &e);
-    }
+    announce(r, o, NULL, &e);
 }
 
 /* Issue 15 item 2: every presence or nick change of an occupant goes to
@@ -995,8 +1088,7 @@ static void announce(const struct room *r, const struct occupant *o, const char 
  * exactly. Spends cost changes and returns 1, or 0 when credit is short. */
 static int occ_spend(struct occupant *o, int cost)
 {
-    return bucket_spend(&o->credit, &o->credit_at, g_config->muc_presence_burst,
-                        g_config->muc_presence_rate, cost);
+    return bucket_spend(&o->b[B_PRESENCE], B_PRESENCE, cost);
 }
 
 /* o's presence went out: nothing waits any more. */
@@ -1012,11 +1104,11 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
                         const struct xml_node *p)
 {
     if (occ_by_nick(r, nick) || nick_taken(r, nick, o->bare)) {
-        bounce(p, "cancel", "conflict"); /* §7.6.3, §7.10: in use or reserved */
+        bounce(p, E_CONFLICT); /* §7.6.3, §7.10: in use or reserved */
         return;
     }
     if (o->res->next) {
-        bounce(p, "modify", "not-acceptable");
+        bounce(p, E_NOT_ACCEPTABLE);
         return;
     }
     /* Two broadcasts (unavailable with 303, then available): two changes.
@@ -1024,21 +1116,19 @@ static void change_nick(struct room *r, struct occupant *o, const char *nick,
     if (!occ_spend(o, 2)) {
         log_limited("muc presence rate", o->bare, L_NOTICE,
                     "muc: %s changes nicks too fast in %s", o->bare, r->jid);
-        bounce(p, "wait", "resource-constraint"); /* RFC 6120 §8.3.3.18 */
+        bounce(p, E_BUSY); /* RFC 6120 §8.3.3.18 */
         return;
     }
     char *nn = strdup(nick);
     if (!nn) {
-        bounce(p, "wait", "resource-constraint");
+        bounce(p, E_BUSY);
         return;
     }
     struct extra e = {{303}, 1, nick, NULL};
-    broadcast_presence(r, o, "unavailable", &e);
-    self_presence(r, o, o->res->jid, "unavailable", &e);
+    announce(r, o, "unavailable", &e); /* o has one resource */
     free(o->nick);
     o->nick = nn;
-    broadcast_presence(r, o, NULL, NULL);
-    self_presence(r, o, o->res->jid, NULL, NULL);
+    announce(r, o, NULL, NULL);
     occ_unhold(o); /* the new presence went out with the new nick */
 }
 
@@ -1066,9 +1156,7 @@ static void update_presence(struct room *r, struct occupant *o, const char *full
         /* A join from a resource that is in already: its client lost track
          * (a stream it could not resume, a failed XEP-0410 self-ping) and
          * wants the room again, as Prosody and ejabberd give it. */
-        struct history_req q;
-        history_request(muc, &q);
-        join_announce(r, o, full, 0, &q, now);
+        join_announce(r, o, full, 0, muc, now);
     } else if (now) {
         broadcast_presence(r, o, NULL, NULL);
         self_presence(r, o, full, NULL, NULL);
@@ -1087,24 +1175,17 @@ static void held_flush(void)
             for (struct occupant *o = r->occ; o; o = o->next) {
                 if (o->held && occ_spend(o, 1)) {
                     occ_unhold(o);
-                    broadcast_presence(r, o, NULL, NULL);
-                    for (struct occ_res *x = o->res; x; x = x->next) {
-                        self_presence(r, o, x->jid, NULL, NULL);
-                    }
+                    announce(r, o, NULL, NULL);
                 }
             }
         }
     }
 }
 
-static void presence_in(const struct xml_node *p, const char *from, const struct jid *to,
-                        const char *room_jid)
+static void presence_in(const struct xml_node *p, const char *from, const char *bare,
+                        const char *nick, const char *room_jid)
 {
     const char *type = xml_attr(p, "type");
-    char bare[JID_MAX + 1];
-    if (jid_bare(from, bare, sizeof(bare)) < 0) {
-        return;
-    }
     struct room *r = room_find(room_jid);
     struct occupant *o = r ? occ_by_jid(r, from) : NULL;
     if (type && strcmp(type, "unavailable") == 0) {
@@ -1118,12 +1199,10 @@ static void presence_in(const struct xml_node *p, const char *from, const struct
     if (type) {
         return; /* subscriptions, probes and errors mean nothing to a room */
     }
-    if (!to->resource_len) {
-        bounce(p, "modify", "jid-malformed"); /* §7.2.1: no nick */
+    if (!*nick) {
+        bounce(p, E_JID_MALFORMED); /* §7.2.1: no nick */
         return;
     }
-    char nick[JID_MAX + 1];
-    snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
     if (o) {
         if (strcmp(o->nick, nick) == 0) {
             update_presence(r, o, from, p);
@@ -1134,9 +1213,9 @@ static void presence_in(const struct xml_node *p, const char *from, const struct
     }
     int created = 0;
     if (!r) {
-        const char *cond = NULL;
+        enum err cond;
         if (!(r = room_create(room_jid, bare, &cond))) {
-            bounce(p, "wait", cond);
+            bounce(p, cond);
             return;
         }
         created = 1;
@@ -1156,13 +1235,11 @@ static void hist_add(struct room *r, const struct xml_node *m, time_t now)
         return;
     }
     struct hist *h = calloc(1, sizeof(*h));
-    struct xml_node *d = NULL;
     char stamp[32];
     struct tm tm;
     if (!h || !(h->msg = xml_copy(m)) || !gmtime_r(&now, &tm) ||
         !strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) ||
-        !(d = xml_add_child(h->msg, "delay", NS_DELAY)) || xml_set_attr(d, "stamp", stamp) < 0 ||
-        xml_set_attr(d, "from", r->jid) < 0) {
+        !add_child(h->msg, "delay", NS_DELAY, "stamp", stamp, "from", r->jid, NULL)) {
         if (h) {
             xml_free(h->msg);
         }
@@ -1226,9 +1303,8 @@ static void subject_send(const struct room *r, const char *to)
         return;
     }
     /* §7.2.15: an empty subject tells the client the join is complete. */
-    struct xml_node *m = xml_node_new("message", NS_CLIENT);
-    if (m && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(m, "type", "groupchat") == 0 &&
-        xml_add_child(m, "subject", NULL)) {
+    struct xml_node *m = stanza_new("message", r->jid, "groupchat");
+    if (add_child(m, "subject", NULL, NULL)) {
         send_to(m, to);
     }
     xml_free(m);
@@ -1236,8 +1312,7 @@ static void subject_send(const struct room *r, const char *to)
 
 static int stanza_id_set(struct xml_node *m, const char *by, const char *id)
 {
-    struct xml_node *s = xml_add_child(m, "stanza-id", NS_SID);
-    return s && xml_set_attr(s, "id", id) == 0 && xml_set_attr(s, "by", by) == 0 ? 0 : -1;
+    return add_child(m, "stanza-id", NS_SID, "id", id, "by", by, NULL) ? 0 : -1;
 }
 
 /* XEP-0359 §3.1: the room's own id on what it relays. A message the room
@@ -1246,7 +1321,6 @@ static int stanza_id_set(struct xml_node *m, const char *by, const char *id)
  * one. real is the sender's real JID, kept with the archived copy. */
 static int add_stanza_id(const struct room *r, struct xml_node *m, const char *real)
 {
-    unsigned char rnd[12];
     char id[64]; /* 24 random hex digits, or an archive id (HOOK_ARC_ID_MAX) */
     const struct hook_room_archive *a = archive_of(r);
     /* What the room archives: messages with a body (like Prosody's
@@ -1255,11 +1329,8 @@ static int add_stanza_id(const struct room *r, struct xml_node *m, const char *r
         a->append(r->jid, m, real, id, sizeof(id)) == 0) {
         return stanza_id_set(m, r->jid, id);
     }
-    if (tls_random(rnd, sizeof(rnd)) < 0) {
+    if (tls_random_hex(id, 12) < 0) {
         return -1;
-    }
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
     }
     return stanza_id_set(m, r->jid, id);
 }
@@ -1306,9 +1377,7 @@ static struct xml_node *relay_copy(const struct xml_node *m, const char *from)
 static void send_all(const struct room *r, struct xml_node *st)
 {
     for (struct occupant *v = r->occ; v; v = v->next) {
-        for (struct occ_res *x = v->res; x; x = x->next) {
-            send_to(st, x->jid);
-        }
+        send_occ(st, v);
     }
 }
 
@@ -1316,11 +1385,10 @@ static void send_all(const struct room *r, struct xml_node *st)
  * who set it and the subject, not whatever else the message carried. */
 static struct xml_node *subject_copy(const struct xml_node *m)
 {
-    struct xml_node *k = xml_node_new("message", NS_CLIENT);
+    struct xml_node *k = stanza_new("message", xml_attr(m, "from"), "groupchat");
     struct xml_node *subj = xml_copy(xml_child(m, "subject", NS_CLIENT));
     struct xml_node *sid = xml_copy(xml_child(m, "stanza-id", NS_SID));
-    if (!k || !subj || !sid || xml_set_attr(k, "from", xml_attr(m, "from")) < 0 ||
-        xml_set_attr(k, "type", "groupchat") < 0) {
+    if (!k || !subj || !sid) {
         xml_free(k);
         xml_free(subj);
         xml_free(sid);
@@ -1336,18 +1404,18 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     struct xml_node *subj = xml_child(m, "subject", NS_CLIENT);
     int is_subject = subj && !xml_child(m, "body", NS_CLIENT);
     if (o->role == ROLE_VISITOR) {
-        bounce(m, "auth", "forbidden"); /* §7.4: no voice in a moderated room */
+        bounce(m, E_FORBIDDEN); /* §7.4: no voice in a moderated room */
         return;
     }
     if (is_subject && !r->changesubject && o->role != ROLE_MODERATOR) {
-        bounce(m, "auth", "forbidden"); /* §8.1 */
+        bounce(m, E_FORBIDDEN); /* §8.1 */
         return;
     }
     /* §8.1: a subject is text; elements inside would pass the size check
      * and be kept for every joiner and in the room's file. */
     if (is_subject && (xml_first_child(subj) ||
                        strlen(xml_text(subj)) > (size_t)g_config->muc_max_subject_bytes)) {
-        bounce(m, "modify", "not-acceptable");
+        bounce(m, E_NOT_ACCEPTABLE);
         return;
     }
     if (!msg_spend(r, o, m)) {
@@ -1357,7 +1425,7 @@ static void groupchat(struct room *r, struct occupant *o, const struct xml_node 
     struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
     if (!out || add_stanza_id(r, out, xml_attr(m, "from")) < 0) {
         xml_free(out);
-        bounce(m, "wait", "resource-constraint");
+        bounce(m, E_BUSY);
         return;
     }
     if (is_subject) {
@@ -1380,83 +1448,74 @@ static void private_message(struct room *r, struct occupant *o, const char *nick
 {
     const char *type = xml_attr(m, "type");
     if (type && strcmp(type, "groupchat") == 0) {
-        bounce(m, "modify", "bad-request");
+        bounce(m, E_BAD_REQUEST);
         return;
     }
     struct occupant *to = occ_by_nick(r, nick);
     if (!to) {
-        bounce(m, "cancel", "item-not-found");
+        bounce(m, E_NOT_FOUND);
         return;
     }
     /* XEP-0191 §3.5: a user who blocked someone gets nothing from them,
      * under a nick either: the room knows the real JID, the user may not. */
     if (im_blocked(to->bare, xml_attr(m, "from"))) {
-        bounce(m, "cancel", "service-unavailable");
+        bounce(m, E_UNAVAILABLE);
         return;
     }
     char from[JID_MAX + 1];
     struct xml_node *out = relay_copy(m, occ_jid(r, o->nick, from, sizeof(from)));
     /* §7.5: marked as coming through the room (XEP-0280 §6 keeps it out
      * of carbons elsewhere by the same mark). */
-    if (!out || !xml_add_child(out, "x", NS_MUC_USER)) {
+    if (!add_child(out, "x", NS_MUC_USER, NULL)) {
         xml_free(out);
-        bounce(m, "wait", "resource-constraint");
+        bounce(m, E_BUSY);
         return;
     }
-    for (struct occ_res *x = to->res; x; x = x->next) {
-        send_to(out, x->jid);
-    }
+    send_occ(out, to);
     xml_free(out);
 }
 
-/* §7.8.3: a decline goes back to the inviter, who invited from inside the
- * room: the room carries one only to an occupant (by bare JID, or one of
- * its resources), never a stranger's words to any address it names. */
-static int decline_target(const struct room *r, const char *to)
-{
-    char bare[JID_MAX + 1];
-    return jid_bare(to, bare, sizeof(bare)) == 0 && occ_by_bare(r, bare) != NULL;
-}
 
 /* §7.8.2 mediated invitations and §7.8.3 declines: the room passes them on
  * from itself, naming who invites or declines (bare JID); at most
  * muc_max_invites per message. */
-static void invitations(struct room *r, const char *from, const struct xml_node *x)
+static void invitations(struct room *r, const char *from, const char *bare,
+                        const struct xml_node *x)
 {
     int member = occ_by_jid(r, from) != NULL; /* only occupants invite */
-    char bare[JID_MAX + 1];
     int n = 0;
-    jid_bare(from, bare, sizeof(bare));
     for (struct xml_node *c = xml_first_child(x); c; c = xml_next(c)) {
-        int dec = strcmp(xml_name(c), "decline") == 0;
-        int inv = member && strcmp(xml_name(c), "invite") == 0;
+        const char *name = xml_name(c);
+        int dec = strcmp(name, "decline") == 0;
+        int inv = member && strcmp(name, "invite") == 0;
         const char *to = xml_attr(c, "to");
-        char norm[JID_MAX + 1];
-        if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0) {
+        char norm[JID_MAX + 1], to_bare[JID_MAX + 1];
+        if ((!inv && !dec) || !to || jid_parse(to, norm, sizeof(norm), NULL) < 0 ||
+            jid_bare(norm, to_bare, sizeof(to_bare)) < 0) {
             continue;
         }
-        if (dec && !decline_target(r, norm)) {
+        /* §7.8.3: a decline goes back to the inviter, who invited from
+         * inside the room: the room carries one only to an occupant (by
+         * bare JID, or one of its resources), never a stranger's words to
+         * any address it names. */
+        if (dec && !occ_by_bare(r, to_bare)) {
             log_limited("muc decline", bare, L_INFO,
                         "muc: %s declined towards %s, not in %s: dropped", bare, norm, r->jid);
             break;
         }
-        char to_bare[JID_MAX + 1];
-        if (jid_bare(norm, to_bare, sizeof(to_bare)) == 0 && im_blocked(to_bare, from)) {
+        if (im_blocked(to_bare, from)) {
             continue; /* XEP-0191: not through the room either (it names the sender) */
         }
         if (++n > g_config->muc_max_invites || (dec && n > 1)) {
             break; /* §7.8.3: one decline answers one invitation */
         }
-        struct xml_node *m = xml_node_new("message", NS_CLIENT);
-        struct xml_node *ux = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
-        struct xml_node *it = ux ? xml_add_child(ux, inv ? "invite" : "decline", NULL) : NULL;
+        struct xml_node *m = stanza_new("message", r->jid, NULL);
+        struct xml_node *ux = add_child(m, "x", NS_MUC_USER, NULL);
+        struct xml_node *it = add_child(ux, inv ? "invite" : "decline", NULL, "from", bare, NULL);
         struct xml_node *reason = xml_child(c, "reason", NS_MUC_USER);
-        if (it && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(it, "from", bare) == 0) {
+        if (it) {
             if (reason) {
-                struct xml_node *rc = xml_add_child(it, "reason", NULL);
-                if (rc) {
-                    xml_add_text(rc, xml_text(reason), strlen(xml_text(reason)));
-                }
+                add_text(it, "reason", xml_text(reason));
             }
             send_to(m, norm);
         }
@@ -1467,39 +1526,37 @@ static void invitations(struct room *r, const char *from, const struct xml_node 
 static struct xml_node *voice_form(const struct xml_node *m);
 static void voice_message(struct room *r, struct occupant *o, const struct xml_node *form);
 
-static void message_in(const struct xml_node *m, const char *from, const struct jid *to,
-                       const char *room_jid)
+static void message_in(const struct xml_node *m, const char *from, const char *bare,
+                       const char *nick, const char *room_jid)
 {
     const char *type = xml_attr(m, "type");
     struct room *r = room_find(room_jid);
     struct occupant *o = r ? occ_by_jid(r, from) : NULL;
-    struct xml_node *ux = xml_child(m, "x", NS_MUC_USER);
+    struct xml_node *ux = xml_child(m, "x", NS_MUC_USER), *form;
     if (!r) {
-        bounce(m, "cancel", "item-not-found");
+        bounce(m, E_NOT_FOUND);
         return;
     }
-    if (!o && !to->resource_len && ux && xml_child(ux, "decline", NS_MUC_USER)) {
-        invitations(r, from, ux); /* §7.8.3: the invitee is not in the room */
+    if (!o && !*nick && ux && xml_child(ux, "decline", NS_MUC_USER)) {
+        invitations(r, from, bare, ux); /* §7.8.3: the invitee is not in the room */
         return;
     }
     if (!o) {
         /* §7.4 / §7.5: only occupants speak in the room (and only they
          * invite: the room is theirs). */
-        bounce(m, "modify", "not-acceptable");
+        bounce(m, E_NOT_ACCEPTABLE);
         return;
     }
-    if (to->resource_len) {
-        char nick[JID_MAX + 1];
-        snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+    if (*nick) {
         private_message(r, o, nick, m);
     } else if (type && strcmp(type, "groupchat") == 0) {
         groupchat(r, o, m);
     } else if (ux && (xml_child(ux, "invite", NS_MUC_USER) || xml_child(ux, "decline", NS_MUC_USER))) {
-        invitations(r, from, ux);
-    } else if (voice_form(m)) {
-        voice_message(r, o, voice_form(m));
+        invitations(r, from, bare, ux);
+    } else if ((form = voice_form(m)) != NULL) {
+        voice_message(r, o, form);
     } else {
-        bounce(m, "modify", "bad-request");
+        bounce(m, E_BAD_REQUEST);
     }
 }
 
@@ -1507,9 +1564,8 @@ static void message_in(const struct xml_node *m, const char *from, const struct 
 
 static void iq_reply(const struct xml_node *iq, struct xml_node *payload)
 {
-    struct xml_node *r = xml_node_new("iq", NS_CLIENT);
-    if (!r || xml_set_attr(r, "type", "result") < 0 ||
-        xml_set_attr(r, "id", xml_attr(iq, "id")) < 0 ||
+    struct xml_node *r = stanza_new("iq", NULL, "result");
+    if (!r || xml_set_attr(r, "id", xml_attr(iq, "id")) < 0 ||
         xml_set_attr(r, "from", xml_attr(iq, "to")) < 0 ||
         xml_set_attr(r, "to", xml_attr(iq, "from")) < 0) {
         xml_free(r);
@@ -1529,7 +1585,7 @@ static void answer(const struct xml_node *iq, struct xml_node *payload)
     if (payload) {
         iq_reply(iq, payload);
     } else {
-        bounce(iq, "wait", "resource-constraint");
+        bounce(iq, E_BUSY);
     }
 }
 
@@ -1537,27 +1593,31 @@ static void answer(const struct xml_node *iq, struct xml_node *payload)
 static struct xml_node *add_field(struct xml_node *x, const char *var, const char *type,
                                   const char *value)
 {
-    struct xml_node *f = xml_add_child(x, "field", NULL);
-    struct xml_node *v = f ? xml_add_child(f, "value", NULL) : NULL;
-    return v && xml_set_attr(f, "var", var) == 0 && (!type || xml_set_attr(f, "type", type) == 0) &&
-                   xml_add_text(v, value, strlen(value)) == 0
-               ? f
-               : NULL;
+    return x ? im_field_add(x, var, type, NULL, 0, value) : NULL;
 }
 
-static int add_feature(struct xml_node *q, const char *var)
+/* A data form (XEP-0004) of type in parent, with its FORM_TYPE. */
+static struct xml_node *add_form(struct xml_node *parent, const char *type, const char *form_type)
 {
-    struct xml_node *f = xml_add_child(q, "feature", NULL);
-    return f && xml_set_attr(f, "var", var) == 0 ? 0 : -1;
+    struct xml_node *x = parent ? im_form_new(type, NULL, NULL, form_type) : NULL;
+    if (x) {
+        xml_append(parent, x);
+    }
+    return x;
 }
 
-static int add_identity(struct xml_node *q, const char *name)
+/* The room's name before the @ (out holds JID_MAX + 1). */
+static const char *local_part(const struct room *r, char *out)
 {
-    struct xml_node *id = xml_add_child(q, "identity", NULL);
-    return id && xml_set_attr(id, "category", "conference") == 0 &&
-                   xml_set_attr(id, "type", "text") == 0 && xml_set_attr(id, "name", name) == 0
-               ? 0
-               : -1;
+    snprintf(out, JID_MAX + 1, "%.*s", (int)(strchr(r->jid, '@') - r->jid), r->jid);
+    return out;
+}
+
+
+static struct xml_node *add_identity(struct xml_node *q, const char *name)
+{
+    return add_child(q, "identity", NULL, "category", "conference", "type", "text", "name", name,
+                     NULL);
 }
 
 /* §6.4: what a room is, as its features say; how many are inside only to
@@ -1565,15 +1625,12 @@ static int add_identity(struct xml_node *q, const char *name)
  * learns that it exists, not who is there nor how many. */
 #define NS_REGISTER "jabber:iq:register"
 
-static struct xml_node *room_info(const struct room *r, const char *from)
+static struct xml_node *room_info(const struct room *r, const char *from, const char *bare)
 {
-    char bare[JID_MAX + 1];
     int insider = (!r->membersonly && !r->secret) || occ_by_jid(r, from) ||
-                  (jid_bare(from, bare, sizeof(bare)) == 0 && aff_of(r, bare) >= AFF_MEMBER);
+                  aff_of(r, bare) >= AFF_MEMBER;
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    const char *local_end = strchr(r->jid, '@');
     char name[JID_MAX + 1];
-    snprintf(name, sizeof(name), "%.*s", (int)(local_end - r->jid), r->jid);
     const char *feats[] = {NS_MUC,
                            NS_SID,
                            r->hidden ? "muc_hidden" : "muc_public",
@@ -1583,18 +1640,18 @@ static struct xml_node *room_info(const struct room *r, const char *from)
                            r->secret ? "muc_passwordprotected" : "muc_unsecured",
                            r->nonanonymous ? "muc_nonanonymous" : "muc_semianonymous",
                            NS_REGISTER};
-    if (!q || add_identity(q, r->name ? r->name : name) < 0) {
+    if (!add_identity(q, r->name ? r->name : local_part(r, name))) {
         xml_free(q);
         return NULL;
     }
     for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++) {
-        if (add_feature(q, feats[i]) < 0) {
+        if (disco_feature_add(q, feats[i]) < 0) {
             xml_free(q);
             return NULL;
         }
     }
     /* XEP-0313 §6: a room with an archive says so. */
-    if (archive_of(r) && add_feature(q, NS_MAM) < 0) {
+    if (archive_of(r) && disco_feature_add(q, NS_MAM) < 0) {
         xml_free(q);
         return NULL;
     }
@@ -1604,10 +1661,8 @@ static struct xml_node *room_info(const struct room *r, const char *from)
     /* §6.4 / XEP-0128: the occupant count in the muc#roominfo form. */
     char count[16];
     snprintf(count, sizeof(count), "%d", r->nocc);
-    struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
-    if (!x || xml_set_attr(x, "type", "result") < 0 ||
-        !add_field(x, "FORM_TYPE", "hidden", "http://jabber.org/protocol/muc#roominfo") ||
-        !add_field(x, "muc#roominfo_occupants", NULL, count)) {
+    struct xml_node *x = add_form(q, "result", "http://jabber.org/protocol/muc#roominfo");
+    if (!add_field(x, "muc#roominfo_occupants", NULL, count)) {
         xml_free(q);
         return NULL;
     }
@@ -1617,8 +1672,8 @@ static struct xml_node *room_info(const struct room *r, const char *from)
 static struct xml_node *service_info(void)
 {
     struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    if (!q || add_identity(q, "Chatrooms") < 0 || add_feature(q, NS_MUC) < 0 ||
-        add_feature(q, NS_DISCO_INFO) < 0 || add_feature(q, NS_DISCO_ITEMS) < 0) {
+    if (!add_identity(q, "Chatrooms") || disco_feature_add(q, NS_MUC) < 0 ||
+        disco_feature_add(q, NS_DISCO_INFO) < 0 || disco_feature_add(q, NS_DISCO_ITEMS) < 0) {
         xml_free(q);
         return NULL;
     }
@@ -1634,11 +1689,8 @@ static struct xml_node *service_items(void)
             if (r->hidden) {
                 continue;
             }
-            struct xml_node *it = xml_add_child(q, "item", NULL);
-            const char *at = strchr(r->jid, '@');
             char name[JID_MAX + 1];
-            snprintf(name, sizeof(name), "%.*s", (int)(at - r->jid), r->jid);
-            if (!it || xml_set_attr(it, "jid", r->jid) < 0 || xml_set_attr(it, "name", name) < 0) {
+            if (!add_child(q, "item", NULL, "jid", r->jid, "name", local_part(r, name), NULL)) {
                 xml_free(q);
                 return NULL;
             }
@@ -1652,9 +1704,9 @@ static struct xml_node *service_items(void)
 #define NS_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
 #define NS_MUC_ADMIN "http://jabber.org/protocol/muc#admin"
 
-static int add_bool(struct xml_node *x, const char *var, int value)
+static struct xml_node *add_bool(struct xml_node *x, const char *var, int value)
 {
-    return add_field(x, var, "boolean", value ? "1" : "0") ? 0 : -1;
+    return add_field(x, var, "boolean", value ? "1" : "0");
 }
 
 #define ROOMCONFIG "muc#roomconfig_"
@@ -1690,7 +1742,7 @@ static int flag_get(const struct room *r, size_t i)
     return *(const int *)((const char *)r + room_flags[i].off);
 }
 
-static int add_flag(struct xml_node *x, const struct room *r, size_t i)
+static struct xml_node *add_flag(struct xml_node *x, const struct room *r, size_t i)
 {
     char var[64];
     snprintf(var, sizeof(var), ROOMCONFIG "%s", room_flags[i].field);
@@ -1701,31 +1753,20 @@ static int add_flag(struct xml_node *x, const struct room *r, size_t i)
 static struct xml_node *config_form(const struct room *r)
 {
     struct xml_node *q = xml_node_new("query", NS_MUC_OWNER);
-    struct xml_node *x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
+    struct xml_node *x = add_form(q, "form", NS_ROOMCONFIG);
     struct xml_node *w = NULL;
-    int rc = !x || xml_set_attr(x, "type", "form") < 0 ||
-             !add_field(x, "FORM_TYPE", "hidden", NS_ROOMCONFIG) ||
-             !add_field(x, ROOMCONFIG "roomname", "text-single", r->name ? r->name : "");
-    for (size_t i = 0; !rc && i < FLAG_ARCHIVING; i++) {
-        rc = add_flag(x, r, i);
+    int ok = add_field(x, ROOMCONFIG "roomname", "text-single", r->name ? r->name : "") != NULL;
+    for (size_t i = 0; ok && i < FLAG_ARCHIVING; i++) {
+        ok = add_flag(x, r, i) != NULL;
     }
-    if (rc || add_bool(x, ROOMCONFIG "passwordprotectedroom", r->secret != NULL) < 0 ||
-        !add_field(x, ROOMCONFIG "roomsecret", "text-private", r->secret ? r->secret : "") ||
-        !(w = add_field(x, ROOMCONFIG "whois", "list-single",
-                        r->nonanonymous ? "anyone" : "moderators"))) {
-        xml_free(q);
-        return NULL;
-    }
-    const char *opts[] = {"moderators", "anyone"};
-    for (size_t i = 0; i < 2; i++) {
-        struct xml_node *o = xml_add_child(w, "option", NULL);
-        struct xml_node *v = o ? xml_add_child(o, "value", NULL) : NULL;
-        if (!v || xml_add_text(v, opts[i], strlen(opts[i])) < 0) {
-            xml_free(q);
-            return NULL;
-        }
-    }
-    if (hook_find_room_archive() && add_flag(x, r, FLAG_ARCHIVING) < 0) {
+    ok = ok && add_bool(x, ROOMCONFIG "passwordprotectedroom", r->secret != NULL) &&
+         add_field(x, ROOMCONFIG "roomsecret", "text-private", r->secret ? r->secret : "") &&
+         (w = add_field(x, ROOMCONFIG "whois", "list-single",
+                        r->nonanonymous ? "anyone" : "moderators")) &&
+         add_text(add_child(w, "option", NULL, NULL), "value", "moderators") &&
+         add_text(add_child(w, "option", NULL, NULL), "value", "anyone") &&
+         (!hook_find_room_archive() || add_flag(x, r, FLAG_ARCHIVING));
+    if (!ok) {
         xml_free(q);
         return NULL;
     }
@@ -1742,13 +1783,12 @@ struct room_settings {
 /* XEP-0004 §3.3: a boolean is 0, 1, false or true. */
 static int parse_bool(const char *v, int *out)
 {
-    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
-        *out = 1;
-    } else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
-        *out = 0;
-    } else {
+    static const char *const words[] = {"0", "1", "false", "true", NULL};
+    int i = index_of(v, words);
+    if (i < 0) {
         return -1;
     }
+    *out = i & 1;
     return 0;
 }
 
@@ -1789,7 +1829,6 @@ static int parse_settings(const struct xml_node *x, struct room_settings *st)
     return 0;
 }
 
-
 /* §10.2.1: tell the occupants what changed: 104, and 172/173 when real JIDs
  * become visible to all or to moderators only. */
 static void notify_config(const struct room *r, int whois_changed)
@@ -1798,10 +1837,9 @@ static void notify_config(const struct room *r, int whois_changed)
     if (whois_changed) {
         code_add(&e, r->nonanonymous ? 172 : 173);
     }
-    struct xml_node *m = xml_node_new("message", NS_CLIENT);
-    struct xml_node *x = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
-    if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(m, "type", "groupchat") == 0 &&
-        add_status_codes(x, &e) == 0) {
+    struct xml_node *m = stanza_new("message", r->jid, "groupchat");
+    struct xml_node *x = add_child(m, "x", NS_MUC_USER, NULL);
+    if (x && add_status_codes(x, &e) == 0) {
         send_all(r, m);
     }
     xml_free(m);
@@ -1819,7 +1857,7 @@ static void roles_after_config(struct room *r)
             remove_occupant(r, o, 322, NULL);
         } else if (o->role != ROLE_MODERATOR && role_for(r, a) != o->role) {
             o->role = role_for(r, a);
-            announce(r, o, NULL);
+            announce(r, o, NULL, NULL);
         }
         o = next;
     }
@@ -1829,22 +1867,21 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
 {
     struct room_settings st = {*r, r->name, r->secret, r->secret != NULL};
     if (parse_settings(x, &st) < 0 || (st.pwprotected && (!st.secret || !*st.secret))) {
-        bounce(iq, "modify", "not-acceptable");
+        bounce(iq, E_NOT_ACCEPTABLE);
         return;
     }
-    if ((st.name && strlen(st.name) > (size_t)g_config->muc_max_subject_bytes) ||
-        (st.secret && strlen(st.secret) > (size_t)g_config->muc_max_subject_bytes)) {
-        /* A room name and a password are a subject's size at most: both
-         * are stored with the room, and sent in every form. */
-        bounce(iq, "modify", "not-acceptable");
+    /* A room name and a password are a subject's size at most: both are
+     * stored with the room, and sent in every form. */
+    size_t max = (size_t)g_config->muc_max_subject_bytes;
+    if ((st.name && strlen(st.name) > max) || (st.secret && strlen(st.secret) > max)) {
+        bounce(iq, E_NOT_ACCEPTABLE);
         return;
     }
-    char *name = st.name && *st.name ? strdup(st.name) : NULL;
-    char *secret = st.pwprotected ? strdup(st.secret) : NULL;
-    if ((st.name && *st.name && !name) || (st.pwprotected && !secret)) {
+    char *name, *secret;
+    if (dup_opt(&name, st.name && *st.name ? st.name : NULL) < 0 ||
+        dup_opt(&secret, st.pwprotected ? st.secret : NULL) < 0) {
         free(name);
-        free(secret);
-        bounce(iq, "wait", "resource-constraint");
+        bounce(iq, E_BUSY);
         return;
     }
     int whois_changed = r->nonanonymous != st.r.nonanonymous;
@@ -1861,7 +1898,7 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
         /* The owner must not believe it kept (a room JID too long for a
          * file name, a full disk): the rest of the form applies. */
         r->persistent = was_persistent;
-        bounce(iq, "wait", "internal-server-error");
+        bounce(iq, E_INTERNAL);
     } else {
         iq_reply(iq, NULL);
     }
@@ -1872,9 +1909,7 @@ static void config_submit(const struct xml_node *iq, struct room *r, const struc
     }
     roles_after_config(r);
     notify_config(r, whois_changed);
-    if (!r->occ && !r->persistent) {
-        room_destroy(r);
-    }
+    room_gc(r);
 }
 
 /* §10.9: the owner destroys the room; occupants hear of it, with an
@@ -1886,20 +1921,16 @@ static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
     struct xml_node *reason = xml_child(d, "reason", NS_MUC_OWNER);
     char norm[JID_MAX + 1];
     if (alt && jid_parse(alt, norm, sizeof(norm), NULL) < 0) {
-        bounce(iq, "modify", "jid-malformed");
+        bounce(iq, E_JID_MALFORMED);
         return;
     }
     iq_reply(iq, NULL);
     for (struct occupant *o = r->occ; o; o = o->next) {
         struct xml_node *p = occ_presence(r, o, "unavailable", 0, NULL, NULL);
         struct xml_node *x = p ? xml_child(p, "x", NS_MUC_USER) : NULL;
-        struct xml_node *dn = x ? xml_add_child(x, "destroy", NULL) : NULL;
-        struct xml_node *rn = dn && reason ? xml_add_child(dn, "reason", NULL) : NULL;
-        if (dn && (!alt || xml_set_attr(dn, "jid", norm) == 0) &&
-            (!reason || (rn && xml_add_text(rn, xml_text(reason), strlen(xml_text(reason))) == 0))) {
-            for (struct occ_res *res = o->res; res; res = res->next) {
-                send_to(p, res->jid);
-            }
+        struct xml_node *dn = add_child(x, "destroy", NULL, "jid", alt ? norm : NULL, NULL);
+        if (dn && (!reason || add_text(dn, "reason", xml_text(reason)))) {
+            send_occ(p, o);
         }
         xml_free(p);
     }
@@ -1910,18 +1941,17 @@ static void room_destroy_by_owner(const struct xml_node *iq, struct room *r,
 }
 
 static void owner_iq(const struct xml_node *iq, struct room *r, const char *from,
-                     const struct xml_node *q)
+                     const char *bare, const struct xml_node *q, int get)
 {
-    char bare[JID_MAX + 1];
-    jid_bare(from, bare, sizeof(bare));
+    (void)from;
     if (aff_of(r, bare) != AFF_OWNER) {
-        bounce(iq, "auth", "forbidden"); /* §10.1.3 */
+        bounce(iq, E_FORBIDDEN); /* §10.1.3 */
         return;
     }
     struct xml_node *x = xml_child(q, "x", NS_XDATA);
     struct xml_node *d = xml_child(q, "destroy", NS_MUC_OWNER);
     const char *t = x ? xml_attr(x, "type") : NULL;
-    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+    if (get) {
         answer(iq, config_form(r));
     } else if (d) {
         room_destroy_by_owner(iq, r, d);
@@ -1930,87 +1960,83 @@ static void owner_iq(const struct xml_node *iq, struct room *r, const char *from
     } else if (t && strcmp(t, "submit") == 0) {
         config_submit(iq, r, x); /* an empty form confirms an instant room (§10.1.2) */
     } else {
-        bounce(iq, "modify", "bad-request");
+        bounce(iq, E_BAD_REQUEST);
     }
 }
 
 /* ---- admins and moderators (§8, §9): roles and affiliations ---- */
 
-static int enum_of(const char *v, const char *const *names, int n)
+/* Which of names (aff_names, role_names) n's attribute attr is, or -1. */
+static int enum_of(const struct xml_node *n, const char *attr, const char *const *names)
 {
-    for (int i = 0; v && i < n; i++) {
-        if (strcmp(v, names[i]) == 0) {
-            return i;
-        }
-    }
-    return -1;
+    return index_of(xml_attr(n, attr), names);
 }
 
 /* §8.2 kick (role none), §8.3/§8.4 voice (participant/visitor), §9.6
  * moderator: the actor is a moderator; nobody touches admins and owners
  * but to make them moderators. NULL or the error condition. */
-static const char *set_role(struct room *r, const struct occupant *actor, enum muc_aff actor_aff,
+static enum err set_role(struct room *r, const struct occupant *actor, enum muc_aff actor_aff,
                             const char *nick, int role, const char *reason)
 {
     struct occupant *o = nick ? occ_by_nick(r, nick) : NULL;
     if (!actor || actor->role != ROLE_MODERATOR) {
-        return "forbidden";
+        return E_FORBIDDEN;
     }
     if (!o) {
-        return "item-not-found";
+        return E_NOT_FOUND;
     }
     enum muc_aff a = aff_of(r, o->bare);
     if ((a >= AFF_ADMIN && role != ROLE_MODERATOR) ||
         (role == ROLE_MODERATOR && actor_aff < AFF_ADMIN)) {
-        return "not-allowed";
+        return E_NOT_ALLOWED;
     }
     /* §8.2, §8.4: not over an occupant of a higher affiliation (a moderator
      * made of a participant does not kick members); §9.7: moderator status
      * is the admins' to take back. */
     if (a > actor_aff || (o->role == ROLE_MODERATOR && role != ROLE_MODERATOR &&
                           actor_aff < AFF_ADMIN)) {
-        return "not-allowed";
+        return E_NOT_ALLOWED;
     }
     if (role == ROLE_NONE) {
         remove_occupant(r, o, 307, reason);
     } else if ((int)o->role != role) {
         o->role = role;
         o->voice_asked = 0; /* a new role: it may ask again */
-        announce(r, o, reason);
+        announce_role(r, o, reason);
     }
-    return NULL;
+    return E_OK;
 }
 
 static void affiliation_applied(struct room *r, const char *bare, int aff, const char *reason);
 
 /* §9 (admins: outcast, none, member) and §10 (owners: admin, owner too). */
-static const char *set_affiliation(struct room *r, enum muc_aff actor_aff, const char *jid,
+static enum err set_affiliation(struct room *r, enum muc_aff actor_aff, const char *jid,
                                    int aff, const char *reason)
 {
     char norm[JID_MAX + 1], bare[JID_MAX + 1];
     if (actor_aff < AFF_ADMIN) {
-        return "forbidden";
+        return E_FORBIDDEN;
     }
     if (!jid || jid_parse(jid, norm, sizeof(norm), NULL) < 0 ||
         jid_bare(norm, bare, sizeof(bare)) < 0) {
-        return "jid-malformed";
+        return E_JID_MALFORMED;
     }
     enum muc_aff cur = aff_of(r, bare);
     if ((aff >= AFF_ADMIN || cur >= AFF_ADMIN) && actor_aff != AFF_OWNER) {
-        return "not-allowed";
+        return E_NOT_ALLOWED;
     }
     int owners = 0;
     for (struct affiliation *a = r->affs; a; a = a->next) {
         owners += a->aff == AFF_OWNER;
     }
     if (cur == AFF_OWNER && aff != AFF_OWNER && owners == 1) {
-        return "conflict"; /* §10.9: the room keeps an owner */
+        return E_CONFLICT; /* §10.9: the room keeps an owner */
     }
     if (aff_set(r, bare, aff) < 0) {
-        return "resource-constraint";
+        return E_BUSY;
     }
     affiliation_applied(r, bare, aff, reason);
-    return NULL;
+    return E_OK;
 }
 
 /* bare's affiliation became aff: its occupants leave or are seen anew. */
@@ -2026,7 +2052,7 @@ static void affiliation_applied(struct room *r, const char *bare, int aff, const
                 remove_occupant(r, o, 321, reason);
             } else {
                 o->role = role_for(r, aff);
-                announce(r, o, reason);
+                announce_role(r, o, reason);
             }
         }
         o = next;
@@ -2036,11 +2062,8 @@ static void affiliation_applied(struct room *r, const char *bare, int aff, const
 static int add_list_item(struct xml_node *q, const char *jid, const char *nick, const char *aff,
                          const char *role)
 {
-    struct xml_node *it = xml_add_child(q, "item", NULL);
-    return it && (!jid || xml_set_attr(it, "jid", jid) == 0) &&
-                   (!nick || xml_set_attr(it, "nick", nick) == 0) &&
-                   xml_set_attr(it, "affiliation", aff) == 0 &&
-                   (!role || xml_set_attr(it, "role", role) == 0)
+    return add_child(q, "item", NULL, "jid", jid, "nick", nick, "affiliation", aff, "role", role,
+                     NULL)
                ? 0
                : -1;
 }
@@ -2049,20 +2072,20 @@ static int add_list_item(struct xml_node *q, const char *jid, const char *nick, 
  * read it), or §8.5 / §9.8: the occupants of one role (moderators may). */
 static struct xml_node *admin_list(const struct room *r, const struct occupant *actor,
                                    enum muc_aff actor_aff, const struct xml_node *item,
-                                   const char **cond)
+                                   enum err *cond)
 {
-    int aff = enum_of(xml_attr(item, "affiliation"), aff_names, 5);
-    int role = enum_of(xml_attr(item, "role"), role_names, 4);
+    int aff = enum_of(item, "affiliation", aff_names);
+    int role = enum_of(item, "role", role_names);
     struct xml_node *q = NULL;
-    *cond = "forbidden";
+    *cond = E_FORBIDDEN;
     if ((aff >= 0 && actor_aff < AFF_ADMIN) || (role >= 0 && (!actor || actor->role != ROLE_MODERATOR))) {
         return NULL;
     }
-    *cond = "bad-request";
+    *cond = E_BAD_REQUEST;
     if ((aff < 0) == (role < 0) || aff == AFF_NONE) {
         return NULL;
     }
-    *cond = "resource-constraint";
+    *cond = E_BUSY;
     if (!(q = xml_node_new("query", NS_MUC_ADMIN))) {
         return NULL;
     }
@@ -2083,38 +2106,23 @@ static struct xml_node *admin_list(const struct room *r, const struct occupant *
     return q;
 }
 
-/* The error type RFC 6120 §8.3.3 gives each condition these answers use. */
-static const char *cond_type(const char *cond)
-{
-    if (strcmp(cond, "forbidden") == 0 || strcmp(cond, "not-allowed") == 0) {
-        return "auth";
-    }
-    if (strcmp(cond, "resource-constraint") == 0) {
-        return "wait";
-    }
-    return strcmp(cond, "conflict") == 0 || strcmp(cond, "item-not-found") == 0 ? "cancel"
-                                                                                  : "modify";
-}
-
 static void admin_iq(const struct xml_node *iq, struct room *r, const char *from,
-                     const struct xml_node *q)
+                     const char *bare, const struct xml_node *q, int get)
 {
-    char bare[JID_MAX + 1];
-    jid_bare(from, bare, sizeof(bare));
     struct occupant *actor = occ_by_jid(r, from);
     enum muc_aff actor_aff = aff_of(r, bare);
     struct xml_node *first = xml_child(q, "item", NS_MUC_ADMIN);
     if (!first) {
-        bounce(iq, "modify", "bad-request");
+        bounce(iq, E_BAD_REQUEST);
         return;
     }
-    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
-        const char *cond = NULL;
+    if (get) {
+        enum err cond;
         struct xml_node *a = admin_list(r, actor, actor_aff, first, &cond);
         if (a) {
             iq_reply(iq, a);
         } else {
-            bounce(iq, cond_type(cond), cond);
+            bounce(iq, cond);
         }
         return;
     }
@@ -2123,15 +2131,15 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
      * kick can free the room, a change the actor's own standing: both are
      * looked up again for each item. */
     char room_jid[JID_MAX + 1];
-    const char *cond = NULL;
+    enum err cond = E_OK;
     int done = 0;
     snprintf(room_jid, sizeof(room_jid), "%s", r->jid);
     for (struct xml_node *it = first; it && !cond && (r = room_find(room_jid)); it = xml_next(it)) {
         struct xml_node *rs = xml_child(it, "reason", NS_MUC_ADMIN);
         const char *reason = rs ? xml_text(rs) : NULL;
         const char *jid = xml_attr(it, "jid"), *nick = xml_attr(it, "nick");
-        int role = enum_of(xml_attr(it, "role"), role_names, 4);
-        int aff = enum_of(xml_attr(it, "affiliation"), aff_names, 5);
+        int role = enum_of(it, "role", role_names);
+        int aff = enum_of(it, "affiliation", aff_names);
         struct occupant *byn = !jid && nick ? occ_by_nick(r, nick) : NULL;
         actor = occ_by_jid(r, from);
         actor_aff = aff_of(r, bare);
@@ -2140,12 +2148,12 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
         } else if (aff >= 0 && role < 0) {
             cond = set_affiliation(r, actor_aff, byn ? byn->bare : jid, aff, reason);
         } else {
-            cond = "bad-request";
+            cond = E_BAD_REQUEST;
         }
         done += !cond && aff >= 0; /* roles are not stored */
     }
     if (cond) {
-        bounce(iq, cond_type(cond), cond);
+        bounce(iq, cond);
     } else {
         iq_reply(iq, NULL);
     }
@@ -2162,20 +2170,25 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
  * say is theirs). Real JIDs only for moderators of a non-anonymous room
  * (and its admins and owners); a semi-anonymous room never shows them. */
 static void archive_iq(const struct xml_node *iq, struct room *r, const char *from,
-                       const struct xml_node *q)
+                       const char *bare, const struct xml_node *q, int get)
 {
-    char bare[JID_MAX + 1];
+    (void)get; /* mam.c answers both */
     struct occupant *o = occ_by_jid(r, from);
-    enum muc_aff aff = jid_bare(from, bare, sizeof(bare)) == 0 ? aff_of(r, bare) : AFF_OUTCAST;
+    enum muc_aff aff = aff_of(r, bare);
+    const struct hook_room_archive *a = archive_of(r);
+    if (!a) {
+        bounce(iq, E_UNAVAILABLE); /* no archive: no such service */
+        return;
+    }
     if (aff == AFF_OUTCAST ||
         (!o && aff < AFF_MEMBER && (r->membersonly || r->secret))) {
         log_limited("muc mam refused", bare, L_INFO, "muc: %s may not read the archive of %s",
                     from, r->jid);
-        bounce(iq, "auth", "forbidden");
+        bounce(iq, E_FORBIDDEN);
         return;
     }
     int reveal = r->nonanonymous && ((o && o->role == ROLE_MODERATOR) || aff >= AFF_ADMIN);
-    archive_of(r)->query(r->jid, iq, q, reveal);
+    a->query(r->jid, iq, q, reveal);
 }
 
 /* ---- registered nicks (§7.10, §7.12) ---- */
@@ -2185,12 +2198,11 @@ static const char *form_value(const struct xml_node *x, const char *var);
 
 /* §7.12: the nick the asker reserved, as an identity; none without one (an
  * answer about the asker only: nobody learns another's reservation). */
-static struct xml_node *reserved_nick_info(const struct room *r, const char *from)
+static struct xml_node *reserved_nick_info(const struct room *r, const char *bare)
 {
-    char bare[JID_MAX + 1];
-    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    const char *nick = jid_bare(from, bare, sizeof(bare)) == 0 ? nick_of(r, bare) : NULL;
-    if (!q || xml_set_attr(q, "node", "x-roomuser-item") < 0 || (nick && add_identity(q, nick) < 0)) {
+    struct xml_node *q = disco_query_new(NS_DISCO_INFO, "x-roomuser-item");
+    const char *nick = nick_of(r, bare);
+    if (!q || (nick && !add_identity(q, nick))) {
         xml_free(q);
         return NULL;
     }
@@ -2202,24 +2214,17 @@ static struct xml_node *reserved_nick_info(const struct room *r, const char *fro
 static struct xml_node *register_form(const char *nick)
 {
     struct xml_node *q = xml_node_new("query", NS_REGISTER);
-    if (!q) {
-        return NULL;
-    }
     if (nick) {
-        struct xml_node *u = xml_add_child(q, "username", NULL);
-        if (!xml_add_child(q, "registered", NULL) || !u || xml_add_text(u, nick, strlen(nick)) < 0) {
+        if (!add_text(q, "username", nick) || !add_child(q, "registered", NULL, NULL)) {
             xml_free(q);
             return NULL;
         }
         return q;
     }
-    struct xml_node *x = xml_add_child(q, "x", NS_XDATA);
-    struct xml_node *f = x ? xml_add_child(x, "field", NULL) : NULL;
-    if (!f || xml_set_attr(x, "type", "form") < 0 ||
-        !add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER) ||
-        xml_set_attr(f, "var", "muc#register_roomnick") < 0 ||
-        xml_set_attr(f, "type", "text-single") < 0 || xml_set_attr(f, "label", "Nickname") < 0 ||
-        !xml_add_child(f, "required", NULL)) {
+    /* The nick's field comes first, as it always did. */
+    struct xml_node *x = add_form(q, "form", NULL);
+    if (!x || !im_field_add(x, "muc#register_roomnick", "text-single", "Nickname", 1, NULL) ||
+        !add_field(x, "FORM_TYPE", "hidden", NS_MUC_REGISTER)) {
         xml_free(q);
         return NULL;
     }
@@ -2230,12 +2235,12 @@ static struct xml_node *register_form(const char *nick)
  * would be the way in) or a moderated one (where membership is voice) only
  * those with an affiliation already, as Prosody: anyone else gets
  * registration-required, whoever else is registered there. */
-static const char *may_register(const struct room *r, enum muc_aff a)
+static enum err may_register(const struct room *r, enum muc_aff a)
 {
     if (a == AFF_OUTCAST) {
-        return "forbidden";
+        return E_FORBIDDEN;
     }
-    return a < AFF_MEMBER && (r->membersonly || r->moderated) ? "registration-required" : NULL;
+    return a < AFF_MEMBER && (r->membersonly || r->moderated) ? E_REG_REQUIRED : E_OK;
 }
 
 /* §7.10: the submitted nick, checked and normalised as an occupant JID's
@@ -2260,7 +2265,7 @@ static const char *register_nick(const struct room *r, const struct xml_node *x,
 /* Register nick for bare (making it a member) or, nick NULL, unregister (a
  * member becomes nobody; an admin or owner keeps that, without the nick).
  * NULL or the error condition. */
-static const char *register_set(struct room *r, const char *bare, const char *nick)
+static enum err register_set(struct room *r, const char *bare, const char *nick)
 {
     enum muc_aff a = aff_of(r, bare);
     if (!nick) {
@@ -2270,134 +2275,136 @@ static const char *register_set(struct room *r, const char *bare, const char *ni
         } else if (a > AFF_MEMBER) {
             nick_reserve(r, bare, NULL);
         }
-        return NULL;
+        return E_OK;
     }
     if (nick_taken(r, nick, bare)) {
-        return "conflict";
+        return E_CONFLICT;
     }
     if (nick_of(r, bare) && strcmp(nick_of(r, bare), nick) == 0) {
-        return NULL; /* registered already: nothing to store */
+        return E_OK; /* registered already: nothing to store */
     }
     /* muc_max_affiliations bounds the registrations of a room; those who
      * make themselves members take at most half of it, so that accounts
      * made to fill the list never leave the admins without room for a ban. */
     if (a < AFF_MEMBER && aff_count(r) >= g_config->muc_max_affiliations / 2) {
-        return "resource-constraint";
+        return E_BUSY;
     }
     if ((a < AFF_MEMBER && aff_set(r, bare, AFF_MEMBER) < 0) || nick_reserve(r, bare, nick) < 0) {
-        return "resource-constraint";
+        return E_BUSY;
     }
     if (a < AFF_MEMBER) {
         affiliation_applied(r, bare, AFF_MEMBER, NULL);
     }
-    return NULL;
+    return E_OK;
 }
 
 static void register_iq(const struct xml_node *iq, struct room *r, const char *from,
-                        const struct xml_node *q)
+                        const char *bare, const struct xml_node *q, int get)
 {
-    char bare[JID_MAX + 1], nick[JID_MAX + 1];
-    if (jid_bare(from, bare, sizeof(bare)) < 0) {
-        return;
-    }
-    const char *no = may_register(r, aff_of(r, bare));
+    char nick[JID_MAX + 1];
+    (void)from;
+    enum err no = may_register(r, aff_of(r, bare));
     if (no) {
         log_limited("muc register", bare, L_INFO, "muc: %s may not register in %s: %s", bare,
-                    r->jid, no);
-        bounce(iq, "auth", no);
+                    r->jid, err_cond[no]);
+        bounce(iq, no);
         return;
     }
-    if (strcmp(xml_attr(iq, "type"), "get") == 0) {
+    if (get) {
         answer(iq, register_form(nick_of(r, bare)));
         return;
     }
     struct xml_node *x = xml_child(q, "x", NS_XDATA);
     const char *xt = x ? xml_attr(x, "type") : NULL;
-    const char *cond = NULL;
-    if (xml_child(q, "remove", NS_REGISTER)) {
+    int remove = xml_child(q, "remove", NS_REGISTER) != NULL;
+    enum err cond;
+    if (remove) {
         cond = register_set(r, bare, NULL);
     } else if (xt && strcmp(xt, "cancel") == 0) {
         iq_reply(iq, NULL); /* XEP-0004 §3.2: nothing asked for */
         return;
     } else if (!x || !register_nick(r, x, nick, sizeof(nick))) {
-        cond = "bad-request";
+        cond = E_BAD_REQUEST;
     } else {
         cond = register_set(r, bare, nick);
     }
     if (cond) {
-        bounce(iq, cond_type(cond), cond);
+        bounce(iq, cond);
         return;
     }
     log_limited("muc register", bare, L_INFO, "muc: %s %s in %s", bare,
-                xml_child(q, "remove", NS_REGISTER) ? "unregistered" : "registered a nick", r->jid);
+                remove ? "unregistered" : "registered a nick", r->jid);
     iq_reply(iq, NULL);
     if (r->persistent) {
         /* Kept with the affiliations, but on the next tick: anyone may
          * register and unregister in a loop, and a write per request would
          * wear flash (STYLE §11); at most one write a second per room. */
         r->dirty = 1;
-    } else if (!r->occ) {
-        room_destroy(r); /* its last occupant unregistered from a members-only room */
     }
+    room_gc(r); /* its last occupant may have unregistered from a members-only room */
 }
 
-static void iq_in(const struct xml_node *iq, const char *from, const struct jid *to,
-                  const char *room_jid)
+/* What the room answers in a query of these namespaces. */
+typedef void room_iq_fn(const struct xml_node *iq, struct room *r, const char *from,
+                        const char *bare, const struct xml_node *q, int get);
+static const struct {
+    const char *ns;
+    room_iq_fn *fn;
+} room_iqs[] = {
+    {NS_REGISTER, register_iq},
+    {NS_MUC_OWNER, owner_iq},
+    {NS_MUC_ADMIN, admin_iq},
+    {NS_MAM, archive_iq},
+};
+
+static void iq_in(const struct xml_node *iq, const char *from, const char *bare,
+                  const struct jid *to, const char *nick, const char *room_jid)
 {
     const char *type = xml_attr(iq, "type");
     if (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) {
         return; /* answers: the room asks nothing */
     }
     struct xml_node *q = xml_first_child(iq);
-    const char *ns = xml_ns(q);
+    const char *ns = xml_ns(q), *node = xml_attr(q, "node");
     int get = strcmp(type, "get") == 0;
     int query = strcmp(xml_name(q), "query") == 0;
     struct room *r = to->local_len ? room_find(room_jid) : NULL;
     if (to->local_len && !r) {
-        bounce(iq, "cancel", "item-not-found");
+        bounce(iq, E_NOT_FOUND);
         return;
     }
-    if (to->resource_len && !r) {
-        bounce(iq, "cancel", "service-unavailable");
-        return;
-    }
-    if (to->resource_len) {
+    if (*nick) {
         /* XEP-0410 §3: a client checks it is still in the room by pinging
          * its own occupant JID. */
-        struct occupant *o = occ_by_jid(r, from);
-        char nick[JID_MAX + 1];
-        snprintf(nick, sizeof(nick), "%.*s", (int)to->resource_len, to->resource);
+        struct occupant *o = r ? occ_by_jid(r, from) : NULL;
         if (get && strcmp(ns, NS_PING) == 0 && o && strcmp(o->nick, nick) == 0) {
             iq_reply(iq, NULL);
-        } else if (!o) {
-            bounce(iq, "cancel", "not-acceptable");
         } else {
-            bounce(iq, "cancel", "service-unavailable");
+            bounce(iq, !r || o ? E_UNAVAILABLE : E_NOT_OCCUPANT);
         }
         return;
     }
-    if (get && query && strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
-        struct xml_node *a = r ? room_info(r, from) : service_info();
-        answer(iq, a);
-    } else if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
+    if (get && strcmp(ns, NS_PING) == 0) {
+        iq_reply(iq, NULL);
+        return;
+    }
+    if (get && query && strcmp(ns, NS_DISCO_INFO) == 0 &&
+        (!node || (r && strcmp(node, "x-roomuser-item") == 0))) {
+        answer(iq, node ? reserved_nick_info(r, bare) : r ? room_info(r, from, bare) : service_info());
+        return;
+    }
+    if (get && query && strcmp(ns, NS_DISCO_ITEMS) == 0 && !node) {
         /* §6.5: occupants are not listed (their presence tells them). */
         answer(iq, r ? xml_node_new("query", NS_DISCO_ITEMS) : service_items());
-    } else if (r && get && query && strcmp(ns, NS_DISCO_INFO) == 0 && xml_attr(q, "node") &&
-               strcmp(xml_attr(q, "node"), "x-roomuser-item") == 0) {
-        answer(iq, reserved_nick_info(r, from));
-    } else if (r && query && strcmp(ns, NS_REGISTER) == 0) {
-        register_iq(iq, r, from, q);
-    } else if (get && strcmp(ns, NS_PING) == 0) {
-        iq_reply(iq, NULL);
-    } else if (r && query && strcmp(ns, NS_MUC_OWNER) == 0) {
-        owner_iq(iq, r, from, q);
-    } else if (r && query && strcmp(ns, NS_MUC_ADMIN) == 0) {
-        admin_iq(iq, r, from, q);
-    } else if (r && query && strcmp(ns, NS_MAM) == 0 && archive_of(r)) {
-        archive_iq(iq, r, from, q);
-    } else {
-        bounce(iq, "cancel", "service-unavailable");
+        return;
     }
+    for (size_t i = 0; r && query && i < sizeof(room_iqs) / sizeof(room_iqs[0]); i++) {
+        if (strcmp(ns, room_iqs[i].ns) == 0) {
+            room_iqs[i].fn(iq, r, from, bare, q, get);
+            return;
+        }
+    }
+    bounce(iq, E_UNAVAILABLE);
 }
 
 /* ---- voice requests (§8.6) ---- */
@@ -2442,17 +2449,15 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
         return; /* nothing to ask for, or asked already */
     }
     o->voice_asked = 1;
-    struct xml_node *m = xml_node_new("message", NS_CLIENT);
-    struct xml_node *x = m ? xml_add_child(m, "x", NS_XDATA) : NULL;
-    if (x && xml_set_attr(m, "from", r->jid) == 0 && xml_set_attr(x, "type", "form") == 0 &&
-        add_field(x, "FORM_TYPE", "hidden", NS_MUC_REQUEST) &&
-        add_field(x, "muc#role", "list-single", "participant") &&
+    struct xml_node *m = stanza_new("message", r->jid, NULL);
+    struct xml_node *x = add_form(m, "form", NS_MUC_REQUEST);
+    if (add_field(x, "muc#role", "list-single", "participant") &&
         add_field(x, "muc#jid", "jid-single", o->bare) &&
         add_field(x, "muc#roomnick", "text-single", o->nick) &&
-        add_bool(x, "muc#request_allow", 0) == 0) {
+        add_bool(x, "muc#request_allow", 0)) {
         for (struct occupant *v = r->occ; v; v = v->next) {
-            for (struct occ_res *res = v->res; v->role == ROLE_MODERATOR && res; res = res->next) {
-                send_to(m, res->jid);
+            if (v->role == ROLE_MODERATOR) {
+                send_occ(m, v);
             }
         }
     }
@@ -2471,9 +2476,8 @@ static void voice_message(struct room *r, struct occupant *o, const struct xml_n
 static struct xml_node *room_doc(const struct room *r)
 {
     struct xml_node *d = xml_node_new("room", NS_ROOMDOC);
-    if (!d || xml_set_attr(d, "creator", r->creator) < 0 ||
-        (r->name && xml_set_attr(d, "name", r->name) < 0) ||
-        (r->secret && xml_set_attr(d, "secret", r->secret) < 0)) {
+    if (!d || xml_set_attr(d, "creator", r->creator) < 0 || xml_set_attr(d, "name", r->name) < 0 ||
+        xml_set_attr(d, "secret", r->secret) < 0) {
         xml_free(d);
         return NULL;
     }
@@ -2487,9 +2491,8 @@ static struct xml_node *room_doc(const struct room *r)
         }
     }
     for (const struct affiliation *a = r->affs; a; a = a->next) {
-        struct xml_node *n = xml_add_child(d, "aff", NULL);
-        if (!n || xml_set_attr(n, "jid", a->jid) < 0 || xml_set_attr(n, "a", aff_names[a->aff]) < 0 ||
-            (a->nick && xml_set_attr(n, "nick", a->nick) < 0)) {
+        if (!add_child(d, "aff", NULL, "jid", a->jid, "a", aff_names[a->aff], "nick", a->nick,
+                       NULL)) {
             xml_free(d);
             return NULL;
         }
@@ -2577,13 +2580,12 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         xml_free(d);
         return 0;
     }
-    struct room *r = creator && !room_find(jid) ? calloc(1, sizeof(*r)) : NULL;
-    if (!r || !(r->jid = strdup(jid)) || !(r->creator = strdup(creator)) ||
-        (xml_attr(d, "name") && !(r->name = strdup(xml_attr(d, "name")))) ||
-        (xml_attr(d, "secret") && !(r->secret = strdup(xml_attr(d, "secret"))))) {
+    struct room *r = room_find(jid) ? NULL : room_new(jid, creator);
+    if (!r || dup_opt(&r->name, xml_attr(d, "name")) < 0 ||
+        dup_opt(&r->secret, xml_attr(d, "secret")) < 0) {
         log_error("muc: cannot restore room %s", jid);
         if (r) {
-            room_free(r);
+            room_destroy(r);
         }
         xml_free(d);
         return 0;
@@ -2593,23 +2595,20 @@ static int room_restore(const char *jid, const char *data, size_t len, void *ud)
         *flag_ptr(r, i) = flag(d, room_flags[i].doc) ^ room_flags[i].doc_not;
     }
     for (struct xml_node *c = xml_first_child(d); c; c = xml_next(c)) {
-        int a = enum_of(xml_attr(c, "a"), aff_names, 5);
-        if (strcmp(xml_name(c), "aff") == 0 && a > 0 && xml_attr(c, "jid")) {
-            aff_set(r, xml_attr(c, "jid"), a);
-            if (a >= AFF_MEMBER && xml_attr(c, "nick")) {
-                nick_reserve(r, xml_attr(c, "jid"), xml_attr(c, "nick"));
+        int a = enum_of(c, "a", aff_names);
+        const char *jid = xml_attr(c, "jid"), *nick = xml_attr(c, "nick"), *name = xml_name(c);
+        if (strcmp(name, "aff") == 0 && a > 0 && jid) {
+            aff_set(r, jid, a);
+            if (a >= AFF_MEMBER && nick) {
+                nick_reserve(r, jid, nick);
             }
-        } else if (strcmp(xml_name(c), "message") == 0 && !r->subject) {
+        } else if (strcmp(name, "message") == 0 && !r->subject) {
             xml_detach(c);
             r->subject = c; /* the loop ends here: c left the tree */
             break;
         }
     }
     xml_free(d);
-    uint32_t b = hash_str(jid) % ROOM_BUCKETS;
-    r->next = rooms[b];
-    rooms[b] = r;
-    nrooms++;
     history_refill(r);
     return 0;
 }
@@ -2692,9 +2691,7 @@ static void gone_sweep(void)
             leave(r, o, g->full, 1); /* its other resources keep the nick */
         } else if (o) {
             remove_occupant(r, o, 333, NULL);
-            if (!r->occ && !r->persistent) {
-                room_destroy(r);
-            }
+            room_gc(r);
         }
         free(g->room);
         free(g);
@@ -2719,33 +2716,36 @@ static void deliver_one(const struct xml_node *st)
 {
     const char *name = xml_name(st), *type = xml_attr(st, "type");
     const char *from_attr = xml_attr(st, "from"), *to_attr = xml_attr(st, "to");
-    char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1];
+    char from[JID_MAX + 1], to[JID_MAX + 1], room_jid[JID_MAX + 1], nick[JID_MAX + 1];
+    char bare[JID_MAX + 1];
     struct jid fj, tj;
     if (!from_attr || !to_attr || jid_parse(from_attr, from, sizeof(from), &fj) < 0 ||
-        jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0) {
+        jid_parse(to_attr, to, sizeof(to), &tj) < 0 || jid_bare(to, room_jid, sizeof(room_jid)) < 0 ||
+        jid_bare(from, bare, sizeof(bare)) < 0) {
         return;
     }
+    snprintf(nick, sizeof(nick), "%.*s", (int)tj.resource_len, tj.resource); /* "": none */
+    int iq = strcmp(name, "iq") == 0;
     if (type && strcmp(type, "error") == 0) {
-        if (strcmp(name, "iq") != 0 && tj.local_len) {
+        if (!iq && tj.local_len) {
             error_in(st, from, room_jid);
         }
         return; /* never answer errors (RFC 6120 §8.3.1) */
     }
-    if (!fj.resource_len && strcmp(name, "iq") != 0) {
+    if (iq) {
+        iq_in(st, from, bare, &tj, nick, room_jid);
+    } else if (!fj.resource_len) {
         return; /* occupants are resources; a bare sender is a server or component */
-    }
-    if (strcmp(name, "presence") == 0) {
+    } else if (strcmp(name, "presence") == 0) {
         if (tj.local_len) {
-            presence_in(st, from, &tj, room_jid);
+            presence_in(st, from, bare, nick, room_jid);
         }
     } else if (strcmp(name, "message") == 0) {
         if (tj.local_len) {
-            message_in(st, from, &tj, room_jid);
+            message_in(st, from, bare, nick, room_jid);
         } else {
-            bounce(st, "cancel", "service-unavailable");
+            bounce(st, E_UNAVAILABLE);
         }
-    } else if (strcmp(name, "iq") == 0) {
-        iq_in(st, from, &tj, room_jid);
     }
 }
 
@@ -2846,44 +2846,51 @@ HOOK_SERVICE(muc)
 
 struct left {
     struct left *next;
-    long credit, mcredit; /* as in struct occupant */
-    time_t credit_at, mcredit_at;
+    struct bucket b[2]; /* as in struct occupant */
     char bare[];
 };
 
 static int nleft_all; /* entries in every room: on_tick prunes while there are some */
 
-/* The credit a bucket has now. */
-static long long bucket_now(long credit, time_t at, int burst, int rate)
+static int bucket_burst(int kind)
 {
-    long long c = credit + (long long)(g_now - at) * rate, cap = (long long)burst * 60;
+    return kind == B_MESSAGE ? g_config->muc_message_burst : g_config->muc_presence_burst;
+}
+
+static int bucket_rate(int kind)
+{
+    return kind == B_MESSAGE ? g_config->muc_message_rate : g_config->muc_presence_rate;
+}
+
+/* The credit a bucket has now. */
+static long long bucket_now(const struct bucket *b, int kind)
+{
+    long long c = b->credit + (long long)(g_now - b->at) * bucket_rate(kind);
+    long long cap = (long long)bucket_burst(kind) * 60;
     return c > cap ? cap : c;
 }
 
-/* A token bucket in 1/60 of an event, burst events deep, refilled by rate
- * events a minute (whole seconds of g_now refill it exactly). Spends cost
- * events and returns 1, or 0 when credit is short. */
-static int bucket_spend(long *credit, time_t *at, int burst, int rate, int cost)
+/* Spends cost events from a bucket and returns 1, or 0 when credit is short. */
+static int bucket_spend(struct bucket *b, int kind, int cost)
 {
-    *credit = (long)bucket_now(*credit, *at, burst, rate);
-    *at = g_now;
-    if (*credit < (long)cost * 60) {
+    b->credit = (long)bucket_now(b, kind);
+    b->at = g_now;
+    if (b->credit < (long)cost * 60) {
         return 0;
     }
-    *credit -= (long)cost * 60;
+    b->credit -= (long)cost * 60;
     return 1;
 }
 
-/* Whether a bucket left alone since at is full again (rate 0: no limit). */
-static int bucket_full(long credit, time_t at, int burst, int rate)
+/* Whether both buckets left alone are full again (rate 0: no limit). */
+static int left_stale(const struct bucket *b)
 {
-    return rate == 0 || bucket_now(credit, at, burst, rate) >= (long long)burst * 60;
-}
-
-static int left_stale(long credit, time_t at, long mcredit, time_t mat)
-{
-    return bucket_full(credit, at, g_config->muc_presence_burst, g_config->muc_presence_rate) &&
-           bucket_full(mcredit, mat, g_config->muc_message_burst, g_config->muc_message_rate);
+    for (int k = B_PRESENCE; k <= B_MESSAGE; k++) {
+        if (bucket_rate(k) != 0 && bucket_now(&b[k], k) < (long long)bucket_burst(k) * 60) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static void left_unlink(struct room *r, struct left **pp)
@@ -2901,7 +2908,7 @@ static void left_prune(struct room *r)
     struct left **pp = &r->left;
     while (*pp) {
         struct left *e = *pp;
-        if (left_stale(e->credit, e->credit_at, e->mcredit, e->mcredit_at)) {
+        if (left_stale(e->b)) {
             left_unlink(r, pp);
         } else {
             pp = &e->next;
@@ -2916,49 +2923,36 @@ static void left_free(struct room *r)
     }
 }
 
-static long long presence_now(long credit, time_t at)
-{
-    return bucket_now(credit, at, g_config->muc_presence_burst, g_config->muc_presence_rate);
-}
-
-static void left_merge(struct left *e, long credit, time_t at, long mcredit, time_t mat)
-{
-    int mb = g_config->muc_message_burst, mr = g_config->muc_message_rate;
-    if (presence_now(credit, at) < presence_now(e->credit, e->credit_at)) {
-        e->credit = credit;
-        e->credit_at = at;
-    }
-    if (bucket_now(mcredit, mat, mb, mr) < bucket_now(e->mcredit, e->mcredit_at, mb, mr)) {
-        e->mcredit = mcredit;
-        e->mcredit_at = mat;
-    }
-}
-
 /* o leaves r: it pays for its stay (two broadcasts; at worst the bucket
  * is empty), and r keeps its buckets unless they are full. A full table
  * loses the entry nearest to a full presence bucket (the least it gives away). */
 static void left_keep(struct room *r, const struct occupant *o)
 {
-    long long now = presence_now(o->credit, o->credit_at);
-    long credit = (long)(now > 2 * 60 ? now - 2 * 60 : 0);
-    time_t at = g_now;
+    struct bucket b[2] = {o->b[B_PRESENCE], o->b[B_MESSAGE]};
+    long long now = bucket_now(&b[B_PRESENCE], B_PRESENCE);
+    b[B_PRESENCE].credit = (long)(now > 2 * 60 ? now - 2 * 60 : 0);
+    b[B_PRESENCE].at = g_now;
     left_prune(r);
-    if (g_config->muc_rejoin_buckets == 0 || left_stale(credit, at, o->mcredit, o->mcredit_at)) {
+    if (g_config->muc_rejoin_buckets == 0 || left_stale(b)) {
         return;
     }
     for (struct left *e = r->left; e; e = e->next) {
         if (strcmp(e->bare, o->bare) == 0) {
             /* The account's other nick left too: one entry, the emptier
              * buckets (one account's resources may hold several nicks). */
-            left_merge(e, credit, at, o->mcredit, o->mcredit_at);
+            for (int k = B_PRESENCE; k <= B_MESSAGE; k++) {
+                if (bucket_now(&b[k], k) < bucket_now(&e->b[k], k)) {
+                    e->b[k] = b[k];
+                }
+            }
             return;
         }
     }
     if (r->nleft >= g_config->muc_rejoin_buckets) {
         struct left **best = &r->left;
         for (struct left **pp = &r->left; *pp; pp = &(*pp)->next) {
-            if (presence_now((*pp)->credit, (*pp)->credit_at) >
-                presence_now((*best)->credit, (*best)->credit_at)) {
+            if (bucket_now(&(*pp)->b[B_PRESENCE], B_PRESENCE) >
+                bucket_now(&(*best)->b[B_PRESENCE], B_PRESENCE)) {
                 best = pp;
             }
         }
@@ -2968,10 +2962,7 @@ static void left_keep(struct room *r, const struct occupant *o)
     if (!e) {
         return;
     }
-    e->credit = credit;
-    e->credit_at = at;
-    e->mcredit = o->mcredit;
-    e->mcredit_at = o->mcredit_at;
+    memcpy(e->b, b, sizeof(b));
     strcpy(e->bare, o->bare);
     e->next = r->left;
     r->left = e;
@@ -2991,18 +2982,15 @@ static int join_spend(struct room *r, struct occupant *o)
     if (!*pp) {
         return 1; /* a first join, or the bucket was full again */
     }
-    long credit = (*pp)->credit;
-    time_t at = (*pp)->credit_at;
-    if (!bucket_spend(&credit, &at, g_config->muc_presence_burst, g_config->muc_presence_rate,
-                      2)) {
+    struct bucket b = (*pp)->b[B_PRESENCE];
+    if (!bucket_spend(&b, B_PRESENCE, 2)) {
         log_limited("muc presence rate", o->bare, L_NOTICE,
                     "muc: %s rejoins %s too fast: refused", o->bare, r->jid);
         return 0;
     }
-    o->credit = credit + 2 * 60; /* checked, not spent: the leave pays */
-    o->credit_at = at;
-    o->mcredit = (*pp)->mcredit;
-    o->mcredit_at = (*pp)->mcredit_at;
+    b.credit += 2 * 60; /* checked, not spent: the leave pays */
+    o->b[B_PRESENCE] = b;
+    o->b[B_MESSAGE] = (*pp)->b[B_MESSAGE];
     left_unlink(r, pp);
     return 1;
 }
@@ -3020,14 +3008,12 @@ static void occ_free_new(struct occupant *o)
  * anything. Returns 1 when m may go out. */
 static int msg_spend(const struct room *r, struct occupant *o, const struct xml_node *m)
 {
-    if (g_config->muc_message_rate == 0 ||
-        bucket_spend(&o->mcredit, &o->mcredit_at, g_config->muc_message_burst,
-                     g_config->muc_message_rate, 1)) {
+    if (g_config->muc_message_rate == 0 || bucket_spend(&o->b[B_MESSAGE], B_MESSAGE, 1)) {
         return 1;
     }
     log_limited("muc message rate", o->bare, L_NOTICE, "muc: %s sends too fast in %s: refused",
                 o->bare, r->jid);
-    bounce(m, "wait", "resource-constraint");
+    bounce(m, E_BUSY);
     return 0;
 }
 
