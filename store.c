@@ -109,6 +109,16 @@ __attribute__((format(printf, 3, 4))) static int path_fmt(char *out, size_t outs
     return (n < 0 || (size_t)n >= outsz) ? -1 : 0;
 }
 
+/* A system call on path failed: log what was tried and why (errno), and
+ * return STORE_EIO. One call at each of the many places that fail this way. */
+COLD static int io_fail(const char *what, const char *path)
+{
+    int err = errno; /* callers may still look at it */
+    log_error("store: %s %s: %s", what, path, strerror(err));
+    errno = err;
+    return STORE_EIO;
+}
+
 static int write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -153,15 +163,13 @@ static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        log_error("store: open directory %s: %s", dir, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open directory", dir);
     }
     int rc = 0;
     /* Some filesystems cannot fsync a directory (EINVAL); there is nothing more
      * we could do there, so that is not an error. */
     if (fsync(fd) < 0 && errno != EINVAL) {
-        log_error("store: fsync directory %s: %s", dir, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("fsync directory", dir);
     }
     close(fd);
     return rc;
@@ -446,8 +454,7 @@ COLD static int open_dir_if_any(const char *dir, DIR **d)
 {
     *d = opendir(dir);
     if (!*d && errno != ENOENT) {
-        log_error("store: open directory %s: %s", dir, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open directory", dir);
     }
     return 0;
 }
@@ -485,8 +492,7 @@ COLD static int remove_files(const char *dir, int (*keep)(const char *name))
         if (errno == ENOTEMPTY || errno == EEXIST) {
             return 1; /* kept files, or a write that landed after the scan */
         }
-        log_error("store: remove directory %s: %s", dir, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("remove directory", dir);
     }
     return rc;
 }
@@ -525,8 +531,7 @@ COLD static int make_temp_dir(const char *prefix, char *out, size_t outsz)
             return 0;
         }
         if (errno != EEXIST) {
-            log_error("store: mkdir %s: %s", out, strerror(errno));
-            return STORE_EIO;
+            return io_fail("mkdir", out);
         }
     }
     log_error("store: cannot find a free temporary name in %s", accounts_dir);
@@ -582,8 +587,7 @@ COLD int store_init(const char *datadir)
      * visible to any lookup, so removing them now changes nothing observable. */
     DIR *d = opendir(accounts_dir);
     if (!d) {
-        log_error("store: open directory %s: %s", accounts_dir, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open directory", accounts_dir);
     }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -667,12 +671,11 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: open directory of %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open directory of", path);
     }
     const char *tname = strrchr(tmp, '/') ? strrchr(tmp, '/') + 1 : tmp;
     if (unlinkat(dfd, tname, 0) < 0 && errno != ENOENT) {
-        log_error("store: remove stale %s: %s", tmp, strerror(errno));
+        io_fail("remove stale", tmp);
         close(dfd);
         return STORE_EIO;
     }
@@ -683,20 +686,20 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
         if (err == ENOENT) {
             return STORE_ENOENT; /* the directory was removed (rmdir) meanwhile */
         }
-        log_error("store: create %s: %s", tmp, strerror(err));
-        return STORE_EIO;
+        errno = err;
+        return io_fail("create", tmp);
     }
     if (write_all(fd, data, len) < 0) {
-        log_error("store: write %s: %s", tmp, strerror(errno));
+        io_fail("write", tmp);
         goto fail;
     }
     if (fsync(fd) < 0) {
-        log_error("store: fsync %s: %s", tmp, strerror(errno));
+        io_fail("fsync", tmp);
         goto fail;
     }
     if (close(fd) < 0) {
         fd = -1;
-        log_error("store: close %s: %s", tmp, strerror(errno));
+        io_fail("close", tmp);
         goto fail;
     }
     fd = -1;
@@ -712,8 +715,7 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
     }
     int rc = 0;
     if (fsync(dfd) < 0 && errno != EINVAL) {
-        log_error("store: fsync directory of %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("fsync directory of", path);
     }
     if (rc == 0 && !dir_still_there(dfd, path)) {
         rc = STORE_ENOENT; /* written into a tombstone: the account is gone */
@@ -727,7 +729,7 @@ fail:
     /* Never leave the temp behind: on a full disk it holds the space the
      * next write needs. */
     if (unlinkat(dfd, tname, 0) < 0 && errno != ENOENT) {
-        log_error("store: remove %s: %s", tmp, strerror(errno));
+        io_fail("remove", tmp);
     }
     close(dfd);
     return STORE_EIO;
@@ -744,17 +746,14 @@ static int overwrite_file(const char *path, const void *data, size_t len)
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: open %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", path);
     }
     int rc = 0;
     if (write_all(fd, data, len) < 0) {
-        log_error("store: write %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("write", path);
     }
     if (close(fd) < 0 && rc == 0) {
-        log_error("store: close %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("close", path);
     }
     return rc;
 }
@@ -768,12 +767,11 @@ int store_read_file(const char *path, char **data, size_t *len, size_t maxlen)
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: open %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", path);
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        log_error("store: stat %s: %s", path, strerror(errno));
+        io_fail("stat", path);
         close(fd);
         return STORE_EIO;
     }
@@ -792,9 +790,9 @@ int store_read_file(const char *path, char **data, size_t *len, size_t maxlen)
     int err = errno;
     close(fd);
     if (n < 0) {
-        log_error("store: read %s: %s", path, strerror(err));
         free(p);
-        return STORE_EIO;
+        errno = err;
+        return io_fail("read", path);
     }
     if ((size_t)n > maxlen) {
         free(p);
@@ -1284,8 +1282,7 @@ COLD static int dir_scan(const char *dir, int (*pick)(const char *name, char *ou
     }
     DIR *d = opendir(dir);
     if (!d) {
-        log_error("store: open directory %s: %s", dir, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open directory", dir);
     }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -1558,8 +1555,7 @@ COLD static int doc_unlink(const char *dir, const char *path)
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: remove %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("remove", path);
     }
     return fsync_dir(dir);
 }
@@ -1592,14 +1588,12 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
 
     memset(s, 0, sizeof(*s));
     if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
-        log_error("store: stat %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("stat", path);
     }
     s->file_size = st.st_size;
     ssize_t n = read_full(fd, hdr, sizeof(hdr));
     if (n < 0) {
-        log_error("store: read %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("read", path);
     }
     if (n < OFFLINE_HEADER_LEN) {
         /* A header cut short by a crash while creating the file is a torn tail
@@ -1620,8 +1614,7 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
     for (;;) {
         n = read_full(fd, rh, sizeof(rh));
         if (n < 0) {
-            log_error("store: read %s: %s", path, strerror(errno));
-            rc = STORE_EIO;
+            rc = io_fail("read", path);
             break;
         }
         if (n < OFFLINE_REC_HDR || memcmp(rh, offline_magic, 4) != 0) {
@@ -1642,8 +1635,7 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
         }
         n = read_full(fd, buf, len);
         if (n < 0) {
-            log_error("store: read %s: %s", path, strerror(errno));
-            rc = STORE_EIO;
+            rc = io_fail("read", path);
             break;
         }
         uint32_t crc = store_crc32(store_crc32(0, rh + 4, 4), buf, (size_t)n);
@@ -1677,8 +1669,7 @@ static int olog_open_read(const char *bare, char *path, size_t sz, int *fd)
         if (errno == ENOENT) {
             return is_dir(dir) ? 1 : STORE_ENOENT;
         }
-        log_error("store: open %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", path);
     }
     return 0;
 }
@@ -1814,8 +1805,7 @@ static void olog_remember(const char *path, int fd, int count)
 static int olog_fsync(int fd, const char *path, int created)
 {
     if (fsync(fd) < 0) {
-        log_error("store: fsync %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("fsync", path);
     }
     return created ? fsync_parent(path) : 0; /* logs */
 }
@@ -1898,8 +1888,8 @@ static int olog_sync_done(struct olog_pending *p, int err)
 {
     int rc = 0;
     if (err) {
-        log_error("store: fsync %s: %s", p->path, strerror(err));
-        rc = STORE_EIO;
+        errno = err;
+        rc = io_fail("fsync", p->path);
     } else if (p->created) {
         rc = fsync_parent(p->path);
     }
@@ -1982,8 +1972,7 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         if (errno == ENOENT) {
             return STORE_ENOENT; /* the account was deleted meanwhile */
         }
-        log_error("store: open %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", path);
     }
     struct olog_scan s;
     int rc = olog_count(fd, path, &s);
@@ -2000,7 +1989,7 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         quarantine(path, "bad header");
         fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
-            log_error("store: create %s: %s", path, strerror(errno));
+            io_fail("create", path);
             return errno == ENOENT ? STORE_ENOENT : STORE_EIO;
         }
         created = 1;
@@ -2024,7 +2013,7 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         log_warn("store: %s: dropping %lld bytes of torn or corrupt tail", path,
                  (long long)(s.file_size - s.good_end));
         if (ftruncate(fd, s.good_end) < 0) {
-            log_error("store: truncate %s: %s", path, strerror(errno));
+            io_fail("truncate", path);
             close(fd);
             return STORE_EIO;
         }
@@ -2049,8 +2038,7 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
     rc = 0;
     int kept = 0; /* fd now belongs to the pending table */
     if (write_all(fd, out, total) < 0) {
-        log_error("store: append to %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("append to", path);
     } else if (defer) {
         kept = !pending && olog_pending_add(bare, path, fd, s.good_end, created) == 0;
         if (!pending && !kept) {
@@ -2167,7 +2155,7 @@ COLD int store_offline_drop_head(const char *bare, int n, uint32_t crc)
     /* A rename replaces the log whole: after a crash either every record is
      * still there (the head comes again) or only the rest is. */
     if (olog_write_rest(fd, s.good_end, s.file_size, tmp) < 0 || rename(tmp, path) < 0) {
-        log_error("store: rewrite %s: %s", path, strerror(errno));
+        io_fail("rewrite", path);
         unlink(tmp);
         close(fd);
         return STORE_EIO;
@@ -2193,8 +2181,7 @@ COLD int store_offline_clear(const char *bare)
         if (errno == ENOENT) {
             return 0;
         }
-        log_error("store: remove %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("remove", path);
     }
     return fsync_dir(dir);
 }
@@ -2214,8 +2201,7 @@ COLD int store_doc_stamp(const char *bare, const char *name, struct store_stamp 
         if (errno == ENOENT || errno == ENOTDIR) {
             return STORE_ENOENT;
         }
-        log_error("store: stat %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("stat", path);
     }
     out->dev = (unsigned long long)st.st_dev;
     out->ino = (unsigned long long)st.st_ino;
@@ -2555,11 +2541,10 @@ static int arc_open(struct arc *a, const char *bare, int writable)
         if (errno == ENOENT) {
             return writable ? STORE_ENOENT : 1; /* writer: the account went meanwhile */
         }
-        log_error("store: open %s: %s", a->path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", a->path);
     }
     if (fstat(a->fd, &st) < 0) {
-        log_error("store: stat %s: %s", a->path, strerror(errno));
+        io_fail("stat", a->path);
         arc_close(a);
         return STORE_EIO;
     }
@@ -2586,10 +2571,10 @@ static int arc_open(struct arc *a, const char *bare, int writable)
         a->gen = arc_now_us();
         arc_hdr(hdr, ARC_LOG_PREFIX, ARC_LOG_HDR, a->gen);
         if (ftruncate(a->fd, 0) < 0 || write_all(a->fd, hdr, ARC_LOG_HDR) < 0) {
-            log_error("store: write %s: %s", a->path, strerror(errno));
+            io_fail("write", a->path);
             /* A full disk: leave nothing, not even an empty log. */
             if ((a->created && unlink(a->path) < 0) || (!a->created && ftruncate(a->fd, 0) < 0)) {
-                log_error("store: take back %s: %s", a->path, strerror(errno));
+                io_fail("take back", a->path);
             }
             arc_close(a);
             return STORE_EIO;
@@ -2620,7 +2605,7 @@ COLD static int arc_idx_new(const char *ipath, const void *buf, size_t len)
 {
     int fd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write_all(fd, buf, len) < 0) {
-        log_error("store: write %s: %s", ipath, strerror(errno));
+        io_fail("write", ipath);
         if (fd >= 0) {
             close(fd);
         }
@@ -2637,8 +2622,7 @@ static int arc_repair(struct arc *a)
         log_warn("store: %s: cutting a torn tail of %lld bytes", a->path,
                  (long long)(a->log_size - a->log_end));
         if (ftruncate(a->fd, a->log_end) < 0) {
-            log_error("store: truncate %s: %s", a->path, strerror(errno));
-            return STORE_EIO;
+            return io_fail("truncate", a->path);
         }
         a->log_size = a->log_end;
         a->dirty = 1;
@@ -2665,8 +2649,7 @@ static int arc_repair(struct arc *a)
     if (a->ifd >= 0) {
         if (ftruncate(a->ifd, (off_t)(ARC_IDX_HDR + a->nidx * ARC_ENT)) < 0 ||
             write_all(a->ifd, buf, n * ARC_ENT) < 0) {
-            log_error("store: write %s: %s", a->ipath, strerror(errno));
-            rc = STORE_EIO;
+            rc = io_fail("write", a->ipath);
         }
     } else {
         rc = n ? arc_idx_rewrite(a->ipath, buf, hdr + n * ARC_ENT) : arc_idx_new(a->ipath, buf, hdr);
@@ -2722,7 +2705,7 @@ int store_arc_sync(void)
     size_t nsync = 0; /* the fds that opened, to the front */
     for (size_t i = 0; i < n; i++) {
         if (fds[i] < 0) {
-            log_error("store: open directory %s: %s", dirty[i]->dir, strerror(errno));
+            io_fail("open directory", dirty[i]->dir);
         } else {
             fds[nsync] = fds[i];
             dirty[nsync] = dirty[i];
@@ -2763,8 +2746,7 @@ COLD static int arc_compact(struct arc *a, uint64_t keep)
     if (keep >= n) {
         log_info("store: %s: every record expired or over the size cap", a->path);
         if (unlink(a->path) < 0 || (unlink(a->ipath) < 0 && errno != ENOENT)) {
-            log_error("store: remove %s: %s", a->path, strerror(errno));
-            return STORE_EIO;
+            return io_fail("remove", a->path);
         }
         return fsync_dir(a->dir);
     }
@@ -2795,7 +2777,7 @@ COLD static int arc_compact(struct arc *a, uint64_t keep)
     unlink(tmp);
     int rc = copy_range(a->fd, (off_t)first.off, a->log_end, tmp, hdr, ARC_LOG_HDR);
     if (rc < 0 || rename(tmp, a->path) < 0) {
-        log_error("store: rewrite %s: %s", a->path, strerror(errno));
+        io_fail("rewrite", a->path);
         unlink(tmp);
         free(ibuf);
         return STORE_EIO;
@@ -2946,9 +2928,9 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     e.flags = r->flags & 0xff;
     a->dirty = 1;
     if (write_all(a->fd, buf, e.len) < 0) {
-        log_error("store: write %s: %s", a->path, strerror(errno));
+        io_fail("write", a->path);
         if (ftruncate(a->fd, a->log_end) < 0) {
-            log_error("store: truncate %s: %s", a->path, strerror(errno));
+            io_fail("truncate", a->path);
         }
         free(buf);
         return STORE_EIO;
@@ -2960,7 +2942,7 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     arc_ent_encode(raw, &e);
     if (write_all(a->ifd, raw, ARC_ENT) < 0) {
         /* The record is in the log: the next open indexes it from there. */
-        log_error("store: write %s: %s", a->ipath, strerror(errno));
+        io_fail("write", a->ipath);
         arc_writer_drop(a);
     } else {
         a->nidx++;
@@ -3386,8 +3368,7 @@ COLD int store_room_arc_delete(const char *room)
      * leaves an index that the next open finds naming no record). */
     if ((unlink(log) < 0 && errno != ENOENT) || (unlink(idx) < 0 && errno != ENOENT) ||
         rmdir(dir) < 0) {
-        log_error("store: remove %s: %s", dir, strerror(errno));
-        return STORE_EIO;
+        return io_fail("remove", dir);
     }
     *strrchr(dir, '/') = '\0';
     return fsync_dir(dir);
@@ -3490,8 +3471,7 @@ int store_upload_create(const char *id, struct store_upload **out)
     u->fd = rc == 0 ? open(u->part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)
                     : -1;
     if (rc == 0 && u->fd < 0) {
-        log_error("store: create %s: %s", u->part, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("create", u->part);
     }
     if (rc < 0) {
         free(u);
@@ -3504,8 +3484,7 @@ int store_upload_create(const char *id, struct store_upload **out)
 int store_upload_write(struct store_upload *u, const void *data, size_t len)
 {
     if (write_all(u->fd, data, len) < 0) {
-        log_error("store: write %s: %s", u->part, strerror(errno));
-        return STORE_EIO;
+        return io_fail("write", u->part);
     }
     return 0;
 }
@@ -3529,12 +3508,10 @@ int store_upload_commit(struct store_upload *u, const void *meta, size_t len)
     char mpath[PATH_MAX];
     int rc = path_fmt(mpath, sizeof(mpath), "%s.meta", u->path) < 0 ? STORE_EINVAL : 0;
     if (rc == 0 && fsync(u->fd) < 0) {
-        log_error("store: fsync %s: %s", u->part, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("fsync", u->part);
     }
     if (rc == 0 && rename(u->part, u->path) < 0) {
-        log_error("store: rename %s: %s", u->part, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("rename", u->part);
     }
     if (rc == 0) {
         u->part[0] = '\0';
@@ -3594,7 +3571,7 @@ long store_upload_read(struct store_upload *u, void *buf, size_t len)
 {
     ssize_t n = read_full(u->fd, buf, len);
     if (n < 0) {
-        log_error("store: read %s: %s", u->path, strerror(errno));
+        io_fail("read", u->path);
     }
     return (long)n;
 }
@@ -3611,8 +3588,7 @@ int store_upload_delete(const char *id)
     }
     rc = doc_unlink(dir, mpath);
     if (unlink(path) < 0 && errno != ENOENT) {
-        log_error("store: remove %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("remove", path);
     }
     return rc;
 }
