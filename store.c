@@ -119,6 +119,14 @@ COLD static int io_fail(const char *what, const char *path)
     return STORE_EIO;
 }
 
+/* A file of a newer format version (a downgrade): refused, but left alone
+ * so that upgrading again loses nothing. Returns STORE_ECORRUPT. */
+COLD static int newer_version(const char *path)
+{
+    log_error("store: %s has a newer format version; not touching it", path);
+    return STORE_ECORRUPT;
+}
+
 static int write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -373,9 +381,8 @@ COLD int store_secret(unsigned char *out, size_t len, const unsigned char *fresh
         return 0;
     }
     if (r == 0 && strncmp(text, "xmppd-secret ", 13) == 0 && atoi(text + 13) > 1) {
-        log_error("store: %s has a newer format version; not touching it", path);
         free(text);
-        return STORE_ECORRUPT;
+        return newer_version(path);
     }
     free(text);
     if (r == 0 || r == STORE_EINVAL) {
@@ -1038,11 +1045,8 @@ int store_account_get(const char *bare, struct store_account *a)
     memset(data, 0, len);
     free(data);
     if (rc == -2) {
-        /* Written by a newer xmppd (a downgrade): refuse it, but leave the file
-         * alone so upgrading again loses nothing. */
-        log_error("store: %s has a newer format version; not touching it", path);
         memset(a, 0, sizeof(*a));
-        return STORE_ECORRUPT;
+        return newer_version(path);
     }
     if (rc < 0) {
         memset(a, 0, sizeof(*a));
@@ -1438,9 +1442,8 @@ static int doc_read(const char *path, char **data, size_t *len, size_t maxlen)
         goto bad;
     }
     if (version > 1) {
-        log_error("store: %s has a newer format version; not touching it", path);
         free(raw);
-        return STORE_ECORRUPT;
+        return newer_version(path);
     }
     /* Parse loosely, then insist the header is byte for byte what put writes. */
     if (sscanf(raw, DOC_HEADER_PREFIX "1 %llu %lx", &plen, &crc) != 2 ||
@@ -1681,42 +1684,41 @@ static int olog_scan_result(int rc, const char *path)
         return STORE_ECORRUPT;
     }
     if (rc == OLOG_NEWER) {
-        log_error("store: %s has a newer format version; not touching it", path);
-        return STORE_ECORRUPT;
+        return newer_version(path);
     }
     return rc < 0 ? rc : 0;
 }
 
-int store_offline_count(const char *bare)
+/* store_offline_read, and the count of intact records seen (0 without a log). */
+static int olog_read(const char *bare, int (*fn)(const void *rec, size_t len, void *ud), void *ud,
+                     int *count)
 {
     olog_settle();
     char path[PATH_MAX];
     int fd;
+    struct olog_scan s = {0, 0, 0};
     int rc = olog_open_read(bare, path, sizeof(path), &fd);
-    if (rc != 0) {
-        return rc == 1 ? 0 : rc;
+    if (rc == 0) {
+        rc = olog_scan(fd, path, &s, fn, ud);
+        close(fd);
+        rc = olog_scan_result(rc, path);
     }
-    struct olog_scan s;
-    rc = olog_scan(fd, path, &s, NULL, NULL);
-    close(fd);
-    rc = olog_scan_result(rc, path);
-    return rc < 0 ? rc : s.count;
+    *count = s.count;
+    return rc == 1 ? 0 : rc;
+}
+
+int store_offline_count(const char *bare)
+{
+    int n;
+    int rc = olog_read(bare, NULL, NULL, &n);
+    return rc < 0 ? rc : n;
 }
 
 int store_offline_read(const char *bare, int (*fn)(const void *rec, size_t len, void *ud),
                        void *ud)
 {
-    olog_settle();
-    char path[PATH_MAX];
-    int fd;
-    int rc = olog_open_read(bare, path, sizeof(path), &fd);
-    if (rc != 0) {
-        return rc == 1 ? 0 : rc;
-    }
-    struct olog_scan s;
-    rc = olog_scan(fd, path, &s, fn, ud);
-    close(fd);
-    return olog_scan_result(rc, path);
+    int n;
+    return olog_read(bare, fn, ud, &n);
 }
 
 /* Logs this process appended to lately: their record count and length, so
@@ -3399,7 +3401,7 @@ COLD int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud)
 
 /* ---- web admin (issue 14) ---- */
 
-long store_self_rss_kib(void)
+COLD long store_self_rss_kib(void)
 {
     char text[4096];
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
@@ -3429,7 +3431,7 @@ struct store_upload {
     char path[PATH_MAX]; /* <id> */
 };
 
-static int upload_id_ok(const char *id)
+COLD static int upload_id_ok(const char *id)
 {
     size_t n = 0;
     for (; id[n]; n++) {
@@ -3441,7 +3443,7 @@ static int upload_id_ok(const char *id)
 }
 
 /* DATADIR/upload, made on first use; path of id + suffix in out. */
-static int upload_path(const char *id, const char *suffix, char *out, size_t sz)
+COLD static int upload_path(const char *id, const char *suffix, char *out, size_t sz)
 {
     char dir[PATH_MAX];
     if (!upload_id_ok(id) || path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0 ||
@@ -3451,7 +3453,7 @@ static int upload_path(const char *id, const char *suffix, char *out, size_t sz)
     return ensure_dir(dir, data_dir);
 }
 
-int store_upload_create(const char *id, struct store_upload **out)
+COLD int store_upload_create(const char *id, struct store_upload **out)
 {
     *out = NULL;
     struct store_upload *u = calloc(1, sizeof(*u));
@@ -3481,7 +3483,7 @@ int store_upload_create(const char *id, struct store_upload **out)
     return 0;
 }
 
-int store_upload_write(struct store_upload *u, const void *data, size_t len)
+COLD int store_upload_write(struct store_upload *u, const void *data, size_t len)
 {
     if (write_all(u->fd, data, len) < 0) {
         return io_fail("write", u->part);
@@ -3489,7 +3491,7 @@ int store_upload_write(struct store_upload *u, const void *data, size_t len)
     return 0;
 }
 
-void store_upload_close(struct store_upload *u)
+COLD void store_upload_close(struct store_upload *u)
 {
     if (!u) {
         return;
@@ -3503,7 +3505,7 @@ void store_upload_close(struct store_upload *u)
     free(u);
 }
 
-int store_upload_commit(struct store_upload *u, const void *meta, size_t len)
+COLD int store_upload_commit(struct store_upload *u, const void *meta, size_t len)
 {
     char mpath[PATH_MAX];
     int rc = path_fmt(mpath, sizeof(mpath), "%s.meta", u->path) < 0 ? STORE_EINVAL : 0;
@@ -3524,8 +3526,8 @@ int store_upload_commit(struct store_upload *u, const void *meta, size_t len)
     return rc;
 }
 
-int store_upload_open(const char *id, struct store_upload **out, uint64_t *size, char **meta,
-                      size_t *len)
+COLD int store_upload_open(const char *id, struct store_upload **out, uint64_t *size, char **meta,
+                           size_t *len)
 {
     char mpath[PATH_MAX];
     char *m = NULL;
@@ -3567,7 +3569,7 @@ int store_upload_open(const char *id, struct store_upload **out, uint64_t *size,
     return 0;
 }
 
-long store_upload_read(struct store_upload *u, void *buf, size_t len)
+COLD long store_upload_read(struct store_upload *u, void *buf, size_t len)
 {
     ssize_t n = read_full(u->fd, buf, len);
     if (n < 0) {
@@ -3576,7 +3578,7 @@ long store_upload_read(struct store_upload *u, void *buf, size_t len)
     return (long)n;
 }
 
-int store_upload_delete(const char *id)
+COLD int store_upload_delete(const char *id)
 {
     char path[PATH_MAX], mpath[PATH_MAX], dir[PATH_MAX];
     int rc = upload_path(id, ".meta", mpath, sizeof(mpath));
@@ -3595,9 +3597,9 @@ int store_upload_delete(const char *id)
 
 /* One entry of DATADIR/upload: a finished file's .meta goes to fn; with
  * tidy, what is neither a finished file nor its .meta is removed. */
-static int upload_entry(const char *dir, const char *name, int tidy,
-                        int (*fn)(const char *id, const char *meta, size_t len, void *ud),
-                        void *ud)
+COLD static int upload_entry(const char *dir, const char *name, int tidy,
+                             int (*fn)(const char *id, const char *meta, size_t len, void *ud),
+                             void *ud)
 {
     char id[STORE_UPLOAD_ID_LEN + 1], path[PATH_MAX];
     size_t n = strlen(name);
@@ -3636,8 +3638,8 @@ static int upload_entry(const char *dir, const char *name, int tidy,
     return 0;
 }
 
-int store_upload_each(int (*fn)(const char *id, const char *meta, size_t len, void *ud), void *ud,
-                      int tidy)
+COLD int store_upload_each(int (*fn)(const char *id, const char *meta, size_t len, void *ud),
+                           void *ud, int tidy)
 {
     char dir[PATH_MAX];
     if (path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0) {
