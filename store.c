@@ -52,7 +52,7 @@ _Static_assert(sizeof(off_t) == 8, "build with -D_FILE_OFFSET_BITS=64 (see PPFLA
 #define OFFLINE_HEADER "xmppd-offline 1\n" /* 16 bytes, the log's version line */
 #define OFFLINE_HEADER_LEN 16
 #define OFFLINE_VERSION_PREFIX "xmppd-offline "
-#define OFFLINE_REC_HDR 12 /* magic[4] len[4] crc[4] */
+#define OFFLINE_REC_HDR REC_HDR
 static const unsigned char offline_magic[4] = {'O', 'F', 'F', 'L'};
 
 /* Entries of accounts/ that start with '.' are never accounts (escaping makes a
@@ -96,6 +96,23 @@ static void put_be32(unsigned char *p, uint32_t v)
 static uint32_t get_be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A record of the offline log or the archive: magic[4] len[4] crc[4], then
+ * len payload bytes; the CRC-32 covers the length field and the payload. */
+#define REC_HDR 12
+
+static uint32_t rec_crc(const unsigned char *hdr, const void *payload, size_t len)
+{
+    return store_crc32(store_crc32(0, hdr + 4, 4), payload, len);
+}
+
+/* Fill in the header of the record at r, whose payload is in place. */
+static void rec_seal(unsigned char *r, const unsigned char *magic, uint32_t len)
+{
+    memcpy(r, magic, 4);
+    put_be32(r + 4, len);
+    put_be32(r + 8, rec_crc(r, r + REC_HDR, len));
 }
 
 /* snprintf into a path buffer; truncation is an error, never a shorter path. */
@@ -1641,8 +1658,7 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
             rc = io_fail("read", path);
             break;
         }
-        uint32_t crc = store_crc32(store_crc32(0, rh + 4, 4), buf, (size_t)n);
-        if ((size_t)n < len || crc != get_be32(rh + 8)) {
+        if ((size_t)n < len || rec_crc(rh, buf, len) != get_be32(rh + 8)) {
             break;
         }
         s->good_end += OFFLINE_REC_HDR + (off_t)len;
@@ -1656,16 +1672,23 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
     return rc;
 }
 
-/* Open the account's log for reading; STORE_ENOENT for no account, 1 for no log. */
-static int olog_open_read(const char *bare, char *path, size_t sz, int *fd)
+/* The directory of an account that exists, and its log's path (both
+ * PATH_MAX); STORE_ENOENT for no account. */
+static int olog_path(const char *bare, char *dir, char *path)
 {
-    char dir[PATH_MAX];
-    *fd = -1;
-    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
+    if (account_dir(bare, dir, PATH_MAX) < 0 || !is_dir(dir)) {
         return STORE_ENOENT;
     }
-    if (path_fmt(path, sz, "%s/%s", dir, OFFLINE_FILE) < 0) {
-        return STORE_EINVAL;
+    return path_fmt(path, PATH_MAX, "%s/" OFFLINE_FILE, dir) < 0 ? STORE_EINVAL : 0;
+}
+
+/* Open the account's log for reading; STORE_ENOENT for no account, 1 for no log. */
+static int olog_open_read(const char *bare, char *dir, char *path, int *fd)
+{
+    *fd = -1;
+    int rc = olog_path(bare, dir, path);
+    if (rc < 0) {
+        return rc;
     }
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) {
@@ -1694,10 +1717,10 @@ static int olog_read(const char *bare, int (*fn)(const void *rec, size_t len, vo
                      int *count)
 {
     olog_settle();
-    char path[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX];
     int fd;
     struct olog_scan s = {0, 0, 0};
-    int rc = olog_open_read(bare, path, sizeof(path), &fd);
+    int rc = olog_open_read(bare, dir, path, &fd);
     if (rc == 0) {
         rc = olog_scan(fd, path, &s, fn, ud);
         close(fd);
@@ -1950,11 +1973,9 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
     if (len > STORE_RECORD_MAX || (len && !rec)) {
         return STORE_EINVAL;
     }
-    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
-        return STORE_ENOENT;
-    }
-    if (path_fmt(path, sizeof(path), "%s/%s", dir, OFFLINE_FILE) < 0) {
-        return STORE_EINVAL;
+    int rc = olog_path(bare, dir, path);
+    if (rc < 0) {
+        return rc;
     }
     struct olog_pending *pending = defer ? olog_pending_find(path) : NULL;
     if (defer && !pending && olog_npending == OLOG_PENDING_MAX) {
@@ -1977,7 +1998,7 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         return io_fail("open", path);
     }
     struct olog_scan s;
-    int rc = olog_count(fd, path, &s);
+    rc = olog_count(fd, path, &s);
     if (rc == OLOG_BAD_HEADER) {
         /* Keep the damaged log for a human and start a new one, so this
          * message is stored rather than bounced. A waiting descriptor of
@@ -2030,13 +2051,10 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         return STORE_EIO;
     }
     memcpy(out, OFFLINE_HEADER, head);
-    unsigned char *r = out + head;
-    memcpy(r, offline_magic, 4);
-    put_be32(r + 4, (uint32_t)len);
-    put_be32(r + 8, store_crc32(store_crc32(0, r + 4, 4), rec, len));
     if (len) {
-        memcpy(r + OFFLINE_REC_HDR, rec, len);
+        memcpy(out + head + OFFLINE_REC_HDR, rec, len);
     }
+    rec_seal(out + head, offline_magic, (uint32_t)len);
     rc = 0;
     int kept = 0; /* fd now belongs to the pending table */
     if (write_all(fd, out, total) < 0) {
@@ -2127,7 +2145,7 @@ COLD int store_offline_drop_head(const char *bare, int n, uint32_t crc)
     olog_settle();
     char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
     int fd;
-    int rc = olog_open_read(bare, path, sizeof(path), &fd);
+    int rc = olog_open_read(bare, dir, path, &fd);
     if (rc != 0 || n <= 0) {
         if (fd >= 0) {
             close(fd);
@@ -2148,8 +2166,7 @@ COLD int store_offline_drop_head(const char *bare, int n, uint32_t crc)
         close(fd);
         return store_offline_clear(bare);
     }
-    if (account_dir(bare, dir, sizeof(dir)) < 0 ||
-        path_fmt(tmp, sizeof(tmp), "%s/%s.tmp", dir, OFFLINE_FILE) < 0) {
+    if (path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
         close(fd);
         return STORE_EINVAL;
     }
@@ -2172,11 +2189,9 @@ COLD int store_offline_clear(const char *bare)
 {
     olog_settle();
     char dir[PATH_MAX], path[PATH_MAX];
-    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
-        return STORE_ENOENT;
-    }
-    if (path_fmt(path, sizeof(path), "%s/%s", dir, OFFLINE_FILE) < 0) {
-        return STORE_EINVAL;
+    int rc = olog_path(bare, dir, path);
+    if (rc < 0) {
+        return rc;
     }
     olog_forget(path);
     if (unlink(path) < 0) {
@@ -2227,7 +2242,7 @@ COLD int store_doc_stamp(const char *bare, const char *name, struct store_stamp 
 #define ARC_IDX_PREFIX "xmppd-arcidx "
 #define ARC_LOG_HDR 33 /* "xmppd-archive 1 " + 16 hex digits + "\n" */
 #define ARC_IDX_HDR 32 /* "xmppd-arcidx 1 " + 16 hex digits + "\n" */
-#define ARC_REC_HDR 12 /* magic[4] len[4] crc[4] */
+#define ARC_REC_HDR REC_HDR
 #define ARC_PAY_HDR 11 /* id[8] flags[1] keylen[2] */
 #define ARC_ENT 32     /* id[8] off[8] len[4] keyhash[4] flags[4] crc[4] */
 #define ARC_CHUNK 128  /* index entries read at once */
@@ -2350,7 +2365,7 @@ static int arc_rec_read(int fd, const struct arc_ent *e, unsigned char *buf)
     }
     uint32_t plen = get_be32(buf + 4);
     if (memcmp(buf, arc_magic, 4) != 0 || plen != e->len - ARC_REC_HDR ||
-        store_crc32(store_crc32(0, buf + 4, 4), buf + ARC_REC_HDR, plen) != get_be32(buf + 8) ||
+        rec_crc(buf, buf + ARC_REC_HDR, plen) != get_be32(buf + 8) ||
         get_be64(buf + ARC_REC_HDR) != e->id) {
         return -1;
     }
@@ -2912,8 +2927,6 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     if (!buf) {
         return STORE_EIO;
     }
-    memcpy(buf, arc_magic, 4);
-    put_be32(buf + 4, (uint32_t)plen);
     put_be64(buf + ARC_REC_HDR, now);
     buf[ARC_REC_HDR + 8] = (unsigned char)r->flags;
     buf[ARC_REC_HDR + 9] = (unsigned char)(r->key_len >> 8);
@@ -2922,7 +2935,7 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     if (r->len) {
         memcpy(buf + ARC_REC_HDR + ARC_PAY_HDR + r->key_len, r->data, r->len);
     }
-    put_be32(buf + 8, store_crc32(store_crc32(0, buf + 4, 4), buf + ARC_REC_HDR, plen));
+    rec_seal(buf, arc_magic, (uint32_t)plen);
     e.id = now;
     e.off = (uint64_t)a->log_end;
     e.len = (uint32_t)(ARC_REC_HDR + plen);
