@@ -2105,17 +2105,19 @@ static int olog_head_cb(const void *rec, size_t len, void *ud)
     return ++h->seen == h->want;
 }
 
-/* Copy from[off, size) into a fresh log at tmp: the records after the head. */
-/* Write hdr then bytes [off, size) of from into a new file tmp, fsynced. */
-COLD static int copy_range(int from, off_t off, off_t size, const char *tmp, const void *hdr,
-                           size_t hdrlen)
+/* Replace path with hdr and then bytes [off, size) of from: a new file
+ * (path.tmp, fsynced) renamed over it, so that after a crash path is the old
+ * file or the new one. The caller fsyncs the directory. 0 or STORE_EIO. */
+COLD static int rewrite_tail(int from, off_t off, off_t size, const char *path, const void *hdr,
+                             size_t hdrlen)
 {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -1;
+    char tmp[PATH_MAX], buf[16384];
+    if (path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
+        return STORE_EIO;
     }
-    char buf[16384];
-    int rc = write_all(fd, hdr, hdrlen);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? -1 : write_all(fd, hdr, hdrlen);
     while (rc == 0 && off < size) {
         size_t want = size - off > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)(size - off);
         ssize_t n = pread(from, buf, want, off);
@@ -2129,21 +2131,21 @@ COLD static int copy_range(int from, off_t off, off_t size, const char *tmp, con
     if (rc == 0 && fsync(fd) < 0) {
         rc = -1;
     }
-    if (close(fd) < 0) {
+    if (fd >= 0 && close(fd) < 0) {
         rc = -1;
     }
-    return rc;
-}
-
-COLD static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
-{
-    return copy_range(from, off, size, tmp, OFFLINE_HEADER, OFFLINE_HEADER_LEN);
+    if (rc < 0 || rename(tmp, path) < 0) {
+        io_fail("rewrite", path);
+        unlink(tmp);
+        return STORE_EIO;
+    }
+    return 0;
 }
 
 COLD int store_offline_drop_head(const char *bare, int n, uint32_t crc)
 {
     olog_settle();
-    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX];
     int fd;
     int rc = olog_open_read(bare, dir, path, &fd);
     if (rc != 0 || n <= 0) {
@@ -2166,21 +2168,11 @@ COLD int store_offline_drop_head(const char *bare, int n, uint32_t crc)
         close(fd);
         return store_offline_clear(bare);
     }
-    if (path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
-        close(fd);
-        return STORE_EINVAL;
-    }
-    unlink(tmp);
     /* A rename replaces the log whole: after a crash either every record is
      * still there (the head comes again) or only the rest is. */
-    if (olog_write_rest(fd, s.good_end, s.file_size, tmp) < 0 || rename(tmp, path) < 0) {
-        io_fail("rewrite", path);
-        unlink(tmp);
-        close(fd);
-        return STORE_EIO;
-    }
+    rc = rewrite_tail(fd, s.good_end, s.file_size, path, OFFLINE_HEADER, OFFLINE_HEADER_LEN);
     close(fd);
-    return fsync_dir(dir);
+    return rc < 0 ? rc : fsync_dir(dir);
 }
 
 /* One unlink is atomic: after a crash either the whole log or none of it is
@@ -2614,23 +2606,6 @@ COLD static int arc_idx_rewrite(const char *ipath, const void *buf, size_t len)
     return store_write_atomic(ipath, buf, len, 0600);
 }
 
-/* The index of an archive without records is its header: written without
- * temp file or fsync (two disk flushes for each account's first archived
- * message, in the turn that sends it). A power cut that tears or takes it
- * loses no entry: the next open finds no usable index and makes it again. */
-COLD static int arc_idx_new(const char *ipath, const void *buf, size_t len)
-{
-    int fd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write_all(fd, buf, len) < 0) {
-        io_fail("write", ipath);
-        if (fd >= 0) {
-            close(fd);
-        }
-        return STORE_EIO;
-    }
-    return close(fd) < 0 ? STORE_EIO : 0;
-}
-
 /* Writer: cut a torn tail off the log and bring the index up to the log
  * (appending the entries it lacks, or rewriting it whole when it was unusable). */
 static int arc_repair(struct arc *a)
@@ -2669,7 +2644,13 @@ static int arc_repair(struct arc *a)
             rc = io_fail("write", a->ipath);
         }
     } else {
-        rc = n ? arc_idx_rewrite(a->ipath, buf, hdr + n * ARC_ENT) : arc_idx_new(a->ipath, buf, hdr);
+        /* The index of an archive without records is its header: written
+         * without temp file or fsync (two disk flushes for each account's
+         * first archived message, in the turn that sends it). A power cut
+         * that tears or takes it loses no entry: the next open finds no
+         * usable index and makes it again. */
+        rc = n ? arc_idx_rewrite(a->ipath, buf, hdr + n * ARC_ENT)
+               : overwrite_file(a->ipath, buf, hdr);
         a->ifd = rc == 0 ? open(a->ipath, O_RDWR | O_APPEND | O_CLOEXEC) : -1;
         if (rc == 0 && a->ifd < 0) {
             rc = STORE_EIO;
@@ -2775,9 +2756,8 @@ COLD static int arc_compact(struct arc *a, uint64_t keep)
     uint64_t shift = first.off - ARC_LOG_HDR;
     size_t isz = ARC_IDX_HDR + (size_t)(n - keep) * ARC_ENT;
     unsigned char *ibuf = malloc(isz + 1);
-    char hdr[ARC_LOG_HDR + 1], tmp[PATH_MAX];
-    if (!ibuf || path_fmt(tmp, sizeof(tmp), "%s.tmp", a->path) < 0) {
-        free(ibuf);
+    char hdr[ARC_LOG_HDR + 1];
+    if (!ibuf) {
         return STORE_EIO;
     }
     arc_hdr((char *)ibuf, ARC_IDX_PREFIX, ARC_IDX_HDR, gen);
@@ -2791,13 +2771,10 @@ COLD static int arc_compact(struct arc *a, uint64_t keep)
         arc_ent_encode(ibuf + ARC_IDX_HDR + (i - keep) * ARC_ENT, &e);
     }
     arc_hdr(hdr, ARC_LOG_PREFIX, ARC_LOG_HDR, gen);
-    unlink(tmp);
-    int rc = copy_range(a->fd, (off_t)first.off, a->log_end, tmp, hdr, ARC_LOG_HDR);
-    if (rc < 0 || rename(tmp, a->path) < 0) {
-        io_fail("rewrite", a->path);
-        unlink(tmp);
+    int rc = rewrite_tail(a->fd, (off_t)first.off, a->log_end, a->path, hdr, ARC_LOG_HDR);
+    if (rc < 0) {
         free(ibuf);
-        return STORE_EIO;
+        return rc;
     }
     rc = fsync_dir(a->dir);
     if (rc == 0) {
