@@ -472,13 +472,42 @@ COLD static int tomb_keeps(const char *name)
     return strcmp(name, OWNER_FILE) == 0 || strcmp(name, ROSTER_DOC) == 0;
 }
 
-/* opendir for a directory that may not exist: 0 with *d NULL when it does
- * not, STORE_EIO (logged) when it cannot be read. */
-COLD static int open_dir_if_any(const char *dir, DIR **d)
+/* fn(name, ud) for each entry of dir (".." and "." too), until fn returns
+ * non-zero, which is then returned. STORE_EIO (logged) when dir cannot be
+ * read; with if_any, 0 when it does not exist. */
+COLD static int dir_each(const char *dir, int if_any, int (*fn)(const char *name, void *ud),
+                         void *ud)
 {
-    *d = opendir(dir);
-    if (!*d && errno != ENOENT) {
-        return io_fail("open directory", dir);
+    DIR *d = opendir(dir);
+    if (!d) {
+        return if_any && errno == ENOENT ? 0 : io_fail("open directory", dir);
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        rc = fn(e->d_name, ud);
+    }
+    closedir(d);
+    return rc;
+}
+
+struct remove_ctx {
+    const char *dir;
+    int (*keep)(const char *name);
+    int rc;
+};
+
+COLD static int remove_one(const char *name, void *ud)
+{
+    struct remove_ctx *c = ud;
+    char p[PATH_MAX];
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || (c->keep && c->keep(name))) {
+        return 0;
+    }
+    if (path_fmt(p, sizeof(p), "%s/%s", c->dir, name) < 0 ||
+        (unlink(p) < 0 && errno != ENOENT)) {
+        log_error("store: remove %s/%s: %s", c->dir, name, strerror(errno));
+        c->rc = STORE_EIO;
     }
     return 0;
 }
@@ -490,28 +519,11 @@ COLD static int open_dir_if_any(const char *dir, DIR **d)
  * left non-empty by a kept file or by another process's write. */
 COLD static int remove_files(const char *dir, int (*keep)(const char *name))
 {
-    DIR *d = NULL;
-    if (open_dir_if_any(dir, &d) < 0) {
-        return STORE_EIO;
+    struct remove_ctx c = {dir, keep, 0};
+    int rc = dir_each(dir, 1, remove_one, &c);
+    if (rc == 0) {
+        rc = c.rc;
     }
-    if (!d) {
-        return 0;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char p[PATH_MAX];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            (keep && keep(e->d_name))) {
-            continue;
-        }
-        if (path_fmt(p, sizeof(p), "%s/%s", dir, e->d_name) < 0 ||
-            (unlink(p) < 0 && errno != ENOENT)) {
-            log_error("store: remove %s/%s: %s", dir, e->d_name, strerror(errno));
-            rc = STORE_EIO;
-        }
-    }
-    closedir(d);
     if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT) {
         if (errno == ENOTEMPTY || errno == EEXIST) {
             return 1; /* kept files, or a write that landed after the scan */
@@ -592,6 +604,23 @@ COLD static int owner_alive(const char *pid_part)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+/* An entry of accounts/ at start-up: remove it if a crash left it. */
+COLD static int leftover_one(const char *name, void *ud)
+{
+    int del = strncmp(name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0;
+    char p[PATH_MAX];
+    (void)ud;
+    if ((del || strncmp(name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0) &&
+        !owner_alive(name + strlen(NEW_PREFIX)) &&
+        path_fmt(p, sizeof(p), "%s/%s", accounts_dir, name) == 0) {
+        /* A tombstone still holding a roster waits for the server
+         * (store_removed_each); everything else in it goes. */
+        log_notice("store: removing leftover %s", p);
+        remove_files(p, del ? tomb_keeps : NULL);
+    }
+    return 0;
+}
+
 COLD int store_init(const char *datadir)
 {
     char parent[PATH_MAX];
@@ -609,25 +638,9 @@ COLD int store_init(const char *datadir)
     /* Finish what a crash interrupted: a .new.* directory is an account that
      * was never published, a .del.* one an account already deleted. Neither is
      * visible to any lookup, so removing them now changes nothing observable. */
-    DIR *d = opendir(accounts_dir);
-    if (!d) {
-        return io_fail("open directory", accounts_dir);
+    if (dir_each(accounts_dir, 0, leftover_one, NULL) < 0) {
+        return STORE_EIO;
     }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int del = strncmp(e->d_name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0;
-        if ((del || strncmp(e->d_name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0) &&
-            !owner_alive(e->d_name + strlen(NEW_PREFIX))) {
-            char p[PATH_MAX];
-            if (path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) == 0) {
-                /* A tombstone still holding a roster waits for the server
-                 * (store_removed_each); everything else in it goes. */
-                log_notice("store: removing leftover %s", p);
-                remove_files(p, del ? tomb_keeps : NULL);
-            }
-        }
-    }
-    closedir(d);
     store_accounts_changed(); /* what there is now is the baseline */
     return 0;
 }
@@ -1288,48 +1301,44 @@ COLD static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+struct scan_ctx {
+    int (*pick)(const char *name, char *out, size_t outsz);
+    char **v;
+    size_t n, cap;
+};
+
+COLD static int scan_one(const char *name, void *ud)
+{
+    struct scan_ctx *c = ud;
+    char out[PATH_MAX];
+    if (!c->pick(name, out, sizeof(out))) {
+        return 0;
+    }
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        char **nv = realloc(c->v, ncap * sizeof(*nv));
+        if (!nv) {
+            return STORE_EIO;
+        }
+        c->v = nv;
+        c->cap = ncap;
+    }
+    if ((c->v[c->n] = strdup(out)) == NULL) {
+        return STORE_EIO;
+    }
+    c->n++;
+    return 0;
+}
+
 /* The entries of dir that pick accepts, each as the string pick wrote
  * (malloc'd, in *names; the caller frees them and the array). */
 COLD static int dir_scan(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
                          char ***names, size_t *count)
 {
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    *names = NULL;
-    *count = 0;
-    if (!dir[0]) {
-        return STORE_EINVAL;
-    }
-    DIR *d = opendir(dir);
-    if (!d) {
-        return io_fail("open directory", dir);
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char out[PATH_MAX];
-        if (!pick(e->d_name, out, sizeof(out))) {
-            continue;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **nv = realloc(v, ncap * sizeof(*v));
-            if (!nv) {
-                rc = STORE_EIO;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if ((v[n] = strdup(out)) == NULL) {
-            rc = STORE_EIO;
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    *names = v;
-    *count = n;
+    struct scan_ctx c = {pick, NULL, 0, 0};
+    int rc = dir[0] ? dir_each(dir, 0, scan_one, &c) : STORE_EINVAL;
+    *names = c.v;
+    *count = c.n;
     return rc;
 }
 
@@ -3247,35 +3256,41 @@ COLD static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+struct room_ctx {
+    const char *dir;
+    int (*fn)(const char *room, const char *data, size_t len, void *ud);
+    void *ud;
+    size_t maxlen;
+};
+
+COLD static int room_one(const char *name, void *ud)
+{
+    struct room_ctx *c = ud;
+    char room[NAME_MAX + 1], path[PATH_MAX], *data = NULL;
+    size_t len = 0;
+    int rc = 0;
+    /* Skip ".", "..", a write's leftover temp file, damaged files set aside. */
+    if (name[0] == '.' || ends_with(name, ".tmp") || ends_with(name, ".bad") ||
+        unescape_name(name, room, sizeof(room)) < 0 ||
+        path_fmt(path, sizeof(path), "%s/%s", c->dir, name) < 0) {
+        return 0;
+    }
+    if (doc_read(path, &data, &len, c->maxlen) == 0) {
+        rc = c->fn(room, data, len, c->ud);
+    }
+    free(data);
+    return rc;
+}
+
 COLD int store_room_each(int (*fn)(const char *room, const char *data, size_t len, void *ud),
                          void *ud, size_t maxlen)
 {
     char dir[PATH_MAX];
+    struct room_ctx c = {dir, fn, ud, maxlen};
     if (!data_dir[0] || path_fmt(dir, sizeof(dir), "%s/rooms", data_dir) < 0) {
         return STORE_EINVAL;
     }
-    DIR *d = NULL;
-    int rc = open_dir_if_any(dir, &d);
-    if (!d) {
-        return rc;
-    }
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        char room[NAME_MAX + 1], path[PATH_MAX], *data = NULL;
-        size_t len = 0;
-        /* Skip ".", "..", a write's leftover temp file, damaged files set aside. */
-        if (e->d_name[0] == '.' || ends_with(e->d_name, ".tmp") || ends_with(e->d_name, ".bad") ||
-            unescape_name(e->d_name, room, sizeof(room)) < 0 ||
-            path_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) < 0) {
-            continue;
-        }
-        if (doc_read(path, &data, &len, maxlen) == 0) {
-            rc = fn(room, data, len, ud);
-        }
-        free(data);
-    }
-    closedir(d);
-    return rc;
+    return dir_each(dir, 1, room_one, &c);
 }
 
 /* A room document whose payload muc.c cannot read (bad XML, a format it
@@ -3585,12 +3600,21 @@ COLD int store_upload_delete(const char *id)
     return rc;
 }
 
+struct upload_ctx {
+    const char *dir;
+    int tidy;
+    int (*fn)(const char *id, const char *meta, size_t len, void *ud);
+    void *ud;
+};
+
 /* One entry of DATADIR/upload: a finished file's .meta goes to fn; with
- * tidy, what is neither a finished file nor its .meta is removed. */
-COLD static int upload_entry(const char *dir, const char *name, int tidy,
-                             int (*fn)(const char *id, const char *meta, size_t len, void *ud),
-                             void *ud)
+ * tidy, what is neither a finished file nor its .meta is removed. 1 when fn
+ * says stop. */
+COLD static int upload_entry(const char *name, void *ud)
 {
+    const struct upload_ctx *c = ud;
+    const char *dir = c->dir;
+    int tidy = c->tidy;
     char id[STORE_UPLOAD_ID_LEN + 1], path[PATH_MAX];
     size_t n = strlen(name);
     if (n < STORE_UPLOAD_ID_LEN) {
@@ -3616,13 +3640,13 @@ COLD static int upload_entry(const char *dir, const char *name, int tidy,
         char *m = NULL;
         size_t len = 0;
         if (doc_read(path, &m, &len, UPLOAD_META_MAX) == 0) {
-            int stop = fn(id, m, len, ud);
+            int stop = c->fn(id, m, len, c->ud) != 0;
             free(m);
             return stop;
         }
         return 0;
     }
-    if (tidy && (n < 4 || strcmp(name + n - 4, ".bad") != 0)) {
+    if (tidy && !ends_with(name, ".bad")) {
         unlink(path); /* .part or .meta.tmp of a crash; a .bad is for a human */
     }
     return 0;
@@ -3632,19 +3656,16 @@ COLD int store_upload_each(int (*fn)(const char *id, const char *meta, size_t le
                            void *ud, int tidy)
 {
     char dir[PATH_MAX];
+    struct upload_ctx c = {dir, tidy, fn, ud};
     if (path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0) {
         return STORE_EINVAL;
     }
-    DIR *d = opendir(dir);
-    if (!d) {
-        return errno == ENOENT ? 0 : STORE_EIO;
+    if (!is_dir(dir)) {
+        return 0; /* nothing uploaded yet */
     }
-    struct dirent *e;
-    int stop = 0;
-    while (!stop && (e = readdir(d)) != NULL) {
-        stop = upload_entry(dir, e->d_name, tidy, fn, ud);
+    if (dir_each(dir, 0, upload_entry, &c) < 0) {
+        return STORE_EIO;
     }
-    closedir(d);
     if (tidy) {
         fsync_dir(dir);
     }
