@@ -200,24 +200,30 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
+/* The directory part of path into dir (PATH_MAX bytes): "." for a bare
+ * name, "/" for one in the root. Returns the last name of path, or NULL when
+ * the directory part does not fit. */
+static const char *parent_of(const char *path, char *dir)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        strcpy(dir, ".");
+        return path;
+    }
+    size_t n = slash == path ? 1 : (size_t)(slash - path); /* the root keeps its '/' */
+    if (n >= PATH_MAX) {
+        return NULL;
+    }
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return slash + 1;
+}
+
 /* fsync the directory that holds path. */
 static int fsync_parent(const char *path)
 {
     char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        return fsync_dir(".");
-    }
-    size_t n = (size_t)(slash - path);
-    if (n == 0) {
-        return fsync_dir("/");
-    }
-    if (n >= sizeof(dir)) {
-        return STORE_EINVAL;
-    }
-    memcpy(dir, path, n);
-    dir[n] = '\0';
-    return fsync_dir(dir);
+    return parent_of(path, dir) ? fsync_dir(dir) : STORE_EINVAL;
 }
 
 /* ---- fsync of many files at once ----
@@ -654,18 +660,10 @@ const char *store_dir(void)
 static int open_parent(const char *path, const char **name)
 {
     char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    *name = slash ? slash + 1 : path;
-    if (!slash) {
-        snprintf(dir, sizeof(dir), ".");
-    } else if (slash == path) {
-        snprintf(dir, sizeof(dir), "/");
-    } else if ((size_t)(slash - path) >= sizeof(dir)) {
+    *name = parent_of(path, dir);
+    if (!*name) {
         errno = ENAMETOOLONG;
         return -1;
-    } else {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
     }
     return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
@@ -676,12 +674,9 @@ static int dir_still_there(int dfd, const char *path)
 {
     char dir[PATH_MAX];
     struct stat a, b;
-    const char *slash = strrchr(path, '/');
-    if (!slash || slash == path || (size_t)(slash - path) >= sizeof(dir)) {
+    if (!parent_of(path, dir)) {
         return 1;
     }
-    memcpy(dir, path, (size_t)(slash - path));
-    dir[slash - path] = '\0';
     return fstat(dfd, &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev &&
            a.st_ino == b.st_ino;
 }
