@@ -562,11 +562,17 @@ COLD static int remove_tree(const char *dir)
 }
 
 /* Make a fresh, unique directory accounts/<prefix><pid>.<n>. */
-COLD static int make_temp_dir(const char *prefix, char *out, size_t outsz)
+/* accounts/<prefix><pid>.<n> into out (PATH_MAX bytes): a name of ours. */
+COLD static int temp_name(char *out, const char *prefix)
+{
+    return path_fmt(out, PATH_MAX, "%s/%s%ld.%u", accounts_dir, prefix, (long)getpid(),
+                    tmp_counter++);
+}
+
+COLD static int make_temp_dir(const char *prefix, char *out)
 {
     for (int tries = 0; tries < 100; tries++) {
-        if (path_fmt(out, outsz, "%s/%s%ld.%u", accounts_dir, prefix, (long)getpid(),
-                     tmp_counter++) < 0) {
+        if (temp_name(out, prefix) < 0) {
             return STORE_EINVAL;
         }
         if (mkdir(out, 0700) == 0) {
@@ -1006,7 +1012,7 @@ COLD int store_account_create(const char *bare, const struct store_account *a)
     if (is_dir(dir)) {
         return STORE_EEXIST;
     }
-    int rc = make_temp_dir(NEW_PREFIX, tmp, sizeof(tmp));
+    int rc = make_temp_dir(NEW_PREFIX, tmp);
     if (rc < 0) {
         return rc;
     }
@@ -1199,8 +1205,7 @@ COLD int store_account_delete(const char *bare)
         }
     }
     for (int tries = 0; tries < 100; tries++) {
-        if (path_fmt(tomb, sizeof(tomb), "%s/%s%ld.%u", accounts_dir, DEL_PREFIX, (long)getpid(),
-                     tmp_counter++) < 0) {
+        if (temp_name(tomb, DEL_PREFIX) < 0) {
             return STORE_EINVAL;
         }
         /* rename() would replace an empty directory, so check first; a name
@@ -1434,6 +1439,14 @@ static int doc_path_checked(const char *bare, const char *name, char *dir, char 
 /* Document file: "xmppd-doc 1 <len> <crc32 as 8 hex digits>\n" then len payload
  * bytes. The rename makes a torn write impossible; the length and checksum
  * catch truncation and bit rot, which would otherwise hand garbage to a client. */
+/* The header of a document of len payload bytes with this checksum, into
+ * out (DOC_HEADER_MAX bytes); its length, or -1 when it does not fit. */
+static int doc_header(char *out, unsigned long long len, unsigned long crc)
+{
+    int n = snprintf(out, DOC_HEADER_MAX, DOC_HEADER_PREFIX "1 %llu %08lx\n", len, crc);
+    return n < 0 || n >= DOC_HEADER_MAX ? -1 : n;
+}
+
 /* Read and check one document file (path): the payload, malloc'd and
  * NUL-terminated, into *data. A damaged file is set aside as *.bad. */
 static int doc_read(const char *path, char **data, size_t *len, size_t maxlen)
@@ -1459,21 +1472,15 @@ static int doc_read(const char *path, char **data, size_t *len, size_t maxlen)
         goto bad;
     }
     *nl = '\0';
-    if (sscanf(raw, DOC_HEADER_PREFIX "%d", &version) != 1 || version < 1) {
-        goto bad;
-    }
-    if (version > 1) {
+    /* Parse loosely, then insist the header is byte for byte what put writes. */
+    int got = sscanf(raw, DOC_HEADER_PREFIX "%d %llu %lx", &version, &plen, &crc);
+    if (got >= 1 && version > 1) {
         free(raw);
         return newer_version(path);
     }
-    /* Parse loosely, then insist the header is byte for byte what put writes. */
-    if (sscanf(raw, DOC_HEADER_PREFIX "1 %llu %lx", &plen, &crc) != 2 ||
-        path_fmt(canon, sizeof(canon), DOC_HEADER_PREFIX "1 %llu %08lx", plen, crc) < 0 ||
-        strcmp(canon, raw) != 0) {
-        goto bad;
-    }
     size_t hdr = (size_t)(nl - raw) + 1;
-    if (plen != rawlen - hdr) {
+    if (got != 3 || version != 1 || doc_header(canon, plen, crc) != (int)hdr ||
+        memcmp(canon, raw, hdr - 1) != 0 || plen != rawlen - hdr) {
         goto bad;
     }
     if (plen > maxlen) {
@@ -1520,9 +1527,8 @@ static int doc_write_at(const char *path, const void *data, size_t len, int dura
 {
     char hdr[DOC_HEADER_MAX];
     int rc;
-    int h = snprintf(hdr, sizeof(hdr), "xmppd-doc 1 %zu %08lx\n", len,
-                     (unsigned long)store_crc32(0, data, len));
-    if (h < 0 || (size_t)h >= sizeof(hdr)) {
+    int h = doc_header(hdr, len, store_crc32(0, data, len));
+    if (h < 0) {
         return STORE_EINVAL;
     }
     char *buf = malloc((size_t)h + len);
