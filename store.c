@@ -2705,27 +2705,23 @@ int store_arc_sync(void)
     }
     nlogs = n;
     for (size_t i = 0; i < nlogs; i++) {
-        if (dirty[i]->created) {
-            dirty[n] = dirty[i];
-            fds[n++] = open(dirty[i]->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!dirty[i]->created) {
+            continue;
         }
-    }
-    size_t nsync = 0; /* the fds that opened, to the front */
-    for (size_t i = 0; i < n; i++) {
-        if (fds[i] < 0) {
+        int fd = open(dirty[i]->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
             io_fail("open directory", dirty[i]->dir);
-        } else {
-            fds[nsync] = fds[i];
-            dirty[nsync] = dirty[i];
-            nsync++;
+            failed++;
+            continue;
         }
+        dirty[n] = dirty[i];
+        fds[n++] = fd;
     }
-    failed += (int)(n - nsync);
-    fsync_many(fds, err, nsync);
-    for (size_t i = 0; i < nsync; i++) {
+    fsync_many(fds, err, n);
+    for (size_t i = 0; i < n; i++) {
         if (err[i] && !(i >= nlogs && err[i] == EINVAL)) {
-            log_error("store: fsync %s%s: %s", i < nlogs ? "" : "directory of ", dirty[i]->path,
-                      strerror(err[i]));
+            errno = err[i];
+            io_fail(i < nlogs ? "fsync" : "fsync directory of", dirty[i]->path);
             failed++;
         }
         if (i >= nlogs) {
