@@ -120,7 +120,7 @@ static int store_password(const char *bare, const char *pw,
     if (rc == 0) {
         rc = save(bare, &acct); /* whole-file atomic write */
     }
-    memset(&acct, 0, sizeof(acct));
+    sasl_wipe(&acct, sizeof(acct)); /* memset: a dead store the compiler drops */
     return rc;
 }
 

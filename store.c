@@ -995,7 +995,7 @@ COLD static int write_account_file(const char *dir, const struct store_account *
         return STORE_EINVAL;
     }
     int rc = store_write_atomic(path, text, (size_t)n, 0600);
-    memset(text, 0, sizeof(text));
+    sasl_wipe(text, sizeof(text)); /* memset: a dead store the compiler drops */
     return rc;
 }
 
@@ -1073,7 +1073,7 @@ int store_account_get(const char *bare, struct store_account *a)
         return rc;
     }
     rc = account_parse(data, len, a);
-    memset(data, 0, len);
+    sasl_wipe(data, len); /* not memset: dead before free, the compiler drops it */
     free(data);
     if (rc == -2) {
         memset(a, 0, sizeof(*a));
