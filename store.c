@@ -2498,6 +2498,19 @@ static int arc_idx_last_ok(struct arc *a, struct arc_ent *last)
            get_be64(rh + ARC_REC_HDR) == last->id;
 }
 
+/* Do without the index: every entry comes from the log. */
+static int arc_index_off(struct arc *a)
+{
+    if (a->ifd >= 0) {
+        close(a->ifd);
+        a->ifd = -1;
+    }
+    a->nidx = 0;
+    a->ntail = 0;
+    a->cn = 0;
+    return arc_scan(a, ARC_LOG_HDR, 0);
+}
+
 /* Open the index and take what it holds; the tail after it comes from the
  * log. An index that does not match is not used (ifd -1, nidx 0). */
 static int arc_open_index(struct arc *a)
@@ -2520,12 +2533,7 @@ static int arc_open_index(struct arc *a)
             return arc_scan(a, from, last.id);
         }
     }
-    if (a->ifd >= 0) {
-        close(a->ifd);
-        a->ifd = -1;
-    }
-    a->nidx = 0;
-    return arc_scan(a, ARC_LOG_HDR, 0);
+    return arc_index_off(a);
 }
 
 /* The directory of an archive: an account's, or a room's (issue 15, at the
@@ -2842,10 +2850,7 @@ static int arc_writer(const char *bare, struct arc **out)
     int rc = arc_open(a, bare, 1);
     if (rc == 0 && a->ifd >= 0 && strcmp(arc_damaged, bare) == 0) {
         arc_damaged[0] = '\0';
-        close(a->ifd);
-        a->ifd = -1;
-        a->nidx = a->ntail = 0;
-        rc = arc_scan(a, ARC_LOG_HDR, 0);
+        rc = arc_index_off(a);
     }
     if (rc == 0) {
         rc = arc_repair(a);
@@ -3017,12 +3022,7 @@ static int arc_without_index(struct arc *a)
 {
     log_warn("store: %s is damaged; the next append rebuilds it", a->ipath);
     snprintf(arc_damaged, sizeof(arc_damaged), "%s", a->bare);
-    close(a->ifd);
-    a->ifd = -1;
-    a->nidx = 0;
-    a->ntail = 0;
-    a->cn = 0;
-    return arc_scan(a, ARC_LOG_HDR, 0);
+    return arc_index_off(a);
 }
 
 static int arc_visit(struct arc *a, uint64_t i, const struct store_arc_query *q,
