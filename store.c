@@ -1238,24 +1238,23 @@ COLD int store_account_delete(const char *bare)
 COLD static void removed_one(const char *tomb, void (*fn)(const char *, char *, size_t, void *),
                              void *ud)
 {
-    char owner_path[PATH_MAX], roster_path[PATH_MAX], bare[NAME_MAX + 1], esc[NAME_MAX + 1];
-    char *owner = NULL, *roster = NULL;
+    char owner_path[PATH_MAX], roster_path[PATH_MAX], esc[NAME_MAX + 1];
+    char *owner = NULL, *roster = NULL; /* owner: the bare JID, NUL-terminated */
     size_t olen = 0, rlen = 0;
     if (path_fmt(owner_path, sizeof(owner_path), "%s/" OWNER_FILE, tomb) < 0 ||
         path_fmt(roster_path, sizeof(roster_path), "%s/" ROSTER_DOC, tomb) < 0) {
         return;
     }
-    int rc = store_read_file(owner_path, &owner, &olen, sizeof(bare) - 1);
+    int rc = store_read_file(owner_path, &owner, &olen, NAME_MAX);
     if (rc == 0 && olen > 0 && strlen(owner) == olen && !strchr(owner, '\n') &&
         escape_name(owner, esc, sizeof(esc)) == 0) {
-        snprintf(bare, sizeof(bare), "%s", owner);
         rc = doc_read(roster_path, &roster, &rlen, STORE_RECORD_MAX);
         if (rc == 0) {
-            fn(bare, roster, rlen, ud);
+            fn(owner, roster, rlen, ud);
         } else if (rc != STORE_ENOENT) {
             log_error("store: roster of deleted account %s unreadable (%d): its contacts "
                       "keep their subscriptions",
-                      bare, rc);
+                      owner, rc);
         }
     } else if (rc != STORE_ENOENT) {
         log_error("store: %s names no account; its roster is dropped", owner_path);
@@ -2584,7 +2583,7 @@ static int arc_open(struct arc *a, const char *bare, int writable)
             quarantine(a->path, "bad version line");
             quarantine(a->ipath, "its log was damaged");
         } else {
-            log_error("store: %s was written by a newer xmppd; left alone", a->path);
+            newer_version(a->path);
         }
         return STORE_ECORRUPT;
     }
