@@ -98,23 +98,6 @@ static uint32_t get_be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* A record of the offline log or the archive: magic[4] len[4] crc[4], then
- * len payload bytes; the CRC-32 covers the length field and the payload. */
-#define REC_HDR 12
-
-static uint32_t rec_crc(const unsigned char *hdr, const void *payload, size_t len)
-{
-    return store_crc32(store_crc32(0, hdr + 4, 4), payload, len);
-}
-
-/* Fill in the header of the record at r, whose payload is in place. */
-static void rec_seal(unsigned char *r, const unsigned char *magic, uint32_t len)
-{
-    memcpy(r, magic, 4);
-    put_be32(r + 4, len);
-    put_be32(r + 8, rec_crc(r, r + REC_HDR, len));
-}
-
 /* snprintf into a path buffer; truncation is an error, never a shorter path. */
 __attribute__((format(printf, 3, 4))) static int path_fmt(char *out, size_t outsz,
                                                          const char *fmt, ...)
@@ -180,6 +163,80 @@ static ssize_t read_full(int fd, void *buf, size_t len)
         got += (size_t)n;
     }
     return (ssize_t)got;
+}
+
+/* A record of the offline log or the archive: magic[4] len[4] crc[4], then
+ * len payload bytes; the CRC-32 covers the length field and the payload. */
+#define REC_HDR 12
+
+static uint32_t rec_crc(const unsigned char *hdr, const void *payload, size_t len)
+{
+    return store_crc32(store_crc32(0, hdr + 4, 4), payload, len);
+}
+
+/* Fill in the header of the record at r, whose payload is in place. */
+static void rec_seal(unsigned char *r, const unsigned char *magic, uint32_t len)
+{
+    memcpy(r, magic, 4);
+    put_be32(r + 4, len);
+    put_be32(r + 8, rec_crc(r, r + REC_HDR, len));
+}
+
+/* What rec_walk's fn says of a record: take it and go on, leave it (the log
+ * ends before it, as at a torn tail), or take it and stop; or a STORE_* error. */
+enum { REC_NEXT = 0, REC_TORN = 1, REC_STOP = 3 };
+
+/* Walk the records of the log fd (path) from off to size: each one whole
+ * (magic, a length from min to max that fits, checksum) goes to fn with its
+ * payload and offset; the first that is not stops the walk (a torn tail).
+ * *end gets the end of the last record taken. Returns 0, REC_STOP when fn
+ * stopped, or STORE_EIO. Never writes. */
+static int rec_walk(int fd, const char *path, off_t off, off_t size, const unsigned char *magic,
+                    uint32_t min, uint32_t max,
+                    int (*fn)(const unsigned char *p, uint32_t len, off_t off, void *ud), void *ud,
+                    off_t *end)
+{
+    unsigned char h[REC_HDR], *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    *end = off;
+    while (rc == 0 && size - off >= REC_HDR) {
+        uint32_t len = 0;
+        ssize_t n = pread(fd, h, REC_HDR, off);
+        if (n == REC_HDR) {
+            len = get_be32(h + 4);
+        }
+        if (n != REC_HDR || memcmp(h, magic, 4) != 0 || len < min || len > max ||
+            (off_t)len > size - off - REC_HDR) {
+            rc = n < 0 ? io_fail("read", path) : 0;
+            break;
+        }
+        if (len + 1 > cap) {
+            unsigned char *nb = realloc(buf, len + 1);
+            if (!nb) {
+                rc = STORE_EIO;
+                break;
+            }
+            buf = nb;
+            cap = len + 1;
+        }
+        n = pread(fd, buf, len, off + REC_HDR);
+        if (n != (ssize_t)len || rec_crc(h, buf, len) != get_be32(h + 8)) {
+            rc = n < 0 ? io_fail("read", path) : 0;
+            break;
+        }
+        rc = fn(buf, len, off, ud);
+        if (rc == REC_TORN) {
+            rc = 0;
+            break;
+        }
+        if (rc >= 0) {
+            off += REC_HDR + (off_t)len;
+            *end = off;
+        }
+    }
+    free(buf);
+    return rc;
 }
 
 /* Make a rename/unlink/create in dir durable: the directory entry itself must
@@ -711,7 +768,7 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
         }
         return io_fail("open directory of", path);
     }
-    const char *tname = strrchr(tmp, '/') ? strrchr(tmp, '/') + 1 : tmp;
+    const char *tname = tmp + (name - path); /* name + ".tmp" */
     if (unlinkat(dfd, tname, 0) < 0 && errno != ENOENT) {
         io_fail("remove stale", tmp);
         close(dfd);
@@ -1601,7 +1658,21 @@ struct olog_scan {
     int count;       /* intact records */
 };
 
-enum { OLOG_OK = 0, OLOG_BAD_HEADER = 1, OLOG_NEWER = 2, OLOG_STOPPED = 3 };
+enum { OLOG_OK = 0, OLOG_BAD_HEADER = 1, OLOG_NEWER = 2, OLOG_STOPPED = REC_STOP };
+
+struct olog_walk {
+    int (*fn)(const void *rec, size_t len, void *ud);
+    void *ud;
+    int count;
+};
+
+static int olog_one(const unsigned char *p, uint32_t len, off_t off, void *ud)
+{
+    struct olog_walk *w = ud;
+    (void)off;
+    w->count++;
+    return w->fn && w->fn(p, len, w->ud) != 0 ? REC_STOP : REC_NEXT;
+}
 
 /* Walk the log from the start, calling fn (may be NULL) for each intact record.
  * Returns OLOG_* or STORE_EIO. Never writes. */
@@ -1609,18 +1680,15 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
                      int (*fn)(const void *rec, size_t len, void *ud), void *ud)
 {
     unsigned char hdr[OFFLINE_HEADER_LEN];
-    unsigned char rh[OFFLINE_REC_HDR];
-    unsigned char *buf = NULL;
-    size_t bufcap = 0;
     struct stat st;
-    int rc = OLOG_OK;
+    struct olog_walk w = {fn, ud, 0};
 
     memset(s, 0, sizeof(*s));
-    if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+    if (fstat(fd, &st) < 0) {
         return io_fail("stat", path);
     }
     s->file_size = st.st_size;
-    ssize_t n = read_full(fd, hdr, sizeof(hdr));
+    ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
     if (n < 0) {
         return io_fail("read", path);
     }
@@ -1639,45 +1707,9 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
         return memcmp(hdr, OFFLINE_VERSION_PREFIX, pl) == 0 && v > 1 ? OLOG_NEWER
                                                                      : OLOG_BAD_HEADER;
     }
-    s->good_end = OFFLINE_HEADER_LEN;
-    for (;;) {
-        n = read_full(fd, rh, sizeof(rh));
-        if (n < 0) {
-            rc = io_fail("read", path);
-            break;
-        }
-        if (n < OFFLINE_REC_HDR || memcmp(rh, offline_magic, 4) != 0) {
-            break;
-        }
-        uint32_t len = get_be32(rh + 4);
-        if (len > STORE_RECORD_MAX || (off_t)len > s->file_size - s->good_end - OFFLINE_REC_HDR) {
-            break; /* runs past the end of the file: torn */
-        }
-        if (len + 1 > bufcap) {
-            unsigned char *nb = realloc(buf, len + 1);
-            if (!nb) {
-                rc = STORE_EIO;
-                break;
-            }
-            buf = nb;
-            bufcap = len + 1;
-        }
-        n = read_full(fd, buf, len);
-        if (n < 0) {
-            rc = io_fail("read", path);
-            break;
-        }
-        if ((size_t)n < len || rec_crc(rh, buf, len) != get_be32(rh + 8)) {
-            break;
-        }
-        s->good_end += OFFLINE_REC_HDR + (off_t)len;
-        s->count++;
-        if (fn && fn(buf, len, ud) != 0) {
-            rc = OLOG_STOPPED;
-            break;
-        }
-    }
-    free(buf);
+    int rc = rec_walk(fd, path, OFFLINE_HEADER_LEN, s->file_size, offline_magic, 0,
+                      STORE_RECORD_MAX, olog_one, &w, &s->good_end);
+    s->count = w.count;
     return rc;
 }
 
@@ -2388,51 +2420,37 @@ static int arc_tail_add(struct arc *a, const struct arc_ent *e)
     return 0;
 }
 
+struct arc_walk_ctx {
+    struct arc *a;
+    uint64_t last; /* id of the last record taken */
+};
+
+/* A record of the log (p: its payload) past the index: an entry in the tail,
+ * if its id is above the last one's. */
+static int arc_scan_one(const unsigned char *p, uint32_t plen, off_t off, void *ud)
+{
+    struct arc_walk_ctx *c = ud;
+    struct arc_ent e = {get_be64(p), (uint64_t)off, plen + ARC_REC_HDR, 0, p[8]};
+    size_t klen = (size_t)p[9] << 8 | p[10];
+    if (e.id <= c->last || klen > plen - ARC_PAY_HDR) {
+        return REC_TORN;
+    }
+    e.keyhash = store_crc32(0, p + ARC_PAY_HDR, klen);
+    if (arc_tail_add(c->a, &e) < 0) {
+        return STORE_EIO;
+    }
+    c->last = e.id;
+    return REC_NEXT;
+}
+
 /* Walk the log from off to its end, keeping an entry for each intact record
  * whose id is above last; stops at the first that is not (a torn tail). */
 static int arc_scan(struct arc *a, off_t off, uint64_t last)
 {
-    unsigned char rh[ARC_REC_HDR + ARC_PAY_HDR];
-    unsigned char *buf = NULL;
-    size_t cap = 0;
-    int rc = 0;
-    a->log_end = off;
-    while (a->log_size - off >= (off_t)sizeof(rh)) {
-        if (pread(a->fd, rh, sizeof(rh), off) != (ssize_t)sizeof(rh) ||
-            memcmp(rh, arc_magic, 4) != 0) {
-            break;
-        }
-        uint32_t plen = get_be32(rh + 4);
-        if (plen < ARC_PAY_HDR || plen > ARC_PAY_HDR + STORE_ARC_KEY_MAX + STORE_RECORD_MAX ||
-            (off_t)plen > a->log_size - off - ARC_REC_HDR) {
-            break;
-        }
-        struct arc_ent e = {get_be64(rh + ARC_REC_HDR), (uint64_t)off, plen + ARC_REC_HDR, 0,
-                            rh[ARC_REC_HDR + 8]};
-        if (e.len > cap) {
-            unsigned char *nb = realloc(buf, e.len);
-            if (!nb) {
-                rc = STORE_EIO;
-                break;
-            }
-            buf = nb;
-            cap = e.len;
-        }
-        size_t klen = (size_t)rh[ARC_REC_HDR + 9] << 8 | rh[ARC_REC_HDR + 10];
-        if (e.id <= last || arc_rec_read(a->fd, &e, buf) < 0 || klen > plen - ARC_PAY_HDR) {
-            break;
-        }
-        e.keyhash = store_crc32(0, buf + ARC_REC_HDR + ARC_PAY_HDR, klen);
-        if (arc_tail_add(a, &e) < 0) {
-            rc = STORE_EIO;
-            break;
-        }
-        last = e.id;
-        off += (off_t)e.len;
-        a->log_end = off;
-    }
-    free(buf);
-    return rc;
+    struct arc_walk_ctx c = {a, last};
+    return rec_walk(a->fd, a->path, off, a->log_size, arc_magic, ARC_PAY_HDR,
+                    ARC_PAY_HDR + STORE_ARC_KEY_MAX + STORE_RECORD_MAX, arc_scan_one, &c,
+                    &a->log_end);
 }
 
 static void arc_close(struct arc *a)
