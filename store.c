@@ -618,7 +618,6 @@ COLD static int remove_tree(const char *dir)
     return rc;
 }
 
-/* Make a fresh, unique directory accounts/<prefix><pid>.<n>. */
 /* accounts/<prefix><pid>.<n> into out (PATH_MAX bytes): a name of ours. */
 COLD static int temp_name(char *out, const char *prefix)
 {
@@ -626,6 +625,7 @@ COLD static int temp_name(char *out, const char *prefix)
                     tmp_counter++);
 }
 
+/* Make a fresh, unique directory accounts/<prefix><pid>.<n>. */
 COLD static int make_temp_dir(const char *prefix, char *out)
 {
     for (int tries = 0; tries < 100; tries++) {
