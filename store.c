@@ -2641,6 +2641,34 @@ COLD static int arc_idx_rewrite(const char *ipath, const void *buf, size_t len)
     return store_write_atomic(ipath, buf, len, 0600);
 }
 
+/* Entries [from, arc_n) of a, their offsets less shift, encoded (with
+ * whole, after an index header of generation gen) into a new buffer (*out,
+ * malloc'd, *len bytes). 0, STORE_EIO, or STORE_ECORRUPT for a damaged entry. */
+static int arc_idx_image(struct arc *a, uint64_t from, uint64_t shift, int whole, uint64_t gen,
+                         unsigned char **out, size_t *len)
+{
+    uint64_t n = arc_n(a);
+    size_t hdr = whole ? ARC_IDX_HDR : 0;
+    *len = hdr + (size_t)(n - from) * ARC_ENT;
+    *out = malloc(*len + 1);
+    if (!*out) {
+        return STORE_EIO;
+    }
+    if (whole) {
+        arc_hdr((char *)*out, ARC_IDX_PREFIX, ARC_IDX_HDR, gen);
+    }
+    for (uint64_t i = from; i < n; i++) {
+        struct arc_ent e;
+        if (arc_get(a, i, &e) < 0) {
+            free(*out);
+            return STORE_ECORRUPT;
+        }
+        e.off -= shift;
+        arc_ent_encode(*out + hdr + (i - from) * ARC_ENT, &e);
+    }
+    return 0;
+}
+
 /* Writer: cut a torn tail off the log and bring the index up to the log
  * (appending the entries it lacks, or rewriting it whole when it was unusable). */
 static int arc_repair(struct arc *a)
@@ -2660,22 +2688,17 @@ static int arc_repair(struct arc *a)
             return 0;
         }
     }
-    size_t n = a->ifd >= 0 ? a->ntail : (size_t)arc_n(a);
-    size_t hdr = a->ifd >= 0 ? 0 : ARC_IDX_HDR;
-    unsigned char *buf = malloc(hdr + n * ARC_ENT + 1);
-    if (!buf) {
-        return STORE_EIO;
+    /* The entries the index lacks: the tail (all of them without an index,
+     * which then has none: nidx is 0). */
+    unsigned char *buf;
+    size_t len;
+    int rc = arc_idx_image(a, a->nidx, 0, a->ifd < 0, a->gen, &buf, &len);
+    if (rc < 0) {
+        return rc;
     }
-    if (hdr) {
-        arc_hdr((char *)buf, ARC_IDX_PREFIX, ARC_IDX_HDR, a->gen);
-    }
-    for (size_t k = 0; k < n; k++) {
-        arc_ent_encode(buf + hdr + k * ARC_ENT, &a->tail[a->ntail - n + k]);
-    }
-    int rc = 0;
     if (a->ifd >= 0) {
         if (ftruncate(a->ifd, (off_t)(ARC_IDX_HDR + a->nidx * ARC_ENT)) < 0 ||
-            write_all(a->ifd, buf, n * ARC_ENT) < 0) {
+            write_all(a->ifd, buf, len) < 0) {
             rc = io_fail("write", a->ipath);
         }
     } else {
@@ -2684,8 +2707,8 @@ static int arc_repair(struct arc *a)
          * first archived message, in the turn that sends it). A power cut
          * that tears or takes it loses no entry: the next open finds no
          * usable index and makes it again. */
-        rc = n ? arc_idx_rewrite(a->ipath, buf, hdr + n * ARC_ENT)
-               : overwrite_file(a->ipath, buf, hdr);
+        rc = len > ARC_IDX_HDR ? arc_idx_rewrite(a->ipath, buf, len)
+                               : overwrite_file(a->ipath, buf, len);
         a->ifd = rc == 0 ? open(a->ipath, O_RDWR | O_APPEND | O_CLOEXEC) : -1;
         if (rc == 0 && a->ifd < 0) {
             rc = STORE_EIO;
@@ -2784,25 +2807,15 @@ COLD static int arc_compact(struct arc *a, uint64_t keep)
     }
     uint64_t gen = arc_now_us();
     gen = gen > a->gen ? gen : a->gen + 1;
-    uint64_t shift = first.off - ARC_LOG_HDR;
-    size_t isz = ARC_IDX_HDR + (size_t)(n - keep) * ARC_ENT;
-    unsigned char *ibuf = malloc(isz + 1);
+    unsigned char *ibuf;
+    size_t isz;
     char hdr[ARC_LOG_HDR + 1];
-    if (!ibuf) {
-        return STORE_EIO;
-    }
-    arc_hdr((char *)ibuf, ARC_IDX_PREFIX, ARC_IDX_HDR, gen);
-    for (uint64_t i = keep; i < n; i++) {
-        struct arc_ent e;
-        if (arc_get(a, i, &e) < 0) {
-            free(ibuf);
-            return STORE_ECORRUPT;
-        }
-        e.off -= shift;
-        arc_ent_encode(ibuf + ARC_IDX_HDR + (i - keep) * ARC_ENT, &e);
+    int rc = arc_idx_image(a, keep, first.off - ARC_LOG_HDR, 1, gen, &ibuf, &isz);
+    if (rc < 0) {
+        return rc;
     }
     arc_hdr(hdr, ARC_LOG_PREFIX, ARC_LOG_HDR, gen);
-    int rc = rewrite_tail(a->fd, (off_t)first.off, a->log_end, a->path, hdr, ARC_LOG_HDR);
+    rc = rewrite_tail(a->fd, (off_t)first.off, a->log_end, a->path, hdr, ARC_LOG_HDR);
     if (rc < 0) {
         free(ibuf);
         return rc;
