@@ -3474,12 +3474,14 @@ COLD static int upload_id_ok(const char *id)
     return n == STORE_UPLOAD_ID_LEN;
 }
 
-/* DATADIR/upload, made on first use; path of id + suffix in out. */
-COLD static int upload_path(const char *id, const char *suffix, char *out, size_t sz)
+/* DATADIR/upload/<id> into path, and the same with suffix into with (both
+ * PATH_MAX bytes); DATADIR/upload is made on first use. */
+COLD static int upload_path(const char *id, const char *suffix, char *path, char *with)
 {
     char dir[PATH_MAX];
     if (!upload_id_ok(id) || path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0 ||
-        path_fmt(out, sz, "%s/%s%s", dir, id, suffix) < 0) {
+        path_fmt(path, PATH_MAX, "%s/%s", dir, id) < 0 ||
+        path_fmt(with, PATH_MAX, "%s%s", path, suffix) < 0) {
         return STORE_EINVAL;
     }
     return ensure_dir(dir, data_dir);
@@ -3492,10 +3494,7 @@ COLD int store_upload_create(const char *id, struct store_upload **out)
     if (!u) {
         return STORE_EIO;
     }
-    int rc = upload_path(id, ".part", u->part, sizeof(u->part));
-    if (rc == 0) {
-        rc = upload_path(id, "", u->path, sizeof(u->path));
-    }
+    int rc = upload_path(id, ".part", u->path, u->part);
     if (rc == 0 && access(u->path, F_OK) == 0) {
         rc = STORE_EEXIST;
     }
@@ -3570,10 +3569,7 @@ COLD int store_upload_open(const char *id, struct store_upload **out, uint64_t *
         return STORE_EIO;
     }
     u->fd = -1;
-    int rc = upload_path(id, ".meta", mpath, sizeof(mpath));
-    if (rc == 0) {
-        rc = upload_path(id, "", u->path, sizeof(u->path));
-    }
+    int rc = upload_path(id, ".meta", u->path, mpath);
     if (rc == 0) {
         rc = doc_read(mpath, &m, &mlen, UPLOAD_META_MAX);
     }
@@ -3613,14 +3609,10 @@ COLD long store_upload_read(struct store_upload *u, void *buf, size_t len)
 COLD int store_upload_delete(const char *id)
 {
     char path[PATH_MAX], mpath[PATH_MAX], dir[PATH_MAX];
-    int rc = upload_path(id, ".meta", mpath, sizeof(mpath));
-    if (rc == 0) {
-        rc = upload_path(id, "", path, sizeof(path));
-    }
-    if (rc < 0 || path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0) {
+    if (upload_path(id, ".meta", path, mpath) < 0 || !parent_of(path, dir)) {
         return STORE_EINVAL;
     }
-    rc = doc_unlink(dir, mpath);
+    int rc = doc_unlink(dir, mpath);
     if (unlink(path) < 0 && errno != ENOENT) {
         return io_fail("remove", path);
     }
