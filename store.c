@@ -387,9 +387,10 @@ static int name_char_plain(unsigned char c)
  * %XX (upper-case hex), and so does a leading '.', so no name is ".", ".." or
  * hidden (names starting with '.' are ours: .new.* and .del.*). Returns -1 when
  * bare is empty or the result would pass NAME_MAX. */
+static const char hex_upper[] = "0123456789ABCDEF";
+
 static int escape_name(const char *bare, char *out, size_t outsz)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     if (!bare || !*bare) {
         return -1;
@@ -406,8 +407,8 @@ static int escape_name(const char *bare, char *out, size_t outsz)
                 return -1;
             }
             out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
+            out[o++] = hex_upper[c >> 4];
+            out[o++] = hex_upper[c & 15];
         }
     }
     out[o] = '\0';
@@ -474,7 +475,8 @@ COLD int store_secret(unsigned char *out, size_t len, const unsigned char *fresh
     size_t n = strlen(SECRET_HEADER);
     memcpy(buf, SECRET_HEADER, n);
     for (size_t i = 0; i < len; i++) {
-        n += (size_t)snprintf(buf + n, 3, "%02X", fresh[i]);
+        buf[n++] = hex_upper[fresh[i] >> 4];
+        buf[n++] = hex_upper[fresh[i] & 15];
     }
     buf[n++] = '\n';
     r = store_write_atomic(path, buf, n, 0600);
