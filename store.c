@@ -2024,8 +2024,8 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
     if (defer && !pending && olog_npending == OLOG_PENDING_MAX) {
         store_offline_sync();
     }
-    /* O_APPEND: every write lands at the end whatever the offset, so the scan
-     * below can read from the start on the same descriptor. */
+    /* O_APPEND: every write lands at the end, whatever the scan below read
+     * (with pread) on the same descriptor. */
     int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         if (max_msgs <= 0) {
