@@ -119,6 +119,13 @@ COLD static int io_fail(const char *what, const char *path)
     return STORE_EIO;
 }
 
+/* rename(from, to) failed: log it (errno says why); STORE_EIO. */
+COLD static int rename_fail(const char *from, const char *to)
+{
+    log_error("store: rename %s to %s: %s", from, to, strerror(errno));
+    return STORE_EIO;
+}
+
 /* A file of a newer format version (a downgrade): refused, but left alone
  * so that upgrading again loses nothing. Returns STORE_ECORRUPT. */
 COLD static int newer_version(const char *path)
@@ -807,7 +814,7 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
             close(dfd);
             return STORE_ENOENT;
         }
-        log_error("store: rename %s to %s: %s", tmp, path, strerror(errno));
+        rename_fail(tmp, path);
         goto fail;
     }
     int rc = 0;
@@ -1086,8 +1093,8 @@ COLD int store_account_create(const char *bare, const struct store_account *a)
         if (err == EEXIST || err == ENOTEMPTY || err == ENOTDIR || err == EISDIR) {
             return STORE_EEXIST;
         }
-        log_error("store: rename %s to %s: %s", tmp, dir, strerror(err));
-        return STORE_EIO;
+        errno = err;
+        return rename_fail(tmp, dir);
     }
     return fsync_dir(accounts_dir);
 }
@@ -1278,8 +1285,7 @@ COLD int store_account_delete(const char *bare)
         if (errno == ENOENT) {
             return STORE_ENOENT; /* deleted concurrently */
         }
-        log_error("store: rename %s to %s: %s", dir, tomb, strerror(errno));
-        return STORE_EIO;
+        return rename_fail(dir, tomb);
     }
     int rc = fsync_dir(accounts_dir);
     if (rc < 0) {
