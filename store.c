@@ -576,8 +576,7 @@ COLD static int remove_one(const char *name, void *ud)
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || (c->keep && c->keep(name))) {
         return 0;
     }
-    if (path_fmt(p, sizeof(p), "%s/%s", c->dir, name) < 0 ||
-        (unlink(p) < 0 && errno != ENOENT)) {
+    if (path_fmt(p, sizeof(p), "%s/%s", c->dir, name) < 0 || (unlink(p) < 0 && errno != ENOENT)) {
         log_error("store: remove %s/%s: %s", c->dir, name, strerror(errno));
         c->rc = STORE_EIO;
     }
