@@ -112,14 +112,21 @@ void account_tick(void)
  * does it: SCRAM keys only (server_make_account), and nothing cached for an
  * earlier account of the name survives. Here rather than in register.c so
  * that XEP-0133 administration works in a build without WITH_REGISTRATION. */
-int account_make(const char *bare, const char *pw)
+static int store_password(const char *bare, const char *pw,
+                          int (*save)(const char *bare, const struct store_account *a))
 {
     struct store_account acct;
     int rc = server_make_account(pw, &acct);
     if (rc == 0) {
-        rc = store_account_create(bare, &acct);
+        rc = save(bare, &acct); /* whole-file atomic write */
     }
-    memset(&acct, 0, sizeof(acct));
+    sasl_wipe(&acct, sizeof(acct)); /* memset: a dead store the compiler drops */
+    return rc;
+}
+
+int account_make(const char *bare, const char *pw)
+{
+    int rc = store_password(bare, pw, store_account_create);
     if (rc == 0) {
         hook_run(HOOK_ACCOUNT_CREATED, NULL, NULL, bare); /* a list cached for an earlier one */
         roster_turn_end(); /* and no cached roster may outlive the account */
@@ -129,11 +136,5 @@ int account_make(const char *bare, const char *pw)
 
 int account_set_password(const char *bare, const char *pw)
 {
-    struct store_account acct;
-    int rc = server_make_account(pw, &acct);
-    if (rc == 0) {
-        rc = store_account_put(bare, &acct); /* whole-file atomic write */
-    }
-    memset(&acct, 0, sizeof(acct));
-    return rc;
+    return store_password(bare, pw, store_account_put);
 }

@@ -52,7 +52,7 @@ _Static_assert(sizeof(off_t) == 8, "build with -D_FILE_OFFSET_BITS=64 (see PPFLA
 #define OFFLINE_HEADER "xmppd-offline 1\n" /* 16 bytes, the log's version line */
 #define OFFLINE_HEADER_LEN 16
 #define OFFLINE_VERSION_PREFIX "xmppd-offline "
-#define OFFLINE_REC_HDR 12 /* magic[4] len[4] crc[4] */
+#define OFFLINE_REC_HDR REC_HDR
 static const unsigned char offline_magic[4] = {'O', 'F', 'F', 'L'};
 
 /* Entries of accounts/ that start with '.' are never accounts (escaping makes a
@@ -109,6 +109,31 @@ __attribute__((format(printf, 3, 4))) static int path_fmt(char *out, size_t outs
     return (n < 0 || (size_t)n >= outsz) ? -1 : 0;
 }
 
+/* A system call on path failed: log what was tried and why (errno), and
+ * return STORE_EIO. One call at each of the many places that fail this way. */
+COLD static int io_fail(const char *what, const char *path)
+{
+    int err = errno; /* callers may still look at it */
+    log_error("store: %s %s: %s", what, path, strerror(err));
+    errno = err;
+    return STORE_EIO;
+}
+
+/* rename(from, to) failed: log it (errno says why); STORE_EIO. */
+COLD static int rename_fail(const char *from, const char *to)
+{
+    log_error("store: rename %s to %s: %s", from, to, strerror(errno));
+    return STORE_EIO;
+}
+
+/* A file of a newer format version (a downgrade): refused, but left alone
+ * so that upgrading again loses nothing. Returns STORE_ECORRUPT. */
+COLD static int newer_version(const char *path)
+{
+    log_error("store: %s has a newer format version; not touching it", path);
+    return STORE_ECORRUPT;
+}
+
 static int write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -147,44 +172,122 @@ static ssize_t read_full(int fd, void *buf, size_t len)
     return (ssize_t)got;
 }
 
+/* A record of the offline log or the archive: magic[4] len[4] crc[4], then
+ * len payload bytes; the CRC-32 covers the length field and the payload. */
+#define REC_HDR 12
+
+static uint32_t rec_crc(const unsigned char *hdr, const void *payload, size_t len)
+{
+    return store_crc32(store_crc32(0, hdr + 4, 4), payload, len);
+}
+
+/* Fill in the header of the record at r, whose payload is in place. */
+static void rec_seal(unsigned char *r, const unsigned char *magic, uint32_t len)
+{
+    memcpy(r, magic, 4);
+    put_be32(r + 4, len);
+    put_be32(r + 8, rec_crc(r, r + REC_HDR, len));
+}
+
+/* What rec_walk's fn says of a record: take it and go on, leave it (the log
+ * ends before it, as at a torn tail), or take it and stop; or a STORE_* error. */
+enum { REC_NEXT = 0, REC_TORN = 1, REC_STOP = 3 };
+
+/* Walk the records of the log fd (path) from off to size: each one whole
+ * (magic, a length from min to max that fits, checksum) goes to fn with its
+ * payload and offset; the first that is not stops the walk (a torn tail).
+ * *end gets the end of the last record taken. Returns 0, REC_STOP when fn
+ * stopped, or STORE_EIO. Never writes. */
+static int rec_walk(int fd, const char *path, off_t off, off_t size, const unsigned char *magic,
+                    uint32_t min, uint32_t max,
+                    int (*fn)(const unsigned char *p, uint32_t len, off_t off, void *ud), void *ud,
+                    off_t *end)
+{
+    unsigned char h[REC_HDR], *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    *end = off;
+    while (rc == 0 && size - off >= REC_HDR) {
+        uint32_t len = 0;
+        ssize_t n = pread(fd, h, REC_HDR, off);
+        if (n == REC_HDR) {
+            len = get_be32(h + 4);
+        }
+        if (n != REC_HDR || memcmp(h, magic, 4) != 0 || len < min || len > max ||
+            (off_t)len > size - off - REC_HDR) {
+            rc = n < 0 ? io_fail("read", path) : 0;
+            break;
+        }
+        if (len + 1 > cap) {
+            unsigned char *nb = realloc(buf, len + 1);
+            if (!nb) {
+                rc = STORE_EIO;
+                break;
+            }
+            buf = nb;
+            cap = len + 1;
+        }
+        n = pread(fd, buf, len, off + REC_HDR);
+        if (n != (ssize_t)len || rec_crc(h, buf, len) != get_be32(h + 8)) {
+            rc = n < 0 ? io_fail("read", path) : 0;
+            break;
+        }
+        rc = fn(buf, len, off, ud);
+        if (rc == REC_TORN) {
+            rc = 0;
+            break;
+        }
+        if (rc >= 0) {
+            off += REC_HDR + (off_t)len;
+            *end = off;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
 /* Make a rename/unlink/create in dir durable: the directory entry itself must
  * reach the disk, or a power cut can bring back the old name (STYLE §11). */
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        log_error("store: open directory %s: %s", dir, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open directory", dir);
     }
     int rc = 0;
     /* Some filesystems cannot fsync a directory (EINVAL); there is nothing more
      * we could do there, so that is not an error. */
     if (fsync(fd) < 0 && errno != EINVAL) {
-        log_error("store: fsync directory %s: %s", dir, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("fsync directory", dir);
     }
     close(fd);
     return rc;
+}
+
+/* The directory part of path into dir (PATH_MAX bytes): "." for a bare
+ * name, "/" for one in the root. Returns the last name of path, or NULL when
+ * the directory part does not fit. */
+static const char *parent_of(const char *path, char *dir)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        strcpy(dir, ".");
+        return path;
+    }
+    size_t n = slash == path ? 1 : (size_t)(slash - path); /* the root keeps its '/' */
+    if (n >= PATH_MAX) {
+        return NULL;
+    }
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return slash + 1;
 }
 
 /* fsync the directory that holds path. */
 static int fsync_parent(const char *path)
 {
     char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        return fsync_dir(".");
-    }
-    size_t n = (size_t)(slash - path);
-    if (n == 0) {
-        return fsync_dir("/");
-    }
-    if (n >= sizeof(dir)) {
-        return STORE_EINVAL;
-    }
-    memcpy(dir, path, n);
-    dir[n] = '\0';
-    return fsync_dir(dir);
+    return parent_of(path, dir) ? fsync_dir(dir) : STORE_EINVAL;
 }
 
 /* ---- fsync of many files at once ----
@@ -291,9 +394,10 @@ static int name_char_plain(unsigned char c)
  * %XX (upper-case hex), and so does a leading '.', so no name is ".", ".." or
  * hidden (names starting with '.' are ours: .new.* and .del.*). Returns -1 when
  * bare is empty or the result would pass NAME_MAX. */
+static const char hex_upper[] = "0123456789ABCDEF";
+
 static int escape_name(const char *bare, char *out, size_t outsz)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     if (!bare || !*bare) {
         return -1;
@@ -310,8 +414,8 @@ static int escape_name(const char *bare, char *out, size_t outsz)
                 return -1;
             }
             out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
+            out[o++] = hex_upper[c >> 4];
+            out[o++] = hex_upper[c & 15];
         }
     }
     out[o] = '\0';
@@ -365,9 +469,8 @@ COLD int store_secret(unsigned char *out, size_t len, const unsigned char *fresh
         return 0;
     }
     if (r == 0 && strncmp(text, "xmppd-secret ", 13) == 0 && atoi(text + 13) > 1) {
-        log_error("store: %s has a newer format version; not touching it", path);
         free(text);
-        return STORE_ECORRUPT;
+        return newer_version(path);
     }
     free(text);
     if (r == 0 || r == STORE_EINVAL) {
@@ -379,7 +482,8 @@ COLD int store_secret(unsigned char *out, size_t len, const unsigned char *fresh
     size_t n = strlen(SECRET_HEADER);
     memcpy(buf, SECRET_HEADER, n);
     for (size_t i = 0; i < len; i++) {
-        n += (size_t)snprintf(buf + n, 3, "%02X", fresh[i]);
+        buf[n++] = hex_upper[fresh[i] >> 4];
+        buf[n++] = hex_upper[fresh[i] & 15];
     }
     buf[n++] = '\n';
     r = store_write_atomic(path, buf, n, 0600);
@@ -440,14 +544,41 @@ COLD static int tomb_keeps(const char *name)
     return strcmp(name, OWNER_FILE) == 0 || strcmp(name, ROSTER_DOC) == 0;
 }
 
-/* opendir for a directory that may not exist: 0 with *d NULL when it does
- * not, STORE_EIO (logged) when it cannot be read. */
-COLD static int open_dir_if_any(const char *dir, DIR **d)
+/* fn(name, ud) for each entry of dir (".." and "." too), until fn returns
+ * non-zero, which is then returned. STORE_EIO (logged) when dir cannot be
+ * read; with if_any, 0 when it does not exist. */
+COLD static int dir_each(const char *dir, int if_any, int (*fn)(const char *name, void *ud),
+                         void *ud)
 {
-    *d = opendir(dir);
-    if (!*d && errno != ENOENT) {
-        log_error("store: open directory %s: %s", dir, strerror(errno));
-        return STORE_EIO;
+    DIR *d = opendir(dir);
+    if (!d) {
+        return if_any && errno == ENOENT ? 0 : io_fail("open directory", dir);
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        rc = fn(e->d_name, ud);
+    }
+    closedir(d);
+    return rc;
+}
+
+struct remove_ctx {
+    const char *dir;
+    int (*keep)(const char *name);
+    int rc;
+};
+
+COLD static int remove_one(const char *name, void *ud)
+{
+    struct remove_ctx *c = ud;
+    char p[PATH_MAX];
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || (c->keep && c->keep(name))) {
+        return 0;
+    }
+    if (path_fmt(p, sizeof(p), "%s/%s", c->dir, name) < 0 || (unlink(p) < 0 && errno != ENOENT)) {
+        log_error("store: remove %s/%s: %s", c->dir, name, strerror(errno));
+        c->rc = STORE_EIO;
     }
     return 0;
 }
@@ -459,34 +590,16 @@ COLD static int open_dir_if_any(const char *dir, DIR **d)
  * left non-empty by a kept file or by another process's write. */
 COLD static int remove_files(const char *dir, int (*keep)(const char *name))
 {
-    DIR *d = NULL;
-    if (open_dir_if_any(dir, &d) < 0) {
-        return STORE_EIO;
+    struct remove_ctx c = {dir, keep, 0};
+    int rc = dir_each(dir, 1, remove_one, &c);
+    if (rc == 0) {
+        rc = c.rc;
     }
-    if (!d) {
-        return 0;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char p[PATH_MAX];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            (keep && keep(e->d_name))) {
-            continue;
-        }
-        if (path_fmt(p, sizeof(p), "%s/%s", dir, e->d_name) < 0 ||
-            (unlink(p) < 0 && errno != ENOENT)) {
-            log_error("store: remove %s/%s: %s", dir, e->d_name, strerror(errno));
-            rc = STORE_EIO;
-        }
-    }
-    closedir(d);
     if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT) {
         if (errno == ENOTEMPTY || errno == EEXIST) {
             return 1; /* kept files, or a write that landed after the scan */
         }
-        log_error("store: remove directory %s: %s", dir, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("remove directory", dir);
     }
     return rc;
 }
@@ -513,20 +626,25 @@ COLD static int remove_tree(const char *dir)
     return rc;
 }
 
+/* accounts/<prefix><pid>.<n> into out (PATH_MAX bytes): a name of ours. */
+COLD static int temp_name(char *out, const char *prefix)
+{
+    return path_fmt(out, PATH_MAX, "%s/%s%ld.%u", accounts_dir, prefix, (long)getpid(),
+                    tmp_counter++);
+}
+
 /* Make a fresh, unique directory accounts/<prefix><pid>.<n>. */
-COLD static int make_temp_dir(const char *prefix, char *out, size_t outsz)
+COLD static int make_temp_dir(const char *prefix, char *out)
 {
     for (int tries = 0; tries < 100; tries++) {
-        if (path_fmt(out, outsz, "%s/%s%ld.%u", accounts_dir, prefix, (long)getpid(),
-                     tmp_counter++) < 0) {
+        if (temp_name(out, prefix) < 0) {
             return STORE_EINVAL;
         }
         if (mkdir(out, 0700) == 0) {
             return 0;
         }
         if (errno != EEXIST) {
-            log_error("store: mkdir %s: %s", out, strerror(errno));
-            return STORE_EIO;
+            return io_fail("mkdir", out);
         }
     }
     log_error("store: cannot find a free temporary name in %s", accounts_dir);
@@ -563,6 +681,23 @@ COLD static int owner_alive(const char *pid_part)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+/* An entry of accounts/ at start-up: remove it if a crash left it. */
+COLD static int leftover_one(const char *name, void *ud)
+{
+    int del = strncmp(name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0;
+    char p[PATH_MAX];
+    (void)ud;
+    if ((del || strncmp(name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0) &&
+        !owner_alive(name + strlen(NEW_PREFIX)) &&
+        path_fmt(p, sizeof(p), "%s/%s", accounts_dir, name) == 0) {
+        /* A tombstone still holding a roster waits for the server
+         * (store_removed_each); everything else in it goes. */
+        log_notice("store: removing leftover %s", p);
+        remove_files(p, del ? tomb_keeps : NULL);
+    }
+    return 0;
+}
+
 COLD int store_init(const char *datadir)
 {
     char parent[PATH_MAX];
@@ -580,26 +715,9 @@ COLD int store_init(const char *datadir)
     /* Finish what a crash interrupted: a .new.* directory is an account that
      * was never published, a .del.* one an account already deleted. Neither is
      * visible to any lookup, so removing them now changes nothing observable. */
-    DIR *d = opendir(accounts_dir);
-    if (!d) {
-        log_error("store: open directory %s: %s", accounts_dir, strerror(errno));
+    if (dir_each(accounts_dir, 0, leftover_one, NULL) < 0) {
         return STORE_EIO;
     }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int del = strncmp(e->d_name, DEL_PREFIX, strlen(DEL_PREFIX)) == 0;
-        if ((del || strncmp(e->d_name, NEW_PREFIX, strlen(NEW_PREFIX)) == 0) &&
-            !owner_alive(e->d_name + strlen(NEW_PREFIX))) {
-            char p[PATH_MAX];
-            if (path_fmt(p, sizeof(p), "%s/%s", accounts_dir, e->d_name) == 0) {
-                /* A tombstone still holding a roster waits for the server
-                 * (store_removed_each); everything else in it goes. */
-                log_notice("store: removing leftover %s", p);
-                remove_files(p, del ? tomb_keeps : NULL);
-            }
-        }
-    }
-    closedir(d);
     store_accounts_changed(); /* what there is now is the baseline */
     return 0;
 }
@@ -613,18 +731,10 @@ const char *store_dir(void)
 static int open_parent(const char *path, const char **name)
 {
     char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    *name = slash ? slash + 1 : path;
-    if (!slash) {
-        snprintf(dir, sizeof(dir), ".");
-    } else if (slash == path) {
-        snprintf(dir, sizeof(dir), "/");
-    } else if ((size_t)(slash - path) >= sizeof(dir)) {
+    *name = parent_of(path, dir);
+    if (!*name) {
         errno = ENAMETOOLONG;
         return -1;
-    } else {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
     }
     return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
@@ -635,12 +745,9 @@ static int dir_still_there(int dfd, const char *path)
 {
     char dir[PATH_MAX];
     struct stat a, b;
-    const char *slash = strrchr(path, '/');
-    if (!slash || slash == path || (size_t)(slash - path) >= sizeof(dir)) {
+    if (!parent_of(path, dir)) {
         return 1;
     }
-    memcpy(dir, path, (size_t)(slash - path));
-    dir[slash - path] = '\0';
     return fstat(dfd, &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev &&
            a.st_ino == b.st_ino;
 }
@@ -667,12 +774,11 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: open directory of %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open directory of", path);
     }
-    const char *tname = strrchr(tmp, '/') ? strrchr(tmp, '/') + 1 : tmp;
+    const char *tname = tmp + (name - path); /* name + ".tmp" */
     if (unlinkat(dfd, tname, 0) < 0 && errno != ENOENT) {
-        log_error("store: remove stale %s: %s", tmp, strerror(errno));
+        io_fail("remove stale", tmp);
         close(dfd);
         return STORE_EIO;
     }
@@ -683,20 +789,20 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
         if (err == ENOENT) {
             return STORE_ENOENT; /* the directory was removed (rmdir) meanwhile */
         }
-        log_error("store: create %s: %s", tmp, strerror(err));
-        return STORE_EIO;
+        errno = err;
+        return io_fail("create", tmp);
     }
     if (write_all(fd, data, len) < 0) {
-        log_error("store: write %s: %s", tmp, strerror(errno));
+        io_fail("write", tmp);
         goto fail;
     }
     if (fsync(fd) < 0) {
-        log_error("store: fsync %s: %s", tmp, strerror(errno));
+        io_fail("fsync", tmp);
         goto fail;
     }
     if (close(fd) < 0) {
         fd = -1;
-        log_error("store: close %s: %s", tmp, strerror(errno));
+        io_fail("close", tmp);
         goto fail;
     }
     fd = -1;
@@ -707,13 +813,12 @@ int store_write_atomic(const char *path, const void *data, size_t len, int mode)
             close(dfd);
             return STORE_ENOENT;
         }
-        log_error("store: rename %s to %s: %s", tmp, path, strerror(errno));
+        rename_fail(tmp, path);
         goto fail;
     }
     int rc = 0;
     if (fsync(dfd) < 0 && errno != EINVAL) {
-        log_error("store: fsync directory of %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("fsync directory of", path);
     }
     if (rc == 0 && !dir_still_there(dfd, path)) {
         rc = STORE_ENOENT; /* written into a tombstone: the account is gone */
@@ -727,7 +832,7 @@ fail:
     /* Never leave the temp behind: on a full disk it holds the space the
      * next write needs. */
     if (unlinkat(dfd, tname, 0) < 0 && errno != ENOENT) {
-        log_error("store: remove %s: %s", tmp, strerror(errno));
+        io_fail("remove", tmp);
     }
     close(dfd);
     return STORE_EIO;
@@ -744,17 +849,14 @@ static int overwrite_file(const char *path, const void *data, size_t len)
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: open %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", path);
     }
     int rc = 0;
     if (write_all(fd, data, len) < 0) {
-        log_error("store: write %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("write", path);
     }
     if (close(fd) < 0 && rc == 0) {
-        log_error("store: close %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("close", path);
     }
     return rc;
 }
@@ -768,12 +870,11 @@ int store_read_file(const char *path, char **data, size_t *len, size_t maxlen)
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: open %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", path);
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        log_error("store: stat %s: %s", path, strerror(errno));
+        io_fail("stat", path);
         close(fd);
         return STORE_EIO;
     }
@@ -792,9 +893,9 @@ int store_read_file(const char *path, char **data, size_t *len, size_t maxlen)
     int err = errno;
     close(fd);
     if (n < 0) {
-        log_error("store: read %s: %s", path, strerror(err));
         free(p);
-        return STORE_EIO;
+        errno = err;
+        return io_fail("read", path);
     }
     if ((size_t)n > maxlen) {
         free(p);
@@ -959,7 +1060,7 @@ COLD static int write_account_file(const char *dir, const struct store_account *
         return STORE_EINVAL;
     }
     int rc = store_write_atomic(path, text, (size_t)n, 0600);
-    memset(text, 0, sizeof(text));
+    sasl_wipe(text, sizeof(text)); /* memset: a dead store the compiler drops */
     return rc;
 }
 
@@ -976,7 +1077,7 @@ COLD int store_account_create(const char *bare, const struct store_account *a)
     if (is_dir(dir)) {
         return STORE_EEXIST;
     }
-    int rc = make_temp_dir(NEW_PREFIX, tmp, sizeof(tmp));
+    int rc = make_temp_dir(NEW_PREFIX, tmp);
     if (rc < 0) {
         return rc;
     }
@@ -991,8 +1092,8 @@ COLD int store_account_create(const char *bare, const struct store_account *a)
         if (err == EEXIST || err == ENOTEMPTY || err == ENOTDIR || err == EISDIR) {
             return STORE_EEXIST;
         }
-        log_error("store: rename %s to %s: %s", tmp, dir, strerror(err));
-        return STORE_EIO;
+        errno = err;
+        return rename_fail(tmp, dir);
     }
     return fsync_dir(accounts_dir);
 }
@@ -1037,14 +1138,11 @@ int store_account_get(const char *bare, struct store_account *a)
         return rc;
     }
     rc = account_parse(data, len, a);
-    memset(data, 0, len);
+    sasl_wipe(data, len); /* not memset: dead before free, the compiler drops it */
     free(data);
     if (rc == -2) {
-        /* Written by a newer xmppd (a downgrade): refuse it, but leave the file
-         * alone so upgrading again loses nothing. */
-        log_error("store: %s has a newer format version; not touching it", path);
         memset(a, 0, sizeof(*a));
-        return STORE_ECORRUPT;
+        return newer_version(path);
     }
     if (rc < 0) {
         memset(a, 0, sizeof(*a));
@@ -1172,8 +1270,7 @@ COLD int store_account_delete(const char *bare)
         }
     }
     for (int tries = 0; tries < 100; tries++) {
-        if (path_fmt(tomb, sizeof(tomb), "%s/%s%ld.%u", accounts_dir, DEL_PREFIX, (long)getpid(),
-                     tmp_counter++) < 0) {
+        if (temp_name(tomb, DEL_PREFIX) < 0) {
             return STORE_EINVAL;
         }
         /* rename() would replace an empty directory, so check first; a name
@@ -1187,8 +1284,7 @@ COLD int store_account_delete(const char *bare)
         if (errno == ENOENT) {
             return STORE_ENOENT; /* deleted concurrently */
         }
-        log_error("store: rename %s to %s: %s", dir, tomb, strerror(errno));
-        return STORE_EIO;
+        return rename_fail(dir, tomb);
     }
     int rc = fsync_dir(accounts_dir);
     if (rc < 0) {
@@ -1206,24 +1302,23 @@ COLD int store_account_delete(const char *bare)
 COLD static void removed_one(const char *tomb, void (*fn)(const char *, char *, size_t, void *),
                              void *ud)
 {
-    char owner_path[PATH_MAX], roster_path[PATH_MAX], bare[NAME_MAX + 1], esc[NAME_MAX + 1];
-    char *owner = NULL, *roster = NULL;
+    char owner_path[PATH_MAX], roster_path[PATH_MAX], esc[NAME_MAX + 1];
+    char *owner = NULL, *roster = NULL; /* owner: the bare JID, NUL-terminated */
     size_t olen = 0, rlen = 0;
     if (path_fmt(owner_path, sizeof(owner_path), "%s/" OWNER_FILE, tomb) < 0 ||
         path_fmt(roster_path, sizeof(roster_path), "%s/" ROSTER_DOC, tomb) < 0) {
         return;
     }
-    int rc = store_read_file(owner_path, &owner, &olen, sizeof(bare) - 1);
+    int rc = store_read_file(owner_path, &owner, &olen, NAME_MAX);
     if (rc == 0 && olen > 0 && strlen(owner) == olen && !strchr(owner, '\n') &&
         escape_name(owner, esc, sizeof(esc)) == 0) {
-        snprintf(bare, sizeof(bare), "%s", owner);
         rc = doc_read(roster_path, &roster, &rlen, STORE_RECORD_MAX);
         if (rc == 0) {
-            fn(bare, roster, rlen, ud);
+            fn(owner, roster, rlen, ud);
         } else if (rc != STORE_ENOENT) {
             log_error("store: roster of deleted account %s unreadable (%d): its contacts "
                       "keep their subscriptions",
-                      bare, rc);
+                      owner, rc);
         }
     } else if (rc != STORE_ENOENT) {
         log_error("store: %s names no account; its roster is dropped", owner_path);
@@ -1269,49 +1364,44 @@ COLD static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+struct scan_ctx {
+    int (*pick)(const char *name, char *out, size_t outsz);
+    char **v;
+    size_t n, cap;
+};
+
+COLD static int scan_one(const char *name, void *ud)
+{
+    struct scan_ctx *c = ud;
+    char out[PATH_MAX];
+    if (!c->pick(name, out, sizeof(out))) {
+        return 0;
+    }
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        char **nv = realloc(c->v, ncap * sizeof(*nv));
+        if (!nv) {
+            return STORE_EIO;
+        }
+        c->v = nv;
+        c->cap = ncap;
+    }
+    if ((c->v[c->n] = strdup(out)) == NULL) {
+        return STORE_EIO;
+    }
+    c->n++;
+    return 0;
+}
+
 /* The entries of dir that pick accepts, each as the string pick wrote
  * (malloc'd, in *names; the caller frees them and the array). */
 COLD static int dir_scan(const char *dir, int (*pick)(const char *name, char *out, size_t outsz),
                          char ***names, size_t *count)
 {
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    *names = NULL;
-    *count = 0;
-    if (!dir[0]) {
-        return STORE_EINVAL;
-    }
-    DIR *d = opendir(dir);
-    if (!d) {
-        log_error("store: open directory %s: %s", dir, strerror(errno));
-        return STORE_EIO;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char out[PATH_MAX];
-        if (!pick(e->d_name, out, sizeof(out))) {
-            continue;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **nv = realloc(v, ncap * sizeof(*v));
-            if (!nv) {
-                rc = STORE_EIO;
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        if ((v[n] = strdup(out)) == NULL) {
-            rc = STORE_EIO;
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    *names = v;
-    *count = n;
+    struct scan_ctx c = {pick, NULL, 0, 0};
+    int rc = dir[0] ? dir_each(dir, 0, scan_one, &c) : STORE_EINVAL;
+    *names = c.v;
+    *count = c.n;
     return rc;
 }
 
@@ -1412,6 +1502,14 @@ static int doc_path_checked(const char *bare, const char *name, char *dir, char 
 /* Document file: "xmppd-doc 1 <len> <crc32 as 8 hex digits>\n" then len payload
  * bytes. The rename makes a torn write impossible; the length and checksum
  * catch truncation and bit rot, which would otherwise hand garbage to a client. */
+/* The header of a document of len payload bytes with this checksum, into
+ * out (DOC_HEADER_MAX bytes); its length, or -1 when it does not fit. */
+static int doc_header(char *out, unsigned long long len, unsigned long crc)
+{
+    int n = snprintf(out, DOC_HEADER_MAX, DOC_HEADER_PREFIX "1 %llu %08lx\n", len, crc);
+    return n < 0 || n >= DOC_HEADER_MAX ? -1 : n;
+}
+
 /* Read and check one document file (path): the payload, malloc'd and
  * NUL-terminated, into *data. A damaged file is set aside as *.bad. */
 static int doc_read(const char *path, char **data, size_t *len, size_t maxlen)
@@ -1437,22 +1535,15 @@ static int doc_read(const char *path, char **data, size_t *len, size_t maxlen)
         goto bad;
     }
     *nl = '\0';
-    if (sscanf(raw, DOC_HEADER_PREFIX "%d", &version) != 1 || version < 1) {
-        goto bad;
-    }
-    if (version > 1) {
-        log_error("store: %s has a newer format version; not touching it", path);
-        free(raw);
-        return STORE_ECORRUPT;
-    }
     /* Parse loosely, then insist the header is byte for byte what put writes. */
-    if (sscanf(raw, DOC_HEADER_PREFIX "1 %llu %lx", &plen, &crc) != 2 ||
-        path_fmt(canon, sizeof(canon), DOC_HEADER_PREFIX "1 %llu %08lx", plen, crc) < 0 ||
-        strcmp(canon, raw) != 0) {
-        goto bad;
+    int got = sscanf(raw, DOC_HEADER_PREFIX "%d %llu %lx", &version, &plen, &crc);
+    if (got >= 1 && version > 1) {
+        free(raw);
+        return newer_version(path);
     }
     size_t hdr = (size_t)(nl - raw) + 1;
-    if (plen != rawlen - hdr) {
+    if (got != 3 || version != 1 || doc_header(canon, plen, crc) != (int)hdr ||
+        memcmp(canon, raw, hdr - 1) != 0 || plen != rawlen - hdr) {
         goto bad;
     }
     if (plen > maxlen) {
@@ -1499,9 +1590,8 @@ static int doc_write_at(const char *path, const void *data, size_t len, int dura
 {
     char hdr[DOC_HEADER_MAX];
     int rc;
-    int h = snprintf(hdr, sizeof(hdr), "xmppd-doc 1 %zu %08lx\n", len,
-                     (unsigned long)store_crc32(0, data, len));
-    if (h < 0 || (size_t)h >= sizeof(hdr)) {
+    int h = doc_header(hdr, len, store_crc32(0, data, len));
+    if (h < 0) {
         return STORE_EINVAL;
     }
     char *buf = malloc((size_t)h + len);
@@ -1558,8 +1648,7 @@ COLD static int doc_unlink(const char *dir, const char *path)
         if (errno == ENOENT) {
             return STORE_ENOENT;
         }
-        log_error("store: remove %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("remove", path);
     }
     return fsync_dir(dir);
 }
@@ -1576,7 +1665,21 @@ struct olog_scan {
     int count;       /* intact records */
 };
 
-enum { OLOG_OK = 0, OLOG_BAD_HEADER = 1, OLOG_NEWER = 2, OLOG_STOPPED = 3 };
+enum { OLOG_OK = 0, OLOG_BAD_HEADER = 1, OLOG_NEWER = 2, OLOG_STOPPED = REC_STOP };
+
+struct olog_walk {
+    int (*fn)(const void *rec, size_t len, void *ud);
+    void *ud;
+    int count;
+};
+
+static int olog_one(const unsigned char *p, uint32_t len, off_t off, void *ud)
+{
+    struct olog_walk *w = ud;
+    (void)off;
+    w->count++;
+    return w->fn && w->fn(p, len, w->ud) != 0 ? REC_STOP : REC_NEXT;
+}
 
 /* Walk the log from the start, calling fn (may be NULL) for each intact record.
  * Returns OLOG_* or STORE_EIO. Never writes. */
@@ -1584,22 +1687,17 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
                      int (*fn)(const void *rec, size_t len, void *ud), void *ud)
 {
     unsigned char hdr[OFFLINE_HEADER_LEN];
-    unsigned char rh[OFFLINE_REC_HDR];
-    unsigned char *buf = NULL;
-    size_t bufcap = 0;
     struct stat st;
-    int rc = OLOG_OK;
+    struct olog_walk w = {fn, ud, 0};
 
     memset(s, 0, sizeof(*s));
-    if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
-        log_error("store: stat %s: %s", path, strerror(errno));
-        return STORE_EIO;
+    if (fstat(fd, &st) < 0) {
+        return io_fail("stat", path);
     }
     s->file_size = st.st_size;
-    ssize_t n = read_full(fd, hdr, sizeof(hdr));
+    ssize_t n = pread(fd, hdr, sizeof(hdr), 0);
     if (n < 0) {
-        log_error("store: read %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("read", path);
     }
     if (n < OFFLINE_HEADER_LEN) {
         /* A header cut short by a crash while creating the file is a torn tail
@@ -1616,69 +1714,36 @@ static int olog_scan(int fd, const char *path, struct olog_scan *s,
         return memcmp(hdr, OFFLINE_VERSION_PREFIX, pl) == 0 && v > 1 ? OLOG_NEWER
                                                                      : OLOG_BAD_HEADER;
     }
-    s->good_end = OFFLINE_HEADER_LEN;
-    for (;;) {
-        n = read_full(fd, rh, sizeof(rh));
-        if (n < 0) {
-            log_error("store: read %s: %s", path, strerror(errno));
-            rc = STORE_EIO;
-            break;
-        }
-        if (n < OFFLINE_REC_HDR || memcmp(rh, offline_magic, 4) != 0) {
-            break;
-        }
-        uint32_t len = get_be32(rh + 4);
-        if (len > STORE_RECORD_MAX || (off_t)len > s->file_size - s->good_end - OFFLINE_REC_HDR) {
-            break; /* runs past the end of the file: torn */
-        }
-        if (len + 1 > bufcap) {
-            unsigned char *nb = realloc(buf, len + 1);
-            if (!nb) {
-                rc = STORE_EIO;
-                break;
-            }
-            buf = nb;
-            bufcap = len + 1;
-        }
-        n = read_full(fd, buf, len);
-        if (n < 0) {
-            log_error("store: read %s: %s", path, strerror(errno));
-            rc = STORE_EIO;
-            break;
-        }
-        uint32_t crc = store_crc32(store_crc32(0, rh + 4, 4), buf, (size_t)n);
-        if ((size_t)n < len || crc != get_be32(rh + 8)) {
-            break;
-        }
-        s->good_end += OFFLINE_REC_HDR + (off_t)len;
-        s->count++;
-        if (fn && fn(buf, len, ud) != 0) {
-            rc = OLOG_STOPPED;
-            break;
-        }
-    }
-    free(buf);
+    int rc = rec_walk(fd, path, OFFLINE_HEADER_LEN, s->file_size, offline_magic, 0,
+                      STORE_RECORD_MAX, olog_one, &w, &s->good_end);
+    s->count = w.count;
     return rc;
 }
 
-/* Open the account's log for reading; STORE_ENOENT for no account, 1 for no log. */
-static int olog_open_read(const char *bare, char *path, size_t sz, int *fd)
+/* The directory of an account that exists, and its log's path (both
+ * PATH_MAX); STORE_ENOENT for no account. */
+static int olog_path(const char *bare, char *dir, char *path)
 {
-    char dir[PATH_MAX];
-    *fd = -1;
-    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
+    if (account_dir(bare, dir, PATH_MAX) < 0 || !is_dir(dir)) {
         return STORE_ENOENT;
     }
-    if (path_fmt(path, sz, "%s/%s", dir, OFFLINE_FILE) < 0) {
-        return STORE_EINVAL;
+    return path_fmt(path, PATH_MAX, "%s/" OFFLINE_FILE, dir) < 0 ? STORE_EINVAL : 0;
+}
+
+/* Open the account's log for reading; STORE_ENOENT for no account, 1 for no log. */
+static int olog_open_read(const char *bare, char *dir, char *path, int *fd)
+{
+    *fd = -1;
+    int rc = olog_path(bare, dir, path);
+    if (rc < 0) {
+        return rc;
     }
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) {
         if (errno == ENOENT) {
             return is_dir(dir) ? 1 : STORE_ENOENT;
         }
-        log_error("store: open %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", path);
     }
     return 0;
 }
@@ -1690,42 +1755,41 @@ static int olog_scan_result(int rc, const char *path)
         return STORE_ECORRUPT;
     }
     if (rc == OLOG_NEWER) {
-        log_error("store: %s has a newer format version; not touching it", path);
-        return STORE_ECORRUPT;
+        return newer_version(path);
     }
     return rc < 0 ? rc : 0;
 }
 
-int store_offline_count(const char *bare)
+/* store_offline_read, and the count of intact records seen (0 without a log). */
+static int olog_read(const char *bare, int (*fn)(const void *rec, size_t len, void *ud), void *ud,
+                     int *count)
 {
     olog_settle();
-    char path[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX];
     int fd;
-    int rc = olog_open_read(bare, path, sizeof(path), &fd);
-    if (rc != 0) {
-        return rc == 1 ? 0 : rc;
+    struct olog_scan s = {0, 0, 0};
+    int rc = olog_open_read(bare, dir, path, &fd);
+    if (rc == 0) {
+        rc = olog_scan(fd, path, &s, fn, ud);
+        close(fd);
+        rc = olog_scan_result(rc, path);
     }
-    struct olog_scan s;
-    rc = olog_scan(fd, path, &s, NULL, NULL);
-    close(fd);
-    rc = olog_scan_result(rc, path);
-    return rc < 0 ? rc : s.count;
+    *count = s.count;
+    return rc == 1 ? 0 : rc;
+}
+
+int store_offline_count(const char *bare)
+{
+    int n;
+    int rc = olog_read(bare, NULL, NULL, &n);
+    return rc < 0 ? rc : n;
 }
 
 int store_offline_read(const char *bare, int (*fn)(const void *rec, size_t len, void *ud),
                        void *ud)
 {
-    olog_settle();
-    char path[PATH_MAX];
-    int fd;
-    int rc = olog_open_read(bare, path, sizeof(path), &fd);
-    if (rc != 0) {
-        return rc == 1 ? 0 : rc;
-    }
-    struct olog_scan s;
-    rc = olog_scan(fd, path, &s, fn, ud);
-    close(fd);
-    return olog_scan_result(rc, path);
+    int n;
+    return olog_read(bare, fn, ud, &n);
 }
 
 /* Logs this process appended to lately: their record count and length, so
@@ -1814,8 +1878,7 @@ static void olog_remember(const char *path, int fd, int count)
 static int olog_fsync(int fd, const char *path, int created)
 {
     if (fsync(fd) < 0) {
-        log_error("store: fsync %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("fsync", path);
     }
     return created ? fsync_parent(path) : 0; /* logs */
 }
@@ -1898,8 +1961,8 @@ static int olog_sync_done(struct olog_pending *p, int err)
 {
     int rc = 0;
     if (err) {
-        log_error("store: fsync %s: %s", p->path, strerror(err));
-        rc = STORE_EIO;
+        errno = err;
+        rc = io_fail("fsync", p->path);
     } else if (p->created) {
         rc = fsync_parent(p->path);
     }
@@ -1958,18 +2021,16 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
     if (len > STORE_RECORD_MAX || (len && !rec)) {
         return STORE_EINVAL;
     }
-    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
-        return STORE_ENOENT;
-    }
-    if (path_fmt(path, sizeof(path), "%s/%s", dir, OFFLINE_FILE) < 0) {
-        return STORE_EINVAL;
+    int rc = olog_path(bare, dir, path);
+    if (rc < 0) {
+        return rc;
     }
     struct olog_pending *pending = defer ? olog_pending_find(path) : NULL;
     if (defer && !pending && olog_npending == OLOG_PENDING_MAX) {
         store_offline_sync();
     }
-    /* O_APPEND: every write lands at the end whatever the offset, so the scan
-     * below can read from the start on the same descriptor. */
+    /* O_APPEND: every write lands at the end, whatever the scan below read
+     * (with pread) on the same descriptor. */
     int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         if (max_msgs <= 0) {
@@ -1982,11 +2043,10 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         if (errno == ENOENT) {
             return STORE_ENOENT; /* the account was deleted meanwhile */
         }
-        log_error("store: open %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", path);
     }
     struct olog_scan s;
-    int rc = olog_count(fd, path, &s);
+    rc = olog_count(fd, path, &s);
     if (rc == OLOG_BAD_HEADER) {
         /* Keep the damaged log for a human and start a new one, so this
          * message is stored rather than bounced. A waiting descriptor of
@@ -2000,7 +2060,7 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         quarantine(path, "bad header");
         fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
-            log_error("store: create %s: %s", path, strerror(errno));
+            io_fail("create", path);
             return errno == ENOENT ? STORE_ENOENT : STORE_EIO;
         }
         created = 1;
@@ -2024,7 +2084,7 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         log_warn("store: %s: dropping %lld bytes of torn or corrupt tail", path,
                  (long long)(s.file_size - s.good_end));
         if (ftruncate(fd, s.good_end) < 0) {
-            log_error("store: truncate %s: %s", path, strerror(errno));
+            io_fail("truncate", path);
             close(fd);
             return STORE_EIO;
         }
@@ -2039,18 +2099,14 @@ static int olog_append(const char *bare, const void *rec, size_t len, int max_ms
         return STORE_EIO;
     }
     memcpy(out, OFFLINE_HEADER, head);
-    unsigned char *r = out + head;
-    memcpy(r, offline_magic, 4);
-    put_be32(r + 4, (uint32_t)len);
-    put_be32(r + 8, store_crc32(store_crc32(0, r + 4, 4), rec, len));
     if (len) {
-        memcpy(r + OFFLINE_REC_HDR, rec, len);
+        memcpy(out + head + OFFLINE_REC_HDR, rec, len);
     }
+    rec_seal(out + head, offline_magic, (uint32_t)len);
     rc = 0;
     int kept = 0; /* fd now belongs to the pending table */
     if (write_all(fd, out, total) < 0) {
-        log_error("store: append to %s: %s", path, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("append to", path);
     } else if (defer) {
         kept = !pending && olog_pending_add(bare, path, fd, s.good_end, created) == 0;
         if (!pending && !kept) {
@@ -2097,17 +2153,19 @@ static int olog_head_cb(const void *rec, size_t len, void *ud)
     return ++h->seen == h->want;
 }
 
-/* Copy from[off, size) into a fresh log at tmp: the records after the head. */
-/* Write hdr then bytes [off, size) of from into a new file tmp, fsynced. */
-COLD static int copy_range(int from, off_t off, off_t size, const char *tmp, const void *hdr,
-                           size_t hdrlen)
+/* Replace path with hdr and then bytes [off, size) of from: a new file
+ * (path.tmp, fsynced) renamed over it, so that after a crash path is the old
+ * file or the new one. The caller fsyncs the directory. 0 or STORE_EIO. */
+COLD static int rewrite_tail(int from, off_t off, off_t size, const char *path, const void *hdr,
+                             size_t hdrlen)
 {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -1;
+    char tmp[PATH_MAX], buf[16384];
+    if (path_fmt(tmp, sizeof(tmp), "%s.tmp", path) < 0) {
+        return STORE_EIO;
     }
-    char buf[16384];
-    int rc = write_all(fd, hdr, hdrlen);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? -1 : write_all(fd, hdr, hdrlen);
     while (rc == 0 && off < size) {
         size_t want = size - off > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)(size - off);
         ssize_t n = pread(from, buf, want, off);
@@ -2121,23 +2179,23 @@ COLD static int copy_range(int from, off_t off, off_t size, const char *tmp, con
     if (rc == 0 && fsync(fd) < 0) {
         rc = -1;
     }
-    if (close(fd) < 0) {
+    if (fd >= 0 && close(fd) < 0) {
         rc = -1;
     }
-    return rc;
-}
-
-COLD static int olog_write_rest(int from, off_t off, off_t size, const char *tmp)
-{
-    return copy_range(from, off, size, tmp, OFFLINE_HEADER, OFFLINE_HEADER_LEN);
+    if (rc < 0 || rename(tmp, path) < 0) {
+        io_fail("rewrite", path);
+        unlink(tmp);
+        return STORE_EIO;
+    }
+    return 0;
 }
 
 COLD int store_offline_drop_head(const char *bare, int n, uint32_t crc)
 {
     olog_settle();
-    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX];
     int fd;
-    int rc = olog_open_read(bare, path, sizeof(path), &fd);
+    int rc = olog_open_read(bare, dir, path, &fd);
     if (rc != 0 || n <= 0) {
         if (fd >= 0) {
             close(fd);
@@ -2158,22 +2216,11 @@ COLD int store_offline_drop_head(const char *bare, int n, uint32_t crc)
         close(fd);
         return store_offline_clear(bare);
     }
-    if (account_dir(bare, dir, sizeof(dir)) < 0 ||
-        path_fmt(tmp, sizeof(tmp), "%s/%s.tmp", dir, OFFLINE_FILE) < 0) {
-        close(fd);
-        return STORE_EINVAL;
-    }
-    unlink(tmp);
     /* A rename replaces the log whole: after a crash either every record is
      * still there (the head comes again) or only the rest is. */
-    if (olog_write_rest(fd, s.good_end, s.file_size, tmp) < 0 || rename(tmp, path) < 0) {
-        log_error("store: rewrite %s: %s", path, strerror(errno));
-        unlink(tmp);
-        close(fd);
-        return STORE_EIO;
-    }
+    rc = rewrite_tail(fd, s.good_end, s.file_size, path, OFFLINE_HEADER, OFFLINE_HEADER_LEN);
     close(fd);
-    return fsync_dir(dir);
+    return rc < 0 ? rc : fsync_dir(dir);
 }
 
 /* One unlink is atomic: after a crash either the whole log or none of it is
@@ -2182,19 +2229,16 @@ COLD int store_offline_clear(const char *bare)
 {
     olog_settle();
     char dir[PATH_MAX], path[PATH_MAX];
-    if (account_dir(bare, dir, sizeof(dir)) < 0 || !is_dir(dir)) {
-        return STORE_ENOENT;
-    }
-    if (path_fmt(path, sizeof(path), "%s/%s", dir, OFFLINE_FILE) < 0) {
-        return STORE_EINVAL;
+    int rc = olog_path(bare, dir, path);
+    if (rc < 0) {
+        return rc;
     }
     olog_forget(path);
     if (unlink(path) < 0) {
         if (errno == ENOENT) {
             return 0;
         }
-        log_error("store: remove %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("remove", path);
     }
     return fsync_dir(dir);
 }
@@ -2214,8 +2258,7 @@ COLD int store_doc_stamp(const char *bare, const char *name, struct store_stamp 
         if (errno == ENOENT || errno == ENOTDIR) {
             return STORE_ENOENT;
         }
-        log_error("store: stat %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("stat", path);
     }
     out->dev = (unsigned long long)st.st_dev;
     out->ino = (unsigned long long)st.st_ino;
@@ -2239,7 +2282,7 @@ COLD int store_doc_stamp(const char *bare, const char *name, struct store_stamp 
 #define ARC_IDX_PREFIX "xmppd-arcidx "
 #define ARC_LOG_HDR 33 /* "xmppd-archive 1 " + 16 hex digits + "\n" */
 #define ARC_IDX_HDR 32 /* "xmppd-arcidx 1 " + 16 hex digits + "\n" */
-#define ARC_REC_HDR 12 /* magic[4] len[4] crc[4] */
+#define ARC_REC_HDR REC_HDR
 #define ARC_PAY_HDR 11 /* id[8] flags[1] keylen[2] */
 #define ARC_ENT 32     /* id[8] off[8] len[4] keyhash[4] flags[4] crc[4] */
 #define ARC_CHUNK 128  /* index entries read at once */
@@ -2362,7 +2405,7 @@ static int arc_rec_read(int fd, const struct arc_ent *e, unsigned char *buf)
     }
     uint32_t plen = get_be32(buf + 4);
     if (memcmp(buf, arc_magic, 4) != 0 || plen != e->len - ARC_REC_HDR ||
-        store_crc32(store_crc32(0, buf + 4, 4), buf + ARC_REC_HDR, plen) != get_be32(buf + 8) ||
+        rec_crc(buf, buf + ARC_REC_HDR, plen) != get_be32(buf + 8) ||
         get_be64(buf + ARC_REC_HDR) != e->id) {
         return -1;
     }
@@ -2384,51 +2427,37 @@ static int arc_tail_add(struct arc *a, const struct arc_ent *e)
     return 0;
 }
 
+struct arc_walk_ctx {
+    struct arc *a;
+    uint64_t last; /* id of the last record taken */
+};
+
+/* A record of the log (p: its payload) past the index: an entry in the tail,
+ * if its id is above the last one's. */
+static int arc_scan_one(const unsigned char *p, uint32_t plen, off_t off, void *ud)
+{
+    struct arc_walk_ctx *c = ud;
+    struct arc_ent e = {get_be64(p), (uint64_t)off, plen + ARC_REC_HDR, 0, p[8]};
+    size_t klen = (size_t)p[9] << 8 | p[10];
+    if (e.id <= c->last || klen > plen - ARC_PAY_HDR) {
+        return REC_TORN;
+    }
+    e.keyhash = store_crc32(0, p + ARC_PAY_HDR, klen);
+    if (arc_tail_add(c->a, &e) < 0) {
+        return STORE_EIO;
+    }
+    c->last = e.id;
+    return REC_NEXT;
+}
+
 /* Walk the log from off to its end, keeping an entry for each intact record
  * whose id is above last; stops at the first that is not (a torn tail). */
 static int arc_scan(struct arc *a, off_t off, uint64_t last)
 {
-    unsigned char rh[ARC_REC_HDR + ARC_PAY_HDR];
-    unsigned char *buf = NULL;
-    size_t cap = 0;
-    int rc = 0;
-    a->log_end = off;
-    while (a->log_size - off >= (off_t)sizeof(rh)) {
-        if (pread(a->fd, rh, sizeof(rh), off) != (ssize_t)sizeof(rh) ||
-            memcmp(rh, arc_magic, 4) != 0) {
-            break;
-        }
-        uint32_t plen = get_be32(rh + 4);
-        if (plen < ARC_PAY_HDR || plen > ARC_PAY_HDR + STORE_ARC_KEY_MAX + STORE_RECORD_MAX ||
-            (off_t)plen > a->log_size - off - ARC_REC_HDR) {
-            break;
-        }
-        struct arc_ent e = {get_be64(rh + ARC_REC_HDR), (uint64_t)off, plen + ARC_REC_HDR, 0,
-                            rh[ARC_REC_HDR + 8]};
-        if (e.len > cap) {
-            unsigned char *nb = realloc(buf, e.len);
-            if (!nb) {
-                rc = STORE_EIO;
-                break;
-            }
-            buf = nb;
-            cap = e.len;
-        }
-        size_t klen = (size_t)rh[ARC_REC_HDR + 9] << 8 | rh[ARC_REC_HDR + 10];
-        if (e.id <= last || arc_rec_read(a->fd, &e, buf) < 0 || klen > plen - ARC_PAY_HDR) {
-            break;
-        }
-        e.keyhash = store_crc32(0, buf + ARC_REC_HDR + ARC_PAY_HDR, klen);
-        if (arc_tail_add(a, &e) < 0) {
-            rc = STORE_EIO;
-            break;
-        }
-        last = e.id;
-        off += (off_t)e.len;
-        a->log_end = off;
-    }
-    free(buf);
-    return rc;
+    struct arc_walk_ctx c = {a, last};
+    return rec_walk(a->fd, a->path, off, a->log_size, arc_magic, ARC_PAY_HDR,
+                    ARC_PAY_HDR + STORE_ARC_KEY_MAX + STORE_RECORD_MAX, arc_scan_one, &c,
+                    &a->log_end);
 }
 
 static void arc_close(struct arc *a)
@@ -2493,6 +2522,19 @@ static int arc_idx_last_ok(struct arc *a, struct arc_ent *last)
            get_be64(rh + ARC_REC_HDR) == last->id;
 }
 
+/* Do without the index: every entry comes from the log. */
+static int arc_index_off(struct arc *a)
+{
+    if (a->ifd >= 0) {
+        close(a->ifd);
+        a->ifd = -1;
+    }
+    a->nidx = 0;
+    a->ntail = 0;
+    a->cn = 0;
+    return arc_scan(a, ARC_LOG_HDR, 0);
+}
+
 /* Open the index and take what it holds; the tail after it comes from the
  * log. An index that does not match is not used (ifd -1, nidx 0). */
 static int arc_open_index(struct arc *a)
@@ -2515,12 +2557,7 @@ static int arc_open_index(struct arc *a)
             return arc_scan(a, from, last.id);
         }
     }
-    if (a->ifd >= 0) {
-        close(a->ifd);
-        a->ifd = -1;
-    }
-    a->nidx = 0;
-    return arc_scan(a, ARC_LOG_HDR, 0);
+    return arc_index_off(a);
 }
 
 /* The directory of an archive: an account's, or a room's (issue 15, at the
@@ -2555,11 +2592,10 @@ static int arc_open(struct arc *a, const char *bare, int writable)
         if (errno == ENOENT) {
             return writable ? STORE_ENOENT : 1; /* writer: the account went meanwhile */
         }
-        log_error("store: open %s: %s", a->path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("open", a->path);
     }
     if (fstat(a->fd, &st) < 0) {
-        log_error("store: stat %s: %s", a->path, strerror(errno));
+        io_fail("stat", a->path);
         arc_close(a);
         return STORE_EIO;
     }
@@ -2572,7 +2608,7 @@ static int arc_open(struct arc *a, const char *bare, int writable)
             quarantine(a->path, "bad version line");
             quarantine(a->ipath, "its log was damaged");
         } else {
-            log_error("store: %s was written by a newer xmppd; left alone", a->path);
+            newer_version(a->path);
         }
         return STORE_ECORRUPT;
     }
@@ -2586,10 +2622,10 @@ static int arc_open(struct arc *a, const char *bare, int writable)
         a->gen = arc_now_us();
         arc_hdr(hdr, ARC_LOG_PREFIX, ARC_LOG_HDR, a->gen);
         if (ftruncate(a->fd, 0) < 0 || write_all(a->fd, hdr, ARC_LOG_HDR) < 0) {
-            log_error("store: write %s: %s", a->path, strerror(errno));
+            io_fail("write", a->path);
             /* A full disk: leave nothing, not even an empty log. */
             if ((a->created && unlink(a->path) < 0) || (!a->created && ftruncate(a->fd, 0) < 0)) {
-                log_error("store: take back %s: %s", a->path, strerror(errno));
+                io_fail("take back", a->path);
             }
             arc_close(a);
             return STORE_EIO;
@@ -2612,21 +2648,32 @@ COLD static int arc_idx_rewrite(const char *ipath, const void *buf, size_t len)
     return store_write_atomic(ipath, buf, len, 0600);
 }
 
-/* The index of an archive without records is its header: written without
- * temp file or fsync (two disk flushes for each account's first archived
- * message, in the turn that sends it). A power cut that tears or takes it
- * loses no entry: the next open finds no usable index and makes it again. */
-COLD static int arc_idx_new(const char *ipath, const void *buf, size_t len)
+/* Entries [from, arc_n) of a, their offsets less shift, encoded (with
+ * whole, after an index header of generation gen) into a new buffer (*out,
+ * malloc'd, *len bytes). 0, STORE_EIO, or STORE_ECORRUPT for a damaged entry. */
+static int arc_idx_image(struct arc *a, uint64_t from, uint64_t shift, int whole, uint64_t gen,
+                         unsigned char **out, size_t *len)
 {
-    int fd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write_all(fd, buf, len) < 0) {
-        log_error("store: write %s: %s", ipath, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
+    uint64_t n = arc_n(a);
+    size_t hdr = whole ? ARC_IDX_HDR : 0;
+    *len = hdr + (size_t)(n - from) * ARC_ENT;
+    *out = malloc(*len + 1);
+    if (!*out) {
         return STORE_EIO;
     }
-    return close(fd) < 0 ? STORE_EIO : 0;
+    if (whole) {
+        arc_hdr((char *)*out, ARC_IDX_PREFIX, ARC_IDX_HDR, gen);
+    }
+    for (uint64_t i = from; i < n; i++) {
+        struct arc_ent e;
+        if (arc_get(a, i, &e) < 0) {
+            free(*out);
+            return STORE_ECORRUPT;
+        }
+        e.off -= shift;
+        arc_ent_encode(*out + hdr + (i - from) * ARC_ENT, &e);
+    }
+    return 0;
 }
 
 /* Writer: cut a torn tail off the log and bring the index up to the log
@@ -2637,8 +2684,7 @@ static int arc_repair(struct arc *a)
         log_warn("store: %s: cutting a torn tail of %lld bytes", a->path,
                  (long long)(a->log_size - a->log_end));
         if (ftruncate(a->fd, a->log_end) < 0) {
-            log_error("store: truncate %s: %s", a->path, strerror(errno));
-            return STORE_EIO;
+            return io_fail("truncate", a->path);
         }
         a->log_size = a->log_end;
         a->dirty = 1;
@@ -2649,27 +2695,27 @@ static int arc_repair(struct arc *a)
             return 0;
         }
     }
-    size_t n = a->ifd >= 0 ? a->ntail : (size_t)arc_n(a);
-    size_t hdr = a->ifd >= 0 ? 0 : ARC_IDX_HDR;
-    unsigned char *buf = malloc(hdr + n * ARC_ENT + 1);
-    if (!buf) {
-        return STORE_EIO;
+    /* The entries the index lacks: the tail (all of them without an index,
+     * which then has none: nidx is 0). */
+    unsigned char *buf;
+    size_t len;
+    int rc = arc_idx_image(a, a->nidx, 0, a->ifd < 0, a->gen, &buf, &len);
+    if (rc < 0) {
+        return rc;
     }
-    if (hdr) {
-        arc_hdr((char *)buf, ARC_IDX_PREFIX, ARC_IDX_HDR, a->gen);
-    }
-    for (size_t k = 0; k < n; k++) {
-        arc_ent_encode(buf + hdr + k * ARC_ENT, &a->tail[a->ntail - n + k]);
-    }
-    int rc = 0;
     if (a->ifd >= 0) {
         if (ftruncate(a->ifd, (off_t)(ARC_IDX_HDR + a->nidx * ARC_ENT)) < 0 ||
-            write_all(a->ifd, buf, n * ARC_ENT) < 0) {
-            log_error("store: write %s: %s", a->ipath, strerror(errno));
-            rc = STORE_EIO;
+            write_all(a->ifd, buf, len) < 0) {
+            rc = io_fail("write", a->ipath);
         }
     } else {
-        rc = n ? arc_idx_rewrite(a->ipath, buf, hdr + n * ARC_ENT) : arc_idx_new(a->ipath, buf, hdr);
+        /* The index of an archive without records is its header: written
+         * without temp file or fsync (two disk flushes for each account's
+         * first archived message, in the turn that sends it). A power cut
+         * that tears or takes it loses no entry: the next open finds no
+         * usable index and makes it again. */
+        rc = len > ARC_IDX_HDR ? arc_idx_rewrite(a->ipath, buf, len)
+                               : overwrite_file(a->ipath, buf, len);
         a->ifd = rc == 0 ? open(a->ipath, O_RDWR | O_APPEND | O_CLOEXEC) : -1;
         if (rc == 0 && a->ifd < 0) {
             rc = STORE_EIO;
@@ -2714,27 +2760,23 @@ int store_arc_sync(void)
     }
     nlogs = n;
     for (size_t i = 0; i < nlogs; i++) {
-        if (dirty[i]->created) {
-            dirty[n] = dirty[i];
-            fds[n++] = open(dirty[i]->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!dirty[i]->created) {
+            continue;
         }
+        int fd = open(dirty[i]->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+            io_fail("open directory", dirty[i]->dir);
+            failed++;
+            continue;
+        }
+        dirty[n] = dirty[i];
+        fds[n++] = fd;
     }
-    size_t nsync = 0; /* the fds that opened, to the front */
+    fsync_many(fds, err, n);
     for (size_t i = 0; i < n; i++) {
-        if (fds[i] < 0) {
-            log_error("store: open directory %s: %s", dirty[i]->dir, strerror(errno));
-        } else {
-            fds[nsync] = fds[i];
-            dirty[nsync] = dirty[i];
-            nsync++;
-        }
-    }
-    failed += (int)(n - nsync);
-    fsync_many(fds, err, nsync);
-    for (size_t i = 0; i < nsync; i++) {
         if (err[i] && !(i >= nlogs && err[i] == EINVAL)) {
-            log_error("store: fsync %s%s: %s", i < nlogs ? "" : "directory of ", dirty[i]->path,
-                      strerror(err[i]));
+            errno = err[i];
+            io_fail(i < nlogs ? "fsync" : "fsync directory of", dirty[i]->path);
             failed++;
         }
         if (i >= nlogs) {
@@ -2763,8 +2805,7 @@ COLD static int arc_compact(struct arc *a, uint64_t keep)
     if (keep >= n) {
         log_info("store: %s: every record expired or over the size cap", a->path);
         if (unlink(a->path) < 0 || (unlink(a->ipath) < 0 && errno != ENOENT)) {
-            log_error("store: remove %s: %s", a->path, strerror(errno));
-            return STORE_EIO;
+            return io_fail("remove", a->path);
         }
         return fsync_dir(a->dir);
     }
@@ -2773,32 +2814,18 @@ COLD static int arc_compact(struct arc *a, uint64_t keep)
     }
     uint64_t gen = arc_now_us();
     gen = gen > a->gen ? gen : a->gen + 1;
-    uint64_t shift = first.off - ARC_LOG_HDR;
-    size_t isz = ARC_IDX_HDR + (size_t)(n - keep) * ARC_ENT;
-    unsigned char *ibuf = malloc(isz + 1);
-    char hdr[ARC_LOG_HDR + 1], tmp[PATH_MAX];
-    if (!ibuf || path_fmt(tmp, sizeof(tmp), "%s.tmp", a->path) < 0) {
-        free(ibuf);
-        return STORE_EIO;
-    }
-    arc_hdr((char *)ibuf, ARC_IDX_PREFIX, ARC_IDX_HDR, gen);
-    for (uint64_t i = keep; i < n; i++) {
-        struct arc_ent e;
-        if (arc_get(a, i, &e) < 0) {
-            free(ibuf);
-            return STORE_ECORRUPT;
-        }
-        e.off -= shift;
-        arc_ent_encode(ibuf + ARC_IDX_HDR + (i - keep) * ARC_ENT, &e);
+    unsigned char *ibuf;
+    size_t isz;
+    char hdr[ARC_LOG_HDR + 1];
+    int rc = arc_idx_image(a, keep, first.off - ARC_LOG_HDR, 1, gen, &ibuf, &isz);
+    if (rc < 0) {
+        return rc;
     }
     arc_hdr(hdr, ARC_LOG_PREFIX, ARC_LOG_HDR, gen);
-    unlink(tmp);
-    int rc = copy_range(a->fd, (off_t)first.off, a->log_end, tmp, hdr, ARC_LOG_HDR);
-    if (rc < 0 || rename(tmp, a->path) < 0) {
-        log_error("store: rewrite %s: %s", a->path, strerror(errno));
-        unlink(tmp);
+    rc = rewrite_tail(a->fd, (off_t)first.off, a->log_end, a->path, hdr, ARC_LOG_HDR);
+    if (rc < 0) {
         free(ibuf);
-        return STORE_EIO;
+        return rc;
     }
     rc = fsync_dir(a->dir);
     if (rc == 0) {
@@ -2860,10 +2887,7 @@ static int arc_writer(const char *bare, struct arc **out)
     int rc = arc_open(a, bare, 1);
     if (rc == 0 && a->ifd >= 0 && strcmp(arc_damaged, bare) == 0) {
         arc_damaged[0] = '\0';
-        close(a->ifd);
-        a->ifd = -1;
-        a->nidx = a->ntail = 0;
-        rc = arc_scan(a, ARC_LOG_HDR, 0);
+        rc = arc_index_off(a);
     }
     if (rc == 0) {
         rc = arc_repair(a);
@@ -2928,8 +2952,6 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     if (!buf) {
         return STORE_EIO;
     }
-    memcpy(buf, arc_magic, 4);
-    put_be32(buf + 4, (uint32_t)plen);
     put_be64(buf + ARC_REC_HDR, now);
     buf[ARC_REC_HDR + 8] = (unsigned char)r->flags;
     buf[ARC_REC_HDR + 9] = (unsigned char)(r->key_len >> 8);
@@ -2938,7 +2960,7 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     if (r->len) {
         memcpy(buf + ARC_REC_HDR + ARC_PAY_HDR + r->key_len, r->data, r->len);
     }
-    put_be32(buf + 8, store_crc32(store_crc32(0, buf + 4, 4), buf + ARC_REC_HDR, plen));
+    rec_seal(buf, arc_magic, (uint32_t)plen);
     e.id = now;
     e.off = (uint64_t)a->log_end;
     e.len = (uint32_t)(ARC_REC_HDR + plen);
@@ -2946,9 +2968,9 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     e.flags = r->flags & 0xff;
     a->dirty = 1;
     if (write_all(a->fd, buf, e.len) < 0) {
-        log_error("store: write %s: %s", a->path, strerror(errno));
+        io_fail("write", a->path);
         if (ftruncate(a->fd, a->log_end) < 0) {
-            log_error("store: truncate %s: %s", a->path, strerror(errno));
+            io_fail("truncate", a->path);
         }
         free(buf);
         return STORE_EIO;
@@ -2960,7 +2982,7 @@ static int arc_append(const char *bare, const struct store_arc_rec *r,
     arc_ent_encode(raw, &e);
     if (write_all(a->ifd, raw, ARC_ENT) < 0) {
         /* The record is in the log: the next open indexes it from there. */
-        log_error("store: write %s: %s", a->ipath, strerror(errno));
+        io_fail("write", a->ipath);
         arc_writer_drop(a);
     } else {
         a->nidx++;
@@ -3037,12 +3059,7 @@ static int arc_without_index(struct arc *a)
 {
     log_warn("store: %s is damaged; the next append rebuilds it", a->ipath);
     snprintf(arc_damaged, sizeof(arc_damaged), "%s", a->bare);
-    close(a->ifd);
-    a->ifd = -1;
-    a->nidx = 0;
-    a->ntail = 0;
-    a->cn = 0;
-    return arc_scan(a, ARC_LOG_HDR, 0);
+    return arc_index_off(a);
 }
 
 static int arc_visit(struct arc *a, uint64_t i, const struct store_arc_query *q,
@@ -3273,35 +3290,41 @@ COLD static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+struct room_ctx {
+    const char *dir;
+    int (*fn)(const char *room, const char *data, size_t len, void *ud);
+    void *ud;
+    size_t maxlen;
+};
+
+COLD static int room_one(const char *name, void *ud)
+{
+    struct room_ctx *c = ud;
+    char room[NAME_MAX + 1], path[PATH_MAX], *data = NULL;
+    size_t len = 0;
+    int rc = 0;
+    /* Skip ".", "..", a write's leftover temp file, damaged files set aside. */
+    if (name[0] == '.' || ends_with(name, ".tmp") || ends_with(name, ".bad") ||
+        unescape_name(name, room, sizeof(room)) < 0 ||
+        path_fmt(path, sizeof(path), "%s/%s", c->dir, name) < 0) {
+        return 0;
+    }
+    if (doc_read(path, &data, &len, c->maxlen) == 0) {
+        rc = c->fn(room, data, len, c->ud);
+    }
+    free(data);
+    return rc;
+}
+
 COLD int store_room_each(int (*fn)(const char *room, const char *data, size_t len, void *ud),
                          void *ud, size_t maxlen)
 {
     char dir[PATH_MAX];
+    struct room_ctx c = {dir, fn, ud, maxlen};
     if (!data_dir[0] || path_fmt(dir, sizeof(dir), "%s/rooms", data_dir) < 0) {
         return STORE_EINVAL;
     }
-    DIR *d = NULL;
-    int rc = open_dir_if_any(dir, &d);
-    if (!d) {
-        return rc;
-    }
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        char room[NAME_MAX + 1], path[PATH_MAX], *data = NULL;
-        size_t len = 0;
-        /* Skip ".", "..", a write's leftover temp file, damaged files set aside. */
-        if (e->d_name[0] == '.' || ends_with(e->d_name, ".tmp") || ends_with(e->d_name, ".bad") ||
-            unescape_name(e->d_name, room, sizeof(room)) < 0 ||
-            path_fmt(path, sizeof(path), "%s/%s", dir, e->d_name) < 0) {
-            continue;
-        }
-        if (doc_read(path, &data, &len, maxlen) == 0) {
-            rc = fn(room, data, len, ud);
-        }
-        free(data);
-    }
-    closedir(d);
-    return rc;
+    return dir_each(dir, 1, room_one, &c);
 }
 
 /* A room document whose payload muc.c cannot read (bad XML, a format it
@@ -3386,8 +3409,7 @@ COLD int store_room_arc_delete(const char *room)
      * leaves an index that the next open finds naming no record). */
     if ((unlink(log) < 0 && errno != ENOENT) || (unlink(idx) < 0 && errno != ENOENT) ||
         rmdir(dir) < 0) {
-        log_error("store: remove %s: %s", dir, strerror(errno));
-        return STORE_EIO;
+        return io_fail("remove", dir);
     }
     *strrchr(dir, '/') = '\0';
     return fsync_dir(dir);
@@ -3418,7 +3440,7 @@ COLD int store_room_arc_list(int (*fn)(const char *name, void *ud), void *ud)
 
 /* ---- web admin (issue 14) ---- */
 
-long store_self_rss_kib(void)
+COLD long store_self_rss_kib(void)
 {
     char text[4096];
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
@@ -3448,7 +3470,7 @@ struct store_upload {
     char path[PATH_MAX]; /* <id> */
 };
 
-static int upload_id_ok(const char *id)
+COLD static int upload_id_ok(const char *id)
 {
     size_t n = 0;
     for (; id[n]; n++) {
@@ -3459,28 +3481,27 @@ static int upload_id_ok(const char *id)
     return n == STORE_UPLOAD_ID_LEN;
 }
 
-/* DATADIR/upload, made on first use; path of id + suffix in out. */
-static int upload_path(const char *id, const char *suffix, char *out, size_t sz)
+/* DATADIR/upload/<id> into path, and the same with suffix into with (both
+ * PATH_MAX bytes); DATADIR/upload is made on first use. */
+COLD static int upload_path(const char *id, const char *suffix, char *path, char *with)
 {
     char dir[PATH_MAX];
     if (!upload_id_ok(id) || path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0 ||
-        path_fmt(out, sz, "%s/%s%s", dir, id, suffix) < 0) {
+        path_fmt(path, PATH_MAX, "%s/%s", dir, id) < 0 ||
+        path_fmt(with, PATH_MAX, "%s%s", path, suffix) < 0) {
         return STORE_EINVAL;
     }
     return ensure_dir(dir, data_dir);
 }
 
-int store_upload_create(const char *id, struct store_upload **out)
+COLD int store_upload_create(const char *id, struct store_upload **out)
 {
     *out = NULL;
     struct store_upload *u = calloc(1, sizeof(*u));
     if (!u) {
         return STORE_EIO;
     }
-    int rc = upload_path(id, ".part", u->part, sizeof(u->part));
-    if (rc == 0) {
-        rc = upload_path(id, "", u->path, sizeof(u->path));
-    }
+    int rc = upload_path(id, ".part", u->path, u->part);
     if (rc == 0 && access(u->path, F_OK) == 0) {
         rc = STORE_EEXIST;
     }
@@ -3490,8 +3511,7 @@ int store_upload_create(const char *id, struct store_upload **out)
     u->fd = rc == 0 ? open(u->part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)
                     : -1;
     if (rc == 0 && u->fd < 0) {
-        log_error("store: create %s: %s", u->part, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("create", u->part);
     }
     if (rc < 0) {
         free(u);
@@ -3501,16 +3521,15 @@ int store_upload_create(const char *id, struct store_upload **out)
     return 0;
 }
 
-int store_upload_write(struct store_upload *u, const void *data, size_t len)
+COLD int store_upload_write(struct store_upload *u, const void *data, size_t len)
 {
     if (write_all(u->fd, data, len) < 0) {
-        log_error("store: write %s: %s", u->part, strerror(errno));
-        return STORE_EIO;
+        return io_fail("write", u->part);
     }
     return 0;
 }
 
-void store_upload_close(struct store_upload *u)
+COLD void store_upload_close(struct store_upload *u)
 {
     if (!u) {
         return;
@@ -3524,17 +3543,15 @@ void store_upload_close(struct store_upload *u)
     free(u);
 }
 
-int store_upload_commit(struct store_upload *u, const void *meta, size_t len)
+COLD int store_upload_commit(struct store_upload *u, const void *meta, size_t len)
 {
     char mpath[PATH_MAX];
     int rc = path_fmt(mpath, sizeof(mpath), "%s.meta", u->path) < 0 ? STORE_EINVAL : 0;
     if (rc == 0 && fsync(u->fd) < 0) {
-        log_error("store: fsync %s: %s", u->part, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("fsync", u->part);
     }
     if (rc == 0 && rename(u->part, u->path) < 0) {
-        log_error("store: rename %s: %s", u->part, strerror(errno));
-        rc = STORE_EIO;
+        rc = io_fail("rename", u->part);
     }
     if (rc == 0) {
         u->part[0] = '\0';
@@ -3547,8 +3564,8 @@ int store_upload_commit(struct store_upload *u, const void *meta, size_t len)
     return rc;
 }
 
-int store_upload_open(const char *id, struct store_upload **out, uint64_t *size, char **meta,
-                      size_t *len)
+COLD int store_upload_open(const char *id, struct store_upload **out, uint64_t *size, char **meta,
+                           size_t *len)
 {
     char mpath[PATH_MAX];
     char *m = NULL;
@@ -3559,10 +3576,7 @@ int store_upload_open(const char *id, struct store_upload **out, uint64_t *size,
         return STORE_EIO;
     }
     u->fd = -1;
-    int rc = upload_path(id, ".meta", mpath, sizeof(mpath));
-    if (rc == 0) {
-        rc = upload_path(id, "", u->path, sizeof(u->path));
-    }
+    int rc = upload_path(id, ".meta", u->path, mpath);
     if (rc == 0) {
         rc = doc_read(mpath, &m, &mlen, UPLOAD_META_MAX);
     }
@@ -3590,39 +3604,43 @@ int store_upload_open(const char *id, struct store_upload **out, uint64_t *size,
     return 0;
 }
 
-long store_upload_read(struct store_upload *u, void *buf, size_t len)
+COLD long store_upload_read(struct store_upload *u, void *buf, size_t len)
 {
     ssize_t n = read_full(u->fd, buf, len);
     if (n < 0) {
-        log_error("store: read %s: %s", u->path, strerror(errno));
+        io_fail("read", u->path);
     }
     return (long)n;
 }
 
-int store_upload_delete(const char *id)
+COLD int store_upload_delete(const char *id)
 {
     char path[PATH_MAX], mpath[PATH_MAX], dir[PATH_MAX];
-    int rc = upload_path(id, ".meta", mpath, sizeof(mpath));
-    if (rc == 0) {
-        rc = upload_path(id, "", path, sizeof(path));
-    }
-    if (rc < 0 || path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0) {
+    if (upload_path(id, ".meta", path, mpath) < 0 || !parent_of(path, dir)) {
         return STORE_EINVAL;
     }
-    rc = doc_unlink(dir, mpath);
+    int rc = doc_unlink(dir, mpath);
     if (unlink(path) < 0 && errno != ENOENT) {
-        log_error("store: remove %s: %s", path, strerror(errno));
-        return STORE_EIO;
+        return io_fail("remove", path);
     }
     return rc;
 }
 
+struct upload_ctx {
+    const char *dir;
+    int tidy;
+    int (*fn)(const char *id, const char *meta, size_t len, void *ud);
+    void *ud;
+};
+
 /* One entry of DATADIR/upload: a finished file's .meta goes to fn; with
- * tidy, what is neither a finished file nor its .meta is removed. */
-static int upload_entry(const char *dir, const char *name, int tidy,
-                        int (*fn)(const char *id, const char *meta, size_t len, void *ud),
-                        void *ud)
+ * tidy, what is neither a finished file nor its .meta is removed. 1 when fn
+ * says stop. */
+COLD static int upload_entry(const char *name, void *ud)
 {
+    const struct upload_ctx *c = ud;
+    const char *dir = c->dir;
+    int tidy = c->tidy;
     char id[STORE_UPLOAD_ID_LEN + 1], path[PATH_MAX];
     size_t n = strlen(name);
     if (n < STORE_UPLOAD_ID_LEN) {
@@ -3648,35 +3666,32 @@ static int upload_entry(const char *dir, const char *name, int tidy,
         char *m = NULL;
         size_t len = 0;
         if (doc_read(path, &m, &len, UPLOAD_META_MAX) == 0) {
-            int stop = fn(id, m, len, ud);
+            int stop = c->fn(id, m, len, c->ud) != 0;
             free(m);
             return stop;
         }
         return 0;
     }
-    if (tidy && (n < 4 || strcmp(name + n - 4, ".bad") != 0)) {
+    if (tidy && !ends_with(name, ".bad")) {
         unlink(path); /* .part or .meta.tmp of a crash; a .bad is for a human */
     }
     return 0;
 }
 
-int store_upload_each(int (*fn)(const char *id, const char *meta, size_t len, void *ud), void *ud,
-                      int tidy)
+COLD int store_upload_each(int (*fn)(const char *id, const char *meta, size_t len, void *ud),
+                           void *ud, int tidy)
 {
     char dir[PATH_MAX];
+    struct upload_ctx c = {dir, tidy, fn, ud};
     if (path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0) {
         return STORE_EINVAL;
     }
-    DIR *d = opendir(dir);
-    if (!d) {
-        return errno == ENOENT ? 0 : STORE_EIO;
+    if (!is_dir(dir)) {
+        return 0; /* nothing uploaded yet */
     }
-    struct dirent *e;
-    int stop = 0;
-    while (!stop && (e = readdir(d)) != NULL) {
-        stop = upload_entry(dir, e->d_name, tidy, fn, ud);
+    if (dir_each(dir, 0, upload_entry, &c) < 0) {
+        return STORE_EIO;
     }
-    closedir(d);
     if (tidy) {
         fsync_dir(dir);
     }
