@@ -38,7 +38,7 @@ static int creds_ok(const struct scram_creds *c, size_t key_len)
         return 1;
     }
     return c->key_len == key_len && c->iter >= 1 && c->salt_len >= 1 &&
-           c->salt_len <= SCRAM_SALT_LEN;
+           c->salt_len <= SCRAM_SALT_MAX; /* store.c reads salts up to the import bound */
 }
 
 static int creds_eq(const struct scram_creds *a, const struct scram_creds *b)
