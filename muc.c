@@ -2159,8 +2159,8 @@ static void admin_iq(const struct xml_node *iq, struct room *r, const char *from
     }
     if ((r = room_find(room_jid)) && r->persistent && done) {
         room_save(r); /* bans survive restarts */
-    } else if (r && !r->occ) {
-        room_destroy(r); /* a moderator without affiliation kicked the last one */
+    } else if (r) {
+        room_gc(r); /* the last one went: a temporary room ends, a persistent one stays */
     }
 }
 
