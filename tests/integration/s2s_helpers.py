@@ -419,6 +419,12 @@ def make_signed(d, ca, domain):
     return cert, key
 
 
+def cert_conf(d, ca, domain):
+    """Config lines for a server of domain with a certificate of the test CA."""
+    cert, key = make_signed(d, ca, domain)
+    return {"tls_cert": cert, "tls_key": key, "s2s_ca_file": ca}
+
+
 # ---------------------------------------------------------------------------
 # Federation through DNS (dns.c): both servers ask a test DNS responder
 # (dns_helpers.DNSResponder) instead of using static routes.

@@ -14,20 +14,14 @@ import pytest
 
 from im_helpers import error_condition
 from limits_helpers import LogWatch
-from s2s_helpers import (NS_DB, REMOTE, FakeAuthoritative, Prosody, RawS2S, enable_s2s,
-                         have_prosody, make_ca, make_cert, make_signed, remote_server, run_logged,
-                         talk_between, talk_both_ways, write_remote_config)
+from s2s_helpers import (NS_DB, REMOTE, FakeAuthoritative, Prosody, RawS2S, cert_conf,
+                         enable_s2s, have_prosody, make_ca, make_cert, make_signed, remote_server,
+                         run_logged, talk_between, talk_both_ways, write_remote_config)
 from xmpp_helpers import Clients, local, patience, run
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
-
-
-def cert_conf(d, ca, domain):
-    """Config lines for a server of domain with a certificate of the test CA."""
-    cert, key = make_signed(d, ca, domain)
-    return {"tls_cert": cert, "tls_key": key, "s2s_ca_file": ca}
 
 
 def up_lines(log, direction, domain):
