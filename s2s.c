@@ -1653,11 +1653,13 @@ static void ext_in_auth(struct s2s_stream *s, struct xml_node *el)
 static int ext_out_features(struct s2s_stream *s, struct xml_node *el)
 {
     if (s->external) {
-        /* The stream after <success/>: authenticated. */
+        /* The stream after <success/>: authenticated; our other domains
+         * still need their dialback on it (MUC over s2s). */
         if (!s->up) {
             s->can_verify = 1;
             out_up(s);
             out_send_verifies(s->dom);
+            senders_request(s->dom);
         }
         return 1;
     }

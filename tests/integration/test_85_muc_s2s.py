@@ -5,14 +5,18 @@ another server's rooms, moderation and limits for remote occupants, the
 s2s `from` checks, and remote occupants removed when their server is gone.
 Against a second xmppd and against a real Prosody with its MUC component."""
 
+import os
+import re
+import shutil
 import time
 
 import pytest
 
 from im_helpers import error_condition, next_presence, ptype
 from muc_helpers import codes, groupchat_from, join, join_raw, muc_login, room_presence, say
-from s2s_helpers import (NS_DB, FakeAuthoritative, RawS2S, enable_s2s, have_prosody,
-                         remote_server, run_logged, write_remote_config, xmppd_and_prosody)
+from s2s_helpers import (NS_DB, FakeAuthoritative, RawS2S, cert_conf, enable_s2s, have_prosody,
+                         make_ca, remote_server, run_logged, write_remote_config,
+                         xmppd_and_prosody)
 from xmpp_helpers import Clients, local, patience, run
 
 REMOTE = "remote.test"
@@ -20,11 +24,11 @@ MUC = "conference.localhost"
 RMUC = "conference." + REMOTE
 
 
-def federate(server, tmp_path, extra=None, remote_users=("carol", "erin")):
+def federate(server, tmp_path, extra=None, remote_users=("carol", "erin"), remote_extra=None):
     """The fixture's server (localhost, rooms on conference.localhost) and a
     second xmppd (remote.test, rooms on conference.remote.test), each with
     static routes to both domains of the other. Returns the remote, started."""
-    remote = remote_server(tmp_path, users=remote_users)
+    remote = remote_server(tmp_path, users=remote_users, extra=remote_extra)
     enable_s2s(server, {REMOTE: remote.s2s_port, RMUC: remote.s2s_port}, extra)
     remote.s2s_routes = {server.domain: server.s2s_port, MUC: server.s2s_port}
     write_remote_config(remote)
@@ -88,6 +92,39 @@ def test_remote_user_in_local_room(server, tmp_path):
     log = server.log_text()
     assert "s2s incoming from remote.test up" in log
     assert "conference.localhost authenticated too (dialback)" in log
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_remote_user_in_local_room_external(server, tmp_path):
+    """Certificates of one CA on both sides: every stream authenticates by
+    SASL EXTERNAL (XEP-0178), so localhost has no stream to remote.test until
+    the room answers carol's join, and the room's stanzas open it. They wait
+    for conference.localhost's db:result on it (XEP-0220 §4.3.1), which must
+    go once EXTERNAL makes the stream usable, not when some later stanza does."""
+    room = "ext@" + MUC
+    ca = make_ca(os.path.join(str(tmp_path), "ca"))
+    remote = federate(server, tmp_path, cert_conf(str(tmp_path / "lc"), ca, "localhost"),
+                      remote_extra=cert_conf(str(tmp_path / "rc"), ca, REMOTE))
+    try:
+        async def scenario():
+            async with Clients(server) as cl, Clients(remote) as rcl:
+                alice = await muc_login(cl, "alice")
+                carol = await muc_login(rcl, "carol")
+                await join(alice, room, "Alice")
+                assert "s2s outgoing to remote.test up" not in server.log_text()
+                pres, _, _, _ = await join(carol, room, "Carol", timeout=30)
+                assert 110 in codes(pres), pres
+                say(alice, room, "hello")
+                await groupchat_from(carol, room + "/Alice", lambda m: m["body"] == "hello",
+                                     timeout=30)
+
+        run(scenario(), timeout=120)
+    finally:
+        stop_clean(remote)
+    log = server.log_text()
+    assert re.search(r"s2s outgoing to remote\.test up: .*, EXTERNAL \(certificate verified\)",
+                     log), log
+    assert "conference.localhost authenticated too (dialback)" in log, log
 
 
 def test_local_user_in_remote_room(server, tmp_path):
