@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "hooks.h"
 #include "http.h"
+#include "im.h"
 #include "jid.h"
 #include "log.h"
 #include "router.h"
@@ -279,27 +280,21 @@ static void fail(const struct xml_node *iq, const char *type, const char *cond, 
 /* §3: identity store/file, the feature, and the max-file-size form. */
 static void disco_info(const struct xml_node *iq)
 {
-    char max[24];
-    snprintf(max, sizeof(max), "%d", g_config->upload_max_size);
-    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    struct xml_node *id = q ? xml_add_child(q, "identity", NULL) : NULL;
-    struct xml_node *f1 = q ? xml_add_child(q, "feature", NULL) : NULL;
-    struct xml_node *f2 = q ? xml_add_child(q, "feature", NULL) : NULL;
-    struct xml_node *x = q ? xml_add_child(q, "x", NS_DATA) : NULL;
-    struct xml_node *ft = x ? xml_add_child(x, "field", NULL) : NULL;
-    struct xml_node *fm = x ? xml_add_child(x, "field", NULL) : NULL;
-    if (!fm || xml_set_attr(id, "category", "store") < 0 || xml_set_attr(id, "type", "file") < 0 ||
-        xml_set_attr(id, "name", "HTTP File Upload") < 0 ||
-        xml_set_attr(f1, "var", NS_DISCO_INFO) < 0 || xml_set_attr(f2, "var", NS_UPLOAD) < 0 ||
-        xml_set_attr(x, "type", "result") < 0 || xml_set_attr(ft, "var", "FORM_TYPE") < 0 ||
-        xml_set_attr(ft, "type", "hidden") < 0 || add_child_text(ft, "value", NULL, NS_UPLOAD) < 0 ||
-        xml_set_attr(fm, "var", "max-file-size") < 0 ||
-        add_child_text(fm, "value", NULL, max) < 0) {
-        xml_free(q);
+    char q[512];
+    int n = snprintf(q, sizeof(q),
+                     "<query xmlns='" NS_DISCO_INFO "'>"
+                     "<identity category='store' type='file' name='HTTP File Upload'/>"
+                     "<feature var='" NS_DISCO_INFO "'/><feature var='" NS_UPLOAD "'/>"
+                     "<x xmlns='" NS_DATA "' type='result'>"
+                     "<field var='FORM_TYPE' type='hidden'><value>" NS_UPLOAD "</value></field>"
+                     "<field var='max-file-size'><value>%d</value></field></x></query>",
+                     g_config->upload_max_size);
+    struct xml_node *x = im_parse_stored(q, (size_t)n, "query", NS_DISCO_INFO);
+    if (!x) {
         fail(iq, "wait", "resource-constraint", NULL);
         return;
     }
-    reply(iq, q, NULL, NULL, NULL, NULL);
+    reply(iq, x, NULL, NULL, NULL, NULL);
 }
 
 /* §5: the file is too large, with the largest size allowed. */
