@@ -97,28 +97,20 @@ static int path_matches(const char *prefix, const char *path)
 
 static const char *reason(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 303: return "See Other";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 415: return "Unsupported Media Type";
-    case 507: return "Insufficient Storage";
-    case 413: return "Content Too Large";
-    case 417: return "Expectation Failed";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    /* each: the code's three digits, then its text */
+    static const char reasons[] =
+        "200OK\0" "303See Other\0" "201Created\0" "400Bad Request\0" "403Forbidden\0"
+        "404Not Found\0" "405Method Not Allowed\0" "408Request Timeout\0" "409Conflict\0"
+        "415Unsupported Media Type\0" "507Insufficient Storage\0" "413Content Too Large\0"
+        "417Expectation Failed\0" "414URI Too Long\0" "431Request Header Fields Too Large\0"
+        "500Internal Server Error\0" "501Not Implemented\0" "503Service Unavailable\0"
+        "505HTTP Version Not Supported\0";
+    for (const char *p = reasons; *p; p += strlen(p) + 1) {
+        if ((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0') == status) {
+            return p + 3;
+        }
     }
+    return "Unknown";
 }
 
 /* RFC 9110 §5.6.7 IMF-fixdate, in English whatever the locale. */
