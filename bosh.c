@@ -228,42 +228,33 @@ static int bosh_frame_out(struct conn *c, const char *data, size_t len)
         return -1;
     }
     for (;;) {
+        size_t skip, used;
         const char *p = buf_ptr(&s->out);
-        size_t n = buf_len(&s->out), skip = strspn(p, " \t\r\n"), used = 0;
-        if (skip >= n) {
+        enum ws_unit u = ws_next_unit(p, buf_len(&s->out), &skip, &used);
+        if (u == WS_UNIT_NONE) {
             buf_clear(&s->out);
             return 0;
-        }
-        p += skip;
-        n -= skip;
-        if (strncmp(p, "<?", 2) == 0 || (n >= 14 && strncmp(p, "<stream:stream", 14) == 0)) {
-            const char *e = memchr(p, '>', n); /* ours: no '>' in its attributes */
-            used = e ? (size_t)(e - p) + 1 : 0;
-        } else if (strncmp(p, "</stream:stream>", n < 16 ? n : 16) == 0) {
-            if (n < 16) {
-                return 0;
-            }
-            s->ended = 1; /* §13: the answers that follow say terminate */
-            buf_clear(&s->out);
-            return 0;
-        } else {
-            used = ws_element_len(p, n);
-            if (used) {
-                if (strncmp(p, "<stream:error", 13) == 0) {
-                    s->cond = "remote-stream-error"; /* XEP-0206 §7 */
-                }
-                struct buf e;
-                buf_init(&e, 0);
-                int r = ws_element_ns(&e, p, used) < 0 ? -1
-                                                       : conn_send_raw(c, buf_ptr(&e), buf_len(&e));
-                buf_free(&e);
-                if (r < 0) {
-                    return -1;
-                }
-            }
         }
         if (!used) {
             return 0;
+        }
+        p += skip;
+        if (u == WS_UNIT_END) {
+            s->ended = 1; /* §13: the answers that follow say terminate */
+            buf_clear(&s->out);
+            return 0;
+        }
+        if (u == WS_UNIT_ELEMENT) {
+            if (strncmp(p, "<stream:error", 13) == 0) {
+                s->cond = "remote-stream-error"; /* XEP-0206 §7 */
+            }
+            struct buf e;
+            buf_init(&e, 0);
+            int r = ws_element_ns(&e, p, used) < 0 ? -1 : conn_send_raw(c, buf_ptr(&e), buf_len(&e));
+            buf_free(&e);
+            if (r < 0) {
+                return -1;
+            }
         }
         buf_consume(&s->out, skip + used);
     }
