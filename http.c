@@ -836,38 +836,35 @@ static void link_href(struct buf *b, const struct http_request *r, const struct 
     buf_printf(b, "%s://%s%s", scheme, r->host, l->path);
 }
 
-static void host_meta(struct http_request *r)
+/* The links as XRD (XEP-0156 §3.1) or, json set, as JSON (§3.2). */
+static void links_answer(struct http_request *r, int json)
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_puts(&b, "<?xml version='1.0' encoding='utf-8'?>\n"
-                 "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n");
+    buf_puts(&b, json ? "{\"links\":["
+                      : "<?xml version='1.0' encoding='utf-8'?>\n"
+                        "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n");
     for (int i = 0; i < nlinks; i++) {
-        buf_printf(&b, "  <Link rel='%s' href='", links[i].rel);
+        buf_printf(&b, json ? "%s{\"rel\":\"%s\",\"href\":\"" : "%s  <Link rel='%s' href='",
+                   i && json ? "," : "", links[i].rel);
         link_href(&b, r, &links[i]);
-        buf_puts(&b, "'/>\n");
+        buf_puts(&b, json ? "\"}" : "'/>\n");
     }
-    buf_puts(&b, "</XRD>\n");
+    buf_puts(&b, json ? "]}\n" : "</XRD>\n");
     /* XEP-0156 §3: web clients fetch it from other origins (CORS) */
-    http_respond(r, 200, "application/xrd+xml; charset=utf-8", buf_ptr(&b), buf_len(&b),
-                 "max-age=3600", "Access-Control-Allow-Origin: *\r\n");
+    http_respond(r, 200, json ? "application/json" : "application/xrd+xml; charset=utf-8",
+                 buf_ptr(&b), buf_len(&b), "max-age=3600", "Access-Control-Allow-Origin: *\r\n");
     buf_free(&b);
+}
+
+static void host_meta(struct http_request *r)
+{
+    links_answer(r, 0);
 }
 
 static void host_meta_json(struct http_request *r)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "{\"links\":[");
-    for (int i = 0; i < nlinks; i++) {
-        buf_printf(&b, "%s{\"rel\":\"%s\",\"href\":\"", i ? "," : "", links[i].rel);
-        link_href(&b, r, &links[i]);
-        buf_puts(&b, "\"}");
-    }
-    buf_puts(&b, "]}\n");
-    http_respond(r, 200, "application/json", buf_ptr(&b), buf_len(&b), "max-age=3600",
-                 "Access-Control-Allow-Origin: *\r\n");
-    buf_free(&b);
+    links_answer(r, 1);
 }
 
 HOOK_SERVICE(http)

@@ -284,7 +284,7 @@ static void text(struct http_request *r, int status, const char *body, const cha
 static void to_login(struct http_request *r, const char *cookie_line)
 {
     char extra[512];
-    snprintf(extra, sizeof(extra), "Location: /admin/login\r\n%s" SECURITY_HEADERS, cookie_line);
+    snprintf(extra, sizeof(extra), "Location: /admin/login\r\n%s%s", cookie_line, SECURITY_HEADERS);
     http_respond(r, 303, "text/plain; charset=utf-8", "", 0, NULL, extra);
 }
 
@@ -293,9 +293,8 @@ static void to_login(struct http_request *r, const char *cookie_line)
 static void set_cookie(char *out, size_t sz, const char *before, const char *name,
                        const char *value, int https)
 {
-    snprintf(out, sz,
-             "%sSet-Cookie: %s=%s; Path=/admin/; HttpOnly; SameSite=Strict%s\r\n" SECURITY_HEADERS,
-             before, name, value, https ? "; Secure" : "");
+    snprintf(out, sz, "%sSet-Cookie: %s=%s; Path=/admin/; HttpOnly; SameSite=Strict%s\r\n%s", before,
+             name, value, https ? "; Secure" : "", SECURITY_HEADERS);
 }
 
 static const char style[] =
