@@ -732,16 +732,18 @@ static void answer_due(void)
 
 static const char *admin_error(int rc)
 {
-    switch (rc) {
-    case ADMIN_OK: return "Done";
-    case ADMIN_EBADJID: return "Not a JID of this server";
-    case ADMIN_EBADNAME: return "This name is not acceptable";
-    case ADMIN_EBADPW: return "The password is empty or too long";
-    case ADMIN_EEXIST: return "The account exists already";
-    case ADMIN_ENOENT: return "No such account";
-    case ADMIN_EBADTEXT: return "The text is empty or too long";
-    default: return "The server could not do it";
+    /* by -rc: ADMIN_OK, ADMIN_EBADJID, ... ADMIN_EBADTEXT; ADMIN_EIO and
+     * anything else: "The server could not do it" */
+    static const char texts[] = "Done\0Not a JID of this server\0This name is not acceptable\0"
+                                "The password is empty or too long\0The account exists already\0"
+                                "No such account\0The server could not do it\0"
+                                "The text is empty or too long";
+    int k = rc <= 0 && rc >= ADMIN_EBADTEXT ? -rc : -ADMIN_EIO;
+    const char *t = texts;
+    while (k-- > 0) {
+        t += strlen(t) + 1;
     }
+    return t;
 }
 
 static void kick(struct http_request *r, struct wsession *s)
