@@ -53,25 +53,20 @@ void http_parser_free(struct http_parser *p)
 
 void http_parser_reset(struct http_parser *p)
 {
+    /* all of it back to zero but the buffers, the limits and pause_head */
+    struct http_limits lim = p->lim;
+    char *head = p->head;
+    size_t *hdr = p->hdr;
+    int pause_head = p->pause_head;
     free(p->body);
-    p->body = NULL;
-    p->body_len = p->remaining = 0;
+    memset(p, 0, sizeof(*p));
+    p->lim = lim;
+    p->head = head;
+    p->hdr = hdr;
+    p->pause_head = pause_head;
     p->state = S_START;
     p->result = HTTP_MORE;
-    p->status = 0;
-    p->why = NULL;
-    p->head_len = p->line_start = p->line_bytes = p->header_bytes = 0;
-    p->nheaders = 0;
-    p->started = p->cr = 0;
-    p->method = p->target = NULL;
     p->minor = 1;
-    p->keep_alive = 0;
-    p->chunked = 0;
-    p->expect_continue = 0;
-    p->length = 0;
-    p->streaming = 0;
-    p->piece = NULL;
-    p->piece_len = 0;
 }
 
 /* err is the status and the reason for the log: "400 bad method" (one
