@@ -435,10 +435,7 @@ static void request_slot(const struct xml_node *iq, const struct xml_node *req, 
     struct slot *n = malloc(sizeof(*n));
     struct xml_node *x = xml_node_new("slot", NS_UPLOAD);
     if (!n || !x || tls_random(rnd, sizeof(rnd)) != 0) {
-        free(n);
-        xml_free(x);
-        fail(iq, "wait", "resource-constraint", NULL);
-        return;
+        goto oom;
     }
     for (size_t i = 0; i < sizeof(rnd); i++) {
         snprintf(s.id + 2 * i, 3, "%02x", rnd[i]);
@@ -448,10 +445,7 @@ static void request_slot(const struct xml_node *iq, const struct xml_node *req, 
     s.expires = g_now + g_config->upload_slot_timeout;
     *n = s;
     if (add_url(x, "put", n) < 0 || add_url(x, "get", n) < 0) {
-        free(n);
-        xml_free(x);
-        fail(iq, "wait", "resource-constraint", NULL);
-        return;
+        goto oom;
     }
     n->next = slots;
     slots = n;
@@ -459,6 +453,11 @@ static void request_slot(const struct xml_node *iq, const struct xml_node *req, 
     usage_add(bare, size); /* reserved until the slot is used or expires */
     log_info("upload: slot for %s, %llu bytes of %s", bare, size, s.type);
     reply(iq, x, NULL, NULL, NULL, NULL);
+    return;
+oom:
+    free(n);
+    xml_free(x);
+    fail(iq, "wait", "resource-constraint", NULL);
 }
 
 static void iq_in(const struct xml_node *iq)
@@ -467,16 +466,16 @@ static void iq_in(const struct xml_node *iq)
     if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
         return; /* results and errors: we ask nothing */
     }
-    struct xml_node *q = xml_first_child(iq);
-    const char *ns = q ? xml_ns(q) : "", *name = q ? xml_name(q) : "";
-    int get = strcmp(type, "get") == 0;
+    /* every query we answer is a get; a set is answered as an unknown one */
+    struct xml_node *q = strcmp(type, "get") == 0 ? xml_first_child(iq) : NULL;
+    const char *ns = q ? xml_ns(q) : "";
     char norm[JID_MAX + 1], bare[JID_MAX + 1];
     struct jid j;
-    if (get && strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
+    if (strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
         disco_info(iq);
-    } else if (get && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
+    } else if (strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
         reply(iq, xml_node_new("query", NS_DISCO_ITEMS), NULL, NULL, NULL, NULL);
-    } else if (get && strcmp(ns, NS_UPLOAD) == 0 && strcmp(name, "request") == 0) {
+    } else if (strcmp(ns, NS_UPLOAD) == 0 && strcmp(xml_name(q), "request") == 0) {
         /* §5: local accounts only (the quota is theirs) */
         if (!from || jid_parse(from, norm, sizeof(norm), &j) < 0 || !j.local_len ||
             j.domain_len != strlen(g_config->domain) ||
