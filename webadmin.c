@@ -213,16 +213,18 @@ static struct wsession *session_new(const char *jid)
 
 /* ---- pages ---- */
 
-static void esc(struct buf *b, const char *s)
+/* before, s escaped, after. */
+static void esc(struct buf *b, const char *before, const char *s, const char *after)
 {
+    buf_puts(b, before);
     buf_append_xml(b, s, strlen(s));
+    buf_puts(b, after);
 }
 
 static void hidden(struct buf *b, const char *name, const char *value)
 {
     buf_printf(b, "<input type=\"hidden\" name=\"%s\" value=\"", name);
-    esc(b, value);
-    buf_puts(b, "\">");
+    esc(b, "", value, "\">");
 }
 
 /* A POST form to /admin/action with the token csrf. */
@@ -250,15 +252,11 @@ static void page(struct buf *b, const struct wsession *s, const char *title, con
                     "<a href=\"/admin/announce\">Announce</a> "
                     "<a href=\"/admin/config\">Configuration</a> <a href=\"/admin/log\">Log</a> ");
         form(b, "logout", s->csrf);
-        buf_puts(b, "<button id=\"logout\">Log out</button></form> ");
-        esc(b, s->jid);
-        buf_puts(b, "</nav>");
+        esc(b, "<button id=\"logout\">Log out</button></form> ", s->jid, "</nav>");
     }
     buf_printf(b, "<main><h1>%s</h1>", title);
     if (flash) {
-        buf_puts(b, "<p id=\"flash\">");
-        esc(b, flash);
-        buf_puts(b, "</p>");
+        esc(b, "<p id=\"flash\">", flash, "</p>");
     }
 }
 
@@ -397,9 +395,7 @@ static int list_one(const char *bare, void *ud)
     l->shown++;
     buf_puts(l->b, "<tr><td><a href=\"/admin/user?jid=");
     url_enc(l->b, bare);
-    buf_puts(l->b, "\">");
-    esc(l->b, bare);
-    buf_puts(l->b, "</a></td></tr>");
+    esc(l->b, "\">", bare, "</a></td></tr>");
     return 0;
 }
 
@@ -419,9 +415,8 @@ static void users(struct http_request *r, struct wsession *s, int status, const 
     n = n < 0 || n > 1000000 ? 0 : n;
     struct buf b;
     page(&b, s, "Users", flash);
-    buf_puts(&b, "<form method=\"get\" action=\"/admin/users\"><input name=\"q\" value=\"");
-    esc(&b, q);
-    buf_puts(&b, "\"><button>Search</button></form><table id=\"users\">");
+    esc(&b, "<form method=\"get\" action=\"/admin/users\"><input name=\"q\" value=\"", q,
+        "\"><button>Search</button></form><table id=\"users\">");
     struct listing l = {&b, q, n * LIMIT_WEBADMIN_PAGE, 0, 0};
     store_account_list(list_one, &l);
     buf_puts(&b, "</table><p>");
@@ -453,13 +448,9 @@ static void user(struct http_request *r, struct wsession *s, const char *jid, in
     struct buf b;
     struct roster ro;
     page(&b, s, "User", flash);
-    buf_puts(&b, "<h2>");
-    esc(&b, bare);
-    buf_puts(&b, "</h2><p>Online resources:</p><ul id=\"resources\">");
+    esc(&b, "<h2>", bare, "</h2><p>Online resources:</p><ul id=\"resources\">");
     for (struct session *x = router_first_resource(bare); x; x = x->next_res) {
-        buf_puts(&b, "<li>");
-        esc(&b, x->jid);
-        buf_puts(&b, "</li>");
+        esc(&b, "<li>", x->jid, "</li>");
     }
     int rc = roster_load(bare, &ro);
     buf_printf(&b, "</ul><p>Roster size: <span id=\"roster-size\">%zu</span>%s</p>",
@@ -487,11 +478,9 @@ static void session_rows(const char *bare, struct session *first, void *ud)
     (void)bare;
     for (struct session *x = first; x; x = x->next_res) {
         struct conn *c = x->conn;
-        buf_puts(w->b, "<tr><td>");
-        esc(w->b, x->jid);
-        buf_puts(w->b, "</td><td>");
-        esc(w->b, c ? c->addr : "-");
-        buf_printf(w->b, "</td><td>%s</td><td>%ld</td><td>", c && conn_is_tls(c) ? "yes" : "no",
+        esc(w->b, "<tr><td>", x->jid, "</td><td>");
+        esc(w->b, "", c ? c->addr : "-", "</td><td>");
+        buf_printf(w->b, "%s</td><td>%ld</td><td>", c && conn_is_tls(c) ? "yes" : "no",
                    c ? (long)(g_now - c->last_read) : -1L);
         form(w->b, "sessions/kick", w->csrf);
         hidden(w->b, "jid", x->jid);
@@ -526,9 +515,8 @@ static void announce_page(struct http_request *r, struct wsession *s, int status
                  "<button id=\"announce\">Send to everyone online</button></form>"
                  "<h2>Message of the day</h2>");
     form(&b, "motd", s->csrf);
-    buf_puts(&b, "<textarea name=\"motd\" rows=\"4\" cols=\"40\">");
-    esc(&b, motd ? motd : "");
-    buf_puts(&b, "</textarea><br><button id=\"set-motd\">Set</button></form>");
+    esc(&b, "<textarea name=\"motd\" rows=\"4\" cols=\"40\">", motd ? motd : "",
+        "</textarea><br><button id=\"set-motd\">Set</button></form>");
     form(&b, "motd/delete", s->csrf);
     buf_puts(&b, "<button id=\"delete-motd\">Delete</button></form>");
     send_page(r, status, &b);
@@ -543,10 +531,8 @@ static void config_page(struct http_request *r, struct wsession *s, int status, 
     buf_puts(&b, "<table id=\"config\"><caption>Option, value, file</caption>");
     for (size_t i = 0; config_option_text(g_config, i, &name, val, sizeof(val), &file) == 0; i++) {
         buf_printf(&b, "<tr><td>%s</td><td>", name);
-        esc(&b, val);
-        buf_puts(&b, "</td><td>");
-        esc(&b, file);
-        buf_puts(&b, "</td></tr>");
+        esc(&b, "", val, "</td><td>");
+        esc(&b, "", file, "</td></tr>");
     }
     buf_puts(&b, "</table>");
     send_page(r, status, &b);
@@ -559,8 +545,7 @@ static void log_page(struct http_request *r, struct wsession *s, int status, con
     page(&b, s, "Log", flash);
     buf_puts(&b, "<pre id=\"log\">");
     for (int i = 0; (line = webadmin_ring_get(&ring, i)) != NULL; i++) {
-        esc(&b, line);
-        buf_puts(&b, "\n");
+        esc(&b, "", line, "\n");
     }
     buf_puts(&b, "</pre>");
     send_page(r, status, &b);
