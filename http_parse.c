@@ -86,8 +86,7 @@ static void done(struct http_parser *p)
     p->result = HTTP_DONE;
 }
 
-/* RFC 9110 §5.6.2 tchar. */
-static int is_tchar(unsigned char ch)
+int http_is_tchar(unsigned char ch)
 {
     if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
         return 1;
@@ -119,7 +118,7 @@ static void request_line(struct http_parser *p, char *s, size_t n)
         return;
     }
     for (char *q = s; q < sp1; q++) {
-        if (!is_tchar((unsigned char)*q)) {
+        if (!http_is_tchar((unsigned char)*q)) {
             fail(p, "400 bad method");
             return;
         }
@@ -168,7 +167,7 @@ static void header_line(struct http_parser *p, char *s, size_t n, int keep)
         return;
     }
     for (char *q = s; q < colon; q++) {
-        if (!is_tchar((unsigned char)*q)) {
+        if (!http_is_tchar((unsigned char)*q)) {
             fail(p, "400 bad header name"); /* §5.1: also whitespace before ':' */
             return;
         }

@@ -200,9 +200,7 @@ static int type_ok(const char *t, char *out, size_t sz)
     }
     for (size_t i = 0; i < n; i++) {
         char ch = t[i];
-        int tchar = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~/", ch));
-        if (!tchar) {
+        if (!http_is_tchar((unsigned char)ch) && ch != '/') {
             return 0;
         }
         out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
