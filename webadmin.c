@@ -867,8 +867,9 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
     }
     if (g_now - window_start >= RATE_WINDOW) {
         double t = (double)(g_now - window_start);
-        routed_rate = (double)(routed - routed_then) / t;
-        stored_rate = (double)(stored - stored_then) / t;
+        /* (a long: what a window counts converts in one instruction) */
+        routed_rate = (double)(long)(routed - routed_then) / t;
+        stored_rate = (double)(long)(stored - stored_then) / t;
         routed_then = routed;
         stored_then = stored;
         window_start = g_now;
