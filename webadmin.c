@@ -198,12 +198,8 @@ static struct wsession *session_new(const char *jid)
                    best->jid);
     }
     memset(best, 0, sizeof(*best));
-    if (new_token(best->id) < 0 || new_token(best->csrf) < 0) {
-        memset(best, 0, sizeof(*best));
-        return NULL;
-    }
     snprintf(best->jid, sizeof(best->jid), "%s", jid);
-    if (creds_tag(jid, best->creds) < 0) {
+    if (new_token(best->id) < 0 || new_token(best->csrf) < 0 || creds_tag(jid, best->creds) < 0) {
         memset(best, 0, sizeof(*best));
         return NULL;
     }
