@@ -113,17 +113,14 @@ static const char *reason(int status)
     return "Unknown";
 }
 
-/* RFC 9110 §5.6.7 IMF-fixdate, in English whatever the locale. */
+/* RFC 9110 §5.6.7 IMF-fixdate. English day and month names: xmppd never
+ * calls setlocale, so strftime's are the C locale's. */
 static void http_date(char *out, size_t sz)
 {
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, sz, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
-             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    strftime(out, sz, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
 /* Queue one answer; close after it when the request does not keep the
