@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> /* strcasecmp: the C locale's, ASCII (xmppd never calls setlocale) */
 
 #include "http.h"
 
@@ -97,15 +98,6 @@ int http_is_tchar(unsigned char ch)
 static int ascii_lower(int ch)
 {
     return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
-}
-
-static int ascii_casecmp(const char *a, const char *b)
-{
-    while (*a && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b)) {
-        a++;
-        b++;
-    }
-    return ascii_lower((unsigned char)*a) - ascii_lower((unsigned char)*b);
 }
 
 /* method SP request-target SP HTTP-version (RFC 9112 §3), single spaces. */
@@ -206,7 +198,7 @@ const char *http_header(const struct http_parser *p, const char *name)
 {
     for (int i = 0; i < p->nheaders; i++) {
         const char *k = p->head + p->hdr[i];
-        if (ascii_casecmp(k, name) == 0) {
+        if (strcasecmp(k, name) == 0) {
             return k + strlen(k) + 1;
         }
     }
@@ -217,7 +209,7 @@ int http_header_count(const struct http_parser *p, const char *name)
 {
     int n = 0;
     for (int i = 0; i < p->nheaders; i++) {
-        n += ascii_casecmp(p->head + p->hdr[i], name) == 0;
+        n += strcasecmp(p->head + p->hdr[i], name) == 0;
     }
     return n;
 }
@@ -249,7 +241,7 @@ static int last_is_chunked(const char *v)
     while (*last == ' ' || *last == '\t') {
         last++;
     }
-    return ascii_casecmp(last, "chunked") == 0;
+    return strcasecmp(last, "chunked") == 0;
 }
 
 static int grow_body(struct http_parser *p, size_t more)
@@ -290,7 +282,7 @@ static void body_length(struct http_parser *p)
             fail(p, "400 Transfer-Encoding repeated or in HTTP/1.0"); /* §6.1 */
             return;
         }
-        if (ascii_casecmp(v, "chunked") != 0) {
+        if (strcasecmp(v, "chunked") != 0) {
             /* chunked last after another coding: one we lack (501, §6.1);
              * chunked not last or absent: no length at all (§6.3 item 4) */
             fail(p, last_is_chunked(v) ? "501 unsupported transfer coding"
@@ -362,7 +354,7 @@ void http_parser_body(struct http_parser *p, size_t stream_max)
 static void end_of_headers(struct http_parser *p)
 {
     const char *expect = http_header(p, "expect");
-    if (expect && ascii_casecmp(expect, "100-continue") != 0) {
+    if (expect && strcasecmp(expect, "100-continue") != 0) {
         fail(p, "417 unknown expectation");
         return;
     }
