@@ -430,17 +430,9 @@ static int split_target(char *t, const char **path, const char **query)
  * written into the host-meta links as it is. */
 static int host_ok(const char *h)
 {
-    if (!h || !*h || strlen(h) > 255) {
-        return 0;
-    }
-    for (const char *p = h; *p; p++) {
-        char ch = *p;
-        if (!((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
-              strchr(".-:[]", ch))) {
-            return 0;
-        }
-    }
-    return 1;
+    size_t n = h ? strlen(h) : 0;
+    return n && n <= 255 &&
+           strspn(h, ".:[]abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n;
 }
 
 /* The request of h as a handler sees it, its path in a copy (*target, the
