@@ -418,7 +418,9 @@ static void create_session(struct http_request *r, const struct bosh_body *b)
         s->hold = s->requests - 1;
     }
     const char *origin = http_header(r->parser, "origin");
-    snprintf(s->origin, sizeof(s->origin), "%s", origin && strlen(origin) < 128 ? origin : "");
+    if (origin && strlen(origin) < sizeof(s->origin)) {
+        strcpy(s->origin, origin); /* else "" (calloc): none */
+    }
     s->idle_since = g_now;
     buf_init(&s->in, (size_t)g_config->http_max_body + (size_t)g_config->max_stanza_size);
     buf_init(&s->out, (size_t)g_config->outq_hard);
