@@ -389,14 +389,10 @@ static void create_session(struct http_request *r, const struct bosh_body *b)
         return;
     }
     struct bosh_sess *s = calloc(1, sizeof(*s));
-    unsigned char raw[16];
-    if (!s || tls_random(raw, sizeof(raw)) < 0) {
+    if (!s || tls_random_hex(s->sid, 16) < 0) {
         free(s);
         refuse(r, "internal-server-error", "out of memory");
         return;
-    }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        snprintf(s->sid + 2 * i, 3, "%02x", raw[i]);
     }
     struct conn *c = conn_new_virtual(&bosh_ops, r->addr);
     if (!c) {

@@ -73,24 +73,9 @@ static unsigned long routed, stored, routed_then, stored_then;
 static time_t window_start;
 static double routed_rate, stored_rate;
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int new_token(char out[TOKEN_HEX + 1])
 {
-    unsigned char r[TOKEN_HEX / 2];
-    if (tls_random(r, sizeof(r)) < 0) {
-        return -1;
-    }
-    hex(r, sizeof(r), out);
-    return 0;
+    return tls_random_hex(out, TOKEN_HEX / 2);
 }
 
 /* The login form's token for pre-session cookie pre. */
@@ -98,7 +83,7 @@ static void pre_token(const char *pre, char out[TOKEN_HEX + 1])
 {
     unsigned char mac[32];
     tls_hmac(TLS_SHA256, key, sizeof(key), pre, strlen(pre), mac);
-    hex(mac, TOKEN_HEX / 2, out);
+    tls_hex(out, mac, TOKEN_HEX / 2);
 }
 
 /* A digest of bare's stored keys: it changes with the password, and
