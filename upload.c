@@ -233,12 +233,6 @@ static int type_allowed(const char *t)
 
 /* ---- XMPP side ---- */
 
-static int add_child_text(struct xml_node *p, const char *name, const char *ns, const char *text)
-{
-    struct xml_node *c = xml_add_child(p, name, ns);
-    return c && xml_add_text(c, text, strlen(text)) == 0 ? 0 : -1;
-}
-
 /* An iq answer from the service: result with payload, or an error of type
  * and cond (RFC 6120 §8.3) with an optional text and XEP-0363 element. */
 static void reply(const struct xml_node *iq, struct xml_node *payload, const char *type,
@@ -252,7 +246,7 @@ static void reply(const struct xml_node *iq, struct xml_node *payload, const cha
     struct xml_node *e = ok && cond ? xml_add_child(r, "error", NULL) : NULL;
     if (ok && cond) {
         ok = e && xml_set_attr(e, "type", type) == 0 && xml_add_child(e, cond, NS_STANZAS) &&
-             (!text || add_child_text(e, "text", NS_STANZAS, text) == 0);
+             (!text || im_text_child(e, "text", NS_STANZAS, text) == 0);
     }
     if (ok && payload) {
         xml_append(r, payload);
@@ -301,7 +295,7 @@ static void too_large(const struct xml_node *iq)
     char max[24];
     snprintf(max, sizeof(max), "%d", g_config->upload_max_size);
     struct xml_node *app = xml_node_new("file-too-large", NS_UPLOAD);
-    if (!app || add_child_text(app, "max-file-size", NULL, max) < 0) {
+    if (!app || im_text_child(app, "max-file-size", NULL, max) < 0) {
         xml_free(app);
         app = NULL;
     }
@@ -429,14 +423,10 @@ static void request_slot(const struct xml_node *iq, const struct xml_node *req, 
         reply(iq, NULL, "wait", "resource-constraint", why, retry ? retry_el(retry) : NULL);
         return;
     }
-    unsigned char rnd[STORE_UPLOAD_ID_LEN / 2];
     struct slot *n = malloc(sizeof(*n));
     struct xml_node *x = xml_node_new("slot", NS_UPLOAD);
-    if (!n || !x || tls_random(rnd, sizeof(rnd)) != 0) {
+    if (!n || !x || tls_random_hex(s.id, STORE_UPLOAD_ID_LEN / 2) != 0) {
         goto oom;
-    }
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        snprintf(s.id + 2 * i, 3, "%02x", rnd[i]);
     }
     snprintf(s.owner, sizeof(s.owner), "%s", bare);
     s.size = size;
