@@ -813,7 +813,7 @@ static void post_admin(struct http_request *r)
 
 static void to_ring(enum log_level lvl, const char *line)
 {
-    static const char *const names[] = {"error", "warning", "notice", "info", "debug"};
+    static const char names[][8] = {"error", "warning", "notice", "info", "debug"};
     char l[WEBADMIN_LINE_MAX];
     snprintf(l, sizeof(l), "%s: %s", names[lvl], line);
     webadmin_ring_add(&ring, l);
