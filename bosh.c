@@ -228,42 +228,33 @@ static int bosh_frame_out(struct conn *c, const char *data, size_t len)
         return -1;
     }
     for (;;) {
+        size_t skip, used;
         const char *p = buf_ptr(&s->out);
-        size_t n = buf_len(&s->out), skip = strspn(p, " \t\r\n"), used = 0;
-        if (skip >= n) {
+        enum ws_unit u = ws_next_unit(p, buf_len(&s->out), &skip, &used);
+        if (u == WS_UNIT_NONE) {
             buf_clear(&s->out);
             return 0;
-        }
-        p += skip;
-        n -= skip;
-        if (strncmp(p, "<?", 2) == 0 || (n >= 14 && strncmp(p, "<stream:stream", 14) == 0)) {
-            const char *e = memchr(p, '>', n); /* ours: no '>' in its attributes */
-            used = e ? (size_t)(e - p) + 1 : 0;
-        } else if (strncmp(p, "</stream:stream>", n < 16 ? n : 16) == 0) {
-            if (n < 16) {
-                return 0;
-            }
-            s->ended = 1; /* §13: the answers that follow say terminate */
-            buf_clear(&s->out);
-            return 0;
-        } else {
-            used = ws_element_len(p, n);
-            if (used) {
-                if (strncmp(p, "<stream:error", 13) == 0) {
-                    s->cond = "remote-stream-error"; /* XEP-0206 §7 */
-                }
-                struct buf e;
-                buf_init(&e, 0);
-                int r = ws_element_ns(&e, p, used) < 0 ? -1
-                                                       : conn_send_raw(c, buf_ptr(&e), buf_len(&e));
-                buf_free(&e);
-                if (r < 0) {
-                    return -1;
-                }
-            }
         }
         if (!used) {
             return 0;
+        }
+        p += skip;
+        if (u == WS_UNIT_END) {
+            s->ended = 1; /* §13: the answers that follow say terminate */
+            buf_clear(&s->out);
+            return 0;
+        }
+        if (u == WS_UNIT_ELEMENT) {
+            if (strncmp(p, "<stream:error", 13) == 0) {
+                s->cond = "remote-stream-error"; /* XEP-0206 §7 */
+            }
+            struct buf e;
+            buf_init(&e, 0);
+            int r = ws_element_ns(&e, p, used) < 0 ? -1 : conn_send_raw(c, buf_ptr(&e), buf_len(&e));
+            buf_free(&e);
+            if (r < 0) {
+                return -1;
+            }
         }
         buf_consume(&s->out, skip + used);
     }
@@ -398,14 +389,10 @@ static void create_session(struct http_request *r, const struct bosh_body *b)
         return;
     }
     struct bosh_sess *s = calloc(1, sizeof(*s));
-    unsigned char raw[16];
-    if (!s || tls_random(raw, sizeof(raw)) < 0) {
+    if (!s || tls_random_hex(s->sid, 16) < 0) {
         free(s);
         refuse(r, "internal-server-error", "out of memory");
         return;
-    }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        snprintf(s->sid + 2 * i, 3, "%02x", raw[i]);
     }
     struct conn *c = conn_new_virtual(&bosh_ops, r->addr);
     if (!c) {
@@ -427,7 +414,9 @@ static void create_session(struct http_request *r, const struct bosh_body *b)
         s->hold = s->requests - 1;
     }
     const char *origin = http_header(r->parser, "origin");
-    snprintf(s->origin, sizeof(s->origin), "%s", origin && strlen(origin) < 128 ? origin : "");
+    if (origin && strlen(origin) < sizeof(s->origin)) {
+        strcpy(s->origin, origin); /* else "" (calloc): none */
+    }
     s->idle_since = g_now;
     buf_init(&s->in, (size_t)g_config->http_max_body + (size_t)g_config->max_stanza_size);
     buf_init(&s->out, (size_t)g_config->outq_hard);

@@ -1,6 +1,7 @@
 /* bosh_body.c: the <body/> wrapper of XEP-0124 §4 and the rid window of
  * §14. Pure: no I/O, no allocation, no logging; the children are not parsed
  * here but handed to the c2s stream as they are (its parser and limits). */
+#include <stddef.h>
 #include <string.h>
 
 #include "bosh.h"
@@ -61,7 +62,18 @@ static int64_t number(const char *s)
 /* The attributes of interest; any other is ignored (XEP-0124 §4: later
  * versions may add some). */
 static const char *const names[] = {"xmlns", "sid", "to", "xml:lang", "type", "rid",
-                                    "wait", "hold", "xmpp:version", "xmpp:restart", "pause"};
+                                    "wait", "hold", "pause", "xmpp:version", "xmpp:restart"};
+/* Where the values of names[1..8] go: strings (size > 1), numbers (size 0). */
+static const struct {
+    unsigned short off, size;
+} fields[] = {{offsetof(struct bosh_body, sid), BOSH_SID_MAX},
+              {offsetof(struct bosh_body, to), BOSH_TO_MAX},
+              {offsetof(struct bosh_body, lang), BOSH_LANG_MAX},
+              {offsetof(struct bosh_body, type), sizeof(((struct bosh_body *)0)->type)},
+              {offsetof(struct bosh_body, rid), 0},
+              {offsetof(struct bosh_body, wait), 0},
+              {offsetof(struct bosh_body, hold), 0},
+              {offsetof(struct bosh_body, pause), 0}};
 
 /* One attribute name=value of the body's start tag; *seen has a bit per name
  * of interest already met (XML 1.0 §3.1: an attribute appears once). */
@@ -82,39 +94,30 @@ static int take_attr(struct bosh_body *b, const char *name, size_t nl, const cha
     }
     *seen |= 1u << k;
     size_t vl = strlen(v);
-    switch (k) {
-    case 0:
+    if (k == 0) {
         *ns_ok = strcmp(v, NS_HTTPBIND) == 0;
         return 0;
-    case 1:
-        return vl < sizeof(b->sid) ? (strcpy(b->sid, v), 0) : -1;
-    case 2:
-        strcpy(b->to, v);
-        return 0;
-    case 3: /* RFC 5646 tags: letters, digits, '-' */
-        if (vl >= sizeof(b->lang) ||
-            strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != vl) {
-            return -1;
-        }
-        strcpy(b->lang, v);
-        return 0;
-    case 4:
-        return vl < sizeof(b->type) ? (strcpy(b->type, v), 0) : -1;
-    case 5:
-        return (b->rid = number(v)) < 0 ? -1 : 0;
-    case 6:
-        return (b->wait = number(v)) < 0 ? -1 : 0;
-    case 7:
-        return (b->hold = number(v)) < 0 ? -1 : 0;
-    case 8:
-        b->has_version = 1;
-        return 0;
-    case 10:
-        return (b->pause = number(v)) < 0 ? -1 : 0;
-    default:
-        b->restart = strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
-        return 0;
     }
+    if (k == 3 && /* RFC 5646 tags: letters, digits, '-' */
+        strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != vl) {
+        return -1;
+    }
+    if (k <= 8) {
+        char *f = (char *)b + fields[k - 1].off;
+        size_t size = fields[k - 1].size;
+        if (!size) {
+            int64_t n = number(v);
+            memcpy(f, &n, sizeof(n));
+            return n < 0 ? -1 : 0;
+        }
+        return vl < size ? (memcpy(f, v, vl + 1), 0) : -1;
+    }
+    if (k == 9) {
+        b->has_version = 1;
+    } else {
+        b->restart = strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
+    }
+    return 0;
 }
 
 /* The attributes of the start tag s[0..n) (after "<body"), n at its '>'. */

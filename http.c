@@ -97,41 +97,30 @@ static int path_matches(const char *prefix, const char *path)
 
 static const char *reason(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 303: return "See Other";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 415: return "Unsupported Media Type";
-    case 507: return "Insufficient Storage";
-    case 413: return "Content Too Large";
-    case 417: return "Expectation Failed";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    /* each: the code's three digits, then its text */
+    static const char reasons[] =
+        "200OK\0" "303See Other\0" "201Created\0" "400Bad Request\0" "403Forbidden\0"
+        "404Not Found\0" "405Method Not Allowed\0" "408Request Timeout\0" "409Conflict\0"
+        "415Unsupported Media Type\0" "507Insufficient Storage\0" "413Content Too Large\0"
+        "417Expectation Failed\0" "414URI Too Long\0" "431Request Header Fields Too Large\0"
+        "500Internal Server Error\0" "501Not Implemented\0" "503Service Unavailable\0"
+        "505HTTP Version Not Supported\0";
+    for (const char *p = reasons; *p; p += strlen(p) + 1) {
+        if ((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0') == status) {
+            return p + 3;
+        }
     }
+    return "Unknown";
 }
 
-/* RFC 9110 §5.6.7 IMF-fixdate, in English whatever the locale. */
+/* RFC 9110 §5.6.7 IMF-fixdate. English day and month names: xmppd never
+ * calls setlocale, so strftime's are the C locale's. */
 static void http_date(char *out, size_t sz)
 {
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, sz, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
-             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    strftime(out, sz, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
 /* Queue one answer; close after it when the request does not keep the
@@ -381,10 +370,9 @@ static void hand_over(struct conn *c, const char *rest, size_t len)
 /* The methods of RFC 9110 §9; any other gets 501 (§15.6.2). */
 static int known_method(const char *m)
 {
-    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
-                                        "CONNECT", "OPTIONS", "TRACE"};
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-        if (strcmp(m, known[i]) == 0) {
+    static const char known[] = "GET\0HEAD\0POST\0PUT\0DELETE\0CONNECT\0OPTIONS\0TRACE";
+    for (const char *k = known; *k; k += strlen(k) + 1) {
+        if (strcmp(m, k) == 0) {
             return 1;
         }
     }
@@ -442,17 +430,9 @@ static int split_target(char *t, const char **path, const char **query)
  * written into the host-meta links as it is. */
 static int host_ok(const char *h)
 {
-    if (!h || !*h || strlen(h) > 255) {
-        return 0;
-    }
-    for (const char *p = h; *p; p++) {
-        char ch = *p;
-        if (!((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
-              strchr(".-:[]", ch))) {
-            return 0;
-        }
-    }
-    return 1;
+    size_t n = h ? strlen(h) : 0;
+    return n && n <= 255 &&
+           strspn(h, ".:[]abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n;
 }
 
 /* The request of h as a handler sees it, its path in a copy (*target, the
@@ -844,38 +824,35 @@ static void link_href(struct buf *b, const struct http_request *r, const struct 
     buf_printf(b, "%s://%s%s", scheme, r->host, l->path);
 }
 
-static void host_meta(struct http_request *r)
+/* The links as XRD (XEP-0156 §3.1) or, json set, as JSON (§3.2). */
+static void links_answer(struct http_request *r, int json)
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_puts(&b, "<?xml version='1.0' encoding='utf-8'?>\n"
-                 "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n");
+    buf_puts(&b, json ? "{\"links\":["
+                      : "<?xml version='1.0' encoding='utf-8'?>\n"
+                        "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n");
     for (int i = 0; i < nlinks; i++) {
-        buf_printf(&b, "  <Link rel='%s' href='", links[i].rel);
+        buf_printf(&b, json ? "%s{\"rel\":\"%s\",\"href\":\"" : "%s  <Link rel='%s' href='",
+                   i && json ? "," : "", links[i].rel);
         link_href(&b, r, &links[i]);
-        buf_puts(&b, "'/>\n");
+        buf_puts(&b, json ? "\"}" : "'/>\n");
     }
-    buf_puts(&b, "</XRD>\n");
+    buf_puts(&b, json ? "]}\n" : "</XRD>\n");
     /* XEP-0156 §3: web clients fetch it from other origins (CORS) */
-    http_respond(r, 200, "application/xrd+xml; charset=utf-8", buf_ptr(&b), buf_len(&b),
-                 "max-age=3600", "Access-Control-Allow-Origin: *\r\n");
+    http_respond(r, 200, json ? "application/json" : "application/xrd+xml; charset=utf-8",
+                 buf_ptr(&b), buf_len(&b), "max-age=3600", "Access-Control-Allow-Origin: *\r\n");
     buf_free(&b);
+}
+
+static void host_meta(struct http_request *r)
+{
+    links_answer(r, 0);
 }
 
 static void host_meta_json(struct http_request *r)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "{\"links\":[");
-    for (int i = 0; i < nlinks; i++) {
-        buf_printf(&b, "%s{\"rel\":\"%s\",\"href\":\"", i ? "," : "", links[i].rel);
-        link_href(&b, r, &links[i]);
-        buf_puts(&b, "\"}");
-    }
-    buf_puts(&b, "]}\n");
-    http_respond(r, 200, "application/json", buf_ptr(&b), buf_len(&b), "max-age=3600",
-                 "Access-Control-Allow-Origin: *\r\n");
-    buf_free(&b);
+    links_answer(r, 1);
 }
 
 HOOK_SERVICE(http)

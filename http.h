@@ -80,6 +80,9 @@ void http_parser_body(struct http_parser *p, size_t stream_max);
 /* The value of header name (case-insensitive; the first when repeated), or
  * NULL. Valid until the next reset. */
 const char *http_header(const struct http_parser *p, const char *name);
+/* 1 for a tchar of RFC 9110 §5.6.2 (the bytes of a token: a method, a
+ * field name, a media type's type and subtype). */
+int http_is_tchar(unsigned char ch);
 /* How many fields named name the request has. */
 int http_header_count(const struct http_parser *p, const char *name);
 

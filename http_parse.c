@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> /* strcasecmp: the C locale's, ASCII (xmppd never calls setlocale) */
 
 #include "http.h"
 
@@ -53,33 +54,30 @@ void http_parser_free(struct http_parser *p)
 
 void http_parser_reset(struct http_parser *p)
 {
+    /* all of it back to zero but the buffers, the limits and pause_head */
+    struct http_limits lim = p->lim;
+    char *head = p->head;
+    size_t *hdr = p->hdr;
+    int pause_head = p->pause_head;
     free(p->body);
-    p->body = NULL;
-    p->body_len = p->remaining = 0;
+    memset(p, 0, sizeof(*p));
+    p->lim = lim;
+    p->head = head;
+    p->hdr = hdr;
+    p->pause_head = pause_head;
     p->state = S_START;
     p->result = HTTP_MORE;
-    p->status = 0;
-    p->why = NULL;
-    p->head_len = p->line_start = p->line_bytes = p->header_bytes = 0;
-    p->nheaders = 0;
-    p->started = p->cr = 0;
-    p->method = p->target = NULL;
     p->minor = 1;
-    p->keep_alive = 0;
-    p->chunked = 0;
-    p->expect_continue = 0;
-    p->length = 0;
-    p->streaming = 0;
-    p->piece = NULL;
-    p->piece_len = 0;
 }
 
-static void fail(struct http_parser *p, int status, const char *why)
+/* err is the status and the reason for the log: "400 bad method" (one
+ * argument: thirty calls of it stay small). */
+static void fail(struct http_parser *p, const char *err)
 {
     p->state = S_ERROR;
     p->result = HTTP_ERROR;
-    p->status = status;
-    p->why = why;
+    p->status = (err[0] - '0') * 100 + (err[1] - '0') * 10 + (err[2] - '0');
+    p->why = err + 4;
     p->keep_alive = 0;
 }
 
@@ -89,8 +87,7 @@ static void done(struct http_parser *p)
     p->result = HTTP_DONE;
 }
 
-/* RFC 9110 §5.6.2 tchar. */
-static int is_tchar(unsigned char ch)
+int http_is_tchar(unsigned char ch)
 {
     if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
         return 1;
@@ -103,51 +100,42 @@ static int ascii_lower(int ch)
     return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
 }
 
-static int ascii_casecmp(const char *a, const char *b)
-{
-    while (*a && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b)) {
-        a++;
-        b++;
-    }
-    return ascii_lower((unsigned char)*a) - ascii_lower((unsigned char)*b);
-}
-
 /* method SP request-target SP HTTP-version (RFC 9112 §3), single spaces. */
 static void request_line(struct http_parser *p, char *s, size_t n)
 {
     s[n] = '\0';
     char *sp1 = memchr(s, ' ', n);
     if (!sp1 || sp1 == s || sp1 - s > 16) {
-        fail(p, 400, "bad method");
+        fail(p, "400 bad method");
         return;
     }
     for (char *q = s; q < sp1; q++) {
-        if (!is_tchar((unsigned char)*q)) {
-            fail(p, 400, "bad method");
+        if (!http_is_tchar((unsigned char)*q)) {
+            fail(p, "400 bad method");
             return;
         }
     }
     char *t = sp1 + 1;
     char *sp2 = strchr(t, ' ');
     if (!sp2 || sp2 == t) {
-        fail(p, 400, "bad request line");
+        fail(p, "400 bad request line");
         return;
     }
     for (char *q = t; q < sp2; q++) {
         unsigned char ch = (unsigned char)*q;
         if (ch <= 0x20 || ch >= 0x7f) {
-            fail(p, 400, "bad request target");
+            fail(p, "400 bad request target");
             return;
         }
     }
     const char *v = sp2 + 1;
     if (strlen(v) != 8 || strncmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' ||
         v[6] != '.' || v[7] < '0' || v[7] > '9') {
-        fail(p, 400, "bad HTTP version");
+        fail(p, "400 bad HTTP version");
         return;
     }
     if (v[5] != '1') {
-        fail(p, 505, "HTTP version not supported");
+        fail(p, "505 HTTP version not supported");
         return;
     }
     /* §2.3: a higher minor version is answered as 1.1. */
@@ -162,17 +150,17 @@ static void request_line(struct http_parser *p, char *s, size_t n)
 static void header_line(struct http_parser *p, char *s, size_t n, int keep)
 {
     if (s[0] == ' ' || s[0] == '\t') {
-        fail(p, 400, "obs-fold"); /* §5.2: a server rejects it with 400 */
+        fail(p, "400 obs-fold"); /* §5.2: a server rejects it with 400 */
         return;
     }
     char *colon = memchr(s, ':', n);
     if (!colon || colon == s) {
-        fail(p, 400, "bad header field");
+        fail(p, "400 bad header field");
         return;
     }
     for (char *q = s; q < colon; q++) {
-        if (!is_tchar((unsigned char)*q)) {
-            fail(p, 400, "bad header name"); /* §5.1: also whitespace before ':' */
+        if (!http_is_tchar((unsigned char)*q)) {
+            fail(p, "400 bad header name"); /* §5.1: also whitespace before ':' */
             return;
         }
         *q = (char)ascii_lower((unsigned char)*q);
@@ -187,7 +175,7 @@ static void header_line(struct http_parser *p, char *s, size_t n, int keep)
     for (char *q = v; q < end; q++) {
         unsigned char ch = (unsigned char)*q;
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-            fail(p, 400, "control character in a header");
+            fail(p, "400 control character in a header");
             return;
         }
     }
@@ -195,7 +183,7 @@ static void header_line(struct http_parser *p, char *s, size_t n, int keep)
         return;
     }
     if (p->nheaders >= p->lim.headers_max) {
-        fail(p, 431, "too many header fields");
+        fail(p, "431 too many header fields");
         return;
     }
     *colon = '\0';
@@ -210,7 +198,7 @@ const char *http_header(const struct http_parser *p, const char *name)
 {
     for (int i = 0; i < p->nheaders; i++) {
         const char *k = p->head + p->hdr[i];
-        if (ascii_casecmp(k, name) == 0) {
+        if (strcasecmp(k, name) == 0) {
             return k + strlen(k) + 1;
         }
     }
@@ -221,7 +209,7 @@ int http_header_count(const struct http_parser *p, const char *name)
 {
     int n = 0;
     for (int i = 0; i < p->nheaders; i++) {
-        n += ascii_casecmp(p->head + p->hdr[i], name) == 0;
+        n += strcasecmp(p->head + p->hdr[i], name) == 0;
     }
     return n;
 }
@@ -253,14 +241,14 @@ static int last_is_chunked(const char *v)
     while (*last == ' ' || *last == '\t') {
         last++;
     }
-    return ascii_casecmp(last, "chunked") == 0;
+    return strcasecmp(last, "chunked") == 0;
 }
 
 static int grow_body(struct http_parser *p, size_t more)
 {
     char *b = realloc(p->body, p->body_len + more + 1);
     if (!b) {
-        fail(p, 500, "out of memory");
+        fail(p, "500 out of memory");
         return -1;
     }
     p->body = b;
@@ -272,7 +260,7 @@ static void body_length(struct http_parser *p)
 {
     int hosts = http_header_count(p, "host");
     if (hosts > 1 || (p->minor == 1 && hosts == 0)) {
-        fail(p, 400, "Host missing or repeated"); /* RFC 9112 §3.2 */
+        fail(p, "400 Host missing or repeated"); /* RFC 9112 §3.2 */
         return;
     }
     const char *conn = http_header(p, "connection");
@@ -285,19 +273,20 @@ static void body_length(struct http_parser *p)
     int te = http_header_count(p, "transfer-encoding");
     int cl = http_header_count(p, "content-length");
     if (te && cl) {
-        fail(p, 400, "Content-Length with Transfer-Encoding"); /* §6.3 item 3 */
+        fail(p, "400 Content-Length with Transfer-Encoding"); /* §6.3 item 3 */
         return;
     }
     if (te) {
         const char *v = http_header(p, "transfer-encoding");
         if (te > 1 || p->minor == 0) {
-            fail(p, 400, "Transfer-Encoding repeated or in HTTP/1.0"); /* §6.1 */
+            fail(p, "400 Transfer-Encoding repeated or in HTTP/1.0"); /* §6.1 */
             return;
         }
-        if (ascii_casecmp(v, "chunked") != 0) {
+        if (strcasecmp(v, "chunked") != 0) {
             /* chunked last after another coding: one we lack (501, §6.1);
              * chunked not last or absent: no length at all (§6.3 item 4) */
-            fail(p, last_is_chunked(v) ? 501 : 400, "unsupported transfer coding");
+            fail(p, last_is_chunked(v) ? "501 unsupported transfer coding"
+                                   : "400 unsupported transfer coding");
             return;
         }
         p->chunked = 1;
@@ -307,7 +296,7 @@ static void body_length(struct http_parser *p)
         return;
     }
     if (cl > 1) {
-        fail(p, 400, "several Content-Length fields"); /* §6.3 item 5 */
+        fail(p, "400 several Content-Length fields"); /* §6.3 item 5 */
         return;
     }
     if (cl == 0) {
@@ -317,16 +306,16 @@ static void body_length(struct http_parser *p)
     const char *v = http_header(p, "content-length");
     size_t n = 0;
     if (!*v) {
-        fail(p, 400, "bad Content-Length");
+        fail(p, "400 bad Content-Length");
         return;
     }
     for (; *v; v++) {
         if (*v < '0' || *v > '9') {
-            fail(p, 400, "bad Content-Length");
+            fail(p, "400 bad Content-Length");
             return;
         }
         if (n > (SIZE_MAX - 9) / 10) {
-            fail(p, 413, "body too large"); /* no overflow */
+            fail(p, "413 body too large"); /* no overflow */
             return;
         }
         n = n * 10 + (size_t)(*v - '0');
@@ -349,7 +338,7 @@ void http_parser_body(struct http_parser *p, size_t stream_max)
     size_t max = stream_max ? stream_max : p->lim.body_max;
     p->result = HTTP_MORE;
     if (p->length > max) {
-        fail(p, 413, "body too large");
+        fail(p, "413 body too large");
         return;
     }
     if (!stream_max && grow_body(p, p->length) < 0) {
@@ -365,8 +354,8 @@ void http_parser_body(struct http_parser *p, size_t stream_max)
 static void end_of_headers(struct http_parser *p)
 {
     const char *expect = http_header(p, "expect");
-    if (expect && ascii_casecmp(expect, "100-continue") != 0) {
-        fail(p, 417, "unknown expectation");
+    if (expect && strcasecmp(expect, "100-continue") != 0) {
+        fail(p, "417 unknown expectation");
         return;
     }
     body_length(p);
@@ -409,7 +398,7 @@ static int crlf(struct http_parser *p, char ch, int *eol)
 {
     *eol = 0;
     if (p->cr && ch != '\n') {
-        fail(p, 400, "bare CR");
+        fail(p, "400 bare CR");
         return -1;
     }
     p->cr = ch == '\r';
@@ -425,11 +414,11 @@ static void line_byte(struct http_parser *p, char ch)
     }
     if (p->state == S_LINE) {
         if (ch != '\r' && ch != '\n' && ++p->line_bytes > p->lim.line_max) {
-            fail(p, 414, "request line too long");
+            fail(p, "414 request line too long");
             return;
         }
     } else if (p->state != S_START && ++p->header_bytes > p->lim.header_max) {
-        fail(p, 431, "header section too large");
+        fail(p, "431 header section too large");
         return;
     }
     int eol;
@@ -441,7 +430,7 @@ static void line_byte(struct http_parser *p, char ch)
         return;
     }
     if (ch == '\0') {
-        fail(p, 400, "NUL in the header section");
+        fail(p, "400 NUL in the header section");
         return;
     }
     p->head[p->head_len++] = ch;
@@ -479,7 +468,7 @@ static void chunk_byte(struct http_parser *p, char ch)
     }
     if (eol) {
         if (p->state == S_CHUNK_SIZE && p->line_bytes == 0) {
-            fail(p, 400, "empty chunk size");
+            fail(p, "400 empty chunk size");
             return;
         }
         chunk_line_end(p);
@@ -490,17 +479,17 @@ static void chunk_byte(struct http_parser *p, char ch)
         if (h >= 0) {
             p->line_bytes++;
             if (p->remaining > (p->lim.body_max - p->body_len) / 16) {
-                fail(p, 413, "chunk too large");
+                fail(p, "413 chunk too large");
                 return;
             }
             p->remaining = p->remaining * 16 + (size_t)h;
             if (p->remaining > p->lim.body_max - p->body_len) {
-                fail(p, 413, "body too large");
+                fail(p, "413 body too large");
             }
             return;
         }
         if (p->line_bytes == 0 || (ch != ';' && ch != ' ' && ch != '\t')) {
-            fail(p, 400, "bad chunk size");
+            fail(p, "400 bad chunk size");
             return;
         }
         p->state = S_CHUNK_EXT;
@@ -509,7 +498,7 @@ static void chunk_byte(struct http_parser *p, char ch)
     /* S_CHUNK_EXT: bounded and free of controls, otherwise ignored */
     unsigned char u = (unsigned char)ch;
     if (++p->line_bytes > CHUNK_EXT_MAX || (u < 0x20 && u != '\t') || u == 0x7f) {
-        fail(p, 400, "bad chunk extension");
+        fail(p, "400 bad chunk extension");
     }
 }
 
@@ -557,7 +546,7 @@ size_t http_parser_feed(struct http_parser *p, const char *data, size_t len)
                 p->state = S_CHUNK_SIZE;
                 p->line_bytes = 0;
             } else {
-                fail(p, 400, "chunk data longer than its size");
+                fail(p, "400 chunk data longer than its size");
             }
             break;
         case S_CHUNK_SIZE:

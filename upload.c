@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "hooks.h"
 #include "http.h"
+#include "im.h"
 #include "jid.h"
 #include "log.h"
 #include "router.h"
@@ -199,9 +200,7 @@ static int type_ok(const char *t, char *out, size_t sz)
     }
     for (size_t i = 0; i < n; i++) {
         char ch = t[i];
-        int tchar = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~/", ch));
-        if (!tchar) {
+        if (!http_is_tchar((unsigned char)ch) && ch != '/') {
             return 0;
         }
         out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
@@ -234,12 +233,6 @@ static int type_allowed(const char *t)
 
 /* ---- XMPP side ---- */
 
-static int add_child_text(struct xml_node *p, const char *name, const char *ns, const char *text)
-{
-    struct xml_node *c = xml_add_child(p, name, ns);
-    return c && xml_add_text(c, text, strlen(text)) == 0 ? 0 : -1;
-}
-
 /* An iq answer from the service: result with payload, or an error of type
  * and cond (RFC 6120 §8.3) with an optional text and XEP-0363 element. */
 static void reply(const struct xml_node *iq, struct xml_node *payload, const char *type,
@@ -253,7 +246,7 @@ static void reply(const struct xml_node *iq, struct xml_node *payload, const cha
     struct xml_node *e = ok && cond ? xml_add_child(r, "error", NULL) : NULL;
     if (ok && cond) {
         ok = e && xml_set_attr(e, "type", type) == 0 && xml_add_child(e, cond, NS_STANZAS) &&
-             (!text || add_child_text(e, "text", NS_STANZAS, text) == 0);
+             (!text || im_text_child(e, "text", NS_STANZAS, text) == 0);
     }
     if (ok && payload) {
         xml_append(r, payload);
@@ -279,27 +272,21 @@ static void fail(const struct xml_node *iq, const char *type, const char *cond, 
 /* §3: identity store/file, the feature, and the max-file-size form. */
 static void disco_info(const struct xml_node *iq)
 {
-    char max[24];
-    snprintf(max, sizeof(max), "%d", g_config->upload_max_size);
-    struct xml_node *q = xml_node_new("query", NS_DISCO_INFO);
-    struct xml_node *id = q ? xml_add_child(q, "identity", NULL) : NULL;
-    struct xml_node *f1 = q ? xml_add_child(q, "feature", NULL) : NULL;
-    struct xml_node *f2 = q ? xml_add_child(q, "feature", NULL) : NULL;
-    struct xml_node *x = q ? xml_add_child(q, "x", NS_DATA) : NULL;
-    struct xml_node *ft = x ? xml_add_child(x, "field", NULL) : NULL;
-    struct xml_node *fm = x ? xml_add_child(x, "field", NULL) : NULL;
-    if (!fm || xml_set_attr(id, "category", "store") < 0 || xml_set_attr(id, "type", "file") < 0 ||
-        xml_set_attr(id, "name", "HTTP File Upload") < 0 ||
-        xml_set_attr(f1, "var", NS_DISCO_INFO) < 0 || xml_set_attr(f2, "var", NS_UPLOAD) < 0 ||
-        xml_set_attr(x, "type", "result") < 0 || xml_set_attr(ft, "var", "FORM_TYPE") < 0 ||
-        xml_set_attr(ft, "type", "hidden") < 0 || add_child_text(ft, "value", NULL, NS_UPLOAD) < 0 ||
-        xml_set_attr(fm, "var", "max-file-size") < 0 ||
-        add_child_text(fm, "value", NULL, max) < 0) {
-        xml_free(q);
+    char q[512];
+    int n = snprintf(q, sizeof(q),
+                     "<query xmlns='" NS_DISCO_INFO "'>"
+                     "<identity category='store' type='file' name='HTTP File Upload'/>"
+                     "<feature var='" NS_DISCO_INFO "'/><feature var='" NS_UPLOAD "'/>"
+                     "<x xmlns='" NS_DATA "' type='result'>"
+                     "<field var='FORM_TYPE' type='hidden'><value>" NS_UPLOAD "</value></field>"
+                     "<field var='max-file-size'><value>%d</value></field></x></query>",
+                     g_config->upload_max_size);
+    struct xml_node *x = im_parse_stored(q, (size_t)n, "query", NS_DISCO_INFO);
+    if (!x) {
         fail(iq, "wait", "resource-constraint", NULL);
         return;
     }
-    reply(iq, q, NULL, NULL, NULL, NULL);
+    reply(iq, x, NULL, NULL, NULL, NULL);
 }
 
 /* §5: the file is too large, with the largest size allowed. */
@@ -308,7 +295,7 @@ static void too_large(const struct xml_node *iq)
     char max[24];
     snprintf(max, sizeof(max), "%d", g_config->upload_max_size);
     struct xml_node *app = xml_node_new("file-too-large", NS_UPLOAD);
-    if (!app || add_child_text(app, "max-file-size", NULL, max) < 0) {
+    if (!app || im_text_child(app, "max-file-size", NULL, max) < 0) {
         xml_free(app);
         app = NULL;
     }
@@ -436,27 +423,17 @@ static void request_slot(const struct xml_node *iq, const struct xml_node *req, 
         reply(iq, NULL, "wait", "resource-constraint", why, retry ? retry_el(retry) : NULL);
         return;
     }
-    unsigned char rnd[STORE_UPLOAD_ID_LEN / 2];
     struct slot *n = malloc(sizeof(*n));
     struct xml_node *x = xml_node_new("slot", NS_UPLOAD);
-    if (!n || !x || tls_random(rnd, sizeof(rnd)) != 0) {
-        free(n);
-        xml_free(x);
-        fail(iq, "wait", "resource-constraint", NULL);
-        return;
-    }
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        snprintf(s.id + 2 * i, 3, "%02x", rnd[i]);
+    if (!n || !x || tls_random_hex(s.id, STORE_UPLOAD_ID_LEN / 2) != 0) {
+        goto oom;
     }
     snprintf(s.owner, sizeof(s.owner), "%s", bare);
     s.size = size;
     s.expires = g_now + g_config->upload_slot_timeout;
     *n = s;
     if (add_url(x, "put", n) < 0 || add_url(x, "get", n) < 0) {
-        free(n);
-        xml_free(x);
-        fail(iq, "wait", "resource-constraint", NULL);
-        return;
+        goto oom;
     }
     n->next = slots;
     slots = n;
@@ -464,6 +441,11 @@ static void request_slot(const struct xml_node *iq, const struct xml_node *req, 
     usage_add(bare, size); /* reserved until the slot is used or expires */
     log_info("upload: slot for %s, %llu bytes of %s", bare, size, s.type);
     reply(iq, x, NULL, NULL, NULL, NULL);
+    return;
+oom:
+    free(n);
+    xml_free(x);
+    fail(iq, "wait", "resource-constraint", NULL);
 }
 
 static void iq_in(const struct xml_node *iq)
@@ -472,16 +454,16 @@ static void iq_in(const struct xml_node *iq)
     if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
         return; /* results and errors: we ask nothing */
     }
-    struct xml_node *q = xml_first_child(iq);
-    const char *ns = q ? xml_ns(q) : "", *name = q ? xml_name(q) : "";
-    int get = strcmp(type, "get") == 0;
+    /* every query we answer is a get; a set is answered as an unknown one */
+    struct xml_node *q = strcmp(type, "get") == 0 ? xml_first_child(iq) : NULL;
+    const char *ns = q ? xml_ns(q) : "";
     char norm[JID_MAX + 1], bare[JID_MAX + 1];
     struct jid j;
-    if (get && strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
+    if (strcmp(ns, NS_DISCO_INFO) == 0 && !xml_attr(q, "node")) {
         disco_info(iq);
-    } else if (get && strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
+    } else if (strcmp(ns, NS_DISCO_ITEMS) == 0 && !xml_attr(q, "node")) {
         reply(iq, xml_node_new("query", NS_DISCO_ITEMS), NULL, NULL, NULL, NULL);
-    } else if (get && strcmp(ns, NS_UPLOAD) == 0 && strcmp(name, "request") == 0) {
+    } else if (strcmp(ns, NS_UPLOAD) == 0 && strcmp(xml_name(q), "request") == 0) {
         /* §5: local accounts only (the quota is theirs) */
         if (!from || jid_parse(from, norm, sizeof(norm), &j) < 0 || !j.local_len ||
             j.domain_len != strlen(g_config->domain) ||

@@ -73,24 +73,9 @@ static unsigned long routed, stored, routed_then, stored_then;
 static time_t window_start;
 static double routed_rate, stored_rate;
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int new_token(char out[TOKEN_HEX + 1])
 {
-    unsigned char r[TOKEN_HEX / 2];
-    if (tls_random(r, sizeof(r)) < 0) {
-        return -1;
-    }
-    hex(r, sizeof(r), out);
-    return 0;
+    return tls_random_hex(out, TOKEN_HEX / 2);
 }
 
 /* The login form's token for pre-session cookie pre. */
@@ -98,7 +83,7 @@ static void pre_token(const char *pre, char out[TOKEN_HEX + 1])
 {
     unsigned char mac[32];
     tls_hmac(TLS_SHA256, key, sizeof(key), pre, strlen(pre), mac);
-    hex(mac, TOKEN_HEX / 2, out);
+    tls_hex(out, mac, TOKEN_HEX / 2);
 }
 
 /* A digest of bare's stored keys: it changes with the password, and
@@ -198,12 +183,8 @@ static struct wsession *session_new(const char *jid)
                    best->jid);
     }
     memset(best, 0, sizeof(*best));
-    if (new_token(best->id) < 0 || new_token(best->csrf) < 0) {
-        memset(best, 0, sizeof(*best));
-        return NULL;
-    }
     snprintf(best->jid, sizeof(best->jid), "%s", jid);
-    if (creds_tag(jid, best->creds) < 0) {
+    if (new_token(best->id) < 0 || new_token(best->csrf) < 0 || creds_tag(jid, best->creds) < 0) {
         memset(best, 0, sizeof(*best));
         return NULL;
     }
@@ -213,16 +194,18 @@ static struct wsession *session_new(const char *jid)
 
 /* ---- pages ---- */
 
-static void esc(struct buf *b, const char *s)
+/* before, s escaped, after. */
+static void esc(struct buf *b, const char *before, const char *s, const char *after)
 {
+    buf_puts(b, before);
     buf_append_xml(b, s, strlen(s));
+    buf_puts(b, after);
 }
 
 static void hidden(struct buf *b, const char *name, const char *value)
 {
     buf_printf(b, "<input type=\"hidden\" name=\"%s\" value=\"", name);
-    esc(b, value);
-    buf_puts(b, "\">");
+    esc(b, "", value, "\">");
 }
 
 /* A POST form to /admin/action with the token csrf. */
@@ -232,52 +215,65 @@ static void form(struct buf *b, const char *action, const char *csrf)
     hidden(b, "csrf", csrf);
 }
 
-/* The page around body: head, nav (s NULL: the login page, none), flash. */
-static void page(struct buf *out, const struct wsession *s, const char *title, const char *flash,
-                 const struct buf *body)
+#define HTML "text/html; charset=utf-8"
+
+/* A page's start into b (initialised here): head, nav (s NULL: the login
+ * page, none), title, flash. The body follows; page_end ends it. */
+static void page(struct buf *b, const struct wsession *s, const char *title, const char *flash)
 {
-    buf_printf(out, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-                    "<title>xmppd: %s</title><link rel=\"stylesheet\" href=\"/admin/style.css\">"
-                    "</head><body>",
+    buf_init(b, 0);
+    buf_printf(b, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                  "<title>xmppd: %s</title><link rel=\"stylesheet\" href=\"/admin/style.css\">"
+                  "</head><body>",
                title);
     if (s) {
-        buf_puts(out, "<nav><a href=\"/admin/\">Dashboard</a> <a href=\"/admin/users\">Users</a> "
-                      "<a href=\"/admin/sessions\">Sessions</a> "
-                      "<a href=\"/admin/announce\">Announce</a> "
-                      "<a href=\"/admin/config\">Configuration</a> <a href=\"/admin/log\">Log</a> ");
-        form(out, "logout", s->csrf);
-        buf_puts(out, "<button id=\"logout\">Log out</button></form> ");
-        esc(out, s->jid);
-        buf_puts(out, "</nav>");
+        buf_puts(b, "<nav><a href=\"/admin/\">Dashboard</a> <a href=\"/admin/users\">Users</a> "
+                    "<a href=\"/admin/sessions\">Sessions</a> "
+                    "<a href=\"/admin/announce\">Announce</a> "
+                    "<a href=\"/admin/config\">Configuration</a> <a href=\"/admin/log\">Log</a> ");
+        form(b, "logout", s->csrf);
+        esc(b, "<button id=\"logout\">Log out</button></form> ", s->jid, "</nav>");
     }
-    buf_printf(out, "<main><h1>%s</h1>", title);
+    buf_printf(b, "<main><h1>%s</h1>", title);
     if (flash) {
-        buf_puts(out, "<p id=\"flash\">");
-        esc(out, flash);
-        buf_puts(out, "</p>");
+        esc(b, "<p id=\"flash\">", flash, "</p>");
     }
-    buf_append(out, buf_ptr(body), buf_len(body));
-    buf_puts(out, "</main></body></html>\n");
 }
 
-static void send_page(struct http_request *r, int status, const struct wsession *s,
-                      const char *title, const char *flash, const struct buf *body)
+static void page_end(struct buf *b)
 {
-    struct buf out;
-    buf_init(&out, 0);
-    page(&out, s, title, flash, body);
-    http_respond(r, status, "text/html; charset=utf-8", buf_ptr(&out), buf_len(&out), NULL,
-                 SECURITY_HEADERS);
-    buf_free(&out);
+    buf_puts(b, "</main></body></html>\n");
 }
 
-static void redirect(struct http_request *r, const char *to, const char *cookie_line)
+/* Ends page b, sends it and frees it. */
+static void send_page(struct http_request *r, int status, struct buf *b)
+{
+    page_end(b);
+    http_respond(r, status, HTML, buf_ptr(b), buf_len(b), NULL, SECURITY_HEADERS);
+    buf_free(b);
+}
+
+/* A text answer with no page around it. */
+static void text(struct http_request *r, int status, const char *body, const char *extra)
+{
+    http_respond(r, status, "text/plain", body, strlen(body), NULL, extra);
+}
+
+static void to_login(struct http_request *r, const char *cookie_line)
 {
     char extra[512];
-    snprintf(extra, sizeof(extra), "Location: %s\r\n%s" SECURITY_HEADERS, to,
-             cookie_line ? cookie_line : "");
+    snprintf(extra, sizeof(extra), "Location: /admin/login\r\n%s%s", cookie_line, SECURITY_HEADERS);
     http_respond(r, 303, "text/plain; charset=utf-8", "", 0, NULL, extra);
+}
+
+/* The headers that set cookie name to value (after the lines before), and
+ * the security headers. */
+static void set_cookie(char *out, size_t sz, const char *before, const char *name,
+                       const char *value, int https)
+{
+    snprintf(out, sz, "%sSet-Cookie: %s=%s; Path=/admin/; HttpOnly; SameSite=Strict%s\r\n%s", before,
+             name, value, https ? "; Secure" : "", SECURITY_HEADERS);
 }
 
 static const char style[] =
@@ -288,81 +284,59 @@ static const char style[] =
     "#flash{background:#ffd;padding:.5em}pre{white-space:pre-wrap;word-break:break-all}"
     "dt{font-weight:bold}form{margin:.5em 0}\n";
 
-static void get_style(struct http_request *r)
-{
-    http_respond(r, 200, "text/css", style, sizeof(style) - 1, NULL,
-                 "X-Content-Type-Options: nosniff\r\n");
-}
-
-/* The login form; pre is the pre-session cookie its token is bound to. */
-static void login_body(struct buf *b, const char *pre)
+/* The login page, its form's token bound to the pre-session cookie pre. */
+static void login_html(struct buf *b, const char *pre, const char *flash)
 {
     char tok[TOKEN_HEX + 1];
     pre_token(pre, tok);
+    page(b, NULL, "Log in", flash);
     form(b, "login", tok);
     buf_puts(b, "<label>JID <input name=\"jid\" autocomplete=\"username\"></label><br>"
                 "<label>Password <input type=\"password\" name=\"password\" "
                 "autocomplete=\"current-password\"></label><br>"
                 "<button id=\"login\">Log in</button></form>");
+    page_end(b);
 }
 
 static void login_page(struct http_request *r, int status, const char *flash)
 {
-    char pre[TOKEN_HEX + 1], extra[512];
+    char pre[TOKEN_HEX + 1], cookie_extra[512];
+    const char *extra = SECURITY_HEADERS;
     cookie(r, PRE_COOKIE, pre);
-    extra[0] = '\0';
     if (!pre[0]) {
         if (new_token(pre) < 0) {
-            http_respond(r, 500, "text/plain", "", 0, NULL, NULL);
+            text(r, 500, "", NULL);
             return;
         }
-        snprintf(extra, sizeof(extra),
-                 "Set-Cookie: " PRE_COOKIE "=%s; Path=/admin/; HttpOnly; SameSite=Strict%s\r\n",
-                 pre, r->https ? "; Secure" : "");
+        set_cookie(cookie_extra, sizeof(cookie_extra), "", PRE_COOKIE, pre, r->https);
+        extra = cookie_extra;
     }
-    struct buf body, out;
-    buf_init(&body, 0);
-    buf_init(&out, 0);
-    login_body(&body, pre);
-    page(&out, NULL, "Log in", flash, &body);
-    strncat(extra, SECURITY_HEADERS, sizeof(extra) - strlen(extra) - 1);
-    http_respond(r, status, "text/html; charset=utf-8", buf_ptr(&out), buf_len(&out), NULL, extra);
-    buf_free(&body);
-    buf_free(&out);
+    struct buf b;
+    login_html(&b, pre, flash);
+    http_respond(r, status, HTML, buf_ptr(&b), buf_len(&b), NULL, extra);
+    buf_free(&b);
 }
 
-static void stat_row(struct buf *b, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void stat_row(struct buf *b, const char *name, const char *fmt, ...)
-{
-    char v[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v, sizeof(v), fmt, ap);
-    va_end(ap);
-    buf_printf(b, "<dt>%s</dt><dd>%s</dd>", name, v);
-}
+typedef void page_fn(struct http_request *r, struct wsession *s, int status, const char *flash);
 
-static void dashboard(struct http_request *r, struct wsession *s, const char *flash)
+static void dashboard(struct http_request *r, struct wsession *s, int status, const char *flash)
 {
     struct buf b;
     int s2s, comps;
     long t = (long)(g_now - started);
     server_stream_counts(&s2s, &comps);
-    buf_init(&b, 0);
-    buf_puts(&b, "<dl id=\"stats\">");
-    stat_row(&b, "version", "%s", XMPPD_VERSION);
-    stat_row(&b, "uptime", "%ldd %02ld:%02ld:%02ld", t / 86400, t / 3600 % 24, t / 60 % 60, t % 60);
-    stat_row(&b, "online sessions", "%d", router_online_count());
-    stat_row(&b, "accounts", "%d", admin_registered_count());
-    stat_row(&b, "messages routed/s", "%.1f", routed_rate);
-    stat_row(&b, "messages stored/s", "%.1f", stored_rate);
-    stat_row(&b, "memory", "%ld KiB", store_self_rss_kib());
-    stat_row(&b, "s2s links", "%d", s2s);
-    stat_row(&b, "components", "%d", comps);
-    buf_puts(&b, "</dl>");
-    send_page(r, 200, s, "Dashboard", flash, &b);
-    buf_free(&b);
+    page(&b, s, "Dashboard", flash);
+    buf_printf(&b,
+               "<dl id=\"stats\"><dt>version</dt><dd>%s</dd>"
+               "<dt>uptime</dt><dd>%ldd %02ld:%02ld:%02ld</dd>"
+               "<dt>online sessions</dt><dd>%d</dd><dt>accounts</dt><dd>%d</dd>"
+               "<dt>messages routed/s</dt><dd>%.1f</dd><dt>messages stored/s</dt><dd>%.1f</dd>"
+               "<dt>memory</dt><dd>%ld KiB</dd><dt>s2s links</dt><dd>%d</dd>"
+               "<dt>components</dt><dd>%d</dd></dl>",
+               XMPPD_VERSION, t / 86400, t / 3600 % 24, t / 60 % 60, t % 60,
+               router_online_count(), admin_registered_count(), routed_rate, stored_rate,
+               store_self_rss_kib(), s2s, comps);
+    send_page(r, status, &b);
 }
 
 struct listing {
@@ -402,9 +376,7 @@ static int list_one(const char *bare, void *ud)
     l->shown++;
     buf_puts(l->b, "<tr><td><a href=\"/admin/user?jid=");
     url_enc(l->b, bare);
-    buf_puts(l->b, "\">");
-    esc(l->b, bare);
-    buf_puts(l->b, "</a></td></tr>");
+    esc(l->b, "\">", bare, "</a></td></tr>");
     return 0;
 }
 
@@ -423,10 +395,9 @@ static void users(struct http_request *r, struct wsession *s, int status, const 
     int n = atoi(num);
     n = n < 0 || n > 1000000 ? 0 : n;
     struct buf b;
-    buf_init(&b, 0);
-    buf_puts(&b, "<form method=\"get\" action=\"/admin/users\"><input name=\"q\" value=\"");
-    esc(&b, q);
-    buf_puts(&b, "\"><button>Search</button></form><table id=\"users\">");
+    page(&b, s, "Users", flash);
+    esc(&b, "<form method=\"get\" action=\"/admin/users\"><input name=\"q\" value=\"", q,
+        "\"><button>Search</button></form><table id=\"users\">");
     struct listing l = {&b, q, n * LIMIT_WEBADMIN_PAGE, 0, 0};
     store_account_list(list_one, &l);
     buf_puts(&b, "</table><p>");
@@ -441,8 +412,7 @@ static void users(struct http_request *r, struct wsession *s, int status, const 
     buf_puts(&b, "<label>JID <input name=\"jid\"></label> <label>Password <input "
                  "type=\"password\" name=\"password\" autocomplete=\"new-password\"></label> "
                  "<button id=\"add-user\">Add</button></form>");
-    send_page(r, status, s, "Users", flash, &b);
-    buf_free(&b);
+    send_page(r, status, &b);
 }
 
 static void user(struct http_request *r, struct wsession *s, const char *jid, int status,
@@ -458,14 +428,10 @@ static void user(struct http_request *r, struct wsession *s, const char *jid, in
     }
     struct buf b;
     struct roster ro;
-    buf_init(&b, 0);
-    buf_puts(&b, "<h2>");
-    esc(&b, bare);
-    buf_puts(&b, "</h2><p>Online resources:</p><ul id=\"resources\">");
+    page(&b, s, "User", flash);
+    esc(&b, "<h2>", bare, "</h2><p>Online resources:</p><ul id=\"resources\">");
     for (struct session *x = router_first_resource(bare); x; x = x->next_res) {
-        buf_puts(&b, "<li>");
-        esc(&b, x->jid);
-        buf_puts(&b, "</li>");
+        esc(&b, "<li>", x->jid, "</li>");
     }
     int rc = roster_load(bare, &ro);
     buf_printf(&b, "</ul><p>Roster size: <span id=\"roster-size\">%zu</span>%s</p>",
@@ -479,8 +445,7 @@ static void user(struct http_request *r, struct wsession *s, const char *jid, in
     form(&b, "users/delete", s->csrf);
     hidden(&b, "jid", bare);
     buf_puts(&b, "<button id=\"delete-user\">Delete account</button></form>");
-    send_page(r, status, s, "User", flash, &b);
-    buf_free(&b);
+    send_page(r, status, &b);
 }
 
 struct rows {
@@ -494,11 +459,9 @@ static void session_rows(const char *bare, struct session *first, void *ud)
     (void)bare;
     for (struct session *x = first; x; x = x->next_res) {
         struct conn *c = x->conn;
-        buf_puts(w->b, "<tr><td>");
-        esc(w->b, x->jid);
-        buf_puts(w->b, "</td><td>");
-        esc(w->b, c ? c->addr : "-");
-        buf_printf(w->b, "</td><td>%s</td><td>%ld</td><td>", c && conn_is_tls(c) ? "yes" : "no",
+        esc(w->b, "<tr><td>", x->jid, "</td><td>");
+        esc(w->b, "", c ? c->addr : "-", "</td><td>");
+        buf_printf(w->b, "%s</td><td>%ld</td><td>", c && conn_is_tls(c) ? "yes" : "no",
                    c ? (long)(g_now - c->last_read) : -1L);
         form(w->b, "sessions/kick", w->csrf);
         hidden(w->b, "jid", x->jid);
@@ -510,15 +473,14 @@ static void sessions_page(struct http_request *r, struct wsession *s, int status
                           const char *flash)
 {
     struct buf b;
-    buf_init(&b, 0);
+    page(&b, s, "Sessions", flash);
     /* one row per resource and nothing else (the admin contract): the
      * columns say what they are in the caption */
     buf_puts(&b, "<table id=\"sessions\"><caption>JID, address, TLS, idle seconds</caption>");
     struct rows w = {&b, s->csrf};
     router_foreach_bare(session_rows, &w);
     buf_puts(&b, "</table>");
-    send_page(r, status, s, "Sessions", flash, &b);
-    buf_free(&b);
+    send_page(r, status, &b);
 }
 
 static void announce_page(struct http_request *r, struct wsession *s, int status,
@@ -526,7 +488,7 @@ static void announce_page(struct http_request *r, struct wsession *s, int status
 {
     struct buf b;
     const char *motd = admin_motd();
-    buf_init(&b, 0);
+    page(&b, s, "Announce", flash);
     buf_puts(&b, "<h2>Announcement</h2>");
     form(&b, "announce", s->csrf);
     buf_puts(&b, "<label>Subject <input name=\"subject\"></label><br><label>Body<br><textarea "
@@ -534,114 +496,100 @@ static void announce_page(struct http_request *r, struct wsession *s, int status
                  "<button id=\"announce\">Send to everyone online</button></form>"
                  "<h2>Message of the day</h2>");
     form(&b, "motd", s->csrf);
-    buf_puts(&b, "<textarea name=\"motd\" rows=\"4\" cols=\"40\">");
-    esc(&b, motd ? motd : "");
-    buf_puts(&b, "</textarea><br><button id=\"set-motd\">Set</button></form>");
+    esc(&b, "<textarea name=\"motd\" rows=\"4\" cols=\"40\">", motd ? motd : "",
+        "</textarea><br><button id=\"set-motd\">Set</button></form>");
     form(&b, "motd/delete", s->csrf);
     buf_puts(&b, "<button id=\"delete-motd\">Delete</button></form>");
-    send_page(r, status, s, "Announce", flash, &b);
-    buf_free(&b);
+    send_page(r, status, &b);
 }
 
-static void config_page(struct http_request *r, struct wsession *s)
+static void config_page(struct http_request *r, struct wsession *s, int status, const char *flash)
 {
     struct buf b;
     const char *name, *file;
     char val[CONFIG_STR_MAX + 16];
-    buf_init(&b, 0);
+    page(&b, s, "Configuration", flash);
     buf_puts(&b, "<table id=\"config\"><caption>Option, value, file</caption>");
     for (size_t i = 0; config_option_text(g_config, i, &name, val, sizeof(val), &file) == 0; i++) {
         buf_printf(&b, "<tr><td>%s</td><td>", name);
-        esc(&b, val);
-        buf_puts(&b, "</td><td>");
-        esc(&b, file);
-        buf_puts(&b, "</td></tr>");
+        esc(&b, "", val, "</td><td>");
+        esc(&b, "", file, "</td></tr>");
     }
     buf_puts(&b, "</table>");
-    send_page(r, 200, s, "Configuration", NULL, &b);
-    buf_free(&b);
+    send_page(r, status, &b);
 }
 
-static void log_page(struct http_request *r, struct wsession *s)
+static void log_page(struct http_request *r, struct wsession *s, int status, const char *flash)
 {
     struct buf b;
     const char *line;
-    buf_init(&b, 0);
+    page(&b, s, "Log", flash);
     buf_puts(&b, "<pre id=\"log\">");
     for (int i = 0; (line = webadmin_ring_get(&ring, i)) != NULL; i++) {
-        esc(&b, line);
-        buf_puts(&b, "\n");
+        esc(&b, "", line, "\n");
     }
     buf_puts(&b, "</pre>");
-    send_page(r, 200, s, "Log", NULL, &b);
-    buf_free(&b);
+    send_page(r, status, &b);
 }
+
+static void user_page(struct http_request *r, struct wsession *s, int status, const char *flash)
+{
+    user(r, s, NULL, status, flash);
+}
+
+/* The pages under /admin/ (http_route's prefix; short literals: issue 16). */
+static page_fn *const pages[] = {dashboard,     users,         user_page, sessions_page,
+                                 announce_page, config_page,   log_page};
+static const char page_names[][9] = {"", "users", "user", "sessions", "announce", "config", "log"};
 
 static void get_admin(struct http_request *r)
 {
-    /* The page under /admin/ (http_route's prefix; short literals: issue 16). */
     const char *p = r->path + strlen("/admin/");
     if (strcmp(p, "login") == 0) {
         login_page(r, 200, NULL);
         return;
     }
     if (strcmp(p, "style.css") == 0) {
-        get_style(r);
+        http_respond(r, 200, "text/css", style, sizeof(style) - 1, NULL,
+                     "X-Content-Type-Options: nosniff\r\n");
         return;
     }
     struct wsession *s = session_of(r);
     if (!s) {
-        redirect(r, "/admin/login", NULL);
-    } else if (!*p) {
-        dashboard(r, s, NULL);
-    } else if (strcmp(p, "users") == 0) {
-        users(r, s, 200, NULL);
-    } else if (strcmp(p, "user") == 0) {
-        user(r, s, NULL, 200, NULL);
-    } else if (strcmp(p, "sessions") == 0) {
-        sessions_page(r, s, 200, NULL);
-    } else if (strcmp(p, "announce") == 0) {
-        announce_page(r, s, 200, NULL);
-    } else if (strcmp(p, "config") == 0) {
-        config_page(r, s);
-    } else if (strcmp(p, "log") == 0) {
-        log_page(r, s);
-    } else {
-        http_respond(r, 404, "text/plain", "404 Not Found\n", 14, NULL, SECURITY_HEADERS);
+        to_login(r, "");
+        return;
     }
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        if (strcmp(p, page_names[i]) == 0) {
+            pages[i](r, s, 200, NULL);
+            return;
+        }
+    }
+    text(r, 404, "404 Not Found\n", SECURITY_HEADERS);
 }
 
 /* ---- login ---- */
 
 static void answer_login(struct pending *p)
 {
-    struct buf body, out;
-    char extra[512];
-    buf_init(&body, 0);
-    buf_init(&out, 0);
     if (p->ok) {
         struct wsession *s = session_new(p->jid);
         if (s) {
-            snprintf(extra, sizeof(extra),
-                     "Location: /admin/\r\nSet-Cookie: " COOKIE
-                     "=%s; Path=/admin/; HttpOnly; SameSite=Strict%s\r\n" SECURITY_HEADERS,
-                     s->id, p->https ? "; Secure" : "");
+            char extra[512];
+            set_cookie(extra, sizeof(extra), "Location: /admin/\r\n", COOKIE, s->id, p->https);
             if (http_answer(p->ticket, 303, "text/plain; charset=utf-8", "", 0, NULL, extra) < 0) {
                 memset(s, 0, sizeof(*s)); /* nobody got the cookie */
             } else {
                 log_notice("web admin %s: logged in from %s", p->jid, p->addr);
             }
-            goto out;
+            return;
         }
         p->ok = 0;
     }
-    login_body(&body, p->pre);
-    page(&out, NULL, "Log in", "Login failed", &body);
-    http_answer(p->ticket, 403, "text/html; charset=utf-8", buf_ptr(&out), buf_len(&out), NULL,
-                SECURITY_HEADERS);
-out:
-    buf_free(&body);
-    buf_free(&out);
+    struct buf b;
+    login_html(&b, p->pre, "Login failed");
+    http_answer(p->ticket, 403, HTML, buf_ptr(&b), buf_len(&b), NULL, SECURITY_HEADERS);
+    buf_free(&b);
 }
 
 static void unlink_pending(struct pending *p)
@@ -710,7 +658,7 @@ static void post_login(struct http_request *r)
     }
     struct pending *p = calloc(1, sizeof(*p));
     if (!p) {
-        http_respond(r, 500, "text/plain", "", 0, NULL, NULL);
+        text(r, 500, "", NULL);
         return;
     }
     p->https = r->https;
@@ -750,16 +698,18 @@ static void answer_due(void)
 
 static const char *admin_error(int rc)
 {
-    switch (rc) {
-    case ADMIN_OK: return "Done";
-    case ADMIN_EBADJID: return "Not a JID of this server";
-    case ADMIN_EBADNAME: return "This name is not acceptable";
-    case ADMIN_EBADPW: return "The password is empty or too long";
-    case ADMIN_EEXIST: return "The account exists already";
-    case ADMIN_ENOENT: return "No such account";
-    case ADMIN_EBADTEXT: return "The text is empty or too long";
-    default: return "The server could not do it";
+    /* by -rc: ADMIN_OK, ADMIN_EBADJID, ... ADMIN_EBADTEXT; ADMIN_EIO and
+     * anything else: "The server could not do it" */
+    static const char texts[] = "Done\0Not a JID of this server\0This name is not acceptable\0"
+                                "The password is empty or too long\0The account exists already\0"
+                                "No such account\0The server could not do it\0"
+                                "The text is empty or too long";
+    int k = rc <= 0 && rc >= ADMIN_EBADTEXT ? -rc : -ADMIN_EIO;
+    const char *t = texts;
+    while (k-- > 0) {
+        t += strlen(t) + 1;
     }
+    return t;
 }
 
 static void kick(struct http_request *r, struct wsession *s)
@@ -786,70 +736,84 @@ static void post_admin(struct http_request *r)
 {
     /* The page under /admin/ (http_route's prefix; short literals: issue 16). */
     const char *p = r->path + strlen("/admin/");
-    char tok[TOKEN_HEX + 8], a[FIELD_MAX], b[FIELD_MAX];
+    char tok[TOKEN_HEX + 8], a[FIELD_MAX], b[FIELD_MAX], msg[64];
     if (strcmp(p, "login") == 0) {
         post_login(r);
         return;
     }
     struct wsession *s = session_of(r);
     if (!s) {
-        http_respond(r, 403, "text/plain", "403 Forbidden\n", 14, NULL, SECURITY_HEADERS);
+        text(r, 403, "403 Forbidden\n", SECURITY_HEADERS);
         return;
     }
     if (field(r, "csrf", tok, sizeof(tok)) < 0 || !webadmin_token_eq(tok, s->csrf)) {
         log_limited("bad admin forms", r->addr, L_NOTICE, "web admin %s: form token wrong (%s)",
                     s->jid, r->path);
         struct buf none;
-        buf_init(&none, 0);
-        send_page(r, 403, s, "Error", "Invalid form token", &none);
+        page(&none, s, "Error", "Invalid form token");
+        send_page(r, 403, &none);
         return;
     }
     int fa = field(r, strcmp(p, "motd") == 0 ? "motd" : "jid", a, sizeof(a));
     if (fa < 0) {
         a[0] = '\0';
     }
+    /* what an action answers with: back's page, with ok or the error */
+    int rc;
+    const char *ok;
+    page_fn *back = announce_page;
     if (strcmp(p, "logout") == 0) {
         log_notice("web admin %s: logged out", s->jid);
         memset(s, 0, sizeof(*s));
-        redirect(r, "/admin/login",
-                 "Set-Cookie: " COOKIE "=; Path=/admin/; Max-Age=0; HttpOnly; SameSite=Strict\r\n");
-    } else if (strcmp(p, "users/add") == 0) {
-        int rc = field(r, "password", b, sizeof(b)) < 0 ? ADMIN_EBADPW
-                                                        : admin_add_user(s->jid, a, b);
-        users(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Account added");
-    } else if (strcmp(p, "users/delete") == 0) {
-        int rc = admin_delete_user(s->jid, a);
-        users(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Account deleted");
-    } else if (strcmp(p, "users/password") == 0) {
-        int rc = field(r, "password", b, sizeof(b)) < 0 ? ADMIN_EBADPW
-                                                        : admin_change_password(s->jid, a, b);
-        user(r, s, a, rc ? 400 : 200, rc ? admin_error(rc) : "Password changed");
+        to_login(r, "Set-Cookie: " COOKIE "=; Path=/admin/; Max-Age=0; HttpOnly; SameSite=Strict\r\n");
+        return;
     } else if (strcmp(p, "sessions/kick") == 0) {
         kick(r, s);
+        return;
+    } else if (strcmp(p, "users/add") == 0) {
+        rc = field(r, "password", b, sizeof(b)) < 0 ? ADMIN_EBADPW : admin_add_user(s->jid, a, b);
+        ok = "Account added";
+        back = users;
+    } else if (strcmp(p, "users/delete") == 0) {
+        rc = admin_delete_user(s->jid, a);
+        ok = "Account deleted";
+        back = users;
+    } else if (strcmp(p, "users/password") == 0) {
+        rc = field(r, "password", b, sizeof(b)) < 0 ? ADMIN_EBADPW
+                                                    : admin_change_password(s->jid, a, b);
+        ok = "Password changed";
+        back = NULL; /* the user's page */
     } else if (strcmp(p, "announce") == 0) {
         int fs = field(r, "subject", a, sizeof(a));
-        int rc = field(r, "body", b, sizeof(b)) < 0 ? ADMIN_EBADTEXT
-                                                    : admin_announce(s->jid, fs > 0 ? a : NULL, b);
-        char msg[64];
+        rc = field(r, "body", b, sizeof(b)) < 0 ? ADMIN_EBADTEXT
+                                                : admin_announce(s->jid, fs > 0 ? a : NULL, b);
         snprintf(msg, sizeof(msg), "Sent to %d resources", rc);
-        announce_page(r, s, rc < 0 ? 400 : 200, rc < 0 ? admin_error(rc) : msg);
+        ok = msg;
     } else if (strcmp(p, "motd") == 0) {
-        int rc = admin_set_motd(s->jid, a);
-        announce_page(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Message of the day set");
+        rc = admin_set_motd(s->jid, a);
+        ok = "Message of the day set";
     } else if (strcmp(p, "motd/delete") == 0) {
-        int rc = admin_delete_motd(s->jid);
-        announce_page(r, s, rc ? 400 : 200, rc ? admin_error(rc) : "Message of the day deleted");
+        rc = admin_delete_motd(s->jid);
+        ok = "Message of the day deleted";
     } else {
-        http_respond(r, 404, "text/plain", "404 Not Found\n", 14, NULL, SECURITY_HEADERS);
+        text(r, 404, "404 Not Found\n", SECURITY_HEADERS);
+        return;
     }
     memset(b, 0, sizeof(b)); /* a password may have passed through */
+    int status = rc < 0 ? 400 : 200;
+    ok = rc < 0 ? admin_error(rc) : ok;
+    if (back) {
+        back(r, s, status, ok);
+    } else {
+        user(r, s, a, status, ok);
+    }
 }
 
 /* ---- events ---- */
 
 static void to_ring(enum log_level lvl, const char *line)
 {
-    static const char *const names[] = {"error", "warning", "notice", "info", "debug"};
+    static const char names[][8] = {"error", "warning", "notice", "info", "debug"};
     char l[WEBADMIN_LINE_MAX];
     snprintf(l, sizeof(l), "%s: %s", names[lvl], line);
     webadmin_ring_add(&ring, l);
@@ -884,8 +848,9 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
     }
     if (g_now - window_start >= RATE_WINDOW) {
         double t = (double)(g_now - window_start);
-        routed_rate = (double)(routed - routed_then) / t;
-        stored_rate = (double)(stored - stored_then) / t;
+        /* (a long: what a window counts converts in one instruction) */
+        routed_rate = (double)(long)(routed - routed_then) / t;
+        stored_rate = (double)(long)(stored - stored_then) / t;
         routed_then = routed;
         stored_then = stored;
         window_start = g_now;
@@ -938,9 +903,9 @@ static void admin_handler(struct http_request *r)
     if (!host_ours(r->host)) {
         log_limited("web admin", r->addr, L_NOTICE, "%s web admin: refused for Host %s",
                     r->label, r->host);
-        http_respond(r, 403, "text/plain", "", 0, NULL, NULL);
+        text(r, 403, "", NULL);
     } else if (!sessions) {
-        http_respond(r, 503, "text/plain", "", 0, NULL, NULL);
+        text(r, 503, "", NULL);
     } else if (strcmp(r->method, "POST") == 0) {
         post_admin(r);
     } else {

@@ -279,6 +279,33 @@ static int frame_element(struct conn *c, const char *s, size_t n)
     return r;
 }
 
+enum ws_unit ws_next_unit(const char *s, size_t n, size_t *skip, size_t *used)
+{
+    *skip = strspn(s, " \t\r\n");
+    *used = 0;
+    if (*skip >= n) {
+        return WS_UNIT_NONE;
+    }
+    s += *skip;
+    n -= *skip;
+    if (strncmp(s, "<?", 2) == 0) {
+        const char *e = memchr(s, '>', n);
+        *used = e ? (size_t)(e - s) + 1 : 0;
+        return WS_UNIT_DECL;
+    }
+    if (n >= 14 && strncmp(s, "<stream:stream", 14) == 0) {
+        size_t e = tag_end(s, n); /* ours: no '>' in its attributes */
+        *used = e ? e + 1 : 0;
+        return WS_UNIT_HEADER;
+    }
+    if (strncmp(s, "</stream:stream>", n < 16 ? n : 16) == 0) {
+        *used = n < 16 ? 0 : 16;
+        return WS_UNIT_END;
+    }
+    *used = ws_element_len(s, n);
+    return WS_UNIT_ELEMENT;
+}
+
 /* The framing layer (conn->frame_out): split what the stream queues into
  * top-level elements, each one frame. */
 static int ws_frame_out(struct conn *c, const char *data, size_t len)
@@ -292,29 +319,21 @@ static int ws_frame_out(struct conn *c, const char *data, size_t len)
         return -1;
     }
     for (;;) {
+        size_t skip, used;
         const char *s = buf_ptr(&w->out);
-        size_t n = buf_len(&w->out), skip = strspn(s, " \t\r\n");
-        if (skip >= n) {
+        enum ws_unit u = ws_next_unit(s, buf_len(&w->out), &skip, &used);
+        if (u == WS_UNIT_NONE) {
             buf_clear(&w->out);
             return 0;
         }
+        if (!used) {
+            return 0; /* the rest of it comes with the next conn_send */
+        }
         s += skip;
-        n -= skip;
-        size_t used = 0;
         int r = 0;
-        if (strncmp(s, "<?", 2) == 0) {
-            const char *e = memchr(s, '>', n);
-            used = e ? (size_t)(e - s) + 1 : 0;
-        } else if (n >= 14 && strncmp(s, "<stream:stream", 14) == 0) {
-            used = tag_end(s, n);
-            used = used ? used + 1 : 0;
-            if (used) {
-                r = frame_open(c, s, used);
-            }
-        } else if (strncmp(s, "</stream:stream>", n < 16 ? n : 16) == 0) {
-            if (n < 16) {
-                return 0;
-            }
+        if (u == WS_UNIT_HEADER) {
+            r = frame_open(c, s, used);
+        } else if (u == WS_UNIT_END) {
             /* §3.6: <close/>, then the WebSocket close (§5.5.1) */
             static const char close_el[] = "<close xmlns='" NS_FRAMING "'/>";
             send_frame(c, WS_OP_TEXT, close_el, sizeof(close_el) - 1);
@@ -323,14 +342,8 @@ static int ws_frame_out(struct conn *c, const char *data, size_t len)
             w->closing = 1;
             buf_clear(&w->out);
             return 0;
-        } else {
-            used = ws_element_len(s, n);
-            if (used) {
-                r = frame_element(c, s, used);
-            }
-        }
-        if (!used) {
-            return 0; /* the rest of it comes with the next conn_send */
+        } else if (u == WS_UNIT_ELEMENT) {
+            r = frame_element(c, s, used);
         }
         buf_consume(&w->out, skip + used);
         if (r < 0) {

@@ -79,5 +79,15 @@ size_t ws_element_len(const char *s, size_t n);
 /* Append the element s (n bytes, complete) to b with its namespace declared
  * on it (RFC 7395 §3.3.3, XEP-0206 §5). Returns 0, or -1 (b's limit). */
 int ws_element_ns(struct buf *b, const char *s, size_t n);
+/* The next unit of s (n bytes) after *skip bytes of white space: its kind,
+ * and its length in *used (0: not complete yet, the rest is to come). */
+enum ws_unit {
+    WS_UNIT_NONE,    /* only white space */
+    WS_UNIT_DECL,    /* an XML declaration */
+    WS_UNIT_HEADER,  /* the stream header */
+    WS_UNIT_END,     /* the stream's end tag */
+    WS_UNIT_ELEMENT, /* a top-level element */
+};
+enum ws_unit ws_next_unit(const char *s, size_t n, size_t *skip, size_t *used);
 
 #endif

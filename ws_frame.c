@@ -21,11 +21,18 @@ void ws_parser_free(struct ws_parser *p)
     p->msg_len = p->msg_cap = 0;
 }
 
-static enum ws_event fail(struct ws_parser *p, int code, const char *why)
+/* err is the close code and the reason for the log, as PROTOCOL "unmasked
+ * client frame" makes it (one argument: its calls stay small). */
+#define STR_(x) #x
+#define CODE(x) STR_(x) " "
+#define PROTOCOL CODE(WS_CLOSE_PROTOCOL)
+#define UNSUPPORTED CODE(WS_CLOSE_UNSUPPORTED)
+#define TOO_BIG CODE(WS_CLOSE_TOO_BIG)
+static enum ws_event fail(struct ws_parser *p, const char *err)
 {
     p->failed = 1;
-    p->close_code = code;
-    p->why = why;
+    p->close_code = (int)strtol(err, NULL, 10);
+    p->why = err + 5;
     return WS_ERROR;
 }
 
@@ -48,10 +55,10 @@ static enum ws_event header_done(struct ws_parser *p)
     p->fin = (b0 & 0x80) != 0;
     p->opcode = b0 & 0x0f;
     if (b0 & 0x70) {
-        return fail(p, WS_CLOSE_PROTOCOL, "RSV bit set without an extension");
+        return fail(p, PROTOCOL "RSV bit set without an extension");
     }
     if (!(b1 & 0x80)) {
-        return fail(p, WS_CLOSE_PROTOCOL, "unmasked client frame"); /* §5.1 */
+        return fail(p, PROTOCOL "unmasked client frame"); /* §5.1 */
     }
     uint64_t len = (uint64_t)l7;
     size_t at = 2;
@@ -59,7 +66,7 @@ static enum ws_event header_done(struct ws_parser *p)
         len = ((uint64_t)p->hdr[2] << 8) | p->hdr[3];
         at = 4;
         if (len < 126) {
-            return fail(p, WS_CLOSE_PROTOCOL, "length not in its minimal form");
+            return fail(p, PROTOCOL "length not in its minimal form");
         }
     } else if (l7 == 127) {
         len = 0;
@@ -68,10 +75,10 @@ static enum ws_event header_done(struct ws_parser *p)
         }
         at = 10;
         if (len >> 63) {
-            return fail(p, WS_CLOSE_PROTOCOL, "64-bit length with its top bit set");
+            return fail(p, PROTOCOL "64-bit length with its top bit set");
         }
         if (len <= 0xffff) {
-            return fail(p, WS_CLOSE_PROTOCOL, "length not in its minimal form");
+            return fail(p, PROTOCOL "length not in its minimal form");
         }
     }
     memcpy(p->key, p->hdr + at, 4);
@@ -79,33 +86,33 @@ static enum ws_event header_done(struct ws_parser *p)
     p->got = 0;
     if (p->opcode & 0x8) {
         if (p->opcode != WS_OP_CLOSE && p->opcode != WS_OP_PING && p->opcode != WS_OP_PONG) {
-            return fail(p, WS_CLOSE_PROTOCOL, "unknown control opcode");
+            return fail(p, PROTOCOL "unknown control opcode");
         }
         if (!p->fin || len > sizeof(p->ctl)) {
-            return fail(p, WS_CLOSE_PROTOCOL, "control frame fragmented or over 125 bytes");
+            return fail(p, PROTOCOL "control frame fragmented or over 125 bytes");
         }
         p->ctl_len = 0;
         return WS_MORE;
     }
     if (p->opcode == WS_OP_BINARY) {
-        return fail(p, WS_CLOSE_UNSUPPORTED, "binary frame (RFC 7395 uses text)");
+        return fail(p, UNSUPPORTED "binary frame (RFC 7395 uses text)");
     }
     if (p->opcode == WS_OP_TEXT) {
         if (p->in_message) {
-            return fail(p, WS_CLOSE_PROTOCOL, "new message inside a fragmented one");
+            return fail(p, PROTOCOL "new message inside a fragmented one");
         }
         p->in_message = 1;
         p->msg_len = 0;
     } else if (p->opcode == WS_OP_CONT) {
         if (!p->in_message) {
-            return fail(p, WS_CLOSE_PROTOCOL, "continuation outside a message");
+            return fail(p, PROTOCOL "continuation outside a message");
         }
     } else {
-        return fail(p, WS_CLOSE_PROTOCOL, "unknown data opcode");
+        return fail(p, PROTOCOL "unknown data opcode");
     }
     /* §10.4: refuse a message past the limit before buffering it */
     if (len > p->max - p->msg_len) {
-        return fail(p, WS_CLOSE_TOO_BIG, "message over the stanza limit");
+        return fail(p, TOO_BIG "message over the stanza limit");
     }
     if (!p->msg || p->msg_len + len > p->msg_cap) {
         size_t cap = p->msg_cap ? p->msg_cap : 256;
@@ -117,7 +124,7 @@ static enum ws_event header_done(struct ws_parser *p)
         }
         char *m = realloc(p->msg, cap + 1);
         if (!m) {
-            return fail(p, WS_CLOSE_TOO_BIG, "out of memory");
+            return fail(p, TOO_BIG "out of memory");
         }
         p->msg = m;
         p->msg_cap = cap;
@@ -136,7 +143,7 @@ static enum ws_event frame_done(struct ws_parser *p)
         return WS_PONG;
     case WS_OP_CLOSE:
         if (p->ctl_len == 1) {
-            return fail(p, WS_CLOSE_PROTOCOL, "close frame with a 1-byte body"); /* §5.5.1 */
+            return fail(p, PROTOCOL "close frame with a 1-byte body"); /* §5.5.1 */
         }
         p->close_code =
             p->ctl_len >= 2 ? ((unsigned char)p->ctl[0] << 8) | (unsigned char)p->ctl[1] : 1005;
@@ -145,7 +152,7 @@ static enum ws_event frame_done(struct ws_parser *p)
         if (p->ctl_len >= 2 &&
             (p->close_code < 1000 || p->close_code == 1004 || p->close_code == 1005 ||
              p->close_code == 1006 || (p->close_code > 1011 && p->close_code < 3000))) {
-            return fail(p, WS_CLOSE_PROTOCOL, "close frame with a reserved code");
+            return fail(p, PROTOCOL "close frame with a reserved code");
         }
         return WS_CLOSE;
     default:
