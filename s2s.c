@@ -1144,6 +1144,17 @@ static void out_direct_tls(struct s2s_stream *s)
     s->restart = 0;
 }
 
+/* The peer's <stream:error/> ends the stream: logged and closed, never
+ * answered with one of ours (RFC 6120 §4.9.1.1). */
+static void peer_error(struct s2s_stream *s, struct xml_node *el, const char *dir,
+                       const char *peer)
+{
+    struct xml_node *cond = xml_first_child(el);
+    log_info("%s s2s %s %s: stream error %s", conn_label(s->conn), dir, peer,
+             cond ? xml_name(cond) : "?");
+    stream_end(s, "stream error from the peer");
+}
+
 static void out_element(struct s2s_stream *s, struct xml_node *el)
 {
     if (is(el, XML_NS_STREAM, "features")) {
@@ -1165,11 +1176,7 @@ static void out_element(struct s2s_stream *s, struct xml_node *el)
     } else if (is(el, NS_SASL, NULL) && s->sasl_sent) {
         ext_out_sasl(s, el);
     } else if (is(el, XML_NS_STREAM, "error")) {
-        struct xml_node *cond = xml_first_child(el);
-        s->why = "stream error from the peer";
-        log_info("%s s2s outgoing to %s: stream error %s", conn_label(s->conn), s->dom->name,
-                 cond ? xml_name(cond) : "?");
-        stream_end(s, s->why);
+        peer_error(s, el, "outgoing to", s->dom->name);
     } else if (is(el, NS_TLS, NULL)) {
         s->why = "STARTTLS failed";
         conn_close(s->conn, 0);
@@ -1240,6 +1247,8 @@ static void in_element(struct s2s_stream *s, struct xml_node *el)
         in_stanza(s, el);
     } else if (is(el, NS_SASL, "auth")) {
         ext_in_auth(s, el);
+    } else if (is(el, XML_NS_STREAM, "error")) {
+        peer_error(s, el, "incoming from", s->peer[0] ? s->peer : s->conn->addr);
     } else if (!s->tls) {
         /* RFC 6120 §5.3.1: nothing but STARTTLS before TLS. */
         stream_error(s, "policy-violation");

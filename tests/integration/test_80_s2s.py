@@ -72,6 +72,25 @@ def test_dialback_before_tls_refused(server):
         assert p.stream_error() == "policy-violation"
 
 
+def test_peer_stream_error_closes_without_one_of_ours(server):
+    """A peer's <stream:error/> on its incoming stream is logged with its
+    condition and the stream closed; the server sends no stream error back
+    (RFC 6120 section 4.9.1.1), before TLS as after it."""
+    enable_s2s(server)
+    for secure in (False, True):
+        with RawS2S(server, "evil.test") as p:
+            p.open()
+            if secure:
+                p.tls()
+            p.send("<stream:error><system-shutdown "
+                   "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
+            assert p.wait_closed(patience(10)), p.describe()
+            assert p.stream_error(timeout=1) is None, p.describe()
+    log = server.log_text()
+    assert log.count("s2s incoming from") and "stream error system-shutdown" in log
+    assert "unsupported-stanza-type" not in log
+
+
 def test_never_authenticating_times_out(server):
     enable_s2s(server, extra={"s2s_timeout": 2})
     with RawS2S(server, "evil.test") as p:
