@@ -383,6 +383,10 @@ void tls_hex(char *out, const unsigned char *in, size_t n)
 int tls_random_hex(char *out, size_t n)
 {
     unsigned char raw[32] = {0}; /* n <= 32: the callers' ids */
+    if (n > sizeof(raw)) {
+        *out = '\0'; /* a caller's bug: an empty id, never a stack overrun */
+        return -1;
+    }
     int rc = tls_random(raw, n);
     tls_hex(out, raw, n);
     return rc;
