@@ -57,6 +57,9 @@ struct bosh_sess {
     int64_t rid;       /* the highest rid processed */
     int64_t first_rid; /* the creation's: its answer carries the session's attributes */
     int wait, hold, requests;
+    int polling;        /* the client asked for a polling session (hold='0', §12) */
+    int last_empty;     /* the last new request was empty, no answer since carried payload */
+    time_t last_at;     /* when the last new request came (§12) */
     char origin[128];   /* the creation's allowed Origin, echoed for CORS; "" none */
     time_t idle_since;  /* nothing held since then (inactivity) */
     time_t pause_until; /* §10: the client said it is away until then */
@@ -141,6 +144,9 @@ static int answer(struct bosh_sess *s, const struct held *h, const char *content
     }
     cors_header(extra, sizeof(extra), s->origin);
     int r = http_answer(h->ticket, 200, BOSH_TYPE, buf_ptr(&b), buf_len(&b), NULL, extra);
+    if (len) {
+        s->last_empty = 0; /* the client may ask again at once (§12) */
+    }
     if (r == 0) {
         /* kept for a repeated rid (§14.3), one per rid of the window */
         struct cached *k = &s->cache[h->rid % s->requests];
@@ -273,16 +279,22 @@ static void pump(struct bosh_sess *s)
     }
 }
 
+/* End s: the client was wrong (cond), its stream goes as a TCP drop would. */
+static void end_session(struct bosh_sess *s, const char *cond)
+{
+    s->cond = cond;
+    conn_close(s->c, 0);
+}
+
 /* Queue bytes for c2s in order; past the limit the client sends faster than
  * its stream is read (policy-violation, §17.2). */
 static int queue_in(struct bosh_sess *s, const char *data, size_t len)
 {
     if (buf_append(&s->in, data, len) < 0) {
-        s->cond = "policy-violation";
         log_limited("bad BOSH requests", s->c->addr, L_INFO,
                     "%s BOSH: %zu bytes waiting for the stream: ending the session",
                     conn_label(s->c), buf_len(&s->in) + len);
-        conn_close(s->c, 0);
+        end_session(s, "policy-violation");
         return -1;
     }
     return 0;
@@ -293,6 +305,25 @@ static void process(struct bosh_sess *s, unsigned long ticket, const struct bosh
 {
     struct conn *c = s->c;
     s->rid = b->rid;
+    /* §12 overactivity, for an empty request (no pause, terminate or
+     * restart; a repeated rid never comes here) within `polling` seconds of
+     * the last new one: it ends the session when more than `requests` are
+     * then unanswered, or in a polling session when the last one was empty
+     * too and got nothing. Where the XEP is stricter, real clients win: it
+     * counts `requests` at once already, but a second empty request beside
+     * a held one is how a client takes that one back (§7.1 hold); it counts
+     * requests with payload too, whose stanzas we would rather take (§11
+     * below answers the oldest). */
+    int empty = !b->content_len && !b->restart && b->pause < 0 && strcmp(b->type, "terminate");
+    if (empty && g_now - s->last_at < LIMIT_BOSH_POLLING &&
+        (s->nheld >= s->requests || (s->polling && s->last_empty))) {
+        log_limited("bad BOSH requests", c->addr, L_INFO,
+                    "%s BOSH: overactive (requests=%d, polling=%d s): ending the session",
+                    conn_label(c), s->requests, LIMIT_BOSH_POLLING);
+        end_session(s, "policy-violation"); /* the answers below say so */
+    }
+    s->last_at = g_now;
+    s->last_empty = empty;
     /* §11: more at once than `requests` (each on its own connection, all in
      * one turn): the oldest goes back empty, so the held list stays bounded */
     trim_held(s, s->requests - 1);
@@ -360,13 +391,6 @@ static struct bosh_sess *find_session(const char *sid)
     return NULL;
 }
 
-/* End s: the client was wrong (cond), its stream goes as a TCP drop would. */
-static void end_session(struct bosh_sess *s, const char *cond)
-{
-    s->cond = cond;
-    conn_close(s->c, 0);
-}
-
 static const struct stream_ops bosh_ops;
 
 static void create_session(struct http_request *r, const struct bosh_body *b)
@@ -410,6 +434,10 @@ static void create_session(struct http_request *r, const struct bosh_body *b)
     s->requests = g_config->bosh_max_requests;
     s->hold =
         b->hold < 0 || b->hold > g_config->bosh_max_hold ? g_config->bosh_max_hold : (int)b->hold;
+    /* only a client that asked to poll is held to `polling` (§12): Strophe
+     * polls again at once, never reads 'polling', and takes our hold='0'
+     * when bosh_max_hold is 0 */
+    s->polling = b->hold == 0;
     if (s->hold >= s->requests) {
         s->hold = s->requests - 1;
     }

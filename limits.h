@@ -264,7 +264,7 @@
 #define LIMIT_BOSH_MAX_SESSIONS 100   /* bosh_max_sessions: sessions at once, all clients */
 #define LIMIT_BOSH_MAX_PAUSE 120      /* bosh_max_pause: seconds a client may pause (0: none) */
 #define LIMIT_BOSH_REQUESTS_MAX 8     /* compile-time: the most bosh_max_requests may be */
-#define LIMIT_BOSH_POLLING 2          /* compile-time: the polling attribute (§7.1), advice only */
+#define LIMIT_BOSH_POLLING 2          /* compile-time: the polling attribute (§7.1, §12) */
 
 /* XEP-0363 HTTP File Upload (issue 14 item 4, upload.c). */
 #define LIMIT_HTTP_PIECE 65536 /* compile-time: bytes of a file queued at once to a reader */

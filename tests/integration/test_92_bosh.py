@@ -368,3 +368,86 @@ def test_pause_keeps_the_session_past_inactivity(web):
         assert terminated(el, "policy-violation"), ET.tostring(el)
     finally:
         b.close()
+
+
+def test_long_poll_client_is_not_overactive(web):
+    """XEP-0124 §12: a client driven as Strophe (Converse) drives it, with
+    an empty request beside which one with payload goes, and an empty
+    request again as soon as an answer comes, is never cut off."""
+    b = Bosh(web)
+    try:
+        b.login("alice", web.password("alice"), wait=1)
+        for i in range(2):
+            held = b.request()
+            time.sleep(0.2)
+            st, el = b.send("<iq xmlns='jabber:client' type='get' id='p%d'>"
+                            "<ping xmlns='urn:xmpp:ping'/></iq>" % i)
+            assert st == 200 and alive(el), ET.tostring(el)
+            st, el, _ = held.result(patience(20))
+            assert st == 200 and alive(el), ET.tostring(el)
+        for _ in range(2):
+            st, el = b.send()
+            assert st == 200 and alive(el), ET.tostring(el)
+    finally:
+        b.close()
+
+
+def test_overactive_polling_session_is_terminated(web):
+    """XEP-0124 §12 (polling sessions): a client that asked for hold='0'
+    and polls again, empty, sooner than 'polling' seconds after an empty
+    answer is ended with policy-violation."""
+    b = Bosh(web)
+    try:
+        el = b.start(hold=0)
+        assert el.get("hold") == "0" and int(el.get("polling")) > 0
+        b.features()
+        st, el = b.send()
+        assert st == 200 and alive(el) and len(el) == 0
+        st, el = b.send()
+        assert terminated(el, "policy-violation"), ET.tostring(el)
+        assert "overactive" in log_text(web)
+        st, el = b.send()
+        assert terminated(el, "item-not-found")
+    finally:
+        b.close()
+
+
+def test_too_many_empty_requests_at_once_are_terminated(web):
+    """XEP-0124 §12: more empty requests unanswered at once than 'requests'
+    end the session with policy-violation, every one of them: one held,
+    then two the server takes in one turn (the later rid sent first waits
+    for the other, §14.2)."""
+    b = Bosh(web)
+    try:
+        b.login("alice", web.password("alice"), wait=10)
+        held = b.request()
+        time.sleep(0.3)
+        later = b.request(rid=b.rid + 2)
+        time.sleep(0.3)
+        now = b.request(rid=b.rid + 1)
+        b.rid += 2
+        for f in (held, now, later):
+            st, el, _ = f.result(patience(20))
+            assert st == 200 and terminated(el, "policy-violation"), ET.tostring(el)
+        assert "overactive" in log_text(web)
+    finally:
+        b.close()
+
+
+def test_retransmitted_rid_is_not_counted(web):
+    """XEP-0124 §12 counts new requests only: a repeated rid (§14.3) is not
+    a poll, so a poll right after it, 'polling' seconds after the last new
+    one, is fine."""
+    b = Bosh(web)
+    try:
+        el = b.start(hold=0)
+        polling = int(el.get("polling"))
+        b.features()
+        st, first = b.send()
+        time.sleep(polling + 0.5)
+        st, again = b.send(rid=b.rid)  # its answer was lost: asked again
+        assert st == 200 and ET.tostring(again) == ET.tostring(first)
+        st, el = b.send()
+        assert st == 200 and alive(el), ET.tostring(el)
+    finally:
+        b.close()
