@@ -1287,15 +1287,13 @@ int c2s_init(void)
 
 int c2s_attach(struct conn *c)
 {
-    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                             g_config->max_xml_attrs, g_config->max_xml_name};
     struct c2s *s = calloc(1, sizeof(*s));
     if (!s) {
         return -1;
     }
     s->conn = c;
     s->opened = g_now;
-    s->parser = xml_parser_new(&lim, &callbacks, s);
+    s->parser = xml_parser_new(server_xml_limits(), &callbacks, s);
     if (!s->parser) {
         free(s);
         return -1;

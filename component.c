@@ -257,17 +257,9 @@ static int is_stanza(const struct xml_node *st)
 /* The router works on jabber:client trees: write the stanza with the
  * stream's namespace as the default and read it back in jabber:client, so
  * that its <body/> and <error/> are where every module looks for them. */
-static const struct xml_limits *limits(void)
-{
-    static struct xml_limits lim; /* read again each time: a reload may change them */
-    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                              g_config->max_xml_attrs, g_config->max_xml_name};
-    return &lim;
-}
-
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
-    return xml_copy_ns(st, NS_CLIENT, limits(), &scratch);
+    return xml_copy_ns(st, NS_CLIENT, server_xml_limits(), &scratch);
 }
 
 static void stanza_bound(struct component_stream *cs, struct xml_node *st)
@@ -337,7 +329,7 @@ static int component_attach(struct conn *c)
     }
     cs->conn = c;
     cs->opened = g_now;
-    cs->parser = xml_parser_new(limits(), &callbacks, cs);
+    cs->parser = xml_parser_new(server_xml_limits(), &callbacks, cs);
     if (!cs->parser) {
         free(cs);
         return -1;

@@ -204,15 +204,6 @@ static int norm_domain(const char *in, char *out, size_t sz)
     return in && jid_parse(in, out, sz, &j) == 0 && !j.local_len && !j.resource_len ? 0 : -1;
 }
 
-/* The XML limits of the configuration (read again: a reload may change them). */
-static const struct xml_limits *limits(void)
-{
-    static struct xml_limits lim;
-    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                              g_config->max_xml_attrs, g_config->max_xml_name};
-    return &lim;
-}
-
 /* src, cut to fit, into dst of sz bytes. */
 static void copy(char *dst, size_t sz, const char *src)
 {
@@ -1198,7 +1189,7 @@ static int is_stanza(const struct xml_node *st)
  * namespace as the default and read it back in jabber:client. */
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
-    return xml_copy_ns(st, NS_CLIENT, limits(), &scratch);
+    return xml_copy_ns(st, NS_CLIENT, server_xml_limits(), &scratch);
 }
 
 /* RFC 6120 §8.1.1.2 / §13.7.1.3: an s2s stanza carries from and to; from must
@@ -1749,7 +1740,7 @@ static int s2s_attach(struct conn *c)
     s->conn = c;
     s->opened = g_now;
     s->last_out = g_now;
-    s->parser = xml_parser_new(limits(), &callbacks, s);
+    s->parser = xml_parser_new(server_xml_limits(), &callbacks, s);
     if (!s->parser) {
         free(s);
         return -1;

@@ -45,6 +45,14 @@ struct config *g_config;
 time_t g_now;
 
 static struct config config_storage;
+
+COLD const struct xml_limits *server_xml_limits(void)
+{
+    static struct xml_limits lim;
+    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return &lim;
+}
 static const char *config_path;
 static struct conn **conns; /* indexed by fd */
 static int max_fds;
