@@ -64,14 +64,6 @@ static struct component *find_component(const char *domain)
     return NULL;
 }
 
-/* Lower-case hex of n bytes, and its NUL, into out. */
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-    }
-}
-
 /* ---- output ---- */
 
 /* b, built for this one write, goes to c and is freed. */
@@ -84,10 +76,8 @@ static void send_buf(struct conn *c, struct buf *b)
 static void send_header(struct component_stream *cs, const char *from)
 {
     struct buf b;
-    unsigned char rnd[16];
     buf_init(&b, 0);
-    tls_random(rnd, sizeof(rnd));
-    hex(rnd, sizeof(rnd), cs->stream_id);
+    tls_random_hex(cs->stream_id, 16);
     /* XEP-0114 §3: the server's answer header carries the component's name
      * as 'from' and the id the handshake hashes. */
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_ACCEPT "' "
@@ -185,7 +175,7 @@ static void expected_handshake(const struct component_stream *cs, char out[41])
     unsigned char md[20];
     size_t n = (size_t)snprintf(both, sizeof(both), "%s%s", cs->stream_id, cs->claimed->secret);
     tls_hash(TLS_SHA1, both, n, md);
-    hex(md, sizeof(md), out);
+    tls_hex(out, md, sizeof(md));
     memset(both, 0, sizeof(both));
 }
 

@@ -164,13 +164,6 @@ static struct s2s_domain *domain_reclaim(const char *name, int traffic);
 
 /* ---- helpers ---- */
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-    }
-}
-
 /* XEP-0185 §3: HMAC-SHA256(SHA256(secret) in hex, "receiving originating id"),
  * in hex: only we check our keys, and they say nothing about the secret. */
 static void db_key(const char *recv, const char *orig, const char *id, char out[65])
@@ -179,9 +172,9 @@ static void db_key(const char *recv, const char *orig, const char *id, char out[
     char hs[65], m[2 * CONFIG_STR_MAX + STREAM_ID_MAX + 3]; /* two domains and an id fit */
     int n = snprintf(m, sizeof(m), "%s %s %s", recv, orig, id);
     tls_hash(TLS_SHA256, secret, sizeof(secret), h);
-    hex(h, 32, hs);
+    tls_hex(hs, h, 32);
     tls_hmac(TLS_SHA256, hs, 64, m, (size_t)n, mac);
-    hex(mac, 32, out);
+    tls_hex(out, mac, 32);
 }
 
 /* Every byte compared whatever the first difference: the answer's timing
@@ -257,9 +250,7 @@ static void send_header(struct s2s_stream *s, const char *to)
     struct buf b;
     buf_init(&b, 0);
     if (!s->outgoing) {
-        unsigned char rnd[16];
-        tls_random(rnd, sizeof(rnd));
-        hex(rnd, sizeof(rnd), s->id);
+        tls_random_hex(s->id, 16);
     }
     buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER "' "
                  "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "'");
