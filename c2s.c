@@ -504,8 +504,7 @@ static int user_to_bare(const char *user, char *bare, size_t baresz)
     if (at) {
         struct jid j;
         return jid_parse(user, bare, baresz, &j) < 0 || j.resource_len ||
-                       j.domain_len != strlen(g_config->domain) ||
-                       strncmp(j.domain, g_config->domain, j.domain_len) != 0
+                       !jid_domain_is(&j, g_config->domain)
                    ? -1
                    : 0;
     }

@@ -1404,8 +1404,7 @@ COLD static int cli_bare(const char *arg, char *bare, size_t sz)
         fprintf(stderr, "xmppd: %s: not a valid bare JID\n", arg);
         return -1;
     }
-    if (j.domain_len != strlen(g_config->domain) ||
-        strncmp(j.domain, g_config->domain, j.domain_len) != 0) {
+    if (!jid_domain_is(&j, g_config->domain)) {
         fprintf(stderr, "xmppd: %s: this server's domain is %s\n", arg, g_config->domain);
         return -1;
     }
