@@ -24,7 +24,6 @@
 #include "xml.h"
 
 #define NS_ACCEPT "jabber:component:accept"
-#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 
 /* One configured component and, while it is connected, its connection. */
 struct component {
@@ -80,9 +79,8 @@ static void send_header(struct component_stream *cs, const char *from)
     tls_random_hex(cs->stream_id, 16);
     /* XEP-0114 §3: the server's answer header carries the component's name
      * as 'from' and the id the handshake hashes. */
-    buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_ACCEPT "' "
-                 "xmlns:stream='http://etherx.jabber.org/streams' id='");
-    buf_printf(&b, "%s' from='", cs->stream_id);
+    c2s_stream_head(&b, NS_ACCEPT);
+    buf_printf(&b, " id='%s' from='", cs->stream_id);
     buf_append_xml(&b, from, strlen(from));
     buf_puts(&b, "'>");
     send_buf(cs->conn, &b);
@@ -103,8 +101,7 @@ static void stream_error(struct conn *c, const char *cond)
     }
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
-               cond);
+    c2s_stream_error_tail(&b, cond, NULL, NULL);
     send_buf(c, &b);
     conn_close(c, 1);
 }

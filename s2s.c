@@ -29,7 +29,6 @@
 #define NS_SERVER "jabber:server"
 #define NS_DB "jabber:server:dialback"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define STREAM_ID_MAX 128 /* longer ids from a peer are refused */
 #define DB_KEY_MAX 256    /* XEP-0185 keys are 64 hex digits; others are shorter */
@@ -252,8 +251,8 @@ static void send_header(struct s2s_stream *s, const char *to)
     if (!s->outgoing) {
         tls_random_hex(s->id, 16);
     }
-    buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER "' "
-                 "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "'");
+    c2s_stream_head(&b, NS_SERVER);
+    buf_puts(&b, " xmlns:db='" NS_DB "'");
     put_attr(&b, "from", s->local[0] ? s->local : g_config->domain);
     put_attr(&b, "to", to && to[0] ? to : NULL);
     put_attr(&b, "id", s->outgoing ? NULL : s->id);
@@ -279,8 +278,7 @@ static void stream_error(struct s2s_stream *s, const char *cond)
     }
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
-               cond);
+    c2s_stream_error_tail(&b, cond, NULL, NULL);
     send_buf(s, &b);
     conn_close(c, 1);
 }
