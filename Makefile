@@ -20,7 +20,7 @@
 # Feature switches (issue 16): WITH_<FEATURE>=yes|no, each default yes
 # (WITH_ALL=no makes no the default of every switch; `make SMALL=1 WITH_ALL=no`
 # is the router build with every optional feature off).
-#   WITH_PEP         XEP-0163 personal eventing, XEP-0115 caps (pep.c caps.c caps_ver.c)
+#   WITH_PEP         XEP-0163 personal eventing, XEP-0115 caps (pep.c caps.c)
 #   WITH_CARBONS     XEP-0280 message carbons (carbons.c)
 #   WITH_CSI         XEP-0352 client state indication (csi.c)
 #   WITH_SM          XEP-0198 stream management (sm.c)
@@ -207,7 +207,7 @@ PPFLAGS += -DXMPPD_WITHOUT='"$(strip $(FEATURES_OFF))"'
 
 # Services plug in through hooks.h from their own files: each WITH_... switch
 # adds or leaves out its files (SRCS_<FEATURE>), nothing else.
-SRCS_PEP = pep.c caps.c caps_ver.c
+SRCS_PEP = pep.c caps.c
 SRCS_CARBONS = carbons.c
 SRCS_CSI = csi.c
 SRCS_SM = sm.c
@@ -234,6 +234,8 @@ SERVICE_SRCS += $(foreach f,$(FEATURES),$(if $(filter yes,$(WITH_$(f))),$(SRCS_$
 SRCS = server.c $(LOOP_SRC) c2s.c router.c im.c presence.c roster.c offline.c \
        account.c disco.c xml.c jid.c precis.c precis_table.c sasl.c tls.c sha_ni.c store.c config.c \
        log.c buf.c worker.c hooks.c $(SERVICE_SRCS)
+# XEP-0115 ver of a disco#info answer: caps.c's (PEP) and the server's own (disco.c)
+SRCS += caps_ver.c
 # when paused senders resume (server.c's bookkeeping, pause.h)
 SRCS += pause.c
 O ?=
@@ -398,7 +400,7 @@ include fuzz.mk
 fuzz: fuzz-build
 fuzz-run: fuzz-run-all
 
-# PEP (XEP-0163): the XEP-0115 verification string is tested alone.
+# The XEP-0115 verification string (disco.c, caps.c) is tested alone.
 tests/unit/test_caps: tests/unit/test_caps.c caps_ver.o $(LIB_OBJS) .build-flags
 	$(CC) $(XCFLAGS) $(CFLAGS) $(LDFLAGS) $(XLDFLAGS) -o $@ $< caps_ver.o $(LIB_OBJS) $(LIBS)
 

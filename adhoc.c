@@ -126,14 +126,7 @@ static struct adhoc_session *session_find(const char *id)
 
 static int new_id(char *out)
 {
-    unsigned char r[16];
-    if (tls_random(r, sizeof(r)) < 0) {
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof(r); i++) {
-        snprintf(out + 2 * i, 3, "%02x", r[i]);
-    }
-    return 0;
+    return tls_random_hex(out, 16);
 }
 
 /* Room for one more session of owner: its oldest goes past the per-JID

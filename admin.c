@@ -44,8 +44,7 @@ int admin_account_jid(const char *jid, char *out, size_t outsz)
 {
     struct jid j;
     if (!jid || jid_parse(jid, out, outsz, &j) < 0 || j.local_len == 0 || j.resource_len != 0 ||
-        j.domain_len != strlen(g_config->domain) ||
-        memcmp(j.domain, g_config->domain, j.domain_len) != 0) {
+        !jid_domain_is(&j, g_config->domain)) {
         return ADMIN_EBADJID;
     }
     return ADMIN_OK;

@@ -195,15 +195,35 @@ static void send_buf(struct conn *c, struct buf *b)
     buf_free(b);
 }
 
+void c2s_stream_head(struct buf *b, const char *ns)
+{
+    buf_printf(b,
+               "<?xml version='1.0'?><stream:stream xmlns='%s' "
+               "xmlns:stream='http://etherx.jabber.org/streams'",
+               ns);
+}
+
+void c2s_stream_error_tail(struct buf *b, const char *cond, const char *text, const char *app)
+{
+    buf_printf(b, "<stream:error><%s xmlns='" NS_STREAMS "'/>", cond);
+    if (text) {
+        buf_puts(b, "<text xmlns='" NS_STREAMS "'>");
+        buf_append_xml(b, text, strlen(text));
+        buf_puts(b, "</text>");
+    }
+    if (app) {
+        buf_puts(b, app);
+    }
+    buf_puts(b, "</stream:error></stream:stream>");
+}
+
 static void send_header(struct c2s *s, const char *to)
 {
     struct buf b;
     buf_init(&b, 0);
     tls_random_hex(s->stream_id, 8);
-    buf_printf(&b,
-               "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-               "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='",
-               s->stream_id);
+    c2s_stream_head(&b, "jabber:client");
+    buf_printf(&b, " id='%s' from='", s->stream_id);
     buf_append_xml(&b, g_config->domain, strlen(g_config->domain));
     if (to) {
         buf_puts(&b, "' to='");
@@ -252,16 +272,7 @@ static void stream_error(struct conn *c, const char *cond, const char *text, con
     }
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/>", cond);
-    if (text) {
-        buf_puts(&b, "<text xmlns='" NS_STREAMS "'>");
-        buf_append_xml(&b, text, strlen(text));
-        buf_puts(&b, "</text>");
-    }
-    if (app) {
-        buf_puts(&b, app);
-    }
-    buf_puts(&b, "</stream:error></stream:stream>");
+    c2s_stream_error_tail(&b, cond, text, app);
     send_buf(c, &b);
     conn_close(c, 1);
 }
@@ -504,8 +515,7 @@ static int user_to_bare(const char *user, char *bare, size_t baresz)
     if (at) {
         struct jid j;
         return jid_parse(user, bare, baresz, &j) < 0 || j.resource_len ||
-                       j.domain_len != strlen(g_config->domain) ||
-                       strncmp(j.domain, g_config->domain, j.domain_len) != 0
+                       !jid_domain_is(&j, g_config->domain)
                    ? -1
                    : 0;
     }
@@ -1287,15 +1297,13 @@ int c2s_init(void)
 
 int c2s_attach(struct conn *c)
 {
-    struct xml_limits lim = {(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                             g_config->max_xml_attrs, g_config->max_xml_name};
     struct c2s *s = calloc(1, sizeof(*s));
     if (!s) {
         return -1;
     }
     s->conn = c;
     s->opened = g_now;
-    s->parser = xml_parser_new(&lim, &callbacks, s);
+    s->parser = xml_parser_new(server_xml_limits(), &callbacks, s);
     if (!s->parser) {
         free(s);
         return -1;

@@ -31,6 +31,14 @@ void c2s_tick(struct conn *c);
 /* Close the stream with a stream error (RFC 6120 §4.9) and close the conn.
  * cond is the defined condition, e.g. "not-well-formed"; text may be NULL. */
 void c2s_stream_error(struct conn *c, const char *cond, const char *text);
+/* The bytes c2s, s2s and component streams share (RFC 6120 §4.7, §4.9),
+ * onto b. The stream header up to its xmlns:stream (the caller adds its
+ * attributes and '>'): */
+struct buf;
+void c2s_stream_head(struct buf *b, const char *ns);
+/* <stream:error> with cond, text (NULL: none) and app (an application
+ * condition, serialised, or NULL), then </stream:stream>. */
+void c2s_stream_error_tail(struct buf *b, const char *cond, const char *text, const char *app);
 /* Server shutdown: send </stream:stream> (with system-shutdown) and close. */
 void c2s_shutdown(struct conn *c);
 /* Per-address SASL failure bookkeeping size, for tests and logs. */

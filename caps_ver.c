@@ -85,6 +85,12 @@ static int strs_add(struct strs *l, struct buf *b)
     return 0;
 }
 
+/* "s<" (s NULL: "<") onto l. */
+static int strs_put(struct strs *l, struct buf *b, const char *s)
+{
+    return buf_printf(b, "%s<", s ? s : "") | strs_add(l, b);
+}
+
 /* §5.4 step 3.3/3.4: two identical identities or features make the answer
  * ill-formed. After strs_join (sorted), so equal strings are neighbours. */
 static int strs_dup(const struct strs *l)
@@ -136,7 +142,7 @@ static int form_string(const struct xml_node *x, struct buf *out)
         rc |= suspect(var) ? -1 : 0;
         for (struct xml_node *v = xml_child(f, "value", NS_XDATA); v && rc == 0; v = xml_next(v)) {
             rc |= suspect(xml_text(v)) ? -1 : 0;
-            rc |= buf_printf(&b, "%s<", xml_text(v)) | strs_add(&values, &b);
+            rc |= strs_put(&values, &b, xml_text(v));
         }
         if (strcmp(var, "FORM_TYPE") == 0) {
             rc |= strs_join(&values, &form_type);
@@ -155,38 +161,43 @@ static int form_string(const struct xml_node *x, struct buf *out)
 
 int caps_ver(const struct xml_node *q, char *out, size_t outsz)
 {
-    struct strs ids = {0}, feats = {0}, forms = {0};
+    struct strs l[3] = {{0}}; /* identities, features, forms: the order S has them in */
     struct buf b, s;
     int rc = 0;
     buf_init(&b, 0);
     buf_init(&s, 0);
     for (struct xml_node *c = xml_first_child(q); c && rc == 0; c = xml_next(c)) {
-        const char *name = xml_name(c);
-        if (strcmp(name, "identity") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
-            const char *cat = xml_attr(c, "category"), *type = xml_attr(c, "type");
-            const char *lang = xml_attr_ns(c, "lang", XML_NS_XML), *nm = xml_attr(c, "name");
-            rc |= suspect(cat) || suspect(type) || suspect(lang) || suspect(nm) ? -1 : 0;
-            rc |= buf_printf(&b, "%s/%s/%s/%s<", cat ? cat : "", type ? type : "", lang ? lang : "",
-                             nm ? nm : "") |
-                  strs_add(&ids, &b);
-        } else if (strcmp(name, "feature") == 0 && strcmp(xml_ns(c), NS_DISCO_INFO) == 0) {
+        const char *name = xml_name(c), *ns = xml_ns(c);
+        int disco = strcmp(ns, NS_DISCO_INFO) == 0;
+        if (disco && strcmp(name, "identity") == 0) {
+            /* "category/type/lang/name<" */
+            const char *f[] = {xml_attr(c, "category"), xml_attr(c, "type"),
+                               xml_attr_ns(c, "lang", XML_NS_XML), xml_attr(c, "name")};
+            for (int i = 0; i < 4; i++) {
+                rc |= suspect(f[i]) ? -1 : 0;
+                rc |= buf_printf(&b, i < 3 ? "%s/" : "%s<", f[i] ? f[i] : "");
+            }
+            rc |= strs_add(&l[0], &b);
+        } else if (disco && strcmp(name, "feature") == 0) {
             const char *var = xml_attr(c, "var");
             rc |= has_lt(var) ? -1 : 0;
-            rc |= buf_printf(&b, "%s<", var ? var : "") | strs_add(&feats, &b);
-        } else if (strcmp(name, "x") == 0 && strcmp(xml_ns(c), NS_XDATA) == 0) {
-            rc |= form_string(c, &b) | strs_add(&forms, &b);
+            rc |= strs_put(&l[1], &b, var);
+        } else if (strcmp(name, "x") == 0 && strcmp(ns, NS_XDATA) == 0) {
+            rc |= form_string(c, &b) | strs_add(&l[2], &b);
         }
     }
-    rc |= strs_join(&ids, &s) | strs_join(&feats, &s) | strs_join(&forms, &s);
-    rc |= strs_dup(&ids) || strs_dup(&feats) ? -1 : 0;
+    for (int i = 0; i < 3; i++) {
+        rc |= strs_join(&l[i], &s);
+    }
+    rc |= strs_dup(&l[0]) || strs_dup(&l[1]) ? -1 : 0;
     unsigned char md[20];
     if (rc == 0 && (tls_hash(TLS_SHA1, buf_ptr(&s), buf_len(&s), md) < 0 ||
                     sasl_b64_encode(md, sizeof(md), out, outsz) < 0)) {
         rc = -1;
     }
-    strs_free(&ids);
-    strs_free(&feats);
-    strs_free(&forms);
+    for (int i = 0; i < 3; i++) {
+        strs_free(&l[i]);
+    }
     buf_free(&b);
     buf_free(&s);
     return rc ? -1 : 0;

@@ -24,7 +24,6 @@
 #include "xml.h"
 
 #define NS_ACCEPT "jabber:component:accept"
-#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 
 /* One configured component and, while it is connected, its connection. */
 struct component {
@@ -64,14 +63,6 @@ static struct component *find_component(const char *domain)
     return NULL;
 }
 
-/* Lower-case hex of n bytes, and its NUL, into out. */
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-    }
-}
-
 /* ---- output ---- */
 
 /* b, built for this one write, goes to c and is freed. */
@@ -84,15 +75,12 @@ static void send_buf(struct conn *c, struct buf *b)
 static void send_header(struct component_stream *cs, const char *from)
 {
     struct buf b;
-    unsigned char rnd[16];
     buf_init(&b, 0);
-    tls_random(rnd, sizeof(rnd));
-    hex(rnd, sizeof(rnd), cs->stream_id);
+    tls_random_hex(cs->stream_id, 16);
     /* XEP-0114 §3: the server's answer header carries the component's name
      * as 'from' and the id the handshake hashes. */
-    buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_ACCEPT "' "
-                 "xmlns:stream='http://etherx.jabber.org/streams' id='");
-    buf_printf(&b, "%s' from='", cs->stream_id);
+    c2s_stream_head(&b, NS_ACCEPT);
+    buf_printf(&b, " id='%s' from='", cs->stream_id);
     buf_append_xml(&b, from, strlen(from));
     buf_puts(&b, "'>");
     send_buf(cs->conn, &b);
@@ -113,8 +101,7 @@ static void stream_error(struct conn *c, const char *cond)
     }
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
-               cond);
+    c2s_stream_error_tail(&b, cond, NULL, NULL);
     send_buf(c, &b);
     conn_close(c, 1);
 }
@@ -185,7 +172,7 @@ static void expected_handshake(const struct component_stream *cs, char out[41])
     unsigned char md[20];
     size_t n = (size_t)snprintf(both, sizeof(both), "%s%s", cs->stream_id, cs->claimed->secret);
     tls_hash(TLS_SHA1, both, n, md);
-    hex(md, sizeof(md), out);
+    tls_hex(out, md, sizeof(md));
     memset(both, 0, sizeof(both));
 }
 
@@ -257,17 +244,9 @@ static int is_stanza(const struct xml_node *st)
 /* The router works on jabber:client trees: write the stanza with the
  * stream's namespace as the default and read it back in jabber:client, so
  * that its <body/> and <error/> are where every module looks for them. */
-static const struct xml_limits *limits(void)
-{
-    static struct xml_limits lim; /* read again each time: a reload may change them */
-    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                              g_config->max_xml_attrs, g_config->max_xml_name};
-    return &lim;
-}
-
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
-    return xml_copy_ns(st, NS_CLIENT, limits(), &scratch);
+    return xml_copy_ns(st, NS_CLIENT, server_xml_limits(), &scratch);
 }
 
 static void stanza_bound(struct component_stream *cs, struct xml_node *st)
@@ -337,7 +316,7 @@ static int component_attach(struct conn *c)
     }
     cs->conn = c;
     cs->opened = g_now;
-    cs->parser = xml_parser_new(limits(), &callbacks, cs);
+    cs->parser = xml_parser_new(server_xml_limits(), &callbacks, cs);
     if (!cs->parser) {
         free(cs);
         return -1;

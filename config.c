@@ -301,8 +301,6 @@ static const struct seconds rate_seconds[] = {OPTIONS};
 
 #define LINE_MAX_LEN 1024
 
-static const char level_names[][8] = {"error", "warning", "notice", "info", "debug"};
-
 static int *int_field(struct config *c, const struct option *o)
 {
     return (int *)((char *)c + o->offset);
@@ -910,7 +908,7 @@ static const char *set_value(struct config *c, const struct option *o, char *val
     }
     case OPT_LOGLEVEL:
         for (int i = L_ERROR; i <= L_DEBUG; i++) {
-            if (strcasecmp(val, level_names[i]) == 0) {
+            if (strcasecmp(val, log_level_name(i)) == 0) {
                 *int_field(c, o) = i;
                 return NULL;
             }
@@ -1233,7 +1231,7 @@ int config_option_text(const struct config *c, size_t i, const char **name, char
     } else if (o->type == OPT_BOOL) {
         text = *n ? "yes" : "no";
     } else if (o->type == OPT_LOGLEVEL) {
-        text = level_names[*n];
+        text = log_level_name(*n);
     } else if (o->type <= OPT_RATE) { /* OPT_INT, or OPT_RATE: COUNT SECONDS */
         int rate = o->type == OPT_RATE;
         snprintf(val, valsz, rate ? "%d %d" : "%d", n[0], rate ? n[1] : 0);

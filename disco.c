@@ -14,6 +14,7 @@
 #include "hooks.h"
 #include "jid.h"
 #include "log.h"
+#include "pep.h"
 #include "roster.h"
 #include "router.h"
 #include "sasl.h"
@@ -170,35 +171,7 @@ static int add_contact_form(struct xml_node *q)
     return 0;
 }
 
-/* The form's part of the caps string (XEP-0115 §5.4 step 3.5 on): FORM_TYPE,
- * then each field's var and its values, all sorted. */
-static size_t contact_caps(char *s, size_t sz)
-{
-    char copy[CONFIG_STR_MAX];
-    struct contact c[CONTACTS_MAX];
-    snprintf(copy, sizeof(copy), "%s", g_config->contact_addresses);
-    size_t n = contacts(copy, c), len = 0;
-    for (size_t i = 0; i < n && len < sz; i++) {
-        if (i == 0) {
-            len += (size_t)snprintf(s + len, sz - len, "%s<", NS_SERVERINFO);
-        }
-        if (len < sz && (i == 0 || c[i].kind != c[i - 1].kind)) {
-            len += (size_t)snprintf(s + len, sz - len, "%s-addresses<",
-                                    config_contact_kinds[c[i].kind]);
-        }
-        if (len < sz) {
-            len += (size_t)snprintf(s + len, sz - len, "%s<", c[i].uri);
-        }
-    }
-    return len;
-}
-
 /* ---- XEP-0115 caps ---- */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
 /* The features services registered (hooks.h) after the static ones. */
 static struct xml_node *add_hooked_features(struct xml_node *q, enum hook_disco where)
@@ -214,34 +187,20 @@ static struct xml_node *add_hooked_features(struct xml_node *q, enum hook_disco 
     return q;
 }
 
-/* XEP-0115 §5.1: S = "category/type/lang/name<" for each identity, then
- * "feature<" for each feature, both sorted (i;octet), SHA-1, base64. */
+static struct xml_node *server_info(const char *node);
+
+/* XEP-0115 §5.1 over the server's own disco#info answer (caps_ver.c, as
+ * for a client's), so the ver and disco#info cannot disagree. */
 static void caps_compute(char *out, size_t outsz)
 {
-    size_t nhooked;
-    const char *const *hooked = hook_features(HOOK_DISCO_SERVER, &nhooked);
-    const char *sorted[NFEATURES + nhooked];
-    size_t nall = NFEATURES + nhooked;
-    char s[2048];
-    size_t n = 0;
-    memcpy(sorted, features, sizeof(features));
-    memcpy(sorted + NFEATURES, hooked, nhooked * sizeof(hooked[0]));
-    qsort(sorted, nall, sizeof(sorted[0]), cmp_str);
-    n += (size_t)snprintf(s, sizeof(s), "%s/%s//%s<", IDENT_CATEGORY, IDENT_TYPE, IDENT_NAME);
-    for (size_t i = 0; i < nall && n < sizeof(s); i++) {
-        n += (size_t)snprintf(s + n, sizeof(s) - n, "%s<", sorted[i]);
-    }
-    if (n < sizeof(s)) {
-        n += contact_caps(s + n, sizeof(s) - n);
-    }
-    unsigned char md[20];
-    if (n >= sizeof(s) || tls_hash(TLS_SHA1, s, n, md) < 0 ||
-        sasl_b64_encode(md, sizeof(md), out, outsz) < 0) {
+    struct xml_node *q = server_info(NULL);
+    if (!q || caps_ver(q, out, outsz) < 0) {
         /* Cannot happen with the tables above; an empty ver only
          * makes clients ask disco#info instead of using their cache. */
         log_error("disco: cannot compute the caps hash");
         out[0] = '\0';
     }
+    xml_free(q);
 }
 
 const char *disco_caps_ver(void)

@@ -3,8 +3,10 @@
  * forward to the module that owns the concern. */
 #include "im.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "hooks.h"
@@ -180,4 +182,86 @@ void im_shutdown(void)
     offline_sync();
     last_activity_flush(-1);
     hook_run(HOOK_SHUTDOWN, NULL, NULL, NULL);
+}
+
+/* ---- XEP-0082 date-times (mam.c, pie.c) ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* XEP-0082 DateTime "CCYY-MM-DDThh:mm:ss[.sss]TZD" into microseconds since
+ * the epoch (times before it are 0). -1 when it is not one. */
+int im_time_parse(const char *s, uint64_t *us)
+{
+    int y, mo, d, h, mi, se, frac = 0, fdig = 0;
+    if (strlen(s) < 20 || digits(s, 4, &y) < 0 || s[4] != '-' || digits(s + 5, 2, &mo) < 0 ||
+        s[7] != '-' || digits(s + 8, 2, &d) < 0 || s[10] != 'T' || digits(s + 11, 2, &h) < 0 ||
+        s[13] != ':' || digits(s + 14, 2, &mi) < 0 || s[16] != ':' || digits(s + 17, 2, &se) < 0 ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) {
+        return -1;
+    }
+    const char *p = s + 19;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++, fdig++) {
+            if (fdig < 6) {
+                frac = frac * 10 + (*p - '0');
+            }
+        }
+        if (fdig == 0) {
+            return -1;
+        }
+        for (int k = fdig; k < 6; k++) {
+            frac *= 10;
+        }
+    }
+    int64_t off = 0;
+    if (*p == 'Z' && p[1] == '\0') {
+        off = 0;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int oh, om;
+        if (digits(p + 1, 2, &oh) < 0 || digits(p + 4, 2, &om) < 0 || oh > 23 || om > 59) {
+            return -1;
+        }
+        off = (*p == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60);
+    } else {
+        return -1;
+    }
+    int64_t secs =
+        days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se - off;
+    *us = secs < 0 ? 0 : (uint64_t)secs * 1000000ULL + (uint64_t)frac;
+    return 0;
+}
+
+/* XEP-0082 DateTime of an id (microseconds, UTC). */
+void im_time_format(uint64_t us, char *out, size_t outsz)
+{
+    time_t secs = (time_t)(us / 1000000ULL);
+    struct tm tm;
+    char base[32];
+    if (!gmtime_r(&secs, &tm) || strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(out, outsz, "1970-01-01T00:00:00Z");
+        return;
+    }
+    snprintf(out, outsz, "%s.%06uZ", base, (unsigned)(us % 1000000ULL));
 }

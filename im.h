@@ -8,6 +8,7 @@
 #define XMPPD_IM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 struct session;
@@ -164,5 +165,12 @@ void im_before_output(void);
  * the turn only. */
 void im_turn_end(void);
 void im_shutdown(void);
+
+/* XEP-0082 DateTime "CCYY-MM-DDThh:mm:ss[.sss]TZD" into microseconds since
+ * the epoch (times before it are 0): 0, or -1 when s is not one. */
+int im_time_parse(const char *s, uint64_t *us);
+/* Microseconds since the epoch as a XEP-0082 DateTime, UTC, with six digits
+ * of fraction (MAM ids and archive stamps). */
+void im_time_format(uint64_t us, char *out, size_t outsz);
 
 #endif

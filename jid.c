@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cold.h"
 #include "precis.h"
 
 /* RFC 1034 §3.1 / RFC 5890 §2.3.1: a DNS label is at most 63 octets. */
@@ -254,6 +255,13 @@ int jid_resource_valid(const char *res)
 int jid_local_new_ok(const char *local)
 {
     return local != NULL && precis_single_script(local, strlen(local));
+}
+
+/* Start-up, administration and logins, never per stanza: cold. */
+COLD int jid_domain_is(const struct jid *j, const char *domain)
+{
+    size_t n = strlen(domain);
+    return j->domain_len == n && memcmp(j->domain, domain, n) == 0;
 }
 
 int jid_same_bare(const char *a, const char *b)

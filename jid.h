@@ -38,6 +38,8 @@ int jid_resource_valid(const char *res);
  * precis_single_script), 0 for a mixed-script look-alike such as a Cyrillic
  * 'а' among Latin letters. Existing accounts are never checked with it. */
 int jid_local_new_ok(const char *local);
+/* 1 when j's domainpart is domain (normalised: the server's own, say). */
+int jid_domain_is(const struct jid *j, const char *domain);
 /* 1 when two normalised JIDs have the same bare part, else 0. */
 int jid_same_bare(const char *a, const char *b);
 

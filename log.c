@@ -27,6 +27,13 @@ void log_set_level(enum log_level max)
     max_level = max;
 }
 
+const char *log_level_name(enum log_level lvl)
+{
+    /* char arrays, not pointers: no relocations */
+    static const char names[][8] = {"error", "warning", "notice", "info", "debug"};
+    return names[lvl];
+}
+
 int log_enabled(enum log_level lvl)
 {
     return lvl <= max_level;
@@ -35,8 +42,6 @@ int log_enabled(enum log_level lvl)
 __attribute__((format(printf, 2, 0))) static void log_vmsg(enum log_level lvl, const char *fmt,
                                                            va_list ap)
 {
-    /* char arrays, not pointers: no relocations */
-    static const char names[][8] = {"error", "warning", "notice", "info", "debug"};
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
     char line[1024];
     vsnprintf(line, sizeof(line), fmt, ap);
@@ -52,7 +57,7 @@ __attribute__((format(printf, 2, 0))) static void log_vmsg(enum log_level lvl, c
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     fprintf(stderr, "%04d-%02d-%02d %02d:%02d:%02d %s: %s\n", tm.tm_year + 1900, tm.tm_mon + 1,
-            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, names[lvl], line);
+            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, log_level_name(lvl), line);
 }
 
 void log_msg(enum log_level lvl, const char *fmt, ...)

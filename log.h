@@ -13,6 +13,8 @@ enum log_level { L_ERROR = 0, L_WARNING, L_NOTICE, L_INFO, L_DEBUG };
 void log_init(int use_syslog, enum log_level max);
 void log_set_level(enum log_level max);
 int log_enabled(enum log_level lvl);
+/* "error", "warning", "notice", "info" or "debug" (the log_level option). */
+const char *log_level_name(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A line a peer can repeat at will (quota hit, failed login, stream error...).

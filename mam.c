@@ -463,86 +463,6 @@ static int mam_turn_end(struct session *s, struct xml_node *st, const char *bare
 
 /* ---- queries (XEP-0313 §4) ---- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* XEP-0082 DateTime "CCYY-MM-DDThh:mm:ss[.sss]TZD" into microseconds since
- * the epoch (times before it are 0). -1 when it is not one. */
-static int time_parse(const char *s, uint64_t *us)
-{
-    int y, mo, d, h, mi, se, frac = 0, fdig = 0;
-    if (strlen(s) < 20 || digits(s, 4, &y) < 0 || s[4] != '-' || digits(s + 5, 2, &mo) < 0 ||
-        s[7] != '-' || digits(s + 8, 2, &d) < 0 || s[10] != 'T' || digits(s + 11, 2, &h) < 0 ||
-        s[13] != ':' || digits(s + 14, 2, &mi) < 0 || s[16] != ':' || digits(s + 17, 2, &se) < 0 ||
-        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) {
-        return -1;
-    }
-    const char *p = s + 19;
-    if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++, fdig++) {
-            if (fdig < 6) {
-                frac = frac * 10 + (*p - '0');
-            }
-        }
-        if (fdig == 0) {
-            return -1;
-        }
-        for (int k = fdig; k < 6; k++) {
-            frac *= 10;
-        }
-    }
-    int64_t off = 0;
-    if (*p == 'Z' && p[1] == '\0') {
-        off = 0;
-    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-        int oh, om;
-        if (digits(p + 1, 2, &oh) < 0 || digits(p + 4, 2, &om) < 0 || oh > 23 || om > 59) {
-            return -1;
-        }
-        off = (*p == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60);
-    } else {
-        return -1;
-    }
-    int64_t secs =
-        days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se - off;
-    *us = secs < 0 ? 0 : (uint64_t)secs * US_PER_S + (uint64_t)frac;
-    return 0;
-}
-
-/* XEP-0082 DateTime of an id (microseconds, UTC). */
-static void time_format(uint64_t us, char *out, size_t outsz)
-{
-    time_t secs = (time_t)(us / US_PER_S);
-    struct tm tm;
-    char base[32];
-    if (!gmtime_r(&secs, &tm) || strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-        snprintf(out, outsz, "1970-01-01T00:00:00Z");
-        return;
-    }
-    snprintf(out, outsz, "%s.%06uZ", base, (unsigned)(us % US_PER_S));
-}
-
 /* Who gets a query's answers: the archive owner's session, or (a room's
  * archive, issue 15) the querier's JID, through the router, from the room
  * (XEP-0313 §5.1: results come from the archive's JID). */
@@ -664,7 +584,7 @@ static struct xml_node *result_new(const struct page *pg, uint64_t id, struct xm
         return NULL;
     }
     id_format(id, sid, sizeof(sid));
-    time_format(id, stamp, sizeof(stamp));
+    im_time_format(id, stamp, sizeof(stamp));
     xml_set_attr(msg, "to", pg->k->to);
     if (pg->qy->queryid) {
         xml_set_attr(res, "queryid", pg->qy->queryid);
@@ -760,7 +680,7 @@ static const char *form_parse(const struct xml_node *x, struct query *qy, uint64
             }
             qy->with_full = j.resource_len > 0;
         } else if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
-            if (time_parse(v, var[0] == 's' ? start : end) < 0) {
+            if (im_time_parse(v, var[0] == 's' ? start : end) < 0) {
                 return "bad-request";
             }
         } else if (strcmp(var, "ids") == 0) {

@@ -68,8 +68,7 @@ static int claims_server(const char *from)
     if (jid_parse(from, norm, sizeof(norm), &j) < 0) {
         return 1;
     }
-    return !j.local_len && j.domain_len == strlen(g_config->domain) &&
-           memcmp(j.domain, g_config->domain, j.domain_len) == 0;
+    return !j.local_len && jid_domain_is(&j, g_config->domain);
 }
 
 /* XEP-0203 §3: the entity that delayed the stanza stamps its own JID. A

@@ -983,16 +983,12 @@ void pep_send_last(struct session *s)
 
 int pep_random_id(const char *prefix, char *out, size_t outsz)
 {
-    unsigned char rnd[8];
     size_t pl = strlen(prefix);
-    if (outsz < pl + 2 * sizeof(rnd) + 1 || tls_random(rnd, sizeof(rnd)) < 0) {
+    if (outsz < pl + 2 * 8 + 1) {
         return -1;
     }
     memcpy(out, prefix, pl);
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        snprintf(out + pl + 2 * i, outsz - pl - 2 * i, "%02x", rnd[i]);
-    }
-    return 0;
+    return tls_random_hex(out + pl, 8);
 }
 
 /* The item's id: the client's, or a fresh random one (§7.1.1). */

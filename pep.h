@@ -1,7 +1,8 @@
 /* pep.h: what pep.c (XEP-0163 nodes) and caps.c (XEP-0115 entity
  * capabilities of online resources) offer each other. Internal to the PEP
  * service: nothing else includes it (router.c, im.c and c2s.c reach both
- * through hooks.h only). */
+ * through hooks.h only), but for disco.c, which hashes its own disco#info
+ * with caps_ver() (always built). */
 #ifndef XMPPD_PEP_H
 #define XMPPD_PEP_H
 

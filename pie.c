@@ -408,17 +408,6 @@ static int add_offline(struct exp *ex, struct xml_node *u, const char *bare)
     return 0;
 }
 
-/* XEP-0082 date-time of an archive id (microseconds since the epoch). */
-static void stamp_of(uint64_t us, char *out, size_t outsz)
-{
-    time_t t = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, outsz, "%s.%06uZ", base, (unsigned)(us % 1000000));
-}
-
 /* XEP-0227 1.1 §4.9: each message as a XEP-0313 <result/> with its time. */
 static int archive_one(const struct store_arc_rec *r, void *ud)
 {
@@ -429,7 +418,7 @@ static int archive_one(const struct store_arc_rec *r, void *ud)
     }
     char id[17], stamp[40];
     snprintf(id, sizeof(id), "%016llx", (unsigned long long)r->id);
-    stamp_of(r->id, stamp, sizeof(stamp));
+    im_time_format(r->id, stamp, sizeof(stamp));
     struct xml_node *f = child(attr(child(w->parent, "result", NS_MAM), "id", id),
                                "forwarded", NS_FORWARD);
     if (!attr(child(f, "delay", NS_DELAY), "stamp", stamp)) {
@@ -1217,49 +1206,16 @@ static void check_messages(struct imp *im, struct imp_user *u, const struct xml_
                 "max_offline_messages");
 }
 
-/* XEP-0082 date-time ("2026-12-04T09:00:00.123456Z", offsets allowed) into
- * microseconds since the epoch; 0 when it does not parse. */
-static uint64_t parse_stamp(const char *s)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    int used = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6) {
-        return 0;
-    }
-    const char *p = s + used;
-    uint64_t frac = 0; /* microseconds: the first 6 digits of the fraction */
-    if (*p == '.') {
-        size_t digits = strspn(++p, "0123456789");
-        for (size_t i = 0; i < 6; i++) {
-            frac = frac * 10 + (i < digits ? (uint64_t)(p[i] - '0') : 0);
-        }
-        p += digits;
-    }
-    long off = 0;
-    int oh = 0, om = 0;
-    if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2 && !p[6]) {
-        off = (*p == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
-    } else if (!eq(p, "Z")) {
-        return 0;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    if (t <= 0) {
-        return 0;
-    }
-    return (uint64_t)(t - off) * 1000000 + frac;
-}
-
 /* An archive <result/>: its forwarded message and time; NULL if malformed. */
 static struct xml_node *result_message(const struct xml_node *r, uint64_t *when)
 {
     struct xml_node *f = xml_child(r, "forwarded", NS_FORWARD);
     struct xml_node *d = f ? xml_child(f, "delay", NS_DELAY) : NULL;
     struct xml_node *m = f ? xml_child(f, "message", NS_CLIENT) : NULL;
-    *when = d ? parse_stamp(xml_attr(d, "stamp")) : 0;
+    const char *stamp = d ? xml_attr(d, "stamp") : NULL;
+    if (!stamp || im_time_parse(stamp, when) < 0) {
+        *when = 0; /* as a time before the epoch: malformed */
+    }
     return m && *when ? m : NULL;
 }
 

@@ -29,7 +29,6 @@
 #define NS_SERVER "jabber:server"
 #define NS_DB "jabber:server:dialback"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define NS_STREAMS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define STREAM_ID_MAX 128 /* longer ids from a peer are refused */
 #define DB_KEY_MAX 256    /* XEP-0185 keys are 64 hex digits; others are shorter */
@@ -164,13 +163,6 @@ static struct s2s_domain *domain_reclaim(const char *name, int traffic);
 
 /* ---- helpers ---- */
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-    }
-}
-
 /* XEP-0185 §3: HMAC-SHA256(SHA256(secret) in hex, "receiving originating id"),
  * in hex: only we check our keys, and they say nothing about the secret. */
 static void db_key(const char *recv, const char *orig, const char *id, char out[65])
@@ -179,9 +171,9 @@ static void db_key(const char *recv, const char *orig, const char *id, char out[
     char hs[65], m[2 * CONFIG_STR_MAX + STREAM_ID_MAX + 3]; /* two domains and an id fit */
     int n = snprintf(m, sizeof(m), "%s %s %s", recv, orig, id);
     tls_hash(TLS_SHA256, secret, sizeof(secret), h);
-    hex(h, 32, hs);
+    tls_hex(hs, h, 32);
     tls_hmac(TLS_SHA256, hs, 64, m, (size_t)n, mac);
-    hex(mac, 32, out);
+    tls_hex(out, mac, 32);
 }
 
 /* Every byte compared whatever the first difference: the answer's timing
@@ -202,15 +194,6 @@ static int norm_domain(const char *in, char *out, size_t sz)
 {
     struct jid j;
     return in && jid_parse(in, out, sz, &j) == 0 && !j.local_len && !j.resource_len ? 0 : -1;
-}
-
-/* The XML limits of the configuration (read again: a reload may change them). */
-static const struct xml_limits *limits(void)
-{
-    static struct xml_limits lim;
-    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                              g_config->max_xml_attrs, g_config->max_xml_name};
-    return &lim;
 }
 
 /* src, cut to fit, into dst of sz bytes. */
@@ -266,12 +249,10 @@ static void send_header(struct s2s_stream *s, const char *to)
     struct buf b;
     buf_init(&b, 0);
     if (!s->outgoing) {
-        unsigned char rnd[16];
-        tls_random(rnd, sizeof(rnd));
-        hex(rnd, sizeof(rnd), s->id);
+        tls_random_hex(s->id, 16);
     }
-    buf_puts(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER "' "
-                 "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='" NS_DB "'");
+    c2s_stream_head(&b, NS_SERVER);
+    buf_puts(&b, " xmlns:db='" NS_DB "'");
     put_attr(&b, "from", s->local[0] ? s->local : g_config->domain);
     put_attr(&b, "to", to && to[0] ? to : NULL);
     put_attr(&b, "id", s->outgoing ? NULL : s->id);
@@ -297,8 +278,7 @@ static void stream_error(struct s2s_stream *s, const char *cond)
     }
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS "'/></stream:error></stream:stream>",
-               cond);
+    c2s_stream_error_tail(&b, cond, NULL, NULL);
     send_buf(s, &b);
     conn_close(c, 1);
 }
@@ -1205,7 +1185,7 @@ static int is_stanza(const struct xml_node *st)
  * namespace as the default and read it back in jabber:client. */
 static struct xml_node *to_client_ns(const struct xml_node *st)
 {
-    return xml_copy_ns(st, NS_CLIENT, limits(), &scratch);
+    return xml_copy_ns(st, NS_CLIENT, server_xml_limits(), &scratch);
 }
 
 /* RFC 6120 §8.1.1.2 / §13.7.1.3: an s2s stanza carries from and to; from must
@@ -1760,7 +1740,7 @@ static int s2s_attach(struct conn *c)
     s->conn = c;
     s->opened = g_now;
     s->last_out = g_now;
-    s->parser = xml_parser_new(limits(), &callbacks, s);
+    s->parser = xml_parser_new(server_xml_limits(), &callbacks, s);
     if (!s->parser) {
         free(s);
         return -1;

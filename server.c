@@ -45,6 +45,14 @@ struct config *g_config;
 time_t g_now;
 
 static struct config config_storage;
+
+COLD const struct xml_limits *server_xml_limits(void)
+{
+    static struct xml_limits lim;
+    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return &lim;
+}
 static const char *config_path;
 static struct conn **conns; /* indexed by fd */
 static int max_fds;
@@ -1396,8 +1404,7 @@ COLD static int cli_bare(const char *arg, char *bare, size_t sz)
         fprintf(stderr, "xmppd: %s: not a valid bare JID\n", arg);
         return -1;
     }
-    if (j.domain_len != strlen(g_config->domain) ||
-        strncmp(j.domain, g_config->domain, j.domain_len) != 0) {
+    if (!jid_domain_is(&j, g_config->domain)) {
         fprintf(stderr, "xmppd: %s: this server's domain is %s\n", arg, g_config->domain);
         return -1;
     }

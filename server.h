@@ -105,6 +105,11 @@ struct conn {
 extern struct config *g_config;
 extern time_t g_now; /* monotonic seconds, read once per loop turn */
 
+/* The XML parser limits of the configuration (max_stanza_size, max_xml_*),
+ * read again on each call: a reload may change them. For a new stream. */
+struct xml_limits;
+const struct xml_limits *server_xml_limits(void);
+
 /* Queue bytes for the peer. If the queue passes the hard limit the connection
  * is closed (a reader that never reads). Returns 0, or -1 when the conn is
  * closing or was just closed for overflow. */

@@ -1635,9 +1635,7 @@ COLD int store_pep_doc_name(const char *name, char *out, size_t outsz)
         return -1;
     }
     memcpy(out, "pep-", 4);
-    for (int i = 0; i < 16; i++) {
-        snprintf(out + 4 + 2 * i, 3, "%02x", h[i]);
-    }
+    tls_hex(out + 4, h, 16);
     return 0;
 }
 
