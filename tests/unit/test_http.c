@@ -345,35 +345,36 @@ static const char *forwarded(const char *fields)
  * entry that is not a trusted proxy, over all the fields in order. */
 static void test_forwarded_for(void)
 {
-    CHECK_STR(forwarded(""), "-");
-    CHECK_STR(forwarded("X-Forwarded-For: 192.0.2.7\r\n"), "192.0.2.7");
-    CHECK_STR(forwarded("x-forwarded-for:192.0.2.7 \r\n"), "192.0.2.7");
-    /* what the client wrote itself is left of what the proxies appended */
-    CHECK_STR(forwarded("X-Forwarded-For: 1.1.1.1, 192.0.2.7\r\n"), "192.0.2.7");
-    CHECK_STR(forwarded("X-Forwarded-For: 1.1.1.1,192.0.2.7, 10.0.0.2,10.1.1.1\r\n"),
-              "192.0.2.7");
-    CHECK_STR(forwarded("X-Forwarded-For: 2001:db8::7, 10.0.0.2\r\n"), "2001:db8::7");
-    CHECK_STR(forwarded("X-Forwarded-For: ::ffff:192.0.2.7\r\n"), "::ffff:192.0.2.7");
-    /* a proxy that adds a field of its own (haproxy): the last one counts */
-    CHECK_STR(forwarded("X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 192.0.2.7\r\n"),
-              "192.0.2.7");
-    CHECK_STR(forwarded("X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-For: 10.0.0.2\r\n"),
-              "192.0.2.7");
-    CHECK_STR(forwarded("X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-For:\r\n"), "192.0.2.7");
-    /* malformed on the way: the peer's address; past the client: not read */
-    CHECK_STR(forwarded("X-Forwarded-For: unknown\r\n"), "-");
-    CHECK_STR(forwarded("X-Forwarded-For: 192.0.2.7:1234\r\n"), "-");
-    CHECK_STR(forwarded("X-Forwarded-For: 192.0.2.7,\r\n"), "-");
-    CHECK_STR(forwarded("X-Forwarded-For: 192.0.2.7 , 10.0.0.2\r\n"), "-");
-    CHECK_STR(forwarded("X-Forwarded-For: 192.0.2.7, junk, 10.0.0.2\r\n"), "-");
-    CHECK_STR(forwarded("X-Forwarded-For: junk, 192.0.2.7\r\n"), "192.0.2.7");
-    CHECK_STR(forwarded("X-Forwarded-For: 0000:0000:0000:0000:0000:0000:0000:0000:1\r\n"), "-");
-    CHECK_STR(forwarded("X-Forwarded-For: 1111111111111111111111111111111111111111111111111\r\n"),
-              "-");
-    /* only trusted proxies named: the peer's address */
-    CHECK_STR(forwarded("X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\n"), "-");
-    /* RFC 7239's Forwarded is not read */
-    CHECK_STR(forwarded("Forwarded: for=192.0.2.7\r\n"), "-");
+    static const char *const cases[][2] = {
+        {"", "-"},
+        {"X-Forwarded-For: 192.0.2.7\r\n", "192.0.2.7"},
+        {"x-forwarded-for:192.0.2.7 \r\n", "192.0.2.7"},
+        /* what the client wrote itself is left of what the proxies appended */
+        {"X-Forwarded-For: 1.1.1.1, 192.0.2.7\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 1.1.1.1,192.0.2.7, 10.0.0.2,10.1.1.1\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 2001:db8::7, 10.0.0.2\r\n", "2001:db8::7"},
+        {"X-Forwarded-For: ::ffff:192.0.2.7\r\n", "::ffff:192.0.2.7"},
+        /* a proxy that adds a field of its own (haproxy): the last one counts */
+        {"X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 192.0.2.7\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-For: 10.0.0.2\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-For:\r\n", "192.0.2.7"},
+        /* malformed on the way: the peer's address; past the client: not read */
+        {"X-Forwarded-For: unknown\r\n", "-"},
+        {"X-Forwarded-For: 192.0.2.7:1234\r\n", "-"},
+        {"X-Forwarded-For: 192.0.2.7,\r\n", "-"},
+        {"X-Forwarded-For: 192.0.2.7 , 10.0.0.2\r\n", "-"},
+        {"X-Forwarded-For: 192.0.2.7, junk, 10.0.0.2\r\n", "-"},
+        {"X-Forwarded-For: junk, 192.0.2.7\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 0000:0000:0000:0000:0000:0000:0000:0000:1\r\n", "-"},
+        {"X-Forwarded-For: 1111111111111111111111111111111111111111111111111\r\n", "-"},
+        /* only trusted proxies named: the peer's address */
+        {"X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\n", "-"},
+        /* RFC 7239's Forwarded is not read */
+        {"Forwarded: for=192.0.2.7\r\n", "-"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_STR(forwarded(cases[i][0]), cases[i][1]);
+    }
 }
 
 int main(void)
