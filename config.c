@@ -234,6 +234,8 @@ _Static_assert(sizeof(struct config) <= 0xFFFF, "struct config outgrew struct op
     INT(s2s_dialback_max_per_addr, 1, 1000, LIMIT_S2S_DIALBACK_PER_ADDR, 1)                      \
     /* WebSocket (issue 14 step 2, ws.c): Origins allowed to open one. */                        \
     STR(http_allowed_origins, "", 1, ANY)                                                        \
+    /* Reverse proxies whose X-Forwarded-For/-Proto name the client (http.c). */                \
+    PREFIXES(http_trusted_proxies, "none", 1)                                                    \
     /* XEP-0157 contact addresses (disco.c); in the caps hash, so not reloaded. */               \
     STR(contact_addresses, "", 0, CONTACTS)                                                      \
     /* web admin console (issue 14, webadmin.c) */                                               \

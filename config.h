@@ -26,7 +26,8 @@ struct config_prefix {
     int bits;
 };
 
-/* A bounded list of prefixes (registration_exempt); n == 0 is "none". */
+/* A bounded list of prefixes (registration_exempt, http_trusted_proxies);
+ * n == 0 is "none". */
 struct config_prefixes {
     int n;
     struct config_prefix p[LIMIT_PREFIX_LIST];
@@ -214,6 +215,7 @@ struct config {
     int s2s_dialback_max_per_addr; /* dialback keys waiting from one address */
     /* WebSocket (issue 14 step 2, ws.c) */
     char http_allowed_origins[CONFIG_STR_MAX]; /* space-separated; "" = the same host */
+    struct config_prefixes http_trusted_proxies; /* reverse proxies (X-Forwarded-For) */
     /* XEP-0157 contact addresses (disco.c) */
     char contact_addresses[CONFIG_STR_MAX]; /* "KIND:URI ..." (config_contact_kinds) */
     /* web admin console (issue 14, webadmin.c) */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "buf.h"
@@ -33,6 +34,7 @@ struct http_conn {
     struct http_conn *next_deferred;
     struct buf rest;   /* bytes that came behind a deferred request (pipelined) */
     const struct stream_ops *upgrade; /* http_upgrade: the stream module to hand over to */
+    char client[HTTP_ADDR_MAX]; /* the address a trusted proxy named (request.addr) */
     /* XEP-0363 uploads (issue 14 item 4): a body taken as it arrives ... */
     const struct http_sink *sink;
     void *sink_ctx;
@@ -180,6 +182,13 @@ void http_upgrade(struct http_request *r, const char *extra, const struct stream
     if (h->answered) {
         return;
     }
+    /* The stream is the client's a trusted proxy named: its address, for
+     * the caps, bans and log lines, and its TLS (r->https). */
+    if (r->addr != h->c->addr && conn_set_addr(h->c, r->addr) < 0) {
+        send_error(h, 503, NULL, 1);
+        return;
+    }
+    h->c->secure = r->https;
     struct buf b;
     buf_init(&b, 0);
     /* RFC 9110 §8.6: no Content-Length on a 1xx answer */
@@ -435,6 +444,11 @@ static int host_ok(const char *h)
            strspn(h, ".:[]abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n;
 }
 
+static int trusted_proxy(const char *addr)
+{
+    return config_prefixes_match(&g_config->http_trusted_proxies, addr);
+}
+
 /* The request of h as a handler sees it, its path in a copy (*target, the
  * caller frees it). Returns 0, or -1 when h was answered (bad target). */
 static int make_request(struct http_conn *h, struct http_request *r, char **target)
@@ -468,6 +482,18 @@ static int make_request(struct http_conn *h, struct http_request *r, char **targ
     r->conn = h;
     r->addr = h->c->addr;
     r->label = conn_label(h->c);
+    /* Behind a reverse proxy in http_trusted_proxies, its X-Forwarded-For and
+     * X-Forwarded-Proto (one field) say who the client is and whether it
+     * came over TLS; from any other peer they mean nothing. RFC 7239's
+     * Forwarded is not read. */
+    if (trusted_proxy(h->c->addr)) {
+        if (http_forwarded_for(p, trusted_proxy, h->client) == 0) {
+            r->addr = h->client;
+        }
+        const char *proto = http_header(p, "x-forwarded-proto");
+        r->https |= proto && http_header_count(p, "x-forwarded-proto") == 1 &&
+                    strcasecmp(proto, "https") == 0;
+    }
     return 0;
 }
 

@@ -85,6 +85,13 @@ const char *http_header(const struct http_parser *p, const char *name);
 int http_is_tchar(unsigned char ch);
 /* How many fields named name the request has. */
 int http_header_count(const struct http_parser *p, const char *name);
+/* Behind reverse proxies (http_trusted_proxies): the client address is the
+ * right-most X-Forwarded-For entry, over all such fields in order, that
+ * trusted() refuses. Into out (HTTP_ADDR_MAX bytes). Returns 0, or -1 (out
+ * unusable) when there is none or an entry on the way is not an IPv4 or
+ * IPv6 literal (OWS only before it: "a, b"). */
+#define HTTP_ADDR_MAX 48
+int http_forwarded_for(const struct http_parser *p, int (*trusted)(const char *addr), char *out);
 
 /* ---- the route table (http.c) ---- */
 
@@ -97,12 +104,13 @@ struct http_request {
                            no "." or ".." segment */
     const char *query;  /* after '?', or "" */
     const char *host;   /* Host header (checked to be a host[:port]) */
-    int https;          /* arrived over TLS */
+    int https;          /* arrived over TLS (or through a trusted proxy that says so) */
     const char *body;
     size_t body_len;
     const struct http_parser *parser; /* for http_header() */
     struct http_conn *conn; /* where the answer goes */
-    const char *addr;   /* WebSocket (issue 14 step 2): the peer address and */
+    const char *addr;   /* the client's address (the peer's, or one a trusted proxy
+                           names: http_trusted_proxies) and */
     const char *label;  /* the conn's log prefix, for a handler's log lines */
 };
 

@@ -6,6 +6,7 @@
  * 400 (RFC 9112 §6.3, request smuggling): Content-Length with
  * Transfer-Encoding, several Content-Length fields, obs-fold, a bare CR.
  * Pure: no I/O, no logging (http.c logs p->why). */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,34 @@ const char *http_header(const struct http_parser *p, const char *name)
         }
     }
     return NULL;
+}
+
+int http_forwarded_for(const struct http_parser *p, int (*trusted)(const char *addr), char *out)
+{
+    for (int i = p->nheaders; i-- > 0;) {
+        const char *k = p->head + p->hdr[i], *v = k + strlen(k) + 1, *e = v + strlen(v);
+        while (strcmp(k, "x-forwarded-for") == 0 && e > v) {
+            const char *s = e; /* the entry [s, e), right to left */
+            while (s > v && s[-1] != ',') {
+                s--;
+            }
+            const char *a = s + strspn(s, " \t");
+            unsigned char bin[16];
+            if (e - a >= HTTP_ADDR_MAX) {
+                return -1;
+            }
+            memcpy(out, a, (size_t)(e - a));
+            out[e - a] = '\0';
+            if (inet_pton(AF_INET, out, bin) != 1 && inet_pton(AF_INET6, out, bin) != 1) {
+                return -1;
+            }
+            if (!trusted(out)) {
+                return 0;
+            }
+            e = s - (s > v);
+        }
+    }
+    return -1;
 }
 
 int http_header_count(const struct http_parser *p, const char *name)

@@ -779,6 +779,22 @@ static struct conn *conn_admit(int fd, const char *addr)
     return c;
 }
 
+int conn_set_addr(struct conn *c, const char *addr)
+{
+    if (c->unauth) {
+        conn_authenticated(c);
+        nconns--; /* admit counts a new conn; c is one already */
+        int ok = admit(addr);
+        nconns++;
+        if (!ok) {
+            return -1;
+        }
+        c->unauth = 1;
+    }
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    return 0;
+}
+
 static void accept_one(int lfd, int fd, const struct sockaddr_storage *ss)
 {
     char addr[48];

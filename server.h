@@ -94,7 +94,8 @@ struct conn {
      * Its fd is a placeholder that keeps its slot in the table (conn_find);
      * the queue in out drains through take_out instead of send(). */
     int virt;
-    int secure; /* virt: its requests come over TLS (counts for conn_is_tls) */
+    int secure; /* its requests come over TLS to a trusted proxy, or (virt) to us:
+                   counts for conn_is_tls */
     size_t (*take_out)(struct conn *c, const char *data, size_t len);
     struct bosh_sess *bosh;
     /* XEP-0363 downloads (issue 14 item 4): for a conn that is not c2s's,
@@ -147,6 +148,11 @@ int conn_is_tls(const struct conn *c);
 const char *conn_label(const struct conn *c);
 /* c authenticated: it no longer counts against the unauthenticated caps. */
 void conn_authenticated(struct conn *c);
+/* A trusted reverse proxy named c's client (http_trusted_proxies): c is
+ * from addr now, counted against its caps (admitted as a new connection
+ * would be) if it was unauthenticated. Returns 0, or -1 when addr is
+ * refused (logged; c is as it was, counted nowhere: close it). */
+int conn_set_addr(struct conn *c, const char *addr);
 
 /* s2s: open an outgoing TCP connection to ip (an IPv4 or IPv6 literal) and
  * port for stream module ops (its attach runs before this returns, its

@@ -308,3 +308,70 @@ def test_a_message_ending_inside_a_stanza_is_a_stream_error(web):
             await ws.ws.wait_closed()
             await bob.no_message(pred=lambda m: m["body"] and "half" in m["body"])
     run(scenario())
+
+
+# ---- behind a reverse proxy (http_trusted_proxies) ----
+
+def forwarded(client):
+    """What a TLS-terminating proxy adds: the client after what it sent."""
+    return {"X-Forwarded-For": "198.51.100.1, %s" % client, "X-Forwarded-Proto": "https"}
+
+
+async def ws_plain_fails(web, client):
+    ws = await WSClient.connect(web, https=False, extra_headers=forwarded(client))
+    assert "PLAIN" in mechanisms(await ws.open())
+    await ws.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>"
+                  % base64.b64encode(b"\0alice\0wrong").decode())
+    assert local((await ws.recv()).tag) == "failure"
+    await ws.ws.close()
+
+
+async def ws_plain_login(web, client):
+    ws = await WSClient.connect(web, https=False, extra_headers=forwarded(client))
+    assert "PLAIN" in mechanisms(await ws.open())
+    await ws.plain("alice", web.password("alice"))
+    await ws.open()
+    assert await ws.bind("proxied") == "alice@localhost/proxied"
+    await ws.ws.close()
+
+
+def test_trusted_proxy_names_the_client_and_its_tls(web):
+    """From a trusted proxy, the right-most X-Forwarded-For entry is the
+    client (its log lines) and X-Forwarded-Proto: https is TLS: PLAIN over
+    the proxy's plain HTTP with require_tls yes."""
+    with_http(web, http_trusted_proxies="127.0.0.1", require_tls="yes",
+              http_request_timeout=3, max_stanza_size=STANZA_MAX)
+    run(ws_plain_login(web, "192.0.2.7"))
+    run(wait_log(web, "192.0.2.7] authenticated as alice@localhost"))
+
+
+def test_forwarded_headers_from_other_peers_change_nothing(web):
+    """Without the option, or from a peer not in it, X-Forwarded-* are
+    ignored: no PLAIN in the clear, the log names the peer only."""
+    async def scenario():
+        ws = await WSClient.connect(web, https=False, extra_headers=forwarded("192.0.2.7"))
+        assert "PLAIN" not in mechanisms(await ws.open())
+        await ws.ws.close()
+    for opts in ({}, {"http_trusted_proxies": "127.0.0.2 10.0.0.0/8"}):
+        with_http(web, require_tls="yes", http_request_timeout=3, **opts)
+        run(scenario())
+        assert "192.0.2.7" not in web.log_text()
+
+
+def test_forwarded_failed_logins_ban_that_address_only(web):
+    """Failed logins through the proxy count for the client it names: that
+    address is banned (its next WebSocket refused), another one behind the
+    same proxy, and the proxy itself, still log in."""
+    with_http(web, http_trusted_proxies="127.0.0.1", auth_fail_ban=10, auth_fail_ban_address=2,
+              auth_fail_delay_max=1, http_request_timeout=3, max_stanza_size=STANZA_MAX)
+
+    async def scenario():
+        for _ in range(2):
+            await ws_plain_fails(web, "192.0.2.8")
+        with pytest.raises(Exception):
+            await WSClient.connect(web, https=False, extra_headers=forwarded("192.0.2.8"))
+        await wait_log(web, "connection from 192.0.2.8 refused: too many failed logins")
+        await ws_plain_login(web, "192.0.2.9")
+        ws = await WSClient.login(web, "bob", "direct")  # wss from 127.0.0.1
+        await ws.ws.close()
+    run(scenario())

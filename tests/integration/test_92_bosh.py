@@ -451,3 +451,19 @@ def test_retransmitted_rid_is_not_counted(web):
         assert st == 200 and alive(el), ET.tostring(el)
     finally:
         b.close()
+
+
+def test_behind_a_trusted_proxy(web):
+    """http_trusted_proxies: a session through the proxy is the forwarded
+    client's (logged, counted) and over https as X-Forwarded-Proto says
+    (PLAIN offered); from a peer not listed the headers change nothing."""
+    fwd = {"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https"}
+    for trusted, plain in (("none", False), ("127.0.0.0/8", True)):
+        with_http(web, http_request_timeout=5, require_tls="no", http_trusted_proxies=trusted)
+        b = Bosh(web, headers=fwd)
+        try:
+            b.start()
+            assert ("PLAIN" in mechanisms(b.features())) == plain
+        finally:
+            b.close()
+        assert ("from 192.0.2.7" in web.log_text()) == plain

@@ -449,3 +449,29 @@ def test_foreign_host_names_are_refused(web):
                  "127.0.0.1:%d" % web.http_port, "[::1]"):
         st, _, _ = b.req("GET", "/admin/login", headers={"Host": host})
         assert st == 200, host
+
+
+class ProxiedBrowser(Browser):
+    """A browser on https behind a TLS-terminating reverse proxy (here, the
+    test's own address) that says so in X-Forwarded-For/-Proto."""
+
+    def req(self, method, path, fields=None, headers=None):
+        fwd = {"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https"}
+        return Browser.req(self, method, path, fields, dict(headers or {}, **fwd))
+
+
+def test_behind_a_trusted_proxy(web):
+    """http_trusted_proxies: the login is the forwarded client's (logged,
+    throttled) and over https (a Secure cookie); from a peer not listed the
+    headers change nothing."""
+    for trusted, addr, secure in (("127.0.0.1", r"192\.0\.2\.7", True),
+                                  ("none", r"127\.0\.0\.1", False)):
+        with_http(web, admins="alice@localhost", auth_fail_delay_max=1,
+                  http_trusted_proxies=trusted)
+        log = LogWatch(web)
+        b = ProxiedBrowser(web)
+        st, hd, _ = b.login()
+        assert st == 303 and hd["location"] == "/admin/", (st, hd)
+        line = [c for c in b.set_cookie if c.startswith("xmppd_admin=")][-1]
+        assert ("; Secure" in line) == secure, line
+        log.wait(r"web admin alice@localhost: logged in from " + addr)

@@ -317,6 +317,66 @@ static void test_streaming(void)
     http_parser_free(&p);
 }
 
+/* The test's trusted proxies: 10.0.0.0/8 (as http_trusted_proxies would say). */
+static int in_ten(const char *addr)
+{
+    return strncmp(addr, "10.", 3) == 0;
+}
+
+/* The client http_forwarded_for names for a request with these header
+ * lines, or "-" when it leaves the peer's address. */
+static const char *forwarded(const char *fields)
+{
+    static char out[HTTP_ADDR_MAX];
+    static const struct http_limits big = {256, 4096, 16, 0};
+    char req[1024];
+    struct http_parser p;
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n", fields);
+    if (http_parser_init(&p, &big) < 0) {
+        return "init";
+    }
+    http_parser_feed(&p, req, strlen(req));
+    int rc = p.result == HTTP_DONE ? http_forwarded_for(&p, in_ten, out) : -2;
+    http_parser_free(&p);
+    return rc == 0 ? out : rc == -1 ? "-" : "parse";
+}
+
+/* Reverse proxies (http_trusted_proxies): the right-most X-Forwarded-For
+ * entry that is not a trusted proxy, over all the fields in order. */
+static void test_forwarded_for(void)
+{
+    static const char *const cases[][2] = {
+        {"", "-"},
+        {"X-Forwarded-For: 192.0.2.7\r\n", "192.0.2.7"},
+        {"x-forwarded-for:192.0.2.7 \r\n", "192.0.2.7"},
+        /* what the client wrote itself is left of what the proxies appended */
+        {"X-Forwarded-For: 1.1.1.1, 192.0.2.7\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 1.1.1.1,192.0.2.7, 10.0.0.2,10.1.1.1\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 2001:db8::7, 10.0.0.2\r\n", "2001:db8::7"},
+        {"X-Forwarded-For: ::ffff:192.0.2.7\r\n", "::ffff:192.0.2.7"},
+        /* a proxy that adds a field of its own (haproxy): the last one counts */
+        {"X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 192.0.2.7\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-For: 10.0.0.2\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-For:\r\n", "192.0.2.7"},
+        /* malformed on the way: the peer's address; past the client: not read */
+        {"X-Forwarded-For: unknown\r\n", "-"},
+        {"X-Forwarded-For: 192.0.2.7:1234\r\n", "-"},
+        {"X-Forwarded-For: 192.0.2.7,\r\n", "-"},
+        {"X-Forwarded-For: 192.0.2.7 , 10.0.0.2\r\n", "-"},
+        {"X-Forwarded-For: 192.0.2.7, junk, 10.0.0.2\r\n", "-"},
+        {"X-Forwarded-For: junk, 192.0.2.7\r\n", "192.0.2.7"},
+        {"X-Forwarded-For: 0000:0000:0000:0000:0000:0000:0000:0000:1\r\n", "-"},
+        {"X-Forwarded-For: 1111111111111111111111111111111111111111111111111\r\n", "-"},
+        /* only trusted proxies named: the peer's address */
+        {"X-Forwarded-For: 10.0.0.2, 10.0.0.3\r\n", "-"},
+        /* RFC 7239's Forwarded is not read */
+        {"Forwarded: for=192.0.2.7\r\n", "-"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_STR(forwarded(cases[i][0]), cases[i][1]);
+    }
+}
+
 int main(void)
 {
     test_simple();
@@ -327,5 +387,6 @@ int main(void)
     test_pipelining();
     test_expect();
     test_streaming();
+    test_forwarded_for();
     TEST_REPORT();
 }
