@@ -72,8 +72,14 @@ void http_route(const char *method, const char *prefix, http_handler_fn fn)
     }
 }
 
+/* A sink's prefix (upload.c's, the only one): what follows it in a path is
+ * an upload slot's secret, kept out of the log (the log page shows debug
+ * lines). Until one is registered, a prefix no target starts with. */
+static const char *secret_under = "\n";
+
 void http_route_sink(const char *method, const char *prefix, const struct http_sink *sink)
 {
+    secret_under = prefix;
     if (nroutes < LIMIT_HTTP_ROUTES) {
         routes[nroutes++] = (struct route){method, prefix, NULL, sink};
     }
@@ -754,7 +760,10 @@ static void http_feed(struct conn *c, const char *data, size_t len)
             }
             return;
         }
-        log_debug("%s HTTP %s %s", conn_label(c), h->p.method, h->p.target);
+        size_t tn = strlen(secret_under);
+        log_debug("%s HTTP %s %.*s", conn_label(c), h->p.method,
+                  (int)(strncmp(h->p.target, secret_under, tn) ? strlen(h->p.target) : tn),
+                  h->p.target);
         h->answered = 0;
         dispatch(h);
         if (h->upgrade && !c->closed && c->state != CONN_CLOSING) {

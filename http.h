@@ -171,7 +171,8 @@ struct http_sink {
     void (*abort)(void *ctx);
 };
 /* Register a sink for method on prefix (as http_route). A body that comes
- * chunked is read whole within http_max_body, then handed over alike. */
+ * chunked is read whole within http_max_body, then handed over alike. The
+ * path under prefix (any method's) is a secret: the log shows only prefix. */
 void http_route_sink(const char *method, const char *prefix, const struct http_sink *s);
 
 /* A body read piece by piece: read(ctx, buf, max) gives the next bytes (at

@@ -3695,3 +3695,27 @@ COLD int store_upload_each(int (*fn)(const char *id, const char *meta, size_t le
     }
     return 0;
 }
+
+COLD int store_upload_walk(int (*fn)(const char *id, const char *meta, size_t len, void *ud),
+                           void *ud, int max)
+{
+    static DIR *d; /* the walk's cursor, between calls */
+    char dir[PATH_MAX];
+    struct upload_ctx c = {dir, 0, fn, ud};
+    struct dirent *e;
+    if (path_fmt(dir, sizeof(dir), "%s/upload", data_dir) < 0) {
+        return STORE_EINVAL;
+    }
+    if (!d && !(d = opendir(dir))) {
+        return errno == ENOENT ? 1 : io_fail("open directory", dir);
+    }
+    while (max-- > 0) {
+        if (!(e = readdir(d))) {
+            closedir(d);
+            d = NULL;
+            return 1;
+        }
+        upload_entry(e->d_name, &c);
+    }
+    return 0;
+}

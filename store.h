@@ -278,5 +278,10 @@ int store_upload_delete(const char *id);
  * without .meta, temp files. 0 or STORE_*. */
 int store_upload_each(int (*fn)(const char *id, const char *meta, size_t len, void *ud), void *ud,
                       int tidy);
+/* The same (without tidy) a few entries at a time: fn for the finished files
+ * among the next max directory entries, from where the last call stopped.
+ * 1 once the walk is through (the next call starts anew), 0 before, or STORE_*. */
+int store_upload_walk(int (*fn)(const char *id, const char *meta, size_t len, void *ud), void *ud,
+                      int max);
 
 #endif

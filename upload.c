@@ -7,8 +7,8 @@
  * The PUT is taken as it arrives (http_route_sink) into the store
  * (store_upload_*); the GET reads the file back piece by piece
  * (http_respond_source). Files older than upload_expire_days go in an hourly
- * sweep, as mam.c's; each account's bytes are counted again from the
- * store at start-up, so that a restart resets no quota.
+ * sweep, a few a tick as mam.c's; each account's bytes are counted again from
+ * the store at start-up, so that a restart resets no quota.
  * Owns: slots, the per-account usage table, the /upload/ routes.
  * Must not: touch files (store.c) or sockets (http.c). */
 #include <stdio.h>
@@ -37,6 +37,7 @@
 #define NAME_ESC_MAX (3 * NAME_MAX_BYTES + 1)
 #define TYPE_MAX 128
 #define SWEEP_EVERY 3600
+#define SWEEP_PER_TICK 64 /* directory entries (a file and its .meta are two) */
 #define PATH_PREFIX "/upload/"
 /* CORS (Fetch standard): a web client on another origin PUTs and GETs with
  * the URLs it was given; the secret in them is the permission. */
@@ -776,14 +777,23 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
             slot_free(sl, 1); /* never used: its bytes are free again */
         }
     }
-    if (up_domain[0] && g_now >= sweep_next) {
-        struct sweep sw = {0, 0, NULL};
-        store_upload_each(sweep_one, &sw, 0);
+    static struct sweep sw; /* the pass under way */
+    if (up_domain[0] && g_now >= sweep_next &&
+        store_upload_walk(sweep_one, &sw, SWEEP_PER_TICK) != 0) {
         sweep_next = g_now + SWEEP_EVERY;
         if (sw.removed) {
             log_info("upload: %d expired files removed", sw.removed);
         }
+        sw.removed = 0;
     }
+    return 0;
+}
+
+/* upload_expire_days may be shorter now: a pass from the next tick. */
+static int on_reload(struct session *s, struct xml_node *st, const char *bare)
+{
+    (void)s, (void)st, (void)bare;
+    sweep_next = 0;
     return 0;
 }
 
@@ -822,6 +832,7 @@ HOOK_SERVICE(upload)
     http_route("OPTIONS", PATH_PREFIX, preflight);
     hook_add(HOOK_INIT, on_init);
     hook_add(HOOK_TICK, on_tick);
+    hook_add(HOOK_RELOAD, on_reload);
     http_route_sink("PUT", PATH_PREFIX, &put_sink);
     http_route("GET", PATH_PREFIX, get_file);
 }

@@ -339,11 +339,29 @@ static void dashboard(struct http_request *r, struct wsession *s, int status, co
     send_page(r, status, &b);
 }
 
+/* A paged table (users, sessions): LIMIT_WEBADMIN_PAGE rows from row skip;
+ * more once a row past them is seen. */
 struct listing {
     struct buf *b;
-    const char *q;
+    const char *q, *csrf;
     int skip, shown, more;
 };
+
+/* Whether the next row goes on the page: 1 yes; 0 no (an earlier page's);
+ * -1 no, the page is full: l->more is known, the walk may stop. */
+static int on_page(struct listing *l)
+{
+    if (l->skip > 0) {
+        l->skip--;
+        return 0;
+    }
+    if (l->shown == LIMIT_WEBADMIN_PAGE) {
+        l->more = 1;
+        return -1;
+    }
+    l->shown++;
+    return 1;
+}
 
 /* s as a query value (RFC 3986 §3.4): unreserved bytes and '@' as they
  * are, the rest %-escaped, so that the link still reads as the JID. */
@@ -365,49 +383,59 @@ static int list_one(const char *bare, void *ud)
     if (l->q[0] && !strstr(bare, l->q)) {
         return 0;
     }
-    if (l->skip > 0) {
-        l->skip--;
-        return 0;
+    int on = on_page(l);
+    if (on <= 0) {
+        return on < 0; /* the page is full and "next" known: no more accounts */
     }
-    if (l->shown == LIMIT_WEBADMIN_PAGE) {
-        l->more = 1;
-        return 1;
-    }
-    l->shown++;
     buf_puts(l->b, "<tr><td><a href=\"/admin/user?jid=");
     url_enc(l->b, bare);
     esc(l->b, "\">", bare, "</a></td></tr>");
     return 0;
 }
 
-static void page_link(struct buf *b, const char *rel, const char *q, int n)
+static void page_link(struct buf *b, const char *what, const char *rel, const char *q, int n)
 {
-    buf_printf(b, "<a rel=\"%s\" href=\"/admin/users?page=%d&amp;q=", rel, n);
+    buf_printf(b, "<a rel=\"%s\" href=\"/admin/%s?page=%d&amp;q=", rel, what, n);
     url_enc(b, q);
     buf_printf(b, "\">%s</a> ", strcmp(rel, "next") == 0 ? "Next" : "Previous");
 }
 
-static void users(struct http_request *r, struct wsession *s, int status, const char *flash)
+/* The rows walk(l) gives for page ?page= of r, the end of the table and the
+ * links to the pages before and after (/admin/what?page=). */
+static void paged(struct http_request *r, struct buf *b, const char *what, const char *q,
+                  const char *csrf, void (*walk)(struct listing *l))
 {
-    char q[JID_MAX + 1] = "", num[16] = "";
-    query(r, "q", q, sizeof(q));
+    char num[16] = "";
     query(r, "page", num, sizeof(num));
     int n = atoi(num);
     n = n < 0 || n > 1000000 ? 0 : n;
+    struct listing l = {b, q, csrf, n * LIMIT_WEBADMIN_PAGE, 0, 0};
+    walk(&l);
+    buf_puts(b, "</table><p>");
+    if (n > 0) {
+        page_link(b, what, "prev", q, n - 1);
+    }
+    if (l.more) {
+        page_link(b, what, "next", q, n + 1);
+    }
+    buf_puts(b, "</p>");
+}
+
+static void users_walk(struct listing *l)
+{
+    store_account_list(list_one, l);
+}
+
+static void users(struct http_request *r, struct wsession *s, int status, const char *flash)
+{
+    char q[JID_MAX + 1] = "";
+    query(r, "q", q, sizeof(q));
     struct buf b;
     page(&b, s, "Users", flash);
     esc(&b, "<form method=\"get\" action=\"/admin/users\"><input name=\"q\" value=\"", q,
         "\"><button>Search</button></form><table id=\"users\">");
-    struct listing l = {&b, q, n * LIMIT_WEBADMIN_PAGE, 0, 0};
-    store_account_list(list_one, &l);
-    buf_puts(&b, "</table><p>");
-    if (n > 0) {
-        page_link(&b, "prev", q, n - 1);
-    }
-    if (l.more) {
-        page_link(&b, "next", q, n + 1);
-    }
-    buf_puts(&b, "</p><h2>Add a user</h2>");
+    paged(r, &b, "users", q, NULL, users_walk);
+    buf_puts(&b, "<h2>Add a user</h2>");
     form(&b, "users/add", s->csrf);
     buf_puts(&b, "<label>JID <input name=\"jid\"></label> <label>Password <input "
                  "type=\"password\" name=\"password\" autocomplete=\"new-password\"></label> "
@@ -448,17 +476,16 @@ static void user(struct http_request *r, struct wsession *s, const char *jid, in
     send_page(r, status, &b);
 }
 
-struct rows {
-    struct buf *b;
-    const char *csrf;
-};
-
+/* router_foreach_bare has no early stop: past the page, rows are passed over. */
 static void session_rows(const char *bare, struct session *first, void *ud)
 {
-    struct rows *w = ud;
+    struct listing *w = ud;
     (void)bare;
     for (struct session *x = first; x; x = x->next_res) {
         struct conn *c = x->conn;
+        if (on_page(w) <= 0) {
+            continue;
+        }
         esc(w->b, "<tr><td>", x->jid, "</td><td>");
         esc(w->b, "", c ? c->addr : "-", "</td><td>");
         buf_printf(w->b, "%s</td><td>%ld</td><td>", c && conn_is_tls(c) ? "yes" : "no",
@@ -469,6 +496,11 @@ static void session_rows(const char *bare, struct session *first, void *ud)
     }
 }
 
+static void sessions_walk(struct listing *l)
+{
+    router_foreach_bare(session_rows, l);
+}
+
 static void sessions_page(struct http_request *r, struct wsession *s, int status,
                           const char *flash)
 {
@@ -477,9 +509,7 @@ static void sessions_page(struct http_request *r, struct wsession *s, int status
     /* one row per resource and nothing else (the admin contract): the
      * columns say what they are in the caption */
     buf_puts(&b, "<table id=\"sessions\"><caption>JID, address, TLS, idle seconds</caption>");
-    struct rows w = {&b, s->csrf};
-    router_foreach_bare(session_rows, &w);
-    buf_puts(&b, "</table>");
+    paged(r, &b, "sessions", "", s->csrf, sessions_walk);
     send_page(r, status, &b);
 }
 

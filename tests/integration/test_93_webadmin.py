@@ -14,7 +14,7 @@ import pytest
 
 from conftest import built_without
 from http_helpers import with_http
-from limits_helpers import LogWatch
+from limits_helpers import LogWatch, raw_session
 from xmpp_helpers import Clients, insecure_ssl_context, patience, run
 
 PAGES = ["/admin/", "/admin/users", "/admin/user?jid=alice@localhost", "/admin/sessions",
@@ -324,6 +324,30 @@ def test_sessions_kick(web):
             assert st == 404
     run(scenario())
     log.wait(r"web admin alice@localhost: kicked bob@localhost/desk")
+
+
+def test_sessions_paging(web):
+    """The sessions page is paged as the users page: 50 rows a page (one a
+    resource), with the same Previous/Next links."""
+    with_http(web, admins="alice@localhost", auth_fail_delay_max=1,
+              max_resources_per_account=60)
+    conns = []
+    try:
+        for i in range(55):
+            conns.append(raw_session(web, "bob", "r%02d" % i))
+        a = logged_in(web)
+        st, _, body = a.get("/admin/sessions")
+        rows = re.findall(r"<tr><td>(bob@localhost/r\d\d)</td>", body)
+        assert len(rows) == 50 and 'rel="next"' in body and 'rel="prev"' not in body
+        nxt = re.search(r'<a rel="next" href="([^"]*)"', body).group(1).replace("&amp;", "&")
+        assert nxt.startswith("/admin/sessions?page=1")
+        st, _, body = a.get(nxt)
+        rows2 = re.findall(r"<tr><td>(bob@localhost/r\d\d)</td>", body)
+        assert len(rows2) == 5 and 'rel="prev"' in body and 'rel="next"' not in body
+        assert sorted(rows + rows2) == sorted(c.jid for c in conns)
+    finally:
+        for c in conns:
+            c.close()
 
 
 def test_announce_and_motd(web):

@@ -1648,6 +1648,7 @@ static void test_uploads(void)
         CHECK(store_upload_delete(bad[i]) == STORE_EINVAL);
     }
     CHECK(store_upload_each(up_seen, &s, 1) == 0 && s.n == 0); /* no directory yet */
+    CHECK(store_upload_walk(up_seen, &s, 2) == 1 && s.n == 0);
     /* written as it comes, visible only once committed */
     CHECK(store_upload_create(id, &u) == 0 && u);
     CHECK(store_upload_write(u, "hello ", 6) == 0 && store_upload_write(u, "world", 5) == 0);
@@ -1686,6 +1687,16 @@ static void test_uploads(void)
     CHECK(!exists_rel("upload/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
     CHECK(exists_rel("upload/README"));
     CHECK(exists_rel("upload/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.meta.bad")); /* for a human */
+    /* the expiry sweep's walk: max entries a call (6 here, "." and ".."
+     * too), then 1 once through, and the next call starts anew */
+    for (int pass = 0; pass < 2; pass++) {
+        int calls = 0, rc;
+        s.n = 0;
+        while ((rc = store_upload_walk(up_seen, &s, 2)) == 0) {
+            calls++;
+        }
+        CHECK(rc == 1 && calls == 3 && s.n == 1 && strcmp(s.id, id) == 0);
+    }
     /* removal: .meta and file */
     CHECK(store_upload_delete(id) == 0);
     CHECK(store_upload_delete(id) == STORE_ENOENT);
