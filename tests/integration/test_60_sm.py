@@ -7,6 +7,9 @@ and an over-high ack. Raw sockets, so that each nonza is sent and checked
 exactly; one round trip with slixmpp's own xep_0198 plugin."""
 
 import asyncio
+import contextlib
+import os
+import signal
 import socket
 import struct
 import time
@@ -765,3 +768,82 @@ def test_a_client_over_its_soft_mark_is_not_paused_on_its_own_answers(server):
         assert bob.c.reader.stream_error is None, bob.c.describe()
     finally:
         bob.close()
+
+
+@contextlib.contextmanager
+def one_turn(server):
+    """What the test does inside reaches the server in one loop turn, in that
+    order: the server is idle (its loop asleep), stopped (SIGSTOP) while the
+    test acts, and continued after. The poll() backend takes the fds last
+    watched first, epoll the events in the order they came: a link reset
+    before a message, on a connection made after the sender's, is seen
+    first by both."""
+    server.require_managed()
+    time.sleep(0.3)  # the last round trip's turn is over: the loop waits again
+    pid = server.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + patience(10)
+        while open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "T":
+            assert time.monotonic() < deadline, "the server did not stop"
+            time.sleep(0.01)
+        yield
+        time.sleep(0.2)  # loopback: delivered already; a margin all the same
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_message_in_the_turn_the_link_drops_waits_for_the_resumption(server):
+    """A message routed in the same loop turn as the recipient's link reset,
+    after it: the session is kept for the resumption already, and the
+    message waits in its queue (not in offline storage, which a resumed
+    session never gets)."""
+    alice = Sm.bound(server, "alice", "pc")
+    bob = Sm.bound(server, "bob", "phone")  # after alice: see one_turn
+    try:
+        bob.available()
+        previd = bob.enable().get("id")
+        alice.ping("a0")
+        with one_turn(server):
+            bob.cut()
+            alice.send(message("bob@localhost/phone", "same turn"))
+        lost(server, "bob@localhost/phone")
+        alice.ping("a1")
+        new, got = Sm.resume(server, "bob", previd)
+        assert local(got.tag) == "resumed", new.c.describe()
+        new.ping("n1")
+        assert new.bodies() == ["same turn"], new.c.describe()
+        # Not stored offline as well: a new resource gets nothing.
+        other = Sm.bound(server, "bob", "laptop")
+        other.available()
+        assert other.bodies() == [], other.c.describe()
+        other.close()
+        new.close()
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_message_in_the_turn_a_session_that_is_not_kept_drops(server):
+    """The same turn, a session that is not kept (the cap on kept sessions
+    is 0): the message goes to the other available resource, as one to a
+    resource that has gone."""
+    reconfigure(server, sm_max_detached=0)
+    alice = Sm.bound(server, "alice", "pc")
+    laptop = Sm.bound(server, "bob", "laptop")
+    bob = Sm.bound(server, "bob", "phone")  # after alice: see one_turn
+    try:
+        bob.available()
+        laptop.available()
+        bob.enable()
+        alice.ping("a0")
+        with one_turn(server):
+            bob.cut()
+            alice.send(message("bob@localhost/phone", "same turn"))
+        wait_log(server, "sm: bob@localhost/phone lost its connection; too many sessions wait")
+        alice.ping("a1")
+        laptop.ping("l1")
+        assert laptop.bodies() == ["same turn"], laptop.c.describe()
+    finally:
+        for x in (bob, laptop, alice):
+            x.close()
