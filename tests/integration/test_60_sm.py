@@ -1,13 +1,13 @@
 """XEP-0198 stream management: enable, acks both ways, the server asking for
 acks, resumption after the client's TCP connection is cut (messages that
 arrived meanwhile delivered exactly once, no presence flap for the other
-resources), an expired resumption (messages in offline storage with a delay
+resources; also one that came in the very loop turn the link was found
+dead), an expired resumption (messages in offline storage with a delay
 stamp), resuming another account's session, the unacknowledged-queue limit
 and an over-high ack. Raw sockets, so that each nonza is sent and checked
 exactly; one round trip with slixmpp's own xep_0198 plugin."""
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
@@ -770,16 +770,16 @@ def test_a_client_over_its_soft_mark_is_not_paused_on_its_own_answers(server):
         bob.close()
 
 
-@contextlib.contextmanager
-def one_turn(server):
-    """What the test does inside reaches the server in one loop turn, in that
-    order: the server is idle (its loop asleep), stopped (SIGSTOP) while the
-    test acts, and continued after. The poll() backend takes the fds last
-    watched first, epoll the events in the order they came: a link reset
-    before a message, on a connection made after the sender's, is seen
-    first by both."""
+def message_as_the_link_drops(server, alice, bob):
+    """alice's message to bob/phone reaches the server in the loop turn in
+    which it finds bob's link reset, after the reset: the server is idle
+    (its loop asleep), stopped (SIGSTOP) while both happen, and continued.
+    The poll() backend takes the fds last watched first, epoll the events
+    in the order they came: with bob connected after alice, both see the
+    reset first."""
     server.require_managed()
-    time.sleep(0.3)  # the last round trip's turn is over: the loop waits again
+    alice.ping("a0")
+    time.sleep(0.3)  # that round trip's turn is over: the loop waits again
     pid = server.proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -787,7 +787,8 @@ def one_turn(server):
         while open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "T":
             assert time.monotonic() < deadline, "the server did not stop"
             time.sleep(0.01)
-        yield
+        bob.cut()
+        alice.send(message("bob@localhost/phone", "same turn"))
         time.sleep(0.2)  # loopback: delivered already; a margin all the same
     finally:
         os.kill(pid, signal.SIGCONT)
@@ -799,14 +800,11 @@ def test_message_in_the_turn_the_link_drops_waits_for_the_resumption(server):
     message waits in its queue (not in offline storage, which a resumed
     session never gets)."""
     alice = Sm.bound(server, "alice", "pc")
-    bob = Sm.bound(server, "bob", "phone")  # after alice: see one_turn
+    bob = Sm.bound(server, "bob", "phone")  # after alice: see message_as_the_link_drops
     try:
         bob.available()
         previd = bob.enable().get("id")
-        alice.ping("a0")
-        with one_turn(server):
-            bob.cut()
-            alice.send(message("bob@localhost/phone", "same turn"))
+        message_as_the_link_drops(server, alice, bob)
         lost(server, "bob@localhost/phone")
         alice.ping("a1")
         new, got = Sm.resume(server, "bob", previd)
@@ -831,15 +829,12 @@ def test_message_in_the_turn_a_session_that_is_not_kept_drops(server):
     reconfigure(server, sm_max_detached=0)
     alice = Sm.bound(server, "alice", "pc")
     laptop = Sm.bound(server, "bob", "laptop")
-    bob = Sm.bound(server, "bob", "phone")  # after alice: see one_turn
+    bob = Sm.bound(server, "bob", "phone")  # after alice: see message_as_the_link_drops
     try:
         bob.available()
         laptop.available()
         bob.enable()
-        alice.ping("a0")
-        with one_turn(server):
-            bob.cut()
-            alice.send(message("bob@localhost/phone", "same turn"))
+        message_as_the_link_drops(server, alice, bob)
         wait_log(server, "sm: bob@localhost/phone lost its connection; too many sessions wait")
         alice.ping("a1")
         laptop.ping("l1")
