@@ -383,8 +383,9 @@ void conn_close(struct conn *c, int flush_first)
      * for it. */
     conn_authenticated(c);
     nconns--;
-    /* Everything else waits for the end of the turn (free_closed): the parser
-     * may be running for c right now, or the router walking its session. */
+    /* Everything else waits until the event is over (detach_dead) or for the
+     * end of the turn (free_closed): the parser may be running for c right
+     * now, or the router walking its session. */
 }
 
 static void conn_free(struct conn *c)
