@@ -61,6 +61,7 @@ static uint32_t next_conn_id = 1;
 static struct conn *pending_head; /* conns with queued output this turn */
 static struct conn *reading;      /* whose bytes c2s is parsing right now (throttling) */
 static struct conn *close_list;    /* conns that closed or started closing this turn */
+static struct conn *close_seen;    /* close_list's head at the last detach_dead() */
 static struct pause_book pauses;   /* paused senders, and whether one may go on (pause.h) */
 static struct tls_server *tls_srv;
 #define EXTRA_LISTENERS 4 /* stream modules' listeners: components, s2s, http, https */
@@ -382,8 +383,9 @@ void conn_close(struct conn *c, int flush_first)
      * for it. */
     conn_authenticated(c);
     nconns--;
-    /* Everything else waits for the end of the turn (free_closed): the parser
-     * may be running for c right now, or the router walking its session. */
+    /* Everything else waits until the event is over (detach_dead) or for the
+     * end of the turn (free_closed): the parser may be running for c right
+     * now, or the router walking its session. */
 }
 
 static void conn_free(struct conn *c)
@@ -410,6 +412,26 @@ static void conn_free(struct conn *c)
     buf_free(&c->out);
     conns[c->fd] = NULL;
     free(c);
+}
+
+/* The conns closed since the last call leave their stream module now rather
+ * than at the end of the turn: a session whose link died is kept for a
+ * resumption (XEP-0198) before anything else is routed this turn, so that a
+ * message to it waits in its queue instead of going elsewhere (a closed
+ * stream takes nothing). Only between events (a parser may be running for c
+ * during one, the router walking its session). Closing streams are left to
+ * free_closed: they ended on purpose. */
+static void detach_dead(void)
+{
+    while (close_list != close_seen) {
+        struct conn *head = close_list; /* a detach may close more: next round */
+        for (struct conn *c = head; c != close_seen; c = c->next_close) {
+            if (c->closed) {
+                c->ops->detach(c);
+            }
+        }
+        close_seen = head;
+    }
 }
 
 /* ---- reading and writing ---- */
@@ -610,6 +632,7 @@ static void flush_pending(void)
             update_interest(c);
         }
     }
+    detach_dead();
 }
 
 /* s2s: the outgoing connect() finished, one way or the other. */
@@ -639,10 +662,8 @@ static void connect_done(struct conn *c)
     }
 }
 
-static void on_conn_event(int fd, int events, void *ud)
+static void conn_event(struct conn *c, int events)
 {
-    struct conn *c = ud;
-    (void)fd;
     if (c->closed) {
         return;
     }
@@ -674,6 +695,15 @@ static void on_conn_event(int fd, int events, void *ud)
     }
     if (!c->closed) {
         update_interest(c);
+    }
+}
+
+static void on_conn_event(int fd, int events, void *ud)
+{
+    (void)fd;
+    conn_event(ud, events);
+    if (close_list != close_seen) {
+        detach_dead();
     }
 }
 
@@ -1250,7 +1280,7 @@ static void free_closed(void)
      * a queue): those join a fresh list, taken in the next round. */
     while (close_list) {
         struct conn *c = close_list;
-        close_list = NULL;
+        close_list = close_seen = NULL;
         while (c) {
             struct conn *next = c->next_close;
             c->on_close_list = 0;

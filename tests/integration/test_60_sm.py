@@ -1,12 +1,15 @@
 """XEP-0198 stream management: enable, acks both ways, the server asking for
 acks, resumption after the client's TCP connection is cut (messages that
 arrived meanwhile delivered exactly once, no presence flap for the other
-resources), an expired resumption (messages in offline storage with a delay
+resources; also one that came in the very loop turn the link was found
+dead), an expired resumption (messages in offline storage with a delay
 stamp), resuming another account's session, the unacknowledged-queue limit
 and an over-high ack. Raw sockets, so that each nonza is sent and checked
 exactly; one round trip with slixmpp's own xep_0198 plugin."""
 
 import asyncio
+import os
+import signal
 import socket
 import struct
 import time
@@ -765,3 +768,77 @@ def test_a_client_over_its_soft_mark_is_not_paused_on_its_own_answers(server):
         assert bob.c.reader.stream_error is None, bob.c.describe()
     finally:
         bob.close()
+
+
+def message_as_the_link_drops(server, alice, bob):
+    """alice's message to bob/phone reaches the server in the loop turn in
+    which it finds bob's link reset, after the reset: the server is idle
+    (its loop asleep), stopped (SIGSTOP) while both happen, and continued.
+    The poll() backend takes the fds last watched first, epoll the events
+    in the order they came: with bob connected after alice, both see the
+    reset first."""
+    server.require_managed()
+    alice.ping("a0")
+    time.sleep(0.3)  # that round trip's turn is over: the loop waits again
+    pid = server.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + patience(10)
+        while open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "T":
+            assert time.monotonic() < deadline, "the server did not stop"
+            time.sleep(0.01)
+        bob.cut()
+        alice.send(message("bob@localhost/phone", "same turn"))
+        time.sleep(0.2)  # loopback: delivered already; a margin all the same
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_message_in_the_turn_the_link_drops_waits_for_the_resumption(server):
+    """A message routed in the same loop turn as the recipient's link reset,
+    after it: the session is kept for the resumption already, and the
+    message waits in its queue (not in offline storage, which a resumed
+    session never gets)."""
+    alice = Sm.bound(server, "alice", "pc")
+    bob = Sm.bound(server, "bob", "phone")  # after alice: see message_as_the_link_drops
+    try:
+        bob.available()
+        previd = bob.enable().get("id")
+        message_as_the_link_drops(server, alice, bob)
+        lost(server, "bob@localhost/phone")
+        alice.ping("a1")
+        new, got = Sm.resume(server, "bob", previd)
+        assert local(got.tag) == "resumed", new.c.describe()
+        new.ping("n1")
+        assert new.bodies() == ["same turn"], new.c.describe()
+        # Not stored offline as well: a new resource gets nothing.
+        other = Sm.bound(server, "bob", "laptop")
+        other.available()
+        assert other.bodies() == [], other.c.describe()
+        other.close()
+        new.close()
+    finally:
+        bob.close()
+        alice.close()
+
+
+def test_message_in_the_turn_a_session_that_is_not_kept_drops(server):
+    """The same turn, a session that is not kept (the cap on kept sessions
+    is 0): the message goes to the other available resource, as one to a
+    resource that has gone."""
+    reconfigure(server, sm_max_detached=0)
+    alice = Sm.bound(server, "alice", "pc")
+    laptop = Sm.bound(server, "bob", "laptop")
+    bob = Sm.bound(server, "bob", "phone")  # after alice: see message_as_the_link_drops
+    try:
+        bob.available()
+        laptop.available()
+        bob.enable()
+        message_as_the_link_drops(server, alice, bob)
+        wait_log(server, "sm: bob@localhost/phone lost its connection; too many sessions wait")
+        alice.ping("a1")
+        laptop.ping("l1")
+        assert laptop.bodies() == ["same turn"], laptop.c.describe()
+    finally:
+        for x in (bob, laptop, alice):
+            x.close()
