@@ -14,7 +14,8 @@ import pytest
 
 from conftest import built_without
 from http_helpers import read_all, status_line, with_http
-from test_94_upload import put, request, slot_urls, start, write_meta_created
+# up: test_94's fixture (the server with HTTP and upload on)
+from test_94_upload import put, request, slot_urls, up, write_meta_created  # noqa: F401
 from ws_helpers import handshake
 from xmpp_helpers import patience
 
@@ -71,14 +72,6 @@ def test_websocket_after_a_request_counts_as_unauthenticated(web):
     finally:
         for s in socks:
             s.close()
-
-
-@pytest.fixture
-def up(server):
-    if {"HTTP", "UPLOAD"} & built_without(server.binary):
-        pytest.skip("built without HTTP or UPLOAD")
-    start(server)
-    return server
 
 
 def test_upload_dir_entries_that_are_not_files(up):
