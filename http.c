@@ -189,8 +189,9 @@ void http_upgrade(struct http_request *r, const char *extra, const struct stream
         return;
     }
     /* The stream is the client's a trusted proxy named: its address, for
-     * the caps, bans and log lines, and its TLS (r->https). */
-    if (r->addr != h->c->addr && conn_set_addr(h->c, r->addr) < 0) {
+     * the caps, bans and log lines, and its TLS (r->https). Unauthenticated
+     * until its login, also after a keep-alive request took c off the caps. */
+    if (conn_set_addr(h->c, r->addr) < 0) {
         send_error(h, 503, NULL, 1);
         return;
     }

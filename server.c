@@ -811,17 +811,17 @@ static struct conn *conn_admit(int fd, const char *addr)
 
 int conn_set_addr(struct conn *c, const char *addr)
 {
-    if (c->unauth) {
-        conn_authenticated(c);
-        nconns--; /* admit counts a new conn; c is one already */
-        int ok = admit(addr);
-        nconns++;
-        if (!ok) {
-            return -1;
-        }
-        c->unauth = 1;
+    conn_authenticated(c);
+    nconns--; /* admit counts a new conn; c is one already */
+    int ok = admit(addr);
+    nconns++;
+    if (!ok) {
+        return -1;
     }
-    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    c->unauth = 1;
+    if (addr != c->addr) {
+        snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    }
     return 0;
 }
 

@@ -148,10 +148,11 @@ int conn_is_tls(const struct conn *c);
 const char *conn_label(const struct conn *c);
 /* c authenticated: it no longer counts against the unauthenticated caps. */
 void conn_authenticated(struct conn *c);
-/* A trusted reverse proxy named c's client (http_trusted_proxies): c is
- * from addr now, counted against its caps (admitted as a new connection
- * would be) if it was unauthenticated. Returns 0, or -1 when addr is
- * refused (logged; c is as it was, counted nowhere: close it). */
+/* c becomes an unauthenticated stream from addr (a WebSocket, addr the
+ * client a trusted proxy named or c's own): admitted against addr's caps as
+ * a new connection would be, also when an earlier request of c took it off
+ * them. Returns 0, or -1 when addr is refused (logged; c is counted nowhere:
+ * close it). */
 int conn_set_addr(struct conn *c, const char *addr);
 
 /* s2s: open an outgoing TCP connection to ip (an IPv4 or IPv6 literal) and

@@ -865,7 +865,9 @@ int store_read_file(const char *path, char **data, size_t *len, size_t maxlen)
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in its place must not stop the loop in open() (the
+     * S_ISREG check below refuses it); a regular file's reads ignore it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT) {
             return STORE_ENOENT;
@@ -3562,6 +3564,17 @@ COLD int store_upload_commit(struct store_upload *u, const void *meta, size_t le
     return rc;
 }
 
+/* A .meta in DATADIR/upload, read only when it is a regular file: a symlink
+ * (never followed), FIFO or directory there is not one of ours. */
+COLD static int meta_read(const char *path, char **m, size_t *len)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        return errno == ENOENT ? STORE_ENOENT : STORE_EIO;
+    }
+    return S_ISREG(st.st_mode) ? doc_read(path, m, len, UPLOAD_META_MAX) : STORE_EINVAL;
+}
+
 COLD int store_upload_open(const char *id, struct store_upload **out, uint64_t *size, char **meta,
                            size_t *len)
 {
@@ -3576,7 +3589,7 @@ COLD int store_upload_open(const char *id, struct store_upload **out, uint64_t *
     u->fd = -1;
     int rc = upload_path(id, ".meta", u->path, mpath);
     if (rc == 0) {
-        rc = doc_read(mpath, &m, &mlen, UPLOAD_META_MAX);
+        rc = meta_read(mpath, &m, &mlen);
     }
     if (rc == 0) {
         u->fd = open(u->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -3663,7 +3676,7 @@ COLD static int upload_entry(const char *name, void *ud)
     if (strcmp(name + STORE_UPLOAD_ID_LEN, ".meta") == 0) {
         char *m = NULL;
         size_t len = 0;
-        if (doc_read(path, &m, &len, UPLOAD_META_MAX) == 0) {
+        if (meta_read(path, &m, &len) == 0) {
             int stop = c->fn(id, m, len, c->ud) != 0;
             free(m);
             return stop;
