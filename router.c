@@ -457,6 +457,8 @@ static int deliver_to_bare(const char *bare, struct xml_node *m, int all_nonneg)
     return n;
 }
 
+static void bare_deliver(const struct dest *d, struct xml_node *m, int headline);
+
 static void message_to_bare(const struct dest *d, struct xml_node *m)
 {
     const char *type = msg_type(m);
@@ -478,11 +480,16 @@ static void message_to_bare(const struct dest *d, struct xml_node *m)
         router_bounce_sender(m, "cancel", "service-unavailable");
         return;
     }
-    int headline = strcmp(type, "headline") == 0;
     /* Services see it first (XEP-0359 stanza-id, XEP-0313 archive). */
     if (hook_run_to_account(m, d->bare) == 1) {
         return;
     }
+    bare_deliver(d, m, strcmp(type, "headline") == 0);
+}
+
+/* After the services saw it: the available resources, else offline storage. */
+static void bare_deliver(const struct dest *d, struct xml_node *m, int headline)
+{
     if (deliver_to_bare(d->bare, m, headline) > 0 || headline) {
         return;
     }
@@ -515,6 +522,13 @@ static void message_to_full(const struct dest *d, struct xml_node *m)
         }
         if (router_send(s, m) == 0) {
             message_queued(s, m, d->bare);
+            return;
+        }
+        if (!session_live(s) && strcmp(type, "groupchat") != 0 && strcmp(type, "error") != 0) {
+            /* The stream refused it and ended (outq_hard): the resource is
+             * gone now, and the message goes on as one to the bare JID would
+             * (the services saw it already) instead of being lost. */
+            bare_deliver(d, m, strcmp(type, "headline") == 0);
         }
         return;
     }

@@ -459,6 +459,39 @@ def test_overflow_while_routing_to_several_resources(server):
             c.close()
 
 
+def test_message_that_overflows_a_full_jid_goes_offline(server):
+    """A message to a full JID that its stream refuses (over outq_hard: the
+    slow reader is disconnected by that very message) is not lost: its
+    resource is gone, so it goes where one to the bare JID would, here
+    offline storage (RFC 6121 section 8.5.3.2.1), archived once."""
+    reconfigure(server, outq_soft=65536, outq_hard=98304, max_stanza_size=200000)
+    log = LogWatch(server)
+    bob = raw_session(server, "bob", "slow", rcvbuf=8192)
+    carol = raw_session(server, "carol", "big")
+    try:
+        carol.send("<message to='%s' id='big' type='chat'><body>%s</body></message>"
+                   % (bob.jid, "z" * 100000))
+        log.wait(r"output queue over 98304 bytes: disconnecting", timeout=10)
+        assert bob.wait_closed(patience(20)), "slow reader still connected"
+    finally:
+        bob.close()
+        carol.close()
+    # A queue that takes the stored message whole; storage survives the restart.
+    reconfigure(server, outq_soft=65536, outq_hard=1048576, max_stanza_size=200000)
+    bob = raw_session(server, "bob", "again")
+    try:
+        start = len(bob.reader.children)
+        bob.send("<presence/>")
+        got = None
+        for _ in range(int(patience(30))):
+            got = bob.wait_child("message", NS_CLIENT, timeout=1, start=start)
+            if got is not None:
+                break
+        assert got is not None and got.get("id") == "big", bob.describe()
+    finally:
+        bob.close()
+
+
 def test_reader_stalled_over_soft_limit_is_disconnected(server):
     """A recipient that stays over outq_soft without taking a byte holds its
     senders paused; after ping_timeout seconds it is disconnected (logged),
