@@ -386,7 +386,7 @@ static void hand_over(struct conn *c, const char *rest, size_t len)
 /* The methods of RFC 9110 §9; any other gets 501 (§15.6.2). */
 static int known_method(const char *m)
 {
-    static const char known[] = "GET\0HEAD\0POST\0PUT\0DELETE\0CONNECT\0OPTIONS\0TRACE";
+    static const char known[] = "GET\0HEAD\0POST\0PUT\0DELETE\0CONNECT\0OPTIONS\0TRACE\0"; /* ends in \0\0 */
     for (const char *k = known; *k; k += strlen(k) + 1) {
         if (strcmp(m, k) == 0) {
             return 1;
