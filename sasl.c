@@ -49,7 +49,7 @@ static int ct_equal(const unsigned char *a, const unsigned char *b, size_t n)
     return d == 0;
 }
 
-static int utf8_valid(const char *p, size_t len)
+int utf8_valid(const char *p, size_t len)
 {
     const unsigned char *s = (const unsigned char *)p;
     for (size_t i = 0; i < len;) {

@@ -30,6 +30,9 @@ struct scram_creds {
     size_t key_len; /* 20 for SHA-1, 32 for SHA-256; 0 = not set */
 };
 
+/* 1 when p[0..len) is UTF-8 (RFC 3629); ws.c checks text messages with it. */
+int utf8_valid(const char *p, size_t len);
+
 /* Mechanism name <-> enum ("PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"). */
 enum sasl_mech sasl_mech_from_name(const char *name);
 const char *sasl_mech_name(enum sasl_mech m);

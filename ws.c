@@ -446,6 +446,13 @@ static void ws_feed(struct conn *c, const char *data, size_t len)
         size_t n = ws_parser_feed(&w->p, data, len, &ev);
         data += n;
         len -= n;
+        if (ev == WS_MESSAGE && !utf8_valid(w->p.msg, w->p.msg_len)) {
+            /* RFC 6455 §8.1: fail the connection (the parser stops too) */
+            w->p.failed = 1;
+            w->p.close_code = WS_CLOSE_NOT_UTF8;
+            w->p.why = "not UTF-8";
+            ev = WS_ERROR;
+        }
         switch (ev) {
         case WS_MESSAGE:
             on_message(c, w->p.msg, w->p.msg_len);

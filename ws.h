@@ -26,6 +26,7 @@ enum ws_opcode {
 #define WS_CLOSE_GOING_AWAY 1001
 #define WS_CLOSE_PROTOCOL 1002
 #define WS_CLOSE_UNSUPPORTED 1003
+#define WS_CLOSE_NOT_UTF8 1007
 #define WS_CLOSE_TOO_BIG 1009
 
 /* What ws_parser_feed stopped on. */
