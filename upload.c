@@ -70,6 +70,7 @@ static int nslots;
 static struct usage *usages;
 static unsigned long long total_bytes;
 static time_t sweep_next;
+static int sweeping, sweep_again; /* a pass is under way; a reload came during it */
 
 /* ---- accounting ---- */
 
@@ -778,9 +779,13 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
         }
     }
     static struct sweep sw; /* the pass under way */
-    if (up_domain[0] && g_now >= sweep_next &&
-        store_upload_walk(sweep_one, &sw, SWEEP_PER_TICK) != 0) {
-        sweep_next = g_now + SWEEP_EVERY;
+    if (!up_domain[0] || g_now < sweep_next) {
+        return 0;
+    }
+    sweeping = store_upload_walk(sweep_one, &sw, SWEEP_PER_TICK) == 0;
+    if (!sweeping) { /* the pass is over (or the directory unreadable) */
+        sweep_next = sweep_again ? g_now : g_now + SWEEP_EVERY;
+        sweep_again = 0;
         if (sw.removed) {
             log_info("upload: %d expired files removed", sw.removed);
         }
@@ -789,11 +794,16 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
     return 0;
 }
 
-/* upload_expire_days may be shorter now: a pass from the next tick. */
+/* upload_expire_days may be shorter now: a pass from the next tick, or,
+ * when one is under way, a new one after it (it passed some files already). */
 static int on_reload(struct session *s, struct xml_node *st, const char *bare)
 {
     (void)s, (void)st, (void)bare;
-    sweep_next = 0;
+    if (sweeping) {
+        sweep_again = 1;
+    } else {
+        sweep_next = 0;
+    }
     return 0;
 }
 

@@ -843,9 +843,8 @@ static void post_admin(struct http_request *r)
 
 static void to_ring(enum log_level lvl, const char *line)
 {
-    static const char names[][8] = {"error", "warning", "notice", "info", "debug"};
     char l[WEBADMIN_LINE_MAX];
-    snprintf(l, sizeof(l), "%s: %s", names[lvl], line);
+    snprintf(l, sizeof(l), "%s: %s", log_level_name(lvl), line);
     webadmin_ring_add(&ring, l);
 }
 
