@@ -185,6 +185,27 @@ def browser(request, chrome):
         pass
 
 
+def page_replaced(old):
+    """A wait condition: the page old (its html element) belonged to is gone.
+    selenium's staleness_of, except that chromedriver may report a node of a
+    document being replaced as "does not belong to the document" (a
+    WebDriverException, not a StaleElementReferenceException) when the new
+    page commits during the check, as on a busy machine."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def gone(_driver):
+        try:
+            old.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+    return gone
+
+
 def wait(driver, timeout=30.0):
     """A WebDriverWait of patience(timeout); an element that went stale under
     a condition (Converse re-renders as stanzas come) means: look again."""

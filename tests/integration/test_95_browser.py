@@ -11,8 +11,8 @@ import urllib.parse
 import pytest
 
 from browser_helpers import (WebRoot, console_log, converse_fill_login, converse_login,
-                             converse_page, converse_send, snapshot, wait, wait_chat_text,
-                             wait_console)
+                             converse_page, converse_send, page_replaced, snapshot, wait,
+                             wait_chat_text, wait_console)
 from conftest import built_without
 from http_helpers import with_http
 from xmpp_helpers import Clients, run, unique
@@ -139,10 +139,9 @@ def flash(driver):
 
 def click_and_load(driver, element, what):
     """Click element (a link, a form's button); wait for the next page."""
-    from selenium.webdriver.support import expected_conditions as EC
     old = driver.find_element(*by("html"))
     element.click()
-    wait(driver).until(EC.staleness_of(old), "no new page after clicking %s" % what)
+    wait(driver).until(page_replaced(old), "no new page after clicking %s" % what)
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
@@ -192,10 +191,9 @@ def search_users(driver, text):
     q.clear()
     q.send_keys(text)
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
     old = driver.find_element(*by("html"))
     q.send_keys(Keys.ENTER)
-    wait(driver).until(EC.staleness_of(old), "no result page for the search")
+    wait(driver).until(page_replaced(old), "no result page for the search")
 
 
 def first_cells(driver, table_id):
