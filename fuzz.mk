@@ -27,7 +27,7 @@ FUZZ_XCFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -MMD -MP -iquote . $(FUZZ_SA
 
 # Modules under test (no server.c, loop_poll.c or log.c: fake_server.c and
 # fuzz_log.c stand in for them), plus the harness helpers.
-FUZZ_MODULES = c2s router im presence roster offline account disco \
+FUZZ_MODULES = c2s router im presence roster offline account disco caps_ver \
                xml jid precis precis_table sasl tls sha_ni store config buf worker hooks \
                $(SERVICE_SRCS:.c=)
 FUZZ_HELPERS = fuzz_common fuzz_log fake_server

@@ -226,6 +226,22 @@ void conn_flush_later(struct conn *c)
     (void)c;
 }
 
+/* The WebSocket upgrade's address from a trusted proxy: no HTTP here. */
+int conn_set_addr(struct conn *c, const char *addr)
+{
+    (void)c;
+    (void)addr;
+    return -1;
+}
+
+const struct xml_limits *server_xml_limits(void)
+{
+    static struct xml_limits lim;
+    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return &lim;
+}
+
 void conn_starttls_client(struct conn *c, struct tls_conn *t)
 {
     (void)c;

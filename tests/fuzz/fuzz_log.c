@@ -21,6 +21,12 @@ void log_set_level(enum log_level max)
     (void)max;
 }
 
+const char *log_level_name(enum log_level lvl)
+{
+    static const char names[][8] = {"error", "warning", "notice", "info", "debug"};
+    return names[lvl];
+}
+
 int log_enabled(enum log_level lvl)
 {
     (void)lvl;
