@@ -15,7 +15,7 @@ import struct
 import time
 
 from disco_helpers import raw_login
-from limits_helpers import reconfigure
+from limits_helpers import reconfigure, until
 from xmpp_helpers import (NS_BIND, NS_STREAM, Clients, RawConn, local, ns_of, patience, run)
 
 NS_SM = "urn:xmpp:sm:3"
@@ -770,6 +770,17 @@ def test_a_client_over_its_soft_mark_is_not_paused_on_its_own_answers(server):
         bob.close()
 
 
+# x86-64 system calls the event loop blocks in: poll, epoll_wait, ppoll, epoll_pwait
+WAIT_SYSCALLS = {"7", "232", "271", "281"}
+
+
+def loop_asleep(pid):
+    """The server's main thread sleeps in its loop's wait (/proc/PID/syscall:
+    the call it is blocked in; root may read it)."""
+    state = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0]
+    return state == "S" and open("/proc/%d/syscall" % pid).read().split()[0] in WAIT_SYSCALLS
+
+
 def message_as_the_link_drops(server, alice, bob):
     """alice's message to bob/phone reaches the server in the loop turn in
     which it finds bob's link reset, after the reset: the server is idle
@@ -778,18 +789,20 @@ def message_as_the_link_drops(server, alice, bob):
     in the order they came: with bob connected after alice, both see the
     reset first."""
     server.require_managed()
-    alice.ping("a0")
-    time.sleep(0.3)  # that round trip's turn is over: the loop waits again
+    alice.ping("a0")  # answered: nothing of alice's is left unread
     pid = server.proc.pid
+    # The loop back in poll()/epoll_wait(), blocked: a level-triggered epoll
+    # would still list alice's fd (returned last time) ahead of bob's reset.
+    until(lambda: loop_asleep(pid), "the server's loop never went back to waiting",
+          timeout=10, interval=0.01)
     os.kill(pid, signal.SIGSTOP)
     try:
-        deadline = time.monotonic() + patience(10)
-        while open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "T":
-            assert time.monotonic() < deadline, "the server did not stop"
-            time.sleep(0.01)
+        # An event (the process state), not a time: wait for the stop.
+        until(lambda: open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "T",
+              "the server did not stop", timeout=10, interval=0.01)
+        # On loopback both are in the server's socket queues once these return.
         bob.cut()
         alice.send(message("bob@localhost/phone", "same turn"))
-        time.sleep(0.2)  # loopback: delivered already; a margin all the same
     finally:
         os.kill(pid, signal.SIGCONT)
 
