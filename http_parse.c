@@ -222,7 +222,11 @@ int http_forwarded_for(const struct http_parser *p, int (*trusted)(const char *a
             }
             memcpy(out, a, (size_t)(e - a));
             out[e - a] = '\0';
-            if (inet_pton(AF_INET, out, bin) != 1 && inet_pton(AF_INET6, out, bin) != 1) {
+            int af = inet_pton(AF_INET, out, bin) == 1 ? AF_INET : AF_INET6;
+            /* rewritten as server.c prints a peer's address, so that caps and
+             * bans match it whichever form the proxy wrote ("::FFFF:..") */
+            if ((af == AF_INET6 && inet_pton(AF_INET6, out, bin) != 1) ||
+                !inet_ntop(af, bin, out, HTTP_ADDR_MAX)) {
                 return -1;
             }
             if (!trusted(out)) {

@@ -354,6 +354,9 @@ static void test_forwarded_for(void)
         {"X-Forwarded-For: 1.1.1.1,192.0.2.7, 10.0.0.2,10.1.1.1\r\n", "192.0.2.7"},
         {"X-Forwarded-For: 2001:db8::7, 10.0.0.2\r\n", "2001:db8::7"},
         {"X-Forwarded-For: ::ffff:192.0.2.7\r\n", "::ffff:192.0.2.7"},
+        /* in the form a direct peer's address takes (inet_ntop) */
+        {"X-Forwarded-For: 2001:DB8:0::0:7\r\n", "2001:db8::7"},
+        {"X-Forwarded-For: ::FFFF:192.0.2.7\r\n", "::ffff:192.0.2.7"},
         /* a proxy that adds a field of its own (haproxy): the last one counts */
         {"X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 192.0.2.7\r\n", "192.0.2.7"},
         {"X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-For: 10.0.0.2\r\n", "192.0.2.7"},
