@@ -457,7 +457,21 @@ static int deliver_to_bare(const char *bare, struct xml_node *m, int all_nonneg)
     return n;
 }
 
-static void bare_deliver(const struct dest *d, struct xml_node *m, int headline);
+/* After the services saw it: the available resources, else offline storage. */
+static void bare_deliver(const struct dest *d, struct xml_node *m, int headline)
+{
+    if (deliver_to_bare(d->bare, m, headline) > 0 || headline) {
+        return;
+    }
+    /* chat and normal with no available resource: XEP-0160 offline storage. */
+    if (im_offline_store(d->bare, m) < 0) {
+        if (hook_run(HOOK_MSG_UNSTORED, NULL, m, d->bare) != 1) {
+            router_bounce_sender(m, "cancel", "service-unavailable");
+        }
+    } else {
+        hook_run(HOOK_MSG_OFFLINE, NULL, m, d->bare);
+    }
+}
 
 static void message_to_bare(const struct dest *d, struct xml_node *m)
 {
@@ -487,21 +501,6 @@ static void message_to_bare(const struct dest *d, struct xml_node *m)
     bare_deliver(d, m, strcmp(type, "headline") == 0);
 }
 
-/* After the services saw it: the available resources, else offline storage. */
-static void bare_deliver(const struct dest *d, struct xml_node *m, int headline)
-{
-    if (deliver_to_bare(d->bare, m, headline) > 0 || headline) {
-        return;
-    }
-    /* chat and normal with no available resource: XEP-0160 offline storage. */
-    if (im_offline_store(d->bare, m) < 0) {
-        if (hook_run(HOOK_MSG_UNSTORED, NULL, m, d->bare) != 1) {
-            router_bounce_sender(m, "cancel", "service-unavailable");
-        }
-    } else {
-        hook_run(HOOK_MSG_OFFLINE, NULL, m, d->bare);
-    }
-}
 
 static void message_to_full(const struct dest *d, struct xml_node *m)
 {

@@ -46,13 +46,6 @@ time_t g_now;
 
 static struct config config_storage;
 
-COLD const struct xml_limits *server_xml_limits(void)
-{
-    static struct xml_limits lim;
-    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
-                              g_config->max_xml_attrs, g_config->max_xml_name};
-    return &lim;
-}
 static const char *config_path;
 static struct conn **conns; /* indexed by fd */
 static int max_fds;
@@ -170,6 +163,16 @@ const char *conn_label(const struct conn *c)
     static char label[160];
     snprintf(label, sizeof(label), "[%u %s]", c->id, c->addr);
     return label;
+}
+
+/* The XML parser limits of the configuration, for every stream's parser and
+ * for the copies s2s and components make of each stanza. */
+const struct xml_limits *server_xml_limits(void)
+{
+    static struct xml_limits lim;
+    lim = (struct xml_limits){(size_t)g_config->max_stanza_size, g_config->max_xml_depth,
+                              g_config->max_xml_attrs, g_config->max_xml_name};
+    return &lim;
 }
 
 int conn_is_tls(const struct conn *c)
