@@ -45,7 +45,6 @@ struct config *g_config;
 time_t g_now;
 
 static struct config config_storage;
-
 static const char *config_path;
 static struct conn **conns; /* indexed by fd */
 static int max_fds;
