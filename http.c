@@ -771,11 +771,14 @@ static void http_feed(struct conn *c, const char *data, size_t len)
             hand_over(c, data, len); /* a stream: unauthenticated until its login */
             return;
         }
-        /* A whole request read: the unauthenticated caps (max_unauth_per_ip)
-         * are for connections that have not shown what they are. Behind a
-         * reverse proxy every browser's BOSH and admin requests come from one
-         * address, and would otherwise stop at 16 connections. */
-        conn_authenticated(c);
+        /* A trusted proxy's connection, once it has shown what it is (a whole
+         * request), leaves the unauthenticated caps (max_unauth_per_ip): every
+         * browser behind it comes from its one address, and BOSH and the admin
+         * console keep their connections open. Anyone else's stays counted: a
+         * request costs nothing, so it proves nothing. */
+        if (trusted_proxy(c->addr)) {
+            conn_authenticated(c);
+        }
         if (h->ticket || h->src) {
             if (len > 0) {
                 keep_rest(h, data, len);

@@ -213,6 +213,31 @@ def test_connections_capped_per_address(web):
         pytest.fail("HTTP not served again after the capped connections closed")
 
 
+def test_a_request_does_not_free_a_connection_from_the_cap(web):
+    """From an address that is not a trusted proxy, a request proves nothing:
+    keep-alive connections that each made one stay counted, and one more
+    than max_unauth_per_ip is closed before a byte is read."""
+    web.write_config({"http_port": web.http_port, "https_port": web.https_port,
+                      "max_unauth_per_ip": 4})
+    web.restart()
+    conns = []
+    try:
+        for _ in range(4):
+            c = http.client.HTTPConnection(web.host, web.http_port, timeout=patience(10))
+            c.request("GET", "/.well-known/host-meta")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            conns.append(c)
+        extra = socket.create_connection((web.host, web.http_port), timeout=patience(5))
+        extra.sendall(b"GET /.well-known/host-meta HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert read_all(extra, 5) == b""
+        extra.close()
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_memory_bounded_under_bad_requests(web):
     """Oversized and unfinished requests leave nothing behind."""
     before = rss_kib(web.proc.pid)
@@ -225,13 +250,13 @@ def test_memory_bounded_under_bad_requests(web):
 
 
 def test_connections_that_made_a_request_leave_the_per_address_cap(web):
-    """A connection that sent a whole request is no longer unauthenticated:
-    behind a reverse proxy every browser comes from one address, and BOSH
-    and the admin console keep their connections open. Six keep-alive
-    connections from one address, each after one request, with
-    max_unauth_per_ip 4, are all served again."""
+    """A trusted proxy's connection that sent a whole request is no longer
+    unauthenticated: behind a reverse proxy every browser comes from one
+    address, and BOSH and the admin console keep their connections open. Six
+    keep-alive connections from the proxy's address, each after one request,
+    with max_unauth_per_ip 4, are all served again."""
     web.write_config({"http_port": web.http_port, "https_port": web.https_port,
-                      "max_unauth_per_ip": 4})
+                      "max_unauth_per_ip": 4, "http_trusted_proxies": "127.0.0.0/8"})
     web.restart()
     conns = []
     try:
