@@ -367,7 +367,7 @@ static struct s2s_domain *domain_find(const char *name)
 
 static int domain_idle(const struct s2s_domain *d)
 {
-    return !d->out && !d->q.n && !d->npv && !d->nin && d->retry_at <= g_now;
+    return !d->out && !d->q.n && !d->x.n && !d->npv && !d->nin && d->retry_at <= g_now;
 }
 
 /* The domain's slot, made when missing; NULL when s2s_max_domains are busy
