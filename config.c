@@ -375,6 +375,11 @@ static const char *check_contacts(char *val, size_t size)
             return "must be words KIND:URI, KIND one of abuse admin feedback sales security "
                    "status support (XEP-0157)";
         }
+        /* caps_ver refuses a disco#info with these (XEP-0115 §5.4): the
+         * server's own caps hash would be empty */
+        if (memchr(s, '<', n) || (n >= 7 && memcmp(s + n - 7, "+notify", 7) == 0)) {
+            return "must not hold '<' nor end a URI in +notify (XEP-0115 caps hash)";
+        }
         s += n;
         s += strspn(s, " \t");
     }

@@ -195,8 +195,9 @@ static void caps_compute(char *out, size_t outsz)
 {
     struct xml_node *q = server_info(NULL);
     if (!q || caps_ver(q, out, outsz) < 0) {
-        /* Cannot happen with the tables above; an empty ver only
-         * makes clients ask disco#info instead of using their cache. */
+        /* Cannot happen with the tables above and contact_addresses as
+         * config.c checks it; an empty ver only makes clients ask
+         * disco#info instead of using their cache. */
         log_error("disco: cannot compute the caps hash");
         out[0] = '\0';
     }

@@ -679,6 +679,10 @@ static void test_contacts(void)
     expect_error("contact_addresses boss:xmpp:root@example.org\n", why);
     expect_error("contact_addresses admin:\n", why);
     expect_error("contact_addresses \"admin:xmpp:a@b  x\"\n", why);
+    /* what would leave the server's caps hash empty */
+    why = "1: 'contact_addresses' must not hold '<' nor end a URI in +notify (XEP-0115 caps hash)";
+    expect_error("contact_addresses admin:xmpp:a<b@example.org\n", why);
+    expect_error("contact_addresses admin:xmpp:root@example.org+notify\n", why);
 }
 
 int main(void)
