@@ -1580,7 +1580,7 @@ HOOK_SERVICE(pep)
     /* XEP-0163 §6.1: the account is a virtual pubsub service. */
     hook_account_identity("pubsub", "pep");
     const char *f = pep_feature_names;
-    for (size_t i = 0; i < PEP_FEATURES; i++, f += strlen(f) + 1) {
+    for (size_t i = 0; i < PEP_FEATURES && *f; i++, f += strlen(f) + 1) {
         snprintf(pep_features[i], sizeof(pep_features[i]), NS_PUBSUB "#%s", f);
         hook_feature(HOOK_DISCO_ACCOUNT, pep_features[i]);
     }
