@@ -702,6 +702,9 @@ static int room_limit_hit(const char *creator)
     const char *at = strchr(creator, '@');
     const char *dom = at ? at + 1 : creator;
     int mine = 0, domain = 0;
+    if (nrooms >= g_config->muc_max_rooms) {
+        return 1; /* no walk over every room for a refusal */
+    }
     for (int i = 0; i < ROOM_BUCKETS; i++) {
         for (struct room *r = rooms[i]; r; r = r->next) {
             const char *a = strchr(r->creator, '@');
@@ -709,7 +712,7 @@ static int room_limit_hit(const char *creator)
             domain += strcmp(a ? a + 1 : r->creator, dom) == 0;
         }
     }
-    return nrooms >= g_config->muc_max_rooms || mine >= g_config->muc_max_rooms_per_account ||
+    return mine >= g_config->muc_max_rooms_per_account ||
            (strcmp(dom, g_config->domain) != 0 && domain >= g_config->muc_max_rooms_per_domain);
 }
 
