@@ -66,6 +66,10 @@ struct pending {
 
 static struct wsession *sessions;
 static struct pending *pendings;
+/* Logins waiting for their check or their throttle delay: a client that hangs
+ * up leaves its entry until then, so they are capped (max_unauth) apart from
+ * the connections. */
+static int npendings;
 static struct webadmin_ring ring;
 static unsigned char key[32]; /* HMAC key of the pre-login tokens, per process */
 static time_t started;
@@ -630,6 +634,7 @@ static void unlink_pending(struct pending *p)
             break;
         }
     }
+    npendings--;
     free(p);
 }
 
@@ -686,11 +691,21 @@ static void post_login(struct http_request *r)
         jid[0] = '\0'; /* still a check: the answer looks the same */
         pwlen = pwlen < 0 ? 0 : pwlen;
     }
+    if (npendings >= g_config->max_unauth) {
+        memset(pw, 0, sizeof(pw));
+        log_limited("failed logins", r->addr, L_NOTICE,
+                    "web admin: login from %s refused (%d logins pending, max_unauth)", r->addr,
+                    npendings);
+        text(r, 503, "", NULL);
+        return;
+    }
     struct pending *p = calloc(1, sizeof(*p));
     if (!p) {
+        memset(pw, 0, sizeof(pw));
         text(r, 500, "", NULL);
         return;
     }
+    npendings++;
     p->https = r->https;
     snprintf(p->addr, sizeof(p->addr), "%s", r->addr);
     memcpy(p->pre, pre, sizeof(p->pre));
@@ -717,6 +732,7 @@ static void answer_due(void)
         if (p->checked && g_now >= p->due) {
             *pp = p->next;
             answer_login(p);
+            npendings--;
             free(p);
         } else {
             pp = &p->next;
