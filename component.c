@@ -75,8 +75,13 @@ static void send_buf(struct conn *c, struct buf *b)
 static void send_header(struct component_stream *cs, const char *from)
 {
     struct buf b;
+    if (tls_random_hex(cs->stream_id, 16) < 0) {
+        /* the handshake hashes this id: never a predictable one */
+        log_error("%s component: no random bytes for a stream id", conn_label(cs->conn));
+        conn_close(cs->conn, 0);
+        return;
+    }
     buf_init(&b, 0);
-    tls_random_hex(cs->stream_id, 16);
     /* XEP-0114 §3: the server's answer header carries the component's name
      * as 'from' and the id the handshake hashes. */
     c2s_stream_head(&b, NS_ACCEPT);

@@ -247,10 +247,13 @@ static void put_attr(struct buf *b, const char *name, const char *value)
 static void send_header(struct s2s_stream *s, const char *to)
 {
     struct buf b;
-    buf_init(&b, 0);
-    if (!s->outgoing) {
-        tls_random_hex(s->id, 16);
+    if (!s->outgoing && tls_random_hex(s->id, 16) < 0) {
+        /* dialback keys are bound to this id: never a predictable one */
+        log_error("%s s2s: no random bytes for a stream id", conn_label(s->conn));
+        conn_close(s->conn, 0);
+        return;
     }
+    buf_init(&b, 0);
     c2s_stream_head(&b, NS_SERVER);
     buf_puts(&b, " xmlns:db='" NS_DB "'");
     put_attr(&b, "from", s->local[0] ? s->local : g_config->domain);
