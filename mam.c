@@ -942,25 +942,16 @@ COLD static void form_send(const struct sink *k, const struct xml_node *iq)
         {"after-id", "text-single"}, {"before-id", "text-single"}, {"ids", "list-multi"},
     };
     struct xml_node *q = xml_node_new("query", NS_MAM);
-    struct xml_node *x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
-    struct xml_node *ft = x ? xml_add_child(x, "field", NS_XDATA) : NULL;
-    struct xml_node *v = ft ? xml_add_child(ft, "value", NS_XDATA) : NULL;
-    if (!v) {
+    struct xml_node *x = q ? im_form_new("form", NULL, NULL, NS_MAM) : NULL;
+    if (!x) {
         xml_free(q);
         return;
     }
-    xml_set_attr(x, "type", "form");
-    xml_set_attr(ft, "var", "FORM_TYPE");
-    xml_set_attr(ft, "type", "hidden");
-    xml_add_text(v, NS_MAM, strlen(NS_MAM));
+    xml_append(q, x);
     /* A room's archive offers no 'with' (issue 15: its records are the
      * room's, not a conversation with a peer). */
     for (size_t i = k->room ? 1 : 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        struct xml_node *f = xml_add_child(x, "field", NS_XDATA);
-        if (f) {
-            xml_set_attr(f, "var", fields[i][0]);
-            xml_set_attr(f, "type", fields[i][1]);
-        }
+        im_field_add(x, fields[i][0], fields[i][1], NULL, 0, NULL);
     }
     sink_result(k, iq, q);
 }
