@@ -779,8 +779,8 @@ static int on_tick(struct session *s, struct xml_node *st, const char *bare)
         }
     }
     static struct sweep sw; /* the pass under way */
-    if (!up_domain[0] || g_now < sweep_next) {
-        return 0;
+    if (!up_domain[0] || g_now < sweep_next || g_config->upload_expire_days == 0) {
+        return 0; /* (files that never expire: no pass reading every .meta) */
     }
     sweeping = store_upload_walk(sweep_one, &sw, SWEEP_PER_TICK) == 0;
     if (!sweeping) { /* the pass is over (or the directory unreadable) */
