@@ -213,6 +213,17 @@ def test_connections_capped_per_address(web):
         pytest.fail("HTTP not served again after the capped connections closed")
 
 
+def kept_alive(web, n, conns):
+    """n keep-alive connections, each after one served request, into conns."""
+    for _ in range(n):
+        c = http.client.HTTPConnection(web.host, web.http_port, timeout=patience(10))
+        conns.append(c)
+        c.request("GET", "/.well-known/host-meta")
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200
+
+
 def test_a_request_does_not_free_a_connection_from_the_cap(web):
     """From an address that is not a trusted proxy, a request proves nothing:
     keep-alive connections that each made one stay counted, and one more
@@ -222,13 +233,7 @@ def test_a_request_does_not_free_a_connection_from_the_cap(web):
     web.restart()
     conns = []
     try:
-        for _ in range(4):
-            c = http.client.HTTPConnection(web.host, web.http_port, timeout=patience(10))
-            c.request("GET", "/.well-known/host-meta")
-            r = c.getresponse()
-            r.read()
-            assert r.status == 200
-            conns.append(c)
+        kept_alive(web, 4, conns)
         extra = socket.create_connection((web.host, web.http_port), timeout=patience(5))
         extra.sendall(b"GET /.well-known/host-meta HTTP/1.1\r\nHost: a\r\n\r\n")
         assert read_all(extra, 5) == b""
@@ -260,13 +265,7 @@ def test_connections_that_made_a_request_leave_the_per_address_cap(web):
     web.restart()
     conns = []
     try:
-        for _ in range(6):
-            c = http.client.HTTPConnection(web.host, web.http_port, timeout=patience(10))
-            c.request("GET", "/.well-known/host-meta")
-            r = c.getresponse()
-            r.read()
-            assert r.status == 200
-            conns.append(c)
+        kept_alive(web, 6, conns)
         for c in conns:  # still open, still served
             c.request("GET", "/.well-known/host-meta.json")
             r = c.getresponse()
